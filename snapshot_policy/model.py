@@ -1,0 +1,157 @@
+"""The vocabulary shared by every module: inert, immutable values and no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from snapshot_policy.duration import Duration
+
+DIGITALOCEAN = "digitalocean"
+HETZNER = "hetzner"
+PROVIDERS = (DIGITALOCEAN, HETZNER)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How many snapshots to keep, in restic `forget` terms (SPEC §6). 0 turns a rule off."""
+
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    keep_within: Duration | None = None
+
+    COUNTED_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+    def __post_init__(self) -> None:
+        for rule in self.COUNTED_RULES:
+            if getattr(self, rule) < 0:
+                raise ValueError(f"{rule} must be 0 or more, not {getattr(self, rule)}")
+
+    @property
+    def has_rules(self) -> bool:
+        return self.keep_within is not None or any(getattr(self, r) for r in self.COUNTED_RULES)
+
+    def describe(self) -> str:
+        """Return the active rules as the operator would write them, e.g. `keep_daily 7`."""
+        parts = [f"{r} {getattr(self, r)}" for r in self.COUNTED_RULES if getattr(self, r)]
+        if self.keep_within is not None:
+            parts.append(f"keep_within {self.keep_within}")
+        return ", ".join(parts) or "no rules"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a new snapshot is due: `every` interval, a `cron` expression, or (neither) every run."""
+
+    every: Duration | None = None
+    cron: str | None = None
+
+    def describe(self) -> str:
+        if self.cron:
+            return f"cron '{self.cron}'"
+        if self.every:
+            return f"every {self.every}"
+        return "every run"
+
+
+@dataclass(frozen=True)
+class Safety:
+    """Limits that make apply refuse rather than act (SPEC §5)."""
+
+    max_deletions: int = 10
+
+
+DEFAULT_NAME_PATTERN = "{server_name}-{timestamp}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server under one policy. A target selecting many servers yields one Target each."""
+
+    name: str
+    provider: str
+    account: str
+    server_id: str
+    server_name: str
+    retention: RetentionPolicy
+    schedule: Schedule = Schedule()
+    safety: Safety = Safety()
+    timezone: str = "UTC"
+    name_pattern: str = DEFAULT_NAME_PATTERN
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot as observed in a cloud, already classified for its server (SPEC §5).
+
+    `ownership` says why it is managed or not, in words fit for the plan output.
+    """
+
+    id: str
+    name: str
+    created: datetime
+    server_id: str
+    managed: bool
+    ownership: str
+    protected: bool = False
+    creating: bool = False
+
+
+class ActionKind(str, Enum):
+    CREATE = "create"
+    DELETE = "delete"
+    KEEP = "keep"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class PlanAction:
+    """One decision about one snapshot. `snapshot` is the planned one for a create."""
+
+    kind: ActionKind
+    snapshot: Snapshot
+    reason: str
+    rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """Everything decided for one target, with the schedule's word on whether a snapshot is due."""
+
+    target: Target
+    actions: tuple[PlanAction, ...]
+    schedule_note: str
+    refusal: str | None = None
+
+    def of_kind(self, kind: ActionKind) -> tuple[PlanAction, ...]:
+        return tuple(a for a in self.actions if a.kind is kind)
+
+    @property
+    def create(self) -> PlanAction | None:
+        creates = self.of_kind(ActionKind.CREATE)
+        return creates[0] if creates else None
+
+    @property
+    def has_changes(self) -> bool:
+        return any(a.kind in (ActionKind.CREATE, ActionKind.DELETE) for a in self.actions)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole run's decisions. `fingerprint` ties a reviewed plan to the snapshots it saw."""
+
+    made_at: datetime
+    targets: tuple[TargetPlan, ...] = field(default_factory=tuple)
+    fingerprint: str = ""
+
+    def count(self, kind: ActionKind) -> int:
+        return sum(len(t.of_kind(kind)) for t in self.targets)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.has_changes for t in self.targets)

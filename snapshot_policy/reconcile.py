@@ -1,0 +1,141 @@
+"""Compare what the policy wants with the snapshots that exist, and decide (SPEC §5).
+
+Pure: the caller passes the observed snapshots and the time. A planned snapshot takes part
+in retention as the newest one, so `keep_last N` leaves exactly N including it. Only managed,
+finished, unprotected snapshots can ever be planned for deletion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim
+
+from snapshot_policy import retention
+from snapshot_policy.model import (
+    ActionKind,
+    Plan,
+    PlanAction,
+    Schedule,
+    Snapshot,
+    Target,
+    TargetPlan,
+)
+
+# A run started by cron a little earlier than the last one must still find an interval due.
+_EVERY_TOLERANCE = 0.1
+_MAX_TOLERANCE = timedelta(hours=1)
+
+
+def due(schedule: Schedule, last_created: datetime | None, now: datetime, zone: ZoneInfo) -> tuple[bool, str]:
+    """Return whether a new snapshot is due, and a sentence saying why or why not."""
+    if last_created is None:
+        return True, "no managed snapshot exists yet"
+    if schedule.cron:
+        fired = next(CronSim(schedule.cron, (now + timedelta(seconds=1)).astimezone(zone), reverse=True))
+        if fired > last_created:
+            return True, f"{schedule.describe()} fired at {_short(fired)} after the last snapshot"
+        upcoming = next(CronSim(schedule.cron, now.astimezone(zone)))
+        return False, f"not due: {schedule.describe()} fires next at {_short(upcoming)}"
+    if schedule.every:
+        interval = schedule.every.as_timedelta()
+        slack = min(interval * _EVERY_TOLERANCE, _MAX_TOLERANCE)
+        if now - last_created >= interval - slack:
+            return True, f"last snapshot {_short(last_created)} is {schedule.every} old or more"
+        return False, f"not due: last snapshot {_short(last_created)}, {schedule.describe()}"
+    return True, "a snapshot is made on every run"
+
+
+def snapshot_name(target: Target, now: datetime) -> str:
+    """Return the name of the snapshot made for `target` at `now`, from its name pattern."""
+    local = now.astimezone(ZoneInfo(target.timezone))
+    return target.name_pattern.format(
+        server_name=target.server_name,
+        server_id=target.server_id,
+        target=target.name,
+        timestamp=local.strftime("%Y%m%d%H%M%S"),
+    )
+
+
+def plan_target(
+    target: Target,
+    observed: Iterable[Snapshot],
+    now: datetime,
+    created: Snapshot | None = None,
+) -> TargetPlan:
+    """Decide for one target, given the snapshots observed for its server.
+
+    `created` is the snapshot this run already made for the target, if any: it counts as
+    existing and no second one is planned. Snapshots of other servers are ignored.
+    """
+    zone = ZoneInfo(target.timezone)
+    own = [s for s in observed if s.server_id == target.server_id]
+    if created is not None:
+        own = [s for s in own if s.id != created.id] + [created]
+    skips = [_skip(s, f"unmanaged: {s.ownership}") for s in own if not s.managed]
+    skips += [_skip(s, "still being created") for s in own if s.managed and s.creating]
+    finished = [s for s in own if s.managed and not s.creating]
+
+    planned = None
+    if created is not None:
+        note = "snapshot made in this run"
+    elif any(s.managed and s.creating for s in own):
+        note = "not due: a snapshot is still being created"
+    else:
+        newest = max((s.created for s in finished), default=None)
+        is_due, note = due(target.schedule, newest, now, zone)
+        if is_due:
+            planned = Snapshot("", snapshot_name(target, now), now, target.server_id, True, "to be created")
+
+    actions: list[PlanAction] = []
+    deletions: list[PlanAction] = []
+    for snapshot, rules in retention.select(finished + ([planned] if planned else []), target.retention, zone).items():
+        if snapshot is planned:
+            actions.append(PlanAction(ActionKind.CREATE, snapshot, note, rules))
+        elif rules:
+            actions.append(PlanAction(ActionKind.KEEP, snapshot, "kept by " + ", ".join(rules), rules))
+        elif snapshot.protected:
+            actions.append(_skip(snapshot, "protected; no retention rule keeps it"))
+        else:
+            deletions.append(PlanAction(ActionKind.DELETE, snapshot, "no retention rule keeps it"))
+
+    refusal = None
+    if len(deletions) > target.safety.max_deletions:
+        refusal = (
+            f"refused: {len(deletions)} deletions exceed max_deletions {target.safety.max_deletions}; "
+            "raise the limit or check the retention rules"
+        )
+        deletions = [_skip(a.snapshot, refusal) for a in deletions]
+    ordered = sorted(actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True)
+    return TargetPlan(target, tuple(ordered), note, refusal)
+
+
+def build_plan(observed: Sequence[tuple[Target, Sequence[Snapshot]]], now: datetime) -> Plan:
+    """Return the plan for every target, in a stable order, with its fingerprint."""
+    plans = sorted(
+        (plan_target(target, snapshots, now) for target, snapshots in observed),
+        key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id),
+    )
+    return Plan(now, tuple(plans), fingerprint(plans))
+
+
+def fingerprint(plans: Iterable[TargetPlan]) -> str:
+    """Return a digest of every observed snapshot in `plans`: it changes when the cloud does."""
+    seen = sorted(
+        (p.target.provider, p.target.account, p.target.server_id, s.id, s.name, s.created.isoformat(), s.protected, s.creating)
+        for p in plans
+        for s in (a.snapshot for a in p.actions if a.kind is not ActionKind.CREATE)
+    )
+    return "sha256:" + hashlib.sha256(json.dumps(seen).encode()).hexdigest()
+
+
+def _skip(snapshot: Snapshot, reason: str) -> PlanAction:
+    return PlanAction(ActionKind.SKIP, snapshot, reason)
+
+
+def _short(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M %Z")

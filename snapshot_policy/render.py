@@ -1,0 +1,153 @@
+"""Every text and JSON document the tool shows about plans and simulations.
+
+The JSON form of a plan is a stable interface (documented in the README): keys are only
+ever added, never renamed or removed, and `format_version` changes if that promise breaks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+
+from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetPlan
+from snapshot_policy.simulate import Simulation
+
+PLAN_FORMAT_VERSION = 1
+_MARKS = {ActionKind.CREATE: "+", ActionKind.DELETE: "-", ActionKind.KEEP: "=", ActionKind.SKIP: "!"}
+
+
+def iso_utc(moment: datetime) -> str:
+    """Return `moment` as ISO-8601 in UTC with a `Z`, the one timestamp form of our documents."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan_summary(plan: Plan) -> str:
+    refused = sum(1 for t in plan.targets if t.refusal)
+    line = (
+        f"Plan: {plan.count(ActionKind.CREATE)} to create, {plan.count(ActionKind.DELETE)} to delete, "
+        f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped "
+        f"across {len(plan.targets)} target(s)."
+    )
+    return line + (f" {refused} target(s) refused by safety limits." if refused else "")
+
+
+def plan_text(plan: Plan) -> str:
+    """Return the plan as the operator reads it: one block per target, then the summary."""
+    blocks = [_target_text(t) for t in plan.targets]
+    return "\n\n".join(blocks + [plan_summary(plan)]) + "\n"
+
+
+def _target_text(plan: TargetPlan) -> str:
+    target = plan.target
+    lines = [f"{target.name}: {target.server_name} ({target.provider} server {target.server_id}, account {target.account})"]
+    lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
+    lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
+    lines += [f"  {_action_text(a)}" for a in plan.actions]
+    if not plan.actions:
+        lines.append("  (no snapshots)")
+    if plan.refusal:
+        lines.append(f"  ! {plan.refusal}")
+    return "\n".join(lines)
+
+
+def _action_text(action: PlanAction) -> str:
+    snapshot = action.snapshot
+    mark = _MARKS[action.kind]
+    if action.kind is ActionKind.CREATE:
+        return f"{mark} create {snapshot.name} (will be kept by {', '.join(action.rules)})"
+    where = f"id {snapshot.id}, created {iso_utc(snapshot.created)}"
+    protected = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
+    return f"{mark} {action.kind.value} {snapshot.name} ({where}{protected}): {action.reason}"
+
+
+def plan_document(plan: Plan) -> dict:
+    """Return the plan as the JSON-ready dictionary documented in the README."""
+    targets = [_target_document(t) for t in plan.targets]
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "made_at": iso_utc(plan.made_at),
+        "fingerprint": plan.fingerprint,
+        "targets": targets,
+        "summary": {
+            "targets": len(targets),
+            "create": plan.count(ActionKind.CREATE),
+            "delete": plan.count(ActionKind.DELETE),
+            "keep": plan.count(ActionKind.KEEP),
+            "skip": plan.count(ActionKind.SKIP),
+            "refused_targets": sum(1 for t in plan.targets if t.refusal),
+            "has_changes": plan.has_changes,
+        },
+    }
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan_document(plan), indent=2) + "\n"
+
+
+def _target_document(plan: TargetPlan) -> dict:
+    target = plan.target
+    create = plan.create
+    return {
+        "target": target.name,
+        "provider": target.provider,
+        "account": target.account,
+        "server_id": target.server_id,
+        "server_name": target.server_name,
+        "schedule": target.schedule.describe(),
+        "schedule_note": plan.schedule_note,
+        "create": {"name": create.snapshot.name, "rules": list(create.rules)} if create else None,
+        "delete": [_snapshot_document(a, reason=True) for a in plan.of_kind(ActionKind.DELETE)],
+        "keep": [_snapshot_document(a, reason=False) for a in plan.of_kind(ActionKind.KEEP)],
+        "skip": [_snapshot_document(a, reason=True) for a in plan.of_kind(ActionKind.SKIP)],
+        "refused": plan.refusal,
+    }
+
+
+def _snapshot_document(action: PlanAction, reason: bool) -> dict:
+    snapshot = action.snapshot
+    document = {"id": snapshot.id, "name": snapshot.name, "created": iso_utc(snapshot.created), "protected": snapshot.protected}
+    if reason:
+        document["reason"] = action.reason
+    else:
+        document["rules"] = list(action.rules)
+    return document
+
+
+def simulation_text(simulation: Simulation) -> str:
+    """Return a month-by-day calendar of survivors, then each survivor with its rules."""
+    survivors = simulation.survivors
+    lines = [
+        f"Simulated {simulation.days} day(s) from {simulation.start.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"{simulation.runs_per_day} run(s) a day: {simulation.created} snapshots made, "
+        f"{simulation.deleted} deleted, {len(survivors)} survive.",
+        f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key}).",
+        "",
+        "Timeline, one column per day (digit = snapshots that survive from that day, . = none):",
+    ]
+    per_day = Counter(s.created.astimezone(simulation.zone).date() for s, _ in survivors)
+    for month_start, days in simulation.months():
+        marks = "".join(_day_mark(per_day[day]) for day in days)
+        lines.append(f"  {month_start:%Y-%m}  {' ' * (days[0].day - 1)}{marks}")
+    lines += ["", "Survivors, newest first:"]
+    lines += [f"  {s.created.astimezone(simulation.zone):%Y-%m-%d %H:%M}  {', '.join(rules)}" for s, rules in survivors]
+    return "\n".join(lines) + "\n"
+
+
+def _day_mark(count: int) -> str:
+    return "." if count == 0 else (str(count) if count < 10 else "+")
+
+
+def simulation_json(simulation: Simulation) -> str:
+    document = {
+        "policy": simulation.policy.describe(),
+        "timezone": simulation.zone.key,
+        "start": iso_utc(simulation.start),
+        "days": simulation.days,
+        "runs_per_day": simulation.runs_per_day,
+        "created": simulation.created,
+        "deleted": simulation.deleted,
+        "survivors": [iso_utc(s.created) for s, _ in reversed(simulation.survivors)],
+        "kept_by": {iso_utc(s.created): list(rules) for s, rules in reversed(simulation.survivors)},
+    }
+    return json.dumps(document, indent=2) + "\n"
