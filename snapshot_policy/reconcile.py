@@ -97,7 +97,7 @@ def plan_target(
         if snapshot is planned:
             actions.append(PlanAction(ActionKind.CREATE, snapshot, note, rules))
         elif rules:
-            actions.append(PlanAction(ActionKind.KEEP, snapshot, "kept by " + ", ".join(rules), rules))
+            actions.append(PlanAction(ActionKind.KEEP, snapshot, "kept by: " + ", ".join(rules), rules))
         elif snapshot.protected:
             actions.append(_skip(snapshot, "protected; no retention rule keeps it"))
         else:

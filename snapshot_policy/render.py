@@ -55,7 +55,7 @@ def _action_text(action: PlanAction) -> str:
     snapshot = action.snapshot
     mark = _MARKS[action.kind]
     if action.kind is ActionKind.CREATE:
-        return f"{mark} create {snapshot.name} (will be kept by {', '.join(action.rules)})"
+        return f"{mark} create {snapshot.name} (will be kept by: {', '.join(action.rules)})"
     where = f"id {snapshot.id}, created {iso_utc(snapshot.created)}"
     protected = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
     return f"{mark} {action.kind.value} {snapshot.name} ({where}{protected}): {action.reason}"
@@ -118,7 +118,7 @@ def simulation_text(simulation: Simulation) -> str:
     """Return a month-by-day calendar of survivors, then each survivor with its rules."""
     survivors = simulation.survivors
     lines = [
-        f"Simulated {simulation.days} day(s) from {simulation.start.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"Simulated {simulation.days} day(s) from {simulation.start.astimezone(simulation.zone):%Y-%m-%d %H:%M %Z}, "
         f"{simulation.runs_per_day} run(s) a day: {simulation.created} snapshots made, "
         f"{simulation.deleted} deleted, {len(survivors)} survive.",
         f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key}).",

@@ -1,0 +1,57 @@
+"""The command line, in-process through `main` and once as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from snapshot_policy.cli import main
+
+
+def test_simulate_prints_a_timeline_and_the_survivors(capsys):
+    code = main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--days", "60", "--start", "2026-01-01T03:00:00Z"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("Simulated 60 day(s) from 2026-01-01 03:00 UTC, 1 run(s) a day: 60 snapshots made, 50 deleted, 10 survive.")
+    assert "  2026-02  " in out and "  2026-03  " in out
+    assert "  2026-03-01 03:00  daily, weekly" in out
+
+
+def test_simulate_json_lists_survivors_oldest_first(capsys):
+    code = main(["simulate", "--keep-last", "2", "--days", "3", "--start", "2026-01-01T00:00:00Z", "--output", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert document["survivors"] == ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"]
+    assert (document["created"], document["deleted"]) == (3, 1)
+
+
+def test_simulate_reads_keep_within_and_a_time_zone(capsys):
+    code = main(["simulate", "--keep-within", "2d", "--timezone", "Europe/Berlin", "--days", "5", "--runs-per-day", "2", "--start", "2026-01-01T00:00:00+01:00"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Policy: keep_within 2d (timezone Europe/Berlin)." in out
+    assert out.startswith("Simulated 5 day(s) from 2026-01-01 00:00 CET")
+    assert out.count("  within 2d\n") == 4
+
+
+def test_usage_errors_exit_1_with_a_message(capsys):
+    assert main(["simulate"]) == 1
+    assert "give at least one retention rule" in capsys.readouterr().err
+    assert main(["simulate", "--keep-last", "-1"]) == 1
+    assert main(["simulate", "--keep-daily", "1", "--timezone", "Mars/Olympus"]) == 1
+    assert "not an IANA time zone" in capsys.readouterr().err
+    assert main(["simulate", "--keep-daily", "1", "--keep-within", "soon"]) == 1
+    assert "is not a duration" in capsys.readouterr().err
+    assert main(["simulate", "--keep-daily", "1", "--start", "yesterday"]) == 1
+    assert "not an ISO-8601 time" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 1
+
+
+def test_installed_console_script_and_module_both_run():
+    script = Path(sys.executable).parent / "snapshot-policy"
+    for command in ([str(script)], [sys.executable, "-m", "snapshot_policy"]):
+        done = subprocess.run(command + ["simulate", "--keep-last", "1", "--days", "2"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "2 snapshots made, 1 deleted, 1 survive." in done.stdout

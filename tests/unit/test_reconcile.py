@@ -1,0 +1,163 @@
+"""The reconciler's decisions, scenario by scenario (SPEC §5)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from snapshot_policy.duration import Duration
+from snapshot_policy.model import ActionKind, Schedule
+from snapshot_policy.reconcile import build_plan, due, plan_target, snapshot_name
+from tests.factories import snap, target, utc
+
+NOW = utc(2026, 11, 26, 3, 0, 5)
+DAILY = Schedule(every=Duration(days=1))
+UTC = ZoneInfo("UTC")
+
+
+def names(plan, kind):
+    return [a.snapshot.id for a in plan.of_kind(kind)]
+
+
+def daily_history(count, server_id="1"):
+    """`count` managed snapshots made at 03:00 on the days before NOW, newest first, ids d1…"""
+    return [snap(utc(2026, 11, 25, 3) - timedelta(days=n), id=f"d{n + 1}", server_id=server_id) for n in range(count)]
+
+
+def apply_plan(plan, observed):
+    """What the cloud holds after the plan runs: deletions gone, the planned snapshot added."""
+    doomed = {a.snapshot for a in plan.of_kind(ActionKind.DELETE)}
+    remaining = [s for s in observed if s not in doomed]
+    return remaining + ([plan.create.snapshot] if plan.create else [])
+
+
+def test_plan_counts_the_new_snapshot_so_keep_last_leaves_exactly_n():
+    history = daily_history(5)
+    plan = plan_target(target(keep_last=3), history, NOW)
+    assert plan.create is not None
+    assert names(plan, ActionKind.KEEP) == ["d1", "d2"]
+    assert names(plan, ActionKind.DELETE) == ["d3", "d4", "d5"]
+    assert len([s for s in apply_plan(plan, history) if s.managed]) == 3
+
+
+def test_plan_never_deletes_or_counts_unmanaged_snapshots():
+    manual = snap(utc(2020, 1, 1), id="manual", managed=False)
+    plan = plan_target(target(keep_last=1), daily_history(2) + [manual], NOW)
+    assert "manual" not in names(plan, ActionKind.DELETE)
+    skip = plan.of_kind(ActionKind.SKIP)
+    assert [(a.snapshot.id, a.reason) for a in skip] == [("manual", "unmanaged: no managed-by label")]
+    assert names(plan, ActionKind.DELETE) == ["d1", "d2"]
+
+
+def test_plan_ignores_snapshots_of_other_servers():
+    other = daily_history(4, server_id="2")
+    plan = plan_target(target(keep_last=1), daily_history(1) + other, NOW)
+    assert {a.snapshot.server_id for a in plan.actions} == {"1"}
+
+
+def test_plan_skips_protected_snapshots_that_no_rule_keeps():
+    old = snap(utc(2026, 1, 1), id="pinned", protected=True)
+    plan = plan_target(target(keep_last=2), daily_history(2) + [old], NOW)
+    assert "pinned" not in names(plan, ActionKind.DELETE)
+    assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [("pinned", "protected; no retention rule keeps it")]
+
+
+def test_plan_keeps_a_protected_snapshot_that_a_rule_keeps():
+    history = [snap(utc(2026, 11, 25, 3), id="p", protected=True)]
+    plan = plan_target(target(keep_last=2), history, NOW)
+    assert names(plan, ActionKind.KEEP) == ["p"]
+
+
+def test_plan_skips_a_snapshot_being_created_and_makes_no_second_one():
+    busy = snap(utc(2026, 11, 26, 2, 59), id="busy", creating=True)
+    plan = plan_target(target(keep_last=1), daily_history(3) + [busy], NOW)
+    assert plan.create is None
+    assert "busy" in names(plan, ActionKind.SKIP)
+    assert "busy" not in names(plan, ActionKind.DELETE)
+    assert plan.schedule_note == "not due: a snapshot is still being created"
+
+
+def test_plan_refuses_more_deletions_than_max_deletions():
+    plan = plan_target(target(keep_last=1, max_deletions=10), daily_history(12), NOW)
+    assert plan.of_kind(ActionKind.DELETE) == ()
+    assert plan.refusal.startswith("refused: 12 deletions exceed max_deletions 10")
+    assert len([a for a in plan.of_kind(ActionKind.SKIP) if a.reason == plan.refusal]) == 12
+    assert plan.create is not None  # making a snapshot is always safe
+
+
+def test_plan_allows_exactly_max_deletions():
+    plan = plan_target(target(keep_last=1, max_deletions=11), daily_history(11), NOW)
+    assert plan.refusal is None
+    assert len(plan.of_kind(ActionKind.DELETE)) == 11
+
+
+def test_plan_after_the_run_created_a_snapshot_counts_it_and_plans_no_create():
+    made = snap(utc(2026, 11, 26, 3, 0, 30), id="new")
+    plan = plan_target(target(keep_last=2), daily_history(3), NOW, created=made)
+    assert plan.create is None
+    assert names(plan, ActionKind.KEEP) == ["new", "d1"]
+    assert names(plan, ActionKind.DELETE) == ["d2", "d3"]
+
+
+def test_two_runs_inside_one_interval_create_one_snapshot():
+    history = daily_history(3)
+    first = plan_target(target(keep_last=3, schedule=DAILY), history, NOW)
+    after_first = apply_plan(first, history)
+    second = plan_target(target(keep_last=3, schedule=DAILY), after_first, NOW + timedelta(hours=6))
+    assert first.create is not None
+    assert second.create is None and not second.has_changes
+
+
+def test_every_schedule_tolerates_a_run_that_starts_a_little_early():
+    # Yesterday's snapshot was made 20 minutes into the cron run; today's run is on time.
+    last = utc(2026, 11, 25, 3, 20)
+    assert due(DAILY, last, NOW, UTC)[0]
+    assert not due(DAILY, last, last + timedelta(hours=12), UTC)[0]
+
+
+def test_cron_schedule_is_due_once_after_each_firing():
+    nightly = Schedule(cron="0 3 * * *")
+    assert due(nightly, utc(2026, 11, 25, 3, 0, 10), NOW, UTC)[0]
+    assert not due(nightly, utc(2026, 11, 25, 3, 0, 10), utc(2026, 11, 26, 2, 0), UTC)[0]
+    assert not due(nightly, utc(2026, 11, 26, 3, 0, 1), utc(2026, 11, 26, 4, 0), UTC)[0]
+    assert due(nightly, utc(2026, 11, 24, 3), utc(2026, 11, 25, 9), UTC)[0]  # a missed run catches up
+
+
+def test_cron_schedule_fires_in_the_target_time_zone():
+    berlin = ZoneInfo("Europe/Berlin")
+    nightly = Schedule(cron="0 3 * * *")
+    # 03:00 in Berlin is 02:00 UTC in winter.
+    assert due(nightly, utc(2026, 11, 25, 2, 0, 10), utc(2026, 11, 26, 2, 0, 5), berlin)[0]
+    assert not due(nightly, utc(2026, 11, 25, 2, 0, 10), utc(2026, 11, 26, 1, 59), berlin)[0]
+
+
+def test_first_snapshot_is_due_whatever_the_schedule():
+    plan = plan_target(target(keep_daily=7, schedule=Schedule(cron="0 3 1 1 *")), [], NOW)
+    assert plan.create is not None
+    assert plan.create.rules == ("daily",)
+
+
+def test_not_due_plan_deletes_nothing_extra():
+    history = daily_history(3)
+    plan = plan_target(target(keep_last=3, schedule=DAILY), history, utc(2026, 11, 25, 9))
+    assert plan.create is None and names(plan, ActionKind.DELETE) == []
+
+
+def test_snapshot_name_follows_the_pattern_in_the_target_time_zone():
+    berlin = target(keep_last=1, timezone="Europe/Berlin")
+    assert snapshot_name(berlin, utc(2026, 11, 26, 3)) == "web-20261126040000"
+    custom = replace(target(keep_last=1), name_pattern="{target}-{server_id}-{timestamp}")
+    assert snapshot_name(custom, utc(2026, 11, 26, 3)) == "web-1-20261126030000"
+
+
+def test_build_plan_is_sorted_and_its_fingerprint_follows_the_snapshots():
+    one = target(keep_last=2)
+    two = replace(one, name="db", server_id="2")
+    history = daily_history(3)
+    plan = build_plan([(one, history), (two, [])], NOW)
+    assert [t.target.name for t in plan.targets] == ["db", "web"]
+    assert build_plan([(two, []), (one, list(reversed(history)))], NOW).fingerprint == plan.fingerprint
+    assert build_plan([(one, history[:2]), (two, [])], NOW).fingerprint != plan.fingerprint
+    protected = [replace(history[0], protected=True)] + history[1:]
+    assert build_plan([(one, protected), (two, [])], NOW).fingerprint != plan.fingerprint

@@ -1,0 +1,74 @@
+"""The plan's text and JSON forms."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from snapshot_policy import render
+from snapshot_policy.reconcile import build_plan
+from tests.factories import snap, target, utc
+
+GOLDEN_TEXT = """\
+db: db-1 (digitalocean server 2, account main)
+  schedule every run: no managed snapshot exists yet
+  retention keep_last 2 (timezone UTC)
+  + create db-1-20261126030000 (will be kept by: last)
+
+web: web (hetzner server 1, account main)
+  schedule every run: a snapshot is made on every run
+  retention keep_last 2 (timezone UTC)
+  + create web-20261126030000 (will be kept by: last)
+  = keep web-20261125030000 (id 11, created 2026-11-25T03:00:00Z): kept by: last
+  - delete web-20261124030000 (id 10, created 2026-11-24T03:00:00Z): no retention rule keeps it
+  ! skip web-20260201000000 (id 4, created 2026-02-01T00:00:00Z): protected; no retention rule keeps it
+  ! skip web-20260101000000 (id 3, created 2026-01-01T00:00:00Z): unmanaged: no managed-by label
+
+Plan: 2 to create, 1 to delete, 1 to keep, 2 skipped across 2 target(s).
+"""
+
+
+def sample_plan():
+    history = [
+        snap(utc(2026, 11, 25, 3), id="11"),
+        snap(utc(2026, 11, 24, 3), id="10"),
+        snap(utc(2026, 1, 1), id="3", managed=False),
+        snap(utc(2026, 2, 1), id="4", protected=True),
+    ]
+    web = target(keep_last=2)
+    db = replace(web, name="db", server_id="2", server_name="db-1", provider="digitalocean")
+    return build_plan([(web, history), (db, [])], utc(2026, 11, 26, 3))
+
+
+def test_plan_text_matches_the_documented_layout():
+    assert render.plan_text(sample_plan()) == GOLDEN_TEXT
+
+
+def test_plan_text_reports_a_refusal():
+    history = [snap(utc(2026, 11, 23 + n)) for n in range(3)]
+    plan = build_plan([(target(keep_last=1, max_deletions=1), history)], utc(2026, 11, 26))
+    text = render.plan_text(plan)
+    assert "  ! refused: 3 deletions exceed max_deletions 1" in text
+    assert text.endswith("1 target(s) refused by safety limits.\n")
+
+
+def test_plan_json_has_the_documented_keys():
+    document = json.loads(render.plan_json(sample_plan()))
+    assert document["format_version"] == 1
+    assert document["made_at"] == "2026-11-26T03:00:00Z"
+    assert document["fingerprint"].startswith("sha256:")
+    web = document["targets"][1]
+    assert set(web) >= {"target", "provider", "server_id", "create", "delete", "keep", "skip", "refused"}
+    assert web["create"] == {"name": "web-20261126030000", "rules": ["last"]}
+    assert web["delete"] == [
+        {"id": "10", "name": "web-20261124030000", "created": "2026-11-24T03:00:00Z", "protected": False, "reason": "no retention rule keeps it"}
+    ]
+    assert web["keep"][0]["rules"] == ["last"]
+    assert [s["id"] for s in web["skip"]] == ["4", "3"]
+    assert document["summary"] == {
+        "targets": 2, "create": 2, "delete": 1, "keep": 1, "skip": 2, "refused_targets": 0, "has_changes": True,
+    }
+
+
+def test_plan_json_is_deterministic():
+    assert render.plan_json(sample_plan()) == render.plan_json(sample_plan())

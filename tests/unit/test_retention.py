@@ -1,0 +1,159 @@
+"""Hand-written retention cases: restic's details, time zones, DST, ISO weeks, leap days, month ends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from snapshot_policy.duration import Duration
+from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.retention import select
+from tests.factories import snap, utc
+
+UTC = ZoneInfo("UTC")
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def kept(snapshots, zone=UTC, **rules):
+    """Return {snapshot: rules} for the snapshots that the policy keeps."""
+    selection = select(snapshots, RetentionPolicy(**rules), zone)
+    return {s: r for s, r in selection.items() if r}
+
+
+def test_select_keep_last_keeps_the_newest_n():
+    snapshots = [snap(utc(2026, 1, day)) for day in range(1, 11)]
+    assert sorted(s.created.day for s in kept(snapshots, keep_last=3)) == [8, 9, 10]
+
+
+def test_select_counts_only_periods_that_hold_a_snapshot():
+    snapshots = [snap(utc(2026, 1, day, 3)) for day in (1, 5, 9, 20)]
+    assert sorted(s.created.day for s in kept(snapshots, keep_daily=3)) == [5, 9, 20]
+
+
+def test_select_keeps_the_newest_snapshot_of_each_day():
+    snapshots = [snap(utc(2026, 1, 2, hour)) for hour in (1, 12, 23)] + [snap(utc(2026, 1, 1, 6))]
+    result = kept(snapshots, keep_daily=2)
+    assert sorted(s.created for s in result) == [utc(2026, 1, 1, 6), utc(2026, 1, 2, 23)]
+
+
+def test_select_keeps_the_oldest_while_a_rule_has_count_left():
+    snapshots = [snap(utc(2026, 1, 1, hour)) for hour in (1, 2, 3)]
+    result = kept(snapshots, keep_daily=5)
+    assert {s.created.hour: r for s, r in result.items()} == {3: ("daily",), 1: ("oldest daily",)}
+
+
+def test_select_does_not_keep_the_oldest_once_the_count_is_used_up():
+    snapshots = [snap(utc(2026, 1, 1, hour)) for hour in (1, 2, 3)] + [snap(utc(2026, 1, 2, 1))]
+    result = kept(snapshots, keep_daily=2)
+    assert sorted(s.created for s in result) == [utc(2026, 1, 1, 3), utc(2026, 1, 2, 1)]
+
+
+def test_select_names_every_rule_that_keeps_a_snapshot():
+    newest = snap(utc(2026, 3, 31, 3))
+    snapshots = [newest] + [snap(utc(2026, 3, 31, 3) - timedelta(days=n)) for n in range(1, 40)]
+    result = select(snapshots, RetentionPolicy(keep_last=1, keep_daily=7, keep_weekly=4, keep_monthly=2, keep_within=Duration(days=2)), UTC)
+    assert result[newest] == ("within 2d", "last", "daily", "weekly", "monthly")
+
+
+def test_select_union_of_rules_is_kept():
+    snapshots = [snap(utc(2026, 1, 1) + timedelta(days=n)) for n in range(60)]
+    daily = set(kept(snapshots, keep_daily=7))
+    monthly = set(kept(snapshots, keep_monthly=2))
+    assert set(kept(snapshots, keep_daily=7, keep_monthly=2)) == daily | monthly
+
+
+def test_select_keep_within_counts_back_from_the_newest_not_from_now():
+    # A server that stopped being snapshotted a year ago still keeps its last week of them.
+    snapshots = [snap(utc(2025, 1, 1, 12) - timedelta(days=n)) for n in range(30)]
+    result = kept(snapshots, keep_within=Duration.parse("7d"))
+    assert len(result) == 7
+    assert all(r == ("within 7d",) for r in result.values())
+
+
+def test_select_keep_within_is_exclusive_at_the_cutoff():
+    newest = snap(utc(2026, 1, 8))
+    exactly = snap(utc(2026, 1, 1))
+    assert exactly not in kept([newest, exactly], keep_within=Duration(days=7))
+
+
+def test_select_days_follow_the_policy_time_zone():
+    # 23:30 UTC on 1 January is already 2 January in Berlin.
+    late = snap(utc(2026, 1, 1, 23, 30))
+    earlier = snap(utc(2026, 1, 1, 20))
+    assert set(kept([late, earlier], UTC, keep_daily=1)) == {late}
+    assert set(kept([late, earlier], BERLIN, keep_daily=2)) == {late, earlier}
+    assert set(kept([late, earlier], UTC, keep_daily=2)) == {late, earlier}  # same day, earlier is the oldest
+    assert kept([late, earlier], UTC, keep_daily=2)[earlier] == ("oldest daily",)
+
+
+def test_select_day_of_spring_forward_is_one_day():
+    # Berlin skips 02:00-03:00 on 29 March 2026: the 23-hour day is still one day.
+    snapshots = [snap(utc(2026, 3, 28, 23, 30)), snap(utc(2026, 3, 29, 0, 30)), snap(utc(2026, 3, 29, 21, 30)), snap(utc(2026, 3, 29, 22, 30))]
+    result = kept(snapshots, BERLIN, keep_daily=2)
+    # 22:30 UTC is 00:30 on the 30th; 21:30 UTC is the last of the 29th.
+    assert sorted(s.created for s in result) == [utc(2026, 3, 29, 21, 30), utc(2026, 3, 29, 22, 30)]
+
+
+def test_select_hour_repeated_when_dst_ends_counts_twice():
+    # 25 October 2026: Berlin shows 02:30 twice, at 00:30 UTC (CEST) and 01:30 UTC (CET).
+    first, second = snap(utc(2026, 10, 25, 0, 30)), snap(utc(2026, 10, 25, 1, 30))
+    before = snap(utc(2026, 10, 24, 23, 30))
+    assert set(kept([first, second, before], BERLIN, keep_hourly=2)) == {first, second}
+
+
+def test_select_day_of_fall_back_is_one_day():
+    snapshots = [snap(utc(2026, 10, 24, 22, 30)), snap(utc(2026, 10, 25, 22, 30)), snap(utc(2026, 10, 25, 23, 30))]
+    # 24 Oct 22:30 UTC = 25 Oct 00:30 CEST; 25 Oct 22:30 UTC = 25 Oct 23:30 CET; 23:30 UTC = 26 Oct.
+    result = kept(snapshots, BERLIN, keep_daily=2)
+    assert sorted(s.created for s in result) == [utc(2026, 10, 25, 22, 30), utc(2026, 10, 25, 23, 30)]
+
+
+def test_select_iso_week_53_is_its_own_week():
+    # 2026 has an ISO week 53: Monday 28 December 2026 to Sunday 3 January 2027.
+    monday_w53, sunday_w53, monday_w1 = snap(utc(2026, 12, 28)), snap(utc(2027, 1, 3)), snap(utc(2027, 1, 4))
+    result = kept([monday_w53, sunday_w53, monday_w1], keep_weekly=2)
+    assert set(result) == {sunday_w53, monday_w1}
+
+
+def test_select_weeks_span_the_new_year():
+    # 29 December 2025 to 4 January 2026 is ISO week 1 of 2026.
+    monday, thursday = snap(utc(2025, 12, 29)), snap(utc(2026, 1, 1))
+    assert set(kept([monday, thursday, snap(utc(2025, 12, 28))], keep_weekly=1)) == {thursday}
+
+
+def test_select_leap_day_is_the_newest_of_february():
+    feb28, feb29 = snap(utc(2028, 2, 28)), snap(utc(2028, 2, 29))
+    assert set(kept([feb28, feb29, snap(utc(2028, 1, 31))], keep_monthly=1)) == {feb29}
+
+
+def test_select_keep_within_a_year_from_a_leap_day_ends_on_28_february():
+    newest = snap(utc(2028, 2, 29, 10))
+    inside, outside = snap(utc(2027, 2, 28, 12)), snap(utc(2027, 2, 28, 9))
+    assert set(kept([newest, inside, outside], keep_within=Duration(years=1))) == {newest, inside}
+
+
+def test_select_keep_within_a_month_from_a_month_end_clamps_the_day():
+    newest = snap(utc(2026, 3, 31, 3))
+    inside, outside = snap(utc(2026, 2, 28, 4)), snap(utc(2026, 2, 28, 2))
+    assert set(kept([newest, inside, outside], keep_within=Duration(months=1))) == {newest, inside}
+
+
+def test_select_months_end_on_their_last_day():
+    snapshots = [snap(utc(2026, 4, 30, 23)), snap(utc(2026, 5, 1, 0)), snap(utc(2026, 1, 31)), snap(utc(2026, 2, 28))]
+    result = kept(snapshots, keep_monthly=3)
+    assert sorted(s.created for s in result) == [utc(2026, 2, 28), utc(2026, 4, 30, 23), utc(2026, 5, 1)]
+
+
+def test_select_yearly_keeps_the_last_snapshot_of_each_year():
+    snapshots = [snap(utc(year, 12, 31, 22)) for year in (2023, 2024, 2025)] + [snap(utc(2025, 6, 1))]
+    result = kept(snapshots, keep_yearly=2)
+    assert sorted(s.created for s in result) == [utc(2024, 12, 31, 22), utc(2025, 12, 31, 22)]
+
+
+def test_select_without_rules_keeps_everything():
+    snapshots = [snap(utc(2026, 1, day)) for day in (1, 2)]
+    assert all(select(snapshots, RetentionPolicy(), UTC).values())
+
+
+def test_select_of_nothing_is_empty():
+    assert select([], RetentionPolicy(keep_last=3), UTC) == {}

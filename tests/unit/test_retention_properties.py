@@ -1,0 +1,136 @@
+"""Properties of the retention engine, checked with hypothesis over random histories.
+
+The oracle below restates restic's rule independently of the engine: for a counted rule with
+count N, keep the newest snapshot of each of the N most recent periods, plus the oldest
+snapshot if the snapshots before it span fewer than N periods.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snapshot_policy.duration import Duration
+from snapshot_policy.model import RetentionPolicy, Snapshot
+from snapshot_policy.retention import select
+
+EXAMPLES = settings(max_examples=400, deadline=None)
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]
+RULES = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
+PERIOD = {
+    "keep_hourly": lambda t: (t.date(), t.hour, t.utcoffset()),
+    "keep_daily": lambda t: t.date(),
+    "keep_weekly": lambda t: t.isocalendar()[:2],
+    "keep_monthly": lambda t: (t.year, t.month),
+    "keep_yearly": lambda t: t.year,
+}
+
+moments = st.datetimes(
+    min_value=datetime(2019, 1, 1), max_value=datetime(2031, 12, 31), timezones=st.just(timezone.utc)
+).map(lambda t: t.replace(microsecond=0))
+histories = st.lists(moments, min_size=1, max_size=40).map(
+    lambda times: [Snapshot(str(i), f"s{i}", t, "1", True, "managed") for i, t in enumerate(times)]
+)
+# Dense histories: many snapshots a few hours apart, so periods hold several each.
+dense_histories = st.tuples(moments, st.lists(st.integers(0, 30 * 60), min_size=1, max_size=60)).map(
+    lambda pair: [
+        Snapshot(str(i), f"s{i}", pair[0] + timedelta(minutes=sum(pair[1][: i + 1])), "1", True, "managed")
+        for i in range(len(pair[1]))
+    ]
+)
+any_history = st.one_of(histories, dense_histories)
+zones = st.sampled_from(ZONES).map(ZoneInfo)
+counts = st.integers(0, 12)
+policies = st.builds(
+    RetentionPolicy,
+    keep_last=counts,
+    keep_hourly=counts,
+    keep_daily=counts,
+    keep_weekly=counts,
+    keep_monthly=counts,
+    keep_yearly=counts,
+    keep_within=st.none() | st.builds(Duration, years=st.integers(0, 1), months=st.integers(0, 3), days=st.integers(0, 10), hours=st.integers(1, 48)),
+)
+
+
+def kept(snapshots, policy, zone):
+    return {s for s, rules in select(snapshots, policy, zone).items() if rules}
+
+
+def oracle(snapshots, rule, count, zone):
+    ordered = sorted(snapshots, key=lambda s: (s.created, s.id), reverse=True)
+    if rule == "keep_last":
+        keys = list(range(len(ordered)))
+    else:
+        keys = [PERIOD[rule](s.created.astimezone(zone)) for s in ordered]
+    chosen, seen = set(), []
+    for snapshot, key in zip(ordered, keys):
+        if len(seen) < count and key not in seen:
+            seen.append(key)
+            chosen.add(snapshot)
+    if count and len(set(keys[:-1])) < count:
+        chosen.add(ordered[-1])
+    return chosen
+
+
+@EXAMPLES
+@given(histories, st.integers(1, 50), zones)
+def test_keep_last_keeps_exactly_min_of_n_and_count(snapshots, n, zone):
+    assert len(kept(snapshots, RetentionPolicy(keep_last=n), zone)) == min(n, len(snapshots))
+
+
+@EXAMPLES
+@given(any_history, st.sampled_from(RULES), st.integers(1, 12), zones)
+def test_each_counted_rule_matches_the_restic_oracle(snapshots, rule, count, zone):
+    assert kept(snapshots, RetentionPolicy(**{rule: count}), zone) == oracle(snapshots, rule, count, zone)
+
+
+@EXAMPLES
+@given(any_history, policies, zones)
+def test_policy_keeps_the_union_of_its_rules(snapshots, policy, zone):
+    if not policy.has_rules:
+        return
+    expected = set()
+    for rule in RULES:
+        if getattr(policy, rule):
+            expected |= oracle(snapshots, rule, getattr(policy, rule), zone)
+    if policy.keep_within is not None:
+        newest = max(s.created for s in snapshots)
+        expected |= {s for s in snapshots if s.created > policy.keep_within.before(newest, zone)}
+    newest_snapshot = max(snapshots, key=lambda s: (s.created, s.id))
+    assert kept(snapshots, policy, zone) == expected | {newest_snapshot}
+
+
+@EXAMPLES
+@given(any_history, policies, zones)
+def test_newest_snapshot_is_always_kept(snapshots, policy, zone):
+    newest = max(snapshots, key=lambda s: (s.created, s.id))
+    assert newest in kept(snapshots, policy, zone)
+
+
+@EXAMPLES
+@given(any_history, policies, st.sampled_from(RULES), st.integers(1, 5), zones)
+def test_adding_to_a_rule_never_keeps_fewer(snapshots, policy, rule, extra, zone):
+    richer = RetentionPolicy(**{**policy.__dict__, rule: getattr(policy, rule) + extra})
+    if policy.has_rules:
+        assert kept(snapshots, policy, zone) <= kept(snapshots, richer, zone)
+
+
+@EXAMPLES
+@given(any_history, policies, zones, st.randoms(use_true_random=False))
+def test_result_does_not_depend_on_input_order(snapshots, policy, zone, random):
+    shuffled = list(snapshots)
+    random.shuffle(shuffled)
+    assert select(shuffled, policy, zone) == select(snapshots, policy, zone)
+
+
+@EXAMPLES
+@given(any_history, policies, zones)
+def test_every_snapshot_has_an_answer_and_kept_ones_name_their_rules(snapshots, policy, zone):
+    result = select(snapshots, policy, zone)
+    assert set(result) == set(snapshots)
+    for rules in result.values():
+        assert len(rules) == len(set(rules))
