@@ -70,6 +70,25 @@ DEFAULT_NAME_PATTERN = "{server_name}-{timestamp}"
 
 
 @dataclass(frozen=True)
+class Account:
+    """One cloud account (one API token). `endpoint` overrides the provider's API URL."""
+
+    name: str
+    provider: str
+    token: str = field(repr=False)
+    endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server as a provider reports it. DigitalOcean tags appear as labels with empty values."""
+
+    id: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
 class Target:
     """One server under one policy. A target selecting many servers yields one Target each."""
 
@@ -155,3 +174,35 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(t.has_changes for t in self.targets)
+
+
+class ProviderError(Exception):
+    """A cloud API call that failed, whatever the SDK: the one error type leaving providers/.
+
+    `status` is the HTTP status, or None when no response came (timeout, dropped
+    connection). `code` is the API's own error name where it has one (Hetzner's `locked`).
+    `retry_after` is the wait the API asked for, in seconds, when it said.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        operation: str,
+        status: int | None,
+        message: str,
+        retry_after: float | None = None,
+        code: str | None = None,
+    ):
+        self.provider = provider
+        self.operation = operation
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+        self.code = code
+        where = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{provider} {operation} failed ({where}): {message}")
+
+    @property
+    def transient(self) -> bool:
+        """True when the same call may succeed later: rate limits, server errors, lost responses."""
+        return self.status is None or self.status in (408, 409, 429, 500, 502, 503, 504)

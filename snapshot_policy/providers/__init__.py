@@ -1,0 +1,70 @@
+"""The clouds, behind one small interface: servers, the account's snapshots, create, delete.
+
+Adapters translate the official SDKs (pydo, hcloud) to our types and every SDK failure to
+ProviderError. They make no decisions: what to create or delete is the reconciler's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, Server, Target
+from snapshot_policy.providers.digitalocean import DigitalOcean
+from snapshot_policy.providers.hetzner import Hetzner
+from snapshot_policy.providers.ownership import CloudSnapshot
+from snapshot_policy.providers.retry import RetryPolicy, Timing
+
+# Each ecosystem's usual variable and form (SPEC §9): pydo's endpoint has no /v2; hcloud's has /v1.
+ENDPOINT_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_API_URL", HETZNER: "HCLOUD_ENDPOINT"}
+DEFAULT_ENDPOINTS = {DIGITALOCEAN: "https://api.digitalocean.com", HETZNER: "https://api.hetzner.cloud/v1"}
+ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}
+
+
+class Provider(Protocol):
+    name: str
+
+    def server(self, server_id: str) -> Server | None:
+        """Return the server with this id, or None if the account has none."""
+
+    def servers_named(self, name: str) -> list[Server]:
+        """Return the servers with exactly this name."""
+
+    def servers_selected(self, selector: str) -> list[Server]:
+        """Return the servers matching a label selector (Hetzner) or carrying a tag (DigitalOcean)."""
+
+    def snapshots(self) -> list[CloudSnapshot]:
+        """Return every server snapshot of the account, from one paginated listing."""
+
+    def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
+        """Make a snapshot of the target's server marked as ours, wait for it, and return it."""
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete a snapshot; one that is already gone counts as deleted."""
+
+
+def endpoint_for(account: Account) -> str:
+    """Return the API URL for `account`: its own setting, else the environment, else the default."""
+    configured = account.endpoint or os.environ.get(ENDPOINT_VARIABLES[account.provider])
+    return (configured or DEFAULT_ENDPOINTS[account.provider]).rstrip("/")
+
+
+def is_loopback(url: str) -> bool:
+    """True when `url` points at this machine, where plain http cannot leak a token."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def connect(account: Account, timing: Timing = Timing(), retry: RetryPolicy = RetryPolicy()) -> Provider:
+    """Return the adapter for `account`. Raise ValueError for plain http off this machine."""
+    endpoint = endpoint_for(account)
+    if urlsplit(endpoint).scheme != "https" and not is_loopback(endpoint):
+        raise ValueError(f"{endpoint} is not https: the API token would cross the network in clear text")
+    return ADAPTERS[account.provider](account.token, endpoint, timing, retry)

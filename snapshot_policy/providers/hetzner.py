@@ -1,0 +1,180 @@
+"""Hetzner Cloud through hcloud: servers, snapshot images with our labels, create_image.
+
+hcloud's own retries are switched off: it repeats any request after a timeout, POSTs
+included, so a create_image whose reply was lost could make a second snapshot. RetryPolicy
+repeats reads and deletes; a create is re-checked by listing before it is ever repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import hcloud
+import requests
+from hcloud.images import Image
+from hcloud.servers import Server as HcloudServer
+
+from snapshot_policy import __version__
+from snapshot_policy.model import HETZNER, ProviderError, Server, Target
+from snapshot_policy.providers.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, CloudSnapshot, hetzner_labels
+from snapshot_policy.providers.retry import RetryPolicy, Timing
+
+T = TypeVar("T")
+
+# Hetzner names its errors; these are the HTTP statuses its documentation gives them.
+_STATUS_OF_CODE = {
+    "json_error": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "maintenance": 403,
+    "resource_limit_exceeded": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "uniqueness_error": 409,
+    "conflict": 409,
+    "resource_unavailable": 412,
+    "invalid_input": 422,
+    "service_error": 422,
+    "unsupported_error": 422,
+    "locked": 423,
+    "protected": 423,
+    "rate_limit_exceeded": 429,
+    "server_error": 500,
+    "bad_gateway": 502,
+    "unavailable": 503,
+    "timeout": 504,
+}
+LOCKED = "locked"
+
+
+class Hetzner:
+    name = HETZNER
+
+    def __init__(self, token: str, endpoint: str, timing: Timing, retry: RetryPolicy):
+        self._client = hcloud.Client(
+            token,
+            api_endpoint=endpoint,
+            application_name="snapshot-policy",
+            application_version=__version__,
+            timeout=timing.request_timeout,
+        )
+        self._client._client._retry_max_retries = 0  # no public option; see the module docstring
+        self._timing = timing
+        self._retry = retry
+
+    def server(self, server_id: str) -> Server | None:
+        if not server_id.isdigit():
+            return None
+        try:
+            return _server(self._read("get server", lambda: self._client.servers.get_by_id(int(server_id))))
+        except ProviderError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def servers_named(self, name: str) -> list[Server]:
+        return [_server(s) for s in self._read("list servers", lambda: self._client.servers.get_all(name=name))]
+
+    def servers_selected(self, selector: str) -> list[Server]:
+        return [_server(s) for s in self._read("list servers", lambda: self._client.servers.get_all(label_selector=selector))]
+
+    def snapshots(self) -> list[CloudSnapshot]:
+        # Not `status=`: hcloud 2.27 sends the page size in its place.
+        return [_snapshot(i) for i in self._read("list snapshots", lambda: self._client.images.get_all(type=["snapshot"]))]
+
+    def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
+        image_id, action_id = self._start_snapshot(target, name)
+        if action_id is not None:
+            self._wait(f"snapshot {name}", lambda: self._action_outcome(action_id))
+        image = self._wait(f"snapshot {name}", lambda: self._finished_image(image_id))
+        return _snapshot(image)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        try:
+            self._read("delete snapshot", lambda: self._client.images.delete(Image(id=int(snapshot_id))))
+        except ProviderError as error:
+            if error.status != 404:  # gone already is what was asked for
+                raise
+
+    def _start_snapshot(self, target: Target, name: str) -> tuple[int, int | None]:
+        """Start create_image and return (image id, action id).
+
+        A lost reply may hide a started snapshot, so before any repeat the account is
+        listed for an image with our labels and this exact name; if one is there it is
+        ours, and its action id is unknown. A locked server (another action running) is
+        asked again until the creation timeout.
+        """
+        deadline = self._retry.clock() + self._timing.creation_timeout
+        server = HcloudServer(id=int(target.server_id))
+        attempt = 0
+        while True:
+            try:
+                reply = self._call("start snapshot", lambda: self._client.servers.create_image(server, description=name, type="snapshot", labels=hetzner_labels(target)))
+                return reply.image.id, reply.action.id
+            except ProviderError as error:
+                if error.code == LOCKED and self._retry.clock() + self._timing.poll_interval < deadline:
+                    self._retry.sleep(self._timing.poll_interval)
+                    continue
+                if not error.transient:
+                    raise
+                found = self._image_named(target, name)
+                if found is not None:
+                    return found, None
+                attempt += 1
+                if attempt >= self._retry.attempts or self._retry.clock() > deadline:
+                    raise
+                self._retry.sleep(self._retry.delay(attempt - 1, error))
+
+    def _image_named(self, target: Target, name: str) -> int | None:
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{SERVER_ID_LABEL}={target.server_id}"
+        images = self._read("list snapshots", lambda: self._client.images.get_all(type=["snapshot"], label_selector=selector))
+        return next((i.id for i in images if i.description == name), None)
+
+    def _action_outcome(self, action_id: int) -> str | None:
+        action = self._read("get action", lambda: self._client.actions.get_by_id(action_id))
+        if action.status == "error":
+            message = (action.error or {}).get("message", "no message")
+            raise ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}")
+        return None if action.status == "running" else action.status
+
+    def _finished_image(self, image_id: int):
+        image = self._read("get snapshot", lambda: self._client.images.get_by_id(image_id))
+        return None if image.status == "creating" else image
+
+    def _wait(self, what: str, probe: Callable[[], T | None]) -> T:
+        try:
+            return self._retry.poll(probe, self._timing.creation_timeout, self._timing.poll_interval, what)
+        except TimeoutError as error:
+            raise ProviderError(self.name, "wait for snapshot", None, str(error)) from None
+
+    def _read(self, operation: str, call: Callable[[], T]) -> T:
+        return self._retry.call(lambda: self._call(operation, call))
+
+    def _call(self, operation: str, call: Callable[[], T]) -> T:
+        """Call hcloud once. Raise ProviderError, with the HTTP status and Hetzner's code, for any failure."""
+        try:
+            return call()
+        except hcloud.APIException as error:
+            code = error.code
+            status = code if isinstance(code, int) else _STATUS_OF_CODE.get(code)
+            raise ProviderError(self.name, operation, status, str(error.message), code=str(code)) from None
+        except requests.RequestException as error:
+            raise ProviderError(self.name, operation, None, type(error).__name__) from None
+
+
+def _server(server) -> Server:
+    return Server(str(server.id), server.name, dict(server.labels or {}))
+
+
+def _snapshot(image) -> CloudSnapshot:
+    source = image.created_from
+    return CloudSnapshot(
+        id=str(image.id),
+        name=image.description or "",
+        created=image.created,
+        server_id=str(source.id) if source is not None else None,
+        labels=dict(image.labels or {}),
+        protected=bool((image.protection or {}).get("delete")),
+        creating=image.status == "creating",
+    )

@@ -1,0 +1,113 @@
+"""Which snapshots the tool may manage: only those it can prove it made (SPEC §5).
+
+Hetzner: the `managed-by=snapshot-policy` label and the server-id label, on an image whose
+`created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag, `resource_id` of
+the droplet, and a name that fits the target's name pattern. In legacy mode, snapshots that
+`snapshots.py` made (named exactly `{name}-{YYYYmmddHHMMSS}`, same server) are adopted too.
+A name that merely contains the server's name proves nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from snapshot_policy.model import DIGITALOCEAN, Snapshot, Target
+
+MANAGED_BY_LABEL = "managed-by"
+MANAGED_BY_VALUE = "snapshot-policy"
+SERVER_ID_LABEL = "snapshot-policy/server-id"
+TARGET_LABEL = "snapshot-policy/target"
+DIGITALOCEAN_TAG = "snapshot-policy"
+
+
+@dataclass(frozen=True)
+class CloudSnapshot:
+    """A snapshot as listed by a provider, before anyone decided whose it is.
+
+    `server_id` is the server it was made from (DigitalOcean `resource_id`, Hetzner
+    `created_from.id`), or None when the API does not say. DigitalOcean tags are labels
+    with empty values.
+    """
+
+    id: str
+    name: str
+    created: datetime
+    server_id: str | None
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    protected: bool = False
+    creating: bool = False
+
+
+def hetzner_labels(target: Target) -> dict[str, str]:
+    """Return the labels that mark a new Hetzner snapshot as made by this tool for `target`."""
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        SERVER_ID_LABEL: target.server_id,
+        TARGET_LABEL: _label_value(target.name),
+    }
+
+
+def _label_value(text: str) -> str:
+    """Return `text` shaped as a Hetzner label value: 63 characters of [A-Za-z0-9._-], alphanumeric ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+
+
+def name_pattern_regex(target: Target) -> re.Pattern[str]:
+    """Return a regex matching exactly the names the target's pattern produces."""
+    values = {"server_name": target.server_name, "server_id": target.server_id, "target": target.name}
+    parts = []
+    for literal, field_name, _, _ in string.Formatter().parse(target.name_pattern):
+        parts.append(re.escape(literal))
+        if field_name == "timestamp":
+            parts.append(r"\d{14}")
+        elif field_name is not None:
+            parts.append(re.escape(values[field_name]))
+    return re.compile("".join(parts))
+
+
+def legacy_name_regex(server_name: str) -> re.Pattern[str]:
+    return re.compile(re.escape(server_name) + r"-\d{14}")
+
+
+def snapshots_for(target: Target, listing: Iterable[CloudSnapshot], adopt_legacy: bool = False) -> list[Snapshot]:
+    """Return the snapshots of the target's server from an account listing, each classified."""
+    return [classify(target, s, adopt_legacy) for s in listing if s.server_id == target.server_id]
+
+
+def classify(target: Target, cloud: CloudSnapshot, adopt_legacy: bool = False) -> Snapshot:
+    """Return `cloud` as a Snapshot of `target`'s server, managed or not, and why."""
+    proof = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
+    managed, ownership = proof
+    if not managed and adopt_legacy and legacy_name_regex(target.server_name).fullmatch(cloud.name):
+        managed, ownership = True, "adopted: named as snapshots.py names this server's snapshots"
+    return Snapshot(
+        id=cloud.id,
+        name=cloud.name,
+        created=cloud.created,
+        server_id=cloud.server_id or "",
+        managed=managed,
+        ownership=ownership,
+        protected=cloud.protected,
+        creating=cloud.creating,
+    )
+
+
+def _hetzner_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
+    if cloud.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return False, f"no {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} label"
+    if cloud.labels.get(SERVER_ID_LABEL) != target.server_id:
+        return False, f"label {SERVER_ID_LABEL} is not {target.server_id}"
+    return True, f"labels {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} and {SERVER_ID_LABEL}={target.server_id}"
+
+
+def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
+    if DIGITALOCEAN_TAG not in cloud.labels:
+        return False, f"not tagged {DIGITALOCEAN_TAG}"
+    if not name_pattern_regex(target).fullmatch(cloud.name):
+        return False, f"tagged {DIGITALOCEAN_TAG}, but the name does not fit {target.name_pattern!r}"
+    return True, f"tagged {DIGITALOCEAN_TAG}, name fits {target.name_pattern!r}"

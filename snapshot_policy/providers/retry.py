@@ -1,0 +1,80 @@
+"""Repeating calls: reads and deletes when the API says "later", and polls until an action ends.
+
+One policy for both providers: the SDKs' own retries are switched off because both would
+repeat a snapshot POST after a lost response (pydo on 500/503/504, hcloud on timeouts),
+which can start a second snapshot; and neither lets tests replace the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from snapshot_policy.model import ProviderError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A Retry-After beyond this is not waited for: a cron run should fail and say so instead.
+MAX_ADVISED_WAIT = 300.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long to wait: per HTTP request, for a snapshot to finish, and between polls."""
+
+    request_timeout: float = 60.0
+    creation_timeout: float = 3600.0
+    poll_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, honouring the wait an API asks for (SPEC §8)."""
+
+    attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+    clock: Callable[[], float] = time.monotonic
+
+    def delay(self, attempt: int, error: ProviderError) -> float:
+        """Return how long to wait before retry number `attempt + 1` after `error`."""
+        if error.retry_after is not None:
+            return error.retry_after
+        backoff = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff / 2 + self.jitter() * backoff / 2
+
+    def call(self, operation: Callable[[], T]) -> T:
+        """Return `operation()`, retrying transient ProviderErrors. Raise the last error."""
+        for attempt in range(self.attempts):
+            try:
+                return operation()
+            except ProviderError as error:
+                last = attempt == self.attempts - 1
+                if not error.transient or last or (error.retry_after or 0) > MAX_ADVISED_WAIT:
+                    raise
+                wait = self.delay(attempt, error)
+                log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, wait, attempt + 2, self.attempts)
+                self.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def poll(self, probe: Callable[[], T | None], timeout: float, interval: float, waiting_for: str) -> T:
+        """Return the first result of `probe()` that is not None, calling it every `interval`.
+
+        Each probe is itself retried when transient. Raise TimeoutError when `timeout`
+        seconds pass first.
+        """
+        deadline = self.clock() + timeout
+        while True:
+            result = self.call(probe)
+            if result is not None:
+                return result
+            if self.clock() + interval > deadline:
+                raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {waiting_for}")
+            self.sleep(interval)
