@@ -15,6 +15,7 @@ import click
 from snapshot_policy import render
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
 
 EXIT_OK = 0
@@ -81,6 +82,24 @@ def simulate_command(zone: ZoneInfo, start: datetime, days: int, runs_per_day: i
         raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7")
     result = simulate(policy, zone, start, days, runs_per_day)
     click.echo(render.simulation_json(result) if output == "json" else render.simulation_text(result), nl=False)
+
+
+@cli.command("sandbox")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), help="JSON state to start from (format: `snapshot_policy.sandbox` docs). Default: a small example fleet.")
+def sandbox_command(port: int, state_file: str | None) -> None:
+    """Serve the local fake cloud (DigitalOcean, Hetzner, Telegram, webhooks) until Ctrl-C.
+
+    \b
+    Example, then point the tool at it with the variables it prints:
+      snapshot-policy sandbox --port 8765
+    """
+    try:
+        serve(port, state_file)
+    except OSError as error:
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port} or read {state_file}: {error.strerror or error}")
+    except (ValueError, KeyError, TypeError) as error:
+        raise click.ClickException(f"{state_file} is not a sandbox state file: {error}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,8 @@ class DigitalOcean:
         self._client = pydo.Client(
             token,
             endpoint=endpoint,
-            timeout=timing.request_timeout,
+            connection_timeout=timing.request_timeout,
+            read_timeout=timing.request_timeout,
             retry_total=0,
             authentication_policy=AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Bearer"),
         )

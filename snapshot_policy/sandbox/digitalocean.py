@@ -1,0 +1,401 @@
+"""DigitalOcean API v2 as the fake serves it: the droplet, snapshot, action and tag endpoints.
+
+Objects are shaped after the examples in the official OpenAPI description
+(`digitalocean-v2.bundled.yaml`: `droplet_single`, `snapshots_droplets_only`, `action`,
+`tags_new`) with the fields that matter taken from the state, so responses validate against
+its schemas. Conventions: errors `{"id", "message"}`; `ratelimit-*` headers on every
+response and `retry-after` on 429; `links.pages` with absolute URLs plus `meta.total`,
+`per_page` at most 200. A droplet with an action in progress answers 422 to a new action
+(the real API's "pending event"). Protection does not exist on DigitalOcean and is ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+from .faults import Fault
+from .state import Account, Action, Server, Snapshot, State, format_time
+from .wire import BadBody, Request, Response, page_bounds, positive_int
+
+SIZE_SLUG = "s-1vcpu-1gb"
+REGION_NAMES = {
+    "ams3": "Amsterdam 3",
+    "blr1": "Bangalore 1",
+    "fra1": "Frankfurt 1",
+    "lon1": "London 1",
+    "nyc1": "New York 1",
+    "nyc3": "New York 3",
+    "sfo3": "San Francisco 3",
+    "sgp1": "Singapore 1",
+    "syd1": "Sydney 1",
+    "tor1": "Toronto 1",
+}
+ERROR_IDS = {
+    400: ("bad_request", "The request was invalid."),
+    401: ("unauthorized", "Unable to authenticate you."),
+    404: ("not_found", "The resource you requested could not be found."),
+    422: ("unprocessable_entity", "The request could not be processed."),
+    429: ("too_many_requests", "API rate limit exceeded."),
+    500: ("server_error", "Unexpected server-side error"),
+    502: ("server_error", "Bad gateway"),
+    503: ("service_unavailable", "The service is temporarily unavailable."),
+    504: ("server_error", "Gateway timeout"),
+}
+TAG_NAME = re.compile(r"^[a-zA-Z0-9_\-:]{1,255}$")
+
+
+def error(status: int, message: str | None = None) -> Response:
+    error_id, default = ERROR_IDS.get(status, ("server_error", "Unexpected server-side error"))
+    return Response(status, {"id": error_id, "message": message or default})
+
+
+class DigitalOceanAPI:
+    """Answers `/v2/...` requests against the shared state."""
+
+    def __init__(self, state: State, action_fails: Callable[[str, int], bool]) -> None:
+        self.state = state
+        self._action_fails = action_fails
+        self._routes: list[tuple[str, re.Pattern, Callable]] = [
+            ("GET", re.compile(r"/v2/droplets"), self._list_droplets),
+            ("GET", re.compile(r"/v2/droplets/(\d+)"), self._get_droplet),
+            ("POST", re.compile(r"/v2/droplets/(\d+)/actions"), self._post_action),
+            ("GET", re.compile(r"/v2/droplets/(\d+)/actions"), self._droplet_actions),
+            ("GET", re.compile(r"/v2/droplets/(\d+)/snapshots"), self._droplet_snapshots),
+            ("GET", re.compile(r"/v2/actions/(\d+)"), self._get_action),
+            ("GET", re.compile(r"/v2/snapshots"), self._list_snapshots),
+            ("GET", re.compile(r"/v2/snapshots/([^/]+)"), self._get_snapshot),
+            ("DELETE", re.compile(r"/v2/snapshots/([^/]+)"), self._delete_image),
+            ("DELETE", re.compile(r"/v2/images/([^/]+)"), self._delete_image),
+            ("POST", re.compile(r"/v2/tags"), self._create_tag),
+            ("POST", re.compile(r"/v2/tags/([^/]+)/resources"), self._tag_resources),
+        ]
+
+    def handle(self, request: Request) -> Response:
+        account = self.account(request)
+        if account is None:
+            return self._finish(error(401), None)
+        if self.state.take_request(account) is None:
+            return self._too_many(self.state.bucket(account, "digitalocean").retry_after(), account)
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path.rstrip("/"))
+            if match and method == request.method:
+                try:
+                    response = handler(request, account, *match.groups())
+                except BadBody as exc:
+                    response = error(422, str(exc))
+                except ValueError as exc:
+                    response = error(400, f"invalid parameter: {exc}")
+                return self._finish(response, account)
+        return self._finish(error(404), account)
+
+    def account(self, request: Request) -> Account | None:
+        token = request.bearer()
+        return self.state.account_for_token("digitalocean", token) if token else None
+
+    def fault_response(self, fault: Fault, account: Account | None) -> Response:
+        if fault.kind == "rate_limit":
+            return self._too_many(fault.retry_after, account)
+        return self._finish(error(fault.status), account)
+
+    def _too_many(self, retry_after: float, account: Account | None) -> Response:
+        response = error(429)
+        response.headers["retry-after"] = format(retry_after, "g")
+        return self._finish(response, account)
+
+    def _finish(self, response: Response, account: Account | None) -> Response:
+        """Add the rate-limit headers every DigitalOcean response carries."""
+        limit, remaining, reset = self.state.bucket(account, "digitalocean").status()
+        response.headers.update(
+            {
+                "ratelimit-limit": str(limit),
+                "ratelimit-remaining": str(0 if response.status == 429 else remaining),
+                "ratelimit-reset": str(reset),
+            }
+        )
+        response.account = account.name if account else None
+        return response
+
+    # -- droplets --------------------------------------------------------------------------
+
+    def _list_droplets(self, request: Request, account: Account) -> Response:
+        tag, name = request.arg("tag_name"), request.arg("name")
+        if tag and (name or request.arg("type")):
+            return error(422, "tag_name cannot be combined with name or type")
+        droplets = self.state.servers_of(account)
+        if tag:
+            droplets = [d for d in droplets if tag.lower() in (t.lower() for t in d.tags)]
+        if name:
+            droplets = [d for d in droplets if d.name.lower() == name.lower()]
+        index = self.state.snapshot_ids_by_server(account)
+        return self._page(
+            request, "droplets", droplets, lambda d: self._droplet(d, index.get(d.id, []))
+        )
+
+    def _get_droplet(self, request: Request, account: Account, droplet_id: str) -> Response:
+        server = self.state.server(account, int(droplet_id))
+        if server is None:
+            return error(404)
+        index = self.state.snapshot_ids_by_server(account)
+        return Response(200, {"droplet": self._droplet(server, index.get(server.id, []))})
+
+    def _droplet(self, server: Server, snapshot_ids: list[int]) -> dict:
+        window = self.state.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        octet = server.id % 250 + 2
+        return {
+            "id": server.id,
+            "name": server.name,
+            "memory": 1024,
+            "vcpus": 1,
+            "disk": 25,
+            "disk_info": [{"type": "local", "size": {"amount": 25, "unit": "gib"}}],
+            "locked": self.state.running_action(server.id) is not None,
+            "status": "active",
+            "created_at": format_time(server.created),
+            "features": ["private_networking", "ipv6"],
+            "backup_ids": [],
+            "next_backup_window": {
+                "start": format_time(window + timedelta(days=1)),
+                "end": format_time(window + timedelta(days=1, hours=23)),
+            },
+            "snapshot_ids": snapshot_ids,
+            "image": {
+                "id": 63663980,
+                "name": "24.04 (LTS) x64",
+                "distribution": "Ubuntu",
+                "slug": "ubuntu-24-04-x64",
+                "public": True,
+                "regions": sorted(REGION_NAMES),
+                "created_at": "2024-04-25T13:13:30Z",
+                "type": "base",
+                "min_disk_size": 7,
+                "size_gigabytes": 2.36,
+                "description": "Ubuntu 24.04 (LTS) x64",
+                "tags": [],
+                "status": "available",
+                "error_message": "",
+            },
+            "volume_ids": [],
+            "size": {
+                "slug": SIZE_SLUG,
+                "memory": 1024,
+                "vcpus": 1,
+                "disk": 25,
+                "transfer": 1,
+                "price_monthly": 6,
+                "price_hourly": 0.00893,
+                "regions": sorted(REGION_NAMES),
+                "available": True,
+                "description": "Basic",
+            },
+            "size_slug": SIZE_SLUG,
+            "networks": {
+                "v4": [
+                    {
+                        "ip_address": f"203.0.113.{octet}",
+                        "netmask": "255.255.255.0",
+                        "gateway": "203.0.113.1",
+                        "type": "public",
+                    }
+                ],
+                "v6": [],
+            },
+            "region": _region(server.region),
+            "tags": list(server.tags),
+            "vpc_uuid": "760e09ef-dc84-11e8-981e-3cfdfeaae000",
+        }
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _post_action(self, request: Request, account: Account, droplet_id: str) -> Response:
+        server = self.state.server(account, int(droplet_id))
+        if server is None:
+            return error(404)
+        body = request.json()
+        if body.get("type") != "snapshot":
+            kind = body.get("type")
+            return error(422, f"the sandbox supports only snapshot actions, not {kind!r}")
+        name = body.get("name")
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            return error(422, "name must be a non-empty string")
+        if self.state.running_action(server.id) is not None:
+            return error(422, "Droplet already has a pending event.")
+        stamp = int(self.state.clock().timestamp() * 1000)
+        action = self.state.start_snapshot(
+            account,
+            server,
+            name or f"{server.name}-{stamp}",
+            fails=self._action_fails("digitalocean", server.id),
+        )
+        return Response(201, {"action": _action(action, server.region)})
+
+    def _droplet_actions(self, request: Request, account: Account, droplet_id: str) -> Response:
+        server = self.state.server(account, int(droplet_id))
+        if server is None:
+            return error(404)
+        actions = self.state.actions_of_server(account, server.id)
+        return self._page(request, "actions", actions, lambda action: _action(action, server.region))
+
+    def _get_action(self, request: Request, account: Account, action_id: str) -> Response:
+        action = self.state.action(account, int(action_id))
+        if action is None:
+            return error(404)
+        server = self.state.servers.get(action.server_id or 0)
+        region = server.region if server else (action.snapshot.region if action.snapshot else "")
+        return Response(200, {"action": _action(action, region or "nyc3")})
+
+    # -- snapshots and images --------------------------------------------------------------
+
+    def _droplet_snapshots(self, request: Request, account: Account, droplet_id: str) -> Response:
+        server = self.state.server(account, int(droplet_id))
+        if server is None:
+            return error(404)
+        snapshots = [s for s in self.state.snapshots_of(account) if s.server_id == server.id]
+        return self._page(request, "snapshots", snapshots, _droplet_snapshot)
+
+    def _list_snapshots(self, request: Request, account: Account) -> Response:
+        resource_type = request.arg("resource_type")
+        if resource_type not in (None, "droplet", "volume"):
+            return error(400, "resource_type must be droplet or volume")
+        snapshots = [] if resource_type == "volume" else self.state.snapshots_of(account)
+        return self._page(request, "snapshots", snapshots, _snapshot)
+
+    def _get_snapshot(self, request: Request, account: Account, snapshot_id: str) -> Response:
+        snapshot = self._find(account, snapshot_id)
+        if snapshot is None:
+            return error(404)
+        return Response(200, {"snapshot": _snapshot(snapshot)})
+
+    def _delete_image(self, request: Request, account: Account, image_id: str) -> Response:
+        snapshot = self._find(account, image_id)
+        if snapshot is None:
+            return error(404)
+        self.state.delete_snapshot(snapshot)
+        return Response(204)
+
+    def _find(self, account: Account, snapshot_id: str) -> Snapshot | None:
+        return self.state.snapshot(account, int(snapshot_id)) if snapshot_id.isdigit() else None
+
+    # -- tags ------------------------------------------------------------------------------
+
+    def _create_tag(self, request: Request, account: Account) -> Response:
+        name = request.json().get("name")
+        if not isinstance(name, str) or not TAG_NAME.match(name):
+            problem = "tag name must be 1-255 letters, digits, colons, dashes or underscores"
+            body = {"error": problem, "messages": [problem], "root_causes": [problem]}
+            return Response(400, body)
+        canonical = self.state.register_tag(account, name)
+        return Response(201, {"tag": self._tag(account, canonical)})
+
+    def _tag(self, account: Account, tag: str) -> dict:
+        key = tag.lower()
+        droplets = sum(key in map(str.lower, s.tags) for s in self.state.servers_of(account))
+        images = sum(key in map(str.lower, s.tags) for s in self.state.snapshots_of(account))
+        return {
+            "name": tag,
+            "resources": {
+                "count": droplets + images,
+                "droplets": {"count": droplets},
+                "images": {"count": images},
+                "volumes": {"count": 0},
+                "volume_snapshots": {"count": 0},
+                "databases": {"count": 0},
+            },
+        }
+
+    def _tag_resources(self, request: Request, account: Account, tag: str) -> Response:
+        canonical = account.tags.get(tag.lower())
+        resources = request.json().get("resources")
+        if canonical is None:
+            return error(404, f"tag {tag!r} not found")
+        if not isinstance(resources, list) or not resources:
+            return error(422, "resources must be a non-empty list")
+        targets = []
+        for item in resources:
+            kind, rid = item.get("resource_type"), str(item.get("resource_id", ""))
+            if kind not in ("droplet", "image"):
+                return error(422, f"the sandbox cannot tag resource_type {kind!r}")
+            if kind == "droplet":
+                found = self.state.server(account, int(rid)) if rid.isdigit() else None
+            else:
+                found = self._find(account, rid)
+            if found is None:
+                return error(404, f"{kind} {rid!r} not found")
+            targets.append(found)
+        for target in targets:
+            if canonical.lower() not in map(str.lower, target.tags):
+                target.tags.append(canonical)
+        return Response(204)
+
+    # -- paging ----------------------------------------------------------------------------
+
+    def _page(self, request: Request, key: str, items: list, render: Callable) -> Response:
+        page = positive_int(request.arg("page"), 1)
+        per_page = min(positive_int(request.arg("per_page"), 20), 200)
+        start, end, last = page_bounds(page, per_page, len(items))
+        pages: dict[str, str] = {}
+        if page > 1:
+            pages["first"] = request.url_with(page=1, per_page=per_page)
+            pages["prev"] = request.url_with(page=min(page - 1, last), per_page=per_page)
+        if page < last:
+            pages["next"] = request.url_with(page=page + 1, per_page=per_page)
+            pages["last"] = request.url_with(page=last, per_page=per_page)
+        body = {
+            key: [render(item) for item in items[start:end]],
+            "links": {"pages": pages},
+            "meta": {"total": len(items)},
+        }
+        return Response(200, body)
+
+
+def _region(slug: str) -> dict:
+    return {
+        "name": REGION_NAMES.get(slug, slug),
+        "slug": slug,
+        "features": ["backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"],
+        "available": True,
+        "sizes": [SIZE_SLUG, "s-1vcpu-2gb", "s-2vcpu-4gb"],
+    }
+
+
+def _action(action: Action, region: str) -> dict:
+    return {
+        "id": action.id,
+        "status": {"running": "in-progress", "success": "completed", "error": "errored"}[
+            action.status
+        ],
+        "type": action.command,
+        "started_at": format_time(action.started),
+        "completed_at": format_time(action.finished) if action.finished else None,
+        "resource_id": action.server_id,
+        "resource_type": "droplet",
+        "region": _region(region),
+        "region_slug": region,
+    }
+
+
+def _droplet_snapshot(snapshot: Snapshot) -> dict:
+    return {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "created_at": format_time(snapshot.created),
+        "regions": [snapshot.region],
+        "min_disk_size": 25,
+        "size_gigabytes": snapshot.size_gigabytes,
+        "type": snapshot.type if snapshot.type in ("snapshot", "backup") else "snapshot",
+    }
+
+
+def _snapshot(snapshot: Snapshot) -> dict:
+    return {
+        "id": str(snapshot.id),
+        "name": snapshot.name,
+        "created_at": format_time(snapshot.created),
+        "regions": [snapshot.region],
+        "resource_id": str(snapshot.server_id) if snapshot.server_id is not None else "",
+        "resource_type": "droplet",
+        "min_disk_size": 25,
+        "size_gigabytes": snapshot.size_gigabytes,
+        "tags": list(snapshot.tags),
+    }

@@ -1,0 +1,124 @@
+"""Fault injection: make chosen requests fail the way real clouds and networks fail.
+
+A fault matches requests by service (`digitalocean`, `hetzner`, `telegram`, `webhook`, or any),
+HTTP method and a regular expression searched in the path. It fires for the next `count`
+matching requests (None: no limit), each time with `probability` drawn from its own seeded
+random generator, so a flaky-network test is repeatable. Kinds:
+
+- `rate_limit`: 429 with the service's own body and headers, and `Retry-After: retry_after`.
+- `error`: HTTP `status` (default 500; 502/503/504 too) with the service's error body.
+- `delay`: wait `seconds`, then answer normally (other faults may still apply).
+- `drop`: close the connection without answering.
+- `lose_reply`: do what the request asks, then close the connection without answering — the
+  case where a client cannot know whether its POST took effect.
+- `fail_action`: not about requests: the next snapshot action started on the matching
+  service (and `server_id`, if given) ends in error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+
+KINDS = ("rate_limit", "error", "delay", "drop", "lose_reply", "fail_action")
+SERVICES = ("digitalocean", "hetzner", "telegram", "webhook")
+
+
+@dataclass
+class Fault:
+    kind: str
+    service: str | None = None
+    method: str | None = None
+    path: str | None = None
+    count: int | None = 1
+    probability: float = 1.0
+    seed: int | None = None
+    status: int = 500
+    retry_after: float = 1
+    seconds: float = 0.0
+    server_id: int | None = None
+    id: int = 0
+    fired: int = 0
+    _random: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"fault kind must be one of {KINDS}, not {self.kind!r}")
+        if self.service is not None and self.service not in SERVICES:
+            raise ValueError(f"fault service must be one of {SERVICES}, not {self.service!r}")
+        if self.path is not None:
+            re.compile(self.path)
+        self._random = random.Random(self.seed)
+
+    def public(self) -> dict:
+        data = asdict(self)
+        data.pop("_random", None)
+        return data
+
+    def _matches(self, service: str, method: str, path: str) -> bool:
+        return (
+            (self.service is None or self.service == service)
+            and (self.method is None or self.method.upper() == method.upper())
+            and (self.path is None or re.search(self.path, path) is not None)
+        )
+
+    def _fire(self) -> bool:
+        if self.count is not None and self.fired >= self.count:
+            return False
+        if self.probability < 1 and self._random.random() >= self.probability:
+            return False
+        self.fired += 1
+        return True
+
+
+class Faults:
+    """The active faults, in the order they were added; thread-safe."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def add(self, kind: str, **options) -> Fault:
+        fault = Fault(kind, **options)
+        with self._lock:
+            fault.id = next(self._ids)
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            return [f.public() for f in self._faults]
+
+    def for_request(self, service: str, method: str, path: str) -> list[Fault]:
+        """The faults that fire for this request: any delays, then at most one other fault."""
+        fired: list[Fault] = []
+        with self._lock:
+            for fault in self._faults:
+                if fault.kind == "fail_action" or not fault._matches(service, method, path):
+                    continue
+                if fault._fire():
+                    fired.append(fault)
+                    if fault.kind != "delay":
+                        break
+        return fired
+
+    def action_fails(self, service: str, server_id: int) -> bool:
+        """Consume a matching `fail_action` fault for a new snapshot action, if there is one."""
+        with self._lock:
+            for fault in self._faults:
+                if (
+                    fault.kind == "fail_action"
+                    and fault.service in (None, service)
+                    and fault.server_id in (None, server_id)
+                    and fault._fire()
+                ):
+                    return True
+        return False

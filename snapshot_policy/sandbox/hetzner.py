@@ -1,0 +1,451 @@
+"""Hetzner Cloud API v1 as the fake serves it: servers, images, create_image and actions.
+
+Objects are shaped after the property examples of the official OpenAPI description
+(`hetzner-cloud-v1.json`) with the fields that matter taken from the state, so responses
+validate against its schemas. Conventions: errors `{"error": {"code", "message", "details"}}`;
+`RateLimit-*` headers on every response; `meta.pagination` plus a `Link` header, `per_page`
+at most 50 and `next_page` null on the last page; label selectors; labels replaced as a whole
+by PUT. Two system images (Ubuntu, Debian) are listed for every account, as on the real API,
+so a client that forgets `type=snapshot` sees them. Deleting a protected image gives 423
+`protected`, an image still being created 423 `locked`, and a server with a running action
+refuses `create_image` with 423 `locked`. A failed create_image removes its image.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from .faults import Fault
+from .labels import label_errors, parse_selector
+from .state import Account, Action, Server, Snapshot, State, format_time
+from .wire import BadBody, Request, Response, page_bounds, positive_int
+
+ERROR_CODES = {
+    400: "json_error",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    422: "invalid_input",
+    423: "locked",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "timeout",
+}
+LOCATIONS = {
+    "fsn1": ("Falkenstein DC Park 1", "DE", "Falkenstein", 50.47612, 12.370071, "fsn1-dc14"),
+    "nbg1": ("Nuremberg DC Park 1", "DE", "Nuremberg", 49.452102, 11.076665, "nbg1-dc3"),
+    "hel1": ("Helsinki DC Park 1", "FI", "Helsinki", 60.169855, 24.938379, "hel1-dc2"),
+}
+SORT_KEYS = {"id": lambda o: o.id, "name": lambda o: o.name, "created": lambda o: o.created}
+
+
+def error(
+    status: int, message: str, code: str | None = None, details: dict | None = None
+) -> Response:
+    body = {"error": {"code": code or ERROR_CODES.get(status, "server_error"), "message": message}}
+    body["error"]["details"] = details or {}
+    return Response(status, body)
+
+
+SYSTEM_IMAGES = {
+    161547269: Snapshot(
+        161547269, "", None, "", "Ubuntu 24.04", datetime(2024, 4, 25, tzinfo=timezone.utc),
+        type="system", size_gigabytes=0,
+    ),
+    114690387: Snapshot(
+        114690387, "", None, "", "Debian 12", datetime(2023, 6, 13, tzinfo=timezone.utc),
+        type="system", size_gigabytes=0,
+    ),
+}
+SYSTEM_NAMES = {
+    161547269: ("ubuntu-24.04", "ubuntu", "24.04"),
+    114690387: ("debian-12", "debian", "12"),
+}
+
+
+class HetznerAPI:
+    """Answers `/v1/...` requests against the shared state."""
+
+    def __init__(self, state: State, action_fails: Callable[[str, int], bool]) -> None:
+        self.state = state
+        self._action_fails = action_fails
+        self._routes: list[tuple[str, re.Pattern, Callable]] = [
+            ("GET", re.compile(r"/v1/servers"), self._list_servers),
+            ("GET", re.compile(r"/v1/servers/(\d+)"), self._get_server),
+            ("POST", re.compile(r"/v1/servers/(\d+)/actions/create_image"), self._create_image),
+            ("GET", re.compile(r"/v1/actions/(\d+)"), self._get_action),
+            ("GET", re.compile(r"/v1/images"), self._list_images),
+            ("GET", re.compile(r"/v1/images/(\d+)"), self._get_image),
+            ("PUT", re.compile(r"/v1/images/(\d+)"), self._update_image),
+            ("DELETE", re.compile(r"/v1/images/(\d+)"), self._delete_image),
+            (
+                "POST",
+                re.compile(r"/v1/images/(\d+)/actions/change_protection"),
+                self._change_protection,
+            ),
+        ]
+
+    def handle(self, request: Request) -> Response:
+        account = self.account(request)
+        if account is None:
+            return self._finish(error(401, "unable to authenticate"), None)
+        if self.state.take_request(account) is None:
+            return self._too_many(self.state.bucket(account, "hetzner").retry_after(), account)
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path.rstrip("/"))
+            if match and method == request.method:
+                try:
+                    response = handler(request, account, *match.groups())
+                except BadBody as exc:
+                    response = error(400, str(exc))
+                except ValueError as exc:
+                    response = error(422, f"invalid input: {exc}")
+                return self._finish(response, account)
+        return self._finish(error(404, "not found"), account)
+
+    def account(self, request: Request) -> Account | None:
+        token = request.bearer()
+        return self.state.account_for_token("hetzner", token) if token else None
+
+    def fault_response(self, fault: Fault, account: Account | None) -> Response:
+        if fault.kind == "rate_limit":
+            return self._too_many(fault.retry_after, account)
+        return self._finish(error(fault.status, "injected fault"), account)
+
+    def _too_many(self, retry_after: float, account: Account | None) -> Response:
+        response = error(429, "limit of requests per hour reached")
+        response.headers["Retry-After"] = format(retry_after, "g")
+        return self._finish(response, account)
+
+    def _finish(self, response: Response, account: Account | None) -> Response:
+        """Add the rate-limit and correlation headers every Hetzner response carries."""
+        limit, remaining, reset = self.state.bucket(account, "hetzner").status()
+        response.headers.update(
+            {
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": str(0 if response.status == 429 else remaining),
+                "RateLimit-Reset": str(reset),
+                "X-Correlation-Id": uuid.uuid4().hex[:16],
+            }
+        )
+        response.account = account.name if account else None
+        return response
+
+    # -- servers ---------------------------------------------------------------------------
+
+    def _list_servers(self, request: Request, account: Account) -> Response:
+        servers = self.state.servers_of(account)
+        if name := request.arg("name"):
+            servers = [s for s in servers if s.name == name]
+        if selector := request.arg("label_selector"):
+            matches = parse_selector(selector)
+            servers = [s for s in servers if matches(s.labels)]
+        statuses = request.args("status")
+        if statuses and "running" not in statuses:
+            servers = []
+        return self._page(request, "servers", _sorted(servers, request.args("sort")), self._server)
+
+    def _get_server(self, request: Request, account: Account, server_id: str) -> Response:
+        server = self.state.server(account, int(server_id))
+        if server is None:
+            return error(404, f"server with ID '{server_id}' not found")
+        return Response(200, {"server": self._server(server)})
+
+    def _server(self, server: Server) -> dict:
+        location = _location(server.region)
+        datacenter = LOCATIONS.get(server.region, LOCATIONS["fsn1"])[5]
+        octet = server.id % 250 + 2
+        return {
+            "id": server.id,
+            "name": server.name,
+            "status": "running",
+            "created": format_time(server.created),
+            "public_net": {
+                "ipv4": {"id": server.id, "ip": f"198.51.100.{octet}", "blocked": False,
+                         "dns_ptr": f"static.{octet}.100.51.198.clients.your-server.de"},
+                "ipv6": None,
+                "floating_ips": [],
+                "firewalls": [],
+            },
+            "private_net": [],
+            "server_type": {
+                "id": 1,
+                "name": "cpx22",
+                "description": "CPX22",
+                "cores": 2,
+                "memory": 4,
+                "disk": 80,
+                "deprecated": False,
+                "prices": [
+                    {
+                        "location": location["name"],
+                        "price_hourly": {"net": "0.0120", "gross": "0.0143"},
+                        "price_monthly": {"net": "7.4900", "gross": "8.9131"},
+                        "included_traffic": 21990232555520,
+                        "price_per_tb_traffic": {"net": "1.0000", "gross": "1.1900"},
+                    }
+                ],
+                "storage_type": "local",
+                "cpu_type": "shared",
+                "architecture": "x86",
+                "locations": [
+                    {
+                        "id": location["id"],
+                        "name": location["name"],
+                        "deprecation": None,
+                        "recommended": True,
+                        "available": True,
+                    }
+                ],
+            },
+            "datacenter": {
+                "id": location["id"],
+                "name": datacenter,
+                "description": f"{location['city']} virtual DC",
+                "location": location,
+                "server_types": {
+                    "supported": [1],
+                    "available": [1],
+                    "available_for_migration": [1],
+                },
+            },
+            "location": location,
+            "image": _image(SYSTEM_IMAGES[161547269]),
+            "iso": None,
+            "rescue_enabled": False,
+            "locked": self.state.running_action(server.id) is not None,
+            "backup_window": None,
+            "outgoing_traffic": 0,
+            "ingoing_traffic": 0,
+            "included_traffic": 21990232555520,
+            "protection": {"delete": False, "rebuild": False},
+            "labels": dict(server.labels),
+            "volumes": [],
+            "load_balancers": [],
+            "primary_disk_size": 80,
+            "placement_group": None,
+        }
+
+    # -- create_image and actions ----------------------------------------------------------
+
+    def _create_image(self, request: Request, account: Account, server_id: str) -> Response:
+        server = self.state.server(account, int(server_id))
+        if server is None:
+            return error(404, f"server with ID '{server_id}' not found")
+        body = request.json()
+        description, kind = body.get("description"), body.get("type") or "snapshot"
+        labels = body.get("labels") or {}
+        if kind not in ("snapshot", "backup"):
+            return _invalid("type", "must be snapshot or backup")
+        if description is not None and not isinstance(description, str):
+            return _invalid("description", "must be a string")
+        if problems := label_errors(labels):
+            return _invalid("labels", *problems)
+        if self.state.running_action(server.id) is not None:
+            return error(423, "server is locked: an action is already running", "locked")
+        if description is None:
+            description = f"{server.name}-{self.state.clock():%Y-%m-%dT%H%M%S}"
+        action = self.state.start_snapshot(
+            account,
+            server,
+            description,
+            labels=labels,
+            type=kind,
+            fails=self._action_fails("hetzner", server.id),
+        )
+        assert action.snapshot is not None
+        return Response(201, {"image": _image(action.snapshot), "action": self._action(action)})
+
+    def _get_action(self, request: Request, account: Account, action_id: str) -> Response:
+        action = self.state.action(account, int(action_id))
+        if action is None:
+            return error(404, f"action with ID '{action_id}' not found")
+        return Response(200, {"action": self._action(action)})
+
+    def _action(self, action: Action) -> dict:
+        failed = action.status == "error"
+        return {
+            "id": action.id,
+            "command": action.command,
+            "status": action.status,
+            "started": format_time(action.started),
+            "finished": format_time(action.finished) if action.finished else None,
+            "progress": action.progress(self.state.monotonic()),
+            "resources": list(action.resources),
+            "error": {"code": "action_failed", "message": "Action failed"} if failed else None,
+        }
+
+    # -- images ----------------------------------------------------------------------------
+
+    def _list_images(self, request: Request, account: Account) -> Response:
+        images = list(SYSTEM_IMAGES.values()) + self.state.snapshots_of(account)
+        types, statuses = request.args("type"), request.args("status")
+        for value in types:
+            if value not in ("system", "app", "snapshot", "backup"):
+                return _invalid("type", f"unknown image type {value!r}")
+        for value in statuses:
+            if value not in ("available", "creating", "unavailable"):
+                return _invalid("status", f"unknown image status {value!r}")
+        if types:
+            images = [i for i in images if i.type in types]
+        if statuses:
+            images = [i for i in images if i.status in statuses]
+        if request.args("bound_to"):
+            images = []  # only backups are bound to a server, and the sandbox has none
+        if name := request.arg("name"):
+            images = [i for i in images if SYSTEM_NAMES.get(i.id, ("",))[0] == name]
+        if selector := request.arg("label_selector"):
+            matches = parse_selector(selector)
+            images = [i for i in images if matches(i.labels)]
+        return self._page(request, "images", _sorted(images, request.args("sort")), _image)
+
+    def _image_or_error(self, account: Account, image_id: str) -> Snapshot | Response:
+        snapshot = self.state.snapshot(account, int(image_id))
+        if snapshot is not None:
+            return snapshot
+        if int(image_id) in SYSTEM_IMAGES:
+            return error(403, "system images cannot be changed", "forbidden")
+        return error(404, f"image with ID '{image_id}' not found")
+
+    def _get_image(self, request: Request, account: Account, image_id: str) -> Response:
+        if int(image_id) in SYSTEM_IMAGES:
+            return Response(200, {"image": _image(SYSTEM_IMAGES[int(image_id)])})
+        found = self._image_or_error(account, image_id)
+        return found if isinstance(found, Response) else Response(200, {"image": _image(found)})
+
+    def _update_image(self, request: Request, account: Account, image_id: str) -> Response:
+        found = self._image_or_error(account, image_id)
+        if isinstance(found, Response):
+            return found
+        body = request.json()
+        if "description" in body and not isinstance(body["description"], str):
+            return _invalid("description", "must be a string")
+        if body.get("type") not in (None, "snapshot"):
+            return _invalid("type", "can only be changed to snapshot")
+        if "labels" in body and (problems := label_errors(body["labels"])):
+            return _invalid("labels", *problems)
+        if "description" in body:
+            found.name = body["description"]
+        if body.get("type"):
+            found.type = "snapshot"
+        if "labels" in body:
+            found.labels = dict(body["labels"])
+        return Response(200, {"image": _image(found)})
+
+    def _delete_image(self, request: Request, account: Account, image_id: str) -> Response:
+        found = self._image_or_error(account, image_id)
+        if isinstance(found, Response):
+            return found
+        if found.protected:
+            return error(423, "image is protected against deletion", "protected")
+        if found.status == "creating":
+            return error(423, "image is locked: it is still being created", "locked")
+        self.state.delete_snapshot(found)
+        return Response(204)
+
+    def _change_protection(self, request: Request, account: Account, image_id: str) -> Response:
+        found = self._image_or_error(account, image_id)
+        if isinstance(found, Response):
+            return found
+        body = request.json()
+        if "delete" in body:
+            if not isinstance(body["delete"], bool):
+                return _invalid("delete", "must be a boolean")
+            found.protected = body["delete"]
+        action = self.state.instant_action(
+            account, "change_protection", [{"id": found.id, "type": "image"}]
+        )
+        return Response(201, {"action": self._action(action)})
+
+    # -- paging ----------------------------------------------------------------------------
+
+    def _page(self, request: Request, key: str, items: list, render: Callable) -> Response:
+        page = positive_int(request.arg("page"), 1)
+        per_page = min(positive_int(request.arg("per_page"), 25), 50)
+        start, end, last = page_bounds(page, per_page, len(items))
+        links = [(page - 1, "prev")] if page > 1 else []
+        links += [(page + 1, "next")] if page < last else []
+        links += [(last, "last")]
+        link_header = ", ".join(
+            f'<{request.url_with(page=number, per_page=per_page)}>; rel="{rel}"'
+            for number, rel in links
+        )
+        body = {
+            key: [render(item) for item in items[start:end]],
+            "meta": {
+                "pagination": {
+                    "page": page,
+                    "per_page": per_page,
+                    "previous_page": page - 1 if page > 1 else None,
+                    "next_page": page + 1 if page < last else None,
+                    "last_page": last,
+                    "total_entries": len(items),
+                }
+            },
+        }
+        return Response(200, body, {"Link": link_header})
+
+
+def _invalid(field: str, *messages: str) -> Response:
+    details = {"fields": [{"name": field, "messages": list(messages)}]}
+    return error(422, f"invalid input in field '{field}': {'; '.join(messages)}", details=details)
+
+
+def _sorted(items: list, sort: list[str]) -> list:
+    """Apply Hetzner's `sort` parameters (`field[:asc|:desc]`, repeatable); default by id."""
+    ordered = sorted(items, key=SORT_KEYS["id"])
+    for spec in reversed(sort):
+        name, _, direction = spec.partition(":")
+        if name not in SORT_KEYS or direction not in ("", "asc", "desc"):
+            raise ValueError(f"cannot sort by {spec!r}")
+        ordered.sort(key=SORT_KEYS[name], reverse=direction == "desc")
+    return ordered
+
+
+def _location(name: str) -> dict:
+    description, country, city, latitude, longitude, _ = LOCATIONS.get(name, LOCATIONS["fsn1"])
+    return {
+        "id": sorted(LOCATIONS).index(name) + 1 if name in LOCATIONS else 1,
+        "name": name,
+        "description": description,
+        "country": country,
+        "city": city,
+        "latitude": latitude,
+        "longitude": longitude,
+        "network_zone": "eu-central",
+    }
+
+
+def _image(snapshot: Snapshot) -> dict:
+    """A Hetzner image; `snapshot.name` is its description (only system images have a name)."""
+    system_name, flavor, version = SYSTEM_NAMES.get(snapshot.id, (None, "ubuntu", "24.04"))
+    size = snapshot.size_gigabytes if snapshot.status == "available" and not system_name else None
+    return {
+        "id": snapshot.id,
+        "type": snapshot.type,
+        "status": snapshot.status,
+        "name": system_name,
+        "description": snapshot.name,
+        "image_size": size,
+        "disk_size": 5 if system_name else 80,
+        "created": format_time(snapshot.created),
+        "created_from": (
+            {"id": snapshot.server_id, "name": snapshot.server_name}
+            if snapshot.server_id is not None
+            else None
+        ),
+        "bound_to": None,
+        "os_flavor": flavor,
+        "os_version": version,
+        "rapid_deploy": system_name is not None,
+        "protection": {"delete": snapshot.protected},
+        "deprecated": None,
+        "deleted": None,
+        "labels": dict(snapshot.labels),
+        "architecture": "x86",
+    }

@@ -1,0 +1,487 @@
+"""The fake cloud's memory: accounts, servers, snapshots, actions and DigitalOcean tags.
+
+Plain data plus the operations both provider front-ends need; no HTTP here. Two clocks are
+injected: `clock` (an aware UTC datetime, used for every timestamp a client can see, so tests
+can simulate days without sleeping) and `monotonic` (seconds, used only to decide when an
+action has run for `action_seconds`). Actions complete lazily: every read first calls
+`advance()`, which finishes the actions whose time is up.
+
+One `Snapshot` type serves both clouds: a DigitalOcean snapshot image (name, tags) and a
+Hetzner image (description, labels, protection, status). A DigitalOcean snapshot exists only
+once its action completed; a Hetzner image exists from `create_image` on with status
+`creating`. When a Hetzner create_image action fails, its image is removed (it never became
+usable), which is what a client sees on the real API: the image id stops resolving.
+
+The JSON form (`to_dict`/`from_dict`, also the `--state FILE` format) is documented in the
+package docstring.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from .ratelimit import TokenBucket
+
+PROVIDERS = ("digitalocean", "hetzner")
+DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
+DEFAULT_REGION = {"digitalocean": "nyc3", "hetzner": "fsn1"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """Accept an ISO 8601 string (a trailing Z too) or an aware datetime; return aware UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no timezone")
+    return moment.astimezone(timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, as both clouds print it."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Account:
+    name: str
+    provider: str
+    tokens: list[str]
+    rate_limit: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """DigitalOcean tag registry: lower-cased name -> canonical spelling (first one wins)."""
+
+
+@dataclass
+class Server:
+    id: int
+    account: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    region: str = ""
+    created: datetime = field(default_factory=utc_now)
+
+
+@dataclass
+class Snapshot:
+    id: int
+    account: str
+    server_id: int | None
+    server_name: str
+    name: str
+    created: datetime
+    labels: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    protected: bool = False
+    status: str = "available"
+    type: str = "snapshot"
+    size_gigabytes: float = 2.5
+    region: str = ""
+
+
+@dataclass
+class Action:
+    id: int
+    account: str
+    command: str
+    server_id: int | None
+    started: datetime
+    deadline: float
+    duration: float
+    fails: bool = False
+    status: str = "running"
+    """Provider-neutral: running, success or error (DigitalOcean renders in-progress, ...)."""
+    snapshot: Snapshot | None = None
+    finished: datetime | None = None
+    resources: list[dict] = field(default_factory=list)
+    """What the action works on, as Hetzner lists it: [{"id": 42, "type": "server"}]."""
+
+    def progress(self, monotonic_now: float) -> int:
+        if self.status != "running":
+            return 100
+        if self.duration <= 0:
+            return 99
+        done = 1 - (self.deadline - monotonic_now) / self.duration
+        return max(0, min(99, int(done * 100)))
+
+
+class State:
+    """Everything the fake clouds hold. Callers serialise access with `state.lock`."""
+
+    def __init__(
+        self,
+        *,
+        action_seconds: float = 1.0,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.action_seconds = action_seconds
+        self.clock = clock
+        self.monotonic = monotonic
+        self.lock = threading.RLock()
+        self.accounts: dict[str, Account] = {}
+        self.servers: dict[int, Server] = {}
+        self.snapshots: dict[int, Snapshot] = {}
+        self.actions: dict[int, Action] = {}
+        self._running: dict[int, Action] = {}
+        self.bots: dict[str, str] = {}
+        """Telegram bot token -> bot username."""
+        self._buckets: dict[str, TokenBucket] = {}
+        self._next_id = {"snapshot": 100_000_001, "action": 900_000_001, "server": 1_000_001}
+
+    # -- seeding ---------------------------------------------------------------------------
+
+    def add_account(
+        self, name: str, provider: str, tokens: Iterable[str], *, rate_limit: int | None = None
+    ) -> Account:
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
+        with self.lock:
+            account = Account(name, provider, list(tokens), rate_limit)
+            self.accounts[name] = account
+            return account
+
+    def add_server(
+        self,
+        account: str,
+        name: str,
+        *,
+        id: int | None = None,
+        labels: dict[str, str] | None = None,
+        tags: Iterable[str] = (),
+        region: str | None = None,
+        created: str | datetime | None = None,
+    ) -> Server:
+        with self.lock:
+            owner = self.accounts[account]
+            server = Server(
+                id=self._take_id("server", id),
+                account=account,
+                name=name,
+                labels=dict(labels or {}),
+                tags=[self.register_tag(owner, tag) for tag in tags],
+                region=region or DEFAULT_REGION[owner.provider],
+                created=parse_time(created) if created else self.clock(),
+            )
+            self.servers[server.id] = server
+            return server
+
+    def add_snapshot(
+        self,
+        account: str,
+        name: str,
+        *,
+        server_id: int | None = None,
+        server_name: str | None = None,
+        id: int | None = None,
+        created: str | datetime | None = None,
+        labels: dict[str, str] | None = None,
+        tags: Iterable[str] = (),
+        protected: bool = False,
+        status: str = "available",
+        type: str = "snapshot",
+        size_gigabytes: float = 2.5,
+    ) -> Snapshot:
+        """Seed a finished snapshot (or a Hetzner image stuck in `creating`).
+
+        `server_id` may name a server that no longer exists (an orphan); give `server_name` then.
+        """
+        with self.lock:
+            owner = self.accounts[account]
+            server = self.servers.get(server_id) if server_id is not None else None
+            snapshot = Snapshot(
+                id=self._take_id("snapshot", id),
+                account=account,
+                server_id=server_id,
+                server_name=server_name or (server.name if server else ""),
+                name=name,
+                created=parse_time(created) if created else self.clock(),
+                labels=dict(labels or {}),
+                tags=[self.register_tag(owner, tag) for tag in tags],
+                protected=protected,
+                status=status,
+                type=type,
+                size_gigabytes=size_gigabytes,
+                region=server.region if server else DEFAULT_REGION[owner.provider],
+            )
+            self.snapshots[snapshot.id] = snapshot
+            return snapshot
+
+    def add_bot(self, token: str, username: str = "sandbox_bot") -> None:
+        with self.lock:
+            self.bots[token] = username
+
+    def remove_server(self, server_id: int) -> None:
+        """Forget a server but keep its snapshots: they become orphans."""
+        with self.lock:
+            del self.servers[server_id]
+
+    def _take_id(self, kind: str, wanted: int | None) -> int:
+        if wanted is None:
+            wanted = self._next_id[kind]
+        self._next_id[kind] = max(self._next_id[kind], wanted + 1)
+        return wanted
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def account_for_token(self, provider: str, token: str) -> Account | None:
+        for account in self.accounts.values():
+            if account.provider == provider and token in account.tokens:
+                return account
+        return None
+
+    def server(self, account: Account, server_id: int) -> Server | None:
+        server = self.servers.get(server_id)
+        return server if server and server.account == account.name else None
+
+    def snapshot(self, account: Account, snapshot_id: int) -> Snapshot | None:
+        self.advance()
+        snapshot = self.snapshots.get(snapshot_id)
+        return snapshot if snapshot and snapshot.account == account.name else None
+
+    def action(self, account: Account, action_id: int) -> Action | None:
+        self.advance()
+        action = self.actions.get(action_id)
+        return action if action and action.account == account.name else None
+
+    def actions_of_server(self, account: Account, server_id: int) -> list[Action]:
+        """The server's actions, newest first, as DigitalOcean lists a droplet's actions."""
+        self.advance()
+        mine = (a for a in self.actions.values() if a.account == account.name and a.server_id == server_id)
+        return sorted(mine, key=lambda a: a.id, reverse=True)
+
+    def servers_of(self, account: Account) -> list[Server]:
+        return sorted(
+            (s for s in self.servers.values() if s.account == account.name), key=lambda s: s.id
+        )
+
+    def snapshots_of(self, account: Account) -> list[Snapshot]:
+        self.advance()
+        return sorted(
+            (s for s in self.snapshots.values() if s.account == account.name), key=lambda s: s.id
+        )
+
+    def running_action(self, server_id: int) -> Action | None:
+        self.advance()
+        for action in self._running.values():
+            if action.server_id == server_id:
+                return action
+        return None
+
+    def take_request(self, account: Account) -> TokenBucket | None:
+        """Charge one request to the account; the bucket if it had budget, None if exhausted."""
+        limit = account.rate_limit or DEFAULT_RATE_LIMIT[account.provider]
+        bucket = self._buckets.get(account.name)
+        if bucket is None or bucket.limit != limit:
+            bucket = self._buckets[account.name] = TokenBucket(limit)
+        return bucket if bucket.take() else None
+
+    def bucket(self, account: Account | None, provider: str) -> TokenBucket:
+        """The account's budget; a full default one for unknown accounts (401 answers)."""
+        if account is None:
+            return TokenBucket(DEFAULT_RATE_LIMIT[provider])
+        return self._buckets.get(account.name) or TokenBucket(
+            account.rate_limit or DEFAULT_RATE_LIMIT[provider]
+        )
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def start_snapshot(
+        self,
+        account: Account,
+        server: Server,
+        name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        type: str = "snapshot",
+        fails: bool = False,
+    ) -> Action:
+        """Begin a snapshot action. Hetzner's image is visible at once (creating); DO's later."""
+        now = self.clock()
+        snapshot = Snapshot(
+            id=self._take_id("snapshot", None),
+            account=account.name,
+            server_id=server.id,
+            server_name=server.name,
+            name=name,
+            created=now,
+            labels=dict(labels or {}),
+            status="creating",
+            type=type,
+            region=server.region,
+        )
+        if account.provider == "hetzner":
+            self.snapshots[snapshot.id] = snapshot
+        command = "create_image" if account.provider == "hetzner" else "snapshot"
+        action = self._new_action(account, command, server.id, snapshot=snapshot, fails=fails)
+        action.resources = [
+            {"id": server.id, "type": "server"},
+            {"id": snapshot.id, "type": "image"},
+        ]
+        return action
+
+    def instant_action(self, account: Account, command: str, resources: list[dict]) -> Action:
+        """An action that is already finished, e.g. Hetzner's change_protection."""
+        action = self._new_action(account, command, None, duration=0.0)
+        action.resources = resources
+        self.advance()
+        return action
+
+    def _new_action(
+        self,
+        account: Account,
+        command: str,
+        server_id: int | None,
+        *,
+        snapshot: Snapshot | None = None,
+        fails: bool = False,
+        duration: float | None = None,
+    ) -> Action:
+        seconds = self.action_seconds if duration is None else duration
+        action = Action(
+            id=self._take_id("action", None),
+            account=account.name,
+            command=command,
+            server_id=server_id,
+            started=self.clock(),
+            deadline=self.monotonic() + seconds,
+            duration=seconds,
+            fails=fails,
+            snapshot=snapshot,
+        )
+        self.actions[action.id] = action
+        self._running[action.id] = action
+        return action
+
+    def advance(self) -> None:
+        """Finish every running action whose time is up."""
+        now = self.monotonic()
+        for action in [a for a in self._running.values() if a.deadline <= now]:
+            del self._running[action.id]
+            self._finish(action)
+
+    def _finish(self, action: Action) -> None:
+        action.status = "error" if action.fails else "success"
+        action.finished = action.started + timedelta(seconds=action.duration)
+        snapshot = action.snapshot
+        if snapshot is None:
+            return
+        if action.fails:
+            self.snapshots.pop(snapshot.id, None)
+            return
+        snapshot.status = "available"
+        self.snapshots[snapshot.id] = snapshot
+
+    def snapshot_ids_by_server(self, account: Account) -> dict[int, list[int]]:
+        index: dict[int, list[int]] = {}
+        for snapshot in self.snapshots_of(account):
+            if snapshot.server_id is not None:
+                index.setdefault(snapshot.server_id, []).append(snapshot.id)
+        return index
+
+    def delete_snapshot(self, snapshot: Snapshot) -> None:
+        del self.snapshots[snapshot.id]
+
+    def register_tag(self, account: Account, tag: str) -> str:
+        """Create a DigitalOcean tag if new; return its canonical spelling (case-stable)."""
+        return account.tags.setdefault(tag.lower(), tag)
+
+    # -- JSON form -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        with self.lock:
+            self.advance()
+            return {
+                "accounts": [
+                    {
+                        "name": a.name,
+                        "provider": a.provider,
+                        "tokens": list(a.tokens),
+                        **({"rate_limit": a.rate_limit} if a.rate_limit else {}),
+                        **({"tags": sorted(a.tags.values())} if a.tags else {}),
+                    }
+                    for a in self.accounts.values()
+                ],
+                "servers": [
+                    _server_dict(s, self.accounts[s.account]) for s in self.servers.values()
+                ],
+                "snapshots": [
+                    _snapshot_dict(s, self.accounts[s.account]) for s in self.snapshots.values()
+                ],
+                "telegram": {"bots": [{"token": t, "username": u} for t, u in self.bots.items()]},
+            }
+
+    def load(self, data: dict) -> None:
+        """Replace everything with the JSON form `data` (running actions are dropped)."""
+        with self.lock:
+            self.accounts.clear()
+            self.servers.clear()
+            self.snapshots.clear()
+            self.actions.clear()
+            self._running.clear()
+            self.bots.clear()
+            self._buckets.clear()
+            for item in data.get("accounts", []):
+                account = self.add_account(
+                    item["name"],
+                    item["provider"],
+                    item["tokens"],
+                    rate_limit=item.get("rate_limit"),
+                )
+                for tag in item.get("tags", []):
+                    self.register_tag(account, tag)
+            for item in data.get("servers", []):
+                self.add_server(**item)
+            for item in data.get("snapshots", []):
+                self.add_snapshot(**item)
+            for bot in data.get("telegram", {}).get("bots", []):
+                self.add_bot(bot["token"], bot.get("username", "sandbox_bot"))
+
+    @classmethod
+    def from_dict(cls, data: dict, **kwargs) -> State:
+        state = cls(**kwargs)
+        state.load(data)
+        return state
+
+
+def _server_dict(server: Server, account: Account) -> dict:
+    out: dict = {"account": server.account, "id": server.id, "name": server.name}
+    if account.provider == "hetzner":
+        out["labels"] = dict(server.labels)
+    else:
+        out["tags"] = list(server.tags)
+    out["region"] = server.region
+    out["created"] = format_time(server.created)
+    return out
+
+
+def _snapshot_dict(snapshot: Snapshot, account: Account) -> dict:
+    out: dict = {
+        "account": snapshot.account,
+        "id": snapshot.id,
+        "server_id": snapshot.server_id,
+        "server_name": snapshot.server_name,
+        "name": snapshot.name,
+        "created": format_time(snapshot.created),
+        "size_gigabytes": snapshot.size_gigabytes,
+    }
+    if account.provider == "hetzner":
+        out.update(
+            labels=dict(snapshot.labels),
+            protected=snapshot.protected,
+            status=snapshot.status,
+            type=snapshot.type,
+        )
+    else:
+        out["tags"] = list(snapshot.tags)
+    return out

@@ -1,0 +1,244 @@
+"""The adapters through the real SDKs (pydo, hcloud) against the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ProviderError, Target, RetentionPolicy
+from snapshot_policy.providers import connect, endpoint_for
+from snapshot_policy.providers.ownership import snapshots_for
+from snapshot_policy.providers.retry import RetryPolicy, Timing
+from conftest import DO_TOKEN, HZ_TOKEN
+
+TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
+
+
+class Sleeps(list):
+    """Records every wait the adapter asks for; waits only briefly for real."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        time.sleep(min(seconds, 0.02))
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def adapter(sandbox, sleeps):
+    def make(provider: str, token: str | None = None, timing: Timing = TIMING):
+        endpoint = sandbox.digitalocean_endpoint if provider == DIGITALOCEAN else sandbox.hetzner_endpoint
+        default = DO_TOKEN if provider == DIGITALOCEAN else HZ_TOKEN
+        account = Account("main", provider, token or default, endpoint)
+        return connect(account, timing, RetryPolicy(sleep=sleeps, jitter=lambda: 0.5))
+
+    return make
+
+
+SERVERS = {DIGITALOCEAN: ("101", "web-1"), HETZNER: ("301", "app-1")}
+BOTH = pytest.mark.parametrize("provider", [DIGITALOCEAN, HETZNER])
+
+
+def target_for(provider: str) -> Target:
+    server_id, server_name = SERVERS[provider]
+    return Target("t", provider, "main", server_id, server_name, RetentionPolicy(keep_last=3))
+
+
+def name_for(provider: str) -> str:
+    return f"{SERVERS[provider][1]}-20261126030000"
+
+
+def requests_to(sandbox, provider, method, fragment):
+    return [r for r in sandbox.requests(provider) if r["method"] == method and fragment in r["path"]]
+
+
+@BOTH
+def test_create_waits_marks_and_lists_the_new_snapshot_as_managed(sandbox, adapter, provider):
+    provider_api = adapter(provider)
+    target = target_for(provider)
+    made = provider_api.create_snapshot(target, name_for(provider))
+    assert made.name == name_for(provider) and made.server_id == target.server_id and not made.creating
+    listed = {s.id: s for s in snapshots_for(target, provider_api.snapshots())}
+    assert listed[made.id].managed, listed[made.id].ownership
+
+
+@BOTH
+def test_delete_removes_and_a_second_delete_is_fine(sandbox, adapter, provider):
+    provider_api = adapter(provider)
+    made = provider_api.create_snapshot(target_for(provider), name_for(provider))
+    provider_api.delete_snapshot(made.id)
+    assert made.id not in {s.id for s in provider_api.snapshots()}
+    provider_api.delete_snapshot(made.id)
+
+
+@BOTH
+def test_listing_reads_every_page_once(sandbox, adapter, provider):
+    count = 450 if provider == DIGITALOCEAN else 120
+    account = "do-a" if provider == DIGITALOCEAN else "hz-a"
+    server_id = int(SERVERS[provider][0])
+    state = sandbox.dump_state()
+    state["snapshots"] += [{"account": account, "server_id": server_id, "name": f"s{n}"} for n in range(count)]
+    sandbox.load_state(state)
+    sandbox.clear_requests()
+    listed = adapter(provider).snapshots()
+    assert len([s for s in listed if s.server_id == str(server_id)]) == count
+    pages = requests_to(sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images")
+    assert len(pages) == (3 if provider == DIGITALOCEAN else 3)
+
+
+@BOTH
+def test_servers_are_found_by_id_name_and_selector(adapter, provider):
+    provider_api = adapter(provider)
+    server_id, name = SERVERS[provider]
+    assert provider_api.server(server_id).name == name
+    assert [s.id for s in provider_api.servers_named(name)] == [server_id]
+    selector = "web" if provider == DIGITALOCEAN else "env=prod,role!=db"
+    expected = ["101", "102"] if provider == DIGITALOCEAN else ["301"]
+    assert sorted(s.id for s in provider_api.servers_selected(selector)) == expected
+
+
+@BOTH
+def test_another_accounts_server_is_not_found(adapter, provider):
+    other = "201" if provider == DIGITALOCEAN else "401"
+    assert adapter(provider).server(other) is None
+    assert adapter(provider).server("not-a-number") is None
+
+
+@BOTH
+def test_another_accounts_snapshots_are_not_listed(adapter, provider):
+    assert {"9201", "9401"}.isdisjoint(s.id for s in adapter(provider).snapshots())
+
+
+@BOTH
+def test_a_bad_token_is_a_clear_401(adapter, provider):
+    with pytest.raises(ProviderError) as raised:
+        adapter(provider, token="wrong").snapshots()
+    assert raised.value.status == 401 and raised.value.provider == provider
+    assert "wrong" not in str(raised.value)
+
+
+@BOTH
+def test_a_name_that_merely_contains_the_server_name_is_never_managed(sandbox, adapter, provider):
+    account = "do-a" if provider == DIGITALOCEAN else "hz-a"
+    server_id = int(SERVERS[provider][0])
+    name = SERVERS[provider][1]
+    state = sandbox.dump_state()
+    state["servers"].append({"account": account, "id": 999, "name": name + "2"})
+    state["snapshots"] += [
+        {"account": account, "server_id": 999, "name": f"{name}2-20261125030000"},
+        {"account": account, "server_id": server_id, "name": f"{name}-before-upgrade"},
+        {"account": account, "server_id": server_id, "name": f"old-{name}-20261125030000"},
+    ]
+    sandbox.load_state(state)
+    target = target_for(provider)
+    seen = snapshots_for(target, adapter(provider).snapshots(), adopt_legacy=True)
+    assert sorted(s.name for s in seen) == sorted([f"{name}-before-upgrade", f"old-{name}-20261125030000"])
+    assert not any(s.managed for s in seen)
+
+
+@BOTH
+@pytest.mark.parametrize("fault", [{"kind": "rate_limit", "retry_after": 3}, {"kind": "error", "status": 500}, {"kind": "error", "status": 503}, {"kind": "drop"}])
+def test_reads_survive_each_fault_kind(sandbox, adapter, sleeps, provider, fault):
+    sandbox.inject(service=provider, method="GET", count=2, **fault)
+    assert adapter(provider).server(SERVERS[provider][0]) is not None
+    if fault["kind"] == "rate_limit" and provider == DIGITALOCEAN:
+        assert sleeps == [3, 3]  # Retry-After honoured
+    else:
+        assert sleeps == [0.75, 1.5]  # backoff; Hetzner refills one request a second and sends no Retry-After
+
+
+@BOTH
+def test_a_slow_reply_beyond_the_request_timeout_is_retried(sandbox, adapter, sleeps, provider):
+    sandbox.inject("delay", service=provider, method="GET", seconds=1.5, count=1)
+    assert adapter(provider, timing=replace(TIMING, request_timeout=0.5)).server(SERVERS[provider][0]) is not None
+    assert len(sleeps) == 1
+
+
+@BOTH
+def test_deletes_survive_server_errors(sandbox, adapter, provider):
+    provider_api = adapter(provider)
+    made = provider_api.create_snapshot(target_for(provider), name_for(provider))
+    sandbox.inject("error", service=provider, method="DELETE", status=503, count=2)
+    provider_api.delete_snapshot(made.id)
+    assert made.id not in {s.id for s in provider_api.snapshots()}
+
+
+@BOTH
+def test_a_failed_action_is_an_error_and_leaves_no_managed_snapshot(sandbox, adapter, provider):
+    sandbox.inject("fail_action", service=provider)
+    provider_api = adapter(provider)
+    with pytest.raises(ProviderError, match="failed|errored"):
+        provider_api.create_snapshot(target_for(provider), name_for(provider))
+    managed = [s for s in snapshots_for(target_for(provider), provider_api.snapshots()) if s.managed and not s.creating]
+    assert managed == []
+
+
+@BOTH
+@pytest.mark.parametrize("fault", [{"kind": "error", "status": 500}, {"kind": "drop"}, {"kind": "lose_reply"}])
+def test_a_create_with_a_lost_or_failed_reply_makes_exactly_one_snapshot(sandbox, adapter, provider, fault):
+    path = "/actions" if provider == DIGITALOCEAN else "create_image"
+    sandbox.inject(service=provider, method="POST", path=path, count=1, **fault)
+    provider_api = adapter(provider)
+    made = provider_api.create_snapshot(target_for(provider), name_for(provider))
+    named = [s for s in provider_api.snapshots() if s.name == name_for(provider)]
+    assert [s.id for s in named] == [made.id]
+
+
+@BOTH
+def test_a_snapshot_that_outlasts_the_creation_timeout_is_a_failure(sandbox, adapter, provider):
+    sandbox.state.action_seconds = 2
+    with pytest.raises(ProviderError, match="gave up after"):
+        adapter(provider, timing=replace(TIMING, creation_timeout=0.3)).create_snapshot(target_for(provider), name_for(provider))
+
+
+def test_digitalocean_never_starts_a_second_snapshot_while_one_is_in_progress(sandbox, adapter, do):
+    sandbox.state.action_seconds = 2
+    do.droplet_actions.post(droplet_id=101, body={"type": "snapshot", "name": "manual"})
+    with pytest.raises(ProviderError, match="already has snapshot action"):
+        adapter(DIGITALOCEAN).create_snapshot(target_for(DIGITALOCEAN), name_for(DIGITALOCEAN))
+    assert len(requests_to(sandbox, "digitalocean", "POST", "/droplets/101/actions")) == 1
+
+
+def test_digitalocean_waits_while_the_droplet_is_busy(sandbox, adapter):
+    sandbox.inject("error", service="digitalocean", method="POST", path="/droplets/101/actions", status=422, count=2)
+    adapter(DIGITALOCEAN).create_snapshot(target_for(DIGITALOCEAN), name_for(DIGITALOCEAN))
+    statuses = [r["status"] for r in requests_to(sandbox, "digitalocean", "POST", "/droplets/101/actions")]
+    assert statuses == [422, 422, 201]
+
+
+def test_hetzner_waits_while_the_server_is_locked(sandbox, adapter, hz):
+    sandbox.state.action_seconds = 0.3
+    from hcloud.servers import Server
+
+    hz.servers.create_image(Server(id=301), description="manual", type="snapshot")
+    adapter(HETZNER).create_snapshot(target_for(HETZNER), name_for(HETZNER))
+    statuses = [r["status"] for r in requests_to(sandbox, "hetzner", "POST", "/servers/301/actions/create_image")]
+    assert statuses[0] == 201 and 423 in statuses and statuses[-1] == 201
+
+
+def test_hetzner_protected_snapshot_is_refused_not_retried(sandbox, adapter, sleeps):
+    state = sandbox.dump_state()
+    state["snapshots"].append({"account": "hz-a", "id": 7777, "server_id": 301, "name": "pinned", "protected": True})
+    sandbox.load_state(state)
+    with pytest.raises(ProviderError) as raised:
+        adapter(HETZNER).delete_snapshot("7777")
+    assert raised.value.status == 423 and sleeps == []
+    assert next(s for s in adapter(HETZNER).snapshots() if s.id == "7777").protected
+
+
+def test_endpoint_comes_from_the_account_then_the_environment(monkeypatch):
+    monkeypatch.setenv("DIGITALOCEAN_API_URL", "http://127.0.0.1:9/")
+    monkeypatch.delenv("HCLOUD_ENDPOINT", raising=False)
+    assert endpoint_for(Account("a", DIGITALOCEAN, "t")) == "http://127.0.0.1:9"
+    assert endpoint_for(Account("a", DIGITALOCEAN, "t", "https://do.example")) == "https://do.example"
+    assert endpoint_for(Account("a", HETZNER, "t")) == "https://api.hetzner.cloud/v1"
+
+
+def test_plain_http_off_this_machine_is_refused():
+    with pytest.raises(ValueError, match="clear text"):
+        connect(Account("a", HETZNER, "t", "http://api.example.com/v1"))

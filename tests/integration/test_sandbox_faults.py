@@ -1,0 +1,162 @@
+"""Every fault kind, seen through the SDKs the tool uses (their retry behaviour included)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+import requests
+import telegram
+from azure.core.exceptions import HttpResponseError, ServiceResponseError
+from conftest import BOT_TOKEN
+from hcloud import APIException
+from hcloud.actions import ActionFailedException
+from hcloud.servers import Server
+
+
+def statuses(sandbox, provider: str) -> list:
+    return [(r["status"], r["fault"]) for r in sandbox.requests(provider)]
+
+
+def test_pydo_honours_retry_after_on_429(sandbox, do):
+    sandbox.inject("rate_limit", service="digitalocean", path=r"^/v2/droplets/101$", retry_after=1)
+    started = time.monotonic()
+    assert do.droplets.get(101)["droplet"]["id"] == 101
+    assert time.monotonic() - started >= 1
+    assert statuses(sandbox, "digitalocean") == [(429, "rate_limit"), (200, None)]
+
+
+def test_429_carries_the_provider_body_and_headers(sandbox, make_do):
+    sandbox.inject("rate_limit", service="digitalocean", retry_after=7)
+    with pytest.raises(HttpResponseError) as caught:
+        make_do(retry_total=0).droplets.get(101)
+    response = caught.value.response
+    assert response.json()["id"] == "too_many_requests"
+    assert response.headers["retry-after"] == "7" and response.headers["ratelimit-remaining"] == "0"
+
+
+def test_hcloud_retries_rate_limit_exceeded(sandbox, hz):
+    sandbox.inject("rate_limit", service="hetzner", method="GET")
+    assert hz.servers.get_by_id(301).name == "app-1"
+    assert statuses(sandbox, "hetzner") == [(429, "rate_limit"), (200, None)]
+
+
+def test_pydo_retries_a_500_on_get(sandbox, do):
+    sandbox.inject("error", service="digitalocean", status=500)
+    assert do.droplets.list()["meta"]["total"] == 3
+    assert statuses(sandbox, "digitalocean") == [(500, "error"), (200, None)]
+
+
+def test_pydo_retries_a_503(sandbox, do):
+    sandbox.inject("error", service="digitalocean", status=503)
+    assert do.snapshots.list()["meta"]["total"] == 0
+    assert statuses(sandbox, "digitalocean")[0] == (503, "error")
+
+
+def test_hcloud_surfaces_500_and_503(sandbox, hz):
+    sandbox.inject("error", service="hetzner", status=500)
+    sandbox.inject("error", service="hetzner", status=503)
+    for code in ("server_error", "unavailable"):
+        with pytest.raises(APIException) as caught:
+            hz.servers.get_by_id(301)
+        assert caught.value.code == code
+
+
+def test_delay_slows_the_answer_and_can_time_a_client_out(sandbox, make_do, hz):
+    sandbox.inject("delay", service="hetzner", seconds=0.3)
+    started = time.monotonic()
+    hz.servers.get_by_id(301)
+    assert time.monotonic() - started >= 0.3
+    sandbox.inject("delay", service="digitalocean", seconds=1.0)
+    with pytest.raises(ServiceResponseError):
+        make_do(retry_total=0).droplets.get(101, read_timeout=0.2)
+
+
+def test_dropped_connection(sandbox, do, hz):
+    sandbox.inject("drop", service="digitalocean")
+    assert do.droplets.get(101)["droplet"]["id"] == 101  # pydo retries the GET
+    assert statuses(sandbox, "digitalocean") == [(None, "drop"), (200, None)]
+    sandbox.inject("drop", service="hetzner")
+    with pytest.raises(requests.exceptions.ConnectionError):  # hcloud does not retry it
+        hz.servers.get_by_id(301)
+
+
+def test_fault_matches_method_and_path_and_counts(sandbox, make_do):
+    sandbox.inject("error", service="digitalocean", method="POST", path=r"/actions$", count=2)
+    do = make_do(retry_total=0)
+    do.droplets.get(101)
+    for _ in range(2):
+        with pytest.raises(HttpResponseError):
+            do.droplet_actions.post(101, {"type": "snapshot"})
+    assert do.droplet_actions.post(101, {"type": "snapshot"})["action"]["status"] == "in-progress"
+    assert statuses(sandbox, "digitalocean") == [
+        (200, None), (500, "error"), (500, "error"), (201, None)
+    ]
+    assert sandbox.faults.list()[0]["fired"] == 2
+
+
+def test_probability_is_repeatable_with_a_seed(sandbox):
+    def pattern() -> list:
+        sandbox.clear_faults()
+        sandbox.clear_requests()
+        sandbox.inject("error", service="webhook", count=None, probability=0.5, seed=7)
+        with httpx.Client() as client:
+            for _ in range(20):
+                client.post(sandbox.webhook_url("flaky"), json={})
+        return [r["status"] for r in sandbox.requests("webhook")]
+
+    first = pattern()
+    assert first == pattern()
+    assert 0 < first.count(500) < 20
+
+
+def test_failed_snapshot_action_on_digitalocean_creates_no_image(sandbox, do):
+    sandbox.inject("fail_action", service="digitalocean", server_id=102)
+    action = do.droplet_actions.post(102, {"type": "snapshot", "name": "doomed"})["action"]
+    deadline = time.monotonic() + 5
+    while action["status"] == "in-progress" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        action = do.actions.get(action["id"])["action"]
+    assert action["status"] == "errored"
+    assert do.droplets.list_snapshots(102)["snapshots"] == []
+
+
+def test_failed_action_fault_fires_once(sandbox, hz):
+    sandbox.inject("fail_action", service="hetzner")
+    with pytest.raises(ActionFailedException):
+        hz.servers.create_image(Server(id=301)).action.wait_until_finished()
+    again = hz.servers.create_image(Server(id=301)).action
+    again.wait_until_finished()
+    assert again.status == "success"
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+def test_telegram_flood_control_raises_retry_after(sandbox):
+    sandbox.inject("rate_limit", service="telegram", path="sendMessage", retry_after=3)
+
+    async def send():
+        async with telegram.Bot(BOT_TOKEN, base_url=sandbox.telegram_base_url) as bot:
+            return await bot.send_message(1, "hi")
+
+    with pytest.raises(telegram.error.RetryAfter) as caught:
+        asyncio.run(send())
+    assert "retry in 3" in str(caught.value).lower()
+    assert asyncio.run(send()).text == "hi"
+
+
+def test_webhook_faults(sandbox):
+    sandbox.inject("rate_limit", service="webhook", retry_after=2)
+    sandbox.inject("error", service="webhook", status=502)
+    first = httpx.post(sandbox.webhook_url("n8n"), json={"a": 1})
+    second = httpx.post(sandbox.webhook_url("n8n"), json={"a": 1})
+    third = httpx.post(sandbox.webhook_url("n8n"), json={"a": 1})
+    assert (first.status_code, first.headers["retry-after"]) == (429, "2")
+    assert (second.status_code, third.status_code) == (502, 200)
+    assert len(sandbox.webhook_deliveries("n8n")) == 1
+
+
+def test_unknown_fault_kind_is_refused(sandbox):
+    with pytest.raises(ValueError):
+        sandbox.inject("meteor")
