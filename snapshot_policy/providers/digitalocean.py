@@ -77,33 +77,21 @@ class DigitalOcean:
         self._read("delete snapshot", self._client.snapshots.delete, missing_ok=True, snapshot_id=snapshot_id)
 
     def _start_snapshot(self, droplet_id: int, name: str, known_actions: set[int]) -> int:
-        """Start the snapshot action and return its id.
+        """Start the snapshot action and return its id; after a lost reply, a snapshot
+        action that was not there before is taken as the one this request started."""
 
-        A request whose reply was lost may still have started the snapshot, so it is never
-        repeated blindly: first the droplet's actions are read again, and a snapshot action
-        that was not there before is taken as ours. A busy droplet (422) is asked again.
-        """
-        deadline = self._retry.clock() + self._timing.creation_timeout
-        body = {"type": "snapshot", "name": name}
-        attempt = 0
-        while True:
-            try:
-                status, reply = self._call("start snapshot", self._client.droplet_actions.post, droplet_id=droplet_id, body=body)
-                _raise_for(self.name, "start snapshot", status, reply)
-                return reply["action"]["id"]
-            except ProviderError as error:
-                if error.status == BUSY and self._retry.clock() + self._timing.poll_interval < deadline:
-                    self._retry.sleep(self._timing.poll_interval)
-                    continue
-                if not error.transient:
-                    raise
-                started = [a["id"] for a in self._snapshot_actions(droplet_id) if a["id"] not in known_actions]
-                if started:
-                    return started[0]
-                attempt += 1
-                if attempt >= self._retry.attempts or self._retry.clock() > deadline:
-                    raise
-                self._retry.sleep(self._retry.delay(attempt - 1, error))
+        def start() -> int:
+            body = {"type": "snapshot", "name": name}
+            status, reply = self._call("start snapshot", self._client.droplet_actions.post, droplet_id=droplet_id, body=body)
+            _raise_for(self.name, "start snapshot", status, reply)
+            return reply["action"]["id"]
+
+        def started_meanwhile() -> int | None:
+            return next((a["id"] for a in self._snapshot_actions(droplet_id) if a["id"] not in known_actions), None)
+
+        return self._retry.start_once(
+            start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout, self._timing.poll_interval
+        )
 
     def _snapshot_actions(self, droplet_id: int) -> list[dict[str, Any]]:
         actions = self._pages("list droplet actions", "actions", self._client.droplet_actions.list, droplet_id=droplet_id)

@@ -98,33 +98,23 @@ class Hetzner:
                 raise
 
     def _start_snapshot(self, target: Target, name: str) -> tuple[int, int | None]:
-        """Start create_image and return (image id, action id).
-
-        A lost reply may hide a started snapshot, so before any repeat the account is
-        listed for an image with our labels and this exact name; if one is there it is
-        ours, and its action id is unknown. A locked server (another action running) is
-        asked again until the creation timeout.
-        """
-        deadline = self._retry.clock() + self._timing.creation_timeout
+        """Start create_image and return (image id, action id); after a lost reply, an image
+        with our labels and this exact name is taken as the one this request started (its
+        action id is then unknown). A locked server is asked again until the timeout."""
         server = HcloudServer(id=int(target.server_id))
-        attempt = 0
-        while True:
-            try:
-                reply = self._call("start snapshot", lambda: self._client.servers.create_image(server, description=name, type="snapshot", labels=hetzner_labels(target)))
-                return reply.image.id, reply.action.id
-            except ProviderError as error:
-                if error.code == LOCKED and self._retry.clock() + self._timing.poll_interval < deadline:
-                    self._retry.sleep(self._timing.poll_interval)
-                    continue
-                if not error.transient:
-                    raise
-                found = self._image_named(target, name)
-                if found is not None:
-                    return found, None
-                attempt += 1
-                if attempt >= self._retry.attempts or self._retry.clock() > deadline:
-                    raise
-                self._retry.sleep(self._retry.delay(attempt - 1, error))
+
+        def start() -> tuple[int, int | None]:
+            labels = hetzner_labels(target)
+            reply = self._call("start snapshot", lambda: self._client.servers.create_image(server, description=name, type="snapshot", labels=labels))
+            return reply.image.id, reply.action.id
+
+        def started_meanwhile() -> tuple[int, int | None] | None:
+            found = self._image_named(target, name)
+            return None if found is None else (found, None)
+
+        return self._retry.start_once(
+            start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout, self._timing.poll_interval
+        )
 
     def _image_named(self, target: Target, name: str) -> int | None:
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{SERVER_ID_LABEL}={target.server_id}"

@@ -78,3 +78,37 @@ class RetryPolicy:
             if self.clock() + interval > deadline:
                 raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {waiting_for}")
             self.sleep(interval)
+
+    def start_once(
+        self,
+        start: Callable[[], T],
+        started_meanwhile: Callable[[], T | None],
+        busy: Callable[[ProviderError], bool],
+        timeout: float,
+        busy_interval: float,
+    ) -> T:
+        """Return `start()` for a call that must not take effect twice, such as a snapshot POST.
+
+        After a transient failure the cloud may have acted and only the reply been lost, so
+        `started_meanwhile()` looks first, and only when it finds nothing is `start` repeated.
+        A `busy` refusal (the server is doing something else) is asked again every
+        `busy_interval` until `timeout`.
+        """
+        deadline = self.clock() + timeout
+        failures = 0
+        while True:
+            try:
+                return start()
+            except ProviderError as error:
+                if busy(error) and self.clock() + busy_interval < deadline:
+                    self.sleep(busy_interval)
+                    continue
+                if not error.transient:
+                    raise
+                found = started_meanwhile()
+                if found is not None:
+                    return found
+                failures += 1
+                if failures >= self.attempts or self.clock() > deadline:
+                    raise
+                self.sleep(self.delay(failures - 1, error))

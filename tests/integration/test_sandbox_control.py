@@ -69,11 +69,11 @@ def test_endpoints_and_env():
         assert httpx.get(f"{sb.url}/_sandbox/").json()["env"] == sb.env()
 
 
-def test_serve_reads_a_state_file_and_stops_on_ctrl_c(tmp_path):
+def test_sandbox_command_reads_a_state_file_and_stops_on_ctrl_c(tmp_path):
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(seed()))
-    code = "from snapshot_policy.sandbox import serve; serve(0, %r)" % str(state_file)
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+    command = [sys.executable, "-m", "snapshot_policy", "sandbox", "--port", "0", "--state", str(state_file)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         url = process.stdout.readline().split()[3]

@@ -78,3 +78,37 @@ def test_poll_returns_the_first_answer_and_times_out():
     assert clock.sleeps == [5, 5]
     with pytest.raises(TimeoutError, match="gave up after 12s waiting for snapshot web"):
         policy(clock).poll(lambda: None, timeout=12, interval=5, waiting_for="snapshot web")
+
+
+def test_start_once_takes_a_start_found_after_a_lost_reply_and_does_not_repeat_it():
+    clock, starts = FakeTime(), []
+
+    def start():
+        starts.append(1)
+        raise error(None)
+
+    assert policy(clock).start_once(start, lambda: "found", lambda e: False, timeout=60, busy_interval=5) == "found"
+    assert len(starts) == 1
+
+
+def test_start_once_repeats_only_when_nothing_started():
+    clock = FakeTime()
+    start = failing([error(500), error(None)], result="started")
+    assert policy(clock).start_once(start, lambda: None, lambda e: False, timeout=60, busy_interval=5) == "started"
+    assert clock.sleeps == [0.75, 1.5]
+
+
+def test_start_once_waits_while_busy_until_the_timeout():
+    clock = FakeTime()
+    busy = ProviderError("digitalocean", "start snapshot", 422, "pending event")
+    assert policy(clock).start_once(failing([busy, busy]), lambda: None, lambda e: e.status == 422, timeout=60, busy_interval=5) == "ok"
+    assert clock.sleeps == [5, 5]
+    with pytest.raises(ProviderError):
+        policy(clock).start_once(failing([busy] * 20), lambda: None, lambda e: e.status == 422, timeout=12, busy_interval=5)
+
+
+def test_start_once_does_not_repeat_a_refusal():
+    clock = FakeTime()
+    with pytest.raises(ProviderError):
+        policy(clock).start_once(failing([error(404)]), lambda: "found", lambda e: False, timeout=60, busy_interval=5)
+    assert clock.sleeps == []
