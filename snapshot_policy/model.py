@@ -89,6 +89,92 @@ class Server:
 
 
 @dataclass(frozen=True)
+class Selector:
+    """Which servers a target covers: by ids, by names, or by label selector (DigitalOcean: a tag)."""
+
+    ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    label_selector: str | None = None
+
+    def describe(self) -> str:
+        if self.ids:
+            return "ids " + ", ".join(self.ids)
+        if self.names:
+            return "names " + ", ".join(self.names)
+        return f"label selector {self.label_selector!r}"
+
+
+@dataclass(frozen=True)
+class TelegramChannel:
+    name: str
+    bot_token: str = field(repr=False)
+    chat_id: str
+    message_success: str | None = None
+    message_failure: str | None = None
+    timeout: float = 10.0
+    retries: int = 3
+    base_delay: float = 2.0
+    summary: bool = False
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    name: str
+    url: str
+    secret: str | None = field(default=None, repr=False)
+    payload_success: dict | None = field(default=None, compare=False, hash=False)
+    payload_failure: dict | None = field(default=None, compare=False, hash=False)
+    timeout: float = 10.0
+    retries: int = 3
+    base_delay: float = 2.0
+    headers: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+Channel = TelegramChannel | WebhookChannel
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A target as configured, before its servers are looked up: the one shape both config
+    formats load into.
+
+    `server_name` fixes the name used in snapshot names instead of the server's own:
+    snapshots.py named snapshots after the name in its config file.
+    """
+
+    name: str
+    account: Account
+    selector: Selector
+    retention: RetentionPolicy
+    schedule: Schedule = Schedule()
+    safety: Safety = Safety()
+    timezone: str = "UTC"
+    name_pattern: str = DEFAULT_NAME_PATTERN
+    adopt_legacy_names: bool = False
+    notify: tuple[Channel, ...] = ()
+    server_name: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run behaves, whichever format configured it."""
+
+    lock_file: str
+    log_file: str | None = None
+    log_max_bytes: int = 5 * 1024 * 1024
+    log_backup_count: int = 5
+    log_level: str = "INFO"
+    audit_log: str | None = None
+    snapshot_creation_timeout: int = 3600
+    request_timeout: float = 60.0
+    delay_between_servers: float = 0.0
+    parallel: int = 4
+    healthcheck_url: str | None = None
+    orphans_keep_last: int | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """One server under one policy. A target selecting many servers yields one Target each."""
 
@@ -102,6 +188,16 @@ class Target:
     safety: Safety = Safety()
     timezone: str = "UTC"
     name_pattern: str = DEFAULT_NAME_PATTERN
+    adopt_legacy_names: bool = False
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    """A target (or a config file standing for one) that could not be planned, and why."""
+
+    target: str
+    reason: str
+    account: str = ""
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,9 @@ ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}
 class Provider(Protocol):
     name: str
 
-    def server(self, server_id: str) -> Server | None:
-        """Return the server with this id, or None if the account has none."""
-
-    def servers_named(self, name: str) -> list[Server]:
-        """Return the servers with exactly this name."""
-
-    def servers_selected(self, selector: str) -> list[Server]:
-        """Return the servers matching a label selector (Hetzner) or carrying a tag (DigitalOcean)."""
+    def servers(self, selector: str | None = None) -> list[Server]:
+        """Return the account's servers, or those matching a label selector (Hetzner) or
+        carrying a tag (DigitalOcean), from one paginated listing."""
 
     def snapshots(self) -> list[CloudSnapshot]:
         """Return every server snapshot of the account, from one paginated listing."""

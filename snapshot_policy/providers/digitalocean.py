@@ -44,17 +44,9 @@ class DigitalOcean:
         self._retry = retry
         self._tag_exists = False
 
-    def server(self, server_id: str) -> Server | None:
-        if not server_id.isdigit():
-            return None
-        status, body = self._read("get droplet", self._client.droplets.get, missing_ok=True, droplet_id=int(server_id))
-        return None if status == 404 else _server(body["droplet"])
-
-    def servers_named(self, name: str) -> list[Server]:
-        return [_server(d) for d in self._pages("list droplets", "droplets", self._client.droplets.list, name=name)]
-
-    def servers_selected(self, selector: str) -> list[Server]:
-        return [_server(d) for d in self._pages("list droplets", "droplets", self._client.droplets.list, tag_name=selector)]
+    def servers(self, selector: str | None = None) -> list[Server]:
+        filters = {"tag_name": selector} if selector else {}
+        return [_server(d) for d in self._pages("list droplets", "droplets", self._client.droplets.list, **filters)]
 
     def snapshots(self) -> list[CloudSnapshot]:
         listing = self._pages("list snapshots", "snapshots", self._client.snapshots.list, resource_type="droplet")

@@ -63,21 +63,9 @@ class Hetzner:
         self._timing = timing
         self._retry = retry
 
-    def server(self, server_id: str) -> Server | None:
-        if not server_id.isdigit():
-            return None
-        try:
-            return _server(self._read("get server", lambda: self._client.servers.get_by_id(int(server_id))))
-        except ProviderError as error:
-            if error.status == 404:
-                return None
-            raise
-
-    def servers_named(self, name: str) -> list[Server]:
-        return [_server(s) for s in self._read("list servers", lambda: self._client.servers.get_all(name=name))]
-
-    def servers_selected(self, selector: str) -> list[Server]:
-        return [_server(s) for s in self._read("list servers", lambda: self._client.servers.get_all(label_selector=selector))]
+    def servers(self, selector: str | None = None) -> list[Server]:
+        filters = {"label_selector": selector} if selector else {}
+        return [_server(s) for s in self._read("list servers", lambda: self._client.servers.get_all(**filters))]
 
     def snapshots(self) -> list[CloudSnapshot]:
         # Not `status=`: hcloud 2.27 sends the page size in its place.

@@ -2,8 +2,9 @@
 
 Hetzner: the `managed-by=snapshot-policy` label and the server-id label, on an image whose
 `created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag, `resource_id` of
-the droplet, and a name that fits the target's name pattern. In legacy mode, snapshots that
-`snapshots.py` made (named exactly `{name}-{YYYYmmddHHMMSS}`, same server) are adopted too.
+the droplet, and a name that fits the target's name pattern. With `adopt_legacy_names`
+(always on in legacy mode), snapshots that `snapshots.py` made — named exactly
+`{name}-{YYYYmmddHHMMSS}`, same server — are adopted too.
 A name that merely contains the server's name proves nothing.
 """
 
@@ -74,16 +75,16 @@ def legacy_name_regex(server_name: str) -> re.Pattern[str]:
     return re.compile(re.escape(server_name) + r"-\d{14}")
 
 
-def snapshots_for(target: Target, listing: Iterable[CloudSnapshot], adopt_legacy: bool = False) -> list[Snapshot]:
+def snapshots_for(target: Target, listing: Iterable[CloudSnapshot]) -> list[Snapshot]:
     """Return the snapshots of the target's server from an account listing, each classified."""
-    return [classify(target, s, adopt_legacy) for s in listing if s.server_id == target.server_id]
+    return [classify(target, s) for s in listing if s.server_id == target.server_id]
 
 
-def classify(target: Target, cloud: CloudSnapshot, adopt_legacy: bool = False) -> Snapshot:
+def classify(target: Target, cloud: CloudSnapshot) -> Snapshot:
     """Return `cloud` as a Snapshot of `target`'s server, managed or not, and why."""
     proof = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
     managed, ownership = proof
-    if not managed and adopt_legacy and legacy_name_regex(target.server_name).fullmatch(cloud.name):
+    if not managed and target.adopt_legacy_names and legacy_name_regex(target.server_name).fullmatch(cloud.name):
         managed, ownership = True, "adopted: named as snapshots.py names this server's snapshots"
     return Snapshot(
         id=cloud.id,

@@ -49,10 +49,11 @@ def test_snapshots_of_other_servers_never_count():
 def test_legacy_names_are_adopted_only_in_legacy_mode_and_only_exactly():
     legacy = cloud(name="web-20261125030000")
     assert not classify(HETZNER_TARGET, legacy).managed
-    adopted = classify(HETZNER_TARGET, legacy, adopt_legacy=True)
+    adopting = replace(HETZNER_TARGET, adopt_legacy_names=True)
+    adopted = classify(adopting, legacy)
     assert adopted.managed and adopted.ownership.startswith("adopted")
     for lookalike in ("web2-20261125030000", "prod-web-20261125030000", "web-2026112503000", "web-20261125030000-copy", "web-backup"):
-        assert not classify(HETZNER_TARGET, cloud(name=lookalike), adopt_legacy=True).managed, lookalike
+        assert not classify(adopting, cloud(name=lookalike)).managed, lookalike
 
 
 def test_name_pattern_regex_escapes_the_server_name_and_matches_whole_names():
