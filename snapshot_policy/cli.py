@@ -6,20 +6,28 @@ wrappers, 2 already means "changes pending" or "some targets failed".
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from snapshot_policy import render
+from snapshot_policy import config, providers, render
+from snapshot_policy.config.migrate import migrate
 from snapshot_policy.duration import Duration
-from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.model import Account, RetentionPolicy, RunSettings
+from snapshot_policy.observe import observe
+from snapshot_policy.reconcile import build_plan
 from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
 
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_CHANGES = 2
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,6 +65,98 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 _COUNT = click.IntRange(min=0)
 
 
+def selection(command: Callable) -> Callable:
+    """The options every command that reads the configuration shares (SPEC §3)."""
+
+    @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), help="A YAML policy file.")
+    @click.option("--config", "legacy_config", type=click.Path(path_type=Path, dir_okay=False), help="A snapshots.config (legacy layout).")
+    @click.argument("server_files", nargs=-1, metavar="[FILES]...")
+    @click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable).")
+    @click.option("-v", "--verbose", is_flag=True, help="Also show warnings and log to the console.")
+    @functools.wraps(command)
+    def wrapper(policy, legacy_config, server_files, targets, verbose, **options):
+        try:
+            loaded = config.load(policy, legacy_config, server_files)
+        except config.NoConfiguration as error:
+            raise click.UsageError(str(error))
+        for problem in loaded.problems:
+            if verbose or not problem.warning:
+                click.echo(str(problem), err=True)
+        unknown = sorted(set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed})
+        if unknown:
+            known = ", ".join(sorted({t.name for t in loaded.targets})) or "none"
+            raise click.UsageError(f"no target named {', '.join(unknown)}; targets: {known}")
+        if targets:
+            loaded = _only(loaded, set(targets))
+        return command(loaded=loaded, verbose=verbose, **options)
+
+    return wrapper
+
+
+def _only(loaded: config.LoadedConfig, names: set[str]) -> config.LoadedConfig:
+    return replace(
+        loaded,
+        targets=tuple(t for t in loaded.targets if t.name in names),
+        failed=tuple(f for f in loaded.failed if f.target in names),
+    )
+
+
+def _connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
+    timing = providers.Timing(request_timeout=settings.request_timeout, creation_timeout=settings.snapshot_creation_timeout)
+    return lambda account: providers.connect(account, timing)
+
+
+@cli.command("plan")
+@selection
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--out", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Also save the plan (JSON) for `apply --plan`.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.")
+def plan_command(loaded: config.LoadedConfig, verbose: bool, output: str, plan_file: Path | None, detailed_exitcode: bool) -> int:
+    """Show what apply would create, delete and keep, and why. Changes nothing.
+
+    \b
+    Examples:
+      snapshot-policy plan --policy snapshot-policy.yaml
+      snapshot-policy plan --config snapshots.config --output json --out plan.json
+    """
+    if loaded.critical:
+        click.echo("Nothing planned: fix the errors above.", err=True)
+        return EXIT_ERROR
+    observation = observe(loaded.targets, _connector(loaded.settings))
+    failures = list(loaded.failed) + observation.failures
+    plan = build_plan(observation.observed, datetime.now(timezone.utc))
+    click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
+    if plan_file is not None:
+        plan_file.write_text(render.plan_json(plan, failures), encoding="utf-8")
+    if failures:
+        return EXIT_ERROR
+    return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+@cli.command("validate")
+@selection
+@click.option("--online", is_flag=True, help="Also check that tokens work and the servers exist (read-only API calls).")
+def validate_command(loaded: config.LoadedConfig, verbose: bool, online: bool) -> int:
+    """Check the configuration and print every problem at once. No API call unless --online.
+
+    \b
+    Examples:
+      snapshot-policy validate --policy snapshot-policy.yaml
+      snapshot-policy validate --config snapshots.config droplet1.json
+    """
+    failures = list(loaded.failed)
+    if online and not loaded.critical:
+        failures += observe(loaded.targets, _connector(loaded.settings)).failures
+        for failure in failures[len(loaded.failed):]:
+            click.echo(f"{failure.target}: {failure.reason}", err=True)
+    if loaded.errors or failures:
+        click.echo(f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s).", err=True)
+        return EXIT_ERROR
+    checked = " and checked online" if online else ""
+    click.echo(f"{len(loaded.files)} file(s) valid{checked}: {len(loaded.targets)} target(s).")
+    return EXIT_OK
+
+
 @cli.command("simulate")
 @click.option("--keep-last", type=_COUNT, default=0, help="Keep the N newest snapshots.")
 @click.option("--keep-hourly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N hours that have one.")
@@ -82,6 +182,28 @@ def simulate_command(zone: ZoneInfo, start: datetime, days: int, runs_per_day: i
         raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7")
     result = simulate(policy, zone, start, days, runs_per_day)
     click.echo(render.simulation_json(result) if output == "json" else render.simulation_text(result), nl=False)
+
+
+@cli.command("migrate")
+@selection
+def migrate_command(loaded: config.LoadedConfig, verbose: bool) -> int:
+    """Print a YAML policy equivalent to a snapshots.py layout. Secrets become env: references.
+
+    \b
+    Example, in the folder of snapshots.config:
+      snapshot-policy migrate > snapshot-policy.yaml
+    """
+    if not loaded.legacy:
+        raise click.UsageError("migrate reads a snapshots.py layout (snapshots.config, configs/*.json); this is a YAML policy already")
+    if loaded.errors or loaded.failed:
+        click.echo("Nothing migrated: fix the errors above first, so no server is left out.", err=True)
+        return EXIT_ERROR
+    migration = migrate(loaded.targets, loaded.settings, str(loaded.base))
+    click.echo(migration.text, nl=False)
+    click.echo("Before using the policy, export:", err=True)
+    for line in migration.exports:
+        click.echo(f"  {line}", err=True)
+    return EXIT_OK
 
 
 @cli.command("sandbox")

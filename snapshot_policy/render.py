@@ -10,7 +10,9 @@ import json
 from collections import Counter
 from datetime import datetime, timezone
 
-from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetPlan
+from collections.abc import Sequence
+
+from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 
 PLAN_FORMAT_VERSION = 1
@@ -22,20 +24,22 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plan_summary(plan: Plan) -> str:
+def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     refused = sum(1 for t in plan.targets if t.refusal)
     line = (
         f"Plan: {plan.count(ActionKind.CREATE)} to create, {plan.count(ActionKind.DELETE)} to delete, "
         f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped "
         f"across {len(plan.targets)} target(s)."
     )
-    return line + (f" {refused} target(s) refused by safety limits." if refused else "")
+    line += f" {refused} target(s) refused by safety limits." if refused else ""
+    return line + (f" {len(failures)} target(s) failed." if failures else "")
 
 
-def plan_text(plan: Plan) -> str:
-    """Return the plan as the operator reads it: one block per target, then the summary."""
+def plan_text(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
+    """Return the plan as the operator reads it: one block per target, the failures, then the summary."""
     blocks = [_target_text(t) for t in plan.targets]
-    return "\n\n".join(blocks + [plan_summary(plan)]) + "\n"
+    blocks += [f"{f.target}: FAILED: {f.reason}" for f in failures]
+    return "\n\n".join(blocks + [plan_summary(plan, failures)]) + "\n"
 
 
 def _target_text(plan: TargetPlan) -> str:
@@ -61,7 +65,7 @@ def _action_text(action: PlanAction) -> str:
     return f"{mark} {action.kind.value} {snapshot.name} ({where}{protected}): {action.reason}"
 
 
-def plan_document(plan: Plan) -> dict:
+def plan_document(plan: Plan, failures: Sequence[TargetFailure] = ()) -> dict:
     """Return the plan as the JSON-ready dictionary documented in the README."""
     targets = [_target_document(t) for t in plan.targets]
     return {
@@ -69,6 +73,7 @@ def plan_document(plan: Plan) -> dict:
         "made_at": iso_utc(plan.made_at),
         "fingerprint": plan.fingerprint,
         "targets": targets,
+        "failed": [{"target": f.target, "account": f.account, "reason": f.reason} for f in failures],
         "summary": {
             "targets": len(targets),
             "create": plan.count(ActionKind.CREATE),
@@ -76,13 +81,14 @@ def plan_document(plan: Plan) -> dict:
             "keep": plan.count(ActionKind.KEEP),
             "skip": plan.count(ActionKind.SKIP),
             "refused_targets": sum(1 for t in plan.targets if t.refusal),
+            "failed_targets": len(failures),
             "has_changes": plan.has_changes,
         },
     }
 
 
-def plan_json(plan: Plan) -> str:
-    return json.dumps(plan_document(plan), indent=2) + "\n"
+def plan_json(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
+    return json.dumps(plan_document(plan, failures), indent=2) + "\n"
 
 
 def _target_document(plan: TargetPlan) -> dict:

@@ -3,8 +3,9 @@
 Hetzner: the `managed-by=snapshot-policy` label and the server-id label, on an image whose
 `created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag, `resource_id` of
 the droplet, and a name that fits the target's name pattern. With `adopt_legacy_names`
-(always on in legacy mode), snapshots that `snapshots.py` made — named exactly
-`{name}-{YYYYmmddHHMMSS}`, same server — are adopted too.
+(always on in legacy mode), unmarked snapshots of the same server whose names fit the
+pattern exactly are adopted too: that is how `snapshots.py` named them,
+`{name}-{YYYYmmddHHMMSS}`.
 A name that merely contains the server's name proves nothing.
 """
 
@@ -71,10 +72,6 @@ def name_pattern_regex(target: Target) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
-def legacy_name_regex(server_name: str) -> re.Pattern[str]:
-    return re.compile(re.escape(server_name) + r"-\d{14}")
-
-
 def snapshots_for(target: Target, listing: Iterable[CloudSnapshot]) -> list[Snapshot]:
     """Return the snapshots of the target's server from an account listing, each classified."""
     return [classify(target, s) for s in listing if s.server_id == target.server_id]
@@ -84,8 +81,8 @@ def classify(target: Target, cloud: CloudSnapshot) -> Snapshot:
     """Return `cloud` as a Snapshot of `target`'s server, managed or not, and why."""
     proof = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
     managed, ownership = proof
-    if not managed and target.adopt_legacy_names and legacy_name_regex(target.server_name).fullmatch(cloud.name):
-        managed, ownership = True, "adopted: named as snapshots.py names this server's snapshots"
+    if not managed and target.adopt_legacy_names and name_pattern_regex(target).fullmatch(cloud.name):
+        managed, ownership = True, f"adopted: named exactly as {target.name_pattern!r} names them (as snapshots.py did)"
     return Snapshot(
         id=cloud.id,
         name=cloud.name,

@@ -66,7 +66,8 @@ def test_plan_json_has_the_documented_keys():
     assert web["keep"][0]["rules"] == ["last"]
     assert [s["id"] for s in web["skip"]] == ["4", "3"]
     assert document["summary"] == {
-        "targets": 2, "create": 2, "delete": 1, "keep": 1, "skip": 2, "refused_targets": 0, "has_changes": True,
+        "targets": 2, "create": 2, "delete": 1, "keep": 1, "skip": 2, "refused_targets": 0, "failed_targets": 0,
+        "has_changes": True,
     }
 
 

@@ -1,0 +1,102 @@
+"""Finding and loading the configuration, in either format, into one shape (SPEC §3, §4).
+
+`--policy FILE` is a YAML policy; `--config FILE` (with optional server files) is the
+legacy layout. With neither, the current directory decides: `snapshot-policy.yaml` if it
+exists, else `snapshots.config` and/or `configs/*.json`. Nothing after this module knows
+which format a target came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from snapshot_policy.config.legacy import load_legacy
+from snapshot_policy.config.policy import load_policy
+from snapshot_policy.config.problems import Problem
+from snapshot_policy.model import RunSettings, TargetFailure, TargetSpec
+
+POLICY_FILE = "snapshot-policy.yaml"
+LEGACY_CONFIG = "snapshots.config"
+LEGACY_CONFIGS_DIR = "configs"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    files: tuple[str, ...]
+    settings: RunSettings
+    targets: tuple[TargetSpec, ...]
+    problems: tuple[Problem, ...]
+    failed: tuple[TargetFailure, ...]
+    legacy: bool
+    base: Path
+    """The folder that relative paths in the configuration start from."""
+    isolated_files: frozenset[str] = frozenset()
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.warning)
+
+    @property
+    def critical(self) -> bool:
+        """True when nothing should run: the policy or the INI is invalid, or no target loaded.
+
+        A broken legacy server file is not critical: it fails alone.
+        """
+        return not self.targets or any(p.file not in self.isolated_files for p in self.errors)
+
+
+def _by_kind(policy: Path | None, legacy_config: Path | None, files: Sequence[str]) -> tuple[Path | None, Path | None, list[str]]:
+    """Sort positional files by their kind, so `validate policy.yaml` works as well as `--policy`."""
+    rest = []
+    for name in files:
+        if name.endswith((".yaml", ".yml")) and policy is None:
+            policy = Path(name)
+        elif name.endswith((".config", ".ini")) and legacy_config is None:
+            legacy_config = Path(name)
+        else:
+            rest.append(name)
+    return policy, legacy_config, rest
+
+
+class NoConfiguration(Exception):
+    """Nothing to load was given or found; the message says where the tool looked."""
+
+
+def load(
+    policy: Path | None = None,
+    legacy_config: Path | None = None,
+    server_files: Sequence[str] = (),
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    """Load the configuration the options name, or the one found in `cwd`."""
+    cwd = cwd or Path(".")  # relative, so messages name files as the user would
+    env = os.environ if env is None else env
+    policy, legacy_config, server_files = _by_kind(policy, legacy_config, server_files)
+    if policy is None and legacy_config is None and not server_files:
+        if (cwd / POLICY_FILE).is_file():
+            policy = cwd / POLICY_FILE
+        elif (cwd / LEGACY_CONFIG).is_file():
+            legacy_config = cwd / LEGACY_CONFIG
+        elif not (cwd / LEGACY_CONFIGS_DIR).is_dir():
+            raise NoConfiguration(
+                f"no configuration in {cwd}: give --policy FILE or --config snapshots.config, "
+                f"or run where {POLICY_FILE}, {LEGACY_CONFIG} or {LEGACY_CONFIGS_DIR}/*.json is"
+            )
+    if policy is not None:
+        loaded = load_policy(policy, env)
+        return LoadedConfig((str(policy),), loaded.settings, tuple(loaded.targets), tuple(loaded.problems), (), legacy=False, base=policy.parent)
+    loaded = load_legacy(legacy_config, server_files, cwd)
+    return LoadedConfig(
+        tuple(loaded.files),
+        loaded.settings,
+        tuple(loaded.targets),
+        tuple(loaded.problems),
+        tuple(loaded.failed),
+        legacy=True,
+        base=legacy_config.parent if legacy_config else cwd,
+        isolated_files=frozenset(loaded.server_files),
+    )

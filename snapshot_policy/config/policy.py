@@ -1,0 +1,260 @@
+"""The YAML policy (SPEC §4.2): accounts, notification channels, defaults and targets.
+
+The schema checks shapes; this module checks what a schema cannot — time zones, cron
+expressions, references between sections, unique names, secrets that resolve — and merges
+`defaults` into each target. Every problem is collected; a policy with any error yields no
+target at all, since half a policy could delete by the wrong rules.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+from snapshot_policy.config.problems import ConfigError, Problem
+from snapshot_policy.config.schemas import validate
+from snapshot_policy.config.secrets import SecretError, resolve
+from snapshot_policy.config.sources import Source, read_yaml
+from snapshot_policy.duration import Duration
+from snapshot_policy.model import (
+    DEFAULT_NAME_PATTERN,
+    DIGITALOCEAN,
+    Account,
+    RetentionPolicy,
+    RunSettings,
+    Safety,
+    Schedule,
+    Selector,
+    TargetSpec,
+    TelegramChannel,
+    WebhookChannel,
+)
+from snapshot_policy.templates import payload_strings, template_errors
+
+SCHEMA = "policy.schema.json"
+DEFAULT_TOKEN_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_TOKEN", "hetzner": "HCLOUD_TOKEN"}
+NAME_FIELDS = ("server_name", "server_id", "target", "timestamp")
+DEFAULT_LOCK_FILE = "snapshot-policy.lock"
+
+
+@dataclass
+class PolicyLoad:
+    settings: RunSettings
+    targets: list[TargetSpec] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class _Checker:
+    """Collects problems against one source, with the line of each key where known."""
+
+    def __init__(self, source: Source, env: Mapping[str, str]):
+        self.source = source
+        self.env = env
+        self.base = Path(source.file).parent
+        self.problems: list[Problem] = []
+
+    def add(self, path: tuple, message: str) -> None:
+        shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        self.problems.append(Problem(self.source.file, self.source.line_of(path), shown, message))
+
+    def secret(self, path: tuple, value: str) -> str:
+        try:
+            return resolve(value, self.env, self.base)
+        except SecretError as error:
+            self.add(path, str(error))
+            return ""
+
+    def zone(self, path: tuple, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.add(path, f"{name!r} is not an IANA time zone name such as UTC or Europe/Berlin")
+        return name
+
+
+def load_policy(path: Path, env: Mapping[str, str] | None = None) -> PolicyLoad:
+    """Load the policy at `path`. Return its targets only if it has no error at all."""
+    env = os.environ if env is None else env
+    default_settings = RunSettings(lock_file=str(path.parent / DEFAULT_LOCK_FILE))
+    try:
+        source = read_yaml(path)
+    except ConfigError as error:
+        return PolicyLoad(default_settings, problems=list(error.problems))
+    problems = validate(source.data, SCHEMA, source)
+    if any(not p.warning for p in problems):
+        return PolicyLoad(default_settings, problems=problems)
+    check = _Checker(source, env)
+    data = source.data
+    zone = check.zone(("timezone",), data.get("timezone", "UTC"))
+    accounts = _accounts(check, data["accounts"])
+    channels = _channels(check, data.get("notifications", {}))
+    defaults = data.get("defaults", {})
+    _check_target_keys(check, ("defaults",), defaults, channels)
+    targets, seen = [], {}
+    for index, raw in enumerate(data["targets"]):
+        where = ("targets", index)
+        if raw["name"] in seen:
+            check.add((*where, "name"), f"target name {raw['name']!r} is also used by targets[{seen[raw['name']]}]; names must be unique")
+        seen.setdefault(raw["name"], index)
+        if raw["account"] not in accounts:
+            check.add((*where, "account"), f"no account named {raw['account']!r}; accounts: {', '.join(accounts) or 'none'}")
+            continue
+        _check_target_keys(check, where, raw, channels)
+        if check.problems:
+            continue  # building a target from keys already found wrong would only fail again
+        target = _target(raw, defaults, zone, accounts[raw["account"]], channels, source.file)
+        if not target.retention.has_rules:
+            check.add((*where, "retention"), "no retention rule: set at least one above 0 here or in defaults, e.g. keep_daily: 7")
+        targets.append(target)
+    settings = _settings(data.get("settings", {}), data.get("orphans", {}), check.base)
+    problems = problems + check.problems
+    if any(not p.warning for p in problems):
+        return PolicyLoad(settings, problems=problems)
+    return PolicyLoad(settings, targets, problems)
+
+
+def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
+    accounts = {}
+    for name, account in raw.items():
+        provider = account["provider"]
+        if "token" in account:
+            token = check.secret(("accounts", name, "token"), account["token"])
+        else:
+            variable = DEFAULT_TOKEN_VARIABLES[provider]
+            token = check.env.get(variable, "")
+            if not token:
+                check.add(("accounts", name), f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}")
+        accounts[name] = Account(name, provider, token, account.get("endpoint"))
+    return accounts
+
+
+def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | WebhookChannel]:
+    channels: dict[str, TelegramChannel | WebhookChannel] = {}
+    for name, channel in raw.items():
+        path = ("notifications", name)
+        for key in ("message_success", "message_failure", "payload_success", "payload_failure"):
+            for subpath, text in payload_strings(channel.get(key)):
+                for message in template_errors(text):
+                    check.add((*path, key, *subpath), message)
+        common = {k: channel[k] for k in ("timeout", "retries") if k in channel}
+        if "base_delay_between_retries" in channel:
+            common["base_delay"] = channel["base_delay_between_retries"]
+        if channel["type"] == "telegram":
+            channels[name] = TelegramChannel(
+                name=name,
+                bot_token=check.secret((*path, "bot_token"), channel["bot_token"]),
+                chat_id=str(channel["chat_id"]),
+                message_success=channel.get("message_success"),
+                message_failure=channel.get("message_failure"),
+                summary=channel.get("summary", False),
+                **common,
+            )
+        else:
+            channels[name] = WebhookChannel(
+                name=name,
+                url=channel["url"],
+                secret=check.secret((*path, "secret"), channel["secret"]) if "secret" in channel else None,
+                payload_success=channel.get("payload_success"),
+                payload_failure=channel.get("payload_failure"),
+                headers=dict(channel.get("headers", {})),
+                **common,
+            )
+    return channels
+
+
+def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Mapping) -> None:
+    """Check the keys a target shares with `defaults`, where the schema cannot."""
+    if "timezone" in raw:
+        check.zone((*where, "timezone"), raw["timezone"])
+    cron = raw.get("schedule", {}).get("cron")
+    if cron is not None:
+        try:
+            CronSim(cron, datetime(2000, 1, 1, tzinfo=timezone.utc))
+        except CronSimError as error:
+            check.add((*where, "schedule", "cron"), f"{cron!r} is not a cron expression ({error}); e.g. '0 3 * * *' for 03:00 daily")
+    for section, key in (("schedule", "every"), ("retention", "keep_within")):
+        text = raw.get(section, {}).get(key)
+        if text is not None:
+            try:
+                Duration.parse(text)
+            except ValueError as error:
+                check.add((*where, section, key), str(error))
+    for index, channel in enumerate(raw.get("notify", [])):
+        if channel not in channels:
+            check.add((*where, "notify", index), f"no notification channel named {channel!r}; channels: {', '.join(channels) or 'none'}")
+    if "snapshot_name" in raw:
+        for message in _name_pattern_errors(raw["snapshot_name"]):
+            check.add((*where, "snapshot_name"), message)
+
+
+def _name_pattern_errors(pattern: str) -> list[str]:
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
+    except ValueError as error:
+        return [f"has a stray brace ({error})"]
+    errors = [f"uses unknown field {{{f}}}; fields: {', '.join('{' + n + '}' for n in NAME_FIELDS)}" for f in fields if f not in NAME_FIELDS]
+    if "timestamp" not in fields:
+        errors.append("must contain {timestamp}, or every snapshot of a server would get the same name")
+    return errors
+
+
+def _retention_args(raw: Mapping) -> dict:
+    args = dict(raw)
+    if "keep_within" in args:
+        args["keep_within"] = Duration.parse(args["keep_within"])
+    return args
+
+
+def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channels: Mapping, file: str) -> TargetSpec:
+    merged = {**defaults, **raw}
+    schedule = merged.get("schedule", {})
+    retention = _retention_args(merged.get("retention", {}))
+    return TargetSpec(
+        name=raw["name"],
+        account=account,
+        selector=Selector(
+            ids=tuple(str(i) for i in raw.get("ids", ())),
+            names=tuple(raw.get("names", ())),
+            label_selector=raw.get("label_selector"),
+        ),
+        retention=RetentionPolicy(**retention),
+        schedule=Schedule(
+            every=Duration.parse(schedule["every"]) if "every" in schedule else None,
+            cron=schedule.get("cron"),
+        ),
+        safety=Safety(**merged.get("safety", {})),
+        timezone=merged.get("timezone", zone),
+        name_pattern=merged.get("snapshot_name", DEFAULT_NAME_PATTERN),
+        adopt_legacy_names=merged.get("adopt_legacy_names", False),
+        notify=tuple(channels[n] for n in merged.get("notify", ()) if n in channels),
+        source=file,
+    )
+
+
+def _settings(raw: Mapping, orphans: Mapping, base: Path) -> RunSettings:
+    log = raw.get("log", {})
+
+    def local(value: str | None) -> str | None:
+        return None if value is None else str(base / Path(value).expanduser())
+
+    return RunSettings(
+        lock_file=local(raw.get("lock_file", DEFAULT_LOCK_FILE)),
+        log_file=local(log.get("file")),
+        log_max_bytes=log.get("max_bytes", RunSettings.log_max_bytes),
+        log_backup_count=log.get("backup_count", RunSettings.log_backup_count),
+        log_level=log.get("level", RunSettings.log_level),
+        audit_log=local(raw.get("audit_log")),
+        snapshot_creation_timeout=raw.get("snapshot_creation_timeout", RunSettings.snapshot_creation_timeout),
+        request_timeout=raw.get("request_timeout", RunSettings.request_timeout),
+        delay_between_servers=raw.get("delay_between_servers", RunSettings.delay_between_servers),
+        parallel=raw.get("parallel", RunSettings.parallel),
+        healthcheck_url=raw.get("healthcheck_url"),
+        orphans_keep_last=orphans.get("keep_last"),
+    )

@@ -1,0 +1,107 @@
+"""Reading the clouds for a run: which servers each target covers, and their snapshots.
+
+Each account is read once — its servers, its snapshots — however many targets use it
+(SPEC §8). Failures stay with the targets they concern: a bad token fails that account's
+targets; a missing server fails its target. A server claimed by two targets fails both,
+since two retention policies over one server's snapshots would delete each other's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from snapshot_policy.model import Account, ProviderError, Server, Snapshot, Target, TargetFailure, TargetSpec
+from snapshot_policy.providers import Provider
+from snapshot_policy.providers.ownership import snapshots_for
+
+
+@dataclass
+class Observation:
+    """The observed state: targets with their snapshots, and the targets that failed."""
+
+    observed: list[tuple[Target, list[Snapshot]]] = field(default_factory=list)
+    failures: list[TargetFailure] = field(default_factory=list)
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+
+def observe(specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]) -> Observation:
+    """Resolve every spec to its servers and classify their snapshots, one listing per account."""
+    result = Observation()
+    by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
+    for spec in specs:
+        by_account[spec.account].append(spec)
+    for account, account_specs in by_account.items():
+        try:
+            provider = connect(account)
+            targets, failures = _resolve(provider, account, account_specs)
+            listing = provider.snapshots() if targets else []
+        except (ProviderError, ValueError) as error:
+            result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {error}", account.name) for s in account_specs]
+            continue
+        result.providers[account.name] = provider
+        result.failures += failures
+        result.observed += [(t, snapshots_for(t, listing)) for t in targets]
+    return result
+
+
+def _resolve(provider: Provider, account: Account, specs: Sequence[TargetSpec]) -> tuple[list[Target], list[TargetFailure]]:
+    everything: list[Server] | None = None
+    claimed: dict[str, list[TargetSpec]] = defaultdict(list)
+    servers_of: dict[str, list[Server]] = {}
+    failures: list[TargetFailure] = []
+    for spec in specs:
+        if spec.selector.label_selector:
+            found = provider.servers(spec.selector.label_selector)
+            missing = [] if found else [f"no server matches {spec.selector.describe()}"]
+        else:
+            everything = provider.servers() if everything is None else everything
+            found, missing = _pick(everything, spec)
+        if missing:
+            failures.append(TargetFailure(spec.name, "; ".join(missing), account.name))
+            continue
+        servers_of[spec.name] = found
+        for server in found:
+            claimed[server.id].append(spec)
+    targets = []
+    for spec in specs:
+        for server in servers_of.get(spec.name, []):
+            owners = claimed[server.id]
+            if len(owners) > 1:
+                names = " and ".join(sorted({o.name for o in owners}))
+                failures.append(TargetFailure(spec.name, f"server {server.name} ({server.id}) is selected by targets {names}; a server may belong to one target only", account.name))
+                continue
+            targets.append(_target(spec, server))
+    return targets, failures
+
+
+def _pick(servers: Sequence[Server], spec: TargetSpec) -> tuple[list[Server], list[str]]:
+    """Return the servers a spec names by id or by name, and a sentence for each one missing."""
+    if spec.selector.ids:
+        by_id = {s.id: s for s in servers}
+        return [by_id[i] for i in spec.selector.ids if i in by_id], [f"no server with id {i}" for i in spec.selector.ids if i not in by_id]
+    found, missing = [], []
+    for name in spec.selector.names:
+        named = [s for s in servers if s.name == name]
+        found += named
+        if not named:
+            missing.append(f"no server named {name!r}")
+    return found, missing
+
+
+def _target(spec: TargetSpec, server: Server) -> Target:
+    return Target(
+        name=spec.name,
+        provider=spec.account.provider,
+        account=spec.account.name,
+        server_id=server.id,
+        server_name=spec.server_name or server.name,
+        retention=spec.retention,
+        schedule=spec.schedule,
+        safety=spec.safety,
+        timezone=spec.timezone,
+        name_pattern=spec.name_pattern,
+        adopt_legacy_names=spec.adopt_legacy_names,
+    )
+

@@ -1,0 +1,42 @@
+"""A sandbox cloud and a legacy snapshots.py layout on disk, as an operator would have them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snapshot_policy.sandbox import Sandbox
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, NOW, cloud
+
+
+@pytest.fixture
+def sandbox(monkeypatch):
+    with Sandbox(cloud(), action_seconds=0.05, clock=lambda: NOW) as sb:
+        for name, value in sb.env().items():
+            monkeypatch.setenv(name, value)
+        yield sb
+
+
+@pytest.fixture
+def legacy_layout(tmp_path):
+    """The layout of the legacy manual: snapshots.config beside configs/*.json (plus junk to skip)."""
+    (tmp_path / "snapshots.config").write_text(
+        "[DIRECTORIES]\nconfigs_dir = configs\nlogs_dir = logs\n\n"
+        "[TIMING]\ndelay_between_servers = 20\n\n"
+        "[LOGGING]\nlevel = INFO\n\n"
+        f"[TELEGRAM]\nenabled = true\nbot_token = {BOT_TOKEN}\nchat_id = -1001234567890\n"
+        "message_success = *OK* `{server_name}`\\nsnapshot `{snapshot_name}`\\n{snapshot_info}\n\n"
+        "[WEBHOOK]\nenabled = false\nurl = https://your-webhook-url.com/notify\n"
+    )
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    droplet = {"provider": "digitalocean", "id": "3164444", "name": "web-1", "api_token": DO_TOKEN, "retain_last_snapshots": 3,
+               "telegram": {"enabled": True, "bot_token": "your_telegram_bot_token_here", "chat_id": "your_telegram_chat_id_here"}}
+    server = {"provider": "hetzner", "id": 4711, "name": "db-1", "api_token": HZ_TOKEN, "retain_last_snapshots": 2,
+              "webhook": {"enabled": True, "url": "https://hooks.example.com/snap", "payload_success": {"server": "{server_name}", "total": "{total_snapshots}"}}}
+    (configs / "digitalocean_droplet1.json").write_text(json.dumps({"digitalocean_droplet": droplet}, indent=2))
+    (configs / "hetzner_cloud_server1.json").write_text(json.dumps({"hetzner_cloud_server": server}, indent=2))
+    (configs / "._digitalocean_droplet1.json").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+    (configs / "digitalocean_droplet2.json.sample").write_text("{}")
+    return tmp_path

@@ -1,0 +1,102 @@
+"""A snapshots.py layout, unchanged, validated and planned against the sandbox (issue: config)."""
+
+from __future__ import annotations
+
+import json
+
+from snapshot_policy import config, render
+from snapshot_policy.cli import main
+from snapshot_policy.config.migrate import migrate
+from snapshot_policy.model import TelegramChannel, WebhookChannel
+from snapshot_policy.observe import observe
+from snapshot_policy.providers import connect
+from snapshot_policy.reconcile import build_plan
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, NOW
+
+
+def plan_document(loaded):
+    observation = observe(loaded.targets, connect)
+    return render.plan_document(build_plan(observation.observed, NOW), observation.failures)
+
+
+def test_legacy_layout_validates(legacy_layout, monkeypatch, capsys):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["validate"]) == 0
+    assert "3 file(s) valid: 2 target(s)." in capsys.readouterr().out
+
+
+def test_legacy_layout_loads_the_servers_templates_and_retention_the_old_script_used(legacy_layout):
+    loaded = config.load(cwd=legacy_layout)
+    web, db = sorted(loaded.targets, key=lambda t: t.name, reverse=True)
+    assert (web.name, web.account.provider, web.selector.ids, web.retention.keep_last) == ("web-1", "digitalocean", ("3164444",), 3)
+    assert (db.name, db.account.provider, db.selector.ids, db.retention.keep_last) == ("db-1", "hetzner", ("4711",), 2)
+    assert web.adopt_legacy_names and db.adopt_legacy_names
+    # The server file's placeholders count as unset, so the global Telegram settings apply,
+    # with the INI's \n escapes turned into line breaks.
+    [telegram] = web.notify
+    assert isinstance(telegram, TelegramChannel) and telegram.chat_id == "-1001234567890"
+    assert telegram.message_success == "*OK* `{server_name}`\nsnapshot `{snapshot_name}`\n{snapshot_info}"
+    webhook = next(c for c in db.notify if isinstance(c, WebhookChannel))
+    assert webhook.payload_success == {"server": "{server_name}", "total": "{total_snapshots}"}
+    assert loaded.settings.lock_file == str(legacy_layout / "logs" / "snapshots.lock")
+    assert loaded.settings.delay_between_servers == 20
+
+
+def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(legacy_layout, sandbox, monkeypatch, capsys):
+    monkeypatch.chdir(legacy_layout)
+    sandbox.clear_requests()
+    assert main(["plan", "--output", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    web = next(t for t in document["targets"] if t["target"] == "web-1")
+    assert web["create"]["name"].startswith("web-1-")
+    assert [s["name"] for s in web["keep"]] == ["web-1-20261125030000", "web-1-20261124030000"]
+    assert [s["name"] for s in web["delete"]] == ["web-1-20261123030000", "web-1-20261122030000", "web-1-20261121030000"]
+    assert [(s["name"], s["reason"].split(":")[0]) for s in web["skip"]] == [("web-1-before-upgrade", "unmanaged")]
+    db = next(t for t in document["targets"] if t["target"] == "db-1")
+    assert len(db["keep"]) == 1 and len(db["delete"]) == 4
+    assert [s["name"] for s in db["skip"]] == ["db-1-manual"]
+    assert {r["method"] for r in sandbox.requests()} == {"GET"}
+
+
+def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, sandbox, tmp_path):
+    legacy = config.load(cwd=legacy_layout)
+    migration = migrate(legacy.targets, legacy.settings, str(legacy_layout))
+    policy = legacy_layout / "snapshot-policy.yaml"
+    policy.write_text(migration.text)
+    env = {"DIGITALOCEAN_TOKEN_1": DO_TOKEN, "HCLOUD_TOKEN_1": HZ_TOKEN, "TELEGRAM_BOT_TOKEN": "x"}
+    migrated = config.load(policy=policy, env={**env, **{k: v for k, v in sandbox.env().items()}})
+    assert migrated.errors == ()
+    assert plan_document(migrated) == plan_document(legacy)
+    assert DO_TOKEN not in migration.text and HZ_TOKEN not in migration.text
+    assert [line.split("=")[0] for line in migration.exports] == ["export DIGITALOCEAN_TOKEN_1", "export HCLOUD_TOKEN_1", "export TELEGRAM_BOT_TOKEN"]
+
+
+def test_migrate_command_prints_yaml_and_the_variables_to_export(legacy_layout, monkeypatch, capsys):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["migrate"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# snapshot-policy policy, migrated")
+    assert "token: env:DIGITALOCEAN_TOKEN_1" in captured.out
+    assert "export HCLOUD_TOKEN_1=...  # the api_token of" in captured.err
+    assert DO_TOKEN not in captured.out + captured.err
+
+
+def test_one_broken_server_file_fails_alone(legacy_layout, sandbox, monkeypatch, capsys):
+    (legacy_layout / "configs" / "broken.json").write_text('{"digitalocean_droplet": {"provider": "digitalocean"}}')
+    monkeypatch.chdir(legacy_layout)
+    assert main(["plan"]) == 1
+    captured = capsys.readouterr()
+    assert "broken.json" in captured.err and "missing required key" in captured.err
+    assert "+ create web-1-" in captured.out and "+ create db-1-" in captured.out
+    assert "FAILED" in captured.out
+
+
+def test_positional_files_are_bare_names_in_configs_dir_or_paths(legacy_layout, sandbox, monkeypatch, capsys):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["plan", "--config", "snapshots.config", "hetzner_cloud_server1.json"]) == 0
+    out = capsys.readouterr().out
+    assert "db-1" in out and "web-1" not in out
+    assert main(["plan", "configs/digitalocean_droplet1.json"]) == 0
+    assert "web-1" in capsys.readouterr().out
+    assert main(["plan", "--config", "snapshots.config", "nope"]) == 1
+    assert "nope: no such server file" in capsys.readouterr().err
