@@ -88,7 +88,7 @@ def selection(command: Callable) -> Callable:
             raise click.UsageError(f"no target named {', '.join(unknown)}; targets: {known}")
         if targets:
             loaded = _only(loaded, set(targets))
-        return command(loaded=loaded, verbose=verbose, **options)
+        return command(loaded=loaded, verbose=verbose, whole=not targets, **options)
 
     return wrapper
 
@@ -111,7 +111,7 @@ def _connector(settings: RunSettings) -> Callable[[Account], providers.Provider]
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--out", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Also save the plan (JSON) for `apply --plan`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.")
-def plan_command(loaded: config.LoadedConfig, verbose: bool, output: str, plan_file: Path | None, detailed_exitcode: bool) -> int:
+def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output: str, plan_file: Path | None, detailed_exitcode: bool) -> int:
     """Show what apply would create, delete and keep, and why. Changes nothing.
 
     \b
@@ -122,7 +122,8 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, output: str, plan_f
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    observation = observe(loaded.targets, _connector(loaded.settings))
+    # Orphans belong to no target, so a run limited by --target leaves them alone.
+    observation = observe(loaded.targets, _connector(loaded.settings), orphans=whole, orphans_keep_last=loaded.settings.orphans_keep_last)
     failures = list(loaded.failed) + observation.failures
     plan = build_plan(observation.observed, datetime.now(timezone.utc))
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
@@ -136,7 +137,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, output: str, plan_f
 @cli.command("validate")
 @selection
 @click.option("--online", is_flag=True, help="Also check that tokens work and the servers exist (read-only API calls).")
-def validate_command(loaded: config.LoadedConfig, verbose: bool, online: bool) -> int:
+def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, online: bool) -> int:
     """Check the configuration and print every problem at once. No API call unless --online.
 
     \b
@@ -146,7 +147,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, online: bool) -
     """
     failures = list(loaded.failed)
     if online and not loaded.critical:
-        failures += observe(loaded.targets, _connector(loaded.settings)).failures
+        failures += observe(loaded.targets, _connector(loaded.settings), orphans=False).failures
         for failure in failures[len(loaded.failed):]:
             click.echo(f"{failure.target}: {failure.reason}", err=True)
     if loaded.errors or failures:
@@ -186,7 +187,7 @@ def simulate_command(zone: ZoneInfo, start: datetime, days: int, runs_per_day: i
 
 @cli.command("migrate")
 @selection
-def migrate_command(loaded: config.LoadedConfig, verbose: bool) -> int:
+def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool) -> int:
     """Print a YAML policy equivalent to a snapshots.py layout. Secrets become env: references.
 
     \b

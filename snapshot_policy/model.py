@@ -189,6 +189,8 @@ class Target:
     timezone: str = "UTC"
     name_pattern: str = DEFAULT_NAME_PATTERN
     adopt_legacy_names: bool = False
+    orphan: bool = False
+    """The server is gone: its managed snapshots are only pruned (SPEC §5), never added to."""
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,31 @@ Each account is read once — its servers, its snapshots — however many target
 (SPEC §8). Failures stay with the targets they concern: a bad token fails that account's
 targets; a missing server fails its target. A server claimed by two targets fails both,
 since two retention policies over one server's snapshots would delete each other's.
+
+Snapshots carrying our marker whose server no longer exists are orphans (SPEC §5): each
+vanished server becomes an orphan target that keeps them all, or prunes them to
+`orphans_keep_last`, and never gets a new snapshot.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from snapshot_policy.model import Account, ProviderError, Server, Snapshot, Target, TargetFailure, TargetSpec
+from snapshot_policy.model import (
+    Account,
+    ProviderError,
+    RetentionPolicy,
+    Server,
+    Snapshot,
+    Target,
+    TargetFailure,
+    TargetSpec,
+)
 from snapshot_policy.providers import Provider
-from snapshot_policy.providers.ownership import snapshots_for
+from snapshot_policy.providers.ownership import CloudSnapshot, has_marker, snapshots_for
 
 
 @dataclass
@@ -26,8 +40,17 @@ class Observation:
     providers: dict[str, Provider] = field(default_factory=dict)
 
 
-def observe(specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]) -> Observation:
-    """Resolve every spec to its servers and classify their snapshots, one listing per account."""
+def observe(
+    specs: Sequence[TargetSpec],
+    connect: Callable[[Account], Provider],
+    orphans: bool = True,
+    orphans_keep_last: int | None = None,
+) -> Observation:
+    """Resolve every spec to its servers and classify their snapshots, one listing per account.
+
+    With `orphans`, each account's marked snapshots of vanished servers are added as
+    orphan targets.
+    """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
     for spec in specs:
@@ -35,19 +58,43 @@ def observe(specs: Sequence[TargetSpec], connect: Callable[[Account], Provider])
     for account, account_specs in by_account.items():
         try:
             provider = connect(account)
-            targets, failures = _resolve(provider, account, account_specs)
-            listing = provider.snapshots() if targets else []
+            servers = provider.servers()
+            targets, failures = _resolve(provider, servers, account, account_specs)
+            listing = provider.snapshots()
         except (ProviderError, ValueError) as error:
             result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {error}", account.name) for s in account_specs]
             continue
         result.providers[account.name] = provider
         result.failures += failures
+        if orphans:
+            targets += _orphans(account, servers, listing, orphans_keep_last)
         result.observed += [(t, snapshots_for(t, listing)) for t in targets]
     return result
 
 
-def _resolve(provider: Provider, account: Account, specs: Sequence[TargetSpec]) -> tuple[list[Target], list[TargetFailure]]:
-    everything: list[Server] | None = None
+def _orphans(account: Account, servers: Sequence[Server], listing: Sequence[CloudSnapshot], keep_last: int | None) -> list[Target]:
+    existing = {s.id for s in servers}
+    marked: dict[str, list[CloudSnapshot]] = defaultdict(list)
+    for snapshot in listing:
+        if snapshot.server_id and snapshot.server_id not in existing and has_marker(account.provider, snapshot):
+            marked[snapshot.server_id].append(snapshot)
+    targets = []
+    for server_id, snapshots in sorted(marked.items()):
+        newest = max(snapshots, key=lambda s: s.created)
+        targets.append(Target(
+            name="(orphans)",
+            provider=account.provider,
+            account=account.name,
+            server_id=server_id,
+            # Our names end in -YYYYmmddHHMMSS; what stands before it was the server's name.
+            server_name=re.sub(r"-\d{14}$", "", newest.name),
+            retention=RetentionPolicy(keep_last=keep_last or 0),
+            orphan=True,
+        ))
+    return targets
+
+
+def _resolve(provider: Provider, servers: Sequence[Server], account: Account, specs: Sequence[TargetSpec]) -> tuple[list[Target], list[TargetFailure]]:
     claimed: dict[str, list[TargetSpec]] = defaultdict(list)
     servers_of: dict[str, list[Server]] = {}
     failures: list[TargetFailure] = []
@@ -56,8 +103,7 @@ def _resolve(provider: Provider, account: Account, specs: Sequence[TargetSpec]) 
             found = provider.servers(spec.selector.label_selector)
             missing = [] if found else [f"no server matches {spec.selector.describe()}"]
         else:
-            everything = provider.servers() if everything is None else everything
-            found, missing = _pick(everything, spec)
+            found, missing = _pick(servers, spec)
         if missing:
             failures.append(TargetFailure(spec.name, "; ".join(missing), account.name))
             continue

@@ -83,6 +83,8 @@ def plan_target(
     planned = None
     if created is not None:
         note = "snapshot made in this run"
+    elif target.orphan:
+        note = "the server no longer exists; its snapshots are only pruned"
     elif any(s.managed and s.creating for s in own):
         note = "not due: a snapshot is still being created"
     else:

@@ -72,6 +72,13 @@ def name_pattern_regex(target: Target) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+def has_marker(provider: str, cloud: CloudSnapshot) -> bool:
+    """True when the snapshot carries the mark this tool puts on what it makes."""
+    if provider == DIGITALOCEAN:
+        return DIGITALOCEAN_TAG in cloud.labels
+    return cloud.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
 def snapshots_for(target: Target, listing: Iterable[CloudSnapshot]) -> list[Snapshot]:
     """Return the snapshots of the target's server from an account listing, each classified."""
     return [classify(target, s) for s in listing if s.server_id == target.server_id]

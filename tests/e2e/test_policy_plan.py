@@ -1,0 +1,125 @@
+"""A YAML policy over two accounts, planned against the sandbox through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from snapshot_policy.cli import main
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN
+
+POLICY = """\
+version: 1
+accounts:
+  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
+  hz: {provider: hetzner}
+defaults:
+  retention: {keep_last: 2}
+targets:
+  - name: web
+    account: do
+    names: [web-1]
+  - name: db
+    account: hz
+    ids: [4711]
+    schedule: {every: 24h}
+    adopt_legacy_names: true
+    retention: {keep_daily: 3}
+"""
+
+
+@pytest.fixture
+def policy(tmp_path, sandbox, monkeypatch):
+    monkeypatch.setenv("TEST_DO_TOKEN", DO_TOKEN)
+    monkeypatch.setenv("HCLOUD_TOKEN", HZ_TOKEN)
+    path = tmp_path / "snapshot-policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+def test_policy_plan_reads_each_account_once_and_writes_nothing(policy, sandbox, capsys):
+    sandbox.clear_requests()
+    assert main(["plan", "--policy", str(policy), "--output", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    web = next(t for t in document["targets"] if t["target"] == "web")
+    db = next(t for t in document["targets"] if t["target"] == "db")
+    # web has no marked snapshots and does not adopt: all of its snapshots are someone else's.
+    assert web["delete"] == [] and len(web["skip"]) == 6
+    assert web["create"] is not None
+    # db adopts snapshots.py's names: 3 days kept (the new one counts), the rest deleted.
+    assert [s["name"] for s in db["keep"]] == ["db-1-20261125030000", "db-1-20261124030000"]
+    assert len(db["delete"]) == 3
+    requests = sandbox.requests()
+    assert {r["method"] for r in requests} == {"GET"}
+    listings = [r for r in requests if r["path"] in ("/v2/snapshots", "/v1/images")]
+    assert len(listings) == 2  # one snapshot listing per account
+
+
+def test_plan_saves_the_plan_and_reports_pending_changes(policy, sandbox, tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(out), "--detailed-exitcode"]) == 2
+    text = capsys.readouterr().out
+    assert "+ create web-1-" in text and text.rstrip().endswith("across 2 target(s).")
+    saved = json.loads(out.read_text())
+    assert saved["summary"]["has_changes"] is True and saved["fingerprint"].startswith("sha256:")
+
+
+def test_target_option_limits_the_plan_and_rejects_unknown_names(policy, sandbox, capsys):
+    assert main(["plan", "--policy", str(policy), "--target", "db"]) == 0
+    out = capsys.readouterr().out
+    assert "db: db-1" in out and "web: web-1" not in out
+    assert main(["plan", "--policy", str(policy), "--target", "nope"]) == 1
+    assert "no target named nope; targets: db, web" in capsys.readouterr().err
+
+
+def test_a_missing_server_fails_its_target_only(policy, sandbox, capsys):
+    policy.write_text(POLICY.replace("ids: [4711]", "ids: [999]"))
+    assert main(["plan", "--policy", str(policy)]) == 1
+    out = capsys.readouterr().out
+    assert "db: FAILED: no server with id 999" in out and "+ create web-1-" in out
+
+
+def test_validate_online_checks_tokens_and_servers(policy, sandbox, monkeypatch, capsys):
+    assert main(["validate", "--online", "--policy", str(policy)]) == 0
+    assert "checked online" in capsys.readouterr().out
+    monkeypatch.setenv("TEST_DO_TOKEN", "wrong-token")
+    assert main(["validate", "--online", "--policy", str(policy)]) == 1
+    err = capsys.readouterr().err
+    assert "web: cannot read account do" in err and "401" in err and "wrong-token" not in err
+
+
+def test_validate_makes_no_api_call_without_online(policy, sandbox, capsys):
+    sandbox.clear_requests()
+    assert main(["validate", str(policy)]) == 0
+    assert sandbox.requests() == []
+
+
+def test_a_server_in_two_targets_fails_both(policy, sandbox, capsys):
+    policy.write_text(POLICY + "  - name: db-again\n    account: hz\n    names: [db-1]\n")
+    assert main(["plan", "--policy", str(policy)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("is selected by targets db and db-again") == 2
+
+
+def test_orphans_are_kept_and_reported_or_pruned_when_asked(policy, sandbox, capsys):
+    state = sandbox.dump_state()
+    marked = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "5000"}
+    state["snapshots"] += [
+        {"account": "hz", "server_id": 5000, "server_name": "gone-1", "name": f"gone-1-2026112{d}030000", "created": f"2026-11-2{d}T03:00:00Z", "labels": marked}
+        for d in range(1, 5)
+    ] + [{"account": "hz", "server_id": 5000, "server_name": "gone-1", "name": "gone-1-manual", "created": "2026-11-01T03:00:00Z"}]
+    sandbox.load_state(state)
+    assert main(["plan", "--policy", str(policy), "--output", "json"]) == 0
+    orphans = next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
+    assert (orphans["server_id"], orphans["server_name"], orphans["create"]) == ("5000", "gone-1", None)
+    assert len(orphans["keep"]) == 4 and orphans["delete"] == []
+    assert orphans["schedule_note"] == "the server no longer exists; its snapshots are only pruned"
+
+    policy.write_text(POLICY + "orphans: {keep_last: 1}\n")
+    assert main(["plan", "--policy", str(policy), "--output", "json"]) == 0
+    orphans = next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
+    assert [s["name"] for s in orphans["keep"]] == ["gone-1-20261124030000"]
+    assert len(orphans["delete"]) == 3
+    assert main(["plan", "--policy", str(policy), "--target", "db"]) == 0
+    assert "(orphans)" not in capsys.readouterr().out
