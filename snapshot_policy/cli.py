@@ -10,7 +10,7 @@ import functools
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,9 +18,14 @@ import click
 
 from snapshot_policy import config, providers, render
 from snapshot_policy.config.migrate import migrate
+from snapshot_policy.execute import Executor, RunReport
+from snapshot_policy.journal import Journal
+from snapshot_policy.logs import redact, setup_logging
+from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
+from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.duration import Duration
-from snapshot_policy.model import Account, RetentionPolicy, RunSettings
-from snapshot_policy.observe import observe
+from snapshot_policy.model import Account, Plan, RetentionPolicy, RunSettings, TargetFailure
+from snapshot_policy.observe import Observation, observe
 from snapshot_policy.reconcile import build_plan
 from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
@@ -28,6 +33,7 @@ from snapshot_policy.simulate import simulate
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_LOCKED = 3
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -122,16 +128,81 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    # Orphans belong to no target, so a run limited by --target leaves them alone.
-    observation = observe(loaded.targets, _connector(loaded.settings), orphans=whole, orphans_keep_last=loaded.settings.orphans_keep_last)
-    failures = list(loaded.failed) + observation.failures
-    plan = build_plan(observation.observed, datetime.now(timezone.utc))
+    plan, failures, _ = _plan(loaded, whole)
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
     if plan_file is not None:
         plan_file.write_text(render.plan_json(plan, failures), encoding="utf-8")
     if failures:
         return EXIT_ERROR
     return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK
+
+
+@cli.command("apply")
+@selection
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Apply exactly this saved plan (from `plan --out`); refuse if the snapshots changed since.")
+@click.option("--dry-run", is_flag=True, help="Print what apply would do; call no write endpoint.")
+@click.option("--parallel", type=click.IntRange(min=1, max=64), help="Targets run at once per account (default: the policy's, else 4).")
+def apply_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, plan_file: Path | None, dry_run: bool, parallel: int | None) -> int:
+    """Create the snapshots that are due and delete what retention no longer keeps.
+
+    \b
+    Exit codes: 0 every target succeeded, 1 all failed or a critical error,
+    2 some failed, 3 another run holds the lock.
+    \b
+    Examples:
+      snapshot-policy apply                       # in the folder of snapshots.config
+      snapshot-policy apply --policy snapshot-policy.yaml --dry-run
+      snapshot-policy plan --out plan.json && snapshot-policy apply --plan plan.json
+    """
+    settings = loaded.settings
+    if loaded.critical:
+        click.echo("Nothing applied: fix the errors above.", err=True)
+        return EXIT_ERROR
+    try:
+        setup_logging(settings.log_file, settings.log_max_bytes, settings.log_backup_count, settings.log_level, verbose, loaded.secrets)
+    except (OSError, ValueError) as error:
+        click.echo(str(error), err=True)
+        return EXIT_ERROR
+    if dry_run:
+        plan, failures, _ = _plan(loaded, whole)
+        click.echo("Dry run: apply would do the following; nothing was changed.\n")
+        click.echo(render.plan_text(plan, failures), nl=False)
+        return EXIT_ERROR if failures else EXIT_OK
+    try:
+        with run_lock(settings.lock_file):
+            report = _apply(loaded, whole, plan_file, parallel or settings.parallel)
+    except LockHeld as error:
+        click.echo(str(error), err=True)
+        return EXIT_LOCKED
+    except (PlanFileError, OSError) as error:
+        click.echo(redact(str(error), loaded.secrets), err=True)
+        return EXIT_ERROR
+    click.echo(render.report_text(report), nl=False)
+    click.echo(report.summary(), err=True)
+    return report.exit_code
+
+
+def _plan(loaded: config.LoadedConfig, whole: bool, journal: Journal | None = None) -> tuple[Plan, list[TargetFailure], Observation]:
+    """Read the clouds and decide. Orphans belong to no target, so a run limited by
+    --target leaves them alone."""
+    settings = loaded.settings
+    journal = journal or _journal(settings)
+    observation = observe(loaded.targets, _connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, pending=journal.pending)
+    plan = build_plan(observation.observed, datetime.now(timezone.utc))
+    return plan, list(loaded.failed) + observation.failures, observation
+
+
+def _journal(settings: RunSettings) -> Journal:
+    return Journal(Path(settings.lock_file).with_suffix(".journal.json"), timedelta(seconds=settings.snapshot_creation_timeout + 600))
+
+
+def _apply(loaded: config.LoadedConfig, whole: bool, plan_file: Path | None, parallel: int) -> RunReport:
+    journal = _journal(loaded.settings)
+    plan, failures, observation = _plan(loaded, whole, journal)
+    if plan_file is not None:
+        plan = replay(read_plan_file(plan_file), plan, plan_file)
+    executor = Executor(observation.providers, journal, parallel=parallel, delay_between_servers=loaded.settings.delay_between_servers)
+    return executor.apply(plan, failures)
 
 
 @cli.command("validate")

@@ -217,6 +217,8 @@ class Snapshot:
     ownership: str
     protected: bool = False
     creating: bool = False
+    unmarked: bool = False
+    """Ours, but still without our marker (a run was killed before it could tag it)."""
 
 
 class ActionKind(str, Enum):
@@ -303,4 +305,6 @@ class ProviderError(Exception):
     @property
     def transient(self) -> bool:
         """True when the same call may succeed later: rate limits, server errors, lost responses."""
+        if self.code == "action_failed":
+            return False
         return self.status is None or self.status in (408, 409, 429, 500, 502, 503, 504)

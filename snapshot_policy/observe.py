@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from snapshot_policy.model import (
     Account,
@@ -45,11 +46,14 @@ def observe(
     connect: Callable[[Account], Provider],
     orphans: bool = True,
     orphans_keep_last: int | None = None,
+    pending: Callable[[str, str], Mapping[str, datetime]] = lambda account, server_id: {},
 ) -> Observation:
     """Resolve every spec to its servers and classify their snapshots, one listing per account.
 
     With `orphans`, each account's marked snapshots of vanished servers are added as
-    orphan targets.
+    orphan targets. `pending(account, server_id)` names snapshots this tool started but
+    could not mark (journal.py): found, they are adopted; not listed yet, they count as
+    still being created.
     """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
@@ -68,8 +72,18 @@ def observe(
         result.failures += failures
         if orphans:
             targets += _orphans(account, servers, listing, orphans_keep_last)
-        result.observed += [(t, snapshots_for(t, listing)) for t in targets]
+        result.observed += [(t, _with_pending(t, listing, pending(t.account, t.server_id))) for t in targets]
     return result
+
+
+def _with_pending(target: Target, listing: Sequence[CloudSnapshot], pending: Mapping[str, datetime]) -> list[Snapshot]:
+    snapshots = snapshots_for(target, listing, pending)
+    unseen = set(pending) - {s.name for s in snapshots}
+    snapshots += [
+        Snapshot("", name, pending[name], target.server_id, True, "started by an interrupted run; not listed yet", creating=True)
+        for name in sorted(unseen)
+    ]
+    return snapshots
 
 
 def _orphans(account: Account, servers: Sequence[Server], listing: Sequence[CloudSnapshot], keep_last: int | None) -> list[Target]:

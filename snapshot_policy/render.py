@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from collections.abc import Sequence
 
+from snapshot_policy.execute import RunReport
 from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 
@@ -118,6 +119,19 @@ def _snapshot_document(action: PlanAction, reason: bool) -> dict:
     else:
         document["rules"] = list(action.rules)
     return document
+
+
+def report_text(report: RunReport) -> str:
+    """Return what apply did, a line per target (the summary line goes to stderr)."""
+    lines = []
+    for outcome in report.outcomes:
+        target = outcome.plan.target
+        head = f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
+        made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
+        done = f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
+        lines.append(f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}" + (f"; {outcome.error}" if outcome.error else ""))
+    lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
+    return "".join(line + "\n" for line in lines)
 
 
 def simulation_text(simulation: Simulation) -> str:

@@ -40,6 +40,15 @@ class LoadedConfig:
         return tuple(p for p in self.problems if not p.warning)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value the configuration holds, for the log's redaction filter."""
+        values = {t.account.token for t in self.targets}
+        for target in self.targets:
+            for channel in target.notify:
+                values.update(v for v in (getattr(channel, "bot_token", None), getattr(channel, "secret", None)) if v)
+        return tuple(sorted(v for v in values if v))
+
+    @property
     def critical(self) -> bool:
         """True when nothing should run: the policy or the INI is invalid, or no target loaded.
 

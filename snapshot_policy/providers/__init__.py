@@ -36,6 +36,9 @@ class Provider(Protocol):
     def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
         """Make a snapshot of the target's server marked as ours, wait for it, and return it."""
 
+    def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
+        """Put our marker on a snapshot this tool made but could not mark (journal.py)."""
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; one that is already gone counts as deleted."""
 

@@ -64,6 +64,9 @@ class DigitalOcean:
         self._tag(image["id"])
         return CloudSnapshot(str(image["id"]), name, _time(image["created_at"]), target.server_id, {DIGITALOCEAN_TAG: ""})
 
+    def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
+        self._tag(int(snapshot_id))
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         # A 404 means it is gone already, which is what was asked for.
         self._read("delete snapshot", self._client.snapshots.delete, missing_ok=True, snapshot_id=snapshot_id)
@@ -99,7 +102,7 @@ class DigitalOcean:
         except TimeoutError as error:
             raise ProviderError(self.name, "wait for snapshot", None, str(error)) from None
         if outcome != "completed":
-            raise ProviderError(self.name, "wait for snapshot", None, f"snapshot action {action_id} for {name} ended {outcome}")
+            raise ProviderError(self.name, "wait for snapshot", None, f"snapshot action {action_id} for {name} ended {outcome}", code="action_failed")
 
     def _find_image(self, droplet_id: int, name: str) -> dict[str, Any]:
         """The action does not name its image: find it by droplet and exact name once done."""

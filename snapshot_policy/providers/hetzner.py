@@ -74,9 +74,17 @@ class Hetzner:
     def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
         image_id, action_id = self._start_snapshot(target, name)
         if action_id is not None:
-            self._wait(f"snapshot {name}", lambda: self._action_outcome(action_id))
+            action = self._wait(f"snapshot {name}", lambda: self._finished_action(action_id))
+            if action.status == "error":
+                message = (action.error or {}).get("message", "no message")
+                raise ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
         image = self._wait(f"snapshot {name}", lambda: self._finished_image(image_id))
         return _snapshot(image)
+
+    def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
+        image = self._read("get snapshot", lambda: self._client.images.get_by_id(int(snapshot_id)))
+        labels = {**(image.labels or {}), **hetzner_labels(target)}  # an update replaces the whole set
+        self._read("label snapshot", lambda: self._client.images.update(image, labels=labels))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         try:
@@ -109,12 +117,9 @@ class Hetzner:
         images = self._read("list snapshots", lambda: self._client.images.get_all(type=["snapshot"], label_selector=selector))
         return next((i.id for i in images if i.description == name), None)
 
-    def _action_outcome(self, action_id: int) -> str | None:
+    def _finished_action(self, action_id: int):
         action = self._read("get action", lambda: self._client.actions.get_by_id(action_id))
-        if action.status == "error":
-            message = (action.error or {}).get("message", "no message")
-            raise ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}")
-        return None if action.status == "running" else action.status
+        return None if action.status == "running" else action
 
     def _finished_image(self, image_id: int):
         image = self._read("get snapshot", lambda: self._client.images.get_by_id(image_id))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -79,15 +79,21 @@ def has_marker(provider: str, cloud: CloudSnapshot) -> bool:
     return cloud.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
-def snapshots_for(target: Target, listing: Iterable[CloudSnapshot]) -> list[Snapshot]:
-    """Return the snapshots of the target's server from an account listing, each classified."""
-    return [classify(target, s) for s in listing if s.server_id == target.server_id]
+def snapshots_for(target: Target, listing: Iterable[CloudSnapshot], pending: Collection[str] = frozenset()) -> list[Snapshot]:
+    """Return the snapshots of the target's server from an account listing, each classified.
+
+    `pending` are names this tool started for the server and has not marked yet (journal.py).
+    """
+    return [classify(target, s, pending) for s in listing if s.server_id == target.server_id]
 
 
-def classify(target: Target, cloud: CloudSnapshot) -> Snapshot:
+def classify(target: Target, cloud: CloudSnapshot, pending: Collection[str] = frozenset()) -> Snapshot:
     """Return `cloud` as a Snapshot of `target`'s server, managed or not, and why."""
     proof = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
     managed, ownership = proof
+    unmarked = not managed and cloud.name in pending
+    if unmarked:
+        managed, ownership = True, "adopted: started by an interrupted run of this tool; it will be marked"
     if not managed and target.adopt_legacy_names and name_pattern_regex(target).fullmatch(cloud.name):
         managed, ownership = True, f"adopted: named exactly as {target.name_pattern!r} names them (as snapshots.py did)"
     return Snapshot(
@@ -99,6 +105,7 @@ def classify(target: Target, cloud: CloudSnapshot) -> Snapshot:
         ownership=ownership,
         protected=cloud.protected,
         creating=cloud.creating,
+        unmarked=unmarked,
     )
 
 

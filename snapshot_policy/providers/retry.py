@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 # A Retry-After beyond this is not waited for: a cron run should fail and say so instead.
 MAX_ADVISED_WAIT = 300.0
+FIRST_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,22 @@ class RetryPolicy:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def poll(self, probe: Callable[[], T | None], timeout: float, interval: float, waiting_for: str) -> T:
-        """Return the first result of `probe()` that is not None, calling it every `interval`.
+        """Return the first result of `probe()` that is not None.
 
-        Each probe is itself retried when transient. Raise TimeoutError when `timeout`
-        seconds pass first.
+        Polls start quick and slow down by half each time up to `interval`, so a short
+        action is noticed at once and a long one does not flood the API. Each probe is
+        itself retried when transient. Raise TimeoutError when `timeout` seconds pass first.
         """
         deadline = self.clock() + timeout
+        wait = min(FIRST_POLL, interval)
         while True:
             result = self.call(probe)
             if result is not None:
                 return result
-            if self.clock() + interval > deadline:
+            if self.clock() + wait > deadline:
                 raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {waiting_for}")
-            self.sleep(interval)
+            self.sleep(wait)
+            wait = min(interval, wait * 1.5)
 
     def start_once(
         self,

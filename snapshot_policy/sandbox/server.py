@@ -261,6 +261,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the sandbox keeps its own request log
 
     def _dispatch(self) -> None:
+        try:
+            self._answer()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away (killed, or timed out): nothing to answer
+
+    def _answer(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         request = Request(

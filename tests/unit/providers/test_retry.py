@@ -75,7 +75,11 @@ def test_poll_returns_the_first_answer_and_times_out():
     clock = FakeTime()
     answers = iter([None, None, "done"])
     assert policy(clock).poll(lambda: next(answers), timeout=60, interval=5, waiting_for="x") == "done"
-    assert clock.sleeps == [5, 5]
+    assert clock.sleeps == [0.1, 0.15000000000000002]
+    slow = iter([None] * 20 + ["done"])
+    clock.sleeps.clear()
+    policy(clock).poll(lambda: next(slow), timeout=600, interval=5, waiting_for="x")
+    assert max(clock.sleeps) == 5 and clock.sleeps[-1] == 5
     with pytest.raises(TimeoutError, match="gave up after 12s waiting for snapshot web"):
         policy(clock).poll(lambda: None, timeout=12, interval=5, waiting_for="snapshot web")
 

@@ -1,0 +1,176 @@
+"""Carrying a plan out — the only code that changes anything in a cloud (SPEC §5, §8).
+
+Per target: mark what an interrupted run left unmarked, create the due snapshot and wait
+for it, then delete — only what the plan deletes *and* a fresh look at retention, with
+the new snapshot counted, still deletes. A failed create deletes nothing. Targets run
+concurrently, at most `parallel` at a time per account; snapshot starts on one account
+are spaced by `delay_between_servers`, while the waits overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from snapshot_policy.journal import Journal
+from snapshot_policy.model import ActionKind, Plan, ProviderError, Snapshot, TargetFailure, TargetPlan
+from snapshot_policy.providers import Provider
+from snapshot_policy.providers.ownership import classify
+from snapshot_policy.reconcile import plan_target
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one target. `remaining` counts its managed snapshots afterwards."""
+
+    plan: TargetPlan
+    ok: bool
+    created: Snapshot | None = None
+    deleted: tuple[Snapshot, ...] = ()
+    remaining: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    started: datetime
+    finished: datetime
+    outcomes: tuple[Outcome, ...]
+    failures: tuple[TargetFailure, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0 every target succeeded; 1 all failed (or nothing ran); 2 some failed (SPEC §3)."""
+        succeeded = sum(o.ok for o in self.outcomes)
+        failed = len(self.outcomes) - succeeded + len(self.failures)
+        if not failed:
+            return EXIT_OK
+        return EXIT_ALL_FAILED if not succeeded else EXIT_SOME_FAILED
+
+    def summary(self) -> str:
+        made = sum(o.created is not None for o in self.outcomes)
+        deleted = sum(len(o.deleted) for o in self.outcomes)
+        failed = [o.plan.target.name for o in self.outcomes if not o.ok] + [f.target for f in self.failures]
+        seconds = (self.finished - self.started).total_seconds()
+        line = f"snapshot-policy apply: {len(self.outcomes) + len(self.failures)} target(s), {made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
+        return line + (f" (failed: {', '.join(sorted(set(failed)))})" if failed else "")
+
+
+class StartPacer:
+    """Spaces snapshot starts on one account by `spacing` seconds without holding up waits."""
+
+    def __init__(self, spacing: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self._spacing = spacing
+        self._clock = clock
+        self._sleep = sleep
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def wait_turn(self) -> None:
+        with self._lock:
+            now = self._clock()
+            turn = max(now, self._next)
+            self._next = turn + self._spacing
+        if turn > now:
+            self._sleep(turn - now)
+
+
+@dataclass
+class Executor:
+    providers: Mapping[str, Provider]
+    journal: Journal
+    parallel: int = 4
+    delay_between_servers: float = 0.0
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    _pacers: dict[str, StartPacer] = field(default_factory=dict)
+
+    def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
+        """Apply every target of `plan`; failures stay with their target."""
+        started = self.now()
+        by_account: dict[str, list[TargetPlan]] = defaultdict(list)
+        for target_plan in plan.targets:
+            by_account[target_plan.target.account].append(target_plan)
+        self._pacers = {a: StartPacer(self.delay_between_servers) for a in by_account}
+        gates = {a: threading.Semaphore(self.parallel) for a in by_account}
+
+        def run(target_plan: TargetPlan) -> Outcome:
+            with gates[target_plan.target.account]:
+                try:
+                    return self._apply_target(target_plan)
+                except Exception as error:  # a bug must fail one target, not the whole run
+                    log.exception("%s: unexpected error", target_plan.target.name)
+                    return Outcome(target_plan, ok=False, error=f"unexpected error: {type(error).__name__}: {error}")
+
+        workers = max(1, min(len(plan.targets), self.parallel * len(by_account)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
+            outcomes = tuple(pool.map(run, plan.targets))
+        return RunReport(started, self.now(), outcomes, tuple(failures))
+
+    def _apply_target(self, plan: TargetPlan) -> Outcome:
+        target = plan.target
+        provider = self.providers[target.account]
+        name = f"{target.name} ({target.server_name}, {target.provider} {target.server_id})"
+        try:
+            self._mark_adopted(plan, provider)
+            created = self._create(plan, provider, name)
+        except ProviderError as error:
+            log.error("%s: snapshot failed, nothing deleted: %s", name, error)
+            return Outcome(plan, ok=False, error=str(error))
+        observed = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
+        recheck = plan_target(target, observed, self.now(), created=created) if created else plan
+        still_doomed = {a.snapshot.id for a in recheck.of_kind(ActionKind.DELETE)}
+        deleted, errors = [], []
+        for action in plan.of_kind(ActionKind.DELETE):
+            snapshot = action.snapshot
+            if snapshot.id not in still_doomed:
+                log.info("%s: keeping %s after all: retention with the new snapshot keeps it", name, snapshot.name)
+                continue
+            try:
+                provider.delete_snapshot(snapshot.id)
+            except ProviderError as error:
+                log.error("%s: could not delete %s (%s): %s", name, snapshot.name, snapshot.id, error)
+                errors.append(f"delete {snapshot.name}: {error}")
+                continue
+            log.info("%s: deleted %s (%s): %s", name, snapshot.name, snapshot.id, action.reason)
+            deleted.append(snapshot)
+        for action in plan.of_kind(ActionKind.KEEP):
+            log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
+        remaining = sum(1 for a in recheck.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE) - len(deleted)
+        if plan.refusal:
+            log.error("%s: %s", name, plan.refusal)
+            errors.append(plan.refusal)
+        return Outcome(plan, ok=not errors, created=created, deleted=tuple(deleted), remaining=remaining, error="; ".join(errors) or None)
+
+    def _mark_adopted(self, plan: TargetPlan, provider: Provider) -> None:
+        target = plan.target
+        for action in plan.actions:
+            snapshot = action.snapshot
+            if action.kind is ActionKind.CREATE or snapshot.name not in self.journal.pending(target.account, target.server_id):
+                continue
+            if snapshot.unmarked:
+                provider.mark_snapshot(target, snapshot.id)
+                log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
+            self.journal.marked(target.account, target.server_id, snapshot.name)
+
+    def _create(self, plan: TargetPlan, provider: Provider, name: str) -> Snapshot | None:
+        if plan.create is None:
+            log.info("%s: no snapshot: %s", name, plan.schedule_note)
+            return None
+        target, wanted = plan.target, plan.create.snapshot.name
+        self._pacers[target.account].wait_turn()
+        self.journal.started(target.account, target.server_id, wanted, self.now())
+        log.info("%s: creating %s (%s)", name, wanted, plan.create.reason)
+        made = classify(target, provider.create_snapshot(target, wanted))
+        self.journal.marked(target.account, target.server_id, wanted)
+        log.info("%s: created %s (%s)", name, made.name, made.id)
+        return made

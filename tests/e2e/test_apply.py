@@ -1,0 +1,180 @@
+"""apply against the sandbox, through the CLI and the real SDKs: SPEC §5's invariants, one by one."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from snapshot_policy.cli import main
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
+
+SEEDED = {s["name"] for s in cloud()["snapshots"]}
+
+POLICY = """\
+version: 1
+accounts:
+  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
+  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
+defaults:
+  schedule: {every: 24h}
+  adopt_legacy_names: true
+targets:
+  - name: web
+    account: do
+    names: [web-1]
+    retention: {keep_last: 3}
+  - name: db
+    account: hz
+    ids: [4711]
+    retention: {keep_last: 2}
+settings:
+  lock_file: run/snapshot-policy.lock
+  log: {file: run/snapshot-policy.log, level: DEBUG}
+"""
+
+
+@pytest.fixture
+def policy(tmp_path, sandbox, monkeypatch):
+    monkeypatch.setenv("TEST_DO_TOKEN", DO_TOKEN)
+    monkeypatch.setenv("TEST_HZ_TOKEN", HZ_TOKEN)
+    path = tmp_path / "snapshot-policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+def names(sandbox, server_id):
+    """The names of a server's snapshots in the sandbox, newest first; one made by the run
+    (named after the wall clock, which the tests do not control) reads NEW."""
+    snapshots = [s for s in sandbox.dump_state()["snapshots"] if s.get("server_id") == server_id]
+    return [s["name"] if s["name"] in SEEDED else "NEW" for s in sorted(snapshots, key=lambda s: (s["created"], s["id"]), reverse=True)]
+
+
+def writes(sandbox):
+    return [r for r in sandbox.requests() if r["method"] != "GET"]
+
+
+def apply(*args):
+    return main(["apply", *args])
+
+
+def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, capsys):
+    before_web = names(sandbox, 3164444)
+    assert apply("--policy", str(policy)) == 0
+    out, err = capsys.readouterr()
+    web, db = names(sandbox, 3164444), names(sandbox, 4711)
+    # keep_last 3 counts the new snapshot: two old ones stay; the manual one is not ours.
+    assert web[:3] == ["NEW", "web-1-20261125030000", "web-1-20261124030000"]
+    assert set(web) == set(web[:3]) | {"web-1-before-upgrade"}
+    assert db == ["NEW", "db-1-20261125030000", "db-1-manual"]  # protected stays
+    assert "web-10-20261125030000" in names(sandbox, 3164445)  # a look-alike server is untouched
+    assert len(before_web) == 6
+    assert re.search(r"web: web-1 \(digitalocean server 3164444\): ok: created web-1-\d{14}, deleted 3, 3 managed snapshot\(s\) remain", out)
+    assert err.strip().splitlines()[-1].startswith("snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed in ")
+
+
+def test_apply_then_plan_shows_nothing_to_do_and_a_second_apply_creates_nothing(policy, sandbox, capsys):
+    assert apply("--policy", str(policy)) == 0
+    assert main(["plan", "--policy", str(policy), "--detailed-exitcode"]) == 0
+    sandbox.clear_requests()
+    assert apply("--policy", str(policy)) == 0
+    assert writes(sandbox) == []
+
+
+def test_a_failed_snapshot_deletes_nothing_for_its_target(policy, sandbox, capsys):
+    sandbox.inject("fail_action", service="hetzner")
+    before = names(sandbox, 4711)
+    assert apply("--policy", str(policy)) == 2  # web succeeded, db failed
+    assert names(sandbox, 4711) == before
+    assert "db: db-1 (hetzner server 4711): FAILED" in capsys.readouterr().out
+
+
+def test_a_failed_listing_deletes_nothing(policy, sandbox, capsys):
+    # A refusal, not a hiccup: retried errors are the providers' tests' business, and slow.
+    sandbox.inject("error", service="digitalocean", method="GET", path="/v2/snapshots", status=403, count=None)
+    before = names(sandbox, 3164444)
+    assert apply("--policy", str(policy)) == 2
+    assert names(sandbox, 3164444) == before
+    assert [r for r in writes(sandbox) if r["provider"] == "digitalocean"] == []
+    assert "web: FAILED: cannot read account do" in capsys.readouterr().out
+
+
+def test_all_targets_failing_exits_1(policy, sandbox, capsys):
+    sandbox.inject("error", method="GET", status=403, count=None)
+    assert apply("--policy", str(policy)) == 1
+
+
+def test_max_deletions_refuses_instead_of_truncating(policy, sandbox, capsys):
+    policy.write_text(POLICY.replace("retention: {keep_last: 3}", "retention: {keep_last: 1}\n    safety: {max_deletions: 2}"))
+    before = set(names(sandbox, 3164444))
+    assert apply("--policy", str(policy)) == 2
+    after = set(names(sandbox, 3164444))
+    assert after == before | {"NEW"}  # created, nothing deleted
+    assert "refused: 5 deletions exceed max_deletions 2" in capsys.readouterr().out
+
+
+def test_dry_run_calls_no_write_endpoint(policy, sandbox, capsys):
+    sandbox.clear_requests()
+    assert apply("--policy", str(policy), "--dry-run") == 0
+    assert writes(sandbox) == []
+    assert "+ create web-1-" in capsys.readouterr().out
+
+
+def test_saved_plan_is_applied_exactly_or_refused_if_the_snapshots_changed(policy, sandbox, tmp_path, capsys):
+    saved = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)]) == 0
+    state = sandbox.dump_state()
+    state["snapshots"] = [s for s in state["snapshots"] if s["name"] != "web-1-20261121030000"]
+    sandbox.load_state(state)
+    sandbox.clear_requests()
+    assert apply("--policy", str(policy), "--plan", str(saved)) == 1
+    assert "the snapshots changed since" in capsys.readouterr().err
+    assert writes(sandbox) == []
+
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)]) == 0
+    planned = json.loads(saved.read_text())
+    assert apply("--policy", str(policy), "--plan", str(saved)) == 0
+    for entry in planned["targets"]:
+        deleted = {d["name"] for d in entry["delete"]}
+        server = int(entry["server_id"])
+        assert deleted.isdisjoint(names(sandbox, server))
+        assert "NEW" in names(sandbox, server)
+
+
+def test_secrets_never_reach_output_or_the_log(policy, sandbox, tmp_path, capsys):
+    sandbox.inject("error", service="hetzner", method="GET", status=500, count=1)
+    assert apply("--policy", str(policy), "-v") == 0
+    out, err = capsys.readouterr()
+    log = (tmp_path / "run" / "snapshot-policy.log").read_text()
+    assert re.search(r"created web-1-\d{14}", log) and "deleted" in log
+    for secret in (DO_TOKEN, HZ_TOKEN, BOT_TOKEN):
+        assert secret not in out + err + log
+
+
+def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbox, tmp_path, capsys):
+    lock = tmp_path / "run" / "snapshot-policy.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from snapshot_policy.runlock import run_lock\nimport time\nwith run_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert apply("--policy", str(policy)) == 3
+        err = capsys.readouterr().err
+        assert str(lock) in err and str(holder.pid) in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert apply("--policy", str(policy)) == 0  # the stale lock file does not block
+
+
+def test_legacy_layout_applies_end_to_end(legacy_layout, sandbox, monkeypatch, capsys):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["apply"]) == 0
+    assert names(sandbox, 3164444)[:3] == ["NEW", "web-1-20261125030000", "web-1-20261124030000"]
+    assert len([n for n in names(sandbox, 3164444) if n != "web-1-before-upgrade"]) == 3
+    assert names(sandbox, 4711) == ["NEW", "db-1-20261125030000", "db-1-manual"]
+    assert (legacy_layout / "logs" / "snapshots.log").is_file()

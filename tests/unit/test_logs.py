@@ -1,0 +1,265 @@
+import logging
+import re
+
+import pytest
+
+from snapshot_policy.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, redact, setup_logging
+
+SECRET = "hunter2-configured-secret"
+DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
+HCLOUD_TOKEN = "Jx7Qm2LpV9zK4rT8wN1bY6cH3dF5gS0aE2uI7oP4kM9nB1vC6xZ8qW3eR5tY0uLk"
+TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+FINGERPRINT = "sha256:" + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+log = logging.getLogger("snapshot_policy.test")
+
+
+@pytest.fixture(autouse=True)
+def restore_loggers():
+    """setup_logging changes process-wide loggers; give the next test the loggers as they were."""
+    names = (LOGGER_NAME, *SDK_LOGGERS)
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level, logging.getLogger(name).propagate) for name in names}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers[:]:
+            if handler not in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def configure(tmp_path, *, verbose=True, level="INFO", max_bytes=1_000_000, backup_count=3, secrets=(SECRET,)):
+    path = tmp_path / "logs" / "snapshots.log"
+    setup_logging(str(path), max_bytes, backup_count, level, verbose, secrets)
+    return path
+
+
+def written(path, capsys):
+    """Everything that reached the log file and stderr."""
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        handler.flush()
+    return path.read_text(encoding="utf-8") + capsys.readouterr().err
+
+
+def test_setup_logging_masks_a_configured_secret_in_the_message(tmp_path, capsys):
+    path = configure(tmp_path)
+    log.warning(f"token {SECRET} was refused")
+    output = written(path, capsys)
+    assert SECRET not in output
+    assert output.count("token *** was refused") == 2  # file and console
+
+
+def test_setup_logging_masks_a_configured_secret_in_arguments(tmp_path, capsys):
+    path = configure(tmp_path)
+    log.info("target %s uses %r", "web-1", {"api_token": SECRET})
+    output = written(path, capsys)
+    assert SECRET not in output
+    assert "target web-1 uses {'api_token': '***'}" in output
+
+
+def test_setup_logging_masks_a_secret_in_a_logged_exception(tmp_path, capsys):
+    path = configure(tmp_path)
+    try:
+        raise RuntimeError("request with hunter2-configured-secret failed")  # the secret is in this source line too
+    except RuntimeError:
+        log.exception("creating the snapshot of %s failed", "web-1")
+    output = written(path, capsys)
+    assert SECRET not in output
+    assert "RuntimeError: request with *** failed" in output
+    assert "Traceback (most recent call last)" in output
+
+
+def test_setup_logging_masks_a_secret_in_an_exception_s_context(tmp_path, capsys):
+    path = configure(tmp_path)
+    accounts = {}
+    try:
+        try:
+            accounts[SECRET]
+        except KeyError:
+            raise LookupError("no account for that token")
+    except LookupError:
+        log.error("lookup failed", exc_info=True)
+    output = written(path, capsys)
+    assert "During handling of the above exception" in output
+    assert "KeyError: '***'" in output
+    assert SECRET not in output
+
+
+def test_setup_logging_masks_a_secret_in_the_stack(tmp_path, capsys):
+    path = configure(tmp_path)
+
+    def report(value):
+        log.info("reporting", stack_info=True)
+
+    report("hunter2-configured-secret")
+    output = written(path, capsys)
+    assert "Stack (most recent call last)" in output
+    assert 'report("***")' in output
+    assert SECRET not in output
+
+
+def test_setup_logging_masks_token_shapes_nobody_configured(tmp_path, capsys):
+    path = configure(tmp_path, secrets=())
+    log.warning("GET https://api.telegram.org/bot%s/getMe", TELEGRAM_TOKEN)
+    log.warning("headers: {'Authorization': 'Bearer %s'}", HCLOUD_TOKEN)
+    log.warning("token %s", DO_TOKEN)
+    output = written(path, capsys)
+    for token in (TELEGRAM_TOKEN, HCLOUD_TOKEN, DO_TOKEN, "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"):
+        assert token not in output
+    assert "https://api.telegram.org/bot***/getMe" in output
+    assert "{'Authorization': 'Bearer ***'}" in output
+
+
+def test_setup_logging_masks_what_sdk_loggers_print(tmp_path, capsys):
+    path = configure(tmp_path, level="DEBUG", secrets=())
+    logging.getLogger("urllib3.connectionpool").warning("retrying, Authorization: Bearer abc.def-ghi")
+    logging.getLogger("urllib3.connectionpool").info("GET /v2/droplets with Bearer secret-info")
+    output = written(path, capsys)
+    assert "retrying, Authorization: Bearer ***" in output
+    assert "abc.def-ghi" not in output
+    assert "secret-info" not in output  # below WARNING: SDK details are not logged at all
+
+
+def test_setup_logging_keeps_records_from_the_root_logger_s_handlers(tmp_path):
+    # A record below every handler's level is never filtered; reaching the root it would be unmasked.
+    class Collector(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    seen = []
+    collector = Collector(logging.DEBUG)
+    logging.getLogger().addHandler(collector)
+    try:
+        configure(tmp_path, verbose=False, level="ERROR")
+        logging.getLogger("hcloud").warning("token %s", SECRET)  # SDK loggers pass WARNING on
+        setup_logging(None, 0, 0, "INFO", False, [SECRET])
+        log.warning("token %s", SECRET)
+    finally:
+        logging.getLogger().removeHandler(collector)
+    assert seen == []
+
+
+def test_redacting_filter_leaves_no_traceback_to_format_again():
+    try:
+        raise RuntimeError(SECRET)
+    except RuntimeError as error:
+        record = logging.LogRecord("snapshot_policy", logging.ERROR, __file__, 1, "failed", (), (type(error), error, error.__traceback__))
+    RedactingFilter([SECRET], logging.Formatter()).filter(record)
+    assert record.exc_info is None
+    assert record.exc_text.endswith("RuntimeError: ***")
+    assert SECRET not in logging.Formatter().format(record)
+
+
+def test_setup_logging_writes_to_the_console_only_when_verbose(tmp_path, capsys):
+    path = configure(tmp_path, verbose=False)
+    log.warning("quiet")
+    assert capsys.readouterr().err == ""
+    assert "WARNING quiet" in path.read_text()
+
+    configure(tmp_path, verbose=True)
+    log.info("loud")
+    log.debug("too detailed")
+    assert capsys.readouterr().err == "INFO loud\n"
+
+
+def test_setup_logging_without_destinations_prints_nothing(capsys):
+    setup_logging(None, 0, 0, "INFO", False, ())
+    log.error("nowhere to go %s", HCLOUD_TOKEN)
+    logging.getLogger("urllib3").error("nowhere either")
+    assert capsys.readouterr().err == ""
+
+
+def test_setup_logging_console_shows_debug_when_the_level_is_debug(tmp_path, capsys):
+    configure(tmp_path, level="debug")
+    log.debug("details")
+    assert capsys.readouterr().err == "DEBUG details\n"
+
+
+def test_setup_logging_file_honours_its_level_with_utc_timestamps(tmp_path, capsys):
+    path = configure(tmp_path, level="WARNING", verbose=False)
+    log.info("left out")
+    log.warning("kept")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING kept\n", path.read_text())
+
+
+def test_setup_logging_twice_does_not_duplicate_lines(tmp_path, capsys):
+    configure(tmp_path)
+    path = configure(tmp_path)
+    log.info("once")
+    output = written(path, capsys)
+    assert output.count("INFO once") == 2  # one in the file, one on the console
+
+
+def test_setup_logging_rotates_and_caps_backups(tmp_path):
+    path = configure(tmp_path, verbose=False, max_bytes=200, backup_count=2)
+    for number in range(50):
+        log.info("line %d of a log that outgrows its file", number)
+    names = sorted(file.name for file in path.parent.iterdir())
+    assert names == ["snapshots.log", "snapshots.log.1", "snapshots.log.2"]
+    assert all(file.stat().st_size <= 200 for file in path.parent.iterdir())
+
+
+def test_setup_logging_names_a_log_file_it_cannot_open(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    path = blocker / "snapshots.log"
+    with pytest.raises(OSError, match=f"cannot use log file {path}: "):
+        setup_logging(str(path), 0, 0, "INFO", False, ())
+
+
+def test_setup_logging_rejects_an_unknown_level(tmp_path):
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        configure(tmp_path, level="loud")
+
+
+def test_logging_with_arguments_that_do_not_fit_does_not_raise(tmp_path, capsys):
+    path = configure(tmp_path)
+    log.info("two %s %s", SECRET)
+    output = written(path, capsys)
+    assert "arguments that do not fit: ('***',)" in output
+    assert SECRET not in output
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"token={DO_TOKEN}", "token=***"),
+        (f"token {HCLOUD_TOKEN}.", "token ***."),
+        (f"bot{TELEGRAM_TOKEN}/sendMessage", "bot***/sendMessage"),
+        ("Authorization: Bearer xyz123", "Authorization: Bearer ***"),
+        ('"authorization": "bearer abc"', '"authorization": "bearer ***"'),
+        ("key 9f1c2e8a7b6d5c4e3f2a1b0c9d8e7f6a", "key ***"),
+        ("X-Api-Key: aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI", "X-Api-Key: ***"),
+    ],
+)
+def test_redact_masks_token_shapes(text, expected):
+    assert redact(text, []) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "created web-1-20261126030000 for target web (DigitalOcean droplet 123456789)",
+        "keeping production-database-primary-01-20261126030000: keep_daily 3",
+        "deleting k8s-worker-pool-a-node-12-fsn1-20261126030000 (no rule keeps it)",
+        "cx22-ubuntu-24-04-fsn1-web01-20261126030000 on hetzner-cloud-server-nbg1-dc3",
+        "at 2026-11-26T03:00:00+00:00 and 2026-11-26T03:00:00.123Z",
+        f"plan {FINGERPRINT} matches",
+        "internationalization_configuration_management_subsystem is ordinary",
+        "my-long-server-name-db-20261126T030000Z",
+        "admin 12345",
+    ],
+)
+def test_redact_keeps_ordinary_text(text):
+    assert redact(text, ["admin", "12345"]) == text
+
+
+def test_redact_masks_the_word_after_bearer_even_in_prose():
+    # Deliberate: a header value of any length must go, and losing a word of prose is harmless.
+    assert redact("the bearer of good news", []) == "the bearer *** good news"
+
+
+def test_redact_masks_a_longer_secret_before_one_it_contains():
+    assert redact("a secret-part-and-more b", ["secret-part", "secret-part-and-more"]) == "a *** b"
