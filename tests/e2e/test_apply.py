@@ -6,13 +6,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from snapshot_policy.cli import main
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
-
-SEEDED = {s["name"] for s in cloud()["snapshots"]}
+from snapshot_policy.render import iso_utc
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, NOW
 
 POLICY = """\
 version: 1
@@ -48,9 +48,11 @@ def policy(tmp_path, sandbox, monkeypatch):
 
 def names(sandbox, server_id):
     """The names of a server's snapshots in the sandbox, newest first; one made by the run
-    (named after the wall clock, which the tests do not control) reads NEW."""
+    (dated by the sandbox's clock, named after the wall clock, which tests do not control)
+    reads NEW."""
     snapshots = [s for s in sandbox.dump_state()["snapshots"] if s.get("server_id") == server_id]
-    return [s["name"] if s["name"] in SEEDED else "NEW" for s in sorted(snapshots, key=lambda s: (s["created"], s["id"]), reverse=True)]
+    made = iso_utc(NOW)
+    return [("NEW" if s["created"] == made else s["name"]) for s in sorted(snapshots, key=lambda s: (s["created"], s["id"]), reverse=True)]
 
 
 def writes(sandbox):
@@ -178,3 +180,63 @@ def test_legacy_layout_applies_end_to_end(legacy_layout, sandbox, monkeypatch, c
     assert len([n for n in names(sandbox, 3164444) if n != "web-1-before-upgrade"]) == 3
     assert names(sandbox, 4711) == ["NEW", "db-1-20261125030000", "db-1-manual"]
     assert (legacy_layout / "logs" / "snapshots.log").is_file()
+
+
+def add_snapshots(sandbox, *snapshots):
+    state = sandbox.dump_state()
+    state["snapshots"] += list(snapshots)
+    sandbox.load_state(state)
+
+
+OURS_ON_DB = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "4711"}
+
+
+def test_protected_snapshots_are_never_deleted_but_reported(policy, sandbox, capsys):
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": "db-1-20260101030000", "created": "2026-01-01T03:00:00Z", "labels": OURS_ON_DB, "protected": True})
+    assert apply("--policy", str(policy)) == 0
+    assert "db-1-20260101030000" in names(sandbox, 4711)
+    assert main(["plan", "--policy", str(policy)]) == 0
+    assert "! skip db-1-20260101030000" in capsys.readouterr().out
+
+
+def test_a_snapshot_being_created_is_neither_deleted_nor_doubled(policy, sandbox, capsys):
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": "db-1-20261126020000", "created": "2026-11-26T02:00:00Z", "labels": OURS_ON_DB, "status": "creating"})
+    assert apply("--policy", str(policy), "--target", "db") == 0
+    after = names(sandbox, 4711)
+    assert "db-1-20261126020000" in after and "NEW" not in after
+    assert "no new snapshot" in capsys.readouterr().out
+
+
+def test_a_snapshot_slower_than_the_timeout_fails_then_is_adopted_not_doubled(policy, sandbox, capsys):
+    policy.write_text(POLICY.replace("settings:\n", "settings:\n  snapshot_creation_timeout: 1\n"))
+    sandbox.state.action_seconds = 2.5
+    assert apply("--policy", str(policy)) == 1
+    assert "gave up after 1s" in capsys.readouterr().out
+    assert "NEW" not in names(sandbox, 3164444)  # DigitalOcean lists a snapshot only once it is done
+    assert "NEW" in names(sandbox, 4711)  # Hetzner lists it while it is being created
+    time.sleep(2.6)
+    sandbox.state.action_seconds = 0.05
+    assert apply("--policy", str(policy)) == 0
+    for server in (3164444, 4711):
+        assert names(sandbox, server).count("NEW") == 1
+
+
+def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path, sandbox, monkeypatch):
+    monkeypatch.setenv("TEST_HZ_TOKEN", HZ_TOKEN)
+    state = sandbox.dump_state()
+    state["servers"] += [{"account": "hz", "id": 5000 + n, "name": f"app-{n}"} for n in range(3)]
+    sandbox.load_state(state)
+    sandbox.state.action_seconds = 1.0
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}\n"
+        "targets:\n  - {name: apps, account: hz, ids: [5000, 5001, 5002], retention: {keep_last: 1}}\n"
+        "settings: {lock_file: lock, delay_between_servers: 0.4}\n"
+    )
+    started = time.monotonic()
+    assert main(["apply", "--policy", str(path)]) == 0
+    elapsed = time.monotonic() - started
+    starts = sorted(r["time"] for r in sandbox.requests() if r["method"] == "POST")
+    assert len(starts) == 3
+    assert all(b - a >= 0.35 for a, b in zip(starts, starts[1:]))
+    assert elapsed < 3 * 1.0  # three 1 s snapshots, not one after the other
