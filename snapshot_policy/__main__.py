@@ -1,5 +1,5 @@
 """Allow `python -m snapshot_policy`."""
 
-from snapshot_policy.cli import run
+from snapshot_policy.cli import console
 
-run()
+console()

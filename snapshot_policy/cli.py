@@ -10,23 +10,20 @@ import functools
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from snapshot_policy import config, providers, render
+from snapshot_policy import config, render, run
 from snapshot_policy.config.migrate import migrate
-from snapshot_policy.execute import Executor, RunReport
-from snapshot_policy.journal import Journal
-from snapshot_policy.logs import redact, setup_logging
-from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
-from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.duration import Duration
-from snapshot_policy.model import Account, Plan, RetentionPolicy, RunSettings, TargetFailure
-from snapshot_policy.observe import Observation, observe
-from snapshot_policy.reconcile import build_plan
+from snapshot_policy.logs import redact, setup_logging
+from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.observe import observe
+from snapshot_policy.planfile import PlanFileError
+from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
 
@@ -107,11 +104,6 @@ def _only(loaded: config.LoadedConfig, names: set[str]) -> config.LoadedConfig:
     )
 
 
-def _connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
-    timing = providers.Timing(request_timeout=settings.request_timeout, creation_timeout=settings.snapshot_creation_timeout)
-    return lambda account: providers.connect(account, timing)
-
-
 @cli.command("plan")
 @selection
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -128,7 +120,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    plan, failures, _ = _plan(loaded, whole)
+    plan, failures, _ = run.decide(loaded, whole)
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
     if plan_file is not None:
         plan_file.write_text(render.plan_json(plan, failures), encoding="utf-8")
@@ -164,13 +156,13 @@ def apply_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, plan_
         click.echo(str(error), err=True)
         return EXIT_ERROR
     if dry_run:
-        plan, failures, _ = _plan(loaded, whole)
+        plan, failures, _ = run.decide(loaded, whole)
         click.echo("Dry run: apply would do the following; nothing was changed.\n")
         click.echo(render.plan_text(plan, failures), nl=False)
         return EXIT_ERROR if failures else EXIT_OK
     try:
         with run_lock(settings.lock_file):
-            report = _apply(loaded, whole, plan_file, parallel or settings.parallel)
+            report = run.apply(loaded, whole, plan_file, parallel or settings.parallel)
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED
@@ -180,29 +172,6 @@ def apply_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, plan_
     click.echo(render.report_text(report), nl=False)
     click.echo(report.summary(), err=True)
     return report.exit_code
-
-
-def _plan(loaded: config.LoadedConfig, whole: bool, journal: Journal | None = None) -> tuple[Plan, list[TargetFailure], Observation]:
-    """Read the clouds and decide. Orphans belong to no target, so a run limited by
-    --target leaves them alone."""
-    settings = loaded.settings
-    journal = journal or _journal(settings)
-    observation = observe(loaded.targets, _connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, pending=journal.pending)
-    plan = build_plan(observation.observed, datetime.now(timezone.utc))
-    return plan, list(loaded.failed) + observation.failures, observation
-
-
-def _journal(settings: RunSettings) -> Journal:
-    return Journal(Path(settings.lock_file).with_suffix(".journal.json"), timedelta(seconds=settings.snapshot_creation_timeout + 600))
-
-
-def _apply(loaded: config.LoadedConfig, whole: bool, plan_file: Path | None, parallel: int) -> RunReport:
-    journal = _journal(loaded.settings)
-    plan, failures, observation = _plan(loaded, whole, journal)
-    if plan_file is not None:
-        plan = replay(read_plan_file(plan_file), plan, plan_file)
-    executor = Executor(observation.providers, journal, parallel=parallel, delay_between_servers=loaded.settings.delay_between_servers)
-    return executor.apply(plan, failures)
 
 
 @cli.command("validate")
@@ -218,7 +187,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
     """
     failures = list(loaded.failed)
     if online and not loaded.critical:
-        failures += observe(loaded.targets, _connector(loaded.settings), orphans=False).failures
+        failures += observe(loaded.targets, run.connector(loaded.settings), orphans=False).failures
         for failure in failures[len(loaded.failed):]:
             click.echo(f"{failure.target}: {failure.reason}", err=True)
     if loaded.errors or failures:
@@ -311,6 +280,6 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def run() -> None:
+def console() -> None:
     """Console-script entry point."""
     sys.exit(main())
