@@ -1,0 +1,118 @@
+"""Webhook notifications through the real httpx against the sandbox's webhook sink."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from snapshot_policy.model import WebhookChannel
+from snapshot_policy.notify import Delivery, Event, deliver
+
+EVENT = Event(
+    target="web", provider="hetzner", server_name="app-1", server_id="301",
+    snapshot_name="app-1-20250101030000", total_snapshots=2, status="SUCCESS", error=None,
+    hostname="backup-host", timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
+)
+FAILED = replace(EVENT, status="FAILURE", snapshot_name="", error="server is locked")
+
+
+def hook(sandbox, **changes) -> WebhookChannel:
+    return replace(WebhookChannel(name="hook", url=sandbox.webhook_url("ops")), **changes)
+
+
+def send(channel, event=EVENT, sleeps=None) -> Delivery:
+    sleeps = [] if sleeps is None else sleeps
+    [delivery] = deliver([(event, [channel])], "http://unused/bot", sleep=sleeps.append)
+    return delivery
+
+
+def test_default_payload_is_posted_as_compact_json(sandbox):
+    assert send(hook(sandbox), FAILED) == Delivery("hook", "webhook", "web", True, 1, None)
+    [received] = sandbox.webhook_deliveries("ops")
+    assert received["method"] == "POST"
+    assert received["headers"]["content-type"] == "application/json"
+    assert "x-snapshot-policy-signature" not in received["headers"]
+    assert received["json"] == {
+        "script": "snapshot-policy", "provider": "hetzner", "server": "app-1", "server_id": "301",
+        "status": "FAILURE", "hostname": "backup-host", "timestamp": "2025-01-01 03:00:00 UTC",
+        "snapshot_name": "", "total_snapshots": 2, "snapshot_info": "2 snapshots exist",
+        "target": "web", "error": "server is locked",
+    }
+    assert received["body"] == json.dumps(received["json"], separators=(",", ":"))
+
+
+def test_custom_payload_and_extra_headers_are_sent(sandbox):
+    channel = hook(
+        sandbox,
+        payload_success={"text": "✅ {server_name}", "blocks": [{"count": "{total_snapshots}"}]},
+        payload_failure={"text": "failed"},
+        headers={"X-Team": "ops", "Content-Type": "text/plain"},
+    )
+    assert send(channel).ok and send(channel, FAILED).ok
+    first, second = sandbox.webhook_deliveries("ops")
+    assert first["body"] == '{"text":"✅ app-1","blocks":[{"count":2}]}'
+    assert first["headers"]["x-team"] == "ops"
+    assert first["headers"]["content-type"] == "application/json"
+    assert second["json"] == {"text": "failed"}
+
+
+def test_signature_verifies_with_the_documented_recipe(sandbox):
+    secret = "correct horse battery staple"
+    before = int(time.time())
+    assert send(hook(sandbox, secret=secret)).ok
+    [received] = sandbox.webhook_deliveries("ops")
+    stamp = received["headers"]["x-snapshot-policy-timestamp"]
+    signed = stamp.encode() + b"." + received["body"].encode()
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(expected, received["headers"]["x-snapshot-policy-signature"])
+    assert before <= int(stamp) <= time.time()
+
+
+def test_server_errors_and_dropped_connections_are_retried_with_doubling_delays(sandbox):
+    sandbox.inject("error", service="webhook", status=500, count=1)
+    sandbox.inject("drop", service="webhook", count=2)
+    sleeps: list[float] = []
+    assert send(hook(sandbox, base_delay=1.5), sleeps=sleeps) == Delivery("hook", "webhook", "web", True, 4, None)
+    assert sleeps == [1.5, 3.0, 6.0]
+    assert len(sandbox.webhook_deliveries("ops")) == 1
+
+
+def test_a_client_error_is_not_retried(sandbox):
+    sandbox.inject("error", service="webhook", status=400, count=None)
+    sleeps: list[float] = []
+    delivery = send(hook(sandbox), sleeps=sleeps)
+    assert (delivery.ok, delivery.attempts, delivery.error, sleeps) == (False, 1, "HTTP 400 Bad Request", [])
+
+
+def test_retry_after_is_honoured_on_429(sandbox):
+    sandbox.inject("rate_limit", service="webhook", count=1, retry_after=7)
+    sleeps: list[float] = []
+    assert send(hook(sandbox), sleeps=sleeps).attempts == 2
+    assert sleeps == [7.0]
+
+
+def test_a_retry_after_too_long_to_wait_ends_the_delivery(sandbox):
+    sandbox.inject("rate_limit", service="webhook", count=1, retry_after=3600)
+    sleeps: list[float] = []
+    delivery = send(hook(sandbox), sleeps=sleeps)
+    assert (delivery.ok, delivery.attempts, sleeps) == (False, 1, [])
+    assert delivery.error == "HTTP 429 Too Many Requests; not waiting 3600 s"
+
+
+def test_a_webhook_that_never_answers_in_time_fails_after_retries(sandbox):
+    sandbox.inject("delay", service="webhook", seconds=0.4, count=None)
+    sleeps: list[float] = []
+    delivery = send(hook(sandbox, timeout=0.1, retries=2, base_delay=1.0), sleeps=sleeps)
+    assert (delivery.ok, delivery.attempts, sleeps) == (False, 3, [1.0, 2.0])
+    assert delivery.error == "ReadTimeout: timed out"
+
+
+def test_an_unreachable_webhook_fails_without_raising_or_showing_its_url():
+    url = "http://127.0.0.1:9/hooks/T0KENinTheUrl-abcdef"
+    [delivery] = deliver([(EVENT, [WebhookChannel(name="hook", url=url, retries=0)])], "http://unused/bot")
+    assert (delivery.ok, delivery.attempts) == (False, 1)
+    assert delivery.error.startswith("ConnectError") and "T0KENinTheUrl" not in delivery.error

@@ -1,0 +1,183 @@
+"""What notifications say: Telegram texts (default, templated, summary) and webhook payloads."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+from snapshot_policy.notify.messages import (
+    FAILURE,
+    SUCCESS,
+    Event,
+    plain_text,
+    summary_plain_text,
+    summary_text,
+    telegram_text,
+    variables,
+    webhook_payload,
+)
+
+AT = datetime(2025, 1, 1, 4, 30, tzinfo=timezone(timedelta(hours=1)))  # 03:30 UTC
+OK = Event(
+    target="web",
+    provider="digitalocean",
+    server_name="web-1",
+    server_id="101",
+    snapshot_name="web-1-20250101033000",
+    total_snapshots=3,
+    status=SUCCESS,
+    error=None,
+    hostname="backup-host",
+    timestamp=AT,
+)
+FAILED = replace(
+    OK, target="db", provider="hetzner", server_name="db-1", server_id="303", snapshot_name="",
+    total_snapshots=1, status=FAILURE, error="quota exceeded",
+)
+
+
+def test_variables_cover_every_template_variable_with_legacy_formats():
+    assert variables(OK) == {
+        "script": "snapshot-policy",
+        "provider": "digitalocean",
+        "server_name": "web-1",
+        "server_id": "101",
+        "snapshot_name": "web-1-20250101033000",
+        "total_snapshots": 3,
+        "snapshot_info": "3 snapshots exist",
+        "status": "SUCCESS",
+        "hostname": "backup-host",
+        "timestamp": "2025-01-01 03:30:00 UTC",
+        "droplet_name": "web-1",
+        "droplet_id": "101",
+    }
+    assert variables(FAILED)["snapshot_info"] == "1 snapshot exists"
+
+
+def test_telegram_text_default_success_layout():
+    assert telegram_text(OK, None) == (
+        "✅ *Snapshot succeeded*\n"
+        "Server: web-1 (id 101, digitalocean)\n"
+        "Snapshot: web-1-20250101033000\n"
+        "3 snapshots exist\n"
+        "Host: backup-host\n"
+        "Time: 2025-01-01 03:30:00 UTC",
+        "Markdown",
+    )
+
+
+def test_telegram_text_default_failure_layout_names_the_error_and_skips_a_missing_snapshot():
+    assert telegram_text(FAILED, None) == (
+        "❌ *Snapshot failed*\n"
+        "Server: db-1 (id 303, hetzner)\n"
+        "Error: quota exceeded\n"
+        "1 snapshot exists\n"
+        "Host: backup-host\n"
+        "Time: 2025-01-01 03:30:00 UTC",
+        "Markdown",
+    )
+
+
+def test_telegram_text_default_layout_leaves_out_unknown_server_details():
+    unlisted = replace(FAILED, provider="", server_id="", error="account token rejected")
+    assert telegram_text(unlisted, None)[0].splitlines()[1:3] == ["Server: db-1", "Error: account token rejected"]
+    assert summary_text([unlisted])[0].splitlines()[1] == "❌ db-1: account token rejected"
+
+
+def test_plain_text_default_layout_has_no_markup():
+    event = replace(OK, server_name="db_main-1")
+    assert plain_text(event, None).splitlines()[:2] == ["✅ Snapshot succeeded", "Server: db_main-1 (id 101, digitalocean)"]
+
+
+def test_telegram_text_template_fills_every_variable_including_deprecated_ones():
+    template = " ".join("{%s}" % name for name in variables(OK))
+    text, parse_mode = telegram_text(OK, template)
+    assert text == (
+        "snapshot-policy digitalocean web-1 101 web-1-20250101033000 3 3 snapshots exist SUCCESS "
+        "backup-host 2025-01-01 03:30:00 UTC web-1 101"
+    )
+    assert parse_mode == "Markdown"
+
+
+def test_telegram_text_escapes_values_outside_entities_only():
+    event = replace(OK, server_name="db_main-1", snapshot_name="db_main-1-x")
+    text, _ = telegram_text(event, "*Done* on {server_name}, snapshot `{snapshot_name}`")
+    assert text == "*Done* on db\\_main-1, snapshot `db_main-1-x`"
+    assert plain_text(event, "*Done* on {server_name}") == "*Done* on db_main-1"
+
+
+def test_telegram_text_closes_and_reopens_an_entity_around_its_own_closing_character():
+    event = replace(OK, server_name="a*b_c`d[e")
+    text, _ = telegram_text(event, "{server_name} *{server_name}* _{server_name}_ `{server_name}`")
+    assert text == (
+        "a\\*b\\_c\\`d\\[e"
+        " *a*\\**b_c`d[e*"
+        " _a*b_\\__c`d[e_"
+        " `a*b_c`\\``d[e`"
+    )
+    link, _ = telegram_text(replace(OK, server_name="db_main-1"), "[logs](https://logs.example/{server_name})")
+    assert link == "[logs](https://logs.example/db_main-1)"
+
+
+def test_telegram_text_leaves_unknown_or_unformattable_fields_as_written():
+    text, _ = telegram_text(OK, "{nope} {server_name.__class__} {{literal}} {total_snapshots:>3} {server_name:d}")
+    assert text == "{nope} {server\\_name.\\_\\_class\\_\\_} {literal}   3 {server\\_name:d}"
+    assert plain_text(OK, "stray { brace {server_name}") == "stray { brace {server_name}"
+
+
+def test_summary_text_counts_then_lists_failures_first():
+    other = replace(OK, server_name="web_2", snapshot_name="web_2-x", timestamp=AT + timedelta(minutes=5))
+    text, parse_mode = summary_text([OK, FAILED, other])
+    assert parse_mode == "Markdown"
+    assert text == (
+        "❌ *Snapshot run: 2 succeeded, 1 failed*\n"
+        "❌ db-1 (hetzner): quota exceeded\n"
+        "✅ web-1 (digitalocean): web-1-20250101033000, 3 snapshots exist\n"
+        "✅ web\\_2 (digitalocean): web\\_2-x, 3 snapshots exist\n"
+        "Host: backup-host\n"
+        "Time: 2025-01-01 03:35:00 UTC"
+    )
+    assert summary_plain_text([OK]).splitlines()[0] == "✅ Snapshot run: 1 succeeded, 0 failed"
+
+
+def test_summary_text_stays_within_telegram_limit():
+    events = [replace(OK, server_name=f"server-{n:03d}-" + "x" * 40) for n in range(200)]
+    text, _ = summary_text(events)
+    assert len(text) <= 4096
+    assert text.splitlines()[-3].startswith("… and ") and text.endswith("UTC")
+
+
+def test_webhook_payload_default_has_the_legacy_fields_plus_target_and_error():
+    assert webhook_payload(FAILED, None) == {
+        "script": "snapshot-policy",
+        "provider": "hetzner",
+        "server": "db-1",
+        "server_id": "303",
+        "status": "FAILURE",
+        "hostname": "backup-host",
+        "timestamp": "2025-01-01 03:30:00 UTC",
+        "snapshot_name": "",
+        "total_snapshots": 1,
+        "snapshot_info": "1 snapshot exists",
+        "target": "db",
+        "error": "quota exceeded",
+    }
+
+
+def test_webhook_payload_template_fills_nested_strings_and_keeps_whole_numeric_variables_numbers():
+    template = {
+        "text": "{server_name} has {total_snapshots}",
+        "{server_name}": "keys are not templated",
+        "count": "{total_snapshots}",
+        "id": "{server_id}",
+        "fields": [{"name": "{droplet_name}", "values": ["{status}", "{total_snapshots}", 7, True, None]}],
+        "meta": {"host": "{hostname}", "unknown": "{nope}"},
+    }
+    assert webhook_payload(OK, template) == {
+        "text": "web-1 has 3",
+        "{server_name}": "keys are not templated",
+        "count": 3,
+        "id": "101",
+        "fields": [{"name": "web-1", "values": ["SUCCESS", 3, 7, True, None]}],
+        "meta": {"host": "backup-host", "unknown": "{nope}"},
+    }
