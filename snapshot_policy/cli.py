@@ -134,7 +134,18 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
 @click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Apply exactly this saved plan (from `plan --out`); refuse if the snapshots changed since.")
 @click.option("--dry-run", is_flag=True, help="Print what apply would do; call no write endpoint.")
 @click.option("--parallel", type=click.IntRange(min=1, max=64), help="Targets run at once per account (default: the policy's, else 4).")
-def apply_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, plan_file: Path | None, dry_run: bool, parallel: int | None) -> int:
+@click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False), help="Write a Prometheus textfile (for node_exporter) after the run.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report of the run: every target, decision, outcome and notification.")
+def apply_command(
+    loaded: config.LoadedConfig,
+    verbose: bool,
+    whole: bool,
+    plan_file: Path | None,
+    dry_run: bool,
+    parallel: int | None,
+    metrics_file: Path | None,
+    report_file: Path | None,
+) -> int:
     """Create the snapshots that are due and delete what retention no longer keeps.
 
     \b
@@ -162,7 +173,7 @@ def apply_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, plan_
         return EXIT_ERROR if failures else EXIT_OK
     try:
         with run_lock(settings.lock_file):
-            report = run.apply(loaded, whole, plan_file, parallel or settings.parallel)
+            report = run.apply(loaded, whole, plan_file, parallel or settings.parallel, metrics_file, report_file)
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED

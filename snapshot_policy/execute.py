@@ -18,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from snapshot_policy.audit import AuditLog
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Plan, ProviderError, Snapshot, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Plan, ProviderError, Snapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.notify import Delivery
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.ownership import classify
 from snapshot_policy.reconcile import plan_target
@@ -47,6 +49,8 @@ class RunReport:
     finished: datetime
     outcomes: tuple[Outcome, ...]
     failures: tuple[TargetFailure, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
+    """Notifications sent (or not) about this run; they never change its exit code."""
 
     @property
     def exit_code(self) -> int:
@@ -63,7 +67,9 @@ class RunReport:
         failed = [o.plan.target.name for o in self.outcomes if not o.ok] + [f.target for f in self.failures]
         seconds = (self.finished - self.started).total_seconds()
         line = f"snapshot-policy apply: {len(self.outcomes) + len(self.failures)} target(s), {made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
-        return line + (f" (failed: {', '.join(sorted(set(failed)))})" if failed else "")
+        line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+        undelivered = sum(not d.ok for d in self.deliveries)
+        return line + (f"; {undelivered} notification(s) failed" if undelivered else "")
 
 
 class StartPacer:
@@ -89,10 +95,17 @@ class StartPacer:
 class Executor:
     providers: Mapping[str, Provider]
     journal: Journal
+    audit: AuditLog
     parallel: int = 4
     delay_between_servers: float = 0.0
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     _pacers: dict[str, StartPacer] = field(default_factory=dict)
+
+    def _record(self, event: str, target: Target, snapshot: Snapshot, reason: str) -> None:
+        try:
+            self.audit.record(event, target, snapshot, reason, self.now())
+        except OSError as error:  # the change happened; failing to write it down must not undo the run
+            log.error("%s: could not write the audit log: %s", target.name, error)
 
     def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
         """Apply every target of `plan`; failures stay with their target."""
@@ -142,6 +155,7 @@ class Executor:
                 errors.append(f"delete {snapshot.name}: {error}")
                 continue
             log.info("%s: deleted %s (%s): %s", name, snapshot.name, snapshot.id, action.reason)
+            self._record("deleted", target, snapshot, action.reason)
             deleted.append(snapshot)
         for action in plan.of_kind(ActionKind.KEEP):
             log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
@@ -160,6 +174,7 @@ class Executor:
             if snapshot.unmarked:
                 provider.mark_snapshot(target, snapshot.id)
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
+                self._record("adopted", target, snapshot, snapshot.ownership)
             self.journal.marked(target.account, target.server_id, snapshot.name)
 
     def _create(self, plan: TargetPlan, provider: Provider, name: str) -> Snapshot | None:
@@ -173,4 +188,5 @@ class Executor:
         made = classify(target, provider.create_snapshot(target, wanted))
         self.journal.marked(target.account, target.server_id, wanted)
         log.info("%s: created %s (%s)", name, made.name, made.id)
+        self._record("created", target, made, plan.create.reason)
         return made

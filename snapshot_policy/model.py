@@ -171,6 +171,7 @@ class RunSettings:
     delay_between_servers: float = 0.0
     parallel: int = 4
     healthcheck_url: str | None = None
+    telegram_api_url: str | None = None
     orphans_keep_last: int | None = None
 
 
@@ -191,6 +192,7 @@ class Target:
     adopt_legacy_names: bool = False
     orphan: bool = False
     """The server is gone: its managed snapshots are only pruned (SPEC §5), never added to."""
+    notify: tuple[Channel, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,7 @@ class TargetFailure:
     target: str
     reason: str
     account: str = ""
+    notify: tuple[Channel, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

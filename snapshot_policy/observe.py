@@ -66,7 +66,7 @@ def observe(
             targets, failures = _resolve(provider, servers, account, account_specs)
             listing = provider.snapshots()
         except (ProviderError, ValueError) as error:
-            result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {error}", account.name) for s in account_specs]
+            result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {error}", account.name, s.notify) for s in account_specs]
             continue
         result.providers[account.name] = provider
         result.failures += failures
@@ -119,7 +119,7 @@ def _resolve(provider: Provider, servers: Sequence[Server], account: Account, sp
         else:
             found, missing = _pick(servers, spec)
         if missing:
-            failures.append(TargetFailure(spec.name, "; ".join(missing), account.name))
+            failures.append(TargetFailure(spec.name, "; ".join(missing), account.name, spec.notify))
             continue
         servers_of[spec.name] = found
         for server in found:
@@ -130,7 +130,7 @@ def _resolve(provider: Provider, servers: Sequence[Server], account: Account, sp
             owners = claimed[server.id]
             if len(owners) > 1:
                 names = " and ".join(sorted({o.name for o in owners}))
-                failures.append(TargetFailure(spec.name, f"server {server.name} ({server.id}) is selected by targets {names}; a server may belong to one target only", account.name))
+                failures.append(TargetFailure(spec.name, f"server {server.name} ({server.id}) is selected by targets {names}; a server may belong to one target only", account.name, spec.notify))
                 continue
             targets.append(_target(spec, server))
     return targets, failures
@@ -163,5 +163,6 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         timezone=spec.timezone,
         name_pattern=spec.name_pattern,
         adopt_legacy_names=spec.adopt_legacy_names,
+        notify=spec.notify,
     )
 

@@ -1,21 +1,26 @@
-"""One run of plan or apply: read the clouds, decide, and (for apply) act.
+"""One run of plan or apply: read the clouds, decide, and (for apply) act and report.
 
 The commands' shared flow, kept out of cli.py so the command line only parses and reports.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from snapshot_policy import providers
+from snapshot_policy import monitor, providers
+from snapshot_policy.audit import AuditLog
 from snapshot_policy.config import LoadedConfig
 from snapshot_policy.execute import Executor, RunReport
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import Account, Plan, RunSettings, TargetFailure
+from snapshot_policy.model import Account, Channel, Plan, RunSettings, TargetFailure
+from snapshot_policy.notify import Event, deliver
 from snapshot_policy.observe import Observation, observe
-from snapshot_policy.planfile import read_plan_file, replay
+from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
 from snapshot_policy.reconcile import build_plan
 
 
@@ -40,11 +45,69 @@ def decide(loaded: LoadedConfig, whole: bool, journal: Journal | None = None) ->
     return plan, list(loaded.failed) + observation.failures, observation
 
 
-def apply(loaded: LoadedConfig, whole: bool, plan_file: Path | None, parallel: int) -> RunReport:
-    """Plan (or replay the saved plan) and carry it out. Raise PlanFileError if the saved plan no longer fits."""
-    journal = journal_for(loaded.settings)
+def apply(
+    loaded: LoadedConfig,
+    whole: bool,
+    plan_file: Path | None,
+    parallel: int,
+    metrics_file: Path | None = None,
+    report_file: Path | None = None,
+) -> RunReport:
+    """Plan (or replay the saved plan), carry it out, then tell people and monitoring.
+
+    Raise PlanFileError if the saved plan no longer fits (monitoring hears of it first).
+    """
+    settings = loaded.settings
+    pings = [monitor.ping(settings.healthcheck_url, "start")]
+    journal = journal_for(settings)
     plan, failures, observation = decide(loaded, whole, journal)
     if plan_file is not None:
-        plan = replay(read_plan_file(plan_file), plan, plan_file)
-    executor = Executor(observation.providers, journal, parallel=parallel, delay_between_servers=loaded.settings.delay_between_servers)
-    return executor.apply(plan, failures)
+        try:
+            plan = replay(read_plan_file(plan_file), plan, plan_file)
+        except PlanFileError as error:
+            monitor.ping(settings.healthcheck_url, "fail", str(error))
+            raise
+    audit = AuditLog(audit_path(settings), plan.fingerprint)
+    executor = Executor(observation.providers, journal, audit, parallel=parallel, delay_between_servers=settings.delay_between_servers)
+    report = executor.apply(plan, failures)
+    deliveries = deliver(routes(report, socket.gethostname()), telegram_base_url(settings), loaded.secrets)
+    report = replace(report, deliveries=tuple(deliveries))
+    pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
+    report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
+    if metrics_file is not None:
+        monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values()))
+    if report_file is not None:
+        monitor.write_report(report_file, report)
+    return report
+
+
+def routes(report: RunReport, hostname: str) -> list[tuple[Event, tuple[Channel, ...]]]:
+    """One event per target that did something or failed, with the channels that hear of it.
+
+    A target with nothing due stays quiet, so an hourly cron line does not chatter.
+    """
+    found = []
+    for outcome in report.outcomes:
+        target, plan = outcome.plan.target, outcome.plan
+        if not target.notify or (outcome.ok and outcome.created is None and not outcome.deleted):
+            continue
+        name = outcome.created.name if outcome.created else (plan.create.snapshot.name if plan.create else "")
+        event = Event(target.name, target.provider, target.server_name, target.server_id, name, outcome.remaining,
+                      "SUCCESS" if outcome.ok else "FAILURE", outcome.error, hostname, report.finished)
+        found.append((event, target.notify))
+    for failure in report.failures:
+        if failure.notify:
+            event = Event(failure.target, "", failure.target, "", "", 0, "FAILURE", failure.reason, hostname, report.finished)
+            found.append((event, failure.notify))
+    return found
+
+
+def telegram_base_url(settings: RunSettings) -> str:
+    return settings.telegram_api_url or os.environ.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot"
+
+
+def audit_path(settings: RunSettings) -> Path:
+    """The policy's audit_log, else beside the log file (or the lock file, without a log)."""
+    if settings.audit_log:
+        return Path(settings.audit_log)
+    return Path(settings.log_file or settings.lock_file).parent / "snapshot-policy-audit.jsonl"

@@ -256,5 +256,6 @@ def _settings(raw: Mapping, orphans: Mapping, base: Path) -> RunSettings:
         delay_between_servers=raw.get("delay_between_servers", RunSettings.delay_between_servers),
         parallel=raw.get("parallel", RunSettings.parallel),
         healthcheck_url=raw.get("healthcheck_url"),
+        telegram_api_url=raw.get("telegram_api_url"),
         orphans_keep_last=orphans.get("keep_last"),
     )

@@ -25,6 +25,8 @@ ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}
 
 class Provider(Protocol):
     name: str
+    requests: int
+    """HTTP requests made so far, retries and pages included."""
 
     def servers(self, selector: str | None = None) -> list[Server]:
         """Return the account's servers, or those matching a label selector (Hetzner) or

@@ -39,10 +39,15 @@ class DigitalOcean:
             read_timeout=timing.request_timeout,
             retry_total=0,
             authentication_policy=AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Bearer"),
+            raw_response_hook=self._count,
         )
+        self.requests = 0
         self._timing = timing
         self._retry = retry
         self._tag_exists = False
+
+    def _count(self, response: Any) -> None:
+        self.requests += 1  # every HTTP exchange, for the metrics file
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"tag_name": selector} if selector else {}

@@ -60,8 +60,13 @@ class Hetzner:
             timeout=timing.request_timeout,
         )
         self._client._client._retry_max_retries = 0  # no public option; see the module docstring
+        self._client._client._session.hooks["response"].append(self._count)  # requests' own hook API
+        self.requests = 0
         self._timing = timing
         self._retry = retry
+
+    def _count(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        self.requests += 1  # every HTTP exchange, for the metrics file
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"label_selector": selector} if selector else {}

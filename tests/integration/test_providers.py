@@ -234,3 +234,12 @@ def test_endpoint_comes_from_the_account_then_the_environment(monkeypatch):
 def test_plain_http_off_this_machine_is_refused():
     with pytest.raises(ValueError, match="clear text"):
         connect(Account("a", HETZNER, "t", "http://api.example.com/v1"))
+
+
+@BOTH
+def test_every_http_request_is_counted(sandbox, adapter, provider):
+    provider_api = adapter(provider)
+    sandbox.clear_requests()
+    provider_api.snapshots()
+    provider_api.servers()
+    assert provider_api.requests == len(sandbox.requests(provider)) >= 2
