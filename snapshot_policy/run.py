@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,6 +17,7 @@ from snapshot_policy.audit import AuditLog
 from snapshot_policy.config import LoadedConfig
 from snapshot_policy.execute import Executor, RunReport
 from snapshot_policy.journal import Journal
+from snapshot_policy.logs import redact
 from snapshot_policy.model import Account, Channel, Plan, RunSettings, TargetFailure
 from snapshot_policy.notify import Event, deliver
 from snapshot_policy.observe import Observation, observe
@@ -70,7 +71,7 @@ def apply(
     audit = AuditLog(audit_path(settings), plan.fingerprint)
     executor = Executor(observation.providers, journal, audit, parallel=parallel, delay_between_servers=settings.delay_between_servers)
     report = executor.apply(plan, failures)
-    deliveries = deliver(routes(report, socket.gethostname()), telegram_base_url(settings), loaded.secrets)
+    deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), loaded.secrets)
     report = replace(report, deliveries=tuple(deliveries))
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
@@ -81,10 +82,11 @@ def apply(
     return report
 
 
-def routes(report: RunReport, hostname: str) -> list[tuple[Event, tuple[Channel, ...]]]:
+def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tuple[Event, tuple[Channel, ...]]]:
     """One event per target that did something or failed, with the channels that hear of it.
 
-    A target with nothing due stays quiet, so an hourly cron line does not chatter.
+    A target with nothing due stays quiet, so an hourly cron line does not chatter. Error
+    texts are redacted before they leave for a chat or a webhook.
     """
     found = []
     for outcome in report.outcomes:
@@ -93,13 +95,17 @@ def routes(report: RunReport, hostname: str) -> list[tuple[Event, tuple[Channel,
             continue
         name = outcome.created.name if outcome.created else (plan.create.snapshot.name if plan.create else "")
         event = Event(target.name, target.provider, target.server_name, target.server_id, name, outcome.remaining,
-                      "SUCCESS" if outcome.ok else "FAILURE", outcome.error, hostname, report.finished)
+                      "SUCCESS" if outcome.ok else "FAILURE", _redacted(outcome.error, secrets), hostname, report.finished)
         found.append((event, target.notify))
     for failure in report.failures:
         if failure.notify:
-            event = Event(failure.target, "", failure.target, "", "", 0, "FAILURE", failure.reason, hostname, report.finished)
+            event = Event(failure.target, "", failure.target, "", "", 0, "FAILURE", _redacted(failure.reason, secrets), hostname, report.finished)
             found.append((event, failure.notify))
     return found
+
+
+def _redacted(text: str | None, secrets: Iterable[str]) -> str | None:
+    return None if text is None else redact(text, secrets)
 
 
 def telegram_base_url(settings: RunSettings) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from snapshot_policy import config, render
 from snapshot_policy.cli import main
@@ -100,3 +101,20 @@ def test_positional_files_are_bare_names_in_configs_dir_or_paths(legacy_layout, 
     assert "web-1" in capsys.readouterr().out
     assert main(["plan", "--config", "snapshots.config", "nope"]) == 1
     assert "nope: no such server file" in capsys.readouterr().err
+
+
+def test_legacy_notifications_follow_server_then_global_then_default(legacy_layout, sandbox, monkeypatch, capsys):
+    """web-1's file has only placeholders, so the INI's template applies (its \\n are line
+    breaks); db-1's file sets its own webhook payload and takes Telegram from the INI."""
+    server = json.loads((legacy_layout / "configs" / "hetzner_cloud_server1.json").read_text())
+    server["hetzner_cloud_server"]["webhook"]["url"] = sandbox.webhook_url("legacy")
+    (legacy_layout / "configs" / "hetzner_cloud_server1.json").write_text(json.dumps(server))
+    monkeypatch.chdir(legacy_layout)
+    assert main(["apply"]) == 0
+    texts = sorted(m["text"] for m in sandbox.telegram_messages())
+    assert len(texts) == 2
+    web_text = next(t for t in texts if "web-1" in t)
+    assert re.fullmatch(r"\*OK\* `web-1`\nsnapshot `web-1-\d{14}`\n3 snapshots exist", web_text), web_text
+    assert all(m["parse_mode"] == "Markdown" and str(m["chat_id"]) == "-1001234567890" for m in sandbox.telegram_messages())
+    [payload] = [d["json"] for d in sandbox.webhook_deliveries("legacy")]
+    assert payload == {"server": "db-1", "total": 2}
