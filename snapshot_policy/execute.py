@@ -99,6 +99,8 @@ class Executor:
     parallel: int = 4
     delay_between_servers: float = 0.0
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    progress: Callable[[Target, str], None] = lambda target, stage: None
+    """Told each target's stage as it changes: waiting, creating, deleting, done, failed."""
     _pacers: dict[str, StartPacer] = field(default_factory=dict)
 
     def _record(self, event: str, target: Target, snapshot: Snapshot, reason: str) -> None:
@@ -117,12 +119,15 @@ class Executor:
         gates = {a: threading.Semaphore(self.parallel) for a in by_account}
 
         def run(target_plan: TargetPlan) -> Outcome:
+            self.progress(target_plan.target, "waiting")
             with gates[target_plan.target.account]:
                 try:
-                    return self._apply_target(target_plan)
+                    outcome = self._apply_target(target_plan)
                 except Exception as error:  # a bug must fail one target, not the whole run
                     log.exception("%s: unexpected error", target_plan.target.name)
-                    return Outcome(target_plan, ok=False, error=f"unexpected error: {type(error).__name__}: {error}")
+                    outcome = Outcome(target_plan, ok=False, error=f"unexpected error: {type(error).__name__}: {error}")
+            self.progress(target_plan.target, "done" if outcome.ok else "failed")
+            return outcome
 
         workers = max(1, min(len(plan.targets), self.parallel * len(by_account)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
@@ -140,6 +145,8 @@ class Executor:
             log.error("%s: snapshot failed, nothing deleted: %s", name, error)
             return Outcome(plan, ok=False, error=str(error))
         observed = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
+        if plan.of_kind(ActionKind.DELETE):
+            self.progress(target, "deleting")
         recheck = plan_target(target, observed, self.now(), created=created) if created else plan
         still_doomed = {a.snapshot.id for a in recheck.of_kind(ActionKind.DELETE)}
         deleted, errors = [], []
@@ -183,6 +190,7 @@ class Executor:
             return None
         target, wanted = plan.target, plan.create.snapshot.name
         self._pacers[target.account].wait_turn()
+        self.progress(target, "creating")
         self.journal.started(target.account, target.server_id, wanted, self.now())
         log.info("%s: creating %s (%s)", name, wanted, plan.create.reason)
         made = classify(target, provider.create_snapshot(target, wanted))

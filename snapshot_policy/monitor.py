@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from snapshot_policy.execute import RunReport
+from snapshot_policy.execute import Outcome, RunReport
 from snapshot_policy.notify import Delivery
-from snapshot_policy.render import iso_utc
+from snapshot_policy.render import iso_utc, target_identity
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 10.0
@@ -103,14 +103,9 @@ def write_report(path: Path, report: RunReport) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _outcome_document(outcome) -> dict:
-    target = outcome.plan.target
+def _outcome_document(outcome: Outcome) -> dict:
     return {
-        "target": target.name,
-        "provider": target.provider,
-        "account": target.account,
-        "server_id": target.server_id,
-        "server_name": target.server_name,
+        **target_identity(outcome.plan.target),
         "ok": outcome.ok,
         "error": outcome.error,
         "created": {"id": outcome.created.id, "name": outcome.created.name} if outcome.created else None,

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from collections.abc import Sequence
 
 from snapshot_policy.execute import RunReport
-from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Plan, PlanAction, Target, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 
 PLAN_FORMAT_VERSION = 1
@@ -92,16 +92,22 @@ def plan_json(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     return json.dumps(plan_document(plan, failures), indent=2) + "\n"
 
 
-def _target_document(plan: TargetPlan) -> dict:
-    target = plan.target
-    create = plan.create
+def target_identity(target: Target) -> dict:
+    """The keys that say which server a JSON entry (plan, report) is about."""
     return {
         "target": target.name,
         "provider": target.provider,
         "account": target.account,
         "server_id": target.server_id,
         "server_name": target.server_name,
-        "schedule": target.schedule.describe(),
+    }
+
+
+def _target_document(plan: TargetPlan) -> dict:
+    create = plan.create
+    return {
+        **target_identity(plan.target),
+        "schedule": plan.target.schedule.describe(),
         "schedule_note": plan.schedule_note,
         "create": {"name": create.snapshot.name, "rules": list(create.rules)} if create else None,
         "delete": [_snapshot_document(a, reason=True) for a in plan.of_kind(ActionKind.DELETE)],
