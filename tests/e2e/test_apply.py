@@ -174,6 +174,8 @@ def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbo
 
 
 def test_legacy_layout_applies_end_to_end(legacy_layout, sandbox, monkeypatch, capsys):
+    server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", sandbox.webhook_url("legacy")))
     monkeypatch.chdir(legacy_layout)
     assert main(["apply"]) == 0
     assert names(sandbox, 3164444)[:3] == ["NEW", "web-1-20261125030000", "web-1-20261124030000"]
