@@ -18,6 +18,7 @@ import click
 
 from snapshot_policy import config, render, run
 from snapshot_policy.config.migrate import migrate
+from snapshot_policy.config.policy import load_policy
 from snapshot_policy.duration import Duration
 from snapshot_policy.logs import redact, setup_logging
 from snapshot_policy.model import RetentionPolicy
@@ -39,7 +40,9 @@ def cli() -> None:
     """Declarative snapshots for DigitalOcean Droplets and Hetzner Cloud servers."""
 
 
-def _zone(ctx: click.Context, param: click.Parameter, value: str) -> ZoneInfo:
+def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> ZoneInfo | None:
+    if value is None:
+        return None
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -217,23 +220,52 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 @click.option("--keep-monthly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N months that have one.")
 @click.option("--keep-yearly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N years that have one.")
 @click.option("--keep-within", callback=_duration, metavar="DURATION", help="Keep every snapshot within DURATION of the newest (36h, 7d, 2w, 3m, 1y).")
-@click.option("--timezone", "zone", default="UTC", callback=_zone, show_default=True, help="IANA time zone in which days, weeks, months and years are counted.")
+@click.option("--timezone", "zone", callback=_zone, help="IANA time zone in which days, weeks, months and years are counted (default: the target's, else UTC).")
+@click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False), help="Take the retention and time zone of a target of this YAML policy.")
+@click.option("--target", "target_name", metavar="NAME", help="Which of the policy's targets (needed when it has several).")
 @click.option("--start", callback=_start, metavar="ISO-8601", help="Time of the first simulated run (default: now). Without an offset it is UTC.")
 @click.option("--days", type=click.IntRange(min=1, max=36600), default=30, show_default=True, help="Number of days to simulate.")
 @click.option("--runs-per-day", type=click.IntRange(min=1, max=1440), default=1, show_default=True, help="Runs a day, evenly spaced from the start; each makes one snapshot.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def simulate_command(zone: ZoneInfo, start: datetime, days: int, runs_per_day: int, output: str, **rules: object) -> None:
+def simulate_command(
+    zone: ZoneInfo | None,
+    policy_file: Path | None,
+    target_name: str | None,
+    start: datetime,
+    days: int,
+    runs_per_day: int,
+    output: str,
+    **rules: object,
+) -> int:
     """Show which snapshots a retention policy keeps over simulated time. No API call.
 
     \b
-    Example: a week of dailies and a month of weeklies, over 60 days:
+    Examples: a week of dailies and a month of weeklies, over 60 days;
+    then the rules of a policy's target:
       snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --days 60
+      snapshot-policy simulate --policy snapshot-policy.yaml --target web --days 400
     """
     policy = RetentionPolicy(**rules)
+    if policy_file is not None:
+        if policy.has_rules:
+            raise click.UsageError("give either --policy or --keep-* rules, not both")
+        loaded = load_policy(policy_file, read_secrets=False)
+        for problem in loaded.problems:
+            click.echo(str(problem), err=True)
+        if not loaded.targets:
+            return EXIT_ERROR
+        names = [t.name for t in loaded.targets]
+        if target_name is None and len(names) > 1:
+            raise click.UsageError(f"the policy has several targets; choose one with --target: {', '.join(names)}")
+        chosen = loaded.targets[0] if target_name is None else next((t for t in loaded.targets if t.name == target_name), None)
+        if chosen is None:
+            raise click.UsageError(f"no target named {target_name}; targets: {', '.join(names)}")
+        policy, zone = chosen.retention, zone or ZoneInfo(chosen.timezone)
     if not policy.has_rules:
-        raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7")
-    result = simulate(policy, zone, start, days, runs_per_day)
+        raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7, or --policy FILE")
+    result = simulate(policy, zone or ZoneInfo("UTC"), start, days, runs_per_day)
     click.echo(render.simulation_json(result) if output == "json" else render.simulation_text(result), nl=False)
+    return EXIT_OK
 
 
 @cli.command("migrate")

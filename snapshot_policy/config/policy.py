@@ -54,9 +54,10 @@ class PolicyLoad:
 class _Checker:
     """Collects problems against one source, with the line of each key where known."""
 
-    def __init__(self, source: Source, env: Mapping[str, str]):
+    def __init__(self, source: Source, env: Mapping[str, str], read_secrets: bool):
         self.source = source
         self.env = env
+        self.read_secrets = read_secrets
         self.base = Path(source.file).parent
         self.problems: list[Problem] = []
 
@@ -65,6 +66,8 @@ class _Checker:
         self.problems.append(Problem(self.source.file, self.source.line_of(path), shown, message))
 
     def secret(self, path: tuple, value: str) -> str:
+        if not self.read_secrets:
+            return ""
         try:
             return resolve(value, self.env, self.base)
         except SecretError as error:
@@ -79,8 +82,12 @@ class _Checker:
         return name
 
 
-def load_policy(path: Path, env: Mapping[str, str] | None = None) -> PolicyLoad:
-    """Load the policy at `path`. Return its targets only if it has no error at all."""
+def load_policy(path: Path, env: Mapping[str, str] | None = None, read_secrets: bool = True) -> PolicyLoad:
+    """Load the policy at `path`. Return its targets only if it has no error at all.
+
+    Without `read_secrets` (for `simulate`, which calls no API) secrets are left empty and
+    not looked up, so a policy can be tried on a machine that has none of them.
+    """
     env = os.environ if env is None else env
     default_settings = RunSettings(lock_file=str(path.parent / DEFAULT_LOCK_FILE))
     try:
@@ -90,7 +97,7 @@ def load_policy(path: Path, env: Mapping[str, str] | None = None) -> PolicyLoad:
     problems = validate(source.data, SCHEMA, source)
     if any(not p.warning for p in problems):
         return PolicyLoad(default_settings, problems=problems)
-    check = _Checker(source, env)
+    check = _Checker(source, env, read_secrets)
     data = source.data
     zone = check.zone(("timezone",), data.get("timezone", "UTC"))
     accounts = _accounts(check, data["accounts"])
@@ -129,7 +136,7 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
         else:
             variable = DEFAULT_TOKEN_VARIABLES[provider]
             token = check.env.get(variable, "")
-            if not token:
+            if not token and check.read_secrets:
                 check.add(("accounts", name), f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}")
         accounts[name] = Account(name, provider, token, account.get("endpoint"))
     return accounts

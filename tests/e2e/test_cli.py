@@ -55,3 +55,19 @@ def test_installed_console_script_and_module_both_run():
         done = subprocess.run(command + ["simulate", "--keep-last", "1", "--days", "2"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert "2 snapshots made, 1 deleted, 1 survive." in done.stdout
+
+
+def test_simulate_takes_the_retention_and_zone_of_a_policy_target_without_its_secrets(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HCLOUD_TOKEN", raising=False)
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ntimezone: Europe/Berlin\naccounts:\n  hz: {provider: hetzner, token: env:NOT_SET_ANYWHERE}\n"
+        "targets:\n  - {name: web, account: hz, names: [web-1], retention: {keep_daily: 3}}\n"
+        "  - {name: db, account: hz, names: [db-1], retention: {keep_last: 2}}\n"
+    )
+    assert main(["simulate", "--policy", str(policy), "--target", "web", "--days", "10", "--start", "2026-01-01T00:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert "Policy: keep_daily 3 (timezone Europe/Berlin)." in out and "10 snapshots made, 7 deleted, 3 survive." in out
+    assert main(["simulate", "--policy", str(policy)]) == 1
+    assert "choose one with --target: web, db" in capsys.readouterr().err
+    assert main(["simulate", "--policy", str(policy), "--target", "web", "--keep-last", "2"]) == 1
