@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+from click.shell_completion import get_completion_class
 
 from snapshot_policy import config, render, run
 from snapshot_policy.config.migrate import migrate
@@ -306,6 +307,20 @@ def sandbox_command(port: int, state_file: str | None) -> None:
         raise click.ClickException(f"cannot serve on 127.0.0.1:{port} or read {state_file}: {error.strerror or error}")
     except (ValueError, KeyError, TypeError) as error:
         raise click.ClickException(f"{state_file} is not a sandbox state file: {error}")
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_command(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    Examples:
+      snapshot-policy completion bash > /etc/bash_completion.d/snapshot-policy
+      echo 'eval "$(snapshot-policy completion zsh)"' >> ~/.zshrc
+    """
+    script = get_completion_class(shell)(cli, {}, "snapshot-policy", "_SNAPSHOT_POLICY_COMPLETE")
+    click.echo(script.source())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,18 @@ def test_simulate_takes_the_retention_and_zone_of_a_policy_target_without_its_se
     assert main(["simulate", "--policy", str(policy)]) == 1
     assert "choose one with --target: web, db" in capsys.readouterr().err
     assert main(["simulate", "--policy", str(policy), "--target", "web", "--keep-last", "2"]) == 1
+
+
+def test_completion_scripts_complete_commands_and_options(capsys, monkeypatch):
+    assert main(["completion", "bash"]) == 0
+    assert "_SNAPSHOT_POLICY_COMPLETE=bash_complete" in capsys.readouterr().out
+    script = Path(sys.executable).parent / "snapshot-policy"
+    env = {"_SNAPSHOT_POLICY_COMPLETE": "bash_complete", "COMP_WORDS": "snapshot-policy ap", "COMP_CWORD": "1"}
+    done = subprocess.run([str(script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert "plain,apply" in done.stdout
+
+
+def test_every_command_has_help_with_an_example(capsys):
+    for command in ("plan", "apply", "validate", "migrate", "simulate", "sandbox", "completion"):
+        assert main([command, "--help"]) == 0
+        assert "Example" in capsys.readouterr().out, command
