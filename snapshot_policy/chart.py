@@ -1,0 +1,152 @@
+"""`simulate --chart`: a picture of which snapshots survive, one row per retention rule.
+
+`keep_daily 7, keep_weekly 4, keep_monthly 6` is hard to picture from the words; a row per
+rule with a dot for every survivor it keeps shows at a glance that dailies crowd the recent
+end while monthlies reach far back. Hand-written SVG, so no plotting library is needed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from html import escape
+
+from snapshot_policy.simulate import Simulation
+
+COUNTED = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+COLOURS = {
+    "last": "#4e79a7",
+    "hourly": "#f28e2b",
+    "daily": "#59a14f",
+    "weekly": "#e15759",
+    "monthly": "#76b7b2",
+    "yearly": "#b8860b",
+    "within": "#b07aa1",
+}
+OTHER_COLOUR = "#9c755f"
+
+WIDTH, LEFT, RIGHT, MARGIN = 960, 170, 30, 16
+TOP, ROW_HEIGHT, AXIS_HEIGHT, LEGEND_HEIGHT = 92, 30, 34, 64
+PLOT_WIDTH = WIDTH - LEFT - RIGHT
+DOT_RADIUS = 4.5
+
+
+def survivors_svg(simulation: Simulation) -> str:
+    """Return an SVG document: the simulated days across, a row per rule that keeps a
+    survivor (and per active rule of the policy), and a dot for each survivor a rule keeps."""
+    rows = rule_rows(simulation)
+    height = TOP + ROW_HEIGHT * len(rows) + AXIS_HEIGHT + LEGEND_HEIGHT
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+        *_title(simulation),
+        *_axis(simulation, len(rows)),
+    ]
+    for index, rule in enumerate(rows):
+        parts += _row(simulation, rule, TOP + ROW_HEIGHT * index)
+    parts += _legend(TOP + ROW_HEIGHT * len(rows) + AXIS_HEIGHT)
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def rule_rows(simulation: Simulation) -> list[str]:
+    """Return the rows to draw, in the order of the policy's rules: every active rule, even
+    one that keeps nothing, and every other reason a survivor was kept (`oldest daily`, …)."""
+    policy = simulation.policy
+    rules = {rule for rule in COUNTED if getattr(policy, f"keep_{rule}")}
+    if policy.keep_within is not None:
+        rules.add(f"within {policy.keep_within}")
+    rules.update(rule for _, kept_by in simulation.survivors for rule in kept_by)
+    return sorted(rules, key=_row_order)
+
+
+def _row_order(rule: str) -> tuple[int, bool, str]:
+    base = _base_rule(rule)
+    position = COUNTED.index(base) if base in COUNTED else len(COUNTED) + (base != "within")
+    return position, rule.startswith("oldest "), rule
+
+
+def _base_rule(rule: str) -> str:
+    """`oldest daily` → `daily`, `within 7d` → `within`; other reasons stay as they are."""
+    if rule.startswith("oldest "):
+        return rule.removeprefix("oldest ")
+    return "within" if rule.startswith("within ") else rule
+
+
+def _x(simulation: Simulation, moment: datetime) -> float:
+    """Where `moment` lies across the plot; the plot spans the simulated days."""
+    span = timedelta(days=simulation.days).total_seconds()
+    return LEFT + PLOT_WIDTH * (moment - simulation.start).total_seconds() / span
+
+
+def _title(simulation: Simulation) -> list[str]:
+    local_start = simulation.start.astimezone(simulation.zone)
+    policy = f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key})"
+    detail = (
+        f"{simulation.days} day(s) from {local_start:%Y-%m-%d %H:%M}, {simulation.runs_per_day} run(s) a day: "
+        f"{simulation.created} made, {simulation.deleted} deleted, {len(simulation.survivors)} survive"
+    )
+    return [
+        f'<text x="{MARGIN}" y="26" font-size="16" font-weight="bold">Which snapshots survive, and which rule keeps each</text>',
+        f'<text x="{MARGIN}" y="48">{escape(policy)}</text>',
+        f'<text x="{MARGIN}" y="66" fill="#555">{escape(detail)}</text>',
+    ]
+
+
+def _axis(simulation: Simulation, row_count: int) -> list[str]:
+    """Grid lines and labels at day, week, month or year starts, whichever fits the span."""
+    bottom = TOP + ROW_HEIGHT * row_count
+    parts = [f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT + PLOT_WIDTH}" y2="{bottom}" stroke="#888"/>']
+    for day, label in _ticks(simulation):
+        x = _x(simulation, datetime.combine(day, datetime.min.time(), tzinfo=simulation.zone))
+        if not LEFT <= x <= LEFT + PLOT_WIDTH:
+            continue
+        parts.append(f'<line x1="{x:.1f}" y1="{TOP - 8}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#e4e4e4"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle" fill="#555">{escape(label)}</text>')
+    return parts
+
+
+def _ticks(simulation: Simulation) -> list[tuple[date, str]]:
+    first = simulation.start.astimezone(simulation.zone).date()
+    days = [first + timedelta(days=offset) for offset in range(simulation.days + 1)]
+    if simulation.days <= 14:
+        return [(d, f"{d:%m-%d}") for d in days]
+    if simulation.days <= 120:
+        return [(d, f"{d:%m-%d}") for d in days if d.weekday() == 0]
+    if simulation.days <= 1100:
+        step = 1 if simulation.days <= 400 else 3
+        return [(d, f"{d:%b %Y}") for d in days if d.day == 1 and (d.month - 1) % step == 0]
+    return [(d, f"{d:%Y}") for d in days if (d.month, d.day) == (1, 1)]
+
+
+def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
+    """A row's label with its count, a faint band, and one dot per survivor the rule keeps."""
+    kept = [snapshot for snapshot, kept_by in simulation.survivors if rule in kept_by]
+    middle = top + ROW_HEIGHT / 2
+    colour = COLOURS.get(_base_rule(rule), OTHER_COLOUR)
+    hollow = rule.startswith("oldest ")
+    parts = [
+        f'<g class="rule" data-rule="{escape(rule)}">',
+        f'<rect x="{LEFT}" y="{top + 3}" width="{PLOT_WIDTH}" height="{ROW_HEIGHT - 6}" fill="{colour}" fill-opacity="0.06"/>',
+        f'<text x="{LEFT - 10}" y="{middle + 4}" text-anchor="end">{escape(rule)} ({len(kept)})</text>',
+    ]
+    for snapshot in kept:
+        when = snapshot.created.astimezone(simulation.zone)
+        fill = "white" if hollow else colour
+        parts.append(
+            f'<circle class="mark" cx="{_x(simulation, snapshot.created):.1f}" cy="{middle}" r="{DOT_RADIUS}" '
+            f'fill="{fill}" stroke="{colour}" stroke-width="1.5"><title>{escape(f"{when:%Y-%m-%d %H:%M}: {rule}")}</title></circle>'
+        )
+    parts.append("</g>")
+    return parts
+
+
+def _legend(top: int) -> list[str]:
+    y = top + 18
+    return [
+        f'<circle cx="{LEFT + 6}" cy="{y - 4}" r="{DOT_RADIUS}" fill="#555"/>',
+        f'<text x="{LEFT + 18}" y="{y}">a snapshot the rule keeps after the last run, placed at the time it was made</text>',
+        f'<circle cx="{LEFT + 6}" cy="{y + 18}" r="{DOT_RADIUS}" fill="white" stroke="#555" stroke-width="1.5"/>',
+        f'<text x="{LEFT + 18}" y="{y + 22}">"oldest": the rule had count left when it reached the oldest snapshot, so it keeps that one too</text>',
+        f'<text x="{LEFT + 18}" y="{y + 40}" fill="#555">A snapshot kept by several rules has a dot in each of their rows.</text>',
+    ]

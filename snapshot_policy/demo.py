@@ -1,0 +1,219 @@
+"""`snapshot-policy demo`: the whole tool on a fake cloud, offline, in a few seconds (SPEC §9).
+
+A person who never saw the tool should see, in order: the fleet and its old snapshots, the
+policy, the plan with a reason for every decision, apply through the real SDKs, what Telegram
+and a webhook were told, a second plan with nothing left to do, and what remains. Every step
+goes through `cli.main`, so the demo shows the commands exactly as a user would run them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from datetime import datetime, timedelta
+from pathlib import Path
+
+# The module, not `main`: cli.py imports this module for `snapshot-policy demo`.
+from snapshot_policy import cli
+from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
+from snapshot_policy.sandbox import Sandbox
+from snapshot_policy.sandbox.state import format_time, utc_now
+
+Out = Callable[[str], None]
+
+# Fake credentials the sandbox accepts; they exist only inside the demo's environment.
+TOKENS = {
+    "DEMO_DIGITALOCEAN_TOKEN": "sandbox-demo-digitalocean-token",
+    "DEMO_HCLOUD_TOKEN": "sandbox-demo-hcloud-token",
+    "DEMO_TELEGRAM_BOT_TOKEN": "123456:SANDBOX-DEMO-BOT",
+}
+CHAT_ID = "-1001234567890"
+WEBHOOK_NAME = "ops"
+
+DROPLETS = {3164444: "web-1", 3164445: "web-2"}
+HETZNER_SERVERS = {42: "db-1", 43: "db-2"}
+
+POLICY = """\
+# Two accounts, servers chosen by tag (DigitalOcean) and label (Hetzner), one snapshot a day.
+version: 1
+accounts:
+  do-demo: {{provider: digitalocean, token: env:DEMO_DIGITALOCEAN_TOKEN}}
+  hz-demo: {{provider: hetzner, token: env:DEMO_HCLOUD_TOKEN}}
+notifications:
+  ops-chat: {{type: telegram, bot_token: env:DEMO_TELEGRAM_BOT_TOKEN, chat_id: "{chat_id}"}}
+  ops-hook: {{type: webhook, url: "{webhook_url}"}}
+defaults:
+  schedule: {{every: 24h}}
+  notify: [ops-chat, ops-hook]
+targets:
+  - name: web
+    account: do-demo
+    label_selector: web              # the DigitalOcean tag
+    retention: {{keep_last: 3}}
+  - name: databases
+    account: hz-demo
+    label_selector: "role=db"        # a Hetzner label selector
+    retention: {{keep_daily: 3, keep_weekly: 2}}
+settings:
+  lock_file: snapshot-policy.lock
+"""
+
+
+def demo_fleet(now: datetime) -> dict:
+    """Return the sandbox state: four servers, each with a few days of snapshots this tool
+    made, plus snapshots made by hand and one protected Hetzner image that must survive."""
+
+    def ago(days: float) -> datetime:
+        return now - timedelta(days=days)
+
+    def stamp(moment: datetime) -> str:
+        return moment.strftime("%Y%m%d%H%M%S")
+
+    snapshots: list[dict] = []
+    for server_id, name in DROPLETS.items():
+        snapshots += [
+            {"account": "do-demo", "server_id": server_id, "name": f"{name}-{stamp(ago(d))}",
+             "created": format_time(ago(d)), "tags": [DIGITALOCEAN_TAG]}
+            for d in (1, 2, 3, 4, 5)
+        ]
+    for server_id, name in HETZNER_SERVERS.items():
+        labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: str(server_id)}
+        snapshots += [
+            {"account": "hz-demo", "server_id": server_id, "name": f"{name}-{stamp(ago(d))}",
+             "created": format_time(ago(d)), "labels": labels}
+            for d in (1, 2, 3, 4, 9, 16)
+        ]
+    snapshots += [
+        {"account": "do-demo", "server_id": 3164444, "name": "web-1-before-upgrade", "created": format_time(ago(30))},
+        {"account": "hz-demo", "server_id": 42, "name": "db-1 by hand", "created": format_time(ago(6))},
+        {"account": "hz-demo", "server_id": 43, "name": f"db-2-{stamp(ago(40))}", "created": format_time(ago(40)),
+         "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "43"}, "protected": True},
+    ]
+    return {
+        "accounts": [
+            {"name": "do-demo", "provider": "digitalocean", "tokens": [TOKENS["DEMO_DIGITALOCEAN_TOKEN"]]},
+            {"name": "hz-demo", "provider": "hetzner", "tokens": [TOKENS["DEMO_HCLOUD_TOKEN"]]},
+        ],
+        "servers": [
+            *[{"account": "do-demo", "id": i, "name": n, "tags": ["web"], "created": format_time(ago(400))} for i, n in DROPLETS.items()],
+            *[{"account": "hz-demo", "id": i, "name": n, "labels": {"role": "db"}, "created": format_time(ago(300))}
+              for i, n in HETZNER_SERVERS.items()],
+        ],
+        "snapshots": snapshots,
+        "telegram": {"bots": [{"token": TOKENS["DEMO_TELEGRAM_BOT_TOKEN"], "username": "demo_bot"}]},
+    }
+
+
+def run_demo(out: Out = print, action_seconds: float = 0.3) -> int:
+    """Run the demo, telling `out` what happens; return 0 when every step did what it should.
+
+    `os.environ` is the same afterwards: the sandbox's endpoints and the fake tokens are set
+    only while the demo runs. `action_seconds` is how long the fake cloud takes per snapshot.
+    """
+    now = utc_now().replace(microsecond=0)
+    with Sandbox(demo_fleet(now), action_seconds=action_seconds) as sandbox, tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder:
+        policy = Path(folder) / "snapshot-policy.yaml"
+        policy.write_text(POLICY.format(chat_id=CHAT_ID, webhook_url=sandbox.webhook_url(WEBHOOK_NAME)), encoding="utf-8")
+        with _environment({**sandbox.env(), **TOKENS}):
+            codes = _walk_through(out, sandbox, policy)
+    if codes != (0, 0, 0):
+        out(f"\nThe demo did not go as expected (exit codes: plan {codes[0]}, apply {codes[1]}, second plan {codes[2]}).")
+        return 1
+    out("\nDone. To try it on your own fleet, write a policy (examples in policies/) and run `snapshot-policy plan`.")
+    return 0
+
+
+def _walk_through(out: Out, sandbox: Sandbox, policy: Path) -> tuple[int, int, int]:
+    """Show the fleet, the policy, plan, apply, the notifications, plan again and what is
+    left; return the three commands' exit codes."""
+    before = {s["id"] for s in sandbox.dump_state()["snapshots"]}
+    _heading(out, 1, f"A fake cloud runs on {sandbox.url}: two DigitalOcean droplets and two Hetzner servers, with older snapshots.")
+    _show_state(out, sandbox, before)
+    _heading(out, 2, "The policy says what to snapshot, how often, and what to keep.")
+    out(f"{policy}:\n{policy.read_text(encoding='utf-8').rstrip()}")
+    _heading(out, 3, "plan shows what apply would create (+), delete (-), keep (=) or leave alone (!), and why. Nothing changes.")
+    planned = _command(out, ["plan", "--policy", str(policy)])
+    _heading(out, 4, "apply makes the due snapshots, waits until they are finished, then deletes what no rule keeps.")
+    applied = _command(out, ["apply", "--policy", str(policy)])
+    _heading(out, 5, "apply told people and machines: the Telegram messages and webhook payloads the sandbox received.")
+    _show_notifications(out, sandbox)
+    _heading(out, 6, "plan again: the cloud now matches the policy, so nothing is left to do (exit code 0, not 2).")
+    settled = _command(out, ["plan", "--policy", str(policy), "--detailed-exitcode"])
+    _heading(out, 7, "What is left on each server: new = made just now; manual and protected snapshots were never touched.")
+    _show_state(out, sandbox, before)
+    return planned, applied, settled
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set `values` in os.environ for the block, then put back exactly what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _heading(out: Out, step: int, text: str) -> None:
+    out(f"\n== Step {step}. {text}\n")
+
+
+def _command(out: Out, argv: list[str]) -> int:
+    """Run the CLI in-process, show the command line and everything it printed; return its exit code."""
+    out(f"$ snapshot-policy {' '.join(argv)}")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with redirect_stdout(stdout), redirect_stderr(stderr):
+        code = cli.main(argv)
+    for text in (stdout.getvalue(), stderr.getvalue()):
+        if text.strip():
+            out(text.rstrip())
+    out(f"(exit code {code})")
+    return code
+
+
+def _show_notifications(out: Out, sandbox: Sandbox) -> None:
+    messages = sandbox.telegram_messages()
+    out(f"Telegram, {len(messages)} message(s):")
+    for message in messages:
+        out(f"  to chat {message['chat_id']}:")
+        out("\n".join(f"    | {line}" for line in message["text"].splitlines()))
+    deliveries = sandbox.webhook_deliveries(WEBHOOK_NAME)
+    out(f"Webhook {WEBHOOK_NAME!r}, {len(deliveries)} payload(s):")
+    for delivery in deliveries:
+        payload = json.dumps(delivery["json"], indent=2) if delivery["json"] is not None else delivery["body"]
+        out("\n".join(f"    {line}" for line in payload.splitlines()))
+
+
+def _show_state(out: Out, sandbox: Sandbox, before: set[int]) -> None:
+    """Print every server's snapshots, newest first, each with what makes it managed or not."""
+    state = sandbox.dump_state()
+    for server in state["servers"]:
+        own = [s for s in state["snapshots"] if s["server_id"] == server["id"]]
+        out(f"{server['name']} ({_provider(state, server['account'])} server {server['id']}), {len(own)} snapshot(s):")
+        for snapshot in sorted(own, key=lambda s: (s["created"], s["id"]), reverse=True):
+            marks = _marks(snapshot) + (["new"] if snapshot["id"] not in before else [])
+            out(f"  {snapshot['created']}  {snapshot['name']:<28} [{', '.join(marks)}]")
+
+
+def _provider(state: dict, account: str) -> str:
+    return next(a["provider"] for a in state["accounts"] if a["name"] == account)
+
+
+def _marks(snapshot: dict) -> list[str]:
+    """Why the tool may or may not touch a snapshot, as its marker in the cloud shows."""
+    if DIGITALOCEAN_TAG in snapshot.get("tags", ()):
+        marks = [f"managed: tag {DIGITALOCEAN_TAG}"]
+    elif snapshot.get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+        marks = [f"managed: label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"]
+    else:
+        marks = ["manual: not ours, never deleted"]
+    return marks + (["protected"] if snapshot.get("protected") else [])

@@ -1,0 +1,94 @@
+"""`run_demo`: the offline walk-through of plan, apply, notifications and a settled second plan."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+from snapshot_policy.demo import TOKENS, run_demo
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[int, str, float]:
+    """The demo's exit code, everything it printed, and how long it took."""
+    lines: list[str] = []
+    started = time.monotonic()
+    code = run_demo(out=lines.append, action_seconds=0.05)
+    return code, "\n".join(lines), time.monotonic() - started
+
+
+def section(text: str, step: int) -> str:
+    """The output of one numbered step, up to the next heading."""
+    start = text.index(f"== Step {step}.")
+    end = text.find("== Step", start + 1)
+    return text[start:] if end == -1 else text[start:end]
+
+
+def json_objects(text: str) -> list[dict]:
+    decoder, found, at = json.JSONDecoder(), [], text.find("{")
+    while at != -1:
+        value, end = decoder.raw_decode(text, at)
+        found.append(value)
+        at = text.find("{", end)
+    return found
+
+
+def test_demo_succeeds_offline_in_seconds(demo):
+    code, text, seconds = demo
+    assert code == 0, text
+    assert seconds < 30
+    assert text.rstrip().endswith("run `snapshot-policy plan`.")
+
+
+def test_demo_shows_the_plan_then_applies_it(demo):
+    _, text, _ = demo
+    plan = section(text, 3)
+    assert "Plan: 4 to create, 12 to delete, 10 to keep, 3 skipped across 4 target(s)." in plan
+    assert re.search(r"\+ create web-1-\d{14} \(will be kept by: last\)", plan)
+    assert "! skip web-1-before-upgrade" in plan and "unmanaged: not tagged snapshot-policy" in plan
+    assert "protected; no retention rule keeps it" in plan
+    apply = section(text, 4)
+    assert "snapshot-policy apply: 4 target(s), 4 created, 12 deleted, 0 failed in " in apply
+    assert re.search(r"web: web-2 \(digitalocean server 3164445\): ok: created web-2-\d{14}, deleted 3, 3 managed snapshot\(s\) remain", apply)
+    assert "(exit code 0)" in apply
+
+
+def test_demo_shows_the_telegram_messages_and_webhook_payloads_received(demo):
+    _, text, _ = demo
+    notifications = section(text, 5)
+    assert "Telegram, 4 message(s):" in notifications
+    assert "to chat -1001234567890:" in notifications
+    assert "| Server: db-1 (id 42, hetzner)" in notifications
+    webhook = notifications[notifications.index("Webhook 'ops', 4 payload(s):"):]
+    payloads = json_objects(webhook)
+    assert {(p["server"], p["status"], p["target"]) for p in payloads} == {
+        ("web-1", "SUCCESS", "web"), ("web-2", "SUCCESS", "web"), ("db-1", "SUCCESS", "databases"), ("db-2", "SUCCESS", "databases")
+    }
+
+
+def test_demo_second_plan_has_nothing_to_do_and_untouchables_remain(demo):
+    _, text, _ = demo
+    again = section(text, 6)
+    assert "Plan: 0 to create, 0 to delete, 14 to keep, 3 skipped across 4 target(s)." in again
+    assert "--detailed-exitcode" in again and "(exit code 0)" in again
+    final = section(text, 7)
+    assert "web-1-before-upgrade" in final and "[manual: not ours, never deleted]" in final
+    assert "managed: label managed-by=snapshot-policy, protected]" in final
+    assert final.count(", new]") == 4
+
+
+def test_demo_prints_no_token(demo):
+    _, text, _ = demo
+    assert all(token not in text for token in TOKENS.values())
+
+
+def test_demo_leaves_the_environment_as_it_was(monkeypatch):
+    monkeypatch.setenv("HCLOUD_ENDPOINT", "https://hetzner.example.invalid/v1")
+    monkeypatch.delenv("DIGITALOCEAN_API_URL", raising=False)
+    before = dict(os.environ)
+    assert run_demo(out=lambda text: None, action_seconds=0.05) == 0
+    assert dict(os.environ) == before

@@ -1,0 +1,60 @@
+"""survivors_svg: well-formed SVG, a row per rule, a dot per survivor each rule keeps, escaped text."""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+from dataclasses import replace
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from snapshot_policy.chart import LEFT, PLOT_WIDTH, rule_rows, survivors_svg
+from snapshot_policy.duration import Duration
+from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.simulate import simulate
+from tests.factories import utc
+
+SVG = "{http://www.w3.org/2000/svg}"
+UTC = ZoneInfo("UTC")
+
+
+def rows(svg: str) -> dict[str, list[ET.Element]]:
+    """Each drawn rule with its dots, in drawing order."""
+    root = ET.fromstring(svg)
+    return {g.get("data-rule"): g.findall(f"{SVG}circle[@class='mark']") for g in root.iter(f"{SVG}g") if g.get("class") == "rule"}
+
+
+def test_chart_has_a_row_per_active_rule_and_a_dot_per_survivor_it_keeps():
+    simulation = simulate(RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), UTC, utc(2026, 1, 1, 3), days=240, runs_per_day=1)
+    drawn = rows(survivors_svg(simulation))
+    assert list(drawn) == ["daily", "weekly", "monthly"]
+    for rule, dots in drawn.items():
+        assert len(dots) == sum(rule in kept_by for _, kept_by in simulation.survivors)
+    assert len(drawn["daily"]) == 7 and len(drawn["monthly"]) == 6
+
+
+def test_chart_places_dots_inside_the_plot_newest_at_the_right():
+    simulation = simulate(RetentionPolicy(keep_last=3, keep_within=Duration.parse("2d")), UTC, utc(2026, 1, 1), days=10, runs_per_day=24)
+    drawn = rows(survivors_svg(simulation))
+    assert list(drawn) == ["last", "within 2d"]
+    xs = [float(dot.get("cx")) for dot in drawn["within 2d"]]
+    assert all(LEFT <= x <= LEFT + PLOT_WIDTH for x in xs)
+    assert xs == sorted(xs, reverse=True)  # survivors come newest first
+    assert xs[0] > LEFT + PLOT_WIDTH * 0.99
+
+
+def test_chart_draws_oldest_rules_in_their_own_hollow_row_after_the_rule():
+    simulation = simulate(RetentionPolicy(keep_last=1, keep_weekly=10), UTC, utc(2026, 1, 1), days=30, runs_per_day=1)
+    assert rule_rows(simulation) == ["last", "weekly", "oldest weekly"]
+    oldest = rows(survivors_svg(simulation))["oldest weekly"]
+    assert len(oldest) == 1 and oldest[0].get("fill") == "white"
+
+
+def test_chart_escapes_the_policy_and_zone_text():
+    tzif = resources.files("tzdata").joinpath("zoneinfo", "UTC").read_bytes()
+    zone = ZoneInfo.from_file(io.BytesIO(tzif), key='Lab<&>"zone')  # UTC under a hostile name
+    simulation = simulate(RetentionPolicy(keep_last=2), UTC, utc(2026, 1, 1), days=5, runs_per_day=1)
+    svg = survivors_svg(replace(simulation, zone=zone))
+    assert "Lab&lt;&amp;&gt;&quot;zone" in svg
+    text = "".join(ET.fromstring(svg).itertext())
+    assert 'Policy: keep_last 2 (timezone Lab<&>"zone)' in text

@@ -1,0 +1,100 @@
+"""ApplyProgress: plain lines for cron, a live table on a terminal, safe from worker threads."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+from rich.console import Console
+
+from snapshot_policy.model import RetentionPolicy, Target
+from snapshot_policy.progress import ApplyProgress
+
+WEB = Target("web", "digitalocean", "do", "3164444", "web-1", RetentionPolicy(keep_last=3))
+DB = Target("databases", "hetzner", "hz", "42", "db-1", RetentionPolicy(keep_daily=7))
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def rendered(progress: ApplyProgress) -> str:
+    out = io.StringIO()
+    Console(file=out, width=100, force_terminal=False).print(progress.table())
+    return out.getvalue()
+
+
+def test_progress_writes_one_line_per_stage_change_when_not_a_terminal():
+    stream = io.StringIO()
+    with ApplyProgress(stream) as progress:
+        for stage in ("waiting", "waiting", "creating", "deleting", "done"):
+            progress(WEB, stage)
+        progress(DB, "waiting")
+        progress(DB, "failed")
+    assert stream.getvalue() == (
+        "web: web-1 (digitalocean server 3164444): waiting\n"
+        "web: web-1 (digitalocean server 3164444): creating\n"
+        "web: web-1 (digitalocean server 3164444): deleting\n"
+        "web: web-1 (digitalocean server 3164444): done\n"
+        "databases: db-1 (hetzner server 42): waiting\n"
+        "databases: db-1 (hetzner server 42): failed\n"
+    )
+
+
+def test_progress_chooses_the_table_for_a_terminal_unless_told_otherwise():
+    assert ApplyProgress(FakeTerminal()).live
+    assert not ApplyProgress(FakeTerminal(), force_terminal=False).live
+    assert ApplyProgress(io.StringIO(), force_terminal=True).live
+    assert not ApplyProgress(io.StringIO()).live
+
+
+def test_progress_on_a_terminal_draws_a_row_per_target_and_no_plain_lines():
+    stream = io.StringIO()
+    with ApplyProgress(stream, force_terminal=True) as progress:
+        progress(WEB, "creating")
+        progress(DB, "listing")
+        progress(DB, "failed")
+    screen = stream.getvalue()
+    assert "\x1b[" in screen  # drawn for a terminal, with colours
+    for text in ("snapshot-policy apply", "web-1 (digitalocean 3164444)", "creating", "db-1 (hetzner 42)", "failed", "1 of 2 finished, 1 failed"):
+        assert text in screen
+    assert "web: web-1 (digitalocean server 3164444): creating" not in screen
+
+
+def test_progress_table_counts_time_until_a_target_finishes():
+    now = [0.0]
+    progress = ApplyProgress(io.StringIO(), force_terminal=False, clock=lambda: now[0])
+    progress(WEB, "waiting")
+    progress(DB, "waiting")
+    now[0] = 65.0
+    progress(WEB, "done")
+    now[0] = 200.0
+    table = rendered(progress)
+    web_row = next(line for line in table.splitlines() if "web-1" in line)
+    db_row = next(line for line in table.splitlines() if "db-1" in line)
+    assert "done" in web_row and "1m05s" in web_row
+    assert "waiting" in db_row and "3m20s" in db_row
+    assert "1 of 2 finished" in table
+    assert table.index("databases") < table.index("web-1")  # rows sorted by target name
+
+
+def test_progress_keeps_lines_whole_when_called_from_many_threads():
+    stream = io.StringIO()
+    progress = ApplyProgress(stream)
+    targets = [Target("web", "hetzner", "hz", str(i), f"web-{i}", RetentionPolicy(keep_last=1)) for i in range(16)]
+
+    def work(target: Target) -> None:
+        for stage in ("waiting", "creating", "deleting", "done"):
+            progress(target, stage)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 16 * 4
+    for target in targets:
+        own = [line for line in lines if line.startswith(f"web: {target.server_name} (")]
+        assert own == [f"web: {target.server_name} (hetzner server {target.server_id}): {s}" for s in ("waiting", "creating", "deleting", "done")]
