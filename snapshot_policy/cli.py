@@ -19,12 +19,15 @@ from click.shell_completion import get_completion_class
 
 from snapshot_policy import config, render, run
 from snapshot_policy.config.migrate import migrate
+from snapshot_policy.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy
+from snapshot_policy.demo import run_demo
 from snapshot_policy.duration import Duration
 from snapshot_policy.logs import redact, setup_logging
 from snapshot_policy.model import RetentionPolicy
 from snapshot_policy.observe import observe
 from snapshot_policy.planfile import PlanFileError
+from snapshot_policy.progress import ApplyProgress
 from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
@@ -177,7 +180,8 @@ def apply_command(
         return EXIT_ERROR if failures else EXIT_OK
     try:
         with run_lock(settings.lock_file):
-            report = run.apply(loaded, whole, plan_file, parallel or settings.parallel, metrics_file, report_file)
+            with ApplyProgress() as progress:
+                report = run.apply(loaded, whole, plan_file, parallel or settings.parallel, metrics_file, report_file, progress)
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED
@@ -228,6 +232,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 @click.option("--days", type=click.IntRange(min=1, max=36600), default=30, show_default=True, help="Number of days to simulate.")
 @click.option("--runs-per-day", type=click.IntRange(min=1, max=1440), default=1, show_default=True, help="Runs a day, evenly spaced from the start; each makes one snapshot.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--chart", "chart_file", type=click.Path(path_type=Path, dir_okay=False), help="Also draw which snapshots survive, per rule, into this SVG file.")
 def simulate_command(
     zone: ZoneInfo | None,
     policy_file: Path | None,
@@ -236,6 +241,7 @@ def simulate_command(
     days: int,
     runs_per_day: int,
     output: str,
+    chart_file: Path | None,
     **rules: object,
 ) -> int:
     """Show which snapshots a retention policy keeps over simulated time. No API call.
@@ -264,8 +270,13 @@ def simulate_command(
         policy, zone = chosen.retention, zone or ZoneInfo(chosen.timezone)
     if not policy.has_rules:
         raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7, or --policy FILE")
+    if chart_file is not None and chart_file.suffix.lower() != ".svg":
+        raise click.UsageError(f"--chart draws SVG only; name the file {chart_file.with_suffix('.svg')} (browsers and converters open it)")
     result = simulate(policy, zone or ZoneInfo("UTC"), start, days, runs_per_day)
     click.echo(render.simulation_json(result) if output == "json" else render.simulation_text(result), nl=False)
+    if chart_file is not None:
+        chart_file.write_text(survivors_svg(result), encoding="utf-8")
+        click.echo(f"Chart written to {chart_file}.", err=True)
     return EXIT_OK
 
 
@@ -307,6 +318,20 @@ def sandbox_command(port: int, state_file: str | None) -> None:
         raise click.ClickException(f"cannot serve on 127.0.0.1:{port} or read {state_file}: {error.strerror or error}")
     except (ValueError, KeyError, TypeError) as error:
         raise click.ClickException(f"{state_file} is not a sandbox state file: {error}")
+
+
+@cli.command("demo")
+def demo_command() -> int:
+    """Plan and apply on a local fake cloud, offline, with no account.
+
+    Starts the sandbox with servers on both providers, shows the plan, applies it through the
+    real SDKs, shows the notifications sent and plans again.
+
+    \b
+    Example:
+      snapshot-policy demo
+    """
+    return run_demo(click.echo)
 
 
 @cli.command("completion")

@@ -18,7 +18,7 @@ from snapshot_policy.config import LoadedConfig
 from snapshot_policy.execute import Executor, RunReport
 from snapshot_policy.journal import Journal
 from snapshot_policy.logs import redact
-from snapshot_policy.model import Account, Channel, Plan, RunSettings, TargetFailure
+from snapshot_policy.model import Account, Channel, Plan, RunSettings, Target, TargetFailure
 from snapshot_policy.notify import Event, deliver
 from snapshot_policy.observe import Observation, observe
 from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
@@ -53,6 +53,7 @@ def apply(
     parallel: int,
     metrics_file: Path | None = None,
     report_file: Path | None = None,
+    progress: Callable[[Target, str], None] = lambda target, stage: None,
 ) -> RunReport:
     """Plan (or replay the saved plan), carry it out, then tell people and monitoring.
 
@@ -69,7 +70,7 @@ def apply(
             monitor.ping(settings.healthcheck_url, "fail", str(error))
             raise
     audit = AuditLog(audit_path(settings), plan.fingerprint)
-    executor = Executor(observation.providers, journal, audit, parallel=parallel, delay_between_servers=settings.delay_between_servers)
+    executor = Executor(observation.providers, journal, audit, parallel=parallel, delay_between_servers=settings.delay_between_servers, progress=progress)
     report = executor.apply(plan, failures)
     deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), loaded.secrets)
     report = replace(report, deliveries=tuple(deliveries))

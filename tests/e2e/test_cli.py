@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 from snapshot_policy.cli import main
 
@@ -87,3 +88,20 @@ def test_every_command_has_help_with_an_example(capsys):
     for command in ("plan", "apply", "validate", "migrate", "simulate", "sandbox", "completion"):
         assert main([command, "--help"]) == 0
         assert "Example" in capsys.readouterr().out, command
+
+
+def test_simulate_chart_writes_an_svg_and_refuses_other_formats(tmp_path, capsys):
+    chart = tmp_path / "survivors.svg"
+    assert main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--days", "60", "--chart", str(chart)]) == 0
+    root = ElementTree.fromstring(chart.read_text())
+    assert root.tag.endswith("svg")
+    assert main(["simulate", "--keep-daily", "7", "--chart", str(tmp_path / "x.png")]) == 1
+    assert "--chart draws SVG only" in capsys.readouterr().err
+
+
+def test_demo_runs_offline_and_leaves_the_environment_alone(capsys):
+    before = dict(os.environ)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "0 to create, 0 to delete" in out
+    assert dict(os.environ) == before
