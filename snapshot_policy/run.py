@@ -5,6 +5,7 @@ The commands' shared flow, kept out of cli.py so the command line only parses an
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
@@ -23,6 +24,8 @@ from snapshot_policy.notify import Event, deliver
 from snapshot_policy.observe import Observation, observe
 from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
 from snapshot_policy.reconcile import build_plan
+
+log = logging.getLogger(__name__)
 
 
 def connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
@@ -76,10 +79,13 @@ def apply(
     report = replace(report, deliveries=tuple(deliveries))
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
-    if metrics_file is not None:
-        monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values()))
-    if report_file is not None:
-        monitor.write_report(report_file, report)
+    try:
+        if metrics_file is not None:
+            monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values()))
+        if report_file is not None:
+            monitor.write_report(report_file, report)
+    except OSError as error:  # the snapshots are done; a file that cannot be written must not hide that
+        log.error("could not write the metrics or report file: %s", error)
     return report
 
 

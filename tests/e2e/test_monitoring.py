@@ -116,3 +116,10 @@ def test_audit_log_says_who_deleted_what_and_why(policy, sandbox, tmp_path, caps
     deleted = next(line for line in lines if line["event"] == "deleted" and line["snapshot_name"] == "web-1-20261121030000")
     assert deleted["reason"] == "no retention rule keeps it" and deleted["plan_fingerprint"].startswith("sha256:")
     assert deleted["provider"] == "digitalocean" and deleted["snapshot_id"]
+
+
+def test_an_unwritable_metrics_file_does_not_hide_a_successful_run(policy, sandbox, tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    assert main(["apply", "--policy", str(policy), "--metrics-file", str(blocker / "m.prom")]) == 0
+    assert "2 created" in capsys.readouterr().err
