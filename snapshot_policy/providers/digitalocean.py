@@ -7,6 +7,7 @@ own retries are off (`retry_total=0`); RetryPolicy repeats what is safe to repea
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -45,6 +46,7 @@ class DigitalOcean:
         self._timing = timing
         self._retry = retry
         self._tag_exists = False
+        self._tag_lock = threading.Lock()
 
     def _count(self, response: Any) -> None:
         self.requests += 1  # every HTTP exchange, for the metrics file
@@ -118,9 +120,10 @@ class DigitalOcean:
         return matches[-1]
 
     def _tag(self, image_id: int) -> None:
-        if not self._tag_exists:
-            self._read("create tag", self._client.tags.create, body={"name": DIGITALOCEAN_TAG})
-            self._tag_exists = True
+        with self._tag_lock:  # parallel targets: create the tag once, not once per worker
+            if not self._tag_exists:
+                self._read("create tag", self._client.tags.create, body={"name": DIGITALOCEAN_TAG})
+                self._tag_exists = True
         resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"}]}
         self._read("tag snapshot", self._client.tags.assign_resources, tag_id=DIGITALOCEAN_TAG, body=resources)
 
