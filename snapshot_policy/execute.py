@@ -193,7 +193,12 @@ class Executor:
         self.progress(target, "creating")
         self.journal.started(target.account, target.server_id, wanted, self.now())
         log.info("%s: creating %s (%s)", name, wanted, plan.create.reason)
-        made = classify(target, provider.create_snapshot(target, wanted))
+        try:
+            made = classify(target, provider.create_snapshot(target, wanted))
+        except ProviderError as error:
+            if not error.transient:  # refused or failed for certain: no snapshot will appear under this name
+                self.journal.marked(target.account, target.server_id, wanted)
+            raise
         self.journal.marked(target.account, target.server_id, wanted)
         log.info("%s: created %s (%s)", name, made.name, made.id)
         self._record("created", target, made, plan.create.reason)

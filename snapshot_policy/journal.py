@@ -4,8 +4,9 @@ DigitalOcean lets a snapshot be tagged only once it exists, so a run killed whil
 leaves an untagged snapshot that nothing proves is ours. Each start is written here first
 and crossed off once the snapshot is marked; the next run adopts a snapshot with exactly a
 pending name, of the same server, and marks it — never duplicating it, never leaking it.
-Until it appears, a pending start counts as a snapshot still being created. An entry older
-than the creation timeout can no longer become a snapshot and is forgotten.
+A start that is not listed yet counts as a snapshot still being created, but only while it
+is younger than the creation timeout: after that it can no longer be running. Entries are
+kept for a month, so a snapshot that finished unmarked is adopted however late the next run.
 """
 
 from __future__ import annotations
@@ -17,18 +18,26 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
+KEEP = timedelta(days=31)
+
 
 class Journal:
-    def __init__(self, path: str | Path, expiry: timedelta, now: datetime | None = None):
+    def __init__(self, path: str | Path, in_flight: timedelta, now: datetime | None = None):
         self._path = Path(path)
         self._lock = threading.Lock()
-        self._entries = self._read((now or datetime.now(timezone.utc)) - expiry)
+        now = now or datetime.now(timezone.utc)
+        self._entries = self._read(now - KEEP)
+        self._running_since = now - in_flight
 
     def pending(self, account: str, server_id: str) -> dict[str, datetime]:
         """Return the names started for this server and not yet marked, with their start times."""
         with self._lock:
             mine = (e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id))
             return {e["name"]: datetime.fromisoformat(e["started"]) for e in mine}
+
+    def in_flight(self, account: str, server_id: str) -> dict[str, datetime]:
+        """Return the pending starts that may still be running: younger than the creation timeout."""
+        return {name: started for name, started in self.pending(account, server_id).items() if started > self._running_since}
 
     def started(self, account: str, server_id: str, name: str, when: datetime) -> None:
         self._change(lambda entries: entries + [{"account": account, "server_id": server_id, "name": name, "started": when.isoformat()}])

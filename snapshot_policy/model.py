@@ -279,6 +279,10 @@ class Plan:
         return any(t.has_changes for t in self.targets)
 
 
+# Error codes of our own for failures that are certain: repeating the call cannot help.
+DEFINITE_FAILURES = ("action_failed", "snapshot_in_progress")
+
+
 class ProviderError(Exception):
     """A cloud API call that failed, whatever the SDK: the one error type leaving providers/.
 
@@ -308,6 +312,6 @@ class ProviderError(Exception):
     @property
     def transient(self) -> bool:
         """True when the same call may succeed later: rate limits, server errors, lost responses."""
-        if self.code == "action_failed":
+        if self.code in DEFINITE_FAILURES:
             return False
         return self.status is None or self.status in (408, 409, 429, 500, 502, 503, 504)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
+from snapshot_policy.journal import Journal
 from snapshot_policy.model import (
     Account,
     ProviderError,
@@ -46,14 +46,13 @@ def observe(
     connect: Callable[[Account], Provider],
     orphans: bool = True,
     orphans_keep_last: int | None = None,
-    pending: Callable[[str, str], Mapping[str, datetime]] = lambda account, server_id: {},
+    journal: Journal | None = None,
 ) -> Observation:
     """Resolve every spec to its servers and classify their snapshots, one listing per account.
 
     With `orphans`, each account's marked snapshots of vanished servers are added as
-    orphan targets. `pending(account, server_id)` names snapshots this tool started but
-    could not mark (journal.py): found, they are adopted; not listed yet, they count as
-    still being created.
+    orphan targets. The `journal` names snapshots this tool started but could not mark:
+    found, they are adopted; not listed yet but recent, they count as still being created.
     """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
@@ -72,16 +71,20 @@ def observe(
         result.failures += failures
         if orphans:
             targets += _orphans(account, servers, listing, orphans_keep_last)
-        result.observed += [(t, _with_pending(t, listing, pending(t.account, t.server_id))) for t in targets]
+        result.observed += [(t, _with_pending(t, listing, journal)) for t in targets]
     return result
 
 
-def _with_pending(target: Target, listing: Sequence[CloudSnapshot], pending: Mapping[str, datetime]) -> list[Snapshot]:
-    snapshots = snapshots_for(target, listing, pending)
-    unseen = set(pending) - {s.name for s in snapshots}
+def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Journal | None) -> list[Snapshot]:
+    if journal is None:
+        return snapshots_for(target, listing)
+    snapshots = snapshots_for(target, listing, journal.pending(target.account, target.server_id))
+    seen = {s.name for s in snapshots}
+    in_flight = journal.in_flight(target.account, target.server_id)
     snapshots += [
-        Snapshot("", name, pending[name], target.server_id, True, "started by an interrupted run; not listed yet", creating=True)
-        for name in sorted(unseen)
+        Snapshot("", name, started, target.server_id, True, "started by an interrupted run; not listed yet", creating=True)
+        for name, started in sorted(in_flight.items())
+        if name not in seen
     ]
     return snapshots
 

@@ -34,7 +34,7 @@ def connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
 
 
 def journal_for(settings: RunSettings) -> Journal:
-    """The journal lives beside the lock file; a start older than the creation timeout is forgotten."""
+    """The journal lives beside the lock file; a start older than the creation timeout is no longer running."""
     path = Path(settings.lock_file).with_suffix(".journal.json")
     return Journal(path, timedelta(seconds=settings.snapshot_creation_timeout + 600))
 
@@ -44,7 +44,7 @@ def decide(loaded: LoadedConfig, whole: bool, journal: Journal | None = None) ->
     --target (`whole` false) leaves them alone."""
     settings = loaded.settings
     journal = journal or journal_for(settings)
-    observation = observe(loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, pending=journal.pending)
+    observation = observe(loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, journal=journal)
     plan = build_plan(observation.observed, datetime.now(timezone.utc))
     return plan, list(loaded.failed) + observation.failures, observation
 

@@ -64,7 +64,7 @@ class DigitalOcean:
         earlier = self._snapshot_actions(droplet_id)
         busy = [a["id"] for a in earlier if a["status"] == "in-progress"]
         if busy:
-            raise ProviderError(self.name, "create snapshot", None, f"droplet {droplet_id} already has snapshot action {busy[0]} in progress; not starting a second one")
+            raise ProviderError(self.name, "create snapshot", None, f"droplet {droplet_id} already has snapshot action {busy[0]} in progress; not starting a second one", code="snapshot_in_progress")
         action_id = self._start_snapshot(droplet_id, name, {a["id"] for a in earlier})
         self._wait_for_action(action_id, name)
         image = self._find_image(droplet_id, name)

@@ -96,7 +96,8 @@ class RetryPolicy:
         After a transient failure the cloud may have acted and only the reply been lost, so
         `started_meanwhile()` looks first, and only when it finds nothing is `start` repeated.
         A `busy` refusal (the server is doing something else) is asked again every
-        `busy_interval` until `timeout`.
+        `busy_interval` until `timeout` — after a lost reply, only once `started_meanwhile()`
+        has found that the something else is not our own snapshot.
         """
         deadline = self.clock() + timeout
         failures = 0
@@ -104,6 +105,11 @@ class RetryPolicy:
             try:
                 return start()
             except ProviderError as error:
+                if busy(error) and failures:
+                    # Busy after a lost reply: the server may be busy with our own snapshot.
+                    found = started_meanwhile()
+                    if found is not None:
+                        return found
                 if busy(error) and self.clock() + busy_interval < deadline:
                     self.sleep(busy_interval)
                     continue
