@@ -62,8 +62,9 @@ def read_yaml(path: str | Path) -> Source:
     """
     file = str(path)
     text = _read_text(path)
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader already refuses unprintable characters
         node = loader.get_single_node()
         if node is None:
             return Source(file, None)
@@ -76,7 +77,8 @@ def read_yaml(path: str | Path) -> Source:
     except (ValueError, RecursionError) as error:
         raise ConfigError([_unreadable_value(file, error)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_json(path: str | Path) -> Source:
@@ -97,13 +99,15 @@ def read_json(path: str | Path) -> Source:
         raise ConfigError([_unreadable_value(file, error)]) from None
     # JSON allows tabs where YAML does not; outside strings (where JSON forbids raw tabs)
     # they are plain whitespace, so spaces keep every line where it was.
-    loader = yaml.SafeLoader(text.replace("\t", " "))
+    loader = None
     try:
+        loader = yaml.SafeLoader(text.replace("\t", " "))
         lines, problems = _yaml_lines(file, loader.get_single_node(), loader, duplicates_are_warnings=True)
     except (yaml.YAMLError, ValueError, RecursionError, ConfigError):
         lines, problems = {}, []
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Source(file, data, lines, tuple(problems))
 
 
