@@ -1,0 +1,237 @@
+"""Runs of apply against the sandbox with injected faults, and the SPEC §5 checks after each.
+
+A `World` is one sandbox cloud plus one policy, driven through the library as `run.apply`
+drives it (observe → build_plan → Executor → notifications), but with the seams the CLI
+does not expose: a simulated clock shared by the sandbox and the planner, and a RetryPolicy
+whose sleeps are recorded and cut short, so retries with Retry-After and backoff cost
+milliseconds. Journal and audit log persist between runs in the world's folder, as they do
+beside the lock file in production (same expiry as `run.journal_for`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from snapshot_policy import config, providers
+from snapshot_policy.audit import AuditLog
+from snapshot_policy.execute import Executor, RunReport
+from snapshot_policy.journal import Journal
+from snapshot_policy.model import ActionKind, Plan
+from snapshot_policy.notify import Delivery, deliver
+from snapshot_policy.observe import Observation, observe
+from snapshot_policy.providers.ownership import has_marker, CloudSnapshot
+from snapshot_policy.providers.retry import RetryPolicy, Timing
+from snapshot_policy.reconcile import build_plan
+from snapshot_policy.run import routes
+from snapshot_policy.sandbox import Sandbox
+
+DO_TOKEN = "dop_v1_chaos0000000000000000000000000000000000000000000000000000000001"
+HZ_TOKEN = "hzchaos0000000000000000000000000000000000000000000000000000000002"
+BOT_TOKEN = "5550001111:AAchaos-bot-token-0000000000000003"
+HOOK_SECRET = "chaos-webhook-secret-0000000004"
+ENV = {"CHAOS_DO_TOKEN": DO_TOKEN, "CHAOS_HZ_TOKEN": HZ_TOKEN, "CHAOS_BOT_TOKEN": BOT_TOKEN, "CHAOS_HOOK_SECRET": HOOK_SECRET}
+REQUEST_TIMEOUT = 0.25
+TIMING = Timing(request_timeout=REQUEST_TIMEOUT, creation_timeout=20, poll_interval=0.05)
+# As run.journal_for, with the default snapshot_creation_timeout of 3600 s, in simulated time.
+JOURNAL_EXPIRY = timedelta(seconds=3600 + 600)
+
+# Where a fault lands: (service or None for both clouds, method, path regex).
+ENDPOINTS: dict[str, tuple[str | None, str | None, str | None]] = {
+    "list": (None, "GET", r"^/v2/(droplets|snapshots)$|^/v1/(servers|images)$"),
+    "create": (None, "POST", r"^/v2/droplets/\d+/actions$|/actions/create_image$"),
+    "poll": (None, "GET", r"^/v2/actions/\d+$|^/v1/actions/\d+$|^/v1/images/\d+$"),
+    "delete": (None, "DELETE", None),
+    "tag": ("digitalocean", None, r"^/v2/tags"),
+    "telegram": ("telegram", "POST", r"sendMessage"),
+    "webhook": ("webhook", "POST", None),
+}
+
+
+class Sleeps(list):
+    """The RetryPolicy's and notifiers' sleep: records each wait, really waits at most 5 ms."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+        time.sleep(min(seconds, 0.005))
+
+
+@dataclass
+class RunResult:
+    plan: Plan
+    observation: Observation
+    report: RunReport
+    deliveries: list[Delivery]
+    before: dict[int, dict]
+    after: dict[int, dict]
+    requests: list[dict]
+    audit: list[dict]
+
+    @property
+    def deleted(self) -> dict[int, dict]:
+        return {i: s for i, s in self.before.items() if i not in self.after}
+
+    @property
+    def appeared(self) -> dict[int, dict]:
+        return {i: s for i, s in self.after.items() if i not in self.before}
+
+
+@dataclass
+class World:
+    """A sandbox, a policy and a simulated clock; `run()` is one apply at `now`.
+
+    In `policy`, @DO@, @HZ@, @HOOK@ and @FOLDER@ stand for the sandbox's DigitalOcean and
+    Hetzner endpoints, its webhook URL and the world's folder.
+    """
+
+    folder: Path
+    state: dict
+    policy: str
+    now: datetime
+    action_seconds: float = 0.02
+    parallel: int = 4
+    sleeps: Sleeps = field(default_factory=Sleeps)
+    unmanaged: set[int] = field(default_factory=set)
+    journal_expiry: timedelta = JOURNAL_EXPIRY
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.sandbox = Sandbox(self.state, action_seconds=self.action_seconds, clock=lambda: self.now).start()
+        self.unmanaged |= {s["id"] for s in self.snapshots().values() if not self.marked(s)}
+        path = self.folder / "policy.yaml"
+        text = self.policy
+        for placeholder, value in (("@DO@", self.sandbox.digitalocean_endpoint), ("@HZ@", self.sandbox.hetzner_endpoint), ("@HOOK@", self.sandbox.webhook_url("chaos")), ("@FOLDER@", str(self.folder))):
+            text = text.replace(placeholder, value)
+        path.write_text(text)
+        self.loaded = config.load(policy=path, env=ENV)
+        assert not self.loaded.errors, [str(p) for p in self.loaded.errors]
+
+    def close(self) -> None:
+        self.sandbox.stop()
+
+    # -- the cloud, as plain dicts by snapshot id ------------------------------------------
+
+    def snapshots(self) -> dict[int, dict]:
+        return {s["id"]: s for s in self.sandbox.dump_state()["snapshots"]}
+
+    def marked(self, snapshot: dict) -> bool:
+        provider = "digitalocean" if "tags" in snapshot else "hetzner"
+        labels = {t: "" for t in snapshot.get("tags") or []} if provider == "digitalocean" else snapshot.get("labels") or {}
+        return has_marker(provider, CloudSnapshot(str(snapshot["id"]), snapshot["name"], self.now, None, labels))
+
+    def protected(self) -> set[int]:
+        return {i for i, s in self.snapshots().items() if s.get("protected")}
+
+    def inject(self, kind: str, endpoint: str, service: str | None = None, **options) -> None:
+        default_service, method, path = ENDPOINTS[endpoint]
+        self.sandbox.inject(kind, service=service or default_service, method=method, path=path, **options)
+
+    def settle(self, extra: float = 0.0) -> None:
+        """Wait until no snapshot action runs and no delayed request is still on its way."""
+        time.sleep(extra)
+        deadline = time.monotonic() + 10
+        while any(self.sandbox.state.running_action(s) for s in list(self.sandbox.state.servers)):
+            assert time.monotonic() < deadline, "a snapshot action never finished"
+            time.sleep(0.01)
+
+    # -- one run ---------------------------------------------------------------------------
+
+    def connect(self, account):
+        return providers.connect(account, TIMING, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5))
+
+    def observe(self, journal: Journal | None = None) -> Observation:
+        journal = journal or Journal(self.folder / "run.journal.json", self.journal_expiry, now=self.now)
+        settings = self.loaded.settings
+        return observe(self.loaded.targets, self.connect, orphans=True, orphans_keep_last=settings.orphans_keep_last, journal=journal)
+
+    def plan(self) -> Plan:
+        return build_plan(self.observe().observed, self.now)
+
+    def run(self, settle: float = 0.0) -> RunResult:
+        """One apply at `self.now`, then notifications; then wait for stragglers (`settle` s)."""
+        before = self.snapshots()
+        self.sandbox.clear_requests()
+        journal = Journal(self.folder / "run.journal.json", self.journal_expiry, now=self.now)
+        observation = self.observe(journal)
+        plan = build_plan(observation.observed, self.now)
+        audit_path = self.folder / "audit.jsonl"
+        seen = len(audit_path.read_text().splitlines()) if audit_path.exists() else 0
+        executor = Executor(observation.providers, journal, AuditLog(audit_path, plan.fingerprint), parallel=self.parallel, now=lambda: self.now)
+        report = executor.apply(plan, list(self.loaded.failed) + observation.failures)
+        deliveries = deliver(routes(report, "chaos-host", self.loaded.secrets), self.sandbox.telegram_base_url, self.loaded.secrets, sleep=self.sleeps)
+        self.settle(settle)
+        audit = [json.loads(line) for line in audit_path.read_text().splitlines()[seen:]] if audit_path.exists() else []
+        return RunResult(plan, observation, report, deliveries, before, self.snapshots(), self.sandbox.requests(), audit)
+
+    def converge(self, runs: int = 4) -> list[RunResult]:
+        """Rerun, fault-free, until the plan has nothing left to do."""
+        self.sandbox.clear_faults()
+        results = []
+        for _ in range(runs):
+            self.settle()
+            results.append(self.run())
+            if not self.plan().has_changes:
+                return results
+        raise AssertionError(f"no convergence after {runs} fault-free runs: {describe(self.plan())}")
+
+    def end_state(self) -> list[tuple]:
+        """(server, name, carries our marker) for every snapshot: ids differ between worlds."""
+        return sorted((s.get("server_id"), s["name"], self.marked(s)) for s in self.snapshots().values())
+
+
+def describe(plan: Plan) -> str:
+    return "; ".join(
+        f"{p.target.name}/{p.target.server_id}: " + ", ".join(f"{a.kind.value} {a.snapshot.name}" for a in p.actions if a.kind in (ActionKind.CREATE, ActionKind.DELETE))
+        for p in plan.targets if p.has_changes
+    )
+
+
+# -- the SPEC §5 checks that hold after every run, faults or not -----------------------------
+
+
+def check_run(world: World, result: RunResult, protected: set[int]) -> None:
+    """Invariants 1, 2, 4 and 5 for one run (6 is checked over runs by `Creations`)."""
+    gone = result.deleted
+    lost_unmanaged = sorted(set(gone) & world.unmanaged)
+    assert not lost_unmanaged, f"unmanaged snapshots deleted: {[gone[i]['name'] for i in lost_unmanaged]}"
+    lost_protected = sorted(set(gone) & protected)
+    assert not lost_protected, f"protected snapshots deleted: {[gone[i]['name'] for i in lost_protected]}"
+
+    by_server: dict[str, list[str]] = defaultdict(list)
+    for snapshot in gone.values():
+        by_server[str(snapshot["server_id"])].append(snapshot["name"])
+    for target_plan in result.plan.targets:
+        target = target_plan.target
+        deleted = by_server.get(target.server_id, [])
+        assert len(deleted) <= target.safety.max_deletions, f"{target.name}/{target.server_id}: {len(deleted)} deletions > max_deletions"
+    for outcome in result.report.outcomes:
+        target = outcome.plan.target
+        if outcome.plan.create is not None and outcome.created is None:
+            deleted = by_server.get(target.server_id, [])
+            assert not deleted, f"{target.name}/{target.server_id}: create failed ({outcome.error}) but {deleted} were deleted"
+            assert not outcome.deleted
+    for failure in result.report.failures:
+        # A target whose account could not be read was never planned: nothing deleted for it.
+        assert not [e for e in result.audit if e["event"] == "deleted" and e["target"] == failure.target]
+
+
+def check_retained(world: World, now: datetime, ran: Plan) -> None:
+    """Invariant 3, after a fault-free run that carried out `ran`: a fresh plan deletes
+    nothing and creates nothing, unless a max_deletions refusal holds the target (then it
+    deletes nothing, by design)."""
+    # KNOWN PRODUCT BUG (test_known_bugs.py): after a snapshot action failed, its journal entry
+    # stays pending, so the next run waits for a snapshot that will never exist ("still being
+    # created": a placeholder without an id) and makes none. That run's target is let off here.
+    waiting_for_nothing = {
+        (p.target.account, p.target.server_id) for p in ran.targets
+        if any(a.snapshot.id == "" and a.snapshot.creating for a in p.actions if a.kind is ActionKind.SKIP)
+    }
+    plan = build_plan(world.observe().observed, now)
+    for target_plan in plan.targets:
+        if target_plan.refusal or (target_plan.target.account, target_plan.target.server_id) in waiting_for_nothing:
+            continue
+        assert not target_plan.has_changes, f"not the retained set after a fault-free run: {describe(plan)}"
