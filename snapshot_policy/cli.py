@@ -130,7 +130,12 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     plan, failures, _ = run.decide(loaded, whole)
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
     if plan_file is not None:
-        plan_file.write_text(render.plan_json(plan, failures), encoding="utf-8")
+        try:
+            plan_file.parent.mkdir(parents=True, exist_ok=True)
+            plan_file.write_text(render.plan_json(plan, failures), encoding="utf-8")
+        except OSError as error:
+            click.echo(f"cannot save the plan to {plan_file}: {error.strerror or error}", err=True)
+            return EXIT_ERROR
     if failures:
         return EXIT_ERROR
     return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK

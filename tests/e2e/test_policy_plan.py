@@ -123,3 +123,12 @@ def test_orphans_are_kept_and_reported_or_pruned_when_asked(policy, sandbox, cap
     assert len(orphans["delete"]) == 3
     assert main(["plan", "--policy", str(policy), "--target", "db"]) == 0
     assert "(orphans)" not in capsys.readouterr().out
+
+
+def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sandbox, tmp_path, capsys):
+    assert main(["plan", "--policy", str(policy), "--out", str(tmp_path / "new" / "plan.json")]) == 0
+    assert (tmp_path / "new" / "plan.json").is_file()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")]) == 1
+    assert "cannot save the plan to" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from conftest import BOT_TOKEN
+from tests.integration.conftest import BOT_TOKEN
 
 from snapshot_policy.model import TelegramChannel
 from snapshot_policy.notify import Delivery, Event, deliver

@@ -11,7 +11,7 @@ from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ProviderError,
 from snapshot_policy.providers import connect, endpoint_for
 from snapshot_policy.providers.ownership import snapshots_for
 from snapshot_policy.providers.retry import RetryPolicy, Timing
-from conftest import DO_TOKEN, HZ_TOKEN
+from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
 
 TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
 

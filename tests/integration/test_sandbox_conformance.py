@@ -19,7 +19,7 @@ import httpx
 import openapi_core
 import pytest
 import yaml
-from conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
+from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 from jsonschema_path import SchemaPath  # installed with openapi-core
 from openapi_core.testing import MockRequest, MockResponse
 
@@ -98,6 +98,7 @@ def wait_until(check, seconds: float = 5) -> None:
 
 def digitalocean_traffic(call: Recorder) -> None:
     sandbox = call.sandbox
+    sandbox.state.action_seconds = 0.5  # long enough for the "busy" answers below, on a slow machine
     for n in range(3):
         sandbox.state.add_snapshot("do-a", f"web-1-{n}", server_id=101)
     call("digitalocean", "GET", "/v2/droplets/101", 200)
@@ -139,6 +140,7 @@ def digitalocean_traffic(call: Recorder) -> None:
 
 def hetzner_traffic(call: Recorder) -> None:
     sandbox = call.sandbox
+    sandbox.state.action_seconds = 0.5  # long enough for the "locked" answers below, on a slow machine
     protected = sandbox.state.add_snapshot("hz-a", "golden", server_id=301, protected=True)
     plain = sandbox.state.add_snapshot("hz-a", "plain", server_id=301, labels={"a": "b"})
     call("hetzner", "GET", "/v1/servers/301", 200)

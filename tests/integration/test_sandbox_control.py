@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import httpx
-from conftest import DO_TOKEN, HZ_TOKEN, seed
+from tests.integration.conftest import DO_TOKEN, HZ_TOKEN, seed
 
 from snapshot_policy.sandbox import Sandbox, State, example_state
 

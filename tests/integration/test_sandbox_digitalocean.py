@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from conftest import DO_OTHER_TOKEN, EPOCH
+from tests.integration.conftest import DO_OTHER_TOKEN, EPOCH
 
 from snapshot_policy.sandbox.state import format_time
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 import telegram
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
-from conftest import BOT_TOKEN
+from tests.integration.conftest import BOT_TOKEN
 from hcloud import APIException
 from hcloud.actions import ActionFailedException
 from hcloud.servers import Server

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import EPOCH, HZ_OTHER_TOKEN
+from tests.integration.conftest import EPOCH, HZ_OTHER_TOKEN
 from hcloud import APIException
 from hcloud.actions import ActionFailedException
 from hcloud.images import Image

@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 import telegram
-from conftest import BOT_TOKEN
+from tests.integration.conftest import BOT_TOKEN
 
 
 def run(coroutine):
