@@ -21,6 +21,7 @@ from snapshot_policy.journal import Journal
 from snapshot_policy.logs import redact
 from snapshot_policy.model import Account, Channel, Plan, RunSettings, Target, TargetFailure
 from snapshot_policy.notify import Event, deliver
+from snapshot_policy.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.observe import Observation, observe
 from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
 from snapshot_policy.reconcile import build_plan
@@ -102,11 +103,11 @@ def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tup
             continue
         name = outcome.created.name if outcome.created else (plan.create.snapshot.name if plan.create else "")
         event = Event(target.name, target.provider, target.server_name, target.server_id, name, outcome.remaining,
-                      "SUCCESS" if outcome.ok else "FAILURE", _redacted(outcome.error, secrets), hostname, report.finished)
+                      SUCCESS if outcome.ok else FAILURE, _redacted(outcome.error, secrets), hostname, report.finished)
         found.append((event, target.notify))
     for failure in report.failures:
         if failure.notify:
-            event = Event(failure.target, "", failure.target, "", "", 0, "FAILURE", _redacted(failure.reason, secrets), hostname, report.finished)
+            event = Event(failure.target, "", failure.target, "", "", 0, FAILURE, _redacted(failure.reason, secrets), hostname, report.finished)
             found.append((event, failure.notify))
     return found
 
