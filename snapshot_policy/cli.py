@@ -24,7 +24,7 @@ from snapshot_policy.config.policy import load_policy
 from snapshot_policy.demo import run_demo
 from snapshot_policy.duration import Duration
 from snapshot_policy.logs import redact, setup_logging
-from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.model import Clock, RetentionPolicy
 from snapshot_policy.observe import observe
 from snapshot_policy.planfile import PlanFileError
 from snapshot_policy.progress import ApplyProgress
@@ -62,9 +62,19 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(error))
 
 
+def system_clock() -> datetime:
+    """The wall clock, read here and nowhere else: `main` hands it (or a test's) down."""
+    return datetime.now(timezone.utc)
+
+
+def _clock() -> Clock:
+    """The clock `main` was given, for the command being run."""
+    return click.get_current_context().find_root().obj
+
+
 def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
     if value is None:
-        return datetime.now(timezone.utc).replace(microsecond=0)
+        return _clock()().replace(microsecond=0)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -127,7 +137,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    plan, failures, _ = run.decide(loaded, whole)
+    plan, failures, _ = run.decide(loaded, whole, _clock()())
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
     if plan_file is not None:
         try:
@@ -179,14 +189,14 @@ def apply_command(
         click.echo(str(error), err=True)
         return EXIT_ERROR
     if dry_run:
-        plan, failures, _ = run.decide(loaded, whole)
+        plan, failures, _ = run.decide(loaded, whole, _clock()())
         click.echo("Dry run: apply would do the following; nothing was changed.\n")
         click.echo(render.plan_text(plan, failures), nl=False)
         return EXIT_ERROR if failures else EXIT_OK
     try:
         with run_lock(settings.lock_file):
             with ApplyProgress() as progress:
-                report = run.apply(loaded, whole, plan_file, parallel or settings.parallel, metrics_file, report_file, progress)
+                report = run.apply(loaded, whole, _clock(), plan_file, parallel or settings.parallel, metrics_file, report_file, progress)
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED
@@ -336,7 +346,7 @@ def demo_command() -> int:
     Example:
       snapshot-policy demo
     """
-    return run_demo(click.echo)
+    return run_demo(main, _clock(), click.echo)
 
 
 @cli.command("completion")
@@ -353,10 +363,13 @@ def completion_command(shell: str) -> None:
     click.echo(script.source())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line with `argv` and return the exit code; importable for tests."""
+def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
+    """Run the command line with `argv` and return the exit code; importable for tests.
+
+    `clock` is the only source of the current time for everything the command does.
+    """
     try:
-        outcome = cli.main(args=argv, prog_name="snapshot-policy", standalone_mode=False)
+        outcome = cli.main(args=argv, prog_name="snapshot-policy", standalone_mode=False, obj=clock)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_ERROR

@@ -3,7 +3,8 @@
 A person who never saw the tool should see, in order: the fleet and its old snapshots, the
 policy, the plan with a reason for every decision, apply through the real SDKs, what Telegram
 and a webhook were told, a second plan with nothing left to do, and what remains. Every step
-goes through `cli.main`, so the demo shows the commands exactly as a user would run them.
+goes through the command line's `main`, which the caller hands in (so this module need not
+import the CLI that runs it), so the demo shows the commands exactly as a user would run them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import datetime, timedelta
 from pathlib import Path
 
-# The module, not `main`: cli.py imports this module for `snapshot-policy demo`.
-from snapshot_policy import cli
+from snapshot_policy.model import Clock
 from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
 from snapshot_policy.sandbox import Sandbox
-from snapshot_policy.sandbox.state import format_time, utc_now
+from snapshot_policy.sandbox.state import format_time
 
 Out = Callable[[str], None]
+Main = Callable[..., int]
+"""The command line's `main(argv, clock=...)`, returning the exit code."""
 
 # Fake credentials the sandbox accepts; they exist only inside the demo's environment.
 TOKENS = {
@@ -108,18 +110,21 @@ def demo_fleet(now: datetime) -> dict:
     }
 
 
-def run_demo(out: Out = print, action_seconds: float = 0.3) -> int:
-    """Run the demo, telling `out` what happens; return 0 when every step did what it should.
+def run_demo(main: Main, clock: Clock, out: Out = print, action_seconds: float = 0.3) -> int:
+    """Run the demo through `main`, telling `out` what happens; return 0 when every step did
+    what it should.
 
-    `os.environ` is the same afterwards: the sandbox's endpoints and the fake tokens are set
-    only while the demo runs. `action_seconds` is how long the fake cloud takes per snapshot.
+    The fake cloud and every command share `clock`: the fleet's old snapshots are dated back
+    from it. `os.environ` is the same afterwards: the sandbox's endpoints and the fake tokens
+    are set only while the demo runs. `action_seconds` is how long the fake cloud takes per
+    snapshot.
     """
-    now = utc_now().replace(microsecond=0)
-    with Sandbox(demo_fleet(now), action_seconds=action_seconds) as sandbox, tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder:
+    now = clock().replace(microsecond=0)
+    with Sandbox(demo_fleet(now), action_seconds=action_seconds, clock=clock) as sandbox, tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder:
         policy = Path(folder) / "snapshot-policy.yaml"
         policy.write_text(POLICY.format(chat_id=CHAT_ID, webhook_url=sandbox.webhook_url(WEBHOOK_NAME)), encoding="utf-8")
         with _environment({**sandbox.env(), **TOKENS}):
-            codes = _walk_through(out, sandbox, policy)
+            codes = _walk_through(lambda argv: main(argv, clock=clock), out, sandbox, policy)
     if codes != (0, 0, 0):
         out(f"\nThe demo did not go as expected (exit codes: plan {codes[0]}, apply {codes[1]}, second plan {codes[2]}).")
         return 1
@@ -127,7 +132,7 @@ def run_demo(out: Out = print, action_seconds: float = 0.3) -> int:
     return 0
 
 
-def _walk_through(out: Out, sandbox: Sandbox, policy: Path) -> tuple[int, int, int]:
+def _walk_through(run: Callable[[list[str]], int], out: Out, sandbox: Sandbox, policy: Path) -> tuple[int, int, int]:
     """Show the fleet, the policy, plan, apply, the notifications, plan again and what is
     left; return the three commands' exit codes."""
     before = {s["id"] for s in sandbox.dump_state()["snapshots"]}
@@ -136,13 +141,13 @@ def _walk_through(out: Out, sandbox: Sandbox, policy: Path) -> tuple[int, int, i
     _heading(out, 2, "The policy says what to snapshot, how often, and what to keep.")
     out(f"{policy}:\n{policy.read_text(encoding='utf-8').rstrip()}")
     _heading(out, 3, "plan shows what apply would create (+), delete (-), keep (=) or leave alone (!), and why. Nothing changes.")
-    planned = _command(out, ["plan", "--policy", str(policy)])
+    planned = _command(run, out, ["plan", "--policy", str(policy)])
     _heading(out, 4, "apply makes the due snapshots, waits until they are finished, then deletes what no rule keeps.")
-    applied = _command(out, ["apply", "--policy", str(policy)])
+    applied = _command(run, out, ["apply", "--policy", str(policy)])
     _heading(out, 5, "apply told people and machines: the Telegram messages and webhook payloads the sandbox received.")
     _show_notifications(out, sandbox)
     _heading(out, 6, "plan again: the cloud now matches the policy, so nothing is left to do (exit code 0, not 2).")
-    settled = _command(out, ["plan", "--policy", str(policy), "--detailed-exitcode"])
+    settled = _command(run, out, ["plan", "--policy", str(policy), "--detailed-exitcode"])
     _heading(out, 7, "What is left on each server: new = made just now; manual and protected snapshots were never touched.")
     _show_state(out, sandbox, before)
     return planned, applied, settled
@@ -167,12 +172,12 @@ def _heading(out: Out, step: int, text: str) -> None:
     out(f"\n== Step {step}. {text}\n")
 
 
-def _command(out: Out, argv: list[str]) -> int:
+def _command(run: Callable[[list[str]], int], out: Out, argv: list[str]) -> int:
     """Run the CLI in-process, show the command line and everything it printed; return its exit code."""
     out(f"$ snapshot-policy {' '.join(argv)}")
     stdout, stderr = io.StringIO(), io.StringIO()
     with redirect_stdout(stdout), redirect_stderr(stderr):
-        code = cli.main(argv)
+        code = run(argv)
     for text in (stdout.getvalue(), stderr.getvalue()):
         if text.strip():
             out(text.rstrip())

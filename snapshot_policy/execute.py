@@ -16,11 +16,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Plan, ProviderError, Snapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Clock, Plan, ProviderError, Snapshot, Target, TargetFailure, TargetPlan
 from snapshot_policy.notify import Delivery
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.ownership import classify
@@ -96,9 +96,9 @@ class Executor:
     providers: Mapping[str, Provider]
     journal: Journal
     audit: AuditLog
+    now: Clock
     parallel: int = 4
     delay_between_servers: float = 0.0
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     progress: Callable[[Target, str], None] = lambda target, stage: None
     """Told each target's stage as it changes: waiting, creating, deleting, done, failed."""
     _pacers: dict[str, StartPacer] = field(default_factory=dict)

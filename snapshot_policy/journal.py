@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 
@@ -22,10 +22,9 @@ KEEP = timedelta(days=31)
 
 
 class Journal:
-    def __init__(self, path: str | Path, in_flight: timedelta, now: datetime | None = None):
+    def __init__(self, path: str | Path, in_flight: timedelta, now: datetime):
         self._path = Path(path)
         self._lock = threading.Lock()
-        now = now or datetime.now(timezone.utc)
         self._entries = self._read(now - KEEP)
         self._running_since = now - in_flight
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -11,6 +12,10 @@ from snapshot_policy.duration import Duration
 DIGITALOCEAN = "digitalocean"
 HETZNER = "hetzner"
 PROVIDERS = (DIGITALOCEAN, HETZNER)
+
+Clock = Callable[[], datetime]
+"""The current time, timezone-aware. Only the CLI reads the wall clock; everything below is
+handed a Clock (or a `now` taken from one), so tests and the demo can pin it."""
 
 
 @dataclass(frozen=True)

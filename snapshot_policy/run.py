@@ -10,7 +10,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy import monitor, providers
@@ -19,7 +19,7 @@ from snapshot_policy.config import LoadedConfig
 from snapshot_policy.execute import Executor, RunReport
 from snapshot_policy.journal import Journal
 from snapshot_policy.logs import redact
-from snapshot_policy.model import Account, Channel, Plan, RunSettings, Target, TargetFailure
+from snapshot_policy.model import Account, Channel, Clock, Plan, RunSettings, Target, TargetFailure
 from snapshot_policy.notify import Event, deliver
 from snapshot_policy.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.observe import Observation, observe
@@ -34,25 +34,26 @@ def connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
     return lambda account: providers.connect(account, timing)
 
 
-def journal_for(settings: RunSettings) -> Journal:
+def journal_for(settings: RunSettings, now: datetime) -> Journal:
     """The journal lives beside the lock file; a start older than the creation timeout is no longer running."""
     path = Path(settings.lock_file).with_suffix(".journal.json")
-    return Journal(path, timedelta(seconds=settings.snapshot_creation_timeout + 600))
+    return Journal(path, timedelta(seconds=settings.snapshot_creation_timeout + 600), now)
 
 
-def decide(loaded: LoadedConfig, whole: bool, journal: Journal | None = None) -> tuple[Plan, list[TargetFailure], Observation]:
-    """Read the clouds and plan. Orphans belong to no target, so a run limited by
+def decide(loaded: LoadedConfig, whole: bool, now: datetime, journal: Journal | None = None) -> tuple[Plan, list[TargetFailure], Observation]:
+    """Read the clouds and plan at `now`. Orphans belong to no target, so a run limited by
     --target (`whole` false) leaves them alone."""
     settings = loaded.settings
-    journal = journal or journal_for(settings)
+    journal = journal or journal_for(settings, now)
     observation = observe(loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, journal=journal)
-    plan = build_plan(observation.observed, datetime.now(timezone.utc))
+    plan = build_plan(observation.observed, now)
     return plan, list(loaded.failed) + observation.failures, observation
 
 
 def apply(
     loaded: LoadedConfig,
     whole: bool,
+    clock: Clock,
     plan_file: Path | None,
     parallel: int,
     metrics_file: Path | None = None,
@@ -65,8 +66,9 @@ def apply(
     """
     settings = loaded.settings
     pings = [monitor.ping(settings.healthcheck_url, "start")]
-    journal = journal_for(settings)
-    plan, failures, observation = decide(loaded, whole, journal)
+    now = clock()
+    journal = journal_for(settings, now)
+    plan, failures, observation = decide(loaded, whole, now, journal)
     if plan_file is not None:
         try:
             plan = replay(read_plan_file(plan_file), plan, plan_file)
@@ -74,9 +76,9 @@ def apply(
             monitor.ping(settings.healthcheck_url, "fail", str(error))
             raise
     audit = AuditLog(audit_path(settings), plan.fingerprint)
-    executor = Executor(observation.providers, journal, audit, parallel=parallel, delay_between_servers=settings.delay_between_servers, progress=progress)
+    executor = Executor(observation.providers, journal, audit, clock, parallel=parallel, delay_between_servers=settings.delay_between_servers, progress=progress)
     report = executor.apply(plan, failures)
-    deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), loaded.secrets)
+    deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), clock, loaded.secrets)
     report = replace(report, deliveries=tuple(deliveries))
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))

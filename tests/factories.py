@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from snapshot_policy.model import RetentionPolicy, Safety, Schedule, Snapshot, Target
 
 _ids = itertools.count(1000)
+
+
+class FakeClock:
+    """A clock the test moves by hand; hand it to `main(argv, clock=...)` and to the sandbox."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def utc(*fields: int) -> datetime:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from snapshot_policy.logs import redact
-from snapshot_policy.model import Channel, TelegramChannel, WebhookChannel
+from snapshot_policy.model import Channel, Clock, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import messages, telegram, webhook
 from snapshot_policy.notify.messages import SUCCESS, Event
 
@@ -38,10 +38,13 @@ class Delivery:
 def deliver(
     routes: Sequence[tuple[Event, Sequence[Channel]]],
     telegram_base_url: str,
+    clock: Clock,
     secrets: Iterable[str] = (),
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Delivery]:
     """Send each event to each of its channels and return one Delivery per message, in order.
+
+    `clock` dates each webhook signature, which receivers compare with their own clocks.
 
     A Telegram channel with `summary` gets one message covering every event routed to it,
     after the per-event messages. Never raise: a failure becomes `ok=False` with an error
@@ -55,14 +58,14 @@ def deliver(
             if isinstance(channel, TelegramChannel) and channel.summary:
                 summaries.setdefault(channel, []).append(event)
             else:
-                deliveries.append(_deliver_one(channel, [event], telegram_base_url, secrets, sleep))
+                deliveries.append(_deliver_one(channel, [event], telegram_base_url, secrets, clock, sleep))
     for channel, events in summaries.items():
-        deliveries.append(_deliver_one(channel, events, telegram_base_url, secrets, sleep))
+        deliveries.append(_deliver_one(channel, events, telegram_base_url, secrets, clock, sleep))
     return deliveries
 
 
 def _deliver_one(
-    channel: Channel, events: list[Event], base_url: str, secrets: tuple[str, ...], sleep: Callable[[float], None]
+    channel: Channel, events: list[Event], base_url: str, secrets: tuple[str, ...], clock: Clock, sleep: Callable[[float], None]
 ) -> Delivery:
     """Send one message about `events` (several only for a summary) and log how it went."""
     kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
@@ -71,7 +74,7 @@ def _deliver_one(
         if isinstance(channel, TelegramChannel):
             attempts, error = _send_telegram(channel, events, base_url, sleep)
         else:
-            attempts, error = _post_webhook(channel, events[0], sleep)
+            attempts, error = _post_webhook(channel, events[0], clock, sleep)
     except Exception as exc:  # a bug in a notifier must not end the run
         attempts, error = 0, f"{type(exc).__name__}: {exc}"
     if error is not None:
@@ -100,12 +103,12 @@ def _send_telegram(
     )
 
 
-def _post_webhook(channel: WebhookChannel, event: Event, sleep: Callable[[float], None]) -> tuple[int, str | None]:
+def _post_webhook(channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], None]) -> tuple[int, str | None]:
     template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
     return webhook.post(
         channel.url, messages.webhook_payload(event, template),
         secret=channel.secret, headers=channel.headers, timeout=channel.timeout,
-        retries=channel.retries, base_delay=channel.base_delay, sleep=sleep,
+        retries=channel.retries, base_delay=channel.base_delay, clock=clock, sleep=sleep,
     )
 
 

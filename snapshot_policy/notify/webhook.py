@@ -30,10 +30,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Callable, Mapping
 
 import httpx
+
+from snapshot_policy.model import Clock
 
 SIGNATURE_HEADER = "X-Snapshot-Policy-Signature"
 TIMESTAMP_HEADER = "X-Snapshot-Policy-Timestamp"
@@ -50,6 +51,7 @@ def post(
     timeout: float,
     retries: int,
     base_delay: float,
+    clock: Clock,
     sleep: Callable[[float], None],
 ) -> tuple[int, str | None]:
     """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
@@ -57,7 +59,7 @@ def post(
     Up to `retries` retries after the first attempt, on connection errors, timeouts, 429 and
     5xx, waiting `base_delay * 2**(n-1)` before retry n, or a 429's `Retry-After` in seconds
     when given (giving up instead if that is over MAX_SERVER_WAIT). Other answers of 300 and
-    above are final. `timeout` applies to each request.
+    above are final. `timeout` applies to each request; `clock` dates each signed attempt.
     """
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     requests = retry = 0
@@ -66,7 +68,7 @@ def post(
             requests += 1
             wait = None
             try:
-                response = client.post(url, content=body, headers=_headers(headers, body, secret))
+                response = client.post(url, content=body, headers=_headers(headers, body, secret, clock))
             except httpx.TransportError as error:  # connection refused or dropped, timeouts
                 failure = f"{type(error).__name__}: {error}"
             else:
@@ -93,12 +95,12 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def _headers(extra: Mapping[str, str], body: bytes, secret: str | None) -> httpx.Headers:
+def _headers(extra: Mapping[str, str], body: bytes, secret: str | None, clock: Clock) -> httpx.Headers:
     """The channel's own headers, then ours, which win: the body is JSON whatever they say."""
     headers = httpx.Headers(dict(extra))
     headers["Content-Type"] = "application/json"
     if secret:
-        timestamp = str(int(time.time()))
+        timestamp = str(int(clock().timestamp()))
         headers[TIMESTAMP_HEADER] = timestamp
         headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)
     return headers

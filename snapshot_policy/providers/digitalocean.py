@@ -8,9 +8,9 @@ own retries are off (`retry_total=0`); RetryPolicy repeats what is safe to repea
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pydo
@@ -178,11 +178,21 @@ def _message(body: Any, fallback: str | None) -> str:
 
 
 def _retry_after(headers: Any) -> float | None:
-    """Return the wait a 429 asks for: Retry-After, else until the rate-limit reset."""
+    """Return the wait a 429 asks for: Retry-After, else until the rate-limit reset.
+
+    The reset is a Unix time on the server's clock, so it is measured from the response's own
+    `Date`, not from this machine's clock (which may be skewed); without a Date, None.
+    """
     if headers.get("retry-after", "").isdigit():
         return float(headers["retry-after"])
     if headers.get("ratelimit-remaining") == "0" and headers.get("ratelimit-reset", "").isdigit():
-        return max(0.0, float(headers["ratelimit-reset"]) - time.time())
+        try:
+            sent = parsedate_to_datetime(headers.get("date", ""))
+        except (TypeError, ValueError):
+            return None
+        if sent.tzinfo is None:  # "-0000": UTC, origin unknown
+            sent = sent.replace(tzinfo=timezone.utc)
+        return max(0.0, float(headers["ratelimit-reset"]) - sent.timestamp())
     return None
 
 

@@ -162,7 +162,7 @@ class World:
         seen = len(audit_path.read_text().splitlines()) if audit_path.exists() else 0
         executor = Executor(observation.providers, journal, AuditLog(audit_path, plan.fingerprint), parallel=self.parallel, now=lambda: self.now)
         report = executor.apply(plan, list(self.loaded.failed) + observation.failures)
-        deliveries = deliver(routes(report, "chaos-host", self.loaded.secrets), self.sandbox.telegram_base_url, self.loaded.secrets, sleep=self.sleeps)
+        deliveries = deliver(routes(report, "chaos-host", self.loaded.secrets), self.sandbox.telegram_base_url, lambda: self.now, self.loaded.secrets, sleep=self.sleeps)
         self.settle(settle)
         audit = [json.loads(line) for line in audit_path.read_text().splitlines()[seen:]] if audit_path.exists() else []
         return RunResult(plan, observation, report, deliveries, before, self.snapshots(), self.sandbox.requests(), audit)

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, NOW, cloud
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
+from tests.factories import FakeClock
 
 
 @pytest.fixture
-def sandbox(monkeypatch):
-    with Sandbox(cloud(), action_seconds=0.05, clock=lambda: NOW) as sb:
+def clock() -> FakeClock:
+    """The run's clock, shared by the sandbox and every `main(argv, clock=clock)`: it starts at
+    the real time and moves only when the test moves it."""
+    return FakeClock(datetime.now(timezone.utc).replace(microsecond=0))
+
+
+@pytest.fixture
+def sandbox(monkeypatch, clock):
+    with Sandbox(cloud(clock.now), action_seconds=0.05, clock=clock) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
         yield sb

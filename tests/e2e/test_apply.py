@@ -12,7 +12,7 @@ import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.render import iso_utc
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, NOW
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made
 
 POLICY = """\
 version: 1
@@ -48,97 +48,97 @@ def policy(tmp_path, sandbox, monkeypatch):
 
 def names(sandbox, server_id):
     """The names of a server's snapshots in the sandbox, newest first; one made by the run
-    (dated by the sandbox's clock, named after the wall clock, which tests do not control)
-    reads NEW."""
+    (dated by the sandbox's clock, which the run shares) reads NEW."""
     snapshots = [s for s in sandbox.dump_state()["snapshots"] if s.get("server_id") == server_id]
-    made = iso_utc(NOW)
-    return [("NEW" if s["created"] == made else s["name"]) for s in sorted(snapshots, key=lambda s: (s["created"], s["id"]), reverse=True)]
+    now = iso_utc(sandbox.state.clock())
+    return [("NEW" if s["created"] == now else s["name"]) for s in sorted(snapshots, key=lambda s: (s["created"], s["id"]), reverse=True)]
 
 
 def writes(sandbox):
     return [r for r in sandbox.requests() if r["method"] != "GET"]
 
 
-def apply(*args):
-    return main(["apply", *args])
+def apply(clock, *args):
+    return main(["apply", *args], clock=clock)
 
 
-def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, capsys):
+def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, capsys, clock):
     before_web = names(sandbox, 3164444)
-    assert apply("--policy", str(policy)) == 0
+    assert apply(clock, "--policy", str(policy)) == 0
     out, err = capsys.readouterr()
     web, db = names(sandbox, 3164444), names(sandbox, 4711)
     # keep_last 3 counts the new snapshot: two old ones stay; the manual one is not ours.
-    assert web[:3] == ["NEW", "web-1-20261125030000", "web-1-20261124030000"]
+    assert web[:3] == ["NEW", legacy_name("web-1", clock.now, 1), legacy_name("web-1", clock.now, 2)]
     assert set(web) == set(web[:3]) | {"web-1-before-upgrade"}
-    assert db == ["NEW", "db-1-20261125030000", "db-1-manual"]  # protected stays
-    assert "web-10-20261125030000" in names(sandbox, 3164445)  # a look-alike server is untouched
+    assert db == ["NEW", legacy_name("db-1", clock.now, 1), "db-1-manual"]  # protected stays
+    assert legacy_name("web-10", clock.now, 1) in names(sandbox, 3164445)  # a look-alike server is untouched
     assert len(before_web) == 6
-    assert re.search(r"web: web-1 \(digitalocean server 3164444\): ok: created web-1-\d{14}, deleted 3, 3 managed snapshot\(s\) remain", out)
+    created = f"web-1-{clock.now:%Y%m%d%H%M%S}"  # named after the run's clock, not the machine's
+    assert f"web: web-1 (digitalocean server 3164444): ok: created {created}, deleted 3, 3 managed snapshot(s) remain" in out
     assert err.strip().splitlines()[-1].startswith("snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed in ")
 
 
-def test_apply_then_plan_shows_nothing_to_do_and_a_second_apply_creates_nothing(policy, sandbox, capsys):
-    assert apply("--policy", str(policy)) == 0
-    assert main(["plan", "--policy", str(policy), "--detailed-exitcode"]) == 0
+def test_apply_then_plan_shows_nothing_to_do_and_a_second_apply_creates_nothing(policy, sandbox, capsys, clock):
+    assert apply(clock, "--policy", str(policy)) == 0
+    assert main(["plan", "--policy", str(policy), "--detailed-exitcode"], clock=clock) == 0
     sandbox.clear_requests()
-    assert apply("--policy", str(policy)) == 0
+    assert apply(clock, "--policy", str(policy)) == 0
     assert writes(sandbox) == []
 
 
-def test_a_failed_snapshot_deletes_nothing_for_its_target(policy, sandbox, capsys):
+def test_a_failed_snapshot_deletes_nothing_for_its_target(policy, sandbox, capsys, clock):
     sandbox.inject("fail_action", service="hetzner")
     before = names(sandbox, 4711)
-    assert apply("--policy", str(policy)) == 2  # web succeeded, db failed
+    assert apply(clock, "--policy", str(policy)) == 2  # web succeeded, db failed
     assert names(sandbox, 4711) == before
     assert "db: db-1 (hetzner server 4711): FAILED" in capsys.readouterr().out
 
 
-def test_a_failed_listing_deletes_nothing(policy, sandbox, capsys):
+def test_a_failed_listing_deletes_nothing(policy, sandbox, capsys, clock):
     # A refusal, not a hiccup: retried errors are the providers' tests' business, and slow.
     sandbox.inject("error", service="digitalocean", method="GET", path="/v2/snapshots", status=403, count=None)
     before = names(sandbox, 3164444)
-    assert apply("--policy", str(policy)) == 2
+    assert apply(clock, "--policy", str(policy)) == 2
     assert names(sandbox, 3164444) == before
     assert [r for r in writes(sandbox) if r["provider"] == "digitalocean"] == []
     assert "web: FAILED: cannot read account do" in capsys.readouterr().out
 
 
-def test_all_targets_failing_exits_1(policy, sandbox, capsys):
+def test_all_targets_failing_exits_1(policy, sandbox, capsys, clock):
     sandbox.inject("error", method="GET", status=403, count=None)
-    assert apply("--policy", str(policy)) == 1
+    assert apply(clock, "--policy", str(policy)) == 1
 
 
-def test_max_deletions_refuses_instead_of_truncating(policy, sandbox, capsys):
+def test_max_deletions_refuses_instead_of_truncating(policy, sandbox, capsys, clock):
     policy.write_text(POLICY.replace("retention: {keep_last: 3}", "retention: {keep_last: 1}\n    safety: {max_deletions: 2}"))
     before = set(names(sandbox, 3164444))
-    assert apply("--policy", str(policy)) == 2
+    assert apply(clock, "--policy", str(policy)) == 2
     after = set(names(sandbox, 3164444))
     assert after == before | {"NEW"}  # created, nothing deleted
     assert "refused: 5 deletions exceed max_deletions 2" in capsys.readouterr().out
 
 
-def test_dry_run_calls_no_write_endpoint(policy, sandbox, capsys):
+def test_dry_run_calls_no_write_endpoint(policy, sandbox, capsys, clock):
     sandbox.clear_requests()
-    assert apply("--policy", str(policy), "--dry-run") == 0
+    assert apply(clock, "--policy", str(policy), "--dry-run") == 0
     assert writes(sandbox) == []
     assert "+ create web-1-" in capsys.readouterr().out
 
 
-def test_saved_plan_is_applied_exactly_or_refused_if_the_snapshots_changed(policy, sandbox, tmp_path, capsys):
+def test_saved_plan_is_applied_exactly_or_refused_if_the_snapshots_changed(policy, sandbox, tmp_path, capsys, clock):
     saved = tmp_path / "plan.json"
-    assert main(["plan", "--policy", str(policy), "--out", str(saved)]) == 0
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
     state = sandbox.dump_state()
-    state["snapshots"] = [s for s in state["snapshots"] if s["name"] != "web-1-20261121030000"]
+    state["snapshots"] = [s for s in state["snapshots"] if s["name"] != legacy_name("web-1", clock.now, 5)]
     sandbox.load_state(state)
     sandbox.clear_requests()
-    assert apply("--policy", str(policy), "--plan", str(saved)) == 1
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
     assert "the snapshots changed since" in capsys.readouterr().err
     assert writes(sandbox) == []
 
-    assert main(["plan", "--policy", str(policy), "--out", str(saved)]) == 0
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
     planned = json.loads(saved.read_text())
-    assert apply("--policy", str(policy), "--plan", str(saved)) == 0
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 0
     for entry in planned["targets"]:
         deleted = {d["name"] for d in entry["delete"]}
         server = int(entry["server_id"])
@@ -146,9 +146,9 @@ def test_saved_plan_is_applied_exactly_or_refused_if_the_snapshots_changed(polic
         assert "NEW" in names(sandbox, server)
 
 
-def test_secrets_never_reach_output_or_the_log(policy, sandbox, tmp_path, capsys):
+def test_secrets_never_reach_output_or_the_log(policy, sandbox, tmp_path, capsys, clock):
     sandbox.inject("error", service="hetzner", method="GET", status=500, count=1)
-    assert apply("--policy", str(policy), "-v") == 0
+    assert apply(clock, "--policy", str(policy), "-v") == 0
     out, err = capsys.readouterr()
     log = (tmp_path / "run" / "snapshot-policy.log").read_text()
     assert re.search(r"created web-1-\d{14}", log) and "deleted" in log
@@ -156,7 +156,7 @@ def test_secrets_never_reach_output_or_the_log(policy, sandbox, tmp_path, capsys
         assert secret not in out + err + log
 
 
-def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbox, tmp_path, capsys):
+def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbox, tmp_path, capsys, clock):
     lock = tmp_path / "run" / "snapshot-policy.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", f"from snapshot_policy.runlock import run_lock\nimport time\nwith run_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(30)"],
@@ -164,23 +164,23 @@ def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbo
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert apply("--policy", str(policy)) == 3
+        assert apply(clock, "--policy", str(policy)) == 3
         err = capsys.readouterr().err
         assert str(lock) in err and str(holder.pid) in err
     finally:
         holder.kill()
         holder.wait()
-    assert apply("--policy", str(policy)) == 0  # the stale lock file does not block
+    assert apply(clock, "--policy", str(policy)) == 0  # the stale lock file does not block
 
 
-def test_legacy_layout_applies_end_to_end(legacy_layout, sandbox, monkeypatch, capsys):
+def test_legacy_layout_applies_end_to_end(legacy_layout, sandbox, monkeypatch, capsys, clock):
     server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
     server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", sandbox.webhook_url("legacy")))
     monkeypatch.chdir(legacy_layout)
-    assert main(["apply"]) == 0
-    assert names(sandbox, 3164444)[:3] == ["NEW", "web-1-20261125030000", "web-1-20261124030000"]
+    assert main(["apply"], clock=clock) == 0
+    assert names(sandbox, 3164444)[:3] == ["NEW", legacy_name("web-1", clock.now, 1), legacy_name("web-1", clock.now, 2)]
     assert len([n for n in names(sandbox, 3164444) if n != "web-1-before-upgrade"]) == 3
-    assert names(sandbox, 4711) == ["NEW", "db-1-20261125030000", "db-1-manual"]
+    assert names(sandbox, 4711) == ["NEW", legacy_name("db-1", clock.now, 1), "db-1-manual"]
     assert (legacy_layout / "logs" / "snapshots.log").is_file()
 
 
@@ -193,37 +193,39 @@ def add_snapshots(sandbox, *snapshots):
 OURS_ON_DB = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "4711"}
 
 
-def test_protected_snapshots_are_never_deleted_but_reported(policy, sandbox, capsys):
-    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": "db-1-20260101030000", "created": "2026-01-01T03:00:00Z", "labels": OURS_ON_DB, "protected": True})
-    assert apply("--policy", str(policy)) == 0
-    assert "db-1-20260101030000" in names(sandbox, 4711)
-    assert main(["plan", "--policy", str(policy)]) == 0
-    assert "! skip db-1-20260101030000" in capsys.readouterr().out
+def test_protected_snapshots_are_never_deleted_but_reported(policy, sandbox, capsys, clock):
+    old = legacy_name("db-1", clock.now, 330)
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": old, "created": iso(made(clock.now, 330)), "labels": OURS_ON_DB, "protected": True})
+    assert apply(clock, "--policy", str(policy)) == 0
+    assert old in names(sandbox, 4711)
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    assert f"! skip {old}" in capsys.readouterr().out
 
 
-def test_a_snapshot_being_created_is_neither_deleted_nor_doubled(policy, sandbox, capsys):
-    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": "db-1-20261126020000", "created": "2026-11-26T02:00:00Z", "labels": OURS_ON_DB, "status": "creating"})
-    assert apply("--policy", str(policy), "--target", "db") == 0
+def test_a_snapshot_being_created_is_neither_deleted_nor_doubled(policy, sandbox, capsys, clock):
+    busy = legacy_name("db-1", clock.now, 1 / 24)
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": busy, "created": iso(made(clock.now, 1 / 24)), "labels": OURS_ON_DB, "status": "creating"})
+    assert apply(clock, "--policy", str(policy), "--target", "db") == 0
     after = names(sandbox, 4711)
-    assert "db-1-20261126020000" in after and "NEW" not in after
+    assert busy in after and "NEW" not in after
     assert "no new snapshot" in capsys.readouterr().out
 
 
-def test_a_snapshot_slower_than_the_timeout_fails_then_is_adopted_not_doubled(policy, sandbox, capsys):
+def test_a_snapshot_slower_than_the_timeout_fails_then_is_adopted_not_doubled(policy, sandbox, capsys, clock):
     policy.write_text(POLICY.replace("settings:\n", "settings:\n  snapshot_creation_timeout: 1\n"))
     sandbox.state.action_seconds = 2.5
-    assert apply("--policy", str(policy)) == 1
+    assert apply(clock, "--policy", str(policy)) == 1
     assert "gave up after 1s" in capsys.readouterr().out
     assert "NEW" not in names(sandbox, 3164444)  # DigitalOcean lists a snapshot only once it is done
     assert "NEW" in names(sandbox, 4711)  # Hetzner lists it while it is being created
     time.sleep(2.6)
     sandbox.state.action_seconds = 0.05
-    assert apply("--policy", str(policy)) == 0
+    assert apply(clock, "--policy", str(policy)) == 0
     for server in (3164444, 4711):
         assert names(sandbox, server).count("NEW") == 1
 
 
-def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path, sandbox, monkeypatch):
+def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path, sandbox, monkeypatch, clock):
     monkeypatch.setenv("TEST_HZ_TOKEN", HZ_TOKEN)
     state = sandbox.dump_state()
     state["servers"] += [{"account": "hz", "id": 5000 + n, "name": f"app-{n}"} for n in range(3)]
@@ -236,7 +238,7 @@ def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path,
         "settings: {lock_file: lock, delay_between_servers: 0.4}\n"
     )
     started = time.monotonic()
-    assert main(["apply", "--policy", str(path)]) == 0
+    assert main(["apply", "--policy", str(path)], clock=clock) == 0
     elapsed = time.monotonic() - started
     starts = sorted(r["time"] for r in sandbox.requests() if r["method"] == "POST")
     assert len(starts) == 3

@@ -4,6 +4,9 @@ Each case kills a real `python -m snapshot_policy apply` process at one point of
 against the sandbox, reruns it until nothing is left to do, and compares the end state
 with that of an uninterrupted run of the same policy on an identical cloud: the same
 snapshots, each with our marker — nothing lost, nothing duplicated, nothing left untagged.
+
+A killed process runs on the wall clock, so here the sandbox and every run do too: the cloud
+is dated back from the real time at the start of the test.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import time
 
 import pytest
 
-from snapshot_policy.cli import main
+from snapshot_policy.cli import main, system_clock
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, NOW, cloud
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, cloud
 
 POLICY = """\
 version: 1
@@ -37,14 +40,10 @@ settings:
 """
 
 
-SEEDED = {s["name"] for s in cloud()["snapshots"]}
-
-
-def end_state(sandbox: Sandbox) -> list[tuple]:
-    """Every snapshot as (server, name, carries our marker); a snapshot the run made is
-    named after the wall clock, so it reads NEW."""
+def end_state(sandbox: Sandbox, seeded: set[str]) -> list[tuple]:
+    """Every snapshot as (server, name, carries our marker); one the runs made reads NEW."""
     return sorted(
-        (s.get("server_id"), s["name"] if s["name"] in SEEDED else "NEW", "snapshot-policy" in (s.get("tags") or []) or (s.get("labels") or {}).get("managed-by") == "snapshot-policy")
+        (s.get("server_id"), s["name"] if s["name"] in seeded else "NEW", "snapshot-policy" in (s.get("tags") or []) or (s.get("labels") or {}).get("managed-by") == "snapshot-policy")
         for s in sandbox.dump_state()["snapshots"]
     )
 
@@ -56,17 +55,32 @@ def env(monkeypatch):
 
 
 @pytest.fixture
-def reference(env, tmp_path, monkeypatch) -> list[tuple]:
+def seeded() -> dict:
+    """The cloud, dated back from the wall clock now."""
+    return cloud(system_clock().replace(microsecond=0))
+
+
+@pytest.fixture
+def reference(env, seeded, tmp_path, monkeypatch) -> list[tuple]:
     """The end state of an uninterrupted run."""
     folder = tmp_path / "reference"
     folder.mkdir()
     (folder / "policy.yaml").write_text(POLICY)
-    with Sandbox(cloud(), action_seconds=0.05, clock=lambda: NOW) as sandbox:
+    with Sandbox(seeded, action_seconds=0.05) as sandbox:
         with monkeypatch.context() as patch:
             for name, value in sandbox.env().items():
                 patch.setenv(name, value)
             assert main(["apply", "--policy", str(folder / "policy.yaml")]) == 0
-        return end_state(sandbox)
+        return end_state(sandbox, {s["name"] for s in seeded["snapshots"]})
+
+
+@pytest.fixture
+def sandbox(seeded, monkeypatch):
+    """The sandbox on the wall clock, which the killed process reads."""
+    with Sandbox(seeded, action_seconds=0.05) as sb:
+        for name, value in sb.env().items():
+            monkeypatch.setenv(name, value)
+        yield sb
 
 
 def start_apply(policy) -> subprocess.Popen:
@@ -95,7 +109,7 @@ def fired(sandbox: Sandbox, method: str) -> bool:
 
 
 @pytest.mark.parametrize("moment", ["while starting the snapshot", "while waiting for it", "between deletes"])
-def test_killed_apply_converges_to_the_uninterrupted_end_state(moment, env, reference, sandbox, tmp_path):
+def test_killed_apply_converges_to_the_uninterrupted_end_state(moment, env, seeded, reference, sandbox, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     if moment == "while starting the snapshot":
@@ -117,4 +131,4 @@ def test_killed_apply_converges_to_the_uninterrupted_end_state(moment, env, refe
     sandbox.clear_faults()
     sandbox.state.action_seconds = 0.05
     converge(policy, sandbox)
-    assert end_state(sandbox) == reference
+    assert end_state(sandbox, {s["name"] for s in seeded["snapshots"]}) == reference

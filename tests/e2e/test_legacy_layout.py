@@ -12,17 +12,17 @@ from snapshot_policy.model import TelegramChannel, WebhookChannel
 from snapshot_policy.observe import observe
 from snapshot_policy.providers import connect
 from snapshot_policy.reconcile import build_plan
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, NOW
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name
 
 
-def plan_document(loaded):
+def plan_document(loaded, now):
     observation = observe(loaded.targets, connect)
-    return render.plan_document(build_plan(observation.observed, NOW), observation.failures)
+    return render.plan_document(build_plan(observation.observed, now), observation.failures)
 
 
-def test_legacy_layout_validates(legacy_layout, monkeypatch, capsys):
+def test_legacy_layout_validates(legacy_layout, monkeypatch, capsys, clock):
     monkeypatch.chdir(legacy_layout)
-    assert main(["validate"]) == 0
+    assert main(["validate"], clock=clock) == 0
     assert "3 file(s) valid: 2 target(s)." in capsys.readouterr().out
 
 
@@ -43,15 +43,15 @@ def test_legacy_layout_loads_the_servers_templates_and_retention_the_old_script_
     assert loaded.settings.delay_between_servers == 20
 
 
-def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(legacy_layout, sandbox, monkeypatch, capsys):
+def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(legacy_layout, sandbox, monkeypatch, capsys, clock):
     monkeypatch.chdir(legacy_layout)
     sandbox.clear_requests()
-    assert main(["plan", "--output", "json"]) == 0
+    assert main(["plan", "--output", "json"], clock=clock) == 0
     document = json.loads(capsys.readouterr().out)
     web = next(t for t in document["targets"] if t["target"] == "web-1")
     assert web["create"]["name"].startswith("web-1-")
-    assert [s["name"] for s in web["keep"]] == ["web-1-20261125030000", "web-1-20261124030000"]
-    assert [s["name"] for s in web["delete"]] == ["web-1-20261123030000", "web-1-20261122030000", "web-1-20261121030000"]
+    assert [s["name"] for s in web["keep"]] == [legacy_name("web-1", clock.now, d) for d in (1, 2)]
+    assert [s["name"] for s in web["delete"]] == [legacy_name("web-1", clock.now, d) for d in (3, 4, 5)]
     assert [(s["name"], s["reason"].split(":")[0]) for s in web["skip"]] == [("web-1-before-upgrade", "unmanaged")]
     db = next(t for t in document["targets"] if t["target"] == "db-1")
     assert len(db["keep"]) == 1 and len(db["delete"]) == 4
@@ -59,7 +59,7 @@ def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(leg
     assert {r["method"] for r in sandbox.requests()} == {"GET"}
 
 
-def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, sandbox, tmp_path):
+def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, sandbox, tmp_path, clock):
     legacy = config.load(cwd=legacy_layout)
     migration = migrate(legacy.targets, legacy.settings, str(legacy_layout))
     policy = legacy_layout / "snapshot-policy.yaml"
@@ -67,14 +67,14 @@ def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, s
     env = {"DIGITALOCEAN_TOKEN_1": DO_TOKEN, "HCLOUD_TOKEN_1": HZ_TOKEN, "TELEGRAM_BOT_TOKEN": "x"}
     migrated = config.load(policy=policy, env={**env, **{k: v for k, v in sandbox.env().items()}})
     assert migrated.errors == ()
-    assert plan_document(migrated) == plan_document(legacy)
+    assert plan_document(migrated, clock.now) == plan_document(legacy, clock.now)
     assert DO_TOKEN not in migration.text and HZ_TOKEN not in migration.text
     assert [line.split("=")[0] for line in migration.exports] == ["export DIGITALOCEAN_TOKEN_1", "export HCLOUD_TOKEN_1", "export TELEGRAM_BOT_TOKEN"]
 
 
-def test_migrate_command_prints_yaml_and_the_variables_to_export(legacy_layout, monkeypatch, capsys):
+def test_migrate_command_prints_yaml_and_the_variables_to_export(legacy_layout, monkeypatch, capsys, clock):
     monkeypatch.chdir(legacy_layout)
-    assert main(["migrate"]) == 0
+    assert main(["migrate"], clock=clock) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("# snapshot-policy policy, migrated")
     assert "token: env:DIGITALOCEAN_TOKEN_1" in captured.out
@@ -82,35 +82,35 @@ def test_migrate_command_prints_yaml_and_the_variables_to_export(legacy_layout, 
     assert DO_TOKEN not in captured.out + captured.err
 
 
-def test_one_broken_server_file_fails_alone(legacy_layout, sandbox, monkeypatch, capsys):
+def test_one_broken_server_file_fails_alone(legacy_layout, sandbox, monkeypatch, capsys, clock):
     (legacy_layout / "configs" / "broken.json").write_text('{"digitalocean_droplet": {"provider": "digitalocean"}}')
     monkeypatch.chdir(legacy_layout)
-    assert main(["plan"]) == 1
+    assert main(["plan"], clock=clock) == 1
     captured = capsys.readouterr()
     assert "broken.json" in captured.err and "missing required key" in captured.err
     assert "+ create web-1-" in captured.out and "+ create db-1-" in captured.out
     assert "FAILED" in captured.out
 
 
-def test_positional_files_are_bare_names_in_configs_dir_or_paths(legacy_layout, sandbox, monkeypatch, capsys):
+def test_positional_files_are_bare_names_in_configs_dir_or_paths(legacy_layout, sandbox, monkeypatch, capsys, clock):
     monkeypatch.chdir(legacy_layout)
-    assert main(["plan", "--config", "snapshots.config", "hetzner_cloud_server1.json"]) == 0
+    assert main(["plan", "--config", "snapshots.config", "hetzner_cloud_server1.json"], clock=clock) == 0
     out = capsys.readouterr().out
     assert "db-1" in out and "web-1" not in out
-    assert main(["plan", "configs/digitalocean_droplet1.json"]) == 0
+    assert main(["plan", "configs/digitalocean_droplet1.json"], clock=clock) == 0
     assert "web-1" in capsys.readouterr().out
-    assert main(["plan", "--config", "snapshots.config", "nope"]) == 1
+    assert main(["plan", "--config", "snapshots.config", "nope"], clock=clock) == 1
     assert "nope: no such server file" in capsys.readouterr().err
 
 
-def test_legacy_notifications_follow_server_then_global_then_default(legacy_layout, sandbox, monkeypatch, capsys):
+def test_legacy_notifications_follow_server_then_global_then_default(legacy_layout, sandbox, monkeypatch, capsys, clock):
     """web-1's file has only placeholders, so the INI's template applies (its \\n are line
     breaks); db-1's file sets its own webhook payload and takes Telegram from the INI."""
     server = json.loads((legacy_layout / "configs" / "hetzner_cloud_server1.json").read_text())
     server["hetzner_cloud_server"]["webhook"]["url"] = sandbox.webhook_url("legacy")
     (legacy_layout / "configs" / "hetzner_cloud_server1.json").write_text(json.dumps(server))
     monkeypatch.chdir(legacy_layout)
-    assert main(["apply"]) == 0
+    assert main(["apply"], clock=clock) == 0
     texts = sorted(m["text"] for m in sandbox.telegram_messages())
     assert len(texts) == 2
     web_text = next(t for t in texts if "web-1" in t)

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from snapshot_policy.cli import main
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, legacy_name
 
 POLICY = """\
 version: 1
@@ -45,21 +45,21 @@ def metrics(path):
     return {s.name + json.dumps(s.labels, sort_keys=True): s.value for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
 
 
-def test_apply_pings_start_and_success_with_the_summary(policy, sandbox, capsys):
-    assert main(["apply", "--policy", str(policy)]) == 0
+def test_apply_pings_start_and_success_with_the_summary(policy, sandbox, capsys, clock):
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     pings = [(d["name"], d["body"]) for d in sandbox.webhook_deliveries() if d["name"].startswith("hc")]
     assert [name for name, _ in pings] == ["hc/start", "hc"]
     assert pings[1][1].startswith("snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed")
 
 
-def test_a_failed_run_pings_fail(policy, sandbox, capsys):
+def test_a_failed_run_pings_fail(policy, sandbox, capsys, clock):
     sandbox.inject("fail_action", service="hetzner")
-    assert main(["apply", "--policy", str(policy)]) == 2
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 2
     assert [d["name"] for d in sandbox.webhook_deliveries() if d["name"].startswith("hc")] == ["hc/start", "hc/fail"]
 
 
-def test_each_target_that_acted_is_reported_to_its_channels(policy, sandbox, capsys):
-    assert main(["apply", "--policy", str(policy)]) == 0
+def test_each_target_that_acted_is_reported_to_its_channels(policy, sandbox, capsys, clock):
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     messages = sandbox.telegram_messages()
     assert [str(m["chat_id"]) for m in messages] == ["-100123", "-100123"]
     assert any("web-1" in m["text"] for m in messages) and any("db-1" in m["text"] for m in messages)
@@ -67,14 +67,14 @@ def test_each_target_that_acted_is_reported_to_its_channels(policy, sandbox, cap
     assert sorted((p["server"], p["status"], p["total_snapshots"]) for p in payloads) == [("db-1", "SUCCESS", 2), ("web-1", "SUCCESS", 3)]
     sandbox.webhook_deliveries()  # a run with nothing due stays quiet:
     before = len(sandbox.telegram_messages())
-    assert main(["apply", "--policy", str(policy)]) == 0
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     assert len(sandbox.telegram_messages()) == before
 
 
-def test_a_failed_notification_changes_nothing_but_is_counted(policy, sandbox, tmp_path, monkeypatch, capsys):
+def test_a_failed_notification_changes_nothing_but_is_counted(policy, sandbox, tmp_path, monkeypatch, capsys, clock):
     monkeypatch.setenv("TEST_BOT_TOKEN", "111111:not-a-bot-the-sandbox-knows-aaaaaaaaaaa")
     report = tmp_path / "report.json"
-    assert main(["apply", "--policy", str(policy), "--report", str(report)]) == 0
+    assert main(["apply", "--policy", str(policy), "--report", str(report)], clock=clock) == 0
     assert "2 notification(s) failed" in capsys.readouterr().err
     document = json.loads(report.read_text())
     failed = [n for n in document["notifications"] if not n["ok"]]
@@ -82,9 +82,9 @@ def test_a_failed_notification_changes_nothing_but_is_counted(policy, sandbox, t
     assert "not-a-bot" not in report.read_text()
 
 
-def test_metrics_file_parses_and_keeps_each_targets_last_success(policy, sandbox, tmp_path, capsys):
+def test_metrics_file_parses_and_keeps_each_targets_last_success(policy, sandbox, tmp_path, capsys, clock):
     path = tmp_path / "metrics" / "snapshot_policy.prom"
-    assert main(["apply", "--policy", str(policy), "--metrics-file", str(path)]) == 0
+    assert main(["apply", "--policy", str(policy), "--metrics-file", str(path)], clock=clock) == 0
     first = metrics(path)
     web = json.dumps({"account": "do", "provider": "digitalocean", "server_id": "3164444", "target": "web"}, sort_keys=True)
     assert first["snapshot_policy_last_run_success{}"] == 1
@@ -93,15 +93,15 @@ def test_metrics_file_parses_and_keeps_each_targets_last_success(policy, sandbox
     assert first["snapshot_policy_last_run_api_requests{}"] > 0
     succeeded = first["snapshot_policy_target_last_success_timestamp_seconds" + web]
     sandbox.inject("error", service="digitalocean", method="GET", status=403, count=None)
-    assert main(["apply", "--policy", str(policy), "--metrics-file", str(path)]) == 2
+    assert main(["apply", "--policy", str(policy), "--metrics-file", str(path)], clock=clock) == 2
     second = metrics(path)
     assert second["snapshot_policy_last_run_success{}"] == 0
     assert second["snapshot_policy_target_last_success_timestamp_seconds" + web] == succeeded
 
 
-def test_report_lists_every_target_decision_and_outcome(policy, sandbox, tmp_path, capsys):
+def test_report_lists_every_target_decision_and_outcome(policy, sandbox, tmp_path, capsys, clock):
     path = tmp_path / "report.json"
-    assert main(["apply", "--policy", str(policy), "--report", str(path)]) == 0
+    assert main(["apply", "--policy", str(policy), "--report", str(path)], clock=clock) == 0
     document = json.loads(path.read_text())
     web = next(t for t in document["targets"] if t["target"] == "web")
     assert web["ok"] and web["created"]["name"].startswith("web-1-") and len(web["deleted"]) == 3
@@ -109,17 +109,18 @@ def test_report_lists_every_target_decision_and_outcome(policy, sandbox, tmp_pat
     assert {n["kind"] for n in document["notifications"]} == {"telegram", "webhook", "healthcheck"}
 
 
-def test_audit_log_says_who_deleted_what_and_why(policy, sandbox, tmp_path, capsys):
-    assert main(["apply", "--policy", str(policy)]) == 0
+def test_audit_log_says_who_deleted_what_and_why(policy, sandbox, tmp_path, capsys, clock):
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     lines = [json.loads(line) for line in (tmp_path / "run" / "snapshot-policy-audit.jsonl").read_text().splitlines()]
     assert sorted({(line["event"], line["target"]) for line in lines}) == [("created", "db"), ("created", "web"), ("deleted", "db"), ("deleted", "web")]
-    deleted = next(line for line in lines if line["event"] == "deleted" and line["snapshot_name"] == "web-1-20261121030000")
+    deleted = next(line for line in lines if line["event"] == "deleted" and line["snapshot_name"] == legacy_name("web-1", clock.now, 5))
     assert deleted["reason"] == "no retention rule keeps it" and deleted["plan_fingerprint"].startswith("sha256:")
     assert deleted["provider"] == "digitalocean" and deleted["snapshot_id"]
+    assert {line["time"] for line in lines} == {clock.now.isoformat()}  # dated by the run's clock
 
 
-def test_an_unwritable_metrics_file_does_not_hide_a_successful_run(policy, sandbox, tmp_path, capsys):
+def test_an_unwritable_metrics_file_does_not_hide_a_successful_run(policy, sandbox, tmp_path, capsys, clock):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    assert main(["apply", "--policy", str(policy), "--metrics-file", str(blocker / "m.prom")]) == 0
+    assert main(["apply", "--policy", str(policy), "--metrics-file", str(blocker / "m.prom")], clock=clock) == 0
     assert "2 created" in capsys.readouterr().err

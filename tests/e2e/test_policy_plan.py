@@ -7,7 +7,7 @@ import json
 import pytest
 
 from snapshot_policy.cli import main
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, daily, iso, legacy_name, made
 
 POLICY = """\
 version: 1
@@ -38,9 +38,9 @@ def policy(tmp_path, sandbox, monkeypatch):
     return path
 
 
-def test_policy_plan_reads_each_account_once_and_writes_nothing(policy, sandbox, capsys):
+def test_policy_plan_reads_each_account_once_and_writes_nothing(policy, sandbox, capsys, clock):
     sandbox.clear_requests()
-    assert main(["plan", "--policy", str(policy), "--output", "json"]) == 0
+    assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     document = json.loads(capsys.readouterr().out)
     web = next(t for t in document["targets"] if t["target"] == "web")
     db = next(t for t in document["targets"] if t["target"] == "db")
@@ -48,7 +48,7 @@ def test_policy_plan_reads_each_account_once_and_writes_nothing(policy, sandbox,
     assert web["delete"] == [] and len(web["skip"]) == 6
     assert web["create"] is not None
     # db adopts snapshots.py's names: 3 days kept (the new one counts), the rest deleted.
-    assert [s["name"] for s in db["keep"]] == ["db-1-20261125030000", "db-1-20261124030000"]
+    assert [s["name"] for s in db["keep"]] == [legacy_name("db-1", clock.now, d) for d in (1, 2)]
     assert len(db["delete"]) == 3
     requests = sandbox.requests()
     assert {r["method"] for r in requests} == {"GET"}
@@ -56,79 +56,79 @@ def test_policy_plan_reads_each_account_once_and_writes_nothing(policy, sandbox,
     assert len(listings) == 2  # one snapshot listing per account
 
 
-def test_plan_saves_the_plan_and_reports_pending_changes(policy, sandbox, tmp_path, capsys):
+def test_plan_saves_the_plan_and_reports_pending_changes(policy, sandbox, tmp_path, capsys, clock):
     out = tmp_path / "plan.json"
-    assert main(["plan", "--policy", str(policy), "--out", str(out), "--detailed-exitcode"]) == 2
+    assert main(["plan", "--policy", str(policy), "--out", str(out), "--detailed-exitcode"], clock=clock) == 2
     text = capsys.readouterr().out
     assert "+ create web-1-" in text and text.rstrip().endswith("across 2 target(s).")
     saved = json.loads(out.read_text())
     assert saved["summary"]["has_changes"] is True and saved["fingerprint"].startswith("sha256:")
 
 
-def test_target_option_limits_the_plan_and_rejects_unknown_names(policy, sandbox, capsys):
-    assert main(["plan", "--policy", str(policy), "--target", "db"]) == 0
+def test_target_option_limits_the_plan_and_rejects_unknown_names(policy, sandbox, capsys, clock):
+    assert main(["plan", "--policy", str(policy), "--target", "db"], clock=clock) == 0
     out = capsys.readouterr().out
     assert "db: db-1" in out and "web: web-1" not in out
-    assert main(["plan", "--policy", str(policy), "--target", "nope"]) == 1
+    assert main(["plan", "--policy", str(policy), "--target", "nope"], clock=clock) == 1
     assert "no target named nope; targets: db, web" in capsys.readouterr().err
 
 
-def test_a_missing_server_fails_its_target_only(policy, sandbox, capsys):
+def test_a_missing_server_fails_its_target_only(policy, sandbox, capsys, clock):
     policy.write_text(POLICY.replace("ids: [4711]", "ids: [999]"))
-    assert main(["plan", "--policy", str(policy)]) == 1
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 1
     out = capsys.readouterr().out
     assert "db: FAILED: no server with id 999" in out and "+ create web-1-" in out
 
 
-def test_validate_online_checks_tokens_and_servers(policy, sandbox, monkeypatch, capsys):
-    assert main(["validate", "--online", "--policy", str(policy)]) == 0
+def test_validate_online_checks_tokens_and_servers(policy, sandbox, monkeypatch, capsys, clock):
+    assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 0
     assert "checked online" in capsys.readouterr().out
     monkeypatch.setenv("TEST_DO_TOKEN", "wrong-token")
-    assert main(["validate", "--online", "--policy", str(policy)]) == 1
+    assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
     assert "web: cannot read account do" in err and "401" in err and "wrong-token" not in err
 
 
-def test_validate_makes_no_api_call_without_online(policy, sandbox, capsys):
+def test_validate_makes_no_api_call_without_online(policy, sandbox, capsys, clock):
     sandbox.clear_requests()
-    assert main(["validate", str(policy)]) == 0
+    assert main(["validate", str(policy)], clock=clock) == 0
     assert sandbox.requests() == []
 
 
-def test_a_server_in_two_targets_fails_both(policy, sandbox, capsys):
+def test_a_server_in_two_targets_fails_both(policy, sandbox, capsys, clock):
     policy.write_text(POLICY + "  - name: db-again\n    account: hz\n    names: [db-1]\n")
-    assert main(["plan", "--policy", str(policy)]) == 1
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 1
     out = capsys.readouterr().out
     assert out.count("is selected by targets db and db-again") == 2
 
 
-def test_orphans_are_kept_and_reported_or_pruned_when_asked(policy, sandbox, capsys):
+def test_orphans_are_kept_and_reported_or_pruned_when_asked(policy, sandbox, capsys, clock):
     state = sandbox.dump_state()
     marked = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "5000"}
     state["snapshots"] += [
-        {"account": "hz", "server_id": 5000, "server_name": "gone-1", "name": f"gone-1-2026112{d}030000", "created": f"2026-11-2{d}T03:00:00Z", "labels": marked}
-        for d in range(1, 5)
-    ] + [{"account": "hz", "server_id": 5000, "server_name": "gone-1", "name": "gone-1-manual", "created": "2026-11-01T03:00:00Z"}]
+        *daily("hz", 5000, "gone-1", clock.now, range(2, 6), server_name="gone-1", labels=marked),
+        {"account": "hz", "server_id": 5000, "server_name": "gone-1", "name": "gone-1-manual", "created": iso(made(clock.now, 25))},
+    ]
     sandbox.load_state(state)
-    assert main(["plan", "--policy", str(policy), "--output", "json"]) == 0
+    assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     orphans = next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
     assert (orphans["server_id"], orphans["server_name"], orphans["create"]) == ("5000", "gone-1", None)
     assert len(orphans["keep"]) == 4 and orphans["delete"] == []
     assert orphans["schedule_note"] == "the server no longer exists; its snapshots are only pruned"
 
     policy.write_text(POLICY + "orphans: {keep_last: 1}\n")
-    assert main(["plan", "--policy", str(policy), "--output", "json"]) == 0
+    assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     orphans = next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
-    assert [s["name"] for s in orphans["keep"]] == ["gone-1-20261124030000"]
+    assert [s["name"] for s in orphans["keep"]] == [legacy_name("gone-1", clock.now, 2)]
     assert len(orphans["delete"]) == 3
-    assert main(["plan", "--policy", str(policy), "--target", "db"]) == 0
+    assert main(["plan", "--policy", str(policy), "--target", "db"], clock=clock) == 0
     assert "(orphans)" not in capsys.readouterr().out
 
 
-def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sandbox, tmp_path, capsys):
-    assert main(["plan", "--policy", str(policy), "--out", str(tmp_path / "new" / "plan.json")]) == 0
+def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sandbox, tmp_path, capsys, clock):
+    assert main(["plan", "--policy", str(policy), "--out", str(tmp_path / "new" / "plan.json")], clock=clock) == 0
     assert (tmp_path / "new" / "plan.json").is_file()
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")]) == 1
+    assert main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")], clock=clock) == 1
     assert "cannot save the plan to" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import NOW
+from tests.e2e.cloud import daily
 
 DO_SECRET = "dop_v1_" + "LEAKdoTOKEN7f3a9c" + "0" * 40 + "d1"
 HZ_SECRET = "LEAKhzTOKENq8Zr2W" + "x" * 44 + "h2"
@@ -49,7 +49,7 @@ settings:
 """
 
 
-def cloud() -> dict:
+def cloud(now) -> dict:
     return {
         "accounts": [
             {"name": "do", "provider": "digitalocean", "tokens": [DO_SECRET]},
@@ -57,16 +57,16 @@ def cloud() -> dict:
         ],
         "servers": [{"account": "do", "id": 3164444, "name": "web-1"}, {"account": "hz", "id": 4711, "name": "db-1"}],
         "snapshots": [
-            *[{"account": "do", "server_id": 3164444, "name": f"web-1-2026112{d}030000", "created": f"2026-11-2{d}T03:00:00Z"} for d in range(1, 6)],
-            *[{"account": "hz", "server_id": 4711, "name": f"db-1-2026112{d}030000", "created": f"2026-11-2{d}T03:00:00Z"} for d in range(1, 6)],
+            *daily("do", 3164444, "web-1", now),
+            *daily("hz", 4711, "db-1", now),
         ],
         "telegram": {"bots": [{"token": BOT_SECRET, "username": "leak_bot"}]},
     }
 
 
 @pytest.fixture
-def sandbox(monkeypatch):
-    with Sandbox(cloud(), action_seconds=0.05, clock=lambda: NOW) as sb:
+def sandbox(monkeypatch, clock):
+    with Sandbox(cloud(clock.now), action_seconds=0.05, clock=clock) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
         for name, value in (("LEAK_DO_TOKEN", DO_SECRET), ("LEAK_HZ_TOKEN", HZ_SECRET), ("LEAK_BOT_TOKEN", BOT_SECRET), ("LEAK_HOOK_SECRET", HOOK_SECRET)):
@@ -108,8 +108,8 @@ def assert_no_secret(places: dict[str, str]) -> None:
     assert not leaks, "secrets leaked: " + "; ".join(leaks)
 
 
-def test_the_scenarios_really_produce_the_places_searched(policy, sandbox, tmp_path, capsys):
-    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"]) == 0
+def test_the_scenarios_really_produce_the_places_searched(policy, sandbox, tmp_path, capsys, clock):
+    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock) == 0
     places = everything(capsys, sandbox, tmp_path)
     for name in ("run/snapshot-policy.log", "run/audit.jsonl", "run/report.json", "run/metrics.prom"):
         assert places.get(name), f"{name} was not written"
@@ -118,23 +118,23 @@ def test_the_scenarios_really_produce_the_places_searched(policy, sandbox, tmp_p
     assert_no_secret(places)
 
 
-def test_validate_and_validate_online_leak_nothing(policy, sandbox, tmp_path, capsys):
-    assert main(["validate", str(policy)]) == 0
-    assert main(["validate", "--online", "-v", str(policy)]) == 0
+def test_validate_and_validate_online_leak_nothing(policy, sandbox, tmp_path, capsys, clock):
+    assert main(["validate", str(policy)], clock=clock) == 0
+    assert main(["validate", "--online", "-v", str(policy)], clock=clock) == 0
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
-def test_plan_in_every_output_leaks_nothing(policy, sandbox, tmp_path, capsys):
-    assert main(["plan", "--policy", str(policy), "-v"]) == 0
-    assert main(["plan", "--policy", str(policy), "--output", "json", "--out", "out/plan.json"]) == 0
-    assert main(["apply", "--policy", str(policy), "--dry-run", "-v"]) == 0
+def test_plan_in_every_output_leaks_nothing(policy, sandbox, tmp_path, capsys, clock):
+    assert main(["plan", "--policy", str(policy), "-v"], clock=clock) == 0
+    assert main(["plan", "--policy", str(policy), "--output", "json", "--out", "out/plan.json"], clock=clock) == 0
+    assert main(["apply", "--policy", str(policy), "--dry-run", "-v"], clock=clock) == 0
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
-def test_apply_with_notifications_report_and_metrics_leaks_nothing(policy, sandbox, tmp_path, capsys):
-    assert main(["plan", "--policy", str(policy), "--out", "out/plan.json"]) == 0
-    assert main(["apply", "--policy", str(policy), "--plan", "out/plan.json", "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"]) == 0
-    assert main(["apply", "--policy", str(policy), "--report", "run/report-2.json", "--metrics-file", "run/metrics.prom"]) == 0
+def test_apply_with_notifications_report_and_metrics_leaks_nothing(policy, sandbox, tmp_path, capsys, clock):
+    assert main(["plan", "--policy", str(policy), "--out", "out/plan.json"], clock=clock) == 0
+    assert main(["apply", "--policy", str(policy), "--plan", "out/plan.json", "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock) == 0
+    assert main(["apply", "--policy", str(policy), "--report", "run/report-2.json", "--metrics-file", "run/metrics.prom"], clock=clock) == 0
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
@@ -151,25 +151,25 @@ def test_apply_with_notifications_report_and_metrics_leaks_nothing(policy, sandb
     pytest.param([("delay", {"service": "telegram", "seconds": 1.2, "count": None}), ("delay", {"service": "webhook", "seconds": 1.2, "count": None})], id="notifications-timeout"),
     pytest.param([("error", {"service": "telegram", "status": 401, "count": None})], id="telegram-401"),
 ])
-def test_a_failing_run_leaks_nothing(faults, policy, sandbox, tmp_path, capsys):
+def test_a_failing_run_leaks_nothing(faults, policy, sandbox, tmp_path, capsys, clock):
     for kind, options in faults:
         sandbox.inject(kind, **options)
-    code = main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"])
+    code = main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock)
     assert code in (0, 1, 2)
     places = everything(capsys, sandbox, tmp_path)
     assert places.get("run/report.json")
     assert_no_secret(places)
 
 
-def test_wrong_tokens_and_refused_endpoints_leak_nothing(policy, sandbox, tmp_path, capsys, monkeypatch):
+def test_wrong_tokens_and_refused_endpoints_leak_nothing(policy, sandbox, tmp_path, capsys, monkeypatch, clock):
     monkeypatch.setenv("LEAK_DO_TOKEN", DO_SECRET.replace("d1", "e2"))  # a wrong token: 401, whose message must not echo it
     monkeypatch.setenv("HCLOUD_ENDPOINT", "http://api.example.invalid/v1")  # plain http off this machine: refused before sending
-    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"]) == 1
-    assert main(["validate", "--online", str(policy)]) == 1
+    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"], clock=clock) == 1
+    assert main(["validate", "--online", str(policy)], clock=clock) == 1
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
-def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatch):
+def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatch, clock):
     """A misspelt key, a wrong type or a bad value right beside (or holding) a literal
     secret: the messages name the file, the key and the problem, never the value."""
     monkeypatch.chdir(tmp_path)
@@ -183,14 +183,14 @@ def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatc
     for name, text in broken.items():
         path = tmp_path / name
         path.write_text(text.replace("@HOOK@", sandbox.webhook_url("leak")))
-        assert main(["validate", str(path)]) == 1, name
-        assert main(["plan", "--policy", str(path)]) == 1, name
+        assert main(["validate", str(path)], clock=clock) == 1, name
+        assert main(["plan", "--policy", str(path)], clock=clock) == 1, name
     server = {"provider": "digitalocean", "id": "3164444", "name": "web-1", "api_tokn": DO_SECRET, "retain_last_snapshots": -1,
               "telegram": {"enabled": True, "bot_token": BOT_SECRET, "chat_id": {"x": BOT_SECRET}}}
     (tmp_path / "droplet.json").write_text(json.dumps({"digitalocean_droplet": server}))
-    assert main(["validate", str(tmp_path / "droplet.json")]) == 1
+    assert main(["validate", str(tmp_path / "droplet.json")], clock=clock) == 1
     (tmp_path / "broken.json").write_text(json.dumps({"digitalocean_droplet": dict(server, api_token=DO_SECRET)})[:-30])
-    assert main(["validate", str(tmp_path / "broken.json")]) == 1
+    assert main(["validate", str(tmp_path / "broken.json")], clock=clock) == 1
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
@@ -210,26 +210,26 @@ def legacy(tmp_path, sandbox, monkeypatch):
     return tmp_path
 
 
-def test_legacy_layout_validate_plan_apply_and_migrate_leak_nothing(legacy, sandbox, capsys):
-    assert main(["validate", "-v"]) == 0
-    assert main(["plan"]) == 0
-    assert main(["apply", "-v", "--report", "logs/report.json", "--metrics-file", "logs/metrics.prom"]) == 0
+def test_legacy_layout_validate_plan_apply_and_migrate_leak_nothing(legacy, sandbox, capsys, clock):
+    assert main(["validate", "-v"], clock=clock) == 0
+    assert main(["plan"], clock=clock) == 0
+    assert main(["apply", "-v", "--report", "logs/report.json", "--metrics-file", "logs/metrics.prom"], clock=clock) == 0
     places = everything(capsys, sandbox, legacy)
     assert places.get("logs/snapshots.log") and sandbox.telegram_messages()
     assert_no_secret(places)
 
-    assert main(["migrate"]) == 0
+    assert main(["migrate"], clock=clock) == 0
     out, err = capsys.readouterr()
     assert "env:" in out and "export" in err
     assert_no_secret({"migrate stdout": out, "migrate stderr": err})
     (legacy / "snapshot-policy.yaml").write_text(out)
-    assert main(["validate", "--policy", "snapshot-policy.yaml"]) == 1  # the exported variables are not set here
+    assert main(["validate", "--policy", "snapshot-policy.yaml"], clock=clock) == 1  # the exported variables are not set here
     assert_no_secret(everything(capsys, sandbox, legacy))
 
 
-def test_a_failing_legacy_run_leaks_nothing(legacy, sandbox, capsys):
+def test_a_failing_legacy_run_leaks_nothing(legacy, sandbox, capsys, clock):
     sandbox.inject("fail_action", service="digitalocean")
     sandbox.inject("error", service="hetzner", method="GET", status=401, count=None)
     sandbox.inject("error", service="telegram", status=500, count=None)
-    assert main(["apply", "-v", "--report", "logs/report.json"]) == 1
+    assert main(["apply", "-v", "--report", "logs/report.json"], clock=clock) == 1
     assert_no_secret(everything(capsys, sandbox, legacy))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import hcloud
 import pydo
@@ -11,24 +11,12 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
 from snapshot_policy.sandbox import Sandbox
+from tests.factories import FakeClock
 
 DO_TOKEN, DO_OTHER_TOKEN = "do-a-token", "do-b-token"
 HZ_TOKEN, HZ_OTHER_TOKEN = "hz-a-token", "hz-b-token"
 BOT_TOKEN = "123456:TEST-BOT"
 EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-
-class FakeClock:
-    """A wall clock the test moves by hand."""
-
-    def __init__(self, now: datetime = EPOCH) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def seed() -> dict:
@@ -63,7 +51,7 @@ def seed() -> dict:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(EPOCH)
 
 
 @pytest.fixture

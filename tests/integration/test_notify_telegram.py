@@ -27,7 +27,7 @@ def channel(**changes) -> TelegramChannel:
 
 def send(sandbox, routes, sleeps=None):
     sleeps = [] if sleeps is None else sleeps
-    return deliver(routes, sandbox.telegram_base_url, sleep=sleeps.append)
+    return deliver(routes, sandbox.telegram_base_url, lambda: EVENT.timestamp, sleep=sleeps.append)
 
 
 def received(sandbox) -> list[tuple]:
@@ -136,7 +136,7 @@ def test_each_delivery_is_logged_once_without_the_token(sandbox):
 
 def test_an_unreachable_api_fails_without_raising_or_showing_a_url():
     routes = [(EVENT, [channel(retries=1, timeout=0.5)])]
-    [delivery] = deliver(routes, "http://127.0.0.1:9/bot", sleep=lambda _: None)
+    [delivery] = deliver(routes, "http://127.0.0.1:9/bot", lambda: EVENT.timestamp, sleep=lambda _: None)
     assert (delivery.ok, delivery.attempts) == (False, 2)
     assert BOT_TOKEN not in delivery.error and "127.0.0.1" not in delivery.error
 

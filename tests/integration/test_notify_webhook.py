@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -18,6 +17,8 @@ EVENT = Event(
     hostname="backup-host", timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
 )
 FAILED = replace(EVENT, status="FAILURE", snapshot_name="", error="server is locked")
+# The run's clock: a signature is dated by it, never by the machine's wall clock.
+SENT_AT = datetime(2025, 1, 1, 3, 0, 42, tzinfo=timezone.utc)
 
 
 def hook(sandbox, **changes) -> WebhookChannel:
@@ -26,7 +27,7 @@ def hook(sandbox, **changes) -> WebhookChannel:
 
 def send(channel, event=EVENT, sleeps=None) -> Delivery:
     sleeps = [] if sleeps is None else sleeps
-    [delivery] = deliver([(event, [channel])], "http://unused/bot", sleep=sleeps.append)
+    [delivery] = deliver([(event, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append)
     return delivery
 
 
@@ -60,16 +61,15 @@ def test_custom_payload_and_extra_headers_are_sent(sandbox):
     assert second["json"] == {"text": "failed"}
 
 
-def test_signature_verifies_with_the_documented_recipe(sandbox):
+def test_signature_verifies_with_the_documented_recipe_and_is_dated_by_the_run_clock(sandbox):
     secret = "correct horse battery staple"
-    before = int(time.time())
     assert send(hook(sandbox, secret=secret)).ok
     [received] = sandbox.webhook_deliveries("ops")
     stamp = received["headers"]["x-snapshot-policy-timestamp"]
     signed = stamp.encode() + b"." + received["body"].encode()
     expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(expected, received["headers"]["x-snapshot-policy-signature"])
-    assert before <= int(stamp) <= time.time()
+    assert stamp == str(int(SENT_AT.timestamp()))
 
 
 def test_server_errors_and_dropped_connections_are_retried_with_doubling_delays(sandbox):
@@ -113,6 +113,6 @@ def test_a_webhook_that_never_answers_in_time_fails_after_retries(sandbox):
 
 def test_an_unreachable_webhook_fails_without_raising_or_showing_its_url():
     url = "http://127.0.0.1:9/hooks/T0KENinTheUrl-abcdef"
-    [delivery] = deliver([(EVENT, [WebhookChannel(name="hook", url=url, retries=0)])], "http://unused/bot")
+    [delivery] = deliver([(EVENT, [WebhookChannel(name="hook", url=url, retries=0)])], "http://unused/bot", lambda: SENT_AT)
     assert (delivery.ok, delivery.attempts) == (False, 1)
     assert delivery.error.startswith("ConnectError") and "T0KENinTheUrl" not in delivery.error
