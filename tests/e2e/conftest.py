@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -12,11 +12,16 @@ from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
 from tests.factories import FakeClock
 
 
+# Far from the wall clock, so a part of the tool that read the wall clock instead of the one
+# it was handed would disagree with the sandbox and fail the test.
+SKEW = timedelta(days=1234, hours=7)
+
+
 @pytest.fixture
 def clock() -> FakeClock:
-    """The run's clock, shared by the sandbox and every `main(argv, clock=clock)`: it starts at
-    the real time and moves only when the test moves it."""
-    return FakeClock(datetime.now(timezone.utc).replace(microsecond=0))
+    """The run's clock, shared by the sandbox and every `main(argv, clock=clock)`: it stands
+    years from the wall clock and moves only when the test moves it."""
+    return FakeClock(datetime.now(timezone.utc).replace(microsecond=0) + SKEW)
 
 
 @pytest.fixture
