@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,9 @@ MAX_BYTES = 5 * 1024 * 1024
 MAX_VALUES = 250_000
 MAX_DEPTH = 50
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# The characters YAML allows in a file (YAML 1.1 §5.1). JSON files are held to the same
+# rule, so a stray control character is refused in both rather than loaded into a name.
+_UNPRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _YAML_ADVICE = {
     "'\\t'": "indent with spaces, not tabs",
     "mapping values are not allowed here": "put quotes around a value that contains ': '",
@@ -62,9 +66,10 @@ def read_yaml(path: str | Path) -> Source:
     """
     file = str(path)
     text = _read_text(path)
+    _refuse_unprintable(file, text)
     loader = None
     try:
-        loader = yaml.SafeLoader(text)  # its reader already refuses unprintable characters
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             return Source(file, None)
@@ -82,7 +87,8 @@ def read_yaml(path: str | Path) -> Source:
 
 
 def read_json(path: str | Path) -> Source:
-    """Read a JSON file. Raise ConfigError if it cannot be read or is not JSON.
+    """Read a JSON file. Raise ConfigError if it cannot be read, holds a character YAML
+    would refuse as unprintable, or is not JSON.
 
     Lines are best effort: JSON is read a second time as YAML, which knows lines; when
     that fails the file simply has no line numbers. Duplicate keys, which JSON readers
@@ -90,6 +96,7 @@ def read_json(path: str | Path) -> Source:
     """
     file = str(path)
     text = _read_text(path)
+    _refuse_unprintable(file, text)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -114,7 +121,8 @@ def read_json(path: str | Path) -> Source:
 def read_ini(path: str | Path) -> Source:
     """Read an INI file into {section: {key: raw string}}, as snapshots.py's configparser did,
     but with interpolation off and keys kept as written. Raise ConfigError if it cannot be
-    read, has a line that is neither a header nor `key = value`, or repeats a section or key.
+    read, has a line that is neither a header nor `key = value`, repeats a section or key, or
+    holds nothing but blank lines (whitespace of any kind) and comments, like an empty YAML file.
     """
     file = str(path)
     text = _read_text(path)
@@ -137,6 +145,8 @@ def read_ini(path: str | Path) -> Source:
     except configparser.ParsingError as error:
         message = "this line is neither a [SECTION] header nor a key = value line"
         raise ConfigError([Problem(file, number, "", message) for number, _ in error.errors]) from None
+    if not lines:
+        raise ConfigError([Problem(file, None, "", "the file is empty")])
     data = {section: dict(parser.items(section, raw=True)) for section in parser.sections()}
     return Source(file, data, lines)
 
@@ -169,6 +179,15 @@ def _read_text(path: str | Path) -> str:
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise fail(f"it is not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line})", line) from None
+
+
+def _refuse_unprintable(file: str, text: str) -> None:
+    """Raise ConfigError naming the first character of `text` that YAML does not allow."""
+    found = _UNPRINTABLE.search(text)
+    if found:
+        line = text.count("\n", 0, found.start()) + 1
+        message = f"cannot read the file: it holds an unprintable character (U+{ord(found.group()):04X} on line {line})"
+        raise ConfigError([Problem(file, line, "", message)])
 
 
 def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, duplicates_are_warnings: bool) -> tuple[dict[KeyPath, int], list[Problem]]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from dataclasses import replace
 
 from snapshot_policy import render
@@ -72,4 +74,30 @@ def test_plan_json_has_the_documented_keys():
 
 
 def test_plan_json_is_deterministic():
-    assert render.plan_json(sample_plan()) == render.plan_json(sample_plan())
+    """The JSON form is a stable document for scripts and reviews: the same cloud, listed in any
+    order, gives the same bytes, with targets by name and snapshots newest first, ties by id."""
+    history = [
+        snap(utc(2026, 11, 25, 3), id="14"),
+        snap(utc(2026, 11, 24, 3), id="13"),
+        snap(utc(2026, 11, 23, 3), id="12"),
+        snap(utc(2026, 11, 22, 3), id="11"),
+        snap(utc(2026, 2, 1), id="5", protected=True),
+        snap(utc(2026, 1, 1), id="4", managed=False),
+        snap(utc(2026, 1, 1), id="3", managed=False),
+    ]
+    web = target(keep_last=3)
+    db = replace(web, name="db", server_id="2", server_name="db-1", provider="digitalocean")
+    cache = replace(web, name="cache", server_id="3", server_name="cache-1")
+    listings = [history, history[::-1], random.Random(7).sample(history, len(history))]
+    renders = {
+        render.plan_json(build_plan([(t, listing if t is web else []) for t in targets], utc(2026, 11, 26, 3)))
+        for targets in itertools.permutations([web, db, cache])
+        for listing in listings
+    }
+    assert len(renders) == 1
+    document = json.loads(renders.pop())
+    assert [t["target"] for t in document["targets"]] == ["cache", "db", "web"]
+    entry = document["targets"][2]
+    assert [s["id"] for s in entry["keep"]] == ["14", "13"]
+    assert [s["id"] for s in entry["delete"]] == ["12", "11"]
+    assert [s["id"] for s in entry["skip"]] == ["5", "4", "3"]
