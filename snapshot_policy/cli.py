@@ -72,9 +72,13 @@ def _clock() -> Clock:
     return click.get_current_context().find_root().obj
 
 
+def _now() -> datetime:
+    return _clock()()
+
+
 def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
     if value is None:
-        return _clock()().replace(microsecond=0)
+        return _now().replace(microsecond=0)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -137,7 +141,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    plan, failures, _ = run.decide(loaded, whole, _clock()())
+    plan, failures, _ = run.decide(loaded, whole, _now())
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
     if plan_file is not None:
         try:
@@ -189,7 +193,7 @@ def apply_command(
         click.echo(str(error), err=True)
         return EXIT_ERROR
     if dry_run:
-        plan, failures, _ = run.decide(loaded, whole, _clock()())
+        plan, failures, _ = run.decide(loaded, whole, _now())
         click.echo("Dry run: apply would do the following; nothing was changed.\n")
         click.echo(render.plan_text(plan, failures), nl=False)
         return EXIT_ERROR if failures else EXIT_OK
