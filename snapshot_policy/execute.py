@@ -125,7 +125,7 @@ class Executor:
                     outcome = self._apply_target(target_plan)
                 except Exception as error:  # a bug must fail one target, not the whole run
                     log.exception("%s: unexpected error", target_plan.target.name)
-                    outcome = Outcome(target_plan, ok=False, error=f"unexpected error: {type(error).__name__}: {error}")
+                    outcome = Outcome(target_plan, ok=False, remaining=_managed(target_plan), error=f"unexpected error: {type(error).__name__}: {error}")
             self.progress(target_plan.target, "done" if outcome.ok else "failed")
             return outcome
 
@@ -143,7 +143,7 @@ class Executor:
             created = self._create(plan, provider, name)
         except ProviderError as error:
             log.error("%s: snapshot failed, nothing deleted: %s", name, error)
-            return Outcome(plan, ok=False, error=str(error))
+            return Outcome(plan, ok=False, remaining=_managed(plan), error=str(error))
         observed = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
         if plan.of_kind(ActionKind.DELETE):
             self.progress(target, "deleting")
@@ -166,7 +166,7 @@ class Executor:
             deleted.append(snapshot)
         for action in plan.of_kind(ActionKind.KEEP):
             log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
-        remaining = sum(1 for a in recheck.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE) - len(deleted)
+        remaining = _managed(recheck) - len(deleted)
         if plan.refusal:
             log.error("%s: %s", name, plan.refusal)
             errors.append(plan.refusal)
@@ -203,3 +203,8 @@ class Executor:
         log.info("%s: created %s (%s)", name, made.name, made.id)
         self._record("created", target, made, plan.create.reason)
         return made
+
+
+def _managed(plan: TargetPlan) -> int:
+    """How many managed snapshots the plan saw, the one it would create not counted."""
+    return sum(1 for a in plan.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE)

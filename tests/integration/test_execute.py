@@ -1,0 +1,332 @@
+"""The Executor carrying plans out through the real SDKs (pydo, hcloud) against the sandbox.
+
+Proves SPEC §5 invariants 2 and 4 at the place they are enforced: a due snapshot is made,
+then exactly the plan's deletions happen (and only those retention still deletes once the
+new snapshot counts); a failed create deletes nothing for its target while other targets
+go on; a refused plan creates but deletes nothing; a failed deletion fails its target only.
+Also the journal around each create, the audit lines, progress stages, `remaining`, the
+run's exit code and summary, and StartPacer's spacing of starts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from snapshot_policy.audit import AuditLog
+from snapshot_policy.execute import Executor, Outcome, RunReport, StartPacer
+from snapshot_policy.journal import Journal
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Plan, RetentionPolicy, Safety, Schedule, Target, TargetFailure, TargetPlan
+from snapshot_policy.notify import Delivery
+from snapshot_policy.providers import connect
+from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
+from snapshot_policy.providers.retry import RetryPolicy, Timing
+from snapshot_policy.reconcile import build_plan
+from tests.integration.conftest import DO_TOKEN, EPOCH, HZ_TOKEN
+
+TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
+IN_FLIGHT = timedelta(hours=1)
+WEB = Target("web", DIGITALOCEAN, "do-a", "101", "web-1", RetentionPolicy(keep_last=2))
+APP = Target("app", HETZNER, "hz-a", "301", "app-1", RetentionPolicy(keep_last=2))
+TARGETS = {DIGITALOCEAN: WEB, HETZNER: APP}
+BOTH = pytest.mark.parametrize("provider", [DIGITALOCEAN, HETZNER])
+
+
+def managed(target: Target, created) -> dict:
+    """A sandbox snapshot of the target's server carrying the marker the tool puts on its own."""
+    snapshot = {"account": target.account, "server_id": int(target.server_id), "name": f"{target.server_name}-{created:%Y%m%d%H%M%S}", "created": created.isoformat()}
+    if target.provider == DIGITALOCEAN:
+        return {**snapshot, "tags": [DIGITALOCEAN_TAG]}
+    return {**snapshot, "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: target.server_id}}
+
+
+def add_snapshots(sandbox, *snapshots: dict) -> None:
+    state = sandbox.dump_state()
+    state["snapshots"] += snapshots
+    sandbox.load_state(state)
+
+
+@pytest.fixture
+def cloud(sandbox):
+    """web-1 (DigitalOcean) and app-1 (Hetzner) each with managed snapshots 1, 2 and 3 days
+    old and one unmanaged snapshot: keep_last 2 creates one and deletes the two oldest."""
+    add_snapshots(sandbox, *(managed(t, EPOCH - timedelta(days=d)) for t in (WEB, APP) for d in (1, 2, 3)))
+    add_snapshots(sandbox, *({"account": t.account, "server_id": int(t.server_id), "name": f"{t.server_name}-before-upgrade", "created": (EPOCH - timedelta(days=30)).isoformat()} for t in (WEB, APP)))
+    return sandbox
+
+
+@pytest.fixture
+def providers(sandbox):
+    retry = RetryPolicy(sleep=lambda seconds: time.sleep(min(seconds, 0.02)), jitter=lambda: 0.5)
+    return {
+        "do-a": connect(Account("do-a", DIGITALOCEAN, DO_TOKEN, sandbox.digitalocean_endpoint), TIMING, retry),
+        "hz-a": connect(Account("hz-a", HETZNER, HZ_TOKEN, sandbox.hetzner_endpoint), TIMING, retry),
+    }
+
+
+@pytest.fixture
+def journal(tmp_path, clock) -> Journal:
+    return Journal(tmp_path / "journal.json", IN_FLIGHT, now=clock())
+
+
+def plan_for(providers, clock, *targets: Target, journal: Journal | None = None) -> Plan:
+    """Observe and plan as `apply` does: one listing per target's account, classified."""
+    observed = []
+    for target in targets:
+        pending = journal.pending(target.account, target.server_id) if journal else ()
+        observed.append((target, snapshots_for(target, providers[target.account].snapshots(), pending)))
+    return build_plan(observed, clock())
+
+
+def executor(providers, journal, clock, tmp_path, plan: Plan, **options) -> Executor:
+    return Executor(providers, journal, AuditLog(tmp_path / "audit.jsonl", plan.fingerprint), now=clock, **options)
+
+
+def names_on(sandbox, target: Target) -> set[str]:
+    return {s["name"] for s in sandbox.dump_state()["snapshots"] if (s["account"], s["server_id"]) == (target.account, int(target.server_id))}
+
+
+def audit(tmp_path) -> list[tuple[str, str, str]]:
+    path = tmp_path / "audit.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [(line["event"], line["target"], line["snapshot_name"]) for line in lines]
+
+
+def doomed(plan: Plan, target: Target) -> list:
+    return [a.snapshot for p in plan.targets if p.target == target for a in p.of_kind(ActionKind.DELETE)]
+
+
+@BOTH
+def test_executor_creates_the_due_snapshot_then_deletes_exactly_the_planned_ones(cloud, providers, journal, clock, tmp_path, provider):
+    target = TARGETS[provider]
+    plan = plan_for(providers, clock, target)
+    gone = doomed(plan, target)
+    assert [s.name for s in gone] == [f"{target.server_name}-20241230000000", f"{target.server_name}-20241229000000"]
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    (outcome,) = report.outcomes
+    new = f"{target.server_name}-20250101000000"
+    assert outcome.ok and outcome.error is None
+    assert outcome.created.name == new and outcome.created.managed
+    assert outcome.deleted == tuple(gone)
+    assert outcome.remaining == 2
+    assert names_on(cloud, target) == {new, f"{target.server_name}-20241231000000", f"{target.server_name}-before-upgrade"}
+    assert audit(tmp_path) == [("created", target.name, new)] + [("deleted", target.name, s.name) for s in gone]
+    assert report.exit_code == 0
+    assert report.summary() == "snapshot-policy apply: 1 target(s), 1 created, 2 deleted, 0 failed in 0.0s"
+
+
+def test_executor_deletes_nothing_for_a_target_whose_create_failed_while_the_other_cloud_succeeds(cloud, providers, journal, clock, tmp_path):
+    cloud.inject("fail_action", service=DIGITALOCEAN)
+    before = names_on(cloud, WEB)
+    plan = plan_for(providers, clock, WEB, APP)
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    outcomes = {o.plan.target.name: o for o in report.outcomes}
+    assert not outcomes["web"].ok and outcomes["web"].created is None and outcomes["web"].deleted == ()
+    assert "ended errored" in outcomes["web"].error
+    assert names_on(cloud, WEB) == before
+    assert outcomes["app"].ok and outcomes["app"].deleted == tuple(doomed(plan, APP))
+    assert names_on(cloud, APP) == {"app-1-20250101000000", "app-1-20241231000000", "app-1-before-upgrade"}
+    assert [event for event, target, _ in audit(tmp_path) if target == "web"] == []
+    assert report.exit_code == 2
+    assert report.summary() == "snapshot-policy apply: 2 target(s), 1 created, 2 deleted, 1 failed in 0.0s (failed: web)"
+
+
+def test_executor_counts_the_untouched_snapshots_of_a_target_whose_create_failed(cloud, providers, journal, clock, tmp_path):
+    cloud.inject("fail_action", service=DIGITALOCEAN)
+    plan = plan_for(providers, clock, WEB)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert not outcome.ok and outcome.remaining == 3
+
+def test_executor_exit_code_is_1_when_every_target_fails(cloud, providers, journal, clock, tmp_path):
+    cloud.inject("fail_action", count=2)
+    plan = plan_for(providers, clock, WEB, APP)
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    assert [o.ok for o in report.outcomes] == [False, False]
+    assert audit(tmp_path) == []
+    assert report.exit_code == 1
+    assert report.summary() == "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 2 failed in 0.0s (failed: app, web)"
+
+
+def test_run_report_counts_targets_that_could_not_be_planned_as_failed():
+    ok = Outcome(TargetPlan(WEB, (), "not due"), ok=True)
+    failure = TargetFailure("db", "cannot read account do-b: HTTP 401")
+    undelivered = Delivery("ops", "telegram", "web", ok=False, attempts=3, error="HTTP 502")
+    assert RunReport(EPOCH, EPOCH, (ok,)).exit_code == 0
+    assert RunReport(EPOCH, EPOCH, (ok,), (failure,)).exit_code == 2
+    assert RunReport(EPOCH, EPOCH, (), (failure,)).exit_code == 1
+    report = RunReport(EPOCH, EPOCH + timedelta(seconds=12.34), (ok,), (failure,), (undelivered,))
+    assert report.exit_code == 2  # a failed notification never changes the exit code
+    assert report.summary() == "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 1 failed in 12.3s (failed: db); 1 notification(s) failed"
+
+
+def test_executor_creates_but_deletes_nothing_when_the_plan_is_refused(cloud, providers, journal, clock, tmp_path):
+    target = replace(APP, safety=Safety(max_deletions=1))
+    before = names_on(cloud, target)
+    plan = plan_for(providers, clock, target)
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    (outcome,) = report.outcomes
+    refusal = "refused: 2 deletions exceed max_deletions 1; raise the limit or check the retention rules"
+    assert not outcome.ok and outcome.error == refusal
+    assert outcome.created.name == "app-1-20250101000000" and outcome.deleted == ()
+    assert outcome.remaining == 4
+    assert names_on(cloud, target) == before | {"app-1-20250101000000"}
+    assert audit(tmp_path) == [("created", "app", "app-1-20250101000000")]
+    assert report.exit_code == 1
+
+
+def test_executor_keeps_a_planned_deletion_that_retention_with_the_new_snapshot_keeps(cloud, providers, journal, clock, tmp_path):
+    # Planned a minute before midnight, made a minute after: the new snapshot opens a new
+    # day, so the earlier snapshot of the planned day becomes that day's newest and is kept.
+    target = replace(WEB, retention=RetentionPolicy(keep_daily=2))
+    add_snapshots(cloud, managed(target, EPOCH + timedelta(hours=1)))
+    clock.advance(hours=23, minutes=59, seconds=30)
+    plan = plan_for(providers, clock, target)
+    assert [s.name for s in doomed(plan, target)] == ["web-1-20250101010000", "web-1-20241230000000", "web-1-20241229000000"]
+    clock.advance(minutes=1)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert outcome.ok
+    assert [s.name for s in outcome.deleted] == ["web-1-20241230000000", "web-1-20241229000000"]
+    assert names_on(cloud, target) == {"web-1-20250101235930", "web-1-20250101010000", "web-1-20241231000000", "web-1-before-upgrade"}
+    assert outcome.remaining == 3
+
+
+@BOTH
+def test_executor_reports_a_failed_deletion_and_still_makes_the_others(cloud, providers, journal, clock, tmp_path, provider):
+    target = TARGETS[provider]
+    plan = plan_for(providers, clock, target)
+    stuck, other = doomed(plan, target)
+    cloud.inject("error", service=provider, method="DELETE", path=rf"/{stuck.id}$", status=500, count=None)
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    (outcome,) = report.outcomes
+    assert not outcome.ok
+    assert outcome.error.startswith(f"delete {stuck.name}: {provider} delete snapshot failed (HTTP 500)")
+    assert outcome.created is not None and outcome.deleted == (other,)
+    assert outcome.remaining == 3
+    assert stuck.name in names_on(cloud, target) and other.name not in names_on(cloud, target)
+    assert [event for event, _, name in audit(tmp_path)] == ["created", "deleted"]
+    assert report.exit_code == 1
+
+
+def test_executor_reports_each_targets_stages_in_order(cloud, providers, journal, clock, tmp_path):
+    quiet = Target("quiet", HETZNER, "hz-a", "302", "app-2", RetentionPolicy(keep_last=2), Schedule(cron="0 3 * * *"))
+    add_snapshots(cloud, managed(quiet, EPOCH - timedelta(hours=1)))
+    cloud.inject("fail_action", service=DIGITALOCEAN)
+    stages: dict[str, list[str]] = {}
+    plan = plan_for(providers, clock, WEB, APP, quiet)
+    executor(providers, journal, clock, tmp_path, plan, progress=lambda t, stage: stages.setdefault(t.name, []).append(stage)).apply(plan)
+    assert stages == {
+        "app": ["waiting", "creating", "deleting", "done"],
+        "web": ["waiting", "creating", "failed"],
+        "quiet": ["waiting", "done"],
+    }
+
+
+class JournalSpy:
+    """The real adapter; notes what a fresh read of the journal file holds as each create starts."""
+
+    def __init__(self, provider, path, clock):
+        self._provider, self._path, self._clock = provider, path, clock
+        self.pending_at_create: list[dict] = []
+
+    def __getattr__(self, name):
+        return getattr(self._provider, name)
+
+    def create_snapshot(self, target, name):
+        self.pending_at_create.append(Journal(self._path, IN_FLIGHT, now=self._clock()).pending(target.account, target.server_id))
+        return self._provider.create_snapshot(target, name)
+
+
+def test_executor_journals_the_start_before_creating_and_crosses_it_off_after(cloud, providers, journal, clock, tmp_path):
+    spy = JournalSpy(providers["do-a"], tmp_path / "journal.json", clock)
+    plan = plan_for(providers, clock, WEB)
+    (outcome,) = executor({"do-a": spy}, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert outcome.ok
+    assert spy.pending_at_create == [{"web-1-20250101000000": EPOCH}]
+    assert journal.pending("do-a", "101") == {}
+    assert Journal(tmp_path / "journal.json", IN_FLIGHT, now=clock()).pending("do-a", "101") == {}
+
+
+@pytest.mark.parametrize(
+    "fault, kept",
+    [
+        ({"kind": "fail_action"}, False),  # the cloud said the snapshot failed: it will never appear
+        ({"kind": "error", "status": 503, "method": "POST", "path": r"/droplets/101/actions$", "count": None}, True),  # it may yet appear
+    ],
+    ids=["certain-failure", "may-have-started"],
+)
+def test_executor_keeps_the_journal_entry_only_while_a_failed_create_may_still_appear(cloud, providers, journal, clock, tmp_path, fault, kept):
+    cloud.inject(service=DIGITALOCEAN, **fault)
+    plan = plan_for(providers, clock, WEB)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert not outcome.ok and outcome.deleted == ()
+    pending = Journal(tmp_path / "journal.json", IN_FLIGHT, now=clock()).pending("do-a", "101")
+    assert pending == ({"web-1-20250101000000": EPOCH} if kept else {})
+
+
+def test_executor_marks_and_records_a_snapshot_an_interrupted_run_left_unmarked(cloud, providers, journal, clock, tmp_path):
+    left = {"account": "do-a", "server_id": 101, "name": "web-1-20241231230000", "created": (EPOCH - timedelta(hours=1)).isoformat()}
+    add_snapshots(cloud, left)
+    journal.started("do-a", "101", left["name"], EPOCH - timedelta(hours=1))
+    target = replace(WEB, retention=RetentionPolicy(keep_last=10))
+    plan = plan_for(providers, clock, target, journal=journal)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert outcome.ok and outcome.remaining == 5
+    tags = {s["name"]: s["tags"] for s in cloud.dump_state()["snapshots"] if s["account"] == "do-a"}
+    assert DIGITALOCEAN_TAG in tags[left["name"]]
+    assert audit(tmp_path) == [("adopted", "web", left["name"]), ("created", "web", "web-1-20250101000000")]
+    assert journal.pending("do-a", "101") == {}
+
+
+def test_executor_finishes_the_run_when_the_audit_log_cannot_be_written(cloud, providers, journal, clock, tmp_path):
+    (tmp_path / "blocked").write_text("a file where the audit log's folder should be")
+    plan = plan_for(providers, clock, APP)
+    audit_log = AuditLog(tmp_path / "blocked" / "audit.jsonl", plan.fingerprint)
+    report = Executor(providers, journal, audit_log, now=clock).apply(plan)
+    (outcome,) = report.outcomes
+    assert outcome.ok and len(outcome.deleted) == 2
+    assert report.exit_code == 0
+
+
+class FakeTime:
+    """A monotonic clock that moves only when StartPacer sleeps (or the test says so)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_start_pacer_lets_the_first_start_go_at_once_and_spaces_the_rest():
+    fake = FakeTime()
+    pacer = StartPacer(2.0, clock=fake.clock, sleep=fake.sleep)
+    pacer.wait_turn()
+    assert fake.sleeps == []
+    pacer.wait_turn()
+    fake.now += 0.5  # the second start took half a second
+    pacer.wait_turn()
+    assert fake.sleeps == [2.0, 1.5]
+    fake.now += 60  # long after the last turn: no wait
+    pacer.wait_turn()
+    assert fake.sleeps == [2.0, 1.5]
+
+
+def test_start_pacer_gives_simultaneous_starts_successive_turns():
+    sleeps: list[float] = []
+    pacer = StartPacer(1.5, clock=lambda: 100.0, sleep=sleeps.append)
+    threads = [threading.Thread(target=pacer.wait_turn) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(sleeps) == [1.5, 3.0, 4.5]

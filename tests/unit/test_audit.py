@@ -1,0 +1,77 @@
+"""The JSONL audit log (audit.py): what one line holds, and that lines are only ever appended whole.
+
+Proves: each record is one JSON line naming time (the `when` given, never the clock),
+event, target, provider, account, server, snapshot, reason and plan fingerprint; later
+logs on the same file append; the folder is created; records from many threads stay whole.
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta, timezone
+
+from snapshot_policy.audit import AuditLog
+from snapshot_policy.model import RetentionPolicy, Snapshot, Target
+from tests.factories import snap, utc
+
+FINGERPRINT = "sha256:" + "ab" * 32
+TARGET = Target("nightly db", "digitalocean", "do-main", "4242", "db-1", RetentionPolicy(keep_last=3))
+
+
+def lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_audit_log_writes_one_json_line_with_every_field(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    snapshot = Snapshot("555", "db-1-20250102030000", utc(2025, 1, 2, 3), "4242", True, "tagged snapshot-policy")
+    when = utc(2025, 1, 3, 4, 5, 6).astimezone(timezone(timedelta(hours=2)))
+    AuditLog(path, FINGERPRINT).record("deleted", TARGET, snapshot, "no retention rule keeps it — ü", when)
+    assert path.read_text(encoding="utf-8").count("\n") == 1
+    assert lines(path) == [{
+        "time": "2025-01-03T06:05:06+02:00",
+        "event": "deleted",
+        "target": "nightly db",
+        "provider": "digitalocean",
+        "account": "do-main",
+        "server_id": "4242",
+        "server_name": "db-1",
+        "snapshot_id": "555",
+        "snapshot_name": "db-1-20250102030000",
+        "reason": "no retention rule keeps it — ü",
+        "plan_fingerprint": FINGERPRINT,
+    }]
+
+
+def test_audit_log_appends_across_instances_and_keeps_earlier_lines(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"event": "from an earlier version"}\n', encoding="utf-8")
+    AuditLog(path, "sha256:first").record("created", TARGET, snap(utc(2025, 1, 1), id="1"), "due", utc(2025, 1, 1))
+    AuditLog(path, "sha256:second").record("adopted", TARGET, snap(utc(2025, 1, 2), id="2"), "journal", utc(2025, 1, 2))
+    written = lines(path)
+    assert written[0] == {"event": "from an earlier version"}
+    assert [(e["event"], e["snapshot_id"], e["plan_fingerprint"]) for e in written[1:]] == [
+        ("created", "1", "sha256:first"),
+        ("adopted", "2", "sha256:second"),
+    ]
+
+
+def test_audit_log_creates_its_folder(tmp_path):
+    path = tmp_path / "var" / "log" / "snapshot-policy" / "audit.jsonl"
+    AuditLog(path, FINGERPRINT).record("created", TARGET, snap(utc(2025, 1, 1)), "due", utc(2025, 1, 1))
+    assert [e["event"] for e in lines(path)] == ["created"]
+
+
+def test_audit_log_keeps_lines_whole_when_threads_record_at_once(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, FINGERPRINT)
+    reason = "kept by nothing " * 1000  # lines far longer than a write buffer
+
+    def record(worker: int) -> None:
+        for n in range(25):
+            log.record("deleted", TARGET, snap(utc(2025, 1, 1), id=f"{worker}-{n}"), reason, utc(2025, 1, 1))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(record, range(8)))  # re-raises a thread's error
+    written = lines(path)  # a torn or interleaved line would not parse
+    assert sorted(e["snapshot_id"] for e in written) == sorted(f"{w}-{n}" for w in range(8) for n in range(25))
+    assert all(e["reason"] == reason for e in written)

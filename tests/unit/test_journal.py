@@ -1,0 +1,141 @@
+"""The journal of snapshot starts not yet marked (journal.py), on its own and on disk.
+
+Proves: a start is pending until marked, and in flight only while younger than the window;
+entries expire after 31 days; the file outlives the Journal object; a damaged file or entry
+costs only that entry, never an exception; writes replace the file whole, from any thread.
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from snapshot_policy import journal as journal_module
+from snapshot_policy.journal import Journal
+from tests.factories import utc
+
+NOW = utc(2025, 3, 1, 12)
+IN_FLIGHT = timedelta(hours=1)
+
+
+def entry(name: str, started, account: str = "do", server_id: str = "1") -> dict:
+    return {"account": account, "server_id": server_id, "name": name, "started": started.isoformat()}
+
+
+def test_journal_reports_a_start_as_pending_and_in_flight(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    journal.started("do", "1", "web-20250301120000", NOW)
+    assert journal.pending("do", "1") == {"web-20250301120000": NOW}
+    assert journal.in_flight("do", "1") == {"web-20250301120000": NOW}
+    assert journal.pending("do", "2") == {} and journal.pending("hz", "1") == {}
+
+
+def test_journal_marked_crosses_off_only_that_start(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    for account, server_id in (("do", "1"), ("do", "2"), ("hz", "1")):
+        journal.started(account, server_id, "web-20250301120000", NOW)
+    journal.started("do", "1", "web-20250301110000", NOW - timedelta(hours=1))
+    journal.marked("do", "1", "web-20250301120000")
+    assert journal.pending("do", "1") == {"web-20250301110000": NOW - timedelta(hours=1)}
+    assert journal.pending("do", "2") == {"web-20250301120000": NOW}
+    assert journal.pending("hz", "1") == {"web-20250301120000": NOW}
+
+
+def test_journal_in_flight_leaves_out_starts_older_than_the_window(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    journal.started("do", "1", "recent", NOW - timedelta(minutes=59))
+    journal.started("do", "1", "at-the-limit", NOW - IN_FLIGHT)
+    journal.started("do", "1", "old", NOW - timedelta(hours=5))
+    assert set(journal.pending("do", "1")) == {"recent", "at-the-limit", "old"}
+    assert set(journal.in_flight("do", "1")) == {"recent"}
+
+
+def test_journal_drops_entries_older_than_31_days_on_read(tmp_path):
+    path = tmp_path / "journal.json"
+    path.write_text(json.dumps([entry("kept", NOW - timedelta(days=30)), entry("expired", NOW - timedelta(days=31, seconds=1))]))
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    assert journal.pending("do", "1") == {"kept": NOW - timedelta(days=30)}
+    journal.marked("do", "1", "unrelated")  # any write keeps only what was read
+    assert [e["name"] for e in json.loads(path.read_text())] == ["kept"]
+
+
+def test_journal_survives_in_its_file_for_the_next_run(tmp_path):
+    path = tmp_path / "state" / "journal.json"
+    first = Journal(path, IN_FLIGHT, now=NOW)
+    first.started("do", "1", "a", NOW)
+    first.started("do", "1", "b", NOW)
+    first.marked("do", "1", "a")
+    later = NOW + timedelta(hours=2)
+    second = Journal(path, IN_FLIGHT, now=later)
+    assert second.pending("do", "1") == {"b": NOW}
+    assert second.in_flight("do", "1") == {}  # two hours on, the start can no longer be running
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"[{\"account\": \"do\",", b"\xff\xfe not utf-8", b'{"account": "do"}', b"null", b"42"],
+    ids=["empty", "truncated", "not-utf8", "object", "null", "number"],
+)
+def test_journal_reads_a_garbled_file_as_empty(tmp_path, content):
+    path = tmp_path / "journal.json"
+    path.write_bytes(content)
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    assert journal.pending("do", "1") == {}
+    journal.started("do", "1", "a", NOW)  # and it can be written over
+    assert Journal(path, IN_FLIGHT, now=NOW).pending("do", "1") == {"a": NOW}
+
+
+def test_journal_reads_an_unreadable_path_as_empty(tmp_path):
+    path = tmp_path / "journal.json"
+    path.mkdir()
+    assert Journal(path, IN_FLIGHT, now=NOW).pending("do", "1") == {}
+
+
+def test_journal_skips_malformed_entries_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "journal.json"
+    good = entry("good", NOW)
+    path.write_text(json.dumps([
+        "not an entry",
+        7,
+        {"account": "do", "server_id": "1", "started": NOW.isoformat()},  # no name
+        entry("bad-date", NOW) | {"started": "yesterday"},
+        entry("no-zone", NOW) | {"started": "2025-03-01T12:00:00"},
+        entry("null-date", NOW) | {"started": None},
+        good,
+        {**entry("numeric-id", NOW), "server_id": 1},  # written by hand: still this server
+    ]))
+    assert Journal(path, IN_FLIGHT, now=NOW).pending("do", "1") == {"good": NOW, "numeric-id": NOW}
+
+
+def test_journal_writes_leave_no_temporary_file(tmp_path):
+    path = tmp_path / "journal.json"
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    journal.started("do", "1", "a", NOW)
+    journal.marked("do", "1", "a")
+    assert [p.name for p in tmp_path.iterdir()] == ["journal.json"]
+    assert json.loads(path.read_text()) == []
+
+
+def test_journal_write_interrupted_before_the_rename_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+    path = tmp_path / "journal.json"
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    journal.started("do", "1", "a", NOW)
+    before = path.read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt("killed between writing and renaming")
+
+    monkeypatch.setattr(journal_module.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        journal.started("do", "1", "b", NOW)
+    assert path.read_bytes() == before
+
+
+def test_journal_keeps_every_start_made_from_many_threads(tmp_path):
+    path = tmp_path / "journal.json"
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    names = [f"web-{n}" for n in range(40)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda name: journal.started("do", "1", name, NOW), names))  # re-raises a thread's error
+    assert sorted(Journal(path, IN_FLIGHT, now=NOW).pending("do", "1")) == sorted(names)
