@@ -50,8 +50,8 @@ class Sandbox:
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
-        if not isinstance(state, State):
-            state = State.from_dict(state or {})
+        if not isinstance(state, State):  # the clock first: it dates seeded items given no date
+            state = State.from_dict(state or {}, **({"clock": clock} if clock is not None else {}))
         if action_seconds is not None:
             state.action_seconds = action_seconds
         if clock is not None:
