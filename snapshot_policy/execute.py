@@ -167,9 +167,9 @@ class Executor:
         for action in plan.of_kind(ActionKind.KEEP):
             log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
         remaining = _managed(recheck) - len(deleted)
-        if plan.refusal:
-            log.error("%s: %s", name, plan.refusal)
-            errors.append(plan.refusal)
+        for problem in filter(None, (plan.refusal, *plan.problems)):
+            log.error("%s: %s", name, problem)
+            errors.append(problem)
         return Outcome(plan, ok=not errors, created=created, deleted=tuple(deleted), remaining=remaining, error="; ".join(errors) or None)
 
     def _mark_adopted(self, plan: TargetPlan, provider: Provider) -> None:

@@ -254,6 +254,9 @@ class TargetPlan:
     actions: tuple[PlanAction, ...]
     schedule_note: str
     refusal: str | None = None
+    problems: tuple[str, ...] = ()
+    """What makes the target fail even though the plan can be carried out: a clock that
+    disagrees with the cloud, a snapshot stuck being created."""
 
     def of_kind(self, kind: ActionKind) -> tuple[PlanAction, ...]:
         return tuple(a for a in self.actions if a.kind is kind)

@@ -29,6 +29,9 @@ from snapshot_policy.model import (
 # A run started by cron a little earlier than the last one must still find an interval due.
 _EVERY_TOLERANCE = 0.1
 _MAX_TOLERANCE = timedelta(hours=1)
+# A snapshot dated this far past `now` says a clock is wrong, ours or the cloud's.
+CLOCK_TOLERANCE = timedelta(minutes=5)
+DEFAULT_CREATION_TIMEOUT = timedelta(hours=1)
 
 
 def due(schedule: Schedule, last_created: datetime | None, now: datetime, zone: ZoneInfo) -> tuple[bool, str]:
@@ -66,19 +69,29 @@ def plan_target(
     observed: Iterable[Snapshot],
     now: datetime,
     created: Snapshot | None = None,
+    creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
 ) -> TargetPlan:
     """Decide for one target, given the snapshots observed for its server.
 
     `created` is the snapshot this run already made for the target, if any: it counts as
     existing and no second one is planned. Snapshots of other servers are ignored.
+
+    Inputs may lie (SPEC §5, invariant 9): a managed snapshot dated after `now` (past a
+    small tolerance) is kept, left out of retention and the schedule, and makes the target
+    fail; so does one still being created past `creation_timeout`, which also holds back a
+    new snapshot, every run until it is resolved.
     """
     zone = ZoneInfo(target.timezone)
     own = [s for s in observed if s.server_id == target.server_id]
     if created is not None:
         own = [s for s in own if s.id != created.id] + [created]
+    future = [s for s in own if s.managed and s is not created and s.created > now + CLOCK_TOLERANCE]
+    stuck = [s for s in own if s.managed and s.creating and s not in future and now - s.created > creation_timeout]
     skips = [_skip(s, f"unmanaged: {s.ownership}") for s in own if not s.managed]
-    skips += [_skip(s, "still being created") for s in own if s.managed and s.creating]
-    finished = [s for s in own if s.managed and not s.creating]
+    skips += [_skip(s, f"clock skew: dated {_ahead(s.created, now)} after this run's clock") for s in future]
+    skips += [_skip(s, "still being created") for s in own if s.managed and s.creating and s not in future]
+    finished = [s for s in own if s.managed and not s.creating and s not in future]
+    problems = tuple(_skew_problem(s, now) for s in future) + tuple(_stuck_problem(s, now, creation_timeout) for s in stuck)
 
     planned = None
     if created is not None:
@@ -113,13 +126,17 @@ def plan_target(
         )
         deletions = [_skip(a.snapshot, refusal) for a in deletions]
     ordered = sorted(actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True)
-    return TargetPlan(target, tuple(ordered), note, refusal)
+    return TargetPlan(target, tuple(ordered), note, refusal, problems)
 
 
-def build_plan(observed: Sequence[tuple[Target, Sequence[Snapshot]]], now: datetime) -> Plan:
+def build_plan(
+    observed: Sequence[tuple[Target, Sequence[Snapshot]]],
+    now: datetime,
+    creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+) -> Plan:
     """Return the plan for every target, in a stable order, with its fingerprint."""
     plans = sorted(
-        (plan_target(target, snapshots, now) for target, snapshots in observed),
+        (plan_target(target, snapshots, now, creation_timeout=creation_timeout) for target, snapshots in observed),
         key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id),
     )
     return Plan(now, tuple(plans), fingerprint(plans))
@@ -137,6 +154,35 @@ def fingerprint(plans: Iterable[TargetPlan]) -> str:
 
 def _skip(snapshot: Snapshot, reason: str) -> PlanAction:
     return PlanAction(ActionKind.SKIP, snapshot, reason)
+
+
+def _skew_problem(snapshot: Snapshot, now: datetime) -> str:
+    return (
+        f"clock skew: snapshot {snapshot.name} ({snapshot.id}) is dated {_short(snapshot.created)}, "
+        f"{_ahead(snapshot.created, now)} after this run's clock; it is kept and left out of retention "
+        "and the schedule. Check this machine's clock (timedatectl) and the snapshot"
+    )
+
+
+def _stuck_problem(snapshot: Snapshot, now: datetime, timeout: timedelta) -> str:
+    return (
+        f"snapshot {snapshot.name} ({snapshot.id}) has been creating for {_age(now - snapshot.created)}, "
+        f"past snapshot_creation_timeout ({_age(timeout)}); no new snapshot is made until it finishes "
+        "or is deleted in the cloud console"
+    )
+
+
+def _ahead(moment: datetime, now: datetime) -> str:
+    return _age(moment - now)
+
+
+def _age(span: timedelta) -> str:
+    """`13 d 4 h`, `2 h 5 min`, `40 min`: a duration as a person reads it."""
+    minutes = int(span.total_seconds() // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
 def _short(moment: datetime) -> str:

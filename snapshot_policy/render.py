@@ -51,8 +51,7 @@ def _target_text(plan: TargetPlan) -> str:
     lines += [f"  {_action_text(a)}" for a in plan.actions]
     if not plan.actions:
         lines.append("  (no snapshots)")
-    if plan.refusal:
-        lines.append(f"  ! {plan.refusal}")
+    lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, *plan.problems))]
     return "\n".join(lines)
 
 
@@ -114,6 +113,7 @@ def _target_document(plan: TargetPlan) -> dict:
         "keep": [_snapshot_document(a, reason=False) for a in plan.of_kind(ActionKind.KEEP)],
         "skip": [_snapshot_document(a, reason=True) for a in plan.of_kind(ActionKind.SKIP)],
         "refused": plan.refusal,
+        "problems": list(plan.problems),
     }
 
 

@@ -46,7 +46,7 @@ def decide(loaded: LoadedConfig, whole: bool, now: datetime, journal: Journal | 
     settings = loaded.settings
     journal = journal or journal_for(settings, now)
     observation = observe(loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, journal=journal)
-    plan = build_plan(observation.observed, now)
+    plan = build_plan(observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout))
     return plan, list(loaded.failed) + observation.failures, observation
 
 

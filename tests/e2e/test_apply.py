@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -203,8 +204,8 @@ def test_protected_snapshots_are_never_deleted_but_reported(policy, sandbox, cap
 
 
 def test_a_snapshot_being_created_is_neither_deleted_nor_doubled(policy, sandbox, capsys, clock):
-    busy = legacy_name("db-1", clock.now, 1 / 24)
-    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": busy, "created": iso(made(clock.now, 1 / 24)), "labels": OURS_ON_DB, "status": "creating"})
+    busy = legacy_name("db-1", clock.now, 1 / 48)
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": busy, "created": iso(made(clock.now, 1 / 48)), "labels": OURS_ON_DB, "status": "creating"})
     assert apply(clock, "--policy", str(policy), "--target", "db") == 0
     after = names(sandbox, 4711)
     assert busy in after and "NEW" not in after
@@ -244,3 +245,24 @@ def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path,
     assert len(starts) == 3
     assert all(b - a >= 0.35 for a, b in zip(starts, starts[1:]))
     assert elapsed < 3 * 1.0  # three 1 s snapshots, not one after the other
+
+
+def test_a_snapshot_dated_in_the_future_is_kept_and_fails_its_target(policy, sandbox, capsys, clock):
+    ahead = f"db-1-{clock.now + timedelta(days=30):%Y%m%d%H%M%S}"
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": ahead, "created": iso(clock.now + timedelta(days=30)), "labels": OURS_ON_DB})
+    assert apply(clock, "--policy", str(policy)) == 2  # web is fine; db reports the skew
+    # keep_last 2 counts the new snapshot and the newest real one, not the one from the future.
+    assert names(sandbox, 4711) == [ahead, "NEW", legacy_name("db-1", clock.now, 1), "db-1-manual"]
+    out = capsys.readouterr().out
+    assert "db: db-1 (hetzner server 4711): FAILED: created db-1-" in out and f"clock skew: snapshot {ahead}" in out
+
+
+def test_a_snapshot_stuck_creating_fails_its_target_every_run(policy, sandbox, capsys, clock):
+    stuck = legacy_name("db-1", clock.now, 13)
+    add_snapshots(sandbox, {"account": "hz", "server_id": 4711, "name": stuck, "created": iso(made(clock.now, 13)), "labels": OURS_ON_DB, "status": "creating"})
+    for _ in range(2):
+        assert apply(clock, "--policy", str(policy), "--target", "db") == 1
+        out = capsys.readouterr().out
+        assert "db: db-1 (hetzner server 4711): FAILED: no new snapshot" in out
+        assert f"snapshot {stuck} (" in out and "has been creating for 13 d 0 h" in out
+    assert "NEW" not in names(sandbox, 4711)

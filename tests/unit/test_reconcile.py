@@ -161,3 +161,37 @@ def test_build_plan_is_sorted_and_its_fingerprint_follows_the_snapshots():
     assert build_plan([(one, history[:2]), (two, [])], NOW).fingerprint != plan.fingerprint
     protected = [replace(history[0], protected=True)] + history[1:]
     assert build_plan([(one, protected), (two, [])], NOW).fingerprint != plan.fingerprint
+
+
+# -- inputs that lie (SPEC §5, invariant 9) --------------------------------------------------
+
+
+def test_plan_keeps_a_snapshot_dated_in_the_future_out_of_retention_and_the_schedule():
+    """One snapshot 30 days ahead must not anchor keep_within (it would doom the real five)
+    nor make the schedule think a snapshot was just made."""
+    ahead = snap(NOW + timedelta(days=30), id="ahead")
+    plan = plan_target(target(keep_within=Duration(days=7), schedule=DAILY), daily_history(5) + [ahead], NOW)
+    assert plan.create is not None
+    assert names(plan, ActionKind.DELETE) == []
+    assert names(plan, ActionKind.KEEP) == ["d1", "d2", "d3", "d4", "d5"]
+    assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [("ahead", "clock skew: dated 30 d 0 h after this run's clock")]
+    [problem] = plan.problems
+    assert problem.startswith("clock skew: snapshot web-20261226030005 (ahead) is dated 2026-12-26 03:00 UTC, 30 d 0 h after")
+
+
+def test_plan_tolerates_a_cloud_clock_a_little_ahead():
+    barely = snap(NOW + timedelta(minutes=4), id="barely")
+    plan = plan_target(target(keep_last=1, schedule=DAILY), [barely], NOW)
+    assert plan.problems == () and names(plan, ActionKind.KEEP) == ["barely"] and plan.create is None
+
+
+def test_plan_fails_a_target_whose_snapshot_is_stuck_creating_past_the_timeout():
+    stuck = snap(NOW - timedelta(days=13, hours=2), id="stuck", creating=True)
+    plan = plan_target(target(keep_last=3), daily_history(2) + [stuck], NOW, creation_timeout=timedelta(hours=1))
+    assert plan.create is None and "stuck" in names(plan, ActionKind.SKIP)
+    assert plan.problems == (
+        "snapshot web-20261113010005 (stuck) has been creating for 13 d 2 h, past snapshot_creation_timeout (1 h 0 min); "
+        "no new snapshot is made until it finishes or is deleted in the cloud console",
+    )
+    recent = snap(NOW - timedelta(minutes=50), id="recent", creating=True)
+    assert plan_target(target(keep_last=3), [recent], NOW, creation_timeout=timedelta(hours=1)).problems == ()
