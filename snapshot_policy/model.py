@@ -273,11 +273,13 @@ class TargetPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """The whole run's decisions. `fingerprint` ties a reviewed plan to the snapshots it saw."""
+    """The whole run's decisions. `fingerprint` ties a reviewed plan to the snapshots it saw,
+    `config_fingerprint` to the configuration that decided (never its secrets)."""
 
     made_at: datetime
     targets: tuple[TargetPlan, ...] = field(default_factory=tuple)
     fingerprint: str = ""
+    config_fingerprint: str = ""
 
     def count(self, kind: ActionKind) -> int:
         return sum(len(t.of_kind(kind)) for t in self.targets)

@@ -1,18 +1,24 @@
-"""Saved plans: `plan --out FILE` writes one, `apply --plan FILE` carries out exactly it.
+"""Saved plans: `plan --out FILE` writes one, `apply --plan FILE` takes it as a proposal.
 
-Exactly means: the creates and deletions the file lists, no others. The file is tied to
-the snapshots it saw by its fingerprint; if the cloud changed since, apply refuses and
-changes nothing — a reviewed plan must not be applied to a world it did not review.
+A saved plan is never an authority (SPEC §3): apply plans afresh from the current
+configuration and a fresh listing, and carries out only what both plans agree on. It
+refuses the whole plan, changing nothing, when the file is older than the age limit or
+dated ahead, was made from another configuration, saw other snapshots, or asks for
+anything the fresh plan would not do — and it lists each difference. Whatever the file
+says, the create's name, the safety refusals and every reason come from the fresh plan.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy.model import ActionKind, Plan, PlanAction, Snapshot, TargetPlan
+from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetPlan
+from snapshot_policy.reconcile import CLOCK_TOLERANCE
 from snapshot_policy.render import PLAN_FORMAT_VERSION
+
+DEFAULT_MAX_AGE = timedelta(hours=24)
 
 
 class PlanFileError(Exception):
@@ -31,34 +37,76 @@ def read_plan_file(path: Path) -> dict:
     return document
 
 
-def replay(saved: dict, fresh: Plan, path: Path) -> Plan:
-    """Return the saved decisions over the fresh observation. Raise PlanFileError if the
-    snapshots or targets differ from what the saved plan saw."""
+def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MAX_AGE) -> Plan:
+    """Return `fresh` cut down to what the saved plan also asks for.
+
+    Raise PlanFileError, naming `path` and saying that nothing was changed, when the saved
+    plan is too old or dated ahead of `fresh.made_at`, comes from another configuration or
+    another set of snapshots, or holds a create or a deletion the fresh plan would not do.
+    """
+    _check_age(saved.get("made_at"), fresh.made_at, max_age, path)
+    again = "nothing was changed. Run `snapshot-policy plan --out FILE` again and review the new plan"
+    if saved.get("config_fingerprint") != fresh.config_fingerprint:
+        raise PlanFileError(f"{path} was made from another configuration (targets, retention, schedule or safety differ); {again}")
     if saved.get("fingerprint") != fresh.fingerprint:
-        raise PlanFileError(f"the snapshots changed since {path} was made; nothing was changed. Run plan again and review the new plan")
+        raise PlanFileError(f"the snapshots changed since {path} was made; {again}")
     entries = {_key(e): e for e in saved["targets"] if isinstance(e, dict)}
     if set(entries) != {_key_of(t) for t in fresh.targets}:
-        raise PlanFileError(f"the targets differ from those in {path} (configuration or servers changed); nothing was changed. Run plan again")
-    return Plan(fresh.made_at, tuple(_replay_target(entries[_key_of(t)], t, fresh.made_at) for t in fresh.targets), fresh.fingerprint)
+        raise PlanFileError(f"the targets differ from those in {path} (configuration or servers changed); {again}")
+    differences: list[str] = []
+    targets = tuple(_agreed_target(entries[_key_of(t)], t, differences) for t in fresh.targets)
+    if differences:
+        listed = "".join(f"\n  - {d}" for d in differences)
+        raise PlanFileError(f"{path} asks for what a fresh plan would not do, so the whole plan is refused; {again}:{listed}")
+    return Plan(fresh.made_at, targets, fresh.fingerprint, fresh.config_fingerprint)
 
 
-def _replay_target(entry: dict, fresh: TargetPlan, now: datetime) -> TargetPlan:
-    doomed = {d.get("id"): d.get("reason", "") for d in entry.get("delete") or []}
+def _check_age(made_at: object, now: datetime, max_age: timedelta, path: Path) -> None:
+    try:
+        made = datetime.fromisoformat(str(made_at).replace("Z", "+00:00"))
+        age = now - made
+    except (TypeError, ValueError):
+        raise PlanFileError(f"{path} does not say when it was made (made_at); make a new one with `snapshot-policy plan --out FILE`") from None
+    if age > max_age:
+        raise PlanFileError(f"{path} was made at {made_at}, {_hours(age)} ago, past the limit of {_hours(max_age)} (--max-plan-age); nothing was changed. Plan again")
+    if age < -CLOCK_TOLERANCE:
+        raise PlanFileError(f"{path} is dated {made_at}, ahead of this run's clock; nothing was changed. Check the clocks and plan again")
+
+
+def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> TargetPlan:
+    """The fresh decisions for one target, keeping a create or deletion only if `entry` has it too."""
+    name = fresh.target.name
+    saved_create = entry.get("create")
+    if saved_create and fresh.create is None:
+        differences.append(f"{name}: the saved plan creates a snapshot; a fresh plan does not ({fresh.schedule_note})")
+    saved_deletes = _deleted_ids(entry, name)
+    fresh_actions = {a.snapshot.id: a for a in fresh.actions if a.kind is not ActionKind.CREATE}
+    for snapshot_id, snapshot_name in saved_deletes.items():
+        action = fresh_actions.get(snapshot_id)
+        if action is None:
+            differences.append(f"{name}: the saved plan deletes {snapshot_name} ({snapshot_id}), which a fresh listing does not show")
+        elif action.kind is not ActionKind.DELETE:
+            differences.append(f"{name}: the saved plan deletes {action.snapshot.name} ({snapshot_id}); a fresh plan would {action.kind.value} it: {action.reason}")
     actions = []
     for action in fresh.actions:
-        if action.kind is ActionKind.CREATE:
+        if action.kind is ActionKind.CREATE and not saved_create:
             continue
-        if action.snapshot.id in doomed:
-            actions.append(PlanAction(ActionKind.DELETE, action.snapshot, doomed[action.snapshot.id]))
-        elif action.kind is ActionKind.DELETE:
-            actions.append(PlanAction(ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it"))
-        else:
-            actions.append(action)
-    create = entry.get("create")
-    if create:
-        planned = Snapshot("", str(create["name"]), now, fresh.target.server_id, True, "to be created")
-        actions.insert(0, PlanAction(ActionKind.CREATE, planned, "in the saved plan", tuple(create.get("rules") or ())))
-    return TargetPlan(fresh.target, tuple(actions), str(entry.get("schedule_note", "")), entry.get("refused"))
+        if action.kind is ActionKind.DELETE and action.snapshot.id not in saved_deletes:
+            action = PlanAction(ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it")
+        actions.append(action)
+    return TargetPlan(fresh.target, tuple(actions), fresh.schedule_note, fresh.refusal, fresh.problems)
+
+
+def _deleted_ids(entry: dict, target: str) -> dict[str, str]:
+    """The ids (with names) the saved plan deletes for one target. Raise PlanFileError if malformed."""
+    deletes = entry.get("delete") or []
+    if not isinstance(deletes, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str) for d in deletes):
+        raise PlanFileError(f"the saved plan's deletions for {target} are malformed; make a new one with `snapshot-policy plan --out FILE`")
+    return {d["id"]: str(d.get("name", "")) for d in deletes}
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:.1f} h"
 
 
 def _key(entry: dict) -> tuple:

@@ -56,12 +56,11 @@ def due(schedule: Schedule, last_created: datetime | None, now: datetime, zone: 
 def snapshot_name(target: Target, now: datetime) -> str:
     """Return the name of the snapshot made for `target` at `now`, from its name pattern."""
     local = now.astimezone(ZoneInfo(target.timezone))
-    return target.name_pattern.format(
-        server_name=target.server_name,
-        server_id=target.server_id,
-        target=target.name,
-        timestamp=local.strftime("%Y%m%d%H%M%S"),
-    )
+    return _pattern(target, local.strftime("%Y%m%d%H%M%S"))
+
+
+def _pattern(target: Target, timestamp: str = "{timestamp}") -> str:
+    return target.name_pattern.format(server_name=target.server_name, server_id=target.server_id, target=target.name, timestamp=timestamp)
 
 
 def plan_target(
@@ -139,17 +138,34 @@ def build_plan(
         (plan_target(target, snapshots, now, creation_timeout=creation_timeout) for target, snapshots in observed),
         key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id),
     )
-    return Plan(now, tuple(plans), fingerprint(plans))
+    return Plan(now, tuple(plans), fingerprint(plans), config_fingerprint([p.target for p in plans], creation_timeout))
 
 
 def fingerprint(plans: Iterable[TargetPlan]) -> str:
     """Return a digest of every observed snapshot in `plans`: it changes when the cloud does."""
     seen = sorted(
-        (p.target.provider, p.target.account, p.target.server_id, s.id, s.name, s.created.isoformat(), s.protected, s.creating)
+        (p.target.provider, p.target.account, p.target.server_id, s.id, s.name, s.created.isoformat(), s.protected, s.creating, s.managed)
         for p in plans
         for s in (a.snapshot for a in p.actions if a.kind is not ActionKind.CREATE)
     )
-    return "sha256:" + hashlib.sha256(json.dumps(seen).encode()).hexdigest()
+    return _digest(seen)
+
+
+def config_fingerprint(targets: Iterable[Target], creation_timeout: timedelta) -> str:
+    """Return a digest of everything in the configuration that decides what a plan does:
+    each target's rules, server and snapshot names (the pattern as it renders, so
+    `db-1-{timestamp}` and `{server_name}-{timestamp}` agree for db-1), not its
+    notification channels, which hold secrets."""
+    decisive = sorted(
+        repr((t.name, t.provider, t.account, t.server_id, t.retention, t.schedule, t.safety, t.timezone,
+              _pattern(t), t.adopt_legacy_names, t.orphan))
+        for t in targets
+    )
+    return _digest([decisive, creation_timeout.total_seconds()])
+
+
+def _digest(value: object) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(value).encode()).hexdigest()
 
 
 def _skip(snapshot: Snapshot, reason: str) -> PlanAction:

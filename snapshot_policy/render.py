@@ -72,6 +72,7 @@ def plan_document(plan: Plan, failures: Sequence[TargetFailure] = ()) -> dict:
         "format_version": PLAN_FORMAT_VERSION,
         "made_at": iso_utc(plan.made_at),
         "fingerprint": plan.fingerprint,
+        "config_fingerprint": plan.config_fingerprint,
         "targets": targets,
         "failed": [{"target": f.target, "account": f.account, "reason": f.reason} for f in failures],
         "summary": {

@@ -23,7 +23,7 @@ from snapshot_policy.model import Account, Channel, Clock, Plan, RunSettings, Ta
 from snapshot_policy.notify import Event, deliver
 from snapshot_policy.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.observe import Observation, observe
-from snapshot_policy.planfile import PlanFileError, read_plan_file, replay
+from snapshot_policy.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.reconcile import build_plan
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,12 @@ def apply(
     metrics_file: Path | None = None,
     report_file: Path | None = None,
     progress: Callable[[Target, str], None] = lambda target, stage: None,
+    max_plan_age: timedelta = DEFAULT_MAX_AGE,
 ) -> RunReport:
-    """Plan (or replay the saved plan), carry it out, then tell people and monitoring.
+    """Plan afresh (with `plan_file`, keep only what the saved plan also asks for), carry it
+    out, then tell people and monitoring.
 
-    Raise PlanFileError if the saved plan no longer fits (monitoring hears of it first).
+    Raise PlanFileError if the saved plan is refused (monitoring hears of it first).
     """
     settings = loaded.settings
     pings = [monitor.ping(settings.healthcheck_url, "start")]
@@ -71,7 +73,7 @@ def apply(
     plan, failures, observation = decide(loaded, whole, now, journal)
     if plan_file is not None:
         try:
-            plan = replay(read_plan_file(plan_file), plan, plan_file)
+            plan = agreed(read_plan_file(plan_file), plan, plan_file, max_plan_age)
         except PlanFileError as error:
             monitor.ping(settings.healthcheck_url, "fail", str(error))
             raise

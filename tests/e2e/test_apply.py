@@ -216,7 +216,7 @@ def test_a_snapshot_slower_than_the_timeout_fails_then_is_adopted_not_doubled(po
     policy.write_text(POLICY.replace("settings:\n", "settings:\n  snapshot_creation_timeout: 1\n"))
     sandbox.state.action_seconds = 2.5
     assert apply(clock, "--policy", str(policy)) == 1
-    assert "gave up after 1s" in capsys.readouterr().out
+    assert "timed out after 1s" in capsys.readouterr().out
     assert "NEW" not in names(sandbox, 3164444)  # DigitalOcean lists a snapshot only once it is done
     assert "NEW" in names(sandbox, 4711)  # Hetzner lists it while it is being created
     time.sleep(2.6)
@@ -266,3 +266,44 @@ def test_a_snapshot_stuck_creating_fails_its_target_every_run(policy, sandbox, c
         assert "db: db-1 (hetzner server 4711): FAILED: no new snapshot" in out
         assert f"snapshot {stuck} (" in out and "has been creating for 13 d 0 h" in out
     assert "NEW" not in names(sandbox, 4711)
+
+
+def edited_plan(policy, clock, saved, edit):
+    """`plan --out`, then `edit` the saved document as a person (or an attacker) might."""
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    document = json.loads(saved.read_text())
+    edit(document)
+    saved.write_text(json.dumps(document))
+
+
+def test_a_hand_edited_saved_plan_is_refused_whole_and_changes_nothing(policy, sandbox, tmp_path, capsys, clock):
+    def delete_the_manual_and_the_newest(document):
+        web = next(t for t in document["targets"] if t["target"] == "web")
+        web["delete"] += [{"id": s["id"], "name": s["name"]} for s in web["skip"] + web["keep"]]
+        web["refused"] = None
+
+    saved = tmp_path / "plan.json"
+    edited_plan(policy, clock, saved, delete_the_manual_and_the_newest)
+    capsys.readouterr()
+    sandbox.clear_requests()
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
+    err = capsys.readouterr().err
+    assert "asks for what a fresh plan would not do, so the whole plan is refused; nothing was changed" in err
+    assert "the saved plan deletes web-1-before-upgrade" in err and "a fresh plan would skip it: unmanaged" in err
+    assert f"the saved plan deletes {legacy_name('web-1', clock.now, 1)}" in err
+    assert writes(sandbox) == []
+
+
+def test_a_saved_plan_from_another_configuration_or_too_old_is_refused(policy, sandbox, tmp_path, capsys, clock):
+    saved = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    policy.write_text(POLICY.replace("retention: {keep_last: 3}", "retention: {keep_last: 30}\n    safety: {max_deletions: 1}"))
+    capsys.readouterr()
+    sandbox.clear_requests()
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
+    assert "was made from another configuration" in capsys.readouterr().err
+    policy.write_text(POLICY)
+    clock.advance(hours=25)
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
+    assert "25.0 h ago, past the limit of 24.0 h" in capsys.readouterr().err
+    assert writes(sandbox) == []
