@@ -5,17 +5,25 @@ Each account is read once — its servers, its snapshots — however many target
 targets; a missing server fails its target. A server claimed by two targets fails both,
 since two retention policies over one server's snapshots would delete each other's.
 
-Snapshots carrying our marker whose server no longer exists are orphans (SPEC §5): each
-vanished server becomes an orphan target that keeps them all, or prunes them to
-`orphans_keep_last`, and never gets a new snapshot.
+Snapshots carrying our marker whose server is missing from the listing are orphans (SPEC §5):
+each such server becomes an orphan target that keeps them all and never gets a new snapshot.
+They are pruned to `orphans_keep_last` only when the server's absence is certain: its
+account's listing completed, every server a target of that account names was found, and
+the server was already missing `ORPHAN_GRACE` before (`absent_since`, from earlier runs).
+An empty listing that an API returns once therefore prunes nothing.
+
+Anything that goes wrong while reading one account, even an exception an SDK was not meant
+to raise, becomes that account's targets' failure; the other accounts carry on.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from snapshot_policy.journal import Journal
 from snapshot_policy.model import (
@@ -31,14 +39,22 @@ from snapshot_policy.model import (
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.ownership import CloudSnapshot, has_marker, snapshots_for
 
+log = logging.getLogger(__name__)
+ORPHAN_GRACE = timedelta(hours=24)
+
 
 @dataclass
 class Observation:
-    """The observed state: targets with their snapshots, and the targets that failed."""
+    """The observed state: targets with their snapshots, and the targets that failed.
+
+    `absent` names, per account whose listing was certain, the servers missing from it that
+    have our snapshots: what the run state records for the next run.
+    """
 
     observed: list[tuple[Target, list[Snapshot]]] = field(default_factory=list)
     failures: list[TargetFailure] = field(default_factory=list)
     providers: dict[str, Provider] = field(default_factory=dict)
+    absent: dict[str, set[str]] = field(default_factory=dict)
 
 
 def observe(
@@ -47,12 +63,16 @@ def observe(
     orphans: bool = True,
     orphans_keep_last: int | None = None,
     journal: Journal | None = None,
+    absent_since: Mapping[tuple[str, str], datetime] | None = None,
+    now: datetime | None = None,
 ) -> Observation:
     """Resolve every spec to its servers and classify their snapshots, one listing per account.
 
-    With `orphans`, each account's marked snapshots of vanished servers are added as
-    orphan targets. The `journal` names snapshots this tool started but could not mark:
-    found, they are adopted; not listed yet but recent, they count as still being created.
+    With `orphans`, each account's marked snapshots of missing servers are added as orphan
+    targets, prunable only once `absent_since` (account, server id → first missed) shows the
+    absence is certain at `now`. The `journal` names snapshots this tool started but could
+    not mark: found, they are adopted; not listed yet but recent, they count as still being
+    created.
     """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
@@ -64,13 +84,24 @@ def observe(
             servers = provider.servers()
             targets, failures = _resolve(provider, servers, account, account_specs)
             listing = provider.snapshots()
-        except (ProviderError, ValueError) as error:
-            result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {error}", account.name, s.notify) for s in account_specs]
+        except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
+            log.debug("reading account %s failed", account.name, exc_info=True)
+            reason = str(error) if isinstance(error, (ProviderError, ValueError)) else f"unexpected {type(error).__name__} while reading it"
+            result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {reason}", account.name, s.notify) for s in account_specs]
             continue
         result.providers[account.name] = provider
         result.failures += failures
         if orphans:
-            targets += _orphans(account, servers, listing, orphans_keep_last)
+            missing = _missing(account, servers, listing)
+            certain = not failures
+            if certain:
+                result.absent[account.name] = set(missing)
+            prunable = {
+                server_id for server_id in missing
+                if certain and now is not None and absent_since is not None
+                and (account.name, server_id) in absent_since and now - absent_since[(account.name, server_id)] >= ORPHAN_GRACE
+            }
+            targets += _orphans(account, missing, prunable, orphans_keep_last)
         result.observed += [(t, _with_pending(t, listing, journal)) for t in targets]
     return result
 
@@ -89,14 +120,20 @@ def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Jou
     return snapshots
 
 
-def _orphans(account: Account, servers: Sequence[Server], listing: Sequence[CloudSnapshot], keep_last: int | None) -> list[Target]:
+def _missing(account: Account, servers: Sequence[Server], listing: Sequence[CloudSnapshot]) -> dict[str, list[CloudSnapshot]]:
+    """Our snapshots of servers that the account's listing lacks, by server id."""
     existing = {s.id for s in servers}
     marked: dict[str, list[CloudSnapshot]] = defaultdict(list)
     for snapshot in listing:
         if snapshot.server_id and snapshot.server_id not in existing and has_marker(account.provider, snapshot):
             marked[snapshot.server_id].append(snapshot)
+    return marked
+
+
+def _orphans(account: Account, missing: Mapping[str, list[CloudSnapshot]], prunable: set[str], keep_last: int | None) -> list[Target]:
+    """One orphan target per missing server: pruned to `keep_last` if `prunable`, else all kept."""
     targets = []
-    for server_id, snapshots in sorted(marked.items()):
+    for server_id, snapshots in sorted(missing.items()):
         newest = max(snapshots, key=lambda s: s.created)
         targets.append(Target(
             name="(orphans)",
@@ -105,7 +142,7 @@ def _orphans(account: Account, servers: Sequence[Server], listing: Sequence[Clou
             server_id=server_id,
             # Our names end in -YYYYmmddHHMMSS; what stands before it was the server's name.
             server_name=re.sub(r"-\d{14}$", "", newest.name),
-            retention=RetentionPolicy(keep_last=keep_last or 0),
+            retention=RetentionPolicy(keep_last=keep_last or 0) if server_id in prunable else RetentionPolicy(),
             orphan=True,
         ))
     return targets

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -69,11 +69,14 @@ def plan_target(
     now: datetime,
     created: Snapshot | None = None,
     creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+    last_made: datetime | None = None,
 ) -> TargetPlan:
     """Decide for one target, given the snapshots observed for its server.
 
     `created` is the snapshot this run already made for the target, if any: it counts as
     existing and no second one is planned. Snapshots of other servers are ignored.
+    `last_made` is when this tool last made a snapshot of the server, by its own record: a
+    second source for the schedule, so a listing that lacks that snapshot makes none undue.
 
     Inputs may lie (SPEC §5, invariant 9): a managed snapshot dated after `now` (past a
     small tolerance) is kept, left out of retention and the schedule, and makes the target
@@ -95,13 +98,18 @@ def plan_target(
     planned = None
     if created is not None:
         note = "snapshot made in this run"
-    elif target.orphan:
+    elif target.orphan and target.retention.has_rules:
         note = "the server no longer exists; its snapshots are only pruned"
+    elif target.orphan:
+        note = "the server is missing from its account's listing; its snapshots are kept"
     elif any(s.managed and s.creating for s in own):
         note = "not due: a snapshot is still being created"
     else:
         newest = max((s.created for s in finished), default=None)
-        is_due, note = due(target.schedule, newest, now, zone)
+        recorded = last_made is not None and last_made <= now + CLOCK_TOLERANCE and (newest is None or last_made > newest)
+        is_due, note = due(target.schedule, last_made if recorded else newest, now, zone)
+        if recorded and not is_due:
+            note += " (by this tool's own record: the listing lacks that snapshot)"
         if is_due:
             planned = Snapshot("", snapshot_name(target, now), now, target.server_id, True, "to be created")
 
@@ -132,10 +140,16 @@ def build_plan(
     observed: Sequence[tuple[Target, Sequence[Snapshot]]],
     now: datetime,
     creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+    last_made: Mapping[tuple[str, str], datetime] | None = None,
 ) -> Plan:
-    """Return the plan for every target, in a stable order, with its fingerprint."""
+    """Return the plan for every target, in a stable order, with its fingerprint.
+
+    `last_made` maps (account, server id) to when this tool last made a snapshot of it.
+    """
+    last_made = last_made or {}
     plans = sorted(
-        (plan_target(target, snapshots, now, creation_timeout=creation_timeout) for target, snapshots in observed),
+        (plan_target(target, snapshots, now, creation_timeout=creation_timeout, last_made=last_made.get((target.account, target.server_id)))
+         for target, snapshots in observed),
         key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id),
     )
     return Plan(now, tuple(plans), fingerprint(plans), config_fingerprint([p.target for p in plans], creation_timeout))

@@ -25,6 +25,7 @@ from snapshot_policy.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.observe import Observation, observe
 from snapshot_policy.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.reconcile import build_plan
+from snapshot_policy.runstate import RunState
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,24 @@ def journal_for(settings: RunSettings, now: datetime) -> Journal:
     return Journal(path, timedelta(seconds=settings.snapshot_creation_timeout + 600), now)
 
 
-def decide(loaded: LoadedConfig, whole: bool, now: datetime, journal: Journal | None = None) -> tuple[Plan, list[TargetFailure], Observation]:
-    """Read the clouds and plan at `now`. Orphans belong to no target, so a run limited by
-    --target (`whole` false) leaves them alone."""
+def state_for(settings: RunSettings, now: datetime) -> RunState:
+    """The run state lives beside the lock file too."""
+    return RunState(Path(settings.lock_file).with_suffix(".state.json"), now)
+
+
+def decide(
+    loaded: LoadedConfig, whole: bool, now: datetime, journal: Journal | None = None, state: RunState | None = None
+) -> tuple[Plan, list[TargetFailure], Observation]:
+    """Read the clouds and plan at `now`, with what earlier runs recorded. Orphans belong to
+    no target, so a run limited by --target (`whole` false) leaves them alone."""
     settings = loaded.settings
     journal = journal or journal_for(settings, now)
-    observation = observe(loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last, journal=journal)
-    plan = build_plan(observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout))
+    state = state or state_for(settings, now)
+    observation = observe(
+        loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last,
+        journal=journal, absent_since=state.absent_since, now=now,
+    )
+    plan = build_plan(observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout), state.last_made)
     return plan, list(loaded.failed) + observation.failures, observation
 
 
@@ -69,8 +81,8 @@ def apply(
     settings = loaded.settings
     pings = [monitor.ping(settings.healthcheck_url, "start")]
     now = clock()
-    journal = journal_for(settings, now)
-    plan, failures, observation = decide(loaded, whole, now, journal)
+    journal, state = journal_for(settings, now), state_for(settings, now)
+    plan, failures, observation = decide(loaded, whole, now, journal, state)
     if plan_file is not None:
         try:
             plan = agreed(read_plan_file(plan_file), plan, plan_file, max_plan_age)
@@ -80,6 +92,7 @@ def apply(
     audit = AuditLog(audit_path(settings), plan.fingerprint)
     executor = Executor(observation.providers, journal, audit, clock, parallel=parallel, delay_between_servers=settings.delay_between_servers, progress=progress)
     report = executor.apply(plan, failures)
+    _remember(state, report, observation if whole else None, now)
     deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), clock, loaded.secrets)
     report = replace(report, deliveries=tuple(deliveries))
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
@@ -92,6 +105,19 @@ def apply(
     except OSError as error:  # the snapshots are done; a file that cannot be written must not hide that
         log.error("could not write the metrics or report file: %s", error)
     return report
+
+
+def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> None:
+    """Record the snapshots made and (for a whole run) the servers missing, for the next run."""
+    for outcome in report.outcomes:
+        if outcome.created is not None:
+            state.record_made(outcome.plan.target.account, outcome.plan.target.server_id, now)
+    for account, absent in (observation.absent if observation else {}).items():
+        state.record_absent(account, absent, now)
+    try:
+        state.save()
+    except OSError as error:  # the snapshots are done; the next run only knows less
+        log.error("could not write the run state: %s", error)
 
 
 def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tuple[Event, tuple[Channel, ...]]]:

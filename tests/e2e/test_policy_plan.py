@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -102,7 +103,11 @@ def test_a_server_in_two_targets_fails_both(policy, sandbox, capsys, clock):
     assert out.count("is selected by targets db and db-again") == 2
 
 
-def test_orphans_are_kept_and_reported_or_pruned_when_asked(policy, sandbox, capsys, clock):
+def orphans_in(capsys) -> dict:
+    return next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
+
+
+def test_orphans_are_kept_and_reported_or_pruned_once_their_absence_is_certain(policy, sandbox, capsys, clock):
     state = sandbox.dump_state()
     marked = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "5000"}
     state["snapshots"] += [
@@ -111,18 +116,61 @@ def test_orphans_are_kept_and_reported_or_pruned_when_asked(policy, sandbox, cap
     ]
     sandbox.load_state(state)
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
-    orphans = next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
+    orphans = orphans_in(capsys)
     assert (orphans["server_id"], orphans["server_name"], orphans["create"]) == ("5000", "gone-1", None)
     assert len(orphans["keep"]) == 4 and orphans["delete"] == []
-    assert orphans["schedule_note"] == "the server no longer exists; its snapshots are only pruned"
+    assert orphans["schedule_note"] == "the server is missing from its account's listing; its snapshots are kept"
 
-    policy.write_text(POLICY + "orphans: {keep_last: 1}\n")
+    # Pruning is asked for, but one look at the listing proves nothing: the first apply keeps
+    # them all and records when the server was first missed; a day later they are pruned.
+    policy.write_text(POLICY + "orphans: {keep_last: 1}\nsettings: {lock_file: run/lock}\n")
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    capsys.readouterr()
+    assert {s["name"] for s in sandbox.dump_state()["snapshots"] if s["server_id"] == 5000} >= {legacy_name("gone-1", clock.now, d) for d in range(2, 6)}
+    clock.advance(hours=23)
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
-    orphans = next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
-    assert [s["name"] for s in orphans["keep"]] == [legacy_name("gone-1", clock.now, 2)]
+    assert orphans_in(capsys)["delete"] == []
+    clock.advance(hours=1)
+    assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
+    orphans = orphans_in(capsys)
+    assert [s["name"] for s in orphans["keep"]] == [legacy_name("gone-1", clock.now - timedelta(hours=24), 2)]
     assert len(orphans["delete"]) == 3
+    assert orphans["schedule_note"] == "the server no longer exists; its snapshots are only pruned"
     assert main(["plan", "--policy", str(policy), "--target", "db"], clock=clock) == 0
     assert "(orphans)" not in capsys.readouterr().out
+
+
+def test_a_server_listing_empty_once_prunes_nothing(policy, sandbox, capsys, clock):
+    """An API that answers 200 with no servers once: the targets fail, and their servers'
+    snapshots are not taken for orphans, even with orphan pruning on and a day gone by."""
+    state = sandbox.dump_state()
+    for snapshot in state["snapshots"]:
+        if snapshot["server_id"] == 4711 and not snapshot.get("protected"):
+            snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "4711"}
+    sandbox.load_state(state)
+    policy.write_text(POLICY + "orphans: {keep_last: 1}\nsettings: {lock_file: run/lock}\n")
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    before = sandbox.dump_state()["snapshots"]
+    clock.advance(hours=25)
+    for _ in range(2):  # the second time a day after the first
+        sandbox.inject("patch", service="hetzner", method="GET", path="^/v1/servers$", patch={"servers": []})
+        assert main(["apply", "--policy", str(policy)], clock=clock) == 2
+        assert "db: FAILED: no server with id 4711" in capsys.readouterr().out
+        clock.advance(hours=25)
+    db_before = {s["id"] for s in before if s["server_id"] == 4711}
+    assert db_before <= {s["id"] for s in sandbox.dump_state()["snapshots"]}
+
+
+def test_a_snapshot_listing_empty_once_makes_no_undue_snapshot(policy, sandbox, capsys, clock):
+    """The tool's own record of what it made is a second source for the schedule."""
+    policy.write_text(POLICY + "settings: {lock_file: run/lock}\n")
+    assert main(["apply", "--policy", str(policy), "--target", "db"], clock=clock) == 0
+    made = len(sandbox.dump_state()["snapshots"])
+    clock.advance(hours=2)
+    sandbox.inject("patch", service="hetzner", method="GET", path="^/v1/images$", patch={"images": []})
+    assert main(["apply", "--policy", str(policy), "--target", "db"], clock=clock) == 0
+    assert len(sandbox.dump_state()["snapshots"]) == made
+    assert "no new snapshot" in capsys.readouterr().out
 
 
 def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sandbox, tmp_path, capsys, clock):

@@ -1,0 +1,49 @@
+"""RunState: what earlier runs recorded survives to the next, and a bad file only forgets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from snapshot_policy.runstate import RunState
+from tests.factories import utc
+
+NOW = utc(2026, 11, 26, 3)
+
+
+def test_run_state_keeps_first_absence_and_last_made_across_runs(tmp_path):
+    path = tmp_path / "run.state.json"
+    state = RunState(path, NOW)
+    state.record_absent("hz", {"5000", "5001"}, NOW)
+    state.record_made("hz", "4711", NOW)
+    state.save()
+    later = NOW + timedelta(hours=6)
+    again = RunState(path, later)
+    again.record_absent("hz", {"5000", "5002"}, later)  # 5001 is listed again, 5002 newly missed
+    again.record_made("hz", "4711", NOW - timedelta(days=1))  # an older record never wins
+    assert again.absent_since == {("hz", "5000"): NOW, ("hz", "5002"): later}
+    assert again.last_made == {("hz", "4711"): NOW}
+
+
+def test_run_state_absences_of_one_account_leave_the_others_alone(tmp_path):
+    state = RunState(tmp_path / "s.json", NOW)
+    state.record_absent("hz", {"1"}, NOW)
+    state.record_absent("do", set(), NOW)
+    assert state.absent_since == {("hz", "1"): NOW}
+
+
+@pytest.mark.parametrize("content", ["", "{", "[]", '{"absent_since": 3}', '{"last_made": [["hz", "1", "soon"], ["hz"], ["hz", "2", "2026-11-25T03:00:00"]]}'])
+def test_run_state_reads_a_garbled_file_as_empty(tmp_path, content):
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    state = RunState(path, NOW)
+    assert state.absent_since == {} and state.last_made == {}
+
+
+def test_run_state_forgets_records_older_than_it_keeps(tmp_path):
+    path = tmp_path / "s.json"
+    state = RunState(path, NOW)
+    state.record_made("hz", "1", NOW)
+    state.save()
+    assert RunState(path, NOW + timedelta(days=401)).last_made == {}
