@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 _PART = re.compile(r"(\d+)([hdwmy])")
 _WHOLE = re.compile(r"(?:\d+[hdwmy])+")
+# Longer than any retention or schedule makes sense for, and short enough for datetime's range.
+MAX_DAYS = 100 * 366
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class Duration:
         duration = cls(totals["y"], totals["m"], totals["d"] + 7 * totals["w"], totals["h"])
         if duration == cls():
             raise ValueError(f"{text!r} is a zero duration; give a positive one")
+        if duration.years * 366 + duration.months * 31 + duration.days + duration.hours / 24 > MAX_DAYS:
+            raise ValueError(f"{text[:40]!r} is longer than 100 years; give a shorter duration")
         return duration
 
     @property

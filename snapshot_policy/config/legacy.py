@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snapshot_policy import transport
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import is_placeholder
@@ -226,6 +227,9 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings) -
             problems.append(Problem(source.file, None, f"{wrapper}.telegram", "Telegram is enabled but has no bot_token and chat_id here or in snapshots.config; no message will be sent", warning=True))
     if _enabled(webhook, ini, "WEBHOOK"):
         url = webhook.get("url") or ini.get("WEBHOOK", "url")
+        refused = transport.url_problem(str(url), transport.WEBHOOK) if url else None
+        if refused is not None:  # the server's snapshots matter more than its notification
+            problems.append(Problem(source.file, None, f"{wrapper}.webhook.url", f"{refused}; the webhook will not be sent", warning=True))
         if url:
             channels.append(WebhookChannel(
                 name="webhook",

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from snapshot_policy import transport
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import validate
 from snapshot_policy.config.secrets import SecretError, resolve
@@ -74,6 +75,11 @@ class _Checker:
             self.add(path, str(error))
             return ""
 
+    def url(self, path: tuple, url: str, what: str) -> None:
+        problem = transport.url_problem(url, what)
+        if problem is not None:
+            self.add(path, problem)
+
     def zone(self, path: tuple, name: str) -> str:
         try:
             ZoneInfo(name)
@@ -102,6 +108,9 @@ def load_policy(path: Path, env: Mapping[str, str] | None = None, read_secrets: 
     zone = check.zone(("timezone",), data.get("timezone", "UTC"))
     accounts = _accounts(check, data["accounts"])
     channels = _channels(check, data.get("notifications", {}))
+    for key, what in (("healthcheck_url", transport.HEALTHCHECK), ("telegram_api_url", transport.BOT_TOKEN)):
+        if key in data.get("settings", {}):
+            check.url(("settings", key), data["settings"][key], what)
     defaults = data.get("defaults", {})
     _check_target_keys(check, ("defaults",), defaults, channels)
     targets, seen = [], {}
@@ -138,6 +147,8 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
             token = check.env.get(variable, "")
             if not token and check.read_secrets:
                 check.add(("accounts", name), f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}")
+        if "endpoint" in account:
+            check.url(("accounts", name, "endpoint"), account["endpoint"], transport.API_TOKEN)
         accounts[name] = Account(name, provider, token, account.get("endpoint"))
     return accounts
 
@@ -164,6 +175,7 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 **common,
             )
         else:
+            check.url((*path, "url"), channel["url"], transport.WEBHOOK)
             channels[name] = WebhookChannel(
                 name=name,
                 url=channel["url"],
@@ -202,11 +214,12 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
 
 
 def _name_pattern_errors(pattern: str) -> list[str]:
+    """Plain fields only: a format spec would make names that their own pattern does not match."""
+    errors = template_errors(pattern, NAME_FIELDS, "field")
     try:
         fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
-    except ValueError as error:
-        return [f"has a stray brace ({error})"]
-    errors = [f"uses unknown field {{{f}}}; fields: {', '.join('{' + n + '}' for n in NAME_FIELDS)}" for f in fields if f not in NAME_FIELDS]
+    except ValueError:
+        return errors
     if "timestamp" not in fields:
         errors.append("must contain {timestamp}, or every snapshot of a server would get the same name")
     return errors

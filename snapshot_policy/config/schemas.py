@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 from snapshot_policy.config.problems import Problem, path_text
 from snapshot_policy.config.sources import Source
@@ -56,9 +56,19 @@ def load_schema(name: str) -> dict:
     return json.loads((schema_dir() / file).read_text(encoding="utf-8"))
 
 
+def _is_finite_number(checker: Any, instance: Any) -> bool:
+    """JSON has no NaN or infinity, but YAML (`.nan`, `.inf`) and Python's json (`NaN`) read
+    them, and NaN passes every minimum and maximum: they are no numbers here."""
+    return Draft202012Validator.TYPE_CHECKER.is_type(instance, "number") and (not isinstance(instance, float) or math.isfinite(instance))
+
+
+# Draft 2020-12, with NaN and infinity failing "type": "number" (and so "integer" too).
+_FiniteValidator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _is_finite_number))
+
+
 @functools.cache
 def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(load_schema(name))
+    return _FiniteValidator(load_schema(name))
 
 
 def coerce_ini(data: Mapping[str, Mapping[str, str]], schema: Mapping) -> dict[str, dict[str, Any]]:
@@ -146,6 +156,10 @@ def _sentence(error: ValidationError, path: tuple) -> str:
             return f"must be {limit} or more, not {_show(value)}"
         case "exclusiveMinimum":
             return f"must be more than {limit}, not {_show(value)}"
+        case "maximum":
+            return f"must be {limit} or less, not {_show(value)}"
+        case "exclusiveMaximum":
+            return f"must be less than {limit}, not {_show(value)}"
         case "enum":
             return f"must be one of {', '.join(map(str, limit))}, not {_show(value)}"
         case "const":
@@ -253,6 +267,8 @@ def _describe(value: Any) -> str:
         return _show(value)
     if isinstance(value, str):
         return f"the string {_show(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return _show(value)
     if isinstance(value, (int, float)):
         return f"the number {_show(value)}"
     if isinstance(value, list):

@@ -49,6 +49,8 @@ def deliver(
     A Telegram channel with `summary` gets one message covering every event routed to it,
     after the per-event messages. Never raise: a failure becomes `ok=False` with an error
     from which `secrets` and the channel's own secrets are masked, and a WARNING log line.
+    A Telegram base URL or webhook URL that is not https (plain http only to this machine,
+    `transport`) fails its deliveries with `attempts=0`: nothing is sent.
     """
     secrets = tuple(secrets)
     deliveries: list[Delivery] = []

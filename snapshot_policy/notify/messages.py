@@ -1,8 +1,8 @@
 """What a notification says (SPEC §7): Telegram texts and webhook payloads for one target's result.
 
-Pure: no I/O. Templates use the legacy manual's variables (`templates.VARIABLES`); config
-validation rejects unknown ones, but a stray `{name}` that slips through is left as written
-rather than ending the run.
+Pure: no I/O. Templates use the legacy manual's variables (`templates.VARIABLES`) as plain
+`{name}` placeholders; config validation rejects anything else, and whatever slips through
+(an unknown name, a format spec) is left as written rather than ending the run.
 
 Telegram texts use the legacy `Markdown` parse mode. Values are escaped for the place they
 land in, following Telegram's parser: outside any entity, `_`, `*`, backtick and `[` get a
@@ -171,8 +171,12 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _fill(template: str, values: Mapping[str, object], markdown: bool) -> str:
-    """Substitute `values` into `template` (str.format syntax); escape them for Markdown when
-    `markdown`. Unknown or unformattable fields stay as written; so does a malformed template."""
+    """Substitute `values` into `template`'s plain `{name}` placeholders; escape them for
+    Markdown when `markdown`. Anything else in braces stays as written: an unknown name, a
+    format spec or conversion (`{total_snapshots:>9}`, `{server_name!r}`), an attribute or
+    index lookup, and a malformed template. Config validation rejects all of these; this is
+    the second line, so a template can never make a value longer than the value itself.
+    """
     try:
         chunks = list(_FORMATTER.parse(template))
     except ValueError:
@@ -191,13 +195,10 @@ def _fill(template: str, values: Mapping[str, object], markdown: bool) -> str:
 
 
 def _field(values: Mapping[str, object], name: str, spec: str, conversion: str | None) -> str:
-    written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-    if name not in values:
-        return written
-    try:
-        return _FORMATTER.format_field(_FORMATTER.convert_field(values[name], conversion), spec)
-    except (ValueError, TypeError):
-        return written
+    """The value of a plain `{name}`, as snapshots.py's text replacement gave it; otherwise the field as written."""
+    if spec or conversion or name not in values:
+        return "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+    return str(values[name])
 
 
 def _entity_after(text: str, closer: str | None) -> str | None:

@@ -3,7 +3,8 @@
 PTB is async-only; each request runs in its own `asyncio.run`, so no event loop outlives a
 call or crosses threads. `getMe` is never called: a message costs one request, and a wrong
 token shows up as the sendMessage refusal. The bot token is part of every request URL, so
-nothing here logs or returns a URL.
+nothing here logs or returns a URL, and a base URL that is not https (plain http only to
+this machine, `transport`) is refused before the token is put on it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
+
+from snapshot_policy import transport
 
 # A flood-control wait longer than this is not worth holding up a snapshot run for.
 MAX_SERVER_WAIT = 60.0
@@ -41,8 +44,12 @@ def send(
     flood control, waiting `base_delay * 2**(n-1)` before retry n, or Telegram's `retry_after`
     when given (giving up instead if that is over MAX_SERVER_WAIT). When Telegram "can't parse entities", `plain` is sent once
     without a parse mode (not counted as a retry). Other refusals (bad request, forbidden,
-    invalid token) are final. `timeout` applies to each request.
+    invalid token) are final. `timeout` applies to each request. A `base_url` that
+    `transport` refuses is not contacted: (0, why).
     """
+    refused = transport.url_problem(base_url, transport.BOT_TOKEN)
+    if refused is not None:
+        return 0, refused
     requests = retry = 0
     while True:
         requests += 1

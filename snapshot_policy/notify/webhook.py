@@ -1,28 +1,49 @@
 """POSTing one JSON payload to a webhook through httpx, optionally signed, with retries.
 
-The body is serialised once (compact JSON, UTF-8) and those exact bytes are sent and signed.
+The URL must be https, or plain http to this machine (`transport`); any other is refused
+before a connection is opened. The body is serialised once (compact JSON, UTF-8) and those
+exact bytes are sent and signed.
 
-Signature (when the channel has a `secret`): two headers on every attempt,
+Every delivery carries an event id, a random UUID that is the same on each retry of that
+delivery and differs between deliveries, so a receiver can drop one it has already handled:
+
+    X-Snapshot-Policy-Event-Id: <uuid4, e.g. 1b4e28ba-2fa1-4d3b-a3f5-ef19b8e1c3a2>
+
+Signature (when the channel has a `secret`): two more headers on every attempt,
 
     X-Snapshot-Policy-Timestamp: <unix seconds when the attempt was sent>
-    X-Snapshot-Policy-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+    X-Snapshot-Policy-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + event_id + "." + body)>
 
-The timestamp is signed with the body so a captured request cannot be replayed later. To
-verify: take the raw body bytes (before any JSON parsing), recompute the HMAC over
-`timestamp + b"." + body`, compare in constant time, and refuse timestamps older than a few
-minutes. With Flask:
+The timestamp and the event id are signed with the body: a captured request cannot be
+replayed later (the timestamp is too old) nor inside the window under another id (the
+signature would not match), so a receiver that refuses old timestamps and remembers the ids
+it saw for that long handles each event once. To verify: take the raw body bytes (before
+any JSON parsing), recompute the HMAC over `timestamp + b"." + event_id + b"." + body`,
+compare in constant time, refuse timestamps more than a few minutes off, then skip an id
+already seen. With Flask:
+
+    SEEN: dict[str, float] = {}  # event id -> when first seen; one process, kept 10 minutes
 
     @app.post("/snapshots")
     def snapshots():
         stamp = request.headers.get("X-Snapshot-Policy-Timestamp", "")
-        signed = stamp.encode() + b"." + request.get_data()
+        event = request.headers.get("X-Snapshot-Policy-Event-Id", "")
+        signed = stamp.encode() + b"." + event.encode() + b"." + request.get_data()
         expected = "sha256=" + hmac.new(SECRET, signed, hashlib.sha256).hexdigest()
         given = request.headers.get("X-Snapshot-Policy-Signature", "")
-        if not hmac.compare_digest(expected, given) or abs(time.time() - int(stamp)) > 300:
+        if not hmac.compare_digest(expected, given) or not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
             abort(401)
+        for old in [e for e, at in SEEN.items() if at < time.time() - 600]:
+            del SEEN[old]
+        if event in SEEN:
+            return "", 204  # a retry of an event already handled: acknowledge, do nothing
+        SEEN[event] = time.time()
+        ...  # handle request.get_json()
         return "", 204
 
 (`SECRET` is the configured secret encoded as UTF-8; imports: hashlib, hmac, time, flask.)
+Receivers written for the earlier recipe, which signed `timestamp + "." + body`, refuse
+every request until they add the event id: they fail closed, never accept an unsigned id.
 """
 
 from __future__ import annotations
@@ -30,14 +51,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Callable, Mapping
 
 import httpx
 
+from snapshot_policy import transport
 from snapshot_policy.model import Clock
 
 SIGNATURE_HEADER = "X-Snapshot-Policy-Signature"
 TIMESTAMP_HEADER = "X-Snapshot-Policy-Timestamp"
+EVENT_ID_HEADER = "X-Snapshot-Policy-Event-Id"
 # A Retry-After longer than this is not worth holding up a snapshot run for.
 MAX_SERVER_WAIT = 60.0
 
@@ -56,19 +80,25 @@ def post(
 ) -> tuple[int, str | None]:
     """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
 
-    Up to `retries` retries after the first attempt, on connection errors, timeouts, 429 and
-    5xx, waiting `base_delay * 2**(n-1)` before retry n, or a 429's `Retry-After` in seconds
-    when given (giving up instead if that is over MAX_SERVER_WAIT). Other answers of 300 and
-    above are final. `timeout` applies to each request; `clock` dates each signed attempt.
+    A `url` that `transport` refuses is not contacted: (0, why). Every attempt of this call
+    carries the same new event id. Up to `retries` retries after the first attempt, on
+    connection errors, timeouts, 429 and 5xx, waiting `base_delay * 2**(n-1)` before retry
+    n, or a 429's `Retry-After` in seconds when given (giving up instead if that is over
+    MAX_SERVER_WAIT). Other answers of 300 and above are final. `timeout` applies to each
+    request; `clock` dates each signed attempt.
     """
+    refused = transport.url_problem(url, transport.WEBHOOK)
+    if refused is not None:
+        return 0, refused
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    event_id = str(uuid.uuid4())
     requests = retry = 0
     with httpx.Client(timeout=timeout) as client:
         while True:
             requests += 1
             wait = None
             try:
-                response = client.post(url, content=body, headers=_headers(headers, body, secret, clock))
+                response = client.post(url, content=body, headers=_headers(headers, body, event_id, secret, clock))
             except httpx.TransportError as error:  # connection refused or dropped, timeouts
                 failure = f"{type(error).__name__}: {error}"
             else:
@@ -89,20 +119,22 @@ def post(
             sleep(wait)
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The value of the signature header for `body` sent at `timestamp` (unix seconds)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
+    """The value of the signature header for `body` of event `event_id` sent at `timestamp` (unix seconds)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + event_id.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
-def _headers(extra: Mapping[str, str], body: bytes, secret: str | None, clock: Clock) -> httpx.Headers:
-    """The channel's own headers, then ours, which win: the body is JSON whatever they say."""
+def _headers(extra: Mapping[str, str], body: bytes, event_id: str, secret: str | None, clock: Clock) -> httpx.Headers:
+    """The channel's own headers, then ours, which win: the body is JSON whatever they say,
+    and the event id and signature are ours to give."""
     headers = httpx.Headers(dict(extra))
     headers["Content-Type"] = "application/json"
+    headers[EVENT_ID_HEADER] = event_id
     if secret:
         timestamp = str(int(clock().timestamp()))
         headers[TIMESTAMP_HEADER] = timestamp
-        headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)
+        headers[SIGNATURE_HEADER] = signature(secret, timestamp, event_id, body)
     return headers
 
 

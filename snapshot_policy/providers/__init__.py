@@ -6,11 +6,10 @@ ProviderError. They make no decisions: what to create or delete is the reconcile
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from typing import Protocol
-from urllib.parse import urlsplit
 
+from snapshot_policy import transport
 from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, Server, Target
 from snapshot_policy.providers.digitalocean import DigitalOcean
 from snapshot_policy.providers.hetzner import Hetzner
@@ -51,20 +50,9 @@ def endpoint_for(account: Account) -> str:
     return (configured or DEFAULT_ENDPOINTS[account.provider]).rstrip("/")
 
 
-def is_loopback(url: str) -> bool:
-    """True when `url` points at this machine, where plain http cannot leak a token."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def connect(account: Account, timing: Timing = Timing(), retry: RetryPolicy = RetryPolicy()) -> Provider:
-    """Return the adapter for `account`. Raise ValueError for plain http off this machine."""
+    """Return the adapter for `account`. Raise transport.InsecureURLError (a ValueError) for
+    an endpoint that is not https, unless it is plain http to this machine."""
     endpoint = endpoint_for(account)
-    if urlsplit(endpoint).scheme != "https" and not is_loopback(endpoint):
-        raise ValueError(f"{endpoint} is not https: the API token would cross the network in clear text")
+    transport.check_url(endpoint, transport.API_TOKEN)
     return ADAPTERS[account.provider](account.token, endpoint, timing, retry)

@@ -118,3 +118,15 @@ def test_legacy_notifications_follow_server_then_global_then_default(legacy_layo
     assert all(m["parse_mode"] == "Markdown" and str(m["chat_id"]) == "-1001234567890" for m in sandbox.telegram_messages())
     [payload] = [d["json"] for d in sandbox.webhook_deliveries("legacy")]
     assert payload == {"server": "db-1", "total": 2}
+
+
+def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(legacy_layout, monkeypatch, capsys, clock):
+    """snapshots.py sent webhooks over plain http; we refuse to send one off this machine, but a
+    notification URL must not cost the server its snapshot."""
+    server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", "http://hooks.example.com/snap"))
+    monkeypatch.chdir(legacy_layout)
+    assert main(["validate", "-v"], clock=clock) == 0
+    err = capsys.readouterr().err
+    assert "hetzner_cloud_server1.json: hetzner_cloud_server.webhook.url: http://hooks.example.com is not https" in err
+    assert "the webhook will not be sent" in err

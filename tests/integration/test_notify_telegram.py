@@ -154,3 +154,14 @@ def test_summary_channel_gets_one_message_for_the_whole_run(sandbox):
         "✅ web-1 (digitalocean): web-1-20250101030000, 3 snapshots exist",
         "✅ web-2 (digitalocean): web-1-20250101030000, 3 snapshots exist",
     ]
+
+
+def test_a_plain_http_api_off_this_machine_is_refused_before_the_token_is_sent():
+    """SPEC §5 invariant 11: the bot token is part of every request URL."""
+    sleeps: list[float] = []
+    routes = [(EVENT, [channel(), channel(name="digest", summary=True)])]
+    deliveries = deliver(routes, "http://api.telegram.example/bot", lambda: EVENT.timestamp, sleep=sleeps.append)
+    refusal = ("http://api.telegram.example is not https: the bot token would cross the network in clear text; "
+               "use https, or http only to this machine (127.0.0.1, ::1, localhost)")
+    assert deliveries == [Delivery("ops", "telegram", "web", False, 0, refusal), Delivery("digest", "telegram", None, False, 0, refusal)]
+    assert sleeps == []

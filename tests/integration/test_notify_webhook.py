@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -61,15 +62,54 @@ def test_custom_payload_and_extra_headers_are_sent(sandbox):
     assert second["json"] == {"text": "failed"}
 
 
+def verifies(secret: str, received: dict, event_id: str | None = None) -> bool:
+    """The receiver's check from notify/webhook.py's docstring (and the README)."""
+    stamp = received["headers"]["x-snapshot-policy-timestamp"]
+    event = received["headers"]["x-snapshot-policy-event-id"] if event_id is None else event_id
+    signed = stamp.encode() + b"." + event.encode() + b"." + received["body"].encode()
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, received["headers"]["x-snapshot-policy-signature"])
+
+
 def test_signature_verifies_with_the_documented_recipe_and_is_dated_by_the_run_clock(sandbox):
     secret = "correct horse battery staple"
     assert send(hook(sandbox, secret=secret)).ok
     [received] = sandbox.webhook_deliveries("ops")
-    stamp = received["headers"]["x-snapshot-policy-timestamp"]
-    signed = stamp.encode() + b"." + received["body"].encode()
-    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(expected, received["headers"]["x-snapshot-policy-signature"])
-    assert stamp == str(int(SENT_AT.timestamp()))
+    assert verifies(secret, received)
+    assert received["headers"]["x-snapshot-policy-timestamp"] == str(int(SENT_AT.timestamp()))
+
+
+def test_the_event_id_is_signed_so_a_replay_cannot_pass_under_a_new_id(sandbox):
+    secret = "correct horse battery staple"
+    assert send(hook(sandbox, secret=secret)).ok
+    [received] = sandbox.webhook_deliveries("ops")
+    assert not verifies(secret, received, event_id=str(uuid.uuid4()))
+    assert not verifies(secret, received, event_id="")  # nor by the recipe that signed no id
+
+
+def test_each_delivery_has_its_own_event_id_signed_or_not(sandbox):
+    assert send(hook(sandbox, secret="s3cret-s3cret")).ok and send(hook(sandbox, secret="s3cret-s3cret")).ok and send(hook(sandbox)).ok
+    ids = [d["headers"]["x-snapshot-policy-event-id"] for d in sandbox.webhook_deliveries("ops")]
+    assert len(set(ids)) == 3
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+
+
+def test_a_retry_repeats_the_event_id_so_the_receiver_can_drop_the_duplicate(sandbox):
+    """The receiver handled the first POST but its answer was lost: the retry is the same event."""
+    secret = "correct horse battery staple"
+    sandbox.inject("lose_reply", service="webhook", count=1)
+    sleeps: list[float] = []
+    assert send(hook(sandbox, secret=secret), sleeps=sleeps) == Delivery("hook", "webhook", "web", True, 2, None)
+    first, retry = sandbox.webhook_deliveries("ops")
+    assert first["headers"]["x-snapshot-policy-event-id"] == retry["headers"]["x-snapshot-policy-event-id"]
+    assert first["body"] == retry["body"]
+    assert verifies(secret, first) and verifies(secret, retry)
+
+
+def test_a_channel_header_cannot_replace_the_event_id(sandbox):
+    assert send(hook(sandbox, headers={"X-Snapshot-Policy-Event-Id": "fixed"})).ok
+    [received] = sandbox.webhook_deliveries("ops")
+    assert received["headers"]["x-snapshot-policy-event-id"] != "fixed"
 
 
 def test_server_errors_and_dropped_connections_are_retried_with_doubling_delays(sandbox):
@@ -116,3 +156,24 @@ def test_an_unreachable_webhook_fails_without_raising_or_showing_its_url():
     [delivery] = deliver([(EVENT, [WebhookChannel(name="hook", url=url, retries=0)])], "http://unused/bot", lambda: SENT_AT)
     assert (delivery.ok, delivery.attempts) == (False, 1)
     assert delivery.error.startswith("ConnectError") and "T0KENinTheUrl" not in delivery.error
+
+
+def test_plain_http_off_this_machine_is_refused_before_any_connection():
+    """SPEC §5 invariant 11: the URL (a credential for Slack-style hooks) and headers never go out in clear text."""
+    url = "http://example.invalid/hooks/T0KENinTheUrl-abcdef"
+    sleeps: list[float] = []
+    channel = WebhookChannel(name="hook", url=url, headers={"Authorization": "Bearer abc"})
+    [delivery] = deliver([(EVENT, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append)
+    assert (delivery.ok, delivery.attempts, sleeps) == (False, 0, [])
+    assert delivery.error == (
+        "http://example.invalid is not https: the webhook's URL and headers would cross the network in clear text; "
+        "use https, or http only to this machine (127.0.0.1, ::1, localhost)"
+    )
+
+
+def test_plain_http_to_this_machine_is_allowed(sandbox):
+    assert sandbox.webhook_url("ops").startswith("http://127.0.0.1:")
+    assert send(hook(sandbox)).ok
+    localhost = sandbox.webhook_url("ops").replace("127.0.0.1", "localhost")
+    assert send(hook(sandbox, url=localhost)).ok
+    assert len(sandbox.webhook_deliveries("ops")) == 2

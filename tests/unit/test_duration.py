@@ -47,3 +47,11 @@ def test_duration_before_counts_hours_as_elapsed_time():
 def test_duration_as_timedelta_refuses_months():
     with pytest.raises(ValueError):
         Duration(months=1).as_timedelta()
+
+
+def test_parse_refuses_a_duration_past_a_century():
+    """Such a duration passed validation and then overflowed datetime in plan and simulate."""
+    for text in ("99999y", "9999999999999h", "101y"):
+        with pytest.raises(ValueError, match="longer than 100 years"):
+            Duration.parse(text)
+    assert Duration.parse("100y") == Duration(years=100)

@@ -260,9 +260,9 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
         ("policy", ("accounts", "hetzner-prod", "token"), "env:",
          "accounts.hetzner-prod.token: 'env:' is not in the expected form: a secret: the value itself, env:NAME to read it from an environment variable, "
          "or file:PATH to read it from a file (relative to the policy file)"),
-        ("policy", ("targets", 0, "ids", 1), "web-1", "targets[0].ids[1]: 'web-1' is not in the expected form: a server id: a positive number or a string of digits"),
+        ("policy", ("targets", 0, "ids", 1), "web-1", "targets[0].ids[1]: 'web-1' is not in the expected form: a server id: a positive number or a string of up to 19 digits"),
         ("legacy-server", ("digitalocean_droplet", "id"), "your-droplet-id",
-         "digitalocean_droplet.id: 'your-droplet-id' is not in the expected form: the server's numeric id, as a number or a string of digits"),
+         "digitalocean_droplet.id: 'your-droplet-id' is not in the expected form: the server's numeric id, as a number or a string of up to 19 digits"),
         ("policy", ("accounts", "my account"), {"provider": "hetzner"},
          "accounts: the name 'my account' is not in the expected form: a name of letters, digits, '_', '.' and '-' that starts with a letter or digit, such as hetzner-prod"),
         # sizes
@@ -301,7 +301,7 @@ def test_exactly_one_of_several_keys(target_change, expected):
                                                                            "payload_success, payload_failure, timeout, retries, base_delay_between_retries or headers"]),
         ({"type": "webhook", "url": "https://x.example", "retries": -1}, ["notifications.ops.retries: must be 0 or more, not -1"]),
         ({"type": "telegram", "chat_id": 1}, ["notifications.ops: missing required key 'bot_token'"]),
-        ({"type": "webhook", "url": "ftp://x.example"}, ["notifications.ops.url: 'ftp://x.example' is not in the expected form: an http:// or https:// URL"]),
+        ({"type": "webhook", "url": "ftp://x.example"}, ["notifications.ops.url: 'ftp://x.example' is not in the expected form: an https:// URL, or http:// to this machine only (127.0.0.1, ::1, localhost)"]),
         # When no alternative fits, they are offered together.
         ({"type": "email", "to": "ops@example.com"}, ["notifications.ops.type: must be one of telegram, webhook, not 'email'"]),
         ("telegram", ["notifications.ops: must be an object, not the string 'telegram'"]),
@@ -443,3 +443,90 @@ def test_load_schema_takes_the_short_or_the_file_name_and_reads_once():
 )
 def test_problem_reads_file_line_path_message(problem, text):
     assert str(problem) == text
+
+
+def _numbers(node, where=""):
+    """Yield (place, schema) for every schema node that admits a number."""
+    if isinstance(node, dict):
+        kinds = node.get("type", [])
+        if {"number", "integer"} & set([kinds] if isinstance(kinds, str) else kinds):
+            yield where, node
+        for key, value in node.items():
+            yield from _numbers(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _numbers(value, f"{where}/{index}")
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_every_number_has_a_lower_and_an_upper_bound(name):
+    """Issue 12: `snapshot_creation_timeout: 10**30` passed validation and ended in an OverflowError."""
+    for where, schema in _numbers(load_schema(name)):
+        assert {"minimum", "exclusiveMinimum"} & set(schema), f"{where} has no lower bound"
+        assert {"maximum", "exclusiveMaximum"} & set(schema), f"{where} has no upper bound"
+        assert schema.get("maximum", 0) < 2**63, f"{where} allows numbers past 64 bits"
+
+
+@pytest.mark.parametrize(
+    "schema, path, value, expected",
+    [
+        ("policy", ("settings", "snapshot_creation_timeout"), 10**30, "settings.snapshot_creation_timeout: must be 604800 or less, not 1" + "0" * 30),
+        ("policy", ("settings", "request_timeout"), 1e308, "settings.request_timeout: must be 3600 or less, not 1e+308"),
+        ("policy", ("settings", "delay_between_servers"), 3600.5, "settings.delay_between_servers: must be 3600 or less, not 3600.5"),
+        ("policy", ("settings", "parallel"), 65, "settings.parallel: must be 64 or less, not 65"),
+        ("policy", ("settings", "log", "max_bytes"), 2**30 + 1, "settings.log.max_bytes: must be 1073741824 or less, not 1073741825"),
+        ("policy", ("settings", "log", "backup_count"), 1001, "settings.log.backup_count: must be 1000 or less, not 1001"),
+        ("policy", ("orphans", "keep_last"), 100_001, "orphans.keep_last: must be 100000 or less, not 100001"),
+        ("policy", ("targets", 2, "retention", "keep_hourly"), 10**6, "targets[2].retention.keep_hourly: must be 100000 or less, not 1000000"),
+        ("policy", ("targets", 2, "safety", "max_deletions"), 10**6, "targets[2].safety.max_deletions: must be 100000 or less, not 1000000"),
+        ("policy", ("notifications", "n8n", "retries"), 11, "notifications.n8n.retries: must be 10 or less, not 11"),
+        ("policy", ("notifications", "n8n", "timeout"), 601, "notifications.n8n.timeout: must be 600 or less, not 601"),
+        ("policy", ("notifications", "ops", "base_delay_between_retries"), 61, "notifications.ops.base_delay_between_retries: must be 60 or less, not 61"),
+        ("policy", ("notifications", "ops", "chat_id"), 2**53, "notifications.ops.chat_id: must be 9007199254740991 or less, not 9007199254740992"),
+        ("policy", ("targets", 0, "ids", 0), 2**63, "targets[0].ids[0]: must be 9223372036854775807 or less, not 9223372036854775808"),
+        ("policy", ("targets", 0, "ids", 1), "1" * 20, f"targets[0].ids[1]: '{'1' * 20}' is not in the expected form: a server id: a positive number or a string of up to 19 digits"),
+        ("legacy-server", ("digitalocean_droplet", "retain_last_snapshots"), 10**30, "digitalocean_droplet.retain_last_snapshots: must be 100000 or less, not 1" + "0" * 30),
+        ("legacy-server", ("digitalocean_droplet", "id"), 2**63, "digitalocean_droplet.id: must be 9223372036854775807 or less, not 9223372036854775808"),
+        ("legacy-config", ("TIMING", "snapshot_creation_timeout"), 604801, "TIMING.snapshot_creation_timeout: must be 604800 or less, not 604801"),
+        ("legacy-config", ("TELEGRAM", "timeout"), 1e308, "TELEGRAM.timeout: must be 600 or less, not 1e+308"),
+        ("legacy-config", ("WEBHOOK", "retries"), 10**30, "WEBHOOK.retries: must be 10 or less, not 1" + "0" * 30),
+    ],
+)
+def test_a_number_past_its_bound_is_refused(schema, path, value, expected):
+    assert messages(changed(EXAMPLES[schema], path, value), schema) == [expected]
+
+
+@pytest.mark.parametrize(
+    "schema, path, value",
+    [
+        ("policy", ("settings", "snapshot_creation_timeout"), 604800),
+        ("policy", ("settings", "request_timeout"), 3600),
+        ("policy", ("settings", "parallel"), 64),
+        ("policy", ("targets", 2, "retention", "keep_hourly"), 100_000),
+        ("policy", ("notifications", "ops", "chat_id"), -1001234567890),
+        ("policy", ("targets", 0, "ids", 0), 2**63 - 1),
+        ("legacy-server", ("digitalocean_droplet", "id"), "9" * 19),
+        ("legacy-config", ("LOGGING", "max_bytes"), 2**30),
+        ("legacy-config", ("TELEGRAM", "retries"), 10),
+    ],
+)
+def test_a_number_at_its_bound_is_fine(schema, path, value):
+    assert messages(changed(EXAMPLES[schema], path, value), schema) == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_no_numbers(value):
+    """YAML's .nan passes every minimum and maximum; it and .inf must fail as what they are."""
+    shown = repr(value)
+    assert messages(changed(POLICY, ("settings", "request_timeout"), value), "policy") == [f"settings.request_timeout: must be a number, not {shown}"]
+    assert messages(changed(SERVER, ("digitalocean_droplet", "retain_last_snapshots"), value), "legacy-server") == [
+        f"digitalocean_droplet.retain_last_snapshots: must be an integer, not {shown}"]
+
+
+def test_an_ini_number_past_its_bound_is_refused_after_conversion():
+    raw = {"TIMING": {"snapshot_creation_timeout": "1" + "0" * 30, "delay_between_servers": "1e308"}, "TELEGRAM": {"retries": "11"}}
+    assert sorted(messages(coerce_ini(raw, load_schema("legacy-config")), "legacy-config")) == [
+        "TELEGRAM.retries: must be 10 or less, not 11",
+        "TIMING.delay_between_servers: must be 3600 or less, not 1e+308",
+        "TIMING.snapshot_creation_timeout: must be 604800 or less, not 1" + "0" * 30,
+    ]
