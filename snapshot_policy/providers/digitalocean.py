@@ -3,15 +3,19 @@
 pydo returns the error body instead of raising for the statuses an operation documents
 (404 mostly), so every call goes through `_call`, which reads the real HTTP status. pydo's
 own retries are off (`retry_total=0`); RetryPolicy repeats what is safe to repeat.
+
+pydo returns plain JSON, so reading it is ours: `_call` reads each reply with a function
+run under the same guard as the call, and anything unexpected in it (a missing key, a
+body that is not JSON) is a ProviderError saying the reply could not be understood, never
+a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its error body.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pydo
 from azure.core.credentials import AzureKeyCredential
@@ -20,8 +24,9 @@ from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
 from snapshot_policy.model import DIGITALOCEAN, ProviderError, Server, Target
 from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, CloudSnapshot
-from snapshot_policy.providers.retry import RetryPolicy, Timing
+from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
 
+T = TypeVar("T")
 PAGE_SIZE = 200
 # A droplet busy with another event answers 422 to a new action; it is worth asking again later.
 BUSY = 422
@@ -40,36 +45,37 @@ class DigitalOcean:
             read_timeout=timing.request_timeout,
             retry_total=0,
             authentication_policy=AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Bearer"),
-            raw_response_hook=self._count,
+            raw_response_hook=self._seen,
         )
+        self._last = threading.local()  # this thread's latest HTTP status, for _call
         self.requests = 0
         self._timing = timing
         self._retry = retry
         self._tag_exists = False
         self._tag_lock = threading.Lock()
 
-    def _count(self, response: Any) -> None:
+    def _seen(self, response: Any) -> None:
         self.requests += 1  # every HTTP exchange, for the metrics file
+        self._last.status = response.http_response.status_code
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"tag_name": selector} if selector else {}
-        return [_server(d) for d in self._pages("list droplets", "droplets", self._client.droplets.list, **filters)]
+        return self._pages("list droplets", "droplets", _server, self._client.droplets.list, **filters)
 
     def snapshots(self) -> list[CloudSnapshot]:
-        listing = self._pages("list snapshots", "snapshots", self._client.snapshots.list, resource_type="droplet")
-        return [_snapshot(s) for s in listing]
+        return self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
 
     def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
         droplet_id = int(target.server_id)
         earlier = self._snapshot_actions(droplet_id)
-        busy = [a["id"] for a in earlier if a["status"] == "in-progress"]
+        busy = [action_id for action_id, status in earlier if status == "in-progress"]
         if busy:
             raise ProviderError(self.name, "create snapshot", None, f"droplet {droplet_id} already has snapshot action {busy[0]} in progress; not starting a second one", code="snapshot_in_progress")
-        action_id = self._start_snapshot(droplet_id, name, {a["id"] for a in earlier})
+        action_id = self._start_snapshot(droplet_id, name, {action_id for action_id, _ in earlier})
         self._wait_for_action(action_id, name)
-        image = self._find_image(droplet_id, name)
-        self._tag(image["id"])
-        return CloudSnapshot(str(image["id"]), name, _time(image["created_at"]), target.server_id, {DIGITALOCEAN_TAG: ""})
+        image_id, created = self._find_image(droplet_id, name)
+        self._tag(image_id)
+        return CloudSnapshot(str(image_id), name, created, target.server_id, {DIGITALOCEAN_TAG: ""})
 
     def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
         self._tag(int(snapshot_id))
@@ -84,40 +90,43 @@ class DigitalOcean:
 
         def start() -> int:
             body = {"type": "snapshot", "name": name}
-            status, reply = self._call("start snapshot", self._client.droplet_actions.post, droplet_id=droplet_id, body=body)
-            _raise_for(self.name, "start snapshot", status, reply)
-            return reply["action"]["id"]
+            return self._call("start snapshot", self._client.droplet_actions.post, lambda reply: int(reply["action"]["id"]), droplet_id=droplet_id, body=body)
 
         def started_meanwhile() -> int | None:
-            return next((a["id"] for a in self._snapshot_actions(droplet_id) if a["id"] not in known_actions), None)
+            return next((action_id for action_id, _ in self._snapshot_actions(droplet_id) if action_id not in known_actions), None)
 
         return self._retry.start_once(
             start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout, self._timing.poll_interval
         )
 
-    def _snapshot_actions(self, droplet_id: int) -> list[dict[str, Any]]:
-        actions = self._pages("list droplet actions", "actions", self._client.droplet_actions.list, droplet_id=droplet_id)
-        return [a for a in actions if a.get("type") == "snapshot"]
+    def _snapshot_actions(self, droplet_id: int) -> list[tuple[int, str]]:
+        """(id, status) of the droplet's snapshot actions."""
+        actions = self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, droplet_id=droplet_id)
+        return [(action_id, status) for kind, action_id, status in actions if kind == "snapshot"]
 
     def _wait_for_action(self, action_id: int, name: str) -> None:
         def finished() -> str | None:
-            status = self._read("get action", self._client.actions.get, action_id=action_id)[1]["action"]["status"]
+            status = self._read("get action", self._client.actions.get, lambda body: _action_status(body["action"]), action_id=action_id)
             return None if status == "in-progress" else status
 
         try:
             outcome = self._retry.poll(finished, self._timing.creation_timeout, self._timing.poll_interval, f"snapshot {name}")
-        except TimeoutError as error:
-            raise ProviderError(self.name, "wait for snapshot", None, str(error)) from None
+        except TimeoutError:
+            raise timed_out(self.name, f"snapshot {name}", self._timing.creation_timeout) from None
         if outcome != "completed":
             raise ProviderError(self.name, "wait for snapshot", None, f"snapshot action {action_id} for {name} ended {outcome}", code="action_failed")
 
-    def _find_image(self, droplet_id: int, name: str) -> dict[str, Any]:
+    def _find_image(self, droplet_id: int, name: str) -> tuple[int, datetime]:
         """The action does not name its image: find it by droplet and exact name once done."""
-        listing = self._pages("list droplet snapshots", "snapshots", self._client.droplets.list_snapshots, droplet_id=droplet_id)
-        matches = sorted((s for s in listing if s["name"] == name), key=lambda s: s["created_at"])
+        listing = self._pages(
+            "list droplet snapshots", "snapshots", lambda s: (s["name"], _time(s["created_at"]), int(s["id"])),
+            self._client.droplets.list_snapshots, droplet_id=droplet_id,
+        )
+        matches = sorted((created, image_id) for named, created, image_id in listing if named == name)
         if not matches:
             raise ProviderError(self.name, "find new snapshot", None, f"snapshot {name} finished but droplet {droplet_id} does not list it")
-        return matches[-1]
+        created, image_id = matches[-1]
+        return image_id, created
 
     def _tag(self, image_id: int) -> None:
         with self._tag_lock:  # parallel targets: create the tag once, not once per worker
@@ -127,47 +136,70 @@ class DigitalOcean:
         resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"}]}
         self._read("tag snapshot", self._client.tags.assign_resources, tag_id=DIGITALOCEAN_TAG, body=resources)
 
-    def _pages(self, operation: str, key: str, method: Callable[..., Any], **params: Any) -> Iterator[dict[str, Any]]:
+    def _pages(self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], **params: Any) -> list[T]:
+        """Every item of a paginated listing, each read by `convert`."""
+
+        def page_of(body: Any) -> tuple[list[T], bool]:
+            pages = (body.get("links") or {}).get("pages") or {}
+            return [convert(item) for item in body[key]], bool(pages.get("next"))
+
+        items: list[T] = []
         page = 1
         while True:
-            body = self._read(operation, method, page=page, per_page=PAGE_SIZE, **params)[1]
-            yield from body[key]
-            if not body.get("links", {}).get("pages", {}).get("next"):
-                return
+            batch, more = self._read(operation, method, page_of, page=page, per_page=PAGE_SIZE, **params)
+            items += batch
+            if not more:
+                return items
             page += 1
 
-    def _read(self, operation: str, method: Callable[..., Any], missing_ok: bool = False, **params: Any) -> tuple[int, Any]:
-        """Call a read or a delete, retried while transient. With `missing_ok` a 404 is returned, not raised."""
+    def _read(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
+        """`_call`, retried while transient."""
+        return self._retry.call(lambda: self._call(operation, method, read, missing_ok, **params))
 
-        def attempt() -> tuple[int, Any]:
-            status, body = self._call(operation, method, **params)
-            if not (missing_ok and status == 404):
-                _raise_for(self.name, operation, status, body)
-            return status, body
-
-        return self._retry.call(attempt)
-
-    def _call(self, operation: str, method: Callable[..., Any], **params: Any) -> tuple[int, Any]:
-        """Call pydo once and return (HTTP status, body). Raise ProviderError for raised failures."""
+    def _call(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
+        """Call pydo once and return `read(body)` of its 2xx reply (None for a 404 with
+        `missing_ok`). Raise ProviderError for any failure: a refusal DigitalOcean states, with
+        its status; anything that came back but could not be understood as UncertainOutcome."""
+        self._last.status = None
         try:
-            return method(**params, cls=lambda response, body, headers: (response.http_response.status_code, body))
+            status, body = method(**params, cls=lambda response, body, headers: (response.http_response.status_code, body))
         except HttpResponseError as error:
             response = error.response
-            body = _json(response)
-            raise ProviderError(self.name, operation, error.status_code, _message(body, error.reason), _retry_after(response.headers)) from None
+            headers = response.headers if response is not None else {}
+            raise self._refusal(operation, error.status_code, _json(response), error.reason, advised_wait(headers)) from None
         except AzureError as error:
             raise ProviderError(self.name, operation, None, type(error).__name__ + ": " + str(error.message)) from None
+        except Exception as error:  # pydo could not read the reply (not JSON, a header of the wrong type)
+            raise unreadable(self.name, operation, self._last.status, error) from None
+        if missing_ok and status == 404 and _is_error(body):
+            return None  # type: ignore[return-value]
+        if not 200 <= status < 300:
+            raise self._refusal(operation, status, body, None, None)
+        try:
+            return read(body)
+        except Exception as error:  # a reply without what the operation returns
+            raise unreadable(self.name, operation, status, error) from None
+
+    def _refusal(self, operation: str, status: int | None, body: Any, reason: str | None, wait: float | None) -> ProviderError:
+        """The error for a non-2xx reply: certain only when it is a 4xx with DigitalOcean's
+        error body; a temporary status is retried; anything else was not understood."""
+        failure = ProviderError(self.name, operation, status, _message(body, reason), wait)
+        if failure.transient or (status is not None and 400 <= status < 500 and _is_error(body)):
+            return failure
+        if status is not None and 200 <= status < 300:
+            return unreadable(self.name, operation, status, "its body could not be read")
+        return unreadable(self.name, operation, status, f"an HTTP {status} without DigitalOcean's error body")
 
 
-def _raise_for(provider: str, operation: str, status: int, body: Any) -> None:
-    if status >= 400:
-        raise ProviderError(provider, operation, status, _message(body, "request refused"))
+def _is_error(body: Any) -> bool:
+    """True for DigitalOcean's error body, `{"id": ..., "message": ...}`."""
+    return isinstance(body, dict) and isinstance(body.get("id"), str) and isinstance(body.get("message"), str)
 
 
 def _json(response: Any) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except Exception:  # noqa: BLE001 - any body that is not JSON (or no response at all)
         return None
 
 
@@ -177,27 +209,21 @@ def _message(body: Any, fallback: str | None) -> str:
     return fallback or "no message"
 
 
-def _retry_after(headers: Any) -> float | None:
-    """Return the wait a 429 asks for: Retry-After, else until the rate-limit reset.
-
-    The reset is a Unix time on the server's clock, so it is measured from the response's own
-    `Date`, not from this machine's clock (which may be skewed); without a Date, None.
-    """
-    if headers.get("retry-after", "").isdigit():
-        return float(headers["retry-after"])
-    if headers.get("ratelimit-remaining") == "0" and headers.get("ratelimit-reset", "").isdigit():
-        try:
-            sent = parsedate_to_datetime(headers.get("date", ""))
-        except (TypeError, ValueError):
-            return None
-        if sent.tzinfo is None:  # "-0000": UTC, origin unknown
-            sent = sent.replace(tzinfo=timezone.utc)
-        return max(0.0, float(headers["ratelimit-reset"]) - sent.timestamp())
-    return None
-
-
 def _server(droplet: dict[str, Any]) -> Server:
-    return Server(str(droplet["id"]), droplet["name"], {tag: "" for tag in droplet.get("tags", [])})
+    return Server(str(droplet["id"]), str(droplet["name"]), {str(tag): "" for tag in droplet.get("tags") or []})
+
+
+def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
+    """(type, id, status) of an action; the API's description makes status default to in-progress."""
+    return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
+
+
+def _action_status(action: dict[str, Any]) -> str:
+    """An action's status, one of those the API documents; ValueError for any other."""
+    status = action.get("status", "in-progress")
+    if status not in ("in-progress", "completed", "errored"):
+        raise ValueError(f"action status {status!r} is none of in-progress, completed, errored")
+    return status
 
 
 def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
@@ -211,4 +237,5 @@ def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)  # RFC 3339 wants an offset

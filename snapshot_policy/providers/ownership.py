@@ -1,11 +1,13 @@
 """Which snapshots the tool may manage: only those it can prove it made (SPEC §5).
 
 Hetzner: the `managed-by=snapshot-policy` label and the server-id label, on an image whose
-`created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag, `resource_id` of
-the droplet, and a name that fits the target's name pattern. With `adopt_legacy_names`
-(always on in legacy mode), unmarked snapshots of the same server whose names fit the
-pattern exactly are adopted too: that is how `snapshots.py` named them,
-`{name}-{YYYYmmddHHMMSS}`.
+`created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag on a snapshot whose
+`resource_id` is the droplet, whatever its name — a droplet can be renamed, its snapshots
+then keep the old name in theirs, and they are still its snapshots. With
+`adopt_legacy_names` (always on in legacy mode), unmarked snapshots of the same server whose
+names fit the pattern exactly are adopted too: that is how `snapshots.py` named them,
+`{name}-{YYYYmmddHHMMSS}`. Since there the name is the only proof, it must be the server's
+name now: an unmarked snapshot named after a renamed server's old name stays unmanaged.
 A name that merely contains the server's name proves nothing.
 """
 
@@ -120,6 +122,6 @@ def _hetzner_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
 def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
     if DIGITALOCEAN_TAG not in cloud.labels:
         return False, f"not tagged {DIGITALOCEAN_TAG}"
-    if not name_pattern_regex(target).fullmatch(cloud.name):
-        return False, f"tagged {DIGITALOCEAN_TAG}, but the name does not fit {target.name_pattern!r}"
-    return True, f"tagged {DIGITALOCEAN_TAG}, name fits {target.name_pattern!r}"
+    if cloud.server_id != target.server_id:
+        return False, f"tagged {DIGITALOCEAN_TAG}, but made from droplet {cloud.server_id}, not {target.server_id}"
+    return True, f"tagged {DIGITALOCEAN_TAG}, made from droplet {target.server_id}"

@@ -3,15 +3,22 @@
 One policy for both providers: the SDKs' own retries are switched off because both would
 repeat a snapshot POST after a lost response (pydo on 500/503/504, hcloud on timeouts),
 which can start a second snapshot; and neither lets tests replace the clock.
+
+Also what both adapters share about a failed call's meaning: the wait a refusal's headers
+ask for (`advised_wait`), and `UncertainOutcome` for a call whose effect cannot be known —
+a reply that could not be understood, or a wait that ran out — which is never a refusal.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from snapshot_policy.model import ProviderError
@@ -22,6 +29,116 @@ T = TypeVar("T")
 # A Retry-After beyond this is not waited for: a cron run should fail and say so instead.
 MAX_ADVISED_WAIT = 300.0
 FIRST_POLL = 0.1
+# Error codes of UncertainOutcome.
+UNREADABLE = "unreadable_reply"
+TIMED_OUT = "timed_out"
+
+
+class UncertainOutcome(ProviderError):
+    """A call whose effect cannot be known: its reply could not be understood (a garbled body,
+    data the SDK does not expect, an error without the API's error body), or the wait for it
+    ran out. Always transient — the cloud may have acted, or may still act — so a create
+    that ends this way is looked for before it is repeated and never taken as refused
+    (SPEC §5, invariant 9). `situation` replaces "HTTP nnn" in the message.
+    """
+
+    def __init__(self, provider: str, operation: str, status: int | None, message: str, *, code: str, situation: str):
+        super().__init__(provider, operation, status, message, code=code)
+        self.situation = situation
+        self.args = (str(self),)  # repr and tracebacks say the same
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.operation} failed ({self.situation}): {self.message}"
+
+    @property
+    def transient(self) -> bool:
+        return True
+
+
+def unreadable(provider: str, operation: str, status: int | None, cause: BaseException | str) -> UncertainOutcome:
+    """Return the failure for a reply to `operation` that could not be understood.
+
+    `cause` is the exception reading it raised (logged with its traceback at DEBUG only) or
+    a sentence saying what was wrong with it.
+    """
+    if isinstance(cause, BaseException):
+        log.debug("%s %s: the reply (HTTP %s) could not be understood", provider, operation, status, exc_info=cause)
+        detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+    else:
+        detail = cause
+    if len(detail) > 200:
+        detail = detail[:197] + "..."
+    if status is None:
+        return UncertainOutcome(provider, operation, None, f"unexpected {detail}", code=UNREADABLE, situation="no usable reply")
+    message = f"the API's reply could not be understood ({detail})"
+    return UncertainOutcome(provider, operation, status, message, code=UNREADABLE, situation=f"HTTP {status}")
+
+
+def timed_out(provider: str, waiting_for: str, timeout: float) -> UncertainOutcome:
+    """Return the failure for a snapshot still not finished when its wait ran out: uncertain,
+    since it may yet finish (and a later run then finds it)."""
+    return UncertainOutcome(
+        provider, "wait for snapshot", None, f"{waiting_for} is still not finished", code=TIMED_OUT, situation=f"timed out after {timeout:g}s"
+    )
+
+
+def advised_wait(headers: Mapping[str, str], spread_over_limit: bool = False) -> float | None:
+    """Return the seconds a refused request's headers ask to wait, or None when they do not say.
+
+    `Retry-After` comes first (seconds, or an HTTP date). Else, when the budget is spent
+    (`RateLimit-Remaining: 0`), `RateLimit-Reset`. Both dates are on the server's clock, so
+    they are measured from the reply's own `Date`, not this machine's clock, which may be
+    skewed; without a `Date`, None. DigitalOcean's reset is when its oldest request expires,
+    so one request is free again then. Hetzner's (`spread_over_limit`) is when the whole
+    budget of `RateLimit-Limit` requests is back, refilled evenly, so one request is free
+    after a `limit`-th of that time.
+    """
+    lower = {str(k).lower(): str(v).strip() for k, v in headers.items()}
+    retry_after = lower.get("retry-after", "")
+    if retry_after:
+        seconds = _number(retry_after)
+        if seconds is not None:
+            return seconds
+        until = _server_seconds_until(_epoch(retry_after), lower)
+        return None if until is None else max(0.0, until)
+    if lower.get("ratelimit-remaining") != "0":
+        return None
+    until = _server_seconds_until(_number(lower.get("ratelimit-reset", "")), lower)
+    if until is None:
+        return None
+    if spread_over_limit:
+        limit = _number(lower.get("ratelimit-limit", ""))
+        if not limit:
+            return None
+        until /= limit
+    return max(0.0, until)
+
+
+def _number(text: str) -> float | None:
+    """A non-negative decimal number of seconds, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 and text[:1].isdigit() else None
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000": UTC, origin unknown
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _server_seconds_until(moment: float | None, headers: Mapping[str, str]) -> float | None:
+    """Seconds from the reply's `Date` to `moment` (a Unix time), or None if either is missing."""
+    sent = _epoch(headers.get("date", ""))
+    if moment is None or sent is None:
+        return None
+    return moment - sent
 
 
 @dataclass(frozen=True)
@@ -52,13 +169,18 @@ class RetryPolicy:
         return backoff / 2 + self.jitter() * backoff / 2
 
     def call(self, operation: Callable[[], T]) -> T:
-        """Return `operation()`, retrying transient ProviderErrors. Raise the last error."""
+        """Return `operation()`, retrying transient ProviderErrors. Raise the last error.
+
+        A reply that could not be understood is not repeated at once: the same request is
+        most likely answered the same way (the API sends data the SDK does not expect).
+        """
         for attempt in range(self.attempts):
             try:
                 return operation()
             except ProviderError as error:
                 last = attempt == self.attempts - 1
-                if not error.transient or last or (error.retry_after or 0) > MAX_ADVISED_WAIT:
+                not_understood = error.code == UNREADABLE
+                if not error.transient or not_understood or last or (error.retry_after or 0) > MAX_ADVISED_WAIT:
                     raise
                 wait = self.delay(attempt, error)
                 log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, wait, attempt + 2, self.attempts)
@@ -70,7 +192,8 @@ class RetryPolicy:
 
         Polls start quick and slow down by half each time up to `interval`, so a short
         action is noticed at once and a long one does not flood the API. Each probe is
-        itself retried when transient. Raise TimeoutError when `timeout` seconds pass first.
+        itself retried when transient. The last wait is cut short to end at the deadline,
+        where one more probe is made. Raise TimeoutError if that too finds nothing.
         """
         deadline = self.clock() + timeout
         wait = min(FIRST_POLL, interval)
@@ -78,9 +201,10 @@ class RetryPolicy:
             result = self.call(probe)
             if result is not None:
                 return result
-            if self.clock() + wait > deadline:
-                raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {waiting_for}")
-            self.sleep(wait)
+            left = deadline - self.clock()
+            if left <= 0:
+                raise TimeoutError(f"timed out after {timeout:g}s waiting for {waiting_for}")
+            self.sleep(min(wait, left))
             wait = min(interval, wait * 1.5)
 
     def start_once(

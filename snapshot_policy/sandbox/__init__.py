@@ -25,7 +25,8 @@ and every key marked optional may be left out:
          "tags": ["web"],                          # DigitalOcean tags (optional)
          "region": "nyc3",                         # optional; Hetzner: a location, e.g. fsn1
          "created": "2024-01-01T00:00:00Z"},       # optional, default: now
-        {"account": "hz-prod", "id": 42, "name": "db-1", "labels": {"role": "db"}}
+        {"account": "hz-prod", "id": 42, "name": "db-1", "labels": {"role": "db"},
+         "ipv6": "2001:db8::/64"}                  # optional; Hetzner public IPv6 `ip`
       ],
       "snapshots": [
         {"account": "do-main", "id": 5001,         # id optional (allocated)

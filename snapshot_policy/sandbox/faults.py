@@ -5,14 +5,27 @@ HTTP method and a regular expression searched in the path. It fires for the next
 matching requests (None: no limit), each time with `probability` drawn from its own seeded
 random generator, so a flaky-network test is repeatable. Kinds:
 
-- `rate_limit`: 429 with the service's own body and headers, and `Retry-After: retry_after`.
+- `rate_limit`: 429 with the service's own body and headers, saying one request is free again
+  after `retry_after` seconds the way the service says it: `Retry-After` (DigitalOcean, the
+  webhook sink; Telegram's `retry_after`), or — Hetzner, which documents no Retry-After —
+  `RateLimit-Remaining: 0` and a `RateLimit-Reset` (when the whole budget is back, refilled
+  evenly) `retry_after × RateLimit-Limit` seconds after the reply's `Date`.
 - `error`: HTTP `status` (default 500; 502/503/504 too) with the service's error body.
 - `delay`: wait `seconds`, then answer normally (other faults may still apply).
 - `drop`: close the connection without answering.
 - `lose_reply`: do what the request asks, then close the connection without answering — the
   case where a client cannot know whether its POST took effect.
+- `garble`: do what the request asks, then answer with its status and headers but a body cut
+  short, which is not JSON — a reply whose meaning cannot be known.
+- `patch`: answer normally, with `patch` merged into the JSON body (RFC 7386: a key set to
+  null is removed). For data an SDK may not expect — keys the API's description leaves open,
+  such as extra ones in Hetzner's `meta.pagination` — or a reply without what it must carry.
 - `fail_action`: not about requests: the next snapshot action started on the matching
   service (and `server_id`, if given) ends in error.
+
+Any kind that answers also takes `patch`, merged into its reply's body (e.g. an `error` whose
+body lacks the API's error fields), and `headers`, set on its reply last (e.g.
+`{"Retry-After": "8"}` on a Hetzner 429).
 """
 
 from __future__ import annotations
@@ -23,7 +36,7 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("rate_limit", "error", "delay", "drop", "lose_reply", "fail_action")
+KINDS = ("rate_limit", "error", "delay", "drop", "lose_reply", "garble", "patch", "fail_action")
 SERVICES = ("digitalocean", "hetzner", "telegram", "webhook")
 
 
@@ -40,6 +53,8 @@ class Fault:
     retry_after: float = 1
     seconds: float = 0.0
     server_id: int | None = None
+    headers: dict[str, str] | None = None
+    patch: dict | None = None
     id: int = 0
     fired: int = 0
     _random: random.Random = field(init=False, repr=False, compare=False)
@@ -51,6 +66,10 @@ class Fault:
             raise ValueError(f"fault service must be one of {SERVICES}, not {self.service!r}")
         if self.path is not None:
             re.compile(self.path)
+        if self.kind == "patch" and not isinstance(self.patch, dict):
+            raise ValueError("a patch fault needs `patch`, a JSON object to merge into the reply")
+        if self.headers is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
+            raise ValueError("fault headers must map names to strings")
         self._random = random.Random(self.seed)
 
     def public(self) -> dict:
@@ -72,6 +91,19 @@ class Fault:
             return False
         self.fired += 1
         return True
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """Return `target` with the JSON merge patch `patch` applied (RFC 7386)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 class Faults:

@@ -5,18 +5,24 @@ Objects are shaped after the property examples of the official OpenAPI descripti
 validate against its schemas. Conventions: errors `{"error": {"code", "message", "details"}}`;
 `RateLimit-*` headers on every response; `meta.pagination` plus a `Link` header, `per_page`
 at most 50 and `next_page` null on the last page; label selectors; labels replaced as a whole
-by PUT. Two system images (Ubuntu, Debian) are listed for every account, as on the real API,
-so a client that forgets `type=snapshot` sees them. Deleting a protected image gives 423
-`protected`, an image still being created 423 `locked`, and a server with a running action
-refuses `create_image` with 423 `locked`. A failed create_image removes its image.
+by PUT. A 429 says when to retry only as Hetzner documents it, through `RateLimit-Reset`
+(the time the whole budget is back; no `Retry-After`), and every reply carries its `Date`,
+the clock that reset is read against. Two system images (Ubuntu, Debian) are listed for
+every account, as on the real API, so a client that forgets `type=snapshot` sees them.
+Deleting a protected image gives 423 `protected`, an image still being created 423
+`locked`, and a server with a running action refuses `create_image` with 423 `locked`. A
+failed create_image removes its image.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
+from email.utils import formatdate
 
 from .faults import Fault
 from .labels import label_errors, parse_selector
@@ -95,7 +101,7 @@ class HetznerAPI:
         if account is None:
             return self._finish(error(401, "unable to authenticate"), None)
         if self.state.take_request(account) is None:
-            return self._too_many(self.state.bucket(account, "hetzner").retry_after(), account)
+            return self._too_many(None, account)
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path.rstrip("/"))
             if match and method == request.method:
@@ -117,19 +123,26 @@ class HetznerAPI:
             return self._too_many(fault.retry_after, account)
         return self._finish(error(fault.status, "injected fault"), account)
 
-    def _too_many(self, retry_after: float, account: Account | None) -> Response:
-        response = error(429, "limit of requests per hour reached")
-        response.headers["Retry-After"] = format(retry_after, "g")
-        return self._finish(response, account)
+    def _too_many(self, one_request_in: float | None, account: Account | None) -> Response:
+        """A 429; `one_request_in` seconds until a request is free again (None: the account's budget says)."""
+        return self._finish(error(429, "limit of requests per hour reached"), account, one_request_in)
 
-    def _finish(self, response: Response, account: Account | None) -> Response:
-        """Add the rate-limit and correlation headers every Hetzner response carries."""
+    def _finish(self, response: Response, account: Account | None, one_request_in: float | None = None) -> Response:
+        """Add the rate-limit, date and correlation headers every Hetzner response carries.
+
+        The budget refills evenly, so "one request in t seconds" is "all of it in t × limit"."""
+        now = int(time.time())
         limit, remaining, reset = self.state.bucket(account, "hetzner").status()
+        if response.status == 429:
+            remaining = 0
+            if one_request_in is not None:
+                reset = now + math.ceil(one_request_in * limit)
         response.headers.update(
             {
                 "RateLimit-Limit": str(limit),
-                "RateLimit-Remaining": str(0 if response.status == 429 else remaining),
+                "RateLimit-Remaining": str(remaining),
                 "RateLimit-Reset": str(reset),
+                "Date": formatdate(now, usegmt=True),
                 "X-Correlation-Id": uuid.uuid4().hex[:16],
             }
         )
@@ -168,7 +181,11 @@ class HetznerAPI:
             "public_net": {
                 "ipv4": {"id": server.id, "ip": f"198.51.100.{octet}", "blocked": False,
                          "dns_ptr": f"static.{octet}.100.51.198.clients.your-server.de"},
-                "ipv6": None,
+                "ipv6": (
+                    {"id": server.id, "ip": server.ipv6, "blocked": False, "dns_ptr": []}
+                    if server.ipv6 is not None
+                    else None
+                ),
                 "floating_ips": [],
                 "firewalls": [],
             },

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .digitalocean import DigitalOceanAPI
-from .faults import Faults
+from .faults import Faults, merge_patch
 from .hetzner import HetznerAPI
 from .state import State
 from .telegram import TelegramAPI, WebhookSink
@@ -181,12 +181,14 @@ class Sandbox:
                 time.sleep(fault.seconds)
         final = fired[-1] if fired and fired[-1].kind != "delay" else None
         response: Response | None = None
-        if final is None or final.kind == "lose_reply":
+        if final is None or final.kind in ("lose_reply", "garble", "patch"):
             with self.state.lock:
                 response = api.handle(request)
         elif final.kind != "drop":
             with self.state.lock:
                 response = api.fault_response(final, account)
+        if final is not None and response is not None:
+            _distort(final, response)
         self._record(service, request, response, account, final.kind if final else None)
         return None if final is not None and final.kind == "lose_reply" else response
 
@@ -247,6 +249,16 @@ class Sandbox:
         return Response(404, {"error": f"no control route {request.method} {request.path}"})
 
 
+def _distort(fault, response: Response) -> None:
+    """Cut a `garble` fault's reply short; apply any fault's `patch` and `headers` to its reply."""
+    if fault.kind == "garble":
+        payload = response.payload()
+        response.body = payload[: len(payload) // 2]
+    elif fault.patch is not None and isinstance(response.body, dict):
+        response.body = merge_patch(response.body, fault.patch)
+    response.headers.update(fault.headers or {})
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60  # idle keep-alive connections end eventually
@@ -282,7 +294,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         payload = response.payload()
-        self.send_response(response.status)
+        if "Date" in response.headers:  # the API dated its reply itself (rate-limit reset)
+            self.send_response_only(response.status)
+            self.send_header("Server", self.version_string())
+        else:
+            self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         if response.status != 204:

@@ -70,6 +70,8 @@ class Server:
     tags: list[str] = field(default_factory=list)
     region: str = ""
     created: datetime = field(default_factory=utc_now)
+    ipv6: str | None = None
+    """Hetzner: the IPv6 `ip` of its public net, as the API gives it (e.g. 2001:db8::/64)."""
 
 
 @dataclass
@@ -161,6 +163,7 @@ class State:
         tags: Iterable[str] = (),
         region: str | None = None,
         created: str | datetime | None = None,
+        ipv6: str | None = None,
     ) -> Server:
         with self.lock:
             owner = self.accounts[account]
@@ -172,6 +175,7 @@ class State:
                 tags=[self.register_tag(owner, tag) for tag in tags],
                 region=region or DEFAULT_REGION[owner.provider],
                 created=parse_time(created) if created else self.clock(),
+                ipv6=ipv6,
             )
             self.servers[server.id] = server
             return server
@@ -458,6 +462,8 @@ def _server_dict(server: Server, account: Account) -> dict:
     out: dict = {"account": server.account, "id": server.id, "name": server.name}
     if account.provider == "hetzner":
         out["labels"] = dict(server.labels)
+        if server.ipv6 is not None:
+            out["ipv6"] = server.ipv6
     else:
         out["tags"] = list(server.tags)
     out["region"] = server.region

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 
@@ -138,10 +139,10 @@ def test_a_name_that_merely_contains_the_server_name_is_never_managed(sandbox, a
 def test_reads_survive_each_fault_kind(sandbox, adapter, sleeps, provider, fault):
     sandbox.inject(service=provider, method="GET", count=2, **fault)
     assert SERVERS[provider][0] in {s.id for s in adapter(provider).servers()}
-    if fault["kind"] == "rate_limit" and provider == DIGITALOCEAN:
-        assert sleeps == [3, 3]  # Retry-After honoured
+    if fault["kind"] == "rate_limit":
+        assert sleeps == [3, 3]  # as advised: DigitalOcean's Retry-After, Hetzner's RateLimit-Reset
     else:
-        assert sleeps == [0.75, 1.5]  # backoff; Hetzner refills one request a second and sends no Retry-After
+        assert sleeps == [0.75, 1.5]  # backoff
 
 
 @BOTH
@@ -184,8 +185,10 @@ def test_a_create_with_a_lost_or_failed_reply_makes_exactly_one_snapshot(sandbox
 @BOTH
 def test_a_snapshot_that_outlasts_the_creation_timeout_is_a_failure(sandbox, adapter, provider):
     sandbox.state.action_seconds = 2
-    with pytest.raises(ProviderError, match="gave up after"):
+    with pytest.raises(ProviderError) as raised:
         adapter(provider, timing=replace(TIMING, creation_timeout=0.3)).create_snapshot(target_for(provider), name_for(provider))
+    assert str(raised.value) == f"{provider} wait for snapshot failed (timed out after 0.3s): snapshot {name_for(provider)} is still not finished"
+    assert raised.value.transient  # it may yet finish: a later run looks for it
 
 
 def test_digitalocean_never_starts_a_second_snapshot_while_one_is_in_progress(sandbox, adapter, do):
@@ -243,3 +246,149 @@ def test_every_http_request_is_counted(sandbox, adapter, provider):
     provider_api.snapshots()
     provider_api.servers()
     assert provider_api.requests == len(sandbox.requests(provider)) >= 2
+
+
+# -- rate-limit advice (issue 12, item 9) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "provider, headers",
+    [
+        (DIGITALOCEAN, None),  # retry-after, as DigitalOcean sends it
+        (HETZNER, None),  # RateLimit-Reset only, as Hetzner documents it
+        (HETZNER, {"Retry-After": "8"}),  # a Retry-After, should Hetzner (or a proxy) send one
+    ],
+    ids=["digitalocean-retry-after", "hetzner-ratelimit-reset", "hetzner-retry-after"],
+)
+def test_a_rate_limit_is_waited_out_exactly_as_advised(sandbox, adapter, sleeps, provider, headers):
+    sandbox.inject("rate_limit", service=provider, method="GET", count=3, retry_after=8, headers=headers)
+    assert adapter(provider).servers()
+    assert sleeps == [8, 8, 8]
+
+
+# -- renamed droplets (issue 12, item 10) ---------------------------------------------------
+
+
+def test_a_renamed_droplet_keeps_its_tagged_snapshots_but_not_old_legacy_names(sandbox, adapter):
+    provider_api = adapter(DIGITALOCEAN)
+    made = provider_api.create_snapshot(target_for(DIGITALOCEAN), name_for(DIGITALOCEAN))
+    state = sandbox.dump_state()
+    state["snapshots"].append({"account": "do-a", "server_id": 101, "name": "web-1-20261120030000"})  # snapshots.py's, untagged
+    next(s for s in state["servers"] if s["id"] == 101)["name"] = "web-renamed"
+    sandbox.load_state(state)
+    server = next(s for s in provider_api.servers() if s.id == "101")
+    assert server.name == "web-renamed"
+    target = replace(target_for(DIGITALOCEAN), server_name=server.name, adopt_legacy_names=True)
+    seen = {s.name: s for s in snapshots_for(target, provider_api.snapshots())}
+    assert seen[made.name].managed, seen[made.name].ownership
+    assert not seen["web-1-20261120030000"].managed  # its name no longer proves anything
+
+
+# -- replies that cannot be understood (issue 12, items 5 and 11) ----------------------------
+
+
+class DebugLog(list):
+    """Collects the providers' log records, DEBUG included (pytest's log capture is off)."""
+
+    def __init__(self):
+        super().__init__()
+        self.handler = logging.Handler(logging.DEBUG)
+        self.handler.emit = self.append
+        self.logger = logging.getLogger("snapshot_policy.providers")
+        self.level = self.logger.level
+
+    def __enter__(self):
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel("DEBUG")
+        return self
+
+    def __exit__(self, *exc_info):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+@pytest.mark.parametrize(
+    "provider, surprise, listing, error_type",
+    [
+        (HETZNER, "extra pagination key", "servers", "TypeError"),
+        (HETZNER, "extra pagination key", "snapshots", "TypeError"),
+        (HETZNER, "ipv6 without prefix", "servers", "IndexError"),
+        (DIGITALOCEAN, "no snapshots key", "snapshots", "KeyError"),
+        (DIGITALOCEAN, "links not an object", "servers", "AttributeError"),
+    ],
+)
+def test_a_listing_the_sdk_cannot_read_is_a_clear_provider_error(sandbox, adapter, sleeps, provider, surprise, listing, error_type):
+    if surprise == "extra pagination key":  # the OpenAPI description leaves meta.pagination open
+        sandbox.inject("patch", service=provider, method="GET", count=None, patch={"meta": {"pagination": {"total_pages": 1}}})
+    elif surprise == "ipv6 without prefix":  # `ip` is any string in the OpenAPI description
+        sandbox.state.servers[301].ipv6 = "2001:db8::1"
+    elif surprise == "no snapshots key":
+        sandbox.inject("patch", service=provider, method="GET", count=None, patch={"snapshots": None})
+    else:
+        sandbox.inject("patch", service=provider, method="GET", count=None, patch={"links": "none"})
+    operation = {"servers": "list droplets" if provider == DIGITALOCEAN else "list servers", "snapshots": "list snapshots"}[listing]
+    with DebugLog() as records, pytest.raises(ProviderError) as raised:
+        getattr(adapter(provider), listing)()
+    message = str(raised.value)
+    assert message.startswith(f"{provider} {operation} failed (HTTP 200): the API's reply could not be understood ({error_type}")
+    assert "Traceback" not in message and raised.value.transient
+    assert sleeps == []  # the same request would be answered the same way
+    debug = [r for r in records if r.levelname == "DEBUG" and r.exc_info]
+    assert len(debug) == 1 and debug[0].exc_info[0].__name__ == error_type  # the traceback, for the debug log only
+    assert not [r for r in records if r.levelname != "DEBUG" and r.exc_info]
+
+
+@BOTH
+def test_a_garbled_reply_to_a_read_is_not_understood(sandbox, adapter, provider):
+    sandbox.inject("garble", service=provider, method="GET")
+    with pytest.raises(ProviderError) as raised:
+        adapter(provider).snapshots()
+    assert raised.value.status == 200 and raised.value.transient
+    assert "could not be understood" in str(raised.value)
+
+
+@BOTH
+def test_a_refusal_without_the_apis_error_body_is_not_certain(sandbox, adapter, provider):
+    body = {"id": None, "message": None} if provider == DIGITALOCEAN else {"error": None}
+    sandbox.inject("error", service=provider, method="GET", status=403, patch=body)
+    with pytest.raises(ProviderError) as raised:
+        adapter(provider).snapshots()
+    assert raised.value.status == 403 and raised.value.transient
+    assert "error body" in str(raised.value)
+
+
+@BOTH
+def test_a_stated_refusal_stays_certain(sandbox, adapter, provider):
+    sandbox.inject("error", service=provider, method="GET", status=403)
+    with pytest.raises(ProviderError) as raised:
+        adapter(provider).snapshots()
+    assert raised.value.status == 403 and not raised.value.transient
+
+
+@BOTH
+@pytest.mark.parametrize("fault", [{"kind": "garble"}, {"kind": "patch", "patch": {"action": None}}], ids=["garbled", "no-action"])
+def test_a_create_whose_201_cannot_be_understood_is_found_not_refused(sandbox, adapter, sleeps, provider, fault):
+    path = "/actions" if provider == DIGITALOCEAN else "create_image"
+    sandbox.inject(service=provider, method="POST", path=path, count=1, **fault)
+    provider_api = adapter(provider)
+    made = provider_api.create_snapshot(target_for(provider), name_for(provider))
+    assert [s.id for s in provider_api.snapshots() if s.name == name_for(provider)] == [made.id]
+    assert len(requests_to(sandbox, provider, "POST", path)) == 1  # looked for, not started again
+
+
+def test_hetzner_create_that_cannot_be_understood_nor_found_stays_uncertain(sandbox, adapter):
+    sandbox.inject("garble", service=HETZNER, method="POST", path="create_image")
+    sandbox.inject("garble", service=HETZNER, method="GET", path="/images$", count=None)
+    with pytest.raises(ProviderError) as raised:
+        adapter(HETZNER).create_snapshot(target_for(HETZNER), name_for(HETZNER))
+    assert raised.value.transient  # execute.py keeps the name pending: a later run adopts the snapshot
+
+
+@BOTH
+def test_an_action_status_the_api_does_not_document_is_not_a_certain_failure(sandbox, adapter, provider):
+    sandbox.state.action_seconds = 2
+    path = r"^/v2/actions/\d+$" if provider == DIGITALOCEAN else r"^/v1/actions/\d+$"
+    sandbox.inject("patch", service=provider, method="GET", path=path, count=None, patch={"action": {"status": "paused"}})
+    with pytest.raises(ProviderError) as raised:
+        adapter(provider).create_snapshot(target_for(provider), name_for(provider))
+    assert raised.value.transient and "action status 'paused'" in str(raised.value)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
 import requests
 import telegram
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
-from tests.integration.conftest import BOT_TOKEN
+from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 from hcloud import APIException
 from hcloud.actions import ActionFailedException
 from hcloud.servers import Server
@@ -160,3 +161,48 @@ def test_webhook_faults(sandbox):
 def test_unknown_fault_kind_is_refused(sandbox):
     with pytest.raises(ValueError):
         sandbox.inject("meteor")
+
+
+def test_garble_acts_then_answers_with_a_body_cut_short(sandbox, hz):
+    sandbox.inject("garble", service="hetzner", method="POST", path="create_image")
+    with pytest.raises(APIException) as caught:  # hcloud: the body is not JSON
+        hz.servers.create_image(Server(id=301), description="garbled")
+    assert caught.value.code == 201
+    assert [i.description for i in hz.images.get_all(type=["snapshot"])] == ["garbled"]  # it took effect
+    assert statuses(sandbox, "hetzner")[0] == (201, "garble")
+
+
+def test_patch_merges_into_the_reply_and_can_drop_keys(sandbox, make_do, hz):
+    sandbox.inject("patch", service="hetzner", path="^/v1/servers$", patch={"meta": {"pagination": {"total_pages": 1}}})
+    with pytest.raises(TypeError):  # hcloud 2.27 passes meta.pagination to a constructor as keywords
+        hz.servers.get_all()
+    sandbox.inject("patch", service="digitalocean", method="POST", patch={"action": None, "extra": {"a": 1}})
+    assert make_do(retry_total=0).droplet_actions.post(101, {"type": "snapshot"}) == {"extra": {"a": 1}}
+    assert [r["fault"] for r in sandbox.requests()] == ["patch", "patch"]
+
+
+def test_patch_without_a_patch_is_refused(sandbox):
+    with pytest.raises(ValueError, match="patch"):
+        sandbox.inject("patch")
+
+
+def test_fault_headers_are_set_on_its_reply(sandbox):
+    sandbox.inject("rate_limit", service="hetzner", retry_after=8, headers={"Retry-After": "8"})
+    sandbox.inject("error", service="digitalocean", status=503, headers={"Retry-After": "4"})
+    auth = {"Authorization": f"Bearer {HZ_TOKEN}"}
+    hetzner = requests.get(f"{sandbox.hetzner_endpoint}/servers", headers=auth)
+    assert (hetzner.status_code, hetzner.headers["Retry-After"]) == (429, "8")
+    digitalocean = requests.get(f"{sandbox.url}/v2/droplets", headers={"Authorization": f"Bearer {DO_TOKEN}"})
+    assert (digitalocean.status_code, digitalocean.headers["retry-after"]) == (503, "4")
+
+
+def test_hetzner_rate_limit_says_when_as_hetzner_documents_it(sandbox):
+    sandbox.inject("rate_limit", service="hetzner", retry_after=2.5)
+    response = requests.get(f"{sandbox.hetzner_endpoint}/servers", headers={"Authorization": f"Bearer {HZ_TOKEN}"})
+    assert response.status_code == 429 and "Retry-After" not in response.headers
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    limit, reset = int(response.headers["RateLimit-Limit"]), int(response.headers["RateLimit-Reset"])
+    sent = parsedate_to_datetime(response.headers["Date"]).timestamp()
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert (reset - sent) / limit == 2.5  # the budget refills evenly: one request's share of the reset
+    assert len([k for k in response.raw.headers.keys() if k.lower() == "date"]) == 1

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
-from tests.integration.conftest import EPOCH, HZ_OTHER_TOKEN
+import requests
+from tests.integration.conftest import EPOCH, HZ_OTHER_TOKEN, HZ_TOKEN
 from hcloud import APIException
 from hcloud.actions import ActionFailedException
 from hcloud.images import Image
@@ -170,3 +172,31 @@ def test_seeded_creating_image_stays_creating(sandbox, hz):
     image = sandbox.state.add_snapshot("hz-a", "mid-flight", server_id=301, status="creating")
     assert hz.images.get_by_id(image.id).status == "creating"
     assert ids(hz.images.get_all(type=["snapshot"])) == [image.id]
+
+
+def test_server_ipv6_is_served_as_seeded(sandbox, hz):
+    assert hz.servers.get_by_id(301).public_net.ipv6 is None
+    state = sandbox.dump_state()
+    next(s for s in state["servers"] if s["id"] == 301)["ipv6"] = "2001:db8::/64"
+    sandbox.load_state(state)
+    assert next(s for s in sandbox.dump_state()["servers"] if s["id"] == 301)["ipv6"] == "2001:db8::/64"  # round-trips
+    ipv6 = hz.servers.get_by_id(301).public_net.ipv6
+    assert (ipv6.ip, ipv6.network, ipv6.network_mask) == ("2001:db8::/64", "2001:db8::", "64")
+    sandbox.state.servers[301].ipv6 = "2001:db8::1"  # a string, as the OpenAPI description allows
+    with pytest.raises(IndexError):  # hcloud 2.27 expects a prefix length after a "/"
+        hz.servers.get_by_id(301)
+
+
+def test_exhausted_budget_answers_429_with_the_documented_headers_only(sandbox, make_hz):
+    sandbox.state.accounts["hz-a"].rate_limit = 2
+    hz = make_hz()
+    hz._client._retry_max_retries = 0
+    hz.servers.get_by_id(301)
+    hz.servers.get_by_id(301)
+    response = requests.get(f"{sandbox.hetzner_endpoint}/servers/301", headers={"Authorization": f"Bearer {HZ_TOKEN}"})
+    assert response.status_code == 429 and "Retry-After" not in response.headers
+    assert response.json()["error"]["code"] == "rate_limit_exceeded"
+    sent = parsedate_to_datetime(response.headers["Date"]).timestamp()
+    # Two requests an hour, both spent: one is back in half an hour, all of them in an hour.
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert 3590 <= int(response.headers["RateLimit-Reset"]) - sent <= 3602

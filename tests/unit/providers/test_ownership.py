@@ -33,12 +33,28 @@ def test_hetzner_snapshot_labelled_for_another_server_is_not_managed():
     assert (snapshot.managed, snapshot.ownership) == (False, "label snapshot-policy/server-id is not 1")
 
 
-def test_digitalocean_snapshot_needs_the_tag_and_the_name_pattern():
-    assert classify(DO_TARGET, cloud(labels={"snapshot-policy": ""})).managed
+def test_digitalocean_snapshot_needs_the_tag_on_a_snapshot_of_the_droplet():
+    tagged = classify(DO_TARGET, cloud(labels={"snapshot-policy": ""}))
+    assert (tagged.managed, tagged.ownership) == (True, "tagged snapshot-policy, made from droplet 1")
     untagged = classify(DO_TARGET, cloud())
     assert (untagged.managed, untagged.ownership) == (False, "not tagged snapshot-policy")
-    misnamed = classify(DO_TARGET, cloud(name="web-before-upgrade", labels={"snapshot-policy": ""}))
-    assert not misnamed.managed and "does not fit" in misnamed.ownership
+    elsewhere = classify(DO_TARGET, cloud(server_id="2", labels={"snapshot-policy": ""}))
+    assert (elsewhere.managed, elsewhere.ownership) == (False, "tagged snapshot-policy, but made from droplet 2, not 1")
+
+
+def test_a_renamed_droplet_keeps_its_tagged_snapshots_whatever_their_names():
+    renamed = replace(DO_TARGET, server_name="web-new")
+    for name in ("web-20261125030000", "web-before-upgrade", "nightly"):
+        snapshot = classify(renamed, cloud(name=name, labels={"snapshot-policy": ""}))
+        assert snapshot.managed, name
+
+
+def test_a_renamed_servers_old_legacy_names_prove_nothing():
+    renamed = replace(DO_TARGET, server_name="web-new", adopt_legacy_names=True)
+    assert not classify(renamed, cloud(name="web-20261125030000")).managed
+    assert classify(renamed, cloud(name="web-new-20261125030000")).managed
+    hetzner = replace(HETZNER_TARGET, server_name="web-new", adopt_legacy_names=True)
+    assert not classify(hetzner, cloud(name="web-20261125030000")).managed
 
 
 def test_snapshots_of_other_servers_never_count():

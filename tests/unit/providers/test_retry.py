@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from snapshot_policy.model import ProviderError
-from snapshot_policy.providers.retry import RetryPolicy
+from snapshot_policy.providers.retry import RetryPolicy, advised_wait, timed_out, unreadable
 
 
 class FakeTime:
@@ -80,8 +80,26 @@ def test_poll_returns_the_first_answer_and_times_out():
     clock.sleeps.clear()
     policy(clock).poll(lambda: next(slow), timeout=600, interval=5, waiting_for="x")
     assert max(clock.sleeps) == 5 and clock.sleeps[-1] == 5
-    with pytest.raises(TimeoutError, match="gave up after 12s waiting for snapshot web"):
+    with pytest.raises(TimeoutError, match="^timed out after 12s waiting for snapshot web$"):
         policy(clock).poll(lambda: None, timeout=12, interval=5, waiting_for="snapshot web")
+
+
+def test_poll_sleeps_up_to_the_deadline_and_probes_once_more_there():
+    clock = FakeTime()
+    probes = []
+
+    def probe():
+        probes.append(clock.now)
+        return "done" if clock.now >= 12 else None
+
+    assert policy(clock).poll(probe, timeout=12, interval=5, waiting_for="x") == "done"
+    assert probes[-1] == pytest.approx(12) and sum(clock.sleeps) == pytest.approx(12)
+    assert clock.sleeps[-1] < 5  # the last wait was cut short to end at the deadline
+    probes.clear()
+    clock.now = 100.0
+    with pytest.raises(TimeoutError):
+        policy(clock).poll(lambda: probes.append(clock.now), timeout=12, interval=5, waiting_for="x")
+    assert probes[-1] == pytest.approx(112)
 
 
 def test_start_once_takes_a_start_found_after_a_lost_reply_and_does_not_repeat_it():
@@ -116,3 +134,57 @@ def test_start_once_does_not_repeat_a_refusal():
     with pytest.raises(ProviderError):
         policy(clock).start_once(failing([error(404)]), lambda: "found", lambda e: False, timeout=60, busy_interval=5)
     assert clock.sleeps == []
+
+
+def test_an_uncertain_outcome_is_transient_even_with_a_refusals_status():
+    garbled = unreadable("digitalocean", "start snapshot", 201, ValueError("Expecting value"))
+    assert garbled.transient and garbled.status == 201
+    assert str(garbled) == "digitalocean start snapshot failed (HTTP 201): the API's reply could not be understood (ValueError: Expecting value)"
+    proxy = unreadable("hetzner", "list servers", 403, "an HTTP 403 without Hetzner's error body")
+    assert proxy.transient and proxy.status == 403
+    assert unreadable("hetzner", "list servers", None, KeyError("x")).transient
+    late = timed_out("hetzner", "snapshot web-1", 20)
+    assert late.transient and str(late) == "hetzner wait for snapshot failed (timed out after 20s): snapshot web-1 is still not finished"
+
+
+def test_an_unreadable_reply_is_not_repeated_at_once():
+    clock = FakeTime()
+    with pytest.raises(ProviderError):
+        policy(clock).call(failing([unreadable("hetzner", "list servers", 200, TypeError("x"))]))
+    assert clock.sleeps == []
+
+
+def test_start_once_looks_for_a_start_whose_reply_was_not_understood():
+    clock, starts = FakeTime(), []
+
+    def start():
+        starts.append(1)
+        raise unreadable("hetzner", "start snapshot", 201, "its body is not JSON")
+
+    assert policy(clock).start_once(start, lambda: "found", lambda e: False, timeout=60, busy_interval=5) == "found"
+    assert len(starts) == 1
+
+
+DATE = "Mon, 01 Jan 2001 00:00:00 GMT"  # the server's clock, far from this machine's
+SENT = 978307200
+
+
+@pytest.mark.parametrize(
+    "headers, spread, wait",
+    [
+        ({"Retry-After": "8"}, False, 8),
+        ({"retry-after": "8", "ratelimit-remaining": "0", "ratelimit-reset": str(SENT + 60), "date": DATE}, False, 8),
+        ({"Retry-After": "Mon, 01 Jan 2001 00:00:30 GMT", "Date": DATE}, False, 30),
+        ({"Retry-After": "Mon, 01 Jan 2001 00:00:30 GMT"}, False, None),  # no Date to measure it from
+        ({"ratelimit-remaining": "0", "ratelimit-reset": str(SENT + 29), "date": DATE}, False, 29),  # DigitalOcean
+        ({"RateLimit-Limit": "3600", "RateLimit-Remaining": "0", "RateLimit-Reset": str(SENT + 28800), "Date": DATE}, True, 8),  # Hetzner
+        ({"RateLimit-Limit": "3600", "RateLimit-Remaining": "0", "RateLimit-Reset": str(SENT + 28800)}, True, None),
+        ({"RateLimit-Limit": "3600", "RateLimit-Remaining": "5", "RateLimit-Reset": str(SENT + 60), "Date": DATE}, True, None),
+        ({"ratelimit-remaining": "0", "ratelimit-reset": str(SENT - 5), "date": DATE}, False, 0),
+        ({"Retry-After": "soon"}, False, None),
+        ({"Retry-After": "-3"}, False, None),
+        ({}, False, None),
+    ],
+)
+def test_advised_wait_reads_the_headers_against_the_replys_own_date(headers, spread, wait):
+    assert advised_wait(headers, spread_over_limit=spread) == wait
