@@ -3,7 +3,8 @@
 So an operator can always answer "who deleted this snapshot, and why": each line names the
 time, target, provider, snapshot, the reason and the fingerprint of the plan that decided
 it. Lines are written the moment the cloud confirmed the change, so a killed run leaves
-a true record up to its last action.
+a true record up to its last action. The file is created readable by its owner only, each line
+appended in one write, never through a symbolic link (SPEC §5, invariant 10).
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+from snapshot_policy import statefiles
 from snapshot_policy.model import Snapshot, Target
 
 
 class AuditLog:
     def __init__(self, path: str | Path, fingerprint: str):
+        """Raise UnsafeStateFile if a symbolic link or anything but a regular file stands at
+        `path`, so a run refuses before it changes anything rather than lose its record."""
         self._path = Path(path)
         self._fingerprint = fingerprint
         self._lock = threading.Lock()
+        statefiles.refuse_unsafe(self._path, "audit log")
 
     def record(self, event: str, target: Target, snapshot: Snapshot, reason: str, when: datetime) -> None:
-        """Append one line; `event` is created, adopted or deleted."""
+        """Append one line; `event` is created, adopted or deleted. Raise StateFileError (an
+        OSError) if it cannot be written."""
         line = {
             "time": when.isoformat(),
             "event": event,
@@ -38,6 +44,4 @@ class AuditLog:
             "plan_fingerprint": self._fingerprint,
         }
         with self._lock:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            with self._path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            statefiles.append_text(self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log")

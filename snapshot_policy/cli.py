@@ -2,15 +2,20 @@
 
 Usage errors exit 1, not click's usual 2: for `plan --detailed-exitcode` and for cron
 wrappers, 2 already means "changes pending" or "some targets failed".
+
+Everything a command prints passes the secret masking of `logs` (SPEC §5, invariant 8):
+`main` wraps stdout and stderr for the whole command, and once the configuration is loaded
+its secrets are masked there, in the log and in every file the command writes.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,9 +26,10 @@ from snapshot_policy import config, render, run
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy
+from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.demo import run_demo
 from snapshot_policy.duration import Duration
-from snapshot_policy.logs import redact, setup_logging
+from snapshot_policy.logs import hide, redact, redacted_output, setup_logging
 from snapshot_policy.model import Clock, RetentionPolicy
 from snapshot_policy.observe import observe
 from snapshot_policy.planfile import PlanFileError
@@ -31,6 +37,7 @@ from snapshot_policy.progress import ApplyProgress
 from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
+from snapshot_policy.statefiles import StateFileError, refuse_unsafe, write_atomic
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -76,6 +83,13 @@ def _now() -> datetime:
     return _clock()()
 
 
+def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    try:
+        return Duration.parse(value).as_timedelta()
+    except ValueError as error:
+        raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d")
+
+
 def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
     if value is None:
         return _now().replace(microsecond=0)
@@ -103,9 +117,12 @@ def selection(command: Callable) -> Callable:
             loaded = config.load(policy, legacy_config, server_files)
         except config.NoConfiguration as error:
             raise click.UsageError(str(error))
+        hide(loaded.secrets)
         for problem in loaded.problems:
             if verbose or not problem.warning:
                 click.echo(str(problem), err=True)
+        for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
+            click.echo(warning, err=True)
         unknown = sorted(set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed})
         if unknown:
             known = ", ".join(sorted({t.name for t in loaded.targets})) or "none"
@@ -115,6 +132,20 @@ def selection(command: Callable) -> Callable:
         return command(loaded=loaded, verbose=verbose, whole=not targets, **options)
 
     return wrapper
+
+
+def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = True) -> bool:
+    """Log as every command that talks to a cloud does: the configured file (unless `to_file`
+    is false), the console with -v, secrets masked on both; SDK warnings such as retries go
+    there too, never to Python's unmasked last-resort handler. Print why and return False if
+    the log cannot be set up."""
+    settings = loaded.settings
+    try:
+        setup_logging(settings.log_file if to_file else None, settings.log_max_bytes, settings.log_backup_count, settings.log_level, verbose, loaded.secrets)
+    except (OSError, ValueError) as error:
+        click.echo(str(error), err=True)
+        return False
+    return True
 
 
 def _only(loaded: config.LoadedConfig, names: set[str]) -> config.LoadedConfig:
@@ -141,14 +172,21 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    plan, failures, _ = run.decide(loaded, whole, _now())
+    if not _start_logging(loaded, verbose):
+        return EXIT_ERROR
+    try:
+        if plan_file is not None:
+            refuse_unsafe(plan_file, "plan file")  # before reading every cloud, not after
+        plan, failures, _ = run.decide(loaded, whole, _now())
+    except StateFileError as error:
+        click.echo(str(error), err=True)
+        return EXIT_ERROR
     click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
     if plan_file is not None:
         try:
-            plan_file.parent.mkdir(parents=True, exist_ok=True)
-            plan_file.write_text(render.plan_json(plan, failures), encoding="utf-8")
-        except OSError as error:
-            click.echo(f"cannot save the plan to {plan_file}: {error.strerror or error}", err=True)
+            write_atomic(plan_file, render.plan_json(plan, failures), "plan file")
+        except StateFileError as error:
+            click.echo(f"cannot save the plan to {plan_file}: {error.reason}", err=True)
             return EXIT_ERROR
     if failures:
         return EXIT_ERROR
@@ -157,7 +195,8 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
 
 @cli.command("apply")
 @selection
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Apply exactly this saved plan (from `plan --out`); refuse if the snapshots changed since.")
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Carry out a saved plan (from `plan --out`) as far as a fresh plan agrees; refuse it whole if it asks for more, is older than --max-plan-age or comes from another configuration.")
+@click.option("--max-plan-age", callback=_plan_age, default="24h", show_default=True, metavar="DURATION", help="How old a saved plan may be (e.g. 12h, 2d).")
 @click.option("--dry-run", is_flag=True, help="Print what apply would do; call no write endpoint.")
 @click.option("--parallel", type=click.IntRange(min=1, max=64), help="Targets run at once per account (default: the policy's, else 4).")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False), help="Write a Prometheus textfile (for node_exporter) after the run.")
@@ -171,6 +210,7 @@ def apply_command(
     parallel: int | None,
     metrics_file: Path | None,
     report_file: Path | None,
+    max_plan_age: timedelta,
 ) -> int:
     """Create the snapshots that are due and delete what retention no longer keeps.
 
@@ -187,9 +227,13 @@ def apply_command(
     if loaded.critical:
         click.echo("Nothing applied: fix the errors above.", err=True)
         return EXIT_ERROR
-    try:
-        setup_logging(settings.log_file, settings.log_max_bytes, settings.log_backup_count, settings.log_level, verbose, loaded.secrets)
-    except (OSError, ValueError) as error:
+    if not _start_logging(loaded, verbose):
+        return EXIT_ERROR
+    try:  # refuse a link where a file belongs before anything changes, not after the snapshots
+        for path, what in ((run.audit_path(settings), "audit log"), (metrics_file, "metrics file"), (report_file, "run report")):
+            if path is not None and not dry_run:
+                refuse_unsafe(path, what)
+    except StateFileError as error:
         click.echo(str(error), err=True)
         return EXIT_ERROR
     if dry_run:
@@ -200,7 +244,7 @@ def apply_command(
     try:
         with run_lock(settings.lock_file):
             with ApplyProgress() as progress:
-                report = run.apply(loaded, whole, _clock(), plan_file, parallel or settings.parallel, metrics_file, report_file, progress)
+                report = run.apply(loaded, whole, _clock(), plan_file, parallel or settings.parallel, metrics_file, report_file, progress, max_plan_age)
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED
@@ -224,6 +268,9 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
       snapshot-policy validate --config snapshots.config droplet1.json
     """
     failures = list(loaded.failed)
+    # The log file only when the clouds are asked: a check of the files alone writes nothing.
+    if not _start_logging(loaded, verbose, to_file=online and not loaded.critical):
+        return EXIT_ERROR
     if online and not loaded.critical:
         failures += observe(loaded.targets, run.connector(loaded.settings), orphans=False).failures
         for failure in failures[len(loaded.failed):]:
@@ -294,7 +341,11 @@ def simulate_command(
     result = simulate(policy, zone or ZoneInfo("UTC"), start, days, runs_per_day)
     click.echo(render.simulation_json(result) if output == "json" else render.simulation_text(result), nl=False)
     if chart_file is not None:
-        chart_file.write_text(survivors_svg(result), encoding="utf-8")
+        try:
+            write_atomic(chart_file, survivors_svg(result), "chart file")
+        except StateFileError as error:
+            click.echo(str(error), err=True)
+            return EXIT_ERROR
         click.echo(f"Chart written to {chart_file}.", err=True)
     return EXIT_OK
 
@@ -370,21 +421,33 @@ def completion_command(shell: str) -> None:
 def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     """Run the command line with `argv` and return the exit code; importable for tests.
 
-    `clock` is the only source of the current time for everything the command does.
+    `clock` is the only source of the current time for everything the command does. stdout
+    and stderr are masked for the whole command (`logs.redacted_output`). An unexpected error
+    (a bug) prints its traceback, masked, to stderr and is raised again, so tests see it.
     """
-    try:
-        outcome = cli.main(args=argv, prog_name="snapshot-policy", standalone_mode=False, obj=clock)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return EXIT_ERROR
-    except click.ClickException as error:
-        error.show()
-        return EXIT_ERROR
+    with redacted_output():
+        try:
+            outcome = cli.main(args=argv, prog_name="snapshot-policy", standalone_mode=False, obj=clock)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            return EXIT_ERROR
+        except click.ClickException as error:
+            error.show()
+            return EXIT_ERROR
+        except Exception:
+            click.echo("snapshot-policy stopped on an unexpected error (a bug; please report it):", err=True)
+            traceback.print_exc(file=sys.stderr)
+            raise
     if isinstance(outcome, int):
         return outcome
     return EXIT_OK
 
 
 def console() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point. An unexpected error was shown, masked, by `main`: exit 1
+    rather than let Python print it again, unmasked."""
+    try:
+        code = main()
+    except Exception:
+        code = EXIT_ERROR
+    sys.exit(code)

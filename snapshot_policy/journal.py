@@ -1,4 +1,5 @@
-"""Snapshots this tool started but has not yet marked as its own.
+"""Snapshots this tool started but has not yet marked as its own, and deletions it sent
+but has not yet seen confirmed.
 
 DigitalOcean lets a snapshot be tagged only once it exists, so a run killed while waiting
 leaves an untagged snapshot that nothing proves is ours. Each start is written here first
@@ -7,15 +8,19 @@ pending name, of the same server, and marks it — never duplicating it, never l
 A start that is not listed yet counts as a snapshot still being created, but only while it
 is younger than the creation timeout: after that it can no longer be running. Entries are
 kept for a month, so a snapshot that finished unmarked is adopted however late the next run.
+
+A deletion is written here before it is sent and crossed off once confirmed: a run killed
+in between leaves the next run to see the snapshot gone and write the audit line.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from snapshot_policy import statefiles
 
 
 KEEP = timedelta(days=31)
@@ -30,9 +35,11 @@ class Journal:
 
     def pending(self, account: str, server_id: str) -> dict[str, datetime]:
         """Return the names started for this server and not yet marked, with their start times."""
-        with self._lock:
-            mine = (e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id))
-            return {e["name"]: datetime.fromisoformat(e["started"]) for e in mine}
+        return {e["name"]: datetime.fromisoformat(e["started"]) for e in self._mine(account, server_id) if "deleting" not in e}
+
+    def deletions(self, account: str, server_id: str) -> dict[str, tuple[str, str]]:
+        """Return the snapshot ids whose deletion was sent and not confirmed, with name and reason."""
+        return {e["deleting"]: (e["name"], e.get("reason", "")) for e in self._mine(account, server_id) if "deleting" in e}
 
     def in_flight(self, account: str, server_id: str) -> dict[str, datetime]:
         """Return the pending starts that may still be running: younger than the creation timeout."""
@@ -43,28 +50,43 @@ class Journal:
 
     def marked(self, account: str, server_id: str, name: str) -> None:
         key = (account, server_id, name)
-        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e["name"]) != key])
+        self._change(lambda entries: [e for e in entries if "deleting" in e or (e["account"], e["server_id"], e["name"]) != key])
+
+    def deleting(self, account: str, server_id: str, snapshot_id: str, name: str, reason: str, when: datetime) -> None:
+        entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "deleting": snapshot_id, "reason": reason}
+        self._change(lambda entries: entries + [entry])
+
+    def deleted(self, account: str, server_id: str, snapshot_id: str) -> None:
+        key = (account, server_id, snapshot_id)
+        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("deleting")) != key])
+
+    def _mine(self, account: str, server_id: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id)]
 
     def _change(self, edit) -> None:
         with self._lock:
             self._entries = edit(self._entries)
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            spare = self._path.with_name(self._path.name + ".tmp")
-            spare.write_text(json.dumps(self._entries, indent=1), encoding="utf-8")
-            os.replace(spare, self._path)  # never a half-written journal, even if killed here
+            # Never a half-written journal, even if killed here; never written through a link.
+            statefiles.write_atomic(self._path, json.dumps(self._entries, indent=1), "journal")
 
     def _read(self, oldest: datetime) -> list[dict]:
+        """Raise UnsafeStateFile if a symbolic link stands where the journal belongs: the run
+        would have to write through it."""
         try:
-            entries = json.loads(self._path.read_text(encoding="utf-8"))
+            entries = json.loads(statefiles.read_text(self._path, "journal"))
         except FileNotFoundError:
             return []
+        except statefiles.UnsafeStateFile:
+            raise
         except (OSError, ValueError):
             return []  # unreadable: at worst an interrupted snapshot stays unadopted
         fresh = []
         for entry in entries if isinstance(entries, list) else []:
             try:
                 if datetime.fromisoformat(entry["started"]) > oldest:
-                    fresh.append({k: str(entry[k]) for k in ("account", "server_id", "name", "started")})
+                    keys = ("account", "server_id", "name", "started") + (("deleting", "reason") if "deleting" in entry else ())
+                    fresh.append({k: str(entry[k]) for k in keys})
             except (KeyError, TypeError, ValueError):
                 continue
         return fresh

@@ -1,18 +1,21 @@
 """Telling monitoring how a run went: a healthchecks-style ping, a Prometheus textfile and
 a JSON run report (SPEC §7). Best effort: none of it can change a snapshot or the exit code.
+
+Both files are replaced whole, never written through a symbolic link, and created readable by
+their owner only (`statefiles`, SPEC §5 invariant 10).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import httpx
 
+from snapshot_policy import statefiles, transport
 from snapshot_policy.execute import Outcome, RunReport
 from snapshot_policy.notify import Delivery
 from snapshot_policy.render import iso_utc, target_identity
@@ -25,6 +28,10 @@ def ping(url: str | None, outcome: str, body: str = "") -> Delivery | None:
     """Ping `url` + `/start`, `` or `/fail` (healthchecks.io's convention) with `body` as text."""
     if not url:
         return None
+    refused = transport.url_problem(url, transport.HEALTHCHECK)
+    if refused is not None:
+        log.warning("healthcheck ping (%s) refused: %s", outcome, refused)
+        return Delivery("healthcheck", "healthcheck", None, False, 0, f"ping {outcome}: {refused}")
     suffix = {"start": "/start", "success": "", "fail": "/fail"}[outcome]
     try:
         response = httpx.post(url.rstrip("/") + suffix, content=body.encode(), timeout=PING_TIMEOUT)
@@ -36,7 +43,8 @@ def ping(url: str | None, outcome: str, body: str = "") -> Delivery | None:
 
 
 def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
-    """Write the Prometheus textfile atomically, carrying each target's last success forward."""
+    """Write the Prometheus textfile atomically, carrying each target's last success forward.
+    Raise StateFileError (an OSError) if it cannot be written or `path` is a symbolic link."""
     previous = _last_successes(path)
     finished = report.finished.timestamp()
     lines = [
@@ -60,10 +68,7 @@ def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
     lines += _metric("snapshot_policy_target_snapshots_deleted", "Snapshots the last run deleted, per target.", deleted)
     lines += _metric("snapshot_policy_target_managed_snapshots", "Managed snapshots after the last run, per target.", managed)
     lines += _metric("snapshot_policy_target_last_success_timestamp_seconds", "When each target last succeeded.", sorted(previous.items()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    spare = path.with_name(path.name + ".tmp")
-    spare.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(spare, path)  # node_exporter never reads half a file
+    statefiles.write_atomic(path, "\n".join(lines) + "\n", "metrics file")  # node_exporter never reads half a file
 
 
 def _metric(name: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
@@ -81,15 +86,16 @@ def _escape(key: str, value: str) -> str:
 def _last_successes(path: Path) -> dict[str, float]:
     """The per-target last-success samples of the previous file, so a failing target keeps its date."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        text = statefiles.read_text(path, "metrics file")
+    except (OSError, ValueError):  # none yet, unreadable, or a link (which writing then refuses)
         return {}
     pattern = re.compile(r"^snapshot_policy_target_last_success_timestamp_seconds(\{.*\}) (\S+)$", re.MULTILINE)
     return {labels: float(value) for labels, value in pattern.findall(text)}
 
 
 def write_report(path: Path, report: RunReport) -> None:
-    """Write the JSON run report: every target, every decision, every outcome and notification."""
+    """Write the JSON run report: every target, every decision, every outcome and notification.
+    Raise StateFileError (an OSError) if it cannot be written or `path` is a symbolic link."""
     document = {
         "started": iso_utc(report.started),
         "finished": iso_utc(report.finished),
@@ -99,8 +105,7 @@ def write_report(path: Path, report: RunReport) -> None:
         "failed": [{"target": f.target, "account": f.account, "reason": f.reason} for f in report.failures],
         "notifications": [d.__dict__ for d in report.deliveries],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    statefiles.write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", "run report")
 
 
 def _outcome_document(outcome: Outcome) -> dict:

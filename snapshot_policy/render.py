@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from collections.abc import Sequence
 
 from snapshot_policy.execute import RunReport
+from snapshot_policy.logs import escape_controls
 from snapshot_policy.model import ActionKind, Plan, PlanAction, Target, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 
@@ -39,7 +40,7 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
 def plan_text(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     """Return the plan as the operator reads it: one block per target, the failures, then the summary."""
     blocks = [_target_text(t) for t in plan.targets]
-    blocks += [f"{f.target}: FAILED: {f.reason}" for f in failures]
+    blocks += [escape_controls(f"{f.target}: FAILED: {f.reason}") for f in failures]
     return "\n\n".join(blocks + [plan_summary(plan, failures)]) + "\n"
 
 
@@ -52,7 +53,7 @@ def _target_text(plan: TargetPlan) -> str:
     if not plan.actions:
         lines.append("  (no snapshots)")
     lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, *plan.problems))]
-    return "\n".join(lines)
+    return "\n".join(escape_controls(line) for line in lines)  # a name from an API cannot forge a line
 
 
 def _action_text(action: PlanAction) -> str:
@@ -138,7 +139,7 @@ def report_text(report: RunReport) -> str:
         done = f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
         lines.append(f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}" + (f"; {outcome.error}" if outcome.error else ""))
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
-    return "".join(line + "\n" for line in lines)
+    return "".join(escape_controls(line) + "\n" for line in lines)
 
 
 def simulation_text(simulation: Simulation) -> str:

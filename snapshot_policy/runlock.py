@@ -3,6 +3,10 @@
 `flock` rather than "the file exists": the kernel drops the lock when its holder dies, so a
 file left behind by a killed run never blocks the next one. The file stays in place after the
 run; removing it would race with a run that has just opened it.
+
+The file is opened without following a symbolic link and created readable by its owner only
+(SPEC §5, invariant 10), and it is emptied only once the lock on it is ours: a link put in
+its place would otherwise have its target cut down to our PID.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+
+from snapshot_policy import statefiles
 
 
 class LockHeld(Exception):
@@ -30,7 +35,8 @@ def run_lock(path: str) -> Iterator[None]:
 
     Raise LockHeld if another open of the file holds it: another process, or a second
     `run_lock` on the same path in this process (flock locks belong to the open file, not to the
-    process). Raise OSError naming `path` if the file or its folder cannot be created or locked.
+    process). Raise OSError naming `path` if the file or its folder cannot be created or locked,
+    and StateFileError (an OSError) if `path` is a symbolic link or not a regular file.
     """
     fd = _open(path)
     try:
@@ -52,12 +58,8 @@ def run_lock(path: str) -> Iterator[None]:
 
 
 def _open(path: str) -> int:
-    """Open (creating it and its folder if needed) without truncating."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise _unusable(path, error) from error
+    """Open (creating it, 0600, and its folder if needed) without truncating or following a link."""
+    return statefiles.open_fd(path, os.O_RDWR | os.O_CREAT, "lock file", statefiles.OWNER_ONLY)
 
 
 def _holder_pid(fd: int) -> int | None:

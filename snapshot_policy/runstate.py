@@ -14,10 +14,11 @@ extra snapshot is made. Entries older than KEEP are dropped.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from snapshot_policy import statefiles
 
 KEEP = timedelta(days=400)
 Server = tuple[str, str]  # (account, server id)
@@ -44,14 +45,15 @@ class RunState:
     def save(self) -> None:
         document = {name: [[a, s, t.isoformat()] for (a, s), t in sorted(entries.items())]
                     for name, entries in (("absent_since", self.absent_since), ("last_made", self.last_made))}
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        spare = self._path.with_name(self._path.name + ".tmp")
-        spare.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        os.replace(spare, self._path)
+        statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
 
     def _read(self) -> dict:
+        """Raise UnsafeStateFile if a link stands where the file belongs: saving would refuse it
+        only after the run."""
         try:
-            document = json.loads(self._path.read_text(encoding="utf-8"))
+            document = json.loads(statefiles.read_text(self._path, "run state"))
+        except statefiles.UnsafeStateFile:
+            raise
         except (OSError, ValueError):
             return {}
         return document if isinstance(document, dict) else {}

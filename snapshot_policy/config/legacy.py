@@ -17,7 +17,7 @@ from pathlib import Path
 from snapshot_policy import transport
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
-from snapshot_policy.config.secrets import is_placeholder
+from snapshot_policy.config.secrets import SecretError, clean, is_placeholder
 from snapshot_policy.config.sources import Source, read_ini, read_json
 from snapshot_policy.model import (
     Account,
@@ -115,6 +115,7 @@ def _read_ini(config_file: Path | None) -> tuple[IniSettings, list[Problem], lis
         text = data.get("WEBHOOK", {}).get(key)
         if isinstance(text, str) and text.strip() and not is_placeholder(text):
             problems += _ini_payload_problems(source, key, text)
+    problems += _secret_problems(source, data.get("TELEGRAM", {}).get("bot_token"), ("TELEGRAM", "bot_token"), "TELEGRAM.bot_token")
     for section, key in (("TELEGRAM", "message_success"), ("TELEGRAM", "message_failure")):
         text = data.get(section, {}).get(key)
         if isinstance(text, str):
@@ -180,10 +181,12 @@ def _server(path: Path, ini: IniSettings, accounts: dict[tuple[str, str], Accoun
     if is_placeholder(server["api_token"]):
         problems.append(_problem(source, (wrapper, "api_token"), f"{wrapper}.api_token", "is still the sample's placeholder; put this server's API token here"))
         return None, problems
+    problems += _secret_problems(source, server["api_token"], (wrapper, "api_token"), f"{wrapper}.api_token")
     channels, channel_problems = _channels(source, wrapper, server, ini)
     problems += channel_problems
-    key = (provider, server["api_token"])
-    account = accounts.setdefault(key, Account(f"{provider}-{sum(k[0] == provider for k in accounts) + 1}", provider, server["api_token"]))
+    api_token = server["api_token"].strip()  # a token pasted with its line break still works
+    key = (provider, api_token)
+    account = accounts.setdefault(key, Account(f"{provider}-{sum(k[0] == provider for k in accounts) + 1}", provider, api_token))
     spec = TargetSpec(
         name=server["name"],
         account=account,
@@ -211,11 +214,12 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings) -
     channels: list = []
     if _enabled(telegram, ini, "TELEGRAM"):
         token = telegram.get("bot_token") or ini.get("TELEGRAM", "bot_token")
+        problems += _secret_problems(source, telegram.get("bot_token"), (wrapper, "telegram", "bot_token"), f"{wrapper}.telegram.bot_token")
         chat = telegram.get("chat_id") or ini.get("TELEGRAM", "chat_id")
         if token and chat:
             channels.append(TelegramChannel(
                 name="telegram",
-                bot_token=str(token),
+                bot_token=str(token).strip(),
                 chat_id=str(chat),
                 message_success=telegram.get("message_success") or ini.text("TELEGRAM", "message_success"),
                 message_failure=telegram.get("message_failure") or ini.text("TELEGRAM", "message_failure"),
@@ -259,6 +263,18 @@ def _enabled(own: Mapping, ini: IniSettings, section: str) -> bool:
 def _ini_payload(ini: IniSettings, key: str) -> dict | None:
     text = ini.get("WEBHOOK", key)
     return json.loads(text) if isinstance(text, str) and text.strip() else None
+
+
+def _secret_problems(source: Source, value: object, path: tuple, shown: str) -> list[Problem]:
+    """A problem if the secret `value` (a string, not a placeholder) has whitespace or a control
+    character inside it; the message names the key, never the value."""
+    if not isinstance(value, str) or is_placeholder(value):
+        return []
+    try:
+        clean(value)
+    except SecretError as error:
+        return [_problem(source, path, shown, str(error))]
+    return []
 
 
 def _problem(source: Source, path: tuple, shown: str, message: str) -> Problem:

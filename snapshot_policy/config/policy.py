@@ -21,7 +21,7 @@ from cronsim import CronSim, CronSimError
 from snapshot_policy import transport
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import validate
-from snapshot_policy.config.secrets import SecretError, resolve
+from snapshot_policy.config.secrets import ENV_PREFIX, SecretError, resolve
 from snapshot_policy.config.sources import Source, read_yaml
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import (
@@ -144,8 +144,10 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
             token = check.secret(("accounts", name, "token"), account["token"])
         else:
             variable = DEFAULT_TOKEN_VARIABLES[provider]
-            token = check.env.get(variable, "")
-            if not token and check.read_secrets:
+            token = ""
+            if check.env.get(variable, "").strip():
+                token = check.secret(("accounts", name), ENV_PREFIX + variable)  # trimmed and checked like any secret
+            elif check.read_secrets:
                 check.add(("accounts", name), f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}")
         if "endpoint" in account:
             check.url(("accounts", name, "endpoint"), account["endpoint"], transport.API_TOKEN)

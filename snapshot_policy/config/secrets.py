@@ -2,38 +2,90 @@
 
 Secrets are read when the config loads, so a missing variable or unreadable file is a
 validation error with the key's path, not a failure at 6 a.m.
+
+Every secret is trimmed: a token exported from a file, pasted from a browser or mounted as a
+container secret usually ends in a line break, which an HTTP header cannot carry and which
+made the SDKs print the whole `Bearer …` value in their errors. Whitespace or a control
+character left inside is a mistake no trimming can repair, so it is an error that names the
+key (the caller adds it) and never shows the value (SPEC §5, invariant 8).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 ENV_PREFIX = "env:"
 FILE_PREFIX = "file:"
+# Group or others may read: what ssh refuses for a private key.
+EXPOSED_BITS = stat.S_IRGRP | stat.S_IROTH
 
 
 class SecretError(ValueError):
-    """A secret reference that cannot be resolved; the message says which and how to fix it."""
+    """A secret reference that cannot be resolved; the message says which and how to fix it,
+    never what the value is."""
 
 
 def resolve(value: str, env: Mapping[str, str], base: Path) -> str:
-    """Return the secret `value` stands for. Relative `file:` paths start at `base`."""
+    """Return the secret `value` stands for, trimmed. Relative `file:` paths start at `base`.
+
+    Raise SecretError if the variable is unset or empty, the file unreadable or empty, or the
+    value (trimmed) holds whitespace or a control character.
+    """
     if value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX) :]
-        if not env.get(name):
+        if not env.get(name, "").strip():
             raise SecretError(f"environment variable {name} is not set or empty; export it or give the value another way")
-        return env[name]
+        return clean(env[name], f"the value of environment variable {name}")
     if value.startswith(FILE_PREFIX):
         path = base / Path(value[len(FILE_PREFIX) :]).expanduser()
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as error:
             raise SecretError(f"cannot read secret file {path}: {getattr(error, 'strerror', None) or error}") from None
-        if not text:
+        if not text.strip():
             raise SecretError(f"secret file {path} is empty")
-        return text
-    return value
+        return clean(text, f"the secret in file {path}")
+    return clean(value, "the value")
+
+
+def clean(value: str, what: str = "the value") -> str:
+    """Return `value` without the whitespace around it. Raise SecretError, naming `what` but
+    not showing the value, if nothing is left or whitespace or a control character is inside."""
+    trimmed = value.strip()
+    if not trimmed:
+        raise SecretError(f"{what} is empty")
+    inside = next((c for c in trimmed if c.isspace() or not c.isprintable()), None)
+    if inside is not None:
+        kind = "a line break" if inside in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "a space" if inside.isspace() else "a control character"
+        raise SecretError(f"{what} has {kind} inside it (not shown here); a secret is a single word, so remove it and any text pasted along")
+    return trimmed
+
+
+def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str]) -> list[str]:
+    """Return a warning, like ssh's "UNPROTECTED PRIVATE KEY FILE", for each of `files` that
+    holds one of `secrets` literally and can be read by group or others: anyone else on the
+    machine could take the token. Files that cannot be read or examined are passed over.
+    """
+    values = [s for s in secrets if s]
+    warnings = []
+    for file in dict.fromkeys(str(f) for f in files):
+        try:
+            mode = os.stat(file).st_mode
+            if not mode & EXPOSED_BITS:
+                continue
+            text = Path(file).read_bytes().decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        if any(value in text for value in values):
+            who = "group and others" if mode & stat.S_IRGRP and mode & stat.S_IROTH else "group" if mode & stat.S_IRGRP else "others"
+            warnings.append(
+                f"warning: {file} holds a secret and can be read by {who} (permissions {stat.S_IMODE(mode):04o}); "
+                f"run `chmod 600 {file}`, or keep the secret out of it with env:NAME or file:PATH"
+            )
+    return warnings
 
 
 def is_placeholder(value: object) -> bool:

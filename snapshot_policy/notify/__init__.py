@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from snapshot_policy.logs import redact
+from snapshot_policy.logs import mask_fields, redact
 from snapshot_policy.model import Channel, Clock, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import messages, telegram, webhook
 from snapshot_policy.notify.messages import SUCCESS, Event
@@ -53,6 +53,7 @@ def deliver(
     `transport`) fails its deliveries with `attempts=0`: nothing is sent.
     """
     secrets = tuple(secrets)
+    routes = [(mask_fields(event, secrets), channels) for event, channels in routes]
     deliveries: list[Delivery] = []
     summaries: dict[TelegramChannel, list[Event]] = {}
     for event, channels in routes:

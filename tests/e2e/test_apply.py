@@ -307,3 +307,13 @@ def test_a_saved_plan_from_another_configuration_or_too_old_is_refused(policy, s
     assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
     assert "25.0 h ago, past the limit of 24.0 h" in capsys.readouterr().err
     assert writes(sandbox) == []
+
+
+def test_max_plan_age_accepts_an_older_saved_plan_when_asked(policy, sandbox, tmp_path, capsys, clock):
+    saved = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    clock.advance(hours=30)
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved), "--max-plan-age", "2d") == 0
+    assert "2 created, 7 deleted" in capsys.readouterr().err
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved), "--max-plan-age", "1m") == 1
+    assert "give hours or days" in capsys.readouterr().err

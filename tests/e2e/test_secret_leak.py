@@ -5,12 +5,20 @@ Telegram bot token and a webhook signing secret that appear nowhere else, then s
 each of them — whole, and a distinctive piece of it — in stdout, stderr, every file the run
 left (log, audit log, journal, JSON report, metrics textfile, saved plan), every Telegram
 message and webhook delivery (headers and body) the sandbox received, the sandbox's request
-log, and migrate's output.
+log, and migrate's output — verbatim, and with whitespace and its escapes taken out, so a
+secret shown with a line break (or `\\n`) around or inside it counts as shown.
+
+Issue 12: secrets given with whitespace around them (a token exported from a file ends in a
+line break) are trimmed and work; whitespace inside is a configuration error naming the key,
+never the value; a secret that reaches the output anyway (here: inside a server's name) is
+masked in every stream and file; a config file holding a secret literally and readable by
+others is warned about, as ssh does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,7 +97,10 @@ def everything(capsys, sandbox: Sandbox, folder: Path) -> dict[str, str]:
     out, err = capsys.readouterr()
     places = {"stdout": out, "stderr": err}
     for path in sorted(folder.rglob("*")):
-        written_by_test = path.suffix in (".yaml", ".json") and path.parent == folder or path.name == "snapshots.config" or path.parent.name == "configs"
+        written_by_test = (
+            path.suffix in (".yaml", ".json") and path.parent == folder
+            or path.name == "snapshots.config" or path.parent.name in ("configs", "secrets")
+        )
         if path.is_file() and not written_by_test:
             places[str(path.relative_to(folder))] = path.read_text(encoding="utf-8", errors="replace")
     places["telegram messages"] = json.dumps(sandbox.telegram_messages(), ensure_ascii=False)
@@ -98,12 +109,16 @@ def everything(capsys, sandbox: Sandbox, folder: Path) -> dict[str, str]:
     return places
 
 
+# Whitespace, and its escapes in reprs, JSON and URLs: taken out before searching again.
+_WHITESPACE = re.compile(r"\s|\\+(?:[nrtvf]|x0[9a-d]|u000[9a-d])|%0[9aAdD]|%20")
+
+
 def assert_no_secret(places: dict[str, str]) -> None:
     leaks = [
         f"{what} in {where}"
         for where, text in places.items()
         for what in SECRETS
-        if SECRETS[what] in text or PIECES[what] in text
+        if any(SECRETS[what] in seen or PIECES[what] in seen for seen in (text, _WHITESPACE.sub("", text)))
     ]
     assert not leaks, "secrets leaked: " + "; ".join(leaks)
 
@@ -233,3 +248,150 @@ def test_a_failing_legacy_run_leaks_nothing(legacy, sandbox, capsys, clock):
     sandbox.inject("error", service="telegram", status=500, count=None)
     assert main(["apply", "-v", "--report", "logs/report.json"], clock=clock) == 1
     assert_no_secret(everything(capsys, sandbox, legacy))
+
+
+# -- issue 12: whitespace around and inside secrets, and the one masking chokepoint ----------------
+
+AROUND = {
+    "trailing newline": "{}\n",
+    "trailing CRLF": "{}\r\n",
+    "leading space": " {}",
+    "tabs and newlines around": "\t{} \n\n",
+}
+ENV_NAMES = {"DigitalOcean token": "LEAK_DO_TOKEN", "Hetzner token": "LEAK_HZ_TOKEN", "Telegram bot token": "LEAK_BOT_TOKEN", "webhook secret": "LEAK_HOOK_SECRET"}
+
+
+def plan_apply_everything(policy: Path, clock) -> list[int]:
+    """validate --online, plan in both outputs and to a file, apply that plan with a report and
+    metrics, apply again: every command that reads the secrets, every file the tool writes."""
+    return [
+        main(["validate", "--online", "-v", str(policy)], clock=clock),
+        main(["plan", "--policy", str(policy), "-v", "--out", "out/plan.json"], clock=clock),
+        main(["plan", "--policy", str(policy), "--output", "json"], clock=clock),
+        main(["apply", "--policy", str(policy), "-v", "--plan", "out/plan.json", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock),
+        main(["apply", "--policy", str(policy), "--report", "run/report-2.json", "--metrics-file", "run/metrics.prom"], clock=clock),
+    ]
+
+
+@pytest.mark.parametrize("around", AROUND.values(), ids=AROUND.keys())
+def test_env_secrets_with_whitespace_around_are_trimmed_work_and_leak_nothing(around, policy, sandbox, tmp_path, capsys, monkeypatch, clock):
+    for what, name in ENV_NAMES.items():
+        monkeypatch.setenv(name, around.format(SECRETS[what]))
+    assert plan_apply_everything(policy, clock) == [0, 0, 0, 0, 0]  # the sandbox takes only the exact tokens
+    places = everything(capsys, sandbox, tmp_path)
+    assert sandbox.telegram_messages() and sandbox.webhook_deliveries()
+    assert_no_secret(places)
+
+
+def test_literal_and_file_secrets_with_whitespace_around_are_trimmed_work_and_leak_nothing(sandbox, tmp_path, capsys, monkeypatch, clock):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "hz").write_text(f"{HZ_SECRET}\r\n")
+    (tmp_path / "secrets" / "bot").write_text(f"\ufeff{BOT_SECRET}\n\n")
+    text = (POLICY.replace("@HOOK@", sandbox.webhook_url("leak"))
+            .replace("token: env:LEAK_DO_TOKEN", f'token: "  {DO_SECRET}\\n"')  # YAML's escape: a real line break
+            .replace("env:LEAK_HZ_TOKEN", "file:secrets/hz").replace("env:LEAK_BOT_TOKEN", "file:secrets/bot"))
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(text)
+    policy.chmod(0o600)
+    assert plan_apply_everything(policy, clock) == [0, 0, 0, 0, 0]
+    places = everything(capsys, sandbox, tmp_path)
+    assert "holds a secret" not in places["stderr"]  # 0600: nothing to warn of
+    assert_no_secret(places)
+
+
+@pytest.mark.parametrize("inside", ["\n", "\r\n", " ", "\x1b"], ids=["line break", "CRLF", "space", "escape character"])
+def test_a_secret_with_whitespace_inside_is_an_error_naming_the_key_never_the_value(inside, policy, sandbox, tmp_path, capsys, monkeypatch, clock):
+    monkeypatch.setenv("LEAK_DO_TOKEN", DO_SECRET[:24] + inside + DO_SECRET[24:])
+    assert main(["validate", str(policy)], clock=clock) == 1
+    err = capsys.readouterr().err
+    assert "accounts.do.token: the value of environment variable LEAK_DO_TOKEN has a" in err and "inside it (not shown here)" in err
+    assert main(["plan", "--policy", str(policy), "-v"], clock=clock) == 1
+    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"], clock=clock) == 1
+    places = everything(capsys, sandbox, tmp_path)
+    assert not sandbox.requests()  # nothing was sent anywhere with it
+    assert_no_secret({**places, "validate stderr": err})
+    for piece in (DO_SECRET[:24], DO_SECRET[24:]):
+        assert not any(piece in text for text in places.values())
+
+
+def a_cloud_whose_server_name_holds_the_token(now, name: str) -> dict:
+    state = cloud(now)
+    state["servers"][0]["name"] = name
+    state["snapshots"] = [dict(s, name=s["name"].replace("web-1", name)) if s["account"] == "do" else s for s in state["snapshots"]]
+    return state
+
+
+SECRET_NAMES = {
+    "verbatim": "web-" + DO_SECRET,
+    "a line break inside": "web-" + DO_SECRET[:30] + "\n" + DO_SECRET[30:],
+}
+
+
+@pytest.fixture(params=SECRET_NAMES.values(), ids=SECRET_NAMES.keys())
+def named_after_the_token(request, tmp_path, monkeypatch, clock):
+    """A sandbox whose droplet's name holds the DigitalOcean token: what the cloud sends back
+    reaches every output, so only the masking chokepoint stands between it and the user."""
+    with Sandbox(a_cloud_whose_server_name_holds_the_token(clock.now, request.param), action_seconds=0.05, clock=clock) as sb:
+        for name, value in sb.env().items():
+            monkeypatch.setenv(name, value)
+        for what, name in ENV_NAMES.items():
+            monkeypatch.setenv(name, SECRETS[what])
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "snapshot-policy.yaml").write_text(POLICY.replace("@HOOK@", sb.webhook_url("leak")))
+        yield sb
+
+
+def test_a_secret_in_a_server_name_is_masked_in_every_stream_file_and_log(named_after_the_token, tmp_path, capsys, clock):
+    assert plan_apply_everything(tmp_path / "snapshot-policy.yaml", clock) == [0, 0, 0, 0, 0]
+    places = everything(capsys, named_after_the_token, tmp_path)
+    assert "web-***" in places["stdout"] and "web-***" in places["out/plan.json"] and "web-***" in places["run/report.json"]
+    assert "web-***" in places["run/audit.jsonl"] and "web-***" in places["run/snapshot-policy.log"]
+    # The snapshot is named after the server, as the cloud itself names it; notifications are
+    # the next test's.
+    del places["sandbox request log"], places["telegram messages"], places["webhook deliveries"]
+    assert_no_secret(places)
+
+
+def test_a_secret_in_a_server_name_is_masked_in_every_notification(named_after_the_token, tmp_path, capsys, clock):
+    assert main(["apply", "--policy", "snapshot-policy.yaml"], clock=clock) == 0
+    places = everything(capsys, named_after_the_token, tmp_path)
+    assert named_after_the_token.telegram_messages() and named_after_the_token.webhook_deliveries()
+    assert_no_secret({k: places[k] for k in ("telegram messages", "webhook deliveries")})
+
+
+def test_plan_and_validate_log_retries_to_the_log_file_not_to_an_unmasked_stderr(policy, sandbox, tmp_path, capsys, clock):
+    for command in (["plan", "--policy", str(policy)], ["validate", "--online", str(policy)]):
+        sandbox.inject("error", service="digitalocean", method="GET", status=503, count=1)
+        assert main(command, clock=clock) == 0, command
+        err = capsys.readouterr().err
+        assert "retrying" not in err, command  # before: Python's last-resort handler printed it, unmasked
+    log = (tmp_path / "run" / "snapshot-policy.log").read_text()
+    assert log.count("retrying in") == 2
+
+
+def test_a_config_file_holding_a_secret_that_others_can_read_is_warned_about_once(legacy, sandbox, capsys, clock):
+    droplet = legacy / "configs" / "droplet.json"
+    for path in (legacy / "snapshots.config", droplet, legacy / "configs" / "server.json"):
+        path.chmod(0o600)
+    droplet.chmod(0o644)
+    assert main(["validate"], clock=clock) == 0
+    err = capsys.readouterr().err
+    assert err.count("holds a secret") == 1
+    assert f"warning: {Path('configs') / 'droplet.json'} holds a secret and can be read by group and others (permissions 0644); run `chmod 600" in err
+    droplet.chmod(0o600)
+    assert main(["validate"], clock=clock) == 0
+    assert "holds a secret" not in capsys.readouterr().err
+
+
+def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_path, capsys, monkeypatch, clock):
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"a bug holding {{'Authorization': 'Bearer {DO_SECRET}\\n'}}")
+
+    monkeypatch.setattr("snapshot_policy.run.decide", broken)
+    with pytest.raises(RuntimeError):  # raised again for tests; `console` exits 1 instead
+        main(["plan", "--policy", str(policy)], clock=clock)
+    places = everything(capsys, sandbox, tmp_path)
+    assert "stopped on an unexpected error" in places["stderr"] and "Traceback (most recent call last)" in places["stderr"]
+    assert "RuntimeError: a bug holding {'Authorization': 'Bearer ***" in places["stderr"]
+    assert_no_secret(places)

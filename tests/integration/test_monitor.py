@@ -173,3 +173,10 @@ def test_ping_reports_a_server_error_as_a_failed_delivery(sandbox):
 
 def test_ping_reports_an_unreachable_endpoint_as_a_failed_delivery():
     assert ping("http://127.0.0.1:9", "start") == Delivery("healthcheck", "healthcheck", None, False, 1, "ping start: ConnectError")
+
+
+def test_ping_refuses_plain_http_off_this_machine_without_sending():
+    """A healthcheck URL's path is its secret (the check's id): it must not cross the network in clear."""
+    delivery = ping("http://hc.example.invalid/abc-uuid", "start")
+    assert (delivery.ok, delivery.attempts) == (False, 0)
+    assert "is not https" in delivery.error and "abc-uuid" not in delivery.error

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy import journal as journal_module
+from snapshot_policy import statefiles
 from snapshot_policy.journal import Journal
 from tests.factories import utc
 
@@ -126,7 +126,7 @@ def test_journal_write_interrupted_before_the_rename_leaves_the_previous_file_wh
     def killed(*args):
         raise KeyboardInterrupt("killed between writing and renaming")
 
-    monkeypatch.setattr(journal_module.os, "replace", killed)
+    monkeypatch.setattr(statefiles.os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         journal.started("do", "1", "b", NOW)
     assert path.read_bytes() == before

@@ -1,9 +1,25 @@
+import dataclasses
 import logging
+import logging.handlers
+import os
 import re
+import stat
+import sys
 
+import click
 import pytest
 
-from snapshot_policy.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, redact, setup_logging
+from snapshot_policy.logs import (
+    LOGGER_NAME,
+    SDK_LOGGERS,
+    RedactingFilter,
+    hide,
+    mask_fields,
+    mask_secrets,
+    redact,
+    redacted_output,
+    setup_logging,
+)
 
 SECRET = "hunter2-configured-secret"
 DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
@@ -263,3 +279,140 @@ def test_redact_masks_the_word_after_bearer_even_in_prose():
 
 def test_redact_masks_a_longer_secret_before_one_it_contains():
     assert redact("a secret-part-and-more b", ["secret-part", "secret-part-and-more"]) == "a *** b"
+
+
+# -- whitespace variants, the output streams and the log file on disk (issue 12, items 2 and 7) --
+
+TOKEN = "dop_v1_" + "LEAKunitTOKEN" + "4f" * 25
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        pytest.param(f"'Bearer {TOKEN}\\n'", id="repr of a trailing newline"),
+        pytest.param(f"Bearer {TOKEN}\n", id="a real trailing newline"),
+        pytest.param(f"'Bearer  {TOKEN}\\r\\n'", id="repr of a CRLF"),
+        pytest.param(f'"Bearer {TOKEN}\\\\n"', id="JSON of a repr"),
+        pytest.param(f"\t {TOKEN} \t", id="tabs and spaces around"),
+        pytest.param(f"{TOKEN[:20]}\n{TOKEN[20:]}", id="a line break inside"),
+        pytest.param(f"{TOKEN[:20]}\\n{TOKEN[20:]}", id="an escaped line break inside"),
+        pytest.param(f"{TOKEN[:9]} {TOKEN[9:30]}\t{TOKEN[30:]}", id="spaces and tabs inside"),
+        pytest.param(f"{TOKEN[:20]}\\x0a{TOKEN[20:]}\\u000d", id="hex and unicode escapes"),
+        pytest.param(f"bot{TOKEN[:20]}%0A{TOKEN[20:]}%20/getMe", id="percent-encoded"),
+    ],
+)
+def test_mask_secrets_masks_every_whitespace_variant_of_a_secret(shown):
+    masked = mask_secrets(f"failed: {shown} (401)", [TOKEN])
+    assert "LEAKunitTOKEN" not in masked and "4f4f4f4f" not in masked
+    assert masked.startswith("failed: ") and masked.endswith(" (401)")
+    assert "***" in masked
+
+
+def test_mask_secrets_masks_a_secret_configured_with_whitespace_in_its_trimmed_form():
+    assert mask_secrets(f"header 'Bearer {TOKEN}'", [f" {TOKEN}\n"]) == "header 'Bearer ***'"
+
+
+def test_mask_secrets_keeps_the_text_around_and_short_secrets():
+    assert mask_secrets("token hunter2-configured-secret was refused", [SECRET]) == "token *** was refused"
+    assert mask_secrets("admin 12345 a d m i n", ["admin", "12345"]) == "admin 12345 a d m i n"
+    assert mask_secrets("web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9", []) == (
+        "web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9"
+    )
+
+
+def test_hidden_secrets_are_masked_by_every_later_call_until_the_block_ends(capsys):
+    with redacted_output():
+        hide([TOKEN])
+        assert mask_secrets(f"x {TOKEN}") == "x ***"
+        assert redact(f"y {TOKEN}\\n", []) == "y ***\\n"
+    assert mask_secrets(f"x {TOKEN}") == f"x {TOKEN}"
+
+
+def test_redacted_output_masks_stdout_and_stderr_and_restores_them(capsys):
+    real = sys.stdout, sys.stderr
+    with redacted_output():
+        hide([TOKEN])
+        click.echo(f"plan: Bearer {TOKEN}\\n")
+        click.echo(f"error: {TOKEN[:20]}\n{TOKEN[20:]}", err=True)
+        click.echo(f"bytes {TOKEN}".encode())  # click writes bytes to the binary side
+        print(f"print {TOKEN}")
+        print(f"shape {HCLOUD_TOKEN}", file=sys.stderr)
+        print(f"data {HCLOUD_TOKEN}")  # stdout is data: only configured secrets are masked there
+    assert (sys.stdout, sys.stderr) == real
+    out, err = capsys.readouterr()
+    assert out == f"plan: Bearer ***\\n\nbytes ***\nprint ***\ndata {HCLOUD_TOKEN}\n"
+    assert err == "error: ***\nshape ***\n"
+
+
+def test_redacted_output_masks_what_logging_s_last_resort_prints(capsys):
+    with redacted_output():
+        hide([TOKEN])
+        logging.getLogger("nobody.configured.this").warning("retrying with %r", f"Bearer {TOKEN}\n")
+    err = capsys.readouterr().err
+    assert "retrying with" in err and "LEAKunitTOKEN" not in err
+
+
+def test_mask_fields_masks_every_string_field_of_a_record():
+    @dataclasses.dataclass(frozen=True)
+    class Event:
+        server_name: str
+        error: str | None
+        total: int
+
+    assert mask_fields(Event(f"web-{TOKEN}", None, 3), [TOKEN]) == Event("web-***", None, 3)
+
+
+def test_setup_logging_writes_each_record_on_one_line_with_controls_escaped(tmp_path, capsys):
+    path = configure(tmp_path, verbose=False)
+    log.warning("server %s has no snapshot", "web\n2026-11-26T03:00:00.000Z ERROR forged\x1b[31m\u2028")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith("WARNING server web\\n2026-11-26T03:00:00.000Z ERROR forged\\x1b[31m\\u2028 has no snapshot")
+
+
+def test_setup_logging_keeps_the_lines_of_a_traceback_but_escapes_controls_in_them(tmp_path, capsys):
+    path = configure(tmp_path, verbose=False)
+    try:
+        raise RuntimeError("name\rwith a carriage return")
+    except RuntimeError:
+        log.exception("failed")
+    text = path.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last):\n" in text
+    assert "RuntimeError: name\\rwith a carriage return" in text
+
+
+def test_setup_logging_creates_the_log_readable_by_owner_and_group_only(tmp_path):
+    path = configure(tmp_path, verbose=False)
+    log.warning("hello")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_setup_logging_refuses_a_log_file_that_is_a_symbolic_link(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    path = tmp_path / "logs" / "snapshots.log"
+    path.parent.mkdir()
+    path.symlink_to(victim)
+    with pytest.raises(OSError, match=f"cannot use log file {path}: it is a symbolic link") as raised:
+        setup_logging(str(path), 1_000_000, 3, "INFO", False, ())
+    assert "\n" not in str(raised.value)
+    assert victim.read_text() == "precious\n"
+
+
+def test_setup_logging_rotation_never_opens_a_new_log_through_a_link(tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    path = tmp_path / "logs" / "snapshots.log"
+    setup_logging(str(path), 200, 2, "INFO", False, ())
+    [handler] = [h for h in logging.getLogger(LOGGER_NAME).handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
+
+    def rotate_then_plant_a_link(source, dest):  # another user wins the race for the freed name
+        os.rename(source, dest)
+        if source == handler.baseFilename and not os.path.lexists(source):
+            os.symlink(victim, source)
+
+    handler.rotator = rotate_then_plant_a_link
+    for number in range(30):
+        log.info("line %d of a log that outgrows its file", number)
+    assert victim.read_text() == "precious\n"
+    assert "it is a symbolic link" in capsys.readouterr().err  # logging reports its handler's error

@@ -101,3 +101,10 @@ def test_plan_json_is_deterministic():
     assert [s["id"] for s in entry["keep"]] == ["14", "13"]
     assert [s["id"] for s in entry["delete"]] == ["12", "11"]
     assert [s["id"] for s in entry["skip"]] == ["5", "4", "3"]
+
+
+def test_plan_text_escapes_control_characters_in_names_from_the_cloud():
+    """A snapshot named with a line break must not print a line that looks like a decision."""
+    forged = replace(snap(utc(2026, 11, 25, 3), id="7", managed=False), name="x\n  - delete web-20261125030000 (id 1)")
+    text = render.plan_text(build_plan([(target(keep_last=3), [forged])], utc(2026, 11, 26, 3)))
+    assert "\n  - delete" not in text and "x\\n  - delete web-20261125030000" in text

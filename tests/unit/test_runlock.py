@@ -1,5 +1,6 @@
 import os
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,37 @@ def test_run_lock_names_the_path_when_permission_is_denied(tmp_path):
                 pytest.fail("the block must not run without the lock")
     finally:
         folder.chmod(0o700)
+
+
+def test_run_lock_creates_the_file_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "snapshots.lock"
+    with run_lock(str(path)):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_run_lock_refuses_a_symbolic_link_and_leaves_its_target_alone(tmp_path):
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious settings\n")
+    path = tmp_path / "snapshots.lock"
+    path.symlink_to(victim)
+    with pytest.raises(OSError, match=f"^cannot use lock file {path}: it is a symbolic link"):
+        with run_lock(str(path)):
+            pytest.fail("the block must not run through a link")
+    assert victim.read_text() == "precious settings\n"
+
+
+def test_run_lock_refuses_a_dangling_symbolic_link_without_creating_its_target(tmp_path):
+    path = tmp_path / "snapshots.lock"
+    path.symlink_to(tmp_path / "created-through-the-link")
+    with pytest.raises(OSError, match="it is a symbolic link"):
+        with run_lock(str(path)):
+            pytest.fail("the block must not run through a link")
+    assert not (tmp_path / "created-through-the-link").exists()
+
+
+def test_run_lock_refuses_a_fifo_without_waiting_for_a_reader(tmp_path):
+    path = tmp_path / "snapshots.lock"
+    os.mkfifo(path)
+    with pytest.raises(OSError, match=f"^cannot use lock file {path}: it is not a regular file"):
+        with run_lock(str(path)):
+            pytest.fail("the block must not run on a fifo")

@@ -1,0 +1,115 @@
+"""SPEC §5 invariant 10 through the command line (issue 12, item 7): the files the tool writes.
+
+Proves: after plan --out and apply with a report and metrics, every file the tool wrote —
+lock, journal, log, audit log, saved plan, run report, metrics — is readable by its owner only
+(the log by its group too); a symbolic link where any of them belongs makes the command exit 1
+with one line naming the file, no traceback, the link's target untouched, and (for apply)
+nothing changed in the cloud; links at the temporary names the journal and metrics file used
+to write are never followed.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from snapshot_policy.cli import main
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
+
+POLICY = """\
+version: 1
+accounts:
+  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
+  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
+defaults:
+  schedule: {every: 24h}
+  adopt_legacy_names: true
+targets:
+  - {name: web, account: do, ids: [3164444], retention: {keep_last: 3}}
+  - {name: db, account: hz, ids: [4711], retention: {keep_last: 2}}
+settings:
+  lock_file: run/snapshot-policy.lock
+  log: {file: logs/snapshot-policy.log}
+  audit_log: logs/audit.jsonl
+"""
+PRECIOUS = "precious settings\n"
+FILES = {
+    "lock file": "run/snapshot-policy.lock",
+    "journal": "run/snapshot-policy.journal.json",
+    "log file": "logs/snapshot-policy.log",
+    "audit log": "logs/audit.jsonl",
+    "plan file": "out/plan.json",
+    "run report": "out/report.json",
+    "metrics file": "out/metrics.prom",
+}
+APPLY = ["apply", "--policy", "policy.yaml", "--report", FILES["run report"], "--metrics-file", FILES["metrics file"]]
+
+
+@pytest.fixture
+def folder(tmp_path, sandbox, monkeypatch):
+    for name, value in (("TEST_DO_TOKEN", DO_TOKEN), ("TEST_HZ_TOKEN", HZ_TOKEN), ("TEST_BOT_TOKEN", BOT_TOKEN)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    for sub in ("run", "logs", "out"):
+        (tmp_path / sub).mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def victim(tmp_path) -> Path:
+    path = tmp_path / "elsewhere" / "victim.conf"
+    path.parent.mkdir()
+    path.write_text(PRECIOUS)
+    return path
+
+
+def test_every_file_the_tool_writes_is_readable_by_its_owner_only(folder, sandbox, capsys, clock):
+    assert main(["plan", "--policy", "policy.yaml", "--out", FILES["plan file"]], clock=clock) == 0
+    assert main(APPLY, clock=clock) == 0
+    modes = {what: stat.S_IMODE((folder / name).stat().st_mode) for what, name in FILES.items()}
+    assert modes == {what: 0o640 if what == "log file" else 0o600 for what in FILES}
+
+
+@pytest.mark.parametrize("what", [w for w in FILES if w != "plan file"])
+def test_apply_refuses_a_link_where_a_state_file_belongs_and_changes_nothing(what, folder, victim, sandbox, capsys, clock):
+    link = folder / FILES[what]
+    link.symlink_to(victim)
+    assert main(APPLY, clock=clock) == 1
+    err = capsys.readouterr().err
+    assert f"cannot use {what} {FILES[what]}: it is a symbolic link" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert victim.read_text() == PRECIOUS
+    assert not [r for r in sandbox.requests() if r["method"] in ("POST", "DELETE")]
+
+
+def test_plan_refuses_to_save_through_a_link(folder, victim, sandbox, capsys, clock):
+    link = folder / FILES["plan file"]
+    link.symlink_to(victim)
+    assert main(["plan", "--policy", "policy.yaml", "--out", str(link)], clock=clock) == 1
+    err = capsys.readouterr().err
+    assert f"cannot use plan file {link}: it is a symbolic link" in err and "Traceback" not in err
+    assert victim.read_text() == PRECIOUS
+
+
+def test_links_at_the_old_temporary_names_are_never_followed(folder, victim, sandbox, capsys, clock):
+    for what in ("journal", "metrics file"):
+        (folder / (FILES[what] + ".tmp")).symlink_to(victim)
+    assert main(APPLY, clock=clock) == 0
+    assert victim.read_text() == PRECIOUS
+    assert (folder / FILES["metrics file"]).read_text().startswith("# HELP")
+
+
+def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(folder, victim, sandbox, capsys, clock):
+    state = folder / "run" / "snapshot-policy.state.json"
+    (folder / "run" / "snapshot-policy.state.json.tmp").symlink_to(victim)
+    assert main(APPLY, clock=clock) == 0
+    assert victim.read_text() == PRECIOUS
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    state.unlink()
+    state.symlink_to(victim)
+    assert main(APPLY, clock=clock) == 1
+    assert f"cannot use run state {Path('run') / state.name}: it is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == PRECIOUS
