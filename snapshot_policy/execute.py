@@ -139,7 +139,7 @@ class Executor:
         provider = self.providers[target.account]
         name = f"{target.name} ({target.server_name}, {target.provider} {target.server_id})"
         try:
-            self._mark_adopted(plan, provider)
+            self._settle_journal(plan, provider)
             created = self._create(plan, provider, name)
         except ProviderError as error:
             log.error("%s: snapshot failed, nothing deleted: %s", name, error)
@@ -155,14 +155,19 @@ class Executor:
             if snapshot.id not in still_doomed:
                 log.info("%s: keeping %s after all: retention with the new snapshot keeps it", name, snapshot.name)
                 continue
+            # Written down first: a run killed after sending leaves the next run to audit it.
+            self.journal.deleting(target.account, target.server_id, snapshot.id, snapshot.name, action.reason, self.now())
             try:
                 provider.delete_snapshot(snapshot.id)
             except ProviderError as error:
                 log.error("%s: could not delete %s (%s): %s", name, snapshot.name, snapshot.id, error)
                 errors.append(f"delete {snapshot.name}: {error}")
+                if error.refused:  # refused for certain: the snapshot is still there
+                    self.journal.deleted(target.account, target.server_id, snapshot.id)
                 continue
             log.info("%s: deleted %s (%s): %s", name, snapshot.name, snapshot.id, action.reason)
             self._record("deleted", target, snapshot, action.reason)
+            self.journal.deleted(target.account, target.server_id, snapshot.id)
             deleted.append(snapshot)
         for action in plan.of_kind(ActionKind.KEEP):
             log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
@@ -172,17 +177,31 @@ class Executor:
             errors.append(problem)
         return Outcome(plan, ok=not errors, created=created, deleted=tuple(deleted), remaining=remaining, error="; ".join(errors) or None)
 
-    def _mark_adopted(self, plan: TargetPlan, provider: Provider) -> None:
+    def _settle_journal(self, plan: TargetPlan, provider: Provider) -> None:
+        """Close what an earlier run left open, on positive evidence only: a start whose
+        snapshot this run's listing shows is marked if it must be, audited and crossed off; a
+        deletion is audited if its snapshot is gone from the listing, and crossed off. A
+        placeholder for a start not listed yet proves nothing and stays open."""
         target = plan.target
-        for action in plan.actions:
-            snapshot = action.snapshot
-            if action.kind is ActionKind.CREATE or snapshot.name not in self.journal.pending(target.account, target.server_id):
+        listed = {a.snapshot.name: a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE and a.snapshot.id}
+        for name in self.journal.pending(target.account, target.server_id):
+            snapshot = listed.get(name)
+            if snapshot is None:
                 continue
             if snapshot.unmarked:
                 provider.mark_snapshot(target, snapshot.id)
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
                 self._record("adopted", target, snapshot, snapshot.ownership)
-            self.journal.marked(target.account, target.server_id, snapshot.name)
+            else:
+                self._record("created", target, snapshot, "made by an earlier run that could not see it finish")
+            self.journal.marked(target.account, target.server_id, name)
+        present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
+        for snapshot_id, (name, reason) in self.journal.deletions(target.account, target.server_id).items():
+            if snapshot_id not in present:
+                gone = Snapshot(snapshot_id, name, self.now(), target.server_id, True, "")
+                log.info("%s: %s (%s) was deleted by an earlier run that could not see it done", target.name, name, snapshot_id)
+                self._record("deleted", target, gone, f"{reason} (deleted by an interrupted run)")
+            self.journal.deleted(target.account, target.server_id, snapshot_id)
 
     def _create(self, plan: TargetPlan, provider: Provider, name: str) -> Snapshot | None:
         if plan.create is None:
@@ -196,7 +215,7 @@ class Executor:
         try:
             made = classify(target, provider.create_snapshot(target, wanted))
         except ProviderError as error:
-            if not error.transient:  # refused or failed for certain: no snapshot will appear under this name
+            if error.no_snapshot:  # certain: no snapshot will appear under this name
                 self.journal.marked(target.account, target.server_id, wanted)
             raise
         self.journal.marked(target.account, target.server_id, wanted)

@@ -291,6 +291,8 @@ class Plan:
 
 # Error codes of our own for failures that are certain: repeating the call cannot help.
 DEFINITE_FAILURES = ("action_failed", "snapshot_in_progress")
+# The operation name of the one request that starts a snapshot, in every adapter.
+START_SNAPSHOT = "start snapshot"
 
 
 class ProviderError(Exception):
@@ -325,3 +327,17 @@ class ProviderError(Exception):
         if self.code in DEFINITE_FAILURES:
             return False
         return self.status is None or self.status in (408, 409, 429, 500, 502, 503, 504)
+
+    @property
+    def refused(self) -> bool:
+        """True when it is certain the call had no effect: the API refused it in its own words
+        (any 4xx, a rate limit included) or the action was seen failing. A server error or a
+        lost reply is not certain: the cloud may have acted."""
+        return self.code in DEFINITE_FAILURES or (self.status is not None and 400 <= self.status < 500)
+
+    @property
+    def no_snapshot(self) -> bool:
+        """True when it is certain that a create made no snapshot: its start request was
+        refused, or its action was seen failing or never began. A failure after the start
+        (waiting, tagging) leaves a snapshot that may exist."""
+        return self.code in DEFINITE_FAILURES or (self.operation == START_SNAPSHOT and self.refused)

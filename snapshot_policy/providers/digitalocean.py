@@ -22,7 +22,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
-from snapshot_policy.model import DIGITALOCEAN, ProviderError, Server, Target
+from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, ProviderError, Server, Target
 from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, CloudSnapshot
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
 
@@ -90,7 +90,7 @@ class DigitalOcean:
 
         def start() -> int:
             body = {"type": "snapshot", "name": name}
-            return self._call("start snapshot", self._client.droplet_actions.post, lambda reply: int(reply["action"]["id"]), droplet_id=droplet_id, body=body)
+            return self._call(START_SNAPSHOT, self._client.droplet_actions.post, lambda reply: int(reply["action"]["id"]), droplet_id=droplet_id, body=body)
 
         def started_meanwhile() -> int | None:
             return next((action_id for action_id, _ in self._snapshot_actions(droplet_id) if action_id not in known_actions), None)

@@ -24,7 +24,7 @@ from hcloud.images import Image
 from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
-from snapshot_policy.model import HETZNER, ProviderError, Server, Target
+from snapshot_policy.model import HETZNER, START_SNAPSHOT, ProviderError, Server, Target
 from snapshot_policy.providers.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, CloudSnapshot, hetzner_labels
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
 
@@ -120,7 +120,7 @@ class Hetzner:
                 reply = self._client.servers.create_image(server, description=name, type="snapshot", labels=labels)
                 return int(reply.image.id), int(reply.action.id)
 
-            return self._call("start snapshot", post)
+            return self._call(START_SNAPSHOT, post)
 
         def started_meanwhile() -> tuple[int, int | None] | None:
             found = self._image_named(target, name)

@@ -54,6 +54,10 @@ class UncertainOutcome(ProviderError):
     def transient(self) -> bool:
         return True
 
+    @property
+    def refused(self) -> bool:
+        return False
+
 
 def unreadable(provider: str, operation: str, status: int | None, cause: BaseException | str) -> UncertainOutcome:
     """Return the failure for a reply to `operation` that could not be understood.

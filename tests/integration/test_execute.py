@@ -21,7 +21,8 @@ import pytest
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.execute import Executor, Outcome, RunReport, StartPacer
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Plan, RetentionPolicy, Safety, Schedule, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Plan, RetentionPolicy, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
+from snapshot_policy.observe import observe
 from snapshot_policy.notify import Delivery
 from snapshot_policy.providers import connect
 from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
@@ -232,6 +233,7 @@ class JournalSpy:
     def __init__(self, provider, path, clock):
         self._provider, self._path, self._clock = provider, path, clock
         self.pending_at_create: list[dict] = []
+        self.deletions_at_delete: list[dict] = []
 
     def __getattr__(self, name):
         return getattr(self._provider, name)
@@ -239,6 +241,10 @@ class JournalSpy:
     def create_snapshot(self, target, name):
         self.pending_at_create.append(Journal(self._path, IN_FLIGHT, now=self._clock()).pending(target.account, target.server_id))
         return self._provider.create_snapshot(target, name)
+
+    def delete_snapshot(self, snapshot_id):
+        self.deletions_at_delete.append(Journal(self._path, IN_FLIGHT, now=self._clock()).deletions(WEB.account, WEB.server_id))
+        return self._provider.delete_snapshot(snapshot_id)
 
 
 def test_executor_journals_the_start_before_creating_and_crosses_it_off_after(cloud, providers, journal, clock, tmp_path):
@@ -330,3 +336,67 @@ def test_start_pacer_gives_simultaneous_starts_successive_turns():
     for thread in threads:
         thread.join()
     assert sorted(sleeps) == [1.5, 3.0, 4.5]
+
+
+# -- crash windows (SPEC §5, invariant 7) ----------------------------------------------------
+
+
+def observed_plan(providers, journal, clock, *targets: Target) -> Plan:
+    """Observe as apply does, journal placeholders included, and plan."""
+    specs = [TargetSpec(t.name, Account(t.account, t.provider, ""), Selector(ids=(t.server_id,)), t.retention, adopt_legacy_names=False) for t in targets]
+    return build_plan(observe(specs, lambda account: providers[account.name], orphans=False, journal=journal).observed, clock())
+
+
+def test_executor_keeps_a_journal_start_open_while_its_snapshot_is_not_listed_yet(cloud, providers, journal, clock, tmp_path):
+    """Killed after the POST, before the snapshot exists: the next run must neither cross the
+    start off against its placeholder nor make a second snapshot; once the snapshot is listed,
+    a run marks it, audits it once and closes the start."""
+    started = "web-1-20250101000000"
+    cloud.state.action_seconds = 0.5
+    providers["do-a"]._client.droplet_actions.post(droplet_id=101, body={"type": "snapshot", "name": started})
+    journal.started(WEB.account, WEB.server_id, started, clock())
+    plan = observed_plan(providers, journal, clock, WEB)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert outcome.created is None and started in journal.pending(WEB.account, WEB.server_id)
+    time.sleep(0.6)
+    clock.advance(minutes=10)
+    plan = observed_plan(providers, journal, clock, WEB)
+    executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    made = [s for s in cloud.dump_state()["snapshots"] if s["name"] == started]
+    assert len(made) == 1 and DIGITALOCEAN_TAG in made[0]["tags"]
+    assert [line for line in audit(tmp_path) if line[2] == started] == [("adopted", "web", started)]
+    assert journal.pending(WEB.account, WEB.server_id) == {}
+
+
+@BOTH
+def test_executor_audits_once_a_deletion_an_interrupted_run_sent(cloud, providers, journal, clock, tmp_path, provider):
+    """The deletion is written down before it is sent; the next run finds the snapshot gone
+    and writes the audit line the killed run could not."""
+    target = TARGETS[provider]
+    doomed_one = doomed(plan_for(providers, clock, target), target)[0]
+    journal.deleting(target.account, target.server_id, doomed_one.id, doomed_one.name, "no retention rule keeps it", clock())
+    providers[target.account].delete_snapshot(doomed_one.id)  # sent; then the run was killed
+    for _ in range(2):
+        plan = plan_for(providers, clock, target)
+        executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    assert [line for line in audit(tmp_path) if line[2] == doomed_one.name] == [("deleted", target.name, doomed_one.name)]
+    assert journal.deletions(target.account, target.server_id) == {}
+
+
+def test_executor_closes_without_audit_a_deletion_that_never_happened(cloud, providers, journal, clock, tmp_path):
+    kept = plan_for(providers, clock, WEB).targets[0].of_kind(ActionKind.KEEP)[0].snapshot
+    journal.deleting(WEB.account, WEB.server_id, kept.id, kept.name, "no retention rule keeps it", clock())
+    plan = plan_for(providers, clock, WEB)
+    executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    assert kept.name in names_on(cloud, WEB)
+    assert [line for line in audit(tmp_path) if line[2] == kept.name] == []
+    assert journal.deletions(WEB.account, WEB.server_id) == {}
+
+
+def test_executor_writes_a_deletion_down_before_sending_it(cloud, providers, journal, clock, tmp_path):
+    spy = JournalSpy(providers["do-a"], tmp_path / "journal.json", clock)
+    plan = plan_for(providers, clock, WEB)
+    first, second = doomed(plan, WEB)
+    executor({"do-a": spy}, journal, clock, tmp_path, plan).apply(plan)
+    assert [set(seen) for seen in spy.deletions_at_delete] == [{first.id}, {second.id}]
+    assert journal.deletions(WEB.account, WEB.server_id) == {}

@@ -188,3 +188,22 @@ SENT = 978307200
 )
 def test_advised_wait_reads_the_headers_against_the_replys_own_date(headers, spread, wait):
     assert advised_wait(headers, spread_over_limit=spread) == wait
+
+
+@pytest.mark.parametrize(
+    ("failure", "refused"),
+    [
+        (ProviderError("hetzner", "start snapshot", 429, "rate limit"), True),
+        (ProviderError("hetzner", "start snapshot", 403, "forbidden"), True),
+        (ProviderError("hetzner", "start snapshot", 422, "locked"), True),
+        (ProviderError("hetzner", "wait for snapshot", None, "failed", code="action_failed"), True),
+        (ProviderError("hetzner", "start snapshot", 500, "server error"), False),
+        (ProviderError("hetzner", "start snapshot", None, "connection dropped"), False),
+        (unreadable("hetzner", "start snapshot", 201, "cut short"), False),
+        (unreadable("hetzner", "start snapshot", 400, "no error body"), False),
+    ],
+    ids=["429", "403", "422", "action-failed", "500", "no-response", "garbled-201", "4xx-without-api-body"],
+)
+def test_a_failure_is_a_certain_refusal_only_when_the_api_says_so(failure, refused):
+    """A journal entry is closed on a refusal, so only a certain one may count."""
+    assert failure.refused is refused
