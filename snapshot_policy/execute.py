@@ -2,9 +2,10 @@
 
 Per target: mark what an interrupted run left unmarked, create the due snapshot and wait
 for it, then delete — only what the plan deletes *and* a fresh look at retention, with
-the new snapshot counted, still deletes. A failed create deletes nothing. Targets run
-concurrently, at most `parallel` at a time per account; snapshot starts on one account
-are spaced by `delay_between_servers`, while the waits overlap.
+the new snapshot counted, still deletes (reconcile.standing_deletions decides which). A
+failed create deletes nothing. Targets run concurrently, at most `parallel` at a time per
+account; snapshot starts on one account are spaced by `delay_between_servers`, while the
+waits overlap.
 """
 
 from __future__ import annotations
@@ -16,60 +17,15 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Clock, Plan, ProviderError, Snapshot, Target, TargetFailure, TargetPlan
-from snapshot_policy.notify import Delivery
+from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, ProviderError, RunReport, Snapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
-from snapshot_policy.providers.ownership import classify
-from snapshot_policy.reconcile import plan_target
+from snapshot_policy.reconcile import standing_deletions
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one target. `remaining` counts its managed snapshots afterwards."""
-
-    plan: TargetPlan
-    ok: bool
-    created: Snapshot | None = None
-    deleted: tuple[Snapshot, ...] = ()
-    remaining: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RunReport:
-    started: datetime
-    finished: datetime
-    outcomes: tuple[Outcome, ...]
-    failures: tuple[TargetFailure, ...] = ()
-    deliveries: tuple[Delivery, ...] = ()
-    """Notifications sent (or not) about this run; they never change its exit code."""
-
-    @property
-    def exit_code(self) -> int:
-        """0 every target succeeded; 1 all failed (or nothing ran); 2 some failed (SPEC §3)."""
-        succeeded = sum(o.ok for o in self.outcomes)
-        failed = len(self.outcomes) - succeeded + len(self.failures)
-        if not failed:
-            return EXIT_OK
-        return EXIT_ALL_FAILED if not succeeded else EXIT_SOME_FAILED
-
-    def summary(self) -> str:
-        made = sum(o.created is not None for o in self.outcomes)
-        deleted = sum(len(o.deleted) for o in self.outcomes)
-        failed = [o.plan.target.name for o in self.outcomes if not o.ok] + [f.target for f in self.failures]
-        seconds = (self.finished - self.started).total_seconds()
-        line = f"snapshot-policy apply: {len(self.outcomes) + len(self.failures)} target(s), {made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
-        line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
-        undelivered = sum(not d.ok for d in self.deliveries)
-        return line + (f"; {undelivered} notification(s) failed" if undelivered else "")
 
 
 class StartPacer:
@@ -144,15 +100,13 @@ class Executor:
         except ProviderError as error:
             log.error("%s: snapshot failed, nothing deleted: %s", name, error)
             return Outcome(plan, ok=False, remaining=_managed(plan), error=str(error))
-        observed = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
         if plan.of_kind(ActionKind.DELETE):
             self.progress(target, "deleting")
-        recheck = plan_target(target, observed, self.now(), created=created) if created else plan
-        still_doomed = {a.snapshot.id for a in recheck.of_kind(ActionKind.DELETE)}
+        standing = standing_deletions(plan, created, self.now())
         deleted, errors = [], []
         for action in plan.of_kind(ActionKind.DELETE):
             snapshot = action.snapshot
-            if snapshot.id not in still_doomed:
+            if action not in standing:
                 log.info("%s: keeping %s after all: retention with the new snapshot keeps it", name, snapshot.name)
                 continue
             # Written down first: a run killed after sending leaves the next run to audit it.
@@ -171,7 +125,7 @@ class Executor:
             deleted.append(snapshot)
         for action in plan.of_kind(ActionKind.KEEP):
             log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
-        remaining = _managed(recheck) - len(deleted)
+        remaining = _managed(plan, created) - len(deleted)
         for problem in filter(None, (plan.refusal, *plan.problems)):
             log.error("%s: %s", name, problem)
             errors.append(problem)
@@ -189,7 +143,7 @@ class Executor:
             if snapshot is None:
                 continue
             if snapshot.unmarked:
-                provider.mark_snapshot(target, snapshot.id)
+                provider.mark_snapshot(snapshot.id, marker_labels(target))
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
                 self._record("adopted", target, snapshot, snapshot.ownership)
             else:
@@ -213,7 +167,7 @@ class Executor:
         self.journal.started(target.account, target.server_id, wanted, self.now())
         log.info("%s: creating %s (%s)", name, wanted, plan.create.reason)
         try:
-            made = classify(target, provider.create_snapshot(target, wanted))
+            made = classify(target, provider.create_snapshot(target.server_id, wanted, marker_labels(target)))
         except ProviderError as error:
             if error.no_snapshot:  # certain: no snapshot will appear under this name
                 self.journal.marked(target.account, target.server_id, wanted)
@@ -224,6 +178,8 @@ class Executor:
         return made
 
 
-def _managed(plan: TargetPlan) -> int:
-    """How many managed snapshots the plan saw, the one it would create not counted."""
-    return sum(1 for a in plan.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE)
+def _managed(plan: TargetPlan, created: Snapshot | None = None) -> int:
+    """How many managed snapshots the plan saw, the one it would create not counted, and
+    `created` if this run made it."""
+    seen = sum(1 for a in plan.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE)
+    return seen + (created is not None and created.managed)

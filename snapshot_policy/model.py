@@ -211,6 +211,24 @@ class TargetFailure:
 
 
 @dataclass(frozen=True)
+class CloudSnapshot:
+    """A snapshot as listed by a provider, before anyone decided whose it is.
+
+    `server_id` is the server it was made from (DigitalOcean `resource_id`, Hetzner
+    `created_from.id`), or None when the API does not say. DigitalOcean tags are labels
+    with empty values.
+    """
+
+    id: str
+    name: str
+    created: datetime
+    server_id: str | None
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    protected: bool = False
+    creating: bool = False
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A snapshot as observed in a cloud, already classified for its server (SPEC §5).
 
@@ -287,6 +305,63 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(t.has_changes for t in self.targets)
+
+
+EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one target. `remaining` counts its managed snapshots afterwards."""
+
+    plan: TargetPlan
+    ok: bool
+    created: Snapshot | None = None
+    deleted: tuple[Snapshot, ...] = ()
+    remaining: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message or payload. `target` is None for a run summary; `attempts` counts requests
+    (a plain-text resend included; 0 when it failed before anything was sent)."""
+
+    channel: str
+    kind: str  # "telegram" or "webhook"
+    target: str | None
+    ok: bool
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    started: datetime
+    finished: datetime
+    outcomes: tuple[Outcome, ...]
+    failures: tuple[TargetFailure, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
+    """Notifications sent (or not) about this run; they never change its exit code."""
+
+    @property
+    def exit_code(self) -> int:
+        """0 every target succeeded; 1 all failed (or nothing ran); 2 some failed (SPEC §3)."""
+        succeeded = sum(o.ok for o in self.outcomes)
+        failed = len(self.outcomes) - succeeded + len(self.failures)
+        if not failed:
+            return EXIT_OK
+        return EXIT_ALL_FAILED if not succeeded else EXIT_SOME_FAILED
+
+    def summary(self) -> str:
+        made = sum(o.created is not None for o in self.outcomes)
+        deleted = sum(len(o.deleted) for o in self.outcomes)
+        failed = [o.plan.target.name for o in self.outcomes if not o.ok] + [f.target for f in self.failures]
+        seconds = (self.finished - self.started).total_seconds()
+        line = f"snapshot-policy apply: {len(self.outcomes) + len(self.failures)} target(s), {made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
+        line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+        undelivered = sum(not d.ok for d in self.deliveries)
+        return line + (f"; {undelivered} notification(s) failed" if undelivered else "")
 
 
 # Error codes of our own for failures that are certain: repeating the call cannot help.

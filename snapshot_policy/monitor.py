@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 
 from snapshot_policy import statefiles, transport
-from snapshot_policy.execute import Outcome, RunReport
-from snapshot_policy.notify import Delivery
+from snapshot_policy.model import Delivery, Outcome, RunReport
 from snapshot_policy.render import iso_utc, target_identity
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from snapshot_policy.journal import Journal
 from snapshot_policy.model import (
     Account,
+    CloudSnapshot,
     ProviderError,
     RetentionPolicy,
     Server,
@@ -36,8 +37,8 @@ from snapshot_policy.model import (
     TargetFailure,
     TargetSpec,
 )
+from snapshot_policy.ownership import has_marker, snapshots_for
 from snapshot_policy.providers import Provider
-from snapshot_policy.providers.ownership import CloudSnapshot, has_marker, snapshots_for
 
 log = logging.getLogger(__name__)
 ORPHAN_GRACE = timedelta(hours=24)

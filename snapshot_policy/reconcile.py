@@ -136,6 +136,21 @@ def plan_target(
     return TargetPlan(target, tuple(ordered), note, refusal, problems)
 
 
+def standing_deletions(plan: TargetPlan, created: Snapshot | None, now: datetime) -> tuple[PlanAction, ...]:
+    """Return the deletions of `plan` that still stand once `created`, the snapshot this run
+    made for its target, exists. It is dated later than the plan's planned one and may land
+    in another bucket (a new day, say), so retention re-run with it counted can keep a
+    snapshot the plan would delete; such a deletion is dropped, never one added. Without
+    `created` every deletion of the plan stands."""
+    deletions = plan.of_kind(ActionKind.DELETE)
+    if created is None:
+        return deletions
+    observed = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
+    recheck = plan_target(plan.target, observed, now, created=created)
+    doomed = {a.snapshot.id for a in recheck.of_kind(ActionKind.DELETE)}
+    return tuple(a for a in deletions if a.snapshot.id in doomed)
+
+
 def build_plan(
     observed: Sequence[tuple[Target, Sequence[Snapshot]]],
     now: datetime,

@@ -12,9 +12,8 @@ from datetime import datetime, timezone
 
 from collections.abc import Sequence
 
-from snapshot_policy.execute import RunReport
 from snapshot_policy.logs import escape_controls
-from snapshot_policy.model import ActionKind, Plan, PlanAction, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Plan, PlanAction, RunReport, Target, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 
 PLAN_FORMAT_VERSION = 1

@@ -16,10 +16,10 @@ from pathlib import Path
 from snapshot_policy import monitor, providers
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.config import LoadedConfig
-from snapshot_policy.execute import Executor, RunReport
+from snapshot_policy.execute import Executor
 from snapshot_policy.journal import Journal
 from snapshot_policy.logs import redact
-from snapshot_policy.model import Account, Channel, Clock, Plan, RunSettings, Target, TargetFailure
+from snapshot_policy.model import Account, Channel, Clock, Plan, RunReport, RunSettings, Target, TargetFailure
 from snapshot_policy.notify import Event, deliver
 from snapshot_policy.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.observe import Observation, observe

@@ -10,29 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from snapshot_policy.logs import mask_fields, redact
-from snapshot_policy.model import Channel, Clock, TelegramChannel, WebhookChannel
+from snapshot_policy.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import messages, telegram, webhook
 from snapshot_policy.notify.messages import SUCCESS, Event
 
-__all__ = ["Delivery", "Event", "deliver"]
+__all__ = ["Event", "deliver"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One message or payload. `target` is None for a run summary; `attempts` counts requests
-    (a plain-text resend included; 0 when it failed before anything was sent)."""
-
-    channel: str
-    kind: str  # "telegram" or "webhook"
-    target: str | None
-    ok: bool
-    attempts: int
-    error: str | None
 
 
 def deliver(

@@ -7,13 +7,13 @@ ProviderError. They make no decisions: what to create or delete is the reconcile
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Protocol
 
 from snapshot_policy import transport
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, Server, Target
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, CloudSnapshot, Server
 from snapshot_policy.providers.digitalocean import DigitalOcean
 from snapshot_policy.providers.hetzner import Hetzner
-from snapshot_policy.providers.ownership import CloudSnapshot
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 
 # Each ecosystem's usual variable and form (SPEC §9): pydo's endpoint has no /v2; hcloud's has /v1.
@@ -34,11 +34,12 @@ class Provider(Protocol):
     def snapshots(self) -> list[CloudSnapshot]:
         """Return every server snapshot of the account, from one paginated listing."""
 
-    def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
-        """Make a snapshot of the target's server marked as ours, wait for it, and return it."""
+    def create_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> CloudSnapshot:
+        """Make a snapshot of the server carrying `labels` (ownership.marker_labels), wait
+        for it, and return it. DigitalOcean tags it with the labels' keys."""
 
-    def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
-        """Put our marker on a snapshot this tool made but could not mark (journal.py)."""
+    def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
+        """Add `labels` to a snapshot this tool made but could not mark (journal.py)."""
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; one that is already gone counts as deleted."""

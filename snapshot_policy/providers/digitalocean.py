@@ -13,7 +13,7 @@ a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -22,8 +22,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
-from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, ProviderError, Server, Target
-from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, CloudSnapshot
+from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, Server
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
 
 T = TypeVar("T")
@@ -51,7 +50,7 @@ class DigitalOcean:
         self.requests = 0
         self._timing = timing
         self._retry = retry
-        self._tag_exists = False
+        self._tags_made: set[str] = set()
         self._tag_lock = threading.Lock()
 
     def _seen(self, response: Any) -> None:
@@ -65,8 +64,8 @@ class DigitalOcean:
     def snapshots(self) -> list[CloudSnapshot]:
         return self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
 
-    def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
-        droplet_id = int(target.server_id)
+    def create_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> CloudSnapshot:
+        droplet_id = int(server_id)
         earlier = self._snapshot_actions(droplet_id)
         busy = [action_id for action_id, status in earlier if status == "in-progress"]
         if busy:
@@ -74,11 +73,11 @@ class DigitalOcean:
         action_id = self._start_snapshot(droplet_id, name, {action_id for action_id, _ in earlier})
         self._wait_for_action(action_id, name)
         image_id, created = self._find_image(droplet_id, name)
-        self._tag(image_id)
-        return CloudSnapshot(str(image_id), name, created, target.server_id, {DIGITALOCEAN_TAG: ""})
+        self._tag(image_id, labels)
+        return CloudSnapshot(str(image_id), name, created, server_id, {tag: "" for tag in labels})
 
-    def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
-        self._tag(int(snapshot_id))
+    def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
+        self._tag(int(snapshot_id), labels)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         # A 404 means it is gone already, which is what was asked for.
@@ -128,13 +127,15 @@ class DigitalOcean:
         created, image_id = matches[-1]
         return image_id, created
 
-    def _tag(self, image_id: int) -> None:
-        with self._tag_lock:  # parallel targets: create the tag once, not once per worker
-            if not self._tag_exists:
-                self._read("create tag", self._client.tags.create, body={"name": DIGITALOCEAN_TAG})
-                self._tag_exists = True
+    def _tag(self, image_id: int, tags: Iterable[str]) -> None:
+        """Tag the image with each of `tags` (label keys: DigitalOcean tags carry no value)."""
         resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"}]}
-        self._read("tag snapshot", self._client.tags.assign_resources, tag_id=DIGITALOCEAN_TAG, body=resources)
+        for tag in tags:
+            with self._tag_lock:  # parallel targets: create each tag once, not once per worker
+                if tag not in self._tags_made:
+                    self._read("create tag", self._client.tags.create, body={"name": tag})
+                    self._tags_made.add(tag)
+            self._read("tag snapshot", self._client.tags.assign_resources, tag_id=tag, body=resources)
 
     def _pages(self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], **params: Any) -> list[T]:
         """Every item of a paginated listing, each read by `convert`."""

@@ -14,7 +14,7 @@ response hook: APIException does not carry the response.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timezone
 from typing import TypeVar
 
@@ -24,8 +24,8 @@ from hcloud.images import Image
 from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
-from snapshot_policy.model import HETZNER, START_SNAPSHOT, ProviderError, Server, Target
-from snapshot_policy.providers.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, CloudSnapshot, hetzner_labels
+from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, Server
+from snapshot_policy.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
 
 T = TypeVar("T")
@@ -86,19 +86,19 @@ class Hetzner:
         # Not `status=`: hcloud 2.27 sends the page size in its place.
         return self._read("list snapshots", lambda: [_snapshot(i) for i in self._client.images.get_all(type=["snapshot"])])
 
-    def create_snapshot(self, target: Target, name: str) -> CloudSnapshot:
-        image_id, action_id = self._start_snapshot(target, name)
+    def create_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> CloudSnapshot:
+        image_id, action_id = self._start_snapshot(server_id, name, labels)
         if action_id is not None:
             status, message = self._wait(f"snapshot {name}", lambda: self._finished_action(action_id))
             if status == "error":
                 raise ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
         return self._wait(f"snapshot {name}", lambda: self._finished_image(image_id))
 
-    def mark_snapshot(self, target: Target, snapshot_id: str) -> None:
+    def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
-        labels = self._read("get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {}))
-        labels.update(hetzner_labels(target))  # an update replaces the whole set
-        self._read("label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=labels))
+        merged = self._read("get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {}))
+        merged.update(labels)  # an update replaces the whole set
+        self._read("label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged))
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         try:
@@ -107,31 +107,29 @@ class Hetzner:
             if error.code != "not_found":  # gone already is what was asked for
                 raise
 
-    def _start_snapshot(self, target: Target, name: str) -> tuple[int, int | None]:
+    def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[int, int | None]:
         """Start create_image and return (image id, action id); after a lost reply, an image
         with our labels and this exact name is taken as the one this request started (its
         action id is then unknown). A locked server is asked again until the timeout."""
-        server = HcloudServer(id=int(target.server_id))
+        server = HcloudServer(id=int(server_id))
 
         def start() -> tuple[int, int | None]:
-            labels = hetzner_labels(target)
-
             def post() -> tuple[int, int | None]:
-                reply = self._client.servers.create_image(server, description=name, type="snapshot", labels=labels)
+                reply = self._client.servers.create_image(server, description=name, type="snapshot", labels=dict(labels))
                 return int(reply.image.id), int(reply.action.id)
 
             return self._call(START_SNAPSHOT, post)
 
         def started_meanwhile() -> tuple[int, int | None] | None:
-            found = self._image_named(target, name)
+            found = self._image_named(server_id, name)
             return None if found is None else (found, None)
 
         return self._retry.start_once(
             start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout, self._timing.poll_interval
         )
 
-    def _image_named(self, target: Target, name: str) -> int | None:
-        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{SERVER_ID_LABEL}={target.server_id}"
+    def _image_named(self, server_id: str, name: str) -> int | None:
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{SERVER_ID_LABEL}={server_id}"
 
         def find() -> int | None:
             images = self._client.images.get_all(type=["snapshot"], label_selector=selector)

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from snapshot_policy import config, providers
 from snapshot_policy.audit import AuditLog
-from snapshot_policy.execute import Executor, RunReport
+from snapshot_policy.execute import Executor
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Plan
-from snapshot_policy.notify import Delivery, deliver
+from snapshot_policy.model import ActionKind, CloudSnapshot, Delivery, Plan, RunReport
+from snapshot_policy.notify import deliver
 from snapshot_policy.observe import Observation, observe
-from snapshot_policy.providers.ownership import has_marker, CloudSnapshot
+from snapshot_policy.ownership import has_marker
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 from snapshot_policy.reconcile import build_plan
 from snapshot_policy.run import routes

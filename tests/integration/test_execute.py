@@ -19,13 +19,12 @@ from datetime import timedelta
 import pytest
 
 from snapshot_policy.audit import AuditLog
-from snapshot_policy.execute import Executor, Outcome, RunReport, StartPacer
+from snapshot_policy.execute import Executor, StartPacer
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Plan, RetentionPolicy, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Delivery, Outcome, Plan, RetentionPolicy, RunReport, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
 from snapshot_policy.observe import observe
-from snapshot_policy.notify import Delivery
+from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
 from snapshot_policy.providers import connect
-from snapshot_policy.providers.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 from snapshot_policy.reconcile import build_plan
 from tests.integration.conftest import DO_TOKEN, EPOCH, HZ_TOKEN
@@ -238,9 +237,9 @@ class JournalSpy:
     def __getattr__(self, name):
         return getattr(self._provider, name)
 
-    def create_snapshot(self, target, name):
-        self.pending_at_create.append(Journal(self._path, IN_FLIGHT, now=self._clock()).pending(target.account, target.server_id))
-        return self._provider.create_snapshot(target, name)
+    def create_snapshot(self, server_id, name, labels):
+        self.pending_at_create.append(Journal(self._path, IN_FLIGHT, now=self._clock()).pending(WEB.account, server_id))
+        return self._provider.create_snapshot(server_id, name, labels)
 
     def delete_snapshot(self, snapshot_id):
         self.deletions_at_delete.append(Journal(self._path, IN_FLIGHT, now=self._clock()).deletions(WEB.account, WEB.server_id))

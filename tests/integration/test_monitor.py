@@ -14,10 +14,8 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from snapshot_policy.execute import Outcome, RunReport
-from snapshot_policy.model import Snapshot, TargetFailure
+from snapshot_policy.model import Delivery, Outcome, RunReport, Snapshot, TargetFailure
 from snapshot_policy.monitor import ping, write_metrics, write_report
-from snapshot_policy.notify import Delivery
 from snapshot_policy.reconcile import plan_target
 from tests.factories import snap, target, utc
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 from tests.integration.conftest import BOT_TOKEN
 
-from snapshot_policy.model import TelegramChannel
-from snapshot_policy.notify import Delivery, Event, deliver
+from snapshot_policy.model import Delivery, TelegramChannel
+from snapshot_policy.notify import Event, deliver
 from snapshot_policy.notify.messages import plain_text, telegram_text
 
 EVENT = Event(

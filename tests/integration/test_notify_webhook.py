@@ -9,8 +9,8 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from snapshot_policy.model import WebhookChannel
-from snapshot_policy.notify import Delivery, Event, deliver
+from snapshot_policy.model import Delivery, WebhookChannel
+from snapshot_policy.notify import Event, deliver
 
 EVENT = Event(
     target="web", provider="hetzner", server_name="app-1", server_id="301",

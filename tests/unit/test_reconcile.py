@@ -6,9 +6,11 @@ from dataclasses import replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import ActionKind, Schedule
-from snapshot_policy.reconcile import build_plan, due, plan_target, snapshot_name
+from snapshot_policy.reconcile import build_plan, due, plan_target, snapshot_name, standing_deletions
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3, 0, 5)
@@ -98,6 +100,30 @@ def test_plan_after_the_run_created_a_snapshot_counts_it_and_plans_no_create():
     assert plan.create is None
     assert names(plan, ActionKind.KEEP) == ["new", "d1"]
     assert names(plan, ActionKind.DELETE) == ["d2", "d3"]
+
+
+LATE = utc(2026, 11, 26, 23, 59)  # a minute before midnight: the new snapshot may land on the next day
+
+
+@pytest.mark.parametrize(
+    ("made_at", "standing"),
+    [
+        (None, ["today"]),  # nothing made: the plan's deletions stand as they are
+        (LATE + timedelta(seconds=40), ["today"]),  # made the same day: retention decides the same
+        # Made after midnight: "today" is now the newest of its day and kept; "yesterday",
+        # which retention would now delete, was never planned for deletion and stays.
+        (LATE + timedelta(minutes=5), []),
+    ],
+    ids=["no-create", "same-day", "next-day"],
+)
+def test_standing_deletions_drop_what_retention_keeps_once_the_new_snapshot_exists(made_at, standing):
+    observed = [snap(utc(2026, 11, 26, 10), id="today"), snap(utc(2026, 11, 25, 10), id="yesterday")]
+    plan = plan_target(target(keep_daily=2), observed, LATE)
+    assert names(plan, ActionKind.DELETE) == ["today"]
+    created = None if made_at is None else snap(made_at, id="new")
+    kept = standing_deletions(plan, created, made_at or LATE)
+    assert [a.snapshot.id for a in kept] == standing
+    assert all(a in plan.of_kind(ActionKind.DELETE) for a in kept)
 
 
 def test_two_runs_inside_one_interval_create_one_snapshot():

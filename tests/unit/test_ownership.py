@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snapshot_policy.model import DIGITALOCEAN
-from snapshot_policy.providers.ownership import CloudSnapshot, classify, hetzner_labels, name_pattern_regex, snapshots_for
+from snapshot_policy.model import DIGITALOCEAN, CloudSnapshot
+from snapshot_policy.ownership import classify, marker_labels, name_pattern_regex, snapshots_for
 from tests.factories import target, utc
 
 HETZNER_TARGET = target(keep_last=3)  # server 1 named "web" on Hetzner
@@ -79,11 +79,15 @@ def test_name_pattern_regex_escapes_the_server_name_and_matches_whole_names():
     assert not regex.fullmatch("nightly/dbXmain(1)/20261125030000")
 
 
-def test_hetzner_labels_are_valid_label_values():
-    labels = hetzner_labels(replace(HETZNER_TARGET, name="  Fleet: web/é servers! "))
+def test_marker_labels_on_hetzner_are_valid_label_values():
+    labels = marker_labels(replace(HETZNER_TARGET, name="  Fleet: web/é servers! "))
     assert labels["managed-by"] == "snapshot-policy"
     assert labels["snapshot-policy/server-id"] == "1"
     assert labels["snapshot-policy/target"] == "Fleet__web___servers"
+
+
+def test_marker_labels_on_digitalocean_are_the_tag_alone():
+    assert marker_labels(DO_TARGET) == {"snapshot-policy": ""}
 
 
 def test_classify_keeps_protection_and_creation_state():

@@ -9,6 +9,8 @@ names fit the pattern exactly are adopted too: that is how `snapshots.py` named 
 `{name}-{YYYYmmddHHMMSS}`. Since there the name is the only proof, it must be the server's
 name now: an unmarked snapshot named after a renamed server's old name stays unmanaged.
 A name that merely contains the server's name proves nothing.
+
+Pure, and free of any SDK: the plan can be made and tested without loading pydo or hcloud.
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 
-from snapshot_policy.model import DIGITALOCEAN, Snapshot, Target
+from snapshot_policy.model import DIGITALOCEAN, CloudSnapshot, Snapshot, Target
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_VALUE = "snapshot-policy"
@@ -28,26 +28,11 @@ TARGET_LABEL = "snapshot-policy/target"
 DIGITALOCEAN_TAG = "snapshot-policy"
 
 
-@dataclass(frozen=True)
-class CloudSnapshot:
-    """A snapshot as listed by a provider, before anyone decided whose it is.
-
-    `server_id` is the server it was made from (DigitalOcean `resource_id`, Hetzner
-    `created_from.id`), or None when the API does not say. DigitalOcean tags are labels
-    with empty values.
-    """
-
-    id: str
-    name: str
-    created: datetime
-    server_id: str | None
-    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-    protected: bool = False
-    creating: bool = False
-
-
-def hetzner_labels(target: Target) -> dict[str, str]:
-    """Return the labels that mark a new Hetzner snapshot as made by this tool for `target`."""
+def marker_labels(target: Target) -> dict[str, str]:
+    """Return the marker that shows a snapshot was made by this tool for `target`: the
+    DigitalOcean tag (a label with an empty value), or the Hetzner labels naming its server."""
+    if target.provider == DIGITALOCEAN:
+        return {DIGITALOCEAN_TAG: ""}
     return {
         MANAGED_BY_LABEL: MANAGED_BY_VALUE,
         SERVER_ID_LABEL: target.server_id,
