@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from snapshot_policy.backoff import Backoff
 from snapshot_policy.logs import mask_fields, redact
 from snapshot_policy.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import messages, telegram, webhook
@@ -87,8 +88,8 @@ def _send_telegram(
         (text, parse_mode), plain = messages.telegram_text(event, template), messages.plain_text(event, template)
     return telegram.send(
         channel.bot_token, channel.chat_id, text, parse_mode, plain,
-        base_url=base_url, timeout=channel.timeout, retries=channel.retries,
-        base_delay=channel.base_delay, sleep=sleep,
+        base_url=base_url, timeout=channel.timeout,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
     )
 
 
@@ -97,7 +98,7 @@ def _post_webhook(channel: WebhookChannel, event: Event, clock: Clock, sleep: Ca
     return webhook.post(
         channel.url, messages.webhook_payload(event, template),
         secret=channel.secret, headers=channel.headers, timeout=channel.timeout,
-        retries=channel.retries, base_delay=channel.base_delay, clock=clock, sleep=sleep,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), clock=clock,
     )
 
 

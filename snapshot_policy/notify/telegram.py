@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable
 from datetime import timedelta
 
 from telegram import Bot
@@ -20,9 +19,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from snapshot_policy import transport
-
-# A flood-control wait longer than this is not worth holding up a snapshot run for.
-MAX_SERVER_WAIT = 60.0
+from snapshot_policy.backoff import Backoff, WaitRefused
 
 
 def send(
@@ -34,47 +31,52 @@ def send(
     *,
     base_url: str,
     timeout: float,
-    retries: int,
-    base_delay: float,
-    sleep: Callable[[float], None],
+    backoff: Backoff,
 ) -> tuple[int, str | None]:
     """Send `text` to `chat_id`; return (requests made, None) or (requests made, last error).
 
-    Up to `retries` retries after the first attempt, on network errors, timeouts, 5xx and
-    flood control, waiting `base_delay * 2**(n-1)` before retry n, or Telegram's `retry_after`
-    when given (giving up instead if that is over MAX_SERVER_WAIT). When Telegram "can't parse entities", `plain` is sent once
-    without a parse mode (not counted as a retry). Other refusals (bad request, forbidden,
-    invalid token) are final. `timeout` applies to each request. A `base_url` that
-    `transport` refuses is not contacted: (0, why).
+    Retried through `backoff` on network errors, timeouts, 5xx and flood control, where
+    Telegram's `retry_after` is the advised wait (refused, ending the delivery, when the
+    policy finds it too long). When Telegram "can't parse entities", `plain` is sent at once
+    without a parse mode, and from then on (not counted as a retry). Other refusals (bad
+    request, forbidden, invalid token) are final. `timeout` applies to each request. A
+    `base_url` that `transport` refuses is not contacted: (0, why).
     """
     refused = transport.url_problem(base_url, transport.BOT_TOKEN)
     if refused is not None:
         return 0, refused
-    requests = retry = 0
-    while True:
+    requests = 0
+    message = (text, parse_mode)
+
+    def attempt() -> None:
+        nonlocal requests, message
         requests += 1
         try:
-            asyncio.run(_post(token, chat_id, text, parse_mode, base_url, timeout))
-            return requests, None
-        except BadRequest as error:  # before NetworkError, its base class
-            if parse_mode is None or "can't parse entities" not in error.message.lower():
-                return requests, _describe(error)
-            text, parse_mode = plain, None
-            continue
-        except RetryAfter as error:
-            failure, wait = _describe(error), _seconds(error)
-        except NetworkError as error:  # includes TimedOut and 5xx answers
-            failure, wait = _describe(error), None
-        except TelegramError as error:  # Forbidden, InvalidToken, ChatMigrated, ...
-            return requests, _describe(error)
-        if retry >= retries:
-            return requests, failure
-        retry += 1
-        if wait is None:
-            wait = base_delay * 2 ** (retry - 1)
-        elif wait > MAX_SERVER_WAIT:
-            return requests, f"{failure}; not waiting {wait:g} s"
-        sleep(wait)
+            asyncio.run(_post(token, chat_id, *message, base_url, timeout))
+        except BadRequest as error:
+            if message[1] is None or "can't parse entities" not in error.message.lower():
+                raise
+            message = (plain, None)
+            requests += 1
+            asyncio.run(_post(token, chat_id, *message, base_url, timeout))
+
+    try:
+        backoff.run(attempt, retryable=_retryable, advised=_advised_wait)
+    except WaitRefused as too_long:
+        return requests, f"{_describe(too_long.error)}; not waiting {too_long.wait:g} s"
+    except TelegramError as error:  # Forbidden, InvalidToken, ChatMigrated, or the last failure
+        return requests, _describe(error)
+    return requests, None
+
+
+def _retryable(error: Exception) -> bool:
+    """Flood control, and network errors, timeouts and 5xx answers (NetworkError) — not a bad
+    request, which PTB also makes a NetworkError."""
+    return isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest))
+
+
+def _advised_wait(error: Exception) -> float | None:
+    return _seconds(error) if isinstance(error, RetryAfter) else None
 
 
 async def _post(token: str, chat_id: str, text: str, parse_mode: str | None, base_url: str, timeout: float) -> None:

@@ -52,18 +52,17 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import httpx
 
 from snapshot_policy import transport
+from snapshot_policy.backoff import Backoff, WaitRefused
 from snapshot_policy.model import Clock
 
 SIGNATURE_HEADER = "X-Snapshot-Policy-Signature"
 TIMESTAMP_HEADER = "X-Snapshot-Policy-Timestamp"
 EVENT_ID_HEADER = "X-Snapshot-Policy-Event-Id"
-# A Retry-After longer than this is not worth holding up a snapshot run for.
-MAX_SERVER_WAIT = 60.0
 
 
 def post(
@@ -73,50 +72,62 @@ def post(
     secret: str | None,
     headers: Mapping[str, str],
     timeout: float,
-    retries: int,
-    base_delay: float,
+    backoff: Backoff,
     clock: Clock,
-    sleep: Callable[[float], None],
 ) -> tuple[int, str | None]:
     """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
 
     A `url` that `transport` refuses is not contacted: (0, why). Every attempt of this call
-    carries the same new event id. Up to `retries` retries after the first attempt, on
-    connection errors, timeouts, 429 and 5xx, waiting `base_delay * 2**(n-1)` before retry
-    n, or a 429's `Retry-After` in seconds when given (giving up instead if that is over
-    MAX_SERVER_WAIT). Other answers of 300 and above are final. `timeout` applies to each
-    request; `clock` dates each signed attempt.
+    carries the same new event id. Retried through `backoff` on connection errors, timeouts,
+    429 and 5xx, where a 429's `Retry-After` in seconds is the advised wait (refused, ending
+    the delivery, when the policy finds it too long). Other answers of 300 and above are
+    final. `timeout` applies to each request; `clock` dates each signed attempt.
     """
     refused = transport.url_problem(url, transport.WEBHOOK)
     if refused is not None:
         return 0, refused
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     event_id = str(uuid.uuid4())
-    requests = retry = 0
+    requests = 0
     with httpx.Client(timeout=timeout) as client:
-        while True:
+
+        def attempt() -> None:
+            nonlocal requests
             requests += 1
-            wait = None
-            try:
-                response = client.post(url, content=body, headers=_headers(headers, body, event_id, secret, clock))
-            except httpx.TransportError as error:  # connection refused or dropped, timeouts
-                failure = f"{type(error).__name__}: {error}"
-            else:
-                if response.is_success:
-                    return requests, None
-                failure = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-                if response.status_code == 429:
-                    wait = _retry_after(response)
-                elif response.status_code < 500:
-                    return requests, failure
-            if retry >= retries:
-                return requests, failure
-            retry += 1
-            if wait is None:
-                wait = base_delay * 2 ** (retry - 1)
-            elif wait > MAX_SERVER_WAIT:
-                return requests, f"{failure}; not waiting {wait:g} s"
-            sleep(wait)
+            response = client.post(url, content=body, headers=_headers(headers, body, event_id, secret, clock))
+            if not response.is_success:
+                raise _Unsuccessful(response)
+
+        try:
+            backoff.run(attempt, retryable=_retryable, advised=_advised_wait)
+        except WaitRefused as too_long:
+            return requests, f"{_describe(too_long.error)}; not waiting {too_long.wait:g} s"
+        except (httpx.TransportError, _Unsuccessful) as error:  # TransportError: connection refused or dropped, timeouts
+            return requests, _describe(error)
+    return requests, None
+
+
+class _Unsuccessful(Exception):
+    """An answer outside 2xx; a 429's numeric `Retry-After` is kept as `wait`."""
+
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+        self.status = response.status_code
+        self.wait = _retry_after(response) if self.status == 429 else None
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, _Unsuccessful):
+        return error.status == 429 or error.status >= 500
+    return isinstance(error, httpx.TransportError)
+
+
+def _advised_wait(error: Exception) -> float | None:
+    return error.wait if isinstance(error, _Unsuccessful) else None
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) if isinstance(error, _Unsuccessful) else f"{type(error).__name__}: {error}"
 
 
 def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:

@@ -1,6 +1,7 @@
 """Repeating calls: reads and deletes when the API says "later", and polls until an action ends.
 
-One policy for both providers: the SDKs' own retries are switched off because both would
+One policy for both providers, built on the project's one retry loop (`snapshot_policy.backoff`,
+which the notifiers share): the SDKs' own retries are switched off because both would
 repeat a snapshot POST after a lost response (pydo on 500/503/504, hcloud on timeouts),
 which can start a second snapshot; and neither lets tests replace the clock.
 
@@ -21,13 +22,12 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from snapshot_policy.backoff import MAX_ADVISED_WAIT, Backoff, WaitRefused
 from snapshot_policy.model import ProviderError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A Retry-After beyond this is not waited for: a cron run should fail and say so instead.
-MAX_ADVISED_WAIT = 300.0
 FIRST_POLL = 0.1
 # Error codes of UncertainOutcome.
 UNREADABLE = "unreadable_reply"
@@ -165,31 +165,30 @@ class RetryPolicy:
     jitter: Callable[[], float] = random.random
     clock: Callable[[], float] = time.monotonic
 
+    @property
+    def backoff(self) -> Backoff:
+        """The shared retry loop with this policy's tries, delays, jitter and sleep, refusing
+        advised waits over MAX_ADVISED_WAIT."""
+        return Backoff(self.attempts, self.base_delay, self.max_delay, self.jitter, MAX_ADVISED_WAIT, self.sleep)
+
     def delay(self, attempt: int, error: ProviderError) -> float:
         """Return how long to wait before retry number `attempt + 1` after `error`."""
-        if error.retry_after is not None:
-            return error.retry_after
-        backoff = min(self.max_delay, self.base_delay * 2**attempt)
-        return backoff / 2 + self.jitter() * backoff / 2
+        return self.backoff.delay(attempt + 1, error.retry_after)
 
     def call(self, operation: Callable[[], T]) -> T:
         """Return `operation()`, retrying transient ProviderErrors. Raise the last error.
 
         A reply that could not be understood is not repeated at once: the same request is
         most likely answered the same way (the API sends data the SDK does not expect).
+        Nor is a refusal whose advised wait is over MAX_ADVISED_WAIT.
         """
-        for attempt in range(self.attempts):
-            try:
-                return operation()
-            except ProviderError as error:
-                last = attempt == self.attempts - 1
-                not_understood = error.code == UNREADABLE
-                if not error.transient or not_understood or last or (error.retry_after or 0) > MAX_ADVISED_WAIT:
-                    raise
-                wait = self.delay(attempt, error)
-                log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, wait, attempt + 2, self.attempts)
-                self.sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        try:
+            return self.backoff.run(operation, retryable=_worth_repeating, advised=_advised, on_retry=self._log_retry)
+        except WaitRefused as refused:
+            raise refused.error from None
+
+    def _log_retry(self, error: Exception, wait: float, retry: int) -> None:
+        log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, wait, retry + 1, self.attempts)
 
     def poll(self, probe: Callable[[], T | None], timeout: float, interval: float, waiting_for: str) -> T:
         """Return the first result of `probe()` that is not None.
@@ -250,3 +249,11 @@ class RetryPolicy:
                 if failures >= self.attempts or self.clock() > deadline:
                     raise
                 self.sleep(self.delay(failures - 1, error))
+
+
+def _worth_repeating(error: Exception) -> bool:
+    return isinstance(error, ProviderError) and error.transient and error.code != UNREADABLE
+
+
+def _advised(error: Exception) -> float | None:
+    return error.retry_after if isinstance(error, ProviderError) else None

@@ -85,6 +85,15 @@ def test_flood_control_retry_after_is_honoured(sandbox):
     assert len(sandbox.telegram_messages()) == 1
 
 
+def test_a_flood_control_wait_too_long_to_honour_ends_the_delivery(sandbox):
+    sandbox.inject("rate_limit", service="telegram", count=1, retry_after=3600)
+    sleeps: list[float] = []
+    [delivery] = send(sandbox, [(EVENT, [channel()])], sleeps)
+    assert (delivery.ok, delivery.attempts, sleeps) == (False, 1, [])
+    assert delivery.error.startswith("RetryAfter: ") and delivery.error.endswith("; not waiting 3600 s")
+    assert sandbox.telegram_messages() == []
+
+
 def test_server_errors_are_retried_with_doubling_delays(sandbox):
     sandbox.inject("error", service="telegram", status=500, count=2)
     sleeps: list[float] = []

@@ -1,0 +1,111 @@
+"""One retry policy for everything that talks to a server: how often to try, how long to wait
+between tries, and when a wait the server asks for is too long to be worth it.
+
+The providers' reads (`providers.retry.RetryPolicy`) and both notifiers (`notify.telegram`,
+`notify.webhook`) repeat through `Backoff.run`; they differ only in what they pass: how many
+tries, the base delay, jitter or none, which failures are worth repeating and how a failure
+says how long to wait. Sleeping and randomness are parameters, so tests never wait.
+
+Why not the SDKs' retries: pydo's and hcloud's are switched off (they would repeat a snapshot
+POST after a lost reply, see `providers.retry`); python-telegram-bot's `Bot` has none (its
+rate limiter belongs to `Application`); httpx's transport retries only failed connects. Why not
+tenacity or stamina: see `Backoff.run`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# An advised wait (Retry-After, Telegram's retry_after, a rate-limit reset) longer than this is
+# not waited for: a cron run should fail and say so instead.
+MAX_ADVISED_WAIT = 300.0
+# Notifications are best effort and sent after the snapshots are done: they wait at most a minute.
+MAX_ADVISED_WAIT_NOTIFY = 60.0
+
+
+class WaitRefused(Exception):
+    """A failure worth repeating, but only after a wait the server advised that is longer than
+    the policy allows. `error` is that failure (also the `__cause__`), `wait` the seconds asked."""
+
+    def __init__(self, error: BaseException, wait: float):
+        super().__init__(f"{error}; not waiting {wait:g} s")
+        self.error = error
+        self.wait = wait
+
+
+def _no_advice(error: BaseException) -> float | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Up to `attempts` tries in all, waiting `base_delay * 2**(n-1)` (at most `max_delay`)
+    before retry n — or, with `jitter`, a point in the upper half of that, `jitter()` in [0, 1)
+    choosing where — unless the failure advises its own wait, which is honoured up to
+    `max_advised_wait`.
+    """
+
+    attempts: int
+    base_delay: float
+    max_delay: float = math.inf
+    jitter: Callable[[], float] | None = None
+    max_advised_wait: float = MAX_ADVISED_WAIT
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def for_notification(cls, retries: int, base_delay: float, sleep: Callable[[float], None]) -> Backoff:
+        """Return the policy of one notification (SPEC §7): `retries` retries after the first try,
+        exactly `base_delay * 2**(n-1)` before retry n, advised waits over a minute refused."""
+        return cls(attempts=retries + 1, base_delay=base_delay, max_advised_wait=MAX_ADVISED_WAIT_NOTIFY, sleep=sleep)
+
+    def delay(self, retry: int, advised: float | None = None) -> float:
+        """Return the seconds to wait before retry number `retry` (1 for the first retry):
+        `advised` when given, else the capped exponential backoff, jittered if configured."""
+        if advised is not None:
+            return advised
+        backoff = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
+        if self.jitter is None:
+            return backoff
+        return backoff / 2 + self.jitter() * backoff / 2
+
+    def run(
+        self,
+        operation: Callable[[], T],
+        *,
+        retryable: Callable[[Exception], bool],
+        advised: Callable[[Exception], float | None] = _no_advice,
+        on_retry: Callable[[Exception, float, int], None] | None = None,
+    ) -> T:
+        """Return `operation()`, repeating it after each failure that `retryable` accepts.
+
+        Before retry n, `on_retry(error, wait, n)` is called (to log it) and `sleep(wait)`,
+        with `wait = delay(n, advised(error))`. Raise the failure itself when `retryable`
+        rejects it or the last try has failed; raise `WaitRefused` from it when the wait it
+        advises is over `max_advised_wait`.
+
+        A hand-written loop rather than tenacity or stamina: every delay here must be exact
+        under an injected sleep and jitter (the tests assert them), so tenacity would need a
+        custom wait, retry test and stop anyway, around a loop this short; stamina's waits and
+        sleeping are global settings, not per-call parameters.
+        """
+        for retry in itertools.count(1):
+            try:
+                return operation()
+            except Exception as error:
+                if not retryable(error) or retry >= self.attempts:
+                    raise
+                advice = advised(error)
+                if advice is not None and advice > self.max_advised_wait:
+                    raise WaitRefused(error, advice) from error
+                wait = self.delay(retry, advice)
+                if on_retry is not None:
+                    on_retry(error, wait, retry)
+                self.sleep(wait)
+        raise AssertionError("unreachable: the last try returns or raises")
