@@ -14,6 +14,12 @@ An empty listing that an API returns once therefore prunes nothing.
 
 Anything that goes wrong while reading one account, even an exception an SDK was not meant
 to raise, becomes that account's targets' failure; the other accounts carry on.
+
+Accounts are read concurrently (up to `ACCOUNT_READERS` at a time; each has its own provider
+object), their results then taken in the order the specs name the accounts, so the outcome
+does not depend on which answers first. Within an account the requests stay in sequence:
+servers, one listing per distinct label selector, snapshots. The snapshot listing is grouped
+by server once, so each target classifies its own server's snapshots only.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,11 +44,13 @@ from snapshot_policy.model import (
     TargetFailure,
     TargetSpec,
 )
-from snapshot_policy.ownership import has_marker, snapshots_for
+from snapshot_policy.ownership import by_server, has_marker, snapshots_for
 from snapshot_policy.providers import Provider
 
 log = logging.getLogger(__name__)
 ORPHAN_GRACE = timedelta(hours=24)
+ACCOUNT_READERS = 8
+"""Accounts read at the same time: each is a few paginated listings, mostly waiting."""
 
 
 @dataclass
@@ -79,22 +88,18 @@ def observe(
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
     for spec in specs:
         by_account[spec.account].append(spec)
-    for account, account_specs in by_account.items():
-        try:
-            provider = connect(account)
-            servers = provider.servers()
-            targets, failures = _resolve(provider, servers, account, account_specs)
-            listing = provider.snapshots()
-        except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
-            log.debug("reading account %s failed", account.name, exc_info=True)
-            reason = str(error) if isinstance(error, (ProviderError, ValueError)) else f"unexpected {type(error).__name__} while reading it"
+    reads = _read_accounts(by_account, connect)
+    for (account, account_specs), read in zip(by_account.items(), reads):
+        if isinstance(read, Exception):
+            reason = str(read) if isinstance(read, (ProviderError, ValueError)) else f"unexpected {type(read).__name__} while reading it"
             result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {reason}", account.name, s.notify) for s in account_specs]
             continue
-        result.providers[account.name] = provider
-        result.failures += failures
+        result.providers[account.name] = read.provider
+        result.failures += read.failures
+        targets = read.targets
         if orphans:
-            missing = _missing(account, servers, listing)
-            certain = not failures
+            missing = _missing(account, read.servers, read.listing)
+            certain = not read.failures
             if certain:
                 result.absent[account.name] = set(missing)
             prunable = {
@@ -103,8 +108,43 @@ def observe(
                 and (account.name, server_id) in absent_since and now - absent_since[(account.name, server_id)] >= ORPHAN_GRACE
             }
             targets += _orphans(account, missing, prunable, orphans_keep_last)
-        result.observed += [(t, _with_pending(t, listing, journal)) for t in targets]
+        grouped = by_server(read.listing)
+        result.observed += [(t, _with_pending(t, grouped.get(t.server_id, []), journal)) for t in targets]
     return result
+
+
+@dataclass
+class _AccountRead:
+    """What one account's listings gave: its provider, servers, resolved targets, snapshots."""
+
+    provider: Provider
+    servers: list[Server]
+    targets: list[Target]
+    failures: list[TargetFailure]
+    listing: list[CloudSnapshot]
+
+
+def _read_accounts(by_account: Mapping[Account, Sequence[TargetSpec]], connect: Callable[[Account], Provider]) -> list[_AccountRead | Exception]:
+    """Read every account, several at a time; return each one's read or its exception, in
+    the order of `by_account`."""
+    if len(by_account) <= 1:
+        return [_read_account(account, specs, connect) for account, specs in by_account.items()]
+    with ThreadPoolExecutor(max_workers=min(ACCOUNT_READERS, len(by_account)), thread_name_prefix="observe") as pool:
+        return list(pool.map(lambda item: _read_account(item[0], item[1], connect), by_account.items()))
+
+
+def _read_account(account: Account, specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]) -> _AccountRead | Exception:
+    """Connect, list the servers, resolve the specs, list the snapshots; any exception is
+    returned, not raised: it is this account's alone."""
+    try:
+        provider = connect(account)
+        servers = provider.servers()
+        targets, failures = _resolve(provider, servers, account, specs)
+        listing = provider.snapshots()
+    except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
+        log.debug("reading account %s failed", account.name, exc_info=True)
+        return error
+    return _AccountRead(provider, list(servers), targets, failures, list(listing))
 
 
 def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Journal | None) -> list[Snapshot]:
@@ -153,12 +193,17 @@ def _resolve(provider: Provider, servers: Sequence[Server], account: Account, sp
     claimed: dict[str, list[TargetSpec]] = defaultdict(list)
     servers_of: dict[str, list[Server]] = {}
     failures: list[TargetFailure] = []
+    selected: dict[str, list[Server]] = {}  # one listing per distinct selector, not per target
+    index = _ServerIndex(servers)
     for spec in specs:
         if spec.selector.label_selector:
-            found = provider.servers(spec.selector.label_selector)
+            selector = spec.selector.label_selector
+            if selector not in selected:
+                selected[selector] = provider.servers(selector)
+            found = selected[selector]
             missing = [] if found else [f"no server matches {spec.selector.describe()}"]
         else:
-            found, missing = _pick(servers, spec)
+            found, missing = _pick(index, spec)
         if missing:
             failures.append(TargetFailure(spec.name, "; ".join(missing), account.name, spec.notify))
             continue
@@ -177,14 +222,25 @@ def _resolve(provider: Provider, servers: Sequence[Server], account: Account, sp
     return targets, failures
 
 
-def _pick(servers: Sequence[Server], spec: TargetSpec) -> tuple[list[Server], list[str]]:
+class _ServerIndex:
+    """An account's servers by id (the last listed wins) and by name (all, in listing order),
+    built once per account so resolving many specs stays linear in the fleet."""
+
+    def __init__(self, servers: Sequence[Server]):
+        self.by_id = {s.id: s for s in servers}
+        self.by_name: dict[str, list[Server]] = defaultdict(list)
+        for server in servers:
+            self.by_name[server.name].append(server)
+
+
+def _pick(index: _ServerIndex, spec: TargetSpec) -> tuple[list[Server], list[str]]:
     """Return the servers a spec names by id or by name, and a sentence for each one missing."""
     if spec.selector.ids:
-        by_id = {s.id: s for s in servers}
+        by_id = index.by_id
         return [by_id[i] for i in spec.selector.ids if i in by_id], [f"no server with id {i}" for i in spec.selector.ids if i not in by_id]
     found, missing = [], []
     for name in spec.selector.names:
-        named = [s for s in servers if s.name == name]
+        named = index.by_name.get(name, [])
         found += named
         if not named:
             missing.append(f"no server named {name!r}")

@@ -1,9 +1,18 @@
-"""observe: one account's surprise stays that account's (SPEC §5)."""
+"""observe: one account's surprise stays that account's (SPEC §5); a fleet is read in linear
+time, its accounts at the same time, each label selector once (SPEC §8, issue 13)."""
 
 from __future__ import annotations
 
-from snapshot_policy.model import Account, RetentionPolicy, Selector, TargetSpec
-from snapshot_policy.observe import observe
+import random
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from snapshot_policy.journal import Journal
+from snapshot_policy.model import Account, CloudSnapshot, ProviderError, RetentionPolicy, Selector, Server, Target, TargetSpec
+from snapshot_policy.observe import _with_pending, observe
+from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, by_server, snapshots_for
 
 BROKEN = Account("broken", "hetzner", "t0ken-broken")
 
@@ -22,3 +31,197 @@ def test_observe_turns_any_exception_of_one_account_into_its_targets_failures():
         ("b", "broken", "cannot read account broken: unexpected TypeError while reading it"),
     ]
     assert observation.observed == []
+
+
+# -- reading a fleet: grouped listings, concurrent accounts, one listing per selector (issue 13) --
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+DO = Account("do", "digitalocean", "t0ken-do")
+HZ = Account("hz", "hetzner", "t0ken-hz")
+
+
+class FakeProvider:
+    """A provider over plain values that records what it was asked; `hold` runs before each
+    listing (to make accounts wait for one another)."""
+
+    def __init__(self, name, servers, snapshots, selectors=None, hold=lambda call: None):
+        self.name, self.requests = name, 0
+        self._servers, self._snapshots, self._selectors, self._hold = servers, snapshots, selectors or {}, hold
+        self.calls: list[tuple[str, str | None]] = []
+
+    def servers(self, selector=None):
+        self.calls.append(("servers", selector))
+        self._hold(("servers", selector))
+        return list(self._servers) if selector is None else list(self._selectors.get(selector, []))
+
+    def snapshots(self):
+        self.calls.append(("snapshots", None))
+        self._hold(("snapshots", None))
+        return list(self._snapshots)
+
+
+def mixed_listing(rng: random.Random, account: Account, servers: list[Server], gone: list[str]) -> list[CloudSnapshot]:
+    """Snapshots of listed and deleted servers and of none: ours, legacy-named, manual, and
+    ours by another server's marker."""
+    listing = []
+    names = {s.id: s.name for s in servers}
+    for number in range(400):
+        server_id = rng.choice([*names, *gone, None])
+        created = NOW - timedelta(hours=rng.randint(1, 2000))
+        name = f"{names.get(server_id, 'gone')}-{created:%Y%m%d%H%M%S}" if rng.random() < 0.7 else f"manual-{number}"
+        kind = rng.choice(["ours", "ours", "plain", "elsewhere"])
+        marked_for = server_id if kind == "ours" else rng.choice(list(names))
+        if kind == "plain":
+            labels = {}
+        elif account.provider == "digitalocean":
+            labels = {DIGITALOCEAN_TAG: ""}
+        else:
+            labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: str(marked_for)}
+        listing.append(CloudSnapshot(f"{account.name}-{number}", name, created, server_id, labels))
+    return listing
+
+
+def test_by_server_gives_each_server_what_a_scan_of_the_whole_listing_gives():
+    rng = random.Random(13)
+    servers = [Server(str(i), f"web-{i}") for i in range(1, 21)]
+    for account in (DO, HZ):
+        listing = mixed_listing(rng, account, servers, gone=["98", "99"])
+        grouped = by_server(listing)
+        assert sum(len(v) for v in grouped.values()) == len(listing)
+        for server in servers:
+            for adopt in (False, True):
+                target = Target("t", account.provider, account.name, server.id, server.name, RetentionPolicy(keep_last=1), adopt_legacy_names=adopt)
+                pending = {s.name for s in listing[:40] if s.server_id == server.id}
+                assert snapshots_for(target, grouped.get(server.id, []), pending) == snapshots_for(target, listing, pending)
+
+
+def test_observe_matches_the_per_target_scan_for_a_mixed_fleet(tmp_path):
+    """Targets by ids, names and selectors, legacy adoption, journal-pending and in-flight
+    names, orphans: each target's snapshots are exactly those the whole-listing scan gives."""
+    rng = random.Random(5)
+    journal = Journal(tmp_path / "journal.json", timedelta(hours=1), NOW)
+    providers, specs, unmarked_names = {}, [], {}
+    for account, offset in ((DO, 100), (HZ, 200)):
+        servers = [Server(str(offset + i), f"{account.name}-{i}") for i in range(12)]
+        listing = mixed_listing(rng, account, servers, gone=[str(offset + 90), str(offset + 91)])
+        selected = {"role=db": servers[8:10], "role=none": []}
+        providers[account.name] = FakeProvider(account.provider, servers, listing, selected)
+        specs += [
+            TargetSpec(f"{account.name}-ids", account, Selector(ids=tuple(s.id for s in servers[:4])), RetentionPolicy(keep_last=2)),
+            TargetSpec(f"{account.name}-names", account, Selector(names=tuple(s.name for s in servers[4:8])), RetentionPolicy(keep_last=2), adopt_legacy_names=True),
+            TargetSpec(f"{account.name}-db", account, Selector(label_selector="role=db"), RetentionPolicy(keep_last=2)),
+            TargetSpec(f"{account.name}-empty", account, Selector(label_selector="role=none"), RetentionPolicy(keep_last=2)),
+        ]
+        unmarked = next(s for s in listing if not s.labels and s.server_id == servers[0].id)
+        unmarked_names[offset] = unmarked.name
+        journal.started(account.name, servers[0].id, unmarked.name, NOW - timedelta(hours=3))  # listed: adopted
+        journal.started(account.name, servers[1].id, f"{servers[1].name}-20261126115500", NOW - timedelta(minutes=5))  # not listed yet
+
+    observation = observe(specs, lambda account: providers[account.name], orphans=True, orphans_keep_last=1, journal=journal, now=NOW)
+
+    assert [f.target for f in observation.failures] == ["do-empty", "hz-empty"]
+    observed_servers = [(t.account, t.name, t.server_id) for t, _ in observation.observed]
+    expected = []
+    for account, offset in ((DO, 100), (HZ, 200)):
+        expected += [(account.name, f"{account.name}-ids", str(offset + i)) for i in range(4)]
+        expected += [(account.name, f"{account.name}-names", str(offset + i)) for i in range(4, 8)]
+        expected += [(account.name, f"{account.name}-db", str(offset + i)) for i in (8, 9)]
+        expected += [(account.name, "(orphans)", str(offset + i)) for i in (90, 91)]
+    assert observed_servers == expected
+    for target, snapshots in observation.observed:
+        listing = providers[target.account].snapshots()
+        assert snapshots == _with_pending(target, listing, journal), target
+    adopted = [s for t, snaps in observation.observed for s in snaps if s.unmarked]
+    creating = [s for t, snaps in observation.observed for s in snaps if s.creating and not s.id]
+    assert {(s.server_id, s.name) for s in adopted} == {(str(offset), unmarked_names[offset]) for offset in (100, 200)}
+    assert len(creating) == 2
+
+
+def test_observe_reads_accounts_at_the_same_time():
+    """Each account's server listing waits for the other's: read one after another, the
+    barrier would break and both accounts would fail."""
+    barrier = threading.Barrier(2, timeout=10)
+
+    def hold(call):
+        if call == ("servers", None):
+            barrier.wait()
+
+    providers = {a.name: FakeProvider(a.provider, [Server("1", "web")], [], hold=hold) for a in (DO, HZ)}
+    specs = [TargetSpec(a.name, a, Selector(ids=("1",)), RetentionPolicy(keep_last=1)) for a in (DO, HZ)]
+    observation = observe(specs, lambda account: providers[account.name])
+    assert observation.failures == []
+    assert [t.name for t, _ in observation.observed] == ["do", "hz"]
+
+
+def test_observe_keeps_the_specs_order_whichever_account_answers_first():
+    """The first account is held until the second has listed its snapshots."""
+    second_done = threading.Event()
+    first = FakeProvider(DO.provider, [Server("1", "web")], [], hold=lambda call: second_done.wait(10))
+    second = FakeProvider(HZ.provider, [Server("2", "app")], [], hold=lambda call: call[0] == "snapshots" and second_done.set())
+    providers = {DO.name: first, HZ.name: second}
+    specs = [TargetSpec("do-web", DO, Selector(ids=("1",)), RetentionPolicy(keep_last=1)), TargetSpec("hz-app", HZ, Selector(ids=("2",)), RetentionPolicy(keep_last=1))]
+    observation = observe(specs, lambda account: providers[account.name])
+    assert [t.name for t, _ in observation.observed] == ["do-web", "hz-app"]
+    assert list(observation.providers) == ["do", "hz"]
+
+
+def test_observe_read_concurrently_still_fails_only_the_account_that_failed():
+    broken_api = Account("broken-api", "hetzner", "t0ken-1")
+    broken_sdk = Account("broken-sdk", "digitalocean", "t0ken-2")
+
+    class Refusing(FakeProvider):
+        def snapshots(self):
+            raise ProviderError("hetzner", "list snapshots", 401, "unauthorized")
+
+    providers = {
+        DO.name: FakeProvider(DO.provider, [Server("1", "web")], []),
+        broken_api.name: Refusing(broken_api.provider, [Server("2", "app")], []),
+        HZ.name: FakeProvider(HZ.provider, [Server("3", "db")], []),
+    }
+
+    def connect(account):
+        if account is broken_sdk:
+            raise TypeError("unexpected keyword argument 'next_cursor'")
+        return providers[account.name]
+
+    specs = [
+        TargetSpec("a", broken_sdk, Selector(ids=("9",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("b", DO, Selector(ids=("1",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("c", broken_api, Selector(ids=("2",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("d", HZ, Selector(ids=("3",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("e", broken_sdk, Selector(ids=("8",)), RetentionPolicy(keep_last=1)),
+    ]
+    observation = observe(specs, connect)
+    assert [(f.target, f.account) for f in observation.failures] == [("a", "broken-sdk"), ("e", "broken-sdk"), ("c", "broken-api")]
+    assert observation.failures[0].reason == "cannot read account broken-sdk: unexpected TypeError while reading it"
+    assert "unauthorized" in observation.failures[2].reason
+    assert [t.name for t, _ in observation.observed] == ["b", "d"]
+    assert sorted(observation.providers) == ["do", "hz"]
+
+
+@pytest.mark.parametrize("account", [DO, HZ], ids=["digitalocean", "hetzner"])
+def test_observe_lists_each_distinct_selector_once(account):
+    servers = [Server(str(i), f"s-{i}") for i in range(1, 5)]
+    provider = FakeProvider(account.provider, servers, [], {"a": servers[:1], "b": servers[1:2], "c": servers[2:3]})
+    specs = [TargetSpec(f"t{i}", account, Selector(label_selector=selector), RetentionPolicy(keep_last=1)) for i, selector in enumerate("abcab")]
+    specs.append(TargetSpec("by-id", account, Selector(ids=("4",)), RetentionPolicy(keep_last=1)))
+    observation = observe(specs, lambda _: provider)
+    assert provider.calls == [("servers", None), ("servers", "a"), ("servers", "b"), ("servers", "c"), ("snapshots", None)]
+    # The same selector twice claims the same server twice: both targets fail, as before.
+    assert sorted({f.target for f in observation.failures}) == ["t0", "t1", "t3", "t4"]
+    assert [(t.name, t.server_id) for t, _ in observation.observed] == [("t2", "3"), ("by-id", "4")]
+
+
+def test_observe_finds_servers_by_name_in_listing_order_and_by_id_once_per_account():
+    servers = [Server("1", "twin"), Server("2", "solo"), Server("3", "twin")]
+    provider = FakeProvider(HZ.provider, servers, [])
+    specs = [
+        TargetSpec("twins", HZ, Selector(names=("twin", "nobody")), RetentionPolicy(keep_last=1)),
+        TargetSpec("solo", HZ, Selector(names=("solo",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("ids", HZ, Selector(ids=("7", "2")), RetentionPolicy(keep_last=1)),
+    ]
+    observation = observe(specs, lambda _: provider)
+    assert [(f.target, f.reason) for f in observation.failures] == [("twins", "no server named 'nobody'"), ("ids", "no server with id 7")]
+    specs[0] = TargetSpec("twins", HZ, Selector(names=("twin",)), RetentionPolicy(keep_last=1))
+    observation = observe(specs[:2], lambda _: provider)
+    assert [(t.name, t.server_id) for t, _ in observation.observed] == [("twins", "1"), ("twins", "3"), ("solo", "2")]
