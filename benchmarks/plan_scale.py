@@ -11,8 +11,8 @@ ways of resolving servers are exercised. It then runs the real command line in t
 - wall: the whole command, configuration to rendered JSON;
 - tool CPU: this process's user+system CPU during the command (all its threads);
 - observe / build_plan: wall time inside each (the first includes waiting for the sandbox);
-- sandbox CPU: the sandbox's, which runs in a child process so that its cost (it sorts an
-  account's snapshots for every page it serves) is not mistaken for the tool's;
+- sandbox CPU: the sandbox's, which runs in a child process so that its cost (serving
+  1,080 pages of JSON at N = 4,000) is not mistaken for the tool's;
 - requests: the sandbox's request log for the command.
 
 `--baseline FILE` also runs each plan with another `observe` module (for instance the

@@ -300,7 +300,10 @@ class HetznerAPI:
     # -- images ----------------------------------------------------------------------------
 
     def _list_images(self, request: Request, account: Account) -> Response:
-        images = list(SYSTEM_IMAGES.values()) + self.state.snapshots_of(account)
+        system = sorted(SYSTEM_IMAGES.values(), key=SORT_KEYS["id"])
+        snapshots = self.state.snapshots_of(account)  # already by id
+        images = system + snapshots
+        by_id = not snapshots or not system or system[-1].id < snapshots[0].id
         types, statuses = request.args("type"), request.args("status")
         for value in types:
             if value not in ("system", "app", "snapshot", "backup"):
@@ -319,7 +322,8 @@ class HetznerAPI:
         if selector := request.arg("label_selector"):
             matches = parse_selector(selector)
             images = [i for i in images if matches(i.labels)]
-        return self._page(request, "images", _sorted(images, request.args("sort")), _image)
+        ordered = _sorted(images, request.args("sort"), by_id=by_id)
+        return self._page(request, "images", ordered, _image)
 
     def _image_or_error(self, account: Account, image_id: str) -> Snapshot | Response:
         snapshot = self.state.snapshot(account, int(image_id))
@@ -413,9 +417,13 @@ def _invalid(field: str, *messages: str) -> Response:
     return error(422, f"invalid input in field '{field}': {'; '.join(messages)}", details=details)
 
 
-def _sorted(items: list, sort: list[str]) -> list:
-    """Apply Hetzner's `sort` parameters (`field[:asc|:desc]`, repeatable); default by id."""
-    ordered = sorted(items, key=SORT_KEYS["id"])
+def _sorted(items: list, sort: list[str], *, by_id: bool = False) -> list:
+    """Apply Hetzner's `sort` parameters (`field[:asc|:desc]`, repeatable); default by id.
+
+    `by_id`: the items are already in id order, so the default sort (a full pass per page
+    served, at 40,000 images) is skipped; the result is the same.
+    """
+    ordered = list(items) if by_id else sorted(items, key=SORT_KEYS["id"])
     for spec in reversed(sort):
         name, _, direction = spec.partition(":")
         if name not in SORT_KEYS or direction not in ("", "asc", "desc"):
