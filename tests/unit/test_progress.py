@@ -98,3 +98,72 @@ def test_progress_keeps_lines_whole_when_called_from_many_threads():
     for target in targets:
         own = [line for line in lines if line.startswith(f"web: {target.server_name} (")]
         assert own == [f"web: {target.server_name} (hetzner server {target.server_id}): {s}" for s in ("waiting", "creating", "deleting", "done")]
+
+
+def many(size: int) -> list[Target]:
+    return [Target(f"t{i // 10:03d}", "hetzner", "hz", str(1000 + i), f"srv-{i}", RetentionPolicy(keep_last=1)) for i in range(size)]
+
+
+def test_progress_updates_never_draw_and_each_draw_is_bounded_whatever_the_number_of_targets(monkeypatch):
+    """A stage change must not re-render every row: N updates cost O(N), not O(N²)."""
+    built: list[int] = []
+    original = ApplyProgress.table
+
+    def counting(self: ApplyProgress):
+        table = original(self)
+        built.append(table.row_count)
+        return table
+
+    monkeypatch.setattr(ApplyProgress, "table", counting)
+    for size in (50, 400):
+        built.clear()
+        stream = io.StringIO()
+        # A refresh period far longer than the test: only stop() draws.
+        with ApplyProgress(stream, force_terminal=True, refresh_per_second=0.001, max_rows=10) as progress:
+            for target in many(size):
+                for stage in ("waiting", "creating", "deleting", "done"):
+                    progress(target, stage)
+        assert len(built) <= 2  # 4 × size updates, no draw of their own: rich's on start and stop() only
+        assert max(built) <= 11  # the window (10 rows) and one "… more" row, not one row per target
+        assert f"{size} of {size} finished" in stream.getvalue()
+
+    # Not a terminal: one line per update and no table at all.
+    built.clear()
+    stream = io.StringIO()
+    with ApplyProgress(stream) as progress:
+        for target in many(400):
+            progress(target, "waiting")
+    assert built == [] and len(stream.getvalue().splitlines()) == 400
+
+
+def test_progress_table_over_many_targets_shows_running_then_failed_then_recent_and_counts_the_rest():
+    progress = ApplyProgress(io.StringIO(), force_terminal=False, max_rows=6)
+    targets = many(100)
+    for target in targets:
+        progress(target, "waiting")
+    for target in targets[:40]:
+        progress(target, "creating")
+    for target in targets[:37]:
+        progress(target, "done")
+    progress(targets[37], "failed")  # running: srv-38, srv-39
+    table = progress.table()
+    assert table.row_count == 7
+    screen = rendered(progress)
+    lines = [line for line in screen.splitlines() if "srv-" in line]
+    assert [line.split("(")[0].split()[-1] for line in lines] == ["srv-38", "srv-39", "srv-37", "srv-36", "srv-35", "srv-34"]
+    assert "creating" in lines[0] and "failed" in lines[2] and "done" in lines[3]
+    assert "… 94 more" in screen and "34 done, 60 waiting" in screen
+    assert "38 of 100 finished, 1 failed, 2 running, 60 waiting" in screen
+
+    # A target that moves on leaves its old window: no duplicates, counts stay right.
+    progress(targets[38], "done")
+    progress(targets[37], "creating")  # a retried target is running again
+    screen = rendered(progress)
+    assert [line.split("(")[0].split()[-1] for line in screen.splitlines() if "srv-" in line][:3] == ["srv-39", "srv-37", "srv-38"]
+    assert "38 of 100 finished, 2 running, 60 waiting" in screen
+
+
+def test_progress_table_fits_a_short_terminal():
+    stream = io.StringIO()
+    progress = ApplyProgress(stream, force_terminal=True, max_rows=50)
+    assert progress._max_rows == Console(file=stream, force_terminal=True).height - 7
