@@ -21,7 +21,7 @@ PeriodKey = Callable[[int, datetime], object]
 
 # Rule name, policy attribute, and the period a snapshot falls in (position, local time).
 # The hourly key carries the UTC offset so the hour repeated when DST ends counts twice.
-_COUNTED: tuple[tuple[str, str, PeriodKey], ...] = (
+RULE_PERIODS: tuple[tuple[str, str, PeriodKey], ...] = (
     ("last", "keep_last", lambda position, local: position),
     ("hourly", "keep_hourly", lambda p, t: (t.date(), t.hour, t.utcoffset())),
     ("daily", "keep_daily", lambda p, t: t.date()),
@@ -56,7 +56,7 @@ def select(snapshots: Iterable[Snapshot], policy: RetentionPolicy, zone: ZoneInf
                 reasons[snapshot].append(f"within {policy.keep_within}")
 
     oldest = len(ordered) - 1
-    for rule, attribute, period_of in _COUNTED:
+    for rule, attribute, period_of in RULE_PERIODS:
         left = getattr(policy, attribute)
         last_period = None
         for position, snapshot in enumerate(ordered):

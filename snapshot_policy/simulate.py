@@ -7,10 +7,13 @@ schedule would keep, including restic's "oldest" rule applied run after run.
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from snapshot_policy import retention
 from snapshot_policy.model import ActionKind, RetentionPolicy, Safety, Snapshot, Target
 from snapshot_policy.reconcile import plan_target
 
@@ -37,27 +40,148 @@ class Simulation:
 
 
 def simulate(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int) -> Simulation:
-    """Run `days * runs_per_day` evenly spaced applies from `start` and return the survivors."""
-    target = Target(
-        name="simulation",
-        provider="simulation",
-        account="simulation",
-        server_id="1",
-        server_name="server",
-        retention=policy,
-        safety=Safety(max_deletions=days * runs_per_day + 1),
-        timezone=zone.key,
-    )
+    """Run `days * runs_per_day` evenly spaced applies from `start` and return the survivors.
+
+    Every run but the last is replayed incrementally (see `replay`); the
+    last goes through the real reconciler, from exactly the snapshots the runs before it
+    left, so the survivors and the rules that keep them are what `apply` itself says.
+    """
+    runs = days * runs_per_day
+    step = timedelta(days=1) / runs_per_day
+    if runs < 1 or not policy.has_rules:
+        return simulate_reference(policy, zone, start, days, runs_per_day)
+    existing: list[int] = []
+    for survivors in replay(policy, zone, start, step, runs - 1):
+        if survivors is None:
+            return simulate_reference(policy, zone, start, days, runs_per_day)
+        existing = survivors
+    existing = list(existing)
+    target = _target(policy, zone, runs)
+    last = runs - 1
+    plan = plan_target(target, [_made(i, start, step) for i in existing], start + last * step, created=_made(last, start, step))
+    survivors = tuple((a.snapshot, a.rules) for a in plan.of_kind(ActionKind.KEEP))
+    # Every snapshot made is deleted exactly once, or survives (max_deletions never refuses).
+    return Simulation(policy, zone, start, days, runs_per_day, runs, runs - len(survivors), survivors)
+
+
+def simulate_reference(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int) -> Simulation:
+    """The straightforward simulation: the whole reconciler on every run. Slow (it re-plans
+    every kept snapshot on every run), and the definition `simulate` must agree with."""
+    target = _target(policy, zone, days * runs_per_day)
     step = timedelta(days=1) / runs_per_day
     existing: list[Snapshot] = []
     deleted = 0
     survivors: tuple[tuple[Snapshot, tuple[str, ...]], ...] = ()
     for run in range(days * runs_per_day):
         now = start + run * step
-        made = Snapshot(str(run), f"run-{run}", now, target.server_id, True, "simulated")
+        made = _made(run, start, step)
         plan = plan_target(target, existing, now, created=made)
         kept = plan.of_kind(ActionKind.KEEP)
         deleted += len(plan.of_kind(ActionKind.DELETE))
         existing = [a.snapshot for a in kept]
         survivors = tuple((a.snapshot, a.rules) for a in kept)
     return Simulation(policy, zone, start, days, runs_per_day, days * runs_per_day, deleted, survivors)
+
+
+def _target(policy: RetentionPolicy, zone: ZoneInfo, runs: int) -> Target:
+    return Target(
+        name="simulation",
+        provider="simulation",
+        account="simulation",
+        server_id="1",
+        server_name="server",
+        retention=policy,
+        safety=Safety(max_deletions=runs + 1),
+        timezone=zone.key,
+    )
+
+
+def _made(run: int, start: datetime, step: timedelta) -> Snapshot:
+    return Snapshot(str(run), f"run-{run}", start + run * step, "1", True, "simulated")
+
+
+def replay(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[Collection[int] | None]:
+    """Replay `runs` runs without the reconciler; after each, yield the runs (oldest first)
+    whose snapshots survive it: a live view, valid until the next step. Yield None and stop
+    when this shortcut does not apply and the reference simulation must run instead. The
+    policy must have a rule.
+
+    The reconciler keeps, per counted rule, the newest snapshot of each of the newest N
+    periods among the snapshots that exist (`retention.select`). Each run adds one snapshot,
+    newer than all others, so a rule's kept list changes only at its ends: the new snapshot
+    either joins the newest period (it replaces that period's snapshot, which was the one
+    made by the previous run; with a single survivor, that one stays as the rule's
+    "oldest") or opens a new period (the rule's oldest kept snapshot drops off when the
+    count is full). `keep_within` keeps the survivors newer than a cutoff. A snapshot
+    survives while any rule holds it; the newest is always held. Snapshots deleted never
+    come back, so the kept lists follow from the survivors alone.
+
+    That argument needs every period to be one unbroken stretch of time. Hours (keyed with
+    the UTC offset) always are; days, weeks, months and years are while the local date
+    never goes backwards, which a DST change across midnight could do: then return None.
+    """
+    counted = []  # (count, period key or None for keep_last, kept runs newest first)
+    for rule, attribute, period_of in retention.RULE_PERIODS:
+        count = getattr(policy, attribute)
+        if count:
+            counted.append([count, None if rule == "last" else period_of, deque(), None])
+    within = policy.keep_within
+    window: deque[int] = deque()  # runs kept by keep_within, oldest first
+    window_cutoff: datetime | None = None
+    created: list[datetime] = []
+    holds: dict[int, int] = {}  # run -> how many rules hold it; its keys are the survivors, oldest first
+    newest_only: int | None = None
+    last_date = None
+    for run in range(runs):
+        now = start + run * step
+        created.append(now)
+        local = now.astimezone(zone)
+        today = local.date()
+        if last_date is not None and today < last_date:
+            yield None
+            return
+        last_date = today
+        single = len(holds) == 1
+        first = not holds
+        released: list[int] = []
+        if newest_only is not None:
+            released.append(newest_only)
+            newest_only = None
+        held = 0
+        for rule in counted:
+            count, period_of, kept, last_key = rule
+            key = None if period_of is None else period_of(0, local)
+            rule[3] = key
+            if not first and period_of is not None and key == last_key:
+                if single:
+                    if count == 1:
+                        released.append(kept.pop())
+                else:
+                    released.append(kept.popleft())
+            elif len(kept) == count:
+                released.append(kept.pop())
+            kept.appendleft(run)
+            held += 1
+        if within is not None:
+            cutoff = within.before(now, zone)
+            if window_cutoff is not None and cutoff < window_cutoff:
+                oldest = window[0] if window else run
+                returning = [i for i in holds if i < oldest and created[i] > cutoff]
+                for i in returning:
+                    holds[i] += 1
+                window.extendleft(reversed(returning))
+            window_cutoff = cutoff
+            while window and created[window[0]] <= cutoff:
+                released.append(window.popleft())
+            if now > cutoff:
+                window.append(run)
+                held += 1
+        if not held:
+            newest_only = run
+            held = 1
+        holds[run] = held
+        for i in released:
+            holds[i] -= 1
+            if not holds[i]:
+                del holds[i]
+        yield holds.keys()

@@ -36,3 +36,68 @@ def test_simulate_months_cover_every_simulated_day():
     months = result.months()
     assert [m.month for m, _ in months] == [1, 2, 3]
     assert sum(len(days) for _, days in months) == 45
+
+
+def _random_policy(rng):
+    from snapshot_policy.duration import Duration
+
+    counts = {rule: rng.choice([0, 0, 1, 2, 3, 5]) for rule in RetentionPolicy.COUNTED_RULES}
+    within = rng.choice([None, None, Duration(hours=rng.randint(1, 30)), Duration(days=rng.randint(1, 3)), Duration(months=1)])
+    if not any(counts.values()) and within is None:
+        counts["keep_last"] = 1
+    return RetentionPolicy(**counts, keep_within=within)
+
+
+def test_fast_simulation_equals_the_reference_for_random_policies():
+    import random
+    from datetime import timedelta
+
+    from snapshot_policy.simulate import simulate_reference
+
+    rng = random.Random(20261126)
+    zones = ["UTC", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe", "Asia/Kolkata", "America/New_York"]
+    # Starts just before DST changes, month and year ends, so the odd periods are crossed.
+    starts = [utc(2026, 3, 28), utc(2026, 10, 24), utc(2025, 12, 27, 5), utc(2018, 2, 15), utc(2018, 11, 2), utc(2026, 4, 3, 14, 30)]
+    for case in range(60):
+        policy = _random_policy(rng)
+        zone = ZoneInfo(rng.choice(zones))
+        start = rng.choice(starts) + timedelta(minutes=rng.randint(0, 1439))
+        days, runs_per_day = rng.randint(1, 12), rng.choice([1, 2, 3, 5, 7, 24, 48])
+        fast = simulate(policy, zone, start, days, runs_per_day)
+        slow = simulate_reference(policy, zone, start, days, runs_per_day)
+        assert fast == slow, (case, policy, zone, start, days, runs_per_day)
+
+
+def test_fast_simulation_equals_the_reference_over_months_of_gfs():
+    from snapshot_policy.duration import Duration
+    from snapshot_policy.simulate import simulate_reference
+
+    gfs = RetentionPolicy(keep_hourly=24, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=10)
+    for policy, zone in ((gfs, "Europe/Berlin"), (RetentionPolicy(keep_within=Duration(days=1), keep_monthly=3), "Europe/Berlin")):
+        args = (policy, ZoneInfo(zone), utc(2025, 12, 20), 120, 6)
+        assert simulate(*args) == simulate_reference(*args)
+
+
+def test_replay_keeps_exactly_the_reconcilers_survivors_after_every_run():
+    import random
+    from datetime import timedelta
+
+    from snapshot_policy.model import ActionKind
+    from snapshot_policy.reconcile import plan_target
+    from snapshot_policy.simulate import _made, _target, replay
+
+    rng = random.Random(7)
+    zones = ["UTC", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe"]
+    for case in range(40):
+        policy = _random_policy(rng)
+        zone = ZoneInfo(rng.choice(zones))
+        start = rng.choice([utc(2026, 3, 27), utc(2026, 10, 23), utc(2025, 12, 29), utc(2018, 2, 15)]) + timedelta(minutes=rng.randint(0, 1439))
+        runs_per_day = rng.choice([1, 3, 7, 24])
+        runs = rng.randint(1, 6) * runs_per_day
+        step = timedelta(days=1) / runs_per_day
+        target, existing = _target(policy, zone, runs), []
+        for run, survivors in enumerate(replay(policy, zone, start, step, runs)):
+            assert survivors is not None
+            plan = plan_target(target, existing, start + run * step, created=_made(run, start, step))
+            existing = [a.snapshot for a in plan.of_kind(ActionKind.KEEP)]
+            assert list(survivors) == sorted(int(s.id) for s in existing), (case, policy, zone, start, runs_per_day, run)
