@@ -33,6 +33,13 @@ def sandbox(monkeypatch, clock):
 
 
 @pytest.fixture
+def tokens(monkeypatch):
+    """The variables the test policies name their tokens by (`env:TEST_DO_TOKEN`, …)."""
+    for name, value in (("TEST_DO_TOKEN", DO_TOKEN), ("TEST_HZ_TOKEN", HZ_TOKEN), ("TEST_BOT_TOKEN", BOT_TOKEN)):
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
 def legacy_layout(tmp_path):
     """The layout of the legacy manual: snapshots.config beside configs/*.json (plus junk to skip)."""
     (tmp_path / "snapshots.config").write_text(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from snapshot_policy.cli import main
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN
 
 POLICY = """\
 version: 1
@@ -25,9 +24,7 @@ targets:
 
 
 @pytest.fixture
-def policy(tmp_path, sandbox, monkeypatch):
-    monkeypatch.setenv("TEST_DO_TOKEN", DO_TOKEN)
-    monkeypatch.setenv("TEST_HZ_TOKEN", HZ_TOKEN)
+def policy(tmp_path, sandbox, tokens):
     path = tmp_path / "snapshot-policy.yaml"
     path.write_text(POLICY)
     return path

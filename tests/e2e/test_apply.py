@@ -39,9 +39,7 @@ settings:
 
 
 @pytest.fixture
-def policy(tmp_path, sandbox, monkeypatch):
-    monkeypatch.setenv("TEST_DO_TOKEN", DO_TOKEN)
-    monkeypatch.setenv("TEST_HZ_TOKEN", HZ_TOKEN)
+def policy(tmp_path, sandbox, tokens):
     path = tmp_path / "snapshot-policy.yaml"
     path.write_text(POLICY)
     return path

@@ -22,7 +22,7 @@ import pytest
 
 from snapshot_policy.cli import main, system_clock
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, cloud
+from tests.e2e.cloud import cloud
 
 POLICY = """\
 version: 1
@@ -50,9 +50,8 @@ def end_state(sandbox: Sandbox, seeded: set[str]) -> list[tuple]:
 
 
 @pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("TEST_DO_TOKEN", DO_TOKEN)
-    monkeypatch.setenv("TEST_HZ_TOKEN", HZ_TOKEN)
+def env(tokens):
+    """The policy's token variables, for the killed process too (it inherits os.environ)."""
 
 
 @pytest.fixture

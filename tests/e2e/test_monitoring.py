@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from snapshot_policy.cli import main
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, legacy_name
+from tests.e2e.cloud import legacy_name
 
 POLICY = """\
 version: 1
@@ -33,9 +33,7 @@ settings:
 
 
 @pytest.fixture
-def policy(tmp_path, sandbox, monkeypatch):
-    for name, value in (("TEST_DO_TOKEN", DO_TOKEN), ("TEST_HZ_TOKEN", HZ_TOKEN), ("TEST_BOT_TOKEN", BOT_TOKEN)):
-        monkeypatch.setenv(name, value)
+def policy(tmp_path, sandbox, tokens):
     path = tmp_path / "policy.yaml"
     path.write_text(POLICY.format(hook=sandbox.webhook_url("n8n"), ping=sandbox.webhook_url("hc")))
     return path

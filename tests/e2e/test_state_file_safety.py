@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 
 POLICY = """\
 version: 1
@@ -48,9 +47,7 @@ APPLY = ["apply", "--policy", "policy.yaml", "--report", FILES["run report"], "-
 
 
 @pytest.fixture
-def folder(tmp_path, sandbox, monkeypatch):
-    for name, value in (("TEST_DO_TOKEN", DO_TOKEN), ("TEST_HZ_TOKEN", HZ_TOKEN), ("TEST_BOT_TOKEN", BOT_TOKEN)):
-        monkeypatch.setenv(name, value)
+def folder(tmp_path, sandbox, monkeypatch, tokens):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policy.yaml").write_text(POLICY)
     for sub in ("run", "logs", "out"):
