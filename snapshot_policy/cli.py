@@ -29,7 +29,8 @@ from snapshot_policy.config.policy import load_policy
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.demo import run_demo
 from snapshot_policy.duration import Duration
-from snapshot_policy.logs import hide, redact, redacted_output, setup_logging
+from snapshot_policy.logs import setup_logging
+from snapshot_policy.redaction import hide, redact, redacted_output
 from snapshot_policy.model import Clock, RetentionPolicy
 from snapshot_policy.observe import observe
 from snapshot_policy.planfile import PlanFileError
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     """Run the command line with `argv` and return the exit code; importable for tests.
 
     `clock` is the only source of the current time for everything the command does. stdout
-    and stderr are masked for the whole command (`logs.redacted_output`). An unexpected error
+    and stderr are masked for the whole command (`redaction.redacted_output`). An unexpected error
     (a bug) prints its traceback, masked, to stderr and is raised again, so tests see it.
     """
     with redacted_output():

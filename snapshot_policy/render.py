@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from collections.abc import Sequence
 
-from snapshot_policy.logs import escape_controls
+from snapshot_policy.redaction import escape_controls
 from snapshot_policy.model import ActionKind, Plan, PlanAction, RunReport, Target, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 

@@ -18,7 +18,7 @@ from snapshot_policy.audit import AuditLog
 from snapshot_policy.config import LoadedConfig
 from snapshot_policy.execute import Executor
 from snapshot_policy.journal import Journal
-from snapshot_policy.logs import redact
+from snapshot_policy.redaction import redact
 from snapshot_policy.model import Account, Channel, Clock, Plan, RunReport, RunSettings, Target, TargetFailure
 from snapshot_policy.notify import Event, deliver
 from snapshot_policy.notify.messages import FAILURE, SUCCESS

@@ -13,7 +13,7 @@ belongs would make the tool overwrite whatever the link points to. Therefore:
   a reader sees the old file or the new one, never half of one, and a link in the way is
   replaced, never followed;
 - files are created readable by their owner only (0600); the caller may allow more (logs: 0640);
-- the text is masked on its way out (`logs.mask_secrets`), like everything else the tool emits.
+- the text is masked on its way out (`redaction.mask_secrets`), like everything else the tool emits.
 
 Folders on the way are created as needed and may be links: only the file's own name is
 guarded, as for ssh's files. Hard links are left to the kernel (`fs.protected_hardlinks`
@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from snapshot_policy.logs import mask_secrets
+from snapshot_policy.redaction import mask_secrets
 
 OWNER_ONLY = 0o600
 GROUP_READABLE = 0o640

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from snapshot_policy.backoff import Backoff
-from snapshot_policy.logs import mask_fields, redact
+from snapshot_policy.redaction import mask_fields, redact
 from snapshot_policy.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import messages, telegram, webhook
 from snapshot_policy.notify.messages import SUCCESS, Event

@@ -9,17 +9,8 @@ import sys
 import click
 import pytest
 
-from snapshot_policy.logs import (
-    LOGGER_NAME,
-    SDK_LOGGERS,
-    RedactingFilter,
-    hide,
-    mask_fields,
-    mask_secrets,
-    redact,
-    redacted_output,
-    setup_logging,
-)
+from snapshot_policy.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, setup_logging
+from snapshot_policy.redaction import hide, mask_fields, mask_secrets, redact, redacted_output
 
 SECRET = "hunter2-configured-secret"
 DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4

@@ -19,7 +19,7 @@ import pytest
 from snapshot_policy import statefiles
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.journal import Journal
-from snapshot_policy.logs import hide, redacted_output
+from snapshot_policy.redaction import hide, redacted_output
 from snapshot_policy.model import RunReport
 from snapshot_policy.monitor import write_metrics, write_report
 from snapshot_policy.statefiles import StateFileError, UnsafeStateFile, append_text, read_text, refuse_unsafe, write_atomic
