@@ -17,6 +17,8 @@ and every key marked optional may be left out:
       "accounts": [
         {"name": "do-main", "provider": "digitalocean", "tokens": ["do-token"],
          "rate_limit": 5000,                       # optional, requests/hour (default 5000/3600)
+         "burst_limit": 250,                       # optional, DigitalOcean only: requests in any
+                                                   # 60 s (default: none); 429 with retry-after
          "tags": ["snapshot-policy"]},             # optional, DigitalOcean tags that exist
         {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"]}
       ],

@@ -4,8 +4,9 @@ Objects are shaped after the examples in the official OpenAPI description
 (`digitalocean-v2.bundled.yaml`: `droplet_single`, `snapshots_droplets_only`, `action`,
 `tags_new`) with the fields that matter taken from the state, so responses validate against
 its schemas. Conventions: errors `{"id", "message"}`; `ratelimit-*` headers on every
-response and `retry-after` on 429; `links.pages` with absolute URLs plus `meta.total`,
-`per_page` at most 200. A droplet with an action in progress answers 422 to a new action
+response and `retry-after` on 429 (the hourly budget, or the account's optional per-minute
+`burst_limit`); `links.pages` with absolute URLs plus `meta.total`, `per_page` at most 200;
+action listings newest first. A droplet with an action in progress answers 422 to a new action
 (the real API's "pending event"). Protection does not exist on DigitalOcean and is ignored.
 """
 
@@ -63,6 +64,7 @@ class DigitalOceanAPI:
             ("POST", re.compile(r"/v2/droplets/(\d+)/actions"), self._post_action),
             ("GET", re.compile(r"/v2/droplets/(\d+)/actions"), self._droplet_actions),
             ("GET", re.compile(r"/v2/droplets/(\d+)/snapshots"), self._droplet_snapshots),
+            ("GET", re.compile(r"/v2/actions"), self._list_actions),
             ("GET", re.compile(r"/v2/actions/(\d+)"), self._get_action),
             ("GET", re.compile(r"/v2/snapshots"), self._list_snapshots),
             ("GET", re.compile(r"/v2/snapshots/([^/]+)"), self._get_snapshot),
@@ -76,8 +78,8 @@ class DigitalOceanAPI:
         account = self.account(request)
         if account is None:
             return self._finish(error(401), None)
-        if self.state.take_request(account) is None:
-            return self._too_many(self.state.bucket(account, "digitalocean").retry_after(), account)
+        if (retry_after := self.state.take_request(account)) is not None:
+            return self._too_many(retry_after, account)
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path.rstrip("/"))
             if match and method == request.method:
@@ -237,13 +239,22 @@ class DigitalOceanAPI:
         actions = self.state.actions_of_server(account, server.id)
         return self._page(request, "actions", actions, lambda action: _action(action, server.region))
 
+    def _list_actions(self, request: Request, account: Account) -> Response:
+        """Every action of the account, newest first, as the real listing orders them."""
+        actions = self.state.actions_of(account)[::-1]
+        return self._page(request, "actions", actions, lambda a: _action(a, self._region_of(a)))
+
     def _get_action(self, request: Request, account: Account, action_id: str) -> Response:
         action = self.state.action(account, int(action_id))
         if action is None:
             return error(404)
+        return Response(200, {"action": _action(action, self._region_of(action))})
+
+    def _region_of(self, action: Action) -> str:
+        """Where the action ran: its droplet's region, or its snapshot's once the droplet is gone."""
         server = self.state.servers.get(action.server_id or 0)
         region = server.region if server else (action.snapshot.region if action.snapshot else "")
-        return Response(200, {"action": _action(action, region or "nyc3")})
+        return region or "nyc3"
 
     # -- snapshots and images --------------------------------------------------------------
 

@@ -5,13 +5,15 @@ Objects are shaped after the property examples of the official OpenAPI descripti
 validate against its schemas. Conventions: errors `{"error": {"code", "message", "details"}}`;
 `RateLimit-*` headers on every response; `meta.pagination` plus a `Link` header, `per_page`
 at most 50 and `next_page` null on the last page; label selectors; labels replaced as a whole
-by PUT. A 429 says when to retry only as Hetzner documents it, through `RateLimit-Reset`
-(the time the whole budget is back; no `Retry-After`), and every reply carries its `Date`,
-the clock that reset is read against. Two system images (Ubuntu, Debian) are listed for
-every account, as on the real API, so a client that forgets `type=snapshot` sees them.
-Deleting a protected image gives 423 `protected`, an image still being created 423
-`locked`, and a server with a running action refuses `create_image` with 423 `locked`. A
-failed create_image removes its image.
+by PUT. Actions are read by id, several at once (`GET /actions?id=..`; listing all of them
+without an id was removed in 2025: 410 `deprecated_api_endpoint`), or as the servers' action
+list (`GET /servers/actions`). A 429 says when to retry only as Hetzner documents it,
+through `RateLimit-Reset` (the time the whole budget is back; no `Retry-After`), and every
+reply carries its `Date`, the clock that reset is read against. Two system images (Ubuntu,
+Debian) are listed for every account, as on the real API, so a client that forgets
+`type=snapshot` sees them. Deleting a protected image gives 423 `protected`, an image still
+being created 423 `locked`, and a server with a running action refuses `create_image` with
+423 `locked`. A failed create_image removes its image.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ ERROR_CODES = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
+    410: "deprecated_api_endpoint",
     422: "invalid_input",
     423: "locked",
     429: "rate_limit_exceeded",
@@ -48,6 +51,18 @@ LOCATIONS = {
     "hel1": ("Helsinki DC Park 1", "FI", "Helsinki", 60.169855, 24.938379, "hel1-dc2"),
 }
 SORT_KEYS = {"id": lambda o: o.id, "name": lambda o: o.name, "created": lambda o: o.created}
+ACTION_SORT_KEYS = {
+    "id": lambda a: a.id,
+    "command": lambda a: a.command,
+    "status": lambda a: a.status,
+    "started": lambda a: a.started,
+    "finished": lambda a: (a.finished is None, a.finished or a.started),  # running ones last
+}
+ACTION_STATUSES = ("running", "success", "error")
+ACTIONS_LIST_REMOVED = (
+    "https://docs.hetzner.cloud/changelog"
+    "#2025-01-30-listing-arbitrary-actions-in-the-actions-list-endpoint-is-removed"
+)
 
 
 def error(
@@ -82,8 +97,10 @@ class HetznerAPI:
         self._action_fails = action_fails
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             ("GET", re.compile(r"/v1/servers"), self._list_servers),
+            ("GET", re.compile(r"/v1/servers/actions"), self._list_server_actions),
             ("GET", re.compile(r"/v1/servers/(\d+)"), self._get_server),
             ("POST", re.compile(r"/v1/servers/(\d+)/actions/create_image"), self._create_image),
+            ("GET", re.compile(r"/v1/actions"), self._get_actions),
             ("GET", re.compile(r"/v1/actions/(\d+)"), self._get_action),
             ("GET", re.compile(r"/v1/images"), self._list_images),
             ("GET", re.compile(r"/v1/images/(\d+)"), self._get_image),
@@ -100,7 +117,7 @@ class HetznerAPI:
         account = self.account(request)
         if account is None:
             return self._finish(error(401, "unable to authenticate"), None)
-        if self.state.take_request(account) is None:
+        if self.state.take_request(account) is not None:
             return self._too_many(None, account)
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(request.path.rstrip("/"))
@@ -284,6 +301,38 @@ class HetznerAPI:
             return error(404, f"action with ID '{action_id}' not found")
         return Response(200, {"action": self._action(action)})
 
+    def _get_actions(self, request: Request, account: Account) -> Response:
+        """`GET /actions?id=..`: the project's actions with those ids; listing them all without
+        an id was removed on 2025-01-30 and now answers 410 `deprecated_api_endpoint`."""
+        if not request.args("id"):
+            return error(
+                410,
+                "API functionality was removed: listing actions needs one or more id parameters",
+                details={"announcement": ACTIONS_LIST_REMOVED},
+            )
+        ids = _action_ids(request)
+        if isinstance(ids, Response):
+            return ids
+        actions = self.state.actions_by_ids(account, ids)
+        return Response(200, {"actions": [self._action(a) for a in actions]})
+
+    def _list_server_actions(self, request: Request, account: Account) -> Response:
+        """The actions of all the project's servers (create_image among them), filtered by
+        `id` and `status`, sorted and paged like the other listings."""
+        ids = _action_ids(request)
+        if isinstance(ids, Response):
+            return ids
+        statuses = request.args("status")
+        for value in statuses:
+            if value not in ACTION_STATUSES:
+                return _invalid("status", f"unknown action status {value!r}")
+        actions = self.state.actions_by_ids(account, ids) if ids else self.state.actions_of(account)
+        actions = [
+            a for a in actions if a.server_id is not None and (not statuses or a.status in statuses)
+        ]
+        ordered = _sorted(actions, request.args("sort"), keys=ACTION_SORT_KEYS, by_id=True)
+        return self._page(request, "actions", ordered, self._action)
+
     def _action(self, action: Action) -> dict:
         failed = action.status == "error"
         return {
@@ -417,18 +466,28 @@ def _invalid(field: str, *messages: str) -> Response:
     return error(422, f"invalid input in field '{field}': {'; '.join(messages)}", details=details)
 
 
-def _sorted(items: list, sort: list[str], *, by_id: bool = False) -> list:
+def _action_ids(request: Request) -> list[int] | Response:
+    """The repeatable `id` query parameter: positive integers, or a 422 naming the bad one."""
+    ids = []
+    for value in request.args("id"):
+        if not value.isdigit() or int(value) < 1:
+            return _invalid("id", f"{value!r} is not an action ID")
+        ids.append(int(value))
+    return ids
+
+
+def _sorted(items: list, sort: list[str], *, keys: dict = SORT_KEYS, by_id: bool = False) -> list:
     """Apply Hetzner's `sort` parameters (`field[:asc|:desc]`, repeatable); default by id.
 
     `by_id`: the items are already in id order, so the default sort (a full pass per page
     served, at 40,000 images) is skipped; the result is the same.
     """
-    ordered = list(items) if by_id else sorted(items, key=SORT_KEYS["id"])
+    ordered = list(items) if by_id else sorted(items, key=keys["id"])
     for spec in reversed(sort):
         name, _, direction = spec.partition(":")
-        if name not in SORT_KEYS or direction not in ("", "asc", "desc"):
+        if name not in keys or direction not in ("", "asc", "desc"):
             raise ValueError(f"cannot sort by {spec!r}")
-        ordered.sort(key=SORT_KEYS[name], reverse=direction == "desc")
+        ordered.sort(key=keys[name], reverse=direction == "desc")
     return ordered
 
 

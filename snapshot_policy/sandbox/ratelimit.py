@@ -5,12 +5,17 @@ Both clouds grant N requests per hour that recover gradually (Hetzner says so: o
 of capacity N that refills N per hour models both closely enough for a client that reads the
 headers. Real (not injected) time is used: the headers are about the transport, not about the
 simulated days the tests step through.
+
+DigitalOcean also caps bursts (250 requests per minute per token; its 429 then says
+`retry-after`). `SlidingWindow` counts the requests of the last 60 seconds exactly, so no
+60-second span ever holds more than the limit, and knows when the oldest one leaves.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 
 
@@ -47,3 +52,35 @@ class TokenBucket:
         """Whole seconds until one request is available again."""
         self._refill()
         return max(1, math.ceil((1 - self._tokens) * 3600 / self.limit))
+
+
+class SlidingWindow:
+    """At most `limit` requests in any `seconds`-long span (DigitalOcean's per-minute burst limit)."""
+
+    def __init__(self, limit: int, seconds: float = 60, now: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._now = now
+        self._taken: deque[float] = deque()
+        """When each request still inside the window was made, oldest first."""
+
+    def _expire(self) -> float:
+        now = self._now()
+        while self._taken and self._taken[0] <= now - self.seconds:
+            self._taken.popleft()
+        return now
+
+    def full(self) -> bool:
+        self._expire()
+        return len(self._taken) >= self.limit
+
+    def take(self) -> None:
+        """Count one request (the caller checked `full()` first)."""
+        self._taken.append(self._expire())
+
+    def retry_after(self) -> int:
+        """Whole seconds until one more request fits (0 if one fits now)."""
+        now = self._expire()
+        if len(self._taken) < self.limit:
+            return 0
+        return max(1, math.ceil(self._taken[-self.limit] + self.seconds - now))

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from .ratelimit import TokenBucket
+from .ratelimit import SlidingWindow, TokenBucket
 
 PROVIDERS = ("digitalocean", "hetzner")
 DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
@@ -57,6 +57,8 @@ class Account:
     provider: str
     tokens: list[str]
     rate_limit: int | None = None
+    burst_limit: int | None = None
+    """DigitalOcean's requests per minute on top of the hourly budget; None: no such limit."""
     tags: dict[str, str] = field(default_factory=dict)
     """DigitalOcean tag registry: lower-cased name -> canonical spelling (first one wins)."""
 
@@ -182,20 +184,31 @@ class State:
         """Account name -> (snapshots dict, its generation, that account's snapshots by id)."""
         self.actions: dict[int, Action] = {}
         self._running: dict[int, Action] = {}
+        self._account_actions: dict[str, list[Action]] = {}
+        """Account name -> its actions by id (ids only grow, so appending keeps the order)."""
         self.bots: dict[str, str] = {}
         """Telegram bot token -> bot username."""
         self._buckets: dict[str, TokenBucket] = {}
+        self._windows: dict[str, SlidingWindow] = {}
         self._next_id = {"snapshot": 100_000_001, "action": 900_000_001, "server": 1_000_001}
 
     # -- seeding ---------------------------------------------------------------------------
 
     def add_account(
-        self, name: str, provider: str, tokens: Iterable[str], *, rate_limit: int | None = None
+        self,
+        name: str,
+        provider: str,
+        tokens: Iterable[str],
+        *,
+        rate_limit: int | None = None,
+        burst_limit: int | None = None,
     ) -> Account:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
+        if burst_limit is not None and provider != "digitalocean":
+            raise ValueError("burst_limit is DigitalOcean's per-minute limit; Hetzner documents none")
         with self.lock:
-            account = Account(name, provider, list(tokens), rate_limit)
+            account = Account(name, provider, list(tokens), rate_limit, burst_limit)
             self.accounts[name] = account
             return account
 
@@ -304,11 +317,25 @@ class State:
         action = self.actions.get(action_id)
         return action if action and action.account == account.name else None
 
+    def actions_of(self, account: Account) -> list[Action]:
+        """The account's actions by id (a new list each call)."""
+        self.advance()
+        return list(self._account_actions.get(account.name, ()))
+
+    def actions_by_ids(self, account: Account, action_ids: Iterable[int]) -> list[Action]:
+        """The account's actions among `action_ids`, by id, each once; unknown ids are skipped.
+
+        One lookup per id, so polling hundreds of ids costs the same with a million actions."""
+        self.advance()
+        found = {
+            a.id: a for a in map(self.actions.get, set(action_ids)) if a and a.account == account.name
+        }
+        return [found[i] for i in sorted(found)]
+
     def actions_of_server(self, account: Account, server_id: int) -> list[Action]:
         """The server's actions, newest first, as DigitalOcean lists a droplet's actions."""
-        self.advance()
-        mine = (a for a in self.actions.values() if a.account == account.name and a.server_id == server_id)
-        return sorted(mine, key=lambda a: a.id, reverse=True)
+        mine = [a for a in self.actions_of(account) if a.server_id == server_id]
+        return mine[::-1]
 
     def servers_of(self, account: Account) -> list[Server]:
         return sorted(
@@ -347,13 +374,25 @@ class State:
                 return action
         return None
 
-    def take_request(self, account: Account) -> TokenBucket | None:
-        """Charge one request to the account; the bucket if it had budget, None if exhausted."""
+    def take_request(self, account: Account) -> int | None:
+        """Charge one request to the account: None if it had budget, else the whole seconds until
+        one request is free again. A refused request is charged to neither limit."""
         limit = account.rate_limit or DEFAULT_RATE_LIMIT[account.provider]
         bucket = self._buckets.get(account.name)
         if bucket is None or bucket.limit != limit:
             bucket = self._buckets[account.name] = TokenBucket(limit)
-        return bucket if bucket.take() else None
+        window = None
+        if account.burst_limit is not None:
+            window = self._windows.get(account.name)
+            if window is None or window.limit != account.burst_limit:
+                window = self._windows[account.name] = SlidingWindow(account.burst_limit)
+        if window is not None and window.full():
+            return window.retry_after()
+        if not bucket.take():
+            return bucket.retry_after()
+        if window is not None:
+            window.take()
+        return None
 
     def bucket(self, account: Account | None, provider: str) -> TokenBucket:
         """The account's budget; a full default one for unknown accounts (401 answers)."""
@@ -430,6 +469,7 @@ class State:
         )
         self.actions[action.id] = action
         self._running[action.id] = action
+        self._account_actions.setdefault(account.name, []).append(action)
         return action
 
     def advance(self) -> None:
@@ -477,6 +517,7 @@ class State:
                         "provider": a.provider,
                         "tokens": list(a.tokens),
                         **({"rate_limit": a.rate_limit} if a.rate_limit else {}),
+                        **({"burst_limit": a.burst_limit} if a.burst_limit is not None else {}),
                         **({"tags": sorted(a.tags.values())} if a.tags else {}),
                     }
                     for a in self.accounts.values()
@@ -498,14 +539,17 @@ class State:
             self.snapshots.clear()
             self.actions.clear()
             self._running.clear()
+            self._account_actions.clear()
             self.bots.clear()
             self._buckets.clear()
+            self._windows.clear()
             for item in data.get("accounts", []):
                 account = self.add_account(
                     item["name"],
                     item["provider"],
                     item["tokens"],
                     rate_limit=item.get("rate_limit"),
+                    burst_limit=item.get("burst_limit"),
                 )
                 for tag in item.get("tags", []):
                     self.register_tag(account, tag)

@@ -126,6 +126,8 @@ def digitalocean_traffic(call: Recorder) -> None:
     wait_until(lambda: not sandbox.state.running_action(101))
     call("digitalocean", "GET", f"/v2/actions/{action['id']}", 200)
     call("digitalocean", "GET", "/v2/actions/999", 404)
+    call("digitalocean", "GET", "/v2/actions", 200)
+    call("digitalocean", "GET", "/v2/actions", 200, params={"per_page": 1, "page": 1})
     call("digitalocean", "GET", "/v2/droplets/101/snapshots", 200, params={"per_page": 2})
     call("digitalocean", "GET", "/v2/droplets/101/snapshots", 200,
          params={"per_page": 2, "page": 2})
@@ -143,6 +145,10 @@ def digitalocean_traffic(call: Recorder) -> None:
     call("digitalocean", "DELETE", f"/v2/snapshots/{snapshot_id}", 204)
     call("digitalocean", "DELETE", f"/v2/images/{listed[1]['id']}", 204)
     call("digitalocean", "DELETE", "/v2/images/999", 404)
+    sandbox.state.accounts["do-a"].burst_limit = 1  # counted from now on: one request a minute
+    call("digitalocean", "GET", "/v2/actions", 200)
+    assert "retry-after" in call("digitalocean", "GET", "/v2/actions", 429).headers
+    sandbox.state.accounts["do-a"].burst_limit = None
     for kind, status in (("rate_limit", 429), ("error", 500)):
         sandbox.inject(kind, service="digitalocean", status=status)
         call("digitalocean", "GET", "/v2/droplets/101", status)
@@ -171,6 +177,15 @@ def hetzner_traffic(call: Recorder) -> None:
     wait_until(lambda: not sandbox.state.running_action(302))
     call("hetzner", "GET", f"/v1/actions/{failing['action']['id']}", 200)
     call("hetzner", "GET", "/v1/actions/999", 404)
+    call("hetzner", "GET", "/v1/actions", 200,
+         params={"id": [created["action"]["id"], failing["action"]["id"], 999]})
+    call("hetzner", "GET", "/v1/actions", 410)
+    call("hetzner", "GET", "/v1/actions", 422, params={"id": "x"})
+    call("hetzner", "GET", "/v1/servers/actions", 200)
+    call("hetzner", "GET", "/v1/servers/actions", 200,
+         params={"status": ["success", "error"], "sort": "finished:desc", "per_page": 1, "page": 2})
+    call("hetzner", "GET", "/v1/servers/actions", 200, params={"id": failing["action"]["id"]})
+    call("hetzner", "GET", "/v1/servers/actions", 422, params={"status": "done"})
     call("hetzner", "GET", "/v1/images", 200)
     call("hetzner", "GET", "/v1/images", 200,
          params={"type": "snapshot", "label_selector": "a", "sort": "created:desc", "per_page": 1})

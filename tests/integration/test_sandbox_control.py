@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN, seed
 
 from snapshot_policy.sandbox import Sandbox, State, example_state
@@ -89,3 +90,15 @@ def test_sandbox_command_reads_a_state_file_and_stops_on_ctrl_c(tmp_path):
 def test_example_state_loads():
     with Sandbox(example_state()) as sb:
         assert {a.provider for a in sb.state.accounts.values()} == {"digitalocean", "hetzner"}
+
+
+def test_burst_limit_round_trips_and_is_digitalocean_only():
+    data = seed()
+    data["accounts"][0]["burst_limit"] = 250
+    state = State.from_dict(data)
+    assert state.accounts["do-a"].burst_limit == 250 and state.accounts["do-b"].burst_limit is None
+    assert state.to_dict()["accounts"][0]["burst_limit"] == 250
+    assert "burst_limit" not in state.to_dict()["accounts"][1]
+    data["accounts"][2]["burst_limit"] = 100  # hz-a: Hetzner documents no per-minute limit
+    with pytest.raises(ValueError, match="burst_limit"):
+        State.from_dict(data)

@@ -10,6 +10,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from tests.integration.conftest import DO_OTHER_TOKEN, EPOCH
 
+from snapshot_policy.sandbox.ratelimit import SlidingWindow
 from snapshot_policy.sandbox.state import format_time
 
 
@@ -171,3 +172,74 @@ def test_seeded_snapshots_keep_their_past_creation_times(sandbox, do):
     sandbox.state.add_snapshot("do-a", "ancient", server_id=101, created=old, tags=["keep"])
     [snapshot] = do.snapshots.list()["snapshots"]
     assert snapshot["created_at"] == format_time(old) and snapshot["tags"] == ["keep"]
+
+
+def test_actions_list_is_every_account_action_newest_first_and_pages(sandbox, do, make_do):
+    sandbox.state.action_seconds = 0  # each finished before the next one on its droplet
+    account = sandbox.state.accounts["do-a"]
+    droplets = [sandbox.state.servers[n] for n in (101, 102, 103)]
+    started = [sandbox.state.start_snapshot(account, droplets[n % 3], f"s{n}") for n in range(249)]
+    make_do(DO_OTHER_TOKEN).droplet_actions.post(201, {"type": "snapshot"})  # another account's
+    posted = do.droplet_actions.post(101, {"type": "snapshot", "name": "via-api"})["action"]
+    newest_first = [posted["id"]] + [a.id for a in reversed(started)]
+    first = do.actions.list(per_page=200)
+    assert first["meta"]["total"] == 250
+    assert [a["id"] for a in first["actions"]] == newest_first[:200]
+    assert set(first["links"]["pages"]) == {"next", "last"}
+    assert first["actions"][0] == do.actions.get(posted["id"])["action"]
+    items, pages = all_pages(do, do.actions.list, "actions")
+    assert pages == 2 and [a["id"] for a in items] == newest_first
+    assert [a["id"] for a in do.actions.list(page=2, per_page=20)["actions"]] == newest_first[20:40]
+
+
+def test_actions_list_shows_an_action_complete(sandbox, do):
+    sandbox.state.action_seconds = 1  # long enough to list it in progress, on a slow machine
+    posted = do.droplet_actions.post(102, {"type": "snapshot", "name": "x"})["action"]
+    [listed] = do.actions.list()["actions"]
+    assert (listed["id"], listed["status"], listed["completed_at"]) == (posted["id"], "in-progress", None)
+    wait(do, posted["id"])
+    [listed] = do.actions.list()["actions"]
+    assert listed["status"] == "completed" and listed["completed_at"] is not None
+    assert (listed["type"], listed["resource_id"], listed["region_slug"]) == ("snapshot", 102, "nyc3")
+
+
+def test_burst_limit_answers_429_with_an_honest_retry_after(sandbox, make_do):
+    sandbox.state.accounts["do-a"].burst_limit = 3
+    do = make_do(retry_total=0)
+    headers = [do.actions.list(cls=lambda pipeline, body, h: h) for _ in range(2)]
+    do.droplets.get(101)
+    with pytest.raises(HttpResponseError) as caught:
+        do.actions.list()
+    response = caught.value.response
+    assert caught.value.status_code == 429 and response.json()["id"] == "too_many_requests"
+    assert 58 <= int(response.headers["retry-after"]) <= 60  # the first of the 3 leaves in a minute
+    assert response.headers["ratelimit-remaining"] == "0"
+    assert headers[1]["ratelimit-remaining"] == headers[0]["ratelimit-remaining"] - 1
+    assert make_do(DO_OTHER_TOKEN, retry_total=0).actions.list()["actions"] == []  # per account
+    sandbox.state.accounts["do-a"].burst_limit = None
+    assert do.droplets.get(101)["droplet"]["id"] == 101
+
+
+def test_burst_window_slides_one_request_at_a_time():
+    now = [1000.0]
+    window = SlidingWindow(2, now=lambda: now[0])
+    window.take()
+    now[0] += 30
+    window.take()
+    now[0] += 10
+    assert window.full() and window.retry_after() == 20
+    now[0] += 20  # the first request is a minute old: one is free, the second still counts
+    assert not window.full() and window.retry_after() == 0
+    window.take()
+    now[0] += 0.5
+    assert window.full() and window.retry_after() == 30  # 29.5 s, rounded up
+
+
+def test_actions_list_takes_faults_like_any_route(sandbox, make_do):
+    sandbox.inject("error", service="digitalocean", path=r"^/v2/actions$", status=500)
+    do = make_do(retry_total=0)
+    assert do.actions.get(999)["id"] == "not_found"  # /v2/actions/999: not matched
+    with pytest.raises(HttpResponseError) as caught:
+        do.actions.list()
+    assert caught.value.status_code == 500
+    assert [r["fault"] for r in sandbox.requests("digitalocean")] == [None, "error"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
@@ -200,3 +201,84 @@ def test_exhausted_budget_answers_429_with_the_documented_headers_only(sandbox, 
     # Two requests an hour, both spent: one is back in half an hour, all of them in an hour.
     assert response.headers["RateLimit-Remaining"] == "0"
     assert 3590 <= int(response.headers["RateLimit-Reset"]) - sent <= 3602
+
+
+def test_get_actions_by_ids_returns_this_projects_known_ones_and_their_progress(sandbox, hz, make_hz):
+    sandbox.state.action_seconds = 1  # long enough to see them running, on a slow machine
+    first = hz.servers.create_image(Server(id=301), description="a").action
+    second = hz.servers.create_image(Server(id=302), description="b").action
+    theirs = make_hz(HZ_OTHER_TOKEN).servers.create_image(Server(id=401), description="c").action
+    wanted = [second.id, 999_999, theirs.id, first.id, second.id]
+    body = hz.request("GET", "/actions", params={"id": wanted})
+    assert set(body) == {"actions"}  # no meta: not a listing
+    assert [(a["id"], a["status"]) for a in body["actions"]] == [
+        (first.id, "running"),
+        (second.id, "running"),
+    ]
+    assert body["actions"][0]["resources"][0] == {"id": 301, "type": "server"}
+    deadline = time.monotonic() + 5
+    while {a["status"] for a in body["actions"]} != {"success"}:
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+        body = hz.request("GET", "/actions", params={"id": [first.id, second.id]})
+    assert all(a["finished"] and a["progress"] == 100 for a in body["actions"])
+
+
+def test_get_actions_without_id_is_the_removed_listing(hz):
+    with pytest.raises(APIException) as caught:
+        hz.request("GET", "/actions")
+    assert caught.value.code == "deprecated_api_endpoint"
+    assert "2025-01-30" in caught.value.details["announcement"]
+    with pytest.raises(APIException) as caught:
+        hz.request("GET", "/actions", params={"id": ["0"]})
+    assert caught.value.code == "invalid_input"
+
+
+def test_server_actions_list_filters_by_status_and_id(sandbox, hz):
+    sandbox.state.action_seconds = 0.05
+    done = hz.servers.create_image(Server(id=301), description="done")
+    done.action.wait_until_finished()
+    sandbox.state.action_seconds = 30
+    running = hz.servers.create_image(Server(id=302), description="running").action
+    protected = sandbox.state.add_snapshot("hz-a", "p", server_id=303)
+    hz.images.change_protection(Image(id=protected.id), delete=True)  # an image action: not listed
+    assert ids(hz.servers.actions.get_all()) == [done.action.id, running.id]
+    assert ids(hz.servers.actions.get_all(status=["running"])) == [running.id]
+    assert ids(hz.servers.actions.get_all(status=["success", "error"])) == [done.action.id]
+    assert ids(hz.servers.actions.get_all(sort=["id:desc"])) == [running.id, done.action.id]
+    [listed] = hz.servers.actions.get_all(status=["success"])
+    assert listed.command == "create_image"
+    assert listed.resources == [{"id": 301, "type": "server"}, {"id": done.image.id, "type": "image"}]
+    body = hz.request("GET", "/servers/actions", params={"id": [running.id, 999_999], "status": "running"})
+    assert [a["id"] for a in body["actions"]] == [running.id]
+    with pytest.raises(APIException) as caught:
+        hz.servers.actions.get_all(status=["finished"])
+    assert caught.value.code == "invalid_input"
+
+
+def test_server_actions_list_pages_through_120_actions(sandbox, hz):
+    account = sandbox.state.accounts["hz-a"]
+    servers = [sandbox.state.servers[n] for n in (301, 302, 303)]
+    started = [sandbox.state.start_snapshot(account, servers[n % 3], f"s{n}") for n in range(120)]
+    last = hz.servers.actions.get_list(page=3, per_page=50)
+    assert ids(last.actions) == [a.id for a in started[100:]]
+    pagination = last.meta.pagination
+    assert (pagination.last_page, pagination.next_page, pagination.total_entries) == (3, None, 120)
+    sandbox.clear_requests()
+    assert ids(hz.servers.actions.get_all()) == [a.id for a in started]
+    assert [r["query"]["page"] for r in sandbox.requests("hetzner")] == ["1", "2", "3"]  # 50 a page
+
+
+def test_new_action_routes_are_charged_and_take_faults(sandbox):
+    auth = {"Authorization": f"Bearer {HZ_TOKEN}"}
+    base = sandbox.hetzner_endpoint
+    first = requests.get(f"{base}/actions", params={"id": 1}, headers=auth, timeout=5)
+    second = requests.get(f"{base}/servers/actions", headers=auth, timeout=5)
+    assert (first.json(), second.json()["actions"]) == ({"actions": []}, [])
+    assert int(second.headers["RateLimit-Remaining"]) == int(first.headers["RateLimit-Remaining"]) - 1
+    sandbox.inject("error", service="hetzner", path=r"^/v1/servers/actions$", status=503)
+    sandbox.inject("rate_limit", service="hetzner", path=r"^/v1/actions$")
+    assert requests.get(f"{base}/servers/actions", headers=auth, timeout=5).status_code == 503
+    limited = requests.get(f"{base}/actions", params={"id": 1}, headers=auth, timeout=5)
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limit_exceeded"
+    assert [r["fault"] for r in sandbox.requests("hetzner")][-2:] == ["error", "rate_limit"]
