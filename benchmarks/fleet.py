@@ -24,10 +24,11 @@ Endpoint kinds (from the sandbox's request log):
   list    account-wide listings, shared by all servers of an account: servers, snapshots
   create  the snapshot start: DigitalOcean POST /v2/droplets/ID/actions, Hetzner POST
           /v1/servers/ID/actions/create_image
-  lookup  per-server reads around the start: DigitalOcean's list of the droplet's actions
-          (is a snapshot already running? which action is new?) and its snapshot list
-          (the finished action does not name its image)
-  poll    the wait: GET of the action (both) and of the image (Hetzner)
+  lookup  reads around the starts: "is a snapshot already running?" (Hetzner's running
+          server actions; the engine before issue 13 also read each droplet's actions and
+          snapshot list)
+  poll    the wait: the batched action reads (DigitalOcean's account action listing,
+          Hetzner's GET /v1/actions?id=…) and any single action or image GET
   delete  DELETE of an expired snapshot
   tag     our marker where it is not set at creation: DigitalOcean tag create and assign
 """
@@ -169,9 +170,9 @@ def kind_of(request: dict) -> str:
         return "create"
     if re.match(r"/v2/tags", path) or (method == "PUT" and re.fullmatch(rf"/v1/images{_ID}", path)):
         return "tag"
-    if method == "GET" and re.fullmatch(rf"/v2/actions{_ID}|/v1/actions{_ID}|/v1/images{_ID}", path):
+    if method == "GET" and re.fullmatch(rf"/v2/actions({_ID})?|/v1/actions({_ID})?|/v1/images{_ID}", path):
         return "poll"
-    if method == "GET" and re.fullmatch(rf"/v2/droplets{_ID}/(actions|snapshots)", path):
+    if method == "GET" and re.fullmatch(rf"/v2/droplets{_ID}/(actions|snapshots)|/v1/servers/actions", path):
         return "lookup"
     if method == "GET" and path in ("/v2/droplets", "/v2/snapshots", "/v1/servers", "/v1/images"):
         return "list"

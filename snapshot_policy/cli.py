@@ -199,7 +199,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
 @click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Carry out a saved plan (from `plan --out`) as far as a fresh plan agrees; refuse it whole if it asks for more, is older than --max-plan-age or comes from another configuration.")
 @click.option("--max-plan-age", callback=_plan_age, default="24h", show_default=True, metavar="DURATION", help="How old a saved plan may be (e.g. 12h, 2d).")
 @click.option("--dry-run", is_flag=True, help="Print what apply would do; call no write endpoint.")
-@click.option("--parallel", type=click.IntRange(min=1, max=64), help="Targets run at once per account (default: the policy's, else 4).")
+@click.option("--parallel", type=click.IntRange(min=1, max=10000), help="At most N snapshots in flight per account (default: the policy's, else as many as the account's request budget allows).")
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False), help="Write a Prometheus textfile (for node_exporter) after the run.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report of the run: every target, decision, outcome and notification.")
 def apply_command(

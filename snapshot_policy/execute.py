@@ -1,50 +1,50 @@
 """Carrying a plan out — the only code that changes anything in a cloud (SPEC §5, §8).
 
-Per target: mark what an interrupted run left unmarked, create the due snapshot and wait
-for it, then delete — only what the plan deletes *and* a fresh look at retention, with
-the new snapshot counted, still deletes (reconcile.standing_deletions decides which). A
-failed create deletes nothing. Targets run concurrently, at most `parallel` at a time per
-account; snapshot starts on one account are spaced by `delay_between_servers`, while the
-waits overlap.
+Each account runs on its own, in three overlapping phases:
+
+(a) start every due snapshot, as fast as the account's request budget allows (`budget`),
+    no closer together than `delay_between_servers`, and, with `parallel`, with no more
+    than that many in flight;
+(b) wait for all started snapshots together: one round of batched polls at a time, spaced
+    by how long the oldest has been running;
+(c) as each snapshot is confirmed, delete what still stands for its target — the plan's
+    deletions that retention, with the new snapshot counted, still makes
+    (`reconcile.standing_deletions`). A failed create deletes nothing.
+
+Requests go out through a few threads per account, so one slow reply holds up nothing else;
+the account's own thread takes every result, writes the journal (once per batch, before
+the requests it covers) and moves each target on. What to create and delete was decided
+by the plan: nothing here decides it again.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from snapshot_policy.audit import AuditLog
+from snapshot_policy.budget import RequestBudget
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, ProviderError, RunReport, Snapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, PlanAction, ProviderError, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
+from snapshot_policy.providers.retry import FIRST_POLL, Timing, timed_out
 from snapshot_policy.reconcile import standing_deletions
 
 log = logging.getLogger(__name__)
 
-
-class StartPacer:
-    """Spaces snapshot starts on one account by `spacing` seconds without holding up waits."""
-
-    def __init__(self, spacing: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
-        self._spacing = spacing
-        self._clock = clock
-        self._sleep = sleep
-        self._next = float("-inf")
-        self._lock = threading.Lock()
-
-    def wait_turn(self) -> None:
-        with self._lock:
-            now = self._clock()
-            turn = max(now, self._next)
-            self._next = turn + self._spacing
-        if turn > now:
-            self._sleep(turn - now)
+# Requests in flight at once per account: enough that a slow reply holds up nothing else.
+REQUESTS_AT_ONCE = 4
+# A poll round waits this share of the oldest snapshot's age: a snapshot is seen done at most
+# a quarter of its duration late, and a long one is polled rarely (at most every poll_interval).
+POLL_SPACING = 0.25
+# Poll rounds in a row that may fail before the snapshots they wait for are given up.
+FAILED_ROUNDS = 3
 
 
 @dataclass
@@ -53,129 +53,352 @@ class Executor:
     journal: Journal
     audit: AuditLog
     now: Clock
-    parallel: int = 4
+    parallel: int | None = None
+    """At most this many snapshots in flight per account; None: as the request budget allows."""
     delay_between_servers: float = 0.0
+    timing: Timing = Timing()
     progress: Callable[[Target, str], None] = lambda target, stage: None
     """Told each target's stage as it changes: waiting, creating, deleting, done, failed."""
-    _pacers: dict[str, StartPacer] = field(default_factory=dict)
+    monotonic: Callable[[], float] = time.monotonic
 
-    def _record(self, event: str, target: Target, snapshot: Snapshot, reason: str) -> None:
+    def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
+        """Apply every target of `plan`, the accounts at the same time; failures stay with their target."""
+        started = self.now()
+        by_account: dict[str, list[TargetPlan]] = defaultdict(list)
+        for target_plan in plan.targets:
+            by_account[target_plan.target.account].append(target_plan)
+            self.progress(target_plan.target, "waiting")
+        outcomes: dict[int, Outcome] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(by_account)), thread_name_prefix="account") as pool:
+            for found in pool.map(self._run_account, by_account.values()):
+                outcomes.update(found)
+        return RunReport(started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures))
+
+    def _run_account(self, plans: list[TargetPlan]) -> dict[int, Outcome]:
+        run = AccountRun(self, self.providers[plans[0].target.account], plans)
+        try:
+            run.run()
+        except Exception as error:  # a bug must fail this account's unfinished targets, not the run
+            log.exception("%s: unexpected error", plans[0].target.account)
+            run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
+        return {id(state.plan): state.outcome() for state in run.targets}
+
+    def record(self, event: str, target: Target, snapshot: Snapshot, reason: str) -> None:
         try:
             self.audit.record(event, target, snapshot, reason, self.now())
         except OSError as error:  # the change happened; failing to write it down must not undo the run
             log.error("%s: could not write the audit log: %s", target.name, error)
 
-    def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
-        """Apply every target of `plan`; failures stay with their target."""
-        started = self.now()
-        by_account: dict[str, list[TargetPlan]] = defaultdict(list)
-        for target_plan in plan.targets:
-            by_account[target_plan.target.account].append(target_plan)
-        self._pacers = {a: StartPacer(self.delay_between_servers) for a in by_account}
-        gates = {a: threading.Semaphore(self.parallel) for a in by_account}
 
-        def run(target_plan: TargetPlan) -> Outcome:
-            self.progress(target_plan.target, "waiting")
-            with gates[target_plan.target.account]:
-                try:
-                    outcome = self._apply_target(target_plan)
-                except Exception as error:  # a bug must fail one target, not the whole run
-                    log.exception("%s: unexpected error", target_plan.target.name)
-                    outcome = Outcome(target_plan, ok=False, remaining=_managed(target_plan), error=f"unexpected error: {type(error).__name__}: {error}")
-            self.progress(target_plan.target, "done" if outcome.ok else "failed")
-            return outcome
+@dataclass(eq=False)
+class TargetState:
+    """One target on its way through the phases."""
 
-        workers = max(1, min(len(plan.targets), self.parallel * len(by_account)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="target") as pool:
-            outcomes = tuple(pool.map(run, plan.targets))
-        return RunReport(started, self.now(), outcomes, tuple(failures))
+    plan: TargetPlan
+    created: Snapshot | None = None
+    deleted: list[Snapshot] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    settled: bool = False
+    """Its create is over: made, failed, or none was due."""
+    deletions_left: int = 0
+    finished: bool = False
 
-    def _apply_target(self, plan: TargetPlan) -> Outcome:
-        target = plan.target
-        provider = self.providers[target.account]
-        name = f"{target.name} ({target.server_name}, {target.provider} {target.server_id})"
-        try:
-            self._settle_journal(plan, provider)
-            created = self._create(plan, provider, name)
-        except ProviderError as error:
-            log.error("%s: snapshot failed, nothing deleted: %s", name, error)
-            return Outcome(plan, ok=False, remaining=_managed(plan), error=str(error))
-        if plan.of_kind(ActionKind.DELETE):
-            self.progress(target, "deleting")
-        standing = standing_deletions(plan, created, self.now())
-        deleted, errors = [], []
-        for action in plan.of_kind(ActionKind.DELETE):
-            snapshot = action.snapshot
-            if action not in standing:
-                log.info("%s: keeping %s after all: retention with the new snapshot keeps it", name, snapshot.name)
-                continue
-            # Written down first: a run killed after sending leaves the next run to audit it.
-            self.journal.deleting(target.account, target.server_id, snapshot.id, snapshot.name, action.reason, self.now())
-            try:
-                provider.delete_snapshot(snapshot.id)
-            except ProviderError as error:
-                log.error("%s: could not delete %s (%s): %s", name, snapshot.name, snapshot.id, error)
-                errors.append(f"delete {snapshot.name}: {error}")
-                if error.refused:  # refused for certain: the snapshot is still there
-                    self.journal.deleted(target.account, target.server_id, snapshot.id)
-                continue
-            log.info("%s: deleted %s (%s): %s", name, snapshot.name, snapshot.id, action.reason)
-            self._record("deleted", target, snapshot, action.reason)
-            self.journal.deleted(target.account, target.server_id, snapshot.id)
-            deleted.append(snapshot)
-        for action in plan.of_kind(ActionKind.KEEP):
-            log.debug("%s: keeping %s: %s", name, action.snapshot.name, action.reason)
-        remaining = _managed(plan, created) - len(deleted)
-        for problem in filter(None, (plan.refusal, *plan.problems)):
-            log.error("%s: %s", name, problem)
+    @property
+    def target(self) -> Target:
+        return self.plan.target
+
+    @property
+    def label(self) -> str:
+        t = self.target
+        return f"{t.name} ({t.server_name}, {t.provider} {t.server_id})"
+
+    def outcome(self) -> Outcome:
+        errors = list(self.errors)
+        for problem in filter(None, (self.plan.refusal, *self.plan.problems)):
             errors.append(problem)
-        return Outcome(plan, ok=not errors, created=created, deleted=tuple(deleted), remaining=remaining, error="; ".join(errors) or None)
+        remaining = _managed(self.plan, self.created) - len(self.deleted)
+        deleted = tuple(a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted)  # in the plan's order
+        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining, error="; ".join(errors) or None)
 
-    def _settle_journal(self, plan: TargetPlan, provider: Provider) -> None:
+
+class AccountRun:
+    """The three phases for the targets of one account (see the module docstring)."""
+
+    def __init__(self, executor: Executor, provider: Provider, plans: Sequence[TargetPlan]):
+        self.x = executor
+        self.provider = provider
+        self.targets = [TargetState(plan) for plan in plans]
+        self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
+        self.to_start: deque[TargetState] = deque()
+        self.in_flight: dict[StartedSnapshot, tuple[TargetState, float]] = {}
+        self.to_delete: deque[tuple[TargetState, PlanAction]] = deque()
+        self.requests: dict[Future, Callable[[Future], None]] = {}
+        self.starting = 0
+        self.next_start = float("-inf")
+        self.next_poll = float("-inf")
+        self.failed_rounds = 0
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        with self.x.journal.batch():
+            for state in self.targets:
+                self._settle_journal(state)
+        due = [s for s in self.targets if not s.settled and s.plan.create is not None]
+        for state in self.targets:
+            if not state.settled and state.plan.create is None:
+                log.info("%s: no snapshot: %s", state.label, state.plan.schedule_note)
+                self._confirmed(state, None)
+        self.to_start.extend(self._not_busy(due))
+        with ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE, thread_name_prefix=f"{self.targets[0].target.account}") as pool:
+            self.pool = pool
+            while self.to_start or self.in_flight or self.to_delete or self.requests:
+                self._start_some()
+                self._poll_if_due()
+                self._delete_some()
+                self._wait()
+
+    def fail_unfinished(self, error: str) -> None:
+        for state in self.targets:
+            if not state.finished:
+                state.errors.append(error)
+                self._finish(state)
+
+    def _wait(self) -> None:
+        """Wait for a reply, or until the next start, poll or budgeted request is due."""
+        now = self.x.monotonic()
+        moments = []
+        if self.in_flight:
+            moments.append(max(self.next_poll - now, self.budget.wait()))
+        if self.to_start and self._room():
+            moments.append(max(self.next_start - now, self.budget.wait()))
+        if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
+            moments.append(self.budget.wait())
+        timeout = max(0.0, min(moments)) if moments else None
+        if not self.requests:
+            time.sleep(timeout or 0.01)
+            return
+        done, _ = wait(list(self.requests), timeout=timeout, return_when=FIRST_COMPLETED)
+        with self.x.journal.batch():
+            for future in done:
+                self.requests.pop(future)(future)
+
+    # -- (a) start -----------------------------------------------------------------------
+
+    def _not_busy(self, due: list[TargetState]) -> list[TargetState]:
+        """The due targets whose server is not already making a snapshot: a second one is
+        never started. If the cloud cannot say, each start finds out (a busy server refuses)."""
+        if not due:
+            return []
+        since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
+        try:
+            busy = self.provider.snapshots_in_progress(since)
+        except ProviderError as error:
+            log.warning("%s: could not list the snapshots in progress: %s", due[0].target.account, error)
+            return due
+        finally:
+            self._spent()
+        free = []
+        for state in due:
+            if state.target.server_id in busy:
+                self._fail(state, f"{state.target.provider}: server {state.target.server_id} already has a snapshot in progress; not starting a second one")
+            else:
+                free.append(state)
+        return free
+
+    def _room(self) -> bool:
+        return self.x.parallel is None or len(self.in_flight) + self.starting < self.x.parallel
+
+    def _start_some(self) -> None:
+        batch = []
+        while self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+            now = self.x.monotonic()
+            if now < self.next_start:
+                break
+            self.next_start = now + self.x.delay_between_servers
+            self.budget.spend()
+            self.starting += 1
+            batch.append(self.to_start.popleft())
+        with self.x.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
+            for state in batch:
+                self.x.journal.started(state.target.account, state.target.server_id, state.plan.create.snapshot.name, self.x.now())
+        for state in batch:
+            target, create = state.target, state.plan.create
+            self.x.progress(target, "creating")
+            log.info("%s: creating %s (%s)", state.label, create.snapshot.name, create.reason)
+            future = self.pool.submit(self.provider.start_snapshot, target.server_id, create.snapshot.name, marker_labels(target))
+            self.requests[future] = lambda f, state=state, sent=self.x.monotonic(): self._started(state, f, sent)
+
+    def _started(self, state: TargetState, future: Future, sent: float) -> None:
+        self.starting -= 1
+        self._spent()
+        try:
+            started = future.result()
+        except ProviderError as error:
+            self._create_failed(state, error)
+            return
+        except Exception as error:  # a bug fails this target only
+            log.exception("%s: unexpected error", state.label)
+            self._fail(state, f"unexpected error: {type(error).__name__}: {error}")
+            return
+        self.in_flight[started] = (state, sent)
+        if len(self.in_flight) == 1:  # the first to wait for: look soon
+            self.next_poll = self.x.monotonic() + FIRST_POLL
+
+    # -- (b) wait ------------------------------------------------------------------------
+
+    def _poll_if_due(self) -> None:
+        now = self.x.monotonic()
+        if not self.in_flight or now < self.next_poll or self.budget.wait() > 0:
+            return
+        waiting = list(self.in_flight)
+        before = self.provider.requests
+        try:
+            found = self.provider.progress(waiting)
+            self.failed_rounds = 0
+        except ProviderError as error:
+            self.failed_rounds += 1
+            log.warning("%s: could not poll %d snapshot(s): %s", self.targets[0].target.account, len(waiting), error)
+            found = dict.fromkeys(waiting, error if self.failed_rounds >= FAILED_ROUNDS else None)
+        finally:
+            # A round may take several requests (pages); those the pool sent meanwhile are
+            # counted twice, which only slows the pace a little.
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+        now = self.x.monotonic()
+        with self.x.journal.batch():
+            for started in waiting:
+                state, sent = self.in_flight[started]
+                result = found.get(started)
+                if result is None and now - sent > self.x.timing.creation_timeout:
+                    result = timed_out(self.provider.name, f"snapshot {started.name}", self.x.timing.creation_timeout)
+                if result is None:
+                    continue
+                del self.in_flight[started]
+                if isinstance(result, ProviderError):
+                    self._create_failed(state, result)
+                else:
+                    self._made(state, classify(state.target, result))
+        if self.in_flight:
+            oldest = min(sent for _, sent in self.in_flight.values())
+            self.next_poll = now + min(self.x.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
+
+    def _made(self, state: TargetState, made: Snapshot) -> None:
+        target, create = state.target, state.plan.create
+        self.x.journal.marked(target.account, target.server_id, create.snapshot.name)
+        log.info("%s: created %s (%s)", state.label, made.name, made.id)
+        self.x.record("created", target, made, create.reason)
+        state.created = made
+        self._confirmed(state, made)
+
+    def _create_failed(self, state: TargetState, error: ProviderError) -> None:
+        if error.no_snapshot:  # certain: no snapshot will appear under this name
+            self.x.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
+        log.error("%s: snapshot failed, nothing deleted: %s", state.label, error)
+        self._fail(state, str(error))
+
+    # -- (c) delete ----------------------------------------------------------------------
+
+    def _confirmed(self, state: TargetState, made: Snapshot | None) -> None:
+        """The create is over and succeeded (or none was due): queue what still stands."""
+        state.settled = True
+        standing = standing_deletions(state.plan, made, self.x.now())
+        for action in state.plan.of_kind(ActionKind.DELETE):
+            if action in standing:
+                self.to_delete.append((state, action))
+                state.deletions_left += 1
+            else:
+                log.info("%s: keeping %s after all: retention with the new snapshot keeps it", state.label, action.snapshot.name)
+        for action in state.plan.of_kind(ActionKind.KEEP):
+            log.debug("%s: keeping %s: %s", state.label, action.snapshot.name, action.reason)
+        if state.deletions_left:
+            self.x.progress(state.target, "deleting")
+        else:
+            self._finish(state)
+
+    def _delete_some(self) -> None:
+        batch = []
+        while self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+            self.budget.spend()
+            batch.append(self.to_delete.popleft())
+        with self.x.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
+            for state, action in batch:
+                t, snapshot = state.target, action.snapshot
+                self.x.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.x.now())
+        for state, action in batch:
+            future = self.pool.submit(self.provider.delete_snapshot, action.snapshot.id)
+            self.requests[future] = lambda f, state=state, action=action: self._deleted(state, action, f)
+
+    def _deleted(self, state: TargetState, action: PlanAction, future: Future) -> None:
+        self._spent()
+        target, snapshot = state.target, action.snapshot
+        state.deletions_left -= 1
+        try:
+            future.result()
+        except ProviderError as error:
+            log.error("%s: could not delete %s (%s): %s", state.label, snapshot.name, snapshot.id, error)
+            state.errors.append(f"delete {snapshot.name}: {error}")
+            if error.refused:  # refused for certain: the snapshot is still there
+                self.x.journal.deleted(target.account, target.server_id, snapshot.id)
+        except Exception as error:  # a bug fails this target only; the journal keeps the deletion to check
+            log.exception("%s: unexpected error", state.label)
+            state.errors.append(f"unexpected error: {type(error).__name__}: {error}")
+        else:
+            log.info("%s: deleted %s (%s): %s", state.label, snapshot.name, snapshot.id, action.reason)
+            self.x.record("deleted", target, snapshot, action.reason)
+            self.x.journal.deleted(target.account, target.server_id, snapshot.id)
+            state.deleted.append(snapshot)
+        if not state.deletions_left:
+            self._finish(state)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _fail(self, state: TargetState, error: str) -> None:
+        state.settled = True
+        state.errors.append(error)
+        self._finish(state)
+
+    def _finish(self, state: TargetState) -> None:
+        state.finished = True
+        for problem in filter(None, (state.plan.refusal, *state.plan.problems)):
+            log.error("%s: %s", state.label, problem)
+        self.x.progress(state.target, "done" if state.outcome().ok else "failed")
+
+    def _spent(self) -> None:
+        """Bring the budget in line with what the account's last reply reported."""
+        self.budget.heard(self.provider.rate_limit.remaining)
+
+    def _settle_journal(self, state: TargetState) -> None:
         """Close what an earlier run left open, on positive evidence only: a start whose
         snapshot this run's listing shows is marked if it must be, audited and crossed off; a
         deletion is audited if its snapshot is gone from the listing, and crossed off. A
-        placeholder for a start not listed yet proves nothing and stays open."""
-        target = plan.target
+        placeholder for a start not listed yet proves nothing and stays open. A mark that
+        fails fails the target: nothing is created or deleted for it."""
+        plan, target, journal = state.plan, state.target, self.x.journal
         listed = {a.snapshot.name: a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE and a.snapshot.id}
-        for name in self.journal.pending(target.account, target.server_id):
+        for name in journal.pending(target.account, target.server_id):
             snapshot = listed.get(name)
             if snapshot is None:
                 continue
             if snapshot.unmarked:
-                provider.mark_snapshot(snapshot.id, marker_labels(target))
+                try:
+                    self.provider.mark_snapshot(snapshot.id, marker_labels(target))
+                except ProviderError as error:
+                    log.error("%s: snapshot failed, nothing deleted: %s", state.label, error)
+                    self._fail(state, str(error))
+                    return
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
-                self._record("adopted", target, snapshot, snapshot.ownership)
+                self.x.record("adopted", target, snapshot, snapshot.ownership)
             else:
-                self._record("created", target, snapshot, "made by an earlier run that could not see it finish")
-            self.journal.marked(target.account, target.server_id, name)
+                self.x.record("created", target, snapshot, "made by an earlier run that could not see it finish")
+            journal.marked(target.account, target.server_id, name)
         present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
-        for snapshot_id, (name, reason) in self.journal.deletions(target.account, target.server_id).items():
+        for snapshot_id, (name, reason) in journal.deletions(target.account, target.server_id).items():
             if snapshot_id not in present:
-                gone = Snapshot(snapshot_id, name, self.now(), target.server_id, True, "")
+                gone = Snapshot(snapshot_id, name, self.x.now(), target.server_id, True, "")
                 log.info("%s: %s (%s) was deleted by an earlier run that could not see it done", target.name, name, snapshot_id)
-                self._record("deleted", target, gone, f"{reason} (deleted by an interrupted run)")
-            self.journal.deleted(target.account, target.server_id, snapshot_id)
-
-    def _create(self, plan: TargetPlan, provider: Provider, name: str) -> Snapshot | None:
-        if plan.create is None:
-            log.info("%s: no snapshot: %s", name, plan.schedule_note)
-            return None
-        target, wanted = plan.target, plan.create.snapshot.name
-        self._pacers[target.account].wait_turn()
-        self.progress(target, "creating")
-        self.journal.started(target.account, target.server_id, wanted, self.now())
-        log.info("%s: creating %s (%s)", name, wanted, plan.create.reason)
-        try:
-            made = classify(target, provider.create_snapshot(target.server_id, wanted, marker_labels(target)))
-        except ProviderError as error:
-            if error.no_snapshot:  # certain: no snapshot will appear under this name
-                self.journal.marked(target.account, target.server_id, wanted)
-            raise
-        self.journal.marked(target.account, target.server_id, wanted)
-        log.info("%s: created %s (%s)", name, made.name, made.id)
-        self._record("created", target, made, plan.create.reason)
-        return made
+                self.x.record("deleted", target, gone, f"{reason} (deleted by an interrupted run)")
+            journal.deleted(target.account, target.server_id, snapshot_id)
 
 
 def _managed(plan: TargetPlan, created: Snapshot | None = None) -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -29,8 +31,10 @@ KEEP = timedelta(days=31)
 class Journal:
     def __init__(self, path: str | Path, in_flight: timedelta, now: datetime):
         self._path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._batching = threading.local()  # this thread's depth of `batch()` blocks
         self._entries = self._read(now - KEEP)
+        self._unwritten = False
         self._running_since = now - in_flight
 
     def pending(self, account: str, server_id: str) -> dict[str, datetime]:
@@ -60,6 +64,22 @@ class Journal:
         key = (account, server_id, snapshot_id)
         self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("deleting")) != key])
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write the changes made in this block once, at its end, instead of once each: a
+        run starting a hundred snapshots writes (and syncs) the journal once before sending
+        them, not a hundred times."""
+        depth = getattr(self._batching, "depth", 0)
+        self._batching.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._batching.depth = depth
+            if depth == 0:
+                with self._lock:
+                    if self._unwritten:
+                        self._write()
+
     def _mine(self, account: str, server_id: str) -> list[dict]:
         with self._lock:
             return [e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id)]
@@ -67,8 +87,14 @@ class Journal:
     def _change(self, edit) -> None:
         with self._lock:
             self._entries = edit(self._entries)
-            # Never a half-written journal, even if killed here; never written through a link.
-            statefiles.write_atomic(self._path, json.dumps(self._entries, indent=1), "journal")
+            self._unwritten = True
+            if not getattr(self._batching, "depth", 0):
+                self._write()
+
+    def _write(self) -> None:
+        self._unwritten = False
+        # Never a half-written journal, even if killed here; never written through a link.
+        statefiles.write_atomic(self._path, json.dumps(self._entries, indent=1), "journal")
 
     def _read(self, oldest: datetime) -> list[dict]:
         """Raise UnsafeStateFile if a symbolic link stands where the journal belongs: the run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -174,7 +174,9 @@ class RunSettings:
     snapshot_creation_timeout: int = 3600
     request_timeout: float = 60.0
     delay_between_servers: float = 0.0
-    parallel: int = 4
+    parallel: int | None = None
+    """At most this many snapshots in flight at once per account; None: as many as the
+    account's request budget allows."""
     healthcheck_url: str | None = None
     telegram_api_url: str | None = None
     orphans_keep_last: int | None = None
@@ -226,6 +228,30 @@ class CloudSnapshot:
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     protected: bool = False
     creating: bool = False
+
+
+@dataclass(frozen=True)
+class StartedSnapshot:
+    """A snapshot this run asked a cloud to make, and what it takes to follow it: the action
+    to poll (None when only the recovery from a lost reply found it) and, on Hetzner, the
+    image the start returned. `labels` is the marker it must carry once finished."""
+
+    server_id: str
+    name: str
+    action_id: str | None
+    image: CloudSnapshot | None = None
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """How fast one account may be asked, as its provider documents and its last reply said:
+    a steady `per_second`, bursts of up to `burst`, and the `remaining` requests its
+    rate-limit headers last reported (None before any reply)."""
+
+    per_second: float
+    burst: float
+    remaining: int | None = None
 
 
 @dataclass(frozen=True)

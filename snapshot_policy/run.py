@@ -30,9 +30,12 @@ from snapshot_policy.runstate import RunState
 log = logging.getLogger(__name__)
 
 
+def timing(settings: RunSettings) -> providers.Timing:
+    return providers.Timing(request_timeout=settings.request_timeout, creation_timeout=settings.snapshot_creation_timeout)
+
+
 def connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
-    timing = providers.Timing(request_timeout=settings.request_timeout, creation_timeout=settings.snapshot_creation_timeout)
-    return lambda account: providers.connect(account, timing)
+    return lambda account: providers.connect(account, timing(settings))
 
 
 def journal_for(settings: RunSettings, now: datetime) -> Journal:
@@ -67,7 +70,7 @@ def apply(
     whole: bool,
     clock: Clock,
     plan_file: Path | None,
-    parallel: int,
+    parallel: int | None,
     metrics_file: Path | None = None,
     report_file: Path | None = None,
     progress: Callable[[Target, str], None] = lambda target, stage: None,
@@ -90,7 +93,10 @@ def apply(
             monitor.ping(settings.healthcheck_url, "fail", str(error))
             raise
     audit = AuditLog(audit_path(settings), plan.fingerprint)
-    executor = Executor(observation.providers, journal, audit, clock, parallel=parallel, delay_between_servers=settings.delay_between_servers, progress=progress)
+    executor = Executor(
+        observation.providers, journal, audit, clock, parallel=parallel,
+        delay_between_servers=settings.delay_between_servers, timing=timing(settings), progress=progress,
+    )
     report = executor.apply(plan, failures)
     _remember(state, report, observation if whole else None, now)
     deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), clock, loaded.secrets)

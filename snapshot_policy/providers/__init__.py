@@ -1,4 +1,5 @@
-"""The clouds, behind one small interface: servers, the account's snapshots, create, delete.
+"""The clouds, behind one small interface: servers, the account's snapshots, start a snapshot
+and follow many at once, delete.
 
 Adapters translate the official SDKs (pydo, hcloud) to our types and every SDK failure to
 ProviderError. They make no decisions: what to create or delete is the reconciler's.
@@ -7,11 +8,12 @@ ProviderError. They make no decisions: what to create or delete is the reconcile
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from snapshot_policy import transport
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, CloudSnapshot, Server
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
 from snapshot_policy.providers.digitalocean import DigitalOcean
 from snapshot_policy.providers.hetzner import Hetzner
 from snapshot_policy.providers.retry import RetryPolicy, Timing
@@ -26,6 +28,8 @@ class Provider(Protocol):
     name: str
     requests: int
     """HTTP requests made so far, retries and pages included."""
+    rate_limit: RateLimit
+    """The account's documented pace, with the remaining budget its last reply reported."""
 
     def servers(self, selector: str | None = None) -> list[Server]:
         """Return the account's servers, or those matching a label selector (Hetzner) or
@@ -34,9 +38,20 @@ class Provider(Protocol):
     def snapshots(self) -> list[CloudSnapshot]:
         """Return every server snapshot of the account, from one paginated listing."""
 
-    def create_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> CloudSnapshot:
-        """Make a snapshot of the server carrying `labels` (ownership.marker_labels), wait
-        for it, and return it. DigitalOcean tags it with the labels' keys."""
+    def snapshots_in_progress(self, since: datetime) -> set[str]:
+        """Return the ids of servers with a snapshot being made now, from one account-wide
+        listing of actions (DigitalOcean's read back to actions started at `since`)."""
+
+    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+        """Ask for a snapshot of the server that will carry `labels` (ownership.marker_labels)
+        and return without waiting. After a lost reply, look for the snapshot it may have
+        started before ever asking again; a busy server is asked again until the creation
+        timeout."""
+
+    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+        """One round of waiting for all of `started`, in a few batched requests whatever their
+        number: each finished one as listed and marked, a failed one as its error, None
+        while it runs."""
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         """Add `labels` to a snapshot this tool made but could not mark (journal.py)."""

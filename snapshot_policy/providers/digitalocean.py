@@ -13,8 +13,9 @@ a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pydo
@@ -22,13 +23,23 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
-from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, Server
-from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
+from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
 T = TypeVar("T")
 PAGE_SIZE = 200
 # A droplet busy with another event answers 422 to a new action; it is worth asking again later.
 BUSY = 422
+# 5,000 requests an hour (the ratelimit-* headers say so), and 250 a minute (documented, no
+# header). A bucket refilled at the hourly rate, holding what is left of a minute's 250 after
+# a minute of refill, never exceeds either.
+DEFAULT_LIMIT = 5000
+PER_MINUTE = 250
+
+
+def _budget(hourly: int, remaining: int | None = None) -> RateLimit:
+    per_second = hourly / 3600
+    return RateLimit(per_second, max(1.0, PER_MINUTE - 60 * per_second), remaining)
 
 
 class DigitalOcean:
@@ -52,10 +63,16 @@ class DigitalOcean:
         self._retry = retry
         self._tags_made: set[str] = set()
         self._tag_lock = threading.Lock()
+        self._newest_action: int | None = None
+        self.rate_limit = _budget(DEFAULT_LIMIT)
 
     def _seen(self, response: Any) -> None:
         self.requests += 1  # every HTTP exchange, for the metrics file
         self._last.status = response.http_response.status_code
+        headers = response.http_response.headers
+        limit, remaining = str(headers.get("ratelimit-limit", "")), str(headers.get("ratelimit-remaining", ""))
+        if limit.isdigit() and remaining.isdigit() and int(limit):
+            self.rate_limit = _budget(int(limit), int(remaining))
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"tag_name": selector} if selector else {}
@@ -64,74 +81,129 @@ class DigitalOcean:
     def snapshots(self) -> list[CloudSnapshot]:
         return self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
 
-    def create_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> CloudSnapshot:
+    def snapshots_in_progress(self, since: datetime) -> set[str]:
+        """Return the droplets with a snapshot action in progress, from the account's action
+        listing (newest first), read back to the first action started before `since`. Also
+        remember the newest action id: one a lost reply hides is newer than that."""
+        busy: set[str] = set()
+        newest, page = 0, 1
+        while True:
+            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
+            for item in items:
+                newest = max(newest, item.id)
+                if item.kind == "snapshot" and item.status == "in-progress" and item.resource_id is not None:
+                    busy.add(item.resource_id)
+            if not more or not items or min(item.started for item in items) < since:
+                self._newest_action = newest
+                return busy
+            page += 1
+
+    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         droplet_id = int(server_id)
-        earlier = self._snapshot_actions(droplet_id)
-        busy = [action_id for action_id, status in earlier if status == "in-progress"]
-        if busy:
-            raise ProviderError(self.name, "create snapshot", None, f"droplet {droplet_id} already has snapshot action {busy[0]} in progress; not starting a second one", code="snapshot_in_progress")
-        action_id = self._start_snapshot(droplet_id, name, {action_id for action_id, _ in earlier})
-        self._wait_for_action(action_id, name)
-        image_id, created = self._find_image(droplet_id, name)
-        self._tag(image_id, labels)
-        return CloudSnapshot(str(image_id), name, created, server_id, {tag: "" for tag in labels})
+
+        def start() -> str:
+            body = {"type": "snapshot", "name": name}
+            return self._call(START_SNAPSHOT, self._client.droplet_actions.post, lambda reply: str(int(reply["action"]["id"])), droplet_id=droplet_id, body=body)
+
+        def started_meanwhile() -> str | None:
+            """A snapshot action of this droplet newer than any seen before the start."""
+            return next((str(a) for kind, a, _ in self._droplet_actions(droplet_id) if kind == "snapshot" and a > known), None)
+
+        known = self._newest_action
+        if known is None:  # the account's listing was not read: the droplet's own tells new from old
+            known = max((a for _, a, _ in self._droplet_actions(droplet_id)), default=0)
+        action_id = self._retry.start_once(start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout, self._timing.poll_interval)
+        return StartedSnapshot(server_id, name, action_id, labels=dict(labels))
+
+    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+        statuses = self._action_statuses({int(s.action_id) for s in started if s.action_id})
+        result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
+        finished = []
+        for snapshot in started:
+            status = statuses.get(int(snapshot.action_id or 0), "in-progress")
+            if status == "completed":
+                finished.append(snapshot)
+            elif status != "in-progress":
+                message = f"snapshot action {snapshot.action_id} for {snapshot.name} ended {status}"
+                result[snapshot] = ProviderError(self.name, "wait for snapshot", None, message, code="action_failed")
+            else:
+                result[snapshot] = None
+        if finished:
+            result.update(self._finished(finished))
+        return result
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
-        self._tag(int(snapshot_id), labels)
+        self._tag([snapshot_id], labels)
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         # A 404 means it is gone already, which is what was asked for.
         self._read("delete snapshot", self._client.snapshots.delete, missing_ok=True, snapshot_id=snapshot_id)
 
-    def _start_snapshot(self, droplet_id: int, name: str, known_actions: set[int]) -> int:
-        """Start the snapshot action and return its id; after a lost reply, a snapshot
-        action that was not there before is taken as the one this request started."""
+    def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
+        return self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, droplet_id=droplet_id)
 
-        def start() -> int:
-            body = {"type": "snapshot", "name": name}
-            return self._call(START_SNAPSHOT, self._client.droplet_actions.post, lambda reply: int(reply["action"]["id"]), droplet_id=droplet_id, body=body)
+    def _action_statuses(self, wanted: set[int]) -> dict[int, str]:
+        """The status of each action in `wanted`: from the account's action listing, newest
+        first, read only as far back as the oldest wanted; any it did not show, one by one."""
+        found: dict[int, str] = {}
+        page = 1
+        while wanted - found.keys():
+            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
+            found.update((item.id, item.status) for item in items if item.id in wanted)
+            missing = wanted - found.keys()
+            if not more or not items or not missing or max(item.id for item in items) < min(missing, default=0):
+                break
+            page += 1
+        for action_id in wanted - found.keys():
+            found[action_id] = self._read("get action", self._client.actions.get, lambda body: _action_status(body["action"]), action_id=action_id)
+        return found
 
-        def started_meanwhile() -> int | None:
-            return next((action_id for action_id, _ in self._snapshot_actions(droplet_id) if action_id not in known_actions), None)
+    def _finished(self, finished: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError]:
+        """The finished actions do not name their images: find them by droplet and exact name
+        in the account's snapshot listing, newest pages first, then tag them all at once."""
+        images = self._images_named({(s.server_id, s.name) for s in finished})
+        result: dict[StartedSnapshot, CloudSnapshot | ProviderError] = {}
+        for snapshot in finished:
+            image = images.get((snapshot.server_id, snapshot.name))
+            if image is None:
+                message = f"snapshot {snapshot.name} finished but droplet {snapshot.server_id} does not list it"
+                result[snapshot] = ProviderError(self.name, "find new snapshot", None, message)
+            else:
+                result[snapshot] = replace(image, labels={**image.labels, **{tag: "" for tag in snapshot.labels}})
+        by_labels: dict[tuple[str, ...], list[StartedSnapshot]] = {}
+        for snapshot in finished:
+            if isinstance(result[snapshot], CloudSnapshot):
+                by_labels.setdefault(tuple(sorted(snapshot.labels)), []).append(snapshot)
+        for tags, group in by_labels.items():
+            try:
+                self._tag([result[s].id for s in group], tags)  # type: ignore[union-attr]
+            except ProviderError as error:
+                result.update((s, error) for s in group)
+        return result
 
-        return self._retry.start_once(
-            start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout, self._timing.poll_interval
-        )
+    def _images_named(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], CloudSnapshot]:
+        """The newest image of each (droplet id, name) in `wanted` that the account lists.
 
-    def _snapshot_actions(self, droplet_id: int) -> list[tuple[int, str]]:
-        """(id, status) of the droplet's snapshot actions."""
-        actions = self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, droplet_id=droplet_id)
-        return [(action_id, status) for kind, action_id, status in actions if kind == "snapshot"]
+        New snapshots are listed last, so the pages are read from the last one back, until
+        every name is found or the first page is reached (any order is still read in full)."""
+        total = self._read("list snapshots", self._client.snapshots.list, lambda body: int(body["meta"]["total"]), resource_type="droplet", page=1, per_page=1)
+        found: dict[tuple[str, str], CloudSnapshot] = {}
+        for page in range(max(1, -(-total // PAGE_SIZE)), 0, -1):
+            batch = self._read("list snapshots", self._client.snapshots.list, lambda body: [_snapshot(i) for i in body["snapshots"]], resource_type="droplet", page=page, per_page=PAGE_SIZE)
+            for image in batch:
+                key = (image.server_id or "", image.name)
+                if key in wanted and (key not in found or image.created > found[key].created):
+                    found[key] = image
+            if len(found) == len(wanted):
+                break
+        return found
 
-    def _wait_for_action(self, action_id: int, name: str) -> None:
-        def finished() -> str | None:
-            status = self._read("get action", self._client.actions.get, lambda body: _action_status(body["action"]), action_id=action_id)
-            return None if status == "in-progress" else status
-
-        try:
-            outcome = self._retry.poll(finished, self._timing.creation_timeout, self._timing.poll_interval, f"snapshot {name}")
-        except TimeoutError:
-            raise timed_out(self.name, f"snapshot {name}", self._timing.creation_timeout) from None
-        if outcome != "completed":
-            raise ProviderError(self.name, "wait for snapshot", None, f"snapshot action {action_id} for {name} ended {outcome}", code="action_failed")
-
-    def _find_image(self, droplet_id: int, name: str) -> tuple[int, datetime]:
-        """The action does not name its image: find it by droplet and exact name once done."""
-        listing = self._pages(
-            "list droplet snapshots", "snapshots", lambda s: (s["name"], _time(s["created_at"]), int(s["id"])),
-            self._client.droplets.list_snapshots, droplet_id=droplet_id,
-        )
-        matches = sorted((created, image_id) for named, created, image_id in listing if named == name)
-        if not matches:
-            raise ProviderError(self.name, "find new snapshot", None, f"snapshot {name} finished but droplet {droplet_id} does not list it")
-        created, image_id = matches[-1]
-        return image_id, created
-
-    def _tag(self, image_id: int, tags: Iterable[str]) -> None:
-        """Tag the image with each of `tags` (label keys: DigitalOcean tags carry no value)."""
-        resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"}]}
+    def _tag(self, image_ids: Sequence[str], tags: Iterable[str]) -> None:
+        """Tag the images with each of `tags` (label keys: DigitalOcean tags carry no value),
+        one request per tag for all of them."""
+        resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"} for image_id in image_ids]}
         for tag in tags:
-            with self._tag_lock:  # parallel targets: create each tag once, not once per worker
+            with self._tag_lock:  # create each tag once per run
                 if tag not in self._tags_made:
                     self._read("create tag", self._client.tags.create, body={"name": tag})
                     self._tags_made.add(tag)
@@ -217,6 +289,30 @@ def _server(droplet: dict[str, Any]) -> Server:
 def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
     """(type, id, status) of an action; the API's description makes status default to in-progress."""
     return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
+
+
+@dataclass(frozen=True)
+class _ListedAction:
+    id: int
+    kind: str
+    status: str
+    resource_id: str | None
+    started: datetime
+
+
+def _action_page(body: Any) -> tuple[list[_ListedAction], bool]:
+    """One page of the account's actions, and whether another follows."""
+    pages = (body.get("links") or {}).get("pages") or {}
+    items = [
+        _ListedAction(int(a["id"]), str(a.get("type")), _action_status(a), None if a.get("resource_id") is None else str(a["resource_id"]), _started(a))
+        for a in body["actions"]
+    ]
+    return items, bool(pages.get("next"))
+
+
+def _started(action: dict[str, Any]) -> datetime:
+    """When an action started; one without a time is taken as the newest."""
+    return _time(action["started_at"]) if action.get("started_at") else datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _action_status(action: dict[str, Any]) -> str:

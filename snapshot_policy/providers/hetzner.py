@@ -14,8 +14,9 @@ response hook: APIException does not carry the response.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from datetime import timezone
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import TypeVar
 
 import hcloud
@@ -24,9 +25,9 @@ from hcloud.images import Image
 from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
-from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, Server
+from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
 from snapshot_policy.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
-from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, timed_out, unreadable
+from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
 T = TypeVar("T")
 
@@ -54,6 +55,10 @@ _STATUS_OF_CODE = {
     "timeout": 504,
 }
 LOCKED = "locked"
+# Action ids per `GET /actions?id=…` poll: about 3 KB of query, well inside any URL limit.
+ACTIONS_PER_POLL = 200
+# The default project budget: 3,600 requests an hour, one back every second.
+DEFAULT_LIMIT = 3600
 
 
 class Hetzner:
@@ -71,12 +76,16 @@ class Hetzner:
         self._client._client._session.hooks["response"].append(self._seen)  # requests' own hook API
         self._last = threading.local()  # this thread's latest response, for _call
         self.requests = 0
+        self.rate_limit = RateLimit(DEFAULT_LIMIT / 3600, DEFAULT_LIMIT)
         self._timing = timing
         self._retry = retry
 
     def _seen(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         self.requests += 1  # every HTTP exchange, for the metrics file
         self._last.response = response
+        limit, remaining = response.headers.get("RateLimit-Limit", ""), response.headers.get("RateLimit-Remaining", "")
+        if limit.isdigit() and remaining.isdigit() and int(limit):
+            self.rate_limit = RateLimit(int(limit) / 3600, int(limit), int(remaining))
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"label_selector": selector} if selector else {}
@@ -86,13 +95,42 @@ class Hetzner:
         # Not `status=`: hcloud 2.27 sends the page size in its place.
         return self._read("list snapshots", lambda: [_snapshot(i) for i in self._client.images.get_all(type=["snapshot"])])
 
-    def create_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> CloudSnapshot:
-        image_id, action_id = self._start_snapshot(server_id, name, labels)
-        if action_id is not None:
-            status, message = self._wait(f"snapshot {name}", lambda: self._finished_action(action_id))
-            if status == "error":
-                raise ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
-        return self._wait(f"snapshot {name}", lambda: self._finished_image(image_id))
+    def snapshots_in_progress(self, since: datetime) -> set[str]:
+        """Return the servers with a create_image action running, from one listing of the
+        project's running server actions (`since` is for DigitalOcean's unfiltered listing)."""
+
+        def running() -> set[str]:
+            actions = self._client.servers.actions.get_all(status=["running"])
+            return {str(r["id"]) for a in actions if a.command == "create_image" for r in a.resources or [] if r["type"] == "server"}
+
+        return self._read("list running actions", running)
+
+    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+        image, action_id = self._start_snapshot(server_id, name, labels)
+        return StartedSnapshot(server_id, name, action_id, image, dict(labels))
+
+    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+        """The actions' statuses, up to ACTIONS_PER_POLL in each request; an image whose action
+        is unknown (found after a lost reply) is read itself. A successful create_image means
+        its image is available: it is not read again."""
+        result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
+        by_action = {int(s.action_id): s for s in started if s.action_id}
+        ids = sorted(by_action)
+        for chunk in (ids[i : i + ACTIONS_PER_POLL] for i in range(0, len(ids), ACTIONS_PER_POLL)):
+            statuses = self._read("get actions", lambda chunk=chunk: _statuses(self._client.request("GET", "/actions", params={"id": chunk})))
+            for action_id in chunk:
+                snapshot, (status, message) = by_action[action_id], statuses.get(action_id, ("running", ""))
+                if status == "success":
+                    result[snapshot] = replace(snapshot.image, creating=False) if snapshot.image else self._image(snapshot)
+                elif status == "error":
+                    result[snapshot] = ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
+                else:
+                    result[snapshot] = None
+        for snapshot in started:
+            if not snapshot.action_id:
+                image = self._image(snapshot)
+                result[snapshot] = None if image.creating else image
+        return result
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
@@ -107,22 +145,22 @@ class Hetzner:
             if error.code != "not_found":  # gone already is what was asked for
                 raise
 
-    def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[int, int | None]:
-        """Start create_image and return (image id, action id); after a lost reply, an image
+    def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[CloudSnapshot | None, str | None]:
+        """Start create_image and return (image, action id); after a lost reply, an image
         with our labels and this exact name is taken as the one this request started (its
-        action id is then unknown). A locked server is asked again until the timeout."""
+        action id is then unknown, and it is read again). A locked server is asked again until the timeout."""
         server = HcloudServer(id=int(server_id))
 
-        def start() -> tuple[int, int | None]:
-            def post() -> tuple[int, int | None]:
+        def start() -> tuple[CloudSnapshot | None, str | None]:
+            def post() -> tuple[CloudSnapshot | None, str | None]:
                 reply = self._client.servers.create_image(server, description=name, type="snapshot", labels=dict(labels))
-                return int(reply.image.id), int(reply.action.id)
+                return _snapshot(reply.image), str(int(reply.action.id))
 
             return self._call(START_SNAPSHOT, post)
 
-        def started_meanwhile() -> tuple[int, int | None] | None:
+        def started_meanwhile() -> tuple[CloudSnapshot | None, str | None] | None:
             found = self._image_named(server_id, name)
-            return None if found is None else (found, None)
+            return None if found is None else (CloudSnapshot(str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id), None)
 
         return self._retry.start_once(
             start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout, self._timing.poll_interval
@@ -137,31 +175,9 @@ class Hetzner:
 
         return self._read("list snapshots", find)
 
-    def _finished_action(self, action_id: int) -> tuple[str, str] | None:
-        """(status, error message) once the action has ended, else None."""
-
-        def get() -> tuple[str, str] | None:
-            action = self._client.actions.get_by_id(action_id)
-            if action.status == "running":
-                return None
-            if action.status not in ("success", "error"):
-                raise ValueError(f"action status {action.status!r} is none of running, success, error")
-            return action.status, str((action.error or {}).get("message") or "no message")
-
-        return self._read("get action", get)
-
-    def _finished_image(self, image_id: int) -> CloudSnapshot | None:
-        def get() -> CloudSnapshot | None:
-            image = self._client.images.get_by_id(image_id)
-            return None if image.status == "creating" else _snapshot(image)
-
-        return self._read("get snapshot", get)
-
-    def _wait(self, what: str, probe: Callable[[], T | None]) -> T:
-        try:
-            return self._retry.poll(probe, self._timing.creation_timeout, self._timing.poll_interval, what)
-        except TimeoutError:
-            raise timed_out(self.name, what, self._timing.creation_timeout) from None
+    def _image(self, snapshot: StartedSnapshot) -> CloudSnapshot:
+        image_id = int(snapshot.image.id) if snapshot.image else 0
+        return self._read("get snapshot", lambda: _snapshot(self._client.images.get_by_id(image_id)))
 
     def _read(self, operation: str, call: Callable[[], T]) -> T:
         return self._retry.call(lambda: self._call(operation, call))
@@ -198,6 +214,17 @@ class Hetzner:
             return failure
         detail = "its body is not JSON" if error.__cause__ is not None else f"an HTTP {status} without Hetzner's error body"
         return unreadable(self.name, operation, status, detail)
+
+
+def _statuses(reply: dict) -> dict[int, tuple[str, str]]:
+    """(status, error message) of each action in a `GET /actions` reply; ValueError for a
+    status the API does not document."""
+    found = {}
+    for action in reply["actions"]:
+        if action["status"] not in ("running", "success", "error"):
+            raise ValueError(f"action status {action['status']!r} is none of running, success, error")
+        found[int(action["id"])] = (action["status"], str((action.get("error") or {}).get("message") or "no message"))
+    return found
 
 
 def _server(server) -> Server:

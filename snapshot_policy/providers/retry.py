@@ -1,4 +1,4 @@
-"""Repeating calls: reads and deletes when the API says "later", and polls until an action ends.
+"""Repeating calls: reads and deletes when the API says "later", and a start that must not happen twice.
 
 One policy for both providers, built on the project's one retry loop (`snapshot_policy.backoff`,
 which the notifiers share): the SDKs' own retries are switched off because both would
@@ -28,6 +28,7 @@ from snapshot_policy.model import ProviderError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The first poll round after a start: a short action is seen done at once.
 FIRST_POLL = 0.1
 # Error codes of UncertainOutcome.
 UNREADABLE = "unreadable_reply"
@@ -147,11 +148,12 @@ def _server_seconds_until(moment: float | None, headers: Mapping[str, str]) -> f
 
 @dataclass(frozen=True)
 class Timing:
-    """How long to wait: per HTTP request, for a snapshot to finish, and between polls."""
+    """How long to wait: per HTTP request, for a snapshot to finish, and at most between poll
+    rounds (and between asks of a busy server)."""
 
     request_timeout: float = 60.0
     creation_timeout: float = 3600.0
-    poll_interval: float = 5.0
+    poll_interval: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -189,26 +191,6 @@ class RetryPolicy:
 
     def _log_retry(self, error: Exception, wait: float, retry: int) -> None:
         log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, wait, retry + 1, self.attempts)
-
-    def poll(self, probe: Callable[[], T | None], timeout: float, interval: float, waiting_for: str) -> T:
-        """Return the first result of `probe()` that is not None.
-
-        Polls start quick and slow down by half each time up to `interval`, so a short
-        action is noticed at once and a long one does not flood the API. Each probe is
-        itself retried when transient. The last wait is cut short to end at the deadline,
-        where one more probe is made. Raise TimeoutError if that too finds nothing.
-        """
-        deadline = self.clock() + timeout
-        wait = min(FIRST_POLL, interval)
-        while True:
-            result = self.call(probe)
-            if result is not None:
-                return result
-            left = deadline - self.clock()
-            if left <= 0:
-                raise TimeoutError(f"timed out after {timeout:g}s waiting for {waiting_for}")
-            self.sleep(min(wait, left))
-            wait = min(interval, wait * 1.5)
 
     def start_once(
         self,

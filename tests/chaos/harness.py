@@ -44,7 +44,7 @@ JOURNAL_EXPIRY = timedelta(seconds=3600 + 600)
 ENDPOINTS: dict[str, tuple[str | None, str | None, str | None]] = {
     "list": (None, "GET", r"^/v2/(droplets|snapshots)$|^/v1/(servers|images)$"),
     "create": (None, "POST", r"^/v2/droplets/\d+/actions$|/actions/create_image$"),
-    "poll": (None, "GET", r"^/v2/actions/\d+$|^/v1/actions/\d+$|^/v1/images/\d+$"),
+    "poll": (None, "GET", r"^/v2/actions(/\d+)?$|^/v1/actions(/\d+)?$|^/v1/images/\d+$"),
     "delete": (None, "DELETE", None),
     "tag": ("digitalocean", None, r"^/v2/tags"),
     "telegram": ("telegram", "POST", r"sendMessage"),
@@ -160,7 +160,7 @@ class World:
         plan = build_plan(observation.observed, self.now)
         audit_path = self.folder / "audit.jsonl"
         seen = len(audit_path.read_text().splitlines()) if audit_path.exists() else 0
-        executor = Executor(observation.providers, journal, AuditLog(audit_path, plan.fingerprint), parallel=self.parallel, now=lambda: self.now)
+        executor = Executor(observation.providers, journal, AuditLog(audit_path, plan.fingerprint), parallel=self.parallel, now=lambda: self.now, timing=TIMING)
         report = executor.apply(plan, list(self.loaded.failed) + observation.failures)
         deliveries = deliver(routes(report, "chaos-host", self.loaded.secrets), self.sandbox.telegram_base_url, lambda: self.now, self.loaded.secrets, sleep=self.sleeps)
         self.settle(settle)

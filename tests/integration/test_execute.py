@@ -5,13 +5,12 @@ then exactly the plan's deletions happen (and only those retention still deletes
 new snapshot counts); a failed create deletes nothing for its target while other targets
 go on; a refused plan creates but deletes nothing; a failed deletion fails its target only.
 Also the journal around each create, the audit lines, progress stages, `remaining`, the
-run's exit code and summary, and StartPacer's spacing of starts.
+run's exit code and summary, and the spacing of starts by delay_between_servers.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -19,7 +18,7 @@ from datetime import timedelta
 import pytest
 
 from snapshot_policy.audit import AuditLog
-from snapshot_policy.execute import Executor, StartPacer
+from snapshot_policy.execute import Executor
 from snapshot_policy.journal import Journal
 from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Delivery, Outcome, Plan, RetentionPolicy, RunReport, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
 from snapshot_policy.observe import observe
@@ -84,7 +83,7 @@ def plan_for(providers, clock, *targets: Target, journal: Journal | None = None)
 
 
 def executor(providers, journal, clock, tmp_path, plan: Plan, **options) -> Executor:
-    return Executor(providers, journal, AuditLog(tmp_path / "audit.jsonl", plan.fingerprint), now=clock, **options)
+    return Executor(providers, journal, AuditLog(tmp_path / "audit.jsonl", plan.fingerprint), now=clock, **{"timing": TIMING, **options})
 
 
 def names_on(sandbox, target: Target) -> set[str]:
@@ -115,7 +114,9 @@ def test_executor_creates_the_due_snapshot_then_deletes_exactly_the_planned_ones
     assert outcome.deleted == tuple(gone)
     assert outcome.remaining == 2
     assert names_on(cloud, target) == {new, f"{target.server_name}-20241231000000", f"{target.server_name}-before-upgrade"}
-    assert audit(tmp_path) == [("created", target.name, new)] + [("deleted", target.name, s.name) for s in gone]
+    lines = audit(tmp_path)
+    assert lines[0] == ("created", target.name, new)  # deletions are sent at the same time: any order
+    assert sorted(lines[1:]) == sorted(("deleted", target.name, s.name) for s in gone)
     assert report.exit_code == 0
     assert report.summary() == "snapshot-policy apply: 1 target(s), 1 created, 2 deleted, 0 failed in 0.0s"
 
@@ -237,12 +238,12 @@ class JournalSpy:
     def __getattr__(self, name):
         return getattr(self._provider, name)
 
-    def create_snapshot(self, server_id, name, labels):
+    def start_snapshot(self, server_id, name, labels):
         self.pending_at_create.append(Journal(self._path, IN_FLIGHT, now=self._clock()).pending(WEB.account, server_id))
-        return self._provider.create_snapshot(server_id, name, labels)
+        return self._provider.start_snapshot(server_id, name, labels)
 
     def delete_snapshot(self, snapshot_id):
-        self.deletions_at_delete.append(Journal(self._path, IN_FLIGHT, now=self._clock()).deletions(WEB.account, WEB.server_id))
+        self.deletions_at_delete.append((snapshot_id, set(Journal(self._path, IN_FLIGHT, now=self._clock()).deletions(WEB.account, WEB.server_id))))
         return self._provider.delete_snapshot(snapshot_id)
 
 
@@ -297,44 +298,23 @@ def test_executor_finishes_the_run_when_the_audit_log_cannot_be_written(cloud, p
     assert report.exit_code == 0
 
 
-class FakeTime:
-    """A monotonic clock that moves only when StartPacer sleeps (or the test says so)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+def test_executor_spaces_snapshot_starts_by_delay_between_servers(sandbox, providers, journal, clock, tmp_path):
+    targets = [replace(APP, name=f"app{n}", server_id=str(sid), server_name=name) for n, (sid, name) in enumerate([(301, "app-1"), (302, "app-2")])]
+    plan = plan_for(providers, clock, *targets)
+    report = executor(providers, journal, clock, tmp_path, plan, delay_between_servers=0.3).apply(plan)
+    assert report.exit_code == 0
+    starts = [r["time"] for r in sandbox.requests(HETZNER) if r["method"] == "POST" and r["path"].endswith("/create_image")]
+    assert len(starts) == 2 and starts[1] - starts[0] >= 0.25  # logged as answered: allow for the first reply's own time
 
 
-def test_start_pacer_lets_the_first_start_go_at_once_and_spaces_the_rest():
-    fake = FakeTime()
-    pacer = StartPacer(2.0, clock=fake.clock, sleep=fake.sleep)
-    pacer.wait_turn()
-    assert fake.sleeps == []
-    pacer.wait_turn()
-    fake.now += 0.5  # the second start took half a second
-    pacer.wait_turn()
-    assert fake.sleeps == [2.0, 1.5]
-    fake.now += 60  # long after the last turn: no wait
-    pacer.wait_turn()
-    assert fake.sleeps == [2.0, 1.5]
-
-
-def test_start_pacer_gives_simultaneous_starts_successive_turns():
-    sleeps: list[float] = []
-    pacer = StartPacer(1.5, clock=lambda: 100.0, sleep=sleeps.append)
-    threads = [threading.Thread(target=pacer.wait_turn) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(sleeps) == [1.5, 3.0, 4.5]
+def test_executor_starts_no_more_than_parallel_snapshots_at_once(sandbox, providers, journal, clock, tmp_path):
+    """With parallel 1 the second start waits until the first snapshot is confirmed."""
+    targets = [replace(APP, name=f"app{n}", server_id=str(sid), server_name=name) for n, (sid, name) in enumerate([(301, "app-1"), (302, "app-2")])]
+    plan = plan_for(providers, clock, *targets)
+    assert executor(providers, journal, clock, tmp_path, plan, parallel=1).apply(plan).exit_code == 0
+    log = [(r["method"], r["path"]) for r in sandbox.requests(HETZNER)]
+    second_start = [i for i, (method, path) in enumerate(log) if path.endswith("/create_image")][1]
+    assert ("GET", "/v1/actions") in log[:second_start]
 
 
 # -- crash windows (SPEC §5, invariant 7) ----------------------------------------------------
@@ -397,5 +377,51 @@ def test_executor_writes_a_deletion_down_before_sending_it(cloud, providers, jou
     plan = plan_for(providers, clock, WEB)
     first, second = doomed(plan, WEB)
     executor({"do-a": spy}, journal, clock, tmp_path, plan).apply(plan)
-    assert [set(seen) for seen in spy.deletions_at_delete] == [{first.id}, {second.id}]
+    assert sorted(sent for sent, _ in spy.deletions_at_delete) == sorted([first.id, second.id])
+    assert all(sent in seen for sent, seen in spy.deletions_at_delete)
     assert journal.deletions(WEB.account, WEB.server_id) == {}
+
+
+# -- the three phases (issue 13) -------------------------------------------------------------
+
+
+@BOTH
+def test_a_snapshot_that_outlasts_the_creation_timeout_fails_its_target_and_stays_journalled(cloud, providers, journal, clock, tmp_path, provider):
+    target = TARGETS[provider]
+    cloud.state.action_seconds = 2
+    plan = plan_for(providers, clock, target)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan, timing=replace(TIMING, creation_timeout=0.3)).apply(plan).outcomes
+    name = f"{target.server_name}-20250101000000"
+    assert outcome.error == f"{provider} wait for snapshot failed (timed out after 0.3s): snapshot {name} is still not finished"
+    assert outcome.deleted == () and name in journal.pending(target.account, target.server_id)  # a later run adopts it
+
+
+@BOTH
+def test_a_server_already_making_a_snapshot_gets_no_second_one(cloud, providers, journal, clock, tmp_path, provider, do, hz):
+    target = TARGETS[provider]
+    cloud.state.action_seconds = 2
+    if provider == DIGITALOCEAN:
+        do.droplet_actions.post(droplet_id=101, body={"type": "snapshot", "name": "manual"})
+    else:
+        from hcloud.servers import Server
+
+        hz.servers.create_image(Server(id=301), description="manual", type="snapshot")
+    plan = plan_for(providers, clock, target)
+    cloud.clear_requests()
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert not outcome.ok and "already has a snapshot in progress; not starting a second one" in outcome.error
+    assert outcome.deleted == () and [r for r in cloud.requests(provider) if r["method"] != "GET"] == []
+
+
+def test_targets_of_one_account_are_polled_together(sandbox, providers, journal, clock, tmp_path):
+    """Three snapshots on one account: every poll round is one request for all three."""
+    targets = [replace(APP, name=f"app{n}", server_id=str(301 + n), server_name=f"s{n}") for n in range(3)]
+    sandbox.state.action_seconds = 0.5
+    plan = plan_for(providers, clock, *targets)
+    sandbox.clear_requests()
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    assert report.exit_code == 0 and all(o.created for o in report.outcomes)
+    log = sandbox.requests(HETZNER)
+    polled = [r["query"]["id"] if isinstance(r["query"]["id"], list) else [r["query"]["id"]] for r in log if r["path"] == "/v1/actions"]
+    assert max(len(ids) for ids in polled) == 3
+    assert not [r for r in log if r["path"].startswith("/v1/actions/") or r["path"].startswith("/v1/images/")]  # no per-snapshot reads

@@ -473,7 +473,7 @@ def test_every_number_has_a_lower_and_an_upper_bound(name):
         ("policy", ("settings", "snapshot_creation_timeout"), 10**30, "settings.snapshot_creation_timeout: must be 604800 or less, not 1" + "0" * 30),
         ("policy", ("settings", "request_timeout"), 1e308, "settings.request_timeout: must be 3600 or less, not 1e+308"),
         ("policy", ("settings", "delay_between_servers"), 3600.5, "settings.delay_between_servers: must be 3600 or less, not 3600.5"),
-        ("policy", ("settings", "parallel"), 65, "settings.parallel: must be 64 or less, not 65"),
+        ("policy", ("settings", "parallel"), 10001, "settings.parallel: must be 10000 or less, not 10001"),
         ("policy", ("settings", "log", "max_bytes"), 2**30 + 1, "settings.log.max_bytes: must be 1073741824 or less, not 1073741825"),
         ("policy", ("settings", "log", "backup_count"), 1001, "settings.log.backup_count: must be 1000 or less, not 1001"),
         ("policy", ("orphans", "keep_last"), 100_001, "orphans.keep_last: must be 100000 or less, not 100001"),
@@ -501,7 +501,7 @@ def test_a_number_past_its_bound_is_refused(schema, path, value, expected):
     [
         ("policy", ("settings", "snapshot_creation_timeout"), 604800),
         ("policy", ("settings", "request_timeout"), 3600),
-        ("policy", ("settings", "parallel"), 64),
+        ("policy", ("settings", "parallel"), 10000),
         ("policy", ("targets", 2, "retention", "keep_hourly"), 100_000),
         ("policy", ("notifications", "ops", "chat_id"), -1001234567890),
         ("policy", ("targets", 0, "ids", 0), 2**63 - 1),

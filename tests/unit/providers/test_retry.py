@@ -71,37 +71,6 @@ def test_retry_does_not_wait_an_hour_for_a_rate_limit():
     assert clock.sleeps == []
 
 
-def test_poll_returns_the_first_answer_and_times_out():
-    clock = FakeTime()
-    answers = iter([None, None, "done"])
-    assert policy(clock).poll(lambda: next(answers), timeout=60, interval=5, waiting_for="x") == "done"
-    assert clock.sleeps == [0.1, 0.15000000000000002]
-    slow = iter([None] * 20 + ["done"])
-    clock.sleeps.clear()
-    policy(clock).poll(lambda: next(slow), timeout=600, interval=5, waiting_for="x")
-    assert max(clock.sleeps) == 5 and clock.sleeps[-1] == 5
-    with pytest.raises(TimeoutError, match="^timed out after 12s waiting for snapshot web$"):
-        policy(clock).poll(lambda: None, timeout=12, interval=5, waiting_for="snapshot web")
-
-
-def test_poll_sleeps_up_to_the_deadline_and_probes_once_more_there():
-    clock = FakeTime()
-    probes = []
-
-    def probe():
-        probes.append(clock.now)
-        return "done" if clock.now >= 12 else None
-
-    assert policy(clock).poll(probe, timeout=12, interval=5, waiting_for="x") == "done"
-    assert probes[-1] == pytest.approx(12) and sum(clock.sleeps) == pytest.approx(12)
-    assert clock.sleeps[-1] < 5  # the last wait was cut short to end at the deadline
-    probes.clear()
-    clock.now = 100.0
-    with pytest.raises(TimeoutError):
-        policy(clock).poll(lambda: probes.append(clock.now), timeout=12, interval=5, waiting_for="x")
-    assert probes[-1] == pytest.approx(112)
-
-
 def test_start_once_takes_a_start_found_after_a_lost_reply_and_does_not_repeat_it():
     clock, starts = FakeTime(), []
 

@@ -1,0 +1,64 @@
+"""The per-account request budget: a token bucket on an injected clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from snapshot_policy.budget import RequestBudget
+from snapshot_policy.model import RateLimit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_full_bucket_lets_a_burst_go_then_paces_at_the_rate():
+    clock = Clock()
+    budget = RequestBudget(RateLimit(per_second=2.0, burst=3), clock)
+    for _ in range(3):
+        assert budget.wait() == 0
+        budget.spend()
+    assert budget.wait() == pytest.approx(0.5)
+    clock.now += 0.5
+    assert budget.wait() == 0
+
+
+def test_the_bucket_never_holds_more_than_its_burst():
+    clock = Clock()
+    budget = RequestBudget(RateLimit(per_second=1.0, burst=2), clock)
+    clock.now += 3600
+    budget.spend(3)
+    assert budget.wait() == pytest.approx(2.0)  # one short: not an hour of saved-up requests
+
+
+def test_the_remaining_budget_a_reply_reports_wins_when_lower():
+    clock = Clock()
+    budget = RequestBudget(RateLimit(per_second=1.0, burst=3600, remaining=1), clock)
+    budget.spend()
+    assert budget.wait() == pytest.approx(1.0)
+    clock.now += 10
+    budget.heard(0)  # another user of the token spent it meanwhile
+    assert budget.wait() == pytest.approx(1.0)
+    budget.heard(500)  # a higher count never adds requests
+    assert budget.wait() == pytest.approx(1.0)
+
+
+def test_digitalocean_pacing_never_exceeds_250_in_any_minute():
+    from snapshot_policy.providers.digitalocean import _budget
+
+    clock = Clock()
+    budget = RequestBudget(_budget(5000), clock)
+    sent = []
+    while clock.now < 1000 + 600:
+        wait = budget.wait()
+        if wait:
+            clock.now += wait
+            continue
+        budget.spend()
+        sent.append(clock.now)
+    assert max(sum(1 for t in sent if start <= t < start + 60) for start in sent) <= 250
+    assert len(sent) >= 5000 / 3600 * 600  # and keeps the hourly pace
