@@ -4,11 +4,13 @@ servers starts and deletes at the pace the cloud allows instead of meeting a sto
 The bucket's rate and size come from the provider's documented limits (`model.RateLimit`);
 the remaining budget each reply reports (`RateLimit-Remaining`) lowers what is left when
 the account has less than the bucket thinks — another tool sharing the token, an earlier
-run. Time is an injected monotonic clock, so tests step it by hand.
+run. A provider that also limits each minute (DigitalOcean) gets a sliding window of the
+last minute's requests besides. Time is an injected monotonic clock, so tests step it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from snapshot_policy.model import RateLimit
@@ -21,6 +23,8 @@ class RequestBudget:
         self._tokens = limit.burst if limit.remaining is None else min(limit.burst, limit.remaining)
         self._clock = clock
         self._stamp = clock()
+        self._per_minute = limit.per_minute
+        self._last_minute: deque[float] = deque()  # when each request of the last minute was made
 
     def _refill(self) -> None:
         now = self._clock()
@@ -31,12 +35,25 @@ class RequestBudget:
         """Return the seconds until a request may be made: 0 when one may be made now."""
         self._refill()
         missing = 1 - self._tokens
-        return 0.0 if missing <= 1e-9 else missing / self._rate  # (a rounding error is no wait)
+        bucket = 0.0 if missing <= 1e-9 else missing / self._rate  # (a rounding error is no wait)
+        return max(bucket, self._minute_wait())
+
+    def _minute_wait(self) -> float:
+        if self._per_minute is None:
+            return 0.0
+        now = self._clock()
+        while self._last_minute and self._last_minute[0] <= now - 60:
+            self._last_minute.popleft()
+        if len(self._last_minute) < self._per_minute:
+            return 0.0
+        return self._last_minute[len(self._last_minute) - self._per_minute] + 60 - now
 
     def spend(self, requests: int = 1) -> None:
         """Count `requests` made (they may take the budget below zero: a poll of many pages)."""
         self._refill()
         self._tokens -= requests
+        if self._per_minute is not None:
+            self._last_minute.extend([self._clock()] * requests)
 
     def heard(self, remaining: int | None) -> None:
         """Take in the remaining requests a reply reported: never more than the account has."""

@@ -246,12 +246,14 @@ class StartedSnapshot:
 @dataclass(frozen=True)
 class RateLimit:
     """How fast one account may be asked, as its provider documents and its last reply said:
-    a steady `per_second`, bursts of up to `burst`, and the `remaining` requests its
-    rate-limit headers last reported (None before any reply)."""
+    a steady `per_second`, bursts of up to `burst`, the `remaining` requests its rate-limit
+    headers last reported (None before any reply), and at most `per_minute` in any minute
+    where the provider has such a limit too."""
 
     per_second: float
     burst: float
     remaining: int | None = None
+    per_minute: int | None = None
 
 
 @dataclass(frozen=True)
