@@ -1,10 +1,11 @@
 """One retry policy for everything that talks to a server: how often to try, how long to wait
 between tries, and when a wait the server asks for is too long to be worth it.
 
-The providers' reads (`providers.retry.RetryPolicy`) and both notifiers (`notify.telegram`,
-`notify.webhook`) repeat through `Backoff.run`; they differ only in what they pass: how many
-tries, the base delay, jitter or none, which failures are worth repeating and how a failure
-says how long to wait. Sleeping and randomness are parameters, so tests never wait.
+The providers' reads (`providers.retry.RetryPolicy`) repeat through `Backoff.run`, both
+notifiers (`notify.telegram`, `notify.webhook`, which send from one event loop) through its
+coroutine twin `Backoff.run_async`; they differ only in what they pass: how many tries, the
+base delay, jitter or none, which failures are worth repeating and how a failure says how long
+to wait. Sleeping and randomness are parameters, so tests never wait.
 
 Why not the SDKs' retries: pydo's and hcloud's are switched off (they would repeat a snapshot
 POST after a lost reply, see `providers.retry`); python-telegram-bot's `Bot` has none (its
@@ -14,10 +15,11 @@ tenacity or stamina: see `Backoff.run`.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -57,10 +59,10 @@ class Backoff:
     max_delay: float = math.inf
     jitter: Callable[[], float] | None = None
     max_advised_wait: float = MAX_ADVISED_WAIT
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], object] = time.sleep
 
     @classmethod
-    def for_notification(cls, retries: int, base_delay: float, sleep: Callable[[float], None]) -> Backoff:
+    def for_notification(cls, retries: int, base_delay: float, sleep: Callable[[float], object]) -> Backoff:
         """Return the policy of one notification (SPEC §7): `retries` retries after the first try,
         exactly `base_delay * 2**(n-1)` before retry n, advised waits over a minute refused."""
         return cls(attempts=retries + 1, base_delay=base_delay, max_advised_wait=MAX_ADVISED_WAIT_NOTIFY, sleep=sleep)
@@ -99,13 +101,55 @@ class Backoff:
             try:
                 return operation()
             except Exception as error:
-                if not retryable(error) or retry >= self.attempts:
+                wait = self._wait_before(retry, error, retryable, advised)
+                if wait is None:
                     raise
-                advice = advised(error)
-                if advice is not None and advice > self.max_advised_wait:
-                    raise WaitRefused(error, advice) from error
-                wait = self.delay(retry, advice)
                 if on_retry is not None:
                     on_retry(error, wait, retry)
                 self.sleep(wait)
         raise AssertionError("unreachable: the last try returns or raises")
+
+    async def run_async(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        retryable: Callable[[Exception], bool],
+        advised: Callable[[Exception], float | None] = _no_advice,
+        on_retry: Callable[[Exception, float, int], None] | None = None,
+    ) -> T:
+        """`run` for a coroutine function, inside an event loop: the same tries, waits and
+        refusals, awaiting `operation()` and each wait through `pause(sleep, wait)` (so with
+        `asyncio.sleep` the loop's other tasks go on meanwhile)."""
+        for retry in itertools.count(1):
+            try:
+                return await operation()
+            except Exception as error:
+                wait = self._wait_before(retry, error, retryable, advised)
+                if wait is None:
+                    raise
+                if on_retry is not None:
+                    on_retry(error, wait, retry)
+                await pause(self.sleep, wait)
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _wait_before(
+        self, retry: int, error: Exception, retryable: Callable[[Exception], bool], advised: Callable[[Exception], float | None]
+    ) -> float | None:
+        """Return the wait before retry `retry` after `error`, or None when `error` is final
+        (not retryable, or the last try). Raise `WaitRefused` from `error` when the wait it
+        advises is over `max_advised_wait`."""
+        if not retryable(error) or retry >= self.attempts:
+            return None
+        advice = advised(error)
+        if advice is not None and advice > self.max_advised_wait:
+            raise WaitRefused(error, advice) from error
+        return self.delay(retry, advice)
+
+
+async def pause(sleep: Callable[[float], object], seconds: float) -> None:
+    """Wait `seconds` through `sleep` from a coroutine: await what `sleep(seconds)` returns when
+    it is awaitable (`asyncio.sleep`); a sleep that returns nothing — a test's recorder — has
+    done its waiting when it returns (a blocking `time.sleep` would stall the whole loop)."""
+    outcome = sleep(seconds)
+    if inspect.isawaitable(outcome):
+        await outcome

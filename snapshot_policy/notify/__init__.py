@@ -7,9 +7,10 @@ in `telegram` and `webhook`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from snapshot_policy.backoff import Backoff
 from snapshot_policy.redaction import mask_fields, redact
@@ -21,13 +22,15 @@ __all__ = ["Event", "deliver"]
 
 log = logging.getLogger(__name__)
 
+Outcome = tuple[int, str | None]  # requests made, and the last error or None
+
 
 def deliver(
     routes: Sequence[tuple[Event, Sequence[Channel]]],
     telegram_base_url: str,
     clock: Clock,
     secrets: Iterable[str] = (),
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = asyncio.sleep,
 ) -> list[Delivery]:
     """Send each event to each of its channels and return one Delivery per message, in order.
 
@@ -38,64 +41,123 @@ def deliver(
     from which `secrets` and the channel's own secrets are masked, and a WARNING log line.
     A Telegram base URL or webhook URL that is not https (plain http only to this machine,
     `transport`) fails its deliveries with `attempts=0`: nothing is sent.
+
+    The messages to one chat (of one bot) go one after another in that order, so a summary
+    comes after the chat's per-event messages, and so do those to one webhook URL; different
+    chats and URLs are served concurrently from one event loop, through one Telegram and one
+    webhook client, within Telegram's limits (`telegram`). `sleep(seconds)` waits between
+    retries and paces messages: awaited when it returns an awaitable (`asyncio.sleep`), else
+    taken as done when it returns (a test's recorder). Log lines come in the order above,
+    once all is sent.
     """
     secrets = tuple(secrets)
-    routes = [(mask_fields(event, secrets), channels) for event, channels in routes]
-    deliveries: list[Delivery] = []
+    jobs = _jobs([(mask_fields(event, secrets), channels) for event, channels in routes])
+    outcomes: list[Outcome | None] = [None] * len(jobs)
+    if jobs:
+        sending = _send_all(jobs, outcomes, telegram_base_url, clock, sleep)
+        try:
+            with telegram.quiet():
+                asyncio.run(sending)
+        except Exception as exc:  # a bug, or a caller inside an event loop: what was sent stands
+            sending.close()
+            outcomes = [(0, f"{type(exc).__name__}: {exc}") if o is None else o for o in outcomes]
+    return [_record(job, outcome, secrets) for job, outcome in zip(jobs, outcomes)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One message: about one event, or about several for a summary channel."""
+
+    channel: Channel
+    events: tuple[Event, ...]
+
+    @property
+    def target(self) -> str | None:
+        return None if isinstance(self.channel, TelegramChannel) and self.channel.summary else self.events[0].target
+
+    @property
+    def queue(self) -> tuple[str, ...]:
+        """Messages with the same queue are sent one after another: one bot's to one chat, or to one URL."""
+        if isinstance(self.channel, TelegramChannel):
+            return ("telegram", self.channel.bot_token, self.channel.chat_id)
+        return ("webhook", self.channel.url)
+
+
+def _jobs(routes: Sequence[tuple[Event, Sequence[Channel]]]) -> list[_Job]:
+    """The messages in delivery order: per event and channel, then one per summary channel."""
+    jobs: list[_Job] = []
     summaries: dict[TelegramChannel, list[Event]] = {}
     for event, channels in routes:
         for channel in channels:
             if isinstance(channel, TelegramChannel) and channel.summary:
                 summaries.setdefault(channel, []).append(event)
             else:
-                deliveries.append(_deliver_one(channel, [event], telegram_base_url, secrets, clock, sleep))
-    for channel, events in summaries.items():
-        deliveries.append(_deliver_one(channel, events, telegram_base_url, secrets, clock, sleep))
-    return deliveries
+                jobs.append(_Job(channel, (event,)))
+    return jobs + [_Job(channel, tuple(events)) for channel, events in summaries.items()]
 
 
-def _deliver_one(
-    channel: Channel, events: list[Event], base_url: str, secrets: tuple[str, ...], clock: Clock, sleep: Callable[[float], None]
-) -> Delivery:
-    """Send one message about `events` (several only for a summary) and log how it went."""
-    kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
-    target = None if isinstance(channel, TelegramChannel) and channel.summary else events[0].target
+async def _send_all(
+    jobs: list[_Job], outcomes: list[Outcome | None], base_url: str, clock: Clock, sleep: Callable[[float], object]
+) -> None:
+    """Send every job, each queue in order and the queues concurrently, into `outcomes[i]`."""
+    queues: dict[tuple[str, ...], list[int]] = {}
+    for index, job in enumerate(jobs):
+        queues.setdefault(job.queue, []).append(index)
+    async with telegram.Telegram(base_url, sleep) as bots, webhook.Webhooks() as hooks:
+
+        async def drain(indices: list[int]) -> None:
+            for index in indices:
+                outcomes[index] = await _send_one(jobs[index], bots, hooks, clock, sleep)
+
+        await asyncio.gather(*(drain(indices) for indices in queues.values()))
+
+
+async def _send_one(
+    job: _Job, bots: telegram.Telegram, hooks: webhook.Webhooks, clock: Clock, sleep: Callable[[float], object]
+) -> Outcome:
+    channel = job.channel
     try:
         if isinstance(channel, TelegramChannel):
-            attempts, error = _send_telegram(channel, events, base_url, sleep)
-        else:
-            attempts, error = _post_webhook(channel, events[0], clock, sleep)
+            return await _send_telegram(bots, channel, list(job.events), sleep)
+        return await _post_webhook(hooks, channel, job.events[0], clock, sleep)
     except Exception as exc:  # a bug in a notifier must not end the run
-        attempts, error = 0, f"{type(exc).__name__}: {exc}"
+        return 0, f"{type(exc).__name__}: {exc}"
+
+
+def _record(job: _Job, outcome: Outcome, secrets: tuple[str, ...]) -> Delivery:
+    """The Delivery of one message, its error masked, and its log line."""
+    channel, (attempts, error) = job.channel, outcome
+    kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
     if error is not None:
         error = redact(error, (*secrets, *_channel_secrets(channel)))
-    about = f"target {target}" if target is not None else f"run summary of {len(events)} target(s)"
+    about = f"target {job.target}" if job.target is not None else f"run summary of {len(job.events)} target(s)"
     if error is None:
         log.info("notify: %s %r, %s: sent (%d request(s))", kind, channel.name, about, attempts)
     else:
         log.warning("notify: %s %r, %s: failed after %d request(s): %s", kind, channel.name, about, attempts, error)
-    return Delivery(channel.name, kind, target, error is None, attempts, error)
+    return Delivery(channel.name, kind, job.target, error is None, attempts, error)
 
 
-def _send_telegram(
-    channel: TelegramChannel, events: list[Event], base_url: str, sleep: Callable[[float], None]
-) -> tuple[int, str | None]:
+async def _send_telegram(
+    bots: telegram.Telegram, channel: TelegramChannel, events: list[Event], sleep: Callable[[float], object]
+) -> Outcome:
     if channel.summary:
         (text, parse_mode), plain = messages.summary_text(events), messages.summary_plain_text(events)
     else:
         event = events[0]
         template = channel.message_success if event.status == SUCCESS else channel.message_failure
         (text, parse_mode), plain = messages.telegram_text(event, template), messages.plain_text(event, template)
-    return telegram.send(
-        channel.bot_token, channel.chat_id, text, parse_mode, plain,
-        base_url=base_url, timeout=channel.timeout,
+    return await bots.send(
+        channel.bot_token, channel.chat_id, text, parse_mode, plain, timeout=channel.timeout,
         backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
     )
 
 
-def _post_webhook(channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], None]) -> tuple[int, str | None]:
+async def _post_webhook(
+    hooks: webhook.Webhooks, channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], object]
+) -> Outcome:
     template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
-    return webhook.post(
+    return await hooks.post(
         channel.url, messages.webhook_payload(event, template),
         secret=channel.secret, headers=channel.headers, timeout=channel.timeout,
         backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), clock=clock,

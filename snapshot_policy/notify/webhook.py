@@ -1,4 +1,8 @@
-"""POSTing one JSON payload to a webhook through httpx, optionally signed, with retries.
+"""POSTing JSON payloads to webhooks through httpx, optionally signed, with retries.
+
+One `Webhooks` serves one run's notifications from one event loop: one `httpx.AsyncClient`
+(a pool of `POOL` connections), at most `POOL` requests in flight, closed at the end. Its
+caller posts to one URL one after another, in order; to different URLs concurrently.
 
 The URL must be https, or plain http to this machine (`transport`); any other is refused
 before a connection is opened. The body is serialised once (compact JSON, UTF-8) and those
@@ -48,6 +52,7 @@ every request until they add the event id: they fail closed, never accept an uns
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -60,51 +65,74 @@ from snapshot_policy import transport
 from snapshot_policy.backoff import Backoff, WaitRefused
 from snapshot_policy.model import Clock
 
+POOL = 8  # connections, and requests in flight at once
+
 SIGNATURE_HEADER = "X-Snapshot-Policy-Signature"
 TIMESTAMP_HEADER = "X-Snapshot-Policy-Timestamp"
 EVENT_ID_HEADER = "X-Snapshot-Policy-Event-Id"
 
 
-def post(
-    url: str,
-    payload: object,
-    *,
-    secret: str | None,
-    headers: Mapping[str, str],
-    timeout: float,
-    backoff: Backoff,
-    clock: Clock,
-) -> tuple[int, str | None]:
-    """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
+class Webhooks:
+    """One run's webhook client, an async context manager; the connection pool opens with the
+    first request made."""
 
-    A `url` that `transport` refuses is not contacted: (0, why). Every attempt of this call
-    carries the same new event id. Retried through `backoff` on connection errors, timeouts,
-    429 and 5xx, where a 429's `Retry-After` in seconds is the advised wait (refused, ending
-    the delivery, when the policy finds it too long). Other answers of 300 and above are
-    final. `timeout` applies to each request; `clock` dates each signed attempt.
-    """
-    refused = transport.url_problem(url, transport.WEBHOOK)
-    if refused is not None:
-        return 0, refused
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    event_id = str(uuid.uuid4())
-    requests = 0
-    with httpx.Client(timeout=timeout) as client:
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+        self._in_flight = asyncio.Semaphore(POOL)
 
-        def attempt() -> None:
+    async def __aenter__(self) -> Webhooks:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def post(
+        self,
+        url: str,
+        payload: object,
+        *,
+        secret: str | None,
+        headers: Mapping[str, str],
+        timeout: float,
+        backoff: Backoff,
+        clock: Clock,
+    ) -> tuple[int, str | None]:
+        """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
+
+        A `url` that `transport` refuses is not contacted: (0, why). Every attempt of this call
+        carries the same new event id. Retried through `backoff` on connection errors, timeouts,
+        429 and 5xx, where a 429's `Retry-After` in seconds is the advised wait (refused, ending
+        the delivery, when the policy finds it too long). Other answers of 300 and above are
+        final. `timeout` applies to each request; `clock` dates each signed attempt.
+        """
+        refused = transport.url_problem(url, transport.WEBHOOK)
+        if refused is not None:
+            return 0, refused
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        event_id = str(uuid.uuid4())
+        requests = 0
+        if self._client is None:
+            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=POOL))
+        client = self._client
+
+        async def attempt() -> None:
             nonlocal requests
             requests += 1
-            response = client.post(url, content=body, headers=_headers(headers, body, event_id, secret, clock))
+            async with self._in_flight:
+                response = await client.post(
+                    url, content=body, headers=_headers(headers, body, event_id, secret, clock), timeout=timeout
+                )
             if not response.is_success:
                 raise _Unsuccessful(response)
 
         try:
-            backoff.run(attempt, retryable=_retryable, advised=_advised_wait)
+            await backoff.run_async(attempt, retryable=_retryable, advised=_advised_wait)
         except WaitRefused as too_long:
             return requests, f"{_describe(too_long.error)}; not waiting {too_long.wait:g} s"
         except (httpx.TransportError, _Unsuccessful) as error:  # TransportError: connection refused or dropped, timeouts
             return requests, _describe(error)
-    return requests, None
+        return requests, None
 
 
 class _Unsuccessful(Exception):
@@ -127,7 +155,11 @@ def _advised_wait(error: Exception) -> float | None:
 
 
 def _describe(error: BaseException) -> str:
-    return str(error) if isinstance(error, _Unsuccessful) else f"{type(error).__name__}: {error}"
+    if isinstance(error, _Unsuccessful):
+        return str(error)
+    # httpx's async timeouts carry no message (its sync ones say "timed out")
+    detail = str(error) or ("timed out" if isinstance(error, httpx.TimeoutException) else "")
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
 def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from tests.integration.conftest import BOT_TOKEN
 
 from snapshot_policy.model import Delivery, TelegramChannel
-from snapshot_policy.notify import Event, deliver
-from snapshot_policy.notify.messages import plain_text, telegram_text
+from snapshot_policy.notify import Event, deliver, telegram
+from snapshot_policy.notify.messages import plain_text, summary_text, telegram_text
 
 EVENT = Event(
     target="web", provider="digitalocean", server_name="web-1", server_id="101",
@@ -34,6 +34,29 @@ def received(sandbox) -> list[tuple]:
     return [(m["chat_id"], m["text"], m["parse_mode"], m["delivered"]) for m in sandbox.telegram_messages()]
 
 
+def by_chat(sandbox) -> dict[int, list[str]]:
+    """The texts each chat received, in the order it received them."""
+    chats: dict[int, list[str]] = {}
+    for m in sandbox.telegram_messages():
+        chats.setdefault(m["chat_id"], []).append(m["text"])
+    return chats
+
+
+def connections(sandbox, monkeypatch) -> list[tuple]:
+    """The TCP connections the sandbox accepts from now on, one entry each (its request log
+    has no connections, so the server's per-connection hook is wrapped)."""
+    accepted: list[tuple] = []
+    server = sandbox._httpd
+    process = server.process_request
+
+    def counted(request, client_address):
+        accepted.append(client_address)
+        process(request, client_address)
+
+    monkeypatch.setattr(server, "process_request", counted)
+    return accepted
+
+
 def test_default_message_is_received_with_markdown(sandbox):
     deliveries = send(sandbox, [(EVENT, [channel()])])
     assert deliveries == [Delivery("ops", "telegram", "web", True, 1, None)]
@@ -47,12 +70,11 @@ def test_each_channel_uses_its_own_template_for_success_and_failure(sandbox):
     deliveries = send(sandbox, [(EVENT, [ops, team]), (FAILED, [ops, team])])
     assert [(d.channel, d.target, d.ok) for d in deliveries] == [
         ("ops", "web", True), ("team", "web", True), ("ops", "db", True), ("team", "db", True)]
-    assert received(sandbox) == [
-        (555, "*OK* web-1", "Markdown", True),
-        (-100777, "3 snapshots exist on web-1", "Markdown", True),
-        (555, "*FAILED* db-1", "Markdown", True),
-        (-100777, telegram_text(FAILED, None)[0], "Markdown", True),
-    ]
+    assert by_chat(sandbox) == {  # the two chats are served concurrently, each in order
+        555: ["*OK* web-1", "*FAILED* db-1"],
+        -100777: ["3 snapshots exist on web-1", telegram_text(FAILED, None)[0]],
+    }
+    assert all(m["parse_mode"] == "Markdown" and m["delivered"] for m in sandbox.telegram_messages())
 
 
 def test_escaped_values_pass_telegrams_entity_check(sandbox):
@@ -174,3 +196,59 @@ def test_a_plain_http_api_off_this_machine_is_refused_before_the_token_is_sent()
                "use https, or http only to this machine (127.0.0.1, ::1, localhost)")
     assert deliveries == [Delivery("ops", "telegram", "web", False, 0, refusal), Delivery("digest", "telegram", None, False, 0, refusal)]
     assert sleeps == []
+
+
+def numbered(count: int) -> list[Event]:
+    return [replace(EVENT, target=f"t{i:02d}", server_name=f"srv-{i:02d}", server_id=str(1000 + i)) for i in range(count)]
+
+
+def test_fifty_chats_all_get_their_message_over_one_pool_of_connections(sandbox, monkeypatch):
+    """One client per run: a new client per message opened a connection per message (50 here)."""
+    accepted = connections(sandbox, monkeypatch)
+    events = numbered(50)
+    routes = [(event, [channel(name=f"chat{i}", chat_id=str(5000 + i))]) for i, event in enumerate(events)]
+    sleeps: list[float] = []
+    deliveries = send(sandbox, routes, sleeps)
+    assert deliveries == [Delivery(f"chat{i}", "telegram", e.target, True, 1, None) for i, e in enumerate(events)]
+    assert by_chat(sandbox) == {5000 + i: [telegram_text(e, None)[0]] for i, e in enumerate(events)}
+    assert 1 <= len(accepted) <= telegram.POOL
+    # About 30 messages a second per bot: past the 30th, each waits for its slot (under a second).
+    assert 1 <= len(sleeps) <= 20 and all(0 < s <= 1 for s in sleeps)
+
+
+def test_each_chat_gets_its_messages_in_order_paced_and_its_summary_last(sandbox):
+    events = numbered(4)
+    chats = [channel(name=f"chat{c}", chat_id=str(700 + c)) for c in range(3)]
+    digest = channel(name="digest", chat_id="700", summary=True)  # the same bot and chat as chat0
+    sleeps: list[float] = []
+    deliveries = send(sandbox, [(event, [*chats, digest]) for event in events], sleeps)
+    assert [(d.channel, d.target) for d in deliveries] == [
+        *((f"chat{c}", e.target) for e in events for c in range(3)), ("digest", None)]
+    assert all(d.ok and d.attempts == 1 for d in deliveries)
+    texts = [telegram_text(e, None)[0] for e in events]
+    assert by_chat(sandbox) == {700: [*texts, summary_text(events)[0]], 701: texts, 702: texts}
+    # One message a second to a chat, in bursts of three: chat 700's 4th and 5th messages
+    # waited their turn, and the 4th of 701 and of 702.
+    assert len(sleeps) == 4 and all(0 < s <= 3 for s in sleeps)
+
+
+def test_a_group_gets_at_most_twenty_messages_a_minute(sandbox):
+    events = numbered(21)
+    sleeps: list[float] = []
+    deliveries = send(sandbox, [(event, [channel(chat_id="-100777")]) for event in events], sleeps)
+    assert all(d.ok for d in deliveries)
+    assert by_chat(sandbox) == {-100777: [telegram_text(e, None)[0] for e in events]}
+    assert len(sleeps) == 18 and all(0 < s <= 3 for s in sleeps[:17])  # a burst of three, then one a second
+    assert 55 < sleeps[17] <= 60  # the 21st waits until a minute after the first
+
+
+def test_flood_control_on_one_chat_keeps_its_order_and_holds_no_other_chat_back(sandbox):
+    sandbox.inject("rate_limit", service="telegram", count=1, retry_after=5)
+    events = numbered(3)
+    sleeps: list[float] = []
+    routes = [(event, [channel(chat_id="800"), channel(name="other", chat_id="801")]) for event in events]
+    deliveries = send(sandbox, routes, sleeps)
+    assert all(d.ok for d in deliveries) and sum(d.attempts for d in deliveries) == 7
+    texts = [telegram_text(e, None)[0] for e in events]
+    assert by_chat(sandbox) == {800: texts, 801: texts}
+    assert 5 in sleeps  # the advised wait, exactly, for the message that met it

@@ -9,8 +9,10 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from snapshot_policy.model import Delivery, WebhookChannel
-from snapshot_policy.notify import Event, deliver
+from snapshot_policy.model import Delivery, TelegramChannel, WebhookChannel
+from snapshot_policy.notify import Event, deliver, webhook
+from tests.integration.conftest import BOT_TOKEN
+from tests.integration.test_notify_telegram import connections
 
 EVENT = Event(
     target="web", provider="hetzner", server_name="app-1", server_id="301",
@@ -177,3 +179,25 @@ def test_plain_http_to_this_machine_is_allowed(sandbox):
     localhost = sandbox.webhook_url("ops").replace("127.0.0.1", "localhost")
     assert send(hook(sandbox, url=localhost)).ok
     assert len(sandbox.webhook_deliveries("ops")) == 2
+
+
+def test_each_url_gets_its_payloads_in_order_over_one_pool_of_connections(sandbox, monkeypatch):
+    """Thirty hooks served concurrently, each in order; a client per payload opened 60 connections."""
+    accepted = connections(sandbox, monkeypatch)
+    hooks = [hook(sandbox, name=f"hook{h}", url=sandbox.webhook_url(f"h{h}")) for h in range(30)]
+    events = [EVENT, FAILED]
+    deliveries = deliver([(event, hooks) for event in events], "http://unused/bot", lambda: SENT_AT, sleep=[].append)
+    assert [(d.channel, d.ok, d.attempts) for d in deliveries] == [(f"hook{h}", True, 1) for _ in events for h in range(30)]
+    for h in range(30):
+        assert [d["json"]["status"] for d in sandbox.webhook_deliveries(f"h{h}")] == ["SUCCESS", "FAILURE"]
+    assert 1 <= len(accepted) <= webhook.POOL
+
+
+def test_telegram_and_webhook_deliveries_come_back_in_the_order_of_the_routes(sandbox):
+    chat = TelegramChannel(name="chat", bot_token=BOT_TOKEN, chat_id="555")
+    routes = [(EVENT, [hook(sandbox), chat]), (FAILED, [chat, hook(sandbox)])]
+    deliveries = deliver(routes, sandbox.telegram_base_url, lambda: SENT_AT, sleep=[].append)
+    assert [(d.channel, d.ok, d.attempts) for d in deliveries] == [
+        ("hook", True, 1), ("chat", True, 1), ("chat", True, 1), ("hook", True, 1)]
+    assert [d["json"]["status"] for d in sandbox.webhook_deliveries("ops")] == ["SUCCESS", "FAILURE"]
+    assert [m["text"].splitlines()[0] for m in sandbox.telegram_messages()] == ["✅ *Snapshot succeeded*", "❌ *Snapshot failed*"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -122,3 +123,34 @@ def test_backoff_for_a_notification_is_retries_plus_one_exact_tries_with_a_one_m
         run(policy, failing([Later()] * 10))
     assert sleeps == [0.5, 1.0, 2.0]
     assert MAX_ADVISED_WAIT_NOTIFY < MAX_ADVISED_WAIT == Backoff(attempts=1, base_delay=1).max_advised_wait
+
+
+def run_async(backoff, operation, **options):
+    async def awaited():
+        return operation()
+
+    return asyncio.run(backoff.run_async(awaited, retryable=lambda e: isinstance(e, Later), advised=lambda e: e.wait, **options))
+
+
+def test_backoff_run_async_makes_the_same_tries_and_waits_as_run():
+    for errors in ([Later(), Later(wait=7), Later()], [Later()] * 10, [Never()], [Later(wait=61)]):
+        outcomes = []
+        for runner in (run, run_async):
+            sleeps: list[float] = []
+            operation = failing(errors)
+            try:
+                outcomes.append((runner(backoff(sleeps, max_advised_wait=60), operation), len(operation.calls), sleeps))
+            except Exception as error:
+                outcomes.append((type(error), len(operation.calls), sleeps))
+        assert outcomes[0] == outcomes[1]
+
+
+def test_backoff_run_async_awaits_an_async_sleep():
+    slept: list[float] = []
+
+    async def sleep(seconds):
+        await asyncio.sleep(0)
+        slept.append(seconds)
+
+    assert run_async(Backoff(attempts=3, base_delay=0.25, sleep=sleep), failing([Later(), Later(wait=2)])) == "ok"
+    assert slept == [0.25, 2]
