@@ -3,6 +3,10 @@
 Usage errors exit 1, not click's usual 2: for `plan --detailed-exitcode` and for cron
 wrappers, 2 already means "changes pending" or "some targets failed".
 
+The modules that load the cloud SDKs (run, observe, the sandbox, the demo) are imported by
+the commands that use them, so `--version`, `--help`, `validate`, `simulate` and
+`completion` start without loading pydo, hcloud or python-telegram-bot (issue 14).
+
 Everything a command prints passes the secret masking of `logs` (SPEC §5, invariant 8):
 `main` wraps stdout and stderr for the whole command, and once the configuration is loaded
 its secrets are masked there, in the log and in every file the command writes.
@@ -22,21 +26,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from click.shell_completion import get_completion_class
 
-from snapshot_policy import config, render, run
+from snapshot_policy import config, render
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy
 from snapshot_policy.config.secrets import unprotected
-from snapshot_policy.demo import run_demo
 from snapshot_policy.duration import Duration
 from snapshot_policy.logs import setup_logging
 from snapshot_policy.redaction import hide, redact, redacted_output
 from snapshot_policy.model import Clock, RetentionPolicy
-from snapshot_policy.observe import observe
-from snapshot_policy.planfile import PlanFileError
+from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
 from snapshot_policy.progress import ApplyProgress
 from snapshot_policy.runlock import LockHeld, run_lock
-from snapshot_policy.sandbox import serve
 from snapshot_policy.simulate import simulate
 from snapshot_policy.statefiles import StateFileError, refuse_unsafe, write_atomic
 
@@ -175,6 +176,8 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
         return EXIT_ERROR
     if not _start_logging(loaded, verbose):
         return EXIT_ERROR
+    from snapshot_policy import run
+
     try:
         if plan_file is not None:
             refuse_unsafe(plan_file, "plan file")  # before reading every cloud, not after
@@ -224,6 +227,8 @@ def apply_command(
       snapshot-policy apply --policy snapshot-policy.yaml --dry-run
       snapshot-policy plan --out plan.json && snapshot-policy apply --plan plan.json
     """
+    from snapshot_policy import run
+
     settings = loaded.settings
     if loaded.critical:
         click.echo("Nothing applied: fix the errors above.", err=True)
@@ -239,7 +244,13 @@ def apply_command(
         return EXIT_ERROR
     if dry_run:
         plan, failures, _ = run.decide(loaded, whole, _now())
-        click.echo("Dry run: apply would do the following; nothing was changed.\n")
+        if plan_file is not None:  # what the saved plan would do: only what it and a fresh plan agree on
+            try:
+                plan = agreed(read_plan_file(plan_file), plan, plan_file, max_plan_age)
+            except (PlanFileError, OSError) as error:
+                click.echo(redact(str(error), loaded.secrets), err=True)
+                return EXIT_ERROR
+        click.echo(f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; nothing was changed.\n")
         click.echo(render.plan_text(plan, failures), nl=False)
         return EXIT_ERROR if failures else EXIT_OK
     try:
@@ -273,6 +284,9 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
     if not _start_logging(loaded, verbose, to_file=online and not loaded.critical):
         return EXIT_ERROR
     if online and not loaded.critical:
+        from snapshot_policy import run
+        from snapshot_policy.observe import observe
+
         failures += observe(loaded.targets, run.connector(loaded.settings), orphans=False).failures
         for failure in failures[len(loaded.failed):]:
             click.echo(f"{failure.target}: {failure.reason}", err=True)
@@ -383,6 +397,8 @@ def sandbox_command(port: int, state_file: str | None) -> None:
     Example, then point the tool at it with the variables it prints:
       snapshot-policy sandbox --port 8765
     """
+    from snapshot_policy.sandbox import serve
+
     try:
         serve(port, state_file)
     except OSError as error:
@@ -402,6 +418,8 @@ def demo_command() -> int:
     Example:
       snapshot-policy demo
     """
+    from snapshot_policy.demo import run_demo
+
     return run_demo(main, _clock(), click.echo)
 
 

@@ -124,6 +124,28 @@ def test_dry_run_calls_no_write_endpoint(policy, sandbox, capsys, clock):
     assert "+ create web-1-" in capsys.readouterr().out
 
 
+def test_dry_run_with_a_saved_plan_shows_what_that_plan_would_do(policy, sandbox, tmp_path, capsys, clock):
+    """apply --plan F --dry-run shows F's effect (what it and a fresh plan agree on), or its refusal."""
+    saved = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    document = json.loads(saved.read_text())
+    for target in document["targets"]:
+        if target["target"] == "web":  # the reviewer struck web's create and deletions from the file
+            target["create"], target["delete"] = None, []
+    saved.write_text(json.dumps(document))
+    capsys.readouterr()
+    sandbox.clear_requests()
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Dry run: apply --plan {saved} would do the following; nothing was changed.")
+    assert "+ create web-1-" not in out and "+ create " in out  # db's create stands, web's is gone
+    assert writes(sandbox) == []
+    document["fingerprint"] = "sha256:" + "0" * 64
+    saved.write_text(json.dumps(document))
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved), "--dry-run") == 1
+    assert "the snapshots changed since" in capsys.readouterr().err
+
+
 def test_saved_plan_is_applied_exactly_or_refused_if_the_snapshots_changed(policy, sandbox, tmp_path, capsys, clock):
     saved = tmp_path / "plan.json"
     assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
