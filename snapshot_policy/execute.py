@@ -129,6 +129,7 @@ class AccountRun:
         self.provider = provider
         self.targets = [TargetState(plan) for plan in plans]
         self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
+        self.budget.spend(provider.requests)  # the listings just read count in this minute too
         self.to_start: deque[TargetState] = deque()
         self.in_flight: dict[StartedSnapshot, tuple[TargetState, float]] = {}
         self.to_delete: deque[tuple[TargetState, PlanAction]] = deque()
