@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from snapshot_policy import statefiles, transport
 from snapshot_policy.model import Delivery, Outcome, RunReport
@@ -21,6 +24,9 @@ from snapshot_policy.render import iso_utc, target_identity
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 10.0
+METRICS_FILE = "metrics file"
+# Each target's labels, in this order: a target is its server on its account and provider.
+TARGET_LABELS = ("target", "provider", "account", "server_id")
 
 
 def ping(url: str | None, outcome: str, body: str = "") -> Delivery | None:
@@ -43,53 +49,72 @@ def ping(url: str | None, outcome: str, body: str = "") -> Delivery | None:
 
 def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
     """Write the Prometheus textfile atomically, carrying each target's last success forward.
-    Raise StateFileError (an OSError) if it cannot be written or `path` is a symbolic link."""
-    previous = _last_successes(path)
-    finished = report.finished.timestamp()
-    lines = [
-        *_metric("snapshot_policy_last_run_timestamp_seconds", "When the last run finished.", [("", finished)]),
-        *_metric("snapshot_policy_last_run_success", "1 if every target of the last run succeeded.", [("", int(report.exit_code == 0))]),
-        *_metric("snapshot_policy_last_run_exit_code", "The last run's exit code.", [("", report.exit_code)]),
-        *_metric("snapshot_policy_last_run_duration_seconds", "How long the last run took.", [("", (report.finished - report.started).total_seconds())]),
-        *_metric("snapshot_policy_last_run_api_requests", "Cloud API requests the last run made.", [("", api_requests)]),
-        *_metric("snapshot_policy_last_run_notifications_failed", "Notifications the last run could not deliver.", [("", sum(not d.ok for d in report.deliveries))]),
-    ]
-    created, deleted, managed = [], [], []
-    for outcome in report.outcomes:
-        target = outcome.plan.target
-        labels = _labels(target=target.name, provider=target.provider, account=target.account, server_id=target.server_id)
-        created.append((labels, int(outcome.created is not None)))
-        deleted.append((labels, len(outcome.deleted)))
-        managed.append((labels, outcome.remaining))
-        if outcome.ok:
-            previous[labels] = finished
-    lines += _metric("snapshot_policy_target_snapshots_created", "Snapshots the last run created, per target.", created)
-    lines += _metric("snapshot_policy_target_snapshots_deleted", "Snapshots the last run deleted, per target.", deleted)
-    lines += _metric("snapshot_policy_target_managed_snapshots", "Managed snapshots after the last run, per target.", managed)
-    lines += _metric("snapshot_policy_target_last_success_timestamp_seconds", "When each target last succeeded.", sorted(previous.items()))
-    statefiles.write_atomic(path, "\n".join(lines) + "\n", "metrics file")  # node_exporter never reads half a file
+    Raise StateFileError (an OSError) if it cannot be written or `path` is a symbolic link.
+
+    prometheus_client formats the file (every value exact: a timestamp to the microsecond);
+    `statefiles` writes it, because `prometheus_client.write_to_textfile` opens a predictable
+    temporary name (`PATH.<pid>.<thread>`) through any link there, with the umask's mode.
+    """
+    registry = CollectorRegistry()  # one per write: nothing global, nothing left from a run before
+    registry.register(_RunMetrics(report, api_requests, _last_successes(path)))
+    statefiles.write_atomic(path, generate_latest(registry).decode("utf-8"), METRICS_FILE)
 
 
-def _metric(name: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", *(f"{name}{labels} {value:g}" for labels, value in samples)]
+class _RunMetrics(Collector):
+    """The metrics of one finished run, as gauges; `previous` holds each target's last success
+    from the file before (by TARGET_LABELS' values), kept for a target that failed this time."""
+
+    def __init__(self, report: RunReport, api_requests: int, previous: dict[tuple[str, ...], float]) -> None:
+        self.report, self.api_requests, self.previous = report, api_requests, previous
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        report, finished = self.report, self.report.finished.timestamp()
+        for name, help_text, value in (
+            ("last_run_timestamp_seconds", "When the last run finished.", finished),
+            ("last_run_success", "1 if every target of the last run succeeded.", int(report.exit_code == 0)),
+            ("last_run_exit_code", "The last run's exit code.", report.exit_code),
+            ("last_run_duration_seconds", "How long the last run took.", (report.finished - report.started).total_seconds()),
+            ("last_run_api_requests", "Cloud API requests the last run made.", self.api_requests),
+            ("last_run_notifications_failed", "Notifications the last run could not deliver.", sum(not d.ok for d in report.deliveries)),
+        ):
+            yield GaugeMetricFamily(f"snapshot_policy_{name}", help_text, value=value)
+        created, deleted, managed = (_target_gauge(name, help_text) for name, help_text in (
+            ("snapshots_created", "Snapshots the last run created, per target."),
+            ("snapshots_deleted", "Snapshots the last run deleted, per target."),
+            ("managed_snapshots", "Managed snapshots after the last run, per target."),
+        ))
+        last_success = dict(self.previous)
+        for outcome in report.outcomes:
+            target = outcome.plan.target
+            labels = (target.name, target.provider, target.account, target.server_id)
+            created.add_metric(labels, int(outcome.created is not None))
+            deleted.add_metric(labels, len(outcome.deleted))
+            managed.add_metric(labels, outcome.remaining)
+            if outcome.ok:
+                last_success[labels] = finished
+        succeeded = _target_gauge("last_success_timestamp_seconds", "When each target last succeeded.")
+        for labels, value in sorted(last_success.items()):
+            succeeded.add_metric(labels, value)
+        yield from (created, deleted, managed, succeeded)
 
 
-def _labels(**values: str) -> str:
-    return "{" + ",".join(_escape(k, v) for k, v in values.items()) + "}"
+def _target_gauge(name: str, help_text: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"snapshot_policy_target_{name}", help_text, labels=TARGET_LABELS)
 
 
-def _escape(key: str, value: str) -> str:
-    return f'{key}="' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _last_successes(path: Path) -> dict[str, float]:
+def _last_successes(path: Path) -> dict[tuple[str, ...], float]:
     """The per-target last-success samples of the previous file, so a failing target keeps its date."""
     try:
-        text = statefiles.read_text(path, "metrics file")
-    except (OSError, ValueError):  # none yet, unreadable, or a link (which writing then refuses)
+        families = list(text_string_to_metric_families(statefiles.read_text(path, METRICS_FILE)))
+    except (OSError, ValueError):  # none yet, unreadable, not a textfile, or a link (which writing then refuses)
         return {}
-    pattern = re.compile(r"^snapshot_policy_target_last_success_timestamp_seconds(\{.*\}) (\S+)$", re.MULTILINE)
-    return {labels: float(value) for labels, value in pattern.findall(text)}
+    return {
+        tuple(sample.labels[k] for k in TARGET_LABELS): sample.value
+        for family in families
+        if family.name == "snapshot_policy_target_last_success_timestamp_seconds"
+        for sample in family.samples
+        if set(sample.labels) == set(TARGET_LABELS)
+    }
 
 
 def write_report(path: Path, report: RunReport) -> None:

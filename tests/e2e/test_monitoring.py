@@ -85,15 +85,22 @@ def test_metrics_file_parses_and_keeps_each_targets_last_success(policy, sandbox
     assert main(["apply", "--policy", str(policy), "--metrics-file", str(path)], clock=clock) == 0
     first = metrics(path)
     web = json.dumps({"account": "do", "provider": "digitalocean", "server_id": "3164444", "target": "web"}, sort_keys=True)
-    assert first["snapshot_policy_last_run_success{}"] == 1
-    assert first["snapshot_policy_target_snapshots_created" + web] == 1
-    assert first["snapshot_policy_target_managed_snapshots" + web] == 3
+    db = json.dumps({"account": "hz", "provider": "hetzner", "server_id": "4711", "target": "db"}, sort_keys=True)
+    succeeded = clock.now.timestamp()  # the run's clock stands still: it started and finished then
+    assert first["snapshot_policy_last_run_timestamp_seconds{}"] == succeeded
+    assert first["snapshot_policy_last_run_duration_seconds{}"] == 0
+    assert (first["snapshot_policy_last_run_success{}"], first["snapshot_policy_last_run_exit_code{}"]) == (1, 0)
+    assert first["snapshot_policy_last_run_notifications_failed{}"] == 0
+    assert [first[f"snapshot_policy_target_{name}" + web] for name in ("snapshots_created", "snapshots_deleted", "managed_snapshots")] == [1, 3, 3]
+    assert [first[f"snapshot_policy_target_{name}" + db] for name in ("snapshots_created", "snapshots_deleted", "managed_snapshots")] == [1, 4, 2]
     assert first["snapshot_policy_last_run_api_requests{}"] > 0
-    succeeded = first["snapshot_policy_target_last_success_timestamp_seconds" + web]
+    assert first["snapshot_policy_target_last_success_timestamp_seconds" + web] == succeeded
+    clock.advance(seconds=3601, microseconds=500000)
     sandbox.inject("error", service="digitalocean", method="GET", status=403, count=None)
     assert main(["apply", "--policy", str(policy), "--metrics-file", str(path)], clock=clock) == 2
     second = metrics(path)
-    assert second["snapshot_policy_last_run_success{}"] == 0
+    assert second["snapshot_policy_last_run_timestamp_seconds{}"] == clock.now.timestamp() == succeeded + 3601.5
+    assert (second["snapshot_policy_last_run_success{}"], second["snapshot_policy_last_run_exit_code{}"]) == (0, 2)
     assert second["snapshot_policy_target_last_success_timestamp_seconds" + web] == succeeded
 
 

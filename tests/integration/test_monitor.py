@@ -1,13 +1,17 @@
 """Telling monitoring how a run went (SPEC §7). The healthcheck ping, through the real httpx
 against the sandbox's webhook sink, lands on healthchecks.io's start/success/fail URLs with the
 body, and a failing or unreachable endpoint gives a failed Delivery instead of an exception. The
-Prometheus textfile parses as Prometheus would read it, holds the right value per run and per
-target, keeps a failing target's last success from the previous file and is replaced
-atomically; the JSON run report lists every target, decision, outcome and notification."""
+Prometheus textfile parses as Prometheus would read it, holds the exact value per run and per
+target (timestamps to the microsecond), keeps a failing target's last success from the previous
+file (also one an older version wrote), is replaced atomically, never through a link, and
+masks secrets; the JSON run report lists every target, decision, outcome and notification."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -16,12 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from snapshot_policy.model import Delivery, Outcome, RunReport, Snapshot, TargetFailure
 from snapshot_policy.monitor import ping, write_metrics, write_report
+from snapshot_policy.redaction import hide, redacted_output
 from snapshot_policy.reconcile import plan_target
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3)
-# 1.8e9 exactly: a value `{:g}` keeps whole, so these tests do not depend on its precision.
-FINISHED = utc(2027, 1, 15, 8)
+FINISHED = utc(2027, 1, 15, 8)  # 1.8e9 exactly; the exact-value tests below use odd times
 WEB = target(keep_last=1)
 DB = replace(WEB, name="db", server_id="2", server_name="db-1", provider="digitalocean")
 OLD = (snap(utc(2026, 11, 25, 3), id="11"), snap(utc(2026, 11, 24, 3), id="10"), snap(utc(2026, 1, 1), id="3", managed=False))
@@ -40,7 +44,11 @@ def run(web_ok: bool = True, db_ok: bool = False, finished=FINISHED, **fields) -
 
 def samples(path) -> dict[tuple[str, str], float]:
     """Every sample by (metric name, target label), read with prometheus_client's own parser."""
-    return {(s.name, s.labels.get("target", "")): s.value for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
+    return samples_of(path.read_text())
+
+
+def samples_of(text: str) -> dict[tuple[str, str], float]:
+    return {(s.name, s.labels.get("target", "")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 def test_write_metrics_records_the_run_and_each_target(tmp_path):
@@ -97,7 +105,7 @@ def test_write_metrics_replaces_the_file_atomically(tmp_path):
     write_metrics(path, run(), api_requests=1)
     with path.open() as reader:
         write_metrics(path, run(), api_requests=2)
-        assert "snapshot_policy_last_run_api_requests 1\n" in reader.read()
+        assert samples_of(reader.read())["snapshot_policy_last_run_api_requests", ""] == 1
     assert samples(path)["snapshot_policy_last_run_api_requests", ""] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["snapshot_policy.prom"]
 
@@ -110,12 +118,100 @@ def test_write_metrics_escapes_label_values(tmp_path):
     assert samples(path)["snapshot_policy_target_snapshots_created", 'db "a"\\b\nc'] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="monitor._metric formats values with {:g}: 6 significant digits, so timestamps lose whole seconds")
 def test_write_metrics_records_the_exact_finish_time(tmp_path):
     path = tmp_path / "snapshot_policy.prom"
     report = run(finished=utc(2026, 11, 26, 3, 1, 2))
     write_metrics(path, report, api_requests=0)
-    assert samples(path)["snapshot_policy_last_run_timestamp_seconds", ""] == report.finished.timestamp()
+    assert samples(path)["snapshot_policy_last_run_timestamp_seconds", ""] == report.finished.timestamp() == 1_795_662_062
+
+
+def test_write_metrics_records_times_to_the_microsecond_and_counts_exactly(tmp_path):
+    """`{:g}` kept six digits: 1795662062.123456 became 1.79566e+09, 2,062 s early."""
+    path = tmp_path / "snapshot_policy.prom"
+    finished = utc(2026, 11, 26, 3, 1, 2) + timedelta(microseconds=123456)
+    report = replace(run(web_ok=True, db_ok=True, finished=finished), started=finished - timedelta(seconds=5401, microseconds=250000))
+    write_metrics(path, report, api_requests=1_234_567)
+    values = samples(path)
+    assert values["snapshot_policy_last_run_timestamp_seconds", ""] == 1_795_662_062.123456
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "web"] == 1_795_662_062.123456
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == 1_795_662_062.123456
+    assert values["snapshot_policy_last_run_duration_seconds", ""] == 5401.25
+    assert values["snapshot_policy_last_run_api_requests", ""] == 1_234_567
+    assert "snapshot_policy_last_run_api_requests 1.234567e+06\n" in path.read_text()  # every digit written
+
+
+def test_write_metrics_carries_the_exact_last_success_across_runs(tmp_path):
+    path = tmp_path / "snapshot_policy.prom"
+    succeeded = utc(2026, 11, 25, 3, 0, 7) + timedelta(microseconds=5)
+    write_metrics(path, run(web_ok=True, db_ok=True, finished=succeeded), api_requests=0)
+    for day in (1, 2):  # db fails twice; its date must not drift through the rewrites
+        write_metrics(path, run(web_ok=True, db_ok=False, finished=succeeded + timedelta(days=day, seconds=1)), api_requests=0)
+    values = samples(path)
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == succeeded.timestamp() == 1_795_575_607.000005
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "web"] == (succeeded + timedelta(days=2, seconds=1)).timestamp()
+
+
+def test_write_metrics_carries_forward_a_last_success_an_older_version_wrote(tmp_path):
+    """The hand-formatted file of earlier versions: labels in declaration order, values in `{:g}`."""
+    path = tmp_path / "snapshot_policy.prom"
+    path.write_text(
+        "# HELP snapshot_policy_target_last_success_timestamp_seconds When each target last succeeded.\n"
+        "# TYPE snapshot_policy_target_last_success_timestamp_seconds gauge\n"
+        'snapshot_policy_target_last_success_timestamp_seconds{target="db",provider="digitalocean",account="main",server_id="2"} 1.7e+09\n'
+        'snapshot_policy_target_last_success_timestamp_seconds{target="gone",provider="hetzner",account="main",server_id="9"} 1.6e+09\n'
+    )
+    write_metrics(path, run(web_ok=True, db_ok=False), api_requests=0)
+    values = samples(path)
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == 1.7e9
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "gone"] == 1.6e9
+    assert values["snapshot_policy_target_last_success_timestamp_seconds", "web"] == 1.8e9
+
+
+def test_write_metrics_starts_afresh_over_a_file_it_cannot_parse(tmp_path):
+    path = tmp_path / "snapshot_policy.prom"
+    path.write_text('snapshot_policy_target_last_success_timestamp_seconds{target="db 1.7e+09\n')
+    write_metrics(path, run(web_ok=True, db_ok=False), api_requests=0)
+    assert [k for k in samples(path) if k[0] == "snapshot_policy_target_last_success_timestamp_seconds"] == [
+        ("snapshot_policy_target_last_success_timestamp_seconds", "web")
+    ]
+
+
+def test_write_metrics_builds_a_fresh_registry_for_every_write(tmp_path):
+    """Nothing global: two files written one after the other hold only their own run."""
+    first, second = tmp_path / "a.prom", tmp_path / "b.prom"
+    write_metrics(first, run(db_ok=True), api_requests=3)
+    write_metrics(second, replace(run(), outcomes=run().outcomes[:1]), api_requests=4)
+    assert samples(first)["snapshot_policy_last_run_api_requests", ""] == 3
+    assert samples(second)["snapshot_policy_last_run_api_requests", ""] == 4
+    assert {target for _, target in samples(second)} == {"", "web"}
+
+
+def test_write_metrics_never_follows_a_link_at_prometheus_clients_temporary_name(tmp_path):
+    """`prometheus_client.write_to_textfile` writes `PATH.<pid>.<thread>` through a link there,
+    with the umask's mode: the file is written by `statefiles` instead, 0600 whatever the umask."""
+    victim = tmp_path / "victim.conf"
+    victim.write_text("precious\n")
+    path = tmp_path / "snapshot_policy.prom"
+    (tmp_path / f"{path.name}.{os.getpid()}.{threading.get_ident()}").symlink_to(victim)
+    previous = os.umask(0o022)
+    try:
+        write_metrics(path, run(), api_requests=0)
+    finally:
+        os.umask(previous)
+    assert victim.read_text() == "precious\n"
+    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_write_metrics_masks_the_secrets_in_force(tmp_path):
+    secret = "dop_v1_" + "METRICSleak" + "7f" * 25
+    path = tmp_path / "snapshot_policy.prom"
+    report = run()
+    odd = replace(report.outcomes[1], plan=replace(report.outcomes[1].plan, target=replace(DB, name=f"db {secret}")))
+    with redacted_output():
+        hide([secret])
+        write_metrics(path, replace(report, outcomes=(report.outcomes[0], odd)), api_requests=0)
+    assert secret not in path.read_text()
+    assert samples(path)["snapshot_policy_target_snapshots_created", "db ***"] == 0
 
 
 def test_write_report_lists_every_target_decision_outcome_and_notification(tmp_path):
