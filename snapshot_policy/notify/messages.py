@@ -51,7 +51,9 @@ class Event:
 
 
 def variables(event: Event) -> dict[str, str | int]:
-    """Return every template variable for `event`; `total_snapshots` stays an int."""
+    """Return every template variable for `event`, rendered as snapshots.py rendered them:
+    `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
+    written as its digits)."""
     return {
         "script": SCRIPT,
         "provider": event.provider,
@@ -62,7 +64,7 @@ def variables(event: Event) -> dict[str, str | int]:
         "snapshot_info": snapshot_info(event.total_snapshots),
         "status": event.status,
         "hostname": event.hostname,
-        "timestamp": _utc_text(event.timestamp),
+        "timestamp": event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
         "droplet_name": event.server_name,
         "droplet_id": event.server_id,
     }
@@ -240,9 +242,8 @@ def _escape_outside(value: object) -> str:
 
 def webhook_payload(event: Event, template: dict | None) -> dict:
     """Return the JSON payload: `template` with variables filled into every string value
-    (keys untouched), or the default payload with the legacy fields plus `target` and `error`.
-
-    A string that is exactly one numeric variable (`"{total_snapshots}"`) becomes the number.
+    (keys untouched; a string stays a string, `"{total_snapshots}"` is `"3"`, as snapshots.py
+    sent it), or the default payload with the legacy fields plus `target` and `error`.
     """
     values = variables(event)
     if template is None:
@@ -269,8 +270,5 @@ def _fill_payload(node: object, values: Mapping[str, object]) -> object:
     if isinstance(node, list):
         return [_fill_payload(value, values) for value in node]
     if isinstance(node, str):
-        name = node[1:-1]
-        if node == "{" + name + "}" and isinstance(values.get(name), int):
-            return values[name]
         return _fill(node, values, markdown=False)
     return node

@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 from snapshot_policy.model import Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import Event, deliver, webhook
 from tests.integration.conftest import BOT_TOKEN
+
+# {timestamp} is the host's local time; the machine's own zone decides it here.
+STAMP = datetime(2025, 1, 1, 3, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 from tests.integration.test_notify_telegram import connections
 
 EVENT = Event(
@@ -42,7 +45,7 @@ def test_default_payload_is_posted_as_compact_json(sandbox):
     assert "x-snapshot-policy-signature" not in received["headers"]
     assert received["json"] == {
         "script": "snapshot-policy", "provider": "hetzner", "server": "app-1", "server_id": "301",
-        "status": "FAILURE", "hostname": "backup-host", "timestamp": "2025-01-01 03:00:00 UTC",
+        "status": "FAILURE", "hostname": "backup-host", "timestamp": STAMP,
         "snapshot_name": "", "total_snapshots": 2, "snapshot_info": "2 snapshots exist",
         "target": "web", "error": "server is locked",
     }
@@ -58,7 +61,7 @@ def test_custom_payload_and_extra_headers_are_sent(sandbox):
     )
     assert send(channel).ok and send(channel, FAILED).ok
     first, second = sandbox.webhook_deliveries("ops")
-    assert first["body"] == '{"text":"✅ app-1","blocks":[{"count":2}]}'
+    assert first["body"] == '{"text":"✅ app-1","blocks":[{"count":"2"}]}'
     assert first["headers"]["x-team"] == "ops"
     assert first["headers"]["content-type"] == "application/json"
     assert second["json"] == {"text": "failed"}

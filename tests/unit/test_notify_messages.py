@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+
+import pytest
 
 from snapshot_policy.notify.messages import (
     FAILURE,
@@ -18,6 +21,17 @@ from snapshot_policy.notify.messages import (
 )
 
 AT = datetime(2025, 1, 1, 4, 30, tzinfo=timezone(timedelta(hours=1)))  # 03:30 UTC
+
+
+@pytest.fixture(autouse=True)
+def host_in_new_york(monkeypatch):
+    """Templates' {timestamp} is the host's local time, as snapshots.py wrote it: a host
+    whose zone is not UTC shows that it is."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 OK = Event(
     target="web",
     provider="digitalocean",
@@ -47,7 +61,7 @@ def test_variables_cover_every_template_variable_with_legacy_formats():
         "snapshot_info": "3 snapshots exist",
         "status": "SUCCESS",
         "hostname": "backup-host",
-        "timestamp": "2025-01-01 03:30:00 UTC",
+        "timestamp": "2024-12-31 22:30:00",
         "droplet_name": "web-1",
         "droplet_id": "101",
     }
@@ -94,7 +108,7 @@ def test_telegram_text_template_fills_every_variable_including_deprecated_ones()
     text, parse_mode = telegram_text(OK, template)
     assert text == (
         "snapshot-policy digitalocean web-1 101 web-1-20250101033000 3 3 snapshots exist SUCCESS "
-        "backup-host 2025-01-01 03:30:00 UTC web-1 101"
+        "backup-host 2024-12-31 22:30:00 web-1 101"
     )
     assert parse_mode == "Markdown"
 
@@ -132,7 +146,7 @@ def test_a_format_spec_or_conversion_is_never_applied_even_if_validation_missed_
     assert plain_text(OK, template) == expected
     assert len(telegram_text(OK, template)[0]) < 200
     assert webhook_payload(OK, {"count": "{total_snapshots:>300000000}", "n": "{total_snapshots}"}) == {
-        "count": "{total_snapshots:>300000000}", "n": 3}
+        "count": "{total_snapshots:>300000000}", "n": "3"}
 
 
 def test_summary_text_counts_then_lists_failures_first():
@@ -165,7 +179,7 @@ def test_webhook_payload_default_has_the_legacy_fields_plus_target_and_error():
         "server_id": "303",
         "status": "FAILURE",
         "hostname": "backup-host",
-        "timestamp": "2025-01-01 03:30:00 UTC",
+        "timestamp": "2024-12-31 22:30:00",
         "snapshot_name": "",
         "total_snapshots": 1,
         "snapshot_info": "1 snapshot exists",
@@ -174,7 +188,9 @@ def test_webhook_payload_default_has_the_legacy_fields_plus_target_and_error():
     }
 
 
-def test_webhook_payload_template_fills_nested_strings_and_keeps_whole_numeric_variables_numbers():
+def test_webhook_payload_template_fills_nested_strings_and_keeps_strings_strings():
+    """As snapshots.py sent them: `"{total_snapshots}"` is the string "3" (an n8n workflow
+    comparing it with "3" must keep working)."""
     template = {
         "text": "{server_name} has {total_snapshots}",
         "{server_name}": "keys are not templated",
@@ -186,8 +202,8 @@ def test_webhook_payload_template_fills_nested_strings_and_keeps_whole_numeric_v
     assert webhook_payload(OK, template) == {
         "text": "web-1 has 3",
         "{server_name}": "keys are not templated",
-        "count": 3,
+        "count": "3",
         "id": "101",
-        "fields": [{"name": "web-1", "values": ["SUCCESS", 3, 7, True, None]}],
+        "fields": [{"name": "web-1", "values": ["SUCCESS", "3", 7, True, None]}],
         "meta": {"host": "backup-host", "unknown": "{nope}"},
     }
