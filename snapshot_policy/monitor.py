@@ -57,7 +57,7 @@ def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
     """
     registry = CollectorRegistry()  # one per write: nothing global, nothing left from a run before
     registry.register(_RunMetrics(report, api_requests, _last_successes(path)))
-    statefiles.write_atomic(path, generate_latest(registry).decode("utf-8"), METRICS_FILE)
+    statefiles.write_atomic(path, generate_latest(registry).decode("utf-8"), METRICS_FILE, statefiles.WORLD_READABLE)
 
 
 class _RunMetrics(Collector):

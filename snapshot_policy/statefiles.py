@@ -33,6 +33,8 @@ from snapshot_policy.redaction import mask_secrets
 
 OWNER_ONLY = 0o600
 GROUP_READABLE = 0o640
+# The metrics textfile holds no secret and is read by node_exporter, another user.
+WORLD_READABLE = 0o644
 
 _LINK_ADVICE = "it is a symbolic link, and the tool never writes its files through one; remove the link (the tool creates the file) or point the setting at a regular file"
 

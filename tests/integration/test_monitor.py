@@ -188,7 +188,8 @@ def test_write_metrics_builds_a_fresh_registry_for_every_write(tmp_path):
 
 def test_write_metrics_never_follows_a_link_at_prometheus_clients_temporary_name(tmp_path):
     """`prometheus_client.write_to_textfile` writes `PATH.<pid>.<thread>` through a link there,
-    with the umask's mode: the file is written by `statefiles` instead, 0600 whatever the umask."""
+    with the umask's mode: the file is written by `statefiles` instead, 0644 whatever the umask
+    (node_exporter, another user, reads it; it holds no secret)."""
     victim = tmp_path / "victim.conf"
     victim.write_text("precious\n")
     path = tmp_path / "snapshot_policy.prom"
@@ -199,7 +200,7 @@ def test_write_metrics_never_follows_a_link_at_prometheus_clients_temporary_name
     finally:
         os.umask(previous)
     assert victim.read_text() == "precious\n"
-    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_write_metrics_masks_the_secrets_in_force(tmp_path):
