@@ -28,6 +28,7 @@ WIDTH, LEFT, RIGHT, MARGIN = 960, 170, 30, 16
 TOP, ROW_HEIGHT, AXIS_HEIGHT, LEGEND_HEIGHT = 92, 30, 34, 64
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
 DOT_RADIUS = 4.5
+LABEL_WIDTH = 64  # room for one axis label such as "Sep 2027", with a gap
 
 
 def survivors_svg(simulation: Simulation) -> str:
@@ -107,20 +108,28 @@ def _axis(simulation: Simulation, row_count: int) -> list[str]:
 
 
 def _ticks(simulation: Simulation) -> list[tuple[date, str]]:
+    """Day, week, month or year starts, as many as fit the plot without labels touching;
+    a month is named with its year only where the year begins (and at the first label)."""
     first = simulation.start.astimezone(simulation.zone).date()
     days = [first + timedelta(days=offset) for offset in range(simulation.days + 1)]
+    room = int(PLOT_WIDTH // LABEL_WIDTH)
     if simulation.days <= 14:
         return [(d, f"{d:%m-%d}") for d in days]
     if simulation.days <= 120:
         return [(d, f"{d:%m-%d}") for d in days if d.weekday() == 0]
-    if simulation.days <= 1100:
-        step = 1 if simulation.days <= 400 else 3
-        return [(d, f"{d:%b %Y}") for d in days if d.day == 1 and (d.month - 1) % step == 0]
-    return [(d, f"{d:%Y}") for d in days if (d.month, d.day) == (1, 1)]
+    months = [d for d in days if d.day == 1]
+    if len(months) / 12 <= room:
+        step = next(step for step in (1, 2, 3, 6, 12) if len(months) / step <= room)
+        shown = [d for d in months if (d.month - 1) % step == 0]
+        return [(d, f"{d:%b %Y}" if d.month == 1 or d == shown[0] else f"{d:%b}") for d in shown]
+    years = [d for d in days if (d.month, d.day) == (1, 1)]
+    step = next(step for step in (1, 2, 5, 10, 20, 50) if len(years) / step <= room)
+    return [(d, f"{d:%Y}") for d in years if d.year % step == 0]
 
 
 def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
-    """A row's label with its count, a faint band, and one dot per survivor the rule keeps."""
+    """A row's label with how many it keeps (`monthly: 2 kept`, never read as the setting),
+    a faint band, and one dot per survivor the rule keeps."""
     kept = [snapshot for snapshot, kept_by in simulation.survivors if rule in kept_by]
     middle = top + ROW_HEIGHT / 2
     colour = COLOURS.get(_base_rule(rule), OTHER_COLOUR)
@@ -128,7 +137,7 @@ def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
     parts = [
         f'<g class="rule" data-rule="{escape(rule)}">',
         f'<rect x="{LEFT}" y="{top + 3}" width="{PLOT_WIDTH}" height="{ROW_HEIGHT - 6}" fill="{colour}" fill-opacity="0.06"/>',
-        f'<text x="{LEFT - 10}" y="{middle + 4}" text-anchor="end">{escape(rule)} ({len(kept)})</text>',
+        f'<text x="{LEFT - 10}" y="{middle + 4}" text-anchor="end">{escape(rule)}: {len(kept)} kept</text>',
     ]
     for snapshot in kept:
         when = snapshot.created.astimezone(simulation.zone)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
+from datetime import datetime, timezone
 from dataclasses import replace
 from importlib import resources
 from zoneinfo import ZoneInfo
 
-from snapshot_policy.chart import LEFT, PLOT_WIDTH, rule_rows, survivors_svg
+import pytest
+
+from snapshot_policy.chart import LABEL_WIDTH, LEFT, PLOT_WIDTH, rule_rows, survivors_svg
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import RetentionPolicy
 from snapshot_policy.simulate import simulate
@@ -58,3 +62,17 @@ def test_chart_escapes_the_policy_and_zone_text():
     assert "Lab&lt;&amp;&gt;&quot;zone" in svg
     text = "".join(ET.fromstring(svg).itertext())
     assert 'Policy: keep_last 2 (timezone Lab<&>"zone)' in text
+
+
+@pytest.mark.parametrize("days", [150, 300, 400, 730, 1100, 3650, 36500])
+def test_axis_labels_never_touch(days):
+    """Labels are centred on their tick: two labels closer than LABEL_WIDTH would overlap."""
+    simulation = simulate(RetentionPolicy(keep_monthly=12), ZoneInfo("UTC"), datetime(2026, 1, 15, tzinfo=timezone.utc), days, 1)
+    xs = [float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="middle"', survivors_svg(simulation))]
+    assert len(xs) >= 2 and min(b - a for a, b in zip(xs, xs[1:])) >= LABEL_WIDTH
+    assert "Feb 2027Mar 2027" not in survivors_svg(simulation)
+
+
+def test_a_row_says_how_many_it_keeps_not_the_setting():
+    simulation = simulate(RetentionPolicy(keep_monthly=12), ZoneInfo("UTC"), datetime(2026, 1, 15, tzinfo=timezone.utc), 45, 1)
+    assert ">monthly: 2 kept</text>" in survivors_svg(simulation)
