@@ -116,8 +116,8 @@ def apply(
 def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> None:
     """Record the snapshots made and (for a whole run) the servers missing, for the next run."""
     for outcome in report.outcomes:
-        if outcome.created is not None:
-            state.record_made(outcome.plan.target.account, outcome.plan.target.server_id, now)
+        if outcome.created is not None:  # dated as the cloud dates it, so the next listing agrees
+            state.record_made(outcome.plan.target.account, outcome.plan.target.server_id, min(outcome.created.created, now))
     for account, absent in (observation.absent if observation else {}).items():
         state.record_absent(account, absent, now)
     try:
