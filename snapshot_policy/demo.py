@@ -175,12 +175,11 @@ def _heading(out: Out, step: int, text: str) -> None:
 def _command(run: Callable[[list[str]], int], out: Out, argv: list[str]) -> int:
     """Run the CLI in-process, show the command line and everything it printed; return its exit code."""
     out(f"$ snapshot-policy {' '.join(argv)}")
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with redirect_stdout(stdout), redirect_stderr(stderr):
+    printed = io.StringIO()  # both streams in one, so results follow the progress they sum up
+    with redirect_stdout(printed), redirect_stderr(printed):
         code = run(argv)
-    for text in (stdout.getvalue(), stderr.getvalue()):
-        if text.strip():
-            out(text.rstrip())
+    if printed.getvalue().strip():
+        out(printed.getvalue().rstrip())
     out(f"(exit code {code})")
     return code
 

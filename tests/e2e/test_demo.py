@@ -98,3 +98,12 @@ def test_demo_leaves_the_environment_as_it_was(monkeypatch):
     before = dict(os.environ)
     assert run_demo(main, lambda: DEMO_AT, out=lambda text: None, action_seconds=0.05) == 0
     assert dict(os.environ) == before
+
+
+def test_apply_results_follow_the_progress_they_sum_up(demo):
+    _, text, _ = demo
+    lines = section(text, 4).splitlines()
+    last_progress = max(i for i, line in enumerate(lines) if line.endswith((": done", ": failed")))
+    first_result = min(i for i, line in enumerate(lines) if ": ok: created " in line)
+    summary = next(i for i, line in enumerate(lines) if line.startswith("snapshot-policy apply: "))
+    assert last_progress < first_result < summary
