@@ -186,11 +186,11 @@ def test_audit_log_is_created_readable_by_its_owner_only(tmp_path):
     assert mode(path) == 0o600
 
 
-@pytest.mark.parametrize("write", [
-    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), id="metrics"),
-    pytest.param(lambda path: write_report(path, RunReport(NOW, NOW, ())), id="report"),
+@pytest.mark.parametrize("write, expected_mode", [
+    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"),  # node_exporter reads it; no secret
+    pytest.param(lambda path: write_report(path, RunReport(NOW, NOW, ())), 0o600, id="report"),
 ])
-def test_metrics_and_report_refuse_a_symbolic_link_and_are_created_0600(tmp_path, victim, write):
+def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(tmp_path, victim, write, expected_mode):
     link = tmp_path / "link.out"
     link.symlink_to(victim)
     with pytest.raises(UnsafeStateFile):
@@ -199,4 +199,4 @@ def test_metrics_and_report_refuse_a_symbolic_link_and_are_created_0600(tmp_path
     (tmp_path / "real.out.tmp").symlink_to(victim)  # the metrics file's old fixed temporary name
     write(tmp_path / "real.out")
     assert victim.read_text() == PRECIOUS
-    assert mode(tmp_path / "real.out") == 0o600
+    assert mode(tmp_path / "real.out") == expected_mode
