@@ -18,10 +18,12 @@ ways of resolving servers are exercised. It then runs the real command line in t
 `--baseline FILE` also runs each plan with another `observe` module (for instance the
 previous `snapshot_policy/observe.py`, copied aside before a change), on the same sandbox,
 so before and after are measured on one machine in one run. `--latency S` delays every
-provider request by S seconds (a `delay` fault without a count limit).
+provider request by S seconds (a `delay` fault without a count limit). `--page-readers N`
+reads N pages of a listing at a time (providers/paging.py; 1: one after another).
 
     python benchmarks/plan_scale.py
     python benchmarks/plan_scale.py --sizes 1000 --latency 0.05 --baseline /tmp/observe_before.py
+    python benchmarks/plan_scale.py --sizes 4000 --page-readers 1
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snapshot_policy import cli, run  # noqa: E402
+from snapshot_policy.providers import paging  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
@@ -252,7 +255,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every provider request (default 0)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the fleet (default 7)")
     parser.add_argument("--baseline", metavar="FILE", help="also plan with the `observe` of this module file, on the same sandbox")
+    parser.add_argument("--page-readers", type=int, metavar="N", help=f"pages of one listing read at a time (default {paging.PAGE_READERS}; 1: one after another)")
     args = parser.parse_args()
+    if args.page_readers is not None:
+        paging.PAGE_READERS = max(1, args.page_readers)
 
     import hcloud  # noqa: F401 — the SDKs' import time is not the plan's
     import pydo  # noqa: F401
@@ -261,7 +267,7 @@ def main() -> None:
     if args.baseline:
         candidates.insert(0, ("baseline", load_observe(args.baseline)))
     print(f"{args.snapshots} snapshots per server (60% ours), latency {args.latency * 1000:g} ms per request, seed {args.seed}, "
-          f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}", flush=True)
+          f"{paging.PAGE_READERS} page(s) of a listing at a time, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}", flush=True)
     rows: list[Measured] = []
     for size in args.sizes:
         state = fleet(size, args.snapshots, args.seed)

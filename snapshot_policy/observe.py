@@ -17,8 +17,9 @@ to raise, becomes that account's targets' failure; the other accounts carry on.
 
 Accounts are read concurrently (up to `ACCOUNT_READERS` at a time; each has its own provider
 object), their results then taken in the order the specs name the accounts, so the outcome
-does not depend on which answers first. Within an account the requests stay in sequence:
-servers, one listing per distinct label selector, snapshots. The snapshot listing is grouped
+does not depend on which answers first. Within an account the listings stay in sequence:
+servers, one listing per distinct label selector, snapshots (the adapters read the pages of
+each a few at a time, in page order: providers/paging.py). The snapshot listing is grouped
 by server once, so each target classifies its own server's snapshots only.
 """
 

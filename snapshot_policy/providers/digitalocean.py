@@ -24,6 +24,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
 from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.providers.paging import Page, read_all
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
 T = TypeVar("T")
@@ -57,6 +58,7 @@ class DigitalOcean:
         )
         self._last = threading.local()  # this thread's latest HTTP status, for _call
         self.requests = 0
+        self._counting = threading.Lock()
         self._timing = timing
         self._retry = retry
         self._tags_made: set[str] = set()
@@ -65,7 +67,8 @@ class DigitalOcean:
         self.rate_limit = _budget(DEFAULT_LIMIT)
 
     def _seen(self, response: Any) -> None:
-        self.requests += 1  # every HTTP exchange, for the metrics file
+        with self._counting:  # pages of a listing are read by several threads at once
+            self.requests += 1  # every HTTP exchange, for the metrics file
         self._last.status = response.http_response.status_code
         headers = response.http_response.headers
         limit, remaining = str(headers.get("ratelimit-limit", "")), str(headers.get("ratelimit-remaining", ""))
@@ -208,20 +211,19 @@ class DigitalOcean:
             self._read("tag snapshot", self._client.tags.assign_resources, tag_id=tag, body=resources)
 
     def _pages(self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], **params: Any) -> list[T]:
-        """Every item of a paginated listing, each read by `convert`."""
+        """Every item of a paginated listing, each read by `convert`: page by page while each
+        links a next one, each page under `_read`, several at a time once the first has told
+        how many there are (`meta.total`; paging.py)."""
 
-        def page_of(body: Any) -> tuple[list[T], bool]:
-            pages = (body.get("links") or {}).get("pages") or {}
-            return [convert(item) for item in body[key]], bool(pages.get("next"))
+        def read(page: int) -> Page[T]:
+            def page_of(body: Any) -> Page[T]:
+                pages = (body.get("links") or {}).get("pages") or {}
+                items = [convert(item) for item in body[key]]
+                return items, page + 1 if pages.get("next") else None, _last_page(body)
 
-        items: list[T] = []
-        page = 1
-        while True:
-            batch, more = self._read(operation, method, page_of, page=page, per_page=PAGE_SIZE, **params)
-            items += batch
-            if not more:
-                return items
-            page += 1
+            return self._read(operation, method, page_of, page=page, per_page=PAGE_SIZE, **params)
+
+        return read_all(read)
 
     def _read(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
         """`_call`, retried while transient."""
@@ -260,6 +262,14 @@ class DigitalOcean:
         if status is not None and 200 <= status < 300:
             return unreadable(self.name, operation, status, "its body could not be read")
         return unreadable(self.name, operation, status, f"an HTTP {status} without DigitalOcean's error body")
+
+
+def _last_page(body: Any) -> int | None:
+    """The number of pages of PAGE_SIZE a listing's `meta.total` makes, or None if it does not
+    say (the listing is then read one page at a time, as its links lead)."""
+    meta = body.get("meta")
+    total = meta.get("total") if isinstance(meta, dict) else None
+    return -(-total // PAGE_SIZE) if type(total) is int and total >= 0 else None
 
 
 def _is_error(body: Any) -> bool:

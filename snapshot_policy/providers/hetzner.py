@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import hcloud
 import requests
@@ -27,6 +27,7 @@ from hcloud.servers import Server as HcloudServer
 from snapshot_policy import __version__
 from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
 from snapshot_policy.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
+from snapshot_policy.providers.paging import Page, read_all
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
 T = TypeVar("T")
@@ -76,12 +77,14 @@ class Hetzner:
         self._client._client._session.hooks["response"].append(self._seen)  # requests' own hook API
         self._last = threading.local()  # this thread's latest response, for _call
         self.requests = 0
+        self._counting = threading.Lock()
         self.rate_limit = RateLimit(DEFAULT_LIMIT / 3600, DEFAULT_LIMIT)
         self._timing = timing
         self._retry = retry
 
     def _seen(self, response: requests.Response, *args: object, **kwargs: object) -> None:
-        self.requests += 1  # every HTTP exchange, for the metrics file
+        with self._counting:  # pages of a listing are read by several threads at once
+            self.requests += 1  # every HTTP exchange, for the metrics file
         self._last.response = response
         limit, remaining = response.headers.get("RateLimit-Limit", ""), response.headers.get("RateLimit-Remaining", "")
         if limit.isdigit() and remaining.isdigit() and int(limit):
@@ -89,11 +92,27 @@ class Hetzner:
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"label_selector": selector} if selector else {}
-        return self._read("list servers", lambda: [_server(s) for s in self._client.servers.get_all(**filters)])
+        return self._pages("list servers", self._client.servers, _server, **filters)
 
     def snapshots(self) -> list[CloudSnapshot]:
         # Not `status=`: hcloud 2.27 sends the page size in its place.
-        return self._read("list snapshots", lambda: [_snapshot(i) for i in self._client.images.get_all(type=["snapshot"])])
+        return self._pages("list snapshots", self._client.images, _snapshot, type=["snapshot"])
+
+    def _pages(self, operation: str, resource: Any, convert: Callable[[Any], T], **filters: Any) -> list[T]:
+        """Every item of a paginated listing, as hcloud's `get_all` would read it, each read by
+        `convert`: page by page through `get_list`, each page (with the reading of its items)
+        under `_read`, several at a time once the first has named the last (paging.py)."""
+
+        def read(page: int) -> Page[T]:
+            def call() -> Page[T]:
+                items, meta = resource.get_list(page=page, per_page=resource.max_per_page, **filters)
+                pagination = meta.pagination if meta else None
+                following, last = (pagination.next_page, pagination.last_page) if pagination else (None, None)
+                return [convert(item) for item in items or []], following, last
+
+            return self._read(operation, call)
+
+        return read_all(read)
 
     def snapshots_in_progress(self, since: datetime) -> set[str]:
         """Return the servers with a create_image action running, from one listing of the

@@ -161,7 +161,7 @@ class DigitalOceanAPI:
                 "start": format_time(window + timedelta(days=1)),
                 "end": format_time(window + timedelta(days=1, hours=23)),
             },
-            "snapshot_ids": snapshot_ids,
+            "snapshot_ids": list(snapshot_ids),  # the index is kept by the state: not this reply's
             "image": {
                 "id": 63663980,
                 "name": "24.04 (LTS) x64",

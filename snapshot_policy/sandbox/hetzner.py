@@ -349,10 +349,6 @@ class HetznerAPI:
     # -- images ----------------------------------------------------------------------------
 
     def _list_images(self, request: Request, account: Account) -> Response:
-        system = sorted(SYSTEM_IMAGES.values(), key=SORT_KEYS["id"])
-        snapshots = self.state.snapshots_of(account)  # already by id
-        images = system + snapshots
-        by_id = not snapshots or not system or system[-1].id < snapshots[0].id
         types, statuses = request.args("type"), request.args("status")
         for value in types:
             if value not in ("system", "app", "snapshot", "backup"):
@@ -360,10 +356,9 @@ class HetznerAPI:
         for value in statuses:
             if value not in ("available", "creating", "unavailable"):
                 return _invalid("status", f"unknown image status {value!r}")
-        if types:
-            images = [i for i in images if i.type in types]
-        if statuses:
-            images = [i for i in images if i.status in statuses]
+        # Every page of a listing asks for the same filtered list: kept, not rebuilt per page.
+        key = ("images", tuple(types), tuple(statuses))
+        images = self.state.kept(account, key, lambda: _images(self.state.snapshots_of(account), types, statuses))
         if request.args("bound_to"):
             images = []  # only backups are bound to a server, and the sandbox has none
         if name := request.arg("name"):
@@ -371,7 +366,7 @@ class HetznerAPI:
         if selector := request.arg("label_selector"):
             matches = parse_selector(selector)
             images = [i for i in images if matches(i.labels)]
-        ordered = _sorted(images, request.args("sort"), by_id=by_id)
+        ordered = _sorted(images, request.args("sort"), by_id=True)
         return self._page(request, "images", ordered, _image)
 
     def _image_or_error(self, account: Account, image_id: str) -> Snapshot | Response:
@@ -476,12 +471,22 @@ def _action_ids(request: Request) -> list[int] | Response:
     return ids
 
 
+def _images(snapshots: list[Snapshot], types: list[str], statuses: list[str]) -> list[Snapshot]:
+    """The system images and the account's snapshots (by id), by id, of `types` and `statuses`
+    (each: any, if empty)."""
+    images = sorted([*SYSTEM_IMAGES.values(), *snapshots], key=SORT_KEYS["id"])
+    return [i for i in images if (not types or i.type in types) and (not statuses or i.status in statuses)]
+
+
 def _sorted(items: list, sort: list[str], *, keys: dict = SORT_KEYS, by_id: bool = False) -> list:
     """Apply Hetzner's `sort` parameters (`field[:asc|:desc]`, repeatable); default by id.
 
     `by_id`: the items are already in id order, so the default sort (a full pass per page
-    served, at 40,000 images) is skipped; the result is the same.
+    served, at 40,000 images) is skipped; the result is the same (without `sort`, `items`
+    itself: it is only read).
     """
+    if by_id and not sort:
+        return items
     ordered = list(items) if by_id else sorted(items, key=keys["id"])
     for spec in reversed(sort):
         name, _, direction = spec.partition(":")

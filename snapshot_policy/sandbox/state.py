@@ -23,9 +23,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TypeVar
 
 from .ratelimit import SlidingWindow, TokenBucket
 
+T = TypeVar("T")
 PROVIDERS = ("digitalocean", "hetzner")
 DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
 DEFAULT_REGION = {"digitalocean": "nyc3", "hetzner": "fsn1"}
@@ -92,6 +94,18 @@ class Snapshot:
     size_gigabytes: float = 2.5
     region: str = ""
 
+    edits = 0
+    """Changes of any snapshot's `type` or `status` (not a field: a class-wide counter), which
+    listings kept by `State.kept` filter on."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _FILTERED_FIELDS:
+            Snapshot.edits += 1
+
+
+_FILTERED_FIELDS = frozenset({"type", "status"})
+
 
 @dataclass
 class Action:
@@ -123,8 +137,9 @@ class _Tracked(dict):
     """A dict that counts its changes (`generation`), so listings derived from it can be kept.
 
     Every way of adding, replacing or removing a key bumps the counter; changing a value's
-    fields (a snapshot's status or labels) does not, and need not: the listings kept are lists
-    of the objects themselves, ordered by id, which never changes.
+    fields (a snapshot's labels) does not, and need not: the listings kept are lists of the
+    objects themselves, ordered by id, which never changes, and filtered at most by type and
+    status, whose changes `Snapshot.edits` counts.
     """
 
     generation = 0  # a class default, so unpickling (items before attributes) works too
@@ -180,8 +195,8 @@ class State:
         self.accounts: dict[str, Account] = {}
         self.servers: dict[int, Server] = {}
         self.snapshots: dict[int, Snapshot] = _Tracked()
-        self._listings: dict[str, tuple[object, int, list[Snapshot]]] = {}
-        """Account name -> (snapshots dict, its generation, that account's snapshots by id)."""
+        self._kept: dict[tuple[str, object], tuple[object, int, int, object]] = {}
+        """(account name, key) -> (snapshots dict, its generation, Snapshot.edits, value): see `kept`."""
         self.actions: dict[int, Action] = {}
         self._running: dict[int, Action] = {}
         self._account_actions: dict[str, list[Action]] = {}
@@ -346,26 +361,35 @@ class State:
         """The account's snapshots by id (a new list each call).
 
         Paginated listings ask for this once per page, so the sorted list is kept per account
-        and rebuilt only after a snapshot was added or removed anywhere (the dict's
-        generation), not for every page: at 40,000 images the sort dominated the fake's time.
+        (`kept`), not rebuilt for every page: at 40,000 images the sort dominated the fake's time.
+        """
+        ordered = self.kept(account, "snapshots", lambda: sorted(
+            (s for s in self.snapshots.values() if s.account == account.name), key=lambda s: s.id
+        ))
+        return list(ordered)
+
+    def kept(self, account: Account, key: object, build: Callable[[], T]) -> T:
+        """Return `build()`, what a listing derives from the account's snapshots, kept per
+        account and `key` until a snapshot is added or removed anywhere (the dict's
+        generation) or any snapshot's `type` or `status` changes (`Snapshot.edits`).
+
+        For listings served page by page: each page would otherwise sort or filter all of the
+        account's snapshots again. The value is shared: callers must not change it. So `build`
+        may depend on the snapshots' ids, server ids, types and statuses only (not on names,
+        labels or tags, which change without notice).
         """
         self.advance()
         snapshots = self.snapshots
         generation = getattr(snapshots, "generation", None)
-        kept = self._listings.get(account.name)
-        if (
-            generation is None
-            or kept is None
-            or kept[0] is not snapshots
-            or kept[1] != generation
-        ):
-            ordered = sorted(
-                (s for s in snapshots.values() if s.account == account.name), key=lambda s: s.id
-            )
-            if generation is None:  # someone replaced the dict with a plain one: no keeping
-                return ordered
-            kept = self._listings[account.name] = (snapshots, generation, ordered)
-        return list(kept[2])
+        if generation is None:  # someone replaced the dict with a plain one: no keeping
+            return build()
+        edits = Snapshot.edits  # read before building: a change while building discards it
+        found = self._kept.get((account.name, key))
+        if found is not None and found[0] is snapshots and found[1] == generation and found[2] == edits:
+            return found[3]  # type: ignore[return-value]
+        value = build()
+        self._kept[(account.name, key)] = (snapshots, generation, edits, value)
+        return value
 
     def running_action(self, server_id: int) -> Action | None:
         self.advance()
@@ -492,11 +516,16 @@ class State:
         self.snapshots[snapshot.id] = snapshot
 
     def snapshot_ids_by_server(self, account: Account) -> dict[int, list[int]]:
-        index: dict[int, list[int]] = {}
-        for snapshot in self.snapshots_of(account):
-            if snapshot.server_id is not None:
-                index.setdefault(snapshot.server_id, []).append(snapshot.id)
-        return index
+        """Server id -> its snapshots' ids, by id; kept (`kept`), so shared: do not change it."""
+
+        def build() -> dict[int, list[int]]:
+            index: dict[int, list[int]] = {}
+            for snapshot in self.snapshots_of(account):
+                if snapshot.server_id is not None:
+                    index.setdefault(snapshot.server_id, []).append(snapshot.id)
+            return index
+
+        return self.kept(account, "snapshot ids by server", build)
 
     def delete_snapshot(self, snapshot: Snapshot) -> None:
         del self.snapshots[snapshot.id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -11,7 +12,7 @@ import pytest
 
 from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ProviderError, Target, RetentionPolicy
 from snapshot_policy.ownership import marker_labels, snapshots_for
-from snapshot_policy.providers import connect, endpoint_for
+from snapshot_policy.providers import connect, endpoint_for, paging
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
 
@@ -113,6 +114,99 @@ def test_listing_reads_every_page_once(sandbox, adapter, provider):
     assert len([s for s in listed if s.server_id == str(server_id)]) == count
     pages = requests_to(sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images")
     assert len(pages) == (3 if provider == DIGITALOCEAN else 3)
+
+
+# -- pages read at once (issue 13, item 5) --------------------------------------------------
+
+
+def seed_pages(sandbox, provider: str) -> list[str]:
+    """Give the account's first server 450 DigitalOcean snapshots (3 pages of 200) or 120
+    Hetzner images (3 pages of 50); return every listed id in the sandbox's (id) order."""
+    count = 450 if provider == DIGITALOCEAN else 120
+    account = "do-a" if provider == DIGITALOCEAN else "hz-a"
+    state = sandbox.dump_state()
+    state["snapshots"] += [{"account": account, "server_id": int(SERVERS[provider][0]), "name": f"s{n}"} for n in range(count)]
+    sandbox.load_state(state)
+    return [str(s.id) for s in sandbox.state.snapshots_of(sandbox.state.accounts[account])]
+
+
+def watch_pages(monkeypatch, provider_api, provider: str, after_first=None, gate: bool = True) -> threading.Barrier:
+    """Wrap the SDK's list method the adapter reads pages with (each page still goes through
+    the adapter's guard). With `gate`, the first request for each page after the first is held
+    until another page's is too (a barrier of two, which a listing reading its pages one after
+    another would break). `after_first()` runs once the first page is in."""
+    barrier = threading.Barrier(2, timeout=20)  # released only by a second page; the timeout ends a serial read
+    held: set[int] = set()
+    holder, name = (provider_api._client.snapshots, "list") if provider == DIGITALOCEAN else (provider_api._client.images, "get_list")
+    original = getattr(holder, name)
+
+    def watched(*args, page, **kwargs):
+        if gate and page > 1 and page not in held:
+            held.add(page)
+            barrier.wait()
+        reply = original(*args, page=page, **kwargs)
+        if page == 1 and after_first is not None:
+            after_first()
+        return reply
+
+    monkeypatch.setattr(holder, name, watched)
+    return barrier
+
+
+def listing_pages(sandbox, provider: str) -> list[str]:
+    return sorted(r["query"]["page"] for r in requests_to(sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images"))
+
+
+LISTING_PATH = {DIGITALOCEAN: "/v2/snapshots", HETZNER: "/v1/images"}
+
+
+@BOTH
+def test_listing_pages_are_read_at_once_yet_each_once_and_in_order(sandbox, adapter, monkeypatch, provider):
+    ids = seed_pages(sandbox, provider)
+    with monkeypatch.context() as one_at_a_time:
+        one_at_a_time.setattr(paging, "PAGE_READERS", 1)
+        serial = adapter(provider).snapshots()
+    sandbox.clear_requests()
+    provider_api = adapter(provider)
+    barrier = watch_pages(monkeypatch, provider_api, provider)
+    listed = provider_api.snapshots()
+    assert not barrier.broken  # pages 2 and 3 were asked for at the same time
+    assert listed == serial and [s.id for s in listed] == ids  # complete, in the listing's order
+    assert listing_pages(sandbox, provider) == ["1", "2", "3"]  # each page once
+    assert provider_api.requests == len(sandbox.requests(provider)) == 3  # every request counted
+
+
+@BOTH
+@pytest.mark.parametrize("fault", [{"kind": "error", "status": 403}, {"kind": "garble"}], ids=["refused", "garbled"])
+def test_a_failing_page_fails_the_listing_as_reading_page_by_page_does(sandbox, adapter, sleeps, monkeypatch, provider, fault):
+    seed_pages(sandbox, provider)
+
+    def failure(readers: int) -> ProviderError:
+        """The error of the listing when every page after the first fails."""
+        sandbox.clear_faults()
+        provider_api = adapter(provider)
+        with monkeypatch.context() as patched, pytest.raises(ProviderError) as raised:
+            patched.setattr(paging, "PAGE_READERS", readers)
+            watch_pages(patched, provider_api, provider, lambda: sandbox.inject(service=provider, path=LISTING_PATH[provider], count=None, **fault), gate=readers > 1)
+            provider_api.snapshots()
+        return raised.value
+
+    at_once, page_by_page = failure(4), failure(1)
+    assert type(at_once) is type(page_by_page) and str(at_once) == str(page_by_page)
+    assert (at_once.status, at_once.code, at_once.transient) == (page_by_page.status, page_by_page.code, page_by_page.transient)
+    assert sleeps == []  # neither a stated refusal nor a reply not understood is asked again
+
+
+@BOTH
+def test_a_page_that_fails_once_is_read_again_alone(sandbox, adapter, sleeps, monkeypatch, provider):
+    ids = seed_pages(sandbox, provider)
+    provider_api = adapter(provider)
+    watch_pages(monkeypatch, provider_api, provider, lambda: sandbox.inject("error", service=provider, path=LISTING_PATH[provider], status=503))
+    sandbox.clear_requests()
+    assert [s.id for s in provider_api.snapshots()] == ids
+    pages = listing_pages(sandbox, provider)
+    assert sorted(set(pages)) == ["1", "2", "3"] and len(pages) == 4  # page 2 or 3 twice, nothing else again
+    assert sleeps == [0.75] and provider_api.requests == 4
 
 
 @BOTH

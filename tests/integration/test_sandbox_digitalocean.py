@@ -97,6 +97,17 @@ def test_snapshot_appears_only_once_its_action_completed(sandbox, do, clock):
     assert listed["id"] == str(snapshot["id"]) and listed["resource_id"] == "101"
 
 
+def test_droplets_list_their_snapshots_as_they_are_now(sandbox, do):
+    """The droplets' snapshot ids are kept between pages (issue 13, item 5), never stale."""
+    one = sandbox.state.add_snapshot("do-a", "one", server_id=101)
+    assert do.droplets.get(101)["droplet"]["snapshot_ids"] == [one.id]
+    two = sandbox.state.add_snapshot("do-a", "two", server_id=101)
+    listed = {d["id"]: d["snapshot_ids"] for d in do.droplets.list()["droplets"]}
+    assert listed[101] == [one.id, two.id] and listed[102] == []
+    do.snapshots.delete(str(one.id))
+    assert do.droplets.get(101)["droplet"]["snapshot_ids"] == [two.id]
+
+
 def test_second_action_while_one_runs_is_refused_with_422(sandbox, do):
     sandbox.state.action_seconds = 5
     do.droplet_actions.post(101, {"type": "snapshot", "name": "a"})

@@ -67,6 +67,47 @@ def test_image_listing_pages_through_120_images(sandbox, hz):
     assert result.meta.pagination.last_page == 3 and result.meta.pagination.total_entries == 120
 
 
+def test_image_listing_pages_follow_every_change_made_between_them(sandbox, hz):
+    """The fake keeps each listing's filtered list between pages (issue 13, item 5); any
+    change to what it holds — an image added, deleted, retyped or finishing — shows on the
+    next page as it would on the real API."""
+    for n in range(60):
+        sandbox.state.add_snapshot("hz-a", f"img-{n}", server_id=301)
+    backup = sandbox.state.add_snapshot("hz-a", "nightly backup", server_id=301, type="backup")
+
+    def listed(**filters) -> tuple[int, list[int]]:
+        first = hz.images.get_list(type=["snapshot"], page=1, per_page=50, **filters)
+        second = hz.images.get_list(type=["snapshot"], page=2, per_page=50, **filters)
+        return first.meta.pagination.total_entries, ids(first.images) + ids(second.images)
+
+    total, before = listed()
+    assert total == 60 and backup.id not in before
+    hz.images.update(Image(id=backup.id), type="snapshot")  # PUT: a backup made a snapshot
+    assert listed() == (61, sorted([*before, backup.id]))
+    hz.images.delete(Image(id=before[0]))
+    added = sandbox.state.add_snapshot("hz-a", "seeded", server_id=302)
+    assert listed() == (61, [*before[1:], backup.id, added.id])
+    sandbox.state.snapshots[added.id].type = "backup"  # changed in place, as a test may
+    assert listed() == (60, [*before[1:], backup.id])
+
+    sandbox.state.action_seconds = 30
+    made = hz.servers.create_image(Server(id=302), description="new").image
+    headers = {"Authorization": f"Bearer {HZ_TOKEN}"}
+
+    def available_ids() -> list[int]:  # not through hcloud: 2.27 sends the page size as `status`
+        pages = [
+            requests.get(f"{sandbox.hetzner_endpoint}/images", headers=headers,
+                         params={"type": "snapshot", "status": "available", "per_page": 50, "page": page})
+            for page in (1, 2)
+        ]
+        return [image["id"] for reply in pages for image in reply.json()["images"]]
+
+    assert made.id in listed()[1] and made.id not in available_ids()  # still creating
+    later = time.monotonic() + 60
+    sandbox.state.monotonic = lambda: later  # the action's time is up
+    assert made.id in available_ids()
+
+
 def test_image_listing_without_type_includes_system_images(hz):
     types = {image.type for image in hz.images.get_all()}
     assert types == {"system"}
