@@ -127,13 +127,24 @@ def selection(command: Callable) -> Callable:
             click.echo(warning, err=True)
         unknown = sorted(set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed})
         if unknown:
-            known = ", ".join(sorted({t.name for t in loaded.targets})) or "none"
-            raise click.UsageError(f"no target named {', '.join(unknown)}; targets: {known}")
+            raise click.UsageError(_unknown_targets(loaded, unknown))
         if targets:
             loaded = _only(loaded, set(targets))
         return command(loaded=loaded, verbose=verbose, whole=not targets, **options)
 
     return wrapper
+
+
+def _unknown_targets(loaded: config.LoadedConfig, unknown: list[str]) -> str:
+    """Say which --target names match nothing, list the targets, and where a name is a server's
+    name in a snapshots.py layout, the targets (files) that have it."""
+    known = ", ".join(sorted({t.name for t in loaded.targets})) or "none"
+    message = f"no target named {', '.join(unknown)}; targets: {known}"
+    for name in unknown:
+        files = sorted(t.name for t in loaded.targets if loaded.legacy and t.server_name == name)
+        if files:
+            message += f". {name} is the server name in {', '.join(files)}: a snapshots.py target is named after its file"
+    return message
 
 
 def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = True) -> bool:
@@ -367,23 +378,43 @@ def simulate_command(
 
 @cli.command("migrate")
 @selection
-def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool) -> int:
-    """Print a YAML policy equivalent to a snapshots.py layout. Secrets become env: references.
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the policy to FILE (replaced in one step, never through a symbolic link) instead of printing it.")
+def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out_file: Path | None) -> int:
+    """Turn a snapshots.py layout into an equivalent YAML policy. Secrets become env: references.
 
     \b
     Example, in the folder of snapshots.config:
-      snapshot-policy migrate > snapshot-policy.yaml
+      snapshot-policy migrate --out snapshot-policy.yaml
+    then run with --policy snapshot-policy.yaml (until you switch,
+    run the old layout with --config snapshots.config).
     """
     if not loaded.legacy:
         raise click.UsageError("migrate reads a snapshots.py layout (snapshots.config, configs/*.json); this is a YAML policy already")
-    if loaded.errors or loaded.failed:
+    if loaded.errors or loaded.failed or loaded.document is None:
         click.echo("Nothing migrated: fix the errors above first, so no server is left out.", err=True)
         return EXIT_ERROR
-    migration = migrate(loaded.targets, loaded.settings, str(loaded.base))
-    click.echo(migration.text, nl=False)
+    migration = migrate(loaded.document, loaded.base, out_file, only=None if whole else {t.name for t in loaded.targets})
+    if out_file is None:
+        click.echo(migration.text, nl=False)
+    else:
+        try:
+            write_atomic(out_file, migration.text, "policy file")
+        except StateFileError as error:
+            click.echo(str(error), err=True)
+            return EXIT_ERROR
+        click.echo(f"Wrote {out_file}: {len(loaded.targets)} target(s).", err=True)
     click.echo("Before using the policy, export:", err=True)
     for line in migration.exports:
         click.echo(f"  {line}", err=True)
+    if out_file is not None:
+        click.echo(f"Then run with --policy {out_file}.", err=True)
+        beside = out_file.name == config.POLICY_FILE and out_file.parent.resolve() == loaded.base.resolve()
+        if beside and (loaded.base / config.LEGACY_CONFIG).is_file():
+            click.echo(
+                f"This folder now holds both formats, and a run given neither --policy nor --config refuses to "
+                f"guess which: until you switch, run the old layout with --config {config.LEGACY_CONFIG}.",
+                err=True,
+            )
     return EXIT_OK
 
 

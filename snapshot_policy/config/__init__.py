@@ -1,9 +1,13 @@
 """Finding and loading the configuration, in either format, into one shape (SPEC §3, §4).
 
 `--policy FILE` is a YAML policy; `--config FILE` (with optional server files) is the
-legacy layout. With neither, the current directory decides: `snapshot-policy.yaml` if it
-exists, else `snapshots.config` and/or `configs/*.json`. Nothing after this module knows
-which format a target came from.
+legacy layout. With neither, the current directory decides: `snapshot-policy.yaml`, or
+`snapshots.config` and/or `configs/*.json`. When both are there, it refuses to guess: a
+switch of format must be the user's, not a side effect of a file appearing (such as
+`migrate > snapshot-policy.yaml` creating it empty before migrate even runs).
+
+Both formats become one policy-shaped document and then targets through `policy.build`;
+nothing after this module knows which format a target came from.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class LoadedConfig:
     base: Path
     """The folder that relative paths in the configuration start from."""
     isolated_files: frozenset[str] = frozenset()
+    document: Mapping | None = None
+    """The policy-shaped document the targets were built from (for a legacy layout, what
+    `migrate` prints); None when the files could not be read."""
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -71,7 +78,39 @@ def _by_kind(policy: Path | None, legacy_config: Path | None, files: Sequence[st
 
 
 class NoConfiguration(Exception):
-    """Nothing to load was given or found; the message says where the tool looked."""
+    """Nothing to load was given or found, or the current directory holds both formats; the
+    message says where the tool looked and what to pass."""
+
+
+def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
+    """Return (policy, legacy config) found in `cwd`; both None for a layout of server files
+    only. Raise NoConfiguration if there is neither format, or both."""
+    policy, legacy_config, configs = cwd / POLICY_FILE, cwd / LEGACY_CONFIG, cwd / LEGACY_CONFIGS_DIR
+    has_config = legacy_config.is_file()
+    has_servers = configs.is_dir() and any(not p.name.startswith("._") for p in configs.glob("*.json"))
+    if policy.is_file() and (has_config or has_servers):
+        legacy, flag = (legacy_config, f"--config {legacy_config}") if has_config else (configs / "*.json", f"the server files as arguments ({configs / '*.json'})")
+        message = f"both {policy} and {legacy} are here: give --policy {policy} to use the YAML policy, or {flag} to keep the snapshots.py layout; the tool will not guess which"
+        if _is_empty(policy):
+            message += f". {policy} is empty, as `migrate > {POLICY_FILE}` leaves it: remove it and run `snapshot-policy migrate --out {POLICY_FILE}`"
+        raise NoConfiguration(message)
+    if policy.is_file():
+        return policy, None
+    if has_config:
+        return None, legacy_config
+    if not configs.is_dir():
+        raise NoConfiguration(
+            f"no configuration in {cwd}: give --policy FILE or --config snapshots.config, "
+            f"or run where {POLICY_FILE}, {LEGACY_CONFIG} or {LEGACY_CONFIGS_DIR}/*.json is"
+        )
+    return None, None
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return not path.read_bytes().strip()
+    except OSError:
+        return False
 
 
 def load(
@@ -81,23 +120,21 @@ def load(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> LoadedConfig:
-    """Load the configuration the options name, or the one found in `cwd`."""
+    """Load the configuration the options name, or the one found in `cwd`.
+
+    Raise NoConfiguration if none is named and `cwd` holds none, or both formats.
+    """
     cwd = cwd or Path(".")  # relative, so messages name files as the user would
     env = os.environ if env is None else env
     policy, legacy_config, server_files = _by_kind(policy, legacy_config, server_files)
     if policy is None and legacy_config is None and not server_files:
-        if (cwd / POLICY_FILE).is_file():
-            policy = cwd / POLICY_FILE
-        elif (cwd / LEGACY_CONFIG).is_file():
-            legacy_config = cwd / LEGACY_CONFIG
-        elif not (cwd / LEGACY_CONFIGS_DIR).is_dir():
-            raise NoConfiguration(
-                f"no configuration in {cwd}: give --policy FILE or --config snapshots.config, "
-                f"or run where {POLICY_FILE}, {LEGACY_CONFIG} or {LEGACY_CONFIGS_DIR}/*.json is"
-            )
+        policy, legacy_config = _discover(cwd)
     if policy is not None:
         loaded = load_policy(policy, env)
-        return LoadedConfig((str(policy),), loaded.settings, tuple(loaded.targets), tuple(loaded.problems), (), legacy=False, base=policy.parent)
+        return LoadedConfig(
+            (str(policy),), loaded.settings, tuple(loaded.targets), tuple(loaded.problems), (),
+            legacy=False, base=policy.parent, document=loaded.document,
+        )
     loaded = load_legacy(legacy_config, server_files, cwd)
     return LoadedConfig(
         tuple(loaded.files),
@@ -108,4 +145,5 @@ def load(
         legacy=True,
         base=legacy_config.parent if legacy_config else cwd,
         isolated_files=frozenset(loaded.server_files),
+        document=loaded.document,
     )

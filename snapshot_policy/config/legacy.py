@@ -1,34 +1,36 @@
-"""snapshots.py's configuration, read unchanged: `snapshots.config` (INI) and per-server JSON.
+"""snapshots.py's configuration, read unchanged: `snapshots.config` (INI) and per-server JSON,
+normalised into the YAML policy's shape.
 
 Every key and default of the legacy manual works (the defaults live in
-`schemas/legacy-config.schema.json`). Notification settings follow its priority, per key:
-the server's JSON file, then the INI's global section, then the default format. Sample
-placeholders such as `your_telegram_bot_token_here` count as unset. One broken server file
-is reported and counts as a failed target; the others still load.
+`schemas/legacy-config.schema.json`). The files are checked as they are, so every problem
+names the legacy file and key; then they become one document of the policy's shape — what
+`migrate` prints — and `policy.build` makes the targets from it, as from a YAML policy.
+
+- A target is a server file, named after it (`configs/web.json` is target `web`): a server
+  name may repeat across files, as the same name on two clouds does.
+- Notification settings follow the legacy priority, per key: the server's JSON file, then the
+  INI's global section, then the default format. Servers whose merged settings are the same
+  share one channel.
+- Sample placeholders such as `your_telegram_bot_token_here` count as unset.
+- Secrets stay what they were, never read as `env:` or `file:` (`LiteralSecret`).
+- One broken server file is reported and counts as a failed target; the others still load.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from snapshot_policy import transport
+from snapshot_policy.config import policy
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
-from snapshot_policy.config.secrets import SecretError, clean, is_placeholder
+from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
 from snapshot_policy.config.sources import Source, read_ini, read_json
-from snapshot_policy.model import (
-    Account,
-    RetentionPolicy,
-    RunSettings,
-    Selector,
-    TargetFailure,
-    TargetSpec,
-    TelegramChannel,
-    WebhookChannel,
-)
+from snapshot_policy.model import RunSettings, TargetFailure, TargetSpec
 from snapshot_policy.templates import payload_strings, template_errors
 
 CONFIG_SCHEMA = "legacy-config.schema.json"
@@ -38,7 +40,11 @@ WRAPPERS = {"digitalocean_droplet": "digitalocean", "hetzner_cloud_server": "het
 
 @dataclass
 class LegacyLoad:
-    """What the legacy files gave: targets, run settings, and every problem found."""
+    """What the legacy files gave: targets, run settings, and every problem found.
+
+    `document` is the policy-shaped document the valid files make (what `migrate` prints),
+    its secrets LiteralSecrets.
+    """
 
     settings: RunSettings
     targets: list[TargetSpec] = field(default_factory=list)
@@ -47,6 +53,7 @@ class LegacyLoad:
     files: list[str] = field(default_factory=list)
     server_files: list[str] = field(default_factory=list)
     """Files whose problems fail only their own target (server files, missing arguments)."""
+    document: dict = field(default_factory=dict)
 
 
 class IniSettings:
@@ -76,30 +83,47 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
     """
     base = config_file.parent if config_file else cwd
     ini, problems, files = _read_ini(config_file)
-    settings = _settings(ini, base)
-    result = LegacyLoad(settings, problems=problems, files=files)
     configs_dir = base / str(ini.get("DIRECTORIES", "configs_dir"))
     paths, missing = _server_paths(configs_dir, server_args, cwd)
-    result.problems += missing
+    result = LegacyLoad(policy.settings({}, base), problems=problems + missing, files=files)
     result.failed += [TargetFailure(p.file, p.message) for p in missing]
     result.server_files += [p.file for p in missing]
-    accounts: dict[tuple[str, str], Account] = {}
-    names: dict[str, str] = {}
+    document = _Document(ini)
+    names = target_names(paths)
+    seen: dict[tuple[str, int], Path] = {}
     for path in paths:
         result.files.append(str(path))
         result.server_files.append(str(path))
-        spec, file_problems = _server(path, ini, accounts)
-        if spec is not None and spec.name in names:
-            file_problems.append(Problem(str(path), None, "name", f"server name {spec.name!r} is also configured in {names[spec.name]}; give each server one file"))
+        server, file_problems = _server(path, ini, config_file)
+        if server is not None and (server.provider, server.id) in seen:
+            wrapper = next(w for w, p in WRAPPERS.items() if p == server.provider)
+            other = seen[(server.provider, server.id)]
+            file_problems.append(Problem(str(path), None, f"{wrapper}.id", f"server {server.id} is also configured in {other}; give each server one file"))
+        elif server is not None:
+            seen[(server.provider, server.id)] = path
         result.problems += file_problems
-        if spec is None or any(not p.warning for p in file_problems):
-            result.failed.append(TargetFailure(spec.name if spec else path.name, f"{path}: invalid configuration"))
+        if server is None or any(not p.warning for p in file_problems):
+            result.failed.append(TargetFailure(names[path], f"{path}: invalid configuration"))
         else:
-            names[spec.name] = str(path)
-            result.targets.append(spec)
+            document.add_target(names[path], server)
     if not paths and not missing:
         result.problems.append(Problem(str(configs_dir), None, "", "no server files (*.json) found; copy a sample from the legacy layout and fill it in"))
+    result.document = document.data()
+    built = policy.build(Source(str(config_file or configs_dir), result.document), {}, base)
+    # Every check a policy makes was made on the legacy files above, in their own words;
+    # should one still fail here, it is said, never lost.
+    result.problems += built.problems
+    result.settings = built.settings
+    sources = {name: str(path) for path, name in names.items()}
+    result.targets = [replace(spec, source=sources[spec.name]) for spec in built.targets]
     return result
+
+
+def target_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """Name each server file's target after the file, without `.json`: `configs/web.json` is
+    `web`. Files of one name in different folders (given as arguments) keep their paths."""
+    stems = Counter(path.stem for path in paths)
+    return {path: path.stem if stems[path.stem] == 1 else str(path) for path in paths}
 
 
 def _read_ini(config_file: Path | None) -> tuple[IniSettings, list[Problem], list[str]]:
@@ -135,19 +159,6 @@ def _ini_payload_problems(source: Source, key: str, text: str) -> list[Problem]:
     return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", m) for _, text in payload_strings(payload) for m in template_errors(text)]
 
 
-def _settings(ini: IniSettings, base: Path) -> RunSettings:
-    logs_dir = base / str(ini.get("DIRECTORIES", "logs_dir"))
-    return RunSettings(
-        lock_file=str(logs_dir / str(ini.get("FILES", "lock_file"))),
-        log_file=str(logs_dir / str(ini.get("FILES", "log_file"))),
-        log_max_bytes=int(ini.get("LOGGING", "max_bytes")),
-        log_backup_count=int(ini.get("LOGGING", "backup_count")),
-        log_level=str(ini.get("LOGGING", "level")).upper(),
-        snapshot_creation_timeout=int(ini.get("TIMING", "snapshot_creation_timeout")),
-        delay_between_servers=float(ini.get("TIMING", "delay_between_servers")),
-    )
-
-
 def _server_paths(configs_dir: Path, args: Sequence[str], cwd: Path) -> tuple[list[Path], list[Problem]]:
     """Return the server files to read, and a problem for each argument that names none."""
     if not args:
@@ -162,13 +173,25 @@ def _server_paths(configs_dir: Path, args: Sequence[str], cwd: Path) -> tuple[li
         if path is None:
             where = f"{configs_dir} or {cwd}" if bare else str(cwd / arg)
             missing.append(Problem(arg, None, "", f"no such server file in {where}"))
-        else:
+        elif not any(path.resolve() == seen.resolve() for seen in found):  # one file named twice is one server
             found.append(path)
     return found, missing
 
 
-def _server(path: Path, ini: IniSettings, accounts: dict[tuple[str, str], Account]) -> tuple[TargetSpec | None, list[Problem]]:
-    """Return the target one server file describes, or None and why not."""
+@dataclass(frozen=True)
+class _Server:
+    """One valid server file, its notification settings merged with the INI's."""
+
+    provider: str
+    id: int
+    name: str
+    token: LiteralSecret
+    retain_last_snapshots: int
+    channels: tuple[dict, ...]
+
+
+def _server(path: Path, ini: IniSettings, config_file: Path | None) -> tuple[_Server | None, list[Problem]]:
+    """Return what one server file describes, or None and why not."""
     try:
         source = read_json(path)
     except ConfigError as error:
@@ -177,32 +200,19 @@ def _server(path: Path, ini: IniSettings, accounts: dict[tuple[str, str], Accoun
     if any(not p.warning for p in problems):
         return None, problems
     wrapper, server = next(iter(source.data.items()))
-    provider = WRAPPERS[wrapper]
     if is_placeholder(server["api_token"]):
         problems.append(_problem(source, (wrapper, "api_token"), f"{wrapper}.api_token", "is still the sample's placeholder; put this server's API token here"))
         return None, problems
     problems += _secret_problems(source, server["api_token"], (wrapper, "api_token"), f"{wrapper}.api_token")
-    channels, channel_problems = _channels(source, wrapper, server, ini)
+    channels, channel_problems = _channels(source, wrapper, server, ini, config_file)
     problems += channel_problems
-    api_token = server["api_token"].strip()  # a token pasted with its line break still works
-    key = (provider, api_token)
-    account = accounts.setdefault(key, Account(f"{provider}-{sum(k[0] == provider for k in accounts) + 1}", provider, api_token))
-    spec = TargetSpec(
-        name=server["name"],
-        account=account,
-        selector=Selector(ids=(str(server["id"]),)),
-        # snapshots.py kept N old snapshots and then added one; 0 kept only the new one.
-        retention=RetentionPolicy(keep_last=max(1, server["retain_last_snapshots"])),
-        adopt_legacy_names=True,
-        notify=channels,
-        server_name=server["name"],
-        source=str(path),
-    )
-    return spec, problems
+    token = LiteralSecret(server["api_token"].strip(), f"the api_token of {path}")  # a token pasted with its line break still works
+    return _Server(WRAPPERS[wrapper], int(server["id"]), server["name"], token, server["retain_last_snapshots"], channels), problems
 
 
-def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings) -> tuple[tuple, list[Problem]]:
-    """Merge per-server and global notification settings, key by key."""
+def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings, config_file: Path | None) -> tuple[tuple[dict, ...], list[Problem]]:
+    """Merge per-server and global notification settings, key by key, into channels of the
+    policy's shape."""
     problems: list[Problem] = []
     telegram = _own(server.get("telegram"))
     webhook = _own(server.get("webhook"))
@@ -211,22 +221,24 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings) -
             for subpath, text in payload_strings(own.get(key)):
                 path = (wrapper, section, key, *subpath)
                 problems += [_problem(source, path, ".".join(map(str, path)), m) for m in template_errors(text)]
-    channels: list = []
+    channels: list[dict] = []
     if _enabled(telegram, ini, "TELEGRAM"):
-        token = telegram.get("bot_token") or ini.get("TELEGRAM", "bot_token")
         problems += _secret_problems(source, telegram.get("bot_token"), (wrapper, "telegram", "bot_token"), f"{wrapper}.telegram.bot_token")
+        if telegram.get("bot_token"):
+            token = LiteralSecret(str(telegram["bot_token"]).strip(), f"the telegram.bot_token of {source.file}")
+        else:
+            value = ini.get("TELEGRAM", "bot_token")
+            token = LiteralSecret(str(value).strip(), f"the bot_token in [TELEGRAM] of {config_file}") if value else None
         chat = telegram.get("chat_id") or ini.get("TELEGRAM", "chat_id")
         if token and chat:
-            channels.append(TelegramChannel(
-                name="telegram",
-                bot_token=str(token).strip(),
-                chat_id=str(chat),
-                message_success=telegram.get("message_success") or ini.text("TELEGRAM", "message_success"),
-                message_failure=telegram.get("message_failure") or ini.text("TELEGRAM", "message_failure"),
-                timeout=float(ini.get("TELEGRAM", "timeout")),
-                retries=int(ini.get("TELEGRAM", "retries")),
-                base_delay=float(ini.get("TELEGRAM", "base_delay_between_retries")),
-            ))
+            channels.append(_settled({
+                "type": "telegram",
+                "bot_token": token,
+                "chat_id": str(chat),
+                "message_success": telegram.get("message_success") or ini.text("TELEGRAM", "message_success"),
+                "message_failure": telegram.get("message_failure") or ini.text("TELEGRAM", "message_failure"),
+                **_retry_settings(ini, "TELEGRAM"),
+            }))
         else:
             problems.append(Problem(source.file, None, f"{wrapper}.telegram", "Telegram is enabled but has no bot_token and chat_id here or in snapshots.config; no message will be sent", warning=True))
     if _enabled(webhook, ini, "WEBHOOK"):
@@ -234,19 +246,90 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings) -
         refused = transport.url_problem(str(url), transport.WEBHOOK) if url else None
         if refused is not None:  # the server's snapshots matter more than its notification
             problems.append(Problem(source.file, None, f"{wrapper}.webhook.url", f"{refused}; the webhook will not be sent", warning=True))
-        if url:
-            channels.append(WebhookChannel(
-                name="webhook",
-                url=str(url),
-                payload_success=webhook.get("payload_success") or _ini_payload(ini, "payload_success"),
-                payload_failure=webhook.get("payload_failure") or _ini_payload(ini, "payload_failure"),
-                timeout=float(ini.get("WEBHOOK", "timeout")),
-                retries=int(ini.get("WEBHOOK", "retries")),
-                base_delay=float(ini.get("WEBHOOK", "base_delay_between_retries")),
-            ))
+        elif url:
+            channels.append(_settled({
+                "type": "webhook",
+                "url": str(url),
+                "payload_success": webhook.get("payload_success") or _ini_payload(ini, "payload_success"),
+                "payload_failure": webhook.get("payload_failure") or _ini_payload(ini, "payload_failure"),
+                **_retry_settings(ini, "WEBHOOK"),
+            }))
         else:
             problems.append(Problem(source.file, None, f"{wrapper}.webhook", "the webhook is enabled but has no url here or in snapshots.config; nothing will be sent", warning=True))
     return tuple(channels), problems
+
+
+def _retry_settings(ini: IniSettings, section: str) -> dict:
+    return {key: ini.get(section, key) for key in ("timeout", "retries", "base_delay_between_retries")}
+
+
+def _settled(channel: dict) -> dict:
+    """The channel without the keys no setting filled: those take the default format."""
+    return {key: value for key, value in channel.items() if value is not None}
+
+
+class _Document:
+    """The policy-shaped document the valid legacy files make, built one server at a time:
+    one account per provider and token, one channel per distinct set of settings."""
+
+    def __init__(self, ini: IniSettings):
+        self.ini = ini
+        self.accounts: dict[str, dict] = {}
+        self.notifications: dict[str, dict] = {}
+        self.targets: list[dict] = []
+
+    def add_target(self, name: str, server: _Server) -> None:
+        notify = [self._channel(channel) for channel in server.channels]
+        self.targets.append({
+            "name": name,
+            "account": self._account(server.provider, server.token),
+            "ids": [server.id],
+            # snapshots.py named snapshots and spoke of the server by the name in its file.
+            "server_name": server.name,
+            # It kept N old snapshots and then added one; 0 kept only the new one.
+            "retention": {"keep_last": max(1, server.retain_last_snapshots)},
+            "adopt_legacy_names": True,
+            **({"notify": notify} if notify else {}),
+        })
+
+    def _account(self, provider: str, token: LiteralSecret) -> str:
+        for name, account in self.accounts.items():
+            if account == {"provider": provider, "token": token}:
+                return name
+        name = f"{provider}-{sum(a['provider'] == provider for a in self.accounts.values()) + 1}"
+        self.accounts[name] = {"provider": provider, "token": token}
+        return name
+
+    def _channel(self, channel: dict) -> str:
+        for name, known in self.notifications.items():
+            if known == channel:
+                return name
+        kind = channel["type"]
+        count = sum(c["type"] == kind for c in self.notifications.values())
+        name = kind if not count else f"{kind}-{count + 1}"
+        self.notifications[name] = channel
+        return name
+
+    def data(self) -> dict:
+        ini = self.ini
+        logs_dir = Path(str(ini.get("DIRECTORIES", "logs_dir")))
+        return {
+            "version": 1,
+            "accounts": self.accounts,
+            **({"notifications": self.notifications} if self.notifications else {}),
+            "targets": self.targets,
+            "settings": {
+                "lock_file": str(logs_dir / str(ini.get("FILES", "lock_file"))),
+                "log": {
+                    "file": str(logs_dir / str(ini.get("FILES", "log_file"))),
+                    "max_bytes": ini.get("LOGGING", "max_bytes"),
+                    "backup_count": ini.get("LOGGING", "backup_count"),
+                    "level": str(ini.get("LOGGING", "level")).upper(),
+                },
+                "snapshot_creation_timeout": ini.get("TIMING", "snapshot_creation_timeout"),
+                "delay_between_servers": ini.get("TIMING", "delay_between_servers"),
+            },
+        }
 
 
 def _own(section: object) -> dict:

@@ -1,28 +1,41 @@
 """Turning a legacy layout into an equivalent YAML policy (SPEC §3 `migrate`).
 
-Equivalent means: the migrated policy plans exactly as the legacy files do — same accounts,
-targets, snapshot names, retention, adoption of snapshots.py's snapshots and notifications.
-Secrets never reach the output: each becomes an `env:` reference, and `exports` says which
-variable to set from which file's key (never the value).
+`legacy.py` already normalises the legacy files into the policy's shape, and the targets are
+built from that document; migrate prints it. So the policy plans exactly as the legacy
+files do — same accounts, targets, snapshot names, retention, adoption of snapshots.py's
+snapshots and notifications — by construction.
+
+Secrets never reach the output: each distinct secret value becomes one `env:` reference (a
+bot token used by two channels is one variable), and `exports` says which variable to set
+from which file's key, never the value. Numbers print as they were written (`timeout: 10`),
+and text of several lines as a YAML block (`|`), so templates read as they will be sent.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import yaml
 
-from snapshot_policy.model import DIGITALOCEAN, RunSettings, TargetSpec, TelegramChannel, WebhookChannel
+from snapshot_policy.config.policy import TOKEN_VARIABLES
+from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret
 
-TOKEN_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_TOKEN", "hetzner": "HCLOUD_TOKEN"}
 HEADER = """\
 # snapshot-policy policy, migrated from a snapshots.py layout by `snapshot-policy migrate`.
-# Save it beside snapshots.config (paths below are relative to it) and export the
-# variables `migrate` listed. Snapshot names keep the form snapshots.py used, and its
-# snapshots are adopted (adopt_legacy_names), so retention counts them as before.
+# {where}
+# Export the variables `migrate` listed. Snapshot names keep the form snapshots.py used, and
+# its snapshots are adopted (adopt_legacy_names), so retention counts them as before.
 """
+BESIDE_CONFIG = "Save it beside snapshots.config: the paths below are relative to that folder."
+BESIDE_ITSELF = "The paths below are relative to the folder of this file."
+_PATHS = (("lock_file",), ("log", "file"), ("audit_log",))
+_LONGEST_ORIGINS = 2
+_OTHER_BREAKS = "\r\x85\u2028\u2029"
 
 
 @dataclass(frozen=True)
@@ -32,91 +45,121 @@ class Migration:
     """One line per variable to export: its name and where its value is found."""
 
 
-def migrate(targets: Iterable[TargetSpec], settings: RunSettings, base: str) -> Migration:
-    """Return the YAML policy equivalent to the legacy `targets` and `settings`."""
-    targets = list(targets)
-    exports: dict[str, str] = {}
-    accounts, account_names = {}, {}
-    for spec in targets:
-        account = spec.account
-        if account.name not in accounts:
-            variable = f"{TOKEN_VARIABLES[account.provider]}_{account.name.rsplit('-', 1)[-1]}"
-            exports[variable] = f"the api_token of {spec.source}"
-            accounts[account.name] = {"provider": account.provider, "token": f"env:{variable}"}
-        account_names[spec.name] = account.name
-    channels, channel_of = _channels(targets, exports)
-    document = {
-        "version": 1,
-        "accounts": accounts,
-        **({"notifications": channels} if channels else {}),
-        "targets": [_target(spec, channel_of) for spec in targets],
-        "settings": _settings(settings, base),
+def migrate(document: Mapping, base: Path, out: Path | None = None, only: Collection[str] | None = None) -> Migration:
+    """Return the YAML text of `document`, a legacy layout normalised into the policy's
+    shape (`legacy.LegacyLoad.document`), whose relative paths start at `base`.
+
+    Written to `out`, the paths are made relative to its folder; printed, they stay relative
+    to `base`. Every LiteralSecret becomes an `env:` reference. With `only`, just the targets
+    of those names, and the accounts and channels they use.
+    """
+    if only is not None:
+        document = _only(document, only)
+    secrets = _Secrets()
+    data = {
+        **document,
+        "accounts": {name: secrets.replace(account, "token", _variable(TOKEN_VARIABLES[account["provider"]], name.rsplit("-", 1)[-1])) for name, account in document["accounts"].items()},
     }
-    body = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
-    return Migration(HEADER + body, tuple(f"export {name}=...  # {where}" for name, where in exports.items()))
+    if "notifications" in document:
+        data["notifications"] = {
+            name: secrets.replace(secrets.replace(channel, "bot_token", _variable(name, "bot_token")), "secret", _variable(name, "secret"))
+            for name, channel in document["notifications"].items()
+        }
+    if "settings" in document:
+        data["settings"] = _rebased(document["settings"], base, out)
+    where = BESIDE_ITSELF if out is not None else BESIDE_CONFIG
+    return Migration(HEADER.format(where=where) + dump(data), secrets.exports())
 
 
-def _channels(targets: list[TargetSpec], exports: dict[str, str]) -> tuple[dict, dict]:
-    """Share one YAML channel among the servers whose merged settings are the same."""
-    channels: dict[str, dict] = {}
-    channel_of: dict[tuple[str, int], str] = {}
-    for spec in targets:
-        for index, channel in enumerate(spec.notify):
-            document = _channel(channel)
-            name = next((n for n, d in channels.items() if d == document), None)
-            if name is None:
-                name = channel.name if channel.name not in channels else f"{channel.name}-{len(channels) + 1}"
-                channels[name] = document
-            channel_of[(spec.name, index)] = name
-    for name, document in channels.items():
-        for key in ("bot_token", "secret"):
-            if key in document:
-                variable = f"{name.upper().replace('-', '_')}_{key.upper()}"
-                source = next(s.source for s in targets for i, _ in enumerate(s.notify) if channel_of[(s.name, i)] == name)
-                exports[variable] = f"the {key} in effect for {source} (its telegram section, else snapshots.config [TELEGRAM])"
-                document[key] = f"env:{variable}"
-    return channels, channel_of
-
-
-def _channel(channel: TelegramChannel | WebhookChannel) -> dict:
-    if isinstance(channel, TelegramChannel):
-        document = {"type": "telegram", "bot_token": channel.bot_token, "chat_id": channel.chat_id}
-        extra = {"message_success": channel.message_success, "message_failure": channel.message_failure}
-    else:
-        document = {"type": "webhook", "url": channel.url}
-        extra = {"payload_success": channel.payload_success, "payload_failure": channel.payload_failure}
-    document.update({k: v for k, v in extra.items() if v})
-    document.update(timeout=channel.timeout, retries=channel.retries, base_delay_between_retries=channel.base_delay)
-    return document
-
-
-def _target(spec: TargetSpec, channel_of: dict) -> dict:
-    # snapshots.py named snapshots after the name in the JSON file, not the server's own.
-    literal = (spec.server_name or spec.name).replace("{", "{{").replace("}", "}}")
-    notify = [channel_of[(spec.name, i)] for i in range(len(spec.notify))]
-    return {
-        "name": spec.name,
-        "account": spec.account.name,
-        "ids": [int(i) if i.isdigit() else i for i in spec.selector.ids],
-        "retention": {"keep_last": spec.retention.keep_last},
-        "snapshot_name": f"{literal}-{{timestamp}}",
-        "adopt_legacy_names": True,
-        **({"notify": notify} if notify else {}),
+def _only(document: Mapping, names: Collection[str]) -> dict:
+    targets = [t for t in document["targets"] if t["name"] in names]
+    accounts = {t["account"] for t in targets}
+    channels = {name for t in targets for name in t.get("notify", ())}
+    result = {
+        **document,
+        "accounts": {k: v for k, v in document["accounts"].items() if k in accounts},
+        "notifications": {k: v for k, v in document.get("notifications", {}).items() if k in channels},
+        "targets": targets,
     }
+    if not result["notifications"]:
+        del result["notifications"]
+    return result
 
 
-def _settings(settings: RunSettings, base: str) -> dict:
-    def local(path: str | None) -> str | None:
-        return None if path is None else os.path.relpath(path, base)
+def dump(data: Any) -> str:
+    """Return `data` as YAML in the order given: numbers as they are, multi-line text as a
+    `|` block. Raise yaml.representer.RepresenterError for anything but plain data, such as a
+    LiteralSecret left in by mistake (its value is never shown)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000)
 
-    return {
-        "lock_file": local(settings.lock_file),
-        "log": {
-            "file": local(settings.log_file),
-            "max_bytes": settings.log_max_bytes,
-            "backup_count": settings.log_backup_count,
-            "level": settings.log_level,
-        },
-        "snapshot_creation_timeout": settings.snapshot_creation_timeout,
-        "delay_between_servers": settings.delay_between_servers,
-    }
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Several lines as a `|` block (PyYAML falls back to quotes where a block cannot hold the
+    text exactly); text holding a break YAML reads differently from Python (CR, NEL, the
+    Unicode line and paragraph separators) double-quoted, where each is escaped."""
+    style = '"' if any(c in value for c in _OTHER_BREAKS) else "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _list(dumper: yaml.SafeDumper, value: list) -> yaml.SequenceNode:
+    """A list of plain values on one line (`ids: [4711]`), anything else as a block."""
+    flat = all(isinstance(item, (str, int, float, bool)) and not (isinstance(item, str) and "\n" in item) for item in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
+
+
+_Dumper.add_representer(str, _text)
+_Dumper.add_representer(list, _list)
+
+
+def _variable(*parts: str) -> str:
+    """An environment variable's name made of `parts`: `telegram-2`, `bot_token` -> TELEGRAM_2_BOT_TOKEN."""
+    return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
+
+
+class _Secrets:
+    """The variable of each distinct secret value, and where each value was found."""
+
+    def __init__(self) -> None:
+        self.variables: dict[str, str] = {}
+        self.origins: dict[str, list[str]] = {}
+
+    def replace(self, section: Mapping, key: str, variable: str) -> dict:
+        """Return `section` with the LiteralSecret at `key` (if any) replaced by its reference."""
+        secret = section.get(key)
+        if not isinstance(secret, LiteralSecret):
+            return dict(section)
+        if secret.value not in self.variables:
+            taken = set(self.variables.values())
+            candidates = (variable if n == 1 else f"{variable}_{n}" for n in range(1, len(taken) + 2))
+            self.variables[secret.value] = next(c for c in candidates if c not in taken)
+        name = self.variables[secret.value]
+        if secret.origin not in self.origins.setdefault(name, []):
+            self.origins[name].append(secret.origin)
+        return {**section, key: ENV_PREFIX + name}
+
+    def exports(self) -> tuple[str, ...]:
+        lines = []
+        for name, origins in self.origins.items():
+            shown = " and ".join(origins[:_LONGEST_ORIGINS])
+            more = len(origins) - _LONGEST_ORIGINS
+            lines.append(f"export {name}=...  # {shown}{f' and {more} more' if more > 0 else ''}")
+        return tuple(lines)
+
+
+def _rebased(settings: Mapping, base: Path, out: Path | None) -> dict:
+    """`settings` with each relative path made relative to the folder of `out` instead of `base`."""
+    if out is None:
+        return dict(settings)
+    result = {key: dict(value) if isinstance(value, Mapping) else value for key, value in settings.items()}
+    for path in _PATHS:
+        section = result
+        for key in path[:-1]:
+            section = section.get(key, {})
+        value = section.get(path[-1])
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            section[path[-1]] = os.path.relpath(base / value, out.parent)
+    return result

@@ -1,8 +1,11 @@
-"""The YAML policy (SPEC §4.2): accounts, notification channels, defaults and targets.
+"""The YAML policy (SPEC §4.2), and the one builder of targets, notification channels and run
+settings from the policy's shape — the shape the legacy files are normalised into too
+(`legacy.py`), so both formats become targets here and nowhere else.
 
-The schema checks shapes; this module checks what a schema cannot — time zones, cron
+The schema checks shapes; `build` checks what a schema cannot — time zones, cron
 expressions, references between sections, unique names, secrets that resolve — and merges
-`defaults` into each target. Every problem is collected; a policy with any error yields no
+`defaults` into each target. A key left out takes the `default` its schema declares, the one
+place defaults are written. Every problem is collected; a policy with any error yields no
 target at all, since half a policy could delete by the wrong rules.
 """
 
@@ -14,19 +17,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
 from snapshot_policy import transport
-from snapshot_policy.config.problems import ConfigError, Problem
-from snapshot_policy.config.schemas import validate
-from snapshot_policy.config.secrets import ENV_PREFIX, SecretError, resolve
+from snapshot_policy.config.problems import ConfigError, Problem, path_text
+from snapshot_policy.config.schemas import default, validate
+from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret, SecretError, resolve
 from snapshot_policy.config.sources import Source, read_yaml
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import (
-    DEFAULT_NAME_PATTERN,
     DIGITALOCEAN,
+    HETZNER,
     Account,
     RetentionPolicy,
     RunSettings,
@@ -40,9 +44,13 @@ from snapshot_policy.model import (
 from snapshot_policy.templates import payload_strings, template_errors
 
 SCHEMA = "policy.schema.json"
-DEFAULT_TOKEN_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_TOKEN", "hetzner": "HCLOUD_TOKEN"}
+TOKEN_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_TOKEN", HETZNER: "HCLOUD_TOKEN"}
+"""The variable an account without a token reads, per provider."""
 NAME_FIELDS = ("server_name", "server_id", "target", "timestamp")
-DEFAULT_LOCK_FILE = "snapshot-policy.lock"
+
+
+def _default(pointer: str) -> Any:
+    return default(SCHEMA, pointer)
 
 
 @dataclass
@@ -50,23 +58,26 @@ class PolicyLoad:
     settings: RunSettings
     targets: list[TargetSpec] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    document: Mapping | None = None
+    """The document the targets were built from; None when it could not be read or checked."""
 
 
 class _Checker:
     """Collects problems against one source, with the line of each key where known."""
 
-    def __init__(self, source: Source, env: Mapping[str, str], read_secrets: bool):
+    def __init__(self, source: Source, env: Mapping[str, str], read_secrets: bool, base: Path):
         self.source = source
         self.env = env
         self.read_secrets = read_secrets
-        self.base = Path(source.file).parent
+        self.base = base
         self.problems: list[Problem] = []
 
     def add(self, path: tuple, message: str) -> None:
-        shown = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        self.problems.append(Problem(self.source.file, self.source.line_of(path), shown, message))
+        self.problems.append(Problem(self.source.file, self.source.line_of(path), path_text(path), message))
 
-    def secret(self, path: tuple, value: str) -> str:
+    def secret(self, path: tuple, value: str | LiteralSecret) -> str:
+        if isinstance(value, LiteralSecret):
+            return value.value  # a legacy file's secret: checked and trimmed where it was read
         if not self.read_secrets:
             return ""
         try:
@@ -95,17 +106,28 @@ def load_policy(path: Path, env: Mapping[str, str] | None = None, read_secrets: 
     not looked up, so a policy can be tried on a machine that has none of them.
     """
     env = os.environ if env is None else env
-    default_settings = RunSettings(lock_file=str(path.parent / DEFAULT_LOCK_FILE))
     try:
         source = read_yaml(path)
     except ConfigError as error:
-        return PolicyLoad(default_settings, problems=list(error.problems))
+        return PolicyLoad(settings({}, path.parent), problems=list(error.problems))
     problems = validate(source.data, SCHEMA, source)
     if any(not p.warning for p in problems):
-        return PolicyLoad(default_settings, problems=problems)
-    check = _Checker(source, env, read_secrets)
+        return PolicyLoad(settings({}, path.parent), problems=problems)
+    loaded = build(source, env, path.parent, read_secrets)
+    loaded.problems[:0] = problems
+    loaded.document = source.data
+    return loaded
+
+
+def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool = True) -> PolicyLoad:
+    """Return the targets and run settings of `source.data`, a document of the policy's shape
+    that its schema accepts, with every problem the schema cannot see. Relative paths and
+    `file:` secrets start at `base`. A secret may also be a LiteralSecret (from a legacy
+    file), taken as it is.
+    """
+    check = _Checker(source, env, read_secrets, base)
     data = source.data
-    zone = check.zone(("timezone",), data.get("timezone", "UTC"))
+    zone = check.zone(("timezone",), data.get("timezone", _default("timezone")))
     accounts = _accounts(check, data["accounts"])
     channels = _channels(check, data.get("notifications", {}))
     for key, what in (("healthcheck_url", transport.HEALTHCHECK), ("telegram_api_url", transport.BOT_TOKEN)):
@@ -123,17 +145,18 @@ def load_policy(path: Path, env: Mapping[str, str] | None = None, read_secrets: 
             check.add((*where, "account"), f"no account named {raw['account']!r}; accounts: {', '.join(accounts) or 'none'}")
             continue
         _check_target_keys(check, where, raw, channels)
+        if "server_name" in raw and len(raw.get("ids", ())) != 1:
+            check.add((*where, "server_name"), "stands for one server: select exactly one with ids, or leave server_name out and each server keeps its own name")
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
         target = _target(raw, defaults, zone, accounts[raw["account"]], channels, source.file)
         if not target.retention.has_rules:
             check.add((*where, "retention"), "no retention rule: set at least one above 0 here or in defaults, e.g. keep_daily: 7")
         targets.append(target)
-    settings = _settings(data.get("settings", {}), data.get("orphans", {}), check.base)
-    problems = problems + check.problems
-    if any(not p.warning for p in problems):
-        return PolicyLoad(settings, problems=problems)
-    return PolicyLoad(settings, targets, problems)
+    run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}))
+    if check.problems:
+        return PolicyLoad(run_settings, problems=check.problems)
+    return PolicyLoad(run_settings, targets)
 
 
 def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
@@ -143,7 +166,7 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
         if "token" in account:
             token = check.secret(("accounts", name, "token"), account["token"])
         else:
-            variable = DEFAULT_TOKEN_VARIABLES[provider]
+            variable = TOKEN_VARIABLES[provider]
             token = ""
             if check.env.get(variable, "").strip():
                 token = check.secret(("accounts", name), ENV_PREFIX + variable)  # trimmed and checked like any secret
@@ -163,9 +186,11 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
             for subpath, text in payload_strings(channel.get(key)):
                 for message in template_errors(text):
                     check.add((*path, key, *subpath), message)
-        common = {k: channel[k] for k in ("timeout", "retries") if k in channel}
-        if "base_delay_between_retries" in channel:
-            common["base_delay"] = channel["base_delay_between_retries"]
+        common = {
+            "timeout": channel.get("timeout", _default("$defs/timeout")),
+            "retries": channel.get("retries", _default("$defs/retries")),
+            "base_delay": channel.get("base_delay_between_retries", _default("$defs/base_delay")),
+        }
         if channel["type"] == "telegram":
             channels[name] = TelegramChannel(
                 name=name,
@@ -173,7 +198,7 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 chat_id=str(channel["chat_id"]),
                 message_success=channel.get("message_success"),
                 message_failure=channel.get("message_failure"),
-                summary=channel.get("summary", False),
+                summary=channel.get("summary", _default("$defs/telegram_channel/summary")),
                 **common,
             )
         else:
@@ -227,17 +252,15 @@ def _name_pattern_errors(pattern: str) -> list[str]:
     return errors
 
 
-def _retention_args(raw: Mapping) -> dict:
-    args = dict(raw)
-    if "keep_within" in args:
-        args["keep_within"] = Duration.parse(args["keep_within"])
-    return args
+def _retention(raw: Mapping) -> RetentionPolicy:
+    counts = {rule: raw.get(rule, _default("$defs/count")) for rule in RetentionPolicy.COUNTED_RULES}
+    within = raw.get("keep_within")
+    return RetentionPolicy(**counts, keep_within=Duration.parse(within) if within is not None else None)
 
 
 def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channels: Mapping, file: str) -> TargetSpec:
     merged = {**defaults, **raw}
     schedule = merged.get("schedule", {})
-    retention = _retention_args(merged.get("retention", {}))
     return TargetSpec(
         name=raw["name"],
         account=account,
@@ -246,38 +269,41 @@ def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channe
             names=tuple(raw.get("names", ())),
             label_selector=raw.get("label_selector"),
         ),
-        retention=RetentionPolicy(**retention),
+        retention=_retention(merged.get("retention", {})),
         schedule=Schedule(
             every=Duration.parse(schedule["every"]) if "every" in schedule else None,
             cron=schedule.get("cron"),
         ),
-        safety=Safety(**merged.get("safety", {})),
+        safety=Safety(max_deletions=merged.get("safety", {}).get("max_deletions", _default("$defs/safety/max_deletions"))),
         timezone=merged.get("timezone", zone),
-        name_pattern=merged.get("snapshot_name", DEFAULT_NAME_PATTERN),
-        adopt_legacy_names=merged.get("adopt_legacy_names", False),
+        name_pattern=merged.get("snapshot_name", _default("$defs/snapshot_name")),
+        adopt_legacy_names=merged.get("adopt_legacy_names", _default("$defs/adopt_legacy_names")),
         notify=tuple(channels[n] for n in merged.get("notify", ()) if n in channels),
+        server_name=raw.get("server_name"),
         source=file,
     )
 
 
-def _settings(raw: Mapping, orphans: Mapping, base: Path) -> RunSettings:
+def settings(raw: Mapping, base: Path, orphans: Mapping | None = None) -> RunSettings:
+    """Return the run settings of a policy's `settings` (and `orphans`) section; relative
+    paths start at `base`."""
     log = raw.get("log", {})
 
     def local(value: str | None) -> str | None:
         return None if value is None else str(base / Path(value).expanduser())
 
     return RunSettings(
-        lock_file=local(raw.get("lock_file", DEFAULT_LOCK_FILE)),
+        lock_file=local(raw.get("lock_file", _default("settings/lock_file"))),
         log_file=local(log.get("file")),
-        log_max_bytes=log.get("max_bytes", RunSettings.log_max_bytes),
-        log_backup_count=log.get("backup_count", RunSettings.log_backup_count),
-        log_level=log.get("level", RunSettings.log_level),
+        log_max_bytes=log.get("max_bytes", _default("settings/log/max_bytes")),
+        log_backup_count=log.get("backup_count", _default("settings/log/backup_count")),
+        log_level=log.get("level", _default("settings/log/level")),
         audit_log=local(raw.get("audit_log")),
-        snapshot_creation_timeout=raw.get("snapshot_creation_timeout", RunSettings.snapshot_creation_timeout),
-        request_timeout=raw.get("request_timeout", RunSettings.request_timeout),
-        delay_between_servers=raw.get("delay_between_servers", RunSettings.delay_between_servers),
-        parallel=raw.get("parallel", RunSettings.parallel),
+        snapshot_creation_timeout=raw.get("snapshot_creation_timeout", _default("settings/snapshot_creation_timeout")),
+        request_timeout=raw.get("request_timeout", _default("settings/request_timeout")),
+        delay_between_servers=raw.get("delay_between_servers", _default("settings/delay_between_servers")),
+        parallel=raw.get("parallel"),
         healthcheck_url=raw.get("healthcheck_url"),
         telegram_api_url=raw.get("telegram_api_url"),
-        orphans_keep_last=orphans.get("keep_last"),
+        orphans_keep_last=(orphans or {}).get("keep_last"),
     )

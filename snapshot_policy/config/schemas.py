@@ -9,6 +9,7 @@ error is reported at once, so a user fixes a file in one pass.
 from __future__ import annotations
 
 import configparser
+import copy
 import difflib
 import functools
 import json
@@ -54,6 +55,32 @@ def load_schema(name: str) -> dict:
     """Return the schema called `name` (`policy` or `policy.schema.json`). Do not modify it: it is shared."""
     file = name if name.endswith(SCHEMA_SUFFIX) else name + SCHEMA_SUFFIX
     return json.loads((schema_dir() / file).read_text(encoding="utf-8"))
+
+
+def default(name: str, pointer: str) -> Any:
+    """Return the `default` the schema `name` declares at `pointer`, a path of property names
+    ("settings/log/level") or of a definition ("$defs/timeout"); the schema is the one place a
+    default is written. Raise KeyError if it declares none there.
+    """
+    root = load_schema(name)
+    node: Mapping = root
+    parts = pointer.split("/")
+    if parts[0] == "$defs":
+        node, parts = root["$defs"][parts[1]], parts[2:]
+    for part in parts:
+        node = _resolved(node, root)["properties"][part]
+    if "default" in node:
+        return copy.deepcopy(node["default"])
+    resolved = _resolved(node, root)
+    if "default" not in resolved:
+        raise KeyError(f"{name} declares no default at {pointer}")
+    return copy.deepcopy(resolved["default"])
+
+
+def _resolved(node: Mapping, root: Mapping) -> Mapping:
+    while "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
 
 
 def _is_finite_number(checker: Any, instance: Any) -> bool:

@@ -15,12 +15,27 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PREFIX = "env:"
 FILE_PREFIX = "file:"
 # Group or others may read: what ssh refuses for a private key.
 EXPOSED_BITS = stat.S_IRGRP | stat.S_IROTH
+
+
+@dataclass(frozen=True)
+class LiteralSecret:
+    """A secret written into a snapshots.py file, as it stands in the policy shape the legacy
+    files are normalised into: the value itself (trimmed), never read as `env:` or `file:`,
+    and `origin`, the file and key it came from in words ("the api_token of configs/web.json"),
+    for `migrate`'s note of what to export. Two are equal when their values are.
+
+    Neither repr nor YAML shows the value: `migrate` puts an `env:` reference in its place.
+    """
+
+    value: str = field(repr=False)
+    origin: str = field(compare=False)
 
 
 class SecretError(ValueError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+from pathlib import Path
 
 from snapshot_policy import config, render
 from snapshot_policy.cli import main
@@ -28,9 +30,11 @@ def test_legacy_layout_validates(legacy_layout, monkeypatch, capsys, clock):
 
 def test_legacy_layout_loads_the_servers_templates_and_retention_the_old_script_used(legacy_layout):
     loaded = config.load(cwd=legacy_layout)
-    web, db = sorted(loaded.targets, key=lambda t: t.name, reverse=True)
-    assert (web.name, web.account.provider, web.selector.ids, web.retention.keep_last) == ("web-1", "digitalocean", ("3164444",), 3)
-    assert (db.name, db.account.provider, db.selector.ids, db.retention.keep_last) == ("db-1", "hetzner", ("4711",), 2)
+    web, db = loaded.targets
+    # A target is its server file; the server's name is the one in the file.
+    assert (web.name, web.server_name, web.account.provider, web.selector.ids, web.retention.keep_last) == ("digitalocean_droplet1", "web-1", "digitalocean", ("3164444",), 3)
+    assert (db.name, db.server_name, db.account.provider, db.selector.ids, db.retention.keep_last) == ("hetzner_cloud_server1", "db-1", "hetzner", ("4711",), 2)
+    assert (web.source, db.source) == (str(legacy_layout / "configs" / "digitalocean_droplet1.json"), str(legacy_layout / "configs" / "hetzner_cloud_server1.json"))
     assert web.adopt_legacy_names and db.adopt_legacy_names
     # The server file's placeholders count as unset, so the global Telegram settings apply,
     # with the INI's \n escapes turned into line breaks.
@@ -48,12 +52,12 @@ def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(leg
     sandbox.clear_requests()
     assert main(["plan", "--output", "json"], clock=clock) == 0
     document = json.loads(capsys.readouterr().out)
-    web = next(t for t in document["targets"] if t["target"] == "web-1")
+    web = next(t for t in document["targets"] if t["target"] == "digitalocean_droplet1")
     assert web["create"]["name"].startswith("web-1-")
     assert [s["name"] for s in web["keep"]] == [legacy_name("web-1", clock.now, d) for d in (1, 2)]
     assert [s["name"] for s in web["delete"]] == [legacy_name("web-1", clock.now, d) for d in (3, 4, 5)]
     assert [(s["name"], s["reason"].split(":")[0]) for s in web["skip"]] == [("web-1-before-upgrade", "unmanaged")]
-    db = next(t for t in document["targets"] if t["target"] == "db-1")
+    db = next(t for t in document["targets"] if t["target"] == "hetzner_cloud_server1")
     assert len(db["keep"]) == 1 and len(db["delete"]) == 4
     assert [s["name"] for s in db["skip"]] == ["db-1-manual"]
     assert {r["method"] for r in sandbox.requests()} == {"GET"}
@@ -61,7 +65,7 @@ def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(leg
 
 def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, sandbox, tmp_path, clock):
     legacy = config.load(cwd=legacy_layout)
-    migration = migrate(legacy.targets, legacy.settings, str(legacy_layout))
+    migration = migrate(legacy.document, legacy.base)
     policy = legacy_layout / "snapshot-policy.yaml"
     policy.write_text(migration.text)
     env = {"DIGITALOCEAN_TOKEN_1": DO_TOKEN, "HCLOUD_TOKEN_1": HZ_TOKEN, "TELEGRAM_BOT_TOKEN": "x"}
@@ -130,3 +134,106 @@ def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(legacy_lay
     err = capsys.readouterr().err
     assert "hetzner_cloud_server1.json: hetzner_cloud_server.webhook.url: http://hooks.example.com is not https" in err
     assert "the webhook will not be sent" in err
+
+
+# -- issue 14, item 3: one folder, two formats ------------------------------------------------
+
+COMING_FROM_SNAPSHOTS_PY = (Path(__file__).resolve().parents[2] / "README.md").read_text().split("## Coming from snapshots.py", 1)[1].split("\n## ", 1)[0]
+
+
+def readme_command(pattern: str) -> list[str]:
+    """The arguments of the `snapshot-policy …` command that `pattern` finds in the README's
+    section for snapshots.py users, in a code block."""
+    found = re.search(rf"^[^`\n]*snapshot-policy ({pattern}[^>\n`]*)", COMING_FROM_SNAPSHOTS_PY, flags=re.MULTILINE)
+    assert found, pattern
+    return found.group(1).split()
+
+
+def test_the_readme_cron_line_and_migrate_command_are_the_ones_run_here(legacy_layout, sandbox, monkeypatch, capsys, clock):
+    cron, migrate_command = readme_command("apply"), readme_command("migrate")
+    assert cron == ["apply", "--config", "snapshots.config"] and migrate_command == ["migrate", "--out", "snapshot-policy.yaml"]
+    server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", sandbox.webhook_url("legacy")))
+    monkeypatch.chdir(legacy_layout)
+    assert main(migrate_command, clock=clock) == 0
+    err = capsys.readouterr().err
+    policy = legacy_layout / "snapshot-policy.yaml"
+    assert policy.read_text().startswith("# snapshot-policy policy, migrated") and stat.S_IMODE(policy.stat().st_mode) == 0o600
+    assert "Wrote snapshot-policy.yaml: 2 target(s)." in err and "export DIGITALOCEAN_TOKEN_1=...  # the api_token of" in err
+    assert "Then run with --policy snapshot-policy.yaml." in err and "--config snapshots.config" in err
+    assert DO_TOKEN not in policy.read_text() + err
+    # The cron line names its layout, so the policy beside it changes nothing; a bare command asks.
+    assert main(cron, clock=clock) == 0
+    capsys.readouterr()
+    assert main(["apply"], clock=clock) == 1
+    assert "both snapshot-policy.yaml and snapshots.config are here" in capsys.readouterr().err
+
+
+def test_both_formats_in_one_folder_refuse_to_guess_naming_both_and_the_options(legacy_layout, sandbox, monkeypatch, capsys, clock):
+    monkeypatch.chdir(legacy_layout)
+    (legacy_layout / "snapshot-policy.yaml").write_text("")  # what `migrate > snapshot-policy.yaml` leaves when it fails
+    for command in (["validate"], ["plan"], ["apply"], ["migrate"]):
+        assert main(command, clock=clock) == 1, command
+        err = capsys.readouterr().err
+        assert (
+            "both snapshot-policy.yaml and snapshots.config are here: give --policy snapshot-policy.yaml to use the YAML policy, "
+            "or --config snapshots.config to keep the snapshots.py layout; the tool will not guess which. "
+            "snapshot-policy.yaml is empty, as `migrate > snapshot-policy.yaml` leaves it: remove it and run "
+            "`snapshot-policy migrate --out snapshot-policy.yaml`"
+        ) in err, err
+        assert "the file is empty" not in err
+    assert [s["name"] for s in sandbox.dump_state()["snapshots"] if s["created"] == clock.now] == []
+    assert main(["plan", "--config", "snapshots.config"], clock=clock) == 0
+    assert "+ create web-1-" in capsys.readouterr().out
+    assert main(["migrate", "--config", "snapshots.config", "--out", "snapshot-policy.yaml"], clock=clock) == 0
+    assert "version: 1" in (legacy_layout / "snapshot-policy.yaml").read_text()
+
+
+def test_a_policy_beside_server_files_without_snapshots_config_asks_too(legacy_layout, monkeypatch, capsys, clock):
+    (legacy_layout / "snapshots.config").unlink()
+    (legacy_layout / "snapshot-policy.yaml").write_text("version: 1\n")
+    monkeypatch.chdir(legacy_layout)
+    assert main(["validate"], clock=clock) == 1
+    err = capsys.readouterr().err
+    assert "both snapshot-policy.yaml and configs/*.json are here" in err
+    assert "or the server files as arguments (configs/*.json)" in err and "is empty" not in err
+
+
+def test_migrate_out_refuses_a_symbolic_link_and_writes_nothing(legacy_layout, monkeypatch, capsys, clock):
+    monkeypatch.chdir(legacy_layout)
+    victim = legacy_layout / "victim.txt"
+    victim.write_text("keep me")
+    (legacy_layout / "policy.yaml").symlink_to(victim)
+    assert main(["migrate", "--out", "policy.yaml"], clock=clock) == 1
+    assert "cannot use policy file policy.yaml: it is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "keep me" and (legacy_layout / "policy.yaml").is_symlink()
+
+
+def test_migrate_out_in_another_folder_keeps_the_paths_pointing_where_they_did(legacy_layout, monkeypatch, capsys, clock):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["migrate", "--out", "new/policy.yaml"], clock=clock) == 0
+    assert "This folder now holds both formats" not in capsys.readouterr().err
+    env = {"DIGITALOCEAN_TOKEN_1": DO_TOKEN, "HCLOUD_TOKEN_1": HZ_TOKEN, "TELEGRAM_BOT_TOKEN": "x"}
+    migrated = config.load(policy=Path("new/policy.yaml"), env=env)
+    legacy = config.load(legacy_config=Path("snapshots.config"))
+    assert migrated.errors == ()
+    assert Path(migrated.settings.lock_file).resolve() == Path(legacy.settings.lock_file).resolve()
+    assert Path(migrated.settings.log_file).resolve() == Path(legacy.settings.log_file).resolve()
+
+
+def test_migrate_prints_integers_blocks_and_one_variable_per_secret(legacy_layout, monkeypatch, capsys, clock):
+    """The fixture's INI template has \\n escapes: a block in the policy; its timeouts stay whole numbers."""
+    monkeypatch.chdir(legacy_layout)
+    assert main(["migrate"], clock=clock) == 0
+    out = capsys.readouterr().out
+    assert "    message_success: |-\n      *OK* `{server_name}`\n      snapshot `{snapshot_name}`\n      {snapshot_info}\n" in out
+    assert "    timeout: 10\n" in out and "10.0" not in out and "  delay_between_servers: 20\n" in out
+    assert out.count("bot_token: env:TELEGRAM_BOT_TOKEN") == 1 and "server_name: web-1" in out
+
+
+def test_migrate_with_target_migrates_that_server_only(legacy_layout, monkeypatch, capsys, clock):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["migrate", "--target", "hetzner_cloud_server1"], clock=clock) == 0
+    captured = capsys.readouterr()
+    assert "name: hetzner_cloud_server1" in captured.out and "digitalocean" not in captured.out
+    assert "DIGITALOCEAN_TOKEN" not in captured.err and "export HCLOUD_TOKEN_1=" in captured.err

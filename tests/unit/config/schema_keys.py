@@ -8,7 +8,8 @@ WRAPPERS = ("digitalocean_droplet.", "hetzner_cloud_server.")
 
 
 def schema_keys(schema: Mapping) -> dict[str, Mapping]:
-    """Return {key path: its schema} for every property, in the order the schema gives them."""
+    """Return {key path: its schema} for every property, in the order the schema gives them;
+    a `default` written beside a `$ref` is part of the key's schema."""
     return dict(_walk(schema, schema, ""))
 
 
@@ -23,9 +24,11 @@ def _walk(node: Mapping, root: Mapping, prefix: str) -> Iterator[tuple[str, Mapp
     for keyword in ("oneOf", "anyOf", "allOf"):
         for branch in node.get(keyword, []):
             yield from _walk(branch, root, prefix)
-    for key, child in node.get("properties", {}).items():
+    for key, raw in node.get("properties", {}).items():
         path = f"{prefix}.{key}" if prefix else key
-        child = _resolve(child, root)
+        child = _resolve(raw, root)
+        if "default" in raw:  # a default beside a $ref belongs to this key
+            child = {**child, "default": raw["default"]}
         if path.startswith(WRAPPERS):
             path = path.split(".", 1)[1]
         elif prefix == "" and key in ("digitalocean_droplet", "hetzner_cloud_server"):

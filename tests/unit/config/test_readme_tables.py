@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,15 +19,31 @@ TABLES = {
 }
 
 
-def documented(heading: str) -> list[str]:
+def rows(heading: str) -> dict[str, str]:
+    """The table under `heading`: {key: its default column}."""
     section = README.split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
-    return re.findall(r"^\| `([^`]+)` \|", section, flags=re.MULTILINE)
+    return dict(re.findall(r"^\| `([^`]+)` \| ([^|]*?) ?\|", section, flags=re.MULTILINE))
+
+
+def documented(heading: str) -> list[str]:
+    return list(rows(heading))
+
+
+def shown(value: object) -> str:
+    return "" if value is None else f"`{json.dumps(value) if isinstance(value, bool) else value}`"
 
 
 @pytest.mark.parametrize("schema", sorted(TABLES))
 def test_readme_table_matches_the_schema(schema):
     keys = [k for k in schema_keys(load_schema(schema)) if not k.startswith("defaults.")]
     assert documented(TABLES[schema]) == keys
+
+
+@pytest.mark.parametrize("schema", sorted(TABLES))
+def test_readme_tables_show_the_schemas_defaults(schema):
+    """The schema is the one place a default is written; the README shows it, and no other."""
+    keys = schema_keys(load_schema(schema))
+    assert {key: column for key, column in rows(TABLES[schema]).items()} == {key: shown(keys[key].get("default")) for key in rows(TABLES[schema])}
 
 
 def test_defaults_take_the_keys_of_a_target():
