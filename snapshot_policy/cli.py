@@ -302,7 +302,11 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
         for failure in failures[len(loaded.failed):]:
             click.echo(f"{failure.target}: {failure.reason}", err=True)
     if loaded.errors or failures:
-        click.echo(f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s).", err=True)
+        online_failures = len(failures) - len(loaded.failed)
+        counts = [f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s)"] if loaded.errors or loaded.failed else []
+        if online_failures:
+            counts.append(f"{online_failures} target(s) failed the online check")
+        click.echo("; ".join(counts) + ".", err=True)
         return EXIT_ERROR
     checked = " and checked online" if online else ""
     click.echo(f"{len(loaded.files)} file(s) valid{checked}: {len(loaded.targets)} target(s).")

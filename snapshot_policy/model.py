@@ -204,12 +204,15 @@ class Target:
 
 @dataclass(frozen=True)
 class TargetFailure:
-    """A target (or a config file standing for one) that could not be planned, and why."""
+    """A target (or a config file standing for one) that could not be planned, and why.
+    `server_name` is the server's name where the configuration gives it (a snapshots.py
+    file), for the messages that name the server."""
 
     target: str
     reason: str
     account: str = ""
     notify: tuple[Channel, ...] = field(default=(), compare=False)
+    server_name: str = ""
 
 
 @dataclass(frozen=True)

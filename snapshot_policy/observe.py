@@ -25,6 +25,7 @@ by server once, so each target classifies its own server's snapshots only.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import re
 from collections import defaultdict
@@ -93,7 +94,7 @@ def observe(
     for (account, account_specs), read in zip(by_account.items(), reads):
         if isinstance(read, Exception):
             reason = str(read) if isinstance(read, (ProviderError, ValueError)) else f"unexpected {type(read).__name__} while reading it"
-            result.failures += [TargetFailure(s.name, f"cannot read account {account.name}: {reason}", account.name, s.notify) for s in account_specs]
+            result.failures += [_failure(s, f"cannot read account {account.name}: {reason}") for s in account_specs]
             continue
         result.providers[account.name] = read.provider
         result.failures += read.failures
@@ -205,9 +206,8 @@ def _resolve(provider: Provider, servers: Sequence[Server], account: Account, sp
             missing = [] if found else [f"no server matches {spec.selector.describe()}"]
         else:
             found, missing = _pick(index, spec)
-        if missing:
-            failures.append(TargetFailure(spec.name, "; ".join(missing), account.name, spec.notify))
-            continue
+        if missing:  # the servers that exist are still snapshotted; the target fails for the rest
+            failures.append(_failure(spec, "; ".join(missing)))
         servers_of[spec.name] = found
         for server in found:
             claimed[server.id].append(spec)
@@ -217,7 +217,7 @@ def _resolve(provider: Provider, servers: Sequence[Server], account: Account, sp
             owners = claimed[server.id]
             if len(owners) > 1:
                 names = " and ".join(sorted({o.name for o in owners}))
-                failures.append(TargetFailure(spec.name, f"server {server.name} ({server.id}) is selected by targets {names}; a server may belong to one target only", account.name, spec.notify))
+                failures.append(_failure(spec, f"server {server.name} ({server.id}) is selected by targets {names}; a server may belong to one target only"))
                 continue
             targets.append(_target(spec, server))
     return targets, failures
@@ -244,8 +244,14 @@ def _pick(index: _ServerIndex, spec: TargetSpec) -> tuple[list[Server], list[str
         named = index.by_name.get(name, [])
         found += named
         if not named:
-            missing.append(f"no server named {name!r}")
+            close = difflib.get_close_matches(name, list(index.by_name), n=3)
+            hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+            missing.append(f"no server named {name!r}{hint}")
     return found, missing
+
+
+def _failure(spec: TargetSpec, reason: str) -> TargetFailure:
+    return TargetFailure(spec.name, reason, spec.account.name, spec.notify, spec.server_name or "")
 
 
 def _target(spec: TargetSpec, server: Server) -> Target:

@@ -143,7 +143,8 @@ def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tup
         found.append((event, target.notify))
     for failure in report.failures:
         if failure.notify:
-            event = Event(failure.target, "", failure.target, "", "", 0, FAILURE, _redacted(failure.reason, secrets), hostname, report.finished)
+            server = failure.server_name or failure.target
+            event = Event(failure.target, "", server, "", "", 0, FAILURE, _redacted(failure.reason, secrets), hostname, report.finished)
             found.append((event, failure.notify))
     return found
 

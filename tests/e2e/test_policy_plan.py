@@ -88,6 +88,24 @@ def test_validate_online_checks_tokens_and_servers(policy, sandbox, monkeypatch,
     assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
     assert "web: cannot read account do" in err and "401" in err and "wrong-token" not in err
+    assert err.endswith("1 target(s) failed the online check.\n") and "0 error(s)" not in err
+
+
+def test_validate_online_names_a_missing_server_with_a_did_you_mean(policy, sandbox, capsys, clock):
+    policy.write_text(policy.read_text().replace("names: [web-1]", "names: [web-1, web1]"))
+    assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 1
+    err = capsys.readouterr().err
+    assert "web: no server named 'web1'; did you mean 'web-1'" in err
+    assert err.endswith("1 target(s) failed the online check.\n")
+
+
+def test_a_target_naming_a_missing_server_still_snapshots_the_ones_that_exist(policy, sandbox, capsys, clock):
+    """names: [web-1, web-9]: web-1 gets its snapshot; the target fails for web-9 (exit 2)."""
+    policy.write_text(policy.read_text().replace("names: [web-1]", "names: [web-1, web-9]"))
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 2
+    out = capsys.readouterr().out
+    assert "web: FAILED: no server named 'web-9'" in out
+    assert any(s["name"].startswith("web-1-") and s["created"] == iso(clock.now) for s in sandbox.dump_state()["snapshots"])
 
 
 def test_validate_makes_no_api_call_without_online(policy, sandbox, capsys, clock):

@@ -124,11 +124,6 @@ def test_same_name_on_two_clouds_migrates_to_a_policy_that_plans_identically(lay
     assert policy_plan["targets"] == legacy_plan["targets"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a target that fails before any server is found (here: the droplet is gone) is reported through "
-    "TargetFailure, which carries the target's name only, and run.routes sends it as the server name; "
-    "needs TargetFailure.server_name (model.py), set by observe.py from spec.server_name and used by run.routes"
-))
 def test_a_failure_before_the_server_is_found_still_names_the_server(layout, twins, clock):
     state = twins.dump_state()
     state["servers"] = [s for s in state["servers"] if s["id"] != DROPLET]

@@ -213,15 +213,26 @@ def test_observe_lists_each_distinct_selector_once(account):
 
 
 def test_observe_finds_servers_by_name_in_listing_order_and_by_id_once_per_account():
+    """A name or id that is missing fails its target; the servers it does find are still targets."""
     servers = [Server("1", "twin"), Server("2", "solo"), Server("3", "twin")]
     provider = FakeProvider(HZ.provider, servers, [])
     specs = [
         TargetSpec("twins", HZ, Selector(names=("twin", "nobody")), RetentionPolicy(keep_last=1)),
         TargetSpec("solo", HZ, Selector(names=("solo",)), RetentionPolicy(keep_last=1)),
-        TargetSpec("ids", HZ, Selector(ids=("7", "2")), RetentionPolicy(keep_last=1)),
+        TargetSpec("ids", HZ, Selector(ids=("7", "1")), RetentionPolicy(keep_last=1)),
     ]
     observation = observe(specs, lambda _: provider)
-    assert [(f.target, f.reason) for f in observation.failures] == [("twins", "no server named 'nobody'"), ("ids", "no server with id 7")]
+    assert [(f.target, f.reason) for f in observation.failures][:2] == [("twins", "no server named 'nobody'"), ("ids", "no server with id 7")]
+    # The servers found are still targets, except twin 1, which twins and ids both claim.
+    assert [(t.name, t.server_id) for t, _ in observation.observed] == [("twins", "3"), ("solo", "2")]
     specs[0] = TargetSpec("twins", HZ, Selector(names=("twin",)), RetentionPolicy(keep_last=1))
     observation = observe(specs[:2], lambda _: provider)
     assert [(t.name, t.server_id) for t, _ in observation.observed] == [("twins", "1"), ("twins", "3"), ("solo", "2")]
+
+
+def test_an_unknown_server_name_gets_a_did_you_mean_from_the_account():
+    provider = FakeProvider(HZ.provider, [Server("1", "db-1"), Server("2", "web-1")], [])
+    spec = TargetSpec("db", HZ, Selector(names=("db-1", "db1x")), RetentionPolicy(keep_last=1))
+    observation = observe([spec], lambda _: provider)
+    assert [(f.target, f.reason) for f in observation.failures] == [("db", "no server named 'db1x'; did you mean 'db-1'?")]
+    assert [(t.name, t.server_id) for t, _ in observation.observed] == [("db", "1")]
