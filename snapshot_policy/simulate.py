@@ -30,10 +30,13 @@ class Simulation:
     survivors: tuple[tuple[Snapshot, tuple[str, ...]], ...]
 
     def months(self) -> list[tuple[date, list[date]]]:
-        """Return the simulated days grouped by month, each month with its first day."""
+        """Return the days with a run, from the first run's to the last run's (a start in the
+        middle of a day ends in the middle of another), grouped by month, each month with its
+        first day."""
         first = self.start.astimezone(self.zone).date()
+        last_run = self.start + (self.days * self.runs_per_day - 1) * (timedelta(days=1) / self.runs_per_day)
         grouped: dict[date, list[date]] = {}
-        for offset in range(self.days):
+        for offset in range((last_run.astimezone(self.zone).date() - first).days + 1):
             day = first + timedelta(days=offset)
             grouped.setdefault(day.replace(day=1), []).append(day)
         return list(grouped.items())

@@ -1,5 +1,6 @@
 from zoneinfo import ZoneInfo
 
+from snapshot_policy import render
 from snapshot_policy.model import RetentionPolicy
 from snapshot_policy.retention import select
 from snapshot_policy.simulate import simulate
@@ -36,6 +37,16 @@ def test_simulate_months_cover_every_simulated_day():
     months = result.months()
     assert [m.month for m, _ in months] == [1, 2, 3]
     assert sum(len(days) for _, days in months) == 45
+
+
+def test_simulate_months_end_on_the_last_runs_day():
+    """Three days of hourly runs from 12:30 end at 11:30 on the fourth day: the calendar
+    shows that day too, where the survivors list starts."""
+    result = simulate(RetentionPolicy(keep_hourly=30), UTC, utc(2026, 1, 1, 12, 30), days=3, runs_per_day=24)
+    (_, days), = result.months()
+    assert [d.day for d in days] == [1, 2, 3, 4]
+    assert max(s.created for s, _ in result.survivors).day == 4
+    assert render.simulation_text(result).splitlines()[4] == "  2026-01  ..++"
 
 
 def _random_policy(rng):
