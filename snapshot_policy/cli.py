@@ -433,13 +433,14 @@ def sandbox_command(port: int, state_file: str | None) -> None:
       snapshot-policy sandbox --port 8765
     """
     from snapshot_policy.sandbox import serve
+    from snapshot_policy.sandbox.server import StateFileProblem
 
     try:
         serve(port, state_file)
+    except StateFileProblem as error:
+        raise click.ClickException(str(error))
     except OSError as error:
-        raise click.ClickException(f"cannot serve on 127.0.0.1:{port} or read {state_file}: {error.strerror or error}")
-    except (ValueError, KeyError, TypeError) as error:
-        raise click.ClickException(f"{state_file} is not a sandbox state file: {error}")
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}; choose another port with --port")
 
 
 @cli.command("demo")

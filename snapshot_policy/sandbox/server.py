@@ -8,8 +8,10 @@ under the state lock, so each is atomic; injected delays happen outside it.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -309,22 +311,55 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
 
+class StateFileProblem(ValueError):
+    """A `--state` file that cannot be read or is not in the sandbox's state format."""
+
+
+def read_state(state_file: str) -> dict:
+    """Return the state in `state_file`; raise StateFileProblem with a sentence saying what is
+    wrong and where, never a bare TypeError from the code that would have loaded it."""
+    try:
+        with open(state_file, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as error:
+        raise StateFileProblem(f"cannot read {state_file}: {error.strerror or error}") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise StateFileProblem(f"{state_file} is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise StateFileProblem(f"{state_file}: the state must be a JSON object with accounts, servers and snapshots")
+    loaders = {"servers": State.add_server, "snapshots": State.add_snapshot}
+    for key, loader in loaders.items():
+        parameters = inspect.signature(loader).parameters
+        required = [n for n, p in parameters.items() if n != "self" and p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        for number, item in enumerate(data.get(key, [])):
+            where = f"{state_file}: {key}[{number}]"
+            if not isinstance(item, dict):
+                raise StateFileProblem(f"{where} must be an object")
+            if missing := [n for n in required if n not in item]:
+                raise StateFileProblem(f"{where} needs {', '.join(missing)} (the format is in the sandbox's documentation)")
+            if unknown := sorted(set(item) - set(parameters)):
+                raise StateFileProblem(f"{where} has unknown key(s) {', '.join(unknown)}")
+    try:
+        State.from_dict(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise StateFileProblem(f"{state_file} is not a sandbox state file: {type(error).__name__}: {error}") from None
+    return data
+
+
 def serve(port: int, state_file: str | None) -> None:
     """Run the sandbox on 127.0.0.1:`port` until Ctrl-C (for `snapshot-policy sandbox`).
 
     The state comes from `state_file` (JSON, format in the package docstring) or, without one,
     from `example_state()`. The file is only read; GET /_sandbox/state shows the live state.
+    Raise StateFileProblem for a bad file, OSError when the port cannot be served.
     """
     from .example import example_state
 
-    if state_file:
-        with open(state_file, encoding="utf-8") as handle:
-            data = json.load(handle)
-    else:
-        data = example_state()
+    data = read_state(state_file) if state_file else example_state()
     with Sandbox(data, action_seconds=2.0, port=port) as sandbox:
         print(f"sandbox listening on {sandbox.url}  (control API: {sandbox.url}/_sandbox/)")
-        print(" ".join(f"{key}={value}" for key, value in sandbox.env().items()))
+        for key, value in sandbox.env().items():  # for the shell: eval "$(… | grep ^export)"
+            print(f"export {key}={shlex.quote(value)}")
         for account in sandbox.state.accounts.values():
             print(f"account {account.name} ({account.provider}): token {account.tokens[0]}")
         for token, username in sandbox.state.bots.items():

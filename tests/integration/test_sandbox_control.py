@@ -78,8 +78,8 @@ def test_sandbox_command_reads_a_state_file_and_stops_on_ctrl_c(tmp_path):
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         url = process.stdout.readline().split()[3]
-        env_line = process.stdout.readline()
-        assert f"HCLOUD_ENDPOINT={url}/v1" in env_line and "TELEGRAM_API_URL=" in env_line
+        exports = [process.stdout.readline().strip() for _ in range(3)]
+        assert exports == [f"export DIGITALOCEAN_API_URL={url}", f"export HCLOUD_ENDPOINT={url}/v1", f"export TELEGRAM_API_URL={url}/bot"]
         servers = httpx.get(f"{url}/v1/servers", headers={"Authorization": f"Bearer {HZ_TOKEN}"})
         assert [s["name"] for s in servers.json()["servers"]] == ["app-1", "app-2", "db-1"]
     finally:
@@ -102,3 +102,26 @@ def test_burst_limit_round_trips_and_is_digitalocean_only():
     data["accounts"][2]["burst_limit"] = 100  # hz-a: Hetzner documents no per-minute limit
     with pytest.raises(ValueError, match="burst_limit"):
         State.from_dict(data)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"servers": [{"id": 1}]}', "state.json: servers[0] needs account, name (the format is in the sandbox's documentation)"),
+    ('{"servers": [{"account": "a", "name": "x", "colour": "red"}]}', "state.json: servers[0] has unknown key(s) colour"),
+    ("[1, 2]", "state.json: the state must be a JSON object with accounts, servers and snapshots"),
+    ("{", "state.json is not JSON: "),
+])
+def test_sandbox_command_explains_a_bad_state_file_in_a_sentence(tmp_path, content, message):
+    (tmp_path / "state.json").write_text(content)
+    result = subprocess.run([sys.executable, "-m", "snapshot_policy", "sandbox", "--port", "0", "--state", "state.json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and f"Error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr and "None" not in result.stderr
+
+
+def test_sandbox_command_says_the_port_is_taken_and_what_to_do(tmp_path):
+    with Sandbox() as taken:
+        port = taken.url.rsplit(":", 1)[1]
+        result = subprocess.run([sys.executable, "-m", "snapshot_policy", "sandbox", "--port", port],
+                                capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"Error: cannot serve on 127.0.0.1:{port}: Address already in use; choose another port with --port" in result.stderr
