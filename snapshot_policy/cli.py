@@ -169,6 +169,16 @@ def _only(loaded: config.LoadedConfig, names: set[str]) -> config.LoadedConfig:
     )
 
 
+def _show(text: str, styled: bool) -> None:
+    """Print `text`; a plan in colour when stdout is a terminal (rich honours NO_COLOR)."""
+    if styled and sys.stdout.isatty():
+        from rich.console import Console
+
+        Console(file=sys.stdout, highlight=False, soft_wrap=True).print(render.styled(text), end="")
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.command("plan")
 @selection
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -196,7 +206,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     except StateFileError as error:
         click.echo(str(error), err=True)
         return EXIT_ERROR
-    click.echo(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), nl=False)
+    _show(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), styled=output != "json")
     if plan_file is not None:
         try:
             write_atomic(plan_file, render.plan_json(plan, failures), "plan file")
@@ -262,7 +272,7 @@ def apply_command(
                 click.echo(redact(str(error), loaded.secrets), err=True)
                 return EXIT_ERROR
         click.echo(f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; nothing was changed.\n")
-        click.echo(render.plan_text(plan, failures), nl=False)
+        _show(render.plan_text(plan, failures), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
     try:
         with run_lock(settings.lock_file):

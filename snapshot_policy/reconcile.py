@@ -89,7 +89,7 @@ def plan_target(
         own = [s for s in own if s.id != created.id] + [created]
     future = [s for s in own if s.managed and s is not created and s.created > now + CLOCK_TOLERANCE]
     stuck = [s for s in own if s.managed and s.creating and s not in future and now - s.created > creation_timeout]
-    skips = [_skip(s, f"unmanaged: {s.ownership}") for s in own if not s.managed]
+    skips = [_skip(s, f"protected, and not this tool's: {s.ownership}" if s.protected else f"unmanaged: {s.ownership}") for s in own if not s.managed]
     skips += [_skip(s, f"clock skew: dated {_ahead(s.created, now)} after this run's clock") for s in future]
     skips += [_skip(s, "still being created") for s in own if s.managed and s.creating and s not in future]
     finished = [s for s in own if s.managed and not s.creating and s not in future]

@@ -7,18 +7,24 @@ ever added, never renamed or removed, and `format_version` changes if that promi
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from snapshot_policy.redaction import escape_controls
 from snapshot_policy.model import ActionKind, Plan, PlanAction, RunReport, Target, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Simulation
 
+if TYPE_CHECKING:
+    from rich.text import Text
+
 PLAN_FORMAT_VERSION = 1
 _NO_OFFSET = timedelta(0)
 _MARKS = {ActionKind.CREATE: "+", ActionKind.DELETE: "-", ActionKind.KEEP: "=", ActionKind.SKIP: "!"}
+_STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
+WIDTH = 80  # columns of a plan line, where the words allow
 
 
 def iso_utc(moment: datetime) -> str:
@@ -40,10 +46,29 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
 
 
 def plan_text(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
-    """Return the plan as the operator reads it: one block per target, the failures, then the summary."""
+    """Return the plan as the operator reads it: one block per target, the failures, then the
+    summary, in lines of at most WIDTH columns where the words allow."""
     blocks = [_target_text(t) for t in plan.targets]
-    blocks += [escape_controls(f"{f.target}: FAILED: {f.reason}") for f in failures]
-    return "\n\n".join(blocks + [plan_summary(plan, failures)]) + "\n"
+    blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
+    return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
+
+
+def styled(text: str) -> Text:
+    """`text` (a plan or a dry run) with colour for a terminal: creates green, deletions red,
+    skips and problems yellow, kept snapshots dim. rich leaves the colour out when NO_COLOR is
+    set; the caller uses this only when its output is a terminal."""
+    from rich.text import Text
+
+    result = Text()
+    style = None
+    for line in text.splitlines(keepends=True):
+        stripped = line.lstrip()
+        if line.startswith("  ") and not line.startswith("    "):  # an action line; its continuation follows its style
+            style = _STYLES.get(stripped[:1])
+        elif not line.startswith("    "):
+            style = "bold" if line.strip() and not line.startswith(" ") and ": " in line else None
+        result.append(line, style=style)
+    return result
 
 
 def _target_text(plan: TargetPlan) -> str:
@@ -55,7 +80,7 @@ def _target_text(plan: TargetPlan) -> str:
     if not plan.actions:
         lines.append("  (no snapshots)")
     lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, *plan.problems))]
-    return "\n".join(escape_controls(line) for line in lines)  # a name from an API cannot forge a line
+    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)  # a name from an API cannot forge a line
 
 
 def _action_text(action: PlanAction) -> str:
@@ -63,9 +88,36 @@ def _action_text(action: PlanAction) -> str:
     mark = _MARKS[action.kind]
     if action.kind is ActionKind.CREATE:
         return f"{mark} create {snapshot.name} (will be kept by: {', '.join(action.rules)})"
-    where = f"id {snapshot.id}, created {iso_utc(snapshot.created)}"
-    protected = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
-    return f"{mark} {action.kind.value} {snapshot.name} ({where}{protected}): {action.reason}"
+    flags = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
+    flags += ", adopted" if _adopted(snapshot) else ""
+    return f"{mark} {action.kind.value} {snapshot.name} (id {snapshot.id}, {iso_utc(snapshot.created)[:16]}Z{flags}): {action.reason}"
+
+
+def _adopted(snapshot) -> bool:
+    """Managed because snapshots.py named it so (or a killed run of ours started it), not by our marker."""
+    return snapshot.managed and snapshot.ownership.startswith("adopted")
+
+
+def _sentences(text: str) -> str:
+    """`text` with a sentence that would pass WIDTH starting a new line."""
+    lines = [""]
+    for sentence in text.replace(". ", ".\0").split("\0"):
+        if lines[-1] and len(lines[-1]) + 1 + len(sentence) > WIDTH:
+            lines.append(sentence)
+        else:
+            lines[-1] = f"{lines[-1]} {sentence}".strip()
+    return "\n".join(lines)
+
+
+def _wrap(line: str, indent: str) -> str:
+    """`line` in lines of at most WIDTH columns, broken at spaces (a long name stays whole);
+    an action's reason starts its own line when the whole does not fit."""
+    if len(line) <= WIDTH:
+        return line
+    head, colon, reason = line.partition("): ")
+    if colon and line.lstrip()[:1] in _STYLES and len(head) + 1 <= WIDTH:
+        return head + ")\n" + textwrap.fill(reason, WIDTH, initial_indent=indent, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent or "    ", break_long_words=False, break_on_hyphens=False)
 
 
 def plan_document(plan: Plan, failures: Sequence[TargetFailure] = ()) -> dict:
@@ -234,7 +286,10 @@ def _target_document(plan: TargetPlan, by_kind: dict[ActionKind, list[PlanAction
 
 def _snapshot_document(action: PlanAction, reason: bool) -> dict:
     snapshot = action.snapshot
-    document = {"id": snapshot.id, "name": snapshot.name, "created": iso_utc(snapshot.created), "protected": snapshot.protected}
+    document = {
+        "id": snapshot.id, "name": snapshot.name, "created": iso_utc(snapshot.created), "protected": snapshot.protected,
+        "adopted": _adopted(snapshot), "ownership": snapshot.ownership,
+    }
     if reason:
         document["reason"] = action.reason
     else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from datetime import timedelta
 
 import pytest
@@ -198,3 +200,18 @@ def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sand
     blocker.write_text("")
     assert main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")], clock=clock) == 1
     assert "cannot save the plan to" in capsys.readouterr().err
+
+
+def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, sandbox, capsys, monkeypatch, clock):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    piped = capsys.readouterr().out
+    assert "\x1b[" not in piped and "+ create web-1-" in piped
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    coloured = capsys.readouterr().out
+    assert "\x1b[32m" in coloured and re.sub(r"\x1b\[[0-9;]*m", "", coloured) == piped
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    assert not re.search(r"\x1b\[(3\d|9\d)m", capsys.readouterr().out)

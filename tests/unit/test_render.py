@@ -30,10 +30,13 @@ web: web (hetzner server 1, account main)
   schedule every run: a snapshot is made on every run
   retention keep_last 2 (timezone UTC)
   + create web-20261126030000 (will be kept by: last)
-  = keep web-20261125030000 (id 11, created 2026-11-25T03:00:00Z): kept by: last
-  - delete web-20261124030000 (id 10, created 2026-11-24T03:00:00Z): no retention rule keeps it
-  ! skip web-20260201000000 (id 4, created 2026-02-01T00:00:00Z): protected; no retention rule keeps it
-  ! skip web-20260101000000 (id 3, created 2026-01-01T00:00:00Z): unmanaged: no managed-by label
+  = keep web-20261125030000 (id 11, 2026-11-25T03:00Z): kept by: last
+  - delete web-20261124030000 (id 10, 2026-11-24T03:00Z)
+      no retention rule keeps it
+  ! skip web-20260201000000 (id 4, 2026-02-01T00:00Z)
+      protected; no retention rule keeps it
+  ! skip web-20260101000000 (id 3, 2026-01-01T00:00Z)
+      unmanaged: no managed-by label
 
 Plan: 2 to create, 1 to delete, 1 to keep, 2 skipped across 2 target(s).
 """
@@ -60,7 +63,8 @@ def test_plan_text_reports_a_refusal():
     plan = build_plan([(target(keep_last=1, max_deletions=1), history)], utc(2026, 11, 26))
     text = render.plan_text(plan)
     assert "  ! refused: 3 deletions exceed max_deletions 1" in text
-    assert text.endswith("1 target(s) refused by safety limits.\n")
+    assert text.endswith("\n1 target(s) refused by safety limits.\n")  # a sentence that would pass 80 columns starts a line
+    assert max(len(line) for line in text.splitlines()) <= 80
 
 
 def test_plan_json_has_the_documented_keys():
@@ -72,7 +76,8 @@ def test_plan_json_has_the_documented_keys():
     assert set(web) >= {"target", "provider", "server_id", "create", "delete", "keep", "skip", "refused"}
     assert web["create"] == {"name": "web-20261126030000", "rules": ["last"]}
     assert web["delete"] == [
-        {"id": "10", "name": "web-20261124030000", "created": "2026-11-24T03:00:00Z", "protected": False, "reason": "no retention rule keeps it"}
+        {"id": "10", "name": "web-20261124030000", "created": "2026-11-24T03:00:00Z", "protected": False,
+         "adopted": False, "ownership": "managed-by label", "reason": "no retention rule keeps it"}
     ]
     assert web["keep"][0]["rules"] == ["last"]
     assert [s["id"] for s in web["skip"]] == ["4", "3"]
@@ -177,3 +182,27 @@ def test_plan_json_is_the_plan_document_indented_by_two():
 )
 def test_iso_utc_is_the_documented_utc_form(moment):
     assert render.iso_utc(moment) == moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_plan_text_lines_fit_80_columns_and_say_adopted_and_protected():
+    """Real names and ids: every line within 80 columns; a snapshot adopted from snapshots.py's
+    naming says so; a protected snapshot that is not ours reads as protected."""
+    legacy = replace(snap(utc(2026, 11, 25, 3), id="100000011", managed=True), name="web-server-1-20261125030000",
+                     ownership="adopted: named exactly as '{server_name}-{timestamp}' names them (as snapshots.py did)")
+    pinned = replace(snap(utc(2026, 1, 1), id="100000003", managed=False), name="before-the-big-upgrade", protected=True, ownership="no managed-by label")
+    doomed = [replace(snap(utc(2026, 11, 20 - n, 3), id=f"10000002{n}"), name=f"web-server-1-202611{20 - n}030000") for n in range(3)]
+    plan = build_plan([(target(keep_last=2), [legacy, pinned, *doomed])], utc(2026, 11, 26))
+    text = render.plan_text(plan)
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert "= keep web-server-1-20261125030000 (id 100000011, 2026-11-25T03:00Z, adopted)" in text
+    assert "! skip before-the-big-upgrade (id 100000003, 2026-01-01T00:00Z)\n      protected, and not this tool's" in text
+    document = json.loads(render.plan_json(plan))["targets"][0]
+    assert document["keep"][0]["adopted"] is True and document["skip"][0]["protected"] is True
+
+
+def test_styled_plan_colours_each_kind_of_line():
+    text = render.plan_text(sample_plan())
+    styled = render.styled(text)
+    assert styled.plain == text
+    styles = {str(span.style) for span in styled.spans}
+    assert {"green", "red", "yellow", "dim"} <= styles
