@@ -13,6 +13,8 @@ from html import escape
 from snapshot_policy.simulate import Simulation
 
 COUNTED = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+# Rows are drawn in this order: the counted rules, keep_within, then the duration-bounded ones.
+ROW_ORDER = (*COUNTED, "within", *(f"{period} within" for period in COUNTED[1:]))
 COLOURS = {
     "last": "#4e79a7",
     "hourly": "#f28e2b",
@@ -29,6 +31,8 @@ TOP, ROW_HEIGHT, AXIS_HEIGHT, LEGEND_HEIGHT = 92, 30, 34, 64
 PLOT_WIDTH = WIDTH - LEFT - RIGHT
 DOT_RADIUS = 4.5
 LABEL_WIDTH = 64  # room for one axis label such as "Sep 2027", with a gap
+ROW_LABEL_ROOM = LEFT - 10 - MARGIN
+CHAR_WIDTH = 6.6  # a generous average width of a 12px sans-serif character
 
 
 def survivors_svg(simulation: Simulation) -> str:
@@ -57,21 +61,27 @@ def rule_rows(simulation: Simulation) -> list[str]:
     rules = {rule for rule in COUNTED if getattr(policy, f"keep_{rule}")}
     if policy.keep_within is not None:
         rules.add(f"within {policy.keep_within}")
+    for period in COUNTED[1:]:
+        if (within := getattr(policy, f"keep_within_{period}")) is not None:
+            rules.add(f"{period} within {within}")
     rules.update(rule for _, kept_by in simulation.survivors for rule in kept_by)
     return sorted(rules, key=_row_order)
 
 
 def _row_order(rule: str) -> tuple[int, bool, str]:
     base = _base_rule(rule)
-    position = COUNTED.index(base) if base in COUNTED else len(COUNTED) + (base != "within")
+    position = ROW_ORDER.index(base) if base in ROW_ORDER else len(ROW_ORDER)
     return position, rule.startswith("oldest "), rule
 
 
 def _base_rule(rule: str) -> str:
-    """`oldest daily` → `daily`, `within 7d` → `within`; other reasons stay as they are."""
-    if rule.startswith("oldest "):
-        return rule.removeprefix("oldest ")
-    return "within" if rule.startswith("within ") else rule
+    """`oldest daily` → `daily`, `within 7d` → `within`, `oldest daily within 7d` →
+    `daily within`; other reasons stay as they are."""
+    rule = rule.removeprefix("oldest ")
+    if rule.startswith("within "):
+        return "within"
+    period, within, _ = rule.partition(" within ")
+    return f"{period} within" if within else rule
 
 
 def _x(simulation: Simulation, moment: datetime) -> float:
@@ -132,12 +142,16 @@ def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
     a faint band, and one dot per survivor the rule keeps."""
     kept = [snapshot for snapshot, kept_by in simulation.survivors if rule in kept_by]
     middle = top + ROW_HEIGHT / 2
-    colour = COLOURS.get(_base_rule(rule), OTHER_COLOUR)
+    # A duration-bounded rule takes the colour of its period: `daily within 7d` as `daily`.
+    colour = COLOURS.get(_base_rule(rule).removesuffix(" within"), OTHER_COLOUR)
     hollow = rule.startswith("oldest ")
+    label = f"{rule}: {len(kept)} kept"
+    # A label too long for the margin (`oldest weekly within 3m: 1 kept`) is squeezed to fit.
+    fit = f' textLength="{ROW_LABEL_ROOM}" lengthAdjust="spacingAndGlyphs"' if len(label) * CHAR_WIDTH > ROW_LABEL_ROOM else ""
     parts = [
         f'<g class="rule" data-rule="{escape(rule)}">',
         f'<rect x="{LEFT}" y="{top + 3}" width="{PLOT_WIDTH}" height="{ROW_HEIGHT - 6}" fill="{colour}" fill-opacity="0.06"/>',
-        f'<text x="{LEFT - 10}" y="{middle + 4}" text-anchor="end">{escape(rule)}: {len(kept)} kept</text>',
+        f'<text x="{LEFT - 10}" y="{middle + 4}" text-anchor="end"{fit}>{escape(label)}</text>',
     ]
     for snapshot in kept:
         when = snapshot.created.astimezone(simulation.zone)
@@ -156,6 +170,6 @@ def _legend(top: int) -> list[str]:
         f'<circle cx="{LEFT + 6}" cy="{y - 4}" r="{DOT_RADIUS}" fill="#555"/>',
         f'<text x="{LEFT + 18}" y="{y}">a snapshot the rule keeps after the last run, placed at the time it was made</text>',
         f'<circle cx="{LEFT + 6}" cy="{y + 18}" r="{DOT_RADIUS}" fill="white" stroke="#555" stroke-width="1.5"/>',
-        f'<text x="{LEFT + 18}" y="{y + 22}">"oldest": the rule had count left when it reached the oldest snapshot, so it keeps that one too</text>',
+        f'<text x="{LEFT + 18}" y="{y + 22}">"oldest": the rule reached the oldest snapshot with count left (or within its duration) and keeps it too</text>',
         f'<text x="{LEFT + 18}" y="{y + 40}" fill="#555">A snapshot kept by several rules has a dot in each of their rows.</text>',
     ]

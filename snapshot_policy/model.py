@@ -29,8 +29,15 @@ class RetentionPolicy:
     keep_monthly: int = 0
     keep_yearly: int = 0
     keep_within: Duration | None = None
+    keep_within_hourly: Duration | None = None
+    keep_within_daily: Duration | None = None
+    keep_within_weekly: Duration | None = None
+    keep_within_monthly: Duration | None = None
+    keep_within_yearly: Duration | None = None
 
     COUNTED_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+    # restic's --keep-within and --keep-within-hourly … -yearly: bounded by a duration, not a count.
+    DURATION_RULES = ("keep_within", "keep_within_hourly", "keep_within_daily", "keep_within_weekly", "keep_within_monthly", "keep_within_yearly")
 
     def __post_init__(self) -> None:
         for rule in self.COUNTED_RULES:
@@ -39,13 +46,12 @@ class RetentionPolicy:
 
     @property
     def has_rules(self) -> bool:
-        return self.keep_within is not None or any(getattr(self, r) for r in self.COUNTED_RULES)
+        return any(getattr(self, r) for r in self.COUNTED_RULES) or any(getattr(self, r) is not None for r in self.DURATION_RULES)
 
     def describe(self) -> str:
         """Return the active rules as the operator would write them, e.g. `keep_daily 7`."""
         parts = [f"{r} {getattr(self, r)}" for r in self.COUNTED_RULES if getattr(self, r)]
-        if self.keep_within is not None:
-            parts.append(f"keep_within {self.keep_within}")
+        parts += [f"{r} {getattr(self, r)}" for r in self.DURATION_RULES if getattr(self, r) is not None]
         return ", ".join(parts) or "no rules"
 
 

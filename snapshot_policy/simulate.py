@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from snapshot_policy import retention
+from snapshot_policy.duration import Duration
 from snapshot_policy.model import ActionKind, RetentionPolicy, Safety, Snapshot, Target
 from snapshot_policy.reconcile import plan_target
 
@@ -115,19 +116,27 @@ def replay(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timed
     either joins the newest period (it replaces that period's snapshot, which was the one
     made by the previous run; with a single survivor, that one stays as the rule's
     "oldest") or opens a new period (the rule's oldest kept snapshot drops off when the
-    count is full). `keep_within` keeps the survivors newer than a cutoff. A snapshot
-    survives while any rule holds it; the newest is always held. Snapshots deleted never
-    come back, so the kept lists follow from the survivors alone.
+    count is full). `keep_within` keeps the survivors newer than a cutoff, and a
+    duration-bounded rule the newest survivor of each period newer than its cutoff, plus
+    the oldest survivor while it is inside (`_PeriodsWithin`). A snapshot survives while
+    any rule holds it; the newest is always held. Snapshots deleted never come back, so the
+    kept lists follow from the survivors alone.
 
     That argument needs every period to be one unbroken stretch of time. Hours (keyed with
     the UTC offset) always are; days, weeks, months and years are while the local date
-    never goes backwards, which a DST change across midnight could do: then return None.
+    never goes backwards, which a DST change across midnight could do: then return None,
+    whichever rules the policy has. No rule needs the fallback otherwise.
     """
     counted = []  # (count, period key or None for keep_last, kept runs newest first)
     for rule, attribute, period_of in retention.RULE_PERIODS:
         count = getattr(policy, attribute)
         if count:
             counted.append([count, None if rule == "last" else period_of, deque(), None])
+    spans = [
+        _PeriodsWithin(getattr(policy, attribute), period_of, zone)
+        for _, attribute, period_of in retention.WITHIN_PERIODS
+        if getattr(policy, attribute) is not None
+    ]
     within = policy.keep_within
     window: deque[int] = deque()  # runs kept by keep_within, oldest first
     window_cutoff: datetime | None = None
@@ -179,6 +188,14 @@ def replay(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timed
             if now > cutoff:
                 window.append(run)
                 held += 1
+        for span in spans:
+            starts, stops = span.step(run, now, created, holds)
+            for i in starts:
+                if i == run:
+                    held += 1
+                else:
+                    holds[i] += 1
+            released += stops
         if not held:
             newest_only = run
             held = 1
@@ -188,3 +205,49 @@ def replay(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timed
             if not holds[i]:
                 del holds[i]
         yield holds.keys()
+
+
+class _PeriodsWithin:
+    """One duration-bounded rule (`keep_within_daily 7d`) in `replay`: it holds the newest
+    survivor of each period newer than its cutoff, and the oldest survivor while that one
+    is newer than the cutoff too (restic's "oldest daily within 7d")."""
+
+    def __init__(self, duration: Duration, period_of: retention.PeriodKey, zone: ZoneInfo) -> None:
+        self.duration, self.period_of, self.zone = duration, period_of, zone
+        self.heads: deque[tuple[int, object]] = deque()  # (run, its period), newest first
+        self.cutoff: datetime | None = None
+        self.oldest: int | None = None  # the oldest survivor, when held for being the oldest
+
+    def step(self, run: int, now: datetime, created: list[datetime], survivors: Collection[int]) -> tuple[list[int], list[int]]:
+        """Given the runs that survive so far (oldest first) and a new `run` made at `now`,
+        return the runs this rule starts holding and those it stops holding."""
+        starts, stops = [run], []
+        period = self._period(now)
+        if self.heads and self.heads[0][1] == period:
+            stops.append(self.heads.popleft()[0])
+        self.heads.appendleft((run, period))
+        cutoff = self.duration.before(now, self.zone)
+        while created[self.heads[-1][0]] <= cutoff:
+            stops.append(self.heads.pop()[0])
+        if self.cutoff is not None and cutoff < self.cutoff:
+            # The cutoff went back (a DST change): survivors it had passed are inside again,
+            # and each that opens a period, walking from the newest, is that period's newest.
+            oldest_head, last = self.heads[-1]
+            for i in reversed([i for i in survivors if i < oldest_head and created[i] > cutoff]):
+                if (period := self._period(created[i])) != last:
+                    self.heads.append((i, period))
+                    starts.append(i)
+                    last = period
+        self.cutoff = cutoff
+        first = next(iter(survivors), None)
+        oldest = first if first is not None and created[first] > cutoff and first != self.heads[-1][0] else None
+        if oldest != self.oldest:
+            if self.oldest is not None:
+                stops.append(self.oldest)
+            if oldest is not None:
+                starts.append(oldest)
+            self.oldest = oldest
+        return starts, stops
+
+    def _period(self, moment: datetime) -> object:
+        return self.period_of(0, moment.astimezone(self.zone))

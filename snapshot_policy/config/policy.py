@@ -225,7 +225,7 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
             CronSim(cron, datetime(2000, 1, 1, tzinfo=timezone.utc))
         except CronSimError as error:
             check.add((*where, "schedule", "cron"), f"{cron!r} is not a cron expression ({error}); e.g. '0 3 * * *' for 03:00 daily")
-    for section, key in (("schedule", "every"), ("retention", "keep_within")):
+    for section, key in (("schedule", "every"), *(("retention", rule) for rule in RetentionPolicy.DURATION_RULES)):
         text = raw.get(section, {}).get(key)
         if text is not None:
             try:
@@ -254,8 +254,8 @@ def _name_pattern_errors(pattern: str) -> list[str]:
 
 def _retention(raw: Mapping) -> RetentionPolicy:
     counts = {rule: raw.get(rule, _default("$defs/count")) for rule in RetentionPolicy.COUNTED_RULES}
-    within = raw.get("keep_within")
-    return RetentionPolicy(**counts, keep_within=Duration.parse(within) if within is not None else None)
+    durations = {rule: Duration.parse(raw[rule]) for rule in RetentionPolicy.DURATION_RULES if raw.get(rule) is not None}
+    return RetentionPolicy(**counts, **durations)
 
 
 def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channels: Mapping, file: str) -> TargetSpec:

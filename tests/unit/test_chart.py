@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy.chart import LABEL_WIDTH, LEFT, PLOT_WIDTH, rule_rows, survivors_svg
+from snapshot_policy.chart import COLOURS, LABEL_WIDTH, LEFT, PLOT_WIDTH, ROW_LABEL_ROOM, rule_rows, survivors_svg
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import RetentionPolicy
 from snapshot_policy.simulate import simulate
@@ -76,3 +76,20 @@ def test_axis_labels_never_touch(days):
 def test_a_row_says_how_many_it_keeps_not_the_setting():
     simulation = simulate(RetentionPolicy(keep_monthly=12), ZoneInfo("UTC"), datetime(2026, 1, 15, tzinfo=timezone.utc), 45, 1)
     assert ">monthly: 2 kept</text>" in survivors_svg(simulation)
+
+
+def test_chart_draws_duration_bounded_rules_after_keep_within_in_their_periods_colours():
+    policy = RetentionPolicy(keep_daily=2, keep_within=Duration(days=1), keep_within_daily=Duration(days=7), keep_within_weekly=Duration(months=1))
+    simulation = simulate(policy, UTC, utc(2026, 1, 1), days=7, runs_per_day=4)
+    assert rule_rows(simulation) == ["daily", "within 1d", "daily within 7d", "oldest daily within 7d", "weekly within 1m", "oldest weekly within 1m"]
+    drawn = rows(survivors_svg(simulation))
+    assert len(drawn["daily within 7d"]) == 7
+    assert {dot.get("stroke") for dot in drawn["daily within 7d"]} == {COLOURS["daily"]}
+    assert [dot.get("fill") for dot in drawn["oldest weekly within 1m"]] == ["white"]
+
+
+def test_chart_squeezes_a_row_label_too_long_for_the_margin():
+    simulation = simulate(RetentionPolicy(keep_last=1, keep_within_weekly=Duration(months=1)), UTC, utc(2026, 1, 1), days=3, runs_per_day=1)
+    labels = {t.text: t for t in ET.fromstring(survivors_svg(simulation)).iter(f"{SVG}text") if t.text and " kept" in t.text}
+    assert labels["oldest weekly within 1m: 1 kept"].get("textLength") == str(ROW_LABEL_ROOM)
+    assert labels["last: 1 kept"].get("textLength") is None

@@ -1,8 +1,10 @@
 """Properties of the retention engine, checked with hypothesis over random histories.
 
-The oracle below restates restic's rule independently of the engine: for a counted rule with
+The oracles below restate restic's rules independently of the engine: for a counted rule with
 count N, keep the newest snapshot of each of the N most recent periods, plus the oldest
-snapshot if the snapshots before it span fewer than N periods.
+snapshot if the snapshots before it span fewer than N periods; for a duration-bounded rule,
+keep the newest snapshot of each period among the snapshots newer than the newest minus the
+duration, plus the oldest snapshot if it is one of those.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from snapshot_policy.retention import select
 EXAMPLES = settings(max_examples=400, deadline=None)
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]
 RULES = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
+WITHIN_RULES = ["keep_within_hourly", "keep_within_daily", "keep_within_weekly", "keep_within_monthly", "keep_within_yearly"]
 PERIOD = {
     "keep_hourly": lambda t: (t.date(), t.hour, t.utcoffset()),
     "keep_daily": lambda t: t.date(),
@@ -44,6 +47,7 @@ dense_histories = st.tuples(moments, st.lists(st.integers(0, 30 * 60), min_size=
 any_history = st.one_of(histories, dense_histories)
 zones = st.sampled_from(ZONES).map(ZoneInfo)
 counts = st.integers(0, 12)
+durations = st.builds(Duration, years=st.integers(0, 1), months=st.integers(0, 3), days=st.integers(0, 10), hours=st.integers(1, 48))
 policies = st.builds(
     RetentionPolicy,
     keep_last=counts,
@@ -52,7 +56,8 @@ policies = st.builds(
     keep_weekly=counts,
     keep_monthly=counts,
     keep_yearly=counts,
-    keep_within=st.none() | st.builds(Duration, years=st.integers(0, 1), months=st.integers(0, 3), days=st.integers(0, 10), hours=st.integers(1, 48)),
+    keep_within=st.none() | durations,
+    **{rule: st.none() | durations for rule in WITHIN_RULES},
 )
 
 
@@ -74,6 +79,27 @@ def oracle(snapshots, rule, count, zone):
     if count and len(set(keys[:-1])) < count:
         chosen.add(ordered[-1])
     return chosen
+
+
+def within_oracle(snapshots, rule, duration, zone):
+    ordered = sorted(snapshots, key=lambda s: (s.created, s.id), reverse=True)
+    inside = [s for s in ordered if s.created > duration.before(ordered[0].created, zone)]
+    period = PERIOD[rule.replace("_within", "")]
+    chosen, seen = set(), set()
+    for snapshot in inside:
+        if period(snapshot.created.astimezone(zone)) not in seen:
+            seen.add(period(snapshot.created.astimezone(zone)))
+            chosen.add(snapshot)
+    if ordered[-1] in inside:
+        chosen.add(ordered[-1])
+    return chosen
+
+
+def within_reasons(snapshots, rule, duration, zone):
+    """{snapshot: its reason from `rule`} for the snapshots the rule keeps, e.g. `daily within 7d`."""
+    name = f"{rule.removeprefix('keep_within_')} within {duration}"
+    result = select(snapshots, RetentionPolicy(**{rule: duration}), zone)
+    return {s: r for s, rules in result.items() for r in rules if r in (name, f"oldest {name}")}
 
 
 @EXAMPLES
@@ -100,6 +126,9 @@ def test_policy_keeps_the_union_of_its_rules(snapshots, policy, zone):
     if policy.keep_within is not None:
         newest = max(s.created for s in snapshots)
         expected |= {s for s in snapshots if s.created > policy.keep_within.before(newest, zone)}
+    for rule in WITHIN_RULES:
+        if getattr(policy, rule) is not None:
+            expected |= within_oracle(snapshots, rule, getattr(policy, rule), zone)
     newest_snapshot = max(snapshots, key=lambda s: (s.created, s.id))
     assert kept(snapshots, policy, zone) == expected | {newest_snapshot}
 
@@ -134,3 +163,52 @@ def test_every_snapshot_has_an_answer_and_kept_ones_name_their_rules(snapshots, 
     assert set(result) == set(snapshots)
     for rules in result.values():
         assert len(rules) == len(set(rules))
+
+
+@EXAMPLES
+@given(any_history, st.sampled_from(WITHIN_RULES), durations, zones)
+def test_each_within_rule_matches_the_restic_oracle(snapshots, rule, duration, zone):
+    assert kept(snapshots, RetentionPolicy(**{rule: duration}), zone) == within_oracle(snapshots, rule, duration, zone)
+
+
+@EXAMPLES
+@given(any_history, st.sampled_from(WITHIN_RULES), durations, zones)
+def test_within_rule_keeps_at_most_one_per_period_besides_the_oldest_snapshot(snapshots, rule, duration, zone):
+    reasons = within_reasons(snapshots, rule, duration, zone)
+    period = PERIOD[rule.replace("_within", "")]
+    periods = [period(s.created.astimezone(zone)) for s, r in reasons.items() if not r.startswith("oldest ")]
+    assert len(periods) == len(set(periods))
+    oldest = min(snapshots, key=lambda s: (s.created, s.id))
+    assert all(s == oldest for s, r in reasons.items() if r.startswith("oldest "))
+
+
+@EXAMPLES
+@given(any_history, st.sampled_from(WITHIN_RULES), durations, zones)
+def test_within_rule_keeps_the_newest_snapshot_of_each_period_inside_the_duration(snapshots, rule, duration, zone):
+    cutoff = duration.before(max(s.created for s in snapshots), zone)
+    period = PERIOD[rule.replace("_within", "")]
+    newest_of = {}
+    for snapshot in sorted(snapshots, key=lambda s: (s.created, s.id)):
+        newest_of[period(snapshot.created.astimezone(zone))] = snapshot
+    expected = {s for s in newest_of.values() if s.created > cutoff}
+    assert expected <= set(within_reasons(snapshots, rule, duration, zone))
+
+
+@EXAMPLES
+@given(any_history, policies, zones)
+def test_a_snapshot_kept_by_a_within_rule_is_inside_its_duration(snapshots, policy, zone):
+    newest = max(s.created for s in snapshots)
+    for snapshot, rules in select(snapshots, policy, zone).items():
+        for rule in WITHIN_RULES:
+            duration = getattr(policy, rule)
+            if duration is not None and any(r.endswith(f"{rule.removeprefix('keep_within_')} within {duration}") for r in rules):
+                assert snapshot.created > duration.before(newest, zone)
+
+
+@EXAMPLES
+@given(any_history, policies, st.sampled_from(WITHIN_RULES), durations, zones)
+def test_a_longer_within_duration_never_keeps_fewer(snapshots, policy, rule, extra, zone):
+    base = getattr(policy, rule) or Duration(hours=1)
+    shorter = RetentionPolicy(**{**policy.__dict__, rule: base})
+    longer = RetentionPolicy(**{**policy.__dict__, rule: Duration(base.years + extra.years, base.months + extra.months, base.days + extra.days, base.hours + extra.hours)})
+    assert kept(snapshots, shorter, zone) <= kept(snapshots, longer, zone)

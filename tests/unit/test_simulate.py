@@ -49,14 +49,21 @@ def test_simulate_months_end_on_the_last_runs_day():
     assert render.simulation_text(result).splitlines()[4] == "  2026-01  ..++"
 
 
-def _random_policy(rng):
+def _random_policy(rng, duration_rules=False):
+    """A random policy; with `duration_rules`, one with at least one keep_within_* rule."""
     from snapshot_policy.duration import Duration
 
+    def duration():
+        return rng.choice([Duration(hours=rng.randint(1, 30)), Duration(days=rng.randint(1, 3)), Duration(days=2, hours=rng.randint(1, 5)), Duration(months=1)])
+
     counts = {rule: rng.choice([0, 0, 1, 2, 3, 5]) for rule in RetentionPolicy.COUNTED_RULES}
-    within = rng.choice([None, None, Duration(hours=rng.randint(1, 30)), Duration(days=rng.randint(1, 3)), Duration(months=1)])
-    if not any(counts.values()) and within is None:
+    within = rng.choice([None, None, duration()])
+    bounded = {rule: rng.choice([None, None, None, duration()]) for rule in RetentionPolicy.DURATION_RULES[1:]}
+    if duration_rules and all(d is None for d in bounded.values()):
+        bounded[rng.choice(RetentionPolicy.DURATION_RULES[1:])] = duration()
+    if not any(counts.values()) and within is None and all(d is None for d in bounded.values()):
         counts["keep_last"] = 1
-    return RetentionPolicy(**counts, keep_within=within)
+    return RetentionPolicy(**counts, keep_within=within, **bounded)
 
 
 def test_fast_simulation_equals_the_reference_for_random_policies():
@@ -112,3 +119,60 @@ def test_replay_keeps_exactly_the_reconcilers_survivors_after_every_run():
             plan = plan_target(target, existing, start + run * step, created=_made(run, start, step))
             existing = [a.snapshot for a in plan.of_kind(ActionKind.KEEP)]
             assert list(survivors) == sorted(int(s.id) for s in existing), (case, policy, zone, start, runs_per_day, run)
+
+
+def test_fast_simulation_equals_the_reference_for_duration_bounded_rules():
+    import random
+    from datetime import timedelta
+
+    from snapshot_policy.simulate import simulate_reference
+
+    rng = random.Random(15)
+    zones = ["UTC", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata", "America/New_York"]
+    starts = [utc(2026, 3, 27), utc(2026, 10, 23), utc(2025, 12, 27, 5), utc(2026, 1, 26), utc(2026, 4, 3, 14, 30)]
+    for case in range(60):
+        policy = _random_policy(rng, duration_rules=True)
+        zone = ZoneInfo(rng.choice(zones))
+        start = rng.choice(starts) + timedelta(minutes=rng.randint(0, 1439))
+        days, runs_per_day = rng.randint(1, 10), rng.choice([1, 2, 4, 6, 24])
+        fast = simulate(policy, zone, start, days, runs_per_day)
+        assert fast == simulate_reference(policy, zone, start, days, runs_per_day), (case, policy, zone, start, days, runs_per_day)
+
+
+def test_replay_follows_duration_bounded_rules_when_dst_moves_their_cutoff_back():
+    """When Berlin's clocks go back, a cutoff a day before the newest snapshot moves back too:
+    snapshots it had passed, still kept by keep_within 2d, are inside keep_within_hourly again.
+    The replay follows it rather than giving up."""
+    from datetime import timedelta
+
+    from snapshot_policy.duration import Duration
+    from snapshot_policy.simulate import replay, simulate_reference
+
+    berlin = ZoneInfo("Europe/Berlin")
+    policy = RetentionPolicy(keep_within=Duration(days=2), keep_within_hourly=Duration(days=1), keep_within_daily=Duration(days=1, hours=1))
+    start = utc(2026, 10, 23, 0, 7)
+    assert None not in list(replay(policy, berlin, start, timedelta(minutes=20), 4 * 72))
+    assert simulate(policy, berlin, start, 4, 72) == simulate_reference(policy, berlin, start, 4, 72)
+
+
+def test_simulate_keep_within_daily_keeps_a_day_each_for_the_duration():
+    from snapshot_policy.duration import Duration
+
+    policy = RetentionPolicy(keep_within_daily=Duration(days=7))
+    month = simulate(policy, UTC, utc(2026, 1, 1), days=30, runs_per_day=4)
+    assert [(s.created.day, s.created.hour, rules) for s, rules in month.survivors] == [(day, 18, ("daily within 7d",)) for day in range(30, 23, -1)]
+    # In the first week the very first snapshot is still inside the duration: restic keeps it too.
+    week = simulate(policy, UTC, utc(2026, 1, 1), days=7, runs_per_day=4)
+    assert week.survivors[-1][0].created == utc(2026, 1, 1) and week.survivors[-1][1] == ("oldest daily within 7d",)
+    assert len(week.survivors) == 8
+
+
+def test_simulate_command_takes_the_duration_bounded_rules(capsys):
+    from snapshot_policy.cli import main
+
+    code = main(["simulate", "--keep-within-daily", "7d", "--keep-within-weekly", "1m", "--days", "60", "--start", "2026-01-01T03:00:00Z"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Policy: keep_within_daily 7d, keep_within_weekly 1m (timezone UTC)." in out
+    assert "  2026-03-01 03:00  daily within 7d, weekly within 1m\n" in out
+    assert main(["simulate", "--keep-within-hourly", "soon"]) == 1

@@ -112,7 +112,8 @@ POLICY = {
             "name": "fleet",
             "account": "hetzner-prod",
             "label_selector": "role=app,env=prod",
-            "retention": {"keep_last": 2, "keep_hourly": 24, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12, "keep_yearly": 3, "keep_within": "1y6m"},
+            "retention": {"keep_last": 2, "keep_hourly": 24, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12, "keep_yearly": 3, "keep_within": "1y6m",
+                          "keep_within_hourly": "2d", "keep_within_daily": "14d", "keep_within_weekly": "2m", "keep_within_monthly": "1y", "keep_within_yearly": "10y"},
             "safety": {"max_deletions": 0},
             "snapshot_name": "{target}-{server_id}-{timestamp}",
             "timezone": "America/New_York",
@@ -257,6 +258,9 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
          "targets[0].schedule.every: '1 day' is not in the expected form: a duration in hours, days or weeks such as 12h, 24h, 7d or 2w, or combined such as 1d12h"),
         ("policy", ("targets", 0, "schedule", "every"), "1m",
          "targets[0].schedule.every: '1m' is not in the expected form: a duration in hours, days or weeks such as 12h, 24h, 7d or 2w, or combined such as 1d12h"),
+        ("policy", ("targets", 2, "retention", "keep_within_daily"), "7 days",
+         "targets[2].retention.keep_within_daily: '7 days' is not in the expected form: a duration in hours, days, weeks, months or years "
+         "such as 36h, 7d, 2w, 3m or 1y, or combined such as 1y6m"),
         ("policy", ("accounts", "hetzner-prod", "token"), "env:",
          "accounts.hetzner-prod.token: 'env:' is not in the expected form: a secret: the value itself, env:NAME to read it from an environment variable, "
          "or file:PATH to read it from a file (relative to the policy file)"),
