@@ -27,6 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from snapshot_policy import hooks
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.budget import RequestBudget
 from snapshot_policy.journal import Journal
@@ -45,6 +46,8 @@ REQUESTS_AT_ONCE = 4
 POLL_SPACING = 0.25
 # Poll rounds in a row that may fail before the snapshots they wait for are given up.
 FAILED_ROUNDS = 3
+# Hooks running at once per account, apart from the requests: a slow hook holds up no request.
+HOOKS_AT_ONCE = 4
 
 
 @dataclass
@@ -101,6 +104,9 @@ class TargetState:
     settled: bool = False
     """Its create is over: made, failed, or none was due."""
     deletions_left: int = 0
+    before_done: bool = False
+    """Its `before` hook ran (successfully or not): its `after` hook must run."""
+    after_pending: bool = False
     finished: bool = False
 
     @property
@@ -134,6 +140,7 @@ class AccountRun:
         self.in_flight: dict[StartedSnapshot, tuple[TargetState, float]] = {}
         self.to_delete: deque[tuple[TargetState, PlanAction]] = deque()
         self.requests: dict[Future, Callable[[Future], None]] = {}
+        self.hook_runs: dict[Future, Callable[[Future], None]] = {}
         self.starting = 0
         self.next_start = float("-inf")
         self.next_poll = float("-inf")
@@ -151,9 +158,10 @@ class AccountRun:
                 log.info("%s: no snapshot: %s", state.label, state.plan.schedule_note)
                 self._confirmed(state, None)
         self.to_start.extend(self._not_busy(due))
-        with ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE, thread_name_prefix=f"{self.targets[0].target.account}") as pool:
-            self.pool = pool
-            while self.to_start or self.in_flight or self.to_delete or self.requests:
+        account = self.targets[0].target.account
+        with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
+            self.pool, self.hook_pool = pool, hook_pool
+            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs:
                 self._start_some()
                 self._poll_if_due()
                 self._delete_some()
@@ -163,7 +171,8 @@ class AccountRun:
         for state in self.targets:
             if not state.finished:
                 state.errors.append(error)
-                self._finish(state)
+                state.settled, state.deletions_left, state.after_pending = True, 0, False
+                self._maybe_finish(state)
 
     def _wait(self) -> None:
         """Wait for a reply, or until the next start, poll or budgeted request is due."""
@@ -176,13 +185,13 @@ class AccountRun:
         if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
             moments.append(self.budget.wait())
         timeout = max(0.0, min(moments)) if moments else None
-        if not self.requests:
+        if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
             return
-        done, _ = wait(list(self.requests), timeout=timeout, return_when=FIRST_COMPLETED)
+        done, _ = wait([*self.requests, *self.hook_runs], timeout=timeout, return_when=FIRST_COMPLETED)
         with self.x.journal.batch():
             for future in done:
-                self.requests.pop(future)(future)
+                (self.requests.pop(future, None) or self.hook_runs.pop(future))(future)
 
     # -- (a) start -----------------------------------------------------------------------
 
@@ -213,6 +222,10 @@ class AccountRun:
     def _start_some(self) -> None:
         batch = []
         while self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+            hooks = self.to_start[0].target.hooks
+            if hooks and hooks.before and not self.to_start[0].before_done:
+                self._run_hook(self.to_start.popleft(), "before")
+                continue
             now = self.x.monotonic()
             if now < self.next_start:
                 break
@@ -230,6 +243,45 @@ class AccountRun:
             future = self.pool.submit(self.provider.start_snapshot, target.server_id, create.snapshot.name, marker_labels(target))
             self.requests[future] = lambda f, state=state, sent=self.x.monotonic(): self._started(state, f, sent)
 
+    def _run_hook(self, state: TargetState, which: str, status: str = "") -> None:
+        """Run a hook of the target in the hook pool; its end is taken in `_hook_done`."""
+        if which == "before":
+            self.starting += 1  # a target in its before hook counts toward `parallel`
+        else:
+            state.after_pending = True
+        variables = hooks.environment(state.target, state.plan.create.snapshot.name, status)
+        future = self.hook_pool.submit(hooks.run, which, state.target.hooks, state.target, variables)
+        self.hook_runs[future] = lambda f, state=state, which=which: self._hook_done(state, which, f)
+
+    def _hook_done(self, state: TargetState, which: str, future: Future) -> None:
+        try:
+            problem = future.result()
+        except Exception as error:  # a bug in running it: the hook did not succeed
+            log.exception("%s: unexpected error in the %s hook", state.label, which)
+            problem = f"{which} hook: unexpected error: {type(error).__name__}: {error}"
+        if which == "before":
+            self.starting -= 1
+            state.before_done = True
+            if problem is None:
+                self.to_start.appendleft(state)
+                return
+            log.error("%s: %s; no snapshot, nothing deleted", state.label, problem)
+            self._create_over(state, "failure")
+            self._fail(state, problem)
+            return
+        state.after_pending = False
+        if problem is not None:
+            log.error("%s: %s", state.label, problem)
+            state.errors.append(problem)
+        self._maybe_finish(state)
+
+    def _create_over(self, state: TargetState, status: str) -> None:
+        """The snapshot is made, failed or will not be made: the `after` hook runs, once the
+        `before` hook ran (or there is none)."""
+        target_hooks = state.target.hooks
+        if target_hooks and target_hooks.after and (state.before_done or not target_hooks.before):
+            self._run_hook(state, "after", status)
+
     def _started(self, state: TargetState, future: Future, sent: float) -> None:
         self.starting -= 1
         self._spent()
@@ -240,6 +292,7 @@ class AccountRun:
             return
         except Exception as error:  # a bug fails this target only
             log.exception("%s: unexpected error", state.label)
+            self._create_over(state, "failure")
             self._fail(state, f"unexpected error: {type(error).__name__}: {error}")
             return
         self.in_flight[started] = (state, sent)
@@ -290,12 +343,14 @@ class AccountRun:
         log.info("%s: created %s (%s)", state.label, made.name, made.id)
         self.x.record("created", target, made, create.reason)
         state.created = made
+        self._create_over(state, "success")
         self._confirmed(state, made)
 
     def _create_failed(self, state: TargetState, error: ProviderError) -> None:
         if error.no_snapshot:  # certain: no snapshot will appear under this name
             self.x.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
         log.error("%s: snapshot failed, nothing deleted: %s", state.label, error)
+        self._create_over(state, "failure")
         self._fail(state, str(error))
 
     # -- (c) delete ----------------------------------------------------------------------
@@ -315,7 +370,7 @@ class AccountRun:
         if state.deletions_left:
             self.x.progress(state.target, "deleting")
         else:
-            self._finish(state)
+            self._maybe_finish(state)
 
     def _delete_some(self) -> None:
         batch = []
@@ -349,17 +404,19 @@ class AccountRun:
             self.x.record("deleted", target, snapshot, action.reason)
             self.x.journal.deleted(target.account, target.server_id, snapshot.id)
             state.deleted.append(snapshot)
-        if not state.deletions_left:
-            self._finish(state)
+        self._maybe_finish(state)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _fail(self, state: TargetState, error: str) -> None:
         state.settled = True
         state.errors.append(error)
-        self._finish(state)
+        self._maybe_finish(state)
 
-    def _finish(self, state: TargetState) -> None:
+    def _maybe_finish(self, state: TargetState) -> None:
+        """Finish the target once its create, its deletions and its after hook are all over."""
+        if state.finished or not state.settled or state.deletions_left or state.after_pending:
+            return
         state.finished = True
         for problem in filter(None, (state.plan.refusal, *state.plan.problems)):
             log.error("%s: %s", state.label, problem)

@@ -145,6 +145,17 @@ Channel = TelegramChannel | WebhookChannel
 
 
 @dataclass(frozen=True)
+class Hooks:
+    """Commands around a target's snapshot (hooks.py): `before` and `after` are argv lists, or
+    strings run by `sh -c` when `shell` is true; `timeout` is in seconds, for each."""
+
+    before: tuple[str, ...] | str | None = None
+    after: tuple[str, ...] | str | None = None
+    timeout: float = 300.0
+    shell: bool = False
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     """A target as configured, before its servers are looked up: the one shape both config
     formats load into.
@@ -165,6 +176,7 @@ class TargetSpec:
     notify: tuple[Channel, ...] = ()
     server_name: str | None = None
     source: str = ""
+    hooks: Hooks | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,7 @@ class Target:
     orphan: bool = False
     """The server is gone: its managed snapshots are only pruned (SPEC §5), never added to."""
     notify: tuple[Channel, ...] = field(default=(), compare=False)
+    hooks: Hooks | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

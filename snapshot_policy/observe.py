@@ -268,5 +268,6 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         name_pattern=spec.name_pattern,
         adopt_legacy_names=spec.adopt_legacy_names,
         notify=spec.notify,
+        hooks=spec.hooks,
     )
 

@@ -32,6 +32,7 @@ from snapshot_policy.model import (
     DIGITALOCEAN,
     HETZNER,
     Account,
+    Hooks,
     RetentionPolicy,
     RunSettings,
     Safety,
@@ -238,6 +239,13 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
     if "snapshot_name" in raw:
         for message in _name_pattern_errors(raw["snapshot_name"]):
             check.add((*where, "snapshot_name"), message)
+    hooks = raw.get("hooks", {})
+    for which in ("before", "after"):
+        command = hooks.get(which)
+        if isinstance(command, str) and not hooks.get("shell"):
+            check.add((*where, "hooks", which), "a string runs only through a shell: write it as a list [program, argument, ...], or set shell: true")
+        elif isinstance(command, list) and hooks.get("shell"):
+            check.add((*where, "hooks", which), "with shell: true, write the command as one string for sh -c")
 
 
 def _name_pattern_errors(pattern: str) -> list[str]:
@@ -281,7 +289,21 @@ def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channe
         notify=tuple(channels[n] for n in merged.get("notify", ()) if n in channels),
         server_name=raw.get("server_name"),
         source=file,
+        hooks=_hooks(merged.get("hooks")),
     )
+
+
+def _hooks(raw: Mapping | None) -> Hooks | None:
+    """The target's hooks (those of `defaults` unless it sets its own), or None without a command."""
+    if not raw or not (raw.get("before") or raw.get("after")):
+        return None
+
+    def command(key: str) -> tuple[str, ...] | str | None:
+        value = raw.get(key)
+        return tuple(value) if isinstance(value, list) else value
+
+    timeout = raw.get("timeout", _default("$defs/hooks/timeout"))
+    return Hooks(command("before"), command("after"), float(timeout), bool(raw.get("shell", _default("$defs/hooks/shell"))))
 
 
 def settings(raw: Mapping, base: Path, orphans: Mapping | None = None) -> RunSettings:

@@ -215,3 +215,29 @@ def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, san
     monkeypatch.setenv("NO_COLOR", "1")
     assert main(["plan", "--policy", str(policy)], clock=clock) == 0
     assert not re.search(r"\x1b\[(3\d|9\d)m", capsys.readouterr().out)
+
+
+def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logged_masked(policy, sandbox, tmp_path, capsys, clock):
+    """A real subprocess each: before records and prints the DigitalOcean token, which the log masks."""
+    record = tmp_path / "hooks.txt"
+    policy.write_text(policy.read_text() + "settings: {lock_file: run/lock, log: {file: run/snapshot-policy.log}}\n")
+    policy.write_text(policy.read_text().replace(
+        "    names: [web-1]\n",
+        "    names: [web-1]\n"
+        "    hooks:\n"
+        f"      before: 'echo \"before $SNAPSHOT_POLICY_SNAPSHOT\" >> {record}; echo token is $TEST_DO_TOKEN'\n"
+        f"      after: 'echo \"after $SNAPSHOT_POLICY_STATUS\" >> {record}'\n"
+        "      shell: true\n",
+    ))
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    lines = record.read_text().splitlines()
+    assert lines[0].startswith("before web-1-") and lines[1] == "after success"
+    log = (policy.parent / "run" / "snapshot-policy.log").read_text()
+    assert "before hook: token is ***" in log and DO_TOKEN not in log
+
+
+def test_a_hook_written_as_a_string_without_shell_is_a_config_error(policy, sandbox, capsys, clock):
+    policy.write_text(policy.read_text().replace("    names: [web-1]\n", "    names: [web-1]\n    hooks: {before: 'pg_dump db'}\n"))
+    assert main(["validate", "--policy", str(policy)], clock=clock) == 1
+    err = capsys.readouterr().err
+    assert "targets[0].hooks.before" in err and "write it as a list [program, argument, ...], or set shell: true" in err

@@ -11,6 +11,7 @@ run's exit code and summary, and the spacing of starts by delay_between_servers.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -18,9 +19,10 @@ from datetime import timedelta
 import pytest
 
 from snapshot_policy.audit import AuditLog
+from snapshot_policy.duration import Duration
 from snapshot_policy.execute import Executor
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Delivery, Outcome, Plan, RetentionPolicy, RunReport, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
+from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Delivery, Hooks, Outcome, Plan, RetentionPolicy, RunReport, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
 from snapshot_policy.observe import observe
 from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
 from snapshot_policy.providers import connect
@@ -425,3 +427,88 @@ def test_targets_of_one_account_are_polled_together(sandbox, providers, journal,
     polled = [r["query"]["id"] if isinstance(r["query"]["id"], list) else [r["query"]["id"]] for r in log if r["path"] == "/v1/actions"]
     assert max(len(ids) for ids in polled) == 3
     assert not [r for r in log if r["path"].startswith("/v1/actions/") or r["path"].startswith("/v1/images/")]  # no per-snapshot reads
+
+
+# -- consistency hooks (issue 15, item 3), with real subprocesses ------------------------------
+
+RECORD = 'echo "$0 $SNAPSHOT_POLICY_TARGET $SNAPSHOT_POLICY_SERVER_ID $SNAPSHOT_POLICY_SNAPSHOT $SNAPSHOT_POLICY_STATUS" >> "$HOOK_LOG"'
+
+
+def hooked(target: Target, before: str | None = RECORD, after: str | None = RECORD, timeout: float = 10) -> Target:
+    """`target` with shell hooks that append a line per run to $HOOK_LOG ($0 names the hook)."""
+    script = lambda body, name: ("sh", "-c", body, name) if body else None  # noqa: E731
+    return replace(target, hooks=Hooks(before=script(before, "before"), after=script(after, "after"), timeout=timeout))
+
+
+@pytest.fixture
+def hook_log(tmp_path, monkeypatch):
+    path = tmp_path / "hooks.log"
+    monkeypatch.setenv("HOOK_LOG", str(path))
+    return path
+
+
+def ran(hook_log) -> list[str]:
+    return [line.rstrip() for line in hook_log.read_text().splitlines()] if hook_log.exists() else []
+
+
+@BOTH
+def test_hooks_run_before_and_after_the_snapshot_with_its_names(cloud, providers, journal, clock, tmp_path, provider, hook_log):
+    target = hooked(TARGETS[provider])
+    plan = plan_for(providers, clock, target)
+    cloud.clear_requests()
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    name = f"{target.server_name}-20250101000000"
+    assert outcome.ok and outcome.created.name == name and len(outcome.deleted) == 2
+    assert ran(hook_log) == [f"before {target.name} {target.server_id} {name}", f"after {target.name} {target.server_id} {name} success"]
+
+
+@BOTH
+@pytest.mark.parametrize("before, timeout, problem", [
+    ("exit 3", 10, "before hook failed (exit status 3)"),
+    ("sleep 30", 0.5, "before hook timed out after 0.5s and was killed"),
+], ids=["fails", "hangs"])
+def test_a_before_hook_that_fails_or_hangs_means_no_snapshot_and_nothing_deleted(cloud, providers, journal, clock, tmp_path, provider, hook_log, before, timeout, problem):
+    target = hooked(TARGETS[provider], before=f"{RECORD}; {before}", timeout=timeout)
+    plan = plan_for(providers, clock, target)
+    cloud.clear_requests()
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    (outcome,) = report.outcomes
+    assert not outcome.ok and outcome.error == problem and outcome.created is None and outcome.deleted == ()
+    assert [r for r in cloud.requests(provider) if r["method"] != "GET"] == []  # no start, no deletion
+    assert [line.split()[0] for line in ran(hook_log)] == ["before", "after"]  # the after hook still ran
+    assert ran(hook_log)[1].endswith(" failure") and report.exit_code == 1
+    assert journal.pending(target.account, target.server_id) == {}  # nothing started, nothing to adopt
+
+
+@BOTH
+def test_the_after_hook_runs_when_the_snapshot_fails(cloud, providers, journal, clock, tmp_path, provider, hook_log):
+    cloud.inject("fail_action", service=provider)
+    target = hooked(TARGETS[provider])
+    plan = plan_for(providers, clock, target)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert not outcome.ok and outcome.deleted == ()
+    assert [line.split()[0] for line in ran(hook_log)] == ["before", "after"] and ran(hook_log)[1].endswith(" failure")
+
+
+def test_a_failing_after_hook_fails_the_target_but_keeps_its_snapshot_and_deletions(cloud, providers, journal, clock, tmp_path, hook_log):
+    target = hooked(APP, before=None, after="exit 4")
+    plan = plan_for(providers, clock, target)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert not outcome.ok and outcome.error == "after hook failed (exit status 4)"
+    assert outcome.created is not None and len(outcome.deleted) == 2
+
+
+def test_hooks_do_not_run_when_no_snapshot_is_due(cloud, providers, journal, clock, tmp_path, hook_log):
+    target = replace(hooked(APP), schedule=Schedule(every=Duration(days=7)))
+    plan = plan_for(providers, clock, target)
+    assert plan.targets[0].create is None
+    executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    assert ran(hook_log) == []
+
+
+def test_a_hook_runs_without_a_shell_unless_asked(cloud, providers, journal, clock, tmp_path, hook_log):
+    """An argv list is not parsed by a shell: `$HOOK_LOG` and `;` reach the program as written."""
+    target = replace(APP, hooks=Hooks(before=(sys.executable, "-c", "import sys, os; open(os.environ['HOOK_LOG'], 'a').write(repr(sys.argv[1:]) + chr(10))", "$HOOK_LOG; rm -rf /")))
+    plan = plan_for(providers, clock, target)
+    (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
+    assert outcome.ok and ran(hook_log) == ["['$HOOK_LOG; rm -rf /']"]
