@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,16 +29,16 @@ from click.shell_completion import get_completion_class
 from snapshot_policy import config, render
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.chart import survivors_svg
-from snapshot_policy.config.policy import load_policy
+from snapshot_policy.config.policy import load_policy, prices
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.duration import Duration
 from snapshot_policy.logs import setup_logging
 from snapshot_policy.redaction import hide, redact, redacted_output
-from snapshot_policy.model import Clock, RetentionPolicy
+from snapshot_policy.model import PROVIDERS, Clock, Price, RetentionPolicy
 from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
 from snapshot_policy.progress import ApplyProgress
 from snapshot_policy.runlock import LockHeld, run_lock
-from snapshot_policy.simulate import simulate
+from snapshot_policy.simulate import Projection, simulate, steady_state
 from snapshot_policy.statefiles import StateFileError, refuse_unsafe, write_atomic
 
 EXIT_OK = 0
@@ -206,10 +206,11 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     except StateFileError as error:
         click.echo(str(error), err=True)
         return EXIT_ERROR
-    _show(render.plan_json(plan, failures) if output == "json" else render.plan_text(plan, failures), styled=output != "json")
+    cost = prices(loaded.document)
+    _show(render.plan_json(plan, failures, cost) if output == "json" else render.plan_text(plan, failures, cost), styled=output != "json")
     if plan_file is not None:
         try:
-            write_atomic(plan_file, render.plan_json(plan, failures), "plan file")
+            write_atomic(plan_file, render.plan_json(plan, failures, cost), "plan file")
         except StateFileError as error:
             click.echo(f"cannot save the plan to {plan_file}: {error.reason}", err=True)
             return EXIT_ERROR
@@ -272,7 +273,7 @@ def apply_command(
                 click.echo(redact(str(error), loaded.secrets), err=True)
                 return EXIT_ERROR
         click.echo(f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; nothing was changed.\n")
-        _show(render.plan_text(plan, failures), styled=True)
+        _show(render.plan_text(plan, failures, prices(loaded.document)), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
     try:
         with run_lock(settings.lock_file):
@@ -344,6 +345,9 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 @click.option("--runs-per-day", type=click.IntRange(min=1, max=1440), default=1, show_default=True, help="Runs a day, evenly spaced from the start; each makes one snapshot.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--chart", "chart_file", type=click.Path(path_type=Path, dir_okay=False), help="Also draw which snapshots survive, per rule, into this SVG file.")
+@click.option("--snapshot-size", "snapshot_gb", type=click.FloatRange(min=0, min_open=True, max=1_000_000), metavar="GB", help="Also project the steady-state count, size and monthly cost for snapshots of this many GB.")
+@click.option("--provider", type=click.Choice(PROVIDERS), help="Price the projection as this provider does (default: the --policy target's provider, else both).")
+@click.option("--price", type=(click.FloatRange(min=0, max=1000), str), metavar="AMOUNT CURRENCY", help="Price the projection at AMOUNT per GB-month in CURRENCY (e.g. 0.05 EUR) instead.")
 def simulate_command(
     zone: ZoneInfo | None,
     policy_file: Path | None,
@@ -353,17 +357,26 @@ def simulate_command(
     runs_per_day: int,
     output: str,
     chart_file: Path | None,
+    snapshot_gb: float | None,
+    provider: str | None,
+    price: tuple[float, str] | None,
     **rules: object,
 ) -> int:
-    """Show which snapshots a retention policy keeps over simulated time. No API call.
+    """Show which snapshots a retention policy keeps over simulated time, and with
+    --snapshot-size what it stores and costs once every rule is full. No API call.
 
     \b
     Examples: a week of dailies and a month of weeklies, over 60 days;
-    then the rules of a policy's target:
+    the rules of a policy's target; two policies' monthly cost at 20 GB:
       snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --days 60
       snapshot-policy simulate --policy snapshot-policy.yaml --target web --days 400
+      snapshot-policy simulate --keep-last 30 --snapshot-size 20
+      snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --snapshot-size 20
     """
+    if (provider or price) and snapshot_gb is None:
+        raise click.UsageError("--provider and --price price the projection: give --snapshot-size GB too")
     policy = RetentionPolicy(**rules)
+    document = None
     if policy_file is not None:
         if policy.has_rules:
             raise click.UsageError("give either --policy or --keep-* rules, not both")
@@ -378,13 +391,22 @@ def simulate_command(
         chosen = loaded.targets[0] if target_name is None else next((t for t in loaded.targets if t.name == target_name), None)
         if chosen is None:
             raise click.UsageError(f"no target named {target_name}; targets: {', '.join(names)}")
-        policy, zone = chosen.retention, zone or ZoneInfo(chosen.timezone)
+        policy, zone, document = chosen.retention, zone or ZoneInfo(chosen.timezone), loaded.document
+        provider = provider or chosen.account.provider
     if not policy.has_rules:
         raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7, or --policy FILE")
     if chart_file is not None and chart_file.suffix.lower() != ".svg":
         raise click.UsageError(f"--chart draws SVG only; name the file {chart_file.with_suffix('.svg')} (browsers and converters open it)")
-    result = simulate(policy, zone or ZoneInfo("UTC"), start, days, runs_per_day)
-    click.echo(render.simulation_json(result) if output == "json" else render.simulation_text(result), nl=False)
+    zone = zone or ZoneInfo("UTC")
+    result = simulate(policy, zone, start, days, runs_per_day)
+    projection = None
+    if snapshot_gb is not None:
+        try:
+            steady = steady_state(policy, zone, start, runs_per_day)
+        except ValueError as error:
+            raise click.ClickException(str(error))
+        projection = Projection(steady, snapshot_gb, _prices_for(price, provider, document))
+    click.echo(render.simulation_json(result, projection) if output == "json" else render.simulation_text(result, projection), nl=False)
     if chart_file is not None:
         try:
             write_atomic(chart_file, survivors_svg(result), "chart file")
@@ -393,6 +415,19 @@ def simulate_command(
             return EXIT_ERROR
         click.echo(f"Chart written to {chart_file}.", err=True)
     return EXIT_OK
+
+
+def _prices_for(price: tuple[float, str] | None, provider: str | None, document: Mapping | None) -> tuple[tuple[str, Price], ...]:
+    """The prices a projection is shown at: --price, else the provider's (from the policy's
+    settings, else the defaults), else every provider's, each named."""
+    if price is not None:
+        amount, currency = price
+        code = currency.strip().upper()
+        if len(code) != 3 or not code.isascii() or not code.isalpha():
+            raise click.BadParameter(f"{currency!r} is not a currency code such as USD or EUR", param_hint="--price")
+        return (("--price", Price(amount, code)),)
+    known = prices(document)
+    return tuple((name, known[name]) for name in ([provider] if provider else PROVIDERS))
 
 
 @cli.command("migrate")

@@ -38,6 +38,8 @@ WEBHOOK_NAME = "ops"
 
 DROPLETS = {3164444: "web-1", 3164445: "web-2"}
 HETZNER_SERVERS = {42: "db-1", 43: "db-2"}
+# The billed size in GB of a snapshot each server makes today; older ones were a little smaller.
+SNAPSHOT_GB = {3164444: 3.6, 3164445: 2.9, 42: 13.1, 43: 8.4}
 
 POLICY = """\
 # Two accounts, servers chosen by tag (DigitalOcean) and label (Hetzner), one snapshot a day.
@@ -67,7 +69,8 @@ settings:
 
 def demo_fleet(now: datetime) -> dict:
     """Return the sandbox state: four servers, each with a few days of snapshots this tool
-    made, plus snapshots made by hand and one protected Hetzner image that must survive."""
+    made, plus snapshots made by hand and one protected Hetzner image that must survive, each
+    with the size it is billed by."""
 
     def ago(days: float) -> datetime:
         return now - timedelta(days=days)
@@ -75,25 +78,29 @@ def demo_fleet(now: datetime) -> dict:
     def stamp(moment: datetime) -> str:
         return moment.strftime("%Y%m%d%H%M%S")
 
+    def size(server_id: int, days: float) -> float:
+        return round(SNAPSHOT_GB[server_id] - 0.05 * days, 2)
+
     snapshots: list[dict] = []
     for server_id, name in DROPLETS.items():
         snapshots += [
             {"account": "do-demo", "server_id": server_id, "name": f"{name}-{stamp(ago(d))}",
-             "created": format_time(ago(d)), "tags": [DIGITALOCEAN_TAG]}
+             "created": format_time(ago(d)), "tags": [DIGITALOCEAN_TAG], "size_gigabytes": size(server_id, d)}
             for d in (1, 2, 3, 4, 5)
         ]
     for server_id, name in HETZNER_SERVERS.items():
         labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: str(server_id)}
         snapshots += [
             {"account": "hz-demo", "server_id": server_id, "name": f"{name}-{stamp(ago(d))}",
-             "created": format_time(ago(d)), "labels": labels}
+             "created": format_time(ago(d)), "labels": labels, "size_gigabytes": size(server_id, d)}
             for d in (1, 2, 3, 4, 9, 16)
         ]
     snapshots += [
-        {"account": "do-demo", "server_id": 3164444, "name": "web-1-before-upgrade", "created": format_time(ago(30))},
-        {"account": "hz-demo", "server_id": 42, "name": "db-1 by hand", "created": format_time(ago(6))},
+        {"account": "do-demo", "server_id": 3164444, "name": "web-1-before-upgrade", "created": format_time(ago(30)),
+         "size_gigabytes": size(3164444, 30)},
+        {"account": "hz-demo", "server_id": 42, "name": "db-1 by hand", "created": format_time(ago(6)), "size_gigabytes": size(42, 6)},
         {"account": "hz-demo", "server_id": 43, "name": f"db-2-{stamp(ago(40))}", "created": format_time(ago(40)),
-         "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "43"}, "protected": True},
+         "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "43"}, "protected": True, "size_gigabytes": size(43, 40)},
     ]
     return {
         "accounts": [
@@ -101,9 +108,10 @@ def demo_fleet(now: datetime) -> dict:
             {"name": "hz-demo", "provider": "hetzner", "tokens": [TOKENS["DEMO_HCLOUD_TOKEN"]]},
         ],
         "servers": [
-            *[{"account": "do-demo", "id": i, "name": n, "tags": ["web"], "created": format_time(ago(400))} for i, n in DROPLETS.items()],
-            *[{"account": "hz-demo", "id": i, "name": n, "labels": {"role": "db"}, "created": format_time(ago(300))}
-              for i, n in HETZNER_SERVERS.items()],
+            *[{"account": "do-demo", "id": i, "name": n, "tags": ["web"], "created": format_time(ago(400)),
+               "snapshot_size_gigabytes": SNAPSHOT_GB[i]} for i, n in DROPLETS.items()],
+            *[{"account": "hz-demo", "id": i, "name": n, "labels": {"role": "db"}, "created": format_time(ago(300)),
+               "snapshot_size_gigabytes": SNAPSHOT_GB[i]} for i, n in HETZNER_SERVERS.items()],
         ],
         "snapshots": snapshots,
         "telegram": {"bots": [{"token": TOKENS["DEMO_TELEGRAM_BOT_TOKEN"], "username": "demo_bot"}]},
@@ -140,7 +148,7 @@ def _walk_through(run: Callable[[list[str]], int], out: Out, sandbox: Sandbox, p
     _show_state(out, sandbox, before)
     _heading(out, 2, "The policy says what to snapshot, how often, and what to keep.")
     out(f"{policy}:\n{policy.read_text(encoding='utf-8').rstrip()}")
-    _heading(out, 3, "plan shows what apply would create (+), delete (-), keep (=) or leave alone (!), and why. Nothing changes.")
+    _heading(out, 3, "plan shows what apply would create (+), delete (-), keep (=) or leave alone (!), and why, and what the snapshots cost a month now and after apply. Nothing changes.")
     planned = _command(run, out, ["plan", "--policy", str(policy)])
     _heading(out, 4, "apply makes the due snapshots, waits until they are finished, then deletes what no rule keeps.")
     applied = _command(run, out, ["apply", "--policy", str(policy)])
@@ -198,14 +206,15 @@ def _show_notifications(out: Out, sandbox: Sandbox) -> None:
 
 
 def _show_state(out: Out, sandbox: Sandbox, before: set[int]) -> None:
-    """Print every server's snapshots, newest first, each with what makes it managed or not."""
+    """Print every server's snapshots, newest first, each with its size and what makes it
+    managed or not."""
     state = sandbox.dump_state()
     for server in state["servers"]:
         own = [s for s in state["snapshots"] if s["server_id"] == server["id"]]
         out(f"{server['name']} ({_provider(state, server['account'])} server {server['id']}), {len(own)} snapshot(s):")
         for snapshot in sorted(own, key=lambda s: (s["created"], s["id"]), reverse=True):
             marks = _marks(snapshot) + (["new"] if snapshot["id"] not in before else [])
-            out(f"  {snapshot['created']}  {snapshot['name']:<28} [{', '.join(marks)}]")
+            out(f"  {snapshot['created']}  {snapshot['name']:<28} {snapshot['size_gigabytes']:>5.2f} GB  [{', '.join(marks)}]")
 
 
 def _provider(state: dict, account: str) -> str:

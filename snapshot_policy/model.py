@@ -250,6 +250,9 @@ class CloudSnapshot:
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     protected: bool = False
     creating: bool = False
+    size_gb: float | None = field(default=None, compare=False)
+    """The size the provider bills, in GB (DigitalOcean `size_gigabytes`, Hetzner
+    `image_size`); None when the API does not give it, as Hetzner while an image is made."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,20 @@ class Snapshot:
     creating: bool = False
     unmarked: bool = False
     """Ours, but still without our marker (a run was killed before it could tag it)."""
+    size_gb: float | None = field(default=None, compare=False)
+    """The billed size in GB, None when unknown (`CloudSnapshot.size_gb`). Not part of a
+    snapshot's identity: a size that appears once an image is finished changes no decision."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one GB of snapshot storage costs for a month, in `currency` (an ISO 4217 code)."""
+
+    per_gb_month: float
+    currency: str
+
+    def monthly(self, size_gb: float) -> float:
+        return size_gb * self.per_gb_month
 
 
 class ActionKind(str, Enum):

@@ -108,6 +108,7 @@ def classify(target: Target, cloud: CloudSnapshot, pending: Collection[str] = fr
         protected=cloud.protected,
         creating=cloud.creating,
         unmarked=unmarked,
+        size_gb=cloud.size_gb,
     )
 
 

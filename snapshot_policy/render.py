@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from snapshot_policy.redaction import escape_controls
-from snapshot_policy.model import ActionKind, Plan, PlanAction, RunReport, Target, TargetFailure, TargetPlan
-from snapshot_policy.simulate import Simulation
+from snapshot_policy.model import ActionKind, Plan, PlanAction, Price, RunReport, Snapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.simulate import Projection, Simulation
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -25,6 +26,8 @@ _NO_OFFSET = timedelta(0)
 _MARKS = {ActionKind.CREATE: "+", ActionKind.DELETE: "-", ActionKind.KEEP: "=", ActionKind.SKIP: "!"}
 _STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
 WIDTH = 80  # columns of a plan line, where the words allow
+NO_PRICES: Mapping[str, Price] = {}
+PROVIDER_NAMES = {"digitalocean": "DigitalOcean", "hetzner": "Hetzner"}
 
 
 def iso_utc(moment: datetime) -> str:
@@ -45,11 +48,13 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     return line + (f" {len(failures)} target(s) failed." if failures else "")
 
 
-def plan_text(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
-    """Return the plan as the operator reads it: one block per target, the failures, then the
-    summary, in lines of at most WIDTH columns where the words allow."""
-    blocks = [_target_text(t) for t in plan.targets]
+def plan_text(plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES) -> str:
+    """Return the plan as the operator reads it: one block per target, the failures, the
+    snapshot storage of all targets at `prices` (per provider), then the summary, in lines of
+    at most WIDTH columns where the words allow."""
+    blocks = [_target_text(t, prices) for t in plan.targets]
     blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
+    blocks += [_total_storage_text(plan, prices)] if plan.targets else []
     return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
 
 
@@ -71,7 +76,7 @@ def styled(text: str) -> Text:
     return result
 
 
-def _target_text(plan: TargetPlan) -> str:
+def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
     target = plan.target
     lines = [f"{target.name}: {target.server_name} ({target.provider} server {target.server_id}, account {target.account})"]
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
@@ -79,6 +84,12 @@ def _target_text(plan: TargetPlan) -> str:
     lines += [f"  {_action_text(a)}" for a in plan.actions]
     if not plan.actions:
         lines.append("  (no snapshots)")
+    now, after, estimate = target_storage(plan, prices)
+    lines.append(f"  storage now: {_storage_text(now)}")
+    if not plan.has_changes:
+        lines.append("  after apply: unchanged")
+    else:
+        lines.append(f"  after apply: {_storage_text(after)}" + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else ""))
     lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, *plan.problems))]
     return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)  # a name from an API cannot forge a line
 
@@ -120,15 +131,133 @@ def _wrap(line: str, indent: str) -> str:
     return textwrap.fill(line, WIDTH, subsequent_indent=indent or "    ", break_long_words=False, break_on_hyphens=False)
 
 
-def plan_document(plan: Plan, failures: Sequence[TargetFailure] = ()) -> dict:
-    """Return the plan as the JSON-ready dictionary documented in the README."""
+@dataclass(frozen=True)
+class Storage:
+    """Snapshots stored, as billed: how many, the GB of those whose size is known, how many
+    sizes are unknown (the GB and costs are then lower bounds), the monthly cost of the known
+    sizes per currency, and whether a size in it is an estimate."""
+
+    snapshots: int
+    known_gb: float
+    unknown: int
+    costs: dict[str, float]
+    estimated: bool
+
+    @classmethod
+    def of(cls, sizes: Iterable[tuple[str, float | None]], prices: Mapping[str, Price], estimated: bool = False) -> Storage:
+        """Tally `(provider, size or None)` pairs; a provider without a price adds no cost."""
+        snapshots, known, unknown, costs = 0, 0.0, 0, {}
+        for provider, size in sizes:
+            snapshots += 1
+            if size is None:
+                unknown += 1
+                continue
+            known += size
+            price = prices.get(provider)
+            if price is not None:
+                costs[price.currency] = costs.get(price.currency, 0.0) + price.monthly(size)
+        return cls(snapshots, known, unknown, costs, estimated)
+
+
+def target_storage(plan: TargetPlan, prices: Mapping[str, Price]) -> tuple[Storage, Storage, float | None]:
+    """Return the target's snapshots now and after apply, and the size its new snapshot is
+    estimated at: that of the newest snapshot of the server whose size is known (None when
+    nothing is to be created or no size is known). Every snapshot of the server is billed,
+    managed or not."""
+    provider = plan.target.provider
+    existing = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
+    remaining = [a.snapshot.size_gb for a in plan.actions if a.kind in (ActionKind.KEEP, ActionKind.SKIP)]
+    estimate = _estimated_size(existing) if plan.create else None
+    now = Storage.of(((provider, s.size_gb) for s in existing), prices)
+    after = Storage.of(((provider, size) for size in remaining + ([estimate] if plan.create else [])), prices, estimate is not None)
+    return now, after, estimate
+
+
+def _estimated_size(snapshots: Iterable[Snapshot]) -> float | None:
+    """The size of the newest snapshot whose size is known: a new one of the same disk is
+    about as large."""
+    sized = [s for s in snapshots if s.size_gb is not None]
+    return max(sized, key=lambda s: (s.created, s.id)).size_gb if sized else None
+
+
+def total_storage(plan: Plan, prices: Mapping[str, Price]) -> tuple[Storage, Storage]:
+    """Return the snapshots of every target now and after apply, each counted once even when
+    two targets cover one server."""
+    now: dict[tuple, tuple[str, float | None]] = {}
+    after: dict[tuple, tuple[str, float | None]] = {}
+    estimated = False
+    for target_plan in plan.targets:
+        target = target_plan.target
+        existing = [a for a in target_plan.actions if a.kind is not ActionKind.CREATE]
+        for action in existing:
+            key = (target.provider, target.account, action.snapshot.id)
+            now[key] = (target.provider, action.snapshot.size_gb)
+            if action.kind is not ActionKind.DELETE:
+                after[key] = now[key]
+        if target_plan.create:
+            estimate = _estimated_size(a.snapshot for a in existing)
+            after[(target.provider, target.account, target.server_id, target.name)] = (target.provider, estimate)
+            estimated |= estimate is not None
+    return Storage.of(now.values(), prices), Storage.of(after.values(), prices, estimated)
+
+
+def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
+    now, after = total_storage(plan, prices)
+    lines = ["Snapshot storage of all targets:", f"  now:         {_storage_text(now)}"]
+    lines.append(f"  after apply: {_storage_text(after) if plan.has_changes else 'unchanged'}")
+    if after.estimated and plan.has_changes:
+        lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
+    providers = sorted({t.target.provider for t in plan.targets} & set(prices))
+    if providers:
+        listed = ", ".join(f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} ({PROVIDER_NAMES.get(p, p)})" for p in providers)
+        lines.append(f"  at per GB-month prices of {listed}")
+    return "\n".join(_wrap(line, "    ") for line in lines)
+
+
+def _storage_text(storage: Storage) -> str:
+    """`3 snapshots, ~12.6 GB, ~USD 0.76 a month` (~: estimated); with sizes unknown, what is
+    known as a lower bound (`8.7+ GB`), never a total that merely leaves them out."""
+    if not storage.snapshots:
+        return "no snapshots"
+    count = f"{storage.snapshots} snapshot{'' if storage.snapshots == 1 else 's'}"
+    if storage.unknown == storage.snapshots:
+        return f"{count} of unknown size"
+    mark, more = "~" if storage.estimated else "", "+" if storage.unknown else ""
+    text = count + (f" ({storage.unknown} of unknown size)" if storage.unknown else "") + f", {mark}{_number(storage.known_gb)}{more} GB"
+    if storage.costs:
+        text += ", " + " + ".join(f"{mark}{currency} {cost:.2f}{more}" for currency, cost in sorted(storage.costs.items())) + " a month"
+    return text
+
+
+def _number(value: float, decimals: int = 2) -> str:
+    """`12.6`, `2.36`, `21`: at most `decimals` decimals, no trailing zeros."""
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def _storage_document(storage: Storage) -> dict:
+    complete = not storage.unknown
+    return {
+        "snapshots": storage.snapshots,
+        "unknown_sizes": storage.unknown,
+        "size_gb": round(storage.known_gb, 3) if complete else None,
+        "known_size_gb": round(storage.known_gb, 3),
+        "monthly_cost": {c: round(v, 4) for c, v in sorted(storage.costs.items())} if complete else None,
+        "known_monthly_cost": {c: round(v, 4) for c, v in sorted(storage.costs.items())},
+        "estimated": storage.estimated,
+    }
+
+
+def plan_document(plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES) -> dict:
+    """Return the plan as the JSON-ready dictionary documented in the README, its storage
+    costs at `prices` (per provider)."""
     counts = dict.fromkeys(ActionKind, 0)
     targets = []
     for target_plan in plan.targets:  # one pass over the actions, for the documents and the counts
         by_kind = _by_kind(target_plan)
         for kind, actions in by_kind.items():
             counts[kind] += len(actions)
-        targets.append(_target_document(target_plan, by_kind))
+        targets.append(_target_document(target_plan, by_kind, prices))
+    now, after = total_storage(plan, prices)
     return {
         "format_version": PLAN_FORMAT_VERSION,
         "made_at": iso_utc(plan.made_at),
@@ -146,11 +275,16 @@ def plan_document(plan: Plan, failures: Sequence[TargetFailure] = ()) -> dict:
             "failed_targets": len(failures),
             "has_changes": plan.has_changes,
         },
+        "storage": {
+            "prices": {p: {"per_gb_month": prices[p].per_gb_month, "currency": prices[p].currency} for p in sorted(prices)},
+            "now": _storage_document(now),
+            "after_apply": _storage_document(after),
+        },
     }
 
 
-def plan_json(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
-    return indented_json(plan_document(plan, failures)) + "\n"
+def plan_json(plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES) -> str:
+    return indented_json(plan_document(plan, failures, prices)) + "\n"
 
 
 def indented_json(value: object) -> str:
@@ -268,19 +402,21 @@ def _by_kind(plan: TargetPlan) -> dict[ActionKind, list[PlanAction]]:
     return by_kind
 
 
-def _target_document(plan: TargetPlan, by_kind: dict[ActionKind, list[PlanAction]]) -> dict:
+def _target_document(plan: TargetPlan, by_kind: dict[ActionKind, list[PlanAction]], prices: Mapping[str, Price]) -> dict:
     creates = by_kind[ActionKind.CREATE]
     create = creates[0] if creates else None
+    now, after, estimate = target_storage(plan, prices)
     return {
         **target_identity(plan.target),
         "schedule": plan.target.schedule.describe(),
         "schedule_note": plan.schedule_note,
-        "create": {"name": create.snapshot.name, "rules": list(create.rules)} if create else None,
+        "create": {"name": create.snapshot.name, "rules": list(create.rules), "estimated_size_gb": estimate} if create else None,
         "delete": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.DELETE]],
         "keep": [_snapshot_document(a, reason=False) for a in by_kind[ActionKind.KEEP]],
         "skip": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.SKIP]],
         "refused": plan.refusal,
         "problems": list(plan.problems),
+        "storage": {"now": _storage_document(now), "after_apply": _storage_document(after)},
     }
 
 
@@ -288,7 +424,7 @@ def _snapshot_document(action: PlanAction, reason: bool) -> dict:
     snapshot = action.snapshot
     document = {
         "id": snapshot.id, "name": snapshot.name, "created": iso_utc(snapshot.created), "protected": snapshot.protected,
-        "adopted": _adopted(snapshot), "ownership": snapshot.ownership,
+        "adopted": _adopted(snapshot), "ownership": snapshot.ownership, "size_gb": snapshot.size_gb,
     }
     if reason:
         document["reason"] = action.reason
@@ -310,8 +446,9 @@ def report_text(report: RunReport) -> str:
     return "".join(escape_controls(line) + "\n" for line in lines)
 
 
-def simulation_text(simulation: Simulation) -> str:
-    """Return a month-by-day calendar of survivors, then each survivor with its rules."""
+def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:
+    """Return a month-by-day calendar of survivors, then each survivor with its rules, then
+    what the policy stores and costs in its steady state, given a `projection`."""
     survivors = simulation.survivors
     lines = [
         f"Simulated {simulation.days} day(s) from {simulation.start.astimezone(simulation.zone):%Y-%m-%d %H:%M %Z}, "
@@ -327,14 +464,32 @@ def simulation_text(simulation: Simulation) -> str:
         lines.append(f"  {month_start:%Y-%m}  {' ' * (days[0].day - 1)}{marks}")
     lines += ["", "Survivors, newest first:"]
     lines += [f"  {s.created.astimezone(simulation.zone):%Y-%m-%d %H:%M}  {', '.join(rules)}" for s, rules in survivors]
+    if projection is not None:
+        lines += ["", *_projection_lines(projection)]
     return "\n".join(lines) + "\n"
+
+
+def _projection_lines(projection: Projection) -> list[str]:
+    steady, size = projection.steady, projection.size_gb
+    count = str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
+    lines = [
+        f"Steady state (every rule full after {steady.filled_days} day(s); counted over the {steady.observed_days} days after):",
+        f"  {count} snapshots, {_number(steady.average, 1)} on average",
+        f"  at {_number(size)} GB a snapshot: {_number(steady.average * size, 1)} GB on average, {_number(steady.most * size, 1)} GB at most",
+    ]
+    for label, price in projection.prices:
+        lines.append(
+            f"  {price.currency} {price.monthly(steady.average * size):.2f} a month "
+            f"at {price.currency} {_number(price.per_gb_month, 4)} per GB-month ({PROVIDER_NAMES.get(label, label)})"
+        )
+    return lines
 
 
 def _day_mark(count: int) -> str:
     return "." if count == 0 else (str(count) if count < 10 else "+")
 
 
-def simulation_json(simulation: Simulation) -> str:
+def simulation_json(simulation: Simulation, projection: Projection | None = None) -> str:
     document = {
         "policy": simulation.policy.describe(),
         "timezone": simulation.zone.key,
@@ -346,4 +501,20 @@ def simulation_json(simulation: Simulation) -> str:
         "survivors": [iso_utc(s.created) for s, _ in reversed(simulation.survivors)],
         "kept_by": {iso_utc(s.created): list(rules) for s, rules in reversed(simulation.survivors)},
     }
+    if projection is not None:
+        steady, size = projection.steady, projection.size_gb
+        document["steady_state"] = {
+            "filled_days": steady.filled_days,
+            "observed_days": steady.observed_days,
+            "fewest": steady.fewest,
+            "most": steady.most,
+            "average": round(steady.average, 3),
+            "snapshot_size_gb": size,
+            "average_size_gb": round(steady.average * size, 3),
+            "most_size_gb": round(steady.most * size, 3),
+            "monthly_cost": [
+                {"price": label, "per_gb_month": price.per_gb_month, "currency": price.currency, "amount": round(price.monthly(steady.average * size), 4)}
+                for label, price in projection.prices
+            ],
+        }
     return json.dumps(document, indent=2) + "\n"

@@ -7,15 +7,17 @@ schedule would keep, including restic's "oldest" rule applied run after run.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from snapshot_policy import retention
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import ActionKind, RetentionPolicy, Safety, Snapshot, Target
+from snapshot_policy.duration import MAX_DAYS, Duration
+from snapshot_policy.model import ActionKind, Price, RetentionPolicy, Safety, Snapshot, Target, TargetPlan
 from snapshot_policy.reconcile import plan_target
 
 
@@ -71,20 +73,101 @@ def simulate(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int
 def simulate_reference(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int) -> Simulation:
     """The straightforward simulation: the whole reconciler on every run. Slow (it re-plans
     every kept snapshot on every run), and the definition `simulate` must agree with."""
-    target = _target(policy, zone, days * runs_per_day)
-    step = timedelta(days=1) / runs_per_day
-    existing: list[Snapshot] = []
     deleted = 0
     survivors: tuple[tuple[Snapshot, tuple[str, ...]], ...] = ()
-    for run in range(days * runs_per_day):
-        now = start + run * step
-        made = _made(run, start, step)
-        plan = plan_target(target, existing, now, created=made)
-        kept = plan.of_kind(ActionKind.KEEP)
+    for plan in _reference_plans(policy, zone, start, timedelta(days=1) / runs_per_day, days * runs_per_day):
         deleted += len(plan.of_kind(ActionKind.DELETE))
-        existing = [a.snapshot for a in kept]
-        survivors = tuple((a.snapshot, a.rules) for a in kept)
+        survivors = tuple((a.snapshot, a.rules) for a in plan.of_kind(ActionKind.KEEP))
     return Simulation(policy, zone, start, days, runs_per_day, days * runs_per_day, deleted, survivors)
+
+
+def _reference_plans(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[TargetPlan]:
+    """The reconciler's plan of each run, every run making one snapshot and keeping what its plan keeps."""
+    target = _target(policy, zone, runs)
+    existing: list[Snapshot] = []
+    for run in range(runs):
+        plan = plan_target(target, existing, start + run * step, created=_made(run, start, step))
+        existing = [a.snapshot for a in plan.of_kind(ActionKind.KEEP)]
+        yield plan
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """How many snapshots a policy leaves after each run once every rule is full: the fewest,
+    the most and the average, counted over `observed_days` from `filled_days` after the first
+    run on. The average is what storage is billed for over time."""
+
+    fewest: int
+    most: int
+    average: float
+    filled_days: int
+    observed_days: int
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A policy's steady state for snapshots of `size_gb` each, priced at each of `prices`
+    (a label, such as the provider, with its price)."""
+
+    steady: SteadyState
+    size_gb: float
+    prices: tuple[tuple[str, Price], ...]
+
+
+_PERIOD_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
+
+
+def steady_state(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, runs_per_day: int) -> SteadyState:
+    """Run the policy from `start` until every rule is full, then count what survives each run
+    for as long as it takes the count to go through its whole pattern: four weeks, or a year
+    when a rule counts months or years (months differ in length). The policy must have a rule.
+    Raise ValueError if that is more than a century: no calendar goes that far.
+    """
+    filled = math.ceil(fill_days(policy, runs_per_day))
+    by_calendar = any(getattr(policy, f"keep_{unit}") or getattr(policy, f"keep_within_{unit}") for unit in ("monthly", "yearly"))
+    by_calendar |= any(getattr(policy, rule) is not None and getattr(policy, rule).is_calendar for rule in RetentionPolicy.DURATION_RULES)
+    observed = 366 if by_calendar else 28
+    if filled + observed > MAX_DAYS:
+        raise ValueError(f"{policy.describe()} fills only after {filled} days; a steady state is projected within {MAX_DAYS} days")
+    step = timedelta(days=1) / runs_per_day
+    counts = list(islice(survivor_counts(policy, zone, start, step, (filled + observed) * runs_per_day), filled * runs_per_day, None))
+    return SteadyState(min(counts), max(counts), sum(counts) / len(counts), filled, observed)
+
+
+def fill_days(policy: RetentionPolicy, runs_per_day: int) -> float:
+    """Return a number of days after which every rule of `policy` is full, with runs
+    `runs_per_day` apart: a counted rule needs its count of periods that hold a snapshot (a
+    run apart at least) and one more, for restic's "oldest" to age out; a duration its length
+    (months and years at their longest) and a period more."""
+    run = 1 / runs_per_day
+    spans = [policy.keep_last * run]
+    for unit, days in _PERIOD_DAYS.items():
+        count = getattr(policy, f"keep_{unit}")
+        if count:
+            spans.append((count + 1) * max(days, run))
+        within = getattr(policy, f"keep_within_{unit}")
+        if within is not None:
+            spans.append(_longest_days(within) + max(days, run))
+    if policy.keep_within is not None:
+        spans.append(_longest_days(policy.keep_within) + run)
+    return max(spans)
+
+
+def _longest_days(duration: Duration) -> float:
+    return duration.years * 366 + duration.months * 31 + duration.days + duration.hours / 24
+
+
+def survivor_counts(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[int]:
+    """Yield how many snapshots survive each of `runs` runs `step` apart: as `replay` counts
+    them, or where its shortcut does not apply, the reference simulation. The policy must
+    have a rule."""
+    done = 0
+    for survivors in replay(policy, zone, start, step, runs):
+        if survivors is None:
+            yield from (len(p.of_kind(ActionKind.KEEP)) for p in islice(_reference_plans(policy, zone, start, step, runs), done, None))
+            return
+        done += 1
+        yield len(survivors)
 
 
 def _target(policy: RetentionPolicy, zone: ZoneInfo, runs: int) -> Target:

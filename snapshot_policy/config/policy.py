@@ -31,8 +31,10 @@ from snapshot_policy.duration import Duration
 from snapshot_policy.model import (
     DIGITALOCEAN,
     HETZNER,
+    PROVIDERS,
     Account,
     Hooks,
+    Price,
     RetentionPolicy,
     RunSettings,
     Safety,
@@ -329,3 +331,16 @@ def settings(raw: Mapping, base: Path, orphans: Mapping | None = None) -> RunSet
         telegram_api_url=raw.get("telegram_api_url"),
         orphans_keep_last=(orphans or {}).get("keep_last"),
     )
+
+
+def prices(document: Mapping | None) -> dict[str, Price]:
+    """Return what a GB of snapshots costs a month on each provider: the document's
+    `settings.prices`, key by key, else the schema's defaults (a legacy layout has none)."""
+    raw = (document or {}).get("settings", {}).get("prices", {})
+    return {
+        provider: Price(
+            per_gb_month=raw.get(provider, {}).get("per_gb_month", _default(f"settings/prices/{provider}/per_gb_month")),
+            currency=raw.get(provider, {}).get("currency", _default(f"settings/prices/{provider}/currency")),
+        )
+        for provider in PROVIDERS
+    }

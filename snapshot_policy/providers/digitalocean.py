@@ -338,7 +338,14 @@ def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
         created=_time(item["created_at"]),
         server_id=str(item["resource_id"]) if item.get("resource_id") is not None else None,
         labels={tag: "" for tag in item.get("tags") or []},
+        size_gb=_size(item.get("size_gigabytes")),
     )
+
+
+def _size(value: Any) -> float | None:
+    """`size_gigabytes`, the billed size (not `min_disk_size`, the disk a restore needs);
+    None when the reply lacks it or it is no number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _time(text: str) -> datetime:

@@ -260,4 +260,5 @@ def _snapshot(image) -> CloudSnapshot:
         labels=dict(image.labels or {}),
         protected=bool((image.protection or {}).get("delete")),
         creating=image.status == "creating",
+        size_gb=image.image_size,  # what is billed; null while the image is made (disk_size is the server's disk)
     )

@@ -28,7 +28,9 @@ and every key marked optional may be left out:
          "region": "nyc3",                         # optional; Hetzner: a location, e.g. fsn1
          "created": "2024-01-01T00:00:00Z"},       # optional, default: now
         {"account": "hz-prod", "id": 42, "name": "db-1", "labels": {"role": "db"},
-         "ipv6": "2001:db8::/64"}                  # optional; Hetzner public IPv6 `ip`
+         "ipv6": "2001:db8::/64",                  # optional; Hetzner public IPv6 `ip`
+         "snapshot_size_gigabytes": 12.5}          # optional: the size of a snapshot made of
+                                                   # it (default 2.5)
       ],
       "snapshots": [
         {"account": "do-main", "id": 5001,         # id optional (allocated)
@@ -37,7 +39,9 @@ and every key marked optional may be left out:
          "name": "web-1-20240101000000",           # DO name; Hetzner description
          "created": "2024-01-01T00:00:00Z",        # optional, default: now
          "tags": ["snapshot-policy"],              # DigitalOcean (optional)
-         "size_gigabytes": 2.5},                   # optional
+         "size_gigabytes": 2.5},                   # optional, default 2.5: the billed size,
+                                                   # DO `size_gigabytes`, Hetzner `image_size`
+                                                   # (null there while the image is creating)
         {"account": "hz-prod", "server_id": 42, "name": "nightly",
          "labels": {"managed-by": "snapshot-policy"},   # Hetzner (optional)
          "protected": true,                        # Hetzner delete protection (optional)

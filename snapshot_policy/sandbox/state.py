@@ -31,6 +31,7 @@ T = TypeVar("T")
 PROVIDERS = ("digitalocean", "hetzner")
 DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
 DEFAULT_REGION = {"digitalocean": "nyc3", "hetzner": "fsn1"}
+DEFAULT_SIZE_GIGABYTES = 2.5
 
 
 def utc_now() -> datetime:
@@ -76,6 +77,8 @@ class Server:
     created: datetime = field(default_factory=utc_now)
     ipv6: str | None = None
     """Hetzner: the IPv6 `ip` of its public net, as the API gives it (e.g. 2001:db8::/64)."""
+    snapshot_size_gigabytes: float = DEFAULT_SIZE_GIGABYTES
+    """The billed size of a snapshot made of it."""
 
 
 @dataclass
@@ -91,7 +94,7 @@ class Snapshot:
     protected: bool = False
     status: str = "available"
     type: str = "snapshot"
-    size_gigabytes: float = 2.5
+    size_gigabytes: float = DEFAULT_SIZE_GIGABYTES
     region: str = ""
 
     edits = 0
@@ -238,6 +241,7 @@ class State:
         region: str | None = None,
         created: str | datetime | None = None,
         ipv6: str | None = None,
+        snapshot_size_gigabytes: float = DEFAULT_SIZE_GIGABYTES,
     ) -> Server:
         with self.lock:
             owner = self.accounts[account]
@@ -250,6 +254,7 @@ class State:
                 region=region or DEFAULT_REGION[owner.provider],
                 created=parse_time(created) if created else self.clock(),
                 ipv6=ipv6,
+                snapshot_size_gigabytes=snapshot_size_gigabytes,
             )
             self.servers[server.id] = server
             return server
@@ -268,7 +273,7 @@ class State:
         protected: bool = False,
         status: str = "available",
         type: str = "snapshot",
-        size_gigabytes: float = 2.5,
+        size_gigabytes: float = DEFAULT_SIZE_GIGABYTES,
     ) -> Snapshot:
         """Seed a finished snapshot (or a Hetzner image stuck in `creating`).
 
@@ -450,6 +455,7 @@ class State:
             labels=dict(labels or {}),
             status="creating",
             type=type,
+            size_gigabytes=server.snapshot_size_gigabytes,
             region=server.region,
         )
         if account.provider == "hetzner":
@@ -606,6 +612,8 @@ def _server_dict(server: Server, account: Account) -> dict:
         out["tags"] = list(server.tags)
     out["region"] = server.region
     out["created"] = format_time(server.created)
+    if server.snapshot_size_gigabytes != DEFAULT_SIZE_GIGABYTES:
+        out["snapshot_size_gigabytes"] = server.snapshot_size_gigabytes
     return out
 
 

@@ -107,3 +107,22 @@ def test_apply_results_follow_the_progress_they_sum_up(demo):
     first_result = min(i for i, line in enumerate(lines) if ": ok: created " in line)
     summary = next(i for i, line in enumerate(lines) if line.startswith("snapshot-policy apply: "))
     assert last_progress < first_result < summary
+
+
+def test_demo_shows_what_the_snapshots_cost_before_and_after_apply(demo):
+    """The plan's cost lines (issue 15): per target and in total, the new snapshots estimated as
+    their server's newest; the second plan finds about what the first one estimated."""
+    _, text, _ = demo
+    plan = section(text, 3)
+    assert "  storage now: 6 snapshots, 19.35 GB, USD 1.16 a month\n  after apply: 4 snapshots, ~12.7 GB, ~USD 0.76 a month (new one ~3.55 GB)" in plan
+    assert "  storage now: 7 snapshots, 89.65 GB, EUR 1.28 a month\n  after apply: 5 snapshots, ~64.55 GB, ~EUR 0.92 a month (new one ~13.05 GB)" in plan
+    assert (
+        "Snapshot storage of all targets:\n"
+        "  now:         25 snapshots, 177.8 GB, EUR 2.07 + USD 1.99 a month\n"
+        "  after apply: 17 snapshots, ~125.1 GB, ~EUR 1.49 + ~USD 1.27 a month\n"
+        "  (~ estimated: a new snapshot is counted as large as its server's newest)\n"
+        "  at per GB-month prices of USD 0.06 (DigitalOcean), EUR 0.0143 (Hetzner)\n"
+    ) in plan
+    again = section(text, 6)
+    assert "  now:         17 snapshots, 125.3 GB, EUR 1.49 + USD 1.28 a month\n  after apply: unchanged\n" in again
+    assert "  2026-11-29T09:30:00Z  web-1-20261129093000          3.60 GB  [managed: tag snapshot-policy, new]" in section(text, 7)

@@ -93,6 +93,27 @@ def test_create_waits_marks_and_lists_the_new_snapshot_as_managed(sandbox, adapt
 
 
 @BOTH
+def test_listed_snapshots_carry_the_size_billed(sandbox, adapter, provider):
+    """DigitalOcean's size_gigabytes and Hetzner's image_size, not min_disk_size or disk_size;
+    Hetzner's is null, so unknown, while an image is made."""
+    account = "do-a" if provider == DIGITALOCEAN else "hz-a"
+    server_id = int(SERVERS[provider][0])
+    sandbox.state.add_snapshot(account, "sized", server_id=server_id, size_gigabytes=6.5)
+    sandbox.state.servers[server_id].snapshot_size_gigabytes = 7.0
+    provider_api = adapter(provider)
+    assert {s.name: s.size_gb for s in provider_api.snapshots()} == {"sized": 6.5}
+    made = create(provider_api, *create_args(provider))
+    # Hetzner's image is the one its start returned, still without a size; the next listing has it.
+    assert made.size_gb == (7.0 if provider == DIGITALOCEAN else None)
+    assert {s.id: s.size_gb for s in provider_api.snapshots()}[made.id] == 7.0
+    if provider == HETZNER:
+        sandbox.state.add_snapshot(account, "being made", server_id=server_id, status="creating")
+        assert {s.name: s.size_gb for s in provider_api.snapshots()}["being made"] is None
+        started = provider_api.start_snapshot(SERVERS[provider][0], "app-1-20261127030000", {})
+        assert started.image is not None and started.image.creating and started.image.size_gb is None
+
+
+@BOTH
 def test_delete_removes_and_a_second_delete_is_fine(sandbox, adapter, provider):
     provider_api = adapter(provider)
     made = create(provider_api, *create_args(provider))

@@ -254,3 +254,15 @@ def test_actions_list_takes_faults_like_any_route(sandbox, make_do):
         do.actions.list()
     assert caught.value.status_code == 500
     assert [r["fault"] for r in sandbox.requests("digitalocean")] == [None, "error"]
+
+
+def test_snapshots_carry_the_billed_size_apart_from_the_minimum_disk(sandbox, do):
+    """size_gigabytes is what is billed; min_disk_size the disk a restore needs. A new
+    snapshot is as large as its droplet's `snapshot_size_gigabytes` says."""
+    sandbox.state.add_snapshot("do-a", "older", server_id=101, size_gigabytes=4.75)
+    sandbox.state.servers[101].snapshot_size_gigabytes = 5.5
+    action = do.droplet_actions.post(101, {"type": "snapshot", "name": "web-1-new"})["action"]
+    wait(do, action["id"])
+    listed = {s["name"]: s for s in do.snapshots.list(resource_type="droplet")["snapshots"]}
+    assert (listed["web-1-new"]["size_gigabytes"], listed["web-1-new"]["min_disk_size"]) == (5.5, 25)
+    assert [s["size_gigabytes"] for s in do.droplets.list_snapshots(101)["snapshots"]] == [4.75, 5.5]

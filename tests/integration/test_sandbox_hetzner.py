@@ -323,3 +323,27 @@ def test_new_action_routes_are_charged_and_take_faults(sandbox):
     limited = requests.get(f"{base}/actions", params={"id": 1}, headers=auth, timeout=5)
     assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limit_exceeded"
     assert [r["fault"] for r in sandbox.requests("hetzner")][-2:] == ["error", "rate_limit"]
+
+
+def test_image_size_is_null_while_creating_then_the_size_billed(sandbox, hz, clock):
+    """As the API documents it: image_size is the size billed, null until the image is made;
+    disk_size is the server's disk."""
+    older = sandbox.state.add_snapshot("hz-a", "older", server_id=301, size_gigabytes=3.25)
+    assert hz.images.get_by_id(older.id).image_size == 3.25
+    sandbox.state.action_seconds = 0.2
+    response = hz.servers.create_image(Server(id=301), description="app-1 nightly")
+    assert (response.image.image_size, response.image.disk_size) == (None, 80)
+    clock.advance(minutes=1)
+    response.action.wait_until_finished()
+    image = hz.images.get_by_id(response.image.id)
+    assert (image.image_size, image.disk_size) == (2.5, 80)  # the sandbox's default size
+
+
+def test_a_server_can_set_the_size_of_the_images_made_of_it(sandbox, hz):
+    state = sandbox.dump_state()
+    next(s for s in state["servers"] if s["id"] == 301)["snapshot_size_gigabytes"] = 12.5
+    sandbox.load_state(state)
+    assert sandbox.dump_state()["servers"][4]["snapshot_size_gigabytes"] == 12.5
+    response = hz.servers.create_image(Server(id=301), description="app-1 nightly")
+    response.action.wait_until_finished()
+    assert hz.images.get_by_id(response.image.id).image_size == 12.5

@@ -16,15 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_policy import render
-from snapshot_policy.model import TargetFailure
+from snapshot_policy.model import Price, TargetFailure
 from snapshot_policy.reconcile import build_plan
 from tests.factories import snap, target, utc
+
+PRICES = {"digitalocean": Price(0.06, "USD"), "hetzner": Price(0.0143, "EUR")}
 
 GOLDEN_TEXT = """\
 db: db-1 (digitalocean server 2, account main)
   schedule every run: no managed snapshot exists yet
   retention keep_last 2 (timezone UTC)
   + create db-1-20261126030000 (will be kept by: last)
+  storage now: no snapshots
+  after apply: 1 snapshot of unknown size
 
 web: web (hetzner server 1, account main)
   schedule every run: a snapshot is made on every run
@@ -37,6 +41,14 @@ web: web (hetzner server 1, account main)
       protected; no retention rule keeps it
   ! skip web-20260101000000 (id 3, 2026-01-01T00:00Z)
       unmanaged: no managed-by label
+  storage now: 4 snapshots, 8.6 GB, EUR 0.12 a month
+  after apply: 4 snapshots, ~8.7 GB, ~EUR 0.12 a month (new one ~2.4 GB)
+
+Snapshot storage of all targets:
+  now:         4 snapshots, 8.6 GB, EUR 0.12 a month
+  after apply: 5 snapshots (1 of unknown size), ~8.7+ GB, ~EUR 0.12+ a month
+  (~ estimated: a new snapshot is counted as large as its server's newest)
+  at per GB-month prices of USD 0.06 (DigitalOcean), EUR 0.0143 (Hetzner)
 
 Plan: 2 to create, 1 to delete, 1 to keep, 2 skipped across 2 target(s).
 """
@@ -44,10 +56,10 @@ Plan: 2 to create, 1 to delete, 1 to keep, 2 skipped across 2 target(s).
 
 def sample_plan():
     history = [
-        snap(utc(2026, 11, 25, 3), id="11"),
-        snap(utc(2026, 11, 24, 3), id="10"),
-        snap(utc(2026, 1, 1), id="3", managed=False),
-        snap(utc(2026, 2, 1), id="4", protected=True),
+        snap(utc(2026, 11, 25, 3), id="11", size_gb=2.4),
+        snap(utc(2026, 11, 24, 3), id="10", size_gb=2.3),
+        snap(utc(2026, 1, 1), id="3", managed=False, size_gb=1.9),
+        snap(utc(2026, 2, 1), id="4", protected=True, size_gb=2.0),
     ]
     web = target(keep_last=2)
     db = replace(web, name="db", server_id="2", server_name="db-1", provider="digitalocean")
@@ -55,7 +67,7 @@ def sample_plan():
 
 
 def test_plan_text_matches_the_documented_layout():
-    assert render.plan_text(sample_plan()) == GOLDEN_TEXT
+    assert render.plan_text(sample_plan(), prices=PRICES) == GOLDEN_TEXT
 
 
 def test_plan_text_reports_a_refusal():
@@ -73,11 +85,11 @@ def test_plan_json_has_the_documented_keys():
     assert document["made_at"] == "2026-11-26T03:00:00Z"
     assert document["fingerprint"].startswith("sha256:")
     web = document["targets"][1]
-    assert set(web) >= {"target", "provider", "server_id", "create", "delete", "keep", "skip", "refused"}
-    assert web["create"] == {"name": "web-20261126030000", "rules": ["last"]}
+    assert set(web) >= {"target", "provider", "server_id", "create", "delete", "keep", "skip", "refused", "storage"}
+    assert web["create"] == {"name": "web-20261126030000", "rules": ["last"], "estimated_size_gb": 2.4}
     assert web["delete"] == [
         {"id": "10", "name": "web-20261124030000", "created": "2026-11-24T03:00:00Z", "protected": False,
-         "adopted": False, "ownership": "managed-by label", "reason": "no retention rule keeps it"}
+         "adopted": False, "ownership": "managed-by label", "size_gb": 2.3, "reason": "no retention rule keeps it"}
     ]
     assert web["keep"][0]["rules"] == ["last"]
     assert [s["id"] for s in web["skip"]] == ["4", "3"]
@@ -206,3 +218,98 @@ def test_styled_plan_colours_each_kind_of_line():
     assert styled.plain == text
     styles = {str(span.style) for span in styled.spans}
     assert {"green", "red", "yellow", "dim"} <= styles
+
+
+# -- storage and cost (issue 15, item 1) --------------------------------------------------------
+
+
+def storage_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(("  storage now:", "  after apply:", "  now:"))]
+
+
+def test_plan_json_carries_the_storage_numbers_of_each_target_and_in_total():
+    document = json.loads(render.plan_json(sample_plan(), prices=PRICES))
+    db, web = document["targets"]
+    assert web["storage"] == {
+        "now": {"snapshots": 4, "unknown_sizes": 0, "size_gb": 8.6, "known_size_gb": 8.6,
+                "monthly_cost": {"EUR": 0.123}, "known_monthly_cost": {"EUR": 0.123}, "estimated": False},
+        "after_apply": {"snapshots": 4, "unknown_sizes": 0, "size_gb": 8.7, "known_size_gb": 8.7,
+                        "monthly_cost": {"EUR": 0.1244}, "known_monthly_cost": {"EUR": 0.1244}, "estimated": True},
+    }
+    assert db["create"]["estimated_size_gb"] is None  # no snapshot of db-1 to estimate it from
+    assert db["storage"]["after_apply"] == {"snapshots": 1, "unknown_sizes": 1, "size_gb": None, "known_size_gb": 0.0,
+                                            "monthly_cost": None, "known_monthly_cost": {}, "estimated": False}
+    total = document["storage"]
+    assert total["prices"] == {"digitalocean": {"per_gb_month": 0.06, "currency": "USD"}, "hetzner": {"per_gb_month": 0.0143, "currency": "EUR"}}
+    assert (total["now"]["snapshots"], total["now"]["size_gb"]) == (4, 8.6)
+    assert (total["after_apply"]["snapshots"], total["after_apply"]["size_gb"], total["after_apply"]["known_size_gb"]) == (5, None, 8.7)
+    assert total["after_apply"]["monthly_cost"] is None and total["after_apply"]["known_monthly_cost"] == {"EUR": 0.1244}
+    assert [s["size_gb"] for s in web["skip"]] == [2.0, 1.9]
+
+
+def test_plan_storage_shows_an_unknown_size_as_unknown_never_as_zero():
+    """Hetzner gives no image_size while an image is being created: the total says so."""
+    history = [snap(utc(2026, 11, 25, 3), id="11", size_gb=2.5), snap(utc(2026, 11, 26, 2), id="12", creating=True)]
+    plan = build_plan([(target(keep_last=5), history)], utc(2026, 11, 26, 3))
+    assert storage_lines(render.plan_text(plan, prices=PRICES))[:2] == [
+        "  storage now: 2 snapshots (1 of unknown size), 2.5+ GB, EUR 0.04+ a month",
+        "  after apply: unchanged",
+    ]
+    document = json.loads(render.plan_json(plan, prices=PRICES))["targets"][0]["storage"]["now"]
+    assert (document["size_gb"], document["known_size_gb"], document["unknown_sizes"], document["monthly_cost"]) == (None, 2.5, 1, None)
+
+
+def test_plan_storage_of_snapshots_all_of_unknown_size_shows_no_number():
+    plan = build_plan([(target(keep_last=5), [snap(utc(2026, 11, 25, 3))])], utc(2026, 11, 26, 3))
+    assert storage_lines(render.plan_text(plan, prices=PRICES))[:2] == [
+        "  storage now: 1 snapshot of unknown size",
+        "  after apply: 2 snapshots of unknown size",
+    ]
+
+
+def test_plan_storage_estimates_the_new_snapshot_as_the_newest_of_known_size():
+    """Deleted and unmanaged snapshots of the server count for the estimate: the new one is of
+    the same disk. A newer one of unknown size (still being made) does not."""
+    history = [
+        snap(utc(2026, 11, 25, 3), id="20", size_gb=4.0, managed=False),
+        snap(utc(2026, 11, 24, 3), id="19", size_gb=3.0),
+        snap(utc(2026, 11, 23, 3), id="18", size_gb=2.0),
+    ]
+    plan = build_plan([(target(keep_last=1), history)], utc(2026, 11, 26, 3))
+    assert storage_lines(render.plan_text(plan, prices=PRICES))[:2] == [
+        "  storage now: 3 snapshots, 9 GB, EUR 0.13 a month",
+        "  after apply: 2 snapshots, ~8 GB, ~EUR 0.11 a month (new one ~4 GB)",
+    ]
+
+
+def test_plan_storage_counts_a_snapshot_once_when_two_targets_cover_its_server():
+    history = [snap(utc(2026, 11, 25, 3), id="11", size_gb=2.0), snap(utc(2026, 11, 24, 3), id="10", size_gb=2.0)]
+    nightly = target(keep_last=5)
+    weekly = replace(nightly, name="weekly")
+    plan = build_plan([(nightly, history), (weekly, history)], utc(2026, 11, 26, 3))
+    now, after = render.total_storage(plan, PRICES)
+    assert (now.snapshots, now.known_gb) == (2, 4.0)
+    assert (after.snapshots, after.known_gb) == (4, 8.0)  # each target makes its own new snapshot
+
+
+def test_plan_storage_adds_up_each_currency_and_leaves_out_a_provider_without_a_price():
+    web = [snap(utc(2026, 11, 25, 3), id="11", size_gb=10.0)]
+    db = [snap(utc(2026, 11, 25, 3), id="21", server_id="2", size_gb=100.0)]
+    hetzner = target(keep_last=5)
+    digitalocean = replace(hetzner, name="db", server_id="2", server_name="db-1", provider="digitalocean")
+    plan = build_plan([(hetzner, web), (digitalocean, db)], utc(2026, 11, 25, 4))
+    text = render.plan_text(plan, prices=PRICES)
+    assert "  now:         2 snapshots, 110 GB, EUR 0.14 + USD 6.00 a month" in text
+    unpriced = render.plan_text(plan, prices={"hetzner": PRICES["hetzner"]})
+    assert "  now:         2 snapshots, 110 GB, EUR 0.14 a month" in unpriced
+    assert "  at per GB-month prices of EUR 0.0143 (Hetzner)" in unpriced
+    assert "  storage now: 1 snapshot, 100 GB\n" in unpriced
+
+
+def test_plan_storage_lines_fit_80_columns_with_large_numbers():
+    history = [snap(utc(2026, 11, 25 - n, 3), id=str(100000000 + n), size_gb=1234.56 + n) for n in range(20)]
+    history.append(snap(utc(2026, 10, 1, 3), id="200000000", managed=False))
+    plan = build_plan([(target(keep_last=3, max_deletions=100), history)], utc(2026, 11, 26, 3))
+    text = render.plan_text(plan, prices={"hetzner": Price(123.4567, "EUR")})
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert "  after apply: 4 snapshots (1 of unknown size), ~3704.68+ GB, ~EUR 457367.57+ a\n      month (new one ~1234.56 GB)\n" in text

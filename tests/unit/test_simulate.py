@@ -1,5 +1,7 @@
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from snapshot_policy import render
 from snapshot_policy.model import RetentionPolicy
 from snapshot_policy.retention import select
@@ -176,3 +178,148 @@ def test_simulate_command_takes_the_duration_bounded_rules(capsys):
     assert "Policy: keep_within_daily 7d, keep_within_weekly 1m (timezone UTC)." in out
     assert "  2026-03-01 03:00  daily within 7d, weekly within 1m\n" in out
     assert main(["simulate", "--keep-within-hourly", "soon"]) == 1
+
+
+# -- steady state and cost (issue 15, item 1) ---------------------------------------------------
+
+
+def _reference_counts(policy, zone, start, runs_per_day, runs):
+    from datetime import timedelta
+
+    from snapshot_policy.model import ActionKind
+    from snapshot_policy.simulate import _reference_plans
+
+    return [len(p.of_kind(ActionKind.KEEP)) for p in _reference_plans(policy, zone, start, timedelta(days=1) / runs_per_day, runs)]
+
+
+def test_survivor_counts_equal_the_reference_also_where_replay_gives_up():
+    """Goose Bay's clocks went back an hour at 00:01 on 31 October 1993, to the day before:
+    the replay's shortcut gives up there, and the counts go on from the reference simulation."""
+    from datetime import timedelta
+
+    from snapshot_policy.simulate import replay, survivor_counts
+
+    zone, start = ZoneInfo("America/Goose_Bay"), utc(1993, 10, 30)
+    policy = RetentionPolicy(keep_hourly=5, keep_daily=3)
+    step = timedelta(minutes=30)
+    assert None in list(replay(policy, zone, start, step, 144))
+    assert list(survivor_counts(policy, zone, start, step, 144)) == _reference_counts(policy, zone, start, 48, 144)
+
+
+def test_fill_days_is_the_span_the_longest_rule_needs():
+    from snapshot_policy.duration import Duration
+    from snapshot_policy.simulate import fill_days
+
+    assert fill_days(RetentionPolicy(keep_last=30), 1) == 30
+    assert fill_days(RetentionPolicy(keep_last=30), 24) == 1.25
+    assert fill_days(RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), 1) == 7 * 31  # six months and one for the oldest
+    assert fill_days(RetentionPolicy(keep_hourly=24), 4) == 25 * 0.25  # runs six hours apart: 24 runs hold 24 hours
+    assert fill_days(RetentionPolicy(keep_within_daily=Duration(months=1)), 1) == 32
+    assert fill_days(RetentionPolicy(keep_within=Duration(days=7)), 2) == 7.5
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        (RetentionPolicy(keep_last=30), (30, 30, 30.0, 30, 28)),
+        (RetentionPolicy(keep_daily=7, keep_weekly=4), (9, 10, 9.143, 35, 28)),
+        (RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), (13, 15, 13.861, 217, 366)),
+    ],
+)
+def test_steady_state_counts_the_survivors_once_every_rule_is_full(policy, expected):
+    from snapshot_policy.simulate import steady_state
+
+    steady = steady_state(policy, UTC, utc(2026, 1, 1, 3), runs_per_day=1)
+    assert (steady.fewest, steady.most, round(steady.average, 3), steady.filled_days, steady.observed_days) == expected
+    counts = _reference_counts(policy, UTC, utc(2026, 1, 1, 3), 1, steady.filled_days + steady.observed_days)[steady.filled_days:]
+    assert (min(counts), max(counts), sum(counts) / len(counts)) == (steady.fewest, steady.most, steady.average)
+
+
+@pytest.mark.parametrize(
+    "policy, runs_per_day",
+    [
+        (RetentionPolicy(keep_hourly=24, keep_daily=7, keep_weekly=4), 6),
+        (RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), 1),
+        (RetentionPolicy(keep_last=3, keep_monthly=2, keep_yearly=2), 1),
+    ],
+)
+def test_steady_state_is_full_by_the_time_it_is_counted(policy, runs_per_day):
+    """Counting from twice as late finds the same pattern: the rules were full already."""
+    from snapshot_policy.simulate import steady_state, survivor_counts
+    from datetime import timedelta
+
+    steady = steady_state(policy, UTC, utc(2026, 1, 1, 3), runs_per_day)
+    step = timedelta(days=1) / runs_per_day
+    runs = (2 * steady.filled_days + steady.observed_days) * runs_per_day
+    later = list(survivor_counts(policy, UTC, utc(2026, 1, 1, 3), step, runs))[2 * steady.filled_days * runs_per_day:]
+    assert (min(later), max(later)) == (steady.fewest, steady.most)
+
+
+def test_simulation_text_and_json_show_the_projection():
+    import json
+
+    from snapshot_policy.model import Price
+    from snapshot_policy.simulate import Projection, SteadyState
+
+    result = simulate(RetentionPolicy(keep_last=3), UTC, utc(2026, 1, 1, 3), days=10, runs_per_day=1)
+    projection = Projection(SteadyState(13, 15, 13.86, 217, 366), 20.0, (("hetzner", Price(0.0143, "EUR")), ("--price", Price(0.05, "USD"))))
+    assert render.simulation_text(result, projection).endswith(
+        "\n\nSteady state (every rule full after 217 day(s); counted over the 366 days after):\n"
+        "  13 to 15 snapshots, 13.9 on average\n"
+        "  at 20 GB a snapshot: 277.2 GB on average, 300 GB at most\n"
+        "  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n"
+        "  USD 13.86 a month at USD 0.05 per GB-month (--price)\n"
+    )
+    steady = json.loads(render.simulation_json(result, projection))["steady_state"]
+    assert steady == {
+        "filled_days": 217, "observed_days": 366, "fewest": 13, "most": 15, "average": 13.86,
+        "snapshot_size_gb": 20.0, "average_size_gb": 277.2, "most_size_gb": 300.0,
+        "monthly_cost": [
+            {"price": "hetzner", "per_gb_month": 0.0143, "currency": "EUR", "amount": 3.964},
+            {"price": "--price", "per_gb_month": 0.05, "currency": "USD", "amount": 13.86},
+        ],
+    }
+    assert "steady_state" not in json.loads(render.simulation_json(result))
+
+
+def test_simulate_command_compares_two_policies_by_their_monthly_cost(capsys):
+    from snapshot_policy.cli import main
+
+    start = ["--start", "2026-01-01T03:00:00Z", "--snapshot-size", "20"]
+    assert main(["simulate", "--keep-last", "30", "--provider", "hetzner", *start]) == 0
+    last = capsys.readouterr().out
+    assert "  30 snapshots, 30 on average\n  at 20 GB a snapshot: 600 GB on average, 600 GB at most\n" in last
+    assert "  EUR 8.58 a month at EUR 0.0143 per GB-month (Hetzner)\n" in last
+    assert main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "6", *start]) == 0
+    gfs = capsys.readouterr().out
+    assert "  13 to 15 snapshots, 13.9 on average\n" in gfs
+    assert "  USD 16.63 a month at USD 0.06 per GB-month (DigitalOcean)\n  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n" in gfs
+    assert main(["simulate", "--keep-last", "30", "--price", "0.05", "chf", *start]) == 0
+    assert "  CHF 30.00 a month at CHF 0.05 per GB-month (--price)\n" in capsys.readouterr().out
+
+
+def test_simulate_command_prices_a_policy_target_as_its_provider_and_settings(tmp_path, capsys):
+    from snapshot_policy.cli import main
+
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(
+        "version: 1\naccounts:\n  hz: {provider: hetzner, token: env:NOWHERE}\n"
+        "targets:\n  - {name: db, account: hz, ids: [42], retention: {keep_last: 10}}\n"
+        "settings:\n  prices: {hetzner: {per_gb_month: 0.02}}\n",
+        encoding="utf-8",
+    )
+    assert main(["simulate", "--policy", str(policy), "--snapshot-size", "5", "--start", "2026-01-01T03:00:00Z"]) == 0
+    out = capsys.readouterr().out
+    assert "  EUR 1.00 a month at EUR 0.02 per GB-month (Hetzner)\n" in out and "DigitalOcean" not in out
+
+
+def test_simulate_command_prices_only_with_a_snapshot_size(capsys):
+    from snapshot_policy.cli import main
+
+    assert main(["simulate", "--keep-last", "3", "--provider", "hetzner"]) == 1
+    assert "give --snapshot-size GB too" in capsys.readouterr().err
+    assert main(["simulate", "--keep-last", "3", "--snapshot-size", "2", "--price", "0.05", "euro"]) == 1
+    assert "'euro' is not a currency code such as USD or EUR" in capsys.readouterr().err
+    assert main(["simulate", "--keep-last", "3", "--snapshot-size", "0"]) == 1
+    assert main(["simulate", "--keep-yearly", "100", "--snapshot-size", "2"]) == 1
+    assert "keep_yearly 100 fills only after 36966 days; a steady state is projected within 36600 days" in capsys.readouterr().err

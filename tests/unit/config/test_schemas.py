@@ -129,6 +129,7 @@ POLICY = {
         "delay_between_servers": 0,
         "parallel": 8,
         "healthcheck_url": "https://hc-ping.com/abc",
+        "prices": {"digitalocean": {"per_gb_month": 0.06, "currency": "USD"}, "hetzner": {"per_gb_month": 0.0143}},
     },
 }
 
@@ -481,6 +482,7 @@ def test_every_number_has_a_lower_and_an_upper_bound(name):
         ("policy", ("settings", "log", "max_bytes"), 2**30 + 1, "settings.log.max_bytes: must be 1073741824 or less, not 1073741825"),
         ("policy", ("settings", "log", "backup_count"), 1001, "settings.log.backup_count: must be 1000 or less, not 1001"),
         ("policy", ("orphans", "keep_last"), 100_001, "orphans.keep_last: must be 100000 or less, not 100001"),
+        ("policy", ("settings", "prices", "hetzner", "per_gb_month"), 1000.5, "settings.prices.hetzner.per_gb_month: must be 1000 or less, not 1000.5"),
         ("policy", ("targets", 2, "retention", "keep_hourly"), 10**6, "targets[2].retention.keep_hourly: must be 100000 or less, not 1000000"),
         ("policy", ("targets", 2, "safety", "max_deletions"), 10**6, "targets[2].safety.max_deletions: must be 100000 or less, not 1000000"),
         ("policy", ("notifications", "n8n", "retries"), 11, "notifications.n8n.retries: must be 10 or less, not 11"),
