@@ -185,18 +185,23 @@ class DigitalOcean:
     def _images_named(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], CloudSnapshot]:
         """The newest image of each (droplet id, name) in `wanted` that the account lists.
 
-        New snapshots are listed last, so the pages are read from the last one back, until
-        every name is found or the first page is reached (any order is still read in full)."""
-        total = self._read("list snapshots", self._client.snapshots.list, lambda body: int(body["meta"]["total"]), resource_type="droplet", page=1, per_page=1)
+        New snapshots are listed at one end: the first page is read (it also gives the total),
+        then the pages from the last one back, until every name is found; any other order is
+        still read in full, never taken for an absence."""
         found: dict[tuple[str, str], CloudSnapshot] = {}
-        for page in range(max(1, -(-total // PAGE_SIZE)), 0, -1):
-            batch = self._read("list snapshots", self._client.snapshots.list, lambda body: [_snapshot(i) for i in body["snapshots"]], resource_type="droplet", page=page, per_page=PAGE_SIZE)
-            for image in batch:
+
+        def take(body: Any) -> int:
+            for image in (_snapshot(i) for i in body["snapshots"]):
                 key = (image.server_id or "", image.name)
                 if key in wanted and (key not in found or image.created > found[key].created):
                     found[key] = image
+            return int(body["meta"]["total"])
+
+        total = self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=1, per_page=PAGE_SIZE)
+        for page in range(-(-total // PAGE_SIZE), 1, -1):
             if len(found) == len(wanted):
                 break
+            self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=page, per_page=PAGE_SIZE)
         return found
 
     def _tag(self, image_ids: Sequence[str], tags: Iterable[str]) -> None:
