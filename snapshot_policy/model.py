@@ -97,6 +97,9 @@ class Server:
     id: str
     name: str
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    snapshot_ids: tuple[str, ...] | None = field(default=None, compare=False, hash=False)
+    """The snapshots the server itself names (DigitalOcean's `snapshot_ids`); None where the
+    API gives no such list (Hetzner). A second view of the snapshot listing."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ class Hooks:
     after: tuple[str, ...] | str | None = None
     timeout: float = 300.0
     shell: bool = False
+    env: tuple[str, ...] = ()
+    """Names of the run's environment variables a hook may see besides the minimal set."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,9 @@ class TargetSpec:
     server_name: str | None = None
     source: str = ""
     hooks: Hooks | None = None
+    owner: str = ""
+    """The configuration this target belongs to (`settings.owner`): marked on every snapshot
+    it makes, so another configuration covering the same server never deletes them."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,10 @@ class RunSettings:
     healthcheck_url: str | None = None
     telegram_api_url: str | None = None
     orphans_keep_last: int | None = None
+    owner: str = ""
+    """This configuration's identity on the snapshots it makes (TargetSpec.owner)."""
+    max_deletions_per_run: int | None = None
+    """A ceiling on the deletions of one run across every target; None: no ceiling."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +231,8 @@ class Target:
     """The server is gone: its managed snapshots are only pruned (SPEC §5), never added to."""
     notify: tuple[Channel, ...] = field(default=(), compare=False)
     hooks: Hooks | None = field(default=None, compare=False)
+    owner: str = ""
+    """The configuration this target belongs to (TargetSpec.owner)."""
 
 
 @dataclass(frozen=True)
@@ -342,6 +356,9 @@ class TargetPlan:
     problems: tuple[str, ...] = ()
     """What makes the target fail even though the plan can be carried out: a clock that
     disagrees with the cloud, a snapshot stuck being created."""
+    withheld: str | None = None
+    """Why this run makes no deletion for the target although its create may go on (two
+    views of the cloud disagreed); its deletions are skips that say so."""
 
     def of_kind(self, kind: ActionKind) -> tuple[PlanAction, ...]:
         return tuple(a for a in self.actions if a.kind is kind)
@@ -387,6 +404,8 @@ class Outcome:
     deleted: tuple[Snapshot, ...] = ()
     remaining: int = 0
     error: str | None = None
+    partial: bool = False
+    """It did what it could, but its deletions were withheld (TargetPlan.withheld)."""
 
 
 @dataclass(frozen=True)
@@ -413,12 +432,14 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 every target succeeded; 1 all failed (or nothing ran); 2 some failed (SPEC §3)."""
+        """0 every target succeeded; 1 all failed (or nothing ran); 2 some failed, or some
+        only had their deletions withheld (SPEC §3)."""
         succeeded = sum(o.ok for o in self.outcomes)
-        failed = len(self.outcomes) - succeeded + len(self.failures)
-        if not failed:
+        partial = sum(o.partial and not o.ok for o in self.outcomes)
+        failed = len(self.outcomes) - succeeded - partial + len(self.failures)
+        if not failed and not partial:
             return EXIT_OK
-        return EXIT_ALL_FAILED if not succeeded else EXIT_SOME_FAILED
+        return EXIT_ALL_FAILED if not succeeded and not partial else EXIT_SOME_FAILED
 
     def summary(self) -> str:
         made = sum(o.created is not None for o in self.outcomes)
