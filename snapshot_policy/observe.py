@@ -12,6 +12,12 @@ account's listing completed, every server a target of that account names was fou
 the server was already missing `ORPHAN_GRACE` before (`absent_since`, from earlier runs).
 An empty listing that an API returns once therefore prunes nothing.
 
+Views disagree (SPEC §5, invariant 12): a listing that changed while its pages were read, and
+was still changing when read again (`provider.unsettled`), withholds every deletion of its
+account this run — creates go on — and makes no absence certain. A DigitalOcean droplet that
+names a snapshot its account's listing lacks fails its target: the listing is incomplete
+for that server, so nothing is created or deleted for it.
+
 Anything that goes wrong while reading one account, even an exception an SDK was not meant
 to raise, becomes that account's targets' failure; the other accounts carry on.
 
@@ -60,13 +66,15 @@ class Observation:
     """The observed state: targets with their snapshots, and the targets that failed.
 
     `absent` names, per account whose listing was certain, the servers missing from it that
-    have our snapshots: what the run state records for the next run.
+    have our snapshots: what the run state records for the next run. `withheld` says, per
+    account whose listings changed while read, why its deletions are withheld this run.
     """
 
     observed: list[tuple[Target, list[Snapshot]]] = field(default_factory=list)
     failures: list[TargetFailure] = field(default_factory=list)
     providers: dict[str, Provider] = field(default_factory=dict)
     absent: dict[str, set[str]] = field(default_factory=dict)
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 def observe(
@@ -97,11 +105,14 @@ def observe(
             result.failures += [_failure(s, f"cannot read account {account.name}: {reason}") for s in account_specs]
             continue
         result.providers[account.name] = read.provider
-        result.failures += read.failures
-        targets = read.targets
+        unsettled = list(read.provider.unsettled)
+        if unsettled:
+            result.withheld[account.name] = f"deletions withheld: {'; '.join(unsettled)}; two views of account {account.name} disagree"
+        targets, incomplete = _listed_completely(read.targets, read.servers, read.listing)
+        result.failures += read.failures + incomplete
         if orphans:
             missing = _missing(account, read.servers, read.listing)
-            certain = not read.failures
+            certain = not read.failures and not unsettled and not incomplete
             if certain:
                 result.absent[account.name] = set(missing)
             prunable = {
@@ -161,6 +172,28 @@ def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Jou
         if name not in seen
     ]
     return snapshots
+
+
+def _listed_completely(
+    targets: Sequence[Target], servers: Sequence[Server], listing: Sequence[CloudSnapshot]
+) -> tuple[list[Target], list[TargetFailure]]:
+    """Split the targets into those whose server's own list of snapshots (DigitalOcean's
+    `snapshot_ids`) the account listing holds in full, and failures for the others."""
+    listed = {s.id for s in listing}
+    named = {s.id: s.snapshot_ids for s in servers if s.snapshot_ids is not None}
+    complete, failures = [], []
+    for target in targets:
+        lacking = sorted(set(named.get(target.server_id, ())) - listed)
+        if not lacking:
+            complete.append(target)
+            continue
+        ids = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        reason = (
+            f"server {target.server_name} ({target.server_id}) names snapshot(s) {ids} that the account's snapshot "
+            "listing lacks: the listing is incomplete, so nothing is created or deleted for it this run"
+        )
+        failures.append(TargetFailure(target.name, reason, target.account, target.notify, target.server_name))
+    return complete, failures
 
 
 def _missing(account: Account, servers: Sequence[Server], listing: Sequence[CloudSnapshot]) -> dict[str, list[CloudSnapshot]]:
@@ -269,5 +302,6 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         adopt_legacy_names=spec.adopt_legacy_names,
         notify=spec.notify,
         hooks=spec.hooks,
+        owner=spec.owner,
     )
 

@@ -11,6 +11,7 @@ says, the create's name, the safety refusals and every reason come from the fres
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> Ta
         if action.kind is ActionKind.DELETE and action.snapshot.id not in saved_deletes:
             action = PlanAction(ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it")
         actions.append(action)
-    return TargetPlan(fresh.target, tuple(actions), fresh.schedule_note, fresh.refusal, fresh.problems)
+    return replace(fresh, actions=tuple(actions))
 
 
 def _deleted_ids(entry: dict, target: str) -> dict[str, str]:

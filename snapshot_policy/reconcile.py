@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,9 @@ from snapshot_policy.model import (
 # A run started by cron a little earlier than the last one must still find an interval due.
 _EVERY_TOLERANCE = 0.1
 _MAX_TOLERANCE = timedelta(hours=1)
+# How ownership.classify starts the word on a snapshot another configuration made.
+FOREIGN = "another configuration's"
+_RAISE = "raise the limit or check the retention rules"
 # A snapshot dated this far past `now` says a clock is wrong, ours or the cloud's.
 CLOCK_TOLERANCE = timedelta(minutes=5)
 DEFAULT_CREATION_TIMEOUT = timedelta(hours=1)
@@ -89,7 +93,7 @@ def plan_target(
         own = [s for s in own if s.id != created.id] + [created]
     future = [s for s in own if s.managed and s is not created and s.created > now + CLOCK_TOLERANCE]
     stuck = [s for s in own if s.managed and s.creating and s not in future and now - s.created > creation_timeout]
-    skips = [_skip(s, f"protected, and not this tool's: {s.ownership}" if s.protected else f"unmanaged: {s.ownership}") for s in own if not s.managed]
+    skips = [_skip(s, _unmanaged_reason(s)) for s in own if not s.managed]
     skips += [_skip(s, f"clock skew: dated {_ahead(s.created, now)} after this run's clock") for s in future]
     skips += [_skip(s, "still being created") for s in own if s.managed and s.creating and s not in future]
     finished = [s for s in own if s.managed and not s.creating and s not in future]
@@ -125,15 +129,11 @@ def plan_target(
         else:
             deletions.append(PlanAction(ActionKind.DELETE, snapshot, "no retention rule keeps it"))
 
-    refusal = None
-    if len(deletions) > target.safety.max_deletions:
-        refusal = (
-            f"refused: {len(deletions)} deletions exceed max_deletions {target.safety.max_deletions}; "
-            "raise the limit or check the retention rules"
-        )
-        deletions = [_skip(a.snapshot, refusal) for a in deletions]
     ordered = sorted(actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True)
-    return TargetPlan(target, tuple(ordered), note, refusal, problems)
+    plan = TargetPlan(target, tuple(ordered), note, None, problems)
+    if len(deletions) > target.safety.max_deletions:
+        return _refused(plan, f"refused: {len(deletions)} deletions exceed max_deletions {target.safety.max_deletions}; {_RAISE}")
+    return plan
 
 
 def standing_deletions(plan: TargetPlan, created: Snapshot | None, now: datetime) -> tuple[PlanAction, ...]:
@@ -156,18 +156,68 @@ def build_plan(
     now: datetime,
     creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
     last_made: Mapping[tuple[str, str], datetime] | None = None,
+    withheld: Mapping[str, str] | None = None,
+    max_deletions_per_run: int | None = None,
 ) -> Plan:
     """Return the plan for every target, in a stable order, with its fingerprint.
 
     `last_made` maps (account, server id) to when this tool last made a snapshot of it.
+    `withheld` maps an account to why none of its deletions may be made this run (its
+    listings disagreed): its targets' deletions become skips that say so, their creates stand.
+    Limits refuse rather than truncate (SPEC §5): a target's `max_deletions` counts its
+    deletions across all its servers, and `max_deletions_per_run` the whole run's.
     """
-    last_made = last_made or {}
-    plans = sorted(
-        (plan_target(target, snapshots, now, creation_timeout=creation_timeout, last_made=last_made.get((target.account, target.server_id)))
-         for target, snapshots in observed),
-        key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id),
-    )
-    return Plan(now, tuple(plans), fingerprint(plans), config_fingerprint([p.target for p in plans], creation_timeout))
+    last_made, withheld = last_made or {}, withheld or {}
+    plans = [
+        plan_target(target, snapshots, now, creation_timeout=creation_timeout, last_made=last_made.get((target.account, target.server_id)))
+        for target, snapshots in observed
+    ]
+    plans = [_withheld(p, withheld[p.target.account]) if p.target.account in withheld else p for p in plans]
+    plans = _within_limits(plans, max_deletions_per_run)
+    plans.sort(key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id))
+    return Plan(now, tuple(plans), fingerprint(plans), config_fingerprint([p.target for p in plans], creation_timeout, max_deletions_per_run))
+
+
+def _within_limits(plans: list[TargetPlan], per_run: int | None) -> list[TargetPlan]:
+    """Refuse every deletion of a target whose servers together exceed its `max_deletions`,
+    then every deletion of the run if it exceeds `per_run`."""
+    per_target: dict[tuple[str, str, str], int] = {}
+    servers: dict[tuple[str, str, str], int] = {}
+    for p in plans:
+        key = _target_key(p.target)
+        per_target[key] = per_target.get(key, 0) + len(p.of_kind(ActionKind.DELETE))
+        servers[key] = servers.get(key, 0) + 1
+    checked = []
+    for p in plans:
+        key, limit = _target_key(p.target), p.target.safety.max_deletions
+        if per_target[key] > limit and p.of_kind(ActionKind.DELETE):
+            p = _refused(p, f"refused: {per_target[key]} deletions across the target's {servers[key]} servers exceed max_deletions {limit}; {_RAISE}")
+        checked.append(p)
+    total = sum(len(p.of_kind(ActionKind.DELETE)) for p in checked)
+    if per_run is None or total <= per_run:
+        return checked
+    reason = f"refused: this run's {total} deletions exceed settings.max_deletions_per_run {per_run}; {_RAISE}"
+    return [_refused(p, reason) if p.of_kind(ActionKind.DELETE) else p for p in checked]
+
+
+def _target_key(target: Target) -> tuple[str, str, str]:
+    """A target as configured: its servers' plans share its `max_deletions` (an account's
+    orphans count as one target)."""
+    return (target.name, target.provider, target.account)
+
+
+def _refused(plan: TargetPlan, reason: str) -> TargetPlan:
+    """`plan` with its deletions turned into skips saying `reason`, and the target failed by it."""
+    return replace(plan, actions=_skipping_deletions(plan, reason), refusal=plan.refusal or reason)
+
+
+def _withheld(plan: TargetPlan, reason: str) -> TargetPlan:
+    """`plan` with its deletions turned into skips saying `reason`; its create stands."""
+    return replace(plan, actions=_skipping_deletions(plan, reason), withheld=reason)
+
+
+def _skipping_deletions(plan: TargetPlan, reason: str) -> tuple[PlanAction, ...]:
+    return tuple(_skip(a.snapshot, reason) if a.kind is ActionKind.DELETE else a for a in plan.actions)
 
 
 def fingerprint(plans: Iterable[TargetPlan]) -> str:
@@ -180,17 +230,17 @@ def fingerprint(plans: Iterable[TargetPlan]) -> str:
     return _digest(seen)
 
 
-def config_fingerprint(targets: Iterable[Target], creation_timeout: timedelta) -> str:
+def config_fingerprint(targets: Iterable[Target], creation_timeout: timedelta, max_deletions_per_run: int | None = None) -> str:
     """Return a digest of everything in the configuration that decides what a plan does:
     each target's rules, server and snapshot names (the pattern as it renders, so
-    `db-1-{timestamp}` and `{server_name}-{timestamp}` agree for db-1), not its
-    notification channels, which hold secrets."""
+    `db-1-{timestamp}` and `{server_name}-{timestamp}` agree for db-1), its owner and the
+    hooks it runs, not its notification channels, which hold secrets."""
     decisive = sorted(
         repr((t.name, t.provider, t.account, t.server_id, t.retention, t.schedule, t.safety, t.timezone,
-              _pattern(t), t.adopt_legacy_names, t.orphan))
+              _pattern(t), t.adopt_legacy_names, t.orphan, t.owner, t.hooks))
         for t in targets
     )
-    return _digest([decisive, creation_timeout.total_seconds()])
+    return _digest([decisive, creation_timeout.total_seconds(), max_deletions_per_run])
 
 
 def _digest(value: object) -> str:
@@ -199,6 +249,12 @@ def _digest(value: object) -> str:
 
 def _skip(snapshot: Snapshot, reason: str) -> PlanAction:
     return PlanAction(ActionKind.SKIP, snapshot, reason)
+
+
+def _unmanaged_reason(snapshot: Snapshot) -> str:
+    if snapshot.ownership.startswith(FOREIGN):
+        return snapshot.ownership  # it says whose: another configuration keeps it
+    return f"protected, and not this tool's: {snapshot.ownership}" if snapshot.protected else f"unmanaged: {snapshot.ownership}"
 
 
 def _skew_problem(snapshot: Snapshot, now: datetime) -> str:

@@ -7,6 +7,7 @@ ever added, never renamed or removed, and `format_version` changes if that promi
 from __future__ import annotations
 
 import json
+import shlex
 import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from snapshot_policy.redaction import escape_controls
-from snapshot_policy.model import ActionKind, Plan, PlanAction, Price, RunReport, Snapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Hooks, Plan, PlanAction, Price, RunReport, Snapshot, Target, TargetFailure, TargetPlan
 from snapshot_policy.simulate import Projection, Simulation
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
         f"across {len(plan.targets)} target(s)."
     )
     line += f" {refused} target(s) refused by safety limits." if refused else ""
+    withheld = sum(1 for t in plan.targets if t.withheld)
+    line += f" {withheld} target(s) with deletions withheld." if withheld else ""
     return line + (f" {len(failures)} target(s) failed." if failures else "")
 
 
@@ -81,6 +84,7 @@ def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
     lines = [f"{target.name}: {target.server_name} ({target.provider} server {target.server_id}, account {target.account})"]
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
     lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
+    lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
     lines += [f"  {_action_text(a)}" for a in plan.actions]
     if not plan.actions:
         lines.append("  (no snapshots)")
@@ -90,7 +94,7 @@ def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
         lines.append("  after apply: unchanged")
     else:
         lines.append(f"  after apply: {_storage_text(after)}" + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else ""))
-    lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, *plan.problems))]
+    lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, plan.withheld, *plan.problems))]
     return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)  # a name from an API cannot forge a line
 
 
@@ -102,6 +106,15 @@ def _action_text(action: PlanAction) -> str:
     flags = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
     flags += ", adopted" if _adopted(snapshot) else ""
     return f"{mark} {action.kind.value} {snapshot.name} (id {snapshot.id}, {iso_utc(snapshot.created)[:16]}Z{flags}): {action.reason}"
+
+
+def _hooks_text(hooks: Hooks) -> str:
+    """What runs around the target's snapshot, as configured: a saved plan shows it too."""
+    def command(value: tuple[str, ...] | str) -> str:
+        return repr(value) if hooks.shell else shlex.join(value)
+
+    parts = [f"{which} {command(getattr(hooks, which))}" for which in ("before", "after") if getattr(hooks, which)]
+    return "; ".join(parts) + f" (timeout {hooks.timeout:g}s{', shell' if hooks.shell else ''})"
 
 
 def _adopted(snapshot) -> bool:
@@ -415,6 +428,7 @@ def _target_document(plan: TargetPlan, by_kind: dict[ActionKind, list[PlanAction
         "keep": [_snapshot_document(a, reason=False) for a in by_kind[ActionKind.KEEP]],
         "skip": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.SKIP]],
         "refused": plan.refusal,
+        "withheld": plan.withheld,
         "problems": list(plan.problems),
         "storage": {"now": _storage_document(now), "after_apply": _storage_document(after)},
     }

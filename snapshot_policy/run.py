@@ -61,7 +61,10 @@ def decide(
         loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last,
         journal=journal, absent_since=state.absent_since, now=now,
     )
-    plan = build_plan(observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout), state.last_made)
+    plan = build_plan(
+        observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout), state.last_made,
+        observation.withheld, settings.max_deletions_per_run,
+    )
     return plan, list(loaded.failed) + observation.failures, observation
 
 

@@ -48,6 +48,7 @@ class FakeProvider:
         self.name, self.requests = name, 0
         self._servers, self._snapshots, self._selectors, self._hold = servers, snapshots, selectors or {}, hold
         self.calls: list[tuple[str, str | None]] = []
+        self.unsettled: list[str] = []
 
     def servers(self, selector=None):
         self.calls.append(("servers", selector))
@@ -236,3 +237,35 @@ def test_an_unknown_server_name_gets_a_did_you_mean_from_the_account():
     observation = observe([spec], lambda _: provider)
     assert [(f.target, f.reason) for f in observation.failures] == [("db", "no server named 'db1x'; did you mean 'db-1'?")]
     assert [(t.name, t.server_id) for t, _ in observation.observed] == [("db", "1")]
+
+
+# -- views that disagree (issue 19) --
+
+
+def test_a_listing_that_kept_changing_withholds_its_accounts_deletions_and_makes_no_absence_certain():
+    gone = CloudSnapshot("9", "old-20261101000000", NOW - timedelta(days=20), "77", {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "77"})
+    shifting = FakeProvider(HZ.provider, [Server("1", "web")], [gone])
+    shifting.unsettled = ["the snapshot listing changed while it was read, 3 times"]
+    steady = FakeProvider(DO.provider, [Server("2", "app")], [])
+    providers = {HZ.name: shifting, DO.name: steady}
+    specs = [TargetSpec("web", HZ, Selector(ids=("1",)), RetentionPolicy(keep_last=1)), TargetSpec("app", DO, Selector(ids=("2",)), RetentionPolicy(keep_last=1))]
+    observation = observe(specs, lambda account: providers[account.name], absent_since={("hz", "77"): NOW - timedelta(days=3)}, now=NOW, orphans_keep_last=0)
+    assert observation.withheld == {"hz": "deletions withheld: the snapshot listing changed while it was read, 3 times; two views of account hz disagree"}
+    assert "hz" not in observation.absent and observation.absent["do"] == set()
+    orphan = next(t for t, _ in observation.observed if t.orphan)
+    assert not orphan.retention.has_rules  # kept whole: absence is not certain
+
+
+def test_a_droplet_naming_snapshots_the_listing_lacks_fails_its_target():
+    """DigitalOcean's droplet lists its snapshot ids: one the account listing lacks shows the
+    listing is incomplete for that droplet — no create, no delete, and a failure that says so."""
+    listed = CloudSnapshot("501", "web-20261120000000", NOW - timedelta(days=6), "1", {DIGITALOCEAN_TAG: ""})
+    servers = [Server("1", "web", snapshot_ids=("501", "502")), Server("2", "app", snapshot_ids=()), Server("3", "db")]
+    provider = FakeProvider(DO.provider, servers, [listed])
+    specs = [TargetSpec(n, DO, Selector(ids=(i,)), RetentionPolicy(keep_last=1)) for n, i in (("web", "1"), ("app", "2"), ("db", "3"))]
+    observation = observe(specs, lambda _: provider, now=NOW)
+    assert [(f.target, f.reason) for f in observation.failures] == [
+        ("web", "server web (1) names snapshot(s) 502 that the account's snapshot listing lacks: the listing is incomplete, so nothing is created or deleted for it this run"),
+    ]
+    assert [t.name for t, _ in observation.observed] == ["app", "db"]
+    assert observation.absent == {}  # an incomplete listing proves no absence

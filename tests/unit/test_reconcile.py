@@ -221,3 +221,65 @@ def test_plan_fails_a_target_whose_snapshot_is_stuck_creating_past_the_timeout()
     )
     recent = snap(NOW - timedelta(minutes=50), id="recent", creating=True)
     assert plan_target(target(keep_last=3), [recent], NOW, creation_timeout=timedelta(hours=1)).problems == ()
+
+
+# -- limits across a target's servers and across the run; withheld deletions (issue 19) --
+
+
+def servers_of(name, count, max_deletions=5, history=3):
+    """A selector target over `count` servers, each with `history` daily snapshots and
+    keep_last 1: `history` deletions per server, since the new snapshot is the one kept."""
+    observed = []
+    for n in range(count):
+        t = replace(target(keep_last=1, max_deletions=max_deletions), name=name, server_id=str(n + 1), server_name=f"web-{n + 1}")
+        observed.append((t, daily_history(history, server_id=str(n + 1))))
+    return observed
+
+
+def test_max_deletions_counts_a_targets_deletions_across_its_servers():
+    """4 servers × 3 deletions = 12 > 5: every one refused, though each server alone has 3."""
+    plan = build_plan(servers_of("fleet", 4, history=3), NOW)
+    assert plan.count(ActionKind.DELETE) == 0
+    assert {p.refusal for p in plan.targets} == {"refused: 12 deletions across the target's 4 servers exceed max_deletions 5; raise the limit or check the retention rules"}
+    assert plan.count(ActionKind.CREATE) == 4  # making snapshots is always safe
+
+
+def test_max_deletions_across_servers_allows_exactly_the_limit_and_counts_targets_apart():
+    observed = servers_of("fleet", 2, max_deletions=4, history=2) + servers_of("other", 3, max_deletions=6, history=2)
+    plan = build_plan(observed, NOW)
+    assert [p.refusal for p in plan.targets] == [None] * 5
+    assert plan.count(ActionKind.DELETE) == 10
+
+
+def test_max_deletions_per_run_refuses_every_deletion_of_a_run_above_it():
+    observed = servers_of("a", 2, history=2) + servers_of("b", 2, history=2)  # 8 deletions
+    assert build_plan(observed, NOW, max_deletions_per_run=8).count(ActionKind.DELETE) == 8
+    plan = build_plan(observed, NOW, max_deletions_per_run=7)
+    assert plan.count(ActionKind.DELETE) == 0
+    assert {p.refusal for p in plan.targets} == {"refused: this run's 8 deletions exceed settings.max_deletions_per_run 7; raise the limit or check the retention rules"}
+    assert build_plan(observed, NOW, max_deletions_per_run=7).config_fingerprint != build_plan(observed, NOW).config_fingerprint
+
+
+def test_withheld_account_keeps_its_creates_and_says_why_its_deletions_wait():
+    observed = servers_of("fleet", 2, history=2)
+    other = replace(observed[0][0], name="elsewhere", account="second")
+    observed.append((other, daily_history(3)))
+    plan = build_plan(observed, NOW, withheld={"main": "deletions withheld: the listing changed"})
+    by_account = {(p.target.account, p.target.server_id): p for p in plan.targets}
+    for server in ("1", "2"):
+        withheld = by_account[("main", server)]
+        assert withheld.withheld == "deletions withheld: the listing changed"
+        assert withheld.of_kind(ActionKind.DELETE) == () and withheld.create is not None
+        assert [a.reason for a in withheld.of_kind(ActionKind.SKIP)] == ["deletions withheld: the listing changed"] * 2
+        assert withheld.refusal is None
+    assert len(by_account[("second", "1")].of_kind(ActionKind.DELETE)) == 3
+
+
+def test_config_fingerprint_follows_the_hooks_and_the_owner():
+    from snapshot_policy.model import Hooks
+
+    observed = [(target(keep_last=1), daily_history(2))]
+    base = build_plan(observed, NOW).config_fingerprint
+    hooked = [(replace(target(keep_last=1), hooks=Hooks(before=("true",))), daily_history(2))]
+    owned = [(replace(target(keep_last=1), owner="team-a"), daily_history(2))]
+    assert len({base, build_plan(hooked, NOW).config_fingerprint, build_plan(owned, NOW).config_fingerprint}) == 3

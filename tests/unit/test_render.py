@@ -313,3 +313,20 @@ def test_plan_storage_lines_fit_80_columns_with_large_numbers():
     text = render.plan_text(plan, prices={"hetzner": Price(123.4567, "EUR")})
     assert max(len(line) for line in text.splitlines()) <= 80, text
     assert "  after apply: 4 snapshots (1 of unknown size), ~3704.68+ GB, ~EUR 457367.57+ a\n      month (new one ~1234.56 GB)\n" in text
+
+
+def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld():
+    """A saved plan is reviewed as text: the commands it will run are part of what it does
+    (issue 19), and a target whose deletions wait says why."""
+    from snapshot_policy.model import Hooks
+
+    hooked = replace(target(keep_last=1), hooks=Hooks(before=("fsfreeze", "--freeze", "/var lib"), after=("fsfreeze", "-u", "/")))
+    shelled = replace(target(keep_last=1), name="db", server_id="2", hooks=Hooks(before="pg_ctl stop && sync", timeout=30, shell=True))
+    observed = [(hooked, [snap(utc(2026, 11, 20), id="old")]), (shelled, [])]
+    plan = build_plan(observed, utc(2026, 11, 26, 3), withheld={"main": "deletions withheld: the listing changed"})
+    text = render.plan_text(plan)
+    assert "  hooks: before fsfreeze --freeze '/var lib'; after fsfreeze -u / (timeout 300s)" in text
+    assert "  hooks: before 'pg_ctl stop && sync' (timeout 30s, shell)" in text
+    assert "  ! deletions withheld: the listing changed" in text
+    assert text.rstrip().endswith("2 target(s) with deletions withheld.")
+    assert [t["withheld"] for t in render.plan_document(plan)["targets"]] == ["deletions withheld: the listing changed"] * 2
