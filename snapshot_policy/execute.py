@@ -124,7 +124,11 @@ class TargetState:
             errors.append(problem)
         remaining = _managed(self.plan, self.created) - len(self.deleted)
         deleted = tuple(a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted)  # in the plan's order
-        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining, error="; ".join(errors) or None)
+        # Withheld deletions alone make it partial: done as far as it safely could, not failed.
+        partial = self.plan.withheld is not None and not errors
+        if self.plan.withheld is not None:
+            errors.append(f"deletions withheld: {self.plan.withheld}")
+        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining, error="; ".join(errors) or None, partial=partial)
 
 
 class AccountRun:
