@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import replace
 
 from snapshot_policy.model import ActionKind, PlanAction
-from tests.integration.test_execute import WEB, cloud, executor, journal, names_on, plan_for, providers  # noqa: F401
+from tests.integration.test_execute import (  # noqa: F401
+    WEB,
+    cloud,
+    executor,
+    journal,
+    names_on,
+    plan_for,
+    providers,
+)
 
 
 def test_a_target_whose_deletions_are_withheld_is_partial_and_says_why(cloud, providers, journal, clock, tmp_path):  # noqa: F811
