@@ -42,13 +42,18 @@ from snapshot_policy.journal import Journal
 from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, PlanAction, ProviderError, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
-from snapshot_policy.providers.retry import FIRST_POLL, Timing, timed_out
+from snapshot_policy.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
 from snapshot_policy.reconcile import standing_deletions
 
 log = logging.getLogger(__name__)
 
-# Requests in flight at once per account: enough that a slow reply holds up nothing else.
-REQUESTS_AT_ONCE = 4
+# Requests in flight at once per account, at most: each also waits for the account's request
+# budget (`budget`), which is what paces the run. Neither cloud documents a limit on requests
+# in flight, only on their rate; 32 lets 100-ms replies use Hetzner's burst (and DigitalOcean's
+# 250 a minute) without a thread per server.
+REQUESTS_AT_ONCE = 32
+# A server busy with another action is asked again after this, doubling up to poll_interval.
+BUSY_FIRST_WAIT = 1.0
 # A poll round waits this share of the oldest snapshot's age: a snapshot is seen done at most
 # a quarter of its duration late, and a long one is polled rarely (at most every poll_interval).
 POLL_SPACING = 0.25
@@ -145,6 +150,9 @@ class TargetState:
     after_for: tuple[str, str] = ("", "")
     """The status and snapshot name its after hook was given."""
     rerun_after: bool = False
+    busy_since: float | None = None
+    """When its server was first found busy with another action (monotonic); None: never."""
+    busy_waits: int = 0
     """Its `after` hook ran when the hooks were killed at a stop: if it failed, it runs again."""
     finished: bool = False
 
@@ -188,6 +196,10 @@ class AccountRun:
         self.next_start = float("-inf")
         self.next_poll = float("-inf")
         self.failed_rounds = 0
+        self.busy: list[tuple[float, TargetState]] = []
+        """Targets whose server is busy with another action, and when to ask again."""
+        self.refused_busy: list[tuple[TargetState, ProviderError]] = []
+        """Starts refused as busy since the busy listing was last read."""
         self.held: set[TargetState] = set()
         """Due targets waiting for the after hook an interrupted run owes."""
         self.halted = False
@@ -212,9 +224,10 @@ class AccountRun:
                     self.held.add(state)
                 else:
                     self.to_start.append(state)
-            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs:
+            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
                 if self.x.halted.is_set() and not self.halted:
                     self._halt()
+                self._sort_busy()
                 self._start_some()
                 self._poll_if_due()
                 self._delete_some()
@@ -235,6 +248,8 @@ class AccountRun:
             moments.append(max(self.next_poll - now, self.budget.wait()))
         if self.to_start and self._room():
             moments.append(max(self.next_start - now, self.budget.wait()))
+        if self.busy:
+            moments.append(min(ready for ready, _ in self.busy) - now)
         if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
             moments.append(self.budget.wait())
         timeout = min(max(0.0, min(moments, default=STOP_CHECK)), STOP_CHECK)
@@ -249,25 +264,77 @@ class AccountRun:
     # -- (a) start -----------------------------------------------------------------------
 
     def _not_busy(self, due: list[TargetState]) -> list[TargetState]:
-        """The due targets whose server is not already making a snapshot: a second one is
-        never started. If the cloud cannot say, each start finds out (a busy server refuses)."""
+        """The due targets whose server is free. One already making a snapshot gets no second
+        one; one busy with another action waits (`_wait_while_busy`). If the cloud cannot say,
+        each start finds out (a busy server refuses)."""
         if not due:
             return []
-        since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
-        try:
-            busy = self.provider.snapshots_in_progress(since)
-        except ProviderError as error:
-            log.warning("%s: could not list the snapshots in progress: %s", due[0].target.account, error)
-            return due
-        finally:
-            self._spent()
+        busy = self._busy_servers()
         free = []
         for state in due:
-            if state.target.server_id in busy:
-                self._fail(state, f"{state.target.provider}: server {state.target.server_id} already has a snapshot in progress; not starting a second one")
+            kind = (busy or {}).get(state.target.server_id)
+            if kind == "snapshot":
+                self._fail(state, self._second_snapshot(state))
+            elif kind is not None:
+                self._wait_while_busy(state, kind)
             else:
                 free.append(state)
         return free
+
+    def _busy_servers(self) -> dict[str, str] | None:
+        """Server id -> what it is busy with ("snapshot" or the cloud's action type), from one
+        account-wide listing; None when it cannot be read."""
+        since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
+        before = self.provider.requests
+        try:
+            return dict.fromkeys(self.provider.snapshots_in_progress(since), "snapshot")  # becomes provider.busy_servers(since)
+        except ProviderError as error:
+            log.warning("%s: could not list the servers busy with an action: %s", self.targets[0].target.account, error)
+            return None
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+
+    def _second_snapshot(self, state: TargetState) -> str:
+        return f"{state.target.provider}: server {state.target.server_id} already has a snapshot in progress; not starting a second one"
+
+    def _wait_while_busy(self, state: TargetState, kind: str) -> None:
+        """Ask again later, holding no request slot: after BUSY_FIRST_WAIT, doubling up to
+        poll_interval, until the creation timeout has passed since the server was first busy."""
+        now = self.x.monotonic()
+        state.busy_since = now if state.busy_since is None else state.busy_since
+        wait_for = min(self.x.timing.poll_interval, BUSY_FIRST_WAIT * 2**state.busy_waits)
+        state.busy_waits += 1
+        log.info("%s: the server is busy (%s); asking again in %.1fs", state.label, kind, wait_for)
+        self.busy.append((now + wait_for, state))
+
+    def _sort_busy(self) -> None:
+        """Settle the starts refused as busy (one busy listing for all of them) and queue again
+        the targets whose wait is over."""
+        if self.halted:  # a start refused after the stop: nothing more is started
+            for state in [state for _, state in self.busy] + [state for state, _ in self.refused_busy]:
+                self._create_over(state, "failure")
+                self._fail(state, f"{self.x.stop.reason} stopped the run before its snapshot was started")
+            self.busy, self.refused_busy = [], []
+            return
+        if self.refused_busy:
+            refused, self.refused_busy = self.refused_busy, []
+            busy = self._busy_servers() or {}  # unreadable: ask again; the cloud refuses a second snapshot itself
+            for state, error in refused:
+                kind = busy.get(state.target.server_id, "an action")
+                if kind == "snapshot":
+                    self._create_over(state, "failure")
+                    self._fail(state, self._second_snapshot(state))
+                elif self.x.monotonic() - (state.busy_since or self.x.monotonic()) > self.x.timing.creation_timeout:
+                    self._create_over(state, "failure")
+                    self._fail(state, f"{error} (still busy after {self.x.timing.creation_timeout:g}s)")
+                else:
+                    self._wait_while_busy(state, kind)
+        now = self.x.monotonic()
+        ready = [state for when, state in self.busy if when <= now]
+        if ready:
+            self.busy = [(when, state) for when, state in self.busy if when > now]
+            self.to_start.extend(ready)
 
     def _room(self) -> bool:
         return self.x.parallel is None or len(self.in_flight) + self.starting < self.x.parallel
@@ -390,6 +457,11 @@ class AccountRun:
         self._spent()
         try:
             started = future.result()
+        except ServerBusy as error:  # certain: nothing was started
+            self.x.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
+            state.busy_since = self.x.monotonic() if state.busy_since is None else state.busy_since
+            self.refused_busy.append((state, error))
+            return
         except ProviderError as error:
             self._create_failed(state, error)
             return
@@ -523,6 +595,9 @@ class AccountRun:
         for state in self.targets:
             state.rerun_after = state.after_pending  # it may have been killed with the others
         with self.x.journal.batch():
+            self.to_start.extend(state for _, state in self.busy)
+            self.to_start.extend(state for state, _ in self.refused_busy)
+            self.busy, self.refused_busy = [], []
             while self.to_start:
                 state = self.to_start.popleft()
                 self._create_over(state, "failure")
