@@ -133,7 +133,10 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="answer every cloud request this late (default: at once)")
     parser.add_argument("--only", choices=("digitalocean", "hetzner"), help="N servers of this cloud alone")
     args = parser.parse_args()
-    seeded = lambda size: only(fleet(size * (2 if args.only else 1), args.seed + size, 5, 20)[0], args.only)  # noqa: E731
+
+    def seeded(size: int) -> dict:
+        return only(fleet(size * (2 if args.only else 1), args.seed + size, 5, 20)[0], args.only)
+
 
     print(f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, limits: DigitalOcean {DO_PER_HOUR}/h and {DO_PER_MINUTE}/min, Hetzner {HZ_PER_HOUR}/h, latency {args.latency:g} s", flush=True)
     print("| N | engine | wall | limit | wall/limit | requests/server | floor | ratio | polls/min (DO / Hz) | 429s | peak RSS | exit |")
