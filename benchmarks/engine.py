@@ -14,8 +14,13 @@ can avoid (see `computed_limit`); API requests per server against the *floor* (t
 share, one start, one delete per expired snapshot); poll requests per account per minute;
 429 answers; peak memory (max RSS of the child, from wait4).
 
+With `--latency S` every cloud request is answered S seconds late (a `delay` fault), and
+`--only hetzner` (or digitalocean) seeds N servers of that cloud alone: what requests in
+flight per account buy when replies are slow (issue 19, item 8).
+
     python benchmarks/engine.py --sizes 40 --action-seconds 2 --baseline 9e0a614
     python benchmarks/engine.py --sizes 10 100 1000 --action-seconds 2 60
+    python benchmarks/engine.py --sizes 200 --only hetzner --latency 0.1 --action-seconds 2 --baseline 220fcfb
 """
 
 from __future__ import annotations
@@ -77,10 +82,21 @@ def expired_per_account(state: dict) -> dict[str, int]:
     return found
 
 
-def run_apply(state: dict, action_seconds: float, pythonpath: Path, folder: Path) -> dict:
+def only(state: dict, provider: str | None) -> dict:
+    """The fleet's servers and snapshots of one cloud alone (all of them without `provider`)."""
+    if provider is None:
+        return state
+    accounts = {a["name"] for a in state["accounts"] if a["provider"] == provider}
+    return {**state, "servers": [s for s in state["servers"] if s["account"] in accounts], "snapshots": [s for s in state["snapshots"] if s["account"] in accounts]}
+
+
+def run_apply(state: dict, action_seconds: float, pythonpath: Path, folder: Path, latency: float = 0.0) -> dict:
     folder.mkdir()
     (folder / "policy.yaml").write_text(policy_text(state))
     sandbox = Sandbox(limited(state), action_seconds=action_seconds).start()
+    if latency:
+        for service in ("digitalocean", "hetzner"):
+            sandbox.inject("delay", service=service, seconds=latency, count=None)
     try:
         env = {**os.environ, **sandbox.env(), "BENCH_DO_TOKEN": DO_TOKEN, "BENCH_HZ_TOKEN": HZ_TOKEN, "PYTHONPATH": str(pythonpath)}
         with (folder / "output.txt").open("wb") as sink:
@@ -114,9 +130,15 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REF", help="also run the tool as of this git ref")
     parser.add_argument("--baseline-limit", type=float, default=900, metavar="SECONDS", help="skip a baseline run expected to take longer (4 snapshots at a time per account)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="answer every cloud request this late (default: at once)")
+    parser.add_argument("--only", choices=("digitalocean", "hetzner"), help="N servers of this cloud alone")
     args = parser.parse_args()
 
-    print(f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, limits: DigitalOcean {DO_PER_HOUR}/h and {DO_PER_MINUTE}/min, Hetzner {HZ_PER_HOUR}/h", flush=True)
+    def seeded(size: int) -> dict:
+        return only(fleet(size * (2 if args.only else 1), args.seed + size, 5, 20)[0], args.only)
+
+
+    print(f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, limits: DigitalOcean {DO_PER_HOUR}/h and {DO_PER_MINUTE}/min, Hetzner {HZ_PER_HOUR}/h, latency {args.latency:g} s", flush=True)
     print("| N | engine | wall | limit | wall/limit | requests/server | floor | ratio | polls/min (DO / Hz) | 429s | peak RSS | exit |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
@@ -127,7 +149,7 @@ def main() -> None:
         try:
             for seconds in args.action_seconds:
                 for size in args.sizes:
-                    state, _ = fleet(size, args.seed + size, 5, 20)
+                    state = seeded(size)
                     expired = expired_per_account(state)
                     limit = computed_limit(state, expired, seconds)
                     listing = -(-sum(s["account"] == "do" for s in state["snapshots"]) // 200) + -(-sum(s["account"] == "hz" for s in state["snapshots"]) // 50) + 4
@@ -136,7 +158,7 @@ def main() -> None:
                     if baseline is not None and -(-size // 2 // 4) * seconds <= args.baseline_limit:
                         runs.append((f"baseline {args.baseline}", baseline))
                     for label, path in runs:
-                        result = run_apply(fleet(size, args.seed + size, 5, 20)[0], seconds, path, Path(scratch) / f"{label.split()[0]}-{size}-{seconds:g}")
+                        result = run_apply(seeded(size), seconds, path, Path(scratch) / f"{label.split()[0]}-{size}-{seconds:g}", args.latency)
                         print(row(f"{label}, {seconds:g}-s actions", size, limit, floor, result), flush=True)
                         if result["exit"] != 0:
                             print("    " + "\n    ".join(result["output"].read_text().splitlines()[-5:]), file=sys.stderr)

@@ -15,9 +15,12 @@ its secrets are masked there, in the log and in every file the command writes.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,6 +48,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_LOCKED = 3
+# Stopped by a signal: 128 + its number, as a shell reports a command a signal ended.
+EXIT_SIGNALLED = {"SIGINT": 130, "SIGTERM": 143}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -242,7 +247,7 @@ def apply_command(
 
     \b
     Exit codes: 0 every target succeeded, 1 all failed or a critical error,
-    2 some failed, 3 another run holds the lock.
+    2 some failed, 3 another run holds the lock, 130 / 143 stopped by SIGINT / SIGTERM.
     \b
     Examples:
       snapshot-policy apply                       # in the folder of snapshots.config
@@ -275,10 +280,13 @@ def apply_command(
         click.echo(f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; nothing was changed.\n")
         _show(render.plan_text(plan, failures, prices(loaded.document)), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
+    from snapshot_policy.execute import Stop
+
+    stop = Stop()
     try:
-        with run_lock(settings.lock_file):
+        with _stopped_by_signals(stop), run_lock(settings.lock_file):
             with ApplyProgress() as progress:
-                report = run.apply(loaded, whole, _clock(), plan_file, parallel or settings.parallel, metrics_file, report_file, progress, max_plan_age)
+                report = run.apply(loaded, whole, _clock(), plan_file, parallel or settings.parallel, metrics_file, report_file, progress, max_plan_age, stop)
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED
@@ -287,7 +295,34 @@ def apply_command(
         return EXIT_ERROR
     click.echo(render.report_text(report), nl=False)
     click.echo(report.summary(), err=True)
+    if stop.is_set():
+        click.echo(
+            f"Stopped by {stop.reason}: no snapshot or deletion was started after it; every after hook owed ran; "
+            "snapshots still being made are adopted by the next run.",
+            err=True,
+        )
+        return EXIT_SIGNALLED[stop.reason]
     return report.exit_code
+
+
+@contextmanager
+def _stopped_by_signals(stop) -> Iterator[None]:
+    """While applying, SIGTERM (systemd's and a container's stop) and SIGINT (Ctrl-C) ask the
+    run to stop cleanly (execute.Stop) instead of killing it mid-way. The handler only sets a
+    flag: it may interrupt any code, so it takes no lock and writes nothing."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, earlier in previous.items():
+            signal.signal(number, earlier)
 
 
 @cli.command("validate")
@@ -533,9 +568,9 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     with redacted_output():
         try:
             outcome = cli.main(args=argv, prog_name="snapshot-policy", standalone_mode=False, obj=clock)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort:  # Ctrl-C before apply could change anything
             click.echo("Aborted.", err=True)
-            return EXIT_ERROR
+            return EXIT_SIGNALLED["SIGINT"]
         except click.ClickException as error:
             error.show()
             return EXIT_ERROR

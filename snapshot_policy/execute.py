@@ -15,11 +15,19 @@ Requests go out through a few threads per account, so one slow reply holds up no
 the account's own thread takes every result, writes the journal (once per batch, before
 the requests it covers) and moves each target on. What to create and delete was decided
 by the plan: nothing here decides it again.
+
+Told to stop (`Stop`, set by the CLI on SIGTERM or SIGINT), the run starts no hook, snapshot
+or deletion more; it kills the hooks still running (`hooks.stop_all`), runs the `after` hook
+of every target whose `before` hook ran, lets the requests already sent finish, and leaves
+each snapshot still being made in the journal for the next run to adopt. A `before` hook is
+journalled before it runs and crossed off once its `after` hook ran, so a run killed outright
+leaves the next run to run that `after` hook first.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -34,13 +42,18 @@ from snapshot_policy.journal import Journal
 from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, PlanAction, ProviderError, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
-from snapshot_policy.providers.retry import FIRST_POLL, Timing, timed_out
+from snapshot_policy.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
 from snapshot_policy.reconcile import standing_deletions
 
 log = logging.getLogger(__name__)
 
-# Requests in flight at once per account: enough that a slow reply holds up nothing else.
-REQUESTS_AT_ONCE = 4
+# Requests in flight at once per account, at most: each also waits for the account's request
+# budget (`budget`), which is what paces the run. Neither cloud documents a limit on requests
+# in flight, only on their rate; 32 lets 100-ms replies use Hetzner's burst (and DigitalOcean's
+# 250 a minute) without a thread per server.
+REQUESTS_AT_ONCE = 32
+# A server busy with another action is asked again after this, doubling up to poll_interval.
+BUSY_FIRST_WAIT = 1.0
 # A poll round waits this share of the oldest snapshot's age: a snapshot is seen done at most
 # a quarter of its duration late, and a long one is polled rarely (at most every poll_interval).
 POLL_SPACING = 0.25
@@ -48,6 +61,23 @@ POLL_SPACING = 0.25
 FAILED_ROUNDS = 3
 # Hooks running at once per account, apart from the requests: a slow hook holds up no request.
 HOOKS_AT_ONCE = 4
+# The longest an account's loop waits before it looks whether the run was told to stop.
+STOP_CHECK = 0.1
+
+
+class Stop:
+    """A request to stop the run, set by a signal handler, read by every account. A plain
+    attribute, no lock: a second signal may arrive while the first is being handled."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+
+    def set(self, reason: str) -> None:
+        """`reason` names the signal; it completes "… stopped the run". The first one counts."""
+        self.reason = self.reason or reason
+
+    def is_set(self) -> bool:
+        return bool(self.reason)
 
 
 @dataclass
@@ -63,6 +93,10 @@ class Executor:
     progress: Callable[[Target, str], None] = lambda target, stage: None
     """Told each target's stage as it changes: waiting, creating, deleting, done, failed."""
     monotonic: Callable[[], float] = time.monotonic
+    stop: Stop = field(default_factory=Stop)
+    halted: threading.Event = field(default_factory=threading.Event)
+    """Set once the hooks running at the stop were killed: only then do the accounts run the
+    after hooks owed, so none of those is killed."""
 
     def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
         """Apply every target of `plan`, the accounts at the same time; failures stay with their target."""
@@ -73,8 +107,14 @@ class Executor:
             self.progress(target_plan.target, "waiting")
         outcomes: dict[int, Outcome] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(by_account)), thread_name_prefix="account") as pool:
-            for found in pool.map(self._run_account, by_account.values()):
-                outcomes.update(found)
+            running = {pool.submit(self._run_account, plans) for plans in by_account.values()}
+            while running:
+                done, running = wait(running, timeout=STOP_CHECK)
+                for future in done:
+                    outcomes.update(future.result())
+                if self.stop.is_set() and not self.halted.is_set():
+                    hooks.stop_all()
+                    self.halted.set()
         return RunReport(started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures))
 
     def _run_account(self, plans: list[TargetPlan]) -> dict[int, Outcome]:
@@ -107,6 +147,13 @@ class TargetState:
     before_done: bool = False
     """Its `before` hook ran (successfully or not): its `after` hook must run."""
     after_pending: bool = False
+    after_for: tuple[str, str] = ("", "")
+    """The status and snapshot name its after hook was given."""
+    rerun_after: bool = False
+    busy_since: float | None = None
+    """When its server was first found busy with another action (monotonic); None: never."""
+    busy_waits: int = 0
+    """Its `after` hook ran when the hooks were killed at a stop: if it failed, it runs again."""
     finished: bool = False
 
     @property
@@ -124,7 +171,11 @@ class TargetState:
             errors.append(problem)
         remaining = _managed(self.plan, self.created) - len(self.deleted)
         deleted = tuple(a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted)  # in the plan's order
-        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining, error="; ".join(errors) or None)
+        # Withheld deletions alone make it partial: done as far as it safely could, not failed.
+        partial = self.plan.withheld is not None and not errors
+        if self.plan.withheld is not None:
+            errors.append(f"deletions withheld: {self.plan.withheld}")
+        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining, error="; ".join(errors) or None, partial=partial)
 
 
 class AccountRun:
@@ -145,23 +196,38 @@ class AccountRun:
         self.next_start = float("-inf")
         self.next_poll = float("-inf")
         self.failed_rounds = 0
+        self.busy: list[tuple[float, TargetState]] = []
+        """Targets whose server is busy with another action, and when to ask again."""
+        self.refused_busy: list[tuple[TargetState, ProviderError]] = []
+        """Starts refused as busy since the busy listing was last read."""
+        self.held: set[TargetState] = set()
+        """Due targets waiting for the after hook an interrupted run owes."""
+        self.halted = False
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
-        with self.x.journal.batch():
-            for state in self.targets:
-                self._settle_journal(state)
-        due = [s for s in self.targets if not s.settled and s.plan.create is not None]
-        for state in self.targets:
-            if not state.settled and state.plan.create is None:
-                log.info("%s: no snapshot: %s", state.label, state.plan.schedule_note)
-                self._confirmed(state, None)
-        self.to_start.extend(self._not_busy(due))
         account = self.targets[0].target.account
         with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
             self.pool, self.hook_pool = pool, hook_pool
-            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs:
+            with self.x.journal.batch():
+                for state in self.targets:
+                    self._settle_journal(state)
+                    self._run_owed_after(state)
+            due = [s for s in self.targets if not s.settled and s.plan.create is not None]
+            for state in self.targets:
+                if not state.settled and state.plan.create is None:
+                    log.info("%s: no snapshot: %s", state.label, state.plan.schedule_note)
+                    self._confirmed(state, None)
+            for state in self._not_busy(due):
+                if state.after_pending:
+                    self.held.add(state)
+                else:
+                    self.to_start.append(state)
+            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
+                if self.x.halted.is_set() and not self.halted:
+                    self._halt()
+                self._sort_busy()
                 self._start_some()
                 self._poll_if_due()
                 self._delete_some()
@@ -182,9 +248,11 @@ class AccountRun:
             moments.append(max(self.next_poll - now, self.budget.wait()))
         if self.to_start and self._room():
             moments.append(max(self.next_start - now, self.budget.wait()))
+        if self.busy:
+            moments.append(min(ready for ready, _ in self.busy) - now)
         if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
             moments.append(self.budget.wait())
-        timeout = max(0.0, min(moments)) if moments else None
+        timeout = min(max(0.0, min(moments, default=STOP_CHECK)), STOP_CHECK)
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
             return
@@ -196,32 +264,84 @@ class AccountRun:
     # -- (a) start -----------------------------------------------------------------------
 
     def _not_busy(self, due: list[TargetState]) -> list[TargetState]:
-        """The due targets whose server is not already making a snapshot: a second one is
-        never started. If the cloud cannot say, each start finds out (a busy server refuses)."""
+        """The due targets whose server is free. One already making a snapshot gets no second
+        one; one busy with another action waits (`_wait_while_busy`). If the cloud cannot say,
+        each start finds out (a busy server refuses)."""
         if not due:
             return []
-        since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
-        try:
-            busy = self.provider.snapshots_in_progress(since)
-        except ProviderError as error:
-            log.warning("%s: could not list the snapshots in progress: %s", due[0].target.account, error)
-            return due
-        finally:
-            self._spent()
+        busy = self._busy_servers()
         free = []
         for state in due:
-            if state.target.server_id in busy:
-                self._fail(state, f"{state.target.provider}: server {state.target.server_id} already has a snapshot in progress; not starting a second one")
+            kind = (busy or {}).get(state.target.server_id)
+            if kind == "snapshot":
+                self._fail(state, self._second_snapshot(state))
+            elif kind is not None:
+                self._wait_while_busy(state, kind)
             else:
                 free.append(state)
         return free
+
+    def _busy_servers(self) -> dict[str, str] | None:
+        """Server id -> what it is busy with ("snapshot" or the cloud's action type), from one
+        account-wide listing; None when it cannot be read."""
+        since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
+        before = self.provider.requests
+        try:
+            return dict.fromkeys(self.provider.snapshots_in_progress(since), "snapshot")  # becomes provider.busy_servers(since)
+        except ProviderError as error:
+            log.warning("%s: could not list the servers busy with an action: %s", self.targets[0].target.account, error)
+            return None
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+
+    def _second_snapshot(self, state: TargetState) -> str:
+        return f"{state.target.provider}: server {state.target.server_id} already has a snapshot in progress; not starting a second one"
+
+    def _wait_while_busy(self, state: TargetState, kind: str) -> None:
+        """Ask again later, holding no request slot: after BUSY_FIRST_WAIT, doubling up to
+        poll_interval, until the creation timeout has passed since the server was first busy."""
+        now = self.x.monotonic()
+        state.busy_since = now if state.busy_since is None else state.busy_since
+        wait_for = min(self.x.timing.poll_interval, BUSY_FIRST_WAIT * 2**state.busy_waits)
+        state.busy_waits += 1
+        log.info("%s: the server is busy (%s); asking again in %.1fs", state.label, kind, wait_for)
+        self.busy.append((now + wait_for, state))
+
+    def _sort_busy(self) -> None:
+        """Settle the starts refused as busy (one busy listing for all of them) and queue again
+        the targets whose wait is over."""
+        if self.halted:  # a start refused after the stop: nothing more is started
+            for state in [state for _, state in self.busy] + [state for state, _ in self.refused_busy]:
+                self._create_over(state, "failure")
+                self._fail(state, f"{self.x.stop.reason} stopped the run before its snapshot was started")
+            self.busy, self.refused_busy = [], []
+            return
+        if self.refused_busy:
+            refused, self.refused_busy = self.refused_busy, []
+            busy = self._busy_servers() or {}  # unreadable: ask again; the cloud refuses a second snapshot itself
+            for state, error in refused:
+                kind = busy.get(state.target.server_id, "an action")
+                if kind == "snapshot":
+                    self._create_over(state, "failure")
+                    self._fail(state, self._second_snapshot(state))
+                elif self.x.monotonic() - (state.busy_since or self.x.monotonic()) > self.x.timing.creation_timeout:
+                    self._create_over(state, "failure")
+                    self._fail(state, f"{error} (still busy after {self.x.timing.creation_timeout:g}s)")
+                else:
+                    self._wait_while_busy(state, kind)
+        now = self.x.monotonic()
+        ready = [state for when, state in self.busy if when <= now]
+        if ready:
+            self.busy = [(when, state) for when, state in self.busy if when > now]
+            self.to_start.extend(ready)
 
     def _room(self) -> bool:
         return self.x.parallel is None or len(self.in_flight) + self.starting < self.x.parallel
 
     def _start_some(self) -> None:
         batch = []
-        while self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+        while not self.x.stop.is_set() and self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
             hooks = self.to_start[0].target.hooks
             if hooks and hooks.before and not self.to_start[0].before_done:
                 self._run_hook(self.to_start.popleft(), "before")
@@ -243,25 +363,42 @@ class AccountRun:
             future = self.pool.submit(self.provider.start_snapshot, target.server_id, create.snapshot.name, marker_labels(target))
             self.requests[future] = lambda f, state=state, sent=self.x.monotonic(): self._started(state, f, sent)
 
-    def _run_hook(self, state: TargetState, which: str, status: str = "") -> None:
+    def _run_hook(self, state: TargetState, which: str, status: str = "", snapshot_name: str = "") -> None:
         """Run a hook of the target in the hook pool; its end is taken in `_hook_done`."""
         if which == "before":
             self.starting += 1  # a target in its before hook counts toward `parallel`
+            future = self.hook_pool.submit(self._before, state)
         else:
             state.after_pending = True
-        variables = hooks.environment(state.target, state.plan.create.snapshot.name, status)
-        future = self.hook_pool.submit(hooks.run, which, state.target.hooks, state.target, variables)
+            state.after_for = (status, snapshot_name or state.plan.create.snapshot.name)
+            variables = hooks.environment(state.target, state.after_for[1], status)
+            future = self.hook_pool.submit(hooks.run, "after", state.target.hooks, state.target, variables)
         self.hook_runs[future] = lambda f, state=state, which=which: self._hook_done(state, which, f)
+
+    def _before(self, state: TargetState) -> tuple[str | None, bool]:
+        """In a hook thread: (how the before hook failed or None, whether it ran). Written in
+        the journal first when an after hook is owed for it; not run once the run is stopping."""
+        if self.x.stop.is_set():
+            return None, False
+        target, name = state.target, state.plan.create.snapshot.name
+        if target.hooks.after:
+            self.x.journal.before_ran(target.account, target.server_id, target.name, name, self.x.now())
+        return hooks.run("before", target.hooks, target, hooks.environment(target, name)), True
 
     def _hook_done(self, state: TargetState, which: str, future: Future) -> None:
         try:
-            problem = future.result()
+            problem, ran = future.result() if which == "before" else (future.result(), True)
         except Exception as error:  # a bug in running it: the hook did not succeed
             log.exception("%s: unexpected error in the %s hook", state.label, which)
-            problem = f"{which} hook: unexpected error: {type(error).__name__}: {error}"
+            problem, ran = f"{which} hook: unexpected error: {type(error).__name__}: {error}", True
         if which == "before":
             self.starting -= 1
-            state.before_done = True
+            state.before_done = ran
+            if not ran:
+                self._fail(state, f"{self.x.stop.reason} stopped the run before its before hook ran; no snapshot")
+                return
+            if problem is None and self.x.stop.is_set():
+                problem = f"{self.x.stop.reason} stopped the run before its snapshot was started"
             if problem is None:
                 self.to_start.appendleft(state)
                 return
@@ -269,11 +406,44 @@ class AccountRun:
             self._create_over(state, "failure")
             self._fail(state, problem)
             return
+        if problem is not None and state.rerun_after:  # killed at the stop: a thaw must still happen
+            state.rerun_after = False
+            log.warning("%s: %s; running it again", state.label, problem)
+            self._run_hook(state, "after", *state.after_for)
+            return
         state.after_pending = False
+        self.x.journal.after_ran(state.target.account, state.target.server_id, state.target.name)
         if problem is not None:
             log.error("%s: %s", state.label, problem)
             state.errors.append(problem)
+        if state in self.held:
+            self.held.discard(state)
+            if problem is not None:
+                self._fail(state, "the after hook an interrupted run owed did not succeed; no snapshot this run")
+            elif self.x.stop.is_set():
+                self._fail(state, f"{self.x.stop.reason} stopped the run before its snapshot was started")
+            else:
+                self.to_start.append(state)
+                return
         self._maybe_finish(state)
+
+    def _run_owed_after(self, state: TargetState) -> None:
+        """Run first the after hook an interrupted run owes this target (journal.py): its
+        before hook may have frozen what only the after hook thaws."""
+        target = state.target
+        owed = self.x.journal.afters_pending(target.account, target.server_id).get(target.name)
+        if owed is None:
+            return
+        name, began = owed
+        if not (target.hooks and target.hooks.after):
+            self.x.journal.after_ran(target.account, target.server_id, target.name)
+            problem = (f"an interrupted run ran the before hook for {name} at {began.isoformat()} and never its after hook, "
+                       "which is no longer configured: check the server by hand")
+            log.error("%s: %s", state.label, problem)
+            self._fail(state, problem)
+            return
+        log.warning("%s: running first the after hook an interrupted run owes (its before hook ran for %s at %s)", state.label, name, began.isoformat())
+        self._run_hook(state, "after", "failure", name)
 
     def _create_over(self, state: TargetState, status: str) -> None:
         """The snapshot is made, failed or will not be made: the `after` hook runs, once the
@@ -287,6 +457,11 @@ class AccountRun:
         self._spent()
         try:
             started = future.result()
+        except ServerBusy as error:  # certain: nothing was started
+            self.x.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
+            state.busy_since = self.x.monotonic() if state.busy_since is None else state.busy_since
+            self.refused_busy.append((state, error))
+            return
         except ProviderError as error:
             self._create_failed(state, error)
             return
@@ -294,6 +469,9 @@ class AccountRun:
             log.exception("%s: unexpected error", state.label)
             self._create_over(state, "failure")
             self._fail(state, f"unexpected error: {type(error).__name__}: {error}")
+            return
+        if self.halted:
+            self._stopped_while_made(state, started)
             return
         self.in_flight[started] = (state, sent)
         if len(self.in_flight) == 1:  # the first to wait for: look soon
@@ -374,7 +552,7 @@ class AccountRun:
 
     def _delete_some(self) -> None:
         batch = []
-        while self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+        while not self.x.stop.is_set() and self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
             self.budget.spend()
             batch.append(self.to_delete.popleft())
         with self.x.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
@@ -405,6 +583,43 @@ class AccountRun:
             self.x.journal.deleted(target.account, target.server_id, snapshot.id)
             state.deleted.append(snapshot)
         self._maybe_finish(state)
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _halt(self) -> None:
+        """The run was told to stop and the hooks then running were killed: give up what has
+        not begun, run the after hook of every target whose before hook ran, and leave the
+        snapshots being made to the journal. Replies to requests already sent are still taken."""
+        self.halted = True
+        reason = self.x.stop.reason
+        for state in self.targets:
+            state.rerun_after = state.after_pending  # it may have been killed with the others
+        with self.x.journal.batch():
+            self.to_start.extend(state for _, state in self.busy)
+            self.to_start.extend(state for state, _ in self.refused_busy)
+            self.busy, self.refused_busy = [], []
+            while self.to_start:
+                state = self.to_start.popleft()
+                self._create_over(state, "failure")
+                self._fail(state, f"{reason} stopped the run before its snapshot was started")
+            for started, (state, _) in list(self.in_flight.items()):
+                self._stopped_while_made(state, started)
+            self.in_flight.clear()
+            untouched: dict[TargetState, int] = defaultdict(int)
+            while self.to_delete:
+                state, _ = self.to_delete.popleft()
+                untouched[state] += 1
+            for state, count in untouched.items():
+                state.deletions_left -= count
+                state.errors.append(f"{reason} stopped the run before {count} deletion(s)")
+                self._maybe_finish(state)
+
+    def _stopped_while_made(self, state: TargetState, started: StartedSnapshot) -> None:
+        """Stopped while its snapshot is being made: the journal keeps the start, and the next
+        run adopts the snapshot (or sees it failed); nothing is deleted for it now."""
+        log.warning("%s: %s stopped the run while %s was being made; the next run adopts it", state.label, self.x.stop.reason, started.name)
+        self._create_over(state, "failure")
+        self._fail(state, f"{self.x.stop.reason} stopped the run while its snapshot {started.name} was being made; the next run adopts it")
 
     # -- bookkeeping ---------------------------------------------------------------------
 

@@ -11,11 +11,20 @@ kept for a month, so a snapshot that finished unmarked is adopted however late t
 
 A deletion is written here before it is sent and crossed off once confirmed: a run killed
 in between leaves the next run to see the snapshot gone and write the audit line.
+
+A start dated in the future (written while the clock ran ahead) is not taken as still
+running: it would block its server for as long as the clock was ahead. It stays pending, so
+its snapshot is adopted if it appears, and `future_starts` names it for a warning.
+
+A target's `before` hook is written here before it runs, and crossed off once its `after`
+hook has run: a run killed in between (SIGKILL, a power cut) leaves the next run to run the
+`after` hook first, so a database frozen by `before` is thawed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +32,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy import statefiles
+from snapshot_policy.reconcile import CLOCK_TOLERANCE
 
+log = logging.getLogger(__name__)
 
 KEEP = timedelta(days=31)
 
@@ -36,25 +47,55 @@ class Journal:
         self._entries = self._read(now - KEEP)
         self._unwritten = False
         self._running_since = now - in_flight
+        self._latest = now + CLOCK_TOLERANCE  # a start dated later was written by a clock that ran ahead
+        future = self.future_starts()
+        if future:
+            log.warning(
+                "journal %s: %d snapshot start(s) dated after this run's clock (%s), up to %s: the clock was "
+                "ahead when they were written; they are not taken as still running, only adopted if they appear",
+                self._path, len(future), now.isoformat(), max(started for *_, started in future).isoformat(),
+            )
 
     def pending(self, account: str, server_id: str) -> dict[str, datetime]:
         """Return the names started for this server and not yet marked, with their start times."""
-        return {e["name"]: datetime.fromisoformat(e["started"]) for e in self._mine(account, server_id) if "deleting" not in e}
+        return {e["name"]: datetime.fromisoformat(e["started"]) for e in self._mine(account, server_id) if _kind(e) == "start"}
+
+    def future_starts(self) -> list[tuple[str, str, str, datetime]]:
+        """Return (account, server id, name, start time) of each pending start dated after this
+        run's clock (past CLOCK_TOLERANCE): written while the clock ran ahead."""
+        with self._lock:
+            starts = [(e["account"], e["server_id"], e["name"], datetime.fromisoformat(e["started"])) for e in self._entries if _kind(e) == "start"]
+        return [start for start in starts if start[3] > self._latest]
 
     def deletions(self, account: str, server_id: str) -> dict[str, tuple[str, str]]:
         """Return the snapshot ids whose deletion was sent and not confirmed, with name and reason."""
-        return {e["deleting"]: (e["name"], e.get("reason", "")) for e in self._mine(account, server_id) if "deleting" in e}
+        return {e["deleting"]: (e["name"], e.get("reason", "")) for e in self._mine(account, server_id) if _kind(e) == "deleting"}
 
     def in_flight(self, account: str, server_id: str) -> dict[str, datetime]:
-        """Return the pending starts that may still be running: younger than the creation timeout."""
-        return {name: started for name, started in self.pending(account, server_id).items() if started > self._running_since}
+        """Return the pending starts that may still be running: younger than the creation
+        timeout, and not dated in the future (a clock that ran ahead proves nothing runs)."""
+        return {name: started for name, started in self.pending(account, server_id).items() if self._running_since < started <= self._latest}
+
+    def before_ran(self, account: str, server_id: str, target: str, name: str, when: datetime) -> None:
+        """Note that `target`'s before hook (for snapshot `name`) runs now: its after hook is owed."""
+        entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "after": target}
+        self._change(lambda entries: entries + [entry])
+
+    def after_ran(self, account: str, server_id: str, target: str) -> None:
+        key = (account, server_id, target)
+        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("after")) != key])
+
+    def afters_pending(self, account: str, server_id: str) -> dict[str, tuple[str, datetime]]:
+        """Return the targets of this server whose before hook ran and after hook has not,
+        with the snapshot name and when the before hook began."""
+        return {e["after"]: (e["name"], datetime.fromisoformat(e["started"])) for e in self._mine(account, server_id) if _kind(e) == "after"}
 
     def started(self, account: str, server_id: str, name: str, when: datetime) -> None:
         self._change(lambda entries: entries + [{"account": account, "server_id": server_id, "name": name, "started": when.isoformat()}])
 
     def marked(self, account: str, server_id: str, name: str) -> None:
         key = (account, server_id, name)
-        self._change(lambda entries: [e for e in entries if "deleting" in e or (e["account"], e["server_id"], e["name"]) != key])
+        self._change(lambda entries: [e for e in entries if _kind(e) != "start" or (e["account"], e["server_id"], e["name"]) != key])
 
     def deleting(self, account: str, server_id: str, snapshot_id: str, name: str, reason: str, when: datetime) -> None:
         entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "deleting": snapshot_id, "reason": reason}
@@ -110,9 +151,15 @@ class Journal:
         fresh = []
         for entry in entries if isinstance(entries, list) else []:
             try:
-                if datetime.fromisoformat(entry["started"]) > oldest:
-                    keys = ("account", "server_id", "name", "started") + (("deleting", "reason") if "deleting" in entry else ())
-                    fresh.append({k: str(entry[k]) for k in keys})
+                # An owed after hook never expires: a frozen server stays frozen however long ago.
+                if datetime.fromisoformat(entry["started"]) > oldest or _kind(entry) == "after":
+                    extra = {"deleting": ("deleting", "reason"), "after": ("after",), "start": ()}[_kind(entry)]
+                    fresh.append({k: str(entry[k]) for k in ("account", "server_id", "name", "started", *extra)})
             except (KeyError, TypeError, ValueError):
                 continue
         return fresh
+
+
+def _kind(entry: dict) -> str:
+    """What an entry records: a snapshot start, a deletion sent, or an after hook owed."""
+    return "deleting" if "deleting" in entry else "after" if "after" in entry else "start"

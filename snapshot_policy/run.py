@@ -16,7 +16,7 @@ from pathlib import Path
 from snapshot_policy import monitor, providers
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.config import LoadedConfig
-from snapshot_policy.execute import Executor
+from snapshot_policy.execute import Executor, Stop
 from snapshot_policy.journal import Journal
 from snapshot_policy.redaction import redact
 from snapshot_policy.model import Account, Channel, Clock, Plan, RunReport, RunSettings, Target, TargetFailure
@@ -78,9 +78,11 @@ def apply(
     report_file: Path | None = None,
     progress: Callable[[Target, str], None] = lambda target, stage: None,
     max_plan_age: timedelta = DEFAULT_MAX_AGE,
+    stop: Stop | None = None,
 ) -> RunReport:
     """Plan afresh (with `plan_file`, keep only what the saved plan also asks for), carry it
-    out, then tell people and monitoring.
+    out, then tell people and monitoring. `stop`, once set, ends the run early (execute.py);
+    the run state and the reports are written all the same.
 
     Raise PlanFileError if the saved plan is refused (monitoring hears of it first).
     """
@@ -98,7 +100,7 @@ def apply(
     audit = AuditLog(audit_path(settings), plan.fingerprint)
     executor = Executor(
         observation.providers, journal, audit, clock, parallel=parallel,
-        delay_between_servers=settings.delay_between_servers, timing=timing(settings), progress=progress,
+        delay_between_servers=settings.delay_between_servers, timing=timing(settings), progress=progress, stop=stop or Stop(),
     )
     report = executor.apply(plan, failures)
     _remember(state, report, observation if whole else None, now)

@@ -198,15 +198,16 @@ class RetryPolicy:
         started_meanwhile: Callable[[], T | None],
         busy: Callable[[ProviderError], bool],
         timeout: float,
-        busy_interval: float,
+        busy_interval: float = 0.0,
     ) -> T:
         """Return `start()` for a call that must not take effect twice, such as a snapshot POST.
 
         After a transient failure the cloud may have acted and only the reply been lost, so
-        `started_meanwhile()` looks first, and only when it finds nothing is `start` repeated.
-        A `busy` refusal (the server is doing something else) is asked again every
-        `busy_interval` until `timeout` — after a lost reply, only once `started_meanwhile()`
-        has found that the something else is not our own snapshot.
+        `started_meanwhile()` looks first, and only when it finds nothing is `start` repeated,
+        until `timeout`. A `busy` refusal (the server is doing something else) raises
+        ServerBusy at once: the caller asks again later, holding no request slot meanwhile —
+        after a lost reply, only once `started_meanwhile()` has found that the something else
+        is not our own snapshot. (`busy_interval` is no longer used; the adapters still pass it.)
         """
         deadline = self.clock() + timeout
         failures = 0
@@ -214,14 +215,12 @@ class RetryPolicy:
             try:
                 return start()
             except ProviderError as error:
-                if busy(error) and failures:
-                    # Busy after a lost reply: the server may be busy with our own snapshot.
-                    found = started_meanwhile()
-                    if found is not None:
-                        return found
-                if busy(error) and self.clock() + busy_interval < deadline:
-                    self.sleep(busy_interval)
-                    continue
+                if busy(error):
+                    if failures:  # busy after a lost reply: the server may be busy with our own snapshot
+                        found = started_meanwhile()
+                        if found is not None:
+                            return found
+                    raise ServerBusy(error) from None
                 if not error.transient:
                     raise
                 found = started_meanwhile()
@@ -231,6 +230,14 @@ class RetryPolicy:
                 if failures >= self.attempts or self.clock() > deadline:
                     raise
                 self.sleep(self.delay(failures - 1, error))
+
+
+class ServerBusy(ProviderError):
+    """A start refused because the server is busy with an action (DigitalOcean's 422,
+    Hetzner's `locked`): certain to have had no effect, and worth asking again later."""
+
+    def __init__(self, refusal: ProviderError):
+        super().__init__(refusal.provider, refusal.operation, refusal.status, refusal.message, refusal.retry_after, refusal.code)
 
 
 def _worth_repeating(error: Exception) -> bool:

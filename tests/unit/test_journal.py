@@ -6,6 +6,7 @@ costs only that entry, never an exception; writes replace the file whole, from a
 """
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -139,3 +140,59 @@ def test_journal_keeps_every_start_made_from_many_threads(tmp_path):
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda name: journal.started("do", "1", name, NOW), names))  # re-raises a thread's error
     assert sorted(Journal(path, IN_FLIGHT, now=NOW).pending("do", "1")) == sorted(names)
+
+
+# -- issue 19: a start dated in the future; an after hook owed -----------------------------
+
+
+class Collected(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def warnings():
+    """The journal's warnings (pytest's log capture is off in this project: see pyproject)."""
+    handler = Collected()
+    logger = logging.getLogger("snapshot_policy.journal")
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def test_a_start_dated_in_the_future_is_pending_but_not_in_flight(tmp_path, warnings):
+    """Written while the clock was 40 days ahead, its request lost: it must not block the
+    server for 40 days. It stays pending (adopted if its snapshot appears) and is named once."""
+    path = tmp_path / "journal.json"
+    ahead = NOW + timedelta(days=40)
+    path.write_text(json.dumps([entry("web-20250410120000", ahead), entry("slightly-ahead", NOW + timedelta(minutes=4))]))
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    assert journal.pending("do", "1") == {"web-20250410120000": ahead, "slightly-ahead": NOW + timedelta(minutes=4)}
+    assert journal.in_flight("do", "1") == {"slightly-ahead": NOW + timedelta(minutes=4)}  # within the tolerance
+    assert journal.future_starts() == [("do", "1", "web-20250410120000", ahead)]
+    assert len(warnings) == 1 and "1 snapshot start(s) dated after this run's clock" in warnings[0] and ahead.isoformat() in warnings[0]
+
+
+def test_a_start_written_now_is_no_future_start(tmp_path, warnings):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    journal.started("do", "1", "a", NOW)
+    assert journal.future_starts() == [] and warnings == []
+
+
+def test_an_after_hook_owed_survives_in_the_file_until_it_ran(tmp_path):
+    path = tmp_path / "journal.json"
+    first = Journal(path, IN_FLIGHT, now=NOW)
+    first.before_ran("do", "1", "db", "db-20250301120000", NOW)
+    first.started("do", "1", "db-20250301120000", NOW)
+    first.marked("do", "1", "db-20250301120000")  # the snapshot is done; the after hook is still owed
+    much_later = NOW + timedelta(days=60)  # past the 31 days kept for starts: a thaw is owed forever
+    second = Journal(path, IN_FLIGHT, now=much_later)
+    assert second.afters_pending("do", "1") == {"db": ("db-20250301120000", NOW)}
+    assert second.pending("do", "1") == {} and second.deletions("do", "1") == {}
+    assert second.afters_pending("do", "2") == {}
+    second.after_ran("do", "1", "db")
+    assert Journal(path, IN_FLIGHT, now=much_later).afters_pending("do", "1") == {}

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from snapshot_policy.model import ProviderError
-from snapshot_policy.providers.retry import RetryPolicy, advised_wait, timed_out, unreadable
+from snapshot_policy.providers.retry import (
+    RetryPolicy,
+    ServerBusy,
+    advised_wait,
+    timed_out,
+    unreadable,
+)
 
 
 class FakeTime:
@@ -89,13 +95,20 @@ def test_start_once_repeats_only_when_nothing_started():
     assert clock.sleeps == [0.75, 1.5]
 
 
-def test_start_once_waits_while_busy_until_the_timeout():
+def test_start_once_raises_a_busy_refusal_at_once_holding_no_thread():
+    """A busy server is asked again by the executor later, not by sleeping in a request thread."""
     clock = FakeTime()
-    busy = ProviderError("digitalocean", "start snapshot", 422, "pending event")
-    assert policy(clock).start_once(failing([busy, busy]), lambda: None, lambda e: e.status == 422, timeout=60, busy_interval=5) == "ok"
-    assert clock.sleeps == [5, 5]
-    with pytest.raises(ProviderError):
-        policy(clock).start_once(failing([busy] * 20), lambda: None, lambda e: e.status == 422, timeout=12, busy_interval=5)
+    busy = ProviderError("digitalocean", "start snapshot", 422, "Droplet already has a pending event.")
+    with pytest.raises(ServerBusy) as raised:
+        policy(clock).start_once(failing([busy, busy]), lambda: None, lambda e: e.status == 422, timeout=60)
+    assert clock.sleeps == [] and raised.value.status == 422 and raised.value.no_snapshot
+
+
+def test_start_once_busy_after_a_lost_reply_finds_its_own_snapshot():
+    clock = FakeTime()
+    lost = ProviderError("hetzner", "start snapshot", None, "connection dropped")
+    locked = ProviderError("hetzner", "start snapshot", 423, "locked", code="locked")
+    assert policy(clock).start_once(failing([lost, locked]), iter([None, "ours"]).__next__, lambda e: e.code == "locked", timeout=60) == "ours"
 
 
 def test_start_once_does_not_repeat_a_refusal():
