@@ -17,27 +17,11 @@ import logging
 import os
 import signal
 import subprocess
-import threading
 from collections.abc import Mapping
 
 from snapshot_policy.model import Hooks, Target
 
 log = logging.getLogger(__name__)
-
-_running: set[subprocess.Popen] = set()
-_stopped: set[int] = set()
-_lock = threading.Lock()
-
-
-def stop_all() -> None:
-    """Kill the process group of every hook still running (the run was told to stop)."""
-    with _lock:
-        for process in _running:
-            _stopped.add(process.pid)
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def environment(target: Target, snapshot_name: str, status: str = "") -> dict[str, str]:
@@ -67,8 +51,6 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
         )
     except OSError as error:
         return f"{which} hook could not start ({argv[0]}): {error.strerror or error}"
-    with _lock:
-        _running.add(process)
     try:
         output, _ = process.communicate(timeout=hooks.timeout)
     except subprocess.TimeoutExpired:
@@ -76,14 +58,7 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
         output, _ = process.communicate()
         _log_output(label, output)
         return f"{which} hook timed out after {hooks.timeout:g}s and was killed"
-    finally:
-        with _lock:
-            _running.discard(process)
-            stopped = process.pid in _stopped
-            _stopped.discard(process.pid)
     _log_output(label, output)
-    if stopped:
-        return f"{which} hook was stopped: the run was told to stop"
     if process.returncode != 0:
         return f"{which} hook failed (exit status {process.returncode})"
     log.info("%s: done", label)
