@@ -1,0 +1,77 @@
+"""Hook commands as real subprocesses (issue 19, items 5, 6 and 13): a stop kills them, a
+timeout bounds them whole, a child left behind does not hold the run, output is capped, and
+the environment is a minimal one.
+
+Children that outlive their hook write their pid to a file, so each test kills what it left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from snapshot_policy import hooks
+from snapshot_policy.model import HETZNER, Hooks, RetentionPolicy, Target
+
+APP = Target("app", HETZNER, "hz-a", "301", "app-1", RetentionPolicy(keep_last=2))
+CHILD_SLEEPS = 8  # seconds a child left behind lives; every call here must return well before
+WELL_BEFORE = CHILD_SLEEPS - 2  # a generous bound: the point is "not after the child", not speed
+
+
+def run(before: tuple[str, ...] | str, timeout: float = 1.0, shell: bool = False) -> tuple[str | None, float]:
+    """Run `before` as the before hook of APP; return its result and how long the call took."""
+    started = time.monotonic()
+    result = hooks.run("before", Hooks(before=before, timeout=timeout, shell=shell), APP, hooks.environment(APP, "app-1-20250101000000"))
+    return result, time.monotonic() - started
+
+
+@pytest.fixture
+def leftovers(tmp_path):
+    """A file a hook writes the pids of the children it leaves behind to; they are killed after the test."""
+    path = tmp_path / "leftover.pids"
+    yield path
+    for pid in path.read_text().split() if path.exists() else ():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_for(path, seconds: float = 10.0) -> None:
+    end = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+# -- stop_all (item 5's signal path) ---------------------------------------------------------
+
+def test_stop_all_kills_a_running_hook_and_its_call_says_it_was_stopped(tmp_path):
+    started = tmp_path / "started"
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(run, f"touch {started}; sleep 30 & wait", 60.0, True)
+        wait_for(started)
+        hooks.stop_all()
+        result, took = call.result(timeout=20)
+    assert result == "before hook was stopped (killed with its process group): the run is stopping"
+    assert took < 20  # not the 30 s of the sleep, nor the 60 s timeout
+
+
+def test_hooks_run_as_usual_after_a_stop(tmp_path):
+    started = tmp_path / "started"
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(run, f"touch {started}; sleep 30", 60.0, True)
+        wait_for(started)
+        hooks.stop_all()
+        assert call.result(timeout=20)[0].startswith("before hook was stopped")
+    assert run("exit 0", shell=True)[0] is None
+    assert run("exit 5", shell=True)[0] == "before hook failed (exit status 5)"
+
+
+def test_stop_all_with_no_hook_running_does_nothing():
+    hooks.stop_all()
+    assert run("exit 0", shell=True)[0] is None
