@@ -7,6 +7,7 @@ Children that outlive their hook write their pid to a file, so each test kills w
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -39,6 +40,21 @@ def leftovers(tmp_path):
             os.kill(int(pid), signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+@pytest.fixture
+def logged():
+    """The messages the hooks module logs during the test (pytest's own log capture is off)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("snapshot_policy.hooks")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def wait_for(path, seconds: float = 10.0) -> None:
@@ -75,3 +91,38 @@ def test_hooks_run_as_usual_after_a_stop(tmp_path):
 def test_stop_all_with_no_hook_running_does_nothing():
     hooks.stop_all()
     assert run("exit 0", shell=True)[0] is None
+
+
+# -- a child left behind, a timeout for the whole hook, capped output (item 6) ---------------
+
+def test_a_hook_that_exited_is_judged_by_its_status_while_a_child_it_left_holds_its_output(leftovers):
+    """`setsid -f` leaves a child in another session, outside the hook's process group, with the
+    hook's output open: the call ends with the hook, not with the child."""
+    result, took = run(("setsid", "-f", "sh", "-c", f"echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}"))
+    assert result is None and took < WELL_BEFORE
+
+
+def test_a_shell_hook_that_backgrounds_a_child_and_exits_0_succeeds(leftovers):
+    result, took = run(f"sleep {CHILD_SLEEPS} & echo $! >> {leftovers}; exit 0", shell=True)
+    assert result is None and took < WELL_BEFORE
+
+
+def test_the_timeout_bounds_the_whole_hook_even_when_a_child_outside_its_group_holds_its_output(leftovers):
+    result, took = run(f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; sleep {CHILD_SLEEPS}", shell=True)
+    assert result == "before hook timed out after 1s and was killed" and took < WELL_BEFORE
+
+
+def test_a_hook_that_fails_is_reported_failed_while_a_child_holds_its_output(leftovers):
+    result, _ = run(f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; exit 7", shell=True)
+    assert result == "before hook failed (exit status 7)"
+
+
+def test_only_the_last_64_KiB_of_a_hooks_output_reach_the_log_with_a_note_of_what_was_dropped(logged):
+    megabyte = 1024 * 1024
+    result, _ = run(f"head -c {megabyte} /dev/zero | tr '\\0' x; echo; echo the-last-line", shell=True)
+    logged = [record.getMessage() for record in logged]
+    assert result is None and logged[-1] == "app (app-1): before hook: done"
+    assert sum(len(line) for line in logged) < hooks.OUTPUT_KEPT + 1024
+    assert logged[-2] == "app (app-1): before hook: the-last-line"
+    dropped = megabyte + 1 + len("the-last-line\n") - hooks.OUTPUT_KEPT
+    assert f"app (app-1): before hook: output truncated: {dropped} bytes dropped, the last {hooks.OUTPUT_KEPT} follow" in logged
