@@ -6,7 +6,9 @@ no snapshot is made and nothing is deleted for the target. The `after` command r
 snapshot is finished or has failed — always, once `before` ran — so a freeze is always thawed.
 
 Commands run without a shell (an argv list) unless the policy says `shell: true`, with the
-target, server and snapshot in the environment. Their output goes to the log, line by line
+target, server and snapshot in the environment. That environment is a minimal one
+(`hook_environment`): the run's holds the cloud and bot tokens, which a hook gets only by
+naming them in its `env` list. Their output goes to the log, line by line
 (the log masks secrets). A command still running at its timeout is killed with its whole
 process group: a hung `before` must not hold the run. The timeout bounds the whole hook,
 reading its output included, and a command that exited is judged by its exit status even
@@ -36,8 +38,11 @@ READ_AFTER_EXIT = 0.5  # seconds to read on after the command exited: what it pr
 LOOK_EVERY = 0.05  # seconds between looks at whether the command exited while its output is quiet
 
 
+PASSED_ON = ("PATH", "HOME", "LANG", "TZ")  # and every LC_*: what a command needs to find programs and read text
+
+
 def environment(target: Target, snapshot_name: str, status: str = "") -> dict[str, str]:
-    """The variables a hook sees besides the run's own environment."""
+    """The variables that tell a hook what it runs for."""
     variables = {
         "SNAPSHOT_POLICY_TARGET": target.name,
         "SNAPSHOT_POLICY_PROVIDER": target.provider,
@@ -48,6 +53,14 @@ def environment(target: Target, snapshot_name: str, status: str = "") -> dict[st
     if status:
         variables["SNAPSHOT_POLICY_STATUS"] = status  # after: "success" or "failure"
     return variables
+
+
+def hook_environment(run_environment: Mapping[str, str], hooks: Hooks, variables: Mapping[str, str]) -> dict[str, str]:
+    """What a hook command sees: PASSED_ON and LC_* from the run's environment, the names its
+    `env` lists (those set), and `variables`. Nothing else: the run's environment holds tokens."""
+    wanted = {*PASSED_ON, *hooks.env}
+    passed = {name: value for name, value in run_environment.items() if name in wanted or name.startswith("LC_")}
+    return {**passed, **variables}
 
 
 class _Running:
@@ -84,7 +97,7 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
         with _registry:  # started and registered at once: stop_all sees every hook that started before it
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env={**os.environ, **variables}, start_new_session=True,
+                env=hook_environment(os.environ, hooks, variables), start_new_session=True,
             )
             hook = _Running(process)
             _running.add(hook)

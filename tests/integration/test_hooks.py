@@ -7,9 +7,11 @@ Children that outlive their hook write their pid to a file, so each test kills w
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -126,3 +128,24 @@ def test_only_the_last_64_KiB_of_a_hooks_output_reach_the_log_with_a_note_of_wha
     assert logged[-2] == "app (app-1): before hook: the-last-line"
     dropped = megabyte + 1 + len("the-last-line\n") - hooks.OUTPUT_KEPT
     assert f"app (app-1): before hook: output truncated: {dropped} bytes dropped, the last {hooks.OUTPUT_KEPT} follow" in logged
+
+
+# -- a minimal environment (item 13) ---------------------------------------------------------
+
+def test_a_hook_sees_a_minimal_environment_and_the_variables_its_env_lists(tmp_path, monkeypatch):
+    monkeypatch.setenv("HCLOUD_TOKEN", "a-token-the-hook-must-not-see")
+    monkeypatch.setenv("PGPASSFILE", "/etc/db/pgpass")
+    monkeypatch.setenv("LC_TIME", "C")
+    monkeypatch.setenv("SNAPSHOT_POLICY_FROM_OUTSIDE", "not ours")
+    monkeypatch.delenv("UNSET_NAME", raising=False)
+    seen = tmp_path / "environment.json"
+    dump = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ)))"
+    the_hooks = Hooks(before=(sys.executable, "-c", dump, str(seen)), env=("PGPASSFILE", "UNSET_NAME"))
+    assert hooks.run("before", the_hooks, APP, hooks.environment(APP, "app-1-20250101000000")) is None
+    environment = json.loads(seen.read_text())
+    assert "HCLOUD_TOKEN" not in environment and "SNAPSHOT_POLICY_FROM_OUTSIDE" not in environment
+    assert environment["PGPASSFILE"] == "/etc/db/pgpass" and "UNSET_NAME" not in environment
+    assert environment["PATH"] == os.environ["PATH"] and environment["LC_TIME"] == "C"
+    assert environment["SNAPSHOT_POLICY_SNAPSHOT"] == "app-1-20250101000000" and environment["SNAPSHOT_POLICY_SERVER_ID"] == "301"
+    allowed = {*hooks.PASSED_ON, "PGPASSFILE", *hooks.environment(APP, "")}
+    assert {name for name in environment if not name.startswith("LC_")} <= allowed
