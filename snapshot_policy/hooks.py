@@ -5,15 +5,17 @@ A live snapshot is only crash-consistent; a database wants a flush or a freeze a
 no snapshot is made and nothing is deleted for the target. The `after` command runs once the
 snapshot is finished or has failed — always, once `before` ran — so a freeze is always thawed.
 
-Commands run without a shell (an argv list) unless the policy says `shell: true`, with the
-target, server and snapshot in the environment. That environment is a minimal one
-(`hook_environment`): the run's holds the cloud and bot tokens, which a hook gets only by
-naming them in its `env` list. Their output goes to the log, line by line
-(the log masks secrets). A command still running at its timeout is killed with its whole
-process group: a hung `before` must not hold the run. The timeout bounds the whole hook,
-reading its output included, and a command that exited is judged by its exit status even
-when a child it left behind still holds its output open. Only the last `OUTPUT_KEPT` bytes
-of the output are kept: a chatty hook must not fill the memory or rotate the log away.
+Commands run without a shell (an argv list) unless the policy says `shell: true`, in a
+minimal environment (`hook_environment`) with the target, server and snapshot in it: the
+run's own environment holds the cloud and bot tokens, which a hook gets only by naming them
+in its `env` list. Their output goes to the log, line by line (the log masks secrets).
+
+A command still running at its timeout is killed with its whole process group: a hung
+`before` must not hold the run. The timeout bounds the whole hook, reading its output
+included, and a command that exited is judged by its exit status even when a child it left
+behind still holds its output open (that child is neither waited for nor killed; one that
+left the process group is out of reach anyway). Only the last `OUTPUT_KEPT` bytes of the
+output are kept: a chatty hook must not fill the memory or rotate the log away.
 
 `stop_all` kills every running hook's process group when the run is told to stop (a signal).
 """
@@ -107,10 +109,10 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
     try:
         _read_until_done(hook, output, deadline)
         timed_out = process.poll() is None and not hook.stopped
-        if timed_out:
-            _kill_group(process)
-        process.wait()  # the command itself is dead or done; only a child that left the group may live on
     finally:
+        if process.poll() is None:  # out of time, or an error here: it must not live on
+            _kill_group(process)
+        process.wait()  # the command itself is done; a child it left outside its group may live on
         with _registry:
             _running.discard(hook)
         process.stdout.close()
