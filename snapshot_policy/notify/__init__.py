@@ -16,11 +16,17 @@ from snapshot_policy.backoff import Backoff
 from snapshot_policy.redaction import mask_fields, redact
 from snapshot_policy.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import messages, telegram, webhook
-from snapshot_policy.notify.messages import SUCCESS, Event
+from snapshot_policy.notify.messages import CUT_OFF, SUCCESS, Event
 
-__all__ = ["Event", "deliver"]
+__all__ = ["CUT_OFF", "Event", "deliver", "time_allowed"]
 
 log = logging.getLogger(__name__)
+
+# A run's notifications together take at most this long (`time_allowed`): the run holds its
+# lock meanwhile, and its snapshots are already made. Five minutes keeps an hourly schedule's
+# next run well clear; one minute covers a channel with the defaults (4 tries of 10 s, waits
+# of 2, 4 and 8 s).
+SHORTEST_TIME, LONGEST_TIME = 60.0, 300.0
 
 Outcome = tuple[int, str | None]  # requests made, and the last error or None
 
@@ -31,6 +37,7 @@ def deliver(
     clock: Clock,
     secrets: Iterable[str] = (),
     sleep: Callable[[float], object] = asyncio.sleep,
+    total_time: float | None = None,
 ) -> list[Delivery]:
     """Send each event to each of its channels and return one Delivery per message, in order.
 
@@ -49,12 +56,17 @@ def deliver(
     retries and paces messages: awaited when it returns an awaitable (`asyncio.sleep`), else
     taken as done when it returns (a test's recorder). Log lines come in the order above,
     once all is sent.
+
+    Each attempt ends at its channel's `timeout`, connect to last byte, and all the messages
+    together end at `total_time` seconds (default `time_allowed(their channels)`): a message
+    still under way then, or not begun, fails with the error CUT_OFF.
     """
     secrets = tuple(secrets)
     jobs = _jobs([(mask_fields(event, secrets), channels) for event, channels in routes])
     outcomes: list[Outcome | None] = [None] * len(jobs)
     if jobs:
-        sending = _send_all(jobs, outcomes, telegram_base_url, clock, sleep)
+        seconds = time_allowed(job.channel for job in jobs) if total_time is None else total_time
+        sending = _send_all(jobs, outcomes, telegram_base_url, clock, sleep, seconds)
         try:
             with telegram.quiet():
                 asyncio.run(sending)
@@ -96,30 +108,46 @@ def _jobs(routes: Sequence[tuple[Event, Sequence[Channel]]]) -> list[_Job]:
     return jobs + [_Job(channel, tuple(events)) for channel, events in summaries.items()]
 
 
+def time_allowed(channels: Iterable[Channel]) -> float:
+    """How long a run's messages to `channels` may take together: as long as the slowest channel's
+    own schedule for one message (every try taking its whole timeout, and the backoff's waits
+    between them; a receiver's advised waits are not foreseen), within SHORTEST_TIME and
+    LONGEST_TIME."""
+    longest = max(
+        (c.timeout * (c.retries + 1) + sum(c.base_delay * 2**n for n in range(c.retries)) for c in channels),
+        default=0.0,
+    )
+    return min(LONGEST_TIME, max(SHORTEST_TIME, longest))
+
+
 async def _send_all(
-    jobs: list[_Job], outcomes: list[Outcome | None], base_url: str, clock: Clock, sleep: Callable[[float], object]
+    jobs: list[_Job], outcomes: list[Outcome | None], base_url: str, clock: Clock, sleep: Callable[[float], object], seconds: float
 ) -> None:
-    """Send every job, each queue in order and the queues concurrently, into `outcomes[i]`."""
+    """Send every job, each queue in order and the queues concurrently, into `outcomes[i]`,
+    each cut off `seconds` from now."""
     queues: dict[tuple[str, ...], list[int]] = {}
     for index, job in enumerate(jobs):
         queues.setdefault(job.queue, []).append(index)
+    deadline = asyncio.get_running_loop().time() + seconds
     async with telegram.Telegram(base_url, sleep) as bots, webhook.Webhooks() as hooks:
 
         async def drain(indices: list[int]) -> None:
             for index in indices:
-                outcomes[index] = await _send_one(jobs[index], bots, hooks, clock, sleep)
+                outcomes[index] = await _send_one(jobs[index], bots, hooks, clock, sleep, deadline)
 
         await asyncio.gather(*(drain(indices) for indices in queues.values()))
 
 
 async def _send_one(
-    job: _Job, bots: telegram.Telegram, hooks: webhook.Webhooks, clock: Clock, sleep: Callable[[float], object]
+    job: _Job, bots: telegram.Telegram, hooks: webhook.Webhooks, clock: Clock, sleep: Callable[[float], object], deadline: float
 ) -> Outcome:
     channel = job.channel
+    if asyncio.get_running_loop().time() >= deadline:  # not begun in time: nothing is sent
+        return 0, CUT_OFF
     try:
         if isinstance(channel, TelegramChannel):
-            return await _send_telegram(bots, channel, list(job.events), sleep)
-        return await _post_webhook(hooks, channel, job.events[0], clock, sleep)
+            return await _send_telegram(bots, channel, list(job.events), sleep, deadline)
+        return await _post_webhook(hooks, channel, job.events[0], clock, sleep, deadline)
     except Exception as exc:  # a bug in a notifier must not end the run
         return 0, f"{type(exc).__name__}: {exc}"
 
@@ -139,7 +167,7 @@ def _record(job: _Job, outcome: Outcome, secrets: tuple[str, ...]) -> Delivery:
 
 
 async def _send_telegram(
-    bots: telegram.Telegram, channel: TelegramChannel, events: list[Event], sleep: Callable[[float], object]
+    bots: telegram.Telegram, channel: TelegramChannel, events: list[Event], sleep: Callable[[float], object], deadline: float
 ) -> Outcome:
     if channel.summary:
         (text, parse_mode), plain = messages.summary_text(events), messages.summary_plain_text(events)
@@ -149,18 +177,18 @@ async def _send_telegram(
         (text, parse_mode), plain = messages.telegram_text(event, template), messages.plain_text(event, template)
     return await bots.send(
         channel.bot_token, channel.chat_id, text, parse_mode, plain, timeout=channel.timeout,
-        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), deadline=deadline,
     )
 
 
 async def _post_webhook(
-    hooks: webhook.Webhooks, channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], object]
+    hooks: webhook.Webhooks, channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], object], deadline: float
 ) -> Outcome:
     template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
     return await hooks.post(
         channel.url, messages.webhook_payload(event, template),
         secret=channel.secret, headers=channel.headers, timeout=channel.timeout,
-        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), clock=clock,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), clock=clock, deadline=deadline,
     )
 
 

@@ -28,6 +28,8 @@ PARSE_MODE = "Markdown"
 TELEGRAM_LIMIT = 4096
 # A provider's error can be long (a whole response body); the message must still fit.
 ERROR_LIMIT, SUMMARY_ERROR_LIMIT = 1000, 200
+# The error of a delivery still under way, or not begun, when a run's notifications ran out of time.
+CUT_OFF = "cut off: the run's time for notifications ran out"
 
 _FORMATTER = string.Formatter()
 _MARKDOWN_SPECIAL = re.compile(r"[_*`\[]")

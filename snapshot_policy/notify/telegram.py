@@ -25,12 +25,13 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from telegram import Bot
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from snapshot_policy import transport
 from snapshot_policy.backoff import Backoff, WaitRefused, pause
+from snapshot_policy.notify.messages import CUT_OFF
 
 POOL = 8  # connections, and requests in flight at once
 BOT_PER_SECOND = 30  # messages a second per bot
@@ -67,7 +68,8 @@ class Telegram:
             await self._request.shutdown()
 
     async def send(
-        self, token: str, chat_id: str, text: str, parse_mode: str | None, plain: str, *, timeout: float, backoff: Backoff
+        self, token: str, chat_id: str, text: str, parse_mode: str | None, plain: str, *,
+        timeout: float, backoff: Backoff, deadline: float | None = None,
     ) -> tuple[int, str | None]:
         """Send `text` to `chat_id`; return (requests made, None) or (requests made, last error).
 
@@ -76,13 +78,15 @@ class Telegram:
         `retry_after` is the advised wait (refused, ending the delivery, when the policy finds
         it too long). When Telegram "can't parse entities", `plain` is sent at once without a
         parse mode, and from then on (not counted as a retry). Other refusals (bad request,
-        forbidden, invalid token) are final. `timeout` applies to each request. A base URL
-        that `transport` refuses is not contacted: (0, why). Messages to one chat must be sent
-        one after another (the pacing of a chat assumes it).
+        forbidden, invalid token) are final. `timeout` bounds each request whole, connect to
+        last byte (PTB's timeouts bound each read, which a server answering a byte at a time
+        never exceeds). At `deadline` (the event loop's time) the message is cut off, whatever
+        it is doing, pacing included: (requests made, CUT_OFF). A base URL that `transport`
+        refuses is not contacted: (0, why). Messages to one chat must be sent one after
+        another (the pacing of a chat assumes it).
         """
         if self.refused is not None:
             return 0, self.refused
-        await self._pace(token, chat_id)
         requests = 0
         message = (text, parse_mode)
 
@@ -100,7 +104,11 @@ class Telegram:
                 await self._post(bot, chat_id, *message, timeout)
 
         try:
-            await backoff.run_async(attempt, retryable=_retryable, advised=_advised_wait)
+            async with asyncio.timeout_at(deadline):
+                await self._pace(token, chat_id)
+                await backoff.run_async(attempt, retryable=_retryable, advised=_advised_wait)
+        except TimeoutError:
+            return requests, CUT_OFF
         except WaitRefused as too_long:
             return requests, f"{_describe(too_long.error)}; not waiting {too_long.wait:g} s"
         except TelegramError as error:  # Forbidden, InvalidToken, ChatMigrated, or the last failure
@@ -116,10 +124,14 @@ class Telegram:
 
     async def _post(self, bot: Bot, chat_id: str, text: str, parse_mode: str | None, timeout: float) -> None:
         async with self._in_flight:
-            await bot.send_message(
-                chat_id, text, parse_mode=parse_mode,
-                read_timeout=timeout, write_timeout=timeout, connect_timeout=timeout, pool_timeout=timeout,
-            )
+            try:
+                async with asyncio.timeout(timeout):
+                    await bot.send_message(
+                        chat_id, text, parse_mode=parse_mode,
+                        read_timeout=timeout, write_timeout=timeout, connect_timeout=timeout, pool_timeout=timeout,
+                    )
+            except TimeoutError:
+                raise TimedOut(f"no complete answer within {timeout:g}s") from None
 
     async def _pace(self, token: str, chat_id: str) -> None:
         """Wait until one more message from bot `token` to `chat_id` keeps to the limits, and count it."""

@@ -64,6 +64,7 @@ import httpx
 from snapshot_policy import transport
 from snapshot_policy.backoff import Backoff, WaitRefused
 from snapshot_policy.model import Clock
+from snapshot_policy.notify.messages import CUT_OFF
 
 POOL = 8  # connections, and requests in flight at once
 
@@ -97,6 +98,7 @@ class Webhooks:
         timeout: float,
         backoff: Backoff,
         clock: Clock,
+        deadline: float | None = None,
     ) -> tuple[int, str | None]:
         """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
 
@@ -104,7 +106,10 @@ class Webhooks:
         carries the same new event id. Retried through `backoff` on connection errors, timeouts,
         429 and 5xx, where a 429's `Retry-After` in seconds is the advised wait (refused, ending
         the delivery, when the policy finds it too long). Other answers of 300 and above are
-        final. `timeout` applies to each request; `clock` dates each signed attempt.
+        final. `timeout` bounds each attempt whole, connect to last byte (httpx's timeouts would
+        bound each read, which a receiver answering a byte at a time never exceeds); `clock`
+        dates each signed attempt. At `deadline` (the event loop's time) the delivery is cut
+        off, whatever it is doing: (requests made, CUT_OFF).
         """
         refused = transport.url_problem(url, transport.WEBHOOK)
         if refused is not None:
@@ -120,19 +125,33 @@ class Webhooks:
             nonlocal requests
             requests += 1
             async with self._in_flight:
-                response = await client.post(
-                    url, content=body, headers=_headers(headers, body, event_id, secret, clock), timeout=timeout
-                )
+                try:
+                    async with asyncio.timeout(timeout):  # httpx's own would bound each read, not the attempt
+                        response = await client.post(
+                            url, content=body, headers=_headers(headers, body, event_id, secret, clock), timeout=None
+                        )
+                except TimeoutError:
+                    raise _TooSlow(timeout) from None
             if not response.is_success:
                 raise _Unsuccessful(response)
 
         try:
-            await backoff.run_async(attempt, retryable=_retryable, advised=_advised_wait)
+            async with asyncio.timeout_at(deadline):
+                await backoff.run_async(attempt, retryable=_retryable, advised=_advised_wait)
+        except TimeoutError:
+            return requests, CUT_OFF
         except WaitRefused as too_long:
             return requests, f"{_describe(too_long.error)}; not waiting {too_long.wait:g} s"
-        except (httpx.TransportError, _Unsuccessful) as error:  # TransportError: connection refused or dropped, timeouts
+        except (httpx.TransportError, _Unsuccessful, _TooSlow) as error:  # TransportError: connection refused or dropped
             return requests, _describe(error)
         return requests, None
+
+
+class _TooSlow(Exception):
+    """An attempt that had no complete answer within the channel's timeout."""
+
+    def __init__(self, timeout: float):
+        super().__init__(f"no complete answer within {timeout:g}s")
 
 
 class _Unsuccessful(Exception):
@@ -147,7 +166,7 @@ class _Unsuccessful(Exception):
 def _retryable(error: Exception) -> bool:
     if isinstance(error, _Unsuccessful):
         return error.status == 429 or error.status >= 500
-    return isinstance(error, httpx.TransportError)
+    return isinstance(error, (httpx.TransportError, _TooSlow))
 
 
 def _advised_wait(error: Exception) -> float | None:
@@ -155,10 +174,9 @@ def _advised_wait(error: Exception) -> float | None:
 
 
 def _describe(error: BaseException) -> str:
-    if isinstance(error, _Unsuccessful):
+    if isinstance(error, (_Unsuccessful, _TooSlow)):
         return str(error)
-    # httpx's async timeouts carry no message (its sync ones say "timed out")
-    detail = str(error) or ("timed out" if isinstance(error, httpx.TimeoutException) else "")
+    detail = str(error)
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
 
 
