@@ -105,7 +105,7 @@ def apply(
     report = executor.apply(plan, failures)
     _remember(state, report, observation if whole else None, now)
     deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), clock, loaded.secrets)
-    report = replace(report, deliveries=tuple(deliveries))
+    report = replace(report, deliveries=tuple(deliveries), finished=clock())  # the summary's time is the whole run's
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
     try:

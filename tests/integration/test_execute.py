@@ -437,7 +437,7 @@ RECORD = 'echo "$0 $SNAPSHOT_POLICY_TARGET $SNAPSHOT_POLICY_SERVER_ID $SNAPSHOT_
 def hooked(target: Target, before: str | None = RECORD, after: str | None = RECORD, timeout: float = 10) -> Target:
     """`target` with shell hooks that append a line per run to $HOOK_LOG ($0 names the hook)."""
     script = lambda body, name: ("sh", "-c", body, name) if body else None  # noqa: E731
-    return replace(target, hooks=Hooks(before=script(before, "before"), after=script(after, "after"), timeout=timeout))
+    return replace(target, hooks=Hooks(before=script(before, "before"), after=script(after, "after"), timeout=timeout, env=("HOOK_LOG",)))
 
 
 @pytest.fixture
@@ -508,7 +508,7 @@ def test_hooks_do_not_run_when_no_snapshot_is_due(cloud, providers, journal, clo
 
 def test_a_hook_runs_without_a_shell_unless_asked(cloud, providers, journal, clock, tmp_path, hook_log):
     """An argv list is not parsed by a shell: `$HOOK_LOG` and `;` reach the program as written."""
-    target = replace(APP, hooks=Hooks(before=(sys.executable, "-c", "import sys, os; open(os.environ['HOOK_LOG'], 'a').write(repr(sys.argv[1:]) + chr(10))", "$HOOK_LOG; rm -rf /")))
+    target = replace(APP, hooks=Hooks(before=(sys.executable, "-c", "import sys, os; open(os.environ['HOOK_LOG'], 'a').write(repr(sys.argv[1:]) + chr(10))", "$HOOK_LOG; rm -rf /"), env=("HOOK_LOG",)))
     plan = plan_for(providers, clock, target)
     (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
     assert outcome.ok and ran(hook_log) == ["['$HOOK_LOG; rm -rf /']"]
