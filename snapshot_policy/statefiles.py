@@ -191,7 +191,7 @@ def check_files(
         identity = _identity(path)
         for config, known in configs:
             if _same(identity, known):
-                raise StateFileError(name, path, f"it is the configuration file {config}; give {name} another file")
+                raise StateFileError(name, path, f"it is the configuration file {config}; choose another path")
         for other, known in seen:
             if _same(identity, known):
                 raise StateFileError(name, path, f"{other} names the same file; give {other} and {name} a file each")
@@ -203,13 +203,13 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
     """What `check_files` asks of one file on its own."""
     try:
         status: os.stat_result | None = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a folder on the way is missing or a file: see below
         status = None
     except OSError as error:
         raise _refusal(name, path, error) from None
     if status is not None:
         if stat.S_ISDIR(status.st_mode):
-            raise StateFileError(name, path, f"it is a folder; remove it or give {name} a file name")
+            raise StateFileError(name, path, "it is a folder, not a file; remove it or choose another path")
         _check_file(status, name, path)
     if not writable:
         return
@@ -217,12 +217,12 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
     while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent  # the nearest folder that exists: the rest can be made in it
     if not folder.is_dir():
-        raise StateFileError(name, path, f"{folder} is not a folder, so none can be made in it; give {name} a path in a folder")
+        raise StateFileError(name, path, f"{folder} is not a folder, so the file cannot be made in it; choose another path")
     me = _user(os.geteuid())
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StateFileError(name, path, f"user {me} may not write its folder {folder}; give {name} a folder it may write, or change the folder's permissions")
+        raise StateFileError(name, path, f"user {me} may not write in {folder}; choose a folder it may write or change that folder's permissions")
     if status is not None and not os.access(path, os.W_OK):
-        raise StateFileError(name, path, f"user {me} may not write it; give {name} a file it may write, or change the file's permissions")
+        raise StateFileError(name, path, f"user {me} may not write it; choose another path or change the file's permissions")
 
 
 Identity = tuple[Path, tuple[int, int] | None]
@@ -236,7 +236,10 @@ def _identity(path: str | os.PathLike[str]) -> Identity:
         inode = None
     else:
         inode = (status.st_dev, status.st_ino)
-    return Path(path).resolve(), inode
+    try:
+        return Path(path).resolve(), inode
+    except (OSError, RuntimeError):  # a loop of links: a write would refuse it anyway
+        return Path(os.path.abspath(path)), inode
 
 
 def _same(one: Identity, other: Identity) -> bool:
