@@ -83,7 +83,7 @@ def test_apply_refuses_a_link_where_a_state_file_belongs_and_changes_nothing(wha
     link.symlink_to(victim)
     assert main(APPLY, clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"cannot use {what} {FILES[what]}: it is a symbolic link" in err
+    assert err.startswith("cannot use ") and f" {FILES[what]}: it is a symbolic link" in err  # by its name or its setting's
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert victim.read_text() == PRECIOUS
     assert not [r for r in sandbox.requests() if r["method"] in ("POST", "DELETE")]
@@ -94,7 +94,7 @@ def test_plan_refuses_to_save_through_a_link(folder, victim, sandbox, capsys, cl
     link.symlink_to(victim)
     assert main(["plan", "--policy", "policy.yaml", "--out", str(link)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"cannot use plan file {link}: it is a symbolic link" in err and "Traceback" not in err
+    assert err.startswith("cannot use ") and f" {link}: it is a symbolic link" in err and "Traceback" not in err
     assert victim.read_text() == PRECIOUS
 
 
@@ -114,8 +114,10 @@ def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(folder, victim, 
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     state.unlink()
     state.symlink_to(victim)
+    capsys.readouterr()
     assert main(APPLY, clock=clock) == 1
-    assert f"cannot use run state {Path('run') / state.name}: it is a symbolic link" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("cannot use ") and f" {Path('run') / state.name}: it is a symbolic link" in err
     assert victim.read_text() == PRECIOUS
 
 
@@ -153,7 +155,7 @@ def test_a_planted_journal_naming_a_manual_snapshot_is_refused_before_any_change
     for command in (["plan", "--policy", "policy.yaml"], APPLY):
         assert main(command, clock=clock) == 1
         err = capsys.readouterr().err
-        assert f"cannot use journal {FILES['journal']}: {PLANTED[how][2]}" in err, err
+        assert err.startswith("cannot use ") and f" {FILES['journal']}: {PLANTED[how][2]}" in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not [r for r in sandbox.requests() if r["method"] not in ("GET", "HEAD")]
     assert "web-1-before-upgrade" in snapshot_names(sandbox, 3164444)
@@ -168,7 +170,7 @@ def test_apply_refuses_a_state_file_someone_else_may_have_written_and_changes_no
     plant(folder / name, "{}\n", how)
     assert main(APPLY, clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"cannot use {what} {Path(name)}: {PLANTED[how][2]}" in err, err
+    assert err.startswith("cannot use ") and f" {Path(name)}: {PLANTED[how][2]}" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not [r for r in sandbox.requests() if r["method"] not in ("GET", "HEAD")]
     assert (folder / name).read_text() == "{}\n"
