@@ -21,10 +21,12 @@ belongs would make the tool overwrite whatever the link points to. Therefore:
 - the text is masked on its way out (`redaction.mask_secrets`), like everything else the tool emits.
 
 Folders on the way are created as needed and may be links: only the file's own name is
-guarded, as for ssh's files. `check_files` refuses, before a run changes anything, paths that
-name one file twice, a configuration file, a folder, or a place that cannot be written. Hard links are left to the kernel (`fs.protected_hardlinks`
+guarded, as for ssh's files. Hard links are left to the kernel (`fs.protected_hardlinks`
 keeps others from linking files they cannot write); refusing them would stop the snapshots
 of a host whose backup tool hard-links its logs.
+
+`check_files` refuses, before a run changes anything, state paths that name one file twice
+or a configuration file, a folder, or a place that cannot be written.
 """
 
 from __future__ import annotations
