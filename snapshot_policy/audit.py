@@ -20,8 +20,9 @@ from snapshot_policy.model import Snapshot, Target
 
 class AuditLog:
     def __init__(self, path: str | Path, fingerprint: str):
-        """Raise UnsafeStateFile if a symbolic link or anything but a regular file stands at
-        `path`, so a run refuses before it changes anything rather than lose its record."""
+        """Raise UnsafeStateFile if a symbolic link, or a file of another user or writable by
+        others, stands at `path`, so a run refuses before it changes anything rather than lose
+        its record or add to a forged one."""
         self._path = Path(path)
         self._fingerprint = fingerprint
         self._lock = threading.Lock()

@@ -111,7 +111,8 @@ def _rotating_file(path: str, max_bytes: int, backup_count: int) -> RotatingFile
 
 
 class _StateFileHandler(RotatingFileHandler):
-    """A rotating log that is never opened through a symbolic link and is created 0640.
+    """A rotating log that is never opened through a symbolic link, never appended to when
+    another user owns it or others may write it (they could forge its lines), and is created 0640.
 
     Rotation renames files, which moves a link rather than following it; each new file is
     opened as the first one was.

@@ -36,7 +36,8 @@ def run_lock(path: str) -> Iterator[None]:
     Raise LockHeld if another open of the file holds it: another process, or a second
     `run_lock` on the same path in this process (flock locks belong to the open file, not to the
     process). Raise OSError naming `path` if the file or its folder cannot be created or locked,
-    and StateFileError (an OSError) if `path` is a symbolic link or not a regular file.
+    and StateFileError (an OSError) if `path` is a symbolic link, not a regular file, another
+    user's or writable by others.
     """
     fd = _open(path)
     try:

@@ -48,8 +48,8 @@ class RunState:
         statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
 
     def _read(self) -> dict:
-        """Raise UnsafeStateFile if a link stands where the file belongs: saving would refuse it
-        only after the run."""
+        """Raise UnsafeStateFile if the file is a link, another user's or writable by others:
+        its records could be someone else's, and saving would refuse it only after the run."""
         try:
             document = json.loads(statefiles.read_text(self._path, "run state"))
         except statefiles.UnsafeStateFile:

@@ -6,12 +6,18 @@ by its group too; the metrics textfile, which node_exporter reads and which hold
 all); a symbolic link where any of them belongs makes the command exit 1
 with one line naming the file, no traceback, the link's target untouched, and (for apply)
 nothing changed in the cloud; links at the temporary names the journal and metrics file used
-to write are never followed.
+to write are never followed; a state file another user owns or others may write (issue 19,
+item 2: a journal planted in a shared folder naming a manual snapshot as a pending start)
+makes plan and apply exit 1 naming the file and the fix, before anything changes.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
 import stat
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -77,7 +83,7 @@ def test_apply_refuses_a_link_where_a_state_file_belongs_and_changes_nothing(wha
     link.symlink_to(victim)
     assert main(APPLY, clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"cannot use {what} {FILES[what]}: it is a symbolic link" in err
+    assert err.startswith("cannot use ") and f" {FILES[what]}: it is a symbolic link" in err  # by its name or its setting's
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert victim.read_text() == PRECIOUS
     assert not [r for r in sandbox.requests() if r["method"] in ("POST", "DELETE")]
@@ -88,7 +94,7 @@ def test_plan_refuses_to_save_through_a_link(folder, victim, sandbox, capsys, cl
     link.symlink_to(victim)
     assert main(["plan", "--policy", "policy.yaml", "--out", str(link)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"cannot use plan file {link}: it is a symbolic link" in err and "Traceback" not in err
+    assert err.startswith("cannot use ") and f" {link}: it is a symbolic link" in err and "Traceback" not in err
     assert victim.read_text() == PRECIOUS
 
 
@@ -108,6 +114,69 @@ def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(folder, victim, 
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
     state.unlink()
     state.symlink_to(victim)
+    capsys.readouterr()
     assert main(APPLY, clock=clock) == 1
-    assert f"cannot use run state {Path('run') / state.name}: it is a symbolic link" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("cannot use ") and f" {Path('run') / state.name}: it is a symbolic link" in err
     assert victim.read_text() == PRECIOUS
+
+
+# -- files someone else may have written (issue 19, item 2) --
+
+NOBODY = 65534
+try:
+    NOBODY_NAME = pwd.getpwuid(NOBODY).pw_name
+except KeyError:
+    NOBODY_NAME = str(NOBODY)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+PLANTED = {  # how another local user's file looks, and what the refusal says
+    "another user's": (NOBODY, 0o600, f"it belongs to user {NOBODY_NAME}, not to user root, who runs snapshot-policy"),
+    "writable by others": (0, 0o666, "others may write it (mode 0666); run `chmod go-w"),
+}
+
+
+def plant(path: Path, text: str, how: str) -> None:
+    owner, mode, _ = PLANTED[how]
+    path.write_text(text)
+    os.chown(path, owner, owner)
+    path.chmod(mode)
+
+
+def snapshot_names(sandbox, server_id: int) -> set[str]:
+    return {s["name"] for s in sandbox.dump_state()["snapshots"] if s.get("server_id") == server_id}
+
+
+@needs_root
+@pytest.mark.parametrize("how", PLANTED)
+def test_a_planted_journal_naming_a_manual_snapshot_is_refused_before_any_change(how, folder, sandbox, capsys, clock):
+    journal = folder / FILES["journal"]
+    pending = [{"account": "do", "server_id": "3164444", "name": "web-1-before-upgrade", "started": (clock() - timedelta(minutes=5)).isoformat()}]
+    plant(journal, json.dumps(pending), how)
+    for command in (["plan", "--policy", "policy.yaml"], APPLY):
+        assert main(command, clock=clock) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("cannot use ") and f" {FILES['journal']}: {PLANTED[how][2]}" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not [r for r in sandbox.requests() if r["method"] not in ("GET", "HEAD")]
+    assert "web-1-before-upgrade" in snapshot_names(sandbox, 3164444)
+    assert json.loads(journal.read_text()) == pending
+
+
+@needs_root
+@pytest.mark.parametrize("how", PLANTED)
+@pytest.mark.parametrize("what", ["lock file", "log file", "audit log", "run state", "run report", "metrics file"])
+def test_apply_refuses_a_state_file_someone_else_may_have_written_and_changes_nothing(what, how, folder, sandbox, capsys, clock):
+    name = FILES.get(what, "run/snapshot-policy.state.json")
+    plant(folder / name, "{}\n", how)
+    assert main(APPLY, clock=clock) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cannot use ") and f" {Path(name)}: {PLANTED[how][2]}" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not [r for r in sandbox.requests() if r["method"] not in ("GET", "HEAD")]
+    assert (folder / name).read_text() == "{}\n"
+
+
+def test_files_the_tool_made_itself_are_trusted_run_after_run(folder, sandbox, capsys, clock):
+    assert main(APPLY, clock=clock) == 0
+    clock.advance(days=1)
+    assert main(APPLY, clock=clock) == 0, capsys.readouterr().err

@@ -2,15 +2,20 @@
 
 Proves: each record is one JSON line naming time (the `when` given, never the clock),
 event, target, provider, account, server, snapshot, reason and plan fingerprint; later
-logs on the same file append; the folder is created; records from many threads stay whole.
+logs on the same file append; the folder is created; records from many threads stay whole;
+a line that cannot be written raises StateFileError, so the caller can fail the run; a file
+others may write is refused before the run.
 """
 
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta, timezone
 
+import pytest
+
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.model import RetentionPolicy, Snapshot, Target
+from snapshot_policy.statefiles import StateFileError, UnsafeStateFile
 from tests.factories import snap, utc
 
 FINGERPRINT = "sha256:" + "ab" * 32
@@ -75,3 +80,20 @@ def test_audit_log_keeps_lines_whole_when_threads_record_at_once(tmp_path):
     written = lines(path)  # a torn or interleaved line would not parse
     assert sorted(e["snapshot_id"] for e in written) == sorted(f"{w}-{n}" for w in range(8) for n in range(25))
     assert all(e["reason"] == reason for e in written)
+
+
+def test_audit_log_that_cannot_be_written_raises_for_the_caller_to_fail_the_run(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, FINGERPRINT)
+    path.mkdir()  # became a folder after the run started
+    with pytest.raises(StateFileError, match=f"^cannot use audit log {path}: "):
+        log.record("deleted", TARGET, snap(utc(2025, 1, 1)), "no rule keeps it", utc(2025, 1, 1))
+
+
+def test_audit_log_others_may_write_is_refused_before_the_run_and_left_alone(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    path.write_text('{"event": "forged"}\n')
+    path.chmod(0o646)
+    with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0646\); run `chmod go-w"):
+        AuditLog(path, FINGERPRINT)
+    assert path.read_text() == '{"event": "forged"}\n'

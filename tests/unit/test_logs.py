@@ -407,3 +407,23 @@ def test_setup_logging_rotation_never_opens_a_new_log_through_a_link(tmp_path, c
         log.info("line %d of a log that outgrows its file", number)
     assert victim.read_text() == "precious\n"
     assert "it is a symbolic link" in capsys.readouterr().err  # logging reports its handler's error
+
+
+def test_setup_logging_refuses_a_log_file_others_may_write(tmp_path):
+    path = tmp_path / "logs" / "snapshots.log"
+    path.parent.mkdir()
+    path.write_text("forged line\n")
+    path.chmod(0o662)
+    with pytest.raises(OSError, match=rf"^cannot use log file {path}: others may write it \(mode 0662\); run `chmod go-w") as raised:
+        setup_logging(str(path), 1_000_000, 3, "INFO", False, ())
+    assert "\n" not in str(raised.value)
+    assert path.read_text() == "forged line\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_setup_logging_refuses_a_log_file_of_another_user(tmp_path):
+    path = tmp_path / "snapshots.log"
+    path.write_text("forged line\n")
+    os.chown(path, 65534, 65534)
+    with pytest.raises(OSError, match=f"^cannot use log file {path}: it belongs to user .*, not to user root"):
+        setup_logging(str(path), 1_000_000, 3, "INFO", False, ())

@@ -166,3 +166,23 @@ def test_run_lock_refuses_a_fifo_without_waiting_for_a_reader(tmp_path):
     with pytest.raises(OSError, match=f"^cannot use lock file {path}: it is not a regular file"):
         with run_lock(str(path)):
             pytest.fail("the block must not run on a fifo")
+
+
+def test_run_lock_refuses_a_lock_file_others_may_write_and_leaves_it_alone(tmp_path):
+    path = tmp_path / "snapshots.lock"
+    path.write_text("precious settings\n")
+    path.chmod(0o666)
+    with pytest.raises(OSError, match=rf"^cannot use lock file {path}: others may write it \(mode 0666\); run `chmod go-w"), run_lock(str(path)):
+        pytest.fail("the block must not run on a file others may write")
+    assert path.read_text() == "precious settings\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_run_lock_refuses_a_lock_file_of_another_user(tmp_path):
+    path = tmp_path / "snapshots.lock"
+    path.write_text("precious settings\n")
+    os.chown(path, 65534, 65534)
+    path.chmod(0o600)
+    with pytest.raises(OSError, match=f"^cannot use lock file {path}: it belongs to user .*, not to user root"), run_lock(str(path)):
+        pytest.fail("the block must not run on another user's file")
+    assert path.read_text() == "precious settings\n"

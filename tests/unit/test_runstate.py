@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from snapshot_policy.runstate import RunState
+from snapshot_policy.statefiles import StateFileError, UnsafeStateFile
 from tests.factories import utc
 
 NOW = utc(2026, 11, 26, 3)
@@ -47,3 +48,20 @@ def test_run_state_forgets_records_older_than_it_keeps(tmp_path):
     state.record_made("hz", "1", NOW)
     state.save()
     assert RunState(path, NOW + timedelta(days=401)).last_made == {}
+
+
+def test_run_state_that_cannot_be_saved_raises_for_the_caller_to_fail_the_run(tmp_path):
+    path = tmp_path / "s.json"
+    path.mkdir()  # a folder where the file belongs
+    state = RunState(path, NOW)
+    state.record_made("hz", "1", NOW)
+    with pytest.raises(StateFileError, match=f"^cannot use run state {path}: "):
+        state.save()
+
+
+def test_run_state_others_may_write_is_refused_not_read_as_empty(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"last_made": [["hz", "1", "2026-11-26T03:00:00+00:00"]]}')
+    path.chmod(0o666)
+    with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0666\)"):
+        RunState(path, NOW)

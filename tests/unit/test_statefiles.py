@@ -4,13 +4,17 @@ Proves: a file replaced whole is written to a fresh, exclusively created tempora
 renamed, leaving no spare and the old file whole if killed; files are created 0600 (or the
 mode asked for); a symbolic link where a state file belongs is refused with a one-line
 message naming the file, and its target is never written, created or truncated —
-also through the fixed temporary names the journal and the metrics file used to take; what
-is written is masked. The journal, audit log, metrics file and run report use these rules.
+also through the fixed temporary names the journal and the metrics file used to take; an
+existing file of another user, or one group or others may write, is refused by every reader
+and writer with the fix (`chown`, `chmod go-w`, remove it), while the user's own and root's
+files, readable by others or not, are used; what is written is masked. The journal, run
+state, audit log, metrics file and run report use these rules.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from datetime import timedelta
 
@@ -19,10 +23,20 @@ import pytest
 from snapshot_policy import statefiles
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.journal import Journal
-from snapshot_policy.redaction import hide, redacted_output
 from snapshot_policy.model import RunReport
 from snapshot_policy.monitor import write_metrics, write_report
-from snapshot_policy.statefiles import StateFileError, UnsafeStateFile, append_text, read_text, refuse_unsafe, write_atomic
+from snapshot_policy.redaction import hide, redacted_output
+from snapshot_policy.runstate import RunState
+from snapshot_policy.statefiles import (
+    StateFileError,
+    UnsafeStateFile,
+    append_text,
+    open_append,
+    open_fd,
+    read_text,
+    refuse_unsafe,
+    write_atomic,
+)
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3)
@@ -200,3 +214,95 @@ def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(tmp_path,
     write(tmp_path / "real.out")
     assert victim.read_text() == PRECIOUS
     assert mode(tmp_path / "real.out") == expected_mode
+
+
+# -- files someone else may have written (issue 19, item 2) --
+
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+
+
+def user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+PLANTED = {  # (owner, mode, what the refusal says); owner None: the user running the test
+    "another user's": pytest.param(NOBODY, 0o600, f"it belongs to user {user(NOBODY)}, not to user {user(os.geteuid())}, who runs snapshot-policy, so another user may have put it there; remove it, or if it is yours, run `chown {user(os.geteuid())} {{path}}`", marks=needs_root),
+    "group-writable": pytest.param(None, 0o620, "others may write it (mode 0620); run `chmod go-w {path}`, or remove it if you did not make it"),
+    "world-writable": pytest.param(None, 0o602, "others may write it (mode 0602); run `chmod go-w {path}`, or remove it if you did not make it"),
+}
+EVERY_USE = {
+    "read_text": lambda path: read_text(path, "journal"),
+    "append_text": lambda path: append_text(path, "line\n", "journal"),
+    "open_append": lambda path: open_append(path, "journal").close(),
+    "open_fd": lambda path: os.close(open_fd(path, os.O_RDWR | os.O_CREAT, "journal")),
+    "write_atomic": lambda path: write_atomic(path, "[]", "journal"),
+    "refuse_unsafe": lambda path: refuse_unsafe(path, "journal"),
+}
+
+
+def plant(path, owner: int | None, mode: int) -> None:
+    path.write_text(PRECIOUS)
+    if owner is not None:
+        os.chown(path, owner, owner)
+    path.chmod(mode)
+
+
+@pytest.mark.parametrize("use", EVERY_USE.values(), ids=EVERY_USE.keys())
+@pytest.mark.parametrize("owner, mode, says", PLANTED.values(), ids=PLANTED.keys())
+def test_every_reader_and_writer_refuses_a_file_someone_else_may_have_written(tmp_path, use, owner, mode, says):
+    path = tmp_path / "my folder" / "snapshot-policy.journal.json"
+    path.parent.mkdir()
+    plant(path, owner, mode)
+    with pytest.raises(UnsafeStateFile) as raised:
+        use(path)
+    assert str(raised.value) == f"cannot use journal {path}: " + says.format(path=f"'{path}'")
+    assert path.read_text() == PRECIOUS and stat.S_IMODE(path.stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o644, 0o400])
+def test_the_user_s_own_files_are_used_whoever_may_read_them(tmp_path, mode):
+    path = tmp_path / "metrics.prom"
+    plant(path, None, mode)
+    assert read_text(path, "metrics file") == PRECIOUS
+    refuse_unsafe(path, "metrics file")
+
+
+@needs_root
+def test_root_s_files_are_trusted_as_ssh_trusts_them(tmp_path, monkeypatch):
+    path = tmp_path / "snapshot-policy.journal.json"
+    plant(path, 0, 0o644)
+    monkeypatch.setattr(statefiles.os, "geteuid", lambda: 1000)  # a run as an ordinary user
+    assert read_text(path, "journal") == PRECIOUS
+    os.chown(path, 1001, 1001)
+    with pytest.raises(UnsafeStateFile, match=f"it belongs to user {user(1001)}, not to user {user(1000)},"):
+        read_text(path, "journal")
+
+
+@pytest.mark.parametrize("owner, mode, says", PLANTED.values(), ids=PLANTED.keys())
+def test_a_planted_journal_is_refused_not_read_as_empty(tmp_path, owner, mode, says):
+    path = tmp_path / "snapshot-policy.journal.json"
+    plant(path, owner, mode)
+    path.write_text('[{"account": "do", "server_id": "1", "name": "web-1 golden image", "started": "2026-11-26T02:55:00+00:00"}]')
+    with pytest.raises(UnsafeStateFile, match=f"^cannot use journal {path}: "):
+        Journal(path, timedelta(hours=1), now=NOW)
+
+
+@pytest.mark.parametrize("owner, mode, says", PLANTED.values(), ids=PLANTED.keys())
+def test_a_planted_run_state_is_refused_not_read_as_empty(tmp_path, owner, mode, says):
+    path = tmp_path / "snapshot-policy.state.json"
+    plant(path, owner, mode)
+    with pytest.raises(UnsafeStateFile, match=f"^cannot use run state {path}: "):
+        RunState(path, NOW)
+
+
+@pytest.mark.parametrize("owner, mode, says", PLANTED.values(), ids=PLANTED.keys())
+def test_a_planted_audit_log_is_refused_before_the_run(tmp_path, owner, mode, says):
+    path = tmp_path / "audit.jsonl"
+    plant(path, owner, mode)
+    with pytest.raises(UnsafeStateFile, match=f"^cannot use audit log {path}: "):
+        AuditLog(path, "sha256:" + "ab" * 32)
+    assert path.read_text() == PRECIOUS
