@@ -42,7 +42,7 @@ from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
 from snapshot_policy.progress import ApplyProgress
 from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.simulate import Projection, simulate, steady_state
-from snapshot_policy.statefiles import StateFileError, refuse_unsafe, write_atomic
+from snapshot_policy.statefiles import StateFileError, check_files, write_atomic
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -184,6 +184,17 @@ def _show(text: str, styled: bool) -> None:
         click.echo(text, nl=False)
 
 
+def _files_usable(files: dict[str, Path | str | None], loaded: config.LoadedConfig, written: set[str]) -> bool:
+    """Say why, and return False, if the run's files would clash, overwrite a configuration
+    file, or cannot be used (statefiles.check_files); `written` are those this command writes."""
+    try:
+        check_files(files, loaded.files, read_only=set(files) - written)
+    except StateFileError as error:
+        click.echo(str(error), err=True)
+        return False
+    return True
+
+
 @cli.command("plan")
 @selection
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -200,13 +211,15 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose):
-        return EXIT_ERROR
     from snapshot_policy import run
 
+    # Before the log opens (a log_file naming the policy would be appended to) and before
+    # reading every cloud: plan writes its log and --out, and only reads the rest.
+    if not _files_usable(run.state_files(loaded.settings, **{"plan --out": plan_file}), loaded, written={"log_file", "plan --out"}):
+        return EXIT_ERROR
+    if not _start_logging(loaded, verbose):
+        return EXIT_ERROR
     try:
-        if plan_file is not None:
-            refuse_unsafe(plan_file, "plan file")  # before reading every cloud, not after
         plan, failures, _ = run.decide(loaded, whole, _now())
     except StateFileError as error:
         click.echo(str(error), err=True)
@@ -260,14 +273,12 @@ def apply_command(
     if loaded.critical:
         click.echo("Nothing applied: fix the errors above.", err=True)
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose):
+    # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
+    files = run.state_files(settings, **{"--report": report_file, "--metrics-file": metrics_file})
+    written = {"log_file"} if dry_run else set(files)
+    if not _files_usable(files, loaded, written):  # before anything changes, not after the snapshots
         return EXIT_ERROR
-    try:  # refuse a link where a file belongs before anything changes, not after the snapshots
-        for path, what in ((run.audit_path(settings), "audit log"), (metrics_file, "metrics file"), (report_file, "run report")):
-            if path is not None and not dry_run:
-                refuse_unsafe(path, what)
-    except StateFileError as error:
-        click.echo(str(error), err=True)
+    if not _start_logging(loaded, verbose):
         return EXIT_ERROR
     if dry_run:
         plan, failures, _ = run.decide(loaded, whole, _now())

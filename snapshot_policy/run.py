@@ -40,13 +40,34 @@ def connector(settings: RunSettings) -> Callable[[Account], providers.Provider]:
 
 def journal_for(settings: RunSettings, now: datetime) -> Journal:
     """The journal lives beside the lock file; a start older than the creation timeout is no longer running."""
-    path = Path(settings.lock_file).with_suffix(".journal.json")
+    path = journal_path(settings)
     return Journal(path, timedelta(seconds=settings.snapshot_creation_timeout + 600), now)
 
 
 def state_for(settings: RunSettings, now: datetime) -> RunState:
     """The run state lives beside the lock file too."""
-    return RunState(Path(settings.lock_file).with_suffix(".state.json"), now)
+    return RunState(state_path(settings), now)
+
+
+def journal_path(settings: RunSettings) -> Path:
+    return Path(settings.lock_file).with_suffix(".journal.json")
+
+
+def state_path(settings: RunSettings) -> Path:
+    return Path(settings.lock_file).with_suffix(".state.json")
+
+
+def state_files(settings: RunSettings, **options: Path | None) -> dict[str, Path | str | None]:
+    """Every file a run reads or writes besides its configuration, by the setting or option
+    that names it (statefiles.check_files), with `options`' files (`--report`: a path)."""
+    return {
+        "lock_file": Path(settings.lock_file),
+        "the journal beside lock_file": journal_path(settings),
+        "the run state beside lock_file": state_path(settings),
+        "log_file": settings.log_file,
+        "audit_log" if settings.audit_log else "the audit log beside the log file": audit_path(settings),
+        **options,
+    }
 
 
 def decide(

@@ -18,7 +18,6 @@ import pytest
 from snapshot_policy.cli import main
 from tests.e2e.test_state_file_safety import POLICY
 
-pytestmark = pytest.mark.xfail(strict=True, reason="needs statefiles.check_files called by plan and apply in cli.py (issue 19, item 11)")
 
 APPLY = ["apply", "--policy", "policy.yaml"]
 PLAN = ["plan", "--policy", "policy.yaml"]
