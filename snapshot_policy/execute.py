@@ -126,11 +126,14 @@ class Executor:
             run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
         return {id(state.plan): state.outcome() for state in run.targets}
 
-    def record(self, event: str, target: Target, snapshot: Snapshot, reason: str) -> None:
+    def record(self, event: str, state: TargetState, snapshot: Snapshot, reason: str) -> None:
+        """Audit a change. One that cannot be written down fails its target: the change
+        stands, but the trail an operator relies on lacks it."""
         try:
-            self.audit.record(event, target, snapshot, reason, self.now())
-        except OSError as error:  # the change happened; failing to write it down must not undo the run
-            log.error("%s: could not write the audit log: %s", target.name, error)
+            self.audit.record(event, state.target, snapshot, reason, self.now())
+        except OSError as error:
+            log.error("%s: could not write the audit log: %s", state.target.name, error)
+            state.errors.append(f"{event} {snapshot.name} ({snapshot.id}) but could not write the audit log: {error}")
 
 
 @dataclass(eq=False)
@@ -519,7 +522,7 @@ class AccountRun:
         target, create = state.target, state.plan.create
         self.x.journal.marked(target.account, target.server_id, create.snapshot.name)
         log.info("%s: created %s (%s)", state.label, made.name, made.id)
-        self.x.record("created", target, made, create.reason)
+        self.x.record("created", state, made, create.reason)
         state.created = made
         self._create_over(state, "success")
         self._confirmed(state, made)
@@ -579,7 +582,7 @@ class AccountRun:
             state.errors.append(f"unexpected error: {type(error).__name__}: {error}")
         else:
             log.info("%s: deleted %s (%s): %s", state.label, snapshot.name, snapshot.id, action.reason)
-            self.x.record("deleted", target, snapshot, action.reason)
+            self.x.record("deleted", state, snapshot, action.reason)
             self.x.journal.deleted(target.account, target.server_id, snapshot.id)
             state.deleted.append(snapshot)
         self._maybe_finish(state)
@@ -661,16 +664,16 @@ class AccountRun:
                     self._fail(state, str(error))
                     return
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
-                self.x.record("adopted", target, snapshot, snapshot.ownership)
+                self.x.record("adopted", state, snapshot, snapshot.ownership)
             else:
-                self.x.record("created", target, snapshot, "made by an earlier run that could not see it finish")
+                self.x.record("created", state, snapshot, "made by an earlier run that could not see it finish")
             journal.marked(target.account, target.server_id, name)
         present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
         for snapshot_id, (name, reason) in journal.deletions(target.account, target.server_id).items():
             if snapshot_id not in present:
                 gone = Snapshot(snapshot_id, name, self.x.now(), target.server_id, True, "")
                 log.info("%s: %s (%s) was deleted by an earlier run that could not see it done", target.name, name, snapshot_id)
-                self.x.record("deleted", target, gone, f"{reason} (deleted by an interrupted run)")
+                self.x.record("deleted", state, gone, f"{reason} (deleted by an interrupted run)")
             journal.deleted(target.account, target.server_id, snapshot_id)
 
 

@@ -429,6 +429,9 @@ class RunReport:
     failures: tuple[TargetFailure, ...] = ()
     deliveries: tuple[Delivery, ...] = ()
     """Notifications sent (or not) about this run; they never change its exit code."""
+    unwritten: tuple[str, ...] = ()
+    """The tool's own files it could not write after acting (run state, report, metrics):
+    the changes stand, but the run fails so that someone looks."""
 
     @property
     def exit_code(self) -> int:
@@ -438,7 +441,7 @@ class RunReport:
         partial = sum(o.partial and not o.ok for o in self.outcomes)
         failed = len(self.outcomes) - succeeded - partial + len(self.failures)
         if not failed and not partial:
-            return EXIT_OK
+            return EXIT_SOME_FAILED if self.unwritten else EXIT_OK
         return EXIT_ALL_FAILED if not succeeded and not partial else EXIT_SOME_FAILED
 
     def summary(self) -> str:
@@ -449,7 +452,8 @@ class RunReport:
         line = f"snapshot-policy apply: {len(self.outcomes) + len(self.failures)} target(s), {made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
         line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
         undelivered = sum(not d.ok for d in self.deliveries)
-        return line + (f"; {undelivered} notification(s) failed" if undelivered else "")
+        line += f"; {undelivered} notification(s) failed" if undelivered else ""
+        return line + "".join(f"; {problem}" for problem in self.unwritten)
 
 
 # Error codes of our own for failures that are certain: repeating the call cannot help.

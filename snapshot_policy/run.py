@@ -124,23 +124,28 @@ def apply(
         delay_between_servers=settings.delay_between_servers, timing=timing(settings), progress=progress, stop=stop or Stop(),
     )
     report = executor.apply(plan, failures)
-    _remember(state, report, observation if whole else None, now)
+    unwritten = _remember(state, report, observation if whole else None, now)
     deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), clock, loaded.secrets)
-    report = replace(report, deliveries=tuple(deliveries), finished=clock())  # the summary's time is the whole run's
+    report = replace(report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten)  # the summary's time is the whole run's
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
-    try:
-        if metrics_file is not None:
-            monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values()))
-        if report_file is not None:
-            monitor.write_report(report_file, report)
-    except OSError as error:  # the snapshots are done; a file that cannot be written must not hide that
-        log.error("could not write the metrics or report file: %s", error)
+    for path, what, write in (
+        (report_file, "run report", lambda path: monitor.write_report(path, report)),
+        (metrics_file, "metrics file", lambda path: monitor.write_metrics(path, report, monitor.api_requests(observation.providers.values()))),
+    ):
+        if path is None:
+            continue
+        try:
+            write(path)
+        except OSError as error:  # the snapshots are done: say so, and fail the run so someone looks
+            log.error("could not write the %s: %s", what, error)
+            report = replace(report, unwritten=report.unwritten + (f"could not write the {what}: {error}",))
     return report
 
 
-def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> None:
-    """Record the snapshots made and (for a whole run) the servers missing, for the next run."""
+def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> tuple[str, ...]:
+    """Record the snapshots made and (for a whole run) the servers missing, for the next run;
+    return a sentence if that could not be written."""
     for outcome in report.outcomes:
         if outcome.created is not None:  # dated as the cloud dates it, so the next listing agrees
             state.record_made(outcome.plan.target.account, outcome.plan.target.server_id, min(outcome.created.created, now))
@@ -148,8 +153,10 @@ def _remember(state: RunState, report: RunReport, observation: Observation | Non
         state.record_absent(account, absent, now)
     try:
         state.save()
-    except OSError as error:  # the snapshots are done; the next run only knows less
+    except OSError as error:  # the snapshots are done; the next run knows less, so the run fails
         log.error("could not write the run state: %s", error)
+        return (f"could not write the run state: {error}",)
+    return ()
 
 
 def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tuple[Event, tuple[Channel, ...]]]:

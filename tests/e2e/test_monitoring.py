@@ -124,8 +124,29 @@ def test_audit_log_says_who_deleted_what_and_why(policy, sandbox, tmp_path, caps
     assert {line["time"] for line in lines} == {clock.now.isoformat()}  # dated by the run's clock
 
 
-def test_an_unwritable_metrics_file_does_not_hide_a_successful_run(policy, sandbox, tmp_path, capsys, clock):
+def test_an_unwritable_metrics_file_is_refused_before_anything_changes(policy, sandbox, tmp_path, capsys, clock):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
-    assert main(["apply", "--policy", str(policy), "--metrics-file", str(blocker / "m.prom")], clock=clock) == 0
-    assert "2 created" in capsys.readouterr().err
+    before = sandbox.dump_state()["snapshots"]
+    assert main(["apply", "--policy", str(policy), "--metrics-file", str(blocker / "m.prom")], clock=clock) == 1
+    assert f"cannot use --metrics-file {blocker / 'm.prom'}" in capsys.readouterr().err
+    assert sandbox.dump_state()["snapshots"] == before
+
+
+def test_state_files_that_cannot_be_written_after_the_changes_fail_the_run(policy, sandbox, tmp_path, capsys, clock):
+    """The snapshots are made, but a run state, report or metrics file left unwritten fails
+    the run (exit 2) and says which: never just a log line (issue 19)."""
+    state, metrics_file, report = tmp_path / "run" / "lock.state.json", tmp_path / "m.prom", tmp_path / "report.json"
+    spoiler = f"mkdir -p {state} {metrics_file} {report}"  # each path turns into a folder mid-run
+    policy.write_text(policy.read_text().replace(
+        "{name: db, account: hz, ids: [4711], retention: {keep_last: 2}}",
+        f"{{name: db, account: hz, ids: [4711], retention: {{keep_last: 2}}, hooks: {{before: '{spoiler}', shell: true}}}}",
+    ))
+    code = main(["apply", "--policy", str(policy), "--metrics-file", str(metrics_file), "--report", str(report)], clock=clock)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "2 created" in err
+    for what in ("run state", "run report", "metrics file"):
+        assert f"could not write the {what}: cannot use" in err, what
+
+
