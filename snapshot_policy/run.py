@@ -129,18 +129,22 @@ def apply(
     report = replace(report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten)  # the summary's time is the whole run's
     pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
-    for path, what, write in (
-        (report_file, "run report", lambda path: monitor.write_report(path, report)),
-        (metrics_file, "metrics file", lambda path: monitor.write_metrics(path, report, monitor.api_requests(observation.providers.values()))),
-    ):
-        if path is None:
-            continue
-        try:
-            write(path)
-        except OSError as error:  # the snapshots are done: say so, and fail the run so someone looks
-            log.error("could not write the %s: %s", what, error)
-            report = replace(report, unwritten=report.unwritten + (f"could not write the {what}: {error}",))
-    return report
+    unwritten = []
+    if report_file is not None:
+        unwritten += _written("run report", lambda: monitor.write_report(report_file, report))
+    if metrics_file is not None:
+        unwritten += _written("metrics file", lambda: monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values())))
+    return replace(report, unwritten=report.unwritten + tuple(unwritten))
+
+
+def _written(what: str, write: Callable[[], None]) -> list[str]:
+    """Write a file after the changes; if it cannot be, say so — the run then fails so someone looks."""
+    try:
+        write()
+    except OSError as error:
+        log.error("could not write the %s: %s", what, error)
+        return [f"could not write the {what}: {error}"]
+    return []
 
 
 def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> tuple[str, ...]:
