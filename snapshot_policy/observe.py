@@ -269,5 +269,6 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         adopt_legacy_names=spec.adopt_legacy_names,
         notify=spec.notify,
         hooks=spec.hooks,
+        owner=spec.owner,
     )
 

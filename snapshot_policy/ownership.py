@@ -11,7 +11,7 @@ name now: an unmarked snapshot named after a renamed server's old name stays unm
 A name that merely contains the server's name proves nothing.
 
 Each configuration marks what it makes with its owner (`settings.owner`): the Hetzner label
-`snapshot-policy/owner=<owner>`, the DigitalOcean tag `snapshot-policy-owner:<owner>`
+`snapshot-policy/owner=<owner>`, the DigitalOcean tag `snapshot-policy-owner-<owner>`
 (DigitalOcean tags carry no value, and their names are case-insensitive, so owners are
 compared there regardless of case). A snapshot marked with another owner is another
 configuration's: never managed, never adopted, whatever its name or the journal say. One
@@ -38,7 +38,7 @@ SERVER_ID_LABEL = "snapshot-policy/server-id"
 TARGET_LABEL = "snapshot-policy/target"
 OWNER_LABEL = "snapshot-policy/owner"
 DIGITALOCEAN_TAG = "snapshot-policy"
-OWNER_TAG_PREFIX = "snapshot-policy-owner:"
+OWNER_TAG_PREFIX = "snapshot-policy-owner-"
 
 NOTHING_PENDING: Mapping[str, datetime] = MappingProxyType({})
 DEFAULT_CREATION_TIMEOUT = timedelta(hours=1)
@@ -107,10 +107,10 @@ def _others(provider: str, owners: frozenset[str], owner: str) -> list[str]:
     return sorted(o for o in owners if o != owner)
 
 
-def has_marker(provider: str, cloud: CloudSnapshot, owner: str = "") -> bool:
+def has_marker(provider: str, cloud: CloudSnapshot, owner: str | None = None) -> bool:
     """True when the snapshot carries the mark this tool puts on what it makes, and no other
-    configuration's than `owner`'s."""
-    if _others(provider, owners_marked(provider, cloud), owner):
+    configuration's than `owner`'s; with None, whichever configuration's it is."""
+    if owner is not None and _others(provider, owners_marked(provider, cloud), owner):
         return False
     if provider == DIGITALOCEAN:
         return DIGITALOCEAN_TAG in cloud.labels

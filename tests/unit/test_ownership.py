@@ -105,7 +105,7 @@ A_DO = replace(DO_TARGET, owner="config-a")
 def test_marker_labels_carry_the_owner_on_both_clouds():
     assert marker_labels(A_HETZNER)["snapshot-policy/owner"] == "config-a"
     # DigitalOcean tags have no value: the owner is part of the tag's name, tagged before the marker.
-    assert list(marker_labels(A_DO)) == ["snapshot-policy-owner:config-a", "snapshot-policy"]
+    assert list(marker_labels(A_DO)) == ["snapshot-policy-owner-config-a", "snapshot-policy"]
 
 
 def test_a_snapshot_marked_by_this_configuration_is_managed():
@@ -125,7 +125,7 @@ def test_another_configurations_snapshot_is_not_managed_and_says_whose():
 
 def test_digitalocean_owner_tags_compare_regardless_of_case():
     """DigitalOcean keeps a tag's first spelling: ours may come back as another's capitals."""
-    shouted = {"snapshot-policy": "", "SNAPSHOT-POLICY-OWNER:Config-A": ""}
+    shouted = {"snapshot-policy": "", "SNAPSHOT-POLICY-OWNER-Config-A": ""}
     assert classify(A_DO, cloud(labels=shouted)).managed
     assert not classify(replace(A_DO, owner="config-b"), cloud(labels=shouted)).managed
 
@@ -140,7 +140,7 @@ def test_another_configurations_snapshot_is_never_adopted_by_name_or_journal():
 
 
 def test_a_snapshot_with_our_marker_and_two_owners_is_not_ours():
-    both = {**marker_labels(A_DO), "snapshot-policy-owner:config-b": ""}
+    both = {**marker_labels(A_DO), "snapshot-policy-owner-config-b": ""}
     assert not classify(A_DO, cloud(labels=both)).managed
 
 
@@ -159,6 +159,7 @@ def test_has_marker_leaves_out_another_configurations_snapshots():
     assert not has_marker("hetzner", cloud(server_id="9"), "config-a")
     tagged_by_b = cloud(labels=marker_labels(replace(A_DO, owner="config-b")))
     assert not has_marker(DIGITALOCEAN, tagged_by_b, "config-a") and has_marker(DIGITALOCEAN, tagged_by_b, "Config-B")
+    assert has_marker("hetzner", theirs) and has_marker(DIGITALOCEAN, tagged_by_b)  # no owner given: whoever's
 
 
 # -- the journal adopts only what its start made (issue 19, item 2) -------------------------
