@@ -315,6 +315,9 @@ class Snapshot:
     size_gb: float | None = field(default=None, compare=False)
     """The billed size in GB, None when unknown (`CloudSnapshot.size_gb`). Not part of a
     snapshot's identity: a size that appears once an image is finished changes no decision."""
+    note: str = field(default="", compare=False)
+    """A hint for the operator that changes no decision, such as a managed snapshot whose
+    name this tool would not have made (marked by hand?); empty when there is none."""
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
     result = LegacyLoad(policy.settings({}, base), problems=problems + missing, files=files)
     result.failed += [TargetFailure(p.file, p.message) for p in missing]
     result.server_files += [p.file for p in missing]
-    document = _Document(ini)
+    document = _Document(ini, policy.location_owner(base))
     names = target_names(paths)
     seen: dict[tuple[str, int], Path] = {}
     for path in paths:
@@ -139,7 +139,7 @@ def _read_ini(config_file: Path | None) -> tuple[IniSettings, list[Problem], lis
         text = data.get("WEBHOOK", {}).get(key)
         if isinstance(text, str) and text.strip() and not is_placeholder(text):
             problems += _ini_payload_problems(source, key, text)
-    problems += _secret_problems(source, data.get("TELEGRAM", {}).get("bot_token"), ("TELEGRAM", "bot_token"), "TELEGRAM.bot_token")
+    problems += _token_problems(source, data.get("TELEGRAM", {}).get("bot_token"), ("TELEGRAM", "bot_token"), "TELEGRAM.bot_token")
     for section, key in (("TELEGRAM", "message_success"), ("TELEGRAM", "message_failure")):
         text = data.get(section, {}).get(key)
         if isinstance(text, str):
@@ -203,7 +203,7 @@ def _server(path: Path, ini: IniSettings, config_file: Path | None) -> tuple[_Se
     if is_placeholder(server["api_token"]):
         problems.append(_problem(source, (wrapper, "api_token"), f"{wrapper}.api_token", "is still the sample's placeholder; put this server's API token here"))
         return None, problems
-    problems += _secret_problems(source, server["api_token"], (wrapper, "api_token"), f"{wrapper}.api_token")
+    problems += _token_problems(source, server["api_token"], (wrapper, "api_token"), f"{wrapper}.api_token")
     channels, channel_problems = _channels(source, wrapper, server, ini, config_file)
     problems += channel_problems
     token = LiteralSecret(server["api_token"].strip(), f"the api_token of {path}")  # a token pasted with its line break still works
@@ -223,7 +223,7 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings, c
                 problems += [_problem(source, path, ".".join(map(str, path)), m) for m in template_errors(text)]
     channels: list[dict] = []
     if _enabled(telegram, ini, "TELEGRAM"):
-        problems += _secret_problems(source, telegram.get("bot_token"), (wrapper, "telegram", "bot_token"), f"{wrapper}.telegram.bot_token")
+        problems += _token_problems(source, telegram.get("bot_token"), (wrapper, "telegram", "bot_token"), f"{wrapper}.telegram.bot_token")
         if telegram.get("bot_token"):
             token = LiteralSecret(str(telegram["bot_token"]).strip(), f"the telegram.bot_token of {source.file}")
         else:
@@ -272,8 +272,9 @@ class _Document:
     """The policy-shaped document the valid legacy files make, built one server at a time:
     one account per provider and token, one channel per distinct set of settings."""
 
-    def __init__(self, ini: IniSettings):
+    def __init__(self, ini: IniSettings, owner: str):
         self.ini = ini
+        self.owner = owner
         self.accounts: dict[str, dict] = {}
         self.notifications: dict[str, dict] = {}
         self.targets: list[dict] = []
@@ -319,6 +320,9 @@ class _Document:
             **({"notifications": self.notifications} if self.notifications else {}),
             "targets": self.targets,
             "settings": {
+                # Written out, so the policy `migrate` prints stays the configuration that
+                # made the snapshots, wherever it is saved.
+                "owner": self.owner,
                 "lock_file": str(logs_dir / str(ini.get("FILES", "lock_file"))),
                 "log": {
                     "file": str(logs_dir / str(ini.get("FILES", "log_file"))),
@@ -348,13 +352,14 @@ def _ini_payload(ini: IniSettings, key: str) -> dict | None:
     return json.loads(text) if isinstance(text, str) and text.strip() else None
 
 
-def _secret_problems(source: Source, value: object, path: tuple, shown: str) -> list[Problem]:
-    """A problem if the secret `value` (a string, not a placeholder) has whitespace or a control
-    character inside it; the message names the key, never the value."""
+def _token_problems(source: Source, value: object, path: tuple, shown: str) -> list[Problem]:
+    """A problem if the token `value` (a string, not a placeholder) has whitespace, a control
+    character or a character that is not ASCII inside it (it is sent in an HTTP header or
+    URL); the message names the key, never the value."""
     if not isinstance(value, str) or is_placeholder(value):
         return []
     try:
-        clean(value)
+        clean(value, ascii_only=True)
     except SecretError as error:
         return [_problem(source, path, shown, str(error))]
     return []

@@ -11,7 +11,9 @@ target at all, since half a policy could delete by the wrong rules.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,6 +52,17 @@ SCHEMA = "policy.schema.json"
 TOKEN_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_TOKEN", HETZNER: "HCLOUD_TOKEN"}
 """The variable an account without a token reads, per provider."""
 NAME_FIELDS = ("server_name", "server_id", "target", "timestamp")
+OWNER_DIGITS = 12
+# RFC 9110's token: the characters an HTTP header name may have.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def location_owner(path: Path) -> str:
+    """Return the owner of a configuration that names none (`settings.owner`): the first 12
+    hex digits of the SHA-256 of the absolute path of its file (a policy) or folder (a legacy
+    layout), links resolved. The same file reached by another path is the same
+    configuration; moved or renamed, it is another one."""
+    return hashlib.sha256(os.fsencode(path.resolve())).hexdigest()[:OWNER_DIGITS]
 
 
 def _default(pointer: str) -> Any:
@@ -78,13 +91,14 @@ class _Checker:
     def add(self, path: tuple, message: str) -> None:
         self.problems.append(Problem(self.source.file, self.source.line_of(path), path_text(path), message))
 
-    def secret(self, path: tuple, value: str | LiteralSecret) -> str:
+    def secret(self, path: tuple, value: str | LiteralSecret, ascii_only: bool = False) -> str:
+        """The secret `value` stands for; `ascii_only` for one sent in an HTTP header or URL."""
         if isinstance(value, LiteralSecret):
             return value.value  # a legacy file's secret: checked and trimmed where it was read
         if not self.read_secrets:
             return ""
         try:
-            return resolve(value, self.env, self.base)
+            return resolve(value, self.env, self.base, ascii_only)
         except SecretError as error:
             self.add(path, str(error))
             return ""
@@ -137,6 +151,7 @@ def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool
         if key in data.get("settings", {}):
             check.url(("settings", key), data["settings"][key], what)
     defaults = data.get("defaults", {})
+    owner = data.get("settings", {}).get("owner") or location_owner(Path(source.file))
     _check_target_keys(check, ("defaults",), defaults, channels)
     targets, seen = [], {}
     for index, raw in enumerate(data["targets"]):
@@ -152,11 +167,11 @@ def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool
             check.add((*where, "server_name"), "stands for one server: select exactly one with ids, or leave server_name out and each server keeps its own name")
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
-        target = _target(raw, defaults, zone, accounts[raw["account"]], channels, source.file)
+        target = _target(raw, defaults, zone, accounts[raw["account"]], channels, source.file, owner)
         if not target.retention.has_rules:
             check.add((*where, "retention"), "no retention rule: set at least one above 0 here or in defaults, e.g. keep_daily: 7")
         targets.append(target)
-    run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}))
+    run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}), owner)
     if check.problems:
         return PolicyLoad(run_settings, problems=check.problems)
     return PolicyLoad(run_settings, targets)
@@ -167,12 +182,12 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
     for name, account in raw.items():
         provider = account["provider"]
         if "token" in account:
-            token = check.secret(("accounts", name, "token"), account["token"])
+            token = check.secret(("accounts", name, "token"), account["token"], ascii_only=True)
         else:
             variable = TOKEN_VARIABLES[provider]
             token = ""
             if check.env.get(variable, "").strip():
-                token = check.secret(("accounts", name), ENV_PREFIX + variable)  # trimmed and checked like any secret
+                token = check.secret(("accounts", name), ENV_PREFIX + variable, ascii_only=True)  # trimmed and checked like any token
             elif check.read_secrets:
                 check.add(("accounts", name), f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}")
         if "endpoint" in account:
@@ -197,7 +212,7 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
         if channel["type"] == "telegram":
             channels[name] = TelegramChannel(
                 name=name,
-                bot_token=check.secret((*path, "bot_token"), channel["bot_token"]),
+                bot_token=check.secret((*path, "bot_token"), channel["bot_token"], ascii_only=True),
                 chat_id=str(channel["chat_id"]),
                 message_success=channel.get("message_success"),
                 message_failure=channel.get("message_failure"),
@@ -206,6 +221,7 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
             )
         else:
             check.url((*path, "url"), channel["url"], transport.WEBHOOK)
+            _check_headers(check, (*path, "headers"), channel.get("headers", {}))
             channels[name] = WebhookChannel(
                 name=name,
                 url=channel["url"],
@@ -216,6 +232,18 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 **common,
             )
     return channels
+
+
+def _check_headers(check: _Checker, path: tuple, headers: Mapping[str, str]) -> None:
+    """Headers the HTTP client can send: a token for a name, one line of ASCII for a value
+    (which may be a secret, so it is never shown)."""
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            check.add(path, f"{name!r} is no HTTP header name: use letters, digits and - (such as X-Api-Key)")
+        elif not value.isascii():
+            check.add((*path, name), "has a character that is not ASCII (not shown here); an HTTP header carries ASCII only")
+        elif any(not (c == "\t" or " " <= c <= "~") for c in value):
+            check.add((*path, name), "has a line break or a control character (not shown here); a header value is one line of text")
 
 
 def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Mapping) -> None:
@@ -268,7 +296,7 @@ def _retention(raw: Mapping) -> RetentionPolicy:
     return RetentionPolicy(**counts, **durations)
 
 
-def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channels: Mapping, file: str) -> TargetSpec:
+def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channels: Mapping, file: str, owner: str) -> TargetSpec:
     merged = {**defaults, **raw}
     schedule = merged.get("schedule", {})
     return TargetSpec(
@@ -292,6 +320,7 @@ def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channe
         server_name=raw.get("server_name"),
         source=file,
         hooks=_hooks(merged.get("hooks")),
+        owner=owner,
     )
 
 
@@ -305,12 +334,13 @@ def _hooks(raw: Mapping | None) -> Hooks | None:
         return tuple(value) if isinstance(value, list) else value
 
     timeout = raw.get("timeout", _default("$defs/hooks/timeout"))
-    return Hooks(command("before"), command("after"), float(timeout), bool(raw.get("shell", _default("$defs/hooks/shell"))))
+    shell = bool(raw.get("shell", _default("$defs/hooks/shell")))
+    return Hooks(command("before"), command("after"), float(timeout), shell, tuple(raw.get("env", ())))
 
 
-def settings(raw: Mapping, base: Path, orphans: Mapping | None = None) -> RunSettings:
+def settings(raw: Mapping, base: Path, orphans: Mapping | None = None, owner: str = "") -> RunSettings:
     """Return the run settings of a policy's `settings` (and `orphans`) section; relative
-    paths start at `base`."""
+    paths start at `base`. `owner` is the configuration's, whether `settings` names it or not."""
     log = raw.get("log", {})
 
     def local(value: str | None) -> str | None:
@@ -330,6 +360,8 @@ def settings(raw: Mapping, base: Path, orphans: Mapping | None = None) -> RunSet
         healthcheck_url=raw.get("healthcheck_url"),
         telegram_api_url=raw.get("telegram_api_url"),
         orphans_keep_last=(orphans or {}).get("keep_last"),
+        owner=owner,
+        max_deletions_per_run=raw.get("max_deletions_per_run"),
     )
 
 

@@ -43,17 +43,18 @@ class SecretError(ValueError):
     never what the value is."""
 
 
-def resolve(value: str, env: Mapping[str, str], base: Path) -> str:
+def resolve(value: str, env: Mapping[str, str], base: Path, ascii_only: bool = False) -> str:
     """Return the secret `value` stands for, trimmed. Relative `file:` paths start at `base`.
 
     Raise SecretError if the variable is unset or empty, the file unreadable or empty, or the
-    value (trimmed) holds whitespace or a control character.
+    value (trimmed) holds whitespace or a control character, or with `ascii_only` (a secret
+    sent in an HTTP header or URL) a character that is not ASCII.
     """
     if value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX) :]
         if not env.get(name, "").strip():
             raise SecretError(f"environment variable {name} is not set or empty; export it or give the value another way")
-        return clean(env[name], f"the value of environment variable {name}")
+        return clean(env[name], f"the value of environment variable {name}", ascii_only)
     if value.startswith(FILE_PREFIX):
         path = base / Path(value[len(FILE_PREFIX) :]).expanduser()
         try:
@@ -62,13 +63,15 @@ def resolve(value: str, env: Mapping[str, str], base: Path) -> str:
             raise SecretError(f"cannot read secret file {path}: {getattr(error, 'strerror', None) or error}") from None
         if not text.strip():
             raise SecretError(f"secret file {path} is empty")
-        return clean(text, f"the secret in file {path}")
-    return clean(value, "the value")
+        return clean(text, f"the secret in file {path}", ascii_only)
+    return clean(value, "the value", ascii_only)
 
 
-def clean(value: str, what: str = "the value") -> str:
+def clean(value: str, what: str = "the value", ascii_only: bool = False) -> str:
     """Return `value` without the whitespace around it. Raise SecretError, naming `what` but
-    not showing the value, if nothing is left or whitespace or a control character is inside."""
+    not showing the value, if nothing is left or whitespace or a control character is inside,
+    or with `ascii_only` a character that is not ASCII: an HTTP header cannot carry one, and
+    the request would fail only when the run makes it."""
     trimmed = value.strip()
     if not trimmed:
         raise SecretError(f"{what} is empty")
@@ -76,6 +79,11 @@ def clean(value: str, what: str = "the value") -> str:
     if inside is not None:
         kind = "a line break" if inside in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "a space" if inside.isspace() else "a control character"
         raise SecretError(f"{what} has {kind} inside it (not shown here); a secret is a single word, so remove it and any text pasted along")
+    if ascii_only and not trimmed.isascii():
+        raise SecretError(
+            f"{what} has a character that is not ASCII inside it (not shown here); a token is plain ASCII, "
+            "so a letter, quote or dash was typed or pasted in place of one of its characters: copy it again from its source"
+        )
     return trimmed
 
 

@@ -25,6 +25,10 @@ MAX_BYTES = 5 * 1024 * 1024
 # an alias inside itself). Past these bounds it is a mistake or an attack, not a config.
 MAX_VALUES = 250_000
 MAX_DEPTH = 50
+# PyYAML's scanner takes time in the square of the flow nesting ([[[…, {{{…): a few thousand
+# brackets hold it for seconds before it fails. Past this many open at once, it is not read.
+MAX_OPEN_BRACKETS = 200
+_BRACKET = re.compile(r"[][{}]")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # The characters YAML allows in a file (YAML 1.1 §5.1). JSON files are held to the same
 # rule, so a stray control character is refused in both rather than loaded into a name.
@@ -67,6 +71,7 @@ def read_yaml(path: str | Path) -> Source:
     file = str(path)
     text = _read_text(path)
     _refuse_unprintable(file, text)
+    _refuse_deep_brackets(file, text)
     loader = None
     try:
         loader = yaml.SafeLoader(text)
@@ -188,6 +193,16 @@ def _refuse_unprintable(file: str, text: str) -> None:
         line = text.count("\n", 0, found.start()) + 1
         message = f"cannot read the file: it holds an unprintable character (U+{ord(found.group()):04X} on line {line})"
         raise ConfigError([Problem(file, line, "", message)])
+
+
+def _refuse_deep_brackets(file: str, text: str) -> None:
+    """Raise ConfigError if more than MAX_OPEN_BRACKETS brackets are open at once. Brackets
+    inside quoted text count too; a config file is nowhere near the bound either way."""
+    depth = 0
+    for bracket in _BRACKET.finditer(text):
+        depth = depth + 1 if bracket.group() in "[{" else max(0, depth - 1)
+        if depth > MAX_OPEN_BRACKETS:
+            raise ConfigError([Problem(file, None, "", "the file is nested too deeply to read")])
 
 
 def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, duplicates_are_warnings: bool) -> tuple[dict[KeyPath, int], list[Problem]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from snapshot_policy.model import DIGITALOCEAN, CloudSnapshot
-from snapshot_policy.ownership import classify, marker_labels, name_pattern_regex, snapshots_for
+from snapshot_policy.ownership import classify, has_marker, marker_labels, name_pattern_regex, snapshots_for
 from tests.factories import target, utc
 
 HETZNER_TARGET = target(keep_last=3)  # server 1 named "web" on Hetzner
@@ -93,3 +94,115 @@ def test_marker_labels_on_digitalocean_are_the_tag_alone():
 def test_classify_keeps_protection_and_creation_state():
     snapshot = classify(HETZNER_TARGET, cloud(labels=OURS, protected=True, creating=True))
     assert (snapshot.protected, snapshot.creating) == (True, True)
+
+
+# -- owners: which configuration made a snapshot (issue 19, item 3) -------------------------
+
+A_HETZNER = replace(HETZNER_TARGET, owner="config-a")
+A_DO = replace(DO_TARGET, owner="config-a")
+
+
+def test_marker_labels_carry_the_owner_on_both_clouds():
+    assert marker_labels(A_HETZNER)["snapshot-policy/owner"] == "config-a"
+    # DigitalOcean tags have no value: the owner is part of the tag's name, tagged before the marker.
+    assert list(marker_labels(A_DO)) == ["snapshot-policy-owner-config-a", "snapshot-policy"]
+
+
+def test_a_snapshot_marked_by_this_configuration_is_managed():
+    ours = classify(A_HETZNER, cloud(labels=marker_labels(A_HETZNER)))
+    assert ours.managed and ours.ownership.endswith("owner config-a")
+    assert classify(A_DO, cloud(labels=marker_labels(A_DO))).managed
+
+
+def test_another_configurations_snapshot_is_not_managed_and_says_whose():
+    b_hetzner, b_do = replace(A_HETZNER, owner="config-b"), replace(A_DO, owner="config-b")
+    for mine, theirs in ((b_hetzner, A_HETZNER), (b_do, A_DO)):
+        snapshot = classify(mine, cloud(labels=marker_labels(theirs)))
+        assert not snapshot.managed
+        assert snapshot.ownership.startswith("another configuration's (owner config-a; this one is config-b)")
+        assert "set settings.owner: config-a" in snapshot.ownership
+
+
+def test_digitalocean_owner_tags_compare_regardless_of_case():
+    """DigitalOcean keeps a tag's first spelling: ours may come back as another's capitals."""
+    shouted = {"snapshot-policy": "", "SNAPSHOT-POLICY-OWNER-Config-A": ""}
+    assert classify(A_DO, cloud(labels=shouted)).managed
+    assert not classify(replace(A_DO, owner="config-b"), cloud(labels=shouted)).managed
+
+
+def test_another_configurations_snapshot_is_never_adopted_by_name_or_journal():
+    adopting = replace(HETZNER_TARGET, owner="config-b", adopt_legacy_names=True)
+    theirs = cloud(name="web-20261125030000", labels={"snapshot-policy/owner": "config-a"})
+    pending = {"web-20261125030000": utc(2026, 11, 25, 3)}
+    snapshot = classify(adopting, theirs, pending)
+    assert (snapshot.managed, snapshot.unmarked) == (False, False)
+    assert snapshot.ownership.startswith("another configuration's")
+
+
+def test_a_snapshot_with_our_marker_and_two_owners_is_not_ours():
+    both = {**marker_labels(A_DO), "snapshot-policy-owner-config-b": ""}
+    assert not classify(A_DO, cloud(labels=both)).managed
+
+
+def test_marked_snapshots_of_earlier_versions_are_adopted_as_before_and_say_so():
+    for mine, old_marker in ((A_HETZNER, OURS), (A_DO, {"snapshot-policy": ""})):
+        snapshot = classify(mine, cloud(labels=old_marker))
+        assert snapshot.managed
+        assert "no owner mark (made by a version before owners were recorded): adopted as this configuration's" in snapshot.ownership
+
+
+def test_has_marker_leaves_out_another_configurations_snapshots():
+    theirs = cloud(server_id="9", labels=marker_labels(replace(A_HETZNER, owner="config-b")))
+    assert not has_marker("hetzner", theirs, "config-a")
+    assert has_marker("hetzner", theirs, "config-b")
+    assert has_marker("hetzner", cloud(server_id="9", labels=OURS), "config-a")  # an earlier version's
+    assert not has_marker("hetzner", cloud(server_id="9"), "config-a")
+    tagged_by_b = cloud(labels=marker_labels(replace(A_DO, owner="config-b")))
+    assert not has_marker(DIGITALOCEAN, tagged_by_b, "config-a") and has_marker(DIGITALOCEAN, tagged_by_b, "Config-B")
+    assert has_marker("hetzner", theirs) and has_marker(DIGITALOCEAN, tagged_by_b)  # no owner given: whoever's
+
+
+# -- the journal adopts only what its start made (issue 19, item 2) -------------------------
+
+STARTED = utc(2026, 11, 25, 3)
+HOUR = timedelta(hours=1)
+
+
+def journalled(created):
+    return CloudSnapshot("7", "web-20261125030000", created, "1", {})
+
+
+def test_a_journalled_name_adopts_a_snapshot_made_within_its_creation_window():
+    for created in (STARTED, STARTED + timedelta(seconds=30), STARTED + HOUR, STARTED - timedelta(seconds=50)):
+        snapshot = classify(HETZNER_TARGET, journalled(created), {"web-20261125030000": STARTED}, HOUR)
+        assert snapshot.managed and snapshot.unmarked, created
+
+
+def test_a_journalled_name_never_adopts_a_snapshot_that_existed_before_the_entry():
+    golden = classify(HETZNER_TARGET, journalled(STARTED - timedelta(days=40)), {"web-20261125030000": STARTED}, HOUR)
+    assert (golden.managed, golden.unmarked) == (False, False)
+    assert golden.ownership.endswith("but it existed before it: not adopted")
+    just_before = classify(HETZNER_TARGET, journalled(STARTED - timedelta(minutes=2)), {"web-20261125030000": STARTED}, HOUR)
+    assert not just_before.managed
+
+
+def test_a_journalled_name_does_not_adopt_a_snapshot_made_after_the_creation_timeout():
+    late = classify(HETZNER_TARGET, journalled(STARTED + HOUR + timedelta(minutes=2)), {"web-20261125030000": STARTED}, HOUR)
+    assert (late.managed, late.unmarked) == (False, False)
+    assert "after that start's creation timeout" in late.ownership
+
+
+def test_snapshots_for_passes_the_journal_window_on():
+    listing = [journalled(STARTED - timedelta(days=3)), replace(journalled(STARTED + timedelta(minutes=5)), id="8")]
+    found = snapshots_for(HETZNER_TARGET, listing, {"web-20261125030000": STARTED}, HOUR)
+    assert [(s.id, s.managed) for s in found] == [("7", False), ("8", True)]
+
+
+# -- a hint for hand-marked snapshots (issue 19, item 19) -----------------------------------
+
+def test_a_managed_snapshot_named_unlike_the_pattern_carries_a_note():
+    marked_by_hand = classify(HETZNER_TARGET, cloud(name="golden-image", labels=OURS))
+    assert marked_by_hand.managed
+    assert marked_by_hand.note.startswith("its name does not fit '{server_name}-{timestamp}' for this server: marked by hand")
+    assert classify(HETZNER_TARGET, cloud(labels=OURS)).note == ""
+    assert classify(HETZNER_TARGET, cloud(name="golden-image")).note == ""  # not managed: nothing to warn of

@@ -102,6 +102,7 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
         {"name": "web", "account": "digitalocean-1", "ids": [3164444], "server_name": "web", "retention": {"keep_last": 3}, "adopt_legacy_names": True, "notify": ["telegram-2"]},
     ]
     assert document["settings"] == {
+        "owner": policy.location_owner(tmp_path),
         "lock_file": "var/logs/snapshots.lock",
         "log": {"file": "var/logs/snapshots.log", "max_bytes": 5242880, "backup_count": 5, "level": "DEBUG"},
         "snapshot_creation_timeout": 3600,
@@ -174,7 +175,8 @@ def test_a_policy_that_leaves_everything_out_gets_the_schemas_defaults(tmp_path)
     built = policy.build(Source("p.yaml", document), {}, tmp_path)
     [target] = built.targets
     assert (target.timezone, target.name_pattern, target.safety.max_deletions, target.adopt_legacy_names) == ("UTC", "{server_name}-{timestamp}", 10, False)
-    assert built.settings == RunSettings(lock_file=str(tmp_path / "snapshot-policy.lock"))
+    owner = policy.location_owner(Path("p.yaml"))  # a policy that names no owner is named by its path
+    assert built.settings == RunSettings(lock_file=str(tmp_path / "snapshot-policy.lock"), owner=owner)
 
 
 def test_default_names_the_key_that_has_none():

@@ -99,8 +99,8 @@ def test_the_printed_policy_builds_the_same_targets_as_the_legacy_files(tmp_path
     migrated = load_policy(folder / "snapshot-policy.yaml", _environment(legacy.document, migration.text))
     assert migrated.problems == []
     assert migrated.settings == legacy.settings
-    assert [(t.name, t.account, t.selector, t.retention, t.server_name, t.name_pattern, t.adopt_legacy_names, t.notify) for t in migrated.targets] == [
-        (t.name, t.account, t.selector, t.retention, t.server_name, t.name_pattern, t.adopt_legacy_names, t.notify) for t in legacy.targets
+    assert [(t.name, t.account, t.selector, t.retention, t.server_name, t.name_pattern, t.adopt_legacy_names, t.notify, t.owner) for t in migrated.targets] == [
+        (t.name, t.account, t.selector, t.retention, t.server_name, t.name_pattern, t.adopt_legacy_names, t.notify, t.owner) for t in legacy.targets
     ]
     payloads = [[(c.payload_success, c.payload_failure) for c in t.notify if hasattr(c, "payload_success")] for t in migrated.targets]
     assert payloads == [[(c.payload_success, c.payload_failure) for c in t.notify if hasattr(c, "payload_success")] for t in legacy.targets]
