@@ -654,7 +654,7 @@ class AccountRun:
         listed = {a.snapshot.name: a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE and a.snapshot.id}
         for name in journal.pending(target.account, target.server_id):
             snapshot = listed.get(name)
-            if snapshot is None:
+            if snapshot is None or not snapshot.managed:  # not listed yet, or not what this start made
                 continue
             if snapshot.unmarked:
                 try:

@@ -52,7 +52,7 @@ from snapshot_policy.model import (
     TargetFailure,
     TargetSpec,
 )
-from snapshot_policy.ownership import by_server, has_marker, snapshots_for
+from snapshot_policy.ownership import DEFAULT_CREATION_TIMEOUT, by_server, has_marker, snapshots_for
 from snapshot_policy.providers import Provider
 
 log = logging.getLogger(__name__)
@@ -85,14 +85,15 @@ def observe(
     journal: Journal | None = None,
     absent_since: Mapping[tuple[str, str], datetime] | None = None,
     now: datetime | None = None,
+    creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
 ) -> Observation:
     """Resolve every spec to its servers and classify their snapshots, one listing per account.
 
     With `orphans`, each account's marked snapshots of missing servers are added as orphan
     targets, prunable only once `absent_since` (account, server id → first missed) shows the
     absence is certain at `now`. The `journal` names snapshots this tool started but could
-    not mark: found, they are adopted; not listed yet but recent, they count as still being
-    created.
+    not mark: found, and made within `creation_timeout` of their start, they are adopted;
+    not listed yet but recent, they count as still being created.
     """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
@@ -111,7 +112,7 @@ def observe(
         targets, incomplete = _listed_completely(read.targets, read.servers, read.listing)
         result.failures += read.failures + incomplete
         if orphans:
-            missing = _missing(account, read.servers, read.listing)
+            missing = _missing(account, account_specs[0].owner, read.servers, read.listing)
             certain = not read.failures and not unsettled and not incomplete
             if certain:
                 result.absent[account.name] = set(missing)
@@ -122,7 +123,7 @@ def observe(
             }
             targets += _orphans(account, missing, prunable, orphans_keep_last)
         grouped = by_server(read.listing)
-        result.observed += [(t, _with_pending(t, grouped.get(t.server_id, []), journal)) for t in targets]
+        result.observed += [(t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout)) for t in targets]
     return result
 
 
@@ -160,10 +161,10 @@ def _read_account(account: Account, specs: Sequence[TargetSpec], connect: Callab
     return _AccountRead(provider, list(servers), targets, failures, list(listing))
 
 
-def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Journal | None) -> list[Snapshot]:
+def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Journal | None, creation_timeout: timedelta) -> list[Snapshot]:
     if journal is None:
         return snapshots_for(target, listing)
-    snapshots = snapshots_for(target, listing, journal.pending(target.account, target.server_id))
+    snapshots = snapshots_for(target, listing, journal.pending(target.account, target.server_id), creation_timeout)
     seen = {s.name for s in snapshots}
     in_flight = journal.in_flight(target.account, target.server_id)
     snapshots += [
@@ -196,12 +197,12 @@ def _listed_completely(
     return complete, failures
 
 
-def _missing(account: Account, servers: Sequence[Server], listing: Sequence[CloudSnapshot]) -> dict[str, list[CloudSnapshot]]:
-    """Our snapshots of servers that the account's listing lacks, by server id."""
+def _missing(account: Account, owner: str, servers: Sequence[Server], listing: Sequence[CloudSnapshot]) -> dict[str, list[CloudSnapshot]]:
+    """Our snapshots (not another configuration's) of servers that the account's listing lacks, by server id."""
     existing = {s.id for s in servers}
     marked: dict[str, list[CloudSnapshot]] = defaultdict(list)
     for snapshot in listing:
-        if snapshot.server_id and snapshot.server_id not in existing and has_marker(account.provider, snapshot):
+        if snapshot.server_id and snapshot.server_id not in existing and has_marker(account.provider, snapshot, owner):
             marked[snapshot.server_id].append(snapshot)
     return marked
 

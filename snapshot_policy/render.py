@@ -85,7 +85,9 @@ def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
     lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
-    lines += [f"  {_action_text(a)}" for a in plan.actions]
+    for action in plan.actions:
+        lines.append(f"  {_action_text(action)}")
+        lines += [f"      note: {action.snapshot.note}"] if action.snapshot.note else []
     if not plan.actions:
         lines.append("  (no snapshots)")
     now, after, estimate = target_storage(plan, prices)
@@ -440,6 +442,8 @@ def _snapshot_document(action: PlanAction, reason: bool) -> dict:
         "id": snapshot.id, "name": snapshot.name, "created": iso_utc(snapshot.created), "protected": snapshot.protected,
         "adopted": _adopted(snapshot), "ownership": snapshot.ownership, "size_gb": snapshot.size_gb,
     }
+    if snapshot.note:
+        document["note"] = snapshot.note
     if reason:
         document["reason"] = action.reason
     else:

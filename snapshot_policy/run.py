@@ -80,7 +80,7 @@ def decide(
     state = state or state_for(settings, now)
     observation = observe(
         loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last,
-        journal=journal, absent_since=state.absent_since, now=now,
+        journal=journal, absent_since=state.absent_since, now=now, creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
     )
     plan = build_plan(
         observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout), state.last_made,

@@ -92,7 +92,7 @@ def test_by_server_gives_each_server_what_a_scan_of_the_whole_listing_gives():
         for server in servers:
             for adopt in (False, True):
                 target = Target("t", account.provider, account.name, server.id, server.name, RetentionPolicy(keep_last=1), adopt_legacy_names=adopt)
-                pending = {s.name for s in listing[:40] if s.server_id == server.id}
+                pending = {s.name: s.created for s in listing[:40] if s.server_id == server.id}
                 assert snapshots_for(target, grouped.get(server.id, []), pending) == snapshots_for(target, listing, pending)
 
 
@@ -115,7 +115,7 @@ def test_observe_matches_the_per_target_scan_for_a_mixed_fleet(tmp_path):
         ]
         unmarked = next(s for s in listing if not s.labels and s.server_id == servers[0].id)
         unmarked_names[offset] = unmarked.name
-        journal.started(account.name, servers[0].id, unmarked.name, NOW - timedelta(hours=3))  # listed: adopted
+        journal.started(account.name, servers[0].id, unmarked.name, unmarked.created)  # listed, made by that start: adopted
         journal.started(account.name, servers[1].id, f"{servers[1].name}-20261126115500", NOW - timedelta(minutes=5))  # not listed yet
 
     observation = observe(specs, lambda account: providers[account.name], orphans=True, orphans_keep_last=1, journal=journal, now=NOW)
@@ -131,7 +131,7 @@ def test_observe_matches_the_per_target_scan_for_a_mixed_fleet(tmp_path):
     assert observed_servers == expected
     for target, snapshots in observation.observed:
         listing = providers[target.account].snapshots()
-        assert snapshots == _with_pending(target, listing, journal), target
+        assert snapshots == _with_pending(target, listing, journal, timedelta(hours=1)), target
     adopted = [s for t, snaps in observation.observed for s in snaps if s.unmarked]
     creating = [s for t, snaps in observation.observed for s in snaps if s.creating and not s.id]
     assert {(s.server_id, s.name) for s in adopted} == {(str(offset), unmarked_names[offset]) for offset in (100, 200)}

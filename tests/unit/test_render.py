@@ -330,3 +330,14 @@ def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld()
     assert "  ! deletions withheld: the listing changed" in text
     assert text.rstrip().endswith("2 target(s) with deletions withheld.")
     assert [t["withheld"] for t in render.plan_document(plan)["targets"]] == ["deletions withheld: the listing changed"] * 2
+
+
+def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
+    """A snapshot someone marked with our labels by hand is ours by its marker, but the plan
+    says its name does not fit, before apply deletes it (issue 19)."""
+    odd = replace(snap(utc(2026, 11, 20), id="golden"), name="golden-image", note="its name does not fit '{server_name}-{timestamp}' for this server")
+    plan = build_plan([(target(keep_last=1), [odd])], utc(2026, 11, 26, 3))
+    text = render.plan_text(plan)
+    assert "  - delete golden-image (id golden, 2026-11-20T00:00Z)" in text
+    assert "      note: its name does not fit '{server_name}-{timestamp}' for this server" in text
+    assert render.plan_document(plan)["targets"][0]["delete"][0]["note"].startswith("its name does not fit")
