@@ -178,7 +178,7 @@ def test_an_oldest_first_action_listing_is_not_taken_for_newest_first(sandbox, a
     provider_api = adapter(DIGITALOCEAN)
     with contextlib.suppress(ProviderError):  # the listing cannot say which droplets are busy
         provider_api.snapshots_in_progress(clock() - timedelta(hours=1))
-    sandbox.inject("lose_reply", service=DIGITALOCEAN, method="POST", path="/droplets/101/actions")
+    sandbox.inject("drop", service=DIGITALOCEAN, method="POST", path="/droplets/101/actions")  # it never arrived
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
     assert started.action_id != str(manual)
     ours = [a for a in sandbox.state.actions.values() if a.command == "snapshot" and a.snapshot.name == started.name]
