@@ -6,14 +6,29 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, CloudSnapshot, ProviderError, StartedSnapshot
+from snapshot_policy.model import (
+    DIGITALOCEAN,
+    HETZNER,
+    CloudSnapshot,
+    ProviderError,
+    StartedSnapshot,
+)
 from snapshot_policy.providers import digitalocean, paging
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
-from tests.integration.test_providers import BOTH, SERVERS, adapter, create, create_args, requests_to, sleeps  # noqa: F401 - fixtures
+from tests.integration.test_providers import (  # noqa: F401 - fixtures
+    BOTH,
+    SERVERS,
+    adapter,
+    create,
+    create_args,
+    requests_to,
+    sleeps,
+)
 
 ACCOUNT = {DIGITALOCEAN: "do-a", HETZNER: "hz-a"}
 LISTING = {DIGITALOCEAN: r"^/v2/snapshots$", HETZNER: r"^/v1/images$"}
@@ -259,6 +274,4 @@ def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_
 
 
 def replace_creating(snapshot: CloudSnapshot, **changes: str) -> CloudSnapshot:
-    from dataclasses import replace
-
     return replace(snapshot, creating=True, **changes)
