@@ -374,9 +374,16 @@ class HetznerAPI:
         for value in statuses:
             if value not in ("available", "creating", "unavailable"):
                 return _invalid("status", f"unknown image status {value!r}")
-        # Every page of a listing asks for the same filtered list: kept, not rebuilt per page.
-        key = ("images", tuple(types), tuple(statuses))
-        images = self.state.kept(account, key, lambda: _images(self.state.snapshots_of(account), types, statuses))
+        # Every page of a listing asks for the same filtered list: kept, not rebuilt per page;
+        # so is its order when it is by id (names and dates may change without notice).
+        sort = request.args("sort")
+        by_id = all(spec.partition(":")[0] == "id" for spec in sort)
+        key = ("images", tuple(types), tuple(statuses), tuple(sort) if by_id else ())
+
+        def build() -> list[Snapshot]:
+            return _sorted(_images(self.state.snapshots_of(account), types, statuses), sort if by_id else [], by_id=True)
+
+        images = self.state.kept(account, key, build)
         if request.args("bound_to"):
             images = []  # only backups are bound to a server, and the sandbox has none
         if name := request.arg("name"):
@@ -384,7 +391,7 @@ class HetznerAPI:
         if selector := request.arg("label_selector"):
             matches = parse_selector(selector)
             images = [i for i in images if matches(i.labels)]
-        ordered = _sorted(images, request.args("sort"), by_id=True)
+        ordered = images if by_id else _sorted(images, sort, by_id=True)
         return self._page(request, "images", ordered, _image)
 
     def _image_or_error(self, account: Account, image_id: str) -> Snapshot | Response:
