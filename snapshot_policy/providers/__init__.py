@@ -30,17 +30,27 @@ class Provider(Protocol):
     """HTTP requests made so far, retries and pages included."""
     rate_limit: RateLimit
     """The account's documented pace, with the remaining budget its last reply reported."""
+    unsettled: list[str]
+    """Listings of this run that changed while read, even after re-reading: the account's
+    deletions must be withheld. One sentence each, naming the listing and the cloud."""
 
     def servers(self, selector: str | None = None) -> list[Server]:
         """Return the account's servers, or those matching a label selector (Hetzner) or
-        carrying a tag (DigitalOcean), from one paginated listing."""
+        carrying a tag (DigitalOcean), from one paginated listing, each once; a listing that
+        changed while it was read is read again, and named in `unsettled` if it kept changing."""
 
     def snapshots(self) -> list[CloudSnapshot]:
-        """Return every server snapshot of the account, from one paginated listing."""
+        """Return every server snapshot of the account, from one paginated listing, each once;
+        read again and named in `unsettled` as `servers` is."""
+
+    def busy_servers(self, since: datetime) -> dict[str, str]:
+        """Return server id -> the kind of its action in progress ("snapshot" for a snapshot,
+        else the cloud's own action type, e.g. "resize", "power_off"), from one account-wide
+        listing of actions (DigitalOcean's read back to actions started at `since`, a few
+        pages at most). Raise ProviderError when the listing cannot tell."""
 
     def snapshots_in_progress(self, since: datetime) -> set[str]:
-        """Return the ids of servers with a snapshot being made now, from one account-wide
-        listing of actions (DigitalOcean's read back to actions started at `since`)."""
+        """Return the ids of the servers `busy_servers` finds making a snapshot."""
 
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         """Ask for a snapshot of the server that will carry `labels` (ownership.marker_labels)

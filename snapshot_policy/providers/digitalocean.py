@@ -13,7 +13,7 @@ a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -24,7 +24,7 @@ from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
 from snapshot_policy.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
-from snapshot_policy.providers.paging import Page, read_all
+from snapshot_policy.providers.paging import Listing, Page, read_all
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
 T = TypeVar("T")
@@ -35,6 +35,10 @@ BUSY = 422
 # no header): a little under the latter, since our count and the cloud's differ by a few.
 DEFAULT_LIMIT = 5000
 PER_MINUTE = 240
+# Pages of the account's action listing one look reads at most: a busy account (other actors
+# making hundreds of actions a second) would otherwise spend the budget on it.
+BUSY_PAGES = 5
+POLL_PAGES = 3
 
 
 def _budget(hourly: int, remaining: int | None = None) -> RateLimit:
@@ -65,6 +69,7 @@ class DigitalOcean:
         self._tag_lock = threading.Lock()
         self._newest_action: int | None = None
         self.rate_limit = _budget(DEFAULT_LIMIT)
+        self.unsettled: list[str] = []
 
     def _seen(self, response: Any) -> None:
         with self._counting:  # pages of a listing are read by several threads at once
@@ -77,27 +82,46 @@ class DigitalOcean:
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"tag_name": selector} if selector else {}
-        return self._pages("list droplets", "droplets", _server, self._client.droplets.list, **filters)
+        listing = self._pages("list droplets", "droplets", _server, self._client.droplets.list, **filters)
+        return self._settled(listing, f"droplet listing{f' (tag {selector})' if selector else ''}")
 
     def snapshots(self) -> list[CloudSnapshot]:
-        return self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
+        listing = self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
+        return self._settled(listing, "snapshot listing")
+
+    def _settled(self, listing: Listing[T], what: str) -> list[T]:
+        if not listing.settled:
+            self.unsettled.append(f"DigitalOcean's {what} changed while it was read, each of the {listing.reads} times")
+        return listing.items
+
+    def busy_servers(self, since: datetime) -> dict[str, str]:
+        """Return the droplets with an action in progress and its type ("snapshot" for a
+        snapshot), from the account's action listing read back to the first action started
+        before `since`, newest first, at most BUSY_PAGES pages. Also remember the newest action
+        id: one a lost reply hides is newer than that. Raise ProviderError when the listing
+        cannot tell: deeper than that, or not newest first (then the newest id is not known
+        either, and each start reads its droplet's own actions)."""
+        busy: dict[str, str] = {}
+        newest = 0
+        try:
+            for actions, last in self._action_pages(BUSY_PAGES):
+                for action in actions:
+                    newest = newest or action.id
+                    if action.status == "in-progress" and action.on_droplet:
+                        busy.setdefault(action.resource_id, action.kind)  # type: ignore[arg-type]
+                if last or (actions and min(action.started for action in actions) < since):
+                    self._newest_action = newest
+                    return busy
+        except _NotNewestFirst:
+            self._newest_action = None
+            raise ProviderError(self.name, "list actions", None, "the account's actions are not listed newest first: which droplets are busy is unknown") from None
+        self._newest_action = newest
+        message = f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: which droplets are busy is unknown"
+        raise ProviderError(self.name, "list actions", None, message)
 
     def snapshots_in_progress(self, since: datetime) -> set[str]:
-        """Return the droplets with a snapshot action in progress, from the account's action
-        listing (newest first), read back to the first action started before `since`. Also
-        remember the newest action id: one a lost reply hides is newer than that."""
-        busy: set[str] = set()
-        newest, page = 0, 1
-        while True:
-            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
-            for item in items:
-                newest = max(newest, item.id)
-                if item.kind == "snapshot" and item.status == "in-progress" and item.resource_id is not None:
-                    busy.add(item.resource_id)
-            if not more or not items or min(item.started for item in items) < since:
-                self._newest_action = newest
-                return busy
-            page += 1
+        """The droplets `busy_servers` finds making a snapshot."""
+        return {droplet for droplet, kind in self.busy_servers(since).items() if kind == "snapshot"}
 
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         droplet_id = int(server_id)
@@ -141,23 +165,45 @@ class DigitalOcean:
         self._read("delete snapshot", self._client.snapshots.delete, missing_ok=True, snapshot_id=snapshot_id)
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
-        return self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, droplet_id=droplet_id)
+        return self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, lambda action: action[1], droplet_id=droplet_id).items
 
     def _action_statuses(self, wanted: set[int]) -> dict[int, str]:
         """The status of each action in `wanted`: from the account's action listing, newest
-        first, read only as far back as the oldest wanted; any it did not show, one by one."""
+        first, read at most POLL_PAGES pages and only as far back as the oldest wanted, while
+        that costs fewer requests than reading the rest one by one; the rest one by one."""
         found: dict[int, str] = {}
-        page = 1
-        while wanted - found.keys():
-            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
-            found.update((item.id, item.status) for item in items if item.id in wanted)
-            missing = wanted - found.keys()
-            if not more or not items or not missing or max(item.id for item in items) < min(missing, default=0):
-                break
-            page += 1
-        for action_id in wanted - found.keys():
+        try:
+            for read, (actions, last) in enumerate(self._action_pages(POLL_PAGES), 1):
+                found.update((action.id, action.status) for action in actions if action.id in wanted)
+                missing = wanted - found.keys()
+                if last or not actions or actions[-1].id < min(missing, default=0) or len(missing) <= POLL_PAGES - read:
+                    break
+        except _NotNewestFirst:
+            pass  # what was read is true; the rest is read one by one
+        for action_id in sorted(wanted - found.keys()):
             found[action_id] = self._read("get action", self._client.actions.get, lambda body: _action_status(body["action"]), action_id=action_id)
         return found
+
+    def _action_pages(self, limit: int) -> Iterator[tuple[list[_ListedAction], bool]]:
+        """The pages of the account's action listing, each action once (newer ones push older
+        ones onto the next page), at most `limit` of them, with whether each is the last.
+        Raise _NotNewestFirst where the ids do not descend: nothing the API promises."""
+        seen: set[int] = set()
+        lowest: int | None = None
+        for page in range(1, limit + 1):
+            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
+            fresh = []
+            for item in items:
+                if item.id in seen:
+                    continue
+                if lowest is not None and item.id > lowest:
+                    raise _NotNewestFirst
+                seen.add(item.id)
+                lowest = item.id
+                fresh.append(item)
+            yield fresh, not more or not items
+            if not more or not items:
+                return
 
     def _finished(self, finished: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError]:
         """The finished actions do not name their images: find them by droplet and exact name
@@ -202,7 +248,22 @@ class DigitalOcean:
             if len(found) == len(wanted):
                 break
             self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=page, per_page=PAGE_SIZE)
+        for droplet_id in sorted({droplet for droplet, _ in wanted - found.keys()}):
+            # The listing shifted between its pages (a snapshot deleted or added before the read
+            # position): the droplet's own listing is asked before calling an image missing.
+            for image in self._droplet_snapshots(droplet_id):
+                key = (droplet_id, image.name)
+                if key in wanted and (key not in found or image.created > found[key].created):
+                    found[key] = image
         return found
+
+    def _droplet_snapshots(self, droplet_id: str) -> list[CloudSnapshot]:
+        """The droplet's own snapshots (this listing names no tags)."""
+
+        def convert(item: Any) -> CloudSnapshot:
+            return _droplet_snapshot(item, droplet_id)
+
+        return self._pages("list droplet snapshots", "snapshots", convert, self._client.droplets.list_snapshots, droplet_id=int(droplet_id)).items
 
     def _tag(self, image_ids: Sequence[str], tags: Iterable[str]) -> None:
         """Tag the images with each of `tags` (label keys: DigitalOcean tags carry no value),
@@ -215,20 +276,22 @@ class DigitalOcean:
                     self._tags_made.add(tag)
             self._read("tag snapshot", self._client.tags.assign_resources, tag_id=tag, body=resources)
 
-    def _pages(self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], **params: Any) -> list[T]:
-        """Every item of a paginated listing, each read by `convert`: page by page while each
-        links a next one, each page under `_read`, several at a time once the first has told
-        how many there are (`meta.total`; paging.py)."""
+    def _pages(
+        self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], identity: Callable[[T], Any] = lambda item: item.id, **params: Any
+    ) -> Listing[T]:
+        """Every item of a paginated listing once, each read by `convert`: page by page while
+        each links a next one, each page under `_read`, several at a time once the first has
+        told how many there are (`meta.total`), read again while it shifts (paging.py)."""
 
         def read(page: int) -> Page[T]:
             def page_of(body: Any) -> Page[T]:
                 pages = (body.get("links") or {}).get("pages") or {}
                 items = [convert(item) for item in body[key]]
-                return items, page + 1 if pages.get("next") else None, _last_page(body)
+                return items, page + 1 if pages.get("next") else None, _last_page(body), _total(body)
 
             return self._read(operation, method, page_of, page=page, per_page=PAGE_SIZE, **params)
 
-        return read_all(read)
+        return read_all(read, identity)
 
     def _read(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
         """`_call`, retried while transient."""
@@ -272,9 +335,14 @@ class DigitalOcean:
 def _last_page(body: Any) -> int | None:
     """The number of pages of PAGE_SIZE a listing's `meta.total` makes, or None if it does not
     say (the listing is then read one page at a time, as its links lead)."""
+    total = _total(body)
+    return None if total is None else -(-total // PAGE_SIZE)
+
+
+def _total(body: Any) -> int | None:
     meta = body.get("meta")
     total = meta.get("total") if isinstance(meta, dict) else None
-    return -(-total // PAGE_SIZE) if type(total) is int and total >= 0 else None
+    return total if type(total) is int and total >= 0 else None
 
 
 def _is_error(body: Any) -> bool:
@@ -296,12 +364,18 @@ def _message(body: Any, fallback: str | None) -> str:
 
 
 def _server(droplet: dict[str, Any]) -> Server:
-    return Server(str(droplet["id"]), str(droplet["name"]), {str(tag): "" for tag in droplet.get("tags") or []})
+    named = droplet.get("snapshot_ids")
+    snapshot_ids = tuple(str(int(i)) for i in named) if isinstance(named, list) else None
+    return Server(str(droplet["id"]), str(droplet["name"]), {str(tag): "" for tag in droplet.get("tags") or []}, snapshot_ids)
 
 
 def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
     """(type, id, status) of an action; the API's description makes status default to in-progress."""
     return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
+
+
+class _NotNewestFirst(Exception):
+    """The account's action listing did not list its actions newest first (ids descending)."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +384,7 @@ class _ListedAction:
     kind: str
     status: str
     resource_id: str | None
+    on_droplet: bool
     started: datetime
 
 
@@ -317,7 +392,14 @@ def _action_page(body: Any) -> tuple[list[_ListedAction], bool]:
     """One page of the account's actions, and whether another follows."""
     pages = (body.get("links") or {}).get("pages") or {}
     items = [
-        _ListedAction(int(a["id"]), str(a.get("type")), _action_status(a), None if a.get("resource_id") is None else str(a["resource_id"]), _started(a))
+        _ListedAction(
+            int(a["id"]),
+            str(a.get("type")),
+            _action_status(a),
+            None if a.get("resource_id") is None else str(a["resource_id"]),
+            a.get("resource_type") == "droplet" and a.get("resource_id") is not None,
+            _started(a),
+        )
         for a in body["actions"]
     ]
     return items, bool(pages.get("next"))
@@ -334,6 +416,11 @@ def _action_status(action: dict[str, Any]) -> str:
     if status not in ("in-progress", "completed", "errored"):
         raise ValueError(f"action status {status!r} is none of in-progress, completed, errored")
     return status
+
+
+def _droplet_snapshot(item: dict[str, Any], droplet_id: str) -> CloudSnapshot:
+    """An item of a droplet's own snapshot listing, which names no droplet and no tags."""
+    return CloudSnapshot(str(item["id"]), item["name"], _time(item["created_at"]), droplet_id, {}, size_gb=_size(item.get("size_gigabytes")))
 
 
 def _snapshot(item: dict[str, Any]) -> CloudSnapshot:

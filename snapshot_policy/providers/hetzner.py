@@ -22,12 +22,14 @@ from typing import Any, TypeVar
 import hcloud
 import requests
 from hcloud.images import Image
+from hcloud.core import Meta
+from hcloud.servers import BoundServer
 from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
 from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
 from snapshot_policy.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
-from snapshot_policy.providers.paging import Page, read_all
+from snapshot_policy.providers.paging import Listing, Page, read_all
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
 T = TypeVar("T")
@@ -56,8 +58,15 @@ _STATUS_OF_CODE = {
     "timeout": 504,
 }
 LOCKED = "locked"
-# Action ids per `GET /actions?id=…` poll: about 3 KB of query, well inside any URL limit.
-ACTIONS_PER_POLL = 200
+NOT_FOUND = "not_found"
+# Action ids per `GET /actions?id=…` poll: one page of the answer (50 is the most a page holds;
+# hcloud-python asks for 25, the default page). The answer is paginated all the same: its
+# further pages are followed.
+ACTIONS_PER_POLL = 50
+# Newest first, so that an image made while the listing is read comes before the read position
+# and shows (paging.py); the items are returned in id order all the same.
+NEWEST_FIRST = ["id:desc"]
+PER_PAGE = 50  # the most Hetzner's listings give a page
 # The default project budget: 3,600 requests an hour, one back every second.
 DEFAULT_LIMIT = 3600
 
@@ -79,6 +88,7 @@ class Hetzner:
         self.requests = 0
         self._counting = threading.Lock()
         self.rate_limit = RateLimit(DEFAULT_LIMIT / 3600, DEFAULT_LIMIT)
+        self.unsettled: list[str] = []
         self._timing = timing
         self._retry = retry
 
@@ -92,64 +102,117 @@ class Hetzner:
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"label_selector": selector} if selector else {}
-        return self._pages("list servers", self._client.servers, _server, **filters)
+        listing = self._pages("list servers", self._server_page, _server, **filters)
+        return self._settled(listing, f"server listing{f' (label selector {selector})' if selector else ''}")
 
     def snapshots(self) -> list[CloudSnapshot]:
         # Not `status=`: hcloud 2.27 sends the page size in its place.
-        return self._pages("list snapshots", self._client.images, _snapshot, type=["snapshot"])
+        return self._settled(self._pages("list snapshots", self._client.images.get_list, _snapshot, type=["snapshot"]), "snapshot listing")
 
-    def _pages(self, operation: str, resource: Any, convert: Callable[[Any], T], **filters: Any) -> list[T]:
-        """Every item of a paginated listing, as hcloud's `get_all` would read it, each read by
-        `convert`: page by page through `get_list`, each page (with the reading of its items)
-        under `_read`, several at a time once the first has named the last (paging.py)."""
+    def _settled(self, listing: Listing[T], what: str) -> list[T]:
+        if not listing.settled:
+            self.unsettled.append(f"Hetzner's {what} changed while it was read, each of the {listing.reads} times")
+        return listing.items
+
+    def _server_page(self, **params: Any) -> tuple[list[BoundServer], Meta | None]:
+        """`servers.get_list`, which in hcloud 2.27 takes no `sort`; the same request and models."""
+        response = self._client.request(method="GET", url="/servers", params=params)
+        return [BoundServer(self._client.servers, data) for data in response["servers"]], Meta.parse_meta(response)
+
+    def _pages(self, operation: str, get_list: Callable[..., Any], convert: Callable[[Any], T], **filters: Any) -> Listing[T]:
+        """Every item of a paginated listing once, in id order, each read by `convert`: page
+        by page through `get_list`, newest first, each page (with the reading of its items)
+        under `_read`, several at a time once the first has named the last, read again while
+        it shifts (paging.py)."""
 
         def read(page: int) -> Page[T]:
             def call() -> Page[T]:
-                items, meta = resource.get_list(page=page, per_page=resource.max_per_page, **filters)
+                items, meta = get_list(page=page, per_page=PER_PAGE, sort=NEWEST_FIRST, **filters)
                 pagination = meta.pagination if meta else None
-                following, last = (pagination.next_page, pagination.last_page) if pagination else (None, None)
-                return [convert(item) for item in items or []], following, last
+                following, last, total = (pagination.next_page, pagination.last_page, pagination.total_entries) if pagination else (None, None, None)
+                return [convert(item) for item in items or []], following, last, total
 
             return self._read(operation, call)
 
-        return read_all(read)
+        listing = read_all(read, lambda item: item.id)
+        return replace(listing, items=listing.items[::-1])
 
-    def snapshots_in_progress(self, since: datetime) -> set[str]:
-        """Return the servers with a create_image action running, from one listing of the
-        project's running server actions (`since` is for DigitalOcean's unfiltered listing)."""
+    def busy_servers(self, since: datetime) -> dict[str, str]:
+        """Return the servers with an action running, with its command ("snapshot" for
+        create_image), from one listing of the project's running server actions (`since` is for
+        DigitalOcean's unfiltered listing)."""
 
-        def running() -> set[str]:
-            actions = self._client.servers.actions.get_all(status=["running"])
-            return {str(r["id"]) for a in actions if a.command == "create_image" for r in a.resources or [] if r["type"] == "server"}
+        def running() -> dict[str, str]:
+            busy: dict[str, str] = {}
+            for action in self._client.servers.actions.get_all(status=["running"]):
+                kind = "snapshot" if action.command == "create_image" else str(action.command)
+                for resource in action.resources or []:
+                    if resource["type"] == "server":
+                        busy.setdefault(str(resource["id"]), kind)
+            return busy
 
         return self._read("list running actions", running)
+
+    def snapshots_in_progress(self, since: datetime) -> set[str]:
+        """The servers `busy_servers` finds making a snapshot."""
+        return {server for server, kind in self.busy_servers(since).items() if kind == "snapshot"}
 
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         image, action_id = self._start_snapshot(server_id, name, labels)
         return StartedSnapshot(server_id, name, action_id, image, dict(labels))
 
     def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
-        """The actions' statuses, up to ACTIONS_PER_POLL in each request; an image whose action
-        is unknown (found after a lost reply) is read itself. A successful create_image means
-        its image is available: it is not read again."""
+        """The actions' statuses, a page of ids in each request (`_statuses_of`); an image whose
+        action is unknown (found after a lost reply, or an action Hetzner no longer has) is read
+        itself. A successful create_image means its image is available: it is not read again."""
         result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
         by_action = {int(s.action_id): s for s in started if s.action_id}
-        ids = sorted(by_action)
-        for chunk in (ids[i : i + ACTIONS_PER_POLL] for i in range(0, len(ids), ACTIONS_PER_POLL)):
-            statuses = self._read("get actions", lambda chunk=chunk: _statuses(self._client.request("GET", "/actions", params={"id": chunk})))
-            for action_id in chunk:
-                snapshot, (status, message) = by_action[action_id], statuses.get(action_id, ("running", ""))
-                if status == "success":
-                    result[snapshot] = replace(snapshot.image, creating=False) if snapshot.image else self._image(snapshot)
-                elif status == "error":
-                    result[snapshot] = ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
-                else:
-                    result[snapshot] = None
+        statuses = self._statuses_of(sorted(by_action))
+        for action_id, snapshot in by_action.items():
+            status, message = statuses.get(action_id, (None, ""))
+            if status == "success":
+                result[snapshot] = replace(snapshot.image, creating=False) if snapshot.image else self._image(snapshot)
+            elif status == "error":
+                result[snapshot] = ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
+            elif status == "running":
+                result[snapshot] = None
+            else:  # the action is gone: its image says
+                result[snapshot] = self._image_state(snapshot)
         for snapshot in started:
             if not snapshot.action_id:
-                image = self._image(snapshot)
-                result[snapshot] = None if image.creating else image
+                result[snapshot] = self._image_state(snapshot)
         return result
+
+    def _statuses_of(self, action_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(status, error message) of each action Hetzner has among `action_ids`: at most
+        ACTIONS_PER_POLL ids a request, every page of each answer followed; an id a complete
+        answer lacks is asked for on its own, and left out if Hetzner has no such action."""
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(action_ids), ACTIONS_PER_POLL):
+            chunk = list(action_ids[start : start + ACTIONS_PER_POLL])
+            page: int | None = 1
+            while page is not None:
+                params = {"id": chunk, "page": page, "per_page": ACTIONS_PER_POLL}
+                statuses, page = self._read("get actions", lambda params=params: _statuses(self._client.request("GET", "/actions", params=params)))
+                found.update(statuses)
+        for action_id in action_ids:
+            if action_id not in found:
+                try:
+                    found.update(self._read("get action", lambda action_id=action_id: _statuses({"actions": [self._client.request("GET", f"/actions/{action_id}")["action"]]})[0]))
+                except ProviderError as error:
+                    if error.code != NOT_FOUND:
+                        raise
+        return found
+
+    def _image_state(self, snapshot: StartedSnapshot) -> CloudSnapshot | ProviderError | None:
+        """The image itself: None while it is made, its error if Hetzner no longer has it."""
+        try:
+            image = self._image(snapshot)
+        except ProviderError as error:
+            if error.code != NOT_FOUND:
+                raise
+            return error
+        return None if image.creating else image
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
@@ -161,7 +224,7 @@ class Hetzner:
         try:
             self._read("delete snapshot", lambda: self._client.images.delete(Image(id=int(snapshot_id))))
         except ProviderError as error:
-            if error.code != "not_found":  # gone already is what was asked for
+            if error.code != NOT_FOUND:  # gone already is what was asked for
                 raise
 
     def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[CloudSnapshot | None, str | None]:
@@ -235,15 +298,17 @@ class Hetzner:
         return unreadable(self.name, operation, status, detail)
 
 
-def _statuses(reply: dict) -> dict[int, tuple[str, str]]:
-    """(status, error message) of each action in a `GET /actions` reply; ValueError for a
-    status the API does not document."""
+def _statuses(reply: dict) -> tuple[dict[int, tuple[str, str]], int | None]:
+    """(status, error message) of each action in a `GET /actions` reply, and its next page
+    (None: the last, or a reply without pagination); ValueError for a status the API does not
+    document."""
     found = {}
     for action in reply["actions"]:
         if action["status"] not in ("running", "success", "error"):
             raise ValueError(f"action status {action['status']!r} is none of running, success, error")
         found[int(action["id"])] = (action["status"], str((action.get("error") or {}).get("message") or "no message"))
-    return found
+    following = ((reply.get("meta") or {}).get("pagination") or {}).get("next_page")
+    return found, following if type(following) is int else None
 
 
 def _server(server) -> Server:

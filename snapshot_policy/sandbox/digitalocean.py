@@ -6,8 +6,11 @@ Objects are shaped after the examples in the official OpenAPI description
 its schemas. Conventions: errors `{"id", "message"}`; `ratelimit-*` headers on every
 response and `retry-after` on 429 (the hourly budget, or the account's optional per-minute
 `burst_limit`); `links.pages` with absolute URLs plus `meta.total`, `per_page` at most 200;
-action listings newest first. A droplet with an action in progress answers 422 to a new action
-(the real API's "pending event"). Protection does not exist on DigitalOcean and is ignored.
+action listings newest first (the account's oldest first with `State.actions_oldest_first`:
+the API's description does not say). A droplet with an action in progress answers 422 to a new
+action (the real API's "pending event"); besides snapshots, the actions of `OTHER_ACTIONS` run
+(changing nothing) to make a droplet busy. Protection does not exist on DigitalOcean and is
+ignored.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ ERROR_IDS = {
     504: ("server_error", "Gateway timeout"),
 }
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_\-:]{1,255}$")
+OTHER_ACTIONS = ("resize", "power_off", "power_on", "power_cycle", "reboot", "shutdown", "enable_backups")
 
 
 def error(status: int, message: str | None = None) -> Response:
@@ -215,9 +219,13 @@ class DigitalOceanAPI:
         if server is None:
             return error(404)
         body = request.json()
-        if body.get("type") != "snapshot":
-            kind = body.get("type")
-            return error(422, f"the sandbox supports only snapshot actions, not {kind!r}")
+        kind = body.get("type")
+        if kind in OTHER_ACTIONS:
+            if self.state.running_action(server.id) is not None:
+                return error(422, "Droplet already has a pending event.")
+            return Response(201, {"action": _action(self.state.start_action(account, server, kind), server.region)})
+        if kind != "snapshot":
+            return error(422, f"the sandbox supports snapshot actions and {', '.join(OTHER_ACTIONS)}, not {kind!r}")
         name = body.get("name")
         if name is not None and not (isinstance(name, str) and name.strip()):
             return error(422, "name must be a non-empty string")
@@ -240,8 +248,11 @@ class DigitalOceanAPI:
         return self._page(request, "actions", actions, lambda action: _action(action, server.region))
 
     def _list_actions(self, request: Request, account: Account) -> Response:
-        """Every action of the account, newest first, as the real listing orders them."""
-        actions = self.state.actions_of(account)[::-1]
+        """Every action of the account, newest first, as the real listing orders them (oldest
+        first if the state says so)."""
+        actions = self.state.actions_of(account)
+        if not self.state.actions_oldest_first:
+            actions = actions[::-1]
         return self._page(request, "actions", actions, lambda a: _action(a, self._region_of(a)))
 
     def _get_action(self, request: Request, account: Account, action_id: str) -> Response:

@@ -22,6 +22,13 @@ random generator, so a flaky-network test is repeatable. Kinds:
   such as extra ones in Hetzner's `meta.pagination` — or a reply without what it must carry.
 - `fail_action`: not about requests: the next snapshot action started on the matching
   service (and `server_id`, if given) ends in error.
+- `shift`: answer normally, then change the account's list between two page reads, as
+  other actors do: once page `page` (any page, if None) of a matching request was served,
+  `insert` new items and delete the items whose ids are in `delete`. The items are snapshots,
+  or servers with `resource: "servers"`; new snapshots belong to `server_id` (None: to no
+  server), and take the ids in `ids` not yet used, in order, else the next ids (the newest).
+  A page-1 read of another listing does not match if `path` says which (e.g. `/v2/snapshots$`).
+  Other faults may still apply to the same request.
 
 Any kind that answers also takes `patch`, merged into its reply's body (e.g. an `error` whose
 body lacks the API's error fields), and `headers`, set on its reply last (e.g.
@@ -36,7 +43,10 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("rate_limit", "error", "delay", "drop", "lose_reply", "garble", "patch", "fail_action")
+KINDS = ("rate_limit", "error", "delay", "drop", "lose_reply", "garble", "patch", "fail_action", "shift")
+RESOURCES = ("snapshots", "servers")
+# Faults that change nothing of the answer itself: they fire alongside another one.
+ALONGSIDE = ("delay", "shift")
 SERVICES = ("digitalocean", "hetzner", "telegram", "webhook")
 
 
@@ -55,6 +65,11 @@ class Fault:
     server_id: int | None = None
     headers: dict[str, str] | None = None
     patch: dict | None = None
+    page: int | None = None
+    insert: int = 0
+    delete: list[int] | None = None
+    ids: list[int] | None = None
+    resource: str = "snapshots"
     id: int = 0
     fired: int = 0
     _random: random.Random = field(init=False, repr=False, compare=False)
@@ -66,6 +81,12 @@ class Fault:
             raise ValueError(f"fault service must be one of {SERVICES}, not {self.service!r}")
         if self.path is not None:
             re.compile(self.path)
+        if self.resource not in RESOURCES:
+            raise ValueError(f"a shift changes one of {RESOURCES}, not {self.resource!r}")
+        if not isinstance(self.insert, int) or self.insert < 0:
+            raise ValueError("insert must be a number of new items, 0 or more")
+        if not all(isinstance(i, int) for i in [*(self.delete or []), *(self.ids or [])]):
+            raise ValueError("delete and ids must be lists of integer ids")
         if self.kind == "patch" and not isinstance(self.patch, dict):
             raise ValueError("a patch fault needs `patch`, a JSON object to merge into the reply")
         if self.headers is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
@@ -77,11 +98,12 @@ class Fault:
         data.pop("_random", None)
         return data
 
-    def _matches(self, service: str, method: str, path: str) -> bool:
+    def _matches(self, service: str, method: str, path: str, page: int) -> bool:
         return (
             (self.service is None or self.service == service)
             and (self.method is None or self.method.upper() == method.upper())
             and (self.path is None or re.search(self.path, path) is not None)
+            and (self.page is None or self.page == page)
         )
 
     def _fire(self) -> bool:
@@ -129,16 +151,17 @@ class Faults:
         with self._lock:
             return [f.public() for f in self._faults]
 
-    def for_request(self, service: str, method: str, path: str) -> list[Fault]:
-        """The faults that fire for this request: any delays, then at most one other fault."""
+    def for_request(self, service: str, method: str, path: str, page: int = 1) -> list[Fault]:
+        """The faults that fire for this request (`page`: the page it asks for): any delays and
+        shifts, then at most one other fault, last."""
         fired: list[Fault] = []
         with self._lock:
             for fault in self._faults:
-                if fault.kind == "fail_action" or not fault._matches(service, method, path):
+                if fault.kind == "fail_action" or not fault._matches(service, method, path, page):
                     continue
                 if fault._fire():
                     fired.append(fault)
-                    if fault.kind != "delay":
+                    if fault.kind not in ALONGSIDE:
                         break
         return fired
 

@@ -5,9 +5,11 @@ Objects are shaped after the property examples of the official OpenAPI descripti
 validate against its schemas. Conventions: errors `{"error": {"code", "message", "details"}}`;
 `RateLimit-*` headers on every response; `meta.pagination` plus a `Link` header, `per_page`
 at most 50 and `next_page` null on the last page; label selectors; labels replaced as a whole
-by PUT. Actions are read by id, several at once (`GET /actions?id=..`; listing all of them
-without an id was removed in 2025: 410 `deprecated_api_endpoint`), or as the servers' action
-list (`GET /servers/actions`). A 429 says when to retry only as Hetzner documents it,
+by PUT. Actions are read by id, several at once (`GET /actions?id=..`, paginated like every
+listing: 25 a page unless `per_page` says up to 50; listing all of them without an id was
+removed in 2025: 410 `deprecated_api_endpoint`), or as the servers' action list
+(`GET /servers/actions`). Besides create_image, the server actions of `OTHER_ACTIONS` run
+(changing nothing) to make a server busy. A 429 says when to retry only as Hetzner documents it,
 through `RateLimit-Reset` (the time the whole budget is back; no `Retry-After`), and every
 reply carries its `Date`, the clock that reset is read against. Two system images (Ubuntu,
 Debian) are listed for every account, as on the real API, so a client that forgets
@@ -59,6 +61,13 @@ ACTION_SORT_KEYS = {
     "finished": lambda a: (a.finished is None, a.finished or a.started),  # running ones last
 }
 ACTION_STATUSES = ("running", "success", "error")
+OTHER_ACTIONS = {
+    "poweroff": "stop_server",
+    "poweron": "start_server",
+    "reboot": "reboot_server",
+    "shutdown": "shutdown_server",
+    "change_type": "change_server_type",
+}
 ACTIONS_LIST_REMOVED = (
     "https://docs.hetzner.cloud/changelog"
     "#2025-01-30-listing-arbitrary-actions-in-the-actions-list-endpoint-is-removed"
@@ -100,6 +109,7 @@ class HetznerAPI:
             ("GET", re.compile(r"/v1/servers/actions"), self._list_server_actions),
             ("GET", re.compile(r"/v1/servers/(\d+)"), self._get_server),
             ("POST", re.compile(r"/v1/servers/(\d+)/actions/create_image"), self._create_image),
+            ("POST", re.compile(r"/v1/servers/(\d+)/actions/(" + "|".join(OTHER_ACTIONS) + ")"), self._server_action),
             ("GET", re.compile(r"/v1/actions"), self._get_actions),
             ("GET", re.compile(r"/v1/actions/(\d+)"), self._get_action),
             ("GET", re.compile(r"/v1/images"), self._list_images),
@@ -295,6 +305,14 @@ class HetznerAPI:
         assert action.snapshot is not None
         return Response(201, {"image": _image(action.snapshot), "action": self._action(action)})
 
+    def _server_action(self, request: Request, account: Account, server_id: str, name: str) -> Response:
+        server = self.state.server(account, int(server_id))
+        if server is None:
+            return error(404, f"server with ID '{server_id}' not found")
+        if self.state.running_action(server.id) is not None:
+            return error(423, "server is locked: an action is already running", "locked")
+        return Response(201, {"action": self._action(self.state.start_action(account, server, OTHER_ACTIONS[name]))})
+
     def _get_action(self, request: Request, account: Account, action_id: str) -> Response:
         action = self.state.action(account, int(action_id))
         if action is None:
@@ -302,8 +320,9 @@ class HetznerAPI:
         return Response(200, {"action": self._action(action)})
 
     def _get_actions(self, request: Request, account: Account) -> Response:
-        """`GET /actions?id=..`: the project's actions with those ids; listing them all without
-        an id was removed on 2025-01-30 and now answers 410 `deprecated_api_endpoint`."""
+        """`GET /actions?id=..`: the project's actions with those ids, a page at a time; listing
+        them all without an id was removed on 2025-01-30 and now answers 410
+        `deprecated_api_endpoint`."""
         if not request.args("id"):
             return error(
                 410,
@@ -313,8 +332,7 @@ class HetznerAPI:
         ids = _action_ids(request)
         if isinstance(ids, Response):
             return ids
-        actions = self.state.actions_by_ids(account, ids)
-        return Response(200, {"actions": [self._action(a) for a in actions]})
+        return self._page(request, "actions", self.state.actions_by_ids(account, ids), self._action)
 
     def _list_server_actions(self, request: Request, account: Account) -> Response:
         """The actions of all the project's servers (create_image among them), filtered by
@@ -356,9 +374,16 @@ class HetznerAPI:
         for value in statuses:
             if value not in ("available", "creating", "unavailable"):
                 return _invalid("status", f"unknown image status {value!r}")
-        # Every page of a listing asks for the same filtered list: kept, not rebuilt per page.
-        key = ("images", tuple(types), tuple(statuses))
-        images = self.state.kept(account, key, lambda: _images(self.state.snapshots_of(account), types, statuses))
+        # Every page of a listing asks for the same filtered list: kept, not rebuilt per page;
+        # so is its order when it is by id (names and dates may change without notice).
+        sort = request.args("sort")
+        by_id = all(spec.partition(":")[0] == "id" for spec in sort)
+        key = ("images", tuple(types), tuple(statuses), tuple(sort) if by_id else ())
+
+        def build() -> list[Snapshot]:
+            return _sorted(_images(self.state.snapshots_of(account), types, statuses), sort if by_id else [], by_id=True)
+
+        images = self.state.kept(account, key, build)
         if request.args("bound_to"):
             images = []  # only backups are bound to a server, and the sandbox has none
         if name := request.arg("name"):
@@ -366,7 +391,7 @@ class HetznerAPI:
         if selector := request.arg("label_selector"):
             matches = parse_selector(selector)
             images = [i for i in images if matches(i.labels)]
-        ordered = _sorted(images, request.args("sort"), by_id=True)
+        ordered = images if by_id else _sorted(images, sort, by_id=True)
         return self._page(request, "images", ordered, _image)
 
     def _image_or_error(self, account: Account, image_id: str) -> Snapshot | Response:

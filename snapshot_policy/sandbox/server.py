@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from .digitalocean import DigitalOceanAPI
-from .faults import Faults, merge_patch
+from .faults import ALONGSIDE, Faults, merge_patch
 from .hetzner import HetznerAPI
 from .state import State
 from .telegram import TelegramAPI, WebhookSink
@@ -177,11 +177,12 @@ class Sandbox:
         api = self._apis[service]
         with self.state.lock:
             account = api.account(request) if service in ("digitalocean", "hetzner") else None
-        fired = self.faults.for_request(service, request.method, request.path)
+        page = request.arg("page") or "1"
+        fired = self.faults.for_request(service, request.method, request.path, int(page) if page.isdigit() else 0)
         for fault in fired:
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
-        final = fired[-1] if fired and fired[-1].kind != "delay" else None
+        final = fired[-1] if fired and fired[-1].kind not in ALONGSIDE else None
         response: Response | None = None
         if final is None or final.kind in ("lose_reply", "garble", "patch"):
             with self.state.lock:
@@ -191,8 +192,36 @@ class Sandbox:
                 response = api.fault_response(final, account)
         if final is not None and response is not None:
             _distort(final, response)
+        if account is not None and response is not None and response.status < 300:
+            for fault in fired:
+                if fault.kind == "shift":
+                    self._shift(fault, account)
         self._record(service, request, response, account, final.kind if final else None)
         return None if final is not None and final.kind == "lose_reply" else response
+
+    def _shift(self, fault, account) -> None:
+        """Change the account's snapshots or servers as a `shift` fault says (faults.py)."""
+        state = self.state
+        with state.lock:
+            servers = fault.resource == "servers"
+            taken = state.servers if servers else state.snapshots
+            fresh = iter([i for i in fault.ids or [] if i not in taken])
+            for _ in range(fault.insert):
+                wanted = next(fresh, None)
+                if servers:
+                    made = state.add_server(account.name, "shifted", id=wanted)
+                    made.name = f"shifted-{made.id}"
+                else:
+                    snapshot = state.add_snapshot(account.name, "shifted", server_id=fault.server_id, id=wanted)
+                    snapshot.name = f"shifted-{snapshot.id}"
+            for item_id in fault.delete or []:
+                found = taken.get(item_id)
+                if found is None or found.account != account.name:
+                    continue
+                if servers:
+                    state.remove_server(item_id)
+                else:
+                    state.delete_snapshot(found)
 
     def _record(self, service, request, response, account, fault) -> None:
         path = request.path

@@ -209,6 +209,8 @@ class State:
         self._buckets: dict[str, TokenBucket] = {}
         self._windows: dict[str, SlidingWindow] = {}
         self._next_id = {"snapshot": 100_000_001, "action": 900_000_001, "server": 1_000_001}
+        self.actions_oldest_first = False
+        """DigitalOcean's account action listing oldest first: its API description promises no order."""
 
     # -- seeding ---------------------------------------------------------------------------
 
@@ -466,6 +468,13 @@ class State:
             {"id": server.id, "type": "server"},
             {"id": snapshot.id, "type": "image"},
         ]
+        return action
+
+    def start_action(self, account: Account, server: Server, command: str) -> Action:
+        """Begin an action other than a snapshot on the server (a resize, a power off): it runs
+        `action_seconds` and makes the server busy meanwhile."""
+        action = self._new_action(account, command, server.id)
+        action.resources = [{"id": server.id, "type": "server"}]
         return action
 
     def instant_action(self, account: Account, command: str, resources: list[dict]) -> Action:

@@ -206,3 +206,21 @@ def test_hetzner_rate_limit_says_when_as_hetzner_documents_it(sandbox):
     assert response.headers["RateLimit-Remaining"] == "0"
     assert (reset - sent) / limit == 2.5  # the budget refills evenly: one request's share of the reset
     assert len([k for k in response.raw.headers.keys() if k.lower() == "date"]) == 1
+
+
+def test_a_shift_changes_the_listing_after_the_page_it_names_is_served(sandbox, do):
+    """Other actors between two page reads: the page asked for shows the listing before them,
+    the next one after. Set through the control API as any fault."""
+    for n in range(30):
+        sandbox.state.add_snapshot("do-a", f"s{n}", server_id=101, id=1000 + n)
+    created = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "shift", "service": "digitalocean", "path": "^/v2/snapshots$", "page": 1, "insert": 1, "ids": [7], "delete": [1029], "server_id": 102})
+    assert created.status_code == 201 and created.json()["page"] == 1
+    first = do.snapshots.list(per_page=20, page=1)
+    assert first["meta"]["total"] == 30 and first["snapshots"][0]["id"] == "1000"
+    second = do.snapshots.list(per_page=20, page=2)
+    assert second["meta"]["total"] == 30  # one in, one out
+    assert second["snapshots"][0]["id"] == first["snapshots"][-1]["id"] == "1019"  # page 1's last, pushed onto page 2 as well
+    assert sandbox.state.snapshots[7].name == "shifted-7" and sandbox.state.snapshots[7].server_id == 102
+    assert 1029 not in sandbox.state.snapshots
+    bad = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "shift", "resource": "volumes"})
+    assert bad.status_code == 400 and "volumes" in bad.json()["error"]

@@ -244,6 +244,20 @@ def test_exhausted_budget_answers_429_with_the_documented_headers_only(sandbox, 
     assert 3590 <= int(response.headers["RateLimit-Reset"]) - sent <= 3602
 
 
+def test_get_actions_by_ids_is_paginated_25_a_page_unless_asked_for_up_to_50(sandbox, hz):
+    """hcloud-python asks for 25 ids a request and hcloud-go's waiter follows the pages: the
+    answer is a page like any listing's."""
+    for n in range(60):
+        sandbox.state.add_server("hz-a", f"s{n}", id=5000 + n)
+    actions = [sandbox.state.start_action(sandbox.state.accounts["hz-a"], sandbox.state.servers[5000 + n], "stop_server") for n in range(60)]
+    ids = [a.id for a in actions]
+    first = hz.request("GET", "/actions", params={"id": ids})
+    assert len(first["actions"]) == 25 and first["meta"]["pagination"]["next_page"] == 2
+    assert first["meta"]["pagination"]["total_entries"] == 60
+    fifty = hz.request("GET", "/actions", params={"id": ids, "per_page": 100, "page": 2})
+    assert [a["id"] for a in fifty["actions"]] == ids[50:] and fifty["meta"]["pagination"]["next_page"] is None
+
+
 def test_get_actions_by_ids_returns_this_projects_known_ones_and_their_progress(sandbox, hz, make_hz):
     sandbox.state.action_seconds = 1  # long enough to see them running, on a slow machine
     first = hz.servers.create_image(Server(id=301), description="a").action
@@ -251,7 +265,7 @@ def test_get_actions_by_ids_returns_this_projects_known_ones_and_their_progress(
     theirs = make_hz(HZ_OTHER_TOKEN).servers.create_image(Server(id=401), description="c").action
     wanted = [second.id, 999_999, theirs.id, first.id, second.id]
     body = hz.request("GET", "/actions", params={"id": wanted})
-    assert set(body) == {"actions"}  # no meta: not a listing
+    assert body["meta"]["pagination"]["total_entries"] == 2  # paginated, as hcloud's clients read it
     assert [(a["id"], a["status"]) for a in body["actions"]] == [
         (first.id, "running"),
         (second.id, "running"),
@@ -315,7 +329,7 @@ def test_new_action_routes_are_charged_and_take_faults(sandbox):
     base = sandbox.hetzner_endpoint
     first = requests.get(f"{base}/actions", params={"id": 1}, headers=auth, timeout=5)
     second = requests.get(f"{base}/servers/actions", headers=auth, timeout=5)
-    assert (first.json(), second.json()["actions"]) == ({"actions": []}, [])
+    assert (first.json()["actions"], second.json()["actions"]) == ([], [])
     assert int(second.headers["RateLimit-Remaining"]) == int(first.headers["RateLimit-Remaining"]) - 1
     sandbox.inject("error", service="hetzner", path=r"^/v1/servers/actions$", status=503)
     sandbox.inject("rate_limit", service="hetzner", path=r"^/v1/actions$")

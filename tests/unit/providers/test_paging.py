@@ -6,13 +6,27 @@ import threading
 
 import pytest
 
-from snapshot_policy.providers.paging import read_all
+from snapshot_policy.providers import paging
+
+
+def read_all(listing, readers=None) -> list[int]:
+    """The items of a listing that holds still (each item is its own key)."""
+    result = paging.read_all(listing, lambda item: item, readers)
+    assert result.settled and result.reads == 1
+    return result.items
+
+
+def read_unsettled(listing, readers=None) -> list[int]:
+    """The items of a listing whose pages disagree, however often it is read."""
+    result = paging.read_all(listing, lambda item: item, readers)
+    assert not result.settled and result.reads == paging.READS
+    return result.items
 
 
 class Listing:
-    """A fake paginated listing: `pages[n]` is page n's (items, next, last); records each read."""
+    """A fake paginated listing: `pages[n]` is page n's (items, next, last, total); records each read."""
 
-    def __init__(self, pages: dict[int, tuple[list[int], int | None, int | None]], failing: dict[int, Exception] | None = None):
+    def __init__(self, pages: dict[int, tuple[list[int], int | None, int | None, int | None]], failing: dict[int, Exception] | None = None):
         self.pages = pages
         self.failing = failing or {}
         self.read: list[int] = []
@@ -33,10 +47,11 @@ class Listing:
                 self.at_once -= 1
 
 
-def numbered(count: int, per_page: int = 3, last: bool = True) -> dict[int, tuple[list[int], int | None, int | None]]:
-    """`count` pages of `per_page` items numbered from 0, each naming the next and (with `last`) the last."""
+def numbered(count: int, per_page: int = 3, last: bool = True) -> dict[int, tuple[list[int], int | None, int | None, int | None]]:
+    """`count` pages of `per_page` items numbered from 0, each naming the next and (with `last`)
+    the last page and the number of items."""
     return {
-        n: (list(range((n - 1) * per_page, n * per_page)), n + 1 if n < count else None, count if last else None)
+        n: (list(range((n - 1) * per_page, n * per_page)), n + 1 if n < count else None, count if last else None, count * per_page if last else None)
         for n in range(1, count + 1)
     }
 
@@ -68,27 +83,27 @@ def test_read_all_with_one_reader_is_the_page_by_page_loop():
 
 def test_read_all_ends_where_a_page_names_no_next_one_even_if_more_were_announced():
     pages = numbered(10)
-    pages[4] = (pages[4][0], None, 10)  # the listing shrank while it was read
+    pages[4] = (pages[4][0], None, 10, 30)  # the listing shrank while it was read
     listing = Listing(pages)
-    assert read_all(listing) == list(range(12))
+    assert read_unsettled(listing) == list(range(12))  # fewer than announced: read again, in vain
     assert max(listing.read) <= 4 + 3  # at most the pages read ahead, whose items are dropped
 
 
 def test_read_all_follows_pages_past_the_announced_last():
     pages = numbered(8)
     for n in (1, 2, 3):
-        pages[n] = (pages[n][0], n + 1, 3)  # announced 3 pages, then it grew
-    pages[5] = (pages[5][0], 6, 8)  # a later page announces the new last
+        pages[n] = (pages[n][0], n + 1, 3, 9)  # announced 3 pages, then it grew
+    pages[5] = (pages[5][0], 6, 8, 24)  # a later page announces the new last
     listing = Listing(pages)
-    assert read_all(listing) == list(range(24))
-    assert sorted(listing.read) == list(range(1, 9))
+    assert read_unsettled(listing) == list(range(24))
+    assert sorted(listing.read) == sorted(list(range(1, 9)) * paging.READS)
 
 
 def test_read_all_follows_a_page_that_names_another_next_page():
     pages = numbered(8)
-    pages[2] = (pages[2][0], 6, 8)  # skips 3 to 5
+    pages[2] = (pages[2][0], 6, 8, 24)  # skips 3 to 5
     listing = Listing(pages)
-    assert read_all(listing) == [0, 1, 2, 3, 4, 5, 15, 16, 17, 18, 19, 20, 21, 22, 23]
+    assert read_unsettled(listing) == [0, 1, 2, 3, 4, 5, 15, 16, 17, 18, 19, 20, 21, 22, 23]  # fewer than announced
 
 
 def test_read_all_raises_the_first_failing_page_in_page_order_and_reads_no_further():
