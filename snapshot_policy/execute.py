@@ -290,7 +290,7 @@ class AccountRun:
         since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
         before = self.provider.requests
         try:
-            return dict.fromkeys(self.provider.snapshots_in_progress(since), "snapshot")  # becomes provider.busy_servers(since)
+            return self.provider.busy_servers(since)
         except ProviderError as error:
             log.warning("%s: could not list the servers busy with an action: %s", self.targets[0].target.account, error)
             return None
@@ -668,6 +668,10 @@ class AccountRun:
             else:
                 self.x.record("created", state, snapshot, "made by an earlier run that could not see it finish")
             journal.marked(target.account, target.server_id, name)
+        for account, server_id, name, started in journal.future_starts():
+            if (account, server_id) == (target.account, target.server_id):
+                log.warning("%s: crossed off the journal's start of %s, dated %s by a clock that ran ahead; it adopts nothing", state.label, name, started.isoformat())
+                journal.marked(account, server_id, name)
         present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
         for snapshot_id, (name, reason) in journal.deletions(target.account, target.server_id).items():
             if snapshot_id not in present:

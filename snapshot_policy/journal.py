@@ -13,8 +13,9 @@ A deletion is written here before it is sent and crossed off once confirmed: a r
 in between leaves the next run to see the snapshot gone and write the audit line.
 
 A start dated in the future (written while the clock ran ahead) is not taken as still
-running: it would block its server for as long as the clock was ahead. It stays pending, so
-its snapshot is adopted if it appears, and `future_starts` names it for a warning.
+running: it would block its server for as long as the clock was ahead. `future_starts` names
+it for a warning, and apply crosses it off once its server was listed: no snapshot the cloud
+dates can fit its creation window (ownership.classify), so it can adopt nothing.
 
 A target's `before` hook is written here before it runs, and crossed off once its `after`
 hook has run: a run killed in between (SIGKILL, a power cut) leaves the next run to run the
@@ -52,7 +53,7 @@ class Journal:
         if future:
             log.warning(
                 "journal %s: %d snapshot start(s) dated after this run's clock (%s), up to %s: the clock was "
-                "ahead when they were written; they are not taken as still running, only adopted if they appear",
+                "ahead when they were written; they are not taken as still running, and apply crosses them off",
                 self._path, len(future), now.isoformat(), max(started for *_, started in future).isoformat(),
             )
 

@@ -49,14 +49,11 @@ class Provider(Protocol):
         listing of actions (DigitalOcean's read back to actions started at `since`, a few
         pages at most). Raise ProviderError when the listing cannot tell."""
 
-    def snapshots_in_progress(self, since: datetime) -> set[str]:
-        """Return the ids of the servers `busy_servers` finds making a snapshot."""
-
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         """Ask for a snapshot of the server that will carry `labels` (ownership.marker_labels)
         and return without waiting. After a lost reply, look for the snapshot it may have
-        started before ever asking again; a busy server is asked again until the creation
-        timeout."""
+        started before ever asking again. A busy server's refusal is raised at once as
+        retry.ServerBusy: the executor asks again later, holding no request slot."""
 
     def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
         """One round of waiting for all of `started`, in a few batched requests whatever their

@@ -119,10 +119,6 @@ class DigitalOcean:
         message = f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: which droplets are busy is unknown"
         raise ProviderError(self.name, "list actions", None, message)
 
-    def snapshots_in_progress(self, since: datetime) -> set[str]:
-        """The droplets `busy_servers` finds making a snapshot."""
-        return {droplet for droplet, kind in self.busy_servers(since).items() if kind == "snapshot"}
-
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         droplet_id = int(server_id)
 
@@ -137,7 +133,7 @@ class DigitalOcean:
         known = self._newest_action
         if known is None:  # the account's listing was not read: the droplet's own tells new from old
             known = max((a for _, a, _ in self._droplet_actions(droplet_id)), default=0)
-        action_id = self._retry.start_once(start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout, self._timing.poll_interval)
+        action_id = self._retry.start_once(start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout)
         return StartedSnapshot(server_id, name, action_id, labels=dict(labels))
 
     def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
@@ -220,7 +216,7 @@ class DigitalOcean:
         by_labels: dict[tuple[str, ...], list[StartedSnapshot]] = {}
         for snapshot in finished:
             if isinstance(result[snapshot], CloudSnapshot):
-                by_labels.setdefault(tuple(sorted(snapshot.labels)), []).append(snapshot)
+                by_labels.setdefault(tuple(snapshot.labels), []).append(snapshot)  # in marker_labels' order: the owner first
         for tags, group in by_labels.items():
             try:
                 self._tag([result[s].id for s in group], tags)  # type: ignore[union-attr]

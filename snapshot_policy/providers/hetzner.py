@@ -153,10 +153,6 @@ class Hetzner:
 
         return self._read("list running actions", running)
 
-    def snapshots_in_progress(self, since: datetime) -> set[str]:
-        """The servers `busy_servers` finds making a snapshot."""
-        return {server for server, kind in self.busy_servers(since).items() if kind == "snapshot"}
-
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
         image, action_id = self._start_snapshot(server_id, name, labels)
         return StartedSnapshot(server_id, name, action_id, image, dict(labels))
@@ -245,7 +241,7 @@ class Hetzner:
             return None if found is None else (CloudSnapshot(str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id), None)
 
         return self._retry.start_once(
-            start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout, self._timing.poll_interval
+            start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout
         )
 
     def _image_named(self, server_id: str, name: str) -> int | None:

@@ -198,7 +198,6 @@ class RetryPolicy:
         started_meanwhile: Callable[[], T | None],
         busy: Callable[[ProviderError], bool],
         timeout: float,
-        busy_interval: float = 0.0,
     ) -> T:
         """Return `start()` for a call that must not take effect twice, such as a snapshot POST.
 
@@ -207,7 +206,7 @@ class RetryPolicy:
         until `timeout`. A `busy` refusal (the server is doing something else) raises
         ServerBusy at once: the caller asks again later, holding no request slot meanwhile —
         after a lost reply, only once `started_meanwhile()` has found that the something else
-        is not our own snapshot. (`busy_interval` is no longer used; the adapters still pass it.)
+        is not our own snapshot.
         """
         deadline = self.clock() + timeout
         failures = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import unquote
 
 from .faults import Fault
 from .state import Account, Action, Server, Snapshot, State, format_time
@@ -327,7 +328,7 @@ class DigitalOceanAPI:
         }
 
     def _tag_resources(self, request: Request, account: Account, tag: str) -> Response:
-        canonical = account.tags.get(tag.lower())
+        canonical = account.tags.get(unquote(tag).lower())  # a path segment, as pydo quotes it
         resources = request.json().get("resources")
         if canonical is None:
             return error(404, f"tag {tag!r} not found")

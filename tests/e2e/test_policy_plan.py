@@ -173,7 +173,7 @@ def test_a_server_listing_empty_once_prunes_nothing(policy, sandbox, capsys, clo
     before = sandbox.dump_state()["snapshots"]
     clock.advance(hours=25)
     for _ in range(2):  # the second time a day after the first
-        sandbox.inject("patch", service="hetzner", method="GET", path="^/v1/servers$", patch={"servers": []})
+        sandbox.inject("patch", service="hetzner", method="GET", path="^/v1/servers$", patch={"servers": [], "meta": {"pagination": {"total_entries": 0, "last_page": 1}}})
         assert main(["apply", "--policy", str(policy)], clock=clock) == 2
         assert "db: FAILED: no server with id 4711" in capsys.readouterr().out
         clock.advance(hours=25)
@@ -199,7 +199,7 @@ def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sand
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")], clock=clock) == 1
-    assert "cannot save the plan to" in capsys.readouterr().err
+    assert f"cannot use plan --out {blocker / 'plan.json'}: {blocker} is not a folder" in capsys.readouterr().err
 
 
 def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, sandbox, capsys, monkeypatch, clock):
@@ -227,7 +227,8 @@ def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logge
         "    hooks:\n"
         f"      before: 'echo \"before $SNAPSHOT_POLICY_SNAPSHOT\" >> {record}; echo token is $TEST_DO_TOKEN'\n"
         f"      after: 'echo \"after $SNAPSHOT_POLICY_STATUS\" >> {record}'\n"
-        "      shell: true\n",
+        "      shell: true\n"
+        "      env: [TEST_DO_TOKEN]\n",  # a token reaches a hook only when env names it
     ))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     lines = record.read_text().splitlines()

@@ -290,14 +290,16 @@ def test_executor_marks_and_records_a_snapshot_an_interrupted_run_left_unmarked(
     assert journal.pending("do-a", "101") == {}
 
 
-def test_executor_finishes_the_run_when_the_audit_log_cannot_be_written(cloud, providers, journal, clock, tmp_path):
+def test_executor_finishes_the_run_when_the_audit_log_cannot_be_written_and_fails_the_target(cloud, providers, journal, clock, tmp_path):
+    """The changes stand, but a trail that lacks them fails the target (issue 19)."""
     (tmp_path / "blocked").write_text("a file where the audit log's folder should be")
     plan = plan_for(providers, clock, APP)
     audit_log = AuditLog(tmp_path / "blocked" / "audit.jsonl", plan.fingerprint)
     report = Executor(providers, journal, audit_log, now=clock).apply(plan)
     (outcome,) = report.outcomes
-    assert outcome.ok and len(outcome.deleted) == 2
-    assert report.exit_code == 0
+    assert outcome.created is not None and len(outcome.deleted) == 2
+    assert not outcome.ok and outcome.error.count("but could not write the audit log: cannot use audit log") == 3
+    assert report.exit_code == 1
 
 
 def test_executor_spaces_snapshot_starts_by_delay_between_servers(sandbox, providers, journal, clock, tmp_path):

@@ -100,7 +100,7 @@ def test_observe_of_a_mixed_sandbox_fleet_matches_the_per_target_scan(accounts):
     }
     listings = {key: connector(accounts[key]).snapshots() for key in ("do", "hz")}
     for target, snapshots in observation.observed:
-        assert snapshots == _with_pending(target, listings[target.account], None), target
+        assert snapshots == _with_pending(target, listings[target.account], None, timedelta(hours=1)), target
     adopted = sum(s.managed and s.ownership.startswith("adopted") for t, snaps in observation.observed for s in snaps)
     assert adopted > 0  # the lookalikes of the names targets
     assert all(len(snaps) == 8 for _, snaps in observation.observed)

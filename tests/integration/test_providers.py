@@ -13,7 +13,7 @@ import pytest
 from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ProviderError, Target, RetentionPolicy
 from snapshot_policy.ownership import marker_labels, snapshots_for
 from snapshot_policy.providers import connect, endpoint_for, paging
-from snapshot_policy.providers.retry import RetryPolicy, Timing
+from snapshot_policy.providers.retry import ServerBusy, RetryPolicy, Timing
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
 
 TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
@@ -330,7 +330,7 @@ def test_one_account_listing_names_the_servers_making_a_snapshot(sandbox, adapte
 
         hz.servers.create_image(Server(id=301), description="manual", type="snapshot")
     sandbox.clear_requests()
-    assert adapter(provider).snapshots_in_progress(clock() - TIMING_WINDOW) == {SERVERS[provider][0]}
+    assert adapter(provider).busy_servers(clock() - TIMING_WINDOW) == {SERVERS[provider][0]: "snapshot"}
     assert len(sandbox.requests(provider)) == 1
 
 
@@ -340,7 +340,7 @@ def test_many_snapshots_are_polled_in_one_request(sandbox, adapter, provider, cl
     provider_api = adapter(provider)
     servers = ["101", "102", "103"] if provider == DIGITALOCEAN else ["301", "302", "303"]
     target = target_for(provider)
-    provider_api.snapshots_in_progress(clock() - TIMING_WINDOW)
+    provider_api.busy_servers(clock() - TIMING_WINDOW)
     started = [provider_api.start_snapshot(server, f"s-{server}", marker_labels(replace(target, server_id=server))) for server in servers]
     sandbox.clear_requests()
     assert set(provider_api.progress(started).values()) == {None}
@@ -352,22 +352,25 @@ def test_many_snapshots_are_polled_in_one_request(sandbox, adapter, provider, cl
     assert all(not listed[s.id].creating and set(marker_labels(target)) <= set(listed[s.id].labels) for s in done.values())
 
 
-def test_digitalocean_waits_while_the_droplet_is_busy(sandbox, adapter):
+def test_digitalocean_busy_droplet_is_refused_at_once_as_busy(sandbox, adapter, sleeps):
+    """The executor asks a busy droplet again later; the adapter holds no thread waiting."""
     sandbox.inject("error", service="digitalocean", method="POST", path="/droplets/101/actions", status=422, count=2)
-    create(adapter(DIGITALOCEAN), *create_args(DIGITALOCEAN))
+    with pytest.raises(ServerBusy):
+        create(adapter(DIGITALOCEAN), *create_args(DIGITALOCEAN))
     statuses = [r["status"] for r in requests_to(sandbox, "digitalocean", "POST", "/droplets/101/actions")]
-    assert statuses == [422, 422, 201]
+    assert statuses == [422] and sleeps == []
 
 
-def test_hetzner_waits_while_the_server_is_locked(sandbox, adapter, hz):
-    """Locked by another action (here a snapshot the pre-check did not see): asked again."""
+def test_hetzner_locked_server_is_refused_at_once_as_busy(sandbox, adapter, hz, sleeps):
+    """Locked by another action (here a snapshot the pre-check did not see): busy, not waited for."""
     sandbox.state.action_seconds = 0.3
     from hcloud.servers import Server
 
     hz.servers.create_image(Server(id=301), description="manual", type="snapshot")
-    create(adapter(HETZNER), *create_args(HETZNER))
+    with pytest.raises(ServerBusy):
+        create(adapter(HETZNER), *create_args(HETZNER))
     statuses = [r["status"] for r in requests_to(sandbox, "hetzner", "POST", "/servers/301/actions/create_image")]
-    assert statuses[0] == 201 and 423 in statuses and statuses[-1] == 201
+    assert statuses == [201, 423] and sleeps == []
 
 
 def test_hetzner_protected_snapshot_is_refused_not_retried(sandbox, adapter, sleeps):

@@ -84,14 +84,14 @@ def test_start_once_takes_a_start_found_after_a_lost_reply_and_does_not_repeat_i
         starts.append(1)
         raise error(None)
 
-    assert policy(clock).start_once(start, lambda: "found", lambda e: False, timeout=60, busy_interval=5) == "found"
+    assert policy(clock).start_once(start, lambda: "found", lambda e: False, timeout=60) == "found"
     assert len(starts) == 1
 
 
 def test_start_once_repeats_only_when_nothing_started():
     clock = FakeTime()
     start = failing([error(500), error(None)], result="started")
-    assert policy(clock).start_once(start, lambda: None, lambda e: False, timeout=60, busy_interval=5) == "started"
+    assert policy(clock).start_once(start, lambda: None, lambda e: False, timeout=60) == "started"
     assert clock.sleeps == [0.75, 1.5]
 
 
@@ -114,7 +114,7 @@ def test_start_once_busy_after_a_lost_reply_finds_its_own_snapshot():
 def test_start_once_does_not_repeat_a_refusal():
     clock = FakeTime()
     with pytest.raises(ProviderError):
-        policy(clock).start_once(failing([error(404)]), lambda: "found", lambda e: False, timeout=60, busy_interval=5)
+        policy(clock).start_once(failing([error(404)]), lambda: "found", lambda e: False, timeout=60)
     assert clock.sleeps == []
 
 
@@ -143,7 +143,7 @@ def test_start_once_looks_for_a_start_whose_reply_was_not_understood():
         starts.append(1)
         raise unreadable("hetzner", "start snapshot", 201, "its body is not JSON")
 
-    assert policy(clock).start_once(start, lambda: "found", lambda e: False, timeout=60, busy_interval=5) == "found"
+    assert policy(clock).start_once(start, lambda: "found", lambda e: False, timeout=60) == "found"
     assert len(starts) == 1
 
 
