@@ -5,9 +5,11 @@ Every byte the tool emits passes `mask_secrets`: log records (a filter on every 
 (`statefiles` masks what it writes) and the fields notifications carry. It masks each secret
 the configuration holds in every whitespace variant — with spaces, tabs, line breaks or their
 escapes (`\\n`, `\\x0a`, `%0A`) around or inside it — because a secret is echoed as often in
-the repr of a header or the JSON of an error as verbatim. A secret of FRAGMENT_LENGTH
-characters or more is masked wherever FRAGMENT_LENGTH of its characters run together, because
-output that folds a line, or prints a token in part, shows a piece of it with no whole to match.
+the repr of a header or the JSON of an error as verbatim. A generated secret (a token, as
+`_looks_random` tells) is also masked wherever FRAGMENT_LENGTH of its characters run together,
+because output that folds a line, or prints a token in part, shows a piece of it with no whole
+to match. A secret made of words is masked whole only: its pieces are ordinary words — the
+demo's `sandbox-demo-digitalocean-token` holds `digitalocean`, which every plan shows.
 
 Logs and stderr add a second layer, `redact`: strings shaped like tokens, which catches a
 secret the configuration never named (an SDK echoing a header, a token pasted into a server
@@ -36,8 +38,8 @@ _Record = TypeVar("_Record")
 MASK = "***"
 # Shorter configured values are left alone: masking `admin` or `12345` would garble ordinary text.
 MIN_SECRET_LENGTH = 6
-# A run of this many characters of a secret is taken as showing it. Ordinary text matches only by
-# holding those exact characters, which for a generated token is as good as never.
+# A run of this many characters of a generated secret is taken as showing it. Ordinary text
+# matches only by holding those exact characters, which for a token is as good as never.
 FRAGMENT_LENGTH = 12
 _PROBE_LENGTH = FRAGMENT_LENGTH // 2
 
@@ -81,14 +83,14 @@ _in_force: tuple[str, ...] = ()
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     """Return `text` with each of `secrets`, and each secret in force (`hide`), replaced by `***`
-    wherever it appears in any whitespace variant, and with every run of FRAGMENT_LENGTH or more
-    characters of a secret replaced too (a secret folded across lines, or shown in part).
+    wherever it appears in any whitespace variant, and, for a secret that looks generated, every
+    run of FRAGMENT_LENGTH or more of its characters too (folded across lines, or shown in part).
 
     A variant is the secret with whitespace, invisible characters (`\\u200b`) or their escapes
     (`\\n`, `\\x0a`, `\\u000a`, `%0A`, also doubly escaped) before, after or between any of its
     characters; the masked span is the secret's own characters and what lies between them.
     Secrets shorter than MIN_SECRET_LENGTH characters (not counting whitespace) are not masked;
-    those shorter than FRAGMENT_LENGTH only whole.
+    those shorter than FRAGMENT_LENGTH, or made of words (see _looks_random), only whole.
     """
     masker = _masker(_in_force, tuple(secrets))
     return text if masker is None else masker.mask(text)
@@ -104,8 +106,8 @@ def _masker(in_force: tuple[str, ...], secrets: tuple[str, ...]) -> _SecretMaske
 
 
 class _SecretMasker:
-    """Masks a set of secrets: each one shorter than FRAGMENT_LENGTH whole, in any whitespace
-    variant (one pattern); each longer one by every run of FRAGMENT_LENGTH of its characters.
+    """Masks a set of secrets: a generated one of FRAGMENT_LENGTH characters or more by every run
+    of FRAGMENT_LENGTH of its characters; the others whole, in any whitespace variant (one pattern).
 
     Fragments are looked for in the text with its gaps taken out, so a piece folded by line
     breaks or escapes counts as the run it is. A run of FRAGMENT_LENGTH holds one of the slices
@@ -115,15 +117,16 @@ class _SecretMasker:
     """
 
     def __init__(self, cores: Iterable[str]) -> None:
-        short = sorted((c for c in cores if len(c) < FRAGMENT_LENGTH), key=lambda c: (-len(c), c))
+        generated = {core: flat for core in cores if len(flat := _GAPS.sub("", core)) >= FRAGMENT_LENGTH and _looks_random(flat)}
+        whole = sorted((c for c in cores if c not in generated), key=lambda c: (-len(c), c))
         gaps = f"{_GAP}*"
-        self._whole = re.compile("|".join(gaps.join(map(re.escape, core)) for core in short)) if short else None
-        runs = [flat for core in cores if len(flat := _GAPS.sub("", core)) >= FRAGMENT_LENGTH]
+        self._whole = re.compile("|".join(gaps.join(map(re.escape, core)) for core in whole)) if whole else None
+        runs = generated.values()
         self._windows = {run[i:i + FRAGMENT_LENGTH] for run in runs for i in range(len(run) - FRAGMENT_LENGTH + 1)}
         self._probes = {run[i:i + _PROBE_LENGTH] for run in runs for i in range(len(run) - _PROBE_LENGTH + 1)}
 
     def mask(self, text: str) -> str:
-        # Fragments first: a short secret masked inside a longer one would leave the rest of it.
+        # Fragments first: a secret masked whole inside a generated one would leave the rest of it.
         if self._windows:
             text = self._mask_fragments(text)
         return text if self._whole is None else self._whole.sub(MASK, text)
@@ -332,7 +335,8 @@ def _looks_random(run: str) -> bool:
     digits at least once every five characters.
 
     Generated tokens switch often; names and words do not: `web-1-20261126030000` or
-    `production-database-01-20261126030000` switch once or twice in 20 to 45 characters.
+    `production-database-01-20261126030000` switch once or twice in 20 to 45 characters. Used
+    for token-shaped runs of text and for the secrets whose pieces are masked.
     """
     plain = run.replace("-", "").replace("_", "")
     if not (re.search(r"[0-9]", plain) and re.search(r"[A-Za-z]", plain)):

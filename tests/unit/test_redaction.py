@@ -132,3 +132,11 @@ def test_escape_controls_writes_invisible_and_bidi_characters_as_escapes(char):
 def test_escape_controls_keeps_ordinary_non_ascii_names():
     for name in ("café-1", "データベース-1", "сервер-1", "خادم-1"):
         assert escape_controls(name) == name
+
+
+def test_a_secret_made_of_words_is_masked_whole_but_its_words_stay():
+    """Its pieces are ordinary words: the demo's token holds the provider's name, which every
+    plan shows (and `plan --output json` carries as data)."""
+    words = "sandbox-demo-digitalocean-token"
+    assert mask_secrets(f'"provider": "digitalocean", token {words}', [words]) == '"provider": "digitalocean", token ***'
+    assert mask_secrets(f"{words[:20]}\n{words[20:]}", [words]) == "***"  # whole, in any whitespace variant
