@@ -6,10 +6,12 @@ Every byte the tool emits passes `mask_secrets`: log records (a filter on every 
 the configuration holds in every whitespace variant — with spaces, tabs, line breaks or their
 escapes (`\\n`, `\\x0a`, `%0A`) around or inside it — because a secret is echoed as often in
 the repr of a header or the JSON of an error as verbatim. A generated secret (a token, as
-`_looks_random` tells) is also masked wherever FRAGMENT_LENGTH of its characters run together,
-because output that folds a line, or prints a token in part, shows a piece of it with no whole
-to match. A secret made of words is masked whole only: its pieces are ordinary words — the
-demo's `sandbox-demo-digitalocean-token` holds `digitalocean`, which every plan shows.
+`_looks_random` tells; of a URL, its path and query) is also masked wherever FRAGMENT_LENGTH of
+its characters run together, because output that folds a line, or prints a token in part,
+shows a piece of it with no whole to match. A secret made of words is masked whole only: its
+pieces are ordinary words — the demo's `sandbox-demo-digitalocean-token` holds `digitalocean`,
+which every plan shows — and a URL's scheme and host are shown on purpose, where an error says
+where a request went.
 
 Logs and stderr add a second layer, `redact`: strings shaped like tokens, which catches a
 secret the configuration never named (an SDK echoing a header, a token pasted into a server
@@ -69,6 +71,9 @@ _GAP = (
 # Runs of gaps, to take out of a text before looking for fragments. The lookahead lets the
 # search skip, in C, every character that cannot start one.
 _GAPS = re.compile(rf"(?=[\s{_INVISIBLE}\\%])(?:{_GAP})+")
+# The scheme and host of a URL (no user or password): shown on purpose, where an error says where
+# a request went; a webhook URL keeps its secret in the path and query.
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@]*(?=[/?#]|$)")
 # Characters that a secret never holds once loaded, and that are left out when matching it.
 _BLANK = re.compile(rf"[\s\x00-\x1f\x7f-\x9f{_INVISIBLE}]+")
 # Written as escapes wherever names are shown: C0 and C1 controls, DEL, Unicode line
@@ -117,7 +122,7 @@ class _SecretMasker:
     """
 
     def __init__(self, cores: Iterable[str]) -> None:
-        generated = {core: flat for core in cores if len(flat := _GAPS.sub("", core)) >= FRAGMENT_LENGTH and _looks_random(flat)}
+        generated = {core: part for core in cores if (part := _generated_part(core)) is not None}
         whole = sorted((c for c in cores if c not in generated), key=lambda c: (-len(c), c))
         gaps = f"{_GAP}*"
         self._whole = re.compile("|".join(gaps.join(map(re.escape, core)) for core in whole)) if whole else None
@@ -150,6 +155,15 @@ class _SecretMasker:
             pieces += [text[done:places[first]], MASK]
             done = places[end - 1] + 1
         return "".join(pieces) + text[done:]
+
+
+def _generated_part(secret: str) -> str | None:
+    """What of `secret` (gaps taken out) has its pieces masked: all of it, or a URL's path and
+    query; None when that is shorter than FRAGMENT_LENGTH or made of words (see _looks_random)."""
+    flat = _GAPS.sub("", secret)
+    origin = _ORIGIN.match(flat)
+    part = flat[origin.end():] if origin else flat
+    return part if len(part) >= FRAGMENT_LENGTH and _looks_random(part) else None
 
 
 def _flat_to_raw(text: str) -> list[int]:

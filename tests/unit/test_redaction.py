@@ -140,3 +140,11 @@ def test_a_secret_made_of_words_is_masked_whole_but_its_words_stay():
     words = "sandbox-demo-digitalocean-token"
     assert mask_secrets(f'"provider": "digitalocean", token {words}', [words]) == '"provider": "digitalocean", token ***'
     assert mask_secrets(f"{words[:20]}\n{words[20:]}", [words]) == "***"  # whole, in any whitespace variant
+
+
+def test_the_pieces_of_a_webhook_url_are_those_of_its_path_and_query_not_its_host():
+    url = "https://hooks.example.com/services/T024BE7LD/B01K9S2Q4RW/kX7pQm2vNz8LrT4wYb6HcJ3d"
+    assert mask_secrets(f"cannot reach https://hooks.example.com: timed out; {url[40:70]}", [url]) == (
+        "cannot reach https://hooks.example.com: timed out; ***"
+    )
+    assert mask_secrets(url, [url]) == "https://hooks.example.com***"
