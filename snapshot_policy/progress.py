@@ -3,7 +3,9 @@
 A snapshot can take many minutes; a person at a terminal should see which servers are
 still being created, and a cron log should show when each stage started. The executor
 calls `progress(target, stage)` from its worker threads. Only names and ids are shown,
-never anything from the configuration that could be a secret.
+never anything from the configuration that could be a secret, and names as escapes where they
+hold line breaks, controls or invisible characters (`redaction.escape_controls`): a server name
+from an API must not split a line, nor turn or hide the id after it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from typing import TextIO
 
 from rich.console import Console
@@ -23,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from snapshot_policy.model import Target
+from snapshot_policy.redaction import escape_controls
 
 FINISHED = ("done", "failed")
 STAGE_STYLES = {
@@ -170,8 +173,8 @@ class ApplyProgress:
         table.add_column("time", justify="right")
         for target, stage, seconds in shown:
             table.add_row(
-                Text(target.name),
-                Text(f"{target.server_name} ({target.provider} {target.server_id})"),
+                Text(escape_controls(target.name)),
+                Text(escape_controls(f"{target.server_name} ({target.provider} {target.server_id})")),
                 Text(stage, style=STAGE_STYLES.get(stage, "")),
                 _elapsed(seconds),
             )
@@ -184,8 +187,8 @@ class ApplyProgress:
 
 
 def describe(target: Target) -> str:
-    """`web: web-1 (digitalocean server 3164444)`, as the apply report names targets."""
-    return f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
+    """`web: web-1 (digitalocean server 3164444)`, as the apply report names targets, on one line."""
+    return escape_controls(f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})")
 
 
 def _elapsed(seconds: float) -> str:

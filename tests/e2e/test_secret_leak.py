@@ -13,6 +13,9 @@ line break) are trimmed and work; whitespace inside is a configuration error nam
 never the value; a secret that reaches the output anyway (here: inside a server's name) is
 masked in every stream and file; a config file holding a secret literally and readable by
 others is warned about, as ssh does.
+
+Issue 19: a token a hook prints folded over lines, or in part, leaves no 12-character piece of
+itself anywhere.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import daily
+from tests.e2e.cloud import HZ_TOKEN, daily
+from tests.e2e.cloud import cloud as base_cloud
 
 DO_SECRET = "dop_v1_" + "LEAKdoTOKEN7f3a9c" + "0" * 40 + "d1"
 HZ_SECRET = "LEAKhzTOKENq8Zr2W" + "x" * 44 + "h2"
@@ -395,3 +399,51 @@ def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_pat
     assert "stopped on an unexpected error" in places["stderr"] and "Traceback (most recent call last)" in places["stderr"]
     assert "RuntimeError: a bug holding {'Authorization': 'Bearer ***" in places["stderr"]
     assert_no_secret(places)
+
+
+# -- issue 19, item 14: a secret folded across lines, or printed in part ----------------------------
+
+FOLD_TOKEN = HZ_TOKEN  # 64 characters that look random, as a Hetzner token does
+BEFORE_PRINTS = [FOLD_TOKEN[:40], FOLD_TOKEN[40:]]  # folded after 40 characters
+AFTER_PRINTS = [
+    *(FOLD_TOKEN[i:i + 20] for i in range(0, 64, 20)),  # a line break every 20 characters
+    f"{FOLD_TOKEN[10:18]}\\t{FOLD_TOKEN[18:26]}",  # 8 + 8 characters around an escaped tab
+]
+
+
+def fragments_of(secret: str, text: str) -> list[str]:
+    """Every run of 12 characters of `secret` that `text` shows, as it is or with its whitespace
+    and the escapes of whitespace taken out."""
+    runs = {secret[i:i + 12] for i in range(len(secret) - 11)}
+    return sorted(run for run in runs if run in text or run in _WHITESPACE.sub("", text))
+
+
+@pytest.fixture
+def folding(tmp_path, monkeypatch, clock):
+    """A Hetzner target whose hooks print the account's token folded over lines: the `before`
+    hook at 40 characters, the `after` hook every 20, and a piece split by an escaped tab."""
+    with Sandbox(base_cloud(clock.now), action_seconds=0.05, clock=clock) as sb:
+        for name, value in sb.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("FOLD_HZ_TOKEN", FOLD_TOKEN)
+        monkeypatch.chdir(tmp_path)
+        before, after = (", ".join(map(json.dumps, prints)) for prints in (BEFORE_PRINTS, AFTER_PRINTS))
+        (tmp_path / "snapshot-policy.yaml").write_text(
+            "version: 1\n"
+            "accounts:\n  hz: {provider: hetzner, token: env:FOLD_HZ_TOKEN}\n"
+            "targets:\n"
+            "  - name: db\n    account: hz\n    ids: [4711]\n    adopt_legacy_names: true\n    retention: {keep_last: 2}\n"
+            f"    hooks: {{before: [printf, '%s\\n', {before}], after: [printf, '%s\\n', {after}]}}\n"
+            "settings:\n  lock_file: run/snapshot-policy.lock\n  log: {file: run/snapshot-policy.log, level: DEBUG}\n"
+            "  audit_log: run/audit.jsonl\n"
+        )
+        yield sb
+
+
+def test_a_token_a_hook_prints_folded_over_lines_leaves_no_12_character_piece(folding, tmp_path, capsys, clock):
+    assert main(["apply", "--policy", "snapshot-policy.yaml", "-v", "--report", "run/report.json"], clock=clock) == 0
+    places = everything(capsys, folding, tmp_path)
+    log = places["run/snapshot-policy.log"]
+    assert log.count("before hook: ***") == 2 and log.count("after hook: ***") == 4  # the hooks ran and were logged
+    assert f"after hook: {FOLD_TOKEN[60:]}" in log  # 4 characters alone are not a piece of it
+    assert {where: fragments_of(FOLD_TOKEN, text) for where, text in places.items() if fragments_of(FOLD_TOKEN, text)} == {}

@@ -167,3 +167,21 @@ def test_progress_table_fits_a_short_terminal():
     stream = io.StringIO()
     progress = ApplyProgress(stream, force_terminal=True, max_rows=50)
     assert progress._max_rows == Console(file=stream, force_terminal=True).height - 7
+
+
+HOSTILE = Target("web\u202e", "digitalocean", "do", "3164444", "web-1\u202e\u200b\nforged: done", RetentionPolicy(keep_last=3))
+
+
+def test_progress_lines_show_a_name_s_line_breaks_and_invisible_characters_as_escapes():
+    stream = io.StringIO()
+    with ApplyProgress(stream) as progress:
+        progress(HOSTILE, "creating")
+    assert stream.getvalue() == "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): creating\n"
+
+
+def test_progress_table_shows_a_name_s_line_breaks_and_invisible_characters_as_escapes():
+    progress = ApplyProgress(FakeTerminal(), force_terminal=True)
+    progress(HOSTILE, "creating")
+    table = rendered(progress)
+    assert "web-1\\u202e\\u200b\\nforged: done (digitalocean 3164444)" in table
+    assert not {"\u202e", "\u200b"} & set(table)
