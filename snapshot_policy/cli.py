@@ -36,7 +36,7 @@ from snapshot_policy.config.policy import load_policy, prices
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.duration import Duration
 from snapshot_policy.logs import setup_logging
-from snapshot_policy.redaction import hide, redact, redacted_output
+from snapshot_policy.redaction import escape_controls, hide, redact, redacted_output
 from snapshot_policy.model import PROVIDERS, Clock, Price, RetentionPolicy
 from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
 from snapshot_policy.progress import ApplyProgress
@@ -357,7 +357,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 
         failures += observe(loaded.targets, run.connector(loaded.settings), orphans=False).failures
         for failure in failures[len(loaded.failed):]:
-            click.echo(f"{failure.target}: {failure.reason}", err=True)
+            click.echo(escape_controls(f"{failure.target}: {failure.reason}"), err=True)
     if loaded.errors or failures:
         online_failures = len(failures) - len(loaded.failed)
         counts = [f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s)"] if loaded.errors or loaded.failed else []

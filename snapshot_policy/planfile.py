@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetPlan
+from snapshot_policy.redaction import escape_controls
 from snapshot_policy.reconcile import CLOCK_TOLERANCE
 from snapshot_policy.render import PLAN_FORMAT_VERSION
 
@@ -85,9 +86,9 @@ def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> Ta
     for snapshot_id, snapshot_name in saved_deletes.items():
         action = fresh_actions.get(snapshot_id)
         if action is None:
-            differences.append(f"{name}: the saved plan deletes {snapshot_name} ({snapshot_id}), which a fresh listing does not show")
+            differences.append(f"{name}: the saved plan deletes {escape_controls(snapshot_name)} ({snapshot_id}), which a fresh listing does not show")
         elif action.kind is not ActionKind.DELETE:
-            differences.append(f"{name}: the saved plan deletes {action.snapshot.name} ({snapshot_id}); a fresh plan would {action.kind.value} it: {action.reason}")
+            differences.append(f"{name}: the saved plan deletes {escape_controls(action.snapshot.name)} ({snapshot_id}); a fresh plan would {action.kind.value} it: {escape_controls(action.reason)}")
     actions = []
     for action in fresh.actions:
         if action.kind is ActionKind.CREATE and not saved_create:

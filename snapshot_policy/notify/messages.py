@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from snapshot_policy.redaction import escape_controls
+
 SUCCESS, FAILURE = "SUCCESS", "FAILURE"
 SCRIPT = "snapshot-policy"
 PARSE_MODE = "Markdown"
@@ -55,19 +57,21 @@ class Event:
 def variables(event: Event) -> dict[str, str | int]:
     """Return every template variable for `event`, rendered as snapshots.py rendered them:
     `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
-    written as its digits)."""
+    written as its digits). Names from an API are shown with their control, invisible and
+    bidi characters escaped, as everywhere else."""
+    server_name, snapshot_name = escape_controls(event.server_name), escape_controls(event.snapshot_name)
     return {
         "script": SCRIPT,
         "provider": event.provider,
-        "server_name": event.server_name,
+        "server_name": server_name,
         "server_id": event.server_id,
-        "snapshot_name": event.snapshot_name,
+        "snapshot_name": snapshot_name,
         "total_snapshots": event.total_snapshots,
         "snapshot_info": snapshot_info(event.total_snapshots),
         "status": event.status,
         "hostname": event.hostname,
         "timestamp": event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-        "droplet_name": event.server_name,
+        "droplet_name": server_name,
         "droplet_id": event.server_id,
     }
 

@@ -88,7 +88,6 @@ def test_plan_and_apply_show_every_hostile_name_escaped_on_stdout_stderr_and_in_
     assert len(made) == 3  # the run did its work under those names: one made, keep_last 3
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py validate_command prints an online failure's reason without escape_controls (issue 19, item 15)")
 def test_validate_online_shows_a_hostile_name_in_a_failure_escaped(sandbox, tmp_path, capsys, clock):
     (tmp_path / "snapshot-policy.yaml").write_text(POLICY.replace(
         "  - {name: db, account: hz",
