@@ -329,6 +329,22 @@ def test_a_saved_plan_from_another_configuration_or_too_old_is_refused(policy, s
     assert writes(sandbox) == []
 
 
+def test_a_saved_plan_replayed_after_a_hook_was_added_is_refused_and_runs_no_hook(policy, sandbox, tmp_path, capsys, clock):
+    """Hooks decide what a run does: they are in the configuration's fingerprint, and the plan
+    text shows them, so a reviewed plan never runs a command its reviewer did not see (issue 19)."""
+    saved, ran = tmp_path / "plan.json", tmp_path / "hook-ran"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    hooked = POLICY.replace("    retention: {keep_last: 2}\n", f"    retention: {{keep_last: 2}}\n    hooks: {{before: [touch, '{ran}']}}\n")
+    policy.write_text(hooked)
+    capsys.readouterr()
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    assert f"  hooks: before touch\n      {ran}\n      (timeout 300s)" in capsys.readouterr().out  # wrapped at 80 columns
+    sandbox.clear_requests()
+    assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
+    assert "was made from another configuration" in capsys.readouterr().err
+    assert writes(sandbox) == [] and not ran.exists()
+
+
 def test_max_plan_age_accepts_an_older_saved_plan_when_asked(policy, sandbox, tmp_path, capsys, clock):
     saved = tmp_path / "plan.json"
     assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0

@@ -4,12 +4,16 @@ and Telegram/webhook notifications routed per target — none of which can chang
 from __future__ import annotations
 
 import json
+import re
+import time
+from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from snapshot_policy.cli import main
 from tests.e2e.cloud import legacy_name
+from tests.integration.test_notify_slow_receivers import trickle  # noqa: F401 - a fixture
 
 POLICY = """\
 version: 1
@@ -150,3 +154,18 @@ def test_state_files_that_cannot_be_written_after_the_changes_fail_the_run(polic
         assert f"could not write the {what}: cannot use" in err, what
 
 
+
+
+def test_the_summarys_time_is_the_whole_runs_a_slow_receiver_included(policy, sandbox, capsys, clock, trickle):
+    """A webhook that answers a byte at a time is cut off at its timeout and reported failed;
+    the summary's time counts that wait, not only the snapshots' (issue 19)."""
+    policy.write_text(policy.read_text().replace(f'url: "{sandbox.webhook_url("n8n")}", retries: 0', f'url: "{trickle}/slow", retries: 0, timeout: 1'))
+    started = time.monotonic()
+
+    def moving_clock():  # the run's clock moves as the wall clock does, from the test's far-off start
+        return clock.now + timedelta(seconds=time.monotonic() - started)
+
+    assert main(["apply", "--policy", str(policy)], clock=moving_clock) == 0
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    seconds = float(re.search(r" in ([0-9.]+)s", summary).group(1))
+    assert seconds >= 1.0 and "notification(s) failed" in summary  # at least the receiver's second
