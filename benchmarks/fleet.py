@@ -59,8 +59,9 @@ HZ_TOKEN = "benchmark-hz-token"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 KINDS = ("list", "create", "lookup", "poll", "delete", "tag")
 KEEP_LAST = 5
-MAX_DELETIONS = 20
 IDS_PER_TARGET = 100
+# max_deletions counts a target's deletions across its servers: 20 a server's worth.
+MAX_DELETIONS = 20 * IDS_PER_TARGET
 
 
 # -- the fleet -------------------------------------------------------------------------------

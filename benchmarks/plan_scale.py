@@ -107,7 +107,7 @@ def policy_text(state: dict, folder: Path) -> str:
         "  hz: {provider: hetzner, token: env:BENCH_HZ_TOKEN}",
         "defaults:",
         "  retention: {keep_last: 5}",
-        "  safety: {max_deletions: 20}",
+        f"  safety: {{max_deletions: {20 * PER_TARGET}}}",  # counted across a target's servers
         "targets:",
     ]
     for account in ("do", "hz"):
