@@ -153,10 +153,11 @@ class TargetState:
     after_for: tuple[str, str] = ("", "")
     """The status and snapshot name its after hook was given."""
     rerun_after: bool = False
+    """Its `after` hook ran when the hooks were killed at a stop: if it failed, it runs again."""
     busy_since: float | None = None
     """When its server was first found busy with another action (monotonic); None: never."""
     busy_waits: int = 0
-    """Its `after` hook ran when the hooks were killed at a stop: if it failed, it runs again."""
+    """How often it was asked to wait: the next wait doubles."""
     finished: bool = False
 
     @property
