@@ -319,21 +319,35 @@ def apply_command(
 @contextmanager
 def _stopped_by_signals(stop) -> Iterator[None]:
     """While applying, SIGTERM (systemd's and a container's stop) and SIGINT (Ctrl-C) ask the
-    run to stop cleanly (execute.Stop) instead of killing it mid-way. The handler only sets a
-    flag: it may interrupt any code, so it takes no lock and writes nothing."""
+    run to stop cleanly (execute.Stop) instead of killing it mid-way.
+
+    The signals are blocked in this thread, so in every thread the run starts, and taken by
+    one thread that waits for them (sigwait), as POSIX advises for threaded programs: no other
+    thread's wait is interrupted, and a timed wait that a signal interrupts may never wake
+    again under a C library that shifts the clock (libfaketime, as the tests run)."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
         yield
         return
+    stopping = {signal.SIGTERM, signal.SIGINT}
+    over = threading.Event()
 
-    def handler(signum: int, frame: object) -> None:
-        stop.set(signal.Signals(signum).name)
+    def take() -> None:
+        while True:
+            signum = signal.sigwait(stopping)
+            if over.is_set():
+                return
+            stop.set(signal.Signals(signum).name)
 
-    previous = {number: signal.signal(number, handler) for number in (signal.SIGTERM, signal.SIGINT)}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    taker = threading.Thread(target=take, name="signals", daemon=True)
+    taker.start()
     try:
         yield
     finally:
-        for number, earlier in previous.items():
-            signal.signal(number, earlier)
+        over.set()
+        signal.pthread_kill(taker.ident, signal.SIGTERM)  # wakes it; it ends without a stop
+        taker.join()
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @cli.command("validate")

@@ -61,20 +61,23 @@ POLL_SPACING = 0.25
 FAILED_ROUNDS = 3
 # Hooks running at once per account, apart from the requests: a slow hook holds up no request.
 HOOKS_AT_ONCE = 4
-# The longest an account's loop waits before it looks whether the run was told to stop.
-STOP_CHECK = 0.1
 
 
 class Stop:
-    """A request to stop the run, set by a signal handler, read by every account. A plain
-    attribute, no lock: a second signal may arrive while the first is being handled."""
+    """A request to stop the run, set by the thread that takes the signals, read by every
+    account. `stopped` is done once it is set, so an account waiting for its replies wakes at
+    once: a wait's timeout is not to be relied on (under a C library that shifts the clock, as
+    the tests run, it may never run out)."""
 
     def __init__(self) -> None:
         self.reason = ""
+        self.stopped: Future[None] = Future()
 
     def set(self, reason: str) -> None:
         """`reason` names the signal; it completes "… stopped the run". The first one counts."""
-        self.reason = self.reason or reason
+        if not self.reason:
+            self.reason = reason
+            self.stopped.set_result(None)
 
     def is_set(self) -> bool:
         return bool(self.reason)
@@ -97,6 +100,7 @@ class Executor:
     halted: threading.Event = field(default_factory=threading.Event)
     """Set once the hooks running at the stop were killed: only then do the accounts run the
     after hooks owed, so none of those is killed."""
+    _halting: threading.Lock = field(default_factory=threading.Lock)
 
     def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
         """Apply every target of `plan`, the accounts at the same time; failures stay with their target."""
@@ -107,15 +111,17 @@ class Executor:
             self.progress(target_plan.target, "waiting")
         outcomes: dict[int, Outcome] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(by_account)), thread_name_prefix="account") as pool:
-            running = {pool.submit(self._run_account, plans) for plans in by_account.values()}
-            while running:
-                done, running = wait(running, timeout=STOP_CHECK)
-                for future in done:
-                    outcomes.update(future.result())
-                if self.stop.is_set() and not self.halted.is_set():
-                    hooks.stop_all()
-                    self.halted.set()
+            for found in pool.map(self._run_account, by_account.values()):
+                outcomes.update(found)
         return RunReport(started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures))
+
+    def halt_once_stopped(self) -> None:
+        """Once the run is told to stop, kill the hooks running then, once for all accounts
+        (an account's after hooks that run later must not be killed by another's halt)."""
+        with self._halting:
+            if self.stop.is_set() and not self.halted.is_set():
+                hooks.stop_all()
+                self.halted.set()
 
     def _run_account(self, plans: list[TargetPlan]) -> dict[int, Outcome]:
         run = AccountRun(self, self.providers[plans[0].target.account], plans)
@@ -229,6 +235,7 @@ class AccountRun:
                 else:
                     self.to_start.append(state)
             while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
+                self.x.halt_once_stopped()
                 if self.x.halted.is_set() and not self.halted:
                     self._halt()
                 self._sort_busy()
@@ -256,14 +263,16 @@ class AccountRun:
             moments.append(min(ready for ready, _ in self.busy) - now)
         if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
             moments.append(self.budget.wait())
-        timeout = min(max(0.0, min(moments, default=STOP_CHECK)), STOP_CHECK)
+        timeout = max(0.0, min(moments)) if moments else None
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
             return
-        done, _ = wait([*self.requests, *self.hook_runs], timeout=timeout, return_when=FIRST_COMPLETED)
+        waiting = [*self.requests, *self.hook_runs] + ([] if self.halted else [self.x.stop.stopped])  # a stop wakes it
+        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
         with self.x.journal.batch():
             for future in done:
-                (self.requests.pop(future, None) or self.hook_runs.pop(future))(future)
+                if future is not self.x.stop.stopped:
+                    (self.requests.pop(future, None) or self.hook_runs.pop(future))(future)
 
     # -- (a) start -----------------------------------------------------------------------
 
