@@ -46,3 +46,23 @@ class AuditLog:
         }
         with self._lock:
             statefiles.append_text(self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log")
+
+    def recorded(self, event: str, snapshot_id: str) -> bool:
+        """Whether a line already says `event` of the snapshot: a run killed between writing it
+        and crossing off its journal entry must not have the next run write it again. Read
+        only for what a killed run left open, so the whole file is read."""
+        try:
+            text = statefiles.read_text(self._path, "audit log")
+        except FileNotFoundError:
+            return False
+        quoted = json.dumps(snapshot_id)
+        for raw in text.splitlines():
+            if quoted not in raw:
+                continue
+            try:
+                line = json.loads(raw)
+            except ValueError:  # a line cut short by a crash says nothing
+                continue
+            if isinstance(line, dict) and line.get("event") == event and line.get("snapshot_id") == snapshot_id:
+                return True
+        return False

@@ -132,10 +132,13 @@ class Executor:
             run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
         return {id(state.plan): state.outcome() for state in run.targets}
 
-    def record(self, event: str, state: TargetState, snapshot: Snapshot, reason: str) -> None:
+    def record(self, event: str, state: TargetState, snapshot: Snapshot, reason: str, once: bool = False) -> None:
         """Audit a change. One that cannot be written down fails its target: the change
-        stands, but the trail an operator relies on lacks it."""
+        stands, but the trail an operator relies on lacks it. With `once` (what a killed run
+        left open), not if a line already says it."""
         try:
+            if once and self.audit.recorded(event, snapshot.id):
+                return
             self.audit.record(event, state.target, snapshot, reason, self.now())
         except OSError as error:
             log.error("%s: could not write the audit log: %s", state.target.name, error)
@@ -674,9 +677,9 @@ class AccountRun:
                     self._fail(state, str(error))
                     return
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
-                self.x.record("adopted", state, snapshot, snapshot.ownership)
+                self.x.record("adopted", state, snapshot, snapshot.ownership, once=True)
             else:
-                self.x.record("created", state, snapshot, "made by an earlier run that could not see it finish")
+                self.x.record("created", state, snapshot, "made by an earlier run that could not see it finish", once=True)
             journal.marked(target.account, target.server_id, name)
         for account, server_id, name, started in journal.future_starts():
             if (account, server_id) == (target.account, target.server_id):
@@ -687,7 +690,7 @@ class AccountRun:
             if snapshot_id not in present:
                 gone = Snapshot(snapshot_id, name, self.x.now(), target.server_id, True, "")
                 log.info("%s: %s (%s) was deleted by an earlier run that could not see it done", target.name, name, snapshot_id)
-                self.x.record("deleted", state, gone, f"{reason} (deleted by an interrupted run)")
+                self.x.record("deleted", state, gone, f"{reason} (deleted by an interrupted run)", once=True)
             journal.deleted(target.account, target.server_id, snapshot_id)
 
 

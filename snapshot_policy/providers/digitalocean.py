@@ -235,7 +235,7 @@ class DigitalOcean:
         def take(body: Any) -> int:
             for image in (_snapshot(i) for i in body["snapshots"]):
                 key = (image.server_id or "", image.name)
-                if key in wanted and (key not in found or image.created > found[key].created):
+                if key in wanted and (key not in found or _later(image, found[key])):
                     found[key] = image
             return int(body["meta"]["total"])
 
@@ -249,7 +249,7 @@ class DigitalOcean:
             # position): the droplet's own listing is asked before calling an image missing.
             for image in self._droplet_snapshots(droplet_id):
                 key = (droplet_id, image.name)
-                if key in wanted and (key not in found or image.created > found[key].created):
+                if key in wanted and (key not in found or _later(image, found[key])):
                     found[key] = image
         return found
 
@@ -439,3 +439,13 @@ def _size(value: Any) -> float | None:
 def _time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)  # RFC 3339 wants an offset
+
+
+def _later(image: CloudSnapshot, other: CloudSnapshot) -> bool:
+    """Whether `image` was made after `other`. Two snapshots of one droplet with one name
+    (two configurations in the same second) share a `created_at` to the second; a droplet
+    makes one at a time, so the later one has the higher id."""
+    def number(snapshot: CloudSnapshot) -> int:
+        return int(snapshot.id) if snapshot.id.isdigit() else -1
+
+    return (image.created, number(image)) > (other.created, number(other))

@@ -366,6 +366,22 @@ def test_executor_audits_once_a_deletion_an_interrupted_run_sent(cloud, provider
     assert journal.deletions(target.account, target.server_id) == {}
 
 
+@BOTH
+def test_executor_audits_no_second_time_a_deletion_a_killed_run_audited_but_did_not_cross_off(cloud, providers, journal, clock, tmp_path, provider):
+    """Killed between the audit line and the journal's write: the next run finds the line and
+    writes no second one (issue 19, found by the proof's state machine)."""
+    target = TARGETS[provider]
+    plan = plan_for(providers, clock, target)
+    doomed_one = doomed(plan, target)[0]
+    journal.deleting(target.account, target.server_id, doomed_one.id, doomed_one.name, "no retention rule keeps it", clock())
+    providers[target.account].delete_snapshot(doomed_one.id)
+    AuditLog(tmp_path / "audit.jsonl", plan.fingerprint).record("deleted", target, doomed_one, "no retention rule keeps it", clock())
+    plan = plan_for(providers, clock, target)
+    executor(providers, journal, clock, tmp_path, plan).apply(plan)
+    assert [line for line in audit(tmp_path) if line[2] == doomed_one.name] == [("deleted", target.name, doomed_one.name)]
+    assert journal.deletions(target.account, target.server_id) == {}
+
+
 def test_executor_closes_without_audit_a_deletion_that_never_happened(cloud, providers, journal, clock, tmp_path):
     kept = plan_for(providers, clock, WEB).targets[0].of_kind(ActionKind.KEEP)[0].snapshot
     journal.deleting(WEB.account, WEB.server_id, kept.id, kept.name, "no retention rule keeps it", clock())

@@ -147,6 +147,21 @@ def test_digitalocean_finds_its_new_image_though_an_unrelated_one_was_deleted_be
     assert requests_to(sandbox, DIGITALOCEAN, "GET", "/v2/droplets/101/snapshots")  # looked again there
 
 
+def test_digitalocean_takes_the_later_of_two_same_named_images_made_in_one_second(sandbox, adapter, clock):  # noqa: F811
+    """Another configuration's snapshot of the droplet with the same name, dated the same
+    second (DigitalOcean dates to the second): the later one, by id, is ours to tag — never
+    the other's (found by issue 19's state machine)."""
+    server_id, name, labels = create_args(DIGITALOCEAN)
+    theirs = sandbox.state.add_snapshot(ACCOUNT[DIGITALOCEAN], name, server_id=int(server_id), created=clock())
+    provider_api = adapter(DIGITALOCEAN)
+    started = provider_api.start_snapshot(server_id, name, labels)
+    time.sleep(sandbox.state.action_seconds + 0.05)
+    made = provider_api.progress([started])[started]
+    assert isinstance(made, CloudSnapshot), made
+    assert made.id != str(theirs.id) and made.created == theirs.created
+    assert not set(labels) & set(sandbox.state.snapshots[theirs.id].tags)
+
+
 # -- item 12: DigitalOcean's action listing, bounded and order-checked ------------------------
 
 
