@@ -32,14 +32,14 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from snapshot_policy import hooks
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.budget import RequestBudget
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, PlanAction, ProviderError, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, PlanAction, ProviderError, RetentionPolicy, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
@@ -109,11 +109,32 @@ class Executor:
         for target_plan in plan.targets:
             by_account[target_plan.target.account].append(target_plan)
             self.progress(target_plan.target, "waiting")
+        failures = list(failures) + self._run_afters_owed_to_unread(failures)
         outcomes: dict[int, Outcome] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(by_account)), thread_name_prefix="account") as pool:
             for found in pool.map(self._run_account, by_account.values()):
                 outcomes.update(found)
         return RunReport(started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures))
+
+    def _run_afters_owed_to_unread(self, failures: Sequence[TargetFailure]) -> list[TargetFailure]:
+        """Run first the after hooks a killed run owes targets this run could not read: such a
+        hook needs no cloud, and what its before hook froze must not wait for a listing.
+        Return a failure for each that failed or is no longer configured."""
+        found = []
+        for failure in failures:
+            for server_id, (name, began) in (self.journal.afters_owed(failure.account, failure.target) if failure.account else {}).items():
+                owed = f"the after hook an interrupted run owed (its before hook ran for {name} at {began.isoformat()})"
+                self.journal.after_ran(failure.account, server_id, failure.target)
+                if not (failure.hooks and failure.hooks.after):
+                    problem = f"it is no longer configured: check server {server_id} by hand"
+                else:
+                    target = Target(failure.target, failure.provider, failure.account, server_id, failure.server_name, RetentionPolicy(), hooks=failure.hooks)
+                    log.warning("%s (server %s): running %s", failure.target, server_id, owed)
+                    problem = hooks.run("after", failure.hooks, target, hooks.environment(target, name, "failure"))
+                if problem is not None:
+                    log.error("%s (server %s): %s: %s", failure.target, server_id, owed, problem)
+                    found.append(replace(failure, reason=f"{owed}: {problem}"))
+        return found
 
     def halt_once_stopped(self) -> None:
         """Once the run is told to stop, kill the hooks running then, once for all accounts

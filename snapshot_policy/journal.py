@@ -91,6 +91,13 @@ class Journal:
         with the snapshot name and when the before hook began."""
         return {e["after"]: (e["name"], datetime.fromisoformat(e["started"])) for e in self._mine(account, server_id) if _kind(e) == "after"}
 
+    def afters_owed(self, account: str, target: str) -> dict[str, tuple[str, datetime]]:
+        """Return the servers of `target` whose before hook ran and after hook has not, with
+        the snapshot name and when the before hook began."""
+        with self._lock:
+            owed = [e for e in self._entries if _kind(e) == "after" and (e["account"], e["after"]) == (account, target)]
+        return {e["server_id"]: (e["name"], datetime.fromisoformat(e["started"])) for e in owed}
+
     def started(self, account: str, server_id: str, name: str, when: datetime) -> None:
         self._change(lambda entries: entries + [{"account": account, "server_id": server_id, "name": name, "started": when.isoformat()}])
 

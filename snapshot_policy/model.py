@@ -246,6 +246,10 @@ class TargetFailure:
     account: str = ""
     notify: tuple[Channel, ...] = field(default=(), compare=False)
     server_name: str = ""
+    provider: str = ""
+    hooks: Hooks | None = field(default=None, compare=False)
+    """Its hooks, where the configuration gives them: an `after` hook a killed run owed it
+    runs even though this run could not read its server."""
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ def _listed_completely(
             f"server {target.server_name} ({target.server_id}) names snapshot(s) {ids} that the account's snapshot "
             "listing lacks: the listing is incomplete, so nothing is created or deleted for it this run"
         )
-        failures.append(TargetFailure(target.name, reason, target.account, target.notify, target.server_name))
+        failures.append(TargetFailure(target.name, reason, target.account, target.notify, target.server_name, target.provider, target.hooks))
     return complete, failures
 
 
@@ -285,7 +285,7 @@ def _pick(index: _ServerIndex, spec: TargetSpec) -> tuple[list[Server], list[str
 
 
 def _failure(spec: TargetSpec, reason: str) -> TargetFailure:
-    return TargetFailure(spec.name, reason, spec.account.name, spec.notify, spec.server_name or "")
+    return TargetFailure(spec.name, reason, spec.account.name, spec.notify, spec.server_name or "", spec.account.provider, spec.hooks)
 
 
 def _target(spec: TargetSpec, server: Server) -> Target:

@@ -85,3 +85,28 @@ def test_a_server_found_busy_with_a_snapshot_at_the_start_fails_as_busy_and_gets
     assert outcome.created is None and outcome.deleted == ()
     assert [r["status"] for r in cloud.requests(provider) if r["method"] != "GET"] == [422 if provider == DIGITALOCEAN else 423]
     assert journal.pending(target.account, target.server_id) == {}  # refused for certain: nothing to adopt
+
+
+def test_an_after_hook_owed_to_a_target_this_run_could_not_read_runs_first(providers, journal, clock, tmp_path):  # noqa: F811
+    """A run killed after a before hook owes its after hook; the next run cannot read the
+    server (its account's listing failed): the after hook needs no cloud and runs all the
+    same, and one no longer configured fails the target by name (found by the proof)."""
+    import sys
+
+    from snapshot_policy.model import Hooks, Plan, TargetFailure
+
+    record = tmp_path / "after.log"
+    after = Hooks(before=("true",), after=(sys.executable, "-c", f"open({str(record)!r}, 'a').write('after\\n')"))
+    journal.before_ran("do-a", "101", "web", "web-1-20250101000000", clock())
+    journal.before_ran("do-a", "102", "gone-hooks", "web-2-20250101000000", clock())
+    failures = [
+        TargetFailure("web", "cannot read account do-a: 503", "do-a", provider=DIGITALOCEAN, hooks=after),
+        TargetFailure("gone-hooks", "cannot read account do-a: 503", "do-a", provider=DIGITALOCEAN),
+    ]
+    plan = Plan(clock())
+    report = executor(providers, journal, clock, tmp_path, plan).apply(plan, failures)
+    assert record.read_text() == "after\n"
+    assert journal.afters_owed("do-a", "web") == {} and journal.afters_owed("do-a", "gone-hooks") == {}
+    (unconfigured,) = report.failures[2:]
+    assert unconfigured.target == "gone-hooks" and "is no longer configured: check server 102 by hand" in unconfigured.reason
+    assert report.exit_code == 1
