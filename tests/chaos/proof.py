@@ -74,6 +74,8 @@ LISTINGS = {
     ("hz", "snapshots"): r"^/v1/images$", ("hz", "servers"): r"^/v1/servers$",
 }
 DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
+FIRST_ID = 10_000  # of the seeded snapshots; DigitalOcean lists by id, so lower ids come first:
+FRONT = range(1, FIRST_ID)
 ACTION_SECONDS = 0.1
 OFFSET = {"alpha": timedelta(0), "beta": timedelta(seconds=30)}
 """When each configuration runs, within the minute: never in the same second, whose names
@@ -159,7 +161,7 @@ def seed_state() -> dict:
             snapshots.append({"account": account, "server_id": server_id, "name": f"{name} manual", "created": (START - timedelta(days=40)).isoformat()})
     rng.shuffle(snapshots)
     for number, snapshot in enumerate(snapshots):
-        snapshot["id"] = 1000 + number
+        snapshot["id"] = FIRST_ID + number
     servers = [{"account": a, "id": i, "name": n} for a, named in SERVERS.items() for i, n in named.items()]
     servers += [{"account": a, "id": NOISE_SERVER[a][0], "name": NOISE_SERVER[a][1]} for a in SERVERS]
     servers += [{"account": a, "id": 5000 + 1000 * (a == "hz") + n, "name": f"extra-{a}-{n}"} for a in SERVERS for n in range(EXTRA_SERVERS[a])]
@@ -291,11 +293,13 @@ SHIFT = st.fixed_dictionaries({
     "listing": st.sampled_from(["snapshots", "snapshots", "snapshots", "servers"]),
     "page": st.sampled_from([1, 1, 2, None]),
     "count": st.sampled_from([1, 1, 2, None]),
-    "insert": st.integers(0, 3),
+    "insert": st.sampled_from([0, 1, 2, 3, 5, 8, 13]),
     "front": st.booleans(),
     "delete": st.lists(st.integers(-4, 4), max_size=2, unique=True),
     "ours_too": st.sampled_from([False, False, True]),
     "owner": st.sampled_from([None, "noise", "target"]),
+    "aim": st.one_of(st.none(), st.integers(0, 5)),
+    "off": st.integers(-2, 1),
 })
 CONFIG = st.sampled_from(["alpha", "beta"])
 MOMENT = st.sampled_from([0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6])
@@ -383,6 +387,29 @@ class Proof(RuleBasedStateMachine):
         COUNTS["steps"] += 1
         COUNTS["hand-marked"] += 1
 
+    def _move_the_page_boundary(self, account: str, aim: int, off: int) -> None:
+        """Other people make and delete snapshots of other servers, here so that one of the
+        newest marked snapshots of a target server ends page 1 (give or take `off`), where a
+        shift pushes it onto page 2 as well: newest, so retention keeps it, and counting it
+        twice would push another one out."""
+        state = self.sandbox.state
+        with state.lock:
+            items = sorted((s for s in state.snapshots.values() if s.account == account), key=lambda s: s.id, reverse=account == "hz")
+            ours = sorted((i for i, s in enumerate(items) if s.server_id in SERVERS[account] and (s.tags or s.labels)), key=lambda i: items[i].created, reverse=True)
+            if not ours:
+                return
+            position = ours[aim % min(len(ours), 6)]
+            wanted = PAGE[account] - 1 + off
+            noise_id, noise_name = NOISE_SERVER[account]
+            free = (i for i in FRONT if i not in state.snapshots) if account == "do" else iter(())
+            for _ in range(wanted - position):  # new ones ahead of it: newer on Hetzner, lower ids on DigitalOcean
+                made = state.add_snapshot(account, f"{noise_name}-by-others", server_id=noise_id, id=next(free, None), created=self.now - timedelta(days=3))
+                self.manual.add(made.id)
+            ahead = [s for s in items[:position] if s.id in self.manual and s.server_id == noise_id]
+            for snapshot in ahead[: max(0, position - wanted)]:
+                state.delete_snapshot(snapshot)
+        COUNTS["page boundary moved"] += 1
+
     @rule(pick=st.integers(0, 50))
     def protect(self, pick: int) -> None:
         state = self.sandbox.state
@@ -425,6 +452,7 @@ class Proof(RuleBasedStateMachine):
         inputs = {path: _read(path) for path in (world.journal_file, world.state_file)}
         for shift in shifts:
             self._shift(shift, start)
+        start = self.sandbox.dump_state()  # as others left it
         self.sandbox.state.clock = lambda: world.now
         stop = Stop()
         cut: dict[Path, bytes | None] = {}
@@ -474,6 +502,9 @@ class Proof(RuleBasedStateMachine):
     def _shift(self, shift: dict, start: dict) -> None:
         """Inject one `shift` fault: inserts and deletions near the page boundary of the listing."""
         account, listing = shift["account"], shift["listing"]
+        if shift["aim"] is not None and listing == "snapshots":
+            self._move_the_page_boundary(account, shift["aim"], shift["off"])
+            start = self.sandbox.dump_state()
         items = sorted((s for s in start[listing] if s["account"] == account), key=lambda s: s["id"], reverse=account == "hz")
         delete = []
         for offset in shift["delete"]:
@@ -487,7 +518,7 @@ class Proof(RuleBasedStateMachine):
                 continue
             delete.append(item["id"])
         server_id = {None: None, "noise": NOISE_SERVER[account][0], "target": min(SERVERS[account])}[shift["owner"]]
-        options = {"ids": list(range(1, 1000))} if shift["front"] and account == "do" else {}
+        options = {"ids": list(FRONT)} if shift["front"] and account == "do" else {}
         service = "digitalocean" if account == "do" else "hetzner"
         self.sandbox.inject(
             "shift", service=service, method="GET", path=LISTINGS[(account, listing)], page=shift["page"], count=shift["count"],
