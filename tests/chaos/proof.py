@@ -286,6 +286,87 @@ class Hooks:
         assert not owed, f"before hooks whose after hook never ran: {owed}"
 
 
+REQUESTS = {
+    "create": lambda request: request.method == "POST" and re.search(r"/actions$|/actions/create_image$", request.path),
+    "delete": lambda request: request.method == "DELETE" and DELETE.match(request.path),
+}
+
+
+class TappedSandbox(Sandbox):
+    """The sandbox, showing `tap` each cloud request it carried out before its reply leaves:
+    a kill can land after the cloud acted and before the client heard. A tap that returns
+    True has the reply dropped (the client died before it arrived)."""
+
+    tap = None
+
+    def serve(self, request):
+        response = super().serve(request)
+        tap = self.tap
+        if tap is not None and response is not None and not request.path.startswith("/_sandbox/") and tap(request):
+            return None
+        return response
+
+
+class Interrupter(threading.Thread):
+    """Interrupts a run (`interrupt`) `delay` seconds after the first `event` of it: its start,
+    its first snapshot POST or DELETE carried out by the cloud (with no delay: before the
+    reply leaves), its first before or after hook started, its first deletion audited. Not
+    at all if the run ends first."""
+
+    def __init__(self, sandbox: TappedSandbox, world: World, event: str, delay: float, interrupt) -> None:
+        super().__init__(name="interrupter", daemon=True)
+        self.sandbox, self.event, self.delay, self.interrupt = sandbox, event, delay, interrupt
+        self.file = {"before hook": world.folder / "hooks.log", "after hook": world.folder / "hooks.log", "audited": world.audit_file}.get(event)
+        self.seen = len(_lines(self.file)) if self.file else 0
+        self.happened = threading.Event()
+        self.over = threading.Event()
+        self.lock = threading.Lock()
+        self.fired = False
+        if event in REQUESTS:
+            sandbox.tap = self._tap
+
+    def _tap(self, request) -> bool:
+        if self.happened.is_set() or not REQUESTS[self.event](request):
+            return False
+        self.happened.set()
+        return not self.delay and self._fire()
+
+    def _fire(self) -> bool:
+        with self.lock:
+            if self.fired or self.over.is_set():
+                return False
+            self.fired = True
+            self.interrupt()
+            return True
+
+    def run(self) -> None:
+        while not self._happened():
+            if self.over.wait(0.002):
+                return
+        if self.delay and self.over.wait(self.delay):
+            return
+        self._fire()
+
+    def _happened(self) -> bool:
+        if self.event == "start" or self.happened.is_set():
+            return True
+        if self.file is not None:
+            word = {"before hook": "before ", "after hook": "after ", "audited": '"event": "deleted"'}[self.event]
+            return any(word in line for line in _lines(self.file)[self.seen:])
+        return False
+
+    def finish(self) -> None:
+        """The run is over: interrupt nothing more; wait for an interruption under way."""
+        self.sandbox.tap = None
+        with self.lock:
+            self.over.set()
+        self.join()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
 # -- the machine ----------------------------------------------------------------------------
 
 SHIFT = st.fixed_dictionaries({
@@ -302,7 +383,12 @@ SHIFT = st.fixed_dictionaries({
     "off": st.integers(-2, 1),
 })
 CONFIG = st.sampled_from(["alpha", "beta"])
-MOMENT = st.sampled_from([0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6])
+LATER = st.sampled_from([0, 0, 0, 1, 3, 6, 12])
+WHEN = st.tuples(
+    st.sampled_from(["start", "create", "create", "delete", "delete", "before hook", "after hook", "audited"]),
+    st.sampled_from([0.0, 0.0, 0.0, 0.003, 0.02, 0.1, 0.3]),
+)
+"""The moment of an interruption: this long after the first such event of the run."""
 TARGET_SERVER = st.sampled_from([(a, s) for a, servers in SERVERS.items() for s in servers])
 
 COUNTS: Counter = Counter()
@@ -321,9 +407,8 @@ class Proof(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="proof-"))
         self.now = START
-        first = World(self.root / "alpha", seed_state(), POLICIES["alpha"], START, action_seconds=ACTION_SECONDS)
-        self.worlds = {"alpha": first, "beta": World(self.root / "beta", {}, POLICIES["beta"], START, shared=first.sandbox)}
-        self.sandbox = first.sandbox
+        self.sandbox = TappedSandbox(seed_state(), action_seconds=ACTION_SECONDS, clock=lambda: self.now).start()
+        self.worlds = {c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox) for c in POLICIES}
         self._set_clock(START)
         self.mirror = Sandbox({}, clock=lambda: self.now).start()
         self.mirrors = {c: World(self.root / f"mirror-{c}", {}, POLICIES[c], START, shared=self.mirror) for c in self.worlds}
@@ -428,25 +513,28 @@ class Proof(RuleBasedStateMachine):
 
     # -- a run ---------------------------------------------------------------------------
 
-    @rule(config=CONFIG)
-    def run(self, config: str) -> None:
-        self._run(config, [], None, 0.0)
+    @rule(config=CONFIG, later=LATER)
+    def run(self, config: str, later: int) -> None:
+        self._run(config, later, [], None, ("start", 0.0))
 
-    @rule(config=CONFIG, shifts=st.lists(SHIFT, min_size=1, max_size=2))
-    def run_while_listings_shift(self, config: str, shifts: list[dict]) -> None:
-        self._run(config, shifts, None, 0.0)
+    @rule(config=CONFIG, later=LATER, shifts=st.lists(SHIFT, min_size=1, max_size=2))
+    def run_while_listings_shift(self, config: str, later: int, shifts: list[dict]) -> None:
+        self._run(config, later, shifts, None, ("start", 0.0))
 
-    @rule(config=CONFIG, shifts=st.lists(SHIFT, max_size=1), moment=MOMENT)
-    def run_stopped(self, config: str, shifts: list[dict], moment: float) -> None:
-        """SIGTERM at `moment` seconds into the run: `execute.Stop` set from another thread."""
-        self._run(config, shifts, "stop", moment)
+    @rule(config=CONFIG, later=LATER, shifts=st.lists(SHIFT, max_size=1), when=WHEN)
+    def run_stopped(self, config: str, later: int, shifts: list[dict], when: tuple[str, float]) -> None:
+        """SIGTERM at a random moment: `execute.Stop` set from another thread (`Interrupter`)."""
+        self._run(config, later, shifts, "stop", when)
 
-    @rule(config=CONFIG, shifts=st.lists(SHIFT, max_size=1), moment=MOMENT)
-    def run_killed(self, config: str, shifts: list[dict], moment: float) -> None:
-        """SIGKILL at `moment` seconds into the run, as the module docstring says."""
-        self._run(config, shifts, "kill", moment)
+    @rule(config=CONFIG, later=LATER, shifts=st.lists(SHIFT, max_size=1), when=WHEN)
+    def run_killed(self, config: str, later: int, shifts: list[dict], when: tuple[str, float]) -> None:
+        """SIGKILL at a random moment, as the module docstring says."""
+        self._run(config, later, shifts, "kill", when)
 
-    def _run(self, config: str, shifts: list[dict], interruption: str | None, moment: float) -> None:
+    def _run(self, config: str, later: int, shifts: list[dict], interruption: str | None, when: tuple[str, float]) -> None:
+        """One run of `config`, `later` hours after the last step, while `shifts` shift its
+        listings, interrupted (`interruption`) `when` something happens."""
+        self._set_clock(self.now + timedelta(hours=later))
         world = self.worlds[config]
         start = self.sandbox.dump_state()
         inputs = {path: _read(path) for path in (world.journal_file, world.state_file)}
@@ -454,12 +542,11 @@ class Proof(RuleBasedStateMachine):
             self._shift(shift, start)
         start = self.sandbox.dump_state()  # as others left it
         self.sandbox.state.clock = lambda: world.now
+        self.sandbox.clear_requests()
         stop = Stop()
         cut: dict[Path, bytes | None] = {}
-        fired = threading.Event()
 
         def interrupt() -> None:
-            fired.set()
             if interruption == "kill":
                 for service in ("digitalocean", "hetzner"):
                     self.sandbox.inject("drop", service=service, count=None)
@@ -469,18 +556,17 @@ class Proof(RuleBasedStateMachine):
             else:
                 stop.set("SIGTERM")
 
-        timer = threading.Timer(moment, interrupt) if interruption else None
-        if timer:
-            timer.start()
+        interrupter = Interrupter(self.sandbox, world, *when, interrupt) if interruption else None
+        if interrupter:
+            interrupter.start()
         try:
             result = world.run(stop=stop)
         finally:
-            if timer:
-                timer.cancel()
-                timer.join()
+            if interrupter:
+                interrupter.finish()
             COUNTS["shifts that fired"] += sum(f["kind"] == "shift" and f["fired"] > 0 for f in self.sandbox.faults.list())
             self.sandbox.clear_faults()
-        interrupted = interruption if fired.is_set() else None
+        interrupted = interruption if interrupter is not None and interrupter.fired else None
         if interrupted == "kill":
             for path, content in cut.items():
                 _write(path, content)
