@@ -93,3 +93,27 @@ def test_a_run_killed_between_the_audit_line_and_the_journal_audits_each_deletio
         assert not again, f"audited a second time: {[line['snapshot_id'] for line in again]}"
     finally:
         world.close()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known failure: the after hook an interrupted run owes is run only for a target the next run "
+    "could read; a listing that fails or comes back incomplete leaves the server frozen another "
+    "run, and the run's failure does not name the owed after hook"
+))
+def test_an_owed_after_hook_runs_even_when_the_next_run_cannot_read_its_server(tmp_path):
+    record = tmp_path / "hooks.log"
+    hooks = f'hooks: {{before: [sh, -c, "echo before >> {record}"], after: [sh, -c, "echo after >> {record}"], timeout: 5}}'
+    text = policy("alpha", "do", 101).replace("    retention: {keep_last: 2}\n", f"    retention: {{keep_last: 2}}\n    {hooks}\n")
+    world = World(tmp_path / "alpha", state(), text, NOW, action_seconds=0.05)
+    try:
+        # What a run killed while the before hook ran leaves: the journal owes its after hook.
+        record.write_text("before\n")
+        world.journal_file.write_text(json.dumps([
+            {"account": "do", "server_id": "101", "name": "web-1-20261020080000", "started": "2026-10-20T08:00:00+00:00", "after": "web"},
+        ]))
+        world.inject("error", "list", service="digitalocean", status=503, count=None)
+        result = world.run()
+        said = " ".join(f.reason for f in result.report.failures)
+        assert record.read_text().splitlines() == ["before", "after"] or "after hook" in said, said
+    finally:
+        world.close()
