@@ -209,9 +209,10 @@ class Creation:
 class Slots:
     """No two snapshots started for one server by one configuration in one schedule slot: one
     cron firing, or one `every` interval. Not counted: a pair whose earlier snapshot someone
-    else deleted before the later one was started, and a pair started after the clock went
-    back past the earlier one's date (SPEC §5, invariant 9: a snapshot dated in the future is
-    left out of the schedule, so a clock that went back makes the slot's snapshot again)."""
+    else deleted before the later one was started, and a snapshot started while the clock
+    read earlier than one the configuration made of the server before (SPEC §5, invariant 9:
+    a snapshot dated in the future is left out of the schedule, so a clock that went back can
+    make a slot's snapshot again)."""
 
     def __init__(self, worlds: dict[str, World]):
         self.schedules: dict[tuple[str, tuple[str, int]], tuple[Schedule, ZoneInfo]] = {}
@@ -226,16 +227,16 @@ class Slots:
     def add(self, creation: Creation, run: int) -> None:
         key = (creation.config, creation.server)
         schedule, zone = self.schedules[key]
-        for earlier in self.made[key]:
+        made = self.made[key]
+        self.made[key].append(creation)
+        if any(earlier.created > creation.created + CLOCK_TOLERANCE for earlier in made[:-1]):
+            COUNTS["started after the clock went back past one of the server's"] += 1
+            return
+        for earlier in made[:-1]:
             if self.gone_by_others.get(earlier.id, run + 1) <= run:
                 continue
-            if not self._one_slot(schedule, zone, earlier.created, creation.created):
-                continue
-            if creation.created < earlier.created - CLOCK_TOLERANCE:
-                COUNTS["one slot twice after the clock went back"] += 1
-                continue
-            raise AssertionError(f"{creation.config}: {earlier.name} ({earlier.id}) and {creation.name} ({creation.id}) started for server {creation.server} in one slot of {schedule.describe()}")
-        self.made[key].append(creation)
+            if self._one_slot(schedule, zone, earlier.created, creation.created):
+                raise AssertionError(f"{creation.config}: {earlier.name} ({earlier.id}) and {creation.name} ({creation.id}) started for server {creation.server} in one slot of {schedule.describe()}")
 
     @staticmethod
     def _one_slot(schedule: Schedule, zone: ZoneInfo, first: datetime, second: datetime) -> bool:
