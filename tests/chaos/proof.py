@@ -244,16 +244,16 @@ class Slots:
     def add(self, creation: Creation, run: int) -> None:
         key = (creation.config, creation.server)
         schedule, zone = self.schedules[key]
-        made = self.made[key]
-        self.made[key].append(creation)
-        if any(earlier.created > creation.created + CLOCK_TOLERANCE for earlier in made[:-1]):
-            COUNTS["started after the clock went back past one of the server's"] += 1
-            return
-        for earlier in made[:-1]:
-            if self.gone_by_others.get(earlier.id, run + 1) <= run:
+        earlier = self.made[key]
+        went_back = any(e.created > creation.created + CLOCK_TOLERANCE for e in earlier)
+        for other in earlier:
+            if self.gone_by_others.get(other.id, run + 1) <= run or not self._one_slot(schedule, zone, other.created, creation.created):
                 continue
-            if self._one_slot(schedule, zone, earlier.created, creation.created):
-                raise AssertionError(f"{creation.config}: {earlier.name} ({earlier.id}) and {creation.name} ({creation.id}) started for server {creation.server} in one slot of {schedule.describe()}")
+            if not went_back:
+                raise AssertionError(f"{creation.config}: {other.name} ({other.id}) and {creation.name} ({creation.id}) started for server {creation.server} in one slot of {schedule.describe()}")
+            COUNTS["one slot twice, the clock having gone back past a snapshot"] += 1
+            break
+        earlier.append(creation)
 
     @staticmethod
     def _one_slot(schedule: Schedule, zone: ZoneInfo, first: datetime, second: datetime) -> bool:
