@@ -57,6 +57,7 @@ configurations snapshotting one droplet in the same second, which OFFSET keeps a
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import tempfile
@@ -91,18 +92,18 @@ LISTINGS = {
     ("hz", "snapshots"): r"^/v1/images$", ("hz", "servers"): r"^/v1/servers$",
 }
 DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
-FIRST_ID = 10_000  # of the seeded snapshots; DigitalOcean lists by id, so lower ids come first:
-FRONT = range(1, FIRST_ID)
+FIRST_ID = 10_000  # of the seeded snapshots
+FRONT = range(1, FIRST_ID)  # DigitalOcean lists by id: a new snapshot given one of these comes first
 ACTION_SECONDS = 0.1
 OFFSET = {"alpha": timedelta(0), "beta": timedelta(seconds=30)}
 """When each configuration runs, within the minute: never in the same second, whose names
-collide on DigitalOcean (a known failure: test_chaos_proof.py, SAME_SECOND)."""
+collide on DigitalOcean (a known failure: test_proof_findings.py, the same second)."""
 HOOK_TIMEOUT = 1
 DO_TAG, OWNER_TAG = "snapshot-policy", "snapshot-policy-owner-"
 KILLED_AFTER_AUDIT = "(deleted by an interrupted run)"
-"""A known failure (test_chaos_proof.py, KILLED_AFTER_AUDIT): a run killed after a deletion's
-audit line and before the journal batch that crosses it off leaves the next run to audit it
-again, with this reason."""
+"""A known failure (test_proof_findings.py): a run killed after a deletion's audit line and
+before the journal batch that crosses it off leaves the next run to audit it again, with
+this reason."""
 
 HOOK = """\
 d=$1; w=$2
@@ -160,8 +161,6 @@ def seed_state() -> dict:
     """Target servers with a few snapshots of each configuration's, an old one without owner and
     a manual one, mixed by id among more than a page of noise, so the page boundary falls
     among them; and more than a page of servers."""
-    import random
-
     rng = random.Random(19)
     snapshots = []
     for account, servers in SERVERS.items():
