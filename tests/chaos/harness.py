@@ -1,11 +1,13 @@
 """Runs of apply against the sandbox with injected faults, and the SPEC §5 checks after each.
 
 A `World` is one sandbox cloud plus one policy, driven through the library as `run.apply`
-drives it (observe → build_plan → Executor → notifications), but with the seams the CLI
-does not expose: a simulated clock shared by the sandbox and the planner, and a RetryPolicy
-whose sleeps are recorded and cut short, so retries with Retry-After and backoff cost
-milliseconds. Journal and audit log persist between runs in the world's folder, as they do
-beside the lock file in production (same expiry as `run.journal_for`).
+drives it (observe → build_plan as `run.decide` → Executor → run state → notifications), but
+with the seams the CLI does not expose: a simulated clock shared by the sandbox and the
+planner, and a RetryPolicy whose sleeps are recorded and cut short, so retries with
+Retry-After and backoff cost milliseconds. Journal, run state and audit log persist between
+runs in the world's folder, as they do beside the lock file in production (same expiry as
+`run.journal_for`). Two worlds may share one sandbox (`shared`): two configurations over the
+same servers.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from snapshot_policy import config, providers
 from snapshot_policy.audit import AuditLog
-from snapshot_policy.execute import Executor
+from snapshot_policy.execute import Executor, Stop
 from snapshot_policy.journal import Journal
 from snapshot_policy.model import ActionKind, CloudSnapshot, Delivery, Plan, RunReport
 from snapshot_policy.notify import deliver
@@ -27,7 +29,8 @@ from snapshot_policy.observe import Observation, observe
 from snapshot_policy.ownership import has_marker
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 from snapshot_policy.reconcile import build_plan
-from snapshot_policy.run import routes
+from snapshot_policy.run import _remember, routes
+from snapshot_policy.runstate import RunState
 from snapshot_policy.sandbox import Sandbox
 
 DO_TOKEN = "dop_v1_chaos0000000000000000000000000000000000000000000000000000000001"
@@ -97,10 +100,13 @@ class World:
     sleeps: Sleeps = field(default_factory=Sleeps)
     unmanaged: set[int] = field(default_factory=set)
     journal_expiry: timedelta = JOURNAL_EXPIRY
+    shared: Sandbox | None = None
+    """Another world's sandbox, to run a second configuration on (`state` is then unused);
+    its clock stays that world's."""
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.sandbox = Sandbox(self.state, action_seconds=self.action_seconds, clock=lambda: self.now).start()
+        self.sandbox = self.shared or Sandbox(self.state, action_seconds=self.action_seconds, clock=lambda: self.now).start()
         self.unmanaged |= {s["id"] for s in self.snapshots().values() if not self.marked(s)}
         path = self.folder / "policy.yaml"
         text = self.policy
@@ -111,7 +117,20 @@ class World:
         assert not self.loaded.errors, [str(p) for p in self.loaded.errors]
 
     def close(self) -> None:
-        self.sandbox.stop()
+        if self.shared is None:
+            self.sandbox.stop()
+
+    @property
+    def journal_file(self) -> Path:
+        return self.folder / "run.journal.json"
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "run.state.json"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.folder / "audit.jsonl"
 
     # -- the cloud, as plain dicts by snapshot id ------------------------------------------
 
@@ -143,28 +162,40 @@ class World:
     def connect(self, account):
         return providers.connect(account, TIMING, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5))
 
-    def observe(self, journal: Journal | None = None) -> Observation:
-        journal = journal or Journal(self.folder / "run.journal.json", self.journal_expiry, now=self.now)
+    def decide(self, journal: Journal | None = None, state: RunState | None = None) -> tuple[Plan, Observation]:
+        """Read the clouds and plan at `now`, as `run.decide` does, with this world's connections."""
+        journal = journal or Journal(self.journal_file, self.journal_expiry, now=self.now)
+        state = state or RunState(self.state_file, self.now)
         settings = self.loaded.settings
-        return observe(self.loaded.targets, self.connect, orphans=True, orphans_keep_last=settings.orphans_keep_last, journal=journal)
+        creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
+        observation = observe(
+            self.loaded.targets, self.connect, orphans=True, orphans_keep_last=settings.orphans_keep_last, journal=journal,
+            absent_since=state.absent_since, now=self.now, creation_timeout=creation_timeout,
+        )
+        plan = build_plan(observation.observed, self.now, creation_timeout, state.last_made, observation.withheld, settings.max_deletions_per_run)
+        return plan, observation
 
     def plan(self) -> Plan:
-        return build_plan(self.observe().observed, self.now)
+        return self.decide()[0]
 
-    def run(self, settle: float = 0.0) -> RunResult:
-        """One apply at `self.now`, then notifications; then wait for stragglers (`settle` s)."""
+    def run(self, settle: float = 0.0, stop: Stop | None = None) -> RunResult:
+        """One apply at `self.now`, then the run state and notifications; then wait for
+        stragglers (`settle` s). `stop`, once set, stops the run as a signal does (execute.py)."""
         before = self.snapshots()
         self.sandbox.clear_requests()
-        journal = Journal(self.folder / "run.journal.json", self.journal_expiry, now=self.now)
-        observation = self.observe(journal)
-        plan = build_plan(observation.observed, self.now)
-        audit_path = self.folder / "audit.jsonl"
-        seen = len(audit_path.read_text().splitlines()) if audit_path.exists() else 0
-        executor = Executor(observation.providers, journal, AuditLog(audit_path, plan.fingerprint), parallel=self.parallel, now=lambda: self.now, timing=TIMING)
+        journal = Journal(self.journal_file, self.journal_expiry, now=self.now)
+        state = RunState(self.state_file, self.now)
+        plan, observation = self.decide(journal, state)
+        seen = len(self.audit_file.read_text().splitlines()) if self.audit_file.exists() else 0
+        executor = Executor(
+            observation.providers, journal, AuditLog(self.audit_file, plan.fingerprint), parallel=self.parallel,
+            now=lambda: self.now, timing=TIMING, stop=stop or Stop(),
+        )
         report = executor.apply(plan, list(self.loaded.failed) + observation.failures)
+        _remember(state, report, observation, self.now)
         deliveries = deliver(routes(report, "chaos-host", self.loaded.secrets), self.sandbox.telegram_base_url, lambda: self.now, self.loaded.secrets, sleep=self.sleeps)
         self.settle(settle)
-        audit = [json.loads(line) for line in audit_path.read_text().splitlines()[seen:]] if audit_path.exists() else []
+        audit = [json.loads(line) for line in self.audit_file.read_text().splitlines()[seen:]] if self.audit_file.exists() else []
         return RunResult(plan, observation, report, deliveries, before, self.snapshots(), self.sandbox.requests(), audit)
 
     def converge(self, runs: int = 4) -> list[RunResult]:
@@ -225,10 +256,10 @@ def check_run(world: World, result: RunResult, protected: set[int]) -> None:
         assert not [e for e in result.audit if e["event"] == "deleted" and e["target"] == failure.target]
 
 
-def check_retained(world: World, now: datetime) -> None:
+def check_retained(world: World) -> None:
     """Invariant 3, after a fault-free run: a fresh plan deletes nothing and creates nothing,
     unless a max_deletions refusal holds the target (then it deletes nothing, by design)."""
-    plan = build_plan(world.observe().observed, now)
+    plan = world.plan()
     for target_plan in plan.targets:
         if target_plan.refusal:
             continue

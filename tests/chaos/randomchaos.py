@@ -193,7 +193,7 @@ def chaos(folder: Path, seed: int, runs: int, fault_share: float = 0.7) -> dict:
                     creations.add(target, datetime.fromisoformat(snapshot["created"].replace("Z", "+00:00")), snapshot["name"])
                 if not faulty:
                     assert result.report.exit_code == 0 or any(p.refusal for p in result.plan.targets), result.report.summary()
-                    check_retained(world, now)
+                    check_retained(world)
             except AssertionError as error:
                 raise AssertionError(f"{where}: {error}") from None
             stats["runs"] += 1
