@@ -2,7 +2,7 @@
 
 Two configurations (owners `alpha` and `beta`, each with its own folder: journal, run state,
 audit log) cover the same DigitalOcean and Hetzner servers with different schedules and
-retention, and run alternately (beta half a minute into the minute: see OFFSET). Among
+retention, and run alternately, each in the same second as the other. Among
 their runs hypothesis interleaves:
 
 - listings that shift between pages: the sandbox's `shift` fault inserts unmarked snapshots
@@ -48,10 +48,10 @@ schedule slot (`Slots`); every deletion audited exactly once (`check_audit`); ev
 run once for every `before`, by the end of the next completed run (`Hooks`); no snapshot
 marked with two owners (`one_owner_a_snapshot`).
 
-Known failures, each with its minimal scenario in test_proof_findings.py, are let off here
-and counted (COUNTS["known: ..."]): a deletion audited twice after a kill (KILLED_AFTER_AUDIT);
-an owed after hook of a target the next run could not read (`Hooks.settled`); and two
-configurations snapshotting one droplet in the same second, which OFFSET keeps apart.
+What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
+configurations snapshotting one droplet in the same second marked each other's images; a
+deletion was audited twice after a kill between its audit line and the journal's write; an
+after hook owed to a target the next run could not read did not run.
 """
 
 from __future__ import annotations
@@ -95,15 +95,10 @@ DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
 FIRST_ID = 10_000  # of the seeded snapshots
 FRONT = range(1, FIRST_ID)  # DigitalOcean lists by id: a new snapshot given one of these comes first
 ACTION_SECONDS = 0.1
-OFFSET = {"alpha": timedelta(0), "beta": timedelta(seconds=30)}
-"""When each configuration runs, within the minute: never in the same second, whose names
-collide on DigitalOcean (a known failure: test_proof_findings.py, the same second)."""
 HOOK_TIMEOUT = 1
 DO_TAG, OWNER_TAG = "snapshot-policy", "snapshot-policy-owner-"
 KILLED_AFTER_AUDIT = "(deleted by an interrupted run)"
-"""A known failure (test_proof_findings.py): a run killed after a deletion's audit line and
-before the journal batch that crosses it off leaves the next run to audit it again, with
-this reason."""
+"""The reason the next run gives a deletion a killed run sent and did not audit."""
 
 HOOK = """\
 d=$1; w=$2
@@ -294,13 +289,10 @@ class Hooks:
                 assert after_kill, f"{target}/{server}: an after hook for {name} whose before hook never ran"
         self.read = len(lines)
 
-    def settled(self, planned: set[tuple[str, str]]) -> set[tuple[str, str, str]]:
-        """Nothing owed, but to a target the last run did not plan: return those (target,
-        server, snapshot name), a known failure (test_proof_findings.py: the owed after hook
-        of a target the run could not read)."""
-        owed = {key: names for key, names in self.owed.items() if names and key in planned}
+    def settled(self) -> None:
+        """Nothing owed, whether or not the last run could read the target."""
+        owed = {key: names for key, names in self.owed.items() if names}
         assert not owed, f"before hooks whose after hook never ran: {owed}"
-        return {(*key, name) for key, names in self.owed.items() if key not in planned for name in names}
 
 
 REQUESTS = {
@@ -440,10 +432,6 @@ class Proof(RuleBasedStateMachine):
         """Per configuration, the snapshot ids its DELETE removed (the sandbox answered 2xx)."""
         self.runs: list[RunRecord] = []
         self.killed: dict[str, bool] = defaultdict(bool)
-        self.audited_twice: set[int] = set()
-        self.unread_owed: set[tuple[str, str, str]] = set()
-        self.planned: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        """Per configuration, the (target, server id) its last run planned."""
 
     def teardown(self) -> None:
         for world in [*self.worlds.values(), *self.mirrors.values()]:
@@ -457,7 +445,7 @@ class Proof(RuleBasedStateMachine):
     def _set_clock(self, now: datetime) -> None:
         self.now = now
         for config, world in self.worlds.items():
-            world.now = now + OFFSET[config]
+            world.now = now
 
     @rule(hours=st.sampled_from([1, 2, 3, 5, 6, 8, 12, 24, 49, 73]))
     def time_passes(self, hours: int) -> None:
@@ -598,7 +586,6 @@ class Proof(RuleBasedStateMachine):
         self.runs.append(record)
         self.killed[config] = interrupted == "kill"
         try:
-            self.planned[config] = {(p.target.name, p.target.server_id) for p in result.plan.targets}
             self._after_run(world, config, record, start, inputs, result.requests)
         except AssertionError as error:
             raise AssertionError(f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, {interrupted or 'not interrupted'}, shifts {shifts}): {error}") from None
@@ -664,9 +651,8 @@ class Proof(RuleBasedStateMachine):
         after_kill = any(r.interruption == "kill" for r in previous)
         self.hooks[config].take(bool(record.interruption) or after_kill, after_kill or record.interruption == "kill")
         if record.interruption != "kill":
-            self.unread_owed |= self.hooks[config].settled(self.planned[config])
-            self.audited_twice |= check_audit(world, self.sent[config], self.removed[config], any(r.interruption == "kill" for r in self.runs if r.config == config))
-            COUNTS["known: audited twice after a kill"] = len(self.audited_twice)
+            self.hooks[config].settled()
+            check_audit(world, self.sent[config], self.removed[config])
 
     def _consistent_plan(self, config: str, start: dict, inputs: dict) -> Plan:
         """The plan `config` makes from the cloud as it was when the run began (no shift yet),
@@ -684,8 +670,7 @@ class Proof(RuleBasedStateMachine):
     def nothing_owed_but_to_a_killed_run(self) -> None:
         for config, hooks in self.hooks.items():
             if not self.killed[config]:
-                self.unread_owed |= hooks.settled(self.planned[config])
-                COUNTS["known: after owed to a target the run could not read"] = len(self.unread_owed)
+                hooks.settled()
 
     @invariant()
     def one_owner_a_snapshot(self) -> None:
@@ -720,26 +705,23 @@ def check_deletions(config: str, removed: set[int], before: dict[int, dict], man
         assert action.kind is ActionKind.DELETE or refused, f"deleted {name}, which a plan of a consistent view keeps: {action.kind.value}, {action.reason}"
 
 
-def check_audit(world: World, sent: set[int], removed: set[int], killed: bool) -> set[int]:
+def check_audit(world: World, sent: set[int], removed: set[int]) -> None:
     """Each snapshot the configuration's DELETE removed is audited `deleted` once (or its
     deletion still waits in the journal for the next run to see it gone); nothing is audited
-    twice, and nothing it sent no DELETE for. Return the ids audited twice in the known way
-    (KILLED_AFTER_AUDIT), which a configuration that was killed is let off."""
+    twice, and nothing it sent no DELETE for."""
     lines = [json.loads(line) for line in world.audit_file.read_text().splitlines()] if world.audit_file.exists() else []
     reasons: dict[int, list[str]] = defaultdict(list)
     for line in lines:
         if line["event"] == "deleted":
             reasons[int(line["snapshot_id"])].append(line["reason"])
-    twice = {i for i, said in reasons.items() if len(said) > 1}
-    known = {i for i in twice if killed and len(reasons[i]) == 2 and reasons[i][1].endswith(KILLED_AFTER_AUDIT)}
-    assert not twice - known, f"deletions audited more than once: {sorted(twice - known)}"
+    twice = sorted(i for i, said in reasons.items() if len(said) > 1)
+    assert not twice, f"deletions audited more than once: {twice}"
     journal = json.loads(world.journal_file.read_text()) if world.journal_file.exists() else []
     waiting = {int(e["deleting"]) for e in journal if "deleting" in e}
     unaudited = sorted(removed - set(reasons) - waiting)
     assert not unaudited, f"deleted but never audited: {unaudited}"
     invented = sorted(set(reasons) - sent)
     assert not invented, f"audited as deleted, but no DELETE was sent for them: {invented}"
-    return known
 
 
 def consistent_cut(paths: list[Path]) -> dict[Path, bytes | None]:
