@@ -285,8 +285,9 @@ class Hooks:
             elif self.paired[(key, name)]:
                 assert interrupted, f"{target}/{server}: a second after hook for {name} in a run neither stopped nor killed"
                 COUNTS["after hook run again after a stop or kill"] += 1
-            else:
-                assert after_kill, f"{target}/{server}: an after hook for {name} whose before hook never ran"
+            else:  # a before hook killed at a stop before it wrote its line still owes its after
+                assert after_kill or interrupted, f"{target}/{server}: an after hook for {name} whose before hook never ran"
+                COUNTS["after hook of a before killed before its first line"] += interrupted and not after_kill
         self.read = len(lines)
 
     def settled(self) -> None:
