@@ -198,7 +198,7 @@ class Row:
 
     def minimum(self) -> float:
         """The floor per server: its share of the listings as made, one start, one poll,
-        one delete per expired snapshot (SPEC §8 / issue 7)."""
+        one delete per expired snapshot (docs/promises.md §8 / issue 7)."""
         return self.per_server("list") + 1 + 1 + self.expired / self.size
 
 

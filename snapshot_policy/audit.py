@@ -4,7 +4,7 @@ So an operator can always answer "who deleted this snapshot, and why": each line
 time, target, provider, snapshot, the reason and the fingerprint of the plan that decided
 it. Lines are written the moment the cloud confirmed the change, so a killed run leaves
 a true record up to its last action. The file is created readable by its owner only, each line
-appended in one write, never through a symbolic link (SPEC §5, invariant 10).
+appended in one write, never through a symbolic link (docs/promises.md §5, invariant 10).
 """
 
 from __future__ import annotations

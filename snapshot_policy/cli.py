@@ -1,4 +1,4 @@
-"""Command line: argv in, one short flow per command, an exit code out (SPEC §3).
+"""Command line: argv in, one short flow per command, an exit code out (docs/promises.md §3).
 
 Usage errors exit 1, not click's usual 2: for `plan --detailed-exitcode` and for cron
 wrappers, 2 already means "changes pending" or "some targets failed".
@@ -7,7 +7,7 @@ The modules that load the cloud SDKs (run, observe, the sandbox, the demo) are i
 the commands that use them, so `--version`, `--help`, `validate`, `simulate` and
 `completion` start without loading pydo, hcloud or python-telegram-bot (issue 14).
 
-Everything a command prints passes the secret masking of `logs` (SPEC §5, invariant 8):
+Everything a command prints passes the secret masking of `logs` (docs/promises.md §5, invariant 8):
 `main` wraps stdout and stderr for the whole command, and once the configuration is loaded
 its secrets are masked there, in the log and in every file the command writes.
 """
@@ -111,7 +111,7 @@ _COUNT = click.IntRange(min=0)
 
 
 def selection(command: Callable) -> Callable:
-    """The options every command that reads the configuration shares (SPEC §3)."""
+    """The options every command that reads the configuration shares (docs/promises.md §3)."""
 
     @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), help="A YAML policy file.")
     @click.option("--config", "legacy_config", type=click.Path(path_type=Path, dir_okay=False), help="A snapshots.config (legacy layout).")

@@ -1,4 +1,4 @@
-"""`snapshot-policy demo`: the whole tool on a fake cloud, offline, in a few seconds (SPEC §9).
+"""`snapshot-policy demo`: the whole tool on a fake cloud, offline, in a few seconds (docs/promises.md §9).
 
 A person who never saw the tool should see, in order: the fleet and its old snapshots, the
 policy, the plan with a reason for every decision, apply through the real SDKs, what Telegram

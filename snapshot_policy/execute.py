@@ -1,4 +1,4 @@
-"""Carrying a plan out — the only code that changes anything in a cloud (SPEC §5, §8).
+"""Carrying a plan out — the only code that changes anything in a cloud (docs/promises.md §5, §8).
 
 Each account runs on its own, in three overlapping phases:
 

@@ -1,4 +1,4 @@
-"""Logs (SPEC §8): a rotating file, the console with -v, and no secret in either.
+"""Logs (docs/promises.md §8): a rotating file, the console with -v, and no secret in either.
 
 Redaction (`redaction`) sits on every handler, not on a logger: a logger's filters never see
 records that child loggers propagate, while a handler's filters see every line it writes.

@@ -20,7 +20,7 @@ handed a Clock (or a `now` taken from one), so tests and the demo can pin it."""
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """How many snapshots to keep, in restic `forget` terms (SPEC §6). 0 turns a rule off."""
+    """How many snapshots to keep, in restic `forget` terms (docs/promises.md §6). 0 turns a rule off."""
 
     keep_last: int = 0
     keep_hourly: int = 0
@@ -72,7 +72,7 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Safety:
-    """Limits that make apply refuse rather than act (SPEC §5)."""
+    """Limits that make apply refuse rather than act (docs/promises.md §5)."""
 
     max_deletions: int = 10
 
@@ -228,7 +228,7 @@ class Target:
     name_pattern: str = DEFAULT_NAME_PATTERN
     adopt_legacy_names: bool = False
     orphan: bool = False
-    """The server is gone: its managed snapshots are only pruned (SPEC §5), never added to."""
+    """The server is gone: its managed snapshots are only pruned (docs/promises.md §5), never added to."""
     notify: tuple[Channel, ...] = field(default=(), compare=False)
     hooks: Hooks | None = field(default=None, compare=False)
     owner: str = ""
@@ -301,7 +301,7 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A snapshot as observed in a cloud, already classified for its server (SPEC §5).
+    """A snapshot as observed in a cloud, already classified for its server (docs/promises.md §5).
 
     `ownership` says why it is managed or not, in words fit for the plan output.
     """
@@ -443,7 +443,7 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         """0 every target succeeded; 1 all failed (or nothing ran); 2 some failed, or some
-        only had their deletions withheld (SPEC §3)."""
+        only had their deletions withheld (docs/promises.md §3)."""
         succeeded = sum(o.ok for o in self.outcomes)
         partial = sum(o.partial and not o.ok for o in self.outcomes)
         failed = len(self.outcomes) - succeeded - partial + len(self.failures)

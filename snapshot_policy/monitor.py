@@ -1,8 +1,8 @@
 """Telling monitoring how a run went: a healthchecks-style ping, a Prometheus textfile and
-a JSON run report (SPEC §7). Best effort: none of it can change a snapshot or the exit code.
+a JSON run report (docs/promises.md §7). Best effort: none of it can change a snapshot or the exit code.
 
 Both files are replaced whole, never written through a symbolic link, and created readable by
-their owner only (`statefiles`, SPEC §5 invariant 10).
+their owner only (`statefiles`, docs/promises.md §5 invariant 10).
 """
 
 from __future__ import annotations

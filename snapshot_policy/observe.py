@@ -1,18 +1,18 @@
 """Reading the clouds for a run: which servers each target covers, and their snapshots.
 
 Each account is read once — its servers, its snapshots — however many targets use it
-(SPEC §8). Failures stay with the targets they concern: a bad token fails that account's
+(docs/promises.md §8). Failures stay with the targets they concern: a bad token fails that account's
 targets; a missing server fails its target. A server claimed by two targets fails both,
 since two retention policies over one server's snapshots would delete each other's.
 
-Snapshots carrying our marker whose server is missing from the listing are orphans (SPEC §5):
+Snapshots carrying our marker whose server is missing from the listing are orphans (docs/promises.md §5):
 each such server becomes an orphan target that keeps them all and never gets a new snapshot.
 They are pruned to `orphans_keep_last` only when the server's absence is certain: its
 account's listing completed, every server a target of that account names was found, and
 the server was already missing `ORPHAN_GRACE` before (`absent_since`, from earlier runs).
 An empty listing that an API returns once therefore prunes nothing.
 
-Views disagree (SPEC §5, invariant 12): a listing that changed while its pages were read, and
+Views disagree (docs/promises.md §5, invariant 12): a listing that changed while its pages were read, and
 was still changing when read again (`provider.unsettled`), withholds every deletion of its
 account this run — creates go on — and makes no absence certain. A DigitalOcean droplet that
 names a snapshot its account's listing lacks fails its target: the listing is incomplete

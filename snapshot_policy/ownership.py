@@ -1,4 +1,4 @@
-"""Which snapshots the tool may manage: only those it can prove it made (SPEC §5).
+"""Which snapshots the tool may manage: only those it can prove it made (docs/promises.md §5).
 
 Hetzner: the `managed-by=snapshot-policy` label and the server-id label, on an image whose
 `created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag on a snapshot whose
@@ -123,7 +123,7 @@ def by_server(listing: Iterable[CloudSnapshot]) -> dict[str | None, list[CloudSn
 
     `snapshots_for(target, by_server(listing).get(target.server_id, []))` equals
     `snapshots_for(target, listing)`, but costs the server's snapshots, not the account's:
-    grouping once per account keeps reading a fleet linear in its size (SPEC §8).
+    grouping once per account keeps reading a fleet linear in its size (docs/promises.md §8).
     """
     grouped: dict[str | None, list[CloudSnapshot]] = {}
     for snapshot in listing:

@@ -1,6 +1,6 @@
 """Saved plans: `plan --out FILE` writes one, `apply --plan FILE` takes it as a proposal.
 
-A saved plan is never an authority (SPEC §3): apply plans afresh from the current
+A saved plan is never an authority (docs/promises.md §3): apply plans afresh from the current
 configuration and a fresh listing, and carries out only what both plans agree on. It
 refuses the whole plan, changing nothing, when the file is older than the age limit or
 dated ahead, was made from another configuration, saw other snapshots, or asks for

@@ -1,4 +1,4 @@
-"""Compare what the policy wants with the snapshots that exist, and decide (SPEC §5).
+"""Compare what the policy wants with the snapshots that exist, and decide (docs/promises.md §5).
 
 Pure: the caller passes the observed snapshots and the time. A planned snapshot takes part
 in retention as the newest one, so `keep_last N` leaves exactly N including it. Only managed,
@@ -82,7 +82,7 @@ def plan_target(
     `last_made` is when this tool last made a snapshot of the server, by its own record: a
     second source for the schedule, so a listing that lacks that snapshot makes none undue.
 
-    Inputs may lie (SPEC §5, invariant 9): a managed snapshot dated after `now` (past a
+    Inputs may lie (docs/promises.md §5, invariant 9): a managed snapshot dated after `now` (past a
     small tolerance) is kept, left out of retention and the schedule, and makes the target
     fail; so does one still being created past `creation_timeout`, which also holds back a
     new snapshot, every run until it is resolved.
@@ -164,7 +164,7 @@ def build_plan(
     `last_made` maps (account, server id) to when this tool last made a snapshot of it.
     `withheld` maps an account to why none of its deletions may be made this run (its
     listings disagreed): its targets' deletions become skips that say so, their creates stand.
-    Limits refuse rather than truncate (SPEC §5): a target's `max_deletions` counts its
+    Limits refuse rather than truncate (docs/promises.md §5): a target's `max_deletions` counts its
     deletions across all its servers, and `max_deletions_per_run` the whole run's.
     """
     last_made, withheld = last_made or {}, withheld or {}

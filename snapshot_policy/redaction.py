@@ -1,4 +1,4 @@
-"""The one place where secrets are masked (SPEC §5, invariant 8), and names made printable.
+"""The one place where secrets are masked (docs/promises.md §5, invariant 8), and names made printable.
 
 Every byte the tool emits passes `mask_secrets`: log records (a filter on every handler, in
 `logs`), stdout and stderr (`redacted_output` wraps them for a command), every state file

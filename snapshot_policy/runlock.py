@@ -1,11 +1,11 @@
-"""One run at a time (SPEC §5): a lock file held with `flock`.
+"""One run at a time (docs/promises.md §5): a lock file held with `flock`.
 
 `flock` rather than "the file exists": the kernel drops the lock when its holder dies, so a
 file left behind by a killed run never blocks the next one. The file stays in place after the
 run; removing it would race with a run that has just opened it.
 
 The file is opened without following a symbolic link and created readable by its owner only
-(SPEC §5, invariant 10), and it is emptied only once the lock on it is ours: a link put in
+(docs/promises.md §5, invariant 10), and it is emptied only once the lock on it is ours: a link put in
 its place would otherwise have its target cut down to our PID.
 """
 
@@ -20,7 +20,7 @@ from snapshot_policy import statefiles
 
 
 class LockHeld(Exception):
-    """Another run holds the lock file; the CLI exits 3 (SPEC §3)."""
+    """Another run holds the lock file; the CLI exits 3 (docs/promises.md §3)."""
 
     def __init__(self, path: str, pid: int | None) -> None:
         holder = f"another snapshot-policy run (PID {pid})" if pid else "another snapshot-policy run"

@@ -1,5 +1,5 @@
 """What earlier runs saw and made, kept beside the lock file: a second source, so that one
-odd listing cannot decide alone (SPEC §5).
+odd listing cannot decide alone (docs/promises.md §5).
 
 - When each server with our snapshots was first found missing from its account's listing.
   Its snapshots become prunable orphans only once it has stayed missing for a grace

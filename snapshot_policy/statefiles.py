@@ -1,5 +1,5 @@
 """Writing the tool's own files — lock, journal, log, audit log, saved plan, run report, metrics —
-safely (SPEC §5, invariants 8 and 10).
+safely (docs/promises.md §5, invariants 8 and 10).
 
 These files live in folders other users may write to (a shared `logs/`, `/tmp`, a textfile
 collector's folder) and the tool often runs as root, so a symbolic link put where one of them

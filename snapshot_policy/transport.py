@@ -1,4 +1,4 @@
-"""The one rule for every outbound URL that carries a secret (SPEC §5, invariant 11).
+"""The one rule for every outbound URL that carries a secret (docs/promises.md §5, invariant 11).
 
 Cloud APIs carry the API token, Telegram's base URL is followed by the bot token, a webhook
 sends its URL (Slack- and Discord-style URLs are credentials) and custom headers, and a

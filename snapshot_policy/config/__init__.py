@@ -1,4 +1,4 @@
-"""Finding and loading the configuration, in either format, into one shape (SPEC §3, §4).
+"""Finding and loading the configuration, in either format, into one shape (docs/promises.md §3, §4).
 
 `--policy FILE` is a YAML policy; `--config FILE` (with optional server files) is the
 legacy layout. With neither, the current directory decides: `snapshot-policy.yaml`, or

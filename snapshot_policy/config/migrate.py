@@ -1,4 +1,4 @@
-"""Turning a legacy layout into an equivalent YAML policy (SPEC §3 `migrate`).
+"""Turning a legacy layout into an equivalent YAML policy (docs/promises.md §3 `migrate`).
 
 `legacy.py` already normalises the legacy files into the policy's shape, and the targets are
 built from that document; migrate prints it. So the policy plans exactly as the legacy

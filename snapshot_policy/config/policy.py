@@ -1,4 +1,4 @@
-"""The YAML policy (SPEC §4.2), and the one builder of targets, notification channels and run
+"""The YAML policy (docs/promises.md §4.2), and the one builder of targets, notification channels and run
 settings from the policy's shape — the shape the legacy files are normalised into too
 (`legacy.py`), so both formats become targets here and nowhere else.
 

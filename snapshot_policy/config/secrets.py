@@ -1,4 +1,4 @@
-"""Secret values in config files: a literal, `env:NAME` or `file:PATH` (SPEC §4.2).
+"""Secret values in config files: a literal, `env:NAME` or `file:PATH` (docs/promises.md §4.2).
 
 Secrets are read when the config loads, so a missing variable or unreadable file is a
 validation error with the key's path, not a failure at 6 a.m.
@@ -7,7 +7,7 @@ Every secret is trimmed: a token exported from a file, pasted from a browser or 
 container secret usually ends in a line break, which an HTTP header cannot carry and which
 made the SDKs print the whole `Bearer …` value in their errors. Whitespace or a control
 character left inside is a mistake no trimming can repair, so it is an error that names the
-key (the caller adds it) and never shows the value (SPEC §5, invariant 8).
+key (the caller adds it) and never shows the value (docs/promises.md §5, invariant 8).
 """
 
 from __future__ import annotations

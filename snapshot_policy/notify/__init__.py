@@ -1,4 +1,4 @@
-"""Notifications (SPEC §7): each target's result to its Telegram chats and webhooks.
+"""Notifications (docs/promises.md §7): each target's result to its Telegram chats and webhooks.
 
 Best effort: a notification that fails is logged and reported as a `Delivery`, never raised,
 so it cannot change a snapshot's outcome. What is said lives in `messages`, how it travels

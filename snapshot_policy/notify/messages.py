@@ -1,4 +1,4 @@
-"""What a notification says (SPEC §7): Telegram texts and webhook payloads for one target's result.
+"""What a notification says (docs/promises.md §7): Telegram texts and webhook payloads for one target's result.
 
 Pure: no I/O. Templates use the legacy manual's variables (`templates.VARIABLES`) as plain
 `{name}` placeholders; config validation rejects anything else, and whatever slips through

@@ -40,7 +40,7 @@ class UncertainOutcome(ProviderError):
     data the SDK does not expect, an error without the API's error body), or the wait for it
     ran out. Always transient — the cloud may have acted, or may still act — so a create
     that ends this way is looked for before it is repeated and never taken as refused
-    (SPEC §5, invariant 9). `situation` replaces "HTTP nnn" in the message.
+    (docs/promises.md §5, invariant 9). `situation` replaces "HTTP nnn" in the message.
     """
 
     def __init__(self, provider: str, operation: str, status: int | None, message: str, *, code: str, situation: str):
@@ -158,7 +158,7 @@ class Timing:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, honouring the wait an API asks for (SPEC §8)."""
+    """Exponential backoff with jitter, honouring the wait an API asks for (docs/promises.md §8)."""
 
     attempts: int = 6
     base_delay: float = 1.0

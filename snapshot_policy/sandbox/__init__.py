@@ -1,4 +1,4 @@
-"""A local, stateful fake of the clouds and services snapshot-policy talks to (SPEC §9).
+"""A local, stateful fake of the clouds and services snapshot-policy talks to (docs/promises.md §9).
 
 DigitalOcean v2 (`/v2/...`), Hetzner Cloud v1 (`/v1/...`), the Telegram Bot API
 (`/bot<token>/getMe|sendMessage`) and a webhook sink (`/hooks/<name>`), served on 127.0.0.1

@@ -2,7 +2,7 @@
 
 A case injects one fault (for two requests, or for every matching request) into a run of
 apply over a DigitalOcean and a Hetzner server with managed, manual, look-alike and
-protected snapshots, checks SPEC §5 after that run, reruns fault-free until the plan is
+protected snapshots, checks docs/promises.md §5 after that run, reruns fault-free until the plan is
 empty, and compares the end state with that of a fault-free run of an identical world:
 same snapshots, each with our marker or not — nothing retained lost, nothing doubled,
 nothing unmanaged or protected deleted.
@@ -135,7 +135,7 @@ def reference(folder: Path) -> list[tuple]:
 
 
 def run_case(case: Case, folder: Path, expected: list[tuple]) -> None:
-    """Run `case` in a fresh world under `folder`; assert SPEC §5 and convergence to `expected`."""
+    """Run `case` in a fresh world under `folder`; assert docs/promises.md §5 and convergence to `expected`."""
     world = make_world(folder, slow_actions=case.kind == "slow")
     try:
         protected = world.protected()

@@ -1,4 +1,4 @@
-"""Runs of apply against the sandbox with injected faults, and the SPEC §5 checks after each.
+"""Runs of apply against the sandbox with injected faults, and the docs/promises.md §5 checks after each.
 
 A `World` is one sandbox cloud plus one policy, driven through the library as `run.apply`
 drives it (observe → build_plan as `run.decide` → Executor → run state → notifications), but
@@ -227,7 +227,7 @@ def describe(plan: Plan) -> str:
     )
 
 
-# -- the SPEC §5 checks that hold after every run, faults or not -----------------------------
+# -- the docs/promises.md §5 checks that hold after every run, faults or not -----------------------------
 
 
 def check_run(world: World, result: RunResult, protected: set[int]) -> None:

@@ -221,7 +221,7 @@ class Slots:
     """No two snapshots started for one server by one configuration in one schedule slot: one
     cron firing, or one `every` interval. Not counted: a pair whose earlier snapshot someone
     else deleted before the later one was started, and a snapshot started while the clock
-    read earlier than one the configuration made of the server before (SPEC §5, invariant 9:
+    read earlier than one the configuration made of the server before (docs/promises.md §5, invariant 9:
     a snapshot dated in the future is left out of the schedule, so a clock that went back can
     make a slot's snapshot again)."""
 

@@ -7,7 +7,7 @@ one to three faults of random kind, endpoint, count and probability are injected
 then an operator adds a manual snapshot (sometimes named exactly like ours, but unmarked)
 or protects one of ours. The sandbox clock and the planning `now` advance together.
 
-After every run: SPEC §5 invariants 1, 2, 4, 5 (`harness.check_run`); over all runs,
+After every run: docs/promises.md §5 invariants 1, 2, 4, 5 (`harness.check_run`); over all runs,
 invariant 6 (`Creations`); after every fault-free run, invariant 3
 (`harness.check_retained`). The seed and run number of a failure are in its message.
 """
@@ -153,7 +153,7 @@ def operator(world: World, rng: random.Random, now: datetime) -> None:
         account, servers = rng.choice(sorted(SERVERS.items()))
         server_id = rng.choice(sorted(i for i in servers if i != 299))
         name = servers[server_id]
-        # A name exactly like ours, without our marker: still not ours (SPEC §5).
+        # A name exactly like ours, without our marker: still not ours (docs/promises.md §5).
         label = rng.choice([f"{name}-{now:%Y%m%d%H%M%S}", f"{name} before upgrade", f"pre-{name}"])
         with state.lock:
             made = state.add_snapshot(account, label, server_id=server_id, created=now - timedelta(minutes=30))

@@ -1,4 +1,4 @@
-"""apply against the sandbox, through the CLI and the real SDKs: SPEC §5's invariants, one by one."""
+"""apply against the sandbox, through the CLI and the real SDKs: docs/promises.md §5's invariants, one by one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC §5 invariant 7: apply killed (SIGKILL) at any moment, then run again, converges.
+"""docs/promises.md §5 invariant 7: apply killed (SIGKILL) at any moment, then run again, converges.
 
 Each case kills a real `python -m snapshot_policy apply` process at one point of a run
 against the sandbox, reruns it until nothing is left to do, and compares the end state

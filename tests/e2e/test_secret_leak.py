@@ -1,4 +1,4 @@
-"""SPEC §5 invariant 8 end to end: distinctive secrets never leave the configuration.
+"""docs/promises.md §5 invariant 8 end to end: distinctive secrets never leave the configuration.
 
 Each scenario runs the CLI against the sandbox with a DigitalOcean token, a Hetzner token, a
 Telegram bot token and a webhook signing secret that appear nowhere else, then searches for

@@ -1,6 +1,6 @@
 """The Executor carrying plans out through the real SDKs (pydo, hcloud) against the sandbox.
 
-Proves SPEC §5 invariants 2 and 4 at the place they are enforced: a due snapshot is made,
+Proves docs/promises.md §5 invariants 2 and 4 at the place they are enforced: a due snapshot is made,
 then exactly the plan's deletions happen (and only those retention still deletes once the
 new snapshot counts); a failed create deletes nothing for its target while other targets
 go on; a refused plan creates but deletes nothing; a failed deletion fails its target only.
@@ -321,7 +321,7 @@ def test_executor_starts_no_more_than_parallel_snapshots_at_once(sandbox, provid
     assert ("GET", "/v1/actions") in log[:second_start]
 
 
-# -- crash windows (SPEC §5, invariant 7) ----------------------------------------------------
+# -- crash windows (docs/promises.md §5, invariant 7) ----------------------------------------------------
 
 
 def observed_plan(providers, journal, clock, *targets: Target) -> Plan:

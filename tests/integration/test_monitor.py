@@ -1,4 +1,4 @@
-"""Telling monitoring how a run went (SPEC §7). The healthcheck ping, through the real httpx
+"""Telling monitoring how a run went (docs/promises.md §7). The healthcheck ping, through the real httpx
 against the sandbox's webhook sink, lands on healthchecks.io's start/success/fail URLs with the
 body, and a failing or unreachable endpoint gives a failed Delivery instead of an exception. The
 Prometheus textfile parses as Prometheus would read it, holds the exact value per run and per

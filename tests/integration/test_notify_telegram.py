@@ -188,7 +188,7 @@ def test_summary_channel_gets_one_message_for_the_whole_run(sandbox):
 
 
 def test_a_plain_http_api_off_this_machine_is_refused_before_the_token_is_sent():
-    """SPEC §5 invariant 11: the bot token is part of every request URL."""
+    """docs/promises.md §5 invariant 11: the bot token is part of every request URL."""
     sleeps: list[float] = []
     routes = [(EVENT, [channel(), channel(name="digest", summary=True)])]
     deliveries = deliver(routes, "http://api.telegram.example/bot", lambda: EVENT.timestamp, sleep=sleeps.append)

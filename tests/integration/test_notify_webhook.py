@@ -164,7 +164,7 @@ def test_an_unreachable_webhook_fails_without_raising_or_showing_its_url():
 
 
 def test_plain_http_off_this_machine_is_refused_before_any_connection():
-    """SPEC §5 invariant 11: the URL (a credential for Slack-style hooks) and headers never go out in clear text."""
+    """docs/promises.md §5 invariant 11: the URL (a credential for Slack-style hooks) and headers never go out in clear text."""
     url = "http://example.invalid/hooks/T0KENinTheUrl-abcdef"
     sleeps: list[float] = []
     channel = WebhookChannel(name="hook", url=url, headers={"Authorization": "Bearer abc"})

@@ -1,5 +1,5 @@
-"""observe: one account's surprise stays that account's (SPEC §5); a fleet is read in linear
-time, its accounts at the same time, each label selector once (SPEC §8, issue 13)."""
+"""observe: one account's surprise stays that account's (docs/promises.md §5); a fleet is read in linear
+time, its accounts at the same time, each label selector once (docs/promises.md §8, issue 13)."""
 
 from __future__ import annotations
 

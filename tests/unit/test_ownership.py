@@ -1,4 +1,4 @@
-"""Which snapshots count as ours (SPEC §5): pure classification, no cloud."""
+"""Which snapshots count as ours (docs/promises.md §5): pure classification, no cloud."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Saved plans: `read_plan_file` accepts what `plan --out` writes and refuses anything else
-with a message naming the file; `agreed` treats the saved plan as a proposal (SPEC §3): it
+with a message naming the file; `agreed` treats the saved plan as a proposal (docs/promises.md §3): it
 refuses a plan too old, from another configuration or other snapshots, or asking for
 anything a fresh plan would not do, and otherwise carries out only what both plans agree
 on, as the fresh plan words it."""

@@ -1,4 +1,4 @@
-"""The reconciler's decisions, scenario by scenario (SPEC §5)."""
+"""The reconciler's decisions, scenario by scenario (docs/promises.md §5)."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def test_build_plan_is_sorted_and_its_fingerprint_follows_the_snapshots():
     assert build_plan([(one, protected), (two, [])], NOW).fingerprint != plan.fingerprint
 
 
-# -- inputs that lie (SPEC §5, invariant 9) --------------------------------------------------
+# -- inputs that lie (docs/promises.md §5, invariant 9) --------------------------------------------------
 
 
 def test_plan_keeps_a_snapshot_dated_in_the_future_out_of_retention_and_the_schedule():

@@ -1,4 +1,4 @@
-"""The tool's own files on disk (statefiles.py; SPEC §5, invariants 8 and 10).
+"""The tool's own files on disk (statefiles.py; docs/promises.md §5, invariants 8 and 10).
 
 Proves: a file replaced whole is written to a fresh, exclusively created temporary file and
 renamed, leaving no spare and the old file whole if killed; files are created 0600 (or the

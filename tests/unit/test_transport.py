@@ -1,4 +1,4 @@
-"""The one rule for outbound URLs that carry a secret (SPEC §5, invariant 11): https, or http to this machine."""
+"""The one rule for outbound URLs that carry a secret (docs/promises.md §5, invariant 11): https, or http to this machine."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Secret values (config/secrets.py; SPEC §4.2, §5 invariant 8).
+"""Secret values (config/secrets.py; docs/promises.md §4.2, §5 invariant 8).
 
 Proves: a literal, `env:` or `file:` secret is trimmed of surrounding whitespace (a file's
 byte-order mark too); whitespace or a control character inside is a SecretError that says
