@@ -216,7 +216,7 @@ class AccountRun:
     """The three phases for the targets of one account (see the module docstring)."""
 
     def __init__(self, executor: Executor, provider: Provider, plans: Sequence[TargetPlan]):
-        self.x = executor
+        self.executor = executor
         self.provider = provider
         self.targets = [TargetState(plan) for plan in plans]
         self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
@@ -244,7 +244,7 @@ class AccountRun:
         account = self.targets[0].target.account
         with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
             self.pool, self.hook_pool = pool, hook_pool
-            with self.x.journal.batch():
+            with self.executor.journal.batch():
                 for state in self.targets:
                     self._settle_journal(state)
                     self._run_owed_after(state)
@@ -259,8 +259,8 @@ class AccountRun:
                 else:
                     self.to_start.append(state)
             while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
-                self.x.halt_once_stopped()
-                if self.x.halted.is_set() and not self.halted:
+                self.executor.halt_once_stopped()
+                if self.executor.halted.is_set() and not self.halted:
                     self._halt()
                 self._sort_busy()
                 self._start_some()
@@ -277,7 +277,7 @@ class AccountRun:
 
     def _wait(self) -> None:
         """Wait for a reply, or until the next start, poll or budgeted request is due."""
-        now = self.x.monotonic()
+        now = self.executor.monotonic()
         moments = []
         if self.in_flight:
             moments.append(max(self.next_poll - now, self.budget.wait()))
@@ -291,11 +291,11 @@ class AccountRun:
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
             return
-        waiting = [*self.requests, *self.hook_runs] + ([] if self.halted else [self.x.stop.stopped])  # a stop wakes it
+        waiting = [*self.requests, *self.hook_runs] + ([] if self.halted else [self.executor.stop.stopped])  # a stop wakes it
         done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
-        with self.x.journal.batch():
+        with self.executor.journal.batch():
             for future in done:
-                if future is not self.x.stop.stopped:
+                if future is not self.executor.stop.stopped:
                     (self.requests.pop(future, None) or self.hook_runs.pop(future))(future)
 
     # -- (a) start -----------------------------------------------------------------------
@@ -321,7 +321,7 @@ class AccountRun:
     def _busy_servers(self) -> dict[str, str] | None:
         """Server id -> what it is busy with ("snapshot" or the cloud's action type), from one
         account-wide listing; None when it cannot be read."""
-        since = self.x.now() - timedelta(seconds=self.x.timing.creation_timeout)
+        since = self.executor.now() - timedelta(seconds=self.executor.timing.creation_timeout)
         before = self.provider.requests
         try:
             return self.provider.busy_servers(since)
@@ -338,9 +338,9 @@ class AccountRun:
     def _wait_while_busy(self, state: TargetState, kind: str) -> None:
         """Ask again later, holding no request slot: after BUSY_FIRST_WAIT, doubling up to
         poll_interval, until the creation timeout has passed since the server was first busy."""
-        now = self.x.monotonic()
+        now = self.executor.monotonic()
         state.busy_since = now if state.busy_since is None else state.busy_since
-        wait_for = min(self.x.timing.poll_interval, BUSY_FIRST_WAIT * 2**state.busy_waits)
+        wait_for = min(self.executor.timing.poll_interval, BUSY_FIRST_WAIT * 2**state.busy_waits)
         state.busy_waits += 1
         log.info("%s: the server is busy (%s); asking again in %.1fs", state.label, kind, wait_for)
         self.busy.append((now + wait_for, state))
@@ -351,7 +351,7 @@ class AccountRun:
         if self.halted:  # a start refused after the stop: nothing more is started
             for state in [state for _, state in self.busy] + [state for state, _ in self.refused_busy]:
                 self._create_over(state, "failure")
-                self._fail(state, f"{self.x.stop.reason} stopped the run before its snapshot was started")
+                self._fail(state, f"{self.executor.stop.reason} stopped the run before its snapshot was started")
             self.busy, self.refused_busy = [], []
             return
         if self.refused_busy:
@@ -362,43 +362,43 @@ class AccountRun:
                 if kind == "snapshot":
                     self._create_over(state, "failure")
                     self._fail(state, self._second_snapshot(state))
-                elif self.x.monotonic() - (state.busy_since or self.x.monotonic()) > self.x.timing.creation_timeout:
+                elif self.executor.monotonic() - (state.busy_since or self.executor.monotonic()) > self.executor.timing.creation_timeout:
                     self._create_over(state, "failure")
-                    self._fail(state, f"{error} (still busy after {self.x.timing.creation_timeout:g}s)")
+                    self._fail(state, f"{error} (still busy after {self.executor.timing.creation_timeout:g}s)")
                 else:
                     self._wait_while_busy(state, kind)
-        now = self.x.monotonic()
+        now = self.executor.monotonic()
         ready = [state for when, state in self.busy if when <= now]
         if ready:
             self.busy = [(when, state) for when, state in self.busy if when > now]
             self.to_start.extend(ready)
 
     def _room(self) -> bool:
-        return self.x.parallel is None or len(self.in_flight) + self.starting < self.x.parallel
+        return self.executor.parallel is None or len(self.in_flight) + self.starting < self.executor.parallel
 
     def _start_some(self) -> None:
         batch = []
-        while not self.x.stop.is_set() and self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+        while not self.executor.stop.is_set() and self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
             hooks = self.to_start[0].target.hooks
             if hooks and hooks.before and not self.to_start[0].before_done:
                 self._run_hook(self.to_start.popleft(), "before")
                 continue
-            now = self.x.monotonic()
+            now = self.executor.monotonic()
             if now < self.next_start:
                 break
-            self.next_start = now + self.x.delay_between_servers
+            self.next_start = now + self.executor.delay_between_servers
             self.budget.spend()
             self.starting += 1
             batch.append(self.to_start.popleft())
-        with self.x.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
+        with self.executor.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
             for state in batch:
-                self.x.journal.started(state.target.account, state.target.server_id, state.plan.create.snapshot.name, self.x.now())
+                self.executor.journal.started(state.target.account, state.target.server_id, state.plan.create.snapshot.name, self.executor.now())
         for state in batch:
             target, create = state.target, state.plan.create
-            self.x.progress(target, "creating")
+            self.executor.progress(target, "creating")
             log.info("%s: creating %s (%s)", state.label, create.snapshot.name, create.reason)
             future = self.pool.submit(self.provider.start_snapshot, target.server_id, create.snapshot.name, marker_labels(target))
-            self.requests[future] = lambda f, state=state, sent=self.x.monotonic(): self._started(state, f, sent)
+            self.requests[future] = lambda f, state=state, sent=self.executor.monotonic(): self._started(state, f, sent)
 
     def _run_hook(self, state: TargetState, which: str, status: str = "", snapshot_name: str = "") -> None:
         """Run a hook of the target in the hook pool; its end is taken in `_hook_done`."""
@@ -415,11 +415,11 @@ class AccountRun:
     def _before(self, state: TargetState) -> tuple[str | None, bool]:
         """In a hook thread: (how the before hook failed or None, whether it ran). Written in
         the journal first when an after hook is owed for it; not run once the run is stopping."""
-        if self.x.stop.is_set():
+        if self.executor.stop.is_set():
             return None, False
         target, name = state.target, state.plan.create.snapshot.name
         if target.hooks.after:
-            self.x.journal.before_ran(target.account, target.server_id, target.name, name, self.x.now())
+            self.executor.journal.before_ran(target.account, target.server_id, target.name, name, self.executor.now())
         return hooks.run("before", target.hooks, target, hooks.environment(target, name)), True
 
     def _hook_done(self, state: TargetState, which: str, future: Future) -> None:
@@ -432,10 +432,10 @@ class AccountRun:
             self.starting -= 1
             state.before_done = ran
             if not ran:
-                self._fail(state, f"{self.x.stop.reason} stopped the run before its before hook ran; no snapshot")
+                self._fail(state, f"{self.executor.stop.reason} stopped the run before its before hook ran; no snapshot")
                 return
-            if problem is None and self.x.stop.is_set():
-                problem = f"{self.x.stop.reason} stopped the run before its snapshot was started"
+            if problem is None and self.executor.stop.is_set():
+                problem = f"{self.executor.stop.reason} stopped the run before its snapshot was started"
             if problem is None:
                 self.to_start.appendleft(state)
                 return
@@ -449,7 +449,7 @@ class AccountRun:
             self._run_hook(state, "after", *state.after_for)
             return
         state.after_pending = False
-        self.x.journal.after_ran(state.target.account, state.target.server_id, state.target.name)
+        self.executor.journal.after_ran(state.target.account, state.target.server_id, state.target.name)
         if problem is not None:
             log.error("%s: %s", state.label, problem)
             state.errors.append(problem)
@@ -457,8 +457,8 @@ class AccountRun:
             self.held.discard(state)
             if problem is not None:
                 self._fail(state, "the after hook an interrupted run owed did not succeed; no snapshot this run")
-            elif self.x.stop.is_set():
-                self._fail(state, f"{self.x.stop.reason} stopped the run before its snapshot was started")
+            elif self.executor.stop.is_set():
+                self._fail(state, f"{self.executor.stop.reason} stopped the run before its snapshot was started")
             else:
                 self.to_start.append(state)
                 return
@@ -468,12 +468,12 @@ class AccountRun:
         """Run first the after hook an interrupted run owes this target (journal.py): its
         before hook may have frozen what only the after hook thaws."""
         target = state.target
-        owed = self.x.journal.afters_pending(target.account, target.server_id).get(target.name)
+        owed = self.executor.journal.afters_pending(target.account, target.server_id).get(target.name)
         if owed is None:
             return
         name, began = owed
         if not (target.hooks and target.hooks.after):
-            self.x.journal.after_ran(target.account, target.server_id, target.name)
+            self.executor.journal.after_ran(target.account, target.server_id, target.name)
             problem = (f"an interrupted run ran the before hook for {name} at {began.isoformat()} and never its after hook, "
                        "which is no longer configured: check the server by hand")
             log.error("%s: %s", state.label, problem)
@@ -495,8 +495,8 @@ class AccountRun:
         try:
             started = future.result()
         except ServerBusy as error:  # certain: nothing was started
-            self.x.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
-            state.busy_since = self.x.monotonic() if state.busy_since is None else state.busy_since
+            self.executor.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
+            state.busy_since = self.executor.monotonic() if state.busy_since is None else state.busy_since
             self.refused_busy.append((state, error))
             return
         except ProviderError as error:
@@ -512,12 +512,12 @@ class AccountRun:
             return
         self.in_flight[started] = (state, sent)
         if len(self.in_flight) == 1:  # the first to wait for: look soon
-            self.next_poll = self.x.monotonic() + FIRST_POLL
+            self.next_poll = self.executor.monotonic() + FIRST_POLL
 
     # -- (b) wait ------------------------------------------------------------------------
 
     def _poll_if_due(self) -> None:
-        now = self.x.monotonic()
+        now = self.executor.monotonic()
         if not self.in_flight or now < self.next_poll or self.budget.wait() > 0:
             return
         waiting = list(self.in_flight)
@@ -534,13 +534,13 @@ class AccountRun:
             # counted twice, which only slows the pace a little.
             self.budget.spend(max(1, self.provider.requests - before))
             self._spent()
-        now = self.x.monotonic()
-        with self.x.journal.batch():
+        now = self.executor.monotonic()
+        with self.executor.journal.batch():
             for started in waiting:
                 state, sent = self.in_flight[started]
                 result = found.get(started)
-                if result is None and now - sent > self.x.timing.creation_timeout:
-                    result = timed_out(self.provider.name, f"snapshot {started.name}", self.x.timing.creation_timeout)
+                if result is None and now - sent > self.executor.timing.creation_timeout:
+                    result = timed_out(self.provider.name, f"snapshot {started.name}", self.executor.timing.creation_timeout)
                 if result is None:
                     continue
                 del self.in_flight[started]
@@ -550,20 +550,20 @@ class AccountRun:
                     self._made(state, classify(state.target, result))
         if self.in_flight:
             oldest = min(sent for _, sent in self.in_flight.values())
-            self.next_poll = now + min(self.x.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
+            self.next_poll = now + min(self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
 
     def _made(self, state: TargetState, made: Snapshot) -> None:
         target, create = state.target, state.plan.create
-        self.x.journal.marked(target.account, target.server_id, create.snapshot.name)
+        self.executor.journal.marked(target.account, target.server_id, create.snapshot.name)
         log.info("%s: created %s (%s)", state.label, made.name, made.id)
-        self.x.record("created", state, made, create.reason)
+        self.executor.record("created", state, made, create.reason)
         state.created = made
         self._create_over(state, "success")
         self._confirmed(state, made)
 
     def _create_failed(self, state: TargetState, error: ProviderError) -> None:
         if error.no_snapshot:  # certain: no snapshot will appear under this name
-            self.x.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
+            self.executor.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
         log.error("%s: snapshot failed, nothing deleted: %s", state.label, error)
         self._create_over(state, "failure")
         self._fail(state, str(error))
@@ -573,7 +573,7 @@ class AccountRun:
     def _confirmed(self, state: TargetState, made: Snapshot | None) -> None:
         """The create is over and succeeded (or none was due): queue what still stands."""
         state.settled = True
-        standing = standing_deletions(state.plan, made, self.x.now())
+        standing = standing_deletions(state.plan, made, self.executor.now())
         for action in state.plan.of_kind(ActionKind.DELETE):
             if action in standing:
                 self.to_delete.append((state, action))
@@ -583,19 +583,19 @@ class AccountRun:
         for action in state.plan.of_kind(ActionKind.KEEP):
             log.debug("%s: keeping %s: %s", state.label, action.snapshot.name, action.reason)
         if state.deletions_left:
-            self.x.progress(state.target, "deleting")
+            self.executor.progress(state.target, "deleting")
         else:
             self._maybe_finish(state)
 
     def _delete_some(self) -> None:
         batch = []
-        while not self.x.stop.is_set() and self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+        while not self.executor.stop.is_set() and self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
             self.budget.spend()
             batch.append(self.to_delete.popleft())
-        with self.x.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
+        with self.executor.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
             for state, action in batch:
                 t, snapshot = state.target, action.snapshot
-                self.x.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.x.now())
+                self.executor.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.executor.now())
         for state, action in batch:
             future = self.pool.submit(self.provider.delete_snapshot, action.snapshot.id)
             self.requests[future] = lambda f, state=state, action=action: self._deleted(state, action, f)
@@ -610,14 +610,14 @@ class AccountRun:
             log.error("%s: could not delete %s (%s): %s", state.label, snapshot.name, snapshot.id, error)
             state.errors.append(f"delete {snapshot.name}: {error}")
             if error.refused:  # refused for certain: the snapshot is still there
-                self.x.journal.deleted(target.account, target.server_id, snapshot.id)
+                self.executor.journal.deleted(target.account, target.server_id, snapshot.id)
         except Exception as error:  # a bug fails this target only; the journal keeps the deletion to check
             log.exception("%s: unexpected error", state.label)
             state.errors.append(f"unexpected error: {type(error).__name__}: {error}")
         else:
             log.info("%s: deleted %s (%s): %s", state.label, snapshot.name, snapshot.id, action.reason)
-            self.x.record("deleted", state, snapshot, action.reason)
-            self.x.journal.deleted(target.account, target.server_id, snapshot.id)
+            self.executor.record("deleted", state, snapshot, action.reason)
+            self.executor.journal.deleted(target.account, target.server_id, snapshot.id)
             state.deleted.append(snapshot)
         self._maybe_finish(state)
 
@@ -628,10 +628,10 @@ class AccountRun:
         not begun, run the after hook of every target whose before hook ran, and leave the
         snapshots being made to the journal. Replies to requests already sent are still taken."""
         self.halted = True
-        reason = self.x.stop.reason
+        reason = self.executor.stop.reason
         for state in self.targets:
             state.rerun_after = state.after_pending  # it may have been killed with the others
-        with self.x.journal.batch():
+        with self.executor.journal.batch():
             self.to_start.extend(state for _, state in self.busy)
             self.to_start.extend(state for state, _ in self.refused_busy)
             self.busy, self.refused_busy = [], []
@@ -654,9 +654,9 @@ class AccountRun:
     def _stopped_while_made(self, state: TargetState, started: StartedSnapshot) -> None:
         """Stopped while its snapshot is being made: the journal keeps the start, and the next
         run adopts the snapshot (or sees it failed); nothing is deleted for it now."""
-        log.warning("%s: %s stopped the run while %s was being made; the next run adopts it", state.label, self.x.stop.reason, started.name)
+        log.warning("%s: %s stopped the run while %s was being made; the next run adopts it", state.label, self.executor.stop.reason, started.name)
         self._create_over(state, "failure")
-        self._fail(state, f"{self.x.stop.reason} stopped the run while its snapshot {started.name} was being made; the next run adopts it")
+        self._fail(state, f"{self.executor.stop.reason} stopped the run while its snapshot {started.name} was being made; the next run adopts it")
 
     # -- bookkeeping ---------------------------------------------------------------------
 
@@ -672,7 +672,7 @@ class AccountRun:
         state.finished = True
         for problem in filter(None, (state.plan.refusal, *state.plan.problems)):
             log.error("%s: %s", state.label, problem)
-        self.x.progress(state.target, "done" if state.outcome().ok else "failed")
+        self.executor.progress(state.target, "done" if state.outcome().ok else "failed")
 
     def _spent(self) -> None:
         """Bring the budget in line with what the account's last reply reported."""
@@ -684,7 +684,7 @@ class AccountRun:
         deletion is audited if its snapshot is gone from the listing, and crossed off. A
         placeholder for a start not listed yet proves nothing and stays open. A mark that
         fails fails the target: nothing is created or deleted for it."""
-        plan, target, journal = state.plan, state.target, self.x.journal
+        plan, target, journal = state.plan, state.target, self.executor.journal
         listed = {a.snapshot.name: a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE and a.snapshot.id}
         for name in journal.pending(target.account, target.server_id):
             snapshot = listed.get(name)
@@ -698,9 +698,9 @@ class AccountRun:
                     self._fail(state, str(error))
                     return
                 log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
-                self.x.record("adopted", state, snapshot, snapshot.ownership, once=True)
+                self.executor.record("adopted", state, snapshot, snapshot.ownership, once=True)
             else:
-                self.x.record("created", state, snapshot, "made by an earlier run that could not see it finish", once=True)
+                self.executor.record("created", state, snapshot, "made by an earlier run that could not see it finish", once=True)
             journal.marked(target.account, target.server_id, name)
         for account, server_id, name, started in journal.future_starts():
             if (account, server_id) == (target.account, target.server_id):
@@ -709,9 +709,9 @@ class AccountRun:
         present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
         for snapshot_id, (name, reason) in journal.deletions(target.account, target.server_id).items():
             if snapshot_id not in present:
-                gone = Snapshot(snapshot_id, name, self.x.now(), target.server_id, True, "")
+                gone = Snapshot(snapshot_id, name, self.executor.now(), target.server_id, True, "")
                 log.info("%s: %s (%s) was deleted by an earlier run that could not see it done", target.name, name, snapshot_id)
-                self.x.record("deleted", state, gone, f"{reason} (deleted by an interrupted run)", once=True)
+                self.executor.record("deleted", state, gone, f"{reason} (deleted by an interrupted run)", once=True)
             journal.deleted(target.account, target.server_id, snapshot_id)
 
 
