@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from snapshot_policy.duration import Duration
@@ -12,6 +12,9 @@ from snapshot_policy.duration import Duration
 DIGITALOCEAN = "digitalocean"
 HETZNER = "hetzner"
 PROVIDERS = (DIGITALOCEAN, HETZNER)
+
+DEFAULT_CREATION_TIMEOUT = timedelta(hours=1)
+"""How long a snapshot may take to be made, unless `settings.snapshot_creation_timeout` says."""
 
 Clock = Callable[[], datetime]
 """The current time, timezone-aware. Only the CLI reads the wall clock; everything below is

@@ -42,6 +42,7 @@ from datetime import datetime, timedelta
 
 from snapshot_policy.journal import Journal
 from snapshot_policy.model import (
+    DEFAULT_CREATION_TIMEOUT,
     Account,
     CloudSnapshot,
     ProviderError,
@@ -52,7 +53,7 @@ from snapshot_policy.model import (
     TargetFailure,
     TargetSpec,
 )
-from snapshot_policy.ownership import DEFAULT_CREATION_TIMEOUT, by_server, has_marker, snapshots_for
+from snapshot_policy.ownership import by_server, has_marker, snapshots_for
 from snapshot_policy.providers import Provider
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from snapshot_policy.model import DIGITALOCEAN, CloudSnapshot, Snapshot, Target
+from snapshot_policy.model import DEFAULT_CREATION_TIMEOUT, DIGITALOCEAN, CloudSnapshot, Snapshot, Target
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_VALUE = "snapshot-policy"
@@ -41,8 +41,6 @@ DIGITALOCEAN_TAG = "snapshot-policy"
 OWNER_TAG_PREFIX = "snapshot-policy-owner-"
 
 NOTHING_PENDING: Mapping[str, datetime] = MappingProxyType({})
-DEFAULT_CREATION_TIMEOUT = timedelta(hours=1)
-"""The schema's `settings.snapshot_creation_timeout`, for callers that have no other."""
 ADOPTION_CLOCK_TOLERANCE = timedelta(minutes=1)
 """How far the cloud's date of a snapshot may fall outside the window of a journal entry
 (before its start, after its creation timeout) and it still be adopted. The entry is written

@@ -18,6 +18,7 @@ from cronsim import CronSim
 
 from snapshot_policy import retention
 from snapshot_policy.model import (
+    DEFAULT_CREATION_TIMEOUT,
     ActionKind,
     Plan,
     PlanAction,
@@ -35,7 +36,6 @@ FOREIGN = "another configuration's"
 _RAISE = "raise the limit or check the retention rules"
 # A snapshot dated this far past `now` says a clock is wrong, ours or the cloud's.
 CLOCK_TOLERANCE = timedelta(minutes=5)
-DEFAULT_CREATION_TIMEOUT = timedelta(hours=1)
 
 
 def due(schedule: Schedule, last_created: datetime | None, now: datetime, zone: ZoneInfo) -> tuple[bool, str]:
