@@ -71,21 +71,25 @@ def state_files(settings: RunSettings, **options: Path | None) -> dict[str, Path
 
 
 def decide(
-    loaded: LoadedConfig, whole: bool, now: datetime, journal: Journal | None = None, state: RunState | None = None
+    loaded: LoadedConfig,
+    whole: bool,
+    now: datetime,
+    journal: Journal | None = None,
+    state: RunState | None = None,
+    connect: Callable[[Account], providers.Provider] | None = None,
 ) -> tuple[Plan, list[TargetFailure], Observation]:
     """Read the clouds and plan at `now`, with what earlier runs recorded. Orphans belong to
-    no target, so a run limited by --target (`whole` false) leaves them alone."""
+    no target, so a run limited by --target (`whole` false) leaves them alone. `connect`
+    (default: the settings' connector) is the chaos suite's seam for fast retries."""
     settings = loaded.settings
     journal = journal or journal_for(settings, now)
     state = state or state_for(settings, now)
+    creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
     observation = observe(
-        loaded.targets, connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last,
-        journal=journal, absent_since=state.absent_since, now=now, creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
+        loaded.targets, connect or connector(settings), orphans=whole, orphans_keep_last=settings.orphans_keep_last,
+        journal=journal, absent_since=state.absent_since, now=now, creation_timeout=creation_timeout,
     )
-    plan = build_plan(
-        observation.observed, now, timedelta(seconds=settings.snapshot_creation_timeout), state.last_made,
-        observation.withheld, settings.max_deletions_per_run,
-    )
+    plan = build_plan(observation.observed, now, creation_timeout, state.last_made, observation.withheld, settings.max_deletions_per_run)
     return plan, list(loaded.failed) + observation.failures, observation
 
 

@@ -25,11 +25,10 @@ from snapshot_policy.execute import Executor, Stop
 from snapshot_policy.journal import Journal
 from snapshot_policy.model import ActionKind, CloudSnapshot, Delivery, Plan, RunReport
 from snapshot_policy.notify import deliver
-from snapshot_policy.observe import Observation, observe
+from snapshot_policy.observe import Observation
 from snapshot_policy.ownership import has_marker
 from snapshot_policy.providers.retry import RetryPolicy, Timing
-from snapshot_policy.reconcile import build_plan
-from snapshot_policy.run import _remember, routes
+from snapshot_policy.run import _remember, decide, routes
 from snapshot_policy.runstate import RunState
 from snapshot_policy.sandbox import Sandbox
 
@@ -166,13 +165,7 @@ class World:
         """Read the clouds and plan at `now`, as `run.decide` does, with this world's connections."""
         journal = journal or Journal(self.journal_file, self.journal_expiry, now=self.now)
         state = state or RunState(self.state_file, self.now)
-        settings = self.loaded.settings
-        creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
-        observation = observe(
-            self.loaded.targets, self.connect, orphans=True, orphans_keep_last=settings.orphans_keep_last, journal=journal,
-            absent_since=state.absent_since, now=self.now, creation_timeout=creation_timeout,
-        )
-        plan = build_plan(observation.observed, self.now, creation_timeout, state.last_made, observation.withheld, settings.max_deletions_per_run)
+        plan, _, observation = decide(self.loaded, True, self.now, journal, state, self.connect)
         return plan, observation
 
     def plan(self) -> Plan:
