@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from click.shell_completion import get_completion_class
 
-from snapshot_policy import config, render
+from snapshot_policy import config, planfile, render
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy, prices
@@ -225,10 +225,10 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
         click.echo(str(error), err=True)
         return EXIT_ERROR
     cost = prices(loaded.document)
-    _show(render.plan_json(plan, failures, cost) if output == "json" else render.plan_text(plan, failures, cost), styled=output != "json")
+    _show(planfile.plan_json(plan, failures, cost) if output == "json" else render.plan_text(plan, failures, cost), styled=output != "json")
     if plan_file is not None:
         try:
-            write_atomic(plan_file, render.plan_json(plan, failures, cost), "plan file")
+            planfile.save(plan_file, plan, failures, cost)
         except StateFileError as error:
             click.echo(f"cannot save the plan to {plan_file}: {error.reason}", err=True)
             return EXIT_ERROR

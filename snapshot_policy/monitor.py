@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from snapshot_policy import statefiles, transport
 from snapshot_policy.model import Delivery, Outcome, RunReport
-from snapshot_policy.render import iso_utc, target_identity
+from snapshot_policy.jsondoc import iso_utc, target_identity
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 10.0
