@@ -305,7 +305,7 @@ def apply_command(
         click.echo(redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
     click.echo(render.report_text(report), nl=False)
-    click.echo(report.summary(), err=True)
+    click.echo(render.report_summary(report), err=True)
     if stop.is_set():
         click.echo(
             f"Stopped by {stop.reason}: no snapshot or deletion was started after it; every after hook owed ran; "

@@ -178,6 +178,24 @@ def report_text(report: RunReport) -> str:
     return "".join(escape_controls(line) + "\n" for line in lines)
 
 
+def report_summary(report: RunReport) -> str:
+    """The one line that sums up an apply: for stderr, the healthcheck ping and the run report."""
+    made = sum(o.created is not None for o in report.outcomes)
+    deleted = sum(len(o.deleted) for o in report.outcomes)
+    failed = [o.plan.target.name for o in report.outcomes if not o.ok]
+    failed += [f.target for f in report.failures]
+    seconds = (report.finished - report.started).total_seconds()
+    targets = len(report.outcomes) + len(report.failures)
+    line = (
+        f"snapshot-policy apply: {targets} target(s), {made} created, {deleted} deleted, "
+        f"{len(failed)} failed in {seconds:.1f}s"
+    )
+    line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+    undelivered = sum(not d.ok for d in report.deliveries)
+    line += f"; {undelivered} notification(s) failed" if undelivered else ""
+    return line + "".join(f"; {problem}" for problem in report.unwritten)
+
+
 def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:
     """Return a month-by-day calendar of survivors, then each survivor with its rules, then
     what the policy stores and costs in its steady state, given a `projection`."""

@@ -25,6 +25,7 @@ from snapshot_policy.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.observe import Observation, observe
 from snapshot_policy.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.reconcile import build_plan
+from snapshot_policy.render import report_summary
 from snapshot_policy.runstate import RunState
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def apply(
     unwritten = _remember(state, report, observation if whole else None, now)
     deliveries = deliver(routes(report, socket.gethostname(), loaded.secrets), telegram_base_url(settings), clock, loaded.secrets)
     report = replace(report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten)  # the summary's time is the whole run's
-    pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report.summary()))
+    pings.append(monitor.ping(settings.healthcheck_url, "success" if report.exit_code == 0 else "fail", report_summary(report)))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
     unwritten = []
     if report_file is not None:
