@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 
 from snapshot_policy.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.jsondoc import iso_utc
-from snapshot_policy.model import ActionKind, Hooks, Plan, PlanAction, Price, RunReport, TargetFailure, TargetPlan
+from snapshot_policy.model import (
+    ActionKind,
+    Hooks,
+    Plan,
+    PlanAction,
+    Price,
+    RunReport,
+    TargetFailure,
+    TargetPlan,
+)
 from snapshot_policy.ownership import adopted
 from snapshot_policy.redaction import escape_controls
 from snapshot_policy.simulate import Projection, Simulation
