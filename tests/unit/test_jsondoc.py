@@ -17,7 +17,11 @@ from snapshot_policy.jsondoc import indented_json, iso_utc
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -30,7 +34,14 @@ def test_indented_json_is_json_dumps_with_indent_2(value):
 
 @pytest.mark.parametrize(
     "value",
-    [{1: "a"}, {None: 1, True: 2, 2.5: 3}, {(1, 2): "tuple key"}, [object()], {"when": datetime(2026, 1, 1)}, {"x": {1, 2}}],
+    [
+        {1: "a"},
+        {None: 1, True: 2, 2.5: 3},
+        {(1, 2): "tuple key"},
+        [object()],
+        {"when": datetime(2026, 1, 1)},
+        {"x": {1, 2}},
+    ],
     ids=["int key", "other scalar keys", "tuple key", "object", "datetime", "set"],
 )
 def test_indented_json_answers_what_json_dumps_cannot_take_as_json_dumps_does(value):

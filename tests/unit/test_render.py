@@ -108,7 +108,9 @@ def test_plan_json_is_deterministic():
     cache = replace(web, name="cache", server_id="3", server_name="cache-1")
     listings = [history, history[::-1], random.Random(7).sample(history, len(history))]
     renders = {
-        planfile.plan_json(build_plan([(t, listing if t is web else []) for t in targets], utc(2026, 11, 26, 3)))
+        planfile.plan_json(
+            build_plan([(t, listing if t is web else []) for t in targets], utc(2026, 11, 26, 3))
+        )
         for targets in itertools.permutations([web, db, cache])
         for listing in listings
     }
@@ -133,7 +135,8 @@ def test_plan_text_escapes_control_characters_in_names_from_the_cloud():
 def test_plan_json_is_the_plan_document_indented_by_two():
     plan = sample_plan()
     failures = [TargetFailure("gone", "no server with id 9", "main")]
-    assert planfile.plan_json(plan, failures) == json.dumps(planfile.plan_document(plan, failures), indent=2) + "\n"
+    document = planfile.plan_document(plan, failures)
+    assert planfile.plan_json(plan, failures) == json.dumps(document, indent=2) + "\n"
 
 
 def test_plan_text_lines_fit_80_columns_and_say_adopted_and_protected():
@@ -259,7 +262,8 @@ def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld()
     assert "  hooks: before 'pg_ctl stop && sync' (timeout 30s, shell)" in text
     assert "  ! deletions withheld: the listing changed" in text
     assert text.rstrip().endswith("2 target(s) with deletions withheld.")
-    assert [t["withheld"] for t in planfile.plan_document(plan)["targets"]] == ["deletions withheld: the listing changed"] * 2
+    targets = planfile.plan_document(plan)["targets"]
+    assert [t["withheld"] for t in targets] == ["deletions withheld: the listing changed"] * 2
 
 
 def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
@@ -270,4 +274,5 @@ def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
     text = render.plan_text(plan)
     assert "  - delete golden-image (id golden, 2026-11-20T00:00Z)" in text
     assert "      note: its name does not fit '{server_name}-{timestamp}' for this server" in text
-    assert planfile.plan_document(plan)["targets"][0]["delete"][0]["note"].startswith("its name does not fit")
+    [deleted] = planfile.plan_document(plan)["targets"][0]["delete"]
+    assert deleted["note"].startswith("its name does not fit")

@@ -44,7 +44,8 @@ def test_prices_default_to_the_documented_list_prices(tmp_path):
 def test_a_price_set_in_the_policy_wins_key_by_key():
     document = with_prices({"hetzner": {"per_gb_month": 0.0119}, "digitalocean": {"per_gb_month": 0.05, "currency": "EUR"}})
     assert messages(document) == []
-    assert built_prices(document) == {"digitalocean": Price(0.05, "EUR"), "hetzner": Price(0.0119, "EUR")}
+    expected = {"digitalocean": Price(0.05, "EUR"), "hetzner": Price(0.0119, "EUR")}
+    assert built_prices(document) == expected
 
 
 @pytest.mark.parametrize(
