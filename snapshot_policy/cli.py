@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from click.shell_completion import get_completion_class
 
-from snapshot_policy import config, render
+from snapshot_policy import config, planfile, render
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy, prices
@@ -38,7 +38,7 @@ from snapshot_policy.duration import Duration
 from snapshot_policy.logs import setup_logging
 from snapshot_policy.redaction import escape_controls, hide, redact, redacted_output
 from snapshot_policy.model import PROVIDERS, Clock, Price, RetentionPolicy
-from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
+from snapshot_policy.planfile import PlanFileError
 from snapshot_policy.progress import ApplyProgress
 from snapshot_policy.runlock import LockHeld, run_lock
 from snapshot_policy.simulate import Projection, simulate, steady_state
@@ -213,22 +213,27 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
         return EXIT_ERROR
     from snapshot_policy import run
 
+    context = run.RunContext.of(loaded)
     # Before the log opens (a log_file naming the policy would be appended to) and before
     # reading every cloud: plan writes its log and --out, and only reads the rest.
-    if not _files_usable(run.state_files(loaded.settings, **{"plan --out": plan_file}), loaded, written={"log_file", "plan --out"}):
+    files = context.files(**{"plan --out": plan_file})
+    if not _files_usable(files, loaded, written={"log_file", "plan --out"}):
         return EXIT_ERROR
     if not _start_logging(loaded, verbose):
         return EXIT_ERROR
     try:
-        plan, failures, _ = run.decide(loaded, whole, _now())
+        plan, failures = run.plan(context, whole, _now())
     except StateFileError as error:
         click.echo(str(error), err=True)
         return EXIT_ERROR
-    cost = prices(loaded.document)
-    _show(render.plan_json(plan, failures, cost) if output == "json" else render.plan_text(plan, failures, cost), styled=output != "json")
+    cost = loaded.prices
+    if output == "json":
+        _show(planfile.plan_json(plan, failures, cost), styled=False)
+    else:
+        _show(render.plan_text(plan, failures, cost), styled=True)
     if plan_file is not None:
         try:
-            write_atomic(plan_file, render.plan_json(plan, failures, cost), "plan file")
+            planfile.save(plan_file, plan, failures, cost)
         except StateFileError as error:
             click.echo(f"cannot save the plan to {plan_file}: {error.reason}", err=True)
             return EXIT_ERROR
@@ -269,35 +274,36 @@ def apply_command(
     """
     from snapshot_policy import run
 
-    settings = loaded.settings
     if loaded.critical:
         click.echo("Nothing applied: fix the errors above.", err=True)
         return EXIT_ERROR
+    context = run.RunContext.of(loaded)
     # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
-    files = run.state_files(settings, **{"--report": report_file, "--metrics-file": metrics_file})
+    files = context.files(**{"--report": report_file, "--metrics-file": metrics_file})
     written = {"log_file"} if dry_run else set(files)
     if not _files_usable(files, loaded, written):  # before anything changes, not after the snapshots
         return EXIT_ERROR
     if not _start_logging(loaded, verbose):
         return EXIT_ERROR
     if dry_run:
-        plan, failures, _ = run.decide(loaded, whole, _now())
-        if plan_file is not None:  # what the saved plan would do: only what it and a fresh plan agree on
-            try:
-                plan = agreed(read_plan_file(plan_file), plan, plan_file, max_plan_age)
-            except (PlanFileError, OSError) as error:
-                click.echo(redact(str(error), loaded.secrets), err=True)
-                return EXIT_ERROR
+        try:
+            plan, failures = run.dry_run(context, whole, _now(), plan_file, max_plan_age)
+        except PlanFileError as error:
+            click.echo(redact(str(error), loaded.secrets), err=True)
+            return EXIT_ERROR
         click.echo(f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; nothing was changed.\n")
-        _show(render.plan_text(plan, failures, prices(loaded.document)), styled=True)
+        _show(render.plan_text(plan, failures, loaded.prices), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
     from snapshot_policy.execute import Stop
 
     stop = Stop()
     try:
-        with _stopped_by_signals(stop), run_lock(settings.lock_file):
+        with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
             with ApplyProgress() as progress:
-                report = run.apply(loaded, whole, _clock(), plan_file, parallel or settings.parallel, metrics_file, report_file, progress, max_plan_age, stop)
+                report = run.apply(
+                    context, whole, _clock(), plan_file, parallel,
+                    metrics_file, report_file, progress, max_plan_age, stop,
+                )
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED
@@ -305,7 +311,7 @@ def apply_command(
         click.echo(redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
     click.echo(render.report_text(report), nl=False)
-    click.echo(report.summary(), err=True)
+    click.echo(render.report_summary(report), err=True)
     if stop.is_set():
         click.echo(
             f"Stopped by {stop.reason}: no snapshot or deletion was started after it; every after hook owed ran; "
@@ -367,9 +373,8 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
         return EXIT_ERROR
     if online and not loaded.critical:
         from snapshot_policy import run
-        from snapshot_policy.observe import observe
 
-        failures += observe(loaded.targets, run.connector(loaded.settings), orphans=False).failures
+        failures += run.check_online(run.RunContext.of(loaded))
         for failure in failures[len(loaded.failed):]:
             click.echo(escape_controls(f"{failure.target}: {failure.reason}"), err=True)
     if loaded.errors or failures:
@@ -436,7 +441,7 @@ def simulate_command(
     if (provider or price) and snapshot_gb is None:
         raise click.UsageError("--provider and --price price the projection: give --snapshot-size GB too")
     policy = RetentionPolicy(**rules)
-    document = None
+    known = None
     if policy_file is not None:
         if policy.has_rules:
             raise click.UsageError("give either --policy or --keep-* rules, not both")
@@ -451,7 +456,7 @@ def simulate_command(
         chosen = loaded.targets[0] if target_name is None else next((t for t in loaded.targets if t.name == target_name), None)
         if chosen is None:
             raise click.UsageError(f"no target named {target_name}; targets: {', '.join(names)}")
-        policy, zone, document = chosen.retention, zone or ZoneInfo(chosen.timezone), loaded.document
+        policy, zone, known = chosen.retention, zone or ZoneInfo(chosen.timezone), loaded.prices
         provider = provider or chosen.account.provider
     if not policy.has_rules:
         raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7, or --policy FILE")
@@ -465,7 +470,7 @@ def simulate_command(
             steady = steady_state(policy, zone, start, runs_per_day)
         except ValueError as error:
             raise click.ClickException(str(error))
-        projection = Projection(steady, snapshot_gb, _prices_for(price, provider, document))
+        projection = Projection(steady, snapshot_gb, _prices_for(price, provider, known))
     click.echo(render.simulation_json(result, projection) if output == "json" else render.simulation_text(result, projection), nl=False)
     if chart_file is not None:
         try:
@@ -477,16 +482,18 @@ def simulate_command(
     return EXIT_OK
 
 
-def _prices_for(price: tuple[float, str] | None, provider: str | None, document: Mapping | None) -> tuple[tuple[str, Price], ...]:
-    """The prices a projection is shown at: --price, else the provider's (from the policy's
-    settings, else the defaults), else every provider's, each named."""
+def _prices_for(
+    price: tuple[float, str] | None, provider: str | None, known: Mapping[str, Price] | None
+) -> tuple[tuple[str, Price], ...]:
+    """The prices a projection is shown at: --price, else the provider's (`known`, from the
+    policy's settings; None: the defaults), else every provider's, each named."""
     if price is not None:
         amount, currency = price
         code = currency.strip().upper()
         if len(code) != 3 or not code.isascii() or not code.isalpha():
             raise click.BadParameter(f"{currency!r} is not a currency code such as USD or EUR", param_hint="--price")
         return (("--price", Price(amount, code)),)
-    known = prices(document)
+    known = prices({}) if known is None else known
     return tuple((name, known[name]) for name in ([provider] if provider else PROVIDERS))
 
 

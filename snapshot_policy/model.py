@@ -454,17 +454,6 @@ class RunReport:
             return EXIT_SOME_FAILED if self.unwritten else EXIT_OK
         return EXIT_ALL_FAILED if not succeeded and not partial else EXIT_SOME_FAILED
 
-    def summary(self) -> str:
-        made = sum(o.created is not None for o in self.outcomes)
-        deleted = sum(len(o.deleted) for o in self.outcomes)
-        failed = [o.plan.target.name for o in self.outcomes if not o.ok] + [f.target for f in self.failures]
-        seconds = (self.finished - self.started).total_seconds()
-        line = f"snapshot-policy apply: {len(self.outcomes) + len(self.failures)} target(s), {made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
-        line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
-        undelivered = sum(not d.ok for d in self.deliveries)
-        line += f"; {undelivered} notification(s) failed" if undelivered else ""
-        return line + "".join(f"; {problem}" for problem in self.unwritten)
-
 
 # Error codes of our own for failures that are certain: repeating the call cannot help.
 DEFINITE_FAILURES = ("action_failed", "snapshot_in_progress")

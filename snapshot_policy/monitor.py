@@ -19,8 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from snapshot_policy import statefiles, transport
+from snapshot_policy.jsondoc import iso_utc, target_identity
 from snapshot_policy.model import Delivery, Outcome, RunReport
-from snapshot_policy.render import iso_utc, target_identity
+from snapshot_policy.render import report_summary
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 10.0
@@ -124,7 +125,7 @@ def write_report(path: Path, report: RunReport) -> None:
         "started": iso_utc(report.started),
         "finished": iso_utc(report.finished),
         "exit_code": report.exit_code,
-        "summary": report.summary(),
+        "summary": report_summary(report),
         "targets": [_outcome_document(o) for o in report.outcomes],
         "failed": [{"target": f.target, "account": f.account, "reason": f.reason} for f in report.failures],
         "notifications": [d.__dict__ for d in report.deliveries],

@@ -227,3 +227,9 @@ def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str
     if cloud.server_id != target.server_id:
         return False, f"tagged {DIGITALOCEAN_TAG}, but made from droplet {cloud.server_id}, not {target.server_id}"
     return True, f"tagged {DIGITALOCEAN_TAG}, made from droplet {target.server_id}"
+
+
+def adopted(snapshot: Snapshot) -> bool:
+    """Managed because snapshots.py named it so (or a killed run of ours started it), not by
+    our marker: what `classify` words as adopted."""
+    return snapshot.managed and snapshot.ownership.startswith("adopted")

@@ -1,5 +1,9 @@
 """Saved plans: `plan --out FILE` writes one, `apply --plan FILE` takes it as a proposal.
 
+A saved plan is the plan's JSON form, the document `plan --output json` prints too: a stable
+interface (documented in the README) whose keys are only ever added, never renamed or
+removed, and whose `format_version` changes if that promise breaks.
+
 A saved plan is never an authority (docs/promises.md §3): apply plans afresh from the current
 configuration and a fresh listing, and carries out only what both plans agree on. It
 refuses the whole plan, changing nothing, when the file is older than the age limit or
@@ -11,20 +15,150 @@ says, the create's name, the safety refusals and every reason come from the fres
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy.model import ActionKind, Plan, PlanAction, TargetPlan
+from snapshot_policy.cost import NO_PRICES, Storage, target_storage, total_storage
+from snapshot_policy.jsondoc import indented_json, iso_utc, target_identity
+from snapshot_policy.model import ActionKind, Plan, PlanAction, Price, TargetFailure, TargetPlan
+from snapshot_policy.ownership import adopted
 from snapshot_policy.redaction import escape_controls
 from snapshot_policy.reconcile import CLOCK_TOLERANCE
-from snapshot_policy.render import PLAN_FORMAT_VERSION
+from snapshot_policy.statefiles import write_atomic
 
+PLAN_FORMAT_VERSION = 1
 DEFAULT_MAX_AGE = timedelta(hours=24)
 
 
 class PlanFileError(Exception):
     """The saved plan cannot be applied; the message says why and what to do."""
+
+
+def plan_document(
+    plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES
+) -> dict:
+    """Return the plan as the JSON-ready dictionary documented in the README, its storage
+    costs at `prices` (per provider)."""
+    counts = dict.fromkeys(ActionKind, 0)
+    targets = []
+    for target_plan in plan.targets:  # one pass over the actions, for the documents and the counts
+        by_kind = _by_kind(target_plan)
+        for kind, actions in by_kind.items():
+            counts[kind] += len(actions)
+        targets.append(_target_document(target_plan, by_kind, prices))
+    now, after = total_storage(plan, prices)
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "made_at": iso_utc(plan.made_at),
+        "fingerprint": plan.fingerprint,
+        "config_fingerprint": plan.config_fingerprint,
+        "targets": targets,
+        "failed": [
+            {"target": f.target, "account": f.account, "reason": f.reason} for f in failures
+        ],
+        "summary": {
+            "targets": len(targets),
+            "create": counts[ActionKind.CREATE],
+            "delete": counts[ActionKind.DELETE],
+            "keep": counts[ActionKind.KEEP],
+            "skip": counts[ActionKind.SKIP],
+            "refused_targets": sum(1 for t in plan.targets if t.refusal),
+            "failed_targets": len(failures),
+            "has_changes": plan.has_changes,
+        },
+        "storage": {
+            "prices": {
+                p: {"per_gb_month": prices[p].per_gb_month, "currency": prices[p].currency}
+                for p in sorted(prices)
+            },
+            "now": _storage_document(now),
+            "after_apply": _storage_document(after),
+        },
+    }
+
+
+def plan_json(
+    plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES
+) -> str:
+    """The plan document as `plan --output json` prints it and `plan --out` saves it."""
+    return indented_json(plan_document(plan, failures, prices)) + "\n"
+
+
+def save(
+    path: Path, plan: Plan, failures: Sequence[TargetFailure], prices: Mapping[str, Price]
+) -> None:
+    """Write the plan for `apply --plan`. Raise StateFileError if it cannot be written."""
+    write_atomic(path, plan_json(plan, failures, prices), "plan file")
+
+
+def _by_kind(plan: TargetPlan) -> dict[ActionKind, list[PlanAction]]:
+    """The target's actions of each kind, in plan order (`TargetPlan.of_kind` for all kinds
+    at once)."""
+    by_kind: dict[ActionKind, list[PlanAction]] = {kind: [] for kind in ActionKind}
+    for action in plan.actions:
+        by_kind[action.kind].append(action)
+    return by_kind
+
+
+def _target_document(
+    plan: TargetPlan, by_kind: dict[ActionKind, list[PlanAction]], prices: Mapping[str, Price]
+) -> dict:
+    creates = by_kind[ActionKind.CREATE]
+    create = creates[0] if creates else None
+    now, after, estimate = target_storage(plan, prices)
+    return {
+        **target_identity(plan.target),
+        "schedule": plan.target.schedule.describe(),
+        "schedule_note": plan.schedule_note,
+        "create": None if create is None else {
+            "name": create.snapshot.name,
+            "rules": list(create.rules),
+            "estimated_size_gb": estimate,
+        },
+        "delete": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.DELETE]],
+        "keep": [_snapshot_document(a, reason=False) for a in by_kind[ActionKind.KEEP]],
+        "skip": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.SKIP]],
+        "refused": plan.refusal,
+        "withheld": plan.withheld,
+        "problems": list(plan.problems),
+        "storage": {"now": _storage_document(now), "after_apply": _storage_document(after)},
+    }
+
+
+def _snapshot_document(action: PlanAction, reason: bool) -> dict:
+    snapshot = action.snapshot
+    document = {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "created": iso_utc(snapshot.created),
+        "protected": snapshot.protected,
+        "adopted": adopted(snapshot),
+        "ownership": snapshot.ownership,
+        "size_gb": snapshot.size_gb,
+    }
+    if snapshot.note:
+        document["note"] = snapshot.note
+    if reason:
+        document["reason"] = action.reason
+    else:
+        document["rules"] = list(action.rules)
+    return document
+
+
+def _storage_document(storage: Storage) -> dict:
+    complete = not storage.unknown
+    costs = {c: round(v, 4) for c, v in sorted(storage.costs.items())}
+    return {
+        "snapshots": storage.snapshots,
+        "unknown_sizes": storage.unknown,
+        "size_gb": round(storage.known_gb, 3) if complete else None,
+        "known_size_gb": round(storage.known_gb, 3),
+        "monthly_cost": costs if complete else None,
+        "known_monthly_cost": costs,
+        "estimated": storage.estimated,
+    }
 
 
 def read_plan_file(path: Path) -> dict:

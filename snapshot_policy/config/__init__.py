@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from snapshot_policy.config.legacy import load_legacy
 from snapshot_policy.config.policy import load_policy
 from snapshot_policy.config.problems import Problem
-from snapshot_policy.model import RunSettings, TargetFailure, TargetSpec
+from snapshot_policy.model import Price, RunSettings, TargetFailure, TargetSpec
 
 POLICY_FILE = "snapshot-policy.yaml"
 LEGACY_CONFIG = "snapshots.config"
@@ -41,6 +41,9 @@ class LoadedConfig:
     document: Mapping | None = None
     """The policy-shaped document the targets were built from (for a legacy layout, what
     `migrate` prints); None when the files could not be read."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """What a GB of snapshots costs a month per provider (`settings.prices`, else the
+    defaults), for the storage lines of a plan."""
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -133,7 +136,7 @@ def load(
         loaded = load_policy(policy, env)
         return LoadedConfig(
             (str(policy),), loaded.settings, tuple(loaded.targets), tuple(loaded.problems), (),
-            legacy=False, base=policy.parent, document=loaded.document,
+            legacy=False, base=policy.parent, document=loaded.document, prices=loaded.prices,
         )
     loaded = load_legacy(legacy_config, server_files, cwd)
     return LoadedConfig(
@@ -146,4 +149,5 @@ def load(
         base=legacy_config.parent if legacy_config else cwd,
         isolated_files=frozenset(loaded.server_files),
         document=loaded.document,
+        prices=loaded.prices,
     )

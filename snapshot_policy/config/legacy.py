@@ -30,7 +30,7 @@ from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
 from snapshot_policy.config.sources import Source, read_ini, read_json
-from snapshot_policy.model import RunSettings, TargetFailure, TargetSpec
+from snapshot_policy.model import Price, RunSettings, TargetFailure, TargetSpec
 from snapshot_policy.templates import payload_strings, template_errors
 
 CONFIG_SCHEMA = "legacy-config.schema.json"
@@ -54,6 +54,8 @@ class LegacyLoad:
     server_files: list[str] = field(default_factory=list)
     """Files whose problems fail only their own target (server files, missing arguments)."""
     document: dict = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=dict)
+    """The schema's default prices, as `policy.build` gives them: the legacy files name none."""
 
 
 class IniSettings:
@@ -114,6 +116,7 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
     # should one still fail here, it is said, never lost.
     result.problems += built.problems
     result.settings = built.settings
+    result.prices = built.prices
     sources = {name: str(path) for path, name in names.items()}
     result.targets = [replace(spec, source=sources[spec.name]) for spec in built.targets]
     return result

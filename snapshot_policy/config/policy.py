@@ -76,6 +76,8 @@ class PolicyLoad:
     problems: list[Problem] = field(default_factory=list)
     document: Mapping | None = None
     """The document the targets were built from; None when it could not be read or checked."""
+    prices: dict[str, Price] = field(default_factory=lambda: prices({}))
+    """What a GB of snapshots costs a month per provider, for the plan's storage lines."""
 
 
 class _Checker:
@@ -172,9 +174,10 @@ def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool
             check.add((*where, "retention"), "no retention rule: set at least one above 0 here or in defaults, e.g. keep_daily: 7")
         targets.append(target)
     run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}), owner)
+    cost = prices(data.get("settings", {}))
     if check.problems:
-        return PolicyLoad(run_settings, problems=check.problems)
-    return PolicyLoad(run_settings, targets)
+        return PolicyLoad(run_settings, problems=check.problems, prices=cost)
+    return PolicyLoad(run_settings, targets, prices=cost)
 
 
 def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
@@ -365,10 +368,11 @@ def settings(raw: Mapping, base: Path, orphans: Mapping | None = None, owner: st
     )
 
 
-def prices(document: Mapping | None) -> dict[str, Price]:
-    """Return what a GB of snapshots costs a month on each provider: the document's
-    `settings.prices`, key by key, else the schema's defaults (a legacy layout has none)."""
-    raw = (document or {}).get("settings", {}).get("prices", {})
+def prices(section: Mapping) -> dict[str, Price]:
+    """Return what a GB of snapshots costs a month on each provider: the `prices` of a
+    policy's `settings` section, key by key, else the schema's defaults (a legacy layout
+    has none)."""
+    raw = section.get("prices", {})
     return {
         provider: Price(
             per_gb_month=raw.get(provider, {}).get("per_gb_month", _default(f"settings/prices/{provider}/per_gb_month")),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from snapshot_policy.render import report_summary
 from tests.chaos.harness import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, REQUEST_TIMEOUT, World, check_run
 
 NOW = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)
@@ -127,7 +128,7 @@ def reference(folder: Path) -> list[tuple]:
     world = make_world(folder)
     try:
         result = world.run()
-        assert result.report.exit_code == 0, result.report.summary()
+        assert result.report.exit_code == 0, report_summary(result.report)
         assert not world.plan().has_changes
         return world.end_state()
     finally:
@@ -150,7 +151,7 @@ def run_case(case: Case, folder: Path, expected: list[tuple]) -> None:
         check_outcome(case, result)
         for rerun in world.converge():
             check_run(world, rerun, protected)
-            assert rerun.report.exit_code == 0, rerun.report.summary()
+            assert rerun.report.exit_code == 0, report_summary(rerun.report)
         assert world.end_state() == expected
     finally:
         world.close()
@@ -163,16 +164,16 @@ def check_outcome(case: Case, result) -> None:
     failed = {name for name, o in outcomes.items() if not o.ok} | {f.target for f in result.report.failures}
     hit = {"digitalocean": {"web"}, "hetzner": {"db"}, None: set()}[case.provider]
     if case.endpoint in NOTIFY_ENDPOINTS:
-        assert not failed, result.report.summary()
+        assert not failed, report_summary(result.report)
         kind = "telegram" if case.endpoint == "telegram" else "webhook"
         mine = [d for d in result.deliveries if d.kind == kind]
         assert mine and all(d.ok is not case.persistent for d in mine), mine
         assert all(d.ok for d in result.deliveries if d.kind != kind)
     elif case.endpoint == "create" and case.kind in ("lose_reply", "slow"):
         # The start took effect; the re-check before any retry finds it, or the run fails.
-        assert failed <= hit, (failed, result.report.summary())
+        assert failed <= hit, (failed, report_summary(result.report))
     elif case.persistent or case.kind == "fail_action":
-        assert failed == hit, (failed, result.report.summary())
+        assert failed == hit, (failed, report_summary(result.report))
     else:
-        assert not failed, result.report.summary()
+        assert not failed, report_summary(result.report)
         assert all(d.ok for d in result.deliveries), result.deliveries

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from snapshot_policy.cli import main
-from snapshot_policy.render import iso_utc
+from snapshot_policy.jsondoc import iso_utc
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made
 
 POLICY = """\

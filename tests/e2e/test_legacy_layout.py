@@ -7,7 +7,7 @@ import re
 import stat
 from pathlib import Path
 
-from snapshot_policy import config, render
+from snapshot_policy import config, planfile
 from snapshot_policy.cli import main
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.model import TelegramChannel, WebhookChannel
@@ -19,7 +19,7 @@ from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name
 
 def plan_document(loaded, now):
     observation = observe(loaded.targets, connect)
-    return render.plan_document(build_plan(observation.observed, now), observation.failures)
+    return planfile.plan_document(build_plan(observation.observed, now), observation.failures)
 
 
 def test_legacy_layout_validates(legacy_layout, monkeypatch, capsys, clock):

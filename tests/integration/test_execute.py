@@ -28,6 +28,7 @@ from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGE
 from snapshot_policy.providers import connect
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 from snapshot_policy.reconcile import build_plan
+from snapshot_policy.render import report_summary
 from tests.integration.conftest import DO_TOKEN, EPOCH, HZ_TOKEN
 
 TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
@@ -120,7 +121,9 @@ def test_executor_creates_the_due_snapshot_then_deletes_exactly_the_planned_ones
     assert lines[0] == ("created", target.name, new)  # deletions are sent at the same time: any order
     assert sorted(lines[1:]) == sorted(("deleted", target.name, s.name) for s in gone)
     assert report.exit_code == 0
-    assert report.summary() == "snapshot-policy apply: 1 target(s), 1 created, 2 deleted, 0 failed in 0.0s"
+    assert report_summary(report) == (
+        "snapshot-policy apply: 1 target(s), 1 created, 2 deleted, 0 failed in 0.0s"
+    )
 
 
 def test_executor_deletes_nothing_for_a_target_whose_create_failed_while_the_other_cloud_succeeds(cloud, providers, journal, clock, tmp_path):
@@ -136,7 +139,9 @@ def test_executor_deletes_nothing_for_a_target_whose_create_failed_while_the_oth
     assert names_on(cloud, APP) == {"app-1-20250101000000", "app-1-20241231000000", "app-1-before-upgrade"}
     assert [event for event, target, _ in audit(tmp_path) if target == "web"] == []
     assert report.exit_code == 2
-    assert report.summary() == "snapshot-policy apply: 2 target(s), 1 created, 2 deleted, 1 failed in 0.0s (failed: web)"
+    assert report_summary(report) == (
+        "snapshot-policy apply: 2 target(s), 1 created, 2 deleted, 1 failed in 0.0s (failed: web)"
+    )
 
 
 def test_executor_counts_the_untouched_snapshots_of_a_target_whose_create_failed(cloud, providers, journal, clock, tmp_path):
@@ -152,7 +157,10 @@ def test_executor_exit_code_is_1_when_every_target_fails(cloud, providers, journ
     assert [o.ok for o in report.outcomes] == [False, False]
     assert audit(tmp_path) == []
     assert report.exit_code == 1
-    assert report.summary() == "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 2 failed in 0.0s (failed: app, web)"
+    assert report_summary(report) == (
+        "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 2 failed in 0.0s"
+        " (failed: app, web)"
+    )
 
 
 def test_run_report_counts_targets_that_could_not_be_planned_as_failed():
@@ -164,7 +172,10 @@ def test_run_report_counts_targets_that_could_not_be_planned_as_failed():
     assert RunReport(EPOCH, EPOCH, (), (failure,)).exit_code == 1
     report = RunReport(EPOCH, EPOCH + timedelta(seconds=12.34), (ok,), (failure,), (undelivered,))
     assert report.exit_code == 2  # a failed notification never changes the exit code
-    assert report.summary() == "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 1 failed in 12.3s (failed: db); 1 notification(s) failed"
+    assert report_summary(report) == (
+        "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 1 failed in 12.3s"
+        " (failed: db); 1 notification(s) failed"
+    )
 
 
 def test_executor_creates_but_deletes_nothing_when_the_plan_is_refused(cloud, providers, journal, clock, tmp_path):

@@ -22,6 +22,7 @@ from snapshot_policy.model import Delivery, Outcome, RunReport, Snapshot, Target
 from snapshot_policy.monitor import ping, write_metrics, write_report
 from snapshot_policy.redaction import hide, redacted_output
 from snapshot_policy.reconcile import plan_target
+from snapshot_policy.render import report_summary
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3)
@@ -221,7 +222,7 @@ def test_write_report_lists_every_target_decision_outcome_and_notification(tmp_p
     write_report(path, report)
     document = json.loads(path.read_text(encoding="utf-8"))
     assert document["started"] == "2027-01-15T07:58:30Z" and document["finished"] == "2027-01-15T08:00:00Z"
-    assert (document["exit_code"], document["summary"]) == (2, report.summary())
+    assert (document["exit_code"], document["summary"]) == (2, report_summary(report))
     web, db = document["targets"]
     assert web == {
         "target": "web", "provider": "hetzner", "account": "main", "server_id": "1", "server_name": "web",

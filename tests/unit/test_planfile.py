@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy import render
+from snapshot_policy import planfile
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import ActionKind, RetentionPolicy, Safety, Schedule
 from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
@@ -37,7 +37,7 @@ def plan(history=HISTORY, now=NOW, targets=(WEB,)):
 
 
 def saved(fresh=None) -> dict:
-    return json.loads(render.plan_json(fresh or plan()))
+    return json.loads(planfile.plan_json(fresh or plan()))
 
 
 def decisions(replayed) -> list[tuple[str, str]]:
@@ -47,7 +47,7 @@ def decisions(replayed) -> list[tuple[str, str]]:
 
 def test_read_plan_file_accepts_what_plan_json_writes(tmp_path):
     path = tmp_path / "plan.json"
-    path.write_text(render.plan_json(plan()), encoding="utf-8")
+    path.write_text(planfile.plan_json(plan()), encoding="utf-8")
     assert read_plan_file(path) == saved()
 
 

@@ -5,17 +5,9 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import re
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
-import pytest
-from dateutil.tz import tzutc
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from snapshot_policy import render
+from snapshot_policy import planfile, render
 from snapshot_policy.model import Price, TargetFailure
 from snapshot_policy.reconcile import build_plan
 from tests.factories import snap, target, utc
@@ -80,7 +72,7 @@ def test_plan_text_reports_a_refusal():
 
 
 def test_plan_json_has_the_documented_keys():
-    document = json.loads(render.plan_json(sample_plan()))
+    document = json.loads(planfile.plan_json(sample_plan()))
     assert document["format_version"] == 1
     assert document["made_at"] == "2026-11-26T03:00:00Z"
     assert document["fingerprint"].startswith("sha256:")
@@ -116,7 +108,9 @@ def test_plan_json_is_deterministic():
     cache = replace(web, name="cache", server_id="3", server_name="cache-1")
     listings = [history, history[::-1], random.Random(7).sample(history, len(history))]
     renders = {
-        render.plan_json(build_plan([(t, listing if t is web else []) for t in targets], utc(2026, 11, 26, 3)))
+        planfile.plan_json(
+            build_plan([(t, listing if t is web else []) for t in targets], utc(2026, 11, 26, 3))
+        )
         for targets in itertools.permutations([web, db, cache])
         for listing in listings
     }
@@ -138,62 +132,11 @@ def test_plan_text_escapes_control_characters_in_names_from_the_cloud():
 
 # -- the JSON text, written sooner (issue 13, item 5) ------------------------------------------
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=25,
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(JSON_VALUES)
-def test_indented_json_is_json_dumps_with_indent_2(value):
-    assert render.indented_json(value) == json.dumps(value, indent=2)
-
-
-@pytest.mark.parametrize(
-    "value",
-    [{1: "a"}, {None: 1, True: 2, 2.5: 3}, {(1, 2): "tuple key"}, [object()], {"when": datetime(2026, 1, 1)}, {"x": {1, 2}}],
-    ids=["int key", "other scalar keys", "tuple key", "object", "datetime", "set"],
-)
-def test_indented_json_answers_what_json_dumps_cannot_take_as_json_dumps_does(value):
-    try:
-        expected = json.dumps(value, indent=2)
-    except TypeError as error:
-        with pytest.raises(TypeError, match=re.escape(str(error))):
-            render.indented_json(value)
-    else:
-        assert render.indented_json(value) == expected
-
-
-def test_indented_json_reports_a_cycle_as_json_dumps_does():
-    looped: list = []
-    looped.append(looped)
-    with pytest.raises(ValueError, match="Circular reference detected"):
-        render.indented_json(looped)
-
-
 def test_plan_json_is_the_plan_document_indented_by_two():
     plan = sample_plan()
     failures = [TargetFailure("gone", "no server with id 9", "main")]
-    assert render.plan_json(plan, failures) == json.dumps(render.plan_document(plan, failures), indent=2) + "\n"
-
-
-@pytest.mark.parametrize(
-    "moment",
-    [
-        datetime(2026, 11, 26, 3, 4, 5, 999999, tzinfo=timezone.utc),
-        datetime(2026, 11, 26, 3, 4, 5, tzinfo=tzutc()),  # what hcloud's parser gives
-        datetime(2026, 11, 26, 3, 4, 5, tzinfo=timezone(timedelta(hours=2))),
-        datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")),
-        datetime(2026, 7, 1, 12, tzinfo=ZoneInfo("UTC")),
-        datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
-        datetime.min.replace(tzinfo=timezone.utc),
-        datetime.max.replace(tzinfo=timezone.utc),
-    ],
-)
-def test_iso_utc_is_the_documented_utc_form(moment):
-    assert render.iso_utc(moment) == moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    document = planfile.plan_document(plan, failures)
+    assert planfile.plan_json(plan, failures) == json.dumps(document, indent=2) + "\n"
 
 
 def test_plan_text_lines_fit_80_columns_and_say_adopted_and_protected():
@@ -208,7 +151,7 @@ def test_plan_text_lines_fit_80_columns_and_say_adopted_and_protected():
     assert max(len(line) for line in text.splitlines()) <= 80, text
     assert "= keep web-server-1-20261125030000 (id 100000011, 2026-11-25T03:00Z, adopted)" in text
     assert "! skip before-the-big-upgrade (id 100000003, 2026-01-01T00:00Z)\n      protected, and not this tool's" in text
-    document = json.loads(render.plan_json(plan))["targets"][0]
+    document = json.loads(planfile.plan_json(plan))["targets"][0]
     assert document["keep"][0]["adopted"] is True and document["skip"][0]["protected"] is True
 
 
@@ -228,7 +171,7 @@ def storage_lines(text: str) -> list[str]:
 
 
 def test_plan_json_carries_the_storage_numbers_of_each_target_and_in_total():
-    document = json.loads(render.plan_json(sample_plan(), prices=PRICES))
+    document = json.loads(planfile.plan_json(sample_plan(), prices=PRICES))
     db, web = document["targets"]
     assert web["storage"] == {
         "now": {"snapshots": 4, "unknown_sizes": 0, "size_gb": 8.6, "known_size_gb": 8.6,
@@ -255,7 +198,7 @@ def test_plan_storage_shows_an_unknown_size_as_unknown_never_as_zero():
         "  storage now: 2 snapshots (1 of unknown size), 2.5+ GB, EUR 0.04+ a month",
         "  after apply: unchanged",
     ]
-    document = json.loads(render.plan_json(plan, prices=PRICES))["targets"][0]["storage"]["now"]
+    document = json.loads(planfile.plan_json(plan, prices=PRICES))["targets"][0]["storage"]["now"]
     assert (document["size_gb"], document["known_size_gb"], document["unknown_sizes"], document["monthly_cost"]) == (None, 2.5, 1, None)
 
 
@@ -280,16 +223,6 @@ def test_plan_storage_estimates_the_new_snapshot_as_the_newest_of_known_size():
         "  storage now: 3 snapshots, 9 GB, EUR 0.13 a month",
         "  after apply: 2 snapshots, ~8 GB, ~EUR 0.11 a month (new one ~4 GB)",
     ]
-
-
-def test_plan_storage_counts_a_snapshot_once_when_two_targets_cover_its_server():
-    history = [snap(utc(2026, 11, 25, 3), id="11", size_gb=2.0), snap(utc(2026, 11, 24, 3), id="10", size_gb=2.0)]
-    nightly = target(keep_last=5)
-    weekly = replace(nightly, name="weekly")
-    plan = build_plan([(nightly, history), (weekly, history)], utc(2026, 11, 26, 3))
-    now, after = render.total_storage(plan, PRICES)
-    assert (now.snapshots, now.known_gb) == (2, 4.0)
-    assert (after.snapshots, after.known_gb) == (4, 8.0)  # each target makes its own new snapshot
 
 
 def test_plan_storage_adds_up_each_currency_and_leaves_out_a_provider_without_a_price():
@@ -329,7 +262,8 @@ def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld()
     assert "  hooks: before 'pg_ctl stop && sync' (timeout 30s, shell)" in text
     assert "  ! deletions withheld: the listing changed" in text
     assert text.rstrip().endswith("2 target(s) with deletions withheld.")
-    assert [t["withheld"] for t in render.plan_document(plan)["targets"]] == ["deletions withheld: the listing changed"] * 2
+    targets = planfile.plan_document(plan)["targets"]
+    assert [t["withheld"] for t in targets] == ["deletions withheld: the listing changed"] * 2
 
 
 def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
@@ -340,4 +274,5 @@ def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
     text = render.plan_text(plan)
     assert "  - delete golden-image (id golden, 2026-11-20T00:00Z)" in text
     assert "      note: its name does not fit '{server_name}-{timestamp}' for this server" in text
-    assert render.plan_document(plan)["targets"][0]["delete"][0]["note"].startswith("its name does not fit")
+    [deleted] = planfile.plan_document(plan)["targets"][0]["delete"]
+    assert deleted["note"].startswith("its name does not fit")

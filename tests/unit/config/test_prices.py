@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from snapshot_policy.config.policy import prices
+from snapshot_policy import config
+from snapshot_policy.config.policy import build, prices
 from snapshot_policy.config.schemas import validate
 from snapshot_policy.config.sources import Source
 from snapshot_policy.model import Price
@@ -24,17 +27,25 @@ def messages(data) -> list[str]:
     return [str(p).removeprefix("f: ") for p in validate(data, "policy", Source("f", data))]
 
 
-def test_prices_default_to_the_documented_list_prices():
+def built_prices(document: dict) -> dict:
+    """The prices `policy.build` gives the loaded configuration."""
+    return build(Source("f", document), {}, Path("."), read_secrets=False).prices
+
+
+def test_prices_default_to_the_documented_list_prices(tmp_path):
     """A policy without prices, and a snapshots.py layout (which has none), get the schema's."""
     expected = {"digitalocean": Price(0.06, "USD"), "hetzner": Price(0.0143, "EUR")}
-    assert prices(POLICY) == expected
-    assert prices(None) == expected
+    assert built_prices(POLICY) == expected
+    assert prices({}) == expected
+    (tmp_path / "configs").mkdir()
+    assert config.load(cwd=tmp_path).prices == expected
 
 
 def test_a_price_set_in_the_policy_wins_key_by_key():
     document = with_prices({"hetzner": {"per_gb_month": 0.0119}, "digitalocean": {"per_gb_month": 0.05, "currency": "EUR"}})
     assert messages(document) == []
-    assert prices(document) == {"digitalocean": Price(0.05, "EUR"), "hetzner": Price(0.0119, "EUR")}
+    expected = {"digitalocean": Price(0.05, "EUR"), "hetzner": Price(0.0119, "EUR")}
+    assert built_prices(document) == expected
 
 
 @pytest.mark.parametrize(
