@@ -28,7 +28,6 @@ from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
 from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
-from snapshot_policy.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
 from snapshot_policy.providers.paging import Listing, Page, read_all
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
@@ -237,15 +236,17 @@ class Hetzner:
             return self._call(START_SNAPSHOT, post)
 
         def started_meanwhile() -> tuple[CloudSnapshot | None, str | None] | None:
-            found = self._image_named(server_id, name)
+            found = self._image_named(labels, name)
             return None if found is None else (CloudSnapshot(str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id), None)
 
         return self._retry.start_once(
             start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout
         )
 
-    def _image_named(self, server_id: str, name: str) -> int | None:
-        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{SERVER_ID_LABEL}={server_id}"
+    def _image_named(self, labels: Mapping[str, str], name: str) -> int | None:
+        """The id of the snapshot named `name` that carries all of `labels` (those its start
+        was sent with), or None."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
 
         def find() -> int | None:
             images = self._client.images.get_all(type=["snapshot"], label_selector=selector)
