@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -209,13 +209,15 @@ class RetryPolicy:
         is not our own snapshot.
         """
         deadline = self.clock() + timeout
-        failures = 0
-        while True:
+        lost: ProviderError | None = None  # the last failure of start() that may have started
+
+        def attempt() -> T:
+            nonlocal lost
             try:
                 return start()
             except ProviderError as error:
                 if busy(error):
-                    if failures:  # busy after a lost reply: the server may be busy with our own snapshot
+                    if lost is not None:  # the server may be busy with our own snapshot
                         found = started_meanwhile()
                         if found is not None:
                             return found
@@ -225,10 +227,16 @@ class RetryPolicy:
                 found = started_meanwhile()
                 if found is not None:
                     return found
-                failures += 1
-                if failures >= self.attempts or self.clock() > deadline:
-                    raise
-                self.sleep(self.delay(failures - 1, error))
+                lost = error
+                raise
+
+        def repeatable(error: Exception) -> bool:
+            """Only start()'s own lost reply, in time: a failure to look is final."""
+            return error is lost and self.clock() <= deadline
+
+        # A start waits as long as the server advises: no MAX_ADVISED_WAIT here.
+        backoff = replace(self.backoff, max_advised_wait=math.inf)
+        return backoff.run(attempt, retryable=repeatable, advised=_advised)
 
 
 class ServerBusy(ProviderError):
