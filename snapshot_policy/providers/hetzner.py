@@ -273,11 +273,18 @@ class Hetzner:
         except requests.RequestException as error:
             raise ProviderError(self.name, operation, None, type(error).__name__) from None
         except Exception as error:  # the SDK could not read the reply, or we could not read its models
-            raise unreadable(self.name, operation, self._status(), error) from None
+            status, request_id = self._status(), self._correlation_id()
+            raise unreadable(self.name, operation, status, error, request_id) from None
 
     def _status(self) -> int | None:
         response = getattr(self._last, "response", None)
         return None if response is None else response.status_code
+
+    def _correlation_id(self) -> str | None:
+        """Hetzner's name for the latest request, from its reply (hcloud reads the same header
+        into APIException.correlation_id)."""
+        response = getattr(self._last, "response", None)
+        return None if response is None else response.headers.get("X-Correlation-Id")
 
     def _refusal(self, operation: str, error: hcloud.APIException) -> ProviderError:
         """The error for an APIException. A string code is Hetzner's own error body; an integer
@@ -288,11 +295,14 @@ class Hetzner:
         stated = isinstance(error.code, str)
         status = response.status_code if response is not None else (_STATUS_OF_CODE.get(error.code) if stated else error.code)
         wait = advised_wait(response.headers, spread_over_limit=True) if response is not None else None
-        failure = ProviderError(self.name, operation, status, str(error.message), wait, code=str(error.code))
+        request_id = error.correlation_id
+        failure = ProviderError(
+            self.name, operation, status, str(error.message), wait, str(error.code), request_id
+        )
         if failure.transient or (stated and status is not None and 400 <= status < 500):
             return failure
         detail = "its body is not JSON" if error.__cause__ is not None else f"an HTTP {status} without Hetzner's error body"
-        return unreadable(self.name, operation, status, detail)
+        return unreadable(self.name, operation, status, detail, request_id)
 
 
 def _statuses(reply: dict) -> tuple[dict[int, tuple[str, str]], int | None]:
