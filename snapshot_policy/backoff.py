@@ -1,16 +1,17 @@
 """One retry policy for everything that talks to a server: how often to try, how long to wait
 between tries, and when a wait the server asks for is too long to be worth it.
 
-The providers' reads (`providers.retry.RetryPolicy`) repeat through `Backoff.run`, both
-notifiers (`notify.telegram`, `notify.webhook`, which send from one event loop) through its
-coroutine twin `Backoff.run_async`; they differ only in what they pass: how many tries, the
-base delay, jitter or none, which failures are worth repeating and how a failure says how long
-to wait. Sleeping and randomness are parameters, so tests never wait.
+The providers' reads and snapshot starts (`providers.retry.RetryPolicy`) repeat through
+`Backoff.run`, both notifiers (`notify.telegram`, `notify.webhook`, which send from one event
+loop) through `Backoff.run_async`, whose loop `run` drives; they differ only in what they
+pass: how many tries, the base delay, jitter or none, which failures are worth repeating and
+how a failure says how long to wait. Sleeping and randomness are parameters, so tests never
+wait.
 
 Why not the SDKs' retries: pydo's and hcloud's are switched off (they would repeat a snapshot
 POST after a lost reply, see `providers.retry`); python-telegram-bot's `Bot` has none (its
 rate limiter belongs to `Application`); httpx's transport retries only failed connects. Why not
-tenacity or stamina: see `Backoff.run`.
+tenacity or stamina: see `Backoff.run_async`.
 """
 
 from __future__ import annotations
@@ -92,22 +93,21 @@ class Backoff:
         rejects it or the last try has failed; raise `WaitRefused` from it when the wait it
         advises is over `max_advised_wait`.
 
-        A hand-written loop rather than tenacity or stamina: every delay here must be exact
-        under an injected sleep and jitter (the tests assert them), so tenacity would need a
-        custom wait, retry test and stop anyway, around a loop this short; stamina's waits and
-        sleeping are global settings, not per-call parameters.
+        The loop is `run_async`'s, the only one: a synchronous `operation` and `sleep` never
+        suspend its coroutine, so it is driven here to its end in one step, without an
+        event loop.
         """
-        for retry in itertools.count(1):
-            try:
-                return operation()
-            except Exception as error:
-                wait = self._wait_before(retry, error, retryable, advised)
-                if wait is None:
-                    raise
-                if on_retry is not None:
-                    on_retry(error, wait, retry)
-                self.sleep(wait)
-        raise AssertionError("unreachable: the last try returns or raises")
+
+        async def call() -> T:
+            return operation()
+
+        loop = self.run_async(call, retryable=retryable, advised=advised, on_retry=on_retry)
+        try:
+            loop.send(None)
+        except StopIteration as done:
+            return done.value
+        loop.close()
+        raise TypeError("Backoff.run needs a sleep that returns no awaitable: use run_async")
 
     async def run_async(
         self,
@@ -119,7 +119,13 @@ class Backoff:
     ) -> T:
         """`run` for a coroutine function, inside an event loop: the same tries, waits and
         refusals, awaiting `operation()` and each wait through `pause(sleep, wait)` (so with
-        `asyncio.sleep` the loop's other tasks go on meanwhile)."""
+        `asyncio.sleep` the loop's other tasks go on meanwhile).
+
+        A hand-written loop rather than tenacity or stamina: every delay here must be exact
+        under an injected sleep and jitter (the tests assert them), so tenacity would need a
+        custom wait, retry test and stop anyway, around a loop this short; stamina's waits and
+        sleeping are global settings, not per-call parameters.
+        """
         for retry in itertools.count(1):
             try:
                 return await operation()

@@ -5,7 +5,8 @@ The bucket's rate and size come from the provider's documented limits (`model.Ra
 the remaining budget each reply reports (`RateLimit-Remaining`) lowers what is left when
 the account has less than the bucket thinks — another tool sharing the token, an earlier
 run. A provider that also limits each minute (DigitalOcean) gets a sliding window of the
-last minute's requests besides. Time is an injected monotonic clock, so tests step it.
+last minute's requests besides: `SlidingWindow`, which also paces the Telegram notifier's
+messages per bot and per chat. Time is an injected monotonic clock, so tests step it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ class RequestBudget:
         self._tokens = limit.burst if limit.remaining is None else min(limit.burst, limit.remaining)
         self._clock = clock
         self._stamp = clock()
-        self._per_minute = limit.per_minute
-        self._last_minute: deque[float] = deque()  # when each request of the last minute was made
+        per_minute = limit.per_minute
+        self._last_minute = None if per_minute is None else SlidingWindow(per_minute, 60.0)
 
     def _refill(self) -> None:
         now = self._clock()
@@ -39,24 +40,36 @@ class RequestBudget:
         return max(bucket, self._minute_wait())
 
     def _minute_wait(self) -> float:
-        if self._per_minute is None:
-            return 0.0
-        now = self._clock()
-        while self._last_minute and self._last_minute[0] <= now - 60:
-            self._last_minute.popleft()
-        if len(self._last_minute) < self._per_minute:
-            return 0.0
-        return self._last_minute[len(self._last_minute) - self._per_minute] + 60 - now
+        return 0.0 if self._last_minute is None else self._last_minute.wait(self._clock())
 
     def spend(self, requests: int = 1) -> None:
         """Count `requests` made (they may take the budget below zero: a poll of many pages)."""
         self._refill()
         self._tokens -= requests
-        if self._per_minute is not None:
-            self._last_minute.extend([self._clock()] * requests)
+        if self._last_minute is not None:
+            self._last_minute.add(self._clock(), requests)
 
     def heard(self, remaining: int | None) -> None:
         """Take in the remaining requests a reply reported: never more than the account has."""
         if remaining is not None:
             self._refill()
             self._tokens = min(self._tokens, remaining)
+
+
+class SlidingWindow:
+    """At most `limit` events in any `period` seconds. Only the times of the last `limit`
+    events are kept: the oldest of them says when one more keeps to the limit."""
+
+    def __init__(self, limit: int, period: float):
+        self.period = period
+        self.times: deque[float] = deque(maxlen=limit)
+
+    def wait(self, now: float) -> float:
+        """Return the seconds from `now` until one more event keeps to the limit."""
+        if len(self.times) < (self.times.maxlen or 0):
+            return 0.0
+        return max(0.0, self.times[0] + self.period - now)
+
+    def add(self, now: float, events: int = 1) -> None:
+        """Count `events` made at `now`."""
+        self.times.extend([now] * events)

@@ -466,7 +466,9 @@ class ProviderError(Exception):
 
     `status` is the HTTP status, or None when no response came (timeout, dropped
     connection). `code` is the API's own error name where it has one (Hetzner's `locked`).
-    `retry_after` is the wait the API asked for, in seconds, when it said.
+    `retry_after` is the wait the API asked for, in seconds, when it said. `request_id` is
+    the cloud's name for the request (Hetzner's correlation id, DigitalOcean's request id),
+    when its reply gave one: the message ends with it, so a support ticket can name the request.
     """
 
     def __init__(
@@ -477,6 +479,7 @@ class ProviderError(Exception):
         message: str,
         retry_after: float | None = None,
         code: str | None = None,
+        request_id: str | None = None,
     ):
         self.provider = provider
         self.operation = operation
@@ -484,8 +487,14 @@ class ProviderError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.code = code
+        self.request_id = request_id
         where = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"{provider} {operation} failed ({where}): {message}")
+        super().__init__(f"{provider} {operation} failed ({where}): {message}{self._request_named}")
+
+    @property
+    def _request_named(self) -> str:
+        """The end of the message naming the request, "" when the cloud named none."""
+        return "" if self.request_id is None else f" (request id {self.request_id})"
 
     @property
     def transient(self) -> bool:

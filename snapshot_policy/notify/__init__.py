@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # of 2, 4 and 8 s).
 SHORTEST_TIME, LONGEST_TIME = 60.0, 300.0
 
-Outcome = tuple[int, str | None]  # requests made, and the last error or None
+RequestsAndError = tuple[int, str | None]  # requests made, and the last error or None
 
 
 def deliver(
@@ -63,7 +63,7 @@ def deliver(
     """
     secrets = tuple(secrets)
     jobs = _jobs([(mask_fields(event, secrets), channels) for event, channels in routes])
-    outcomes: list[Outcome | None] = [None] * len(jobs)
+    outcomes: list[RequestsAndError | None] = [None] * len(jobs)
     if jobs:
         seconds = time_allowed(job.channel for job in jobs) if total_time is None else total_time
         sending = _send_all(jobs, outcomes, telegram_base_url, clock, sleep, seconds)
@@ -121,7 +121,12 @@ def time_allowed(channels: Iterable[Channel]) -> float:
 
 
 async def _send_all(
-    jobs: list[_Job], outcomes: list[Outcome | None], base_url: str, clock: Clock, sleep: Callable[[float], object], seconds: float
+    jobs: list[_Job],
+    outcomes: list[RequestsAndError | None],
+    base_url: str,
+    clock: Clock,
+    sleep: Callable[[float], object],
+    seconds: float,
 ) -> None:
     """Send every job, each queue in order and the queues concurrently, into `outcomes[i]`,
     each cut off `seconds` from now."""
@@ -140,7 +145,7 @@ async def _send_all(
 
 async def _send_one(
     job: _Job, bots: telegram.Telegram, hooks: webhook.Webhooks, clock: Clock, sleep: Callable[[float], object], deadline: float
-) -> Outcome:
+) -> RequestsAndError:
     channel = job.channel
     if asyncio.get_running_loop().time() >= deadline:  # not begun in time: nothing is sent
         return 0, CUT_OFF
@@ -152,7 +157,7 @@ async def _send_one(
         return 0, f"{type(exc).__name__}: {exc}"
 
 
-def _record(job: _Job, outcome: Outcome, secrets: tuple[str, ...]) -> Delivery:
+def _record(job: _Job, outcome: RequestsAndError, secrets: tuple[str, ...]) -> Delivery:
     """The Delivery of one message, its error masked, and its log line."""
     channel, (attempts, error) = job.channel, outcome
     kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
@@ -168,7 +173,7 @@ def _record(job: _Job, outcome: Outcome, secrets: tuple[str, ...]) -> Delivery:
 
 async def _send_telegram(
     bots: telegram.Telegram, channel: TelegramChannel, events: list[Event], sleep: Callable[[float], object], deadline: float
-) -> Outcome:
+) -> RequestsAndError:
     if channel.summary:
         (text, parse_mode), plain = messages.summary_text(events), messages.summary_plain_text(events)
     else:
@@ -183,7 +188,7 @@ async def _send_telegram(
 
 async def _post_webhook(
     hooks: webhook.Webhooks, channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], object], deadline: float
-) -> Outcome:
+) -> RequestsAndError:
     template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
     return await hooks.post(
         channel.url, messages.webhook_payload(event, template),

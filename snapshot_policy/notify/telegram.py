@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -31,6 +30,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from snapshot_policy import transport
 from snapshot_policy.backoff import Backoff, WaitRefused, pause
+from snapshot_policy.budget import SlidingWindow
 from snapshot_policy.notify.messages import CUT_OFF
 
 POOL = 8  # connections, and requests in flight at once
@@ -57,8 +57,8 @@ class Telegram:
         self._request: HTTPXRequest | None = None
         self._bots: dict[str, Bot] = {}
         self._in_flight = asyncio.Semaphore(POOL)
-        self._bot_windows: dict[str, tuple[_Window, asyncio.Lock]] = {}
-        self._chat_windows: dict[tuple[str, str], list[_Window]] = {}
+        self._bot_windows: dict[str, tuple[SlidingWindow, asyncio.Lock]] = {}
+        self._chat_windows: dict[tuple[str, str], list[SlidingWindow]] = {}
 
     async def __aenter__(self) -> Telegram:
         return self
@@ -138,7 +138,7 @@ class Telegram:
         if (token, chat_id) not in self._chat_windows:
             self._chat_windows[token, chat_id] = _chat_limits(chat_id)
         if token not in self._bot_windows:
-            self._bot_windows[token] = (_Window(BOT_PER_SECOND, 1.0), asyncio.Lock())
+            self._bot_windows[token] = (SlidingWindow(BOT_PER_SECOND, 1.0), asyncio.Lock())
         chat = self._chat_windows[token, chat_id]
         wait = max(window.wait(self._clock()) for window in chat)
         if wait > 0:
@@ -154,29 +154,12 @@ class Telegram:
             limit.add(now)
 
 
-class _Window:
-    """At most `limit` messages in any `period` seconds: the times of the last `limit` sent."""
-
-    def __init__(self, limit: int, period: float):
-        self.period = period
-        self.times: deque[float] = deque(maxlen=limit)
-
-    def wait(self, now: float) -> float:
-        """Seconds from `now` until one more message keeps to the limit."""
-        if len(self.times) < (self.times.maxlen or 0):
-            return 0.0
-        return max(0.0, self.times[0] + self.period - now)
-
-    def add(self, now: float) -> None:
-        self.times.append(now)
-
-
-def _chat_limits(chat_id: str) -> list[_Window]:
+def _chat_limits(chat_id: str) -> list[SlidingWindow]:
     """One message a second to any chat (bursts of CHAT_BURST); 20 a minute to a group or
     channel (a negative id or an @username)."""
-    limits = [_Window(CHAT_BURST, float(CHAT_BURST))]
+    limits = [SlidingWindow(CHAT_BURST, float(CHAT_BURST))]
     if chat_id.startswith(("-", "@")):
-        limits.append(_Window(GROUP_PER_MINUTE, 60.0))
+        limits.append(SlidingWindow(GROUP_PER_MINUTE, 60.0))
     return limits
 
 

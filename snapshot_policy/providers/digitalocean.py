@@ -60,7 +60,7 @@ class DigitalOcean:
             authentication_policy=AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Bearer"),
             raw_response_hook=self._seen,
         )
-        self._last = threading.local()  # this thread's latest HTTP status, for _call
+        self._last = threading.local()  # this thread's latest HTTP status and request id, for _call
         self.requests = 0
         self._counting = threading.Lock()
         self._timing = timing
@@ -76,6 +76,7 @@ class DigitalOcean:
             self.requests += 1  # every HTTP exchange, for the metrics file
         self._last.status = response.http_response.status_code
         headers = response.http_response.headers
+        self._last.request_id = headers.get("x-request-id")
         limit, remaining = str(headers.get("ratelimit-limit", "")), str(headers.get("ratelimit-remaining", ""))
         if limit.isdigit() and remaining.isdigit() and int(limit):
             self.rate_limit = _budget(int(limit), int(remaining))
@@ -297,7 +298,7 @@ class DigitalOcean:
         """Call pydo once and return `read(body)` of its 2xx reply (None for a 404 with
         `missing_ok`). Raise ProviderError for any failure: a refusal DigitalOcean states, with
         its status; anything that came back but could not be understood as UncertainOutcome."""
-        self._last.status = None
+        self._last.status = self._last.request_id = None
         try:
             status, body = method(**params, cls=lambda response, body, headers: (response.http_response.status_code, body))
         except HttpResponseError as error:
@@ -307,7 +308,8 @@ class DigitalOcean:
         except AzureError as error:
             raise ProviderError(self.name, operation, None, type(error).__name__ + ": " + str(error.message)) from None
         except Exception as error:  # pydo could not read the reply (not JSON, a header of the wrong type)
-            raise unreadable(self.name, operation, self._last.status, error) from None
+            last = self._last
+            raise unreadable(self.name, operation, last.status, error, last.request_id) from None
         if missing_ok and status == 404 and _is_error(body):
             return None  # type: ignore[return-value]
         if not 200 <= status < 300:
@@ -320,12 +322,16 @@ class DigitalOcean:
     def _refusal(self, operation: str, status: int | None, body: Any, reason: str | None, wait: float | None) -> ProviderError:
         """The error for a non-2xx reply: certain only when it is a 4xx with DigitalOcean's
         error body; a temporary status is retried; anything else was not understood."""
-        failure = ProviderError(self.name, operation, status, _message(body, reason), wait)
+        request_id = _request_id(body) or self._last.request_id
+        message = _message(body, reason)
+        failure = ProviderError(self.name, operation, status, message, wait, request_id=request_id)
         if failure.transient or (status is not None and 400 <= status < 500 and _is_error(body)):
             return failure
         if status is not None and 200 <= status < 300:
-            return unreadable(self.name, operation, status, "its body could not be read")
-        return unreadable(self.name, operation, status, f"an HTTP {status} without DigitalOcean's error body")
+            problem = "its body could not be read"
+            return unreadable(self.name, operation, status, problem, request_id)
+        problem = f"an HTTP {status} without DigitalOcean's error body"
+        return unreadable(self.name, operation, status, problem, request_id)
 
 
 def _last_page(body: Any) -> int | None:
@@ -351,6 +357,12 @@ def _json(response: Any) -> Any:
         return response.json()
     except Exception:  # noqa: BLE001 - any body that is not JSON (or no response at all)
         return None
+
+
+def _request_id(body: Any) -> str | None:
+    """The `request_id` of DigitalOcean's error body, when it names the request."""
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    return request_id if isinstance(request_id, str) and request_id else None
 
 
 def _message(body: Any, fallback: str | None) -> str:

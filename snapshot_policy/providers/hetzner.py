@@ -28,7 +28,6 @@ from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
 from snapshot_policy.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
-from snapshot_policy.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
 from snapshot_policy.providers.paging import Listing, Page, read_all
 from snapshot_policy.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
@@ -237,15 +236,17 @@ class Hetzner:
             return self._call(START_SNAPSHOT, post)
 
         def started_meanwhile() -> tuple[CloudSnapshot | None, str | None] | None:
-            found = self._image_named(server_id, name)
+            found = self._image_named(labels, name)
             return None if found is None else (CloudSnapshot(str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id), None)
 
         return self._retry.start_once(
             start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout
         )
 
-    def _image_named(self, server_id: str, name: str) -> int | None:
-        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{SERVER_ID_LABEL}={server_id}"
+    def _image_named(self, labels: Mapping[str, str], name: str) -> int | None:
+        """The id of the snapshot named `name` that carries all of `labels` (those its start
+        was sent with), or None."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
 
         def find() -> int | None:
             images = self._client.images.get_all(type=["snapshot"], label_selector=selector)
@@ -272,11 +273,18 @@ class Hetzner:
         except requests.RequestException as error:
             raise ProviderError(self.name, operation, None, type(error).__name__) from None
         except Exception as error:  # the SDK could not read the reply, or we could not read its models
-            raise unreadable(self.name, operation, self._status(), error) from None
+            status, request_id = self._status(), self._correlation_id()
+            raise unreadable(self.name, operation, status, error, request_id) from None
 
     def _status(self) -> int | None:
         response = getattr(self._last, "response", None)
         return None if response is None else response.status_code
+
+    def _correlation_id(self) -> str | None:
+        """Hetzner's name for the latest request, from its reply (hcloud reads the same header
+        into APIException.correlation_id)."""
+        response = getattr(self._last, "response", None)
+        return None if response is None else response.headers.get("X-Correlation-Id")
 
     def _refusal(self, operation: str, error: hcloud.APIException) -> ProviderError:
         """The error for an APIException. A string code is Hetzner's own error body; an integer
@@ -287,11 +295,14 @@ class Hetzner:
         stated = isinstance(error.code, str)
         status = response.status_code if response is not None else (_STATUS_OF_CODE.get(error.code) if stated else error.code)
         wait = advised_wait(response.headers, spread_over_limit=True) if response is not None else None
-        failure = ProviderError(self.name, operation, status, str(error.message), wait, code=str(error.code))
+        request_id = error.correlation_id
+        failure = ProviderError(
+            self.name, operation, status, str(error.message), wait, str(error.code), request_id
+        )
         if failure.transient or (stated and status is not None and 400 <= status < 500):
             return failure
         detail = "its body is not JSON" if error.__cause__ is not None else f"an HTTP {status} without Hetzner's error body"
-        return unreadable(self.name, operation, status, detail)
+        return unreadable(self.name, operation, status, detail, request_id)
 
 
 def _statuses(reply: dict) -> tuple[dict[int, tuple[str, str]], int | None]:

@@ -17,7 +17,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -43,13 +43,24 @@ class UncertainOutcome(ProviderError):
     (docs/promises.md §5, invariant 9). `situation` replaces "HTTP nnn" in the message.
     """
 
-    def __init__(self, provider: str, operation: str, status: int | None, message: str, *, code: str, situation: str):
-        super().__init__(provider, operation, status, message, code=code)
+    def __init__(
+        self,
+        provider: str,
+        operation: str,
+        status: int | None,
+        message: str,
+        *,
+        code: str,
+        situation: str,
+        request_id: str | None = None,
+    ):
+        super().__init__(provider, operation, status, message, code=code, request_id=request_id)
         self.situation = situation
         self.args = (str(self),)  # repr and tracebacks say the same
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.operation} failed ({self.situation}): {self.message}"
+        failed = f"{self.provider} {self.operation} failed ({self.situation})"
+        return f"{failed}: {self.message}{self._request_named}"
 
     @property
     def transient(self) -> bool:
@@ -60,11 +71,18 @@ class UncertainOutcome(ProviderError):
         return False
 
 
-def unreadable(provider: str, operation: str, status: int | None, cause: BaseException | str) -> UncertainOutcome:
+def unreadable(
+    provider: str,
+    operation: str,
+    status: int | None,
+    cause: BaseException | str,
+    request_id: str | None = None,
+) -> UncertainOutcome:
     """Return the failure for a reply to `operation` that could not be understood.
 
     `cause` is the exception reading it raised (logged with its traceback at DEBUG only) or
-    a sentence saying what was wrong with it.
+    a sentence saying what was wrong with it; `request_id` the cloud's name for the request,
+    when the reply gave one.
     """
     if isinstance(cause, BaseException):
         log.debug("%s %s: the reply (HTTP %s) could not be understood", provider, operation, status, exc_info=cause)
@@ -74,9 +92,15 @@ def unreadable(provider: str, operation: str, status: int | None, cause: BaseExc
     if len(detail) > 200:
         detail = detail[:197] + "..."
     if status is None:
-        return UncertainOutcome(provider, operation, None, f"unexpected {detail}", code=UNREADABLE, situation="no usable reply")
+        return UncertainOutcome(
+            provider, operation, None, f"unexpected {detail}",
+            code=UNREADABLE, situation="no usable reply", request_id=request_id,
+        )
     message = f"the API's reply could not be understood ({detail})"
-    return UncertainOutcome(provider, operation, status, message, code=UNREADABLE, situation=f"HTTP {status}")
+    return UncertainOutcome(
+        provider, operation, status, message,
+        code=UNREADABLE, situation=f"HTTP {status}", request_id=request_id,
+    )
 
 
 def timed_out(provider: str, waiting_for: str, timeout: float) -> UncertainOutcome:
@@ -209,13 +233,15 @@ class RetryPolicy:
         is not our own snapshot.
         """
         deadline = self.clock() + timeout
-        failures = 0
-        while True:
+        lost: ProviderError | None = None  # the last failure of start() that may have started
+
+        def attempt() -> T:
+            nonlocal lost
             try:
                 return start()
             except ProviderError as error:
                 if busy(error):
-                    if failures:  # busy after a lost reply: the server may be busy with our own snapshot
+                    if lost is not None:  # the server may be busy with our own snapshot
                         found = started_meanwhile()
                         if found is not None:
                             return found
@@ -225,10 +251,16 @@ class RetryPolicy:
                 found = started_meanwhile()
                 if found is not None:
                     return found
-                failures += 1
-                if failures >= self.attempts or self.clock() > deadline:
-                    raise
-                self.sleep(self.delay(failures - 1, error))
+                lost = error
+                raise
+
+        def repeatable(error: Exception) -> bool:
+            """Only start()'s own lost reply, in time: a failure to look is final."""
+            return error is lost and self.clock() <= deadline
+
+        # A start waits as long as the server advises: no MAX_ADVISED_WAIT here.
+        backoff = replace(self.backoff, max_advised_wait=math.inf)
+        return backoff.run(attempt, retryable=repeatable, advised=_advised)
 
 
 class ServerBusy(ProviderError):
@@ -236,7 +268,10 @@ class ServerBusy(ProviderError):
     Hetzner's `locked`): certain to have had no effect, and worth asking again later."""
 
     def __init__(self, refusal: ProviderError):
-        super().__init__(refusal.provider, refusal.operation, refusal.status, refusal.message, refusal.retry_after, refusal.code)
+        super().__init__(
+            refusal.provider, refusal.operation, refusal.status, refusal.message,
+            refusal.retry_after, refusal.code, refusal.request_id,
+        )
 
 
 def _worth_repeating(error: Exception) -> bool:

@@ -16,6 +16,7 @@ ignored.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import unquote
@@ -112,15 +113,20 @@ class DigitalOceanAPI:
         return self._finish(response, account)
 
     def _finish(self, response: Response, account: Account | None) -> Response:
-        """Add the rate-limit headers every DigitalOcean response carries."""
+        """Add the rate-limit and request id headers every DigitalOcean response carries; the
+        usual error body (the API's "error" schema) names the request too, in `request_id`."""
         limit, remaining, reset = self.state.bucket(account, "digitalocean").status()
+        request_id = str(uuid.uuid4())
         response.headers.update(
             {
                 "ratelimit-limit": str(limit),
                 "ratelimit-remaining": str(0 if response.status == 429 else remaining),
                 "ratelimit-reset": str(reset),
+                "x-request-id": request_id,
             }
         )
+        if response.status >= 400 and isinstance(response.body, dict) and "id" in response.body:
+            response.body["request_id"] = request_id
         response.account = account.name if account else None
         return response
 

@@ -212,8 +212,13 @@ def test_a_failing_page_fails_the_listing_as_reading_page_by_page_does(sandbox, 
             provider_api.snapshots()
         return raised.value
 
+    def unnamed(error: ProviderError) -> str:
+        """The message without the request id, which names one request of each."""
+        assert error.request_id
+        return str(error).removesuffix(f" (request id {error.request_id})")
+
     at_once, page_by_page = failure(4), failure(1)
-    assert type(at_once) is type(page_by_page) and str(at_once) == str(page_by_page)
+    assert type(at_once) is type(page_by_page) and unnamed(at_once) == unnamed(page_by_page)
     assert (at_once.status, at_once.code, at_once.transient) == (page_by_page.status, page_by_page.code, page_by_page.transient)
     assert sleeps == []  # neither a stated refusal nor a reply not understood is asked again
 
@@ -520,6 +525,22 @@ def test_a_stated_refusal_stays_certain(sandbox, adapter, provider):
     with pytest.raises(ProviderError) as raised:
         adapter(provider).snapshots()
     assert raised.value.status == 403 and not raised.value.transient
+
+
+@BOTH
+@pytest.mark.parametrize(
+    "fault",
+    [{"kind": "error", "status": 403}, {"kind": "error", "status": 502}, {"kind": "garble"}],
+    ids=["refused", "server-error", "garbled"],
+)
+def test_a_failure_names_the_request_for_a_support_ticket(sandbox, adapter, provider, fault):
+    """Hetzner's X-Correlation-Id and DigitalOcean's request_id (its body's, else its
+    x-request-id header), read through the real SDK, end the message."""
+    sandbox.inject(service=provider, method="GET", count=None, **fault)
+    with pytest.raises(ProviderError) as raised:
+        adapter(provider).snapshots()
+    request_id = raised.value.request_id
+    assert request_id and str(raised.value).endswith(f" (request id {request_id})")
 
 
 @BOTH

@@ -123,9 +123,11 @@ def test_delete_snapshot_and_delete_image_both_remove_it(sandbox, do):
     assert do.snapshots.delete(str(one.id)) is None
     assert do.images.delete(two.id) is None
     assert do.snapshots.list()["snapshots"] == []
-    assert do.snapshots.get(str(one.id)) == {
+    missing = do.snapshots.get(str(one.id))
+    assert missing == {
         "id": "not_found",
         "message": "The resource you requested could not be found.",
+        "request_id": missing["request_id"],
     }
 
 

@@ -154,3 +154,11 @@ def test_backoff_run_async_awaits_an_async_sleep():
 
     assert run_async(Backoff(attempts=3, base_delay=0.25, sleep=sleep), failing([Later(), Later(wait=2)])) == "ok"
     assert slept == [0.25, 2]
+
+
+def test_backoff_run_refuses_a_sleep_that_would_need_an_event_loop():
+    async def sleep(seconds):
+        await asyncio.sleep(0)
+
+    with pytest.raises(TypeError, match="use run_async"):
+        run(Backoff(attempts=2, base_delay=0.25, sleep=sleep), failing([Later()]))

@@ -67,3 +67,14 @@ def test_digitalocean_pacing_never_exceeds_250_in_any_minute_and_follows_the_rep
     assert sent[239] == 1000  # a burst of 240 at once
     assert max(sum(1 for t in sent[i:i + 300] if t < start + 60) for i, start in enumerate(sent)) <= 250
     assert sent[999] < 1000 + 300 and len(sent) < 1000 + 600 * 5000 / 3600  # the reported 1,000, then the hourly pace
+
+
+def test_a_sliding_window_frees_a_slot_when_its_oldest_counted_event_leaves_it():
+    from snapshot_policy.budget import SlidingWindow
+
+    window = SlidingWindow(3, 60.0)
+    window.add(0.0)
+    window.add(10.0, 3)  # more than the limit at once (a poll of many pages): the last 3 count
+    assert window.wait(10.0) == pytest.approx(60.0)
+    assert window.wait(69.0) == pytest.approx(1.0)
+    assert window.wait(70.0) == 0

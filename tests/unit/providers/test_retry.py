@@ -147,6 +147,44 @@ def test_start_once_looks_for_a_start_whose_reply_was_not_understood():
     assert len(starts) == 1
 
 
+def test_start_once_does_not_repeat_a_start_when_looking_for_it_fails():
+    """Looking is a read already retried on its own: its failure ends the start, which may
+    have taken effect, rather than sending it again."""
+    clock, starts = FakeTime(), []
+
+    def start():
+        starts.append(1)
+        raise error(500)
+
+    def started_meanwhile():
+        raise unreadable("hetzner", "list snapshots", 200, "its body is not JSON")
+
+    with pytest.raises(ProviderError, match="list snapshots"):
+        policy(clock).start_once(start, started_meanwhile, lambda e: False, timeout=60)
+    assert len(starts) == 1 and clock.sleeps == []
+
+
+def test_start_once_gives_up_once_its_timeout_has_passed():
+    clock, starts = FakeTime(), []
+
+    def start():
+        starts.append(1)
+        raise error(503, retry_after=40)
+
+    with pytest.raises(ProviderError):
+        policy(clock).start_once(start, lambda: None, lambda e: False, timeout=60)
+    assert clock.sleeps == [40, 40] and len(starts) == 3  # past the timeout after the second wait
+
+
+def test_a_failure_ends_with_the_request_id_the_cloud_gave():
+    refused = ProviderError("hetzner", "list snapshots", 403, "forbidden", request_id="a1b2")
+    assert str(refused) == "hetzner list snapshots failed (HTTP 403): forbidden (request id a1b2)"
+    assert str(ServerBusy(refused)) == str(refused) and ServerBusy(refused).request_id == "a1b2"
+    garbled = unreadable("digitalocean", "start snapshot", 502, "no error body", "5158-50a0")
+    assert str(garbled).endswith("(no error body) (request id 5158-50a0)")
+    assert str(error(403)) == "hetzner list snapshots failed (HTTP 403): boom"  # none given
+
+
 DATE = "Mon, 01 Jan 2001 00:00:00 GMT"  # the server's clock, far from this machine's
 SENT = 978307200
 
