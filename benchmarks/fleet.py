@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
+from tests import factories  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
@@ -68,38 +69,13 @@ MAX_DELETIONS = 20 * IDS_PER_TARGET
 
 
 def fleet(size: int, seed: int, low: int, high: int) -> tuple[dict, int]:
-    """Return the sandbox state of a fleet of `size` servers, and how many snapshots apply
-    should delete. Per server, `low`..`high` snapshots, each managed with probability 0.6."""
-    rng = random.Random(seed)
-    state: dict = {
-        "accounts": [
-            {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 1_000_000_000, "tags": ["snapshot-policy"]},
-            {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 1_000_000_000},
-        ],
-        "servers": [],
-        "snapshots": [],
-    }
-    expired = 0
-    for n in range(size):
-        provider = "digitalocean" if n % 2 == 0 else "hetzner"
-        account, server_id, name = ("do", 100_000 + n, f"web-{n}") if provider == "digitalocean" else ("hz", 200_000 + n, f"app-{n}")
-        state["servers"].append({"account": account, "id": server_id, "name": name})
-        managed = 0
-        for k in range(rng.randint(low, high)):
-            created = NOW - timedelta(days=k + 1, minutes=rng.randint(0, 600))
-            snapshot = {"account": account, "server_id": server_id, "created": created.isoformat()}
-            if rng.random() < 0.6:
-                managed += 1
-                snapshot["name"] = f"{name}-{created:%Y%m%d%H%M%S}"
-                if provider == "digitalocean":
-                    snapshot["tags"] = ["snapshot-policy"]
-                else:
-                    snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": str(server_id)}
-            else:
-                snapshot["name"] = rng.choice([f"{name}-before-upgrade-{k}", f"manual {k} of {name}", f"{name}-{created:%Y%m%d}"])
-            state["snapshots"].append(snapshot)
-        expired += max(0, managed - (KEEP_LAST - 1))  # the new snapshot counts among the kept
-    return state, expired
+    """Return the sandbox state of a fleet of `size` servers (tests/factories.py), and how many
+    snapshots apply should delete. Per server, `low`..`high` snapshots, 60 % of them ours."""
+    state = factories.fleet(size, seed=seed, now=NOW, snapshots=lambda rng: rng.randint(low, high),
+                            tokens=(DO_TOKEN, HZ_TOKEN))
+    ours = Counter(s["server_id"] for s in state["snapshots"] if "tags" in s or "labels" in s)
+    # The new snapshot counts among the kept.
+    return state, sum(max(0, count - (KEEP_LAST - 1)) for count in ours.values())
 
 
 def policy_text(state: dict) -> str:

@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from snapshot_policy import cli, run  # noqa: E402
 from snapshot_policy.providers import paging  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
+from tests import factories  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
@@ -62,39 +63,17 @@ PER_TARGET = 100
 
 
 def fleet(size: int, per_server: int, seed: int) -> dict:
-    """The sandbox state: `size` servers, half per account, `per_server` snapshots each."""
-    rng = random.Random(seed)
-    state: dict = {
-        "accounts": [
-            {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 1_000_000_000, "tags": ["snapshot-policy"]},
-            {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 1_000_000_000},
-        ],
-        "servers": [],
-        "snapshots": [],
-    }
-    for n in range(size):
-        do = n % 2 == 0
-        index = n // 2  # position within its account
-        chunk = index // PER_TARGET
-        account, server_id, name = ("do", 100_000 + n, f"web-{n}") if do else ("hz", 200_000 + n, f"app-{n}")
-        server: dict = {"account": account, "id": server_id, "name": name}
-        if do:
+    """The sandbox state (tests/factories.py): `size` servers, half per account, `per_server`
+    snapshots each, every PER_TARGET servers of an account tagged (DigitalOcean) or labelled
+    (Hetzner) as one chunk, for the targets that select by label."""
+    state = factories.fleet(size, seed=seed, now=NOW, snapshots=lambda rng: per_server,
+                            tokens=(DO_TOKEN, HZ_TOKEN))
+    for n, server in enumerate(state["servers"]):
+        chunk = n // 2 // PER_TARGET  # n // 2: the server's position within its account
+        if server["account"] == "do":
             server["tags"] = [f"chunk-{chunk}"]
         else:
             server["labels"] = {"chunk": str(chunk)}
-        state["servers"].append(server)
-        for k in range(per_server):
-            created = NOW - timedelta(days=k + 1, minutes=rng.randint(0, 600))
-            snapshot = {"account": account, "server_id": server_id, "created": created.isoformat()}
-            if rng.random() < 0.6:
-                snapshot["name"] = f"{name}-{created:%Y%m%d%H%M%S}"
-                if do:
-                    snapshot["tags"] = ["snapshot-policy"]
-                else:
-                    snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": str(server_id)}
-            else:
-                snapshot["name"] = rng.choice([f"{name}-before-upgrade-{k}", f"manual {k} of {name}", f"{name}-{created:%Y%m%d}"])
-            state["snapshots"].append(snapshot)
     return state
 
 
