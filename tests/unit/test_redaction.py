@@ -207,33 +207,34 @@ def test_redact_masks_a_longer_secret_before_one_it_contains():
 
 # -- whitespace variants and the output streams (issue 12, items 2 and 7) --
 
-LEAK_TOKEN = "dop_v1_" + "LEAKunitTOKEN" + "4f" * 25
+# A DigitalOcean token of its own: its marker LEAKunitTOKEN must never show.
+LEAKY = "dop_v1_" + "LEAKunitTOKEN" + "4f" * 25
 
 
 @pytest.mark.parametrize(
     "shown",
     [
-        pytest.param(f"'Bearer {LEAK_TOKEN}\\n'", id="repr of a trailing newline"),
-        pytest.param(f"Bearer {LEAK_TOKEN}\n", id="a real trailing newline"),
-        pytest.param(f"'Bearer  {LEAK_TOKEN}\\r\\n'", id="repr of a CRLF"),
-        pytest.param(f'"Bearer {LEAK_TOKEN}\\\\n"', id="JSON of a repr"),
-        pytest.param(f"\t {LEAK_TOKEN} \t", id="tabs and spaces around"),
-        pytest.param(f"{LEAK_TOKEN[:20]}\n{LEAK_TOKEN[20:]}", id="a line break inside"),
-        pytest.param(f"{LEAK_TOKEN[:20]}\\n{LEAK_TOKEN[20:]}", id="an escaped line break inside"),
-        pytest.param(f"{LEAK_TOKEN[:9]} {LEAK_TOKEN[9:30]}\t{LEAK_TOKEN[30:]}", id="spaces and tabs inside"),
-        pytest.param(f"{LEAK_TOKEN[:20]}\\x0a{LEAK_TOKEN[20:]}\\u000d", id="hex and unicode escapes"),
-        pytest.param(f"bot{LEAK_TOKEN[:20]}%0A{LEAK_TOKEN[20:]}%20/getMe", id="percent-encoded"),
+        pytest.param(f"'Bearer {LEAKY}\\n'", id="repr of a trailing newline"),
+        pytest.param(f"Bearer {LEAKY}\n", id="a real trailing newline"),
+        pytest.param(f"'Bearer  {LEAKY}\\r\\n'", id="repr of a CRLF"),
+        pytest.param(f'"Bearer {LEAKY}\\\\n"', id="JSON of a repr"),
+        pytest.param(f"\t {LEAKY} \t", id="tabs and spaces around"),
+        pytest.param(f"{LEAKY[:20]}\n{LEAKY[20:]}", id="a line break inside"),
+        pytest.param(f"{LEAKY[:20]}\\n{LEAKY[20:]}", id="an escaped line break inside"),
+        pytest.param(f"{LEAKY[:9]} {LEAKY[9:30]}\t{LEAKY[30:]}", id="spaces and tabs inside"),
+        pytest.param(f"{LEAKY[:20]}\\x0a{LEAKY[20:]}\\u000d", id="hex and unicode escapes"),
+        pytest.param(f"bot{LEAKY[:20]}%0A{LEAKY[20:]}%20/getMe", id="percent-encoded"),
     ],
 )
 def test_mask_secrets_masks_every_whitespace_variant_of_a_secret(shown):
-    masked = mask_secrets(f"failed: {shown} (401)", [LEAK_TOKEN])
+    masked = mask_secrets(f"failed: {shown} (401)", [LEAKY])
     assert "LEAKunitTOKEN" not in masked and "4f4f4f4f" not in masked
     assert masked.startswith("failed: ") and masked.endswith(" (401)")
     assert "***" in masked
 
 
 def test_mask_secrets_masks_a_secret_configured_with_whitespace_in_its_trimmed_form():
-    assert mask_secrets(f"header 'Bearer {LEAK_TOKEN}'", [f" {LEAK_TOKEN}\n"]) == "header 'Bearer ***'"
+    assert mask_secrets(f"header 'Bearer {LEAKY}'", [f" {LEAKY}\n"]) == "header 'Bearer ***'"
 
 
 def test_mask_secrets_keeps_the_text_around_and_short_secrets():
@@ -246,20 +247,20 @@ def test_mask_secrets_keeps_the_text_around_and_short_secrets():
 
 def test_hidden_secrets_are_masked_by_every_later_call_until_the_block_ends(capsys):
     with redacted_output():
-        hide([LEAK_TOKEN])
-        assert mask_secrets(f"x {LEAK_TOKEN}") == "x ***"
-        assert redact(f"y {LEAK_TOKEN}\\n", []) == "y ***\\n"
-    assert mask_secrets(f"x {LEAK_TOKEN}") == f"x {LEAK_TOKEN}"
+        hide([LEAKY])
+        assert mask_secrets(f"x {LEAKY}") == "x ***"
+        assert redact(f"y {LEAKY}\\n", []) == "y ***\\n"
+    assert mask_secrets(f"x {LEAKY}") == f"x {LEAKY}"
 
 
 def test_redacted_output_masks_stdout_and_stderr_and_restores_them(capsys):
     real = sys.stdout, sys.stderr
     with redacted_output():
-        hide([LEAK_TOKEN])
-        click.echo(f"plan: Bearer {LEAK_TOKEN}\\n")
-        click.echo(f"error: {LEAK_TOKEN[:20]}\n{LEAK_TOKEN[20:]}", err=True)
-        click.echo(f"bytes {LEAK_TOKEN}".encode())  # click writes bytes to the binary side
-        print(f"print {LEAK_TOKEN}")
+        hide([LEAKY])
+        click.echo(f"plan: Bearer {LEAKY}\\n")
+        click.echo(f"error: {LEAKY[:20]}\n{LEAKY[20:]}", err=True)
+        click.echo(f"bytes {LEAKY}".encode())  # click writes bytes to the binary side
+        print(f"print {LEAKY}")
         print(f"shape {HCLOUD_TOKEN}", file=sys.stderr)
         print(f"data {HCLOUD_TOKEN}")  # stdout is data: only configured secrets are masked there
     assert (sys.stdout, sys.stderr) == real
@@ -270,8 +271,8 @@ def test_redacted_output_masks_stdout_and_stderr_and_restores_them(capsys):
 
 def test_redacted_output_masks_what_logging_s_last_resort_prints(capsys):
     with redacted_output():
-        hide([LEAK_TOKEN])
-        logging.getLogger("nobody.configured.this").warning("retrying with %r", f"Bearer {LEAK_TOKEN}\n")
+        hide([LEAKY])
+        logging.getLogger("nobody.configured.this").warning("retrying with %r", f"Bearer {LEAKY}\n")
     err = capsys.readouterr().err
     assert "retrying with" in err and "LEAKunitTOKEN" not in err
 
@@ -283,4 +284,4 @@ def test_mask_fields_masks_every_string_field_of_a_record():
         error: str | None
         total: int
 
-    assert mask_fields(Event(f"web-{LEAK_TOKEN}", None, 3), [LEAK_TOKEN]) == Event("web-***", None, 3)
+    assert mask_fields(Event(f"web-{LEAKY}", None, 3), [LEAKY]) == Event("web-***", None, 3)
