@@ -36,7 +36,6 @@ Endpoint kinds (from the sandbox's request log):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -54,9 +53,14 @@ sys.path.insert(0, str(ROOT))
 
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 from tests import factories  # noqa: E402
+from tests.e2e.policies import policy_yaml  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
+ACCOUNTS = {  # the policy's accounts: the tokens come from the environment of the child process
+    "do": {"provider": "digitalocean", "token": "env:BENCH_DO_TOKEN"},
+    "hz": {"provider": "hetzner", "token": "env:BENCH_HZ_TOKEN"},
+}
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 KINDS = ("list", "create", "lookup", "poll", "delete", "tag")
 KEEP_LAST = 5
@@ -80,23 +84,26 @@ def fleet(size: int, seed: int, low: int, high: int) -> tuple[dict, int]:
 
 def policy_text(state: dict) -> str:
     """A policy with one target per 100 servers, selected by ids (no per-target listing)."""
-    lines = [
-        "version: 1",
-        "accounts:",
-        "  do: {provider: digitalocean, token: env:BENCH_DO_TOKEN}",
-        "  hz: {provider: hetzner, token: env:BENCH_HZ_TOKEN}",
-        "defaults:",
-        f"  retention: {{keep_last: {KEEP_LAST}}}",
-        f"  safety: {{max_deletions: {MAX_DELETIONS}}}",
-        "targets:",
-    ]
+    targets = []
     for account in ("do", "hz"):
         ids = [s["id"] for s in state["servers"] if s["account"] == account]
         for start in range(0, len(ids), IDS_PER_TARGET):
             chunk = ids[start:start + IDS_PER_TARGET]
-            lines.append(f"  - {{name: {account}-{start // IDS_PER_TARGET}, account: {account}, ids: {json.dumps(chunk)}}}")
-    lines += ["settings:", "  lock_file: run/lock", "  log: {file: run/snapshot-policy.log, level: INFO}", "  request_timeout: 30"]
-    return "\n".join(lines) + "\n"
+            targets.append({"name": f"{account}-{start // IDS_PER_TARGET}", "account": account,
+                            "ids": chunk})
+    return policy_yaml(
+        *targets,
+        accounts=ACCOUNTS,
+        defaults={
+            "retention": {"keep_last": KEEP_LAST},
+            "safety": {"max_deletions": MAX_DELETIONS},
+        },
+        settings={
+            "lock_file": "run/lock",
+            "log": {"file": "run/snapshot-policy.log", "level": "INFO"},
+            "request_timeout": 30,
+        },
+    )
 
 
 # -- one command against one sandbox ---------------------------------------------------------

@@ -52,6 +52,8 @@ from snapshot_policy import cli, run  # noqa: E402
 from snapshot_policy.providers import paging  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 from tests import factories  # noqa: E402
+from tests.e2e.policies import policy_yaml  # noqa: E402
+from fleet import ACCOUNTS  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
@@ -79,31 +81,27 @@ def fleet(size: int, per_server: int, seed: int) -> dict:
 
 def policy_text(state: dict, folder: Path) -> str:
     """Targets of 100 servers: even chunks by ids, odd chunks by label selector / tag."""
-    lines = [
-        "version: 1",
-        "accounts:",
-        "  do: {provider: digitalocean, token: env:BENCH_DO_TOKEN}",
-        "  hz: {provider: hetzner, token: env:BENCH_HZ_TOKEN}",
-        "defaults:",
-        "  retention: {keep_last: 5}",
-        f"  safety: {{max_deletions: {20 * PER_TARGET}}}",  # counted across a target's servers
-        "targets:",
-    ]
+    targets = []
     for account in ("do", "hz"):
         ids = [s["id"] for s in state["servers"] if s["account"] == account]
         for chunk, start in enumerate(range(0, len(ids), PER_TARGET)):
             if chunk % 2 == 0:
-                selector = f"ids: {json.dumps(ids[start:start + PER_TARGET])}"
+                selector = {"ids": ids[start:start + PER_TARGET]}
             else:
-                selector = f"label_selector: chunk-{chunk}" if account == "do" else f"label_selector: 'chunk={chunk}'"
-            lines.append(f"  - {{name: {account}-{chunk}, account: {account}, {selector}}}")
-    lines += [
-        "settings:",
-        f"  lock_file: {folder / 'run' / 'lock'}",
-        f"  log: {{file: {folder / 'run' / 'snapshot-policy.log'}, level: WARNING}}",
-        "  request_timeout: 60",
-    ]
-    return "\n".join(lines) + "\n"
+                label = f"chunk-{chunk}" if account == "do" else f"chunk={chunk}"  # a tag, a label
+                selector = {"label_selector": label}
+            targets.append({"name": f"{account}-{chunk}", "account": account, **selector})
+    return policy_yaml(
+        *targets,
+        accounts=ACCOUNTS,
+        # max_deletions counts a target's deletions across its servers: 20 a server's worth.
+        defaults={"retention": {"keep_last": 5}, "safety": {"max_deletions": 20 * PER_TARGET}},
+        settings={
+            "lock_file": str(folder / "run" / "lock"),
+            "log": {"file": str(folder / "run" / "snapshot-policy.log"), "level": "WARNING"},
+            "request_timeout": 60,
+        },
+    )
 
 
 # -- the sandbox, in a child process ---------------------------------------------------------
