@@ -1,6 +1,6 @@
-"""The policy files the end-to-end tests write, built in one place: each test says only how its
-policy differs from the usual one (web-1 on DigitalOcean, db-1 on Hetzner, snapshotted nightly),
-and a key the schema renames is renamed here once."""
+"""The policy files the end-to-end tests (and the benchmarks) write, built in one place: each
+says only how its policy differs from the usual one (web-1 on DigitalOcean and db-1 on Hetzner,
+as tests/e2e/cloud.py seeds them, snapshotted nightly)."""
 
 from __future__ import annotations
 
