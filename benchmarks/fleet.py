@@ -36,7 +36,6 @@ Endpoint kinds (from the sandbox's request log):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -53,9 +52,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.e2e.policies import policy_yaml  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
+ACCOUNTS = {  # the policy's accounts: the tokens come from the environment of the child process
+    "do": {"provider": "digitalocean", "token": "env:BENCH_DO_TOKEN"},
+    "hz": {"provider": "hetzner", "token": "env:BENCH_HZ_TOKEN"},
+}
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 KINDS = ("list", "create", "lookup", "poll", "delete", "tag")
 KEEP_LAST = 5
@@ -68,59 +73,37 @@ MAX_DELETIONS = 20 * IDS_PER_TARGET
 
 
 def fleet(size: int, seed: int, low: int, high: int) -> tuple[dict, int]:
-    """Return the sandbox state of a fleet of `size` servers, and how many snapshots apply
-    should delete. Per server, `low`..`high` snapshots, each managed with probability 0.6."""
-    rng = random.Random(seed)
-    state: dict = {
-        "accounts": [
-            {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 1_000_000_000, "tags": ["snapshot-policy"]},
-            {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 1_000_000_000},
-        ],
-        "servers": [],
-        "snapshots": [],
-    }
-    expired = 0
-    for n in range(size):
-        provider = "digitalocean" if n % 2 == 0 else "hetzner"
-        account, server_id, name = ("do", 100_000 + n, f"web-{n}") if provider == "digitalocean" else ("hz", 200_000 + n, f"app-{n}")
-        state["servers"].append({"account": account, "id": server_id, "name": name})
-        managed = 0
-        for k in range(rng.randint(low, high)):
-            created = NOW - timedelta(days=k + 1, minutes=rng.randint(0, 600))
-            snapshot = {"account": account, "server_id": server_id, "created": created.isoformat()}
-            if rng.random() < 0.6:
-                managed += 1
-                snapshot["name"] = f"{name}-{created:%Y%m%d%H%M%S}"
-                if provider == "digitalocean":
-                    snapshot["tags"] = ["snapshot-policy"]
-                else:
-                    snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": str(server_id)}
-            else:
-                snapshot["name"] = rng.choice([f"{name}-before-upgrade-{k}", f"manual {k} of {name}", f"{name}-{created:%Y%m%d}"])
-            state["snapshots"].append(snapshot)
-        expired += max(0, managed - (KEEP_LAST - 1))  # the new snapshot counts among the kept
-    return state, expired
+    """Return the sandbox state of a fleet of `size` servers (tests/factories.py), and how many
+    snapshots apply should delete. Per server, `low`..`high` snapshots, 60 % of them ours."""
+    state = factories.fleet(size, seed=seed, now=NOW, snapshots=lambda rng: rng.randint(low, high),
+                            tokens=(DO_TOKEN, HZ_TOKEN))
+    ours = Counter(s["server_id"] for s in state["snapshots"] if "tags" in s or "labels" in s)
+    # The new snapshot counts among the kept.
+    return state, sum(max(0, count - (KEEP_LAST - 1)) for count in ours.values())
 
 
 def policy_text(state: dict) -> str:
     """A policy with one target per 100 servers, selected by ids (no per-target listing)."""
-    lines = [
-        "version: 1",
-        "accounts:",
-        "  do: {provider: digitalocean, token: env:BENCH_DO_TOKEN}",
-        "  hz: {provider: hetzner, token: env:BENCH_HZ_TOKEN}",
-        "defaults:",
-        f"  retention: {{keep_last: {KEEP_LAST}}}",
-        f"  safety: {{max_deletions: {MAX_DELETIONS}}}",
-        "targets:",
-    ]
+    targets = []
     for account in ("do", "hz"):
         ids = [s["id"] for s in state["servers"] if s["account"] == account]
         for start in range(0, len(ids), IDS_PER_TARGET):
             chunk = ids[start:start + IDS_PER_TARGET]
-            lines.append(f"  - {{name: {account}-{start // IDS_PER_TARGET}, account: {account}, ids: {json.dumps(chunk)}}}")
-    lines += ["settings:", "  lock_file: run/lock", "  log: {file: run/snapshot-policy.log, level: INFO}", "  request_timeout: 30"]
-    return "\n".join(lines) + "\n"
+            targets.append({"name": f"{account}-{start // IDS_PER_TARGET}", "account": account,
+                            "ids": chunk})
+    return policy_yaml(
+        *targets,
+        accounts=ACCOUNTS,
+        defaults={
+            "retention": {"keep_last": KEEP_LAST},
+            "safety": {"max_deletions": MAX_DELETIONS},
+        },
+        settings={
+            "lock_file": "run/lock",
+            "log": {"file": "run/snapshot-policy.log", "level": "INFO"},
+            "request_timeout": 30,
+        },
+    )
 
 
 # -- one command against one sandbox ---------------------------------------------------------

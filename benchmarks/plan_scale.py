@@ -51,6 +51,9 @@ sys.path.insert(0, str(ROOT))
 from snapshot_policy import cli, run  # noqa: E402
 from snapshot_policy.providers import paging  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.e2e.policies import policy_yaml  # noqa: E402
+from fleet import ACCOUNTS  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
@@ -62,69 +65,43 @@ PER_TARGET = 100
 
 
 def fleet(size: int, per_server: int, seed: int) -> dict:
-    """The sandbox state: `size` servers, half per account, `per_server` snapshots each."""
-    rng = random.Random(seed)
-    state: dict = {
-        "accounts": [
-            {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 1_000_000_000, "tags": ["snapshot-policy"]},
-            {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 1_000_000_000},
-        ],
-        "servers": [],
-        "snapshots": [],
-    }
-    for n in range(size):
-        do = n % 2 == 0
-        index = n // 2  # position within its account
-        chunk = index // PER_TARGET
-        account, server_id, name = ("do", 100_000 + n, f"web-{n}") if do else ("hz", 200_000 + n, f"app-{n}")
-        server: dict = {"account": account, "id": server_id, "name": name}
-        if do:
+    """The sandbox state (tests/factories.py): `size` servers, half per account, `per_server`
+    snapshots each, every PER_TARGET servers of an account tagged (DigitalOcean) or labelled
+    (Hetzner) as one chunk, for the targets that select by label."""
+    state = factories.fleet(size, seed=seed, now=NOW, snapshots=lambda rng: per_server,
+                            tokens=(DO_TOKEN, HZ_TOKEN))
+    for n, server in enumerate(state["servers"]):
+        chunk = n // 2 // PER_TARGET  # n // 2: the server's position within its account
+        if server["account"] == "do":
             server["tags"] = [f"chunk-{chunk}"]
         else:
             server["labels"] = {"chunk": str(chunk)}
-        state["servers"].append(server)
-        for k in range(per_server):
-            created = NOW - timedelta(days=k + 1, minutes=rng.randint(0, 600))
-            snapshot = {"account": account, "server_id": server_id, "created": created.isoformat()}
-            if rng.random() < 0.6:
-                snapshot["name"] = f"{name}-{created:%Y%m%d%H%M%S}"
-                if do:
-                    snapshot["tags"] = ["snapshot-policy"]
-                else:
-                    snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": str(server_id)}
-            else:
-                snapshot["name"] = rng.choice([f"{name}-before-upgrade-{k}", f"manual {k} of {name}", f"{name}-{created:%Y%m%d}"])
-            state["snapshots"].append(snapshot)
     return state
 
 
 def policy_text(state: dict, folder: Path) -> str:
     """Targets of 100 servers: even chunks by ids, odd chunks by label selector / tag."""
-    lines = [
-        "version: 1",
-        "accounts:",
-        "  do: {provider: digitalocean, token: env:BENCH_DO_TOKEN}",
-        "  hz: {provider: hetzner, token: env:BENCH_HZ_TOKEN}",
-        "defaults:",
-        "  retention: {keep_last: 5}",
-        f"  safety: {{max_deletions: {20 * PER_TARGET}}}",  # counted across a target's servers
-        "targets:",
-    ]
+    targets = []
     for account in ("do", "hz"):
         ids = [s["id"] for s in state["servers"] if s["account"] == account]
         for chunk, start in enumerate(range(0, len(ids), PER_TARGET)):
             if chunk % 2 == 0:
-                selector = f"ids: {json.dumps(ids[start:start + PER_TARGET])}"
+                selector = {"ids": ids[start:start + PER_TARGET]}
             else:
-                selector = f"label_selector: chunk-{chunk}" if account == "do" else f"label_selector: 'chunk={chunk}'"
-            lines.append(f"  - {{name: {account}-{chunk}, account: {account}, {selector}}}")
-    lines += [
-        "settings:",
-        f"  lock_file: {folder / 'run' / 'lock'}",
-        f"  log: {{file: {folder / 'run' / 'snapshot-policy.log'}, level: WARNING}}",
-        "  request_timeout: 60",
-    ]
-    return "\n".join(lines) + "\n"
+                label = f"chunk-{chunk}" if account == "do" else f"chunk={chunk}"  # a tag, a label
+                selector = {"label_selector": label}
+            targets.append({"name": f"{account}-{chunk}", "account": account, **selector})
+    return policy_yaml(
+        *targets,
+        accounts=ACCOUNTS,
+        # max_deletions counts a target's deletions across its servers: 20 a server's worth.
+        defaults={"retention": {"keep_last": 5}, "safety": {"max_deletions": 20 * PER_TARGET}},
+        settings={
+            "lock_file": str(folder / "run" / "lock"),
+            "log": {"file": str(folder / "run" / "snapshot-policy.log"), "level": "WARNING"},
+            "request_timeout": 60,
+        },
+    )
 
 
 # -- the sandbox, in a child process ---------------------------------------------------------

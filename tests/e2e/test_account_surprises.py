@@ -9,18 +9,13 @@ from __future__ import annotations
 import pytest
 
 from snapshot_policy.cli import main
+from tests.e2e.policies import policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
-  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
-defaults:
-  retention: {keep_last: 2}
-targets:
-  - {name: web, account: do, names: [web-1]}
-  - {name: db, account: hz, ids: [4711]}
-"""
+POLICY = policy_yaml(
+    {"name": "web", "account": "do", "names": ["web-1"]},
+    {"name": "db", "account": "hz", "ids": [4711]},
+    defaults={"retention": {"keep_last": 2}},
+)
 
 
 @pytest.fixture

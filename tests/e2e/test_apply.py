@@ -14,28 +14,10 @@ import pytest
 from snapshot_policy.cli import main
 from snapshot_policy.jsondoc import iso_utc
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made
+from tests.e2e.policies import DB, DEBUG_LOG, policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
-  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
-defaults:
-  schedule: {every: 24h}
-  adopt_legacy_names: true
-targets:
-  - name: web
-    account: do
-    names: [web-1]
-    retention: {keep_last: 3}
-  - name: db
-    account: hz
-    ids: [4711]
-    retention: {keep_last: 2}
-settings:
-  lock_file: run/snapshot-policy.lock
-  log: {file: run/snapshot-policy.log, level: DEBUG}
-"""
+WEB = {"name": "web", "account": "do", "names": ["web-1"], "retention": {"keep_last": 3}}
+POLICY = policy_yaml(WEB, DB, settings=DEBUG_LOG)
 
 
 @pytest.fixture
@@ -109,7 +91,8 @@ def test_all_targets_failing_exits_1(policy, sandbox, capsys, clock):
 
 
 def test_max_deletions_refuses_instead_of_truncating(policy, sandbox, capsys, clock):
-    policy.write_text(POLICY.replace("retention: {keep_last: 3}", "retention: {keep_last: 1}\n    safety: {max_deletions: 2}"))
+    capped = {**WEB, "retention": {"keep_last": 1}, "safety": {"max_deletions": 2}}
+    policy.write_text(policy_yaml(capped, DB, settings=DEBUG_LOG))
     before = set(names(sandbox, 3164444))
     assert apply(clock, "--policy", str(policy)) == 2
     after = set(names(sandbox, 3164444))
@@ -233,7 +216,7 @@ def test_a_snapshot_being_created_is_neither_deleted_nor_doubled(policy, sandbox
 
 
 def test_a_snapshot_slower_than_the_timeout_fails_then_is_adopted_not_doubled(policy, sandbox, capsys, clock):
-    policy.write_text(POLICY.replace("settings:\n", "settings:\n  snapshot_creation_timeout: 1\n"))
+    policy.write_text(policy_yaml(WEB, DB, settings={"snapshot_creation_timeout": 1, **DEBUG_LOG}))
     sandbox.state.action_seconds = 2.5
     assert apply(clock, "--policy", str(policy)) == 1
     assert "timed out after 1s" in capsys.readouterr().out
@@ -317,7 +300,8 @@ def test_a_hand_edited_saved_plan_is_refused_whole_and_changes_nothing(policy, s
 def test_a_saved_plan_from_another_configuration_or_too_old_is_refused(policy, sandbox, tmp_path, capsys, clock):
     saved = tmp_path / "plan.json"
     assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
-    policy.write_text(POLICY.replace("retention: {keep_last: 3}", "retention: {keep_last: 30}\n    safety: {max_deletions: 1}"))
+    changed = {**WEB, "retention": {"keep_last": 30}, "safety": {"max_deletions": 1}}
+    policy.write_text(policy_yaml(changed, DB, settings=DEBUG_LOG))
     capsys.readouterr()
     sandbox.clear_requests()
     assert apply(clock, "--policy", str(policy), "--plan", str(saved)) == 1
@@ -334,8 +318,8 @@ def test_a_saved_plan_replayed_after_a_hook_was_added_is_refused_and_runs_no_hoo
     text shows them, so a reviewed plan never runs a command its reviewer did not see (issue 19)."""
     saved, ran = tmp_path / "plan.json", tmp_path / "hook-ran"
     assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
-    hooked = POLICY.replace("    retention: {keep_last: 2}\n", f"    retention: {{keep_last: 2}}\n    hooks: {{before: [touch, '{ran}']}}\n")
-    policy.write_text(hooked)
+    hooked = {**DB, "hooks": {"before": ["touch", str(ran)]}}
+    policy.write_text(policy_yaml(WEB, hooked, settings=DEBUG_LOG))
     capsys.readouterr()
     assert main(["plan", "--policy", str(policy)], clock=clock) == 0
     assert f"  hooks: before touch\n      {ran}\n      (timeout 300s)" in capsys.readouterr().out  # wrapped at 80 columns

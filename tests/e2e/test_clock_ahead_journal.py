@@ -7,17 +7,14 @@ import json
 from datetime import timedelta
 
 from snapshot_policy.cli import main
+from tests.e2e.policies import ACCOUNTS, DB, policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
-targets:
-  - {name: db, account: hz, ids: [4711], retention: {keep_last: 2}, schedule: {every: 24h}}
-settings:
-  lock_file: run/snapshot-policy.lock
-  log: {file: logs/snapshot-policy.log}
-"""
+POLICY = policy_yaml(
+    {**DB, "schedule": {"every": "24h"}},
+    accounts={"hz": ACCOUNTS["hz"]},
+    defaults=None,
+    settings={"lock_file": "run/snapshot-policy.lock", "log": {"file": "logs/snapshot-policy.log"}},
+)
 
 
 def test_a_start_journalled_by_a_clock_that_ran_ahead_blocks_nothing_and_is_crossed_off_once(tmp_path, sandbox, tokens, monkeypatch, capsys, clock):

@@ -23,22 +23,14 @@ import pytest
 from snapshot_policy.cli import main, system_clock
 from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import cloud
+from tests.e2e.policies import NIGHTLY, policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
-  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
-defaults:
-  schedule: {every: 24h}
-  adopt_legacy_names: true
-  retention: {keep_last: 2}
-targets:
-  - {name: web, account: do, ids: [3164444]}
-  - {name: db, account: hz, ids: [4711]}
-settings:
-  lock_file: run/lock
-"""
+POLICY = policy_yaml(
+    {"name": "web", "account": "do", "ids": [3164444]},
+    {"name": "db", "account": "hz", "ids": [4711]},
+    defaults={**NIGHTLY, "retention": {"keep_last": 2}},
+    settings={"lock_file": "run/lock"},
+)
 
 
 def end_state(sandbox: Sandbox, seeded: set[str]) -> list[tuple]:

@@ -14,27 +14,16 @@ import pytest
 from snapshot_policy.cli import main
 from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import cloud
+from tests.e2e.policies import DB as DB_TARGET
+from tests.e2e.policies import DEBUG_LOG, policy_yaml
+from tests.e2e.policies import WEB as WEB_TARGET
 
 WEB = "web-1\u202egnp.exe\u200b\nFORGED-WEB"
 DB = "db-1\u2066x\ufeff\r\nFORGED-DB"
 SHOWN = {WEB: "web-1\\u202egnp.exe\\u200b\\nFORGED-WEB", DB: "db-1\\u2066x\\ufeff\\r\\nFORGED-DB"}
 RAW = ("\u202e", "\u200b", "\u2066", "\ufeff", "\r")
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
-  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
-defaults:
-  schedule: {every: 24h}
-  adopt_legacy_names: true
-targets:
-  - {name: web, account: do, ids: [3164444], retention: {keep_last: 3}}
-  - {name: db, account: hz, ids: [4711], retention: {keep_last: 2}}
-settings:
-  lock_file: run/snapshot-policy.lock
-  log: {file: run/snapshot-policy.log, level: DEBUG}
-"""
+POLICY = policy_yaml(settings=DEBUG_LOG)
 
 
 def hostile(now) -> dict:
@@ -89,10 +78,9 @@ def test_plan_and_apply_show_every_hostile_name_escaped_on_stdout_stderr_and_in_
 
 
 def test_validate_online_shows_a_hostile_name_in_a_failure_escaped(sandbox, tmp_path, capsys, clock):
-    (tmp_path / "snapshot-policy.yaml").write_text(POLICY.replace(
-        "  - {name: db, account: hz",
-        "  - {name: db-again, account: hz, ids: [4711], retention: {keep_last: 2}}\n  - {name: db, account: hz",
-    ))
+    db_again = {**DB_TARGET, "name": "db-again"}
+    again = policy_yaml(WEB_TARGET, db_again, DB_TARGET, settings=DEBUG_LOG)
+    (tmp_path / "snapshot-policy.yaml").write_text(again)
     assert main(["validate", "--online", "snapshot-policy.yaml"], clock=clock) == 1
     err = capsys.readouterr().err
     assert f"server {SHOWN[DB]} (4711) is selected by targets db and db-again" in err

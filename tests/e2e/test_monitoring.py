@@ -13,33 +13,32 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from snapshot_policy.cli import main
 from tests.e2e.cloud import legacy_name
+from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.integration.test_notify_slow_receivers import trickle  # noqa: F401 - a fixture
 
-POLICY = """\
-version: 1
-accounts:
-  do: {{provider: digitalocean, token: env:TEST_DO_TOKEN}}
-  hz: {{provider: hetzner, token: env:TEST_HZ_TOKEN}}
-notifications:
-  ops: {{type: telegram, bot_token: env:TEST_BOT_TOKEN, chat_id: "-100123", retries: 0}}
-  hook: {{type: webhook, url: "{hook}", retries: 0}}
-defaults:
-  schedule: {{every: 24h}}
-  adopt_legacy_names: true
-  notify: [ops, hook]
-targets:
-  - {{name: web, account: do, ids: [3164444], retention: {{keep_last: 3}}}}
-  - {{name: db, account: hz, ids: [4711], retention: {{keep_last: 2}}}}
-settings:
-  lock_file: run/lock
-  healthcheck_url: "{ping}"
-"""
+
+def monitored(hook: dict, ping: str, db: dict = DB) -> str:
+    """The usual policy (with `db` for db-1's target), reporting to Telegram and to the
+    webhook `hook`, and pinging `ping`."""
+    return policy_yaml(
+        WEB,
+        db,
+        notifications={
+            "ops": {
+                "type": "telegram", "bot_token": "env:TEST_BOT_TOKEN", "chat_id": "-100123",
+                "retries": 0,
+            },
+            "hook": {"type": "webhook", **hook, "retries": 0},
+        },
+        defaults={**NIGHTLY, "notify": ["ops", "hook"]},
+        settings={"lock_file": "run/lock", "healthcheck_url": ping},
+    )
 
 
 @pytest.fixture
 def policy(tmp_path, sandbox, tokens):
     path = tmp_path / "policy.yaml"
-    path.write_text(POLICY.format(hook=sandbox.webhook_url("n8n"), ping=sandbox.webhook_url("hc")))
+    path.write_text(monitored({"url": sandbox.webhook_url("n8n")}, sandbox.webhook_url("hc")))
     return path
 
 
@@ -142,10 +141,9 @@ def test_state_files_that_cannot_be_written_after_the_changes_fail_the_run(polic
     the run (exit 2) and says which: never just a log line (issue 19)."""
     state, metrics_file, report = tmp_path / "run" / "lock.state.json", tmp_path / "m.prom", tmp_path / "report.json"
     spoiler = f"mkdir -p {state} {metrics_file} {report}"  # each path turns into a folder mid-run
-    policy.write_text(policy.read_text().replace(
-        "{name: db, account: hz, ids: [4711], retention: {keep_last: 2}}",
-        f"{{name: db, account: hz, ids: [4711], retention: {{keep_last: 2}}, hooks: {{before: '{spoiler}', shell: true}}}}",
-    ))
+    spoiling = {**DB, "hooks": {"before": spoiler, "shell": True}}
+    ping = sandbox.webhook_url("hc")
+    policy.write_text(monitored({"url": sandbox.webhook_url("n8n")}, ping, spoiling))
     code = main(["apply", "--policy", str(policy), "--metrics-file", str(metrics_file), "--report", str(report)], clock=clock)
     err = capsys.readouterr().err
     assert code == 2
@@ -159,7 +157,8 @@ def test_state_files_that_cannot_be_written_after_the_changes_fail_the_run(polic
 def test_the_summarys_time_is_the_whole_runs_a_slow_receiver_included(policy, sandbox, capsys, clock, trickle):
     """A webhook that answers a byte at a time is cut off at its timeout and reported failed;
     the summary's time counts that wait, not only the snapshots' (issue 19)."""
-    policy.write_text(policy.read_text().replace(f'url: "{sandbox.webhook_url("n8n")}", retries: 0', f'url: "{trickle}/slow", retries: 0, timeout: 1'))
+    slow = {"url": f"{trickle}/slow", "timeout": 1}
+    policy.write_text(monitored(slow, sandbox.webhook_url("hc")))
     started = time.monotonic()
 
     def moving_clock():  # the run's clock moves as the wall clock does, from the test's far-off start

@@ -11,25 +11,24 @@ import pytest
 
 from snapshot_policy.cli import main
 from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, daily, iso, legacy_name, made
+from tests.e2e.policies import ACCOUNTS, policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
-  hz: {provider: hetzner}
-defaults:
-  retention: {keep_last: 2}
-targets:
-  - name: web
-    account: do
-    names: [web-1]
-  - name: db
-    account: hz
-    ids: [4711]
-    schedule: {every: 24h}
-    adopt_legacy_names: true
-    retention: {keep_daily: 3}
-"""
+WEB = {"name": "web", "account": "do", "names": ["web-1"]}
+DB = {
+    "name": "db", "account": "hz", "ids": [4711],
+    "schedule": {"every": "24h"}, "adopt_legacy_names": True, "retention": {"keep_daily": 3},
+}
+
+
+def planned(*targets: dict, **sections) -> str:
+    """The policy this file plans (WEB and DB when no targets are given): db adopts the legacy
+    names, and the Hetzner token comes from HCLOUD_TOKEN, not from the policy."""
+    return policy_yaml(
+        *(targets or (WEB, DB)),
+        accounts={"do": ACCOUNTS["do"], "hz": {"provider": "hetzner"}},
+        defaults={"retention": {"keep_last": 2}},
+        **sections,
+    )
 
 
 @pytest.fixture
@@ -37,7 +36,7 @@ def policy(tmp_path, sandbox, monkeypatch):
     monkeypatch.setenv("TEST_DO_TOKEN", DO_TOKEN)
     monkeypatch.setenv("HCLOUD_TOKEN", HZ_TOKEN)
     path = tmp_path / "snapshot-policy.yaml"
-    path.write_text(POLICY)
+    path.write_text(planned())
     return path
 
 
@@ -77,7 +76,7 @@ def test_target_option_limits_the_plan_and_rejects_unknown_names(policy, sandbox
 
 
 def test_a_missing_server_fails_its_target_only(policy, sandbox, capsys, clock):
-    policy.write_text(POLICY.replace("ids: [4711]", "ids: [999]"))
+    policy.write_text(planned(WEB, {**DB, "ids": [999]}))
     assert main(["plan", "--policy", str(policy)], clock=clock) == 1
     out = capsys.readouterr().out
     assert "db: FAILED: no server with id 999" in out and "+ create web-1-" in out
@@ -94,7 +93,7 @@ def test_validate_online_checks_tokens_and_servers(policy, sandbox, monkeypatch,
 
 
 def test_validate_online_names_a_missing_server_with_a_did_you_mean(policy, sandbox, capsys, clock):
-    policy.write_text(policy.read_text().replace("names: [web-1]", "names: [web-1, web1]"))
+    policy.write_text(planned({**WEB, "names": ["web-1", "web1"]}, DB))
     assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
     assert "web: no server named 'web1'; did you mean 'web-1'" in err
@@ -103,7 +102,7 @@ def test_validate_online_names_a_missing_server_with_a_did_you_mean(policy, sand
 
 def test_a_target_naming_a_missing_server_still_snapshots_the_ones_that_exist(policy, sandbox, capsys, clock):
     """names: [web-1, web-9]: web-1 gets its snapshot; the target fails for web-9 (exit 2)."""
-    policy.write_text(policy.read_text().replace("names: [web-1]", "names: [web-1, web-9]"))
+    policy.write_text(planned({**WEB, "names": ["web-1", "web-9"]}, DB))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 2
     out = capsys.readouterr().out
     assert "web: FAILED: no server named 'web-9'" in out
@@ -117,7 +116,7 @@ def test_validate_makes_no_api_call_without_online(policy, sandbox, capsys, cloc
 
 
 def test_a_server_in_two_targets_fails_both(policy, sandbox, capsys, clock):
-    policy.write_text(POLICY + "  - name: db-again\n    account: hz\n    names: [db-1]\n")
+    policy.write_text(planned(WEB, DB, {"name": "db-again", "account": "hz", "names": ["db-1"]}))
     assert main(["plan", "--policy", str(policy)], clock=clock) == 1
     out = capsys.readouterr().out
     assert out.count("is selected by targets db and db-again") == 2
@@ -143,7 +142,7 @@ def test_orphans_are_kept_and_reported_or_pruned_once_their_absence_is_certain(p
 
     # Pruning is asked for, but one look at the listing proves nothing: the first apply keeps
     # them all and records when the server was first missed; a day later they are pruned.
-    policy.write_text(POLICY + "orphans: {keep_last: 1}\nsettings: {lock_file: run/lock}\n")
+    policy.write_text(planned(orphans={"keep_last": 1}, settings={"lock_file": "run/lock"}))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     capsys.readouterr()
     assert {s["name"] for s in sandbox.dump_state()["snapshots"] if s["server_id"] == 5000} >= {legacy_name("gone-1", clock.now, d) for d in range(2, 6)}
@@ -168,7 +167,7 @@ def test_a_server_listing_empty_once_prunes_nothing(policy, sandbox, capsys, clo
         if snapshot["server_id"] == 4711 and not snapshot.get("protected"):
             snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "4711"}
     sandbox.load_state(state)
-    policy.write_text(POLICY + "orphans: {keep_last: 1}\nsettings: {lock_file: run/lock}\n")
+    policy.write_text(planned(orphans={"keep_last": 1}, settings={"lock_file": "run/lock"}))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     before = sandbox.dump_state()["snapshots"]
     clock.advance(hours=25)
@@ -183,7 +182,7 @@ def test_a_server_listing_empty_once_prunes_nothing(policy, sandbox, capsys, clo
 
 def test_a_snapshot_listing_empty_once_makes_no_undue_snapshot(policy, sandbox, capsys, clock):
     """The tool's own record of what it made is a second source for the schedule."""
-    policy.write_text(POLICY + "settings: {lock_file: run/lock}\n")
+    policy.write_text(planned(settings={"lock_file": "run/lock"}))
     assert main(["apply", "--policy", str(policy), "--target", "db"], clock=clock) == 0
     made = len(sandbox.dump_state()["snapshots"])
     clock.advance(hours=2)
@@ -220,16 +219,15 @@ def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, san
 def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logged_masked(policy, sandbox, tmp_path, capsys, clock):
     """A real subprocess each: before records and prints the DigitalOcean token, which the log masks."""
     record = tmp_path / "hooks.txt"
-    policy.write_text(policy.read_text() + "settings: {lock_file: run/lock, log: {file: run/snapshot-policy.log}}\n")
-    policy.write_text(policy.read_text().replace(
-        "    names: [web-1]\n",
-        "    names: [web-1]\n"
-        "    hooks:\n"
-        f"      before: 'echo \"before $SNAPSHOT_POLICY_SNAPSHOT\" >> {record}; echo token is $TEST_DO_TOKEN'\n"
-        f"      after: 'echo \"after $SNAPSHOT_POLICY_STATUS\" >> {record}'\n"
-        "      shell: true\n"
-        "      env: [TEST_DO_TOKEN]\n",  # a token reaches a hook only when env names it
-    ))
+    hooks = {
+        "before": f'echo "before $SNAPSHOT_POLICY_SNAPSHOT" >> {record}; '
+                  'echo token is $TEST_DO_TOKEN',
+        "after": f'echo "after $SNAPSHOT_POLICY_STATUS" >> {record}',
+        "shell": True,
+        "env": ["TEST_DO_TOKEN"],  # a token reaches a hook only when env names it
+    }
+    settings = {"lock_file": "run/lock", "log": {"file": "run/snapshot-policy.log"}}
+    policy.write_text(planned({**WEB, "hooks": hooks}, DB, settings=settings))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     lines = record.read_text().splitlines()
     assert lines[0].startswith("before web-1-") and lines[1] == "after success"
@@ -238,7 +236,7 @@ def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logge
 
 
 def test_a_hook_written_as_a_string_without_shell_is_a_config_error(policy, sandbox, capsys, clock):
-    policy.write_text(policy.read_text().replace("    names: [web-1]\n", "    names: [web-1]\n    hooks: {before: 'pg_dump db'}\n"))
+    policy.write_text(planned({**WEB, "hooks": {"before": "pg_dump db"}}, DB))
     assert main(["validate", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
     assert "targets[0].hooks.before" in err and "write it as a list [program, argument, ...], or set shell: true" in err
@@ -262,7 +260,7 @@ def sized(sandbox, sizes: dict[str, float], creating: list[dict] = (), made: dic
 def test_plan_shows_storage_and_monthly_cost_per_target_and_in_total(policy, sandbox, capsys, clock):
     """Sizes come through the real SDKs (DigitalOcean size_gigabytes, Hetzner image_size);
     prices from settings.prices, where set, else the documented defaults."""
-    policy.write_text(policy.read_text() + "settings:\n  prices:\n    hetzner: {per_gb_month: 0.02}\n")
+    policy.write_text(planned(settings={"prices": {"hetzner": {"per_gb_month": 0.02}}}))
     sized(sandbox, {legacy_name("web-1", clock.now, 1): 4.0, legacy_name("db-1", clock.now, 1): 10.0})
     assert main(["plan", "--policy", str(policy)], clock=clock) == 0
     text = capsys.readouterr().out

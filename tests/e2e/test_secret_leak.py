@@ -30,6 +30,7 @@ from snapshot_policy.cli import main
 from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import HZ_TOKEN, daily
 from tests.e2e.cloud import cloud as base_cloud
+from tests.e2e.policies import DEBUG_LOG, NIGHTLY, policy_yaml
 
 DO_SECRET = "dop_v1_" + "LEAKdoTOKEN7f3a9c" + "0" * 40 + "d1"
 HZ_SECRET = "LEAKhzTOKENq8Zr2W" + "x" * 44 + "h2"
@@ -38,27 +39,29 @@ HOOK_SECRET = "LEAKhookSECRETm4Tq-webhook-signing-key"
 SECRETS = {"DigitalOcean token": DO_SECRET, "Hetzner token": HZ_SECRET, "Telegram bot token": BOT_SECRET, "webhook secret": HOOK_SECRET}
 PIECES = {"DigitalOcean token": "LEAKdoTOKEN7f3a9c", "Hetzner token": "LEAKhzTOKENq8Zr2W", "Telegram bot token": "LEAKbotTOKENs9Pk", "webhook secret": "LEAKhookSECRETm4Tq"}
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:LEAK_DO_TOKEN}
-  hz: {provider: hetzner, token: env:LEAK_HZ_TOKEN}
-notifications:
-  tg: {type: telegram, bot_token: env:LEAK_BOT_TOKEN, chat_id: "-1001234567890", timeout: 1, retries: 0}
-  hook: {type: webhook, url: "@HOOK@", secret: env:LEAK_HOOK_SECRET, timeout: 1, retries: 0}
-defaults:
-  schedule: {every: 24h}
-  adopt_legacy_names: true
-  notify: [tg, hook]
-targets:
-  - {name: web, account: do, ids: [3164444], retention: {keep_last: 3}}
-  - {name: db, account: hz, ids: [4711], retention: {keep_last: 2}}
-settings:
-  lock_file: run/snapshot-policy.lock
-  log: {file: run/snapshot-policy.log, level: DEBUG}
-  audit_log: run/audit.jsonl
-  request_timeout: 2
-"""
+
+
+def leaky(hook_url: str) -> str:
+    """The usual policy with every secret one of the above, read from the environment, and a
+    Telegram chat and a signed webhook at `hook_url` to tell of each target."""
+    return policy_yaml(
+        accounts={
+            "do": {"provider": "digitalocean", "token": "env:LEAK_DO_TOKEN"},
+            "hz": {"provider": "hetzner", "token": "env:LEAK_HZ_TOKEN"},
+        },
+        notifications={
+            "tg": {
+                "type": "telegram", "bot_token": "env:LEAK_BOT_TOKEN", "chat_id": "-1001234567890",
+                "timeout": 1, "retries": 0,
+            },
+            "hook": {
+                "type": "webhook", "url": hook_url, "secret": "env:LEAK_HOOK_SECRET",
+                "timeout": 1, "retries": 0,
+            },
+        },
+        defaults={**NIGHTLY, "notify": ["tg", "hook"]},
+        settings={**DEBUG_LOG, "audit_log": "run/audit.jsonl", "request_timeout": 2},
+    )
 
 
 def cloud(now) -> dict:
@@ -91,7 +94,7 @@ def policy(tmp_path, sandbox, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()  # `plan --out` does not create folders (see the report)
     path = tmp_path / "snapshot-policy.yaml"
-    path.write_text(POLICY.replace("@HOOK@", sandbox.webhook_url("leak")))
+    path.write_text(leaky(sandbox.webhook_url("leak")))
     return path
 
 
@@ -192,16 +195,25 @@ def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatc
     """A misspelt key, a wrong type or a bad value right beside (or holding) a literal
     secret: the messages name the file, the key and the problem, never the value."""
     monkeypatch.chdir(tmp_path)
+    usual = leaky(sandbox.webhook_url("leak"))
     broken = {
-        "misspelt.yaml": POLICY.replace("token: env:LEAK_DO_TOKEN", f"tokn: {DO_SECRET}"),
-        "literal-bad-type.yaml": POLICY.replace("chat_id: \"-1001234567890\"", f"chat_id: [{BOT_SECRET}]").replace("env:LEAK_BOT_TOKEN", BOT_SECRET),
-        "bad-secret-ref.yaml": POLICY.replace("secret: env:LEAK_HOOK_SECRET", f"secret: {{value: {HOOK_SECRET}}}"),
-        "unknown-account.yaml": POLICY.replace("token: env:LEAK_HZ_TOKEN", f"token: {HZ_SECRET}, region: {HZ_SECRET}"),
-        "yaml-syntax.yaml": POLICY.replace("token: env:LEAK_HZ_TOKEN}", f"token: '{HZ_SECRET}}}"),
+        "misspelt.yaml": usual.replace("token: 'env:LEAK_DO_TOKEN'", f"tokn: {DO_SECRET}"),
+        "literal-bad-type.yaml": usual.replace("chat_id: '-1001234567890'",
+                                               f"chat_id: [{BOT_SECRET}]")
+                                      .replace("env:LEAK_BOT_TOKEN", BOT_SECRET),
+        "bad-secret-ref.yaml": usual.replace("secret: 'env:LEAK_HOOK_SECRET'",
+                                             f"secret: {{value: {HOOK_SECRET}}}"),
+        "unknown-account.yaml": usual.replace("token: 'env:LEAK_HZ_TOKEN'",
+                                              f"token: {HZ_SECRET}, region: {HZ_SECRET}"),
+        # A quote left open before a literal secret, and no other single quote: YAML reads on to
+        # the end of the file and shows the start of the secret in its message.
+        "yaml-syntax.yaml": usual.replace("'", '"').replace('token: "env:LEAK_HZ_TOKEN"}',
+                                                            f"token: '{HZ_SECRET}}}"),
     }
     for name, text in broken.items():
+        assert text != usual, name  # each replacement found what it replaces
         path = tmp_path / name
-        path.write_text(text.replace("@HOOK@", sandbox.webhook_url("leak")))
+        path.write_text(text)
         assert main(["validate", str(path)], clock=clock) == 1, name
         assert main(["plan", "--policy", str(path)], clock=clock) == 1, name
     server = {"provider": "digitalocean", "id": "3164444", "name": "web-1", "api_tokn": DO_SECRET, "retain_last_snapshots": -1,
@@ -292,8 +304,9 @@ def test_literal_and_file_secrets_with_whitespace_around_are_trimmed_work_and_le
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "hz").write_text(f"{HZ_SECRET}\r\n")
     (tmp_path / "secrets" / "bot").write_text(f"\ufeff{BOT_SECRET}\n\n")
-    text = (POLICY.replace("@HOOK@", sandbox.webhook_url("leak"))
-            .replace("token: env:LEAK_DO_TOKEN", f'token: "  {DO_SECRET}\\n"')  # YAML's escape: a real line break
+    text = (leaky(sandbox.webhook_url("leak"))
+            # YAML's escape: a real line break
+            .replace("token: 'env:LEAK_DO_TOKEN'", f'token: "  {DO_SECRET}\\n"')
             .replace("env:LEAK_HZ_TOKEN", "file:secrets/hz").replace("env:LEAK_BOT_TOKEN", "file:secrets/bot"))
     policy = tmp_path / "snapshot-policy.yaml"
     policy.write_text(text)
@@ -342,7 +355,7 @@ def named_after_the_token(request, tmp_path, monkeypatch, clock):
         for what, name in ENV_NAMES.items():
             monkeypatch.setenv(name, SECRETS[what])
         monkeypatch.chdir(tmp_path)
-        (tmp_path / "snapshot-policy.yaml").write_text(POLICY.replace("@HOOK@", sb.webhook_url("leak")))
+        (tmp_path / "snapshot-policy.yaml").write_text(leaky(sb.webhook_url("leak")))
         yield sb
 
 

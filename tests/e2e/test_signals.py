@@ -27,27 +27,8 @@ import pytest
 from snapshot_policy.cli import main, system_clock
 from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import cloud
+from tests.e2e.policies import ACCOUNTS, NIGHTLY, policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  hz: {{provider: hetzner, token: env:TEST_HZ_TOKEN}}
-defaults:
-  schedule: {{every: 24h}}
-  adopt_legacy_names: true
-  retention: {{keep_last: 2}}
-targets:
-  - name: db
-    account: hz
-    ids: [4711]
-    hooks:
-      shell: true
-      before: "echo before >> {log}; echo $$ > {pid}; {then}"
-      after: "echo after $SNAPSHOT_POLICY_STATUS >> {log}"
-      timeout: 60
-settings:
-  lock_file: run/lock
-"""
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -60,8 +41,21 @@ def sandbox(tokens, monkeypatch):
 
 
 def write_policy(folder: Path, then: str) -> Path:
+    """db-1 nightly, with a before hook that records its pid and then runs `then`."""
+    log, pid = folder / "hooks.log", folder / "hook.pid"
+    hooks = {
+        "shell": True,
+        "before": f"echo before >> {log}; echo $$ > {pid}; {then}",
+        "after": f"echo after $SNAPSHOT_POLICY_STATUS >> {log}",
+        "timeout": 60,
+    }
     policy = folder / "policy.yaml"
-    policy.write_text(POLICY.format(log=folder / "hooks.log", pid=folder / "hook.pid", then=then))
+    policy.write_text(policy_yaml(
+        {"name": "db", "account": "hz", "ids": [4711], "hooks": hooks},
+        accounts={"hz": ACCOUNTS["hz"]},
+        defaults={**NIGHTLY, "retention": {"keep_last": 2}},
+        settings={"lock_file": "run/lock"},
+    ))
     return policy
 
 

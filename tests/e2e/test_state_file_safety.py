@@ -23,23 +23,14 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
+from tests.e2e.policies import policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  do: {provider: digitalocean, token: env:TEST_DO_TOKEN}
-  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}
-defaults:
-  schedule: {every: 24h}
-  adopt_legacy_names: true
-targets:
-  - {name: web, account: do, ids: [3164444], retention: {keep_last: 3}}
-  - {name: db, account: hz, ids: [4711], retention: {keep_last: 2}}
-settings:
-  lock_file: run/snapshot-policy.lock
-  log: {file: logs/snapshot-policy.log}
-  audit_log: logs/audit.jsonl
-"""
+SETTINGS = {
+    "lock_file": "run/snapshot-policy.lock",
+    "log": {"file": "logs/snapshot-policy.log"},
+    "audit_log": "logs/audit.jsonl",
+}
+POLICY = policy_yaml(settings=SETTINGS)
 PRECIOUS = "precious settings\n"
 FILES = {
     "lock file": "run/snapshot-policy.lock",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
-from tests.e2e.test_state_file_safety import POLICY
+from tests.e2e.policies import policy_yaml
+from tests.e2e.test_state_file_safety import POLICY, SETTINGS
 
 
 APPLY = ["apply", "--policy", "policy.yaml"]
@@ -50,14 +51,15 @@ def test_a_state_path_that_is_a_folder_is_refused_before_any_change(name, folder
 
 
 def test_an_audit_log_at_the_run_state_path_is_refused_naming_both(folder, sandbox, capsys, clock):
-    policy = folder / "policy.yaml"
-    policy.write_text(POLICY.replace("audit_log: logs/audit.jsonl", "audit_log: run/snapshot-policy.state.json"))
+    audit_log = "run/snapshot-policy.state.json"
+    (folder / "policy.yaml").write_text(policy_yaml(settings={**SETTINGS, "audit_log": audit_log}))
     line = refused(APPLY, sandbox, capsys, clock)
     assert "audit_log" in line and "names the same file" in line and "run/snapshot-policy.state.json" in line
 
 
 def test_a_lock_file_at_the_log_file_is_refused_and_the_log_kept(folder, sandbox, capsys, clock):
-    (folder / "policy.yaml").write_text(POLICY.replace("lock_file: run/snapshot-policy.lock", "lock_file: logs/snapshot-policy.log"))
+    lock_file = "logs/snapshot-policy.log"
+    (folder / "policy.yaml").write_text(policy_yaml(settings={**SETTINGS, "lock_file": lock_file}))
     log = folder / "logs" / "snapshot-policy.log"
     log.write_text(LOG_LINE)
     log.chmod(0o640)

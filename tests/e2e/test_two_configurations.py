@@ -10,18 +10,8 @@ import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.config.policy import location_owner
+from tests.e2e.policies import policy_yaml
 
-POLICY = """\
-version: 1
-accounts:
-  do: {{provider: digitalocean, token: env:TEST_DO_TOKEN}}
-  hz: {{provider: hetzner, token: env:TEST_HZ_TOKEN}}
-targets:
-  - name: {target}
-    account: {account}
-    ids: [{server}]
-    retention: {{keep_last: {keep}}}
-"""
 SERVERS = {"digitalocean": ("do", 3164444), "hetzner": ("hz", 4711)}
 
 
@@ -29,7 +19,8 @@ def policy(folder, provider: str, keep: int):
     account, server = SERVERS[provider]
     folder.mkdir()
     path = folder / "snapshot-policy.yaml"
-    path.write_text(POLICY.format(target=folder.name, account=account, server=server, keep=keep))
+    target = {"name": folder.name, "account": account, "ids": [server]}
+    path.write_text(policy_yaml({**target, "retention": {"keep_last": keep}}, defaults=None))
     return path
 
 

@@ -14,6 +14,7 @@ from snapshot_policy.observe import _with_pending, observe
 from snapshot_policy.providers import connect
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 from snapshot_policy.sandbox import Sandbox
+from tests.factories import cloud_accounts, mark_ours
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 TIMING = Timing(request_timeout=5, creation_timeout=5, poll_interval=0.02)
@@ -27,10 +28,7 @@ def fleet() -> dict:
     snapshots of two deleted servers per cloud."""
     rng = random.Random(13)
     state: dict = {
-        "accounts": [
-            {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 1_000_000, "tags": ["snapshot-policy"]},
-            {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 1_000_000},
-        ],
+        "accounts": cloud_accounts(DO_TOKEN, HZ_TOKEN, rate_limit=1_000_000),
         "servers": [],
         "snapshots": [],
     }
@@ -47,7 +45,7 @@ def fleet() -> dict:
                 snapshot = {"account": account, "server_id": server_id, "server_name": name, "created": created.isoformat(),
                             "name": f"{name}-{created:%Y%m%d%H%M%S}" if kind != "manual" else f"manual {k} of {name}"}
                 if kind == "ours":
-                    snapshot.update({"tags": ["snapshot-policy"]} if account == "do" else {"labels": {"managed-by": "snapshot-policy", "snapshot-policy/server-id": str(server_id)}})
+                    mark_ours(snapshot)
                 state["snapshots"].append(snapshot)
     return state
 

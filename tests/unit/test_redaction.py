@@ -8,8 +8,10 @@ a fragment with no whole secret to match. Any run of FRAGMENT_LENGTH characters 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
+import sys
 
 import click
 import pytest
@@ -19,6 +21,7 @@ from snapshot_policy.redaction import (
     FRAGMENT_LENGTH,
     escape_controls,
     hide,
+    mask_fields,
     mask_secrets,
     redact,
     redacted_output,
@@ -148,3 +151,137 @@ def test_the_pieces_of_a_webhook_url_are_those_of_its_path_and_query_not_its_hos
         "cannot reach https://hooks.example.com: timed out; ***"
     )
     assert mask_secrets(url, [url]) == "https://hooks.example.com***"
+
+
+# -- token shapes and configured secrets --
+
+SECRET = "hunter2-configured-secret"
+DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
+HCLOUD_TOKEN = "Jx7Qm2LpV9zK4rT8wN1bY6cH3dF5gS0aE2uI7oP4kM9nB1vC6xZ8qW3eR5tY0uLk"
+TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+FINGERPRINT = "sha256:" + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (f"token={DO_TOKEN}", "token=***"),
+        (f"token {HCLOUD_TOKEN}.", "token ***."),
+        (f"bot{TELEGRAM_TOKEN}/sendMessage", "bot***/sendMessage"),
+        ("Authorization: Bearer xyz123", "Authorization: Bearer ***"),
+        ('"authorization": "bearer abc"', '"authorization": "bearer ***"'),
+        ("key 9f1c2e8a7b6d5c4e3f2a1b0c9d8e7f6a", "key ***"),
+        ("X-Api-Key: aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI", "X-Api-Key: ***"),
+    ],
+)
+def test_redact_masks_token_shapes(text, expected):
+    assert redact(text, []) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "created web-1-20261126030000 for target web (DigitalOcean droplet 123456789)",
+        "keeping production-database-primary-01-20261126030000: keep_daily 3",
+        "deleting k8s-worker-pool-a-node-12-fsn1-20261126030000 (no rule keeps it)",
+        "cx22-ubuntu-24-04-fsn1-web01-20261126030000 on hetzner-cloud-server-nbg1-dc3",
+        "at 2026-11-26T03:00:00+00:00 and 2026-11-26T03:00:00.123Z",
+        f"plan {FINGERPRINT} matches",
+        "internationalization_configuration_management_subsystem is ordinary",
+        "my-long-server-name-db-20261126T030000Z",
+        "admin 12345",
+    ],
+)
+def test_redact_keeps_ordinary_text(text):
+    assert redact(text, ["admin", "12345"]) == text
+
+
+def test_redact_masks_the_word_after_bearer_even_in_prose():
+    # Deliberate: a header value of any length must go, and losing a word of prose is harmless.
+    assert redact("the bearer of good news", []) == "the bearer *** good news"
+
+
+def test_redact_masks_a_longer_secret_before_one_it_contains():
+    assert redact("a secret-part-and-more b", ["secret-part", "secret-part-and-more"]) == "a *** b"
+
+
+# -- whitespace variants and the output streams (issue 12, items 2 and 7) --
+
+# A DigitalOcean token of its own: its marker LEAKunitTOKEN must never show.
+LEAKY = "dop_v1_" + "LEAKunitTOKEN" + "4f" * 25
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        pytest.param(f"'Bearer {LEAKY}\\n'", id="repr of a trailing newline"),
+        pytest.param(f"Bearer {LEAKY}\n", id="a real trailing newline"),
+        pytest.param(f"'Bearer  {LEAKY}\\r\\n'", id="repr of a CRLF"),
+        pytest.param(f'"Bearer {LEAKY}\\\\n"', id="JSON of a repr"),
+        pytest.param(f"\t {LEAKY} \t", id="tabs and spaces around"),
+        pytest.param(f"{LEAKY[:20]}\n{LEAKY[20:]}", id="a line break inside"),
+        pytest.param(f"{LEAKY[:20]}\\n{LEAKY[20:]}", id="an escaped line break inside"),
+        pytest.param(f"{LEAKY[:9]} {LEAKY[9:30]}\t{LEAKY[30:]}", id="spaces and tabs inside"),
+        pytest.param(f"{LEAKY[:20]}\\x0a{LEAKY[20:]}\\u000d", id="hex and unicode escapes"),
+        pytest.param(f"bot{LEAKY[:20]}%0A{LEAKY[20:]}%20/getMe", id="percent-encoded"),
+    ],
+)
+def test_mask_secrets_masks_every_whitespace_variant_of_a_secret(shown):
+    masked = mask_secrets(f"failed: {shown} (401)", [LEAKY])
+    assert "LEAKunitTOKEN" not in masked and "4f4f4f4f" not in masked
+    assert masked.startswith("failed: ") and masked.endswith(" (401)")
+    assert "***" in masked
+
+
+def test_mask_secrets_masks_a_secret_configured_with_whitespace_in_its_trimmed_form():
+    assert mask_secrets(f"header 'Bearer {LEAKY}'", [f" {LEAKY}\n"]) == "header 'Bearer ***'"
+
+
+def test_mask_secrets_keeps_the_text_around_and_short_secrets():
+    assert mask_secrets("token hunter2-configured-secret was refused", [SECRET]) == "token *** was refused"
+    assert mask_secrets("admin 12345 a d m i n", ["admin", "12345"]) == "admin 12345 a d m i n"
+    assert mask_secrets("web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9", []) == (
+        "web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9"
+    )
+
+
+def test_hidden_secrets_are_masked_by_every_later_call_until_the_block_ends(capsys):
+    with redacted_output():
+        hide([LEAKY])
+        assert mask_secrets(f"x {LEAKY}") == "x ***"
+        assert redact(f"y {LEAKY}\\n", []) == "y ***\\n"
+    assert mask_secrets(f"x {LEAKY}") == f"x {LEAKY}"
+
+
+def test_redacted_output_masks_stdout_and_stderr_and_restores_them(capsys):
+    real = sys.stdout, sys.stderr
+    with redacted_output():
+        hide([LEAKY])
+        click.echo(f"plan: Bearer {LEAKY}\\n")
+        click.echo(f"error: {LEAKY[:20]}\n{LEAKY[20:]}", err=True)
+        click.echo(f"bytes {LEAKY}".encode())  # click writes bytes to the binary side
+        print(f"print {LEAKY}")
+        print(f"shape {HCLOUD_TOKEN}", file=sys.stderr)
+        print(f"data {HCLOUD_TOKEN}")  # stdout is data: only configured secrets are masked there
+    assert (sys.stdout, sys.stderr) == real
+    out, err = capsys.readouterr()
+    assert out == f"plan: Bearer ***\\n\nbytes ***\nprint ***\ndata {HCLOUD_TOKEN}\n"
+    assert err == "error: ***\nshape ***\n"
+
+
+def test_redacted_output_masks_what_logging_s_last_resort_prints(capsys):
+    with redacted_output():
+        hide([LEAKY])
+        logging.getLogger("nobody.configured.this").warning("retrying with %r", f"Bearer {LEAKY}\n")
+    err = capsys.readouterr().err
+    assert "retrying with" in err and "LEAKunitTOKEN" not in err
+
+
+def test_mask_fields_masks_every_string_field_of_a_record():
+    @dataclasses.dataclass(frozen=True)
+    class Event:
+        server_name: str
+        error: str | None
+        total: int
+
+    assert mask_fields(Event(f"web-{LEAKY}", None, 3), [LEAKY]) == Event("web-***", None, 3)
