@@ -55,10 +55,17 @@ def listed_completely(
             "the account's snapshot listing lacks: the listing is incomplete, so nothing is "
             "created or deleted for it this run"
         )
-        failures.append(TargetFailure(
-            target.name, reason, target.account, target.notify, target.server_name,
-            target.provider, target.hooks,
-        ))
+        failures.append(
+            TargetFailure(
+                target.name,
+                reason,
+                target.account,
+                target.notify,
+                target.server_name,
+                target.provider,
+                target.hooks,
+            )
+        )
     return complete, failures
 
 
@@ -87,8 +94,11 @@ def find_orphans(
     missing = _missing(account, owner, servers, listing)
     since = absent_since or {}
     prunable = {
-        server_id for server_id in missing
-        if certain and now is not None and (account.name, server_id) in since
+        server_id
+        for server_id in missing
+        if certain
+        and now is not None
+        and (account.name, server_id) in since
         and now - since[(account.name, server_id)] >= ORPHAN_GRACE
     }
     return _orphan_targets(account, missing, prunable, keep_last), set(missing) if certain else None
@@ -119,14 +129,16 @@ def _orphan_targets(
     pruned = RetentionPolicy(keep_last=keep_last or 0)
     for server_id, snapshots in sorted(missing.items()):
         newest = max(snapshots, key=lambda s: s.created)
-        targets.append(Target(
-            name="(orphans)",
-            provider=account.provider,
-            account=account.name,
-            server_id=server_id,
-            # Our names end in -YYYYmmddHHMMSS; what stands before it was the server's name.
-            server_name=re.sub(r"-\d{14}$", "", newest.name),
-            retention=pruned if server_id in prunable else RetentionPolicy(),
-            orphan=True,
-        ))
+        targets.append(
+            Target(
+                name="(orphans)",
+                provider=account.provider,
+                account=account.name,
+                server_id=server_id,
+                # Our names end in -YYYYmmddHHMMSS; what stands before it was the server's name.
+                server_name=re.sub(r"-\d{14}$", "", newest.name),
+                retention=pruned if server_id in prunable else RetentionPolicy(),
+                orphan=True,
+            )
+        )
     return targets

@@ -65,8 +65,13 @@ def failure(spec: TargetSpec, reason: str) -> TargetFailure:
     """Return the failure of a spec whose servers are not known: it carries what the spec
     says of itself (channels, hooks, the configured server name)."""
     return TargetFailure(
-        spec.name, reason, spec.account.name, spec.notify, spec.server_name or "",
-        spec.account.provider, spec.hooks,
+        spec.name,
+        reason,
+        spec.account.name,
+        spec.notify,
+        spec.server_name or "",
+        spec.account.provider,
+        spec.hooks,
     )
 
 
