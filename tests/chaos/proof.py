@@ -445,7 +445,7 @@ class Proof(RuleBasedStateMachine):
 
     def _set_clock(self, now: datetime) -> None:
         self.now = now
-        for config, world in self.worlds.items():
+        for world in self.worlds.values():
             world.now = now
 
     @rule(hours=st.sampled_from([1, 2, 3, 5, 6, 8, 12, 24, 49, 73]))

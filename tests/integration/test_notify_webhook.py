@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from snapshot_policy.model import Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import Event, deliver, webhook
 from tests.integration.conftest import BOT_TOKEN
+from tests.integration.test_notify_telegram import connections
 
 # {timestamp} is the host's local time; the machine's own zone decides it here.
 STAMP = datetime(2025, 1, 1, 3, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-from tests.integration.test_notify_telegram import connections
 
 EVENT = Event(
     target="web", provider="hetzner", server_name="app-1", server_id="301",

@@ -20,9 +20,10 @@ import httpx
 import openapi_core
 import pytest
 import yaml
-from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 from jsonschema_path import SchemaPath  # installed with openapi-core
 from openapi_core.testing import MockRequest, MockResponse
+
+from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "api-specs"
 

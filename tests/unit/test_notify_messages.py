@@ -104,7 +104,7 @@ def test_plain_text_default_layout_has_no_markup():
 
 
 def test_telegram_text_template_fills_every_variable_including_deprecated_ones():
-    template = " ".join("{%s}" % name for name in variables(OK))
+    template = " ".join(f"{{{name}}}" for name in variables(OK))
     text, parse_mode = telegram_text(OK, template)
     assert text == (
         "snapshot-policy digitalocean web-1 101 web-1-20250101033000 3 3 snapshots exist SUCCESS "

@@ -171,7 +171,7 @@ E = snap(utc(2026, 1, 1, 5), id="E")
 F = snap(utc(2026, 1, 1, 5, 40), id="F")
 G = snap(utc(2026, 1, 3, 23, 59), id="G")  # Saturday, still week 2026-01
 H = snap(utc(2026, 1, 5, 0, 10), id="H")  # Monday, week 2026-02
-I = snap(utc(2026, 1, 5, 0, 50), id="I")
+I = snap(utc(2026, 1, 5, 0, 50), id="I")  # noqa: E741 - the history is lettered A to J
 J = snap(utc(2026, 1, 5, 1, 20), id="J")  # the newest
 HISTORY = [A, B, C, D, E, F, G, H, I, J]
 

@@ -72,7 +72,7 @@ def oracle(snapshots, rule, count, zone):
     else:
         keys = [PERIOD[rule](s.created.astimezone(zone)) for s in ordered]
     chosen, seen = set(), []
-    for snapshot, key in zip(ordered, keys):
+    for snapshot, key in zip(ordered, keys, strict=True):
         if len(seen) < count and key not in seen:
             seen.append(key)
             chosen.add(snapshot)

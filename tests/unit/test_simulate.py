@@ -245,8 +245,9 @@ def test_steady_state_counts_the_survivors_once_every_rule_is_full(policy, expec
 )
 def test_steady_state_is_full_by_the_time_it_is_counted(policy, runs_per_day):
     """Counting from twice as late finds the same pattern: the rules were full already."""
-    from snapshot_policy.simulate import steady_state, survivor_counts
     from datetime import timedelta
+
+    from snapshot_policy.simulate import steady_state, survivor_counts
 
     steady = steady_state(policy, UTC, utc(2026, 1, 1, 3), runs_per_day)
     step = timedelta(days=1) / runs_per_day
