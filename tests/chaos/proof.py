@@ -86,14 +86,16 @@ SERVERS = {"do": {101: "web-1", 102: "web-2"}, "hz": {201: "db-1", 202: "app-1"}
 NOISE_SERVER = {"do": (199, "other-do"), "hz": (299, "other-hz")}
 PAGE = {"do": 200, "hz": 50}  # the adapters' page sizes
 NOISE = {"do": 205, "hz": 56}  # unmarked snapshots of a server no target covers: more than a page
-EXTRA_SERVERS = {"do": 205, "hz": 55}  # servers no target covers: the server listings take two pages
+# servers no target covers: the server listings take two pages
+EXTRA_SERVERS = {"do": 205, "hz": 55}
 LISTINGS = {
     ("do", "snapshots"): r"^/v2/snapshots$", ("do", "servers"): r"^/v2/droplets$",
     ("hz", "snapshots"): r"^/v1/images$", ("hz", "servers"): r"^/v1/servers$",
 }
 DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
 FIRST_ID = 10_000  # of the seeded snapshots
-FRONT = range(1, FIRST_ID)  # DigitalOcean lists by id: a new snapshot given one of these comes first
+# DigitalOcean lists by id: a new snapshot given one of these comes first
+FRONT = range(1, FIRST_ID)
 ACTION_SECONDS = 0.1
 HOOK_TIMEOUT = 1
 DO_TAG, OWNER_TAG = "snapshot-policy", "snapshot-policy-owner-"
@@ -498,7 +500,8 @@ class Proof(RuleBasedStateMachine):
             wanted = PAGE[account] - 1 + off
             noise_id, noise_name = NOISE_SERVER[account]
             free = (i for i in FRONT if i not in state.snapshots) if account == "do" else iter(())
-            for _ in range(wanted - position):  # new ones ahead of it: newer on Hetzner, lower ids on DigitalOcean
+            # new ones ahead of it: newer on Hetzner, lower ids on DigitalOcean
+            for _ in range(wanted - position):
                 made = state.add_snapshot(account, f"{noise_name}-by-others", server_id=noise_id, id=next(free, None), created=self.now - timedelta(days=3))
                 self.manual.add(made.id)
             ahead = [s for s in items[:position] if s.id in self.manual and s.server_id == noise_id]
@@ -562,7 +565,8 @@ class Proof(RuleBasedStateMachine):
                 for service in ("digitalocean", "hetzner"):
                     self.sandbox.inject("drop", service=service, count=None)
                 (world.folder / "dead").touch()
-                stop.set("SIGKILL")  # winds the dead run down: nothing it does reaches a cloud or a file
+                # winds the dead run down: nothing it does reaches a cloud or a file
+                stop.set("SIGKILL")
                 cut.update(consistent_cut([world.audit_file, world.state_file, world.journal_file]))
             else:
                 stop.set("SIGTERM")

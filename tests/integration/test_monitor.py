@@ -92,7 +92,8 @@ def test_write_metrics_reports_the_exit_code_and_success_flag(tmp_path, web_ok, 
 
 def test_write_metrics_carries_a_failing_targets_last_success_forward(tmp_path):
     path = tmp_path / "snapshot_policy.prom"
-    write_metrics(path, run(web_ok=True, db_ok=True, finished=utc(2023, 11, 14, 22, 13, 20)), api_requests=0)  # 1.7e9
+    # 1.7e9
+    write_metrics(path, run(web_ok=True, db_ok=True, finished=utc(2023, 11, 14, 22, 13, 20)), api_requests=0)
     write_metrics(path, run(web_ok=True, db_ok=False), api_requests=0)
     values = samples(path)
     assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == 1.7e9
@@ -137,7 +138,8 @@ def test_write_metrics_records_times_to_the_microsecond_and_counts_exactly(tmp_p
     assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == 1_795_662_062.123456
     assert values["snapshot_policy_last_run_duration_seconds", ""] == 5401.25
     assert values["snapshot_policy_last_run_api_requests", ""] == 1_234_567
-    assert "snapshot_policy_last_run_api_requests 1.234567e+06\n" in path.read_text()  # every digit written
+    # every digit written
+    assert "snapshot_policy_last_run_api_requests 1.234567e+06\n" in path.read_text()
 
 
 def test_write_metrics_carries_the_exact_last_success_across_runs(tmp_path):

@@ -109,7 +109,8 @@ def wait_until(check, seconds: float = 5) -> None:
 
 def digitalocean_traffic(call: Recorder) -> None:
     sandbox = call.sandbox
-    sandbox.state.action_seconds = 0.5  # long enough for the "busy" answers below, on a slow machine
+    # long enough for the "busy" answers below, on a slow machine
+    sandbox.state.action_seconds = 0.5
     for n in range(3):
         sandbox.state.add_snapshot("do-a", f"web-1-{n}", server_id=101)
     call("digitalocean", "GET", "/v2/droplets/101", 200)
@@ -157,7 +158,8 @@ def digitalocean_traffic(call: Recorder) -> None:
 
 def hetzner_traffic(call: Recorder) -> None:
     sandbox = call.sandbox
-    sandbox.state.action_seconds = 0.5  # long enough for the "locked" answers below, on a slow machine
+    # long enough for the "locked" answers below, on a slow machine
+    sandbox.state.action_seconds = 0.5
     protected = sandbox.state.add_snapshot("hz-a", "golden", server_id=301, protected=True)
     plain = sandbox.state.add_snapshot("hz-a", "plain", server_id=301, labels={"a": "b"})
     call("hetzner", "GET", "/v1/servers/301", 200)

@@ -102,7 +102,8 @@ def test_plan_after_the_run_created_a_snapshot_counts_it_and_plans_no_create():
     assert names(plan, ActionKind.DELETE) == ["d2", "d3"]
 
 
-LATE = utc(2026, 11, 26, 23, 59)  # a minute before midnight: the new snapshot may land on the next day
+# a minute before midnight: the new snapshot may land on the next day
+LATE = utc(2026, 11, 26, 23, 59)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,8 @@ def test_cron_schedule_is_due_once_after_each_firing():
     assert due(nightly, utc(2026, 11, 25, 3, 0, 10), NOW, UTC)[0]
     assert not due(nightly, utc(2026, 11, 25, 3, 0, 10), utc(2026, 11, 26, 2, 0), UTC)[0]
     assert not due(nightly, utc(2026, 11, 26, 3, 0, 1), utc(2026, 11, 26, 4, 0), UTC)[0]
-    assert due(nightly, utc(2026, 11, 24, 3), utc(2026, 11, 25, 9), UTC)[0]  # a missed run catches up
+    # a missed run catches up
+    assert due(nightly, utc(2026, 11, 24, 3), utc(2026, 11, 25, 9), UTC)[0]
 
 
 def test_cron_schedule_fires_in_the_target_time_zone():

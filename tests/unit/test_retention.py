@@ -84,7 +84,8 @@ def test_select_days_follow_the_policy_time_zone():
     earlier = snap(utc(2026, 1, 1, 20))
     assert set(kept([late, earlier], UTC, keep_daily=1)) == {late}
     assert set(kept([late, earlier], BERLIN, keep_daily=2)) == {late, earlier}
-    assert set(kept([late, earlier], UTC, keep_daily=2)) == {late, earlier}  # same day, earlier is the oldest
+    # same day, earlier is the oldest
+    assert set(kept([late, earlier], UTC, keep_daily=2)) == {late, earlier}
     assert kept([late, earlier], UTC, keep_daily=2)[earlier] == ("oldest daily",)
 
 

@@ -212,8 +212,10 @@ def test_fill_days_is_the_span_the_longest_rule_needs():
 
     assert fill_days(RetentionPolicy(keep_last=30), 1) == 30
     assert fill_days(RetentionPolicy(keep_last=30), 24) == 1.25
-    assert fill_days(RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), 1) == 7 * 31  # six months and one for the oldest
-    assert fill_days(RetentionPolicy(keep_hourly=24), 4) == 25 * 0.25  # runs six hours apart: 24 runs hold 24 hours
+    # six months and one for the oldest
+    assert fill_days(RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), 1) == 7 * 31
+    # runs six hours apart: 24 runs hold 24 hours
+    assert fill_days(RetentionPolicy(keep_hourly=24), 4) == 25 * 0.25
     assert fill_days(RetentionPolicy(keep_within_daily=Duration(months=1)), 1) == 32
     assert fill_days(RetentionPolicy(keep_within=Duration(days=7)), 2) == 7.5
 

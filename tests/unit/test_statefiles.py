@@ -201,7 +201,8 @@ def test_audit_log_is_created_readable_by_its_owner_only(tmp_path):
 
 
 @pytest.mark.parametrize("write, expected_mode", [
-    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"),  # node_exporter reads it; no secret
+    # node_exporter reads it; no secret
+    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"),
     pytest.param(lambda path: write_report(path, RunReport(NOW, NOW, ())), 0o600, id="report"),
 ])
 def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(tmp_path, victim, write, expected_mode):

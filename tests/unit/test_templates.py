@@ -23,7 +23,8 @@ def test_an_unknown_variable_names_the_known_ones_without_the_deprecated_spellin
 @pytest.mark.parametrize(
     "template, written, plain",
     [
-        ("{total_snapshots:>300000000}", "{total_snapshots:>300000000}", "{total_snapshots}"),  # issue 12: 3.6 GB apply
+        # issue 12: 3.6 GB apply
+        ("{total_snapshots:>300000000}", "{total_snapshots:>300000000}", "{total_snapshots}"),
         ("{total_snapshots:,}", "{total_snapshots:,}", "{total_snapshots}"),
         ("{server_name!r}", "{server_name!r}", "{server_name}"),
         ("{status!s:>9}", "{status!s:>9}", "{status}"),

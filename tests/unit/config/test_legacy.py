@@ -175,7 +175,8 @@ def test_a_policy_that_leaves_everything_out_gets_the_schemas_defaults(tmp_path)
     built = policy.build(Source("p.yaml", document), {}, tmp_path)
     [target] = built.targets
     assert (target.timezone, target.name_pattern, target.safety.max_deletions, target.adopt_legacy_names) == ("UTC", "{server_name}-{timestamp}", 10, False)
-    owner = policy.location_owner(Path("p.yaml"))  # a policy that names no owner is named by its path
+    # a policy that names no owner is named by its path
+    owner = policy.location_owner(Path("p.yaml"))
     assert built.settings == RunSettings(lock_file=str(tmp_path / "snapshot-policy.lock"), owner=owner)
 
 
