@@ -110,7 +110,7 @@ case "$(cat "$d/$w.mode" 2>/dev/null)" in
   fail) exit 3 ;;
   hang) sleep 30 ;;
 esac
-"""
+"""  # noqa: E501 - the hook script as it is written to disk
 
 
 def hooks() -> dict:
@@ -220,12 +220,12 @@ class Creation:
 
 
 class Slots:
-    """No two snapshots started for one server by one configuration in one schedule slot: one
-    cron firing, or one `every` interval. Not counted: a pair whose earlier snapshot someone
-    else deleted before the later one was started, and a snapshot started while the clock
-    read earlier than one the configuration made of the server before (docs/promises.md §5, invariant 9:
-    a snapshot dated in the future is left out of the schedule, so a clock that went back can
-    make a slot's snapshot again)."""
+    """No two snapshots started for one server by one configuration in one schedule slot: one cron
+    firing, or one `every` interval. Not counted: a pair whose earlier snapshot someone else deleted
+    before the later one was started, and a snapshot started while the clock read earlier than one
+    the configuration made of the server before (docs/promises.md §5, invariant 9: a snapshot dated
+    in the future is left out of the schedule, so a clock that went back can make a slot's snapshot
+    again)."""
 
     def __init__(self, worlds: dict[str, World]):
         self.schedules: dict[tuple[str, tuple[str, int]], tuple[Schedule, ZoneInfo]] = {}
@@ -246,7 +246,9 @@ class Slots:
             if self.gone_by_others.get(other.id, run + 1) <= run or not self._one_slot(schedule, zone, other.created, creation.created):
                 continue
             if not went_back:
-                raise AssertionError(f"{creation.config}: {other.name} ({other.id}) and {creation.name} ({creation.id}) started for server {creation.server} in one slot of {schedule.describe()}")
+                raise AssertionError(f"{creation.config}: {other.name} ({other.id}) and {creation.name} "
+                    f"({creation.id}) started for server {creation.server} in one slot of "
+                    f"{schedule.describe()}")
             COUNTS["one slot twice, the clock having gone back past a snapshot"] += 1
             break
         earlier.append(creation)
@@ -285,7 +287,10 @@ class Hooks:
                 self.owed[key].remove(name)
                 self.paired[(key, name)] += 1
             elif self.paired[(key, name)]:
-                assert interrupted, f"{target}/{server}: a second after hook for {name} in a run neither stopped nor killed"
+                assert interrupted, (
+                    f"{target}/{server}: a second after hook for {name} in a run neither "
+                    "stopped nor killed"
+                )
                 COUNTS["after hook run again after a stop or kill"] += 1
             else:  # a before hook killed at a stop before it wrote its line still owes its after
                 assert after_kill or interrupted, f"{target}/{server}: an after hook for {name} whose before hook never ran"
@@ -593,7 +598,8 @@ class Proof(RuleBasedStateMachine):
         try:
             self._after_run(world, config, record, start, inputs, result.requests)
         except AssertionError as error:
-            raise AssertionError(f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, {interrupted or 'not interrupted'}, shifts {shifts}): {error}") from None
+            raise AssertionError(f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, "
+                f"{interrupted or 'not interrupted'}, shifts {shifts}): {error}") from None
         COUNTS["steps"] += 1
         COUNTS["runs"] += 1
         COUNTS[{None: "runs to the end", "stop": "runs stopped", "kill": "runs killed"}[interrupted]] += 1
@@ -707,7 +713,10 @@ def check_deletions(config: str, removed: set[int], before: dict[int, dict], man
         action, target_plan = verdicts.get(str(snapshot_id), (None, None))
         assert action is not None, f"deleted {name}, which a consistent plan does not list"
         refused = action.kind is ActionKind.SKIP and action.reason in (target_plan.refusal, target_plan.withheld)
-        assert action.kind is ActionKind.DELETE or refused, f"deleted {name}, which a plan of a consistent view keeps: {action.kind.value}, {action.reason}"
+        assert action.kind is ActionKind.DELETE or refused, (
+            f"deleted {name}, which a plan of a consistent view keeps: {action.kind.value}, "
+            f"{action.reason}"
+        )
 
 
 def check_audit(world: World, sent: set[int], removed: set[int]) -> None:

@@ -1,4 +1,5 @@
-"""survivors_svg: well-formed SVG, a row per rule, a dot per survivor each rule keeps, escaped text."""
+"""survivors_svg: well-formed SVG, a row per rule, a dot per survivor each rule keeps, escaped
+text."""
 
 from __future__ import annotations
 

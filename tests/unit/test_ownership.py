@@ -104,7 +104,8 @@ A_DO = replace(DO_TARGET, owner="config-a")
 
 def test_marker_labels_carry_the_owner_on_both_clouds():
     assert marker_labels(A_HETZNER)["snapshot-policy/owner"] == "config-a"
-    # DigitalOcean tags have no value: the owner is part of the tag's name, tagged before the marker.
+    # DigitalOcean tags have no value: the owner is part of the tag's name, tagged before the
+    # marker.
     assert list(marker_labels(A_DO)) == ["snapshot-policy-owner-config-a", "snapshot-policy"]
 
 
@@ -148,7 +149,10 @@ def test_marked_snapshots_of_earlier_versions_are_adopted_as_before_and_say_so()
     for mine, old_marker in ((A_HETZNER, OURS), (A_DO, {"snapshot-policy": ""})):
         snapshot = classify(mine, cloud(labels=old_marker))
         assert snapshot.managed
-        assert "no owner mark (made by a version before owners were recorded): adopted as this configuration's" in snapshot.ownership
+        assert (
+            "no owner mark (made by a version before owners were recorded): adopted as this "
+            "configuration's"
+        ) in snapshot.ownership
 
 
 def test_has_marker_leaves_out_another_configurations_snapshots():

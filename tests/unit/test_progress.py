@@ -177,7 +177,10 @@ def test_progress_lines_show_a_name_s_line_breaks_and_invisible_characters_as_es
     stream = io.StringIO()
     with ApplyProgress(stream) as progress:
         progress(HOSTILE, "creating")
-    assert stream.getvalue() == "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): creating\n"
+    assert stream.getvalue() == (
+        "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): "
+        "creating\n"
+    )
 
 
 def test_progress_table_shows_a_name_s_line_breaks_and_invisible_characters_as_escapes():

@@ -1,4 +1,5 @@
-"""Hand-written retention cases: restic's details, time zones, DST, ISO weeks, leap days, month ends."""
+"""Hand-written retention cases: restic's details, time zones, DST, ISO weeks, leap days, month
+ends."""
 
 from __future__ import annotations
 
@@ -191,7 +192,8 @@ HISTORY = [A, B, C, D, E, F, G, H, I, J]
         # Everything is inside; A opens 2024, so it is kept as a period's newest, not as the oldest.
         ("yearly", "2y", HISTORY, {J: "yearly within 2y", D: "yearly within 2y", A: "yearly within 2y"}),
         ("monthly", "1y2m", HISTORY, {J: "monthly within 1y2m", D: "monthly within 1y2m", C: "monthly within 1y2m", A: "monthly within 1y2m"}),
-        # Without A, B is the oldest snapshot, inside the duration, in C's month: restic keeps it too.
+        # Without A, B is the oldest snapshot, inside the duration, in C's month: restic keeps it
+        # too.
         ("monthly", "1y", HISTORY[1:], {J: "monthly within 1y", D: "monthly within 1y", C: "monthly within 1y", B: "oldest monthly within 1y"}),
     ],
 )
@@ -288,7 +290,8 @@ def test_select_keep_within_weekly_counts_iso_weeks_across_the_new_year():
 
 
 def test_select_keep_within_hourly_counts_the_hour_repeated_when_dst_ends_twice():
-    # Berlin shows 02:30 twice on 25 October 2026 (00:30 and 01:30 UTC); 02:10 CEST shares the first.
+    # Berlin shows 02:30 twice on 25 October 2026 (00:30 and 01:30 UTC); 02:10 CEST shares the
+    # first.
     first, early, second = snap(utc(2026, 10, 25, 0, 30)), snap(utc(2026, 10, 25, 0, 10)), snap(utc(2026, 10, 25, 1, 30))
     outside = snap(utc(2026, 10, 24, 22))
     result = kept([outside, early, first, second], BERLIN, keep_within_hourly=Duration(hours=2))

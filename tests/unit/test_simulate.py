@@ -296,7 +296,10 @@ def test_simulate_command_compares_two_policies_by_their_monthly_cost(capsys):
     assert main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "6", *start]) == 0
     gfs = capsys.readouterr().out
     assert "  13 to 15 snapshots, 13.9 on average\n" in gfs
-    assert "  USD 16.63 a month at USD 0.06 per GB-month (DigitalOcean)\n  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n" in gfs
+    assert (
+        "  USD 16.63 a month at USD 0.06 per GB-month (DigitalOcean)\n"
+        "  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n"
+    ) in gfs
     assert main(["simulate", "--keep-last", "30", "--price", "0.05", "chf", *start]) == 0
     assert "  CHF 30.00 a month at CHF 0.05 per GB-month (--price)\n" in capsys.readouterr().out
 
