@@ -41,8 +41,8 @@ def survivors_svg(simulation: Simulation) -> str:
     rows = rule_rows(simulation)
     height = TOP + ROW_HEIGHT * len(rows) + AXIS_HEIGHT + LEGEND_HEIGHT
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
-        'font-family="sans-serif" font-size="12">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
         *_title(simulation),
         *_axis(simulation, len(rows)),
@@ -94,11 +94,14 @@ def _title(simulation: Simulation) -> list[str]:
     local_start = simulation.start.astimezone(simulation.zone)
     policy = f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key})"
     detail = (
-        f"{simulation.days} day(s) from {local_start:%Y-%m-%d %H:%M}, {simulation.runs_per_day} run(s) a day: "
-        f"{simulation.created} made, {simulation.deleted} deleted, {len(simulation.survivors)} survive"
+        f"{simulation.days} day(s) from {local_start:%Y-%m-%d %H:%M}, "
+        f"{simulation.runs_per_day} run(s) a day: "
+        f"{simulation.created} made, {simulation.deleted} deleted, "
+        f"{len(simulation.survivors)} survive"
     )
     return [
-        f'<text x="{MARGIN}" y="26" font-size="16" font-weight="bold">Which snapshots survive, and which rule keeps each</text>',
+        f'<text x="{MARGIN}" y="26" font-size="16" font-weight="bold">'
+        "Which snapshots survive, and which rule keeps each</text>",
         f'<text x="{MARGIN}" y="48">{escape(policy)}</text>',
         f'<text x="{MARGIN}" y="66" fill="#555">{escape(detail)}</text>',
     ]
@@ -113,7 +116,10 @@ def _axis(simulation: Simulation, row_count: int) -> list[str]:
         if not LEFT <= x <= LEFT + PLOT_WIDTH:
             continue
         parts.append(f'<line x1="{x:.1f}" y1="{TOP - 8}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#e4e4e4"/>')
-        parts.append(f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle" fill="#555">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle" fill="#555">'
+            f"{escape(label)}</text>"
+        )
     return parts
 
 
@@ -150,15 +156,17 @@ def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
     fit = f' textLength="{ROW_LABEL_ROOM}" lengthAdjust="spacingAndGlyphs"' if len(label) * CHAR_WIDTH > ROW_LABEL_ROOM else ""
     parts = [
         f'<g class="rule" data-rule="{escape(rule)}">',
-        f'<rect x="{LEFT}" y="{top + 3}" width="{PLOT_WIDTH}" height="{ROW_HEIGHT - 6}" fill="{colour}" fill-opacity="0.06"/>',
+        f'<rect x="{LEFT}" y="{top + 3}" width="{PLOT_WIDTH}" height="{ROW_HEIGHT - 6}" '
+        f'fill="{colour}" fill-opacity="0.06"/>',
         f'<text x="{LEFT - 10}" y="{middle + 4}" text-anchor="end"{fit}>{escape(label)}</text>',
     ]
     for snapshot in kept:
         when = snapshot.created.astimezone(simulation.zone)
         fill = "white" if hollow else colour
         parts.append(
-            f'<circle class="mark" cx="{_x(simulation, snapshot.created):.1f}" cy="{middle}" r="{DOT_RADIUS}" '
-            f'fill="{fill}" stroke="{colour}" stroke-width="1.5"><title>{escape(f"{when:%Y-%m-%d %H:%M}: {rule}")}</title></circle>'
+            f'<circle class="mark" cx="{_x(simulation, snapshot.created):.1f}" cy="{middle}" '
+            f'r="{DOT_RADIUS}" fill="{fill}" stroke="{colour}" stroke-width="1.5">'
+            f'<title>{escape(f"{when:%Y-%m-%d %H:%M}: {rule}")}</title></circle>'
         )
     parts.append("</g>")
     return parts
@@ -168,8 +176,12 @@ def _legend(top: int) -> list[str]:
     y = top + 18
     return [
         f'<circle cx="{LEFT + 6}" cy="{y - 4}" r="{DOT_RADIUS}" fill="#555"/>',
-        f'<text x="{LEFT + 18}" y="{y}">a snapshot the rule keeps after the last run, placed at the time it was made</text>',
-        f'<circle cx="{LEFT + 6}" cy="{y + 18}" r="{DOT_RADIUS}" fill="white" stroke="#555" stroke-width="1.5"/>',
-        f'<text x="{LEFT + 18}" y="{y + 22}">"oldest": the rule reached the oldest snapshot with count left (or within its duration) and keeps it too</text>',
-        f'<text x="{LEFT + 18}" y="{y + 40}" fill="#555">A snapshot kept by several rules has a dot in each of their rows.</text>',
+        f'<text x="{LEFT + 18}" y="{y}">'
+        "a snapshot the rule keeps after the last run, placed at the time it was made</text>",
+        f'<circle cx="{LEFT + 6}" cy="{y + 18}" r="{DOT_RADIUS}" '
+        'fill="white" stroke="#555" stroke-width="1.5"/>',
+        f'<text x="{LEFT + 18}" y="{y + 22}">"oldest": the rule reached the oldest snapshot '
+        "with count left (or within its duration) and keeps it too</text>",
+        f'<text x="{LEFT + 18}" y="{y + 40}" fill="#555">'
+        "A snapshot kept by several rules has a dot in each of their rows.</text>",
     ]

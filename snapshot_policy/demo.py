@@ -1,4 +1,5 @@
-"""`snapshot-policy demo`: the whole tool on a fake cloud, offline, in a few seconds (docs/promises.md §9).
+"""`snapshot-policy demo`: the whole tool on a fake cloud, offline, in a few seconds
+(docs/promises.md §9).
 
 A person who never saw the tool should see, in order: the fleet and its old snapshots, the
 policy, the plan with a reason for every decision, apply through the real SDKs, what Telegram
@@ -134,9 +135,15 @@ def run_demo(main: Main, clock: Clock, out: Out = print, action_seconds: float =
         with _environment({**sandbox.env(), **TOKENS}):
             codes = _walk_through(lambda argv: main(argv, clock=clock), out, sandbox, policy)
     if codes != (0, 0, 0):
-        out(f"\nThe demo did not go as expected (exit codes: plan {codes[0]}, apply {codes[1]}, second plan {codes[2]}).")
+        out(
+            "\nThe demo did not go as expected "
+            f"(exit codes: plan {codes[0]}, apply {codes[1]}, second plan {codes[2]})."
+        )
         return 1
-    out("\nDone. To try it on your own fleet, write a policy (examples in policies/) and run `snapshot-policy plan`.")
+    out(
+        "\nDone. To try it on your own fleet, write a policy (examples in policies/) "
+        "and run `snapshot-policy plan`."
+    )
     return 0
 
 
@@ -144,19 +151,49 @@ def _walk_through(run: Callable[[list[str]], int], out: Out, sandbox: Sandbox, p
     """Show the fleet, the policy, plan, apply, the notifications, plan again and what is
     left; return the three commands' exit codes."""
     before = {s["id"] for s in sandbox.dump_state()["snapshots"]}
-    _heading(out, 1, f"A fake cloud runs on {sandbox.url}: two DigitalOcean droplets and two Hetzner servers, with older snapshots.")
+    _heading(
+        out,
+        1,
+        f"A fake cloud runs on {sandbox.url}: two DigitalOcean droplets and two Hetzner servers, "
+        "with older snapshots.",
+    )
     _show_state(out, sandbox, before)
     _heading(out, 2, "The policy says what to snapshot, how often, and what to keep.")
     out(f"{policy}:\n{policy.read_text(encoding='utf-8').rstrip()}")
-    _heading(out, 3, "plan shows what apply would create (+), delete (-), keep (=) or leave alone (!), and why, and what the snapshots cost a month now and after apply. Nothing changes.")
+    _heading(
+        out,
+        3,
+        "plan shows what apply would create (+), delete (-), keep (=) or leave alone (!), "
+        "and why, and what the snapshots cost a month now and after apply. Nothing changes.",
+    )
     planned = _command(run, out, ["plan", "--policy", str(policy)])
-    _heading(out, 4, "apply makes the due snapshots, waits until they are finished, then deletes what no rule keeps.")
+    _heading(
+        out,
+        4,
+        "apply makes the due snapshots, waits until they are finished, "
+        "then deletes what no rule keeps.",
+    )
     applied = _command(run, out, ["apply", "--policy", str(policy)])
-    _heading(out, 5, "apply told people and machines: the Telegram messages and webhook payloads the sandbox received.")
+    _heading(
+        out,
+        5,
+        "apply told people and machines: "
+        "the Telegram messages and webhook payloads the sandbox received.",
+    )
     _show_notifications(out, sandbox)
-    _heading(out, 6, "plan again: the cloud now matches the policy, so nothing is left to do (exit code 0, not 2).")
+    _heading(
+        out,
+        6,
+        "plan again: the cloud now matches the policy, "
+        "so nothing is left to do (exit code 0, not 2).",
+    )
     settled = _command(run, out, ["plan", "--policy", str(policy), "--detailed-exitcode"])
-    _heading(out, 7, "What is left on each server: new = made just now; manual and protected snapshots were never touched.")
+    _heading(
+        out,
+        7,
+        "What is left on each server: new = made just now; "
+        "manual and protected snapshots were never touched.",
+    )
     _show_state(out, sandbox, before)
     return planned, applied, settled
 
@@ -181,7 +218,8 @@ def _heading(out: Out, step: int, text: str) -> None:
 
 
 def _command(run: Callable[[list[str]], int], out: Out, argv: list[str]) -> int:
-    """Run the CLI in-process, show the command line and everything it printed; return its exit code."""
+    """Run the CLI in-process, show the command line and everything it printed; return its exit
+    code."""
     out(f"$ snapshot-policy {' '.join(argv)}")
     printed = io.StringIO()  # both streams in one, so results follow the progress they sum up
     with redirect_stdout(printed), redirect_stderr(printed):
@@ -211,10 +249,16 @@ def _show_state(out: Out, sandbox: Sandbox, before: set[int]) -> None:
     state = sandbox.dump_state()
     for server in state["servers"]:
         own = [s for s in state["snapshots"] if s["server_id"] == server["id"]]
-        out(f"{server['name']} ({_provider(state, server['account'])} server {server['id']}), {len(own)} snapshot(s):")
+        out(
+            f"{server['name']} ({_provider(state, server['account'])} server {server['id']}), "
+            f"{len(own)} snapshot(s):"
+        )
         for snapshot in sorted(own, key=lambda s: (s["created"], s["id"]), reverse=True):
             marks = _marks(snapshot) + (["new"] if snapshot["id"] not in before else [])
-            out(f"  {snapshot['created']}  {snapshot['name']:<28} {snapshot['size_gigabytes']:>5.2f} GB  [{', '.join(marks)}]")
+            out(
+                f"  {snapshot['created']}  {snapshot['name']:<28} "
+                f"{snapshot['size_gigabytes']:>5.2f} GB  [{', '.join(marks)}]"
+            )
 
 
 def _provider(state: dict, account: str) -> str:

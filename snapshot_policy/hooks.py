@@ -35,12 +35,15 @@ from snapshot_policy.model import Hooks, Target
 
 log = logging.getLogger(__name__)
 
-OUTPUT_KEPT = 64 * 1024  # bytes of a hook's output kept for the log: the last ones, where errors are
-READ_AFTER_EXIT = 0.5  # seconds to read on after the command exited: what it printed last, not what a child it left holds
+# bytes of a hook's output kept for the log: the last ones, where errors are
+OUTPUT_KEPT = 64 * 1024
+# seconds to read on after the command exited: what it printed last, not what a child it left holds
+READ_AFTER_EXIT = 0.5
 LOOK_EVERY = 0.05  # seconds between looks at whether the command exited while its output is quiet
 
 
-PASSED_ON = ("PATH", "HOME", "LANG", "TZ")  # and every LC_*: what a command needs to find programs and read text
+# and every LC_*: what a command needs to find programs and read text
+PASSED_ON = ("PATH", "HOME", "LANG", "TZ")
 
 
 def environment(target: Target, snapshot_name: str, status: str = "") -> dict[str, str]:
@@ -66,7 +69,8 @@ def hook_environment(run_environment: Mapping[str, str], hooks: Hooks, variables
 
 
 class _Running:
-    """A hook command started by `run` and not yet done with; `stopped` once `stop_all` killed it."""
+    """A hook command started by `run` and not yet done with; `stopped` once `stop_all` killed
+    it."""
 
     def __init__(self, process: subprocess.Popen) -> None:
         self.process = process
@@ -74,7 +78,8 @@ class _Running:
 
 
 _running: set[_Running] = set()
-_registry = threading.RLock()  # re-entrant: a signal handler may call stop_all in a thread holding it
+# re-entrant: a signal handler may call stop_all in a thread holding it
+_registry = threading.RLock()
 
 
 def stop_all() -> None:
@@ -96,7 +101,8 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
     label = f"{target.name} ({target.server_name}): {which} hook"
     deadline = time.monotonic() + hooks.timeout
     try:
-        with _registry:  # started and registered at once: stop_all sees every hook that started before it
+        # started and registered at once: stop_all sees every hook that started before it
+        with _registry:
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 env=hook_environment(os.environ, hooks, variables), start_new_session=True,

@@ -66,7 +66,8 @@ def marker_labels(target: Target) -> dict[str, str]:
 
 
 def _label_value(text: str) -> str:
-    """Return `text` shaped as a Hetzner label value: 63 characters of [A-Za-z0-9._-], alphanumeric ends."""
+    """Return `text` shaped as a Hetzner label value: 63 characters of [A-Za-z0-9._-], alphanumeric
+    ends."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:63]
     return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
 
@@ -166,12 +167,23 @@ def classify(
         managed, ownership = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
         if managed and target.owner:
             marked = owners_marked(target.provider, cloud)
-            ownership += f", owner {target.owner}" if marked else "; no owner mark (made by a version before owners were recorded): adopted as this configuration's"
+            ownership += (
+                f", owner {target.owner}"
+                if marked
+                else (
+                    "; no owner mark (made by a version before owners were recorded): "
+                    "adopted as this configuration's"
+                )
+            )
         if not managed and cloud.name in pending:
             unmarked, ownership = _journalled(cloud, pending[cloud.name], creation_timeout)
             managed = unmarked
         if not managed and target.adopt_legacy_names and name_pattern_regex(target).fullmatch(cloud.name):
-            managed, ownership = True, f"adopted: named exactly as {target.name_pattern!r} names them (as snapshots.py did)"
+            managed, ownership = (
+                True,
+                f"adopted: named exactly as {target.name_pattern!r} names them "
+                "(as snapshots.py did)",
+            )
     return Snapshot(
         id=cloud.id,
         name=cloud.name,
@@ -202,7 +214,11 @@ def _journalled(cloud: CloudSnapshot, started: datetime, creation_timeout: timed
     if cloud.created < started - ADOPTION_CLOCK_TOLERANCE:
         return False, f"not marked; named as {when} in the journal, but it existed before it: not adopted"
     if cloud.created > started + creation_timeout + ADOPTION_CLOCK_TOLERANCE:
-        return False, f"not marked; named as {when} in the journal, but made after that start's creation timeout: not adopted"
+        return (
+            False,
+            f"not marked; named as {when} in the journal, "
+            "but made after that start's creation timeout: not adopted",
+        )
     return True, "adopted: started by an interrupted run of this tool; it will be marked"
 
 
@@ -210,7 +226,10 @@ def _name_note(target: Target, cloud: CloudSnapshot) -> str:
     """A hint for a managed snapshot whose name this target would not have made."""
     if name_pattern_regex(target).fullmatch(cloud.name):
         return ""
-    return f"its name does not fit {target.name_pattern!r} for this server: marked by hand, or made before a rename or a change of snapshot_name?"
+    return (
+        f"its name does not fit {target.name_pattern!r} for this server: "
+        "marked by hand, or made before a rename or a change of snapshot_name?"
+    )
 
 
 def _hetzner_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
@@ -225,7 +244,11 @@ def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str
     if DIGITALOCEAN_TAG not in cloud.labels:
         return False, f"not tagged {DIGITALOCEAN_TAG}"
     if cloud.server_id != target.server_id:
-        return False, f"tagged {DIGITALOCEAN_TAG}, but made from droplet {cloud.server_id}, not {target.server_id}"
+        return (
+            False,
+            f"tagged {DIGITALOCEAN_TAG}, but made from droplet {cloud.server_id}, "
+            f"not {target.server_id}",
+        )
     return True, f"tagged {DIGITALOCEAN_TAG}, made from droplet {target.server_id}"
 
 

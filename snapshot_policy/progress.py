@@ -187,7 +187,8 @@ class ApplyProgress:
 
 
 def describe(target: Target) -> str:
-    """`web: web-1 (digitalocean server 3164444)`, as the apply report names targets, on one line."""
+    """`web: web-1 (digitalocean server 3164444)`, as the apply report names targets, on one
+    line."""
     return escape_controls(f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})")
 
 

@@ -132,7 +132,11 @@ def plan_target(
     ordered = sorted(actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True)
     plan = TargetPlan(target, tuple(ordered), note, None, problems)
     if len(deletions) > target.safety.max_deletions:
-        return _refused(plan, f"refused: {len(deletions)} deletions exceed max_deletions {target.safety.max_deletions}; {_RAISE}")
+        return _refused(
+            plan,
+            f"refused: {len(deletions)} deletions exceed max_deletions "
+            f"{target.safety.max_deletions}; {_RAISE}",
+        )
     return plan
 
 
@@ -191,12 +195,19 @@ def _within_limits(plans: list[TargetPlan], per_run: int | None) -> list[TargetP
     for p in plans:
         key, limit = _target_key(p.target), p.target.safety.max_deletions
         if per_target[key] > limit and p.of_kind(ActionKind.DELETE):
-            p = _refused(p, f"refused: {per_target[key]} deletions across the target's {servers[key]} servers exceed max_deletions {limit}; {_RAISE}")
+            p = _refused(
+                p,
+                f"refused: {per_target[key]} deletions across the target's {servers[key]} servers "
+                f"exceed max_deletions {limit}; {_RAISE}",
+            )
         checked.append(p)
     total = sum(len(p.of_kind(ActionKind.DELETE)) for p in checked)
     if per_run is None or total <= per_run:
         return checked
-    reason = f"refused: this run's {total} deletions exceed settings.max_deletions_per_run {per_run}; {_RAISE}"
+    reason = (
+        f"refused: this run's {total} deletions exceed settings.max_deletions_per_run {per_run}; "
+        f"{_RAISE}"
+    )
     return [_refused(p, reason) if p.of_kind(ActionKind.DELETE) else p for p in checked]
 
 
@@ -259,17 +270,18 @@ def _unmanaged_reason(snapshot: Snapshot) -> str:
 
 def _skew_problem(snapshot: Snapshot, now: datetime) -> str:
     return (
-        f"clock skew: snapshot {snapshot.name} ({snapshot.id}) is dated {_short(snapshot.created)}, "
-        f"{_ahead(snapshot.created, now)} after this run's clock; it is kept and left out of retention "
-        "and the schedule. Check this machine's clock (timedatectl) and the snapshot"
+        f"clock skew: snapshot {snapshot.name} ({snapshot.id}) is dated "
+        f"{_short(snapshot.created)}, {_ahead(snapshot.created, now)} after this run's clock; "
+        "it is kept and left out of retention and the schedule. "
+        "Check this machine's clock (timedatectl) and the snapshot"
     )
 
 
 def _stuck_problem(snapshot: Snapshot, now: datetime, timeout: timedelta) -> str:
     return (
-        f"snapshot {snapshot.name} ({snapshot.id}) has been creating for {_age(now - snapshot.created)}, "
-        f"past snapshot_creation_timeout ({_age(timeout)}); no new snapshot is made until it finishes "
-        "or is deleted in the cloud console"
+        f"snapshot {snapshot.name} ({snapshot.id}) has been creating for "
+        f"{_age(now - snapshot.created)}, past snapshot_creation_timeout ({_age(timeout)}); "
+        "no new snapshot is made until it finishes or is deleted in the cloud console"
     )
 
 

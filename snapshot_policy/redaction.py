@@ -1,4 +1,5 @@
-"""The one place where secrets are masked (docs/promises.md §5, invariant 8), and names made printable.
+"""The one place where secrets are masked (docs/promises.md §5, invariant 8), and names made
+printable.
 
 Every byte the tool emits passes `mask_secrets`: log records (a filter on every handler, in
 `logs`), stdout and stderr (`redacted_output` wraps them for a command), every state file
@@ -46,7 +47,8 @@ FRAGMENT_LENGTH = 12
 _PROBE_LENGTH = FRAGMENT_LENGTH // 2
 
 _TOKEN_SHAPES = re.compile(
-    r"(?P<fingerprint>sha256:[0-9a-fA-F]{64})"  # a plan's fingerprint: public, and needed to match plans
+    # a plan's fingerprint: public, and needed to match plans
+    r"(?P<fingerprint>sha256:[0-9a-fA-F]{64})"
     r"|(?P<bearer>(?i:\bbearer)\s+)[^\s'\",;]+"
     r"|dop_v1_[0-9a-f]{64}"  # DigitalOcean personal access token
     r"|\d{6,12}:[A-Za-z0-9_-]{30,}"  # Telegram bot token, also inside .../bot<token>/sendMessage
@@ -59,8 +61,8 @@ _CHARACTER_CLASSES = re.compile(r"[a-z]+|[A-Z]+|[0-9]+")
 _INVISIBLE = "\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
 
 # What may stand between the characters of a secret as it is echoed: whitespace itself, invisible
-# characters, their escapes in Python reprs and JSON (`\\n`, `\\\\n`, `\\x0a`, `\\u000a`, `\\0`), and
-# their percent-encoding in a URL. Used around and inside a secret alike.
+# characters, their escapes in Python reprs and JSON (`\\n`, `\\\\n`, `\\x0a`, `\\u000a`, `\\0`),
+# and their percent-encoding in a URL. Used around and inside a secret alike.
 _GAP = (
     rf"(?:[\s{_INVISIBLE}]"
     r"|\\+[nrtvfab0]"

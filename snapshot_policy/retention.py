@@ -1,4 +1,5 @@
-"""Which snapshots a retention policy keeps, and why: restic `forget` semantics (docs/promises.md §6).
+"""Which snapshots a retention policy keeps, and why: restic `forget` semantics
+(docs/promises.md §6).
 
 The walk goes from the newest snapshot to the oldest. Each counted rule (`keep_daily 7`, …)
 keeps the newest snapshot of every period it has not seen yet, until its count runs out; a

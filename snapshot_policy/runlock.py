@@ -5,8 +5,8 @@ file left behind by a killed run never blocks the next one. The file stays in pl
 run; removing it would race with a run that has just opened it.
 
 The file is opened without following a symbolic link and created readable by its owner only
-(docs/promises.md §5, invariant 10), and it is emptied only once the lock on it is ours: a link put in
-its place would otherwise have its target cut down to our PID.
+(docs/promises.md §5, invariant 10), and it is emptied only once the lock on it is ours: a link
+put in its place would otherwise have its target cut down to our PID.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def simulate_reference(policy: RetentionPolicy, zone: ZoneInfo, start: datetime,
 
 
 def _reference_plans(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[TargetPlan]:
-    """The reconciler's plan of each run, every run making one snapshot and keeping what its plan keeps."""
+    """The reconciler's plan of each run, every run making one snapshot and keeping what its plan
+    keeps."""
     target = _target(policy, zone, runs)
     existing: list[Snapshot] = []
     for run in range(runs):
@@ -128,7 +129,10 @@ def steady_state(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, runs_
     by_calendar |= any(getattr(policy, rule) is not None and getattr(policy, rule).is_calendar for rule in RetentionPolicy.DURATION_RULES)
     observed = 366 if by_calendar else 28
     if filled + observed > MAX_DAYS:
-        raise ValueError(f"{policy.describe()} fills only after {filled} days; a steady state is projected within {MAX_DAYS} days")
+        raise ValueError(
+            f"{policy.describe()} fills only after {filled} days; "
+            f"a steady state is projected within {MAX_DAYS} days"
+        )
     step = timedelta(days=1) / runs_per_day
     counts = list(islice(survivor_counts(policy, zone, start, step, (filled + observed) * runs_per_day), filled * runs_per_day, None))
     return SteadyState(min(counts), max(counts), sum(counts) / len(counts), filled, observed)
@@ -224,7 +228,8 @@ def replay(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timed
     window: deque[int] = deque()  # runs kept by keep_within, oldest first
     window_cutoff: datetime | None = None
     created: list[datetime] = []
-    holds: dict[int, int] = {}  # run -> how many rules hold it; its keys are the survivors, oldest first
+    # run -> how many rules hold it; its keys are the survivors, oldest first
+    holds: dict[int, int] = {}
     newest_only: int | None = None
     last_date = None
     for run in range(runs):

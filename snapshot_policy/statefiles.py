@@ -47,7 +47,10 @@ GROUP_READABLE = 0o640
 # The metrics textfile holds no secret and is read by node_exporter, another user.
 WORLD_READABLE = 0o644
 
-_LINK_ADVICE = "it is a symbolic link, and the tool never writes its files through one; remove the link (the tool creates the file) or point the setting at a regular file"
+_LINK_ADVICE = (
+    "it is a symbolic link, and the tool never writes its files through one; "
+    "remove the link (the tool creates the file) or point the setting at a regular file"
+)
 
 
 class StateFileError(OSError):
@@ -205,7 +208,8 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
     """What `check_files` asks of one file on its own."""
     try:
         status: os.stat_result | None = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):  # a folder on the way is missing or a file: see below
+    except (FileNotFoundError, NotADirectoryError):
+        # a folder on the way is missing or a file: see below
         status = None
     except OSError as error:
         raise _refusal(name, path, error) from None
@@ -222,7 +226,12 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
         raise StateFileError(name, path, f"{folder} is not a folder, so the file cannot be made in it; choose another path")
     me = _user(os.geteuid())
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise StateFileError(name, path, f"user {me} may not write in {folder}; choose a folder it may write or change that folder's permissions")
+        raise StateFileError(
+            name,
+            path,
+            f"user {me} may not write in {folder}; "
+            "choose a folder it may write or change that folder's permissions",
+        )
     if status is not None and not os.access(path, os.W_OK):
         raise StateFileError(name, path, f"user {me} may not write it; choose another path or change the file's permissions")
 
@@ -263,13 +272,15 @@ def _check_trusted(status: os.stat_result, what: str, path: str | os.PathLike[st
     if status.st_uid not in (me, 0):
         raise UnsafeStateFile(
             what, path,
-            f"it belongs to user {_user(status.st_uid)}, not to user {_user(me)}, who runs snapshot-policy, so another "
-            f"user may have put it there; remove it, or if it is yours, run `chown {_user(me)} {quoted}`",
+            f"it belongs to user {_user(status.st_uid)}, not to user {_user(me)}, "
+            "who runs snapshot-policy, so another user may have put it there; "
+            f"remove it, or if it is yours, run `chown {_user(me)} {quoted}`",
         )
     if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeStateFile(
             what, path,
-            f"others may write it (mode {stat.S_IMODE(status.st_mode):04o}); run `chmod go-w {quoted}`, or remove it if you did not make it",
+            f"others may write it (mode {stat.S_IMODE(status.st_mode):04o}); "
+            f"run `chmod go-w {quoted}`, or remove it if you did not make it",
         )
 
 

@@ -55,8 +55,9 @@ def template_errors(template: str, known: Sequence[str] = VARIABLES, noun: str =
             errors.append(f"uses unknown {noun} {_shortened('{' + name + '}')}; known: {suggested}")
         elif written != "{" + base + "}":
             errors.append(
-                f"writes {_shortened(written)}, but only plain placeholders work here, without a format spec (:), "
-                f"conversion (!) or lookup (. or []); write {{{base}}}"
+                f"writes {_shortened(written)}, but only plain placeholders work here, "
+                "without a format spec (:), conversion (!) or lookup (. or []); "
+                f"write {{{base}}}"
             )
     return errors
 

@@ -116,7 +116,8 @@ _Dumper.add_representer(list, _list)
 
 
 def _variable(*parts: str) -> str:
-    """An environment variable's name made of `parts`: `telegram-2`, `bot_token` -> TELEGRAM_2_BOT_TOKEN."""
+    """An environment variable's name made of `parts`: `telegram-2`, `bot_token` ->
+    TELEGRAM_2_BOT_TOKEN."""
     return re.sub(r"[^A-Z0-9_]", "_", "_".join(parts).upper())
 
 

@@ -11,8 +11,9 @@ from typing import Any
 class Problem:
     """One finding in one file.
 
-    `path` names the key in the user's terms (`targets[0].retention.keep_daily`, `TELEGRAM.retries`),
-    "" for the whole file; `line` is 1-based, None where unknown; `message` is one plain sentence.
+    `path` names the key in the user's terms (`targets[0].retention.keep_daily`,
+    `TELEGRAM.retries`), "" for the whole file; `line` is 1-based, None where unknown; `message`
+    is one plain sentence.
     """
 
     file: str

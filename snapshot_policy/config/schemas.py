@@ -47,12 +47,16 @@ def schema_dir() -> Path:
     for candidate in (package / "schemas", package.parent / "schemas"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"the JSON Schemas are missing from {package / 'schemas'} and {package.parent / 'schemas'}; reinstall snapshot-policy")
+    raise FileNotFoundError(
+        f"the JSON Schemas are missing from {package / 'schemas'} and "
+        f"{package.parent / 'schemas'}; reinstall snapshot-policy"
+    )
 
 
 @functools.cache
 def load_schema(name: str) -> dict:
-    """Return the schema called `name` (`policy` or `policy.schema.json`). Do not modify it: it is shared."""
+    """Return the schema called `name` (`policy` or `policy.schema.json`). Do not modify it: it is
+    shared."""
     file = name if name.endswith(SCHEMA_SUFFIX) else name + SCHEMA_SUFFIX
     return json.loads((schema_dir() / file).read_text(encoding="utf-8"))
 
@@ -166,12 +170,15 @@ def _explain(error: ValidationError, source: Source) -> list[Problem]:
     if error.validator == "required":
         return [_problem(source, path, f"missing required key {_show(key)}") for key in error.validator_value if key not in error.instance]
     if "propertyNames" in error.absolute_schema_path:
-        return [_problem(source, path, f"the name {_show(error.instance)} is not in the expected form: {_form(error.schema)}", error.instance)]
+        form = _form(error.schema)
+        message = f"the name {_show(error.instance)} is not in the expected form: {form}"
+        return [_problem(source, path, message, error.instance)]
     return [_problem(source, path, _sentence(error, path))]
 
 
 def _sentence(error: ValidationError, path: tuple) -> str:
-    """Say what is wrong with a value, for the validators the schemas use; jsonschema's words for any other."""
+    """Say what is wrong with a value, for the validators the schemas use; jsonschema's words for
+    any other."""
     value, limit, schema = error.instance, error.validator_value, error.schema
     match error.validator:
         case "type":
@@ -238,7 +245,8 @@ def _explain_choice(error: ValidationError, source: Source) -> list[Problem]:
 
 
 def _alternative_keys(alternatives: Sequence[Mapping]) -> list[str]:
-    """Return the keys of alternatives shaped {"required": [key]}, or [] if any is shaped otherwise."""
+    """Return the keys of alternatives shaped {"required": [key]}, or [] if any is shaped
+    otherwise."""
     if all(list(alternative) == ["required"] and len(alternative["required"]) == 1 for alternative in alternatives):
         return [alternative["required"][0] for alternative in alternatives]
     return []
@@ -279,7 +287,8 @@ def _problem(source: Source, path: tuple, message: str, key: Any = None) -> Prob
 
 
 def _form(schema: Mapping) -> str:
-    """The expected form of a value: the first sentence of its schema's description, to follow a colon."""
+    """The expected form of a value: the first sentence of its schema's description, to follow a
+    colon."""
     sentence = schema.get("description", f"text matching {schema.get('pattern')}").split(". ")[0]
     return sentence[:1].lower() + sentence[1:].rstrip(".")
 

@@ -53,7 +53,10 @@ def resolve(value: str, env: Mapping[str, str], base: Path, ascii_only: bool = F
     if value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX) :]
         if not env.get(name, "").strip():
-            raise SecretError(f"environment variable {name} is not set or empty; export it or give the value another way")
+            raise SecretError(
+                f"environment variable {name} is not set or empty; "
+                "export it or give the value another way"
+            )
         return clean(env[name], f"the value of environment variable {name}", ascii_only)
     if value.startswith(FILE_PREFIX):
         path = base / Path(value[len(FILE_PREFIX) :]).expanduser()
@@ -78,11 +81,15 @@ def clean(value: str, what: str = "the value", ascii_only: bool = False) -> str:
     inside = next((c for c in trimmed if c.isspace() or not c.isprintable()), None)
     if inside is not None:
         kind = "a line break" if inside in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "a space" if inside.isspace() else "a control character"
-        raise SecretError(f"{what} has {kind} inside it (not shown here); a secret is a single word, so remove it and any text pasted along")
+        raise SecretError(
+            f"{what} has {kind} inside it (not shown here); a secret is a single word, "
+            "so remove it and any text pasted along"
+        )
     if ascii_only and not trimmed.isascii():
         raise SecretError(
-            f"{what} has a character that is not ASCII inside it (not shown here); a token is plain ASCII, "
-            "so a letter, quote or dash was typed or pasted in place of one of its characters: copy it again from its source"
+            f"{what} has a character that is not ASCII inside it (not shown here); "
+            "a token is plain ASCII, so a letter, quote or dash was typed or pasted "
+            "in place of one of its characters: copy it again from its source"
         )
     return trimmed
 
@@ -105,14 +112,16 @@ def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str])
         if any(value in text for value in values):
             who = "group and others" if mode & stat.S_IRGRP and mode & stat.S_IROTH else "group" if mode & stat.S_IRGRP else "others"
             warnings.append(
-                f"warning: {file} holds a secret and can be read by {who} (permissions {stat.S_IMODE(mode):04o}); "
+                f"warning: {file} holds a secret and can be read by {who} "
+                f"(permissions {stat.S_IMODE(mode):04o}); "
                 f"run `chmod 600 {file}`, or keep the secret out of it with env:NAME or file:PATH"
             )
     return warnings
 
 
 def is_placeholder(value: object) -> bool:
-    """True for the sample files' stand-ins such as `your_telegram_bot_token_here`: treated as unset."""
+    """True for the sample files' stand-ins such as `your_telegram_bot_token_here`: treated as
+    unset."""
     if not isinstance(value, str):
         return False
     bare = value.strip().lower().removeprefix("https://").removeprefix("http://")

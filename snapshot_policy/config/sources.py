@@ -138,7 +138,13 @@ def read_ini(path: str | Path) -> Source:
         parser.read_string(text, source=file)
     except configparser.DuplicateSectionError as error:
         first = lines.get((error.section,))
-        problem = Problem(file, error.lineno, error.section, f"duplicate section [{error.section}] (lines {first} and {error.lineno}); merge the two into one")
+        problem = Problem(
+            file,
+            error.lineno,
+            error.section,
+            f"duplicate section [{error.section}] (lines {first} and {error.lineno}); "
+            "merge the two into one",
+        )
         raise ConfigError([problem]) from None
     except configparser.DuplicateOptionError as error:
         first = lines.get((error.section, error.option))
@@ -191,7 +197,10 @@ def _refuse_unprintable(file: str, text: str) -> None:
     found = _UNPRINTABLE.search(text)
     if found:
         line = text.count("\n", 0, found.start()) + 1
-        message = f"cannot read the file: it holds an unprintable character (U+{ord(found.group()):04X} on line {line})"
+        message = (
+            "cannot read the file: it holds an unprintable character "
+            f"(U+{ord(found.group()):04X} on line {line})"
+        )
         raise ConfigError([Problem(file, line, "", message)])
 
 
@@ -219,9 +228,14 @@ def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, dupl
         path, node = stack.pop()
         visited += 1
         if visited > MAX_VALUES:
-            raise ConfigError([Problem(file, None, "", f"the file holds more than {MAX_VALUES:,} values once its aliases (*name) are expanded")])
+            message = (
+                f"the file holds more than {MAX_VALUES:,} values "
+                "once its aliases (*name) are expanded"
+            )
+            raise ConfigError([Problem(file, None, "", message)])
         if len(path) > MAX_DEPTH:
-            outermost = path[:3]  # enough of the path to find the place; all of it would fill the screen
+            # enough of the path to find the place; all of it would fill the screen
+            outermost = path[:3]
             message = f"nested more than {MAX_DEPTH} levels deep, or an alias (*name) sits inside itself"
             raise ConfigError([Problem(file, lines.get(path[:MAX_DEPTH]), path_text(outermost), message)])
         if isinstance(node, yaml.SequenceNode):
@@ -272,7 +286,8 @@ def _yaml_syntax_problem(file: str, error: yaml.MarkedYAMLError) -> Problem:
 def _unreadable_value(file: str, error: Exception) -> Problem:
     if isinstance(error, RecursionError):
         return Problem(file, None, "", "the file is nested too deeply to read")
-    reason = str(error).split(";")[0]  # Python's own advice on raising its limits is not for the user
+    # Python's own advice on raising its limits is not for the user
+    reason = str(error).split(";")[0]
     return Problem(file, None, "", f"a value in the file cannot be read: {reason}")
 
 

@@ -70,7 +70,7 @@ targets:
   - {name: db, account: hz, ids: [201]}
 settings:
   lock_file: "@FOLDER@/lock"
-"""
+"""  # noqa: E501 - the policy file as a user writes it, a channel's settings on one line
 
 SLOW = REQUEST_TIMEOUT + 0.15
 KINDS = {
@@ -136,7 +136,8 @@ def reference(folder: Path) -> list[tuple]:
 
 
 def run_case(case: Case, folder: Path, expected: list[tuple]) -> None:
-    """Run `case` in a fresh world under `folder`; assert docs/promises.md §5 and convergence to `expected`."""
+    """Run `case` in a fresh world under `folder`; assert docs/promises.md §5 and convergence to
+    `expected`."""
     world = make_world(folder, slow_actions=case.kind == "slow")
     try:
         protected = world.protected()

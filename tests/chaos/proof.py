@@ -86,14 +86,16 @@ SERVERS = {"do": {101: "web-1", 102: "web-2"}, "hz": {201: "db-1", 202: "app-1"}
 NOISE_SERVER = {"do": (199, "other-do"), "hz": (299, "other-hz")}
 PAGE = {"do": 200, "hz": 50}  # the adapters' page sizes
 NOISE = {"do": 205, "hz": 56}  # unmarked snapshots of a server no target covers: more than a page
-EXTRA_SERVERS = {"do": 205, "hz": 55}  # servers no target covers: the server listings take two pages
+# servers no target covers: the server listings take two pages
+EXTRA_SERVERS = {"do": 205, "hz": 55}
 LISTINGS = {
     ("do", "snapshots"): r"^/v2/snapshots$", ("do", "servers"): r"^/v2/droplets$",
     ("hz", "snapshots"): r"^/v1/images$", ("hz", "servers"): r"^/v1/servers$",
 }
 DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
 FIRST_ID = 10_000  # of the seeded snapshots
-FRONT = range(1, FIRST_ID)  # DigitalOcean lists by id: a new snapshot given one of these comes first
+# DigitalOcean lists by id: a new snapshot given one of these comes first
+FRONT = range(1, FIRST_ID)
 ACTION_SECONDS = 0.1
 HOOK_TIMEOUT = 1
 DO_TAG, OWNER_TAG = "snapshot-policy", "snapshot-policy-owner-"
@@ -108,7 +110,7 @@ case "$(cat "$d/$w.mode" 2>/dev/null)" in
   fail) exit 3 ;;
   hang) sleep 30 ;;
 esac
-"""
+"""  # noqa: E501 - the hook script as it is written to disk
 
 
 def hooks() -> dict:
@@ -218,12 +220,12 @@ class Creation:
 
 
 class Slots:
-    """No two snapshots started for one server by one configuration in one schedule slot: one
-    cron firing, or one `every` interval. Not counted: a pair whose earlier snapshot someone
-    else deleted before the later one was started, and a snapshot started while the clock
-    read earlier than one the configuration made of the server before (docs/promises.md §5, invariant 9:
-    a snapshot dated in the future is left out of the schedule, so a clock that went back can
-    make a slot's snapshot again)."""
+    """No two snapshots started for one server by one configuration in one schedule slot: one cron
+    firing, or one `every` interval. Not counted: a pair whose earlier snapshot someone else deleted
+    before the later one was started, and a snapshot started while the clock read earlier than one
+    the configuration made of the server before (docs/promises.md §5, invariant 9: a snapshot dated
+    in the future is left out of the schedule, so a clock that went back can make a slot's snapshot
+    again)."""
 
     def __init__(self, worlds: dict[str, World]):
         self.schedules: dict[tuple[str, tuple[str, int]], tuple[Schedule, ZoneInfo]] = {}
@@ -244,7 +246,9 @@ class Slots:
             if self.gone_by_others.get(other.id, run + 1) <= run or not self._one_slot(schedule, zone, other.created, creation.created):
                 continue
             if not went_back:
-                raise AssertionError(f"{creation.config}: {other.name} ({other.id}) and {creation.name} ({creation.id}) started for server {creation.server} in one slot of {schedule.describe()}")
+                raise AssertionError(f"{creation.config}: {other.name} ({other.id}) and {creation.name} "
+                    f"({creation.id}) started for server {creation.server} in one slot of "
+                    f"{schedule.describe()}")
             COUNTS["one slot twice, the clock having gone back past a snapshot"] += 1
             break
         earlier.append(creation)
@@ -283,7 +287,10 @@ class Hooks:
                 self.owed[key].remove(name)
                 self.paired[(key, name)] += 1
             elif self.paired[(key, name)]:
-                assert interrupted, f"{target}/{server}: a second after hook for {name} in a run neither stopped nor killed"
+                assert interrupted, (
+                    f"{target}/{server}: a second after hook for {name} in a run neither "
+                    "stopped nor killed"
+                )
                 COUNTS["after hook run again after a stop or kill"] += 1
             else:  # a before hook killed at a stop before it wrote its line still owes its after
                 assert after_kill or interrupted, f"{target}/{server}: an after hook for {name} whose before hook never ran"
@@ -445,7 +452,7 @@ class Proof(RuleBasedStateMachine):
 
     def _set_clock(self, now: datetime) -> None:
         self.now = now
-        for config, world in self.worlds.items():
+        for world in self.worlds.values():
             world.now = now
 
     @rule(hours=st.sampled_from([1, 2, 3, 5, 6, 8, 12, 24, 49, 73]))
@@ -498,7 +505,8 @@ class Proof(RuleBasedStateMachine):
             wanted = PAGE[account] - 1 + off
             noise_id, noise_name = NOISE_SERVER[account]
             free = (i for i in FRONT if i not in state.snapshots) if account == "do" else iter(())
-            for _ in range(wanted - position):  # new ones ahead of it: newer on Hetzner, lower ids on DigitalOcean
+            # new ones ahead of it: newer on Hetzner, lower ids on DigitalOcean
+            for _ in range(wanted - position):
                 made = state.add_snapshot(account, f"{noise_name}-by-others", server_id=noise_id, id=next(free, None), created=self.now - timedelta(days=3))
                 self.manual.add(made.id)
             ahead = [s for s in items[:position] if s.id in self.manual and s.server_id == noise_id]
@@ -562,7 +570,8 @@ class Proof(RuleBasedStateMachine):
                 for service in ("digitalocean", "hetzner"):
                     self.sandbox.inject("drop", service=service, count=None)
                 (world.folder / "dead").touch()
-                stop.set("SIGKILL")  # winds the dead run down: nothing it does reaches a cloud or a file
+                # winds the dead run down: nothing it does reaches a cloud or a file
+                stop.set("SIGKILL")
                 cut.update(consistent_cut([world.audit_file, world.state_file, world.journal_file]))
             else:
                 stop.set("SIGTERM")
@@ -589,7 +598,8 @@ class Proof(RuleBasedStateMachine):
         try:
             self._after_run(world, config, record, start, inputs, result.requests)
         except AssertionError as error:
-            raise AssertionError(f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, {interrupted or 'not interrupted'}, shifts {shifts}): {error}") from None
+            raise AssertionError(f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, "
+                f"{interrupted or 'not interrupted'}, shifts {shifts}): {error}") from None
         COUNTS["steps"] += 1
         COUNTS["runs"] += 1
         COUNTS[{None: "runs to the end", "stop": "runs stopped", "kill": "runs killed"}[interrupted]] += 1
@@ -703,7 +713,10 @@ def check_deletions(config: str, removed: set[int], before: dict[int, dict], man
         action, target_plan = verdicts.get(str(snapshot_id), (None, None))
         assert action is not None, f"deleted {name}, which a consistent plan does not list"
         refused = action.kind is ActionKind.SKIP and action.reason in (target_plan.refusal, target_plan.withheld)
-        assert action.kind is ActionKind.DELETE or refused, f"deleted {name}, which a plan of a consistent view keeps: {action.kind.value}, {action.reason}"
+        assert action.kind is ActionKind.DELETE or refused, (
+            f"deleted {name}, which a plan of a consistent view keeps: {action.kind.value}, "
+            f"{action.reason}"
+        )
 
 
 def check_audit(world: World, sent: set[int], removed: set[int]) -> None:

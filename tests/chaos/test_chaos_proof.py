@@ -1,6 +1,6 @@
 """The proof of issue 19 (see proof.py): runs of two configurations over the same servers,
-interleaved with listings that shift between pages, stops and kills at random moments, clock
-jumps both ways, hand-made and hand-marked snapshots, and hooks that fail or hang; docs/promises.md §5's
+interleaved with listings that shift between pages, stops and kills at random moments, clock jumps
+both ways, hand-made and hand-marked snapshots, and hooks that fail or hang; docs/promises.md §5's
 checks after every step.
 
 Marked `chaos`: `python -m pytest -m chaos`. A fixed number of examples and steps, derandomized,

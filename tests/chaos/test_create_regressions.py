@@ -24,7 +24,8 @@ class LateCreate:
 
     def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
-        if seconds >= 0.5 and not self.forced:  # the backoff before the second POST (polls wait 0.05 s)
+        # the backoff before the second POST (polls wait 0.05 s)
+        if seconds >= 0.5 and not self.forced:
             self.forced = True
             deadline = time.monotonic() + 5
             while self.world.sandbox.state.running_action(self.server_id) is None:
@@ -59,7 +60,8 @@ def test_an_unmarked_digitalocean_snapshot_is_adopted_by_a_much_later_run(tmp_pa
         first = world.run(settle=0.2)
         assert [o.plan.target.name for o in first.report.outcomes if not o.ok] == ["web"]
         world.sandbox.clear_faults()
-        world.now = NOW + timedelta(hours=2)  # e.g. an hourly cron that missed a run; daily cron is worse
+        # e.g. an hourly cron that missed a run; daily cron is worse
+        world.now = NOW + timedelta(hours=2)
         world.run()
         made = sorted((s["name"], world.marked(s)) for s in world.snapshots().values() if s["server_id"] == 101 and s["created"] >= "2026-11-26")
         assert made == [("web-1-20261126030000", True)], f"schedule every 24h, yet: {made}"

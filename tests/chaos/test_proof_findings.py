@@ -84,7 +84,10 @@ def test_a_run_killed_between_the_audit_line_and_the_journal_audits_each_deletio
 
 def test_an_owed_after_hook_runs_even_when_the_next_run_cannot_read_its_server(tmp_path):
     record = tmp_path / "hooks.log"
-    hooks = f'hooks: {{before: [sh, -c, "echo before >> {record}"], after: [sh, -c, "echo after >> {record}"], timeout: 5}}'
+    hooks = (
+        f'hooks: {{before: [sh, -c, "echo before >> {record}"], after: [sh, -c, "echo after >> '
+        f'{record}"], timeout: 5}}'
+    )
     text = policy("alpha", "do", 101).replace("    retention: {keep_last: 2}\n", f"    retention: {{keep_last: 2}}\n    {hooks}\n")
     world = World(tmp_path / "alpha", state(), text, NOW, action_seconds=0.05)
     try:

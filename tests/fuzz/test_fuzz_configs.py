@@ -153,7 +153,8 @@ def broken_server_files(draw) -> bytes:
         return json.dumps(draw(st.one_of(st.just([server]), UNICODE, st.integers(), st.none(), HUGE))).encode()
     elif defect == "deep":
         depth = draw(st.sampled_from([50, 1000, 100_000]))
-        return ('{"digitalocean_droplet": {"provider": "digitalocean", "id": "1", "name": "w", "api_token": "t", "retain_last_snapshots": ' + deep_text(depth) + "}}").encode()
+        return ('{"digitalocean_droplet": {"provider": "digitalocean", "id": "1", "name": "w", '
+            '"api_token": "t", "retain_last_snapshots": ' + deep_text(depth) + "}}").encode()
     elif defect == "garbage":
         return draw(GARBAGE)
     elif defect == "bad utf-8":
@@ -233,9 +234,13 @@ def broken_ini_files(draw) -> bytes:
                     break
             text = "\n".join(lines)
     elif defect == "unknown section":
-        text += f"\n[{draw(st.sampled_from(['TELEGRAMM', 'timing', 'LOG', 'Webhook']))}]\nenabled = true\n"
+        text += (
+            f"\n[{draw(st.sampled_from(['TELEGRAMM', 'timing', 'LOG', 'Webhook']))}]\n"
+            "enabled = true\n"
+        )
     elif defect == "unknown key":
-        text = text.replace("[TIMING]\n", f"[TIMING]\n{draw(st.sampled_from(['delay_between_server', 'timeout', 'snapshot_timeout']))} = 5\n")
+        unknown = draw(st.sampled_from(["delay_between_server", "timeout", "snapshot_timeout"]))
+        text = text.replace("[TIMING]\n", f"[TIMING]\n{unknown} = 5\n")
     elif defect == "duplicate":
         text = draw(st.sampled_from([text.replace("level = INFO", "level = INFO\nlevel = DEBUG"), text + "\n[TIMING]\ndelay_between_servers = 1\n"]))
     elif defect == "no section":
@@ -260,9 +265,12 @@ def test_broken_snapshots_config_exits_1_with_a_message(content):
 
 
 @pytest.mark.parametrize("name, content, problem", [
-    ("policy.yaml", b"version: 1\x0c\naccounts: {hz: {provider: hetzner, token: t}}\ntargets: [{name: w, account: hz, ids: [1]}]\n", ":1: cannot read the file: it holds an unprintable character (U+000C on line 1)"),
-    ("policy.yaml", b"version: 1\naccounts: {hz: {provider: hetzner, token: \"a\x7fb\"}}\ntargets: [{name: w, account: hz, ids: [1]}]\n", ":2: cannot read the file: it holds an unprintable character (U+007F on line 2)"),
-    ("droplet.json", b'{"digitalocean_droplet": {"provider": "digitalocean", "id": "1", "name": "web\x7f", "api_token": "t", "retain_last_snapshots": 3}}', ":1: cannot read the file: it holds an unprintable character (U+007F on line 1)"),
+    ("policy.yaml", b"version: 1\x0c\naccounts: {hz: {provider: hetzner, token: t}}\n"
+        b"targets: [{name: w, account: hz, ids: [1]}]\n", ":1: cannot read the file: it holds an unprintable character (U+000C on line 1)"),
+    ("policy.yaml", b"version: 1\naccounts: {hz: {provider: hetzner, token: \"a\x7fb\"}}\n"
+        b"targets: [{name: w, account: hz, ids: [1]}]\n", ":2: cannot read the file: it holds an unprintable character (U+007F on line 2)"),
+    ("droplet.json", b'{"digitalocean_droplet": {"provider": "digitalocean", "id": "1", "name": '
+        b'"web\x7f", "api_token": "t", "retain_last_snapshots": 3}}', ":1: cannot read the file: it holds an unprintable character (U+007F on line 1)"),
     ("snapshots.config", b"\x0b", ": the file is empty"),
 ])
 def test_a_control_character_is_refused_with_a_message_naming_the_file(name, content, problem):

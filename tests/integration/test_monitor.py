@@ -1,10 +1,10 @@
-"""Telling monitoring how a run went (docs/promises.md §7). The healthcheck ping, through the real httpx
-against the sandbox's webhook sink, lands on healthchecks.io's start/success/fail URLs with the
-body, and a failing or unreachable endpoint gives a failed Delivery instead of an exception. The
-Prometheus textfile parses as Prometheus would read it, holds the exact value per run and per
-target (timestamps to the microsecond), keeps a failing target's last success from the previous
-file (also one an older version wrote), is replaced atomically, never through a link, and
-masks secrets; the JSON run report lists every target, decision, outcome and notification."""
+"""Telling monitoring how a run went (docs/promises.md §7). The healthcheck ping, through the real
+httpx against the sandbox's webhook sink, lands on healthchecks.io's start/success/fail URLs with
+the body, and a failing or unreachable endpoint gives a failed Delivery instead of an exception. The
+Prometheus textfile parses as Prometheus would read it, holds the exact value per run and per target
+(timestamps to the microsecond), keeps a failing target's last success from the previous file (also
+one an older version wrote), is replaced atomically, never through a link, and masks secrets; the
+JSON run report lists every target, decision, outcome and notification."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from snapshot_policy.model import Delivery, Outcome, RunReport, Snapshot, TargetFailure
 from snapshot_policy.monitor import ping, write_metrics, write_report
-from snapshot_policy.redaction import hide, redacted_output
 from snapshot_policy.reconcile import plan_target
+from snapshot_policy.redaction import hide, redacted_output
 from snapshot_policy.render import report_summary
 from tests.factories import snap, target, utc
 
@@ -37,7 +37,8 @@ PINGED = Delivery("healthcheck", "healthcheck", None, True, 1, None)
 
 
 def run(web_ok: bool = True, db_ok: bool = False, finished=FINISHED, **fields) -> RunReport:
-    """web creates MADE and deletes 11 and 10; db (no snapshots yet) creates nothing and may fail."""
+    """web creates MADE and deletes 11 and 10; db (no snapshots yet) creates nothing and may
+    fail."""
     web = Outcome(plan_target(WEB, OLD, NOW), web_ok, MADE, OLD[:2], 1, None if web_ok else "delete web-20261124030000: HTTP 500")
     db = Outcome(plan_target(DB, (), NOW), db_ok, None, (), 0, None if db_ok else "digitalocean create_snapshot failed (HTTP 500): boom")
     return RunReport(finished - timedelta(seconds=90), finished, (web, db), deliveries=(SENT, LOST), **fields)
@@ -93,7 +94,8 @@ def test_write_metrics_reports_the_exit_code_and_success_flag(tmp_path, web_ok, 
 
 def test_write_metrics_carries_a_failing_targets_last_success_forward(tmp_path):
     path = tmp_path / "snapshot_policy.prom"
-    write_metrics(path, run(web_ok=True, db_ok=True, finished=utc(2023, 11, 14, 22, 13, 20)), api_requests=0)  # 1.7e9
+    # 1.7e9
+    write_metrics(path, run(web_ok=True, db_ok=True, finished=utc(2023, 11, 14, 22, 13, 20)), api_requests=0)
     write_metrics(path, run(web_ok=True, db_ok=False), api_requests=0)
     values = samples(path)
     assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == 1.7e9
@@ -138,7 +140,8 @@ def test_write_metrics_records_times_to_the_microsecond_and_counts_exactly(tmp_p
     assert values["snapshot_policy_target_last_success_timestamp_seconds", "db"] == 1_795_662_062.123456
     assert values["snapshot_policy_last_run_duration_seconds", ""] == 5401.25
     assert values["snapshot_policy_last_run_api_requests", ""] == 1_234_567
-    assert "snapshot_policy_last_run_api_requests 1.234567e+06\n" in path.read_text()  # every digit written
+    # every digit written
+    assert "snapshot_policy_last_run_api_requests 1.234567e+06\n" in path.read_text()
 
 
 def test_write_metrics_carries_the_exact_last_success_across_runs(tmp_path):
@@ -153,13 +156,17 @@ def test_write_metrics_carries_the_exact_last_success_across_runs(tmp_path):
 
 
 def test_write_metrics_carries_forward_a_last_success_an_older_version_wrote(tmp_path):
-    """The hand-formatted file of earlier versions: labels in declaration order, values in `{:g}`."""
+    """The hand-formatted file of earlier versions: labels in declaration order, values in
+    `{:g}`."""
     path = tmp_path / "snapshot_policy.prom"
     path.write_text(
-        "# HELP snapshot_policy_target_last_success_timestamp_seconds When each target last succeeded.\n"
+        "# HELP snapshot_policy_target_last_success_timestamp_seconds "
+        "When each target last succeeded.\n"
         "# TYPE snapshot_policy_target_last_success_timestamp_seconds gauge\n"
-        'snapshot_policy_target_last_success_timestamp_seconds{target="db",provider="digitalocean",account="main",server_id="2"} 1.7e+09\n'
-        'snapshot_policy_target_last_success_timestamp_seconds{target="gone",provider="hetzner",account="main",server_id="9"} 1.6e+09\n'
+        "snapshot_policy_target_last_success_timestamp_seconds"
+        '{target="db",provider="digitalocean",account="main",server_id="2"} 1.7e+09\n'
+        "snapshot_policy_target_last_success_timestamp_seconds"
+        '{target="gone",provider="hetzner",account="main",server_id="9"} 1.6e+09\n'
     )
     write_metrics(path, run(web_ok=True, db_ok=False), api_requests=0)
     values = samples(path)
@@ -272,7 +279,8 @@ def test_ping_reports_an_unreachable_endpoint_as_a_failed_delivery():
 
 
 def test_ping_refuses_plain_http_off_this_machine_without_sending():
-    """A healthcheck URL's path is its secret (the check's id): it must not cross the network in clear."""
+    """A healthcheck URL's path is its secret (the check's id): it must not cross the network in
+    clear."""
     delivery = ping("http://hc.example.invalid/abc-uuid", "start")
     assert (delivery.ok, delivery.attempts) == (False, 0)
     assert "is not https" in delivery.error and "abc-uuid" not in delivery.error

@@ -99,7 +99,8 @@ def test_a_runs_notifications_are_cut_off_at_their_deadline_and_reported_failed(
 
 
 def test_the_time_allowed_is_the_longest_channels_own_schedule_within_one_to_five_minutes():
-    default = WebhookChannel(name="hook", url="https://example.com/")  # 4 tries of 10 s, waits 2 + 4 + 8
+    # 4 tries of 10 s, waits 2 + 4 + 8
+    default = WebhookChannel(name="hook", url="https://example.com/")
     assert time_allowed([default]) == 60.0 and time_allowed([]) == 60.0
     patient = replace(default, timeout=30, retries=3, base_delay=5)  # 4 × 30 + 5 + 10 + 20
     assert time_allowed([default, patient]) == 155.0

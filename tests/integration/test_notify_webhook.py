@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from snapshot_policy.model import Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.notify import Event, deliver, webhook
 from tests.integration.conftest import BOT_TOKEN
+from tests.integration.test_notify_telegram import connections
 
 # {timestamp} is the host's local time; the machine's own zone decides it here.
 STAMP = datetime(2025, 1, 1, 3, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-from tests.integration.test_notify_telegram import connections
 
 EVENT = Event(
     target="web", provider="hetzner", server_name="app-1", server_id="301",
@@ -164,14 +164,16 @@ def test_an_unreachable_webhook_fails_without_raising_or_showing_its_url():
 
 
 def test_plain_http_off_this_machine_is_refused_before_any_connection():
-    """docs/promises.md §5 invariant 11: the URL (a credential for Slack-style hooks) and headers never go out in clear text."""
+    """docs/promises.md §5 invariant 11: the URL (a credential for Slack-style hooks) and headers
+    never go out in clear text."""
     url = "http://example.invalid/hooks/T0KENinTheUrl-abcdef"
     sleeps: list[float] = []
     channel = WebhookChannel(name="hook", url=url, headers={"Authorization": "Bearer abc"})
     [delivery] = deliver([(EVENT, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append)
     assert (delivery.ok, delivery.attempts, sleeps) == (False, 0, [])
     assert delivery.error == (
-        "http://example.invalid is not https: the webhook's URL and headers would cross the network in clear text; "
+        "http://example.invalid is not https: the webhook's URL and headers would cross the "
+            "network in clear text; "
         "use https, or http only to this machine (127.0.0.1, ::1, localhost)"
     )
 
@@ -185,7 +187,8 @@ def test_plain_http_to_this_machine_is_allowed(sandbox):
 
 
 def test_each_url_gets_its_payloads_in_order_over_one_pool_of_connections(sandbox, monkeypatch):
-    """Thirty hooks served concurrently, each in order; a client per payload opened 60 connections."""
+    """Thirty hooks served concurrently, each in order; a client per payload opened 60
+    connections."""
     accepted = connections(sandbox, monkeypatch)
     hooks = [hook(sandbox, name=f"hook{h}", url=sandbox.webhook_url(f"h{h}")) for h in range(30)]
     events = [EVENT, FAILED]

@@ -61,7 +61,7 @@ def early(provider: str) -> dict:
 
 
 @BOTH
-def test_a_snapshot_added_while_the_listing_is_read_pushes_none_in_twice(sandbox, adapter, provider):  # noqa: F811
+def test_a_snapshot_added_while_the_listing_is_read_pushes_none_in_twice(sandbox, adapter, provider):
     """The issue's case: a snapshot added before the read position after page 1 was served
     pushes page 1's last item onto page 2 as well. Read again: each once, the set of now."""
     seed(sandbox, provider, 450 if provider == DIGITALOCEAN else 120)
@@ -76,7 +76,7 @@ def test_a_snapshot_added_while_the_listing_is_read_pushes_none_in_twice(sandbox
 
 
 @BOTH
-def test_a_snapshot_deleted_while_the_listing_is_read_pulls_none_past_the_reader(sandbox, adapter, provider):  # noqa: F811
+def test_a_snapshot_deleted_while_the_listing_is_read_pulls_none_past_the_reader(sandbox, adapter, provider):
     seed(sandbox, provider, 450 if provider == DIGITALOCEAN else 120)
     first_page = 1000 if provider == DIGITALOCEAN else 1119  # by id; Hetzner's newest first
     sandbox.inject("shift", service=provider, path=LISTING[provider], page=1, delete=[first_page])
@@ -87,7 +87,7 @@ def test_a_snapshot_deleted_while_the_listing_is_read_pulls_none_past_the_reader
 
 
 @BOTH
-def test_a_listing_that_keeps_shifting_is_unsettled_and_still_holds_each_snapshot_once(sandbox, adapter, provider):  # noqa: F811
+def test_a_listing_that_keeps_shifting_is_unsettled_and_still_holds_each_snapshot_once(sandbox, adapter, provider):
     seed(sandbox, provider, 450 if provider == DIGITALOCEAN else 120)
     sandbox.inject("shift", service=provider, path=LISTING[provider], count=None, insert=1, **early(provider))
     provider_api = adapter(provider)
@@ -100,7 +100,7 @@ def test_a_listing_that_keeps_shifting_is_unsettled_and_still_holds_each_snapsho
 
 
 @BOTH
-def test_a_server_listing_that_shifts_is_read_again_and_one_that_keeps_shifting_is_unsettled(sandbox, adapter, provider):  # noqa: F811
+def test_a_server_listing_that_shifts_is_read_again_and_one_that_keeps_shifting_is_unsettled(sandbox, adapter, provider):
     for n in range(250 if provider == DIGITALOCEAN else 60):
         sandbox.state.add_server(ACCOUNT[provider], f"extra-{n}", id=5000 + n)
     shift = {"resource": "servers", "insert": 1, **({"ids": list(range(1, 100))} if provider == DIGITALOCEAN else {})}
@@ -119,7 +119,7 @@ def test_a_server_listing_that_shifts_is_read_again_and_one_that_keeps_shifting_
 
 
 @BOTH
-def test_servers_carry_the_snapshots_they_name_where_the_cloud_says(sandbox, adapter, provider):  # noqa: F811
+def test_servers_carry_the_snapshots_they_name_where_the_cloud_says(sandbox, adapter, provider):
     seed(sandbox, provider, 3)
     servers = {s.id: s for s in adapter(provider).servers()}
     first = servers[SERVERS[provider][0]]
@@ -133,21 +133,23 @@ def test_servers_carry_the_snapshots_they_name_where_the_cloud_says(sandbox, ada
 # -- item 9: DigitalOcean's new image after the listing shrank -------------------------------
 
 
-def test_digitalocean_finds_its_new_image_though_an_unrelated_one_was_deleted_between_pages(sandbox, adapter):  # noqa: F811
+def test_digitalocean_finds_its_new_image_though_an_unrelated_one_was_deleted_between_pages(sandbox, adapter):
     seed(sandbox, DIGITALOCEAN, 200)  # the new image is the 201st: alone on page 2
     provider_api = adapter(DIGITALOCEAN)
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
     time.sleep(sandbox.state.action_seconds + 0.05)
-    sandbox.inject("shift", service=DIGITALOCEAN, path=LISTING[DIGITALOCEAN], page=1, delete=[1005])  # it moves onto page 1
+    # it moves onto page 1
+    sandbox.inject("shift", service=DIGITALOCEAN, path=LISTING[DIGITALOCEAN], page=1, delete=[1005])
     made = provider_api.progress([started])[started]
     assert isinstance(made, CloudSnapshot), made
     assert made.name == started.name and made.server_id == "101"
     tagged = sandbox.state.snapshots[int(made.id)].tags
     assert set(started.labels) <= set(tagged)
-    assert requests_to(sandbox, DIGITALOCEAN, "GET", "/v2/droplets/101/snapshots")  # looked again there
+    # looked again there
+    assert requests_to(sandbox, DIGITALOCEAN, "GET", "/v2/droplets/101/snapshots")
 
 
-def test_digitalocean_takes_the_later_of_two_same_named_images_made_in_one_second(sandbox, adapter, clock):  # noqa: F811
+def test_digitalocean_takes_the_later_of_two_same_named_images_made_in_one_second(sandbox, adapter, clock):
     """Another configuration's snapshot of the droplet with the same name, dated the same
     second (DigitalOcean dates to the second): the later one, by id, is ours to tag — never
     the other's (found by issue 19's state machine)."""
@@ -172,7 +174,7 @@ def other_actions(sandbox, count: int) -> None:
         sandbox.state.instant_action(account, "rename", [])
 
 
-def test_a_poll_round_on_a_busy_account_reads_a_few_pages_then_the_waited_action_itself(sandbox, adapter):  # noqa: F811
+def test_a_poll_round_on_a_busy_account_reads_a_few_pages_then_the_waited_action_itself(sandbox, adapter):
     sandbox.state.action_seconds = 5
     provider_api = adapter(DIGITALOCEAN)
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
@@ -180,10 +182,11 @@ def test_a_poll_round_on_a_busy_account_reads_a_few_pages_then_the_waited_action
     sandbox.clear_requests()
     assert provider_api.progress([started])[started] is None  # still running
     paths = [r["path"] for r in sandbox.requests(DIGITALOCEAN)]
-    assert paths == ["/v2/actions", f"/v2/actions/{started.action_id}"]  # not the 11 pages back to it
+    # not the 11 pages back to it
+    assert paths == ["/v2/actions", f"/v2/actions/{started.action_id}"]
 
 
-def test_many_waited_actions_deep_in_a_busy_account_are_read_with_a_bounded_number_of_pages(sandbox, adapter):  # noqa: F811
+def test_many_waited_actions_deep_in_a_busy_account_are_read_with_a_bounded_number_of_pages(sandbox, adapter):
     sandbox.state.action_seconds = 5
     provider_api = adapter(DIGITALOCEAN)
     started = [provider_api.start_snapshot(server, f"s-{server}", {}) for server in ("101", "102", "103")]
@@ -195,27 +198,29 @@ def test_many_waited_actions_deep_in_a_busy_account_are_read_with_a_bounded_numb
     assert len(sandbox.requests(DIGITALOCEAN)) <= digitalocean.POLL_PAGES + 3
 
 
-def test_an_oldest_first_action_listing_is_not_taken_for_newest_first(sandbox, adapter, clock):  # noqa: F811
+def test_an_oldest_first_action_listing_is_not_taken_for_newest_first(sandbox, adapter, clock):
     """A lost reply is recovered by looking for a snapshot action newer than the newest one
     known before the start. From an oldest-first listing read as newest first, "the newest
     known" is an old one, and a manual snapshot made since would be taken for ours."""
     sandbox.state.actions_oldest_first = True
     other_actions(sandbox, 250)  # two pages, all before the window
     clock.advance(hours=3)
-    sandbox.state.start_snapshot(sandbox.state.accounts["do-a"], sandbox.state.servers[101], "manual")  # on page 2
+    # on page 2
+    sandbox.state.start_snapshot(sandbox.state.accounts["do-a"], sandbox.state.servers[101], "manual")
     time.sleep(sandbox.state.action_seconds + 0.05)
     manual = max(a.id for a in sandbox.state.actions.values() if a.command == "snapshot")
     provider_api = adapter(DIGITALOCEAN)
     with contextlib.suppress(ProviderError):  # the listing cannot say which droplets are busy
         provider_api.busy_servers(clock() - timedelta(hours=1))
-    sandbox.inject("drop", service=DIGITALOCEAN, method="POST", path="/droplets/101/actions")  # it never arrived
+    # it never arrived
+    sandbox.inject("drop", service=DIGITALOCEAN, method="POST", path="/droplets/101/actions")
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
     assert started.action_id != str(manual)
     ours = [a for a in sandbox.state.actions.values() if a.command == "snapshot" and a.snapshot.name == started.name]
     assert [str(a.id) for a in ours] == [started.action_id]
 
 
-def test_an_oldest_first_action_listing_says_busy_servers_are_unknown_and_polls_read_actions_themselves(sandbox, adapter, clock):  # noqa: F811
+def test_an_oldest_first_action_listing_says_busy_servers_are_unknown_and_polls_read_each_action(sandbox, adapter, clock):
     sandbox.state.actions_oldest_first = True
     other_actions(sandbox, 250)
     provider_api = adapter(DIGITALOCEAN)
@@ -228,7 +233,7 @@ def test_an_oldest_first_action_listing_says_busy_servers_are_unknown_and_polls_
     assert f"/v2/actions/{started.action_id}" in [r["path"] for r in sandbox.requests(DIGITALOCEAN)]
 
 
-def test_digitalocean_busy_servers_deeper_than_a_few_pages_are_unknown(sandbox, adapter, clock):  # noqa: F811
+def test_digitalocean_busy_servers_deeper_than_a_few_pages_are_unknown(sandbox, adapter, clock):
     other_actions(sandbox, 2000)
     sandbox.clear_requests()
     with pytest.raises(ProviderError, match="busy is unknown"):
@@ -240,7 +245,7 @@ def test_digitalocean_busy_servers_deeper_than_a_few_pages_are_unknown(sandbox, 
 
 
 @BOTH
-def test_busy_servers_names_every_server_with_an_action_in_progress_and_its_kind(sandbox, adapter, do, hz, provider, clock):  # noqa: F811
+def test_busy_servers_names_every_server_with_an_action_in_progress_and_its_kind(sandbox, adapter, do, hz, provider, clock):
     sandbox.state.action_seconds = 2
     if provider == DIGITALOCEAN:
         do.droplet_actions.post(droplet_id=101, body={"type": "snapshot", "name": "manual"})
@@ -261,7 +266,7 @@ def test_busy_servers_names_every_server_with_an_action_in_progress_and_its_kind
 # -- item 12b: Hetzner's action read by ids is paginated --------------------------------------
 
 
-def test_hetzner_confirms_more_than_a_page_of_snapshots_in_one_round(sandbox, adapter):  # noqa: F811
+def test_hetzner_confirms_more_than_a_page_of_snapshots_in_one_round(sandbox, adapter):
     for n in range(60):
         sandbox.state.add_server("hz-a", f"many-{n}", id=6000 + n)
     provider_api = adapter(HETZNER)
@@ -270,10 +275,11 @@ def test_hetzner_confirms_more_than_a_page_of_snapshots_in_one_round(sandbox, ad
     sandbox.clear_requests()
     done = provider_api.progress(started)
     assert all(isinstance(result, CloudSnapshot) for result in done.values()), done
-    assert [r["path"] for r in sandbox.requests(HETZNER)] == ["/v1/actions", "/v1/actions"]  # 50 ids, then 10
+    # 50 ids, then 10
+    assert [r["path"] for r in sandbox.requests(HETZNER)] == ["/v1/actions", "/v1/actions"]
 
 
-def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_image(sandbox, adapter):  # noqa: F811
+def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_image(sandbox, adapter):
     provider_api = adapter(HETZNER)
     made = create(provider_api, *create_args(HETZNER))
     image = replace_creating(made)
@@ -282,7 +288,8 @@ def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_
     sandbox.clear_requests()
     done = provider_api.progress([gone, vanished])
     assert isinstance(done[gone], CloudSnapshot) and done[gone].id == made.id and not done[gone].creating
-    assert isinstance(done[vanished], ProviderError) and done[vanished].status == 404  # not waited for until the timeout
+    # not waited for until the timeout
+    assert isinstance(done[vanished], ProviderError) and done[vanished].status == 404
     paths = [r["path"] for r in sandbox.requests(HETZNER)]
     assert "/v1/actions/987654" in paths and "/v1/actions/987655" in paths
 

@@ -20,9 +20,10 @@ import httpx
 import openapi_core
 import pytest
 import yaml
-from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 from jsonschema_path import SchemaPath  # installed with openapi-core
 from openapi_core.testing import MockRequest, MockResponse
+
+from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "api-specs"
 
@@ -108,7 +109,8 @@ def wait_until(check, seconds: float = 5) -> None:
 
 def digitalocean_traffic(call: Recorder) -> None:
     sandbox = call.sandbox
-    sandbox.state.action_seconds = 0.5  # long enough for the "busy" answers below, on a slow machine
+    # long enough for the "busy" answers below, on a slow machine
+    sandbox.state.action_seconds = 0.5
     for n in range(3):
         sandbox.state.add_snapshot("do-a", f"web-1-{n}", server_id=101)
     call("digitalocean", "GET", "/v2/droplets/101", 200)
@@ -156,7 +158,8 @@ def digitalocean_traffic(call: Recorder) -> None:
 
 def hetzner_traffic(call: Recorder) -> None:
     sandbox = call.sandbox
-    sandbox.state.action_seconds = 0.5  # long enough for the "locked" answers below, on a slow machine
+    # long enough for the "locked" answers below, on a slow machine
+    sandbox.state.action_seconds = 0.5
     protected = sandbox.state.add_snapshot("hz-a", "golden", server_id=301, protected=True)
     plain = sandbox.state.add_snapshot("hz-a", "plain", server_id=301, labels={"a": "b"})
     call("hetzner", "GET", "/v1/servers/301", 200)

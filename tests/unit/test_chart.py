@@ -1,18 +1,27 @@
-"""survivors_svg: well-formed SVG, a row per rule, a dot per survivor each rule keeps, escaped text."""
+"""survivors_svg: well-formed SVG, a row per rule, a dot per survivor each rule keeps, escaped
+text."""
 
 from __future__ import annotations
 
 import io
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
 from dataclasses import replace
+from datetime import datetime, timezone
 from importlib import resources
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy.chart import COLOURS, LABEL_WIDTH, LEFT, PLOT_WIDTH, ROW_LABEL_ROOM, rule_rows, survivors_svg
+from snapshot_policy.chart import (
+    COLOURS,
+    LABEL_WIDTH,
+    LEFT,
+    PLOT_WIDTH,
+    ROW_LABEL_ROOM,
+    rule_rows,
+    survivors_svg,
+)
 from snapshot_policy.duration import Duration
 from snapshot_policy.model import RetentionPolicy
 from snapshot_policy.simulate import simulate
@@ -69,7 +78,7 @@ def test_axis_labels_never_touch(days):
     """Labels are centred on their tick: two labels closer than LABEL_WIDTH would overlap."""
     simulation = simulate(RetentionPolicy(keep_monthly=12), ZoneInfo("UTC"), datetime(2026, 1, 15, tzinfo=timezone.utc), days, 1)
     xs = [float(x) for x in re.findall(r'<text x="([\d.]+)" y="\d+" text-anchor="middle"', survivors_svg(simulation))]
-    assert len(xs) >= 2 and min(b - a for a, b in zip(xs, xs[1:])) >= LABEL_WIDTH
+    assert len(xs) >= 2 and min(b - a for a, b in zip(xs, xs[1:], strict=False)) >= LABEL_WIDTH
     assert "Feb 2027Mar 2027" not in survivors_svg(simulation)
 
 

@@ -24,7 +24,8 @@ RUN_STATE = "the run state beside lock_file"
 
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Path:
-    """A policy folder as an operator has it, the working folder, so paths are relative as written."""
+    """A policy folder as an operator has it, the working folder, so paths are relative as
+    written."""
     monkeypatch.chdir(tmp_path)
     Path("policy.yaml").write_text("version: 1\n")
     Path("run").mkdir()
@@ -64,7 +65,8 @@ def test_distinct_files_in_folders_that_exist_or_can_be_made_pass(folder):
 def test_a_run_state_path_that_is_a_folder_is_refused(folder):
     Path("run/snapshot-policy.state.json").mkdir()
     assert refusal(files()) == (
-        f"cannot use {RUN_STATE} run/snapshot-policy.state.json: it is a folder, not a file; remove it or choose another path"
+        f"cannot use {RUN_STATE} run/snapshot-policy.state.json: it is a folder, not a file; "
+            "remove it or choose another path"
     )
 
 
@@ -83,7 +85,10 @@ def test_the_audit_log_at_the_run_state_path_is_refused_naming_both(folder):
 
 def test_the_lock_file_at_the_log_file_is_refused_naming_both(folder):
     message = refusal(files(log_file="run/snapshot-policy.lock"))
-    assert message == "cannot use log.file run/snapshot-policy.lock: lock_file names the same file; give lock_file and log.file a file each"
+    assert message == (
+        "cannot use log.file run/snapshot-policy.lock: lock_file names the same file; give "
+        "lock_file and log.file a file each"
+    )
 
 
 @pytest.mark.parametrize("spelt", ["run/../run/snapshot-policy.lock", "{tmp}/run/snapshot-policy.lock", "run/./snapshot-policy.lock"])
@@ -103,14 +108,18 @@ def test_a_hard_link_to_another_state_file_is_the_same_file(folder):
 @pytest.mark.parametrize("spelt", ["policy.yaml", "./policy.yaml", "{tmp}/policy.yaml"])
 def test_plan_out_naming_the_policy_is_refused(folder, spelt):
     paths = {"log.file": "logs/snapshot-policy.log", "plan --out": spelt.format(tmp=folder)}
-    assert refusal(paths) == f"cannot use plan --out {spelt.format(tmp=folder)}: it is the configuration file policy.yaml; choose another path"
+    assert refusal(paths) == (
+        f"cannot use plan --out {spelt.format(tmp=folder)}: it is the configuration file "
+        "policy.yaml; choose another path"
+    )
 
 
 def test_a_state_file_hard_linked_to_a_configuration_file_is_refused(folder):
     Path("configs").mkdir()
     Path("configs/droplet.json").write_text("{}")
     os.link("configs/droplet.json", "run/snapshot-policy.lock")
-    with pytest.raises(StateFileError, match="^cannot use lock_file run/snapshot-policy.lock: it is the configuration file configs/droplet.json;"):
+    with pytest.raises(StateFileError, match="^cannot use lock_file run/snapshot-policy.lock: it is the configuration file "
+        "configs/droplet.json;"):
         check_files(files(), ["policy.yaml", "configs/droplet.json"])
 
 
@@ -123,13 +132,15 @@ def test_a_symbolic_link_where_a_state_file_belongs_is_refused(folder):
 
 def test_a_pipe_where_a_state_file_belongs_is_refused(folder):
     os.mkfifo("run/snapshot-policy.state.json")
-    assert refusal(files()).endswith("run/snapshot-policy.state.json: it is not a regular file; remove it or point the setting at a regular file")
+    assert refusal(files()).endswith("run/snapshot-policy.state.json: it is not a regular file; remove it or point the "
+        "setting at a regular file")
 
 
 def test_a_state_file_others_may_write_is_refused_with_the_fix(folder):
     Path("run/snapshot-policy.journal.json").write_text("[]")
     Path("run/snapshot-policy.journal.json").chmod(0o664)
-    with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0664\); run `chmod go-w run/snapshot-policy.journal.json`"):
+    with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0664\); run `chmod go-w "
+        r"run/snapshot-policy.journal.json`"):
         check_files(files(), ["policy.yaml"], read_only={JOURNAL})
 
 
@@ -137,13 +148,15 @@ def test_a_state_file_others_may_write_is_refused_with_the_fix(folder):
 def test_a_state_file_of_another_user_is_refused_with_the_fix(folder):
     Path("run/snapshot-policy.journal.json").write_text("[]")
     os.chown("run/snapshot-policy.journal.json", 65534, 65534)
-    with pytest.raises(UnsafeStateFile, match="not to user root, who runs snapshot-policy.*run `chown root run/snapshot-policy.journal.json`"):
+    with pytest.raises(UnsafeStateFile, match="not to user root, who runs snapshot-policy.*run `chown root "
+        "run/snapshot-policy.journal.json`"):
         check_files(files(), ["policy.yaml"], read_only={JOURNAL})
 
 
 def test_a_folder_on_the_way_that_is_a_file_is_refused(folder):
     assert refusal(files(lock_file=None, audit_log="policy.yaml.d/logs/audit.jsonl", metrics="policy.yaml/metrics.prom")) == (
-        "cannot use --metrics-file policy.yaml/metrics.prom: policy.yaml is not a folder, so the file cannot be made in it; choose another path"
+        "cannot use --metrics-file policy.yaml/metrics.prom: policy.yaml is not a folder, so "
+            "the file cannot be made in it; choose another path"
     )
 
 

@@ -138,7 +138,8 @@ def test_journal_keeps_every_start_made_from_many_threads(tmp_path):
     journal = Journal(path, IN_FLIGHT, now=NOW)
     names = [f"web-{n}" for n in range(40)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda name: journal.started("do", "1", name, NOW), names))  # re-raises a thread's error
+        # re-raises a thread's error
+        list(pool.map(lambda name: journal.started("do", "1", name, NOW), names))
     assert sorted(Journal(path, IN_FLIGHT, now=NOW).pending("do", "1")) == sorted(names)
 
 
@@ -172,7 +173,8 @@ def test_a_start_dated_in_the_future_is_pending_but_not_in_flight(tmp_path, warn
     path.write_text(json.dumps([entry("web-20250410120000", ahead), entry("slightly-ahead", NOW + timedelta(minutes=4))]))
     journal = Journal(path, IN_FLIGHT, now=NOW)
     assert journal.pending("do", "1") == {"web-20250410120000": ahead, "slightly-ahead": NOW + timedelta(minutes=4)}
-    assert journal.in_flight("do", "1") == {"slightly-ahead": NOW + timedelta(minutes=4)}  # within the tolerance
+    # within the tolerance
+    assert journal.in_flight("do", "1") == {"slightly-ahead": NOW + timedelta(minutes=4)}
     assert journal.future_starts() == [("do", "1", "web-20250410120000", ahead)]
     assert len(warnings) == 1 and "1 snapshot start(s) dated after this run's clock" in warnings[0] and ahead.isoformat() in warnings[0]
 
@@ -188,8 +190,10 @@ def test_an_after_hook_owed_survives_in_the_file_until_it_ran(tmp_path):
     first = Journal(path, IN_FLIGHT, now=NOW)
     first.before_ran("do", "1", "db", "db-20250301120000", NOW)
     first.started("do", "1", "db-20250301120000", NOW)
-    first.marked("do", "1", "db-20250301120000")  # the snapshot is done; the after hook is still owed
-    much_later = NOW + timedelta(days=60)  # past the 31 days kept for starts: a thaw is owed forever
+    # the snapshot is done; the after hook is still owed
+    first.marked("do", "1", "db-20250301120000")
+    # past the 31 days kept for starts: a thaw is owed forever
+    much_later = NOW + timedelta(days=60)
     second = Journal(path, IN_FLIGHT, now=much_later)
     assert second.afters_pending("do", "1") == {"db": ("db-20250301120000", NOW)}
     assert second.pending("do", "1") == {} and second.deletions("do", "1") == {}

@@ -104,7 +104,7 @@ def test_plain_text_default_layout_has_no_markup():
 
 
 def test_telegram_text_template_fills_every_variable_including_deprecated_ones():
-    template = " ".join("{%s}" % name for name in variables(OK))
+    template = " ".join(f"{{{name}}}" for name in variables(OK))
     text, parse_mode = telegram_text(OK, template)
     assert text == (
         "snapshot-policy digitalocean web-1 101 web-1-20250101033000 3 3 snapshots exist SUCCESS "
@@ -135,12 +135,16 @@ def test_telegram_text_closes_and_reopens_an_entity_around_its_own_closing_chara
 
 def test_telegram_text_leaves_unknown_or_unformattable_fields_as_written():
     text, _ = telegram_text(OK, "{nope} {server_name.__class__} {{literal}} {total_snapshots:>3} {server_name:d}")
-    assert text == "{nope} {server\\_name.\\_\\_class\\_\\_} {literal} {total\\_snapshots:>3} {server\\_name:d}"
+    assert text == (
+        "{nope} {server\\_name.\\_\\_class\\_\\_} {literal} {total\\_snapshots:>3} "
+        "{server\\_name:d}"
+    )
     assert plain_text(OK, "stray { brace {server_name}") == "stray { brace {server_name}"
 
 
 def test_a_format_spec_or_conversion_is_never_applied_even_if_validation_missed_it():
-    """Issue 12: `{total_snapshots:>300000000}` made a 300 MB message. Only plain {name} is filled."""
+    """Issue 12: `{total_snapshots:>300000000}` made a 300 MB message. Only plain {name} is
+    filled."""
     template = "{total_snapshots:>300000000} {server_name!r} {server_id[0]} {status!s:>9} {server_name}"
     expected = "{total_snapshots:>300000000} {server_name!r} {server_id[0]} {status!s:>9} web-1"
     assert plain_text(OK, template) == expected

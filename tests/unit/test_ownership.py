@@ -104,7 +104,8 @@ A_DO = replace(DO_TARGET, owner="config-a")
 
 def test_marker_labels_carry_the_owner_on_both_clouds():
     assert marker_labels(A_HETZNER)["snapshot-policy/owner"] == "config-a"
-    # DigitalOcean tags have no value: the owner is part of the tag's name, tagged before the marker.
+    # DigitalOcean tags have no value: the owner is part of the tag's name, tagged before the
+    # marker.
     assert list(marker_labels(A_DO)) == ["snapshot-policy-owner-config-a", "snapshot-policy"]
 
 
@@ -148,18 +149,23 @@ def test_marked_snapshots_of_earlier_versions_are_adopted_as_before_and_say_so()
     for mine, old_marker in ((A_HETZNER, OURS), (A_DO, {"snapshot-policy": ""})):
         snapshot = classify(mine, cloud(labels=old_marker))
         assert snapshot.managed
-        assert "no owner mark (made by a version before owners were recorded): adopted as this configuration's" in snapshot.ownership
+        assert (
+            "no owner mark (made by a version before owners were recorded): adopted as this "
+            "configuration's"
+        ) in snapshot.ownership
 
 
 def test_has_marker_leaves_out_another_configurations_snapshots():
     theirs = cloud(server_id="9", labels=marker_labels(replace(A_HETZNER, owner="config-b")))
     assert not has_marker("hetzner", theirs, "config-a")
     assert has_marker("hetzner", theirs, "config-b")
-    assert has_marker("hetzner", cloud(server_id="9", labels=OURS), "config-a")  # an earlier version's
+    # an earlier version's
+    assert has_marker("hetzner", cloud(server_id="9", labels=OURS), "config-a")
     assert not has_marker("hetzner", cloud(server_id="9"), "config-a")
     tagged_by_b = cloud(labels=marker_labels(replace(A_DO, owner="config-b")))
     assert not has_marker(DIGITALOCEAN, tagged_by_b, "config-a") and has_marker(DIGITALOCEAN, tagged_by_b, "Config-B")
-    assert has_marker("hetzner", theirs) and has_marker(DIGITALOCEAN, tagged_by_b)  # no owner given: whoever's
+    # no owner given: whoever's
+    assert has_marker("hetzner", theirs) and has_marker(DIGITALOCEAN, tagged_by_b)
 
 
 # -- the journal adopts only what its start made (issue 19, item 2) -------------------------
@@ -205,4 +211,5 @@ def test_a_managed_snapshot_named_unlike_the_pattern_carries_a_note():
     assert marked_by_hand.managed
     assert marked_by_hand.note.startswith("its name does not fit '{server_name}-{timestamp}' for this server: marked by hand")
     assert classify(HETZNER_TARGET, cloud(labels=OURS)).note == ""
-    assert classify(HETZNER_TARGET, cloud(name="golden-image")).note == ""  # not managed: nothing to warn of
+    # not managed: nothing to warn of
+    assert classify(HETZNER_TARGET, cloud(name="golden-image")).note == ""

@@ -123,7 +123,8 @@ def test_progress_updates_never_draw_and_each_draw_is_bounded_whatever_the_numbe
             for target in many(size):
                 for stage in ("waiting", "creating", "deleting", "done"):
                     progress(target, stage)
-        assert len(built) <= 2  # 4 × size updates, no draw of their own: rich's on start and stop() only
+        # 4 × size updates, no draw of their own: rich's on start and stop() only
+        assert len(built) <= 2
         assert max(built) <= 11  # the window (10 rows) and one "… more" row, not one row per target
         assert f"{size} of {size} finished" in stream.getvalue()
 
@@ -136,7 +137,7 @@ def test_progress_updates_never_draw_and_each_draw_is_bounded_whatever_the_numbe
     assert built == [] and len(stream.getvalue().splitlines()) == 400
 
 
-def test_progress_table_over_many_targets_shows_running_then_failed_then_recent_and_counts_the_rest():
+def test_progress_table_over_many_targets_shows_running_then_failed_then_recent_and_counts_rest():
     progress = ApplyProgress(io.StringIO(), force_terminal=False, max_rows=6)
     targets = many(100)
     for target in targets:
@@ -176,7 +177,10 @@ def test_progress_lines_show_a_name_s_line_breaks_and_invisible_characters_as_es
     stream = io.StringIO()
     with ApplyProgress(stream) as progress:
         progress(HOSTILE, "creating")
-    assert stream.getvalue() == "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): creating\n"
+    assert stream.getvalue() == (
+        "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): "
+        "creating\n"
+    )
 
 
 def test_progress_table_shows_a_name_s_line_breaks_and_invisible_characters_as_escapes():

@@ -102,7 +102,8 @@ def test_plan_after_the_run_created_a_snapshot_counts_it_and_plans_no_create():
     assert names(plan, ActionKind.DELETE) == ["d2", "d3"]
 
 
-LATE = utc(2026, 11, 26, 23, 59)  # a minute before midnight: the new snapshot may land on the next day
+# a minute before midnight: the new snapshot may land on the next day
+LATE = utc(2026, 11, 26, 23, 59)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,8 @@ def test_cron_schedule_is_due_once_after_each_firing():
     assert due(nightly, utc(2026, 11, 25, 3, 0, 10), NOW, UTC)[0]
     assert not due(nightly, utc(2026, 11, 25, 3, 0, 10), utc(2026, 11, 26, 2, 0), UTC)[0]
     assert not due(nightly, utc(2026, 11, 26, 3, 0, 1), utc(2026, 11, 26, 4, 0), UTC)[0]
-    assert due(nightly, utc(2026, 11, 24, 3), utc(2026, 11, 25, 9), UTC)[0]  # a missed run catches up
+    # a missed run catches up
+    assert due(nightly, utc(2026, 11, 24, 3), utc(2026, 11, 25, 9), UTC)[0]
 
 
 def test_cron_schedule_fires_in_the_target_time_zone():
@@ -189,7 +191,7 @@ def test_build_plan_is_sorted_and_its_fingerprint_follows_the_snapshots():
     assert build_plan([(one, protected), (two, [])], NOW).fingerprint != plan.fingerprint
 
 
-# -- inputs that lie (docs/promises.md §5, invariant 9) --------------------------------------------------
+# -- inputs that lie (docs/promises.md §5, invariant 9) --------------------------------------
 
 
 def test_plan_keeps_a_snapshot_dated_in_the_future_out_of_retention_and_the_schedule():
@@ -202,7 +204,8 @@ def test_plan_keeps_a_snapshot_dated_in_the_future_out_of_retention_and_the_sche
     assert names(plan, ActionKind.KEEP) == ["d1", "d2", "d3", "d4", "d5"]
     assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [("ahead", "clock skew: dated 30 d 0 h after this run's clock")]
     [problem] = plan.problems
-    assert problem.startswith("clock skew: snapshot web-20261226030005 (ahead) is dated 2026-12-26 03:00 UTC, 30 d 0 h after")
+    assert problem.startswith("clock skew: snapshot web-20261226030005 (ahead) is dated 2026-12-26 03:00 UTC, 30 d "
+        "0 h after")
 
 
 def test_plan_tolerates_a_cloud_clock_a_little_ahead():
@@ -216,7 +219,8 @@ def test_plan_fails_a_target_whose_snapshot_is_stuck_creating_past_the_timeout()
     plan = plan_target(target(keep_last=3), daily_history(2) + [stuck], NOW, creation_timeout=timedelta(hours=1))
     assert plan.create is None and "stuck" in names(plan, ActionKind.SKIP)
     assert plan.problems == (
-        "snapshot web-20261113010005 (stuck) has been creating for 13 d 2 h, past snapshot_creation_timeout (1 h 0 min); "
+        "snapshot web-20261113010005 (stuck) has been creating for 13 d 2 h, past "
+            "snapshot_creation_timeout (1 h 0 min); "
         "no new snapshot is made until it finishes or is deleted in the cloud console",
     )
     recent = snap(NOW - timedelta(minutes=50), id="recent", creating=True)
@@ -240,7 +244,8 @@ def test_max_deletions_counts_a_targets_deletions_across_its_servers():
     """4 servers × 3 deletions = 12 > 5: every one refused, though each server alone has 3."""
     plan = build_plan(servers_of("fleet", 4, history=3), NOW)
     assert plan.count(ActionKind.DELETE) == 0
-    assert {p.refusal for p in plan.targets} == {"refused: 12 deletions across the target's 4 servers exceed max_deletions 5; raise the limit or check the retention rules"}
+    assert {p.refusal for p in plan.targets} == {"refused: 12 deletions across the target's 4 servers exceed max_deletions 5; raise "
+        "the limit or check the retention rules"}
     assert plan.count(ActionKind.CREATE) == 4  # making snapshots is always safe
 
 
@@ -256,7 +261,8 @@ def test_max_deletions_per_run_refuses_every_deletion_of_a_run_above_it():
     assert build_plan(observed, NOW, max_deletions_per_run=8).count(ActionKind.DELETE) == 8
     plan = build_plan(observed, NOW, max_deletions_per_run=7)
     assert plan.count(ActionKind.DELETE) == 0
-    assert {p.refusal for p in plan.targets} == {"refused: this run's 8 deletions exceed settings.max_deletions_per_run 7; raise the limit or check the retention rules"}
+    assert {p.refusal for p in plan.targets} == {"refused: this run's 8 deletions exceed settings.max_deletions_per_run 7; raise the "
+        "limit or check the retention rules"}
     assert build_plan(observed, NOW, max_deletions_per_run=7).config_fingerprint != build_plan(observed, NOW).config_fingerprint
 
 

@@ -1,4 +1,5 @@
-"""Hand-written retention cases: restic's details, time zones, DST, ISO weeks, leap days, month ends."""
+"""Hand-written retention cases: restic's details, time zones, DST, ISO weeks, leap days, month
+ends."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def test_select_days_follow_the_policy_time_zone():
     earlier = snap(utc(2026, 1, 1, 20))
     assert set(kept([late, earlier], UTC, keep_daily=1)) == {late}
     assert set(kept([late, earlier], BERLIN, keep_daily=2)) == {late, earlier}
-    assert set(kept([late, earlier], UTC, keep_daily=2)) == {late, earlier}  # same day, earlier is the oldest
+    # same day, earlier is the oldest
+    assert set(kept([late, earlier], UTC, keep_daily=2)) == {late, earlier}
     assert kept([late, earlier], UTC, keep_daily=2)[earlier] == ("oldest daily",)
 
 
@@ -171,7 +173,7 @@ E = snap(utc(2026, 1, 1, 5), id="E")
 F = snap(utc(2026, 1, 1, 5, 40), id="F")
 G = snap(utc(2026, 1, 3, 23, 59), id="G")  # Saturday, still week 2026-01
 H = snap(utc(2026, 1, 5, 0, 10), id="H")  # Monday, week 2026-02
-I = snap(utc(2026, 1, 5, 0, 50), id="I")
+I = snap(utc(2026, 1, 5, 0, 50), id="I")  # noqa: E741 - the history is lettered A to J
 J = snap(utc(2026, 1, 5, 1, 20), id="J")  # the newest
 HISTORY = [A, B, C, D, E, F, G, H, I, J]
 
@@ -190,7 +192,8 @@ HISTORY = [A, B, C, D, E, F, G, H, I, J]
         # Everything is inside; A opens 2024, so it is kept as a period's newest, not as the oldest.
         ("yearly", "2y", HISTORY, {J: "yearly within 2y", D: "yearly within 2y", A: "yearly within 2y"}),
         ("monthly", "1y2m", HISTORY, {J: "monthly within 1y2m", D: "monthly within 1y2m", C: "monthly within 1y2m", A: "monthly within 1y2m"}),
-        # Without A, B is the oldest snapshot, inside the duration, in C's month: restic keeps it too.
+        # Without A, B is the oldest snapshot, inside the duration, in C's month: restic keeps it
+        # too.
         ("monthly", "1y", HISTORY[1:], {J: "monthly within 1y", D: "monthly within 1y", C: "monthly within 1y", B: "oldest monthly within 1y"}),
     ],
 )
@@ -287,7 +290,8 @@ def test_select_keep_within_weekly_counts_iso_weeks_across_the_new_year():
 
 
 def test_select_keep_within_hourly_counts_the_hour_repeated_when_dst_ends_twice():
-    # Berlin shows 02:30 twice on 25 October 2026 (00:30 and 01:30 UTC); 02:10 CEST shares the first.
+    # Berlin shows 02:30 twice on 25 October 2026 (00:30 and 01:30 UTC); 02:10 CEST shares the
+    # first.
     first, early, second = snap(utc(2026, 10, 25, 0, 30)), snap(utc(2026, 10, 25, 0, 10)), snap(utc(2026, 10, 25, 1, 30))
     outside = snap(utc(2026, 10, 24, 22))
     result = kept([outside, early, first, second], BERLIN, keep_within_hourly=Duration(hours=2))

@@ -72,7 +72,7 @@ def oracle(snapshots, rule, count, zone):
     else:
         keys = [PERIOD[rule](s.created.astimezone(zone)) for s in ordered]
     chosen, seen = set(), []
-    for snapshot, key in zip(ordered, keys):
+    for snapshot, key in zip(ordered, keys, strict=True):
         if len(seen) < count and key not in seen:
             seen.append(key)
             chosen.add(snapshot)
@@ -96,7 +96,8 @@ def within_oracle(snapshots, rule, duration, zone):
 
 
 def within_reasons(snapshots, rule, duration, zone):
-    """{snapshot: its reason from `rule`} for the snapshots the rule keeps, e.g. `daily within 7d`."""
+    """{snapshot: its reason from `rule`} for the snapshots the rule keeps, e.g. `daily within
+    7d`."""
     name = f"{rule.removeprefix('keep_within_')} within {duration}"
     result = select(snapshots, RetentionPolicy(**{rule: duration}), zone)
     return {s: r for s, rules in result.items() for r in rules if r in (name, f"oldest {name}")}

@@ -50,7 +50,8 @@ def test_run_lock_refuses_while_another_process_holds_it(tmp_path, holder):
     assert raised.value.pid == process.pid
     assert raised.value.path == str(path)
     assert str(raised.value) == (
-        f"another snapshot-policy run (PID {process.pid}) holds the lock file {path}; wait for it to finish"
+        f"another snapshot-policy run (PID {process.pid}) holds the lock file {path}; wait "
+            "for it to finish"
     )
 
 
@@ -172,7 +173,8 @@ def test_run_lock_refuses_a_lock_file_others_may_write_and_leaves_it_alone(tmp_p
     path = tmp_path / "snapshots.lock"
     path.write_text("precious settings\n")
     path.chmod(0o666)
-    with pytest.raises(OSError, match=rf"^cannot use lock file {path}: others may write it \(mode 0666\); run `chmod go-w"), run_lock(str(path)):
+    with pytest.raises(OSError, match=rf"^cannot use lock file {path}: others may write it \(mode 0666\); run `chmod "
+        r"go-w"), run_lock(str(path)):
         pytest.fail("the block must not run on a file others may write")
     assert path.read_text() == "precious settings\n"
 

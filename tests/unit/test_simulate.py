@@ -212,8 +212,10 @@ def test_fill_days_is_the_span_the_longest_rule_needs():
 
     assert fill_days(RetentionPolicy(keep_last=30), 1) == 30
     assert fill_days(RetentionPolicy(keep_last=30), 24) == 1.25
-    assert fill_days(RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), 1) == 7 * 31  # six months and one for the oldest
-    assert fill_days(RetentionPolicy(keep_hourly=24), 4) == 25 * 0.25  # runs six hours apart: 24 runs hold 24 hours
+    # six months and one for the oldest
+    assert fill_days(RetentionPolicy(keep_daily=7, keep_weekly=4, keep_monthly=6), 1) == 7 * 31
+    # runs six hours apart: 24 runs hold 24 hours
+    assert fill_days(RetentionPolicy(keep_hourly=24), 4) == 25 * 0.25
     assert fill_days(RetentionPolicy(keep_within_daily=Duration(months=1)), 1) == 32
     assert fill_days(RetentionPolicy(keep_within=Duration(days=7)), 2) == 7.5
 
@@ -245,8 +247,9 @@ def test_steady_state_counts_the_survivors_once_every_rule_is_full(policy, expec
 )
 def test_steady_state_is_full_by_the_time_it_is_counted(policy, runs_per_day):
     """Counting from twice as late finds the same pattern: the rules were full already."""
-    from snapshot_policy.simulate import steady_state, survivor_counts
     from datetime import timedelta
+
+    from snapshot_policy.simulate import steady_state, survivor_counts
 
     steady = steady_state(policy, UTC, utc(2026, 1, 1, 3), runs_per_day)
     step = timedelta(days=1) / runs_per_day
@@ -293,7 +296,10 @@ def test_simulate_command_compares_two_policies_by_their_monthly_cost(capsys):
     assert main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "6", *start]) == 0
     gfs = capsys.readouterr().out
     assert "  13 to 15 snapshots, 13.9 on average\n" in gfs
-    assert "  USD 16.63 a month at USD 0.06 per GB-month (DigitalOcean)\n  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n" in gfs
+    assert (
+        "  USD 16.63 a month at USD 0.06 per GB-month (DigitalOcean)\n"
+        "  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n"
+    ) in gfs
     assert main(["simulate", "--keep-last", "30", "--price", "0.05", "chf", *start]) == 0
     assert "  CHF 30.00 a month at CHF 0.05 per GB-month (--price)\n" in capsys.readouterr().out
 

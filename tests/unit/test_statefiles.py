@@ -201,7 +201,8 @@ def test_audit_log_is_created_readable_by_its_owner_only(tmp_path):
 
 
 @pytest.mark.parametrize("write, expected_mode", [
-    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"),  # node_exporter reads it; no secret
+    # node_exporter reads it; no secret
+    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"),
     pytest.param(lambda path: write_report(path, RunReport(NOW, NOW, ())), 0o600, id="report"),
 ])
 def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(tmp_path, victim, write, expected_mode):
@@ -230,9 +231,13 @@ def user(uid: int) -> str:
 
 
 PLANTED = {  # (owner, mode, what the refusal says); owner None: the user running the test
-    "another user's": pytest.param(NOBODY, 0o600, f"it belongs to user {user(NOBODY)}, not to user {user(os.geteuid())}, who runs snapshot-policy, so another user may have put it there; remove it, or if it is yours, run `chown {user(os.geteuid())} {{path}}`", marks=needs_root),
-    "group-writable": pytest.param(None, 0o620, "others may write it (mode 0620); run `chmod go-w {path}`, or remove it if you did not make it"),
-    "world-writable": pytest.param(None, 0o602, "others may write it (mode 0602); run `chmod go-w {path}`, or remove it if you did not make it"),
+    "another user's": pytest.param(NOBODY, 0o600, f"it belongs to user {user(NOBODY)}, not to user {user(os.geteuid())}, who runs "
+        "snapshot-policy, so another user may have put it there; remove it, or if it is "
+        f"yours, run `chown {user(os.geteuid())} {{path}}`", marks=needs_root),
+    "group-writable": pytest.param(None, 0o620, "others may write it (mode 0620); run `chmod go-w {path}`, or remove it if you did "
+        "not make it"),
+    "world-writable": pytest.param(None, 0o602, "others may write it (mode 0602); run `chmod go-w {path}`, or remove it if you did "
+        "not make it"),
 }
 EVERY_USE = {
     "read_text": lambda path: read_text(path, "journal"),
@@ -286,7 +291,8 @@ def test_root_s_files_are_trusted_as_ssh_trusts_them(tmp_path, monkeypatch):
 def test_a_planted_journal_is_refused_not_read_as_empty(tmp_path, owner, mode, says):
     path = tmp_path / "snapshot-policy.journal.json"
     plant(path, owner, mode)
-    path.write_text('[{"account": "do", "server_id": "1", "name": "web-1 golden image", "started": "2026-11-26T02:55:00+00:00"}]')
+    path.write_text('[{"account": "do", "server_id": "1", "name": "web-1 golden image", "started": '
+        '"2026-11-26T02:55:00+00:00"}]')
     with pytest.raises(UnsafeStateFile, match=f"^cannot use journal {path}: "):
         Journal(path, timedelta(hours=1), now=NOW)
 

@@ -1,4 +1,5 @@
-"""Which notification templates pass validation: plain `{name}` placeholders of known variables only."""
+"""Which notification templates pass validation: plain `{name}` placeholders of known variables
+only."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import pytest
 
 from snapshot_policy.templates import VARIABLES, template_errors
 
-PLAIN_ONLY = "but only plain placeholders work here, without a format spec (:), conversion (!) or lookup (. or []); write"
+PLAIN_ONLY = (
+    "but only plain placeholders work here, without a format spec (:), conversion (!) or lookup "
+    "(. or []); write"
+)
 
 
 def test_plain_placeholders_of_every_variable_are_fine():
@@ -15,7 +19,8 @@ def test_plain_placeholders_of_every_variable_are_fine():
 
 def test_an_unknown_variable_names_the_known_ones_without_the_deprecated_spellings():
     assert template_errors("{sever_name}") == [
-        "uses unknown variable {sever_name}; known: script, provider, server_name, server_id, snapshot_name, "
+        "uses unknown variable {sever_name}; known: script, provider, server_name, "
+            "server_id, snapshot_name, "
         "total_snapshots, snapshot_info, status, hostname, timestamp"
     ]
 
@@ -23,7 +28,8 @@ def test_an_unknown_variable_names_the_known_ones_without_the_deprecated_spellin
 @pytest.mark.parametrize(
     "template, written, plain",
     [
-        ("{total_snapshots:>300000000}", "{total_snapshots:>300000000}", "{total_snapshots}"),  # issue 12: 3.6 GB apply
+        # issue 12: 3.6 GB apply
+        ("{total_snapshots:>300000000}", "{total_snapshots:>300000000}", "{total_snapshots}"),
         ("{total_snapshots:,}", "{total_snapshots:,}", "{total_snapshots}"),
         ("{server_name!r}", "{server_name!r}", "{server_name}"),
         ("{status!s:>9}", "{status!s:>9}", "{status}"),

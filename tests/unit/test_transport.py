@@ -1,4 +1,5 @@
-"""The one rule for outbound URLs that carry a secret (docs/promises.md §5, invariant 11): https, or http to this machine."""
+"""The one rule for outbound URLs that carry a secret (docs/promises.md §5, invariant 11): https, or
+http to this machine."""
 
 from __future__ import annotations
 
@@ -67,8 +68,12 @@ def test_a_url_without_scheme_or_host_is_refused(url):
     ["http://127.0.0.1\\@evil.example/x", "http://\t127.0.0.1/x", "http://127.0.0.1 /x", "http://127.0.0.1\x00.evil.example/", "https://hooks.example.com/a b"],
 )
 def test_a_url_that_parsers_may_read_differently_is_refused(url):
-    """urllib drops tabs and newlines that other clients keep; backslashes split hosts differently."""
-    assert url_problem(url, transport.WEBHOOK) == "the URL holds whitespace, a control character or a backslash; percent-encode it (%20, %5C)"
+    """urllib drops tabs and newlines that other clients keep; backslashes split hosts
+    differently."""
+    assert url_problem(url, transport.WEBHOOK) == (
+        "the URL holds whitespace, a control character or a backslash; percent-encode it "
+        "(%20, %5C)"
+    )
     assert not is_loopback(url)
 
 
@@ -81,7 +86,8 @@ def test_each_kind_of_secret_is_named_in_the_refusal():
     said = {what: url_problem("http://x.example/", what) for what in (transport.API_TOKEN, transport.BOT_TOKEN, transport.WEBHOOK, transport.HEALTHCHECK)}
     assert said[transport.API_TOKEN].startswith("http://x.example is not https: the API token would cross")
     assert said[transport.WEBHOOK].startswith("http://x.example is not https: the webhook's URL and headers would cross")
-    assert said[transport.HEALTHCHECK].startswith("http://x.example is not https: the healthcheck URL, which lets anyone report a run, would cross")
+    assert said[transport.HEALTHCHECK].startswith("http://x.example is not https: the healthcheck URL, which lets anyone report a run, "
+        "would cross")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Every key a schema allows, as the README's tables name them (`targets[].retention.keep_daily`)."""
+"""Every key a schema allows, as the README's tables name them
+(`targets[].retention.keep_daily`)."""
 
 from __future__ import annotations
 

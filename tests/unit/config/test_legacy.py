@@ -22,7 +22,8 @@ INI = (
     "[DIRECTORIES]\nlogs_dir = var/logs\n\n[TIMING]\ndelay_between_servers = 20\n\n"
     "[TELEGRAM]\nenabled = true\nbot_token = 123:global\nchat_id = -100\ntimeout = 10\n"
     "message_success = *OK* {server_name}\\n{snapshot_info}\n\n"
-    "[WEBHOOK]\nenabled = false\nurl = https://hooks.example.com/all\nbase_delay_between_retries = 2.5\n"
+    "[WEBHOOK]\nenabled = false\nurl = https://hooks.example.com/all\n"
+        "base_delay_between_retries = 2.5\n"
 )
 
 
@@ -175,7 +176,8 @@ def test_a_policy_that_leaves_everything_out_gets_the_schemas_defaults(tmp_path)
     built = policy.build(Source("p.yaml", document), {}, tmp_path)
     [target] = built.targets
     assert (target.timezone, target.name_pattern, target.safety.max_deletions, target.adopt_legacy_names) == ("UTC", "{server_name}-{timestamp}", 10, False)
-    owner = policy.location_owner(Path("p.yaml"))  # a policy that names no owner is named by its path
+    # a policy that names no owner is named by its path
+    owner = policy.location_owner(Path("p.yaml"))
     assert built.settings == RunSettings(lock_file=str(tmp_path / "snapshot-policy.lock"), owner=owner)
 
 
@@ -190,7 +192,8 @@ def test_server_name_stands_for_one_server_given_by_id(tmp_path):
         {"name": "b", "account": "hz", "names": ["x", "y"], "server_name": "web", "retention": {"keep_last": 1}},
     ]}
     problems = policy.build(Source("p.yaml", document), {}, tmp_path).problems
-    assert [str(p) for p in problems] == ["p.yaml: targets[1].server_name: stands for one server: select exactly one with ids, or leave server_name out and each server keeps its own name"]
+    assert [str(p) for p in problems] == ["p.yaml: targets[1].server_name: stands for one server: select exactly one with ids, "
+        "or leave server_name out and each server keeps its own name"]
     del document["targets"][1]
     assert policy.build(Source("p.yaml", document), {}, tmp_path).targets[0].server_name == "web"
 
@@ -228,8 +231,10 @@ def servers(draw):
 
 
 _INI_SECTIONS = st.fixed_dictionaries({}, optional={
-    "TELEGRAM": st.sampled_from(["enabled = false\n", "bot_token = 9:ini\nchat_id = -5\ntimeout = 2.5\nretries = 0\nmessage_failure = x\\ny {server_name}\n"]),
-    "WEBHOOK": st.sampled_from(["enabled = yes\nurl = https://hooks.example.com/ini\npayload_failure = {\"s\": \"{status}\"}\n", "url = http://hooks.example.com/ini\n"]),
+    "TELEGRAM": st.sampled_from(["enabled = false\n", "bot_token = 9:ini\nchat_id = -5\ntimeout = 2.5\nretries = 0\n"
+        "message_failure = x\\ny {server_name}\n"]),
+    "WEBHOOK": st.sampled_from(["enabled = yes\nurl = https://hooks.example.com/ini\n"
+        "payload_failure = {\"s\": \"{status}\"}\n", "url = http://hooks.example.com/ini\n"]),
     "TIMING": st.just("delay_between_servers = 0.5\nsnapshot_creation_timeout = 60\n"),
     "LOGGING": st.just("level = warning\nmax_bytes = 0\n"),
     "FILES": st.just("lock_file = my.lock\n"),
@@ -252,6 +257,7 @@ def test_one_server_in_two_files_fails_the_second_naming_the_first(tmp_path):
     loaded = load(layout(tmp_path, a=server(), b=server(name="other"), c=server("hetzner")))
     assert [t.name for t in loaded.targets] == ["a", "c"]
     assert [str(p) for p in loaded.problems if not p.warning] == [
-        f"{tmp_path / 'configs' / 'b.json'}: digitalocean_droplet.id: server 3164444 is also configured in {tmp_path / 'configs' / 'a.json'}; give each server one file"
+        f"{tmp_path / 'configs' / 'b.json'}: digitalocean_droplet.id: server 3164444 is also "
+            f"configured in {tmp_path / 'configs' / 'a.json'}; give each server one file"
     ]
     assert [f.target for f in loaded.failed] == ["b"]

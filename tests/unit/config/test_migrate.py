@@ -21,7 +21,11 @@ def body(text: str) -> dict:
 
 
 def test_numbers_stay_as_written_and_templates_print_as_blocks(tmp_path):
-    ini = "[TELEGRAM]\nbot_token = 1:a\nchat_id = 5\ntimeout = 10\nbase_delay_between_retries = 2.5\nmessage_success = *OK* `{server_name}`\\nsnapshot `{snapshot_name}`\n"
+    ini = (
+        "[TELEGRAM]\nbot_token = 1:a\nchat_id = 5\ntimeout = 10\n"
+        "base_delay_between_retries = 2.5\nmessage_success = *OK* `{server_name}`\\nsnapshot "
+        "`{snapshot_name}`\n"
+    )
     text = migrate(load(layout(tmp_path, ini, web=server())).document, tmp_path).text
     assert "    timeout: 10\n" in text and "    base_delay_between_retries: 2.5\n" in text and "  delay_between_servers: 20\n" in text
     assert "    message_success: |-\n      *OK* `{server_name}`\n      snapshot `{snapshot_name}`\n" in text
@@ -48,7 +52,9 @@ def test_one_secret_value_used_twice_is_one_variable(tmp_path):
     assert migration.exports == (
         f"export DIGITALOCEAN_TOKEN_1=...  # the api_token of {folder / 'configs' / 'a.json'}",
         f"export HCLOUD_TOKEN_1=...  # the api_token of {folder / 'configs' / 'b.json'}",
-        f"export TELEGRAM_BOT_TOKEN=...  # the bot_token in [TELEGRAM] of {folder / 'snapshots.config'} and the telegram.bot_token of {folder / 'configs' / 'b.json'}",
+        "export TELEGRAM_BOT_TOKEN=...  # the bot_token in [TELEGRAM] of "
+            f"{folder / 'snapshots.config'} and the telegram.bot_token of "
+            f"{folder / 'configs' / 'b.json'}",
     )
     for secret in ("1:shared", "digitalocean-token", "hetzner-token"):
         assert secret not in migration.text and all(secret not in line for line in migration.exports)

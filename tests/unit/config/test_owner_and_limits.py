@@ -97,7 +97,10 @@ def test_max_deletions_per_run_is_bounded(value, message, tmp_path):
 
 # -- hooks.env ------------------------------------------------------------------------------
 
-HOOKED = "targets:\n  - name: web\n    account: do\n    ids: [1]\n    retention: {keep_last: 2}\n    hooks:\n      before: [/bin/true]\n"
+HOOKED = (
+    "targets:\n  - name: web\n    account: do\n    ids: [1]\n    retention: {keep_last: 2}\n"
+    "    hooks:\n      before: [/bin/true]\n"
+)
 
 
 def test_a_hook_env_list_names_the_variables_hooks_may_see(tmp_path):
@@ -145,7 +148,10 @@ def test_the_default_token_variable_and_the_telegram_bot_token_must_be_ascii(tmp
 
 
 def test_a_webhook_secret_may_be_any_text_it_only_keys_the_signature(tmp_path):
-    head = HEAD + "notifications:\n  hook: {type: webhook, url: 'https://hooks.example.com/x', secret: env:SECRET}\n"
+    head = HEAD + (
+        "notifications:\n  hook: {type: webhook, url: 'https://hooks.example.com/x', secret: "
+        "env:SECRET}\n"
+    )
     loaded = load_policy(policy_at(tmp_path / "p.yaml", head=head), {"SECRET": "clé-secrète"})
     assert loaded.problems == []
 
@@ -156,7 +162,10 @@ def test_a_webhook_secret_may_be_any_text_it_only_keys_the_signature(tmp_path):
     ("{X-Token: \"a\\nb\"}", "notifications.hook.headers.X-Token", "a line break"),
 ])
 def test_webhook_headers_must_be_sendable(header, problem_path, words, tmp_path):
-    head = HEAD + f"notifications:\n  hook: {{type: webhook, url: 'https://hooks.example.com/x', headers: {header}}}\n"
+    head = HEAD + (
+        "notifications:\n  hook: {type: webhook, url: 'https://hooks.example.com/x', "
+        f"headers: {header}}}\n"
+    )
     loaded = load_policy(policy_at(tmp_path / "p.yaml", head=head), {})
     assert loaded.targets == []
     assert words in the_problem(loaded, problem_path).message

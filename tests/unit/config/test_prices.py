@@ -52,7 +52,8 @@ def test_a_price_set_in_the_policy_wins_key_by_key():
     "value, expected",
     [
         ({"hetzner": {"per_gb_month": -0.01}}, "settings.prices.hetzner.per_gb_month: must be 0 or more, not -0.01"),
-        ({"hetzner": {"currency": "euro"}}, "settings.prices.hetzner.currency: 'euro' is not in the expected form: an ISO 4217 currency code in capitals, such as USD or EUR"),
+        ({"hetzner": {"currency": "euro"}}, "settings.prices.hetzner.currency: 'euro' is not in the expected form: an ISO "
+            "4217 currency code in capitals, such as USD or EUR"),
         ({"aws": {"per_gb_month": 0.05}}, "settings.prices: unknown key 'aws'; expected digitalocean or hetzner"),
         ({"hetzner": {"per_gb": 0.05}}, "settings.prices.hetzner: unknown key 'per_gb'; did you mean 'per_gb_month'?"),
     ],

@@ -16,7 +16,8 @@ def load(tmp_path, retention: str, defaults: str = ""):
 
 
 def test_policy_reads_every_duration_bounded_rule(tmp_path):
-    loaded = load(tmp_path, "{keep_within_hourly: 36h, keep_within_daily: 2w, keep_within_weekly: 3m, keep_within_monthly: 1y6m, keep_within_yearly: 10y}")
+    loaded = load(tmp_path, "{keep_within_hourly: 36h, keep_within_daily: 2w, keep_within_weekly: 3m, "
+        "keep_within_monthly: 1y6m, keep_within_yearly: 10y}")
     assert not loaded.problems
     assert loaded.targets[0].retention == RetentionPolicy(
         keep_within_hourly=Duration(hours=36),
@@ -26,7 +27,8 @@ def test_policy_reads_every_duration_bounded_rule(tmp_path):
         keep_within_yearly=Duration(years=10),
     )
     assert loaded.targets[0].retention.describe() == (
-        "keep_within_hourly 36h, keep_within_daily 14d, keep_within_weekly 3m, keep_within_monthly 1y6m, keep_within_yearly 10y"
+        "keep_within_hourly 36h, keep_within_daily 14d, keep_within_weekly 3m, "
+            "keep_within_monthly 1y6m, keep_within_yearly 10y"
     )
 
 
@@ -41,7 +43,8 @@ def test_a_target_takes_the_duration_bounded_rules_of_the_defaults(tmp_path):
     # As for every key of a target, its own retention replaces the defaults' whole.
     assert loaded.targets[0].retention == RetentionPolicy(keep_last=2)
     policy = tmp_path / "d.yaml"
-    policy.write_text(HEAD + "defaults:\n  retention: {keep_within_weekly: 2m}\ntargets:\n  - {name: web, account: hz, ids: [1]}\n")
+    policy.write_text(HEAD + "defaults:\n  retention: {keep_within_weekly: 2m}\ntargets:\n"
+        "  - {name: web, account: hz, ids: [1]}\n")
     assert load_policy(policy, {}).targets[0].retention == RetentionPolicy(keep_within_weekly=Duration(months=2))
 
 

@@ -226,7 +226,8 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
         ("policy", ("version",), ..., "missing required key 'version'"),
         # unknown keys, with a suggestion where one is close
         ("legacy-server", ("digitalocean_droplet", "retain_last_snapshot"), 3,
-         "digitalocean_droplet: unknown key 'retain_last_snapshot'; did you mean 'retain_last_snapshots'?"),
+         "digitalocean_droplet: unknown key 'retain_last_snapshot'; did you mean "
+             "'retain_last_snapshots'?"),
         ("legacy-config", ("telegram",), {}, "unknown key 'telegram'; did you mean 'TELEGRAM'?"),
         ("policy", ("targets", 2, "retention", "keep_dialy"), 7, "targets[2].retention: unknown key 'keep_dialy'; did you mean 'keep_daily'?"),
         ("policy", ("settings", "log", "colour"), True, "settings.log: unknown key 'colour'; expected file, max_bytes, backup_count or level"),
@@ -236,7 +237,8 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
         ("legacy-server", ("digitalocean_droplet", "telegram", "enabled"), "yes",
          "digitalocean_droplet.telegram.enabled: must be true or false, not the string 'yes'"),
         ("legacy-server", ("digitalocean_droplet", "telegram", "chat_id"), 1.5,
-         "digitalocean_droplet.telegram.chat_id: must be a string or an integer, not the number 1.5"),
+         "digitalocean_droplet.telegram.chat_id: must be a string or an integer, not the "
+             "number 1.5"),
         ("policy", ("targets", 0, "retention"), 7, "targets[0].retention: must be an object, not the number 7"),
         ("policy", ("defaults", "notify"), "ops", "defaults.notify: must be a list, not the string 'ops'"),
         ("policy", ("orphans", "keep_last"), None, "orphans.keep_last: must be an integer, not an empty value"),
@@ -253,23 +255,32 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
         ("policy", ("version",), 2, "version: must be 1, not 2"),
         ("policy", ("version",), None, "version: must be 1, not an empty value"),
         ("legacy-server", ("digitalocean_droplet", "provider"), "hetzner",
-         "digitalocean_droplet.provider: must be 'digitalocean' inside digitalocean_droplet, not 'hetzner'"),
+         "digitalocean_droplet.provider: must be 'digitalocean' inside "
+             "digitalocean_droplet, not 'hetzner'"),
         # pattern: the expected form comes from the schema's description
         ("policy", ("targets", 0, "schedule", "every"), "1 day",
-         "targets[0].schedule.every: '1 day' is not in the expected form: a duration in hours, days or weeks such as 12h, 24h, 7d or 2w, or combined such as 1d12h"),
+         "targets[0].schedule.every: '1 day' is not in the expected form: a duration in "
+             "hours, days or weeks such as 12h, 24h, 7d or 2w, or combined such as 1d12h"),
         ("policy", ("targets", 0, "schedule", "every"), "1m",
-         "targets[0].schedule.every: '1m' is not in the expected form: a duration in hours, days or weeks such as 12h, 24h, 7d or 2w, or combined such as 1d12h"),
+         "targets[0].schedule.every: '1m' is not in the expected form: a duration in "
+             "hours, days or weeks such as 12h, 24h, 7d or 2w, or combined such as 1d12h"),
         ("policy", ("targets", 2, "retention", "keep_within_daily"), "7 days",
-         "targets[2].retention.keep_within_daily: '7 days' is not in the expected form: a duration in hours, days, weeks, months or years "
+         "targets[2].retention.keep_within_daily: '7 days' is not in the expected form: a "
+             "duration in hours, days, weeks, months or years "
          "such as 36h, 7d, 2w, 3m or 1y, or combined such as 1y6m"),
         ("policy", ("accounts", "hetzner-prod", "token"), "env:",
-         "accounts.hetzner-prod.token: 'env:' is not in the expected form: a secret: the value itself, env:NAME to read it from an environment variable, "
+         "accounts.hetzner-prod.token: 'env:' is not in the expected form: a secret: the "
+             "value itself, env:NAME to read it from an environment variable, "
          "or file:PATH to read it from a file (relative to the policy file)"),
-        ("policy", ("targets", 0, "ids", 1), "web-1", "targets[0].ids[1]: 'web-1' is not in the expected form: a server id: a positive number or a string of up to 19 digits"),
+        ("policy", ("targets", 0, "ids", 1), "web-1", "targets[0].ids[1]: 'web-1' is not in the expected form: a server id: a positive "
+            "number or a string of up to 19 digits"),
         ("legacy-server", ("digitalocean_droplet", "id"), "your-droplet-id",
-         "digitalocean_droplet.id: 'your-droplet-id' is not in the expected form: the server's numeric id, as a number or a string of up to 19 digits"),
+         "digitalocean_droplet.id: 'your-droplet-id' is not in the expected form: the "
+             "server's numeric id, as a number or a string of up to 19 digits"),
         ("policy", ("accounts", "my account"), {"provider": "hetzner"},
-         "accounts: the name 'my account' is not in the expected form: a name of letters, digits, '_', '.' and '-' that starts with a letter or digit, such as hetzner-prod"),
+         "accounts: the name 'my account' is not in the expected form: a name of letters, "
+             "digits, '_', '.' and '-' that starts with a letter or digit, such as "
+             "hetzner-prod"),
         # sizes
         ("legacy-server", ("digitalocean_droplet", "name"), "", "digitalocean_droplet.name: must not be empty"),
         ("policy", ("targets",), [], "targets: must list at least one item"),
@@ -303,10 +314,12 @@ def test_exactly_one_of_several_keys(target_change, expected):
         # The type says which alternative was meant, so its own errors are the ones shown.
         ({"type": "telegram", "bot_token": "x", "chat_id": 1, "timout": 3}, ["notifications.ops: unknown key 'timout'; did you mean 'timeout'?"]),
         ({"type": "webhook", "url": "https://x.example", "summary": True}, ["notifications.ops: unknown key 'summary'; expected type, url, secret, "
-                                                                           "payload_success, payload_failure, timeout, retries, base_delay_between_retries or headers"]),
+                                                                           "payload_success, payload_failure, timeout, retries, "
+                                                                               "base_delay_between_retries or headers"]),
         ({"type": "webhook", "url": "https://x.example", "retries": -1}, ["notifications.ops.retries: must be 0 or more, not -1"]),
         ({"type": "telegram", "chat_id": 1}, ["notifications.ops: missing required key 'bot_token'"]),
-        ({"type": "webhook", "url": "ftp://x.example"}, ["notifications.ops.url: 'ftp://x.example' is not in the expected form: an https:// URL, or http:// to this machine only (127.0.0.1, ::1, localhost)"]),
+        ({"type": "webhook", "url": "ftp://x.example"}, ["notifications.ops.url: 'ftp://x.example' is not in the expected form: an "
+            "https:// URL, or http:// to this machine only (127.0.0.1, ::1, localhost)"]),
         # When no alternative fits, they are offered together.
         ({"type": "email", "to": "ops@example.com"}, ["notifications.ops.type: must be one of telegram, webhook, not 'email'"]),
         ("telegram", ["notifications.ops: must be an object, not the string 'telegram'"]),
@@ -327,7 +340,8 @@ def test_the_legacy_file_must_have_exactly_one_wrapper():
     both = {"digitalocean_droplet": SERVER["digitalocean_droplet"], "hetzner_cloud_server": SERVER["digitalocean_droplet"]}
     expected = "the file must have exactly one top-level key: digitalocean_droplet or hetzner_cloud_server"
     assert messages({}, "legacy-server") == [expected]
-    assert messages(both, "legacy-server") == [expected, "hetzner_cloud_server.provider: must be 'hetzner' inside hetzner_cloud_server, not 'digitalocean'"]
+    assert messages(both, "legacy-server") == [expected, "hetzner_cloud_server.provider: must be 'hetzner' inside hetzner_cloud_server, not "
+        "'digitalocean'"]
 
 
 def test_a_file_that_is_empty_or_not_an_object_says_so():
@@ -465,7 +479,8 @@ def _numbers(node, where=""):
 
 @pytest.mark.parametrize("name", SCHEMAS)
 def test_every_number_has_a_lower_and_an_upper_bound(name):
-    """Issue 12: `snapshot_creation_timeout: 10**30` passed validation and ended in an OverflowError."""
+    """Issue 12: `snapshot_creation_timeout: 10**30` passed validation and ended in an
+    OverflowError."""
     for where, schema in _numbers(load_schema(name)):
         assert {"minimum", "exclusiveMinimum"} & set(schema), f"{where} has no lower bound"
         assert {"maximum", "exclusiveMaximum"} & set(schema), f"{where} has no upper bound"
@@ -490,7 +505,8 @@ def test_every_number_has_a_lower_and_an_upper_bound(name):
         ("policy", ("notifications", "ops", "base_delay_between_retries"), 61, "notifications.ops.base_delay_between_retries: must be 60 or less, not 61"),
         ("policy", ("notifications", "ops", "chat_id"), 2**53, "notifications.ops.chat_id: must be 9007199254740991 or less, not 9007199254740992"),
         ("policy", ("targets", 0, "ids", 0), 2**63, "targets[0].ids[0]: must be 9223372036854775807 or less, not 9223372036854775808"),
-        ("policy", ("targets", 0, "ids", 1), "1" * 20, f"targets[0].ids[1]: '{'1' * 20}' is not in the expected form: a server id: a positive number or a string of up to 19 digits"),
+        ("policy", ("targets", 0, "ids", 1), "1" * 20, f"targets[0].ids[1]: '{'1' * 20}' is not in the expected form: a server id: a "
+            "positive number or a string of up to 19 digits"),
         ("legacy-server", ("digitalocean_droplet", "retain_last_snapshots"), 10**30, "digitalocean_droplet.retain_last_snapshots: must be 100000 or less, not 1" + "0" * 30),
         ("legacy-server", ("digitalocean_droplet", "id"), 2**63, "digitalocean_droplet.id: must be 9223372036854775807 or less, not 9223372036854775808"),
         ("legacy-config", ("TIMING", "snapshot_creation_timeout"), 604801, "TIMING.snapshot_creation_timeout: must be 604800 or less, not 604801"),

@@ -98,7 +98,8 @@ def test_unprotected_warns_of_a_file_holding_a_secret_that_others_can_read(tmp_p
     no_secret.chmod(0o644)
     warnings = unprotected([open_file, closed_file, no_secret, open_file, tmp_path / "missing.json"], [TOKEN])
     assert warnings == [
-        f"warning: {open_file} holds a secret and can be read by group and others (permissions 0644); "
+        f"warning: {open_file} holds a secret and can be read by group and others "
+            "(permissions 0644); "
         f"run `chmod 600 {open_file}`, or keep the secret out of it with env:NAME or file:PATH"
     ]
 
@@ -115,7 +116,10 @@ def test_unprotected_says_who_can_read(mode, who, tmp_path):
 
 # -- secrets the loaders read without `resolve`: the default token variable and legacy files
 
-POLICY_WITHOUT_TOKEN = "version: 1\naccounts:\n  do: {provider: digitalocean}\ntargets:\n  - {name: web, account: do, ids: [1], retention: {keep_last: 2}}\n"
+POLICY_WITHOUT_TOKEN = (
+    "version: 1\naccounts:\n  do: {provider: digitalocean}\ntargets:\n"
+    "  - {name: web, account: do, ids: [1], retention: {keep_last: 2}}\n"
+)
 
 
 def test_the_default_token_variable_is_trimmed(tmp_path):

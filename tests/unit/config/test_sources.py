@@ -56,10 +56,14 @@ def test_line_of_falls_back_to_the_nearest_known_parent(tmp_path):
 
 
 def test_read_yaml_reports_a_duplicate_key_and_keeps_the_line_of_the_last(tmp_path):
-    text = "version: 1\ntargets:\n  - name: a\n    retention: {keep_daily: 1}\n    retention: {keep_daily: 2}\n"
+    text = (
+        "version: 1\ntargets:\n  - name: a\n    retention: {keep_daily: 1}\n"
+        "    retention: {keep_daily: 2}\n"
+    )
     source = read_yaml(write(tmp_path, "p.yaml", text))
     assert source.data["targets"][0]["retention"] == {"keep_daily": 2}
-    assert [str(p) for p in source.problems] == [f"{tmp_path / 'p.yaml'}:5: targets[0].retention: duplicate key (lines 4 and 5); keep one of them"]
+    assert [str(p) for p in source.problems] == [f"{tmp_path / 'p.yaml'}:5: targets[0].retention: duplicate key (lines 4 and 5); keep "
+        "one of them"]
     assert source.line_of(("targets", 0, "retention", "keep_daily")) == 5
 
 
@@ -75,10 +79,14 @@ def test_read_yaml_keys_merged_with_an_alias_keep_their_own_line_and_lose_to_exp
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("a: 1\n  b: 2\n", ":2: not valid YAML: mapping values are not allowed here; put quotes around a value that contains ': '"),
-        ("a:\n\tb: 1\n", ":2: not valid YAML: while scanning for the next token, found character '\\t' that cannot start any token; indent with spaces, not tabs"),
-        ("a: [1, 2\nb: 3\n", ":2: not valid YAML: while parsing a flow sequence on line 1, expected ',' or ']', but got ':'"),
-        ("a: 1\n---\nb: 2\n", ":2: not valid YAML: expected a single document in the stream on line 1, but found another document"),
+        ("a: 1\n  b: 2\n", ":2: not valid YAML: mapping values are not allowed here; put quotes around a "
+            "value that contains ': '"),
+        ("a:\n\tb: 1\n", ":2: not valid YAML: while scanning for the next token, found character '\\t' "
+            "that cannot start any token; indent with spaces, not tabs"),
+        ("a: [1, 2\nb: 3\n", ":2: not valid YAML: while parsing a flow sequence on line 1, expected ',' or "
+            "']', but got ':'"),
+        ("a: 1\n---\nb: 2\n", ":2: not valid YAML: expected a single document in the stream on line 1, but "
+            "found another document"),
     ],
 )
 def test_read_yaml_syntax_errors_name_the_line(tmp_path, text, expected):
@@ -112,14 +120,18 @@ def test_read_yaml_refuses_an_alias_inside_itself(tmp_path):
     path = write(tmp_path, "p.yaml", "loop: &x [*x]\n")
     with pytest.raises(ConfigError) as excinfo:
         read_yaml(path)
-    assert only_problem(excinfo) == f"{path}:1: loop[0][0]: nested more than 50 levels deep, or an alias (*name) sits inside itself"
+    assert only_problem(excinfo) == (
+        f"{path}:1: loop[0][0]: nested more than 50 levels deep, or an alias (*name) sits "
+        "inside itself"
+    )
 
 
 @pytest.mark.parametrize(
     "text, expected",
     [
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "the file is nested too deeply to read"),
-        ("a: " + "9" * 5000 + "\n", "a value in the file cannot be read: Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits"),
+        ("a: " + "9" * 5000 + "\n", "a value in the file cannot be read: Exceeds the limit (4300 digits) for integer "
+            "string conversion: value has 5000 digits"),
         ("day: 2026-02-30\n", "a value in the file cannot be read: day is out of range for month"),
     ],
 )
