@@ -79,7 +79,20 @@ from snapshot_policy.lifecycle import (
     WaitOver,
     settle,
 )
-from snapshot_policy.model import Clock, Outcome, Plan, PlanAction, ProviderError, RetentionPolicy, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.model import (
+    Clock,
+    Outcome,
+    Plan,
+    PlanAction,
+    ProviderError,
+    RetentionPolicy,
+    RunReport,
+    Snapshot,
+    StartedSnapshot,
+    Target,
+    TargetFailure,
+    TargetPlan,
+)
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
@@ -190,17 +203,20 @@ class Executor:
             run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
         return {id(target.plan): target.outcome() for target in run.targets}
 
-    def record(self, event: str, target: Lifecycle, snapshot: Snapshot, reason: str, once: bool = False) -> None:
+    def record(
+        self, event: str, life: Lifecycle, snapshot: Snapshot, reason: str, once: bool = False
+    ) -> None:
         """Audit a change. One that cannot be written down fails its target: the change
         stands, but the trail an operator relies on lacks it. With `once` (what a killed run
         left open), not if a line already says it."""
         try:
             if once and self.audit.recorded(event, snapshot.id):
                 return
-            self.audit.record(event, target.target, snapshot, reason, self.now())
+            self.audit.record(event, life.target, snapshot, reason, self.now())
         except OSError as error:
-            log.error("%s: could not write the audit log: %s", target.target.name, error)
-            target.errors.append(f"{event} {snapshot.name} ({snapshot.id}) but could not write the audit log: {error}")
+            log.error("%s: could not write the audit log: %s", life.target.name, error)
+            what = f"{event} {snapshot.name} ({snapshot.id})"
+            life.errors.append(f"{what} but could not write the audit log: {error}")
 
 
 class AccountRun:
@@ -211,7 +227,9 @@ class AccountRun:
         self.executor = executor
         self.provider = provider
         timing = executor.timing
-        self.targets = [Lifecycle(plan, timing.poll_interval, timing.creation_timeout) for plan in plans]
+        self.targets = [
+            Lifecycle(plan, timing.poll_interval, timing.creation_timeout) for plan in plans
+        ]
         self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
         self.budget.spend(provider.requests)  # the listings just read count in this minute too
         self.to_start: deque[Lifecycle] = deque()
@@ -236,20 +254,16 @@ class AccountRun:
         with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
             self.pool, self.hook_pool = pool, hook_pool
             with self.executor.journal.batch():
-                for target in self.targets:
-                    self._settle_journal(target)
-                    owed = self.executor.journal.afters_pending(target.target.account, target.target.server_id)
-                    if target.target.name in owed:
-                        self._carry(target, target.on(AfterOwed(*owed[target.target.name])))
-            waiting = [target for target in self.targets if target.stage is Stage.WAITING]
-            for target in waiting:
-                if target.plan.create is None:
-                    self._carry(target, target.on(Begin(self.executor.now(), self.executor.monotonic())))
-            due = [target for target in waiting if target.plan.create is not None]
+                for life in self.targets:
+                    self._settle_journal(life)
+            waiting = [life for life in self.targets if life.stage is Stage.WAITING]
+            for life in waiting:
+                if life.plan.create is None:
+                    self._carry(life, life.on(self._begin()))
+            due = [life for life in waiting if life.plan.create is not None]
             busy = (self._busy_servers() or {}) if due else {}
-            for target in due:
-                begin = Begin(self.executor.now(), self.executor.monotonic(), busy.get(target.target.server_id))
-                self._carry(target, target.on(begin))
+            for life in due:
+                self._carry(life, life.on(self._begin(busy.get(life.target.server_id))))
             while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
                 self.executor.halt_once_stopped()
                 if self.executor.halted.is_set() and not self.halted:
@@ -261,18 +275,18 @@ class AccountRun:
                 self._wait()
 
     def fail_unfinished(self, error: str) -> None:
-        for target in self.targets:
-            self._carry(target, target.on(Abandon(error)))
+        for life in self.targets:
+            self._carry(life, life.on(Abandon(error)))
 
-    def _carry(self, target: Lifecycle, commands: Iterable[Command]) -> None:
-        """Carry out a lifecycle's commands, in order (`Start` and `Mark` have their own callers)."""
-        t, journal = target.target, self.executor.journal
+    def _carry(self, life: Lifecycle, commands: Iterable[Command]) -> None:
+        """Carry out a lifecycle's commands in order (`Start`, `Mark`: their callers do)."""
+        t, journal = life.target, self.executor.journal
         for command in commands:
             match command:
                 case Log(level, message):
                     log.log(level, message)
                 case Record(event, snapshot, reason, once):
-                    self.executor.record(event, target, snapshot, reason, once)
+                    self.executor.record(event, life, snapshot, reason, once)
                 case CrossOffStart(name):
                     journal.marked(t.account, t.server_id, name)
                 case CrossOffDeletion(snapshot_id):
@@ -280,28 +294,28 @@ class AccountRun:
                 case CrossOffAfter():
                     journal.after_ran(t.account, t.server_id, t.name)
                 case Queue(front):
-                    (self.to_start.appendleft if front else self.to_start.append)(target)
+                    (self.to_start.appendleft if front else self.to_start.append)(life)
                 case AskAgain(at):
-                    self.busy.append((at, target))
+                    self.busy.append((at, life))
                 case CheckBusy():
-                    self.refused_busy.append(target)
+                    self.refused_busy.append(life)
                 case RunBefore():
-                    future = self.hook_pool.submit(self._before, target)
-                    self.hook_runs[future] = lambda f, target=target: self._before_done(target, f)
+                    future = self.hook_pool.submit(self._before, life)
+                    self.hook_runs[future] = lambda f, life=life: self._before_done(life, f)
                 case Poll(started, sent):
-                    self.in_flight[started] = (target, sent)
+                    self.in_flight[started] = (life, sent)
                     if len(self.in_flight) == 1:  # the first to wait for: look soon
                         self.next_poll = self.executor.monotonic() + FIRST_POLL
                 case RunAfter(status, snapshot_name):
                     variables = hooks.environment(t, snapshot_name, status)
                     future = self.hook_pool.submit(hooks.run, "after", t.hooks, t, variables)
-                    self.hook_runs[future] = lambda f, target=target: self._after_done(target, f)
+                    self.hook_runs[future] = lambda f, life=life: self._after_done(life, f)
                 case Delete(action):
-                    self.to_delete.append((target, action))
+                    self.to_delete.append((life, action))
                 case Progress(stage):
                     self.executor.progress(t, stage)
                 case Finished():
-                    self.executor.progress(t, "done" if target.outcome().ok else "failed")
+                    self.executor.progress(t, "done" if life.outcome().ok else "failed")
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
 
@@ -330,21 +344,29 @@ class AccountRun:
 
     # -- what an earlier run left --------------------------------------------------------
 
-    def _settle_journal(self, target: Lifecycle) -> None:
-        """Close what an earlier run left open (`lifecycle.settle`). A mark that fails fails
-        the target, and leaves the rest open: nothing is created or deleted for it."""
-        t, journal = target.target, self.executor.journal
-        ahead = [(name, started) for account, server_id, name, started in journal.future_starts() if (account, server_id) == (t.account, t.server_id)]
-        left = settle(target.plan, journal.pending(t.account, t.server_id), ahead, journal.deletions(t.account, t.server_id), self.executor.now())
-        for command in left:
+    def _settle_journal(self, life: Lifecycle) -> None:
+        """Close what an earlier run left open (`lifecycle.settle`), then run the after hook it
+        owes. A mark that fails fails the target and leaves the rest of the settlement open:
+        nothing is created or deleted for it."""
+        t, journal = life.target, self.executor.journal
+        server = (t.account, t.server_id)
+        ahead = [(name, when) for *at, name, when in journal.future_starts() if tuple(at) == server]
+        pending, deletions = journal.pending(*server), journal.deletions(*server)
+        for command in settle(life.plan, pending, ahead, deletions, self.executor.now()):
             if not isinstance(command, Mark):
-                self._carry(target, [command])
+                self._carry(life, [command])
                 continue
             try:
                 self.provider.mark_snapshot(command.snapshot.id, marker_labels(t))
             except ProviderError as error:
-                self._carry(target, target.on(MarkFailed(error)))
-                return
+                self._carry(life, life.on(MarkFailed(error)))
+                break
+        owed = journal.afters_pending(*server).get(t.name)
+        if owed is not None:
+            self._carry(life, life.on(AfterOwed(*owed)))
+
+    def _begin(self, busy: str | None = None) -> Begin:
+        return Begin(self.executor.now(), self.executor.monotonic(), busy)
 
     # -- (a) start -----------------------------------------------------------------------
 
@@ -369,15 +391,15 @@ class AccountRun:
         if self.refused_busy:
             refused, self.refused_busy = self.refused_busy, []
             busy = self._busy_servers() or {}  # unreadable: ask again; the cloud refuses a second snapshot itself
-            for target in refused:
-                listed = BusyListed(busy.get(target.target.server_id, "an action"), self.executor.monotonic())
-                self._carry(target, target.on(listed))
+            for life in refused:
+                kind = busy.get(life.target.server_id, "an action")
+                self._carry(life, life.on(BusyListed(kind, self.executor.monotonic())))
         now = self.executor.monotonic()
-        ready = [target for when, target in self.busy if when <= now]
+        ready = [life for when, life in self.busy if when <= now]
         if ready:
-            self.busy = [(when, target) for when, target in self.busy if when > now]
-            for target in ready:
-                self._carry(target, target.on(WaitOver()))
+            self.busy = [(when, life) for when, life in self.busy if when > now]
+            for life in ready:
+                self._carry(life, life.on(WaitOver()))
 
     def _room(self) -> bool:
         return self.executor.parallel is None or len(self.in_flight) + self.starting < self.executor.parallel
@@ -393,64 +415,70 @@ class AccountRun:
                     break
                 self.next_start = now + self.executor.delay_between_servers
                 self.budget.spend()
-            target = self.to_start.popleft()
+            life = self.to_start.popleft()
             self.starting += 1
-            (command,) = target.on(Turn())
+            (command,) = life.on(Turn())
             if isinstance(command, Start):
-                batch.append((target, command))
+                batch.append((life, command))
             else:
-                self._carry(target, [command])
+                self._carry(life, [command])
         with self.executor.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
-            for target, start in batch:
-                self.executor.journal.started(target.target.account, target.target.server_id, start.name, self.executor.now())
-        for target, start in batch:
-            t = target.target
+            for life, start in batch:
+                t = life.target
+                now = self.executor.now()
+                self.executor.journal.started(t.account, t.server_id, start.name, now)
+        for life, start in batch:
+            t = life.target
             self.executor.progress(t, "creating")
-            log.info("%s: creating %s (%s)", target.label, start.name, start.reason)
-            future = self.pool.submit(self.provider.start_snapshot, t.server_id, start.name, marker_labels(t))
-            self.requests[future] = lambda f, target=target, sent=self.executor.monotonic(): self._started(target, f, sent)
+            log.info("%s: creating %s (%s)", life.label, start.name, start.reason)
+            future = self.pool.submit(
+                self.provider.start_snapshot, t.server_id, start.name, marker_labels(t)
+            )
+            sent = self.executor.monotonic()
+            self.requests[future] = lambda f, life=life, sent=sent: self._started(life, f, sent)
 
-    def _before(self, target: Lifecycle) -> tuple[str | None, bool]:
+    def _before(self, life: Lifecycle) -> tuple[str | None, bool]:
         """In a hook thread: (how the before hook failed or None, whether it ran). Written in
         the journal first when an after hook is owed for it; not run once the run is stopping."""
         if self.executor.stop.is_set():
             return None, False
-        t, name = target.target, target.plan.create.snapshot.name
+        t, name = life.target, life.plan.create.snapshot.name
         if t.hooks.after:
-            self.executor.journal.before_ran(t.account, t.server_id, t.name, name, self.executor.now())
+            now = self.executor.now()
+            self.executor.journal.before_ran(t.account, t.server_id, t.name, name, now)
         return hooks.run("before", t.hooks, t, hooks.environment(t, name)), True
 
-    def _before_done(self, target: Lifecycle, future: Future) -> None:
+    def _before_done(self, life: Lifecycle, future: Future) -> None:
         self.starting -= 1
         try:
             problem, ran = future.result()
         except Exception as error:  # a bug in running it: the hook did not succeed
-            log.exception("%s: unexpected error in the before hook", target.label)
+            log.exception("%s: unexpected error in the before hook", life.label)
             problem, ran = f"before hook: unexpected error: {type(error).__name__}: {error}", True
-        self._carry(target, target.on(BeforeRan(problem, ran, self.executor.stop.reason)))
+        self._carry(life, life.on(BeforeRan(problem, ran, self.executor.stop.reason)))
 
-    def _after_done(self, target: Lifecycle, future: Future) -> None:
+    def _after_done(self, life: Lifecycle, future: Future) -> None:
         try:
             problem = future.result()
         except Exception as error:  # a bug in running it: the hook did not succeed
-            log.exception("%s: unexpected error in the after hook", target.label)
+            log.exception("%s: unexpected error in the after hook", life.label)
             problem = f"after hook: unexpected error: {type(error).__name__}: {error}"
-        self._carry(target, target.on(AfterRan(problem, self.executor.stop.reason)))
+        self._carry(life, life.on(AfterRan(problem, self.executor.stop.reason)))
 
-    def _started(self, target: Lifecycle, future: Future, sent: float) -> None:
+    def _started(self, life: Lifecycle, future: Future, sent: float) -> None:
         self.starting -= 1
         self._spent()
         try:
             started = future.result()
         except ServerBusy as error:  # certain: nothing was started
-            self._carry(target, target.on(Refused(error, self.executor.monotonic())))
+            self._carry(life, life.on(Refused(error, self.executor.monotonic())))
         except ProviderError as error:
-            self._carry(target, target.on(CreateFailed(error)))
+            self._carry(life, life.on(CreateFailed(error)))
         except Exception as error:  # a bug fails this target only
-            log.exception("%s: unexpected error", target.label)
-            self._carry(target, target.on(StartCrashed(f"unexpected error: {type(error).__name__}: {error}")))
+            log.exception("%s: unexpected error", life.label)
+            self._carry(life, life.on(StartCrashed(_unexpected(error))))
         else:
-            self._carry(target, target.on(Started(started, sent)))
+            self._carry(life, life.on(Started(started, sent)))
 
     # -- (b) wait ------------------------------------------------------------------------
 
@@ -475,7 +503,7 @@ class AccountRun:
         now = self.executor.monotonic()
         with self.executor.journal.batch():
             for started in waiting:
-                target, sent = self.in_flight[started]
+                life, sent = self.in_flight[started]
                 result = found.get(started)
                 if result is None and now - sent > self.executor.timing.creation_timeout:
                     result = timed_out(self.provider.name, f"snapshot {started.name}", self.executor.timing.creation_timeout)
@@ -483,9 +511,10 @@ class AccountRun:
                     continue
                 del self.in_flight[started]
                 if isinstance(result, ProviderError):
-                    self._carry(target, target.on(CreateFailed(result)))
+                    self._carry(life, life.on(CreateFailed(result)))
                 else:
-                    self._carry(target, target.on(Made(classify(target.target, result), self.executor.now())))
+                    made = classify(life.target, result)
+                    self._carry(life, life.on(Made(made, self.executor.now())))
         if self.in_flight:
             oldest = min(sent for _, sent in self.in_flight.values())
             self.next_poll = now + min(self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
@@ -498,24 +527,24 @@ class AccountRun:
             self.budget.spend()
             batch.append(self.to_delete.popleft())
         with self.executor.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
-            for target, action in batch:
-                t, snapshot = target.target, action.snapshot
+            for life, action in batch:
+                t, snapshot = life.target, action.snapshot
                 self.executor.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.executor.now())
-        for target, action in batch:
+        for life, action in batch:
             future = self.pool.submit(self.provider.delete_snapshot, action.snapshot.id)
-            self.requests[future] = lambda f, target=target, action=action: self._deleted(target, action, f)
+            self.requests[future] = lambda f, life=life, act=action: self._deleted(life, act, f)
 
-    def _deleted(self, target: Lifecycle, action: PlanAction, future: Future) -> None:
+    def _deleted(self, life: Lifecycle, action: PlanAction, future: Future) -> None:
         self._spent()
         try:
             future.result()
         except ProviderError as error:
-            self._carry(target, target.on(DeleteFailed(action, error)))
+            self._carry(life, life.on(DeleteFailed(action, error)))
         except Exception as error:  # a bug fails this target only; the journal keeps the deletion to check
-            log.exception("%s: unexpected error", target.label)
-            self._carry(target, target.on(DeleteCrashed(f"unexpected error: {type(error).__name__}: {error}")))
+            log.exception("%s: unexpected error", life.label)
+            self._carry(life, life.on(DeleteCrashed(_unexpected(error))))
         else:
-            self._carry(target, target.on(Deleted(action)))
+            self._carry(life, life.on(Deleted(action)))
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -524,19 +553,24 @@ class AccountRun:
         it (`Signal`), in the order of the queues, with the deletions it has not sent.
         Replies to requests already sent are still taken."""
         self.halted = True
-        unsent = Counter(target for target, _ in self.to_delete)
-        queued = [*self.to_start, *(target for _, target in self.busy), *self.refused_busy]
-        making = [target for target, _ in self.in_flight.values()]
+        unsent = Counter(life for life, _ in self.to_delete)
+        queued = [*self.to_start, *(life for _, life in self.busy), *self.refused_busy]
+        making = [life for life, _ in self.in_flight.values()]
         self.to_start.clear()
         self.to_delete.clear()
         self.in_flight.clear()
         self.busy, self.refused_busy = [], []
         with self.executor.journal.batch():
-            for target in dict.fromkeys([*queued, *making, *unsent, *self.targets]):
-                self._carry(target, target.on(Signal(self.executor.stop.reason, unsent[target])))
+            for life in dict.fromkeys([*queued, *making, *unsent, *self.targets]):
+                self._carry(life, life.on(Signal(self.executor.stop.reason, unsent[life])))
 
     # -- bookkeeping ---------------------------------------------------------------------
 
     def _spent(self) -> None:
         """Bring the budget in line with what the account's last reply reported."""
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def _unexpected(error: Exception) -> str:
+    """What a target's error says of a bug (the traceback is logged)."""
+    return f"unexpected error: {type(error).__name__}: {error}"

@@ -196,9 +196,24 @@ class Abandon:
 
 
 Event = (
-    Begin | AfterOwed | MarkFailed | WaitOver | Turn | BeforeRan | AfterRan | Started | Refused
-    | BusyListed | Made | CreateFailed | StartCrashed | Deleted | DeleteFailed | DeleteCrashed
-    | Signal | Abandon
+    Begin
+    | AfterOwed
+    | MarkFailed
+    | WaitOver
+    | Turn
+    | BeforeRan
+    | AfterRan
+    | Started
+    | Refused
+    | BusyListed
+    | Made
+    | CreateFailed
+    | StartCrashed
+    | Deleted
+    | DeleteFailed
+    | DeleteCrashed
+    | Signal
+    | Abandon
 )
 
 
@@ -311,8 +326,22 @@ class Finished:
 
 
 Command = (
-    Log | Record | Mark | CrossOffStart | CrossOffDeletion | CrossOffAfter | Queue | AskAgain
-    | CheckBusy | RunBefore | Start | Poll | RunAfter | Delete | Progress | Finished
+    Log
+    | Record
+    | Mark
+    | CrossOffStart
+    | CrossOffDeletion
+    | CrossOffAfter
+    | Queue
+    | AskAgain
+    | CheckBusy
+    | RunBefore
+    | Start
+    | Poll
+    | RunAfter
+    | Delete
+    | Progress
+    | Finished
 )
 
 
@@ -371,8 +400,10 @@ class Lifecycle:
             case AfterOwed():
                 return self._after_owed(event)
             case MarkFailed(error):
-                return [Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"),
-                        *self._fail(str(error))]
+                return [
+                    Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"),
+                    *self._fail(str(error)),
+                ]
             case WaitOver():
                 self.stage = Stage.QUEUED
                 return [Queue()]
@@ -396,7 +427,11 @@ class Lifecycle:
                 self.stage, self.refusal = Stage.BUSY, error
                 crossed = CrossOffStart(self.plan.create.snapshot.name)  # certain: nothing started
                 if self.stopped:
-                    return [crossed, *self._create_over("failure"), *self._fail(self._not_started())]
+                    return [
+                        crossed,
+                        *self._create_over("failure"),
+                        *self._fail(self._not_started()),
+                    ]
                 return [crossed, CheckBusy()]
             case BusyListed():
                 return self._busy_listed(event)
@@ -404,23 +439,41 @@ class Lifecycle:
                 return self._made(event)
             case CreateFailed(error):
                 name = self.plan.create.snapshot.name
-                crossed = [CrossOffStart(name)] if error.no_snapshot else []  # certain: none appears
-                return [*crossed, Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"),
-                        *self._create_over("failure"), *self._fail(str(error))]
+                crossed = (
+                    [CrossOffStart(name)] if error.no_snapshot else []
+                )  # certain: none appears
+                return [
+                    *crossed,
+                    Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"),
+                    *self._create_over("failure"),
+                    *self._fail(str(error)),
+                ]
             case StartCrashed(reason):
                 return [*self._create_over("failure"), *self._fail(reason)]
             case Deleted(action):
                 snapshot = action.snapshot
                 self.deleted.append(snapshot)
-                return [Log(logging.INFO, f"{self.label}: deleted {snapshot.name} ({snapshot.id}): {action.reason}"),
-                        Record("deleted", snapshot, action.reason), CrossOffDeletion(snapshot.id),
-                        *self._deletions_over()]
+                return [
+                    Log(
+                        logging.INFO,
+                        f"{self.label}: deleted {snapshot.name} ({snapshot.id}): {action.reason}",
+                    ),
+                    Record("deleted", snapshot, action.reason),
+                    CrossOffDeletion(snapshot.id),
+                    *self._deletions_over(),
+                ]
             case DeleteFailed(action, error):
                 snapshot = action.snapshot
                 self.errors.append(f"delete {snapshot.name}: {error}")
                 refused = [CrossOffDeletion(snapshot.id)] if error.refused else []  # still there
-                return [Log(logging.ERROR, f"{self.label}: could not delete {snapshot.name} ({snapshot.id}): {error}"),
-                        *refused, *self._deletions_over()]
+                return [
+                    Log(
+                        logging.ERROR,
+                        f"{self.label}: could not delete {snapshot.name} ({snapshot.id}): {error}",
+                    ),
+                    *refused,
+                    *self._deletions_over(),
+                ]
             case DeleteCrashed(reason):
                 self.errors.append(reason)
                 return self._deletions_over()
@@ -441,12 +494,20 @@ class Lifecycle:
         before hook may have frozen what only the after hook thaws."""
         hooks = self.target.hooks
         if not (hooks and hooks.after):
-            problem = (f"an interrupted run ran the before hook for {event.snapshot_name} at "
-                       f"{event.began.isoformat()} and never its after hook, "
-                       "which is no longer configured: check the server by hand")
-            return [CrossOffAfter(), Log(logging.ERROR, f"{self.label}: {problem}"), *self._fail(problem)]
-        note = (f"{self.label}: running first the after hook an interrupted run owes "
-                f"(its before hook ran for {event.snapshot_name} at {event.began.isoformat()})")
+            problem = (
+                f"an interrupted run ran the before hook for {event.snapshot_name} at "
+                f"{event.began.isoformat()} and never its after hook, "
+                "which is no longer configured: check the server by hand"
+            )
+            return [
+                CrossOffAfter(),
+                Log(logging.ERROR, f"{self.label}: {problem}"),
+                *self._fail(problem),
+            ]
+        note = (
+            f"{self.label}: running first the after hook an interrupted run owes "
+            f"(its before hook ran for {event.snapshot_name} at {event.began.isoformat()})"
+        )
         return [Log(logging.WARNING, note), *self._run_after("failure", event.snapshot_name)]
 
     def _begin(self, event: Begin) -> list[Command]:
@@ -455,8 +516,10 @@ class Lifecycle:
         if self.stage is not Stage.WAITING:
             return []
         if self.plan.create is None:
-            return [Log(logging.INFO, f"{self.label}: no snapshot: {self.plan.schedule_note}"),
-                    *self._confirmed(None, event.now)]
+            return [
+                Log(logging.INFO, f"{self.label}: no snapshot: {self.plan.schedule_note}"),
+                *self._confirmed(None, event.now),
+            ]
         if event.busy == "snapshot":
             return self._fail(self._second_snapshot())
         if event.busy is not None:
@@ -471,7 +534,10 @@ class Lifecycle:
 
     def _second_snapshot(self) -> str:
         t = self.target
-        return f"{t.provider}: server {t.server_id} already has a snapshot in progress; not starting a second one"
+        return (
+            f"{t.provider}: server {t.server_id} already has a snapshot in progress; "
+            "not starting a second one"
+        )
 
     def _wait_while_busy(self, kind: str, at: float) -> list[Command]:
         """Ask again later: after BUSY_FIRST_WAIT, doubling up to poll_interval, until the
@@ -480,15 +546,25 @@ class Lifecycle:
         wait_for = min(self.poll_interval, BUSY_FIRST_WAIT * 2**self.busy_waits)
         self.busy_waits += 1
         self.stage = Stage.BUSY
-        return [Log(logging.INFO, f"{self.label}: the server is busy ({kind}); asking again in {wait_for:.1f}s"),
-                AskAgain(at + wait_for)]
+        return [
+            Log(
+                logging.INFO,
+                f"{self.label}: the server is busy ({kind}); asking again in {wait_for:.1f}s",
+            ),
+            AskAgain(at + wait_for),
+        ]
 
     def _busy_listed(self, event: BusyListed) -> list[Command]:
         if event.busy == "snapshot":
             return [*self._create_over("failure"), *self._fail(self._second_snapshot())]
-        if event.at - (self.busy_since if self.busy_since is not None else event.at) > self.creation_timeout:
-            return [*self._create_over("failure"),
-                    *self._fail(f"{self.refusal} (still busy after {self.creation_timeout:g}s)")]
+        if (
+            event.at - (self.busy_since if self.busy_since is not None else event.at)
+            > self.creation_timeout
+        ):
+            return [
+                *self._create_over("failure"),
+                *self._fail(f"{self.refusal} (still busy after {self.creation_timeout:g}s)"),
+            ]
         return self._wait_while_busy(event.busy, event.at)
 
     # -- hooks ----------------------------------------------------------------------------
@@ -496,21 +572,29 @@ class Lifecycle:
     def _before_ran(self, event: BeforeRan) -> list[Command]:
         self.before_done = event.ran
         if not event.ran:
-            return self._fail(f"{event.stopped} stopped the run before its before hook ran; no snapshot")
+            return self._fail(
+                f"{event.stopped} stopped the run before its before hook ran; no snapshot"
+            )
         problem = event.problem
         if problem is None and event.stopped:
             problem = self._not_started(event.stopped)
         if problem is None:
             self.stage = Stage.QUEUED
             return [Queue(front=True)]
-        return [Log(logging.ERROR, f"{self.label}: {problem}; no snapshot, nothing deleted"),
-                *self._create_over("failure"), *self._fail(problem)]
+        return [
+            Log(logging.ERROR, f"{self.label}: {problem}; no snapshot, nothing deleted"),
+            *self._create_over("failure"),
+            *self._fail(problem),
+        ]
 
     def _after_ran(self, event: AfterRan) -> list[Command]:
         problem = event.problem
         if problem is not None and self.rerun_after:  # killed at the stop: a thaw must still happen
             self.rerun_after = False
-            return [Log(logging.WARNING, f"{self.label}: {problem}; running it again"), *self._run_after(*self.after_for)]
+            return [
+                Log(logging.WARNING, f"{self.label}: {problem}; running it again"),
+                *self._run_after(*self.after_for),
+            ]
         self.after_pending = False
         commands: list[Command] = [CrossOffAfter()]
         if problem is not None:
@@ -518,7 +602,9 @@ class Lifecycle:
             self.errors.append(problem)
         if self.stage is Stage.OWED_AFTER:
             if problem is not None:
-                return commands + self._fail("the after hook an interrupted run owed did not succeed; no snapshot this run")
+                return commands + self._fail(
+                    "the after hook an interrupted run owed did not succeed; no snapshot this run"
+                )
             if event.stopped:
                 return commands + self._fail(self._not_started(event.stopped))
             self.stage = Stage.QUEUED
@@ -543,9 +629,13 @@ class Lifecycle:
     def _made(self, event: Made) -> list[Command]:
         made, create = event.snapshot, self.plan.create
         self.created = made
-        return [CrossOffStart(create.snapshot.name), Log(logging.INFO, f"{self.label}: created {made.name} ({made.id})"),
-                Record("created", made, create.reason), *self._create_over("success"),
-                *self._confirmed(made, event.now)]
+        return [
+            CrossOffStart(create.snapshot.name),
+            Log(logging.INFO, f"{self.label}: created {made.name} ({made.id})"),
+            Record("created", made, create.reason),
+            *self._create_over("success"),
+            *self._confirmed(made, event.now),
+        ]
 
     def _confirmed(self, made: Snapshot | None, now: datetime) -> list[Command]:
         """The create is over and succeeded (or none was due): delete what still stands."""
@@ -556,10 +646,17 @@ class Lifecycle:
                 commands.append(Delete(action))
                 self.deletions_left += 1
             else:
-                commands.append(Log(logging.INFO, f"{self.label}: keeping {action.snapshot.name} after all: "
-                                                  "retention with the new snapshot keeps it"))
+                commands.append(
+                    Log(
+                        logging.INFO,
+                        f"{self.label}: keeping {action.snapshot.name} after all: "
+                        "retention with the new snapshot keeps it",
+                    )
+                )
         for action in self.plan.of_kind(ActionKind.KEEP):
-            commands.append(Log(logging.DEBUG, f"{self.label}: keeping {action.snapshot.name}: {action.reason}"))
+            commands.append(
+                Log(logging.DEBUG, f"{self.label}: keeping {action.snapshot.name}: {action.reason}")
+            )
         if self.deletions_left:
             self.stage = Stage.DELETING
             return commands + [Progress("deleting")]
@@ -593,9 +690,14 @@ class Lifecycle:
 
     def _stopped_while_made(self, started: StartedSnapshot) -> list[Command]:
         note = f"stopped the run while {started.name} was being made; the next run adopts it"
-        return [Log(logging.WARNING, f"{self.label}: {self.stopped} {note}"), *self._create_over("failure"),
-                *self._fail(f"{self.stopped} stopped the run while its snapshot {started.name} "
-                            "was being made; the next run adopts it")]
+        return [
+            Log(logging.WARNING, f"{self.label}: {self.stopped} {note}"),
+            *self._create_over("failure"),
+            *self._fail(
+                f"{self.stopped} stopped the run while its snapshot {started.name} "
+                "was being made; the next run adopts it"
+            ),
+        ]
 
     # -- the end --------------------------------------------------------------------------
 
@@ -610,7 +712,10 @@ class Lifecycle:
             return []
         self.stage = Stage.DONE
         problems = filter(None, (self.plan.refusal, *self.plan.problems))
-        return [*(Log(logging.ERROR, f"{self.label}: {problem}") for problem in problems), Finished()]
+        return [
+            *(Log(logging.ERROR, f"{self.label}: {problem}") for problem in problems),
+            Finished(),
+        ]
 
     def outcome(self) -> Outcome:
         errors = list(self.errors)
@@ -618,13 +723,22 @@ class Lifecycle:
             errors.append(problem)
         remaining = _managed(self.plan, self.created) - len(self.deleted)
         # in the plan's order
-        deleted = tuple(a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted)
+        deleted = tuple(
+            a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted
+        )
         # Withheld deletions alone make it partial: done as far as it safely could, not failed.
         partial = self.plan.withheld is not None and not errors
         if self.plan.withheld is not None:
             errors.append(f"deletions withheld: {self.plan.withheld}")
-        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining,
-                       error="; ".join(errors) or None, partial=partial)
+        return Outcome(
+            self.plan,
+            ok=not errors,
+            created=self.created,
+            deleted=deleted,
+            remaining=remaining,
+            error="; ".join(errors) or None,
+            partial=partial,
+        )
 
 
 def target_label(plan: TargetPlan) -> str:
@@ -660,7 +774,11 @@ def settle(
     to (name, reason): one no longer listed is audited as deleted; each is crossed off.
     """
     target = plan.target
-    listed = {a.snapshot.name: a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE and a.snapshot.id}
+    listed = {
+        a.snapshot.name: a.snapshot
+        for a in plan.actions
+        if a.kind is not ActionKind.CREATE and a.snapshot.id
+    }
     commands: list[Command] = []
     settled = set()
     for name in pending:
@@ -668,26 +786,48 @@ def settle(
         if snapshot is None or not snapshot.managed:  # not listed yet, or not what this start made
             continue
         if snapshot.unmarked:
-            commands += [Mark(snapshot),
-                         Log(logging.INFO, f"{target.name}: marked {snapshot.name} ({snapshot.id}), "
-                                           "started by an interrupted run"),
-                         Record("adopted", snapshot, snapshot.ownership, once=True)]
+            commands += [
+                Mark(snapshot),
+                Log(
+                    logging.INFO,
+                    f"{target.name}: marked {snapshot.name} ({snapshot.id}), "
+                    "started by an interrupted run",
+                ),
+                Record("adopted", snapshot, snapshot.ownership, once=True),
+            ]
         else:
-            commands.append(Record("created", snapshot, "made by an earlier run that could not see it finish", once=True))
+            commands.append(
+                Record(
+                    "created",
+                    snapshot,
+                    "made by an earlier run that could not see it finish",
+                    once=True,
+                )
+            )
         commands.append(CrossOffStart(name))
         settled.add(name)
     for name, started in ahead:
         if name in settled:  # crossed off above
             continue
-        commands += [Log(logging.WARNING, f"{target_label(plan)}: crossed off the journal's start of {name}, dated "
-                                          f"{started.isoformat()} by a clock that ran ahead; it adopts nothing"),
-                     CrossOffStart(name)]
+        commands += [
+            Log(
+                logging.WARNING,
+                f"{target_label(plan)}: crossed off the journal's start of {name}, dated "
+                f"{started.isoformat()} by a clock that ran ahead; it adopts nothing",
+            ),
+            CrossOffStart(name),
+        ]
     present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
     for snapshot_id, (name, reason) in deletions.items():
         if snapshot_id not in present:
             gone = Snapshot(snapshot_id, name, now, target.server_id, True, "")
-            commands += [Log(logging.INFO, f"{target.name}: {name} ({snapshot_id}) was deleted by an earlier run "
-                                           "that could not see it done"),
-                         Record("deleted", gone, f"{reason} (deleted by an interrupted run)", once=True)]
+            commands += [
+                Log(
+                    logging.INFO,
+                    f"{target.name}: {name} ({snapshot_id}) was deleted by an earlier run "
+                    "that could not see it done",
+                ),
+                Record("deleted", gone, f"{reason} (deleted by an interrupted run)", once=True),
+            ]
         commands.append(CrossOffDeletion(snapshot_id))
     return commands
