@@ -14,7 +14,8 @@ Each account runs on its own, in three overlapping phases:
 Requests go out through a few threads per account, so one slow reply holds up nothing else;
 the account's own thread takes every result, writes the journal (once per batch, before
 the requests it covers) and moves each target on. What to create and delete was decided
-by the plan: nothing here decides it again.
+by the plan, and what a target does next is decided by its `lifecycle.Lifecycle`: this
+module schedules, sends, waits and writes, and decides nothing.
 
 Told to stop (`Stop`, set by the CLI on SIGTERM or SIGINT), the run starts no hook, snapshot
 or deletion more; it kills the hooks still running (`hooks.stop_all`), runs the `after` hook
@@ -201,7 +202,7 @@ class Executor:
         except Exception as error:  # a bug must fail this account's unfinished targets, not the run
             log.exception("%s: unexpected error", plans[0].target.account)
             run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
-        return {id(target.plan): target.outcome() for target in run.targets}
+        return {id(life.plan): life.outcome() for life in run.targets}
 
     def record(
         self, event: str, life: Lifecycle, snapshot: Snapshot, reason: str, once: bool = False

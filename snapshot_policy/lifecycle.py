@@ -375,6 +375,7 @@ class Lifecycle:
     refusal: ProviderError | None = None
     """The last refusal of its start as busy."""
     making: StartedSnapshot | None = None
+    """The snapshot it waits for, once started."""
     stopped: str = ""
     """The signal that stopped the run, once it did."""
 
@@ -400,91 +401,39 @@ class Lifecycle:
             case AfterOwed():
                 return self._after_owed(event)
             case MarkFailed(error):
-                return [
-                    Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"),
-                    *self._fail(str(error)),
-                ]
+                return self._mark_failed(error)
             case WaitOver():
                 self.stage = Stage.QUEUED
                 return [Queue()]
             case Turn():
-                if self.before_owed:
-                    self.stage = Stage.BEFORE
-                    return [RunBefore()]
-                self.stage = Stage.STARTING
-                return [Start(self.plan.create.snapshot.name, self.plan.create.reason)]
+                return self._turn()
             case BeforeRan():
                 return self._before_ran(event)
             case AfterRan():
                 return self._after_ran(event)
             case Started(started, sent):
-                if self.stopped:
-                    return self._stopped_while_made(started)
-                self.stage, self.making = Stage.MAKING, started
-                return [Poll(started, sent)]
+                return self._started(started, sent)
             case Refused(error, at):
-                self.busy_since = at if self.busy_since is None else self.busy_since
-                self.stage, self.refusal = Stage.BUSY, error
-                crossed = CrossOffStart(self.plan.create.snapshot.name)  # certain: nothing started
-                if self.stopped:
-                    return [
-                        crossed,
-                        *self._create_over("failure"),
-                        *self._fail(self._not_started()),
-                    ]
-                return [crossed, CheckBusy()]
+                return self._refused(error, at)
             case BusyListed():
                 return self._busy_listed(event)
             case Made():
                 return self._made(event)
             case CreateFailed(error):
-                name = self.plan.create.snapshot.name
-                crossed = (
-                    [CrossOffStart(name)] if error.no_snapshot else []
-                )  # certain: none appears
-                return [
-                    *crossed,
-                    Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"),
-                    *self._create_over("failure"),
-                    *self._fail(str(error)),
-                ]
+                return self._create_failed(error)
             case StartCrashed(reason):
                 return [*self._create_over("failure"), *self._fail(reason)]
             case Deleted(action):
-                snapshot = action.snapshot
-                self.deleted.append(snapshot)
-                return [
-                    Log(
-                        logging.INFO,
-                        f"{self.label}: deleted {snapshot.name} ({snapshot.id}): {action.reason}",
-                    ),
-                    Record("deleted", snapshot, action.reason),
-                    CrossOffDeletion(snapshot.id),
-                    *self._deletions_over(),
-                ]
+                return self._deleted(action)
             case DeleteFailed(action, error):
-                snapshot = action.snapshot
-                self.errors.append(f"delete {snapshot.name}: {error}")
-                refused = [CrossOffDeletion(snapshot.id)] if error.refused else []  # still there
-                return [
-                    Log(
-                        logging.ERROR,
-                        f"{self.label}: could not delete {snapshot.name} ({snapshot.id}): {error}",
-                    ),
-                    *refused,
-                    *self._deletions_over(),
-                ]
+                return self._delete_failed(action, error)
             case DeleteCrashed(reason):
                 self.errors.append(reason)
                 return self._deletions_over()
             case Signal():
                 return self._signal(event)
             case Abandon(error):
-                if self.stage is Stage.DONE:
-                    return []
-                self.errors.append(error)
-                self.stage, self.deletions_left, self.after_pending = Stage.OVER, 0, False
-                return self._maybe_finish()
+                return self._abandon(error)
         raise TypeError(f"not a lifecycle event: {event!r}")
 
     # -- beginning ------------------------------------------------------------------------
@@ -555,12 +504,10 @@ class Lifecycle:
         ]
 
     def _busy_listed(self, event: BusyListed) -> list[Command]:
+        """After a refusal: a snapshot in progress fails it, another action makes it wait."""
         if event.busy == "snapshot":
             return [*self._create_over("failure"), *self._fail(self._second_snapshot())]
-        if (
-            event.at - (self.busy_since if self.busy_since is not None else event.at)
-            > self.creation_timeout
-        ):
+        if event.at - self.busy_since > self.creation_timeout:  # since it was first busy
             return [
                 *self._create_over("failure"),
                 *self._fail(f"{self.refusal} (still busy after {self.creation_timeout:g}s)"),
@@ -624,6 +571,41 @@ class Lifecycle:
         self.after_for = (status, snapshot_name or self.plan.create.snapshot.name)
         return [RunAfter(*self.after_for)]
 
+    # -- starting -----------------------------------------------------------------------
+
+    def _turn(self) -> list[Command]:
+        """Its turn came: its before hook runs first, if it has one that has not run."""
+        if self.before_owed:
+            self.stage = Stage.BEFORE
+            return [RunBefore()]
+        self.stage = Stage.STARTING
+        return [Start(self.plan.create.snapshot.name, self.plan.create.reason)]
+
+    def _started(self, started: StartedSnapshot, sent: float) -> list[Command]:
+        if self.stopped:
+            return self._stopped_while_made(started)
+        self.stage, self.making = Stage.MAKING, started
+        return [Poll(started, sent)]
+
+    def _refused(self, error: ProviderError, at: float) -> list[Command]:
+        """Refused as busy: nothing was started, for certain. Ask what the server is busy with."""
+        self.busy_since = at if self.busy_since is None else self.busy_since
+        self.stage, self.refusal = Stage.BUSY, error
+        crossed = CrossOffStart(self.plan.create.snapshot.name)
+        if self.stopped:
+            return [crossed, *self._create_over("failure"), *self._fail(self._not_started())]
+        return [crossed, CheckBusy()]
+
+    def _create_failed(self, error: ProviderError) -> list[Command]:
+        # Certain that no snapshot appears under the name: its start is crossed off.
+        crossed = [CrossOffStart(self.plan.create.snapshot.name)] if error.no_snapshot else []
+        failed = Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}")
+        return [*crossed, failed, *self._create_over("failure"), *self._fail(str(error))]
+
+    def _mark_failed(self, error: ProviderError) -> list[Command]:
+        failed = Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}")
+        return [failed, *self._fail(str(error))]
+
     # -- made, and the deletions that stand -----------------------------------------------
 
     def _made(self, event: Made) -> list[Command]:
@@ -663,6 +645,27 @@ class Lifecycle:
         self.stage = Stage.OVER
         return commands + self._maybe_finish()
 
+    def _deleted(self, action: PlanAction) -> list[Command]:
+        snapshot = action.snapshot
+        self.deleted.append(snapshot)
+        what = f"{snapshot.name} ({snapshot.id})"
+        return [
+            Log(logging.INFO, f"{self.label}: deleted {what}: {action.reason}"),
+            Record("deleted", snapshot, action.reason),
+            CrossOffDeletion(snapshot.id),
+            *self._deletions_over(),
+        ]
+
+    def _delete_failed(self, action: PlanAction, error: ProviderError) -> list[Command]:
+        """A deletion refused for certain is crossed off (the snapshot is still there); one
+        that may have happened stays in the journal for the next run to check."""
+        snapshot = action.snapshot
+        self.errors.append(f"delete {snapshot.name}: {error}")
+        refused = [CrossOffDeletion(snapshot.id)] if error.refused else []
+        what = f"{snapshot.name} ({snapshot.id})"
+        failed = Log(logging.ERROR, f"{self.label}: could not delete {what}: {error}")
+        return [failed, *refused, *self._deletions_over()]
+
     def _deletions_over(self, count: int = 1) -> list[Command]:
         self.deletions_left -= count
         if not self.deletions_left:
@@ -700,6 +703,13 @@ class Lifecycle:
         ]
 
     # -- the end --------------------------------------------------------------------------
+
+    def _abandon(self, error: str) -> list[Command]:
+        if self.stage is Stage.DONE:
+            return []
+        self.errors.append(error)
+        self.stage, self.deletions_left, self.after_pending = Stage.OVER, 0, False
+        return self._maybe_finish()
 
     def _fail(self, error: str) -> list[Command]:
         self.stage = Stage.OVER
