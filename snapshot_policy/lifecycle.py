@@ -712,7 +712,8 @@ class Lifecycle:
         return self._maybe_finish()
 
     def _fail(self, error: str) -> list[Command]:
-        self.stage = Stage.OVER
+        if self.stage is not Stage.DONE:  # already done: it fails, but is not finished again
+            self.stage = Stage.OVER
         self.errors.append(error)
         return self._maybe_finish()
 

@@ -467,3 +467,10 @@ def test_lifecycle_a_mark_that_fails_fails_the_target_before_it_begins():
     commands = life.on(MarkFailed(failure(503, "mark snapshot")))
     assert commands[-1] == Finished()
     assert life.on(Begin(NOW, 0.0)) == []  # nothing created or deleted for it
+
+
+def test_lifecycle_a_target_that_failed_to_mark_finishes_once_whatever_fails_after():
+    life = lifecycle()
+    assert life.on(MarkFailed(failure(503, "mark snapshot")))[-1] == Finished()
+    owed = life.on(AfterOwed("web-old", NOW))  # owed, but no longer configured
+    assert of(owed, Finished) == [] and "check the server by hand" in life.outcome().error
