@@ -60,10 +60,10 @@ AFTER_ONLY = Hooks(after=("thaw",))
 STOP = "SIGTERM"
 
 
-def lifecycle(hooks=None, history=HISTORY, **rules):
+def lifecycle(hooks=None, **rules):
     """A target keeping the last 2 by default: its plan creates one and deletes d2 and d3."""
     rules = rules or {"keep_last": 2}
-    plan = plan_target(replace(target(**rules), hooks=hooks), history, NOW)
+    plan = plan_target(replace(target(**rules), hooks=hooks), HISTORY, NOW)
     return Lifecycle(plan, poll_interval=10.0, creation_timeout=60.0)
 
 
