@@ -14,7 +14,8 @@ Each account runs on its own, in three overlapping phases:
 Requests go out through a few threads per account, so one slow reply holds up nothing else;
 the account's own thread takes every result, writes the journal (once per batch, before
 the requests it covers) and moves each target on. What to create and delete was decided
-by the plan: nothing here decides it again.
+by the plan, and what a target does next is decided by its `lifecycle.Lifecycle`: this
+module schedules, sends, waits and writes, and decides nothing.
 
 Told to stop (`Stop`, set by the CLI on SIGTERM or SIGINT), the run starts no hook, snapshot
 or deletion more; it kills the hooks still running (`hooks.stop_all`), runs the `after` hook
@@ -29,8 +30,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -39,11 +40,63 @@ from snapshot_policy import hooks
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.budget import RequestBudget
 from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, Clock, Outcome, Plan, PlanAction, ProviderError, RetentionPolicy, RunReport, Snapshot, StartedSnapshot, Target, TargetFailure, TargetPlan
+from snapshot_policy.lifecycle import (
+    Abandon,
+    AfterOwed,
+    AfterRan,
+    AskAgain,
+    BeforeRan,
+    Begin,
+    BusyListed,
+    CheckBusy,
+    Command,
+    CreateFailed,
+    CrossOffAfter,
+    CrossOffDeletion,
+    CrossOffStart,
+    Delete,
+    DeleteCrashed,
+    Deleted,
+    DeleteFailed,
+    Finished,
+    Lifecycle,
+    Log,
+    Made,
+    Mark,
+    MarkFailed,
+    Poll,
+    Progress,
+    Queue,
+    Record,
+    Refused,
+    RunAfter,
+    RunBefore,
+    Signal,
+    Stage,
+    Start,
+    StartCrashed,
+    Started,
+    Turn,
+    WaitOver,
+    settle,
+)
+from snapshot_policy.model import (
+    Clock,
+    Outcome,
+    Plan,
+    PlanAction,
+    ProviderError,
+    RetentionPolicy,
+    RunReport,
+    Snapshot,
+    StartedSnapshot,
+    Target,
+    TargetFailure,
+    TargetPlan,
+)
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
-from snapshot_policy.reconcile import standing_deletions
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +105,6 @@ log = logging.getLogger(__name__)
 # in flight, only on their rate; 32 lets 100-ms replies use Hetzner's burst (and DigitalOcean's
 # 250 a minute) without a thread per server.
 REQUESTS_AT_ONCE = 32
-# A server busy with another action is asked again after this, doubling up to poll_interval.
-BUSY_FIRST_WAIT = 1.0
 # A poll round waits this share of the oldest snapshot's age: a snapshot is seen done at most
 # a quarter of its duration late, and a long one is polled rarely (at most every poll_interval).
 POLL_SPACING = 0.25
@@ -151,91 +202,50 @@ class Executor:
         except Exception as error:  # a bug must fail this account's unfinished targets, not the run
             log.exception("%s: unexpected error", plans[0].target.account)
             run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
-        return {id(state.plan): state.outcome() for state in run.targets}
+        return {id(life.plan): life.outcome() for life in run.targets}
 
-    def record(self, event: str, state: TargetState, snapshot: Snapshot, reason: str, once: bool = False) -> None:
+    def record(
+        self, event: str, life: Lifecycle, snapshot: Snapshot, reason: str, once: bool = False
+    ) -> None:
         """Audit a change. One that cannot be written down fails its target: the change
         stands, but the trail an operator relies on lacks it. With `once` (what a killed run
         left open), not if a line already says it."""
         try:
             if once and self.audit.recorded(event, snapshot.id):
                 return
-            self.audit.record(event, state.target, snapshot, reason, self.now())
+            self.audit.record(event, life.target, snapshot, reason, self.now())
         except OSError as error:
-            log.error("%s: could not write the audit log: %s", state.target.name, error)
-            state.errors.append(f"{event} {snapshot.name} ({snapshot.id}) but could not write the audit log: {error}")
-
-
-@dataclass(eq=False)
-class TargetState:
-    """One target on its way through the phases."""
-
-    plan: TargetPlan
-    created: Snapshot | None = None
-    deleted: list[Snapshot] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    settled: bool = False
-    """Its create is over: made, failed, or none was due."""
-    deletions_left: int = 0
-    before_done: bool = False
-    """Its `before` hook ran (successfully or not): its `after` hook must run."""
-    after_pending: bool = False
-    after_for: tuple[str, str] = ("", "")
-    """The status and snapshot name its after hook was given."""
-    rerun_after: bool = False
-    """Its `after` hook ran when the hooks were killed at a stop: if it failed, it runs again."""
-    busy_since: float | None = None
-    """When its server was first found busy with another action (monotonic); None: never."""
-    busy_waits: int = 0
-    """How often it was asked to wait: the next wait doubles."""
-    finished: bool = False
-
-    @property
-    def target(self) -> Target:
-        return self.plan.target
-
-    @property
-    def label(self) -> str:
-        t = self.target
-        return f"{t.name} ({t.server_name}, {t.provider} {t.server_id})"
-
-    def outcome(self) -> Outcome:
-        errors = list(self.errors)
-        for problem in filter(None, (self.plan.refusal, *self.plan.problems)):
-            errors.append(problem)
-        remaining = _managed(self.plan, self.created) - len(self.deleted)
-        deleted = tuple(a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted)  # in the plan's order
-        # Withheld deletions alone make it partial: done as far as it safely could, not failed.
-        partial = self.plan.withheld is not None and not errors
-        if self.plan.withheld is not None:
-            errors.append(f"deletions withheld: {self.plan.withheld}")
-        return Outcome(self.plan, ok=not errors, created=self.created, deleted=deleted, remaining=remaining, error="; ".join(errors) or None, partial=partial)
+            log.error("%s: could not write the audit log: %s", life.target.name, error)
+            what = f"{event} {snapshot.name} ({snapshot.id})"
+            life.errors.append(f"{what} but could not write the audit log: {error}")
 
 
 class AccountRun:
-    """The three phases for the targets of one account (see the module docstring)."""
+    """The three phases for the targets of one account (see the module docstring): this
+    schedules, sends and writes; each target's `Lifecycle` decides what comes next."""
 
     def __init__(self, executor: Executor, provider: Provider, plans: Sequence[TargetPlan]):
         self.executor = executor
         self.provider = provider
-        self.targets = [TargetState(plan) for plan in plans]
+        timing = executor.timing
+        self.targets = [
+            Lifecycle(plan, timing.poll_interval, timing.creation_timeout) for plan in plans
+        ]
         self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
         self.budget.spend(provider.requests)  # the listings just read count in this minute too
-        self.to_start: deque[TargetState] = deque()
-        self.in_flight: dict[StartedSnapshot, tuple[TargetState, float]] = {}
-        self.to_delete: deque[tuple[TargetState, PlanAction]] = deque()
+        self.to_start: deque[Lifecycle] = deque()
+        self.in_flight: dict[StartedSnapshot, tuple[Lifecycle, float]] = {}
+        self.to_delete: deque[tuple[Lifecycle, PlanAction]] = deque()
         self.requests: dict[Future, Callable[[Future], None]] = {}
         self.hook_runs: dict[Future, Callable[[Future], None]] = {}
         self.starting = 0
         self.next_start = float("-inf")
         self.next_poll = float("-inf")
         self.failed_rounds = 0
-        self.busy: list[tuple[float, TargetState]] = []
+        self.busy: list[tuple[float, Lifecycle]] = []
         """Targets whose server is busy with another action, and when to ask again."""
-        self.refused_busy: list[tuple[TargetState, ProviderError]] = []
+        self.refused_busy: list[Lifecycle] = []
         """Starts refused as busy since the busy listing was last read."""
-        self.held: set[TargetState] = set()
-        """Due targets waiting for the after hook an interrupted run owes."""
         self.halted = False
 
     # -- the loop ------------------------------------------------------------------------
@@ -245,19 +255,16 @@ class AccountRun:
         with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
             self.pool, self.hook_pool = pool, hook_pool
             with self.executor.journal.batch():
-                for state in self.targets:
-                    self._settle_journal(state)
-                    self._run_owed_after(state)
-            due = [s for s in self.targets if not s.settled and s.plan.create is not None]
-            for state in self.targets:
-                if not state.settled and state.plan.create is None:
-                    log.info("%s: no snapshot: %s", state.label, state.plan.schedule_note)
-                    self._confirmed(state, None)
-            for state in self._not_busy(due):
-                if state.after_pending:
-                    self.held.add(state)
-                else:
-                    self.to_start.append(state)
+                for life in self.targets:
+                    self._settle_journal(life)
+            waiting = [life for life in self.targets if life.stage is Stage.WAITING]
+            for life in waiting:
+                if life.plan.create is None:
+                    self._carry(life, life.on(self._begin()))
+            due = [life for life in waiting if life.plan.create is not None]
+            busy = (self._busy_servers() or {}) if due else {}
+            for life in due:
+                self._carry(life, life.on(self._begin(busy.get(life.target.server_id))))
             while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
                 self.executor.halt_once_stopped()
                 if self.executor.halted.is_set() and not self.halted:
@@ -269,11 +276,49 @@ class AccountRun:
                 self._wait()
 
     def fail_unfinished(self, error: str) -> None:
-        for state in self.targets:
-            if not state.finished:
-                state.errors.append(error)
-                state.settled, state.deletions_left, state.after_pending = True, 0, False
-                self._maybe_finish(state)
+        for life in self.targets:
+            self._carry(life, life.on(Abandon(error)))
+
+    def _carry(self, life: Lifecycle, commands: Iterable[Command]) -> None:
+        """Carry out a lifecycle's commands in order (`Start`, `Mark`: their callers do)."""
+        t, journal = life.target, self.executor.journal
+        for command in commands:
+            match command:
+                case Log(level, message):
+                    log.log(level, message)
+                case Record(event, snapshot, reason, once):
+                    self.executor.record(event, life, snapshot, reason, once)
+                case CrossOffStart(name):
+                    journal.marked(t.account, t.server_id, name)
+                case CrossOffDeletion(snapshot_id):
+                    journal.deleted(t.account, t.server_id, snapshot_id)
+                case CrossOffAfter():
+                    journal.after_ran(t.account, t.server_id, t.name)
+                case Queue(front):
+                    (self.to_start.appendleft if front else self.to_start.append)(life)
+                case AskAgain(at):
+                    self.busy.append((at, life))
+                case CheckBusy():
+                    self.refused_busy.append(life)
+                case RunBefore():
+                    future = self.hook_pool.submit(self._before, life)
+                    self.hook_runs[future] = lambda f, life=life: self._before_done(life, f)
+                case Poll(started, sent):
+                    self.in_flight[started] = (life, sent)
+                    if len(self.in_flight) == 1:  # the first to wait for: look soon
+                        self.next_poll = self.executor.monotonic() + FIRST_POLL
+                case RunAfter(status, snapshot_name):
+                    variables = hooks.environment(t, snapshot_name, status)
+                    future = self.hook_pool.submit(hooks.run, "after", t.hooks, t, variables)
+                    self.hook_runs[future] = lambda f, life=life: self._after_done(life, f)
+                case Delete(action):
+                    self.to_delete.append((life, action))
+                case Progress(stage):
+                    self.executor.progress(t, stage)
+                case Finished():
+                    self.executor.progress(t, "done" if life.outcome().ok else "failed")
+                case _:
+                    raise TypeError(f"not carried out here: {command!r}")
 
     def _wait(self) -> None:
         """Wait for a reply, or until the next start, poll or budgeted request is due."""
@@ -298,29 +343,38 @@ class AccountRun:
                 if future is not self.executor.stop.stopped:
                     (self.requests.pop(future, None) or self.hook_runs.pop(future))(future)
 
-    # -- (a) start -----------------------------------------------------------------------
+    # -- what an earlier run left --------------------------------------------------------
 
-    def _not_busy(self, due: list[TargetState]) -> list[TargetState]:
-        """The due targets whose server is free. One already making a snapshot gets no second
-        one; one busy with another action waits (`_wait_while_busy`). If the cloud cannot say,
-        each start finds out (a busy server refuses)."""
-        if not due:
-            return []
-        busy = self._busy_servers()
-        free = []
-        for state in due:
-            kind = (busy or {}).get(state.target.server_id)
-            if kind == "snapshot":
-                self._fail(state, self._second_snapshot(state))
-            elif kind is not None:
-                self._wait_while_busy(state, kind)
-            else:
-                free.append(state)
-        return free
+    def _settle_journal(self, life: Lifecycle) -> None:
+        """Close what an earlier run left open (`lifecycle.settle`), then run the after hook it
+        owes. A mark that fails fails the target and leaves the rest of the settlement open:
+        nothing is created or deleted for it."""
+        t, journal = life.target, self.executor.journal
+        server = (t.account, t.server_id)
+        ahead = [(name, when) for *at, name, when in journal.future_starts() if tuple(at) == server]
+        pending, deletions = journal.pending(*server), journal.deletions(*server)
+        for command in settle(life.plan, pending, ahead, deletions, self.executor.now()):
+            if not isinstance(command, Mark):
+                self._carry(life, [command])
+                continue
+            try:
+                self.provider.mark_snapshot(command.snapshot.id, marker_labels(t))
+            except ProviderError as error:
+                self._carry(life, life.on(MarkFailed(error)))
+                break
+        owed = journal.afters_pending(*server).get(t.name)
+        if owed is not None:
+            self._carry(life, life.on(AfterOwed(*owed)))
+
+    def _begin(self, busy: str | None = None) -> Begin:
+        return Begin(self.executor.now(), self.executor.monotonic(), busy)
+
+    # -- (a) start -----------------------------------------------------------------------
 
     def _busy_servers(self) -> dict[str, str] | None:
         """Server id -> what it is busy with ("snapshot" or the cloud's action type), from one
-        account-wide listing; None when it cannot be read."""
+        account-wide listing; None when it cannot be read (each start then finds out: a busy
+        server refuses)."""
         since = self.executor.now() - timedelta(seconds=self.executor.timing.creation_timeout)
         before = self.provider.requests
         try:
@@ -332,187 +386,100 @@ class AccountRun:
             self.budget.spend(max(1, self.provider.requests - before))
             self._spent()
 
-    def _second_snapshot(self, state: TargetState) -> str:
-        return f"{state.target.provider}: server {state.target.server_id} already has a snapshot in progress; not starting a second one"
-
-    def _wait_while_busy(self, state: TargetState, kind: str) -> None:
-        """Ask again later, holding no request slot: after BUSY_FIRST_WAIT, doubling up to
-        poll_interval, until the creation timeout has passed since the server was first busy."""
-        now = self.executor.monotonic()
-        state.busy_since = now if state.busy_since is None else state.busy_since
-        wait_for = min(self.executor.timing.poll_interval, BUSY_FIRST_WAIT * 2**state.busy_waits)
-        state.busy_waits += 1
-        log.info("%s: the server is busy (%s); asking again in %.1fs", state.label, kind, wait_for)
-        self.busy.append((now + wait_for, state))
-
     def _sort_busy(self) -> None:
         """Settle the starts refused as busy (one busy listing for all of them) and queue again
         the targets whose wait is over."""
-        if self.halted:  # a start refused after the stop: nothing more is started
-            for state in [state for _, state in self.busy] + [state for state, _ in self.refused_busy]:
-                self._create_over(state, "failure")
-                self._fail(state, f"{self.executor.stop.reason} stopped the run before its snapshot was started")
-            self.busy, self.refused_busy = [], []
-            return
         if self.refused_busy:
             refused, self.refused_busy = self.refused_busy, []
             busy = self._busy_servers() or {}  # unreadable: ask again; the cloud refuses a second snapshot itself
-            for state, error in refused:
-                kind = busy.get(state.target.server_id, "an action")
-                if kind == "snapshot":
-                    self._create_over(state, "failure")
-                    self._fail(state, self._second_snapshot(state))
-                elif self.executor.monotonic() - (state.busy_since or self.executor.monotonic()) > self.executor.timing.creation_timeout:
-                    self._create_over(state, "failure")
-                    self._fail(state, f"{error} (still busy after {self.executor.timing.creation_timeout:g}s)")
-                else:
-                    self._wait_while_busy(state, kind)
+            for life in refused:
+                kind = busy.get(life.target.server_id, "an action")
+                self._carry(life, life.on(BusyListed(kind, self.executor.monotonic())))
         now = self.executor.monotonic()
-        ready = [state for when, state in self.busy if when <= now]
+        ready = [life for when, life in self.busy if when <= now]
         if ready:
-            self.busy = [(when, state) for when, state in self.busy if when > now]
-            self.to_start.extend(ready)
+            self.busy = [(when, life) for when, life in self.busy if when > now]
+            for life in ready:
+                self._carry(life, life.on(WaitOver()))
 
     def _room(self) -> bool:
         return self.executor.parallel is None or len(self.in_flight) + self.starting < self.executor.parallel
 
     def _start_some(self) -> None:
-        batch = []
+        """Give the queued targets their turn: a before hook runs first (it counts toward
+        `parallel`), and starts are spaced by `delay_between_servers`."""
+        batch: list[tuple[Lifecycle, Start]] = []
         while not self.executor.stop.is_set() and self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
-            hooks = self.to_start[0].target.hooks
-            if hooks and hooks.before and not self.to_start[0].before_done:
-                self._run_hook(self.to_start.popleft(), "before")
-                continue
-            now = self.executor.monotonic()
-            if now < self.next_start:
-                break
-            self.next_start = now + self.executor.delay_between_servers
-            self.budget.spend()
+            if not self.to_start[0].before_owed:
+                now = self.executor.monotonic()
+                if now < self.next_start:
+                    break
+                self.next_start = now + self.executor.delay_between_servers
+                self.budget.spend()
+            life = self.to_start.popleft()
             self.starting += 1
-            batch.append(self.to_start.popleft())
+            (command,) = life.on(Turn())
+            if isinstance(command, Start):
+                batch.append((life, command))
+            else:
+                self._carry(life, [command])
         with self.executor.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
-            for state in batch:
-                self.executor.journal.started(state.target.account, state.target.server_id, state.plan.create.snapshot.name, self.executor.now())
-        for state in batch:
-            target, create = state.target, state.plan.create
-            self.executor.progress(target, "creating")
-            log.info("%s: creating %s (%s)", state.label, create.snapshot.name, create.reason)
-            future = self.pool.submit(self.provider.start_snapshot, target.server_id, create.snapshot.name, marker_labels(target))
-            self.requests[future] = lambda f, state=state, sent=self.executor.monotonic(): self._started(state, f, sent)
+            for life, start in batch:
+                t = life.target
+                now = self.executor.now()
+                self.executor.journal.started(t.account, t.server_id, start.name, now)
+        for life, start in batch:
+            t = life.target
+            self.executor.progress(t, "creating")
+            log.info("%s: creating %s (%s)", life.label, start.name, start.reason)
+            future = self.pool.submit(
+                self.provider.start_snapshot, t.server_id, start.name, marker_labels(t)
+            )
+            sent = self.executor.monotonic()
+            self.requests[future] = lambda f, life=life, sent=sent: self._started(life, f, sent)
 
-    def _run_hook(self, state: TargetState, which: str, status: str = "", snapshot_name: str = "") -> None:
-        """Run a hook of the target in the hook pool; its end is taken in `_hook_done`."""
-        if which == "before":
-            self.starting += 1  # a target in its before hook counts toward `parallel`
-            future = self.hook_pool.submit(self._before, state)
-        else:
-            state.after_pending = True
-            state.after_for = (status, snapshot_name or state.plan.create.snapshot.name)
-            variables = hooks.environment(state.target, state.after_for[1], status)
-            future = self.hook_pool.submit(hooks.run, "after", state.target.hooks, state.target, variables)
-        self.hook_runs[future] = lambda f, state=state, which=which: self._hook_done(state, which, f)
-
-    def _before(self, state: TargetState) -> tuple[str | None, bool]:
+    def _before(self, life: Lifecycle) -> tuple[str | None, bool]:
         """In a hook thread: (how the before hook failed or None, whether it ran). Written in
         the journal first when an after hook is owed for it; not run once the run is stopping."""
         if self.executor.stop.is_set():
             return None, False
-        target, name = state.target, state.plan.create.snapshot.name
-        if target.hooks.after:
-            self.executor.journal.before_ran(target.account, target.server_id, target.name, name, self.executor.now())
-        return hooks.run("before", target.hooks, target, hooks.environment(target, name)), True
+        t, name = life.target, life.plan.create.snapshot.name
+        if t.hooks.after:
+            now = self.executor.now()
+            self.executor.journal.before_ran(t.account, t.server_id, t.name, name, now)
+        return hooks.run("before", t.hooks, t, hooks.environment(t, name)), True
 
-    def _hook_done(self, state: TargetState, which: str, future: Future) -> None:
+    def _before_done(self, life: Lifecycle, future: Future) -> None:
+        self.starting -= 1
         try:
-            problem, ran = future.result() if which == "before" else (future.result(), True)
+            problem, ran = future.result()
         except Exception as error:  # a bug in running it: the hook did not succeed
-            log.exception("%s: unexpected error in the %s hook", state.label, which)
-            problem, ran = f"{which} hook: unexpected error: {type(error).__name__}: {error}", True
-        if which == "before":
-            self.starting -= 1
-            state.before_done = ran
-            if not ran:
-                self._fail(state, f"{self.executor.stop.reason} stopped the run before its before hook ran; no snapshot")
-                return
-            if problem is None and self.executor.stop.is_set():
-                problem = f"{self.executor.stop.reason} stopped the run before its snapshot was started"
-            if problem is None:
-                self.to_start.appendleft(state)
-                return
-            log.error("%s: %s; no snapshot, nothing deleted", state.label, problem)
-            self._create_over(state, "failure")
-            self._fail(state, problem)
-            return
-        if problem is not None and state.rerun_after:  # killed at the stop: a thaw must still happen
-            state.rerun_after = False
-            log.warning("%s: %s; running it again", state.label, problem)
-            self._run_hook(state, "after", *state.after_for)
-            return
-        state.after_pending = False
-        self.executor.journal.after_ran(state.target.account, state.target.server_id, state.target.name)
-        if problem is not None:
-            log.error("%s: %s", state.label, problem)
-            state.errors.append(problem)
-        if state in self.held:
-            self.held.discard(state)
-            if problem is not None:
-                self._fail(state, "the after hook an interrupted run owed did not succeed; no snapshot this run")
-            elif self.executor.stop.is_set():
-                self._fail(state, f"{self.executor.stop.reason} stopped the run before its snapshot was started")
-            else:
-                self.to_start.append(state)
-                return
-        self._maybe_finish(state)
+            log.exception("%s: unexpected error in the before hook", life.label)
+            problem, ran = f"before hook: unexpected error: {type(error).__name__}: {error}", True
+        self._carry(life, life.on(BeforeRan(problem, ran, self.executor.stop.reason)))
 
-    def _run_owed_after(self, state: TargetState) -> None:
-        """Run first the after hook an interrupted run owes this target (journal.py): its
-        before hook may have frozen what only the after hook thaws."""
-        target = state.target
-        owed = self.executor.journal.afters_pending(target.account, target.server_id).get(target.name)
-        if owed is None:
-            return
-        name, began = owed
-        if not (target.hooks and target.hooks.after):
-            self.executor.journal.after_ran(target.account, target.server_id, target.name)
-            problem = (f"an interrupted run ran the before hook for {name} at {began.isoformat()} and never its after hook, "
-                       "which is no longer configured: check the server by hand")
-            log.error("%s: %s", state.label, problem)
-            self._fail(state, problem)
-            return
-        log.warning("%s: running first the after hook an interrupted run owes (its before hook ran for %s at %s)", state.label, name, began.isoformat())
-        self._run_hook(state, "after", "failure", name)
+    def _after_done(self, life: Lifecycle, future: Future) -> None:
+        try:
+            problem = future.result()
+        except Exception as error:  # a bug in running it: the hook did not succeed
+            log.exception("%s: unexpected error in the after hook", life.label)
+            problem = f"after hook: unexpected error: {type(error).__name__}: {error}"
+        self._carry(life, life.on(AfterRan(problem, self.executor.stop.reason)))
 
-    def _create_over(self, state: TargetState, status: str) -> None:
-        """The snapshot is made, failed or will not be made: the `after` hook runs, once the
-        `before` hook ran (or there is none)."""
-        target_hooks = state.target.hooks
-        if target_hooks and target_hooks.after and (state.before_done or not target_hooks.before):
-            self._run_hook(state, "after", status)
-
-    def _started(self, state: TargetState, future: Future, sent: float) -> None:
+    def _started(self, life: Lifecycle, future: Future, sent: float) -> None:
         self.starting -= 1
         self._spent()
         try:
             started = future.result()
         except ServerBusy as error:  # certain: nothing was started
-            self.executor.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
-            state.busy_since = self.executor.monotonic() if state.busy_since is None else state.busy_since
-            self.refused_busy.append((state, error))
-            return
+            self._carry(life, life.on(Refused(error, self.executor.monotonic())))
         except ProviderError as error:
-            self._create_failed(state, error)
-            return
+            self._carry(life, life.on(CreateFailed(error)))
         except Exception as error:  # a bug fails this target only
-            log.exception("%s: unexpected error", state.label)
-            self._create_over(state, "failure")
-            self._fail(state, f"unexpected error: {type(error).__name__}: {error}")
-            return
-        if self.halted:
-            self._stopped_while_made(state, started)
-            return
-        self.in_flight[started] = (state, sent)
-        if len(self.in_flight) == 1:  # the first to wait for: look soon
-            self.next_poll = self.executor.monotonic() + FIRST_POLL
+            log.exception("%s: unexpected error", life.label)
+            self._carry(life, life.on(StartCrashed(_unexpected(error))))
+        else:
+            self._carry(life, life.on(Started(started, sent)))
 
     # -- (b) wait ------------------------------------------------------------------------
 
@@ -537,7 +504,7 @@ class AccountRun:
         now = self.executor.monotonic()
         with self.executor.journal.batch():
             for started in waiting:
-                state, sent = self.in_flight[started]
+                life, sent = self.in_flight[started]
                 result = found.get(started)
                 if result is None and now - sent > self.executor.timing.creation_timeout:
                     result = timed_out(self.provider.name, f"snapshot {started.name}", self.executor.timing.creation_timeout)
@@ -545,47 +512,15 @@ class AccountRun:
                     continue
                 del self.in_flight[started]
                 if isinstance(result, ProviderError):
-                    self._create_failed(state, result)
+                    self._carry(life, life.on(CreateFailed(result)))
                 else:
-                    self._made(state, classify(state.target, result))
+                    made = classify(life.target, result)
+                    self._carry(life, life.on(Made(made, self.executor.now())))
         if self.in_flight:
             oldest = min(sent for _, sent in self.in_flight.values())
             self.next_poll = now + min(self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
 
-    def _made(self, state: TargetState, made: Snapshot) -> None:
-        target, create = state.target, state.plan.create
-        self.executor.journal.marked(target.account, target.server_id, create.snapshot.name)
-        log.info("%s: created %s (%s)", state.label, made.name, made.id)
-        self.executor.record("created", state, made, create.reason)
-        state.created = made
-        self._create_over(state, "success")
-        self._confirmed(state, made)
-
-    def _create_failed(self, state: TargetState, error: ProviderError) -> None:
-        if error.no_snapshot:  # certain: no snapshot will appear under this name
-            self.executor.journal.marked(state.target.account, state.target.server_id, state.plan.create.snapshot.name)
-        log.error("%s: snapshot failed, nothing deleted: %s", state.label, error)
-        self._create_over(state, "failure")
-        self._fail(state, str(error))
-
     # -- (c) delete ----------------------------------------------------------------------
-
-    def _confirmed(self, state: TargetState, made: Snapshot | None) -> None:
-        """The create is over and succeeded (or none was due): queue what still stands."""
-        state.settled = True
-        standing = standing_deletions(state.plan, made, self.executor.now())
-        for action in state.plan.of_kind(ActionKind.DELETE):
-            if action in standing:
-                self.to_delete.append((state, action))
-                state.deletions_left += 1
-            else:
-                log.info("%s: keeping %s after all: retention with the new snapshot keeps it", state.label, action.snapshot.name)
-        for action in state.plan.of_kind(ActionKind.KEEP):
-            log.debug("%s: keeping %s: %s", state.label, action.snapshot.name, action.reason)
-        if state.deletions_left:
-            self.executor.progress(state.target, "deleting")
-        else:
-            self._maybe_finish(state)
 
     def _delete_some(self) -> None:
         batch = []
@@ -593,130 +528,50 @@ class AccountRun:
             self.budget.spend()
             batch.append(self.to_delete.popleft())
         with self.executor.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
-            for state, action in batch:
-                t, snapshot = state.target, action.snapshot
+            for life, action in batch:
+                t, snapshot = life.target, action.snapshot
                 self.executor.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.executor.now())
-        for state, action in batch:
+        for life, action in batch:
             future = self.pool.submit(self.provider.delete_snapshot, action.snapshot.id)
-            self.requests[future] = lambda f, state=state, action=action: self._deleted(state, action, f)
+            self.requests[future] = lambda f, life=life, act=action: self._deleted(life, act, f)
 
-    def _deleted(self, state: TargetState, action: PlanAction, future: Future) -> None:
+    def _deleted(self, life: Lifecycle, action: PlanAction, future: Future) -> None:
         self._spent()
-        target, snapshot = state.target, action.snapshot
-        state.deletions_left -= 1
         try:
             future.result()
         except ProviderError as error:
-            log.error("%s: could not delete %s (%s): %s", state.label, snapshot.name, snapshot.id, error)
-            state.errors.append(f"delete {snapshot.name}: {error}")
-            if error.refused:  # refused for certain: the snapshot is still there
-                self.executor.journal.deleted(target.account, target.server_id, snapshot.id)
+            self._carry(life, life.on(DeleteFailed(action, error)))
         except Exception as error:  # a bug fails this target only; the journal keeps the deletion to check
-            log.exception("%s: unexpected error", state.label)
-            state.errors.append(f"unexpected error: {type(error).__name__}: {error}")
+            log.exception("%s: unexpected error", life.label)
+            self._carry(life, life.on(DeleteCrashed(_unexpected(error))))
         else:
-            log.info("%s: deleted %s (%s): %s", state.label, snapshot.name, snapshot.id, action.reason)
-            self.executor.record("deleted", state, snapshot, action.reason)
-            self.executor.journal.deleted(target.account, target.server_id, snapshot.id)
-            state.deleted.append(snapshot)
-        self._maybe_finish(state)
+            self._carry(life, life.on(Deleted(action)))
 
     # -- stopping ------------------------------------------------------------------------
 
     def _halt(self) -> None:
-        """The run was told to stop and the hooks then running were killed: give up what has
-        not begun, run the after hook of every target whose before hook ran, and leave the
-        snapshots being made to the journal. Replies to requests already sent are still taken."""
+        """The run was told to stop and the hooks then running were killed: every target hears
+        it (`Signal`), in the order of the queues, with the deletions it has not sent.
+        Replies to requests already sent are still taken."""
         self.halted = True
-        reason = self.executor.stop.reason
-        for state in self.targets:
-            state.rerun_after = state.after_pending  # it may have been killed with the others
+        unsent = Counter(life for life, _ in self.to_delete)
+        queued = [*self.to_start, *(life for _, life in self.busy), *self.refused_busy]
+        making = [life for life, _ in self.in_flight.values()]
+        self.to_start.clear()
+        self.to_delete.clear()
+        self.in_flight.clear()
+        self.busy, self.refused_busy = [], []
         with self.executor.journal.batch():
-            self.to_start.extend(state for _, state in self.busy)
-            self.to_start.extend(state for state, _ in self.refused_busy)
-            self.busy, self.refused_busy = [], []
-            while self.to_start:
-                state = self.to_start.popleft()
-                self._create_over(state, "failure")
-                self._fail(state, f"{reason} stopped the run before its snapshot was started")
-            for started, (state, _) in list(self.in_flight.items()):
-                self._stopped_while_made(state, started)
-            self.in_flight.clear()
-            untouched: dict[TargetState, int] = defaultdict(int)
-            while self.to_delete:
-                state, _ = self.to_delete.popleft()
-                untouched[state] += 1
-            for state, count in untouched.items():
-                state.deletions_left -= count
-                state.errors.append(f"{reason} stopped the run before {count} deletion(s)")
-                self._maybe_finish(state)
-
-    def _stopped_while_made(self, state: TargetState, started: StartedSnapshot) -> None:
-        """Stopped while its snapshot is being made: the journal keeps the start, and the next
-        run adopts the snapshot (or sees it failed); nothing is deleted for it now."""
-        log.warning("%s: %s stopped the run while %s was being made; the next run adopts it", state.label, self.executor.stop.reason, started.name)
-        self._create_over(state, "failure")
-        self._fail(state, f"{self.executor.stop.reason} stopped the run while its snapshot {started.name} was being made; the next run adopts it")
+            for life in dict.fromkeys([*queued, *making, *unsent, *self.targets]):
+                self._carry(life, life.on(Signal(self.executor.stop.reason, unsent[life])))
 
     # -- bookkeeping ---------------------------------------------------------------------
-
-    def _fail(self, state: TargetState, error: str) -> None:
-        state.settled = True
-        state.errors.append(error)
-        self._maybe_finish(state)
-
-    def _maybe_finish(self, state: TargetState) -> None:
-        """Finish the target once its create, its deletions and its after hook are all over."""
-        if state.finished or not state.settled or state.deletions_left or state.after_pending:
-            return
-        state.finished = True
-        for problem in filter(None, (state.plan.refusal, *state.plan.problems)):
-            log.error("%s: %s", state.label, problem)
-        self.executor.progress(state.target, "done" if state.outcome().ok else "failed")
 
     def _spent(self) -> None:
         """Bring the budget in line with what the account's last reply reported."""
         self.budget.heard(self.provider.rate_limit.remaining)
 
-    def _settle_journal(self, state: TargetState) -> None:
-        """Close what an earlier run left open, on positive evidence only: a start whose
-        snapshot this run's listing shows is marked if it must be, audited and crossed off; a
-        deletion is audited if its snapshot is gone from the listing, and crossed off. A
-        placeholder for a start not listed yet proves nothing and stays open. A mark that
-        fails fails the target: nothing is created or deleted for it."""
-        plan, target, journal = state.plan, state.target, self.executor.journal
-        listed = {a.snapshot.name: a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE and a.snapshot.id}
-        for name in journal.pending(target.account, target.server_id):
-            snapshot = listed.get(name)
-            if snapshot is None or not snapshot.managed:  # not listed yet, or not what this start made
-                continue
-            if snapshot.unmarked:
-                try:
-                    self.provider.mark_snapshot(snapshot.id, marker_labels(target))
-                except ProviderError as error:
-                    log.error("%s: snapshot failed, nothing deleted: %s", state.label, error)
-                    self._fail(state, str(error))
-                    return
-                log.info("%s: marked %s (%s), started by an interrupted run", target.name, snapshot.name, snapshot.id)
-                self.executor.record("adopted", state, snapshot, snapshot.ownership, once=True)
-            else:
-                self.executor.record("created", state, snapshot, "made by an earlier run that could not see it finish", once=True)
-            journal.marked(target.account, target.server_id, name)
-        for account, server_id, name, started in journal.future_starts():
-            if (account, server_id) == (target.account, target.server_id):
-                log.warning("%s: crossed off the journal's start of %s, dated %s by a clock that ran ahead; it adopts nothing", state.label, name, started.isoformat())
-                journal.marked(account, server_id, name)
-        present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
-        for snapshot_id, (name, reason) in journal.deletions(target.account, target.server_id).items():
-            if snapshot_id not in present:
-                gone = Snapshot(snapshot_id, name, self.executor.now(), target.server_id, True, "")
-                log.info("%s: %s (%s) was deleted by an earlier run that could not see it done", target.name, name, snapshot_id)
-                self.executor.record("deleted", state, gone, f"{reason} (deleted by an interrupted run)", once=True)
-            journal.deleted(target.account, target.server_id, snapshot_id)
 
-
-def _managed(plan: TargetPlan, created: Snapshot | None = None) -> int:
-    """How many managed snapshots the plan saw, the one it would create not counted, and
-    `created` if this run made it."""
-    seen = sum(1 for a in plan.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE)
-    return seen + (created is not None and created.managed)
+def _unexpected(error: Exception) -> str:
+    """What a target's error says of a bug (the traceback is logged)."""
+    return f"unexpected error: {type(error).__name__}: {error}"
