@@ -39,46 +39,49 @@ from datetime import timedelta
 from snapshot_policy import hooks
 from snapshot_policy.audit import AuditLog
 from snapshot_policy.budget import RequestBudget
-from snapshot_policy.journal import Journal
-from snapshot_policy.lifecycle import (
-    Abandon,
-    AfterOwed,
-    AfterRan,
+from snapshot_policy.commands import (
     AskAgain,
-    BeforeRan,
-    Begin,
-    BusyListed,
     CheckBusy,
     Command,
-    CreateFailed,
     CrossOffAfter,
     CrossOffDeletion,
     CrossOffStart,
     Delete,
-    DeleteCrashed,
-    Deleted,
-    DeleteFailed,
     Finished,
-    Lifecycle,
     Log,
-    Made,
     Mark,
-    MarkFailed,
     Poll,
     Progress,
     Queue,
     Record,
-    Refused,
     RunAfter,
     RunBefore,
-    Signal,
-    Stage,
     Start,
+)
+from snapshot_policy.events import (
+    Abandon,
+    AfterOwed,
+    AfterRan,
+    BeforeRan,
+    Begin,
+    BusyListed,
+    CreateFailed,
+    DeleteCrashed,
+    Deleted,
+    DeleteFailed,
+    Made,
+    MarkFailed,
+    Refused,
+    Signal,
     StartCrashed,
     Started,
     Turn,
     WaitOver,
-    settle,
+)
+from snapshot_policy.journal import Journal
+from snapshot_policy.lifecycle import (
+    Lifecycle,
+    Stage,
 )
 from snapshot_policy.model import (
     Clock,
@@ -97,6 +100,9 @@ from snapshot_policy.model import (
 from snapshot_policy.ownership import classify, marker_labels
 from snapshot_policy.providers import Provider
 from snapshot_policy.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
+from snapshot_policy.settlement import (
+    settle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +352,7 @@ class AccountRun:
     # -- what an earlier run left --------------------------------------------------------
 
     def _settle_journal(self, life: Lifecycle) -> None:
-        """Close what an earlier run left open (`lifecycle.settle`), then run the after hook it
+        """Close what an earlier run left open (`settlement.settle`), then run the after hook it
         owes. A mark that fails fails the target and leaves the rest of the settlement open:
         nothing is created or deleted for it."""
         t, journal = life.target, self.executor.journal

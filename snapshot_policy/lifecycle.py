@@ -4,7 +4,8 @@ Pure: `Lifecycle.on(event)` takes what happened to the target (its server was fo
 its snapshot was made, a hook ran, a deletion was confirmed, the run was told to stop) and
 returns the commands the executor carries out (start, poll, delete, run a hook, write the
 journal, log, audit). Times come in with the events; nothing here reads a clock, sleeps,
-logs or writes. `settle` says what a killed run left open and how to close it.
+logs or writes. The events are in `events`, the commands in `commands`; what a killed run
+left open is `settlement.settle`'s.
 
 The rules it owns:
 - a failed, timed-out or stopped create deletes nothing; a made one deletes only what
@@ -19,11 +20,49 @@ The rules it owns:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from snapshot_policy.commands import (
+    AskAgain,
+    CheckBusy,
+    Command,
+    CrossOffAfter,
+    CrossOffDeletion,
+    CrossOffStart,
+    Delete,
+    Finished,
+    Log,
+    Poll,
+    Progress,
+    Queue,
+    Record,
+    RunAfter,
+    RunBefore,
+    Start,
+)
+from snapshot_policy.events import (
+    Abandon,
+    AfterOwed,
+    AfterRan,
+    BeforeRan,
+    Begin,
+    BusyListed,
+    CreateFailed,
+    DeleteCrashed,
+    Deleted,
+    DeleteFailed,
+    Event,
+    Made,
+    MarkFailed,
+    Refused,
+    Signal,
+    StartCrashed,
+    Started,
+    Turn,
+    WaitOver,
+)
 from snapshot_policy.model import (
     ActionKind,
     Outcome,
@@ -61,291 +100,6 @@ class Stage(Enum):
     """Its create and deletions are over (done, failed or stopped); its after hook may still run."""
     DONE = "done"
     """Over, and no hook runs for it any more: its outcome is final."""
-
-
-# -- events: what happened to the target ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Begin:
-    """The journal is settled: begin. `busy` is what the server is busy with ("snapshot" or
-    the cloud's action type; None: free or unknown). `at` is the executor's monotonic time."""
-
-    now: datetime
-    at: float
-    busy: str | None = None
-
-
-@dataclass(frozen=True)
-class AfterOwed:
-    """An interrupted run ran the before hook for `snapshot_name` at `began`, never the after."""
-
-    snapshot_name: str
-    began: datetime
-
-
-@dataclass(frozen=True)
-class MarkFailed:
-    """Marking the snapshot an interrupted run left (`Mark`) failed."""
-
-    error: ProviderError
-
-
-@dataclass(frozen=True)
-class WaitOver:
-    """A busy server's wait is over: ask again."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """Its turn to start came: a slot is free and the budget allows a request."""
-
-
-@dataclass(frozen=True)
-class BeforeRan:
-    """The before hook is over: `problem` says how it failed (None: it succeeded); `ran` is
-    False when it was not run because the run was stopping. `stopped` names the stop, if any."""
-
-    problem: str | None
-    ran: bool = True
-    stopped: str = ""
-
-
-@dataclass(frozen=True)
-class AfterRan:
-    problem: str | None
-    stopped: str = ""
-
-
-@dataclass(frozen=True)
-class Started:
-    """The start was accepted; it was sent at `sent` (monotonic)."""
-
-    started: StartedSnapshot
-    sent: float
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The start was refused because the server is busy: nothing was started. `at` is monotonic."""
-
-    error: ProviderError
-    at: float
-
-
-@dataclass(frozen=True)
-class BusyListed:
-    """After a refusal (`CheckBusy`): what the busy listing says the server is busy with."""
-
-    busy: str
-    at: float
-
-
-@dataclass(frozen=True)
-class Made:
-    snapshot: Snapshot
-    now: datetime
-
-
-@dataclass(frozen=True)
-class CreateFailed:
-    """The start or the wait failed (or timed out): the snapshot was not confirmed."""
-
-    error: ProviderError
-
-
-@dataclass(frozen=True)
-class StartCrashed:
-    """A bug while starting: `reason` says what it was."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Deleted:
-    action: PlanAction
-
-
-@dataclass(frozen=True)
-class DeleteFailed:
-    action: PlanAction
-    error: ProviderError
-
-
-@dataclass(frozen=True)
-class DeleteCrashed:
-    """A bug while deleting: the journal keeps the deletion for the next run to check."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Signal:
-    """The run was told to stop (`reason` names the signal) and the hooks running then were
-    killed. `unsent` is how many of its deletions were queued and not yet sent."""
-
-    reason: str
-    unsent: int = 0
-
-
-@dataclass(frozen=True)
-class Abandon:
-    """A bug stopped the account: what is unfinished fails with `error`."""
-
-    error: str
-
-
-Event = (
-    Begin
-    | AfterOwed
-    | MarkFailed
-    | WaitOver
-    | Turn
-    | BeforeRan
-    | AfterRan
-    | Started
-    | Refused
-    | BusyListed
-    | Made
-    | CreateFailed
-    | StartCrashed
-    | Deleted
-    | DeleteFailed
-    | DeleteCrashed
-    | Signal
-    | Abandon
-)
-
-
-# -- commands: what the executor carries out ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Log:
-    level: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Record:
-    """Write an audit line; with `once`, not if a line already says it (a killed run's)."""
-
-    event: str
-    snapshot: Snapshot
-    reason: str
-    once: bool = False
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Give a snapshot an interrupted run started the target's marker; if that fails, tell
-    the lifecycle (`MarkFailed`) and carry out nothing more of the settlement."""
-
-    snapshot: Snapshot
-
-
-@dataclass(frozen=True)
-class CrossOffStart:
-    """Cross the start of `name` off the journal: marked, or certainly never made."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class CrossOffDeletion:
-    snapshot_id: str
-
-
-@dataclass(frozen=True)
-class CrossOffAfter:
-    """Cross off the target's owed after hook: it ran."""
-
-
-@dataclass(frozen=True)
-class Queue:
-    """Queue it to start, at the front when its before hook just ran."""
-
-    front: bool = False
-
-
-@dataclass(frozen=True)
-class AskAgain:
-    """Its server is busy: `WaitOver` once the monotonic time `at` has come."""
-
-    at: float
-
-
-@dataclass(frozen=True)
-class CheckBusy:
-    """Read what its server is busy with (one listing for every refusal), then `BusyListed`."""
-
-
-@dataclass(frozen=True)
-class RunBefore:
-    """Write the owed after hook in the journal (when one is configured), run the before hook
-    unless the run is stopping, then `BeforeRan`."""
-
-
-@dataclass(frozen=True)
-class Start:
-    """Write the start in the journal, then send it; then `Started`, `Refused`, `CreateFailed`."""
-
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Poll:
-    """Poll the snapshot until `Made` or `CreateFailed` (a timeout, counted from `sent`, too)."""
-
-    started: StartedSnapshot
-    sent: float
-
-
-@dataclass(frozen=True)
-class RunAfter:
-    status: str
-    snapshot_name: str
-
-
-@dataclass(frozen=True)
-class Delete:
-    """Write the deletion in the journal, then send it; then `Deleted` or `DeleteFailed`."""
-
-    action: PlanAction
-
-
-@dataclass(frozen=True)
-class Progress:
-    stage: str
-
-
-@dataclass(frozen=True)
-class Finished:
-    """The target is done: report it done, or failed if its outcome has errors."""
-
-
-Command = (
-    Log
-    | Record
-    | Mark
-    | CrossOffStart
-    | CrossOffDeletion
-    | CrossOffAfter
-    | Queue
-    | AskAgain
-    | CheckBusy
-    | RunBefore
-    | Start
-    | Poll
-    | RunAfter
-    | Delete
-    | Progress
-    | Finished
-)
-
-
-# -- the lifecycle --------------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -763,82 +517,3 @@ def _managed(plan: TargetPlan, created: Snapshot | None = None) -> int:
     `created` if this run made it."""
     seen = sum(1 for a in plan.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE)
     return seen + (created is not None and created.managed)
-
-
-# -- what a killed run left -----------------------------------------------------------------
-
-
-def settle(
-    plan: TargetPlan,
-    pending: Iterable[str],
-    ahead: Iterable[tuple[str, datetime]],
-    deletions: Mapping[str, tuple[str, str]],
-    now: datetime,
-) -> list[Command]:
-    """Close what an earlier run left open in the journal for `plan`'s server, on positive
-    evidence only (the plan's snapshots are this run's listing).
-
-    `pending` names the starts not crossed off: one whose snapshot is listed is marked if it
-    must be, audited and crossed off; one not listed yet proves nothing and stays open.
-    `ahead` gives the starts dated by a clock that ran ahead (name, start time): they adopt
-    nothing and are crossed off. `deletions` maps the snapshot ids whose deletion was sent
-    to (name, reason): one no longer listed is audited as deleted; each is crossed off.
-    """
-    target = plan.target
-    listed = {
-        a.snapshot.name: a.snapshot
-        for a in plan.actions
-        if a.kind is not ActionKind.CREATE and a.snapshot.id
-    }
-    commands: list[Command] = []
-    settled = set()
-    for name in pending:
-        snapshot = listed.get(name)
-        if snapshot is None or not snapshot.managed:  # not listed yet, or not what this start made
-            continue
-        if snapshot.unmarked:
-            commands += [
-                Mark(snapshot),
-                Log(
-                    logging.INFO,
-                    f"{target.name}: marked {snapshot.name} ({snapshot.id}), "
-                    "started by an interrupted run",
-                ),
-                Record("adopted", snapshot, snapshot.ownership, once=True),
-            ]
-        else:
-            commands.append(
-                Record(
-                    "created",
-                    snapshot,
-                    "made by an earlier run that could not see it finish",
-                    once=True,
-                )
-            )
-        commands.append(CrossOffStart(name))
-        settled.add(name)
-    for name, started in ahead:
-        if name in settled:  # crossed off above
-            continue
-        commands += [
-            Log(
-                logging.WARNING,
-                f"{target_label(plan)}: crossed off the journal's start of {name}, dated "
-                f"{started.isoformat()} by a clock that ran ahead; it adopts nothing",
-            ),
-            CrossOffStart(name),
-        ]
-    present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
-    for snapshot_id, (name, reason) in deletions.items():
-        if snapshot_id not in present:
-            gone = Snapshot(snapshot_id, name, now, target.server_id, True, "")
-            commands += [
-                Log(
-                    logging.INFO,
-                    f"{target.name}: {name} ({snapshot_id}) was deleted by an earlier run "
-                    "that could not see it done",
-                ),
-                Record("deleted", gone, f"{reason} (deleted by an interrupted run)", once=True),
-            ]
-        commands.append(CrossOffDeletion(snapshot_id))
-    return commands

@@ -1,4 +1,4 @@
-"""Every apply rule, as a target's lifecycle takes events and gives commands (lifecycle.py;
+"""Every apply rule, as a target's lifecycle takes events and gives commands (lifecycle.py, settlement.py;
 docs/promises.md §5, §8): no sandbox, no threads, no clock."""
 
 from __future__ import annotations
@@ -9,48 +9,54 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.lifecycle import (
-    Abandon,
-    AfterOwed,
-    AfterRan,
+from snapshot_policy.commands import (
     AskAgain,
-    BeforeRan,
-    Begin,
-    BusyListed,
     CheckBusy,
-    CreateFailed,
     CrossOffAfter,
     CrossOffDeletion,
     CrossOffStart,
     Delete,
-    DeleteCrashed,
-    Deleted,
-    DeleteFailed,
     Finished,
-    Lifecycle,
     Log,
-    Made,
     Mark,
-    MarkFailed,
     Poll,
     Progress,
     Queue,
     Record,
-    Refused,
     RunAfter,
     RunBefore,
-    Signal,
-    Stage,
     Start,
+)
+from snapshot_policy.duration import Duration
+from snapshot_policy.events import (
+    Abandon,
+    AfterOwed,
+    AfterRan,
+    BeforeRan,
+    Begin,
+    BusyListed,
+    CreateFailed,
+    DeleteCrashed,
+    Deleted,
+    DeleteFailed,
+    Made,
+    MarkFailed,
+    Refused,
+    Signal,
     StartCrashed,
     Started,
     Turn,
     WaitOver,
-    settle,
 )
-from snapshot_policy.duration import Duration
+from snapshot_policy.lifecycle import (
+    Lifecycle,
+    Stage,
+)
 from snapshot_policy.model import ActionKind, Hooks, ProviderError, Schedule, StartedSnapshot
 from snapshot_policy.reconcile import plan_target
+from snapshot_policy.settlement import (
+    settle,
+)
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3, 0, 5)
