@@ -64,7 +64,7 @@ def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> Zone
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{value!r} is not an IANA time zone name such as UTC or Europe/Berlin")
+        raise click.BadParameter(f"{value!r} is not an IANA time zone name such as UTC or Europe/Berlin") from None
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Duration | None:
@@ -73,7 +73,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     try:
         return Duration.parse(value)
     except ValueError as error:
-        raise click.BadParameter(str(error))
+        raise click.BadParameter(str(error)) from error
 
 
 def system_clock() -> datetime:
@@ -94,7 +94,7 @@ def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedel
     try:
         return Duration.parse(value).as_timedelta()
     except ValueError as error:
-        raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d")
+        raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d") from error
 
 
 def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
@@ -103,7 +103,7 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time such as 2026-01-31T03:00:00Z")
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time such as 2026-01-31T03:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -123,7 +123,7 @@ def selection(command: Callable) -> Callable:
         try:
             loaded = config.load(policy, legacy_config, server_files)
         except config.NoConfiguration as error:
-            raise click.UsageError(str(error))
+            raise click.UsageError(str(error)) from error
         hide(loaded.secrets)
         for problem in loaded.problems:
             if verbose or not problem.warning:
@@ -469,7 +469,7 @@ def simulate_command(
         try:
             steady = steady_state(policy, zone, start, runs_per_day)
         except ValueError as error:
-            raise click.ClickException(str(error))
+            raise click.ClickException(str(error)) from error
         projection = Projection(steady, snapshot_gb, _prices_for(price, provider, known))
     click.echo(render.simulation_json(result, projection) if output == "json" else render.simulation_text(result, projection), nl=False)
     if chart_file is not None:
@@ -555,9 +555,9 @@ def sandbox_command(port: int, state_file: str | None) -> None:
     try:
         serve(port, state_file)
     except StateFileProblem as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     except OSError as error:
-        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}; choose another port with --port")
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}; choose another port with --port") from error
 
 
 @cli.command("demo")

@@ -92,7 +92,7 @@ def observe(
     for spec in specs:
         by_account[spec.account].append(spec)
     reads = _read_accounts(by_account, connect)
-    for (account, account_specs), read in zip(by_account.items(), reads):
+    for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
         if isinstance(read, Exception):
             reason = str(read) if isinstance(read, (ProviderError, ValueError)) else f"unexpected {type(read).__name__} while reading it"
             cannot = f"cannot read account {account.name}: {reason}"

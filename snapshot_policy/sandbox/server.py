@@ -312,13 +312,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
+        host, port = self.server.server_address
         request = Request(
             method=self.command,
             path=url.path,
             query=parse_qs(url.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
-            base_url=f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address}",
+            base_url=f"http://{self.headers.get('Host') or f'{host}:{port}'}",
         )
         response = self.server.sandbox.serve(request)  # type: ignore[attr-defined]
         if response is None:
