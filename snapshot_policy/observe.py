@@ -101,7 +101,10 @@ def observe(
         result.providers[account.name] = read.provider
         unsettled = list(read.provider.unsettled)
         if unsettled:
-            result.withheld[account.name] = f"deletions withheld: {'; '.join(unsettled)}; two views of account {account.name} disagree"
+            result.withheld[account.name] = (
+                f"deletions withheld: {'; '.join(unsettled)}; "
+                f"two views of account {account.name} disagree"
+            )
         targets, unresolved = resolve(account_specs, read.servers, read.selected)
         targets, incomplete = listed_completely(targets, read.servers, read.listing)
         result.failures += unresolved + incomplete

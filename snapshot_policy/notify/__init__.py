@@ -89,7 +89,8 @@ class _Job:
 
     @property
     def queue(self) -> tuple[str, ...]:
-        """Messages with the same queue are sent one after another: one bot's to one chat, or to one URL."""
+        """Messages with the same queue are sent one after another: one bot's to one chat, or to
+        one URL."""
         if isinstance(self.channel, TelegramChannel):
             return ("telegram", self.channel.bot_token, self.channel.chat_id)
         return ("webhook", self.channel.url)

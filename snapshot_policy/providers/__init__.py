@@ -18,7 +18,8 @@ from snapshot_policy.providers.digitalocean import DigitalOcean
 from snapshot_policy.providers.hetzner import Hetzner
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 
-# Each ecosystem's usual variable and form (docs/promises.md §9): pydo's endpoint has no /v2; hcloud's has /v1.
+# Each ecosystem's usual variable and form (docs/promises.md §9): pydo's endpoint has no /v2;
+# hcloud's has /v1.
 ENDPOINT_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_API_URL", HETZNER: "HCLOUD_ENDPOINT"}
 DEFAULT_ENDPOINTS = {DIGITALOCEAN: "https://api.digitalocean.com", HETZNER: "https://api.hetzner.cloud/v1"}
 ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}

@@ -366,7 +366,10 @@ def read_state(state_file: str) -> dict:
             if not isinstance(item, dict):
                 raise StateFileProblem(f"{where} must be an object")
             if missing := [n for n in required if n not in item]:
-                raise StateFileProblem(f"{where} needs {', '.join(missing)} (the format is in the sandbox's documentation)")
+                raise StateFileProblem(
+                    f"{where} needs {', '.join(missing)} "
+                    "(the format is in the sandbox's documentation)"
+                )
             if unknown := sorted(set(item) - set(parameters)):
                 raise StateFileProblem(f"{where} has unknown key(s) {', '.join(unknown)}")
     try:
