@@ -64,8 +64,9 @@ class Backoff:
 
     @classmethod
     def for_notification(cls, retries: int, base_delay: float, sleep: Callable[[float], object]) -> Backoff:
-        """Return the policy of one notification (docs/promises.md §7): `retries` retries after the first try,
-        exactly `base_delay * 2**(n-1)` before retry n, advised waits over a minute refused."""
+        """Return the policy of one notification (docs/promises.md §7): `retries` retries after
+        the first try, exactly `base_delay * 2**(n-1)` before retry n, advised waits over a
+        minute refused."""
         return cls(attempts=retries + 1, base_delay=base_delay, max_advised_wait=MAX_ADVISED_WAIT_NOTIFY, sleep=sleep)
 
     def delay(self, retry: int, advised: float | None = None) -> float:

@@ -64,7 +64,7 @@ def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> Zone
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{value!r} is not an IANA time zone name such as UTC or Europe/Berlin")
+        raise click.BadParameter(f"{value!r} is not an IANA time zone name such as UTC or Europe/Berlin") from None
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Duration | None:
@@ -73,7 +73,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     try:
         return Duration.parse(value)
     except ValueError as error:
-        raise click.BadParameter(str(error))
+        raise click.BadParameter(str(error)) from error
 
 
 def system_clock() -> datetime:
@@ -94,7 +94,7 @@ def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedel
     try:
         return Duration.parse(value).as_timedelta()
     except ValueError as error:
-        raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d")
+        raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d") from error
 
 
 def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime:
@@ -103,7 +103,7 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time such as 2026-01-31T03:00:00Z")
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time such as 2026-01-31T03:00:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -123,7 +123,7 @@ def selection(command: Callable) -> Callable:
         try:
             loaded = config.load(policy, legacy_config, server_files)
         except config.NoConfiguration as error:
-            raise click.UsageError(str(error))
+            raise click.UsageError(str(error)) from error
         hide(loaded.secrets)
         for problem in loaded.problems:
             if verbose or not problem.warning:
@@ -148,7 +148,10 @@ def _unknown_targets(loaded: config.LoadedConfig, unknown: list[str]) -> str:
     for name in unknown:
         files = sorted(t.name for t in loaded.targets if loaded.legacy and t.server_name == name)
         if files:
-            message += f". {name} is the server name in {', '.join(files)}: a snapshots.py target is named after its file"
+            message += (
+                f". {name} is the server name in {', '.join(files)}: "
+                "a snapshots.py target is named after its file"
+            )
     return message
 
 
@@ -244,10 +247,17 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
 
 @cli.command("apply")
 @selection
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Carry out a saved plan (from `plan --out`) as far as a fresh plan agrees; refuse it whole if it asks for more, is older than --max-plan-age or comes from another configuration.")
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help=(
+    "Carry out a saved plan (from `plan --out`) as far as a fresh plan agrees; "
+    "refuse it whole if it asks for more, is older than --max-plan-age "
+    "or comes from another configuration."
+))
 @click.option("--max-plan-age", callback=_plan_age, default="24h", show_default=True, metavar="DURATION", help="How old a saved plan may be (e.g. 12h, 2d).")
 @click.option("--dry-run", is_flag=True, help="Print what apply would do; call no write endpoint.")
-@click.option("--parallel", type=click.IntRange(min=1, max=10000), help="At most N snapshots in flight per account (default: the policy's, else as many as the account's request budget allows).")
+@click.option("--parallel", type=click.IntRange(min=1, max=10000), help=(
+    "At most N snapshots in flight per account "
+    "(default: the policy's, else as many as the account's request budget allows)."
+))
 @click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False), help="Write a Prometheus textfile (for node_exporter) after the run.")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report of the run: every target, decision, outcome and notification.")
 def apply_command(
@@ -291,7 +301,10 @@ def apply_command(
         except PlanFileError as error:
             click.echo(redact(str(error), loaded.secrets), err=True)
             return EXIT_ERROR
-        click.echo(f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; nothing was changed.\n")
+        click.echo(
+            f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; "
+            "nothing was changed.\n"
+        )
         _show(render.plan_text(plan, failures, loaded.prices), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
     from snapshot_policy.execute import Stop
@@ -314,8 +327,8 @@ def apply_command(
     click.echo(render.report_summary(report), err=True)
     if stop.is_set():
         click.echo(
-            f"Stopped by {stop.reason}: no snapshot or deletion was started after it; every after hook owed ran; "
-            "snapshots still being made are adopted by the next run.",
+            f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
+            "every after hook owed ran; snapshots still being made are adopted by the next run.",
             err=True,
         )
         return EXIT_SIGNALLED[stop.reason]
@@ -402,7 +415,10 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 @click.option("--keep-within-weekly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each ISO week within DURATION of the newest snapshot.")
 @click.option("--keep-within-monthly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each month within DURATION of the newest snapshot.")
 @click.option("--keep-within-yearly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each year within DURATION of the newest snapshot.")
-@click.option("--timezone", "zone", callback=_zone, help="IANA time zone in which days, weeks, months and years are counted (default: the target's, else UTC).")
+@click.option("--timezone", "zone", callback=_zone, help=(
+    "IANA time zone in which days, weeks, months and years are counted "
+    "(default: the target's, else UTC)."
+))
 @click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False), help="Take the retention and time zone of a target of this YAML policy.")
 @click.option("--target", "target_name", metavar="NAME", help="Which of the policy's targets (needed when it has several).")
 @click.option("--start", callback=_start, metavar="ISO-8601", help="Time of the first simulated run (default: now). Without an offset it is UTC.")
@@ -410,8 +426,14 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 @click.option("--runs-per-day", type=click.IntRange(min=1, max=1440), default=1, show_default=True, help="Runs a day, evenly spaced from the start; each makes one snapshot.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--chart", "chart_file", type=click.Path(path_type=Path, dir_okay=False), help="Also draw which snapshots survive, per rule, into this SVG file.")
-@click.option("--snapshot-size", "snapshot_gb", type=click.FloatRange(min=0, min_open=True, max=1_000_000), metavar="GB", help="Also project the steady-state count, size and monthly cost for snapshots of this many GB.")
-@click.option("--provider", type=click.Choice(PROVIDERS), help="Price the projection as this provider does (default: the --policy target's provider, else both).")
+@click.option("--snapshot-size", "snapshot_gb", type=click.FloatRange(min=0, min_open=True, max=1_000_000), metavar="GB", help=(
+    "Also project the steady-state count, size and monthly cost "
+    "for snapshots of this many GB."
+))
+@click.option("--provider", type=click.Choice(PROVIDERS), help=(
+    "Price the projection as this provider does "
+    "(default: the --policy target's provider, else both)."
+))
 @click.option("--price", type=(click.FloatRange(min=0, max=1000), str), metavar="AMOUNT CURRENCY", help="Price the projection at AMOUNT per GB-month in CURRENCY (e.g. 0.05 EUR) instead.")
 def simulate_command(
     zone: ZoneInfo | None,
@@ -461,7 +483,10 @@ def simulate_command(
     if not policy.has_rules:
         raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7, or --policy FILE")
     if chart_file is not None and chart_file.suffix.lower() != ".svg":
-        raise click.UsageError(f"--chart draws SVG only; name the file {chart_file.with_suffix('.svg')} (browsers and converters open it)")
+        raise click.UsageError(
+            f"--chart draws SVG only; name the file {chart_file.with_suffix('.svg')} "
+            "(browsers and converters open it)"
+        )
     zone = zone or ZoneInfo("UTC")
     result = simulate(policy, zone, start, days, runs_per_day)
     projection = None
@@ -469,7 +494,7 @@ def simulate_command(
         try:
             steady = steady_state(policy, zone, start, runs_per_day)
         except ValueError as error:
-            raise click.ClickException(str(error))
+            raise click.ClickException(str(error)) from error
         projection = Projection(steady, snapshot_gb, _prices_for(price, provider, known))
     click.echo(render.simulation_json(result, projection) if output == "json" else render.simulation_text(result, projection), nl=False)
     if chart_file is not None:
@@ -499,7 +524,10 @@ def _prices_for(
 
 @cli.command("migrate")
 @selection
-@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help="Write the policy to FILE (replaced in one step, never through a symbolic link) instead of printing it.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help=(
+    "Write the policy to FILE (replaced in one step, never through a symbolic link) "
+    "instead of printing it."
+))
 def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out_file: Path | None) -> int:
     """Turn a snapshots.py layout into an equivalent YAML policy. Secrets become env: references.
 
@@ -510,7 +538,10 @@ def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out
     run the old layout with --config snapshots.config).
     """
     if not loaded.legacy:
-        raise click.UsageError("migrate reads a snapshots.py layout (snapshots.config, configs/*.json); this is a YAML policy already")
+        raise click.UsageError(
+            "migrate reads a snapshots.py layout (snapshots.config, configs/*.json); "
+            "this is a YAML policy already"
+        )
     if loaded.errors or loaded.failed or loaded.document is None:
         click.echo("Nothing migrated: fix the errors above first, so no server is left out.", err=True)
         return EXIT_ERROR
@@ -532,8 +563,9 @@ def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out
         beside = out_file.name == config.POLICY_FILE and out_file.parent.resolve() == loaded.base.resolve()
         if beside and (loaded.base / config.LEGACY_CONFIG).is_file():
             click.echo(
-                f"This folder now holds both formats, and a run given neither --policy nor --config refuses to "
-                f"guess which: until you switch, run the old layout with --config {config.LEGACY_CONFIG}.",
+                "This folder now holds both formats, "
+                "and a run given neither --policy nor --config refuses to guess which: "
+                f"until you switch, run the old layout with --config {config.LEGACY_CONFIG}.",
                 err=True,
             )
     return EXIT_OK
@@ -541,7 +573,10 @@ def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out
 
 @cli.command("sandbox")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False), help="JSON state to start from (format: `snapshot_policy.sandbox` docs). Default: a small example fleet.")
+@click.option("--state", "state_file", type=click.Path(dir_okay=False), help=(
+    "JSON state to start from (format: `snapshot_policy.sandbox` docs). "
+    "Default: a small example fleet."
+))
 def sandbox_command(port: int, state_file: str | None) -> None:
     """Serve the local fake cloud (DigitalOcean, Hetzner, Telegram, webhooks) until Ctrl-C.
 
@@ -555,9 +590,12 @@ def sandbox_command(port: int, state_file: str | None) -> None:
     try:
         serve(port, state_file)
     except StateFileProblem as error:
-        raise click.ClickException(str(error))
+        raise click.ClickException(str(error)) from error
     except OSError as error:
-        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}; choose another port with --port")
+        raise click.ClickException(
+            f"cannot serve on 127.0.0.1:{port}: {error.strerror or error}; "
+            "choose another port with --port"
+        ) from error
 
 
 @cli.command("demo")

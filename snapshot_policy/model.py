@@ -23,7 +23,8 @@ handed a Clock (or a `now` taken from one), so tests and the demo can pin it."""
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """How many snapshots to keep, in restic `forget` terms (docs/promises.md §6). 0 turns a rule off."""
+    """How many snapshots to keep, in restic `forget` terms (docs/promises.md §6). 0 turns a rule
+    off."""
 
     keep_last: int = 0
     keep_hourly: int = 0
@@ -107,7 +108,8 @@ class Server:
 
 @dataclass(frozen=True)
 class Selector:
-    """Which servers a target covers: by ids, by names, or by label selector (DigitalOcean: a tag)."""
+    """Which servers a target covers: by ids, by names, or by label selector (DigitalOcean: a
+    tag)."""
 
     ids: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
@@ -231,7 +233,8 @@ class Target:
     name_pattern: str = DEFAULT_NAME_PATTERN
     adopt_legacy_names: bool = False
     orphan: bool = False
-    """The server is gone: its managed snapshots are only pruned (docs/promises.md §5), never added to."""
+    """The server is gone: its managed snapshots are only pruned (docs/promises.md §5), never
+    added to."""
     notify: tuple[Channel, ...] = field(default=(), compare=False)
     hooks: Hooks | None = field(default=None, compare=False)
     owner: str = ""

@@ -1,5 +1,6 @@
 """Telling monitoring how a run went: a healthchecks-style ping, a Prometheus textfile and
-a JSON run report (docs/promises.md §7). Best effort: none of it can change a snapshot or the exit code.
+a JSON run report (docs/promises.md §7). Best effort: none of it can change a snapshot or the
+exit code.
 
 Both files are replaced whole, never written through a symbolic link, and created readable by
 their owner only (`statefiles`, docs/promises.md §5 invariant 10).
@@ -104,7 +105,8 @@ def _target_gauge(name: str, help_text: str) -> GaugeMetricFamily:
 
 
 def _last_successes(path: Path) -> dict[tuple[str, ...], float]:
-    """The per-target last-success samples of the previous file, so a failing target keeps its date."""
+    """The per-target last-success samples of the previous file, so a failing target keeps its
+    date."""
     try:
         families = list(text_string_to_metric_families(statefiles.read_text(path, METRICS_FILE)))
     except (OSError, ValueError):  # none yet, unreadable, not a textfile, or a link (which writing then refuses)

@@ -92,7 +92,7 @@ def observe(
     for spec in specs:
         by_account[spec.account].append(spec)
     reads = _read_accounts(by_account, connect)
-    for (account, account_specs), read in zip(by_account.items(), reads):
+    for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
         if isinstance(read, Exception):
             reason = str(read) if isinstance(read, (ProviderError, ValueError)) else f"unexpected {type(read).__name__} while reading it"
             cannot = f"cannot read account {account.name}: {reason}"
@@ -101,7 +101,10 @@ def observe(
         result.providers[account.name] = read.provider
         unsettled = list(read.provider.unsettled)
         if unsettled:
-            result.withheld[account.name] = f"deletions withheld: {'; '.join(unsettled)}; two views of account {account.name} disagree"
+            result.withheld[account.name] = (
+                f"deletions withheld: {'; '.join(unsettled)}; "
+                f"two views of account {account.name} disagree"
+            )
         targets, unresolved = resolve(account_specs, read.servers, read.selected)
         targets, incomplete = listed_completely(targets, read.servers, read.listing)
         result.failures += unresolved + incomplete

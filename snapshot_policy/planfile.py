@@ -169,7 +169,10 @@ def read_plan_file(path: Path) -> dict:
     except json.JSONDecodeError as error:
         raise PlanFileError(f"{path} is not a saved plan (not JSON: {error.msg} on line {error.lineno})") from None
     if not isinstance(document, dict) or document.get("format_version") != PLAN_FORMAT_VERSION or not isinstance(document.get("targets"), list):
-        raise PlanFileError(f"{path} is not a saved plan of format {PLAN_FORMAT_VERSION}; make one with `snapshot-policy plan --out FILE`")
+        raise PlanFileError(
+            f"{path} is not a saved plan of format {PLAN_FORMAT_VERSION}; "
+            "make one with `snapshot-policy plan --out FILE`"
+        )
     return document
 
 
@@ -183,7 +186,10 @@ def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MA
     _check_age(saved.get("made_at"), fresh.made_at, max_age, path)
     again = "nothing was changed. Run `snapshot-policy plan --out FILE` again and review the new plan"
     if saved.get("config_fingerprint") != fresh.config_fingerprint:
-        raise PlanFileError(f"{path} was made from another configuration (targets, retention, schedule or safety differ); {again}")
+        raise PlanFileError(
+            f"{path} was made from another configuration "
+            f"(targets, retention, schedule or safety differ); {again}"
+        )
     if saved.get("fingerprint") != fresh.fingerprint:
         raise PlanFileError(f"the snapshots changed since {path} was made; {again}")
     entries = {_key(e): e for e in saved["targets"] if isinstance(e, dict)}
@@ -193,7 +199,10 @@ def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MA
     targets = tuple(_agreed_target(entries[_key_of(t)], t, differences) for t in fresh.targets)
     if differences:
         listed = "".join(f"\n  - {d}" for d in differences)
-        raise PlanFileError(f"{path} asks for what a fresh plan would not do, so the whole plan is refused; {again}:{listed}")
+        raise PlanFileError(
+            f"{path} asks for what a fresh plan would not do, so the whole plan is refused; "
+            f"{again}:{listed}"
+        )
     return Plan(fresh.made_at, targets, fresh.fingerprint, fresh.config_fingerprint)
 
 
@@ -202,27 +211,47 @@ def _check_age(made_at: object, now: datetime, max_age: timedelta, path: Path) -
         made = datetime.fromisoformat(str(made_at).replace("Z", "+00:00"))
         age = now - made
     except (TypeError, ValueError):
-        raise PlanFileError(f"{path} does not say when it was made (made_at); make a new one with `snapshot-policy plan --out FILE`") from None
+        raise PlanFileError(
+            f"{path} does not say when it was made (made_at); "
+            "make a new one with `snapshot-policy plan --out FILE`"
+        ) from None
     if age > max_age:
-        raise PlanFileError(f"{path} was made at {made_at}, {_hours(age)} ago, past the limit of {_hours(max_age)} (--max-plan-age); nothing was changed. Plan again")
+        raise PlanFileError(
+            f"{path} was made at {made_at}, {_hours(age)} ago, "
+            f"past the limit of {_hours(max_age)} (--max-plan-age); nothing was changed. Plan again"
+        )
     if age < -CLOCK_TOLERANCE:
-        raise PlanFileError(f"{path} is dated {made_at}, ahead of this run's clock; nothing was changed. Check the clocks and plan again")
+        raise PlanFileError(
+            f"{path} is dated {made_at}, ahead of this run's clock; "
+            "nothing was changed. Check the clocks and plan again"
+        )
 
 
 def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> TargetPlan:
-    """The fresh decisions for one target, keeping a create or deletion only if `entry` has it too."""
+    """The fresh decisions for one target, keeping a create or deletion only if `entry` has it
+    too."""
     name = fresh.target.name
     saved_create = entry.get("create")
     if saved_create and fresh.create is None:
-        differences.append(f"{name}: the saved plan creates a snapshot; a fresh plan does not ({fresh.schedule_note})")
+        differences.append(
+            f"{name}: the saved plan creates a snapshot; "
+            f"a fresh plan does not ({fresh.schedule_note})"
+        )
     saved_deletes = _deleted_ids(entry, name)
     fresh_actions = {a.snapshot.id: a for a in fresh.actions if a.kind is not ActionKind.CREATE}
     for snapshot_id, snapshot_name in saved_deletes.items():
         action = fresh_actions.get(snapshot_id)
         if action is None:
-            differences.append(f"{name}: the saved plan deletes {escape_controls(snapshot_name)} ({snapshot_id}), which a fresh listing does not show")
+            differences.append(
+                f"{name}: the saved plan deletes {escape_controls(snapshot_name)} ({snapshot_id}), "
+                "which a fresh listing does not show"
+            )
         elif action.kind is not ActionKind.DELETE:
-            differences.append(f"{name}: the saved plan deletes {escape_controls(action.snapshot.name)} ({snapshot_id}); a fresh plan would {action.kind.value} it: {escape_controls(action.reason)}")
+            differences.append(
+                f"{name}: the saved plan deletes {escape_controls(action.snapshot.name)} "
+                f"({snapshot_id}); a fresh plan would {action.kind.value} it: "
+                f"{escape_controls(action.reason)}"
+            )
     actions = []
     for action in fresh.actions:
         if action.kind is ActionKind.CREATE and not saved_create:
@@ -234,10 +263,14 @@ def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> Ta
 
 
 def _deleted_ids(entry: dict, target: str) -> dict[str, str]:
-    """The ids (with names) the saved plan deletes for one target. Raise PlanFileError if malformed."""
+    """The ids (with names) the saved plan deletes for one target. Raise PlanFileError if
+    malformed."""
     deletes = entry.get("delete") or []
     if not isinstance(deletes, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str) for d in deletes):
-        raise PlanFileError(f"the saved plan's deletions for {target} are malformed; make a new one with `snapshot-policy plan --out FILE`")
+        raise PlanFileError(
+            f"the saved plan's deletions for {target} are malformed; "
+            "make a new one with `snapshot-policy plan --out FILE`"
+        )
     return {d["id"]: str(d.get("name", "")) for d in deletes}
 
 

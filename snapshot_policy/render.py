@@ -41,7 +41,8 @@ PROVIDER_NAMES = {"digitalocean": "DigitalOcean", "hetzner": "Hetzner"}
 def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     refused = sum(1 for t in plan.targets if t.refusal)
     line = (
-        f"Plan: {plan.count(ActionKind.CREATE)} to create, {plan.count(ActionKind.DELETE)} to delete, "
+        f"Plan: {plan.count(ActionKind.CREATE)} to create, "
+        f"{plan.count(ActionKind.DELETE)} to delete, "
         f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped "
         f"across {len(plan.targets)} target(s)."
     )
@@ -81,7 +82,10 @@ def styled(text: str) -> Text:
 
 def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
     target = plan.target
-    lines = [f"{target.name}: {target.server_name} ({target.provider} server {target.server_id}, account {target.account})"]
+    lines = [
+        f"{target.name}: {target.server_name} "
+        f"({target.provider} server {target.server_id}, account {target.account})"
+    ]
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
     lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
@@ -107,7 +111,10 @@ def _action_text(action: PlanAction) -> str:
         return f"{mark} create {snapshot.name} (will be kept by: {', '.join(action.rules)})"
     flags = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
     flags += ", adopted" if adopted(snapshot) else ""
-    return f"{mark} {action.kind.value} {snapshot.name} (id {snapshot.id}, {iso_utc(snapshot.created)[:16]}Z{flags}): {action.reason}"
+    return (
+        f"{mark} {action.kind.value} {snapshot.name} "
+        f"(id {snapshot.id}, {iso_utc(snapshot.created)[:16]}Z{flags}): {action.reason}"
+    )
 
 
 def _hooks_text(hooks: Hooks) -> str:
@@ -149,7 +156,11 @@ def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
         lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
     providers = sorted({t.target.provider for t in plan.targets} & set(prices))
     if providers:
-        listed = ", ".join(f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} ({PROVIDER_NAMES.get(p, p)})" for p in providers)
+        listed = ", ".join(
+            f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} "
+            f"({PROVIDER_NAMES.get(p, p)})"
+            for p in providers
+        )
         lines.append(f"  at per GB-month prices of {listed}")
     return "\n".join(_wrap(line, "    ") for line in lines)
 
@@ -210,7 +221,8 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
     what the policy stores and costs in its steady state, given a `projection`."""
     survivors = simulation.survivors
     lines = [
-        f"Simulated {simulation.days} day(s) from {simulation.start.astimezone(simulation.zone):%Y-%m-%d %H:%M %Z}, "
+        f"Simulated {simulation.days} day(s) "
+        f"from {simulation.start.astimezone(simulation.zone):%Y-%m-%d %H:%M %Z}, "
         f"{simulation.runs_per_day} run(s) a day: {simulation.created} snapshots made, "
         f"{simulation.deleted} deleted, {len(survivors)} survive.",
         f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key}).",
@@ -232,14 +244,17 @@ def _projection_lines(projection: Projection) -> list[str]:
     steady, size = projection.steady, projection.size_gb
     count = str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
     lines = [
-        f"Steady state (every rule full after {steady.filled_days} day(s); counted over the {steady.observed_days} days after):",
+        f"Steady state (every rule full after {steady.filled_days} day(s); "
+        f"counted over the {steady.observed_days} days after):",
         f"  {count} snapshots, {_number(steady.average, 1)} on average",
-        f"  at {_number(size)} GB a snapshot: {_number(steady.average * size, 1)} GB on average, {_number(steady.most * size, 1)} GB at most",
+        f"  at {_number(size)} GB a snapshot: {_number(steady.average * size, 1)} GB on average, "
+        f"{_number(steady.most * size, 1)} GB at most",
     ]
     for label, price in projection.prices:
         lines.append(
             f"  {price.currency} {price.monthly(steady.average * size):.2f} a month "
-            f"at {price.currency} {_number(price.per_gb_month, 4)} per GB-month ({PROVIDER_NAMES.get(label, label)})"
+            f"at {price.currency} {_number(price.per_gb_month, 4)} per GB-month "
+            f"({PROVIDER_NAMES.get(label, label)})"
         )
     return lines
 

@@ -220,7 +220,8 @@ def check_online(context: RunContext) -> list[TargetFailure]:
 
 
 def _written(what: str, write: Callable[[], None]) -> list[str]:
-    """Write a file after the changes; if it cannot be, say so — the run then fails so someone looks."""
+    """Write a file after the changes; if it cannot be, say so — the run then fails so someone
+    looks."""
     try:
         write()
     except OSError as error:

@@ -49,7 +49,10 @@ def url_problem(url: str, what: str) -> str | None:
     webhook and healthcheck URLs keep their secrets.
     """
     if _AMBIGUOUS.search(url):
-        return "the URL holds whitespace, a control character or a backslash; percent-encode it (%20, %5C)"
+        return (
+            "the URL holds whitespace, a control character or a backslash; "
+            "percent-encode it (%20, %5C)"
+        )
     try:
         parts = urlsplit(url)
         scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port

@@ -1,4 +1,5 @@
-"""Finding and loading the configuration, in either format, into one shape (docs/promises.md §3, §4).
+"""Finding and loading the configuration, in either format, into one shape
+(docs/promises.md §3, §4).
 
 `--policy FILE` is a YAML policy; `--config FILE` (with optional server files) is the
 legacy layout. With neither, the current directory decides: `snapshot-policy.yaml`, or
@@ -68,7 +69,8 @@ class LoadedConfig:
 
 
 def _by_kind(policy: Path | None, legacy_config: Path | None, files: Sequence[str]) -> tuple[Path | None, Path | None, list[str]]:
-    """Sort positional files by their kind, so `validate policy.yaml` works as well as `--policy`."""
+    """Sort positional files by their kind, so `validate policy.yaml` works as well as
+    `--policy`."""
     rest = []
     for name in files:
         if name.endswith((".yaml", ".yml")) and policy is None:
@@ -93,9 +95,15 @@ def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
     has_servers = configs.is_dir() and any(not p.name.startswith("._") for p in configs.glob("*.json"))
     if policy.is_file() and (has_config or has_servers):
         legacy, flag = (legacy_config, f"--config {legacy_config}") if has_config else (configs / "*.json", f"the server files as arguments ({configs / '*.json'})")
-        message = f"both {policy} and {legacy} are here: give --policy {policy} to use the YAML policy, or {flag} to keep the snapshots.py layout; the tool will not guess which"
+        message = (
+            f"both {policy} and {legacy} are here: give --policy {policy} to use the YAML policy, "
+            f"or {flag} to keep the snapshots.py layout; the tool will not guess which"
+        )
         if _is_empty(policy):
-            message += f". {policy} is empty, as `migrate > {POLICY_FILE}` leaves it: remove it and run `snapshot-policy migrate --out {POLICY_FILE}`"
+            message += (
+                f". {policy} is empty, as `migrate > {POLICY_FILE}` leaves it: "
+                f"remove it and run `snapshot-policy migrate --out {POLICY_FILE}`"
+            )
         raise NoConfiguration(message)
     if policy.is_file():
         return policy, None

@@ -109,7 +109,10 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
         else:
             document.add_target(names[path], server)
     if not paths and not missing:
-        result.problems.append(Problem(str(configs_dir), None, "", "no server files (*.json) found; copy a sample from the legacy layout and fill it in"))
+        result.problems.append(Problem(str(configs_dir), None, "", (
+            "no server files (*.json) found; "
+            "copy a sample from the legacy layout and fill it in"
+        )))
     result.document = document.data()
     built = policy.build(Source(str(config_file or configs_dir), result.document), {}, base)
     # Every check a policy makes was made on the legacy files above, in their own words;
@@ -156,7 +159,10 @@ def _ini_payload_problems(source: Source, key: str, text: str) -> list[Problem]:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
-        return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", f"is not valid JSON ({error.msg} at column {error.colno}); write the payload as one JSON object")]
+        return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", (
+            f"is not valid JSON ({error.msg} at column {error.colno}); "
+            "write the payload as one JSON object"
+        ))]
     if not isinstance(payload, dict):
         return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", "must be a JSON object such as {\"server\": \"{server_name}\"}")]
     return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", m) for _, text in payload_strings(payload) for m in template_errors(text)]
@@ -243,7 +249,10 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings, c
                 **_retry_settings(ini, "TELEGRAM"),
             }))
         else:
-            problems.append(Problem(source.file, None, f"{wrapper}.telegram", "Telegram is enabled but has no bot_token and chat_id here or in snapshots.config; no message will be sent", warning=True))
+            problems.append(Problem(source.file, None, f"{wrapper}.telegram", (
+                "Telegram is enabled but has no bot_token and chat_id "
+                "here or in snapshots.config; no message will be sent"
+            ), warning=True))
     if _enabled(webhook, ini, "WEBHOOK"):
         url = webhook.get("url") or ini.get("WEBHOOK", "url")
         refused = transport.url_problem(str(url), transport.WEBHOOK) if url else None
@@ -258,7 +267,10 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings, c
                 **_retry_settings(ini, "WEBHOOK"),
             }))
         else:
-            problems.append(Problem(source.file, None, f"{wrapper}.webhook", "the webhook is enabled but has no url here or in snapshots.config; nothing will be sent", warning=True))
+            problems.append(Problem(source.file, None, f"{wrapper}.webhook", (
+                "the webhook is enabled but has no url here or in snapshots.config; "
+                "nothing will be sent"
+            ), warning=True))
     return tuple(channels), problems
 
 

@@ -1,5 +1,5 @@
-"""The YAML policy (docs/promises.md §4.2), and the one builder of targets, notification channels and run
-settings from the policy's shape — the shape the legacy files are normalised into too
+"""The YAML policy (docs/promises.md §4.2), and the one builder of targets, notification channels
+and run settings from the policy's shape — the shape the legacy files are normalised into too
 (`legacy.py`), so both formats become targets here and nowhere else.
 
 The schema checks shapes; `build` checks what a schema cannot — time zones, cron
@@ -159,19 +159,28 @@ def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool
     for index, raw in enumerate(data["targets"]):
         where = ("targets", index)
         if raw["name"] in seen:
-            check.add((*where, "name"), f"target name {raw['name']!r} is also used by targets[{seen[raw['name']]}]; names must be unique")
+            check.add((*where, "name"), (
+                f"target name {raw['name']!r} is also used by targets[{seen[raw['name']]}]; "
+                "names must be unique"
+            ))
         seen.setdefault(raw["name"], index)
         if raw["account"] not in accounts:
             check.add((*where, "account"), f"no account named {raw['account']!r}; accounts: {', '.join(accounts) or 'none'}")
             continue
         _check_target_keys(check, where, raw, channels)
         if "server_name" in raw and len(raw.get("ids", ())) != 1:
-            check.add((*where, "server_name"), "stands for one server: select exactly one with ids, or leave server_name out and each server keeps its own name")
+            check.add((*where, "server_name"), (
+                "stands for one server: select exactly one with ids, "
+                "or leave server_name out and each server keeps its own name"
+            ))
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
         target = _target(raw, defaults, zone, accounts[raw["account"]], channels, source.file, owner)
         if not target.retention.has_rules:
-            check.add((*where, "retention"), "no retention rule: set at least one above 0 here or in defaults, e.g. keep_daily: 7")
+            check.add((*where, "retention"), (
+                "no retention rule: set at least one above 0 here or in defaults, "
+                "e.g. keep_daily: 7"
+            ))
         targets.append(target)
     run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}), owner)
     cost = prices(data.get("settings", {}))
@@ -244,9 +253,15 @@ def _check_headers(check: _Checker, path: tuple, headers: Mapping[str, str]) -> 
         if not _HEADER_NAME.fullmatch(name):
             check.add(path, f"{name!r} is no HTTP header name: use letters, digits and - (such as X-Api-Key)")
         elif not value.isascii():
-            check.add((*path, name), "has a character that is not ASCII (not shown here); an HTTP header carries ASCII only")
+            check.add((*path, name), (
+                "has a character that is not ASCII (not shown here); "
+                "an HTTP header carries ASCII only"
+            ))
         elif any(not (c == "\t" or " " <= c <= "~") for c in value):
-            check.add((*path, name), "has a line break or a control character (not shown here); a header value is one line of text")
+            check.add((*path, name), (
+                "has a line break or a control character (not shown here); "
+                "a header value is one line of text"
+            ))
 
 
 def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Mapping) -> None:
@@ -268,7 +283,10 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
                 check.add((*where, section, key), str(error))
     for index, channel in enumerate(raw.get("notify", [])):
         if channel not in channels:
-            check.add((*where, "notify", index), f"no notification channel named {channel!r}; channels: {', '.join(channels) or 'none'}")
+            check.add((*where, "notify", index), (
+                f"no notification channel named {channel!r}; "
+                f"channels: {', '.join(channels) or 'none'}"
+            ))
     if "snapshot_name" in raw:
         for message in _name_pattern_errors(raw["snapshot_name"]):
             check.add((*where, "snapshot_name"), message)
@@ -276,7 +294,10 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
     for which in ("before", "after"):
         command = hooks.get(which)
         if isinstance(command, str) and not hooks.get("shell"):
-            check.add((*where, "hooks", which), "a string runs only through a shell: write it as a list [program, argument, ...], or set shell: true")
+            check.add((*where, "hooks", which), (
+                "a string runs only through a shell: "
+                "write it as a list [program, argument, ...], or set shell: true"
+            ))
         elif isinstance(command, list) and hooks.get("shell"):
             check.add((*where, "hooks", which), "with shell: true, write the command as one string for sh -c")
 
@@ -328,7 +349,8 @@ def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channe
 
 
 def _hooks(raw: Mapping | None) -> Hooks | None:
-    """The target's hooks (those of `defaults` unless it sets its own), or None without a command."""
+    """The target's hooks (those of `defaults` unless it sets its own), or None without a
+    command."""
     if not raw or not (raw.get("before") or raw.get("after")):
         return None
 

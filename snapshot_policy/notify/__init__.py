@@ -73,7 +73,7 @@ def deliver(
         except Exception as exc:  # a bug, or a caller inside an event loop: what was sent stands
             sending.close()
             outcomes = [(0, f"{type(exc).__name__}: {exc}") if o is None else o for o in outcomes]
-    return [_record(job, outcome, secrets) for job, outcome in zip(jobs, outcomes)]
+    return [_record(job, outcome, secrets) for job, outcome in zip(jobs, outcomes, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ class _Job:
 
     @property
     def queue(self) -> tuple[str, ...]:
-        """Messages with the same queue are sent one after another: one bot's to one chat, or to one URL."""
+        """Messages with the same queue are sent one after another: one bot's to one chat, or to
+        one URL."""
         if isinstance(self.channel, TelegramChannel):
             return ("telegram", self.channel.bot_token, self.channel.chat_id)
         return ("webhook", self.channel.url)

@@ -1,4 +1,5 @@
-"""What a notification says (docs/promises.md §7): Telegram texts and webhook payloads for one target's result.
+"""What a notification says (docs/promises.md §7): Telegram texts and webhook payloads for one
+target's result.
 
 Pure: no I/O. Templates use the legacy manual's variables (`templates.VARIABLES`) as plain
 `{name}` placeholders; config validation rejects anything else, and whatever slips through
@@ -203,7 +204,8 @@ def _fill(template: str, values: Mapping[str, object], markdown: bool) -> str:
 
 
 def _field(values: Mapping[str, object], name: str, spec: str, conversion: str | None) -> str:
-    """The value of a plain `{name}`, as snapshots.py's text replacement gave it; otherwise the field as written."""
+    """The value of a plain `{name}`, as snapshots.py's text replacement gave it; otherwise the
+    field as written."""
     if spec or conversion or name not in values:
         return "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
     return str(values[name])

@@ -1,12 +1,13 @@
-"""Sending Telegram messages through python-telegram-bot, with the retries and pacing its `Bot` lacks.
+"""Sending Telegram messages through python-telegram-bot, with the retries and pacing its `Bot`
+lacks.
 
 PTB is async-only. One `Telegram` serves one run's notifications from one event loop: one
 `HTTPXRequest` (a pool of `POOL` connections) shared by one `Bot` per token, at most `POOL`
 requests in flight, opened once and closed at the end. It keeps to Telegram's documented
 limits (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
-about 30 messages a second per bot, one a second to the same chat (in short bursts), 20 a minute to the same
-group or channel. Its caller sends the messages to one chat one after another, in order;
-different chats concurrently.
+about 30 messages a second per bot, one a second to the same chat (in short bursts), 20 a
+minute to the same group or channel. Its caller sends the messages to one chat one after
+another, in order; different chats concurrently.
 
 `getMe` is never called: a message costs one request, and a wrong token shows up as the
 sendMessage refusal. The bot token is part of every request URL, so nothing here logs or
@@ -134,7 +135,8 @@ class Telegram:
                 raise TimedOut(f"no complete answer within {timeout:g}s") from None
 
     async def _pace(self, token: str, chat_id: str) -> None:
-        """Wait until one more message from bot `token` to `chat_id` keeps to the limits, and count it."""
+        """Wait until one more message from bot `token` to `chat_id` keeps to the limits, and count
+        it."""
         if (token, chat_id) not in self._chat_windows:
             self._chat_windows[token, chat_id] = _chat_limits(chat_id)
         if token not in self._bot_windows:

@@ -16,7 +16,8 @@ delivery and differs between deliveries, so a receiver can drop one it has alrea
 Signature (when the channel has a `secret`): two more headers on every attempt,
 
     X-Snapshot-Policy-Timestamp: <unix seconds when the attempt was sent>
-    X-Snapshot-Policy-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + event_id + "." + body)>
+    X-Snapshot-Policy-Signature: sha256=<hex HMAC-SHA256(secret,
+                                         timestamp + "." + event_id + "." + body)>
 
 The timestamp and the event id are signed with the body: a captured request cannot be
 replayed later (the timestamp is too old) nor inside the window under another id (the
@@ -35,7 +36,11 @@ already seen. With Flask:
         signed = stamp.encode() + b"." + event.encode() + b"." + request.get_data()
         expected = "sha256=" + hmac.new(SECRET, signed, hashlib.sha256).hexdigest()
         given = request.headers.get("X-Snapshot-Policy-Signature", "")
-        if not hmac.compare_digest(expected, given) or not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
+        if (
+            not hmac.compare_digest(expected, given)
+            or not stamp.isdigit()
+            or abs(time.time() - int(stamp)) > 300
+        ):
             abort(401)
         for old in [e for e, at in SEEN.items() if at < time.time() - 600]:
             del SEEN[old]
@@ -100,7 +105,8 @@ class Webhooks:
         clock: Clock,
         deadline: float | None = None,
     ) -> tuple[int, str | None]:
-        """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last error).
+        """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last
+        error).
 
         A `url` that `transport` refuses is not contacted: (0, why). Every attempt of this call
         carries the same new event id. Retried through `backoff` on connection errors, timeouts,
@@ -181,7 +187,8 @@ def _describe(error: BaseException) -> str:
 
 
 def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
-    """The value of the signature header for `body` of event `event_id` sent at `timestamp` (unix seconds)."""
+    """The value of the signature header for `body` of event `event_id` sent at `timestamp` (unix
+    seconds)."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + event_id.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 

@@ -18,10 +18,14 @@ from snapshot_policy.providers.digitalocean import DigitalOcean
 from snapshot_policy.providers.hetzner import Hetzner
 from snapshot_policy.providers.retry import RetryPolicy, Timing
 
-# Each ecosystem's usual variable and form (docs/promises.md §9): pydo's endpoint has no /v2; hcloud's has /v1.
+# Each ecosystem's usual variable and form (docs/promises.md §9): pydo's endpoint has no /v2;
+# hcloud's has /v1.
 ENDPOINT_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_API_URL", HETZNER: "HCLOUD_ENDPOINT"}
 DEFAULT_ENDPOINTS = {DIGITALOCEAN: "https://api.digitalocean.com", HETZNER: "https://api.hetzner.cloud/v1"}
 ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}
+# What `connect` waits and retries with unless told otherwise: frozen, so one of each serves all.
+DEFAULT_TIMING = Timing()
+DEFAULT_RETRY = RetryPolicy()
 
 
 class Provider(Protocol):
@@ -73,7 +77,7 @@ def endpoint_for(account: Account) -> str:
     return (configured or DEFAULT_ENDPOINTS[account.provider]).rstrip("/")
 
 
-def connect(account: Account, timing: Timing = Timing(), retry: RetryPolicy = RetryPolicy()) -> Provider:
+def connect(account: Account, timing: Timing = DEFAULT_TIMING, retry: RetryPolicy = DEFAULT_RETRY) -> Provider:
     """Return the adapter for `account`. Raise transport.InsecureURLError (a ValueError) for
     an endpoint that is not https, unless it is plain http to this machine."""
     endpoint = endpoint_for(account)

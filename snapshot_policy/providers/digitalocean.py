@@ -92,7 +92,10 @@ class DigitalOcean:
 
     def _settled(self, listing: Listing[T], what: str) -> list[T]:
         if not listing.settled:
-            self.unsettled.append(f"DigitalOcean's {what} changed while it was read, each of the {listing.reads} times")
+            self.unsettled.append(
+                f"DigitalOcean's {what} changed while it was read, "
+                f"each of the {listing.reads} times"
+            )
         return listing.items
 
     def busy_servers(self, since: datetime) -> dict[str, str]:
@@ -115,9 +118,15 @@ class DigitalOcean:
                     return busy
         except _NotNewestFirst:
             self._newest_action = None
-            raise ProviderError(self.name, "list actions", None, "the account's actions are not listed newest first: which droplets are busy is unknown") from None
+            raise ProviderError(self.name, "list actions", None, (
+                "the account's actions are not listed newest first: "
+                "which droplets are busy is unknown"
+            )) from None
         self._newest_action = newest
-        message = f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: which droplets are busy is unknown"
+        message = (
+            f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: "
+            "which droplets are busy is unknown"
+        )
         raise ProviderError(self.name, "list actions", None, message)
 
     def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
@@ -210,7 +219,10 @@ class DigitalOcean:
         for snapshot in finished:
             image = images.get((snapshot.server_id, snapshot.name))
             if image is None:
-                message = f"snapshot {snapshot.name} finished but droplet {snapshot.server_id} does not list it"
+                message = (
+                    f"snapshot {snapshot.name} finished "
+                    f"but droplet {snapshot.server_id} does not list it"
+                )
                 result[snapshot] = ProviderError(self.name, "find new snapshot", None, message)
             else:
                 result[snapshot] = replace(image, labels={**image.labels, **{tag: "" for tag in snapshot.labels}})
@@ -378,7 +390,8 @@ def _server(droplet: dict[str, Any]) -> Server:
 
 
 def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
-    """(type, id, status) of an action; the API's description makes status default to in-progress."""
+    """(type, id, status) of an action; the API's description makes status default to
+    in-progress."""
     return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
 
 

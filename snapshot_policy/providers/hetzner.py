@@ -225,7 +225,8 @@ class Hetzner:
     def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[CloudSnapshot | None, str | None]:
         """Start create_image and return (image, action id); after a lost reply, an image
         with our labels and this exact name is taken as the one this request started (its
-        action id is then unknown, and it is read again). A locked server is asked again until the timeout."""
+        action id is then unknown, and it is read again). A locked server is asked again until
+        the timeout."""
         server = HcloudServer(id=int(server_id))
 
         def start() -> tuple[CloudSnapshot | None, str | None]:
@@ -332,5 +333,6 @@ def _snapshot(image) -> CloudSnapshot:
         labels=dict(image.labels or {}),
         protected=bool((image.protection or {}).get("delete")),
         creating=image.status == "creating",
-        size_gb=image.image_size,  # what is billed; null while the image is made (disk_size is the server's disk)
+        # what is billed; null while the image is made (disk_size is the server's disk)
+        size_gb=image.image_size,
     )

@@ -1,4 +1,5 @@
-"""Repeating calls: reads and deletes when the API says "later", and a start that must not happen twice.
+"""Repeating calls: reads and deletes when the API says "later", and a start that must not
+happen twice.
 
 One policy for both providers, built on the project's one retry loop (`snapshot_policy.backoff`,
 which the notifiers share): the SDKs' own retries are switched off because both would

@@ -232,7 +232,10 @@ class DigitalOceanAPI:
                 return error(422, "Droplet already has a pending event.")
             return Response(201, {"action": _action(self.state.start_action(account, server, kind), server.region)})
         if kind != "snapshot":
-            return error(422, f"the sandbox supports snapshot actions and {', '.join(OTHER_ACTIONS)}, not {kind!r}")
+            return error(422, (
+                f"the sandbox supports snapshot actions and {', '.join(OTHER_ACTIONS)}, "
+                f"not {kind!r}"
+            ))
         name = body.get("name")
         if name is not None and not (isinstance(name, str) and name.strip()):
             return error(422, "name must be a non-empty string")
@@ -269,7 +272,8 @@ class DigitalOceanAPI:
         return Response(200, {"action": _action(action, self._region_of(action))})
 
     def _region_of(self, action: Action) -> str:
-        """Where the action ran: its droplet's region, or its snapshot's once the droplet is gone."""
+        """Where the action ran: its droplet's region, or its snapshot's once the droplet is
+        gone."""
         server = self.state.servers.get(action.server_id or 0)
         region = server.region if server else (action.snapshot.region if action.snapshot else "")
         return region or "nyc3"

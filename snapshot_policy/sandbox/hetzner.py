@@ -151,7 +151,8 @@ class HetznerAPI:
         return self._finish(error(fault.status, "injected fault"), account)
 
     def _too_many(self, one_request_in: float | None, account: Account | None) -> Response:
-        """A 429; `one_request_in` seconds until a request is free again (None: the account's budget says)."""
+        """A 429; `one_request_in` seconds until a request is free again (None: the account's
+        budget says)."""
         return self._finish(error(429, "limit of requests per hour reached"), account, one_request_in)
 
     def _finish(self, response: Response, account: Account | None, one_request_in: float | None = None) -> Response:

@@ -312,13 +312,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
+        host, port = self.server.server_address
         request = Request(
             method=self.command,
             path=url.path,
             query=parse_qs(url.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
-            base_url=f"http://{self.headers.get('Host') or '%s:%d' % self.server.server_address}",
+            base_url=f"http://{self.headers.get('Host') or f'{host}:{port}'}",
         )
         response = self.server.sandbox.serve(request)  # type: ignore[attr-defined]
         if response is None:
@@ -365,7 +366,10 @@ def read_state(state_file: str) -> dict:
             if not isinstance(item, dict):
                 raise StateFileProblem(f"{where} must be an object")
             if missing := [n for n in required if n not in item]:
-                raise StateFileProblem(f"{where} needs {', '.join(missing)} (the format is in the sandbox's documentation)")
+                raise StateFileProblem(
+                    f"{where} needs {', '.join(missing)} "
+                    "(the format is in the sandbox's documentation)"
+                )
             if unknown := sorted(set(item) - set(parameters)):
                 raise StateFileProblem(f"{where} has unknown key(s) {', '.join(unknown)}")
     try:

@@ -199,7 +199,8 @@ class State:
         self.servers: dict[int, Server] = {}
         self.snapshots: dict[int, Snapshot] = _Tracked()
         self._kept: dict[tuple[str, object], tuple[object, int, int, object]] = {}
-        """(account name, key) -> (snapshots dict, its generation, Snapshot.edits, value): see `kept`."""
+        """(account name, key) -> (snapshots dict, its generation, Snapshot.edits, value): see
+        `kept`."""
         self.actions: dict[int, Action] = {}
         self._running: dict[int, Action] = {}
         self._account_actions: dict[str, list[Action]] = {}
@@ -210,7 +211,8 @@ class State:
         self._windows: dict[str, SlidingWindow] = {}
         self._next_id = {"snapshot": 100_000_001, "action": 900_000_001, "server": 1_000_001}
         self.actions_oldest_first = False
-        """DigitalOcean's account action listing oldest first: its API description promises no order."""
+        """DigitalOcean's account action listing oldest first: its API description promises no
+        order."""
 
     # -- seeding ---------------------------------------------------------------------------
 
