@@ -278,7 +278,7 @@ def test_service_may_write_only_its_state_folder_and_use_the_network():
     settings = service()
     assert settings["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in settings
     assert settings["StateDirectory"] == ["snapshot-policy"]
-    written = [dict(zip(exec_start(), exec_start()[1:]))["--report"], yaml.safe_load(POLICY.read_text(encoding="utf-8"))["settings"]["lock_file"]]
+    written = [dict(zip(exec_start(), exec_start()[1:], strict=False))["--report"], yaml.safe_load(POLICY.read_text(encoding="utf-8"))["settings"]["lock_file"]]
     assert all(under(path, STATE) for path in written), written
     assert {"AF_INET", "AF_INET6"} <= set(settings["RestrictAddressFamilies"][0].split())
     assert "PrivateNetwork" not in settings and "IPAddressDeny" not in settings
