@@ -429,7 +429,10 @@ def usable_systemd_analyze(folder: Path) -> str | None:
     probe.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
     result = subprocess.run(["systemd-analyze", "verify", str(probe)], capture_output=True, text=True, timeout=60)
     if result.returncode != 0 or result.stderr.strip():
-        return f"systemd-analyze verify does not work here (a trivial unit fails): {result.stderr.strip()[:300]}"
+        return (
+            "systemd-analyze verify does not work here (a trivial unit fails): "
+            f"{result.stderr.strip()[:300]}"
+        )
     probe.unlink()
     return None
 
