@@ -126,7 +126,8 @@ def test_setup_logging_masks_what_sdk_loggers_print(tmp_path, capsys):
 
 
 def test_setup_logging_keeps_records_from_the_root_logger_s_handlers(tmp_path):
-    # A record below every handler's level is never filtered; reaching the root it would be unmasked.
+    # A record below every handler's level is never filtered; reaching the root it would be
+    # unmasked.
     class Collector(logging.Handler):
         def emit(self, record):
             seen.append(record.getMessage())
