@@ -11,6 +11,9 @@ from snapshot_policy.model import RetentionPolicy, Safety, Schedule, Snapshot, T
 
 _ids = itertools.count(1000)
 
+# Neither an interval nor a cron expression: a snapshot is due on every run.
+EVERY_RUN = Schedule()
+
 
 class FakeClock:
     """A clock the test moves by hand; hand it to `main(argv, clock=...)` and to the sandbox."""
@@ -36,7 +39,7 @@ def snap(created: datetime, *, id: str | None = None, server_id: str = "1", mana
     return Snapshot(ident, f"web-{created:%Y%m%d%H%M%S}", created, server_id, managed, ownership, **flags)
 
 
-def target(*, schedule: Schedule = Schedule(), max_deletions: int = 10, timezone: str = "UTC", **rules: object) -> Target:
+def target(*, schedule: Schedule = EVERY_RUN, max_deletions: int = 10, timezone: str = "UTC", **rules: object) -> Target:
     """A target for server 1 (`web`) on Hetzner with the given retention rules."""
     return Target(
         name="web",

@@ -1,4 +1,5 @@
-"""Runs of apply against the sandbox with injected faults, and the docs/promises.md §5 checks after each.
+"""Runs of apply against the sandbox with injected faults, and the docs/promises.md §5 checks
+after each.
 
 A `World` is one sandbox cloud plus one policy, driven through the library as `run.apply`
 drives it (observe → build_plan as `run.decide` → Executor → run state → notifications), but
@@ -39,7 +40,8 @@ HOOK_SECRET = "chaos-webhook-secret-0000000004"
 ENV = {"CHAOS_DO_TOKEN": DO_TOKEN, "CHAOS_HZ_TOKEN": HZ_TOKEN, "CHAOS_BOT_TOKEN": BOT_TOKEN, "CHAOS_HOOK_SECRET": HOOK_SECRET}
 REQUEST_TIMEOUT = 0.25
 TIMING = Timing(request_timeout=REQUEST_TIMEOUT, creation_timeout=20, poll_interval=0.05)
-# As run.journal_for (the in-flight window), with the default snapshot_creation_timeout of 3600 s, in simulated time.
+# As run.journal_for (the in-flight window), with the default snapshot_creation_timeout of
+# 3600 s, in simulated time.
 JOURNAL_EXPIRY = timedelta(seconds=3600 + 600)
 
 # Where a fault lands: (service or None for both clouds, method, path regex).
@@ -162,7 +164,8 @@ class World:
         return providers.connect(account, TIMING, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5))
 
     def decide(self, journal: Journal | None = None, state: RunState | None = None) -> tuple[Plan, Observation]:
-        """Read the clouds and plan at `now`, as `run.decide` does, with this world's connections."""
+        """Read the clouds and plan at `now`, as `run.decide` does, with this world's
+        connections."""
         journal = journal or Journal(self.journal_file, self.journal_expiry, now=self.now)
         state = state or RunState(self.state_file, self.now)
         plan, _, observation = decide(self.loaded, True, self.now, journal, state, self.connect)
@@ -220,7 +223,7 @@ def describe(plan: Plan) -> str:
     )
 
 
-# -- the docs/promises.md §5 checks that hold after every run, faults or not -----------------------------
+# -- the docs/promises.md §5 checks that hold after every run, faults or not ----------------------
 
 
 def check_run(world: World, result: RunResult, protected: set[int]) -> None:
@@ -242,7 +245,10 @@ def check_run(world: World, result: RunResult, protected: set[int]) -> None:
         target = outcome.plan.target
         if outcome.plan.create is not None and outcome.created is None:
             deleted = by_server.get(target.server_id, [])
-            assert not deleted, f"{target.name}/{target.server_id}: create failed ({outcome.error}) but {deleted} were deleted"
+            assert not deleted, (
+                f"{target.name}/{target.server_id}: create failed ({outcome.error}) "
+                f"but {deleted} were deleted"
+            )
             assert not outcome.deleted
     for failure in result.report.failures:
         # A target whose account could not be read was never planned: nothing deleted for it.

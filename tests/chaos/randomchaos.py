@@ -65,7 +65,7 @@ targets:
     retention: {keep_last: 3, keep_daily: 2}
 settings:
   lock_file: "@FOLDER@/lock"
-"""
+"""  # noqa: E501 - the policy file as a user writes it, a channel's settings on one line
 
 SERVERS = {"do": {101: "web-1", 102: "web-2", 103: "api-1"}, "hz": {201: "app-1", 202: "app-2", 203: "db-1", 299: "gone-1"}}
 KINDS = ("rate_limit", "error", "drop", "delay", "lose_reply", "fail_action")
@@ -112,11 +112,17 @@ class Creations:
         if target.schedule.every:
             interval = target.schedule.every.as_timedelta()
             slack = min(interval * 0.1, timedelta(hours=1))
-            assert latest - previous >= interval - slack, f"{target.name}/{target.server_id}: {first} and {second} inside one {interval} interval"
+            assert latest - previous >= interval - slack, (
+                f"{target.name}/{target.server_id}: {first} and {second} "
+                f"inside one {interval} interval"
+            )
         elif target.schedule.cron:
             zone = ZoneInfo(target.timezone)
             fired = [next(CronSim(target.schedule.cron, (t + timedelta(seconds=1)).astimezone(zone), reverse=True)) for t in (previous, latest)]
-            assert fired[0] != fired[1], f"{target.name}/{target.server_id}: {first} and {second} both after the cron firing of {fired[0]}"
+            assert fired[0] != fired[1], (
+                f"{target.name}/{target.server_id}: {first} and {second} "
+                f"both after the cron firing of {fired[0]}"
+            )
 
 
 def random_faults(world: World, rng: random.Random) -> float:
@@ -182,7 +188,10 @@ def chaos(folder: Path, seed: int, runs: int, fault_share: float = 0.7) -> dict:
             protected = world.protected()
             faulty = rng.random() < fault_share
             settle = random_faults(world, rng) if faulty else 0.0
-            where = f"seed {seed}, run {number} at {now:%Y-%m-%d %H:%M}Z{' with faults ' + str(world.sandbox.faults.list()) if faulty else ''}"
+            where = (
+                f"seed {seed}, run {number} at {now:%Y-%m-%d %H:%M}Z"
+                f"{' with faults ' + str(world.sandbox.faults.list()) if faulty else ''}"
+            )
             try:
                 result = world.run(settle=settle + 0.05 if settle else 0.0)
                 world.sandbox.clear_faults()

@@ -41,7 +41,8 @@ def tokens(monkeypatch):
 
 @pytest.fixture
 def legacy_layout(tmp_path):
-    """The layout of the legacy manual: snapshots.config beside configs/*.json (plus junk to skip)."""
+    """The layout of the legacy manual: snapshots.config beside configs/*.json (plus junk to
+    skip)."""
     (tmp_path / "snapshots.config").write_text(
         "[DIRECTORIES]\nconfigs_dir = configs\nlogs_dir = logs\n\n"
         "[TIMING]\ndelay_between_servers = 20\n\n"

@@ -39,7 +39,10 @@ def test_validate_online_reports_the_surprised_account_and_checks_the_other(poli
     error = surprise(sandbox, kind)
     assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"db: cannot read account hz: hetzner list servers failed (HTTP 200): the API's reply could not be understood ({error}" in err
+    assert (
+        "db: cannot read account hz: hetzner list servers failed (HTTP 200): "
+        f"the API's reply could not be understood ({error}"
+    ) in err
     assert "web:" not in err and "Traceback" not in err
     assert any(r["account"] == "do" and r["path"] == "/v2/snapshots" for r in sandbox.requests("digitalocean"))
 

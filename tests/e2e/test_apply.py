@@ -1,4 +1,5 @@
-"""apply against the sandbox, through the CLI and the real SDKs: docs/promises.md §5's invariants, one by one."""
+"""apply against the sandbox, through the CLI and the real SDKs: docs/promises.md §5's invariants,
+one by one."""
 
 from __future__ import annotations
 
@@ -55,7 +56,10 @@ def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, cap
     assert legacy_name("web-10", clock.now, 1) in names(sandbox, 3164445)  # a look-alike server is untouched
     assert len(before_web) == 6
     created = f"web-1-{clock.now:%Y%m%d%H%M%S}"  # named after the run's clock, not the machine's
-    assert f"web: web-1 (digitalocean server 3164444): ok: created {created}, deleted 3, 3 managed snapshot(s) remain" in out
+    assert (
+        f"web: web-1 (digitalocean server 3164444): ok: created {created}, "
+        "deleted 3, 3 managed snapshot(s) remain"
+    ) in out
     assert err.strip().splitlines()[-1].startswith("snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed in ")
 
 
@@ -108,7 +112,8 @@ def test_dry_run_calls_no_write_endpoint(policy, sandbox, capsys, clock):
 
 
 def test_dry_run_with_a_saved_plan_shows_what_that_plan_would_do(policy, sandbox, tmp_path, capsys, clock):
-    """apply --plan F --dry-run shows F's effect (what it and a fresh plan agree on), or its refusal."""
+    """apply --plan F --dry-run shows F's effect (what it and a fresh plan agree on), or its
+    refusal."""
     saved = tmp_path / "plan.json"
     assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
     document = json.loads(saved.read_text())
@@ -163,7 +168,12 @@ def test_secrets_never_reach_output_or_the_log(policy, sandbox, tmp_path, capsys
 def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbox, tmp_path, capsys, clock):
     lock = tmp_path / "run" / "snapshot-policy.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"from snapshot_policy.runlock import run_lock\nimport time\nwith run_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            "from snapshot_policy.runlock import run_lock\nimport time\n"
+            f"with run_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(30)",
+        ],
         stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -238,7 +248,8 @@ def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path,
     path = tmp_path / "p.yaml"
     path.write_text(
         "version: 1\naccounts:\n  hz: {provider: hetzner, token: env:TEST_HZ_TOKEN}\n"
-        "targets:\n  - {name: apps, account: hz, ids: [5000, 5001, 5002], retention: {keep_last: 1}}\n"
+        "targets:\n"
+        "  - {name: apps, account: hz, ids: [5000, 5001, 5002], retention: {keep_last: 1}}\n"
         "settings: {lock_file: lock, delay_between_servers: 0.4}\n"
     )
     started = time.monotonic()
@@ -246,7 +257,7 @@ def test_snapshot_starts_on_one_account_are_spaced_while_waits_overlap(tmp_path,
     elapsed = time.monotonic() - started
     starts = sorted(r["time"] for r in sandbox.requests() if r["method"] == "POST")
     assert len(starts) == 3
-    assert all(b - a >= 0.35 for a, b in zip(starts, starts[1:]))
+    assert all(b - a >= 0.35 for a, b in zip(starts, starts[1:], strict=False))
     assert elapsed < 3 * 1.0  # three 1 s snapshots, not one after the other
 
 

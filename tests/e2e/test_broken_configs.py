@@ -1,4 +1,5 @@
-"""Every file in tests/config_corpus is broken in its own way: each gets its own message, exit 1, no traceback."""
+"""Every file in tests/config_corpus is broken in its own way: each gets its own message, exit 1,
+no traceback."""
 
 from __future__ import annotations
 
@@ -30,12 +31,14 @@ def validate(name: str, capsys) -> tuple[int, str, list[str]]:
 
 
 def test_the_corpus_checks_every_file_it_holds():
-    """A file with no entry in expected.json would never be validated; an entry with no file checks nothing."""
+    """A file with no entry in expected.json would never be validated; an entry with no file
+    checks nothing."""
     assert {p.name for p in CORPUS.iterdir()} - {"expected.json"} == set(EXPECTED)
 
 
 def test_each_broken_config_fails_in_its_own_way(capsys):
-    """Two files giving the same messages test one mistake twice: the corpus would prove less than it lists."""
+    """Two files giving the same messages test one mistake twice: the corpus would prove less
+    than it lists."""
     files_by_messages: dict[tuple[str, ...], list[str]] = {}
     for name in sorted(EXPECTED):
         where = re.compile(rf"^{re.escape(str(CORPUS / name))}(?::\d+)?: ")
@@ -46,7 +49,8 @@ def test_each_broken_config_fails_in_its_own_way(capsys):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_broken_config_gives_its_message_and_exit_1(name, capsys):
-    """The message must sit on a line that names the file: with many files, that says which to open."""
+    """The message must sit on a line that names the file: with many files, that says which to
+    open."""
     code, err, lines = validate(name, capsys)
     assert code == 1
     assert any(EXPECTED[name] in line for line in lines), err

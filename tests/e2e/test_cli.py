@@ -16,7 +16,10 @@ def test_simulate_prints_a_timeline_and_the_survivors(capsys):
     code = main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--days", "60", "--start", "2026-01-01T03:00:00Z"])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("Simulated 60 day(s) from 2026-01-01 03:00 UTC, 1 run(s) a day: 60 snapshots made, 50 deleted, 10 survive.")
+    assert out.startswith(
+        "Simulated 60 day(s) from 2026-01-01 03:00 UTC, 1 run(s) a day: "
+        "60 snapshots made, 50 deleted, 10 survive."
+    )
     assert "  2026-02  " in out and "  2026-03  " in out
     assert "  2026-03-01 03:00  daily, weekly" in out
 
@@ -63,7 +66,8 @@ def test_simulate_takes_the_retention_and_zone_of_a_policy_target_without_its_se
     monkeypatch.delenv("HCLOUD_TOKEN", raising=False)
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "version: 1\ntimezone: Europe/Berlin\naccounts:\n  hz: {provider: hetzner, token: env:NOT_SET_ANYWHERE}\n"
+        "version: 1\ntimezone: Europe/Berlin\naccounts:\n"
+        "  hz: {provider: hetzner, token: env:NOT_SET_ANYWHERE}\n"
         "targets:\n  - {name: web, account: hz, names: [web-1], retention: {keep_daily: 3}}\n"
         "  - {name: db, account: hz, names: [db-1], retention: {keep_last: 2}}\n"
     )

@@ -278,7 +278,7 @@ def test_service_may_write_only_its_state_folder_and_use_the_network():
     settings = service()
     assert settings["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in settings
     assert settings["StateDirectory"] == ["snapshot-policy"]
-    written = [dict(zip(exec_start(), exec_start()[1:]))["--report"], yaml.safe_load(POLICY.read_text(encoding="utf-8"))["settings"]["lock_file"]]
+    written = [dict(zip(exec_start(), exec_start()[1:], strict=False))["--report"], yaml.safe_load(POLICY.read_text(encoding="utf-8"))["settings"]["lock_file"]]
     assert all(under(path, STATE) for path in written), written
     assert {"AF_INET", "AF_INET6"} <= set(settings["RestrictAddressFamilies"][0].split())
     assert "PrivateNetwork" not in settings and "IPAddressDeny" not in settings
@@ -429,7 +429,10 @@ def usable_systemd_analyze(folder: Path) -> str | None:
     probe.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
     result = subprocess.run(["systemd-analyze", "verify", str(probe)], capture_output=True, text=True, timeout=60)
     if result.returncode != 0 or result.stderr.strip():
-        return f"systemd-analyze verify does not work here (a trivial unit fails): {result.stderr.strip()[:300]}"
+        return (
+            "systemd-analyze verify does not work here (a trivial unit fails): "
+            f"{result.stderr.strip()[:300]}"
+        )
     probe.unlink()
     return None
 

@@ -118,7 +118,9 @@ def test_killed_apply_converges_to_the_uninterrupted_end_state(moment, env, seed
         condition = lambda: fired(sandbox, "POST")  # noqa: E731
     elif moment == "while waiting for it":
         sandbox.state.action_seconds = 1.0
-        condition = lambda: sum(r["method"] == "POST" and r["status"] == 201 for r in sandbox.requests()) == 2  # noqa: E731
+        condition = lambda: (  # noqa: E731
+            sum(r["method"] == "POST" and r["status"] == 201 for r in sandbox.requests()) == 2
+        )
     else:
         sandbox.inject("delay", method="DELETE", seconds=0.5, count=1)
         condition = lambda: fired(sandbox, "DELETE")  # noqa: E731

@@ -59,7 +59,11 @@ def test_demo_shows_the_plan_then_applies_it(demo):
     assert "protected; no retention rule keeps it" in plan
     apply = section(text, 4)
     assert "snapshot-policy apply: 4 target(s), 4 created, 12 deleted, 0 failed in " in apply
-    assert re.search(r"web: web-2 \(digitalocean server 3164445\): ok: created web-2-\d{14}, deleted 3, 3 managed snapshot\(s\) remain", apply)
+    assert re.search(
+        r"web: web-2 \(digitalocean server 3164445\): ok: created web-2-\d{14}, "
+        r"deleted 3, 3 managed snapshot\(s\) remain",
+        apply,
+    )
     assert "(exit code 0)" in apply
 
 
@@ -114,8 +118,14 @@ def test_demo_shows_what_the_snapshots_cost_before_and_after_apply(demo):
     their server's newest; the second plan finds about what the first one estimated."""
     _, text, _ = demo
     plan = section(text, 3)
-    assert "  storage now: 6 snapshots, 19.35 GB, USD 1.16 a month\n  after apply: 4 snapshots, ~12.7 GB, ~USD 0.76 a month (new one ~3.55 GB)" in plan
-    assert "  storage now: 7 snapshots, 89.65 GB, EUR 1.28 a month\n  after apply: 5 snapshots, ~64.55 GB, ~EUR 0.92 a month (new one ~13.05 GB)" in plan
+    assert (
+        "  storage now: 6 snapshots, 19.35 GB, USD 1.16 a month\n"
+        "  after apply: 4 snapshots, ~12.7 GB, ~USD 0.76 a month (new one ~3.55 GB)"
+    ) in plan
+    assert (
+        "  storage now: 7 snapshots, 89.65 GB, EUR 1.28 a month\n"
+        "  after apply: 5 snapshots, ~64.55 GB, ~EUR 0.92 a month (new one ~13.05 GB)"
+    ) in plan
     assert (
         "Snapshot storage of all targets:\n"
         "  now:         25 snapshots, 177.8 GB, EUR 2.07 + USD 1.99 a month\n"
@@ -124,5 +134,11 @@ def test_demo_shows_what_the_snapshots_cost_before_and_after_apply(demo):
         "  at per GB-month prices of USD 0.06 (DigitalOcean), EUR 0.0143 (Hetzner)\n"
     ) in plan
     again = section(text, 6)
-    assert "  now:         17 snapshots, 125.3 GB, EUR 1.49 + USD 1.28 a month\n  after apply: unchanged\n" in again
-    assert "  2026-11-29T09:30:00Z  web-1-20261129093000          3.60 GB  [managed: tag snapshot-policy, new]" in section(text, 7)
+    assert (
+        "  now:         17 snapshots, 125.3 GB, EUR 1.49 + USD 1.28 a month\n"
+        "  after apply: unchanged\n"
+    ) in again
+    assert (
+        "  2026-11-29T09:30:00Z  web-1-20261129093000          3.60 GB  "
+        "[managed: tag snapshot-policy, new]"
+    ) in section(text, 7)

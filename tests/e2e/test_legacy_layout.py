@@ -132,7 +132,10 @@ def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(legacy_lay
     monkeypatch.chdir(legacy_layout)
     assert main(["validate", "-v"], clock=clock) == 0
     err = capsys.readouterr().err
-    assert "hetzner_cloud_server1.json: hetzner_cloud_server.webhook.url: http://hooks.example.com is not https" in err
+    assert (
+        "hetzner_cloud_server1.json: hetzner_cloud_server.webhook.url: "
+        "http://hooks.example.com is not https"
+    ) in err
     assert "the webhook will not be sent" in err
 
 
@@ -176,9 +179,12 @@ def test_both_formats_in_one_folder_refuse_to_guess_naming_both_and_the_options(
         assert main(command, clock=clock) == 1, command
         err = capsys.readouterr().err
         assert (
-            "both snapshot-policy.yaml and snapshots.config are here: give --policy snapshot-policy.yaml to use the YAML policy, "
-            "or --config snapshots.config to keep the snapshots.py layout; the tool will not guess which. "
-            "snapshot-policy.yaml is empty, as `migrate > snapshot-policy.yaml` leaves it: remove it and run "
+            "both snapshot-policy.yaml and snapshots.config are here: "
+            "give --policy snapshot-policy.yaml to use the YAML policy, "
+            "or --config snapshots.config to keep the snapshots.py layout; "
+            "the tool will not guess which. "
+            "snapshot-policy.yaml is empty, as `migrate > snapshot-policy.yaml` leaves it: "
+            "remove it and run "
             "`snapshot-policy migrate --out snapshot-policy.yaml`"
         ) in err, err
         assert "the file is empty" not in err
@@ -222,11 +228,15 @@ def test_migrate_out_in_another_folder_keeps_the_paths_pointing_where_they_did(l
 
 
 def test_migrate_prints_integers_blocks_and_one_variable_per_secret(legacy_layout, monkeypatch, capsys, clock):
-    """The fixture's INI template has \\n escapes: a block in the policy; its timeouts stay whole numbers."""
+    """The fixture's INI template has \\n escapes: a block in the policy; its timeouts stay whole
+    numbers."""
     monkeypatch.chdir(legacy_layout)
     assert main(["migrate"], clock=clock) == 0
     out = capsys.readouterr().out
-    assert "    message_success: |-\n      *OK* `{server_name}`\n      snapshot `{snapshot_name}`\n      {snapshot_info}\n" in out
+    assert (
+        "    message_success: |-\n      *OK* `{server_name}`\n"
+        "      snapshot `{snapshot_name}`\n      {snapshot_info}\n"
+    ) in out
     assert "    timeout: 10\n" in out and "10.0" not in out and "  delay_between_servers: 20\n" in out
     assert out.count("bot_token: env:TELEGRAM_BOT_TOKEN") == 1 and "server_name: web-1" in out
 

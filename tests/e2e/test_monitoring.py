@@ -161,7 +161,8 @@ def test_the_summarys_time_is_the_whole_runs_a_slow_receiver_included(policy, sa
     policy.write_text(monitored(slow, sandbox.webhook_url("hc")))
     started = time.monotonic()
 
-    def moving_clock():  # the run's clock moves as the wall clock does, from the test's far-off start
+    # the run's clock moves as the wall clock does, from the test's far-off start
+    def moving_clock():
         return clock.now + timedelta(seconds=time.monotonic() - started)
 
     assert main(["apply", "--policy", str(policy)], clock=moving_clock) == 0

@@ -217,7 +217,8 @@ def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, san
 
 
 def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logged_masked(policy, sandbox, tmp_path, capsys, clock):
-    """A real subprocess each: before records and prints the DigitalOcean token, which the log masks."""
+    """A real subprocess each: before records and prints the DigitalOcean token, which the log
+    masks."""
     record = tmp_path / "hooks.txt"
     hooks = {
         "before": f'echo "before $SNAPSHOT_POLICY_SNAPSHOT" >> {record}; '
@@ -266,10 +267,19 @@ def test_plan_shows_storage_and_monthly_cost_per_target_and_in_total(policy, san
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines()) <= 80, text
     # web: 6 snapshots (five of snapshots.py's, not adopted here, one by hand) stay; one is added.
-    assert "  storage now: 6 snapshots, 16.5 GB, USD 0.99 a month\n  after apply: 7 snapshots, ~20.5 GB, ~USD 1.23 a month (new one ~4 GB)\n" in text
+    assert (
+        "  storage now: 6 snapshots, 16.5 GB, USD 0.99 a month\n"
+        "  after apply: 7 snapshots, ~20.5 GB, ~USD 1.23 a month (new one ~4 GB)\n"
+    ) in text
     # db: 5 adopted daily snapshots and a protected manual one; 3 go, a new one ~10 GB comes.
-    assert "  storage now: 6 snapshots, 22.5 GB, EUR 0.45 a month\n  after apply: 4 snapshots, ~25 GB, ~EUR 0.50 a month (new one ~10 GB)\n" in text
-    assert "Snapshot storage of all targets:\n  now:         12 snapshots, 39 GB, EUR 0.45 + USD 0.99 a month\n" in text
+    assert (
+        "  storage now: 6 snapshots, 22.5 GB, EUR 0.45 a month\n"
+        "  after apply: 4 snapshots, ~25 GB, ~EUR 0.50 a month (new one ~10 GB)\n"
+    ) in text
+    assert (
+        "Snapshot storage of all targets:\n"
+        "  now:         12 snapshots, 39 GB, EUR 0.45 + USD 0.99 a month\n"
+    ) in text
     assert "  at per GB-month prices of USD 0.06 (DigitalOcean), EUR 0.02 (Hetzner)\n" in text
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     document = json.loads(capsys.readouterr().out)

@@ -44,9 +44,11 @@ def layout(tmp_path, twins, monkeypatch):
     (tmp_path / "snapshots.config").write_text(
         "[TIMING]\ndelay_between_servers = 0\n\n"
         f"[TELEGRAM]\nenabled = true\nbot_token = {BOT_TOKEN}\nchat_id = -1001234567890\n"
-        "message_success = *OK* `{server_name}` ({provider} {server_id})\\nsnapshot `{snapshot_name}`\\n{snapshot_info}\n\n"
+        "message_success = *OK* `{server_name}` ({provider} {server_id})"
+        "\\nsnapshot `{snapshot_name}`\\n{snapshot_info}\n\n"
         f"[WEBHOOK]\nenabled = true\nurl = {twins.webhook_url('n8n')}\n"
-        'payload_success = {"server": "{server_name}", "id": "{server_id}", "total": "{total_snapshots}"}\n'
+        'payload_success = {"server": "{server_name}", "id": "{server_id}", '
+        '"total": "{total_snapshots}"}\n'
     )
     configs = tmp_path / "configs"
     configs.mkdir()

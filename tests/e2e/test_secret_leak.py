@@ -163,8 +163,8 @@ def test_apply_with_notifications_report_and_metrics_leaks_nothing(policy, sandb
 @pytest.mark.parametrize("faults", [
     pytest.param([("error", {"service": "digitalocean", "method": "GET", "status": 401, "count": None})], id="do-401"),
     pytest.param([("error", {"service": "hetzner", "method": "GET", "status": 403, "count": None})], id="hz-403"),
-    # Faults that clear or are final: the CLI's retries sleep for real, so no lasting outage here
-    # (the library-level fault suites in tests/chaos cover those with a fake sleep).
+    # Faults that clear or are final: the CLI's retries sleep for real, so no lasting outage
+    # here (the library-level fault suites in tests/chaos cover those with a fake sleep).
     pytest.param([("fail_action", {"service": "hetzner"}), ("drop", {"service": "digitalocean", "method": "DELETE", "count": 1}),
                   ("error", {"service": "digitalocean", "method": "DELETE", "status": 403, "count": None})], id="failed-action-and-failed-deletes"),
     pytest.param([("lose_reply", {"service": "digitalocean", "method": "POST", "count": 1}), ("error", {"service": "hetzner", "method": "POST", "status": 422, "count": None})], id="lost-and-refused-creates"),
@@ -229,9 +229,12 @@ def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatc
 def legacy(tmp_path, sandbox, monkeypatch):
     """A snapshots.py layout holding every secret literally, as the old files did."""
     (tmp_path / "snapshots.config").write_text(
-        "[DIRECTORIES]\nconfigs_dir = configs\nlogs_dir = logs\n\n[TIMING]\ndelay_between_servers = 0\n\n[LOGGING]\nlevel = DEBUG\n\n"
-        f"[TELEGRAM]\nenabled = true\nbot_token = {BOT_SECRET}\nchat_id = -1001234567890\nretries = 0\ntimeout = 1\n\n"
-        f"[WEBHOOK]\nenabled = true\nurl = {sandbox.webhook_url('legacy')}\nretries = 0\ntimeout = 1\n"
+        "[DIRECTORIES]\nconfigs_dir = configs\nlogs_dir = logs\n\n"
+        "[TIMING]\ndelay_between_servers = 0\n\n[LOGGING]\nlevel = DEBUG\n\n"
+        f"[TELEGRAM]\nenabled = true\nbot_token = {BOT_SECRET}\nchat_id = -1001234567890\n"
+        "retries = 0\ntimeout = 1\n\n"
+        f"[WEBHOOK]\nenabled = true\nurl = {sandbox.webhook_url('legacy')}\n"
+        "retries = 0\ntimeout = 1\n"
     )
     configs = tmp_path / "configs"
     configs.mkdir()
@@ -395,7 +398,10 @@ def test_a_config_file_holding_a_secret_that_others_can_read_is_warned_about_onc
     assert main(["validate"], clock=clock) == 0
     err = capsys.readouterr().err
     assert err.count("holds a secret") == 1
-    assert f"warning: {Path('configs') / 'droplet.json'} holds a secret and can be read by group and others (permissions 0644); run `chmod 600" in err
+    assert (
+        f"warning: {Path('configs') / 'droplet.json'} holds a secret and can be read by group "
+        "and others (permissions 0644); run `chmod 600"
+    ) in err
     droplet.chmod(0o600)
     assert main(["validate"], clock=clock) == 0
     assert "holds a secret" not in capsys.readouterr().err
@@ -414,7 +420,7 @@ def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_pat
     assert_no_secret(places)
 
 
-# -- issue 19, item 14: a secret folded across lines, or printed in part ----------------------------
+# -- issue 19, item 14: a secret folded across lines, or printed in part --------------------------
 
 FOLD_TOKEN = HZ_TOKEN  # 64 characters that look random, as a Hetzner token does
 BEFORE_PRINTS = [FOLD_TOKEN[:40], FOLD_TOKEN[40:]]  # folded after 40 characters
@@ -445,9 +451,12 @@ def folding(tmp_path, monkeypatch, clock):
             "version: 1\n"
             "accounts:\n  hz: {provider: hetzner, token: env:FOLD_HZ_TOKEN}\n"
             "targets:\n"
-            "  - name: db\n    account: hz\n    ids: [4711]\n    adopt_legacy_names: true\n    retention: {keep_last: 2}\n"
-            f"    hooks: {{before: [printf, '%s\\n', {before}], after: [printf, '%s\\n', {after}]}}\n"
-            "settings:\n  lock_file: run/snapshot-policy.lock\n  log: {file: run/snapshot-policy.log, level: DEBUG}\n"
+            "  - name: db\n    account: hz\n    ids: [4711]\n    adopt_legacy_names: true\n"
+            "    retention: {keep_last: 2}\n"
+            f"    hooks: {{before: [printf, '%s\\n', {before}], "
+            f"after: [printf, '%s\\n', {after}]}}\n"
+            "settings:\n  lock_file: run/snapshot-policy.lock\n"
+            "  log: {file: run/snapshot-policy.log, level: DEBUG}\n"
             "  audit_log: run/audit.jsonl\n"
         )
         yield sb

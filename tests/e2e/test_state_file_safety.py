@@ -1,4 +1,5 @@
-"""docs/promises.md §5 invariant 10 through the command line (issue 12, item 7): the files the tool writes.
+"""docs/promises.md §5 invariant 10 through the command line (issue 12, item 7): the files the
+tool writes.
 
 Proves: after plan --out and apply with a report and metrics, every file the tool wrote —
 lock, journal, log, audit log, saved plan, run report — is readable by its owner only (the log

@@ -35,7 +35,8 @@ def folder(tmp_path, sandbox, monkeypatch, tokens):
 
 
 def refused(command: list[str], sandbox, capsys, clock) -> str:
-    """Run `command`, which must exit 1 with one line and change nothing in the cloud; return the line."""
+    """Run `command`, which must exit 1 with one line and change nothing in the cloud; return the
+    line."""
     assert main(command, clock=clock) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -74,5 +74,8 @@ def test_validate_names_a_token_that_is_not_ascii(tmp_path, sandbox, tokens, mon
     monkeypatch.setenv("TEST_DO_TOKEN", "dop_v1_abc\u2013def")
     assert main(["validate", "--policy", str(path)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert f"{path}:3: accounts.do.token: the value of environment variable TEST_DO_TOKEN has a character that is not ASCII" in err
+    assert (
+        f"{path}:3: accounts.do.token: the value of environment variable TEST_DO_TOKEN "
+        "has a character that is not ASCII"
+    ) in err
     assert "abc" not in err

@@ -34,7 +34,10 @@ def test_the_installed_wheel_finds_its_own_schemas(tmp_path):
         archive.extractall(tmp_path / "site")
     assert SCHEMA_FILES and shipped == SCHEMA_FILES
 
-    probe = "from snapshot_policy.config.schemas import load_schema, schema_dir; print(schema_dir()); print(load_schema('policy')['title'])"
+    probe = (
+        "from snapshot_policy.config.schemas import load_schema, schema_dir; "
+        "print(schema_dir()); print(load_schema('policy')['title'])"
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert done.returncode == 0, done.stderr

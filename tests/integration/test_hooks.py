@@ -34,7 +34,8 @@ def run(before: tuple[str, ...] | str, timeout: float = 1.0, shell: bool = False
 
 @pytest.fixture
 def leftovers(tmp_path):
-    """A file a hook writes the pids of the children it leaves behind to; they are killed after the test."""
+    """A file a hook writes the pids of the children it leaves behind to; they are killed after
+    the test."""
     path = tmp_path / "leftover.pids"
     yield path
     for pid in path.read_text().split() if path.exists() else ():
@@ -110,7 +111,11 @@ def test_a_shell_hook_that_backgrounds_a_child_and_exits_0_succeeds(leftovers):
 
 
 def test_the_timeout_bounds_the_whole_hook_even_when_a_child_outside_its_group_holds_its_output(leftovers):
-    result, took = run(f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; sleep {CHILD_SLEEPS}", shell=True)
+    result, took = run(
+        f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; "
+        f"sleep {CHILD_SLEEPS}",
+        shell=True,
+    )
     assert result == "before hook timed out after 1s and was killed" and took < WELL_BEFORE
 
 
@@ -127,7 +132,10 @@ def test_only_the_last_64_KiB_of_a_hooks_output_reach_the_log_with_a_note_of_wha
     assert sum(len(line) for line in logged) < hooks.OUTPUT_KEPT + 1024
     assert logged[-2] == "app (app-1): before hook: the-last-line"
     dropped = megabyte + 1 + len("the-last-line\n") - hooks.OUTPUT_KEPT
-    assert f"app (app-1): before hook: output truncated: {dropped} bytes dropped, the last {hooks.OUTPUT_KEPT} follow" in logged
+    assert (
+        f"app (app-1): before hook: output truncated: {dropped} bytes dropped, "
+        f"the last {hooks.OUTPUT_KEPT} follow"
+    ) in logged
 
 
 # -- a minimal environment (item 13) ---------------------------------------------------------

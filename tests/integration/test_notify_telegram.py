@@ -161,7 +161,11 @@ def test_each_delivery_is_logged_once_without_the_token(sandbox):
         logger.setLevel(level)
     assert [(r.levelname, r.getMessage()) for r in lines] == [
         ("INFO", "notify: telegram 'ops', target web: sent (1 request(s))"),
-        ("WARNING", "notify: telegram 'broken', target web: failed after 1 request(s): InvalidToken: Unauthorized"),
+        (
+            "WARNING",
+            "notify: telegram 'broken', target web: failed after 1 request(s): "
+            "InvalidToken: Unauthorized",
+        ),
     ]
 
 
@@ -192,7 +196,8 @@ def test_a_plain_http_api_off_this_machine_is_refused_before_the_token_is_sent()
     sleeps: list[float] = []
     routes = [(EVENT, [channel(), channel(name="digest", summary=True)])]
     deliveries = deliver(routes, "http://api.telegram.example/bot", lambda: EVENT.timestamp, sleep=sleeps.append)
-    refusal = ("http://api.telegram.example is not https: the bot token would cross the network in clear text; "
+    refusal = ("http://api.telegram.example is not https: "
+               "the bot token would cross the network in clear text; "
                "use https, or http only to this machine (127.0.0.1, ::1, localhost)")
     assert deliveries == [Delivery("ops", "telegram", "web", False, 0, refusal), Delivery("digest", "telegram", None, False, 0, refusal)]
     assert sleeps == []

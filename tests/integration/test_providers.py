@@ -367,7 +367,8 @@ def test_digitalocean_busy_droplet_is_refused_at_once_as_busy(sandbox, adapter, 
 
 
 def test_hetzner_locked_server_is_refused_at_once_as_busy(sandbox, adapter, hz, sleeps):
-    """Locked by another action (here a snapshot the pre-check did not see): busy, not waited for."""
+    """Locked by another action (here a snapshot the pre-check did not see): busy, not waited
+    for."""
     sandbox.state.action_seconds = 0.3
     from hcloud.servers import Server
 
@@ -492,7 +493,10 @@ def test_a_listing_the_sdk_cannot_read_is_a_clear_provider_error(sandbox, adapte
     with DebugLog() as records, pytest.raises(ProviderError) as raised:
         getattr(adapter(provider), listing)()
     message = str(raised.value)
-    assert message.startswith(f"{provider} {operation} failed (HTTP 200): the API's reply could not be understood ({error_type}")
+    assert message.startswith(
+        f"{provider} {operation} failed (HTTP 200): "
+        f"the API's reply could not be understood ({error_type}"
+    )
     assert "Traceback" not in message and raised.value.transient
     assert sleeps == []  # the same request would be answered the same way
     debug = [r for r in records if r.levelname == "DEBUG" and r.exc_info]

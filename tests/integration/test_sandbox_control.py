@@ -105,7 +105,8 @@ def test_burst_limit_round_trips_and_is_digitalocean_only():
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"servers": [{"id": 1}]}', "state.json: servers[0] needs account, name (the format is in the sandbox's documentation)"),
+    ('{"servers": [{"id": 1}]}', "state.json: servers[0] needs account, name "
+        "(the format is in the sandbox's documentation)"),
     ('{"servers": [{"account": "a", "name": "x", "colour": "red"}]}', "state.json: servers[0] has unknown key(s) colour"),
     ("[1, 2]", "state.json: the state must be a JSON object with accounts, servers and snapshots"),
     ("{", "state.json is not JSON: "),
@@ -124,4 +125,7 @@ def test_sandbox_command_says_the_port_is_taken_and_what_to_do(tmp_path):
         result = subprocess.run([sys.executable, "-m", "snapshot_policy", "sandbox", "--port", port],
                                 capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
-    assert f"Error: cannot serve on 127.0.0.1:{port}: Address already in use; choose another port with --port" in result.stderr
+    assert (
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use; "
+        "choose another port with --port"
+    ) in result.stderr

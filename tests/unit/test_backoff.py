@@ -1,4 +1,5 @@
-"""Backoff, the one retry loop of providers and notifiers, with a recorded sleep: no real waiting."""
+"""Backoff, the one retry loop of providers and notifiers, with a recorded sleep: no real
+waiting."""
 
 from __future__ import annotations
 

@@ -80,7 +80,8 @@ def test_setup_logging_masks_a_secret_in_an_exception_s_context(tmp_path, capsys
         try:
             accounts[SECRET]
         except KeyError:
-            raise LookupError("no account for that token")
+            # Raised bare, so the KeyError is its implicit context: the case under test.
+            raise LookupError("no account for that token")  # noqa: B904
     except LookupError:
         log.error("lookup failed", exc_info=True)
     output = written(path, capsys)
@@ -125,7 +126,8 @@ def test_setup_logging_masks_what_sdk_loggers_print(tmp_path, capsys):
 
 
 def test_setup_logging_keeps_records_from_the_root_logger_s_handlers(tmp_path):
-    # A record below every handler's level is never filtered; reaching the root it would be unmasked.
+    # A record below every handler's level is never filtered; reaching the root it would be
+    # unmasked.
     class Collector(logging.Handler):
         def emit(self, record):
             seen.append(record.getMessage())

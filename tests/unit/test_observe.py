@@ -1,5 +1,6 @@
-"""observe: one account's surprise stays that account's (docs/promises.md §5); a fleet is read in linear
-time, its accounts at the same time, each label selector once (docs/promises.md §8, issue 13)."""
+"""observe: one account's surprise stays that account's (docs/promises.md §5); a fleet is read in
+linear time, its accounts at the same time, each label selector once (docs/promises.md §8,
+issue 13)."""
 
 from __future__ import annotations
 
@@ -242,7 +243,7 @@ def test_an_unknown_server_name_gets_a_did_you_mean_from_the_account():
 # -- views that disagree (issue 19) --
 
 
-def test_a_listing_that_kept_changing_withholds_its_accounts_deletions_and_makes_no_absence_certain():
+def test_a_listing_that_kept_changing_withholds_accounts_deletions_and_makes_no_absence_certain():
     gone = CloudSnapshot("9", "old-20261101000000", NOW - timedelta(days=20), "77", {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "77"})
     shifting = FakeProvider(HZ.provider, [Server("1", "web")], [gone])
     shifting.unsettled = ["the snapshot listing changed while it was read, 3 times"]
@@ -250,7 +251,10 @@ def test_a_listing_that_kept_changing_withholds_its_accounts_deletions_and_makes
     providers = {HZ.name: shifting, DO.name: steady}
     specs = [TargetSpec("web", HZ, Selector(ids=("1",)), RetentionPolicy(keep_last=1)), TargetSpec("app", DO, Selector(ids=("2",)), RetentionPolicy(keep_last=1))]
     observation = observe(specs, lambda account: providers[account.name], absent_since={("hz", "77"): NOW - timedelta(days=3)}, now=NOW, orphans_keep_last=0)
-    assert observation.withheld == {"hz": "deletions withheld: the snapshot listing changed while it was read, 3 times; two views of account hz disagree"}
+    assert observation.withheld == {
+        "hz": "deletions withheld: the snapshot listing changed while it was read, 3 times; "
+        "two views of account hz disagree"
+    }
     assert "hz" not in observation.absent and observation.absent["do"] == set()
     orphan = next(t for t, _ in observation.observed if t.orphan)
     assert not orphan.retention.has_rules  # kept whole: absence is not certain
@@ -265,7 +269,11 @@ def test_a_droplet_naming_snapshots_the_listing_lacks_fails_its_target():
     specs = [TargetSpec(n, DO, Selector(ids=(i,)), RetentionPolicy(keep_last=1)) for n, i in (("web", "1"), ("app", "2"), ("db", "3"))]
     observation = observe(specs, lambda _: provider, now=NOW)
     assert [(f.target, f.reason) for f in observation.failures] == [
-        ("web", "server web (1) names snapshot(s) 502 that the account's snapshot listing lacks: the listing is incomplete, so nothing is created or deleted for it this run"),
+        (
+            "web",
+            "server web (1) names snapshot(s) 502 that the account's snapshot listing lacks: "
+            "the listing is incomplete, so nothing is created or deleted for it this run",
+        ),
     ]
     assert [t.name for t, _ in observation.observed] == ["app", "db"]
     assert observation.absent == {}  # an incomplete listing proves no absence

@@ -1,6 +1,6 @@
 """Saved plans: `read_plan_file` accepts what `plan --out` writes and refuses anything else
-with a message naming the file; `agreed` treats the saved plan as a proposal (docs/promises.md §3): it
-refuses a plan too old, from another configuration or other snapshots, or asking for
+with a message naming the file; `agreed` treats the saved plan as a proposal (docs/promises.md §3):
+it refuses a plan too old, from another configuration or other snapshots, or asking for
 anything a fresh plan would not do, and otherwise carries out only what both plans agree
 on, as the fresh plan words it."""
 
@@ -57,11 +57,16 @@ def test_read_plan_file_accepts_what_plan_json_writes(tmp_path):
         (None, "cannot read plan file {path}: No such file or directory"),
         (b'{"note": "caf\xe9"}', "cannot read plan file {path}: 'utf-8' codec can't decode byte 0xe9"),
         (b"format_version: 1\n", "{path} is not a saved plan (not JSON: Expecting value on line 1)"),
-        (b"[]", "{path} is not a saved plan of format 1; make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": 2, "targets": []}', "{path} is not a saved plan of format 1; make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": "1", "targets": []}', "{path} is not a saved plan of format 1; make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": 1, "targets": {}}', "{path} is not a saved plan of format 1; make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": 1}', "{path} is not a saved plan of format 1; make one with `snapshot-policy plan --out FILE`"),
+        (b"[]", "{path} is not a saved plan of format 1; "
+         "make one with `snapshot-policy plan --out FILE`"),
+        (b'{"format_version": 2, "targets": []}', "{path} is not a saved plan of format 1; "
+         "make one with `snapshot-policy plan --out FILE`"),
+        (b'{"format_version": "1", "targets": []}', "{path} is not a saved plan of format 1; "
+         "make one with `snapshot-policy plan --out FILE`"),
+        (b'{"format_version": 1, "targets": {}}', "{path} is not a saved plan of format 1; "
+         "make one with `snapshot-policy plan --out FILE`"),
+        (b'{"format_version": 1}', "{path} is not a saved plan of format 1; "
+         "make one with `snapshot-policy plan --out FILE`"),
     ],
     ids=["missing", "not-utf8", "not-json", "not-an-object", "other-version", "version-as-text", "targets-not-a-list", "no-targets"],
 )
@@ -108,7 +113,8 @@ def test_agreed_refuses_when_the_targets_differ(tmp_path, then, now):
     ids=["retention", "safety", "schedule"],
 )
 def test_agreed_refuses_a_plan_from_another_configuration(tmp_path, changed):
-    """A plan made under keep_last 2 applied under keep_last 30 (or a lower max_deletions) must not delete."""
+    """A plan made under keep_last 2 applied under keep_last 30 (or a lower max_deletions) must
+    not delete."""
     path = tmp_path / "plan.json"
     with pytest.raises(PlanFileError, match=re.escape(f"{path} was made from another configuration")):
         agreed(saved(), plan(targets=(changed,)), path)
@@ -117,7 +123,8 @@ def test_agreed_refuses_a_plan_from_another_configuration(tmp_path, changed):
 @pytest.mark.parametrize(
     ("applied_at", "says"),
     [
-        (NOW + timedelta(hours=25), "was made at 2026-11-26T03:00:00Z, 25.0 h ago, past the limit of 24.0 h (--max-plan-age)"),
+        (NOW + timedelta(hours=25), "was made at 2026-11-26T03:00:00Z, 25.0 h ago, "
+         "past the limit of 24.0 h (--max-plan-age)"),
         (NOW - timedelta(hours=1), "is dated 2026-11-26T03:00:00Z, ahead of this run's clock"),
     ],
     ids=["too-old", "from-the-future"],
@@ -160,9 +167,12 @@ def test_agreed_skips_fresh_deletions_the_saved_plan_does_not_list(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
-        ({"id": "3", "name": "web-manual"}, "web: the saved plan deletes web-20260101000000 (3); a fresh plan would skip it: unmanaged: no managed-by label"),
-        ({"id": "11", "name": "web-20261125030000"}, "web: the saved plan deletes web-20261125030000 (11); a fresh plan would keep it: kept by: last"),
-        ({"id": "999", "name": "web-20261101030000"}, "web: the saved plan deletes web-20261101030000 (999), which a fresh listing does not show"),
+        ({"id": "3", "name": "web-manual"}, "web: the saved plan deletes web-20260101000000 (3); "
+         "a fresh plan would skip it: unmanaged: no managed-by label"),
+        ({"id": "11", "name": "web-20261125030000"}, "web: the saved plan deletes web-20261125030000 (11); "
+         "a fresh plan would keep it: kept by: last"),
+        ({"id": "999", "name": "web-20261101030000"}, "web: the saved plan deletes web-20261101030000 (999), "
+         "which a fresh listing does not show"),
     ],
     ids=["unmanaged", "newest-kept", "unknown-id"],
 )
@@ -173,12 +183,16 @@ def test_agreed_refuses_the_whole_plan_when_it_deletes_what_a_fresh_plan_would_n
     document["targets"][0]["delete"].append({**extra, "reason": "edited in"})
     with pytest.raises(PlanFileError) as refused:
         agreed(document, plan(), path)
-    assert str(refused.value).startswith(f"{path} asks for what a fresh plan would not do, so the whole plan is refused; nothing was changed")
+    assert str(refused.value).startswith(
+        f"{path} asks for what a fresh plan would not do, so the whole plan is refused; "
+        "nothing was changed"
+    )
     assert str(refused.value).endswith(f"\n  - {says}")
 
 
 def test_agreed_ignores_a_refusal_edited_out_of_the_file(tmp_path):
-    """The fresh plan refuses 2 deletions over max_deletions 1; the file's `refused: null` changes nothing."""
+    """The fresh plan refuses 2 deletions over max_deletions 1; the file's `refused: null` changes
+    nothing."""
     strict = replace(WEB, safety=Safety(max_deletions=1))
     document = saved(plan(targets=(strict,)))
     document["targets"][0]["refused"] = None

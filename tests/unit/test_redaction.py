@@ -117,7 +117,7 @@ def test_stdout_and_stderr_mask_fragments_of_a_hidden_secret_written_apart(capsy
     assert (out, err) == ("***\n***\n", "***\n")
 
 
-# -- names that turn or hide the text after them (item 15) ------------------------------------------
+# -- names that turn or hide the text after them (item 15) ----------------------------------------
 
 INVISIBLE = [
     "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",  # bidi embeddings and overrides

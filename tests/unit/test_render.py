@@ -143,14 +143,18 @@ def test_plan_text_lines_fit_80_columns_and_say_adopted_and_protected():
     """Real names and ids: every line within 80 columns; a snapshot adopted from snapshots.py's
     naming says so; a protected snapshot that is not ours reads as protected."""
     legacy = replace(snap(utc(2026, 11, 25, 3), id="100000011", managed=True), name="web-server-1-20261125030000",
-                     ownership="adopted: named exactly as '{server_name}-{timestamp}' names them (as snapshots.py did)")
+                     ownership="adopted: named exactly as '{server_name}-{timestamp}' names them "
+                     "(as snapshots.py did)")
     pinned = replace(snap(utc(2026, 1, 1), id="100000003", managed=False), name="before-the-big-upgrade", protected=True, ownership="no managed-by label")
     doomed = [replace(snap(utc(2026, 11, 20 - n, 3), id=f"10000002{n}"), name=f"web-server-1-202611{20 - n}030000") for n in range(3)]
     plan = build_plan([(target(keep_last=2), [legacy, pinned, *doomed])], utc(2026, 11, 26))
     text = render.plan_text(plan)
     assert max(len(line) for line in text.splitlines()) <= 80, text
     assert "= keep web-server-1-20261125030000 (id 100000011, 2026-11-25T03:00Z, adopted)" in text
-    assert "! skip before-the-big-upgrade (id 100000003, 2026-01-01T00:00Z)\n      protected, and not this tool's" in text
+    assert (
+        "! skip before-the-big-upgrade (id 100000003, 2026-01-01T00:00Z)\n"
+        "      protected, and not this tool's"
+    ) in text
     document = json.loads(planfile.plan_json(plan))["targets"][0]
     assert document["keep"][0]["adopted"] is True and document["skip"][0]["protected"] is True
 
@@ -245,7 +249,10 @@ def test_plan_storage_lines_fit_80_columns_with_large_numbers():
     plan = build_plan([(target(keep_last=3, max_deletions=100), history)], utc(2026, 11, 26, 3))
     text = render.plan_text(plan, prices={"hetzner": Price(123.4567, "EUR")})
     assert max(len(line) for line in text.splitlines()) <= 80, text
-    assert "  after apply: 4 snapshots (1 of unknown size), ~3704.68+ GB, ~EUR 457367.57+ a\n      month (new one ~1234.56 GB)\n" in text
+    assert (
+        "  after apply: 4 snapshots (1 of unknown size), ~3704.68+ GB, ~EUR 457367.57+ a\n"
+        "      month (new one ~1234.56 GB)\n"
+    ) in text
 
 
 def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld():

@@ -24,7 +24,8 @@ def read_unsettled(listing, readers=None) -> list[int]:
 
 
 class Listing:
-    """A fake paginated listing: `pages[n]` is page n's (items, next, last, total); records each read."""
+    """A fake paginated listing: `pages[n]` is page n's (items, next, last, total); records each
+    read."""
 
     def __init__(self, pages: dict[int, tuple[list[int], int | None, int | None, int | None]], failing: dict[int, Exception] | None = None):
         self.pages = pages

@@ -121,12 +121,18 @@ def test_start_once_does_not_repeat_a_refusal():
 def test_an_uncertain_outcome_is_transient_even_with_a_refusals_status():
     garbled = unreadable("digitalocean", "start snapshot", 201, ValueError("Expecting value"))
     assert garbled.transient and garbled.status == 201
-    assert str(garbled) == "digitalocean start snapshot failed (HTTP 201): the API's reply could not be understood (ValueError: Expecting value)"
+    assert str(garbled) == (
+        "digitalocean start snapshot failed (HTTP 201): "
+        "the API's reply could not be understood (ValueError: Expecting value)"
+    )
     proxy = unreadable("hetzner", "list servers", 403, "an HTTP 403 without Hetzner's error body")
     assert proxy.transient and proxy.status == 403
     assert unreadable("hetzner", "list servers", None, KeyError("x")).transient
     late = timed_out("hetzner", "snapshot web-1", 20)
-    assert late.transient and str(late) == "hetzner wait for snapshot failed (timed out after 20s): snapshot web-1 is still not finished"
+    assert late.transient and str(late) == (
+        "hetzner wait for snapshot failed (timed out after 20s): "
+        "snapshot web-1 is still not finished"
+    )
 
 
 def test_an_unreadable_reply_is_not_repeated_at_once():
