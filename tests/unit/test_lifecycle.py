@@ -1,5 +1,5 @@
-"""Every apply rule, as a target's lifecycle takes events and gives commands (lifecycle.py, settlement.py;
-docs/promises.md §5, §8): no sandbox, no threads, no clock."""
+"""Every apply rule, as a target's lifecycle takes events and gives commands (lifecycle.py,
+settlement.py; docs/promises.md §5, §8): no sandbox, no threads, no clock."""
 
 from __future__ import annotations
 
