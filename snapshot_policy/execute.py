@@ -160,7 +160,8 @@ class Executor:
     _halting: threading.Lock = field(default_factory=threading.Lock)
 
     def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
-        """Apply every target of `plan`, the accounts at the same time; failures stay with their target."""
+        """Apply every target of `plan`, the accounts at the same time; failures stay with their
+        target."""
         started = self.now()
         by_account: dict[str, list[TargetPlan]] = defaultdict(list)
         for target_plan in plan.targets:
@@ -180,7 +181,10 @@ class Executor:
         found = []
         for failure in failures:
             for server_id, (name, began) in (self.journal.afters_owed(failure.account, failure.target) if failure.account else {}).items():
-                owed = f"the after hook an interrupted run owed (its before hook ran for {name} at {began.isoformat()})"
+                owed = (
+                    "the after hook an interrupted run owed "
+                    f"(its before hook ran for {name} at {began.isoformat()})"
+                )
                 self.journal.after_ran(failure.account, server_id, failure.target)
                 if not (failure.hooks and failure.hooks.after):
                     problem = f"it is no longer configured: check server {server_id} by hand"

@@ -52,8 +52,9 @@ class Journal:
         future = self.future_starts()
         if future:
             log.warning(
-                "journal %s: %d snapshot start(s) dated after this run's clock (%s), up to %s: the clock was "
-                "ahead when they were written; they are not taken as still running, and apply crosses them off",
+                "journal %s: %d snapshot start(s) dated after this run's clock (%s), up to %s: "
+                "the clock was ahead when they were written; they are not taken as still running, "
+                "and apply crosses them off",
                 self._path, len(future), now.isoformat(), max(started for *_, started in future).isoformat(),
             )
 
@@ -69,7 +70,8 @@ class Journal:
         return [start for start in starts if start[3] > self._latest]
 
     def deletions(self, account: str, server_id: str) -> dict[str, tuple[str, str]]:
-        """Return the snapshot ids whose deletion was sent and not confirmed, with name and reason."""
+        """Return the snapshot ids whose deletion was sent and not confirmed, with name and
+        reason."""
         return {e["deleting"]: (e["name"], e.get("reason", "")) for e in self._mine(account, server_id) if _kind(e) == "deleting"}
 
     def in_flight(self, account: str, server_id: str) -> dict[str, datetime]:
@@ -78,7 +80,8 @@ class Journal:
         return {name: started for name, started in self.pending(account, server_id).items() if self._running_since < started <= self._latest}
 
     def before_ran(self, account: str, server_id: str, target: str, name: str, when: datetime) -> None:
-        """Note that `target`'s before hook (for snapshot `name`) runs now: its after hook is owed."""
+        """Note that `target`'s before hook (for snapshot `name`) runs now: its after hook is
+        owed."""
         entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "after": target}
         self._change(lambda entries: entries + [entry])
 

@@ -1,7 +1,7 @@
 """The Executor carrying plans out through the real SDKs (pydo, hcloud) against the sandbox.
 
-Proves docs/promises.md §5 invariants 2 and 4 at the place they are enforced: a due snapshot is made,
-then exactly the plan's deletions happen (and only those retention still deletes once the
+Proves docs/promises.md §5 invariants 2 and 4 at the place they are enforced: a due snapshot is
+made, then exactly the plan's deletions happen (and only those retention still deletes once the
 new snapshot counts); a failed create deletes nothing for its target while other targets
 go on; a refused plan creates but deletes nothing; a failed deletion fails its target only.
 Also the journal around each create, the audit lines, progress stages, `remaining`, the
@@ -332,7 +332,7 @@ def test_executor_starts_no_more_than_parallel_snapshots_at_once(sandbox, provid
     assert ("GET", "/v1/actions") in log[:second_start]
 
 
-# -- crash windows (docs/promises.md §5, invariant 7) ----------------------------------------------------
+# -- crash windows (docs/promises.md §5, invariant 7) ---------------------------------------
 
 
 def observed_plan(providers, journal, clock, *targets: Target) -> Plan:
@@ -423,7 +423,10 @@ def test_a_snapshot_that_outlasts_the_creation_timeout_fails_its_target_and_stay
     plan = plan_for(providers, clock, target)
     (outcome,) = executor(providers, journal, clock, tmp_path, plan, timing=replace(TIMING, creation_timeout=0.3)).apply(plan).outcomes
     name = f"{target.server_name}-20250101000000"
-    assert outcome.error == f"{provider} wait for snapshot failed (timed out after 0.3s): snapshot {name} is still not finished"
+    assert outcome.error == (
+        f"{provider} wait for snapshot failed (timed out after 0.3s): "
+        f"snapshot {name} is still not finished"
+    )
     assert outcome.deleted == () and name in journal.pending(target.account, target.server_id)  # a later run adopts it
 
 
@@ -460,7 +463,10 @@ def test_targets_of_one_account_are_polled_together(sandbox, providers, journal,
 
 # -- consistency hooks (issue 15, item 3), with real subprocesses ------------------------------
 
-RECORD = 'echo "$0 $SNAPSHOT_POLICY_TARGET $SNAPSHOT_POLICY_SERVER_ID $SNAPSHOT_POLICY_SNAPSHOT $SNAPSHOT_POLICY_STATUS" >> "$HOOK_LOG"'
+RECORD = (
+    'echo "$0 $SNAPSHOT_POLICY_TARGET $SNAPSHOT_POLICY_SERVER_ID $SNAPSHOT_POLICY_SNAPSHOT '
+    '$SNAPSHOT_POLICY_STATUS" >> "$HOOK_LOG"'
+)
 
 
 def hooked(target: Target, before: str | None = RECORD, after: str | None = RECORD, timeout: float = 10) -> Target:
@@ -537,7 +543,10 @@ def test_hooks_do_not_run_when_no_snapshot_is_due(cloud, providers, journal, clo
 
 def test_a_hook_runs_without_a_shell_unless_asked(cloud, providers, journal, clock, tmp_path, hook_log):
     """An argv list is not parsed by a shell: `$HOOK_LOG` and `;` reach the program as written."""
-    target = replace(APP, hooks=Hooks(before=(sys.executable, "-c", "import sys, os; open(os.environ['HOOK_LOG'], 'a').write(repr(sys.argv[1:]) + chr(10))", "$HOOK_LOG; rm -rf /"), env=("HOOK_LOG",)))
+    target = replace(APP, hooks=Hooks(before=(sys.executable, "-c", (
+                "import sys, os; "
+                "open(os.environ['HOOK_LOG'], 'a').write(repr(sys.argv[1:]) + chr(10))"
+            ), "$HOOK_LOG; rm -rf /"), env=("HOOK_LOG",)))
     plan = plan_for(providers, clock, target)
     (outcome,) = executor(providers, journal, clock, tmp_path, plan).apply(plan).outcomes
     assert outcome.ok and ran(hook_log) == ["['$HOOK_LOG; rm -rf /']"]
