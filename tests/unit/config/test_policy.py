@@ -1,6 +1,6 @@
-"""The keys issue 19 adds: `settings.owner` (which configuration made a snapshot),
-`settings.max_deletions_per_run`, a hook's `env` list, and secrets and headers that must be
-plain ASCII because they travel in HTTP headers and URLs (items 3, 4, 13 and 16)."""
+"""Policy keys that guard against other configurations and runaway runs: `settings.owner`
+(which configuration made a snapshot), `settings.max_deletions_per_run`, a hook's `env` list,
+and secrets and headers that must be plain ASCII because they travel in HTTP headers and URLs."""
 
 from __future__ import annotations
 

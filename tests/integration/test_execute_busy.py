@@ -1,5 +1,6 @@
-"""The Executor and issue 19: withheld deletions make a target partial; a busy server holds
-no request slot and is waited for, unless it is busy making a snapshot already.
+"""The Executor when views disagree or servers are busy: withheld deletions make a target
+partial; a busy server holds no request slot and is waited for, unless it is busy making a
+snapshot already; an after hook owed by a killed run runs first.
 
 Through the real SDKs against the sandbox, as test_execute.py.
 """
