@@ -35,14 +35,13 @@ import io
 import json
 import multiprocessing
 import os
-import random
 import resource
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
