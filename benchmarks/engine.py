@@ -1,4 +1,4 @@
-"""apply at the rate limit: the engine against the sandbox enforcing each cloud's real limits.
+r"""apply at the rate limit: the engine against the sandbox enforcing each cloud's real limits.
 
 For each fleet size N and snapshot duration S, this seeds the fleet of `fleet.py` (half the
 servers on a DigitalOcean account, half on a Hetzner project, 5-20 snapshots each, keep_last
@@ -20,7 +20,8 @@ flight per account buy when replies are slow (issue 19, item 8).
 
     python benchmarks/engine.py --sizes 40 --action-seconds 2 --baseline 9e0a614
     python benchmarks/engine.py --sizes 10 100 1000 --action-seconds 2 60
-    python benchmarks/engine.py --sizes 200 --only hetzner --latency 0.1 --action-seconds 2 --baseline 220fcfb
+    python benchmarks/engine.py --sizes 200 --only hetzner --latency 0.1 \
+        --action-seconds 2 --baseline 220fcfb
 """
 
 from __future__ import annotations
@@ -117,8 +118,10 @@ def row(label: str, size: int, seconds_limit: float, floor: float, result: dict)
     per_minute = " / ".join(f"{polls[a] / minutes:.0f}" for a in ("do", "hz"))
     too_many = sum(r["status"] == 429 for r in requests)
     return (
-        f"| {size} | {label} | {result['seconds']:.1f} s | {seconds_limit:.1f} s | {result['seconds'] / seconds_limit:.2f} | "
-        f"{len(requests) / size:.2f} | {floor:.2f} | {len(requests) / size / floor:.2f} | {per_minute} | {too_many} | "
+        f"| {size} | {label} | {result['seconds']:.1f} s | {seconds_limit:.1f} s | "
+        f"{result['seconds'] / seconds_limit:.2f} | "
+        f"{len(requests) / size:.2f} | {floor:.2f} | {len(requests) / size / floor:.2f} | "
+        f"{per_minute} | {too_many} | "
         f"{result['rss']:.0f} MiB | {result['exit']} |"
     )
 
@@ -138,8 +141,16 @@ def main() -> None:
         return only(fleet(size * (2 if args.only else 1), args.seed + size, 5, 20)[0], args.only)
 
 
-    print(f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, limits: DigitalOcean {DO_PER_HOUR}/h and {DO_PER_MINUTE}/min, Hetzner {HZ_PER_HOUR}/h, latency {args.latency:g} s", flush=True)
-    print("| N | engine | wall | limit | wall/limit | requests/server | floor | ratio | polls/min (DO / Hz) | 429s | peak RSS | exit |")
+    print(
+        f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, "
+        f"limits: DigitalOcean {DO_PER_HOUR}/h and {DO_PER_MINUTE}/min, Hetzner {HZ_PER_HOUR}/h, "
+        f"latency {args.latency:g} s",
+        flush=True,
+    )
+    print(
+        "| N | engine | wall | limit | wall/limit | requests/server | floor | ratio | "
+        "polls/min (DO / Hz) | 429s | peak RSS | exit |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         baseline = None

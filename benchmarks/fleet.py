@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import re
 import subprocess
 import sys
@@ -45,7 +44,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,7 +199,10 @@ def measure(size: int, args: argparse.Namespace) -> Row:
             sandbox.stop()
         for measured, what in ((plan, "plan"), (apply, "apply")):
             if measured.exit_code != 0:
-                raise SystemExit(f"N={size}: {what} exited {measured.exit_code}:\n{(folder / 'output.txt').read_text()[-3000:]}")
+                raise SystemExit(
+                    f"N={size}: {what} exited {measured.exit_code}:\n"
+                    f"{(folder / 'output.txt').read_text()[-3000:]}"
+                )
         sequential = None
         if not args.no_sequential:
             folder = Path(scratch) / "sequential"
@@ -232,16 +234,22 @@ def table(rows: list[Row], parallel: int | None) -> str:
         sequential = f"{row.sequential.seconds:.1f} s" if row.sequential else "—"
         ratio = f"{row.sequential.seconds / row.apply.seconds:.1f}x" if row.sequential else "—"
         lines.append(
-            f"| {row.size} | {row.plan.seconds:.2f} s | {len(row.plan.requests)} | {row.apply.seconds:.1f} s | "
-            f"{len(row.apply.requests)} | {len(row.apply.requests) / row.size:.2f} | {kinds} | {row.minimum():.2f} | "
-            f"{row.plan.max_rss_mib:.0f} / {row.apply.max_rss_mib:.0f} MiB | {sequential} | {ratio} |"
+            f"| {row.size} | {row.plan.seconds:.2f} s | {len(row.plan.requests)} | "
+            f"{row.apply.seconds:.1f} s | "
+            f"{len(row.apply.requests)} | {len(row.apply.requests) / row.size:.2f} | {kinds} | "
+            f"{row.minimum():.2f} | "
+            f"{row.plan.max_rss_mib:.0f} / {row.apply.max_rss_mib:.0f} MiB | "
+            f"{sequential} | {ratio} |"
         )
     return "\n".join(lines)
 
 
 def breakdown(row: Row) -> str:
     counts = Counter((kind_of(r), endpoint_of(r)) for r in row.apply.requests)
-    lines = [f"N={row.size}: apply requests by endpoint ({row.expired} expired snapshots; per server in brackets)"]
+    lines = [
+        f"N={row.size}: apply requests by endpoint ({row.expired} expired snapshots; "
+        "per server in brackets)"
+    ]
     for (kind, endpoint), count in sorted(counts.items(), key=lambda item: (KINDS.index(item[0][0]) if item[0][0] in KINDS else 99, -item[1])):
         lines.append(f"  {kind:7} {endpoint:45} {count:7}  ({count / row.size:.2f})")
     statuses = Counter(r["status"] for r in row.apply.requests)
@@ -261,9 +269,14 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true", help="also print apply's requests per endpoint")
     args = parser.parse_args()
 
-    print(f"latency {args.latency * 1000:g} ms per request, snapshot actions {args.action_seconds:g} s, "
-          f"{args.snapshots[0]}-{args.snapshots[1]} snapshots per server (60% managed), keep_last {KEEP_LAST}, seed {args.seed}, "
-          f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}", flush=True)
+    print(
+        f"latency {args.latency * 1000:g} ms per request, "
+        f"snapshot actions {args.action_seconds:g} s, "
+        f"{args.snapshots[0]}-{args.snapshots[1]} snapshots per server (60% managed), "
+        f"keep_last {KEEP_LAST}, seed {args.seed}, "
+        f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}",
+        flush=True,
+    )
     rows = []
     for size in args.sizes:
         started = time.monotonic()

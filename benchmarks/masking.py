@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from snapshot_policy import redaction
 
 PLAIN = (
-    "web-17 (web-17.example.com, digitalocean 316444417): created web-17-20261126030000 (id 123456789), "
+    "web-17 (web-17.example.com, digitalocean 316444417): "
+    "created web-17-20261126030000 (id 123456789), "
     "deleted 2, 6 managed snapshot(s) remain"
 )
 

@@ -1,8 +1,11 @@
 """Wall time of `notify.deliver` for many messages against the sandbox's Telegram and webhook sink.
 
-    python benchmarks/notify_scale.py                       # all cases; about 2 minutes (one chat is paced)
-    python benchmarks/notify_scale.py --cases chats hooks   # skip the paced one-chat case
-    python benchmarks/notify_scale.py --unpaced             # Telegram's limits lifted: the client's own cost
+    # all cases; about 2 minutes (one chat is paced)
+    python benchmarks/notify_scale.py
+    # skip the paced one-chat case
+    python benchmarks/notify_scale.py --cases chats hooks
+    # Telegram's limits lifted: the client's own cost
+    python benchmarks/notify_scale.py --unpaced
 
 Cases (`--messages` N, default 100), each one `deliver` call with the real sleep:
 
@@ -83,10 +86,18 @@ def main() -> None:
         ThreadingHTTPServer.request_queue_size = args.backlog
     if args.unpaced and hasattr(telegram, "BOT_PER_SECOND"):
         telegram.BOT_PER_SECOND, telegram.CHAT_BURST, telegram.GROUP_PER_MINUTE = 10**9, 10**9, 10**9
-    print(f"{'case':<6} {'messages':>8} {'wall s':>8} {'requests':>8} {'connections':>11} {'delivered':>9}", flush=True)
+    print(
+        f"{'case':<6} {'messages':>8} {'wall s':>8} {'requests':>8} "
+        f"{'connections':>11} {'delivered':>9}",
+        flush=True,
+    )
     for case in args.cases:
         r = run(case, args.messages)
-        print(f"{case:<6} {args.messages:>8} {r['wall']:>8.2f} {r['requests']:>8} {r['connections']:>11} {r['ok']:>9}", flush=True)
+        print(
+            f"{case:<6} {args.messages:>8} {r['wall']:>8.2f} {r['requests']:>8} "
+            f"{r['connections']:>11} {r['ok']:>9}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

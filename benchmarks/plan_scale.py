@@ -35,14 +35,13 @@ import io
 import json
 import multiprocessing
 import os
-import random
 import resource
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -214,13 +213,18 @@ def measure_plan(label: str, observe, sandbox: ChildSandbox, folder: Path, state
 
 
 def table(rows: list[Measured]) -> str:
-    head = "| N | snapshots | observe module | wall | tool CPU | in observe | in build_plan | sandbox CPU | requests (DO / Hetzner) | targets planned |"
+    head = (
+        "| N | snapshots | observe module | wall | tool CPU | in observe | in build_plan | "
+        "sandbox CPU | requests (DO / Hetzner) | targets planned |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         by = Counter(p for p, _, _ in r.requests)
         lines.append(
-            f"| {r.size:,} | {r.snapshots:,} | {r.label} | {r.wall:.2f} s | {r.cpu:.2f} s | {r.observe:.2f} s | {r.build_plan:.2f} s | "
-            f"{r.sandbox_cpu:.2f} s | {len(r.requests):,} ({by['digitalocean']:,} / {by['hetzner']:,}) | {r.targets:,} |"
+            f"| {r.size:,} | {r.snapshots:,} | {r.label} | {r.wall:.2f} s | {r.cpu:.2f} s | "
+            f"{r.observe:.2f} s | {r.build_plan:.2f} s | "
+            f"{r.sandbox_cpu:.2f} s | "
+            f"{len(r.requests):,} ({by['digitalocean']:,} / {by['hetzner']:,}) | {r.targets:,} |"
         )
     return "\n".join(lines)
 
@@ -232,7 +236,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every provider request (default 0)")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the fleet (default 7)")
     parser.add_argument("--baseline", metavar="FILE", help="also plan with the `observe` of this module file, on the same sandbox")
-    parser.add_argument("--page-readers", type=int, metavar="N", help=f"pages of one listing read at a time (default {paging.PAGE_READERS}; 1: one after another)")
+    parser.add_argument(
+        "--page-readers",
+        type=int,
+        metavar="N",
+        help=(
+            f"pages of one listing read at a time (default {paging.PAGE_READERS}; "
+            "1: one after another)"
+        ),
+    )
     args = parser.parse_args()
     if args.page_readers is not None:
         paging.PAGE_READERS = max(1, args.page_readers)
@@ -243,8 +255,13 @@ def main() -> None:
     candidates = [("current", run.observe)]
     if args.baseline:
         candidates.insert(0, ("baseline", load_observe(args.baseline)))
-    print(f"{args.snapshots} snapshots per server (60% ours), latency {args.latency * 1000:g} ms per request, seed {args.seed}, "
-          f"{paging.PAGE_READERS} page(s) of a listing at a time, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}", flush=True)
+    print(
+        f"{args.snapshots} snapshots per server (60% ours), "
+        f"latency {args.latency * 1000:g} ms per request, seed {args.seed}, "
+        f"{paging.PAGE_READERS} page(s) of a listing at a time, "
+        f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}",
+        flush=True,
+    )
     rows: list[Measured] = []
     for size in args.sizes:
         state = fleet(size, args.snapshots, args.seed)

@@ -88,11 +88,17 @@ def main() -> None:
     parser.add_argument("--baseline", help="another progress.py to measure as well")
     args = parser.parse_args()
     variants = [("current", load(None))] + ([("baseline", load(args.baseline))] if args.baseline else [])
-    print(f"{'variant':<9} {'targets':>7} {'updates':>7} {'wall s':>7} {'CPU s':>7} {'tables':>7} {'bytes':>11}")
+    print(
+        f"{'variant':<9} {'targets':>7} {'updates':>7} {'wall s':>7} {'CPU s':>7} "
+        f"{'tables':>7} {'bytes':>11}"
+    )
     for size in args.sizes:
         for name, module in variants:
             r = run(module, size, args.running, args.interval)
-            print(f"{name:<9} {size:>7} {r['updates']:>7} {r['wall']:>7.2f} {r['cpu']:>7.2f} {r['tables']:>7} {r['bytes']:>11,}")
+            print(
+                f"{name:<9} {size:>7} {r['updates']:>7} {r['wall']:>7.2f} {r['cpu']:>7.2f} "
+                f"{r['tables']:>7} {r['bytes']:>11,}"
+            )
 
 
 if __name__ == "__main__":

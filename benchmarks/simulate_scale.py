@@ -33,7 +33,11 @@ def main() -> None:
         results[label] = function(*call)
         wall = time.perf_counter() - started
         r = results[label]
-        print(f"{label:6}  {wall:6.2f} s  {r.created:,} made, {r.deleted:,} deleted, {len(r.survivors)} survive", flush=True)
+        print(
+            f"{label:6}  {wall:6.2f} s  {r.created:,} made, {r.deleted:,} deleted, "
+            f"{len(r.survivors)} survive",
+            flush=True,
+        )
     if len(results) == 2 and results["before"] != results["after"]:
         raise SystemExit("the results differ!")
 

@@ -39,7 +39,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         base = median_seconds(COMMANDS["python -c pass"], args.repeat, folder)
-        print(f"| command | median wall | beyond `python -c pass` |\n|---|---|---|\n| python -c pass | {base * 1000:.0f} ms | — |")
+        print(
+            "| command | median wall | beyond `python -c pass` |\n|---|---|---|\n"
+            f"| python -c pass | {base * 1000:.0f} ms | — |"
+        )
         for name, argv in list(COMMANDS.items())[1:]:
             seconds = median_seconds(argv, args.repeat, folder)
             print(f"| {name} | {seconds * 1000:.0f} ms | {(seconds - base) * 1000:.0f} ms |")
