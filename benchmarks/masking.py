@@ -9,7 +9,7 @@ ordinary apply line with no secret in it, and on a hook's line showing two piece
 `--repeat` rounds per line.
 
 `--baseline FILE` times the same with another redaction module (for instance the previous
-`snapshot_policy/redaction.py`, copied aside before a change), in the same run.
+`snapshot_policy/core/redaction.py`, copied aside before a change), in the same run.
 
     python benchmarks/masking.py
     python benchmarks/masking.py --baseline /tmp/redaction_before.py
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from snapshot_policy import redaction
+from snapshot_policy.core import redaction
 
 PLAIN = (
     "web-17 (web-17.example.com, digitalocean 316444417): "

@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from snapshot_policy.model import TelegramChannel, WebhookChannel  # noqa: E402
-from snapshot_policy.notify import Event, deliver, telegram  # noqa: E402
+from snapshot_policy.core.model import TelegramChannel, WebhookChannel  # noqa: E402
+from snapshot_policy.edges.notify import Event, deliver, telegram  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 
 BOT_TOKEN = "123456:BENCH-BOT"

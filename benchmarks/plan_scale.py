@@ -16,7 +16,7 @@ ways of resolving servers are exercised. It then runs the real command line in t
 - requests: the sandbox's request log for the command.
 
 `--baseline FILE` also runs each plan with another `observe` module (for instance the
-previous `snapshot_policy/observe.py`, copied aside before a change), on the same sandbox,
+previous `snapshot_policy/engine/observe.py`, copied aside before a change), on the same sandbox,
 so before and after are measured on one machine in one run. `--latency S` delays every
 provider request by S seconds (a `delay` fault without a count limit). `--page-readers N`
 reads N pages of a listing at a time (providers/paging.py; 1: one after another).
@@ -47,8 +47,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from snapshot_policy import cli, run  # noqa: E402
-from snapshot_policy.providers import paging  # noqa: E402
+from snapshot_policy import cli  # noqa: E402
+from snapshot_policy.engine import run
+from snapshot_policy.edges.providers import paging  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.e2e.policies import policy_yaml  # noqa: E402

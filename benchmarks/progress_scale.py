@@ -9,7 +9,7 @@ CPU (all threads, so the refresh thread counts), bytes written to the "terminal"
 times the table was built.
 
 `--baseline FILE` runs the same with another progress module (for instance the previous
-`snapshot_policy/progress.py`, copied aside before a change), so before and after are measured
+`snapshot_policy/output/progress.py`, copied aside before a change), so before and after are measured
 on one machine in one run.
 
     python benchmarks/progress_scale.py
@@ -28,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from snapshot_policy.model import RetentionPolicy, Target  # noqa: E402
+from snapshot_policy.core.model import RetentionPolicy, Target  # noqa: E402
 
 
 def load(path: str | None):
     if path is None:
-        from snapshot_policy import progress
+        from snapshot_policy.output import progress
 
         return progress
     spec = importlib.util.spec_from_file_location("progress_baseline", path)

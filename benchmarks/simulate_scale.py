@@ -14,8 +14,8 @@ import time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from snapshot_policy.model import RetentionPolicy
-from snapshot_policy.simulate import simulate, simulate_reference
+from snapshot_policy.core.model import RetentionPolicy
+from snapshot_policy.core.simulate import simulate, simulate_reference
 
 
 def main() -> None:

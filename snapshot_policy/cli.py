@@ -29,20 +29,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from click.shell_completion import get_completion_class
 
-from snapshot_policy import config, planfile, render
+from snapshot_policy import config
+from snapshot_policy.output import planfile, render
 from snapshot_policy.config.migrate import migrate
-from snapshot_policy.chart import survivors_svg
+from snapshot_policy.output.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy, prices
 from snapshot_policy.config.secrets import unprotected
-from snapshot_policy.duration import Duration
-from snapshot_policy.logs import setup_logging
-from snapshot_policy.redaction import escape_controls, hide, redact, redacted_output
-from snapshot_policy.model import PROVIDERS, Clock, Price, RetentionPolicy
-from snapshot_policy.planfile import PlanFileError
-from snapshot_policy.progress import ApplyProgress
-from snapshot_policy.runlock import LockHeld, run_lock
-from snapshot_policy.simulate import Projection, simulate, steady_state
-from snapshot_policy.statefiles import StateFileError, check_files, write_atomic
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.output.logs import setup_logging
+from snapshot_policy.core.redaction import escape_controls, hide, redact, redacted_output
+from snapshot_policy.core.model import PROVIDERS, Clock, Price, RetentionPolicy
+from snapshot_policy.output.planfile import PlanFileError
+from snapshot_policy.output.progress import ApplyProgress
+from snapshot_policy.state.runlock import LockHeld, run_lock
+from snapshot_policy.core.simulate import Projection, simulate, steady_state
+from snapshot_policy.state.statefiles import StateFileError, check_files, write_atomic
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -214,7 +215,7 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
     if loaded.critical:
         click.echo("Nothing planned: fix the errors above.", err=True)
         return EXIT_ERROR
-    from snapshot_policy import run
+    from snapshot_policy.engine import run
 
     context = run.RunContext.of(loaded)
     # Before the log opens (a log_file naming the policy would be appended to) and before
@@ -282,7 +283,7 @@ def apply_command(
       snapshot-policy apply --policy snapshot-policy.yaml --dry-run
       snapshot-policy plan --out plan.json && snapshot-policy apply --plan plan.json
     """
-    from snapshot_policy import run
+    from snapshot_policy.engine import run
 
     if loaded.critical:
         click.echo("Nothing applied: fix the errors above.", err=True)
@@ -307,7 +308,7 @@ def apply_command(
         )
         _show(render.plan_text(plan, failures, loaded.prices), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
-    from snapshot_policy.execute import Stop
+    from snapshot_policy.engine.execute import Stop
 
     stop = Stop()
     try:
@@ -385,7 +386,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
     if not _start_logging(loaded, verbose, to_file=online and not loaded.critical):
         return EXIT_ERROR
     if online and not loaded.critical:
-        from snapshot_policy import run
+        from snapshot_policy.engine import run
 
         failures += run.check_online(run.RunContext.of(loaded))
         for failure in failures[len(loaded.failed):]:

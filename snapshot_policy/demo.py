@@ -19,8 +19,8 @@ from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy.model import Clock
-from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
+from snapshot_policy.core.model import Clock
+from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
 from snapshot_policy.sandbox import Sandbox
 from snapshot_policy.sandbox.state import format_time
 

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from snapshot_policy.model import RetentionPolicy, Safety, Schedule, Snapshot, Target
+from snapshot_policy.core.model import RetentionPolicy, Safety, Schedule, Snapshot, Target
 
 _ids = itertools.count(1000)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from snapshot_policy.config.legacy import load_legacy
 from snapshot_policy.config.policy import load_policy
 from snapshot_policy.config.problems import Problem
-from snapshot_policy.model import Price, RunSettings, TargetFailure, TargetSpec
+from snapshot_policy.core.model import Price, RunSettings, TargetFailure, TargetSpec
 
 POLICY_FILE = "snapshot-policy.yaml"
 LEGACY_CONFIG = "snapshots.config"

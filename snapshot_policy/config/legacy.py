@@ -24,14 +24,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from snapshot_policy import transport
+from snapshot_policy.core import transport
 from snapshot_policy.config import policy
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
 from snapshot_policy.config.sources import Source, read_ini, read_json
-from snapshot_policy.model import Price, RunSettings, TargetFailure, TargetSpec
-from snapshot_policy.templates import payload_strings, template_errors
+from snapshot_policy.core.model import Price, RunSettings, TargetFailure, TargetSpec
+from snapshot_policy.core.templates import payload_strings, template_errors
 
 CONFIG_SCHEMA = "legacy-config.schema.json"
 SERVER_SCHEMA = "legacy-server.schema.json"

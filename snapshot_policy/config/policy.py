@@ -24,13 +24,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from snapshot_policy import transport
+from snapshot_policy.core import transport
 from snapshot_policy.config.problems import ConfigError, Problem, path_text
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret, SecretError, resolve
 from snapshot_policy.config.sources import Source, read_yaml
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import (
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import (
     DIGITALOCEAN,
     HETZNER,
     PROVIDERS,
@@ -46,7 +46,7 @@ from snapshot_policy.model import (
     TelegramChannel,
     WebhookChannel,
 )
-from snapshot_policy.templates import payload_strings, template_errors
+from snapshot_policy.core.templates import payload_strings, template_errors
 
 SCHEMA = "policy.schema.json"
 TOKEN_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_TOKEN", HETZNER: "HCLOUD_TOKEN"}

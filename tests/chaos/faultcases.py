@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from snapshot_policy.render import report_summary
+from snapshot_policy.output.render import report_summary
 from tests.chaos.harness import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, REQUEST_TIMEOUT, World, check_run
 
 NOW = datetime(2026, 11, 26, 3, 0, 0, tzinfo=timezone.utc)

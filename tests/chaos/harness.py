@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy import config, providers
-from snapshot_policy.audit import AuditLog
-from snapshot_policy.execute import Executor, Stop
-from snapshot_policy.journal import Journal
-from snapshot_policy.model import ActionKind, CloudSnapshot, Delivery, Plan, RunReport
-from snapshot_policy.notify import deliver
-from snapshot_policy.observe import Observation
-from snapshot_policy.ownership import has_marker
-from snapshot_policy.providers.retry import RetryPolicy, Timing
-from snapshot_policy.run import _remember, decide, routes
-from snapshot_policy.runstate import RunState
+from snapshot_policy import config
+from snapshot_policy.edges import providers
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.engine.execute import Executor, Stop
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.model import ActionKind, CloudSnapshot, Delivery, Plan, RunReport
+from snapshot_policy.edges.notify import deliver
+from snapshot_policy.engine.observe import Observation
+from snapshot_policy.core.ownership import has_marker
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.engine.run import _remember, decide, routes
+from snapshot_policy.state.runstate import RunState
 from snapshot_policy.sandbox import Sandbox
 
 DO_TOKEN = "dop_v1_chaos0000000000000000000000000000000000000000000000000000000001"

@@ -73,10 +73,10 @@ from cronsim import CronSim
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from snapshot_policy.execute import Stop
-from snapshot_policy.model import ActionKind, CloudSnapshot, Plan, Schedule
-from snapshot_policy.ownership import has_marker, owners_marked
-from snapshot_policy.reconcile import CLOCK_TOLERANCE
+from snapshot_policy.engine.execute import Stop
+from snapshot_policy.core.model import ActionKind, CloudSnapshot, Plan, Schedule
+from snapshot_policy.core.ownership import has_marker, owners_marked
+from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
 from snapshot_policy.sandbox import Sandbox
 from tests.chaos.harness import DO_TOKEN, HZ_TOKEN, World
 

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
-from snapshot_policy.model import Target
-from snapshot_policy.render import report_summary
+from snapshot_policy.core.model import Target
+from snapshot_policy.output.render import report_summary
 from tests.chaos.harness import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, REQUEST_TIMEOUT, World, check_retained, check_run
 
 START = datetime(2026, 3, 20, 0, 0, tzinfo=timezone.utc)  # crosses the change to summer time

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 
 from snapshot_policy.cli import main
-from snapshot_policy.jsondoc import iso_utc
+from snapshot_policy.output.jsondoc import iso_utc
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made
 from tests.e2e.policies import DB, DEBUG_LOG, policy_yaml
 
@@ -171,7 +171,7 @@ def test_a_second_run_exits_3_naming_the_lock_file_and_its_holder(policy, sandbo
         [
             sys.executable,
             "-c",
-            "from snapshot_policy.runlock import run_lock\nimport time\n"
+            "from snapshot_policy.state.runlock import run_lock\nimport time\n"
             f"with run_lock({str(lock)!r}):\n    print('held', flush=True)\n    time.sleep(30)",
         ],
         stdout=subprocess.PIPE, text=True,

@@ -7,13 +7,14 @@ import re
 import stat
 from pathlib import Path
 
-from snapshot_policy import config, planfile
+from snapshot_policy import config
+from snapshot_policy.output import planfile
 from snapshot_policy.cli import main
 from snapshot_policy.config.migrate import migrate
-from snapshot_policy.model import TelegramChannel, WebhookChannel
-from snapshot_policy.observe import observe
-from snapshot_policy.providers import connect
-from snapshot_policy.reconcile import build_plan
+from snapshot_policy.core.model import TelegramChannel, WebhookChannel
+from snapshot_policy.engine.observe import observe
+from snapshot_policy.edges.providers import connect
+from snapshot_policy.core.reconcile import build_plan
 from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name
 
 

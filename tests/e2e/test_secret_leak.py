@@ -411,7 +411,7 @@ def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_pat
     def broken(*args, **kwargs):
         raise RuntimeError(f"a bug holding {{'Authorization': 'Bearer {DO_SECRET}\\n'}}")
 
-    monkeypatch.setattr("snapshot_policy.run.decide", broken)
+    monkeypatch.setattr("snapshot_policy.engine.run.decide", broken)
     with pytest.raises(RuntimeError):  # raised again for tests; `console` exits 1 instead
         main(["plan", "--policy", str(policy)], clock=clock)
     places = everything(capsys, sandbox, tmp_path)

@@ -18,17 +18,17 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.audit import AuditLog
-from snapshot_policy.duration import Duration
-from snapshot_policy.execute import Executor
-from snapshot_policy.journal import Journal
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Delivery, Hooks, Outcome, Plan, RetentionPolicy, RunReport, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
-from snapshot_policy.observe import observe
-from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
-from snapshot_policy.providers import connect
-from snapshot_policy.providers.retry import RetryPolicy, Timing
-from snapshot_policy.reconcile import build_plan
-from snapshot_policy.render import report_summary
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.engine.execute import Executor
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, ActionKind, Delivery, Hooks, Outcome, Plan, RetentionPolicy, RunReport, Safety, Schedule, Selector, Target, TargetFailure, TargetPlan, TargetSpec
+from snapshot_policy.engine.observe import observe
+from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, snapshots_for
+from snapshot_policy.edges.providers import connect
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.core.reconcile import build_plan
+from snapshot_policy.output.render import report_summary
 from tests.integration.conftest import DO_TOKEN, EPOCH, HZ_TOKEN
 
 TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)

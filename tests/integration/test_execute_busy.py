@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, ActionKind, PlanAction
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, ActionKind, PlanAction
 from tests.integration.test_execute import (  # noqa: F401
     TARGETS,
     WEB,
@@ -94,7 +94,7 @@ def test_an_after_hook_owed_to_a_target_this_run_could_not_read_runs_first(provi
     same, and one no longer configured fails the target by name (found by the proof)."""
     import sys
 
-    from snapshot_policy.model import Hooks, Plan, TargetFailure
+    from snapshot_policy.core.model import Hooks, Plan, TargetFailure
 
     record = tmp_path / "after.log"
     after = Hooks(before=("true",), after=(sys.executable, "-c", f"open({str(record)!r}, 'a').write('after\\n')"))

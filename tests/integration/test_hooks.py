@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from snapshot_policy import hooks
-from snapshot_policy.model import HETZNER, Hooks, RetentionPolicy, Target
+from snapshot_policy.edges import hooks
+from snapshot_policy.core.model import HETZNER, Hooks, RetentionPolicy, Target
 
 APP = Target("app", HETZNER, "hz-a", "301", "app-1", RetentionPolicy(keep_last=2))
 CHILD_SLEEPS = 8  # seconds a child left behind lives; every call here must return well before
@@ -51,7 +51,7 @@ def logged():
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
-    logger = logging.getLogger("snapshot_policy.hooks")
+    logger = logging.getLogger("snapshot_policy.edges.hooks")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapshot_policy import providers
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ActionKind, RetentionPolicy, Schedule, Selector, TargetSpec
-from snapshot_policy.observe import observe
-from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
-from snapshot_policy.providers.retry import RetryPolicy, Timing
-from snapshot_policy.reconcile import build_plan
+from snapshot_policy.edges import providers
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, ActionKind, RetentionPolicy, Schedule, Selector, TargetSpec
+from snapshot_policy.engine.observe import observe
+from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.sandbox import Sandbox
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN, seed
 

@@ -18,11 +18,11 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from snapshot_policy.model import Delivery, Outcome, RunReport, Snapshot, TargetFailure
-from snapshot_policy.monitor import ping, write_metrics, write_report
-from snapshot_policy.reconcile import plan_target
-from snapshot_policy.redaction import hide, redacted_output
-from snapshot_policy.render import report_summary
+from snapshot_policy.core.model import Delivery, Outcome, RunReport, Snapshot, TargetFailure
+from snapshot_policy.edges.monitor import ping, write_metrics, write_report
+from snapshot_policy.core.reconcile import plan_target
+from snapshot_policy.core.redaction import hide, redacted_output
+from snapshot_policy.output.render import report_summary
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3)

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from snapshot_policy.model import TelegramChannel, WebhookChannel
-from snapshot_policy.notify import CUT_OFF, Event, deliver, time_allowed
+from snapshot_policy.core.model import TelegramChannel, WebhookChannel
+from snapshot_policy.edges.notify import CUT_OFF, Event, deliver, time_allowed
 from tests.integration.conftest import BOT_TOKEN
 
 TRICKLE_EVERY = 0.2

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 from tests.integration.conftest import BOT_TOKEN
 
-from snapshot_policy.model import Delivery, TelegramChannel
-from snapshot_policy.notify import Event, deliver, telegram
-from snapshot_policy.notify.messages import plain_text, summary_text, telegram_text
+from snapshot_policy.core.model import Delivery, TelegramChannel
+from snapshot_policy.edges.notify import Event, deliver, telegram
+from snapshot_policy.edges.notify.messages import plain_text, summary_text, telegram_text
 
 EVENT = Event(
     target="web", provider="digitalocean", server_name="web-1", server_id="101",
@@ -150,7 +150,7 @@ def test_each_delivery_is_logged_once_without_the_token(sandbox):
     lines: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = lines.append
-    logger = logging.getLogger("snapshot_policy.notify")
+    logger = logging.getLogger("snapshot_policy.edges.notify")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

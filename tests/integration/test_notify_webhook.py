@@ -9,8 +9,8 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from snapshot_policy.model import Delivery, TelegramChannel, WebhookChannel
-from snapshot_policy.notify import Event, deliver, webhook
+from snapshot_policy.core.model import Delivery, TelegramChannel, WebhookChannel
+from snapshot_policy.edges.notify import Event, deliver, webhook
 from tests.integration.conftest import BOT_TOKEN
 from tests.integration.test_notify_telegram import connections
 

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, RetentionPolicy, Selector, TargetSpec
-from snapshot_policy.observe import _with_pending, observe
-from snapshot_policy.providers import connect
-from snapshot_policy.providers.retry import RetryPolicy, Timing
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, RetentionPolicy, Selector, TargetSpec
+from snapshot_policy.engine.observe import _with_pending, observe
+from snapshot_policy.edges.providers import connect
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
 from snapshot_policy.sandbox import Sandbox
 from tests.factories import cloud_accounts, mark_ours
 

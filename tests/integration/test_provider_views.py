@@ -11,14 +11,14 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.model import (
+from snapshot_policy.core.model import (
     DIGITALOCEAN,
     HETZNER,
     CloudSnapshot,
     ProviderError,
     StartedSnapshot,
 )
-from snapshot_policy.providers import digitalocean, paging
+from snapshot_policy.edges.providers import digitalocean, paging
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
 from tests.integration.test_providers import (  # noqa: F401 - fixtures
     BOTH,

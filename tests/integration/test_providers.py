@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.model import DIGITALOCEAN, HETZNER, Account, ProviderError, Target, RetentionPolicy
-from snapshot_policy.ownership import marker_labels, snapshots_for
-from snapshot_policy.providers import connect, endpoint_for, paging
-from snapshot_policy.providers.retry import ServerBusy, RetryPolicy, Timing
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, ProviderError, Target, RetentionPolicy
+from snapshot_policy.core.ownership import marker_labels, snapshots_for
+from snapshot_policy.edges.providers import connect, endpoint_for, paging
+from snapshot_policy.edges.providers.retry import ServerBusy, RetryPolicy, Timing
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
 
 TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
@@ -457,7 +457,7 @@ class DebugLog(list):
         super().__init__()
         self.handler = logging.Handler(logging.DEBUG)
         self.handler.emit = self.append
-        self.logger = logging.getLogger("snapshot_policy.providers")
+        self.logger = logging.getLogger("snapshot_policy.edges.providers")
         self.level = self.logger.level
 
     def __enter__(self):

@@ -13,9 +13,9 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from snapshot_policy.audit import AuditLog
-from snapshot_policy.model import RetentionPolicy, Snapshot, Target
-from snapshot_policy.statefiles import StateFileError, UnsafeStateFile
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.core.model import RetentionPolicy, Snapshot, Target
+from snapshot_policy.state.statefiles import StateFileError, UnsafeStateFile
 from tests.factories import snap, utc
 
 FINGERPRINT = "sha256:" + "ab" * 32

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from snapshot_policy.backoff import MAX_ADVISED_WAIT, MAX_ADVISED_WAIT_NOTIFY, Backoff, WaitRefused
+from snapshot_policy.pacing.backoff import MAX_ADVISED_WAIT, MAX_ADVISED_WAIT_NOTIFY, Backoff, WaitRefused
 
 
 class Later(Exception):

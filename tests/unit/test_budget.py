@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snapshot_policy.budget import RequestBudget
-from snapshot_policy.model import RateLimit
+from snapshot_policy.pacing.budget import RequestBudget
+from snapshot_policy.core.model import RateLimit
 
 
 class Clock:
@@ -51,7 +51,7 @@ def test_digitalocean_pacing_never_exceeds_250_in_any_minute_and_follows_the_rep
     """DigitalOcean's replies report what is left of the last hour's 5,000 (each request
     expires an hour after it was made); the budget hears each reply, as execute.py does.
     (Once the hour is spent, the cloud's 429 and its retry-after take over: providers.retry.)"""
-    from snapshot_policy.providers.digitalocean import _budget
+    from snapshot_policy.edges.providers.digitalocean import _budget
 
     clock = Clock()
     budget = RequestBudget(_budget(5000, remaining=1000), clock)
@@ -70,7 +70,7 @@ def test_digitalocean_pacing_never_exceeds_250_in_any_minute_and_follows_the_rep
 
 
 def test_a_sliding_window_frees_a_slot_when_its_oldest_counted_event_leaves_it():
-    from snapshot_policy.budget import SlidingWindow
+    from snapshot_policy.pacing.budget import SlidingWindow
 
     window = SlidingWindow(3, 60.0)
     window.add(0.0)

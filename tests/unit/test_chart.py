@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy.chart import (
+from snapshot_policy.output.chart import (
     COLOURS,
     LABEL_WIDTH,
     LEFT,
@@ -22,9 +22,9 @@ from snapshot_policy.chart import (
     rule_rows,
     survivors_svg,
 )
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import RetentionPolicy
-from snapshot_policy.simulate import simulate
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import RetentionPolicy
+from snapshot_policy.core.simulate import simulate
 from tests.factories import utc
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from snapshot_policy import statefiles
-from snapshot_policy.statefiles import StateFileError, UnsafeStateFile, check_files
+from snapshot_policy.state import statefiles
+from snapshot_policy.state.statefiles import StateFileError, UnsafeStateFile, check_files
 
 JOURNAL = "the journal beside lock_file"
 RUN_STATE = "the run state beside lock_file"

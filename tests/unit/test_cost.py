@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from snapshot_policy.cost import Storage, estimated_size, target_storage, total_storage
-from snapshot_policy.model import Price
-from snapshot_policy.reconcile import build_plan
+from snapshot_policy.core.cost import Storage, estimated_size, target_storage, total_storage
+from snapshot_policy.core.model import Price
+from snapshot_policy.core.reconcile import build_plan
 from tests.factories import snap, target, utc
 
 PRICES = {"digitalocean": Price(0.06, "USD"), "hetzner": Price(0.0143, "EUR")}

@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy.duration import Duration
+from snapshot_policy.core.duration import Duration
 from tests.factories import utc
 
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy import statefiles
-from snapshot_policy.journal import Journal
+from snapshot_policy.state import statefiles
+from snapshot_policy.state.journal import Journal
 from tests.factories import utc
 
 NOW = utc(2025, 3, 1, 12)
@@ -159,7 +159,7 @@ class Collected(logging.Handler):
 def warnings():
     """The journal's warnings (pytest's log capture is off in this project: see pyproject)."""
     handler = Collected()
-    logger = logging.getLogger("snapshot_policy.journal")
+    logger = logging.getLogger("snapshot_policy.state.journal")
     logger.addHandler(handler)
     yield handler.lines
     logger.removeHandler(handler)

@@ -12,7 +12,7 @@ from dateutil.tz import tzutc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot_policy.jsondoc import indented_json, iso_utc
+from snapshot_policy.output.jsondoc import indented_json, iso_utc
 
 
 JSON_VALUES = st.recursive(

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.commands import (
+from snapshot_policy.core.commands import (
     AskAgain,
     CheckBusy,
     CrossOffAfter,
@@ -27,8 +27,8 @@ from snapshot_policy.commands import (
     RunBefore,
     Start,
 )
-from snapshot_policy.duration import Duration
-from snapshot_policy.events import (
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.events import (
     Abandon,
     AfterOwed,
     AfterRan,
@@ -48,13 +48,13 @@ from snapshot_policy.events import (
     Turn,
     WaitOver,
 )
-from snapshot_policy.lifecycle import (
+from snapshot_policy.core.lifecycle import (
     Lifecycle,
     Stage,
 )
-from snapshot_policy.model import ActionKind, Hooks, ProviderError, Schedule, StartedSnapshot
-from snapshot_policy.reconcile import plan_target
-from snapshot_policy.settlement import (
+from snapshot_policy.core.model import ActionKind, Hooks, ProviderError, Schedule, StartedSnapshot
+from snapshot_policy.core.reconcile import plan_target
+from snapshot_policy.core.settlement import (
     settle,
 )
 from tests.factories import snap, target, utc

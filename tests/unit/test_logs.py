@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from snapshot_policy.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, setup_logging
+from snapshot_policy.output.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, setup_logging
 
 SECRET = "hunter2-configured-secret"
 DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from snapshot_policy.notify.messages import (
+from snapshot_policy.edges.notify.messages import (
     FAILURE,
     SUCCESS,
     Event,

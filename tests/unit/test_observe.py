@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from snapshot_policy.journal import Journal
-from snapshot_policy.model import Account, CloudSnapshot, ProviderError, RetentionPolicy, Selector, Server, Target, TargetSpec
-from snapshot_policy.observe import _with_pending, observe
-from snapshot_policy.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, by_server, snapshots_for
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.model import Account, CloudSnapshot, ProviderError, RetentionPolicy, Selector, Server, Target, TargetSpec
+from snapshot_policy.engine.observe import _with_pending, observe
+from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, by_server, snapshots_for
 
 BROKEN = Account("broken", "hetzner", "t0ken-broken")
 

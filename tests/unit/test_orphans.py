@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from snapshot_policy.model import Account, CloudSnapshot, RetentionPolicy, Server, Target
-from snapshot_policy.orphans import ORPHAN_GRACE, absence_certain, find_orphans, listed_completely
-from snapshot_policy.ownership import (
+from snapshot_policy.core.model import Account, CloudSnapshot, RetentionPolicy, Server, Target
+from snapshot_policy.core.orphans import ORPHAN_GRACE, absence_certain, find_orphans, listed_completely
+from snapshot_policy.core.ownership import (
     DIGITALOCEAN_TAG,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from snapshot_policy.model import DIGITALOCEAN, CloudSnapshot
-from snapshot_policy.ownership import classify, has_marker, marker_labels, name_pattern_regex, snapshots_for
+from snapshot_policy.core.model import DIGITALOCEAN, CloudSnapshot
+from snapshot_policy.core.ownership import classify, has_marker, marker_labels, name_pattern_regex, snapshots_for
 from tests.factories import target, utc
 
 HETZNER_TARGET = target(keep_last=3)  # server 1 named "web" on Hetzner

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy import planfile
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import ActionKind, RetentionPolicy, Safety, Schedule
-from snapshot_policy.planfile import PlanFileError, agreed, read_plan_file
-from snapshot_policy.reconcile import build_plan
+from snapshot_policy.output import planfile
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import ActionKind, RetentionPolicy, Safety, Schedule
+from snapshot_policy.output.planfile import PlanFileError, agreed, read_plan_file
+from snapshot_policy.core.reconcile import build_plan
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3)

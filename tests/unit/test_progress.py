@@ -7,8 +7,8 @@ import threading
 
 from rich.console import Console
 
-from snapshot_policy.model import RetentionPolicy, Target
-from snapshot_policy.progress import ApplyProgress
+from snapshot_policy.core.model import RetentionPolicy, Target
+from snapshot_policy.output.progress import ApplyProgress
 
 WEB = Target("web", "digitalocean", "do", "3164444", "web-1", RetentionPolicy(keep_last=3))
 DB = Target("databases", "hetzner", "hz", "42", "db-1", RetentionPolicy(keep_daily=7))

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import ActionKind, Schedule
-from snapshot_policy.reconcile import build_plan, due, plan_target, snapshot_name, standing_deletions
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import ActionKind, Schedule
+from snapshot_policy.core.reconcile import build_plan, due, plan_target, snapshot_name, standing_deletions
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3, 0, 5)
@@ -282,7 +282,7 @@ def test_withheld_account_keeps_its_creates_and_says_why_its_deletions_wait():
 
 
 def test_config_fingerprint_follows_the_hooks_and_the_owner():
-    from snapshot_policy.model import Hooks
+    from snapshot_policy.core.model import Hooks
 
     observed = [(target(keep_last=1), daily_history(2))]
     base = build_plan(observed, NOW).config_fingerprint

@@ -16,8 +16,8 @@ import sys
 import click
 import pytest
 
-from snapshot_policy.logs import RedactingFilter
-from snapshot_policy.redaction import (
+from snapshot_policy.output.logs import RedactingFilter
+from snapshot_policy.core.redaction import (
     FRAGMENT_LENGTH,
     escape_controls,
     hide,

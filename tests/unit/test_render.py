@@ -7,9 +7,9 @@ import json
 import random
 from dataclasses import replace
 
-from snapshot_policy import planfile, render
-from snapshot_policy.model import Price, TargetFailure
-from snapshot_policy.reconcile import build_plan
+from snapshot_policy.output import planfile, render
+from snapshot_policy.core.model import Price, TargetFailure
+from snapshot_policy.core.reconcile import build_plan
 from tests.factories import snap, target, utc
 
 PRICES = {"digitalocean": Price(0.06, "USD"), "hetzner": Price(0.0143, "EUR")}
@@ -258,7 +258,7 @@ def test_plan_storage_lines_fit_80_columns_with_large_numbers():
 def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld():
     """A saved plan is reviewed as text: the commands it will run are part of what it does
     (issue 19), and a target whose deletions wait says why."""
-    from snapshot_policy.model import Hooks
+    from snapshot_policy.core.model import Hooks
 
     hooked = replace(target(keep_last=1), hooks=Hooks(before=("fsfreeze", "--freeze", "/var lib"), after=("fsfreeze", "-u", "/")))
     shelled = replace(target(keep_last=1), name="db", server_id="2", hooks=Hooks(before="pg_ctl stop && sync", timeout=30, shell=True))

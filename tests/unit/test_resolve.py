@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from snapshot_policy.model import Account, RetentionPolicy, Selector, Server, TargetSpec
-from snapshot_policy.resolve import failure, label_selectors, resolve
+from snapshot_policy.core.model import Account, RetentionPolicy, Selector, Server, TargetSpec
+from snapshot_policy.core.resolve import failure, label_selectors, resolve
 
 HZ = Account("hz", "hetzner", "t0ken-hz")
 KEEP = RetentionPolicy(keep_last=1)

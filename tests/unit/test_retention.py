@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import RetentionPolicy
-from snapshot_policy.retention import select
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import RetentionPolicy
+from snapshot_policy.core.retention import select
 from tests.factories import snap, utc
 
 UTC = ZoneInfo("UTC")

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import RetentionPolicy, Snapshot
-from snapshot_policy.retention import select
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import RetentionPolicy, Snapshot
+from snapshot_policy.core.retention import select
 
 EXAMPLES = settings(max_examples=400, deadline=None)
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]

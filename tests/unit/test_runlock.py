@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 import snapshot_policy
-from snapshot_policy.runlock import LockHeld, run_lock
+from snapshot_policy.state.runlock import LockHeld, run_lock
 
 PACKAGE_ROOT = Path(snapshot_policy.__file__).resolve().parent.parent
 
 # Takes the lock in another process, says so on stdout, then waits to be killed.
 HOLDER = """
 import sys, time
-from snapshot_policy.runlock import run_lock
+from snapshot_policy.state.runlock import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.runstate import RunState
-from snapshot_policy.statefiles import StateFileError, UnsafeStateFile
+from snapshot_policy.state.runstate import RunState
+from snapshot_policy.state.statefiles import StateFileError, UnsafeStateFile
 from tests.factories import utc
 
 NOW = utc(2026, 11, 26, 3)

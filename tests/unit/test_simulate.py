@@ -2,10 +2,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from snapshot_policy import render
-from snapshot_policy.model import RetentionPolicy
-from snapshot_policy.retention import select
-from snapshot_policy.simulate import simulate
+from snapshot_policy.output import render
+from snapshot_policy.core.model import RetentionPolicy
+from snapshot_policy.core.retention import select
+from snapshot_policy.core.simulate import simulate
 from tests.factories import utc
 
 UTC = ZoneInfo("UTC")
@@ -53,7 +53,7 @@ def test_simulate_months_end_on_the_last_runs_day():
 
 def _random_policy(rng, duration_rules=False):
     """A random policy; with `duration_rules`, one with at least one keep_within_* rule."""
-    from snapshot_policy.duration import Duration
+    from snapshot_policy.core.duration import Duration
 
     def duration():
         return rng.choice([Duration(hours=rng.randint(1, 30)), Duration(days=rng.randint(1, 3)), Duration(days=2, hours=rng.randint(1, 5)), Duration(months=1)])
@@ -72,7 +72,7 @@ def test_fast_simulation_equals_the_reference_for_random_policies():
     import random
     from datetime import timedelta
 
-    from snapshot_policy.simulate import simulate_reference
+    from snapshot_policy.core.simulate import simulate_reference
 
     rng = random.Random(20261126)
     zones = ["UTC", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe", "Asia/Kolkata", "America/New_York"]
@@ -89,8 +89,8 @@ def test_fast_simulation_equals_the_reference_for_random_policies():
 
 
 def test_fast_simulation_equals_the_reference_over_months_of_gfs():
-    from snapshot_policy.duration import Duration
-    from snapshot_policy.simulate import simulate_reference
+    from snapshot_policy.core.duration import Duration
+    from snapshot_policy.core.simulate import simulate_reference
 
     gfs = RetentionPolicy(keep_hourly=24, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=10)
     for policy, zone in ((gfs, "Europe/Berlin"), (RetentionPolicy(keep_within=Duration(days=1), keep_monthly=3), "Europe/Berlin")):
@@ -102,9 +102,9 @@ def test_replay_keeps_exactly_the_reconcilers_survivors_after_every_run():
     import random
     from datetime import timedelta
 
-    from snapshot_policy.model import ActionKind
-    from snapshot_policy.reconcile import plan_target
-    from snapshot_policy.simulate import _made, _target, replay
+    from snapshot_policy.core.model import ActionKind
+    from snapshot_policy.core.reconcile import plan_target
+    from snapshot_policy.core.simulate import _made, _target, replay
 
     rng = random.Random(7)
     zones = ["UTC", "Europe/Berlin", "America/Sao_Paulo", "Australia/Lord_Howe"]
@@ -127,7 +127,7 @@ def test_fast_simulation_equals_the_reference_for_duration_bounded_rules():
     import random
     from datetime import timedelta
 
-    from snapshot_policy.simulate import simulate_reference
+    from snapshot_policy.core.simulate import simulate_reference
 
     rng = random.Random(15)
     zones = ["UTC", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata", "America/New_York"]
@@ -147,8 +147,8 @@ def test_replay_follows_duration_bounded_rules_when_dst_moves_their_cutoff_back(
     The replay follows it rather than giving up."""
     from datetime import timedelta
 
-    from snapshot_policy.duration import Duration
-    from snapshot_policy.simulate import replay, simulate_reference
+    from snapshot_policy.core.duration import Duration
+    from snapshot_policy.core.simulate import replay, simulate_reference
 
     berlin = ZoneInfo("Europe/Berlin")
     policy = RetentionPolicy(keep_within=Duration(days=2), keep_within_hourly=Duration(days=1), keep_within_daily=Duration(days=1, hours=1))
@@ -158,7 +158,7 @@ def test_replay_follows_duration_bounded_rules_when_dst_moves_their_cutoff_back(
 
 
 def test_simulate_keep_within_daily_keeps_a_day_each_for_the_duration():
-    from snapshot_policy.duration import Duration
+    from snapshot_policy.core.duration import Duration
 
     policy = RetentionPolicy(keep_within_daily=Duration(days=7))
     month = simulate(policy, UTC, utc(2026, 1, 1), days=30, runs_per_day=4)
@@ -186,8 +186,8 @@ def test_simulate_command_takes_the_duration_bounded_rules(capsys):
 def _reference_counts(policy, zone, start, runs_per_day, runs):
     from datetime import timedelta
 
-    from snapshot_policy.model import ActionKind
-    from snapshot_policy.simulate import _reference_plans
+    from snapshot_policy.core.model import ActionKind
+    from snapshot_policy.core.simulate import _reference_plans
 
     return [len(p.of_kind(ActionKind.KEEP)) for p in _reference_plans(policy, zone, start, timedelta(days=1) / runs_per_day, runs)]
 
@@ -197,7 +197,7 @@ def test_survivor_counts_equal_the_reference_also_where_replay_gives_up():
     the replay's shortcut gives up there, and the counts go on from the reference simulation."""
     from datetime import timedelta
 
-    from snapshot_policy.simulate import replay, survivor_counts
+    from snapshot_policy.core.simulate import replay, survivor_counts
 
     zone, start = ZoneInfo("America/Goose_Bay"), utc(1993, 10, 30)
     policy = RetentionPolicy(keep_hourly=5, keep_daily=3)
@@ -207,8 +207,8 @@ def test_survivor_counts_equal_the_reference_also_where_replay_gives_up():
 
 
 def test_fill_days_is_the_span_the_longest_rule_needs():
-    from snapshot_policy.duration import Duration
-    from snapshot_policy.simulate import fill_days
+    from snapshot_policy.core.duration import Duration
+    from snapshot_policy.core.simulate import fill_days
 
     assert fill_days(RetentionPolicy(keep_last=30), 1) == 30
     assert fill_days(RetentionPolicy(keep_last=30), 24) == 1.25
@@ -229,7 +229,7 @@ def test_fill_days_is_the_span_the_longest_rule_needs():
     ],
 )
 def test_steady_state_counts_the_survivors_once_every_rule_is_full(policy, expected):
-    from snapshot_policy.simulate import steady_state
+    from snapshot_policy.core.simulate import steady_state
 
     steady = steady_state(policy, UTC, utc(2026, 1, 1, 3), runs_per_day=1)
     assert (steady.fewest, steady.most, round(steady.average, 3), steady.filled_days, steady.observed_days) == expected
@@ -249,7 +249,7 @@ def test_steady_state_is_full_by_the_time_it_is_counted(policy, runs_per_day):
     """Counting from twice as late finds the same pattern: the rules were full already."""
     from datetime import timedelta
 
-    from snapshot_policy.simulate import steady_state, survivor_counts
+    from snapshot_policy.core.simulate import steady_state, survivor_counts
 
     steady = steady_state(policy, UTC, utc(2026, 1, 1, 3), runs_per_day)
     step = timedelta(days=1) / runs_per_day
@@ -261,8 +261,8 @@ def test_steady_state_is_full_by_the_time_it_is_counted(policy, runs_per_day):
 def test_simulation_text_and_json_show_the_projection():
     import json
 
-    from snapshot_policy.model import Price
-    from snapshot_policy.simulate import Projection, SteadyState
+    from snapshot_policy.core.model import Price
+    from snapshot_policy.core.simulate import Projection, SteadyState
 
     result = simulate(RetentionPolicy(keep_last=3), UTC, utc(2026, 1, 1, 3), days=10, runs_per_day=1)
     projection = Projection(SteadyState(13, 15, 13.86, 217, 366), 20.0, (("hetzner", Price(0.0143, "EUR")), ("--price", Price(0.05, "USD"))))

@@ -20,14 +20,14 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy import statefiles
-from snapshot_policy.audit import AuditLog
-from snapshot_policy.journal import Journal
-from snapshot_policy.model import RunReport
-from snapshot_policy.monitor import write_metrics, write_report
-from snapshot_policy.redaction import hide, redacted_output
-from snapshot_policy.runstate import RunState
-from snapshot_policy.statefiles import (
+from snapshot_policy.state import statefiles
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.model import RunReport
+from snapshot_policy.edges.monitor import write_metrics, write_report
+from snapshot_policy.core.redaction import hide, redacted_output
+from snapshot_policy.state.runstate import RunState
+from snapshot_policy.state.statefiles import (
     StateFileError,
     UnsafeStateFile,
     append_text,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from snapshot_policy.templates import VARIABLES, template_errors
+from snapshot_policy.core.templates import VARIABLES, template_errors
 
 PLAIN_ONLY = (
     "but only plain placeholders work here, without a format spec (:), conversion (!) or lookup "

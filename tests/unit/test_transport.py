@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from snapshot_policy import transport
-from snapshot_policy.transport import InsecureURLError, check_url, is_loopback, url_problem
+from snapshot_policy.core import transport
+from snapshot_policy.core.transport import InsecureURLError, check_url, is_loopback, url_problem
 
 ALLOWED = "use https, or http only to this machine (127.0.0.1, ::1, localhost)"
 

@@ -16,7 +16,7 @@ from snapshot_policy.config import legacy, policy
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import LiteralSecret
 from snapshot_policy.config.sources import Source
-from snapshot_policy.model import DEFAULT_NAME_PATTERN, RetentionPolicy, RunSettings, Safety, TargetSpec, TelegramChannel, WebhookChannel
+from snapshot_policy.core.model import DEFAULT_NAME_PATTERN, RetentionPolicy, RunSettings, Safety, TargetSpec, TelegramChannel, WebhookChannel
 
 INI = (
     "[DIRECTORIES]\nlogs_dir = var/logs\n\n[TIMING]\ndelay_between_servers = 20\n\n"

@@ -10,7 +10,7 @@ from snapshot_policy import config
 from snapshot_policy.config.policy import build, prices
 from snapshot_policy.config.schemas import validate
 from snapshot_policy.config.sources import Source
-from snapshot_policy.model import Price
+from snapshot_policy.core.model import Price
 
 POLICY = {
     "version": 1,

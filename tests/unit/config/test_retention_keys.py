@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from snapshot_policy.config.policy import load_policy
-from snapshot_policy.duration import Duration
-from snapshot_policy.model import RetentionPolicy
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import RetentionPolicy
 
 HEAD = "version: 1\naccounts:\n  hz: {provider: hetzner, token: literal-token}\n"
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from snapshot_policy.providers import paging
+from snapshot_policy.edges.providers import paging
 
 
 def read_all(listing, readers=None) -> list[int]:

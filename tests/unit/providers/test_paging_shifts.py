@@ -8,7 +8,7 @@ import threading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot_policy.providers import paging
+from snapshot_policy.edges.providers import paging
 
 
 class Shifting:

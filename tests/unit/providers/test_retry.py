@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snapshot_policy.model import ProviderError
-from snapshot_policy.providers.retry import (
+from snapshot_policy.core.model import ProviderError
+from snapshot_policy.edges.providers.retry import (
     RetryPolicy,
     ServerBusy,
     advised_wait,

@@ -1,0 +1,166 @@
+"""What happens to a target during apply: the events its lifecycle takes
+(`lifecycle.Lifecycle.on`). The executor makes them from replies, hook results and the stop;
+times come with them, so the lifecycle reads no clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from snapshot_policy.core.model import (
+    PlanAction,
+    ProviderError,
+    Snapshot,
+    StartedSnapshot,
+)
+
+
+@dataclass(frozen=True)
+class Begin:
+    """The journal is settled: begin. `busy` is what the server is busy with ("snapshot" or
+    the cloud's action type; None: free or unknown). `at` is the executor's monotonic time."""
+
+    now: datetime
+    at: float
+    busy: str | None = None
+
+
+@dataclass(frozen=True)
+class AfterOwed:
+    """An interrupted run ran the before hook for `snapshot_name` at `began`, never the after."""
+
+    snapshot_name: str
+    began: datetime
+
+
+@dataclass(frozen=True)
+class MarkFailed:
+    """Marking the snapshot an interrupted run left (`Mark`) failed."""
+
+    error: ProviderError
+
+
+@dataclass(frozen=True)
+class WaitOver:
+    """A busy server's wait is over: ask again."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Its turn to start came: a slot is free and the budget allows a request."""
+
+
+@dataclass(frozen=True)
+class BeforeRan:
+    """The before hook is over: `problem` says how it failed (None: it succeeded); `ran` is
+    False when it was not run because the run was stopping. `stopped` names the stop, if any."""
+
+    problem: str | None
+    ran: bool = True
+    stopped: str = ""
+
+
+@dataclass(frozen=True)
+class AfterRan:
+    problem: str | None
+    stopped: str = ""
+
+
+@dataclass(frozen=True)
+class Started:
+    """The start was accepted; it was sent at `sent` (monotonic)."""
+
+    started: StartedSnapshot
+    sent: float
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The start was refused because the server is busy: nothing was started. `at` is monotonic."""
+
+    error: ProviderError
+    at: float
+
+
+@dataclass(frozen=True)
+class BusyListed:
+    """After a refusal (`CheckBusy`): what the busy listing says the server is busy with."""
+
+    busy: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Made:
+    snapshot: Snapshot
+    now: datetime
+
+
+@dataclass(frozen=True)
+class CreateFailed:
+    """The start or the wait failed (or timed out): the snapshot was not confirmed."""
+
+    error: ProviderError
+
+
+@dataclass(frozen=True)
+class StartCrashed:
+    """A bug while starting: `reason` says what it was."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Deleted:
+    action: PlanAction
+
+
+@dataclass(frozen=True)
+class DeleteFailed:
+    action: PlanAction
+    error: ProviderError
+
+
+@dataclass(frozen=True)
+class DeleteCrashed:
+    """A bug while deleting: the journal keeps the deletion for the next run to check."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Signal:
+    """The run was told to stop (`reason` names the signal) and the hooks running then were
+    killed. `unsent` is how many of its deletions were queued and not yet sent."""
+
+    reason: str
+    unsent: int = 0
+
+
+@dataclass(frozen=True)
+class Abandon:
+    """A bug stopped the account: what is unfinished fails with `error`."""
+
+    error: str
+
+
+Event = (
+    Begin
+    | AfterOwed
+    | MarkFailed
+    | WaitOver
+    | Turn
+    | BeforeRan
+    | AfterRan
+    | Started
+    | Refused
+    | BusyListed
+    | Made
+    | CreateFailed
+    | StartCrashed
+    | Deleted
+    | DeleteFailed
+    | DeleteCrashed
+    | Signal
+    | Abandon
+)

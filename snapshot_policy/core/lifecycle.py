@@ -1,0 +1,519 @@
+"""A target's way through apply, as a state machine (docs/promises.md §5, §8).
+
+Pure: `Lifecycle.on(event)` takes what happened to the target (its server was found busy,
+its snapshot was made, a hook ran, a deletion was confirmed, the run was told to stop) and
+returns the commands the executor carries out (start, poll, delete, run a hook, write the
+journal, log, audit). Times come in with the events; nothing here reads a clock, sleeps,
+logs or writes. The events are in `events`, the commands in `commands`; what a killed run
+left open is `settlement.settle`'s.
+
+The rules it owns:
+- a failed, timed-out or stopped create deletes nothing; a made one deletes only what
+  retention, with it counted, still deletes (`reconcile.standing_deletions`);
+- a server already making a snapshot gets no second one; one busy with another action is
+  asked again later, until the creation timeout has passed;
+- a failed `before` hook starts nothing; the `after` hook runs once the create is over,
+  whenever the `before` hook ran (or there is none), and runs again if the stop killed it;
+- a stop starts nothing more and leaves a snapshot being made to the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+from snapshot_policy.core.commands import (
+    AskAgain,
+    CheckBusy,
+    Command,
+    CrossOffAfter,
+    CrossOffDeletion,
+    CrossOffStart,
+    Delete,
+    Finished,
+    Log,
+    Poll,
+    Progress,
+    Queue,
+    Record,
+    RunAfter,
+    RunBefore,
+    Start,
+)
+from snapshot_policy.core.events import (
+    Abandon,
+    AfterOwed,
+    AfterRan,
+    BeforeRan,
+    Begin,
+    BusyListed,
+    CreateFailed,
+    DeleteCrashed,
+    Deleted,
+    DeleteFailed,
+    Event,
+    Made,
+    MarkFailed,
+    Refused,
+    Signal,
+    StartCrashed,
+    Started,
+    Turn,
+    WaitOver,
+)
+from snapshot_policy.core.model import (
+    ActionKind,
+    Outcome,
+    PlanAction,
+    ProviderError,
+    Snapshot,
+    StartedSnapshot,
+    Target,
+    TargetPlan,
+)
+from snapshot_policy.core.reconcile import standing_deletions
+
+# A server busy with another action is asked again after this, doubling up to poll_interval.
+BUSY_FIRST_WAIT = 1.0
+
+
+class Stage(Enum):
+    WAITING = "waiting"
+    """Not begun: what an earlier run left in the journal is settled first."""
+    OWED_AFTER = "owed after"
+    """Due, but the after hook an interrupted run owes runs first."""
+    QUEUED = "queued"
+    """Due: waiting for its turn to start (a slot in `parallel`, the request budget)."""
+    BUSY = "busy"
+    """Its server is busy with another action: asked again later."""
+    BEFORE = "before"
+    """Its before hook runs."""
+    STARTING = "starting"
+    """Its start request is sent."""
+    MAKING = "making"
+    """Its snapshot is being made: polled."""
+    DELETING = "deleting"
+    """Its snapshot is made (or none was due): the deletions that still stand are under way."""
+    OVER = "over"
+    """Its create and deletions are over (done, failed or stopped); its after hook may still run."""
+    DONE = "done"
+    """Over, and no hook runs for it any more: its outcome is final."""
+
+
+@dataclass(eq=False)
+class Lifecycle:
+    """One target on its way through apply. `poll_interval` and `creation_timeout` (seconds)
+    pace and bound its waits for a busy server."""
+
+    plan: TargetPlan
+    poll_interval: float
+    creation_timeout: float
+    stage: Stage = Stage.WAITING
+    created: Snapshot | None = None
+    deleted: list[Snapshot] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    deletions_left: int = 0
+    before_done: bool = False
+    """Its `before` hook ran (successfully or not): its `after` hook must run."""
+    after_pending: bool = False
+    after_for: tuple[str, str] = ("", "")
+    """The status and snapshot name its after hook was given."""
+    rerun_after: bool = False
+    """Its `after` hook ran when the hooks were killed at a stop: if it failed, it runs again."""
+    busy_since: float | None = None
+    """When its server was first found busy with another action (monotonic); None: never."""
+    busy_waits: int = 0
+    """How often it was asked to wait: the next wait doubles."""
+    refusal: ProviderError | None = None
+    """The last refusal of its start as busy."""
+    making: StartedSnapshot | None = None
+    """The snapshot it waits for, once started."""
+    stopped: str = ""
+    """The signal that stopped the run, once it did."""
+
+    @property
+    def target(self) -> Target:
+        return self.plan.target
+
+    @property
+    def label(self) -> str:
+        return target_label(self.plan)
+
+    @property
+    def before_owed(self) -> bool:
+        """Its before hook runs when its turn comes, before its snapshot is started."""
+        hooks = self.target.hooks
+        return bool(hooks and hooks.before and not self.before_done)
+
+    def on(self, event: Event) -> list[Command]:
+        """Take `event`; return the commands to carry out, in order."""
+        match event:
+            case Begin():
+                return self._begin(event)
+            case AfterOwed():
+                return self._after_owed(event)
+            case MarkFailed(error):
+                return self._mark_failed(error)
+            case WaitOver():
+                self.stage = Stage.QUEUED
+                return [Queue()]
+            case Turn():
+                return self._turn()
+            case BeforeRan():
+                return self._before_ran(event)
+            case AfterRan():
+                return self._after_ran(event)
+            case Started(started, sent):
+                return self._started(started, sent)
+            case Refused(error, at):
+                return self._refused(error, at)
+            case BusyListed():
+                return self._busy_listed(event)
+            case Made():
+                return self._made(event)
+            case CreateFailed(error):
+                return self._create_failed(error)
+            case StartCrashed(reason):
+                return [*self._create_over("failure"), *self._fail(reason)]
+            case Deleted(action):
+                return self._deleted(action)
+            case DeleteFailed(action, error):
+                return self._delete_failed(action, error)
+            case DeleteCrashed(reason):
+                self.errors.append(reason)
+                return self._deletions_over()
+            case Signal():
+                return self._signal(event)
+            case Abandon(error):
+                return self._abandon(error)
+        raise TypeError(f"not a lifecycle event: {event!r}")
+
+    # -- beginning ------------------------------------------------------------------------
+
+    def _after_owed(self, event: AfterOwed) -> list[Command]:
+        """Run first the after hook an interrupted run owes this target (journal.py): its
+        before hook may have frozen what only the after hook thaws."""
+        hooks = self.target.hooks
+        if not (hooks and hooks.after):
+            problem = (
+                f"an interrupted run ran the before hook for {event.snapshot_name} at "
+                f"{event.began.isoformat()} and never its after hook, "
+                "which is no longer configured: check the server by hand"
+            )
+            return [
+                CrossOffAfter(),
+                Log(logging.ERROR, f"{self.label}: {problem}"),
+                *self._fail(problem),
+            ]
+        note = (
+            f"{self.label}: running first the after hook an interrupted run owes "
+            f"(its before hook ran for {event.snapshot_name} at {event.began.isoformat()})"
+        )
+        return [Log(logging.WARNING, note), *self._run_after("failure", event.snapshot_name)]
+
+    def _begin(self, event: Begin) -> list[Command]:
+        """Begin, unless the settlement already failed it. One already making a snapshot gets
+        no second one; one busy with another action waits."""
+        if self.stage is not Stage.WAITING:
+            return []
+        if self.plan.create is None:
+            return [
+                Log(logging.INFO, f"{self.label}: no snapshot: {self.plan.schedule_note}"),
+                *self._confirmed(None, event.now),
+            ]
+        if event.busy == "snapshot":
+            return self._fail(self._second_snapshot())
+        if event.busy is not None:
+            return self._wait_while_busy(event.busy, event.at)
+        if self.after_pending:
+            self.stage = Stage.OWED_AFTER
+            return []
+        self.stage = Stage.QUEUED
+        return [Queue()]
+
+    # -- busy servers ---------------------------------------------------------------------
+
+    def _second_snapshot(self) -> str:
+        t = self.target
+        return (
+            f"{t.provider}: server {t.server_id} already has a snapshot in progress; "
+            "not starting a second one"
+        )
+
+    def _wait_while_busy(self, kind: str, at: float) -> list[Command]:
+        """Ask again later: after BUSY_FIRST_WAIT, doubling up to poll_interval, until the
+        creation timeout has passed since the server was first busy."""
+        self.busy_since = at if self.busy_since is None else self.busy_since
+        wait_for = min(self.poll_interval, BUSY_FIRST_WAIT * 2**self.busy_waits)
+        self.busy_waits += 1
+        self.stage = Stage.BUSY
+        return [
+            Log(
+                logging.INFO,
+                f"{self.label}: the server is busy ({kind}); asking again in {wait_for:.1f}s",
+            ),
+            AskAgain(at + wait_for),
+        ]
+
+    def _busy_listed(self, event: BusyListed) -> list[Command]:
+        """After a refusal: a snapshot in progress fails it, another action makes it wait."""
+        if event.busy == "snapshot":
+            return [*self._create_over("failure"), *self._fail(self._second_snapshot())]
+        if event.at - self.busy_since > self.creation_timeout:  # since it was first busy
+            return [
+                *self._create_over("failure"),
+                *self._fail(f"{self.refusal} (still busy after {self.creation_timeout:g}s)"),
+            ]
+        return self._wait_while_busy(event.busy, event.at)
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def _before_ran(self, event: BeforeRan) -> list[Command]:
+        self.before_done = event.ran
+        if not event.ran:
+            return self._fail(
+                f"{event.stopped} stopped the run before its before hook ran; no snapshot"
+            )
+        problem = event.problem
+        if problem is None and event.stopped:
+            problem = self._not_started(event.stopped)
+        if problem is None:
+            self.stage = Stage.QUEUED
+            return [Queue(front=True)]
+        return [
+            Log(logging.ERROR, f"{self.label}: {problem}; no snapshot, nothing deleted"),
+            *self._create_over("failure"),
+            *self._fail(problem),
+        ]
+
+    def _after_ran(self, event: AfterRan) -> list[Command]:
+        problem = event.problem
+        if problem is not None and self.rerun_after:  # killed at the stop: a thaw must still happen
+            self.rerun_after = False
+            return [
+                Log(logging.WARNING, f"{self.label}: {problem}; running it again"),
+                *self._run_after(*self.after_for),
+            ]
+        self.after_pending = False
+        commands: list[Command] = [CrossOffAfter()]
+        if problem is not None:
+            commands.append(Log(logging.ERROR, f"{self.label}: {problem}"))
+            self.errors.append(problem)
+        if self.stage is Stage.OWED_AFTER:
+            if problem is not None:
+                return commands + self._fail(
+                    "the after hook an interrupted run owed did not succeed; no snapshot this run"
+                )
+            if event.stopped:
+                return commands + self._fail(self._not_started(event.stopped))
+            self.stage = Stage.QUEUED
+            return commands + [Queue()]
+        return commands + self._maybe_finish()
+
+    def _create_over(self, status: str) -> list[Command]:
+        """The snapshot is made, failed or will not be made: the `after` hook runs, once the
+        `before` hook ran (or there is none)."""
+        hooks = self.target.hooks
+        if hooks and hooks.after and (self.before_done or not hooks.before):
+            return self._run_after(status)
+        return []
+
+    def _run_after(self, status: str, snapshot_name: str = "") -> list[Command]:
+        self.after_pending = True
+        self.after_for = (status, snapshot_name or self.plan.create.snapshot.name)
+        return [RunAfter(*self.after_for)]
+
+    # -- starting -----------------------------------------------------------------------
+
+    def _turn(self) -> list[Command]:
+        """Its turn came: its before hook runs first, if it has one that has not run."""
+        if self.before_owed:
+            self.stage = Stage.BEFORE
+            return [RunBefore()]
+        self.stage = Stage.STARTING
+        return [Start(self.plan.create.snapshot.name, self.plan.create.reason)]
+
+    def _started(self, started: StartedSnapshot, sent: float) -> list[Command]:
+        if self.stopped:
+            return self._stopped_while_made(started)
+        self.stage, self.making = Stage.MAKING, started
+        return [Poll(started, sent)]
+
+    def _refused(self, error: ProviderError, at: float) -> list[Command]:
+        """Refused as busy: nothing was started, for certain. Ask what the server is busy with."""
+        self.busy_since = at if self.busy_since is None else self.busy_since
+        self.stage, self.refusal = Stage.BUSY, error
+        crossed = CrossOffStart(self.plan.create.snapshot.name)
+        if self.stopped:
+            return [crossed, *self._create_over("failure"), *self._fail(self._not_started())]
+        return [crossed, CheckBusy()]
+
+    def _create_failed(self, error: ProviderError) -> list[Command]:
+        # Certain that no snapshot appears under the name: its start is crossed off.
+        crossed = [CrossOffStart(self.plan.create.snapshot.name)] if error.no_snapshot else []
+        failed = Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}")
+        return [*crossed, failed, *self._create_over("failure"), *self._fail(str(error))]
+
+    def _mark_failed(self, error: ProviderError) -> list[Command]:
+        failed = Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}")
+        return [failed, *self._fail(str(error))]
+
+    # -- made, and the deletions that stand -----------------------------------------------
+
+    def _made(self, event: Made) -> list[Command]:
+        made, create = event.snapshot, self.plan.create
+        self.created = made
+        return [
+            CrossOffStart(create.snapshot.name),
+            Log(logging.INFO, f"{self.label}: created {made.name} ({made.id})"),
+            Record("created", made, create.reason),
+            *self._create_over("success"),
+            *self._confirmed(made, event.now),
+        ]
+
+    def _confirmed(self, made: Snapshot | None, now: datetime) -> list[Command]:
+        """The create is over and succeeded (or none was due): delete what still stands."""
+        commands: list[Command] = []
+        standing = standing_deletions(self.plan, made, now)
+        for action in self.plan.of_kind(ActionKind.DELETE):
+            if action in standing:
+                commands.append(Delete(action))
+                self.deletions_left += 1
+            else:
+                commands.append(
+                    Log(
+                        logging.INFO,
+                        f"{self.label}: keeping {action.snapshot.name} after all: "
+                        "retention with the new snapshot keeps it",
+                    )
+                )
+        for action in self.plan.of_kind(ActionKind.KEEP):
+            commands.append(
+                Log(logging.DEBUG, f"{self.label}: keeping {action.snapshot.name}: {action.reason}")
+            )
+        if self.deletions_left:
+            self.stage = Stage.DELETING
+            return commands + [Progress("deleting")]
+        self.stage = Stage.OVER
+        return commands + self._maybe_finish()
+
+    def _deleted(self, action: PlanAction) -> list[Command]:
+        snapshot = action.snapshot
+        self.deleted.append(snapshot)
+        what = f"{snapshot.name} ({snapshot.id})"
+        return [
+            Log(logging.INFO, f"{self.label}: deleted {what}: {action.reason}"),
+            Record("deleted", snapshot, action.reason),
+            CrossOffDeletion(snapshot.id),
+            *self._deletions_over(),
+        ]
+
+    def _delete_failed(self, action: PlanAction, error: ProviderError) -> list[Command]:
+        """A deletion refused for certain is crossed off (the snapshot is still there); one
+        that may have happened stays in the journal for the next run to check."""
+        snapshot = action.snapshot
+        self.errors.append(f"delete {snapshot.name}: {error}")
+        refused = [CrossOffDeletion(snapshot.id)] if error.refused else []
+        what = f"{snapshot.name} ({snapshot.id})"
+        failed = Log(logging.ERROR, f"{self.label}: could not delete {what}: {error}")
+        return [failed, *refused, *self._deletions_over()]
+
+    def _deletions_over(self, count: int = 1) -> list[Command]:
+        self.deletions_left -= count
+        if not self.deletions_left:
+            self.stage = Stage.OVER
+        return self._maybe_finish()
+
+    # -- stopping -------------------------------------------------------------------------
+
+    def _signal(self, event: Signal) -> list[Command]:
+        """Give up what has not begun, and leave a snapshot being made to the journal: the
+        next run adopts it (or sees it failed). Replies to requests already sent still come."""
+        self.stopped = event.reason
+        self.rerun_after = self.after_pending  # it may have been killed with the others
+        if self.stage in (Stage.QUEUED, Stage.BUSY):
+            return [*self._create_over("failure"), *self._fail(self._not_started())]
+        if self.stage is Stage.MAKING:
+            return self._stopped_while_made(self.making)
+        if self.stage is Stage.DELETING and event.unsent:
+            self.errors.append(f"{event.reason} stopped the run before {event.unsent} deletion(s)")
+            return self._deletions_over(event.unsent)
+        return []
+
+    def _not_started(self, reason: str = "") -> str:
+        return f"{reason or self.stopped} stopped the run before its snapshot was started"
+
+    def _stopped_while_made(self, started: StartedSnapshot) -> list[Command]:
+        note = f"stopped the run while {started.name} was being made; the next run adopts it"
+        return [
+            Log(logging.WARNING, f"{self.label}: {self.stopped} {note}"),
+            *self._create_over("failure"),
+            *self._fail(
+                f"{self.stopped} stopped the run while its snapshot {started.name} "
+                "was being made; the next run adopts it"
+            ),
+        ]
+
+    # -- the end --------------------------------------------------------------------------
+
+    def _abandon(self, error: str) -> list[Command]:
+        if self.stage is Stage.DONE:
+            return []
+        self.errors.append(error)
+        self.stage, self.deletions_left, self.after_pending = Stage.OVER, 0, False
+        return self._maybe_finish()
+
+    def _fail(self, error: str) -> list[Command]:
+        if self.stage is not Stage.DONE:  # already done: it fails, but is not finished again
+            self.stage = Stage.OVER
+        self.errors.append(error)
+        return self._maybe_finish()
+
+    def _maybe_finish(self) -> list[Command]:
+        """Finish the target once its create, its deletions and its after hook are all over."""
+        if self.stage is not Stage.OVER or self.deletions_left or self.after_pending:
+            return []
+        self.stage = Stage.DONE
+        problems = filter(None, (self.plan.refusal, *self.plan.problems))
+        return [
+            *(Log(logging.ERROR, f"{self.label}: {problem}") for problem in problems),
+            Finished(),
+        ]
+
+    def outcome(self) -> Outcome:
+        errors = list(self.errors)
+        for problem in filter(None, (self.plan.refusal, *self.plan.problems)):
+            errors.append(problem)
+        remaining = _managed(self.plan, self.created) - len(self.deleted)
+        # in the plan's order
+        deleted = tuple(
+            a.snapshot for a in self.plan.of_kind(ActionKind.DELETE) if a.snapshot in self.deleted
+        )
+        # Withheld deletions alone make it partial: done as far as it safely could, not failed.
+        partial = self.plan.withheld is not None and not errors
+        if self.plan.withheld is not None:
+            errors.append(f"deletions withheld: {self.plan.withheld}")
+        return Outcome(
+            self.plan,
+            ok=not errors,
+            created=self.created,
+            deleted=deleted,
+            remaining=remaining,
+            error="; ".join(errors) or None,
+            partial=partial,
+        )
+
+
+def target_label(plan: TargetPlan) -> str:
+    """How log lines name a target: its name, server and cloud."""
+    t = plan.target
+    return f"{t.name} ({t.server_name}, {t.provider} {t.server_id})"
+
+
+def _managed(plan: TargetPlan, created: Snapshot | None = None) -> int:
+    """How many managed snapshots the plan saw, the one it would create not counted, and
+    `created` if this run made it."""
+    seen = sum(1 for a in plan.actions if a.snapshot.managed and a.kind is not ActionKind.CREATE)
+    return seen + (created is not None and created.managed)

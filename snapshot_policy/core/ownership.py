@@ -1,0 +1,258 @@
+"""Which snapshots the tool may manage: only those it can prove it made (docs/promises.md §5).
+
+Hetzner: the `managed-by=snapshot-policy` label and the server-id label, on an image whose
+`created_from.id` is the server. DigitalOcean: the `snapshot-policy` tag on a snapshot whose
+`resource_id` is the droplet, whatever its name — a droplet can be renamed, its snapshots
+then keep the old name in theirs, and they are still its snapshots. With
+`adopt_legacy_names` (always on in legacy mode), unmarked snapshots of the same server whose
+names fit the pattern exactly are adopted too: that is how `snapshots.py` named them,
+`{name}-{YYYYmmddHHMMSS}`. Since there the name is the only proof, it must be the server's
+name now: an unmarked snapshot named after a renamed server's old name stays unmanaged.
+A name that merely contains the server's name proves nothing.
+
+Each configuration marks what it makes with its owner (`settings.owner`): the Hetzner label
+`snapshot-policy/owner=<owner>`, the DigitalOcean tag `snapshot-policy-owner-<owner>`
+(DigitalOcean tags carry no value, and their names are case-insensitive, so owners are
+compared there regardless of case). A snapshot marked with another owner is another
+configuration's: never managed, never adopted, whatever its name or the journal say. One
+with our marker and no owner mark was made by a version before owners; it is taken as ours,
+as it always was.
+
+Pure, and free of any SDK: the plan can be made and tested without loading pydo or hcloud.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from snapshot_policy.core.model import DEFAULT_CREATION_TIMEOUT, DIGITALOCEAN, CloudSnapshot, Snapshot, Target
+
+MANAGED_BY_LABEL = "managed-by"
+MANAGED_BY_VALUE = "snapshot-policy"
+SERVER_ID_LABEL = "snapshot-policy/server-id"
+TARGET_LABEL = "snapshot-policy/target"
+OWNER_LABEL = "snapshot-policy/owner"
+DIGITALOCEAN_TAG = "snapshot-policy"
+OWNER_TAG_PREFIX = "snapshot-policy-owner-"
+
+NOTHING_PENDING: Mapping[str, datetime] = MappingProxyType({})
+ADOPTION_CLOCK_TOLERANCE = timedelta(minutes=1)
+"""How far the cloud's date of a snapshot may fall outside the window of a journal entry
+(before its start, after its creation timeout) and it still be adopted. The entry is written
+on this machine just before the start is sent, so a snapshot it made is dated after it but
+for the two clocks' disagreement; a minute covers any clock kept by NTP. Beyond that the
+snapshot is not adopted: it stays unmanaged and is kept, the reading that deletes less."""
+
+
+def marker_labels(target: Target) -> dict[str, str]:
+    """Return the marker that shows a snapshot was made by this tool for `target` and by
+    which configuration: the DigitalOcean tags (labels with an empty value), or the Hetzner
+    labels naming its server and owner. The owner comes first, so a tagging cut short never
+    leaves our marker without it."""
+    if target.provider == DIGITALOCEAN:
+        owner = {OWNER_TAG_PREFIX + target.owner: ""} if target.owner else {}
+        return {**owner, DIGITALOCEAN_TAG: ""}
+    labels = {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        SERVER_ID_LABEL: target.server_id,
+        TARGET_LABEL: _label_value(target.name),
+    }
+    return {**labels, OWNER_LABEL: target.owner} if target.owner else labels
+
+
+def _label_value(text: str) -> str:
+    """Return `text` shaped as a Hetzner label value: 63 characters of [A-Za-z0-9._-], alphanumeric
+    ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:63]
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", cleaned)
+
+
+def name_pattern_regex(target: Target) -> re.Pattern[str]:
+    """Return a regex matching exactly the names the target's pattern produces."""
+    return _name_regex(target.name_pattern, target.server_name, target.server_id, target.name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_regex(pattern: str, server_name: str, server_id: str, target_name: str) -> re.Pattern[str]:
+    values = {"server_name": server_name, "server_id": server_id, "target": target_name}
+    parts = []
+    for literal, field_name, _, _ in string.Formatter().parse(pattern):
+        parts.append(re.escape(literal))
+        if field_name == "timestamp":
+            parts.append(r"\d{14}")
+        elif field_name is not None:
+            parts.append(re.escape(values[field_name]))
+    return re.compile("".join(parts))
+
+
+def owners_marked(provider: str, cloud: CloudSnapshot) -> frozenset[str]:
+    """Return the owners marked on a snapshot (none for one made before owners were)."""
+    if provider == DIGITALOCEAN:
+        prefix = OWNER_TAG_PREFIX.lower()
+        return frozenset(tag[len(prefix):] for tag in cloud.labels if tag.lower().startswith(prefix))
+    owner = cloud.labels.get(OWNER_LABEL)
+    return frozenset() if owner is None else frozenset({owner})
+
+
+def _others(provider: str, owners: frozenset[str], owner: str) -> list[str]:
+    """The owners in `owners` that are not `owner`, in order."""
+    if provider == DIGITALOCEAN:
+        return sorted(o for o in owners if o.lower() != owner.lower())
+    return sorted(o for o in owners if o != owner)
+
+
+def has_marker(provider: str, cloud: CloudSnapshot, owner: str | None = None) -> bool:
+    """True when the snapshot carries the mark this tool puts on what it makes, and no other
+    configuration's than `owner`'s; with None, whichever configuration's it is."""
+    if owner is not None and _others(provider, owners_marked(provider, cloud), owner):
+        return False
+    if provider == DIGITALOCEAN:
+        return DIGITALOCEAN_TAG in cloud.labels
+    return cloud.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+
+def by_server(listing: Iterable[CloudSnapshot]) -> dict[str | None, list[CloudSnapshot]]:
+    """Return an account listing grouped by the server each snapshot was made from, in
+    listing order within each server (None: the API did not say).
+
+    `snapshots_for(target, by_server(listing).get(target.server_id, []))` equals
+    `snapshots_for(target, listing)`, but costs the server's snapshots, not the account's:
+    grouping once per account keeps reading a fleet linear in its size (docs/promises.md §8).
+    """
+    grouped: dict[str | None, list[CloudSnapshot]] = {}
+    for snapshot in listing:
+        grouped.setdefault(snapshot.server_id, []).append(snapshot)
+    return grouped
+
+
+def snapshots_for(
+    target: Target,
+    listing: Iterable[CloudSnapshot],
+    pending: Mapping[str, datetime] = NOTHING_PENDING,
+    creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+) -> list[Snapshot]:
+    """Return the snapshots of the target's server from an account listing (or the part of
+    it `by_server` gives for that server), each classified.
+
+    `pending` are names this tool started for the server and has not marked yet, with their
+    start times (journal.py); `creation_timeout` bounds how long after its start a snapshot
+    can have been made (`settings.snapshot_creation_timeout`).
+    """
+    return [classify(target, s, pending, creation_timeout) for s in listing if s.server_id == target.server_id]
+
+
+def classify(
+    target: Target,
+    cloud: CloudSnapshot,
+    pending: Mapping[str, datetime] = NOTHING_PENDING,
+    creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+) -> Snapshot:
+    """Return `cloud` as a Snapshot of `target`'s server, managed or not, and why.
+
+    Another configuration's mark wins over every other proof. An unmarked snapshot is
+    adopted from the journal only if its name was started for this server and the cloud
+    dates it within that start's creation window, so a snapshot that existed before the
+    entry was written is never taken; then by its legacy name, where the target adopts them.
+    """
+    others = _others(target.provider, owners_marked(target.provider, cloud), target.owner)
+    unmarked = False
+    if others:
+        managed, ownership = False, _another_configuration(target, others)
+    else:
+        managed, ownership = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
+        if managed and target.owner:
+            marked = owners_marked(target.provider, cloud)
+            ownership += (
+                f", owner {target.owner}"
+                if marked
+                else (
+                    "; no owner mark (made by a version before owners were recorded): "
+                    "adopted as this configuration's"
+                )
+            )
+        if not managed and cloud.name in pending:
+            unmarked, ownership = _journalled(cloud, pending[cloud.name], creation_timeout)
+            managed = unmarked
+        if not managed and target.adopt_legacy_names and name_pattern_regex(target).fullmatch(cloud.name):
+            managed, ownership = (
+                True,
+                f"adopted: named exactly as {target.name_pattern!r} names them "
+                "(as snapshots.py did)",
+            )
+    return Snapshot(
+        id=cloud.id,
+        name=cloud.name,
+        created=cloud.created,
+        server_id=cloud.server_id or "",
+        managed=managed,
+        ownership=ownership,
+        protected=cloud.protected,
+        creating=cloud.creating,
+        unmarked=unmarked,
+        size_gb=cloud.size_gb,
+        note=_name_note(target, cloud) if managed else "",
+    )
+
+
+def _another_configuration(target: Target, others: list[str]) -> str:
+    owners = ", ".join(others)
+    mine = f"this one is {target.owner}" if target.owner else "this one has none"
+    return (
+        f"another configuration's (owner {owners}; {mine}); if that was this configuration "
+        f"before its file or folder moved, set settings.owner: {others[0]}"
+    )
+
+
+def _journalled(cloud: CloudSnapshot, started: datetime, creation_timeout: timedelta) -> tuple[bool, str]:
+    """Whether an unmarked snapshot whose name the journal holds was made by that start."""
+    when = f"the start of {started.isoformat()}"
+    if cloud.created < started - ADOPTION_CLOCK_TOLERANCE:
+        return False, f"not marked; named as {when} in the journal, but it existed before it: not adopted"
+    if cloud.created > started + creation_timeout + ADOPTION_CLOCK_TOLERANCE:
+        return (
+            False,
+            f"not marked; named as {when} in the journal, "
+            "but made after that start's creation timeout: not adopted",
+        )
+    return True, "adopted: started by an interrupted run of this tool; it will be marked"
+
+
+def _name_note(target: Target, cloud: CloudSnapshot) -> str:
+    """A hint for a managed snapshot whose name this target would not have made."""
+    if name_pattern_regex(target).fullmatch(cloud.name):
+        return ""
+    return (
+        f"its name does not fit {target.name_pattern!r} for this server: "
+        "marked by hand, or made before a rename or a change of snapshot_name?"
+    )
+
+
+def _hetzner_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
+    if cloud.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+        return False, f"no {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} label"
+    if cloud.labels.get(SERVER_ID_LABEL) != target.server_id:
+        return False, f"label {SERVER_ID_LABEL} is not {target.server_id}"
+    return True, f"labels {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} and {SERVER_ID_LABEL}={target.server_id}"
+
+
+def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
+    if DIGITALOCEAN_TAG not in cloud.labels:
+        return False, f"not tagged {DIGITALOCEAN_TAG}"
+    if cloud.server_id != target.server_id:
+        return (
+            False,
+            f"tagged {DIGITALOCEAN_TAG}, but made from droplet {cloud.server_id}, "
+            f"not {target.server_id}",
+        )
+    return True, f"tagged {DIGITALOCEAN_TAG}, made from droplet {target.server_id}"
+
+
+def adopted(snapshot: Snapshot) -> bool:
+    """Managed because snapshots.py named it so (or a killed run of ours started it), not by
+    our marker: what `classify` words as adopted."""
+    return snapshot.managed and snapshot.ownership.startswith("adopted")

@@ -1,0 +1,206 @@
+"""Notifications (docs/promises.md §7): each target's result to its Telegram chats and webhooks.
+
+Best effort: a notification that fails is logged and reported as a `Delivery`, never raised,
+so it cannot change a snapshot's outcome. What is said lives in `messages`, how it travels
+in `telegram` and `webhook`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from snapshot_policy.pacing.backoff import Backoff
+from snapshot_policy.core.redaction import mask_fields, redact
+from snapshot_policy.core.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
+from snapshot_policy.edges.notify import messages, telegram, webhook
+from snapshot_policy.edges.notify.messages import CUT_OFF, SUCCESS, Event
+
+__all__ = ["CUT_OFF", "Event", "deliver", "time_allowed"]
+
+log = logging.getLogger(__name__)
+
+# A run's notifications together take at most this long (`time_allowed`): the run holds its
+# lock meanwhile, and its snapshots are already made. Five minutes keeps an hourly schedule's
+# next run well clear; one minute covers a channel with the defaults (4 tries of 10 s, waits
+# of 2, 4 and 8 s).
+SHORTEST_TIME, LONGEST_TIME = 60.0, 300.0
+
+RequestsAndError = tuple[int, str | None]  # requests made, and the last error or None
+
+
+def deliver(
+    routes: Sequence[tuple[Event, Sequence[Channel]]],
+    telegram_base_url: str,
+    clock: Clock,
+    secrets: Iterable[str] = (),
+    sleep: Callable[[float], object] = asyncio.sleep,
+    total_time: float | None = None,
+) -> list[Delivery]:
+    """Send each event to each of its channels and return one Delivery per message, in order.
+
+    `clock` dates each webhook signature, which receivers compare with their own clocks.
+
+    A Telegram channel with `summary` gets one message covering every event routed to it,
+    after the per-event messages. Never raise: a failure becomes `ok=False` with an error
+    from which `secrets` and the channel's own secrets are masked, and a WARNING log line.
+    A Telegram base URL or webhook URL that is not https (plain http only to this machine,
+    `transport`) fails its deliveries with `attempts=0`: nothing is sent.
+
+    The messages to one chat (of one bot) go one after another in that order, so a summary
+    comes after the chat's per-event messages, and so do those to one webhook URL; different
+    chats and URLs are served concurrently from one event loop, through one Telegram and one
+    webhook client, within Telegram's limits (`telegram`). `sleep(seconds)` waits between
+    retries and paces messages: awaited when it returns an awaitable (`asyncio.sleep`), else
+    taken as done when it returns (a test's recorder). Log lines come in the order above,
+    once all is sent.
+
+    Each attempt ends at its channel's `timeout`, connect to last byte, and all the messages
+    together end at `total_time` seconds (default `time_allowed(their channels)`): a message
+    still under way then, or not begun, fails with the error CUT_OFF.
+    """
+    secrets = tuple(secrets)
+    jobs = _jobs([(mask_fields(event, secrets), channels) for event, channels in routes])
+    outcomes: list[RequestsAndError | None] = [None] * len(jobs)
+    if jobs:
+        seconds = time_allowed(job.channel for job in jobs) if total_time is None else total_time
+        sending = _send_all(jobs, outcomes, telegram_base_url, clock, sleep, seconds)
+        try:
+            with telegram.quiet():
+                asyncio.run(sending)
+        except Exception as exc:  # a bug, or a caller inside an event loop: what was sent stands
+            sending.close()
+            outcomes = [(0, f"{type(exc).__name__}: {exc}") if o is None else o for o in outcomes]
+    return [_record(job, outcome, secrets) for job, outcome in zip(jobs, outcomes, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One message: about one event, or about several for a summary channel."""
+
+    channel: Channel
+    events: tuple[Event, ...]
+
+    @property
+    def target(self) -> str | None:
+        return None if isinstance(self.channel, TelegramChannel) and self.channel.summary else self.events[0].target
+
+    @property
+    def queue(self) -> tuple[str, ...]:
+        """Messages with the same queue are sent one after another: one bot's to one chat, or to
+        one URL."""
+        if isinstance(self.channel, TelegramChannel):
+            return ("telegram", self.channel.bot_token, self.channel.chat_id)
+        return ("webhook", self.channel.url)
+
+
+def _jobs(routes: Sequence[tuple[Event, Sequence[Channel]]]) -> list[_Job]:
+    """The messages in delivery order: per event and channel, then one per summary channel."""
+    jobs: list[_Job] = []
+    summaries: dict[TelegramChannel, list[Event]] = {}
+    for event, channels in routes:
+        for channel in channels:
+            if isinstance(channel, TelegramChannel) and channel.summary:
+                summaries.setdefault(channel, []).append(event)
+            else:
+                jobs.append(_Job(channel, (event,)))
+    return jobs + [_Job(channel, tuple(events)) for channel, events in summaries.items()]
+
+
+def time_allowed(channels: Iterable[Channel]) -> float:
+    """How long a run's messages to `channels` may take together: as long as the slowest channel's
+    own schedule for one message (every try taking its whole timeout, and the backoff's waits
+    between them; a receiver's advised waits are not foreseen), within SHORTEST_TIME and
+    LONGEST_TIME."""
+    longest = max(
+        (c.timeout * (c.retries + 1) + sum(c.base_delay * 2**n for n in range(c.retries)) for c in channels),
+        default=0.0,
+    )
+    return min(LONGEST_TIME, max(SHORTEST_TIME, longest))
+
+
+async def _send_all(
+    jobs: list[_Job],
+    outcomes: list[RequestsAndError | None],
+    base_url: str,
+    clock: Clock,
+    sleep: Callable[[float], object],
+    seconds: float,
+) -> None:
+    """Send every job, each queue in order and the queues concurrently, into `outcomes[i]`,
+    each cut off `seconds` from now."""
+    queues: dict[tuple[str, ...], list[int]] = {}
+    for index, job in enumerate(jobs):
+        queues.setdefault(job.queue, []).append(index)
+    deadline = asyncio.get_running_loop().time() + seconds
+    async with telegram.Telegram(base_url, sleep) as bots, webhook.Webhooks() as hooks:
+
+        async def drain(indices: list[int]) -> None:
+            for index in indices:
+                outcomes[index] = await _send_one(jobs[index], bots, hooks, clock, sleep, deadline)
+
+        await asyncio.gather(*(drain(indices) for indices in queues.values()))
+
+
+async def _send_one(
+    job: _Job, bots: telegram.Telegram, hooks: webhook.Webhooks, clock: Clock, sleep: Callable[[float], object], deadline: float
+) -> RequestsAndError:
+    channel = job.channel
+    if asyncio.get_running_loop().time() >= deadline:  # not begun in time: nothing is sent
+        return 0, CUT_OFF
+    try:
+        if isinstance(channel, TelegramChannel):
+            return await _send_telegram(bots, channel, list(job.events), sleep, deadline)
+        return await _post_webhook(hooks, channel, job.events[0], clock, sleep, deadline)
+    except Exception as exc:  # a bug in a notifier must not end the run
+        return 0, f"{type(exc).__name__}: {exc}"
+
+
+def _record(job: _Job, outcome: RequestsAndError, secrets: tuple[str, ...]) -> Delivery:
+    """The Delivery of one message, its error masked, and its log line."""
+    channel, (attempts, error) = job.channel, outcome
+    kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
+    if error is not None:
+        error = redact(error, (*secrets, *_channel_secrets(channel)))
+    about = f"target {job.target}" if job.target is not None else f"run summary of {len(job.events)} target(s)"
+    if error is None:
+        log.info("notify: %s %r, %s: sent (%d request(s))", kind, channel.name, about, attempts)
+    else:
+        log.warning("notify: %s %r, %s: failed after %d request(s): %s", kind, channel.name, about, attempts, error)
+    return Delivery(channel.name, kind, job.target, error is None, attempts, error)
+
+
+async def _send_telegram(
+    bots: telegram.Telegram, channel: TelegramChannel, events: list[Event], sleep: Callable[[float], object], deadline: float
+) -> RequestsAndError:
+    if channel.summary:
+        (text, parse_mode), plain = messages.summary_text(events), messages.summary_plain_text(events)
+    else:
+        event = events[0]
+        template = channel.message_success if event.status == SUCCESS else channel.message_failure
+        (text, parse_mode), plain = messages.telegram_text(event, template), messages.plain_text(event, template)
+    return await bots.send(
+        channel.bot_token, channel.chat_id, text, parse_mode, plain, timeout=channel.timeout,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), deadline=deadline,
+    )
+
+
+async def _post_webhook(
+    hooks: webhook.Webhooks, channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], object], deadline: float
+) -> RequestsAndError:
+    template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
+    return await hooks.post(
+        channel.url, messages.webhook_payload(event, template),
+        secret=channel.secret, headers=channel.headers, timeout=channel.timeout,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), clock=clock, deadline=deadline,
+    )
+
+
+def _channel_secrets(channel: Channel) -> tuple[str, ...]:
+    """What of a channel must never reach a log: its token; a webhook's URL (Slack- and
+    Discord-style URLs are credentials), secret and header values."""
+    if isinstance(channel, TelegramChannel):
+        return (channel.bot_token,)
+    return (channel.url, channel.secret or "", *channel.headers.values())

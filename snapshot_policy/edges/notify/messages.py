@@ -1,0 +1,282 @@
+"""What a notification says (docs/promises.md §7): Telegram texts and webhook payloads for one
+target's result.
+
+Pure: no I/O. Templates use the legacy manual's variables (`templates.VARIABLES`) as plain
+`{name}` placeholders; config validation rejects anything else, and whatever slips through
+(an unknown name, a format spec) is left as written rather than ending the run.
+
+Telegram texts use the legacy `Markdown` parse mode. Values are escaped for the place they
+land in, following Telegram's parser: outside any entity, `_`, `*`, backtick and `[` get a
+backslash. Inside an entity nothing can be escaped, so only the entity's own closing
+character is a problem; it is written as "close, escaped character, reopen" (`*a*\\**b*` for
+bold `a*b`), as the Bot API manual does. A value in a code span therefore shows as typed
+(`db_main-1`, not `db\\_main-1`). Inside link text, link URLs and ``` blocks values go in as
+they are; if Telegram then refuses the text, the sender falls back to `plain_text`.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from snapshot_policy.core.redaction import escape_controls
+
+SUCCESS, FAILURE = "SUCCESS", "FAILURE"
+SCRIPT = "snapshot-policy"
+PARSE_MODE = "Markdown"
+# Telegram refuses longer texts; counting the Markdown source over-estimates, which is safe.
+TELEGRAM_LIMIT = 4096
+# A provider's error can be long (a whole response body); the message must still fit.
+ERROR_LIMIT, SUMMARY_ERROR_LIMIT = 1000, 200
+# The error of a delivery still under way, or not begun, when a run's notifications ran out of time.
+CUT_OFF = "cut off: the run's time for notifications ran out"
+
+_FORMATTER = string.Formatter()
+_MARKDOWN_SPECIAL = re.compile(r"[_*`\[]")
+_ENTITY_CLOSERS = {"*": "*", "_": "_", "`": "`", "[": "]"}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One target's result, as notifications tell it. `snapshot_name` is "" when none was made."""
+
+    target: str
+    provider: str
+    server_name: str
+    server_id: str
+    snapshot_name: str
+    total_snapshots: int
+    status: str  # SUCCESS or FAILURE
+    error: str | None
+    hostname: str
+    timestamp: datetime  # timezone-aware
+
+
+def variables(event: Event) -> dict[str, str | int]:
+    """Return every template variable for `event`, rendered as snapshots.py rendered them:
+    `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
+    written as its digits). Names from an API are shown with their control, invisible and
+    bidi characters escaped, as everywhere else."""
+    server_name, snapshot_name = escape_controls(event.server_name), escape_controls(event.snapshot_name)
+    return {
+        "script": SCRIPT,
+        "provider": event.provider,
+        "server_name": server_name,
+        "server_id": event.server_id,
+        "snapshot_name": snapshot_name,
+        "total_snapshots": event.total_snapshots,
+        "snapshot_info": snapshot_info(event.total_snapshots),
+        "status": event.status,
+        "hostname": event.hostname,
+        "timestamp": event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+        "droplet_name": server_name,
+        "droplet_id": event.server_id,
+    }
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def snapshot_info(total: int) -> str:
+    """`3 snapshots exist`, `1 snapshot exists`: the legacy `{snapshot_info}` wording."""
+    return "1 snapshot exists" if total == 1 else f"{total} snapshots exist"
+
+
+# -- Telegram ---------------------------------------------------------------------------------
+
+
+def telegram_text(event: Event, template: str | None) -> tuple[str, str | None]:
+    """Return (text, parse_mode): `template` filled with escaped values, or the default layout."""
+    if template is None:
+        return _default_layout(event, markdown=True), PARSE_MODE
+    return _fill(template, variables(event), markdown=True), PARSE_MODE
+
+
+def plain_text(event: Event, template: str | None) -> str:
+    """The same message unescaped, to send without a parse mode when Telegram refuses the markup."""
+    if template is None:
+        return _default_layout(event, markdown=False)
+    return _fill(template, variables(event), markdown=False)
+
+
+def summary_text(events: Sequence[Event]) -> tuple[str, str | None]:
+    """Return (text, parse_mode) of one message for a whole run (at least one event)."""
+    return _summary(events, markdown=True), PARSE_MODE
+
+
+def summary_plain_text(events: Sequence[Event]) -> str:
+    """`summary_text` unescaped, for the plain-text fallback."""
+    return _summary(events, markdown=False)
+
+
+def _default_layout(event: Event, markdown: bool) -> str:
+    value = _escape_outside if markdown else str
+    ok = event.status == SUCCESS
+    title = "Snapshot succeeded" if ok else "Snapshot failed"
+    lines = [
+        f"{'✅' if ok else '❌'} {_bold(title, markdown)}",
+        f"Server: {_server(event, value, with_id=True)}",
+    ]
+    if event.snapshot_name:
+        lines.append(f"Snapshot: {value(event.snapshot_name)}")
+    if not ok:
+        lines.append(f"Error: {value(_shorten(event.error or 'unknown error', ERROR_LIMIT))}")
+    lines += [
+        snapshot_info(event.total_snapshots),
+        f"Host: {value(event.hostname)}",
+        f"Time: {_utc_text(event.timestamp)}",
+    ]
+    return "\n".join(lines)
+
+
+def _summary(events: Sequence[Event], markdown: bool) -> str:
+    """Counts, one line per target (failures first), then host and time; lines that would
+    push the text past Telegram's limit are replaced by `… and N more`."""
+    value = _escape_outside if markdown else str
+    failed = [e for e in events if e.status != SUCCESS]
+    title = f"Snapshot run: {len(events) - len(failed)} succeeded, {len(failed)} failed"
+    head = f"{'❌' if failed else '✅'} {_bold(title, markdown)}"
+    latest = max(events, key=lambda e: e.timestamp)
+    tail = [f"Host: {value(latest.hostname)}", f"Time: {_utc_text(latest.timestamp)}"]
+    ordered = failed + [e for e in events if e.status == SUCCESS]
+    lines = [_summary_line(e, value) for e in ordered]
+    shown = len(lines)
+    text = "\n".join([head, *lines, *tail])
+    while len(text) > TELEGRAM_LIMIT and shown > 0:
+        shown -= 1
+        text = "\n".join([head, *lines[:shown], f"… and {len(lines) - shown} more", *tail])
+    return text
+
+
+def _summary_line(event: Event, value: Callable[[object], str]) -> str:
+    where = _server(event, value, with_id=False)
+    if event.status != SUCCESS:
+        return f"❌ {where}: {value(_shorten(event.error or 'unknown error', SUMMARY_ERROR_LIMIT))}"
+    made = f"{value(event.snapshot_name)}, " if event.snapshot_name else ""
+    return f"✅ {where}: {made}{snapshot_info(event.total_snapshots)}"
+
+
+def _server(event: Event, value: Callable[[object], str], with_id: bool) -> str:
+    """`web-1 (id 101, digitalocean)`; parts left out when unknown (a target whose servers
+    could not be listed has neither id nor, sometimes, provider)."""
+    details = [f"id {event.server_id}" if with_id and event.server_id else "", event.provider]
+    known = ", ".join(value(d) for d in details if d)
+    return f"{value(event.server_name)} ({known})" if known else value(event.server_name)
+
+
+def _bold(text: str, markdown: bool) -> str:
+    return f"*{text}*" if markdown else text
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- templates ---------------------------------------------------------------------------------
+
+
+def _fill(template: str, values: Mapping[str, object], markdown: bool) -> str:
+    """Substitute `values` into `template`'s plain `{name}` placeholders; escape them for
+    Markdown when `markdown`. Anything else in braces stays as written: an unknown name, a
+    format spec or conversion (`{total_snapshots:>9}`, `{server_name!r}`), an attribute or
+    index lookup, and a malformed template. Config validation rejects all of these; this is
+    the second line, so a template can never make a value longer than the value itself.
+    """
+    try:
+        chunks = list(_FORMATTER.parse(template))
+    except ValueError:
+        return template
+    out: list[str] = []
+    open_entity: str | None = None  # the closer of the Markdown entity open here, if any
+    for literal, name, spec, conversion in chunks:
+        out.append(literal)
+        if markdown:
+            open_entity = _entity_after(literal, open_entity)
+        if name is None:
+            continue
+        text = _field(values, name, spec, conversion)
+        out.append(_escape(text, open_entity) if markdown else text)
+    return "".join(out)
+
+
+def _field(values: Mapping[str, object], name: str, spec: str, conversion: str | None) -> str:
+    """The value of a plain `{name}`, as snapshots.py's text replacement gave it; otherwise the
+    field as written."""
+    if spec or conversion or name not in values:
+        return "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+    return str(values[name])
+
+
+def _entity_after(text: str, closer: str | None) -> str | None:
+    """Which Markdown entity is open after `text`, given the one open before it (by its closing
+    string; None: none). Mirrors Telegram's legacy parser: no nesting, no escapes inside."""
+    i = 0
+    while i < len(text):
+        if closer is None:
+            if text[i] == "\\" and _MARKDOWN_SPECIAL.fullmatch(text[i + 1 : i + 2]):
+                i += 2
+            elif text.startswith("```", i):
+                closer, i = "```", i + 3
+            else:
+                closer, i = _ENTITY_CLOSERS.get(text[i]), i + 1
+        elif text.startswith(closer, i):
+            i += len(closer)
+            closer = None
+            if text[i - 1] == "]" and text.startswith("(", i):
+                closer, i = ")", i + 1  # the link's URL
+        else:
+            i += 1
+    return closer
+
+
+def _escape(value: str, closer: str | None) -> str:
+    if closer is None:
+        return _escape_outside(value)
+    if closer in ("*", "_", "`"):
+        return value.replace(closer, f"{closer}\\{closer}{closer}")
+    return value
+
+
+def _escape_outside(value: object) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", str(value))
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+def webhook_payload(event: Event, template: dict | None) -> dict:
+    """Return the JSON payload: `template` with variables filled into every string value
+    (keys untouched; a string stays a string, `"{total_snapshots}"` is `"3"`, as snapshots.py
+    sent it), or the default payload with the legacy fields plus `target` and `error`.
+    """
+    values = variables(event)
+    if template is None:
+        return {
+            "script": SCRIPT,
+            "provider": event.provider,
+            "server": event.server_name,
+            "server_id": event.server_id,
+            "status": event.status,
+            "hostname": event.hostname,
+            "timestamp": values["timestamp"],
+            "snapshot_name": event.snapshot_name,
+            "total_snapshots": event.total_snapshots,
+            "snapshot_info": values["snapshot_info"],
+            "target": event.target,
+            "error": event.error,
+        }
+    return _fill_payload(template, values)
+
+
+def _fill_payload(node: object, values: Mapping[str, object]) -> object:
+    if isinstance(node, dict):
+        return {key: _fill_payload(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill_payload(value, values) for value in node]
+    if isinstance(node, str):
+        return _fill(node, values, markdown=False)
+    return node

@@ -1,0 +1,85 @@
+"""The clouds, behind one small interface: servers, the account's snapshots, start a snapshot
+and follow many at once, delete.
+
+Adapters translate the official SDKs (pydo, hcloud) to our types and every SDK failure to
+ProviderError. They make no decisions: what to create or delete is the reconciler's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from snapshot_policy.core import transport
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.edges.providers.digitalocean import DigitalOcean
+from snapshot_policy.edges.providers.hetzner import Hetzner
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+
+# Each ecosystem's usual variable and form (docs/promises.md §9): pydo's endpoint has no /v2;
+# hcloud's has /v1.
+ENDPOINT_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_API_URL", HETZNER: "HCLOUD_ENDPOINT"}
+DEFAULT_ENDPOINTS = {DIGITALOCEAN: "https://api.digitalocean.com", HETZNER: "https://api.hetzner.cloud/v1"}
+ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}
+# What `connect` waits and retries with unless told otherwise: frozen, so one of each serves all.
+DEFAULT_TIMING = Timing()
+DEFAULT_RETRY = RetryPolicy()
+
+
+class Provider(Protocol):
+    name: str
+    requests: int
+    """HTTP requests made so far, retries and pages included."""
+    rate_limit: RateLimit
+    """The account's documented pace, with the remaining budget its last reply reported."""
+    unsettled: list[str]
+    """Listings of this run that changed while read, even after re-reading: the account's
+    deletions must be withheld. One sentence each, naming the listing and the cloud."""
+
+    def servers(self, selector: str | None = None) -> list[Server]:
+        """Return the account's servers, or those matching a label selector (Hetzner) or
+        carrying a tag (DigitalOcean), from one paginated listing, each once; a listing that
+        changed while it was read is read again, and named in `unsettled` if it kept changing."""
+
+    def snapshots(self) -> list[CloudSnapshot]:
+        """Return every server snapshot of the account, from one paginated listing, each once;
+        read again and named in `unsettled` as `servers` is."""
+
+    def busy_servers(self, since: datetime) -> dict[str, str]:
+        """Return server id -> the kind of its action in progress ("snapshot" for a snapshot,
+        else the cloud's own action type, e.g. "resize", "power_off"), from one account-wide
+        listing of actions (DigitalOcean's read back to actions started at `since`, a few
+        pages at most). Raise ProviderError when the listing cannot tell."""
+
+    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+        """Ask for a snapshot of the server that will carry `labels` (ownership.marker_labels)
+        and return without waiting. After a lost reply, look for the snapshot it may have
+        started before ever asking again. A busy server's refusal is raised at once as
+        retry.ServerBusy: the executor asks again later, holding no request slot."""
+
+    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+        """One round of waiting for all of `started`, in a few batched requests whatever their
+        number: each finished one as listed and marked, a failed one as its error, None
+        while it runs."""
+
+    def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
+        """Add `labels` to a snapshot this tool made but could not mark (journal.py)."""
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Delete a snapshot; one that is already gone counts as deleted."""
+
+
+def endpoint_for(account: Account) -> str:
+    """Return the API URL for `account`: its own setting, else the environment, else the default."""
+    configured = account.endpoint or os.environ.get(ENDPOINT_VARIABLES[account.provider])
+    return (configured or DEFAULT_ENDPOINTS[account.provider]).rstrip("/")
+
+
+def connect(account: Account, timing: Timing = DEFAULT_TIMING, retry: RetryPolicy = DEFAULT_RETRY) -> Provider:
+    """Return the adapter for `account`. Raise transport.InsecureURLError (a ValueError) for
+    an endpoint that is not https, unless it is plain http to this machine."""
+    endpoint = endpoint_for(account)
+    transport.check_url(endpoint, transport.API_TOKEN)
+    return ADAPTERS[account.provider](account.token, endpoint, timing, retry)

@@ -1,0 +1,476 @@
+"""DigitalOcean through pydo: droplets, droplet snapshots, the snapshot action, the tags API.
+
+pydo returns the error body instead of raising for the statuses an operation documents
+(404 mostly), so every call goes through `_call`, which reads the real HTTP status. pydo's
+own retries are off (`retry_total=0`); RetryPolicy repeats what is safe to repeat.
+
+pydo returns plain JSON, so reading it is ours: `_call` reads each reply with a function
+run under the same guard as the call, and anything unexpected in it (a missing key, a
+body that is not JSON) is a ProviderError saying the reply could not be understood, never
+a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its error body.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import pydo
+from azure.core.credentials import AzureKeyCredential
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.pipeline.policies import AzureKeyCredentialPolicy
+
+from snapshot_policy.core.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.edges.providers.paging import Listing, Page, read_all
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
+
+T = TypeVar("T")
+PAGE_SIZE = 200
+# A droplet busy with another event answers 422 to a new action; it is worth asking again later.
+BUSY = 422
+# 5,000 requests an hour (the ratelimit-* headers say so), and 250 in any minute (documented,
+# no header): a little under the latter, since our count and the cloud's differ by a few.
+DEFAULT_LIMIT = 5000
+PER_MINUTE = 240
+# Pages of the account's action listing one look reads at most: a busy account (other actors
+# making hundreds of actions a second) would otherwise spend the budget on it.
+BUSY_PAGES = 5
+POLL_PAGES = 3
+
+
+def _budget(hourly: int, remaining: int | None = None) -> RateLimit:
+    return RateLimit(hourly / 3600, hourly, remaining, per_minute=PER_MINUTE)
+
+
+class DigitalOcean:
+    name = DIGITALOCEAN
+
+    def __init__(self, token: str, endpoint: str, timing: Timing, retry: RetryPolicy):
+        # The explicit policy sends the same bearer header but, unlike pydo's default, also
+        # over http — connect() allows http only for loopback (the sandbox).
+        self._client = pydo.Client(
+            token,
+            endpoint=endpoint,
+            connection_timeout=timing.request_timeout,
+            read_timeout=timing.request_timeout,
+            retry_total=0,
+            authentication_policy=AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Bearer"),
+            raw_response_hook=self._seen,
+        )
+        self._last = threading.local()  # this thread's latest HTTP status and request id, for _call
+        self.requests = 0
+        self._counting = threading.Lock()
+        self._timing = timing
+        self._retry = retry
+        self._tags_made: set[str] = set()
+        self._tag_lock = threading.Lock()
+        self._newest_action: int | None = None
+        self.rate_limit = _budget(DEFAULT_LIMIT)
+        self.unsettled: list[str] = []
+
+    def _seen(self, response: Any) -> None:
+        with self._counting:  # pages of a listing are read by several threads at once
+            self.requests += 1  # every HTTP exchange, for the metrics file
+        self._last.status = response.http_response.status_code
+        headers = response.http_response.headers
+        self._last.request_id = headers.get("x-request-id")
+        limit, remaining = str(headers.get("ratelimit-limit", "")), str(headers.get("ratelimit-remaining", ""))
+        if limit.isdigit() and remaining.isdigit() and int(limit):
+            self.rate_limit = _budget(int(limit), int(remaining))
+
+    def servers(self, selector: str | None = None) -> list[Server]:
+        filters = {"tag_name": selector} if selector else {}
+        listing = self._pages("list droplets", "droplets", _server, self._client.droplets.list, **filters)
+        return self._settled(listing, f"droplet listing{f' (tag {selector})' if selector else ''}")
+
+    def snapshots(self) -> list[CloudSnapshot]:
+        listing = self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
+        return self._settled(listing, "snapshot listing")
+
+    def _settled(self, listing: Listing[T], what: str) -> list[T]:
+        if not listing.settled:
+            self.unsettled.append(
+                f"DigitalOcean's {what} changed while it was read, "
+                f"each of the {listing.reads} times"
+            )
+        return listing.items
+
+    def busy_servers(self, since: datetime) -> dict[str, str]:
+        """Return the droplets with an action in progress and its type ("snapshot" for a
+        snapshot), from the account's action listing read back to the first action started
+        before `since`, newest first, at most BUSY_PAGES pages. Also remember the newest action
+        id: one a lost reply hides is newer than that. Raise ProviderError when the listing
+        cannot tell: deeper than that, or not newest first (then the newest id is not known
+        either, and each start reads its droplet's own actions)."""
+        busy: dict[str, str] = {}
+        newest = 0
+        try:
+            for actions, last in self._action_pages(BUSY_PAGES):
+                for action in actions:
+                    newest = newest or action.id
+                    if action.status == "in-progress" and action.on_droplet:
+                        busy.setdefault(action.resource_id, action.kind)  # type: ignore[arg-type]
+                if last or (actions and min(action.started for action in actions) < since):
+                    self._newest_action = newest
+                    return busy
+        except _NotNewestFirst:
+            self._newest_action = None
+            raise ProviderError(self.name, "list actions", None, (
+                "the account's actions are not listed newest first: "
+                "which droplets are busy is unknown"
+            )) from None
+        self._newest_action = newest
+        message = (
+            f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: "
+            "which droplets are busy is unknown"
+        )
+        raise ProviderError(self.name, "list actions", None, message)
+
+    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+        droplet_id = int(server_id)
+
+        def start() -> str:
+            body = {"type": "snapshot", "name": name}
+            return self._call(START_SNAPSHOT, self._client.droplet_actions.post, lambda reply: str(int(reply["action"]["id"])), droplet_id=droplet_id, body=body)
+
+        def started_meanwhile() -> str | None:
+            """A snapshot action of this droplet newer than any seen before the start."""
+            return next((str(a) for kind, a, _ in self._droplet_actions(droplet_id) if kind == "snapshot" and a > known), None)
+
+        known = self._newest_action
+        if known is None:  # the account's listing was not read: the droplet's own tells new from old
+            known = max((a for _, a, _ in self._droplet_actions(droplet_id)), default=0)
+        action_id = self._retry.start_once(start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout)
+        return StartedSnapshot(server_id, name, action_id, labels=dict(labels))
+
+    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+        statuses = self._action_statuses({int(s.action_id) for s in started if s.action_id})
+        result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
+        finished = []
+        for snapshot in started:
+            status = statuses.get(int(snapshot.action_id or 0), "in-progress")
+            if status == "completed":
+                finished.append(snapshot)
+            elif status != "in-progress":
+                message = f"snapshot action {snapshot.action_id} for {snapshot.name} ended {status}"
+                result[snapshot] = ProviderError(self.name, "wait for snapshot", None, message, code="action_failed")
+            else:
+                result[snapshot] = None
+        if finished:
+            result.update(self._finished(finished))
+        return result
+
+    def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
+        self._tag([snapshot_id], labels)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        # A 404 means it is gone already, which is what was asked for.
+        self._read("delete snapshot", self._client.snapshots.delete, missing_ok=True, snapshot_id=snapshot_id)
+
+    def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
+        return self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, lambda action: action[1], droplet_id=droplet_id).items
+
+    def _action_statuses(self, wanted: set[int]) -> dict[int, str]:
+        """The status of each action in `wanted`: from the account's action listing, newest
+        first, read at most POLL_PAGES pages and only as far back as the oldest wanted, while
+        that costs fewer requests than reading the rest one by one; the rest one by one."""
+        found: dict[int, str] = {}
+        try:
+            for read, (actions, last) in enumerate(self._action_pages(POLL_PAGES), 1):
+                found.update((action.id, action.status) for action in actions if action.id in wanted)
+                missing = wanted - found.keys()
+                if last or not actions or actions[-1].id < min(missing, default=0) or len(missing) <= POLL_PAGES - read:
+                    break
+        except _NotNewestFirst:
+            pass  # what was read is true; the rest is read one by one
+        for action_id in sorted(wanted - found.keys()):
+            found[action_id] = self._read("get action", self._client.actions.get, lambda body: _action_status(body["action"]), action_id=action_id)
+        return found
+
+    def _action_pages(self, limit: int) -> Iterator[tuple[list[_ListedAction], bool]]:
+        """The pages of the account's action listing, each action once (newer ones push older
+        ones onto the next page), at most `limit` of them, with whether each is the last.
+        Raise _NotNewestFirst where the ids do not descend: nothing the API promises."""
+        seen: set[int] = set()
+        lowest: int | None = None
+        for page in range(1, limit + 1):
+            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
+            fresh = []
+            for item in items:
+                if item.id in seen:
+                    continue
+                if lowest is not None and item.id > lowest:
+                    raise _NotNewestFirst
+                seen.add(item.id)
+                lowest = item.id
+                fresh.append(item)
+            yield fresh, not more or not items
+            if not more or not items:
+                return
+
+    def _finished(self, finished: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError]:
+        """The finished actions do not name their images: find them by droplet and exact name
+        in the account's snapshot listing, newest pages first, then tag them all at once."""
+        images = self._images_named({(s.server_id, s.name) for s in finished})
+        result: dict[StartedSnapshot, CloudSnapshot | ProviderError] = {}
+        for snapshot in finished:
+            image = images.get((snapshot.server_id, snapshot.name))
+            if image is None:
+                message = (
+                    f"snapshot {snapshot.name} finished "
+                    f"but droplet {snapshot.server_id} does not list it"
+                )
+                result[snapshot] = ProviderError(self.name, "find new snapshot", None, message)
+            else:
+                result[snapshot] = replace(image, labels={**image.labels, **{tag: "" for tag in snapshot.labels}})
+        by_labels: dict[tuple[str, ...], list[StartedSnapshot]] = {}
+        for snapshot in finished:
+            if isinstance(result[snapshot], CloudSnapshot):
+                by_labels.setdefault(tuple(snapshot.labels), []).append(snapshot)  # in marker_labels' order: the owner first
+        for tags, group in by_labels.items():
+            try:
+                self._tag([result[s].id for s in group], tags)  # type: ignore[union-attr]
+            except ProviderError as error:
+                result.update((s, error) for s in group)
+        return result
+
+    def _images_named(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], CloudSnapshot]:
+        """The newest image of each (droplet id, name) in `wanted` that the account lists.
+
+        New snapshots are listed at one end: the first page is read (it also gives the total),
+        then the pages from the last one back, until every name is found; any other order is
+        still read in full, never taken for an absence."""
+        found: dict[tuple[str, str], CloudSnapshot] = {}
+
+        def take(body: Any) -> int:
+            for image in (_snapshot(i) for i in body["snapshots"]):
+                key = (image.server_id or "", image.name)
+                if key in wanted and (key not in found or _later(image, found[key])):
+                    found[key] = image
+            return int(body["meta"]["total"])
+
+        total = self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=1, per_page=PAGE_SIZE)
+        for page in range(-(-total // PAGE_SIZE), 1, -1):
+            if len(found) == len(wanted):
+                break
+            self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=page, per_page=PAGE_SIZE)
+        for droplet_id in sorted({droplet for droplet, _ in wanted - found.keys()}):
+            # The listing shifted between its pages (a snapshot deleted or added before the read
+            # position): the droplet's own listing is asked before calling an image missing.
+            for image in self._droplet_snapshots(droplet_id):
+                key = (droplet_id, image.name)
+                if key in wanted and (key not in found or _later(image, found[key])):
+                    found[key] = image
+        return found
+
+    def _droplet_snapshots(self, droplet_id: str) -> list[CloudSnapshot]:
+        """The droplet's own snapshots (this listing names no tags)."""
+
+        def convert(item: Any) -> CloudSnapshot:
+            return _droplet_snapshot(item, droplet_id)
+
+        return self._pages("list droplet snapshots", "snapshots", convert, self._client.droplets.list_snapshots, droplet_id=int(droplet_id)).items
+
+    def _tag(self, image_ids: Sequence[str], tags: Iterable[str]) -> None:
+        """Tag the images with each of `tags` (label keys: DigitalOcean tags carry no value),
+        one request per tag for all of them."""
+        resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"} for image_id in image_ids]}
+        for tag in tags:
+            with self._tag_lock:  # create each tag once per run
+                if tag not in self._tags_made:
+                    self._read("create tag", self._client.tags.create, body={"name": tag})
+                    self._tags_made.add(tag)
+            self._read("tag snapshot", self._client.tags.assign_resources, tag_id=tag, body=resources)
+
+    def _pages(
+        self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], identity: Callable[[T], Any] = lambda item: item.id, **params: Any
+    ) -> Listing[T]:
+        """Every item of a paginated listing once, each read by `convert`: page by page while
+        each links a next one, each page under `_read`, several at a time once the first has
+        told how many there are (`meta.total`), read again while it shifts (paging.py)."""
+
+        def read(page: int) -> Page[T]:
+            def page_of(body: Any) -> Page[T]:
+                pages = (body.get("links") or {}).get("pages") or {}
+                items = [convert(item) for item in body[key]]
+                return items, page + 1 if pages.get("next") else None, _last_page(body), _total(body)
+
+            return self._read(operation, method, page_of, page=page, per_page=PAGE_SIZE, **params)
+
+        return read_all(read, identity)
+
+    def _read(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
+        """`_call`, retried while transient."""
+        return self._retry.call(lambda: self._call(operation, method, read, missing_ok, **params))
+
+    def _call(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
+        """Call pydo once and return `read(body)` of its 2xx reply (None for a 404 with
+        `missing_ok`). Raise ProviderError for any failure: a refusal DigitalOcean states, with
+        its status; anything that came back but could not be understood as UncertainOutcome."""
+        self._last.status = self._last.request_id = None
+        try:
+            status, body = method(**params, cls=lambda response, body, headers: (response.http_response.status_code, body))
+        except HttpResponseError as error:
+            response = error.response
+            headers = response.headers if response is not None else {}
+            raise self._refusal(operation, error.status_code, _json(response), error.reason, advised_wait(headers)) from None
+        except AzureError as error:
+            raise ProviderError(self.name, operation, None, type(error).__name__ + ": " + str(error.message)) from None
+        except Exception as error:  # pydo could not read the reply (not JSON, a header of the wrong type)
+            last = self._last
+            raise unreadable(self.name, operation, last.status, error, last.request_id) from None
+        if missing_ok and status == 404 and _is_error(body):
+            return None  # type: ignore[return-value]
+        if not 200 <= status < 300:
+            raise self._refusal(operation, status, body, None, None)
+        try:
+            return read(body)
+        except Exception as error:  # a reply without what the operation returns
+            raise unreadable(self.name, operation, status, error) from None
+
+    def _refusal(self, operation: str, status: int | None, body: Any, reason: str | None, wait: float | None) -> ProviderError:
+        """The error for a non-2xx reply: certain only when it is a 4xx with DigitalOcean's
+        error body; a temporary status is retried; anything else was not understood."""
+        request_id = _request_id(body) or self._last.request_id
+        message = _message(body, reason)
+        failure = ProviderError(self.name, operation, status, message, wait, request_id=request_id)
+        if failure.transient or (status is not None and 400 <= status < 500 and _is_error(body)):
+            return failure
+        if status is not None and 200 <= status < 300:
+            problem = "its body could not be read"
+            return unreadable(self.name, operation, status, problem, request_id)
+        problem = f"an HTTP {status} without DigitalOcean's error body"
+        return unreadable(self.name, operation, status, problem, request_id)
+
+
+def _last_page(body: Any) -> int | None:
+    """The number of pages of PAGE_SIZE a listing's `meta.total` makes, or None if it does not
+    say (the listing is then read one page at a time, as its links lead)."""
+    total = _total(body)
+    return None if total is None else -(-total // PAGE_SIZE)
+
+
+def _total(body: Any) -> int | None:
+    meta = body.get("meta")
+    total = meta.get("total") if isinstance(meta, dict) else None
+    return total if type(total) is int and total >= 0 else None
+
+
+def _is_error(body: Any) -> bool:
+    """True for DigitalOcean's error body, `{"id": ..., "message": ...}`."""
+    return isinstance(body, dict) and isinstance(body.get("id"), str) and isinstance(body.get("message"), str)
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except Exception:  # noqa: BLE001 - any body that is not JSON (or no response at all)
+        return None
+
+
+def _request_id(body: Any) -> str | None:
+    """The `request_id` of DigitalOcean's error body, when it names the request."""
+    request_id = body.get("request_id") if isinstance(body, dict) else None
+    return request_id if isinstance(request_id, str) and request_id else None
+
+
+def _message(body: Any, fallback: str | None) -> str:
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return body["message"]
+    return fallback or "no message"
+
+
+def _server(droplet: dict[str, Any]) -> Server:
+    named = droplet.get("snapshot_ids")
+    snapshot_ids = tuple(str(int(i)) for i in named) if isinstance(named, list) else None
+    return Server(str(droplet["id"]), str(droplet["name"]), {str(tag): "" for tag in droplet.get("tags") or []}, snapshot_ids)
+
+
+def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
+    """(type, id, status) of an action; the API's description makes status default to
+    in-progress."""
+    return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
+
+
+class _NotNewestFirst(Exception):
+    """The account's action listing did not list its actions newest first (ids descending)."""
+
+
+@dataclass(frozen=True)
+class _ListedAction:
+    id: int
+    kind: str
+    status: str
+    resource_id: str | None
+    on_droplet: bool
+    started: datetime
+
+
+def _action_page(body: Any) -> tuple[list[_ListedAction], bool]:
+    """One page of the account's actions, and whether another follows."""
+    pages = (body.get("links") or {}).get("pages") or {}
+    items = [
+        _ListedAction(
+            int(a["id"]),
+            str(a.get("type")),
+            _action_status(a),
+            None if a.get("resource_id") is None else str(a["resource_id"]),
+            a.get("resource_type") == "droplet" and a.get("resource_id") is not None,
+            _started(a),
+        )
+        for a in body["actions"]
+    ]
+    return items, bool(pages.get("next"))
+
+
+def _started(action: dict[str, Any]) -> datetime:
+    """When an action started; one without a time is taken as the newest."""
+    return _time(action["started_at"]) if action.get("started_at") else datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _action_status(action: dict[str, Any]) -> str:
+    """An action's status, one of those the API documents; ValueError for any other."""
+    status = action.get("status", "in-progress")
+    if status not in ("in-progress", "completed", "errored"):
+        raise ValueError(f"action status {status!r} is none of in-progress, completed, errored")
+    return status
+
+
+def _droplet_snapshot(item: dict[str, Any], droplet_id: str) -> CloudSnapshot:
+    """An item of a droplet's own snapshot listing, which names no droplet and no tags."""
+    return CloudSnapshot(str(item["id"]), item["name"], _time(item["created_at"]), droplet_id, {}, size_gb=_size(item.get("size_gigabytes")))
+
+
+def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
+    return CloudSnapshot(
+        id=str(item["id"]),
+        name=item["name"],
+        created=_time(item["created_at"]),
+        server_id=str(item["resource_id"]) if item.get("resource_id") is not None else None,
+        labels={tag: "" for tag in item.get("tags") or []},
+        size_gb=_size(item.get("size_gigabytes")),
+    )
+
+
+def _size(value: Any) -> float | None:
+    """`size_gigabytes`, the billed size (not `min_disk_size`, the disk a restore needs);
+    None when the reply lacks it or it is no number."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)  # RFC 3339 wants an offset
+
+
+def _later(image: CloudSnapshot, other: CloudSnapshot) -> bool:
+    """Whether `image` was made after `other`. Two snapshots of one droplet with one name
+    (two configurations in the same second) share a `created_at` to the second; a droplet
+    makes one at a time, so the later one has the higher id."""
+    def number(snapshot: CloudSnapshot) -> int:
+        return int(snapshot.id) if snapshot.id.isdigit() else -1
+
+    return (image.created, number(image)) > (other.created, number(other))

@@ -1,0 +1,338 @@
+"""Hetzner Cloud through hcloud: servers, snapshot images with our labels, create_image.
+
+hcloud's own retries are switched off: it repeats any request after a timeout, POSTs
+included, so a create_image whose reply was lost could make a second snapshot. RetryPolicy
+repeats reads and deletes; a create is re-checked by listing before it is ever repeated.
+
+hcloud parses replies into its models inside each call and raises whatever that parsing
+raises (TypeError, IndexError, KeyError...) on data the API's description allows but the SDK
+does not expect. So every call, with the reading of what it returns, runs inside `_call`,
+which turns any failure into a ProviderError. Rate-limit headers reach us only through a
+response hook: APIException does not carry the response.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import hcloud
+import requests
+from hcloud.images import Image
+from hcloud.core import Meta
+from hcloud.servers import BoundServer
+from hcloud.servers import Server as HcloudServer
+
+from snapshot_policy import __version__
+from snapshot_policy.core.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.edges.providers.paging import Listing, Page, read_all
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
+
+T = TypeVar("T")
+
+# Hetzner names its errors; these are the HTTP statuses its documentation gives them.
+_STATUS_OF_CODE = {
+    "json_error": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "maintenance": 403,
+    "resource_limit_exceeded": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "uniqueness_error": 409,
+    "conflict": 409,
+    "resource_unavailable": 412,
+    "invalid_input": 422,
+    "service_error": 422,
+    "unsupported_error": 422,
+    "locked": 423,
+    "protected": 423,
+    "rate_limit_exceeded": 429,
+    "server_error": 500,
+    "bad_gateway": 502,
+    "unavailable": 503,
+    "timeout": 504,
+}
+LOCKED = "locked"
+NOT_FOUND = "not_found"
+# Action ids per `GET /actions?id=…` poll: one page of the answer (50 is the most a page holds;
+# hcloud-python asks for 25, the default page). The answer is paginated all the same: its
+# further pages are followed.
+ACTIONS_PER_POLL = 50
+# Newest first, so that an image made while the listing is read comes before the read position
+# and shows (paging.py); the items are returned in id order all the same.
+NEWEST_FIRST = ["id:desc"]
+PER_PAGE = 50  # the most Hetzner's listings give a page
+# The default project budget: 3,600 requests an hour, one back every second.
+DEFAULT_LIMIT = 3600
+
+
+class Hetzner:
+    name = HETZNER
+
+    def __init__(self, token: str, endpoint: str, timing: Timing, retry: RetryPolicy):
+        self._client = hcloud.Client(
+            token,
+            api_endpoint=endpoint,
+            application_name="snapshot-policy",
+            application_version=__version__,
+            timeout=timing.request_timeout,
+        )
+        self._client._client._retry_max_retries = 0  # no public option; see the module docstring
+        self._client._client._session.hooks["response"].append(self._seen)  # requests' own hook API
+        self._last = threading.local()  # this thread's latest response, for _call
+        self.requests = 0
+        self._counting = threading.Lock()
+        self.rate_limit = RateLimit(DEFAULT_LIMIT / 3600, DEFAULT_LIMIT)
+        self.unsettled: list[str] = []
+        self._timing = timing
+        self._retry = retry
+
+    def _seen(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        with self._counting:  # pages of a listing are read by several threads at once
+            self.requests += 1  # every HTTP exchange, for the metrics file
+        self._last.response = response
+        limit, remaining = response.headers.get("RateLimit-Limit", ""), response.headers.get("RateLimit-Remaining", "")
+        if limit.isdigit() and remaining.isdigit() and int(limit):
+            self.rate_limit = RateLimit(int(limit) / 3600, int(limit), int(remaining))
+
+    def servers(self, selector: str | None = None) -> list[Server]:
+        filters = {"label_selector": selector} if selector else {}
+        listing = self._pages("list servers", self._server_page, _server, **filters)
+        return self._settled(listing, f"server listing{f' (label selector {selector})' if selector else ''}")
+
+    def snapshots(self) -> list[CloudSnapshot]:
+        # Not `status=`: hcloud 2.27 sends the page size in its place.
+        return self._settled(self._pages("list snapshots", self._client.images.get_list, _snapshot, type=["snapshot"]), "snapshot listing")
+
+    def _settled(self, listing: Listing[T], what: str) -> list[T]:
+        if not listing.settled:
+            self.unsettled.append(f"Hetzner's {what} changed while it was read, each of the {listing.reads} times")
+        return listing.items
+
+    def _server_page(self, **params: Any) -> tuple[list[BoundServer], Meta | None]:
+        """`servers.get_list`, which in hcloud 2.27 takes no `sort`; the same request and models."""
+        response = self._client.request(method="GET", url="/servers", params=params)
+        return [BoundServer(self._client.servers, data) for data in response["servers"]], Meta.parse_meta(response)
+
+    def _pages(self, operation: str, get_list: Callable[..., Any], convert: Callable[[Any], T], **filters: Any) -> Listing[T]:
+        """Every item of a paginated listing once, in id order, each read by `convert`: page
+        by page through `get_list`, newest first, each page (with the reading of its items)
+        under `_read`, several at a time once the first has named the last, read again while
+        it shifts (paging.py)."""
+
+        def read(page: int) -> Page[T]:
+            def call() -> Page[T]:
+                items, meta = get_list(page=page, per_page=PER_PAGE, sort=NEWEST_FIRST, **filters)
+                pagination = meta.pagination if meta else None
+                following, last, total = (pagination.next_page, pagination.last_page, pagination.total_entries) if pagination else (None, None, None)
+                return [convert(item) for item in items or []], following, last, total
+
+            return self._read(operation, call)
+
+        listing = read_all(read, lambda item: item.id)
+        return replace(listing, items=listing.items[::-1])
+
+    def busy_servers(self, since: datetime) -> dict[str, str]:
+        """Return the servers with an action running, with its command ("snapshot" for
+        create_image), from one listing of the project's running server actions (`since` is for
+        DigitalOcean's unfiltered listing)."""
+
+        def running() -> dict[str, str]:
+            busy: dict[str, str] = {}
+            for action in self._client.servers.actions.get_all(status=["running"]):
+                kind = "snapshot" if action.command == "create_image" else str(action.command)
+                for resource in action.resources or []:
+                    if resource["type"] == "server":
+                        busy.setdefault(str(resource["id"]), kind)
+            return busy
+
+        return self._read("list running actions", running)
+
+    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+        image, action_id = self._start_snapshot(server_id, name, labels)
+        return StartedSnapshot(server_id, name, action_id, image, dict(labels))
+
+    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+        """The actions' statuses, a page of ids in each request (`_statuses_of`); an image whose
+        action is unknown (found after a lost reply, or an action Hetzner no longer has) is read
+        itself. A successful create_image means its image is available: it is not read again."""
+        result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
+        by_action = {int(s.action_id): s for s in started if s.action_id}
+        statuses = self._statuses_of(sorted(by_action))
+        for action_id, snapshot in by_action.items():
+            status, message = statuses.get(action_id, (None, ""))
+            if status == "success":
+                result[snapshot] = replace(snapshot.image, creating=False) if snapshot.image else self._image(snapshot)
+            elif status == "error":
+                result[snapshot] = ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
+            elif status == "running":
+                result[snapshot] = None
+            else:  # the action is gone: its image says
+                result[snapshot] = self._image_state(snapshot)
+        for snapshot in started:
+            if not snapshot.action_id:
+                result[snapshot] = self._image_state(snapshot)
+        return result
+
+    def _statuses_of(self, action_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(status, error message) of each action Hetzner has among `action_ids`: at most
+        ACTIONS_PER_POLL ids a request, every page of each answer followed; an id a complete
+        answer lacks is asked for on its own, and left out if Hetzner has no such action."""
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(action_ids), ACTIONS_PER_POLL):
+            chunk = list(action_ids[start : start + ACTIONS_PER_POLL])
+            page: int | None = 1
+            while page is not None:
+                params = {"id": chunk, "page": page, "per_page": ACTIONS_PER_POLL}
+                statuses, page = self._read("get actions", lambda params=params: _statuses(self._client.request("GET", "/actions", params=params)))
+                found.update(statuses)
+        for action_id in action_ids:
+            if action_id not in found:
+                try:
+                    found.update(self._read("get action", lambda action_id=action_id: _statuses({"actions": [self._client.request("GET", f"/actions/{action_id}")["action"]]})[0]))
+                except ProviderError as error:
+                    if error.code != NOT_FOUND:
+                        raise
+        return found
+
+    def _image_state(self, snapshot: StartedSnapshot) -> CloudSnapshot | ProviderError | None:
+        """The image itself: None while it is made, its error if Hetzner no longer has it."""
+        try:
+            image = self._image(snapshot)
+        except ProviderError as error:
+            if error.code != NOT_FOUND:
+                raise
+            return error
+        return None if image.creating else image
+
+    def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
+        image_id = int(snapshot_id)
+        merged = self._read("get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {}))
+        merged.update(labels)  # an update replaces the whole set
+        self._read("label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged))
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        try:
+            self._read("delete snapshot", lambda: self._client.images.delete(Image(id=int(snapshot_id))))
+        except ProviderError as error:
+            if error.code != NOT_FOUND:  # gone already is what was asked for
+                raise
+
+    def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[CloudSnapshot | None, str | None]:
+        """Start create_image and return (image, action id); after a lost reply, an image
+        with our labels and this exact name is taken as the one this request started (its
+        action id is then unknown, and it is read again). A locked server is asked again until
+        the timeout."""
+        server = HcloudServer(id=int(server_id))
+
+        def start() -> tuple[CloudSnapshot | None, str | None]:
+            def post() -> tuple[CloudSnapshot | None, str | None]:
+                reply = self._client.servers.create_image(server, description=name, type="snapshot", labels=dict(labels))
+                return _snapshot(reply.image), str(int(reply.action.id))
+
+            return self._call(START_SNAPSHOT, post)
+
+        def started_meanwhile() -> tuple[CloudSnapshot | None, str | None] | None:
+            found = self._image_named(labels, name)
+            return None if found is None else (CloudSnapshot(str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id), None)
+
+        return self._retry.start_once(
+            start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout
+        )
+
+    def _image_named(self, labels: Mapping[str, str], name: str) -> int | None:
+        """The id of the snapshot named `name` that carries all of `labels` (those its start
+        was sent with), or None."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+
+        def find() -> int | None:
+            images = self._client.images.get_all(type=["snapshot"], label_selector=selector)
+            return next((int(i.id) for i in images if i.description == name), None)
+
+        return self._read("list snapshots", find)
+
+    def _image(self, snapshot: StartedSnapshot) -> CloudSnapshot:
+        image_id = int(snapshot.image.id) if snapshot.image else 0
+        return self._read("get snapshot", lambda: _snapshot(self._client.images.get_by_id(image_id)))
+
+    def _read(self, operation: str, call: Callable[[], T]) -> T:
+        return self._retry.call(lambda: self._call(operation, call))
+
+    def _call(self, operation: str, call: Callable[[], T]) -> T:
+        """Return `call()` (hcloud once, and the reading of its result). Raise ProviderError for
+        any failure: a refusal Hetzner states as such with its HTTP status and error code;
+        anything else that came back but could not be understood as UncertainOutcome."""
+        self._last.response = None
+        try:
+            return call()
+        except hcloud.APIException as error:
+            raise self._refusal(operation, error) from None
+        except requests.RequestException as error:
+            raise ProviderError(self.name, operation, None, type(error).__name__) from None
+        except Exception as error:  # the SDK could not read the reply, or we could not read its models
+            status, request_id = self._status(), self._correlation_id()
+            raise unreadable(self.name, operation, status, error, request_id) from None
+
+    def _status(self) -> int | None:
+        response = getattr(self._last, "response", None)
+        return None if response is None else response.status_code
+
+    def _correlation_id(self) -> str | None:
+        """Hetzner's name for the latest request, from its reply (hcloud reads the same header
+        into APIException.correlation_id)."""
+        response = getattr(self._last, "response", None)
+        return None if response is None else response.headers.get("X-Correlation-Id")
+
+    def _refusal(self, operation: str, error: hcloud.APIException) -> ProviderError:
+        """The error for an APIException. A string code is Hetzner's own error body; an integer
+        code means hcloud found none (it then carries the HTTP status), so only the status
+        speaks: a temporary one is retried, any other reply is not understood — a 201 whose
+        body did not parse included — and is never taken for a refusal."""
+        response = getattr(self._last, "response", None)
+        stated = isinstance(error.code, str)
+        status = response.status_code if response is not None else (_STATUS_OF_CODE.get(error.code) if stated else error.code)
+        wait = advised_wait(response.headers, spread_over_limit=True) if response is not None else None
+        request_id = error.correlation_id
+        failure = ProviderError(
+            self.name, operation, status, str(error.message), wait, str(error.code), request_id
+        )
+        if failure.transient or (stated and status is not None and 400 <= status < 500):
+            return failure
+        detail = "its body is not JSON" if error.__cause__ is not None else f"an HTTP {status} without Hetzner's error body"
+        return unreadable(self.name, operation, status, detail, request_id)
+
+
+def _statuses(reply: dict) -> tuple[dict[int, tuple[str, str]], int | None]:
+    """(status, error message) of each action in a `GET /actions` reply, and its next page
+    (None: the last, or a reply without pagination); ValueError for a status the API does not
+    document."""
+    found = {}
+    for action in reply["actions"]:
+        if action["status"] not in ("running", "success", "error"):
+            raise ValueError(f"action status {action['status']!r} is none of running, success, error")
+        found[int(action["id"])] = (action["status"], str((action.get("error") or {}).get("message") or "no message"))
+    following = ((reply.get("meta") or {}).get("pagination") or {}).get("next_page")
+    return found, following if type(following) is int else None
+
+
+def _server(server) -> Server:
+    return Server(str(server.id), server.name, dict(server.labels or {}))
+
+
+def _snapshot(image) -> CloudSnapshot:
+    source = image.created_from
+    return CloudSnapshot(
+        id=str(image.id),
+        name=image.description or "",
+        created=image.created if image.created.tzinfo is not None else image.created.replace(tzinfo=timezone.utc),
+        server_id=str(source.id) if source is not None else None,
+        labels=dict(image.labels or {}),
+        protected=bool((image.protection or {}).get("delete")),
+        creating=image.status == "creating",
+        # what is billed; null while the image is made (disk_size is the server's disk)
+        size_gb=image.image_size,
+    )

@@ -1,0 +1,587 @@
+"""Carrying a plan out — the only code that changes anything in a cloud (docs/promises.md §5, §8).
+
+Each account runs on its own, in three overlapping phases:
+
+(a) start every due snapshot, as fast as the account's request budget allows (`budget`),
+    no closer together than `delay_between_servers`, and, with `parallel`, with no more
+    than that many in flight;
+(b) wait for all started snapshots together: one round of batched polls at a time, spaced
+    by how long the oldest has been running;
+(c) as each snapshot is confirmed, delete what still stands for its target — the plan's
+    deletions that retention, with the new snapshot counted, still makes
+    (`reconcile.standing_deletions`). A failed create deletes nothing.
+
+Requests go out through a few threads per account, so one slow reply holds up nothing else;
+the account's own thread takes every result, writes the journal (once per batch, before
+the requests it covers) and moves each target on. What to create and delete was decided
+by the plan, and what a target does next is decided by its `lifecycle.Lifecycle`: this
+module schedules, sends, waits and writes, and decides nothing.
+
+Told to stop (`Stop`, set by the CLI on SIGTERM or SIGINT), the run starts no hook, snapshot
+or deletion more; it kills the hooks still running (`hooks.stop_all`), runs the `after` hook
+of every target whose `before` hook ran, lets the requests already sent finish, and leaves
+each snapshot still being made in the journal for the next run to adopt. A `before` hook is
+journalled before it runs and crossed off once its `after` hook ran, so a run killed outright
+leaves the next run to run that `after` hook first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from snapshot_policy.edges import hooks
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.pacing.budget import RequestBudget
+from snapshot_policy.core.commands import (
+    AskAgain,
+    CheckBusy,
+    Command,
+    CrossOffAfter,
+    CrossOffDeletion,
+    CrossOffStart,
+    Delete,
+    Finished,
+    Log,
+    Mark,
+    Poll,
+    Progress,
+    Queue,
+    Record,
+    RunAfter,
+    RunBefore,
+    Start,
+)
+from snapshot_policy.core.events import (
+    Abandon,
+    AfterOwed,
+    AfterRan,
+    BeforeRan,
+    Begin,
+    BusyListed,
+    CreateFailed,
+    DeleteCrashed,
+    Deleted,
+    DeleteFailed,
+    Made,
+    MarkFailed,
+    Refused,
+    Signal,
+    StartCrashed,
+    Started,
+    Turn,
+    WaitOver,
+)
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.lifecycle import (
+    Lifecycle,
+    Stage,
+)
+from snapshot_policy.core.model import (
+    Clock,
+    Outcome,
+    Plan,
+    PlanAction,
+    ProviderError,
+    RetentionPolicy,
+    RunReport,
+    Snapshot,
+    StartedSnapshot,
+    Target,
+    TargetFailure,
+    TargetPlan,
+)
+from snapshot_policy.core.ownership import classify, marker_labels
+from snapshot_policy.edges.providers import Provider
+from snapshot_policy.edges.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
+from snapshot_policy.core.settlement import (
+    settle,
+)
+
+log = logging.getLogger(__name__)
+
+# Requests in flight at once per account, at most: each also waits for the account's request
+# budget (`budget`), which is what paces the run. Neither cloud documents a limit on requests
+# in flight, only on their rate; 32 lets 100-ms replies use Hetzner's burst (and DigitalOcean's
+# 250 a minute) without a thread per server.
+REQUESTS_AT_ONCE = 32
+# A poll round waits this share of the oldest snapshot's age: a snapshot is seen done at most
+# a quarter of its duration late, and a long one is polled rarely (at most every poll_interval).
+POLL_SPACING = 0.25
+# Poll rounds in a row that may fail before the snapshots they wait for are given up.
+FAILED_ROUNDS = 3
+# Hooks running at once per account, apart from the requests: a slow hook holds up no request.
+HOOKS_AT_ONCE = 4
+
+
+class Stop:
+    """A request to stop the run, set by the thread that takes the signals, read by every
+    account. `stopped` is done once it is set, so an account waiting for its replies wakes at
+    once: a wait's timeout is not to be relied on (under a C library that shifts the clock, as
+    the tests run, it may never run out)."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.stopped: Future[None] = Future()
+
+    def set(self, reason: str) -> None:
+        """`reason` names the signal; it completes "… stopped the run". The first one counts."""
+        if not self.reason:
+            self.reason = reason
+            self.stopped.set_result(None)
+
+    def is_set(self) -> bool:
+        return bool(self.reason)
+
+
+@dataclass
+class Executor:
+    providers: Mapping[str, Provider]
+    journal: Journal
+    audit: AuditLog
+    now: Clock
+    parallel: int | None = None
+    """At most this many snapshots in flight per account; None: as the request budget allows."""
+    delay_between_servers: float = 0.0
+    timing: Timing = Timing()
+    progress: Callable[[Target, str], None] = lambda target, stage: None
+    """Told each target's stage as it changes: waiting, creating, deleting, done, failed."""
+    monotonic: Callable[[], float] = time.monotonic
+    stop: Stop = field(default_factory=Stop)
+    halted: threading.Event = field(default_factory=threading.Event)
+    """Set once the hooks running at the stop were killed: only then do the accounts run the
+    after hooks owed, so none of those is killed."""
+    _halting: threading.Lock = field(default_factory=threading.Lock)
+
+    def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
+        """Apply every target of `plan`, the accounts at the same time; failures stay with their
+        target."""
+        started = self.now()
+        by_account: dict[str, list[TargetPlan]] = defaultdict(list)
+        for target_plan in plan.targets:
+            by_account[target_plan.target.account].append(target_plan)
+            self.progress(target_plan.target, "waiting")
+        failures = list(failures) + self._run_afters_owed_to_unread(failures)
+        outcomes: dict[int, Outcome] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(by_account)), thread_name_prefix="account") as pool:
+            for found in pool.map(self._run_account, by_account.values()):
+                outcomes.update(found)
+        return RunReport(started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures))
+
+    def _run_afters_owed_to_unread(self, failures: Sequence[TargetFailure]) -> list[TargetFailure]:
+        """Run first the after hooks a killed run owes targets this run could not read: such a
+        hook needs no cloud, and what its before hook froze must not wait for a listing.
+        Return a failure for each that failed or is no longer configured."""
+        found = []
+        for failure in failures:
+            for server_id, (name, began) in (self.journal.afters_owed(failure.account, failure.target) if failure.account else {}).items():
+                owed = (
+                    "the after hook an interrupted run owed "
+                    f"(its before hook ran for {name} at {began.isoformat()})"
+                )
+                self.journal.after_ran(failure.account, server_id, failure.target)
+                if not (failure.hooks and failure.hooks.after):
+                    problem = f"it is no longer configured: check server {server_id} by hand"
+                else:
+                    target = Target(failure.target, failure.provider, failure.account, server_id, failure.server_name, RetentionPolicy(), hooks=failure.hooks)
+                    log.warning("%s (server %s): running %s", failure.target, server_id, owed)
+                    problem = hooks.run("after", failure.hooks, target, hooks.environment(target, name, "failure"))
+                if problem is not None:
+                    log.error("%s (server %s): %s: %s", failure.target, server_id, owed, problem)
+                    found.append(replace(failure, reason=f"{owed}: {problem}"))
+        return found
+
+    def halt_once_stopped(self) -> None:
+        """Once the run is told to stop, kill the hooks running then, once for all accounts
+        (an account's after hooks that run later must not be killed by another's halt)."""
+        with self._halting:
+            if self.stop.is_set() and not self.halted.is_set():
+                hooks.stop_all()
+                self.halted.set()
+
+    def _run_account(self, plans: list[TargetPlan]) -> dict[int, Outcome]:
+        run = AccountRun(self, self.providers[plans[0].target.account], plans)
+        try:
+            run.run()
+        except Exception as error:  # a bug must fail this account's unfinished targets, not the run
+            log.exception("%s: unexpected error", plans[0].target.account)
+            run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
+        return {id(life.plan): life.outcome() for life in run.targets}
+
+    def record(
+        self, event: str, life: Lifecycle, snapshot: Snapshot, reason: str, once: bool = False
+    ) -> None:
+        """Audit a change. One that cannot be written down fails its target: the change
+        stands, but the trail an operator relies on lacks it. With `once` (what a killed run
+        left open), not if a line already says it."""
+        try:
+            if once and self.audit.recorded(event, snapshot.id):
+                return
+            self.audit.record(event, life.target, snapshot, reason, self.now())
+        except OSError as error:
+            log.error("%s: could not write the audit log: %s", life.target.name, error)
+            what = f"{event} {snapshot.name} ({snapshot.id})"
+            life.errors.append(f"{what} but could not write the audit log: {error}")
+
+
+class AccountRun:
+    """The three phases for the targets of one account (see the module docstring): this
+    schedules, sends and writes; each target's `Lifecycle` decides what comes next."""
+
+    def __init__(self, executor: Executor, provider: Provider, plans: Sequence[TargetPlan]):
+        self.executor = executor
+        self.provider = provider
+        timing = executor.timing
+        self.targets = [
+            Lifecycle(plan, timing.poll_interval, timing.creation_timeout) for plan in plans
+        ]
+        self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
+        self.budget.spend(provider.requests)  # the listings just read count in this minute too
+        self.to_start: deque[Lifecycle] = deque()
+        self.in_flight: dict[StartedSnapshot, tuple[Lifecycle, float]] = {}
+        self.to_delete: deque[tuple[Lifecycle, PlanAction]] = deque()
+        self.requests: dict[Future, Callable[[Future], None]] = {}
+        self.hook_runs: dict[Future, Callable[[Future], None]] = {}
+        self.starting = 0
+        self.next_start = float("-inf")
+        self.next_poll = float("-inf")
+        self.failed_rounds = 0
+        self.busy: list[tuple[float, Lifecycle]] = []
+        """Targets whose server is busy with another action, and when to ask again."""
+        self.refused_busy: list[Lifecycle] = []
+        """Starts refused as busy since the busy listing was last read."""
+        self.halted = False
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        account = self.targets[0].target.account
+        with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
+            self.pool, self.hook_pool = pool, hook_pool
+            with self.executor.journal.batch():
+                for life in self.targets:
+                    self._settle_journal(life)
+            waiting = [life for life in self.targets if life.stage is Stage.WAITING]
+            for life in waiting:
+                if life.plan.create is None:
+                    self._carry(life, life.on(self._begin()))
+            due = [life for life in waiting if life.plan.create is not None]
+            busy = (self._busy_servers() or {}) if due else {}
+            for life in due:
+                self._carry(life, life.on(self._begin(busy.get(life.target.server_id))))
+            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
+                self.executor.halt_once_stopped()
+                if self.executor.halted.is_set() and not self.halted:
+                    self._halt()
+                self._sort_busy()
+                self._start_some()
+                self._poll_if_due()
+                self._delete_some()
+                self._wait()
+
+    def fail_unfinished(self, error: str) -> None:
+        for life in self.targets:
+            self._carry(life, life.on(Abandon(error)))
+
+    def _carry(self, life: Lifecycle, commands: Iterable[Command]) -> None:
+        """Carry out a lifecycle's commands in order (`Start`, `Mark`: their callers do)."""
+        t, journal = life.target, self.executor.journal
+        for command in commands:
+            match command:
+                case Log(level, message):
+                    log.log(level, message)
+                case Record(event, snapshot, reason, once):
+                    self.executor.record(event, life, snapshot, reason, once)
+                case CrossOffStart(name):
+                    journal.marked(t.account, t.server_id, name)
+                case CrossOffDeletion(snapshot_id):
+                    journal.deleted(t.account, t.server_id, snapshot_id)
+                case CrossOffAfter():
+                    journal.after_ran(t.account, t.server_id, t.name)
+                case Queue(front):
+                    (self.to_start.appendleft if front else self.to_start.append)(life)
+                case AskAgain(at):
+                    self.busy.append((at, life))
+                case CheckBusy():
+                    self.refused_busy.append(life)
+                case RunBefore():
+                    future = self.hook_pool.submit(self._before, life)
+                    self.hook_runs[future] = lambda f, life=life: self._before_done(life, f)
+                case Poll(started, sent):
+                    self.in_flight[started] = (life, sent)
+                    if len(self.in_flight) == 1:  # the first to wait for: look soon
+                        self.next_poll = self.executor.monotonic() + FIRST_POLL
+                case RunAfter(status, snapshot_name):
+                    variables = hooks.environment(t, snapshot_name, status)
+                    future = self.hook_pool.submit(hooks.run, "after", t.hooks, t, variables)
+                    self.hook_runs[future] = lambda f, life=life: self._after_done(life, f)
+                case Delete(action):
+                    self.to_delete.append((life, action))
+                case Progress(stage):
+                    self.executor.progress(t, stage)
+                case Finished():
+                    self.executor.progress(t, "done" if life.outcome().ok else "failed")
+                case _:
+                    raise TypeError(f"not carried out here: {command!r}")
+
+    def _wait(self) -> None:
+        """Wait for a reply, or until the next start, poll or budgeted request is due."""
+        now = self.executor.monotonic()
+        moments = []
+        if self.in_flight:
+            moments.append(max(self.next_poll - now, self.budget.wait()))
+        if self.to_start and self._room():
+            moments.append(max(self.next_start - now, self.budget.wait()))
+        if self.busy:
+            moments.append(min(ready for ready, _ in self.busy) - now)
+        if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
+            moments.append(self.budget.wait())
+        timeout = max(0.0, min(moments)) if moments else None
+        if not self.requests and not self.hook_runs:
+            time.sleep(timeout or 0.01)
+            return
+        waiting = [*self.requests, *self.hook_runs] + ([] if self.halted else [self.executor.stop.stopped])  # a stop wakes it
+        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        with self.executor.journal.batch():
+            for future in done:
+                if future is not self.executor.stop.stopped:
+                    (self.requests.pop(future, None) or self.hook_runs.pop(future))(future)
+
+    # -- what an earlier run left --------------------------------------------------------
+
+    def _settle_journal(self, life: Lifecycle) -> None:
+        """Close what an earlier run left open (`settlement.settle`), then run the after hook it
+        owes. A mark that fails fails the target and leaves the rest of the settlement open:
+        nothing is created or deleted for it."""
+        t, journal = life.target, self.executor.journal
+        server = (t.account, t.server_id)
+        ahead = [(name, when) for *at, name, when in journal.future_starts() if tuple(at) == server]
+        pending, deletions = journal.pending(*server), journal.deletions(*server)
+        for command in settle(life.plan, pending, ahead, deletions, self.executor.now()):
+            if not isinstance(command, Mark):
+                self._carry(life, [command])
+                continue
+            try:
+                self.provider.mark_snapshot(command.snapshot.id, marker_labels(t))
+            except ProviderError as error:
+                self._carry(life, life.on(MarkFailed(error)))
+                break
+        owed = journal.afters_pending(*server).get(t.name)
+        if owed is not None:
+            self._carry(life, life.on(AfterOwed(*owed)))
+
+    def _begin(self, busy: str | None = None) -> Begin:
+        return Begin(self.executor.now(), self.executor.monotonic(), busy)
+
+    # -- (a) start -----------------------------------------------------------------------
+
+    def _busy_servers(self) -> dict[str, str] | None:
+        """Server id -> what it is busy with ("snapshot" or the cloud's action type), from one
+        account-wide listing; None when it cannot be read (each start then finds out: a busy
+        server refuses)."""
+        since = self.executor.now() - timedelta(seconds=self.executor.timing.creation_timeout)
+        before = self.provider.requests
+        try:
+            return self.provider.busy_servers(since)
+        except ProviderError as error:
+            log.warning("%s: could not list the servers busy with an action: %s", self.targets[0].target.account, error)
+            return None
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+
+    def _sort_busy(self) -> None:
+        """Settle the starts refused as busy (one busy listing for all of them) and queue again
+        the targets whose wait is over."""
+        if self.refused_busy:
+            refused, self.refused_busy = self.refused_busy, []
+            busy = self._busy_servers() or {}  # unreadable: ask again; the cloud refuses a second snapshot itself
+            for life in refused:
+                kind = busy.get(life.target.server_id, "an action")
+                self._carry(life, life.on(BusyListed(kind, self.executor.monotonic())))
+        now = self.executor.monotonic()
+        ready = [life for when, life in self.busy if when <= now]
+        if ready:
+            self.busy = [(when, life) for when, life in self.busy if when > now]
+            for life in ready:
+                self._carry(life, life.on(WaitOver()))
+
+    def _room(self) -> bool:
+        return self.executor.parallel is None or len(self.in_flight) + self.starting < self.executor.parallel
+
+    def _start_some(self) -> None:
+        """Give the queued targets their turn: a before hook runs first (it counts toward
+        `parallel`), and starts are spaced by `delay_between_servers`."""
+        batch: list[tuple[Lifecycle, Start]] = []
+        while not self.executor.stop.is_set() and self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+            if not self.to_start[0].before_owed:
+                now = self.executor.monotonic()
+                if now < self.next_start:
+                    break
+                self.next_start = now + self.executor.delay_between_servers
+                self.budget.spend()
+            life = self.to_start.popleft()
+            self.starting += 1
+            (command,) = life.on(Turn())
+            if isinstance(command, Start):
+                batch.append((life, command))
+            else:
+                self._carry(life, [command])
+        with self.executor.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
+            for life, start in batch:
+                t = life.target
+                now = self.executor.now()
+                self.executor.journal.started(t.account, t.server_id, start.name, now)
+        for life, start in batch:
+            t = life.target
+            self.executor.progress(t, "creating")
+            log.info("%s: creating %s (%s)", life.label, start.name, start.reason)
+            future = self.pool.submit(
+                self.provider.start_snapshot, t.server_id, start.name, marker_labels(t)
+            )
+            sent = self.executor.monotonic()
+            self.requests[future] = lambda f, life=life, sent=sent: self._started(life, f, sent)
+
+    def _before(self, life: Lifecycle) -> tuple[str | None, bool]:
+        """In a hook thread: (how the before hook failed or None, whether it ran). Written in
+        the journal first when an after hook is owed for it; not run once the run is stopping."""
+        if self.executor.stop.is_set():
+            return None, False
+        t, name = life.target, life.plan.create.snapshot.name
+        if t.hooks.after:
+            now = self.executor.now()
+            self.executor.journal.before_ran(t.account, t.server_id, t.name, name, now)
+        return hooks.run("before", t.hooks, t, hooks.environment(t, name)), True
+
+    def _before_done(self, life: Lifecycle, future: Future) -> None:
+        self.starting -= 1
+        try:
+            problem, ran = future.result()
+        except Exception as error:  # a bug in running it: the hook did not succeed
+            log.exception("%s: unexpected error in the before hook", life.label)
+            problem, ran = f"before hook: unexpected error: {type(error).__name__}: {error}", True
+        self._carry(life, life.on(BeforeRan(problem, ran, self.executor.stop.reason)))
+
+    def _after_done(self, life: Lifecycle, future: Future) -> None:
+        try:
+            problem = future.result()
+        except Exception as error:  # a bug in running it: the hook did not succeed
+            log.exception("%s: unexpected error in the after hook", life.label)
+            problem = f"after hook: unexpected error: {type(error).__name__}: {error}"
+        self._carry(life, life.on(AfterRan(problem, self.executor.stop.reason)))
+
+    def _started(self, life: Lifecycle, future: Future, sent: float) -> None:
+        self.starting -= 1
+        self._spent()
+        try:
+            started = future.result()
+        except ServerBusy as error:  # certain: nothing was started
+            self._carry(life, life.on(Refused(error, self.executor.monotonic())))
+        except ProviderError as error:
+            self._carry(life, life.on(CreateFailed(error)))
+        except Exception as error:  # a bug fails this target only
+            log.exception("%s: unexpected error", life.label)
+            self._carry(life, life.on(StartCrashed(_unexpected(error))))
+        else:
+            self._carry(life, life.on(Started(started, sent)))
+
+    # -- (b) wait ------------------------------------------------------------------------
+
+    def _poll_if_due(self) -> None:
+        now = self.executor.monotonic()
+        if not self.in_flight or now < self.next_poll or self.budget.wait() > 0:
+            return
+        waiting = list(self.in_flight)
+        before = self.provider.requests
+        try:
+            found = self.provider.progress(waiting)
+            self.failed_rounds = 0
+        except ProviderError as error:
+            self.failed_rounds += 1
+            log.warning("%s: could not poll %d snapshot(s): %s", self.targets[0].target.account, len(waiting), error)
+            found = dict.fromkeys(waiting, error if self.failed_rounds >= FAILED_ROUNDS else None)
+        finally:
+            # A round may take several requests (pages); those the pool sent meanwhile are
+            # counted twice, which only slows the pace a little.
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+        now = self.executor.monotonic()
+        with self.executor.journal.batch():
+            for started in waiting:
+                life, sent = self.in_flight[started]
+                result = found.get(started)
+                if result is None and now - sent > self.executor.timing.creation_timeout:
+                    result = timed_out(self.provider.name, f"snapshot {started.name}", self.executor.timing.creation_timeout)
+                if result is None:
+                    continue
+                del self.in_flight[started]
+                if isinstance(result, ProviderError):
+                    self._carry(life, life.on(CreateFailed(result)))
+                else:
+                    made = classify(life.target, result)
+                    self._carry(life, life.on(Made(made, self.executor.now())))
+        if self.in_flight:
+            oldest = min(sent for _, sent in self.in_flight.values())
+            self.next_poll = now + min(self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
+
+    # -- (c) delete ----------------------------------------------------------------------
+
+    def _delete_some(self) -> None:
+        batch = []
+        while not self.executor.stop.is_set() and self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+            self.budget.spend()
+            batch.append(self.to_delete.popleft())
+        with self.executor.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
+            for life, action in batch:
+                t, snapshot = life.target, action.snapshot
+                self.executor.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.executor.now())
+        for life, action in batch:
+            future = self.pool.submit(self.provider.delete_snapshot, action.snapshot.id)
+            self.requests[future] = lambda f, life=life, act=action: self._deleted(life, act, f)
+
+    def _deleted(self, life: Lifecycle, action: PlanAction, future: Future) -> None:
+        self._spent()
+        try:
+            future.result()
+        except ProviderError as error:
+            self._carry(life, life.on(DeleteFailed(action, error)))
+        except Exception as error:  # a bug fails this target only; the journal keeps the deletion to check
+            log.exception("%s: unexpected error", life.label)
+            self._carry(life, life.on(DeleteCrashed(_unexpected(error))))
+        else:
+            self._carry(life, life.on(Deleted(action)))
+
+    # -- stopping ------------------------------------------------------------------------
+
+    def _halt(self) -> None:
+        """The run was told to stop and the hooks then running were killed: every target hears
+        it (`Signal`), in the order of the queues, with the deletions it has not sent.
+        Replies to requests already sent are still taken."""
+        self.halted = True
+        unsent = Counter(life for life, _ in self.to_delete)
+        queued = [*self.to_start, *(life for _, life in self.busy), *self.refused_busy]
+        making = [life for life, _ in self.in_flight.values()]
+        self.to_start.clear()
+        self.to_delete.clear()
+        self.in_flight.clear()
+        self.busy, self.refused_busy = [], []
+        with self.executor.journal.batch():
+            for life in dict.fromkeys([*queued, *making, *unsent, *self.targets]):
+                self._carry(life, life.on(Signal(self.executor.stop.reason, unsent[life])))
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _spent(self) -> None:
+        """Bring the budget in line with what the account's last reply reported."""
+        self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def _unexpected(error: Exception) -> str:
+    """What a target's error says of a bug (the traceback is logged)."""
+    return f"unexpected error: {type(error).__name__}: {error}"

@@ -1,0 +1,170 @@
+"""Reading the clouds for a run: each account's servers and snapshots, then what they show.
+
+Each account is read once — its servers, its snapshots — however many targets use it
+(docs/promises.md §8). Failures stay with the targets they concern: a bad token fails that
+account's targets. Which servers a target covers (a missing server fails its target, a server
+claimed by two targets fails both) is decided by `resolve`; which of our snapshots are
+orphans, and when a server's absence is certain enough to prune them, by `orphans`. Both are
+pure: this module reads, and hands them the listings.
+
+Views disagree (docs/promises.md §5, invariant 12): a listing that changed while its pages were
+read, and was still changing when read again (`provider.unsettled`), withholds every deletion
+of its account this run — creates go on — and makes no absence certain.
+
+Anything that goes wrong while reading one account, even an exception an SDK was not meant
+to raise, becomes that account's targets' failure; the other accounts carry on.
+
+Accounts are read concurrently (up to `ACCOUNT_READERS` at a time; each has its own provider
+object), their results then taken in the order the specs name the accounts, so the outcome
+does not depend on which answers first. Within an account the listings stay in sequence:
+servers, one listing per distinct label selector, snapshots (the adapters read the pages of
+each a few at a time, in page order: providers/paging.py). The snapshot listing is grouped
+by server once, so each target classifies its own server's snapshots only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.model import (
+    DEFAULT_CREATION_TIMEOUT,
+    Account,
+    CloudSnapshot,
+    ProviderError,
+    Server,
+    Snapshot,
+    Target,
+    TargetFailure,
+    TargetSpec,
+)
+from snapshot_policy.core.orphans import absence_certain, find_orphans, listed_completely
+from snapshot_policy.core.ownership import by_server, snapshots_for
+from snapshot_policy.edges.providers import Provider
+from snapshot_policy.core.resolve import failure, label_selectors, resolve
+
+log = logging.getLogger(__name__)
+ACCOUNT_READERS = 8
+"""Accounts read at the same time: each is a few paginated listings, mostly waiting."""
+
+
+@dataclass
+class Observation:
+    """The observed state: targets with their snapshots, and the targets that failed.
+
+    `absent` names, per account whose listing was certain, the servers missing from it that
+    have our snapshots: what the run state records for the next run. `withheld` says, per
+    account whose listings changed while read, why its deletions are withheld this run.
+    """
+
+    observed: list[tuple[Target, list[Snapshot]]] = field(default_factory=list)
+    failures: list[TargetFailure] = field(default_factory=list)
+    providers: dict[str, Provider] = field(default_factory=dict)
+    absent: dict[str, set[str]] = field(default_factory=dict)
+    withheld: dict[str, str] = field(default_factory=dict)
+
+
+def observe(
+    specs: Sequence[TargetSpec],
+    connect: Callable[[Account], Provider],
+    orphans: bool = True,
+    orphans_keep_last: int | None = None,
+    journal: Journal | None = None,
+    absent_since: Mapping[tuple[str, str], datetime] | None = None,
+    now: datetime | None = None,
+    creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+) -> Observation:
+    """Resolve every spec to its servers and classify their snapshots, one listing per account.
+
+    With `orphans`, each account's marked snapshots of missing servers are added as orphan
+    targets, prunable only once `absent_since` (account, server id → first missed) shows the
+    absence is certain at `now`. The `journal` names snapshots this tool started but could
+    not mark: found, and made within `creation_timeout` of their start, they are adopted;
+    not listed yet but recent, they count as still being created.
+    """
+    result = Observation()
+    by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
+    for spec in specs:
+        by_account[spec.account].append(spec)
+    reads = _read_accounts(by_account, connect)
+    for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
+        if isinstance(read, Exception):
+            reason = str(read) if isinstance(read, (ProviderError, ValueError)) else f"unexpected {type(read).__name__} while reading it"
+            cannot = f"cannot read account {account.name}: {reason}"
+            result.failures += [failure(s, cannot) for s in account_specs]
+            continue
+        result.providers[account.name] = read.provider
+        unsettled = list(read.provider.unsettled)
+        if unsettled:
+            result.withheld[account.name] = (
+                f"deletions withheld: {'; '.join(unsettled)}; "
+                f"two views of account {account.name} disagree"
+            )
+        targets, unresolved = resolve(account_specs, read.servers, read.selected)
+        targets, incomplete = listed_completely(targets, read.servers, read.listing)
+        result.failures += unresolved + incomplete
+        if orphans:
+            certain = absence_certain(bool(unresolved), bool(unsettled), bool(incomplete))
+            found, absent = find_orphans(
+                account, account_specs[0].owner, read.servers, read.listing,
+                certain, absent_since, now, orphans_keep_last,
+            )
+            if absent is not None:
+                result.absent[account.name] = absent
+            targets += found
+        grouped = by_server(read.listing)
+        result.observed += [(t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout)) for t in targets]
+    return result
+
+
+@dataclass
+class _AccountRead:
+    """What one account's listings gave: its provider, its servers, the servers each label
+    selector its specs use matched, and its snapshots."""
+
+    provider: Provider
+    servers: list[Server]
+    selected: dict[str, list[Server]]
+    listing: list[CloudSnapshot]
+
+
+def _read_accounts(by_account: Mapping[Account, Sequence[TargetSpec]], connect: Callable[[Account], Provider]) -> list[_AccountRead | Exception]:
+    """Read every account, several at a time; return each one's read or its exception, in
+    the order of `by_account`."""
+    if len(by_account) <= 1:
+        return [_read_account(account, specs, connect) for account, specs in by_account.items()]
+    with ThreadPoolExecutor(max_workers=min(ACCOUNT_READERS, len(by_account)), thread_name_prefix="observe") as pool:
+        return list(pool.map(lambda item: _read_account(item[0], item[1], connect), by_account.items()))
+
+
+def _read_account(account: Account, specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]) -> _AccountRead | Exception:
+    """Connect, list the servers, each label selector the specs use, then the snapshots; any
+    exception is returned, not raised: it is this account's alone."""
+    try:
+        provider = connect(account)
+        servers = provider.servers()
+        selected = {s: list(provider.servers(s)) for s in label_selectors(specs)}
+        listing = provider.snapshots()
+    except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
+        log.debug("reading account %s failed", account.name, exc_info=True)
+        return error
+    return _AccountRead(provider, list(servers), selected, list(listing))
+
+
+def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Journal | None, creation_timeout: timedelta) -> list[Snapshot]:
+    if journal is None:
+        return snapshots_for(target, listing)
+    snapshots = snapshots_for(target, listing, journal.pending(target.account, target.server_id), creation_timeout)
+    seen = {s.name for s in snapshots}
+    in_flight = journal.in_flight(target.account, target.server_id)
+    snapshots += [
+        Snapshot("", name, started, target.server_id, True, "started by an interrupted run; not listed yet", creating=True)
+        for name, started in sorted(in_flight.items())
+        if name not in seen
+    ]
+    return snapshots

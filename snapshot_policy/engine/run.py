@@ -1,0 +1,273 @@
+"""One run of plan or apply: read the clouds, decide, and (for apply) act and report.
+
+Every flow of the commands that talk to the clouds (plan, apply and its dry run, validate
+--online), each from one RunContext, so the command line only parses and reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from snapshot_policy.edges import monitor, providers
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.config import LoadedConfig
+from snapshot_policy.engine.execute import Executor, Stop
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.redaction import redact
+from snapshot_policy.core.model import Account, Channel, Clock, Plan, RunReport, RunSettings, Target, TargetFailure
+from snapshot_policy.edges.notify import Event, deliver
+from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
+from snapshot_policy.engine.observe import Observation, observe
+from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
+from snapshot_policy.core.reconcile import build_plan
+from snapshot_policy.output.render import report_summary
+from snapshot_policy.state.runstate import RunState
+
+log = logging.getLogger(__name__)
+TELEGRAM_API = "https://api.telegram.org/bot"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a command that talks to the clouds derives from its configuration, derived once:
+    how to reach the clouds, where the run's own files are, where Telegram answers. The
+    flows below take it; `cli` builds it once per command."""
+
+    loaded: LoadedConfig
+    timing: providers.Timing
+    journal_file: Path
+    """Beside the lock file."""
+    state_file: Path
+    """Beside the lock file too."""
+    audit_file: Path
+    """The policy's audit_log, else beside the log file (or the lock file, without a log)."""
+    telegram_base_url: str
+
+    @classmethod
+    def of(cls, loaded: LoadedConfig) -> RunContext:
+        settings = loaded.settings
+        lock_file = Path(settings.lock_file)
+        beside_log = Path(settings.log_file or settings.lock_file).parent
+        timing = providers.Timing(
+            request_timeout=settings.request_timeout,
+            creation_timeout=settings.snapshot_creation_timeout,
+        )
+        return cls(
+            loaded,
+            timing,
+            journal_file=lock_file.with_suffix(".journal.json"),
+            state_file=lock_file.with_suffix(".state.json"),
+            audit_file=Path(settings.audit_log or beside_log / "snapshot-policy-audit.jsonl"),
+            telegram_base_url=(
+                settings.telegram_api_url or os.environ.get("TELEGRAM_API_URL") or TELEGRAM_API
+            ),
+        )
+
+    @property
+    def settings(self) -> RunSettings:
+        return self.loaded.settings
+
+    def connect(self, account: Account) -> providers.Provider:
+        return providers.connect(account, self.timing)
+
+    def journal(self, now: datetime) -> Journal:
+        """A start older than the creation timeout is no longer running."""
+        in_flight = timedelta(seconds=self.settings.snapshot_creation_timeout + 600)
+        return Journal(self.journal_file, in_flight, now)
+
+    def state(self, now: datetime) -> RunState:
+        return RunState(self.state_file, now)
+
+    def files(self, **options: Path | None) -> dict[str, Path | str | None]:
+        """Every file a run reads or writes besides its configuration, by the setting or option
+        that names it (statefiles.check_files), with `options`' files (`--report`: a path)."""
+        settings = self.settings
+        audit = "audit_log" if settings.audit_log else "the audit log beside the log file"
+        return {
+            "lock_file": Path(settings.lock_file),
+            "the journal beside lock_file": self.journal_file,
+            "the run state beside lock_file": self.state_file,
+            "log_file": settings.log_file,
+            audit: self.audit_file,
+            **options,
+        }
+
+
+def decide(
+    loaded: LoadedConfig,
+    whole: bool,
+    now: datetime,
+    journal: Journal | None = None,
+    state: RunState | None = None,
+    connect: Callable[[Account], providers.Provider] | None = None,
+) -> tuple[Plan, list[TargetFailure], Observation]:
+    """Read the clouds and plan at `now`, with what earlier runs recorded. Orphans belong to
+    no target, so a run limited by --target (`whole` false) leaves them alone. What is not
+    given comes from the configuration's RunContext; `connect` is the chaos suite's seam for
+    fast retries."""
+    settings = loaded.settings
+    if journal is None or state is None or connect is None:
+        context = RunContext.of(loaded)
+        journal, state = journal or context.journal(now), state or context.state(now)
+        connect = connect or context.connect
+    creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
+    observation = observe(
+        loaded.targets, connect, orphans=whole, orphans_keep_last=settings.orphans_keep_last,
+        journal=journal, absent_since=state.absent_since, now=now, creation_timeout=creation_timeout,
+    )
+    plan = build_plan(observation.observed, now, creation_timeout, state.last_made, observation.withheld, settings.max_deletions_per_run)
+    return plan, list(loaded.failed) + observation.failures, observation
+
+
+def plan(context: RunContext, whole: bool, now: datetime) -> tuple[Plan, list[TargetFailure]]:
+    """`plan`: what apply would do at `now`."""
+    journal, state = context.journal(now), context.state(now)
+    return decide(context.loaded, whole, now, journal, state, context.connect)[:2]
+
+
+def dry_run(
+    context: RunContext,
+    whole: bool,
+    now: datetime,
+    plan_file: Path | None,
+    max_plan_age: timedelta = DEFAULT_MAX_AGE,
+) -> tuple[Plan, list[TargetFailure]]:
+    """`apply --dry-run`: what apply would carry out at `now`; changes nothing.
+    Raise PlanFileError if the saved plan would be refused."""
+    journal, state = context.journal(now), context.state(now)
+    return _proposed(context, whole, now, journal, state, plan_file, max_plan_age)[:2]
+
+
+def _proposed(
+    context: RunContext,
+    whole: bool,
+    now: datetime,
+    journal: Journal,
+    state: RunState,
+    plan_file: Path | None,
+    max_plan_age: timedelta,
+) -> tuple[Plan, list[TargetFailure], Observation]:
+    """Plan afresh; with `plan_file`, keep only what the saved plan also asks for
+    (planfile.agreed). Raise PlanFileError if the saved plan is refused."""
+    plan, failures, observation = decide(
+        context.loaded, whole, now, journal, state, context.connect
+    )
+    if plan_file is not None:
+        plan = agreed(read_plan_file(plan_file), plan, plan_file, max_plan_age)
+    return plan, failures, observation
+
+
+def apply(
+    context: RunContext,
+    whole: bool,
+    clock: Clock,
+    plan_file: Path | None,
+    parallel: int | None,
+    metrics_file: Path | None = None,
+    report_file: Path | None = None,
+    progress: Callable[[Target, str], None] = lambda target, stage: None,
+    max_plan_age: timedelta = DEFAULT_MAX_AGE,
+    stop: Stop | None = None,
+) -> RunReport:
+    """Plan afresh (with `plan_file`, keep only what the saved plan also asks for), carry it
+    out at most `parallel` (default: the settings') at once per account, then tell people and
+    monitoring. `stop`, once set, ends the run early (execute.py); the run state and the
+    reports are written all the same.
+
+    Raise PlanFileError if the saved plan is refused (monitoring hears of it first).
+    """
+    loaded, settings = context.loaded, context.settings
+    pings = [monitor.ping(settings.healthcheck_url, "start")]
+    now = clock()
+    journal, state = context.journal(now), context.state(now)
+    try:
+        proposed = _proposed(context, whole, now, journal, state, plan_file, max_plan_age)
+    except PlanFileError as error:
+        monitor.ping(settings.healthcheck_url, "fail", str(error))
+        raise
+    plan, failures, observation = proposed
+    audit = AuditLog(context.audit_file, plan.fingerprint)
+    executor = Executor(
+        observation.providers, journal, audit, clock, parallel=parallel or settings.parallel,
+        delay_between_servers=settings.delay_between_servers, timing=context.timing,
+        progress=progress, stop=stop or Stop(),
+    )
+    report = executor.apply(plan, failures)
+    unwritten = _remember(state, report, observation if whole else None, now)
+    events = routes(report, socket.gethostname(), loaded.secrets)
+    deliveries = deliver(events, context.telegram_base_url, clock, loaded.secrets)
+    report = replace(report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten)  # the summary's time is the whole run's
+    outcome = "success" if report.exit_code == 0 else "fail"
+    pings.append(monitor.ping(settings.healthcheck_url, outcome, report_summary(report)))
+    report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
+    unwritten = []
+    if report_file is not None:
+        unwritten += _written("run report", lambda: monitor.write_report(report_file, report))
+    if metrics_file is not None:
+        unwritten += _written("metrics file", lambda: monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values())))
+    return replace(report, unwritten=report.unwritten + tuple(unwritten))
+
+
+def check_online(context: RunContext) -> list[TargetFailure]:
+    """`validate --online`: the targets whose token or servers fail a read-only check."""
+    return observe(context.loaded.targets, context.connect, orphans=False).failures
+
+
+def _written(what: str, write: Callable[[], None]) -> list[str]:
+    """Write a file after the changes; if it cannot be, say so — the run then fails so someone
+    looks."""
+    try:
+        write()
+    except OSError as error:
+        log.error("could not write the %s: %s", what, error)
+        return [f"could not write the {what}: {error}"]
+    return []
+
+
+def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> tuple[str, ...]:
+    """Record the snapshots made and (for a whole run) the servers missing, for the next run;
+    return a sentence if that could not be written."""
+    for outcome in report.outcomes:
+        if outcome.created is not None:  # dated as the cloud dates it, so the next listing agrees
+            state.record_made(outcome.plan.target.account, outcome.plan.target.server_id, min(outcome.created.created, now))
+    for account, absent in (observation.absent if observation else {}).items():
+        state.record_absent(account, absent, now)
+    try:
+        state.save()
+    except OSError as error:  # the snapshots are done; the next run knows less, so the run fails
+        log.error("could not write the run state: %s", error)
+        return (f"could not write the run state: {error}",)
+    return ()
+
+
+def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tuple[Event, tuple[Channel, ...]]]:
+    """One event per target that did something or failed, with the channels that hear of it.
+
+    A target with nothing due stays quiet, so an hourly cron line does not chatter. Error
+    texts are redacted before they leave for a chat or a webhook.
+    """
+    found = []
+    for outcome in report.outcomes:
+        target, plan = outcome.plan.target, outcome.plan
+        if not target.notify or (outcome.ok and outcome.created is None and not outcome.deleted):
+            continue
+        name = outcome.created.name if outcome.created else (plan.create.snapshot.name if plan.create else "")
+        event = Event(target.name, target.provider, target.server_name, target.server_id, name, outcome.remaining,
+                      SUCCESS if outcome.ok else FAILURE, _redacted(outcome.error, secrets), hostname, report.finished)
+        found.append((event, target.notify))
+    for failure in report.failures:
+        if failure.notify:
+            server = failure.server_name or failure.target
+            event = Event(failure.target, "", server, "", "", 0, FAILURE, _redacted(failure.reason, secrets), hostname, report.finished)
+            found.append((event, failure.notify))
+    return found
+
+
+def _redacted(text: str | None, secrets: Iterable[str]) -> str | None:
+    return None if text is None else redact(text, secrets)

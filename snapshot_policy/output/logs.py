@@ -1,0 +1,154 @@
+"""Logs (docs/promises.md §8): a rotating file, the console with -v, and no secret in either.
+
+Redaction (`redaction`) sits on every handler, not on a logger: a logger's filters never see
+records that child loggers propagate, while a handler's filters see every line it writes.
+Log messages are made one line: control characters and line breaks, which a server name from
+an API may hold, are written as escapes, so no name can forge a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from logging.handlers import RotatingFileHandler
+from typing import TextIO
+
+from snapshot_policy.state import statefiles
+from snapshot_policy.core.redaction import escape_controls, redact
+
+LOGGER_NAME = "snapshot_policy"
+
+# Libraries whose loggers may print requests, headers or URLs with a token in them.
+SDK_LOGGERS = ("azure", "urllib3", "hcloud", "httpx", "telegram")
+
+FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+CONSOLE_FORMAT = "%(levelname)s %(message)s"
+
+_installed: list[logging.Handler] = []
+
+class _UTCFormatter(logging.Formatter):
+    """`2026-11-26T03:00:00.123Z`: ISO 8601 in UTC, so logs of hosts in different zones compare."""
+
+    converter = time.gmtime
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a record's message, traceback and stack before a handler writes it, and
+    escapes control characters and line breaks in the message (in the traceback and stack, all
+    but their line breaks), so every record stays the lines it was meant to be.
+
+    The record is changed in place, so every later handler gets the masked text: the message is
+    formatted once (args cleared) and the traceback is formatted here and its exc_info dropped,
+    so no formatter can render it again unmasked.
+    """
+
+    def __init__(self, secrets: Iterable[str], formatter: logging.Formatter) -> None:
+        super().__init__()
+        self._secrets = tuple(secrets)
+        self._formatter = formatter
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = escape_controls(redact(_message(record), self._secrets))
+        record.args = ()
+        if record.exc_info:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = escape_controls(redact(record.exc_text, self._secrets), keep="\n")
+        if record.stack_info:
+            record.stack_info = escape_controls(redact(record.stack_info, self._secrets), keep="\n")
+        return True
+
+
+def _message(record: logging.LogRecord) -> str:
+    """The formatted message; a logging call with wrong arguments must not end the run."""
+    try:
+        return record.getMessage()
+    except (TypeError, ValueError):
+        return f"{record.msg} (arguments that do not fit: {record.args!r})"
+
+
+def setup_logging(
+    log_file: str | None, max_bytes: int, backup_count: int, level: str, verbose: bool, secrets: Iterable[str]
+) -> None:
+    """Send the `snapshot_policy` logger, and the SDK loggers at WARNING, to a rotating `log_file`
+    at `level` (its folder created) and, when `verbose`, to stderr at INFO (DEBUG if `level` is).
+
+    Replaces what an earlier call installed. With neither destination nothing is written, not
+    even warnings. Raise OSError naming `log_file` if it cannot be opened, ValueError for an
+    unknown `level`.
+    """
+    level = level.upper()
+    if not isinstance(logging.getLevelName(level), int):
+        raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    secrets = tuple(secrets)
+    _remove_installed()
+    handlers: list[logging.Handler] = []
+    if log_file:
+        handlers.append(_prepared(_rotating_file(log_file, max_bytes, backup_count), level, _UTCFormatter(FILE_FORMAT), secrets))
+    if verbose:
+        console_level = "DEBUG" if level == "DEBUG" else "INFO"
+        handlers.append(_prepared(logging.StreamHandler(sys.stderr), console_level, logging.Formatter(CONSOLE_FORMAT), secrets))
+    own_level = min((handler.level for handler in handlers), default=logging.WARNING)
+    if not handlers:
+        # Without any handler, logging's "last resort" would print warnings to stderr unmasked.
+        handlers.append(logging.NullHandler())
+    _installed.extend(handlers)
+    _route(logging.getLogger(LOGGER_NAME), handlers, own_level)
+    for name in SDK_LOGGERS:
+        _route(logging.getLogger(name), handlers, logging.WARNING)
+
+
+def _rotating_file(path: str, max_bytes: int, backup_count: int) -> RotatingFileHandler:
+    try:
+        return _StateFileHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+    except OSError as error:
+        raise OSError(str(error) if str(error).startswith("cannot use log file") else f"cannot use log file {path}: {error.strerror or error}") from error
+
+
+class _StateFileHandler(RotatingFileHandler):
+    """A rotating log that is never opened through a symbolic link, never appended to when
+    another user owns it or others may write it (they could forge its lines), and is created 0640.
+
+    Rotation renames files, which moves a link rather than following it; each new file is
+    opened as the first one was.
+    """
+
+    def __init__(self, path: str, **options: object) -> None:
+        self._named = path  # as configured, for messages; logging keeps the absolute path
+        super().__init__(path, **options)  # type: ignore[arg-type]
+
+    def _open(self) -> TextIO:
+        try:
+            return statefiles.open_append(self.baseFilename, "log file", statefiles.GROUP_READABLE, self.encoding or "utf-8", self.errors)
+        except statefiles.StateFileError as error:
+            raise type(error)("log file", self._named, error.reason) from None
+
+
+def _prepared(handler: logging.Handler, level: str, formatter: logging.Formatter, secrets: tuple[str, ...]) -> logging.Handler:
+    handler.setLevel(level)
+    handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter(secrets, formatter))
+    return handler
+
+
+def _route(logger: logging.Logger, handlers: list[logging.Handler], level: int) -> None:
+    """Only our handlers: propagating to the root could reach a handler without redaction."""
+    logger.setLevel(level)
+    logger.propagate = False
+    for handler in handlers:
+        logger.addHandler(handler)
+
+
+def _remove_installed() -> None:
+    for name in (LOGGER_NAME, *SDK_LOGGERS):
+        logger = logging.getLogger(name)
+        for handler in _installed:
+            logger.removeHandler(handler)
+    for handler in _installed:
+        handler.close()
+    _installed.clear()

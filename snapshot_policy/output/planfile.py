@@ -1,0 +1,287 @@
+"""Saved plans: `plan --out FILE` writes one, `apply --plan FILE` takes it as a proposal.
+
+A saved plan is the plan's JSON form, the document `plan --output json` prints too: a stable
+interface (documented in the README) whose keys are only ever added, never renamed or
+removed, and whose `format_version` changes if that promise breaks.
+
+A saved plan is never an authority (docs/promises.md §3): apply plans afresh from the current
+configuration and a fresh listing, and carries out only what both plans agree on. It
+refuses the whole plan, changing nothing, when the file is older than the age limit or
+dated ahead, was made from another configuration, saw other snapshots, or asks for
+anything the fresh plan would not do — and it lists each difference. Whatever the file
+says, the create's name, the safety refusals and every reason come from the fresh plan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
+from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
+from snapshot_policy.core.model import ActionKind, Plan, PlanAction, Price, TargetFailure, TargetPlan
+from snapshot_policy.core.ownership import adopted
+from snapshot_policy.core.redaction import escape_controls
+from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
+from snapshot_policy.state.statefiles import write_atomic
+
+PLAN_FORMAT_VERSION = 1
+DEFAULT_MAX_AGE = timedelta(hours=24)
+
+
+class PlanFileError(Exception):
+    """The saved plan cannot be applied; the message says why and what to do."""
+
+
+def plan_document(
+    plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES
+) -> dict:
+    """Return the plan as the JSON-ready dictionary documented in the README, its storage
+    costs at `prices` (per provider)."""
+    counts = dict.fromkeys(ActionKind, 0)
+    targets = []
+    for target_plan in plan.targets:  # one pass over the actions, for the documents and the counts
+        by_kind = _by_kind(target_plan)
+        for kind, actions in by_kind.items():
+            counts[kind] += len(actions)
+        targets.append(_target_document(target_plan, by_kind, prices))
+    now, after = total_storage(plan, prices)
+    return {
+        "format_version": PLAN_FORMAT_VERSION,
+        "made_at": iso_utc(plan.made_at),
+        "fingerprint": plan.fingerprint,
+        "config_fingerprint": plan.config_fingerprint,
+        "targets": targets,
+        "failed": [
+            {"target": f.target, "account": f.account, "reason": f.reason} for f in failures
+        ],
+        "summary": {
+            "targets": len(targets),
+            "create": counts[ActionKind.CREATE],
+            "delete": counts[ActionKind.DELETE],
+            "keep": counts[ActionKind.KEEP],
+            "skip": counts[ActionKind.SKIP],
+            "refused_targets": sum(1 for t in plan.targets if t.refusal),
+            "failed_targets": len(failures),
+            "has_changes": plan.has_changes,
+        },
+        "storage": {
+            "prices": {
+                p: {"per_gb_month": prices[p].per_gb_month, "currency": prices[p].currency}
+                for p in sorted(prices)
+            },
+            "now": _storage_document(now),
+            "after_apply": _storage_document(after),
+        },
+    }
+
+
+def plan_json(
+    plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES
+) -> str:
+    """The plan document as `plan --output json` prints it and `plan --out` saves it."""
+    return indented_json(plan_document(plan, failures, prices)) + "\n"
+
+
+def save(
+    path: Path, plan: Plan, failures: Sequence[TargetFailure], prices: Mapping[str, Price]
+) -> None:
+    """Write the plan for `apply --plan`. Raise StateFileError if it cannot be written."""
+    write_atomic(path, plan_json(plan, failures, prices), "plan file")
+
+
+def _by_kind(plan: TargetPlan) -> dict[ActionKind, list[PlanAction]]:
+    """The target's actions of each kind, in plan order (`TargetPlan.of_kind` for all kinds
+    at once)."""
+    by_kind: dict[ActionKind, list[PlanAction]] = {kind: [] for kind in ActionKind}
+    for action in plan.actions:
+        by_kind[action.kind].append(action)
+    return by_kind
+
+
+def _target_document(
+    plan: TargetPlan, by_kind: dict[ActionKind, list[PlanAction]], prices: Mapping[str, Price]
+) -> dict:
+    creates = by_kind[ActionKind.CREATE]
+    create = creates[0] if creates else None
+    now, after, estimate = target_storage(plan, prices)
+    return {
+        **target_identity(plan.target),
+        "schedule": plan.target.schedule.describe(),
+        "schedule_note": plan.schedule_note,
+        "create": None if create is None else {
+            "name": create.snapshot.name,
+            "rules": list(create.rules),
+            "estimated_size_gb": estimate,
+        },
+        "delete": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.DELETE]],
+        "keep": [_snapshot_document(a, reason=False) for a in by_kind[ActionKind.KEEP]],
+        "skip": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.SKIP]],
+        "refused": plan.refusal,
+        "withheld": plan.withheld,
+        "problems": list(plan.problems),
+        "storage": {"now": _storage_document(now), "after_apply": _storage_document(after)},
+    }
+
+
+def _snapshot_document(action: PlanAction, reason: bool) -> dict:
+    snapshot = action.snapshot
+    document = {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "created": iso_utc(snapshot.created),
+        "protected": snapshot.protected,
+        "adopted": adopted(snapshot),
+        "ownership": snapshot.ownership,
+        "size_gb": snapshot.size_gb,
+    }
+    if snapshot.note:
+        document["note"] = snapshot.note
+    if reason:
+        document["reason"] = action.reason
+    else:
+        document["rules"] = list(action.rules)
+    return document
+
+
+def _storage_document(storage: Storage) -> dict:
+    complete = not storage.unknown
+    costs = {c: round(v, 4) for c, v in sorted(storage.costs.items())}
+    return {
+        "snapshots": storage.snapshots,
+        "unknown_sizes": storage.unknown,
+        "size_gb": round(storage.known_gb, 3) if complete else None,
+        "known_size_gb": round(storage.known_gb, 3),
+        "monthly_cost": costs if complete else None,
+        "known_monthly_cost": costs,
+        "estimated": storage.estimated,
+    }
+
+
+def read_plan_file(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise PlanFileError(f"cannot read plan file {path}: {getattr(error, 'strerror', None) or error}") from None
+    except json.JSONDecodeError as error:
+        raise PlanFileError(f"{path} is not a saved plan (not JSON: {error.msg} on line {error.lineno})") from None
+    if not isinstance(document, dict) or document.get("format_version") != PLAN_FORMAT_VERSION or not isinstance(document.get("targets"), list):
+        raise PlanFileError(
+            f"{path} is not a saved plan of format {PLAN_FORMAT_VERSION}; "
+            "make one with `snapshot-policy plan --out FILE`"
+        )
+    return document
+
+
+def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MAX_AGE) -> Plan:
+    """Return `fresh` cut down to what the saved plan also asks for.
+
+    Raise PlanFileError, naming `path` and saying that nothing was changed, when the saved
+    plan is too old or dated ahead of `fresh.made_at`, comes from another configuration or
+    another set of snapshots, or holds a create or a deletion the fresh plan would not do.
+    """
+    _check_age(saved.get("made_at"), fresh.made_at, max_age, path)
+    again = "nothing was changed. Run `snapshot-policy plan --out FILE` again and review the new plan"
+    if saved.get("config_fingerprint") != fresh.config_fingerprint:
+        raise PlanFileError(
+            f"{path} was made from another configuration "
+            f"(targets, retention, schedule or safety differ); {again}"
+        )
+    if saved.get("fingerprint") != fresh.fingerprint:
+        raise PlanFileError(f"the snapshots changed since {path} was made; {again}")
+    entries = {_key(e): e for e in saved["targets"] if isinstance(e, dict)}
+    if set(entries) != {_key_of(t) for t in fresh.targets}:
+        raise PlanFileError(f"the targets differ from those in {path} (configuration or servers changed); {again}")
+    differences: list[str] = []
+    targets = tuple(_agreed_target(entries[_key_of(t)], t, differences) for t in fresh.targets)
+    if differences:
+        listed = "".join(f"\n  - {d}" for d in differences)
+        raise PlanFileError(
+            f"{path} asks for what a fresh plan would not do, so the whole plan is refused; "
+            f"{again}:{listed}"
+        )
+    return Plan(fresh.made_at, targets, fresh.fingerprint, fresh.config_fingerprint)
+
+
+def _check_age(made_at: object, now: datetime, max_age: timedelta, path: Path) -> None:
+    try:
+        made = datetime.fromisoformat(str(made_at).replace("Z", "+00:00"))
+        age = now - made
+    except (TypeError, ValueError):
+        raise PlanFileError(
+            f"{path} does not say when it was made (made_at); "
+            "make a new one with `snapshot-policy plan --out FILE`"
+        ) from None
+    if age > max_age:
+        raise PlanFileError(
+            f"{path} was made at {made_at}, {_hours(age)} ago, "
+            f"past the limit of {_hours(max_age)} (--max-plan-age); nothing was changed. Plan again"
+        )
+    if age < -CLOCK_TOLERANCE:
+        raise PlanFileError(
+            f"{path} is dated {made_at}, ahead of this run's clock; "
+            "nothing was changed. Check the clocks and plan again"
+        )
+
+
+def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> TargetPlan:
+    """The fresh decisions for one target, keeping a create or deletion only if `entry` has it
+    too."""
+    name = fresh.target.name
+    saved_create = entry.get("create")
+    if saved_create and fresh.create is None:
+        differences.append(
+            f"{name}: the saved plan creates a snapshot; "
+            f"a fresh plan does not ({fresh.schedule_note})"
+        )
+    saved_deletes = _deleted_ids(entry, name)
+    fresh_actions = {a.snapshot.id: a for a in fresh.actions if a.kind is not ActionKind.CREATE}
+    for snapshot_id, snapshot_name in saved_deletes.items():
+        action = fresh_actions.get(snapshot_id)
+        if action is None:
+            differences.append(
+                f"{name}: the saved plan deletes {escape_controls(snapshot_name)} ({snapshot_id}), "
+                "which a fresh listing does not show"
+            )
+        elif action.kind is not ActionKind.DELETE:
+            differences.append(
+                f"{name}: the saved plan deletes {escape_controls(action.snapshot.name)} "
+                f"({snapshot_id}); a fresh plan would {action.kind.value} it: "
+                f"{escape_controls(action.reason)}"
+            )
+    actions = []
+    for action in fresh.actions:
+        if action.kind is ActionKind.CREATE and not saved_create:
+            continue
+        if action.kind is ActionKind.DELETE and action.snapshot.id not in saved_deletes:
+            action = PlanAction(ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it")
+        actions.append(action)
+    return replace(fresh, actions=tuple(actions))
+
+
+def _deleted_ids(entry: dict, target: str) -> dict[str, str]:
+    """The ids (with names) the saved plan deletes for one target. Raise PlanFileError if
+    malformed."""
+    deletes = entry.get("delete") or []
+    if not isinstance(deletes, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str) for d in deletes):
+        raise PlanFileError(
+            f"the saved plan's deletions for {target} are malformed; "
+            "make a new one with `snapshot-policy plan --out FILE`"
+        )
+    return {d["id"]: str(d.get("name", "")) for d in deletes}
+
+
+def _hours(span: timedelta) -> str:
+    return f"{span.total_seconds() / 3600:.1f} h"
+
+
+def _key(entry: dict) -> tuple:
+    return tuple(str(entry.get(k)) for k in ("target", "provider", "account", "server_id"))
+
+
+def _key_of(plan: TargetPlan) -> tuple:
+    target = plan.target
+    return (target.name, target.provider, target.account, target.server_id)

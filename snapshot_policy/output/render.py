@@ -1,0 +1,294 @@
+"""Every text the tool shows about plans, runs and simulations, and a simulation's JSON.
+
+A plan's JSON form is the saved plan's document (planfile); its numbers of storage and cost
+come from the cost model (cost).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import textwrap
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
+from snapshot_policy.output.jsondoc import iso_utc
+from snapshot_policy.core.model import (
+    ActionKind,
+    Hooks,
+    Plan,
+    PlanAction,
+    Price,
+    RunReport,
+    TargetFailure,
+    TargetPlan,
+)
+from snapshot_policy.core.ownership import adopted
+from snapshot_policy.core.redaction import escape_controls
+from snapshot_policy.core.simulate import Projection, Simulation
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+_MARKS = {ActionKind.CREATE: "+", ActionKind.DELETE: "-", ActionKind.KEEP: "=", ActionKind.SKIP: "!"}
+_STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
+WIDTH = 80  # columns of a plan line, where the words allow
+PROVIDER_NAMES = {"digitalocean": "DigitalOcean", "hetzner": "Hetzner"}
+
+
+def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
+    refused = sum(1 for t in plan.targets if t.refusal)
+    line = (
+        f"Plan: {plan.count(ActionKind.CREATE)} to create, "
+        f"{plan.count(ActionKind.DELETE)} to delete, "
+        f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped "
+        f"across {len(plan.targets)} target(s)."
+    )
+    line += f" {refused} target(s) refused by safety limits." if refused else ""
+    withheld = sum(1 for t in plan.targets if t.withheld)
+    line += f" {withheld} target(s) with deletions withheld." if withheld else ""
+    return line + (f" {len(failures)} target(s) failed." if failures else "")
+
+
+def plan_text(plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES) -> str:
+    """Return the plan as the operator reads it: one block per target, the failures, the
+    snapshot storage of all targets at `prices` (per provider), then the summary, in lines of
+    at most WIDTH columns where the words allow."""
+    blocks = [_target_text(t, prices) for t in plan.targets]
+    blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
+    blocks += [_total_storage_text(plan, prices)] if plan.targets else []
+    return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
+
+
+def styled(text: str) -> Text:
+    """`text` (a plan or a dry run) with colour for a terminal: creates green, deletions red,
+    skips and problems yellow, kept snapshots dim. rich leaves the colour out when NO_COLOR is
+    set; the caller uses this only when its output is a terminal."""
+    from rich.text import Text
+
+    result = Text()
+    style = None
+    for line in text.splitlines(keepends=True):
+        stripped = line.lstrip()
+        if line.startswith("  ") and not line.startswith("    "):  # an action line; its continuation follows its style
+            style = _STYLES.get(stripped[:1])
+        elif not line.startswith("    "):
+            style = "bold" if line.strip() and not line.startswith(" ") and ": " in line else None
+        result.append(line, style=style)
+    return result
+
+
+def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
+    target = plan.target
+    lines = [
+        f"{target.name}: {target.server_name} "
+        f"({target.provider} server {target.server_id}, account {target.account})"
+    ]
+    lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
+    lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
+    lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
+    for action in plan.actions:
+        lines.append(f"  {_action_text(action)}")
+        lines += [f"      note: {action.snapshot.note}"] if action.snapshot.note else []
+    if not plan.actions:
+        lines.append("  (no snapshots)")
+    now, after, estimate = target_storage(plan, prices)
+    lines.append(f"  storage now: {_storage_text(now)}")
+    if not plan.has_changes:
+        lines.append("  after apply: unchanged")
+    else:
+        lines.append(f"  after apply: {_storage_text(after)}" + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else ""))
+    lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, plan.withheld, *plan.problems))]
+    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)  # a name from an API cannot forge a line
+
+
+def _action_text(action: PlanAction) -> str:
+    snapshot = action.snapshot
+    mark = _MARKS[action.kind]
+    if action.kind is ActionKind.CREATE:
+        return f"{mark} create {snapshot.name} (will be kept by: {', '.join(action.rules)})"
+    flags = ", protected" if snapshot.protected and action.kind is ActionKind.KEEP else ""
+    flags += ", adopted" if adopted(snapshot) else ""
+    return (
+        f"{mark} {action.kind.value} {snapshot.name} "
+        f"(id {snapshot.id}, {iso_utc(snapshot.created)[:16]}Z{flags}): {action.reason}"
+    )
+
+
+def _hooks_text(hooks: Hooks) -> str:
+    """What runs around the target's snapshot, as configured: a saved plan shows it too."""
+    def command(value: tuple[str, ...] | str) -> str:
+        return repr(value) if hooks.shell else shlex.join(value)
+
+    parts = [f"{which} {command(getattr(hooks, which))}" for which in ("before", "after") if getattr(hooks, which)]
+    return "; ".join(parts) + f" (timeout {hooks.timeout:g}s{', shell' if hooks.shell else ''})"
+
+
+def _sentences(text: str) -> str:
+    """`text` with a sentence that would pass WIDTH starting a new line."""
+    lines = [""]
+    for sentence in text.replace(". ", ".\0").split("\0"):
+        if lines[-1] and len(lines[-1]) + 1 + len(sentence) > WIDTH:
+            lines.append(sentence)
+        else:
+            lines[-1] = f"{lines[-1]} {sentence}".strip()
+    return "\n".join(lines)
+
+
+def _wrap(line: str, indent: str) -> str:
+    """`line` in lines of at most WIDTH columns, broken at spaces (a long name stays whole);
+    an action's reason starts its own line when the whole does not fit."""
+    if len(line) <= WIDTH:
+        return line
+    head, colon, reason = line.partition("): ")
+    if colon and line.lstrip()[:1] in _STYLES and len(head) + 1 <= WIDTH:
+        return head + ")\n" + textwrap.fill(reason, WIDTH, initial_indent=indent, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent or "    ", break_long_words=False, break_on_hyphens=False)
+
+
+def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
+    now, after = total_storage(plan, prices)
+    lines = ["Snapshot storage of all targets:", f"  now:         {_storage_text(now)}"]
+    lines.append(f"  after apply: {_storage_text(after) if plan.has_changes else 'unchanged'}")
+    if after.estimated and plan.has_changes:
+        lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
+    providers = sorted({t.target.provider for t in plan.targets} & set(prices))
+    if providers:
+        listed = ", ".join(
+            f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} "
+            f"({PROVIDER_NAMES.get(p, p)})"
+            for p in providers
+        )
+        lines.append(f"  at per GB-month prices of {listed}")
+    return "\n".join(_wrap(line, "    ") for line in lines)
+
+
+def _storage_text(storage: Storage) -> str:
+    """`3 snapshots, ~12.6 GB, ~USD 0.76 a month` (~: estimated); with sizes unknown, what is
+    known as a lower bound (`8.7+ GB`), never a total that merely leaves them out."""
+    if not storage.snapshots:
+        return "no snapshots"
+    count = f"{storage.snapshots} snapshot{'' if storage.snapshots == 1 else 's'}"
+    if storage.unknown == storage.snapshots:
+        return f"{count} of unknown size"
+    mark, more = "~" if storage.estimated else "", "+" if storage.unknown else ""
+    text = count + (f" ({storage.unknown} of unknown size)" if storage.unknown else "") + f", {mark}{_number(storage.known_gb)}{more} GB"
+    if storage.costs:
+        text += ", " + " + ".join(f"{mark}{currency} {cost:.2f}{more}" for currency, cost in sorted(storage.costs.items())) + " a month"
+    return text
+
+
+def _number(value: float, decimals: int = 2) -> str:
+    """`12.6`, `2.36`, `21`: at most `decimals` decimals, no trailing zeros."""
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def report_text(report: RunReport) -> str:
+    """Return what apply did, a line per target (the summary line goes to stderr)."""
+    lines = []
+    for outcome in report.outcomes:
+        target = outcome.plan.target
+        head = f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
+        made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
+        done = f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
+        lines.append(f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}" + (f"; {outcome.error}" if outcome.error else ""))
+    lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
+    return "".join(escape_controls(line) + "\n" for line in lines)
+
+
+def report_summary(report: RunReport) -> str:
+    """The one line that sums up an apply: for stderr, the healthcheck ping and the run report."""
+    made = sum(o.created is not None for o in report.outcomes)
+    deleted = sum(len(o.deleted) for o in report.outcomes)
+    failed = [o.plan.target.name for o in report.outcomes if not o.ok]
+    failed += [f.target for f in report.failures]
+    seconds = (report.finished - report.started).total_seconds()
+    targets = len(report.outcomes) + len(report.failures)
+    line = (
+        f"snapshot-policy apply: {targets} target(s), {made} created, {deleted} deleted, "
+        f"{len(failed)} failed in {seconds:.1f}s"
+    )
+    line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+    undelivered = sum(not d.ok for d in report.deliveries)
+    line += f"; {undelivered} notification(s) failed" if undelivered else ""
+    return line + "".join(f"; {problem}" for problem in report.unwritten)
+
+
+def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:
+    """Return a month-by-day calendar of survivors, then each survivor with its rules, then
+    what the policy stores and costs in its steady state, given a `projection`."""
+    survivors = simulation.survivors
+    lines = [
+        f"Simulated {simulation.days} day(s) "
+        f"from {simulation.start.astimezone(simulation.zone):%Y-%m-%d %H:%M %Z}, "
+        f"{simulation.runs_per_day} run(s) a day: {simulation.created} snapshots made, "
+        f"{simulation.deleted} deleted, {len(survivors)} survive.",
+        f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key}).",
+        "",
+        "Timeline, one column per day (digit = snapshots that survive from that day, . = none):",
+    ]
+    per_day = Counter(s.created.astimezone(simulation.zone).date() for s, _ in survivors)
+    for month_start, days in simulation.months():
+        marks = "".join(_day_mark(per_day[day]) for day in days)
+        lines.append(f"  {month_start:%Y-%m}  {' ' * (days[0].day - 1)}{marks}")
+    lines += ["", "Survivors, newest first:"]
+    lines += [f"  {s.created.astimezone(simulation.zone):%Y-%m-%d %H:%M}  {', '.join(rules)}" for s, rules in survivors]
+    if projection is not None:
+        lines += ["", *_projection_lines(projection)]
+    return "\n".join(lines) + "\n"
+
+
+def _projection_lines(projection: Projection) -> list[str]:
+    steady, size = projection.steady, projection.size_gb
+    count = str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
+    lines = [
+        f"Steady state (every rule full after {steady.filled_days} day(s); "
+        f"counted over the {steady.observed_days} days after):",
+        f"  {count} snapshots, {_number(steady.average, 1)} on average",
+        f"  at {_number(size)} GB a snapshot: {_number(steady.average * size, 1)} GB on average, "
+        f"{_number(steady.most * size, 1)} GB at most",
+    ]
+    for label, price in projection.prices:
+        lines.append(
+            f"  {price.currency} {price.monthly(steady.average * size):.2f} a month "
+            f"at {price.currency} {_number(price.per_gb_month, 4)} per GB-month "
+            f"({PROVIDER_NAMES.get(label, label)})"
+        )
+    return lines
+
+
+def _day_mark(count: int) -> str:
+    return "." if count == 0 else (str(count) if count < 10 else "+")
+
+
+def simulation_json(simulation: Simulation, projection: Projection | None = None) -> str:
+    document = {
+        "policy": simulation.policy.describe(),
+        "timezone": simulation.zone.key,
+        "start": iso_utc(simulation.start),
+        "days": simulation.days,
+        "runs_per_day": simulation.runs_per_day,
+        "created": simulation.created,
+        "deleted": simulation.deleted,
+        "survivors": [iso_utc(s.created) for s, _ in reversed(simulation.survivors)],
+        "kept_by": {iso_utc(s.created): list(rules) for s, rules in reversed(simulation.survivors)},
+    }
+    if projection is not None:
+        steady, size = projection.steady, projection.size_gb
+        document["steady_state"] = {
+            "filled_days": steady.filled_days,
+            "observed_days": steady.observed_days,
+            "fewest": steady.fewest,
+            "most": steady.most,
+            "average": round(steady.average, 3),
+            "snapshot_size_gb": size,
+            "average_size_gb": round(steady.average * size, 3),
+            "most_size_gb": round(steady.most * size, 3),
+            "monthly_cost": [
+                {"price": label, "per_gb_month": price.per_gb_month, "currency": price.currency, "amount": round(price.monthly(steady.average * size), 4)}
+                for label, price in projection.prices
+            ],
+        }
+    return json.dumps(document, indent=2) + "\n"

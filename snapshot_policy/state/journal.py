@@ -1,0 +1,176 @@
+"""Snapshots this tool started but has not yet marked as its own, and deletions it sent
+but has not yet seen confirmed.
+
+DigitalOcean lets a snapshot be tagged only once it exists, so a run killed while waiting
+leaves an untagged snapshot that nothing proves is ours. Each start is written here first
+and crossed off once the snapshot is marked; the next run adopts a snapshot with exactly a
+pending name, of the same server, and marks it — never duplicating it, never leaking it.
+A start that is not listed yet counts as a snapshot still being created, but only while it
+is younger than the creation timeout: after that it can no longer be running. Entries are
+kept for a month, so a snapshot that finished unmarked is adopted however late the next run.
+
+A deletion is written here before it is sent and crossed off once confirmed: a run killed
+in between leaves the next run to see the snapshot gone and write the audit line.
+
+A start dated in the future (written while the clock ran ahead) is not taken as still
+running: it would block its server for as long as the clock was ahead. `future_starts` names
+it for a warning, and apply crosses it off once its server was listed: no snapshot the cloud
+dates can fit its creation window (ownership.classify), so it can adopt nothing.
+
+A target's `before` hook is written here before it runs, and crossed off once its `after`
+hook has run: a run killed in between (SIGKILL, a power cut) leaves the next run to run the
+`after` hook first, so a database frozen by `before` is thawed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from snapshot_policy.state import statefiles
+from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
+
+log = logging.getLogger(__name__)
+
+KEEP = timedelta(days=31)
+
+
+class Journal:
+    def __init__(self, path: str | Path, in_flight: timedelta, now: datetime):
+        self._path = Path(path)
+        self._lock = threading.RLock()
+        self._batching = threading.local()  # this thread's depth of `batch()` blocks
+        self._entries = self._read(now - KEEP)
+        self._unwritten = False
+        self._running_since = now - in_flight
+        self._latest = now + CLOCK_TOLERANCE  # a start dated later was written by a clock that ran ahead
+        future = self.future_starts()
+        if future:
+            log.warning(
+                "journal %s: %d snapshot start(s) dated after this run's clock (%s), up to %s: "
+                "the clock was ahead when they were written; they are not taken as still running, "
+                "and apply crosses them off",
+                self._path, len(future), now.isoformat(), max(started for *_, started in future).isoformat(),
+            )
+
+    def pending(self, account: str, server_id: str) -> dict[str, datetime]:
+        """Return the names started for this server and not yet marked, with their start times."""
+        return {e["name"]: datetime.fromisoformat(e["started"]) for e in self._mine(account, server_id) if _kind(e) == "start"}
+
+    def future_starts(self) -> list[tuple[str, str, str, datetime]]:
+        """Return (account, server id, name, start time) of each pending start dated after this
+        run's clock (past CLOCK_TOLERANCE): written while the clock ran ahead."""
+        with self._lock:
+            starts = [(e["account"], e["server_id"], e["name"], datetime.fromisoformat(e["started"])) for e in self._entries if _kind(e) == "start"]
+        return [start for start in starts if start[3] > self._latest]
+
+    def deletions(self, account: str, server_id: str) -> dict[str, tuple[str, str]]:
+        """Return the snapshot ids whose deletion was sent and not confirmed, with name and
+        reason."""
+        return {e["deleting"]: (e["name"], e.get("reason", "")) for e in self._mine(account, server_id) if _kind(e) == "deleting"}
+
+    def in_flight(self, account: str, server_id: str) -> dict[str, datetime]:
+        """Return the pending starts that may still be running: younger than the creation
+        timeout, and not dated in the future (a clock that ran ahead proves nothing runs)."""
+        return {name: started for name, started in self.pending(account, server_id).items() if self._running_since < started <= self._latest}
+
+    def before_ran(self, account: str, server_id: str, target: str, name: str, when: datetime) -> None:
+        """Note that `target`'s before hook (for snapshot `name`) runs now: its after hook is
+        owed."""
+        entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "after": target}
+        self._change(lambda entries: entries + [entry])
+
+    def after_ran(self, account: str, server_id: str, target: str) -> None:
+        key = (account, server_id, target)
+        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("after")) != key])
+
+    def afters_pending(self, account: str, server_id: str) -> dict[str, tuple[str, datetime]]:
+        """Return the targets of this server whose before hook ran and after hook has not,
+        with the snapshot name and when the before hook began."""
+        return {e["after"]: (e["name"], datetime.fromisoformat(e["started"])) for e in self._mine(account, server_id) if _kind(e) == "after"}
+
+    def afters_owed(self, account: str, target: str) -> dict[str, tuple[str, datetime]]:
+        """Return the servers of `target` whose before hook ran and after hook has not, with
+        the snapshot name and when the before hook began."""
+        with self._lock:
+            owed = [e for e in self._entries if _kind(e) == "after" and (e["account"], e["after"]) == (account, target)]
+        return {e["server_id"]: (e["name"], datetime.fromisoformat(e["started"])) for e in owed}
+
+    def started(self, account: str, server_id: str, name: str, when: datetime) -> None:
+        self._change(lambda entries: entries + [{"account": account, "server_id": server_id, "name": name, "started": when.isoformat()}])
+
+    def marked(self, account: str, server_id: str, name: str) -> None:
+        key = (account, server_id, name)
+        self._change(lambda entries: [e for e in entries if _kind(e) != "start" or (e["account"], e["server_id"], e["name"]) != key])
+
+    def deleting(self, account: str, server_id: str, snapshot_id: str, name: str, reason: str, when: datetime) -> None:
+        entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "deleting": snapshot_id, "reason": reason}
+        self._change(lambda entries: entries + [entry])
+
+    def deleted(self, account: str, server_id: str, snapshot_id: str) -> None:
+        key = (account, server_id, snapshot_id)
+        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("deleting")) != key])
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Write the changes made in this block once, at its end, instead of once each: a
+        run starting a hundred snapshots writes (and syncs) the journal once before sending
+        them, not a hundred times."""
+        depth = getattr(self._batching, "depth", 0)
+        self._batching.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._batching.depth = depth
+            if depth == 0:
+                with self._lock:
+                    if self._unwritten:
+                        self._write()
+
+    def _mine(self, account: str, server_id: str) -> list[dict]:
+        with self._lock:
+            return [e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id)]
+
+    def _change(self, edit) -> None:
+        with self._lock:
+            self._entries = edit(self._entries)
+            self._unwritten = True
+            if not getattr(self._batching, "depth", 0):
+                self._write()
+
+    def _write(self) -> None:
+        self._unwritten = False
+        # Never a half-written journal, even if killed here; never written through a link.
+        statefiles.write_atomic(self._path, json.dumps(self._entries, indent=1), "journal")
+
+    def _read(self, oldest: datetime) -> list[dict]:
+        """Raise UnsafeStateFile if a symbolic link stands where the journal belongs: the run
+        would have to write through it."""
+        try:
+            entries = json.loads(statefiles.read_text(self._path, "journal"))
+        except FileNotFoundError:
+            return []
+        except statefiles.UnsafeStateFile:
+            raise
+        except (OSError, ValueError):
+            return []  # unreadable: at worst an interrupted snapshot stays unadopted
+        fresh = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                # An owed after hook never expires: a frozen server stays frozen however long ago.
+                if datetime.fromisoformat(entry["started"]) > oldest or _kind(entry) == "after":
+                    extra = {"deleting": ("deleting", "reason"), "after": ("after",), "start": ()}[_kind(entry)]
+                    fresh.append({k: str(entry[k]) for k in ("account", "server_id", "name", "started", *extra)})
+            except (KeyError, TypeError, ValueError):
+                continue
+        return fresh
+
+
+def _kind(entry: dict) -> str:
+    """What an entry records: a snapshot start, a deletion sent, or an after hook owed."""
+    return "deleting" if "deleting" in entry else "after" if "after" in entry else "start"

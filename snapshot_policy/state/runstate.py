@@ -1,0 +1,72 @@
+"""What earlier runs saw and made, kept beside the lock file: a second source, so that one
+odd listing cannot decide alone (docs/promises.md §5).
+
+- When each server with our snapshots was first found missing from its account's listing.
+  Its snapshots become prunable orphans only once it has stayed missing for a grace
+  period: a listing that comes back empty once proves nothing.
+- When this tool last made a snapshot of each server. A snapshot listing that suddenly
+  lacks it must not make the schedule think none was made.
+
+An unreadable file counts as empty: at worst orphans wait one more grace period and one
+extra snapshot is made. Entries older than KEEP are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from snapshot_policy.state import statefiles
+
+KEEP = timedelta(days=400)
+Server = tuple[str, str]  # (account, server id)
+
+
+class RunState:
+    def __init__(self, path: str | Path, now: datetime):
+        self._path = Path(path)
+        document = self._read()
+        oldest = now - KEEP
+        self.absent_since: dict[Server, datetime] = _times(document.get("absent_since"), oldest)
+        self.last_made: dict[Server, datetime] = _times(document.get("last_made"), oldest)
+
+    def record_made(self, account: str, server_id: str, when: datetime) -> None:
+        self.last_made[(account, server_id)] = max(when, self.last_made.get((account, server_id), when))
+
+    def record_absent(self, account: str, absent: Iterable[str], now: datetime) -> None:
+        """Set the account's missing servers to `absent`: new ones from `now`, known ones
+        from when they were first missed; a server listed again is forgotten."""
+        absent = set(absent)
+        kept = {k: v for k, v in self.absent_since.items() if k[0] != account or k[1] in absent}
+        self.absent_since = kept | {(account, s): now for s in absent if (account, s) not in kept}
+
+    def save(self) -> None:
+        document = {name: [[a, s, t.isoformat()] for (a, s), t in sorted(entries.items())]
+                    for name, entries in (("absent_since", self.absent_since), ("last_made", self.last_made))}
+        statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
+
+    def _read(self) -> dict:
+        """Raise UnsafeStateFile if the file is a link, another user's or writable by others:
+        its records could be someone else's, and saving would refuse it only after the run."""
+        try:
+            document = json.loads(statefiles.read_text(self._path, "run state"))
+        except statefiles.UnsafeStateFile:
+            raise
+        except (OSError, ValueError):
+            return {}
+        return document if isinstance(document, dict) else {}
+
+
+def _times(entries: object, oldest: datetime) -> dict[Server, datetime]:
+    found = {}
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            account, server_id, text = entry
+            when = datetime.fromisoformat(text)
+            if when.tzinfo is not None and when > oldest:
+                found[(str(account), str(server_id))] = when
+        except (TypeError, ValueError):
+            continue
+    return found
