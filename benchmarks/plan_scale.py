@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from snapshot_policy import cli  # noqa: E402
-from snapshot_policy.engine import run
+from snapshot_policy.engine import run  # noqa: E402
 from snapshot_policy.edges.providers import paging  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 from tests import factories  # noqa: E402

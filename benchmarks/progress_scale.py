@@ -9,8 +9,8 @@ CPU (all threads, so the refresh thread counts), bytes written to the "terminal"
 times the table was built.
 
 `--baseline FILE` runs the same with another progress module (for instance the previous
-`snapshot_policy/output/progress.py`, copied aside before a change), so before and after are measured
-on one machine in one run.
+`snapshot_policy/output/progress.py`, copied aside before a change), so before and after are
+measured on one machine in one run.
 
     python benchmarks/progress_scale.py
     python benchmarks/progress_scale.py --sizes 50 400 --baseline /tmp/progress_before.py

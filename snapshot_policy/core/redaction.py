@@ -67,7 +67,8 @@ _GAP = (
     rf"(?:[\s{_INVISIBLE}]"
     r"|\\+[nrtvfab0]"
     r"|\\+x(?:[01][0-9a-fA-F]|7[fF]|20|85|[aA]0)"
-    r"|\\+u(?:00[01][0-9a-fA-F]|007[fF]|0020|0085|00[aA]0|20[0-2][0-9a-fA-F]|205[fF]|206[0-9]|3000|061[cC]|[fF][eE][fF][fF])"
+    r"|\\+u(?:00[01][0-9a-fA-F]|007[fF]|0020|0085|00[aA]0|20[0-2][0-9a-fA-F]"
+    r"|205[fF]|206[0-9]|3000|061[cC]|[fF][eE][fF][fF])"
     r"|%(?:[01][0-9a-fA-F]|7[fF]|20))"
 )
 # Runs of gaps, to take out of a text before looking for fragments. The lookahead lets the

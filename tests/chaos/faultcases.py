@@ -59,8 +59,12 @@ accounts:
   do: {provider: digitalocean, token: env:CHAOS_DO_TOKEN, endpoint: "@DO@"}
   hz: {provider: hetzner, token: env:CHAOS_HZ_TOKEN, endpoint: "@HZ@"}
 notifications:
-  tg: {type: telegram, bot_token: env:CHAOS_BOT_TOKEN, chat_id: "-100123", timeout: 0.25, retries: 2, base_delay_between_retries: 0.01}
-  hook: {type: webhook, url: "@HOOK@", secret: env:CHAOS_HOOK_SECRET, timeout: 0.25, retries: 2, base_delay_between_retries: 0.01}
+  tg:
+    {type: telegram, bot_token: env:CHAOS_BOT_TOKEN, chat_id: "-100123",
+     timeout: 0.25, retries: 2, base_delay_between_retries: 0.01}
+  hook:
+    {type: webhook, url: "@HOOK@", secret: env:CHAOS_HOOK_SECRET,
+     timeout: 0.25, retries: 2, base_delay_between_retries: 0.01}
 defaults:
   schedule: {every: 24h}
   retention: {keep_last: 3}
@@ -70,7 +74,7 @@ targets:
   - {name: db, account: hz, ids: [201]}
 settings:
   lock_file: "@FOLDER@/lock"
-"""  # noqa: E501 - the policy file as a user writes it, a channel's settings on one line
+"""
 
 SLOW = REQUEST_TIMEOUT + 0.15
 KINDS = {

@@ -105,12 +105,13 @@ KILLED_AFTER_AUDIT = "(deleted by an interrupted run)"
 HOOK = """\
 d=$1; w=$2
 [ -e "$d/dead" ] && exit 0
-echo "$w $SNAPSHOT_POLICY_TARGET $SNAPSHOT_POLICY_SERVER_ID $SNAPSHOT_POLICY_SNAPSHOT ${SNAPSHOT_POLICY_STATUS:--}" >> "$d/hooks.log"
+s="$SNAPSHOT_POLICY_SNAPSHOT ${SNAPSHOT_POLICY_STATUS:--}"
+echo "$w $SNAPSHOT_POLICY_TARGET $SNAPSHOT_POLICY_SERVER_ID $s" >> "$d/hooks.log"
 case "$(cat "$d/$w.mode" 2>/dev/null)" in
   fail) exit 3 ;;
   hang) sleep 30 ;;
 esac
-"""  # noqa: E501 - the hook script as it is written to disk
+"""
 
 
 def hooks() -> dict:

@@ -35,8 +35,12 @@ accounts:
   do: {provider: digitalocean, token: env:CHAOS_DO_TOKEN, endpoint: "@DO@"}
   hz: {provider: hetzner, token: env:CHAOS_HZ_TOKEN, endpoint: "@HZ@"}
 notifications:
-  tg: {type: telegram, bot_token: env:CHAOS_BOT_TOKEN, chat_id: "-100123", timeout: 0.25, retries: 1, base_delay_between_retries: 0.01}
-  hook: {type: webhook, url: "@HOOK@", secret: env:CHAOS_HOOK_SECRET, timeout: 0.25, retries: 1, base_delay_between_retries: 0.01}
+  tg:
+    {type: telegram, bot_token: env:CHAOS_BOT_TOKEN, chat_id: "-100123",
+     timeout: 0.25, retries: 1, base_delay_between_retries: 0.01}
+  hook:
+    {type: webhook, url: "@HOOK@", secret: env:CHAOS_HOOK_SECRET,
+     timeout: 0.25, retries: 1, base_delay_between_retries: 0.01}
 targets:
   - name: web
     account: do
@@ -65,7 +69,7 @@ targets:
     retention: {keep_last: 3, keep_daily: 2}
 settings:
   lock_file: "@FOLDER@/lock"
-"""  # noqa: E501 - the policy file as a user writes it, a channel's settings on one line
+"""
 
 SERVERS = {"do": {101: "web-1", 102: "web-2", 103: "api-1"}, "hz": {201: "app-1", 202: "app-2", 203: "db-1", 299: "gone-1"}}
 KINDS = ("rate_limit", "error", "drop", "delay", "lose_reply", "fail_action")

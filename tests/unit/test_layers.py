@@ -30,7 +30,8 @@ SDKS = ("pydo", "hcloud", "telegram", "httpx", "azure", "requests")
 
 
 def imported(source: str) -> list[str]:
-    """Every absolute module a source imports, `from snapshot_policy import x` as `snapshot_policy.x`."""
+    """Every absolute module a source imports; `from snapshot_policy import x` counts as
+    `snapshot_policy.x`."""
     names = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

@@ -1,10 +1,11 @@
 """Repeating calls: reads and deletes when the API says "later", and a start that must not
 happen twice.
 
-One policy for both providers, built on the project's one retry loop (`snapshot_policy.pacing.backoff`,
-which the notifiers share): the SDKs' own retries are switched off because both would
-repeat a snapshot POST after a lost response (pydo on 500/503/504, hcloud on timeouts),
-which can start a second snapshot; and neither lets tests replace the clock.
+One policy for both providers, built on the project's one retry loop
+(`snapshot_policy.pacing.backoff`, which the notifiers share): the SDKs' own retries are
+switched off because both would repeat a snapshot POST after a lost response (pydo on
+500/503/504, hcloud on timeouts), which can start a second snapshot; and neither lets tests
+replace the clock.
 
 Also what both adapters share about a failed call's meaning: the wait a refusal's headers
 ask for (`advised_wait`), and `UncertainOutcome` for a call whose effect cannot be known —
