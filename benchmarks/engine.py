@@ -88,10 +88,16 @@ def only(state: dict, provider: str | None) -> dict:
     if provider is None:
         return state
     accounts = {a["name"] for a in state["accounts"] if a["provider"] == provider}
-    return {**state, "servers": [s for s in state["servers"] if s["account"] in accounts], "snapshots": [s for s in state["snapshots"] if s["account"] in accounts]}
+    return {
+        **state,
+        "servers": [s for s in state["servers"] if s["account"] in accounts],
+        "snapshots": [s for s in state["snapshots"] if s["account"] in accounts],
+    }
 
 
-def run_apply(state: dict, action_seconds: float, pythonpath: Path, folder: Path, latency: float = 0.0) -> dict:
+def run_apply(
+    state: dict, action_seconds: float, pythonpath: Path, folder: Path, latency: float = 0.0
+) -> dict:
     folder.mkdir()
     (folder / "policy.yaml").write_text(policy_text(state))
     sandbox = Sandbox(limited(state), action_seconds=action_seconds).start()
@@ -99,22 +105,42 @@ def run_apply(state: dict, action_seconds: float, pythonpath: Path, folder: Path
         for service in ("digitalocean", "hetzner"):
             sandbox.inject("delay", service=service, seconds=latency, count=None)
     try:
-        env = {**os.environ, **sandbox.env(), "BENCH_DO_TOKEN": DO_TOKEN, "BENCH_HZ_TOKEN": HZ_TOKEN, "PYTHONPATH": str(pythonpath)}
+        env = {
+            **os.environ,
+            **sandbox.env(),
+            "BENCH_DO_TOKEN": DO_TOKEN,
+            "BENCH_HZ_TOKEN": HZ_TOKEN,
+            "PYTHONPATH": str(pythonpath),
+        }
         with (folder / "output.txt").open("wb") as sink:
             started = time.monotonic()
-            child = subprocess.Popen([sys.executable, "-m", "snapshot_policy", "apply", "--policy", "policy.yaml"], cwd=folder, env=env, stdout=sink, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "snapshot_policy", "apply", "--policy", "policy.yaml"],
+                cwd=folder,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
             _, status, usage = os.wait4(child.pid, 0)
             seconds = time.monotonic() - started
         requests = sandbox.requests()
     finally:
         sandbox.stop()
-    return {"seconds": seconds, "exit": os.waitstatus_to_exitcode(status), "rss": usage.ru_maxrss / 1024, "requests": requests, "output": folder / "output.txt"}
+    return {
+        "seconds": seconds,
+        "exit": os.waitstatus_to_exitcode(status),
+        "rss": usage.ru_maxrss / 1024,
+        "requests": requests,
+        "output": folder / "output.txt",
+    }
 
 
 def row(label: str, size: int, seconds_limit: float, floor: float, result: dict) -> str:
     requests = [r for r in result["requests"] if r["provider"] in ("digitalocean", "hetzner")]
     minutes = result["seconds"] / 60
-    polls = {a: sum(kind_of(r) == "poll" and r["account"] == a for r in requests) for a in ("do", "hz")}
+    polls = {
+        a: sum(kind_of(r) == "poll" and r["account"] == a for r in requests) for a in ("do", "hz")
+    }
     per_minute = " / ".join(f"{polls[a] / minutes:.0f}" for a in ("do", "hz"))
     too_many = sum(r["status"] == 429 for r in requests)
     return (
@@ -127,19 +153,36 @@ def row(label: str, size: int, seconds_limit: float, floor: float, result: dict)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], metavar="N")
     parser.add_argument("--action-seconds", type=float, nargs="+", default=[2.0, 60.0], metavar="S")
     parser.add_argument("--baseline", metavar="REF", help="also run the tool as of this git ref")
-    parser.add_argument("--baseline-limit", type=float, default=900, metavar="SECONDS", help="skip a baseline run expected to take longer (4 snapshots at a time per account)")
+    parser.add_argument(
+        "--baseline-limit",
+        type=float,
+        default=900,
+        metavar="SECONDS",
+        help="skip a baseline run expected to take longer (4 snapshots at a time per account)",
+    )
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="answer every cloud request this late (default: at once)")
-    parser.add_argument("--only", choices=("digitalocean", "hetzner"), help="N servers of this cloud alone")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer every cloud request this late (default: at once)",
+    )
+    parser.add_argument(
+        "--only", choices=("digitalocean", "hetzner"), help="N servers of this cloud alone"
+    )
     args = parser.parse_args()
 
     def seeded(size: int) -> dict:
         return only(fleet(size * (2 if args.only else 1), args.seed + size, 5, 20)[0], args.only)
-
 
     print(
         f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, "
@@ -156,26 +199,59 @@ def main() -> None:
         baseline = None
         if args.baseline:
             baseline = Path(scratch) / "baseline"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), args.baseline], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    str(baseline),
+                    args.baseline,
+                ],
+                check=True,
+                capture_output=True,
+            )
         try:
             for seconds in args.action_seconds:
                 for size in args.sizes:
                     state = seeded(size)
                     expired = expired_per_account(state)
                     limit = computed_limit(state, expired, seconds)
-                    listing = -(-sum(s["account"] == "do" for s in state["snapshots"]) // 200) + -(-sum(s["account"] == "hz" for s in state["snapshots"]) // 50) + 4
+                    listing = (
+                        -(-sum(s["account"] == "do" for s in state["snapshots"]) // 200)
+                        + -(-sum(s["account"] == "hz" for s in state["snapshots"]) // 50)
+                        + 4
+                    )
                     floor = (listing + size + sum(expired.values())) / size
                     runs = [("current", ROOT)]
                     if baseline is not None and -(-size // 2 // 4) * seconds <= args.baseline_limit:
                         runs.append((f"baseline {args.baseline}", baseline))
                     for label, path in runs:
-                        result = run_apply(seeded(size), seconds, path, Path(scratch) / f"{label.split()[0]}-{size}-{seconds:g}", args.latency)
-                        print(row(f"{label}, {seconds:g}-s actions", size, limit, floor, result), flush=True)
+                        result = run_apply(
+                            seeded(size),
+                            seconds,
+                            path,
+                            Path(scratch) / f"{label.split()[0]}-{size}-{seconds:g}",
+                            args.latency,
+                        )
+                        print(
+                            row(f"{label}, {seconds:g}-s actions", size, limit, floor, result),
+                            flush=True,
+                        )
                         if result["exit"] != 0:
-                            print("    " + "\n    ".join(result["output"].read_text().splitlines()[-5:]), file=sys.stderr)
+                            print(
+                                "    "
+                                + "\n    ".join(result["output"].read_text().splitlines()[-5:]),
+                                file=sys.stderr,
+                            )
         finally:
             if baseline is not None:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)], capture_output=True)
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline)],
+                    capture_output=True,
+                )
 
 
 if __name__ == "__main__":

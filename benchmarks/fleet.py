@@ -74,8 +74,13 @@ MAX_DELETIONS = 20 * IDS_PER_TARGET
 def fleet(size: int, seed: int, low: int, high: int) -> tuple[dict, int]:
     """Return the sandbox state of a fleet of `size` servers (tests/factories.py), and how many
     snapshots apply should delete. Per server, `low`..`high` snapshots, 60 % of them ours."""
-    state = factories.fleet(size, seed=seed, now=NOW, snapshots=lambda rng: rng.randint(low, high),
-                            tokens=(DO_TOKEN, HZ_TOKEN))
+    state = factories.fleet(
+        size,
+        seed=seed,
+        now=NOW,
+        snapshots=lambda rng: rng.randint(low, high),
+        tokens=(DO_TOKEN, HZ_TOKEN),
+    )
     ours = Counter(s["server_id"] for s in state["snapshots"] if "tags" in s or "labels" in s)
     # The new snapshot counts among the kept.
     return state, sum(max(0, count - (KEEP_LAST - 1)) for count in ours.values())
@@ -87,9 +92,10 @@ def policy_text(state: dict) -> str:
     for account in ("do", "hz"):
         ids = [s["id"] for s in state["servers"] if s["account"] == account]
         for start in range(0, len(ids), IDS_PER_TARGET):
-            chunk = ids[start:start + IDS_PER_TARGET]
-            targets.append({"name": f"{account}-{start // IDS_PER_TARGET}", "account": account,
-                            "ids": chunk})
+            chunk = ids[start : start + IDS_PER_TARGET]
+            targets.append(
+                {"name": f"{account}-{start // IDS_PER_TARGET}", "account": account, "ids": chunk}
+            )
     return policy_yaml(
         *targets,
         accounts=ACCOUNTS,
@@ -119,12 +125,24 @@ class Measured:
 def run_cli(sandbox: Sandbox, folder: Path, args: list[str]) -> Measured:
     """Run `python -m snapshot_policy ARGS` in `folder` against `sandbox`; time it and read
     its own peak RSS from wait4 (not a running maximum over all children)."""
-    env = {**os.environ, **sandbox.env(), "BENCH_DO_TOKEN": DO_TOKEN, "BENCH_HZ_TOKEN": HZ_TOKEN, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        **sandbox.env(),
+        "BENCH_DO_TOKEN": DO_TOKEN,
+        "BENCH_HZ_TOKEN": HZ_TOKEN,
+        "PYTHONPATH": str(ROOT),
+    }
     sandbox.clear_requests()
     output = folder / "output.txt"
     with output.open("wb") as sink:
         started = time.monotonic()
-        child = subprocess.Popen([sys.executable, "-m", "snapshot_policy", *args], cwd=folder, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "snapshot_policy", *args],
+            cwd=folder,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.monotonic() - started
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -149,13 +167,19 @@ def kind_of(request: dict) -> str:
     method, path = request["method"], request["path"]
     if method == "DELETE":
         return "delete"
-    if method == "POST" and re.fullmatch(rf"/v2/droplets{_ID}/actions|/v1/servers{_ID}/actions/create_image", path):
+    if method == "POST" and re.fullmatch(
+        rf"/v2/droplets{_ID}/actions|/v1/servers{_ID}/actions/create_image", path
+    ):
         return "create"
     if re.match(r"/v2/tags", path) or (method == "PUT" and re.fullmatch(rf"/v1/images{_ID}", path)):
         return "tag"
-    if method == "GET" and re.fullmatch(rf"/v2/actions({_ID})?|/v1/actions({_ID})?|/v1/images{_ID}", path):
+    if method == "GET" and re.fullmatch(
+        rf"/v2/actions({_ID})?|/v1/actions({_ID})?|/v1/images{_ID}", path
+    ):
         return "poll"
-    if method == "GET" and re.fullmatch(rf"/v2/droplets{_ID}/(actions|snapshots)|/v1/servers/actions", path):
+    if method == "GET" and re.fullmatch(
+        rf"/v2/droplets{_ID}/(actions|snapshots)|/v1/servers/actions", path
+    ):
         return "lookup"
     if method == "GET" and path in ("/v2/droplets", "/v2/snapshots", "/v1/servers", "/v1/images"):
         return "list"
@@ -210,7 +234,9 @@ def measure(size: int, args: argparse.Namespace) -> Row:
             (folder / "policy.yaml").write_text(policy_text(state))
             sandbox = start_sandbox(state, args.latency, args.action_seconds)
             try:
-                sequential = run_cli(sandbox, folder, ["apply", "--policy", "policy.yaml", "--parallel", "1"])
+                sequential = run_cli(
+                    sandbox, folder, ["apply", "--policy", "policy.yaml", "--parallel", "1"]
+                )
             finally:
                 sandbox.stop()
             if sequential.exit_code != 0:
@@ -250,7 +276,10 @@ def breakdown(row: Row) -> str:
         f"N={row.size}: apply requests by endpoint ({row.expired} expired snapshots; "
         "per server in brackets)"
     ]
-    for (kind, endpoint), count in sorted(counts.items(), key=lambda item: (KINDS.index(item[0][0]) if item[0][0] in KINDS else 99, -item[1])):
+    for (kind, endpoint), count in sorted(
+        counts.items(),
+        key=lambda item: (KINDS.index(item[0][0]) if item[0][0] in KINDS else 99, -item[1]),
+    ):
         lines.append(f"  {kind:7} {endpoint:45} {count:7}  ({count / row.size:.2f})")
     statuses = Counter(r["status"] for r in row.apply.requests)
     lines.append(f"  statuses: {dict(sorted(statuses.items(), key=lambda s: str(s[0])))}")
@@ -258,15 +287,52 @@ def breakdown(row: Row) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000], metavar="N", help="fleet sizes (default: 10 100 1000)")
-    parser.add_argument("--latency", type=float, default=0.002, help="seconds added to every provider request (default 0.002)")
-    parser.add_argument("--action-seconds", type=float, default=0.2, help="how long a snapshot action runs (default 0.2)")
-    parser.add_argument("--snapshots", type=int, nargs=2, default=[5, 20], metavar=("MIN", "MAX"), help="snapshots per server (default 5 20)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[10, 100, 1000],
+        metavar="N",
+        help="fleet sizes (default: 10 100 1000)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.002,
+        help="seconds added to every provider request (default 0.002)",
+    )
+    parser.add_argument(
+        "--action-seconds",
+        type=float,
+        default=0.2,
+        help="how long a snapshot action runs (default 0.2)",
+    )
+    parser.add_argument(
+        "--snapshots",
+        type=int,
+        nargs=2,
+        default=[5, 20],
+        metavar=("MIN", "MAX"),
+        help="snapshots per server (default 5 20)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the fleet (default 7)")
-    parser.add_argument("--parallel", type=int, default=None, help="--parallel for the measured apply (default: the tool's default)")
-    parser.add_argument("--no-sequential", action="store_true", help="skip the --parallel 1 baseline")
-    parser.add_argument("--breakdown", action="store_true", help="also print apply's requests per endpoint")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="--parallel for the measured apply (default: the tool's default)",
+    )
+    parser.add_argument(
+        "--no-sequential", action="store_true", help="skip the --parallel 1 baseline"
+    )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="also print apply's requests per endpoint"
+    )
     args = parser.parse_args()
 
     print(
@@ -281,7 +347,11 @@ def main() -> None:
     for size in args.sizes:
         started = time.monotonic()
         rows.append(measure(size, args))
-        print(f"  N={size} measured in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"  N={size} measured in {time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     print(table(rows, args.parallel))
     if args.breakdown:
         for row in rows:

@@ -44,7 +44,11 @@ def tokens(count: int, seed: int = 1) -> tuple[str, ...]:
 
 def microseconds(module, text: str, secrets: tuple[str, ...], repeat: int) -> float:
     module.redact(text, secrets)  # the masker is built once per set of secrets, not per line
-    return min(timeit.repeat(lambda: module.redact(text, secrets), number=300, repeat=repeat)) / 300 * 1e6
+    return (
+        min(timeit.repeat(lambda: module.redact(text, secrets), number=300, repeat=repeat))
+        / 300
+        * 1e6
+    )
 
 
 def load(path: str):
@@ -60,14 +64,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--baseline", help="another redaction.py to time alongside")
     options = parser.parse_args()
-    modules = {"current": redaction} | ({"baseline": load(options.baseline)} if options.baseline else {})
+    modules = {"current": redaction} | (
+        {"baseline": load(options.baseline)} if options.baseline else {}
+    )
     print("| secrets | line | " + " | ".join(f"{name} µs" for name in modules) + " |")
     print("|---|---|" + "---|" * len(modules))
     for count in options.counts:
         secrets = tokens(count)
         pieces = f"before hook: {secrets[-1][40:]} and {secrets[0][5:25]}"
         for label, text in (("no secret", PLAIN), ("two pieces", pieces)):
-            figures = " | ".join(f"{microseconds(module, text, secrets, options.repeat):.1f}" for module in modules.values())
+            figures = " | ".join(
+                f"{microseconds(module, text, secrets, options.repeat):.1f}"
+                for module in modules.values()
+            )
             print(f"| {count:,} | {label} | {figures} |")
 
 

@@ -42,25 +42,47 @@ from snapshot_policy.sandbox import Sandbox  # noqa: E402
 
 BOT_TOKEN = "123456:BENCH-BOT"
 EVENT = Event(
-    target="web", provider="digitalocean", server_name="web-1", server_id="101",
-    snapshot_name="web-1-20250101030000", total_snapshots=3, status="SUCCESS", error=None,
-    hostname="bench-host", timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
+    target="web",
+    provider="digitalocean",
+    server_name="web-1",
+    server_id="101",
+    snapshot_name="web-1-20250101030000",
+    total_snapshots=3,
+    status="SUCCESS",
+    error=None,
+    hostname="bench-host",
+    timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
 )
 
 
 def routes(case: str, count: int, sandbox: Sandbox) -> list:
-    events = [replace(EVENT, target=f"t{i:03d}", server_name=f"srv-{i:03d}", server_id=str(1000 + i)) for i in range(count)]
+    events = [
+        replace(EVENT, target=f"t{i:03d}", server_name=f"srv-{i:03d}", server_id=str(1000 + i))
+        for i in range(count)
+    ]
     if case == "chats":
-        return [(e, [TelegramChannel(name=f"c{i}", bot_token=BOT_TOKEN, chat_id=str(10_000 + i))]) for i, e in enumerate(events)]
+        return [
+            (e, [TelegramChannel(name=f"c{i}", bot_token=BOT_TOKEN, chat_id=str(10_000 + i))])
+            for i, e in enumerate(events)
+        ]
     if case == "chat":
-        return [(e, [TelegramChannel(name="one", bot_token=BOT_TOKEN, chat_id="10000")]) for e in events]
-    return [(e, [WebhookChannel(name=f"h{i}", url=sandbox.webhook_url(f"h{i}"))]) for i, e in enumerate(events)]
+        return [
+            (e, [TelegramChannel(name="one", bot_token=BOT_TOKEN, chat_id="10000")]) for e in events
+        ]
+    return [
+        (e, [WebhookChannel(name=f"h{i}", url=sandbox.webhook_url(f"h{i}"))])
+        for i, e in enumerate(events)
+    ]
 
 
 def run(case: str, count: int) -> dict:
-    with Sandbox({"telegram": {"bots": [{"token": BOT_TOKEN, "username": "bench_bot"}]}}) as sandbox:
+    with Sandbox(
+        {"telegram": {"bots": [{"token": BOT_TOKEN, "username": "bench_bot"}]}}
+    ) as sandbox:
         accepted = []
-        server = sandbox._httpd  # the request log has no connections: count them where they are accepted
+        server = (
+            sandbox._httpd
+        )  # the request log has no connections: count them where they are accepted
         process = server.process_request
 
         def counted(request, client_address):
@@ -72,20 +94,40 @@ def run(case: str, count: int) -> dict:
         started = time.perf_counter()
         deliveries = deliver(work, sandbox.telegram_base_url, lambda: EVENT.timestamp)
         wall = time.perf_counter() - started
-        return {"wall": wall, "requests": len(sandbox.requests()), "connections": len(accepted), "ok": sum(d.ok for d in deliveries)}
+        return {
+            "wall": wall,
+            "requests": len(sandbox.requests()),
+            "connections": len(accepted),
+            "ok": sum(d.ok for d in deliveries),
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", nargs="+", choices=["chats", "chat", "hooks"], default=["chats", "chat", "hooks"])
+    parser.add_argument(
+        "--cases", nargs="+", choices=["chats", "chat", "hooks"], default=["chats", "chat", "hooks"]
+    )
     parser.add_argument("--messages", type=int, default=100)
-    parser.add_argument("--unpaced", action="store_true", help="lift Telegram's limits (no effect on code without them)")
-    parser.add_argument("--backlog", type=int, default=128, help="the sandbox's listen backlog (0: socketserver's 5)")
+    parser.add_argument(
+        "--unpaced",
+        action="store_true",
+        help="lift Telegram's limits (no effect on code without them)",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=128,
+        help="the sandbox's listen backlog (0: socketserver's 5)",
+    )
     args = parser.parse_args()
     if args.backlog:
         ThreadingHTTPServer.request_queue_size = args.backlog
     if args.unpaced and hasattr(telegram, "BOT_PER_SECOND"):
-        telegram.BOT_PER_SECOND, telegram.CHAT_BURST, telegram.GROUP_PER_MINUTE = 10**9, 10**9, 10**9
+        telegram.BOT_PER_SECOND, telegram.CHAT_BURST, telegram.GROUP_PER_MINUTE = (
+            10**9,
+            10**9,
+            10**9,
+        )
     print(
         f"{'case':<6} {'messages':>8} {'wall s':>8} {'requests':>8} "
         f"{'connections':>11} {'delivered':>9}",

@@ -47,13 +47,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fleet import ACCOUNTS  # noqa: E402
+
 from snapshot_policy import cli  # noqa: E402
-from snapshot_policy.engine import run  # noqa: E402
 from snapshot_policy.edges.providers import paging  # noqa: E402
+from snapshot_policy.engine import run  # noqa: E402
 from snapshot_policy.sandbox import Sandbox  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.e2e.policies import policy_yaml  # noqa: E402
-from fleet import ACCOUNTS  # noqa: E402
 
 DO_TOKEN = "benchmark-do-token"
 HZ_TOKEN = "benchmark-hz-token"
@@ -68,8 +69,9 @@ def fleet(size: int, per_server: int, seed: int) -> dict:
     """The sandbox state (tests/factories.py): `size` servers, half per account, `per_server`
     snapshots each, every PER_TARGET servers of an account tagged (DigitalOcean) or labelled
     (Hetzner) as one chunk, for the targets that select by label."""
-    state = factories.fleet(size, seed=seed, now=NOW, snapshots=lambda rng: per_server,
-                            tokens=(DO_TOKEN, HZ_TOKEN))
+    state = factories.fleet(
+        size, seed=seed, now=NOW, snapshots=lambda rng: per_server, tokens=(DO_TOKEN, HZ_TOKEN)
+    )
     for n, server in enumerate(state["servers"]):
         chunk = n // 2 // PER_TARGET  # n // 2: the server's position within its account
         if server["account"] == "do":
@@ -86,7 +88,7 @@ def policy_text(state: dict, folder: Path) -> str:
         ids = [s["id"] for s in state["servers"] if s["account"] == account]
         for chunk, start in enumerate(range(0, len(ids), PER_TARGET)):
             if chunk % 2 == 0:
-                selector = {"ids": ids[start:start + PER_TARGET]}
+                selector = {"ids": ids[start : start + PER_TARGET]}
             else:
                 label = f"chunk-{chunk}" if account == "do" else f"chunk={chunk}"  # a tag, a label
                 selector = {"label_selector": label}
@@ -125,7 +127,9 @@ def _sandbox_process(state: dict, latency: float, conn) -> None:
             sandbox.clear_requests()
             conn.send(_cpu())
         elif command == "log":
-            conn.send(([(r["provider"], r["method"], r["path"]) for r in sandbox.requests()], _cpu()))
+            conn.send(
+                ([(r["provider"], r["method"], r["path"]) for r in sandbox.requests()], _cpu())
+            )
         else:
             sandbox.stop()
             conn.send(None)
@@ -136,7 +140,9 @@ class ChildSandbox:
     def __init__(self, state: dict, latency: float):
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_sandbox_process, args=(state, latency, child), daemon=True)
+        self._process = context.Process(
+            target=_sandbox_process, args=(state, latency, child), daemon=True
+        )
         self._process.start()
         self.env: dict[str, str] = self._conn.recv()
 
@@ -191,6 +197,7 @@ def measure_plan(label: str, observe, sandbox: ChildSandbox, folder: Path, state
                 return function(*args, **kwargs)
             finally:
                 timings[name] += time.perf_counter() - started
+
         return wrapper
 
     run.observe, run.build_plan = timed("observe", observe), timed("build_plan", original[1])
@@ -199,18 +206,34 @@ def measure_plan(label: str, observe, sandbox: ChildSandbox, folder: Path, state
     try:
         cpu_before, started = _cpu(), time.perf_counter()
         with contextlib.redirect_stdout(out):
-            code = cli.main(["plan", "--policy", str(folder / "policy.yaml"), "--output", "json"], clock=lambda: NOW)
+            code = cli.main(
+                ["plan", "--policy", str(folder / "policy.yaml"), "--output", "json"],
+                clock=lambda: NOW,
+            )
         wall, cpu = time.perf_counter() - started, _cpu() - cpu_before
     finally:
         run.observe, run.build_plan = original
     requests, sandbox_after = sandbox.log()
     if code != 0:
-        raise SystemExit(f"{label} N={len(state['servers'])}: plan exited {code}:\n{out.getvalue()[-3000:]}")
+        raise SystemExit(
+            f"{label} N={len(state['servers'])}: plan exited {code}:\n{out.getvalue()[-3000:]}"
+        )
     plan = json.loads(out.getvalue())
     digest = json.dumps(plan.get("targets", plan), sort_keys=True, default=str)
     targets = len(plan.get("targets", []))
-    return Measured(label, len(state["servers"]), len(state["snapshots"]), wall, cpu, timings["observe"], timings["build_plan"],
-                    sandbox_after - sandbox_before, requests, targets, digest)
+    return Measured(
+        label,
+        len(state["servers"]),
+        len(state["snapshots"]),
+        wall,
+        cpu,
+        timings["observe"],
+        timings["build_plan"],
+        sandbox_after - sandbox_before,
+        requests,
+        targets,
+        digest,
+    )
 
 
 def table(rows: list[Measured]) -> str:
@@ -231,12 +254,34 @@ def table(rows: list[Measured]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000], metavar="N", help="fleet sizes (default: 1000 4000)")
-    parser.add_argument("--snapshots", type=int, default=20, help="snapshots per server (default 20)")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every provider request (default 0)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1000, 4000],
+        metavar="N",
+        help="fleet sizes (default: 1000 4000)",
+    )
+    parser.add_argument(
+        "--snapshots", type=int, default=20, help="snapshots per server (default 20)"
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds added to every provider request (default 0)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the fleet (default 7)")
-    parser.add_argument("--baseline", metavar="FILE", help="also plan with the `observe` of this module file, on the same sandbox")
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="also plan with the `observe` of this module file, on the same sandbox",
+    )
     parser.add_argument(
         "--page-readers",
         type=int,
@@ -274,7 +319,10 @@ def main() -> None:
                 folder = Path(scratch)
                 (folder / "run").mkdir()
                 (folder / "policy.yaml").write_text(policy_text(state, folder))
-                measured = [measure_plan(label, observe, sandbox, folder, state) for label, observe in candidates]
+                measured = [
+                    measure_plan(label, observe, sandbox, folder, state)
+                    for label, observe in candidates
+                ]
         finally:
             sandbox.stop()
             for key, value in saved.items():

@@ -50,7 +50,17 @@ def cpu() -> float:
 
 
 def run(module, size: int, running: int, interval: float) -> dict[str, float]:
-    targets = [Target(f"t{i // 10:03d}", "hetzner", "hz", str(1000 + i), f"srv-{i}", RetentionPolicy(keep_last=3)) for i in range(size)]
+    targets = [
+        Target(
+            f"t{i // 10:03d}",
+            "hetzner",
+            "hz",
+            str(1000 + i),
+            f"srv-{i}",
+            RetentionPolicy(keep_last=3),
+        )
+        for i in range(size)
+    ]
     stream = io.StringIO()
     tables = 0
     progress = module.ApplyProgress(stream, force_terminal=True)
@@ -67,7 +77,7 @@ def run(module, size: int, running: int, interval: float) -> dict[str, float]:
     # Stage changes in the order a pool of `running` workers would make them.
     events = [(t, "waiting") for t in targets]
     for start in range(0, size, running):
-        batch = targets[start:start + running]
+        batch = targets[start : start + running]
         for stage in ("creating", "deleting"):
             events += [(t, stage) for t in batch]
         events += [(t, "failed" if (start + k) % 25 == 24 else "done") for k, t in enumerate(batch)]
@@ -77,17 +87,29 @@ def run(module, size: int, running: int, interval: float) -> dict[str, float]:
             progress(target, stage)
             if interval:
                 time.sleep(interval)
-    return {"wall": time.perf_counter() - wall, "cpu": cpu() - before, "bytes": len(stream.getvalue()), "tables": tables, "updates": len(events)}
+    return {
+        "wall": time.perf_counter() - wall,
+        "cpu": cpu() - before,
+        "bytes": len(stream.getvalue()),
+        "tables": tables,
+        "updates": len(events),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 400])
-    parser.add_argument("--running", type=int, default=8, help="targets between waiting and done at once")
-    parser.add_argument("--interval", type=float, default=0.002, help="seconds between stage changes")
+    parser.add_argument(
+        "--running", type=int, default=8, help="targets between waiting and done at once"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=0.002, help="seconds between stage changes"
+    )
     parser.add_argument("--baseline", help="another progress.py to measure as well")
     args = parser.parse_args()
-    variants = [("current", load(None))] + ([("baseline", load(args.baseline))] if args.baseline else [])
+    variants = [("current", load(None))] + (
+        [("baseline", load(args.baseline))] if args.baseline else []
+    )
     print(
         f"{'variant':<9} {'targets':>7} {'updates':>7} {'wall s':>7} {'CPU s':>7} "
         f"{'tables':>7} {'bytes':>11}"

@@ -25,10 +25,20 @@ def main() -> None:
     parser.add_argument("--timezone", default="Europe/Berlin")
     parser.add_argument("--skip-before", action="store_true", help="time only the current simulate")
     args = parser.parse_args()
-    policy = RetentionPolicy(keep_hourly=24, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=10)
-    call = (policy, ZoneInfo(args.timezone), datetime(2026, 1, 1, tzinfo=timezone.utc), args.days, args.runs_per_day)
+    policy = RetentionPolicy(
+        keep_hourly=24, keep_daily=7, keep_weekly=4, keep_monthly=12, keep_yearly=10
+    )
+    call = (
+        policy,
+        ZoneInfo(args.timezone),
+        datetime(2026, 1, 1, tzinfo=timezone.utc),
+        args.days,
+        args.runs_per_day,
+    )
     results = {}
-    for label, function in (() if args.skip_before else (("before", simulate_reference),)) + (("after", simulate),):
+    for label, function in (() if args.skip_before else (("before", simulate_reference),)) + (
+        ("after", simulate),
+    ):
         started = time.perf_counter()
         results[label] = function(*call)
         wall = time.perf_counter() - started

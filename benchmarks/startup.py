@@ -19,7 +19,15 @@ COMMANDS = {
     "python -c pass": ["-c", "pass"],
     "--version": ["-m", "snapshot_policy", "--version"],
     "--help": ["-m", "snapshot_policy", "--help"],
-    "simulate --keep-last 3 --days 2": ["-m", "snapshot_policy", "simulate", "--keep-last", "3", "--days", "2"],
+    "simulate --keep-last 3 --days 2": [
+        "-m",
+        "snapshot_policy",
+        "simulate",
+        "--keep-last",
+        "3",
+        "--days",
+        "2",
+    ],
     "completion bash": ["-m", "snapshot_policy", "completion", "bash"],
 }
 

@@ -30,19 +30,19 @@ import click
 from click.shell_completion import get_completion_class
 
 from snapshot_policy import config
-from snapshot_policy.output import planfile, render
 from snapshot_policy.config.migrate import migrate
-from snapshot_policy.output.chart import survivors_svg
 from snapshot_policy.config.policy import load_policy, prices
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.core.duration import Duration
-from snapshot_policy.output.logs import setup_logging
-from snapshot_policy.core.redaction import escape_controls, hide, redact, redacted_output
 from snapshot_policy.core.model import PROVIDERS, Clock, Price, RetentionPolicy
+from snapshot_policy.core.redaction import escape_controls, hide, redact, redacted_output
+from snapshot_policy.core.simulate import Projection, simulate, steady_state
+from snapshot_policy.output import planfile, render
+from snapshot_policy.output.chart import survivors_svg
+from snapshot_policy.output.logs import setup_logging
 from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
-from snapshot_policy.core.simulate import Projection, simulate, steady_state
 from snapshot_policy.state.statefiles import StateFileError, check_files, write_atomic
 
 EXIT_OK = 0
@@ -65,7 +65,9 @@ def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> Zone
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{value!r} is not an IANA time zone name such as UTC or Europe/Berlin") from None
+        raise click.BadParameter(
+            f"{value!r} is not an IANA time zone name such as UTC or Europe/Berlin"
+        ) from None
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Duration | None:
@@ -104,7 +106,9 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time such as 2026-01-31T03:00:00Z") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 time such as 2026-01-31T03:00:00Z"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -114,11 +118,22 @@ _COUNT = click.IntRange(min=0)
 def selection(command: Callable) -> Callable:
     """The options every command that reads the configuration shares (docs/promises.md §3)."""
 
-    @click.option("--policy", type=click.Path(path_type=Path, dir_okay=False), help="A YAML policy file.")
-    @click.option("--config", "legacy_config", type=click.Path(path_type=Path, dir_okay=False), help="A snapshots.config (legacy layout).")
+    @click.option(
+        "--policy", type=click.Path(path_type=Path, dir_okay=False), help="A YAML policy file."
+    )
+    @click.option(
+        "--config",
+        "legacy_config",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="A snapshots.config (legacy layout).",
+    )
     @click.argument("server_files", nargs=-1, metavar="[FILES]...")
-    @click.option("--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable).")
-    @click.option("-v", "--verbose", is_flag=True, help="Also show warnings and log to the console.")
+    @click.option(
+        "--target", "targets", multiple=True, metavar="NAME", help="Only this target (repeatable)."
+    )
+    @click.option(
+        "-v", "--verbose", is_flag=True, help="Also show warnings and log to the console."
+    )
     @functools.wraps(command)
     def wrapper(policy, legacy_config, server_files, targets, verbose, **options):
         try:
@@ -131,7 +146,9 @@ def selection(command: Callable) -> Callable:
                 click.echo(str(problem), err=True)
         for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
             click.echo(warning, err=True)
-        unknown = sorted(set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed})
+        unknown = sorted(
+            set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed}
+        )
         if unknown:
             raise click.UsageError(_unknown_targets(loaded, unknown))
         if targets:
@@ -163,7 +180,14 @@ def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = T
     the log cannot be set up."""
     settings = loaded.settings
     try:
-        setup_logging(settings.log_file if to_file else None, settings.log_max_bytes, settings.log_backup_count, settings.log_level, verbose, loaded.secrets)
+        setup_logging(
+            settings.log_file if to_file else None,
+            settings.log_max_bytes,
+            settings.log_backup_count,
+            settings.log_level,
+            verbose,
+            loaded.secrets,
+        )
     except (OSError, ValueError) as error:
         click.echo(str(error), err=True)
         return False
@@ -188,7 +212,9 @@ def _show(text: str, styled: bool) -> None:
         click.echo(text, nl=False)
 
 
-def _files_usable(files: dict[str, Path | str | None], loaded: config.LoadedConfig, written: set[str]) -> bool:
+def _files_usable(
+    files: dict[str, Path | str | None], loaded: config.LoadedConfig, written: set[str]
+) -> bool:
     """Say why, and return False, if the run's files would clash, overwrite a configuration
     file, or cannot be used (statefiles.check_files); `written` are those this command writes."""
     try:
@@ -202,9 +228,25 @@ def _files_usable(files: dict[str, Path | str | None], loaded: config.LoadedConf
 @cli.command("plan")
 @selection
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--out", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help="Also save the plan (JSON) for `apply --plan`.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.")
-def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output: str, plan_file: Path | None, detailed_exitcode: bool) -> int:
+@click.option(
+    "--out",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also save the plan (JSON) for `apply --plan`.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when nothing is to do, 2 when changes are pending, 1 on error.",
+)
+def plan_command(
+    loaded: config.LoadedConfig,
+    verbose: bool,
+    whole: bool,
+    output: str,
+    plan_file: Path | None,
+    detailed_exitcode: bool,
+) -> int:
     """Show what apply would create, delete and keep, and why. Changes nothing.
 
     \b
@@ -248,19 +290,44 @@ def plan_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, output
 
 @cli.command("apply")
 @selection
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path, dir_okay=False), help=(
-    "Carry out a saved plan (from `plan --out`) as far as a fresh plan agrees; "
-    "refuse it whole if it asks for more, is older than --max-plan-age "
-    "or comes from another configuration."
-))
-@click.option("--max-plan-age", callback=_plan_age, default="24h", show_default=True, metavar="DURATION", help="How old a saved plan may be (e.g. 12h, 2d).")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=(
+        "Carry out a saved plan (from `plan --out`) as far as a fresh plan agrees; "
+        "refuse it whole if it asks for more, is older than --max-plan-age "
+        "or comes from another configuration."
+    ),
+)
+@click.option(
+    "--max-plan-age",
+    callback=_plan_age,
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="How old a saved plan may be (e.g. 12h, 2d).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what apply would do; call no write endpoint.")
-@click.option("--parallel", type=click.IntRange(min=1, max=10000), help=(
-    "At most N snapshots in flight per account "
-    "(default: the policy's, else as many as the account's request budget allows)."
-))
-@click.option("--metrics-file", type=click.Path(path_type=Path, dir_okay=False), help="Write a Prometheus textfile (for node_exporter) after the run.")
-@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report of the run: every target, decision, outcome and notification.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1, max=10000),
+    help=(
+        "At most N snapshots in flight per account "
+        "(default: the policy's, else as many as the account's request budget allows)."
+    ),
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a Prometheus textfile (for node_exporter) after the run.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a JSON report of the run: every target, decision, outcome and notification.",
+)
 def apply_command(
     loaded: config.LoadedConfig,
     verbose: bool,
@@ -292,7 +359,9 @@ def apply_command(
     # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
     files = context.files(**{"--report": report_file, "--metrics-file": metrics_file})
     written = {"log_file"} if dry_run else set(files)
-    if not _files_usable(files, loaded, written):  # before anything changes, not after the snapshots
+    if not _files_usable(
+        files, loaded, written
+    ):  # before anything changes, not after the snapshots
         return EXIT_ERROR
     if not _start_logging(loaded, verbose):
         return EXIT_ERROR
@@ -315,8 +384,16 @@ def apply_command(
         with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
             with ApplyProgress() as progress:
                 report = run.apply(
-                    context, whole, _clock(), plan_file, parallel,
-                    metrics_file, report_file, progress, max_plan_age, stop,
+                    context,
+                    whole,
+                    _clock(),
+                    plan_file,
+                    parallel,
+                    metrics_file,
+                    report_file,
+                    progress,
+                    max_plan_age,
+                    stop,
                 )
     except LockHeld as error:
         click.echo(str(error), err=True)
@@ -345,7 +422,9 @@ def _stopped_by_signals(stop) -> Iterator[None]:
     one thread that waits for them (sigwait), as POSIX advises for threaded programs: no other
     thread's wait is interrupted, and a timed wait that a signal interrupts may never wake
     again under a C library that shifts the clock (libfaketime, as the tests run)."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may handle signals
+    if (
+        threading.current_thread() is not threading.main_thread()
+    ):  # only the main thread may handle signals
         yield
         return
     stopping = {signal.SIGTERM, signal.SIGINT}
@@ -372,7 +451,11 @@ def _stopped_by_signals(stop) -> Iterator[None]:
 
 @cli.command("validate")
 @selection
-@click.option("--online", is_flag=True, help="Also check that tokens work and the servers exist (read-only API calls).")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also check that tokens work and the servers exist (read-only API calls).",
+)
 def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, online: bool) -> int:
     """Check the configuration and print every problem at once. No API call unless --online.
 
@@ -389,11 +472,15 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
         from snapshot_policy.engine import run
 
         failures += run.check_online(run.RunContext.of(loaded))
-        for failure in failures[len(loaded.failed):]:
+        for failure in failures[len(loaded.failed) :]:
             click.echo(escape_controls(f"{failure.target}: {failure.reason}"), err=True)
     if loaded.errors or failures:
         online_failures = len(failures) - len(loaded.failed)
-        counts = [f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s)"] if loaded.errors or loaded.failed else []
+        counts = (
+            [f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s)"]
+            if loaded.errors or loaded.failed
+            else []
+        )
         if online_failures:
             counts.append(f"{online_failures} target(s) failed the online check")
         click.echo("; ".join(counts) + ".", err=True)
@@ -405,37 +492,143 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
 
 @cli.command("simulate")
 @click.option("--keep-last", type=_COUNT, default=0, help="Keep the N newest snapshots.")
-@click.option("--keep-hourly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N hours that have one.")
-@click.option("--keep-daily", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N days that have one.")
-@click.option("--keep-weekly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N ISO weeks that have one.")
-@click.option("--keep-monthly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N months that have one.")
-@click.option("--keep-yearly", type=_COUNT, default=0, help="Keep the newest snapshot of each of the last N years that have one.")
-@click.option("--keep-within", callback=_duration, metavar="DURATION", help="Keep every snapshot within DURATION of the newest (36h, 7d, 2w, 3m, 1y).")
-@click.option("--keep-within-hourly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each hour within DURATION of the newest snapshot.")
-@click.option("--keep-within-daily", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each day within DURATION of the newest snapshot.")
-@click.option("--keep-within-weekly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each ISO week within DURATION of the newest snapshot.")
-@click.option("--keep-within-monthly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each month within DURATION of the newest snapshot.")
-@click.option("--keep-within-yearly", callback=_duration, metavar="DURATION", help="Keep the newest snapshot of each year within DURATION of the newest snapshot.")
-@click.option("--timezone", "zone", callback=_zone, help=(
-    "IANA time zone in which days, weeks, months and years are counted "
-    "(default: the target's, else UTC)."
-))
-@click.option("--policy", "policy_file", type=click.Path(path_type=Path, dir_okay=False), help="Take the retention and time zone of a target of this YAML policy.")
-@click.option("--target", "target_name", metavar="NAME", help="Which of the policy's targets (needed when it has several).")
-@click.option("--start", callback=_start, metavar="ISO-8601", help="Time of the first simulated run (default: now). Without an offset it is UTC.")
-@click.option("--days", type=click.IntRange(min=1, max=36600), default=30, show_default=True, help="Number of days to simulate.")
-@click.option("--runs-per-day", type=click.IntRange(min=1, max=1440), default=1, show_default=True, help="Runs a day, evenly spaced from the start; each makes one snapshot.")
+@click.option(
+    "--keep-hourly",
+    type=_COUNT,
+    default=0,
+    help="Keep the newest snapshot of each of the last N hours that have one.",
+)
+@click.option(
+    "--keep-daily",
+    type=_COUNT,
+    default=0,
+    help="Keep the newest snapshot of each of the last N days that have one.",
+)
+@click.option(
+    "--keep-weekly",
+    type=_COUNT,
+    default=0,
+    help="Keep the newest snapshot of each of the last N ISO weeks that have one.",
+)
+@click.option(
+    "--keep-monthly",
+    type=_COUNT,
+    default=0,
+    help="Keep the newest snapshot of each of the last N months that have one.",
+)
+@click.option(
+    "--keep-yearly",
+    type=_COUNT,
+    default=0,
+    help="Keep the newest snapshot of each of the last N years that have one.",
+)
+@click.option(
+    "--keep-within",
+    callback=_duration,
+    metavar="DURATION",
+    help="Keep every snapshot within DURATION of the newest (36h, 7d, 2w, 3m, 1y).",
+)
+@click.option(
+    "--keep-within-hourly",
+    callback=_duration,
+    metavar="DURATION",
+    help="Keep the newest snapshot of each hour within DURATION of the newest snapshot.",
+)
+@click.option(
+    "--keep-within-daily",
+    callback=_duration,
+    metavar="DURATION",
+    help="Keep the newest snapshot of each day within DURATION of the newest snapshot.",
+)
+@click.option(
+    "--keep-within-weekly",
+    callback=_duration,
+    metavar="DURATION",
+    help="Keep the newest snapshot of each ISO week within DURATION of the newest snapshot.",
+)
+@click.option(
+    "--keep-within-monthly",
+    callback=_duration,
+    metavar="DURATION",
+    help="Keep the newest snapshot of each month within DURATION of the newest snapshot.",
+)
+@click.option(
+    "--keep-within-yearly",
+    callback=_duration,
+    metavar="DURATION",
+    help="Keep the newest snapshot of each year within DURATION of the newest snapshot.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    callback=_zone,
+    help=(
+        "IANA time zone in which days, weeks, months and years are counted "
+        "(default: the target's, else UTC)."
+    ),
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Take the retention and time zone of a target of this YAML policy.",
+)
+@click.option(
+    "--target",
+    "target_name",
+    metavar="NAME",
+    help="Which of the policy's targets (needed when it has several).",
+)
+@click.option(
+    "--start",
+    callback=_start,
+    metavar="ISO-8601",
+    help="Time of the first simulated run (default: now). Without an offset it is UTC.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(min=1, max=36600),
+    default=30,
+    show_default=True,
+    help="Number of days to simulate.",
+)
+@click.option(
+    "--runs-per-day",
+    type=click.IntRange(min=1, max=1440),
+    default=1,
+    show_default=True,
+    help="Runs a day, evenly spaced from the start; each makes one snapshot.",
+)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--chart", "chart_file", type=click.Path(path_type=Path, dir_okay=False), help="Also draw which snapshots survive, per rule, into this SVG file.")
-@click.option("--snapshot-size", "snapshot_gb", type=click.FloatRange(min=0, min_open=True, max=1_000_000), metavar="GB", help=(
-    "Also project the steady-state count, size and monthly cost "
-    "for snapshots of this many GB."
-))
-@click.option("--provider", type=click.Choice(PROVIDERS), help=(
-    "Price the projection as this provider does "
-    "(default: the --policy target's provider, else both)."
-))
-@click.option("--price", type=(click.FloatRange(min=0, max=1000), str), metavar="AMOUNT CURRENCY", help="Price the projection at AMOUNT per GB-month in CURRENCY (e.g. 0.05 EUR) instead.")
+@click.option(
+    "--chart",
+    "chart_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also draw which snapshots survive, per rule, into this SVG file.",
+)
+@click.option(
+    "--snapshot-size",
+    "snapshot_gb",
+    type=click.FloatRange(min=0, min_open=True, max=1_000_000),
+    metavar="GB",
+    help=(
+        "Also project the steady-state count, size and monthly cost for snapshots of this many GB."
+    ),
+)
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    help=(
+        "Price the projection as this provider does "
+        "(default: the --policy target's provider, else both)."
+    ),
+)
+@click.option(
+    "--price",
+    type=(click.FloatRange(min=0, max=1000), str),
+    metavar="AMOUNT CURRENCY",
+    help="Price the projection at AMOUNT per GB-month in CURRENCY (e.g. 0.05 EUR) instead.",
+)
 def simulate_command(
     zone: ZoneInfo | None,
     policy_file: Path | None,
@@ -462,7 +655,9 @@ def simulate_command(
       snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --snapshot-size 20
     """
     if (provider or price) and snapshot_gb is None:
-        raise click.UsageError("--provider and --price price the projection: give --snapshot-size GB too")
+        raise click.UsageError(
+            "--provider and --price price the projection: give --snapshot-size GB too"
+        )
     policy = RetentionPolicy(**rules)
     known = None
     if policy_file is not None:
@@ -475,14 +670,22 @@ def simulate_command(
             return EXIT_ERROR
         names = [t.name for t in loaded.targets]
         if target_name is None and len(names) > 1:
-            raise click.UsageError(f"the policy has several targets; choose one with --target: {', '.join(names)}")
-        chosen = loaded.targets[0] if target_name is None else next((t for t in loaded.targets if t.name == target_name), None)
+            raise click.UsageError(
+                f"the policy has several targets; choose one with --target: {', '.join(names)}"
+            )
+        chosen = (
+            loaded.targets[0]
+            if target_name is None
+            else next((t for t in loaded.targets if t.name == target_name), None)
+        )
         if chosen is None:
             raise click.UsageError(f"no target named {target_name}; targets: {', '.join(names)}")
         policy, zone, known = chosen.retention, zone or ZoneInfo(chosen.timezone), loaded.prices
         provider = provider or chosen.account.provider
     if not policy.has_rules:
-        raise click.UsageError("give at least one retention rule, e.g. --keep-daily 7, or --policy FILE")
+        raise click.UsageError(
+            "give at least one retention rule, e.g. --keep-daily 7, or --policy FILE"
+        )
     if chart_file is not None and chart_file.suffix.lower() != ".svg":
         raise click.UsageError(
             f"--chart draws SVG only; name the file {chart_file.with_suffix('.svg')} "
@@ -497,7 +700,12 @@ def simulate_command(
         except ValueError as error:
             raise click.ClickException(str(error)) from error
         projection = Projection(steady, snapshot_gb, _prices_for(price, provider, known))
-    click.echo(render.simulation_json(result, projection) if output == "json" else render.simulation_text(result, projection), nl=False)
+    click.echo(
+        render.simulation_json(result, projection)
+        if output == "json"
+        else render.simulation_text(result, projection),
+        nl=False,
+    )
     if chart_file is not None:
         try:
             write_atomic(chart_file, survivors_svg(result), "chart file")
@@ -517,7 +725,9 @@ def _prices_for(
         amount, currency = price
         code = currency.strip().upper()
         if len(code) != 3 or not code.isascii() or not code.isalpha():
-            raise click.BadParameter(f"{currency!r} is not a currency code such as USD or EUR", param_hint="--price")
+            raise click.BadParameter(
+                f"{currency!r} is not a currency code such as USD or EUR", param_hint="--price"
+            )
         return (("--price", Price(amount, code)),)
     known = prices({}) if known is None else known
     return tuple((name, known[name]) for name in ([provider] if provider else PROVIDERS))
@@ -525,11 +735,18 @@ def _prices_for(
 
 @cli.command("migrate")
 @selection
-@click.option("--out", "out_file", type=click.Path(path_type=Path, dir_okay=False), help=(
-    "Write the policy to FILE (replaced in one step, never through a symbolic link) "
-    "instead of printing it."
-))
-def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out_file: Path | None) -> int:
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help=(
+        "Write the policy to FILE (replaced in one step, never through a symbolic link) "
+        "instead of printing it."
+    ),
+)
+def migrate_command(
+    loaded: config.LoadedConfig, verbose: bool, whole: bool, out_file: Path | None
+) -> int:
     """Turn a snapshots.py layout into an equivalent YAML policy. Secrets become env: references.
 
     \b
@@ -544,9 +761,16 @@ def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out
             "this is a YAML policy already"
         )
     if loaded.errors or loaded.failed or loaded.document is None:
-        click.echo("Nothing migrated: fix the errors above first, so no server is left out.", err=True)
+        click.echo(
+            "Nothing migrated: fix the errors above first, so no server is left out.", err=True
+        )
         return EXIT_ERROR
-    migration = migrate(loaded.document, loaded.base, out_file, only=None if whole else {t.name for t in loaded.targets})
+    migration = migrate(
+        loaded.document,
+        loaded.base,
+        out_file,
+        only=None if whole else {t.name for t in loaded.targets},
+    )
     if out_file is None:
         click.echo(migration.text, nl=False)
     else:
@@ -561,7 +785,10 @@ def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out
         click.echo(f"  {line}", err=True)
     if out_file is not None:
         click.echo(f"Then run with --policy {out_file}.", err=True)
-        beside = out_file.name == config.POLICY_FILE and out_file.parent.resolve() == loaded.base.resolve()
+        beside = (
+            out_file.name == config.POLICY_FILE
+            and out_file.parent.resolve() == loaded.base.resolve()
+        )
         if beside and (loaded.base / config.LEGACY_CONFIG).is_file():
             click.echo(
                 "This folder now holds both formats, "
@@ -573,11 +800,22 @@ def migrate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, out
 
 
 @cli.command("sandbox")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port on 127.0.0.1 (0 picks a free one).")
-@click.option("--state", "state_file", type=click.Path(dir_okay=False), help=(
-    "JSON state to start from (format: `snapshot_policy.sandbox` docs). "
-    "Default: a small example fleet."
-))
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False),
+    help=(
+        "JSON state to start from (format: `snapshot_policy.sandbox` docs). "
+        "Default: a small example fleet."
+    ),
+)
 def sandbox_command(port: int, state_file: str | None) -> None:
     """Serve the local fake cloud (DigitalOcean, Hetzner, Telegram, webhooks) until Ctrl-C.
 
@@ -638,7 +876,9 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
     """
     with redacted_output():
         try:
-            outcome = cli.main(args=argv, prog_name="snapshot-policy", standalone_mode=False, obj=clock)
+            outcome = cli.main(
+                args=argv, prog_name="snapshot-policy", standalone_mode=False, obj=clock
+            )
         except click.exceptions.Abort:  # Ctrl-C before apply could change anything
             click.echo("Aborted.", err=True)
             return EXIT_SIGNALLED["SIGINT"]
@@ -646,7 +886,10 @@ def main(argv: list[str] | None = None, clock: Clock = system_clock) -> int:
             error.show()
             return EXIT_ERROR
         except Exception:
-            click.echo("snapshot-policy stopped on an unexpected error (a bug; please report it):", err=True)
+            click.echo(
+                "snapshot-policy stopped on an unexpected error (a bug; please report it):",
+                err=True,
+            )
             traceback.print_exc(file=sys.stderr)
             raise
     if isinstance(outcome, int):

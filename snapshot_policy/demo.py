@@ -20,7 +20,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy.core.model import Clock
-from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
+from snapshot_policy.core.ownership import (
+    DIGITALOCEAN_TAG,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SERVER_ID_LABEL,
+)
 from snapshot_policy.sandbox import Sandbox
 from snapshot_policy.sandbox.state import format_time
 
@@ -85,37 +90,91 @@ def demo_fleet(now: datetime) -> dict:
     snapshots: list[dict] = []
     for server_id, name in DROPLETS.items():
         snapshots += [
-            {"account": "do-demo", "server_id": server_id, "name": f"{name}-{stamp(ago(d))}",
-             "created": format_time(ago(d)), "tags": [DIGITALOCEAN_TAG], "size_gigabytes": size(server_id, d)}
+            {
+                "account": "do-demo",
+                "server_id": server_id,
+                "name": f"{name}-{stamp(ago(d))}",
+                "created": format_time(ago(d)),
+                "tags": [DIGITALOCEAN_TAG],
+                "size_gigabytes": size(server_id, d),
+            }
             for d in (1, 2, 3, 4, 5)
         ]
     for server_id, name in HETZNER_SERVERS.items():
         labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: str(server_id)}
         snapshots += [
-            {"account": "hz-demo", "server_id": server_id, "name": f"{name}-{stamp(ago(d))}",
-             "created": format_time(ago(d)), "labels": labels, "size_gigabytes": size(server_id, d)}
+            {
+                "account": "hz-demo",
+                "server_id": server_id,
+                "name": f"{name}-{stamp(ago(d))}",
+                "created": format_time(ago(d)),
+                "labels": labels,
+                "size_gigabytes": size(server_id, d),
+            }
             for d in (1, 2, 3, 4, 9, 16)
         ]
     snapshots += [
-        {"account": "do-demo", "server_id": 3164444, "name": "web-1-before-upgrade", "created": format_time(ago(30)),
-         "size_gigabytes": size(3164444, 30)},
-        {"account": "hz-demo", "server_id": 42, "name": "db-1 by hand", "created": format_time(ago(6)), "size_gigabytes": size(42, 6)},
-        {"account": "hz-demo", "server_id": 43, "name": f"db-2-{stamp(ago(40))}", "created": format_time(ago(40)),
-         "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "43"}, "protected": True, "size_gigabytes": size(43, 40)},
+        {
+            "account": "do-demo",
+            "server_id": 3164444,
+            "name": "web-1-before-upgrade",
+            "created": format_time(ago(30)),
+            "size_gigabytes": size(3164444, 30),
+        },
+        {
+            "account": "hz-demo",
+            "server_id": 42,
+            "name": "db-1 by hand",
+            "created": format_time(ago(6)),
+            "size_gigabytes": size(42, 6),
+        },
+        {
+            "account": "hz-demo",
+            "server_id": 43,
+            "name": f"db-2-{stamp(ago(40))}",
+            "created": format_time(ago(40)),
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "43"},
+            "protected": True,
+            "size_gigabytes": size(43, 40),
+        },
     ]
     return {
         "accounts": [
-            {"name": "do-demo", "provider": "digitalocean", "tokens": [TOKENS["DEMO_DIGITALOCEAN_TOKEN"]]},
+            {
+                "name": "do-demo",
+                "provider": "digitalocean",
+                "tokens": [TOKENS["DEMO_DIGITALOCEAN_TOKEN"]],
+            },
             {"name": "hz-demo", "provider": "hetzner", "tokens": [TOKENS["DEMO_HCLOUD_TOKEN"]]},
         ],
         "servers": [
-            *[{"account": "do-demo", "id": i, "name": n, "tags": ["web"], "created": format_time(ago(400)),
-               "snapshot_size_gigabytes": SNAPSHOT_GB[i]} for i, n in DROPLETS.items()],
-            *[{"account": "hz-demo", "id": i, "name": n, "labels": {"role": "db"}, "created": format_time(ago(300)),
-               "snapshot_size_gigabytes": SNAPSHOT_GB[i]} for i, n in HETZNER_SERVERS.items()],
+            *[
+                {
+                    "account": "do-demo",
+                    "id": i,
+                    "name": n,
+                    "tags": ["web"],
+                    "created": format_time(ago(400)),
+                    "snapshot_size_gigabytes": SNAPSHOT_GB[i],
+                }
+                for i, n in DROPLETS.items()
+            ],
+            *[
+                {
+                    "account": "hz-demo",
+                    "id": i,
+                    "name": n,
+                    "labels": {"role": "db"},
+                    "created": format_time(ago(300)),
+                    "snapshot_size_gigabytes": SNAPSHOT_GB[i],
+                }
+                for i, n in HETZNER_SERVERS.items()
+            ],
         ],
         "snapshots": snapshots,
-        "telegram": {"bots": [{"token": TOKENS["DEMO_TELEGRAM_BOT_TOKEN"], "username": "demo_bot"}]},
+        "telegram": {
+            "bots": [{"token": TOKENS["DEMO_TELEGRAM_BOT_TOKEN"], "username": "demo_bot"}]
+        },
     }
 
 
@@ -129,9 +188,15 @@ def run_demo(main: Main, clock: Clock, out: Out = print, action_seconds: float =
     snapshot.
     """
     now = clock().replace(microsecond=0)
-    with Sandbox(demo_fleet(now), action_seconds=action_seconds, clock=clock) as sandbox, tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder:
+    with (
+        Sandbox(demo_fleet(now), action_seconds=action_seconds, clock=clock) as sandbox,
+        tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder,
+    ):
         policy = Path(folder) / "snapshot-policy.yaml"
-        policy.write_text(POLICY.format(chat_id=CHAT_ID, webhook_url=sandbox.webhook_url(WEBHOOK_NAME)), encoding="utf-8")
+        policy.write_text(
+            POLICY.format(chat_id=CHAT_ID, webhook_url=sandbox.webhook_url(WEBHOOK_NAME)),
+            encoding="utf-8",
+        )
         with _environment({**sandbox.env(), **TOKENS}):
             codes = _walk_through(lambda argv: main(argv, clock=clock), out, sandbox, policy)
     if codes != (0, 0, 0):
@@ -147,7 +212,9 @@ def run_demo(main: Main, clock: Clock, out: Out = print, action_seconds: float =
     return 0
 
 
-def _walk_through(run: Callable[[list[str]], int], out: Out, sandbox: Sandbox, policy: Path) -> tuple[int, int, int]:
+def _walk_through(
+    run: Callable[[list[str]], int], out: Out, sandbox: Sandbox, policy: Path
+) -> tuple[int, int, int]:
     """Show the fleet, the policy, plan, apply, the notifications, plan again and what is
     left; return the three commands' exit codes."""
     before = {s["id"] for s in sandbox.dump_state()["snapshots"]}
@@ -239,7 +306,11 @@ def _show_notifications(out: Out, sandbox: Sandbox) -> None:
     deliveries = sandbox.webhook_deliveries(WEBHOOK_NAME)
     out(f"Webhook {WEBHOOK_NAME!r}, {len(deliveries)} payload(s):")
     for delivery in deliveries:
-        payload = json.dumps(delivery["json"], indent=2) if delivery["json"] is not None else delivery["body"]
+        payload = (
+            json.dumps(delivery["json"], indent=2)
+            if delivery["json"] is not None
+            else delivery["body"]
+        )
         out("\n".join(f"    {line}" for line in payload.splitlines()))
 
 

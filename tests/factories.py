@@ -32,14 +32,29 @@ def utc(*fields: int) -> datetime:
     return datetime(*fields, tzinfo=timezone.utc)
 
 
-def snap(created: datetime, *, id: str | None = None, server_id: str = "1", managed: bool = True, **flags: bool) -> Snapshot:
+def snap(
+    created: datetime,
+    *,
+    id: str | None = None,
+    server_id: str = "1",
+    managed: bool = True,
+    **flags: bool,
+) -> Snapshot:
     """A snapshot of server 1, managed unless told otherwise."""
     ident = id or str(next(_ids))
     ownership = "managed-by label" if managed else "no managed-by label"
-    return Snapshot(ident, f"web-{created:%Y%m%d%H%M%S}", created, server_id, managed, ownership, **flags)
+    return Snapshot(
+        ident, f"web-{created:%Y%m%d%H%M%S}", created, server_id, managed, ownership, **flags
+    )
 
 
-def target(*, schedule: Schedule = EVERY_RUN, max_deletions: int = 10, timezone: str = "UTC", **rules: object) -> Target:
+def target(
+    *,
+    schedule: Schedule = EVERY_RUN,
+    max_deletions: int = 10,
+    timezone: str = "UTC",
+    **rules: object,
+) -> Target:
     """A target for server 1 (`web`) on Hetzner with the given retention rules."""
     return Target(
         name="web",
@@ -61,8 +76,13 @@ def cloud_accounts(do_token: str, hz_token: str, rate_limit: int) -> list[dict]:
     """The sandbox's DigitalOcean account `do` (our marker tag already made, as after a first
     run) and Hetzner account `hz`, with a rate limit a fleet's run does not reach."""
     return [
-        {"name": "do", "provider": "digitalocean", "tokens": [do_token], "rate_limit": rate_limit,
-         "tags": ["snapshot-policy"]},
+        {
+            "name": "do",
+            "provider": "digitalocean",
+            "tokens": [do_token],
+            "rate_limit": rate_limit,
+            "tags": ["snapshot-policy"],
+        },
         {"name": "hz", "provider": "hetzner", "tokens": [hz_token], "rate_limit": rate_limit},
     ]
 
@@ -77,8 +97,14 @@ def mark_ours(snapshot: dict) -> None:
         snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": server}
 
 
-def fleet(size: int, *, seed: int, now: datetime, snapshots: Callable[[random.Random], int],
-          tokens: tuple[str, str]) -> dict:
+def fleet(
+    size: int,
+    *,
+    seed: int,
+    now: datetime,
+    snapshots: Callable[[random.Random], int],
+    tokens: tuple[str, str],
+) -> dict:
     """The sandbox state of `size` servers, alternately on `do` (web-N, id 100000+N) and `hz`
     (app-N, id 200000+N); each has `snapshots(rng)` snapshots, one a day back from `now`, 60 %
     of them ours (marked, named as the tool names them) and the rest manual. The seed fixes all."""
@@ -98,8 +124,11 @@ def fleet(size: int, *, seed: int, now: datetime, snapshots: Callable[[random.Ra
                 snapshot["name"] = f"{name}-{created:%Y%m%d%H%M%S}"
                 mark_ours(snapshot)
             else:
-                manual = (f"{name}-before-upgrade-{k}", f"manual {k} of {name}",
-                          f"{name}-{created:%Y%m%d}")
+                manual = (
+                    f"{name}-before-upgrade-{k}",
+                    f"manual {k} of {name}",
+                    f"{name}-{created:%Y%m%d}",
+                )
                 snapshot["name"] = rng.choice(manual)
             state["snapshots"].append(snapshot)
     return state

@@ -56,7 +56,11 @@ class LoadedConfig:
         values = {t.account.token for t in self.targets}
         for target in self.targets:
             for channel in target.notify:
-                values.update(v for v in (getattr(channel, "bot_token", None), getattr(channel, "secret", None)) if v)
+                values.update(
+                    v
+                    for v in (getattr(channel, "bot_token", None), getattr(channel, "secret", None))
+                    if v
+                )
         return tuple(sorted(v for v in values if v))
 
     @property
@@ -68,7 +72,9 @@ class LoadedConfig:
         return not self.targets or any(p.file not in self.isolated_files for p in self.errors)
 
 
-def _by_kind(policy: Path | None, legacy_config: Path | None, files: Sequence[str]) -> tuple[Path | None, Path | None, list[str]]:
+def _by_kind(
+    policy: Path | None, legacy_config: Path | None, files: Sequence[str]
+) -> tuple[Path | None, Path | None, list[str]]:
     """Sort positional files by their kind, so `validate policy.yaml` works as well as
     `--policy`."""
     rest = []
@@ -90,11 +96,21 @@ class NoConfiguration(Exception):
 def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
     """Return (policy, legacy config) found in `cwd`; both None for a layout of server files
     only. Raise NoConfiguration if there is neither format, or both."""
-    policy, legacy_config, configs = cwd / POLICY_FILE, cwd / LEGACY_CONFIG, cwd / LEGACY_CONFIGS_DIR
+    policy, legacy_config, configs = (
+        cwd / POLICY_FILE,
+        cwd / LEGACY_CONFIG,
+        cwd / LEGACY_CONFIGS_DIR,
+    )
     has_config = legacy_config.is_file()
-    has_servers = configs.is_dir() and any(not p.name.startswith("._") for p in configs.glob("*.json"))
+    has_servers = configs.is_dir() and any(
+        not p.name.startswith("._") for p in configs.glob("*.json")
+    )
     if policy.is_file() and (has_config or has_servers):
-        legacy, flag = (legacy_config, f"--config {legacy_config}") if has_config else (configs / "*.json", f"the server files as arguments ({configs / '*.json'})")
+        legacy, flag = (
+            (legacy_config, f"--config {legacy_config}")
+            if has_config
+            else (configs / "*.json", f"the server files as arguments ({configs / '*.json'})")
+        )
         message = (
             f"both {policy} and {legacy} are here: give --policy {policy} to use the YAML policy, "
             f"or {flag} to keep the snapshots.py layout; the tool will not guess which"
@@ -143,8 +159,15 @@ def load(
     if policy is not None:
         loaded = load_policy(policy, env)
         return LoadedConfig(
-            (str(policy),), loaded.settings, tuple(loaded.targets), tuple(loaded.problems), (),
-            legacy=False, base=policy.parent, document=loaded.document, prices=loaded.prices,
+            (str(policy),),
+            loaded.settings,
+            tuple(loaded.targets),
+            tuple(loaded.problems),
+            (),
+            legacy=False,
+            base=policy.parent,
+            document=loaded.document,
+            prices=loaded.prices,
         )
     loaded = load_legacy(legacy_config, server_files, cwd)
     return LoadedConfig(

@@ -24,12 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from snapshot_policy.core import transport
 from snapshot_policy.config import policy
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
 from snapshot_policy.config.sources import Source, read_ini, read_json
+from snapshot_policy.core import transport
 from snapshot_policy.core.model import Price, RunSettings, TargetFailure, TargetSpec
 from snapshot_policy.core.templates import payload_strings, template_errors
 
@@ -100,7 +100,14 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
         if server is not None and (server.provider, server.id) in seen:
             wrapper = next(w for w, p in WRAPPERS.items() if p == server.provider)
             other = seen[(server.provider, server.id)]
-            file_problems.append(Problem(str(path), None, f"{wrapper}.id", f"server {server.id} is also configured in {other}; give each server one file"))
+            file_problems.append(
+                Problem(
+                    str(path),
+                    None,
+                    f"{wrapper}.id",
+                    f"server {server.id} is also configured in {other}; give each server one file",
+                )
+            )
         elif server is not None:
             seen[(server.provider, server.id)] = path
         result.problems += file_problems
@@ -109,10 +116,17 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
         else:
             document.add_target(names[path], server)
     if not paths and not missing:
-        result.problems.append(Problem(str(configs_dir), None, "", (
-            "no server files (*.json) found; "
-            "copy a sample from the legacy layout and fill it in"
-        )))
+        result.problems.append(
+            Problem(
+                str(configs_dir),
+                None,
+                "",
+                (
+                    "no server files (*.json) found; "
+                    "copy a sample from the legacy layout and fill it in"
+                ),
+            )
+        )
     result.document = document.data()
     built = policy.build(Source(str(config_file or configs_dir), result.document), {}, base)
     # Every check a policy makes was made on the legacy files above, in their own words;
@@ -145,11 +159,19 @@ def _read_ini(config_file: Path | None) -> tuple[IniSettings, list[Problem], lis
         text = data.get("WEBHOOK", {}).get(key)
         if isinstance(text, str) and text.strip() and not is_placeholder(text):
             problems += _ini_payload_problems(source, key, text)
-    problems += _token_problems(source, data.get("TELEGRAM", {}).get("bot_token"), ("TELEGRAM", "bot_token"), "TELEGRAM.bot_token")
+    problems += _token_problems(
+        source,
+        data.get("TELEGRAM", {}).get("bot_token"),
+        ("TELEGRAM", "bot_token"),
+        "TELEGRAM.bot_token",
+    )
     for section, key in (("TELEGRAM", "message_success"), ("TELEGRAM", "message_failure")):
         text = data.get(section, {}).get(key)
         if isinstance(text, str):
-            problems += [_problem(source, (section, key), f"{section}.{key}", m) for m in template_errors(text)]
+            problems += [
+                _problem(source, (section, key), f"{section}.{key}", m)
+                for m in template_errors(text)
+            ]
     if any(not p.warning for p in problems):
         data = {}  # an invalid INI must not half-apply: the CLI stops on its errors
     return IniSettings(data), problems, [str(config_file)]
@@ -159,16 +181,36 @@ def _ini_payload_problems(source: Source, key: str, text: str) -> list[Problem]:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as error:
-        return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", (
-            f"is not valid JSON ({error.msg} at column {error.colno}); "
-            "write the payload as one JSON object"
-        ))]
+        return [
+            _problem(
+                source,
+                ("WEBHOOK", key),
+                f"WEBHOOK.{key}",
+                (
+                    f"is not valid JSON ({error.msg} at column {error.colno}); "
+                    "write the payload as one JSON object"
+                ),
+            )
+        ]
     if not isinstance(payload, dict):
-        return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", "must be a JSON object such as {\"server\": \"{server_name}\"}")]
-    return [_problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", m) for _, text in payload_strings(payload) for m in template_errors(text)]
+        return [
+            _problem(
+                source,
+                ("WEBHOOK", key),
+                f"WEBHOOK.{key}",
+                'must be a JSON object such as {"server": "{server_name}"}',
+            )
+        ]
+    return [
+        _problem(source, ("WEBHOOK", key), f"WEBHOOK.{key}", m)
+        for _, text in payload_strings(payload)
+        for m in template_errors(text)
+    ]
 
 
-def _server_paths(configs_dir: Path, args: Sequence[str], cwd: Path) -> tuple[list[Path], list[Problem]]:
+def _server_paths(
+    configs_dir: Path, args: Sequence[str], cwd: Path
+) -> tuple[list[Path], list[Problem]]:
     """Return the server files to read, and a problem for each argument that names none."""
     if not args:
         if not configs_dir.is_dir():
@@ -177,12 +219,16 @@ def _server_paths(configs_dir: Path, args: Sequence[str], cwd: Path) -> tuple[li
     found, missing = [], []
     for arg in args:
         bare = "/" not in arg
-        candidates = [configs_dir / arg, configs_dir / f"{arg}.json", cwd / arg] if bare else [cwd / arg]
+        candidates = (
+            [configs_dir / arg, configs_dir / f"{arg}.json", cwd / arg] if bare else [cwd / arg]
+        )
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             where = f"{configs_dir} or {cwd}" if bare else str(cwd / arg)
             missing.append(Problem(arg, None, "", f"no such server file in {where}"))
-        elif not any(path.resolve() == seen.resolve() for seen in found):  # one file named twice is one server
+        elif not any(
+            path.resolve() == seen.resolve() for seen in found
+        ):  # one file named twice is one server
             found.append(path)
     return found, missing
 
@@ -199,7 +245,9 @@ class _Server:
     channels: tuple[dict, ...]
 
 
-def _server(path: Path, ini: IniSettings, config_file: Path | None) -> tuple[_Server | None, list[Problem]]:
+def _server(
+    path: Path, ini: IniSettings, config_file: Path | None
+) -> tuple[_Server | None, list[Problem]]:
     """Return what one server file describes, or None and why not."""
     try:
         source = read_json(path)
@@ -210,16 +258,36 @@ def _server(path: Path, ini: IniSettings, config_file: Path | None) -> tuple[_Se
         return None, problems
     wrapper, server = next(iter(source.data.items()))
     if is_placeholder(server["api_token"]):
-        problems.append(_problem(source, (wrapper, "api_token"), f"{wrapper}.api_token", "is still the sample's placeholder; put this server's API token here"))
+        problems.append(
+            _problem(
+                source,
+                (wrapper, "api_token"),
+                f"{wrapper}.api_token",
+                "is still the sample's placeholder; put this server's API token here",
+            )
+        )
         return None, problems
-    problems += _token_problems(source, server["api_token"], (wrapper, "api_token"), f"{wrapper}.api_token")
+    problems += _token_problems(
+        source, server["api_token"], (wrapper, "api_token"), f"{wrapper}.api_token"
+    )
     channels, channel_problems = _channels(source, wrapper, server, ini, config_file)
     problems += channel_problems
-    token = LiteralSecret(server["api_token"].strip(), f"the api_token of {path}")  # a token pasted with its line break still works
-    return _Server(WRAPPERS[wrapper], int(server["id"]), server["name"], token, server["retain_last_snapshots"], channels), problems
+    token = LiteralSecret(
+        server["api_token"].strip(), f"the api_token of {path}"
+    )  # a token pasted with its line break still works
+    return _Server(
+        WRAPPERS[wrapper],
+        int(server["id"]),
+        server["name"],
+        token,
+        server["retain_last_snapshots"],
+        channels,
+    ), problems
 
 
-def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings, config_file: Path | None) -> tuple[tuple[dict, ...], list[Problem]]:
+def _channels(
+    source: Source, wrapper: str, server: Mapping, ini: IniSettings, config_file: Path | None
+) -> tuple[tuple[dict, ...], list[Problem]]:
     """Merge per-server and global notification settings, key by key, into channels of the
     policy's shape."""
     problems: list[Problem] = []
@@ -229,53 +297,105 @@ def _channels(source: Source, wrapper: str, server: Mapping, ini: IniSettings, c
         for key in ("message_success", "message_failure", "payload_success", "payload_failure"):
             for subpath, text in payload_strings(own.get(key)):
                 path = (wrapper, section, key, *subpath)
-                problems += [_problem(source, path, ".".join(map(str, path)), m) for m in template_errors(text)]
+                problems += [
+                    _problem(source, path, ".".join(map(str, path)), m)
+                    for m in template_errors(text)
+                ]
     channels: list[dict] = []
     if _enabled(telegram, ini, "TELEGRAM"):
-        problems += _token_problems(source, telegram.get("bot_token"), (wrapper, "telegram", "bot_token"), f"{wrapper}.telegram.bot_token")
+        problems += _token_problems(
+            source,
+            telegram.get("bot_token"),
+            (wrapper, "telegram", "bot_token"),
+            f"{wrapper}.telegram.bot_token",
+        )
         if telegram.get("bot_token"):
-            token = LiteralSecret(str(telegram["bot_token"]).strip(), f"the telegram.bot_token of {source.file}")
+            token = LiteralSecret(
+                str(telegram["bot_token"]).strip(), f"the telegram.bot_token of {source.file}"
+            )
         else:
             value = ini.get("TELEGRAM", "bot_token")
-            token = LiteralSecret(str(value).strip(), f"the bot_token in [TELEGRAM] of {config_file}") if value else None
+            token = (
+                LiteralSecret(str(value).strip(), f"the bot_token in [TELEGRAM] of {config_file}")
+                if value
+                else None
+            )
         chat = telegram.get("chat_id") or ini.get("TELEGRAM", "chat_id")
         if token and chat:
-            channels.append(_settled({
-                "type": "telegram",
-                "bot_token": token,
-                "chat_id": str(chat),
-                "message_success": telegram.get("message_success") or ini.text("TELEGRAM", "message_success"),
-                "message_failure": telegram.get("message_failure") or ini.text("TELEGRAM", "message_failure"),
-                **_retry_settings(ini, "TELEGRAM"),
-            }))
+            channels.append(
+                _settled(
+                    {
+                        "type": "telegram",
+                        "bot_token": token,
+                        "chat_id": str(chat),
+                        "message_success": telegram.get("message_success")
+                        or ini.text("TELEGRAM", "message_success"),
+                        "message_failure": telegram.get("message_failure")
+                        or ini.text("TELEGRAM", "message_failure"),
+                        **_retry_settings(ini, "TELEGRAM"),
+                    }
+                )
+            )
         else:
-            problems.append(Problem(source.file, None, f"{wrapper}.telegram", (
-                "Telegram is enabled but has no bot_token and chat_id "
-                "here or in snapshots.config; no message will be sent"
-            ), warning=True))
+            problems.append(
+                Problem(
+                    source.file,
+                    None,
+                    f"{wrapper}.telegram",
+                    (
+                        "Telegram is enabled but has no bot_token and chat_id "
+                        "here or in snapshots.config; no message will be sent"
+                    ),
+                    warning=True,
+                )
+            )
     if _enabled(webhook, ini, "WEBHOOK"):
         url = webhook.get("url") or ini.get("WEBHOOK", "url")
         refused = transport.url_problem(str(url), transport.WEBHOOK) if url else None
         if refused is not None:  # the server's snapshots matter more than its notification
-            problems.append(Problem(source.file, None, f"{wrapper}.webhook.url", f"{refused}; the webhook will not be sent", warning=True))
+            problems.append(
+                Problem(
+                    source.file,
+                    None,
+                    f"{wrapper}.webhook.url",
+                    f"{refused}; the webhook will not be sent",
+                    warning=True,
+                )
+            )
         elif url:
-            channels.append(_settled({
-                "type": "webhook",
-                "url": str(url),
-                "payload_success": webhook.get("payload_success") or _ini_payload(ini, "payload_success"),
-                "payload_failure": webhook.get("payload_failure") or _ini_payload(ini, "payload_failure"),
-                **_retry_settings(ini, "WEBHOOK"),
-            }))
+            channels.append(
+                _settled(
+                    {
+                        "type": "webhook",
+                        "url": str(url),
+                        "payload_success": webhook.get("payload_success")
+                        or _ini_payload(ini, "payload_success"),
+                        "payload_failure": webhook.get("payload_failure")
+                        or _ini_payload(ini, "payload_failure"),
+                        **_retry_settings(ini, "WEBHOOK"),
+                    }
+                )
+            )
         else:
-            problems.append(Problem(source.file, None, f"{wrapper}.webhook", (
-                "the webhook is enabled but has no url here or in snapshots.config; "
-                "nothing will be sent"
-            ), warning=True))
+            problems.append(
+                Problem(
+                    source.file,
+                    None,
+                    f"{wrapper}.webhook",
+                    (
+                        "the webhook is enabled but has no url here or in snapshots.config; "
+                        "nothing will be sent"
+                    ),
+                    warning=True,
+                )
+            )
     return tuple(channels), problems
 
 
 def _retry_settings(ini: IniSettings, section: str) -> dict:
-    return {key: ini.get(section, key) for key in ("timeout", "retries", "base_delay_between_retries")}
+    return {
+        key: ini.get(section, key) for key in ("timeout", "retries", "base_delay_between_retries")
+    }
 
 
 def _settled(channel: dict) -> dict:
@@ -296,17 +416,19 @@ class _Document:
 
     def add_target(self, name: str, server: _Server) -> None:
         notify = [self._channel(channel) for channel in server.channels]
-        self.targets.append({
-            "name": name,
-            "account": self._account(server.provider, server.token),
-            "ids": [server.id],
-            # snapshots.py named snapshots and spoke of the server by the name in its file.
-            "server_name": server.name,
-            # It kept N old snapshots and then added one; 0 kept only the new one.
-            "retention": {"keep_last": max(1, server.retain_last_snapshots)},
-            "adopt_legacy_names": True,
-            **({"notify": notify} if notify else {}),
-        })
+        self.targets.append(
+            {
+                "name": name,
+                "account": self._account(server.provider, server.token),
+                "ids": [server.id],
+                # snapshots.py named snapshots and spoke of the server by the name in its file.
+                "server_name": server.name,
+                # It kept N old snapshots and then added one; 0 kept only the new one.
+                "retention": {"keep_last": max(1, server.retain_last_snapshots)},
+                "adopt_legacy_names": True,
+                **({"notify": notify} if notify else {}),
+            }
+        )
 
     def _account(self, provider: str, token: LiteralSecret) -> str:
         for name, account in self.accounts.items():

@@ -45,7 +45,9 @@ class Migration:
     """One line per variable to export: its name and where its value is found."""
 
 
-def migrate(document: Mapping, base: Path, out: Path | None = None, only: Collection[str] | None = None) -> Migration:
+def migrate(
+    document: Mapping, base: Path, out: Path | None = None, only: Collection[str] | None = None
+) -> Migration:
     """Return the YAML text of `document`, a legacy layout normalised into the policy's
     shape (`legacy.LegacyLoad.document`), whose relative paths start at `base`.
 
@@ -58,11 +60,22 @@ def migrate(document: Mapping, base: Path, out: Path | None = None, only: Collec
     secrets = _Secrets()
     data = {
         **document,
-        "accounts": {name: secrets.replace(account, "token", _variable(TOKEN_VARIABLES[account["provider"]], name.rsplit("-", 1)[-1])) for name, account in document["accounts"].items()},
+        "accounts": {
+            name: secrets.replace(
+                account,
+                "token",
+                _variable(TOKEN_VARIABLES[account["provider"]], name.rsplit("-", 1)[-1]),
+            )
+            for name, account in document["accounts"].items()
+        },
     }
     if "notifications" in document:
         data["notifications"] = {
-            name: secrets.replace(secrets.replace(channel, "bot_token", _variable(name, "bot_token")), "secret", _variable(name, "secret"))
+            name: secrets.replace(
+                secrets.replace(channel, "bot_token", _variable(name, "bot_token")),
+                "secret",
+                _variable(name, "secret"),
+            )
             for name, channel in document["notifications"].items()
         }
     if "settings" in document:
@@ -78,7 +91,9 @@ def _only(document: Mapping, names: Collection[str]) -> dict:
     result = {
         **document,
         "accounts": {k: v for k, v in document["accounts"].items() if k in accounts},
-        "notifications": {k: v for k, v in document.get("notifications", {}).items() if k in channels},
+        "notifications": {
+            k: v for k, v in document.get("notifications", {}).items() if k in channels
+        },
         "targets": targets,
     }
     if not result["notifications"]:
@@ -107,7 +122,10 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 def _list(dumper: yaml.SafeDumper, value: list) -> yaml.SequenceNode:
     """A list of plain values on one line (`ids: [4711]`), anything else as a block."""
-    flat = all(isinstance(item, (str, int, float, bool)) and not (isinstance(item, str) and "\n" in item) for item in value)
+    flat = all(
+        isinstance(item, (str, int, float, bool)) and not (isinstance(item, str) and "\n" in item)
+        for item in value
+    )
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
 
 
@@ -135,7 +153,9 @@ class _Secrets:
             return dict(section)
         if secret.value not in self.variables:
             taken = set(self.variables.values())
-            candidates = (variable if n == 1 else f"{variable}_{n}" for n in range(1, len(taken) + 2))
+            candidates = (
+                variable if n == 1 else f"{variable}_{n}" for n in range(1, len(taken) + 2)
+            )
             self.variables[secret.value] = next(c for c in candidates if c not in taken)
         name = self.variables[secret.value]
         if secret.origin not in self.origins.setdefault(name, []):
@@ -155,7 +175,9 @@ def _rebased(settings: Mapping, base: Path, out: Path | None) -> dict:
     """`settings` with each relative path made relative to the folder of `out` instead of `base`."""
     if out is None:
         return dict(settings)
-    result = {key: dict(value) if isinstance(value, Mapping) else value for key, value in settings.items()}
+    result = {
+        key: dict(value) if isinstance(value, Mapping) else value for key, value in settings.items()
+    }
     for path in _PATHS:
         section = result
         for key in path[:-1]:

@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from snapshot_policy.core import transport
 from snapshot_policy.config.problems import ConfigError, Problem, path_text
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret, SecretError, resolve
 from snapshot_policy.config.sources import Source, read_yaml
+from snapshot_policy.core import transport
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     DIGITALOCEAN,
@@ -91,7 +91,9 @@ class _Checker:
         self.problems: list[Problem] = []
 
     def add(self, path: tuple, message: str) -> None:
-        self.problems.append(Problem(self.source.file, self.source.line_of(path), path_text(path), message))
+        self.problems.append(
+            Problem(self.source.file, self.source.line_of(path), path_text(path), message)
+        )
 
     def secret(self, path: tuple, value: str | LiteralSecret, ascii_only: bool = False) -> str:
         """The secret `value` stands for; `ascii_only` for one sent in an HTTP header or URL."""
@@ -118,7 +120,9 @@ class _Checker:
         return name
 
 
-def load_policy(path: Path, env: Mapping[str, str] | None = None, read_secrets: bool = True) -> PolicyLoad:
+def load_policy(
+    path: Path, env: Mapping[str, str] | None = None, read_secrets: bool = True
+) -> PolicyLoad:
     """Load the policy at `path`. Return its targets only if it has no error at all.
 
     Without `read_secrets` (for `simulate`, which calls no API) secrets are left empty and
@@ -138,7 +142,9 @@ def load_policy(path: Path, env: Mapping[str, str] | None = None, read_secrets: 
     return loaded
 
 
-def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool = True) -> PolicyLoad:
+def build(
+    source: Source, env: Mapping[str, str], base: Path, read_secrets: bool = True
+) -> PolicyLoad:
     """Return the targets and run settings of `source.data`, a document of the policy's shape
     that its schema accepts, with every problem the schema cannot see. Relative paths and
     `file:` secrets start at `base`. A secret may also be a LiteralSecret (from a legacy
@@ -149,7 +155,10 @@ def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool
     zone = check.zone(("timezone",), data.get("timezone", _default("timezone")))
     accounts = _accounts(check, data["accounts"])
     channels = _channels(check, data.get("notifications", {}))
-    for key, what in (("healthcheck_url", transport.HEALTHCHECK), ("telegram_api_url", transport.BOT_TOKEN)):
+    for key, what in (
+        ("healthcheck_url", transport.HEALTHCHECK),
+        ("telegram_api_url", transport.BOT_TOKEN),
+    ):
         if key in data.get("settings", {}):
             check.url(("settings", key), data["settings"][key], what)
     defaults = data.get("defaults", {})
@@ -159,28 +168,42 @@ def build(source: Source, env: Mapping[str, str], base: Path, read_secrets: bool
     for index, raw in enumerate(data["targets"]):
         where = ("targets", index)
         if raw["name"] in seen:
-            check.add((*where, "name"), (
-                f"target name {raw['name']!r} is also used by targets[{seen[raw['name']]}]; "
-                "names must be unique"
-            ))
+            check.add(
+                (*where, "name"),
+                (
+                    f"target name {raw['name']!r} is also used by targets[{seen[raw['name']]}]; "
+                    "names must be unique"
+                ),
+            )
         seen.setdefault(raw["name"], index)
         if raw["account"] not in accounts:
-            check.add((*where, "account"), f"no account named {raw['account']!r}; accounts: {', '.join(accounts) or 'none'}")
+            check.add(
+                (*where, "account"),
+                f"no account named {raw['account']!r}; accounts: {', '.join(accounts) or 'none'}",
+            )
             continue
         _check_target_keys(check, where, raw, channels)
         if "server_name" in raw and len(raw.get("ids", ())) != 1:
-            check.add((*where, "server_name"), (
-                "stands for one server: select exactly one with ids, "
-                "or leave server_name out and each server keeps its own name"
-            ))
+            check.add(
+                (*where, "server_name"),
+                (
+                    "stands for one server: select exactly one with ids, "
+                    "or leave server_name out and each server keeps its own name"
+                ),
+            )
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
-        target = _target(raw, defaults, zone, accounts[raw["account"]], channels, source.file, owner)
+        target = _target(
+            raw, defaults, zone, accounts[raw["account"]], channels, source.file, owner
+        )
         if not target.retention.has_rules:
-            check.add((*where, "retention"), (
-                "no retention rule: set at least one above 0 here or in defaults, "
-                "e.g. keep_daily: 7"
-            ))
+            check.add(
+                (*where, "retention"),
+                (
+                    "no retention rule: set at least one above 0 here or in defaults, "
+                    "e.g. keep_daily: 7"
+                ),
+            )
         targets.append(target)
     run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}), owner)
     cost = prices(data.get("settings", {}))
@@ -199,9 +222,14 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
             variable = TOKEN_VARIABLES[provider]
             token = ""
             if check.env.get(variable, "").strip():
-                token = check.secret(("accounts", name), ENV_PREFIX + variable, ascii_only=True)  # trimmed and checked like any token
+                token = check.secret(
+                    ("accounts", name), ENV_PREFIX + variable, ascii_only=True
+                )  # trimmed and checked like any token
             elif check.read_secrets:
-                check.add(("accounts", name), f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}")
+                check.add(
+                    ("accounts", name),
+                    f"no token: set token (a literal, env:NAME or file:PATH) or export {variable}",
+                )
         if "endpoint" in account:
             check.url(("accounts", name, "endpoint"), account["endpoint"], transport.API_TOKEN)
         accounts[name] = Account(name, provider, token, account.get("endpoint"))
@@ -237,7 +265,9 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
             channels[name] = WebhookChannel(
                 name=name,
                 url=channel["url"],
-                secret=check.secret((*path, "secret"), channel["secret"]) if "secret" in channel else None,
+                secret=check.secret((*path, "secret"), channel["secret"])
+                if "secret" in channel
+                else None,
                 payload_success=channel.get("payload_success"),
                 payload_failure=channel.get("payload_failure"),
                 headers=dict(channel.get("headers", {})),
@@ -251,17 +281,26 @@ def _check_headers(check: _Checker, path: tuple, headers: Mapping[str, str]) -> 
     (which may be a secret, so it is never shown)."""
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
-            check.add(path, f"{name!r} is no HTTP header name: use letters, digits and - (such as X-Api-Key)")
+            check.add(
+                path,
+                f"{name!r} is no HTTP header name: use letters, digits and - (such as X-Api-Key)",
+            )
         elif not value.isascii():
-            check.add((*path, name), (
-                "has a character that is not ASCII (not shown here); "
-                "an HTTP header carries ASCII only"
-            ))
+            check.add(
+                (*path, name),
+                (
+                    "has a character that is not ASCII (not shown here); "
+                    "an HTTP header carries ASCII only"
+                ),
+            )
         elif any(not (c == "\t" or " " <= c <= "~") for c in value):
-            check.add((*path, name), (
-                "has a line break or a control character (not shown here); "
-                "a header value is one line of text"
-            ))
+            check.add(
+                (*path, name),
+                (
+                    "has a line break or a control character (not shown here); "
+                    "a header value is one line of text"
+                ),
+            )
 
 
 def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Mapping) -> None:
@@ -273,8 +312,14 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
         try:
             CronSim(cron, datetime(2000, 1, 1, tzinfo=timezone.utc))
         except CronSimError as error:
-            check.add((*where, "schedule", "cron"), f"{cron!r} is not a cron expression ({error}); e.g. '0 3 * * *' for 03:00 daily")
-    for section, key in (("schedule", "every"), *(("retention", rule) for rule in RetentionPolicy.DURATION_RULES)):
+            check.add(
+                (*where, "schedule", "cron"),
+                f"{cron!r} is not a cron expression ({error}); e.g. '0 3 * * *' for 03:00 daily",
+            )
+    for section, key in (
+        ("schedule", "every"),
+        *(("retention", rule) for rule in RetentionPolicy.DURATION_RULES),
+    ):
         text = raw.get(section, {}).get(key)
         if text is not None:
             try:
@@ -283,10 +328,13 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
                 check.add((*where, section, key), str(error))
     for index, channel in enumerate(raw.get("notify", [])):
         if channel not in channels:
-            check.add((*where, "notify", index), (
-                f"no notification channel named {channel!r}; "
-                f"channels: {', '.join(channels) or 'none'}"
-            ))
+            check.add(
+                (*where, "notify", index),
+                (
+                    f"no notification channel named {channel!r}; "
+                    f"channels: {', '.join(channels) or 'none'}"
+                ),
+            )
     if "snapshot_name" in raw:
         for message in _name_pattern_errors(raw["snapshot_name"]):
             check.add((*where, "snapshot_name"), message)
@@ -294,12 +342,18 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
     for which in ("before", "after"):
         command = hooks.get(which)
         if isinstance(command, str) and not hooks.get("shell"):
-            check.add((*where, "hooks", which), (
-                "a string runs only through a shell: "
-                "write it as a list [program, argument, ...], or set shell: true"
-            ))
+            check.add(
+                (*where, "hooks", which),
+                (
+                    "a string runs only through a shell: "
+                    "write it as a list [program, argument, ...], or set shell: true"
+                ),
+            )
         elif isinstance(command, list) and hooks.get("shell"):
-            check.add((*where, "hooks", which), "with shell: true, write the command as one string for sh -c")
+            check.add(
+                (*where, "hooks", which),
+                "with shell: true, write the command as one string for sh -c",
+            )
 
 
 def _name_pattern_errors(pattern: str) -> list[str]:
@@ -310,17 +364,33 @@ def _name_pattern_errors(pattern: str) -> list[str]:
     except ValueError:
         return errors
     if "timestamp" not in fields:
-        errors.append("must contain {timestamp}, or every snapshot of a server would get the same name")
+        errors.append(
+            "must contain {timestamp}, or every snapshot of a server would get the same name"
+        )
     return errors
 
 
 def _retention(raw: Mapping) -> RetentionPolicy:
-    counts = {rule: raw.get(rule, _default("$defs/count")) for rule in RetentionPolicy.COUNTED_RULES}
-    durations = {rule: Duration.parse(raw[rule]) for rule in RetentionPolicy.DURATION_RULES if raw.get(rule) is not None}
+    counts = {
+        rule: raw.get(rule, _default("$defs/count")) for rule in RetentionPolicy.COUNTED_RULES
+    }
+    durations = {
+        rule: Duration.parse(raw[rule])
+        for rule in RetentionPolicy.DURATION_RULES
+        if raw.get(rule) is not None
+    }
     return RetentionPolicy(**counts, **durations)
 
 
-def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channels: Mapping, file: str, owner: str) -> TargetSpec:
+def _target(
+    raw: Mapping,
+    defaults: Mapping,
+    zone: str,
+    account: Account,
+    channels: Mapping,
+    file: str,
+    owner: str,
+) -> TargetSpec:
     merged = {**defaults, **raw}
     schedule = merged.get("schedule", {})
     return TargetSpec(
@@ -336,7 +406,11 @@ def _target(raw: Mapping, defaults: Mapping, zone: str, account: Account, channe
             every=Duration.parse(schedule["every"]) if "every" in schedule else None,
             cron=schedule.get("cron"),
         ),
-        safety=Safety(max_deletions=merged.get("safety", {}).get("max_deletions", _default("$defs/safety/max_deletions"))),
+        safety=Safety(
+            max_deletions=merged.get("safety", {}).get(
+                "max_deletions", _default("$defs/safety/max_deletions")
+            )
+        ),
         timezone=merged.get("timezone", zone),
         name_pattern=merged.get("snapshot_name", _default("$defs/snapshot_name")),
         adopt_legacy_names=merged.get("adopt_legacy_names", _default("$defs/adopt_legacy_names")),
@@ -360,10 +434,14 @@ def _hooks(raw: Mapping | None) -> Hooks | None:
 
     timeout = raw.get("timeout", _default("$defs/hooks/timeout"))
     shell = bool(raw.get("shell", _default("$defs/hooks/shell")))
-    return Hooks(command("before"), command("after"), float(timeout), shell, tuple(raw.get("env", ())))
+    return Hooks(
+        command("before"), command("after"), float(timeout), shell, tuple(raw.get("env", ()))
+    )
 
 
-def settings(raw: Mapping, base: Path, orphans: Mapping | None = None, owner: str = "") -> RunSettings:
+def settings(
+    raw: Mapping, base: Path, orphans: Mapping | None = None, owner: str = ""
+) -> RunSettings:
     """Return the run settings of a policy's `settings` (and `orphans`) section; relative
     paths start at `base`. `owner` is the configuration's, whether `settings` names it or not."""
     log = raw.get("log", {})
@@ -378,9 +456,13 @@ def settings(raw: Mapping, base: Path, orphans: Mapping | None = None, owner: st
         log_backup_count=log.get("backup_count", _default("settings/log/backup_count")),
         log_level=log.get("level", _default("settings/log/level")),
         audit_log=local(raw.get("audit_log")),
-        snapshot_creation_timeout=raw.get("snapshot_creation_timeout", _default("settings/snapshot_creation_timeout")),
+        snapshot_creation_timeout=raw.get(
+            "snapshot_creation_timeout", _default("settings/snapshot_creation_timeout")
+        ),
         request_timeout=raw.get("request_timeout", _default("settings/request_timeout")),
-        delay_between_servers=raw.get("delay_between_servers", _default("settings/delay_between_servers")),
+        delay_between_servers=raw.get(
+            "delay_between_servers", _default("settings/delay_between_servers")
+        ),
         parallel=raw.get("parallel"),
         healthcheck_url=raw.get("healthcheck_url"),
         telegram_api_url=raw.get("telegram_api_url"),
@@ -397,8 +479,12 @@ def prices(section: Mapping) -> dict[str, Price]:
     raw = section.get("prices", {})
     return {
         provider: Price(
-            per_gb_month=raw.get(provider, {}).get("per_gb_month", _default(f"settings/prices/{provider}/per_gb_month")),
-            currency=raw.get(provider, {}).get("currency", _default(f"settings/prices/{provider}/currency")),
+            per_gb_month=raw.get(provider, {}).get(
+                "per_gb_month", _default(f"settings/prices/{provider}/per_gb_month")
+            ),
+            currency=raw.get(provider, {}).get(
+                "currency", _default(f"settings/prices/{provider}/currency")
+            ),
         )
         for provider in PROVIDERS
     }

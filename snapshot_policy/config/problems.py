@@ -38,4 +38,7 @@ class ConfigError(Exception):
 
 def path_text(path: Sequence[Any]) -> str:
     """Return a key path as a user would write it: ("targets", 0, "name") -> "targets[0].name"."""
-    return "".join(f"[{part}]" if isinstance(part, int) and not isinstance(part, bool) else f".{part}" for part in path).lstrip(".")
+    return "".join(
+        f"[{part}]" if isinstance(part, int) and not isinstance(part, bool) else f".{part}"
+        for part in path
+    ).lstrip(".")

@@ -90,11 +90,16 @@ def _resolved(node: Mapping, root: Mapping) -> Mapping:
 def _is_finite_number(checker: Any, instance: Any) -> bool:
     """JSON has no NaN or infinity, but YAML (`.nan`, `.inf`) and Python's json (`NaN`) read
     them, and NaN passes every minimum and maximum: they are no numbers here."""
-    return Draft202012Validator.TYPE_CHECKER.is_type(instance, "number") and (not isinstance(instance, float) or math.isfinite(instance))
+    return Draft202012Validator.TYPE_CHECKER.is_type(instance, "number") and (
+        not isinstance(instance, float) or math.isfinite(instance)
+    )
 
 
 # Draft 2020-12, with NaN and infinity failing "type": "number" (and so "integer" too).
-_FiniteValidator = validators.extend(Draft202012Validator, type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _is_finite_number))
+_FiniteValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _is_finite_number),
+)
 
 
 @functools.cache
@@ -111,7 +116,10 @@ def coerce_ini(data: Mapping[str, Mapping[str, str]], schema: Mapping) -> dict[s
     """
     sections = schema.get("properties", {})
     return {
-        section: {key: _coerce(text, sections.get(section, {}).get("properties", {}).get(key, {})) for key, text in values.items()}
+        section: {
+            key: _coerce(text, sections.get(section, {}).get("properties", {}).get(key, {}))
+            for key, text in values.items()
+        }
         for section, values in data.items()
     }
 
@@ -166,9 +174,17 @@ def _explain(error: ValidationError, source: Source) -> list[Problem]:
         return _explain_choice(error, source)
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
-        return [_problem(source, path, _unknown_key(key, allowed), key) for key in error.instance if key not in allowed]
+        return [
+            _problem(source, path, _unknown_key(key, allowed), key)
+            for key in error.instance
+            if key not in allowed
+        ]
     if error.validator == "required":
-        return [_problem(source, path, f"missing required key {_show(key)}") for key in error.validator_value if key not in error.instance]
+        return [
+            _problem(source, path, f"missing required key {_show(key)}")
+            for key in error.validator_value
+            if key not in error.instance
+        ]
     if "propertyNames" in error.absolute_schema_path:
         form = _form(error.schema)
         message = f"the name {_show(error.instance)} is not in the expected form: {form}"
@@ -185,7 +201,11 @@ def _sentence(error: ValidationError, path: tuple) -> str:
             expected = _type_words([limit] if isinstance(limit, str) else limit)
             if path:
                 return f"must be {expected}, not {_describe(value)}"
-            return "the file is empty" if value is None else f"the file must hold {expected}, not {_describe(value)}"
+            return (
+                "the file is empty"
+                if value is None
+                else f"the file must hold {expected}, not {_describe(value)}"
+            )
         case "minimum":
             return f"must be {limit} or more, not {_show(value)}"
         case "exclusiveMinimum":
@@ -207,9 +227,15 @@ def _sentence(error: ValidationError, path: tuple) -> str:
             return "must list at least one item"
         case "uniqueItems":
             return "lists the same item more than once"
-        case "minProperties" | "maxProperties" if schema.get("minProperties") == schema.get("maxProperties") == 1:
+        case "minProperties" | "maxProperties" if (
+            schema.get("minProperties") == schema.get("maxProperties") == 1
+        ):
             keys = _or_list(schema.get("properties", {}))
-            return f"must have exactly one key: {keys}" if path else f"the file must have exactly one top-level key: {keys}"
+            return (
+                f"must have exactly one key: {keys}"
+                if path
+                else f"the file must have exactly one top-level key: {keys}"
+            )
         case "minProperties" if limit == 1:
             return "must have at least one entry"
     return error.message
@@ -228,14 +254,21 @@ def _explain_choice(error: ValidationError, source: Source) -> list[Problem]:
         if not isinstance(error.instance, dict):
             return []  # the object's own type error says it
         present = [key for key in keys if key in error.instance]
-        message = f"give only one of {_or_list(keys)} (found {_and_list(present)})" if present else f"missing one of the keys {_or_list(keys)}"
+        message = (
+            f"give only one of {_or_list(keys)} (found {_and_list(present)})"
+            if present
+            else f"missing one of the keys {_or_list(keys)}"
+        )
         return [_problem(source, path, message)]
     branches: dict[Any, list[ValidationError]] = {}
     for sub in error.context or ():
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
     if not branches:
         return [_problem(source, path, error.message)]
-    mismatches = {index: [e for e in errors if _is_mismatch(e, len(path))] for index, errors in branches.items()}
+    mismatches = {
+        index: [e for e in errors if _is_mismatch(e, len(path))]
+        for index, errors in branches.items()
+    }
     if all(mismatches.values()):
         merged = _merged_mismatch([e for errors in mismatches.values() for e in errors])
         if merged:
@@ -247,14 +280,19 @@ def _explain_choice(error: ValidationError, source: Source) -> list[Problem]:
 def _alternative_keys(alternatives: Sequence[Mapping]) -> list[str]:
     """Return the keys of alternatives shaped {"required": [key]}, or [] if any is shaped
     otherwise."""
-    if all(list(alternative) == ["required"] and len(alternative["required"]) == 1 for alternative in alternatives):
+    if all(
+        list(alternative) == ["required"] and len(alternative["required"]) == 1
+        for alternative in alternatives
+    ):
         return [alternative["required"][0] for alternative in alternatives]
     return []
 
 
 def _is_mismatch(error: ValidationError, depth: int) -> bool:
     """True if the error says the value is another kind of thing than the alternative describes."""
-    return error.validator == "const" or (error.validator == "type" and len(error.absolute_path) == depth)
+    return error.validator == "const" or (
+        error.validator == "type" and len(error.absolute_path) == depth
+    )
 
 
 def _merged_mismatch(errors: list[ValidationError]) -> tuple[tuple, str] | None:
@@ -264,7 +302,15 @@ def _merged_mismatch(errors: list[ValidationError]) -> tuple[tuple, str] | None:
         return None
     (validator, path), value = places.pop(), errors[0].instance
     if validator == "type":
-        kinds = [kind for error in errors for kind in ([error.validator_value] if isinstance(error.validator_value, str) else error.validator_value)]
+        kinds = [
+            kind
+            for error in errors
+            for kind in (
+                [error.validator_value]
+                if isinstance(error.validator_value, str)
+                else error.validator_value
+            )
+        ]
         return path, f"must be {_type_words(kinds)}, not {_describe(value)}"
     options = list(dict.fromkeys(str(error.validator_value) for error in errors))
     return path, f"must be one of {', '.join(options)}, not {_show(value)}"

@@ -63,7 +63,9 @@ def resolve(value: str, env: Mapping[str, str], base: Path, ascii_only: bool = F
         try:
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as error:
-            raise SecretError(f"cannot read secret file {path}: {getattr(error, 'strerror', None) or error}") from None
+            raise SecretError(
+                f"cannot read secret file {path}: {getattr(error, 'strerror', None) or error}"
+            ) from None
         if not text.strip():
             raise SecretError(f"secret file {path} is empty")
         return clean(text, f"the secret in file {path}", ascii_only)
@@ -80,7 +82,13 @@ def clean(value: str, what: str = "the value", ascii_only: bool = False) -> str:
         raise SecretError(f"{what} is empty")
     inside = next((c for c in trimmed if c.isspace() or not c.isprintable()), None)
     if inside is not None:
-        kind = "a line break" if inside in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "a space" if inside.isspace() else "a control character"
+        kind = (
+            "a line break"
+            if inside in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+            else "a space"
+            if inside.isspace()
+            else "a control character"
+        )
         raise SecretError(
             f"{what} has {kind} inside it (not shown here); a secret is a single word, "
             "so remove it and any text pasted along"
@@ -110,7 +118,13 @@ def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str])
         except OSError:
             continue
         if any(value in text for value in values):
-            who = "group and others" if mode & stat.S_IRGRP and mode & stat.S_IROTH else "group" if mode & stat.S_IRGRP else "others"
+            who = (
+                "group and others"
+                if mode & stat.S_IRGRP and mode & stat.S_IROTH
+                else "group"
+                if mode & stat.S_IRGRP
+                else "others"
+            )
             warnings.append(
                 f"warning: {file} holds a secret and can be read by {who} "
                 f"(permissions {stat.S_IMODE(mode):04o}); "

@@ -114,7 +114,9 @@ def read_json(path: str | Path) -> Source:
     loader = None
     try:
         loader = yaml.SafeLoader(text.replace("\t", " "))
-        lines, problems = _yaml_lines(file, loader.get_single_node(), loader, duplicates_are_warnings=True)
+        lines, problems = _yaml_lines(
+            file, loader.get_single_node(), loader, duplicates_are_warnings=True
+        )
     except (yaml.YAMLError, ValueError, RecursionError, ConfigError):
         lines, problems = {}, []
     finally:
@@ -148,14 +150,21 @@ def read_ini(path: str | Path) -> Source:
         raise ConfigError([problem]) from None
     except configparser.DuplicateOptionError as error:
         first = lines.get((error.section, error.option))
-        problem = Problem(file, error.lineno, f"{error.section}.{error.option}", f"duplicate key (lines {first} and {error.lineno}); keep one of them")
+        problem = Problem(
+            file,
+            error.lineno,
+            f"{error.section}.{error.option}",
+            f"duplicate key (lines {first} and {error.lineno}); keep one of them",
+        )
         raise ConfigError([problem]) from None
     except configparser.MissingSectionHeaderError as error:
         message = "a key comes before any [SECTION] header; start with a section such as [TELEGRAM]"
         raise ConfigError([Problem(file, error.lineno, "", message)]) from None
     except configparser.ParsingError as error:
         message = "this line is neither a [SECTION] header nor a key = value line"
-        raise ConfigError([Problem(file, number, "", message) for number, _ in error.errors]) from None
+        raise ConfigError(
+            [Problem(file, number, "", message) for number, _ in error.errors]
+        ) from None
     if not lines:
         raise ConfigError([Problem(file, None, "", "the file is empty")])
     data = {section: dict(parser.items(section, raw=True)) for section in parser.sections()}
@@ -182,14 +191,18 @@ def _read_text(path: str | Path) -> str:
     except OSError as error:
         raise fail(error.strerror or str(error)) from None
     if len(raw) > MAX_BYTES:
-        raise fail(f"it is larger than {MAX_BYTES // (1024 * 1024)} MB, far too large for a config file")
+        raise fail(
+            f"it is larger than {MAX_BYTES // (1024 * 1024)} MB, far too large for a config file"
+        )
     if b"\0" in raw:
         raise fail("it is a binary file, not text")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise fail(f"it is not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line})", line) from None
+        raise fail(
+            f"it is not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line})", line
+        ) from None
 
 
 def _refuse_unprintable(file: str, text: str) -> None:
@@ -214,7 +227,9 @@ def _refuse_deep_brackets(file: str, text: str) -> None:
             raise ConfigError([Problem(file, None, "", "the file is nested too deeply to read")])
 
 
-def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, duplicates_are_warnings: bool) -> tuple[dict[KeyPath, int], list[Problem]]:
+def _yaml_lines(
+    file: str, root: yaml.Node | None, loader: yaml.SafeLoader, duplicates_are_warnings: bool
+) -> tuple[dict[KeyPath, int], list[Problem]]:
     """Walk the composed nodes: the line of every key and item, and every repeated key.
 
     Where a key repeats, its line is that of the last one, the one whose value counts.
@@ -236,8 +251,12 @@ def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, dupl
         if len(path) > MAX_DEPTH:
             # enough of the path to find the place; all of it would fill the screen
             outermost = path[:3]
-            message = f"nested more than {MAX_DEPTH} levels deep, or an alias (*name) sits inside itself"
-            raise ConfigError([Problem(file, lines.get(path[:MAX_DEPTH]), path_text(outermost), message)])
+            message = (
+                f"nested more than {MAX_DEPTH} levels deep, or an alias (*name) sits inside itself"
+            )
+            raise ConfigError(
+                [Problem(file, lines.get(path[:MAX_DEPTH]), path_text(outermost), message)]
+            )
         if isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 lines.setdefault((*path, index), item.start_mark.line + 1)
@@ -246,7 +265,11 @@ def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, dupl
             last: dict[Any, tuple[int, yaml.Node]] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == _MERGE_TAG:
-                    merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                    merged = (
+                        value_node.value
+                        if isinstance(value_node, yaml.SequenceNode)
+                        else [value_node]
+                    )
                     stack.extend((path, source) for source in merged)
                     continue
                 if not isinstance(key_node, yaml.ScalarNode):
@@ -254,7 +277,11 @@ def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, dupl
                 key = loader.construct_object(key_node)
                 line = key_node.start_mark.line + 1
                 if key in last:
-                    problems.append(_duplicate_key(file, (*path, key), last[key][0], line, duplicates_are_warnings))
+                    problems.append(
+                        _duplicate_key(
+                            file, (*path, key), last[key][0], line, duplicates_are_warnings
+                        )
+                    )
                 last[key] = (line, value_node)
             for key, (line, value_node) in last.items():
                 lines.setdefault((*path, key), line)
@@ -264,7 +291,13 @@ def _yaml_lines(file: str, root: yaml.Node | None, loader: yaml.SafeLoader, dupl
 
 def _duplicate_key(file: str, path: KeyPath, first: int, again: int, warning: bool) -> Problem:
     consequence = "the last one is used" if warning else "keep one of them"
-    return Problem(file, again, path_text(path), f"duplicate key (lines {first} and {again}); {consequence}", warning)
+    return Problem(
+        file,
+        again,
+        path_text(path),
+        f"duplicate key (lines {first} and {again}); {consequence}",
+        warning,
+    )
 
 
 def _yaml_syntax_problem(file: str, error: yaml.MarkedYAMLError) -> Problem:
@@ -273,7 +306,9 @@ def _yaml_syntax_problem(file: str, error: yaml.MarkedYAMLError) -> Problem:
     parts = []
     if error.context:
         context_line = error.context_mark.line + 1 if error.context_mark else line
-        parts.append(error.context if context_line == line else f"{error.context} on line {context_line}")
+        parts.append(
+            error.context if context_line == line else f"{error.context} on line {context_line}"
+        )
     if error.problem:
         parts.append(error.problem)
     message = "not valid YAML: " + ", ".join(parts)

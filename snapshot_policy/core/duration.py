@@ -40,7 +40,10 @@ class Duration:
         duration = cls(totals["y"], totals["m"], totals["d"] + 7 * totals["w"], totals["h"])
         if duration == cls():
             raise ValueError(f"{text!r} is a zero duration; give a positive one")
-        if duration.years * 366 + duration.months * 31 + duration.days + duration.hours / 24 > MAX_DAYS:
+        if (
+            duration.years * 366 + duration.months * 31 + duration.days + duration.hours / 24
+            > MAX_DAYS
+        ):
             raise ValueError(f"{text[:40]!r} is longer than 100 years; give a shorter duration")
         return duration
 

@@ -39,9 +39,23 @@ class RetentionPolicy:
     keep_within_monthly: Duration | None = None
     keep_within_yearly: Duration | None = None
 
-    COUNTED_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+    COUNTED_RULES = (
+        "keep_last",
+        "keep_hourly",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "keep_yearly",
+    )
     # restic's --keep-within and --keep-within-hourly … -yearly: bounded by a duration, not a count.
-    DURATION_RULES = ("keep_within", "keep_within_hourly", "keep_within_daily", "keep_within_weekly", "keep_within_monthly", "keep_within_yearly")
+    DURATION_RULES = (
+        "keep_within",
+        "keep_within_hourly",
+        "keep_within_daily",
+        "keep_within_weekly",
+        "keep_within_monthly",
+        "keep_within_yearly",
+    )
 
     def __post_init__(self) -> None:
         for rule in self.COUNTED_RULES:
@@ -50,12 +64,16 @@ class RetentionPolicy:
 
     @property
     def has_rules(self) -> bool:
-        return any(getattr(self, r) for r in self.COUNTED_RULES) or any(getattr(self, r) is not None for r in self.DURATION_RULES)
+        return any(getattr(self, r) for r in self.COUNTED_RULES) or any(
+            getattr(self, r) is not None for r in self.DURATION_RULES
+        )
 
     def describe(self) -> str:
         """Return the active rules as the operator would write them, e.g. `keep_daily 7`."""
         parts = [f"{r} {getattr(self, r)}" for r in self.COUNTED_RULES if getattr(self, r)]
-        parts += [f"{r} {getattr(self, r)}" for r in self.DURATION_RULES if getattr(self, r) is not None]
+        parts += [
+            f"{r} {getattr(self, r)}" for r in self.DURATION_RULES if getattr(self, r) is not None
+        ]
         return ", ".join(parts) or "no rules"
 
 
@@ -511,7 +529,9 @@ class ProviderError(Exception):
         """True when it is certain the call had no effect: the API refused it in its own words
         (any 4xx, a rate limit included) or the action was seen failing. A server error or a
         lost reply is not certain: the cloud may have acted."""
-        return self.code in DEFINITE_FAILURES or (self.status is not None and 400 <= self.status < 500)
+        return self.code in DEFINITE_FAILURES or (
+            self.status is not None and 400 <= self.status < 500
+        )
 
     @property
     def no_snapshot(self) -> bool:

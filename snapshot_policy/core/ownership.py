@@ -30,7 +30,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from snapshot_policy.core.model import DEFAULT_CREATION_TIMEOUT, DIGITALOCEAN, CloudSnapshot, Snapshot, Target
+from snapshot_policy.core.model import (
+    DEFAULT_CREATION_TIMEOUT,
+    DIGITALOCEAN,
+    CloudSnapshot,
+    Snapshot,
+    Target,
+)
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_VALUE = "snapshot-policy"
@@ -78,7 +84,9 @@ def name_pattern_regex(target: Target) -> re.Pattern[str]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _name_regex(pattern: str, server_name: str, server_id: str, target_name: str) -> re.Pattern[str]:
+def _name_regex(
+    pattern: str, server_name: str, server_id: str, target_name: str
+) -> re.Pattern[str]:
     values = {"server_name": server_name, "server_id": server_id, "target": target_name}
     parts = []
     for literal, field_name, _, _ in string.Formatter().parse(pattern):
@@ -94,7 +102,9 @@ def owners_marked(provider: str, cloud: CloudSnapshot) -> frozenset[str]:
     """Return the owners marked on a snapshot (none for one made before owners were)."""
     if provider == DIGITALOCEAN:
         prefix = OWNER_TAG_PREFIX.lower()
-        return frozenset(tag[len(prefix):] for tag in cloud.labels if tag.lower().startswith(prefix))
+        return frozenset(
+            tag[len(prefix) :] for tag in cloud.labels if tag.lower().startswith(prefix)
+        )
     owner = cloud.labels.get(OWNER_LABEL)
     return frozenset() if owner is None else frozenset({owner})
 
@@ -143,7 +153,11 @@ def snapshots_for(
     start times (journal.py); `creation_timeout` bounds how long after its start a snapshot
     can have been made (`settings.snapshot_creation_timeout`).
     """
-    return [classify(target, s, pending, creation_timeout) for s in listing if s.server_id == target.server_id]
+    return [
+        classify(target, s, pending, creation_timeout)
+        for s in listing
+        if s.server_id == target.server_id
+    ]
 
 
 def classify(
@@ -164,7 +178,11 @@ def classify(
     if others:
         managed, ownership = False, _another_configuration(target, others)
     else:
-        managed, ownership = _digitalocean_proof(target, cloud) if target.provider == DIGITALOCEAN else _hetzner_proof(target, cloud)
+        managed, ownership = (
+            _digitalocean_proof(target, cloud)
+            if target.provider == DIGITALOCEAN
+            else _hetzner_proof(target, cloud)
+        )
         if managed and target.owner:
             marked = owners_marked(target.provider, cloud)
             ownership += (
@@ -178,7 +196,11 @@ def classify(
         if not managed and cloud.name in pending:
             unmarked, ownership = _journalled(cloud, pending[cloud.name], creation_timeout)
             managed = unmarked
-        if not managed and target.adopt_legacy_names and name_pattern_regex(target).fullmatch(cloud.name):
+        if (
+            not managed
+            and target.adopt_legacy_names
+            and name_pattern_regex(target).fullmatch(cloud.name)
+        ):
             managed, ownership = (
                 True,
                 f"adopted: named exactly as {target.name_pattern!r} names them "
@@ -208,11 +230,16 @@ def _another_configuration(target: Target, others: list[str]) -> str:
     )
 
 
-def _journalled(cloud: CloudSnapshot, started: datetime, creation_timeout: timedelta) -> tuple[bool, str]:
+def _journalled(
+    cloud: CloudSnapshot, started: datetime, creation_timeout: timedelta
+) -> tuple[bool, str]:
     """Whether an unmarked snapshot whose name the journal holds was made by that start."""
     when = f"the start of {started.isoformat()}"
     if cloud.created < started - ADOPTION_CLOCK_TOLERANCE:
-        return False, f"not marked; named as {when} in the journal, but it existed before it: not adopted"
+        return (
+            False,
+            f"not marked; named as {when} in the journal, but it existed before it: not adopted",
+        )
     if cloud.created > started + creation_timeout + ADOPTION_CLOCK_TOLERANCE:
         return (
             False,
@@ -237,7 +264,10 @@ def _hetzner_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
         return False, f"no {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} label"
     if cloud.labels.get(SERVER_ID_LABEL) != target.server_id:
         return False, f"label {SERVER_ID_LABEL} is not {target.server_id}"
-    return True, f"labels {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} and {SERVER_ID_LABEL}={target.server_id}"
+    return (
+        True,
+        f"labels {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} and {SERVER_ID_LABEL}={target.server_id}",
+    )
 
 
 def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:

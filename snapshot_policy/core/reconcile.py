@@ -38,12 +38,16 @@ _RAISE = "raise the limit or check the retention rules"
 CLOCK_TOLERANCE = timedelta(minutes=5)
 
 
-def due(schedule: Schedule, last_created: datetime | None, now: datetime, zone: ZoneInfo) -> tuple[bool, str]:
+def due(
+    schedule: Schedule, last_created: datetime | None, now: datetime, zone: ZoneInfo
+) -> tuple[bool, str]:
     """Return whether a new snapshot is due, and a sentence saying why or why not."""
     if last_created is None:
         return True, "no managed snapshot exists yet"
     if schedule.cron:
-        fired = next(CronSim(schedule.cron, (now + timedelta(seconds=1)).astimezone(zone), reverse=True))
+        fired = next(
+            CronSim(schedule.cron, (now + timedelta(seconds=1)).astimezone(zone), reverse=True)
+        )
         if fired > last_created:
             return True, f"{schedule.describe()} fired at {_short(fired)} after the last snapshot"
         upcoming = next(CronSim(schedule.cron, now.astimezone(zone)))
@@ -64,7 +68,12 @@ def snapshot_name(target: Target, now: datetime) -> str:
 
 
 def _pattern(target: Target, timestamp: str = "{timestamp}") -> str:
-    return target.name_pattern.format(server_name=target.server_name, server_id=target.server_id, target=target.name, timestamp=timestamp)
+    return target.name_pattern.format(
+        server_name=target.server_name,
+        server_id=target.server_id,
+        target=target.name,
+        timestamp=timestamp,
+    )
 
 
 def plan_target(
@@ -91,13 +100,26 @@ def plan_target(
     own = [s for s in observed if s.server_id == target.server_id]
     if created is not None:
         own = [s for s in own if s.id != created.id] + [created]
-    future = [s for s in own if s.managed and s is not created and s.created > now + CLOCK_TOLERANCE]
-    stuck = [s for s in own if s.managed and s.creating and s not in future and now - s.created > creation_timeout]
+    future = [
+        s for s in own if s.managed and s is not created and s.created > now + CLOCK_TOLERANCE
+    ]
+    stuck = [
+        s
+        for s in own
+        if s.managed and s.creating and s not in future and now - s.created > creation_timeout
+    ]
     skips = [_skip(s, _unmanaged_reason(s)) for s in own if not s.managed]
-    skips += [_skip(s, f"clock skew: dated {_ahead(s.created, now)} after this run's clock") for s in future]
-    skips += [_skip(s, "still being created") for s in own if s.managed and s.creating and s not in future]
+    skips += [
+        _skip(s, f"clock skew: dated {_ahead(s.created, now)} after this run's clock")
+        for s in future
+    ]
+    skips += [
+        _skip(s, "still being created") for s in own if s.managed and s.creating and s not in future
+    ]
     finished = [s for s in own if s.managed and not s.creating and s not in future]
-    problems = tuple(_skew_problem(s, now) for s in future) + tuple(_stuck_problem(s, now, creation_timeout) for s in stuck)
+    problems = tuple(_skew_problem(s, now) for s in future) + tuple(
+        _stuck_problem(s, now, creation_timeout) for s in stuck
+    )
 
     planned = None
     if created is not None:
@@ -110,26 +132,38 @@ def plan_target(
         note = "not due: a snapshot is still being created"
     else:
         newest = max((s.created for s in finished), default=None)
-        recorded = last_made is not None and last_made <= now + CLOCK_TOLERANCE and (newest is None or last_made > newest)
+        recorded = (
+            last_made is not None
+            and last_made <= now + CLOCK_TOLERANCE
+            and (newest is None or last_made > newest)
+        )
         is_due, note = due(target.schedule, last_made if recorded else newest, now, zone)
         if recorded and not is_due:
             note += " (by this tool's own record: the listing lacks that snapshot)"
         if is_due:
-            planned = Snapshot("", snapshot_name(target, now), now, target.server_id, True, "to be created")
+            planned = Snapshot(
+                "", snapshot_name(target, now), now, target.server_id, True, "to be created"
+            )
 
     actions: list[PlanAction] = []
     deletions: list[PlanAction] = []
-    for snapshot, rules in retention.select(finished + ([planned] if planned else []), target.retention, zone).items():
+    for snapshot, rules in retention.select(
+        finished + ([planned] if planned else []), target.retention, zone
+    ).items():
         if snapshot is planned:
             actions.append(PlanAction(ActionKind.CREATE, snapshot, note, rules))
         elif rules:
-            actions.append(PlanAction(ActionKind.KEEP, snapshot, "kept by: " + ", ".join(rules), rules))
+            actions.append(
+                PlanAction(ActionKind.KEEP, snapshot, "kept by: " + ", ".join(rules), rules)
+            )
         elif snapshot.protected:
             actions.append(_skip(snapshot, "protected; no retention rule keeps it"))
         else:
             deletions.append(PlanAction(ActionKind.DELETE, snapshot, "no retention rule keeps it"))
 
-    ordered = sorted(actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True)
+    ordered = sorted(
+        actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True
+    )
     plan = TargetPlan(target, tuple(ordered), note, None, problems)
     if len(deletions) > target.safety.max_deletions:
         return _refused(
@@ -140,7 +174,9 @@ def plan_target(
     return plan
 
 
-def standing_deletions(plan: TargetPlan, created: Snapshot | None, now: datetime) -> tuple[PlanAction, ...]:
+def standing_deletions(
+    plan: TargetPlan, created: Snapshot | None, now: datetime
+) -> tuple[PlanAction, ...]:
     """Return the deletions of `plan` that still stand once `created`, the snapshot this run
     made for its target, exists. It is dated later than the plan's planned one and may land
     in another bucket (a new day, say), so retention re-run with it counted can keep a
@@ -173,13 +209,29 @@ def build_plan(
     """
     last_made, withheld = last_made or {}, withheld or {}
     plans = [
-        plan_target(target, snapshots, now, creation_timeout=creation_timeout, last_made=last_made.get((target.account, target.server_id)))
+        plan_target(
+            target,
+            snapshots,
+            now,
+            creation_timeout=creation_timeout,
+            last_made=last_made.get((target.account, target.server_id)),
+        )
         for target, snapshots in observed
     ]
-    plans = [_withheld(p, withheld[p.target.account]) if p.target.account in withheld else p for p in plans]
+    plans = [
+        _withheld(p, withheld[p.target.account]) if p.target.account in withheld else p
+        for p in plans
+    ]
     plans = _within_limits(plans, max_deletions_per_run)
-    plans.sort(key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id))
-    return Plan(now, tuple(plans), fingerprint(plans), config_fingerprint([p.target for p in plans], creation_timeout, max_deletions_per_run))
+    plans.sort(
+        key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id)
+    )
+    return Plan(
+        now,
+        tuple(plans),
+        fingerprint(plans),
+        config_fingerprint([p.target for p in plans], creation_timeout, max_deletions_per_run),
+    )
 
 
 def _within_limits(plans: list[TargetPlan], per_run: int | None) -> list[TargetPlan]:
@@ -228,27 +280,56 @@ def _withheld(plan: TargetPlan, reason: str) -> TargetPlan:
 
 
 def _skipping_deletions(plan: TargetPlan, reason: str) -> tuple[PlanAction, ...]:
-    return tuple(_skip(a.snapshot, reason) if a.kind is ActionKind.DELETE else a for a in plan.actions)
+    return tuple(
+        _skip(a.snapshot, reason) if a.kind is ActionKind.DELETE else a for a in plan.actions
+    )
 
 
 def fingerprint(plans: Iterable[TargetPlan]) -> str:
     """Return a digest of every observed snapshot in `plans`: it changes when the cloud does."""
     seen = sorted(
-        (p.target.provider, p.target.account, p.target.server_id, s.id, s.name, s.created.isoformat(), s.protected, s.creating, s.managed)
+        (
+            p.target.provider,
+            p.target.account,
+            p.target.server_id,
+            s.id,
+            s.name,
+            s.created.isoformat(),
+            s.protected,
+            s.creating,
+            s.managed,
+        )
         for p in plans
         for s in (a.snapshot for a in p.actions if a.kind is not ActionKind.CREATE)
     )
     return _digest(seen)
 
 
-def config_fingerprint(targets: Iterable[Target], creation_timeout: timedelta, max_deletions_per_run: int | None = None) -> str:
+def config_fingerprint(
+    targets: Iterable[Target], creation_timeout: timedelta, max_deletions_per_run: int | None = None
+) -> str:
     """Return a digest of everything in the configuration that decides what a plan does:
     each target's rules, server and snapshot names (the pattern as it renders, so
     `db-1-{timestamp}` and `{server_name}-{timestamp}` agree for db-1), its owner and the
     hooks it runs, not its notification channels, which hold secrets."""
     decisive = sorted(
-        repr((t.name, t.provider, t.account, t.server_id, t.retention, t.schedule, t.safety, t.timezone,
-              _pattern(t), t.adopt_legacy_names, t.orphan, t.owner, t.hooks))
+        repr(
+            (
+                t.name,
+                t.provider,
+                t.account,
+                t.server_id,
+                t.retention,
+                t.schedule,
+                t.safety,
+                t.timezone,
+                _pattern(t),
+                t.adopt_legacy_names,
+                t.orphan,
+                t.owner,
+                t.hooks,
+            )
+        )
         for t in targets
     )
     return _digest([decisive, creation_timeout.total_seconds(), max_deletions_per_run])
@@ -265,7 +346,11 @@ def _skip(snapshot: Snapshot, reason: str) -> PlanAction:
 def _unmanaged_reason(snapshot: Snapshot) -> str:
     if snapshot.ownership.startswith(FOREIGN):
         return snapshot.ownership  # it says whose: another configuration keeps it
-    return f"protected, and not this tool's: {snapshot.ownership}" if snapshot.protected else f"unmanaged: {snapshot.ownership}"
+    return (
+        f"protected, and not this tool's: {snapshot.ownership}"
+        if snapshot.protected
+        else f"unmanaged: {snapshot.ownership}"
+    )
 
 
 def _skew_problem(snapshot: Snapshot, now: datetime) -> str:

@@ -128,10 +128,20 @@ class _SecretMasker:
         generated = {core: part for core in cores if (part := _generated_part(core)) is not None}
         whole = sorted((c for c in cores if c not in generated), key=lambda c: (-len(c), c))
         gaps = f"{_GAP}*"
-        self._whole = re.compile("|".join(gaps.join(map(re.escape, core)) for core in whole)) if whole else None
+        self._whole = (
+            re.compile("|".join(gaps.join(map(re.escape, core)) for core in whole))
+            if whole
+            else None
+        )
         runs = generated.values()
-        self._windows = {run[i:i + FRAGMENT_LENGTH] for run in runs for i in range(len(run) - FRAGMENT_LENGTH + 1)}
-        self._probes = {run[i:i + _PROBE_LENGTH] for run in runs for i in range(len(run) - _PROBE_LENGTH + 1)}
+        self._windows = {
+            run[i : i + FRAGMENT_LENGTH]
+            for run in runs
+            for i in range(len(run) - FRAGMENT_LENGTH + 1)
+        }
+        self._probes = {
+            run[i : i + _PROBE_LENGTH] for run in runs for i in range(len(run) - _PROBE_LENGTH + 1)
+        }
 
     def mask(self, text: str) -> str:
         # Fragments first: a secret masked whole inside a generated one would leave the rest of it.
@@ -142,20 +152,26 @@ class _SecretMasker:
     def _mask_fragments(self, text: str) -> str:
         flat = _GAPS.sub("", text)
         probes, step = self._probes, _PROBE_LENGTH
-        found = [at for at in range(0, len(flat) - step + 1, step) if flat[at:at + step] in probes]
+        found = [
+            at for at in range(0, len(flat) - step + 1, step) if flat[at : at + step] in probes
+        ]
         if not found:
             return text
         windows, width = self._windows, FRAGMENT_LENGTH
-        starts = sorted({
-            start for at in found for start in range(max(0, at - step + 1), at + 1)
-            if flat[start:start + width] in windows
-        })
+        starts = sorted(
+            {
+                start
+                for at in found
+                for start in range(max(0, at - step + 1), at + 1)
+                if flat[start : start + width] in windows
+            }
+        )
         if not starts:
             return text
         places = _flat_to_raw(text)
         pieces, done = [], 0
         for first, end in _merged((start, start + width) for start in starts):
-            pieces += [text[done:places[first]], MASK]
+            pieces += [text[done : places[first]], MASK]
             done = places[end - 1] + 1
         return "".join(pieces) + text[done:]
 
@@ -165,7 +181,7 @@ def _generated_part(secret: str) -> str | None:
     query; None when that is shorter than FRAGMENT_LENGTH or made of words (see _looks_random)."""
     flat = _GAPS.sub("", secret)
     origin = _ORIGIN.match(flat)
-    part = flat[origin.end():] if origin else flat
+    part = flat[origin.end() :] if origin else flat
     return part if len(part) >= FRAGMENT_LENGTH and _looks_random(part) else None
 
 
@@ -310,7 +326,11 @@ class _MaskingBinary(io.RawIOBase):
         text = self._mask(raw.decode(self._encoding, errors="surrogateescape"))
         binary = getattr(self._stream, "buffer", None)
         if binary is None:
-            self._stream.write(text.encode(self._encoding, errors="surrogateescape").decode(self._encoding, errors="replace"))
+            self._stream.write(
+                text.encode(self._encoding, errors="surrogateescape").decode(
+                    self._encoding, errors="replace"
+                )
+            )
         else:
             self._stream.flush()
             binary.write(text.encode(self._encoding, errors="surrogateescape"))
@@ -332,7 +352,9 @@ def escape_controls(text: str, keep: str = "") -> str:
         char = match[0]
         if char in keep:
             return char
-        return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        return _ESCAPES.get(char) or (
+            f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+        )
 
     return _CONTROL.sub(escaped, text)
 

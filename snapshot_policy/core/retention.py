@@ -34,7 +34,9 @@ RULE_PERIODS: tuple[tuple[str, str, PeriodKey], ...] = (
 )
 # The duration-bounded rules on the same periods: `keep_within_daily` keeps as "daily within 7d".
 WITHIN_PERIODS: tuple[tuple[str, str, PeriodKey], ...] = tuple(
-    (rule, f"keep_within_{rule}", period_of) for rule, _, period_of in RULE_PERIODS if rule != "last"
+    (rule, f"keep_within_{rule}", period_of)
+    for rule, _, period_of in RULE_PERIODS
+    if rule != "last"
 )
 
 
@@ -43,7 +45,9 @@ def newest_first(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
     return sorted(snapshots, key=lambda s: (s.created, s.id), reverse=True)
 
 
-def select(snapshots: Iterable[Snapshot], policy: RetentionPolicy, zone: ZoneInfo) -> dict[Snapshot, tuple[str, ...]]:
+def select(
+    snapshots: Iterable[Snapshot], policy: RetentionPolicy, zone: ZoneInfo
+) -> dict[Snapshot, tuple[str, ...]]:
     """Given snapshots of one server, return each (newest first) with the rules that keep it.
 
     An empty tuple means no rule keeps the snapshot. The newest snapshot is always kept; a
@@ -71,7 +75,9 @@ def select(snapshots: Iterable[Snapshot], policy: RetentionPolicy, zone: ZoneInf
     for rule, attribute, period_of in WITHIN_PERIODS:
         within = getattr(policy, attribute)
         if within is not None:
-            for snapshot, oldest in _period_heads(ordered, period_of, zone, cutoff=within.before(newest, zone)):
+            for snapshot, oldest in _period_heads(
+                ordered, period_of, zone, cutoff=within.before(newest, zone)
+            ):
                 reasons[snapshot].append(f"{'oldest ' if oldest else ''}{rule} within {within}")
 
     if not reasons[ordered[0]]:
@@ -80,7 +86,11 @@ def select(snapshots: Iterable[Snapshot], policy: RetentionPolicy, zone: ZoneInf
 
 
 def _period_heads(
-    ordered: list[Snapshot], period_of: PeriodKey, zone: ZoneInfo, count: int | None = None, cutoff: datetime | None = None
+    ordered: list[Snapshot],
+    period_of: PeriodKey,
+    zone: ZoneInfo,
+    count: int | None = None,
+    cutoff: datetime | None = None,
 ) -> Iterator[tuple[Snapshot, bool]]:
     """Walk `ordered` (newest first) and yield each snapshot that opens a period, with False,
     and the oldest snapshot with True when its period is already open: restic's walk. Stop

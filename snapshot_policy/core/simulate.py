@@ -17,7 +17,15 @@ from zoneinfo import ZoneInfo
 
 from snapshot_policy.core import retention
 from snapshot_policy.core.duration import MAX_DAYS, Duration
-from snapshot_policy.core.model import ActionKind, Price, RetentionPolicy, Safety, Snapshot, Target, TargetPlan
+from snapshot_policy.core.model import (
+    ActionKind,
+    Price,
+    RetentionPolicy,
+    Safety,
+    Snapshot,
+    Target,
+    TargetPlan,
+)
 from snapshot_policy.core.reconcile import plan_target
 
 
@@ -37,7 +45,9 @@ class Simulation:
         middle of a day ends in the middle of another), grouped by month, each month with its
         first day."""
         first = self.start.astimezone(self.zone).date()
-        last_run = self.start + (self.days * self.runs_per_day - 1) * (timedelta(days=1) / self.runs_per_day)
+        last_run = self.start + (self.days * self.runs_per_day - 1) * (
+            timedelta(days=1) / self.runs_per_day
+        )
         grouped: dict[date, list[date]] = {}
         for offset in range((last_run.astimezone(self.zone).date() - first).days + 1):
             day = first + timedelta(days=offset)
@@ -45,7 +55,9 @@ class Simulation:
         return list(grouped.items())
 
 
-def simulate(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int) -> Simulation:
+def simulate(
+    policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int
+) -> Simulation:
     """Run `days * runs_per_day` evenly spaced applies from `start` and return the survivors.
 
     Every run but the last is replayed incrementally (see `replay`); the
@@ -64,24 +76,39 @@ def simulate(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int
     existing = list(existing)
     target = _target(policy, zone, runs)
     last = runs - 1
-    plan = plan_target(target, [_made(i, start, step) for i in existing], start + last * step, created=_made(last, start, step))
+    plan = plan_target(
+        target,
+        [_made(i, start, step) for i in existing],
+        start + last * step,
+        created=_made(last, start, step),
+    )
     survivors = tuple((a.snapshot, a.rules) for a in plan.of_kind(ActionKind.KEEP))
     # Every snapshot made is deleted exactly once, or survives (max_deletions never refuses).
-    return Simulation(policy, zone, start, days, runs_per_day, runs, runs - len(survivors), survivors)
+    return Simulation(
+        policy, zone, start, days, runs_per_day, runs, runs - len(survivors), survivors
+    )
 
 
-def simulate_reference(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int) -> Simulation:
+def simulate_reference(
+    policy: RetentionPolicy, zone: ZoneInfo, start: datetime, days: int, runs_per_day: int
+) -> Simulation:
     """The straightforward simulation: the whole reconciler on every run. Slow (it re-plans
     every kept snapshot on every run), and the definition `simulate` must agree with."""
     deleted = 0
     survivors: tuple[tuple[Snapshot, tuple[str, ...]], ...] = ()
-    for plan in _reference_plans(policy, zone, start, timedelta(days=1) / runs_per_day, days * runs_per_day):
+    for plan in _reference_plans(
+        policy, zone, start, timedelta(days=1) / runs_per_day, days * runs_per_day
+    ):
         deleted += len(plan.of_kind(ActionKind.DELETE))
         survivors = tuple((a.snapshot, a.rules) for a in plan.of_kind(ActionKind.KEEP))
-    return Simulation(policy, zone, start, days, runs_per_day, days * runs_per_day, deleted, survivors)
+    return Simulation(
+        policy, zone, start, days, runs_per_day, days * runs_per_day, deleted, survivors
+    )
 
 
-def _reference_plans(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[TargetPlan]:
+def _reference_plans(
+    policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int
+) -> Iterator[TargetPlan]:
     """The reconciler's plan of each run, every run making one snapshot and keeping what its plan
     keeps."""
     target = _target(policy, zone, runs)
@@ -118,15 +145,23 @@ class Projection:
 _PERIOD_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
 
 
-def steady_state(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, runs_per_day: int) -> SteadyState:
+def steady_state(
+    policy: RetentionPolicy, zone: ZoneInfo, start: datetime, runs_per_day: int
+) -> SteadyState:
     """Run the policy from `start` until every rule is full, then count what survives each run
     for as long as it takes the count to go through its whole pattern: four weeks, or a year
     when a rule counts months or years (months differ in length). The policy must have a rule.
     Raise ValueError if that is more than a century: no calendar goes that far.
     """
     filled = math.ceil(fill_days(policy, runs_per_day))
-    by_calendar = any(getattr(policy, f"keep_{unit}") or getattr(policy, f"keep_within_{unit}") for unit in ("monthly", "yearly"))
-    by_calendar |= any(getattr(policy, rule) is not None and getattr(policy, rule).is_calendar for rule in RetentionPolicy.DURATION_RULES)
+    by_calendar = any(
+        getattr(policy, f"keep_{unit}") or getattr(policy, f"keep_within_{unit}")
+        for unit in ("monthly", "yearly")
+    )
+    by_calendar |= any(
+        getattr(policy, rule) is not None and getattr(policy, rule).is_calendar
+        for rule in RetentionPolicy.DURATION_RULES
+    )
     observed = 366 if by_calendar else 28
     if filled + observed > MAX_DAYS:
         raise ValueError(
@@ -134,7 +169,13 @@ def steady_state(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, runs_
             f"a steady state is projected within {MAX_DAYS} days"
         )
     step = timedelta(days=1) / runs_per_day
-    counts = list(islice(survivor_counts(policy, zone, start, step, (filled + observed) * runs_per_day), filled * runs_per_day, None))
+    counts = list(
+        islice(
+            survivor_counts(policy, zone, start, step, (filled + observed) * runs_per_day),
+            filled * runs_per_day,
+            None,
+        )
+    )
     return SteadyState(min(counts), max(counts), sum(counts) / len(counts), filled, observed)
 
 
@@ -161,14 +202,19 @@ def _longest_days(duration: Duration) -> float:
     return duration.years * 366 + duration.months * 31 + duration.days + duration.hours / 24
 
 
-def survivor_counts(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[int]:
+def survivor_counts(
+    policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int
+) -> Iterator[int]:
     """Yield how many snapshots survive each of `runs` runs `step` apart: as `replay` counts
     them, or where its shortcut does not apply, the reference simulation. The policy must
     have a rule."""
     done = 0
     for survivors in replay(policy, zone, start, step, runs):
         if survivors is None:
-            yield from (len(p.of_kind(ActionKind.KEEP)) for p in islice(_reference_plans(policy, zone, start, step, runs), done, None))
+            yield from (
+                len(p.of_kind(ActionKind.KEEP))
+                for p in islice(_reference_plans(policy, zone, start, step, runs), done, None)
+            )
             return
         done += 1
         yield len(survivors)
@@ -191,7 +237,9 @@ def _made(run: int, start: datetime, step: timedelta) -> Snapshot:
     return Snapshot(str(run), f"run-{run}", start + run * step, "1", True, "simulated")
 
 
-def replay(policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int) -> Iterator[Collection[int] | None]:
+def replay(
+    policy: RetentionPolicy, zone: ZoneInfo, start: datetime, step: timedelta, runs: int
+) -> Iterator[Collection[int] | None]:
     """Replay `runs` runs without the reconciler; after each, yield the runs (oldest first)
     whose snapshots survive it: a live view, valid until the next step. Yield None and stop
     when this shortcut does not apply and the reference simulation must run instead. The
@@ -306,7 +354,9 @@ class _PeriodsWithin:
         self.cutoff: datetime | None = None
         self.oldest: int | None = None  # the oldest survivor, when held for being the oldest
 
-    def step(self, run: int, now: datetime, created: list[datetime], survivors: Collection[int]) -> tuple[list[int], list[int]]:
+    def step(
+        self, run: int, now: datetime, created: list[datetime], survivors: Collection[int]
+    ) -> tuple[list[int], list[int]]:
         """Given the runs that survive so far (oldest first) and a new `run` made at `now`,
         return the runs this rule starts holding and those it stops holding."""
         starts, stops = [run], []
@@ -328,7 +378,11 @@ class _PeriodsWithin:
                     last = period
         self.cutoff = cutoff
         first = next(iter(survivors), None)
-        oldest = first if first is not None and created[first] > cutoff and first != self.heads[-1][0] else None
+        oldest = (
+            first
+            if first is not None and created[first] > cutoff and first != self.heads[-1][0]
+            else None
+        )
         if oldest != self.oldest:
             if self.oldest is not None:
                 stops.append(self.oldest)

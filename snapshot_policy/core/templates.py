@@ -35,7 +35,9 @@ _LONGEST_SHOWN = 40
 _LOOKUP = re.compile(r"[.\[]")
 
 
-def template_errors(template: str, known: Sequence[str] = VARIABLES, noun: str = "variable") -> list[str]:
+def template_errors(
+    template: str, known: Sequence[str] = VARIABLES, noun: str = "variable"
+) -> list[str]:
     """Return what is wrong with `template` in plain sentences; an empty list when it is fine.
 
     Each placeholder must be a plain `{name}` with a name from `known` (the notification
@@ -43,13 +45,23 @@ def template_errors(template: str, known: Sequence[str] = VARIABLES, noun: str =
     pattern. Deprecated names are accepted but not listed as suggestions.
     """
     try:
-        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
     except ValueError as error:
         return [f"has a stray brace ({error}); write {{{{ and }}}} for literal braces"]
     errors = []
     for name, spec, conversion in fields:
         base = _LOOKUP.split(name, maxsplit=1)[0]
-        written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        written = (
+            "{"
+            + name
+            + (f"!{conversion}" if conversion else "")
+            + (f":{spec}" if spec else "")
+            + "}"
+        )
         if base not in known:
             suggested = ", ".join(n for n in known if n not in DEPRECATED)
             errors.append(f"uses unknown {noun} {_shortened('{' + name + '}')}; known: {suggested}")

@@ -60,11 +60,17 @@ def environment(target: Target, snapshot_name: str, status: str = "") -> dict[st
     return variables
 
 
-def hook_environment(run_environment: Mapping[str, str], hooks: Hooks, variables: Mapping[str, str]) -> dict[str, str]:
+def hook_environment(
+    run_environment: Mapping[str, str], hooks: Hooks, variables: Mapping[str, str]
+) -> dict[str, str]:
     """What a hook command sees: PASSED_ON and LC_* from the run's environment, the names its
     `env` lists (those set), and `variables`. Nothing else: the run's environment holds tokens."""
     wanted = {*PASSED_ON, *hooks.env}
-    passed = {name: value for name, value in run_environment.items() if name in wanted or name.startswith("LC_")}
+    passed = {
+        name: value
+        for name, value in run_environment.items()
+        if name in wanted or name.startswith("LC_")
+    }
     return {**passed, **variables}
 
 
@@ -104,8 +110,12 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
         # started and registered at once: stop_all sees every hook that started before it
         with _registry:
             process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env=hook_environment(os.environ, hooks, variables), start_new_session=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=hook_environment(os.environ, hooks, variables),
+                start_new_session=True,
             )
             hook = _Running(process)
             _running.add(hook)
@@ -188,6 +198,11 @@ class _Tail:
 
     def log(self, label: str) -> None:
         if self.dropped:
-            log.info("%s: output truncated: %d bytes dropped, the last %d follow", label, self.dropped, len(self.kept))
+            log.info(
+                "%s: output truncated: %d bytes dropped, the last %d follow",
+                label,
+                self.dropped,
+                len(self.kept),
+            )
         for line in self.kept.decode(errors="replace").splitlines():
             log.info("%s: %s", label, line)

@@ -19,11 +19,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from snapshot_policy.state import statefiles
 from snapshot_policy.core import transport
-from snapshot_policy.output.jsondoc import iso_utc, target_identity
 from snapshot_policy.core.model import Delivery, Outcome, RunReport
+from snapshot_policy.output.jsondoc import iso_utc, target_identity
 from snapshot_policy.output.render import report_summary
+from snapshot_policy.state import statefiles
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 10.0
@@ -46,7 +46,9 @@ def ping(url: str | None, outcome: str, body: str = "") -> Delivery | None:
         response.raise_for_status()
     except httpx.HTTPError as error:
         log.warning("healthcheck ping (%s) failed: %s", outcome, type(error).__name__)
-        return Delivery("healthcheck", "healthcheck", None, False, 1, f"ping {outcome}: {type(error).__name__}")
+        return Delivery(
+            "healthcheck", "healthcheck", None, False, 1, f"ping {outcome}: {type(error).__name__}"
+        )
     return Delivery("healthcheck", "healthcheck", None, True, 1, None)
 
 
@@ -60,32 +62,51 @@ def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
     """
     registry = CollectorRegistry()  # one per write: nothing global, nothing left from a run before
     registry.register(_RunMetrics(report, api_requests, _last_successes(path)))
-    statefiles.write_atomic(path, generate_latest(registry).decode("utf-8"), METRICS_FILE, statefiles.WORLD_READABLE)
+    statefiles.write_atomic(
+        path, generate_latest(registry).decode("utf-8"), METRICS_FILE, statefiles.WORLD_READABLE
+    )
 
 
 class _RunMetrics(Collector):
     """The metrics of one finished run, as gauges; `previous` holds each target's last success
     from the file before (by TARGET_LABELS' values), kept for a target that failed this time."""
 
-    def __init__(self, report: RunReport, api_requests: int, previous: dict[tuple[str, ...], float]) -> None:
+    def __init__(
+        self, report: RunReport, api_requests: int, previous: dict[tuple[str, ...], float]
+    ) -> None:
         self.report, self.api_requests, self.previous = report, api_requests, previous
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         report, finished = self.report, self.report.finished.timestamp()
         for name, help_text, value in (
             ("last_run_timestamp_seconds", "When the last run finished.", finished),
-            ("last_run_success", "1 if every target of the last run succeeded.", int(report.exit_code == 0)),
+            (
+                "last_run_success",
+                "1 if every target of the last run succeeded.",
+                int(report.exit_code == 0),
+            ),
             ("last_run_exit_code", "The last run's exit code.", report.exit_code),
-            ("last_run_duration_seconds", "How long the last run took.", (report.finished - report.started).total_seconds()),
+            (
+                "last_run_duration_seconds",
+                "How long the last run took.",
+                (report.finished - report.started).total_seconds(),
+            ),
             ("last_run_api_requests", "Cloud API requests the last run made.", self.api_requests),
-            ("last_run_notifications_failed", "Notifications the last run could not deliver.", sum(not d.ok for d in report.deliveries)),
+            (
+                "last_run_notifications_failed",
+                "Notifications the last run could not deliver.",
+                sum(not d.ok for d in report.deliveries),
+            ),
         ):
             yield GaugeMetricFamily(f"snapshot_policy_{name}", help_text, value=value)
-        created, deleted, managed = (_target_gauge(name, help_text) for name, help_text in (
-            ("snapshots_created", "Snapshots the last run created, per target."),
-            ("snapshots_deleted", "Snapshots the last run deleted, per target."),
-            ("managed_snapshots", "Managed snapshots after the last run, per target."),
-        ))
+        created, deleted, managed = (
+            _target_gauge(name, help_text)
+            for name, help_text in (
+                ("snapshots_created", "Snapshots the last run created, per target."),
+                ("snapshots_deleted", "Snapshots the last run deleted, per target."),
+                ("managed_snapshots", "Managed snapshots after the last run, per target."),
+            )
+        )
         last_success = dict(self.previous)
         for outcome in report.outcomes:
             target = outcome.plan.target
@@ -95,7 +116,9 @@ class _RunMetrics(Collector):
             managed.add_metric(labels, outcome.remaining)
             if outcome.ok:
                 last_success[labels] = finished
-        succeeded = _target_gauge("last_success_timestamp_seconds", "When each target last succeeded.")
+        succeeded = _target_gauge(
+            "last_success_timestamp_seconds", "When each target last succeeded."
+        )
         for labels, value in sorted(last_success.items()):
             succeeded.add_metric(labels, value)
         yield from (created, deleted, managed, succeeded)
@@ -110,7 +133,10 @@ def _last_successes(path: Path) -> dict[tuple[str, ...], float]:
     date."""
     try:
         families = list(text_string_to_metric_families(statefiles.read_text(path, METRICS_FILE)))
-    except (OSError, ValueError):  # none yet, unreadable, not a textfile, or a link (which writing then refuses)
+    except (
+        OSError,
+        ValueError,
+    ):  # none yet, unreadable, not a textfile, or a link (which writing then refuses)
         return {}
     return {
         tuple(sample.labels[k] for k in TARGET_LABELS): sample.value
@@ -130,10 +156,14 @@ def write_report(path: Path, report: RunReport) -> None:
         "exit_code": report.exit_code,
         "summary": report_summary(report),
         "targets": [_outcome_document(o) for o in report.outcomes],
-        "failed": [{"target": f.target, "account": f.account, "reason": f.reason} for f in report.failures],
+        "failed": [
+            {"target": f.target, "account": f.account, "reason": f.reason} for f in report.failures
+        ],
         "notifications": [d.__dict__ for d in report.deliveries],
     }
-    statefiles.write_atomic(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", "run report")
+    statefiles.write_atomic(
+        path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", "run report"
+    )
 
 
 def _outcome_document(outcome: Outcome) -> dict:
@@ -141,11 +171,19 @@ def _outcome_document(outcome: Outcome) -> dict:
         **target_identity(outcome.plan.target),
         "ok": outcome.ok,
         "error": outcome.error,
-        "created": {"id": outcome.created.id, "name": outcome.created.name} if outcome.created else None,
+        "created": {"id": outcome.created.id, "name": outcome.created.name}
+        if outcome.created
+        else None,
         "deleted": [{"id": s.id, "name": s.name} for s in outcome.deleted],
         "managed_snapshots": outcome.remaining,
         "decisions": [
-            {"action": a.kind.value, "id": a.snapshot.id or None, "name": a.snapshot.name, "reason": a.reason, "rules": list(a.rules)}
+            {
+                "action": a.kind.value,
+                "id": a.snapshot.id or None,
+                "name": a.snapshot.name,
+                "reason": a.reason,
+                "rules": list(a.rules),
+            }
             for a in outcome.plan.actions
         ],
     }

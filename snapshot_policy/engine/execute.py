@@ -36,9 +36,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from snapshot_policy.edges import hooks
-from snapshot_policy.state.audit import AuditLog
-from snapshot_policy.pacing.budget import RequestBudget
 from snapshot_policy.core.commands import (
     AskAgain,
     CheckBusy,
@@ -78,7 +75,6 @@ from snapshot_policy.core.events import (
     Turn,
     WaitOver,
 )
-from snapshot_policy.state.journal import Journal
 from snapshot_policy.core.lifecycle import (
     Lifecycle,
     Stage,
@@ -98,11 +94,15 @@ from snapshot_policy.core.model import (
     TargetPlan,
 )
 from snapshot_policy.core.ownership import classify, marker_labels
-from snapshot_policy.edges.providers import Provider
-from snapshot_policy.edges.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
 from snapshot_policy.core.settlement import (
     settle,
 )
+from snapshot_policy.edges import hooks
+from snapshot_policy.edges.providers import Provider
+from snapshot_policy.edges.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
+from snapshot_policy.pacing.budget import RequestBudget
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.state.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +169,14 @@ class Executor:
             self.progress(target_plan.target, "waiting")
         failures = list(failures) + self._run_afters_owed_to_unread(failures)
         outcomes: dict[int, Outcome] = {}
-        with ThreadPoolExecutor(max_workers=max(1, len(by_account)), thread_name_prefix="account") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, len(by_account)), thread_name_prefix="account"
+        ) as pool:
             for found in pool.map(self._run_account, by_account.values()):
                 outcomes.update(found)
-        return RunReport(started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures))
+        return RunReport(
+            started, self.now(), tuple(outcomes[id(p)] for p in plan.targets), tuple(failures)
+        )
 
     def _run_afters_owed_to_unread(self, failures: Sequence[TargetFailure]) -> list[TargetFailure]:
         """Run first the after hooks a killed run owes targets this run could not read: such a
@@ -180,7 +184,9 @@ class Executor:
         Return a failure for each that failed or is no longer configured."""
         found = []
         for failure in failures:
-            for server_id, (name, began) in (self.journal.afters_owed(failure.account, failure.target) if failure.account else {}).items():
+            for server_id, (name, began) in (
+                self.journal.afters_owed(failure.account, failure.target) if failure.account else {}
+            ).items():
                 owed = (
                     "the after hook an interrupted run owed "
                     f"(its before hook ran for {name} at {began.isoformat()})"
@@ -189,9 +195,19 @@ class Executor:
                 if not (failure.hooks and failure.hooks.after):
                     problem = f"it is no longer configured: check server {server_id} by hand"
                 else:
-                    target = Target(failure.target, failure.provider, failure.account, server_id, failure.server_name, RetentionPolicy(), hooks=failure.hooks)
+                    target = Target(
+                        failure.target,
+                        failure.provider,
+                        failure.account,
+                        server_id,
+                        failure.server_name,
+                        RetentionPolicy(),
+                        hooks=failure.hooks,
+                    )
                     log.warning("%s (server %s): running %s", failure.target, server_id, owed)
-                    problem = hooks.run("after", failure.hooks, target, hooks.environment(target, name, "failure"))
+                    problem = hooks.run(
+                        "after", failure.hooks, target, hooks.environment(target, name, "failure")
+                    )
                 if problem is not None:
                     log.error("%s (server %s): %s: %s", failure.target, server_id, owed, problem)
                     found.append(replace(failure, reason=f"{owed}: {problem}"))
@@ -262,7 +278,10 @@ class AccountRun:
 
     def run(self) -> None:
         account = self.targets[0].target.account
-        with ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool, ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool:
+        with (
+            ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{account}") as pool,
+            ThreadPoolExecutor(HOOKS_AT_ONCE, f"{account}-hook") as hook_pool,
+        ):
             self.pool, self.hook_pool = pool, hook_pool
             with self.executor.journal.batch():
                 for life in self.targets:
@@ -275,7 +294,15 @@ class AccountRun:
             busy = (self._busy_servers() or {}) if due else {}
             for life in due:
                 self._carry(life, life.on(self._begin(busy.get(life.target.server_id))))
-            while self.to_start or self.in_flight or self.to_delete or self.requests or self.hook_runs or self.busy or self.refused_busy:
+            while (
+                self.to_start
+                or self.in_flight
+                or self.to_delete
+                or self.requests
+                or self.hook_runs
+                or self.busy
+                or self.refused_busy
+            ):
                 self.executor.halt_once_stopped()
                 if self.executor.halted.is_set() and not self.halted:
                     self._halt()
@@ -346,7 +373,9 @@ class AccountRun:
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
             return
-        waiting = [*self.requests, *self.hook_runs] + ([] if self.halted else [self.executor.stop.stopped])  # a stop wakes it
+        waiting = [*self.requests, *self.hook_runs] + (
+            [] if self.halted else [self.executor.stop.stopped]
+        )  # a stop wakes it
         done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
         with self.executor.journal.batch():
             for future in done:
@@ -390,7 +419,11 @@ class AccountRun:
         try:
             return self.provider.busy_servers(since)
         except ProviderError as error:
-            log.warning("%s: could not list the servers busy with an action: %s", self.targets[0].target.account, error)
+            log.warning(
+                "%s: could not list the servers busy with an action: %s",
+                self.targets[0].target.account,
+                error,
+            )
             return None
         finally:
             self.budget.spend(max(1, self.provider.requests - before))
@@ -401,7 +434,9 @@ class AccountRun:
         the targets whose wait is over."""
         if self.refused_busy:
             refused, self.refused_busy = self.refused_busy, []
-            busy = self._busy_servers() or {}  # unreadable: ask again; the cloud refuses a second snapshot itself
+            busy = (
+                self._busy_servers() or {}
+            )  # unreadable: ask again; the cloud refuses a second snapshot itself
             for life in refused:
                 kind = busy.get(life.target.server_id, "an action")
                 self._carry(life, life.on(BusyListed(kind, self.executor.monotonic())))
@@ -413,13 +448,22 @@ class AccountRun:
                 self._carry(life, life.on(WaitOver()))
 
     def _room(self) -> bool:
-        return self.executor.parallel is None or len(self.in_flight) + self.starting < self.executor.parallel
+        return (
+            self.executor.parallel is None
+            or len(self.in_flight) + self.starting < self.executor.parallel
+        )
 
     def _start_some(self) -> None:
         """Give the queued targets their turn: a before hook runs first (it counts toward
         `parallel`), and starts are spaced by `delay_between_servers`."""
         batch: list[tuple[Lifecycle, Start]] = []
-        while not self.executor.stop.is_set() and self.to_start and self._room() and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+        while (
+            not self.executor.stop.is_set()
+            and self.to_start
+            and self._room()
+            and len(self.requests) + len(batch) < REQUESTS_AT_ONCE
+            and self.budget.wait() == 0
+        ):
             if not self.to_start[0].before_owed:
                 now = self.executor.monotonic()
                 if now < self.next_start:
@@ -433,7 +477,9 @@ class AccountRun:
                 batch.append((life, command))
             else:
                 self._carry(life, [command])
-        with self.executor.journal.batch():  # written down before any is sent: a run killed meanwhile leaves them to adopt
+        with (
+            self.executor.journal.batch()
+        ):  # written down before any is sent: a run killed meanwhile leaves them to adopt
             for life, start in batch:
                 t = life.target
                 now = self.executor.now()
@@ -504,7 +550,12 @@ class AccountRun:
             self.failed_rounds = 0
         except ProviderError as error:
             self.failed_rounds += 1
-            log.warning("%s: could not poll %d snapshot(s): %s", self.targets[0].target.account, len(waiting), error)
+            log.warning(
+                "%s: could not poll %d snapshot(s): %s",
+                self.targets[0].target.account,
+                len(waiting),
+                error,
+            )
             found = dict.fromkeys(waiting, error if self.failed_rounds >= FAILED_ROUNDS else None)
         finally:
             # A round may take several requests (pages); those the pool sent meanwhile are
@@ -517,7 +568,11 @@ class AccountRun:
                 life, sent = self.in_flight[started]
                 result = found.get(started)
                 if result is None and now - sent > self.executor.timing.creation_timeout:
-                    result = timed_out(self.provider.name, f"snapshot {started.name}", self.executor.timing.creation_timeout)
+                    result = timed_out(
+                        self.provider.name,
+                        f"snapshot {started.name}",
+                        self.executor.timing.creation_timeout,
+                    )
                 if result is None:
                     continue
                 del self.in_flight[started]
@@ -528,19 +583,35 @@ class AccountRun:
                     self._carry(life, life.on(Made(made, self.executor.now())))
         if self.in_flight:
             oldest = min(sent for _, sent in self.in_flight.values())
-            self.next_poll = now + min(self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest)))
+            self.next_poll = now + min(
+                self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest))
+            )
 
     # -- (c) delete ----------------------------------------------------------------------
 
     def _delete_some(self) -> None:
         batch = []
-        while not self.executor.stop.is_set() and self.to_delete and len(self.requests) + len(batch) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+        while (
+            not self.executor.stop.is_set()
+            and self.to_delete
+            and len(self.requests) + len(batch) < REQUESTS_AT_ONCE
+            and self.budget.wait() == 0
+        ):
             self.budget.spend()
             batch.append(self.to_delete.popleft())
-        with self.executor.journal.batch():  # written down first: a run killed after sending leaves the next run to audit it
+        with (
+            self.executor.journal.batch()
+        ):  # written down first: a run killed after sending leaves the next run to audit it
             for life, action in batch:
                 t, snapshot = life.target, action.snapshot
-                self.executor.journal.deleting(t.account, t.server_id, snapshot.id, snapshot.name, action.reason, self.executor.now())
+                self.executor.journal.deleting(
+                    t.account,
+                    t.server_id,
+                    snapshot.id,
+                    snapshot.name,
+                    action.reason,
+                    self.executor.now(),
+                )
         for life, action in batch:
             future = self.pool.submit(self.provider.delete_snapshot, action.snapshot.id)
             self.requests[future] = lambda f, life=life, act=action: self._deleted(life, act, f)
@@ -551,7 +622,9 @@ class AccountRun:
             future.result()
         except ProviderError as error:
             self._carry(life, life.on(DeleteFailed(action, error)))
-        except Exception as error:  # a bug fails this target only; the journal keeps the deletion to check
+        except (
+            Exception
+        ) as error:  # a bug fails this target only; the journal keeps the deletion to check
             log.exception("%s: unexpected error", life.label)
             self._carry(life, life.on(DeleteCrashed(_unexpected(error))))
         else:

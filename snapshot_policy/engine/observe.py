@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from snapshot_policy.state.journal import Journal
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     Account,
@@ -45,8 +44,9 @@ from snapshot_policy.core.model import (
 )
 from snapshot_policy.core.orphans import absence_certain, find_orphans, listed_completely
 from snapshot_policy.core.ownership import by_server, snapshots_for
-from snapshot_policy.edges.providers import Provider
 from snapshot_policy.core.resolve import failure, label_selectors, resolve
+from snapshot_policy.edges.providers import Provider
+from snapshot_policy.state.journal import Journal
 
 log = logging.getLogger(__name__)
 ACCOUNT_READERS = 8
@@ -94,7 +94,11 @@ def observe(
     reads = _read_accounts(by_account, connect)
     for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
         if isinstance(read, Exception):
-            reason = str(read) if isinstance(read, (ProviderError, ValueError)) else f"unexpected {type(read).__name__} while reading it"
+            reason = (
+                str(read)
+                if isinstance(read, (ProviderError, ValueError))
+                else f"unexpected {type(read).__name__} while reading it"
+            )
             cannot = f"cannot read account {account.name}: {reason}"
             result.failures += [failure(s, cannot) for s in account_specs]
             continue
@@ -111,14 +115,23 @@ def observe(
         if orphans:
             certain = absence_certain(bool(unresolved), bool(unsettled), bool(incomplete))
             found, absent = find_orphans(
-                account, account_specs[0].owner, read.servers, read.listing,
-                certain, absent_since, now, orphans_keep_last,
+                account,
+                account_specs[0].owner,
+                read.servers,
+                read.listing,
+                certain,
+                absent_since,
+                now,
+                orphans_keep_last,
             )
             if absent is not None:
                 result.absent[account.name] = absent
             targets += found
         grouped = by_server(read.listing)
-        result.observed += [(t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout)) for t in targets]
+        result.observed += [
+            (t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout))
+            for t in targets
+        ]
     return result
 
 
@@ -133,16 +146,24 @@ class _AccountRead:
     listing: list[CloudSnapshot]
 
 
-def _read_accounts(by_account: Mapping[Account, Sequence[TargetSpec]], connect: Callable[[Account], Provider]) -> list[_AccountRead | Exception]:
+def _read_accounts(
+    by_account: Mapping[Account, Sequence[TargetSpec]], connect: Callable[[Account], Provider]
+) -> list[_AccountRead | Exception]:
     """Read every account, several at a time; return each one's read or its exception, in
     the order of `by_account`."""
     if len(by_account) <= 1:
         return [_read_account(account, specs, connect) for account, specs in by_account.items()]
-    with ThreadPoolExecutor(max_workers=min(ACCOUNT_READERS, len(by_account)), thread_name_prefix="observe") as pool:
-        return list(pool.map(lambda item: _read_account(item[0], item[1], connect), by_account.items()))
+    with ThreadPoolExecutor(
+        max_workers=min(ACCOUNT_READERS, len(by_account)), thread_name_prefix="observe"
+    ) as pool:
+        return list(
+            pool.map(lambda item: _read_account(item[0], item[1], connect), by_account.items())
+        )
 
 
-def _read_account(account: Account, specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]) -> _AccountRead | Exception:
+def _read_account(
+    account: Account, specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]
+) -> _AccountRead | Exception:
     """Connect, list the servers, each label selector the specs use, then the snapshots; any
     exception is returned, not raised: it is this account's alone."""
     try:
@@ -156,14 +177,29 @@ def _read_account(account: Account, specs: Sequence[TargetSpec], connect: Callab
     return _AccountRead(provider, list(servers), selected, list(listing))
 
 
-def _with_pending(target: Target, listing: Sequence[CloudSnapshot], journal: Journal | None, creation_timeout: timedelta) -> list[Snapshot]:
+def _with_pending(
+    target: Target,
+    listing: Sequence[CloudSnapshot],
+    journal: Journal | None,
+    creation_timeout: timedelta,
+) -> list[Snapshot]:
     if journal is None:
         return snapshots_for(target, listing)
-    snapshots = snapshots_for(target, listing, journal.pending(target.account, target.server_id), creation_timeout)
+    snapshots = snapshots_for(
+        target, listing, journal.pending(target.account, target.server_id), creation_timeout
+    )
     seen = {s.name for s in snapshots}
     in_flight = journal.in_flight(target.account, target.server_id)
     snapshots += [
-        Snapshot("", name, started, target.server_id, True, "started by an interrupted run; not listed yet", creating=True)
+        Snapshot(
+            "",
+            name,
+            started,
+            target.server_id,
+            True,
+            "started by an interrupted run; not listed yet",
+            creating=True,
+        )
         for name, started in sorted(in_flight.items())
         if name not in seen
     ]

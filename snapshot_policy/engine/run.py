@@ -14,19 +14,28 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy.edges import monitor, providers
-from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.config import LoadedConfig
-from snapshot_policy.engine.execute import Executor, Stop
-from snapshot_policy.state.journal import Journal
+from snapshot_policy.core.model import (
+    Account,
+    Channel,
+    Clock,
+    Plan,
+    RunReport,
+    RunSettings,
+    Target,
+    TargetFailure,
+)
+from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.core.redaction import redact
-from snapshot_policy.core.model import Account, Channel, Clock, Plan, RunReport, RunSettings, Target, TargetFailure
+from snapshot_policy.edges import monitor, providers
 from snapshot_policy.edges.notify import Event, deliver
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
+from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
 from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
-from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.output.render import report_summary
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.state.journal import Journal
 from snapshot_policy.state.runstate import RunState
 
 log = logging.getLogger(__name__)
@@ -118,10 +127,23 @@ def decide(
         connect = connect or context.connect
     creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
     observation = observe(
-        loaded.targets, connect, orphans=whole, orphans_keep_last=settings.orphans_keep_last,
-        journal=journal, absent_since=state.absent_since, now=now, creation_timeout=creation_timeout,
+        loaded.targets,
+        connect,
+        orphans=whole,
+        orphans_keep_last=settings.orphans_keep_last,
+        journal=journal,
+        absent_since=state.absent_since,
+        now=now,
+        creation_timeout=creation_timeout,
     )
-    plan = build_plan(observation.observed, now, creation_timeout, state.last_made, observation.withheld, settings.max_deletions_per_run)
+    plan = build_plan(
+        observation.observed,
+        now,
+        creation_timeout,
+        state.last_made,
+        observation.withheld,
+        settings.max_deletions_per_run,
+    )
     return plan, list(loaded.failed) + observation.failures, observation
 
 
@@ -194,15 +216,23 @@ def apply(
     plan, failures, observation = proposed
     audit = AuditLog(context.audit_file, plan.fingerprint)
     executor = Executor(
-        observation.providers, journal, audit, clock, parallel=parallel or settings.parallel,
-        delay_between_servers=settings.delay_between_servers, timing=context.timing,
-        progress=progress, stop=stop or Stop(),
+        observation.providers,
+        journal,
+        audit,
+        clock,
+        parallel=parallel or settings.parallel,
+        delay_between_servers=settings.delay_between_servers,
+        timing=context.timing,
+        progress=progress,
+        stop=stop or Stop(),
     )
     report = executor.apply(plan, failures)
     unwritten = _remember(state, report, observation if whole else None, now)
     events = routes(report, socket.gethostname(), loaded.secrets)
     deliveries = deliver(events, context.telegram_base_url, clock, loaded.secrets)
-    report = replace(report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten)  # the summary's time is the whole run's
+    report = replace(
+        report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten
+    )  # the summary's time is the whole run's
     outcome = "success" if report.exit_code == 0 else "fail"
     pings.append(monitor.ping(settings.healthcheck_url, outcome, report_summary(report)))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
@@ -210,7 +240,12 @@ def apply(
     if report_file is not None:
         unwritten += _written("run report", lambda: monitor.write_report(report_file, report))
     if metrics_file is not None:
-        unwritten += _written("metrics file", lambda: monitor.write_metrics(metrics_file, report, monitor.api_requests(observation.providers.values())))
+        unwritten += _written(
+            "metrics file",
+            lambda: monitor.write_metrics(
+                metrics_file, report, monitor.api_requests(observation.providers.values())
+            ),
+        )
     return replace(report, unwritten=report.unwritten + tuple(unwritten))
 
 
@@ -230,12 +265,18 @@ def _written(what: str, write: Callable[[], None]) -> list[str]:
     return []
 
 
-def _remember(state: RunState, report: RunReport, observation: Observation | None, now: datetime) -> tuple[str, ...]:
+def _remember(
+    state: RunState, report: RunReport, observation: Observation | None, now: datetime
+) -> tuple[str, ...]:
     """Record the snapshots made and (for a whole run) the servers missing, for the next run;
     return a sentence if that could not be written."""
     for outcome in report.outcomes:
         if outcome.created is not None:  # dated as the cloud dates it, so the next listing agrees
-            state.record_made(outcome.plan.target.account, outcome.plan.target.server_id, min(outcome.created.created, now))
+            state.record_made(
+                outcome.plan.target.account,
+                outcome.plan.target.server_id,
+                min(outcome.created.created, now),
+            )
     for account, absent in (observation.absent if observation else {}).items():
         state.record_absent(account, absent, now)
     try:
@@ -246,7 +287,9 @@ def _remember(state: RunState, report: RunReport, observation: Observation | Non
     return ()
 
 
-def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tuple[Event, tuple[Channel, ...]]]:
+def routes(
+    report: RunReport, hostname: str, secrets: Iterable[str]
+) -> list[tuple[Event, tuple[Channel, ...]]]:
     """One event per target that did something or failed, with the channels that hear of it.
 
     A target with nothing due stays quiet, so an hourly cron line does not chatter. Error
@@ -257,14 +300,39 @@ def routes(report: RunReport, hostname: str, secrets: Iterable[str]) -> list[tup
         target, plan = outcome.plan.target, outcome.plan
         if not target.notify or (outcome.ok and outcome.created is None and not outcome.deleted):
             continue
-        name = outcome.created.name if outcome.created else (plan.create.snapshot.name if plan.create else "")
-        event = Event(target.name, target.provider, target.server_name, target.server_id, name, outcome.remaining,
-                      SUCCESS if outcome.ok else FAILURE, _redacted(outcome.error, secrets), hostname, report.finished)
+        name = (
+            outcome.created.name
+            if outcome.created
+            else (plan.create.snapshot.name if plan.create else "")
+        )
+        event = Event(
+            target.name,
+            target.provider,
+            target.server_name,
+            target.server_id,
+            name,
+            outcome.remaining,
+            SUCCESS if outcome.ok else FAILURE,
+            _redacted(outcome.error, secrets),
+            hostname,
+            report.finished,
+        )
         found.append((event, target.notify))
     for failure in report.failures:
         if failure.notify:
             server = failure.server_name or failure.target
-            event = Event(failure.target, "", server, "", "", 0, FAILURE, _redacted(failure.reason, secrets), hostname, report.finished)
+            event = Event(
+                failure.target,
+                "",
+                server,
+                "",
+                "",
+                0,
+                FAILURE,
+                _redacted(failure.reason, secrets),
+                hostname,
+                report.finished,
+            )
             found.append((event, failure.notify))
     return found
 

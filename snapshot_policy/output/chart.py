@@ -110,12 +110,16 @@ def _title(simulation: Simulation) -> list[str]:
 def _axis(simulation: Simulation, row_count: int) -> list[str]:
     """Grid lines and labels at day, week, month or year starts, whichever fits the span."""
     bottom = TOP + ROW_HEIGHT * row_count
-    parts = [f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT + PLOT_WIDTH}" y2="{bottom}" stroke="#888"/>']
+    parts = [
+        f'<line x1="{LEFT}" y1="{bottom}" x2="{LEFT + PLOT_WIDTH}" y2="{bottom}" stroke="#888"/>'
+    ]
     for day, label in _ticks(simulation):
         x = _x(simulation, datetime.combine(day, datetime.min.time(), tzinfo=simulation.zone))
         if not LEFT <= x <= LEFT + PLOT_WIDTH:
             continue
-        parts.append(f'<line x1="{x:.1f}" y1="{TOP - 8}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#e4e4e4"/>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{TOP - 8}" x2="{x:.1f}" y2="{bottom + 4}" stroke="#e4e4e4"/>'
+        )
         parts.append(
             f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle" fill="#555">'
             f"{escape(label)}</text>"
@@ -153,7 +157,11 @@ def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
     hollow = rule.startswith("oldest ")
     label = f"{rule}: {len(kept)} kept"
     # A label too long for the margin (`oldest weekly within 3m: 1 kept`) is squeezed to fit.
-    fit = f' textLength="{ROW_LABEL_ROOM}" lengthAdjust="spacingAndGlyphs"' if len(label) * CHAR_WIDTH > ROW_LABEL_ROOM else ""
+    fit = (
+        f' textLength="{ROW_LABEL_ROOM}" lengthAdjust="spacingAndGlyphs"'
+        if len(label) * CHAR_WIDTH > ROW_LABEL_ROOM
+        else ""
+    )
     parts = [
         f'<g class="rule" data-rule="{escape(rule)}">',
         f'<rect x="{LEFT}" y="{top + 3}" width="{PLOT_WIDTH}" height="{ROW_HEIGHT - 6}" '
@@ -166,7 +174,7 @@ def _row(simulation: Simulation, rule: str, top: int) -> list[str]:
         parts.append(
             f'<circle class="mark" cx="{_x(simulation, snapshot.created):.1f}" cy="{middle}" '
             f'r="{DOT_RADIUS}" fill="{fill}" stroke="{colour}" stroke-width="1.5">'
-            f'<title>{escape(f"{when:%Y-%m-%d %H:%M}: {rule}")}</title></circle>'
+            f"<title>{escape(f'{when:%Y-%m-%d %H:%M}: {rule}')}</title></circle>"
         )
     parts.append("</g>")
     return parts

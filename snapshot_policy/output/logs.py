@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from logging.handlers import RotatingFileHandler
 from typing import TextIO
 
-from snapshot_policy.state import statefiles
 from snapshot_policy.core.redaction import escape_controls, redact
+from snapshot_policy.state import statefiles
 
 LOGGER_NAME = "snapshot_policy"
 
@@ -27,6 +27,7 @@ FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 CONSOLE_FORMAT = "%(levelname)s %(message)s"
 
 _installed: list[logging.Handler] = []
+
 
 class _UTCFormatter(logging.Formatter):
     """`2026-11-26T03:00:00.123Z`: ISO 8601 in UTC, so logs of hosts in different zones compare."""
@@ -73,7 +74,12 @@ def _message(record: logging.LogRecord) -> str:
 
 
 def setup_logging(
-    log_file: str | None, max_bytes: int, backup_count: int, level: str, verbose: bool, secrets: Iterable[str]
+    log_file: str | None,
+    max_bytes: int,
+    backup_count: int,
+    level: str,
+    verbose: bool,
+    secrets: Iterable[str],
 ) -> None:
     """Send the `snapshot_policy` logger, and the SDK loggers at WARNING, to a rotating `log_file`
     at `level` (its folder created) and, when `verbose`, to stderr at INFO (DEBUG if `level` is).
@@ -84,15 +90,31 @@ def setup_logging(
     """
     level = level.upper()
     if not isinstance(logging.getLevelName(level), int):
-        raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        raise ValueError(
+            f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
     secrets = tuple(secrets)
     _remove_installed()
     handlers: list[logging.Handler] = []
     if log_file:
-        handlers.append(_prepared(_rotating_file(log_file, max_bytes, backup_count), level, _UTCFormatter(FILE_FORMAT), secrets))
+        handlers.append(
+            _prepared(
+                _rotating_file(log_file, max_bytes, backup_count),
+                level,
+                _UTCFormatter(FILE_FORMAT),
+                secrets,
+            )
+        )
     if verbose:
         console_level = "DEBUG" if level == "DEBUG" else "INFO"
-        handlers.append(_prepared(logging.StreamHandler(sys.stderr), console_level, logging.Formatter(CONSOLE_FORMAT), secrets))
+        handlers.append(
+            _prepared(
+                logging.StreamHandler(sys.stderr),
+                console_level,
+                logging.Formatter(CONSOLE_FORMAT),
+                secrets,
+            )
+        )
     own_level = min((handler.level for handler in handlers), default=logging.WARNING)
     if not handlers:
         # Without any handler, logging's "last resort" would print warnings to stderr unmasked.
@@ -105,9 +127,15 @@ def setup_logging(
 
 def _rotating_file(path: str, max_bytes: int, backup_count: int) -> RotatingFileHandler:
     try:
-        return _StateFileHandler(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        return _StateFileHandler(
+            path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+        )
     except OSError as error:
-        raise OSError(str(error) if str(error).startswith("cannot use log file") else f"cannot use log file {path}: {error.strerror or error}") from error
+        raise OSError(
+            str(error)
+            if str(error).startswith("cannot use log file")
+            else f"cannot use log file {path}: {error.strerror or error}"
+        ) from error
 
 
 class _StateFileHandler(RotatingFileHandler):
@@ -124,12 +152,20 @@ class _StateFileHandler(RotatingFileHandler):
 
     def _open(self) -> TextIO:
         try:
-            return statefiles.open_append(self.baseFilename, "log file", statefiles.GROUP_READABLE, self.encoding or "utf-8", self.errors)
+            return statefiles.open_append(
+                self.baseFilename,
+                "log file",
+                statefiles.GROUP_READABLE,
+                self.encoding or "utf-8",
+                self.errors,
+            )
         except statefiles.StateFileError as error:
             raise type(error)("log file", self._named, error.reason) from None
 
 
-def _prepared(handler: logging.Handler, level: str, formatter: logging.Formatter, secrets: tuple[str, ...]) -> logging.Handler:
+def _prepared(
+    handler: logging.Handler, level: str, formatter: logging.Formatter, secrets: tuple[str, ...]
+) -> logging.Handler:
     handler.setLevel(level)
     handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter(secrets, formatter))

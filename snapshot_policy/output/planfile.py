@@ -21,11 +21,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
-from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
-from snapshot_policy.core.model import ActionKind, Plan, PlanAction, Price, TargetFailure, TargetPlan
+from snapshot_policy.core.model import (
+    ActionKind,
+    Plan,
+    PlanAction,
+    Price,
+    TargetFailure,
+    TargetPlan,
+)
 from snapshot_policy.core.ownership import adopted
-from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
+from snapshot_policy.core.redaction import escape_controls
+from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
 from snapshot_policy.state.statefiles import write_atomic
 
 PLAN_FORMAT_VERSION = 1
@@ -112,7 +119,9 @@ def _target_document(
         **target_identity(plan.target),
         "schedule": plan.target.schedule.describe(),
         "schedule_note": plan.schedule_note,
-        "create": None if create is None else {
+        "create": None
+        if create is None
+        else {
             "name": create.snapshot.name,
             "rules": list(create.rules),
             "estimated_size_gb": estimate,
@@ -165,10 +174,18 @@ def read_plan_file(path: Path) -> dict:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
-        raise PlanFileError(f"cannot read plan file {path}: {getattr(error, 'strerror', None) or error}") from None
+        raise PlanFileError(
+            f"cannot read plan file {path}: {getattr(error, 'strerror', None) or error}"
+        ) from None
     except json.JSONDecodeError as error:
-        raise PlanFileError(f"{path} is not a saved plan (not JSON: {error.msg} on line {error.lineno})") from None
-    if not isinstance(document, dict) or document.get("format_version") != PLAN_FORMAT_VERSION or not isinstance(document.get("targets"), list):
+        raise PlanFileError(
+            f"{path} is not a saved plan (not JSON: {error.msg} on line {error.lineno})"
+        ) from None
+    if (
+        not isinstance(document, dict)
+        or document.get("format_version") != PLAN_FORMAT_VERSION
+        or not isinstance(document.get("targets"), list)
+    ):
         raise PlanFileError(
             f"{path} is not a saved plan of format {PLAN_FORMAT_VERSION}; "
             "make one with `snapshot-policy plan --out FILE`"
@@ -184,7 +201,9 @@ def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MA
     another set of snapshots, or holds a create or a deletion the fresh plan would not do.
     """
     _check_age(saved.get("made_at"), fresh.made_at, max_age, path)
-    again = "nothing was changed. Run `snapshot-policy plan --out FILE` again and review the new plan"
+    again = (
+        "nothing was changed. Run `snapshot-policy plan --out FILE` again and review the new plan"
+    )
     if saved.get("config_fingerprint") != fresh.config_fingerprint:
         raise PlanFileError(
             f"{path} was made from another configuration "
@@ -194,7 +213,9 @@ def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MA
         raise PlanFileError(f"the snapshots changed since {path} was made; {again}")
     entries = {_key(e): e for e in saved["targets"] if isinstance(e, dict)}
     if set(entries) != {_key_of(t) for t in fresh.targets}:
-        raise PlanFileError(f"the targets differ from those in {path} (configuration or servers changed); {again}")
+        raise PlanFileError(
+            f"the targets differ from those in {path} (configuration or servers changed); {again}"
+        )
     differences: list[str] = []
     targets = tuple(_agreed_target(entries[_key_of(t)], t, differences) for t in fresh.targets)
     if differences:
@@ -257,7 +278,9 @@ def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> Ta
         if action.kind is ActionKind.CREATE and not saved_create:
             continue
         if action.kind is ActionKind.DELETE and action.snapshot.id not in saved_deletes:
-            action = PlanAction(ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it")
+            action = PlanAction(
+                ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it"
+            )
         actions.append(action)
     return replace(fresh, actions=tuple(actions))
 
@@ -266,7 +289,9 @@ def _deleted_ids(entry: dict, target: str) -> dict[str, str]:
     """The ids (with names) the saved plan deletes for one target. Raise PlanFileError if
     malformed."""
     deletes = entry.get("delete") or []
-    if not isinstance(deletes, list) or not all(isinstance(d, dict) and isinstance(d.get("id"), str) for d in deletes):
+    if not isinstance(deletes, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("id"), str) for d in deletes
+    ):
         raise PlanFileError(
             f"the saved plan's deletions for {target} are malformed; "
             "make a new one with `snapshot-policy plan --out FILE`"

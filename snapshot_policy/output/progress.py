@@ -92,9 +92,14 @@ class ApplyProgress:
             console = Console(file=self._stream, force_terminal=True, highlight=False)
             # No stdout/stderr redirection: nothing else prints during apply, and a global
             # swap of sys.stderr would outlive a display that is never stopped.
-            self._display = Live(console=console, get_renderable=self.table, auto_refresh=True,
-                                 refresh_per_second=refresh_per_second,
-                                 redirect_stdout=False, redirect_stderr=False)
+            self._display = Live(
+                console=console,
+                get_renderable=self.table,
+                auto_refresh=True,
+                refresh_per_second=refresh_per_second,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             # Title, borders, header, caption and the "more" row take 7 lines; keep the whole
             # table on screen, or rich crops its bottom (the counts) with an ellipsis.
             self._max_rows = max(1, min(self._max_rows, console.height - 7))
@@ -154,13 +159,18 @@ class ApplyProgress:
             total = len(self._rows)
             counts = dict(self._counts)
             if total <= self._max_rows:
-                rows = sorted(self._rows.values(), key=lambda r: (r.target.name, r.target.server_name, r.target.server_id))
+                rows = sorted(
+                    self._rows.values(),
+                    key=lambda r: (r.target.name, r.target.server_name, r.target.server_id),
+                )
             else:
                 keys = list(islice(self._running, self._max_rows))
                 keys += islice(self._failed, self._max_rows - len(keys))
                 keys += islice(reversed(self._recent), self._max_rows - len(keys))
                 rows = [self._rows[key] for key in keys]
-            shown = [(r.target, r.stage, (now if r.ended is None else r.ended) - r.since) for r in rows]
+            shown = [
+                (r.target, r.stage, (now if r.ended is None else r.ended) - r.since) for r in rows
+            ]
         finished = sum(counts.get(stage, 0) for stage in FINISHED)
         failed = counts.get("failed", 0)
         caption = f"{finished} of {total} finished" + (f", {failed} failed" if failed else "")
@@ -174,7 +184,9 @@ class ApplyProgress:
         for target, stage, seconds in shown:
             table.add_row(
                 Text(escape_controls(target.name)),
-                Text(escape_controls(f"{target.server_name} ({target.provider} {target.server_id})")),
+                Text(
+                    escape_controls(f"{target.server_name} ({target.provider} {target.server_id})")
+                ),
                 Text(stage, style=STAGE_STYLES.get(stage, "")),
                 _elapsed(seconds),
             )
@@ -182,14 +194,21 @@ class ApplyProgress:
             hidden = Counter(counts)
             hidden.subtract(stage for _, stage, _ in shown)
             rest = ", ".join(f"{n} {stage}" for stage, n in sorted(hidden.items()) if n > 0)
-            table.add_row(Text(f"… {total - len(shown)} more", style="dim"), Text(rest, style="dim"), Text(""), "")
+            table.add_row(
+                Text(f"… {total - len(shown)} more", style="dim"),
+                Text(rest, style="dim"),
+                Text(""),
+                "",
+            )
         return table
 
 
 def describe(target: Target) -> str:
     """`web: web-1 (digitalocean server 3164444)`, as the apply report names targets, on one
     line."""
-    return escape_controls(f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})")
+    return escape_controls(
+        f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
+    )
 
 
 def _elapsed(seconds: float) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
-from snapshot_policy.output.jsondoc import iso_utc
 from snapshot_policy.core.model import (
     ActionKind,
     Hooks,
@@ -28,11 +27,17 @@ from snapshot_policy.core.model import (
 from snapshot_policy.core.ownership import adopted
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.simulate import Projection, Simulation
+from snapshot_policy.output.jsondoc import iso_utc
 
 if TYPE_CHECKING:
     from rich.text import Text
 
-_MARKS = {ActionKind.CREATE: "+", ActionKind.DELETE: "-", ActionKind.KEEP: "=", ActionKind.SKIP: "!"}
+_MARKS = {
+    ActionKind.CREATE: "+",
+    ActionKind.DELETE: "-",
+    ActionKind.KEEP: "=",
+    ActionKind.SKIP: "!",
+}
 _STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
 WIDTH = 80  # columns of a plan line, where the words allow
 PROVIDER_NAMES = {"digitalocean": "DigitalOcean", "hetzner": "Hetzner"}
@@ -52,7 +57,9 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     return line + (f" {len(failures)} target(s) failed." if failures else "")
 
 
-def plan_text(plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES) -> str:
+def plan_text(
+    plan: Plan, failures: Sequence[TargetFailure] = (), prices: Mapping[str, Price] = NO_PRICES
+) -> str:
     """Return the plan as the operator reads it: one block per target, the failures, the
     snapshot storage of all targets at `prices` (per provider), then the summary, in lines of
     at most WIDTH columns where the words allow."""
@@ -72,7 +79,9 @@ def styled(text: str) -> Text:
     style = None
     for line in text.splitlines(keepends=True):
         stripped = line.lstrip()
-        if line.startswith("  ") and not line.startswith("    "):  # an action line; its continuation follows its style
+        if line.startswith("  ") and not line.startswith(
+            "    "
+        ):  # an action line; its continuation follows its style
             style = _STYLES.get(stripped[:1])
         elif not line.startswith("    "):
             style = "bold" if line.strip() and not line.startswith(" ") and ": " in line else None
@@ -99,9 +108,16 @@ def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
     if not plan.has_changes:
         lines.append("  after apply: unchanged")
     else:
-        lines.append(f"  after apply: {_storage_text(after)}" + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else ""))
-    lines += [f"  ! {problem}" for problem in filter(None, (plan.refusal, plan.withheld, *plan.problems))]
-    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)  # a name from an API cannot forge a line
+        lines.append(
+            f"  after apply: {_storage_text(after)}"
+            + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else "")
+        )
+    lines += [
+        f"  ! {problem}" for problem in filter(None, (plan.refusal, plan.withheld, *plan.problems))
+    ]
+    return "\n".join(
+        _wrap(escape_controls(line), "      ") for line in lines
+    )  # a name from an API cannot forge a line
 
 
 def _action_text(action: PlanAction) -> str:
@@ -119,10 +135,15 @@ def _action_text(action: PlanAction) -> str:
 
 def _hooks_text(hooks: Hooks) -> str:
     """What runs around the target's snapshot, as configured: a saved plan shows it too."""
+
     def command(value: tuple[str, ...] | str) -> str:
         return repr(value) if hooks.shell else shlex.join(value)
 
-    parts = [f"{which} {command(getattr(hooks, which))}" for which in ("before", "after") if getattr(hooks, which)]
+    parts = [
+        f"{which} {command(getattr(hooks, which))}"
+        for which in ("before", "after")
+        if getattr(hooks, which)
+    ]
     return "; ".join(parts) + f" (timeout {hooks.timeout:g}s{', shell' if hooks.shell else ''})"
 
 
@@ -144,8 +165,25 @@ def _wrap(line: str, indent: str) -> str:
         return line
     head, colon, reason = line.partition("): ")
     if colon and line.lstrip()[:1] in _STYLES and len(head) + 1 <= WIDTH:
-        return head + ")\n" + textwrap.fill(reason, WIDTH, initial_indent=indent, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
-    return textwrap.fill(line, WIDTH, subsequent_indent=indent or "    ", break_long_words=False, break_on_hyphens=False)
+        return (
+            head
+            + ")\n"
+            + textwrap.fill(
+                reason,
+                WIDTH,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return textwrap.fill(
+        line,
+        WIDTH,
+        subsequent_indent=indent or "    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
@@ -174,9 +212,20 @@ def _storage_text(storage: Storage) -> str:
     if storage.unknown == storage.snapshots:
         return f"{count} of unknown size"
     mark, more = "~" if storage.estimated else "", "+" if storage.unknown else ""
-    text = count + (f" ({storage.unknown} of unknown size)" if storage.unknown else "") + f", {mark}{_number(storage.known_gb)}{more} GB"
+    text = (
+        count
+        + (f" ({storage.unknown} of unknown size)" if storage.unknown else "")
+        + f", {mark}{_number(storage.known_gb)}{more} GB"
+    )
     if storage.costs:
-        text += ", " + " + ".join(f"{mark}{currency} {cost:.2f}{more}" for currency, cost in sorted(storage.costs.items())) + " a month"
+        text += (
+            ", "
+            + " + ".join(
+                f"{mark}{currency} {cost:.2f}{more}"
+                for currency, cost in sorted(storage.costs.items())
+            )
+            + " a month"
+        )
     return text
 
 
@@ -192,8 +241,13 @@ def report_text(report: RunReport) -> str:
         target = outcome.plan.target
         head = f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
         made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
-        done = f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
-        lines.append(f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}" + (f"; {outcome.error}" if outcome.error else ""))
+        done = (
+            f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
+        )
+        lines.append(
+            f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}"
+            + (f"; {outcome.error}" if outcome.error else "")
+        )
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
     return "".join(escape_controls(line) + "\n" for line in lines)
 
@@ -234,7 +288,10 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
         marks = "".join(_day_mark(per_day[day]) for day in days)
         lines.append(f"  {month_start:%Y-%m}  {' ' * (days[0].day - 1)}{marks}")
     lines += ["", "Survivors, newest first:"]
-    lines += [f"  {s.created.astimezone(simulation.zone):%Y-%m-%d %H:%M}  {', '.join(rules)}" for s, rules in survivors]
+    lines += [
+        f"  {s.created.astimezone(simulation.zone):%Y-%m-%d %H:%M}  {', '.join(rules)}"
+        for s, rules in survivors
+    ]
     if projection is not None:
         lines += ["", *_projection_lines(projection)]
     return "\n".join(lines) + "\n"
@@ -242,7 +299,9 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
 
 def _projection_lines(projection: Projection) -> list[str]:
     steady, size = projection.steady, projection.size_gb
-    count = str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
+    count = (
+        str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
+    )
     lines = [
         f"Steady state (every rule full after {steady.filled_days} day(s); "
         f"counted over the {steady.observed_days} days after):",
@@ -287,7 +346,12 @@ def simulation_json(simulation: Simulation, projection: Projection | None = None
             "average_size_gb": round(steady.average * size, 3),
             "most_size_gb": round(steady.most * size, 3),
             "monthly_cost": [
-                {"price": label, "per_gb_month": price.per_gb_month, "currency": price.currency, "amount": round(price.monthly(steady.average * size), 4)}
+                {
+                    "price": label,
+                    "per_gb_month": price.per_gb_month,
+                    "currency": price.currency,
+                    "amount": round(price.monthly(steady.average * size), 4),
+                }
                 for label, price in projection.prices
             ],
         }

@@ -63,11 +63,18 @@ class Backoff:
     sleep: Callable[[float], object] = time.sleep
 
     @classmethod
-    def for_notification(cls, retries: int, base_delay: float, sleep: Callable[[float], object]) -> Backoff:
+    def for_notification(
+        cls, retries: int, base_delay: float, sleep: Callable[[float], object]
+    ) -> Backoff:
         """Return the policy of one notification (docs/promises.md §7): `retries` retries after
         the first try, exactly `base_delay * 2**(n-1)` before retry n, advised waits over a
         minute refused."""
-        return cls(attempts=retries + 1, base_delay=base_delay, max_advised_wait=MAX_ADVISED_WAIT_NOTIFY, sleep=sleep)
+        return cls(
+            attempts=retries + 1,
+            base_delay=base_delay,
+            max_advised_wait=MAX_ADVISED_WAIT_NOTIFY,
+            sleep=sleep,
+        )
 
     def delay(self, retry: int, advised: float | None = None) -> float:
         """Return the seconds to wait before retry number `retry` (1 for the first retry):
@@ -140,7 +147,11 @@ class Backoff:
         raise AssertionError("unreachable: the last try returns or raises")
 
     def _wait_before(
-        self, retry: int, error: Exception, retryable: Callable[[Exception], bool], advised: Callable[[Exception], float | None]
+        self,
+        retry: int,
+        error: Exception,
+        retryable: Callable[[Exception], bool],
+        advised: Callable[[Exception], float | None],
     ) -> float | None:
         """Return the wait before retry `retry` after `error`, or None when `error` is final
         (not retryable, or the last try). Raise `WaitRefused` from `error` when the wait it

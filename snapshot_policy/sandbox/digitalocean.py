@@ -50,7 +50,15 @@ ERROR_IDS = {
     504: ("server_error", "Gateway timeout"),
 }
 TAG_NAME = re.compile(r"^[a-zA-Z0-9_\-:]{1,255}$")
-OTHER_ACTIONS = ("resize", "power_off", "power_on", "power_cycle", "reboot", "shutdown", "enable_backups")
+OTHER_ACTIONS = (
+    "resize",
+    "power_off",
+    "power_on",
+    "power_cycle",
+    "reboot",
+    "shutdown",
+    "enable_backups",
+)
 
 
 def error(status: int, message: str | None = None) -> Response:
@@ -230,12 +238,18 @@ class DigitalOceanAPI:
         if kind in OTHER_ACTIONS:
             if self.state.running_action(server.id) is not None:
                 return error(422, "Droplet already has a pending event.")
-            return Response(201, {"action": _action(self.state.start_action(account, server, kind), server.region)})
+            return Response(
+                201,
+                {"action": _action(self.state.start_action(account, server, kind), server.region)},
+            )
         if kind != "snapshot":
-            return error(422, (
-                f"the sandbox supports snapshot actions and {', '.join(OTHER_ACTIONS)}, "
-                f"not {kind!r}"
-            ))
+            return error(
+                422,
+                (
+                    f"the sandbox supports snapshot actions and {', '.join(OTHER_ACTIONS)}, "
+                    f"not {kind!r}"
+                ),
+            )
         name = body.get("name")
         if name is not None and not (isinstance(name, str) and name.strip()):
             return error(422, "name must be a non-empty string")
@@ -255,7 +269,9 @@ class DigitalOceanAPI:
         if server is None:
             return error(404)
         actions = self.state.actions_of_server(account, server.id)
-        return self._page(request, "actions", actions, lambda action: _action(action, server.region))
+        return self._page(
+            request, "actions", actions, lambda action: _action(action, server.region)
+        )
 
     def _list_actions(self, request: Request, account: Account) -> Response:
         """Every action of the account, newest first, as the real listing orders them (oldest

@@ -43,7 +43,17 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("rate_limit", "error", "delay", "drop", "lose_reply", "garble", "patch", "fail_action", "shift")
+KINDS = (
+    "rate_limit",
+    "error",
+    "delay",
+    "drop",
+    "lose_reply",
+    "garble",
+    "patch",
+    "fail_action",
+    "shift",
+)
 RESOURCES = ("snapshots", "servers")
 # Faults that change nothing of the answer itself: they fire alongside another one.
 ALONGSIDE = ("delay", "shift")
@@ -89,7 +99,9 @@ class Fault:
             raise ValueError("delete and ids must be lists of integer ids")
         if self.kind == "patch" and not isinstance(self.patch, dict):
             raise ValueError("a patch fault needs `patch`, a JSON object to merge into the reply")
-        if self.headers is not None and not all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()):
+        if self.headers is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
+        ):
             raise ValueError("fault headers must map names to strings")
         self._random = random.Random(self.seed)
 

@@ -84,12 +84,24 @@ def error(
 
 SYSTEM_IMAGES = {
     161547269: Snapshot(
-        161547269, "", None, "", "Ubuntu 24.04", datetime(2024, 4, 25, tzinfo=timezone.utc),
-        type="system", size_gigabytes=0,
+        161547269,
+        "",
+        None,
+        "",
+        "Ubuntu 24.04",
+        datetime(2024, 4, 25, tzinfo=timezone.utc),
+        type="system",
+        size_gigabytes=0,
     ),
     114690387: Snapshot(
-        114690387, "", None, "", "Debian 12", datetime(2023, 6, 13, tzinfo=timezone.utc),
-        type="system", size_gigabytes=0,
+        114690387,
+        "",
+        None,
+        "",
+        "Debian 12",
+        datetime(2023, 6, 13, tzinfo=timezone.utc),
+        type="system",
+        size_gigabytes=0,
     ),
 }
 SYSTEM_NAMES = {
@@ -109,7 +121,11 @@ class HetznerAPI:
             ("GET", re.compile(r"/v1/servers/actions"), self._list_server_actions),
             ("GET", re.compile(r"/v1/servers/(\d+)"), self._get_server),
             ("POST", re.compile(r"/v1/servers/(\d+)/actions/create_image"), self._create_image),
-            ("POST", re.compile(r"/v1/servers/(\d+)/actions/(" + "|".join(OTHER_ACTIONS) + ")"), self._server_action),
+            (
+                "POST",
+                re.compile(r"/v1/servers/(\d+)/actions/(" + "|".join(OTHER_ACTIONS) + ")"),
+                self._server_action,
+            ),
             ("GET", re.compile(r"/v1/actions"), self._get_actions),
             ("GET", re.compile(r"/v1/actions/(\d+)"), self._get_action),
             ("GET", re.compile(r"/v1/images"), self._list_images),
@@ -153,9 +169,13 @@ class HetznerAPI:
     def _too_many(self, one_request_in: float | None, account: Account | None) -> Response:
         """A 429; `one_request_in` seconds until a request is free again (None: the account's
         budget says)."""
-        return self._finish(error(429, "limit of requests per hour reached"), account, one_request_in)
+        return self._finish(
+            error(429, "limit of requests per hour reached"), account, one_request_in
+        )
 
-    def _finish(self, response: Response, account: Account | None, one_request_in: float | None = None) -> Response:
+    def _finish(
+        self, response: Response, account: Account | None, one_request_in: float | None = None
+    ) -> Response:
         """Add the rate-limit, date and correlation headers every Hetzner response carries.
 
         The budget refills evenly, so "one request in t seconds" is "all of it in t × limit"."""
@@ -207,8 +227,12 @@ class HetznerAPI:
             "status": "running",
             "created": format_time(server.created),
             "public_net": {
-                "ipv4": {"id": server.id, "ip": f"198.51.100.{octet}", "blocked": False,
-                         "dns_ptr": f"static.{octet}.100.51.198.clients.your-server.de"},
+                "ipv4": {
+                    "id": server.id,
+                    "ip": f"198.51.100.{octet}",
+                    "blocked": False,
+                    "dns_ptr": f"static.{octet}.100.51.198.clients.your-server.de",
+                },
                 "ipv6": (
                     {"id": server.id, "ip": server.ipv6, "blocked": False, "dns_ptr": []}
                     if server.ipv6 is not None
@@ -306,13 +330,18 @@ class HetznerAPI:
         assert action.snapshot is not None
         return Response(201, {"image": _image(action.snapshot), "action": self._action(action)})
 
-    def _server_action(self, request: Request, account: Account, server_id: str, name: str) -> Response:
+    def _server_action(
+        self, request: Request, account: Account, server_id: str, name: str
+    ) -> Response:
         server = self.state.server(account, int(server_id))
         if server is None:
             return error(404, f"server with ID '{server_id}' not found")
         if self.state.running_action(server.id) is not None:
             return error(423, "server is locked: an action is already running", "locked")
-        return Response(201, {"action": self._action(self.state.start_action(account, server, OTHER_ACTIONS[name]))})
+        return Response(
+            201,
+            {"action": self._action(self.state.start_action(account, server, OTHER_ACTIONS[name]))},
+        )
 
     def _get_action(self, request: Request, account: Account, action_id: str) -> Response:
         action = self.state.action(account, int(action_id))
@@ -382,7 +411,11 @@ class HetznerAPI:
         key = ("images", tuple(types), tuple(statuses), tuple(sort) if by_id else ())
 
         def build() -> list[Snapshot]:
-            return _sorted(_images(self.state.snapshots_of(account), types, statuses), sort if by_id else [], by_id=True)
+            return _sorted(
+                _images(self.state.snapshots_of(account), types, statuses),
+                sort if by_id else [],
+                by_id=True,
+            )
 
         images = self.state.kept(account, key, build)
         if request.args("bound_to"):
@@ -501,7 +534,11 @@ def _images(snapshots: list[Snapshot], types: list[str], statuses: list[str]) ->
     """The system images and the account's snapshots (by id), by id, of `types` and `statuses`
     (each: any, if empty)."""
     images = sorted([*SYSTEM_IMAGES.values(), *snapshots], key=SORT_KEYS["id"])
-    return [i for i in images if (not types or i.type in types) and (not statuses or i.status in statuses)]
+    return [
+        i
+        for i in images
+        if (not types or i.type in types) and (not statuses or i.status in statuses)
+    ]
 
 
 def _sorted(items: list, sort: list[str], *, keys: dict = SORT_KEYS, by_id: bool = False) -> list:

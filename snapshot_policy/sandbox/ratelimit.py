@@ -58,7 +58,9 @@ class SlidingWindow:
     """At most `limit` requests in any `seconds`-long span (DigitalOcean's per-minute burst
     limit)."""
 
-    def __init__(self, limit: int, seconds: float = 60, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, limit: int, seconds: float = 60, now: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.seconds = seconds
         self._now = now

@@ -178,7 +178,9 @@ class Sandbox:
         with self.state.lock:
             account = api.account(request) if service in ("digitalocean", "hetzner") else None
         page = request.arg("page") or "1"
-        fired = self.faults.for_request(service, request.method, request.path, int(page) if page.isdigit() else 0)
+        fired = self.faults.for_request(
+            service, request.method, request.path, int(page) if page.isdigit() else 0
+        )
         for fault in fired:
             if fault.kind == "delay":
                 time.sleep(fault.seconds)
@@ -212,7 +214,9 @@ class Sandbox:
                     made = state.add_server(account.name, "shifted", id=wanted)
                     made.name = f"shifted-{made.id}"
                 else:
-                    snapshot = state.add_snapshot(account.name, "shifted", server_id=fault.server_id, id=wanted)
+                    snapshot = state.add_snapshot(
+                        account.name, "shifted", server_id=fault.server_id, id=wanted
+                    )
                     snapshot.name = f"shifted-{snapshot.id}"
             for item_id in fault.delete or []:
                 found = taken.get(item_id)
@@ -307,7 +311,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self._answer()
         except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client went away (killed, or timed out): nothing to answer
+            self.close_connection = (
+                True  # the client went away (killed, or timed out): nothing to answer
+            )
 
     def _answer(self) -> None:
         url = urlsplit(self.path)
@@ -356,11 +362,19 @@ def read_state(state_file: str) -> dict:
     except (ValueError, UnicodeDecodeError) as error:
         raise StateFileProblem(f"{state_file} is not JSON: {error}") from None
     if not isinstance(data, dict):
-        raise StateFileProblem(f"{state_file}: the state must be a JSON object with accounts, servers and snapshots")
+        raise StateFileProblem(
+            f"{state_file}: the state must be a JSON object with accounts, servers and snapshots"
+        )
     loaders = {"servers": State.add_server, "snapshots": State.add_snapshot}
     for key, loader in loaders.items():
         parameters = inspect.signature(loader).parameters
-        required = [n for n, p in parameters.items() if n != "self" and p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        required = [
+            n
+            for n, p in parameters.items()
+            if n != "self"
+            and p.default is inspect.Parameter.empty
+            and p.kind is p.POSITIONAL_OR_KEYWORD
+        ]
         for number, item in enumerate(data.get(key, [])):
             where = f"{state_file}: {key}[{number}]"
             if not isinstance(item, dict):
@@ -375,7 +389,9 @@ def read_state(state_file: str) -> dict:
     try:
         State.from_dict(data)
     except (KeyError, TypeError, ValueError) as error:
-        raise StateFileProblem(f"{state_file} is not a sandbox state file: {type(error).__name__}: {error}") from None
+        raise StateFileProblem(
+            f"{state_file} is not a sandbox state file: {type(error).__name__}: {error}"
+        ) from None
     return data
 
 

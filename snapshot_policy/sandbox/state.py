@@ -228,7 +228,9 @@ class State:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
         if burst_limit is not None and provider != "digitalocean":
-            raise ValueError("burst_limit is DigitalOcean's per-minute limit; Hetzner documents none")
+            raise ValueError(
+                "burst_limit is DigitalOcean's per-minute limit; Hetzner documents none"
+            )
         with self.lock:
             account = Account(name, provider, list(tokens), rate_limit, burst_limit)
             self.accounts[name] = account
@@ -352,7 +354,9 @@ class State:
         One lookup per id, so polling hundreds of ids costs the same with a million actions."""
         self.advance()
         found = {
-            a.id: a for a in map(self.actions.get, set(action_ids)) if a and a.account == account.name
+            a.id: a
+            for a in map(self.actions.get, set(action_ids))
+            if a and a.account == account.name
         }
         return [found[i] for i in sorted(found)]
 
@@ -372,9 +376,14 @@ class State:
         Paginated listings ask for this once per page, so the sorted list is kept per account
         (`kept`), not rebuilt for every page: at 40,000 images the sort dominated the fake's time.
         """
-        ordered = self.kept(account, "snapshots", lambda: sorted(
-            (s for s in self.snapshots.values() if s.account == account.name), key=lambda s: s.id
-        ))
+        ordered = self.kept(
+            account,
+            "snapshots",
+            lambda: sorted(
+                (s for s in self.snapshots.values() if s.account == account.name),
+                key=lambda s: s.id,
+            ),
+        )
         return list(ordered)
 
     def kept(self, account: Account, key: object, build: Callable[[], T]) -> T:
@@ -394,7 +403,12 @@ class State:
             return build()
         edits = Snapshot.edits  # read before building: a change while building discards it
         found = self._kept.get((account.name, key))
-        if found is not None and found[0] is snapshots and found[1] == generation and found[2] == edits:
+        if (
+            found is not None
+            and found[0] is snapshots
+            and found[1] == generation
+            and found[2] == edits
+        ):
             return found[3]  # type: ignore[return-value]
         value = build()
         self._kept[(account.name, key)] = (snapshots, generation, edits, value)

@@ -24,8 +24,12 @@ from .state import State
 from .wire import Request, Response
 
 BOT_PATH = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)/?$")
-STATUS_TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-               504: "Gateway Timeout"}
+STATUS_TEXT = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def failure(status: int, description: str, **parameters: int) -> Response:
@@ -85,9 +89,13 @@ class TelegramAPI:
 
     def _get_me(self, token: str, username: str) -> Response:
         user = self._user(token, username)
-        user.update(can_join_groups=True, can_read_all_group_messages=False,
-                    supports_inline_queries=False, can_connect_to_business=False,
-                    has_main_web_app=False)
+        user.update(
+            can_join_groups=True,
+            can_read_all_group_messages=False,
+            supports_inline_queries=False,
+            can_connect_to_business=False,
+            has_main_web_app=False,
+        )
         return Response(200, {"ok": True, "result": user})
 
     def _send_message(self, token: str, username: str, params: dict) -> Response:
@@ -105,8 +113,14 @@ class TelegramAPI:
                 check(text, parse_mode)
             except EntityError as exc:
                 problem = f"Bad Request: can't parse entities: {exc}"
-        record = {"bot": username, "chat_id": _chat_id(chat_id), "text": text,
-                  "parse_mode": parse_mode, "delivered": problem is None, "error": problem}
+        record = {
+            "bot": username,
+            "chat_id": _chat_id(chat_id),
+            "text": text,
+            "parse_mode": parse_mode,
+            "delivered": problem is None,
+            "error": problem,
+        }
         with self._lock:
             self._messages.append(record)
             message_id = len(self._messages)
@@ -139,8 +153,9 @@ class WebhookSink:
 
     def fault_response(self, fault: Fault, _account: object = None) -> Response:
         if fault.kind == "rate_limit":
-            return Response(429, {"error": "too many requests"},
-                            {"Retry-After": format(fault.retry_after, "g")})
+            return Response(
+                429, {"error": "too many requests"}, {"Retry-After": format(fault.retry_after, "g")}
+            )
         return Response(fault.status, {"error": "injected fault"})
 
     def handle(self, request: Request) -> Response:
@@ -151,13 +166,15 @@ class WebhookSink:
         except ValueError:
             parsed = None
         with self._lock:
-            self._deliveries.append({
-                "name": name,
-                "method": request.method,
-                "headers": dict(request.headers),
-                "body": text,
-                "json": parsed,
-            })
+            self._deliveries.append(
+                {
+                    "name": name,
+                    "method": request.method,
+                    "headers": dict(request.headers),
+                    "body": text,
+                    "json": parsed,
+                }
+            )
         return Response(200, {"ok": True}, account=name)
 
 
@@ -184,8 +201,12 @@ def _chat_id(value: object) -> int | str | None:
 
 def _chat(chat_id: int | str) -> dict:
     if isinstance(chat_id, str):
-        return {"id": -1_000_000_000_000 - zlib.crc32(chat_id.encode()), "type": "channel",
-                "title": chat_id.lstrip("@"), "username": chat_id.lstrip("@")}
+        return {
+            "id": -1_000_000_000_000 - zlib.crc32(chat_id.encode()),
+            "type": "channel",
+            "title": chat_id.lstrip("@"),
+            "username": chat_id.lstrip("@"),
+        }
     if chat_id < 0:
         return {"id": chat_id, "type": "supergroup", "title": "Sandbox group"}
     return {"id": chat_id, "type": "private", "first_name": "Sandbox"}

@@ -14,8 +14,8 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from snapshot_policy.state import statefiles
 from snapshot_policy.core.model import Snapshot, Target
+from snapshot_policy.state import statefiles
 
 
 class AuditLog:
@@ -28,7 +28,9 @@ class AuditLog:
         self._lock = threading.Lock()
         statefiles.refuse_unsafe(self._path, "audit log")
 
-    def record(self, event: str, target: Target, snapshot: Snapshot, reason: str, when: datetime) -> None:
+    def record(
+        self, event: str, target: Target, snapshot: Snapshot, reason: str, when: datetime
+    ) -> None:
         """Append one line; `event` is created, adopted or deleted. Raise StateFileError (an
         OSError) if it cannot be written."""
         line = {
@@ -45,7 +47,9 @@ class AuditLog:
             "plan_fingerprint": self._fingerprint,
         }
         with self._lock:
-            statefiles.append_text(self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log")
+            statefiles.append_text(
+                self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log"
+            )
 
     def recorded(self, event: str, snapshot_id: str) -> bool:
         """Whether a line already says `event` of the snapshot: a run killed between writing it
@@ -63,6 +67,10 @@ class AuditLog:
                 line = json.loads(raw)
             except ValueError:  # a line cut short by a crash says nothing
                 continue
-            if isinstance(line, dict) and line.get("event") == event and line.get("snapshot_id") == snapshot_id:
+            if (
+                isinstance(line, dict)
+                and line.get("event") == event
+                and line.get("snapshot_id") == snapshot_id
+            ):
                 return True
         return False

@@ -32,8 +32,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy.state import statefiles
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
+from snapshot_policy.state import statefiles
 
 log = logging.getLogger(__name__)
 
@@ -48,73 +48,145 @@ class Journal:
         self._entries = self._read(now - KEEP)
         self._unwritten = False
         self._running_since = now - in_flight
-        self._latest = now + CLOCK_TOLERANCE  # a start dated later was written by a clock that ran ahead
+        self._latest = (
+            now + CLOCK_TOLERANCE
+        )  # a start dated later was written by a clock that ran ahead
         future = self.future_starts()
         if future:
             log.warning(
                 "journal %s: %d snapshot start(s) dated after this run's clock (%s), up to %s: "
                 "the clock was ahead when they were written; they are not taken as still running, "
                 "and apply crosses them off",
-                self._path, len(future), now.isoformat(), max(started for *_, started in future).isoformat(),
+                self._path,
+                len(future),
+                now.isoformat(),
+                max(started for *_, started in future).isoformat(),
             )
 
     def pending(self, account: str, server_id: str) -> dict[str, datetime]:
         """Return the names started for this server and not yet marked, with their start times."""
-        return {e["name"]: datetime.fromisoformat(e["started"]) for e in self._mine(account, server_id) if _kind(e) == "start"}
+        return {
+            e["name"]: datetime.fromisoformat(e["started"])
+            for e in self._mine(account, server_id)
+            if _kind(e) == "start"
+        }
 
     def future_starts(self) -> list[tuple[str, str, str, datetime]]:
         """Return (account, server id, name, start time) of each pending start dated after this
         run's clock (past CLOCK_TOLERANCE): written while the clock ran ahead."""
         with self._lock:
-            starts = [(e["account"], e["server_id"], e["name"], datetime.fromisoformat(e["started"])) for e in self._entries if _kind(e) == "start"]
+            starts = [
+                (e["account"], e["server_id"], e["name"], datetime.fromisoformat(e["started"]))
+                for e in self._entries
+                if _kind(e) == "start"
+            ]
         return [start for start in starts if start[3] > self._latest]
 
     def deletions(self, account: str, server_id: str) -> dict[str, tuple[str, str]]:
         """Return the snapshot ids whose deletion was sent and not confirmed, with name and
         reason."""
-        return {e["deleting"]: (e["name"], e.get("reason", "")) for e in self._mine(account, server_id) if _kind(e) == "deleting"}
+        return {
+            e["deleting"]: (e["name"], e.get("reason", ""))
+            for e in self._mine(account, server_id)
+            if _kind(e) == "deleting"
+        }
 
     def in_flight(self, account: str, server_id: str) -> dict[str, datetime]:
         """Return the pending starts that may still be running: younger than the creation
         timeout, and not dated in the future (a clock that ran ahead proves nothing runs)."""
-        return {name: started for name, started in self.pending(account, server_id).items() if self._running_since < started <= self._latest}
+        return {
+            name: started
+            for name, started in self.pending(account, server_id).items()
+            if self._running_since < started <= self._latest
+        }
 
-    def before_ran(self, account: str, server_id: str, target: str, name: str, when: datetime) -> None:
+    def before_ran(
+        self, account: str, server_id: str, target: str, name: str, when: datetime
+    ) -> None:
         """Note that `target`'s before hook (for snapshot `name`) runs now: its after hook is
         owed."""
-        entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "after": target}
+        entry = {
+            "account": account,
+            "server_id": server_id,
+            "name": name,
+            "started": when.isoformat(),
+            "after": target,
+        }
         self._change(lambda entries: entries + [entry])
 
     def after_ran(self, account: str, server_id: str, target: str) -> None:
         key = (account, server_id, target)
-        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("after")) != key])
+        self._change(
+            lambda entries: [
+                e for e in entries if (e["account"], e["server_id"], e.get("after")) != key
+            ]
+        )
 
     def afters_pending(self, account: str, server_id: str) -> dict[str, tuple[str, datetime]]:
         """Return the targets of this server whose before hook ran and after hook has not,
         with the snapshot name and when the before hook began."""
-        return {e["after"]: (e["name"], datetime.fromisoformat(e["started"])) for e in self._mine(account, server_id) if _kind(e) == "after"}
+        return {
+            e["after"]: (e["name"], datetime.fromisoformat(e["started"]))
+            for e in self._mine(account, server_id)
+            if _kind(e) == "after"
+        }
 
     def afters_owed(self, account: str, target: str) -> dict[str, tuple[str, datetime]]:
         """Return the servers of `target` whose before hook ran and after hook has not, with
         the snapshot name and when the before hook began."""
         with self._lock:
-            owed = [e for e in self._entries if _kind(e) == "after" and (e["account"], e["after"]) == (account, target)]
+            owed = [
+                e
+                for e in self._entries
+                if _kind(e) == "after" and (e["account"], e["after"]) == (account, target)
+            ]
         return {e["server_id"]: (e["name"], datetime.fromisoformat(e["started"])) for e in owed}
 
     def started(self, account: str, server_id: str, name: str, when: datetime) -> None:
-        self._change(lambda entries: entries + [{"account": account, "server_id": server_id, "name": name, "started": when.isoformat()}])
+        self._change(
+            lambda entries: (
+                entries
+                + [
+                    {
+                        "account": account,
+                        "server_id": server_id,
+                        "name": name,
+                        "started": when.isoformat(),
+                    }
+                ]
+            )
+        )
 
     def marked(self, account: str, server_id: str, name: str) -> None:
         key = (account, server_id, name)
-        self._change(lambda entries: [e for e in entries if _kind(e) != "start" or (e["account"], e["server_id"], e["name"]) != key])
+        self._change(
+            lambda entries: [
+                e
+                for e in entries
+                if _kind(e) != "start" or (e["account"], e["server_id"], e["name"]) != key
+            ]
+        )
 
-    def deleting(self, account: str, server_id: str, snapshot_id: str, name: str, reason: str, when: datetime) -> None:
-        entry = {"account": account, "server_id": server_id, "name": name, "started": when.isoformat(), "deleting": snapshot_id, "reason": reason}
+    def deleting(
+        self, account: str, server_id: str, snapshot_id: str, name: str, reason: str, when: datetime
+    ) -> None:
+        entry = {
+            "account": account,
+            "server_id": server_id,
+            "name": name,
+            "started": when.isoformat(),
+            "deleting": snapshot_id,
+            "reason": reason,
+        }
         self._change(lambda entries: entries + [entry])
 
     def deleted(self, account: str, server_id: str, snapshot_id: str) -> None:
         key = (account, server_id, snapshot_id)
-        self._change(lambda entries: [e for e in entries if (e["account"], e["server_id"], e.get("deleting")) != key])
+        self._change(
+            lambda entries: [
+                e for e in entries if (e["account"], e["server_id"], e.get("deleting")) != key
+            ]
+        )
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -134,7 +206,9 @@ class Journal:
 
     def _mine(self, account: str, server_id: str) -> list[dict]:
         with self._lock:
-            return [e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id)]
+            return [
+                e for e in self._entries if (e["account"], e["server_id"]) == (account, server_id)
+            ]
 
     def _change(self, edit) -> None:
         with self._lock:
@@ -164,8 +238,15 @@ class Journal:
             try:
                 # An owed after hook never expires: a frozen server stays frozen however long ago.
                 if datetime.fromisoformat(entry["started"]) > oldest or _kind(entry) == "after":
-                    extra = {"deleting": ("deleting", "reason"), "after": ("after",), "start": ()}[_kind(entry)]
-                    fresh.append({k: str(entry[k]) for k in ("account", "server_id", "name", "started", *extra)})
+                    extra = {"deleting": ("deleting", "reason"), "after": ("after",), "start": ()}[
+                        _kind(entry)
+                    ]
+                    fresh.append(
+                        {
+                            k: str(entry[k])
+                            for k in ("account", "server_id", "name", "started", *extra)
+                        }
+                    )
             except (KeyError, TypeError, ValueError):
                 continue
         return fresh

@@ -23,7 +23,9 @@ class LockHeld(Exception):
     """Another run holds the lock file; the CLI exits 3 (docs/promises.md §3)."""
 
     def __init__(self, path: str, pid: int | None) -> None:
-        holder = f"another snapshot-policy run (PID {pid})" if pid else "another snapshot-policy run"
+        holder = (
+            f"another snapshot-policy run (PID {pid})" if pid else "another snapshot-policy run"
+        )
         super().__init__(f"{holder} holds the lock file {path}; wait for it to finish")
         self.path = path
         self.pid = pid

@@ -33,7 +33,9 @@ class RunState:
         self.last_made: dict[Server, datetime] = _times(document.get("last_made"), oldest)
 
     def record_made(self, account: str, server_id: str, when: datetime) -> None:
-        self.last_made[(account, server_id)] = max(when, self.last_made.get((account, server_id), when))
+        self.last_made[(account, server_id)] = max(
+            when, self.last_made.get((account, server_id), when)
+        )
 
     def record_absent(self, account: str, absent: Iterable[str], now: datetime) -> None:
         """Set the account's missing servers to `absent`: new ones from `now`, known ones
@@ -43,8 +45,13 @@ class RunState:
         self.absent_since = kept | {(account, s): now for s in absent if (account, s) not in kept}
 
     def save(self) -> None:
-        document = {name: [[a, s, t.isoformat()] for (a, s), t in sorted(entries.items())]
-                    for name, entries in (("absent_since", self.absent_since), ("last_made", self.last_made))}
+        document = {
+            name: [[a, s, t.isoformat()] for (a, s), t in sorted(entries.items())]
+            for name, entries in (
+                ("absent_since", self.absent_since),
+                ("last_made", self.last_made),
+            )
+        }
         statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
 
     def _read(self) -> dict:

@@ -105,7 +105,9 @@ def read_text(path: str | os.PathLike[str], what: str) -> str:
         return handle.read().decode("utf-8")
 
 
-def write_atomic(path: str | os.PathLike[str], text: str, what: str, mode: int = OWNER_ONLY) -> None:
+def write_atomic(
+    path: str | os.PathLike[str], text: str, what: str, mode: int = OWNER_ONLY
+) -> None:
     """Replace the file at `path` with `text` (masked, UTF-8) in one step, creating its folder.
 
     The text goes to a new, exclusively created temporary file in the same folder, is flushed
@@ -149,7 +151,13 @@ def append_text(path: str | os.PathLike[str], text: str, what: str, mode: int = 
         os.close(fd)
 
 
-def open_append(path: str | os.PathLike[str], what: str, mode: int = OWNER_ONLY, encoding: str = "utf-8", errors: str | None = None) -> TextIO:
+def open_append(
+    path: str | os.PathLike[str],
+    what: str,
+    mode: int = OWNER_ONLY,
+    encoding: str = "utf-8",
+    errors: str | None = None,
+) -> TextIO:
     """Return a text stream appending to the file at `path`, created with `mode` (its folder
     too). The caller masks what it writes (the log's handlers do). Raise as `open_fd` does."""
     fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, what, mode)
@@ -196,10 +204,14 @@ def check_files(
         identity = _identity(path)
         for config, known in configs:
             if _same(identity, known):
-                raise StateFileError(name, path, f"it is the configuration file {config}; choose another path")
+                raise StateFileError(
+                    name, path, f"it is the configuration file {config}; choose another path"
+                )
         for other, known in seen:
             if _same(identity, known):
-                raise StateFileError(name, path, f"{other} names the same file; give {other} and {name} a file each")
+                raise StateFileError(
+                    name, path, f"{other} names the same file; give {other} and {name} a file each"
+                )
         seen.append((name, identity))
         _check_path(name, path, writable=name not in read_only)
 
@@ -215,7 +227,9 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
         raise _refusal(name, path, error) from None
     if status is not None:
         if stat.S_ISDIR(status.st_mode):
-            raise StateFileError(name, path, "it is a folder, not a file; remove it or choose another path")
+            raise StateFileError(
+                name, path, "it is a folder, not a file; remove it or choose another path"
+            )
         _check_file(status, name, path)
     if not writable:
         return
@@ -223,7 +237,11 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
     while not os.path.lexists(folder) and folder != folder.parent:
         folder = folder.parent  # the nearest folder that exists: the rest can be made in it
     if not folder.is_dir():
-        raise StateFileError(name, path, f"{folder} is not a folder, so the file cannot be made in it; choose another path")
+        raise StateFileError(
+            name,
+            path,
+            f"{folder} is not a folder, so the file cannot be made in it; choose another path",
+        )
     me = _user(os.geteuid())
     if not os.access(folder, os.W_OK | os.X_OK):
         raise StateFileError(
@@ -233,7 +251,11 @@ def _check_path(name: str, path: str | os.PathLike[str], writable: bool) -> None
             "choose a folder it may write or change that folder's permissions",
         )
     if status is not None and not os.access(path, os.W_OK):
-        raise StateFileError(name, path, f"user {me} may not write it; choose another path or change the file's permissions")
+        raise StateFileError(
+            name,
+            path,
+            f"user {me} may not write it; choose another path or change the file's permissions",
+        )
 
 
 Identity = tuple[Path, tuple[int, int] | None]
@@ -261,7 +283,9 @@ def _check_file(status: os.stat_result, what: str, path: str | os.PathLike[str])
     if stat.S_ISLNK(status.st_mode):
         raise UnsafeStateFile(what, path, _LINK_ADVICE)
     if not stat.S_ISREG(status.st_mode):
-        raise StateFileError(what, path, "it is not a regular file; remove it or point the setting at a regular file")
+        raise StateFileError(
+            what, path, "it is not a regular file; remove it or point the setting at a regular file"
+        )
     _check_trusted(status, what, path)
 
 
@@ -271,14 +295,16 @@ def _check_trusted(status: os.stat_result, what: str, path: str | os.PathLike[st
     quoted = shlex.quote(str(path))
     if status.st_uid not in (me, 0):
         raise UnsafeStateFile(
-            what, path,
+            what,
+            path,
             f"it belongs to user {_user(status.st_uid)}, not to user {_user(me)}, "
             "who runs snapshot-policy, so another user may have put it there; "
             f"remove it, or if it is yours, run `chown {_user(me)} {quoted}`",
         )
     if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeStateFile(
-            what, path,
+            what,
+            path,
             f"others may write it (mode {stat.S_IMODE(status.st_mode):04o}); "
             f"run `chmod go-w {quoted}`, or remove it if you did not make it",
         )
@@ -313,7 +339,7 @@ def _make_folder(path: str | os.PathLike[str], what: str) -> Path:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _sync_folder(folder: Path) -> None:

@@ -41,17 +41,70 @@ def state() -> dict:
             {"account": "hz", "id": 201, "name": "db-1"},
         ],
         "snapshots": [
-            *[{"account": "do", "server_id": 101, "name": f"web-1-202611{d}030000", "created": f"2026-11-{d}T03:00:00Z", "tags": OURS_DO} for d in days],
-            {"account": "do", "server_id": 101, "name": "web-1-before-upgrade", "created": "2026-10-01T10:00:00Z"},
-            {"account": "do", "server_id": 101, "name": "web-1-20261001000000", "created": "2026-10-01T00:00:00Z"},
-            {"account": "do", "server_id": 102, "name": "web-10-20261120030000", "created": "2026-11-20T03:00:00Z", "tags": OURS_DO},
-            *[{"account": "hz", "server_id": 201, "name": f"db-1-202611{d}030000", "created": f"2026-11-{d}T03:00:00Z", "labels": ours_hz(201)} for d in days],
-            {"account": "hz", "server_id": 201, "name": "db-1-20261101030000", "created": "2026-11-01T03:00:00Z", "labels": ours_hz(201), "protected": True},
-            {"account": "hz", "server_id": 201, "name": "db-1-manual", "created": "2026-09-01T10:00:00Z"},
-            {"account": "hz", "server_id": 201, "name": "db-1-20261002030000", "created": "2026-10-02T03:00:00Z", "labels": ours_hz(999)},
+            *[
+                {
+                    "account": "do",
+                    "server_id": 101,
+                    "name": f"web-1-202611{d}030000",
+                    "created": f"2026-11-{d}T03:00:00Z",
+                    "tags": OURS_DO,
+                }
+                for d in days
+            ],
+            {
+                "account": "do",
+                "server_id": 101,
+                "name": "web-1-before-upgrade",
+                "created": "2026-10-01T10:00:00Z",
+            },
+            {
+                "account": "do",
+                "server_id": 101,
+                "name": "web-1-20261001000000",
+                "created": "2026-10-01T00:00:00Z",
+            },
+            {
+                "account": "do",
+                "server_id": 102,
+                "name": "web-10-20261120030000",
+                "created": "2026-11-20T03:00:00Z",
+                "tags": OURS_DO,
+            },
+            *[
+                {
+                    "account": "hz",
+                    "server_id": 201,
+                    "name": f"db-1-202611{d}030000",
+                    "created": f"2026-11-{d}T03:00:00Z",
+                    "labels": ours_hz(201),
+                }
+                for d in days
+            ],
+            {
+                "account": "hz",
+                "server_id": 201,
+                "name": "db-1-20261101030000",
+                "created": "2026-11-01T03:00:00Z",
+                "labels": ours_hz(201),
+                "protected": True,
+            },
+            {
+                "account": "hz",
+                "server_id": 201,
+                "name": "db-1-manual",
+                "created": "2026-09-01T10:00:00Z",
+            },
+            {
+                "account": "hz",
+                "server_id": 201,
+                "name": "db-1-20261002030000",
+                "created": "2026-10-02T03:00:00Z",
+                "labels": ours_hz(999),
+            },
         ],
         "telegram": {"bots": [{"token": BOT_TOKEN, "username": "chaos_bot"}]},
     }
+
 
 POLICY = """\
 version: 1
@@ -150,7 +203,9 @@ def run_case(case: Case, folder: Path, expected: list[tuple]) -> None:
             world.sandbox.inject("fail_action", service=case.provider, count=count)
         else:
             options = dict(KINDS[case.kind])
-            world.inject(options.pop("kind"), case.endpoint, service=case.provider, count=count, **options)
+            world.inject(
+                options.pop("kind"), case.endpoint, service=case.provider, count=count, **options
+            )
         result = world.run(settle=SLOW + 0.1 if case.kind == "slow" else 0.0)
         check_run(world, result, protected)
         check_outcome(case, result)
@@ -166,7 +221,9 @@ def check_outcome(case: Case, result) -> None:
     """What the faulty run itself must report: a fault that clears is absorbed by retries;
     one that persists fails the targets it hits, and only those (a notification never)."""
     outcomes = {o.plan.target.name: o for o in result.report.outcomes}
-    failed = {name for name, o in outcomes.items() if not o.ok} | {f.target for f in result.report.failures}
+    failed = {name for name, o in outcomes.items() if not o.ok} | {
+        f.target for f in result.report.failures
+    }
     hit = {"digitalocean": {"web"}, "hetzner": {"db"}, None: set()}[case.provider]
     if case.endpoint in NOTIFY_ENDPOINTS:
         assert not failed, report_summary(result.report)

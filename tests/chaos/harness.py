@@ -21,24 +21,29 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy import config
-from snapshot_policy.edges import providers
-from snapshot_policy.state.audit import AuditLog
-from snapshot_policy.engine.execute import Executor, Stop
-from snapshot_policy.state.journal import Journal
 from snapshot_policy.core.model import ActionKind, CloudSnapshot, Delivery, Plan, RunReport
-from snapshot_policy.edges.notify import deliver
-from snapshot_policy.engine.observe import Observation
 from snapshot_policy.core.ownership import has_marker
+from snapshot_policy.edges import providers
+from snapshot_policy.edges.notify import deliver
 from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.engine.execute import Executor, Stop
+from snapshot_policy.engine.observe import Observation
 from snapshot_policy.engine.run import _remember, decide, routes
-from snapshot_policy.state.runstate import RunState
 from snapshot_policy.sandbox import Sandbox
+from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.state.runstate import RunState
 
 DO_TOKEN = "dop_v1_chaos0000000000000000000000000000000000000000000000000000000001"
 HZ_TOKEN = "hzchaos0000000000000000000000000000000000000000000000000000000002"
 BOT_TOKEN = "5550001111:AAchaos-bot-token-0000000000000003"
 HOOK_SECRET = "chaos-webhook-secret-0000000004"
-ENV = {"CHAOS_DO_TOKEN": DO_TOKEN, "CHAOS_HZ_TOKEN": HZ_TOKEN, "CHAOS_BOT_TOKEN": BOT_TOKEN, "CHAOS_HOOK_SECRET": HOOK_SECRET}
+ENV = {
+    "CHAOS_DO_TOKEN": DO_TOKEN,
+    "CHAOS_HZ_TOKEN": HZ_TOKEN,
+    "CHAOS_BOT_TOKEN": BOT_TOKEN,
+    "CHAOS_HOOK_SECRET": HOOK_SECRET,
+}
 REQUEST_TIMEOUT = 0.25
 TIMING = Timing(request_timeout=REQUEST_TIMEOUT, creation_timeout=20, poll_interval=0.05)
 # As run.journal_for (the in-flight window), with the default snapshot_creation_timeout of
@@ -108,11 +113,21 @@ class World:
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.sandbox = self.shared or Sandbox(self.state, action_seconds=self.action_seconds, clock=lambda: self.now).start()
+        self.sandbox = (
+            self.shared
+            or Sandbox(
+                self.state, action_seconds=self.action_seconds, clock=lambda: self.now
+            ).start()
+        )
         self.unmanaged |= {s["id"] for s in self.snapshots().values() if not self.marked(s)}
         path = self.folder / "policy.yaml"
         text = self.policy
-        for placeholder, value in (("@DO@", self.sandbox.digitalocean_endpoint), ("@HZ@", self.sandbox.hetzner_endpoint), ("@HOOK@", self.sandbox.webhook_url("chaos")), ("@FOLDER@", str(self.folder))):
+        for placeholder, value in (
+            ("@DO@", self.sandbox.digitalocean_endpoint),
+            ("@HZ@", self.sandbox.hetzner_endpoint),
+            ("@HOOK@", self.sandbox.webhook_url("chaos")),
+            ("@FOLDER@", str(self.folder)),
+        ):
             text = text.replace(placeholder, value)
         path.write_text(text)
         self.loaded = config.load(policy=path, env=ENV)
@@ -141,15 +156,23 @@ class World:
 
     def marked(self, snapshot: dict) -> bool:
         provider = "digitalocean" if "tags" in snapshot else "hetzner"
-        labels = {t: "" for t in snapshot.get("tags") or []} if provider == "digitalocean" else snapshot.get("labels") or {}
-        return has_marker(provider, CloudSnapshot(str(snapshot["id"]), snapshot["name"], self.now, None, labels))
+        labels = (
+            {t: "" for t in snapshot.get("tags") or []}
+            if provider == "digitalocean"
+            else snapshot.get("labels") or {}
+        )
+        return has_marker(
+            provider, CloudSnapshot(str(snapshot["id"]), snapshot["name"], self.now, None, labels)
+        )
 
     def protected(self) -> set[int]:
         return {i for i, s in self.snapshots().items() if s.get("protected")}
 
     def inject(self, kind: str, endpoint: str, service: str | None = None, **options) -> None:
         default_service, method, path = ENDPOINTS[endpoint]
-        self.sandbox.inject(kind, service=service or default_service, method=method, path=path, **options)
+        self.sandbox.inject(
+            kind, service=service or default_service, method=method, path=path, **options
+        )
 
     def settle(self, extra: float = 0.0) -> None:
         """Wait until no snapshot action runs and no delayed request is still on its way."""
@@ -162,9 +185,13 @@ class World:
     # -- one run ---------------------------------------------------------------------------
 
     def connect(self, account):
-        return providers.connect(account, TIMING, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5))
+        return providers.connect(
+            account, TIMING, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5)
+        )
 
-    def decide(self, journal: Journal | None = None, state: RunState | None = None) -> tuple[Plan, Observation]:
+    def decide(
+        self, journal: Journal | None = None, state: RunState | None = None
+    ) -> tuple[Plan, Observation]:
         """Read the clouds and plan at `now`, as `run.decide` does, with this world's
         connections."""
         journal = journal or Journal(self.journal_file, self.journal_expiry, now=self.now)
@@ -185,15 +212,39 @@ class World:
         plan, observation = self.decide(journal, state)
         seen = len(self.audit_file.read_text().splitlines()) if self.audit_file.exists() else 0
         executor = Executor(
-            observation.providers, journal, AuditLog(self.audit_file, plan.fingerprint), parallel=self.parallel,
-            now=lambda: self.now, timing=TIMING, stop=stop or Stop(),
+            observation.providers,
+            journal,
+            AuditLog(self.audit_file, plan.fingerprint),
+            parallel=self.parallel,
+            now=lambda: self.now,
+            timing=TIMING,
+            stop=stop or Stop(),
         )
         report = executor.apply(plan, list(self.loaded.failed) + observation.failures)
         _remember(state, report, observation, self.now)
-        deliveries = deliver(routes(report, "chaos-host", self.loaded.secrets), self.sandbox.telegram_base_url, lambda: self.now, self.loaded.secrets, sleep=self.sleeps)
+        deliveries = deliver(
+            routes(report, "chaos-host", self.loaded.secrets),
+            self.sandbox.telegram_base_url,
+            lambda: self.now,
+            self.loaded.secrets,
+            sleep=self.sleeps,
+        )
         self.settle(settle)
-        audit = [json.loads(line) for line in self.audit_file.read_text().splitlines()[seen:]] if self.audit_file.exists() else []
-        return RunResult(plan, observation, report, deliveries, before, self.snapshots(), self.sandbox.requests(), audit)
+        audit = (
+            [json.loads(line) for line in self.audit_file.read_text().splitlines()[seen:]]
+            if self.audit_file.exists()
+            else []
+        )
+        return RunResult(
+            plan,
+            observation,
+            report,
+            deliveries,
+            before,
+            self.snapshots(),
+            self.sandbox.requests(),
+            audit,
+        )
 
     def converge(self, runs: int = 4) -> list[RunResult]:
         """Rerun, fault-free, until the plan has nothing left to do. A start the faulty run
@@ -208,19 +259,30 @@ class World:
             results.append(self.run())
             if not self.plan().has_changes:
                 return results
-        raise AssertionError(f"no convergence after {runs} fault-free runs: {describe(self.plan())}")
+        raise AssertionError(
+            f"no convergence after {runs} fault-free runs: {describe(self.plan())}"
+        )
 
     def end_state(self) -> list[tuple]:
         """(server, name, carries our marker) for every snapshot: ids differ between worlds,
         and one made by a run reads NEW, since its name says when it was made."""
         seeded = {s["name"] for s in self.state["snapshots"]}
-        return sorted((s.get("server_id"), s["name"] if s["name"] in seeded else "NEW", self.marked(s)) for s in self.snapshots().values())
+        return sorted(
+            (s.get("server_id"), s["name"] if s["name"] in seeded else "NEW", self.marked(s))
+            for s in self.snapshots().values()
+        )
 
 
 def describe(plan: Plan) -> str:
     return "; ".join(
-        f"{p.target.name}/{p.target.server_id}: " + ", ".join(f"{a.kind.value} {a.snapshot.name}" for a in p.actions if a.kind in (ActionKind.CREATE, ActionKind.DELETE))
-        for p in plan.targets if p.has_changes
+        f"{p.target.name}/{p.target.server_id}: "
+        + ", ".join(
+            f"{a.kind.value} {a.snapshot.name}"
+            for a in p.actions
+            if a.kind in (ActionKind.CREATE, ActionKind.DELETE)
+        )
+        for p in plan.targets
+        if p.has_changes
     )
 
 
@@ -231,9 +293,13 @@ def check_run(world: World, result: RunResult, protected: set[int]) -> None:
     """Invariants 1, 2, 4 and 5 for one run (6 is checked over runs by `Creations`)."""
     gone = result.deleted
     lost_unmanaged = sorted(set(gone) & world.unmanaged)
-    assert not lost_unmanaged, f"unmanaged snapshots deleted: {[gone[i]['name'] for i in lost_unmanaged]}"
+    assert not lost_unmanaged, (
+        f"unmanaged snapshots deleted: {[gone[i]['name'] for i in lost_unmanaged]}"
+    )
     lost_protected = sorted(set(gone) & protected)
-    assert not lost_protected, f"protected snapshots deleted: {[gone[i]['name'] for i in lost_protected]}"
+    assert not lost_protected, (
+        f"protected snapshots deleted: {[gone[i]['name'] for i in lost_protected]}"
+    )
 
     by_server: dict[str, list[str]] = defaultdict(list)
     for snapshot in gone.values():
@@ -241,7 +307,9 @@ def check_run(world: World, result: RunResult, protected: set[int]) -> None:
     for target_plan in result.plan.targets:
         target = target_plan.target
         deleted = by_server.get(target.server_id, [])
-        assert len(deleted) <= target.safety.max_deletions, f"{target.name}/{target.server_id}: {len(deleted)} deletions > max_deletions"
+        assert len(deleted) <= target.safety.max_deletions, (
+            f"{target.name}/{target.server_id}: {len(deleted)} deletions > max_deletions"
+        )
     for outcome in result.report.outcomes:
         target = outcome.plan.target
         if outcome.plan.create is not None and outcome.created is None:
@@ -253,7 +321,9 @@ def check_run(world: World, result: RunResult, protected: set[int]) -> None:
             assert not outcome.deleted
     for failure in result.report.failures:
         # A target whose account could not be read was never planned: nothing deleted for it.
-        assert not [e for e in result.audit if e["event"] == "deleted" and e["target"] == failure.target]
+        assert not [
+            e for e in result.audit if e["event"] == "deleted" and e["target"] == failure.target
+        ]
 
 
 def check_retained(world: World) -> None:
@@ -263,4 +333,6 @@ def check_retained(world: World) -> None:
     for target_plan in plan.targets:
         if target_plan.refusal:
             continue
-        assert not target_plan.has_changes, f"not the retained set after a fault-free run: {describe(plan)}"
+        assert not target_plan.has_changes, (
+            f"not the retained set after a fault-free run: {describe(plan)}"
+        )

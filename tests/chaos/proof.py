@@ -73,10 +73,10 @@ from cronsim import CronSim
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from snapshot_policy.engine.execute import Stop
 from snapshot_policy.core.model import ActionKind, CloudSnapshot, Plan, Schedule
 from snapshot_policy.core.ownership import has_marker, owners_marked
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
+from snapshot_policy.engine.execute import Stop
 from snapshot_policy.sandbox import Sandbox
 from tests.chaos.harness import DO_TOKEN, HZ_TOKEN, World
 
@@ -89,8 +89,10 @@ NOISE = {"do": 205, "hz": 56}  # unmarked snapshots of a server no target covers
 # servers no target covers: the server listings take two pages
 EXTRA_SERVERS = {"do": 205, "hz": 55}
 LISTINGS = {
-    ("do", "snapshots"): r"^/v2/snapshots$", ("do", "servers"): r"^/v2/droplets$",
-    ("hz", "snapshots"): r"^/v1/images$", ("hz", "servers"): r"^/v1/servers$",
+    ("do", "snapshots"): r"^/v2/snapshots$",
+    ("do", "servers"): r"^/v2/droplets$",
+    ("hz", "snapshots"): r"^/v1/images$",
+    ("hz", "servers"): r"^/v1/servers$",
 }
 DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
 FIRST_ID = 10_000  # of the seeded snapshots
@@ -115,35 +117,81 @@ esac
 
 
 def hooks() -> dict:
-    return {which: ["sh", "-c", HOOK, "hook", "@FOLDER@", which] for which in ("before", "after")} | {"timeout": HOOK_TIMEOUT}
+    return {
+        which: ["sh", "-c", HOOK, "hook", "@FOLDER@", which] for which in ("before", "after")
+    } | {"timeout": HOOK_TIMEOUT}
 
 
 def policy(owner: str, targets: list[dict]) -> str:
-    return yaml.safe_dump({
-        "version": 1,
-        "accounts": {
-            "do": {"provider": "digitalocean", "token": "env:CHAOS_DO_TOKEN", "endpoint": "@DO@"},
-            "hz": {"provider": "hetzner", "token": "env:CHAOS_HZ_TOKEN", "endpoint": "@HZ@"},
+    return yaml.safe_dump(
+        {
+            "version": 1,
+            "accounts": {
+                "do": {
+                    "provider": "digitalocean",
+                    "token": "env:CHAOS_DO_TOKEN",
+                    "endpoint": "@DO@",
+                },
+                "hz": {"provider": "hetzner", "token": "env:CHAOS_HZ_TOKEN", "endpoint": "@HZ@"},
+            },
+            "targets": targets,
+            "settings": {"owner": owner, "lock_file": "@FOLDER@/lock"},
         },
-        "targets": targets,
-        "settings": {"owner": owner, "lock_file": "@FOLDER@/lock"},
-    }, sort_keys=False)
+        sort_keys=False,
+    )
 
 
 POLICIES = {
-    "alpha": policy("alpha", [
-        {"name": "web", "account": "do", "ids": [101, 102], "schedule": {"cron": "0 */6 * * *"},
-         "retention": {"keep_last": 3, "keep_daily": 2}, "safety": {"max_deletions": 4}, "hooks": hooks()},
-        {"name": "db", "account": "hz", "ids": [201], "schedule": {"cron": "0 */8 * * *"}, "timezone": "Europe/Berlin",
-         "retention": {"keep_last": 2, "keep_daily": 3}, "hooks": hooks()},
-        {"name": "app", "account": "hz", "ids": [202], "schedule": {"every": "12h"}, "retention": {"keep_last": 3}},
-    ]),
-    "beta": policy("beta", [
-        {"name": "web-b", "account": "do", "ids": [101], "schedule": {"cron": "30 */12 * * *"},
-         "retention": {"keep_last": 2}, "hooks": hooks()},
-        {"name": "db-b", "account": "hz", "ids": [201, 202], "schedule": {"cron": "0 3 * * *"},
-         "retention": {"keep_last": 1, "keep_weekly": 1}},
-    ]),
+    "alpha": policy(
+        "alpha",
+        [
+            {
+                "name": "web",
+                "account": "do",
+                "ids": [101, 102],
+                "schedule": {"cron": "0 */6 * * *"},
+                "retention": {"keep_last": 3, "keep_daily": 2},
+                "safety": {"max_deletions": 4},
+                "hooks": hooks(),
+            },
+            {
+                "name": "db",
+                "account": "hz",
+                "ids": [201],
+                "schedule": {"cron": "0 */8 * * *"},
+                "timezone": "Europe/Berlin",
+                "retention": {"keep_last": 2, "keep_daily": 3},
+                "hooks": hooks(),
+            },
+            {
+                "name": "app",
+                "account": "hz",
+                "ids": [202],
+                "schedule": {"every": "12h"},
+                "retention": {"keep_last": 3},
+            },
+        ],
+    ),
+    "beta": policy(
+        "beta",
+        [
+            {
+                "name": "web-b",
+                "account": "do",
+                "ids": [101],
+                "schedule": {"cron": "30 */12 * * *"},
+                "retention": {"keep_last": 2},
+                "hooks": hooks(),
+            },
+            {
+                "name": "db-b",
+                "account": "hz",
+                "ids": [201, 202],
+                "schedule": {"cron": "0 3 * * *"},
+                "retention": {"keep_last": 1, "keep_weekly": 1},
+            },
+        ],
+    ),
 }
 
 
@@ -165,20 +213,51 @@ def seed_state() -> dict:
         noise_id, noise_name = NOISE_SERVER[account]
         for n in range(NOISE[account]):
             created = START - timedelta(days=rng.randint(2, 60), minutes=n)
-            snapshots.append({"account": account, "server_id": noise_id, "name": f"{noise_name}-manual-{n}", "created": created.isoformat()})
+            snapshots.append(
+                {
+                    "account": account,
+                    "server_id": noise_id,
+                    "name": f"{noise_name}-manual-{n}",
+                    "created": created.isoformat(),
+                }
+            )
         for server_id, name in servers.items():
             for owner, count in (("alpha", 3), ("beta", 2), (None, 1)):
                 for n in range(count):
-                    created = START - timedelta(days=n + 1 + (owner is None) * 5, hours=rng.randint(0, 5))
-                    snapshots.append({"account": account, "server_id": server_id, "name": f"{name}-{created:%Y%m%d%H%M%S}",
-                                      "created": created.isoformat(), **marked(account, server_id, owner)})
-            snapshots.append({"account": account, "server_id": server_id, "name": f"{name} manual", "created": (START - timedelta(days=40)).isoformat()})
+                    created = START - timedelta(
+                        days=n + 1 + (owner is None) * 5, hours=rng.randint(0, 5)
+                    )
+                    snapshots.append(
+                        {
+                            "account": account,
+                            "server_id": server_id,
+                            "name": f"{name}-{created:%Y%m%d%H%M%S}",
+                            "created": created.isoformat(),
+                            **marked(account, server_id, owner),
+                        }
+                    )
+            snapshots.append(
+                {
+                    "account": account,
+                    "server_id": server_id,
+                    "name": f"{name} manual",
+                    "created": (START - timedelta(days=40)).isoformat(),
+                }
+            )
     rng.shuffle(snapshots)
     for number, snapshot in enumerate(snapshots):
         snapshot["id"] = FIRST_ID + number
-    servers = [{"account": a, "id": i, "name": n} for a, named in SERVERS.items() for i, n in named.items()]
-    servers += [{"account": a, "id": NOISE_SERVER[a][0], "name": NOISE_SERVER[a][1]} for a in SERVERS]
-    servers += [{"account": a, "id": 5000 + 1000 * (a == "hz") + n, "name": f"extra-{a}-{n}"} for a in SERVERS for n in range(EXTRA_SERVERS[a])]
+    servers = [
+        {"account": a, "id": i, "name": n} for a, named in SERVERS.items() for i, n in named.items()
+    ]
+    servers += [
+        {"account": a, "id": NOISE_SERVER[a][0], "name": NOISE_SERVER[a][1]} for a in SERVERS
+    ]
+    servers += [
+        {"account": a, "id": 5000 + 1000 * (a == "hz") + n, "name": f"extra-{a}-{n}"}
+        for a in SERVERS
+        for n in range(EXTRA_SERVERS[a])
+    ]
     return {
         "accounts": [
             {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 10**9},
@@ -200,7 +279,11 @@ def is_marked(snapshot: dict) -> bool:
 
 
 def _cloud(snapshot: dict) -> CloudSnapshot:
-    labels = {t: "" for t in snapshot.get("tags") or []} if snapshot["account"] == "do" else snapshot.get("labels") or {}
+    labels = (
+        {t: "" for t in snapshot.get("tags") or []}
+        if snapshot["account"] == "do"
+        else snapshot.get("labels") or {}
+    )
     return CloudSnapshot(str(snapshot["id"]), snapshot["name"], START, None, labels)
 
 
@@ -233,7 +316,10 @@ class Slots:
         for config, world in worlds.items():
             for spec in world.loaded.targets:
                 for server_id in spec.selector.ids:
-                    self.schedules[(config, (spec.account.name, int(server_id)))] = (spec.schedule, ZoneInfo(spec.timezone))
+                    self.schedules[(config, (spec.account.name, int(server_id)))] = (
+                        spec.schedule,
+                        ZoneInfo(spec.timezone),
+                    )
         self.made: dict[tuple[str, tuple[str, int]], list[Creation]] = defaultdict(list)
         self.gone_by_others: dict[int, int] = {}
         """Snapshot id -> the number of the run during which someone else deleted it."""
@@ -244,12 +330,16 @@ class Slots:
         earlier = self.made[key]
         went_back = any(e.created > creation.created + CLOCK_TOLERANCE for e in earlier)
         for other in earlier:
-            if self.gone_by_others.get(other.id, run + 1) <= run or not self._one_slot(schedule, zone, other.created, creation.created):
+            if self.gone_by_others.get(other.id, run + 1) <= run or not self._one_slot(
+                schedule, zone, other.created, creation.created
+            ):
                 continue
             if not went_back:
-                raise AssertionError(f"{creation.config}: {other.name} ({other.id}) and {creation.name} "
+                raise AssertionError(
+                    f"{creation.config}: {other.name} ({other.id}) and {creation.name} "
                     f"({creation.id}) started for server {creation.server} in one slot of "
-                    f"{schedule.describe()}")
+                    f"{schedule.describe()}"
+                )
             COUNTS["one slot twice, the clock having gone back past a snapshot"] += 1
             break
         earlier.append(creation)
@@ -257,7 +347,14 @@ class Slots:
     @staticmethod
     def _one_slot(schedule: Schedule, zone: ZoneInfo, first: datetime, second: datetime) -> bool:
         if schedule.cron:
-            fired = [next(CronSim(schedule.cron, (t + timedelta(seconds=1)).astimezone(zone), reverse=True)) for t in (first, second)]
+            fired = [
+                next(
+                    CronSim(
+                        schedule.cron, (t + timedelta(seconds=1)).astimezone(zone), reverse=True
+                    )
+                )
+                for t in (first, second)
+            ]
             return fired[0] == fired[1]
         interval = schedule.every.as_timedelta()
         slack = min(interval * 0.1, timedelta(hours=1))
@@ -279,7 +376,7 @@ class Hooks:
 
     def take(self, interrupted: bool, after_kill: bool) -> None:
         lines = self.path.read_text().splitlines() if self.path.exists() else []
-        for line in lines[self.read:]:
+        for line in lines[self.read :]:
             which, target, server, name, _ = line.split(" ")
             key = (target, server)
             if which == "before":
@@ -294,8 +391,12 @@ class Hooks:
                 )
                 COUNTS["after hook run again after a stop or kill"] += 1
             else:  # a before hook killed at a stop before it wrote its line still owes its after
-                assert after_kill or interrupted, f"{target}/{server}: an after hook for {name} whose before hook never ran"
-                COUNTS["after hook of a before killed before its first line"] += interrupted and not after_kill
+                assert after_kill or interrupted, (
+                    f"{target}/{server}: an after hook for {name} whose before hook never ran"
+                )
+                COUNTS["after hook of a before killed before its first line"] += (
+                    interrupted and not after_kill
+                )
         self.read = len(lines)
 
     def settled(self) -> None:
@@ -305,7 +406,9 @@ class Hooks:
 
 
 REQUESTS = {
-    "create": lambda request: request.method == "POST" and re.search(r"/actions$|/actions/create_image$", request.path),
+    "create": lambda request: (
+        request.method == "POST" and re.search(r"/actions$|/actions/create_image$", request.path)
+    ),
     "delete": lambda request: request.method == "DELETE" and DELETE.match(request.path),
 }
 
@@ -320,7 +423,12 @@ class TappedSandbox(Sandbox):
     def serve(self, request):
         response = super().serve(request)
         tap = self.tap
-        if tap is not None and response is not None and not request.path.startswith("/_sandbox/") and tap(request):
+        if (
+            tap is not None
+            and response is not None
+            and not request.path.startswith("/_sandbox/")
+            and tap(request)
+        ):
             return None
         return response
 
@@ -331,10 +439,16 @@ class Interrupter(threading.Thread):
     reply leaves), its first before or after hook started, its first deletion audited. Not
     at all if the run ends first."""
 
-    def __init__(self, sandbox: TappedSandbox, world: World, event: str, delay: float, interrupt) -> None:
+    def __init__(
+        self, sandbox: TappedSandbox, world: World, event: str, delay: float, interrupt
+    ) -> None:
         super().__init__(name="interrupter", daemon=True)
         self.sandbox, self.event, self.delay, self.interrupt = sandbox, event, delay, interrupt
-        self.file = {"before hook": world.folder / "hooks.log", "after hook": world.folder / "hooks.log", "audited": world.audit_file}.get(event)
+        self.file = {
+            "before hook": world.folder / "hooks.log",
+            "after hook": world.folder / "hooks.log",
+            "audited": world.audit_file,
+        }.get(event)
         self.seen = len(_lines(self.file)) if self.file else 0
         self.happened = threading.Event()
         self.over = threading.Event()
@@ -369,8 +483,12 @@ class Interrupter(threading.Thread):
         if self.event == "start" or self.happened.is_set():
             return True
         if self.file is not None:
-            word = {"before hook": "before ", "after hook": "after ", "audited": '"event": "deleted"'}[self.event]
-            return any(word in line for line in _lines(self.file)[self.seen:])
+            word = {
+                "before hook": "before ",
+                "after hook": "after ",
+                "audited": '"event": "deleted"',
+            }[self.event]
+            return any(word in line for line in _lines(self.file)[self.seen :])
         return False
 
     def finish(self) -> None:
@@ -387,26 +505,30 @@ def _lines(path: Path) -> list[str]:
 
 # -- the machine ----------------------------------------------------------------------------
 
-SHIFT = st.fixed_dictionaries({
-    "account": st.sampled_from(["do", "hz"]),
-    "listing": st.sampled_from(["snapshots", "snapshots", "snapshots", "servers"]),
-    "page": st.sampled_from([1, 1, 2, None]),
-    "count": st.sampled_from([1, 1, 2, None]),
-    "insert": st.sampled_from([0, 1, 2, 3, 5, 8, 13]),
-    "front": st.booleans(),
-    "delete": st.lists(st.integers(-4, 4), max_size=2, unique=True),
-    "ours_too": st.sampled_from([False, False, True]),
-    "owner": st.sampled_from([None, "noise", "target"]),
-    "aim": st.one_of(st.none(), st.integers(0, 5)),
-    "off": st.integers(-2, 1),
-})
+SHIFT = st.fixed_dictionaries(
+    {
+        "account": st.sampled_from(["do", "hz"]),
+        "listing": st.sampled_from(["snapshots", "snapshots", "snapshots", "servers"]),
+        "page": st.sampled_from([1, 1, 2, None]),
+        "count": st.sampled_from([1, 1, 2, None]),
+        "insert": st.sampled_from([0, 1, 2, 3, 5, 8, 13]),
+        "front": st.booleans(),
+        "delete": st.lists(st.integers(-4, 4), max_size=2, unique=True),
+        "ours_too": st.sampled_from([False, False, True]),
+        "owner": st.sampled_from([None, "noise", "target"]),
+        "aim": st.one_of(st.none(), st.integers(0, 5)),
+        "off": st.integers(-2, 1),
+    }
+)
 CONFIG = st.sampled_from(["alpha", "beta"])
 LATER = st.sampled_from([0, 0, 0, 1, 3, 6, 12])
 DUE = st.sampled_from([0, 4, 6, 8, 12])
 """Hours before an interrupted run: mostly enough for snapshots to be due, so there is
 something to interrupt."""
 WHEN = st.tuples(
-    st.sampled_from(["start", "create", "create", "delete", "delete", "before hook", "after hook", "audited"]),
+    st.sampled_from(
+        ["start", "create", "create", "delete", "delete", "before hook", "after hook", "audited"]
+    ),
     st.sampled_from([0.0, 0.0, 0.0, 0.003, 0.02, 0.1, 0.3]),
 )
 """The moment of an interruption: this long after the first such event of the run."""
@@ -427,11 +549,18 @@ class Proof(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="proof-"))
         self.now = START
-        self.sandbox = TappedSandbox(seed_state(), action_seconds=ACTION_SECONDS, clock=lambda: self.now).start()
-        self.worlds = {c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox) for c in POLICIES}
+        self.sandbox = TappedSandbox(
+            seed_state(), action_seconds=ACTION_SECONDS, clock=lambda: self.now
+        ).start()
+        self.worlds = {
+            c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox) for c in POLICIES
+        }
         self._set_clock(START)
         self.mirror = Sandbox({}, clock=lambda: self.now).start()
-        self.mirrors = {c: World(self.root / f"mirror-{c}", {}, POLICIES[c], START, shared=self.mirror) for c in self.worlds}
+        self.mirrors = {
+            c: World(self.root / f"mirror-{c}", {}, POLICIES[c], START, shared=self.mirror)
+            for c in self.worlds
+        }
         self.manual = {s["id"] for s in self.sandbox.dump_state()["snapshots"] if not is_marked(s)}
         self.slots = Slots(self.worlds)
         self.hooks = {c: Hooks(w.folder) for c, w in self.worlds.items()}
@@ -474,7 +603,11 @@ class Proof(RuleBasedStateMachine):
         would give it (dated half an hour ago: a journal entry cannot adopt it)."""
         account, server_id = server
         when = self.now - timedelta(minutes=30)
-        name = f"{SERVERS[account][server_id]}-{when:%Y%m%d%H%M%S}" if look_alike else f"{SERVERS[account][server_id]} before upgrade"
+        name = (
+            f"{SERVERS[account][server_id]}-{when:%Y%m%d%H%M%S}"
+            if look_alike
+            else f"{SERVERS[account][server_id]} before upgrade"
+        )
         with self.sandbox.state.lock:
             made = self.sandbox.state.add_snapshot(account, name, server_id=server_id, created=when)
         self.manual.add(made.id)
@@ -487,7 +620,13 @@ class Proof(RuleBasedStateMachine):
         account, server_id = server
         mark = marked(account, server_id, owner)
         with self.sandbox.state.lock:
-            self.sandbox.state.add_snapshot(account, f"{SERVERS[account][server_id]} golden", server_id=server_id, created=self.now - timedelta(hours=1), **mark)
+            self.sandbox.state.add_snapshot(
+                account,
+                f"{SERVERS[account][server_id]} golden",
+                server_id=server_id,
+                created=self.now - timedelta(hours=1),
+                **mark,
+            )
         COUNTS["steps"] += 1
         COUNTS["hand-marked"] += 1
 
@@ -498,8 +637,20 @@ class Proof(RuleBasedStateMachine):
         twice would push another one out."""
         state = self.sandbox.state
         with state.lock:
-            items = sorted((s for s in state.snapshots.values() if s.account == account), key=lambda s: s.id, reverse=account == "hz")
-            ours = sorted((i for i, s in enumerate(items) if s.server_id in SERVERS[account] and (s.tags or s.labels)), key=lambda i: items[i].created, reverse=True)
+            items = sorted(
+                (s for s in state.snapshots.values() if s.account == account),
+                key=lambda s: s.id,
+                reverse=account == "hz",
+            )
+            ours = sorted(
+                (
+                    i
+                    for i, s in enumerate(items)
+                    if s.server_id in SERVERS[account] and (s.tags or s.labels)
+                ),
+                key=lambda i: items[i].created,
+                reverse=True,
+            )
             if not ours:
                 return
             position = ours[aim % min(len(ours), 6)]
@@ -508,7 +659,13 @@ class Proof(RuleBasedStateMachine):
             free = (i for i in FRONT if i not in state.snapshots) if account == "do" else iter(())
             # new ones ahead of it: newer on Hetzner, lower ids on DigitalOcean
             for _ in range(wanted - position):
-                made = state.add_snapshot(account, f"{noise_name}-by-others", server_id=noise_id, id=next(free, None), created=self.now - timedelta(days=3))
+                made = state.add_snapshot(
+                    account,
+                    f"{noise_name}-by-others",
+                    server_id=noise_id,
+                    id=next(free, None),
+                    created=self.now - timedelta(days=3),
+                )
                 self.manual.add(made.id)
             ahead = [s for s in items[:position] if s.id in self.manual and s.server_id == noise_id]
             for snapshot in ahead[: max(0, position - wanted)]:
@@ -519,13 +676,24 @@ class Proof(RuleBasedStateMachine):
     def protect(self, pick: int) -> None:
         state = self.sandbox.state
         with state.lock:
-            ours = sorted((s for s in state.snapshots.values() if s.account == "hz" and s.labels.get("managed-by") and not s.protected), key=lambda s: s.id)
+            ours = sorted(
+                (
+                    s
+                    for s in state.snapshots.values()
+                    if s.account == "hz" and s.labels.get("managed-by") and not s.protected
+                ),
+                key=lambda s: s.id,
+            )
             if ours:
                 ours[pick % len(ours)].protected = True
         COUNTS["steps"] += 1
         COUNTS["protected"] += 1
 
-    @rule(config=CONFIG, before=st.sampled_from(["ok", "ok", "fail", "hang"]), after=st.sampled_from(["ok", "ok", "fail"]))
+    @rule(
+        config=CONFIG,
+        before=st.sampled_from(["ok", "ok", "fail", "hang"]),
+        after=st.sampled_from(["ok", "ok", "fail"]),
+    )
     def hooks_behave(self, config: str, before: str, after: str) -> None:
         for which, mode in (("before", before), ("after", after)):
             (self.worlds[config].folder / f"{which}.mode").write_text(mode)
@@ -542,16 +710,27 @@ class Proof(RuleBasedStateMachine):
         self._run(config, later, shifts, None, ("start", 0.0))
 
     @rule(config=CONFIG, later=DUE, shifts=st.lists(SHIFT, max_size=1), when=WHEN)
-    def run_stopped(self, config: str, later: int, shifts: list[dict], when: tuple[str, float]) -> None:
+    def run_stopped(
+        self, config: str, later: int, shifts: list[dict], when: tuple[str, float]
+    ) -> None:
         """SIGTERM at a random moment: `execute.Stop` set from another thread (`Interrupter`)."""
         self._run(config, later, shifts, "stop", when)
 
     @rule(config=CONFIG, later=DUE, shifts=st.lists(SHIFT, max_size=1), when=WHEN)
-    def run_killed(self, config: str, later: int, shifts: list[dict], when: tuple[str, float]) -> None:
+    def run_killed(
+        self, config: str, later: int, shifts: list[dict], when: tuple[str, float]
+    ) -> None:
         """SIGKILL at a random moment, as the module docstring says."""
         self._run(config, later, shifts, "kill", when)
 
-    def _run(self, config: str, later: int, shifts: list[dict], interruption: str | None, when: tuple[str, float]) -> None:
+    def _run(
+        self,
+        config: str,
+        later: int,
+        shifts: list[dict],
+        interruption: str | None,
+        when: tuple[str, float],
+    ) -> None:
         """One run of `config`, `later` hours after the last step, while `shifts` shift its
         listings, interrupted (`interruption`) `when` something happens."""
         self._set_clock(self.now + timedelta(hours=later))
@@ -585,7 +764,9 @@ class Proof(RuleBasedStateMachine):
         finally:
             if interrupter:
                 interrupter.finish()
-            COUNTS["shifts that fired"] += sum(f["kind"] == "shift" and f["fired"] > 0 for f in self.sandbox.faults.list())
+            COUNTS["shifts that fired"] += sum(
+                f["kind"] == "shift" and f["fired"] > 0 for f in self.sandbox.faults.list()
+            )
             self.sandbox.clear_faults()
         interrupted = interruption if interrupter is not None and interrupter.fired else None
         if interrupted == "kill":
@@ -599,11 +780,15 @@ class Proof(RuleBasedStateMachine):
         try:
             self._after_run(world, config, record, start, inputs, result.requests)
         except AssertionError as error:
-            raise AssertionError(f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, "
-                f"{interrupted or 'not interrupted'}, shifts {shifts}): {error}") from None
+            raise AssertionError(
+                f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, "
+                f"{interrupted or 'not interrupted'}, shifts {shifts}): {error}"
+            ) from None
         COUNTS["steps"] += 1
         COUNTS["runs"] += 1
-        COUNTS[{None: "runs to the end", "stop": "runs stopped", "kill": "runs killed"}[interrupted]] += 1
+        COUNTS[
+            {None: "runs to the end", "stop": "runs stopped", "kill": "runs killed"}[interrupted]
+        ] += 1
         if result.observation.withheld:
             COUNTS["runs with deletions withheld"] += 1
 
@@ -613,7 +798,11 @@ class Proof(RuleBasedStateMachine):
         if shift["aim"] is not None and listing == "snapshots":
             self._move_the_page_boundary(account, shift["aim"], shift["off"])
             start = self.sandbox.dump_state()
-        items = sorted((s for s in start[listing] if s["account"] == account), key=lambda s: s["id"], reverse=account == "hz")
+        items = sorted(
+            (s for s in start[listing] if s["account"] == account),
+            key=lambda s: s["id"],
+            reverse=account == "hz",
+        )
         delete = []
         for offset in shift["delete"]:
             position = PAGE[account] - 1 + offset
@@ -625,16 +814,37 @@ class Proof(RuleBasedStateMachine):
             if listing == "snapshots" and is_marked(item) and not shift["ours_too"]:
                 continue
             delete.append(item["id"])
-        server_id = {None: None, "noise": NOISE_SERVER[account][0], "target": min(SERVERS[account])}[shift["owner"]]
+        server_id = {
+            None: None,
+            "noise": NOISE_SERVER[account][0],
+            "target": min(SERVERS[account]),
+        }[shift["owner"]]
         options = {"ids": list(FRONT)} if shift["front"] and account == "do" else {}
         service = "digitalocean" if account == "do" else "hetzner"
         self.sandbox.inject(
-            "shift", service=service, method="GET", path=LISTINGS[(account, listing)], page=shift["page"], count=shift["count"],
-            insert=shift["insert"], delete=delete, resource=listing, server_id=server_id if listing == "snapshots" else None, **options,
+            "shift",
+            service=service,
+            method="GET",
+            path=LISTINGS[(account, listing)],
+            page=shift["page"],
+            count=shift["count"],
+            insert=shift["insert"],
+            delete=delete,
+            resource=listing,
+            server_id=server_id if listing == "snapshots" else None,
+            **options,
         )
         COUNTS["shifts"] += 1
 
-    def _after_run(self, world: World, config: str, record: RunRecord, start: dict, inputs: dict, requests: list[dict]) -> None:
+    def _after_run(
+        self,
+        world: World,
+        config: str,
+        record: RunRecord,
+        start: dict,
+        inputs: dict,
+        requests: list[dict],
+    ) -> None:
         before = {s["id"]: s for s in start["snapshots"]}
         after = {s["id"]: s for s in self.sandbox.dump_state()["snapshots"]}
         removed = set()
@@ -650,18 +860,28 @@ class Proof(RuleBasedStateMachine):
         run = len(self.runs)
         for snapshot_id in set(before) - set(after) - removed:
             self.slots.gone_by_others[snapshot_id] = run
-        check_deletions(config, removed, before, self.manual, lambda: self._consistent_plan(config, start, inputs))
+        check_deletions(
+            config,
+            removed,
+            before,
+            self.manual,
+            lambda: self._consistent_plan(config, start, inputs),
+        )
         for snapshot_id in sorted(set(after) - set(before)):
             snapshot = after[snapshot_id]
             if snapshot["name"].startswith("shifted-"):
                 self.manual.add(snapshot_id)
                 continue
             server = (snapshot["account"], snapshot["server_id"])
-            self.slots.add(Creation(config, server, snapshot_id, created(snapshot), snapshot["name"]), run)
+            self.slots.add(
+                Creation(config, server, snapshot_id, created(snapshot), snapshot["name"]), run
+            )
             COUNTS["created"] += 1
         previous = [r for r in self.runs[:-1] if r.config == config][-1:]
         after_kill = any(r.interruption == "kill" for r in previous)
-        self.hooks[config].take(bool(record.interruption) or after_kill, after_kill or record.interruption == "kill")
+        self.hooks[config].take(
+            bool(record.interruption) or after_kill, after_kill or record.interruption == "kill"
+        )
         if record.interruption != "kill":
             self.hooks[config].settled()
             check_audit(world, self.sent[config], self.removed[config])
@@ -688,24 +908,42 @@ class Proof(RuleBasedStateMachine):
     def one_owner_a_snapshot(self) -> None:
         """The tool marks what it made with its own owner only, never what another made."""
         with self.sandbox.state.lock:
-            snapshots = [(s.id, s.name, s.tags, s.labels, s.account) for s in self.sandbox.state.snapshots.values()]
+            snapshots = [
+                (s.id, s.name, s.tags, s.labels, s.account)
+                for s in self.sandbox.state.snapshots.values()
+            ]
         for snapshot_id, name, tags, labels, account in snapshots:
-            marks = owners({"id": snapshot_id, "name": name, "tags": tags, "labels": labels, "account": account})
+            marks = owners(
+                {
+                    "id": snapshot_id,
+                    "name": name,
+                    "tags": tags,
+                    "labels": labels,
+                    "account": account,
+                }
+            )
             assert len(marks) <= 1, f"{name} ({snapshot_id}) is marked as made by {sorted(marks)}"
 
 
-def check_deletions(config: str, removed: set[int], before: dict[int, dict], manual: set[int], consistent) -> None:
+def check_deletions(
+    config: str, removed: set[int], before: dict[int, dict], manual: set[int], consistent
+) -> None:
     """The snapshots `config`'s run removed: each one the run began with, not hand-made, not
     protected, not another configuration's, and deleted by a plan of a consistent view."""
     if not removed:
         return
     plan = consistent()
     verdicts = {
-        a.snapshot.id: (a, p) for p in plan.targets for a in p.actions if a.kind is not ActionKind.CREATE
+        a.snapshot.id: (a, p)
+        for p in plan.targets
+        for a in p.actions
+        if a.kind is not ActionKind.CREATE
     }
     for snapshot_id in sorted(removed):
         snapshot = before.get(snapshot_id)
-        assert snapshot is not None, f"deleted {snapshot_id}, which did not exist when the run began"
+        assert snapshot is not None, (
+            f"deleted {snapshot_id}, which did not exist when the run began"
+        )
         name = f"{snapshot['name']} ({snapshot_id})"
         assert snapshot_id not in manual, f"deleted the hand-made, unmarked snapshot {name}"
         assert not snapshot.get("protected"), f"deleted the protected snapshot {name}"
@@ -713,7 +951,10 @@ def check_deletions(config: str, removed: set[int], before: dict[int, dict], man
         assert not foreign, f"deleted {name}, a snapshot of configuration {sorted(foreign)}"
         action, target_plan = verdicts.get(str(snapshot_id), (None, None))
         assert action is not None, f"deleted {name}, which a consistent plan does not list"
-        refused = action.kind is ActionKind.SKIP and action.reason in (target_plan.refusal, target_plan.withheld)
+        refused = action.kind is ActionKind.SKIP and action.reason in (
+            target_plan.refusal,
+            target_plan.withheld,
+        )
         assert action.kind is ActionKind.DELETE or refused, (
             f"deleted {name}, which a plan of a consistent view keeps: {action.kind.value}, "
             f"{action.reason}"
@@ -724,7 +965,11 @@ def check_audit(world: World, sent: set[int], removed: set[int]) -> None:
     """Each snapshot the configuration's DELETE removed is audited `deleted` once (or its
     deletion still waits in the journal for the next run to see it gone); nothing is audited
     twice, and nothing it sent no DELETE for."""
-    lines = [json.loads(line) for line in world.audit_file.read_text().splitlines()] if world.audit_file.exists() else []
+    lines = (
+        [json.loads(line) for line in world.audit_file.read_text().splitlines()]
+        if world.audit_file.exists()
+        else []
+    )
     reasons: dict[int, list[str]] = defaultdict(list)
     for line in lines:
         if line["event"] == "deleted":

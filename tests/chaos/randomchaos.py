@@ -24,7 +24,15 @@ from cronsim import CronSim
 
 from snapshot_policy.core.model import Target
 from snapshot_policy.output.render import report_summary
-from tests.chaos.harness import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, REQUEST_TIMEOUT, World, check_retained, check_run
+from tests.chaos.harness import (
+    BOT_TOKEN,
+    DO_TOKEN,
+    HZ_TOKEN,
+    REQUEST_TIMEOUT,
+    World,
+    check_retained,
+    check_run,
+)
 
 START = datetime(2026, 3, 20, 0, 0, tzinfo=timezone.utc)  # crosses the change to summer time
 STEP = timedelta(hours=4)
@@ -71,7 +79,10 @@ settings:
   lock_file: "@FOLDER@/lock"
 """
 
-SERVERS = {"do": {101: "web-1", 102: "web-2", 103: "api-1"}, "hz": {201: "app-1", 202: "app-2", 203: "db-1", 299: "gone-1"}}
+SERVERS = {
+    "do": {101: "web-1", 102: "web-2", 103: "api-1"},
+    "hz": {201: "app-1", 202: "app-2", 203: "db-1", 299: "gone-1"},
+}
 KINDS = ("rate_limit", "error", "drop", "delay", "lose_reply", "fail_action")
 ENDPOINTS = ("list", "create", "poll", "delete", "tag", "telegram", "webhook", "any")
 
@@ -82,20 +93,42 @@ def seed_state(rng: random.Random) -> dict:
         for server_id, name in servers.items():
             for days in sorted(rng.sample(range(1, 30), rng.randint(2, 6))):
                 created = START - timedelta(days=days, hours=rng.randint(0, 23))
-                snapshot = {"account": account, "server_id": server_id, "server_name": name, "name": f"{name}-{created:%Y%m%d%H%M%S}", "created": created.isoformat()}
+                snapshot = {
+                    "account": account,
+                    "server_id": server_id,
+                    "server_name": name,
+                    "name": f"{name}-{created:%Y%m%d%H%M%S}",
+                    "created": created.isoformat(),
+                }
                 if account == "do":
                     snapshot["tags"] = ["snapshot-policy"]
                 else:
-                    snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": str(server_id)}
+                    snapshot["labels"] = {
+                        "managed-by": "snapshot-policy",
+                        "snapshot-policy/server-id": str(server_id),
+                    }
                     snapshot["protected"] = rng.random() < 0.1
                 snapshots.append(snapshot)
-            snapshots.append({"account": account, "server_id": server_id, "server_name": name, "name": f"{name} manual", "created": (START - timedelta(days=40)).isoformat()})
+            snapshots.append(
+                {
+                    "account": account,
+                    "server_id": server_id,
+                    "server_name": name,
+                    "name": f"{name} manual",
+                    "created": (START - timedelta(days=40)).isoformat(),
+                }
+            )
     return {
         "accounts": [
             {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 10**9},
             {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 10**9},
         ],
-        "servers": [{"account": a, "id": i, "name": n} for a, servers in SERVERS.items() for i, n in servers.items() if i != 299],
+        "servers": [
+            {"account": a, "id": i, "name": n}
+            for a, servers in SERVERS.items()
+            for i, n in servers.items()
+            if i != 299
+        ],
         "snapshots": snapshots,
         "telegram": {"bots": [{"token": BOT_TOKEN, "username": "chaos_bot"}]},
     }
@@ -122,7 +155,16 @@ class Creations:
             )
         elif target.schedule.cron:
             zone = ZoneInfo(target.timezone)
-            fired = [next(CronSim(target.schedule.cron, (t + timedelta(seconds=1)).astimezone(zone), reverse=True)) for t in (previous, latest)]
+            fired = [
+                next(
+                    CronSim(
+                        target.schedule.cron,
+                        (t + timedelta(seconds=1)).astimezone(zone),
+                        reverse=True,
+                    )
+                )
+                for t in (previous, latest)
+            ]
             assert fired[0] != fired[1], (
                 f"{target.name}/{target.server_id}: {first} and {second} "
                 f"both after the cron firing of {fired[0]}"
@@ -138,7 +180,13 @@ def random_faults(world: World, rng: random.Random) -> float:
         probability = rng.choice([1.0, 1.0, 0.5, 0.2])
         seed = rng.randrange(1 << 30)
         if kind == "fail_action":
-            world.sandbox.inject("fail_action", service=rng.choice(["digitalocean", "hetzner", None]), count=count, probability=probability, seed=seed)
+            world.sandbox.inject(
+                "fail_action",
+                service=rng.choice(["digitalocean", "hetzner", None]),
+                count=count,
+                probability=probability,
+                seed=seed,
+            )
             continue
         options: dict = {"count": count, "probability": probability, "seed": seed}
         if kind == "error":
@@ -167,11 +215,19 @@ def operator(world: World, rng: random.Random, now: datetime) -> None:
         # A name exactly like ours, without our marker: still not ours (docs/promises.md §5).
         label = rng.choice([f"{name}-{now:%Y%m%d%H%M%S}", f"{name} before upgrade", f"pre-{name}"])
         with state.lock:
-            made = state.add_snapshot(account, label, server_id=server_id, created=now - timedelta(minutes=30))
+            made = state.add_snapshot(
+                account, label, server_id=server_id, created=now - timedelta(minutes=30)
+            )
         world.unmanaged.add(made.id)
     elif roll < 0.06:
         with state.lock:
-            ours = [s for s in state.snapshots.values() if s.account == "hz" and s.labels.get("managed-by") == "snapshot-policy" and s.status == "available"]
+            ours = [
+                s
+                for s in state.snapshots.values()
+                if s.account == "hz"
+                and s.labels.get("managed-by") == "snapshot-policy"
+                and s.status == "available"
+            ]
             if ours:
                 rng.choice(ours).protected = True
 
@@ -200,11 +256,23 @@ def chaos(folder: Path, seed: int, runs: int, fault_share: float = 0.7) -> dict:
                 result = world.run(settle=settle + 0.05 if settle else 0.0)
                 world.sandbox.clear_faults()
                 check_run(world, result, protected)
-                targets = {(p.target.account, p.target.server_id): p.target for p in result.plan.targets}
-                for snapshot in sorted(result.appeared.values(), key=lambda s: s["created"]):  # all made by this run
-                    target = targets.get(("do" if "tags" in snapshot else "hz", str(snapshot["server_id"])))
-                    assert target is not None, f"a snapshot appeared for no planned target: {snapshot}"
-                    creations.add(target, datetime.fromisoformat(snapshot["created"].replace("Z", "+00:00")), snapshot["name"])
+                targets = {
+                    (p.target.account, p.target.server_id): p.target for p in result.plan.targets
+                }
+                for snapshot in sorted(
+                    result.appeared.values(), key=lambda s: s["created"]
+                ):  # all made by this run
+                    target = targets.get(
+                        ("do" if "tags" in snapshot else "hz", str(snapshot["server_id"]))
+                    )
+                    assert target is not None, (
+                        f"a snapshot appeared for no planned target: {snapshot}"
+                    )
+                    creations.add(
+                        target,
+                        datetime.fromisoformat(snapshot["created"].replace("Z", "+00:00")),
+                        snapshot["name"],
+                    )
                 if not faulty:
                     refused = any(p.refusal for p in result.plan.targets)
                     assert result.report.exit_code == 0 or refused, report_summary(result.report)

@@ -26,10 +26,20 @@ STEPS = int(os.environ.get("PROOF_STEPS", "50"))
 
 def test_views_that_disagree_never_cost_a_snapshot_the_tool_must_keep(capsys):
     COUNTS.clear()
-    run_state_machine_as_test(Proof, settings=settings(
-        max_examples=EXAMPLES, stateful_step_count=STEPS, derandomize=True, deadline=None, database=None,
-        phases=[Phase.generate], suppress_health_check=list(HealthCheck),
-    ))
+    run_state_machine_as_test(
+        Proof,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     with capsys.disabled():
-        print(f"\nproof: {EXAMPLES} examples of up to {STEPS} steps: {dict(sorted(COUNTS.items()))}")
+        print(
+            f"\nproof: {EXAMPLES} examples of up to {STEPS} steps: {dict(sorted(COUNTS.items()))}"
+        )
     assert COUNTS["runs"] >= EXAMPLES * STEPS // 6 and COUNTS["deleted"] and COUNTS["created"]

@@ -44,7 +44,11 @@ def test_a_slow_snapshot_post_is_made_once(provider, tmp_path):
         # The first snapshot POST takes longer than the request timeout; the cloud still acts on it.
         world.inject("delay", "create", service=provider, count=1, seconds=0.4)
         world.run(settle=0.1)
-        made = [s for s in world.snapshots().values() if s["server_id"] == SERVER[provider] and s["name"].endswith("-20261126030000")]
+        made = [
+            s
+            for s in world.snapshots().values()
+            if s["server_id"] == SERVER[provider] and s["name"].endswith("-20261126030000")
+        ]
         assert len(made) == 1, f"{len(made)} snapshots made in one run: {[s['id'] for s in made]}"
     finally:
         world.close()
@@ -63,7 +67,11 @@ def test_an_unmarked_digitalocean_snapshot_is_adopted_by_a_much_later_run(tmp_pa
         # e.g. an hourly cron that missed a run; daily cron is worse
         world.now = NOW + timedelta(hours=2)
         world.run()
-        made = sorted((s["name"], world.marked(s)) for s in world.snapshots().values() if s["server_id"] == 101 and s["created"] >= "2026-11-26")
+        made = sorted(
+            (s["name"], world.marked(s))
+            for s in world.snapshots().values()
+            if s["server_id"] == 101 and s["created"] >= "2026-11-26"
+        )
         assert made == [("web-1-20261126030000", True)], f"schedule every 24h, yet: {made}"
     finally:
         world.close()

@@ -36,12 +36,17 @@ def state(snapshots: list[dict] = ()) -> dict:
             {"name": "do", "provider": "digitalocean", "tokens": [DO_TOKEN], "rate_limit": 10**9},
             {"name": "hz", "provider": "hetzner", "tokens": [HZ_TOKEN], "rate_limit": 10**9},
         ],
-        "servers": [{"account": "do", "id": 101, "name": "web-1"}, {"account": "hz", "id": 201, "name": "db-1"}],
+        "servers": [
+            {"account": "do", "id": 101, "name": "web-1"},
+            {"account": "hz", "id": 201, "name": "db-1"},
+        ],
         "snapshots": list(snapshots),
     }
 
 
-def test_two_configurations_snapshotting_one_droplet_in_the_same_second_each_mark_their_own(tmp_path):
+def test_two_configurations_snapshotting_one_droplet_in_the_same_second_each_mark_their_own(
+    tmp_path,
+):
     beta = World(tmp_path / "beta", state(), policy("beta", "do", 101), NOW, action_seconds=0.05)
     alpha = World(tmp_path / "alpha", {}, policy("alpha", "do", 101), NOW, shared=beta.sandbox)
     try:
@@ -56,8 +61,17 @@ def test_two_configurations_snapshotting_one_droplet_in_the_same_second_each_mar
 
 def test_a_run_killed_between_the_audit_line_and_the_journal_audits_each_deletion_once(tmp_path):
     seeded = [
-        {"account": "hz", "server_id": 201, "name": f"db-1-2026101{d}090000", "created": f"2026-10-1{d}T09:00:00Z",
-         "labels": {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "201", "snapshot-policy/owner": "alpha"}}
+        {
+            "account": "hz",
+            "server_id": 201,
+            "name": f"db-1-2026101{d}090000",
+            "created": f"2026-10-1{d}T09:00:00Z",
+            "labels": {
+                "managed-by": "snapshot-policy",
+                "snapshot-policy/server-id": "201",
+                "snapshot-policy/owner": "alpha",
+            },
+        }
         for d in range(5, 10)
     ]
     world = World(tmp_path, state(seeded), policy("alpha", "hz", 201), NOW, action_seconds=0.05)
@@ -70,13 +84,23 @@ def test_a_run_killed_between_the_audit_line_and_the_journal_audits_each_deletio
         # What a kill leaves after the deletions' audit lines and before the journal batch that
         # crosses them off is written: the journal still says they are being deleted.
         entries = json.loads(journal_before) + [
-            {"account": "hz", "server_id": "201", "name": first.deleted[i]["name"], "started": NOW.isoformat(),
-             "deleting": str(i), "reason": "no retention rule keeps it"}
+            {
+                "account": "hz",
+                "server_id": "201",
+                "name": first.deleted[i]["name"],
+                "started": NOW.isoformat(),
+                "deleting": str(i),
+                "reason": "no retention rule keeps it",
+            }
             for i in deleted
         ]
         world.journal_file.write_text(json.dumps(entries))
         second = world.run()
-        again = [line for line in second.audit if line["event"] == "deleted" and line["reason"].endswith(KILLED_AFTER_AUDIT)]
+        again = [
+            line
+            for line in second.audit
+            if line["event"] == "deleted" and line["reason"].endswith(KILLED_AFTER_AUDIT)
+        ]
         assert not again, f"audited a second time: {[line['snapshot_id'] for line in again]}"
     finally:
         world.close()
@@ -88,14 +112,26 @@ def test_an_owed_after_hook_runs_even_when_the_next_run_cannot_read_its_server(t
         f'hooks: {{before: [sh, -c, "echo before >> {record}"], after: [sh, -c, "echo after >> '
         f'{record}"], timeout: 5}}'
     )
-    text = policy("alpha", "do", 101).replace("    retention: {keep_last: 2}\n", f"    retention: {{keep_last: 2}}\n    {hooks}\n")
+    text = policy("alpha", "do", 101).replace(
+        "    retention: {keep_last: 2}\n", f"    retention: {{keep_last: 2}}\n    {hooks}\n"
+    )
     world = World(tmp_path / "alpha", state(), text, NOW, action_seconds=0.05)
     try:
         # What a run killed while the before hook ran leaves: the journal owes its after hook.
         record.write_text("before\n")
-        world.journal_file.write_text(json.dumps([
-            {"account": "do", "server_id": "101", "name": "web-1-20261020080000", "started": "2026-10-20T08:00:00+00:00", "after": "web"},
-        ]))
+        world.journal_file.write_text(
+            json.dumps(
+                [
+                    {
+                        "account": "do",
+                        "server_id": "101",
+                        "name": "web-1-20261020080000",
+                        "started": "2026-10-20T08:00:00+00:00",
+                        "after": "web",
+                    },
+                ]
+            )
+        )
         world.inject("error", "list", service="digitalocean", status=503, count=None)
         result = world.run()
         said = " ".join(f.reason for f in result.report.failures)

@@ -32,9 +32,25 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def daily(account: str, server_id: int, server: str, now: datetime, days: range = range(1, 6), **extra: object) -> list[dict]:
+def daily(
+    account: str,
+    server_id: int,
+    server: str,
+    now: datetime,
+    days: range = range(1, 6),
+    **extra: object,
+) -> list[dict]:
     """One snapshot a day, named as snapshots.py named them, on each of `days` days before `now`."""
-    return [{"account": account, "server_id": server_id, "name": legacy_name(server, now, d), "created": iso(made(now, d)), **extra} for d in days]
+    return [
+        {
+            "account": account,
+            "server_id": server_id,
+            "name": legacy_name(server, now, d),
+            "created": iso(made(now, d)),
+            **extra,
+        }
+        for d in days
+    ]
 
 
 def cloud(now: datetime) -> dict:
@@ -52,10 +68,21 @@ def cloud(now: datetime) -> dict:
         ],
         "snapshots": [
             *daily("do", 3164444, "web-1", now),
-            {"account": "do", "server_id": 3164444, "name": "web-1-before-upgrade", "created": iso(made(now, 56))},
+            {
+                "account": "do",
+                "server_id": 3164444,
+                "name": "web-1-before-upgrade",
+                "created": iso(made(now, 56)),
+            },
             *daily("do", 3164445, "web-10", now, range(1, 2)),
             *daily("hz", 4711, "db-1", now),
-            {"account": "hz", "server_id": 4711, "name": "db-1-manual", "created": iso(made(now, 86)), "protected": True},
+            {
+                "account": "hz",
+                "server_id": 4711,
+                "name": "db-1-manual",
+                "created": iso(made(now, 86)),
+                "protected": True,
+            },
         ],
         "telegram": {"bots": [{"token": BOT_TOKEN, "username": "ops_bot"}]},
     }

@@ -11,7 +11,6 @@ from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
 from tests.factories import FakeClock
 
-
 # Far from the wall clock, so a part of the tool that read the wall clock instead of the one
 # it was handed would disagree with the sandbox and fail the test.
 SKEW = timedelta(days=1234, hours=7)
@@ -35,7 +34,11 @@ def sandbox(monkeypatch, clock):
 @pytest.fixture
 def tokens(monkeypatch):
     """The variables the test policies name their tokens by (`env:TEST_DO_TOKEN`, …)."""
-    for name, value in (("TEST_DO_TOKEN", DO_TOKEN), ("TEST_HZ_TOKEN", HZ_TOKEN), ("TEST_BOT_TOKEN", BOT_TOKEN)):
+    for name, value in (
+        ("TEST_DO_TOKEN", DO_TOKEN),
+        ("TEST_HZ_TOKEN", HZ_TOKEN),
+        ("TEST_BOT_TOKEN", BOT_TOKEN),
+    ):
         monkeypatch.setenv(name, value)
 
 
@@ -53,12 +56,38 @@ def legacy_layout(tmp_path):
     )
     configs = tmp_path / "configs"
     configs.mkdir()
-    droplet = {"provider": "digitalocean", "id": "3164444", "name": "web-1", "api_token": DO_TOKEN, "retain_last_snapshots": 3,
-               "telegram": {"enabled": True, "bot_token": "your_telegram_bot_token_here", "chat_id": "your_telegram_chat_id_here"}}
-    server = {"provider": "hetzner", "id": 4711, "name": "db-1", "api_token": HZ_TOKEN, "retain_last_snapshots": 2,
-              "webhook": {"enabled": True, "url": "https://hooks.example.com/snap", "payload_success": {"server": "{server_name}", "total": "{total_snapshots}"}}}
-    (configs / "digitalocean_droplet1.json").write_text(json.dumps({"digitalocean_droplet": droplet}, indent=2))
-    (configs / "hetzner_cloud_server1.json").write_text(json.dumps({"hetzner_cloud_server": server}, indent=2))
-    (configs / "._digitalocean_droplet1.json").write_bytes(b"\x00\x05\x16\x07 Mac OS X resource fork")
+    droplet = {
+        "provider": "digitalocean",
+        "id": "3164444",
+        "name": "web-1",
+        "api_token": DO_TOKEN,
+        "retain_last_snapshots": 3,
+        "telegram": {
+            "enabled": True,
+            "bot_token": "your_telegram_bot_token_here",
+            "chat_id": "your_telegram_chat_id_here",
+        },
+    }
+    server = {
+        "provider": "hetzner",
+        "id": 4711,
+        "name": "db-1",
+        "api_token": HZ_TOKEN,
+        "retain_last_snapshots": 2,
+        "webhook": {
+            "enabled": True,
+            "url": "https://hooks.example.com/snap",
+            "payload_success": {"server": "{server_name}", "total": "{total_snapshots}"},
+        },
+    }
+    (configs / "digitalocean_droplet1.json").write_text(
+        json.dumps({"digitalocean_droplet": droplet}, indent=2)
+    )
+    (configs / "hetzner_cloud_server1.json").write_text(
+        json.dumps({"hetzner_cloud_server": server}, indent=2)
+    )
+    (configs / "._digitalocean_droplet1.json").write_bytes(
+        b"\x00\x05\x16\x07 Mac OS X resource fork"
+    )
     (configs / "digitalocean_droplet2.json.sample").write_text("{}")
     return tmp_path

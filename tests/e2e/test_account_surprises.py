@@ -28,14 +28,22 @@ def policy(tmp_path, sandbox, tokens):
 def surprise(sandbox, kind: str) -> str:
     """Make the Hetzner account's server listing surprising; return the error hcloud raises."""
     if kind == "pagination":
-        sandbox.inject("patch", service="hetzner", path="^/v1/servers$", count=None, patch={"meta": {"pagination": {"total_pages": 1}}})
+        sandbox.inject(
+            "patch",
+            service="hetzner",
+            path="^/v1/servers$",
+            count=None,
+            patch={"meta": {"pagination": {"total_pages": 1}}},
+        )
         return "TypeError"
     sandbox.state.servers[4711].ipv6 = "2a01:4f8:c012:abcd::1"
     return "IndexError"
 
 
 @pytest.mark.parametrize("kind", ["pagination", "ipv6"])
-def test_validate_online_reports_the_surprised_account_and_checks_the_other(policy, sandbox, capsys, clock, kind):
+def test_validate_online_reports_the_surprised_account_and_checks_the_other(
+    policy, sandbox, capsys, clock, kind
+):
     error = surprise(sandbox, kind)
     assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
@@ -44,7 +52,10 @@ def test_validate_online_reports_the_surprised_account_and_checks_the_other(poli
         f"the API's reply could not be understood ({error}"
     ) in err
     assert "web:" not in err and "Traceback" not in err
-    assert any(r["account"] == "do" and r["path"] == "/v2/snapshots" for r in sandbox.requests("digitalocean"))
+    assert any(
+        r["account"] == "do" and r["path"] == "/v2/snapshots"
+        for r in sandbox.requests("digitalocean")
+    )
 
 
 def test_plan_still_plans_the_other_account(policy, sandbox, capsys, clock):

@@ -13,7 +13,19 @@ from snapshot_policy.cli import main
 
 
 def test_simulate_prints_a_timeline_and_the_survivors(capsys):
-    code = main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--days", "60", "--start", "2026-01-01T03:00:00Z"])
+    code = main(
+        [
+            "simulate",
+            "--keep-daily",
+            "7",
+            "--keep-weekly",
+            "4",
+            "--days",
+            "60",
+            "--start",
+            "2026-01-01T03:00:00Z",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert out.startswith(
@@ -25,7 +37,19 @@ def test_simulate_prints_a_timeline_and_the_survivors(capsys):
 
 
 def test_simulate_json_lists_survivors_oldest_first(capsys):
-    code = main(["simulate", "--keep-last", "2", "--days", "3", "--start", "2026-01-01T00:00:00Z", "--output", "json"])
+    code = main(
+        [
+            "simulate",
+            "--keep-last",
+            "2",
+            "--days",
+            "3",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--output",
+            "json",
+        ]
+    )
     document = json.loads(capsys.readouterr().out)
     assert code == 0
     assert document["survivors"] == ["2026-01-02T00:00:00Z", "2026-01-03T00:00:00Z"]
@@ -33,7 +57,21 @@ def test_simulate_json_lists_survivors_oldest_first(capsys):
 
 
 def test_simulate_reads_keep_within_and_a_time_zone(capsys):
-    code = main(["simulate", "--keep-within", "2d", "--timezone", "Europe/Berlin", "--days", "5", "--runs-per-day", "2", "--start", "2026-01-01T00:00:00+01:00"])
+    code = main(
+        [
+            "simulate",
+            "--keep-within",
+            "2d",
+            "--timezone",
+            "Europe/Berlin",
+            "--days",
+            "5",
+            "--runs-per-day",
+            "2",
+            "--start",
+            "2026-01-01T00:00:00+01:00",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Policy: keep_within 2d (timezone Europe/Berlin)." in out
@@ -57,12 +95,19 @@ def test_usage_errors_exit_1_with_a_message(capsys):
 def test_installed_console_script_and_module_both_run():
     script = Path(sys.executable).parent / "snapshot-policy"
     for command in ([str(script)], [sys.executable, "-m", "snapshot_policy"]):
-        done = subprocess.run(command + ["simulate", "--keep-last", "1", "--days", "2"], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            command + ["simulate", "--keep-last", "1", "--days", "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert "2 snapshots made, 1 deleted, 1 survive." in done.stdout
 
 
-def test_simulate_takes_the_retention_and_zone_of_a_policy_target_without_its_secrets(tmp_path, capsys, monkeypatch):
+def test_simulate_takes_the_retention_and_zone_of_a_policy_target_without_its_secrets(
+    tmp_path, capsys, monkeypatch
+):
     monkeypatch.delenv("HCLOUD_TOKEN", raising=False)
     policy = tmp_path / "p.yaml"
     policy.write_text(
@@ -71,9 +116,27 @@ def test_simulate_takes_the_retention_and_zone_of_a_policy_target_without_its_se
         "targets:\n  - {name: web, account: hz, names: [web-1], retention: {keep_daily: 3}}\n"
         "  - {name: db, account: hz, names: [db-1], retention: {keep_last: 2}}\n"
     )
-    assert main(["simulate", "--policy", str(policy), "--target", "web", "--days", "10", "--start", "2026-01-01T00:00:00Z"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--policy",
+                str(policy),
+                "--target",
+                "web",
+                "--days",
+                "10",
+                "--start",
+                "2026-01-01T00:00:00Z",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "Policy: keep_daily 3 (timezone Europe/Berlin)." in out and "10 snapshots made, 7 deleted, 3 survive." in out
+    assert (
+        "Policy: keep_daily 3 (timezone Europe/Berlin)." in out
+        and "10 snapshots made, 7 deleted, 3 survive." in out
+    )
     assert main(["simulate", "--policy", str(policy)]) == 1
     assert "choose one with --target: web, db" in capsys.readouterr().err
     assert main(["simulate", "--policy", str(policy), "--target", "web", "--keep-last", "2"]) == 1
@@ -83,8 +146,14 @@ def test_completion_scripts_complete_commands_and_options(capsys, monkeypatch):
     assert main(["completion", "bash"]) == 0
     assert "_SNAPSHOT_POLICY_COMPLETE=bash_complete" in capsys.readouterr().out
     script = Path(sys.executable).parent / "snapshot-policy"
-    env = {"_SNAPSHOT_POLICY_COMPLETE": "bash_complete", "COMP_WORDS": "snapshot-policy ap", "COMP_CWORD": "1"}
-    done = subprocess.run([str(script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    env = {
+        "_SNAPSHOT_POLICY_COMPLETE": "bash_complete",
+        "COMP_WORDS": "snapshot-policy ap",
+        "COMP_CWORD": "1",
+    }
+    done = subprocess.run(
+        [str(script)], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
     assert "plain,apply" in done.stdout
 
 
@@ -96,7 +165,22 @@ def test_every_command_has_help_with_an_example(capsys):
 
 def test_simulate_chart_writes_an_svg_and_refuses_other_formats(tmp_path, capsys):
     chart = tmp_path / "survivors.svg"
-    assert main(["simulate", "--keep-daily", "7", "--keep-weekly", "4", "--days", "60", "--chart", str(chart)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--keep-daily",
+                "7",
+                "--keep-weekly",
+                "4",
+                "--days",
+                "60",
+                "--chart",
+                str(chart),
+            ]
+        )
+        == 0
+    )
     root = ElementTree.fromstring(chart.read_text())
     assert root.tag.endswith("svg")
     assert main(["simulate", "--keep-daily", "7", "--chart", str(tmp_path / "x.png")]) == 1

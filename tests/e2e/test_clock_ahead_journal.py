@@ -17,13 +17,26 @@ POLICY = policy_yaml(
 )
 
 
-def test_a_start_journalled_by_a_clock_that_ran_ahead_blocks_nothing_and_is_crossed_off_once(tmp_path, sandbox, tokens, monkeypatch, capsys, clock):
+def test_a_start_journalled_by_a_clock_that_ran_ahead_blocks_nothing_and_is_crossed_off_once(
+    tmp_path, sandbox, tokens, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policy.yaml").write_text(POLICY)
     (tmp_path / "run").mkdir()
     ahead = clock() + timedelta(days=40)
     journal = tmp_path / "run" / "snapshot-policy.journal.json"
-    journal.write_text(json.dumps([{"account": "hz", "server_id": "4711", "name": f"db-1-{ahead:%Y%m%d%H%M%S}", "started": ahead.isoformat()}]))
+    journal.write_text(
+        json.dumps(
+            [
+                {
+                    "account": "hz",
+                    "server_id": "4711",
+                    "name": f"db-1-{ahead:%Y%m%d%H%M%S}",
+                    "started": ahead.isoformat(),
+                }
+            ]
+        )
+    )
     journal.chmod(0o600)
     before = {s["id"] for s in sandbox.dump_state()["snapshots"]}
 
@@ -34,7 +47,10 @@ def test_a_start_journalled_by_a_clock_that_ran_ahead_blocks_nothing_and_is_cros
     assert "clock skew" not in out + err and "()" not in out
     assert json.loads(journal.read_text()) == []  # settled: crossed off, not left to warn every run
     log = (tmp_path / "logs" / "snapshot-policy.log").read_text()
-    assert log.count("dated after this run's clock") == 1 and log.count("by a clock that ran ahead") == 1
+    assert (
+        log.count("dated after this run's clock") == 1
+        and log.count("by a clock that ran ahead") == 1
+    )
 
     clock.advance(hours=25)
     assert main(["apply", "--policy", "policy.yaml"], clock=clock) == 0

@@ -67,7 +67,13 @@ def exec_start() -> list[str]:
 def cron_entries() -> list[str]:
     """The cron.d file's job lines (not comments, blank lines or variable assignments)."""
     lines = CRON.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line.strip() and not line.lstrip().startswith("#") and not re.match(r"^[A-Za-z_]\w*=", line)]
+    return [
+        line
+        for line in lines
+        if line.strip()
+        and not line.lstrip().startswith("#")
+        and not re.match(r"^[A-Za-z_]\w*=", line)
+    ]
 
 
 def cron_line() -> str:
@@ -83,7 +89,11 @@ def cron_shell_command() -> str:
 def cron_command() -> list[str]:
     """The snapshot-policy invocation in the cron line, up to its output redirection."""
     words = shlex.split(cron_shell_command())
-    start = next(i for i, word in enumerate(words) if word.endswith("/snapshot-policy") and words[i + 1] == "apply")
+    start = next(
+        i
+        for i, word in enumerate(words)
+        if word.endswith("/snapshot-policy") and words[i + 1] == "apply"
+    )
     end = words.index("2>&1", start)
     return words[start:end]
 
@@ -138,13 +148,23 @@ def created_by(steps: list[list[str]]) -> dict[str, Installed]:
             else:
                 *sources, destination = operands
                 for source in sources:
-                    target = f"{destination.rstrip('/')}/{Path(source).name}" if destination.endswith("/") or len(sources) > 1 else destination
-                    created[target] = Installed(target, "file", options["-o"], options["-g"], mode, source)
+                    target = (
+                        f"{destination.rstrip('/')}/{Path(source).name}"
+                        if destination.endswith("/") or len(sources) > 1
+                        else destination
+                    )
+                    created[target] = Installed(
+                        target, "file", options["-o"], options["-g"], mode, source
+                    )
         elif step[:3] == ["python3", "-m", "venv"]:
             created[step[3]] = Installed(step[3], "dir")
         elif step[0].endswith("/bin/pip") and step[1] == "install":
-            assert step[2:] == ["."], f"pip installs {step[2:]}: install from the clone (`pip install .`)"
-            created[str(PurePosixPath(step[0]).parent / "snapshot-policy")] = Installed(str(PurePosixPath(step[0]).parent / "snapshot-policy"), "file")
+            assert step[2:] == ["."], (
+                f"pip installs {step[2:]}: install from the clone (`pip install .`)"
+            )
+            created[str(PurePosixPath(step[0]).parent / "snapshot-policy")] = Installed(
+                str(PurePosixPath(step[0]).parent / "snapshot-policy"), "file"
+            )
     return created
 
 
@@ -192,7 +212,9 @@ def assert_runs_apply(argv: list[str], capsys) -> None:
     assert str(params["policy"]) == POLICY_FILE
     assert params["verbose"]  # unattended: warnings and decisions go to the journal / syslog
     assert under(str(params["report_file"]), STATE)
-    assert params["metrics_file"] is None  # optional: where node_exporter reads is the machine's choice
+    assert (
+        params["metrics_file"] is None
+    )  # optional: where node_exporter reads is the machine's choice
 
 
 def test_service_runs_apply_with_options_the_cli_accepts(capsys):
@@ -223,13 +245,21 @@ def test_install_steps_install_from_a_clone_of_this_repository(path):
     assert created[f"{venv}/bin/snapshot-policy"].kind == "file"
     for installed in created.values():
         if installed.source is not None:
-            assert (ROOT / installed.source).is_file(), f"{path.name} installs {installed.source}, which the clone lacks"
+            assert (ROOT / installed.source).is_file(), (
+                f"{path.name} installs {installed.source}, which the clone lacks"
+            )
 
 
 @pytest.mark.parametrize("path", [SERVICE, CRON], ids=["systemd", "cron"])
 def test_install_steps_make_a_system_user_whose_home_is_the_state_folder(path):
     user = useradd(install_steps(path))
-    assert user == {"name": USER, "system": True, "user_group": True, "home": STATE, "shell": "/usr/sbin/nologin"}
+    assert user == {
+        "name": USER,
+        "system": True,
+        "user_group": True,
+        "home": STATE,
+        "shell": "/usr/sbin/nologin",
+    }
 
 
 @pytest.mark.parametrize("path", [SERVICE, CRON], ids=["systemd", "cron"])
@@ -243,7 +273,12 @@ def test_tokens_file_is_readable_by_the_service_user_and_no_other(path):
 @pytest.mark.parametrize("path", [SERVICE, CRON], ids=["systemd", "cron"])
 def test_policy_file_is_installed_from_the_contrib_policy(path):
     installed = created_by(install_steps(path))[POLICY_FILE]
-    assert (installed.source, installed.owner, installed.group, installed.mode) == ("contrib/snapshot-policy.yaml", "root", USER, 0o640)
+    assert (installed.source, installed.owner, installed.group, installed.mode) == (
+        "contrib/snapshot-policy.yaml",
+        "root",
+        USER,
+        0o640,
+    )
 
 
 def test_contrib_policy_validates_and_keeps_its_state_in_the_state_folder(monkeypatch, capsys):
@@ -257,7 +292,11 @@ def test_contrib_policy_validates_and_keeps_its_state_in_the_state_folder(monkey
 def test_environment_file_reads_the_same_under_systemd_and_sh():
     """NAME='value' lines read alike for systemd's EnvironmentFile= and sh's `.`; anything
     else (an unquoted & or space, double quotes with $) would differ between the two."""
-    lines = [line for line in ENVIRONMENT.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in ENVIRONMENT.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
     assert lines and all(re.fullmatch(r"[A-Z_][A-Z0-9_]*='[^']*'", line) for line in lines), lines
 
 
@@ -267,8 +306,14 @@ def test_service_paths_exist_after_the_install_steps():
     assert created[exec_start()[0]].kind == "file"
     assert settings["EnvironmentFile"] == [ENV_FILE] and created[ENV_FILE].kind == "file"
     assert created[POLICY_FILE].kind == "file"
-    assert created["/etc/systemd/system/snapshot-policy.service"].source == "contrib/systemd/snapshot-policy.service"
-    assert created["/etc/systemd/system/snapshot-policy.timer"].source == "contrib/systemd/snapshot-policy.timer"
+    assert (
+        created["/etc/systemd/system/snapshot-policy.service"].source
+        == "contrib/systemd/snapshot-policy.service"
+    )
+    assert (
+        created["/etc/systemd/system/snapshot-policy.timer"].source
+        == "contrib/systemd/snapshot-policy.timer"
+    )
     # systemd makes the state folder (StateDirectory=), owned by User=; it is the user's home.
     assert settings["StateDirectory"] == ["snapshot-policy"] and settings["User"] == [USER]
     assert useradd(steps)["home"] == STATE
@@ -278,7 +323,10 @@ def test_service_may_write_only_its_state_folder_and_use_the_network():
     settings = service()
     assert settings["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in settings
     assert settings["StateDirectory"] == ["snapshot-policy"]
-    written = [dict(zip(exec_start(), exec_start()[1:], strict=False))["--report"], yaml.safe_load(POLICY.read_text(encoding="utf-8"))["settings"]["lock_file"]]
+    written = [
+        dict(zip(exec_start(), exec_start()[1:], strict=False))["--report"],
+        yaml.safe_load(POLICY.read_text(encoding="utf-8"))["settings"]["lock_file"],
+    ]
     assert all(under(path, STATE) for path in written), written
     assert {"AF_INET", "AF_INET6"} <= set(settings["RestrictAddressFamilies"][0].split())
     assert "PrivateNetwork" not in settings and "IPAddressDeny" not in settings
@@ -297,13 +345,19 @@ def test_cron_paths_exist_after_the_install_steps():
     assert useradd(steps)["home"] == STATE
     assert under(words[words.index("-n") + 1], STATE)
     cron_d = created["/etc/cron.d/snapshot-policy"]
-    assert (cron_d.source, cron_d.owner, cron_d.mode) == ("contrib/cron/snapshot-policy", "root", 0o644)
+    assert (cron_d.source, cron_d.owner, cron_d.mode) == (
+        "contrib/cron/snapshot-policy",
+        "root",
+        0o644,
+    )
 
 
 def test_cron_file_is_valid_cron_d_syntax():
     text = CRON.read_text(encoding="utf-8")
     assert text.endswith("\n")  # cron ignores a last line without its newline
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", CRON.name)  # run-parts rules: cron.d skips names with dots
+    assert re.fullmatch(
+        r"[A-Za-z0-9_-]+", CRON.name
+    )  # run-parts rules: cron.d skips names with dots
     for line in text.splitlines():
         if line.strip() and not line.startswith("#") and line not in cron_entries():
             assert re.fullmatch(r"(SHELL|PATH|MAILTO)=\S+", line), line
@@ -340,7 +394,9 @@ def tree():
     shutil.rmtree(folder)
 
 
-def cron_run(tree: Path, env_owner: tuple[int, int], env_mode: int) -> tuple[subprocess.CompletedProcess, Path]:
+def cron_run(
+    tree: Path, env_owner: tuple[int, int], env_mode: int
+) -> tuple[subprocess.CompletedProcess, Path]:
     """Run the cron line's shell command with its paths moved into `tree`, a stand-in program
     that records its environment and arguments, and a stand-in logger; as uid/gid 65534 when
     this test runs as root (else as the current user). Return the result and the state folder."""
@@ -352,13 +408,20 @@ def cron_run(tree: Path, env_owner: tuple[int, int], env_mode: int) -> tuple[sub
     state.chmod(0o700)
     os.chown(state, uid, gid)
     env_file = etc / "environment"
-    env_file.write_text(ENVIRONMENT.read_text(encoding="utf-8").replace("HCLOUD_TOKEN=''", "HCLOUD_TOKEN='t0ken&x;y'"), encoding="utf-8")
+    env_file.write_text(
+        ENVIRONMENT.read_text(encoding="utf-8").replace(
+            "HCLOUD_TOKEN=''", "HCLOUD_TOKEN='t0ken&x;y'"
+        ),
+        encoding="utf-8",
+    )
     os.chown(env_file, *env_owner)
     env_file.chmod(env_mode)
     program = bin_ / "snapshot-policy"
-    program.write_text(f'#!/bin/sh\necho "started $*"\nprintf "%s\\n" "$HCLOUD_TOKEN" "$*" > {state}/ran\n')
+    program.write_text(
+        f'#!/bin/sh\necho "started $*"\nprintf "%s\\n" "$HCLOUD_TOKEN" "$*" > {state}/ran\n'
+    )
     logger = bin_ / "logger"
-    logger.write_text(f'#!/bin/sh\ncat >> {state}/syslog\n')
+    logger.write_text(f"#!/bin/sh\ncat >> {state}/syslog\n")
     for script in (program, logger):
         script.chmod(0o755)
     command = (
@@ -369,12 +432,23 @@ def cron_run(tree: Path, env_owner: tuple[int, int], env_mode: int) -> tuple[sub
     )
     prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"] if as_root else []
     environment = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": str(state), "LC_ALL": "C"}
-    result = subprocess.run([*prefix, "/bin/sh", "-c", command], cwd=state, env=environment, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*prefix, "/bin/sh", "-c", command],
+        cwd=state,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result, state
 
 
 def needs_cron_tools() -> None:
-    missing = [tool for tool in ("flock",) + (("setpriv",) if os.geteuid() == 0 else ()) if shutil.which(tool) is None]
+    missing = [
+        tool
+        for tool in ("flock",) + (("setpriv",) if os.geteuid() == 0 else ())
+        if shutil.which(tool) is None
+    ]
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} (util-linux)")
 
@@ -391,7 +465,9 @@ def test_cron_line_runs_the_tool_as_the_service_user_with_its_tokens(tree):
     assert token == "t0ken&x;y"  # the quoted value arrives verbatim, & and ; included
     assert arguments == shlex.join(cron_command()[1:]).replace(STATE, str(state))
     assert (state / "cron.lock").is_file()
-    assert (state / "syslog").read_text().startswith("started apply -v ")  # output goes to the logger
+    assert (
+        (state / "syslog").read_text().startswith("started apply -v ")
+    )  # output goes to the logger
 
 
 def test_cron_line_skips_quietly_while_the_last_run_holds_the_lock(tree):
@@ -427,7 +503,9 @@ def usable_systemd_analyze(folder: Path) -> str | None:
         return "systemd-analyze is not installed (Debian/Ubuntu: apt-get install systemd)"
     probe = folder / "probe.service"
     probe.write_text("[Service]\nType=oneshot\nExecStart=/bin/true\n")
-    result = subprocess.run(["systemd-analyze", "verify", str(probe)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(probe)], capture_output=True, text=True, timeout=60
+    )
     if result.returncode != 0 or result.stderr.strip():
         return (
             "systemd-analyze verify does not work here (a trivial unit fails): "
@@ -451,8 +529,12 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     shutil.copy(TIMER, tmp_path / TIMER.name)
     result = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / SERVICE.name), str(tmp_path / TIMER.name)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     # A bad value is only a warning (exit 0), so any message about our units fails the test.
-    complaints = [line for line in (result.stdout + result.stderr).splitlines() if "snapshot-policy" in line]
+    complaints = [
+        line for line in (result.stdout + result.stderr).splitlines() if "snapshot-policy" in line
+    ]
     assert result.returncode == 0 and not complaints, result.stdout + result.stderr

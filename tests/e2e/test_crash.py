@@ -36,7 +36,12 @@ POLICY = policy_yaml(
 def end_state(sandbox: Sandbox, seeded: set[str]) -> list[tuple]:
     """Every snapshot as (server, name, carries our marker); one the runs made reads NEW."""
     return sorted(
-        (s.get("server_id"), s["name"] if s["name"] in seeded else "NEW", "snapshot-policy" in (s.get("tags") or []) or (s.get("labels") or {}).get("managed-by") == "snapshot-policy")
+        (
+            s.get("server_id"),
+            s["name"] if s["name"] in seeded else "NEW",
+            "snapshot-policy" in (s.get("tags") or [])
+            or (s.get("labels") or {}).get("managed-by") == "snapshot-policy",
+        )
         for s in sandbox.dump_state()["snapshots"]
     )
 
@@ -76,7 +81,12 @@ def sandbox(seeded, monkeypatch):
 
 
 def start_apply(policy) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "snapshot_policy", "apply", "--policy", str(policy)], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "snapshot_policy", "apply", "--policy", str(policy)],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(condition, seconds: float = 20) -> None:
@@ -108,13 +118,19 @@ def fired(sandbox: Sandbox, method: str) -> bool:
     return any(f["fired"] and f["method"] == method for f in sandbox.faults.list())
 
 
-@pytest.mark.parametrize("moment", ["while starting the snapshot", "while waiting for it", "between deletes"])
-def test_killed_apply_converges_to_the_uninterrupted_end_state(moment, env, seeded, reference, sandbox, tmp_path):
+@pytest.mark.parametrize(
+    "moment", ["while starting the snapshot", "while waiting for it", "between deletes"]
+)
+def test_killed_apply_converges_to_the_uninterrupted_end_state(
+    moment, env, seeded, reference, sandbox, tmp_path
+):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     if moment == "while starting the snapshot":
         # The cloud acts on the request after the client is gone: a start with a lost reply.
-        sandbox.inject("delay", method="POST", path="/actions|create_image", seconds=0.5, count=None)
+        sandbox.inject(
+            "delay", method="POST", path="/actions|create_image", seconds=0.5, count=None
+        )
         condition = lambda: fired(sandbox, "POST")  # noqa: E731
     elif moment == "while waiting for it":
         sandbox.state.action_seconds = 1.0

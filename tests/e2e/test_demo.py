@@ -54,7 +54,9 @@ def test_demo_shows_the_plan_then_applies_it(demo):
     _, text, _ = demo
     plan = section(text, 3)
     assert "Plan: 4 to create, 12 to delete, 10 to keep, 3 skipped across 4 target(s)." in plan
-    assert "+ create web-1-20261129093000 (will be kept by: last)" in plan  # named after the demo's clock
+    assert (
+        "+ create web-1-20261129093000 (will be kept by: last)" in plan
+    )  # named after the demo's clock
     assert "! skip web-1-before-upgrade" in plan and "unmanaged: not tagged snapshot-policy" in plan
     assert "protected; no retention rule keeps it" in plan
     apply = section(text, 4)
@@ -73,10 +75,13 @@ def test_demo_shows_the_telegram_messages_and_webhook_payloads_received(demo):
     assert "Telegram, 4 message(s):" in notifications
     assert "to chat -1001234567890:" in notifications
     assert "| Server: db-1 (id 42, hetzner)" in notifications
-    webhook = notifications[notifications.index("Webhook 'ops', 4 payload(s):"):]
+    webhook = notifications[notifications.index("Webhook 'ops', 4 payload(s):") :]
     payloads = json_objects(webhook)
     assert {(p["server"], p["status"], p["target"]) for p in payloads} == {
-        ("web-1", "SUCCESS", "web"), ("web-2", "SUCCESS", "web"), ("db-1", "SUCCESS", "databases"), ("db-2", "SUCCESS", "databases")
+        ("web-1", "SUCCESS", "web"),
+        ("web-2", "SUCCESS", "web"),
+        ("db-1", "SUCCESS", "databases"),
+        ("db-2", "SUCCESS", "databases"),
     }
 
 

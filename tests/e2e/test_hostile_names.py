@@ -35,7 +35,7 @@ def hostile(now) -> dict:
     for snapshot in state["snapshots"]:
         for old, new in renamed.items():
             if snapshot["name"].startswith(old + "-"):
-                snapshot["name"] = new + snapshot["name"][len(old):]
+                snapshot["name"] = new + snapshot["name"][len(old) :]
     return state
 
 
@@ -52,32 +52,55 @@ def sandbox(monkeypatch, clock, tokens, tmp_path):
 def assert_names_escaped(where: str, text: str) -> None:
     """No raw bidi, invisible or carriage-return character, and each name's tail only ever
     right after the escaped head: a name never starts a line of its own."""
-    assert not [c for c in RAW if c in text], f"{where} shows {[f'U+{ord(c):04X}' for c in RAW if c in text]} raw"
+    assert not [c for c in RAW if c in text], (
+        f"{where} shows {[f'U+{ord(c):04X}' for c in RAW if c in text]} raw"
+    )
     for name, shown in SHOWN.items():
         tail = name.rsplit("\n", 1)[1]
-        assert text.count(tail) == text.count(shown), f"{where}: {tail} stands apart from its name's escaped form"
+        assert text.count(tail) == text.count(shown), (
+            f"{where}: {tail} stands apart from its name's escaped form"
+        )
 
 
-def test_plan_and_apply_show_every_hostile_name_escaped_on_stdout_stderr_and_in_the_log(sandbox, tmp_path, capsys, clock):
+def test_plan_and_apply_show_every_hostile_name_escaped_on_stdout_stderr_and_in_the_log(
+    sandbox, tmp_path, capsys, clock
+):
     assert main(["plan", "--policy", "snapshot-policy.yaml", "-v"], clock=clock) == 0
     plan_out, plan_err = capsys.readouterr()
     assert main(["apply", "--policy", "snapshot-policy.yaml", "-v"], clock=clock) == 0
     apply_out, apply_err = capsys.readouterr()
     log = (tmp_path / "run" / "snapshot-policy.log").read_text(encoding="utf-8")
 
-    places = {"plan stdout": plan_out, "plan stderr": plan_err, "apply stdout": apply_out, "apply stderr": apply_err, "log": log}
+    places = {
+        "plan stdout": plan_out,
+        "plan stderr": plan_err,
+        "apply stdout": apply_out,
+        "apply stderr": apply_err,
+        "log": log,
+    }
     for where, text in places.items():
         assert_names_escaped(where, text)
     # The names are there, escaped, where each output shows them.
-    assert f"web: {SHOWN[WEB]} (digitalocean server 3164444" in plan_out and f"+ create {SHOWN[DB]}-" in plan_out
-    assert f"web: {SHOWN[WEB]} (digitalocean server 3164444): ok: created {SHOWN[WEB]}-" in apply_out
-    assert f"db: {SHOWN[DB]} (hetzner server 4711): creating\n" in apply_err  # a progress line, whole
+    assert (
+        f"web: {SHOWN[WEB]} (digitalocean server 3164444" in plan_out
+        and f"+ create {SHOWN[DB]}-" in plan_out
+    )
+    assert (
+        f"web: {SHOWN[WEB]} (digitalocean server 3164444): ok: created {SHOWN[WEB]}-" in apply_out
+    )
+    assert (
+        f"db: {SHOWN[DB]} (hetzner server 4711): creating\n" in apply_err
+    )  # a progress line, whole
     assert f"deleted {SHOWN[WEB]}-" in apply_err and f"deleted {SHOWN[DB]}-" in log
-    made = [s["name"] for s in sandbox.dump_state()["snapshots"] if s["name"].startswith(WEB + "-2")]
+    made = [
+        s["name"] for s in sandbox.dump_state()["snapshots"] if s["name"].startswith(WEB + "-2")
+    ]
     assert len(made) == 3  # the run did its work under those names: one made, keep_last 3
 
 
-def test_validate_online_shows_a_hostile_name_in_a_failure_escaped(sandbox, tmp_path, capsys, clock):
+def test_validate_online_shows_a_hostile_name_in_a_failure_escaped(
+    sandbox, tmp_path, capsys, clock
+):
     db_again = {**DB_TARGET, "name": "db-again"}
     again = policy_yaml(WEB_TARGET, db_again, DB_TARGET, settings=DEBUG_LOG)
     (tmp_path / "snapshot-policy.yaml").write_text(again)

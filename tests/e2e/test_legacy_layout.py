@@ -8,13 +8,13 @@ import stat
 from pathlib import Path
 
 from snapshot_policy import config
-from snapshot_policy.output import planfile
 from snapshot_policy.cli import main
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.core.model import TelegramChannel, WebhookChannel
-from snapshot_policy.engine.observe import observe
-from snapshot_policy.edges.providers import connect
 from snapshot_policy.core.reconcile import build_plan
+from snapshot_policy.edges.providers import connect
+from snapshot_policy.engine.observe import observe
+from snapshot_policy.output import planfile
 from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name
 
 
@@ -33,22 +33,42 @@ def test_legacy_layout_loads_the_servers_templates_and_retention_the_old_script_
     loaded = config.load(cwd=legacy_layout)
     web, db = loaded.targets
     # A target is its server file; the server's name is the one in the file.
-    assert (web.name, web.server_name, web.account.provider, web.selector.ids, web.retention.keep_last) == ("digitalocean_droplet1", "web-1", "digitalocean", ("3164444",), 3)
-    assert (db.name, db.server_name, db.account.provider, db.selector.ids, db.retention.keep_last) == ("hetzner_cloud_server1", "db-1", "hetzner", ("4711",), 2)
-    assert (web.source, db.source) == (str(legacy_layout / "configs" / "digitalocean_droplet1.json"), str(legacy_layout / "configs" / "hetzner_cloud_server1.json"))
+    assert (
+        web.name,
+        web.server_name,
+        web.account.provider,
+        web.selector.ids,
+        web.retention.keep_last,
+    ) == ("digitalocean_droplet1", "web-1", "digitalocean", ("3164444",), 3)
+    assert (
+        db.name,
+        db.server_name,
+        db.account.provider,
+        db.selector.ids,
+        db.retention.keep_last,
+    ) == ("hetzner_cloud_server1", "db-1", "hetzner", ("4711",), 2)
+    assert (web.source, db.source) == (
+        str(legacy_layout / "configs" / "digitalocean_droplet1.json"),
+        str(legacy_layout / "configs" / "hetzner_cloud_server1.json"),
+    )
     assert web.adopt_legacy_names and db.adopt_legacy_names
     # The server file's placeholders count as unset, so the global Telegram settings apply,
     # with the INI's \n escapes turned into line breaks.
     [telegram] = web.notify
     assert isinstance(telegram, TelegramChannel) and telegram.chat_id == "-1001234567890"
-    assert telegram.message_success == "*OK* `{server_name}`\nsnapshot `{snapshot_name}`\n{snapshot_info}"
+    assert (
+        telegram.message_success
+        == "*OK* `{server_name}`\nsnapshot `{snapshot_name}`\n{snapshot_info}"
+    )
     webhook = next(c for c in db.notify if isinstance(c, WebhookChannel))
     assert webhook.payload_success == {"server": "{server_name}", "total": "{total_snapshots}"}
     assert loaded.settings.lock_file == str(legacy_layout / "logs" / "snapshots.lock")
     assert loaded.settings.delay_between_servers == 20
 
 
-def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(legacy_layout, sandbox, monkeypatch, capsys, clock):
+def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(legacy_layout)
     sandbox.clear_requests()
     assert main(["plan", "--output", "json"], clock=clock) == 0
@@ -56,15 +76,21 @@ def test_legacy_plan_adopts_old_snapshots_keeps_exactly_n_and_writes_nothing(leg
     web = next(t for t in document["targets"] if t["target"] == "digitalocean_droplet1")
     assert web["create"]["name"].startswith("web-1-")
     assert [s["name"] for s in web["keep"]] == [legacy_name("web-1", clock.now, d) for d in (1, 2)]
-    assert [s["name"] for s in web["delete"]] == [legacy_name("web-1", clock.now, d) for d in (3, 4, 5)]
-    assert [(s["name"], s["reason"].split(":")[0]) for s in web["skip"]] == [("web-1-before-upgrade", "unmanaged")]
+    assert [s["name"] for s in web["delete"]] == [
+        legacy_name("web-1", clock.now, d) for d in (3, 4, 5)
+    ]
+    assert [(s["name"], s["reason"].split(":")[0]) for s in web["skip"]] == [
+        ("web-1-before-upgrade", "unmanaged")
+    ]
     db = next(t for t in document["targets"] if t["target"] == "hetzner_cloud_server1")
     assert len(db["keep"]) == 1 and len(db["delete"]) == 4
     assert [s["name"] for s in db["skip"]] == ["db-1-manual"]
     assert {r["method"] for r in sandbox.requests()} == {"GET"}
 
 
-def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, sandbox, tmp_path, clock):
+def test_migrated_policy_plans_identically_to_its_legacy_source(
+    legacy_layout, sandbox, tmp_path, clock
+):
     legacy = config.load(cwd=legacy_layout)
     migration = migrate(legacy.document, legacy.base)
     policy = legacy_layout / "snapshot-policy.yaml"
@@ -74,10 +100,16 @@ def test_migrated_policy_plans_identically_to_its_legacy_source(legacy_layout, s
     assert migrated.errors == ()
     assert plan_document(migrated, clock.now) == plan_document(legacy, clock.now)
     assert DO_TOKEN not in migration.text and HZ_TOKEN not in migration.text
-    assert [line.split("=")[0] for line in migration.exports] == ["export DIGITALOCEAN_TOKEN_1", "export HCLOUD_TOKEN_1", "export TELEGRAM_BOT_TOKEN"]
+    assert [line.split("=")[0] for line in migration.exports] == [
+        "export DIGITALOCEAN_TOKEN_1",
+        "export HCLOUD_TOKEN_1",
+        "export TELEGRAM_BOT_TOKEN",
+    ]
 
 
-def test_migrate_command_prints_yaml_and_the_variables_to_export(legacy_layout, monkeypatch, capsys, clock):
+def test_migrate_command_prints_yaml_and_the_variables_to_export(
+    legacy_layout, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(legacy_layout)
     assert main(["migrate"], clock=clock) == 0
     captured = capsys.readouterr()
@@ -88,7 +120,9 @@ def test_migrate_command_prints_yaml_and_the_variables_to_export(legacy_layout, 
 
 
 def test_one_broken_server_file_fails_alone(legacy_layout, sandbox, monkeypatch, capsys, clock):
-    (legacy_layout / "configs" / "broken.json").write_text('{"digitalocean_droplet": {"provider": "digitalocean"}}')
+    (legacy_layout / "configs" / "broken.json").write_text(
+        '{"digitalocean_droplet": {"provider": "digitalocean"}}'
+    )
     monkeypatch.chdir(legacy_layout)
     assert main(["plan"], clock=clock) == 1
     captured = capsys.readouterr()
@@ -97,9 +131,14 @@ def test_one_broken_server_file_fails_alone(legacy_layout, sandbox, monkeypatch,
     assert "FAILED" in captured.out
 
 
-def test_positional_files_are_bare_names_in_configs_dir_or_paths(legacy_layout, sandbox, monkeypatch, capsys, clock):
+def test_positional_files_are_bare_names_in_configs_dir_or_paths(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(legacy_layout)
-    assert main(["plan", "--config", "snapshots.config", "hetzner_cloud_server1.json"], clock=clock) == 0
+    assert (
+        main(["plan", "--config", "snapshots.config", "hetzner_cloud_server1.json"], clock=clock)
+        == 0
+    )
     out = capsys.readouterr().out
     assert "db-1" in out and "web-1" not in out
     assert main(["plan", "configs/digitalocean_droplet1.json"], clock=clock) == 0
@@ -108,7 +147,9 @@ def test_positional_files_are_bare_names_in_configs_dir_or_paths(legacy_layout, 
     assert "nope: no such server file" in capsys.readouterr().err
 
 
-def test_legacy_notifications_follow_server_then_global_then_default(legacy_layout, sandbox, monkeypatch, capsys, clock):
+def test_legacy_notifications_follow_server_then_global_then_default(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
     """web-1's file has only placeholders, so the INI's template applies (its \\n are line
     breaks); db-1's file sets its own webhook payload and takes Telegram from the INI."""
     server = json.loads((legacy_layout / "configs" / "hetzner_cloud_server1.json").read_text())
@@ -119,17 +160,28 @@ def test_legacy_notifications_follow_server_then_global_then_default(legacy_layo
     texts = sorted(m["text"] for m in sandbox.telegram_messages())
     assert len(texts) == 2
     web_text = next(t for t in texts if "web-1" in t)
-    assert re.fullmatch(r"\*OK\* `web-1`\nsnapshot `web-1-\d{14}`\n3 snapshots exist", web_text), web_text
-    assert all(m["parse_mode"] == "Markdown" and str(m["chat_id"]) == "-1001234567890" for m in sandbox.telegram_messages())
+    assert re.fullmatch(r"\*OK\* `web-1`\nsnapshot `web-1-\d{14}`\n3 snapshots exist", web_text), (
+        web_text
+    )
+    assert all(
+        m["parse_mode"] == "Markdown" and str(m["chat_id"]) == "-1001234567890"
+        for m in sandbox.telegram_messages()
+    )
     [payload] = [d["json"] for d in sandbox.webhook_deliveries("legacy")]
     assert payload == {"server": "db-1", "total": "2"}  # a string, as snapshots.py sent it
 
 
-def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(legacy_layout, monkeypatch, capsys, clock):
+def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(
+    legacy_layout, monkeypatch, capsys, clock
+):
     """snapshots.py sent webhooks over plain http; we refuse to send one off this machine, but a
     notification URL must not cost the server its snapshot."""
     server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
-    server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", "http://hooks.example.com/snap"))
+    server_file.write_text(
+        server_file.read_text().replace(
+            "https://hooks.example.com/snap", "http://hooks.example.com/snap"
+        )
+    )
     monkeypatch.chdir(legacy_layout)
     assert main(["validate", "-v"], clock=clock) == 0
     err = capsys.readouterr().err
@@ -142,29 +194,56 @@ def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(legacy_lay
 
 # -- issue 14, item 3: one folder, two formats ------------------------------------------------
 
-COMING_FROM_SNAPSHOTS_PY = (Path(__file__).resolve().parents[2] / "README.md").read_text().split("## Coming from snapshots.py", 1)[1].split("\n## ", 1)[0]
+COMING_FROM_SNAPSHOTS_PY = (
+    (Path(__file__).resolve().parents[2] / "README.md")
+    .read_text()
+    .split("## Coming from snapshots.py", 1)[1]
+    .split("\n## ", 1)[0]
+)
 
 
 def readme_command(pattern: str) -> list[str]:
     """The arguments of the `snapshot-policy …` command that `pattern` finds in the README's
     section for snapshots.py users, in a code block."""
-    found = re.search(rf"^[^`\n]*snapshot-policy ({pattern}[^>\n`]*)", COMING_FROM_SNAPSHOTS_PY, flags=re.MULTILINE)
+    found = re.search(
+        rf"^[^`\n]*snapshot-policy ({pattern}[^>\n`]*)",
+        COMING_FROM_SNAPSHOTS_PY,
+        flags=re.MULTILINE,
+    )
     assert found, pattern
     return found.group(1).split()
 
 
-def test_the_readme_cron_line_and_migrate_command_are_the_ones_run_here(legacy_layout, sandbox, monkeypatch, capsys, clock):
+def test_the_readme_cron_line_and_migrate_command_are_the_ones_run_here(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
     cron, migrate_command = readme_command("apply"), readme_command("migrate")
-    assert cron == ["apply", "--config", "snapshots.config"] and migrate_command == ["migrate", "--out", "snapshot-policy.yaml"]
+    assert cron == ["apply", "--config", "snapshots.config"] and migrate_command == [
+        "migrate",
+        "--out",
+        "snapshot-policy.yaml",
+    ]
     server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
-    server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", sandbox.webhook_url("legacy")))
+    server_file.write_text(
+        server_file.read_text().replace(
+            "https://hooks.example.com/snap", sandbox.webhook_url("legacy")
+        )
+    )
     monkeypatch.chdir(legacy_layout)
     assert main(migrate_command, clock=clock) == 0
     err = capsys.readouterr().err
     policy = legacy_layout / "snapshot-policy.yaml"
-    assert policy.read_text().startswith("# snapshot-policy policy, migrated") and stat.S_IMODE(policy.stat().st_mode) == 0o600
-    assert "Wrote snapshot-policy.yaml: 2 target(s)." in err and "export DIGITALOCEAN_TOKEN_1=...  # the api_token of" in err
-    assert "Then run with --policy snapshot-policy.yaml." in err and "--config snapshots.config" in err
+    assert (
+        policy.read_text().startswith("# snapshot-policy policy, migrated")
+        and stat.S_IMODE(policy.stat().st_mode) == 0o600
+    )
+    assert (
+        "Wrote snapshot-policy.yaml: 2 target(s)." in err
+        and "export DIGITALOCEAN_TOKEN_1=...  # the api_token of" in err
+    )
+    assert (
+        "Then run with --policy snapshot-policy.yaml." in err and "--config snapshots.config" in err
+    )
     assert DO_TOKEN not in policy.read_text() + err
     # The cron line names its layout, so the policy beside it changes nothing; a bare command asks.
     assert main(cron, clock=clock) == 0
@@ -173,9 +252,13 @@ def test_the_readme_cron_line_and_migrate_command_are_the_ones_run_here(legacy_l
     assert "both snapshot-policy.yaml and snapshots.config are here" in capsys.readouterr().err
 
 
-def test_both_formats_in_one_folder_refuse_to_guess_naming_both_and_the_options(legacy_layout, sandbox, monkeypatch, capsys, clock):
+def test_both_formats_in_one_folder_refuse_to_guess_naming_both_and_the_options(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(legacy_layout)
-    (legacy_layout / "snapshot-policy.yaml").write_text("")  # what `migrate > snapshot-policy.yaml` leaves when it fails
+    (legacy_layout / "snapshot-policy.yaml").write_text(
+        ""
+    )  # what `migrate > snapshot-policy.yaml` leaves when it fails
     for command in (["validate"], ["plan"], ["apply"], ["migrate"]):
         assert main(command, clock=clock) == 1, command
         err = capsys.readouterr().err
@@ -192,11 +275,19 @@ def test_both_formats_in_one_folder_refuse_to_guess_naming_both_and_the_options(
     assert [s["name"] for s in sandbox.dump_state()["snapshots"] if s["created"] == clock.now] == []
     assert main(["plan", "--config", "snapshots.config"], clock=clock) == 0
     assert "+ create web-1-" in capsys.readouterr().out
-    assert main(["migrate", "--config", "snapshots.config", "--out", "snapshot-policy.yaml"], clock=clock) == 0
+    assert (
+        main(
+            ["migrate", "--config", "snapshots.config", "--out", "snapshot-policy.yaml"],
+            clock=clock,
+        )
+        == 0
+    )
     assert "version: 1" in (legacy_layout / "snapshot-policy.yaml").read_text()
 
 
-def test_a_policy_beside_server_files_without_snapshots_config_asks_too(legacy_layout, monkeypatch, capsys, clock):
+def test_a_policy_beside_server_files_without_snapshots_config_asks_too(
+    legacy_layout, monkeypatch, capsys, clock
+):
     (legacy_layout / "snapshots.config").unlink()
     (legacy_layout / "snapshot-policy.yaml").write_text("version: 1\n")
     monkeypatch.chdir(legacy_layout)
@@ -206,7 +297,9 @@ def test_a_policy_beside_server_files_without_snapshots_config_asks_too(legacy_l
     assert "or the server files as arguments (configs/*.json)" in err and "is empty" not in err
 
 
-def test_migrate_out_refuses_a_symbolic_link_and_writes_nothing(legacy_layout, monkeypatch, capsys, clock):
+def test_migrate_out_refuses_a_symbolic_link_and_writes_nothing(
+    legacy_layout, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(legacy_layout)
     victim = legacy_layout / "victim.txt"
     victim.write_text("keep me")
@@ -216,7 +309,9 @@ def test_migrate_out_refuses_a_symbolic_link_and_writes_nothing(legacy_layout, m
     assert victim.read_text() == "keep me" and (legacy_layout / "policy.yaml").is_symlink()
 
 
-def test_migrate_out_in_another_folder_keeps_the_paths_pointing_where_they_did(legacy_layout, monkeypatch, capsys, clock):
+def test_migrate_out_in_another_folder_keeps_the_paths_pointing_where_they_did(
+    legacy_layout, monkeypatch, capsys, clock
+):
     monkeypatch.chdir(legacy_layout)
     assert main(["migrate", "--out", "new/policy.yaml"], clock=clock) == 0
     assert "This folder now holds both formats" not in capsys.readouterr().err
@@ -228,7 +323,9 @@ def test_migrate_out_in_another_folder_keeps_the_paths_pointing_where_they_did(l
     assert Path(migrated.settings.log_file).resolve() == Path(legacy.settings.log_file).resolve()
 
 
-def test_migrate_prints_integers_blocks_and_one_variable_per_secret(legacy_layout, monkeypatch, capsys, clock):
+def test_migrate_prints_integers_blocks_and_one_variable_per_secret(
+    legacy_layout, monkeypatch, capsys, clock
+):
     """The fixture's INI template has \\n escapes: a block in the policy; its timeouts stay whole
     numbers."""
     monkeypatch.chdir(legacy_layout)
@@ -238,7 +335,9 @@ def test_migrate_prints_integers_blocks_and_one_variable_per_secret(legacy_layou
         "    message_success: |-\n      *OK* `{server_name}`\n"
         "      snapshot `{snapshot_name}`\n      {snapshot_info}\n"
     ) in out
-    assert "    timeout: 10\n" in out and "10.0" not in out and "  delay_between_servers: 20\n" in out
+    assert (
+        "    timeout: 10\n" in out and "10.0" not in out and "  delay_between_servers: 20\n" in out
+    )
     assert out.count("bot_token: env:TELEGRAM_BOT_TOKEN") == 1 and "server_name: web-1" in out
 
 

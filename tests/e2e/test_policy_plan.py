@@ -15,8 +15,12 @@ from tests.e2e.policies import ACCOUNTS, policy_yaml
 
 WEB = {"name": "web", "account": "do", "names": ["web-1"]}
 DB = {
-    "name": "db", "account": "hz", "ids": [4711],
-    "schedule": {"every": "24h"}, "adopt_legacy_names": True, "retention": {"keep_daily": 3},
+    "name": "db",
+    "account": "hz",
+    "ids": [4711],
+    "schedule": {"every": "24h"},
+    "adopt_legacy_names": True,
+    "retention": {"keep_daily": 3},
 }
 
 
@@ -60,7 +64,12 @@ def test_policy_plan_reads_each_account_once_and_writes_nothing(policy, sandbox,
 
 def test_plan_saves_the_plan_and_reports_pending_changes(policy, sandbox, tmp_path, capsys, clock):
     out = tmp_path / "plan.json"
-    assert main(["plan", "--policy", str(policy), "--out", str(out), "--detailed-exitcode"], clock=clock) == 2
+    assert (
+        main(
+            ["plan", "--policy", str(policy), "--out", str(out), "--detailed-exitcode"], clock=clock
+        )
+        == 2
+    )
     text = capsys.readouterr().out
     assert "+ create web-1-" in text and text.rstrip().endswith("across 2 target(s).")
     saved = json.loads(out.read_text())
@@ -100,13 +109,18 @@ def test_validate_online_names_a_missing_server_with_a_did_you_mean(policy, sand
     assert err.endswith("1 target(s) failed the online check.\n")
 
 
-def test_a_target_naming_a_missing_server_still_snapshots_the_ones_that_exist(policy, sandbox, capsys, clock):
+def test_a_target_naming_a_missing_server_still_snapshots_the_ones_that_exist(
+    policy, sandbox, capsys, clock
+):
     """names: [web-1, web-9]: web-1 gets its snapshot; the target fails for web-9 (exit 2)."""
     policy.write_text(planned({**WEB, "names": ["web-1", "web-9"]}, DB))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 2
     out = capsys.readouterr().out
     assert "web: FAILED: no server named 'web-9'" in out
-    assert any(s["name"].startswith("web-1-") and s["created"] == iso(clock.now) for s in sandbox.dump_state()["snapshots"])
+    assert any(
+        s["name"].startswith("web-1-") and s["created"] == iso(clock.now)
+        for s in sandbox.dump_state()["snapshots"]
+    )
 
 
 def test_validate_makes_no_api_call_without_online(policy, sandbox, capsys, clock):
@@ -123,36 +137,57 @@ def test_a_server_in_two_targets_fails_both(policy, sandbox, capsys, clock):
 
 
 def orphans_in(capsys) -> dict:
-    return next(t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)")
+    return next(
+        t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "(orphans)"
+    )
 
 
-def test_orphans_are_kept_and_reported_or_pruned_once_their_absence_is_certain(policy, sandbox, capsys, clock):
+def test_orphans_are_kept_and_reported_or_pruned_once_their_absence_is_certain(
+    policy, sandbox, capsys, clock
+):
     state = sandbox.dump_state()
     marked = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "5000"}
     state["snapshots"] += [
         *daily("hz", 5000, "gone-1", clock.now, range(2, 6), server_name="gone-1", labels=marked),
-        {"account": "hz", "server_id": 5000, "server_name": "gone-1", "name": "gone-1-manual", "created": iso(made(clock.now, 25))},
+        {
+            "account": "hz",
+            "server_id": 5000,
+            "server_name": "gone-1",
+            "name": "gone-1-manual",
+            "created": iso(made(clock.now, 25)),
+        },
     ]
     sandbox.load_state(state)
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     orphans = orphans_in(capsys)
-    assert (orphans["server_id"], orphans["server_name"], orphans["create"]) == ("5000", "gone-1", None)
+    assert (orphans["server_id"], orphans["server_name"], orphans["create"]) == (
+        "5000",
+        "gone-1",
+        None,
+    )
     assert len(orphans["keep"]) == 4 and orphans["delete"] == []
-    assert orphans["schedule_note"] == "the server is missing from its account's listing; its snapshots are kept"
+    assert (
+        orphans["schedule_note"]
+        == "the server is missing from its account's listing; its snapshots are kept"
+    )
 
     # Pruning is asked for, but one look at the listing proves nothing: the first apply keeps
     # them all and records when the server was first missed; a day later they are pruned.
     policy.write_text(planned(orphans={"keep_last": 1}, settings={"lock_file": "run/lock"}))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     capsys.readouterr()
-    assert {s["name"] for s in sandbox.dump_state()["snapshots"] if s["server_id"] == 5000} >= {legacy_name("gone-1", clock.now, d) for d in range(2, 6)}
+    assert {s["name"] for s in sandbox.dump_state()["snapshots"] if s["server_id"] == 5000} >= {
+        legacy_name("gone-1", clock.now, d) for d in range(2, 6)
+    }
     clock.advance(hours=23)
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     assert orphans_in(capsys)["delete"] == []
     clock.advance(hours=1)
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     orphans = orphans_in(capsys)
-    assert [s["name"] for s in orphans["keep"]] == [legacy_name("gone-1", clock.now - timedelta(hours=24), 2)]
+    assert [s["name"] for s in orphans["keep"]] == [
+        legacy_name("gone-1", clock.now - timedelta(hours=24), 2)
+    ]
     assert len(orphans["delete"]) == 3
     assert orphans["schedule_note"] == "the server no longer exists; its snapshots are only pruned"
     assert main(["plan", "--policy", str(policy), "--target", "db"], clock=clock) == 0
@@ -165,14 +200,23 @@ def test_a_server_listing_empty_once_prunes_nothing(policy, sandbox, capsys, clo
     state = sandbox.dump_state()
     for snapshot in state["snapshots"]:
         if snapshot["server_id"] == 4711 and not snapshot.get("protected"):
-            snapshot["labels"] = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "4711"}
+            snapshot["labels"] = {
+                "managed-by": "snapshot-policy",
+                "snapshot-policy/server-id": "4711",
+            }
     sandbox.load_state(state)
     policy.write_text(planned(orphans={"keep_last": 1}, settings={"lock_file": "run/lock"}))
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     before = sandbox.dump_state()["snapshots"]
     clock.advance(hours=25)
     for _ in range(2):  # the second time a day after the first
-        sandbox.inject("patch", service="hetzner", method="GET", path="^/v1/servers$", patch={"servers": [], "meta": {"pagination": {"total_entries": 0, "last_page": 1}}})
+        sandbox.inject(
+            "patch",
+            service="hetzner",
+            method="GET",
+            path="^/v1/servers$",
+            patch={"servers": [], "meta": {"pagination": {"total_entries": 0, "last_page": 1}}},
+        )
         assert main(["apply", "--policy", str(policy)], clock=clock) == 2
         assert "db: FAILED: no server with id 4711" in capsys.readouterr().out
         clock.advance(hours=25)
@@ -186,22 +230,40 @@ def test_a_snapshot_listing_empty_once_makes_no_undue_snapshot(policy, sandbox, 
     assert main(["apply", "--policy", str(policy), "--target", "db"], clock=clock) == 0
     made = len(sandbox.dump_state()["snapshots"])
     clock.advance(hours=2)
-    sandbox.inject("patch", service="hetzner", method="GET", path="^/v1/images$", patch={"images": []})
+    sandbox.inject(
+        "patch", service="hetzner", method="GET", path="^/v1/images$", patch={"images": []}
+    )
     assert main(["apply", "--policy", str(policy), "--target", "db"], clock=clock) == 0
     assert len(sandbox.dump_state()["snapshots"]) == made
     assert "no new snapshot" in capsys.readouterr().out
 
 
-def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(policy, sandbox, tmp_path, capsys, clock):
-    assert main(["plan", "--policy", str(policy), "--out", str(tmp_path / "new" / "plan.json")], clock=clock) == 0
+def test_plan_out_creates_its_folder_and_reports_an_unwritable_path(
+    policy, sandbox, tmp_path, capsys, clock
+):
+    assert (
+        main(
+            ["plan", "--policy", str(policy), "--out", str(tmp_path / "new" / "plan.json")],
+            clock=clock,
+        )
+        == 0
+    )
     assert (tmp_path / "new" / "plan.json").is_file()
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")], clock=clock) == 1
-    assert f"cannot use plan --out {blocker / 'plan.json'}: {blocker} is not a folder" in capsys.readouterr().err
+    assert (
+        main(["plan", "--policy", str(policy), "--out", str(blocker / "plan.json")], clock=clock)
+        == 1
+    )
+    assert (
+        f"cannot use plan --out {blocker / 'plan.json'}: {blocker} is not a folder"
+        in capsys.readouterr().err
+    )
 
 
-def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, sandbox, capsys, monkeypatch, clock):
+def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(
+    policy, sandbox, capsys, monkeypatch, clock
+):
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
     assert main(["plan", "--policy", str(policy)], clock=clock) == 0
@@ -216,13 +278,15 @@ def test_plan_is_coloured_on_a_terminal_only_and_never_with_no_color(policy, san
     assert not re.search(r"\x1b\[(3\d|9\d)m", capsys.readouterr().out)
 
 
-def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logged_masked(policy, sandbox, tmp_path, capsys, clock):
+def test_hooks_from_the_policy_run_around_the_snapshot_and_their_output_is_logged_masked(
+    policy, sandbox, tmp_path, capsys, clock
+):
     """A real subprocess each: before records and prints the DigitalOcean token, which the log
     masks."""
     record = tmp_path / "hooks.txt"
     hooks = {
         "before": f'echo "before $SNAPSHOT_POLICY_SNAPSHOT" >> {record}; '
-                  'echo token is $TEST_DO_TOKEN',
+        "echo token is $TEST_DO_TOKEN",
         "after": f'echo "after $SNAPSHOT_POLICY_STATUS" >> {record}',
         "shell": True,
         "env": ["TEST_DO_TOKEN"],  # a token reaches a hook only when env names it
@@ -240,13 +304,21 @@ def test_a_hook_written_as_a_string_without_shell_is_a_config_error(policy, sand
     policy.write_text(planned({**WEB, "hooks": {"before": "pg_dump db"}}, DB))
     assert main(["validate", "--policy", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert "targets[0].hooks.before" in err and "write it as a list [program, argument, ...], or set shell: true" in err
+    assert (
+        "targets[0].hooks.before" in err
+        and "write it as a list [program, argument, ...], or set shell: true" in err
+    )
 
 
 # -- storage and cost (issue 15, item 1) --------------------------------------------------------
 
 
-def sized(sandbox, sizes: dict[str, float], creating: list[dict] = (), made: dict[int, float] | None = None) -> None:
+def sized(
+    sandbox,
+    sizes: dict[str, float],
+    creating: list[dict] = (),
+    made: dict[int, float] | None = None,
+) -> None:
     """Give the sandbox's snapshots their billed sizes, by name (others keep 2.5 GB), add
     Hetzner images still being created, and set the size of what each server makes (`made`)."""
     state = sandbox.dump_state()
@@ -258,11 +330,15 @@ def sized(sandbox, sizes: dict[str, float], creating: list[dict] = (), made: dic
     sandbox.load_state(state)
 
 
-def test_plan_shows_storage_and_monthly_cost_per_target_and_in_total(policy, sandbox, capsys, clock):
+def test_plan_shows_storage_and_monthly_cost_per_target_and_in_total(
+    policy, sandbox, capsys, clock
+):
     """Sizes come through the real SDKs (DigitalOcean size_gigabytes, Hetzner image_size);
     prices from settings.prices, where set, else the documented defaults."""
     policy.write_text(planned(settings={"prices": {"hetzner": {"per_gb_month": 0.02}}}))
-    sized(sandbox, {legacy_name("web-1", clock.now, 1): 4.0, legacy_name("db-1", clock.now, 1): 10.0})
+    sized(
+        sandbox, {legacy_name("web-1", clock.now, 1): 4.0, legacy_name("db-1", clock.now, 1): 10.0}
+    )
     assert main(["plan", "--policy", str(policy)], clock=clock) == 0
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines()) <= 80, text
@@ -285,33 +361,65 @@ def test_plan_shows_storage_and_monthly_cost_per_target_and_in_total(policy, san
     document = json.loads(capsys.readouterr().out)
     db = next(t for t in document["targets"] if t["target"] == "db")
     assert db["create"]["estimated_size_gb"] == 10.0
-    assert db["storage"]["after_apply"]["size_gb"] == 25.0 and db["storage"]["after_apply"]["monthly_cost"] == {"EUR": 0.5}
+    assert db["storage"]["after_apply"]["size_gb"] == 25.0 and db["storage"]["after_apply"][
+        "monthly_cost"
+    ] == {"EUR": 0.5}
     assert document["storage"]["prices"]["hetzner"] == {"per_gb_month": 0.02, "currency": "EUR"}
     assert document["storage"]["now"]["monthly_cost"] == {"EUR": 0.45, "USD": 0.99}
 
 
-def test_an_image_being_created_has_no_size_yet_and_shows_as_unknown(policy, sandbox, capsys, clock):
+def test_an_image_being_created_has_no_size_yet_and_shows_as_unknown(
+    policy, sandbox, capsys, clock
+):
     """Hetzner's image_size is null while an image is made: never 0 GB in a total."""
-    being_made = {"account": "hz", "server_id": 4711, "name": "db-1 by hand", "created": iso(clock.now - timedelta(minutes=5)), "status": "creating"}
+    being_made = {
+        "account": "hz",
+        "server_id": 4711,
+        "name": "db-1 by hand",
+        "created": iso(clock.now - timedelta(minutes=5)),
+        "status": "creating",
+    }
     sized(sandbox, {}, [being_made])
-    assert main(["plan", "--policy", str(policy), "--target", "db", "--output", "json"], clock=clock) == 0
+    assert (
+        main(["plan", "--policy", str(policy), "--target", "db", "--output", "json"], clock=clock)
+        == 0
+    )
     now = json.loads(capsys.readouterr().out)["targets"][0]["storage"]["now"]
-    assert (now["snapshots"], now["unknown_sizes"], now["size_gb"], now["known_size_gb"], now["monthly_cost"]) == (7, 1, None, 15.0, None)
+    assert (
+        now["snapshots"],
+        now["unknown_sizes"],
+        now["size_gb"],
+        now["known_size_gb"],
+        now["monthly_cost"],
+    ) == (7, 1, None, 15.0, None)
     assert main(["plan", "--policy", str(policy), "--target", "db"], clock=clock) == 0
-    assert "  storage now: 7 snapshots (1 of unknown size), 15+ GB, EUR 0.21+ a month\n" in capsys.readouterr().out
+    assert (
+        "  storage now: 7 snapshots (1 of unknown size), 15+ GB, EUR 0.21+ a month\n"
+        in capsys.readouterr().out
+    )
 
 
-def test_the_estimate_of_the_new_snapshot_is_what_the_cloud_then_bills(policy, sandbox, capsys, clock):
+def test_the_estimate_of_the_new_snapshot_is_what_the_cloud_then_bills(
+    policy, sandbox, capsys, clock
+):
     """When each server's new snapshot is as large as its newest, as the plan estimates: after
     apply, the plan's `now` is what the first plan said `after apply` would be."""
-    sized(sandbox, {legacy_name("web-1", clock.now, 1): 4.0, legacy_name("db-1", clock.now, 1): 10.0}, made={3164444: 4.0, 4711: 10.0})
+    sized(
+        sandbox,
+        {legacy_name("web-1", clock.now, 1): 4.0, legacy_name("db-1", clock.now, 1): 10.0},
+        made={3164444: 4.0, 4711: 10.0},
+    )
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     expected = json.loads(capsys.readouterr().out)["storage"]["after_apply"]
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     capsys.readouterr()
     assert main(["plan", "--policy", str(policy), "--output", "json"], clock=clock) == 0
     found = json.loads(capsys.readouterr().out)["storage"]["now"]
-    assert (found["snapshots"], found["size_gb"], found["monthly_cost"]) == (expected["snapshots"], expected["size_gb"], expected["monthly_cost"])
+    assert (found["snapshots"], found["size_gb"], found["monthly_cost"]) == (
+        expected["snapshots"],
+        expected["size_gb"],
+        expected["monthly_cost"],
+    )
     assert expected["estimated"] is True and found["estimated"] is False
 
 

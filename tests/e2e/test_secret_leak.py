@@ -36,9 +36,18 @@ DO_SECRET = "dop_v1_" + "LEAKdoTOKEN7f3a9c" + "0" * 40 + "d1"
 HZ_SECRET = "LEAKhzTOKENq8Zr2W" + "x" * 44 + "h2"
 BOT_SECRET = "6021234567:AA" + "LEAKbotTOKENs9Pk" + "y" * 19
 HOOK_SECRET = "LEAKhookSECRETm4Tq-webhook-signing-key"
-SECRETS = {"DigitalOcean token": DO_SECRET, "Hetzner token": HZ_SECRET, "Telegram bot token": BOT_SECRET, "webhook secret": HOOK_SECRET}
-PIECES = {"DigitalOcean token": "LEAKdoTOKEN7f3a9c", "Hetzner token": "LEAKhzTOKENq8Zr2W", "Telegram bot token": "LEAKbotTOKENs9Pk", "webhook secret": "LEAKhookSECRETm4Tq"}
-
+SECRETS = {
+    "DigitalOcean token": DO_SECRET,
+    "Hetzner token": HZ_SECRET,
+    "Telegram bot token": BOT_SECRET,
+    "webhook secret": HOOK_SECRET,
+}
+PIECES = {
+    "DigitalOcean token": "LEAKdoTOKEN7f3a9c",
+    "Hetzner token": "LEAKhzTOKENq8Zr2W",
+    "Telegram bot token": "LEAKbotTOKENs9Pk",
+    "webhook secret": "LEAKhookSECRETm4Tq",
+}
 
 
 def leaky(hook_url: str) -> str:
@@ -51,12 +60,18 @@ def leaky(hook_url: str) -> str:
         },
         notifications={
             "tg": {
-                "type": "telegram", "bot_token": "env:LEAK_BOT_TOKEN", "chat_id": "-1001234567890",
-                "timeout": 1, "retries": 0,
+                "type": "telegram",
+                "bot_token": "env:LEAK_BOT_TOKEN",
+                "chat_id": "-1001234567890",
+                "timeout": 1,
+                "retries": 0,
             },
             "hook": {
-                "type": "webhook", "url": hook_url, "secret": "env:LEAK_HOOK_SECRET",
-                "timeout": 1, "retries": 0,
+                "type": "webhook",
+                "url": hook_url,
+                "secret": "env:LEAK_HOOK_SECRET",
+                "timeout": 1,
+                "retries": 0,
             },
         },
         defaults={**NIGHTLY, "notify": ["tg", "hook"]},
@@ -70,7 +85,10 @@ def cloud(now) -> dict:
             {"name": "do", "provider": "digitalocean", "tokens": [DO_SECRET]},
             {"name": "hz", "provider": "hetzner", "tokens": [HZ_SECRET]},
         ],
-        "servers": [{"account": "do", "id": 3164444, "name": "web-1"}, {"account": "hz", "id": 4711, "name": "db-1"}],
+        "servers": [
+            {"account": "do", "id": 3164444, "name": "web-1"},
+            {"account": "hz", "id": 4711, "name": "db-1"},
+        ],
         "snapshots": [
             *daily("do", 3164444, "web-1", now),
             *daily("hz", 4711, "db-1", now),
@@ -84,7 +102,12 @@ def sandbox(monkeypatch, clock):
     with Sandbox(cloud(clock.now), action_seconds=0.05, clock=clock) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
-        for name, value in (("LEAK_DO_TOKEN", DO_SECRET), ("LEAK_HZ_TOKEN", HZ_SECRET), ("LEAK_BOT_TOKEN", BOT_SECRET), ("LEAK_HOOK_SECRET", HOOK_SECRET)):
+        for name, value in (
+            ("LEAK_DO_TOKEN", DO_SECRET),
+            ("LEAK_HZ_TOKEN", HZ_SECRET),
+            ("LEAK_BOT_TOKEN", BOT_SECRET),
+            ("LEAK_HOOK_SECRET", HOOK_SECRET),
+        ):
             monkeypatch.setenv(name, value)
         yield sb
 
@@ -105,11 +128,15 @@ def everything(capsys, sandbox: Sandbox, folder: Path) -> dict[str, str]:
     places = {"stdout": out, "stderr": err}
     for path in sorted(folder.rglob("*")):
         written_by_test = (
-            path.suffix in (".yaml", ".json") and path.parent == folder
-            or path.name == "snapshots.config" or path.parent.name in ("configs", "secrets")
+            path.suffix in (".yaml", ".json")
+            and path.parent == folder
+            or path.name == "snapshots.config"
+            or path.parent.name in ("configs", "secrets")
         )
         if path.is_file() and not written_by_test:
-            places[str(path.relative_to(folder))] = path.read_text(encoding="utf-8", errors="replace")
+            places[str(path.relative_to(folder))] = path.read_text(
+                encoding="utf-8", errors="replace"
+            )
     places["telegram messages"] = json.dumps(sandbox.telegram_messages(), ensure_ascii=False)
     places["webhook deliveries"] = json.dumps(sandbox.webhook_deliveries(), ensure_ascii=False)
     places["sandbox request log"] = json.dumps(sandbox.requests(), ensure_ascii=False)
@@ -125,18 +152,48 @@ def assert_no_secret(places: dict[str, str]) -> None:
         f"{what} in {where}"
         for where, text in places.items()
         for what in SECRETS
-        if any(SECRETS[what] in seen or PIECES[what] in seen for seen in (text, _WHITESPACE.sub("", text)))
+        if any(
+            SECRETS[what] in seen or PIECES[what] in seen
+            for seen in (text, _WHITESPACE.sub("", text))
+        )
     ]
     assert not leaks, "secrets leaked: " + "; ".join(leaks)
 
 
 def test_the_scenarios_really_produce_the_places_searched(policy, sandbox, tmp_path, capsys, clock):
-    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock) == 0
+    assert (
+        main(
+            [
+                "apply",
+                "--policy",
+                str(policy),
+                "-v",
+                "--report",
+                "run/report.json",
+                "--metrics-file",
+                "run/metrics.prom",
+            ],
+            clock=clock,
+        )
+        == 0
+    )
     places = everything(capsys, sandbox, tmp_path)
-    for name in ("run/snapshot-policy.log", "run/audit.jsonl", "run/report.json", "run/metrics.prom"):
+    for name in (
+        "run/snapshot-policy.log",
+        "run/audit.jsonl",
+        "run/report.json",
+        "run/metrics.prom",
+    ):
         assert places.get(name), f"{name} was not written"
-    assert "created" in places["stdout"] and sandbox.telegram_messages() and sandbox.webhook_deliveries()
-    assert any("x-snapshot-policy-signature" in {k.lower() for k in d["headers"]} for d in sandbox.webhook_deliveries())
+    assert (
+        "created" in places["stdout"]
+        and sandbox.telegram_messages()
+        and sandbox.webhook_deliveries()
+    )
+    assert any(
+        "x-snapshot-policy-signature" in {k.lower() for k in d["headers"]}
+        for d in sandbox.webhook_deliveries()
+    )
     assert_no_secret(places)
 
 
@@ -148,45 +205,149 @@ def test_validate_and_validate_online_leak_nothing(policy, sandbox, tmp_path, ca
 
 def test_plan_in_every_output_leaks_nothing(policy, sandbox, tmp_path, capsys, clock):
     assert main(["plan", "--policy", str(policy), "-v"], clock=clock) == 0
-    assert main(["plan", "--policy", str(policy), "--output", "json", "--out", "out/plan.json"], clock=clock) == 0
+    assert (
+        main(
+            ["plan", "--policy", str(policy), "--output", "json", "--out", "out/plan.json"],
+            clock=clock,
+        )
+        == 0
+    )
     assert main(["apply", "--policy", str(policy), "--dry-run", "-v"], clock=clock) == 0
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
-def test_apply_with_notifications_report_and_metrics_leaks_nothing(policy, sandbox, tmp_path, capsys, clock):
+def test_apply_with_notifications_report_and_metrics_leaks_nothing(
+    policy, sandbox, tmp_path, capsys, clock
+):
     assert main(["plan", "--policy", str(policy), "--out", "out/plan.json"], clock=clock) == 0
-    assert main(["apply", "--policy", str(policy), "--plan", "out/plan.json", "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock) == 0
-    assert main(["apply", "--policy", str(policy), "--report", "run/report-2.json", "--metrics-file", "run/metrics.prom"], clock=clock) == 0
+    assert (
+        main(
+            [
+                "apply",
+                "--policy",
+                str(policy),
+                "--plan",
+                "out/plan.json",
+                "-v",
+                "--report",
+                "run/report.json",
+                "--metrics-file",
+                "run/metrics.prom",
+            ],
+            clock=clock,
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "apply",
+                "--policy",
+                str(policy),
+                "--report",
+                "run/report-2.json",
+                "--metrics-file",
+                "run/metrics.prom",
+            ],
+            clock=clock,
+        )
+        == 0
+    )
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
 
-@pytest.mark.parametrize("faults", [
-    pytest.param([("error", {"service": "digitalocean", "method": "GET", "status": 401, "count": None})], id="do-401"),
-    pytest.param([("error", {"service": "hetzner", "method": "GET", "status": 403, "count": None})], id="hz-403"),
-    # Faults that clear or are final: the CLI's retries sleep for real, so no lasting outage
-    # here (the library-level fault suites in tests/chaos cover those with a fake sleep).
-    pytest.param([("fail_action", {"service": "hetzner"}), ("drop", {"service": "digitalocean", "method": "DELETE", "count": 1}),
-                  ("error", {"service": "digitalocean", "method": "DELETE", "status": 403, "count": None})], id="failed-action-and-failed-deletes"),
-    pytest.param([("lose_reply", {"service": "digitalocean", "method": "POST", "count": 1}), ("error", {"service": "hetzner", "method": "POST", "status": 422, "count": None})], id="lost-and-refused-creates"),
-    pytest.param([("error", {"service": "telegram", "status": 500, "count": None}), ("error", {"service": "webhook", "status": 502, "count": None})], id="notifications-5xx"),
-    pytest.param([("drop", {"service": "telegram", "count": None}), ("drop", {"service": "webhook", "count": None})], id="notifications-dropped"),
-    pytest.param([("delay", {"service": "telegram", "seconds": 1.2, "count": None}), ("delay", {"service": "webhook", "seconds": 1.2, "count": None})], id="notifications-timeout"),
-    pytest.param([("error", {"service": "telegram", "status": 401, "count": None})], id="telegram-401"),
-])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param(
+            [("error", {"service": "digitalocean", "method": "GET", "status": 401, "count": None})],
+            id="do-401",
+        ),
+        pytest.param(
+            [("error", {"service": "hetzner", "method": "GET", "status": 403, "count": None})],
+            id="hz-403",
+        ),
+        # Faults that clear or are final: the CLI's retries sleep for real, so no lasting outage
+        # here (the library-level fault suites in tests/chaos cover those with a fake sleep).
+        pytest.param(
+            [
+                ("fail_action", {"service": "hetzner"}),
+                ("drop", {"service": "digitalocean", "method": "DELETE", "count": 1}),
+                (
+                    "error",
+                    {"service": "digitalocean", "method": "DELETE", "status": 403, "count": None},
+                ),
+            ],
+            id="failed-action-and-failed-deletes",
+        ),
+        pytest.param(
+            [
+                ("lose_reply", {"service": "digitalocean", "method": "POST", "count": 1}),
+                ("error", {"service": "hetzner", "method": "POST", "status": 422, "count": None}),
+            ],
+            id="lost-and-refused-creates",
+        ),
+        pytest.param(
+            [
+                ("error", {"service": "telegram", "status": 500, "count": None}),
+                ("error", {"service": "webhook", "status": 502, "count": None}),
+            ],
+            id="notifications-5xx",
+        ),
+        pytest.param(
+            [
+                ("drop", {"service": "telegram", "count": None}),
+                ("drop", {"service": "webhook", "count": None}),
+            ],
+            id="notifications-dropped",
+        ),
+        pytest.param(
+            [
+                ("delay", {"service": "telegram", "seconds": 1.2, "count": None}),
+                ("delay", {"service": "webhook", "seconds": 1.2, "count": None}),
+            ],
+            id="notifications-timeout",
+        ),
+        pytest.param(
+            [("error", {"service": "telegram", "status": 401, "count": None})], id="telegram-401"
+        ),
+    ],
+)
 def test_a_failing_run_leaks_nothing(faults, policy, sandbox, tmp_path, capsys, clock):
     for kind, options in faults:
         sandbox.inject(kind, **options)
-    code = main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock)
+    code = main(
+        [
+            "apply",
+            "--policy",
+            str(policy),
+            "-v",
+            "--report",
+            "run/report.json",
+            "--metrics-file",
+            "run/metrics.prom",
+        ],
+        clock=clock,
+    )
     assert code in (0, 1, 2)
     places = everything(capsys, sandbox, tmp_path)
     assert places.get("run/report.json")
     assert_no_secret(places)
 
 
-def test_wrong_tokens_and_refused_endpoints_leak_nothing(policy, sandbox, tmp_path, capsys, monkeypatch, clock):
-    monkeypatch.setenv("LEAK_DO_TOKEN", DO_SECRET.replace("d1", "e2"))  # a wrong token: 401, whose message must not echo it
-    monkeypatch.setenv("HCLOUD_ENDPOINT", "http://api.example.invalid/v1")  # plain http off this machine: refused before sending
-    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"], clock=clock) == 1
+def test_wrong_tokens_and_refused_endpoints_leak_nothing(
+    policy, sandbox, tmp_path, capsys, monkeypatch, clock
+):
+    monkeypatch.setenv(
+        "LEAK_DO_TOKEN", DO_SECRET.replace("d1", "e2")
+    )  # a wrong token: 401, whose message must not echo it
+    monkeypatch.setenv(
+        "HCLOUD_ENDPOINT", "http://api.example.invalid/v1"
+    )  # plain http off this machine: refused before sending
+    assert (
+        main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"], clock=clock)
+        == 1
+    )
     assert main(["validate", "--online", str(policy)], clock=clock) == 1
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
@@ -198,17 +359,20 @@ def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatc
     usual = leaky(sandbox.webhook_url("leak"))
     broken = {
         "misspelt.yaml": usual.replace("token: 'env:LEAK_DO_TOKEN'", f"tokn: {DO_SECRET}"),
-        "literal-bad-type.yaml": usual.replace("chat_id: '-1001234567890'",
-                                               f"chat_id: [{BOT_SECRET}]")
-                                      .replace("env:LEAK_BOT_TOKEN", BOT_SECRET),
-        "bad-secret-ref.yaml": usual.replace("secret: 'env:LEAK_HOOK_SECRET'",
-                                             f"secret: {{value: {HOOK_SECRET}}}"),
-        "unknown-account.yaml": usual.replace("token: 'env:LEAK_HZ_TOKEN'",
-                                              f"token: {HZ_SECRET}, region: {HZ_SECRET}"),
+        "literal-bad-type.yaml": usual.replace(
+            "chat_id: '-1001234567890'", f"chat_id: [{BOT_SECRET}]"
+        ).replace("env:LEAK_BOT_TOKEN", BOT_SECRET),
+        "bad-secret-ref.yaml": usual.replace(
+            "secret: 'env:LEAK_HOOK_SECRET'", f"secret: {{value: {HOOK_SECRET}}}"
+        ),
+        "unknown-account.yaml": usual.replace(
+            "token: 'env:LEAK_HZ_TOKEN'", f"token: {HZ_SECRET}, region: {HZ_SECRET}"
+        ),
         # A quote left open before a literal secret, and no other single quote: YAML reads on to
         # the end of the file and shows the start of the secret in its message.
-        "yaml-syntax.yaml": usual.replace("'", '"').replace('token: "env:LEAK_HZ_TOKEN"}',
-                                                            f"token: '{HZ_SECRET}}}"),
+        "yaml-syntax.yaml": usual.replace("'", '"').replace(
+            'token: "env:LEAK_HZ_TOKEN"}', f"token: '{HZ_SECRET}}}"
+        ),
     }
     for name, text in broken.items():
         assert text != usual, name  # each replacement found what it replaces
@@ -216,11 +380,19 @@ def test_config_errors_never_echo_a_secret(sandbox, tmp_path, capsys, monkeypatc
         path.write_text(text)
         assert main(["validate", str(path)], clock=clock) == 1, name
         assert main(["plan", "--policy", str(path)], clock=clock) == 1, name
-    server = {"provider": "digitalocean", "id": "3164444", "name": "web-1", "api_tokn": DO_SECRET, "retain_last_snapshots": -1,
-              "telegram": {"enabled": True, "bot_token": BOT_SECRET, "chat_id": {"x": BOT_SECRET}}}
+    server = {
+        "provider": "digitalocean",
+        "id": "3164444",
+        "name": "web-1",
+        "api_tokn": DO_SECRET,
+        "retain_last_snapshots": -1,
+        "telegram": {"enabled": True, "bot_token": BOT_SECRET, "chat_id": {"x": BOT_SECRET}},
+    }
     (tmp_path / "droplet.json").write_text(json.dumps({"digitalocean_droplet": server}))
     assert main(["validate", str(tmp_path / "droplet.json")], clock=clock) == 1
-    (tmp_path / "broken.json").write_text(json.dumps({"digitalocean_droplet": dict(server, api_token=DO_SECRET)})[:-30])
+    (tmp_path / "broken.json").write_text(
+        json.dumps({"digitalocean_droplet": dict(server, api_token=DO_SECRET)})[:-30]
+    )
     assert main(["validate", str(tmp_path / "broken.json")], clock=clock) == 1
     assert_no_secret(everything(capsys, sandbox, tmp_path))
 
@@ -238,8 +410,32 @@ def legacy(tmp_path, sandbox, monkeypatch):
     )
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "droplet.json").write_text(json.dumps({"digitalocean_droplet": {"provider": "digitalocean", "id": "3164444", "name": "web-1", "api_token": DO_SECRET, "retain_last_snapshots": 3}}))
-    (configs / "server.json").write_text(json.dumps({"hetzner_cloud_server": {"provider": "hetzner", "id": 4711, "name": "db-1", "api_token": HZ_SECRET, "retain_last_snapshots": 2}}))
+    (configs / "droplet.json").write_text(
+        json.dumps(
+            {
+                "digitalocean_droplet": {
+                    "provider": "digitalocean",
+                    "id": "3164444",
+                    "name": "web-1",
+                    "api_token": DO_SECRET,
+                    "retain_last_snapshots": 3,
+                }
+            }
+        )
+    )
+    (configs / "server.json").write_text(
+        json.dumps(
+            {
+                "hetzner_cloud_server": {
+                    "provider": "hetzner",
+                    "id": 4711,
+                    "name": "db-1",
+                    "api_token": HZ_SECRET,
+                    "retain_last_snapshots": 2,
+                }
+            }
+        )
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -247,7 +443,13 @@ def legacy(tmp_path, sandbox, monkeypatch):
 def test_legacy_layout_validate_plan_apply_and_migrate_leak_nothing(legacy, sandbox, capsys, clock):
     assert main(["validate", "-v"], clock=clock) == 0
     assert main(["plan"], clock=clock) == 0
-    assert main(["apply", "-v", "--report", "logs/report.json", "--metrics-file", "logs/metrics.prom"], clock=clock) == 0
+    assert (
+        main(
+            ["apply", "-v", "--report", "logs/report.json", "--metrics-file", "logs/metrics.prom"],
+            clock=clock,
+        )
+        == 0
+    )
     places = everything(capsys, sandbox, legacy)
     assert places.get("logs/snapshots.log") and sandbox.telegram_messages()
     assert_no_secret(places)
@@ -257,7 +459,9 @@ def test_legacy_layout_validate_plan_apply_and_migrate_leak_nothing(legacy, sand
     assert "env:" in out and "export" in err
     assert_no_secret({"migrate stdout": out, "migrate stderr": err})
     (legacy / "snapshot-policy.yaml").write_text(out)
-    assert main(["validate", "--policy", "snapshot-policy.yaml"], clock=clock) == 1  # the exported variables are not set here
+    assert (
+        main(["validate", "--policy", "snapshot-policy.yaml"], clock=clock) == 1
+    )  # the exported variables are not set here
     assert_no_secret(everything(capsys, sandbox, legacy))
 
 
@@ -277,7 +481,12 @@ AROUND = {
     "leading space": " {}",
     "tabs and newlines around": "\t{} \n\n",
 }
-ENV_NAMES = {"DigitalOcean token": "LEAK_DO_TOKEN", "Hetzner token": "LEAK_HZ_TOKEN", "Telegram bot token": "LEAK_BOT_TOKEN", "webhook secret": "LEAK_HOOK_SECRET"}
+ENV_NAMES = {
+    "DigitalOcean token": "LEAK_DO_TOKEN",
+    "Hetzner token": "LEAK_HZ_TOKEN",
+    "Telegram bot token": "LEAK_BOT_TOKEN",
+    "webhook secret": "LEAK_HOOK_SECRET",
+}
 
 
 def plan_apply_everything(policy: Path, clock) -> list[int]:
@@ -287,30 +496,68 @@ def plan_apply_everything(policy: Path, clock) -> list[int]:
         main(["validate", "--online", "-v", str(policy)], clock=clock),
         main(["plan", "--policy", str(policy), "-v", "--out", "out/plan.json"], clock=clock),
         main(["plan", "--policy", str(policy), "--output", "json"], clock=clock),
-        main(["apply", "--policy", str(policy), "-v", "--plan", "out/plan.json", "--report", "run/report.json", "--metrics-file", "run/metrics.prom"], clock=clock),
-        main(["apply", "--policy", str(policy), "--report", "run/report-2.json", "--metrics-file", "run/metrics.prom"], clock=clock),
+        main(
+            [
+                "apply",
+                "--policy",
+                str(policy),
+                "-v",
+                "--plan",
+                "out/plan.json",
+                "--report",
+                "run/report.json",
+                "--metrics-file",
+                "run/metrics.prom",
+            ],
+            clock=clock,
+        ),
+        main(
+            [
+                "apply",
+                "--policy",
+                str(policy),
+                "--report",
+                "run/report-2.json",
+                "--metrics-file",
+                "run/metrics.prom",
+            ],
+            clock=clock,
+        ),
     ]
 
 
 @pytest.mark.parametrize("around", AROUND.values(), ids=AROUND.keys())
-def test_env_secrets_with_whitespace_around_are_trimmed_work_and_leak_nothing(around, policy, sandbox, tmp_path, capsys, monkeypatch, clock):
+def test_env_secrets_with_whitespace_around_are_trimmed_work_and_leak_nothing(
+    around, policy, sandbox, tmp_path, capsys, monkeypatch, clock
+):
     for what, name in ENV_NAMES.items():
         monkeypatch.setenv(name, around.format(SECRETS[what]))
-    assert plan_apply_everything(policy, clock) == [0, 0, 0, 0, 0]  # the sandbox takes only the exact tokens
+    assert plan_apply_everything(policy, clock) == [
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]  # the sandbox takes only the exact tokens
     places = everything(capsys, sandbox, tmp_path)
     assert sandbox.telegram_messages() and sandbox.webhook_deliveries()
     assert_no_secret(places)
 
 
-def test_literal_and_file_secrets_with_whitespace_around_are_trimmed_work_and_leak_nothing(sandbox, tmp_path, capsys, monkeypatch, clock):
+def test_literal_and_file_secrets_with_whitespace_around_are_trimmed_work_and_leak_nothing(
+    sandbox, tmp_path, capsys, monkeypatch, clock
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "hz").write_text(f"{HZ_SECRET}\r\n")
     (tmp_path / "secrets" / "bot").write_text(f"\ufeff{BOT_SECRET}\n\n")
-    text = (leaky(sandbox.webhook_url("leak"))
-            # YAML's escape: a real line break
-            .replace("token: 'env:LEAK_DO_TOKEN'", f'token: "  {DO_SECRET}\\n"')
-            .replace("env:LEAK_HZ_TOKEN", "file:secrets/hz").replace("env:LEAK_BOT_TOKEN", "file:secrets/bot"))
+    text = (
+        leaky(sandbox.webhook_url("leak"))
+        # YAML's escape: a real line break
+        .replace("token: 'env:LEAK_DO_TOKEN'", f'token: "  {DO_SECRET}\\n"')
+        .replace("env:LEAK_HZ_TOKEN", "file:secrets/hz")
+        .replace("env:LEAK_BOT_TOKEN", "file:secrets/bot")
+    )
     policy = tmp_path / "snapshot-policy.yaml"
     policy.write_text(text)
     policy.chmod(0o600)
@@ -320,14 +567,24 @@ def test_literal_and_file_secrets_with_whitespace_around_are_trimmed_work_and_le
     assert_no_secret(places)
 
 
-@pytest.mark.parametrize("inside", ["\n", "\r\n", " ", "\x1b"], ids=["line break", "CRLF", "space", "escape character"])
-def test_a_secret_with_whitespace_inside_is_an_error_naming_the_key_never_the_value(inside, policy, sandbox, tmp_path, capsys, monkeypatch, clock):
+@pytest.mark.parametrize(
+    "inside", ["\n", "\r\n", " ", "\x1b"], ids=["line break", "CRLF", "space", "escape character"]
+)
+def test_a_secret_with_whitespace_inside_is_an_error_naming_the_key_never_the_value(
+    inside, policy, sandbox, tmp_path, capsys, monkeypatch, clock
+):
     monkeypatch.setenv("LEAK_DO_TOKEN", DO_SECRET[:24] + inside + DO_SECRET[24:])
     assert main(["validate", str(policy)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert "accounts.do.token: the value of environment variable LEAK_DO_TOKEN has a" in err and "inside it (not shown here)" in err
+    assert (
+        "accounts.do.token: the value of environment variable LEAK_DO_TOKEN has a" in err
+        and "inside it (not shown here)" in err
+    )
     assert main(["plan", "--policy", str(policy), "-v"], clock=clock) == 1
-    assert main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"], clock=clock) == 1
+    assert (
+        main(["apply", "--policy", str(policy), "-v", "--report", "run/report.json"], clock=clock)
+        == 1
+    )
     places = everything(capsys, sandbox, tmp_path)
     assert not sandbox.requests()  # nothing was sent anywhere with it
     assert_no_secret({**places, "validate stderr": err})
@@ -338,7 +595,10 @@ def test_a_secret_with_whitespace_inside_is_an_error_naming_the_key_never_the_va
 def a_cloud_whose_server_name_holds_the_token(now, name: str) -> dict:
     state = cloud(now)
     state["servers"][0]["name"] = name
-    state["snapshots"] = [dict(s, name=s["name"].replace("web-1", name)) if s["account"] == "do" else s for s in state["snapshots"]]
+    state["snapshots"] = [
+        dict(s, name=s["name"].replace("web-1", name)) if s["account"] == "do" else s
+        for s in state["snapshots"]
+    ]
     return state
 
 
@@ -352,7 +612,11 @@ SECRET_NAMES = {
 def named_after_the_token(request, tmp_path, monkeypatch, clock):
     """A sandbox whose droplet's name holds the DigitalOcean token: what the cloud sends back
     reaches every output, so only the masking chokepoint stands between it and the user."""
-    with Sandbox(a_cloud_whose_server_name_holds_the_token(clock.now, request.param), action_seconds=0.05, clock=clock) as sb:
+    with Sandbox(
+        a_cloud_whose_server_name_holds_the_token(clock.now, request.param),
+        action_seconds=0.05,
+        clock=clock,
+    ) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
         for what, name in ENV_NAMES.items():
@@ -362,10 +626,16 @@ def named_after_the_token(request, tmp_path, monkeypatch, clock):
         yield sb
 
 
-def test_a_secret_in_a_server_name_is_masked_in_every_stream_file_and_log(named_after_the_token, tmp_path, capsys, clock):
+def test_a_secret_in_a_server_name_is_masked_in_every_stream_file_and_log(
+    named_after_the_token, tmp_path, capsys, clock
+):
     assert plan_apply_everything(tmp_path / "snapshot-policy.yaml", clock) == [0, 0, 0, 0, 0]
     places = everything(capsys, named_after_the_token, tmp_path)
-    assert "web-***" in places["stdout"] and "web-***" in places["out/plan.json"] and "web-***" in places["run/report.json"]
+    assert (
+        "web-***" in places["stdout"]
+        and "web-***" in places["out/plan.json"]
+        and "web-***" in places["run/report.json"]
+    )
     assert "web-***" in places["run/audit.jsonl"] and "web-***" in places["run/snapshot-policy.log"]
     # The snapshot is named after the server, as the cloud itself names it; notifications are
     # the next test's.
@@ -373,24 +643,32 @@ def test_a_secret_in_a_server_name_is_masked_in_every_stream_file_and_log(named_
     assert_no_secret(places)
 
 
-def test_a_secret_in_a_server_name_is_masked_in_every_notification(named_after_the_token, tmp_path, capsys, clock):
+def test_a_secret_in_a_server_name_is_masked_in_every_notification(
+    named_after_the_token, tmp_path, capsys, clock
+):
     assert main(["apply", "--policy", "snapshot-policy.yaml"], clock=clock) == 0
     places = everything(capsys, named_after_the_token, tmp_path)
     assert named_after_the_token.telegram_messages() and named_after_the_token.webhook_deliveries()
     assert_no_secret({k: places[k] for k in ("telegram messages", "webhook deliveries")})
 
 
-def test_plan_and_validate_log_retries_to_the_log_file_not_to_an_unmasked_stderr(policy, sandbox, tmp_path, capsys, clock):
+def test_plan_and_validate_log_retries_to_the_log_file_not_to_an_unmasked_stderr(
+    policy, sandbox, tmp_path, capsys, clock
+):
     for command in (["plan", "--policy", str(policy)], ["validate", "--online", str(policy)]):
         sandbox.inject("error", service="digitalocean", method="GET", status=503, count=1)
         assert main(command, clock=clock) == 0, command
         err = capsys.readouterr().err
-        assert "retrying" not in err, command  # before: Python's last-resort handler printed it, unmasked
+        assert "retrying" not in err, (
+            command
+        )  # before: Python's last-resort handler printed it, unmasked
     log = (tmp_path / "run" / "snapshot-policy.log").read_text()
     assert log.count("retrying in") == 2
 
 
-def test_a_config_file_holding_a_secret_that_others_can_read_is_warned_about_once(legacy, sandbox, capsys, clock):
+def test_a_config_file_holding_a_secret_that_others_can_read_is_warned_about_once(
+    legacy, sandbox, capsys, clock
+):
     droplet = legacy / "configs" / "droplet.json"
     for path in (legacy / "snapshots.config", droplet, legacy / "configs" / "server.json"):
         path.chmod(0o600)
@@ -407,7 +685,9 @@ def test_a_config_file_holding_a_secret_that_others_can_read_is_warned_about_onc
     assert "holds a secret" not in capsys.readouterr().err
 
 
-def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_path, capsys, monkeypatch, clock):
+def test_an_unexpected_error_shows_its_traceback_masked(
+    policy, sandbox, tmp_path, capsys, monkeypatch, clock
+):
     def broken(*args, **kwargs):
         raise RuntimeError(f"a bug holding {{'Authorization': 'Bearer {DO_SECRET}\\n'}}")
 
@@ -415,7 +695,10 @@ def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_pat
     with pytest.raises(RuntimeError):  # raised again for tests; `console` exits 1 instead
         main(["plan", "--policy", str(policy)], clock=clock)
     places = everything(capsys, sandbox, tmp_path)
-    assert "stopped on an unexpected error" in places["stderr"] and "Traceback (most recent call last)" in places["stderr"]
+    assert (
+        "stopped on an unexpected error" in places["stderr"]
+        and "Traceback (most recent call last)" in places["stderr"]
+    )
     assert "RuntimeError: a bug holding {'Authorization': 'Bearer ***" in places["stderr"]
     assert_no_secret(places)
 
@@ -425,7 +708,7 @@ def test_an_unexpected_error_shows_its_traceback_masked(policy, sandbox, tmp_pat
 FOLD_TOKEN = HZ_TOKEN  # 64 characters that look random, as a Hetzner token does
 BEFORE_PRINTS = [FOLD_TOKEN[:40], FOLD_TOKEN[40:]]  # folded after 40 characters
 AFTER_PRINTS = [
-    *(FOLD_TOKEN[i:i + 20] for i in range(0, 64, 20)),  # a line break every 20 characters
+    *(FOLD_TOKEN[i : i + 20] for i in range(0, 64, 20)),  # a line break every 20 characters
     f"{FOLD_TOKEN[10:18]}\\t{FOLD_TOKEN[18:26]}",  # 8 + 8 characters around an escaped tab
 ]
 
@@ -433,7 +716,7 @@ AFTER_PRINTS = [
 def fragments_of(secret: str, text: str) -> list[str]:
     """Every run of 12 characters of `secret` that `text` shows, as it is or with its whitespace
     and the escapes of whitespace taken out."""
-    runs = {secret[i:i + 12] for i in range(len(secret) - 11)}
+    runs = {secret[i : i + 12] for i in range(len(secret) - 11)}
     return sorted(run for run in runs if run in text or run in _WHITESPACE.sub("", text))
 
 
@@ -446,7 +729,9 @@ def folding(tmp_path, monkeypatch, clock):
             monkeypatch.setenv(name, value)
         monkeypatch.setenv("FOLD_HZ_TOKEN", FOLD_TOKEN)
         monkeypatch.chdir(tmp_path)
-        before, after = (", ".join(map(json.dumps, prints)) for prints in (BEFORE_PRINTS, AFTER_PRINTS))
+        before, after = (
+            ", ".join(map(json.dumps, prints)) for prints in (BEFORE_PRINTS, AFTER_PRINTS)
+        )
         (tmp_path / "snapshot-policy.yaml").write_text(
             "version: 1\n"
             "accounts:\n  hz: {provider: hetzner, token: env:FOLD_HZ_TOKEN}\n"
@@ -462,10 +747,24 @@ def folding(tmp_path, monkeypatch, clock):
         yield sb
 
 
-def test_a_token_a_hook_prints_folded_over_lines_leaves_no_12_character_piece(folding, tmp_path, capsys, clock):
-    assert main(["apply", "--policy", "snapshot-policy.yaml", "-v", "--report", "run/report.json"], clock=clock) == 0
+def test_a_token_a_hook_prints_folded_over_lines_leaves_no_12_character_piece(
+    folding, tmp_path, capsys, clock
+):
+    assert (
+        main(
+            ["apply", "--policy", "snapshot-policy.yaml", "-v", "--report", "run/report.json"],
+            clock=clock,
+        )
+        == 0
+    )
     places = everything(capsys, folding, tmp_path)
     log = places["run/snapshot-policy.log"]
-    assert log.count("before hook: ***") == 2 and log.count("after hook: ***") == 4  # the hooks ran and were logged
+    assert (
+        log.count("before hook: ***") == 2 and log.count("after hook: ***") == 4
+    )  # the hooks ran and were logged
     assert f"after hook: {FOLD_TOKEN[60:]}" in log  # 4 characters alone are not a piece of it
-    assert {where: fragments_of(FOLD_TOKEN, text) for where, text in places.items() if fragments_of(FOLD_TOKEN, text)} == {}
+    assert {
+        where: fragments_of(FOLD_TOKEN, text)
+        for where, text in places.items()
+        if fragments_of(FOLD_TOKEN, text)
+    } == {}

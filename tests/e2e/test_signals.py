@@ -50,12 +50,14 @@ def write_policy(folder: Path, then: str) -> Path:
         "timeout": 60,
     }
     policy = folder / "policy.yaml"
-    policy.write_text(policy_yaml(
-        {"name": "db", "account": "hz", "ids": [4711], "hooks": hooks},
-        accounts={"hz": ACCOUNTS["hz"]},
-        defaults={**NIGHTLY, "retention": {"keep_last": 2}},
-        settings={"lock_file": "run/lock"},
-    ))
+    policy.write_text(
+        policy_yaml(
+            {"name": "db", "account": "hz", "ids": [4711], "hooks": hooks},
+            accounts={"hz": ACCOUNTS["hz"]},
+            defaults={**NIGHTLY, "retention": {"keep_last": 2}},
+            settings={"lock_file": "run/lock"},
+        )
+    )
     return policy
 
 
@@ -95,20 +97,37 @@ def lock_is_free(folder: Path) -> bool:
 
 
 def start_apply(policy: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "snapshot_policy", "apply", "--policy", str(policy)],
-                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "snapshot_policy", "apply", "--policy", str(policy)],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def snapshot_starts(sandbox: Sandbox) -> list[dict]:
-    return [r for r in sandbox.requests("hetzner") if r["method"] == "POST" and "create_image" in r["path"]]
+    return [
+        r
+        for r in sandbox.requests("hetzner")
+        if r["method"] == "POST" and "create_image" in r["path"]
+    ]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_during_the_before_hook_kills_it_runs_after_and_starts_nothing(sandbox, tmp_path, signum):
+def test_a_signal_during_the_before_hook_kills_it_runs_after_and_starts_nothing(
+    sandbox, tmp_path, signum
+):
     policy = write_policy(tmp_path, "sleep 30")
     run = start_apply(policy)
     try:
-        wait_for(lambda: hook_lines(tmp_path) == ["before"] and (tmp_path / "hook.pid").read_text().strip() if (tmp_path / "hook.pid").exists() else False)
+        wait_for(
+            lambda: (
+                hook_lines(tmp_path) == ["before"] and (tmp_path / "hook.pid").read_text().strip()
+                if (tmp_path / "hook.pid").exists()
+                else False
+            )
+        )
         hook = int((tmp_path / "hook.pid").read_text())
         run.send_signal(signum)
         _, err = run.communicate(timeout=30)
@@ -125,7 +144,9 @@ def test_a_signal_during_the_before_hook_kills_it_runs_after_and_starts_nothing(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_while_the_snapshot_is_made_runs_after_and_leaves_the_snapshot_to_adopt(sandbox, tmp_path, signum):
+def test_a_signal_while_the_snapshot_is_made_runs_after_and_leaves_the_snapshot_to_adopt(
+    sandbox, tmp_path, signum
+):
     sandbox.state.action_seconds = 30
     policy = write_policy(tmp_path, "true")
     run = start_apply(policy)
@@ -138,24 +159,34 @@ def test_a_signal_while_the_snapshot_is_made_runs_after_and_leaves_the_snapshot_
     assert run.returncode == EXIT[signum], err
     assert hook_lines(tmp_path) == ["before", "after failure"]
     (start,) = journal(tmp_path)  # the start stays for the next run to adopt; no after hook owed
-    assert start["server_id"] == "4711" and start["name"].startswith("db-1-") and set(start) == {"account", "server_id", "name", "started"}
+    assert (
+        start["server_id"] == "4711"
+        and start["name"].startswith("db-1-")
+        and set(start) == {"account", "server_id", "name", "started"}
+    )
     assert len(snapshot_starts(sandbox)) == 1
     assert not [r for r in sandbox.requests("hetzner") if r["method"] == "DELETE"]
     assert (tmp_path / "run" / "lock.state.json").exists()
     assert lock_is_free(tmp_path)
 
 
-def test_a_run_killed_after_the_before_hook_leaves_the_next_run_to_run_after_first(sandbox, tmp_path):
+def test_a_run_killed_after_the_before_hook_leaves_the_next_run_to_run_after_first(
+    sandbox, tmp_path
+):
     go = tmp_path / "go"
     policy = write_policy(tmp_path, f"[ -e {go} ] || sleep 30")
     run = start_apply(policy)
     try:
-        wait_for(lambda: (tmp_path / "hook.pid").exists() and (tmp_path / "hook.pid").read_text().strip())
+        wait_for(
+            lambda: (tmp_path / "hook.pid").exists() and (tmp_path / "hook.pid").read_text().strip()
+        )
         run.send_signal(signal.SIGKILL)
         run.wait()
     finally:
         run.kill()
-        os.killpg(int((tmp_path / "hook.pid").read_text()), signal.SIGKILL)  # SIGKILL left it running
+        os.killpg(
+            int((tmp_path / "hook.pid").read_text()), signal.SIGKILL
+        )  # SIGKILL left it running
     assert hook_lines(tmp_path) == ["before"]
     assert [e.get("after") for e in journal(tmp_path)] == ["db"]
     go.touch()

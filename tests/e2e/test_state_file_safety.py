@@ -42,7 +42,15 @@ FILES = {
     "run report": "out/report.json",
     "metrics file": "out/metrics.prom",
 }
-APPLY = ["apply", "--policy", "policy.yaml", "--report", FILES["run report"], "--metrics-file", FILES["metrics file"]]
+APPLY = [
+    "apply",
+    "--policy",
+    "policy.yaml",
+    "--report",
+    FILES["run report"],
+    "--metrics-file",
+    FILES["metrics file"],
+]
 
 
 @pytest.fixture
@@ -66,16 +74,22 @@ def test_every_file_the_tool_writes_is_readable_by_its_owner_only(folder, sandbo
     assert main(["plan", "--policy", "policy.yaml", "--out", FILES["plan file"]], clock=clock) == 0
     assert main(APPLY, clock=clock) == 0
     modes = {what: stat.S_IMODE((folder / name).stat().st_mode) for what, name in FILES.items()}
-    assert modes == {what: {"log file": 0o640, "metrics file": 0o644}.get(what, 0o600) for what in FILES}
+    assert modes == {
+        what: {"log file": 0o640, "metrics file": 0o644}.get(what, 0o600) for what in FILES
+    }
 
 
 @pytest.mark.parametrize("what", [w for w in FILES if w != "plan file"])
-def test_apply_refuses_a_link_where_a_state_file_belongs_and_changes_nothing(what, folder, victim, sandbox, capsys, clock):
+def test_apply_refuses_a_link_where_a_state_file_belongs_and_changes_nothing(
+    what, folder, victim, sandbox, capsys, clock
+):
     link = folder / FILES[what]
     link.symlink_to(victim)
     assert main(APPLY, clock=clock) == 1
     err = capsys.readouterr().err
-    assert err.startswith("cannot use ") and f" {FILES[what]}: it is a symbolic link" in err  # by its name or its setting's
+    assert (
+        err.startswith("cannot use ") and f" {FILES[what]}: it is a symbolic link" in err
+    )  # by its name or its setting's
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert victim.read_text() == PRECIOUS
     assert not [r for r in sandbox.requests() if r["method"] in ("POST", "DELETE")]
@@ -86,11 +100,17 @@ def test_plan_refuses_to_save_through_a_link(folder, victim, sandbox, capsys, cl
     link.symlink_to(victim)
     assert main(["plan", "--policy", "policy.yaml", "--out", str(link)], clock=clock) == 1
     err = capsys.readouterr().err
-    assert err.startswith("cannot use ") and f" {link}: it is a symbolic link" in err and "Traceback" not in err
+    assert (
+        err.startswith("cannot use ")
+        and f" {link}: it is a symbolic link" in err
+        and "Traceback" not in err
+    )
     assert victim.read_text() == PRECIOUS
 
 
-def test_links_at_the_old_temporary_names_are_never_followed(folder, victim, sandbox, capsys, clock):
+def test_links_at_the_old_temporary_names_are_never_followed(
+    folder, victim, sandbox, capsys, clock
+):
     for what in ("journal", "metrics file"):
         (folder / (FILES[what] + ".tmp")).symlink_to(victim)
     assert main(APPLY, clock=clock) == 0
@@ -98,7 +118,9 @@ def test_links_at_the_old_temporary_names_are_never_followed(folder, victim, san
     assert (folder / FILES["metrics file"]).read_text().startswith("# HELP")
 
 
-def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(folder, victim, sandbox, capsys, clock):
+def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(
+    folder, victim, sandbox, capsys, clock
+):
     state = folder / "run" / "snapshot-policy.state.json"
     (folder / "run" / "snapshot-policy.state.json.tmp").symlink_to(victim)
     assert main(APPLY, clock=clock) == 0
@@ -109,7 +131,10 @@ def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(folder, victim, 
     capsys.readouterr()
     assert main(APPLY, clock=clock) == 1
     err = capsys.readouterr().err
-    assert err.startswith("cannot use ") and f" {Path('run') / state.name}: it is a symbolic link" in err
+    assert (
+        err.startswith("cannot use ")
+        and f" {Path('run') / state.name}: it is a symbolic link" in err
+    )
     assert victim.read_text() == PRECIOUS
 
 
@@ -120,9 +145,15 @@ try:
     NOBODY_NAME = pwd.getpwuid(NOBODY).pw_name
 except KeyError:
     NOBODY_NAME = str(NOBODY)
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="giving a file to another user needs root"
+)
 PLANTED = {  # how another local user's file looks, and what the refusal says
-    "another user's": (NOBODY, 0o600, f"it belongs to user {NOBODY_NAME}, not to user root, who runs snapshot-policy"),
+    "another user's": (
+        NOBODY,
+        0o600,
+        f"it belongs to user {NOBODY_NAME}, not to user root, who runs snapshot-policy",
+    ),
     "writable by others": (0, 0o666, "others may write it (mode 0666); run `chmod go-w"),
 }
 
@@ -140,14 +171,25 @@ def snapshot_names(sandbox, server_id: int) -> set[str]:
 
 @needs_root
 @pytest.mark.parametrize("how", PLANTED)
-def test_a_planted_journal_naming_a_manual_snapshot_is_refused_before_any_change(how, folder, sandbox, capsys, clock):
+def test_a_planted_journal_naming_a_manual_snapshot_is_refused_before_any_change(
+    how, folder, sandbox, capsys, clock
+):
     journal = folder / FILES["journal"]
-    pending = [{"account": "do", "server_id": "3164444", "name": "web-1-before-upgrade", "started": (clock() - timedelta(minutes=5)).isoformat()}]
+    pending = [
+        {
+            "account": "do",
+            "server_id": "3164444",
+            "name": "web-1-before-upgrade",
+            "started": (clock() - timedelta(minutes=5)).isoformat(),
+        }
+    ]
     plant(journal, json.dumps(pending), how)
     for command in (["plan", "--policy", "policy.yaml"], APPLY):
         assert main(command, clock=clock) == 1
         err = capsys.readouterr().err
-        assert err.startswith("cannot use ") and f" {FILES['journal']}: {PLANTED[how][2]}" in err, err
+        assert err.startswith("cannot use ") and f" {FILES['journal']}: {PLANTED[how][2]}" in err, (
+            err
+        )
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not [r for r in sandbox.requests() if r["method"] not in ("GET", "HEAD")]
     assert "web-1-before-upgrade" in snapshot_names(sandbox, 3164444)
@@ -156,8 +198,12 @@ def test_a_planted_journal_naming_a_manual_snapshot_is_refused_before_any_change
 
 @needs_root
 @pytest.mark.parametrize("how", PLANTED)
-@pytest.mark.parametrize("what", ["lock file", "log file", "audit log", "run state", "run report", "metrics file"])
-def test_apply_refuses_a_state_file_someone_else_may_have_written_and_changes_nothing(what, how, folder, sandbox, capsys, clock):
+@pytest.mark.parametrize(
+    "what", ["lock file", "log file", "audit log", "run state", "run report", "metrics file"]
+)
+def test_apply_refuses_a_state_file_someone_else_may_have_written_and_changes_nothing(
+    what, how, folder, sandbox, capsys, clock
+):
     name = FILES.get(what, "run/snapshot-policy.state.json")
     plant(folder / name, "{}\n", how)
     assert main(APPLY, clock=clock) == 1

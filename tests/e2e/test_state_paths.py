@@ -19,7 +19,6 @@ from snapshot_policy.cli import main
 from tests.e2e.policies import policy_yaml
 from tests.e2e.test_state_file_safety import POLICY, SETTINGS
 
-
 APPLY = ["apply", "--policy", "policy.yaml"]
 PLAN = ["plan", "--policy", "policy.yaml"]
 LOG_LINE = "2030-01-01T00:00:00.000Z INFO an earlier run's line\n"
@@ -44,18 +43,30 @@ def refused(command: list[str], sandbox, capsys, clock) -> str:
     return err.strip()
 
 
-@pytest.mark.parametrize("name", ["snapshot-policy.state.json", "snapshot-policy.journal.json"], ids=["run state", "journal"])
-def test_a_state_path_that_is_a_folder_is_refused_before_any_change(name, folder, sandbox, capsys, clock):
+@pytest.mark.parametrize(
+    "name",
+    ["snapshot-policy.state.json", "snapshot-policy.journal.json"],
+    ids=["run state", "journal"],
+)
+def test_a_state_path_that_is_a_folder_is_refused_before_any_change(
+    name, folder, sandbox, capsys, clock
+):
     (folder / "run" / name).mkdir()
     for command in (PLAN, APPLY):
-        assert f" {Path('run') / name}: it is a folder, not a file" in refused(command, sandbox, capsys, clock)
+        assert f" {Path('run') / name}: it is a folder, not a file" in refused(
+            command, sandbox, capsys, clock
+        )
 
 
 def test_an_audit_log_at_the_run_state_path_is_refused_naming_both(folder, sandbox, capsys, clock):
     audit_log = "run/snapshot-policy.state.json"
     (folder / "policy.yaml").write_text(policy_yaml(settings={**SETTINGS, "audit_log": audit_log}))
     line = refused(APPLY, sandbox, capsys, clock)
-    assert "audit_log" in line and "names the same file" in line and "run/snapshot-policy.state.json" in line
+    assert (
+        "audit_log" in line
+        and "names the same file" in line
+        and "run/snapshot-policy.state.json" in line
+    )
 
 
 def test_a_lock_file_at_the_log_file_is_refused_and_the_log_kept(folder, sandbox, capsys, clock):

@@ -26,20 +26,33 @@ def policy(folder, provider: str, keep: int):
 
 def marks(snapshot: dict) -> set[str]:
     """The owner a sandbox snapshot carries, as a Hetzner label or a DigitalOcean tag."""
-    tags = {t.removeprefix("snapshot-policy-owner-") for t in snapshot.get("tags", []) if t.startswith("snapshot-policy-owner-")}
+    tags = {
+        t.removeprefix("snapshot-policy-owner-")
+        for t in snapshot.get("tags", [])
+        if t.startswith("snapshot-policy-owner-")
+    }
     label = snapshot.get("labels", {}).get("snapshot-policy/owner")
     return tags | ({label} if label else set())
 
 
 def snapshots_of(sandbox, server_id: int) -> dict[str, set[str]]:
     """{snapshot id: its owners} for every snapshot of the server."""
-    return {str(s["id"]): marks(s) for s in sandbox.dump_state()["snapshots"] if s.get("server_id") == server_id}
+    return {
+        str(s["id"]): marks(s)
+        for s in sandbox.dump_state()["snapshots"]
+        if s.get("server_id") == server_id
+    }
 
 
 @pytest.mark.parametrize("provider", sorted(SERVERS))
-def test_a_second_configuration_never_deletes_the_firsts_snapshots(provider, tmp_path, sandbox, tokens, capsys, clock):
+def test_a_second_configuration_never_deletes_the_firsts_snapshots(
+    provider, tmp_path, sandbox, tokens, capsys, clock
+):
     server = SERVERS[provider][1]
-    first, second = policy(tmp_path / "a", provider, keep=6), policy(tmp_path / "b", provider, keep=2)
+    first, second = (
+        policy(tmp_path / "a", provider, keep=6),
+        policy(tmp_path / "b", provider, keep=2),
+    )
     owner_a, owner_b = location_owner(first), location_owner(second)
     assert owner_a != owner_b
     for _ in range(4):
@@ -52,7 +65,10 @@ def test_a_second_configuration_never_deletes_the_firsts_snapshots(provider, tmp
     assert main(["plan", "--policy", str(second), "--output", "json"], clock=clock) == 0
     planned = json.loads(capsys.readouterr().out)["targets"][0]
     shown = {s["id"]: s["ownership"] for s in planned["skip"]}
-    assert all(shown[i].startswith(f"another configuration's (owner {owner_a}; this one is {owner_b})") for i in made_by_a)
+    assert all(
+        shown[i].startswith(f"another configuration's (owner {owner_a}; this one is {owner_b})")
+        for i in made_by_a
+    )
 
     for _ in range(3):
         assert main(["apply", "--policy", str(second)], clock=clock) == 0
@@ -68,7 +84,9 @@ def test_a_second_configuration_never_deletes_the_firsts_snapshots(provider, tmp
     assert sum(owners == {owner_b} for owners in final.values()) == 2
 
 
-def test_validate_names_a_token_that_is_not_ascii(tmp_path, sandbox, tokens, monkeypatch, capsys, clock):
+def test_validate_names_a_token_that_is_not_ascii(
+    tmp_path, sandbox, tokens, monkeypatch, capsys, clock
+):
     """It passed validate once and then failed every plan with an UnicodeEncodeError."""
     path = policy(tmp_path / "a", "digitalocean", keep=2)
     monkeypatch.setenv("TEST_DO_TOKEN", "dop_v1_abc\u2013def")

@@ -17,18 +17,25 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from snapshot_policy.edges import hooks
 from snapshot_policy.core.model import HETZNER, Hooks, RetentionPolicy, Target
+from snapshot_policy.edges import hooks
 
 APP = Target("app", HETZNER, "hz-a", "301", "app-1", RetentionPolicy(keep_last=2))
 CHILD_SLEEPS = 8  # seconds a child left behind lives; every call here must return well before
 WELL_BEFORE = CHILD_SLEEPS - 2  # a generous bound: the point is "not after the child", not speed
 
 
-def run(before: tuple[str, ...] | str, timeout: float = 1.0, shell: bool = False) -> tuple[str | None, float]:
+def run(
+    before: tuple[str, ...] | str, timeout: float = 1.0, shell: bool = False
+) -> tuple[str | None, float]:
     """Run `before` as the before hook of APP; return its result and how long the call took."""
     started = time.monotonic()
-    result = hooks.run("before", Hooks(before=before, timeout=timeout, shell=shell), APP, hooks.environment(APP, "app-1-20250101000000"))
+    result = hooks.run(
+        "before",
+        Hooks(before=before, timeout=timeout, shell=shell),
+        APP,
+        hooks.environment(APP, "app-1-20250101000000"),
+    )
     return result, time.monotonic() - started
 
 
@@ -69,6 +76,7 @@ def wait_for(path, seconds: float = 10.0) -> None:
 
 # -- stop_all (item 5's signal path) ---------------------------------------------------------
 
+
 def test_stop_all_kills_a_running_hook_and_its_call_says_it_was_stopped(tmp_path):
     started = tmp_path / "started"
     with ThreadPoolExecutor(1) as pool:
@@ -98,10 +106,15 @@ def test_stop_all_with_no_hook_running_does_nothing():
 
 # -- a child left behind, a timeout for the whole hook, capped output (item 6) ---------------
 
-def test_a_hook_that_exited_is_judged_by_its_status_while_a_child_it_left_holds_its_output(leftovers):
+
+def test_a_hook_that_exited_is_judged_by_its_status_while_a_child_it_left_holds_its_output(
+    leftovers,
+):
     """`setsid -f` leaves a child in another session, outside the hook's process group, with the
     hook's output open: the call ends with the hook, not with the child."""
-    result, took = run(("setsid", "-f", "sh", "-c", f"echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}"))
+    result, took = run(
+        ("setsid", "-f", "sh", "-c", f"echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}")
+    )
     assert result is None and took < WELL_BEFORE
 
 
@@ -110,7 +123,9 @@ def test_a_shell_hook_that_backgrounds_a_child_and_exits_0_succeeds(leftovers):
     assert result is None and took < WELL_BEFORE
 
 
-def test_the_timeout_bounds_the_whole_hook_even_when_a_child_outside_its_group_holds_its_output(leftovers):
+def test_the_timeout_bounds_the_whole_hook_even_when_a_child_outside_its_group_holds_its_output(
+    leftovers,
+):
     result, took = run(
         f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; "
         f"sleep {CHILD_SLEEPS}",
@@ -120,13 +135,19 @@ def test_the_timeout_bounds_the_whole_hook_even_when_a_child_outside_its_group_h
 
 
 def test_a_hook_that_fails_is_reported_failed_while_a_child_holds_its_output(leftovers):
-    result, _ = run(f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; exit 7", shell=True)
+    result, _ = run(
+        f"setsid -f sh -c 'echo $$ >> {leftovers}; exec sleep {CHILD_SLEEPS}'; exit 7", shell=True
+    )
     assert result == "before hook failed (exit status 7)"
 
 
-def test_only_the_last_64_KiB_of_a_hooks_output_reach_the_log_with_a_note_of_what_was_dropped(logged):
+def test_only_the_last_64_KiB_of_a_hooks_output_reach_the_log_with_a_note_of_what_was_dropped(
+    logged,
+):
     megabyte = 1024 * 1024
-    result, _ = run(f"head -c {megabyte} /dev/zero | tr '\\0' x; echo; echo the-last-line", shell=True)
+    result, _ = run(
+        f"head -c {megabyte} /dev/zero | tr '\\0' x; echo; echo the-last-line", shell=True
+    )
     logged = [record.getMessage() for record in logged]
     assert result is None and logged[-1] == "app (app-1): before hook: done"
     assert sum(len(line) for line in logged) < hooks.OUTPUT_KEPT + 1024
@@ -140,6 +161,7 @@ def test_only_the_last_64_KiB_of_a_hooks_output_reach_the_log_with_a_note_of_wha
 
 # -- a minimal environment (item 13) ---------------------------------------------------------
 
+
 def test_a_hook_sees_a_minimal_environment_and_the_variables_its_env_lists(tmp_path, monkeypatch):
     monkeypatch.setenv("HCLOUD_TOKEN", "a-token-the-hook-must-not-see")
     monkeypatch.setenv("PGPASSFILE", "/etc/db/pgpass")
@@ -148,12 +170,19 @@ def test_a_hook_sees_a_minimal_environment_and_the_variables_its_env_lists(tmp_p
     monkeypatch.delenv("UNSET_NAME", raising=False)
     seen = tmp_path / "environment.json"
     dump = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ)))"
-    the_hooks = Hooks(before=(sys.executable, "-c", dump, str(seen)), env=("PGPASSFILE", "UNSET_NAME"))
-    assert hooks.run("before", the_hooks, APP, hooks.environment(APP, "app-1-20250101000000")) is None
+    the_hooks = Hooks(
+        before=(sys.executable, "-c", dump, str(seen)), env=("PGPASSFILE", "UNSET_NAME")
+    )
+    assert (
+        hooks.run("before", the_hooks, APP, hooks.environment(APP, "app-1-20250101000000")) is None
+    )
     environment = json.loads(seen.read_text())
     assert "HCLOUD_TOKEN" not in environment and "SNAPSHOT_POLICY_FROM_OUTSIDE" not in environment
     assert environment["PGPASSFILE"] == "/etc/db/pgpass" and "UNSET_NAME" not in environment
     assert environment["PATH"] == os.environ["PATH"] and environment["LC_TIME"] == "C"
-    assert environment["SNAPSHOT_POLICY_SNAPSHOT"] == "app-1-20250101000000" and environment["SNAPSHOT_POLICY_SERVER_ID"] == "301"
+    assert (
+        environment["SNAPSHOT_POLICY_SNAPSHOT"] == "app-1-20250101000000"
+        and environment["SNAPSHOT_POLICY_SERVER_ID"] == "301"
+    )
     allowed = {*hooks.PASSED_ON, "PGPASSFILE", *hooks.environment(APP, "")}
     assert {name for name in environment if not name.startswith("LC_")} <= allowed

@@ -15,13 +15,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapshot_policy.edges import providers
 from snapshot_policy.core.duration import Duration
-from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, ActionKind, RetentionPolicy, Schedule, Selector, TargetSpec
-from snapshot_policy.engine.observe import observe
-from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL
-from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.core.model import (
+    DIGITALOCEAN,
+    HETZNER,
+    Account,
+    ActionKind,
+    RetentionPolicy,
+    Schedule,
+    Selector,
+    TargetSpec,
+)
+from snapshot_policy.core.ownership import (
+    DIGITALOCEAN_TAG,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SERVER_ID_LABEL,
+)
 from snapshot_policy.core.reconcile import build_plan
+from snapshot_policy.edges import providers
+from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.engine.observe import observe
 from snapshot_policy.sandbox import Sandbox
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN, seed
 
@@ -50,24 +64,52 @@ def reset(sandbox: Sandbox, provider: str) -> list[int]:
     ids = list(range(1000, 1000 + count))
     in_order = ids[::-1] if order == "newest first" else ids
     ours = in_order[page_size - MANAGED // 2 : page_size + MANAGED // 2]
-    marks = {"tags": [DIGITALOCEAN_TAG]} if provider == DIGITALOCEAN else {"labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: str(server_id)}}
+    marks = (
+        {"tags": [DIGITALOCEAN_TAG]}
+        if provider == DIGITALOCEAN
+        else {"labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: str(server_id)}}
+    )
     for n, snapshot_id in enumerate(sorted(ours, reverse=True)):
         created = NOW - timedelta(days=n, hours=1)
-        sandbox.state.add_snapshot(account, f"srv-{created:%Y%m%d%H%M%S}", server_id=server_id, id=snapshot_id, created=created, **marks)
+        sandbox.state.add_snapshot(
+            account,
+            f"srv-{created:%Y%m%d%H%M%S}",
+            server_id=server_id,
+            id=snapshot_id,
+            created=created,
+            **marks,
+        )
     for n, snapshot_id in enumerate(i for i in ids if i not in ours):
-        sandbox.state.add_snapshot(account, f"manual-{n}", server_id=server_id, id=snapshot_id, created=NOW - timedelta(days=400, minutes=n))
+        sandbox.state.add_snapshot(
+            account,
+            f"manual-{n}",
+            server_id=server_id,
+            id=snapshot_id,
+            created=NOW - timedelta(days=400, minutes=n),
+        )
     return ids
 
 
 def plan_now(sandbox: Sandbox, provider: str):
     account, server_id, _, token, *_ = CLOUDS[provider]
-    endpoint = sandbox.digitalocean_endpoint if provider == DIGITALOCEAN else sandbox.hetzner_endpoint
+    endpoint = (
+        sandbox.digitalocean_endpoint if provider == DIGITALOCEAN else sandbox.hetzner_endpoint
+    )
     spec = TargetSpec(
-        "srv", Account(account, provider, token, endpoint), Selector(ids=(str(server_id),)),
-        RetentionPolicy(keep_last=KEEP_LAST), schedule=Schedule(every=Duration(days=1)), server_name="srv",
+        "srv",
+        Account(account, provider, token, endpoint),
+        Selector(ids=(str(server_id),)),
+        RetentionPolicy(keep_last=KEEP_LAST),
+        schedule=Schedule(every=Duration(days=1)),
+        server_name="srv",
     )
     retry = RetryPolicy(sleep=lambda seconds: None)
-    observation = observe([spec], lambda a: providers.connect(a, Timing(request_timeout=5, creation_timeout=60), retry), orphans=False, now=NOW)
+    observation = observe(
+        [spec],
+        lambda a: providers.connect(a, Timing(request_timeout=5, creation_timeout=60), retry),
+        orphans=False,
+        now=NOW,
+    )
     return observation, build_plan(observation.observed, NOW, withheld=observation.withheld)
 
 
@@ -75,23 +117,41 @@ def deleted(plan) -> set[str]:
     return {a.snapshot.id for p in plan.targets for a in p.of_kind(ActionKind.DELETE)}
 
 
-shift = st.fixed_dictionaries({
-    "page": st.integers(1, 3),
-    "insert": st.integers(0, 3),
-    "delete": st.lists(st.integers(0, 10_000), max_size=3),  # indexes into the seeded ids
-    "count": st.integers(1, 4),  # 4 fires outlast the re-reads: the listing never settles
-})
+shift = st.fixed_dictionaries(
+    {
+        "page": st.integers(1, 3),
+        "insert": st.integers(0, 3),
+        "delete": st.lists(st.integers(0, 10_000), max_size=3),  # indexes into the seeded ids
+        "count": st.integers(1, 4),  # 4 fires outlast the re-reads: the listing never settles
+    }
+)
 
 
 @pytest.mark.parametrize("provider", [HETZNER, DIGITALOCEAN])
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(shifts=st.lists(shift, min_size=1, max_size=3))
-def test_a_listing_that_shifts_between_pages_never_deletes_what_a_consistent_view_keeps(cloud, provider, shifts):
+def test_a_listing_that_shifts_between_pages_never_deletes_what_a_consistent_view_keeps(
+    cloud, provider, shifts
+):
     ids = reset(cloud, provider)
     _, server_id, path, *_ = CLOUDS[provider]
     for change in shifts:
         doomed = sorted({ids[i % len(ids)] for i in change["delete"]})
-        cloud.inject("shift", service=provider, path=path, page=change["page"], insert=change["insert"], delete=doomed, server_id=server_id, count=change["count"])
+        cloud.inject(
+            "shift",
+            service=provider,
+            path=path,
+            page=change["page"],
+            insert=change["insert"],
+            delete=doomed,
+            server_id=server_id,
+            count=change["count"],
+        )
 
     observation, plan = plan_now(cloud, provider)
     seen = [s.id for _, snapshots in observation.observed for s in snapshots]

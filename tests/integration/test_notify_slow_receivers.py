@@ -22,14 +22,23 @@ from snapshot_policy.edges.notify import CUT_OFF, Event, deliver, time_allowed
 from tests.integration.conftest import BOT_TOKEN
 
 TRICKLE_EVERY = 0.2
-ANSWER = b'{"ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 555, "type": "private"}}}'
+ANSWER = (
+    b'{"ok": true, "result": {"message_id": 1, "date": 0, "chat": {"id": 555, "type": "private"}}}'
+)
 TRICKLE_TAKES = len(ANSWER) * TRICKLE_EVERY  # about 18 s
 WELL_BEFORE = TRICKLE_TAKES / 2
 
 EVENT = Event(
-    target="web", provider="hetzner", server_name="app-1", server_id="301",
-    snapshot_name="app-1-20250101030000", total_snapshots=2, status="SUCCESS", error=None,
-    hostname="backup-host", timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
+    target="web",
+    provider="hetzner",
+    server_name="app-1",
+    server_id="301",
+    snapshot_name="app-1-20250101030000",
+    total_snapshots=2,
+    status="SUCCESS",
+    error=None,
+    hostname="backup-host",
+    timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
 )
 
 
@@ -73,14 +82,24 @@ def send(routes, base_url: str = "http://127.0.0.1:9/bot", **options):
 def test_a_webhook_answering_a_byte_at_a_time_fails_at_its_timeout(trickle):
     channel = WebhookChannel(name="hook", url=f"{trickle}/hook", timeout=1, retries=1, base_delay=0)
     [delivery], took = send([(EVENT, [channel])])
-    assert (delivery.ok, delivery.attempts, delivery.error) == (False, 2, "no complete answer within 1s")
+    assert (delivery.ok, delivery.attempts, delivery.error) == (
+        False,
+        2,
+        "no complete answer within 1s",
+    )
     assert took < WELL_BEFORE
 
 
 def test_telegram_answering_a_byte_at_a_time_fails_at_its_timeout(trickle):
-    channel = TelegramChannel(name="ops", bot_token=BOT_TOKEN, chat_id="555", timeout=1, retries=1, base_delay=0)
+    channel = TelegramChannel(
+        name="ops", bot_token=BOT_TOKEN, chat_id="555", timeout=1, retries=1, base_delay=0
+    )
     [delivery], took = send([(EVENT, [channel])], f"{trickle}/bot")
-    assert (delivery.ok, delivery.attempts, delivery.error) == (False, 2, "TimedOut: no complete answer within 1s")
+    assert (delivery.ok, delivery.attempts, delivery.error) == (
+        False,
+        2,
+        "TimedOut: no complete answer within 1s",
+    )
     assert took < WELL_BEFORE
 
 
@@ -90,10 +109,14 @@ def test_a_runs_notifications_are_cut_off_at_their_deadline_and_reported_failed(
     hook = WebhookChannel(name="hook", url=f"{trickle}/hook", timeout=30, retries=0)
     bot = TelegramChannel(name="ops", bot_token=BOT_TOKEN, chat_id="555", timeout=30, retries=0)
     events = [replace(EVENT, target=name) for name in ("a", "b")]
-    deliveries, took = send([(event, [hook, bot]) for event in events], f"{trickle}/bot", total_time=1.0)
+    deliveries, took = send(
+        [(event, [hook, bot]) for event in events], f"{trickle}/bot", total_time=1.0
+    )
     assert [(d.channel, d.target, d.ok, d.attempts, d.error) for d in deliveries] == [
-        ("hook", "a", False, 1, CUT_OFF), ("ops", "a", False, 1, CUT_OFF),
-        ("hook", "b", False, 0, CUT_OFF), ("ops", "b", False, 0, CUT_OFF),
+        ("hook", "a", False, 1, CUT_OFF),
+        ("ops", "a", False, 1, CUT_OFF),
+        ("hook", "b", False, 0, CUT_OFF),
+        ("ops", "b", False, 0, CUT_OFF),
     ]
     assert took < WELL_BEFORE
 

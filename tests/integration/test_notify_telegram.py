@@ -6,19 +6,32 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from tests.integration.conftest import BOT_TOKEN
-
 from snapshot_policy.core.model import Delivery, TelegramChannel
 from snapshot_policy.edges.notify import Event, deliver, telegram
 from snapshot_policy.edges.notify.messages import plain_text, summary_text, telegram_text
+from tests.integration.conftest import BOT_TOKEN
 
 EVENT = Event(
-    target="web", provider="digitalocean", server_name="web-1", server_id="101",
-    snapshot_name="web-1-20250101030000", total_snapshots=3, status="SUCCESS", error=None,
-    hostname="backup-host", timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
+    target="web",
+    provider="digitalocean",
+    server_name="web-1",
+    server_id="101",
+    snapshot_name="web-1-20250101030000",
+    total_snapshots=3,
+    status="SUCCESS",
+    error=None,
+    hostname="backup-host",
+    timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
 )
-FAILED = replace(EVENT, target="db", server_name="db-1", server_id="103", snapshot_name="",
-                 status="FAILURE", error="quota exceeded")
+FAILED = replace(
+    EVENT,
+    target="db",
+    server_name="db-1",
+    server_id="103",
+    snapshot_name="",
+    status="FAILURE",
+    error="quota exceeded",
+)
 
 
 def channel(**changes) -> TelegramChannel:
@@ -31,7 +44,10 @@ def send(sandbox, routes, sleeps=None):
 
 
 def received(sandbox) -> list[tuple]:
-    return [(m["chat_id"], m["text"], m["parse_mode"], m["delivered"]) for m in sandbox.telegram_messages()]
+    return [
+        (m["chat_id"], m["text"], m["parse_mode"], m["delivered"])
+        for m in sandbox.telegram_messages()
+    ]
 
 
 def by_chat(sandbox) -> dict[int, list[str]]:
@@ -61,20 +77,30 @@ def test_default_message_is_received_with_markdown(sandbox):
     deliveries = send(sandbox, [(EVENT, [channel()])])
     assert deliveries == [Delivery("ops", "telegram", "web", True, 1, None)]
     assert received(sandbox) == [(555, telegram_text(EVENT, None)[0], "Markdown", True)]
-    assert received(sandbox)[0][1].startswith("✅ *Snapshot succeeded*\nServer: web-1 (id 101, digitalocean)")
+    assert received(sandbox)[0][1].startswith(
+        "✅ *Snapshot succeeded*\nServer: web-1 (id 101, digitalocean)"
+    )
 
 
 def test_each_channel_uses_its_own_template_for_success_and_failure(sandbox):
     ops = channel(message_success="*OK* {server_name}", message_failure="*FAILED* {server_name}")
-    team = channel(name="team", chat_id="-100777", message_success="{snapshot_info} on {droplet_name}")
+    team = channel(
+        name="team", chat_id="-100777", message_success="{snapshot_info} on {droplet_name}"
+    )
     deliveries = send(sandbox, [(EVENT, [ops, team]), (FAILED, [ops, team])])
     assert [(d.channel, d.target, d.ok) for d in deliveries] == [
-        ("ops", "web", True), ("team", "web", True), ("ops", "db", True), ("team", "db", True)]
+        ("ops", "web", True),
+        ("team", "web", True),
+        ("ops", "db", True),
+        ("team", "db", True),
+    ]
     assert by_chat(sandbox) == {  # the two chats are served concurrently, each in order
         555: ["*OK* web-1", "*FAILED* db-1"],
         -100777: ["3 snapshots exist on web-1", telegram_text(FAILED, None)[0]],
     }
-    assert all(m["parse_mode"] == "Markdown" and m["delivered"] for m in sandbox.telegram_messages())
+    assert all(
+        m["parse_mode"] == "Markdown" and m["delivered"] for m in sandbox.telegram_messages()
+    )
 
 
 def test_escaped_values_pass_telegrams_entity_check(sandbox):
@@ -90,11 +116,21 @@ def test_malformed_template_markup_falls_back_to_plain_text_once(sandbox):
     event = replace(EVENT, server_name="db_main-1")
     sleeps: list[float] = []
     ops = channel(message_success="*Snapshot of {server_name}")  # the template's own * is unclosed
-    assert send(sandbox, [(event, [ops])], sleeps) == [Delivery("ops", "telegram", "web", True, 2, None)]
+    assert send(sandbox, [(event, [ops])], sleeps) == [
+        Delivery("ops", "telegram", "web", True, 2, None)
+    ]
     first, second = sandbox.telegram_messages()
-    assert (first["text"], first["parse_mode"], first["delivered"]) == ("*Snapshot of db_main-1", "Markdown", False)
+    assert (first["text"], first["parse_mode"], first["delivered"]) == (
+        "*Snapshot of db_main-1",
+        "Markdown",
+        False,
+    )
     assert "can't parse entities" in first["error"]
-    assert (second["text"], second["parse_mode"], second["delivered"]) == ("*Snapshot of db_main-1", None, True)
+    assert (second["text"], second["parse_mode"], second["delivered"]) == (
+        "*Snapshot of db_main-1",
+        None,
+        True,
+    )
     assert second["text"] == plain_text(event, ops.message_success)
     assert sleeps == []
 
@@ -102,7 +138,9 @@ def test_malformed_template_markup_falls_back_to_plain_text_once(sandbox):
 def test_flood_control_retry_after_is_honoured(sandbox):
     sandbox.inject("rate_limit", service="telegram", count=1, retry_after=3)
     sleeps: list[float] = []
-    assert send(sandbox, [(EVENT, [channel()])], sleeps) == [Delivery("ops", "telegram", "web", True, 2, None)]
+    assert send(sandbox, [(EVENT, [channel()])], sleeps) == [
+        Delivery("ops", "telegram", "web", True, 2, None)
+    ]
     assert sleeps == [3]
     assert len(sandbox.telegram_messages()) == 1
 
@@ -112,7 +150,9 @@ def test_a_flood_control_wait_too_long_to_honour_ends_the_delivery(sandbox):
     sleeps: list[float] = []
     [delivery] = send(sandbox, [(EVENT, [channel()])], sleeps)
     assert (delivery.ok, delivery.attempts, sleeps) == (False, 1, [])
-    assert delivery.error.startswith("RetryAfter: ") and delivery.error.endswith("; not waiting 3600 s")
+    assert delivery.error.startswith("RetryAfter: ") and delivery.error.endswith(
+        "; not waiting 3600 s"
+    )
     assert sandbox.telegram_messages() == []
 
 
@@ -128,7 +168,11 @@ def test_persistent_errors_end_in_a_failed_delivery_after_all_retries(sandbox):
     sandbox.inject("error", service="telegram", status=502, count=None)
     sleeps: list[float] = []
     [delivery] = send(sandbox, [(EVENT, [channel(retries=3, base_delay=0.5)])], sleeps)
-    assert (delivery.ok, delivery.attempts, delivery.error) == (False, 4, "NetworkError: Bad Gateway")
+    assert (delivery.ok, delivery.attempts, delivery.error) == (
+        False,
+        4,
+        "NetworkError: Bad Gateway",
+    )
     assert sleeps == [0.5, 1.0, 2.0]
 
 
@@ -155,7 +199,9 @@ def test_each_delivery_is_logged_once_without_the_token(sandbox):
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        send(sandbox, [(EVENT, [channel(), channel(name="broken", bot_token="555:" + "Wrong" * 8)])])
+        send(
+            sandbox, [(EVENT, [channel(), channel(name="broken", bot_token="555:" + "Wrong" * 8)])]
+        )
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -171,7 +217,9 @@ def test_each_delivery_is_logged_once_without_the_token(sandbox):
 
 def test_an_unreachable_api_fails_without_raising_or_showing_a_url():
     routes = [(EVENT, [channel(retries=1, timeout=0.5)])]
-    [delivery] = deliver(routes, "http://127.0.0.1:9/bot", lambda: EVENT.timestamp, sleep=lambda _: None)
+    [delivery] = deliver(
+        routes, "http://127.0.0.1:9/bot", lambda: EVENT.timestamp, sleep=lambda _: None
+    )
     assert (delivery.ok, delivery.attempts) == (False, 2)
     assert BOT_TOKEN not in delivery.error and "127.0.0.1" not in delivery.error
 
@@ -179,8 +227,13 @@ def test_an_unreachable_api_fails_without_raising_or_showing_a_url():
 def test_summary_channel_gets_one_message_for_the_whole_run(sandbox):
     summary = channel(name="digest", chat_id="777", summary=True)
     other = replace(EVENT, target="web2", server_name="web-2", server_id="102")
-    deliveries = send(sandbox, [(EVENT, [summary, channel()]), (FAILED, [summary]), (other, [summary])])
-    assert [(d.channel, d.target, d.ok) for d in deliveries] == [("ops", "web", True), ("digest", None, True)]
+    deliveries = send(
+        sandbox, [(EVENT, [summary, channel()]), (FAILED, [summary]), (other, [summary])]
+    )
+    assert [(d.channel, d.target, d.ok) for d in deliveries] == [
+        ("ops", "web", True),
+        ("digest", None, True),
+    ]
     digest = [m for m in sandbox.telegram_messages() if m["chat_id"] == 777]
     assert len(digest) == 1
     assert digest[0]["text"].splitlines()[:4] == [
@@ -195,26 +248,40 @@ def test_a_plain_http_api_off_this_machine_is_refused_before_the_token_is_sent()
     """docs/promises.md §5 invariant 11: the bot token is part of every request URL."""
     sleeps: list[float] = []
     routes = [(EVENT, [channel(), channel(name="digest", summary=True)])]
-    deliveries = deliver(routes, "http://api.telegram.example/bot", lambda: EVENT.timestamp, sleep=sleeps.append)
-    refusal = ("http://api.telegram.example is not https: "
-               "the bot token would cross the network in clear text; "
-               "use https, or http only to this machine (127.0.0.1, ::1, localhost)")
-    assert deliveries == [Delivery("ops", "telegram", "web", False, 0, refusal), Delivery("digest", "telegram", None, False, 0, refusal)]
+    deliveries = deliver(
+        routes, "http://api.telegram.example/bot", lambda: EVENT.timestamp, sleep=sleeps.append
+    )
+    refusal = (
+        "http://api.telegram.example is not https: "
+        "the bot token would cross the network in clear text; "
+        "use https, or http only to this machine (127.0.0.1, ::1, localhost)"
+    )
+    assert deliveries == [
+        Delivery("ops", "telegram", "web", False, 0, refusal),
+        Delivery("digest", "telegram", None, False, 0, refusal),
+    ]
     assert sleeps == []
 
 
 def numbered(count: int) -> list[Event]:
-    return [replace(EVENT, target=f"t{i:02d}", server_name=f"srv-{i:02d}", server_id=str(1000 + i)) for i in range(count)]
+    return [
+        replace(EVENT, target=f"t{i:02d}", server_name=f"srv-{i:02d}", server_id=str(1000 + i))
+        for i in range(count)
+    ]
 
 
 def test_fifty_chats_all_get_their_message_over_one_pool_of_connections(sandbox, monkeypatch):
     """One client per run: a new client per message opened a connection per message (50 here)."""
     accepted = connections(sandbox, monkeypatch)
     events = numbered(50)
-    routes = [(event, [channel(name=f"chat{i}", chat_id=str(5000 + i))]) for i, event in enumerate(events)]
+    routes = [
+        (event, [channel(name=f"chat{i}", chat_id=str(5000 + i))]) for i, event in enumerate(events)
+    ]
     sleeps: list[float] = []
     deliveries = send(sandbox, routes, sleeps)
-    assert deliveries == [Delivery(f"chat{i}", "telegram", e.target, True, 1, None) for i, e in enumerate(events)]
+    assert deliveries == [
+        Delivery(f"chat{i}", "telegram", e.target, True, 1, None) for i, e in enumerate(events)
+    ]
     assert by_chat(sandbox) == {5000 + i: [telegram_text(e, None)[0]] for i, e in enumerate(events)}
     assert 1 <= len(accepted) <= telegram.POOL
     # About 30 messages a second per bot: past the 30th, each waits for its slot (under a second).
@@ -228,7 +295,9 @@ def test_each_chat_gets_its_messages_in_order_paced_and_its_summary_last(sandbox
     sleeps: list[float] = []
     deliveries = send(sandbox, [(event, [*chats, digest]) for event in events], sleeps)
     assert [(d.channel, d.target) for d in deliveries] == [
-        *((f"chat{c}", e.target) for e in events for c in range(3)), ("digest", None)]
+        *((f"chat{c}", e.target) for e in events for c in range(3)),
+        ("digest", None),
+    ]
     assert all(d.ok and d.attempts == 1 for d in deliveries)
     texts = [telegram_text(e, None)[0] for e in events]
     assert by_chat(sandbox) == {700: [*texts, summary_text(events)[0]], 701: texts, 702: texts}
@@ -243,7 +312,9 @@ def test_a_group_gets_at_most_twenty_messages_a_minute(sandbox):
     deliveries = send(sandbox, [(event, [channel(chat_id="-100777")]) for event in events], sleeps)
     assert all(d.ok for d in deliveries)
     assert by_chat(sandbox) == {-100777: [telegram_text(e, None)[0] for e in events]}
-    assert len(sleeps) == 18 and all(0 < s <= 3 for s in sleeps[:17])  # a burst of three, then one a second
+    assert len(sleeps) == 18 and all(
+        0 < s <= 3 for s in sleeps[:17]
+    )  # a burst of three, then one a second
     assert 55 < sleeps[17] <= 60  # the 21st waits until a minute after the first
 
 
@@ -251,7 +322,9 @@ def test_flood_control_on_one_chat_keeps_its_order_and_holds_no_other_chat_back(
     sandbox.inject("rate_limit", service="telegram", count=1, retry_after=5)
     events = numbered(3)
     sleeps: list[float] = []
-    routes = [(event, [channel(chat_id="800"), channel(name="other", chat_id="801")]) for event in events]
+    routes = [
+        (event, [channel(chat_id="800"), channel(name="other", chat_id="801")]) for event in events
+    ]
     deliveries = send(sandbox, routes, sleeps)
     assert all(d.ok for d in deliveries) and sum(d.attempts for d in deliveries) == 7
     texts = [telegram_text(e, None)[0] for e in events]

@@ -18,9 +18,16 @@ from tests.integration.test_notify_telegram import connections
 STAMP = datetime(2025, 1, 1, 3, tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 EVENT = Event(
-    target="web", provider="hetzner", server_name="app-1", server_id="301",
-    snapshot_name="app-1-20250101030000", total_snapshots=2, status="SUCCESS", error=None,
-    hostname="backup-host", timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
+    target="web",
+    provider="hetzner",
+    server_name="app-1",
+    server_id="301",
+    snapshot_name="app-1-20250101030000",
+    total_snapshots=2,
+    status="SUCCESS",
+    error=None,
+    hostname="backup-host",
+    timestamp=datetime(2025, 1, 1, 3, tzinfo=timezone.utc),
 )
 FAILED = replace(EVENT, status="FAILURE", snapshot_name="", error="server is locked")
 # The run's clock: a signature is dated by it, never by the machine's wall clock.
@@ -33,7 +40,9 @@ def hook(sandbox, **changes) -> WebhookChannel:
 
 def send(channel, event=EVENT, sleeps=None) -> Delivery:
     sleeps = [] if sleeps is None else sleeps
-    [delivery] = deliver([(event, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append)
+    [delivery] = deliver(
+        [(event, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append
+    )
     return delivery
 
 
@@ -44,10 +53,18 @@ def test_default_payload_is_posted_as_compact_json(sandbox):
     assert received["headers"]["content-type"] == "application/json"
     assert "x-snapshot-policy-signature" not in received["headers"]
     assert received["json"] == {
-        "script": "snapshot-policy", "provider": "hetzner", "server": "app-1", "server_id": "301",
-        "status": "FAILURE", "hostname": "backup-host", "timestamp": STAMP,
-        "snapshot_name": "", "total_snapshots": 2, "snapshot_info": "2 snapshots exist",
-        "target": "web", "error": "server is locked",
+        "script": "snapshot-policy",
+        "provider": "hetzner",
+        "server": "app-1",
+        "server_id": "301",
+        "status": "FAILURE",
+        "hostname": "backup-host",
+        "timestamp": STAMP,
+        "snapshot_name": "",
+        "total_snapshots": 2,
+        "snapshot_info": "2 snapshots exist",
+        "target": "web",
+        "error": "server is locked",
     }
     assert received["body"] == json.dumps(received["json"], separators=(",", ":"))
 
@@ -93,7 +110,11 @@ def test_the_event_id_is_signed_so_a_replay_cannot_pass_under_a_new_id(sandbox):
 
 
 def test_each_delivery_has_its_own_event_id_signed_or_not(sandbox):
-    assert send(hook(sandbox, secret="s3cret-s3cret")).ok and send(hook(sandbox, secret="s3cret-s3cret")).ok and send(hook(sandbox)).ok
+    assert (
+        send(hook(sandbox, secret="s3cret-s3cret")).ok
+        and send(hook(sandbox, secret="s3cret-s3cret")).ok
+        and send(hook(sandbox)).ok
+    )
     ids = [d["headers"]["x-snapshot-policy-event-id"] for d in sandbox.webhook_deliveries("ops")]
     assert len(set(ids)) == 3
     assert all(uuid.UUID(i).version == 4 for i in ids)
@@ -104,9 +125,14 @@ def test_a_retry_repeats_the_event_id_so_the_receiver_can_drop_the_duplicate(san
     secret = "correct horse battery staple"
     sandbox.inject("lose_reply", service="webhook", count=1)
     sleeps: list[float] = []
-    assert send(hook(sandbox, secret=secret), sleeps=sleeps) == Delivery("hook", "webhook", "web", True, 2, None)
+    assert send(hook(sandbox, secret=secret), sleeps=sleeps) == Delivery(
+        "hook", "webhook", "web", True, 2, None
+    )
     first, retry = sandbox.webhook_deliveries("ops")
-    assert first["headers"]["x-snapshot-policy-event-id"] == retry["headers"]["x-snapshot-policy-event-id"]
+    assert (
+        first["headers"]["x-snapshot-policy-event-id"]
+        == retry["headers"]["x-snapshot-policy-event-id"]
+    )
     assert first["body"] == retry["body"]
     assert verifies(secret, first) and verifies(secret, retry)
 
@@ -121,7 +147,9 @@ def test_server_errors_and_dropped_connections_are_retried_with_doubling_delays(
     sandbox.inject("error", service="webhook", status=500, count=1)
     sandbox.inject("drop", service="webhook", count=2)
     sleeps: list[float] = []
-    assert send(hook(sandbox, base_delay=1.5), sleeps=sleeps) == Delivery("hook", "webhook", "web", True, 4, None)
+    assert send(hook(sandbox, base_delay=1.5), sleeps=sleeps) == Delivery(
+        "hook", "webhook", "web", True, 4, None
+    )
     assert sleeps == [1.5, 3.0, 6.0]
     assert len(sandbox.webhook_deliveries("ops")) == 1
 
@@ -130,7 +158,12 @@ def test_a_client_error_is_not_retried(sandbox):
     sandbox.inject("error", service="webhook", status=400, count=None)
     sleeps: list[float] = []
     delivery = send(hook(sandbox), sleeps=sleeps)
-    assert (delivery.ok, delivery.attempts, delivery.error, sleeps) == (False, 1, "HTTP 400 Bad Request", [])
+    assert (delivery.ok, delivery.attempts, delivery.error, sleeps) == (
+        False,
+        1,
+        "HTTP 400 Bad Request",
+        [],
+    )
 
 
 def test_retry_after_is_honoured_on_429(sandbox):
@@ -158,7 +191,11 @@ def test_a_webhook_that_never_answers_in_time_fails_after_retries(sandbox):
 
 def test_an_unreachable_webhook_fails_without_raising_or_showing_its_url():
     url = "http://127.0.0.1:9/hooks/T0KENinTheUrl-abcdef"
-    [delivery] = deliver([(EVENT, [WebhookChannel(name="hook", url=url, retries=0)])], "http://unused/bot", lambda: SENT_AT)
+    [delivery] = deliver(
+        [(EVENT, [WebhookChannel(name="hook", url=url, retries=0)])],
+        "http://unused/bot",
+        lambda: SENT_AT,
+    )
     assert (delivery.ok, delivery.attempts) == (False, 1)
     assert delivery.error.startswith("ConnectError") and "T0KENinTheUrl" not in delivery.error
 
@@ -169,11 +206,13 @@ def test_plain_http_off_this_machine_is_refused_before_any_connection():
     url = "http://example.invalid/hooks/T0KENinTheUrl-abcdef"
     sleeps: list[float] = []
     channel = WebhookChannel(name="hook", url=url, headers={"Authorization": "Bearer abc"})
-    [delivery] = deliver([(EVENT, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append)
+    [delivery] = deliver(
+        [(EVENT, [channel])], "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append
+    )
     assert (delivery.ok, delivery.attempts, sleeps) == (False, 0, [])
     assert delivery.error == (
         "http://example.invalid is not https: the webhook's URL and headers would cross the "
-            "network in clear text; "
+        "network in clear text; "
         "use https, or http only to this machine (127.0.0.1, ::1, localhost)"
     )
 
@@ -192,10 +231,17 @@ def test_each_url_gets_its_payloads_in_order_over_one_pool_of_connections(sandbo
     accepted = connections(sandbox, monkeypatch)
     hooks = [hook(sandbox, name=f"hook{h}", url=sandbox.webhook_url(f"h{h}")) for h in range(30)]
     events = [EVENT, FAILED]
-    deliveries = deliver([(event, hooks) for event in events], "http://unused/bot", lambda: SENT_AT, sleep=[].append)
-    assert [(d.channel, d.ok, d.attempts) for d in deliveries] == [(f"hook{h}", True, 1) for _ in events for h in range(30)]
+    deliveries = deliver(
+        [(event, hooks) for event in events], "http://unused/bot", lambda: SENT_AT, sleep=[].append
+    )
+    assert [(d.channel, d.ok, d.attempts) for d in deliveries] == [
+        (f"hook{h}", True, 1) for _ in events for h in range(30)
+    ]
     for h in range(30):
-        assert [d["json"]["status"] for d in sandbox.webhook_deliveries(f"h{h}")] == ["SUCCESS", "FAILURE"]
+        assert [d["json"]["status"] for d in sandbox.webhook_deliveries(f"h{h}")] == [
+            "SUCCESS",
+            "FAILURE",
+        ]
     assert 1 <= len(accepted) <= webhook.POOL
 
 
@@ -204,6 +250,16 @@ def test_telegram_and_webhook_deliveries_come_back_in_the_order_of_the_routes(sa
     routes = [(EVENT, [hook(sandbox), chat]), (FAILED, [chat, hook(sandbox)])]
     deliveries = deliver(routes, sandbox.telegram_base_url, lambda: SENT_AT, sleep=[].append)
     assert [(d.channel, d.ok, d.attempts) for d in deliveries] == [
-        ("hook", True, 1), ("chat", True, 1), ("chat", True, 1), ("hook", True, 1)]
-    assert [d["json"]["status"] for d in sandbox.webhook_deliveries("ops")] == ["SUCCESS", "FAILURE"]
-    assert [m["text"].splitlines()[0] for m in sandbox.telegram_messages()] == ["✅ *Snapshot succeeded*", "❌ *Snapshot failed*"]
+        ("hook", True, 1),
+        ("chat", True, 1),
+        ("chat", True, 1),
+        ("hook", True, 1),
+    ]
+    assert [d["json"]["status"] for d in sandbox.webhook_deliveries("ops")] == [
+        "SUCCESS",
+        "FAILURE",
+    ]
+    assert [m["text"].splitlines()[0] for m in sandbox.telegram_messages()] == [
+        "✅ *Snapshot succeeded*",
+        "❌ *Snapshot failed*",
+    ]

@@ -44,11 +44,17 @@ def seed(sandbox, provider: str, count: int) -> None:
 
 def listed_now(sandbox, provider: str) -> list[str]:
     """The account's snapshot ids as the sandbox holds them now."""
-    return sorted(str(s.id) for s in sandbox.state.snapshots_of(sandbox.state.accounts[ACCOUNT[provider]]))
+    return sorted(
+        str(s.id) for s in sandbox.state.snapshots_of(sandbox.state.accounts[ACCOUNT[provider]])
+    )
 
 
 def pages_read(sandbox, provider: str, path: str) -> list[str]:
-    return [r["query"].get("page", "1") for r in sandbox.requests(provider) if r["method"] == "GET" and r["path"] == path]
+    return [
+        r["query"].get("page", "1")
+        for r in sandbox.requests(provider)
+        if r["method"] == "GET" and r["path"] == path
+    ]
 
 
 def early(provider: str) -> dict:
@@ -61,11 +67,15 @@ def early(provider: str) -> dict:
 
 
 @BOTH
-def test_a_snapshot_added_while_the_listing_is_read_pushes_none_in_twice(sandbox, adapter, provider):
+def test_a_snapshot_added_while_the_listing_is_read_pushes_none_in_twice(
+    sandbox, adapter, provider
+):
     """The issue's case: a snapshot added before the read position after page 1 was served
     pushes page 1's last item onto page 2 as well. Read again: each once, the set of now."""
     seed(sandbox, provider, 450 if provider == DIGITALOCEAN else 120)
-    sandbox.inject("shift", service=provider, path=LISTING[provider], page=1, insert=1, **early(provider))
+    sandbox.inject(
+        "shift", service=provider, path=LISTING[provider], page=1, insert=1, **early(provider)
+    )
     provider_api = adapter(provider)
     listed = [s.id for s in provider_api.snapshots()]
     assert len(listed) == len(set(listed))
@@ -76,7 +86,9 @@ def test_a_snapshot_added_while_the_listing_is_read_pushes_none_in_twice(sandbox
 
 
 @BOTH
-def test_a_snapshot_deleted_while_the_listing_is_read_pulls_none_past_the_reader(sandbox, adapter, provider):
+def test_a_snapshot_deleted_while_the_listing_is_read_pulls_none_past_the_reader(
+    sandbox, adapter, provider
+):
     seed(sandbox, provider, 450 if provider == DIGITALOCEAN else 120)
     first_page = 1000 if provider == DIGITALOCEAN else 1119  # by id; Hetzner's newest first
     sandbox.inject("shift", service=provider, path=LISTING[provider], page=1, delete=[first_page])
@@ -87,32 +99,49 @@ def test_a_snapshot_deleted_while_the_listing_is_read_pulls_none_past_the_reader
 
 
 @BOTH
-def test_a_listing_that_keeps_shifting_is_unsettled_and_still_holds_each_snapshot_once(sandbox, adapter, provider):
+def test_a_listing_that_keeps_shifting_is_unsettled_and_still_holds_each_snapshot_once(
+    sandbox, adapter, provider
+):
     seed(sandbox, provider, 450 if provider == DIGITALOCEAN else 120)
-    sandbox.inject("shift", service=provider, path=LISTING[provider], count=None, insert=1, **early(provider))
+    sandbox.inject(
+        "shift", service=provider, path=LISTING[provider], count=None, insert=1, **early(provider)
+    )
     provider_api = adapter(provider)
     listed = [s.id for s in provider_api.snapshots()]
     assert len(listed) == len(set(listed))
     name = "DigitalOcean" if provider == DIGITALOCEAN else "Hetzner"
-    assert provider_api.unsettled == [f"{name}'s snapshot listing changed while it was read, each of the {paging.READS} times"]
+    assert provider_api.unsettled == [
+        f"{name}'s snapshot listing changed while it was read, each of the {paging.READS} times"
+    ]
     assert pages_read(sandbox, provider, LISTING[provider].strip("^$")).count("1") == paging.READS
     assert all(token not in " ".join(provider_api.unsettled) for token in (DO_TOKEN, HZ_TOKEN))
 
 
 @BOTH
-def test_a_server_listing_that_shifts_is_read_again_and_one_that_keeps_shifting_is_unsettled(sandbox, adapter, provider):
+def test_a_server_listing_that_shifts_is_read_again_and_one_that_keeps_shifting_is_unsettled(
+    sandbox, adapter, provider
+):
     for n in range(250 if provider == DIGITALOCEAN else 60):
         sandbox.state.add_server(ACCOUNT[provider], f"extra-{n}", id=5000 + n)
-    shift = {"resource": "servers", "insert": 1, **({"ids": list(range(1, 100))} if provider == DIGITALOCEAN else {})}
+    shift = {
+        "resource": "servers",
+        "insert": 1,
+        **({"ids": list(range(1, 100))} if provider == DIGITALOCEAN else {}),
+    }
     sandbox.inject("shift", service=provider, path=SERVER_LISTING[provider], page=1, **shift)
     provider_api = adapter(provider)
     listed = [s.id for s in provider_api.servers()]
-    assert sorted(listed) == sorted(str(s.id) for s in sandbox.state.servers_of(sandbox.state.accounts[ACCOUNT[provider]]))
+    assert sorted(listed) == sorted(
+        str(s.id) for s in sandbox.state.servers_of(sandbox.state.accounts[ACCOUNT[provider]])
+    )
     assert len(listed) == len(set(listed)) and provider_api.unsettled == []
     sandbox.inject("shift", service=provider, path=SERVER_LISTING[provider], count=None, **shift)
     listed = [s.id for s in provider_api.servers()]
     assert len(listed) == len(set(listed)) and len(provider_api.unsettled) == 1
-    assert "server listing" in provider_api.unsettled[0] or "droplet listing" in provider_api.unsettled[0]
+    assert (
+        "server listing" in provider_api.unsettled[0]
+        or "droplet listing" in provider_api.unsettled[0]
+    )
 
 
 # -- item 18: droplets name their snapshots -------------------------------------------------
@@ -133,7 +162,9 @@ def test_servers_carry_the_snapshots_they_name_where_the_cloud_says(sandbox, ada
 # -- item 9: DigitalOcean's new image after the listing shrank -------------------------------
 
 
-def test_digitalocean_finds_its_new_image_though_an_unrelated_one_was_deleted_between_pages(sandbox, adapter):
+def test_digitalocean_finds_its_new_image_though_an_unrelated_one_was_deleted_between_pages(
+    sandbox, adapter
+):
     seed(sandbox, DIGITALOCEAN, 200)  # the new image is the 201st: alone on page 2
     provider_api = adapter(DIGITALOCEAN)
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
@@ -149,12 +180,16 @@ def test_digitalocean_finds_its_new_image_though_an_unrelated_one_was_deleted_be
     assert requests_to(sandbox, DIGITALOCEAN, "GET", "/v2/droplets/101/snapshots")
 
 
-def test_digitalocean_takes_the_later_of_two_same_named_images_made_in_one_second(sandbox, adapter, clock):
+def test_digitalocean_takes_the_later_of_two_same_named_images_made_in_one_second(
+    sandbox, adapter, clock
+):
     """Another configuration's snapshot of the droplet with the same name, dated the same
     second (DigitalOcean dates to the second): the later one, by id, is ours to tag — never
     the other's (found by issue 19's state machine)."""
     server_id, name, labels = create_args(DIGITALOCEAN)
-    theirs = sandbox.state.add_snapshot(ACCOUNT[DIGITALOCEAN], name, server_id=int(server_id), created=clock())
+    theirs = sandbox.state.add_snapshot(
+        ACCOUNT[DIGITALOCEAN], name, server_id=int(server_id), created=clock()
+    )
     provider_api = adapter(DIGITALOCEAN)
     started = provider_api.start_snapshot(server_id, name, labels)
     time.sleep(sandbox.state.action_seconds + 0.05)
@@ -174,7 +209,9 @@ def other_actions(sandbox, count: int) -> None:
         sandbox.state.instant_action(account, "rename", [])
 
 
-def test_a_poll_round_on_a_busy_account_reads_a_few_pages_then_the_waited_action_itself(sandbox, adapter):
+def test_a_poll_round_on_a_busy_account_reads_a_few_pages_then_the_waited_action_itself(
+    sandbox, adapter
+):
     sandbox.state.action_seconds = 5
     provider_api = adapter(DIGITALOCEAN)
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
@@ -186,10 +223,14 @@ def test_a_poll_round_on_a_busy_account_reads_a_few_pages_then_the_waited_action
     assert paths == ["/v2/actions", f"/v2/actions/{started.action_id}"]
 
 
-def test_many_waited_actions_deep_in_a_busy_account_are_read_with_a_bounded_number_of_pages(sandbox, adapter):
+def test_many_waited_actions_deep_in_a_busy_account_are_read_with_a_bounded_number_of_pages(
+    sandbox, adapter
+):
     sandbox.state.action_seconds = 5
     provider_api = adapter(DIGITALOCEAN)
-    started = [provider_api.start_snapshot(server, f"s-{server}", {}) for server in ("101", "102", "103")]
+    started = [
+        provider_api.start_snapshot(server, f"s-{server}", {}) for server in ("101", "102", "103")
+    ]
     other_actions(sandbox, 2000)
     sandbox.clear_requests()
     assert set(provider_api.progress(started).values()) == {None}
@@ -206,7 +247,9 @@ def test_an_oldest_first_action_listing_is_not_taken_for_newest_first(sandbox, a
     other_actions(sandbox, 250)  # two pages, all before the window
     clock.advance(hours=3)
     # on page 2
-    sandbox.state.start_snapshot(sandbox.state.accounts["do-a"], sandbox.state.servers[101], "manual")
+    sandbox.state.start_snapshot(
+        sandbox.state.accounts["do-a"], sandbox.state.servers[101], "manual"
+    )
     time.sleep(sandbox.state.action_seconds + 0.05)
     manual = max(a.id for a in sandbox.state.actions.values() if a.command == "snapshot")
     provider_api = adapter(DIGITALOCEAN)
@@ -216,11 +259,17 @@ def test_an_oldest_first_action_listing_is_not_taken_for_newest_first(sandbox, a
     sandbox.inject("drop", service=DIGITALOCEAN, method="POST", path="/droplets/101/actions")
     started = provider_api.start_snapshot(*create_args(DIGITALOCEAN))
     assert started.action_id != str(manual)
-    ours = [a for a in sandbox.state.actions.values() if a.command == "snapshot" and a.snapshot.name == started.name]
+    ours = [
+        a
+        for a in sandbox.state.actions.values()
+        if a.command == "snapshot" and a.snapshot.name == started.name
+    ]
     assert [str(a.id) for a in ours] == [started.action_id]
 
 
-def test_an_oldest_first_action_listing_says_busy_servers_are_unknown_and_polls_read_each_action(sandbox, adapter, clock):
+def test_an_oldest_first_action_listing_says_busy_servers_are_unknown_and_polls_read_each_action(
+    sandbox, adapter, clock
+):
     sandbox.state.actions_oldest_first = True
     other_actions(sandbox, 250)
     provider_api = adapter(DIGITALOCEAN)
@@ -245,7 +294,9 @@ def test_digitalocean_busy_servers_deeper_than_a_few_pages_are_unknown(sandbox, 
 
 
 @BOTH
-def test_busy_servers_names_every_server_with_an_action_in_progress_and_its_kind(sandbox, adapter, do, hz, provider, clock):
+def test_busy_servers_names_every_server_with_an_action_in_progress_and_its_kind(
+    sandbox, adapter, do, hz, provider, clock
+):
     sandbox.state.action_seconds = 2
     if provider == DIGITALOCEAN:
         do.droplet_actions.post(droplet_id=101, body={"type": "snapshot", "name": "manual"})
@@ -279,7 +330,9 @@ def test_hetzner_confirms_more_than_a_page_of_snapshots_in_one_round(sandbox, ad
     assert [r["path"] for r in sandbox.requests(HETZNER)] == ["/v1/actions", "/v1/actions"]
 
 
-def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_image(sandbox, adapter):
+def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_image(
+    sandbox, adapter
+):
     provider_api = adapter(HETZNER)
     made = create(provider_api, *create_args(HETZNER))
     image = replace_creating(made)
@@ -287,7 +340,11 @@ def test_hetzner_reads_an_action_missing_from_the_answer_by_itself_and_then_its_
     vanished = StartedSnapshot("301", "vanished", "987655", replace_creating(made, id="424242"), {})
     sandbox.clear_requests()
     done = provider_api.progress([gone, vanished])
-    assert isinstance(done[gone], CloudSnapshot) and done[gone].id == made.id and not done[gone].creating
+    assert (
+        isinstance(done[gone], CloudSnapshot)
+        and done[gone].id == made.id
+        and not done[gone].creating
+    )
     # not waited for until the timeout
     assert isinstance(done[vanished], ProviderError) and done[vanished].status == 404
     paths = [r["path"] for r in sandbox.requests(HETZNER)]

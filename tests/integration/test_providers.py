@@ -10,10 +10,17 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, ProviderError, Target, RetentionPolicy
+from snapshot_policy.core.model import (
+    DIGITALOCEAN,
+    HETZNER,
+    Account,
+    ProviderError,
+    RetentionPolicy,
+    Target,
+)
 from snapshot_policy.core.ownership import marker_labels, snapshots_for
 from snapshot_policy.edges.providers import connect, endpoint_for, paging
-from snapshot_policy.edges.providers.retry import ServerBusy, RetryPolicy, Timing
+from snapshot_policy.edges.providers.retry import RetryPolicy, ServerBusy, Timing
 from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
 
 TIMING = Timing(request_timeout=2, creation_timeout=5, poll_interval=0.02)
@@ -36,7 +43,9 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 def adapter(sandbox, sleeps):
     def make(provider: str, token: str | None = None, timing: Timing = TIMING):
-        endpoint = sandbox.digitalocean_endpoint if provider == DIGITALOCEAN else sandbox.hetzner_endpoint
+        endpoint = (
+            sandbox.digitalocean_endpoint if provider == DIGITALOCEAN else sandbox.hetzner_endpoint
+        )
         default = DO_TOKEN if provider == DIGITALOCEAN else HZ_TOKEN
         account = Account("main", provider, token or default, endpoint)
         return connect(account, timing, RetryPolicy(sleep=sleeps, jitter=lambda: 0.5))
@@ -79,7 +88,9 @@ def create(provider_api, server_id: str, name: str, labels: dict[str, str]):
 
 
 def requests_to(sandbox, provider, method, fragment):
-    return [r for r in sandbox.requests(provider) if r["method"] == method and fragment in r["path"]]
+    return [
+        r for r in sandbox.requests(provider) if r["method"] == method and fragment in r["path"]
+    ]
 
 
 @BOTH
@@ -87,7 +98,9 @@ def test_create_waits_marks_and_lists_the_new_snapshot_as_managed(sandbox, adapt
     provider_api = adapter(provider)
     target = target_for(provider)
     made = create(provider_api, *create_args(provider))
-    assert made.name == name_for(provider) and made.server_id == target.server_id and not made.creating
+    assert (
+        made.name == name_for(provider) and made.server_id == target.server_id and not made.creating
+    )
     listed = {s.id: s for s in snapshots_for(target, provider_api.snapshots())}
     assert listed[made.id].managed, listed[made.id].ownership
 
@@ -110,7 +123,9 @@ def test_listed_snapshots_carry_the_size_billed(sandbox, adapter, provider):
         sandbox.state.add_snapshot(account, "being made", server_id=server_id, status="creating")
         assert {s.name: s.size_gb for s in provider_api.snapshots()}["being made"] is None
         started = provider_api.start_snapshot(SERVERS[provider][0], "app-1-20261127030000", {})
-        assert started.image is not None and started.image.creating and started.image.size_gb is None
+        assert (
+            started.image is not None and started.image.creating and started.image.size_gb is None
+        )
 
 
 @BOTH
@@ -128,12 +143,16 @@ def test_listing_reads_every_page_once(sandbox, adapter, provider):
     account = "do-a" if provider == DIGITALOCEAN else "hz-a"
     server_id = int(SERVERS[provider][0])
     state = sandbox.dump_state()
-    state["snapshots"] += [{"account": account, "server_id": server_id, "name": f"s{n}"} for n in range(count)]
+    state["snapshots"] += [
+        {"account": account, "server_id": server_id, "name": f"s{n}"} for n in range(count)
+    ]
     sandbox.load_state(state)
     sandbox.clear_requests()
     listed = adapter(provider).snapshots()
     assert len([s for s in listed if s.server_id == str(server_id)]) == count
-    pages = requests_to(sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images")
+    pages = requests_to(
+        sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images"
+    )
     assert len(pages) == (3 if provider == DIGITALOCEAN else 3)
 
 
@@ -146,19 +165,30 @@ def seed_pages(sandbox, provider: str) -> list[str]:
     count = 450 if provider == DIGITALOCEAN else 120
     account = "do-a" if provider == DIGITALOCEAN else "hz-a"
     state = sandbox.dump_state()
-    state["snapshots"] += [{"account": account, "server_id": int(SERVERS[provider][0]), "name": f"s{n}"} for n in range(count)]
+    state["snapshots"] += [
+        {"account": account, "server_id": int(SERVERS[provider][0]), "name": f"s{n}"}
+        for n in range(count)
+    ]
     sandbox.load_state(state)
     return [str(s.id) for s in sandbox.state.snapshots_of(sandbox.state.accounts[account])]
 
 
-def watch_pages(monkeypatch, provider_api, provider: str, after_first=None, gate: bool = True) -> threading.Barrier:
+def watch_pages(
+    monkeypatch, provider_api, provider: str, after_first=None, gate: bool = True
+) -> threading.Barrier:
     """Wrap the SDK's list method the adapter reads pages with (each page still goes through
     the adapter's guard). With `gate`, the first request for each page after the first is held
     until another page's is too (a barrier of two, which a listing reading its pages one after
     another would break). `after_first()` runs once the first page is in."""
-    barrier = threading.Barrier(2, timeout=20)  # released only by a second page; the timeout ends a serial read
+    barrier = threading.Barrier(
+        2, timeout=20
+    )  # released only by a second page; the timeout ends a serial read
     held: set[int] = set()
-    holder, name = (provider_api._client.snapshots, "list") if provider == DIGITALOCEAN else (provider_api._client.images, "get_list")
+    holder, name = (
+        (provider_api._client.snapshots, "list")
+        if provider == DIGITALOCEAN
+        else (provider_api._client.images, "get_list")
+    )
     original = getattr(holder, name)
 
     def watched(*args, page, **kwargs):
@@ -175,14 +205,21 @@ def watch_pages(monkeypatch, provider_api, provider: str, after_first=None, gate
 
 
 def listing_pages(sandbox, provider: str) -> list[str]:
-    return sorted(r["query"]["page"] for r in requests_to(sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images"))
+    return sorted(
+        r["query"]["page"]
+        for r in requests_to(
+            sandbox, provider, "GET", "snapshots" if provider == DIGITALOCEAN else "/images"
+        )
+    )
 
 
 LISTING_PATH = {DIGITALOCEAN: "/v2/snapshots", HETZNER: "/v1/images"}
 
 
 @BOTH
-def test_listing_pages_are_read_at_once_yet_each_once_and_in_order(sandbox, adapter, monkeypatch, provider):
+def test_listing_pages_are_read_at_once_yet_each_once_and_in_order(
+    sandbox, adapter, monkeypatch, provider
+):
     ids = seed_pages(sandbox, provider)
     with monkeypatch.context() as one_at_a_time:
         one_at_a_time.setattr(paging, "PAGE_READERS", 1)
@@ -198,8 +235,12 @@ def test_listing_pages_are_read_at_once_yet_each_once_and_in_order(sandbox, adap
 
 
 @BOTH
-@pytest.mark.parametrize("fault", [{"kind": "error", "status": 403}, {"kind": "garble"}], ids=["refused", "garbled"])
-def test_a_failing_page_fails_the_listing_as_reading_page_by_page_does(sandbox, adapter, sleeps, monkeypatch, provider, fault):
+@pytest.mark.parametrize(
+    "fault", [{"kind": "error", "status": 403}, {"kind": "garble"}], ids=["refused", "garbled"]
+)
+def test_a_failing_page_fails_the_listing_as_reading_page_by_page_does(
+    sandbox, adapter, sleeps, monkeypatch, provider, fault
+):
     seed_pages(sandbox, provider)
 
     def failure(readers: int) -> ProviderError:
@@ -208,7 +249,15 @@ def test_a_failing_page_fails_the_listing_as_reading_page_by_page_does(sandbox, 
         provider_api = adapter(provider)
         with monkeypatch.context() as patched, pytest.raises(ProviderError) as raised:
             patched.setattr(paging, "PAGE_READERS", readers)
-            watch_pages(patched, provider_api, provider, lambda: sandbox.inject(service=provider, path=LISTING_PATH[provider], count=None, **fault), gate=readers > 1)
+            watch_pages(
+                patched,
+                provider_api,
+                provider,
+                lambda: sandbox.inject(
+                    service=provider, path=LISTING_PATH[provider], count=None, **fault
+                ),
+                gate=readers > 1,
+            )
             provider_api.snapshots()
         return raised.value
 
@@ -219,26 +268,43 @@ def test_a_failing_page_fails_the_listing_as_reading_page_by_page_does(sandbox, 
 
     at_once, page_by_page = failure(4), failure(1)
     assert type(at_once) is type(page_by_page) and unnamed(at_once) == unnamed(page_by_page)
-    assert (at_once.status, at_once.code, at_once.transient) == (page_by_page.status, page_by_page.code, page_by_page.transient)
+    assert (at_once.status, at_once.code, at_once.transient) == (
+        page_by_page.status,
+        page_by_page.code,
+        page_by_page.transient,
+    )
     assert sleeps == []  # neither a stated refusal nor a reply not understood is asked again
 
 
 @BOTH
-def test_a_page_that_fails_once_is_read_again_alone(sandbox, adapter, sleeps, monkeypatch, provider):
+def test_a_page_that_fails_once_is_read_again_alone(
+    sandbox, adapter, sleeps, monkeypatch, provider
+):
     ids = seed_pages(sandbox, provider)
     provider_api = adapter(provider)
-    watch_pages(monkeypatch, provider_api, provider, lambda: sandbox.inject("error", service=provider, path=LISTING_PATH[provider], status=503))
+    watch_pages(
+        monkeypatch,
+        provider_api,
+        provider,
+        lambda: sandbox.inject("error", service=provider, path=LISTING_PATH[provider], status=503),
+    )
     sandbox.clear_requests()
     assert [s.id for s in provider_api.snapshots()] == ids
     pages = listing_pages(sandbox, provider)
-    assert sorted(set(pages)) == ["1", "2", "3"] and len(pages) == 4  # page 2 or 3 twice, nothing else again
+    assert (
+        sorted(set(pages)) == ["1", "2", "3"] and len(pages) == 4
+    )  # page 2 or 3 twice, nothing else again
     assert sleeps == [0.75] and provider_api.requests == 4
 
 
 @BOTH
 def test_servers_are_listed_whole_or_by_selector(adapter, provider):
     provider_api = adapter(provider)
-    expected = {"101": "web-1", "102": "web-2", "103": "db-1"} if provider == DIGITALOCEAN else {"301": "app-1", "302": "app-2", "303": "db-1"}
+    expected = (
+        {"101": "web-1", "102": "web-2", "103": "db-1"}
+        if provider == DIGITALOCEAN
+        else {"301": "app-1", "302": "app-2", "303": "db-1"}
+    )
     assert {s.id: s.name for s in provider_api.servers()} == expected  # never another account's
     selector = "web" if provider == DIGITALOCEAN else "env=prod,role!=db"
     selected = ["101", "102"] if provider == DIGITALOCEAN else ["301"]
@@ -273,12 +339,22 @@ def test_a_name_that_merely_contains_the_server_name_is_never_managed(sandbox, a
     sandbox.load_state(state)
     target = replace(target_for(provider), adopt_legacy_names=True)
     seen = snapshots_for(target, adapter(provider).snapshots())
-    assert sorted(s.name for s in seen) == sorted([f"{name}-before-upgrade", f"old-{name}-20261125030000"])
+    assert sorted(s.name for s in seen) == sorted(
+        [f"{name}-before-upgrade", f"old-{name}-20261125030000"]
+    )
     assert not any(s.managed for s in seen)
 
 
 @BOTH
-@pytest.mark.parametrize("fault", [{"kind": "rate_limit", "retry_after": 3}, {"kind": "error", "status": 500}, {"kind": "error", "status": 503}, {"kind": "drop"}])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "rate_limit", "retry_after": 3},
+        {"kind": "error", "status": 500},
+        {"kind": "error", "status": 503},
+        {"kind": "drop"},
+    ],
+)
 def test_reads_survive_each_fault_kind(sandbox, adapter, sleeps, provider, fault):
     sandbox.inject(service=provider, method="GET", count=2, **fault)
     assert SERVERS[provider][0] in {s.id for s in adapter(provider).servers()}
@@ -310,13 +386,21 @@ def test_a_failed_action_is_an_error_and_leaves_no_managed_snapshot(sandbox, ada
     provider_api = adapter(provider)
     with pytest.raises(ProviderError, match="failed|errored"):
         create(provider_api, *create_args(provider))
-    managed = [s for s in snapshots_for(target_for(provider), provider_api.snapshots()) if s.managed and not s.creating]
+    managed = [
+        s
+        for s in snapshots_for(target_for(provider), provider_api.snapshots())
+        if s.managed and not s.creating
+    ]
     assert managed == []
 
 
 @BOTH
-@pytest.mark.parametrize("fault", [{"kind": "error", "status": 500}, {"kind": "drop"}, {"kind": "lose_reply"}])
-def test_a_create_with_a_lost_or_failed_reply_makes_exactly_one_snapshot(sandbox, adapter, provider, fault):
+@pytest.mark.parametrize(
+    "fault", [{"kind": "error", "status": 500}, {"kind": "drop"}, {"kind": "lose_reply"}]
+)
+def test_a_create_with_a_lost_or_failed_reply_makes_exactly_one_snapshot(
+    sandbox, adapter, provider, fault
+):
     path = "/actions" if provider == DIGITALOCEAN else "create_image"
     sandbox.inject(service=provider, method="POST", path=path, count=1, **fault)
     provider_api = adapter(provider)
@@ -326,7 +410,9 @@ def test_a_create_with_a_lost_or_failed_reply_makes_exactly_one_snapshot(sandbox
 
 
 @BOTH
-def test_one_account_listing_names_the_servers_making_a_snapshot(sandbox, adapter, do, hz, provider, clock):
+def test_one_account_listing_names_the_servers_making_a_snapshot(
+    sandbox, adapter, do, hz, provider, clock
+):
     sandbox.state.action_seconds = 2
     if provider == DIGITALOCEAN:
         do.droplet_actions.post(droplet_id=101, body={"type": "snapshot", "name": "manual"})
@@ -335,7 +421,9 @@ def test_one_account_listing_names_the_servers_making_a_snapshot(sandbox, adapte
 
         hz.servers.create_image(Server(id=301), description="manual", type="snapshot")
     sandbox.clear_requests()
-    assert adapter(provider).busy_servers(clock() - TIMING_WINDOW) == {SERVERS[provider][0]: "snapshot"}
+    assert adapter(provider).busy_servers(clock() - TIMING_WINDOW) == {
+        SERVERS[provider][0]: "snapshot"
+    }
     assert len(sandbox.requests(provider)) == 1
 
 
@@ -346,23 +434,42 @@ def test_many_snapshots_are_polled_in_one_request(sandbox, adapter, provider, cl
     servers = ["101", "102", "103"] if provider == DIGITALOCEAN else ["301", "302", "303"]
     target = target_for(provider)
     provider_api.busy_servers(clock() - TIMING_WINDOW)
-    started = [provider_api.start_snapshot(server, f"s-{server}", marker_labels(replace(target, server_id=server))) for server in servers]
+    started = [
+        provider_api.start_snapshot(
+            server, f"s-{server}", marker_labels(replace(target, server_id=server))
+        )
+        for server in servers
+    ]
     sandbox.clear_requests()
     assert set(provider_api.progress(started).values()) == {None}
-    assert [(r["method"], r["path"]) for r in sandbox.requests(provider)] == [("GET", "/v2/actions" if provider == DIGITALOCEAN else "/v1/actions")]
+    assert [(r["method"], r["path"]) for r in sandbox.requests(provider)] == [
+        ("GET", "/v2/actions" if provider == DIGITALOCEAN else "/v1/actions")
+    ]
     time.sleep(sandbox.state.action_seconds + 0.05)
     done = provider_api.progress(started)
     assert sorted(s.name for s in done.values()) == sorted(f"s-{server}" for server in servers)
     listed = {s.id: s for s in provider_api.snapshots()}
-    assert all(not listed[s.id].creating and set(marker_labels(target)) <= set(listed[s.id].labels) for s in done.values())
+    assert all(
+        not listed[s.id].creating and set(marker_labels(target)) <= set(listed[s.id].labels)
+        for s in done.values()
+    )
 
 
 def test_digitalocean_busy_droplet_is_refused_at_once_as_busy(sandbox, adapter, sleeps):
     """The executor asks a busy droplet again later; the adapter holds no thread waiting."""
-    sandbox.inject("error", service="digitalocean", method="POST", path="/droplets/101/actions", status=422, count=2)
+    sandbox.inject(
+        "error",
+        service="digitalocean",
+        method="POST",
+        path="/droplets/101/actions",
+        status=422,
+        count=2,
+    )
     with pytest.raises(ServerBusy):
         create(adapter(DIGITALOCEAN), *create_args(DIGITALOCEAN))
-    statuses = [r["status"] for r in requests_to(sandbox, "digitalocean", "POST", "/droplets/101/actions")]
+    statuses = [
+        r["status"] for r in requests_to(sandbox, "digitalocean", "POST", "/droplets/101/actions")
+    ]
     assert statuses == [422] and sleeps == []
 
 
@@ -375,13 +482,18 @@ def test_hetzner_locked_server_is_refused_at_once_as_busy(sandbox, adapter, hz, 
     hz.servers.create_image(Server(id=301), description="manual", type="snapshot")
     with pytest.raises(ServerBusy):
         create(adapter(HETZNER), *create_args(HETZNER))
-    statuses = [r["status"] for r in requests_to(sandbox, "hetzner", "POST", "/servers/301/actions/create_image")]
+    statuses = [
+        r["status"]
+        for r in requests_to(sandbox, "hetzner", "POST", "/servers/301/actions/create_image")
+    ]
     assert statuses == [201, 423] and sleeps == []
 
 
 def test_hetzner_protected_snapshot_is_refused_not_retried(sandbox, adapter, sleeps):
     state = sandbox.dump_state()
-    state["snapshots"].append({"account": "hz-a", "id": 7777, "server_id": 301, "name": "pinned", "protected": True})
+    state["snapshots"].append(
+        {"account": "hz-a", "id": 7777, "server_id": 301, "name": "pinned", "protected": True}
+    )
     sandbox.load_state(state)
     with pytest.raises(ProviderError) as raised:
         adapter(HETZNER).delete_snapshot("7777")
@@ -393,7 +505,9 @@ def test_endpoint_comes_from_the_account_then_the_environment(monkeypatch):
     monkeypatch.setenv("DIGITALOCEAN_API_URL", "http://127.0.0.1:9/")
     monkeypatch.delenv("HCLOUD_ENDPOINT", raising=False)
     assert endpoint_for(Account("a", DIGITALOCEAN, "t")) == "http://127.0.0.1:9"
-    assert endpoint_for(Account("a", DIGITALOCEAN, "t", "https://do.example")) == "https://do.example"
+    assert (
+        endpoint_for(Account("a", DIGITALOCEAN, "t", "https://do.example")) == "https://do.example"
+    )
     assert endpoint_for(Account("a", HETZNER, "t")) == "https://api.hetzner.cloud/v1"
 
 
@@ -424,7 +538,9 @@ def test_every_http_request_is_counted(sandbox, adapter, provider):
     ids=["digitalocean-retry-after", "hetzner-ratelimit-reset", "hetzner-retry-after"],
 )
 def test_a_rate_limit_is_waited_out_exactly_as_advised(sandbox, adapter, sleeps, provider, headers):
-    sandbox.inject("rate_limit", service=provider, method="GET", count=3, retry_after=8, headers=headers)
+    sandbox.inject(
+        "rate_limit", service=provider, method="GET", count=3, retry_after=8, headers=headers
+    )
     assert adapter(provider).servers()
     assert sleeps == [8, 8, 8]
 
@@ -436,7 +552,9 @@ def test_a_renamed_droplet_keeps_its_tagged_snapshots_but_not_old_legacy_names(s
     provider_api = adapter(DIGITALOCEAN)
     made = create(provider_api, *create_args(DIGITALOCEAN))
     state = sandbox.dump_state()
-    state["snapshots"].append({"account": "do-a", "server_id": 101, "name": "web-1-20261120030000"})  # snapshots.py's, untagged
+    state["snapshots"].append(
+        {"account": "do-a", "server_id": 101, "name": "web-1-20261120030000"}
+    )  # snapshots.py's, untagged
     next(s for s in state["servers"] if s["id"] == 101)["name"] = "web-renamed"
     sandbox.load_state(state)
     server = next(s for s in provider_api.servers() if s.id == "101")
@@ -480,16 +598,29 @@ class DebugLog(list):
         (DIGITALOCEAN, "links not an object", "servers", "AttributeError"),
     ],
 )
-def test_a_listing_the_sdk_cannot_read_is_a_clear_provider_error(sandbox, adapter, sleeps, provider, surprise, listing, error_type):
+def test_a_listing_the_sdk_cannot_read_is_a_clear_provider_error(
+    sandbox, adapter, sleeps, provider, surprise, listing, error_type
+):
     if surprise == "extra pagination key":  # the OpenAPI description leaves meta.pagination open
-        sandbox.inject("patch", service=provider, method="GET", count=None, patch={"meta": {"pagination": {"total_pages": 1}}})
+        sandbox.inject(
+            "patch",
+            service=provider,
+            method="GET",
+            count=None,
+            patch={"meta": {"pagination": {"total_pages": 1}}},
+        )
     elif surprise == "ipv6 without prefix":  # `ip` is any string in the OpenAPI description
         sandbox.state.servers[301].ipv6 = "2001:db8::1"
     elif surprise == "no snapshots key":
-        sandbox.inject("patch", service=provider, method="GET", count=None, patch={"snapshots": None})
+        sandbox.inject(
+            "patch", service=provider, method="GET", count=None, patch={"snapshots": None}
+        )
     else:
         sandbox.inject("patch", service=provider, method="GET", count=None, patch={"links": "none"})
-    operation = {"servers": "list droplets" if provider == DIGITALOCEAN else "list servers", "snapshots": "list snapshots"}[listing]
+    operation = {
+        "servers": "list droplets" if provider == DIGITALOCEAN else "list servers",
+        "snapshots": "list snapshots",
+    }[listing]
     with DebugLog() as records, pytest.raises(ProviderError) as raised:
         getattr(adapter(provider), listing)()
     message = str(raised.value)
@@ -500,7 +631,9 @@ def test_a_listing_the_sdk_cannot_read_is_a_clear_provider_error(sandbox, adapte
     assert "Traceback" not in message and raised.value.transient
     assert sleeps == []  # the same request would be answered the same way
     debug = [r for r in records if r.levelname == "DEBUG" and r.exc_info]
-    assert len(debug) == 1 and debug[0].exc_info[0].__name__ == error_type  # the traceback, for the debug log only
+    assert (
+        len(debug) == 1 and debug[0].exc_info[0].__name__ == error_type
+    )  # the traceback, for the debug log only
     assert not [r for r in records if r.levelname != "DEBUG" and r.exc_info]
 
 
@@ -548,8 +681,14 @@ def test_a_failure_names_the_request_for_a_support_ticket(sandbox, adapter, prov
 
 
 @BOTH
-@pytest.mark.parametrize("fault", [{"kind": "garble"}, {"kind": "patch", "patch": {"action": None}}], ids=["garbled", "no-action"])
-def test_a_create_whose_201_cannot_be_understood_is_found_not_refused(sandbox, adapter, sleeps, provider, fault):
+@pytest.mark.parametrize(
+    "fault",
+    [{"kind": "garble"}, {"kind": "patch", "patch": {"action": None}}],
+    ids=["garbled", "no-action"],
+)
+def test_a_create_whose_201_cannot_be_understood_is_found_not_refused(
+    sandbox, adapter, sleeps, provider, fault
+):
     path = "/actions" if provider == DIGITALOCEAN else "create_image"
     sandbox.inject(service=provider, method="POST", path=path, count=1, **fault)
     provider_api = adapter(provider)
@@ -563,16 +702,33 @@ def test_hetzner_create_that_cannot_be_understood_nor_found_stays_uncertain(sand
     sandbox.inject("garble", service=HETZNER, method="GET", path="/images$", count=None)
     with pytest.raises(ProviderError) as raised:
         create(adapter(HETZNER), *create_args(HETZNER))
-    assert raised.value.transient  # execute.py keeps the name pending: a later run adopts the snapshot
+    assert (
+        raised.value.transient
+    )  # execute.py keeps the name pending: a later run adopts the snapshot
 
 
 @BOTH
-def test_an_action_status_the_api_does_not_document_is_not_a_certain_failure(sandbox, adapter, provider):
+def test_an_action_status_the_api_does_not_document_is_not_a_certain_failure(
+    sandbox, adapter, provider
+):
     sandbox.state.action_seconds = 2
     provider_api = adapter(provider)
     started = provider_api.start_snapshot(*create_args(provider))
-    action = {"id": int(started.action_id), "status": "paused", "type": "snapshot", "command": "create_image", "started_at": "2026-11-26T03:00:00Z"}
-    sandbox.inject("patch", service=provider, method="GET", path=r"^/v\d/actions$", count=None, patch={"actions": [action]})
+    action = {
+        "id": int(started.action_id),
+        "status": "paused",
+        "type": "snapshot",
+        "command": "create_image",
+        "started_at": "2026-11-26T03:00:00Z",
+    }
+    sandbox.inject(
+        "patch",
+        service=provider,
+        method="GET",
+        path=r"^/v\d/actions$",
+        count=None,
+        patch={"actions": [action]},
+    )
     with pytest.raises(ProviderError) as raised:
         provider_api.progress([started])
     assert raised.value.transient and "action status 'paused'" in str(raised.value)

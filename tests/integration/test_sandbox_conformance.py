@@ -78,11 +78,20 @@ class Recorder:
         self.exchanges: list[tuple[str, httpx.Request, httpx.Response]] = []
         self.client = httpx.Client(base_url=sandbox.url, timeout=10)
 
-    def __call__(self, provider: str, method: str, path: str, status: int, *,
-                 token: str | None = None, **kwargs) -> httpx.Response:
+    def __call__(
+        self,
+        provider: str,
+        method: str,
+        path: str,
+        status: int,
+        *,
+        token: str | None = None,
+        **kwargs,
+    ) -> httpx.Response:
         token = token or (DO_TOKEN if provider == "digitalocean" else HZ_TOKEN)
-        response = self.client.request(method, path, headers={"Authorization": f"Bearer {token}"},
-                                       **kwargs)
+        response = self.client.request(
+            method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs
+        )
         assert response.status_code == status, (method, path, response.text)
         self.exchanges.append((provider, response.request, response))
         return response
@@ -90,13 +99,25 @@ class Recorder:
 
 def validate(openapi: dict, provider: str, request: httpx.Request, response: httpx.Response):
     url = request.url
-    query = {k: url.params.get_list(k) if len(url.params.get_list(k)) > 1 else v
-             for k, v in url.params.items()}
-    mock_request = MockRequest(HOSTS[provider], request.method.lower(), url.path, args=query,
-                               headers=dict(request.headers), data=request.content or None)
+    query = {
+        k: url.params.get_list(k) if len(url.params.get_list(k)) > 1 else v
+        for k, v in url.params.items()
+    }
+    mock_request = MockRequest(
+        HOSTS[provider],
+        request.method.lower(),
+        url.path,
+        args=query,
+        headers=dict(request.headers),
+        data=request.content or None,
+    )
     content_type = response.headers.get("content-type", "application/json")
-    mock_response = MockResponse(response.content, status_code=response.status_code,
-                                 headers=dict(response.headers), content_type=content_type)
+    mock_response = MockResponse(
+        response.content,
+        status_code=response.status_code,
+        headers=dict(response.headers),
+        content_type=content_type,
+    )
     openapi[provider].validate_response(mock_request, mock_response)
 
 
@@ -116,11 +137,21 @@ def digitalocean_traffic(call: Recorder) -> None:
     call("digitalocean", "GET", "/v2/droplets/101", 200)
     call("digitalocean", "GET", "/v2/droplets/999", 404)
     call("digitalocean", "GET", "/v2/droplets", 401, token="wrong")
-    call("digitalocean", "GET", "/v2/droplets", 200,
-         params={"tag_name": "web", "per_page": 1, "page": 2})
+    call(
+        "digitalocean",
+        "GET",
+        "/v2/droplets",
+        200,
+        params={"tag_name": "web", "per_page": 1, "page": 2},
+    )
     call("digitalocean", "GET", "/v2/droplets", 200, params={"name": "web-1"})
-    action = call("digitalocean", "POST", "/v2/droplets/101/actions", 201,
-                  json={"type": "snapshot", "name": "new"}).json()["action"]
+    action = call(
+        "digitalocean",
+        "POST",
+        "/v2/droplets/101/actions",
+        201,
+        json={"type": "snapshot", "name": "new"},
+    ).json()["action"]
     call("digitalocean", "POST", "/v2/droplets/101/actions", 422, json={"type": "snapshot"})
     call("digitalocean", "GET", f"/v2/actions/{action['id']}", 200)
     call("digitalocean", "GET", "/v2/droplets/101/actions", 200, params={"per_page": 200})
@@ -131,19 +162,35 @@ def digitalocean_traffic(call: Recorder) -> None:
     call("digitalocean", "GET", "/v2/actions", 200)
     call("digitalocean", "GET", "/v2/actions", 200, params={"per_page": 1, "page": 1})
     call("digitalocean", "GET", "/v2/droplets/101/snapshots", 200, params={"per_page": 2})
-    call("digitalocean", "GET", "/v2/droplets/101/snapshots", 200,
-         params={"per_page": 2, "page": 2})
-    listed = call("digitalocean", "GET", "/v2/snapshots", 200,
-                  params={"resource_type": "droplet", "per_page": 2, "page": 2}).json()["snapshots"]
+    call(
+        "digitalocean", "GET", "/v2/droplets/101/snapshots", 200, params={"per_page": 2, "page": 2}
+    )
+    listed = call(
+        "digitalocean",
+        "GET",
+        "/v2/snapshots",
+        200,
+        params={"resource_type": "droplet", "per_page": 2, "page": 2},
+    ).json()["snapshots"]
     snapshot_id = listed[0]["id"]
     call("digitalocean", "GET", f"/v2/snapshots/{snapshot_id}", 200)
     call("digitalocean", "GET", "/v2/snapshots/999", 404)
     call("digitalocean", "POST", "/v2/tags", 201, json={"name": "snapshot-policy"})
     call("digitalocean", "POST", "/v2/tags", 400, json={"name": "not valid!"})
-    call("digitalocean", "POST", "/v2/tags/snapshot-policy/resources", 204,
-         json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]})
-    call("digitalocean", "POST", "/v2/tags/missing/resources", 404,
-         json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]})
+    call(
+        "digitalocean",
+        "POST",
+        "/v2/tags/snapshot-policy/resources",
+        204,
+        json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]},
+    )
+    call(
+        "digitalocean",
+        "POST",
+        "/v2/tags/missing/resources",
+        404,
+        json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]},
+    )
     call("digitalocean", "DELETE", f"/v2/snapshots/{snapshot_id}", 204)
     call("digitalocean", "DELETE", f"/v2/images/{listed[1]['id']}", 204)
     call("digitalocean", "DELETE", "/v2/images/999", 404)
@@ -165,11 +212,21 @@ def hetzner_traffic(call: Recorder) -> None:
     call("hetzner", "GET", "/v1/servers/301", 200)
     call("hetzner", "GET", "/v1/servers/999", 404)
     call("hetzner", "GET", "/v1/servers", 401, token="wrong")
-    call("hetzner", "GET", "/v1/servers", 200,
-         params={"label_selector": "env=prod", "per_page": 1, "page": 2})
+    call(
+        "hetzner",
+        "GET",
+        "/v1/servers",
+        200,
+        params={"label_selector": "env=prod", "per_page": 1, "page": 2},
+    )
     call("hetzner", "GET", "/v1/servers", 422, params={"label_selector": "a in (b"})
-    created = call("hetzner", "POST", "/v1/servers/301/actions/create_image", 201,
-                   json={"description": "new", "type": "snapshot", "labels": {"k": "v"}}).json()
+    created = call(
+        "hetzner",
+        "POST",
+        "/v1/servers/301/actions/create_image",
+        201,
+        json={"description": "new", "type": "snapshot", "labels": {"k": "v"}},
+    ).json()
     call("hetzner", "POST", "/v1/servers/301/actions/create_image", 423, json={})
     call("hetzner", "GET", f"/v1/actions/{created['action']['id']}", 200)
     call("hetzner", "DELETE", f"/v1/images/{created['image']['id']}", 423)
@@ -180,28 +237,53 @@ def hetzner_traffic(call: Recorder) -> None:
     wait_until(lambda: not sandbox.state.running_action(302))
     call("hetzner", "GET", f"/v1/actions/{failing['action']['id']}", 200)
     call("hetzner", "GET", "/v1/actions/999", 404)
-    call("hetzner", "GET", "/v1/actions", 200,
-         params={"id": [created["action"]["id"], failing["action"]["id"], 999]})
+    call(
+        "hetzner",
+        "GET",
+        "/v1/actions",
+        200,
+        params={"id": [created["action"]["id"], failing["action"]["id"], 999]},
+    )
     call("hetzner", "GET", "/v1/actions", 410)
     call("hetzner", "GET", "/v1/actions", 422, params={"id": "x"})
     call("hetzner", "GET", "/v1/servers/actions", 200)
-    call("hetzner", "GET", "/v1/servers/actions", 200,
-         params={"status": ["success", "error"], "sort": "finished:desc", "per_page": 1, "page": 2})
+    call(
+        "hetzner",
+        "GET",
+        "/v1/servers/actions",
+        200,
+        params={"status": ["success", "error"], "sort": "finished:desc", "per_page": 1, "page": 2},
+    )
     call("hetzner", "GET", "/v1/servers/actions", 200, params={"id": failing["action"]["id"]})
     call("hetzner", "GET", "/v1/servers/actions", 422, params={"status": "done"})
     call("hetzner", "GET", "/v1/images", 200)
-    call("hetzner", "GET", "/v1/images", 200,
-         params={"type": "snapshot", "label_selector": "a", "sort": "created:desc", "per_page": 1})
+    call(
+        "hetzner",
+        "GET",
+        "/v1/images",
+        200,
+        params={"type": "snapshot", "label_selector": "a", "sort": "created:desc", "per_page": 1},
+    )
     call("hetzner", "GET", "/v1/images", 200, params={"type": "snapshot", "status": "available"})
     call("hetzner", "GET", f"/v1/images/{plain.id}", 200)
     call("hetzner", "GET", "/v1/images/161547269", 200)
     call("hetzner", "GET", "/v1/images/999", 404)
-    call("hetzner", "PUT", f"/v1/images/{plain.id}", 200,
-         json={"description": "d", "labels": {"x": "y"}})
+    call(
+        "hetzner",
+        "PUT",
+        f"/v1/images/{plain.id}",
+        200,
+        json={"description": "d", "labels": {"x": "y"}},
+    )
     call("hetzner", "PUT", f"/v1/images/{plain.id}", 422, json={"labels": {"x": "a b"}})
     call("hetzner", "DELETE", f"/v1/images/{protected.id}", 423)
-    call("hetzner", "POST", f"/v1/images/{protected.id}/actions/change_protection", 201,
-         json={"delete": False})
+    call(
+        "hetzner",
+        "POST",
+        f"/v1/images/{protected.id}/actions/change_protection",
+        201,
+        json={"delete": False},
+    )
     call("hetzner", "DELETE", f"/v1/images/{protected.id}", 204)
     for kind, status in (("rate_limit", 429), ("error", 500), ("error", 503)):
         sandbox.inject(kind, service="hetzner", status=status)
@@ -226,8 +308,11 @@ def test_every_response_matches_the_openapi_description(sandbox, openapi, traffi
 def check_type(types: dict, type_name: str, value: dict, where: str) -> list[str]:
     """Every field declared, of its declared type; every required field present."""
     fields = {f["name"]: f for f in types[type_name]["fields"]}
-    problems = [f"{where}.{name}: required" for name, f in fields.items()
-                if f["required"] and name not in value]
+    problems = [
+        f"{where}.{name}: required"
+        for name, f in fields.items()
+        if f["required"] and name not in value
+    ]
     for name, item in value.items():
         if name not in fields:
             problems.append(f"{where}.{name}: not a field of {type_name}")
@@ -253,8 +338,10 @@ def check_type(types: dict, type_name: str, value: dict, where: str) -> list[str
 def test_telegram_results_match_the_bot_api_types(sandbox, telegram_types):
     base = f"{sandbox.telegram_base_url}{BOT_TOKEN}"
     me = httpx.post(f"{base}/getMe").json()
-    sent = [httpx.post(f"{base}/sendMessage", data={"chat_id": chat, "text": "hi"}).json()
-            for chat in ("555", "-100123", "@ops")]
+    sent = [
+        httpx.post(f"{base}/sendMessage", data={"chat_id": chat, "text": "hi"}).json()
+        for chat in ("555", "-100123", "@ops")
+    ]
     problems = check_type(telegram_types, "User", me["result"], "getMe")
     for reply in sent:
         problems += check_type(telegram_types, "Message", reply["result"], "sendMessage")
@@ -282,7 +369,9 @@ def test_the_surprises_the_sdks_choke_on_are_what_the_descriptions_allow(sandbox
     sandbox.state.servers[301].ipv6 = "2001:db8::1"  # `ip` is any string; hcloud wants a "/"
     call("hetzner", "GET", "/v1/servers/301", 200)
     call("hetzner", "GET", "/v1/servers", 200)
-    sandbox.inject("patch", service="hetzner", count=2, patch={"meta": {"pagination": {"total_pages": 1}}})
+    sandbox.inject(
+        "patch", service="hetzner", count=2, patch={"meta": {"pagination": {"total_pages": 1}}}
+    )
     call("hetzner", "GET", "/v1/servers", 200)  # meta.pagination is an open object
     call("hetzner", "GET", "/v1/images", 200, params={"type": "snapshot"})
     assert "total_pages" in call.exchanges[-1][2].json()["meta"]["pagination"]
@@ -291,6 +380,8 @@ def test_the_surprises_the_sdks_choke_on_are_what_the_descriptions_allow(sandbox
         try:
             validate(openapi, provider, request, response)
         except Exception as exc:
-            problems.append(f"{request.method} {request.url.path}: {getattr(exc, '__cause__', None) or exc}")
+            problems.append(
+                f"{request.method} {request.url.path}: {getattr(exc, '__cause__', None) or exc}"
+            )
     call.client.close()
     assert not problems, "\n".join(problems)

@@ -10,9 +10,9 @@ import sys
 
 import httpx
 import pytest
-from tests.integration.conftest import DO_TOKEN, HZ_TOKEN, seed
 
 from snapshot_policy.sandbox import Sandbox, State, example_state
+from tests.integration.conftest import DO_TOKEN, HZ_TOKEN, seed
 
 
 def test_state_round_trips_through_get_and_put(sandbox):
@@ -42,8 +42,10 @@ def test_request_log_names_accounts_never_tokens(sandbox):
 
 
 def test_faults_messages_and_deliveries_over_http(sandbox):
-    created = httpx.post(f"{sandbox.url}/_sandbox/faults",
-                         json={"kind": "error", "service": "webhook", "status": 503}).json()
+    created = httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={"kind": "error", "service": "webhook", "status": 503},
+    ).json()
     assert created["kind"] == "error" and created["fired"] == 0
     assert httpx.post(sandbox.webhook_url("x"), json={}).status_code == 503
     httpx.post(sandbox.webhook_url("x"), json={"n": 1})
@@ -58,8 +60,11 @@ def test_faults_messages_and_deliveries_over_http(sandbox):
 
 def test_injected_clock_dates_new_snapshots(sandbox, clock):
     clock.advance(days=10)
-    action = httpx.post(f"{sandbox.url}/v2/droplets/101/actions", json={"type": "snapshot"},
-                        headers={"Authorization": f"Bearer {DO_TOKEN}"}).json()["action"]
+    action = httpx.post(
+        f"{sandbox.url}/v2/droplets/101/actions",
+        json={"type": "snapshot"},
+        headers={"Authorization": f"Bearer {DO_TOKEN}"},
+    ).json()["action"]
     assert action["started_at"] == "2025-01-11T00:00:00Z"
 
 
@@ -73,13 +78,27 @@ def test_endpoints_and_env():
 def test_sandbox_command_reads_a_state_file_and_stops_on_ctrl_c(tmp_path):
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(seed()))
-    command = [sys.executable, "-m", "snapshot_policy", "sandbox", "--port", "0", "--state", str(state_file)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "snapshot_policy",
+        "sandbox",
+        "--port",
+        "0",
+        "--state",
+        str(state_file),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         url = process.stdout.readline().split()[3]
         exports = [process.stdout.readline().strip() for _ in range(3)]
-        assert exports == [f"export DIGITALOCEAN_API_URL={url}", f"export HCLOUD_ENDPOINT={url}/v1", f"export TELEGRAM_API_URL={url}/bot"]
+        assert exports == [
+            f"export DIGITALOCEAN_API_URL={url}",
+            f"export HCLOUD_ENDPOINT={url}/v1",
+            f"export TELEGRAM_API_URL={url}/bot",
+        ]
         servers = httpx.get(f"{url}/v1/servers", headers={"Authorization": f"Bearer {HZ_TOKEN}"})
         assert [s["name"] for s in servers.json()["servers"]] == ["app-1", "app-2", "db-1"]
     finally:
@@ -104,17 +123,43 @@ def test_burst_limit_round_trips_and_is_digitalocean_only():
         State.from_dict(data)
 
 
-@pytest.mark.parametrize("content, message", [
-    ('{"servers": [{"id": 1}]}', "state.json: servers[0] needs account, name "
-        "(the format is in the sandbox's documentation)"),
-    ('{"servers": [{"account": "a", "name": "x", "colour": "red"}]}', "state.json: servers[0] has unknown key(s) colour"),
-    ("[1, 2]", "state.json: the state must be a JSON object with accounts, servers and snapshots"),
-    ("{", "state.json is not JSON: "),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            '{"servers": [{"id": 1}]}',
+            "state.json: servers[0] needs account, name "
+            "(the format is in the sandbox's documentation)",
+        ),
+        (
+            '{"servers": [{"account": "a", "name": "x", "colour": "red"}]}',
+            "state.json: servers[0] has unknown key(s) colour",
+        ),
+        (
+            "[1, 2]",
+            "state.json: the state must be a JSON object with accounts, servers and snapshots",
+        ),
+        ("{", "state.json is not JSON: "),
+    ],
+)
 def test_sandbox_command_explains_a_bad_state_file_in_a_sentence(tmp_path, content, message):
     (tmp_path / "state.json").write_text(content)
-    result = subprocess.run([sys.executable, "-m", "snapshot_policy", "sandbox", "--port", "0", "--state", "state.json"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snapshot_policy",
+            "sandbox",
+            "--port",
+            "0",
+            "--state",
+            "state.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1 and f"Error: {message}" in result.stderr
     assert "Traceback" not in result.stderr and "None" not in result.stderr
 
@@ -122,8 +167,12 @@ def test_sandbox_command_explains_a_bad_state_file_in_a_sentence(tmp_path, conte
 def test_sandbox_command_says_the_port_is_taken_and_what_to_do(tmp_path):
     with Sandbox() as taken:
         port = taken.url.rsplit(":", 1)[1]
-        result = subprocess.run([sys.executable, "-m", "snapshot_policy", "sandbox", "--port", port],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [sys.executable, "-m", "snapshot_policy", "sandbox", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert result.returncode == 1
     assert (
         f"Error: cannot serve on 127.0.0.1:{port}: Address already in use; "

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from tests.integration.conftest import DO_OTHER_TOKEN, EPOCH
 
 from snapshot_policy.sandbox.ratelimit import SlidingWindow
 from snapshot_policy.sandbox.state import format_time
+from tests.integration.conftest import DO_OTHER_TOKEN, EPOCH
 
 
 def wait(do, action_id: int) -> dict:
@@ -209,11 +209,19 @@ def test_actions_list_shows_an_action_complete(sandbox, do):
     sandbox.state.action_seconds = 1  # long enough to list it in progress, on a slow machine
     posted = do.droplet_actions.post(102, {"type": "snapshot", "name": "x"})["action"]
     [listed] = do.actions.list()["actions"]
-    assert (listed["id"], listed["status"], listed["completed_at"]) == (posted["id"], "in-progress", None)
+    assert (listed["id"], listed["status"], listed["completed_at"]) == (
+        posted["id"],
+        "in-progress",
+        None,
+    )
     wait(do, posted["id"])
     [listed] = do.actions.list()["actions"]
     assert listed["status"] == "completed" and listed["completed_at"] is not None
-    assert (listed["type"], listed["resource_id"], listed["region_slug"]) == ("snapshot", 102, "nyc3")
+    assert (listed["type"], listed["resource_id"], listed["region_slug"]) == (
+        "snapshot",
+        102,
+        "nyc3",
+    )
 
 
 def test_burst_limit_answers_429_with_an_honest_retry_after(sandbox, make_do):
@@ -266,5 +274,11 @@ def test_snapshots_carry_the_billed_size_apart_from_the_minimum_disk(sandbox, do
     action = do.droplet_actions.post(101, {"type": "snapshot", "name": "web-1-new"})["action"]
     wait(do, action["id"])
     listed = {s["name"]: s for s in do.snapshots.list(resource_type="droplet")["snapshots"]}
-    assert (listed["web-1-new"]["size_gigabytes"], listed["web-1-new"]["min_disk_size"]) == (5.5, 25)
-    assert [s["size_gigabytes"] for s in do.droplets.list_snapshots(101)["snapshots"]] == [4.75, 5.5]
+    assert (listed["web-1-new"]["size_gigabytes"], listed["web-1-new"]["min_disk_size"]) == (
+        5.5,
+        25,
+    )
+    assert [s["size_gigabytes"] for s in do.droplets.list_snapshots(101)["snapshots"]] == [
+        4.75,
+        5.5,
+    ]

@@ -11,10 +11,11 @@ import pytest
 import requests
 import telegram
 from azure.core.exceptions import HttpResponseError, ServiceResponseError
-from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 from hcloud import APIException
 from hcloud.actions import ActionFailedException
 from hcloud.servers import Server
+
+from tests.integration.conftest import BOT_TOKEN, DO_TOKEN, HZ_TOKEN
 
 
 def statuses(sandbox, provider: str) -> list:
@@ -93,7 +94,10 @@ def test_fault_matches_method_and_path_and_counts(sandbox, make_do):
             do.droplet_actions.post(101, {"type": "snapshot"})
     assert do.droplet_actions.post(101, {"type": "snapshot"})["action"]["status"] == "in-progress"
     assert statuses(sandbox, "digitalocean") == [
-        (200, None), (500, "error"), (500, "error"), (201, None)
+        (200, None),
+        (500, "error"),
+        (500, "error"),
+        (201, None),
     ]
     assert sandbox.faults.list()[0]["fired"] == 2
 
@@ -168,16 +172,29 @@ def test_garble_acts_then_answers_with_a_body_cut_short(sandbox, hz):
     with pytest.raises(APIException) as caught:  # hcloud: the body is not JSON
         hz.servers.create_image(Server(id=301), description="garbled")
     assert caught.value.code == 201
-    assert [i.description for i in hz.images.get_all(type=["snapshot"])] == ["garbled"]  # it took effect
+    assert [i.description for i in hz.images.get_all(type=["snapshot"])] == [
+        "garbled"
+    ]  # it took effect
     assert statuses(sandbox, "hetzner")[0] == (201, "garble")
 
 
 def test_patch_merges_into_the_reply_and_can_drop_keys(sandbox, make_do, hz):
-    sandbox.inject("patch", service="hetzner", path="^/v1/servers$", patch={"meta": {"pagination": {"total_pages": 1}}})
-    with pytest.raises(TypeError):  # hcloud 2.27 passes meta.pagination to a constructor as keywords
+    sandbox.inject(
+        "patch",
+        service="hetzner",
+        path="^/v1/servers$",
+        patch={"meta": {"pagination": {"total_pages": 1}}},
+    )
+    with pytest.raises(
+        TypeError
+    ):  # hcloud 2.27 passes meta.pagination to a constructor as keywords
         hz.servers.get_all()
-    sandbox.inject("patch", service="digitalocean", method="POST", patch={"action": None, "extra": {"a": 1}})
-    assert make_do(retry_total=0).droplet_actions.post(101, {"type": "snapshot"}) == {"extra": {"a": 1}}
+    sandbox.inject(
+        "patch", service="digitalocean", method="POST", patch={"action": None, "extra": {"a": 1}}
+    )
+    assert make_do(retry_total=0).droplet_actions.post(101, {"type": "snapshot"}) == {
+        "extra": {"a": 1}
+    }
     assert [r["fault"] for r in sandbox.requests()] == ["patch", "patch"]
 
 
@@ -192,19 +209,28 @@ def test_fault_headers_are_set_on_its_reply(sandbox):
     auth = {"Authorization": f"Bearer {HZ_TOKEN}"}
     hetzner = requests.get(f"{sandbox.hetzner_endpoint}/servers", headers=auth)
     assert (hetzner.status_code, hetzner.headers["Retry-After"]) == (429, "8")
-    digitalocean = requests.get(f"{sandbox.url}/v2/droplets", headers={"Authorization": f"Bearer {DO_TOKEN}"})
+    digitalocean = requests.get(
+        f"{sandbox.url}/v2/droplets", headers={"Authorization": f"Bearer {DO_TOKEN}"}
+    )
     assert (digitalocean.status_code, digitalocean.headers["retry-after"]) == (503, "4")
 
 
 def test_hetzner_rate_limit_says_when_as_hetzner_documents_it(sandbox):
     sandbox.inject("rate_limit", service="hetzner", retry_after=2.5)
-    response = requests.get(f"{sandbox.hetzner_endpoint}/servers", headers={"Authorization": f"Bearer {HZ_TOKEN}"})
+    response = requests.get(
+        f"{sandbox.hetzner_endpoint}/servers", headers={"Authorization": f"Bearer {HZ_TOKEN}"}
+    )
     assert response.status_code == 429 and "Retry-After" not in response.headers
     assert response.json()["error"]["code"] == "rate_limit_exceeded"
-    limit, reset = int(response.headers["RateLimit-Limit"]), int(response.headers["RateLimit-Reset"])
+    limit, reset = (
+        int(response.headers["RateLimit-Limit"]),
+        int(response.headers["RateLimit-Reset"]),
+    )
     sent = parsedate_to_datetime(response.headers["Date"]).timestamp()
     assert response.headers["RateLimit-Remaining"] == "0"
-    assert (reset - sent) / limit == 2.5  # the budget refills evenly: one request's share of the reset
+    assert (
+        reset - sent
+    ) / limit == 2.5  # the budget refills evenly: one request's share of the reset
     assert len([k for k in response.raw.headers.keys() if k.lower() == "date"]) == 1
 
 
@@ -213,14 +239,33 @@ def test_a_shift_changes_the_listing_after_the_page_it_names_is_served(sandbox, 
     the next one after. Set through the control API as any fault."""
     for n in range(30):
         sandbox.state.add_snapshot("do-a", f"s{n}", server_id=101, id=1000 + n)
-    created = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "shift", "service": "digitalocean", "path": "^/v2/snapshots$", "page": 1, "insert": 1, "ids": [7], "delete": [1029], "server_id": 102})
+    created = httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json={
+            "kind": "shift",
+            "service": "digitalocean",
+            "path": "^/v2/snapshots$",
+            "page": 1,
+            "insert": 1,
+            "ids": [7],
+            "delete": [1029],
+            "server_id": 102,
+        },
+    )
     assert created.status_code == 201 and created.json()["page"] == 1
     first = do.snapshots.list(per_page=20, page=1)
     assert first["meta"]["total"] == 30 and first["snapshots"][0]["id"] == "1000"
     second = do.snapshots.list(per_page=20, page=2)
     assert second["meta"]["total"] == 30  # one in, one out
-    assert second["snapshots"][0]["id"] == first["snapshots"][-1]["id"] == "1019"  # page 1's last, pushed onto page 2 as well
-    assert sandbox.state.snapshots[7].name == "shifted-7" and sandbox.state.snapshots[7].server_id == 102
+    assert (
+        second["snapshots"][0]["id"] == first["snapshots"][-1]["id"] == "1019"
+    )  # page 1's last, pushed onto page 2 as well
+    assert (
+        sandbox.state.snapshots[7].name == "shifted-7"
+        and sandbox.state.snapshots[7].server_id == 102
+    )
     assert 1029 not in sandbox.state.snapshots
-    bad = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "shift", "resource": "volumes"})
+    bad = httpx.post(
+        f"{sandbox.url}/_sandbox/faults", json={"kind": "shift", "resource": "volumes"}
+    )
     assert bad.status_code == 400 and "volumes" in bad.json()["error"]

@@ -8,11 +8,12 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import requests
-from tests.integration.conftest import EPOCH, HZ_OTHER_TOKEN, HZ_TOKEN
 from hcloud import APIException
 from hcloud.actions import ActionFailedException
 from hcloud.images import Image
 from hcloud.servers import Server
+
+from tests.integration.conftest import EPOCH, HZ_OTHER_TOKEN, HZ_TOKEN
 
 
 def ids(items) -> list[int]:
@@ -96,8 +97,11 @@ def test_image_listing_pages_follow_every_change_made_between_them(sandbox, hz):
 
     def available_ids() -> list[int]:  # not through hcloud: 2.27 sends the page size as `status`
         pages = [
-            requests.get(f"{sandbox.hetzner_endpoint}/images", headers=headers,
-                         params={"type": "snapshot", "status": "available", "per_page": 50, "page": page})
+            requests.get(
+                f"{sandbox.hetzner_endpoint}/images",
+                headers=headers,
+                params={"type": "snapshot", "status": "available", "per_page": 50, "page": page},
+            )
             for page in (1, 2)
         ]
         return [image["id"] for reply in pages for image in reply.json()["images"]]
@@ -114,13 +118,24 @@ def test_image_listing_without_type_includes_system_images(hz):
 
 
 def test_image_label_selector_and_sort(sandbox, hz):
-    sandbox.state.add_snapshot("hz-a", "old", server_id=301, created=EPOCH - timedelta(days=2),
-                               labels={"managed-by": "snapshot-policy"})
-    sandbox.state.add_snapshot("hz-a", "new", server_id=301, created=EPOCH - timedelta(days=1),
-                               labels={"managed-by": "snapshot-policy"})
+    sandbox.state.add_snapshot(
+        "hz-a",
+        "old",
+        server_id=301,
+        created=EPOCH - timedelta(days=2),
+        labels={"managed-by": "snapshot-policy"},
+    )
+    sandbox.state.add_snapshot(
+        "hz-a",
+        "new",
+        server_id=301,
+        created=EPOCH - timedelta(days=1),
+        labels={"managed-by": "snapshot-policy"},
+    )
     sandbox.state.add_snapshot("hz-a", "manual", server_id=301)
-    managed = hz.images.get_all(type=["snapshot"], label_selector="managed-by=snapshot-policy",
-                                sort=["created:desc"])
+    managed = hz.images.get_all(
+        type=["snapshot"], label_selector="managed-by=snapshot-policy", sort=["created:desc"]
+    )
     assert [i.description for i in managed] == ["new", "old"]
 
 
@@ -221,7 +236,10 @@ def test_server_ipv6_is_served_as_seeded(sandbox, hz):
     state = sandbox.dump_state()
     next(s for s in state["servers"] if s["id"] == 301)["ipv6"] = "2001:db8::/64"
     sandbox.load_state(state)
-    assert next(s for s in sandbox.dump_state()["servers"] if s["id"] == 301)["ipv6"] == "2001:db8::/64"  # round-trips
+    assert (
+        next(s for s in sandbox.dump_state()["servers"] if s["id"] == 301)["ipv6"]
+        == "2001:db8::/64"
+    )  # round-trips
     ipv6 = hz.servers.get_by_id(301).public_net.ipv6
     assert (ipv6.ip, ipv6.network, ipv6.network_mask) == ("2001:db8::/64", "2001:db8::", "64")
     sandbox.state.servers[301].ipv6 = "2001:db8::1"  # a string, as the OpenAPI description allows
@@ -235,7 +253,9 @@ def test_exhausted_budget_answers_429_with_the_documented_headers_only(sandbox, 
     hz._client._retry_max_retries = 0
     hz.servers.get_by_id(301)
     hz.servers.get_by_id(301)
-    response = requests.get(f"{sandbox.hetzner_endpoint}/servers/301", headers={"Authorization": f"Bearer {HZ_TOKEN}"})
+    response = requests.get(
+        f"{sandbox.hetzner_endpoint}/servers/301", headers={"Authorization": f"Bearer {HZ_TOKEN}"}
+    )
     assert response.status_code == 429 and "Retry-After" not in response.headers
     assert response.json()["error"]["code"] == "rate_limit_exceeded"
     sent = parsedate_to_datetime(response.headers["Date"]).timestamp()
@@ -249,23 +269,34 @@ def test_get_actions_by_ids_is_paginated_25_a_page_unless_asked_for_up_to_50(san
     answer is a page like any listing's."""
     for n in range(60):
         sandbox.state.add_server("hz-a", f"s{n}", id=5000 + n)
-    actions = [sandbox.state.start_action(sandbox.state.accounts["hz-a"], sandbox.state.servers[5000 + n], "stop_server") for n in range(60)]
+    actions = [
+        sandbox.state.start_action(
+            sandbox.state.accounts["hz-a"], sandbox.state.servers[5000 + n], "stop_server"
+        )
+        for n in range(60)
+    ]
     ids = [a.id for a in actions]
     first = hz.request("GET", "/actions", params={"id": ids})
     assert len(first["actions"]) == 25 and first["meta"]["pagination"]["next_page"] == 2
     assert first["meta"]["pagination"]["total_entries"] == 60
     fifty = hz.request("GET", "/actions", params={"id": ids, "per_page": 100, "page": 2})
-    assert [a["id"] for a in fifty["actions"]] == ids[50:] and fifty["meta"]["pagination"]["next_page"] is None
+    assert [a["id"] for a in fifty["actions"]] == ids[50:] and fifty["meta"]["pagination"][
+        "next_page"
+    ] is None
 
 
-def test_get_actions_by_ids_returns_this_projects_known_ones_and_their_progress(sandbox, hz, make_hz):
+def test_get_actions_by_ids_returns_this_projects_known_ones_and_their_progress(
+    sandbox, hz, make_hz
+):
     sandbox.state.action_seconds = 1  # long enough to see them running, on a slow machine
     first = hz.servers.create_image(Server(id=301), description="a").action
     second = hz.servers.create_image(Server(id=302), description="b").action
     theirs = make_hz(HZ_OTHER_TOKEN).servers.create_image(Server(id=401), description="c").action
     wanted = [second.id, 999_999, theirs.id, first.id, second.id]
     body = hz.request("GET", "/actions", params={"id": wanted})
-    assert body["meta"]["pagination"]["total_entries"] == 2  # paginated, as hcloud's clients read it
+    assert (
+        body["meta"]["pagination"]["total_entries"] == 2
+    )  # paginated, as hcloud's clients read it
     assert [(a["id"], a["status"]) for a in body["actions"]] == [
         (first.id, "running"),
         (second.id, "running"),
@@ -303,8 +334,13 @@ def test_server_actions_list_filters_by_status_and_id(sandbox, hz):
     assert ids(hz.servers.actions.get_all(sort=["id:desc"])) == [running.id, done.action.id]
     [listed] = hz.servers.actions.get_all(status=["success"])
     assert listed.command == "create_image"
-    assert listed.resources == [{"id": 301, "type": "server"}, {"id": done.image.id, "type": "image"}]
-    body = hz.request("GET", "/servers/actions", params={"id": [running.id, 999_999], "status": "running"})
+    assert listed.resources == [
+        {"id": 301, "type": "server"},
+        {"id": done.image.id, "type": "image"},
+    ]
+    body = hz.request(
+        "GET", "/servers/actions", params={"id": [running.id, 999_999], "status": "running"}
+    )
     assert [a["id"] for a in body["actions"]] == [running.id]
     with pytest.raises(APIException) as caught:
         hz.servers.actions.get_all(status=["finished"])
@@ -330,7 +366,9 @@ def test_new_action_routes_are_charged_and_take_faults(sandbox):
     first = requests.get(f"{base}/actions", params={"id": 1}, headers=auth, timeout=5)
     second = requests.get(f"{base}/servers/actions", headers=auth, timeout=5)
     assert (first.json()["actions"], second.json()["actions"]) == ([], [])
-    assert int(second.headers["RateLimit-Remaining"]) == int(first.headers["RateLimit-Remaining"]) - 1
+    assert (
+        int(second.headers["RateLimit-Remaining"]) == int(first.headers["RateLimit-Remaining"]) - 1
+    )
     sandbox.inject("error", service="hetzner", path=r"^/v1/servers/actions$", status=503)
     sandbox.inject("rate_limit", service="hetzner", path=r"^/v1/actions$")
     assert requests.get(f"{base}/servers/actions", headers=auth, timeout=5).status_code == 503

@@ -10,6 +10,7 @@ import json
 import httpx
 import pytest
 import telegram
+
 from tests.integration.conftest import BOT_TOKEN
 
 
@@ -39,8 +40,14 @@ def test_get_me_and_send_message_are_recorded(sandbox):
     assert username == "test_bot"
     assert message.chat.id == 555 and message.text == "<b>done</b> 3 snapshots"
     assert sandbox.telegram_messages() == [
-        {"bot": "test_bot", "chat_id": 555, "text": "<b>done</b> 3 snapshots",
-         "parse_mode": "HTML", "delivered": True, "error": None}
+        {
+            "bot": "test_bot",
+            "chat_id": 555,
+            "text": "<b>done</b> 3 snapshots",
+            "parse_mode": "HTML",
+            "delivered": True,
+            "error": None,
+        }
     ]
     paths = [r["path"] for r in sandbox.requests("telegram")]
     assert paths == ["/bot<token>/getMe", "/bot<token>/sendMessage"]
@@ -48,8 +55,10 @@ def test_get_me_and_send_message_are_recorded(sandbox):
 
 
 def test_json_bodies_and_channel_usernames_are_accepted(sandbox):
-    reply = httpx.post(f"{sandbox.telegram_base_url}{BOT_TOKEN}/sendMessage",
-                       json={"chat_id": "@ops", "text": "plain"}).json()
+    reply = httpx.post(
+        f"{sandbox.telegram_base_url}{BOT_TOKEN}/sendMessage",
+        json={"chat_id": "@ops", "text": "plain"},
+    ).json()
     assert reply["ok"] is True and reply["result"]["chat"]["type"] == "channel"
     assert sandbox.telegram_messages()[0]["chat_id"] == "@ops"
 
@@ -114,9 +123,11 @@ def test_plain_text_fallback_after_a_parse_error_is_delivered(sandbox):
 def test_webhook_sink_records_exact_bytes_headers_and_json(sandbox):
     body = json.dumps({"event": "apply", "created": 2}).encode()
     signature = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
-    response = httpx.post(sandbox.webhook_url("n8n"), content=body,
-                          headers={"Content-Type": "application/json",
-                                   "X-Signature-256": signature})
+    response = httpx.post(
+        sandbox.webhook_url("n8n"),
+        content=body,
+        headers={"Content-Type": "application/json", "X-Signature-256": signature},
+    )
     assert response.status_code == 200
     [delivery] = sandbox.webhook_deliveries("n8n")
     assert delivery["method"] == "POST" and delivery["json"] == {"event": "apply", "created": 2}

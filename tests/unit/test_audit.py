@@ -13,13 +13,15 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.core.model import RetentionPolicy, Snapshot, Target
+from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.statefiles import StateFileError, UnsafeStateFile
 from tests.factories import snap, utc
 
 FINGERPRINT = "sha256:" + "ab" * 32
-TARGET = Target("nightly db", "digitalocean", "do-main", "4242", "db-1", RetentionPolicy(keep_last=3))
+TARGET = Target(
+    "nightly db", "digitalocean", "do-main", "4242", "db-1", RetentionPolicy(keep_last=3)
+)
 
 
 def lines(path) -> list[dict]:
@@ -28,30 +30,40 @@ def lines(path) -> list[dict]:
 
 def test_audit_log_writes_one_json_line_with_every_field(tmp_path):
     path = tmp_path / "audit.jsonl"
-    snapshot = Snapshot("555", "db-1-20250102030000", utc(2025, 1, 2, 3), "4242", True, "tagged snapshot-policy")
+    snapshot = Snapshot(
+        "555", "db-1-20250102030000", utc(2025, 1, 2, 3), "4242", True, "tagged snapshot-policy"
+    )
     when = utc(2025, 1, 3, 4, 5, 6).astimezone(timezone(timedelta(hours=2)))
-    AuditLog(path, FINGERPRINT).record("deleted", TARGET, snapshot, "no retention rule keeps it — ü", when)
+    AuditLog(path, FINGERPRINT).record(
+        "deleted", TARGET, snapshot, "no retention rule keeps it — ü", when
+    )
     assert path.read_text(encoding="utf-8").count("\n") == 1
-    assert lines(path) == [{
-        "time": "2025-01-03T06:05:06+02:00",
-        "event": "deleted",
-        "target": "nightly db",
-        "provider": "digitalocean",
-        "account": "do-main",
-        "server_id": "4242",
-        "server_name": "db-1",
-        "snapshot_id": "555",
-        "snapshot_name": "db-1-20250102030000",
-        "reason": "no retention rule keeps it — ü",
-        "plan_fingerprint": FINGERPRINT,
-    }]
+    assert lines(path) == [
+        {
+            "time": "2025-01-03T06:05:06+02:00",
+            "event": "deleted",
+            "target": "nightly db",
+            "provider": "digitalocean",
+            "account": "do-main",
+            "server_id": "4242",
+            "server_name": "db-1",
+            "snapshot_id": "555",
+            "snapshot_name": "db-1-20250102030000",
+            "reason": "no retention rule keeps it — ü",
+            "plan_fingerprint": FINGERPRINT,
+        }
+    ]
 
 
 def test_audit_log_appends_across_instances_and_keeps_earlier_lines(tmp_path):
     path = tmp_path / "audit.jsonl"
     path.write_text('{"event": "from an earlier version"}\n', encoding="utf-8")
-    AuditLog(path, "sha256:first").record("created", TARGET, snap(utc(2025, 1, 1), id="1"), "due", utc(2025, 1, 1))
-    AuditLog(path, "sha256:second").record("adopted", TARGET, snap(utc(2025, 1, 2), id="2"), "journal", utc(2025, 1, 2))
+    AuditLog(path, "sha256:first").record(
+        "created", TARGET, snap(utc(2025, 1, 1), id="1"), "due", utc(2025, 1, 1)
+    )
+    AuditLog(path, "sha256:second").record(
+        "adopted", TARGET, snap(utc(2025, 1, 2), id="2"), "journal", utc(2025, 1, 2)
+    )
     written = lines(path)
     assert written[0] == {"event": "from an earlier version"}
     assert [(e["event"], e["snapshot_id"], e["plan_fingerprint"]) for e in written[1:]] == [
@@ -62,7 +74,9 @@ def test_audit_log_appends_across_instances_and_keeps_earlier_lines(tmp_path):
 
 def test_audit_log_creates_its_folder(tmp_path):
     path = tmp_path / "var" / "log" / "snapshot-policy" / "audit.jsonl"
-    AuditLog(path, FINGERPRINT).record("created", TARGET, snap(utc(2025, 1, 1)), "due", utc(2025, 1, 1))
+    AuditLog(path, FINGERPRINT).record(
+        "created", TARGET, snap(utc(2025, 1, 1)), "due", utc(2025, 1, 1)
+    )
     assert [e["event"] for e in lines(path)] == ["created"]
 
 
@@ -73,12 +87,20 @@ def test_audit_log_keeps_lines_whole_when_threads_record_at_once(tmp_path):
 
     def record(worker: int) -> None:
         for n in range(25):
-            log.record("deleted", TARGET, snap(utc(2025, 1, 1), id=f"{worker}-{n}"), reason, utc(2025, 1, 1))
+            log.record(
+                "deleted",
+                TARGET,
+                snap(utc(2025, 1, 1), id=f"{worker}-{n}"),
+                reason,
+                utc(2025, 1, 1),
+            )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(record, range(8)))  # re-raises a thread's error
     written = lines(path)  # a torn or interleaved line would not parse
-    assert sorted(e["snapshot_id"] for e in written) == sorted(f"{w}-{n}" for w in range(8) for n in range(25))
+    assert sorted(e["snapshot_id"] for e in written) == sorted(
+        f"{w}-{n}" for w in range(8) for n in range(25)
+    )
     assert all(e["reason"] == reason for e in written)
 
 
@@ -94,6 +116,8 @@ def test_audit_log_others_may_write_is_refused_before_the_run_and_left_alone(tmp
     path = tmp_path / "audit.jsonl"
     path.write_text('{"event": "forged"}\n')
     path.chmod(0o646)
-    with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0646\); run `chmod go-w"):
+    with pytest.raises(
+        UnsafeStateFile, match=r"others may write it \(mode 0646\); run `chmod go-w"
+    ):
         AuditLog(path, FINGERPRINT)
     assert path.read_text() == '{"event": "forged"}\n'

@@ -8,7 +8,12 @@ import math
 
 import pytest
 
-from snapshot_policy.pacing.backoff import MAX_ADVISED_WAIT, MAX_ADVISED_WAIT_NOTIFY, Backoff, WaitRefused
+from snapshot_policy.pacing.backoff import (
+    MAX_ADVISED_WAIT,
+    MAX_ADVISED_WAIT_NOTIFY,
+    Backoff,
+    WaitRefused,
+)
 
 
 class Later(Exception):
@@ -38,7 +43,9 @@ def failing(errors, result="ok"):
 
 
 def run(backoff, operation, **options):
-    return backoff.run(operation, retryable=lambda e: isinstance(e, Later), advised=lambda e: e.wait, **options)
+    return backoff.run(
+        operation, retryable=lambda e: isinstance(e, Later), advised=lambda e: e.wait, **options
+    )
 
 
 def backoff(sleeps, **options):
@@ -112,25 +119,42 @@ def test_backoff_tells_on_retry_before_each_sleep():
     sleeps: list[float] = []
     told = []
     first, second = Later(), Later(wait=2)
-    run(backoff(sleeps), failing([first, second]), on_retry=lambda e, wait, n: told.append((e, wait, n, len(sleeps))))
+    run(
+        backoff(sleeps),
+        failing([first, second]),
+        on_retry=lambda e, wait, n: told.append((e, wait, n, len(sleeps))),
+    )
     assert told == [(first, 1.5, 1, 0), (second, 2, 2, 1)]
 
 
 def test_backoff_for_a_notification_is_retries_plus_one_exact_tries_with_a_one_minute_limit():
     sleeps: list[float] = []
     policy = Backoff.for_notification(retries=3, base_delay=0.5, sleep=sleeps.append)
-    assert (policy.attempts, policy.jitter, policy.max_delay, policy.max_advised_wait) == (4, None, math.inf, MAX_ADVISED_WAIT_NOTIFY)
+    assert (policy.attempts, policy.jitter, policy.max_delay, policy.max_advised_wait) == (
+        4,
+        None,
+        math.inf,
+        MAX_ADVISED_WAIT_NOTIFY,
+    )
     with pytest.raises(Later):
         run(policy, failing([Later()] * 10))
     assert sleeps == [0.5, 1.0, 2.0]
-    assert MAX_ADVISED_WAIT_NOTIFY < MAX_ADVISED_WAIT == Backoff(attempts=1, base_delay=1).max_advised_wait
+    assert (
+        MAX_ADVISED_WAIT_NOTIFY
+        < MAX_ADVISED_WAIT
+        == Backoff(attempts=1, base_delay=1).max_advised_wait
+    )
 
 
 def run_async(backoff, operation, **options):
     async def awaited():
         return operation()
 
-    return asyncio.run(backoff.run_async(awaited, retryable=lambda e: isinstance(e, Later), advised=lambda e: e.wait, **options))
+    return asyncio.run(
+        backoff.run_async(
+            awaited, retryable=lambda e: isinstance(e, Later), advised=lambda e: e.wait, **options
+        )
+    )
 
 
 def test_backoff_run_async_makes_the_same_tries_and_waits_as_run():
@@ -140,7 +164,13 @@ def test_backoff_run_async_makes_the_same_tries_and_waits_as_run():
             sleeps: list[float] = []
             operation = failing(errors)
             try:
-                outcomes.append((runner(backoff(sleeps, max_advised_wait=60), operation), len(operation.calls), sleeps))
+                outcomes.append(
+                    (
+                        runner(backoff(sleeps, max_advised_wait=60), operation),
+                        len(operation.calls),
+                        sleeps,
+                    )
+                )
             except Exception as error:
                 outcomes.append((type(error), len(operation.calls), sleeps))
         assert outcomes[0] == outcomes[1]
@@ -153,7 +183,12 @@ def test_backoff_run_async_awaits_an_async_sleep():
         await asyncio.sleep(0)
         slept.append(seconds)
 
-    assert run_async(Backoff(attempts=3, base_delay=0.25, sleep=sleep), failing([Later(), Later(wait=2)])) == "ok"
+    assert (
+        run_async(
+            Backoff(attempts=3, base_delay=0.25, sleep=sleep), failing([Later(), Later(wait=2)])
+        )
+        == "ok"
+    )
     assert slept == [0.25, 2]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snapshot_policy.pacing.budget import RequestBudget
 from snapshot_policy.core.model import RateLimit
+from snapshot_policy.pacing.budget import RequestBudget
 
 
 class Clock:
@@ -65,8 +65,13 @@ def test_digitalocean_pacing_never_exceeds_250_in_any_minute_and_follows_the_rep
         sent.append(clock.now)
         budget.heard(1000 - len(sent))
     assert sent[239] == 1000  # a burst of 240 at once
-    assert max(sum(1 for t in sent[i:i + 300] if t < start + 60) for i, start in enumerate(sent)) <= 250
-    assert sent[999] < 1000 + 300 and len(sent) < 1000 + 600 * 5000 / 3600  # the reported 1,000, then the hourly pace
+    assert (
+        max(sum(1 for t in sent[i : i + 300] if t < start + 60) for i, start in enumerate(sent))
+        <= 250
+    )
+    assert (
+        sent[999] < 1000 + 300 and len(sent) < 1000 + 600 * 5000 / 3600
+    )  # the reported 1,000, then the hourly pace
 
 
 def test_a_sliding_window_frees_a_slot_when_its_oldest_counted_event_leaves_it():

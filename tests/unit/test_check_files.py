@@ -44,7 +44,15 @@ def files(**changes: str | None) -> dict[str, str | None]:
         "--metrics-file": "out/metrics.prom",
     }
     for key, path in changes.items():
-        paths[{"journal": JOURNAL, "run_state": RUN_STATE, "log_file": "log.file", "report": "--report", "metrics": "--metrics-file"}.get(key, key)] = path
+        paths[
+            {
+                "journal": JOURNAL,
+                "run_state": RUN_STATE,
+                "log_file": "log.file",
+                "report": "--report",
+                "metrics": "--metrics-file",
+            }.get(key, key)
+        ] = path
     return paths
 
 
@@ -66,14 +74,16 @@ def test_a_run_state_path_that_is_a_folder_is_refused(folder):
     Path("run/snapshot-policy.state.json").mkdir()
     assert refusal(files()) == (
         f"cannot use {RUN_STATE} run/snapshot-policy.state.json: it is a folder, not a file; "
-            "remove it or choose another path"
+        "remove it or choose another path"
     )
 
 
 def test_a_journal_path_that_is_a_folder_is_refused_even_where_it_is_only_read(folder):
     Path("run/snapshot-policy.journal.json").mkdir()
     message = refusal(files(), read_only={JOURNAL, RUN_STATE})
-    assert message.startswith(f"cannot use {JOURNAL} run/snapshot-policy.journal.json: it is a folder")
+    assert message.startswith(
+        f"cannot use {JOURNAL} run/snapshot-policy.journal.json: it is a folder"
+    )
 
 
 def test_the_audit_log_at_the_run_state_path_is_refused_naming_both(folder):
@@ -91,7 +101,14 @@ def test_the_lock_file_at_the_log_file_is_refused_naming_both(folder):
     )
 
 
-@pytest.mark.parametrize("spelt", ["run/../run/snapshot-policy.lock", "{tmp}/run/snapshot-policy.lock", "run/./snapshot-policy.lock"])
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        "run/../run/snapshot-policy.lock",
+        "{tmp}/run/snapshot-policy.lock",
+        "run/./snapshot-policy.lock",
+    ],
+)
 def test_one_file_spelt_two_ways_is_one_file(folder, spelt):
     message = refusal(files(audit_log=spelt.format(tmp=folder)))
     assert "lock_file names the same file" in message
@@ -118,29 +135,40 @@ def test_a_state_file_hard_linked_to_a_configuration_file_is_refused(folder):
     Path("configs").mkdir()
     Path("configs/droplet.json").write_text("{}")
     os.link("configs/droplet.json", "run/snapshot-policy.lock")
-    with pytest.raises(StateFileError, match="^cannot use lock_file run/snapshot-policy.lock: it is the configuration file "
-        "configs/droplet.json;"):
+    with pytest.raises(
+        StateFileError,
+        match="^cannot use lock_file run/snapshot-policy.lock: it is the configuration file "
+        "configs/droplet.json;",
+    ):
         check_files(files(), ["policy.yaml", "configs/droplet.json"])
 
 
 def test_a_symbolic_link_where_a_state_file_belongs_is_refused(folder):
     Path("elsewhere").write_text("precious")
     Path("run/snapshot-policy.lock").symlink_to(folder / "elsewhere")
-    with pytest.raises(UnsafeStateFile, match="^cannot use lock_file run/snapshot-policy.lock: it is a symbolic link"):
+    with pytest.raises(
+        UnsafeStateFile,
+        match="^cannot use lock_file run/snapshot-policy.lock: it is a symbolic link",
+    ):
         check_files(files(), ["policy.yaml"])
 
 
 def test_a_pipe_where_a_state_file_belongs_is_refused(folder):
     os.mkfifo("run/snapshot-policy.state.json")
-    assert refusal(files()).endswith("run/snapshot-policy.state.json: it is not a regular file; remove it or point the "
-        "setting at a regular file")
+    assert refusal(files()).endswith(
+        "run/snapshot-policy.state.json: it is not a regular file; remove it or point the "
+        "setting at a regular file"
+    )
 
 
 def test_a_state_file_others_may_write_is_refused_with_the_fix(folder):
     Path("run/snapshot-policy.journal.json").write_text("[]")
     Path("run/snapshot-policy.journal.json").chmod(0o664)
-    with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0664\); run `chmod go-w "
-        r"run/snapshot-policy.journal.json`"):
+    with pytest.raises(
+        UnsafeStateFile,
+        match=r"others may write it \(mode 0664\); run `chmod go-w "
+        r"run/snapshot-policy.journal.json`",
+    ):
         check_files(files(), ["policy.yaml"], read_only={JOURNAL})
 
 
@@ -148,32 +176,56 @@ def test_a_state_file_others_may_write_is_refused_with_the_fix(folder):
 def test_a_state_file_of_another_user_is_refused_with_the_fix(folder):
     Path("run/snapshot-policy.journal.json").write_text("[]")
     os.chown("run/snapshot-policy.journal.json", 65534, 65534)
-    with pytest.raises(UnsafeStateFile, match="not to user root, who runs snapshot-policy.*run `chown root "
-        "run/snapshot-policy.journal.json`"):
+    with pytest.raises(
+        UnsafeStateFile,
+        match="not to user root, who runs snapshot-policy.*run `chown root "
+        "run/snapshot-policy.journal.json`",
+    ):
         check_files(files(), ["policy.yaml"], read_only={JOURNAL})
 
 
 def test_a_folder_on_the_way_that_is_a_file_is_refused(folder):
-    assert refusal(files(lock_file=None, audit_log="policy.yaml.d/logs/audit.jsonl", metrics="policy.yaml/metrics.prom")) == (
+    assert refusal(
+        files(
+            lock_file=None,
+            audit_log="policy.yaml.d/logs/audit.jsonl",
+            metrics="policy.yaml/metrics.prom",
+        )
+    ) == (
         "cannot use --metrics-file policy.yaml/metrics.prom: policy.yaml is not a folder, so "
-            "the file cannot be made in it; choose another path"
+        "the file cannot be made in it; choose another path"
     )
 
 
-def test_a_folder_that_cannot_be_written_is_refused_unless_the_file_is_only_read(folder, monkeypatch):
+def test_a_folder_that_cannot_be_written_is_refused_unless_the_file_is_only_read(
+    folder, monkeypatch
+):
     # Root may write every folder, so the answer a non-root run would get is given here.
     unwritable = {"run"}
     monkeypatch.setattr(statefiles.os, "access", lambda path, mode: str(path) not in unwritable)
-    paths = {"lock_file": None, JOURNAL: "run/snapshot-policy.journal.json", "plan --out": "plan.json"}
+    paths = {
+        "lock_file": None,
+        JOURNAL: "run/snapshot-policy.journal.json",
+        "plan --out": "plan.json",
+    }
     check_files(paths, ["policy.yaml"], read_only={JOURNAL})
-    assert refusal(paths).startswith(f"cannot use {JOURNAL} run/snapshot-policy.journal.json: user ")
-    assert refusal(paths).endswith("may not write in run; choose a folder it may write or change that folder's permissions")
+    assert refusal(paths).startswith(
+        f"cannot use {JOURNAL} run/snapshot-policy.journal.json: user "
+    )
+    assert refusal(paths).endswith(
+        "may not write in run; choose a folder it may write or change that folder's permissions"
+    )
     unwritable = {"run/snapshot-policy.journal.json"}
     Path("run/snapshot-policy.journal.json").write_text("[]")
     Path("run/snapshot-policy.journal.json").chmod(0o600)
     monkeypatch.setattr(statefiles.os, "access", lambda path, mode: str(path) not in unwritable)
-    assert refusal(paths).endswith("may not write it; choose another path or change the file's permissions")
+    assert refusal(paths).endswith(
+        "may not write it; choose another path or change the file's permissions"
+    )
 
 
 def test_files_not_used_this_run_are_not_checked(folder):
-    check_files({"lock_file": "run/x.lock", "--report": None, "--metrics-file": None, "plan --out": None}, ["policy.yaml"])
+    check_files(
+        {"lock_file": "run/x.lock", "--report": None, "--metrics-file": None, "plan --out": None},
+        ["policy.yaml"],
+    )

@@ -21,7 +21,12 @@ IN_FLIGHT = timedelta(hours=1)
 
 
 def entry(name: str, started, account: str = "do", server_id: str = "1") -> dict:
-    return {"account": account, "server_id": server_id, "name": name, "started": started.isoformat()}
+    return {
+        "account": account,
+        "server_id": server_id,
+        "name": name,
+        "started": started.isoformat(),
+    }
 
 
 def test_journal_reports_a_start_as_pending_and_in_flight(tmp_path):
@@ -54,7 +59,14 @@ def test_journal_in_flight_leaves_out_starts_older_than_the_window(tmp_path):
 
 def test_journal_drops_entries_older_than_31_days_on_read(tmp_path):
     path = tmp_path / "journal.json"
-    path.write_text(json.dumps([entry("kept", NOW - timedelta(days=30)), entry("expired", NOW - timedelta(days=31, seconds=1))]))
+    path.write_text(
+        json.dumps(
+            [
+                entry("kept", NOW - timedelta(days=30)),
+                entry("expired", NOW - timedelta(days=31, seconds=1)),
+            ]
+        )
+    )
     journal = Journal(path, IN_FLIGHT, now=NOW)
     assert journal.pending("do", "1") == {"kept": NOW - timedelta(days=30)}
     journal.marked("do", "1", "unrelated")  # any write keeps only what was read
@@ -75,7 +87,7 @@ def test_journal_survives_in_its_file_for_the_next_run(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"[{\"account\": \"do\",", b"\xff\xfe not utf-8", b'{"account": "do"}', b"null", b"42"],
+    [b"", b'[{"account": "do",', b"\xff\xfe not utf-8", b'{"account": "do"}', b"null", b"42"],
     ids=["empty", "truncated", "not-utf8", "object", "null", "number"],
 )
 def test_journal_reads_a_garbled_file_as_empty(tmp_path, content):
@@ -96,16 +108,20 @@ def test_journal_reads_an_unreadable_path_as_empty(tmp_path):
 def test_journal_skips_malformed_entries_and_keeps_the_rest(tmp_path):
     path = tmp_path / "journal.json"
     good = entry("good", NOW)
-    path.write_text(json.dumps([
-        "not an entry",
-        7,
-        {"account": "do", "server_id": "1", "started": NOW.isoformat()},  # no name
-        entry("bad-date", NOW) | {"started": "yesterday"},
-        entry("no-zone", NOW) | {"started": "2025-03-01T12:00:00"},
-        entry("null-date", NOW) | {"started": None},
-        good,
-        {**entry("numeric-id", NOW), "server_id": 1},  # written by hand: still this server
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                "not an entry",
+                7,
+                {"account": "do", "server_id": "1", "started": NOW.isoformat()},  # no name
+                entry("bad-date", NOW) | {"started": "yesterday"},
+                entry("no-zone", NOW) | {"started": "2025-03-01T12:00:00"},
+                entry("null-date", NOW) | {"started": None},
+                good,
+                {**entry("numeric-id", NOW), "server_id": 1},  # written by hand: still this server
+            ]
+        )
+    )
     assert Journal(path, IN_FLIGHT, now=NOW).pending("do", "1") == {"good": NOW, "numeric-id": NOW}
 
 
@@ -118,7 +134,9 @@ def test_journal_writes_leave_no_temporary_file(tmp_path):
     assert json.loads(path.read_text()) == []
 
 
-def test_journal_write_interrupted_before_the_rename_leaves_the_previous_file_whole(tmp_path, monkeypatch):
+def test_journal_write_interrupted_before_the_rename_leaves_the_previous_file_whole(
+    tmp_path, monkeypatch
+):
     path = tmp_path / "journal.json"
     journal = Journal(path, IN_FLIGHT, now=NOW)
     journal.started("do", "1", "a", NOW)
@@ -170,13 +188,27 @@ def test_a_start_dated_in_the_future_is_pending_but_not_in_flight(tmp_path, warn
     server for 40 days. It stays pending (adopted if its snapshot appears) and is named once."""
     path = tmp_path / "journal.json"
     ahead = NOW + timedelta(days=40)
-    path.write_text(json.dumps([entry("web-20250410120000", ahead), entry("slightly-ahead", NOW + timedelta(minutes=4))]))
+    path.write_text(
+        json.dumps(
+            [
+                entry("web-20250410120000", ahead),
+                entry("slightly-ahead", NOW + timedelta(minutes=4)),
+            ]
+        )
+    )
     journal = Journal(path, IN_FLIGHT, now=NOW)
-    assert journal.pending("do", "1") == {"web-20250410120000": ahead, "slightly-ahead": NOW + timedelta(minutes=4)}
+    assert journal.pending("do", "1") == {
+        "web-20250410120000": ahead,
+        "slightly-ahead": NOW + timedelta(minutes=4),
+    }
     # within the tolerance
     assert journal.in_flight("do", "1") == {"slightly-ahead": NOW + timedelta(minutes=4)}
     assert journal.future_starts() == [("do", "1", "web-20250410120000", ahead)]
-    assert len(warnings) == 1 and "1 snapshot start(s) dated after this run's clock" in warnings[0] and ahead.isoformat() in warnings[0]
+    assert (
+        len(warnings) == 1
+        and "1 snapshot start(s) dated after this run's clock" in warnings[0]
+        and ahead.isoformat() in warnings[0]
+    )
 
 
 def test_a_start_written_now_is_no_future_start(tmp_path, warnings):

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from snapshot_policy.output.jsondoc import indented_json, iso_utc
 
-
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: (

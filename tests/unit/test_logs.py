@@ -20,7 +20,14 @@ log = logging.getLogger("snapshot_policy.test")
 def restore_loggers():
     """setup_logging changes process-wide loggers; give the next test the loggers as they were."""
     names = (LOGGER_NAME, *SDK_LOGGERS)
-    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level, logging.getLogger(name).propagate) for name in names}
+    saved = {
+        name: (
+            logging.getLogger(name).handlers[:],
+            logging.getLogger(name).level,
+            logging.getLogger(name).propagate,
+        )
+        for name in names
+    }
     yield
     for name, (handlers, level, propagate) in saved.items():
         logger = logging.getLogger(name)
@@ -32,7 +39,9 @@ def restore_loggers():
         logger.propagate = propagate
 
 
-def configure(tmp_path, *, verbose=True, level="INFO", max_bytes=1_000_000, backup_count=3, secrets=(SECRET,)):
+def configure(
+    tmp_path, *, verbose=True, level="INFO", max_bytes=1_000_000, backup_count=3, secrets=(SECRET,)
+):
     path = tmp_path / "logs" / "snapshots.log"
     setup_logging(str(path), max_bytes, backup_count, level, verbose, secrets)
     return path
@@ -64,7 +73,9 @@ def test_setup_logging_masks_a_configured_secret_in_arguments(tmp_path, capsys):
 def test_setup_logging_masks_a_secret_in_a_logged_exception(tmp_path, capsys):
     path = configure(tmp_path)
     try:
-        raise RuntimeError("request with hunter2-configured-secret failed")  # the secret is in this source line too
+        raise RuntimeError(
+            "request with hunter2-configured-secret failed"
+        )  # the secret is in this source line too
     except RuntimeError:
         log.exception("creating the snapshot of %s failed", "web-1")
     output = written(path, capsys)
@@ -117,7 +128,9 @@ def test_setup_logging_masks_token_shapes_nobody_configured(tmp_path, capsys):
 
 def test_setup_logging_masks_what_sdk_loggers_print(tmp_path, capsys):
     path = configure(tmp_path, level="DEBUG", secrets=())
-    logging.getLogger("urllib3.connectionpool").warning("retrying, Authorization: Bearer abc.def-ghi")
+    logging.getLogger("urllib3.connectionpool").warning(
+        "retrying, Authorization: Bearer abc.def-ghi"
+    )
     logging.getLogger("urllib3.connectionpool").info("GET /v2/droplets with Bearer secret-info")
     output = written(path, capsys)
     assert "retrying, Authorization: Bearer ***" in output
@@ -149,7 +162,15 @@ def test_redacting_filter_leaves_no_traceback_to_format_again():
     try:
         raise RuntimeError(SECRET)
     except RuntimeError as error:
-        record = logging.LogRecord("snapshot_policy", logging.ERROR, __file__, 1, "failed", (), (type(error), error, error.__traceback__))
+        record = logging.LogRecord(
+            "snapshot_policy",
+            logging.ERROR,
+            __file__,
+            1,
+            "failed",
+            (),
+            (type(error), error, error.__traceback__),
+        )
     RedactingFilter([SECRET], logging.Formatter()).filter(record)
     assert record.exc_info is None
     assert record.exc_text.endswith("RuntimeError: ***")
@@ -231,13 +252,19 @@ def test_logging_with_arguments_that_do_not_fit_does_not_raise(tmp_path, capsys)
 
 def test_setup_logging_writes_each_record_on_one_line_with_controls_escaped(tmp_path, capsys):
     path = configure(tmp_path, verbose=False)
-    log.warning("server %s has no snapshot", "web\n2026-11-26T03:00:00.000Z ERROR forged\x1b[31m\u2028")
+    log.warning(
+        "server %s has no snapshot", "web\n2026-11-26T03:00:00.000Z ERROR forged\x1b[31m\u2028"
+    )
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1
-    assert lines[0].endswith("WARNING server web\\n2026-11-26T03:00:00.000Z ERROR forged\\x1b[31m\\u2028 has no snapshot")
+    assert lines[0].endswith(
+        "WARNING server web\\n2026-11-26T03:00:00.000Z ERROR forged\\x1b[31m\\u2028 has no snapshot"
+    )
 
 
-def test_setup_logging_keeps_the_lines_of_a_traceback_but_escapes_controls_in_them(tmp_path, capsys):
+def test_setup_logging_keeps_the_lines_of_a_traceback_but_escapes_controls_in_them(
+    tmp_path, capsys
+):
     path = configure(tmp_path, verbose=False)
     try:
         raise RuntimeError("name\rwith a carriage return")
@@ -260,7 +287,9 @@ def test_setup_logging_refuses_a_log_file_that_is_a_symbolic_link(tmp_path):
     path = tmp_path / "logs" / "snapshots.log"
     path.parent.mkdir()
     path.symlink_to(victim)
-    with pytest.raises(OSError, match=f"cannot use log file {path}: it is a symbolic link") as raised:
+    with pytest.raises(
+        OSError, match=f"cannot use log file {path}: it is a symbolic link"
+    ) as raised:
         setup_logging(str(path), 1_000_000, 3, "INFO", False, ())
     assert "\n" not in str(raised.value)
     assert victim.read_text() == "precious\n"
@@ -271,7 +300,11 @@ def test_setup_logging_rotation_never_opens_a_new_log_through_a_link(tmp_path, c
     victim.write_text("precious\n")
     path = tmp_path / "logs" / "snapshots.log"
     setup_logging(str(path), 200, 2, "INFO", False, ())
-    [handler] = [h for h in logging.getLogger(LOGGER_NAME).handlers if isinstance(h, logging.handlers.RotatingFileHandler)]
+    [handler] = [
+        h
+        for h in logging.getLogger(LOGGER_NAME).handlers
+        if isinstance(h, logging.handlers.RotatingFileHandler)
+    ]
 
     def rotate_then_plant_a_link(source, dest):  # another user wins the race for the freed name
         os.rename(source, dest)
@@ -290,7 +323,10 @@ def test_setup_logging_refuses_a_log_file_others_may_write(tmp_path):
     path.parent.mkdir()
     path.write_text("forged line\n")
     path.chmod(0o662)
-    with pytest.raises(OSError, match=rf"^cannot use log file {path}: others may write it \(mode 0662\); run `chmod go-w") as raised:
+    with pytest.raises(
+        OSError,
+        match=rf"^cannot use log file {path}: others may write it \(mode 0662\); run `chmod go-w",
+    ) as raised:
         setup_logging(str(path), 1_000_000, 3, "INFO", False, ())
     assert "\n" not in str(raised.value)
     assert path.read_text() == "forged line\n"
@@ -301,5 +337,7 @@ def test_setup_logging_refuses_a_log_file_of_another_user(tmp_path):
     path = tmp_path / "snapshots.log"
     path.write_text("forged line\n")
     os.chown(path, 65534, 65534)
-    with pytest.raises(OSError, match=f"^cannot use log file {path}: it belongs to user .*, not to user root"):
+    with pytest.raises(
+        OSError, match=f"^cannot use log file {path}: it belongs to user .*, not to user root"
+    ):
         setup_logging(str(path), 1_000_000, 3, "INFO", False, ())

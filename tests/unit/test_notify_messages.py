@@ -32,6 +32,8 @@ def host_in_new_york(monkeypatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
 OK = Event(
     target="web",
     provider="digitalocean",
@@ -45,8 +47,15 @@ OK = Event(
     timestamp=AT,
 )
 FAILED = replace(
-    OK, target="db", provider="hetzner", server_name="db-1", server_id="303", snapshot_name="",
-    total_snapshots=1, status=FAILURE, error="quota exceeded",
+    OK,
+    target="db",
+    provider="hetzner",
+    server_name="db-1",
+    server_id="303",
+    snapshot_name="",
+    total_snapshots=1,
+    status=FAILURE,
+    error="quota exceeded",
 )
 
 
@@ -94,13 +103,19 @@ def test_telegram_text_default_failure_layout_names_the_error_and_skips_a_missin
 
 def test_telegram_text_default_layout_leaves_out_unknown_server_details():
     unlisted = replace(FAILED, provider="", server_id="", error="account token rejected")
-    assert telegram_text(unlisted, None)[0].splitlines()[1:3] == ["Server: db-1", "Error: account token rejected"]
+    assert telegram_text(unlisted, None)[0].splitlines()[1:3] == [
+        "Server: db-1",
+        "Error: account token rejected",
+    ]
     assert summary_text([unlisted])[0].splitlines()[1] == "❌ db-1: account token rejected"
 
 
 def test_plain_text_default_layout_has_no_markup():
     event = replace(OK, server_name="db_main-1")
-    assert plain_text(event, None).splitlines()[:2] == ["✅ Snapshot succeeded", "Server: db_main-1 (id 101, digitalocean)"]
+    assert plain_text(event, None).splitlines()[:2] == [
+        "✅ Snapshot succeeded",
+        "Server: db_main-1 (id 101, digitalocean)",
+    ]
 
 
 def test_telegram_text_template_fills_every_variable_including_deprecated_ones():
@@ -123,18 +138,17 @@ def test_telegram_text_escapes_values_outside_entities_only():
 def test_telegram_text_closes_and_reopens_an_entity_around_its_own_closing_character():
     event = replace(OK, server_name="a*b_c`d[e")
     text, _ = telegram_text(event, "{server_name} *{server_name}* _{server_name}_ `{server_name}`")
-    assert text == (
-        "a\\*b\\_c\\`d\\[e"
-        " *a*\\**b_c`d[e*"
-        " _a*b_\\__c`d[e_"
-        " `a*b_c`\\``d[e`"
+    assert text == ("a\\*b\\_c\\`d\\[e *a*\\**b_c`d[e* _a*b_\\__c`d[e_ `a*b_c`\\``d[e`")
+    link, _ = telegram_text(
+        replace(OK, server_name="db_main-1"), "[logs](https://logs.example/{server_name})"
     )
-    link, _ = telegram_text(replace(OK, server_name="db_main-1"), "[logs](https://logs.example/{server_name})")
     assert link == "[logs](https://logs.example/db_main-1)"
 
 
 def test_telegram_text_leaves_unknown_or_unformattable_fields_as_written():
-    text, _ = telegram_text(OK, "{nope} {server_name.__class__} {{literal}} {total_snapshots:>3} {server_name:d}")
+    text, _ = telegram_text(
+        OK, "{nope} {server_name.__class__} {{literal}} {total_snapshots:>3} {server_name:d}"
+    )
     assert text == (
         "{nope} {server\\_name.\\_\\_class\\_\\_} {literal} {total\\_snapshots:>3} "
         "{server\\_name:d}"
@@ -145,16 +159,21 @@ def test_telegram_text_leaves_unknown_or_unformattable_fields_as_written():
 def test_a_format_spec_or_conversion_is_never_applied_even_if_validation_missed_it():
     """Issue 12: `{total_snapshots:>300000000}` made a 300 MB message. Only plain {name} is
     filled."""
-    template = "{total_snapshots:>300000000} {server_name!r} {server_id[0]} {status!s:>9} {server_name}"
+    template = (
+        "{total_snapshots:>300000000} {server_name!r} {server_id[0]} {status!s:>9} {server_name}"
+    )
     expected = "{total_snapshots:>300000000} {server_name!r} {server_id[0]} {status!s:>9} web-1"
     assert plain_text(OK, template) == expected
     assert len(telegram_text(OK, template)[0]) < 200
-    assert webhook_payload(OK, {"count": "{total_snapshots:>300000000}", "n": "{total_snapshots}"}) == {
-        "count": "{total_snapshots:>300000000}", "n": "3"}
+    assert webhook_payload(
+        OK, {"count": "{total_snapshots:>300000000}", "n": "{total_snapshots}"}
+    ) == {"count": "{total_snapshots:>300000000}", "n": "3"}
 
 
 def test_summary_text_counts_then_lists_failures_first():
-    other = replace(OK, server_name="web_2", snapshot_name="web_2-x", timestamp=AT + timedelta(minutes=5))
+    other = replace(
+        OK, server_name="web_2", snapshot_name="web_2-x", timestamp=AT + timedelta(minutes=5)
+    )
     text, parse_mode = summary_text([OK, FAILED, other])
     assert parse_mode == "Markdown"
     assert text == (
@@ -200,7 +219,9 @@ def test_webhook_payload_template_fills_nested_strings_and_keeps_strings_strings
         "{server_name}": "keys are not templated",
         "count": "{total_snapshots}",
         "id": "{server_id}",
-        "fields": [{"name": "{droplet_name}", "values": ["{status}", "{total_snapshots}", 7, True, None]}],
+        "fields": [
+            {"name": "{droplet_name}", "values": ["{status}", "{total_snapshots}", 7, True, None]}
+        ],
         "meta": {"host": "{hostname}", "unknown": "{nope}"},
     }
     assert webhook_payload(OK, template) == {

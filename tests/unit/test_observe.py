@@ -10,10 +10,26 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from snapshot_policy.state.journal import Journal
-from snapshot_policy.core.model import Account, CloudSnapshot, ProviderError, RetentionPolicy, Selector, Server, Target, TargetSpec
+from snapshot_policy.core.model import (
+    Account,
+    CloudSnapshot,
+    ProviderError,
+    RetentionPolicy,
+    Selector,
+    Server,
+    Target,
+    TargetSpec,
+)
+from snapshot_policy.core.ownership import (
+    DIGITALOCEAN_TAG,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SERVER_ID_LABEL,
+    by_server,
+    snapshots_for,
+)
 from snapshot_policy.engine.observe import _with_pending, observe
-from snapshot_policy.core.ownership import DIGITALOCEAN_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SERVER_ID_LABEL, by_server, snapshots_for
+from snapshot_policy.state.journal import Journal
 
 BROKEN = Account("broken", "hetzner", "t0ken-broken")
 
@@ -25,7 +41,10 @@ def test_observe_turns_any_exception_of_one_account_into_its_targets_failures():
     def connect(account):
         raise TypeError("unexpected keyword argument 'next_cursor'")
 
-    specs = [TargetSpec(name, BROKEN, Selector(ids=("1",)), RetentionPolicy(keep_last=1)) for name in ("a", "b")]
+    specs = [
+        TargetSpec(name, BROKEN, Selector(ids=("1",)), RetentionPolicy(keep_last=1))
+        for name in ("a", "b")
+    ]
     observation = observe(specs, connect)
     assert [(f.target, f.account, f.reason) for f in observation.failures] == [
         ("a", "broken", "cannot read account broken: unexpected TypeError while reading it"),
@@ -47,7 +66,12 @@ class FakeProvider:
 
     def __init__(self, name, servers, snapshots, selectors=None, hold=lambda call: None):
         self.name, self.requests = name, 0
-        self._servers, self._snapshots, self._selectors, self._hold = servers, snapshots, selectors or {}, hold
+        self._servers, self._snapshots, self._selectors, self._hold = (
+            servers,
+            snapshots,
+            selectors or {},
+            hold,
+        )
         self.calls: list[tuple[str, str | None]] = []
         self.unsettled: list[str] = []
 
@@ -62,7 +86,9 @@ class FakeProvider:
         return list(self._snapshots)
 
 
-def mixed_listing(rng: random.Random, account: Account, servers: list[Server], gone: list[str]) -> list[CloudSnapshot]:
+def mixed_listing(
+    rng: random.Random, account: Account, servers: list[Server], gone: list[str]
+) -> list[CloudSnapshot]:
     """Snapshots of listed and deleted servers and of none: ours, legacy-named, manual, and
     ours by another server's marker."""
     listing = []
@@ -70,7 +96,11 @@ def mixed_listing(rng: random.Random, account: Account, servers: list[Server], g
     for number in range(400):
         server_id = rng.choice([*names, *gone, None])
         created = NOW - timedelta(hours=rng.randint(1, 2000))
-        name = f"{names.get(server_id, 'gone')}-{created:%Y%m%d%H%M%S}" if rng.random() < 0.7 else f"manual-{number}"
+        name = (
+            f"{names.get(server_id, 'gone')}-{created:%Y%m%d%H%M%S}"
+            if rng.random() < 0.7
+            else f"manual-{number}"
+        )
         kind = rng.choice(["ours", "ours", "plain", "elsewhere"])
         marked_for = server_id if kind == "ours" else rng.choice(list(names))
         if kind == "plain":
@@ -92,9 +122,19 @@ def test_by_server_gives_each_server_what_a_scan_of_the_whole_listing_gives():
         assert sum(len(v) for v in grouped.values()) == len(listing)
         for server in servers:
             for adopt in (False, True):
-                target = Target("t", account.provider, account.name, server.id, server.name, RetentionPolicy(keep_last=1), adopt_legacy_names=adopt)
+                target = Target(
+                    "t",
+                    account.provider,
+                    account.name,
+                    server.id,
+                    server.name,
+                    RetentionPolicy(keep_last=1),
+                    adopt_legacy_names=adopt,
+                )
                 pending = {s.name: s.created for s in listing[:40] if s.server_id == server.id}
-                assert snapshots_for(target, grouped.get(server.id, []), pending) == snapshots_for(target, listing, pending)
+                assert snapshots_for(target, grouped.get(server.id, []), pending) == snapshots_for(
+                    target, listing, pending
+                )
 
 
 def test_observe_matches_the_per_target_scan_for_a_mixed_fleet(tmp_path):
@@ -109,17 +149,52 @@ def test_observe_matches_the_per_target_scan_for_a_mixed_fleet(tmp_path):
         selected = {"role=db": servers[8:10], "role=none": []}
         providers[account.name] = FakeProvider(account.provider, servers, listing, selected)
         specs += [
-            TargetSpec(f"{account.name}-ids", account, Selector(ids=tuple(s.id for s in servers[:4])), RetentionPolicy(keep_last=2)),
-            TargetSpec(f"{account.name}-names", account, Selector(names=tuple(s.name for s in servers[4:8])), RetentionPolicy(keep_last=2), adopt_legacy_names=True),
-            TargetSpec(f"{account.name}-db", account, Selector(label_selector="role=db"), RetentionPolicy(keep_last=2)),
-            TargetSpec(f"{account.name}-empty", account, Selector(label_selector="role=none"), RetentionPolicy(keep_last=2)),
+            TargetSpec(
+                f"{account.name}-ids",
+                account,
+                Selector(ids=tuple(s.id for s in servers[:4])),
+                RetentionPolicy(keep_last=2),
+            ),
+            TargetSpec(
+                f"{account.name}-names",
+                account,
+                Selector(names=tuple(s.name for s in servers[4:8])),
+                RetentionPolicy(keep_last=2),
+                adopt_legacy_names=True,
+            ),
+            TargetSpec(
+                f"{account.name}-db",
+                account,
+                Selector(label_selector="role=db"),
+                RetentionPolicy(keep_last=2),
+            ),
+            TargetSpec(
+                f"{account.name}-empty",
+                account,
+                Selector(label_selector="role=none"),
+                RetentionPolicy(keep_last=2),
+            ),
         ]
         unmarked = next(s for s in listing if not s.labels and s.server_id == servers[0].id)
         unmarked_names[offset] = unmarked.name
-        journal.started(account.name, servers[0].id, unmarked.name, unmarked.created)  # listed, made by that start: adopted
-        journal.started(account.name, servers[1].id, f"{servers[1].name}-20261126115500", NOW - timedelta(minutes=5))  # not listed yet
+        journal.started(
+            account.name, servers[0].id, unmarked.name, unmarked.created
+        )  # listed, made by that start: adopted
+        journal.started(
+            account.name,
+            servers[1].id,
+            f"{servers[1].name}-20261126115500",
+            NOW - timedelta(minutes=5),
+        )  # not listed yet
 
-    observation = observe(specs, lambda account: providers[account.name], orphans=True, orphans_keep_last=1, journal=journal, now=NOW)
+    observation = observe(
+        specs,
+        lambda account: providers[account.name],
+        orphans=True,
+        orphans_keep_last=1,
+        journal=journal,
+        now=NOW,
+    )
 
     assert [f.target for f in observation.failures] == ["do-empty", "hz-empty"]
     observed_servers = [(t.account, t.name, t.server_id) for t, _ in observation.observed]
@@ -135,7 +210,9 @@ def test_observe_matches_the_per_target_scan_for_a_mixed_fleet(tmp_path):
         assert snapshots == _with_pending(target, listing, journal, timedelta(hours=1)), target
     adopted = [s for t, snaps in observation.observed for s in snaps if s.unmarked]
     creating = [s for t, snaps in observation.observed for s in snaps if s.creating and not s.id]
-    assert {(s.server_id, s.name) for s in adopted} == {(str(offset), unmarked_names[offset]) for offset in (100, 200)}
+    assert {(s.server_id, s.name) for s in adopted} == {
+        (str(offset), unmarked_names[offset]) for offset in (100, 200)
+    }
     assert len(creating) == 2
 
 
@@ -148,8 +225,12 @@ def test_observe_reads_accounts_at_the_same_time():
         if call == ("servers", None):
             barrier.wait()
 
-    providers = {a.name: FakeProvider(a.provider, [Server("1", "web")], [], hold=hold) for a in (DO, HZ)}
-    specs = [TargetSpec(a.name, a, Selector(ids=("1",)), RetentionPolicy(keep_last=1)) for a in (DO, HZ)]
+    providers = {
+        a.name: FakeProvider(a.provider, [Server("1", "web")], [], hold=hold) for a in (DO, HZ)
+    }
+    specs = [
+        TargetSpec(a.name, a, Selector(ids=("1",)), RetentionPolicy(keep_last=1)) for a in (DO, HZ)
+    ]
     observation = observe(specs, lambda account: providers[account.name])
     assert observation.failures == []
     assert [t.name for t, _ in observation.observed] == ["do", "hz"]
@@ -158,10 +239,20 @@ def test_observe_reads_accounts_at_the_same_time():
 def test_observe_keeps_the_specs_order_whichever_account_answers_first():
     """The first account is held until the second has listed its snapshots."""
     second_done = threading.Event()
-    first = FakeProvider(DO.provider, [Server("1", "web")], [], hold=lambda call: second_done.wait(10))
-    second = FakeProvider(HZ.provider, [Server("2", "app")], [], hold=lambda call: call[0] == "snapshots" and second_done.set())
+    first = FakeProvider(
+        DO.provider, [Server("1", "web")], [], hold=lambda call: second_done.wait(10)
+    )
+    second = FakeProvider(
+        HZ.provider,
+        [Server("2", "app")],
+        [],
+        hold=lambda call: call[0] == "snapshots" and second_done.set(),
+    )
     providers = {DO.name: first, HZ.name: second}
-    specs = [TargetSpec("do-web", DO, Selector(ids=("1",)), RetentionPolicy(keep_last=1)), TargetSpec("hz-app", HZ, Selector(ids=("2",)), RetentionPolicy(keep_last=1))]
+    specs = [
+        TargetSpec("do-web", DO, Selector(ids=("1",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("hz-app", HZ, Selector(ids=("2",)), RetentionPolicy(keep_last=1)),
+    ]
     observation = observe(specs, lambda account: providers[account.name])
     assert [t.name for t, _ in observation.observed] == ["do-web", "hz-app"]
     assert list(observation.providers) == ["do", "hz"]
@@ -194,8 +285,15 @@ def test_observe_read_concurrently_still_fails_only_the_account_that_failed():
         TargetSpec("e", broken_sdk, Selector(ids=("8",)), RetentionPolicy(keep_last=1)),
     ]
     observation = observe(specs, connect)
-    assert [(f.target, f.account) for f in observation.failures] == [("a", "broken-sdk"), ("e", "broken-sdk"), ("c", "broken-api")]
-    assert observation.failures[0].reason == "cannot read account broken-sdk: unexpected TypeError while reading it"
+    assert [(f.target, f.account) for f in observation.failures] == [
+        ("a", "broken-sdk"),
+        ("e", "broken-sdk"),
+        ("c", "broken-api"),
+    ]
+    assert (
+        observation.failures[0].reason
+        == "cannot read account broken-sdk: unexpected TypeError while reading it"
+    )
     assert "unauthorized" in observation.failures[2].reason
     assert [t.name for t, _ in observation.observed] == ["b", "d"]
     assert sorted(observation.providers) == ["do", "hz"]
@@ -204,11 +302,24 @@ def test_observe_read_concurrently_still_fails_only_the_account_that_failed():
 @pytest.mark.parametrize("account", [DO, HZ], ids=["digitalocean", "hetzner"])
 def test_observe_lists_each_distinct_selector_once(account):
     servers = [Server(str(i), f"s-{i}") for i in range(1, 5)]
-    provider = FakeProvider(account.provider, servers, [], {"a": servers[:1], "b": servers[1:2], "c": servers[2:3]})
-    specs = [TargetSpec(f"t{i}", account, Selector(label_selector=selector), RetentionPolicy(keep_last=1)) for i, selector in enumerate("abcab")]
+    provider = FakeProvider(
+        account.provider, servers, [], {"a": servers[:1], "b": servers[1:2], "c": servers[2:3]}
+    )
+    specs = [
+        TargetSpec(
+            f"t{i}", account, Selector(label_selector=selector), RetentionPolicy(keep_last=1)
+        )
+        for i, selector in enumerate("abcab")
+    ]
     specs.append(TargetSpec("by-id", account, Selector(ids=("4",)), RetentionPolicy(keep_last=1)))
     observation = observe(specs, lambda _: provider)
-    assert provider.calls == [("servers", None), ("servers", "a"), ("servers", "b"), ("servers", "c"), ("snapshots", None)]
+    assert provider.calls == [
+        ("servers", None),
+        ("servers", "a"),
+        ("servers", "b"),
+        ("servers", "c"),
+        ("snapshots", None),
+    ]
     # The same selector twice claims the same server twice: both targets fail, as before.
     assert sorted({f.target for f in observation.failures}) == ["t0", "t1", "t3", "t4"]
     assert [(t.name, t.server_id) for t, _ in observation.observed] == [("t2", "3"), ("by-id", "4")]
@@ -224,19 +335,31 @@ def test_observe_finds_servers_by_name_in_listing_order_and_by_id_once_per_accou
         TargetSpec("ids", HZ, Selector(ids=("7", "1")), RetentionPolicy(keep_last=1)),
     ]
     observation = observe(specs, lambda _: provider)
-    assert [(f.target, f.reason) for f in observation.failures][:2] == [("twins", "no server named 'nobody'"), ("ids", "no server with id 7")]
+    assert [(f.target, f.reason) for f in observation.failures][:2] == [
+        ("twins", "no server named 'nobody'"),
+        ("ids", "no server with id 7"),
+    ]
     # The servers found are still targets, except twin 1, which twins and ids both claim.
-    assert [(t.name, t.server_id) for t, _ in observation.observed] == [("twins", "3"), ("solo", "2")]
+    assert [(t.name, t.server_id) for t, _ in observation.observed] == [
+        ("twins", "3"),
+        ("solo", "2"),
+    ]
     specs[0] = TargetSpec("twins", HZ, Selector(names=("twin",)), RetentionPolicy(keep_last=1))
     observation = observe(specs[:2], lambda _: provider)
-    assert [(t.name, t.server_id) for t, _ in observation.observed] == [("twins", "1"), ("twins", "3"), ("solo", "2")]
+    assert [(t.name, t.server_id) for t, _ in observation.observed] == [
+        ("twins", "1"),
+        ("twins", "3"),
+        ("solo", "2"),
+    ]
 
 
 def test_an_unknown_server_name_gets_a_did_you_mean_from_the_account():
     provider = FakeProvider(HZ.provider, [Server("1", "db-1"), Server("2", "web-1")], [])
     spec = TargetSpec("db", HZ, Selector(names=("db-1", "db1x")), RetentionPolicy(keep_last=1))
     observation = observe([spec], lambda _: provider)
-    assert [(f.target, f.reason) for f in observation.failures] == [("db", "no server named 'db1x'; did you mean 'db-1'?")]
+    assert [(f.target, f.reason) for f in observation.failures] == [
+        ("db", "no server named 'db1x'; did you mean 'db-1'?")
+    ]
     assert [(t.name, t.server_id) for t, _ in observation.observed] == [("db", "1")]
 
 
@@ -244,13 +367,28 @@ def test_an_unknown_server_name_gets_a_did_you_mean_from_the_account():
 
 
 def test_a_listing_that_kept_changing_withholds_accounts_deletions_and_makes_no_absence_certain():
-    gone = CloudSnapshot("9", "old-20261101000000", NOW - timedelta(days=20), "77", {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "77"})
+    gone = CloudSnapshot(
+        "9",
+        "old-20261101000000",
+        NOW - timedelta(days=20),
+        "77",
+        {MANAGED_BY_LABEL: MANAGED_BY_VALUE, SERVER_ID_LABEL: "77"},
+    )
     shifting = FakeProvider(HZ.provider, [Server("1", "web")], [gone])
     shifting.unsettled = ["the snapshot listing changed while it was read, 3 times"]
     steady = FakeProvider(DO.provider, [Server("2", "app")], [])
     providers = {HZ.name: shifting, DO.name: steady}
-    specs = [TargetSpec("web", HZ, Selector(ids=("1",)), RetentionPolicy(keep_last=1)), TargetSpec("app", DO, Selector(ids=("2",)), RetentionPolicy(keep_last=1))]
-    observation = observe(specs, lambda account: providers[account.name], absent_since={("hz", "77"): NOW - timedelta(days=3)}, now=NOW, orphans_keep_last=0)
+    specs = [
+        TargetSpec("web", HZ, Selector(ids=("1",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("app", DO, Selector(ids=("2",)), RetentionPolicy(keep_last=1)),
+    ]
+    observation = observe(
+        specs,
+        lambda account: providers[account.name],
+        absent_since={("hz", "77"): NOW - timedelta(days=3)},
+        now=NOW,
+        orphans_keep_last=0,
+    )
     assert observation.withheld == {
         "hz": "deletions withheld: the snapshot listing changed while it was read, 3 times; "
         "two views of account hz disagree"
@@ -263,10 +401,19 @@ def test_a_listing_that_kept_changing_withholds_accounts_deletions_and_makes_no_
 def test_a_droplet_naming_snapshots_the_listing_lacks_fails_its_target():
     """DigitalOcean's droplet lists its snapshot ids: one the account listing lacks shows the
     listing is incomplete for that droplet — no create, no delete, and a failure that says so."""
-    listed = CloudSnapshot("501", "web-20261120000000", NOW - timedelta(days=6), "1", {DIGITALOCEAN_TAG: ""})
-    servers = [Server("1", "web", snapshot_ids=("501", "502")), Server("2", "app", snapshot_ids=()), Server("3", "db")]
+    listed = CloudSnapshot(
+        "501", "web-20261120000000", NOW - timedelta(days=6), "1", {DIGITALOCEAN_TAG: ""}
+    )
+    servers = [
+        Server("1", "web", snapshot_ids=("501", "502")),
+        Server("2", "app", snapshot_ids=()),
+        Server("3", "db"),
+    ]
     provider = FakeProvider(DO.provider, servers, [listed])
-    specs = [TargetSpec(n, DO, Selector(ids=(i,)), RetentionPolicy(keep_last=1)) for n, i in (("web", "1"), ("app", "2"), ("db", "3"))]
+    specs = [
+        TargetSpec(n, DO, Selector(ids=(i,)), RetentionPolicy(keep_last=1))
+        for n, i in (("web", "1"), ("app", "2"), ("db", "3"))
+    ]
     observation = observe(specs, lambda _: provider, now=NOW)
     assert [(f.target, f.reason) for f in observation.failures] == [
         (

@@ -8,7 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from snapshot_policy.core.model import Account, CloudSnapshot, RetentionPolicy, Server, Target
-from snapshot_policy.core.orphans import ORPHAN_GRACE, absence_certain, find_orphans, listed_completely
+from snapshot_policy.core.orphans import (
+    ORPHAN_GRACE,
+    absence_certain,
+    find_orphans,
+    listed_completely,
+)
 from snapshot_policy.core.ownership import (
     DIGITALOCEAN_TAG,
     MANAGED_BY_LABEL,

@@ -6,7 +6,13 @@ from dataclasses import replace
 from datetime import timedelta
 
 from snapshot_policy.core.model import DIGITALOCEAN, CloudSnapshot
-from snapshot_policy.core.ownership import classify, has_marker, marker_labels, name_pattern_regex, snapshots_for
+from snapshot_policy.core.ownership import (
+    classify,
+    has_marker,
+    marker_labels,
+    name_pattern_regex,
+    snapshots_for,
+)
 from tests.factories import target, utc
 
 HETZNER_TARGET = target(keep_last=3)  # server 1 named "web" on Hetzner
@@ -15,7 +21,9 @@ OURS = {"managed-by": "snapshot-policy", "snapshot-policy/server-id": "1"}
 
 
 def cloud(name="web-20261125030000", server_id="1", labels=None, **flags):
-    return CloudSnapshot("7", name, utc(2026, 11, 25, 3), server_id, labels if labels is not None else {}, **flags)
+    return CloudSnapshot(
+        "7", name, utc(2026, 11, 25, 3), server_id, labels if labels is not None else {}, **flags
+    )
 
 
 def test_hetzner_snapshot_with_our_labels_is_managed():
@@ -31,16 +39,25 @@ def test_hetzner_snapshot_without_the_managed_by_label_is_not():
 
 def test_hetzner_snapshot_labelled_for_another_server_is_not_managed():
     snapshot = classify(HETZNER_TARGET, cloud(labels={**OURS, "snapshot-policy/server-id": "2"}))
-    assert (snapshot.managed, snapshot.ownership) == (False, "label snapshot-policy/server-id is not 1")
+    assert (snapshot.managed, snapshot.ownership) == (
+        False,
+        "label snapshot-policy/server-id is not 1",
+    )
 
 
 def test_digitalocean_snapshot_needs_the_tag_on_a_snapshot_of_the_droplet():
     tagged = classify(DO_TARGET, cloud(labels={"snapshot-policy": ""}))
-    assert (tagged.managed, tagged.ownership) == (True, "tagged snapshot-policy, made from droplet 1")
+    assert (tagged.managed, tagged.ownership) == (
+        True,
+        "tagged snapshot-policy, made from droplet 1",
+    )
     untagged = classify(DO_TARGET, cloud())
     assert (untagged.managed, untagged.ownership) == (False, "not tagged snapshot-policy")
     elsewhere = classify(DO_TARGET, cloud(server_id="2", labels={"snapshot-policy": ""}))
-    assert (elsewhere.managed, elsewhere.ownership) == (False, "tagged snapshot-policy, but made from droplet 2, not 1")
+    assert (elsewhere.managed, elsewhere.ownership) == (
+        False,
+        "tagged snapshot-policy, but made from droplet 2, not 1",
+    )
 
 
 def test_a_renamed_droplet_keeps_its_tagged_snapshots_whatever_their_names():
@@ -59,7 +76,11 @@ def test_a_renamed_servers_old_legacy_names_prove_nothing():
 
 
 def test_snapshots_of_other_servers_never_count():
-    listing = [cloud(labels=OURS), cloud(server_id="2", labels={**OURS, "snapshot-policy/server-id": "2"}), cloud(server_id=None)]
+    listing = [
+        cloud(labels=OURS),
+        cloud(server_id="2", labels={**OURS, "snapshot-policy/server-id": "2"}),
+        cloud(server_id=None),
+    ]
     assert [s.server_id for s in snapshots_for(HETZNER_TARGET, listing)] == ["1"]
 
 
@@ -69,12 +90,20 @@ def test_legacy_names_are_adopted_only_in_legacy_mode_and_only_exactly():
     adopting = replace(HETZNER_TARGET, adopt_legacy_names=True)
     adopted = classify(adopting, legacy)
     assert adopted.managed and adopted.ownership.startswith("adopted")
-    for lookalike in ("web2-20261125030000", "prod-web-20261125030000", "web-2026112503000", "web-20261125030000-copy", "web-backup"):
+    for lookalike in (
+        "web2-20261125030000",
+        "prod-web-20261125030000",
+        "web-2026112503000",
+        "web-20261125030000-copy",
+        "web-backup",
+    ):
         assert not classify(adopting, cloud(name=lookalike)).managed, lookalike
 
 
 def test_name_pattern_regex_escapes_the_server_name_and_matches_whole_names():
-    odd = replace(DO_TARGET, server_name="db.main(1)", name_pattern="nightly/{server_name}/{timestamp}")
+    odd = replace(
+        DO_TARGET, server_name="db.main(1)", name_pattern="nightly/{server_name}/{timestamp}"
+    )
     regex = name_pattern_regex(odd)
     assert regex.fullmatch("nightly/db.main(1)/20261125030000")
     assert not regex.fullmatch("nightly/dbXmain(1)/20261125030000")
@@ -120,7 +149,9 @@ def test_another_configurations_snapshot_is_not_managed_and_says_whose():
     for mine, theirs in ((b_hetzner, A_HETZNER), (b_do, A_DO)):
         snapshot = classify(mine, cloud(labels=marker_labels(theirs)))
         assert not snapshot.managed
-        assert snapshot.ownership.startswith("another configuration's (owner config-a; this one is config-b)")
+        assert snapshot.ownership.startswith(
+            "another configuration's (owner config-a; this one is config-b)"
+        )
         assert "set settings.owner: config-a" in snapshot.ownership
 
 
@@ -163,7 +194,9 @@ def test_has_marker_leaves_out_another_configurations_snapshots():
     assert has_marker("hetzner", cloud(server_id="9", labels=OURS), "config-a")
     assert not has_marker("hetzner", cloud(server_id="9"), "config-a")
     tagged_by_b = cloud(labels=marker_labels(replace(A_DO, owner="config-b")))
-    assert not has_marker(DIGITALOCEAN, tagged_by_b, "config-a") and has_marker(DIGITALOCEAN, tagged_by_b, "Config-B")
+    assert not has_marker(DIGITALOCEAN, tagged_by_b, "config-a") and has_marker(
+        DIGITALOCEAN, tagged_by_b, "Config-B"
+    )
     # no owner given: whoever's
     assert has_marker("hetzner", theirs) and has_marker(DIGITALOCEAN, tagged_by_b)
 
@@ -179,37 +212,65 @@ def journalled(created):
 
 
 def test_a_journalled_name_adopts_a_snapshot_made_within_its_creation_window():
-    for created in (STARTED, STARTED + timedelta(seconds=30), STARTED + HOUR, STARTED - timedelta(seconds=50)):
-        snapshot = classify(HETZNER_TARGET, journalled(created), {"web-20261125030000": STARTED}, HOUR)
+    for created in (
+        STARTED,
+        STARTED + timedelta(seconds=30),
+        STARTED + HOUR,
+        STARTED - timedelta(seconds=50),
+    ):
+        snapshot = classify(
+            HETZNER_TARGET, journalled(created), {"web-20261125030000": STARTED}, HOUR
+        )
         assert snapshot.managed and snapshot.unmarked, created
 
 
 def test_a_journalled_name_never_adopts_a_snapshot_that_existed_before_the_entry():
-    golden = classify(HETZNER_TARGET, journalled(STARTED - timedelta(days=40)), {"web-20261125030000": STARTED}, HOUR)
+    golden = classify(
+        HETZNER_TARGET,
+        journalled(STARTED - timedelta(days=40)),
+        {"web-20261125030000": STARTED},
+        HOUR,
+    )
     assert (golden.managed, golden.unmarked) == (False, False)
     assert golden.ownership.endswith("but it existed before it: not adopted")
-    just_before = classify(HETZNER_TARGET, journalled(STARTED - timedelta(minutes=2)), {"web-20261125030000": STARTED}, HOUR)
+    just_before = classify(
+        HETZNER_TARGET,
+        journalled(STARTED - timedelta(minutes=2)),
+        {"web-20261125030000": STARTED},
+        HOUR,
+    )
     assert not just_before.managed
 
 
 def test_a_journalled_name_does_not_adopt_a_snapshot_made_after_the_creation_timeout():
-    late = classify(HETZNER_TARGET, journalled(STARTED + HOUR + timedelta(minutes=2)), {"web-20261125030000": STARTED}, HOUR)
+    late = classify(
+        HETZNER_TARGET,
+        journalled(STARTED + HOUR + timedelta(minutes=2)),
+        {"web-20261125030000": STARTED},
+        HOUR,
+    )
     assert (late.managed, late.unmarked) == (False, False)
     assert "after that start's creation timeout" in late.ownership
 
 
 def test_snapshots_for_passes_the_journal_window_on():
-    listing = [journalled(STARTED - timedelta(days=3)), replace(journalled(STARTED + timedelta(minutes=5)), id="8")]
+    listing = [
+        journalled(STARTED - timedelta(days=3)),
+        replace(journalled(STARTED + timedelta(minutes=5)), id="8"),
+    ]
     found = snapshots_for(HETZNER_TARGET, listing, {"web-20261125030000": STARTED}, HOUR)
     assert [(s.id, s.managed) for s in found] == [("7", False), ("8", True)]
 
 
 # -- a hint for hand-marked snapshots (issue 19, item 19) -----------------------------------
 
+
 def test_a_managed_snapshot_named_unlike_the_pattern_carries_a_note():
     marked_by_hand = classify(HETZNER_TARGET, cloud(name="golden-image", labels=OURS))
     assert marked_by_hand.managed
-    assert marked_by_hand.note.startswith("its name does not fit '{server_name}-{timestamp}' for this server: marked by hand")
+    assert marked_by_hand.note.startswith(
+        "its name does not fit '{server_name}-{timestamp}' for this server: marked by hand"
+    )
     assert classify(HETZNER_TARGET, cloud(labels=OURS)).note == ""
     # not managed: nothing to warn of
     assert classify(HETZNER_TARGET, cloud(name="golden-image")).note == ""

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.output import planfile
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import ActionKind, RetentionPolicy, Safety, Schedule
-from snapshot_policy.output.planfile import PlanFileError, agreed, read_plan_file
 from snapshot_policy.core.reconcile import build_plan
+from snapshot_policy.output import planfile
+from snapshot_policy.output.planfile import PlanFileError, agreed, read_plan_file
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3)
@@ -55,20 +55,50 @@ def test_read_plan_file_accepts_what_plan_json_writes(tmp_path):
     ("content", "says"),
     [
         (None, "cannot read plan file {path}: No such file or directory"),
-        (b'{"note": "caf\xe9"}', "cannot read plan file {path}: 'utf-8' codec can't decode byte 0xe9"),
-        (b"format_version: 1\n", "{path} is not a saved plan (not JSON: Expecting value on line 1)"),
-        (b"[]", "{path} is not a saved plan of format 1; "
-         "make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": 2, "targets": []}', "{path} is not a saved plan of format 1; "
-         "make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": "1", "targets": []}', "{path} is not a saved plan of format 1; "
-         "make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": 1, "targets": {}}', "{path} is not a saved plan of format 1; "
-         "make one with `snapshot-policy plan --out FILE`"),
-        (b'{"format_version": 1}', "{path} is not a saved plan of format 1; "
-         "make one with `snapshot-policy plan --out FILE`"),
+        (
+            b'{"note": "caf\xe9"}',
+            "cannot read plan file {path}: 'utf-8' codec can't decode byte 0xe9",
+        ),
+        (
+            b"format_version: 1\n",
+            "{path} is not a saved plan (not JSON: Expecting value on line 1)",
+        ),
+        (
+            b"[]",
+            "{path} is not a saved plan of format 1; "
+            "make one with `snapshot-policy plan --out FILE`",
+        ),
+        (
+            b'{"format_version": 2, "targets": []}',
+            "{path} is not a saved plan of format 1; "
+            "make one with `snapshot-policy plan --out FILE`",
+        ),
+        (
+            b'{"format_version": "1", "targets": []}',
+            "{path} is not a saved plan of format 1; "
+            "make one with `snapshot-policy plan --out FILE`",
+        ),
+        (
+            b'{"format_version": 1, "targets": {}}',
+            "{path} is not a saved plan of format 1; "
+            "make one with `snapshot-policy plan --out FILE`",
+        ),
+        (
+            b'{"format_version": 1}',
+            "{path} is not a saved plan of format 1; "
+            "make one with `snapshot-policy plan --out FILE`",
+        ),
     ],
-    ids=["missing", "not-utf8", "not-json", "not-an-object", "other-version", "version-as-text", "targets-not-a-list", "no-targets"],
+    ids=[
+        "missing",
+        "not-utf8",
+        "not-json",
+        "not-an-object",
+        "other-version",
+        "version-as-text",
+        "targets-not-a-list",
+        "no-targets",
+    ],
 )
 def test_read_plan_file_refuses_what_is_not_a_saved_plan(tmp_path, content, says):
     path = tmp_path / "plan.json"
@@ -91,11 +121,18 @@ def test_read_plan_file_refuses_what_is_not_a_saved_plan(tmp_path, content, says
 )
 def test_agreed_refuses_when_the_snapshots_changed_since(tmp_path, history):
     path = tmp_path / "plan.json"
-    with pytest.raises(PlanFileError, match=re.escape(f"the snapshots changed since {path} was made; nothing was changed")):
+    with pytest.raises(
+        PlanFileError,
+        match=re.escape(f"the snapshots changed since {path} was made; nothing was changed"),
+    ):
         agreed(saved(), plan(history), path)
 
 
-@pytest.mark.parametrize(("then", "now"), [((WEB,), (WEB, DB)), ((WEB, DB), (WEB,))], ids=["target-added", "target-removed"])
+@pytest.mark.parametrize(
+    ("then", "now"),
+    [((WEB,), (WEB, DB)), ((WEB, DB), (WEB,))],
+    ids=["target-added", "target-removed"],
+)
 def test_agreed_refuses_when_the_targets_differ(tmp_path, then, now):
     """DB has no snapshots, so the snapshot fingerprint alone cannot tell the two plans apart."""
     path = tmp_path / "plan.json"
@@ -109,22 +146,31 @@ def test_agreed_refuses_when_the_targets_differ(tmp_path, then, now):
 
 @pytest.mark.parametrize(
     "changed",
-    [replace(WEB, retention=RetentionPolicy(keep_last=30)), replace(WEB, safety=Safety(max_deletions=1)), replace(WEB, schedule=Schedule(every=Duration(days=7)))],
+    [
+        replace(WEB, retention=RetentionPolicy(keep_last=30)),
+        replace(WEB, safety=Safety(max_deletions=1)),
+        replace(WEB, schedule=Schedule(every=Duration(days=7))),
+    ],
     ids=["retention", "safety", "schedule"],
 )
 def test_agreed_refuses_a_plan_from_another_configuration(tmp_path, changed):
     """A plan made under keep_last 2 applied under keep_last 30 (or a lower max_deletions) must
     not delete."""
     path = tmp_path / "plan.json"
-    with pytest.raises(PlanFileError, match=re.escape(f"{path} was made from another configuration")):
+    with pytest.raises(
+        PlanFileError, match=re.escape(f"{path} was made from another configuration")
+    ):
         agreed(saved(), plan(targets=(changed,)), path)
 
 
 @pytest.mark.parametrize(
     ("applied_at", "says"),
     [
-        (NOW + timedelta(hours=25), "was made at 2026-11-26T03:00:00Z, 25.0 h ago, "
-         "past the limit of 24.0 h (--max-plan-age)"),
+        (
+            NOW + timedelta(hours=25),
+            "was made at 2026-11-26T03:00:00Z, 25.0 h ago, "
+            "past the limit of 24.0 h (--max-plan-age)",
+        ),
         (NOW - timedelta(hours=1), "is dated 2026-11-26T03:00:00Z, ahead of this run's clock"),
     ],
     ids=["too-old", "from-the-future"],
@@ -137,10 +183,15 @@ def test_agreed_refuses_a_plan_too_old_or_dated_ahead(tmp_path, applied_at, says
 
 def test_agreed_takes_a_longer_age_limit_when_given(tmp_path):
     later = NOW + timedelta(hours=25)
-    assert agreed(saved(), plan(now=later), tmp_path / "plan.json", max_age=timedelta(days=2)).made_at == later
+    assert (
+        agreed(saved(), plan(now=later), tmp_path / "plan.json", max_age=timedelta(days=2)).made_at
+        == later
+    )
 
 
-@pytest.mark.parametrize("made_at", [None, "2020", "yesterday"], ids=["missing", "only-a-year", "words"])
+@pytest.mark.parametrize(
+    "made_at", [None, "2020", "yesterday"], ids=["missing", "only-a-year", "words"]
+)
 def test_agreed_refuses_a_plan_that_does_not_say_when_it_was_made(tmp_path, made_at):
     """A plan whose age cannot be read is refused, never taken as new."""
     document = saved()
@@ -151,32 +202,59 @@ def test_agreed_refuses_a_plan_that_does_not_say_when_it_was_made(tmp_path, made
 
 def test_agreed_of_an_unchanged_world_carries_out_the_fresh_plan(tmp_path):
     result = agreed(saved(), plan(), tmp_path / "plan.json")
-    assert decisions(result) == [("create", ""), ("keep", "11"), ("delete", "10"), ("delete", "9"), ("skip", "3")]
-    assert [a.reason for a in result.targets[0].of_kind(ActionKind.DELETE)] == ["no retention rule keeps it"] * 2
+    assert decisions(result) == [
+        ("create", ""),
+        ("keep", "11"),
+        ("delete", "10"),
+        ("delete", "9"),
+        ("skip", "3"),
+    ]
+    assert [a.reason for a in result.targets[0].of_kind(ActionKind.DELETE)] == [
+        "no retention rule keeps it"
+    ] * 2
     assert result.fingerprint == plan().fingerprint
 
 
 def test_agreed_skips_fresh_deletions_the_saved_plan_does_not_list(tmp_path):
     document = saved()
-    document["targets"][0]["delete"] = [d for d in document["targets"][0]["delete"] if d["id"] != "9"]
+    document["targets"][0]["delete"] = [
+        d for d in document["targets"][0]["delete"] if d["id"] != "9"
+    ]
     result = agreed(document, plan(), tmp_path / "plan.json")
-    assert decisions(result) == [("create", ""), ("keep", "11"), ("delete", "10"), ("skip", "9"), ("skip", "3")]
+    assert decisions(result) == [
+        ("create", ""),
+        ("keep", "11"),
+        ("delete", "10"),
+        ("skip", "9"),
+        ("skip", "3"),
+    ]
     assert result.targets[0].actions[3].reason == "not deleted: the saved plan keeps it"
 
 
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
-        ({"id": "3", "name": "web-manual"}, "web: the saved plan deletes web-20260101000000 (3); "
-         "a fresh plan would skip it: unmanaged: no managed-by label"),
-        ({"id": "11", "name": "web-20261125030000"}, "web: the saved plan deletes web-20261125030000 (11); "
-         "a fresh plan would keep it: kept by: last"),
-        ({"id": "999", "name": "web-20261101030000"}, "web: the saved plan deletes web-20261101030000 (999), "
-         "which a fresh listing does not show"),
+        (
+            {"id": "3", "name": "web-manual"},
+            "web: the saved plan deletes web-20260101000000 (3); "
+            "a fresh plan would skip it: unmanaged: no managed-by label",
+        ),
+        (
+            {"id": "11", "name": "web-20261125030000"},
+            "web: the saved plan deletes web-20261125030000 (11); "
+            "a fresh plan would keep it: kept by: last",
+        ),
+        (
+            {"id": "999", "name": "web-20261101030000"},
+            "web: the saved plan deletes web-20261101030000 (999), "
+            "which a fresh listing does not show",
+        ),
     ],
     ids=["unmanaged", "newest-kept", "unknown-id"],
 )
-def test_agreed_refuses_the_whole_plan_when_it_deletes_what_a_fresh_plan_would_not(tmp_path, extra, says):
+def test_agreed_refuses_the_whole_plan_when_it_deletes_what_a_fresh_plan_would_not(
+    tmp_path, extra, says
+):
     """A hand-edited plan: every difference is listed and nothing at all is carried out."""
     path = tmp_path / "plan.json"
     document = saved()
@@ -197,9 +275,14 @@ def test_agreed_ignores_a_refusal_edited_out_of_the_file(tmp_path):
     document = saved(plan(targets=(strict,)))
     document["targets"][0]["refused"] = None
     result = agreed(document, plan(targets=(strict,)), tmp_path / "plan.json")
-    assert result.targets[0].of_kind(ActionKind.DELETE) == () and result.targets[0].refusal.startswith("refused: 2 deletions")
+    assert result.targets[0].of_kind(ActionKind.DELETE) == () and result.targets[
+        0
+    ].refusal.startswith("refused: 2 deletions")
     document["targets"][0]["delete"] = [{"id": "10", "name": "web-20261124030000"}]
-    with pytest.raises(PlanFileError, match="a fresh plan would skip it: refused: 2 deletions exceed max_deletions 1"):
+    with pytest.raises(
+        PlanFileError,
+        match="a fresh plan would skip it: refused: 2 deletions exceed max_deletions 1",
+    ):
         agreed(document, plan(targets=(strict,)), tmp_path / "plan.json")
 
 
@@ -225,11 +308,16 @@ def test_agreed_refuses_a_create_the_fresh_plan_would_not_make(tmp_path):
     fresh_history = (snap(utc(2026, 11, 26, 2), id="12"), *HISTORY)
     document = saved(plan(targets=(daily,)))
     document["fingerprint"] = plan(fresh_history, targets=(daily,)).fingerprint
-    with pytest.raises(PlanFileError, match="web: the saved plan creates a snapshot; a fresh plan does not \\(not due"):
+    with pytest.raises(
+        PlanFileError,
+        match="web: the saved plan creates a snapshot; a fresh plan does not \\(not due",
+    ):
         agreed(document, plan(fresh_history, targets=(daily,)), tmp_path / "plan.json")
 
 
-@pytest.mark.parametrize("deletes", ["x", [1], [{"name": "no id"}]], ids=["not-a-list", "not-objects", "no-id"])
+@pytest.mark.parametrize(
+    "deletes", ["x", [1], [{"name": "no id"}]], ids=["not-a-list", "not-objects", "no-id"]
+)
 def test_agreed_refuses_malformed_deletions_with_a_message(tmp_path, deletes):
     document = saved()
     document["targets"][0]["delete"] = deletes

@@ -57,7 +57,14 @@ def test_progress_on_a_terminal_draws_a_row_per_target_and_no_plain_lines():
         progress(DB, "failed")
     screen = stream.getvalue()
     assert "\x1b[" in screen  # drawn for a terminal, with colours
-    for text in ("snapshot-policy apply", "web-1 (digitalocean 3164444)", "creating", "db-1 (hetzner 42)", "failed", "1 of 2 finished, 1 failed"):
+    for text in (
+        "snapshot-policy apply",
+        "web-1 (digitalocean 3164444)",
+        "creating",
+        "db-1 (hetzner 42)",
+        "failed",
+        "1 of 2 finished, 1 failed",
+    ):
         assert text in screen
     assert "web: web-1 (digitalocean server 3164444): creating" not in screen
 
@@ -82,7 +89,10 @@ def test_progress_table_counts_time_until_a_target_finishes():
 def test_progress_keeps_lines_whole_when_called_from_many_threads():
     stream = io.StringIO()
     progress = ApplyProgress(stream)
-    targets = [Target("web", "hetzner", "hz", str(i), f"web-{i}", RetentionPolicy(keep_last=1)) for i in range(16)]
+    targets = [
+        Target("web", "hetzner", "hz", str(i), f"web-{i}", RetentionPolicy(keep_last=1))
+        for i in range(16)
+    ]
 
     def work(target: Target) -> None:
         for stage in ("waiting", "creating", "deleting", "done"):
@@ -97,14 +107,29 @@ def test_progress_keeps_lines_whole_when_called_from_many_threads():
     assert len(lines) == 16 * 4
     for target in targets:
         own = [line for line in lines if line.startswith(f"web: {target.server_name} (")]
-        assert own == [f"web: {target.server_name} (hetzner server {target.server_id}): {s}" for s in ("waiting", "creating", "deleting", "done")]
+        assert own == [
+            f"web: {target.server_name} (hetzner server {target.server_id}): {s}"
+            for s in ("waiting", "creating", "deleting", "done")
+        ]
 
 
 def many(size: int) -> list[Target]:
-    return [Target(f"t{i // 10:03d}", "hetzner", "hz", str(1000 + i), f"srv-{i}", RetentionPolicy(keep_last=1)) for i in range(size)]
+    return [
+        Target(
+            f"t{i // 10:03d}",
+            "hetzner",
+            "hz",
+            str(1000 + i),
+            f"srv-{i}",
+            RetentionPolicy(keep_last=1),
+        )
+        for i in range(size)
+    ]
 
 
-def test_progress_updates_never_draw_and_each_draw_is_bounded_whatever_the_number_of_targets(monkeypatch):
+def test_progress_updates_never_draw_and_each_draw_is_bounded_whatever_the_number_of_targets(
+    monkeypatch,
+):
     """A stage change must not re-render every row: N updates cost O(N), not O(N²)."""
     built: list[int] = []
     original = ApplyProgress.table
@@ -119,7 +144,9 @@ def test_progress_updates_never_draw_and_each_draw_is_bounded_whatever_the_numbe
         built.clear()
         stream = io.StringIO()
         # A refresh period far longer than the test: only stop() draws.
-        with ApplyProgress(stream, force_terminal=True, refresh_per_second=0.001, max_rows=10) as progress:
+        with ApplyProgress(
+            stream, force_terminal=True, refresh_per_second=0.001, max_rows=10
+        ) as progress:
             for target in many(size):
                 for stage in ("waiting", "creating", "deleting", "done"):
                     progress(target, stage)
@@ -151,7 +178,14 @@ def test_progress_table_over_many_targets_shows_running_then_failed_then_recent_
     assert table.row_count == 7
     screen = rendered(progress)
     lines = [line for line in screen.splitlines() if "srv-" in line]
-    assert [line.split("(")[0].split()[-1] for line in lines] == ["srv-38", "srv-39", "srv-37", "srv-36", "srv-35", "srv-34"]
+    assert [line.split("(")[0].split()[-1] for line in lines] == [
+        "srv-38",
+        "srv-39",
+        "srv-37",
+        "srv-36",
+        "srv-35",
+        "srv-34",
+    ]
     assert "creating" in lines[0] and "failed" in lines[2] and "done" in lines[3]
     assert "… 94 more" in screen and "34 done, 60 waiting" in screen
     assert "38 of 100 finished, 1 failed, 2 running, 60 waiting" in screen
@@ -160,7 +194,9 @@ def test_progress_table_over_many_targets_shows_running_then_failed_then_recent_
     progress(targets[38], "done")
     progress(targets[37], "creating")  # a retried target is running again
     screen = rendered(progress)
-    assert [line.split("(")[0].split()[-1] for line in screen.splitlines() if "srv-" in line][:3] == ["srv-39", "srv-37", "srv-38"]
+    assert [line.split("(")[0].split()[-1] for line in screen.splitlines() if "srv-" in line][
+        :3
+    ] == ["srv-39", "srv-37", "srv-38"]
     assert "38 of 100 finished, 2 running, 60 waiting" in screen
 
 
@@ -170,7 +206,14 @@ def test_progress_table_fits_a_short_terminal():
     assert progress._max_rows == Console(file=stream, force_terminal=True).height - 7
 
 
-HOSTILE = Target("web\u202e", "digitalocean", "do", "3164444", "web-1\u202e\u200b\nforged: done", RetentionPolicy(keep_last=3))
+HOSTILE = Target(
+    "web\u202e",
+    "digitalocean",
+    "do",
+    "3164444",
+    "web-1\u202e\u200b\nforged: done",
+    RetentionPolicy(keep_last=3),
+)
 
 
 def test_progress_lines_show_a_name_s_line_breaks_and_invisible_characters_as_escapes():
@@ -178,8 +221,7 @@ def test_progress_lines_show_a_name_s_line_breaks_and_invisible_characters_as_es
     with ApplyProgress(stream) as progress:
         progress(HOSTILE, "creating")
     assert stream.getvalue() == (
-        "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): "
-        "creating\n"
+        "web\\u202e: web-1\\u202e\\u200b\\nforged: done (digitalocean server 3164444): creating\n"
     )
 
 

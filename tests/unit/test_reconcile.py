@@ -10,7 +10,13 @@ import pytest
 
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import ActionKind, Schedule
-from snapshot_policy.core.reconcile import build_plan, due, plan_target, snapshot_name, standing_deletions
+from snapshot_policy.core.reconcile import (
+    build_plan,
+    due,
+    plan_target,
+    snapshot_name,
+    standing_deletions,
+)
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3, 0, 5)
@@ -24,7 +30,10 @@ def names(plan, kind):
 
 def daily_history(count, server_id="1"):
     """`count` managed snapshots made at 03:00 on the days before NOW, newest first, ids d1…"""
-    return [snap(utc(2026, 11, 25, 3) - timedelta(days=n), id=f"d{n + 1}", server_id=server_id) for n in range(count)]
+    return [
+        snap(utc(2026, 11, 25, 3) - timedelta(days=n), id=f"d{n + 1}", server_id=server_id)
+        for n in range(count)
+    ]
 
 
 def apply_plan(plan, observed):
@@ -48,7 +57,9 @@ def test_plan_never_deletes_or_counts_unmanaged_snapshots():
     plan = plan_target(target(keep_last=1), daily_history(2) + [manual], NOW)
     assert "manual" not in names(plan, ActionKind.DELETE)
     skip = plan.of_kind(ActionKind.SKIP)
-    assert [(a.snapshot.id, a.reason) for a in skip] == [("manual", "unmanaged: no managed-by label")]
+    assert [(a.snapshot.id, a.reason) for a in skip] == [
+        ("manual", "unmanaged: no managed-by label")
+    ]
     assert names(plan, ActionKind.DELETE) == ["d1", "d2"]
 
 
@@ -62,7 +73,9 @@ def test_plan_skips_protected_snapshots_that_no_rule_keeps():
     old = snap(utc(2026, 1, 1), id="pinned", protected=True)
     plan = plan_target(target(keep_last=2), daily_history(2) + [old], NOW)
     assert "pinned" not in names(plan, ActionKind.DELETE)
-    assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [("pinned", "protected; no retention rule keeps it")]
+    assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [
+        ("pinned", "protected; no retention rule keeps it")
+    ]
 
 
 def test_plan_keeps_a_protected_snapshot_that_a_rule_keeps():
@@ -117,8 +130,13 @@ LATE = utc(2026, 11, 26, 23, 59)
     ],
     ids=["no-create", "same-day", "next-day"],
 )
-def test_standing_deletions_drop_what_retention_keeps_once_the_new_snapshot_exists(made_at, standing):
-    observed = [snap(utc(2026, 11, 26, 10), id="today"), snap(utc(2026, 11, 25, 10), id="yesterday")]
+def test_standing_deletions_drop_what_retention_keeps_once_the_new_snapshot_exists(
+    made_at, standing
+):
+    observed = [
+        snap(utc(2026, 11, 26, 10), id="today"),
+        snap(utc(2026, 11, 25, 10), id="yesterday"),
+    ]
     plan = plan_target(target(keep_daily=2), observed, LATE)
     assert names(plan, ActionKind.DELETE) == ["today"]
     created = None if made_at is None else snap(made_at, id="new")
@@ -185,7 +203,9 @@ def test_build_plan_is_sorted_and_its_fingerprint_follows_the_snapshots():
     history = daily_history(3)
     plan = build_plan([(one, history), (two, [])], NOW)
     assert [t.target.name for t in plan.targets] == ["db", "web"]
-    assert build_plan([(two, []), (one, list(reversed(history)))], NOW).fingerprint == plan.fingerprint
+    assert (
+        build_plan([(two, []), (one, list(reversed(history)))], NOW).fingerprint == plan.fingerprint
+    )
     assert build_plan([(one, history[:2]), (two, [])], NOW).fingerprint != plan.fingerprint
     protected = [replace(history[0], protected=True)] + history[1:]
     assert build_plan([(one, protected), (two, [])], NOW).fingerprint != plan.fingerprint
@@ -198,33 +218,48 @@ def test_plan_keeps_a_snapshot_dated_in_the_future_out_of_retention_and_the_sche
     """One snapshot 30 days ahead must not anchor keep_within (it would doom the real five)
     nor make the schedule think a snapshot was just made."""
     ahead = snap(NOW + timedelta(days=30), id="ahead")
-    plan = plan_target(target(keep_within=Duration(days=7), schedule=DAILY), daily_history(5) + [ahead], NOW)
+    plan = plan_target(
+        target(keep_within=Duration(days=7), schedule=DAILY), daily_history(5) + [ahead], NOW
+    )
     assert plan.create is not None
     assert names(plan, ActionKind.DELETE) == []
     assert names(plan, ActionKind.KEEP) == ["d1", "d2", "d3", "d4", "d5"]
-    assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [("ahead", "clock skew: dated 30 d 0 h after this run's clock")]
+    assert [(a.snapshot.id, a.reason) for a in plan.of_kind(ActionKind.SKIP)] == [
+        ("ahead", "clock skew: dated 30 d 0 h after this run's clock")
+    ]
     [problem] = plan.problems
-    assert problem.startswith("clock skew: snapshot web-20261226030005 (ahead) is dated 2026-12-26 03:00 UTC, 30 d "
-        "0 h after")
+    assert problem.startswith(
+        "clock skew: snapshot web-20261226030005 (ahead) is dated 2026-12-26 03:00 UTC, 30 d "
+        "0 h after"
+    )
 
 
 def test_plan_tolerates_a_cloud_clock_a_little_ahead():
     barely = snap(NOW + timedelta(minutes=4), id="barely")
     plan = plan_target(target(keep_last=1, schedule=DAILY), [barely], NOW)
-    assert plan.problems == () and names(plan, ActionKind.KEEP) == ["barely"] and plan.create is None
+    assert (
+        plan.problems == () and names(plan, ActionKind.KEEP) == ["barely"] and plan.create is None
+    )
 
 
 def test_plan_fails_a_target_whose_snapshot_is_stuck_creating_past_the_timeout():
     stuck = snap(NOW - timedelta(days=13, hours=2), id="stuck", creating=True)
-    plan = plan_target(target(keep_last=3), daily_history(2) + [stuck], NOW, creation_timeout=timedelta(hours=1))
+    plan = plan_target(
+        target(keep_last=3), daily_history(2) + [stuck], NOW, creation_timeout=timedelta(hours=1)
+    )
     assert plan.create is None and "stuck" in names(plan, ActionKind.SKIP)
     assert plan.problems == (
         "snapshot web-20261113010005 (stuck) has been creating for 13 d 2 h, past "
-            "snapshot_creation_timeout (1 h 0 min); "
+        "snapshot_creation_timeout (1 h 0 min); "
         "no new snapshot is made until it finishes or is deleted in the cloud console",
     )
     recent = snap(NOW - timedelta(minutes=50), id="recent", creating=True)
-    assert plan_target(target(keep_last=3), [recent], NOW, creation_timeout=timedelta(hours=1)).problems == ()
+    assert (
+        plan_target(
+            target(keep_last=3), [recent], NOW, creation_timeout=timedelta(hours=1)
+        ).problems
+        == ()
+    )
 
 
 # -- limits across a target's servers and across the run; withheld deletions (issue 19) --
@@ -235,7 +270,12 @@ def servers_of(name, count, max_deletions=5, history=3):
     keep_last 1: `history` deletions per server, since the new snapshot is the one kept."""
     observed = []
     for n in range(count):
-        t = replace(target(keep_last=1, max_deletions=max_deletions), name=name, server_id=str(n + 1), server_name=f"web-{n + 1}")
+        t = replace(
+            target(keep_last=1, max_deletions=max_deletions),
+            name=name,
+            server_id=str(n + 1),
+            server_name=f"web-{n + 1}",
+        )
         observed.append((t, daily_history(history, server_id=str(n + 1))))
     return observed
 
@@ -244,13 +284,17 @@ def test_max_deletions_counts_a_targets_deletions_across_its_servers():
     """4 servers × 3 deletions = 12 > 5: every one refused, though each server alone has 3."""
     plan = build_plan(servers_of("fleet", 4, history=3), NOW)
     assert plan.count(ActionKind.DELETE) == 0
-    assert {p.refusal for p in plan.targets} == {"refused: 12 deletions across the target's 4 servers exceed max_deletions 5; raise "
-        "the limit or check the retention rules"}
+    assert {p.refusal for p in plan.targets} == {
+        "refused: 12 deletions across the target's 4 servers exceed max_deletions 5; raise "
+        "the limit or check the retention rules"
+    }
     assert plan.count(ActionKind.CREATE) == 4  # making snapshots is always safe
 
 
 def test_max_deletions_across_servers_allows_exactly_the_limit_and_counts_targets_apart():
-    observed = servers_of("fleet", 2, max_deletions=4, history=2) + servers_of("other", 3, max_deletions=6, history=2)
+    observed = servers_of("fleet", 2, max_deletions=4, history=2) + servers_of(
+        "other", 3, max_deletions=6, history=2
+    )
     plan = build_plan(observed, NOW)
     assert [p.refusal for p in plan.targets] == [None] * 5
     assert plan.count(ActionKind.DELETE) == 10
@@ -261,9 +305,14 @@ def test_max_deletions_per_run_refuses_every_deletion_of_a_run_above_it():
     assert build_plan(observed, NOW, max_deletions_per_run=8).count(ActionKind.DELETE) == 8
     plan = build_plan(observed, NOW, max_deletions_per_run=7)
     assert plan.count(ActionKind.DELETE) == 0
-    assert {p.refusal for p in plan.targets} == {"refused: this run's 8 deletions exceed settings.max_deletions_per_run 7; raise the "
-        "limit or check the retention rules"}
-    assert build_plan(observed, NOW, max_deletions_per_run=7).config_fingerprint != build_plan(observed, NOW).config_fingerprint
+    assert {p.refusal for p in plan.targets} == {
+        "refused: this run's 8 deletions exceed settings.max_deletions_per_run 7; raise the "
+        "limit or check the retention rules"
+    }
+    assert (
+        build_plan(observed, NOW, max_deletions_per_run=7).config_fingerprint
+        != build_plan(observed, NOW).config_fingerprint
+    )
 
 
 def test_withheld_account_keeps_its_creates_and_says_why_its_deletions_wait():
@@ -276,7 +325,9 @@ def test_withheld_account_keeps_its_creates_and_says_why_its_deletions_wait():
         withheld = by_account[("main", server)]
         assert withheld.withheld == "deletions withheld: the listing changed"
         assert withheld.of_kind(ActionKind.DELETE) == () and withheld.create is not None
-        assert [a.reason for a in withheld.of_kind(ActionKind.SKIP)] == ["deletions withheld: the listing changed"] * 2
+        assert [a.reason for a in withheld.of_kind(ActionKind.SKIP)] == [
+            "deletions withheld: the listing changed"
+        ] * 2
         assert withheld.refusal is None
     assert len(by_account[("second", "1")].of_kind(ActionKind.DELETE)) == 3
 
@@ -288,4 +339,13 @@ def test_config_fingerprint_follows_the_hooks_and_the_owner():
     base = build_plan(observed, NOW).config_fingerprint
     hooked = [(replace(target(keep_last=1), hooks=Hooks(before=("true",))), daily_history(2))]
     owned = [(replace(target(keep_last=1), owner="team-a"), daily_history(2))]
-    assert len({base, build_plan(hooked, NOW).config_fingerprint, build_plan(owned, NOW).config_fingerprint}) == 3
+    assert (
+        len(
+            {
+                base,
+                build_plan(hooked, NOW).config_fingerprint,
+                build_plan(owned, NOW).config_fingerprint,
+            }
+        )
+        == 3
+    )

@@ -16,7 +16,6 @@ import sys
 import click
 import pytest
 
-from snapshot_policy.output.logs import RedactingFilter
 from snapshot_policy.core.redaction import (
     FRAGMENT_LENGTH,
     escape_controls,
@@ -26,6 +25,7 @@ from snapshot_policy.core.redaction import (
     redact,
     redacted_output,
 )
+from snapshot_policy.output.logs import RedactingFilter
 
 # 64 characters, none of them in a shape `redact` would catch on its own once cut in two.
 TOKEN = "Qv3nB8xLr2Wt7Hka" + "mZ4pD9sF1gJ6cY0u" + "Ae5Ki8Oq2Uw7Xb3N" + "hR6tV1yM4eG9jP0L"
@@ -34,7 +34,11 @@ assert len(TOKEN) == 64
 
 def fragments(text: str, secret: str = TOKEN) -> list[str]:
     """Every run of FRAGMENT_LENGTH characters of `secret` that `text` still shows."""
-    return [secret[i:i + FRAGMENT_LENGTH] for i in range(len(secret) - FRAGMENT_LENGTH + 1) if secret[i:i + FRAGMENT_LENGTH] in text]
+    return [
+        secret[i : i + FRAGMENT_LENGTH]
+        for i in range(len(secret) - FRAGMENT_LENGTH + 1)
+        if secret[i : i + FRAGMENT_LENGTH] in text
+    ]
 
 
 @pytest.mark.parametrize("mask", [mask_secrets, redact], ids=["mask_secrets", "redact"])
@@ -50,16 +54,48 @@ def test_the_last_24_characters_of_a_folded_token_are_masked():
 
 
 def test_a_token_with_a_line_break_every_20_characters_is_masked_line_by_line_and_whole():
-    lines = [TOKEN[i:i + 20] for i in range(0, len(TOKEN), 20)]
-    assert [mask_secrets(line, [TOKEN]) for line in lines] == ["***", "***", "***", TOKEN[60:]]  # 4 characters: not a fragment
-    assert mask_secrets("printed: " + "\n".join(lines) + "\n(end)", [TOKEN]) == "printed: ***\n(end)"
+    lines = [TOKEN[i : i + 20] for i in range(0, len(TOKEN), 20)]
+    assert [mask_secrets(line, [TOKEN]) for line in lines] == [
+        "***",
+        "***",
+        "***",
+        TOKEN[60:],
+    ]  # 4 characters: not a fragment
+    assert (
+        mask_secrets("printed: " + "\n".join(lines) + "\n(end)", [TOKEN]) == "printed: ***\n(end)"
+    )
 
 
 @pytest.mark.parametrize(
     "gap",
-    ["\n", "\r\n", " ", "\t", "\\n", "\\\\n", "\\x0a", "\\u000a", "%0A", "\u200b", "\ufeff", "\\u200b"],
-    ids=["newline", "CRLF", "space", "tab", "escaped newline", "doubly escaped", "hex escape", "unicode escape",
-         "percent-encoded", "zero-width space", "byte-order mark", "escaped zero-width space"],
+    [
+        "\n",
+        "\r\n",
+        " ",
+        "\t",
+        "\\n",
+        "\\\\n",
+        "\\x0a",
+        "\\u000a",
+        "%0A",
+        "\u200b",
+        "\ufeff",
+        "\\u200b",
+    ],
+    ids=[
+        "newline",
+        "CRLF",
+        "space",
+        "tab",
+        "escaped newline",
+        "doubly escaped",
+        "hex escape",
+        "unicode escape",
+        "percent-encoded",
+        "zero-width space",
+        "byte-order mark",
+        "escaped zero-width space",
+    ],
 )
 def test_a_fragment_broken_into_pieces_shorter_than_the_limit_is_masked_whole(gap):
     piece = gap.join((TOKEN[30:38], TOKEN[38:46], TOKEN[46:50]))  # 20 characters of it, 8 + 8 + 4
@@ -67,7 +103,7 @@ def test_a_fragment_broken_into_pieces_shorter_than_the_limit_is_masked_whole(ga
 
 
 def test_a_fragment_shorter_than_the_limit_and_the_text_around_a_fragment_stay():
-    short = TOKEN[20:20 + FRAGMENT_LENGTH - 1]
+    short = TOKEN[20 : 20 + FRAGMENT_LENGTH - 1]
     assert mask_secrets(f"id {short} ok", [TOKEN]) == f"id {short} ok"
     assert mask_secrets(f"a-{TOKEN[3:15]}-b {TOKEN[50:]}.", [TOKEN]) == "a-***-b ***."
 
@@ -120,10 +156,23 @@ def test_stdout_and_stderr_mask_fragments_of_a_hidden_secret_written_apart(capsy
 # -- names that turn or hide the text after them (item 15) ----------------------------------------
 
 INVISIBLE = [
-    "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",  # bidi embeddings and overrides
-    "\u2066", "\u2067", "\u2068", "\u2069",  # bidi isolates
-    "\u200e", "\u200f", "\u061c",  # bidi marks
-    "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff",  # zero-width characters
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",  # bidi embeddings and overrides
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",  # bidi isolates
+    "\u200e",
+    "\u200f",
+    "\u061c",  # bidi marks
+    "\u200b",
+    "\u200c",
+    "\u200d",
+    "\u2060",
+    "\ufeff",  # zero-width characters
 ]
 
 
@@ -141,15 +190,20 @@ def test_a_secret_made_of_words_is_masked_whole_but_its_words_stay():
     """Its pieces are ordinary words: the demo's token holds the provider's name, which every
     plan shows (and `plan --output json` carries as data)."""
     words = "sandbox-demo-digitalocean-token"
-    assert mask_secrets(f'"provider": "digitalocean", token {words}', [words]) == '"provider": "digitalocean", token ***'
-    assert mask_secrets(f"{words[:20]}\n{words[20:]}", [words]) == "***"  # whole, in any whitespace variant
+    assert (
+        mask_secrets(f'"provider": "digitalocean", token {words}', [words])
+        == '"provider": "digitalocean", token ***'
+    )
+    assert (
+        mask_secrets(f"{words[:20]}\n{words[20:]}", [words]) == "***"
+    )  # whole, in any whitespace variant
 
 
 def test_the_pieces_of_a_webhook_url_are_those_of_its_path_and_query_not_its_host():
     url = "https://hooks.example.com/services/T024BE7LD/B01K9S2Q4RW/kX7pQm2vNz8LrT4wYb6HcJ3d"
-    assert mask_secrets(f"cannot reach https://hooks.example.com: timed out; {url[40:70]}", [url]) == (
-        "cannot reach https://hooks.example.com: timed out; ***"
-    )
+    assert mask_secrets(
+        f"cannot reach https://hooks.example.com: timed out; {url[40:70]}", [url]
+    ) == ("cannot reach https://hooks.example.com: timed out; ***")
     assert mask_secrets(url, [url]) == "https://hooks.example.com***"
 
 
@@ -238,11 +292,14 @@ def test_mask_secrets_masks_a_secret_configured_with_whitespace_in_its_trimmed_f
 
 
 def test_mask_secrets_keeps_the_text_around_and_short_secrets():
-    assert mask_secrets("token hunter2-configured-secret was refused", [SECRET]) == "token *** was refused"
-    assert mask_secrets("admin 12345 a d m i n", ["admin", "12345"]) == "admin 12345 a d m i n"
-    assert mask_secrets("web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9", []) == (
-        "web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9"
+    assert (
+        mask_secrets("token hunter2-configured-secret was refused", [SECRET])
+        == "token *** was refused"
     )
+    assert mask_secrets("admin 12345 a d m i n", ["admin", "12345"]) == "admin 12345 a d m i n"
+    assert mask_secrets(
+        "web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9", []
+    ) == ("web-1-20261126030000 and a long-random-looking-but-unconfigured-name-Xy7Qz9")
 
 
 def test_hidden_secrets_are_masked_by_every_later_call_until_the_block_ends(capsys):

@@ -7,9 +7,9 @@ import json
 import random
 from dataclasses import replace
 
-from snapshot_policy.output import planfile, render
 from snapshot_policy.core.model import Price, TargetFailure
 from snapshot_policy.core.reconcile import build_plan
+from snapshot_policy.output import planfile, render
 from tests.factories import snap, target, utc
 
 PRICES = {"digitalocean": Price(0.06, "USD"), "hetzner": Price(0.0143, "EUR")}
@@ -67,7 +67,9 @@ def test_plan_text_reports_a_refusal():
     plan = build_plan([(target(keep_last=1, max_deletions=1), history)], utc(2026, 11, 26))
     text = render.plan_text(plan)
     assert "  ! refused: 3 deletions exceed max_deletions 1" in text
-    assert text.endswith("\n1 target(s) refused by safety limits.\n")  # a sentence that would pass 80 columns starts a line
+    assert text.endswith(
+        "\n1 target(s) refused by safety limits.\n"
+    )  # a sentence that would pass 80 columns starts a line
     assert max(len(line) for line in text.splitlines()) <= 80
 
 
@@ -77,16 +79,44 @@ def test_plan_json_has_the_documented_keys():
     assert document["made_at"] == "2026-11-26T03:00:00Z"
     assert document["fingerprint"].startswith("sha256:")
     web = document["targets"][1]
-    assert set(web) >= {"target", "provider", "server_id", "create", "delete", "keep", "skip", "refused", "storage"}
-    assert web["create"] == {"name": "web-20261126030000", "rules": ["last"], "estimated_size_gb": 2.4}
+    assert set(web) >= {
+        "target",
+        "provider",
+        "server_id",
+        "create",
+        "delete",
+        "keep",
+        "skip",
+        "refused",
+        "storage",
+    }
+    assert web["create"] == {
+        "name": "web-20261126030000",
+        "rules": ["last"],
+        "estimated_size_gb": 2.4,
+    }
     assert web["delete"] == [
-        {"id": "10", "name": "web-20261124030000", "created": "2026-11-24T03:00:00Z", "protected": False,
-         "adopted": False, "ownership": "managed-by label", "size_gb": 2.3, "reason": "no retention rule keeps it"}
+        {
+            "id": "10",
+            "name": "web-20261124030000",
+            "created": "2026-11-24T03:00:00Z",
+            "protected": False,
+            "adopted": False,
+            "ownership": "managed-by label",
+            "size_gb": 2.3,
+            "reason": "no retention rule keeps it",
+        }
     ]
     assert web["keep"][0]["rules"] == ["last"]
     assert [s["id"] for s in web["skip"]] == ["4", "3"]
     assert document["summary"] == {
-        "targets": 2, "create": 2, "delete": 1, "keep": 1, "skip": 2, "refused_targets": 0, "failed_targets": 0,
+        "targets": 2,
+        "create": 2,
+        "delete": 1,
+        "keep": 1,
+        "skip": 2,
+        "refused_targets": 0,
+        "failed_targets": 0,
         "has_changes": True,
     }
 
@@ -125,12 +155,16 @@ def test_plan_json_is_deterministic():
 
 def test_plan_text_escapes_control_characters_in_names_from_the_cloud():
     """A snapshot named with a line break must not print a line that looks like a decision."""
-    forged = replace(snap(utc(2026, 11, 25, 3), id="7", managed=False), name="x\n  - delete web-20261125030000 (id 1)")
+    forged = replace(
+        snap(utc(2026, 11, 25, 3), id="7", managed=False),
+        name="x\n  - delete web-20261125030000 (id 1)",
+    )
     text = render.plan_text(build_plan([(target(keep_last=3), [forged])], utc(2026, 11, 26, 3)))
     assert "\n  - delete" not in text and "x\\n  - delete web-20261125030000" in text
 
 
 # -- the JSON text, written sooner (issue 13, item 5) ------------------------------------------
+
 
 def test_plan_json_is_the_plan_document_indented_by_two():
     plan = sample_plan()
@@ -142,11 +176,25 @@ def test_plan_json_is_the_plan_document_indented_by_two():
 def test_plan_text_lines_fit_80_columns_and_say_adopted_and_protected():
     """Real names and ids: every line within 80 columns; a snapshot adopted from snapshots.py's
     naming says so; a protected snapshot that is not ours reads as protected."""
-    legacy = replace(snap(utc(2026, 11, 25, 3), id="100000011", managed=True), name="web-server-1-20261125030000",
-                     ownership="adopted: named exactly as '{server_name}-{timestamp}' names them "
-                     "(as snapshots.py did)")
-    pinned = replace(snap(utc(2026, 1, 1), id="100000003", managed=False), name="before-the-big-upgrade", protected=True, ownership="no managed-by label")
-    doomed = [replace(snap(utc(2026, 11, 20 - n, 3), id=f"10000002{n}"), name=f"web-server-1-202611{20 - n}030000") for n in range(3)]
+    legacy = replace(
+        snap(utc(2026, 11, 25, 3), id="100000011", managed=True),
+        name="web-server-1-20261125030000",
+        ownership="adopted: named exactly as '{server_name}-{timestamp}' names them "
+        "(as snapshots.py did)",
+    )
+    pinned = replace(
+        snap(utc(2026, 1, 1), id="100000003", managed=False),
+        name="before-the-big-upgrade",
+        protected=True,
+        ownership="no managed-by label",
+    )
+    doomed = [
+        replace(
+            snap(utc(2026, 11, 20 - n, 3), id=f"10000002{n}"),
+            name=f"web-server-1-202611{20 - n}030000",
+        )
+        for n in range(3)
+    ]
     plan = build_plan([(target(keep_last=2), [legacy, pinned, *doomed])], utc(2026, 11, 26))
     text = render.plan_text(plan)
     assert max(len(line) for line in text.splitlines()) <= 80, text
@@ -171,39 +219,81 @@ def test_styled_plan_colours_each_kind_of_line():
 
 
 def storage_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith(("  storage now:", "  after apply:", "  now:"))]
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith(("  storage now:", "  after apply:", "  now:"))
+    ]
 
 
 def test_plan_json_carries_the_storage_numbers_of_each_target_and_in_total():
     document = json.loads(planfile.plan_json(sample_plan(), prices=PRICES))
     db, web = document["targets"]
     assert web["storage"] == {
-        "now": {"snapshots": 4, "unknown_sizes": 0, "size_gb": 8.6, "known_size_gb": 8.6,
-                "monthly_cost": {"EUR": 0.123}, "known_monthly_cost": {"EUR": 0.123}, "estimated": False},
-        "after_apply": {"snapshots": 4, "unknown_sizes": 0, "size_gb": 8.7, "known_size_gb": 8.7,
-                        "monthly_cost": {"EUR": 0.1244}, "known_monthly_cost": {"EUR": 0.1244}, "estimated": True},
+        "now": {
+            "snapshots": 4,
+            "unknown_sizes": 0,
+            "size_gb": 8.6,
+            "known_size_gb": 8.6,
+            "monthly_cost": {"EUR": 0.123},
+            "known_monthly_cost": {"EUR": 0.123},
+            "estimated": False,
+        },
+        "after_apply": {
+            "snapshots": 4,
+            "unknown_sizes": 0,
+            "size_gb": 8.7,
+            "known_size_gb": 8.7,
+            "monthly_cost": {"EUR": 0.1244},
+            "known_monthly_cost": {"EUR": 0.1244},
+            "estimated": True,
+        },
     }
     assert db["create"]["estimated_size_gb"] is None  # no snapshot of db-1 to estimate it from
-    assert db["storage"]["after_apply"] == {"snapshots": 1, "unknown_sizes": 1, "size_gb": None, "known_size_gb": 0.0,
-                                            "monthly_cost": None, "known_monthly_cost": {}, "estimated": False}
+    assert db["storage"]["after_apply"] == {
+        "snapshots": 1,
+        "unknown_sizes": 1,
+        "size_gb": None,
+        "known_size_gb": 0.0,
+        "monthly_cost": None,
+        "known_monthly_cost": {},
+        "estimated": False,
+    }
     total = document["storage"]
-    assert total["prices"] == {"digitalocean": {"per_gb_month": 0.06, "currency": "USD"}, "hetzner": {"per_gb_month": 0.0143, "currency": "EUR"}}
+    assert total["prices"] == {
+        "digitalocean": {"per_gb_month": 0.06, "currency": "USD"},
+        "hetzner": {"per_gb_month": 0.0143, "currency": "EUR"},
+    }
     assert (total["now"]["snapshots"], total["now"]["size_gb"]) == (4, 8.6)
-    assert (total["after_apply"]["snapshots"], total["after_apply"]["size_gb"], total["after_apply"]["known_size_gb"]) == (5, None, 8.7)
-    assert total["after_apply"]["monthly_cost"] is None and total["after_apply"]["known_monthly_cost"] == {"EUR": 0.1244}
+    assert (
+        total["after_apply"]["snapshots"],
+        total["after_apply"]["size_gb"],
+        total["after_apply"]["known_size_gb"],
+    ) == (5, None, 8.7)
+    assert total["after_apply"]["monthly_cost"] is None and total["after_apply"][
+        "known_monthly_cost"
+    ] == {"EUR": 0.1244}
     assert [s["size_gb"] for s in web["skip"]] == [2.0, 1.9]
 
 
 def test_plan_storage_shows_an_unknown_size_as_unknown_never_as_zero():
     """Hetzner gives no image_size while an image is being created: the total says so."""
-    history = [snap(utc(2026, 11, 25, 3), id="11", size_gb=2.5), snap(utc(2026, 11, 26, 2), id="12", creating=True)]
+    history = [
+        snap(utc(2026, 11, 25, 3), id="11", size_gb=2.5),
+        snap(utc(2026, 11, 26, 2), id="12", creating=True),
+    ]
     plan = build_plan([(target(keep_last=5), history)], utc(2026, 11, 26, 3))
     assert storage_lines(render.plan_text(plan, prices=PRICES))[:2] == [
         "  storage now: 2 snapshots (1 of unknown size), 2.5+ GB, EUR 0.04+ a month",
         "  after apply: unchanged",
     ]
     document = json.loads(planfile.plan_json(plan, prices=PRICES))["targets"][0]["storage"]["now"]
-    assert (document["size_gb"], document["known_size_gb"], document["unknown_sizes"], document["monthly_cost"]) == (None, 2.5, 1, None)
+    assert (
+        document["size_gb"],
+        document["known_size_gb"],
+        document["unknown_sizes"],
+        document["monthly_cost"],
+    ) == (None, 2.5, 1, None)
 
 
 def test_plan_storage_of_snapshots_all_of_unknown_size_shows_no_number():
@@ -233,7 +323,9 @@ def test_plan_storage_adds_up_each_currency_and_leaves_out_a_provider_without_a_
     web = [snap(utc(2026, 11, 25, 3), id="11", size_gb=10.0)]
     db = [snap(utc(2026, 11, 25, 3), id="21", server_id="2", size_gb=100.0)]
     hetzner = target(keep_last=5)
-    digitalocean = replace(hetzner, name="db", server_id="2", server_name="db-1", provider="digitalocean")
+    digitalocean = replace(
+        hetzner, name="db", server_id="2", server_name="db-1", provider="digitalocean"
+    )
     plan = build_plan([(hetzner, web), (digitalocean, db)], utc(2026, 11, 25, 4))
     text = render.plan_text(plan, prices=PRICES)
     assert "  now:         2 snapshots, 110 GB, EUR 0.14 + USD 6.00 a month" in text
@@ -244,7 +336,10 @@ def test_plan_storage_adds_up_each_currency_and_leaves_out_a_provider_without_a_
 
 
 def test_plan_storage_lines_fit_80_columns_with_large_numbers():
-    history = [snap(utc(2026, 11, 25 - n, 3), id=str(100000000 + n), size_gb=1234.56 + n) for n in range(20)]
+    history = [
+        snap(utc(2026, 11, 25 - n, 3), id=str(100000000 + n), size_gb=1234.56 + n)
+        for n in range(20)
+    ]
     history.append(snap(utc(2026, 10, 1, 3), id="200000000", managed=False))
     plan = build_plan([(target(keep_last=3, max_deletions=100), history)], utc(2026, 11, 26, 3))
     text = render.plan_text(plan, prices={"hetzner": Price(123.4567, "EUR")})
@@ -260,12 +355,24 @@ def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld()
     (issue 19), and a target whose deletions wait says why."""
     from snapshot_policy.core.model import Hooks
 
-    hooked = replace(target(keep_last=1), hooks=Hooks(before=("fsfreeze", "--freeze", "/var lib"), after=("fsfreeze", "-u", "/")))
-    shelled = replace(target(keep_last=1), name="db", server_id="2", hooks=Hooks(before="pg_ctl stop && sync", timeout=30, shell=True))
+    hooked = replace(
+        target(keep_last=1),
+        hooks=Hooks(before=("fsfreeze", "--freeze", "/var lib"), after=("fsfreeze", "-u", "/")),
+    )
+    shelled = replace(
+        target(keep_last=1),
+        name="db",
+        server_id="2",
+        hooks=Hooks(before="pg_ctl stop && sync", timeout=30, shell=True),
+    )
     observed = [(hooked, [snap(utc(2026, 11, 20), id="old")]), (shelled, [])]
-    plan = build_plan(observed, utc(2026, 11, 26, 3), withheld={"main": "deletions withheld: the listing changed"})
+    plan = build_plan(
+        observed, utc(2026, 11, 26, 3), withheld={"main": "deletions withheld: the listing changed"}
+    )
     text = render.plan_text(plan)
-    assert "  hooks: before fsfreeze --freeze '/var lib'; after fsfreeze -u / (timeout 300s)" in text
+    assert (
+        "  hooks: before fsfreeze --freeze '/var lib'; after fsfreeze -u / (timeout 300s)" in text
+    )
     assert "  hooks: before 'pg_ctl stop && sync' (timeout 30s, shell)" in text
     assert "  ! deletions withheld: the listing changed" in text
     assert text.rstrip().endswith("2 target(s) with deletions withheld.")
@@ -276,7 +383,11 @@ def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld()
 def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
     """A snapshot someone marked with our labels by hand is ours by its marker, but the plan
     says its name does not fit, before apply deletes it (issue 19)."""
-    odd = replace(snap(utc(2026, 11, 20), id="golden"), name="golden-image", note="its name does not fit '{server_name}-{timestamp}' for this server")
+    odd = replace(
+        snap(utc(2026, 11, 20), id="golden"),
+        name="golden-image",
+        note="its name does not fit '{server_name}-{timestamp}' for this server",
+    )
     plan = build_plan([(target(keep_last=1), [odd])], utc(2026, 11, 26, 3))
     text = render.plan_text(plan)
     assert "  - delete golden-image (id golden, 2026-11-20T00:00Z)" in text

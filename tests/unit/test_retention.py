@@ -54,7 +54,13 @@ def test_select_does_not_keep_the_oldest_once_the_count_is_used_up():
 def test_select_names_every_rule_that_keeps_a_snapshot():
     newest = snap(utc(2026, 3, 31, 3))
     snapshots = [newest] + [snap(utc(2026, 3, 31, 3) - timedelta(days=n)) for n in range(1, 40)]
-    result = select(snapshots, RetentionPolicy(keep_last=1, keep_daily=7, keep_weekly=4, keep_monthly=2, keep_within=Duration(days=2)), UTC)
+    result = select(
+        snapshots,
+        RetentionPolicy(
+            keep_last=1, keep_daily=7, keep_weekly=4, keep_monthly=2, keep_within=Duration(days=2)
+        ),
+        UTC,
+    )
     assert result[newest] == ("within 2d", "last", "daily", "weekly", "monthly")
 
 
@@ -92,7 +98,12 @@ def test_select_days_follow_the_policy_time_zone():
 
 def test_select_day_of_spring_forward_is_one_day():
     # Berlin skips 02:00-03:00 on 29 March 2026: the 23-hour day is still one day.
-    snapshots = [snap(utc(2026, 3, 28, 23, 30)), snap(utc(2026, 3, 29, 0, 30)), snap(utc(2026, 3, 29, 21, 30)), snap(utc(2026, 3, 29, 22, 30))]
+    snapshots = [
+        snap(utc(2026, 3, 28, 23, 30)),
+        snap(utc(2026, 3, 29, 0, 30)),
+        snap(utc(2026, 3, 29, 21, 30)),
+        snap(utc(2026, 3, 29, 22, 30)),
+    ]
     result = kept(snapshots, BERLIN, keep_daily=2)
     # 22:30 UTC is 00:30 on the 30th; 21:30 UTC is the last of the 29th.
     assert sorted(s.created for s in result) == [utc(2026, 3, 29, 21, 30), utc(2026, 3, 29, 22, 30)]
@@ -106,15 +117,26 @@ def test_select_hour_repeated_when_dst_ends_counts_twice():
 
 
 def test_select_day_of_fall_back_is_one_day():
-    snapshots = [snap(utc(2026, 10, 24, 22, 30)), snap(utc(2026, 10, 25, 22, 30)), snap(utc(2026, 10, 25, 23, 30))]
+    snapshots = [
+        snap(utc(2026, 10, 24, 22, 30)),
+        snap(utc(2026, 10, 25, 22, 30)),
+        snap(utc(2026, 10, 25, 23, 30)),
+    ]
     # 24 Oct 22:30 UTC = 25 Oct 00:30 CEST; 25 Oct 22:30 UTC = 25 Oct 23:30 CET; 23:30 UTC = 26 Oct.
     result = kept(snapshots, BERLIN, keep_daily=2)
-    assert sorted(s.created for s in result) == [utc(2026, 10, 25, 22, 30), utc(2026, 10, 25, 23, 30)]
+    assert sorted(s.created for s in result) == [
+        utc(2026, 10, 25, 22, 30),
+        utc(2026, 10, 25, 23, 30),
+    ]
 
 
 def test_select_iso_week_53_is_its_own_week():
     # 2026 has an ISO week 53: Monday 28 December 2026 to Sunday 3 January 2027.
-    monday_w53, sunday_w53, monday_w1 = snap(utc(2026, 12, 28)), snap(utc(2027, 1, 3)), snap(utc(2027, 1, 4))
+    monday_w53, sunday_w53, monday_w1 = (
+        snap(utc(2026, 12, 28)),
+        snap(utc(2027, 1, 3)),
+        snap(utc(2027, 1, 4)),
+    )
     result = kept([monday_w53, sunday_w53, monday_w1], keep_weekly=2)
     assert set(result) == {sunday_w53, monday_w1}
 
@@ -143,13 +165,24 @@ def test_select_keep_within_a_month_from_a_month_end_clamps_the_day():
 
 
 def test_select_months_end_on_their_last_day():
-    snapshots = [snap(utc(2026, 4, 30, 23)), snap(utc(2026, 5, 1, 0)), snap(utc(2026, 1, 31)), snap(utc(2026, 2, 28))]
+    snapshots = [
+        snap(utc(2026, 4, 30, 23)),
+        snap(utc(2026, 5, 1, 0)),
+        snap(utc(2026, 1, 31)),
+        snap(utc(2026, 2, 28)),
+    ]
     result = kept(snapshots, keep_monthly=3)
-    assert sorted(s.created for s in result) == [utc(2026, 2, 28), utc(2026, 4, 30, 23), utc(2026, 5, 1)]
+    assert sorted(s.created for s in result) == [
+        utc(2026, 2, 28),
+        utc(2026, 4, 30, 23),
+        utc(2026, 5, 1),
+    ]
 
 
 def test_select_yearly_keeps_the_last_snapshot_of_each_year():
-    snapshots = [snap(utc(year, 12, 31, 22)) for year in (2023, 2024, 2025)] + [snap(utc(2025, 6, 1))]
+    snapshots = [snap(utc(year, 12, 31, 22)) for year in (2023, 2024, 2025)] + [
+        snap(utc(2025, 6, 1))
+    ]
     result = kept(snapshots, keep_yearly=2)
     assert sorted(s.created for s in result) == [utc(2024, 12, 31, 22), utc(2025, 12, 31, 22)]
 
@@ -184,20 +217,62 @@ HISTORY = [A, B, C, D, E, F, G, H, I, J]
         # Cutoff 4 Jan 01:20: H, I, J are inside; H shares I's hour.
         ("hourly", "1d", HISTORY, {J: "hourly within 1d", I: "hourly within 1d"}),
         # Cutoff 29 Dec 01:20: the newest of 5 Jan, 3 Jan, 1 Jan and 29 Dec.
-        ("daily", "7d", HISTORY, {J: "daily within 7d", G: "daily within 7d", F: "daily within 7d", D: "daily within 7d"}),
+        (
+            "daily",
+            "7d",
+            HISTORY,
+            {
+                J: "daily within 7d",
+                G: "daily within 7d",
+                F: "daily within 7d",
+                D: "daily within 7d",
+            },
+        ),
         # Cutoff 5 Dec 01:20: D to G are one ISO week, whose newest is G.
         ("weekly", "1m", HISTORY, {J: "weekly within 1m", G: "weekly within 1m"}),
         # Cutoff 5 Jan 2025 01:20: A is outside, C is June's newest, B is not.
-        ("monthly", "1y", HISTORY, {J: "monthly within 1y", D: "monthly within 1y", C: "monthly within 1y"}),
+        (
+            "monthly",
+            "1y",
+            HISTORY,
+            {J: "monthly within 1y", D: "monthly within 1y", C: "monthly within 1y"},
+        ),
         # Everything is inside; A opens 2024, so it is kept as a period's newest, not as the oldest.
-        ("yearly", "2y", HISTORY, {J: "yearly within 2y", D: "yearly within 2y", A: "yearly within 2y"}),
-        ("monthly", "1y2m", HISTORY, {J: "monthly within 1y2m", D: "monthly within 1y2m", C: "monthly within 1y2m", A: "monthly within 1y2m"}),
+        (
+            "yearly",
+            "2y",
+            HISTORY,
+            {J: "yearly within 2y", D: "yearly within 2y", A: "yearly within 2y"},
+        ),
+        (
+            "monthly",
+            "1y2m",
+            HISTORY,
+            {
+                J: "monthly within 1y2m",
+                D: "monthly within 1y2m",
+                C: "monthly within 1y2m",
+                A: "monthly within 1y2m",
+            },
+        ),
         # Without A, B is the oldest snapshot, inside the duration, in C's month: restic keeps it
         # too.
-        ("monthly", "1y", HISTORY[1:], {J: "monthly within 1y", D: "monthly within 1y", C: "monthly within 1y", B: "oldest monthly within 1y"}),
+        (
+            "monthly",
+            "1y",
+            HISTORY[1:],
+            {
+                J: "monthly within 1y",
+                D: "monthly within 1y",
+                C: "monthly within 1y",
+                B: "oldest monthly within 1y",
+            },
+        ),
     ],
 )
-def test_select_within_rule_keeps_the_newest_of_each_period_inside_the_duration(rule, duration, history, expected):
+def test_select_within_rule_keeps_the_newest_of_each_period_inside_the_duration(
+    rule, duration, history, expected
+):
     result = kept(history, **{f"keep_within_{rule}": Duration.parse(duration)})
     assert result == {s: (reason,) for s, reason in expected.items()}
 
@@ -213,7 +288,14 @@ def test_select_within_rules_combine_as_restic_names_them():
     )
     result = select(HISTORY, policy, UTC)
     assert result == {
-        J: ("within 1h", "hourly within 1d", "daily within 7d", "weekly within 1m", "monthly within 1y", "yearly within 9y"),
+        J: (
+            "within 1h",
+            "hourly within 1d",
+            "daily within 7d",
+            "weekly within 1m",
+            "monthly within 1y",
+            "yearly within 9y",
+        ),
         I: ("within 1h", "hourly within 1d"),
         H: (),
         G: ("daily within 7d", "weekly within 1m"),
@@ -227,15 +309,37 @@ def test_select_within_rules_combine_as_restic_names_them():
 
 
 def test_select_within_rules_come_after_the_counted_ones_and_print_restics_duration_form():
-    result = select(HISTORY, RetentionPolicy(keep_last=1, keep_within_daily=Duration.parse("1y2m3d3h"), keep_within=Duration.parse("2h")), UTC)
+    result = select(
+        HISTORY,
+        RetentionPolicy(
+            keep_last=1,
+            keep_within_daily=Duration.parse("1y2m3d3h"),
+            keep_within=Duration.parse("2h"),
+        ),
+        UTC,
+    )
     assert result[J] == ("within 2h", "last", "daily within 1y2m3d3h")
 
 
 def test_select_keep_daily_counts_days_with_snapshots_but_keep_within_daily_stops_at_the_cutoff():
     # The README's example: a snapshot a day at 03:00, 1-10 and 20-24 March, then a gap.
     snapshots = [snap(utc(2026, 3, day, 3)) for day in [*range(1, 11), *range(20, 25)]]
-    assert sorted(s.created.day for s in kept(snapshots, keep_daily=7)) == [9, 10, 20, 21, 22, 23, 24]
-    assert sorted(s.created.day for s in kept(snapshots, keep_within_daily=Duration(days=7))) == [20, 21, 22, 23, 24]
+    assert sorted(s.created.day for s in kept(snapshots, keep_daily=7)) == [
+        9,
+        10,
+        20,
+        21,
+        22,
+        23,
+        24,
+    ]
+    assert sorted(s.created.day for s in kept(snapshots, keep_within_daily=Duration(days=7))) == [
+        20,
+        21,
+        22,
+        23,
+        24,
+    ]
 
 
 def test_select_keep_within_daily_keeps_the_oldest_while_it_is_inside_the_duration():
@@ -247,14 +351,25 @@ def test_select_keep_within_daily_keeps_the_oldest_while_it_is_inside_the_durati
         (20, 3): ("oldest daily within 7d",),
     }
     # Once the newest is 27 March 03:00, the cutoff is 20 March 03:00 exactly: the oldest is out.
-    later = snapshots + [snap(utc(2026, 3, day, hour)) for day in (25, 26) for hour in (3, 23)] + [snap(utc(2026, 3, 27, 3))]
-    assert utc(2026, 3, 20, 3) not in {s.created for s in kept(later, keep_within_daily=Duration(days=7))}
+    later = (
+        snapshots
+        + [snap(utc(2026, 3, day, hour)) for day in (25, 26) for hour in (3, 23)]
+        + [snap(utc(2026, 3, 27, 3))]
+    )
+    assert utc(2026, 3, 20, 3) not in {
+        s.created for s in kept(later, keep_within_daily=Duration(days=7))
+    }
 
 
 def test_select_keep_within_daily_judges_a_day_by_its_newest_snapshot():
     # The cutoff (1 January 12:00) falls inside 1 January: its 18:00 snapshot is the day's
     # newest and inside, so it is kept; 31 December's newest is outside, so nothing of it is.
-    snapshots = [snap(utc(2025, 12, 31, 20)), snap(utc(2026, 1, 1, 6)), snap(utc(2026, 1, 1, 18)), snap(utc(2026, 1, 8, 12))]
+    snapshots = [
+        snap(utc(2025, 12, 31, 20)),
+        snap(utc(2026, 1, 1, 6)),
+        snap(utc(2026, 1, 1, 18)),
+        snap(utc(2026, 1, 8, 12)),
+    ]
     result = kept(snapshots, keep_within_daily=Duration(days=7))
     assert sorted(s.created for s in result) == [utc(2026, 1, 1, 18), utc(2026, 1, 8, 12)]
 
@@ -284,7 +399,12 @@ def test_select_within_rules_use_up_no_count_of_the_counted_rules():
 
 def test_select_keep_within_weekly_counts_iso_weeks_across_the_new_year():
     # 28 December 2026 to 3 January 2027 is ISO week 53 of 2026: one week, its newest kept.
-    snapshots = [snap(utc(2026, 12, 27)), snap(utc(2026, 12, 28)), snap(utc(2027, 1, 3)), snap(utc(2027, 1, 4))]
+    snapshots = [
+        snap(utc(2026, 12, 27)),
+        snap(utc(2026, 12, 28)),
+        snap(utc(2027, 1, 3)),
+        snap(utc(2027, 1, 4)),
+    ]
     result = kept(snapshots, keep_within_weekly=Duration(days=8))
     assert sorted(s.created for s in result) == [utc(2027, 1, 3), utc(2027, 1, 4)]
 
@@ -292,7 +412,11 @@ def test_select_keep_within_weekly_counts_iso_weeks_across_the_new_year():
 def test_select_keep_within_hourly_counts_the_hour_repeated_when_dst_ends_twice():
     # Berlin shows 02:30 twice on 25 October 2026 (00:30 and 01:30 UTC); 02:10 CEST shares the
     # first.
-    first, early, second = snap(utc(2026, 10, 25, 0, 30)), snap(utc(2026, 10, 25, 0, 10)), snap(utc(2026, 10, 25, 1, 30))
+    first, early, second = (
+        snap(utc(2026, 10, 25, 0, 30)),
+        snap(utc(2026, 10, 25, 0, 10)),
+        snap(utc(2026, 10, 25, 1, 30)),
+    )
     outside = snap(utc(2026, 10, 24, 22))
     result = kept([outside, early, first, second], BERLIN, keep_within_hourly=Duration(hours=2))
     assert set(result) == {first, second}

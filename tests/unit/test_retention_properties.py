@@ -20,9 +20,22 @@ from snapshot_policy.core.model import RetentionPolicy, Snapshot
 from snapshot_policy.core.retention import select
 
 EXAMPLES = settings(max_examples=400, deadline=None)
-ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "Pacific/Chatham"]
+ZONES = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Pacific/Chatham",
+]
 RULES = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"]
-WITHIN_RULES = ["keep_within_hourly", "keep_within_daily", "keep_within_weekly", "keep_within_monthly", "keep_within_yearly"]
+WITHIN_RULES = [
+    "keep_within_hourly",
+    "keep_within_daily",
+    "keep_within_weekly",
+    "keep_within_monthly",
+    "keep_within_yearly",
+]
 PERIOD = {
     "keep_hourly": lambda t: (t.date(), t.hour, t.utcoffset()),
     "keep_daily": lambda t: t.date(),
@@ -32,22 +45,39 @@ PERIOD = {
 }
 
 moments = st.datetimes(
-    min_value=datetime(2019, 1, 1), max_value=datetime(2031, 12, 31), timezones=st.just(timezone.utc)
+    min_value=datetime(2019, 1, 1),
+    max_value=datetime(2031, 12, 31),
+    timezones=st.just(timezone.utc),
 ).map(lambda t: t.replace(microsecond=0))
 histories = st.lists(moments, min_size=1, max_size=40).map(
     lambda times: [Snapshot(str(i), f"s{i}", t, "1", True, "managed") for i, t in enumerate(times)]
 )
 # Dense histories: many snapshots a few hours apart, so periods hold several each.
-dense_histories = st.tuples(moments, st.lists(st.integers(0, 30 * 60), min_size=1, max_size=60)).map(
+dense_histories = st.tuples(
+    moments, st.lists(st.integers(0, 30 * 60), min_size=1, max_size=60)
+).map(
     lambda pair: [
-        Snapshot(str(i), f"s{i}", pair[0] + timedelta(minutes=sum(pair[1][: i + 1])), "1", True, "managed")
+        Snapshot(
+            str(i),
+            f"s{i}",
+            pair[0] + timedelta(minutes=sum(pair[1][: i + 1])),
+            "1",
+            True,
+            "managed",
+        )
         for i in range(len(pair[1]))
     ]
 )
 any_history = st.one_of(histories, dense_histories)
 zones = st.sampled_from(ZONES).map(ZoneInfo)
 counts = st.integers(0, 12)
-durations = st.builds(Duration, years=st.integers(0, 1), months=st.integers(0, 3), days=st.integers(0, 10), hours=st.integers(1, 48))
+durations = st.builds(
+    Duration,
+    years=st.integers(0, 1),
+    months=st.integers(0, 3),
+    days=st.integers(0, 10),
+    hours=st.integers(1, 48),
+)
 policies = st.builds(
     RetentionPolicy,
     keep_last=counts,
@@ -112,7 +142,9 @@ def test_keep_last_keeps_exactly_min_of_n_and_count(snapshots, n, zone):
 @EXAMPLES
 @given(any_history, st.sampled_from(RULES), st.integers(1, 12), zones)
 def test_each_counted_rule_matches_the_restic_oracle(snapshots, rule, count, zone):
-    assert kept(snapshots, RetentionPolicy(**{rule: count}), zone) == oracle(snapshots, rule, count, zone)
+    assert kept(snapshots, RetentionPolicy(**{rule: count}), zone) == oracle(
+        snapshots, rule, count, zone
+    )
 
 
 @EXAMPLES
@@ -169,15 +201,23 @@ def test_every_snapshot_has_an_answer_and_kept_ones_name_their_rules(snapshots, 
 @EXAMPLES
 @given(any_history, st.sampled_from(WITHIN_RULES), durations, zones)
 def test_each_within_rule_matches_the_restic_oracle(snapshots, rule, duration, zone):
-    assert kept(snapshots, RetentionPolicy(**{rule: duration}), zone) == within_oracle(snapshots, rule, duration, zone)
+    assert kept(snapshots, RetentionPolicy(**{rule: duration}), zone) == within_oracle(
+        snapshots, rule, duration, zone
+    )
 
 
 @EXAMPLES
 @given(any_history, st.sampled_from(WITHIN_RULES), durations, zones)
-def test_within_rule_keeps_at_most_one_per_period_besides_the_oldest_snapshot(snapshots, rule, duration, zone):
+def test_within_rule_keeps_at_most_one_per_period_besides_the_oldest_snapshot(
+    snapshots, rule, duration, zone
+):
     reasons = within_reasons(snapshots, rule, duration, zone)
     period = PERIOD[rule.replace("_within", "")]
-    periods = [period(s.created.astimezone(zone)) for s, r in reasons.items() if not r.startswith("oldest ")]
+    periods = [
+        period(s.created.astimezone(zone))
+        for s, r in reasons.items()
+        if not r.startswith("oldest ")
+    ]
     assert len(periods) == len(set(periods))
     oldest = min(snapshots, key=lambda s: (s.created, s.id))
     assert all(s == oldest for s, r in reasons.items() if r.startswith("oldest "))
@@ -185,7 +225,9 @@ def test_within_rule_keeps_at_most_one_per_period_besides_the_oldest_snapshot(sn
 
 @EXAMPLES
 @given(any_history, st.sampled_from(WITHIN_RULES), durations, zones)
-def test_within_rule_keeps_the_newest_snapshot_of_each_period_inside_the_duration(snapshots, rule, duration, zone):
+def test_within_rule_keeps_the_newest_snapshot_of_each_period_inside_the_duration(
+    snapshots, rule, duration, zone
+):
     cutoff = duration.before(max(s.created for s in snapshots), zone)
     period = PERIOD[rule.replace("_within", "")]
     newest_of = {}
@@ -202,7 +244,9 @@ def test_a_snapshot_kept_by_a_within_rule_is_inside_its_duration(snapshots, poli
     for snapshot, rules in select(snapshots, policy, zone).items():
         for rule in WITHIN_RULES:
             duration = getattr(policy, rule)
-            if duration is not None and any(r.endswith(f"{rule.removeprefix('keep_within_')} within {duration}") for r in rules):
+            if duration is not None and any(
+                r.endswith(f"{rule.removeprefix('keep_within_')} within {duration}") for r in rules
+            ):
                 assert snapshot.created > duration.before(newest, zone)
 
 
@@ -211,5 +255,15 @@ def test_a_snapshot_kept_by_a_within_rule_is_inside_its_duration(snapshots, poli
 def test_a_longer_within_duration_never_keeps_fewer(snapshots, policy, rule, extra, zone):
     base = getattr(policy, rule) or Duration(hours=1)
     shorter = RetentionPolicy(**{**policy.__dict__, rule: base})
-    longer = RetentionPolicy(**{**policy.__dict__, rule: Duration(base.years + extra.years, base.months + extra.months, base.days + extra.days, base.hours + extra.hours)})
+    longer = RetentionPolicy(
+        **{
+            **policy.__dict__,
+            rule: Duration(
+                base.years + extra.years,
+                base.months + extra.months,
+                base.days + extra.days,
+                base.hours + extra.hours,
+            ),
+        }
+    )
     assert kept(snapshots, shorter, zone) <= kept(snapshots, longer, zone)

@@ -28,7 +28,9 @@ def holder():
 
     def start(path):
         env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
-        process = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True, env=env
+        )
         started.append(process)
         assert process.stdout.readline() == "held\n"
         return process
@@ -51,7 +53,7 @@ def test_run_lock_refuses_while_another_process_holds_it(tmp_path, holder):
     assert raised.value.path == str(path)
     assert str(raised.value) == (
         f"another snapshot-policy run (PID {process.pid}) holds the lock file {path}; wait "
-            "for it to finish"
+        "for it to finish"
     )
 
 
@@ -173,8 +175,14 @@ def test_run_lock_refuses_a_lock_file_others_may_write_and_leaves_it_alone(tmp_p
     path = tmp_path / "snapshots.lock"
     path.write_text("precious settings\n")
     path.chmod(0o666)
-    with pytest.raises(OSError, match=rf"^cannot use lock file {path}: others may write it \(mode 0666\); run `chmod "
-        r"go-w"), run_lock(str(path)):
+    with (
+        pytest.raises(
+            OSError,
+            match=rf"^cannot use lock file {path}: others may write it \(mode 0666\); run `chmod "
+            r"go-w",
+        ),
+        run_lock(str(path)),
+    ):
         pytest.fail("the block must not run on a file others may write")
     assert path.read_text() == "precious settings\n"
 
@@ -185,6 +193,11 @@ def test_run_lock_refuses_a_lock_file_of_another_user(tmp_path):
     path.write_text("precious settings\n")
     os.chown(path, 65534, 65534)
     path.chmod(0o600)
-    with pytest.raises(OSError, match=f"^cannot use lock file {path}: it belongs to user .*, not to user root"), run_lock(str(path)):
+    with (
+        pytest.raises(
+            OSError, match=f"^cannot use lock file {path}: it belongs to user .*, not to user root"
+        ),
+        run_lock(str(path)),
+    ):
         pytest.fail("the block must not run on another user's file")
     assert path.read_text() == "precious settings\n"

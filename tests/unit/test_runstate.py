@@ -34,7 +34,16 @@ def test_run_state_absences_of_one_account_leave_the_others_alone(tmp_path):
     assert state.absent_since == {("hz", "1"): NOW}
 
 
-@pytest.mark.parametrize("content", ["", "{", "[]", '{"absent_since": 3}', '{"last_made": [["hz", "1", "soon"], ["hz"], ["hz", "2", "2026-11-25T03:00:00"]]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{",
+        "[]",
+        '{"absent_since": 3}',
+        '{"last_made": [["hz", "1", "soon"], ["hz"], ["hz", "2", "2026-11-25T03:00:00"]]}',
+    ],
+)
 def test_run_state_reads_a_garbled_file_as_empty(tmp_path, content):
     path = tmp_path / "s.json"
     path.write_text(content)

@@ -20,12 +20,12 @@ from datetime import timedelta
 
 import pytest
 
+from snapshot_policy.core.model import RunReport
+from snapshot_policy.core.redaction import hide, redacted_output
+from snapshot_policy.edges.monitor import write_metrics, write_report
 from snapshot_policy.state import statefiles
 from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.journal import Journal
-from snapshot_policy.core.model import RunReport
-from snapshot_policy.edges.monitor import write_metrics, write_report
-from snapshot_policy.core.redaction import hide, redacted_output
 from snapshot_policy.state.runstate import RunState
 from snapshot_policy.state.statefiles import (
     StateFileError,
@@ -80,7 +80,9 @@ def test_write_atomic_replaces_the_file_and_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.prom"]
 
 
-def test_write_atomic_killed_before_the_rename_leaves_the_previous_file_whole_and_no_spare(tmp_path, monkeypatch):
+def test_write_atomic_killed_before_the_rename_leaves_the_previous_file_whole_and_no_spare(
+    tmp_path, monkeypatch
+):
     path = tmp_path / "journal.json"
     write_atomic(path, "[1]", "journal")
 
@@ -137,7 +139,9 @@ def test_append_text_refuses_a_symbolic_link(tmp_path, victim, dangling):
     path = tmp_path / "audit.jsonl"
     target_file = tmp_path / "made-through-the-link" if dangling else victim
     path.symlink_to(target_file)
-    with pytest.raises(UnsafeStateFile, match=f"^cannot use audit log {path}: it is a symbolic link"):
+    with pytest.raises(
+        UnsafeStateFile, match=f"^cannot use audit log {path}: it is a symbolic link"
+    ):
         append_text(path, "line\n", "audit log")
     assert victim.read_text() == PRECIOUS
     assert not (tmp_path / "made-through-the-link").exists()
@@ -172,7 +176,9 @@ def test_a_folder_where_a_file_belongs_is_an_error_naming_it(tmp_path):
 # -- the files that use these rules --
 
 
-def test_journal_refuses_a_symbolic_link_before_the_run_and_never_writes_through_it(tmp_path, victim):
+def test_journal_refuses_a_symbolic_link_before_the_run_and_never_writes_through_it(
+    tmp_path, victim
+):
     path = tmp_path / "snapshot-policy.journal.json"
     path.symlink_to(victim)
     with pytest.raises(UnsafeStateFile, match=f"cannot use journal {path}: it is a symbolic link"):
@@ -189,23 +195,34 @@ def test_journal_is_created_readable_by_its_owner_only(tmp_path):
 def test_audit_log_refuses_a_symbolic_link_before_the_run(tmp_path, victim):
     path = tmp_path / "audit.jsonl"
     path.symlink_to(victim)
-    with pytest.raises(UnsafeStateFile, match=f"cannot use audit log {path}: it is a symbolic link"):
+    with pytest.raises(
+        UnsafeStateFile, match=f"cannot use audit log {path}: it is a symbolic link"
+    ):
         AuditLog(path, "sha256:" + "ab" * 32)
     assert victim.read_text() == PRECIOUS
 
 
 def test_audit_log_is_created_readable_by_its_owner_only(tmp_path):
     path = tmp_path / "audit.jsonl"
-    AuditLog(path, "sha256:" + "ab" * 32).record("created", target(keep_last=1), snap(NOW, id="5"), "due", NOW)
+    AuditLog(path, "sha256:" + "ab" * 32).record(
+        "created", target(keep_last=1), snap(NOW, id="5"), "due", NOW
+    )
     assert mode(path) == 0o600
 
 
-@pytest.mark.parametrize("write, expected_mode", [
-    # node_exporter reads it; no secret
-    pytest.param(lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"),
-    pytest.param(lambda path: write_report(path, RunReport(NOW, NOW, ())), 0o600, id="report"),
-])
-def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(tmp_path, victim, write, expected_mode):
+@pytest.mark.parametrize(
+    "write, expected_mode",
+    [
+        # node_exporter reads it; no secret
+        pytest.param(
+            lambda path: write_metrics(path, RunReport(NOW, NOW, ()), 0), 0o644, id="metrics"
+        ),
+        pytest.param(lambda path: write_report(path, RunReport(NOW, NOW, ())), 0o600, id="report"),
+    ],
+)
+def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(
+    tmp_path, victim, write, expected_mode
+):
     link = tmp_path / "link.out"
     link.symlink_to(victim)
     with pytest.raises(UnsafeStateFile):
@@ -220,7 +237,9 @@ def test_metrics_and_report_refuse_a_symbolic_link_and_get_their_modes(tmp_path,
 # -- files someone else may have written (issue 19, item 2) --
 
 NOBODY = 65534
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="giving a file to another user needs root"
+)
 
 
 def user(uid: int) -> str:
@@ -231,13 +250,26 @@ def user(uid: int) -> str:
 
 
 PLANTED = {  # (owner, mode, what the refusal says); owner None: the user running the test
-    "another user's": pytest.param(NOBODY, 0o600, f"it belongs to user {user(NOBODY)}, not to user {user(os.geteuid())}, who runs "
+    "another user's": pytest.param(
+        NOBODY,
+        0o600,
+        f"it belongs to user {user(NOBODY)}, not to user {user(os.geteuid())}, who runs "
         "snapshot-policy, so another user may have put it there; remove it, or if it is "
-        f"yours, run `chown {user(os.geteuid())} {{path}}`", marks=needs_root),
-    "group-writable": pytest.param(None, 0o620, "others may write it (mode 0620); run `chmod go-w {path}`, or remove it if you did "
-        "not make it"),
-    "world-writable": pytest.param(None, 0o602, "others may write it (mode 0602); run `chmod go-w {path}`, or remove it if you did "
-        "not make it"),
+        f"yours, run `chown {user(os.geteuid())} {{path}}`",
+        marks=needs_root,
+    ),
+    "group-writable": pytest.param(
+        None,
+        0o620,
+        "others may write it (mode 0620); run `chmod go-w {path}`, or remove it if you did "
+        "not make it",
+    ),
+    "world-writable": pytest.param(
+        None,
+        0o602,
+        "others may write it (mode 0602); run `chmod go-w {path}`, or remove it if you did "
+        "not make it",
+    ),
 }
 EVERY_USE = {
     "read_text": lambda path: read_text(path, "journal"),
@@ -258,7 +290,9 @@ def plant(path, owner: int | None, mode: int) -> None:
 
 @pytest.mark.parametrize("use", EVERY_USE.values(), ids=EVERY_USE.keys())
 @pytest.mark.parametrize("owner, mode, says", PLANTED.values(), ids=PLANTED.keys())
-def test_every_reader_and_writer_refuses_a_file_someone_else_may_have_written(tmp_path, use, owner, mode, says):
+def test_every_reader_and_writer_refuses_a_file_someone_else_may_have_written(
+    tmp_path, use, owner, mode, says
+):
     path = tmp_path / "my folder" / "snapshot-policy.journal.json"
     path.parent.mkdir()
     plant(path, owner, mode)
@@ -283,7 +317,9 @@ def test_root_s_files_are_trusted_as_ssh_trusts_them(tmp_path, monkeypatch):
     monkeypatch.setattr(statefiles.os, "geteuid", lambda: 1000)  # a run as an ordinary user
     assert read_text(path, "journal") == PRECIOUS
     os.chown(path, 1001, 1001)
-    with pytest.raises(UnsafeStateFile, match=f"it belongs to user {user(1001)}, not to user {user(1000)},"):
+    with pytest.raises(
+        UnsafeStateFile, match=f"it belongs to user {user(1001)}, not to user {user(1000)},"
+    ):
         read_text(path, "journal")
 
 
@@ -291,8 +327,10 @@ def test_root_s_files_are_trusted_as_ssh_trusts_them(tmp_path, monkeypatch):
 def test_a_planted_journal_is_refused_not_read_as_empty(tmp_path, owner, mode, says):
     path = tmp_path / "snapshot-policy.journal.json"
     plant(path, owner, mode)
-    path.write_text('[{"account": "do", "server_id": "1", "name": "web-1 golden image", "started": '
-        '"2026-11-26T02:55:00+00:00"}]')
+    path.write_text(
+        '[{"account": "do", "server_id": "1", "name": "web-1 golden image", "started": '
+        '"2026-11-26T02:55:00+00:00"}]'
+    )
     with pytest.raises(UnsafeStateFile, match=f"^cannot use journal {path}: "):
         Journal(path, timedelta(hours=1), now=NOW)
 

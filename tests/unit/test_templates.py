@@ -20,7 +20,7 @@ def test_plain_placeholders_of_every_variable_are_fine():
 def test_an_unknown_variable_names_the_known_ones_without_the_deprecated_spellings():
     assert template_errors("{sever_name}") == [
         "uses unknown variable {sever_name}; known: script, provider, server_name, "
-            "server_id, snapshot_name, "
+        "server_id, snapshot_name, "
         "total_snapshots, snapshot_info, status, hostname, timestamp"
     ]
 
@@ -39,16 +39,23 @@ def test_an_unknown_variable_names_the_known_ones_without_the_deprecated_spellin
     ],
 )
 def test_a_format_spec_conversion_or_lookup_is_an_error(template, written, plain):
-    assert template_errors(f"ok {{server_name}} {template}") == [f"writes {written}, {PLAIN_ONLY} {plain}"]
+    assert template_errors(f"ok {{server_name}} {template}") == [
+        f"writes {written}, {PLAIN_ONLY} {plain}"
+    ]
 
 
 def test_a_long_spec_is_shown_short():
     [message] = template_errors("{total_snapshots:>" + "9" * 10_000 + "}")
-    assert message.startswith("writes {total_snapshots:>" + "9" * 18 + "...}, but only plain") and len(message) < 200
+    assert (
+        message.startswith("writes {total_snapshots:>" + "9" * 18 + "...}, but only plain")
+        and len(message) < 200
+    )
 
 
 def test_a_stray_brace_is_an_error():
-    assert template_errors("{server_name") == ["has a stray brace (expected '}' before end of string); write {{ and }} for literal braces"]
+    assert template_errors("{server_name") == [
+        "has a stray brace (expected '}' before end of string); write {{ and }} for literal braces"
+    ]
 
 
 def test_other_placeholder_sets_take_their_own_names_and_noun():

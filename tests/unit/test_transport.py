@@ -50,7 +50,9 @@ def test_https_anywhere_and_http_to_this_machine_pass(url):
     ],
 )
 def test_plain_http_off_this_machine_is_refused_naming_scheme_and_host_only(url, shown):
-    expected = f"{shown} is not https: the bot token would cross the network in clear text; {ALLOWED}"
+    expected = (
+        f"{shown} is not https: the bot token would cross the network in clear text; {ALLOWED}"
+    )
     assert url_problem(url, transport.BOT_TOKEN) == expected
     with pytest.raises(InsecureURLError) as raised:
         check_url(url, transport.BOT_TOKEN)
@@ -60,39 +62,70 @@ def test_plain_http_off_this_machine_is_refused_naming_scheme_and_host_only(url,
 
 @pytest.mark.parametrize("url", ["", "api.telegram.org/bot", "https:///x", "/relative/path"])
 def test_a_url_without_scheme_or_host_is_refused(url):
-    assert url_problem(url, transport.HEALTHCHECK) == f"the URL names no scheme or no host; {ALLOWED}"
+    assert (
+        url_problem(url, transport.HEALTHCHECK) == f"the URL names no scheme or no host; {ALLOWED}"
+    )
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1\\@evil.example/x", "http://\t127.0.0.1/x", "http://127.0.0.1 /x", "http://127.0.0.1\x00.evil.example/", "https://hooks.example.com/a b"],
+    [
+        "http://127.0.0.1\\@evil.example/x",
+        "http://\t127.0.0.1/x",
+        "http://127.0.0.1 /x",
+        "http://127.0.0.1\x00.evil.example/",
+        "https://hooks.example.com/a b",
+    ],
 )
 def test_a_url_that_parsers_may_read_differently_is_refused(url):
     """urllib drops tabs and newlines that other clients keep; backslashes split hosts
     differently."""
     assert url_problem(url, transport.WEBHOOK) == (
-        "the URL holds whitespace, a control character or a backslash; percent-encode it "
-        "(%20, %5C)"
+        "the URL holds whitespace, a control character or a backslash; percent-encode it (%20, %5C)"
     )
     assert not is_loopback(url)
 
 
 @pytest.mark.parametrize("url", ["http://[::1/x", "http://127.0.0.1:port/x"])
 def test_a_url_that_cannot_be_read_is_refused(url):
-    assert url_problem(url, transport.API_TOKEN) == f"the URL cannot be read as scheme://host/path; {ALLOWED}"
+    assert (
+        url_problem(url, transport.API_TOKEN)
+        == f"the URL cannot be read as scheme://host/path; {ALLOWED}"
+    )
 
 
 def test_each_kind_of_secret_is_named_in_the_refusal():
-    said = {what: url_problem("http://x.example/", what) for what in (transport.API_TOKEN, transport.BOT_TOKEN, transport.WEBHOOK, transport.HEALTHCHECK)}
-    assert said[transport.API_TOKEN].startswith("http://x.example is not https: the API token would cross")
-    assert said[transport.WEBHOOK].startswith("http://x.example is not https: the webhook's URL and headers would cross")
-    assert said[transport.HEALTHCHECK].startswith("http://x.example is not https: the healthcheck URL, which lets anyone report a run, "
-        "would cross")
+    said = {
+        what: url_problem("http://x.example/", what)
+        for what in (
+            transport.API_TOKEN,
+            transport.BOT_TOKEN,
+            transport.WEBHOOK,
+            transport.HEALTHCHECK,
+        )
+    }
+    assert said[transport.API_TOKEN].startswith(
+        "http://x.example is not https: the API token would cross"
+    )
+    assert said[transport.WEBHOOK].startswith(
+        "http://x.example is not https: the webhook's URL and headers would cross"
+    )
+    assert said[transport.HEALTHCHECK].startswith(
+        "http://x.example is not https: the healthcheck URL, which lets anyone report a run, "
+        "would cross"
+    )
 
 
 @pytest.mark.parametrize(
     "url, expected",
-    [("http://127.0.0.1/", True), ("http://[::1]/", True), ("http://localhost:1/", True), ("http://example.com/", False), ("http://[::1/", False), ("", False)],
+    [
+        ("http://127.0.0.1/", True),
+        ("http://[::1]/", True),
+        ("http://localhost:1/", True),
+        ("http://example.com/", False),
+        ("http://[::1/", False),
+        ("", False),
+    ],
 )
 def test_is_loopback(url, expected):
     assert is_loopback(url) is expected

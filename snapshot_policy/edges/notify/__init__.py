@@ -12,11 +12,11 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from snapshot_policy.pacing.backoff import Backoff
-from snapshot_policy.core.redaction import mask_fields, redact
 from snapshot_policy.core.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
+from snapshot_policy.core.redaction import mask_fields, redact
 from snapshot_policy.edges.notify import messages, telegram, webhook
 from snapshot_policy.edges.notify.messages import CUT_OFF, SUCCESS, Event
+from snapshot_policy.pacing.backoff import Backoff
 
 __all__ = ["CUT_OFF", "Event", "deliver", "time_allowed"]
 
@@ -85,7 +85,11 @@ class _Job:
 
     @property
     def target(self) -> str | None:
-        return None if isinstance(self.channel, TelegramChannel) and self.channel.summary else self.events[0].target
+        return (
+            None
+            if isinstance(self.channel, TelegramChannel) and self.channel.summary
+            else self.events[0].target
+        )
 
     @property
     def queue(self) -> tuple[str, ...]:
@@ -115,7 +119,10 @@ def time_allowed(channels: Iterable[Channel]) -> float:
     between them; a receiver's advised waits are not foreseen), within SHORTEST_TIME and
     LONGEST_TIME."""
     longest = max(
-        (c.timeout * (c.retries + 1) + sum(c.base_delay * 2**n for n in range(c.retries)) for c in channels),
+        (
+            c.timeout * (c.retries + 1) + sum(c.base_delay * 2**n for n in range(c.retries))
+            for c in channels
+        ),
         default=0.0,
     )
     return min(LONGEST_TIME, max(SHORTEST_TIME, longest))
@@ -145,7 +152,12 @@ async def _send_all(
 
 
 async def _send_one(
-    job: _Job, bots: telegram.Telegram, hooks: webhook.Webhooks, clock: Clock, sleep: Callable[[float], object], deadline: float
+    job: _Job,
+    bots: telegram.Telegram,
+    hooks: webhook.Webhooks,
+    clock: Clock,
+    sleep: Callable[[float], object],
+    deadline: float,
 ) -> RequestsAndError:
     channel = job.channel
     if asyncio.get_running_loop().time() >= deadline:  # not begun in time: nothing is sent
@@ -164,37 +176,74 @@ def _record(job: _Job, outcome: RequestsAndError, secrets: tuple[str, ...]) -> D
     kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
     if error is not None:
         error = redact(error, (*secrets, *_channel_secrets(channel)))
-    about = f"target {job.target}" if job.target is not None else f"run summary of {len(job.events)} target(s)"
+    about = (
+        f"target {job.target}"
+        if job.target is not None
+        else f"run summary of {len(job.events)} target(s)"
+    )
     if error is None:
         log.info("notify: %s %r, %s: sent (%d request(s))", kind, channel.name, about, attempts)
     else:
-        log.warning("notify: %s %r, %s: failed after %d request(s): %s", kind, channel.name, about, attempts, error)
+        log.warning(
+            "notify: %s %r, %s: failed after %d request(s): %s",
+            kind,
+            channel.name,
+            about,
+            attempts,
+            error,
+        )
     return Delivery(channel.name, kind, job.target, error is None, attempts, error)
 
 
 async def _send_telegram(
-    bots: telegram.Telegram, channel: TelegramChannel, events: list[Event], sleep: Callable[[float], object], deadline: float
+    bots: telegram.Telegram,
+    channel: TelegramChannel,
+    events: list[Event],
+    sleep: Callable[[float], object],
+    deadline: float,
 ) -> RequestsAndError:
     if channel.summary:
-        (text, parse_mode), plain = messages.summary_text(events), messages.summary_plain_text(events)
+        (text, parse_mode), plain = (
+            messages.summary_text(events),
+            messages.summary_plain_text(events),
+        )
     else:
         event = events[0]
         template = channel.message_success if event.status == SUCCESS else channel.message_failure
-        (text, parse_mode), plain = messages.telegram_text(event, template), messages.plain_text(event, template)
+        (text, parse_mode), plain = (
+            messages.telegram_text(event, template),
+            messages.plain_text(event, template),
+        )
     return await bots.send(
-        channel.bot_token, channel.chat_id, text, parse_mode, plain, timeout=channel.timeout,
-        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), deadline=deadline,
+        channel.bot_token,
+        channel.chat_id,
+        text,
+        parse_mode,
+        plain,
+        timeout=channel.timeout,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
+        deadline=deadline,
     )
 
 
 async def _post_webhook(
-    hooks: webhook.Webhooks, channel: WebhookChannel, event: Event, clock: Clock, sleep: Callable[[float], object], deadline: float
+    hooks: webhook.Webhooks,
+    channel: WebhookChannel,
+    event: Event,
+    clock: Clock,
+    sleep: Callable[[float], object],
+    deadline: float,
 ) -> RequestsAndError:
     template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
     return await hooks.post(
-        channel.url, messages.webhook_payload(event, template),
-        secret=channel.secret, headers=channel.headers, timeout=channel.timeout,
-        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep), clock=clock, deadline=deadline,
+        channel.url,
+        messages.webhook_payload(event, template),
+        secret=channel.secret,
+        headers=channel.headers,
+        timeout=channel.timeout,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
+        clock=clock,
+        deadline=deadline,
     )
 
 

@@ -60,7 +60,10 @@ def variables(event: Event) -> dict[str, str | int]:
     `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
     written as its digits). Names from an API are shown with their control, invisible and
     bidi characters escaped, as everywhere else."""
-    server_name, snapshot_name = escape_controls(event.server_name), escape_controls(event.snapshot_name)
+    server_name, snapshot_name = (
+        escape_controls(event.server_name),
+        escape_controls(event.snapshot_name),
+    )
     return {
         "script": SCRIPT,
         "provider": event.provider,
@@ -207,7 +210,13 @@ def _field(values: Mapping[str, object], name: str, spec: str, conversion: str |
     """The value of a plain `{name}`, as snapshots.py's text replacement gave it; otherwise the
     field as written."""
     if spec or conversion or name not in values:
-        return "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        return (
+            "{"
+            + name
+            + (f"!{conversion}" if conversion else "")
+            + (f":{spec}" if spec else "")
+            + "}"
+        )
     return str(values[name])
 
 

@@ -30,9 +30,9 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from snapshot_policy.core import transport
+from snapshot_policy.edges.notify.messages import CUT_OFF
 from snapshot_policy.pacing.backoff import Backoff, WaitRefused, pause
 from snapshot_policy.pacing.budget import SlidingWindow
-from snapshot_policy.edges.notify.messages import CUT_OFF
 
 POOL = 8  # connections, and requests in flight at once
 BOT_PER_SECOND = 30  # messages a second per bot
@@ -50,7 +50,12 @@ class Telegram:
     `backoff.pause`); `clock` is a monotonic clock in seconds.
     """
 
-    def __init__(self, base_url: str, sleep: Callable[[float], object], clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        base_url: str,
+        sleep: Callable[[float], object],
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.base_url = base_url
         self.refused = transport.url_problem(base_url, transport.BOT_TOKEN)
         self._sleep = sleep
@@ -69,8 +74,16 @@ class Telegram:
             await self._request.shutdown()
 
     async def send(
-        self, token: str, chat_id: str, text: str, parse_mode: str | None, plain: str, *,
-        timeout: float, backoff: Backoff, deadline: float | None = None,
+        self,
+        token: str,
+        chat_id: str,
+        text: str,
+        parse_mode: str | None,
+        plain: str,
+        *,
+        timeout: float,
+        backoff: Backoff,
+        deadline: float | None = None,
     ) -> tuple[int, str | None]:
         """Send `text` to `chat_id`; return (requests made, None) or (requests made, last error).
 
@@ -120,16 +133,28 @@ class Telegram:
         if self._request is None:  # built with the first request, not for a run that sends none
             self._request = HTTPXRequest(connection_pool_size=POOL)
         if token not in self._bots:
-            self._bots[token] = Bot(token, base_url=self.base_url, request=self._request, get_updates_request=self._request)
+            self._bots[token] = Bot(
+                token,
+                base_url=self.base_url,
+                request=self._request,
+                get_updates_request=self._request,
+            )
         return self._bots[token]
 
-    async def _post(self, bot: Bot, chat_id: str, text: str, parse_mode: str | None, timeout: float) -> None:
+    async def _post(
+        self, bot: Bot, chat_id: str, text: str, parse_mode: str | None, timeout: float
+    ) -> None:
         async with self._in_flight:
             try:
                 async with asyncio.timeout(timeout):
                     await bot.send_message(
-                        chat_id, text, parse_mode=parse_mode,
-                        read_timeout=timeout, write_timeout=timeout, connect_timeout=timeout, pool_timeout=timeout,
+                        chat_id,
+                        text,
+                        parse_mode=parse_mode,
+                        read_timeout=timeout,
+                        write_timeout=timeout,
+                        connect_timeout=timeout,
+                        pool_timeout=timeout,
                     )
             except TimeoutError:
                 raise TimedOut(f"no complete answer within {timeout:g}s") from None
@@ -178,7 +203,9 @@ def quiet() -> Iterator[None]:
 def _retryable(error: Exception) -> bool:
     """Flood control, and network errors, timeouts and 5xx answers (NetworkError) — not a bad
     request, which PTB also makes a NetworkError."""
-    return isinstance(error, RetryAfter) or (isinstance(error, NetworkError) and not isinstance(error, BadRequest))
+    return isinstance(error, RetryAfter) or (
+        isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    )
 
 
 def _advised_wait(error: Exception) -> float | None:

@@ -67,9 +67,9 @@ from collections.abc import Mapping
 import httpx
 
 from snapshot_policy.core import transport
-from snapshot_policy.pacing.backoff import Backoff, WaitRefused
 from snapshot_policy.core.model import Clock
 from snapshot_policy.edges.notify.messages import CUT_OFF
+from snapshot_policy.pacing.backoff import Backoff, WaitRefused
 
 POOL = 8  # connections, and requests in flight at once
 
@@ -132,9 +132,14 @@ class Webhooks:
             requests += 1
             async with self._in_flight:
                 try:
-                    async with asyncio.timeout(timeout):  # httpx's own would bound each read, not the attempt
+                    async with asyncio.timeout(
+                        timeout
+                    ):  # httpx's own would bound each read, not the attempt
                         response = await client.post(
-                            url, content=body, headers=_headers(headers, body, event_id, secret, clock), timeout=None
+                            url,
+                            content=body,
+                            headers=_headers(headers, body, event_id, secret, clock),
+                            timeout=None,
                         )
                 except TimeoutError:
                     raise _TooSlow(timeout) from None
@@ -148,7 +153,11 @@ class Webhooks:
             return requests, CUT_OFF
         except WaitRefused as too_long:
             return requests, f"{_describe(too_long.error)}; not waiting {too_long.wait:g} s"
-        except (httpx.TransportError, _Unsuccessful, _TooSlow) as error:  # TransportError: connection refused or dropped
+        except (
+            httpx.TransportError,
+            _Unsuccessful,
+            _TooSlow,
+        ) as error:  # TransportError: connection refused or dropped
             return requests, _describe(error)
         return requests, None
 
@@ -189,11 +198,15 @@ def _describe(error: BaseException) -> str:
 def signature(secret: str, timestamp: str, event_id: str, body: bytes) -> str:
     """The value of the signature header for `body` of event `event_id` sent at `timestamp` (unix
     seconds)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + event_id.encode() + b"." + body, hashlib.sha256)
+    mac = hmac.new(
+        secret.encode(), timestamp.encode() + b"." + event_id.encode() + b"." + body, hashlib.sha256
+    )
     return "sha256=" + mac.hexdigest()
 
 
-def _headers(extra: Mapping[str, str], body: bytes, event_id: str, secret: str | None, clock: Clock) -> httpx.Headers:
+def _headers(
+    extra: Mapping[str, str], body: bytes, event_id: str, secret: str | None, clock: Clock
+) -> httpx.Headers:
     """The channel's own headers, then ours, which win: the body is JSON whatever they say,
     and the event id and signature are ours to give."""
     headers = httpx.Headers(dict(extra))

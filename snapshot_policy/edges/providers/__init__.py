@@ -13,7 +13,16 @@ from datetime import datetime
 from typing import Protocol
 
 from snapshot_policy.core import transport
-from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.core.model import (
+    DIGITALOCEAN,
+    HETZNER,
+    Account,
+    CloudSnapshot,
+    ProviderError,
+    RateLimit,
+    Server,
+    StartedSnapshot,
+)
 from snapshot_policy.edges.providers.digitalocean import DigitalOcean
 from snapshot_policy.edges.providers.hetzner import Hetzner
 from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
@@ -21,7 +30,10 @@ from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
 # Each ecosystem's usual variable and form (docs/promises.md §9): pydo's endpoint has no /v2;
 # hcloud's has /v1.
 ENDPOINT_VARIABLES = {DIGITALOCEAN: "DIGITALOCEAN_API_URL", HETZNER: "HCLOUD_ENDPOINT"}
-DEFAULT_ENDPOINTS = {DIGITALOCEAN: "https://api.digitalocean.com", HETZNER: "https://api.hetzner.cloud/v1"}
+DEFAULT_ENDPOINTS = {
+    DIGITALOCEAN: "https://api.digitalocean.com",
+    HETZNER: "https://api.hetzner.cloud/v1",
+}
 ADAPTERS = {DIGITALOCEAN: DigitalOcean, HETZNER: Hetzner}
 # What `connect` waits and retries with unless told otherwise: frozen, so one of each serves all.
 DEFAULT_TIMING = Timing()
@@ -53,13 +65,17 @@ class Provider(Protocol):
         listing of actions (DigitalOcean's read back to actions started at `since`, a few
         pages at most). Raise ProviderError when the listing cannot tell."""
 
-    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+    def start_snapshot(
+        self, server_id: str, name: str, labels: Mapping[str, str]
+    ) -> StartedSnapshot:
         """Ask for a snapshot of the server that will carry `labels` (ownership.marker_labels)
         and return without waiting. After a lost reply, look for the snapshot it may have
         started before ever asking again. A busy server's refusal is raised at once as
         retry.ServerBusy: the executor asks again later, holding no request slot."""
 
-    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+    def progress(
+        self, started: Sequence[StartedSnapshot]
+    ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
         """One round of waiting for all of `started`, in a few batched requests whatever their
         number: each finished one as listed and marked, a failed one as its error, None
         while it runs."""
@@ -77,7 +93,9 @@ def endpoint_for(account: Account) -> str:
     return (configured or DEFAULT_ENDPOINTS[account.provider]).rstrip("/")
 
 
-def connect(account: Account, timing: Timing = DEFAULT_TIMING, retry: RetryPolicy = DEFAULT_RETRY) -> Provider:
+def connect(
+    account: Account, timing: Timing = DEFAULT_TIMING, retry: RetryPolicy = DEFAULT_RETRY
+) -> Provider:
     """Return the adapter for `account`. Raise transport.InsecureURLError (a ValueError) for
     an endpoint that is not https, unless it is plain http to this machine."""
     endpoint = endpoint_for(account)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import pydo
@@ -23,7 +23,15 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
-from snapshot_policy.core.model import DIGITALOCEAN, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.core.model import (
+    DIGITALOCEAN,
+    START_SNAPSHOT,
+    CloudSnapshot,
+    ProviderError,
+    RateLimit,
+    Server,
+    StartedSnapshot,
+)
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
 from snapshot_policy.edges.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
@@ -57,7 +65,9 @@ class DigitalOcean:
             connection_timeout=timing.request_timeout,
             read_timeout=timing.request_timeout,
             retry_total=0,
-            authentication_policy=AzureKeyCredentialPolicy(AzureKeyCredential(token), "Authorization", prefix="Bearer"),
+            authentication_policy=AzureKeyCredentialPolicy(
+                AzureKeyCredential(token), "Authorization", prefix="Bearer"
+            ),
             raw_response_hook=self._seen,
         )
         self._last = threading.local()  # this thread's latest HTTP status and request id, for _call
@@ -77,17 +87,28 @@ class DigitalOcean:
         self._last.status = response.http_response.status_code
         headers = response.http_response.headers
         self._last.request_id = headers.get("x-request-id")
-        limit, remaining = str(headers.get("ratelimit-limit", "")), str(headers.get("ratelimit-remaining", ""))
+        limit, remaining = (
+            str(headers.get("ratelimit-limit", "")),
+            str(headers.get("ratelimit-remaining", "")),
+        )
         if limit.isdigit() and remaining.isdigit() and int(limit):
             self.rate_limit = _budget(int(limit), int(remaining))
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"tag_name": selector} if selector else {}
-        listing = self._pages("list droplets", "droplets", _server, self._client.droplets.list, **filters)
+        listing = self._pages(
+            "list droplets", "droplets", _server, self._client.droplets.list, **filters
+        )
         return self._settled(listing, f"droplet listing{f' (tag {selector})' if selector else ''}")
 
     def snapshots(self) -> list[CloudSnapshot]:
-        listing = self._pages("list snapshots", "snapshots", _snapshot, self._client.snapshots.list, resource_type="droplet")
+        listing = self._pages(
+            "list snapshots",
+            "snapshots",
+            _snapshot,
+            self._client.snapshots.list,
+            resource_type="droplet",
+        )
         return self._settled(listing, "snapshot listing")
 
     def _settled(self, listing: Listing[T], what: str) -> list[T]:
@@ -118,10 +139,15 @@ class DigitalOcean:
                     return busy
         except _NotNewestFirst:
             self._newest_action = None
-            raise ProviderError(self.name, "list actions", None, (
-                "the account's actions are not listed newest first: "
-                "which droplets are busy is unknown"
-            )) from None
+            raise ProviderError(
+                self.name,
+                "list actions",
+                None,
+                (
+                    "the account's actions are not listed newest first: "
+                    "which droplets are busy is unknown"
+                ),
+            ) from None
         self._newest_action = newest
         message = (
             f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: "
@@ -129,24 +155,48 @@ class DigitalOcean:
         )
         raise ProviderError(self.name, "list actions", None, message)
 
-    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+    def start_snapshot(
+        self, server_id: str, name: str, labels: Mapping[str, str]
+    ) -> StartedSnapshot:
         droplet_id = int(server_id)
 
         def start() -> str:
             body = {"type": "snapshot", "name": name}
-            return self._call(START_SNAPSHOT, self._client.droplet_actions.post, lambda reply: str(int(reply["action"]["id"])), droplet_id=droplet_id, body=body)
+            return self._call(
+                START_SNAPSHOT,
+                self._client.droplet_actions.post,
+                lambda reply: str(int(reply["action"]["id"])),
+                droplet_id=droplet_id,
+                body=body,
+            )
 
         def started_meanwhile() -> str | None:
             """A snapshot action of this droplet newer than any seen before the start."""
-            return next((str(a) for kind, a, _ in self._droplet_actions(droplet_id) if kind == "snapshot" and a > known), None)
+            return next(
+                (
+                    str(a)
+                    for kind, a, _ in self._droplet_actions(droplet_id)
+                    if kind == "snapshot" and a > known
+                ),
+                None,
+            )
 
         known = self._newest_action
-        if known is None:  # the account's listing was not read: the droplet's own tells new from old
+        if (
+            known is None
+        ):  # the account's listing was not read: the droplet's own tells new from old
             known = max((a for _, a, _ in self._droplet_actions(droplet_id)), default=0)
-        action_id = self._retry.start_once(start, started_meanwhile, lambda error: error.status == BUSY, self._timing.creation_timeout)
+        action_id = self._retry.start_once(
+            start,
+            started_meanwhile,
+            lambda error: error.status == BUSY,
+            self._timing.creation_timeout,
+        )
         return StartedSnapshot(server_id, name, action_id, labels=dict(labels))
 
-    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+    def progress(
+        self, started: Sequence[StartedSnapshot]
+    ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
         statuses = self._action_statuses({int(s.action_id) for s in started if s.action_id})
         result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
         finished = []
@@ -156,7 +206,9 @@ class DigitalOcean:
                 finished.append(snapshot)
             elif status != "in-progress":
                 message = f"snapshot action {snapshot.action_id} for {snapshot.name} ended {status}"
-                result[snapshot] = ProviderError(self.name, "wait for snapshot", None, message, code="action_failed")
+                result[snapshot] = ProviderError(
+                    self.name, "wait for snapshot", None, message, code="action_failed"
+                )
             else:
                 result[snapshot] = None
         if finished:
@@ -168,10 +220,22 @@ class DigitalOcean:
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         # A 404 means it is gone already, which is what was asked for.
-        self._read("delete snapshot", self._client.snapshots.delete, missing_ok=True, snapshot_id=snapshot_id)
+        self._read(
+            "delete snapshot",
+            self._client.snapshots.delete,
+            missing_ok=True,
+            snapshot_id=snapshot_id,
+        )
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
-        return self._pages("list droplet actions", "actions", _action, self._client.droplet_actions.list, lambda action: action[1], droplet_id=droplet_id).items
+        return self._pages(
+            "list droplet actions",
+            "actions",
+            _action,
+            self._client.droplet_actions.list,
+            lambda action: action[1],
+            droplet_id=droplet_id,
+        ).items
 
     def _action_statuses(self, wanted: set[int]) -> dict[int, str]:
         """The status of each action in `wanted`: from the account's action listing, newest
@@ -180,14 +244,26 @@ class DigitalOcean:
         found: dict[int, str] = {}
         try:
             for read, (actions, last) in enumerate(self._action_pages(POLL_PAGES), 1):
-                found.update((action.id, action.status) for action in actions if action.id in wanted)
+                found.update(
+                    (action.id, action.status) for action in actions if action.id in wanted
+                )
                 missing = wanted - found.keys()
-                if last or not actions or actions[-1].id < min(missing, default=0) or len(missing) <= POLL_PAGES - read:
+                if (
+                    last
+                    or not actions
+                    or actions[-1].id < min(missing, default=0)
+                    or len(missing) <= POLL_PAGES - read
+                ):
                     break
         except _NotNewestFirst:
             pass  # what was read is true; the rest is read one by one
         for action_id in sorted(wanted - found.keys()):
-            found[action_id] = self._read("get action", self._client.actions.get, lambda body: _action_status(body["action"]), action_id=action_id)
+            found[action_id] = self._read(
+                "get action",
+                self._client.actions.get,
+                lambda body: _action_status(body["action"]),
+                action_id=action_id,
+            )
         return found
 
     def _action_pages(self, limit: int) -> Iterator[tuple[list[_ListedAction], bool]]:
@@ -197,7 +273,13 @@ class DigitalOcean:
         seen: set[int] = set()
         lowest: int | None = None
         for page in range(1, limit + 1):
-            items, more = self._read("list actions", self._client.actions.list, _action_page, page=page, per_page=PAGE_SIZE)
+            items, more = self._read(
+                "list actions",
+                self._client.actions.list,
+                _action_page,
+                page=page,
+                per_page=PAGE_SIZE,
+            )
             fresh = []
             for item in items:
                 if item.id in seen:
@@ -211,7 +293,9 @@ class DigitalOcean:
             if not more or not items:
                 return
 
-    def _finished(self, finished: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError]:
+    def _finished(
+        self, finished: Sequence[StartedSnapshot]
+    ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError]:
         """The finished actions do not name their images: find them by droplet and exact name
         in the account's snapshot listing, newest pages first, then tag them all at once."""
         images = self._images_named({(s.server_id, s.name) for s in finished})
@@ -225,11 +309,15 @@ class DigitalOcean:
                 )
                 result[snapshot] = ProviderError(self.name, "find new snapshot", None, message)
             else:
-                result[snapshot] = replace(image, labels={**image.labels, **{tag: "" for tag in snapshot.labels}})
+                result[snapshot] = replace(
+                    image, labels={**image.labels, **{tag: "" for tag in snapshot.labels}}
+                )
         by_labels: dict[tuple[str, ...], list[StartedSnapshot]] = {}
         for snapshot in finished:
             if isinstance(result[snapshot], CloudSnapshot):
-                by_labels.setdefault(tuple(snapshot.labels), []).append(snapshot)  # in marker_labels' order: the owner first
+                by_labels.setdefault(tuple(snapshot.labels), []).append(
+                    snapshot
+                )  # in marker_labels' order: the owner first
         for tags, group in by_labels.items():
             try:
                 self._tag([result[s].id for s in group], tags)  # type: ignore[union-attr]
@@ -252,11 +340,25 @@ class DigitalOcean:
                     found[key] = image
             return int(body["meta"]["total"])
 
-        total = self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=1, per_page=PAGE_SIZE)
+        total = self._read(
+            "list snapshots",
+            self._client.snapshots.list,
+            take,
+            resource_type="droplet",
+            page=1,
+            per_page=PAGE_SIZE,
+        )
         for page in range(-(-total // PAGE_SIZE), 1, -1):
             if len(found) == len(wanted):
                 break
-            self._read("list snapshots", self._client.snapshots.list, take, resource_type="droplet", page=page, per_page=PAGE_SIZE)
+            self._read(
+                "list snapshots",
+                self._client.snapshots.list,
+                take,
+                resource_type="droplet",
+                page=page,
+                per_page=PAGE_SIZE,
+            )
         for droplet_id in sorted({droplet for droplet, _ in wanted - found.keys()}):
             # The listing shifted between its pages (a snapshot deleted or added before the read
             # position): the droplet's own listing is asked before calling an image missing.
@@ -272,21 +374,39 @@ class DigitalOcean:
         def convert(item: Any) -> CloudSnapshot:
             return _droplet_snapshot(item, droplet_id)
 
-        return self._pages("list droplet snapshots", "snapshots", convert, self._client.droplets.list_snapshots, droplet_id=int(droplet_id)).items
+        return self._pages(
+            "list droplet snapshots",
+            "snapshots",
+            convert,
+            self._client.droplets.list_snapshots,
+            droplet_id=int(droplet_id),
+        ).items
 
     def _tag(self, image_ids: Sequence[str], tags: Iterable[str]) -> None:
         """Tag the images with each of `tags` (label keys: DigitalOcean tags carry no value),
         one request per tag for all of them."""
-        resources = {"resources": [{"resource_id": str(image_id), "resource_type": "image"} for image_id in image_ids]}
+        resources = {
+            "resources": [
+                {"resource_id": str(image_id), "resource_type": "image"} for image_id in image_ids
+            ]
+        }
         for tag in tags:
             with self._tag_lock:  # create each tag once per run
                 if tag not in self._tags_made:
                     self._read("create tag", self._client.tags.create, body={"name": tag})
                     self._tags_made.add(tag)
-            self._read("tag snapshot", self._client.tags.assign_resources, tag_id=tag, body=resources)
+            self._read(
+                "tag snapshot", self._client.tags.assign_resources, tag_id=tag, body=resources
+            )
 
     def _pages(
-        self, operation: str, key: str, convert: Callable[[Any], T], method: Callable[..., Any], identity: Callable[[T], Any] = lambda item: item.id, **params: Any
+        self,
+        operation: str,
+        key: str,
+        convert: Callable[[Any], T],
+        method: Callable[..., Any],
+        identity: Callable[[T], Any] = lambda item: item.id,
+        **params: Any,
     ) -> Listing[T]:
         """Every item of a paginated listing once, each read by `convert`: page by page while
         each links a next one, each page under `_read`, several at a time once the first has
@@ -296,30 +416,58 @@ class DigitalOcean:
             def page_of(body: Any) -> Page[T]:
                 pages = (body.get("links") or {}).get("pages") or {}
                 items = [convert(item) for item in body[key]]
-                return items, page + 1 if pages.get("next") else None, _last_page(body), _total(body)
+                return (
+                    items,
+                    page + 1 if pages.get("next") else None,
+                    _last_page(body),
+                    _total(body),
+                )
 
             return self._read(operation, method, page_of, page=page, per_page=PAGE_SIZE, **params)
 
         return read_all(read, identity)
 
-    def _read(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
+    def _read(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        read: Callable[[Any], T] = lambda body: body,
+        missing_ok: bool = False,
+        **params: Any,
+    ) -> T:
         """`_call`, retried while transient."""
         return self._retry.call(lambda: self._call(operation, method, read, missing_ok, **params))
 
-    def _call(self, operation: str, method: Callable[..., Any], read: Callable[[Any], T] = lambda body: body, missing_ok: bool = False, **params: Any) -> T:
+    def _call(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        read: Callable[[Any], T] = lambda body: body,
+        missing_ok: bool = False,
+        **params: Any,
+    ) -> T:
         """Call pydo once and return `read(body)` of its 2xx reply (None for a 404 with
         `missing_ok`). Raise ProviderError for any failure: a refusal DigitalOcean states, with
         its status; anything that came back but could not be understood as UncertainOutcome."""
         self._last.status = self._last.request_id = None
         try:
-            status, body = method(**params, cls=lambda response, body, headers: (response.http_response.status_code, body))
+            status, body = method(
+                **params,
+                cls=lambda response, body, headers: (response.http_response.status_code, body),
+            )
         except HttpResponseError as error:
             response = error.response
             headers = response.headers if response is not None else {}
-            raise self._refusal(operation, error.status_code, _json(response), error.reason, advised_wait(headers)) from None
+            raise self._refusal(
+                operation, error.status_code, _json(response), error.reason, advised_wait(headers)
+            ) from None
         except AzureError as error:
-            raise ProviderError(self.name, operation, None, type(error).__name__ + ": " + str(error.message)) from None
-        except Exception as error:  # pydo could not read the reply (not JSON, a header of the wrong type)
+            raise ProviderError(
+                self.name, operation, None, type(error).__name__ + ": " + str(error.message)
+            ) from None
+        except (
+            Exception
+        ) as error:  # pydo could not read the reply (not JSON, a header of the wrong type)
             last = self._last
             raise unreadable(self.name, operation, last.status, error, last.request_id) from None
         if missing_ok and status == 404 and _is_error(body):
@@ -331,7 +479,9 @@ class DigitalOcean:
         except Exception as error:  # a reply without what the operation returns
             raise unreadable(self.name, operation, status, error) from None
 
-    def _refusal(self, operation: str, status: int | None, body: Any, reason: str | None, wait: float | None) -> ProviderError:
+    def _refusal(
+        self, operation: str, status: int | None, body: Any, reason: str | None, wait: float | None
+    ) -> ProviderError:
         """The error for a non-2xx reply: certain only when it is a 4xx with DigitalOcean's
         error body; a temporary status is retried; anything else was not understood."""
         request_id = _request_id(body) or self._last.request_id
@@ -361,7 +511,11 @@ def _total(body: Any) -> int | None:
 
 def _is_error(body: Any) -> bool:
     """True for DigitalOcean's error body, `{"id": ..., "message": ...}`."""
-    return isinstance(body, dict) and isinstance(body.get("id"), str) and isinstance(body.get("message"), str)
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("id"), str)
+        and isinstance(body.get("message"), str)
+    )
 
 
 def _json(response: Any) -> Any:
@@ -386,7 +540,12 @@ def _message(body: Any, fallback: str | None) -> str:
 def _server(droplet: dict[str, Any]) -> Server:
     named = droplet.get("snapshot_ids")
     snapshot_ids = tuple(str(int(i)) for i in named) if isinstance(named, list) else None
-    return Server(str(droplet["id"]), str(droplet["name"]), {str(tag): "" for tag in droplet.get("tags") or []}, snapshot_ids)
+    return Server(
+        str(droplet["id"]),
+        str(droplet["name"]),
+        {str(tag): "" for tag in droplet.get("tags") or []},
+        snapshot_ids,
+    )
 
 
 def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
@@ -428,7 +587,11 @@ def _action_page(body: Any) -> tuple[list[_ListedAction], bool]:
 
 def _started(action: dict[str, Any]) -> datetime:
     """When an action started; one without a time is taken as the newest."""
-    return _time(action["started_at"]) if action.get("started_at") else datetime.max.replace(tzinfo=timezone.utc)
+    return (
+        _time(action["started_at"])
+        if action.get("started_at")
+        else datetime.max.replace(tzinfo=timezone.utc)
+    )
 
 
 def _action_status(action: dict[str, Any]) -> str:
@@ -441,7 +604,14 @@ def _action_status(action: dict[str, Any]) -> str:
 
 def _droplet_snapshot(item: dict[str, Any], droplet_id: str) -> CloudSnapshot:
     """An item of a droplet's own snapshot listing, which names no droplet and no tags."""
-    return CloudSnapshot(str(item["id"]), item["name"], _time(item["created_at"]), droplet_id, {}, size_gb=_size(item.get("size_gigabytes")))
+    return CloudSnapshot(
+        str(item["id"]),
+        item["name"],
+        _time(item["created_at"]),
+        droplet_id,
+        {},
+        size_gb=_size(item.get("size_gigabytes")),
+    )
 
 
 def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
@@ -458,18 +628,25 @@ def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
 def _size(value: Any) -> float | None:
     """`size_gigabytes`, the billed size (not `min_disk_size`, the disk a restore needs);
     None when the reply lacks it or it is no number."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
+    return (
+        float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        else None
+    )
 
 
 def _time(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)  # RFC 3339 wants an offset
+    return (
+        moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    )  # RFC 3339 wants an offset
 
 
 def _later(image: CloudSnapshot, other: CloudSnapshot) -> bool:
     """Whether `image` was made after `other`. Two snapshots of one droplet with one name
     (two configurations in the same second) share a `created_at` to the second; a droplet
     makes one at a time, so the later one has the higher id."""
+
     def number(snapshot: CloudSnapshot) -> int:
         return int(snapshot.id) if snapshot.id.isdigit() else -1
 

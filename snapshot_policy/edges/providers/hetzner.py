@@ -21,13 +21,21 @@ from typing import Any, TypeVar
 
 import hcloud
 import requests
-from hcloud.images import Image
 from hcloud.core import Meta
+from hcloud.images import Image
 from hcloud.servers import BoundServer
 from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
-from snapshot_policy.core.model import HETZNER, START_SNAPSHOT, CloudSnapshot, ProviderError, RateLimit, Server, StartedSnapshot
+from snapshot_policy.core.model import (
+    HETZNER,
+    START_SNAPSHOT,
+    CloudSnapshot,
+    ProviderError,
+    RateLimit,
+    Server,
+    StartedSnapshot,
+)
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
 from snapshot_policy.edges.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
 
@@ -95,30 +103,50 @@ class Hetzner:
         with self._counting:  # pages of a listing are read by several threads at once
             self.requests += 1  # every HTTP exchange, for the metrics file
         self._last.response = response
-        limit, remaining = response.headers.get("RateLimit-Limit", ""), response.headers.get("RateLimit-Remaining", "")
+        limit, remaining = (
+            response.headers.get("RateLimit-Limit", ""),
+            response.headers.get("RateLimit-Remaining", ""),
+        )
         if limit.isdigit() and remaining.isdigit() and int(limit):
             self.rate_limit = RateLimit(int(limit) / 3600, int(limit), int(remaining))
 
     def servers(self, selector: str | None = None) -> list[Server]:
         filters = {"label_selector": selector} if selector else {}
         listing = self._pages("list servers", self._server_page, _server, **filters)
-        return self._settled(listing, f"server listing{f' (label selector {selector})' if selector else ''}")
+        return self._settled(
+            listing, f"server listing{f' (label selector {selector})' if selector else ''}"
+        )
 
     def snapshots(self) -> list[CloudSnapshot]:
         # Not `status=`: hcloud 2.27 sends the page size in its place.
-        return self._settled(self._pages("list snapshots", self._client.images.get_list, _snapshot, type=["snapshot"]), "snapshot listing")
+        return self._settled(
+            self._pages(
+                "list snapshots", self._client.images.get_list, _snapshot, type=["snapshot"]
+            ),
+            "snapshot listing",
+        )
 
     def _settled(self, listing: Listing[T], what: str) -> list[T]:
         if not listing.settled:
-            self.unsettled.append(f"Hetzner's {what} changed while it was read, each of the {listing.reads} times")
+            self.unsettled.append(
+                f"Hetzner's {what} changed while it was read, each of the {listing.reads} times"
+            )
         return listing.items
 
     def _server_page(self, **params: Any) -> tuple[list[BoundServer], Meta | None]:
         """`servers.get_list`, which in hcloud 2.27 takes no `sort`; the same request and models."""
         response = self._client.request(method="GET", url="/servers", params=params)
-        return [BoundServer(self._client.servers, data) for data in response["servers"]], Meta.parse_meta(response)
+        return [
+            BoundServer(self._client.servers, data) for data in response["servers"]
+        ], Meta.parse_meta(response)
 
-    def _pages(self, operation: str, get_list: Callable[..., Any], convert: Callable[[Any], T], **filters: Any) -> Listing[T]:
+    def _pages(
+        self,
+        operation: str,
+        get_list: Callable[..., Any],
+        convert: Callable[[Any], T],
+        **filters: Any,
+    ) -> Listing[T]:
         """Every item of a paginated listing once, in id order, each read by `convert`: page
         by page through `get_list`, newest first, each page (with the reading of its items)
         under `_read`, several at a time once the first has named the last, read again while
@@ -128,7 +156,11 @@ class Hetzner:
             def call() -> Page[T]:
                 items, meta = get_list(page=page, per_page=PER_PAGE, sort=NEWEST_FIRST, **filters)
                 pagination = meta.pagination if meta else None
-                following, last, total = (pagination.next_page, pagination.last_page, pagination.total_entries) if pagination else (None, None, None)
+                following, last, total = (
+                    (pagination.next_page, pagination.last_page, pagination.total_entries)
+                    if pagination
+                    else (None, None, None)
+                )
                 return [convert(item) for item in items or []], following, last, total
 
             return self._read(operation, call)
@@ -152,11 +184,15 @@ class Hetzner:
 
         return self._read("list running actions", running)
 
-    def start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> StartedSnapshot:
+    def start_snapshot(
+        self, server_id: str, name: str, labels: Mapping[str, str]
+    ) -> StartedSnapshot:
         image, action_id = self._start_snapshot(server_id, name, labels)
         return StartedSnapshot(server_id, name, action_id, image, dict(labels))
 
-    def progress(self, started: Sequence[StartedSnapshot]) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
+    def progress(
+        self, started: Sequence[StartedSnapshot]
+    ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
         """The actions' statuses, a page of ids in each request (`_statuses_of`); an image whose
         action is unknown (found after a lost reply, or an action Hetzner no longer has) is read
         itself. A successful create_image means its image is available: it is not read again."""
@@ -166,9 +202,19 @@ class Hetzner:
         for action_id, snapshot in by_action.items():
             status, message = statuses.get(action_id, (None, ""))
             if status == "success":
-                result[snapshot] = replace(snapshot.image, creating=False) if snapshot.image else self._image(snapshot)
+                result[snapshot] = (
+                    replace(snapshot.image, creating=False)
+                    if snapshot.image
+                    else self._image(snapshot)
+                )
             elif status == "error":
-                result[snapshot] = ProviderError(self.name, "wait for snapshot", None, f"create_image action {action_id} failed: {message}", code="action_failed")
+                result[snapshot] = ProviderError(
+                    self.name,
+                    "wait for snapshot",
+                    None,
+                    f"create_image action {action_id} failed: {message}",
+                    code="action_failed",
+                )
             elif status == "running":
                 result[snapshot] = None
             else:  # the action is gone: its image says
@@ -188,12 +234,30 @@ class Hetzner:
             page: int | None = 1
             while page is not None:
                 params = {"id": chunk, "page": page, "per_page": ACTIONS_PER_POLL}
-                statuses, page = self._read("get actions", lambda params=params: _statuses(self._client.request("GET", "/actions", params=params)))
+                statuses, page = self._read(
+                    "get actions",
+                    lambda params=params: _statuses(
+                        self._client.request("GET", "/actions", params=params)
+                    ),
+                )
                 found.update(statuses)
         for action_id in action_ids:
             if action_id not in found:
                 try:
-                    found.update(self._read("get action", lambda action_id=action_id: _statuses({"actions": [self._client.request("GET", f"/actions/{action_id}")["action"]]})[0]))
+                    found.update(
+                        self._read(
+                            "get action",
+                            lambda action_id=action_id: _statuses(
+                                {
+                                    "actions": [
+                                        self._client.request("GET", f"/actions/{action_id}")[
+                                            "action"
+                                        ]
+                                    ]
+                                }
+                            )[0],
+                        )
+                    )
                 except ProviderError as error:
                     if error.code != NOT_FOUND:
                         raise
@@ -211,18 +275,26 @@ class Hetzner:
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
-        merged = self._read("get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {}))
+        merged = self._read(
+            "get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {})
+        )
         merged.update(labels)  # an update replaces the whole set
-        self._read("label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged))
+        self._read(
+            "label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged)
+        )
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         try:
-            self._read("delete snapshot", lambda: self._client.images.delete(Image(id=int(snapshot_id))))
+            self._read(
+                "delete snapshot", lambda: self._client.images.delete(Image(id=int(snapshot_id)))
+            )
         except ProviderError as error:
             if error.code != NOT_FOUND:  # gone already is what was asked for
                 raise
 
-    def _start_snapshot(self, server_id: str, name: str, labels: Mapping[str, str]) -> tuple[CloudSnapshot | None, str | None]:
+    def _start_snapshot(
+        self, server_id: str, name: str, labels: Mapping[str, str]
+    ) -> tuple[CloudSnapshot | None, str | None]:
         """Start create_image and return (image, action id); after a lost reply, an image
         with our labels and this exact name is taken as the one this request started (its
         action id is then unknown, and it is read again). A locked server is asked again until
@@ -231,17 +303,31 @@ class Hetzner:
 
         def start() -> tuple[CloudSnapshot | None, str | None]:
             def post() -> tuple[CloudSnapshot | None, str | None]:
-                reply = self._client.servers.create_image(server, description=name, type="snapshot", labels=dict(labels))
+                reply = self._client.servers.create_image(
+                    server, description=name, type="snapshot", labels=dict(labels)
+                )
                 return _snapshot(reply.image), str(int(reply.action.id))
 
             return self._call(START_SNAPSHOT, post)
 
         def started_meanwhile() -> tuple[CloudSnapshot | None, str | None] | None:
             found = self._image_named(labels, name)
-            return None if found is None else (CloudSnapshot(str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id), None)
+            return (
+                None
+                if found is None
+                else (
+                    CloudSnapshot(
+                        str(found), name, datetime.min.replace(tzinfo=timezone.utc), server_id
+                    ),
+                    None,
+                )
+            )
 
         return self._retry.start_once(
-            start, started_meanwhile, lambda error: error.code == LOCKED, self._timing.creation_timeout
+            start,
+            started_meanwhile,
+            lambda error: error.code == LOCKED,
+            self._timing.creation_timeout,
         )
 
     def _image_named(self, labels: Mapping[str, str], name: str) -> int | None:
@@ -257,7 +343,9 @@ class Hetzner:
 
     def _image(self, snapshot: StartedSnapshot) -> CloudSnapshot:
         image_id = int(snapshot.image.id) if snapshot.image else 0
-        return self._read("get snapshot", lambda: _snapshot(self._client.images.get_by_id(image_id)))
+        return self._read(
+            "get snapshot", lambda: _snapshot(self._client.images.get_by_id(image_id))
+        )
 
     def _read(self, operation: str, call: Callable[[], T]) -> T:
         return self._retry.call(lambda: self._call(operation, call))
@@ -273,7 +361,9 @@ class Hetzner:
             raise self._refusal(operation, error) from None
         except requests.RequestException as error:
             raise ProviderError(self.name, operation, None, type(error).__name__) from None
-        except Exception as error:  # the SDK could not read the reply, or we could not read its models
+        except (
+            Exception
+        ) as error:  # the SDK could not read the reply, or we could not read its models
             status, request_id = self._status(), self._correlation_id()
             raise unreadable(self.name, operation, status, error, request_id) from None
 
@@ -294,15 +384,25 @@ class Hetzner:
         body did not parse included — and is never taken for a refusal."""
         response = getattr(self._last, "response", None)
         stated = isinstance(error.code, str)
-        status = response.status_code if response is not None else (_STATUS_OF_CODE.get(error.code) if stated else error.code)
-        wait = advised_wait(response.headers, spread_over_limit=True) if response is not None else None
+        status = (
+            response.status_code
+            if response is not None
+            else (_STATUS_OF_CODE.get(error.code) if stated else error.code)
+        )
+        wait = (
+            advised_wait(response.headers, spread_over_limit=True) if response is not None else None
+        )
         request_id = error.correlation_id
         failure = ProviderError(
             self.name, operation, status, str(error.message), wait, str(error.code), request_id
         )
         if failure.transient or (stated and status is not None and 400 <= status < 500):
             return failure
-        detail = "its body is not JSON" if error.__cause__ is not None else f"an HTTP {status} without Hetzner's error body"
+        detail = (
+            "its body is not JSON"
+            if error.__cause__ is not None
+            else f"an HTTP {status} without Hetzner's error body"
+        )
         return unreadable(self.name, operation, status, detail, request_id)
 
 
@@ -313,8 +413,13 @@ def _statuses(reply: dict) -> tuple[dict[int, tuple[str, str]], int | None]:
     found = {}
     for action in reply["actions"]:
         if action["status"] not in ("running", "success", "error"):
-            raise ValueError(f"action status {action['status']!r} is none of running, success, error")
-        found[int(action["id"])] = (action["status"], str((action.get("error") or {}).get("message") or "no message"))
+            raise ValueError(
+                f"action status {action['status']!r} is none of running, success, error"
+            )
+        found[int(action["id"])] = (
+            action["status"],
+            str((action.get("error") or {}).get("message") or "no message"),
+        )
     following = ((reply.get("meta") or {}).get("pagination") or {}).get("next_page")
     return found, following if type(following) is int else None
 
@@ -328,7 +433,9 @@ def _snapshot(image) -> CloudSnapshot:
     return CloudSnapshot(
         id=str(image.id),
         name=image.description or "",
-        created=image.created if image.created.tzinfo is not None else image.created.replace(tzinfo=timezone.utc),
+        created=image.created
+        if image.created.tzinfo is not None
+        else image.created.replace(tzinfo=timezone.utc),
         server_id=str(source.id) if source is not None else None,
         labels=dict(image.labels or {}),
         protected=bool((image.protection or {}).get("delete")),

@@ -65,7 +65,9 @@ class Listing(Generic[T]):
     reads: int
 
 
-def read_all(read: Callable[[int], Page[T]], key: Callable[[T], Hashable], readers: int | None = None) -> Listing[T]:
+def read_all(
+    read: Callable[[int], Page[T]], key: Callable[[T], Hashable], readers: int | None = None
+) -> Listing[T]:
     """Return the listing `read` gives page by page, each item once by `key`: the first
     steady read, else the last of READS reads, unsettled. Up to `readers` (default
     PAGE_READERS) pages are read at a time (page 1 in this thread, the others in a pool).
@@ -77,7 +79,9 @@ def read_all(read: Callable[[int], Page[T]], key: Callable[[T], Hashable], reade
     return Listing(items, False, READS)
 
 
-def _read_once(read: Callable[[int], Page[T]], key: Callable[[T], Hashable], readers: int) -> tuple[list[T], bool]:
+def _read_once(
+    read: Callable[[int], Page[T]], key: Callable[[T], Hashable], readers: int
+) -> tuple[list[T], bool]:
     """One read from page 1: the items, each once, and whether the listing held still."""
     found: list[T] = []
     seen: set[Hashable] = set()

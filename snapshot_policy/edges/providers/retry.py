@@ -24,8 +24,8 @@ from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from snapshot_policy.pacing.backoff import MAX_ADVISED_WAIT, Backoff, WaitRefused
 from snapshot_policy.core.model import ProviderError
+from snapshot_policy.pacing.backoff import MAX_ADVISED_WAIT, Backoff, WaitRefused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,7 +87,13 @@ def unreadable(
     when the reply gave one.
     """
     if isinstance(cause, BaseException):
-        log.debug("%s %s: the reply (HTTP %s) could not be understood", provider, operation, status, exc_info=cause)
+        log.debug(
+            "%s %s: the reply (HTTP %s) could not be understood",
+            provider,
+            operation,
+            status,
+            exc_info=cause,
+        )
         detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
     else:
         detail = cause
@@ -95,13 +101,23 @@ def unreadable(
         detail = detail[:197] + "..."
     if status is None:
         return UncertainOutcome(
-            provider, operation, None, f"unexpected {detail}",
-            code=UNREADABLE, situation="no usable reply", request_id=request_id,
+            provider,
+            operation,
+            None,
+            f"unexpected {detail}",
+            code=UNREADABLE,
+            situation="no usable reply",
+            request_id=request_id,
         )
     message = f"the API's reply could not be understood ({detail})"
     return UncertainOutcome(
-        provider, operation, status, message,
-        code=UNREADABLE, situation=f"HTTP {status}", request_id=request_id,
+        provider,
+        operation,
+        status,
+        message,
+        code=UNREADABLE,
+        situation=f"HTTP {status}",
+        request_id=request_id,
     )
 
 
@@ -109,7 +125,12 @@ def timed_out(provider: str, waiting_for: str, timeout: float) -> UncertainOutco
     """Return the failure for a snapshot still not finished when its wait ran out: uncertain,
     since it may yet finish (and a later run then finds it)."""
     return UncertainOutcome(
-        provider, "wait for snapshot", None, f"{waiting_for} is still not finished", code=TIMED_OUT, situation=f"timed out after {timeout:g}s"
+        provider,
+        "wait for snapshot",
+        None,
+        f"{waiting_for} is still not finished",
+        code=TIMED_OUT,
+        situation=f"timed out after {timeout:g}s",
     )
 
 
@@ -197,7 +218,14 @@ class RetryPolicy:
     def backoff(self) -> Backoff:
         """The shared retry loop with this policy's tries, delays, jitter and sleep, refusing
         advised waits over MAX_ADVISED_WAIT."""
-        return Backoff(self.attempts, self.base_delay, self.max_delay, self.jitter, MAX_ADVISED_WAIT, self.sleep)
+        return Backoff(
+            self.attempts,
+            self.base_delay,
+            self.max_delay,
+            self.jitter,
+            MAX_ADVISED_WAIT,
+            self.sleep,
+        )
 
     def delay(self, attempt: int, error: ProviderError) -> float:
         """Return how long to wait before retry number `attempt + 1` after `error`."""
@@ -211,12 +239,16 @@ class RetryPolicy:
         Nor is a refusal whose advised wait is over MAX_ADVISED_WAIT.
         """
         try:
-            return self.backoff.run(operation, retryable=_worth_repeating, advised=_advised, on_retry=self._log_retry)
+            return self.backoff.run(
+                operation, retryable=_worth_repeating, advised=_advised, on_retry=self._log_retry
+            )
         except WaitRefused as refused:
             raise refused.error from None
 
     def _log_retry(self, error: Exception, wait: float, retry: int) -> None:
-        log.warning("%s; retrying in %.1fs (attempt %d of %d)", error, wait, retry + 1, self.attempts)
+        log.warning(
+            "%s; retrying in %.1fs (attempt %d of %d)", error, wait, retry + 1, self.attempts
+        )
 
     def start_once(
         self,
@@ -271,8 +303,13 @@ class ServerBusy(ProviderError):
 
     def __init__(self, refusal: ProviderError):
         super().__init__(
-            refusal.provider, refusal.operation, refusal.status, refusal.message,
-            refusal.retry_after, refusal.code, refusal.request_id,
+            refusal.provider,
+            refusal.operation,
+            refusal.status,
+            refusal.message,
+            refusal.retry_after,
+            refusal.code,
+            refusal.request_id,
         )
 
 

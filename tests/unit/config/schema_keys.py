@@ -40,5 +40,10 @@ def _walk(node: Mapping, root: Mapping, prefix: str) -> Iterator[tuple[str, Mapp
         if isinstance(child.get("items"), Mapping):
             yield from _walk(child["items"], root, f"{path}[]")
     extra = node.get("additionalProperties")
-    if isinstance(extra, Mapping) and _resolve(extra, root).get("properties") or isinstance(extra, Mapping) and any(k in _resolve(extra, root) for k in ("oneOf", "anyOf")):
+    if (
+        isinstance(extra, Mapping)
+        and _resolve(extra, root).get("properties")
+        or isinstance(extra, Mapping)
+        and any(k in _resolve(extra, root) for k in ("oneOf", "anyOf"))
+    ):
         yield from _walk(extra, root, f"{prefix}.<name>" if prefix else "<name>")

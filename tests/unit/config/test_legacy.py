@@ -16,20 +16,34 @@ from snapshot_policy.config import legacy, policy
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import LiteralSecret
 from snapshot_policy.config.sources import Source
-from snapshot_policy.core.model import DEFAULT_NAME_PATTERN, RetentionPolicy, RunSettings, Safety, TargetSpec, TelegramChannel, WebhookChannel
+from snapshot_policy.core.model import (
+    DEFAULT_NAME_PATTERN,
+    RetentionPolicy,
+    RunSettings,
+    Safety,
+    TargetSpec,
+    TelegramChannel,
+    WebhookChannel,
+)
 
 INI = (
     "[DIRECTORIES]\nlogs_dir = var/logs\n\n[TIMING]\ndelay_between_servers = 20\n\n"
     "[TELEGRAM]\nenabled = true\nbot_token = 123:global\nchat_id = -100\ntimeout = 10\n"
     "message_success = *OK* {server_name}\\n{snapshot_info}\n\n"
     "[WEBHOOK]\nenabled = false\nurl = https://hooks.example.com/all\n"
-        "base_delay_between_retries = 2.5\n"
+    "base_delay_between_retries = 2.5\n"
 )
 
 
 def server(provider: str = "digitalocean", **changes: object) -> dict:
     wrapper = "digitalocean_droplet" if provider == "digitalocean" else "hetzner_cloud_server"
-    body = {"provider": provider, "id": "3164444", "name": "web", "api_token": f"{provider}-token", "retain_last_snapshots": 3}
+    body = {
+        "provider": provider,
+        "id": "3164444",
+        "name": "web",
+        "api_token": f"{provider}-token",
+        "retain_last_snapshots": 3,
+    }
     return {wrapper: {**body, **changes}}
 
 
@@ -65,66 +79,161 @@ def test_each_server_file_is_a_target_named_after_it_and_a_name_may_repeat(tmp_p
         ("do-web", "web", "digitalocean-1", ("3164444",)),
         ("hz-web", "web", "hetzner-1", ("4711",)),
     ]
-    assert [t.source for t in loaded.targets] == [str(tmp_path / "configs" / "do-web.json"), str(tmp_path / "configs" / "hz-web.json")]
+    assert [t.source for t in loaded.targets] == [
+        str(tmp_path / "configs" / "do-web.json"),
+        str(tmp_path / "configs" / "hz-web.json"),
+    ]
 
 
-def test_files_of_one_name_from_two_folders_keep_their_paths_and_one_file_twice_is_one_target(tmp_path):
+def test_files_of_one_name_from_two_folders_keep_their_paths_and_one_file_twice_is_one_target(
+    tmp_path,
+):
     for folder, server_id in (("a", 1), ("b", 2)):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "web.json").write_text(json.dumps(server(id=server_id)))
     loaded = legacy.load_legacy(None, ["a/web.json", "b/web.json", "a/../a/web.json"], tmp_path)
-    assert [t.name for t in loaded.targets] == [str(tmp_path / "a" / "web.json"), str(tmp_path / "b" / "web.json")]
-    assert legacy.target_names([Path("configs/web.json"), Path("configs/db.json")]) == {Path("configs/web.json"): "web", Path("configs/db.json"): "db"}
+    assert [t.name for t in loaded.targets] == [
+        str(tmp_path / "a" / "web.json"),
+        str(tmp_path / "b" / "web.json"),
+    ]
+    assert legacy.target_names([Path("configs/web.json"), Path("configs/db.json")]) == {
+        Path("configs/web.json"): "web",
+        Path("configs/db.json"): "db",
+    }
 
 
 def test_a_broken_file_fails_as_the_target_named_after_it(tmp_path):
     loaded = load(layout(tmp_path, web=server(), db=server(retain_last_snapshots=-1)))
     assert [t.name for t in loaded.targets] == ["web"]
-    assert [(f.target, f.reason) for f in loaded.failed] == [("db", f"{tmp_path / 'configs' / 'db.json'}: invalid configuration")]
+    assert [(f.target, f.reason) for f in loaded.failed] == [
+        ("db", f"{tmp_path / 'configs' / 'db.json'}: invalid configuration")
+    ]
 
 
 def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
-    own = {"enabled": True, "bot_token": "456:own", "chat_id": 42, "message_failure": "FAILED {server_name}"}
-    hook = {"enabled": True, "url": "https://hooks.example.com/db", "payload_success": {"server": "{server_name}", "n": "{total_snapshots}"}}
-    loaded = load(layout(tmp_path, web=server(), db=server("hetzner", id=4711, name="db", telegram=own, webhook=hook, retain_last_snapshots=0)))
+    own = {
+        "enabled": True,
+        "bot_token": "456:own",
+        "chat_id": 42,
+        "message_failure": "FAILED {server_name}",
+    }
+    hook = {
+        "enabled": True,
+        "url": "https://hooks.example.com/db",
+        "payload_success": {"server": "{server_name}", "n": "{total_snapshots}"},
+    }
+    loaded = load(
+        layout(
+            tmp_path,
+            web=server(),
+            db=server(
+                "hetzner", id=4711, name="db", telegram=own, webhook=hook, retain_last_snapshots=0
+            ),
+        )
+    )
     document = loaded.document
     assert validate(plain(document), "policy.schema.json", Source("f", plain(document))) == []
     assert document["accounts"] == {
-        "digitalocean-1": {"provider": "digitalocean", "token": LiteralSecret("digitalocean-token", "")},
+        "digitalocean-1": {
+            "provider": "digitalocean",
+            "token": LiteralSecret("digitalocean-token", ""),
+        },
         "hetzner-1": {"provider": "hetzner", "token": LiteralSecret("hetzner-token", "")},
     }
     assert document["notifications"] == {
-        "telegram": {"type": "telegram", "bot_token": LiteralSecret("456:own", ""), "chat_id": "42", "message_success": "*OK* {server_name}\n{snapshot_info}", "message_failure": "FAILED {server_name}", "timeout": 10, "retries": 3, "base_delay_between_retries": 2},
-        "webhook": {"type": "webhook", "url": "https://hooks.example.com/db", "payload_success": {"server": "{server_name}", "n": "{total_snapshots}"}, "timeout": 10, "retries": 3, "base_delay_between_retries": 2.5},
-        "telegram-2": {"type": "telegram", "bot_token": LiteralSecret("123:global", ""), "chat_id": "-100", "message_success": "*OK* {server_name}\n{snapshot_info}", "timeout": 10, "retries": 3, "base_delay_between_retries": 2},
+        "telegram": {
+            "type": "telegram",
+            "bot_token": LiteralSecret("456:own", ""),
+            "chat_id": "42",
+            "message_success": "*OK* {server_name}\n{snapshot_info}",
+            "message_failure": "FAILED {server_name}",
+            "timeout": 10,
+            "retries": 3,
+            "base_delay_between_retries": 2,
+        },
+        "webhook": {
+            "type": "webhook",
+            "url": "https://hooks.example.com/db",
+            "payload_success": {"server": "{server_name}", "n": "{total_snapshots}"},
+            "timeout": 10,
+            "retries": 3,
+            "base_delay_between_retries": 2.5,
+        },
+        "telegram-2": {
+            "type": "telegram",
+            "bot_token": LiteralSecret("123:global", ""),
+            "chat_id": "-100",
+            "message_success": "*OK* {server_name}\n{snapshot_info}",
+            "timeout": 10,
+            "retries": 3,
+            "base_delay_between_retries": 2,
+        },
     }
     assert document["targets"] == [
-        {"name": "db", "account": "hetzner-1", "ids": [4711], "server_name": "db", "retention": {"keep_last": 1}, "adopt_legacy_names": True, "notify": ["telegram", "webhook"]},
-        {"name": "web", "account": "digitalocean-1", "ids": [3164444], "server_name": "web", "retention": {"keep_last": 3}, "adopt_legacy_names": True, "notify": ["telegram-2"]},
+        {
+            "name": "db",
+            "account": "hetzner-1",
+            "ids": [4711],
+            "server_name": "db",
+            "retention": {"keep_last": 1},
+            "adopt_legacy_names": True,
+            "notify": ["telegram", "webhook"],
+        },
+        {
+            "name": "web",
+            "account": "digitalocean-1",
+            "ids": [3164444],
+            "server_name": "web",
+            "retention": {"keep_last": 3},
+            "adopt_legacy_names": True,
+            "notify": ["telegram-2"],
+        },
     ]
     assert document["settings"] == {
         "owner": policy.location_owner(tmp_path),
         "lock_file": "var/logs/snapshots.lock",
-        "log": {"file": "var/logs/snapshots.log", "max_bytes": 5242880, "backup_count": 5, "level": "DEBUG"},
+        "log": {
+            "file": "var/logs/snapshots.log",
+            "max_bytes": 5242880,
+            "backup_count": 5,
+            "level": "DEBUG",
+        },
         "snapshot_creation_timeout": 3600,
         "delay_between_servers": 20,
     }
-    assert document["accounts"]["hetzner-1"]["token"].origin == f"the api_token of {tmp_path / 'configs' / 'db.json'}"
+    assert (
+        document["accounts"]["hetzner-1"]["token"].origin
+        == f"the api_token of {tmp_path / 'configs' / 'db.json'}"
+    )
 
 
 def test_the_targets_are_what_the_policy_builder_makes_of_the_document(tmp_path):
     loaded = load(layout(tmp_path, web=server(), db=server("hetzner", id=4711, name="db")))
     built = policy.build(Source("doc", loaded.document), {}, tmp_path)
     assert built.problems == []
-    assert [replace(t, source="") for t in built.targets] == [replace(t, source="") for t in loaded.targets]
+    assert [replace(t, source="") for t in built.targets] == [
+        replace(t, source="") for t in loaded.targets
+    ]
     assert built.settings == loaded.settings
     assert loaded.settings.lock_file == str(tmp_path / "var" / "logs" / "snapshots.lock")
     web = loaded.targets[1]
-    assert (web.name_pattern, web.adopt_legacy_names, web.retention, web.schedule.describe()) == (DEFAULT_NAME_PATTERN, True, RetentionPolicy(keep_last=3), "every run")
+    assert (web.name_pattern, web.adopt_legacy_names, web.retention, web.schedule.describe()) == (
+        DEFAULT_NAME_PATTERN,
+        True,
+        RetentionPolicy(keep_last=3),
+        "every run",
+    )
 
 
 def test_servers_whose_merged_settings_agree_share_one_channel(tmp_path):
-    loaded = load(layout(tmp_path, a=server(), b=server("hetzner", id=2), c=server(id=3, telegram={"chat_id": "7"})))
+    loaded = load(
+        layout(
+            tmp_path,
+            a=server(),
+            b=server("hetzner", id=2),
+            c=server(id=3, telegram={"chat_id": "7"}),
+        )
+    )
     telegram = [t.notify for t in loaded.targets]
     assert telegram[0] == telegram[1] and telegram[0][0] is telegram[1][0]
     assert [c.name for c in telegram[0] + telegram[2]] == ["telegram", "telegram-2"]
@@ -138,8 +247,12 @@ def test_a_legacy_secret_is_taken_as_it_is_never_as_a_reference(tmp_path):
 
 
 def test_a_webhook_that_would_not_be_sent_is_a_warning_and_no_channel(tmp_path):
-    loaded = load(layout(tmp_path, web=server(webhook={"enabled": True, "url": "http://hooks.example.com/x"})))
-    assert [(p.path, p.warning) for p in loaded.problems] == [("digitalocean_droplet.webhook.url", True)]
+    loaded = load(
+        layout(tmp_path, web=server(webhook={"enabled": True, "url": "http://hooks.example.com/x"}))
+    )
+    assert [(p.path, p.warning) for p in loaded.problems] == [
+        ("digitalocean_droplet.webhook.url", True)
+    ]
     assert [type(c) for c in loaded.targets[0].notify] == [TelegramChannel]
     assert "webhook" not in loaded.document.get("notifications", {})
 
@@ -147,7 +260,11 @@ def test_a_webhook_that_would_not_be_sent_is_a_warning_and_no_channel(tmp_path):
 def test_without_snapshots_config_the_legacy_defaults_apply(tmp_path):
     loaded = load(layout(tmp_path, None, web=server()))
     assert [p.warning for p in loaded.problems] == [True]
-    assert (loaded.settings.lock_file, loaded.settings.log_level, loaded.settings.delay_between_servers) == (str(tmp_path / "logs" / "snapshots.lock"), "DEBUG", 20)
+    assert (
+        loaded.settings.lock_file,
+        loaded.settings.log_level,
+        loaded.settings.delay_between_servers,
+    ) == (str(tmp_path / "logs" / "snapshots.lock"), "DEBUG", 20)
     assert loaded.targets[0].notify == ()  # Telegram on by default, but no token or chat anywhere
 
 
@@ -159,26 +276,63 @@ def test_the_model_defaults_agree_with_the_policy_schema():
     defaults (used by tests and benchmarks that build channels directly) must say the same."""
     for channel in (TelegramChannel, WebhookChannel):
         defaults = {f.name: f.default for f in fields(channel)}
-        assert (defaults["timeout"], defaults["retries"], defaults["base_delay"]) == (default("policy", "$defs/timeout"), default("policy", "$defs/retries"), default("policy", "$defs/base_delay"))
-    assert {f.name: f.default for f in fields(TelegramChannel)}["summary"] == default("policy", "$defs/telegram_channel/summary")
+        assert (defaults["timeout"], defaults["retries"], defaults["base_delay"]) == (
+            default("policy", "$defs/timeout"),
+            default("policy", "$defs/retries"),
+            default("policy", "$defs/base_delay"),
+        )
+    assert {f.name: f.default for f in fields(TelegramChannel)}["summary"] == default(
+        "policy", "$defs/telegram_channel/summary"
+    )
     assert Safety().max_deletions == default("policy", "$defs/safety/max_deletions")
     assert DEFAULT_NAME_PATTERN == default("policy", "$defs/snapshot_name")
-    assert {f.name: f.default for f in fields(TargetSpec)}["adopt_legacy_names"] == default("policy", "$defs/adopt_legacy_names")
-    assert all(getattr(RetentionPolicy(), rule) == default("policy", "$defs/count") for rule in RetentionPolicy.COUNTED_RULES)
+    assert {f.name: f.default for f in fields(TargetSpec)}["adopt_legacy_names"] == default(
+        "policy", "$defs/adopt_legacy_names"
+    )
+    assert all(
+        getattr(RetentionPolicy(), rule) == default("policy", "$defs/count")
+        for rule in RetentionPolicy.COUNTED_RULES
+    )
     run = RunSettings(lock_file="x")
-    assert (run.log_max_bytes, run.log_backup_count, run.log_level, run.snapshot_creation_timeout, run.request_timeout, run.delay_between_servers) == tuple(
-        default("policy", f"settings/{key}") for key in ("log/max_bytes", "log/backup_count", "log/level", "snapshot_creation_timeout", "request_timeout", "delay_between_servers")
+    assert (
+        run.log_max_bytes,
+        run.log_backup_count,
+        run.log_level,
+        run.snapshot_creation_timeout,
+        run.request_timeout,
+        run.delay_between_servers,
+    ) == tuple(
+        default("policy", f"settings/{key}")
+        for key in (
+            "log/max_bytes",
+            "log/backup_count",
+            "log/level",
+            "snapshot_creation_timeout",
+            "request_timeout",
+            "delay_between_servers",
+        )
     )
 
 
 def test_a_policy_that_leaves_everything_out_gets_the_schemas_defaults(tmp_path):
-    document = {"version": 1, "accounts": {"hz": {"provider": "hetzner", "token": "t"}}, "targets": [{"name": "web", "account": "hz", "ids": [1], "retention": {"keep_daily": 7}}]}
+    document = {
+        "version": 1,
+        "accounts": {"hz": {"provider": "hetzner", "token": "t"}},
+        "targets": [{"name": "web", "account": "hz", "ids": [1], "retention": {"keep_daily": 7}}],
+    }
     built = policy.build(Source("p.yaml", document), {}, tmp_path)
     [target] = built.targets
-    assert (target.timezone, target.name_pattern, target.safety.max_deletions, target.adopt_legacy_names) == ("UTC", "{server_name}-{timestamp}", 10, False)
+    assert (
+        target.timezone,
+        target.name_pattern,
+        target.safety.max_deletions,
+        target.adopt_legacy_names,
+    ) == ("UTC", "{server_name}-{timestamp}", 10, False)
     # a policy that names no owner is named by its path
     owner = policy.location_owner(Path("p.yaml"))
-    assert built.settings == RunSettings(lock_file=str(tmp_path / "snapshot-policy.lock"), owner=owner)
+    assert built.settings == RunSettings(
+        lock_file=str(tmp_path / "snapshot-policy.lock"), owner=owner
+    )
 
 
 def test_default_names_the_key_that_has_none():
@@ -187,13 +341,31 @@ def test_default_names_the_key_that_has_none():
 
 
 def test_server_name_stands_for_one_server_given_by_id(tmp_path):
-    document = {"version": 1, "accounts": {"hz": {"provider": "hetzner", "token": "t"}}, "targets": [
-        {"name": "a", "account": "hz", "ids": [1], "server_name": "web", "retention": {"keep_last": 1}},
-        {"name": "b", "account": "hz", "names": ["x", "y"], "server_name": "web", "retention": {"keep_last": 1}},
-    ]}
+    document = {
+        "version": 1,
+        "accounts": {"hz": {"provider": "hetzner", "token": "t"}},
+        "targets": [
+            {
+                "name": "a",
+                "account": "hz",
+                "ids": [1],
+                "server_name": "web",
+                "retention": {"keep_last": 1},
+            },
+            {
+                "name": "b",
+                "account": "hz",
+                "names": ["x", "y"],
+                "server_name": "web",
+                "retention": {"keep_last": 1},
+            },
+        ],
+    }
     problems = policy.build(Source("p.yaml", document), {}, tmp_path).problems
-    assert [str(p) for p in problems] == ["p.yaml: targets[1].server_name: stands for one server: select exactly one with ids, "
-        "or leave server_name out and each server keeps its own name"]
+    assert [str(p) for p in problems] == [
+        "p.yaml: targets[1].server_name: stands for one server: select exactly one with ids, "
+        "or leave server_name out and each server keeps its own name"
+    ]
     del document["targets"][1]
     assert policy.build(Source("p.yaml", document), {}, tmp_path).targets[0].server_name == "web"
 
@@ -201,9 +373,25 @@ def test_server_name_stands_for_one_server_given_by_id(tmp_path):
 # -- any valid legacy layout normalises into a valid policy ------------------------------------
 
 _TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), min_size=1, max_size=12)
-_TEMPLATES = st.sampled_from(["{server_name} done", "*OK* `{server_name}`\n{snapshot_info}", "line\n\nbreak {timestamp}", "your_message_here", ""])
+_TEMPLATES = st.sampled_from(
+    [
+        "{server_name} done",
+        "*OK* `{server_name}`\n{snapshot_info}",
+        "line\n\nbreak {timestamp}",
+        "your_message_here",
+        "",
+    ]
+)
 _TOKEN = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=20)
-_URLS = st.sampled_from(["https://hooks.example.com/a", "http://127.0.0.1:9/x", "http://hooks.example.com/b", "your-webhook-url", "https://hooks.example.com/a"])
+_URLS = st.sampled_from(
+    [
+        "https://hooks.example.com/a",
+        "http://127.0.0.1:9/x",
+        "http://hooks.example.com/b",
+        "your-webhook-url",
+        "https://hooks.example.com/a",
+    ]
+)
 
 
 @st.composite
@@ -217,38 +405,88 @@ def servers(draw):
         "retain_last_snapshots": draw(st.integers(0, 100000)),
     }
     if draw(st.booleans()):
-        body["telegram"] = draw(st.fixed_dictionaries({}, optional={
-            "enabled": st.booleans(), "bot_token": st.sampled_from(["1:a", "2:b", "your_telegram_bot_token_here"]),
-            "chat_id": st.one_of(st.integers(-10**15, 10**15), st.sampled_from(["-100", "@ops", "your_chat_id"])),
-            "message_success": _TEMPLATES, "message_failure": _TEMPLATES,
-        }))
+        body["telegram"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "enabled": st.booleans(),
+                    "bot_token": st.sampled_from(["1:a", "2:b", "your_telegram_bot_token_here"]),
+                    "chat_id": st.one_of(
+                        st.integers(-(10**15), 10**15),
+                        st.sampled_from(["-100", "@ops", "your_chat_id"]),
+                    ),
+                    "message_success": _TEMPLATES,
+                    "message_failure": _TEMPLATES,
+                },
+            )
+        )
     if draw(st.booleans()):
-        body["webhook"] = draw(st.fixed_dictionaries({}, optional={
-            "enabled": st.booleans(), "url": _URLS,
-            "payload_success": st.just({"server": "{server_name}", "list": ["{status}", 1, None]}),
-        }))
+        body["webhook"] = draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "enabled": st.booleans(),
+                    "url": _URLS,
+                    "payload_success": st.just(
+                        {"server": "{server_name}", "list": ["{status}", 1, None]}
+                    ),
+                },
+            )
+        )
     return {"digitalocean_droplet" if provider == "digitalocean" else "hetzner_cloud_server": body}
 
 
-_INI_SECTIONS = st.fixed_dictionaries({}, optional={
-    "TELEGRAM": st.sampled_from(["enabled = false\n", "bot_token = 9:ini\nchat_id = -5\ntimeout = 2.5\nretries = 0\n"
-        "message_failure = x\\ny {server_name}\n"]),
-    "WEBHOOK": st.sampled_from(["enabled = yes\nurl = https://hooks.example.com/ini\n"
-        "payload_failure = {\"s\": \"{status}\"}\n", "url = http://hooks.example.com/ini\n"]),
-    "TIMING": st.just("delay_between_servers = 0.5\nsnapshot_creation_timeout = 60\n"),
-    "LOGGING": st.just("level = warning\nmax_bytes = 0\n"),
-    "FILES": st.just("lock_file = my.lock\n"),
-}).map(lambda sections: [f"[{name}]\n{body}" for name, body in sections.items()])
+_INI_SECTIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "TELEGRAM": st.sampled_from(
+            [
+                "enabled = false\n",
+                "bot_token = 9:ini\nchat_id = -5\ntimeout = 2.5\nretries = 0\n"
+                "message_failure = x\\ny {server_name}\n",
+            ]
+        ),
+        "WEBHOOK": st.sampled_from(
+            [
+                "enabled = yes\nurl = https://hooks.example.com/ini\n"
+                'payload_failure = {"s": "{status}"}\n',
+                "url = http://hooks.example.com/ini\n",
+            ]
+        ),
+        "TIMING": st.just("delay_between_servers = 0.5\nsnapshot_creation_timeout = 60\n"),
+        "LOGGING": st.just("level = warning\nmax_bytes = 0\n"),
+        "FILES": st.just("lock_file = my.lock\n"),
+    },
+).map(lambda sections: [f"[{name}]\n{body}" for name, body in sections.items()])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.lists(servers(), min_size=1, max_size=4, unique_by=lambda s: (*s, str(next(iter(s.values()))["id"]))), sections=_INI_SECTIONS)
-def test_any_valid_legacy_layout_normalises_into_a_policy_the_builder_and_schema_accept(tmp_path_factory, files, sections):
-    folder = layout(tmp_path_factory.mktemp("legacy"), "\n".join(sections) or None, **{f"s{i}": copy.deepcopy(f) for i, f in enumerate(files)})
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=st.lists(
+        servers(),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda s: (*s, str(next(iter(s.values()))["id"])),
+    ),
+    sections=_INI_SECTIONS,
+)
+def test_any_valid_legacy_layout_normalises_into_a_policy_the_builder_and_schema_accept(
+    tmp_path_factory, files, sections
+):
+    folder = layout(
+        tmp_path_factory.mktemp("legacy"),
+        "\n".join(sections) or None,
+        **{f"s{i}": copy.deepcopy(f) for i, f in enumerate(files)},
+    )
     loaded = load(folder)
     assert [p for p in loaded.problems if not p.warning] == []
     assert len(loaded.targets) == len(files) and loaded.failed == []
-    assert validate(plain(loaded.document), "policy.schema.json", Source("f", plain(loaded.document))) == []
+    assert (
+        validate(plain(loaded.document), "policy.schema.json", Source("f", plain(loaded.document)))
+        == []
+    )
 
 
 def test_one_server_in_two_files_fails_the_second_naming_the_first(tmp_path):
@@ -258,6 +496,6 @@ def test_one_server_in_two_files_fails_the_second_naming_the_first(tmp_path):
     assert [t.name for t in loaded.targets] == ["a", "c"]
     assert [str(p) for p in loaded.problems if not p.warning] == [
         f"{tmp_path / 'configs' / 'b.json'}: digitalocean_droplet.id: server 3164444 is also "
-            f"configured in {tmp_path / 'configs' / 'a.json'}; give each server one file"
+        f"configured in {tmp_path / 'configs' / 'a.json'}; give each server one file"
     ]
     assert [f.target for f in loaded.failed] == ["b"]

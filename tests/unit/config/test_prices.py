@@ -42,7 +42,12 @@ def test_prices_default_to_the_documented_list_prices(tmp_path):
 
 
 def test_a_price_set_in_the_policy_wins_key_by_key():
-    document = with_prices({"hetzner": {"per_gb_month": 0.0119}, "digitalocean": {"per_gb_month": 0.05, "currency": "EUR"}})
+    document = with_prices(
+        {
+            "hetzner": {"per_gb_month": 0.0119},
+            "digitalocean": {"per_gb_month": 0.05, "currency": "EUR"},
+        }
+    )
     assert messages(document) == []
     expected = {"digitalocean": Price(0.05, "EUR"), "hetzner": Price(0.0119, "EUR")}
     assert built_prices(document) == expected
@@ -51,11 +56,23 @@ def test_a_price_set_in_the_policy_wins_key_by_key():
 @pytest.mark.parametrize(
     "value, expected",
     [
-        ({"hetzner": {"per_gb_month": -0.01}}, "settings.prices.hetzner.per_gb_month: must be 0 or more, not -0.01"),
-        ({"hetzner": {"currency": "euro"}}, "settings.prices.hetzner.currency: 'euro' is not in the expected form: an ISO "
-            "4217 currency code in capitals, such as USD or EUR"),
-        ({"aws": {"per_gb_month": 0.05}}, "settings.prices: unknown key 'aws'; expected digitalocean or hetzner"),
-        ({"hetzner": {"per_gb": 0.05}}, "settings.prices.hetzner: unknown key 'per_gb'; did you mean 'per_gb_month'?"),
+        (
+            {"hetzner": {"per_gb_month": -0.01}},
+            "settings.prices.hetzner.per_gb_month: must be 0 or more, not -0.01",
+        ),
+        (
+            {"hetzner": {"currency": "euro"}},
+            "settings.prices.hetzner.currency: 'euro' is not in the expected form: an ISO "
+            "4217 currency code in capitals, such as USD or EUR",
+        ),
+        (
+            {"aws": {"per_gb_month": 0.05}},
+            "settings.prices: unknown key 'aws'; expected digitalocean or hetzner",
+        ),
+        (
+            {"hetzner": {"per_gb": 0.05}},
+            "settings.prices.hetzner: unknown key 'per_gb'; did you mean 'per_gb_month'?",
+        ),
     ],
 )
 def test_a_wrong_price_is_named_in_a_sentence(value, expected):

@@ -43,7 +43,9 @@ def test_readme_table_matches_the_schema(schema):
 def test_readme_tables_show_the_schemas_defaults(schema):
     """The schema is the one place a default is written; the README shows it, and no other."""
     keys = schema_keys(load_schema(schema))
-    assert {key: column for key, column in rows(TABLES[schema]).items()} == {key: shown(keys[key].get("default")) for key in rows(TABLES[schema])}
+    assert {key: column for key, column in rows(TABLES[schema]).items()} == {
+        key: shown(keys[key].get("default")) for key in rows(TABLES[schema])
+    }
 
 
 def test_defaults_take_the_keys_of_a_target():

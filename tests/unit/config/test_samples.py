@@ -35,7 +35,16 @@ def test_ini_sample_matches_the_schema():
 def test_example_policies_load_without_errors(path):
     source = read_yaml(path)
     assert validate(source.data, "policy.schema.json", source) == []
-    env = {name: "sample-secret" for name in ("HCLOUD_TOKEN", "DIGITALOCEAN_TOKEN", "HCLOUD_TOKEN_PROD", "TELEGRAM_BOT_TOKEN", "WEBHOOK_SECRET")}
+    env = {
+        name: "sample-secret"
+        for name in (
+            "HCLOUD_TOKEN",
+            "DIGITALOCEAN_TOKEN",
+            "HCLOUD_TOKEN_PROD",
+            "TELEGRAM_BOT_TOKEN",
+            "WEBHOOK_SECRET",
+        )
+    }
     problems = [p.message for p in load_policy(path, env).problems if not p.warning]
     # gfs-fleet reads its DigitalOcean token from a file that exists only on a real host.
     assert [m for m in problems if "cannot read secret file /etc/snapshot-policy/" not in m] == []

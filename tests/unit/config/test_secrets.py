@@ -32,16 +32,21 @@ def test_resolve_trims_a_secret_file(content, tmp_path):
     assert resolve("file:token", {}, tmp_path) == TOKEN
 
 
-@pytest.mark.parametrize("inside, kind", [
-    ("\n", "a line break"),
-    ("\r\n", "a line break"),
-    (" ", "a space"),
-    ("\t", "a space"),
-    ("\x1b", "a control character"),
-    ("\x00", "a control character"),
-    ("\u200b", "a control character"),
-])
-def test_whitespace_or_a_control_character_inside_is_an_error_that_shows_no_part_of_the_value(inside, kind, tmp_path):
+@pytest.mark.parametrize(
+    "inside, kind",
+    [
+        ("\n", "a line break"),
+        ("\r\n", "a line break"),
+        (" ", "a space"),
+        ("\t", "a space"),
+        ("\x1b", "a control character"),
+        ("\x00", "a control character"),
+        ("\u200b", "a control character"),
+    ],
+)
+def test_whitespace_or_a_control_character_inside_is_an_error_that_shows_no_part_of_the_value(
+    inside, kind, tmp_path
+):
     value = TOKEN[:25] + inside + TOKEN[25:]
     (tmp_path / "token").write_text(value + "\n", encoding="utf-8")
     for reference, env, what in (
@@ -74,7 +79,9 @@ def test_the_policy_loader_names_the_key_of_a_secret_with_a_line_break_inside(tm
     assert loaded.targets == []
     [problem] = loaded.problems
     assert (problem.line, problem.path) == (3, "accounts.do.token")
-    assert problem.message.startswith("the value of environment variable DO_TOKEN has a line break inside it")
+    assert problem.message.startswith(
+        "the value of environment variable DO_TOKEN has a line break inside it"
+    )
     assert TOKEN[:30] not in str(problem) and TOKEN[30:] not in str(problem)
 
 
@@ -89,17 +96,23 @@ def test_the_policy_loader_trims_a_literal_token(tmp_path):
 
 
 def test_unprotected_warns_of_a_file_holding_a_secret_that_others_can_read(tmp_path):
-    open_file, closed_file, no_secret = tmp_path / "open.yaml", tmp_path / "closed.yaml", tmp_path / "refs.yaml"
+    open_file, closed_file, no_secret = (
+        tmp_path / "open.yaml",
+        tmp_path / "closed.yaml",
+        tmp_path / "refs.yaml",
+    )
     for path in (open_file, closed_file):
         path.write_text(f"token: {TOKEN}\n")
     no_secret.write_text("token: env:DO_TOKEN\n")
     open_file.chmod(0o644)
     closed_file.chmod(0o600)
     no_secret.chmod(0o644)
-    warnings = unprotected([open_file, closed_file, no_secret, open_file, tmp_path / "missing.json"], [TOKEN])
+    warnings = unprotected(
+        [open_file, closed_file, no_secret, open_file, tmp_path / "missing.json"], [TOKEN]
+    )
     assert warnings == [
         f"warning: {open_file} holds a secret and can be read by group and others "
-            "(permissions 0644); "
+        "(permissions 0644); "
         f"run `chmod 600 {open_file}`, or keep the secret out of it with env:NAME or file:PATH"
     ]
 
@@ -129,19 +142,32 @@ def test_the_default_token_variable_is_trimmed(tmp_path):
     assert [t.account.token for t in loaded.targets] == [TOKEN]
 
 
-def test_the_default_token_variable_with_a_line_break_inside_is_an_error_naming_the_account(tmp_path):
+def test_the_default_token_variable_with_a_line_break_inside_is_an_error_naming_the_account(
+    tmp_path,
+):
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICY_WITHOUT_TOKEN)
     loaded = load_policy(policy, {"DIGITALOCEAN_TOKEN": TOKEN[:30] + "\n" + TOKEN[30:]})
     [problem] = loaded.problems
-    assert problem.path == "accounts.do" and "DIGITALOCEAN_TOKEN has a line break inside it" in problem.message
+    assert (
+        problem.path == "accounts.do"
+        and "DIGITALOCEAN_TOKEN has a line break inside it" in problem.message
+    )
     assert TOKEN[:30] not in str(problem)
 
 
 def legacy_layout(folder, api_token: str, bot_token: str) -> None:
-    (folder / "snapshots.config").write_text(f"[TELEGRAM]\nenabled = true\nbot_token = {bot_token}\nchat_id = -100123\n")
+    (folder / "snapshots.config").write_text(
+        f"[TELEGRAM]\nenabled = true\nbot_token = {bot_token}\nchat_id = -100123\n"
+    )
     (folder / "configs").mkdir()
-    server = {"provider": "digitalocean", "id": "1", "name": "web-1", "api_token": api_token, "retain_last_snapshots": 2}
+    server = {
+        "provider": "digitalocean",
+        "id": "1",
+        "name": "web-1",
+        "api_token": api_token,
+        "retain_last_snapshots": 2,
+    }
     (folder / "configs" / "web.json").write_text(json.dumps({"digitalocean_droplet": server}))
 
 
@@ -152,13 +178,25 @@ def test_legacy_tokens_are_trimmed(tmp_path):
     assert [t.account.token for t in loaded.targets] == [TOKEN]
 
 
-@pytest.mark.parametrize("where, api_token, bot_token", [
-    ("digitalocean_droplet.api_token", TOKEN[:30] + "\n" + TOKEN[30:], "123456:ABCdefGHIjklMNO"),
-    ("TELEGRAM.bot_token", TOKEN, "123456:ABCdef\n  GHIjklMNO"),  # an INI continuation line
-], ids=["server file api_token", "INI bot_token"])
-def test_a_legacy_token_with_a_line_break_inside_is_an_error_naming_the_key(where, api_token, bot_token, tmp_path):
+@pytest.mark.parametrize(
+    "where, api_token, bot_token",
+    [
+        (
+            "digitalocean_droplet.api_token",
+            TOKEN[:30] + "\n" + TOKEN[30:],
+            "123456:ABCdefGHIjklMNO",
+        ),
+        ("TELEGRAM.bot_token", TOKEN, "123456:ABCdef\n  GHIjklMNO"),  # an INI continuation line
+    ],
+    ids=["server file api_token", "INI bot_token"],
+)
+def test_a_legacy_token_with_a_line_break_inside_is_an_error_naming_the_key(
+    where, api_token, bot_token, tmp_path
+):
     legacy_layout(tmp_path, api_token, bot_token)
     loaded = config.load(legacy_config=tmp_path / "snapshots.config", cwd=tmp_path)
     [problem] = [p for p in loaded.errors if "inside it" in p.message]
-    assert problem.path == where and "has a line break inside it (not shown here)" in problem.message
+    assert (
+        problem.path == where and "has a line break inside it (not shown here)" in problem.message
+    )
     assert TOKEN[:30] not in str(problem) and "GHIjklMNO" not in str(problem)

@@ -62,13 +62,19 @@ def test_read_yaml_reports_a_duplicate_key_and_keeps_the_line_of_the_last(tmp_pa
     )
     source = read_yaml(write(tmp_path, "p.yaml", text))
     assert source.data["targets"][0]["retention"] == {"keep_daily": 2}
-    assert [str(p) for p in source.problems] == [f"{tmp_path / 'p.yaml'}:5: targets[0].retention: duplicate key (lines 4 and 5); keep "
-        "one of them"]
+    assert [str(p) for p in source.problems] == [
+        f"{tmp_path / 'p.yaml'}:5: targets[0].retention: duplicate key (lines 4 and 5); keep "
+        "one of them"
+    ]
     assert source.line_of(("targets", 0, "retention", "keep_daily")) == 5
 
 
-def test_read_yaml_keys_merged_with_an_alias_keep_their_own_line_and_lose_to_explicit_ones(tmp_path):
-    text = "base: &base\n  keep_daily: 7\n  keep_weekly: 4\nretention:\n  <<: *base\n  keep_daily: 3\n"
+def test_read_yaml_keys_merged_with_an_alias_keep_their_own_line_and_lose_to_explicit_ones(
+    tmp_path,
+):
+    text = (
+        "base: &base\n  keep_daily: 7\n  keep_weekly: 4\nretention:\n  <<: *base\n  keep_daily: 3\n"
+    )
     source = read_yaml(write(tmp_path, "p.yaml", text))
     assert source.data["retention"] == {"keep_daily": 3, "keep_weekly": 4}
     assert source.line_of(("retention", "keep_daily")) == 6
@@ -79,14 +85,26 @@ def test_read_yaml_keys_merged_with_an_alias_keep_their_own_line_and_lose_to_exp
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("a: 1\n  b: 2\n", ":2: not valid YAML: mapping values are not allowed here; put quotes around a "
-            "value that contains ': '"),
-        ("a:\n\tb: 1\n", ":2: not valid YAML: while scanning for the next token, found character '\\t' "
-            "that cannot start any token; indent with spaces, not tabs"),
-        ("a: [1, 2\nb: 3\n", ":2: not valid YAML: while parsing a flow sequence on line 1, expected ',' or "
-            "']', but got ':'"),
-        ("a: 1\n---\nb: 2\n", ":2: not valid YAML: expected a single document in the stream on line 1, but "
-            "found another document"),
+        (
+            "a: 1\n  b: 2\n",
+            ":2: not valid YAML: mapping values are not allowed here; put quotes around a "
+            "value that contains ': '",
+        ),
+        (
+            "a:\n\tb: 1\n",
+            ":2: not valid YAML: while scanning for the next token, found character '\\t' "
+            "that cannot start any token; indent with spaces, not tabs",
+        ),
+        (
+            "a: [1, 2\nb: 3\n",
+            ":2: not valid YAML: while parsing a flow sequence on line 1, expected ',' or "
+            "']', but got ':'",
+        ),
+        (
+            "a: 1\n---\nb: 2\n",
+            ":2: not valid YAML: expected a single document in the stream on line 1, but "
+            "found another document",
+        ),
     ],
 )
 def test_read_yaml_syntax_errors_name_the_line(tmp_path, text, expected):
@@ -109,11 +127,16 @@ def test_read_yaml_of_an_empty_file_gives_no_data(tmp_path):
 
 def test_read_yaml_refuses_an_alias_bomb(tmp_path):
     levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    levels += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)]
+    levels += [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)
+    ]
     path = write(tmp_path, "p.yaml", "\n".join(levels) + "\n")
     with pytest.raises(ConfigError) as excinfo:
         read_yaml(path)
-    assert only_problem(excinfo) == f"{path}: the file holds more than 250,000 values once its aliases (*name) are expanded"
+    assert (
+        only_problem(excinfo)
+        == f"{path}: the file holds more than 250,000 values once its aliases (*name) are expanded"
+    )
 
 
 def test_read_yaml_refuses_an_alias_inside_itself(tmp_path):
@@ -130,8 +153,11 @@ def test_read_yaml_refuses_an_alias_inside_itself(tmp_path):
     "text, expected",
     [
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "the file is nested too deeply to read"),
-        ("a: " + "9" * 5000 + "\n", "a value in the file cannot be read: Exceeds the limit (4300 digits) for integer "
-            "string conversion: value has 5000 digits"),
+        (
+            "a: " + "9" * 5000 + "\n",
+            "a value in the file cannot be read: Exceeds the limit (4300 digits) for integer "
+            "string conversion: value has 5000 digits",
+        ),
         ("day: 2026-02-30\n", "a value in the file cannot be read: day is out of range for month"),
     ],
 )
@@ -166,7 +192,9 @@ def test_read_json_gives_lines_even_with_tab_indentation(tmp_path):
 def test_read_json_warns_of_a_duplicate_key_and_uses_the_last(tmp_path):
     source = read_json(write(tmp_path, "s.json", '{\n  "id": 1,\n  "id": 2\n}\n'))
     assert source.data == {"id": 2}
-    assert [str(p) for p in source.problems] == [f"warning: {tmp_path / 's.json'}:3: id: duplicate key (lines 2 and 3); the last one is used"]
+    assert [str(p) for p in source.problems] == [
+        f"warning: {tmp_path / 's.json'}:3: id: duplicate key (lines 2 and 3); the last one is used"
+    ]
 
 
 def test_read_json_without_lines_when_yaml_cannot_follow_it(tmp_path):
@@ -231,10 +259,22 @@ def test_read_ini_leaves_out_the_default_section(tmp_path):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("[TIMING]\ndelay_between_servers = 1\ndelay_between_servers = 2\n", ":3: TIMING.delay_between_servers: duplicate key (lines 2 and 3); keep one of them"),
-        ("[TIMING]\na = 1\n\n[TIMING]\nb = 2\n", ":4: TIMING: duplicate section [TIMING] (lines 1 and 4); merge the two into one"),
-        ("level = INFO\n", ":1: a key comes before any [SECTION] header; start with a section such as [TELEGRAM]"),
-        ("[LOGGING]\nlevel = INFO\njust some words\n", ":3: this line is neither a [SECTION] header nor a key = value line"),
+        (
+            "[TIMING]\ndelay_between_servers = 1\ndelay_between_servers = 2\n",
+            ":3: TIMING.delay_between_servers: duplicate key (lines 2 and 3); keep one of them",
+        ),
+        (
+            "[TIMING]\na = 1\n\n[TIMING]\nb = 2\n",
+            ":4: TIMING: duplicate section [TIMING] (lines 1 and 4); merge the two into one",
+        ),
+        (
+            "level = INFO\n",
+            ":1: a key comes before any [SECTION] header; start with a section such as [TELEGRAM]",
+        ),
+        (
+            "[LOGGING]\nlevel = INFO\njust some words\n",
+            ":3: this line is neither a [SECTION] header nor a key = value line",
+        ),
     ],
 )
 def test_read_ini_refuses_what_configparser_cannot_read(tmp_path, text, expected):
@@ -249,14 +289,18 @@ def test_a_missing_file_is_a_problem_naming_it(tmp_path, reader):
     path = tmp_path / "nowhere.conf"
     with pytest.raises(ConfigError) as excinfo:
         reader(path)
-    assert excinfo.value.problems == [Problem(str(path), None, "", "cannot read the file: it does not exist")]
+    assert excinfo.value.problems == [
+        Problem(str(path), None, "", "cannot read the file: it does not exist")
+    ]
 
 
 @pytest.mark.parametrize("reader", [read_yaml, read_json, read_ini])
 def test_a_directory_is_not_a_config_file(tmp_path, reader):
     with pytest.raises(ConfigError) as excinfo:
         reader(tmp_path)
-    assert only_problem(excinfo) == f"{tmp_path}: cannot read the file: it is a directory, not a file"
+    assert (
+        only_problem(excinfo) == f"{tmp_path}: cannot read the file: it is a directory, not a file"
+    )
 
 
 def test_a_binary_file_is_refused(tmp_path):
@@ -272,7 +316,10 @@ def test_a_file_not_in_utf8_is_refused_with_the_line_of_the_bad_byte(tmp_path):
     path.write_bytes(b"version: 1\nname: caf\xe9\n")
     with pytest.raises(ConfigError) as excinfo:
         read_yaml(path)
-    assert only_problem(excinfo) == f"{path}:2: cannot read the file: it is not UTF-8 text (byte 0xe9 on line 2)"
+    assert (
+        only_problem(excinfo)
+        == f"{path}:2: cannot read the file: it is not UTF-8 text (byte 0xe9 on line 2)"
+    )
 
 
 def test_a_byte_order_mark_is_accepted(tmp_path):
@@ -286,7 +333,10 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
     path.write_bytes(b"#" * (sources.MAX_BYTES + 1))
     with pytest.raises(ConfigError) as excinfo:
         read_yaml(path)
-    assert only_problem(excinfo) == f"{path}: cannot read the file: it is larger than 5 MB, far too large for a config file"
+    assert (
+        only_problem(excinfo)
+        == f"{path}: cannot read the file: it is larger than 5 MB, far too large for a config file"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")

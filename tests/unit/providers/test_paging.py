@@ -27,7 +27,11 @@ class Listing:
     """A fake paginated listing: `pages[n]` is page n's (items, next, last, total); records each
     read."""
 
-    def __init__(self, pages: dict[int, tuple[list[int], int | None, int | None, int | None]], failing: dict[int, Exception] | None = None):
+    def __init__(
+        self,
+        pages: dict[int, tuple[list[int], int | None, int | None, int | None]],
+        failing: dict[int, Exception] | None = None,
+    ):
         self.pages = pages
         self.failing = failing or {}
         self.read: list[int] = []
@@ -48,11 +52,18 @@ class Listing:
                 self.at_once -= 1
 
 
-def numbered(count: int, per_page: int = 3, last: bool = True) -> dict[int, tuple[list[int], int | None, int | None, int | None]]:
+def numbered(
+    count: int, per_page: int = 3, last: bool = True
+) -> dict[int, tuple[list[int], int | None, int | None, int | None]]:
     """`count` pages of `per_page` items numbered from 0, each naming the next and (with `last`)
     the last page and the number of items."""
     return {
-        n: (list(range((n - 1) * per_page, n * per_page)), n + 1 if n < count else None, count if last else None, count * per_page if last else None)
+        n: (
+            list(range((n - 1) * per_page, n * per_page)),
+            n + 1 if n < count else None,
+            count if last else None,
+            count * per_page if last else None,
+        )
         for n in range(1, count + 1)
     }
 
@@ -104,7 +115,23 @@ def test_read_all_follows_a_page_that_names_another_next_page():
     pages = numbered(8)
     pages[2] = (pages[2][0], 6, 8, 24)  # skips 3 to 5
     listing = Listing(pages)
-    assert read_unsettled(listing) == [0, 1, 2, 3, 4, 5, 15, 16, 17, 18, 19, 20, 21, 22, 23]  # fewer than announced
+    assert read_unsettled(listing) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        15,
+        16,
+        17,
+        18,
+        19,
+        20,
+        21,
+        22,
+        23,
+    ]  # fewer than announced
 
 
 def test_read_all_raises_the_first_failing_page_in_page_order_and_reads_no_further():

@@ -17,7 +17,13 @@ class Shifting:
     lists them descending (Hetzner asked for `id:desc`), else ascending. `moments` holds every
     set the listing had, in order."""
 
-    def __init__(self, count: int, per_page: int, changes: dict[int, list[tuple[str, int]]], newest_first: bool = True):
+    def __init__(
+        self,
+        count: int,
+        per_page: int,
+        changes: dict[int, list[tuple[str, int]]],
+        newest_first: bool = True,
+    ):
         self.items = list(range(1, count + 1))
         self.next_id = count + 1
         self.per_page = per_page
@@ -40,7 +46,12 @@ class Shifting:
             ordered = sorted(self.items, reverse=self.newest_first)
             last = max(1, -(-len(ordered) // self.per_page))
             start = (page - 1) * self.per_page
-            return ordered[start : start + self.per_page], page + 1 if page < last else None, last, len(ordered)
+            return (
+                ordered[start : start + self.per_page],
+                page + 1 if page < last else None,
+                last,
+                len(ordered),
+            )
 
 
 def read(listing: Shifting, readers: int = 1) -> paging.Listing[int]:
@@ -48,14 +59,18 @@ def read(listing: Shifting, readers: int = 1) -> paging.Listing[int]:
 
 
 def test_an_item_pushed_onto_the_next_page_is_taken_once_and_the_listing_read_again():
-    listing = Shifting(9, 3, {1: [("insert", 0)]})  # a new one after page 1: page 1's last comes again
+    listing = Shifting(
+        9, 3, {1: [("insert", 0)]}
+    )  # a new one after page 1: page 1's last comes again
     result = read(listing)
     assert result.settled and result.reads == 2
     assert sorted(result.items) == list(range(1, 11)) and len(result.items) == 10
 
 
 def test_an_item_pulled_past_the_reader_is_seen_missing_and_the_listing_read_again():
-    listing = Shifting(9, 3, {1: [("delete", 0)]}, newest_first=False)  # page 2's first slides onto page 1
+    listing = Shifting(
+        9, 3, {1: [("delete", 0)]}, newest_first=False
+    )  # page 2's first slides onto page 1
     result = read(listing)
     assert result.settled and result.reads == 2
     assert sorted(result.items) == list(range(2, 10))
@@ -70,7 +85,9 @@ def test_a_listing_that_keeps_shifting_is_unsettled_yet_holds_each_item_once():
 
 changes = st.dictionaries(
     st.integers(0, 12),
-    st.lists(st.tuples(st.sampled_from(["insert", "delete"]), st.integers(0, 50)), min_size=1, max_size=3),
+    st.lists(
+        st.tuples(st.sampled_from(["insert", "delete"]), st.integers(0, 50)), min_size=1, max_size=3
+    ),
     max_size=6,
 )
 
@@ -86,7 +103,12 @@ def test_newest_first_a_settled_listing_is_the_set_of_one_moment(count, per_page
 
 
 @settings(max_examples=200, deadline=None)
-@given(count=st.integers(0, 14), per_page=st.integers(1, 4), changes=changes, newest_first=st.booleans())
+@given(
+    count=st.integers(0, 14),
+    per_page=st.integers(1, 4),
+    changes=changes,
+    newest_first=st.booleans(),
+)
 def test_any_order_and_read_ahead_never_give_an_item_twice(count, per_page, changes, newest_first):
     listing = Shifting(count, per_page, changes, newest_first)
     result = read(listing, readers=4)

@@ -98,9 +98,13 @@ def test_start_once_repeats_only_when_nothing_started():
 def test_start_once_raises_a_busy_refusal_at_once_holding_no_thread():
     """A busy server is asked again by the executor later, not by sleeping in a request thread."""
     clock = FakeTime()
-    busy = ProviderError("digitalocean", "start snapshot", 422, "Droplet already has a pending event.")
+    busy = ProviderError(
+        "digitalocean", "start snapshot", 422, "Droplet already has a pending event."
+    )
     with pytest.raises(ServerBusy) as raised:
-        policy(clock).start_once(failing([busy, busy]), lambda: None, lambda e: e.status == 422, timeout=60)
+        policy(clock).start_once(
+            failing([busy, busy]), lambda: None, lambda e: e.status == 422, timeout=60
+        )
     assert clock.sleeps == [] and raised.value.status == 422 and raised.value.no_snapshot
 
 
@@ -108,13 +112,23 @@ def test_start_once_busy_after_a_lost_reply_finds_its_own_snapshot():
     clock = FakeTime()
     lost = ProviderError("hetzner", "start snapshot", None, "connection dropped")
     locked = ProviderError("hetzner", "start snapshot", 423, "locked", code="locked")
-    assert policy(clock).start_once(failing([lost, locked]), iter([None, "ours"]).__next__, lambda e: e.code == "locked", timeout=60) == "ours"
+    assert (
+        policy(clock).start_once(
+            failing([lost, locked]),
+            iter([None, "ours"]).__next__,
+            lambda e: e.code == "locked",
+            timeout=60,
+        )
+        == "ours"
+    )
 
 
 def test_start_once_does_not_repeat_a_refusal():
     clock = FakeTime()
     with pytest.raises(ProviderError):
-        policy(clock).start_once(failing([error(404)]), lambda: "found", lambda e: False, timeout=60)
+        policy(clock).start_once(
+            failing([error(404)]), lambda: "found", lambda e: False, timeout=60
+        )
     assert clock.sleeps == []
 
 
@@ -199,13 +213,56 @@ SENT = 978307200
     "headers, spread, wait",
     [
         ({"Retry-After": "8"}, False, 8),
-        ({"retry-after": "8", "ratelimit-remaining": "0", "ratelimit-reset": str(SENT + 60), "date": DATE}, False, 8),
+        (
+            {
+                "retry-after": "8",
+                "ratelimit-remaining": "0",
+                "ratelimit-reset": str(SENT + 60),
+                "date": DATE,
+            },
+            False,
+            8,
+        ),
         ({"Retry-After": "Mon, 01 Jan 2001 00:00:30 GMT", "Date": DATE}, False, 30),
-        ({"Retry-After": "Mon, 01 Jan 2001 00:00:30 GMT"}, False, None),  # no Date to measure it from
-        ({"ratelimit-remaining": "0", "ratelimit-reset": str(SENT + 29), "date": DATE}, False, 29),  # DigitalOcean
-        ({"RateLimit-Limit": "3600", "RateLimit-Remaining": "0", "RateLimit-Reset": str(SENT + 28800), "Date": DATE}, True, 8),  # Hetzner
-        ({"RateLimit-Limit": "3600", "RateLimit-Remaining": "0", "RateLimit-Reset": str(SENT + 28800)}, True, None),
-        ({"RateLimit-Limit": "3600", "RateLimit-Remaining": "5", "RateLimit-Reset": str(SENT + 60), "Date": DATE}, True, None),
+        (
+            {"Retry-After": "Mon, 01 Jan 2001 00:00:30 GMT"},
+            False,
+            None,
+        ),  # no Date to measure it from
+        (
+            {"ratelimit-remaining": "0", "ratelimit-reset": str(SENT + 29), "date": DATE},
+            False,
+            29,
+        ),  # DigitalOcean
+        (
+            {
+                "RateLimit-Limit": "3600",
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(SENT + 28800),
+                "Date": DATE,
+            },
+            True,
+            8,
+        ),  # Hetzner
+        (
+            {
+                "RateLimit-Limit": "3600",
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(SENT + 28800),
+            },
+            True,
+            None,
+        ),
+        (
+            {
+                "RateLimit-Limit": "3600",
+                "RateLimit-Remaining": "5",
+                "RateLimit-Reset": str(SENT + 60),
+                "Date": DATE,
+            },
+            True,
+            None,
+        ),
         ({"ratelimit-remaining": "0", "ratelimit-reset": str(SENT - 5), "date": DATE}, False, 0),
         ({"Retry-After": "soon"}, False, None),
         ({"Retry-After": "-3"}, False, None),
@@ -228,7 +285,16 @@ def test_advised_wait_reads_the_headers_against_the_replys_own_date(headers, spr
         (unreadable("hetzner", "start snapshot", 201, "cut short"), False),
         (unreadable("hetzner", "start snapshot", 400, "no error body"), False),
     ],
-    ids=["429", "403", "422", "action-failed", "500", "no-response", "garbled-201", "4xx-without-api-body"],
+    ids=[
+        "429",
+        "403",
+        "422",
+        "action-failed",
+        "500",
+        "no-response",
+        "garbled-201",
+        "4xx-without-api-body",
+    ],
 )
 def test_a_failure_is_a_certain_refusal_only_when_the_api_says_so(failure, refused):
     """A journal entry is closed on a refusal, so only a certain one may count."""
