@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from snapshot_policy.cli import main
-from snapshot_policy.demo import TOKENS, run_demo
+from snapshot_policy.cli.demo import TOKENS, run_demo
 
 # Which of the fleet's snapshots the daily and weekly rules keep depends on where the weeks
 # fall, so the demo runs at one pinned moment (a Sunday) and the counts below hold on any date.

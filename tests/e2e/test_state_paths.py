@@ -3,10 +3,8 @@
 Proves: a run-state or journal path that is a folder, an audit log at the run state's path, a
 lock file at the log file's path, and `plan --out` naming the policy make the command exit 1
 with one line naming the setting(s), nothing changed in the cloud and the files left as they
-were.
-
-These wait for `statefiles.check_files` to be called by plan and apply (cli.py): until then
-they are expected to fail; once it is, drop the xfail marker.
+were: plan and apply ask `statefiles.check_files` before anything else
+(cli/cloud_commands.py).
 """
 
 from __future__ import annotations
