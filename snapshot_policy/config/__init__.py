@@ -20,6 +20,7 @@ from pathlib import Path
 
 from snapshot_policy.config.legacy import load_legacy
 from snapshot_policy.config.policy import load_policy
+from snapshot_policy.config.policy import prices as load_prices
 from snapshot_policy.config.problems import Problem
 from snapshot_policy.core.model import Price, RunSettings, TargetFailure, TargetSpec
 
@@ -42,7 +43,7 @@ class LoadedConfig:
     document: Mapping | None = None
     """The policy-shaped document the targets were built from (for a legacy layout, what
     `migrate` prints); None when the files could not be read."""
-    prices: Mapping[str, Price] = field(default_factory=dict)
+    prices: Mapping[str, Price] = field(default_factory=lambda: load_prices({}))
     """What a GB of snapshots costs a month per provider (`settings.prices`, else the
     defaults), for the storage lines of a plan."""
 

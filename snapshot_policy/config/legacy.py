@@ -54,7 +54,7 @@ class LegacyLoad:
     server_files: list[str] = field(default_factory=list)
     """Files whose problems fail only their own target (server files, missing arguments)."""
     document: dict = field(default_factory=dict)
-    prices: dict[str, Price] = field(default_factory=dict)
+    prices: dict[str, Price] = field(default_factory=lambda: policy.prices({}))
     """The schema's default prices, as `policy.build` gives them: the legacy files name none."""
 
 

@@ -15,7 +15,9 @@ Requests go out through a few threads per account, so one slow reply holds up no
 the account's own thread takes every result, writes the journal (once per batch, before
 the requests it covers) and moves each target on. What to create and delete was decided
 by the plan, and what a target does next is decided by its `lifecycle.Lifecycle`: this
-module schedules, sends, waits and writes, and decides nothing.
+module schedules, sends, waits and writes. The only rules left here are about waiting
+itself: when the next poll round is due, when a create has outlasted the creation timeout,
+and when an account's polls have failed too often to go on.
 
 Told to stop (`Stop`, set by the CLI on SIGTERM or SIGINT), the run starts no hook, snapshot
 or deletion more; it kills the hooks still running (`hooks.stop_all`), runs the `after` hook

@@ -18,7 +18,7 @@ Accounts are read concurrently (up to `ACCOUNT_READERS` at a time; each has its 
 object), their results then taken in the order the specs name the accounts, so the outcome
 does not depend on which answers first. Within an account the listings stay in sequence:
 servers, one listing per distinct label selector, snapshots (the adapters read the pages of
-each a few at a time, in page order: providers/paging.py). The snapshot listing is grouped
+each a few at a time, in page order: edges/providers/paging.py). The snapshot listing is grouped
 by server once, so each target classifies its own server's snapshots only.
 """
 
@@ -93,6 +93,22 @@ def observe(
         by_account[spec.account].append(spec)
     reads = _read_accounts(by_account, connect)
     for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
+        if not isinstance(read, Exception):
+            try:
+                seen = _account_seen(
+                    account,
+                    account_specs,
+                    read,
+                    orphans,
+                    orphans_keep_last,
+                    journal,
+                    absent_since,
+                    now,
+                    creation_timeout,
+                )
+            except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
+                log.debug("reading account %s failed", account.name, exc_info=True)
+                read = error
         if isinstance(read, Exception):
             reason = (
                 str(read)
@@ -102,37 +118,58 @@ def observe(
             cannot = f"cannot read account {account.name}: {reason}"
             result.failures += [failure(s, cannot) for s in account_specs]
             continue
-        result.providers[account.name] = read.provider
-        unsettled = list(read.provider.unsettled)
-        if unsettled:
-            result.withheld[account.name] = (
-                f"deletions withheld: {'; '.join(unsettled)}; "
-                f"two views of account {account.name} disagree"
-            )
-        targets, unresolved = resolve(account_specs, read.servers, read.selected)
-        targets, incomplete = listed_completely(targets, read.servers, read.listing)
-        result.failures += unresolved + incomplete
-        if orphans:
-            certain = absence_certain(bool(unresolved), bool(unsettled), bool(incomplete))
-            found, absent = find_orphans(
-                account,
-                account_specs[0].owner,
-                read.servers,
-                read.listing,
-                certain,
-                absent_since,
-                now,
-                orphans_keep_last,
-            )
-            if absent is not None:
-                result.absent[account.name] = absent
-            targets += found
-        grouped = by_server(read.listing)
-        result.observed += [
-            (t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout))
-            for t in targets
-        ]
+        result.observed += seen.observed
+        result.failures += seen.failures
+        result.providers.update(seen.providers)
+        result.absent.update(seen.absent)
+        result.withheld.update(seen.withheld)
     return result
+
+
+def _account_seen(
+    account: Account,
+    specs: Sequence[TargetSpec],
+    read: _AccountRead,
+    orphans: bool,
+    orphans_keep_last: int | None,
+    journal: Journal | None,
+    absent_since: Mapping[tuple[str, str], datetime] | None,
+    now: datetime | None,
+    creation_timeout: timedelta,
+) -> Observation:
+    """One account's part of the observation, from its listings (the decisions are the pure
+    core's: `resolve`, `orphans`)."""
+    seen = Observation(providers={account.name: read.provider})
+    unsettled = list(read.provider.unsettled)
+    if unsettled:
+        seen.withheld[account.name] = (
+            f"deletions withheld: {'; '.join(unsettled)}; "
+            f"two views of account {account.name} disagree"
+        )
+    targets, unresolved = resolve(specs, read.servers, read.selected)
+    targets, incomplete = listed_completely(targets, read.servers, read.listing)
+    seen.failures += unresolved + incomplete
+    if orphans:
+        certain = absence_certain(bool(unresolved), bool(unsettled), bool(incomplete))
+        found, absent = find_orphans(
+            account,
+            specs[0].owner,
+            read.servers,
+            read.listing,
+            certain,
+            absent_since,
+            now,
+            orphans_keep_last,
+        )
+        if absent is not None:
+            seen.absent[account.name] = absent
+        targets += found
+    grouped = by_server(read.listing)
+    seen.observed += [
+        (t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout))
+        for t in targets
+    ]
+    return seen
 
 
 @dataclass

@@ -112,19 +112,14 @@ def decide(
     loaded: LoadedConfig,
     whole: bool,
     now: datetime,
-    journal: Journal | None = None,
-    state: RunState | None = None,
-    connect: Callable[[Account], providers.Provider] | None = None,
+    journal: Journal,
+    state: RunState,
+    connect: Callable[[Account], providers.Provider],
 ) -> tuple[Plan, list[TargetFailure], Observation]:
     """Read the clouds and plan at `now`, with what earlier runs recorded. Orphans belong to
-    no target, so a run limited by --target (`whole` false) leaves them alone. What is not
-    given comes from the configuration's RunContext; `connect` is the chaos suite's seam for
-    fast retries."""
+    no target, so a run limited by --target (`whole` false) leaves them alone. `connect` is
+    the RunContext's, or the chaos suite's (fast retries)."""
     settings = loaded.settings
-    if journal is None or state is None or connect is None:
-        context = RunContext.of(loaded)
-        journal, state = journal or context.journal(now), state or context.state(now)
-        connect = connect or context.connect
     creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
     observation = observe(
         loaded.targets,

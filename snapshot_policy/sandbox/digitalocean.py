@@ -15,6 +15,7 @@ ignored.
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class DigitalOceanAPI:
     def __init__(self, state: State, action_fails: Callable[[str, int], bool]) -> None:
         self.state = state
         self._action_fails = action_fails
+        # Numbered, not random, so a run's failure messages read the same each time.
+        self._request_ids = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             ("GET", re.compile(r"/v2/droplets"), self._list_droplets),
             ("GET", re.compile(r"/v2/droplets/(\d+)"), self._get_droplet),
@@ -124,7 +127,7 @@ class DigitalOceanAPI:
         """Add the rate-limit and request id headers every DigitalOcean response carries; the
         usual error body (the API's "error" schema) names the request too, in `request_id`."""
         limit, remaining, reset = self.state.bucket(account, "digitalocean").status()
-        request_id = str(uuid.uuid4())
+        request_id = str(uuid.UUID(int=next(self._request_ids)))
         response.headers.update(
             {
                 "ratelimit-limit": str(limit),

@@ -20,10 +20,10 @@ being created 423 `locked`, and a server with a running action refuses `create_i
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import formatdate
@@ -116,6 +116,8 @@ class HetznerAPI:
     def __init__(self, state: State, action_fails: Callable[[str, int], bool]) -> None:
         self.state = state
         self._action_fails = action_fails
+        # Numbered, not random, so a run's failure messages read the same each time.
+        self._correlation_ids = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             ("GET", re.compile(r"/v1/servers"), self._list_servers),
             ("GET", re.compile(r"/v1/servers/actions"), self._list_server_actions),
@@ -191,7 +193,7 @@ class HetznerAPI:
                 "RateLimit-Remaining": str(remaining),
                 "RateLimit-Reset": str(reset),
                 "Date": formatdate(now, usegmt=True),
-                "X-Correlation-Id": uuid.uuid4().hex[:16],
+                "X-Correlation-Id": f"{next(self._correlation_ids):016x}",
             }
         )
         response.account = account.name if account else None

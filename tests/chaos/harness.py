@@ -7,7 +7,7 @@ with the seams the CLI does not expose: a simulated clock shared by the sandbox 
 planner, and a RetryPolicy whose sleeps are recorded and cut short, so retries with
 Retry-After and backoff cost milliseconds. Journal, run state and audit log persist between
 runs in the world's folder, as they do beside the lock file in production (same expiry as
-`run.journal_for`). Two worlds may share one sandbox (`shared`): two configurations over the
+`RunContext.journal`). Two worlds may share one sandbox (`shared`): two configurations over the
 same servers.
 """
 
@@ -46,7 +46,7 @@ ENV = {
 }
 REQUEST_TIMEOUT = 0.25
 TIMING = Timing(request_timeout=REQUEST_TIMEOUT, creation_timeout=20, poll_interval=0.05)
-# As run.journal_for (the in-flight window), with the default snapshot_creation_timeout of
+# As RunContext.journal (the in-flight window), with the default snapshot_creation_timeout of
 # 3600 s, in simulated time.
 JOURNAL_EXPIRY = timedelta(seconds=3600 + 600)
 

@@ -424,3 +424,22 @@ def test_a_droplet_naming_snapshots_the_listing_lacks_fails_its_target():
     ]
     assert [t.name for t, _ in observation.observed] == ["app", "db"]
     assert observation.absent == {}  # an incomplete listing proves no absence
+
+
+def test_a_listing_the_pure_core_cannot_take_fails_only_its_accounts_targets():
+    """A reply that parsed but holds what no snapshot holds (here: not a snapshot at all) trips
+    the decisions made from it, not the read: still that account's alone."""
+    providers = {
+        DO.name: FakeProvider(DO.provider, [Server("1", "web")], []),
+        HZ.name: FakeProvider(HZ.provider, [Server("3", "db")], [object()]),
+    }
+    specs = [
+        TargetSpec("b", DO, Selector(ids=("1",)), RetentionPolicy(keep_last=1)),
+        TargetSpec("d", HZ, Selector(ids=("3",)), RetentionPolicy(keep_last=1)),
+    ]
+    observation = observe(specs, lambda account: providers[account.name])
+    assert [(f.target, f.reason) for f in observation.failures] == [
+        ("d", "cannot read account hz: unexpected AttributeError while reading it")
+    ]
+    assert [t.name for t, _ in observation.observed] == ["b"]
+    assert sorted(observation.providers) == ["do"]

@@ -477,7 +477,7 @@ class DigitalOcean:
         try:
             return read(body)
         except Exception as error:  # a reply without what the operation returns
-            raise unreadable(self.name, operation, status, error) from None
+            raise unreadable(self.name, operation, status, error, self._last.request_id) from None
 
     def _refusal(
         self, operation: str, status: int | None, body: Any, reason: str | None, wait: float | None

@@ -332,8 +332,8 @@ class Hetzner:
 
     def _image_named(self, labels: Mapping[str, str], name: str) -> int | None:
         """The id of the snapshot named `name` that carries all of `labels` (those its start
-        was sent with), or None."""
-        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+        was sent with), or None. A label with an empty value is left out of the selector."""
+        selector = ",".join(f"{key}={value}" for key, value in labels.items() if value)
 
         def find() -> int | None:
             images = self._client.images.get_all(type=["snapshot"], label_selector=selector)

@@ -31,7 +31,7 @@ later, a removal there one earlier: each unbalanced shift shows (a key twice, or
 count), and a balanced pair leaves every later page as it was — the items are the set of one
 moment. Where they come last, a removal before the read position balanced by an addition at
 the end keeps the count and skips one item unseen; DigitalOcean, which offers no order, has
-its droplets' own `snapshot_ids` as the second view that finds it (observe.py).
+its droplets' own `snapshot_ids` as the second view that finds it (core/orphans.listed_completely).
 """
 
 from __future__ import annotations

@@ -227,10 +227,6 @@ class RetryPolicy:
             self.sleep,
         )
 
-    def delay(self, attempt: int, error: ProviderError) -> float:
-        """Return how long to wait before retry number `attempt + 1` after `error`."""
-        return self.backoff.delay(attempt + 1, error.retry_after)
-
     def call(self, operation: Callable[[], T]) -> T:
         """Return `operation()`, retrying transient ProviderErrors. Raise the last error.
 
