@@ -24,45 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from snapshot_policy.core.commands import (
-    AskAgain,
-    CheckBusy,
-    Command,
-    CrossOffAfter,
-    CrossOffDeletion,
-    CrossOffStart,
-    Delete,
-    Finished,
-    Log,
-    Poll,
-    Progress,
-    Queue,
-    Record,
-    RunAfter,
-    RunBefore,
-    Start,
-)
-from snapshot_policy.core.events import (
-    Abandon,
-    AfterOwed,
-    AfterRan,
-    BeforeRan,
-    Begin,
-    BusyListed,
-    CreateFailed,
-    DeleteCrashed,
-    Deleted,
-    DeleteFailed,
-    Event,
-    Made,
-    MarkFailed,
-    Refused,
-    Signal,
-    StartCrashed,
-    Started,
-    Turn,
-    WaitOver,
-)
+from snapshot_policy.core import commands, events
 from snapshot_policy.core.model import (
     ActionKind,
     Outcome,
@@ -147,52 +109,52 @@ class Lifecycle:
         hooks = self.target.hooks
         return bool(hooks and hooks.before and not self.before_done)
 
-    def on(self, event: Event) -> list[Command]:
+    def on(self, event: events.Event) -> list[commands.Command]:
         """Take `event`; return the commands to carry out, in order."""
         match event:
-            case Begin():
+            case events.Begin():
                 return self._begin(event)
-            case AfterOwed():
+            case events.AfterOwed():
                 return self._after_owed(event)
-            case MarkFailed(error):
+            case events.MarkFailed(error):
                 return self._mark_failed(error)
-            case WaitOver():
+            case events.WaitOver():
                 self.stage = Stage.QUEUED
-                return [Queue()]
-            case Turn():
+                return [commands.Queue()]
+            case events.Turn():
                 return self._turn()
-            case BeforeRan():
+            case events.BeforeRan():
                 return self._before_ran(event)
-            case AfterRan():
+            case events.AfterRan():
                 return self._after_ran(event)
-            case Started(started, sent):
+            case events.Started(started, sent):
                 return self._started(started, sent)
-            case Refused(error, at):
+            case events.Refused(error, at):
                 return self._refused(error, at)
-            case BusyListed():
+            case events.BusyListed():
                 return self._busy_listed(event)
-            case Made():
+            case events.Made():
                 return self._made(event)
-            case CreateFailed(error):
+            case events.CreateFailed(error):
                 return self._create_failed(error)
-            case StartCrashed(reason):
+            case events.StartCrashed(reason):
                 return [*self._create_over("failure"), *self._fail(reason)]
-            case Deleted(action):
+            case events.Deleted(action):
                 return self._deleted(action)
-            case DeleteFailed(action, error):
+            case events.DeleteFailed(action, error):
                 return self._delete_failed(action, error)
-            case DeleteCrashed(reason):
+            case events.DeleteCrashed(reason):
                 self.errors.append(reason)
                 return self._deletions_over()
-            case Signal():
+            case events.Signal():
                 return self._signal(event)
-            case Abandon(error):
+            case events.Abandon(error):
                 return self._abandon(error)
         raise TypeError(f"not a lifecycle event: {event!r}")
 
     # -- beginning ------------------------------------------------------------------------
 
-    def _after_owed(self, event: AfterOwed) -> list[Command]:
+    def _after_owed(self, event: events.AfterOwed) -> list[commands.Command]:
         """Run first the after hook an interrupted run owes this target (journal.py): its
         before hook may have frozen what only the after hook thaws."""
         hooks = self.target.hooks
@@ -203,24 +165,27 @@ class Lifecycle:
                 "which is no longer configured: check the server by hand"
             )
             return [
-                CrossOffAfter(),
-                Log(logging.ERROR, f"{self.label}: {problem}"),
+                commands.CrossOffAfter(),
+                commands.Log(logging.ERROR, f"{self.label}: {problem}"),
                 *self._fail(problem),
             ]
         note = (
             f"{self.label}: running first the after hook an interrupted run owes "
             f"(its before hook ran for {event.snapshot_name} at {event.began.isoformat()})"
         )
-        return [Log(logging.WARNING, note), *self._run_after("failure", event.snapshot_name)]
+        return [
+            commands.Log(logging.WARNING, note),
+            *self._run_after("failure", event.snapshot_name),
+        ]
 
-    def _begin(self, event: Begin) -> list[Command]:
+    def _begin(self, event: events.Begin) -> list[commands.Command]:
         """Begin, unless the settlement already failed it. One already making a snapshot gets
         no second one; one busy with another action waits."""
         if self.stage is not Stage.WAITING:
             return []
         if self.plan.create is None:
             return [
-                Log(logging.INFO, f"{self.label}: no snapshot: {self.plan.schedule_note}"),
+                commands.Log(logging.INFO, f"{self.label}: no snapshot: {self.plan.schedule_note}"),
                 *self._confirmed(None, event.now),
             ]
         if event.busy == "snapshot":
@@ -231,7 +196,7 @@ class Lifecycle:
             self.stage = Stage.OWED_AFTER
             return []
         self.stage = Stage.QUEUED
-        return [Queue()]
+        return [commands.Queue()]
 
     # -- busy servers ---------------------------------------------------------------------
 
@@ -242,7 +207,7 @@ class Lifecycle:
             "not starting a second one"
         )
 
-    def _wait_while_busy(self, kind: str, at: float) -> list[Command]:
+    def _wait_while_busy(self, kind: str, at: float) -> list[commands.Command]:
         """Ask again later: after BUSY_FIRST_WAIT, doubling up to poll_interval, until the
         creation timeout has passed since the server was first busy."""
         self.busy_since = at if self.busy_since is None else self.busy_since
@@ -250,14 +215,14 @@ class Lifecycle:
         self.busy_waits += 1
         self.stage = Stage.BUSY
         return [
-            Log(
+            commands.Log(
                 logging.INFO,
                 f"{self.label}: the server is busy ({kind}); asking again in {wait_for:.1f}s",
             ),
-            AskAgain(at + wait_for),
+            commands.AskAgain(at + wait_for),
         ]
 
-    def _busy_listed(self, event: BusyListed) -> list[Command]:
+    def _busy_listed(self, event: events.BusyListed) -> list[commands.Command]:
         """After a refusal: a snapshot in progress fails it, another action makes it wait."""
         if event.busy == "snapshot":
             return [*self._create_over("failure"), *self._fail(self._second_snapshot())]
@@ -270,7 +235,7 @@ class Lifecycle:
 
     # -- hooks ----------------------------------------------------------------------------
 
-    def _before_ran(self, event: BeforeRan) -> list[Command]:
+    def _before_ran(self, event: events.BeforeRan) -> list[commands.Command]:
         self.before_done = event.ran
         if not event.ran:
             return self._fail(
@@ -281,38 +246,38 @@ class Lifecycle:
             problem = self._not_started(event.stopped)
         if problem is None:
             self.stage = Stage.QUEUED
-            return [Queue(front=True)]
+            return [commands.Queue(front=True)]
         return [
-            Log(logging.ERROR, f"{self.label}: {problem}; no snapshot, nothing deleted"),
+            commands.Log(logging.ERROR, f"{self.label}: {problem}; no snapshot, nothing deleted"),
             *self._create_over("failure"),
             *self._fail(problem),
         ]
 
-    def _after_ran(self, event: AfterRan) -> list[Command]:
+    def _after_ran(self, event: events.AfterRan) -> list[commands.Command]:
         problem = event.problem
         if problem is not None and self.rerun_after:  # killed at the stop: a thaw must still happen
             self.rerun_after = False
             return [
-                Log(logging.WARNING, f"{self.label}: {problem}; running it again"),
+                commands.Log(logging.WARNING, f"{self.label}: {problem}; running it again"),
                 *self._run_after(*self.after_for),
             ]
         self.after_pending = False
-        commands: list[Command] = [CrossOffAfter()]
+        orders: list[commands.Command] = [commands.CrossOffAfter()]
         if problem is not None:
-            commands.append(Log(logging.ERROR, f"{self.label}: {problem}"))
+            orders.append(commands.Log(logging.ERROR, f"{self.label}: {problem}"))
             self.errors.append(problem)
         if self.stage is Stage.OWED_AFTER:
             if problem is not None:
-                return commands + self._fail(
+                return orders + self._fail(
                     "the after hook an interrupted run owed did not succeed; no snapshot this run"
                 )
             if event.stopped:
-                return commands + self._fail(self._not_started(event.stopped))
+                return orders + self._fail(self._not_started(event.stopped))
             self.stage = Stage.QUEUED
-            return commands + [Queue()]
-        return commands + self._maybe_finish()
+            return orders + [commands.Queue()]
+        return orders + self._maybe_finish()
 
-    def _create_over(self, status: str) -> list[Command]:
+    def _create_over(self, status: str) -> list[commands.Command]:
         """The snapshot is made, failed or will not be made: the `after` hook runs, once the
         `before` hook ran (or there is none)."""
         hooks = self.target.hooks
@@ -320,107 +285,115 @@ class Lifecycle:
             return self._run_after(status)
         return []
 
-    def _run_after(self, status: str, snapshot_name: str = "") -> list[Command]:
+    def _run_after(self, status: str, snapshot_name: str = "") -> list[commands.Command]:
         self.after_pending = True
         self.after_for = (status, snapshot_name or self.plan.create.snapshot.name)
-        return [RunAfter(*self.after_for)]
+        return [commands.RunAfter(*self.after_for)]
 
     # -- starting -----------------------------------------------------------------------
 
-    def _turn(self) -> list[Command]:
+    def _turn(self) -> list[commands.Command]:
         """Its turn came: its before hook runs first, if it has one that has not run."""
         if self.before_owed:
             self.stage = Stage.BEFORE
-            return [RunBefore()]
+            return [commands.RunBefore()]
         self.stage = Stage.STARTING
-        return [Start(self.plan.create.snapshot.name, self.plan.create.reason)]
+        return [commands.Start(self.plan.create.snapshot.name, self.plan.create.reason)]
 
-    def _started(self, started: StartedSnapshot, sent: float) -> list[Command]:
+    def _started(self, started: StartedSnapshot, sent: float) -> list[commands.Command]:
         if self.stopped:
             return self._stopped_while_made(started)
         self.stage, self.making = Stage.MAKING, started
-        return [Poll(started, sent)]
+        return [commands.Poll(started, sent)]
 
-    def _refused(self, error: ProviderError, at: float) -> list[Command]:
+    def _refused(self, error: ProviderError, at: float) -> list[commands.Command]:
         """Refused as busy: nothing was started, for certain. Ask what the server is busy with."""
         self.busy_since = at if self.busy_since is None else self.busy_since
         self.stage, self.refusal = Stage.BUSY, error
-        crossed = CrossOffStart(self.plan.create.snapshot.name)
+        crossed = commands.CrossOffStart(self.plan.create.snapshot.name)
         if self.stopped:
             return [crossed, *self._create_over("failure"), *self._fail(self._not_started())]
-        return [crossed, CheckBusy()]
+        return [crossed, commands.CheckBusy()]
 
-    def _create_failed(self, error: ProviderError) -> list[Command]:
+    def _create_failed(self, error: ProviderError) -> list[commands.Command]:
         # Certain that no snapshot appears under the name: its start is crossed off.
-        crossed = [CrossOffStart(self.plan.create.snapshot.name)] if error.no_snapshot else []
-        failed = Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}")
+        crossed = (
+            [commands.CrossOffStart(self.plan.create.snapshot.name)] if error.no_snapshot else []
+        )
+        failed = commands.Log(
+            logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"
+        )
         return [*crossed, failed, *self._create_over("failure"), *self._fail(str(error))]
 
-    def _mark_failed(self, error: ProviderError) -> list[Command]:
-        failed = Log(logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}")
+    def _mark_failed(self, error: ProviderError) -> list[commands.Command]:
+        failed = commands.Log(
+            logging.ERROR, f"{self.label}: snapshot failed, nothing deleted: {error}"
+        )
         return [failed, *self._fail(str(error))]
 
     # -- made, and the deletions that stand -----------------------------------------------
 
-    def _made(self, event: Made) -> list[Command]:
+    def _made(self, event: events.Made) -> list[commands.Command]:
         made, create = event.snapshot, self.plan.create
         self.created = made
         return [
-            CrossOffStart(create.snapshot.name),
-            Log(logging.INFO, f"{self.label}: created {made.name} ({made.id})"),
-            Record("created", made, create.reason),
+            commands.CrossOffStart(create.snapshot.name),
+            commands.Log(logging.INFO, f"{self.label}: created {made.name} ({made.id})"),
+            commands.Record("created", made, create.reason),
             *self._create_over("success"),
             *self._confirmed(made, event.now),
         ]
 
-    def _confirmed(self, made: Snapshot | None, now: datetime) -> list[Command]:
+    def _confirmed(self, made: Snapshot | None, now: datetime) -> list[commands.Command]:
         """The create is over and succeeded (or none was due): delete what still stands."""
-        commands: list[Command] = []
+        orders: list[commands.Command] = []
         standing = standing_deletions(self.plan, made, now)
         for action in self.plan.of_kind(ActionKind.DELETE):
             if action in standing:
-                commands.append(Delete(action))
+                orders.append(commands.Delete(action))
                 self.deletions_left += 1
             else:
-                commands.append(
-                    Log(
+                orders.append(
+                    commands.Log(
                         logging.INFO,
                         f"{self.label}: keeping {action.snapshot.name} after all: "
                         "retention with the new snapshot keeps it",
                     )
                 )
         for action in self.plan.of_kind(ActionKind.KEEP):
-            commands.append(
-                Log(logging.DEBUG, f"{self.label}: keeping {action.snapshot.name}: {action.reason}")
+            orders.append(
+                commands.Log(
+                    logging.DEBUG, f"{self.label}: keeping {action.snapshot.name}: {action.reason}"
+                )
             )
         if self.deletions_left:
             self.stage = Stage.DELETING
-            return commands + [Progress("deleting")]
+            return orders + [commands.Progress("deleting")]
         self.stage = Stage.OVER
-        return commands + self._maybe_finish()
+        return orders + self._maybe_finish()
 
-    def _deleted(self, action: PlanAction) -> list[Command]:
+    def _deleted(self, action: PlanAction) -> list[commands.Command]:
         snapshot = action.snapshot
         self.deleted.append(snapshot)
         what = f"{snapshot.name} ({snapshot.id})"
         return [
-            Log(logging.INFO, f"{self.label}: deleted {what}: {action.reason}"),
-            Record("deleted", snapshot, action.reason),
-            CrossOffDeletion(snapshot.id),
+            commands.Log(logging.INFO, f"{self.label}: deleted {what}: {action.reason}"),
+            commands.Record("deleted", snapshot, action.reason),
+            commands.CrossOffDeletion(snapshot.id),
             *self._deletions_over(),
         ]
 
-    def _delete_failed(self, action: PlanAction, error: ProviderError) -> list[Command]:
+    def _delete_failed(self, action: PlanAction, error: ProviderError) -> list[commands.Command]:
         """A deletion refused for certain is crossed off (the snapshot is still there); one
         that may have happened stays in the journal for the next run to check."""
         snapshot = action.snapshot
         self.errors.append(f"delete {snapshot.name}: {error}")
-        refused = [CrossOffDeletion(snapshot.id)] if error.refused else []
+        refused = [commands.CrossOffDeletion(snapshot.id)] if error.refused else []
         what = f"{snapshot.name} ({snapshot.id})"
-        failed = Log(logging.ERROR, f"{self.label}: could not delete {what}: {error}")
+        failed = commands.Log(logging.ERROR, f"{self.label}: could not delete {what}: {error}")
         return [failed, *refused, *self._deletions_over()]
 
-    def _deletions_over(self, count: int = 1) -> list[Command]:
+    def _deletions_over(self, count: int = 1) -> list[commands.Command]:
         self.deletions_left -= count
         if not self.deletions_left:
             self.stage = Stage.OVER
@@ -428,7 +401,7 @@ class Lifecycle:
 
     # -- stopping -------------------------------------------------------------------------
 
-    def _signal(self, event: Signal) -> list[Command]:
+    def _signal(self, event: events.Signal) -> list[commands.Command]:
         """Give up what has not begun, and leave a snapshot being made to the journal: the
         next run adopts it (or sees it failed). Replies to requests already sent still come."""
         self.stopped = event.reason
@@ -445,10 +418,10 @@ class Lifecycle:
     def _not_started(self, reason: str = "") -> str:
         return f"{reason or self.stopped} stopped the run before its snapshot was started"
 
-    def _stopped_while_made(self, started: StartedSnapshot) -> list[Command]:
+    def _stopped_while_made(self, started: StartedSnapshot) -> list[commands.Command]:
         note = f"stopped the run while {started.name} was being made; the next run adopts it"
         return [
-            Log(logging.WARNING, f"{self.label}: {self.stopped} {note}"),
+            commands.Log(logging.WARNING, f"{self.label}: {self.stopped} {note}"),
             *self._create_over("failure"),
             *self._fail(
                 f"{self.stopped} stopped the run while its snapshot {started.name} "
@@ -458,28 +431,28 @@ class Lifecycle:
 
     # -- the end --------------------------------------------------------------------------
 
-    def _abandon(self, error: str) -> list[Command]:
+    def _abandon(self, error: str) -> list[commands.Command]:
         if self.stage is Stage.DONE:
             return []
         self.errors.append(error)
         self.stage, self.deletions_left, self.after_pending = Stage.OVER, 0, False
         return self._maybe_finish()
 
-    def _fail(self, error: str) -> list[Command]:
+    def _fail(self, error: str) -> list[commands.Command]:
         if self.stage is not Stage.DONE:  # already done: it fails, but is not finished again
             self.stage = Stage.OVER
         self.errors.append(error)
         return self._maybe_finish()
 
-    def _maybe_finish(self) -> list[Command]:
+    def _maybe_finish(self) -> list[commands.Command]:
         """Finish the target once its create, its deletions and its after hook are all over."""
         if self.stage is not Stage.OVER or self.deletions_left or self.after_pending:
             return []
         self.stage = Stage.DONE
         problems = filter(None, (self.plan.refusal, *self.plan.problems))
         return [
-            *(Log(logging.ERROR, f"{self.label}: {problem}") for problem in problems),
-            Finished(),
+            *(commands.Log(logging.ERROR, f"{self.label}: {problem}") for problem in problems),
+            commands.Finished(),
         ]
 
     def outcome(self) -> Outcome:

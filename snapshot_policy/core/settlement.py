@@ -7,14 +7,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from snapshot_policy.core.commands import (
-    Command,
-    CrossOffDeletion,
-    CrossOffStart,
-    Log,
-    Mark,
-    Record,
-)
+from snapshot_policy.core import commands
 from snapshot_policy.core.lifecycle import target_label
 from snapshot_policy.core.model import (
     ActionKind,
@@ -29,7 +22,7 @@ def settle(
     ahead: Iterable[tuple[str, datetime]],
     deletions: Mapping[str, tuple[str, str]],
     now: datetime,
-) -> list[Command]:
+) -> list[commands.Command]:
     """Close what an earlier run left open in the journal for `plan`'s server, on positive
     evidence only (the plan's snapshots are this run's listing).
 
@@ -45,55 +38,57 @@ def settle(
         for a in plan.actions
         if a.kind is not ActionKind.CREATE and a.snapshot.id
     }
-    commands: list[Command] = []
+    orders: list[commands.Command] = []
     settled = set()
     for name in pending:
         snapshot = listed.get(name)
         if snapshot is None or not snapshot.managed:  # not listed yet, or not what this start made
             continue
         if snapshot.unmarked:
-            commands += [
-                Mark(snapshot),
-                Log(
+            orders += [
+                commands.Mark(snapshot),
+                commands.Log(
                     logging.INFO,
                     f"{target.name}: marked {snapshot.name} ({snapshot.id}), "
                     "started by an interrupted run",
                 ),
-                Record("adopted", snapshot, snapshot.ownership, once=True),
+                commands.Record("adopted", snapshot, snapshot.ownership, once=True),
             ]
         else:
-            commands.append(
-                Record(
+            orders.append(
+                commands.Record(
                     "created",
                     snapshot,
                     "made by an earlier run that could not see it finish",
                     once=True,
                 )
             )
-        commands.append(CrossOffStart(name))
+        orders.append(commands.CrossOffStart(name))
         settled.add(name)
     for name, started in ahead:
         if name in settled:  # crossed off above
             continue
-        commands += [
-            Log(
+        orders += [
+            commands.Log(
                 logging.WARNING,
                 f"{target_label(plan)}: crossed off the journal's start of {name}, dated "
                 f"{started.isoformat()} by a clock that ran ahead; it adopts nothing",
             ),
-            CrossOffStart(name),
+            commands.CrossOffStart(name),
         ]
     present = {a.snapshot.id for a in plan.actions if a.snapshot.id}
     for snapshot_id, (name, reason) in deletions.items():
         if snapshot_id not in present:
             gone = Snapshot(snapshot_id, name, now, target.server_id, True, "")
-            commands += [
-                Log(
+            orders += [
+                commands.Log(
                     logging.INFO,
                     f"{target.name}: {name} ({snapshot_id}) was deleted by an earlier run "
                     "that could not see it done",
                 ),
-                Record("deleted", gone, f"{reason} (deleted by an interrupted run)", once=True),
+                commands.Record(
+                    "deleted", gone, f"{reason} (deleted by an interrupted run)", once=True
+                ),
             ]
-        commands.append(CrossOffDeletion(snapshot_id))
-    return commands
+        orders.append(commands.CrossOffDeletion(snapshot_id))
+    return orders

@@ -38,45 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from snapshot_policy.core.commands import (
-    AskAgain,
-    CheckBusy,
-    Command,
-    CrossOffAfter,
-    CrossOffDeletion,
-    CrossOffStart,
-    Delete,
-    Finished,
-    Log,
-    Mark,
-    Poll,
-    Progress,
-    Queue,
-    Record,
-    RunAfter,
-    RunBefore,
-    Start,
-)
-from snapshot_policy.core.events import (
-    Abandon,
-    AfterOwed,
-    AfterRan,
-    BeforeRan,
-    Begin,
-    BusyListed,
-    CreateFailed,
-    DeleteCrashed,
-    Deleted,
-    DeleteFailed,
-    Made,
-    MarkFailed,
-    Refused,
-    Signal,
-    StartCrashed,
-    Started,
-    Turn,
-    WaitOver,
-)
+from snapshot_policy.core import commands, events
 from snapshot_policy.core.lifecycle import (
     Lifecycle,
     Stage,
@@ -316,45 +278,45 @@ class AccountRun:
 
     def fail_unfinished(self, error: str) -> None:
         for life in self.targets:
-            self._carry(life, life.on(Abandon(error)))
+            self._carry(life, life.on(events.Abandon(error)))
 
-    def _carry(self, life: Lifecycle, commands: Iterable[Command]) -> None:
+    def _carry(self, life: Lifecycle, orders: Iterable[commands.Command]) -> None:
         """Carry out a lifecycle's commands in order (`Start`, `Mark`: their callers do)."""
         t, journal = life.target, self.executor.journal
-        for command in commands:
+        for command in orders:
             match command:
-                case Log(level, message):
+                case commands.Log(level, message):
                     log.log(level, message)
-                case Record(event, snapshot, reason, once):
+                case commands.Record(event, snapshot, reason, once):
                     self.executor.record(event, life, snapshot, reason, once)
-                case CrossOffStart(name):
+                case commands.CrossOffStart(name):
                     journal.marked(t.account, t.server_id, name)
-                case CrossOffDeletion(snapshot_id):
+                case commands.CrossOffDeletion(snapshot_id):
                     journal.deleted(t.account, t.server_id, snapshot_id)
-                case CrossOffAfter():
+                case commands.CrossOffAfter():
                     journal.after_ran(t.account, t.server_id, t.name)
-                case Queue(front):
+                case commands.Queue(front):
                     (self.to_start.appendleft if front else self.to_start.append)(life)
-                case AskAgain(at):
+                case commands.AskAgain(at):
                     self.busy.append((at, life))
-                case CheckBusy():
+                case commands.CheckBusy():
                     self.refused_busy.append(life)
-                case RunBefore():
+                case commands.RunBefore():
                     future = self.hook_pool.submit(self._before, life)
                     self.hook_runs[future] = lambda f, life=life: self._before_done(life, f)
-                case Poll(started, sent):
+                case commands.Poll(started, sent):
                     self.in_flight[started] = (life, sent)
                     if len(self.in_flight) == 1:  # the first to wait for: look soon
                         self.next_poll = self.executor.monotonic() + FIRST_POLL
-                case RunAfter(status, snapshot_name):
+                case commands.RunAfter(status, snapshot_name):
                     variables = hooks.environment(t, snapshot_name, status)
                     future = self.hook_pool.submit(hooks.run, "after", t.hooks, t, variables)
                     self.hook_runs[future] = lambda f, life=life: self._after_done(life, f)
-                case Delete(action):
+                case commands.Delete(action):
                     self.to_delete.append((life, action))
-                case Progress(stage):
+                case commands.Progress(stage):
                     self.executor.progress(t, stage)
-                case Finished():
+                case commands.Finished():
                     self.executor.progress(t, "done" if life.outcome().ok else "failed")
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
@@ -395,20 +357,20 @@ class AccountRun:
         ahead = [(name, when) for *at, name, when in journal.future_starts() if tuple(at) == server]
         pending, deletions = journal.pending(*server), journal.deletions(*server)
         for command in settle(life.plan, pending, ahead, deletions, self.executor.now()):
-            if not isinstance(command, Mark):
+            if not isinstance(command, commands.Mark):
                 self._carry(life, [command])
                 continue
             try:
                 self.provider.mark_snapshot(command.snapshot.id, marker_labels(t))
             except ProviderError as error:
-                self._carry(life, life.on(MarkFailed(error)))
+                self._carry(life, life.on(events.MarkFailed(error)))
                 break
         owed = journal.afters_pending(*server).get(t.name)
         if owed is not None:
-            self._carry(life, life.on(AfterOwed(*owed)))
+            self._carry(life, life.on(events.AfterOwed(*owed)))
 
-    def _begin(self, busy: str | None = None) -> Begin:
-        return Begin(self.executor.now(), self.executor.monotonic(), busy)
+    def _begin(self, busy: str | None = None) -> events.Begin:
+        return events.Begin(self.executor.now(), self.executor.monotonic(), busy)
 
     # -- (a) start -----------------------------------------------------------------------
 
@@ -441,13 +403,13 @@ class AccountRun:
             )  # unreadable: ask again; the cloud refuses a second snapshot itself
             for life in refused:
                 kind = busy.get(life.target.server_id, "an action")
-                self._carry(life, life.on(BusyListed(kind, self.executor.monotonic())))
+                self._carry(life, life.on(events.BusyListed(kind, self.executor.monotonic())))
         now = self.executor.monotonic()
         ready = [life for when, life in self.busy if when <= now]
         if ready:
             self.busy = [(when, life) for when, life in self.busy if when > now]
             for life in ready:
-                self._carry(life, life.on(WaitOver()))
+                self._carry(life, life.on(events.WaitOver()))
 
     def _room(self) -> bool:
         return (
@@ -458,7 +420,7 @@ class AccountRun:
     def _start_some(self) -> None:
         """Give the queued targets their turn: a before hook runs first (it counts toward
         `parallel`), and starts are spaced by `delay_between_servers`."""
-        batch: list[tuple[Lifecycle, Start]] = []
+        batch: list[tuple[Lifecycle, commands.Start]] = []
         while (
             not self.executor.stop.is_set()
             and self.to_start
@@ -474,8 +436,8 @@ class AccountRun:
                 self.budget.spend()
             life = self.to_start.popleft()
             self.starting += 1
-            (command,) = life.on(Turn())
-            if isinstance(command, Start):
+            (command,) = life.on(events.Turn())
+            if isinstance(command, commands.Start):
                 batch.append((life, command))
             else:
                 self._carry(life, [command])
@@ -514,7 +476,7 @@ class AccountRun:
         except Exception as error:  # a bug in running it: the hook did not succeed
             log.exception("%s: unexpected error in the before hook", life.label)
             problem, ran = f"before hook: unexpected error: {type(error).__name__}: {error}", True
-        self._carry(life, life.on(BeforeRan(problem, ran, self.executor.stop.reason)))
+        self._carry(life, life.on(events.BeforeRan(problem, ran, self.executor.stop.reason)))
 
     def _after_done(self, life: Lifecycle, future: Future) -> None:
         try:
@@ -522,7 +484,7 @@ class AccountRun:
         except Exception as error:  # a bug in running it: the hook did not succeed
             log.exception("%s: unexpected error in the after hook", life.label)
             problem = f"after hook: unexpected error: {type(error).__name__}: {error}"
-        self._carry(life, life.on(AfterRan(problem, self.executor.stop.reason)))
+        self._carry(life, life.on(events.AfterRan(problem, self.executor.stop.reason)))
 
     def _started(self, life: Lifecycle, future: Future, sent: float) -> None:
         self.starting -= 1
@@ -530,14 +492,14 @@ class AccountRun:
         try:
             started = future.result()
         except ServerBusy as error:  # certain: nothing was started
-            self._carry(life, life.on(Refused(error, self.executor.monotonic())))
+            self._carry(life, life.on(events.Refused(error, self.executor.monotonic())))
         except ProviderError as error:
-            self._carry(life, life.on(CreateFailed(error)))
+            self._carry(life, life.on(events.CreateFailed(error)))
         except Exception as error:  # a bug fails this target only
             log.exception("%s: unexpected error", life.label)
-            self._carry(life, life.on(StartCrashed(_unexpected(error))))
+            self._carry(life, life.on(events.StartCrashed(_unexpected(error))))
         else:
-            self._carry(life, life.on(Started(started, sent)))
+            self._carry(life, life.on(events.Started(started, sent)))
 
     # -- (b) wait ------------------------------------------------------------------------
 
@@ -579,10 +541,10 @@ class AccountRun:
                     continue
                 del self.in_flight[started]
                 if isinstance(result, ProviderError):
-                    self._carry(life, life.on(CreateFailed(result)))
+                    self._carry(life, life.on(events.CreateFailed(result)))
                 else:
                     made = classify(life.target, result)
-                    self._carry(life, life.on(Made(made, self.executor.now())))
+                    self._carry(life, life.on(events.Made(made, self.executor.now())))
         if self.in_flight:
             oldest = min(sent for _, sent in self.in_flight.values())
             self.next_poll = now + min(
@@ -623,14 +585,14 @@ class AccountRun:
         try:
             future.result()
         except ProviderError as error:
-            self._carry(life, life.on(DeleteFailed(action, error)))
+            self._carry(life, life.on(events.DeleteFailed(action, error)))
         except (
             Exception
         ) as error:  # a bug fails this target only; the journal keeps the deletion to check
             log.exception("%s: unexpected error", life.label)
-            self._carry(life, life.on(DeleteCrashed(_unexpected(error))))
+            self._carry(life, life.on(events.DeleteCrashed(_unexpected(error))))
         else:
-            self._carry(life, life.on(Deleted(action)))
+            self._carry(life, life.on(events.Deleted(action)))
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -648,7 +610,7 @@ class AccountRun:
         self.busy, self.refused_busy = [], []
         with self.executor.journal.batch():
             for life in dict.fromkeys([*queued, *making, *unsent, *self.targets]):
-                self._carry(life, life.on(Signal(self.executor.stop.reason, unsent[life])))
+                self._carry(life, life.on(events.Signal(self.executor.stop.reason, unsent[life])))
 
     # -- bookkeeping ---------------------------------------------------------------------
 
