@@ -12,6 +12,7 @@ is dated back from the real time at the start of the test.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def fired(sandbox: Sandbox, method: str) -> bool:
     return any(f["fired"] and f["method"] == method for f in sandbox.faults.list())
 
 
+STARTS = "/actions|create_image"
+
+
+def held_starts_answered(sandbox: Sandbox) -> bool:
+    """Every start the `delay` fault held has been acted on: the cloud answers (and logs) a
+    request only after its delay, so until then the killed run's snapshot is not there yet."""
+    held = sum(f["fired"] for f in sandbox.faults.list() if f["method"] == "POST")
+    answered = sum(
+        r["method"] == "POST" and re.search(STARTS, r["path"]) is not None
+        for r in sandbox.requests()
+    )
+    return answered >= held
+
+
 @pytest.mark.parametrize(
     "moment", ["while starting the snapshot", "while waiting for it", "between deletes"]
 )
@@ -128,9 +143,7 @@ def test_killed_apply_converges_to_the_uninterrupted_end_state(
     policy.write_text(POLICY)
     if moment == "while starting the snapshot":
         # The cloud acts on the request after the client is gone: a start with a lost reply.
-        sandbox.inject(
-            "delay", method="POST", path="/actions|create_image", seconds=0.5, count=None
-        )
+        sandbox.inject("delay", method="POST", path=STARTS, seconds=0.5, count=None)
         condition = lambda: fired(sandbox, "POST")  # noqa: E731
     elif moment == "while waiting for it":
         sandbox.state.action_seconds = 1.0
@@ -146,6 +159,7 @@ def test_killed_apply_converges_to_the_uninterrupted_end_state(
     finally:
         run.send_signal(signal.SIGKILL)
         run.wait()
+    wait_for(lambda: held_starts_answered(sandbox))
     sandbox.clear_faults()
     sandbox.state.action_seconds = 0.05
     converge(policy, sandbox)
