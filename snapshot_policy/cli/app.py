@@ -71,7 +71,10 @@ def selection(command: Callable) -> Callable:
         "--config",
         "legacy_config",
         type=click.Path(path_type=Path, dir_okay=False),
-        help="A snapshots.config (legacy layout).",
+        help=(
+            "A snapshots.config (legacy layout). Without it, server files given as FILES "
+            "take the snapshots.config of their folder."
+        ),
     )
     @click.argument("server_files", nargs=-1, metavar="[FILES]...")
     @click.option(
@@ -88,7 +91,7 @@ def selection(command: Callable) -> Callable:
             raise click.UsageError(str(error)) from error
         hide(loaded.secrets)
         for problem in loaded.problems:
-            if verbose or not problem.warning:
+            if verbose or not problem.warning or problem.loud:
                 click.echo(str(problem), err=True)
         for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
             click.echo(warning, err=True)

@@ -3,8 +3,9 @@
 
 `--policy FILE` is a YAML policy; `--config FILE` (with optional server files) is the
 legacy layout. With neither, the current directory decides: `snapshot-policy.yaml`, or
-`snapshots.config` and/or `configs/*.json`. When both are there, it refuses to guess: a
-switch of format must be the user's, not a side effect of a file appearing (such as
+`snapshots.config` and/or `configs/*.json`. Server files given without `--config` take the
+snapshots.config of their folder (`legacy.config_beside`). When both are there, it refuses to
+guess: a switch of format must be the user's, not a side effect of a file appearing (such as
 `migrate > snapshot-policy.yaml` creating it empty before migrate even runs).
 
 Both formats become one policy-shaped document and then targets through `policy.build`;
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snapshot_policy.config.legacy import load_legacy
+from snapshot_policy.config.legacy import MixedFolders, config_beside, load_legacy
 from snapshot_policy.config.policy import load_policy
 from snapshot_policy.config.policy import prices as load_prices
 from snapshot_policy.config.problems import Problem
@@ -46,6 +47,9 @@ class LoadedConfig:
     prices: Mapping[str, Price] = field(default_factory=lambda: load_prices({}))
     """What a GB of snapshots costs a month per provider (`settings.prices`, else the
     defaults), for the storage lines of a plan."""
+    notes: tuple[str, ...] = ()
+    """What the log says at INFO about where the configuration came from, when the tool
+    chose it (the snapshots.config of server files given without --config)."""
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -170,16 +174,25 @@ def load(
             document=loaded.document,
             prices=loaded.prices,
         )
+    notes: tuple[str, ...] = ()
+    found: tuple[Problem, ...] = ()
+    if legacy_config is None and server_files:
+        try:
+            beside = config_beside(server_files, cwd)
+        except MixedFolders as error:
+            raise NoConfiguration(str(error)) from None
+        legacy_config, notes, found = beside.config_file, (beside.note,), beside.problems
     loaded = load_legacy(legacy_config, server_files, cwd)
     return LoadedConfig(
         tuple(loaded.files),
         loaded.settings,
         tuple(loaded.targets),
-        tuple(loaded.problems),
+        (*found, *loaded.problems),
         tuple(loaded.failed),
         legacy=True,
         base=legacy_config.parent if legacy_config else cwd,
         isolated_files=frozenset(loaded.server_files),
         document=loaded.document,
         prices=loaded.prices,
+        notes=notes,
     )

@@ -14,11 +14,15 @@ names the legacy file and key; then they become one document of the policy's sha
 - Sample placeholders such as `your_telegram_bot_token_here` count as unset.
 - Secrets stay what they were, never read as `env:` or `file:` (`LiteralSecret`).
 - One broken server file is reported and counts as a failed target; the others still load.
+- Server files given without `--config` take the snapshots.config of their folder, as
+  snapshots.py always read the one beside it (`config_beside`).
+- An unknown INI section is a warning, not an error: snapshots.py's configparser ignored it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,13 +30,14 @@ from pathlib import Path
 
 from snapshot_policy.config import policy
 from snapshot_policy.config.problems import ConfigError, Problem
-from snapshot_policy.config.schemas import coerce_ini, load_schema, validate
+from snapshot_policy.config.schemas import closest, coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
 from snapshot_policy.config.sources import Source, read_ini, read_json
 from snapshot_policy.core import transport
 from snapshot_policy.core.model import Price, RunSettings, TargetFailure, TargetSpec
 from snapshot_policy.core.templates import payload_strings, template_errors
 
+LEGACY_CONFIG = "snapshots.config"
 CONFIG_SCHEMA = "legacy-config.schema.json"
 SERVER_SCHEMA = "legacy-server.schema.json"
 WRAPPERS = {"digitalocean_droplet": "digitalocean", "hetzner_cloud_server": "hetzner"}
@@ -139,6 +144,138 @@ def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path)
     return result
 
 
+class MixedFolders(Exception):
+    """Server files given without `--config` belong to two snapshots.py folders."""
+
+
+@dataclass(frozen=True)
+class Beside:
+    """The snapshots.config that server files given without `--config` belong to (None: the
+    defaults), a note for the log saying which, and a warning where one seems missing."""
+
+    config_file: Path | None
+    note: str
+    problems: tuple[Problem, ...] = ()
+
+
+def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
+    """Find the snapshots.config of the folder the server files belong to: the one beside
+    them, or the one above them when they sit in its configs_dir. snapshots.py read the
+    snapshots.config beside itself and found bare names in its configs_dir, so both
+    `cd /opt/snapshots && … apply configs/web.json` and `… apply web.json` keep its settings.
+
+    Raise MixedFolders if the files belong to two folders: one run has one lock and one log.
+    """
+    owners: dict[Path, tuple[Path, list[str]]] = {}
+    folders: list[Path] = []
+    for arg in server_args:
+        path = _located(arg, cwd)
+        if path is None:
+            continue  # load_legacy says it is missing
+        folder = path.parent
+        folders.append(folder)
+        found = _owning_config(folder)
+        if found is not None:
+            owners.setdefault(_resolved(found), (found, []))[1].append(arg)
+    if len(owners) > 1:
+        which = "; ".join(f"{found} for {', '.join(args)}" for found, args in owners.values())
+        raise MixedFolders(
+            f"the server files belong to different snapshots.py folders ({which}): "
+            "run each folder on its own, or name one with --config"
+        )
+    if owners:
+        [(found, _)] = owners.values()
+        return Beside(
+            found,
+            f"settings from {found}: server files given without --config take the "
+            "snapshots.config of their folder, as snapshots.py did",
+        )
+    note = (
+        "no snapshots.config beside the server files or above their folder: the defaults "
+        "apply (logs/, no global notifications); give --config to name one"
+    )
+    looking = (_snapshots_py_folder(folder) for folder in dict.fromkeys(folders))
+    problems = tuple(
+        Problem(
+            _shown(folder),
+            None,
+            "",
+            (
+                "looks like a snapshots.py folder, but no snapshots.config is in it or beside "
+                "the server files, so the defaults apply (logs/, no global notifications); "
+                "give --config FILE"
+            ),
+            warning=True,
+            loud=True,
+        )
+        for folder in dict.fromkeys(f for f in looking if f is not None)
+    )
+    return Beside(None, note, problems)
+
+
+def _located(arg: str, cwd: Path) -> Path | None:
+    """The file a server argument names, found as load_legacy will find it."""
+    if "/" in arg:
+        path = cwd / arg
+        return path if path.is_file() else None
+    configs_dir = cwd / _configs_dir_name(cwd)
+    return next(
+        (c for c in (configs_dir / arg, configs_dir / f"{arg}.json", cwd / arg) if c.is_file()),
+        None,
+    )
+
+
+def _owning_config(folder: Path) -> Path | None:
+    """`folder`'s snapshots.config, or its parent's when `folder` is that one's configs_dir."""
+    own = folder / LEGACY_CONFIG
+    if own.is_file():
+        return own
+    parent = _above(folder)
+    above = parent / LEGACY_CONFIG
+    if above.is_file() and _resolved(parent / _configs_dir_name(parent)) == _resolved(folder):
+        return above
+    return None
+
+
+def _configs_dir_name(folder: Path) -> str:
+    """The configs_dir that `folder`'s snapshots.config names; the default if it names none or
+    cannot be read (loading it later says why)."""
+    default = str(IniSettings({}).get("DIRECTORIES", "configs_dir"))
+    config_file = folder / LEGACY_CONFIG
+    if not config_file.is_file():
+        return default
+    try:
+        value = read_ini(config_file).data.get("DIRECTORIES", {}).get("configs_dir")
+    except ConfigError:
+        return default
+    return value.strip() if isinstance(value, str) and value.strip() else default
+
+
+def _above(folder: Path) -> Path:
+    """The folder above `folder`, kept relative where it was (`.` is above `configs`)."""
+    return Path(os.path.normpath(folder / os.pardir))
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:  # a loop of links: compare as written
+        return path
+
+
+def _snapshots_py_folder(folder: Path) -> Path | None:
+    """`folder`, or the one above it, if it has what a snapshots.py folder has."""
+    for candidate in (folder, _above(folder)):
+        if (candidate / "logs").is_dir() or (candidate / "snapshots.py").is_file():
+            return candidate
+    return None
+
+
+def _shown(folder: Path) -> str:
+    """A folder as a message names it: `.` and `..` say little, so those in full."""
+    return str(_resolved(folder)) if folder.name in ("", "..") else str(folder)
+
+
 def target_names(paths: Sequence[Path]) -> dict[Path, str]:
     """Name each server file's target after the file, without `.json`: `configs/web.json` is
     `web`. Files of one name in different folders (given as arguments) keep their paths."""
@@ -153,8 +290,12 @@ def _read_ini(config_file: Path | None) -> tuple[IniSettings, list[Problem], lis
         source = read_ini(config_file)
     except ConfigError as error:
         return IniSettings({}), list(error.problems), [str(config_file)]
-    data = coerce_ini(source.data, load_schema(CONFIG_SCHEMA))
-    problems = validate(data, CONFIG_SCHEMA, source)
+    schema = load_schema(CONFIG_SCHEMA)
+    known = {k: v for k, v in source.data.items() if k in schema["properties"]}
+    data = coerce_ini(known, schema)
+    problems = _unknown_sections(source, schema["properties"]) + validate(
+        data, CONFIG_SCHEMA, source
+    )
     for key in ("payload_success", "payload_failure"):
         text = data.get("WEBHOOK", {}).get(key)
         if isinstance(text, str) and text.strip() and not is_placeholder(text):
@@ -175,6 +316,29 @@ def _read_ini(config_file: Path | None) -> tuple[IniSettings, list[Problem], lis
     if any(not p.warning for p in problems):
         data = {}  # an invalid INI must not half-apply: the CLI stops on its errors
     return IniSettings(data), problems, [str(config_file)]
+
+
+def _unknown_sections(source: Source, sections: Mapping) -> list[Problem]:
+    """A loud warning for each section the INI's schema does not know: snapshots.py's
+    configparser ignored such a section, so a folder that ran with one keeps running."""
+    problems = []
+    for section in source.data:
+        if section in sections:
+            continue
+        close = closest(section, sections)
+        guess = f" (did you mean [{close}]?)" if close else ""
+        problems.append(
+            Problem(
+                source.file,
+                source.line_of((section,)),
+                section,
+                f"unknown section [{section}]{guess}; its keys are ignored, as snapshots.py "
+                "ignored them",
+                warning=True,
+                loud=True,
+            )
+        )
+    return problems
 
 
 def _ini_payload_problems(source: Source, key: str, text: str) -> list[Problem]:
@@ -344,7 +508,7 @@ def _channels(
                     f"{wrapper}.telegram",
                     (
                         "Telegram is enabled but has no bot_token and chat_id "
-                        "here or in snapshots.config; no message will be sent"
+                        f"here or in {_config_named(config_file)}; no message will be sent"
                     ),
                     warning=True,
                 )
@@ -383,13 +547,17 @@ def _channels(
                     None,
                     f"{wrapper}.webhook",
                     (
-                        "the webhook is enabled but has no url here or in snapshots.config; "
-                        "nothing will be sent"
+                        f"the webhook is enabled but has no url here or in "
+                        f"{_config_named(config_file)}; nothing will be sent"
                     ),
                     warning=True,
                 )
             )
     return tuple(channels), problems
+
+
+def _config_named(config_file: Path | None) -> str:
+    return str(config_file) if config_file else "a snapshots.config (none was read)"
 
 
 def _retry_settings(ini: IniSettings, section: str) -> dict:

@@ -13,7 +13,8 @@ class Problem:
 
     `path` names the key in the user's terms (`targets[0].retention.keep_daily`,
     `TELEGRAM.retries`), "" for the whole file; `line` is 1-based, None where unknown; `message`
-    is one plain sentence.
+    is one plain sentence. A `loud` warning is shown without -v too: one the user of a
+    snapshots.py folder must hear of, since that script behaved otherwise.
     """
 
     file: str
@@ -21,6 +22,7 @@ class Problem:
     path: str
     message: str
     warning: bool = False
+    loud: bool = False
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"

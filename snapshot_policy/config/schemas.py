@@ -318,12 +318,19 @@ def _merged_mismatch(errors: list[ValidationError]) -> tuple[tuple, str] | None:
 
 def _unknown_key(key: Any, allowed: list[str]) -> str:
     message = f"unknown key {_show(key)}"
-    if isinstance(key, str):
-        by_lower = {name.lower(): name for name in allowed}
-        close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
-        if close:
-            return f"{message}; did you mean {by_lower[close[0]]!r}?"
+    close = closest(key, allowed)
+    if close is not None:
+        return f"{message}; did you mean {close!r}?"
     return f"{message}; expected {_or_list(allowed)}" if allowed else message
+
+
+def closest(key: Any, allowed: Iterable[str]) -> str | None:
+    """The allowed name `key` was most likely meant to be (case aside), for a did-you-mean."""
+    if not isinstance(key, str):
+        return None
+    by_lower = {name.lower(): name for name in allowed}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
 
 
 def _problem(source: Source, path: tuple, message: str, key: Any = None) -> Problem:

@@ -120,6 +120,8 @@ def decide(
     no target, so a run limited by --target (`whole` false) leaves them alone. `connect` is
     the RunContext's, or the chaos suite's (fast retries)."""
     settings = loaded.settings
+    for note in loaded.notes:  # where the configuration came from, when the tool chose
+        log.info(note)
     creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
     observation = observe(
         loaded.targets,
