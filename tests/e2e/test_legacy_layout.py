@@ -347,3 +347,120 @@ def test_migrate_with_target_migrates_that_server_only(legacy_layout, monkeypatc
     captured = capsys.readouterr()
     assert "name: hetzner_cloud_server1" in captured.out and "digitalocean" not in captured.out
     assert "DIGITALOCEAN_TOKEN" not in captured.err and "export HCLOUD_TOKEN_1=" in captured.err
+
+
+# -- issue 21, item 1: server files as arguments keep their folder's snapshots.config ---------
+
+
+def _webhook_to_sandbox(legacy_layout, sandbox) -> None:
+    server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    server_file.write_text(
+        server_file.read_text().replace(
+            "https://hooks.example.com/snap", sandbox.webhook_url("legacy")
+        )
+    )
+
+
+def test_server_files_as_arguments_take_the_folders_snapshots_config(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """The old README's usage with only the program changed: its Telegram settings, its log
+    and its lock are those of snapshots.config, and the log says where they came from."""
+    _webhook_to_sandbox(legacy_layout, sandbox)
+    monkeypatch.chdir(legacy_layout)
+    args = ["configs/digitalocean_droplet1.json", "configs/hetzner_cloud_server1.json"]
+    assert main(["apply", *args], clock=clock) == 0
+    assert "snapshots.py folder" not in capsys.readouterr().err
+    texts = [m["text"] for m in sandbox.telegram_messages()]
+    assert len(texts) == 2 and all(t.startswith("*OK* `") for t in texts), texts
+    assert all(str(m["chat_id"]) == "-1001234567890" for m in sandbox.telegram_messages())
+    assert [d["json"]["server"] for d in sandbox.webhook_deliveries("legacy")] == ["db-1"]
+    log = (legacy_layout / "logs" / "snapshots.log").read_text()
+    assert (
+        "INFO settings from snapshots.config: server files given without --config take the "
+        "snapshots.config of their folder, as snapshots.py did"
+    ) in log
+    loaded = config.load(None, None, args)
+    assert loaded.settings.lock_file == "logs/snapshots.lock"
+    assert loaded.settings.delay_between_servers == 20
+
+
+def test_bare_names_and_a_run_from_inside_configs_share_the_folders_lock(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """One folder, one lock: a run that names its files is refused while the folder's cron
+    run holds it, wherever it was started from."""
+    from snapshot_policy.state.runlock import run_lock
+
+    lock = legacy_layout / "logs" / "snapshots.lock"
+    lock.parent.mkdir()
+    for where, args in (
+        (legacy_layout, ["digitalocean_droplet1.json"]),
+        (legacy_layout / "configs", ["digitalocean_droplet1.json"]),
+        (Path("/"), [str(legacy_layout / "configs" / "digitalocean_droplet1.json")]),
+    ):
+        monkeypatch.chdir(where)
+        with run_lock(str(lock)):
+            assert main(["apply", *args], clock=clock) == 3, where
+        assert "snapshots.lock" in capsys.readouterr().err
+    assert sandbox.telegram_messages() == []
+
+
+def test_server_files_without_a_snapshots_config_warn_in_a_snapshots_py_folder(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    (legacy_layout / "snapshots.config").unlink()
+    for server_file in (legacy_layout / "configs").iterdir():
+        server_file.chmod(0o600)  # no other warning
+    monkeypatch.chdir(legacy_layout)
+    assert main(["validate", "configs/digitalocean_droplet1.json"], clock=clock) == 0
+    assert capsys.readouterr().err == ""  # nothing says this was a snapshots.py folder
+    (legacy_layout / "logs").mkdir()
+    assert main(["validate", "configs/digitalocean_droplet1.json"], clock=clock) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {legacy_layout}: looks like a snapshots.py folder" in err
+    assert "give --config FILE" in err
+    assert main(["plan", "-v", "configs/digitalocean_droplet1.json"], clock=clock) == 0
+    assert "INFO no snapshots.config beside the server files" in capsys.readouterr().err
+
+
+def test_server_files_of_two_snapshots_py_folders_are_refused(
+    legacy_layout, tmp_path_factory, monkeypatch, capsys, clock
+):
+    other = tmp_path_factory.mktemp("other")
+    (other / "snapshots.config").write_text("[TIMING]\ndelay_between_servers = 1\n")
+    (other / "web.json").write_text(
+        (legacy_layout / "configs" / "digitalocean_droplet1.json").read_text()
+    )
+    monkeypatch.chdir(legacy_layout)
+    assert main(["validate", "hetzner_cloud_server1.json", str(other / "web.json")]) == 1
+    err = capsys.readouterr().err
+    assert "the server files belong to different snapshots.py folders" in err
+    assert "Traceback" not in err
+
+
+# -- issue 21, item 7: an unknown INI section --------------------------------------------------
+
+
+def test_an_unknown_ini_section_warns_at_default_verbosity_and_the_run_goes_on(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    ini = legacy_layout / "snapshots.config"
+    line = ini.read_text().count("\n") + 2
+    ini.write_text(ini.read_text() + "\n[TIMNG]\ndelay_between_servers = 1\n")
+    monkeypatch.chdir(legacy_layout)
+    assert main(["apply"], clock=clock) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: snapshots.config:{line}: TIMNG: unknown section [TIMNG] "
+        "(did you mean [TIMING]?); "
+        "its keys are ignored, as snapshots.py ignored them"
+    ) in err
+    assert len(sandbox.telegram_messages()) == 2
+
+
+def test_an_unknown_top_level_key_in_a_policy_stays_an_error(tmp_path, capsys, clock):
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text("version: 1\nsetings: {}\naccounts: {}\ntargets: []\n")
+    assert main(["validate", "--policy", str(policy)], clock=clock) == 1
+    assert "unknown key 'setings'; did you mean 'settings'?" in capsys.readouterr().err

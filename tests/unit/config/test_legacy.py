@@ -499,3 +499,131 @@ def test_one_server_in_two_files_fails_the_second_naming_the_first(tmp_path):
         f"configured in {tmp_path / 'configs' / 'a.json'}; give each server one file"
     ]
     assert [f.target for f in loaded.failed] == ["b"]
+
+
+# -- issue 21, item 1: server files given without --config -----------------------------------
+
+
+def beside(cwd: Path, *args: str) -> legacy.Beside:
+    return legacy.config_beside(args, cwd)
+
+
+def test_server_files_without_config_take_the_snapshots_config_above_their_configs_dir(
+    tmp_path, monkeypatch
+):
+    """`cd /opt/snapshots && … apply configs/web.json`, bare names, and from inside configs/:
+    each finds the folder's snapshots.config, as snapshots.py read the one beside itself."""
+    layout(tmp_path, web=server(), db=server("hetzner", id=4711))
+    monkeypatch.chdir(tmp_path)
+    for cwd, args in (
+        (Path("."), ("configs/web.json", "configs/db.json")),
+        (Path("."), ("web.json", "db")),
+        (Path("configs"), ("web.json",)),
+        (tmp_path / "configs", ("web.json",)),
+        (Path("/"), (str(tmp_path / "configs" / "web.json"),)),
+    ):
+        found = beside(cwd, *args)
+        assert found.config_file is not None, (cwd, args)
+        assert found.config_file.resolve() == tmp_path / "snapshots.config"
+        assert found.problems == ()
+        assert found.note.startswith(f"settings from {found.config_file}: server files given")
+    assert beside(Path("."), "configs/web.json").config_file == Path("snapshots.config")
+    monkeypatch.chdir(tmp_path / "configs")
+    assert beside(Path("."), "web.json").config_file == Path("../snapshots.config")
+
+
+def test_the_snapshots_config_beside_the_files_comes_first(tmp_path):
+    layout(tmp_path, web=server())
+    (tmp_path / "configs" / "snapshots.config").write_text("[TIMING]\ndelay_between_servers = 1\n")
+    assert beside(tmp_path, "configs/web.json").config_file == (
+        tmp_path / "configs" / "snapshots.config"
+    )
+
+
+def test_a_custom_configs_dir_is_followed_and_a_folder_that_is_not_it_is_not_claimed(tmp_path):
+    (tmp_path / "snapshots.config").write_text("[DIRECTORIES]\nconfigs_dir = servers\n")
+    for folder in ("servers", "other"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "web.json").write_text(json.dumps(server()))
+    assert beside(tmp_path, "web.json").config_file == tmp_path / "snapshots.config"
+    assert beside(tmp_path, "servers/web.json").config_file == tmp_path / "snapshots.config"
+    # other/ is not this folder's configs_dir: its files are someone else's
+    assert beside(tmp_path, "other/web.json").config_file is None
+
+
+def test_files_of_two_snapshots_py_folders_are_refused_naming_both(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        layout(tmp_path / folder, web=server())
+    with pytest.raises(legacy.MixedFolders) as raised:
+        beside(tmp_path, "a/configs/web.json", "b/configs/web.json")
+    message = str(raised.value)
+    assert "a/snapshots.config for a/configs/web.json" in message
+    assert "b/snapshots.config for b/configs/web.json" in message
+    assert "--config" in message
+
+
+def test_without_a_snapshots_config_the_defaults_apply_and_a_snapshots_py_folder_is_warned(
+    tmp_path,
+):
+    layout(tmp_path, ini=None, web=server())
+    found = beside(tmp_path, "configs/web.json")
+    assert found.config_file is None and found.problems == ()
+    assert found.note.startswith("no snapshots.config beside the server files")
+    (tmp_path / "logs").mkdir()  # what snapshots.py leaves in its folder
+    [warning] = beside(tmp_path, "configs/web.json", "configs/web.json").problems
+    assert (warning.file, warning.warning, warning.loud) == (str(tmp_path), True, True)
+    assert "looks like a snapshots.py folder, but no snapshots.config" in str(warning)
+    assert "give --config FILE" in str(warning)
+
+
+def test_a_missing_server_file_is_left_to_the_loader_to_report(tmp_path):
+    layout(tmp_path, web=server())
+    found = beside(tmp_path, "nope.json", "configs/web.json")
+    assert found.config_file == tmp_path / "snapshots.config"
+    assert beside(tmp_path, "nope.json").config_file is None
+
+
+def test_without_a_snapshots_config_the_warning_says_none_was_read(tmp_path):
+    layout(tmp_path, ini=None, web=server(telegram={"enabled": True}))
+    [problem] = load(tmp_path).problems
+    assert "no bot_token and chat_id here or in a snapshots.config (none was read)" in str(problem)
+
+
+# -- issue 21, item 7: an unknown INI section ---------------------------------------------------
+
+
+def test_an_unknown_section_is_a_loud_warning_and_the_rest_of_the_ini_applies(tmp_path):
+    """snapshots.py's configparser ignored a section it did not know: so do we, but say so."""
+    ini = INI + "\n[TIMNG]\ndelay_between_servers = 1\n\n[EXTRA]\nanything = at all\n"
+    loaded = load(layout(tmp_path, ini, web=server()))
+    timng = INI.count("\n") + 2
+    assert [(p.line, p.path, p.message, p.warning, p.loud) for p in loaded.problems] == [
+        (
+            timng,
+            "TIMNG",
+            "unknown section [TIMNG] (did you mean [TIMING]?); its keys are ignored, "
+            "as snapshots.py ignored them",
+            True,
+            True,
+        ),
+        (
+            timng + 3,
+            "EXTRA",
+            "unknown section [EXTRA]; its keys are ignored, as snapshots.py ignored them",
+            True,
+            True,
+        ),
+    ]
+    assert loaded.failed == [] and [t.name for t in loaded.targets] == ["web"]
+    assert loaded.settings.delay_between_servers == 20  # [TIMING], not [TIMNG]
+    [telegram] = loaded.targets[0].notify
+    assert telegram.chat_id == "-100"
+
+
+def test_an_unknown_key_in_a_known_section_stays_an_error(tmp_path):
+    loaded = load(layout(tmp_path, "[TIMING]\ndelay_betwen_servers = 1\n", web=server()))
+    [problem] = [p for p in loaded.problems if not p.warning]
+    assert "unknown key 'delay_betwen_servers'; did you mean 'delay_between_servers'?" in str(
+        problem
+    )
