@@ -160,9 +160,10 @@ class Beside:
 
 def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
     """Find the snapshots.config of the folder the server files belong to: the one beside
-    them, or the one above them when they sit in its configs_dir. snapshots.py read the
-    snapshots.config beside itself and found bare names in its configs_dir, so both
-    `cd /opt/snapshots && … apply configs/web.json` and `… apply web.json` keep its settings.
+    them, or the one above them when they sit in its configs_dir; failing both, the one in
+    `cwd`. snapshots.py read the snapshots.config beside itself and found bare names in its
+    configs_dir, so `cd /opt/snapshots && … apply configs/web.json`, `… apply web.json` and
+    `… apply /elsewhere/test.json` keep its settings, as they did.
 
     Raise MixedFolders if the files belong to two folders: one run has one lock and one log.
     """
@@ -190,8 +191,16 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
             f"settings from {found}: server files given without --config take the "
             "snapshots.config of their folder, as snapshots.py did",
         )
+    here = cwd / LEGACY_CONFIG
+    if folders and here.is_file():
+        return Beside(
+            here,
+            f"settings from {here} in the current folder: the server files' own folder has "
+            "no snapshots.config, and snapshots.py run from here would have read this one",
+        )
     note = (
-        "no snapshots.config beside the server files or above their folder: the defaults "
+        "no snapshots.config beside the server files, above their folder or in the current "
+        "folder: the defaults "
         "apply (logs/, no global notifications); give --config to name one"
     )
     looking = (_snapshots_py_folder(folder) for folder in dict.fromkeys(folders))
@@ -201,9 +210,9 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
             None,
             "",
             (
-                "looks like a snapshots.py folder, but no snapshots.config is in it or beside "
-                "the server files, so the defaults apply (logs/, no global notifications); "
-                "give --config FILE"
+                "looks like a snapshots.py folder, but no snapshots.config is in it, beside "
+                "the server files or in the current folder, so the defaults apply (logs/, "
+                "no global notifications); give --config FILE"
             ),
             warning=True,
             loud=True,

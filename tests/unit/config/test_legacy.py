@@ -547,8 +547,25 @@ def test_a_custom_configs_dir_is_followed_and_a_folder_that_is_not_it_is_not_cla
         (tmp_path / folder / "web.json").write_text(json.dumps(server()))
     assert beside(tmp_path, "web.json").config_file == tmp_path / "snapshots.config"
     assert beside(tmp_path, "servers/web.json").config_file == tmp_path / "snapshots.config"
-    # other/ is not this folder's configs_dir: its files are someone else's
-    assert beside(tmp_path, "other/web.json").config_file is None
+    # other/ is not this folder's configs_dir: run from there, its files are someone else's
+    assert beside(tmp_path / "other", "web.json").config_file is None
+
+
+def test_a_file_from_no_snapshots_py_folder_takes_the_current_folders_snapshots_config(
+    tmp_path,
+):
+    """`cd /opt/snapshots && python3 snapshots.py /elsewhere/test.json` read the config there."""
+    layout(tmp_path, web=server())
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "test.json").write_text(json.dumps(server()))
+    found = beside(tmp_path, "elsewhere/test.json")
+    assert found.config_file == tmp_path / "snapshots.config"
+    assert "in the current folder: the server files' own folder has no" in found.note
+    # a file that belongs to a folder keeps that folder's, wherever the run starts
+    (tmp_path / "elsewhere" / "snapshots.config").write_text("[TIMING]\n")
+    assert beside(tmp_path, "elsewhere/test.json").config_file == (
+        tmp_path / "elsewhere" / "snapshots.config"
+    )
 
 
 def test_files_of_two_snapshots_py_folders_are_refused_naming_both(tmp_path):
