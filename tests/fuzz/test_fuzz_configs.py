@@ -330,8 +330,7 @@ def broken_ini_files(draw) -> bytes:
         st.sampled_from(
             [
                 "bad value",
-                "unknown section",
-                "unknown key",
+                "unknown key",  # an unknown section only warns, as snapshots.py ignored it
                 "duplicate",
                 "no section",
                 "garbage",
@@ -354,11 +353,6 @@ def broken_ini_files(draw) -> bytes:
                     lines[n : n + (1 if lines[n].strip() else 0)] = [f"{key} = {value}"]
                     break
             text = "\n".join(lines)
-    elif defect == "unknown section":
-        text += (
-            f"\n[{draw(st.sampled_from(['TELEGRAMM', 'timing', 'LOG', 'Webhook']))}]\n"
-            "enabled = true\n"
-        )
     elif defect == "unknown key":
         unknown = draw(st.sampled_from(["delay_between_server", "timeout", "snapshot_timeout"]))
         text = text.replace("[TIMING]\n", f"[TIMING]\n{unknown} = 5\n")
