@@ -163,7 +163,7 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
     them, or the one above them when they sit in its configs_dir; failing both, the one in
     `cwd`. snapshots.py read the snapshots.config beside itself and found bare names in its
     configs_dir, so `cd /opt/snapshots && … apply configs/web.json`, `… apply web.json` and
-    `… apply /elsewhere/test.json` keep its settings, as they did.
+    `… apply /elsewhere/test.json` keep its settings, as they did (docs/promises.md §4.1).
 
     Raise MixedFolders if the files belong to two folders: one run has one lock and one log.
     """
