@@ -16,7 +16,7 @@ they are; if Telegram then refuses the text, the sender falls back to `plain_tex
 A channel in the `snapshots.py` style (every channel of a legacy layout) says what that script
 said, byte for byte: its built-in templates when the channel sets none, `{script}` as
 `snapshots.py`, `{snapshot_name}` as `none` after a failure and `{snapshot_info}` always as
-"N snapshots exist" (docs/promises.md §7).
+"N snapshots exist" (docs/promises.md §4.1).
 """
 
 from __future__ import annotations
