@@ -21,6 +21,7 @@ from snapshot_policy.cli import main
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
+from tests.e2e.policies import WEB, policy_yaml
 
 CHAT = "-1001234567890"
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"  # its timestamp: local time, %Y-%m-%d %H:%M:%S
@@ -204,3 +205,36 @@ def test_migrate_keeps_the_old_texts(folder, sandbox):
     assert migrated.errors == ()
     styles = {(c.name, c.style, c.script) for t in migrated.targets for c in t.notify}
     assert styles == {("telegram", "snapshots.py", None), ("webhook", "snapshots.py", None)}
+
+
+def test_a_policy_channel_takes_the_style_and_script_and_refuses_a_misspelt_style(
+    tmp_path, sandbox, tokens, monkeypatch, capsys, clock
+):
+    """A policy may ask for the old wording, or name its sender; a style that does not exist
+    is an error naming the file, the key and the choices."""
+    notifications = {
+        "hook": {
+            "type": "webhook",
+            "url": sandbox.webhook_url("policy"),
+            "style": "snapshots.py",
+            "script": "nightly.sh",
+        }
+    }
+    web = {**WEB, "notify": ["hook"]}
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(policy_yaml(web, notifications=notifications))
+    policy.chmod(0o600)
+    monkeypatch.chdir(tmp_path)
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    [received] = sandbox.webhook_deliveries("policy")
+    assert received["json"]["script"] == "nightly.sh"
+    assert received["json"]["total_snapshots"] == "3"  # a string, as snapshots.py sent it
+    assert received["body"].startswith('{"script": "nightly.sh", "provider": "digitalocean", ')
+    notifications["hook"]["style"] = "snapshots"
+    policy.write_text(policy_yaml(web, notifications=notifications))
+    capsys.readouterr()
+    assert main(["validate", "--policy", str(policy)], clock=clock) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert str(policy) in err and "notifications.hook.style" in err, err
+    assert "snapshots.py" in err, err
