@@ -499,6 +499,7 @@ def _channels(
                 _settled(
                     {
                         "type": "telegram",
+                        "style": "snapshots.py",  # its texts, byte for byte
                         "bot_token": token,
                         "chat_id": str(chat),
                         "message_success": telegram.get("message_success")
@@ -540,6 +541,7 @@ def _channels(
                 _settled(
                     {
                         "type": "webhook",
+                        "style": "snapshots.py",
                         "url": str(url),
                         "payload_success": webhook.get("payload_success")
                         or _ini_payload(ini, "payload_success"),

@@ -248,6 +248,8 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
             "timeout": channel.get("timeout", _default("$defs/timeout")),
             "retries": channel.get("retries", _default("$defs/retries")),
             "base_delay": channel.get("base_delay_between_retries", _default("$defs/base_delay")),
+            "style": channel.get("style", _default("$defs/style")),
+            "script": channel.get("script"),
         }
         if channel["type"] == "telegram":
             channels[name] = TelegramChannel(

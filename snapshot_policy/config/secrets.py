@@ -133,10 +133,29 @@ def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str])
     return warnings
 
 
+# The stand-ins snapshots.py itself treated as unset (its bot token, chat id and webhook URL
+# lists), compared as it did: stripped and lower-cased. Anything else is a real value, a URL
+# such as https://your-team.example/hook included. The sample server files' API tokens are
+# here too: snapshots.py sent them and failed at the API; they are refused before that.
+PLACEHOLDERS = frozenset(
+    {
+        "your_telegram_bot_token_here",
+        "your_telegram_bot_token",
+        "your_telegram_chat_id_here",
+        "your_telegram_chat_id",
+        "https://your-webhook-url.com/notify",
+        "your-webhook-url.com",
+        "your_webhook_url_here",
+        "your_digitalocean_api_token_1",
+        "your_hetzner_api_token_1",
+    }
+)
+
+
 def is_placeholder(value: object) -> bool:
-    """True for the sample files' stand-ins such as `your_telegram_bot_token_here`: treated as
-    unset."""
+    """True for an empty string and for the sample files' stand-ins that snapshots.py treated
+    as unset (`PLACEHOLDERS`, e.g. `your_telegram_bot_token_here`): treated as unset."""
     if not isinstance(value, str):
         return False
-    bare = value.strip().lower().removeprefix("https://").removeprefix("http://")
-    return bare.startswith(("your_", "your-")) or not bare
+    bare = value.strip().lower()
+    return not bare or bare in PLACEHOLDERS

@@ -152,6 +152,8 @@ class TelegramChannel:
     retries: int = 3
     base_delay: float = 2.0
     summary: bool = False
+    style: str = "snapshot-policy"  # or "snapshots.py": that script's texts (notify.messages)
+    script: str | None = None  # what {script} renders; None: the style's own
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ class WebhookChannel:
     retries: int = 3
     base_delay: float = 2.0
     headers: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    style: str = "snapshot-policy"  # or "snapshots.py": that script's texts (notify.messages)
+    script: str | None = None  # what {script} renders; None: the style's own
 
 
 Channel = TelegramChannel | WebhookChannel

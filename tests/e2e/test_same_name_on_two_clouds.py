@@ -184,4 +184,5 @@ def test_a_failure_before_the_server_is_found_still_names_the_server(layout, twi
     twins.load_state(state)
     assert main(["apply"], clock=clock) == 2
     failed = [m["text"] for m in twins.telegram_messages() if "failed" in m["text"].lower()]
-    assert failed and "Server: web" in failed[0], failed
+    # snapshots.py's failure text (issue 21, item 3).
+    assert failed and "Server: `web`" in failed[0], failed

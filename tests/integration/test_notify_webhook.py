@@ -263,3 +263,34 @@ def test_telegram_and_webhook_deliveries_come_back_in_the_order_of_the_routes(sa
         "✅ *Snapshot succeeded*",
         "❌ *Snapshot failed*",
     ]
+
+
+def test_the_snapshots_py_style_posts_the_old_scripts_body_and_signs_those_bytes(sandbox):
+    """Issue 21, item 3: every value a string, `", "` and `": "` between items, no target or
+    error; after a failure `none`. A secret signs exactly the bytes sent."""
+    channel = hook(sandbox, style="snapshots.py", secret="s3cret")
+    assert send(channel, replace(FAILED, server_name="äpp-1")).ok
+    [received] = sandbox.webhook_deliveries("ops")
+    assert received["body"] == (
+        '{"script": "snapshots.py", "provider": "hetzner", "server": "\\u00e4pp-1", '
+        '"server_id": "301", "status": "FAILURE", "hostname": "backup-host", '
+        f'"timestamp": "{STAMP}", "snapshot_name": "none", "total_snapshots": "2", '
+        '"snapshot_info": "2 snapshots exist"}'
+    )
+    headers = received["headers"]
+    signed = (
+        headers["x-snapshot-policy-timestamp"].encode()
+        + b"."
+        + headers["x-snapshot-policy-event-id"].encode()
+        + b"."
+        + received["body"].encode()
+    )
+    expected = "sha256=" + hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
+    assert headers["x-snapshot-policy-signature"] == expected
+
+
+def test_a_channels_script_setting_names_the_sender(sandbox):
+    assert send(hook(sandbox, script="nightly-backup")).ok
+    [received] = sandbox.webhook_deliveries("ops")
+    assert received["json"]["script"] == "nightly-backup"
+    assert received["json"]["total_snapshots"] == 2  # the default style keeps its number

@@ -10,13 +10,17 @@ import pytest
 
 from snapshot_policy.edges.notify.messages import (
     FAILURE,
+    LEGACY_PAYLOAD,
+    LEGACY_STYLE,
     SUCCESS,
     Event,
+    Style,
     plain_text,
     summary_plain_text,
     summary_text,
     telegram_text,
     variables,
+    webhook_body,
     webhook_payload,
 )
 
@@ -232,3 +236,74 @@ def test_webhook_payload_template_fills_nested_strings_and_keeps_strings_strings
         "fields": [{"name": "web-1", "values": ["SUCCESS", "3", 7, True, None]}],
         "meta": {"host": "backup-host", "unknown": "{nope}"},
     }
+
+
+# -- the snapshots.py style (issue 21, items 3 and 6) -----------------------------------------
+
+LEGACY = Style(LEGACY_STYLE)
+
+
+def test_the_legacy_style_sends_the_old_scripts_built_in_telegram_texts():
+    """snapshots.py's load_config() defaults, filled by text replacement."""
+    web = replace(OK, server_name="web_main-1", snapshot_name="web_main-1-20250101033000")
+    assert telegram_text(replace(web, total_snapshots=2), None, LEGACY) == (
+        "*Snapshot Success*\nServer: `web_main-1`\nSnapshot: `web_main-1-20250101033000`\n"
+        "Total: `2` snapshots",
+        "Markdown",
+    )
+    assert telegram_text(FAILED, None, LEGACY) == (
+        "*Snapshot Failed*\nServer: `db-1`\nError occurred during snapshot creation",
+        "Markdown",
+    )
+    assert plain_text(FAILED, None, LEGACY) == (
+        "*Snapshot Failed*\nServer: `db-1`\nError occurred during snapshot creation"
+    )
+    # A channel's own template still wins.
+    assert telegram_text(OK, "{script} {server_name}", LEGACY)[0] == "snapshots.py web-1"
+
+
+def test_the_legacy_style_sends_the_old_scripts_webhook_body_every_value_a_string():
+    """`timestamp` is the host's local time (New York here), as snapshots.py wrote it."""
+    assert webhook_payload(OK, None, LEGACY) == {
+        "script": "snapshots.py",
+        "provider": "digitalocean",
+        "server": "web-1",
+        "server_id": "101",
+        "status": "SUCCESS",
+        "hostname": "backup-host",
+        "timestamp": "2024-12-31 22:30:00",
+        "snapshot_name": "web-1-20250101033000",
+        "total_snapshots": "3",
+        "snapshot_info": "3 snapshots exist",
+    }
+    # After a failure: no snapshot was made, so `none`, even when the plan had named one;
+    # and one snapshot is "1 snapshots exist", as the old wording had it.
+    failed = replace(FAILED, snapshot_name="db-1-20250101033000")
+    payload = webhook_payload(failed, None, LEGACY)
+    assert (payload["status"], payload["snapshot_name"], payload["snapshot_info"]) == (
+        "FAILURE",
+        "none",
+        "1 snapshots exist",
+    )
+    assert list(payload) == list(LEGACY_PAYLOAD)
+    assert webhook_body(payload, LEGACY) == (
+        b'{"script": "snapshots.py", "provider": "hetzner", "server": "db-1", '
+        b'"server_id": "303", "status": "FAILURE", "hostname": "backup-host", '
+        b'"timestamp": "2024-12-31 22:30:00", "snapshot_name": "none", '
+        b'"total_snapshots": "1", "snapshot_info": "1 snapshots exist"}'
+    )
+
+
+def test_the_legacy_body_escapes_non_ascii_as_the_old_script_did():
+    assert webhook_body({"server": "wéb"}, LEGACY) == b'{"server": "w\\u00e9b"}'
+    assert webhook_body({"server": "wéb"}) == '{"server":"wéb"}'.encode()
+
+
+def test_script_renders_the_programs_name_or_the_styles_or_the_setting():
+    assert variables(OK)["script"] == "snapshot-policy"
+    assert variables(OK, LEGACY)["script"] == "snapshots.py"
+    assert variables(OK, Style(LEGACY_STYLE, "nightly.sh"))["script"] == "nightly.sh"
+    assert webhook_payload(OK, None, Style(script="backup"))["script"] == "backup"
+    # The default style keeps its own wording.
+    assert variables(replace(OK, total_snapshots=1))["snapshot_info"] == "1 snapshot exists"
+    assert variables(FAILED)["snapshot_name"] == ""

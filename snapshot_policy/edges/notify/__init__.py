@@ -210,9 +210,10 @@ async def _send_telegram(
     else:
         event = events[0]
         template = channel.message_success if event.status == SUCCESS else channel.message_failure
+        style = _style(channel)
         (text, parse_mode), plain = (
-            messages.telegram_text(event, template),
-            messages.plain_text(event, template),
+            messages.telegram_text(event, template, style),
+            messages.plain_text(event, template, style),
         )
     return await bots.send(
         channel.bot_token,
@@ -235,16 +236,22 @@ async def _post_webhook(
     deadline: float,
 ) -> RequestsAndError:
     template = channel.payload_success if event.status == SUCCESS else channel.payload_failure
+    style = _style(channel)
     return await hooks.post(
         channel.url,
-        messages.webhook_payload(event, template),
+        messages.webhook_payload(event, template, style),
         secret=channel.secret,
         headers=channel.headers,
         timeout=channel.timeout,
         backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
         clock=clock,
         deadline=deadline,
+        style=style,
     )
+
+
+def _style(channel: Channel) -> messages.Style:
+    return messages.Style(channel.style, channel.script)
 
 
 def _channel_secrets(channel: Channel) -> tuple[str, ...]:

@@ -12,10 +12,16 @@ character is a problem; it is written as "close, escaped character, reopen" (`*a
 bold `a*b`), as the Bot API manual does. A value in a code span therefore shows as typed
 (`db_main-1`, not `db\\_main-1`). Inside link text, link URLs and ``` blocks values go in as
 they are; if Telegram then refuses the text, the sender falls back to `plain_text`.
+
+A channel in the `snapshots.py` style (every channel of a legacy layout) says what that script
+said, byte for byte: its built-in templates when the channel sets none, `{script}` as
+`snapshots.py`, `{snapshot_name}` as `none` after a failure and `{snapshot_info}` always as
+"N snapshots exist" (docs/promises.md §4.1).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +32,30 @@ from snapshot_policy.core.redaction import escape_controls
 
 SUCCESS, FAILURE = "SUCCESS", "FAILURE"
 SCRIPT = "snapshot-policy"
+# Channel styles: this program's texts, or snapshots.py's (a legacy layout's channels).
+STYLE, LEGACY_STYLE = "snapshot-policy", "snapshots.py"
+LEGACY_SCRIPT = "snapshots.py"
+# snapshots.py's built-in templates (the defaults its load_config() filled in), exactly.
+LEGACY_MESSAGE_SUCCESS = (
+    "*Snapshot Success*\nServer: `{server_name}`\nSnapshot: `{snapshot_name}`\n"
+    "Total: `{total_snapshots}` snapshots"
+)
+LEGACY_MESSAGE_FAILURE = (
+    "*Snapshot Failed*\nServer: `{server_name}`\nError occurred during snapshot creation"
+)
+# Its success and failure bodies were the same: every value a string, in this key order.
+LEGACY_PAYLOAD = {
+    "script": "{script}",
+    "provider": "{provider}",
+    "server": "{server_name}",
+    "server_id": "{server_id}",
+    "status": "{status}",
+    "hostname": "{hostname}",
+    "timestamp": "{timestamp}",
+    "snapshot_name": "{snapshot_name}",
+    "total_snapshots": "{total_snapshots}",
+    "snapshot_info": "{snapshot_info}",
+}
 PARSE_MODE = "Markdown"
 # Telegram refuses longer texts; counting the Markdown source over-estimates, which is safe.
 TELEGRAM_LIMIT = 4096
@@ -37,6 +67,28 @@ CUT_OFF = "cut off: the run's time for notifications ran out"
 _FORMATTER = string.Formatter()
 _MARKDOWN_SPECIAL = re.compile(r"[_*`\[]")
 _ENTITY_CLOSERS = {"*": "*", "_": "_", "`": "`", "[": "]"}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a channel words its messages: `name` STYLE or LEGACY_STYLE; `script` what
+    `{script}` renders (None: the style's own, SCRIPT or LEGACY_SCRIPT)."""
+
+    name: str = STYLE
+    script: str | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return self.name == LEGACY_STYLE
+
+    @property
+    def script_name(self) -> str:
+        if self.script is not None:
+            return self.script
+        return LEGACY_SCRIPT if self.legacy else SCRIPT
+
+
+DEFAULT_STYLE = Style()
 
 
 @dataclass(frozen=True)
@@ -55,23 +107,27 @@ class Event:
     timestamp: datetime  # timezone-aware
 
 
-def variables(event: Event) -> dict[str, str | int]:
+def variables(event: Event, style: Style = DEFAULT_STYLE) -> dict[str, str | int]:
     """Return every template variable for `event`, rendered as snapshots.py rendered them:
     `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
     written as its digits). Names from an API are shown with their control, invisible and
-    bidi characters escaped, as everywhere else."""
+    bidi characters escaped, as everywhere else. In the legacy style a failure's
+    `{snapshot_name}` is `none` (snapshots.py's failure meant no snapshot) and
+    `{snapshot_info}` keeps its plural for one snapshot."""
     server_name, snapshot_name = (
         escape_controls(event.server_name),
         escape_controls(event.snapshot_name),
     )
+    if style.legacy and (event.status != SUCCESS or not snapshot_name):
+        snapshot_name = "none"
     return {
-        "script": SCRIPT,
+        "script": style.script_name,
         "provider": event.provider,
         "server_name": server_name,
         "server_id": event.server_id,
         "snapshot_name": snapshot_name,
         "total_snapshots": event.total_snapshots,
-        "snapshot_info": snapshot_info(event.total_snapshots),
+        "snapshot_info": snapshot_info(event.total_snapshots, style),
         "status": event.status,
         "hostname": event.hostname,
         "timestamp": event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
@@ -84,26 +140,38 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def snapshot_info(total: int) -> str:
-    """`3 snapshots exist`, `1 snapshot exists`: the legacy `{snapshot_info}` wording."""
-    return "1 snapshot exists" if total == 1 else f"{total} snapshots exist"
+def snapshot_info(total: int, style: Style = DEFAULT_STYLE) -> str:
+    """`3 snapshots exist`, `1 snapshot exists`: the legacy `{snapshot_info}` wording (the
+    legacy style keeps snapshots.py's `1 snapshots exist`)."""
+    return "1 snapshot exists" if total == 1 and not style.legacy else f"{total} snapshots exist"
 
 
 # -- Telegram ---------------------------------------------------------------------------------
 
 
-def telegram_text(event: Event, template: str | None) -> tuple[str, str | None]:
-    """Return (text, parse_mode): `template` filled with escaped values, or the default layout."""
+def telegram_text(
+    event: Event, template: str | None, style: Style = DEFAULT_STYLE
+) -> tuple[str, str | None]:
+    """Return (text, parse_mode): `template` filled with escaped values, or the style's default
+    (the legacy style's is snapshots.py's built-in template)."""
+    template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=True), PARSE_MODE
-    return _fill(template, variables(event), markdown=True), PARSE_MODE
+    return _fill(template, variables(event, style), markdown=True), PARSE_MODE
 
 
-def plain_text(event: Event, template: str | None) -> str:
+def plain_text(event: Event, template: str | None, style: Style = DEFAULT_STYLE) -> str:
     """The same message unescaped, to send without a parse mode when Telegram refuses the markup."""
+    template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=False)
-    return _fill(template, variables(event), markdown=False)
+    return _fill(template, variables(event, style), markdown=False)
+
+
+def _legacy_template(event: Event, template: str | None, style: Style) -> str | None:
+    if template is not None or not style.legacy:
+        return template
+    return LEGACY_MESSAGE_SUCCESS if event.status == SUCCESS else LEGACY_MESSAGE_FAILURE
 
 
 def summary_text(events: Sequence[Event]) -> tuple[str, str | None]:
@@ -257,15 +325,18 @@ def _escape_outside(value: object) -> str:
 # -- webhooks ----------------------------------------------------------------------------------
 
 
-def webhook_payload(event: Event, template: dict | None) -> dict:
+def webhook_payload(event: Event, template: dict | None, style: Style = DEFAULT_STYLE) -> dict:
     """Return the JSON payload: `template` with variables filled into every string value
     (keys untouched; a string stays a string, `"{total_snapshots}"` is `"3"`, as snapshots.py
-    sent it), or the default payload with the legacy fields plus `target` and `error`.
+    sent it), or the style's default: snapshots.py's body (LEGACY_PAYLOAD) in the legacy
+    style, else the legacy fields with `total_snapshots` a number, plus `target` and `error`.
     """
-    values = variables(event)
+    values = variables(event, style)
+    if template is None and style.legacy:
+        template = LEGACY_PAYLOAD
     if template is None:
         return {
-            "script": SCRIPT,
+            "script": values["script"],
             "provider": event.provider,
             "server": event.server_name,
             "server_id": event.server_id,
@@ -279,6 +350,14 @@ def webhook_payload(event: Event, template: dict | None) -> dict:
             "error": event.error,
         }
     return _fill_payload(template, values)
+
+
+def webhook_body(payload: object, style: Style = DEFAULT_STYLE) -> bytes:
+    """The bytes sent: compact UTF-8 JSON, or in the legacy style as snapshots.py's HTTP
+    library wrote it (`", "` and `": "` between items, non-ASCII as `\\uXXXX`)."""
+    if style.legacy:
+        return json.dumps(payload, allow_nan=False).encode()
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _fill_payload(node: object, values: Mapping[str, object]) -> object:

@@ -5,8 +5,9 @@ One `Webhooks` serves one run's notifications from one event loop: one `httpx.As
 caller posts to one URL one after another, in order; to different URLs concurrently.
 
 The URL must be https, or plain http to this machine (`transport`); any other is refused
-before a connection is opened. The body is serialised once (compact JSON, UTF-8) and those
-exact bytes are sent and signed.
+before a connection is opened. The body is serialised once (compact JSON, UTF-8; in the
+snapshots.py style as that script wrote it, `messages.webhook_body`) and those exact bytes
+are sent and signed.
 
 Every delivery carries an event id, a random UUID that is the same on each retry of that
 delivery and differs between deliveries, so a receiver can drop one it has already handled:
@@ -60,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import uuid
 from collections.abc import Mapping
 
@@ -68,7 +68,7 @@ import httpx
 
 from snapshot_policy.core import transport
 from snapshot_policy.core.model import Clock
-from snapshot_policy.edges.notify.messages import CUT_OFF
+from snapshot_policy.edges.notify.messages import CUT_OFF, DEFAULT_STYLE, Style, webhook_body
 from snapshot_policy.pacing.backoff import Backoff, WaitRefused
 
 POOL = 8  # connections, and requests in flight at once
@@ -104,6 +104,7 @@ class Webhooks:
         backoff: Backoff,
         clock: Clock,
         deadline: float | None = None,
+        style: Style = DEFAULT_STYLE,
     ) -> tuple[int, str | None]:
         """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last
         error).
@@ -120,7 +121,7 @@ class Webhooks:
         refused = transport.url_problem(url, transport.WEBHOOK)
         if refused is not None:
             return 0, refused
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        body = webhook_body(payload, style)
         event_id = str(uuid.uuid4())
         requests = 0
         if self._client is None:

@@ -143,6 +143,7 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
     assert document["notifications"] == {
         "telegram": {
             "type": "telegram",
+            "style": "snapshots.py",
             "bot_token": LiteralSecret("456:own", ""),
             "chat_id": "42",
             "message_success": "*OK* {server_name}\n{snapshot_info}",
@@ -153,6 +154,7 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
         },
         "webhook": {
             "type": "webhook",
+            "style": "snapshots.py",
             "url": "https://hooks.example.com/db",
             "payload_success": {"server": "{server_name}", "n": "{total_snapshots}"},
             "timeout": 10,
@@ -161,6 +163,7 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
         },
         "telegram-2": {
             "type": "telegram",
+            "style": "snapshots.py",
             "bot_token": LiteralSecret("123:global", ""),
             "chat_id": "-100",
             "message_success": "*OK* {server_name}\n{snapshot_info}",

@@ -487,7 +487,7 @@ def test_exactly_one_of_several_keys(target_change, expected):
             [
                 "notifications.ops: unknown key 'summary'; expected type, url, secret, "
                 "payload_success, payload_failure, timeout, retries, "
-                "base_delay_between_retries or headers"
+                "base_delay_between_retries, style, script or headers"
             ],
         ),
         (

@@ -4,7 +4,8 @@ Proves: a literal, `env:` or `file:` secret is trimmed of surrounding whitespace
 byte-order mark too); whitespace or a control character inside is a SecretError that says
 what is wrong and never shows any of the value, which the policy loader attaches to the key;
 and a config file that holds a secret literally and is readable by group or others gets an
-ssh-style warning with the `chmod 600` that fixes it.
+ssh-style warning with the `chmod 600` that fixes it. Placeholders that count as unset are
+exactly snapshots.py's own (and the sample API tokens); a real URL starting `your-` is a URL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from snapshot_policy import config
 from snapshot_policy.config.policy import load_policy
-from snapshot_policy.config.secrets import SecretError, clean, resolve, unprotected
+from snapshot_policy.config.secrets import SecretError, clean, is_placeholder, resolve, unprotected
 
 TOKEN = "dop_v1_" + "LEAKconfTOKEN" + "7e" * 25
 
@@ -200,3 +201,65 @@ def test_a_legacy_token_with_a_line_break_inside_is_an_error_naming_the_key(
         problem.path == where and "has a line break inside it (not shown here)" in problem.message
     )
     assert TOKEN[:30] not in str(problem) and "GHIjklMNO" not in str(problem)
+
+
+# -- placeholders: exactly snapshots.py's (issue 21, item 6) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "  ",
+        "your_telegram_bot_token_here",
+        "YOUR_TELEGRAM_BOT_TOKEN",
+        " your_telegram_chat_id_here\n",
+        "your_telegram_chat_id",
+        "https://your-webhook-url.com/notify",
+        "your-webhook-url.com",
+        "your_webhook_url_here",
+        "your_digitalocean_api_token_1",
+        "your_hetzner_api_token_1",
+    ],
+)
+def test_the_old_scripts_placeholders_count_as_unset(value):
+    assert is_placeholder(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://your-team.app.n8n.cloud/webhook/snapshots",
+        "http://your-n8n.lan:5678/webhook/x",
+        "your_backup.log",
+        "your-server",
+        "your_chat_id",
+        "https://your-webhook-url.com/notify/2",
+        "7311234567:AAHk3mX9pQ2rS5tU8vW1yZ4bC7dE0fG3hJ6",
+        3,
+        None,
+    ],
+)
+def test_anything_else_is_a_real_value(value):
+    assert not is_placeholder(value)
+
+
+def test_a_real_url_starting_with_your_is_the_webhook_a_legacy_folder_calls(tmp_path):
+    """snapshots.py posted to it; only its own sample URL stood for "unset"."""
+    (tmp_path / "configs").mkdir()
+    server = {
+        "provider": "hetzner",
+        "id": 4711,
+        "name": "db-1",
+        "api_token": "hz-token",
+        "retain_last_snapshots": 2,
+        "webhook": {"enabled": True, "url": "https://your-team.app.n8n.cloud/webhook/x"},
+    }
+    (tmp_path / "configs" / "db.json").write_text(json.dumps({"hetzner_cloud_server": server}))
+    (tmp_path / "snapshots.config").write_text("[TELEGRAM]\nenabled = false\n")
+    [target] = config.load(cwd=tmp_path).targets
+    assert [c.url for c in target.notify] == ["https://your-team.app.n8n.cloud/webhook/x"]
+    server["webhook"]["url"] = "https://your-webhook-url.com/notify"
+    (tmp_path / "configs" / "db.json").write_text(json.dumps({"hetzner_cloud_server": server}))
+    [target] = config.load(cwd=tmp_path).targets
+    assert target.notify == ()
