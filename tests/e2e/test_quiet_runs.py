@@ -183,3 +183,30 @@ def test_a_plain_cron_line_mails_nothing_when_nothing_is_due(tmp_path, wall_cloc
     assert (second.returncode, second.stdout, second.stderr) == (0, b"", b"")
     quiet = cron_line(tmp_path, "--quiet")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
+
+
+def test_permission_warnings_are_one_line_per_file_within_100_columns(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """Every file of the legacy layout holds a token and is 0644: one warning line each, on
+    every run (--quiet too), each a command that fixes it."""
+    monkeypatch.chdir(legacy_layout)
+    server = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    server.write_text(
+        server.read_text().replace("https://hooks.example.com/snap", sandbox.webhook_url("old"))
+    )
+    files = ["snapshots.config", "configs/digitalocean_droplet1.json"]
+    files.append("configs/hetzner_cloud_server1.json")
+    for name in files:
+        (legacy_layout / name).chmod(0o644)
+    assert main(["apply", "--config", "snapshots.config", "--quiet"], clock=clock) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 3
+    assert sorted(err.splitlines()) == sorted(
+        f"warning: run chmod 600 {name} (it holds a secret, mode 0644)" for name in files
+    )
+    assert max(len(line) for line in err.splitlines()) <= 100
+    for name in files:
+        (legacy_layout / name).chmod(0o600)
+    assert main(["apply", "--config", "snapshots.config", "--quiet"], clock=clock) == 0
+    assert capsys.readouterr() == ("", "")
