@@ -312,7 +312,7 @@ def _prices_for(
 def _reads_a_legacy_layout(command: Callable) -> Callable:
     """Refuse, before loading, a folder that holds both formats when migrate is told neither:
     only the snapshots.py layout can be migrated, so the refusal names the option that picks
-    it (`config` alone would suggest --policy, which migrate refuses)."""
+    it (config.load's refusal also offers --policy, which migrate turns down)."""
 
     @functools.wraps(command)
     def wrapper(**options):
@@ -411,7 +411,7 @@ def migrate_command(
     if out_file is not None and not force and _holds_text(out_file):
         click.echo(
             f"Nothing migrated: {out_file} exists and may hold your edits; "
-            f"give --force to replace it, or --out another file to compare.",
+            "give --force to replace it, or --out another file to compare.",
             err=True,
         )
         return EXIT_ERROR
