@@ -397,6 +397,8 @@ def migrate_command(
     then run with --policy snapshot-policy.yaml (until you switch,
     run the old layout with --config snapshots.config).
     """
+    if force and out_file is None:
+        raise click.UsageError("--force replaces the --out FILE: give --out FILE too")
     if not loaded.legacy:
         raise click.UsageError(
             "migrate reads a snapshots.py layout (snapshots.config, configs/*.json); "

@@ -139,3 +139,10 @@ def test_migrate_given_a_policy_names_the_option_for_a_legacy_layout(
     refusal = capsys.readouterr().err.split("Error: ", 1)[1]
     assert "this is a YAML policy already: give --config snapshots.config" in refusal
     assert named_options(refusal) <= migrate_options()
+
+
+def test_force_without_out_is_a_usage_error(legacy_layout, monkeypatch, capsys, clock):
+    monkeypatch.chdir(legacy_layout)
+    assert main(["migrate", "--force"], clock=clock) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Error: --force replaces the --out FILE: give --out FILE too" in err
