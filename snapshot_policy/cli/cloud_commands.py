@@ -189,6 +189,14 @@ def plan_command(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write a JSON report of the run: every target, decision, outcome and notification.",
 )
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help=(
+        "Print only failures (on stderr): no progress, no result lines. The exit code is the same."
+    ),
+)
 def apply_command(
     loaded: config.LoadedConfig,
     verbose: bool,
@@ -199,8 +207,11 @@ def apply_command(
     metrics_file: Path | None,
     report_file: Path | None,
     max_plan_age: timedelta,
+    quiet: bool,
 ) -> int:
     """Create the snapshots that are due and delete what retention no longer keeps.
+    A run with nothing due prints nothing (unless -v), so cron mails only when something
+    happened; with --quiet, only when something failed.
 
     \b
     Exit codes: 0 every target succeeded, 1 all failed or a critical error,
@@ -213,6 +224,11 @@ def apply_command(
     """
     from snapshot_policy.engine import run
 
+    if quiet and (verbose or dry_run):
+        raise click.UsageError(
+            f"--quiet prints only failures, and {'-v' if verbose else '--dry-run'} "
+            "asks for more: give one of them"
+        )
     if loaded.critical:
         click.echo("Nothing applied: fix the errors above.", err=True)
         return EXIT_ERROR
@@ -241,9 +257,11 @@ def apply_command(
     from snapshot_policy.engine.execute import Stop
 
     stop = Stop()
+    # Progress lines wait until a target does something: none for a run with nothing due.
+    progress = _no_progress if quiet else ApplyProgress(hold=True)
     try:
         with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
-            with ApplyProgress() as progress:
+            with progress:
                 report = run.apply(
                     context,
                     whole,
@@ -260,10 +278,17 @@ def apply_command(
         click.echo(str(error), err=True)
         return EXIT_LOCKED
     except (PlanFileError, OSError) as error:
+        progress.release()
         click.echo(redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
-    click.echo(render.report_text(report), nl=False)
-    click.echo(render.report_summary(report), err=True)
+    if quiet:
+        if render.report_failed(report) or stop.is_set():
+            click.echo(render.report_text(report, failed_only=True), nl=False, err=True)
+            click.echo(render.report_summary(report), err=True)
+    elif verbose or stop.is_set() or not render.uneventful(report):
+        progress.release()
+        click.echo(render.report_text(report), nl=False)
+        click.echo(render.report_summary(report), err=True)
     if stop.is_set():
         click.echo(
             f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
@@ -272,6 +297,25 @@ def apply_command(
         )
         return EXIT_SIGNALLED[stop.reason]
     return report.exit_code
+
+
+class _NoProgress:
+    """The progress of `apply --quiet`: shows nothing."""
+
+    def __call__(self, target: object, stage: str) -> None:
+        pass
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+_no_progress = _NoProgress()
 
 
 @contextmanager

@@ -3,7 +3,8 @@ shell completion."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -308,7 +309,68 @@ def _prices_for(
     return tuple((name, known[name]) for name in ([provider] if provider else PROVIDERS))
 
 
+def _reads_a_legacy_layout(command: Callable) -> Callable:
+    """Refuse, before loading, a folder that holds both formats when migrate is told neither:
+    only the snapshots.py layout can be migrated, so the refusal names the option that picks
+    it (config.load's refusal also offers --policy, which migrate turns down)."""
+
+    @functools.wraps(command)
+    def wrapper(**options):
+        if (
+            options["policy"] is None
+            and options["legacy_config"] is None
+            and not options["server_files"]
+        ):
+            _refuse_both_formats(Path("."), options["out_file"], options["force"])
+        return command(**options)
+
+    return wrapper
+
+
+def _refuse_both_formats(cwd: Path, out_file: Path | None, force: bool) -> None:
+    """Raise a usage error naming the options to give if `cwd` holds a policy beside a
+    snapshots.py layout; the same check as `config.load`'s, with migrate's own way out."""
+    policy, legacy, configs = (
+        cwd / config.POLICY_FILE,
+        cwd / config.LEGACY_CONFIG,
+        cwd / config.LEGACY_CONFIGS_DIR,
+    )
+    if not policy.is_file():
+        return
+    if legacy.is_file():
+        found, option = legacy, f"--config {legacy}"
+    elif configs.is_dir() and any(not p.name.startswith("._") for p in configs.glob("*.json")):
+        found, option = configs / "*.json", f"the server files as arguments ({configs / '*.json'})"
+    else:
+        return
+    message = (
+        f"both {policy} and {found} are here, and migrate reads only the snapshots.py layout: "
+        f"give {option}"
+    )
+    if out_file is not None and _holds_text(out_file) and not force:
+        message += (
+            f", and --force to replace {out_file} (edits made to it are lost) or --out another file"
+        )
+    elif out_file is None and not _holds_text(policy):
+        message += (
+            f" and --out {config.POLICY_FILE} ({policy} is empty, "
+            f"as `migrate > {config.POLICY_FILE}` leaves it: --out replaces it)"
+        )
+    raise click.UsageError(message)
+
+
+def _holds_text(path: Path) -> bool:
+    """True if `path` is a regular file (not a link: writing refuses those anyway) with more
+    than white space in it: a policy someone may have edited, which --out keeps unless
+    --force. An empty one, as `migrate > FILE` leaves it, holds nothing to lose."""
+    try:
+        return not path.is_symlink() and path.is_file() and bool(path.read_bytes().strip())
+    except OSError:
+        return True  # unreadable: assume it holds something
+
+
 @cli.command("migrate")
+@_reads_a_legacy_layout
 @selection
 @click.option(
     "--out",
@@ -316,11 +378,16 @@ def _prices_for(
     type=click.Path(path_type=Path, dir_okay=False),
     help=(
         "Write the policy to FILE (replaced in one step, never through a symbolic link) "
-        "instead of printing it."
+        "instead of printing it. An existing FILE is kept unless --force."
     ),
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the --out FILE even if it exists (edits made to it are lost).",
+)
 def migrate_command(
-    loaded: config.LoadedConfig, verbose: bool, whole: bool, out_file: Path | None
+    loaded: config.LoadedConfig, verbose: bool, whole: bool, out_file: Path | None, force: bool
 ) -> int:
     """Turn a snapshots.py layout into an equivalent YAML policy. Secrets become env: references.
 
@@ -330,14 +397,24 @@ def migrate_command(
     then run with --policy snapshot-policy.yaml (until you switch,
     run the old layout with --config snapshots.config).
     """
+    if force and out_file is None:
+        raise click.UsageError("--force replaces the --out FILE: give --out FILE too")
     if not loaded.legacy:
         raise click.UsageError(
             "migrate reads a snapshots.py layout (snapshots.config, configs/*.json); "
-            "this is a YAML policy already"
+            f"this is a YAML policy already: give --config {config.LEGACY_CONFIG} "
+            "or the server files to migrate"
         )
     if loaded.errors or loaded.failed or loaded.document is None:
         click.echo(
             "Nothing migrated: fix the errors above first, so no server is left out.", err=True
+        )
+        return EXIT_ERROR
+    if out_file is not None and not force and _holds_text(out_file):
+        click.echo(
+            f"Nothing migrated: {out_file} exists and may hold your edits; "
+            "give --force to replace it, or --out another file to compare.",
+            err=True,
         )
         return EXIT_ERROR
     migration = migrate(

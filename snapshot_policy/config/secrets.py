@@ -13,10 +13,13 @@ key (the caller adds it) and never shows the value (docs/promises.md §5, invari
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from snapshot_policy.core.redaction import escape_controls
 
 ENV_PREFIX = "env:"
 FILE_PREFIX = "file:"
@@ -106,6 +109,9 @@ def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str])
     """Return a warning, like ssh's "UNPROTECTED PRIVATE KEY FILE", for each of `files` that
     holds one of `secrets` literally and can be read by group or others: anyone else on the
     machine could take the token. Files that cannot be read or examined are passed over.
+
+    Each is one line of at most WARNING_COLUMNS (it is printed on every run, so cron mails
+    it), naming the file and the command that fixes it (`permission_warning`).
     """
     values = [s for s in secrets if s]
     warnings = []
@@ -118,18 +124,7 @@ def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str])
         except OSError:
             continue
         if any(value in text for value in values):
-            who = (
-                "group and others"
-                if mode & stat.S_IRGRP and mode & stat.S_IROTH
-                else "group"
-                if mode & stat.S_IRGRP
-                else "others"
-            )
-            warnings.append(
-                f"warning: {file} holds a secret and can be read by {who} "
-                f"(permissions {stat.S_IMODE(mode):04o}); "
-                f"run `chmod 600 {file}`, or keep the secret out of it with env:NAME or file:PATH"
-            )
+            warnings.append(permission_warning(file, stat.S_IMODE(mode)))
     return warnings
 
 
@@ -150,6 +145,33 @@ PLACEHOLDERS = frozenset(
         "your_hetzner_api_token_1",
     }
 )
+
+
+WARNING_COLUMNS = 100
+
+
+def permission_warning(file: str, mode: int) -> str:
+    """`warning: run chmod 600 FILE (it holds a secret, mode 0644)`, within
+    WARNING_COLUMNS: FILE as given, else relative to the current folder if that is shorter,
+    else shortened in its middle (`…`), its name and its start kept. Another way out, a
+    reference (env:NAME, file:PATH) in place of the secret, is in the README."""
+    head, tail = "warning: run chmod 600 ", f" (it holds a secret, mode {mode:04o})"
+    room = WARNING_COLUMNS - len(head) - len(tail)
+    shown = min(
+        (shlex.quote(escape_controls(name)) for name in dict.fromkeys((file, _relative(file)))),
+        key=len,
+    )
+    if len(shown) > room:  # keep the file's name whole where it fits, then the path's start
+        end = min(room - 1, max(len(os.path.basename(shown)) + 1, (room - 1) // 2))
+        shown = shown[: room - 1 - end] + "…" + shown[len(shown) - end :]
+    return head + shown + tail
+
+
+def _relative(file: str) -> str:
+    try:
+        return os.path.relpath(file)
+    except ValueError:  # no relative path from here (another drive on Windows)
+        return file
 
 
 def is_placeholder(value: object) -> bool:

@@ -28,6 +28,8 @@ from snapshot_policy.core.model import Target
 from snapshot_policy.core.redaction import escape_controls
 
 FINISHED = ("done", "failed")
+UNEVENTFUL = ("waiting", "done")
+"""The stages of a target with nothing due: lines made of only these may be held back."""
 STAGE_STYLES = {
     "listing": "cyan",
     "waiting": "dim",
@@ -59,6 +61,11 @@ class ApplyProgress:
     `force_terminal` overrides the terminal check (True: table, False: lines). Use as a
     context manager around apply, or call `start()` and `stop()`; safe to call from threads.
 
+    With `hold`, the lines are held back while every stage so far is waiting or done, and
+    written, in order, once another stage comes or `release()` is called: a run with nothing
+    due writes no line unless the caller asks (cron mails nothing for it), and a run that does
+    something writes the same lines as without `hold`.
+
     A stage change costs the same however many targets there are: it updates a dict and a few
     counters, and never draws. The table is redrawn by rich's own thread `refresh_per_second`
     times a second (and once more on `stop()`), and it shows at most `max_rows` targets: all of
@@ -73,8 +80,11 @@ class ApplyProgress:
         clock: Callable[[], float] = time.monotonic,
         refresh_per_second: float = 4,
         max_rows: int = MAX_ROWS,
+        hold: bool = False,
     ) -> None:
         self._stream = stream or sys.stderr
+        self._held: list[str] | None = [] if hold else None
+        """The lines held back (see `hold`); None once they are written, or never held."""
         self.live = force_terminal if force_terminal is not None else _is_tty(self._stream)
         self._clock = clock
         self._max_rows = max(1, max_rows)
@@ -143,8 +153,23 @@ class ApplyProgress:
             elif stage != "waiting":
                 self._running[key] = None
             if not self.live:
-                self._stream.write(f"{describe(target)}: {stage}\n")
-                self._stream.flush()
+                self._write(f"{describe(target)}: {stage}\n", held=stage in UNEVENTFUL)
+
+    def release(self) -> None:
+        """Write the lines held back so far, and every later line at once."""
+        with self._lock:
+            self._write("", held=False)
+
+    def _write(self, line: str, held: bool) -> None:
+        """Write `line` (under the lock), or hold it back while every line so far is `held`."""
+        if self._held is not None:
+            self._held.append(line)
+            if held:
+                return
+            line, self._held = "".join(self._held), None
+        if line:
+            self._stream.write(line)
+            self._stream.flush()
 
     def _forget(self, key: _Key, stage: str) -> None:
         self._counts[stage] -= 1

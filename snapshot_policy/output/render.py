@@ -234,10 +234,13 @@ def _number(value: float, decimals: int = 2) -> str:
     return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
-def report_text(report: RunReport) -> str:
-    """Return what apply did, a line per target (the summary line goes to stderr)."""
+def report_text(report: RunReport, failed_only: bool = False) -> str:
+    """Return what apply did, a line per target (the summary line goes to stderr); with
+    `failed_only`, the lines of the targets that failed (`apply --quiet`)."""
     lines = []
     for outcome in report.outcomes:
+        if failed_only and outcome.ok:
+            continue
         target = outcome.plan.target
         head = f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
         made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
@@ -250,6 +253,28 @@ def report_text(report: RunReport) -> str:
         )
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
     return "".join(escape_controls(line) + "\n" for line in lines)
+
+
+def uneventful(report: RunReport) -> bool:
+    """True for a run that created, deleted and failed nothing and whose every notification,
+    ping and file was delivered: apply prints nothing for it, so an hourly cron line mails
+    only when something happened (README "Scheduling")."""
+    return (
+        report.exit_code == 0
+        and not report.failures
+        and not report.unwritten
+        and all(d.ok for d in report.deliveries)
+        and all(
+            o.ok and o.created is None and not o.deleted and not o.error and not o.partial
+            for o in report.outcomes
+        )
+    )
+
+
+def report_failed(report: RunReport) -> bool:
+    """True if something in the run failed, a notification included: what `apply --quiet`
+    speaks of."""
+    return report.exit_code != 0 or any(not d.ok for d in report.deliveries)
 
 
 def report_summary(report: RunReport) -> str:

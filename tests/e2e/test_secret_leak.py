@@ -677,8 +677,8 @@ def test_a_config_file_holding_a_secret_that_others_can_read_is_warned_about_onc
     err = capsys.readouterr().err
     assert err.count("holds a secret") == 1
     assert (
-        f"warning: {Path('configs') / 'droplet.json'} holds a secret and can be read by group "
-        "and others (permissions 0644); run `chmod 600"
+        f"warning: run chmod 600 {Path('configs') / 'droplet.json'} "
+        "(it holds a secret, mode 0644)\n"
     ) in err
     droplet.chmod(0o600)
     assert main(["validate"], clock=clock) == 0
