@@ -214,8 +214,9 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
                 "the server files or in the current folder, so the defaults apply (logs/, "
                 "no global notifications); give --config FILE"
             ),
+            # Not loud: the tool makes logs/ itself on its first run, and a warning printed
+            # on every cron run of a valid layout would mail every hour.
             warning=True,
-            loud=True,
         )
         for folder in dict.fromkeys(f for f in looking if f is not None)
     )

@@ -130,8 +130,9 @@ def unprotected(files: Iterable[str | os.PathLike[str]], secrets: Iterable[str])
 
 # The stand-ins snapshots.py itself treated as unset (its bot token, chat id and webhook URL
 # lists), compared as it did: stripped and lower-cased. Anything else is a real value, a URL
-# such as https://your-team.example/hook included. The sample server files' API tokens are
-# here too: snapshots.py sent them and failed at the API; they are refused before that.
+# such as https://your-team.example/hook included. The sample server files' API tokens (its
+# `*1.json.sample` and `*2.json.sample`) are here too: snapshots.py sent them and failed at the
+# API; they are refused before that.
 PLACEHOLDERS = frozenset(
     {
         "your_telegram_bot_token_here",
@@ -142,7 +143,9 @@ PLACEHOLDERS = frozenset(
         "your-webhook-url.com",
         "your_webhook_url_here",
         "your_digitalocean_api_token_1",
+        "your_digitalocean_api_token_2",
         "your_hetzner_api_token_1",
+        "your_hetzner_api_token_2",
     }
 )
 

@@ -407,7 +407,7 @@ def test_bare_names_and_a_run_from_inside_configs_share_the_folders_lock(
     assert sandbox.telegram_messages() == []
 
 
-def test_server_files_without_a_snapshots_config_warn_in_a_snapshots_py_folder(
+def test_server_files_without_a_snapshots_config_warn_with_v_in_a_snapshots_py_folder(
     legacy_layout, sandbox, monkeypatch, capsys, clock
 ):
     (legacy_layout / "snapshots.config").unlink()
@@ -418,6 +418,9 @@ def test_server_files_without_a_snapshots_config_warn_in_a_snapshots_py_folder(
     assert capsys.readouterr().err == ""  # nothing says this was a snapshots.py folder
     (legacy_layout / "logs").mkdir()
     assert main(["validate", "configs/digitalocean_droplet1.json"], clock=clock) == 0
+    # The tool makes logs/ itself: a valid layout without snapshots.config stays quiet in cron.
+    assert capsys.readouterr().err == ""
+    assert main(["validate", "-v", "configs/digitalocean_droplet1.json"], clock=clock) == 0
     err = capsys.readouterr().err
     assert f"warning: {legacy_layout}: looks like a snapshots.py folder" in err
     assert "give --config FILE" in err

@@ -216,7 +216,7 @@ def test_a_legacy_token_with_a_line_break_inside_is_an_error_naming_the_key(
         "your-webhook-url.com",
         "your_webhook_url_here",
         "your_digitalocean_api_token_1",
-        "your_hetzner_api_token_1",
+        "your_hetzner_api_token_2",
     ],
 )
 def test_the_old_scripts_placeholders_count_as_unset(value):
