@@ -201,7 +201,8 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
             "backup_count": 5,
             "level": "DEBUG",
         },
-        "snapshot_creation_timeout": 3600,
+        # snapshots.py's default, not a policy's (issue 21, item 6)
+        "snapshot_creation_timeout": 900,
         "delay_between_servers": 20,
     }
     assert (
@@ -647,3 +648,16 @@ def test_an_unknown_key_in_a_known_section_stays_an_error(tmp_path):
     assert "unknown key 'delay_betwen_servers'; did you mean 'delay_between_servers'?" in str(
         problem
     )
+
+
+# -- issue 21, item 6: the old script's creation timeout ---------------------------------------
+
+
+def test_a_legacy_layout_waits_snapshots_pys_900_s_for_a_snapshot_and_a_policy_3600(tmp_path):
+    """snapshots.py waited 900 s unless [TIMING] said otherwise; a policy keeps its own."""
+    layout(tmp_path, "[LOGGING]\nlevel = INFO\n", web=server())
+    assert load(tmp_path).settings.snapshot_creation_timeout == 900
+    assert load(tmp_path).document["settings"]["snapshot_creation_timeout"] == 900
+    (tmp_path / "snapshots.config").write_text("[TIMING]\nsnapshot_creation_timeout = 120\n")
+    assert load(tmp_path).settings.snapshot_creation_timeout == 120
+    assert policy.settings({}, tmp_path).snapshot_creation_timeout == 3600

@@ -245,7 +245,7 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
         ("FILES", "log_file"): "snapshots.log",
         ("FILES", "lock_file"): "snapshots.lock",
         ("TIMING", "delay_between_servers"): 20,
-        ("TIMING", "snapshot_creation_timeout"): 3600,
+        ("TIMING", "snapshot_creation_timeout"): 900,
         ("LOGGING", "max_bytes"): 5242880,
         ("LOGGING", "backup_count"): 5,
         ("LOGGING", "level"): "DEBUG",
