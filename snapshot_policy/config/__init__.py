@@ -176,13 +176,15 @@ def load(
         )
     notes: tuple[str, ...] = ()
     found: tuple[Problem, ...] = ()
+    home: Path | None = None
     if legacy_config is None and server_files:
         try:
             beside = config_beside(server_files, cwd)
         except MixedFolders as error:
             raise NoConfiguration(str(error)) from None
         legacy_config, notes, found = beside.config_file, (beside.note,), beside.problems
-    loaded = load_legacy(legacy_config, server_files, cwd)
+        home = beside.home
+    loaded = load_legacy(legacy_config, server_files, cwd, home)
     return LoadedConfig(
         tuple(loaded.files),
         loaded.settings,
@@ -190,7 +192,7 @@ def load(
         (*found, *loaded.problems),
         tuple(loaded.failed),
         legacy=True,
-        base=legacy_config.parent if legacy_config else cwd,
+        base=legacy_config.parent if legacy_config else (home or cwd),
         isolated_files=frozenset(loaded.server_files),
         document=loaded.document,
         prices=loaded.prices,

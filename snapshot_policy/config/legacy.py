@@ -82,13 +82,16 @@ class IniSettings:
         return value.replace("\\n", "\n") if isinstance(value, str) and value else None
 
 
-def load_legacy(config_file: Path | None, server_args: Sequence[str], cwd: Path) -> LegacyLoad:
+def load_legacy(
+    config_file: Path | None, server_args: Sequence[str], cwd: Path, home: Path | None = None
+) -> LegacyLoad:
     """Load `config_file` (may be None: all defaults) and the server files it leads to.
 
     `server_args` are the positional file arguments: bare names are looked up in
-    `configs_dir`; without any, every `*.json` there is read (`._*` files skipped).
+    `configs_dir`; without any, every `*.json` there is read (`._*` files skipped). Without
+    `config_file`, relative paths and the owner start at `home` (`Beside.home`), else `cwd`.
     """
-    base = config_file.parent if config_file else cwd
+    base = config_file.parent if config_file else (home or cwd)
     ini, problems, files = _read_ini(config_file)
     configs_dir = base / str(ini.get("DIRECTORIES", "configs_dir"))
     paths, missing = _server_paths(configs_dir, server_args, cwd)
@@ -156,6 +159,9 @@ class Beside:
     config_file: Path | None
     note: str
     problems: tuple[Problem, ...] = ()
+    home: Path | None = None
+    """Without a snapshots.config: the folder the files belong to, where the defaults (logs/,
+    the lock) and the owner start, as snapshots.py's did in its own folder; None: `cwd`."""
 
 
 def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
@@ -175,7 +181,7 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
             continue  # load_legacy says it is missing
         folder = path.parent
         folders.append(folder)
-        found = _owning_config(folder)
+        found = _owning_config(folder) or _owning_config(_resolved(folder))
         if found is not None:
             owners.setdefault(_resolved(found), (found, []))[1].append(arg)
     if len(owners) > 1:
@@ -198,10 +204,12 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
             f"settings from {here} in the current folder: the server files' own folder has "
             "no snapshots.config, and snapshots.py run from here would have read this one",
         )
+    home = _home(folders, cwd)
     note = (
         "no snapshots.config beside the server files, above their folder or in the current "
         "folder: the defaults "
-        "apply (logs/, no global notifications); give --config to name one"
+        f"apply (logs/{'' if home is None else f' in {home}'}, no global notifications); "
+        "give --config to name one"
     )
     looking = (_snapshots_py_folder(folder) for folder in dict.fromkeys(folders))
     problems = tuple(
@@ -220,7 +228,34 @@ def config_beside(server_args: Sequence[str], cwd: Path) -> Beside:
         )
         for folder in dict.fromkeys(f for f in looking if f is not None)
     )
-    return Beside(None, note, problems)
+    return Beside(None, note, problems, home)
+
+
+def _home(folders: Sequence[Path], cwd: Path) -> Path | None:
+    """The one folder the server files in `folders` belong to, when it is not `cwd`: each
+    file's folder, or the one above it when that is its default configs_dir (as written, or
+    with links resolved). snapshots.py kept logs/ and its lock in its own folder wherever
+    cron started it, so two lines run from different folders share one lock and one owner.
+
+    None (`cwd` stays the base) when the files belong to several folders, when `cwd` is that
+    folder, or when `cwd` is the parent of a file's folder (`cd /opt/snapshots && … apply
+    configs/web.json`, whose owner must not change).
+    """
+    name = str(IniSettings({}).get("DIRECTORIES", "configs_dir"))
+    homes: dict[Path, Path] = {}
+    for folder in folders:
+        real = _resolved(folder)
+        home = (
+            _above(folder) if folder.name == name else real.parent if real.name == name else folder
+        )
+        homes.setdefault(_resolved(home), home)
+    if len(homes) != 1:
+        return None
+    [(real_home, home)] = homes.items()
+    here = _resolved(cwd)
+    if here == real_home or any(here == _resolved(f).parent for f in folders):
+        return None
+    return home
 
 
 def _located(arg: str, cwd: Path) -> Path | None:
@@ -236,7 +271,8 @@ def _located(arg: str, cwd: Path) -> Path | None:
 
 
 def _owning_config(folder: Path) -> Path | None:
-    """`folder`'s snapshots.config, or its parent's when `folder` is that one's configs_dir."""
+    """`folder`'s snapshots.config, or its parent's when `folder` is that one's configs_dir.
+    Called again with links resolved: `~/cfg -> /opt/snapshots/configs` belongs there."""
     own = folder / LEGACY_CONFIG
     if own.is_file():
         return own

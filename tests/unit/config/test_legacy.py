@@ -611,6 +611,92 @@ def test_without_a_snapshots_config_the_warning_says_none_was_read(tmp_path):
     assert "no bot_token and chat_id here or in a snapshots.config (none was read)" in str(problem)
 
 
+def loaded_from(cwd: Path, *args: str):
+    """What `cd CWD && snapshot-policy … ARGS` loads (server files without --config)."""
+    from snapshot_policy import config
+
+    return config.load(None, None, args, cwd=cwd, env={})
+
+
+def test_without_a_snapshots_config_the_defaults_and_owner_are_the_files_folders(tmp_path):
+    """Two cron lines run from different folders share one lock and one owner, as snapshots.py
+    kept logs/ in its own folder wherever it was started from."""
+    (tmp_path / "snap").mkdir()
+    snap = layout(tmp_path / "snap", ini=None, web=server())
+    (tmp_path / "x").mkdir()
+    owner = policy.location_owner(snap)
+    for cwd, arg in (
+        (tmp_path / "x", str(snap / "configs" / "web.json")),
+        (Path("/"), str(snap / "configs" / "web.json")),
+        (tmp_path / "x", "../snap/configs/web.json"),
+        (snap / "configs", "web.json"),  # from inside configs/: the folder above, not configs/
+    ):
+        found = beside(cwd, arg)
+        assert found.config_file is None and found.home is not None, (cwd, arg)
+        assert found.home.resolve() == snap
+        assert f"apply (logs/ in {found.home}, no global notifications)" in found.note
+        loaded = loaded_from(cwd, arg)
+        assert loaded.settings.owner == owner, (cwd, arg)
+        assert Path(loaded.settings.lock_file).resolve() == snap / "logs" / "snapshots.lock"
+        assert Path(loaded.settings.log_file).resolve() == snap / "logs" / "snapshots.log"
+        assert loaded.base.resolve() == snap
+        assert [t.name for t in loaded.targets] == ["web"] and not loaded.errors
+    # files beside no configs/ belong to their own folder
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "db.json").write_text(json.dumps(server()))
+    assert beside(tmp_path / "x", str(tmp_path / "loose" / "db.json")).home == tmp_path / "loose"
+
+
+def test_the_cron_line_run_from_the_folder_itself_keeps_its_base_and_owner(tmp_path, monkeypatch):
+    """`cd /opt/snapshots && snapshot-policy apply configs/web.json`: the base was the current
+    folder, and stays it, so the owner of the snapshots it made does not change."""
+    snap = layout(tmp_path, ini=None, web=server(), db=server("hetzner", id=4711))
+    monkeypatch.chdir(snap)
+    owner = policy.location_owner(snap)
+    for cwd, args in (
+        (Path("."), ("configs/web.json", "configs/db.json")),
+        (Path("."), ("web.json",)),
+        (snap, ("configs/web.json",)),
+        (snap, (str(snap / "configs" / "web.json"),)),
+    ):
+        assert beside(cwd, *args).home is None, (cwd, args)
+        loaded = loaded_from(cwd, *args)
+        assert loaded.settings.owner == owner
+        assert loaded.base == cwd
+    assert loaded_from(Path("."), "configs/web.json").settings.lock_file == "logs/snapshots.lock"
+    # nor does a file in another subfolder of the current one, nor files of two folders
+    (snap / "other").mkdir()
+    (snap / "other" / "x.json").write_text(json.dumps(server(id="1")))
+    assert beside(Path("."), "other/x.json").home is None
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "y.json").write_text(json.dumps(server(id="2")))
+    assert beside(snap / "other", "x.json", "../elsewhere/y.json").home is None
+    assert loaded_from(snap / "other", "x.json", "../elsewhere/y.json").base == snap / "other"
+
+
+def test_a_linked_configs_folder_finds_the_snapshots_config_of_the_folder_it_points_into(
+    tmp_path,
+):
+    """`~/cfg -> /opt/snapshots/configs`, `apply ~/cfg/web.json`: the folder as written has
+    no snapshots.config, so the one the link leads into is taken."""
+    (tmp_path / "snap").mkdir()
+    snap = layout(tmp_path / "snap", web=server())
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "cfg").symlink_to(snap / "configs")
+    found = beside(tmp_path / "home", "cfg/web.json")
+    assert found.config_file == snap / "snapshots.config"
+    loaded = loaded_from(tmp_path / "home", "cfg/web.json")
+    assert loaded.settings.owner == policy.location_owner(snap)
+    assert loaded.settings.lock_file == str(snap / "var" / "logs" / "snapshots.lock")
+    # without a snapshots.config, the link's folder is still the base
+    (snap / "snapshots.config").unlink()
+    found = beside(tmp_path / "home", "cfg/web.json")
+    assert found.config_file is None and found.home == snap
+    assert loaded_from(tmp_path / "home", "cfg/web.json").settings.owner == (
+        policy.location_owner(snap)
+    )
+
+
 # -- issue 21, item 7: an unknown INI section ---------------------------------------------------
 
 
