@@ -468,3 +468,30 @@ def test_an_unknown_top_level_key_in_a_policy_stays_an_error(tmp_path, capsys, c
     policy.write_text("version: 1\nsetings: {}\naccounts: {}\ntargets: []\n")
     assert main(["validate", "--policy", str(policy)], clock=clock) == 1
     assert "unknown key 'setings'; did you mean 'settings'?" in capsys.readouterr().err
+
+
+def test_without_a_snapshots_config_a_run_from_elsewhere_locks_and_logs_in_the_files_folder(
+    legacy_layout, sandbox, tmp_path_factory, monkeypatch, capsys, clock
+):
+    """`cd /tmp/x && snapshot-policy apply /opt/snap/configs/web.json` takes the lock and the log
+    of /opt/snap, as snapshots.py did, so a cron line run from elsewhere and one run from the
+    folder exclude each other and count the same snapshots as their own."""
+    from snapshot_policy.state.runlock import run_lock
+
+    (legacy_layout / "snapshots.config").unlink()
+    elsewhere = tmp_path_factory.mktemp("x")
+    server_file = str(legacy_layout / "configs" / "hetzner_cloud_server1.json")
+    monkeypatch.chdir(elsewhere)
+    assert main(["apply", server_file], clock=clock) == 0
+    assert (legacy_layout / "logs" / "snapshots.lock").exists()
+    assert "INFO no snapshots.config" in (legacy_layout / "logs" / "snapshots.log").read_text()
+    assert list(elsewhere.iterdir()) == []
+    from_elsewhere = config.load(None, None, [server_file]).settings.owner
+    monkeypatch.chdir(legacy_layout)
+    assert config.load(None, None, ["configs/hetzner_cloud_server1.json"]).settings.owner == (
+        from_elsewhere
+    )
+    with run_lock(str(legacy_layout / "logs" / "snapshots.lock")):
+        monkeypatch.chdir(elsewhere)
+        assert main(["apply", server_file], clock=clock) == 3
+    assert "snapshots.lock" in capsys.readouterr().err
