@@ -262,7 +262,12 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 **common,
             )
         else:
-            check.url((*path, "url"), channel["url"], transport.WEBHOOK)
+            plain = channel.get("allow_plain_http", False)
+            refused = transport.url_problem(channel["url"], transport.WEBHOOK, plain)
+            if refused is not None and transport.is_plain_http_elsewhere(channel["url"]):
+                refused += "; or, to send it so anyway, set allow_plain_http: true on this channel"
+            if refused is not None:
+                check.add((*path, "url"), refused)
             _check_headers(check, (*path, "headers"), channel.get("headers", {}))
             channels[name] = WebhookChannel(
                 name=name,
@@ -273,6 +278,7 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 payload_success=channel.get("payload_success"),
                 payload_failure=channel.get("payload_failure"),
                 headers=dict(channel.get("headers", {})),
+                allow_plain_http=plain,
                 **common,
             )
     return channels
