@@ -66,7 +66,8 @@ def url_problem(url: str, what: str, allow_plain_http: bool = False) -> str | No
         return f"the URL names no scheme or no host; {ALLOWED}"
     if scheme == "https" or (scheme == "http" and (allow_plain_http or is_loopback(url))):
         return None
-    return f"{shown(url)} is not https: {what} would cross the network in clear text; {ALLOWED}"
+    where = _origin(scheme, host, port)
+    return f"{where} is not https: {what} would cross the network in clear text; {ALLOWED}"
 
 
 def is_plain_http_elsewhere(url: str) -> bool:
@@ -90,8 +91,11 @@ def shown(url: str) -> str:
         port = parts.port
     except ValueError:
         return "(an unreadable URL)"
-    host = _bracketed(parts.hostname or "")
-    return f"{parts.scheme.lower()}://{host}{f':{port}' if port else ''}"
+    return _origin(parts.scheme.lower(), parts.hostname or "", port)
+
+
+def _origin(scheme: str, host: str, port: int | None) -> str:
+    return f"{scheme}://{_bracketed(host)}{f':{port}' if port else ''}"
 
 
 def is_loopback(url: str) -> bool:
