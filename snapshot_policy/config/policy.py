@@ -137,9 +137,28 @@ def load_policy(
     if any(not p.warning for p in problems):
         return PolicyLoad(settings({}, path.parent), problems=problems)
     loaded = build(source, env, path.parent, read_secrets)
-    loaded.problems[:0] = problems
+    loaded.problems[:0] = problems + _plain_http_warnings(source)
     loaded.document = source.data
     return loaded
+
+
+def _plain_http_warnings(source: Source) -> list[Problem]:
+    """A warning (shown with -v) for each webhook the policy lets send over plain http to
+    another host, as it asked: docs/promises.md §5, invariant 11. Only scheme, host and port
+    are shown; the path can be the secret."""
+    warnings = []
+    for name, channel in source.data.get("notifications", {}).items():
+        url = channel.get("url")
+        if channel.get("allow_plain_http") and transport.is_plain_http_elsewhere(str(url)):
+            path = ("notifications", name, "url")
+            message = (
+                f"{transport.shown(str(url))}/… is plain http (allow_plain_http: true): the "
+                "webhook's URL, headers and body cross the network in clear text"
+            )
+            warnings.append(
+                Problem(source.file, source.line_of(path), path_text(path), message, warning=True)
+            )
+    return warnings
 
 
 def build(

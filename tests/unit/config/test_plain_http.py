@@ -116,8 +116,14 @@ def test_a_policy_webhook_over_http_to_another_host_is_an_error_naming_key_and_f
 
 
 def test_a_policy_webhook_with_allow_plain_http_is_sent_over_http(tmp_path):
-    loaded = load_policy(policy(tmp_path, LAN, ", allow_plain_http: true"), {})
-    assert loaded.problems == []
+    path = policy(tmp_path, LAN, ", allow_plain_http: true")
+    loaded = load_policy(path, {})
+    assert [str(p) for p in loaded.problems] == [
+        f"warning: {path}:5: notifications.lan.url: {SHOWN} is plain http "
+        "(allow_plain_http: true): the webhook's URL, headers and body cross the network in "
+        "clear text"
+    ]
+    assert not loaded.problems[0].loud  # asked for by name: shown with -v
     [channel] = loaded.targets[0].notify
     assert (channel.url, channel.allow_plain_http) == (LAN, True)
 
