@@ -562,7 +562,11 @@ def _channels(
             )
     if _enabled(webhook, ini, "WEBHOOK"):
         url = webhook.get("url") or ini.get("WEBHOOK", "url")
-        refused = transport.url_problem(str(url), transport.WEBHOOK) if url else None
+        # snapshots.py posted to any http URL (an n8n on the LAN): sent too, said aloud
+        plain = bool(url) and transport.is_plain_http_elsewhere(str(url))
+        if plain:
+            problems.append(_plain_http_warning(source, wrapper, str(url)))
+        refused = transport.url_problem(str(url), transport.WEBHOOK, plain) if url else None
         if refused is not None:  # the server's snapshots matter more than its notification
             problems.append(
                 Problem(
@@ -580,6 +584,7 @@ def _channels(
                         "type": "webhook",
                         "style": "snapshots.py",
                         "url": str(url),
+                        **({"allow_plain_http": True} if plain else {}),
                         "payload_success": webhook.get("payload_success")
                         or _ini_payload(ini, "payload_success"),
                         "payload_failure": webhook.get("payload_failure")
@@ -602,6 +607,22 @@ def _channels(
                 )
             )
     return tuple(channels), problems
+
+
+def _plain_http_warning(source: Source, wrapper: str, url: str) -> Problem:
+    """The loud warning for a webhook sent over plain http to another host, showing the URL's
+    scheme, host and port only: its path can be the secret (issue 21, item 2)."""
+    return Problem(
+        source.file,
+        None,
+        f"{wrapper}.webhook.url",
+        (
+            f"{transport.shown(url)}/… is plain http: the webhook's URL and body cross the "
+            "network in clear text; it is sent as snapshots.py sent it; use https to protect it"
+        ),
+        warning=True,
+        loud=True,
+    )
 
 
 def _config_named(config_file: Path | None) -> str:

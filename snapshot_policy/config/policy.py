@@ -137,9 +137,28 @@ def load_policy(
     if any(not p.warning for p in problems):
         return PolicyLoad(settings({}, path.parent), problems=problems)
     loaded = build(source, env, path.parent, read_secrets)
-    loaded.problems[:0] = problems
+    loaded.problems[:0] = problems + _plain_http_warnings(source)
     loaded.document = source.data
     return loaded
+
+
+def _plain_http_warnings(source: Source) -> list[Problem]:
+    """A warning (shown with -v) for each webhook the policy lets send over plain http to
+    another host, as it asked: docs/promises.md §5, invariant 11. Only scheme, host and port
+    are shown; the path can be the secret."""
+    warnings = []
+    for name, channel in source.data.get("notifications", {}).items():
+        url = channel.get("url")
+        if channel.get("allow_plain_http") and transport.is_plain_http_elsewhere(str(url)):
+            path = ("notifications", name, "url")
+            message = (
+                f"{transport.shown(str(url))}/… is plain http (allow_plain_http: true): the "
+                "webhook's URL, headers and body cross the network in clear text"
+            )
+            warnings.append(
+                Problem(source.file, source.line_of(path), path_text(path), message, warning=True)
+            )
+    return warnings
 
 
 def build(
@@ -262,7 +281,12 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 **common,
             )
         else:
-            check.url((*path, "url"), channel["url"], transport.WEBHOOK)
+            plain = channel.get("allow_plain_http", False)
+            refused = transport.url_problem(channel["url"], transport.WEBHOOK, plain)
+            if refused is not None and transport.is_plain_http_elsewhere(channel["url"]):
+                refused += "; or, to send it so anyway, set allow_plain_http: true on this channel"
+            if refused is not None:
+                check.add((*path, "url"), refused)
             _check_headers(check, (*path, "headers"), channel.get("headers", {}))
             channels[name] = WebhookChannel(
                 name=name,
@@ -273,6 +297,7 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 payload_success=channel.get("payload_success"),
                 payload_failure=channel.get("payload_failure"),
                 headers=dict(channel.get("headers", {})),
+                allow_plain_http=plain,
                 **common,
             )
     return channels

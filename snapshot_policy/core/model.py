@@ -169,6 +169,7 @@ class WebhookChannel:
     headers: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     style: str = "snapshot-policy"  # or "snapshots.py": that script's texts (notify.messages)
     script: str | None = None  # what {script} renders; None: the style's own
+    allow_plain_http: bool = False  # http to another host too (transport; issue 21)
 
 
 Channel = TelegramChannel | WebhookChannel

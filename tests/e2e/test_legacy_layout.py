@@ -6,6 +6,9 @@ import json
 import re
 import stat
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
 
 from snapshot_policy import config
 from snapshot_policy.cli import main
@@ -16,6 +19,7 @@ from snapshot_policy.edges.providers import connect
 from snapshot_policy.engine.observe import observe
 from snapshot_policy.output import planfile
 from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name
+from tests.integration.test_notify_webhook import aliased, loopback_alias
 
 
 def plan_document(loaded, now):
@@ -171,25 +175,31 @@ def test_legacy_notifications_follow_server_then_global_then_default(
     assert payload == {"server": "db-1", "total": "2"}  # a string, as snapshots.py sent it
 
 
-def test_a_legacy_http_webhook_is_a_warning_and_the_server_still_runs(
-    legacy_layout, monkeypatch, capsys, clock
+def test_a_legacy_http_webhook_is_sent_with_a_warning_in_validate_plan_and_apply(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
 ):
-    """snapshots.py sent webhooks over plain http; we refuse to send one off this machine, but a
-    notification URL must not cost the server its snapshot."""
+    """snapshots.py posted to plain http (an n8n on the LAN): so does the tool, saying so on
+    stderr without -v, and showing scheme://host:port only (issue 21, item 2). The "other
+    host" is a name for this machine: no test sends a byte off it."""
+    name = loopback_alias()
+    if name is None:
+        pytest.skip("no host name here resolves to loopback only")
+    for variable in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    url = aliased(sandbox.webhook_url("lan"), name) + "?token=abc"
     server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
-    server_file.write_text(
-        server_file.read_text().replace(
-            "https://hooks.example.com/snap", "http://hooks.example.com/snap"
-        )
-    )
+    server_file.write_text(server_file.read_text().replace("https://hooks.example.com/snap", url))
     monkeypatch.chdir(legacy_layout)
-    assert main(["validate", "-v"], clock=clock) == 0
-    err = capsys.readouterr().err
-    assert (
+    warning = (
         "hetzner_cloud_server1.json: hetzner_cloud_server.webhook.url: "
-        "http://hooks.example.com is not https"
-    ) in err
-    assert "the webhook will not be sent" in err
+        f"http://{name}:{urlsplit(url).port}/… is plain http"
+    )
+    for command in ("validate", "plan", "apply"):
+        assert main([command], clock=clock) == 0, command
+        err = capsys.readouterr().err
+        assert warning in err, (command, err)
+        assert "token=abc" not in err and "/hooks/lan" not in err
+    assert [d["json"]["server"] for d in sandbox.webhook_deliveries("lan")] == ["db-1"]
 
 
 # -- issue 14, item 3: one folder, two formats ------------------------------------------------

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
+from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
+from snapshot_policy.core import transport
 from snapshot_policy.core.model import Delivery, TelegramChannel, WebhookChannel
 from snapshot_policy.edges.notify import Event, deliver, webhook
 from tests.integration.conftest import BOT_TOKEN
@@ -294,3 +300,55 @@ def test_a_channels_script_setting_names_the_sender(sandbox):
     [received] = sandbox.webhook_deliveries("ops")
     assert received["json"]["script"] == "nightly-backup"
     assert received["json"]["total_snapshots"] == 2  # the default style keeps its number
+
+
+# -- issue 21, item 2: plain http to another host, when the channel allows it -----------------
+
+_PROXIES = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def loopback_alias() -> str | None:
+    """A host name `transport` does not take for this machine (not `localhost`, no address)
+    that nonetheless resolves to loopback addresses only, such as the machine's own name in
+    /etc/hosts; None when there is none. Through it a test sends "to another host" while no
+    byte leaves the machine."""
+    for name in (socket.gethostname(), "localhost.localdomain", "ip6-localhost"):
+        if not name or transport.is_loopback(f"http://{name}/"):
+            continue
+        try:
+            found = {info[4][0] for info in socket.getaddrinfo(name, None)}
+        except OSError:
+            continue
+        if found and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in found):
+            return name
+    return None
+
+
+def aliased(url: str, name: str) -> str:
+    """`url` with its host 127.0.0.1 (the sandbox) replaced by `name`."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{name}:{parts.port}"))
+
+
+@pytest.fixture
+def alias(monkeypatch) -> str:
+    name = loopback_alias()
+    if name is None:
+        pytest.skip("no host name here resolves to loopback only; no test may leave the machine")
+    for variable in _PROXIES:  # a proxy would carry the request off the machine
+        monkeypatch.delenv(variable, raising=False)
+    return name
+
+
+def test_plain_http_to_another_host_is_sent_only_when_the_channel_allows_it(sandbox, alias):
+    url = aliased(sandbox.webhook_url("lan"), alias)
+    assert transport.is_plain_http_elsewhere(url)
+    refused = send(hook(sandbox, url=url))
+    assert (refused.ok, refused.attempts) == (False, 0)
+    assert refused.error.startswith(f"http://{alias}:") and "allow" not in refused.error
+    assert sandbox.webhook_deliveries("lan") == []
+    assert send(hook(sandbox, url=url, allow_plain_http=True)) == Delivery(
+        "hook", "webhook", "web", True, 1, None
+    )
+    [received] = sandbox.webhook_deliveries("lan")
+    assert received["json"]["server"] == "app-1"

@@ -129,3 +129,66 @@ def test_each_kind_of_secret_is_named_in_the_refusal():
 )
 def test_is_loopback(url, expected):
     assert is_loopback(url) is expected
+
+
+# -- issue 21, item 2: a webhook channel may allow plain http to another host ---------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://n8n.lan:5678/webhook/x",
+        "HTTP://10.0.0.5/hooks/secret-path?token=abc",
+        "http://[2001:db8::1]:8080/x",
+        "https://hooks.example.com/a",
+        "http://127.0.0.1:9/x",
+    ],
+)
+def test_allow_plain_http_lets_http_to_any_host_through(url):
+    assert url_problem(url, transport.WEBHOOK, allow_plain_http=True) is None
+    check_url(url, transport.WEBHOOK, allow_plain_http=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://files.example.com/x",
+        "http://n8n.lan/a b",
+        "http://127.0.0.1\\@evil.example/x",
+        "http://n8n.lan:port/x",
+        "n8n.lan/webhook",
+    ],
+)
+def test_allow_plain_http_allows_no_other_scheme_nor_an_ambiguous_url(url):
+    assert url_problem(url, transport.WEBHOOK, allow_plain_http=True) is not None
+    assert not transport.is_plain_http_elsewhere(url)
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://n8n.lan:5678/webhook/x", True),
+        ("Http://10.0.0.5/x", True),
+        ("http://127.0.0.1:9/x", False),  # this machine: needs no permission
+        ("http://localhost/x", False),
+        ("https://n8n.lan/x", False),
+        ("http://[::1/", False),
+        ("http:///x", False),
+    ],
+)
+def test_is_plain_http_elsewhere(url, expected):
+    assert transport.is_plain_http_elsewhere(url) is expected
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://n8n.lan:5678/webhook/secret-id?token=abc", "http://n8n.lan:5678"),
+        ("http://user:password@N8N.lan/x", "http://n8n.lan"),
+        ("HTTP://[2001:db8::1]:8080/x#frag", "http://[2001:db8::1]:8080"),
+        ("http://[::1/x", "(an unreadable URL)"),
+    ],
+)
+def test_shown_keeps_only_scheme_host_and_port(url, expected):
+    """A webhook's path, query and user info can be its secret: never shown."""
+    assert transport.shown(url) == expected

@@ -247,6 +247,7 @@ async def _post_webhook(
         clock=clock,
         deadline=deadline,
         style=style,
+        allow_plain_http=channel.allow_plain_http,
     )
 
 

@@ -4,8 +4,9 @@ One `Webhooks` serves one run's notifications from one event loop: one `httpx.As
 (a pool of `POOL` connections), at most `POOL` requests in flight, closed at the end. Its
 caller posts to one URL one after another, in order; to different URLs concurrently.
 
-The URL must be https, or plain http to this machine (`transport`); any other is refused
-before a connection is opened. The body is serialised once (compact JSON, UTF-8; in the
+The URL must be https, or plain http to this machine (`transport`), or plain http anywhere
+for a channel that allows it (`allow_plain_http`); any other is refused before a connection
+is opened. The body is serialised once (compact JSON, UTF-8; in the
 snapshots.py style as that script wrote it, `messages.webhook_body`) and those exact bytes
 are sent and signed.
 
@@ -105,6 +106,7 @@ class Webhooks:
         clock: Clock,
         deadline: float | None = None,
         style: Style = DEFAULT_STYLE,
+        allow_plain_http: bool = False,
     ) -> tuple[int, str | None]:
         """POST `payload` as JSON to `url`; return (requests made, None) or (requests made, last
         error).
@@ -118,7 +120,7 @@ class Webhooks:
         dates each signed attempt. At `deadline` (the event loop's time) the delivery is cut
         off, whatever it is doing: (requests made, CUT_OFF).
         """
-        refused = transport.url_problem(url, transport.WEBHOOK)
+        refused = transport.url_problem(url, transport.WEBHOOK, allow_plain_http)
         if refused is not None:
             return 0, refused
         body = webhook_body(payload, style)

@@ -251,8 +251,9 @@ def test_a_legacy_secret_is_taken_as_it_is_never_as_a_reference(tmp_path):
 
 
 def test_a_webhook_that_would_not_be_sent_is_a_warning_and_no_channel(tmp_path):
+    """(Plain http to another host is sent: tests/unit/config/test_plain_http.py.)"""
     loaded = load(
-        layout(tmp_path, web=server(webhook={"enabled": True, "url": "http://hooks.example.com/x"}))
+        layout(tmp_path, web=server(webhook={"enabled": True, "url": "ftp://hooks.example.com/x"}))
     )
     assert [(p.path, p.warning) for p in loaded.problems] == [
         ("digitalocean_droplet.webhook.url", True)

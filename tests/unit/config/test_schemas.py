@@ -485,8 +485,8 @@ def test_exactly_one_of_several_keys(target_change, expected):
         (
             {"type": "webhook", "url": "https://x.example", "summary": True},
             [
-                "notifications.ops: unknown key 'summary'; expected type, url, secret, "
-                "payload_success, payload_failure, timeout, retries, "
+                "notifications.ops: unknown key 'summary'; expected type, url, "
+                "allow_plain_http, secret, payload_success, payload_failure, timeout, retries, "
                 "base_delay_between_retries, style, script or headers"
             ],
         ),
