@@ -19,14 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snapshot_policy.config.legacy import MixedFolders, config_beside, load_legacy
+from snapshot_policy.config.legacy import LEGACY_CONFIG, MixedFolders, config_beside, load_legacy
 from snapshot_policy.config.policy import load_policy
 from snapshot_policy.config.policy import prices as load_prices
 from snapshot_policy.config.problems import Problem
 from snapshot_policy.core.model import Price, RunSettings, TargetFailure, TargetSpec
 
 POLICY_FILE = "snapshot-policy.yaml"
-LEGACY_CONFIG = "snapshots.config"
 LEGACY_CONFIGS_DIR = "configs"
 
 

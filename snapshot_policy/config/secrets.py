@@ -173,7 +173,7 @@ def permission_warning(file: str, mode: int) -> str:
 def _relative(file: str) -> str:
     try:
         return os.path.relpath(file)
-    except ValueError:  # no relative path from here (another drive on Windows)
+    except (ValueError, OSError):  # no relative path from here (the folder is gone, another drive)
         return file
 
 
