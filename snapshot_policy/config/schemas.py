@@ -200,7 +200,7 @@ def _sentence(error: ValidationError, path: tuple) -> str:
         case "type":
             expected = _type_words([limit] if isinstance(limit, str) else limit)
             if path:
-                return f"must be {expected}, not {_describe(value)}"
+                return f"must be {expected}, not {_describe(value)}{_quote_hint(limit, value)}"
             return (
                 "the file is empty"
                 if value is None
@@ -344,6 +344,14 @@ def _form(schema: Mapping) -> str:
     colon."""
     sentence = schema.get("description", f"text matching {schema.get('pattern')}").split(". ")[0]
     return sentence[:1].lower() + sentence[1:].rstrip(".")
+
+
+def _quote_hint(expected: Any, value: Any) -> str:
+    """YAML reads `owner: 0123456789` or `name: yes` as a number or a boolean; say how to keep
+    the text as written."""
+    if expected == "string" and isinstance(value, bool | int | float):
+        return "; put it in quotes to keep it as text"
+    return ""
 
 
 def _type_words(kinds: Iterable[str]) -> str:

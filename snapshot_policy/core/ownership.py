@@ -226,7 +226,7 @@ def _another_configuration(target: Target, others: list[str]) -> str:
     mine = f"this one is {target.owner}" if target.owner else "this one has none"
     return (
         f"another configuration's (owner {owners}; {mine}); if that was this configuration "
-        f"before its file or folder moved, set settings.owner: {others[0]}"
+        f'before its file or folder moved, set settings.owner: "{others[0]}"'
     )
 
 

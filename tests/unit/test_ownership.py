@@ -152,7 +152,7 @@ def test_another_configurations_snapshot_is_not_managed_and_says_whose():
         assert snapshot.ownership.startswith(
             "another configuration's (owner config-a; this one is config-b)"
         )
-        assert "set settings.owner: config-a" in snapshot.ownership
+        assert 'set settings.owner: "config-a"' in snapshot.ownership
 
 
 def test_digitalocean_owner_tags_compare_regardless_of_case():

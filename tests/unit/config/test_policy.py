@@ -52,8 +52,18 @@ def test_a_policy_moved_elsewhere_is_another_configuration_unless_it_names_its_o
     first = load_policy(policy_at(tmp_path / "a" / "p.yaml"), {}).settings.owner
     moved = load_policy(policy_at(tmp_path / "b" / "p.yaml"), {}).settings.owner
     assert first != moved
-    kept = load_policy(policy_at(tmp_path / "b" / "p.yaml", f"  owner: {first}\n"), {})
+    kept = load_policy(policy_at(tmp_path / "b" / "p.yaml", f"  owner: '{first}'\n"), {})
     assert kept.settings.owner == first and [t.owner for t in kept.targets] == [first]
+
+
+def test_an_owner_of_digits_only_written_without_quotes_is_refused_saying_to_quote_it(tmp_path):
+    """One hashed owner in about 280 is all digits, which YAML reads as a number."""
+    loaded = load_policy(policy_at(tmp_path / "p.yaml", "  owner: 754202059726\n"), {})
+    problem = the_problem(loaded, "settings.owner")
+    assert loaded.targets == []
+    assert problem.message.endswith(
+        "must be a string, not the number 754202059726; put it in quotes to keep it as text"
+    )
 
 
 @pytest.mark.parametrize("owner", ["prod-db", "A", "x_1", "a" * 63, "0123456789ab"])
