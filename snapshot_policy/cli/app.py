@@ -90,11 +90,12 @@ def selection(command: Callable) -> Callable:
         except config.NoConfiguration as error:
             raise click.UsageError(str(error)) from error
         hide(loaded.secrets)
+        timed = command.__name__ == "apply_command"  # apply's cron lines say when (item 4)
         for problem in loaded.problems:
             if verbose or not problem.warning or problem.loud:
-                click.echo(str(problem), err=True)
+                click.echo(_timed(str(problem), timed), err=True)
         for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
-            click.echo(warning, err=True)
+            click.echo(_timed(warning, timed), err=True)
         unknown = sorted(
             set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed}
         )
@@ -105,6 +106,16 @@ def selection(command: Callable) -> Callable:
         return command(loaded=loaded, verbose=verbose, whole=not targets, **options)
 
     return wrapper
+
+
+def _timed(text: str, timed: bool) -> str:
+    """`text` with the run's local time before each line (logs.stamped) when `timed` and
+    stderr is not a terminal: what apply prints under cron says when (README "Logs")."""
+    if not timed or sys.stderr.isatty():
+        return text
+    from snapshot_policy.output.logs import stamped
+
+    return stamped(text, current_time())
 
 
 def _unknown_targets(loaded: config.LoadedConfig, unknown: list[str]) -> str:

@@ -3,6 +3,8 @@ builds one `RunContext` and hands it to its flow in `engine/run`."""
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
 import threading
@@ -26,9 +28,10 @@ from snapshot_policy.cli.app import (
     selection,
 )
 from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import Clock, RunReport
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.output import planfile, render
-from snapshot_policy.output.logs import setup_logging
+from snapshot_policy.output.logs import setup_logging, stamped
 from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
@@ -56,6 +59,7 @@ def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = T
             settings.log_level,
             verbose,
             loaded.secrets,
+            legacy=loaded.legacy,
         )
     except (OSError, ValueError) as error:
         click.echo(str(error), err=True)
@@ -230,7 +234,7 @@ def apply_command(
             "asks for more: give one of them"
         )
     if loaded.critical:
-        click.echo("Nothing applied: fix the errors above.", err=True)
+        _say(current_clock(), "Nothing applied: fix the errors above.", err=True)
         return EXIT_ERROR
     context = run.RunContext.of(loaded)
     # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
@@ -257,15 +261,21 @@ def apply_command(
     from snapshot_policy.engine.execute import Stop
 
     stop = Stop()
+    clock = current_clock()
     # Progress lines wait until a target does something: none for a run with nothing due.
-    progress = _no_progress if quiet else ApplyProgress(hold=True)
+    progress = _no_progress if quiet else ApplyProgress(hold=True, now=clock)
+    if loaded.legacy:  # what snapshots.py printed to its cronjob.log (README "Logs")
+        progress.note("Starting snapshot management script...")
     try:
         with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
+            if loaded.legacy:
+                progress.note(f"Lock acquired successfully (PID: {os.getpid()})")
+                progress.note(f"Found {len(loaded.isolated_files)} configuration file(s).")
             with progress:
                 report = run.apply(
                     context,
                     whole,
-                    current_clock(),
+                    clock,
                     plan_file,
                     parallel,
                     metrics_file,
@@ -275,28 +285,65 @@ def apply_command(
                     stop,
                 )
     except LockHeld as error:
-        click.echo(str(error), err=True)
+        _say(clock, str(error), err=True)
         return EXIT_LOCKED
     except (PlanFileError, OSError) as error:
         progress.release()
-        click.echo(redact(str(error), loaded.secrets), err=True)
+        _say(clock, redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
     if quiet:
         if render.report_failed(report) or stop.is_set():
-            click.echo(render.report_text(report, failed_only=True), nl=False, err=True)
-            click.echo(render.report_summary(report), err=True)
+            _say(clock, render.report_text(report, failed_only=True), err=True)
+            _say(clock, render.report_summary(report), err=True)
+            _say_legacy_end(clock, loaded.legacy, report, completed=False)
     elif verbose or stop.is_set() or not render.uneventful(report):
         progress.release()
-        click.echo(render.report_text(report), nl=False)
-        click.echo(render.report_summary(report), err=True)
+        _say(clock, render.report_text(report))
+        _say(clock, render.report_summary(report), err=True)
+        _say_legacy_end(clock, loaded.legacy, report, completed=not stop.is_set())
     if stop.is_set():
-        click.echo(
+        _say(
+            clock,
             f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
             "every after hook owed ran; snapshots still being made are adopted by the next run.",
             err=True,
         )
         return EXIT_SIGNALLED[stop.reason]
     return report.exit_code
+
+
+def _say(clock: Clock, text: str, err: bool = False) -> None:
+    """Print `text` (a line, or lines each ending in a newline) as apply prints under cron:
+    each line after the time (logs.stamped) unless the stream is a terminal."""
+    stream = sys.stderr if err else sys.stdout
+    if text and not text.endswith("\n"):
+        text += "\n"
+    click.echo(text if _is_terminal(stream) else stamped(text, clock()), nl=False, err=err)
+
+
+def _is_terminal(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):
+        return False
+
+
+def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bool) -> None:
+    """In a legacy layout, the lines snapshots.py ended its cronjob.log with: the summary, its
+    failure line, and (exit 0 only, as it did) its completion."""
+    if not legacy:
+        return
+    from snapshot_policy.engine import runlog
+
+    succeeded, failed, total = runlog.counts(report)
+    lines = [runlog.summary_line(succeeded, failed, total)]
+    after = runlog.failure_line(succeeded, failed)
+    if after is not None:
+        level, text = after
+        lines.append(f"{logging.getLevelName(level)}: {text}")
+    elif completed:
+        lines.append("Script completed successfully.")
+    _say(clock, "".join(line + "\n" for line in lines), err=True)
 
 
 class _NoProgress:
@@ -312,6 +359,9 @@ class _NoProgress:
         pass
 
     def release(self) -> None:
+        pass
+
+    def note(self, line: str) -> None:
         pass
 
 

@@ -30,10 +30,11 @@ from snapshot_policy.core.redaction import redact
 from snapshot_policy.edges import monitor, providers
 from snapshot_policy.edges.notify import Event, deliver
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
+from snapshot_policy.engine import runlog
 from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
 from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
-from snapshot_policy.output.render import report_summary
+from snapshot_policy.output.render import report_summary, uneventful
 from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.journal import Journal
 from snapshot_policy.state.runstate import RunState
@@ -204,11 +205,14 @@ def apply(
     loaded, settings = context.loaded, context.settings
     pings = [monitor.ping(settings.healthcheck_url, "start")]
     now = clock()
+    hostname = socket.gethostname()
+    runlog.log_start(loaded.legacy, hostname, now, len(loaded.targets) + len(loaded.failed))
     journal, state = context.journal(now), context.state(now)
     try:
         proposed = _proposed(context, whole, now, journal, state, plan_file, max_plan_age)
     except PlanFileError as error:
         monitor.ping(settings.healthcheck_url, "fail", str(error))
+        log.error("apply finished: nothing done, the saved plan was refused: %s", error)
         raise
     plan, failures, observation = proposed
     audit = AuditLog(context.audit_file, plan.fingerprint)
@@ -225,7 +229,8 @@ def apply(
     )
     report = executor.apply(plan, failures)
     unwritten = _remember(state, report, observation if whole else None, now)
-    events = routes(report, socket.gethostname(), loaded.secrets)
+    every_event = _events(report, hostname, loaded.secrets)
+    events = [(event, channels) for event, channels, due in every_event if due and channels]
     deliveries = deliver(events, context.telegram_base_url, clock, loaded.secrets)
     report = replace(
         report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten
@@ -234,7 +239,9 @@ def apply(
     pings.append(monitor.ping(settings.healthcheck_url, outcome, report_summary(report)))
     report = replace(report, deliveries=report.deliveries + tuple(p for p in pings if p))
     unwritten = []
-    if report_file is not None:
+    if report_file is not None and not (uneventful(report) and report_file.exists()):
+        # A run with nothing to tell leaves the last report alone: the one of the run that
+        # last did something stays for the morning (README "Run report").
         unwritten += _written("run report", lambda: monitor.write_report(report_file, report))
     if metrics_file is not None:
         unwritten += _written(
@@ -243,7 +250,16 @@ def apply(
                 metrics_file, report, monitor.api_requests(observation.providers.values())
             ),
         )
-    return replace(report, unwritten=report.unwritten + tuple(unwritten))
+    report = replace(report, unwritten=report.unwritten + tuple(unwritten))
+    told = [event for event, _, _ in every_event]
+    read_failures = len(report.failures)  # the last events; the log names their provider too
+    if read_failures:
+        told[-read_failures:] = [
+            replace(event, provider=failure.provider)
+            for event, failure in zip(told[-read_failures:], report.failures, strict=True)
+        ]
+    runlog.log_end(loaded.legacy, report, report_summary(report), told)
+    return report
 
 
 def check_online(context: RunContext) -> list[TargetFailure]:
@@ -292,11 +308,22 @@ def routes(
     A target with nothing due stays quiet, so an hourly cron line does not chatter. Error
     texts are redacted before they leave for a chat or a webhook.
     """
+    return [
+        (event, channels)
+        for event, channels, due in _events(report, hostname, secrets)
+        if due and channels
+    ]
+
+
+def _events(
+    report: RunReport, hostname: str, secrets: Iterable[str]
+) -> list[tuple[Event, tuple[Channel, ...], bool]]:
+    """One event per target of the run, with its channels and whether it is to be told (it did
+    something or failed): what notifications send and a legacy log's FINAL_STATUS lines say."""
     found = []
     for outcome in report.outcomes:
         target, plan = outcome.plan.target, outcome.plan
-        if not target.notify or (outcome.ok and outcome.created is None and not outcome.deleted):
-            continue
+        due = not (outcome.ok and outcome.created is None and not outcome.deleted)
         name = (
             outcome.created.name
             if outcome.created
@@ -314,23 +341,22 @@ def routes(
             hostname,
             report.finished,
         )
-        found.append((event, target.notify))
+        found.append((event, target.notify, due))
     for failure in report.failures:
-        if failure.notify:
-            server = failure.server_name or failure.target
-            event = Event(
-                failure.target,
-                "",
-                server,
-                "",
-                "",
-                0,
-                FAILURE,
-                _redacted(failure.reason, secrets),
-                hostname,
-                report.finished,
-            )
-            found.append((event, failure.notify))
+        server = failure.server_name or failure.target
+        event = Event(
+            failure.target,
+            "",
+            server,
+            "",
+            "",
+            0,
+            FAILURE,
+            _redacted(failure.reason, secrets),
+            hostname,
+            report.finished,
+        )
+        found.append((event, failure.notify, True))
     return found
 
 

@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from typing import TextIO
 
@@ -24,7 +25,14 @@ LOGGER_NAME = "snapshot_policy"
 SDK_LOGGERS = ("azure", "urllib3", "hcloud", "httpx", "telegram")
 
 FILE_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+LEGACY_FILE_FORMAT = "%(asctime)s | %(levelname)-8s | %(message)s"
+"""snapshots.py's log line, `2026-12-07 03:00:12 | INFO     | …`, in local time: a legacy
+layout's log keeps the shape its operators' greps and `cut -d'|'` were written for."""
+LEGACY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CONSOLE_FORMAT = "%(levelname)s %(message)s"
+STAMP_FORMAT = "[%Y-%m-%d %H:%M:%S]"
+"""The time before each line apply prints under cron, in local time: the shape snapshots.py
+gave the lines of its cronjob.log (`[2026-12-07 03:00:12] SUMMARY: …`)."""
 
 _installed: list[logging.Handler] = []
 
@@ -35,6 +43,20 @@ class _UTCFormatter(logging.Formatter):
     converter = time.gmtime
     default_time_format = "%Y-%m-%dT%H:%M:%S"
     default_msec_format = "%s.%03dZ"
+
+
+def stamp(moment: datetime) -> str:
+    """`[2026-12-07 03:00:12]`: `moment` in this host's local time (STAMP_FORMAT)."""
+    return moment.astimezone().strftime(STAMP_FORMAT)
+
+
+def stamped(text: str, moment: datetime) -> str:
+    """`text` with `stamp(moment)` and a space before each of its lines, so every line of a
+    cron mail or syslog entry says when it was written; empty lines stay empty."""
+    prefix = stamp(moment) + " "
+    return "".join(
+        prefix + line if line.strip() else line for line in text.splitlines(keepends=True)
+    )
 
 
 class RedactingFilter(logging.Filter):
@@ -80,9 +102,11 @@ def setup_logging(
     level: str,
     verbose: bool,
     secrets: Iterable[str],
+    legacy: bool = False,
 ) -> None:
     """Send the `snapshot_policy` logger, and the SDK loggers at WARNING, to a rotating `log_file`
     at `level` (its folder created) and, when `verbose`, to stderr at INFO (DEBUG if `level` is).
+    With `legacy` the file's lines take snapshots.py's shape (LEGACY_FILE_FORMAT).
 
     Replaces what an earlier call installed. With neither destination nothing is written, not
     even warnings. Raise OSError naming `log_file` if it cannot be opened, ValueError for an
@@ -101,7 +125,11 @@ def setup_logging(
             _prepared(
                 _rotating_file(log_file, max_bytes, backup_count),
                 level,
-                _UTCFormatter(FILE_FORMAT),
+                (
+                    logging.Formatter(LEGACY_FILE_FORMAT, LEGACY_TIME_FORMAT)
+                    if legacy
+                    else _UTCFormatter(FILE_FORMAT)
+                ),
                 secrets,
             )
         )

@@ -16,6 +16,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 from typing import TextIO
 
@@ -26,6 +27,7 @@ from rich.text import Text
 
 from snapshot_policy.core.model import Target
 from snapshot_policy.core.redaction import escape_controls
+from snapshot_policy.output.logs import stamp
 
 FINISHED = ("done", "failed")
 UNEVENTFUL = ("waiting", "done")
@@ -58,6 +60,10 @@ class ApplyProgress:
     """Shows each target's stage: a live-updating table when `stream` is a terminal, else one
     line per stage change (`web: web-1 (digitalocean server 3164444): creating`).
 
+    With `now` (the run's clock, handed down by the CLI), each line starts with the time of its
+    stage change (`[2026-12-07 03:00:12] web: …`, logs.STAMP_FORMAT), so a cron mail or syslog
+    says when each stage began.
+
     `force_terminal` overrides the terminal check (True: table, False: lines). Use as a
     context manager around apply, or call `start()` and `stop()`; safe to call from threads.
 
@@ -81,8 +87,10 @@ class ApplyProgress:
         refresh_per_second: float = 4,
         max_rows: int = MAX_ROWS,
         hold: bool = False,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self._stream = stream or sys.stderr
+        self._now = now
         self._held: list[str] | None = [] if hold else None
         """The lines held back (see `hold`); None once they are written, or never held."""
         self.live = force_terminal if force_terminal is not None else _is_tty(self._stream)
@@ -153,7 +161,16 @@ class ApplyProgress:
             elif stage != "waiting":
                 self._running[key] = None
             if not self.live:
-                self._write(f"{describe(target)}: {stage}\n", held=stage in UNEVENTFUL)
+                self._write(self._stamped(f"{describe(target)}: {stage}\n"), stage in UNEVENTFUL)
+
+    def note(self, line: str) -> None:
+        """Write `line` among the stage lines (not on a terminal), held back as they are."""
+        if not self.live:
+            with self._lock:
+                self._write(self._stamped(line + "\n"), held=True)
+
+    def _stamped(self, line: str) -> str:
+        return f"{stamp(self._now())} {line}" if self._now is not None else line
 
     def release(self) -> None:
         """Write the lines held back so far, and every later line at once."""

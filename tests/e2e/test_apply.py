@@ -16,6 +16,7 @@ from snapshot_policy.cli import main
 from snapshot_policy.output.jsondoc import iso_utc
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made
 from tests.e2e.policies import DB, DEBUG_LOG, policy_yaml
+from tests.e2e.test_run_logs import unstamped
 
 WEB = {"name": "web", "account": "do", "names": ["web-1"], "retention": {"keep_last": 3}}
 POLICY = policy_yaml(WEB, DB, settings=DEBUG_LOG)
@@ -70,7 +71,8 @@ def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, cap
         "deleted 3, 3 managed snapshot(s) remain"
     ) in out
     assert (
-        err.strip()
+        unstamped(err)
+        .strip()
         .splitlines()[-1]
         .startswith("snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed in ")
     )

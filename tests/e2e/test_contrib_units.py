@@ -366,7 +366,8 @@ def test_cron_file_is_valid_cron_d_syntax():
     assert (hour, day, month, weekday) == ("*", "*", "*", "*")  # hourly
     assert user == USER
     assert "%" not in command  # cron turns % into a newline
-    assert " flock -n " in command and command.endswith("2>&1 | logger -t snapshot-policy")
+    assert " flock -E 3 -n " in command and "| logger -t snapshot-policy " in command
+    assert command.endswith('exit "$status"')  # the tool's exit code, not logger's
 
 
 def test_service_and_timer_settings():
@@ -395,11 +396,12 @@ def tree():
 
 
 def cron_run(
-    tree: Path, env_owner: tuple[int, int], env_mode: int
+    tree: Path, env_owner: tuple[int, int], env_mode: int, exit_code: int = 0
 ) -> tuple[subprocess.CompletedProcess, Path]:
     """Run the cron line's shell command with its paths moved into `tree`, a stand-in program
-    that records its environment and arguments, and a stand-in logger; as uid/gid 65534 when
-    this test runs as root (else as the current user). Return the result and the state folder."""
+    that records its environment and arguments and exits `exit_code`, and a stand-in logger;
+    as uid/gid 65534 when this test runs as root (else as the current user). Return the result
+    and the state folder."""
     as_root = os.geteuid() == 0
     uid, gid = (NOBODY, NOBODY) if as_root else (os.getuid(), os.getgid())
     state, etc, bin_ = tree / "state", tree / "etc", tree / "bin"
@@ -418,7 +420,10 @@ def cron_run(
     env_file.chmod(env_mode)
     program = bin_ / "snapshot-policy"
     program.write_text(
-        f'#!/bin/sh\necho "started $*"\nprintf "%s\\n" "$HCLOUD_TOKEN" "$*" > {state}/ran\n'
+        f'#!/bin/sh\necho "started $*"\necho "a failure" >&2\n'
+        f'printf "%s\\n" "$HCLOUD_TOKEN" "$*" > {state}/ran\n'
+        f"if {{ true >&4; }} 2>/dev/null; then echo open; else echo closed; fi > {state}/fd4\n"
+        f"exit {exit_code}\n"
     )
     logger = bin_ / "logger"
     logger.write_text(f"#!/bin/sh\ncat >> {state}/syslog\n")
@@ -468,6 +473,34 @@ def test_cron_line_runs_the_tool_as_the_service_user_with_its_tokens(tree):
     assert (
         (state / "syslog").read_text().startswith("started apply -v ")
     )  # output goes to the logger
+    assert (state / "syslog").read_text().endswith("a failure\n")  # stderr too
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_cron_line_exits_with_the_tools_exit_code_not_loggers(tree, code):
+    """/bin/sh has no pipefail: the line passes the tool's status out of the pipe to logger,
+    so cron and monitoring see 0/1/2/3 (issue 21, item 10). Nothing reaches cron's mail."""
+    needs_cron_tools()
+    result, state = cron_run(tree, env_owner=service_user_ids(), env_mode=0o640, exit_code=code)
+    assert result.returncode == code
+    assert (result.stdout, result.stderr) == ("", "")
+    assert (
+        state / "syslog"
+    ).read_text() == f"started {' '.join(cron_command()[1:])}\na failure\n".replace(
+        STATE, str(state)
+    )
+    assert (state / "fd4").read_text() == "closed\n"  # the tool holds no end of the status pipe
+
+
+def test_cron_line_runs_under_dash_as_cron_runs_it(tree):
+    """Debian's /bin/sh is dash, which has no pipefail: the line must work there."""
+    needs_cron_tools()
+    if shutil.which("dash") is None:
+        pytest.skip("dash is not installed")
+    if os.path.realpath("/bin/sh") != os.path.realpath(shutil.which("dash")):
+        pytest.skip("/bin/sh is not dash here")
+    result, _ = cron_run(tree, env_owner=service_user_ids(), env_mode=0o640, exit_code=2)
+    assert result.returncode == 2
 
 
 def test_cron_line_skips_quietly_while_the_last_run_holds_the_lock(tree):
@@ -478,7 +511,7 @@ def test_cron_line_skips_quietly_while_the_last_run_holds_the_lock(tree):
         fcntl.flock(held, fcntl.LOCK_EX)
         os.chown(lock, *((NOBODY, NOBODY) if os.geteuid() == 0 else (os.getuid(), os.getgid())))
         result, state = cron_run(tree, env_owner=service_user_ids(), env_mode=0o640)
-    assert result.returncode == 0 and not result.stderr, result.stderr
+    assert result.returncode == 3 and not result.stderr, result.stderr  # as the tool's lock
     assert not (state / "ran").exists()
     assert (state / "syslog").read_text() == ""
 

@@ -388,7 +388,7 @@ def test_server_files_as_arguments_take_the_folders_snapshots_config(
     assert [d["json"]["server"] for d in sandbox.webhook_deliveries("legacy")] == ["db-1"]
     log = (legacy_layout / "logs" / "snapshots.log").read_text()
     assert (
-        "INFO settings from snapshots.config: server files given without --config take the "
+        "| INFO     | settings from snapshots.config: server files given without --config take the "
         "snapshots.config of their folder, as snapshots.py did"
     ) in log
     loaded = config.load(None, None, args)
@@ -494,7 +494,8 @@ def test_without_a_snapshots_config_a_run_from_elsewhere_locks_and_logs_in_the_f
     monkeypatch.chdir(elsewhere)
     assert main(["apply", server_file], clock=clock) == 0
     assert (legacy_layout / "logs" / "snapshots.lock").exists()
-    assert "INFO no snapshots.config" in (legacy_layout / "logs" / "snapshots.log").read_text()
+    log = (legacy_layout / "logs" / "snapshots.log").read_text()
+    assert "| INFO     | no snapshots.config" in log  # snapshots.py's log line shape (item 4)
     assert list(elsewhere.iterdir()) == []
     from_elsewhere = config.load(None, None, [server_file]).settings.owner
     monkeypatch.chdir(legacy_layout)

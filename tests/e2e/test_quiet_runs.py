@@ -16,6 +16,7 @@ from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import cloud
 from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.e2e.test_monitoring import monitored
+from tests.e2e.test_run_logs import unstamped
 
 ROOT = Path(__file__).parents[2]
 WEB_LINE = "web: web-1 (digitalocean server 3164444)"
@@ -39,7 +40,7 @@ def pings(sandbox) -> list[str]:
 
 def test_a_run_with_nothing_due_prints_nothing_and_tells_nobody(policy, sandbox, capsys, clock):
     assert apply(clock, policy) == 0
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())  # each line after its time (item 4)
     assert f"{WEB_LINE}: ok: created web-1-" in out and f"{DB_LINE}: waiting" in err
     sent = len(sandbox.telegram_messages()), len(sandbox.webhook_deliveries("n8n"))
     sandbox.clear_requests()
@@ -55,7 +56,7 @@ def test_a_run_with_nothing_due_says_what_it_did_with_v(policy, sandbox, capsys,
     assert apply(clock, policy) == 0
     capsys.readouterr()
     assert apply(clock, policy, "-v") == 0
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     assert out == (
         f"{DB_LINE}: ok: no new snapshot, deleted 0, 2 managed snapshot(s) remain\n"
         f"{WEB_LINE}: ok: no new snapshot, deleted 0, 3 managed snapshot(s) remain\n"
@@ -73,7 +74,7 @@ def test_a_run_where_one_target_acts_prints_every_target_as_before(
     idle_db = {**DB, "schedule": {"every": "7d"}, "retention": {"keep_last": 50}}
     path.write_text(policy_yaml(WEB, idle_db, settings={"lock_file": "run/lock"}))
     assert apply(clock, path) == 0
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     db, web = out.splitlines()
     assert db.startswith(f"{DB_LINE}: ok: no new snapshot, deleted 0, ")
     assert web.startswith(f"{WEB_LINE}: ok: created web-1-{clock.now:%Y%m%d%H%M%S}, deleted 3, ")
@@ -95,7 +96,7 @@ def test_a_failed_ping_in_a_run_with_nothing_due_is_printed(
     capsys.readouterr()
     path.write_text(monitored({"url": sandbox.webhook_url("n8n")}, "http://127.0.0.1:1/hc"))
     assert apply(clock, path) == 0  # a failed notification never changes the exit code
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     assert "no new snapshot" in out
     assert err.splitlines()[-1].endswith("; 2 notification(s) failed")  # start and success
 
@@ -110,7 +111,7 @@ def test_quiet_prints_nothing_for_a_run_that_succeeded(policy, sandbox, capsys, 
 def test_quiet_prints_the_failed_target_and_keeps_the_exit_code(policy, sandbox, capsys, clock):
     sandbox.inject("fail_action", service="hetzner")
     assert apply(clock, policy, "-q") == 2
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     assert out == ""
     failed, summary = err.splitlines()
     assert failed.startswith(f"{DB_LINE}: FAILED: no new snapshot, deleted 0, ")
@@ -122,7 +123,7 @@ def test_quiet_prints_the_failed_target_and_keeps_the_exit_code(policy, sandbox,
 def test_quiet_prints_every_target_that_failed_and_exits_1(policy, sandbox, capsys, clock):
     sandbox.inject("error", method="GET", status=403, count=None)
     assert apply(clock, policy, "--quiet") == 1
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     assert out == ""
     *failed, summary = err.splitlines()
     assert sorted(line.split(": FAILED: ")[0] for line in failed) == ["db", "web"]
@@ -132,7 +133,7 @@ def test_quiet_prints_every_target_that_failed_and_exits_1(policy, sandbox, caps
 def test_quiet_prints_a_failed_notification(policy, sandbox, monkeypatch, capsys, clock):
     monkeypatch.setenv("TEST_BOT_TOKEN", "111111:not-a-bot-the-sandbox-knows-aaaaaaaaaaa")
     assert apply(clock, policy, "--quiet") == 0
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     assert out == "" and err.splitlines() == [err.strip()]
     assert err.strip().endswith("; 2 notification(s) failed")
 
@@ -200,7 +201,7 @@ def test_permission_warnings_are_one_line_per_file_within_100_columns(
     for name in files:
         (legacy_layout / name).chmod(0o644)
     assert main(["apply", "--config", "snapshots.config", "--quiet"], clock=clock) == 0
-    out, err = capsys.readouterr()
+    out, err = map(unstamped, capsys.readouterr())
     assert out == "" and len(err.splitlines()) == 3
     assert sorted(err.splitlines()) == sorted(
         f"warning: run chmod 600 {name} (it holds a secret, mode 0644)" for name in files
