@@ -471,7 +471,7 @@ class Delivery:
     (a plain-text resend included; 0 when it failed before anything was sent)."""
 
     channel: str
-    kind: str  # "telegram" or "webhook"
+    kind: str  # "telegram", "webhook" or "apprise"
     target: str | None
     ok: bool
     attempts: int
