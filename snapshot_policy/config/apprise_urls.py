@@ -50,7 +50,13 @@ def check(url: str) -> Checked:
             f"write a service URL such as {EXAMPLES} (the services: {SERVICES})"
         )
     scheme = match[1].lower()
-    apprise, plugins = _load()
+    try:
+        apprise, plugins = _load()
+    except ImportError:
+        return Checked(
+            "needs apprise, which is not installed here: pip install 'apprise>=2.3,<3' "
+            "(a dependency of snapshot-policy; reinstalling the tool brings it)"
+        )
     with quiet():
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     known = scheme in plugins
@@ -65,8 +71,11 @@ def check(url: str) -> Checked:
             f"apprise cannot read this {scheme}:// URL (not shown here: it is a secret): "
             f"a part is missing or malformed; see {help_url} for its form"
         )
-    full = plugin.url(privacy=False)
-    return Checked(None, parts_to_mask(full, plugin.url(privacy=True)), _plain(plugin, full))
+    try:
+        full, private = plugin.url(privacy=False), plugin.url(privacy=True)
+    except Exception:  # a plugin that cannot write its URL back: mask the URL whole only
+        return Checked(None)
+    return Checked(None, parts_to_mask(full, private), _plain(plugin, full))
 
 
 def parts_to_mask(full: str, private: str) -> tuple[str, ...]:

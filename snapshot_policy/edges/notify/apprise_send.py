@@ -39,7 +39,8 @@ SUCCESS, FAILURE = "success", "failure"  # apprise's NotifyType values
 
 class Apprise:
     """One run's apprise sender, an async context manager: apprise's logger is ours while it
-    is open. `sleep` does the pacing waits; `clock` is a monotonic clock in seconds."""
+    is open, and silent after. `sleep` does the pacing waits; `clock` is a monotonic clock in
+    seconds."""
 
     def __init__(
         self, sleep: Callable[[float], object], clock: Callable[[], float] = time.monotonic
@@ -59,10 +60,13 @@ class Apprise:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        """Give apprise's logger its handlers back, but silenced: the thread of an attempt that
+        ran out of time may still log (a URL's host, a token in it) after the run is over."""
         if self._saved is not None:
             logger = logging.getLogger(LOGGER)
-            logger.propagate, level, logger.handlers, logger.disabled = self._saved
+            _, level, logger.handlers, _ = self._saved
             logger.setLevel(level)
+            logger.propagate, logger.disabled = False, True
 
     async def send(
         self,
