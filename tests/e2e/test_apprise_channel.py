@@ -96,7 +96,8 @@ def test_a_receiver_answering_500_is_retried_then_reported_and_the_exit_code_sta
     }
     path = write_policy(tmp_path, notifications, [DB])
     report = tmp_path / "report.json"
-    assert apply(path, clock, "--report", str(report)) == 0  # a notification never changes it
+    # A notification never changes the exit code; -v puts the log on the console too.
+    assert apply(path, clock, "-v", "--report", str(report)) == 0
     [delivery] = json.loads(report.read_text())["notifications"]
     assert delivery["ok"] is False and delivery["attempts"] == 3 and delivery["kind"] == "apprise"
     assert "error=500" in delivery["error"]
@@ -104,6 +105,7 @@ def test_a_receiver_answering_500_is_retried_then_reported_and_the_exit_code_sta
     log = (tmp_path / "run" / "snapshot-policy.log").read_text()
     assert "notify: apprise 'ops', target db: failed after 3 request(s)" in log
     output = capsys.readouterr()
+    assert "notify: apprise 'ops', target db: failed after 3 request(s)" in output.err
     for text in (output.out, output.err, log, report.read_text()):
         assert TOKEN not in text and apprise_env not in text
 
