@@ -3,7 +3,7 @@ apprise URLs (ntfy, e-mail, Slack, …).
 
 Best effort: a notification that fails is logged and reported as a `Delivery`, never raised,
 so it cannot change a snapshot's outcome. What is said lives in `messages`, how it travels
-in `telegram`, `webhook` and `apprise_send` (loaded, with apprise, only for a run that has an
+in `telegram`, `webhook` and `apprise_send` (which loads apprise only for a run that has an
 apprise channel: the command line stays quick).
 """
 
@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
 
 from snapshot_policy.core.model import (
     AppriseChannel,
@@ -25,7 +24,7 @@ from snapshot_policy.core.model import (
     WebhookChannel,
 )
 from snapshot_policy.core.redaction import mask_fields, redact
-from snapshot_policy.edges.notify import messages, telegram, webhook
+from snapshot_policy.edges.notify import apprise_send, messages, telegram, webhook
 from snapshot_policy.edges.notify.messages import CUT_OFF, SUCCESS, Event
 from snapshot_policy.pacing.backoff import Backoff
 
@@ -170,9 +169,7 @@ async def _send_all(
         bots = await stack.enter_async_context(telegram.Telegram(base_url, sleep))
         hooks = await stack.enter_async_context(webhook.Webhooks())
         others = None
-        if any(isinstance(job.channel, AppriseChannel) for job in jobs):
-            from snapshot_policy.edges.notify import apprise_send  # loads apprise: only when used
-
+        if any(isinstance(job.channel, AppriseChannel) for job in jobs):  # loads apprise
             others = await stack.enter_async_context(apprise_send.Apprise(sleep))
 
         async def drain(indices: list[int]) -> None:
@@ -188,7 +185,7 @@ async def _send_one(
     job: _Job,
     bots: telegram.Telegram,
     hooks: webhook.Webhooks,
-    others: Any,
+    others: apprise_send.Apprise | None,
     clock: Clock,
     sleep: Callable[[float], object],
     deadline: float,
@@ -199,7 +196,7 @@ async def _send_one(
     try:
         if isinstance(channel, TelegramChannel):
             return await _send_telegram(bots, channel, list(job.events), sleep, deadline)
-        if isinstance(channel, AppriseChannel):
+        if isinstance(channel, AppriseChannel) and others is not None:
             return await _send_apprise(others, channel, job, sleep, deadline)
         return await _post_webhook(hooks, channel, job.events[0], clock, sleep, deadline)
     except Exception as exc:  # a bug in a notifier must not end the run
@@ -273,7 +270,7 @@ async def _send_telegram(
 
 
 async def _send_apprise(
-    sender: Any,
+    sender: apprise_send.Apprise,
     channel: AppriseChannel,
     job: _Job,
     sleep: Callable[[float], object],
