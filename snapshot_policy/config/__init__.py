@@ -65,6 +65,7 @@ class LoadedConfig:
                     for v in (getattr(channel, "bot_token", None), getattr(channel, "secret", None))
                     if v
                 )
+                values.update(getattr(channel, "secrets", ()))  # an apprise channel's URLs
         return tuple(sorted(v for v in values if v))
 
     @property

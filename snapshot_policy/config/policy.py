@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from snapshot_policy.config import apprise_urls
 from snapshot_policy.config.problems import ConfigError, Problem, path_text
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret, SecretError, resolve
@@ -35,6 +36,8 @@ from snapshot_policy.core.model import (
     HETZNER,
     PROVIDERS,
     Account,
+    AppriseChannel,
+    Channel,
     Hooks,
     Price,
     RetentionPolicy,
@@ -255,8 +258,8 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
     return accounts
 
 
-def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | WebhookChannel]:
-    channels: dict[str, TelegramChannel | WebhookChannel] = {}
+def _channels(check: _Checker, raw: Mapping) -> dict[str, Channel]:
+    channels: dict[str, Channel] = {}
     for name, channel in raw.items():
         path = ("notifications", name)
         for key in ("message_success", "message_failure", "payload_success", "payload_failure"):
@@ -280,6 +283,8 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 summary=channel.get("summary", _default("$defs/telegram_channel/summary")),
                 **common,
             )
+        elif channel["type"] == "apprise":
+            channels[name] = _apprise_channel(check, name, channel, common)
         else:
             plain = channel.get("allow_plain_http", False)
             refused = transport.url_problem(channel["url"], transport.WEBHOOK, plain)
@@ -301,6 +306,43 @@ def _channels(check: _Checker, raw: Mapping) -> dict[str, TelegramChannel | Webh
                 **common,
             )
     return channels
+
+
+def _apprise_channel(check: _Checker, name: str, channel: Mapping, common: dict) -> AppriseChannel:
+    """An apprise channel, each URL a secret read (env:, file:) and checked by apprise itself,
+    and over plain http to another host only with allow_plain_http (as a webhook)."""
+    path = ("notifications", name, "urls")
+    plain = channel.get("allow_plain_http", False)
+    urls, secrets = [], []
+    for index, value in enumerate(channel["urls"]):
+        url = check.secret((*path, index), value)
+        if not url:
+            continue  # not read (simulate), or its problem is already said
+        checked = apprise_urls.check(url)
+        if checked.problem is not None:
+            check.add((*path, index), checked.problem)
+        elif checked.plain_elsewhere and not plain:
+            check.add(
+                (*path, index),
+                (
+                    "goes over plain http to another host: its tokens and the messages would "
+                    "cross the network in clear text; use the service's secure scheme (jsons://, "
+                    "ntfys://, …), or, to send it so anyway, set allow_plain_http: true on this "
+                    "channel"
+                ),
+            )
+        urls.append(url)
+        secrets += [url, *checked.parts]
+    return AppriseChannel(
+        name=name,
+        urls=tuple(urls),
+        message_success=channel.get("message_success"),
+        message_failure=channel.get("message_failure"),
+        summary=channel.get("summary", _default("$defs/apprise_channel/summary")),
+        allow_plain_http=plain,
+        secrets=tuple(dict.fromkeys(secrets)),
+        **common,
+    )
 
 
 def _check_headers(check: _Checker, path: tuple, headers: Mapping[str, str]) -> None:

@@ -172,7 +172,28 @@ class WebhookChannel:
     allow_plain_http: bool = False  # http to another host too (transport; issue 21)
 
 
-Channel = TelegramChannel | WebhookChannel
+@dataclass(frozen=True)
+class AppriseChannel:
+    """Messages through apprise (issue 21, item 12) to each of `urls`, ntfy, e-mail, Slack,
+    Matrix, Discord, Gotify and the rest: the same texts as Telegram's, unescaped, the first
+    line of a message of several lines as the title. `secrets` are the URLs and what apprise
+    hides of them (tokens, passwords), masked wherever the tool writes."""
+
+    name: str
+    urls: tuple[str, ...] = field(repr=False)
+    message_success: str | None = None
+    message_failure: str | None = None
+    timeout: float = 10.0
+    retries: int = 3
+    base_delay: float = 2.0
+    summary: bool = False
+    style: str = "snapshot-policy"
+    script: str | None = None
+    allow_plain_http: bool = False
+    secrets: tuple[str, ...] = field(default=(), repr=False, compare=False, hash=False)
+
+
+Channel = TelegramChannel | WebhookChannel | AppriseChannel
 
 
 @dataclass(frozen=True)
@@ -450,7 +471,7 @@ class Delivery:
     (a plain-text resend included; 0 when it failed before anything was sent)."""
 
     channel: str
-    kind: str  # "telegram" or "webhook"
+    kind: str  # "telegram", "webhook" or "apprise"
     target: str | None
     ok: bool
     attempts: int

@@ -1,7 +1,8 @@
 """A local, stateful fake of the clouds and services snapshot-policy talks to (docs/promises.md §9).
 
 DigitalOcean v2 (`/v2/...`), Hetzner Cloud v1 (`/v1/...`), the Telegram Bot API
-(`/bot<token>/getMe|sendMessage`) and a webhook sink (`/hooks/<name>`), served on 127.0.0.1
+(`/bot<token>/getMe|sendMessage`) and a webhook sink (`/hooks/<name>`, also apprise's `json://`
+receiver: `apprise_url(name)`), served on 127.0.0.1
 over plain HTTP for the real SDKs, with fault injection and a control API (`/_sandbox/...`).
 Responses follow the official OpenAPI descriptions; `tests/integration` checks them.
 

@@ -125,6 +125,11 @@ class Sandbox:
     def webhook_url(self, name: str) -> str:
         return f"{self.url}/hooks/{name}"
 
+    def apprise_url(self, name: str) -> str:
+        """An apprise URL (its JSON service, `json://`) that posts to the webhook sink as `name`:
+        what an apprise channel sends arrives in `webhook_deliveries(name)`, title and body."""
+        return self.webhook_url(name).replace("http://", "json://", 1)
+
     def env(self) -> dict[str, str]:
         """The endpoint variables the tool reads, pointing at this sandbox."""
         return {

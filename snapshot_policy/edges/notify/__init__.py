@@ -1,8 +1,10 @@
-"""Notifications (docs/promises.md §7): each target's result to its Telegram chats and webhooks.
+"""Notifications (docs/promises.md §7): each target's result to its Telegram chats, webhooks and
+apprise URLs (ntfy, e-mail, Slack, …).
 
 Best effort: a notification that fails is logged and reported as a `Delivery`, never raised,
 so it cannot change a snapshot's outcome. What is said lives in `messages`, how it travels
-in `telegram` and `webhook`.
+in `telegram`, `webhook` and `apprise_send` (which loads apprise only for a run that has an
+apprise channel: the command line stays quick).
 """
 
 from __future__ import annotations
@@ -10,11 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from snapshot_policy.core.model import Channel, Clock, Delivery, TelegramChannel, WebhookChannel
+from snapshot_policy.core.model import (
+    AppriseChannel,
+    Channel,
+    Clock,
+    Delivery,
+    TelegramChannel,
+    WebhookChannel,
+)
 from snapshot_policy.core.redaction import mask_fields, redact
-from snapshot_policy.edges.notify import messages, telegram, webhook
+from snapshot_policy.edges.notify import apprise_send, messages, telegram, webhook
 from snapshot_policy.edges.notify.messages import CUT_OFF, SUCCESS, Event
 from snapshot_policy.pacing.backoff import Backoff
 
@@ -43,8 +53,9 @@ def deliver(
 
     `clock` dates each webhook signature, which receivers compare with their own clocks.
 
-    A Telegram channel with `summary` gets one message covering every event routed to it,
-    after the per-event messages. Never raise: a failure becomes `ok=False` with an error
+    A Telegram or apprise channel with `summary` gets one message covering every event routed
+    to it, after the per-event messages; an apprise channel sends each message to each of its
+    URLs, one Delivery each. Never raise: a failure becomes `ok=False` with an error
     from which `secrets` and the channel's own secrets are masked, and a WARNING log line.
     A Telegram base URL or webhook URL that is not https (plain http only to this machine,
     `transport`) fails its deliveries with `attempts=0`: nothing is sent.
@@ -82,14 +93,11 @@ class _Job:
 
     channel: Channel
     events: tuple[Event, ...]
+    url: int = 0  # which of an apprise channel's URLs
 
     @property
     def target(self) -> str | None:
-        return (
-            None
-            if isinstance(self.channel, TelegramChannel) and self.channel.summary
-            else self.events[0].target
-        )
+        return None if _summary(self.channel) else self.events[0].target
 
     @property
     def queue(self) -> tuple[str, ...]:
@@ -97,20 +105,35 @@ class _Job:
         one URL."""
         if isinstance(self.channel, TelegramChannel):
             return ("telegram", self.channel.bot_token, self.channel.chat_id)
+        if isinstance(self.channel, AppriseChannel):
+            return ("apprise", self.channel.urls[self.url])
         return ("webhook", self.channel.url)
+
+
+def _summary(channel: Channel) -> bool:
+    return isinstance(channel, (TelegramChannel, AppriseChannel)) and channel.summary
 
 
 def _jobs(routes: Sequence[tuple[Event, Sequence[Channel]]]) -> list[_Job]:
     """The messages in delivery order: per event and channel, then one per summary channel."""
     jobs: list[_Job] = []
-    summaries: dict[TelegramChannel, list[Event]] = {}
+    summaries: dict[Channel, list[Event]] = {}
     for event, channels in routes:
         for channel in channels:
-            if isinstance(channel, TelegramChannel) and channel.summary:
+            if _summary(channel):
                 summaries.setdefault(channel, []).append(event)
             else:
-                jobs.append(_Job(channel, (event,)))
-    return jobs + [_Job(channel, tuple(events)) for channel, events in summaries.items()]
+                jobs += [_Job(channel, (event,), url) for url in _urls(channel)]
+    return jobs + [
+        _Job(channel, tuple(events), url)
+        for channel, events in summaries.items()
+        for url in _urls(channel)
+    ]
+
+
+def _urls(channel: Channel) -> range:
+    """The indexes of an apprise channel's URLs; one message (index 0) for the others."""
+    return range(len(channel.urls)) if isinstance(channel, AppriseChannel) else range(1)
 
 
 def time_allowed(channels: Iterable[Channel]) -> float:
@@ -142,11 +165,18 @@ async def _send_all(
     for index, job in enumerate(jobs):
         queues.setdefault(job.queue, []).append(index)
     deadline = asyncio.get_running_loop().time() + seconds
-    async with telegram.Telegram(base_url, sleep) as bots, webhook.Webhooks() as hooks:
+    async with AsyncExitStack() as stack:
+        bots = await stack.enter_async_context(telegram.Telegram(base_url, sleep))
+        hooks = await stack.enter_async_context(webhook.Webhooks())
+        others = None
+        if any(isinstance(job.channel, AppriseChannel) for job in jobs):  # loads apprise
+            others = await stack.enter_async_context(apprise_send.Apprise(sleep))
 
         async def drain(indices: list[int]) -> None:
             for index in indices:
-                outcomes[index] = await _send_one(jobs[index], bots, hooks, clock, sleep, deadline)
+                outcomes[index] = await _send_one(
+                    jobs[index], bots, hooks, others, clock, sleep, deadline
+                )
 
         await asyncio.gather(*(drain(indices) for indices in queues.values()))
 
@@ -155,6 +185,7 @@ async def _send_one(
     job: _Job,
     bots: telegram.Telegram,
     hooks: webhook.Webhooks,
+    others: apprise_send.Apprise | None,
     clock: Clock,
     sleep: Callable[[float], object],
     deadline: float,
@@ -165,6 +196,8 @@ async def _send_one(
     try:
         if isinstance(channel, TelegramChannel):
             return await _send_telegram(bots, channel, list(job.events), sleep, deadline)
+        if isinstance(channel, AppriseChannel) and others is not None:
+            return await _send_apprise(others, channel, job, sleep, deadline)
         return await _post_webhook(hooks, channel, job.events[0], clock, sleep, deadline)
     except Exception as exc:  # a bug in a notifier must not end the run
         return 0, f"{type(exc).__name__}: {exc}"
@@ -173,26 +206,35 @@ async def _send_one(
 def _record(job: _Job, outcome: RequestsAndError, secrets: tuple[str, ...]) -> Delivery:
     """The Delivery of one message, its error masked, and its log line."""
     channel, (attempts, error) = job.channel, outcome
-    kind = "telegram" if isinstance(channel, TelegramChannel) else "webhook"
+    kind = _kind(channel)
     if error is not None:
         error = redact(error, (*secrets, *_channel_secrets(channel)))
+    name = channel.name
+    if isinstance(channel, AppriseChannel) and len(channel.urls) > 1:
+        name = f"{channel.name}#{job.url + 1}"  # which URL; the URL itself is a secret
     about = (
         f"target {job.target}"
         if job.target is not None
         else f"run summary of {len(job.events)} target(s)"
     )
     if error is None:
-        log.info("notify: %s %r, %s: sent (%d request(s))", kind, channel.name, about, attempts)
+        log.info("notify: %s %r, %s: sent (%d request(s))", kind, name, about, attempts)
     else:
         log.warning(
             "notify: %s %r, %s: failed after %d request(s): %s",
             kind,
-            channel.name,
+            name,
             about,
             attempts,
             error,
         )
-    return Delivery(channel.name, kind, job.target, error is None, attempts, error)
+    return Delivery(name, kind, job.target, error is None, attempts, error)
+
+
+def _kind(channel: Channel) -> str:
+    if isinstance(channel, TelegramChannel):
+        return "telegram"
+    return "apprise" if isinstance(channel, AppriseChannel) else "webhook"
 
 
 async def _send_telegram(
@@ -221,6 +263,36 @@ async def _send_telegram(
         text,
         parse_mode,
         plain,
+        timeout=channel.timeout,
+        backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
+        deadline=deadline,
+    )
+
+
+async def _send_apprise(
+    sender: apprise_send.Apprise,
+    channel: AppriseChannel,
+    job: _Job,
+    sleep: Callable[[float], object],
+    deadline: float,
+) -> RequestsAndError:
+    """The Telegram channel's text, unescaped (`messages.plain_text`): its first line the title
+    when it has several."""
+    events = list(job.events)
+    if channel.summary:
+        text = messages.summary_plain_text(events)
+        ok = all(event.status == SUCCESS for event in events)
+    else:
+        event = events[0]
+        ok = event.status == SUCCESS
+        template = channel.message_success if ok else channel.message_failure
+        text = messages.plain_text(event, template, _style(channel))
+    title, _, body = text.partition("\n") if "\n" in text.strip("\n") else ("", "", text)
+    return await sender.send(
+        channel.urls[job.url],
+        title.strip(),
+        body.strip("\n"),
+        "success" if ok else "failure",
         timeout=channel.timeout,
         backoff=Backoff.for_notification(channel.retries, channel.base_delay, sleep),
         deadline=deadline,
@@ -260,4 +332,6 @@ def _channel_secrets(channel: Channel) -> tuple[str, ...]:
     Discord-style URLs are credentials), secret and header values."""
     if isinstance(channel, TelegramChannel):
         return (channel.bot_token,)
+    if isinstance(channel, AppriseChannel):
+        return (*channel.urls, *channel.secrets)
     return (channel.url, channel.secret or "", *channel.headers.values())

@@ -508,7 +508,7 @@ def test_exactly_one_of_several_keys(target_change, expected):
         # When no alternative fits, they are offered together.
         (
             {"type": "email", "to": "ops@example.com"},
-            ["notifications.ops.type: must be one of telegram, webhook, not 'email'"],
+            ["notifications.ops.type: must be one of telegram, webhook, apprise, not 'email'"],
         ),
         ("telegram", ["notifications.ops: must be an object, not the string 'telegram'"]),
         # Without a type, the alternative its keys fit best.
