@@ -26,7 +26,7 @@ ALLOWED = {
 }
 # Besides the standard library, the one package the pure core may load: cron expressions.
 CORE_THIRD_PARTY = {"cronsim"}
-SDKS = ("pydo", "hcloud", "telegram", "httpx", "azure", "requests")
+SDKS = ("pydo", "hcloud", "telegram", "httpx", "azure", "requests", "apprise")
 
 
 def imported(source: str, package: str) -> list[str]:
