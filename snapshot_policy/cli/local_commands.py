@@ -66,7 +66,7 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@cli.command("simulate")
+@cli.command("simulate", short_help="Show what a retention policy keeps over simulated time.")
 @click.option("--keep-last", type=_COUNT, default=0, help="Keep the N newest snapshots.")
 @click.option(
     "--keep-hourly",
@@ -175,7 +175,13 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     show_default=True,
     help="Runs a day, evenly spaced from the start; each makes one snapshot.",
 )
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Print the simulation for people (text) or as a JSON document (json).",
+)
 @click.option(
     "--chart",
     "chart_file",
@@ -226,9 +232,11 @@ def simulate_command(
     Examples: a week of dailies and a month of weeklies, over 60 days;
     the rules of a policy's target; two policies' monthly cost at 20 GB:
       snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --days 60
-      snapshot-policy simulate --policy snapshot-policy.yaml --target web --days 400
+      snapshot-policy simulate --policy snapshot-policy.yaml \\
+          --target web --days 400
       snapshot-policy simulate --keep-last 30 --snapshot-size 20
-      snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --snapshot-size 20
+      snapshot-policy simulate --keep-daily 7 --keep-weekly 4 \\
+          --keep-monthly 6 --snapshot-size 20
     """
     if (provider or price) and snapshot_gb is None:
         raise click.UsageError(
@@ -451,7 +459,7 @@ def migrate_command(
     return EXIT_OK
 
 
-@cli.command("sandbox")
+@cli.command("sandbox", short_help="Serve a fake DigitalOcean, Hetzner, Telegram and webhook sink.")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -489,7 +497,7 @@ def sandbox_command(port: int, state_file: str | None) -> None:
         ) from error
 
 
-@cli.command("demo")
+@cli.command("demo", short_help="Plan and apply on a local fake cloud: offline, no account.")
 def demo_command() -> int:
     """Plan and apply on a local fake cloud, offline, with no account.
 

@@ -1,0 +1,148 @@
+"""What the commands say, and how it looks (issue 21, item 11): servers named and counted
+apart from targets, lines within 80 columns, help texts whole, file modes, the saved plan's
+create name."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from snapshot_policy.cli import cli, main
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN
+from tests.e2e.policies import DB, policy_yaml
+
+COLUMNS = 80
+# A target covering two servers (web-1 and web-10), and one with one server.
+WEB_BOTH = {
+    "name": "web",
+    "account": "do",
+    "names": ["web-1", "web-10"],
+    "retention": {"keep_last": 3},
+}
+
+
+@pytest.fixture
+def policy(tmp_path, sandbox, tokens):
+    path = tmp_path / "snapshot-policy.yaml"
+    path.write_text(policy_yaml(WEB_BOTH, DB, settings={"lock_file": "run/sp.lock"}))
+    return path
+
+
+def wide(text: str) -> list[str]:
+    return [line for line in text.splitlines() if len(line) > COLUMNS]
+
+
+def test_validate_online_names_the_servers_each_target_matched(policy, capsys, clock):
+    assert main(["validate", "--online", "--policy", str(policy)], clock=clock) == 0
+    out = capsys.readouterr().out
+    assert "web: matched 2 server(s): web-1 (digitalocean server 3164444), web-10" in out
+    assert "db: matched 1 server(s): db-1 (hetzner server 4711)" in out
+    assert out.endswith("1 file(s) valid and checked online: 2 target(s), 3 server(s).\n")
+    assert not wide(out)
+
+
+def test_validate_online_says_a_selector_that_matched_nothing(tmp_path, sandbox, tokens, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        policy_yaml(
+            {
+                "name": "tagged",
+                "account": "do",
+                "label_selector": "nothing-has-it",
+                "retention": {"keep_last": 1},
+            },
+            DB,
+        )
+    )
+    code = main(["validate", "--online", "--policy", str(path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "tagged: no server matches label selector 'nothing-has-it'" in captured.err
+    assert "tagged: matched" not in captured.out  # its reason is said once, on stderr
+    assert "db: matched 1 server(s): db-1 (hetzner server 4711)" in captured.out
+
+
+def test_plan_and_apply_count_targets_and_servers_apart(policy, capsys, clock):
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"skipped across\s+3 server\(s\) of 2 target\(s\)\.", out), out
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    err = capsys.readouterr().err
+    assert "snapshot-policy apply: 2 target(s), 3 server(s), 3 created, " in err
+
+
+def test_apply_result_lines_stay_within_80_columns_with_long_names(
+    tmp_path, sandbox, tokens, capsys, clock
+):
+    long_name = "a-server-with-a-long-name-in-production-eu-central"
+    sandbox.load_state(
+        {
+            **sandbox.dump_state(),
+            "servers": [
+                *sandbox.dump_state()["servers"],
+                {"account": "do", "id": 777, "name": long_name},
+            ],
+        }
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        policy_yaml(
+            {"name": "a-target-with-a-long-name-too", "account": "do", "ids": [777, 3164444]},
+            defaults={"retention": {"keep_last": 1}},
+        )
+    )
+    assert main(["apply", "--policy", str(path)], clock=clock) == 0
+    captured = capsys.readouterr()
+    assert not wide(captured.out), captured.out
+    joined = re.sub(r"\n +", " ", captured.out)
+    assert f"a-target-with-a-long-name-too: {long_name} (digitalocean server 777): ok: " in joined
+    assert "managed snapshot(s) remain" in joined
+
+
+def test_simulate_header_stays_within_80_columns(capsys):
+    argv = ["simulate", "--keep-hourly", "24", "--keep-daily", "7", "--keep-weekly", "4"]
+    argv += ["--keep-within-monthly", "2y", "--keep-within-yearly", "10y", "--days", "400"]
+    argv += [
+        "--runs-per-day",
+        "24",
+        "--snapshot-size",
+        "20",
+        "--timezone",
+        "America/Argentina/Buenos_Aires",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert not wide(out), out
+    assert out.startswith("Simulated 400 day(s) from ")
+    assert "9600 snapshots made, " in out
+
+
+COMMANDS = ["plan", "apply", "validate", "simulate", "migrate", "sandbox", "demo", "completion"]
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_help_stays_within_80_columns(command):
+    result = CliRunner().invoke(cli, [*command, "--help"], terminal_width=COLUMNS)
+    assert result.exit_code == 0
+    assert not wide(result.output), result.output
+
+
+def test_top_level_help_shows_each_command_description_whole():
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=COLUMNS)
+    listed = result.output[result.output.index("Commands:") :].splitlines()[1:]
+    assert len(listed) == len(COMMANDS)  # one line each: none wrapped
+    for line in listed:
+        assert not line.rstrip().endswith("..."), line
+        assert line.rstrip().endswith("."), line
+
+
+@pytest.mark.parametrize("command", ["plan", "simulate"])
+def test_output_option_has_help_text(command):
+    result = CliRunner().invoke(cli, [command, "--help"], terminal_width=COLUMNS)
+    block = result.output[result.output.index("  --output") :]
+    block = block[: block.index("\n  -", 1)]
+    assert "text" in block and "JSON" in block and "people" in block
