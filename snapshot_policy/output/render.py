@@ -52,8 +52,8 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     line = (
         f"Plan: {plan.count(ActionKind.CREATE)} to create, "
         f"{plan.count(ActionKind.DELETE)} to delete, "
-        f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped "
-        f"across {_servers_of_targets(plan.targets)}."
+        f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped. "
+        f"{_targets_with_servers(plan.targets)}."
     )
     line += f" {refused} server(s) refused by safety limits." if refused else ""
     withheld = sum(1 for t in plan.targets if t.withheld)
@@ -62,10 +62,10 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
     return line + (f" {failed} target(s) failed." if failures else "")
 
 
-def _servers_of_targets(plans: Sequence[TargetPlan]) -> str:
-    """`4 server(s) of 2 target(s)`: each TargetPlan is one server of a named target."""
+def _targets_with_servers(plans: Sequence[TargetPlan]) -> str:
+    """`2 target(s) with 4 server(s)`: each TargetPlan is one server of a named target."""
     targets = len({p.target.name for p in plans})
-    return f"{len(plans)} server(s) of {targets} target(s)"
+    return f"{targets} target(s) with {len(plans)} server(s)"
 
 
 def plan_text(

@@ -53,14 +53,20 @@ def test_demo_succeeds_offline_in_seconds(demo):
 def test_demo_shows_the_plan_then_applies_it(demo):
     _, text, _ = demo
     plan = section(text, 3)
-    assert "Plan: 4 to create, 12 to delete, 10 to keep, 3 skipped across 4 target(s)." in plan
+    assert (
+        "Plan: 4 to create, 12 to delete, 10 to keep, 3 skipped.\n2 target(s) with 4 server(s)."
+        in plan
+    )
     assert (
         "+ create web-1-20261129093000 (will be kept by: last)" in plan
     )  # named after the demo's clock
     assert "! skip web-1-before-upgrade" in plan and "unmanaged: not tagged snapshot-policy" in plan
     assert "protected; no retention rule keeps it" in plan
     apply = section(text, 4)
-    assert "snapshot-policy apply: 4 target(s), 4 created, 12 deleted, 0 failed in " in apply
+    assert (
+        "snapshot-policy apply: 2 target(s), 4 server(s), 4 created, 12 deleted, 0 failed in "
+        in apply
+    )
     assert re.search(
         r"web: web-2 \(digitalocean server 3164445\): ok: created web-2-\d{14}, "
         r"deleted 3, 3 managed snapshot\(s\) remain",
@@ -88,7 +94,10 @@ def test_demo_shows_the_telegram_messages_and_webhook_payloads_received(demo):
 def test_demo_second_plan_has_nothing_to_do_and_untouchables_remain(demo):
     _, text, _ = demo
     again = section(text, 6)
-    assert "Plan: 0 to create, 0 to delete, 14 to keep, 3 skipped across 4 target(s)." in again
+    assert (
+        "Plan: 0 to create, 0 to delete, 14 to keep, 3 skipped.\n2 target(s) with 4 server(s)."
+        in again
+    )
     assert "--detailed-exitcode" in again and "(exit code 0)" in again
     final = section(text, 7)
     assert "web-1-before-upgrade" in final and "[manual: not ours, never deleted]" in final
