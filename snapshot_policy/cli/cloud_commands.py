@@ -257,8 +257,11 @@ def apply_command(
             click.echo(redact(str(error), loaded.secrets), err=True)
             return EXIT_ERROR
         click.echo(
-            f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; "
-            "nothing was changed.\n"
+            render.fit(
+                f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the "
+                "following; nothing was changed."
+            )
+            + "\n"
         )
         _show(render.plan_text(plan, failures, loaded.prices), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
@@ -292,15 +295,18 @@ def apply_command(
     if quiet:
         if render.report_failed(report) or stop.is_set():
             click.echo(render.report_text(report, failed_only=True), nl=False, err=True)
-            click.echo(render.report_summary(report), err=True)
+            click.echo(render.fit(render.report_summary(report)), err=True)
     elif verbose or stop.is_set() or not render.uneventful(report):
         progress.release()
         click.echo(render.report_text(report), nl=False)
-        click.echo(render.report_summary(report), err=True)
+        click.echo(render.fit(render.report_summary(report)), err=True)
     if stop.is_set():
         click.echo(
-            f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
-            "every after hook owed ran; snapshots still being made are adopted by the next run.",
+            render.fit(
+                f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
+                "every after hook owed ran; snapshots still being made are adopted by the next "
+                "run."
+            ),
             err=True,
         )
         return EXIT_SIGNALLED[stop.reason]

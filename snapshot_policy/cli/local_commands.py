@@ -498,19 +498,30 @@ def sandbox_command(port: int, state_file: str | None) -> None:
 
 
 @cli.command("demo", short_help="Plan and apply on a local fake cloud: offline, no account.")
-def demo_command() -> int:
+@click.option(
+    "--keep",
+    "keep_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help=(
+        "Work in DIR (new or empty) and keep it: the policy, the run's files and the fake "
+        "cloud's final state, with the commands to run the demo's commands again."
+    ),
+)
+def demo_command(keep_dir: Path | None) -> int:
     """Plan and apply on a local fake cloud, offline, with no account.
 
     Starts the sandbox with servers on both providers, shows the plan, applies it through the
     real SDKs, shows the notifications sent and plans again.
 
     \b
-    Example:
+    Examples:
       snapshot-policy demo
+      snapshot-policy demo --keep snapshot-policy-demo
     """
     from snapshot_policy.cli.demo import run_demo
 
-    return run_demo(main, current_clock(), click.echo)
+    return run_demo(main, current_clock(), click.echo, keep=keep_dir)
 
 
 @cli.command("completion")

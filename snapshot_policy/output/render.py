@@ -169,6 +169,12 @@ def _sentences(text: str) -> str:
     return "\n".join(lines)
 
 
+def fit(line: str) -> str:
+    """`line` in lines of at most WIDTH columns, continued on lines indented by four: for a
+    sentence printed to a terminal (apply's summary line, a warning)."""
+    return _wrap(line, "    ")
+
+
 def _wrap(line: str, indent: str) -> str:
     """`line` in lines of at most WIDTH columns, broken at spaces (a long name stays whole);
     an action's reason starts its own line when the whole does not fit."""

@@ -148,7 +148,7 @@ def test_dry_run_with_a_saved_plan_shows_what_that_plan_would_do(
     sandbox.clear_requests()
     assert apply(clock, "--policy", str(policy), "--plan", str(saved), "--dry-run") == 0
     out = capsys.readouterr().out
-    assert out.startswith(
+    assert unwrapped(out).startswith(
         f"Dry run: apply --plan {saved} would do the following; nothing was changed."
     )
     assert "+ create web-1-" not in out and "+ create " in out  # db's create stands, web's is gone
