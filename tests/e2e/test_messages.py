@@ -143,3 +143,21 @@ def test_output_option_has_help_text(command):
     block = result.output[result.output.index("  --output") :]
     block = block[: block.index("\n  -", 1)]
     assert "text" in block and "JSON" in block and "people" in block
+
+
+@pytest.mark.parametrize(
+    ("exported", "said"), [("", "set but empty"), ("  \n", "set but blank (only whitespace)")]
+)
+def test_an_exported_empty_token_is_called_empty_not_unset(
+    tmp_path, tokens, monkeypatch, capsys, exported, said
+):
+    path = tmp_path / "p.yaml"
+    path.write_text(policy_yaml(WEB_BOTH))
+    monkeypatch.setenv("TEST_DO_TOKEN", exported)
+    assert main(["validate", "--policy", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"environment variable TEST_DO_TOKEN is {said}; export the token itself" in err
+    assert "not set" not in err
+    monkeypatch.delenv("TEST_DO_TOKEN")
+    assert main(["validate", "--policy", str(path)]) == 1
+    assert "environment variable TEST_DO_TOKEN is not set; export it" in capsys.readouterr().err
