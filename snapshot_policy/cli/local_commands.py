@@ -29,7 +29,7 @@ from snapshot_policy.core.model import PROVIDERS, Price, RetentionPolicy
 from snapshot_policy.core.simulate import Projection, simulate, steady_state
 from snapshot_policy.output import render
 from snapshot_policy.output.chart import survivors_svg
-from snapshot_policy.state.statefiles import StateFileError, write_atomic
+from snapshot_policy.state.statefiles import WORLD_READABLE, StateFileError, write_atomic
 
 _COUNT = click.IntRange(min=0)
 
@@ -292,7 +292,9 @@ def simulate_command(
     )
     if chart_file is not None:
         try:
-            write_atomic(chart_file, survivors_svg(result), "chart file")
+            # A picture of no secret, to open in a browser or publish: readable like any
+            # file one makes (the metrics file is written so too), not owner-only.
+            write_atomic(chart_file, survivors_svg(result), "chart file", WORLD_READABLE)
         except StateFileError as error:
             click.echo(str(error), err=True)
             return EXIT_ERROR

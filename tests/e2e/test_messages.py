@@ -5,6 +5,7 @@ create name."""
 from __future__ import annotations
 
 import re
+import stat
 
 import pytest
 from click.testing import CliRunner
@@ -161,3 +162,13 @@ def test_an_exported_empty_token_is_called_empty_not_unset(
     monkeypatch.delenv("TEST_DO_TOKEN")
     assert main(["validate", "--policy", str(path)]) == 1
     assert "environment variable TEST_DO_TOKEN is not set; export it" in capsys.readouterr().err
+
+
+def test_simulate_chart_is_readable_by_others_like_any_picture(tmp_path, capsys):
+    chart = tmp_path / "charts" / "survivors.svg"
+    assert main(["simulate", "--keep-daily", "7", "--chart", str(chart)]) == 0
+    assert stat.S_IMODE(chart.stat().st_mode) == 0o644
+    assert chart.read_text().startswith("<svg") or "<svg" in chart.read_text()[:200]
+    chart.chmod(0o600)  # replacing an existing chart gives the new one the same mode
+    assert main(["simulate", "--keep-daily", "3", "--chart", str(chart)]) == 0
+    assert stat.S_IMODE(chart.stat().st_mode) == 0o644
