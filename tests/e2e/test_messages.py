@@ -4,6 +4,7 @@ create name."""
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 
@@ -172,3 +173,44 @@ def test_simulate_chart_is_readable_by_others_like_any_picture(tmp_path, capsys)
     chart.chmod(0o600)  # replacing an existing chart gives the new one the same mode
     assert main(["simulate", "--keep-daily", "3", "--chart", str(chart)]) == 0
     assert stat.S_IMODE(chart.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    ("settings", "where"),
+    [
+        ({}, "snapshot-policy-audit.jsonl"),  # neither log nor lock file set: the policy's folder
+        ({"lock_file": "run/sp.lock"}, "run/snapshot-policy-audit.jsonl"),
+        (
+            {"lock_file": "run/sp.lock", "log": {"file": "logs/sp.log"}},
+            "logs/snapshot-policy-audit.jsonl",
+        ),
+        ({"log": {"file": "logs/sp.log"}, "audit_log": "audit/x.jsonl"}, "audit/x.jsonl"),
+    ],
+)
+def test_the_audit_log_is_where_the_readme_says(
+    tmp_path, sandbox, tokens, clock, capsys, settings, where
+):
+    """README, Monitoring: `settings.audit_log`, relative to the policy file; by default
+    beside the log file, and without one beside the lock file."""
+    path = tmp_path / "snapshot-policy.yaml"
+    path.write_text(policy_yaml(WEB_BOTH, settings=settings or None))
+    assert main(["apply", "--policy", str(path)], clock=clock) == 0
+    audit = tmp_path / where
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert len([line for line in lines if line["event"] == "created"]) == 2
+    assert sorted(tmp_path.rglob("*.jsonl")) == [audit]  # and nowhere else
+
+
+def test_a_snapshots_py_layout_keeps_its_audit_log_in_logs_dir(
+    legacy_layout, sandbox, monkeypatch, clock, capsys
+):
+    monkeypatch.chdir(legacy_layout)
+    server_file = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    server = json.loads(server_file.read_text())
+    server["hetzner_cloud_server"]["webhook"]["enabled"] = False  # its host does not exist
+    server_file.write_text(json.dumps(server))
+    assert main(["apply"], clock=clock) == 0
+    assert (legacy_layout / "logs" / "snapshot-policy-audit.jsonl").is_file()
+    assert sorted(legacy_layout.rglob("*.jsonl")) == [
+        legacy_layout / "logs" / "snapshot-policy-audit.jsonl"
+    ]
