@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from snapshot_policy.cli import cli, main
+from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import DB, policy_yaml
 
 COLUMNS = 80
@@ -214,3 +215,37 @@ def test_a_snapshots_py_layout_keeps_its_audit_log_in_logs_dir(
     assert sorted(legacy_layout.rglob("*.jsonl")) == [
         legacy_layout / "logs" / "snapshot-policy-audit.jsonl"
     ]
+
+
+@pytest.mark.parametrize("service", ["digitalocean", "hetzner"])
+def test_a_snapshot_action_that_ended_in_error_is_not_called_no_response(
+    policy, sandbox, capsys, clock, service
+):
+    """The cloud answered: its action ended in error. "(no response)" is kept for a request
+    nothing answered."""
+    sandbox.inject("fail_action", service=service)
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 2
+    out = unwrapped(capsys.readouterr().out)
+    failed = next(line for line in out.splitlines() if ": FAILED: " in line)
+    assert f"{service} wait for snapshot failed: " in failed, failed
+    assert "no response" not in out
+
+
+def test_no_response_is_said_when_nothing_answered():
+    """A request no reply came to (the adapters give no status and no situation): a lost
+    connection, a timeout. The cloud's retries make this slow end to end, hence here."""
+    from snapshot_policy.core.model import ProviderError
+
+    lost = ProviderError("hetzner", "list servers", None, "ConnectionError")
+    assert str(lost) == "hetzner list servers failed (no response): ConnectionError"
+    answered = ProviderError("hetzner", "wait for snapshot", None, "action 5 failed", situation="")
+    assert str(answered) == "hetzner wait for snapshot failed: action 5 failed"
+    coded = ProviderError("hetzner", "get server", None, "gone", situation="Hetzner error gone")
+    assert str(coded) == "hetzner get server failed (Hetzner error gone): gone"
+
+
+def test_an_answer_with_an_http_status_names_the_status(policy, sandbox, capsys, clock):
+    sandbox.inject("error", service="digitalocean", status=403, count=None)
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 1
+    out = unwrapped(capsys.readouterr().out)
+    assert "failed (HTTP 403): " in out and "no response" not in out
