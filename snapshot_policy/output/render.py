@@ -41,6 +41,10 @@ _MARKS = {
 }
 _STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
 WIDTH = 80  # columns of a plan line, where the words allow
+# Every name pattern holds {timestamp}, filled with the time apply runs (planfile.name_at_apply).
+NAMED_AT_APPLY = (
+    "The time in a + create name is this plan's. Apply names the snapshot for the time it runs."
+)
 PROVIDER_NAMES = {"digitalocean": "DigitalOcean", "hetzner": "Hetzner"}
 
 
@@ -76,6 +80,7 @@ def plan_text(
     at most WIDTH columns where the words allow."""
     blocks = [_target_text(t, prices) for t in plan.targets]
     blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
+    blocks += [_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
     blocks += [_total_storage_text(plan, prices)] if plan.targets else []
     return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
 
@@ -368,8 +373,8 @@ def _projection_lines(projection: Projection) -> list[str]:
         str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
     )
     lines = [
-        f"Steady state (every rule full after {steady.filled_days} day(s); "
-        f"counted over the {steady.observed_days} days after):",
+        f"Steady state, every rule full after {steady.filled_days} day(s)",
+        f"(counted over the {steady.observed_days} days after):",
         f"  {count} snapshots, {_number(steady.average, 1)} on average",
         f"  at {_number(size)} GB a snapshot: {_number(steady.average * size, 1)} GB on average, "
         f"{_number(steady.most * size, 1)} GB at most",

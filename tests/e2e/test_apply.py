@@ -70,7 +70,8 @@ def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, cap
         "deleted 3, 3 managed snapshot(s) remain"
     ) in unwrapped(out)
     assert (
-        err.strip()
+        unwrapped(err)
+        .strip()
         .splitlines()[-1]
         .startswith(
             "snapshot-policy apply: 2 target(s), 2 server(s), 2 created, 7 deleted, 0 failed in "

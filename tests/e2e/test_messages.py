@@ -249,3 +249,30 @@ def test_an_answer_with_an_http_status_names_the_status(policy, sandbox, capsys,
     assert main(["plan", "--policy", str(policy)], clock=clock) == 1
     out = unwrapped(capsys.readouterr().out)
     assert "failed (HTTP 403): " in out and "no response" not in out
+
+
+def test_a_saved_plan_says_the_name_apply_makes(policy, sandbox, capsys, clock, tmp_path):
+    """The plan's create name carries the plan's time, and says so; the saved plan gives the
+    name apply makes with {timestamp} for its time, and apply --plan, an hour later, makes
+    exactly that name at its own time."""
+    saved = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    out = capsys.readouterr().out
+    assert "The time in a + create name is this plan's.\n" in out
+    assert "Apply names the snapshot for the time it runs." in out
+    document = json.loads(saved.read_text())
+    web1 = next(t for t in document["targets"] if t["server_name"] == "web-1")
+    assert web1["create"]["name"] == f"web-1-{clock.now:%Y%m%d%H%M%S}"
+    assert web1["create"]["name_at_apply"] == "web-1-{timestamp}"
+    clock.advance(hours=1)
+    assert main(["apply", "--policy", str(policy), "--plan", str(saved)], clock=clock) == 0
+    made = {s["name"] for s in sandbox.dump_state()["snapshots"] if s["server_id"] == 3164444}
+    expected = web1["create"]["name_at_apply"].format(timestamp=f"{clock.now:%Y%m%d%H%M%S}")
+    assert expected in made and web1["create"]["name"] not in made
+
+
+def test_a_plan_with_nothing_to_create_has_no_note_on_names(policy, capsys, clock):
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    capsys.readouterr()
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    assert "+ create" not in (out := capsys.readouterr().out) and "time in a" not in out

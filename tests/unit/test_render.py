@@ -36,6 +36,9 @@ web: web (hetzner server 1, account main)
   storage now: 4 snapshots, 8.6 GB, EUR 0.12 a month
   after apply: 4 snapshots, ~8.7 GB, ~EUR 0.12 a month (new one ~2.4 GB)
 
+The time in a + create name is this plan's.
+Apply names the snapshot for the time it runs.
+
 Snapshot storage of all targets:
   now:         4 snapshots, 8.6 GB, EUR 0.12 a month
   after apply: 5 snapshots (1 of unknown size), ~8.7+ GB, ~EUR 0.12+ a month
@@ -93,6 +96,7 @@ def test_plan_json_has_the_documented_keys():
     }
     assert web["create"] == {
         "name": "web-20261126030000",
+        "name_at_apply": "web-{timestamp}",
         "rules": ["last"],
         "estimated_size_gb": 2.4,
     }
