@@ -62,7 +62,8 @@ def test_a_run_with_nothing_due_says_what_it_did_with_v(policy, sandbox, capsys,
     )
     assert f"{WEB_LINE}: done\n" in err and f"{DB_LINE}: done\n" in err
     assert (
-        "snapshot-policy apply: 2 target(s), 2 server(s), 0 created, 0 deleted, 0 failed in " in err
+        "snapshot-policy apply: 2 target(s), 2 server(s), 0 created, 0 deleted, 0 failed in "
+        in unwrapped(err)
     )
 
 
@@ -79,7 +80,7 @@ def test_a_run_where_one_target_acts_prints_every_target_as_before(
     db, web = unwrapped(out).splitlines()
     assert db.startswith(f"{DB_LINE}: ok: no new snapshot, deleted 0, ")
     assert web.startswith(f"{WEB_LINE}: ok: created web-1-{clock.now:%Y%m%d%H%M%S}, deleted 3, ")
-    lines = err.splitlines()
+    lines = unwrapped(err).splitlines()
     assert sorted(lines[:2]) == sorted([f"{WEB_LINE}: waiting", f"{DB_LINE}: waiting"])
     assert f"{DB_LINE}: done" in lines and f"{WEB_LINE}: creating" in lines
     assert lines.index(f"{WEB_LINE}: creating") < lines.index(f"{WEB_LINE}: done")
@@ -99,7 +100,9 @@ def test_a_failed_ping_in_a_run_with_nothing_due_is_printed(
     assert apply(clock, path) == 0  # a failed notification never changes the exit code
     out, err = capsys.readouterr()
     assert "no new snapshot" in out
-    assert err.splitlines()[-1].endswith("; 2 notification(s) failed")  # start and success
+    assert (
+        unwrapped(err).splitlines()[-1].endswith("; 2 notification(s) failed")
+    )  # start and success
 
 
 def test_quiet_prints_nothing_for_a_run_that_succeeded(policy, sandbox, capsys, clock):
@@ -137,7 +140,7 @@ def test_quiet_prints_a_failed_notification(policy, sandbox, monkeypatch, capsys
     monkeypatch.setenv("TEST_BOT_TOKEN", "111111:not-a-bot-the-sandbox-knows-aaaaaaaaaaa")
     assert apply(clock, policy, "--quiet") == 0
     out, err = capsys.readouterr()
-    assert out == "" and err.splitlines() == [err.strip()]
+    assert out == "" and unwrapped(err).splitlines() == [unwrapped(err).strip()]
     assert err.strip().endswith("; 2 notification(s) failed")
 
 
