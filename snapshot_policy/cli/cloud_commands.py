@@ -397,7 +397,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
             click.echo(escape_controls(f"{failure.target}: {failure.reason}"), err=True)
         click.echo(render.matched_text(matched, {f.target for f in found}), nl=False)
     if loaded.errors or failures:
-        online_failures = len(failures) - len(loaded.failed)
+        online_failures = len({f.target for f in failures[len(loaded.failed) :]})
         counts = (
             [f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s)"]
             if loaded.errors or loaded.failed
