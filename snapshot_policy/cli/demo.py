@@ -273,17 +273,20 @@ def _folder(keep: Path | None) -> Iterator[Path]:
 def _sandbox(fleet: dict, action_seconds: float, clock: Clock, kept: bool) -> Iterator[Sandbox]:
     """The demo's fake cloud on a free port; for a kept demo on REPLAY_PORT where it is free,
     so the policy's webhook URL still points at the fake cloud when it is served again."""
+    sandbox = None
     if kept:
         try:
-            with Sandbox(
+            sandbox = Sandbox(
                 fleet, action_seconds=action_seconds, clock=clock, port=REPLAY_PORT
-            ) as sandbox:
-                yield sandbox
-            return
+            ).start()
         except OSError:  # the port is taken: any other will do
             pass
-    with Sandbox(fleet, action_seconds=action_seconds, clock=clock) as sandbox:
+    if sandbox is None:
+        sandbox = Sandbox(fleet, action_seconds=action_seconds, clock=clock).start()
+    try:
         yield sandbox
+    finally:
+        sandbox.stop()
 
 
 def sandbox_port(sandbox: Sandbox) -> int:
