@@ -32,6 +32,7 @@ from snapshot_policy import config
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.core.model import Clock
 from snapshot_policy.core.redaction import hide, redacted_output
+from snapshot_policy.output.render import fit
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -92,7 +93,9 @@ def selection(command: Callable) -> Callable:
         hide(loaded.secrets)
         timed = command.__name__ == "apply_command"  # apply's cron lines say when (item 4)
         for problem in loaded.problems:
-            if verbose or not problem.warning or problem.loud:
+            if problem.warning and (verbose or problem.loud):  # within 80 columns, as cron mails
+                click.echo(_timed(fit(str(problem)), timed), err=True)
+            elif not problem.warning:
                 click.echo(_timed(str(problem), timed), err=True)
         for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
             click.echo(_timed(warning, timed), err=True)

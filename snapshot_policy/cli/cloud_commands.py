@@ -92,7 +92,13 @@ def _files_usable(
 
 @cli.command("plan")
 @selection
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Print the plan for people (text) or as the saved plan's JSON document (json).",
+)
 @click.option(
     "--out",
     "plan_file",
@@ -153,7 +159,7 @@ def plan_command(
     return EXIT_CHANGES if detailed_exitcode and plan.has_changes else EXIT_OK
 
 
-@cli.command("apply")
+@cli.command("apply", short_help="Create the snapshots due, delete what retention no longer keeps.")
 @selection
 @click.option(
     "--plan",
@@ -219,12 +225,14 @@ def apply_command(
 
     \b
     Exit codes: 0 every target succeeded, 1 all failed or a critical error,
-    2 some failed, 3 another run holds the lock, 130 / 143 stopped by SIGINT / SIGTERM.
+    2 some failed, 3 another run holds the lock,
+    130 / 143 stopped by SIGINT / SIGTERM.
     \b
     Examples:
-      snapshot-policy apply                       # in the folder of snapshots.config
+      snapshot-policy apply          # in the folder of snapshots.config
       snapshot-policy apply --policy snapshot-policy.yaml --dry-run
-      snapshot-policy plan --out plan.json && snapshot-policy apply --plan plan.json
+      snapshot-policy plan --out plan.json
+      snapshot-policy apply --plan plan.json
     """
     from snapshot_policy.engine import run
 
@@ -253,8 +261,11 @@ def apply_command(
             click.echo(redact(str(error), loaded.secrets), err=True)
             return EXIT_ERROR
         click.echo(
-            f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the following; "
-            "nothing was changed.\n"
+            render.fit(
+                f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the "
+                "following; nothing was changed."
+            )
+            + "\n"
         )
         _show(render.plan_text(plan, failures, loaded.prices), styled=True)
         return EXIT_ERROR if failures else EXIT_OK
@@ -294,18 +305,21 @@ def apply_command(
     if quiet:
         if render.report_failed(report) or stop.is_set():
             _say(clock, render.report_text(report, failed_only=True), err=True)
-            _say(clock, render.report_summary(report), err=True)
+            _say(clock, render.fit(render.report_summary(report)), err=True)
             _say_legacy_end(clock, loaded.legacy, report, completed=False)
     elif verbose or stop.is_set() or not render.uneventful(report):
         progress.release()
         _say(clock, render.report_text(report))
-        _say(clock, render.report_summary(report), err=True)
+        _say(clock, render.fit(render.report_summary(report)), err=True)
         _say_legacy_end(clock, loaded.legacy, report, completed=not stop.is_set())
     if stop.is_set():
         _say(
             clock,
-            f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
-            "every after hook owed ran; snapshots still being made are adopted by the next run.",
+            render.fit(
+                f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
+                "every after hook owed ran; snapshots still being made are adopted by the next "
+                "run."
+            ),
             err=True,
         )
         return EXIT_SIGNALLED[stop.reason]
@@ -420,17 +434,20 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
       snapshot-policy validate --config snapshots.config droplet1.json
     """
     failures = list(loaded.failed)
+    matched: dict | None = None
     # The log file only when the clouds are asked: a check of the files alone writes nothing.
     if not _start_logging(loaded, verbose, to_file=online and not loaded.critical):
         return EXIT_ERROR
     if online and not loaded.critical:
         from snapshot_policy.engine import run
 
-        failures += run.check_online(run.RunContext.of(loaded))
-        for failure in failures[len(loaded.failed) :]:
+        matched, found = run.check_online(run.RunContext.of(loaded))
+        failures += found
+        for failure in found:
             click.echo(escape_controls(f"{failure.target}: {failure.reason}"), err=True)
+        click.echo(render.matched_text(matched, {f.target for f in found}), nl=False)
     if loaded.errors or failures:
-        online_failures = len(failures) - len(loaded.failed)
+        online_failures = len({f.target for f in failures[len(loaded.failed) :]})
         counts = (
             [f"{len(loaded.errors)} error(s) in {len(loaded.files)} file(s)"]
             if loaded.errors or loaded.failed
@@ -441,5 +458,8 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
         click.echo("; ".join(counts) + ".", err=True)
         return EXIT_ERROR
     checked = " and checked online" if online else ""
-    click.echo(f"{len(loaded.files)} file(s) valid{checked}: {len(loaded.targets)} target(s).")
+    servers = f", {sum(map(len, matched.values()))} server(s)" if matched is not None else ""
+    click.echo(
+        f"{len(loaded.files)} file(s) valid{checked}: {len(loaded.targets)} target(s){servers}."
+    )
     return EXIT_OK

@@ -13,7 +13,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from datetime import datetime, timedelta
@@ -26,6 +28,7 @@ from snapshot_policy.core.ownership import (
     MANAGED_BY_VALUE,
     SERVER_ID_LABEL,
 )
+from snapshot_policy.output.logs import unstamped
 from snapshot_policy.sandbox import Sandbox
 from snapshot_policy.sandbox.state import format_time
 
@@ -48,13 +51,17 @@ HETZNER_SERVERS = {42: "db-1", 43: "db-2"}
 SNAPSHOT_GB = {3164444: 3.6, 3164445: 2.9, 42: 13.1, 43: 8.4}
 
 POLICY = """\
-# Two accounts, servers chosen by tag (DigitalOcean) and label (Hetzner), one snapshot a day.
+# Two accounts, servers chosen by tag (DigitalOcean) and label (Hetzner),
+# one snapshot a day.
 version: 1
 accounts:
   do-demo: {{provider: digitalocean, token: env:DEMO_DIGITALOCEAN_TOKEN}}
   hz-demo: {{provider: hetzner, token: env:DEMO_HCLOUD_TOKEN}}
 notifications:
-  ops-chat: {{type: telegram, bot_token: env:DEMO_TELEGRAM_BOT_TOKEN, chat_id: "{chat_id}"}}
+  ops-chat:
+    type: telegram
+    bot_token: env:DEMO_TELEGRAM_BOT_TOKEN
+    chat_id: "{chat_id}"
   ops-hook: {{type: webhook, url: "{webhook_url}"}}
 defaults:
   schedule: {{every: 24h}}
@@ -71,6 +78,10 @@ targets:
 settings:
   lock_file: snapshot-policy.lock
 """
+WIDTH = 80  # columns of every line the demo prints, where the words allow
+REPLAY_PORT = 8765  # the sandbox command's default: a kept demo's fake cloud is served there
+STATE_FILE = "sandbox-state.json"
+ENV_FILE = "demo.env"
 
 
 def demo_fleet(now: datetime) -> dict:
@@ -178,27 +189,44 @@ def demo_fleet(now: datetime) -> dict:
     }
 
 
-def run_demo(main: Main, clock: Clock, out: Out = print, action_seconds: float = 0.3) -> int:
+def run_demo(
+    main: Main,
+    clock: Clock,
+    out: Out = print,
+    action_seconds: float = 0.3,
+    keep: Path | None = None,
+) -> int:
     """Run the demo through `main`, telling `out` what happens; return 0 when every step did
     what it should.
 
     The fake cloud and every command share `clock`: the fleet's old snapshots are dated back
     from it. `os.environ` is the same afterwards: the sandbox's endpoints and the fake tokens
     are set only while the demo runs. `action_seconds` is how long the fake cloud takes per
-    snapshot.
+    snapshot. With `keep` (a folder that does not exist or is empty), the demo works there and
+    leaves it, with the fake cloud's final state and the variables to reach it, so the
+    commands it showed can be run again (`_replay_text`); else in a temporary folder.
     """
     now = clock().replace(microsecond=0)
+    replay = ""
+    if keep is not None:
+        problem = _unusable(keep)
+        if problem:
+            out(problem)
+            return 1
     with (
-        Sandbox(demo_fleet(now), action_seconds=action_seconds, clock=clock) as sandbox,
-        tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder,
+        _sandbox(demo_fleet(now), action_seconds, clock, keep is not None) as sandbox,
+        _folder(keep) as folder,
     ):
-        policy = Path(folder) / "snapshot-policy.yaml"
+        policy = folder / "snapshot-policy.yaml"
         policy.write_text(
             POLICY.format(chat_id=CHAT_ID, webhook_url=sandbox.webhook_url(WEBHOOK_NAME)),
             encoding="utf-8",
         )
         with _environment({**sandbox.env(), **TOKENS}):
             codes = _walk_through(lambda argv: main(argv, clock=clock), out, sandbox, policy)
+        if keep is not None:
+            _keep_for_replay(folder, sandbox)
+            replay = _replay_text(folder, sandbox_port(sandbox))
     if codes != (0, 0, 0):
         out(
             "\nThe demo did not go as expected "
@@ -206,10 +234,104 @@ def run_demo(main: Main, clock: Clock, out: Out = print, action_seconds: float =
         )
         return 1
     out(
-        "\nDone. To try it on your own fleet, write a policy (examples in policies/) "
+        "\nDone. To try it on your own fleet, write a policy (examples in policies/)\n"
         "and run `snapshot-policy plan`."
     )
+    if keep is None:
+        out(
+            "To run the demo's commands again yourself, keep its folder:\n"
+            "  snapshot-policy demo --keep snapshot-policy-demo"
+        )
+    else:
+        out(replay)
     return 0
+
+
+def _unusable(folder: Path) -> str | None:
+    """Why `folder` cannot hold a kept demo (it holds something, or is not a folder), or None:
+    the demo never writes over files it did not make."""
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return f"demo --keep {folder}: not a folder; name a new or empty folder"
+    if any(folder.iterdir()):
+        return f"demo --keep {folder}: the folder is not empty; name a new or empty folder"
+    return None
+
+
+@contextmanager
+def _folder(keep: Path | None) -> Iterator[Path]:
+    """The demo's working folder: `keep` (created), else a temporary one removed afterwards."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="snapshot-policy-demo-") as folder:
+        yield Path(folder)
+
+
+@contextmanager
+def _sandbox(fleet: dict, action_seconds: float, clock: Clock, kept: bool) -> Iterator[Sandbox]:
+    """The demo's fake cloud on a free port; for a kept demo on REPLAY_PORT where it is free,
+    so the policy's webhook URL still points at the fake cloud when it is served again."""
+    sandbox = None
+    if kept:
+        try:
+            sandbox = Sandbox(
+                fleet, action_seconds=action_seconds, clock=clock, port=REPLAY_PORT
+            ).start()
+        except OSError:  # the port is taken: any other will do
+            pass
+    if sandbox is None:
+        sandbox = Sandbox(fleet, action_seconds=action_seconds, clock=clock).start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
+
+
+def sandbox_port(sandbox: Sandbox) -> int:
+    return int(sandbox.url.rsplit(":", 1)[1])
+
+
+def _keep_for_replay(folder: Path, sandbox: Sandbox) -> None:
+    """Leave in `folder` the fake cloud as the demo left it and the variables that reach it
+    when `snapshot-policy sandbox` serves it again: the endpoints and the demo's fake tokens
+    (valid only in the sandbox), owner-only like any file of tokens."""
+    (folder / STATE_FILE).write_text(
+        json.dumps(sandbox.dump_state(), indent=2) + "\n", encoding="utf-8"
+    )
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in sandbox.env().items()]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in TOKENS.items()]
+    env_file = folder / ENV_FILE
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write("# The demo's fake cloud and tokens; they work only in the sandbox.\n")
+        file.write("\n".join(lines) + "\n")
+
+
+def _replay_text(folder: Path, port: int) -> str:
+    """How to run the demo's commands again on its kept folder."""
+    quoted = shlex.quote(str(folder))
+    said = textwrap.fill(
+        f"The demo's folder is kept in {folder}: the policy, the run's files, the fake cloud "
+        f"as the demo left it ({STATE_FILE}) and the variables that reach it ({ENV_FILE}). "
+        "To run the commands again, serve that cloud in one terminal:",
+        WIDTH,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    serve = ["sandbox", "--port", str(port), "--state", f"{folder}/{STATE_FILE}"]
+    plan = ["plan", "--policy", f"{folder}/snapshot-policy.yaml"]
+    return "\n".join(
+        [
+            said,
+            command_line(serve, "  snapshot-policy"),
+            "and in another:",
+            f"  . {quoted}/{ENV_FILE}",
+            command_line(plan, "  snapshot-policy"),
+        ]
+    )
 
 
 def _walk_through(
@@ -281,18 +403,33 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def _heading(out: Out, step: int, text: str) -> None:
-    out(f"\n== Step {step}. {text}\n")
+    out("\n" + textwrap.fill(f"== Step {step}. {text}", WIDTH, subsequent_indent="   ") + "\n")
+
+
+def command_line(argv: list[str], prompt: str = "$ snapshot-policy") -> str:
+    """`$ snapshot-policy ARGS` as a shell reads it, continued with `\\` on a line indented by
+    four where it passes WIDTH (a long temporary path), so it can be copied and run."""
+    line = prompt
+    lines = []
+    for word in map(shlex.quote, argv):
+        if len(line) + 1 + len(word) + 2 > WIDTH and line != prompt:
+            lines.append(line + " \\")
+            line = "    " + word
+        else:
+            line = f"{line} {word}"
+    return "\n".join([*lines, line])
 
 
 def _command(run: Callable[[list[str]], int], out: Out, argv: list[str]) -> int:
     """Run the CLI in-process, show the command line and everything it printed; return its exit
     code."""
-    out(f"$ snapshot-policy {' '.join(argv)}")
+    out(command_line(argv))
     printed = io.StringIO()  # both streams in one, so results follow the progress they sum up
     with redirect_stdout(printed), redirect_stderr(printed):
         code = run(argv)
-    if printed.getvalue().strip():
-        out(printed.getvalue().rstrip())
+    shown = unstamped(printed.getvalue())  # as at a terminal, where apply prints no times
+    if shown.strip():
+        out(shown.rstrip())
     out(f"(exit code {code})")
     return code
 
@@ -315,9 +452,16 @@ def _show_notifications(out: Out, sandbox: Sandbox) -> None:
 
 
 def _show_state(out: Out, sandbox: Sandbox, before: set[int]) -> None:
-    """Print every server's snapshots, newest first, each with its size and what makes it
-    managed or not."""
+    """Print every server's snapshots, newest first, each with its size and whether this tool
+    manages it (the legend says by which marker) or not."""
     state = sandbox.dump_state()
+    out(
+        textwrap.fill(
+            f"managed: marked as this tool's (DigitalOcean tag {DIGITALOCEAN_TAG}, Hetzner "
+            f"label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}); manual: not ours, never deleted.",
+            WIDTH,
+        )
+    )
     for server in state["servers"]:
         own = [s for s in state["snapshots"] if s["server_id"] == server["id"]]
         out(
@@ -327,8 +471,8 @@ def _show_state(out: Out, sandbox: Sandbox, before: set[int]) -> None:
         for snapshot in sorted(own, key=lambda s: (s["created"], s["id"]), reverse=True):
             marks = _marks(snapshot) + (["new"] if snapshot["id"] not in before else [])
             out(
-                f"  {snapshot['created']}  {snapshot['name']:<28} "
-                f"{snapshot['size_gigabytes']:>5.2f} GB  [{', '.join(marks)}]"
+                f"  {snapshot['created']}  {snapshot['name']:<20} "
+                f"{snapshot['size_gigabytes']:>6.2f} GB  {', '.join(marks)}"
             )
 
 
@@ -337,11 +481,10 @@ def _provider(state: dict, account: str) -> str:
 
 
 def _marks(snapshot: dict) -> list[str]:
-    """Why the tool may or may not touch a snapshot, as its marker in the cloud shows."""
-    if DIGITALOCEAN_TAG in snapshot.get("tags", ()):
-        marks = [f"managed: tag {DIGITALOCEAN_TAG}"]
-    elif snapshot.get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
-        marks = [f"managed: label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"]
-    else:
-        marks = ["manual: not ours, never deleted"]
-    return marks + (["protected"] if snapshot.get("protected") else [])
+    """Whether the tool may touch a snapshot, as its marker in the cloud shows."""
+    managed = DIGITALOCEAN_TAG in snapshot.get("tags", ()) or (
+        snapshot.get("labels", {}).get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+    )
+    return ["managed" if managed else "manual"] + (
+        ["protected"] if snapshot.get("protected") else []
+    )

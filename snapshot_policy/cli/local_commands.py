@@ -29,7 +29,7 @@ from snapshot_policy.core.model import PROVIDERS, Price, RetentionPolicy
 from snapshot_policy.core.simulate import Projection, simulate, steady_state
 from snapshot_policy.output import render
 from snapshot_policy.output.chart import survivors_svg
-from snapshot_policy.state.statefiles import StateFileError, write_atomic
+from snapshot_policy.state.statefiles import WORLD_READABLE, StateFileError, write_atomic
 
 _COUNT = click.IntRange(min=0)
 
@@ -66,7 +66,7 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-@cli.command("simulate")
+@cli.command("simulate", short_help="Show what a retention policy keeps over simulated time.")
 @click.option("--keep-last", type=_COUNT, default=0, help="Keep the N newest snapshots.")
 @click.option(
     "--keep-hourly",
@@ -175,7 +175,13 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     show_default=True,
     help="Runs a day, evenly spaced from the start; each makes one snapshot.",
 )
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Print the simulation for people (text) or as a JSON document (json).",
+)
 @click.option(
     "--chart",
     "chart_file",
@@ -226,9 +232,11 @@ def simulate_command(
     Examples: a week of dailies and a month of weeklies, over 60 days;
     the rules of a policy's target; two policies' monthly cost at 20 GB:
       snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --days 60
-      snapshot-policy simulate --policy snapshot-policy.yaml --target web --days 400
+      snapshot-policy simulate --policy snapshot-policy.yaml \\
+          --target web --days 400
       snapshot-policy simulate --keep-last 30 --snapshot-size 20
-      snapshot-policy simulate --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --snapshot-size 20
+      snapshot-policy simulate --keep-daily 7 --keep-weekly 4 \\
+          --keep-monthly 6 --snapshot-size 20
     """
     if (provider or price) and snapshot_gb is None:
         raise click.UsageError(
@@ -284,7 +292,9 @@ def simulate_command(
     )
     if chart_file is not None:
         try:
-            write_atomic(chart_file, survivors_svg(result), "chart file")
+            # A picture of no secret, to open in a browser or publish: readable like any
+            # file one makes (the metrics file is written so too), not owner-only.
+            write_atomic(chart_file, survivors_svg(result), "chart file", WORLD_READABLE)
         except StateFileError as error:
             click.echo(str(error), err=True)
             return EXIT_ERROR
@@ -451,7 +461,7 @@ def migrate_command(
     return EXIT_OK
 
 
-@cli.command("sandbox")
+@cli.command("sandbox", short_help="Serve a fake DigitalOcean, Hetzner, Telegram and webhook sink.")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -489,20 +499,31 @@ def sandbox_command(port: int, state_file: str | None) -> None:
         ) from error
 
 
-@cli.command("demo")
-def demo_command() -> int:
+@cli.command("demo", short_help="Plan and apply on a local fake cloud: offline, no account.")
+@click.option(
+    "--keep",
+    "keep_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    metavar="DIR",
+    help=(
+        "Work in DIR (new or empty) and keep it: the policy, the run's files and the fake "
+        "cloud's final state, with the commands to run the demo's commands again."
+    ),
+)
+def demo_command(keep_dir: Path | None) -> int:
     """Plan and apply on a local fake cloud, offline, with no account.
 
     Starts the sandbox with servers on both providers, shows the plan, applies it through the
     real SDKs, shows the notifications sent and plans again.
 
     \b
-    Example:
+    Examples:
       snapshot-policy demo
+      snapshot-policy demo --keep snapshot-policy-demo
     """
     from snapshot_policy.cli.demo import run_demo
 
-    return run_demo(main, current_clock(), click.echo)
+    return run_demo(main, current_clock(), click.echo, keep=keep_dir)
 
 
 @cli.command("completion")

@@ -55,11 +55,12 @@ def resolve(value: str, env: Mapping[str, str], base: Path, ascii_only: bool = F
     """
     if value.startswith(ENV_PREFIX):
         name = value[len(ENV_PREFIX) :]
-        if not env.get(name, "").strip():
+        if name not in env:
             raise SecretError(
-                f"environment variable {name} is not set or empty; "
-                "export it or give the value another way"
+                f"environment variable {name} is not set; export it or give the value another way"
             )
+        if not env[name].strip():
+            raise SecretError(f"environment variable {name} is {exported_empty(env[name])}")
         return clean(env[name], f"the value of environment variable {name}", ascii_only)
     if value.startswith(FILE_PREFIX):
         path = base / Path(value[len(FILE_PREFIX) :]).expanduser()
@@ -73,6 +74,18 @@ def resolve(value: str, env: Mapping[str, str], base: Path, ascii_only: bool = F
             raise SecretError(f"secret file {path} is empty")
         return clean(text, f"the secret in file {path}", ascii_only)
     return clean(value, "the value", ascii_only)
+
+
+def exported_empty(value: str) -> str:
+    """What to say of a variable that is exported but holds no token: `set but empty`, or
+    `set but blank (only whitespace)` (`export TOKEN="$(cat file)"` of an empty file, a line
+    break pasted alone), with the fix; never "not set", which sends people to check the wrong
+    thing."""
+    holds = "empty" if not value else "blank (only whitespace)"
+    return (
+        f"set but {holds}; export the token itself "
+        "(check the command or file that set it) or give the value another way"
+    )
 
 
 def clean(value: str, what: str = "the value", ascii_only: bool = False) -> str:

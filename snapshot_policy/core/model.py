@@ -516,6 +516,9 @@ class ProviderError(Exception):
     `retry_after` is the wait the API asked for, in seconds, when it said. `request_id` is
     the cloud's name for the request (Hetzner's correlation id, DigitalOcean's request id),
     when its reply gave one: the message ends with it, so a support ticket can name the request.
+    `situation` says in the message what came back in place of "HTTP nnn" or "no response":
+    "" where the cloud answered and the message says how (an action that ended in error, a
+    listing without the snapshot), so "no response" is said only when nothing answered.
     """
 
     def __init__(
@@ -527,6 +530,7 @@ class ProviderError(Exception):
         retry_after: float | None = None,
         code: str | None = None,
         request_id: str | None = None,
+        situation: str | None = None,
     ):
         self.provider = provider
         self.operation = operation
@@ -535,8 +539,10 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.code = code
         self.request_id = request_id
-        where = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"{provider} {operation} failed ({where}): {message}{self._request_named}")
+        if situation is None:
+            situation = f"HTTP {status}" if status is not None else "no response"
+        where = f" ({situation})" if situation else ""
+        super().__init__(f"{provider} {operation} failed{where}: {message}{self._request_named}")
 
     @property
     def _request_named(self) -> str:

@@ -262,9 +262,15 @@ def apply(
     return report
 
 
-def check_online(context: RunContext) -> list[TargetFailure]:
-    """`validate --online`: the targets whose token or servers fail a read-only check."""
-    return observe(context.loaded.targets, context.connect, orphans=False).failures
+def check_online(context: RunContext) -> tuple[dict[str, list[Target]], list[TargetFailure]]:
+    """`validate --online`: the servers each target matched (by target name, in the order of
+    the configuration; a target that matched none maps to an empty list), and the targets
+    whose token or servers fail a read-only check."""
+    observation = observe(context.loaded.targets, context.connect, orphans=False)
+    matched: dict[str, list[Target]] = {spec.name: [] for spec in context.loaded.targets}
+    for target, _ in observation.observed:
+        matched.setdefault(target.name, []).append(target)
+    return matched, observation.failures
 
 
 def _written(what: str, write: Callable[[], None]) -> list[str]:

@@ -9,6 +9,7 @@ an API may hold, are written as escapes, so no name can forge a log line.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -57,6 +58,14 @@ def stamped(text: str, moment: datetime) -> str:
     return "".join(
         prefix + line if line.strip() else line for line in text.splitlines(keepends=True)
     )
+
+
+_STAMPED_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ", re.MULTILINE)
+
+
+def unstamped(text: str) -> str:
+    """`text` without the time `stamped` put before its lines: what a terminal would show."""
+    return _STAMPED_LINE.sub("", text)
 
 
 class RedactingFilter(logging.Filter):

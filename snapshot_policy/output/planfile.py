@@ -26,11 +26,15 @@ from snapshot_policy.core.model import (
     Plan,
     PlanAction,
     Price,
+    Target,
     TargetFailure,
     TargetPlan,
 )
 from snapshot_policy.core.ownership import adopted
-from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
+from snapshot_policy.core.reconcile import (
+    CLOCK_TOLERANCE,
+    _pattern,  # the name pattern with its fields filled
+)
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
 from snapshot_policy.state.statefiles import write_atomic
@@ -123,6 +127,7 @@ def _target_document(
         if create is None
         else {
             "name": create.snapshot.name,
+            "name_at_apply": name_at_apply(plan.target),
             "rules": list(create.rules),
             "estimated_size_gb": estimate,
         },
@@ -134,6 +139,13 @@ def _target_document(
         "problems": list(plan.problems),
         "storage": {"now": _storage_document(now), "after_apply": _storage_document(after)},
     }
+
+
+def name_at_apply(target: Target) -> str:
+    """The name apply gives the target's new snapshot, `{timestamp}` standing for the time
+    apply runs (every name pattern has it): a saved plan's `name` is only what it would be
+    had apply run when the plan was made."""
+    return _pattern(target)
 
 
 def _snapshot_document(action: PlanAction, reason: bool) -> dict:

@@ -21,6 +21,7 @@ from snapshot_policy.core.model import (
     PlanAction,
     Price,
     RunReport,
+    Target,
     TargetFailure,
     TargetPlan,
 )
@@ -40,21 +41,35 @@ _MARKS = {
 }
 _STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
 WIDTH = 80  # columns of a plan line, where the words allow
+# Every name pattern holds {timestamp}, filled with the time apply runs (planfile.name_at_apply).
+NAMED_AT_APPLY = (
+    "The time in a + create name is this plan's. Apply names the snapshot for the time it runs."
+)
 PROVIDER_NAMES = {"digitalocean": "DigitalOcean", "hetzner": "Hetzner"}
 
 
 def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
+    """The plan's last line. A target may cover several servers (a label selector, a list of
+    names): its servers are counted apart from it, and refusals and withheld deletions,
+    decided per server, count servers."""
     refused = sum(1 for t in plan.targets if t.refusal)
     line = (
         f"Plan: {plan.count(ActionKind.CREATE)} to create, "
         f"{plan.count(ActionKind.DELETE)} to delete, "
-        f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped "
-        f"across {len(plan.targets)} target(s)."
+        f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped. "
+        f"{_targets_with_servers(plan.targets)}."
     )
-    line += f" {refused} target(s) refused by safety limits." if refused else ""
+    line += f" {refused} server(s) refused by safety limits." if refused else ""
     withheld = sum(1 for t in plan.targets if t.withheld)
-    line += f" {withheld} target(s) with deletions withheld." if withheld else ""
-    return line + (f" {len(failures)} target(s) failed." if failures else "")
+    line += f" {withheld} server(s) with deletions withheld." if withheld else ""
+    failed = len({f.target for f in failures})
+    return line + (f" {failed} target(s) failed." if failures else "")
+
+
+def _targets_with_servers(plans: Sequence[TargetPlan]) -> str:
+    """`2 target(s) with 4 server(s)`: each TargetPlan is one server of a named target."""
+    targets = len({p.target.name for p in plans})
+    return f"{targets} target(s) with {len(plans)} server(s)"
 
 
 def plan_text(
@@ -65,6 +80,7 @@ def plan_text(
     at most WIDTH columns where the words allow."""
     blocks = [_target_text(t, prices) for t in plan.targets]
     blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
+    blocks += [_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
     blocks += [_total_storage_text(plan, prices)] if plan.targets else []
     return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
 
@@ -158,6 +174,12 @@ def _sentences(text: str) -> str:
     return "\n".join(lines)
 
 
+def fit(line: str) -> str:
+    """`line` in lines of at most WIDTH columns, continued on lines indented by four: for a
+    sentence printed to a terminal (apply's summary line, a warning)."""
+    return _wrap(line, "    ")
+
+
 def _wrap(line: str, indent: str) -> str:
     """`line` in lines of at most WIDTH columns, broken at spaces (a long name stays whole);
     an action's reason starts its own line when the whole does not fit."""
@@ -234,8 +256,24 @@ def _number(value: float, decimals: int = 2) -> str:
     return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
+def matched_text(matched: Mapping[str, Sequence[Target]], failed: set[str] = frozenset()) -> str:
+    """`validate --online`: per target, the servers it matched (`web: matched web-1
+    (digitalocean server 3164444), …`), in lines of at most WIDTH columns. A target in
+    `failed` that matched nothing has its reason printed already and no line here."""
+    lines = []
+    for name, targets in matched.items():
+        if not targets:
+            if name not in failed:
+                lines.append(f"{name}: matched no server")
+            continue
+        servers = ", ".join(f"{t.server_name} ({t.provider} server {t.server_id})" for t in targets)
+        lines.append(f"{name}: matched {len(targets)} server(s): {servers}")
+    return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
+
+
 def report_text(report: RunReport, failed_only: bool = False) -> str:
-    """Return what apply did, a line per target (the summary line goes to stderr); with
+    """Return what apply did, a line per server of each target (the summary line goes to
+    stderr), a line longer than WIDTH continued on lines indented by four; with
     `failed_only`, the lines of the targets that failed (`apply --quiet`)."""
     lines = []
     for outcome in report.outcomes:
@@ -252,7 +290,7 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
             + (f"; {outcome.error}" if outcome.error else "")
         )
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
-    return "".join(escape_controls(line) + "\n" for line in lines)
+    return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
 
 
 def uneventful(report: RunReport) -> bool:
@@ -284,10 +322,14 @@ def report_summary(report: RunReport) -> str:
     failed = [o.plan.target.name for o in report.outcomes if not o.ok]
     failed += [f.target for f in report.failures]
     seconds = (report.finished - report.started).total_seconds()
-    targets = len(report.outcomes) + len(report.failures)
+    # An outcome is one server of a target; a failure, a target (or one of its servers) that
+    # could not be read.
+    targets = len(
+        {o.plan.target.name for o in report.outcomes} | {f.target for f in report.failures}
+    )
     line = (
-        f"snapshot-policy apply: {targets} target(s), {made} created, {deleted} deleted, "
-        f"{len(failed)} failed in {seconds:.1f}s"
+        f"snapshot-policy apply: {targets} target(s), {len(report.outcomes)} server(s), "
+        f"{made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
     )
     line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
     undelivered = sum(not d.ok for d in report.deliveries)
@@ -302,12 +344,15 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
     lines = [
         f"Simulated {simulation.days} day(s) "
         f"from {simulation.start.astimezone(simulation.zone):%Y-%m-%d %H:%M %Z}, "
-        f"{simulation.runs_per_day} run(s) a day: {simulation.created} snapshots made, "
-        f"{simulation.deleted} deleted, {len(survivors)} survive.",
+        f"{simulation.runs_per_day} run(s) a day:",
+        f"{simulation.created} snapshots made, {simulation.deleted} deleted, "
+        f"{len(survivors)} survive.",
         f"Policy: {simulation.policy.describe()} (timezone {simulation.zone.key}).",
         "",
-        "Timeline, one column per day (digit = snapshots that survive from that day, . = none):",
+        "Timeline, one column per day",
+        "(a digit: the snapshots that survive from that day; a dot: none):",
     ]
+    lines = [_wrap(line, "  ") for line in lines]
     per_day = Counter(s.created.astimezone(simulation.zone).date() for s, _ in survivors)
     for month_start, days in simulation.months():
         marks = "".join(_day_mark(per_day[day]) for day in days)
@@ -318,7 +363,7 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
         for s, rules in survivors
     ]
     if projection is not None:
-        lines += ["", *_projection_lines(projection)]
+        lines += ["", *(_wrap(line, "    ") for line in _projection_lines(projection))]
     return "\n".join(lines) + "\n"
 
 
@@ -328,8 +373,8 @@ def _projection_lines(projection: Projection) -> list[str]:
         str(steady.most) if steady.fewest == steady.most else f"{steady.fewest} to {steady.most}"
     )
     lines = [
-        f"Steady state (every rule full after {steady.filled_days} day(s); "
-        f"counted over the {steady.observed_days} days after):",
+        f"Steady state, every rule full after {steady.filled_days} day(s)",
+        f"(counted over the {steady.observed_days} days after):",
         f"  {count} snapshots, {_number(steady.average, 1)} on average",
         f"  at {_number(size)} GB a snapshot: {_number(steady.average * size, 1)} GB on average, "
         f"{_number(steady.most * size, 1)} GB at most",

@@ -6,6 +6,7 @@ on any calendar day (CI also runs the suite with the clock moved 400 days ahead)
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 DO_TOKEN = "dop_v1_4f9c2e7a1b3d5f60718293a4b5c6d7e8f9012345678901234567890abcdef12"
@@ -86,3 +87,10 @@ def cloud(now: datetime) -> dict:
         ],
         "telegram": {"bots": [{"token": BOT_TOKEN, "username": "ops_bot"}]},
     }
+
+
+def unwrapped(text: str) -> str:
+    """`text` with each line continued on an indented line (apply's result lines longer than
+    80 columns, after their time under cron) joined back into one, for assertions on a whole
+    line."""
+    return re.sub(r"\n(?:\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] )? {4,}", " ", text)

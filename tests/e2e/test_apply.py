@@ -14,9 +14,9 @@ import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.output.jsondoc import iso_utc
-from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made
+from snapshot_policy.output.logs import unstamped
+from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, iso, legacy_name, made, unwrapped
 from tests.e2e.policies import DB, DEBUG_LOG, policy_yaml
-from tests.e2e.test_run_logs import unstamped
 
 WEB = {"name": "web", "account": "do", "names": ["web-1"], "retention": {"keep_last": 3}}
 POLICY = policy_yaml(WEB, DB, settings=DEBUG_LOG)
@@ -69,12 +69,14 @@ def test_apply_creates_then_leaves_exactly_the_retained_set(policy, sandbox, cap
     assert (
         f"web: web-1 (digitalocean server 3164444): ok: created {created}, "
         "deleted 3, 3 managed snapshot(s) remain"
-    ) in out
+    ) in unwrapped(out)
     assert (
-        unstamped(err)
+        unwrapped(unstamped(err))
         .strip()
         .splitlines()[-1]
-        .startswith("snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed in ")
+        .startswith(
+            "snapshot-policy apply: 2 target(s), 2 server(s), 2 created, 7 deleted, 0 failed in "
+        )
     )
 
 
@@ -120,7 +122,7 @@ def test_max_deletions_refuses_instead_of_truncating(policy, sandbox, capsys, cl
     assert apply(clock, "--policy", str(policy)) == 2
     after = set(names(sandbox, 3164444))
     assert after == before | {"NEW"}  # created, nothing deleted
-    assert "refused: 5 deletions exceed max_deletions 2" in capsys.readouterr().out
+    assert "refused: 5 deletions exceed max_deletions 2" in unwrapped(capsys.readouterr().out)
 
 
 def test_dry_run_calls_no_write_endpoint(policy, sandbox, capsys, clock):
@@ -148,7 +150,7 @@ def test_dry_run_with_a_saved_plan_shows_what_that_plan_would_do(
     sandbox.clear_requests()
     assert apply(clock, "--policy", str(policy), "--plan", str(saved), "--dry-run") == 0
     out = capsys.readouterr().out
-    assert out.startswith(
+    assert unwrapped(out).startswith(
         f"Dry run: apply --plan {saved} would do the following; nothing was changed."
     )
     assert "+ create web-1-" not in out and "+ create " in out  # db's create stands, web's is gone
@@ -366,7 +368,7 @@ def test_a_snapshot_stuck_creating_fails_its_target_every_run(policy, sandbox, c
     )
     for _ in range(2):
         assert apply(clock, "--policy", str(policy), "--target", "db") == 1
-        out = capsys.readouterr().out
+        out = unwrapped(capsys.readouterr().out)
         assert "db: db-1 (hetzner server 4711): FAILED: no new snapshot" in out
         assert f"snapshot {stuck} (" in out and "has been creating for 13 d 0 h" in out
     assert "NEW" not in names(sandbox, 4711)

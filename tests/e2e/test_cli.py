@@ -29,7 +29,7 @@ def test_simulate_prints_a_timeline_and_the_survivors(capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert out.startswith(
-        "Simulated 60 day(s) from 2026-01-01 03:00 UTC, 1 run(s) a day: "
+        "Simulated 60 day(s) from 2026-01-01 03:00 UTC, 1 run(s) a day:\n"
         "60 snapshots made, 50 deleted, 10 survive."
     )
     assert "  2026-02  " in out and "  2026-03  " in out

@@ -7,12 +7,14 @@ import os
 import re
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.cli.demo import TOKENS, run_demo
-from tests.e2e.test_run_logs import unstamped
+from snapshot_policy.output.logs import unstamped
+from tests.e2e.cloud import unwrapped
 
 # Which of the fleet's snapshots the daily and weekly rules keep depends on where the weeks
 # fall, so the demo runs at one pinned moment (a Sunday) and the counts below hold on any date.
@@ -48,24 +50,31 @@ def test_demo_succeeds_offline_in_seconds(demo):
     code, text, seconds = demo
     assert code == 0, text
     assert seconds < 30
-    assert text.rstrip().endswith("run `snapshot-policy plan`.")
+    assert "run `snapshot-policy plan`.\n" in text
+    assert text.rstrip().endswith("  snapshot-policy demo --keep snapshot-policy-demo")
 
 
 def test_demo_shows_the_plan_then_applies_it(demo):
     _, text, _ = demo
     plan = section(text, 3)
-    assert "Plan: 4 to create, 12 to delete, 10 to keep, 3 skipped across 4 target(s)." in plan
+    assert (
+        "Plan: 4 to create, 12 to delete, 10 to keep, 3 skipped.\n2 target(s) with 4 server(s)."
+        in plan
+    )
     assert (
         "+ create web-1-20261129093000 (will be kept by: last)" in plan
     )  # named after the demo's clock
     assert "! skip web-1-before-upgrade" in plan and "unmanaged: not tagged snapshot-policy" in plan
     assert "protected; no retention rule keeps it" in plan
     apply = section(text, 4)
-    assert "snapshot-policy apply: 4 target(s), 4 created, 12 deleted, 0 failed in " in apply
+    assert (
+        "snapshot-policy apply: 2 target(s), 4 server(s), 4 created, 12 deleted, 0 failed in "
+        in unwrapped(apply)
+    )
     assert re.search(
         r"web: web-2 \(digitalocean server 3164445\): ok: created web-2-\d{14}, "
         r"deleted 3, 3 managed snapshot\(s\) remain",
-        apply,
+        unwrapped(apply),
     )
     assert "(exit code 0)" in apply
 
@@ -89,12 +98,15 @@ def test_demo_shows_the_telegram_messages_and_webhook_payloads_received(demo):
 def test_demo_second_plan_has_nothing_to_do_and_untouchables_remain(demo):
     _, text, _ = demo
     again = section(text, 6)
-    assert "Plan: 0 to create, 0 to delete, 14 to keep, 3 skipped across 4 target(s)." in again
+    assert (
+        "Plan: 0 to create, 0 to delete, 14 to keep, 3 skipped.\n2 target(s) with 4 server(s)."
+        in again
+    )
     assert "--detailed-exitcode" in again and "(exit code 0)" in again
     final = section(text, 7)
-    assert "web-1-before-upgrade" in final and "[manual: not ours, never deleted]" in final
-    assert "managed: label managed-by=snapshot-policy, protected]" in final
-    assert final.count(", new]") == 4
+    assert "web-1-before-upgrade" in final and "  manual\n" in final
+    assert "managed, protected\n" in final
+    assert final.count("  managed, new\n") == 4
 
 
 def test_demo_prints_no_token(demo):
@@ -144,7 +156,77 @@ def test_demo_shows_what_the_snapshots_cost_before_and_after_apply(demo):
         "  now:         17 snapshots, 125.3 GB, EUR 1.49 + USD 1.28 a month\n"
         "  after apply: unchanged\n"
     ) in again
-    assert (
-        "  2026-11-29T09:30:00Z  web-1-20261129093000          3.60 GB  "
-        "[managed: tag snapshot-policy, new]"
-    ) in section(text, 7)
+    assert ("  2026-11-29T09:30:00Z  web-1-20261129093000   3.60 GB  managed, new\n") in section(
+        text, 7
+    )
+
+
+def test_every_line_of_the_demo_fits_80_columns(demo):
+    _, text, _ = demo
+    assert [line for line in text.splitlines() if len(line) > 80] == []
+
+
+def test_a_command_past_80_columns_is_continued_so_it_can_be_pasted():
+    from snapshot_policy.cli.demo import command_line
+
+    long = "/tmp/snapshot-policy-demo-abcdefgh/a-long-name/snapshot-policy.yaml"
+    shown = command_line(["plan", "--policy", long, "--detailed-exitcode"])
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    assert shown.replace(" \\\n    ", " ") == (
+        f"$ snapshot-policy plan --policy {long} --detailed-exitcode"
+    )
+
+
+def test_demo_keep_leaves_a_folder_whose_commands_run_again(tmp_path, monkeypatch):
+    """`demo --keep DIR`: the folder holds the policy, the fake cloud as the demo left it and
+    the variables that reach it; served again as the demo says, the plan it printed runs and
+    has nothing left to do."""
+    from snapshot_policy.sandbox import Sandbox
+    from snapshot_policy.sandbox.server import read_state
+
+    monkeypatch.chdir(tmp_path)
+    folder = Path("kept")  # as a person names it: `demo --keep kept`
+    lines: list[str] = []
+    assert run_demo(main, lambda: DEMO_AT, lines.append, action_seconds=0.05, keep=folder) == 0
+    text = "\n".join(lines)
+    pasted = text.replace(
+        " \\\n    ", " "
+    )  # a command continued past 80 columns, as a shell reads it
+    assert f"$ snapshot-policy plan --policy {folder}/snapshot-policy.yaml" in pasted
+    port = int(re.search(r"snapshot-policy sandbox --port (\d+) --state ", text)[1])
+    assert f"--state {folder}/sandbox-state.json" in text
+    assert f"  . {folder}/demo.env" in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    env_file = folder / "demo.env"
+    assert oct(env_file.stat().st_mode & 0o777) == oct(0o600)  # it holds (fake) tokens
+    exported = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in env_file.read_text().splitlines()
+        if line.startswith("export ")
+    )
+    assert exported["DEMO_HCLOUD_TOKEN"] == TOKENS["DEMO_HCLOUD_TOKEN"]
+    assert exported["HCLOUD_ENDPOINT"] == f"http://127.0.0.1:{port}/v1"
+    for name, value in exported.items():
+        monkeypatch.setenv(name, value)
+    state = read_state(str(folder / "sandbox-state.json"))
+    with Sandbox(state, clock=lambda: DEMO_AT, port=port):
+        code = main(
+            ["plan", "--policy", str(folder / "snapshot-policy.yaml"), "--detailed-exitcode"],
+            clock=lambda: DEMO_AT,
+        )
+    assert code == 0
+
+
+def test_demo_keep_refuses_a_folder_that_holds_something(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    lines: list[str] = []
+    assert run_demo(main, lambda: DEMO_AT, lines.append, keep=tmp_path) == 1
+    assert "not empty" in lines[0] and (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_demo_keep_through_the_command_line(tmp_path, capsys):
+    folder = tmp_path / "d"
+    (folder / "x").mkdir(parents=True)
+    assert main(["demo", "--keep", str(folder)]) == 1
+    assert "not empty" in capsys.readouterr().out

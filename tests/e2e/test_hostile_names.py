@@ -13,7 +13,7 @@ import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import cloud
+from tests.e2e.cloud import cloud, unwrapped
 from tests.e2e.policies import DB as DB_TARGET
 from tests.e2e.policies import DEBUG_LOG, policy_yaml
 from tests.e2e.policies import WEB as WEB_TARGET
@@ -86,7 +86,8 @@ def test_plan_and_apply_show_every_hostile_name_escaped_on_stdout_stderr_and_in_
         and f"+ create {SHOWN[DB]}-" in plan_out
     )
     assert (
-        f"web: {SHOWN[WEB]} (digitalocean server 3164444): ok: created {SHOWN[WEB]}-" in apply_out
+        f"web: {SHOWN[WEB]} (digitalocean server 3164444): ok: created {SHOWN[WEB]}-"
+        in unwrapped(apply_out)
     )
     assert (
         f"db: {SHOWN[DB]} (hetzner server 4711): creating\n" in apply_err

@@ -18,7 +18,7 @@ from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.edges.providers import connect
 from snapshot_policy.engine.observe import observe
 from snapshot_policy.output import planfile
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, legacy_name, unwrapped
 from tests.integration.test_notify_webhook import aliased, loopback_alias
 
 
@@ -196,7 +196,7 @@ def test_a_legacy_http_webhook_is_sent_with_a_warning_in_validate_plan_and_apply
     )
     for command in ("validate", "plan", "apply"):
         assert main([command], clock=clock) == 0, command
-        err = capsys.readouterr().err
+        err = unwrapped(capsys.readouterr().err)
         assert warning in err, (command, err)
         assert "token=abc" not in err and "/hooks/lan" not in err
     assert [d["json"]["server"] for d in sandbox.webhook_deliveries("lan")] == ["db-1"]
@@ -431,7 +431,7 @@ def test_server_files_without_a_snapshots_config_warn_with_v_in_a_snapshots_py_f
     # The tool makes logs/ itself: a valid layout without snapshots.config stays quiet in cron.
     assert capsys.readouterr().err == ""
     assert main(["validate", "-v", "configs/digitalocean_droplet1.json"], clock=clock) == 0
-    err = capsys.readouterr().err
+    err = unwrapped(capsys.readouterr().err)
     assert f"warning: {legacy_layout}: looks like a snapshots.py folder" in err
     assert "give --config FILE" in err
     assert main(["plan", "-v", "configs/digitalocean_droplet1.json"], clock=clock) == 0
@@ -464,7 +464,7 @@ def test_an_unknown_ini_section_warns_at_default_verbosity_and_the_run_goes_on(
     ini.write_text(ini.read_text() + "\n[TIMNG]\ndelay_between_servers = 1\n")
     monkeypatch.chdir(legacy_layout)
     assert main(["apply"], clock=clock) == 0
-    err = capsys.readouterr().err
+    err = unwrapped(capsys.readouterr().err)
     assert (
         f"warning: snapshots.config:{line}: TIMNG: unknown section [TIMNG] "
         "(did you mean [TIMING]?); "

@@ -59,7 +59,7 @@ def test_apply_pings_start_and_success_with_the_summary(policy, sandbox, capsys,
     ]
     assert [name for name, _ in pings] == ["hc/start", "hc"]
     assert pings[1][1].startswith(
-        "snapshot-policy apply: 2 target(s), 2 created, 7 deleted, 0 failed"
+        "snapshot-policy apply: 2 target(s), 2 server(s), 2 created, 7 deleted, 0 failed"
     )
 
 

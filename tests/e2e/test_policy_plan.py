@@ -71,7 +71,7 @@ def test_plan_saves_the_plan_and_reports_pending_changes(policy, sandbox, tmp_pa
         == 2
     )
     text = capsys.readouterr().out
-    assert "+ create web-1-" in text and text.rstrip().endswith("across 2 target(s).")
+    assert "+ create web-1-" in text and text.rstrip().endswith("2 target(s) with 2 server(s).")
     saved = json.loads(out.read_text())
     assert saved["summary"]["has_changes"] is True and saved["fingerprint"].startswith("sha256:")
 

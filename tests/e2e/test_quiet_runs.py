@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main, system_clock
+from snapshot_policy.output.logs import unstamped
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import cloud
+from tests.e2e.cloud import cloud, unwrapped
 from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.e2e.test_monitoring import monitored
-from tests.e2e.test_run_logs import unstamped
 
 ROOT = Path(__file__).parents[2]
 WEB_LINE = "web: web-1 (digitalocean server 3164444)"
@@ -57,12 +57,15 @@ def test_a_run_with_nothing_due_says_what_it_did_with_v(policy, sandbox, capsys,
     capsys.readouterr()
     assert apply(clock, policy, "-v") == 0
     out, err = map(unstamped, capsys.readouterr())
-    assert out == (
+    assert unwrapped(out) == (
         f"{DB_LINE}: ok: no new snapshot, deleted 0, 2 managed snapshot(s) remain\n"
         f"{WEB_LINE}: ok: no new snapshot, deleted 0, 3 managed snapshot(s) remain\n"
     )
     assert f"{WEB_LINE}: done\n" in err and f"{DB_LINE}: done\n" in err
-    assert "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 0 failed in " in err
+    assert (
+        "snapshot-policy apply: 2 target(s), 2 server(s), 0 created, 0 deleted, 0 failed in "
+        in unwrapped(err)
+    )
 
 
 def test_a_run_where_one_target_acts_prints_every_target_as_before(
@@ -75,15 +78,15 @@ def test_a_run_where_one_target_acts_prints_every_target_as_before(
     path.write_text(policy_yaml(WEB, idle_db, settings={"lock_file": "run/lock"}))
     assert apply(clock, path) == 0
     out, err = map(unstamped, capsys.readouterr())
-    db, web = out.splitlines()
+    db, web = unwrapped(out).splitlines()
     assert db.startswith(f"{DB_LINE}: ok: no new snapshot, deleted 0, ")
     assert web.startswith(f"{WEB_LINE}: ok: created web-1-{clock.now:%Y%m%d%H%M%S}, deleted 3, ")
-    lines = err.splitlines()
+    lines = unwrapped(err).splitlines()
     assert sorted(lines[:2]) == sorted([f"{WEB_LINE}: waiting", f"{DB_LINE}: waiting"])
     assert f"{DB_LINE}: done" in lines and f"{WEB_LINE}: creating" in lines
     assert lines.index(f"{WEB_LINE}: creating") < lines.index(f"{WEB_LINE}: done")
     assert lines[-1].startswith(
-        "snapshot-policy apply: 2 target(s), 1 created, 3 deleted, 0 failed"
+        "snapshot-policy apply: 2 target(s), 2 server(s), 1 created, 3 deleted, 0 failed"
     )
 
 
@@ -98,7 +101,9 @@ def test_a_failed_ping_in_a_run_with_nothing_due_is_printed(
     assert apply(clock, path) == 0  # a failed notification never changes the exit code
     out, err = map(unstamped, capsys.readouterr())
     assert "no new snapshot" in out
-    assert err.splitlines()[-1].endswith("; 2 notification(s) failed")  # start and success
+    assert (
+        unwrapped(err).splitlines()[-1].endswith("; 2 notification(s) failed")
+    )  # start and success
 
 
 def test_quiet_prints_nothing_for_a_run_that_succeeded(policy, sandbox, capsys, clock):
@@ -113,10 +118,12 @@ def test_quiet_prints_the_failed_target_and_keeps_the_exit_code(policy, sandbox,
     assert apply(clock, policy, "-q") == 2
     out, err = map(unstamped, capsys.readouterr())
     assert out == ""
-    failed, summary = err.splitlines()
+    failed, summary = unwrapped(err).splitlines()
     assert failed.startswith(f"{DB_LINE}: FAILED: no new snapshot, deleted 0, ")
     assert "create_image action" in failed and "failed: Action failed" in failed
-    assert summary.startswith("snapshot-policy apply: 2 target(s), 1 created, 3 deleted, 1 failed")
+    assert summary.startswith(
+        "snapshot-policy apply: 2 target(s), 2 server(s), 1 created, 3 deleted, 1 failed"
+    )
     assert summary.endswith("(failed: db)")
 
 
@@ -125,7 +132,7 @@ def test_quiet_prints_every_target_that_failed_and_exits_1(policy, sandbox, caps
     assert apply(clock, policy, "--quiet") == 1
     out, err = map(unstamped, capsys.readouterr())
     assert out == ""
-    *failed, summary = err.splitlines()
+    *failed, summary = unwrapped(err).splitlines()
     assert sorted(line.split(": FAILED: ")[0] for line in failed) == ["db", "web"]
     assert summary.endswith("(failed: db, web)")
 
@@ -134,7 +141,7 @@ def test_quiet_prints_a_failed_notification(policy, sandbox, monkeypatch, capsys
     monkeypatch.setenv("TEST_BOT_TOKEN", "111111:not-a-bot-the-sandbox-knows-aaaaaaaaaaa")
     assert apply(clock, policy, "--quiet") == 0
     out, err = map(unstamped, capsys.readouterr())
-    assert out == "" and err.splitlines() == [err.strip()]
+    assert out == "" and unwrapped(err).splitlines() == [unwrapped(err).strip()]
     assert err.strip().endswith("; 2 notification(s) failed")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
+from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.e2e.test_monitoring import monitored
 
@@ -33,11 +34,6 @@ def host_in_berlin(monkeypatch):
     time.tzset()
 
 
-def unstamped(text: str) -> str:
-    """`text` without the time before each line, for tests about what the lines say."""
-    return re.sub(rf"^{STAMP}", "", text, flags=re.MULTILINE)
-
-
 def local(clock, layout: str = "[%Y-%m-%d %H:%M:%S]") -> str:
     return clock.now.astimezone().strftime(layout)
 
@@ -52,7 +48,7 @@ def every_line_stamped(text: str, clock) -> list[str]:
     """The lines of `text` without their stamps, each checked to start with the run's time."""
     lines = text.splitlines()
     assert lines and all(line.startswith(local(clock) + " ") for line in lines), text
-    return [line[len(local(clock)) + 1 :] for line in lines]
+    return unwrapped("\n".join(line[len(local(clock)) + 1 :] for line in lines)).splitlines()
 
 
 def test_a_legacy_run_writes_the_old_scripts_log_and_cronjob_lines(
@@ -74,7 +70,7 @@ def test_a_legacy_run_writes_the_old_scripts_log_and_cronjob_lines(
         "SUMMARY: 2 succeeded, 0 failed out of 2 total",
         "Script completed successfully.",
     ]
-    assert said[-3].startswith("snapshot-policy apply: 2 target(s), 2 created")
+    assert said[-3].startswith("snapshot-policy apply: 2 target(s), 2 server(s), 2 created")
 
     log = (legacy_layout / "logs" / "snapshots.log").read_text().splitlines()
     assert all(re.match(rf"{LOG_TIME} \| [A-Z]+ +\| ", line) for line in log), log
@@ -142,7 +138,7 @@ def test_every_policy_run_is_marked_in_the_log_and_a_quiet_run_stays_silent(
     every_line_stamped(out, clock)
     progress = every_line_stamped(err, clock)
     assert "web: web-1 (digitalocean server 3164444): creating" in progress
-    assert progress[-1].startswith("snapshot-policy apply: 2 target(s), 2 created")
+    assert progress[-1].startswith("snapshot-policy apply: 2 target(s), 2 server(s), 2 created")
     assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     assert capsys.readouterr() == ("", "")  # nothing due: the stamps add no line
     lines = [

@@ -198,7 +198,7 @@ def test_executor_creates_the_due_snapshot_then_deletes_exactly_the_planned_ones
     assert sorted(lines[1:]) == sorted(("deleted", target.name, s.name) for s in gone)
     assert report.exit_code == 0
     assert report_summary(report) == (
-        "snapshot-policy apply: 1 target(s), 1 created, 2 deleted, 0 failed in 0.0s"
+        "snapshot-policy apply: 1 target(s), 1 server(s), 1 created, 2 deleted, 0 failed in 0.0s"
     )
 
 
@@ -224,7 +224,8 @@ def test_executor_deletes_nothing_for_a_target_whose_create_failed_while_the_oth
     assert [event for event, target, _ in audit(tmp_path) if target == "web"] == []
     assert report.exit_code == 2
     assert report_summary(report) == (
-        "snapshot-policy apply: 2 target(s), 1 created, 2 deleted, 1 failed in 0.0s (failed: web)"
+        "snapshot-policy apply: 2 target(s), 2 server(s), 1 created, 2 deleted, 1 failed in 0.0s"
+        " (failed: web)"
     )
 
 
@@ -247,7 +248,7 @@ def test_executor_exit_code_is_1_when_every_target_fails(
     assert audit(tmp_path) == []
     assert report.exit_code == 1
     assert report_summary(report) == (
-        "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 2 failed in 0.0s"
+        "snapshot-policy apply: 2 target(s), 2 server(s), 0 created, 0 deleted, 2 failed in 0.0s"
         " (failed: app, web)"
     )
 
@@ -262,7 +263,7 @@ def test_run_report_counts_targets_that_could_not_be_planned_as_failed():
     report = RunReport(EPOCH, EPOCH + timedelta(seconds=12.34), (ok,), (failure,), (undelivered,))
     assert report.exit_code == 2  # a failed notification never changes the exit code
     assert report_summary(report) == (
-        "snapshot-policy apply: 2 target(s), 0 created, 0 deleted, 1 failed in 12.3s"
+        "snapshot-policy apply: 2 target(s), 1 server(s), 0 created, 0 deleted, 1 failed in 12.3s"
         " (failed: db); 1 notification(s) failed"
     )
 

@@ -36,13 +36,17 @@ web: web (hetzner server 1, account main)
   storage now: 4 snapshots, 8.6 GB, EUR 0.12 a month
   after apply: 4 snapshots, ~8.7 GB, ~EUR 0.12 a month (new one ~2.4 GB)
 
+The time in a + create name is this plan's.
+Apply names the snapshot for the time it runs.
+
 Snapshot storage of all targets:
   now:         4 snapshots, 8.6 GB, EUR 0.12 a month
   after apply: 5 snapshots (1 of unknown size), ~8.7+ GB, ~EUR 0.12+ a month
   (~ estimated: a new snapshot is counted as large as its server's newest)
   at per GB-month prices of USD 0.06 (DigitalOcean), EUR 0.0143 (Hetzner)
 
-Plan: 2 to create, 1 to delete, 1 to keep, 2 skipped across 2 target(s).
+Plan: 2 to create, 1 to delete, 1 to keep, 2 skipped.
+2 target(s) with 2 server(s).
 """
 
 
@@ -68,7 +72,7 @@ def test_plan_text_reports_a_refusal():
     text = render.plan_text(plan)
     assert "  ! refused: 3 deletions exceed max_deletions 1" in text
     assert text.endswith(
-        "\n1 target(s) refused by safety limits.\n"
+        " 1 server(s) refused by safety limits.\n"
     )  # a sentence that would pass 80 columns starts a line
     assert max(len(line) for line in text.splitlines()) <= 80
 
@@ -92,6 +96,7 @@ def test_plan_json_has_the_documented_keys():
     }
     assert web["create"] == {
         "name": "web-20261126030000",
+        "name_at_apply": "web-{timestamp}",
         "rules": ["last"],
         "estimated_size_gb": 2.4,
     }
@@ -375,7 +380,7 @@ def test_plan_text_shows_each_targets_hooks_and_why_its_deletions_are_withheld()
     )
     assert "  hooks: before 'pg_ctl stop && sync' (timeout 30s, shell)" in text
     assert "  ! deletions withheld: the listing changed" in text
-    assert text.rstrip().endswith("2 target(s) with deletions withheld.")
+    assert text.rstrip().endswith("2 server(s) with deletions withheld.")
     targets = planfile.plan_document(plan)["targets"]
     assert [t["withheld"] for t in targets] == ["deletions withheld: the listing changed"] * 2
 

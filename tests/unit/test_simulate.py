@@ -56,7 +56,7 @@ def test_simulate_months_end_on_the_last_runs_day():
     ((_, days),) = result.months()
     assert [d.day for d in days] == [1, 2, 3, 4]
     assert max(s.created for s, _ in result.survivors).day == 4
-    assert render.simulation_text(result).splitlines()[4] == "  2026-01  ..++"
+    assert render.simulation_text(result).splitlines()[6] == "  2026-01  ..++"
 
 
 def _random_policy(rng, duration_rules=False):
@@ -375,7 +375,7 @@ def test_simulation_text_and_json_show_the_projection():
         (("hetzner", Price(0.0143, "EUR")), ("--price", Price(0.05, "USD"))),
     )
     assert render.simulation_text(result, projection).endswith(
-        "\n\nSteady state (every rule full after 217 day(s); counted over the 366 days after):\n"
+        "\n\nSteady state, every rule full after 217 day(s)\n(counted over the 366 days after):\n"
         "  13 to 15 snapshots, 13.9 on average\n"
         "  at 20 GB a snapshot: 277.2 GB on average, 300 GB at most\n"
         "  EUR 3.96 a month at EUR 0.0143 per GB-month (Hetzner)\n"

@@ -147,13 +147,14 @@ class DigitalOcean:
                     "the account's actions are not listed newest first: "
                     "which droplets are busy is unknown"
                 ),
+                situation="",  # it answered, out of order
             ) from None
         self._newest_action = newest
         message = (
             f"more than {BUSY_PAGES * PAGE_SIZE} actions since {since:%Y-%m-%d %H:%M}: "
             "which droplets are busy is unknown"
         )
-        raise ProviderError(self.name, "list actions", None, message)
+        raise ProviderError(self.name, "list actions", None, message, situation="")
 
     def start_snapshot(
         self, server_id: str, name: str, labels: Mapping[str, str]
@@ -207,7 +208,12 @@ class DigitalOcean:
             elif status != "in-progress":
                 message = f"snapshot action {snapshot.action_id} for {snapshot.name} ended {status}"
                 result[snapshot] = ProviderError(
-                    self.name, "wait for snapshot", None, message, code="action_failed"
+                    self.name,
+                    "wait for snapshot",
+                    None,
+                    message,
+                    code="action_failed",
+                    situation="",
                 )
             else:
                 result[snapshot] = None
@@ -307,7 +313,9 @@ class DigitalOcean:
                     f"snapshot {snapshot.name} finished "
                     f"but droplet {snapshot.server_id} does not list it"
                 )
-                result[snapshot] = ProviderError(self.name, "find new snapshot", None, message)
+                result[snapshot] = ProviderError(
+                    self.name, "find new snapshot", None, message, situation=""
+                )
             else:
                 result[snapshot] = replace(
                     image, labels={**image.labels, **{tag: "" for tag in snapshot.labels}}

@@ -214,6 +214,7 @@ class Hetzner:
                     None,
                     f"create_image action {action_id} failed: {message}",
                     code="action_failed",
+                    situation="",  # Hetzner answered: the action ended in error
                 )
             elif status == "running":
                 result[snapshot] = None
@@ -394,7 +395,15 @@ class Hetzner:
         )
         request_id = error.correlation_id
         failure = ProviderError(
-            self.name, operation, status, str(error.message), wait, str(error.code), request_id
+            self.name,
+            operation,
+            status,
+            str(error.message),
+            wait,
+            str(error.code),
+            request_id,
+            # Hetzner answered with its error body, whose HTTP status was not kept.
+            situation=None if status is not None else f"Hetzner error {error.code}",
         )
         if failure.transient or (stated and status is not None and 400 <= status < 500):
             return failure

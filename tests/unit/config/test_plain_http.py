@@ -5,6 +5,7 @@ needs `allow_plain_http: true`; Telegram and healthchecks stay https-only."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,8 @@ def test_validate_prints_the_warning_without_v_and_exits_0(tmp_path, monkeypatch
     monkeypatch.chdir(folder(tmp_path, LAN))
     assert main(["validate"]) == 0
     out, err = capsys.readouterr()
+    assert all(len(line) <= 80 for line in err.splitlines())  # a warning goes on indented lines
+    err = re.sub(r"\n {4}", " ", err)
     assert f"hetzner_cloud_server.webhook.url: {SHOWN} is plain http" in err
     assert "x-secret-id" not in out + err
 

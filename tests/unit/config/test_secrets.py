@@ -66,8 +66,14 @@ def test_whitespace_or_a_control_character_inside_is_an_error_that_shows_no_part
 def test_an_empty_secret_is_an_error(value, tmp_path):
     with pytest.raises(SecretError, match="is empty"):
         clean(value)
-    with pytest.raises(SecretError, match="DO_TOKEN is not set or empty"):
+    holds = "empty;" if not value else r"blank \(only whitespace\);"
+    with pytest.raises(SecretError, match=f"DO_TOKEN is set but {holds} export the token"):
         resolve("env:DO_TOKEN", {"DO_TOKEN": value}, tmp_path)
+
+
+def test_an_unset_variable_is_called_unset(tmp_path):
+    with pytest.raises(SecretError, match="environment variable DO_TOKEN is not set; export it"):
+        resolve("env:DO_TOKEN", {}, tmp_path)
 
 
 def test_the_policy_loader_names_the_key_of_a_secret_with_a_line_break_inside(tmp_path):
