@@ -17,6 +17,8 @@ names the legacy file and key; then they become one document of the policy's sha
 - Server files given without `--config` take the snapshots.config of their folder, as
   snapshots.py always read the one beside it (`config_beside`).
 - An unknown INI section is a warning, not an error: snapshots.py's configparser ignored it.
+- Snapshots are named in the host's local time, as snapshots.py named them: the host's zone
+  (`hostzone`, from the environment the caller hands in) is the document's `timezone`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from snapshot_policy.config import policy
+from snapshot_policy.config.hostzone import host_zone
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import closest, coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
@@ -83,22 +86,31 @@ class IniSettings:
 
 
 def load_legacy(
-    config_file: Path | None, server_args: Sequence[str], cwd: Path, home: Path | None = None
+    config_file: Path | None,
+    server_args: Sequence[str],
+    cwd: Path,
+    home: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> LegacyLoad:
     """Load `config_file` (may be None: all defaults) and the server files it leads to.
 
     `server_args` are the positional file arguments: bare names are looked up in
     `configs_dir`; without any, every `*.json` there is read (`._*` files skipped). Without
     `config_file`, relative paths and the owner start at `home` (`Beside.home`), else `cwd`.
+    `env` (default: this process's) gives the host's time zone, `TZ`, that snapshots are
+    named in.
     """
     base = config_file.parent if config_file else (home or cwd)
     ini, problems, files = _read_ini(config_file)
+    zone = host_zone(os.environ if env is None else env)
+    if zone.warning is not None:
+        problems.append(Problem(zone.source, None, "", zone.warning, warning=True))
     configs_dir = base / str(ini.get("DIRECTORIES", "configs_dir"))
     paths, missing = _server_paths(configs_dir, server_args, cwd)
     result = LegacyLoad(policy.settings({}, base), problems=problems + missing, files=files)
     result.failed += [TargetFailure(p.file, p.message) for p in missing]
     result.server_files += [p.file for p in missing]
-    document = _Document(ini, policy.location_owner(base))
+    document = _Document(ini, policy.location_owner(base), zone.name)
     names = target_names(paths)
     seen: dict[tuple[str, int], Path] = {}
     for path in paths:
@@ -644,9 +656,10 @@ class _Document:
     """The policy-shaped document the valid legacy files make, built one server at a time:
     one account per provider and token, one channel per distinct set of settings."""
 
-    def __init__(self, ini: IniSettings, owner: str):
+    def __init__(self, ini: IniSettings, owner: str, zone: str):
         self.ini = ini
         self.owner = owner
+        self.zone = zone
         self.accounts: dict[str, dict] = {}
         self.notifications: dict[str, dict] = {}
         self.targets: list[dict] = []
@@ -690,6 +703,9 @@ class _Document:
         logs_dir = Path(str(ini.get("DIRECTORIES", "logs_dir")))
         return {
             "version": 1,
+            # snapshots.py named snapshots in the host's local time; written out, so the policy
+            # `migrate` prints names them alike on this host and any other.
+            "timezone": self.zone,
             "accounts": self.accounts,
             **({"notifications": self.notifications} if self.notifications else {}),
             "targets": self.targets,
