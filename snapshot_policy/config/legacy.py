@@ -80,9 +80,18 @@ class IniSettings:
         return value
 
     def text(self, section: str, key: str) -> str | None:
-        """A template from the INI: `\\n` written in the file means a line break."""
+        """A template from the INI: `\\n` written in the file means a line break. None when the
+        file leaves it out; "" when it sets it empty, for which snapshots.py sent its own
+        FINAL_STATUS layout (`messages.telegram_text`)."""
+        if self.empty(section, key):
+            return ""
         value = self.get(section, key)
         return value.replace("\\n", "\n") if isinstance(value, str) and value else None
+
+    def empty(self, section: str, key: str) -> bool:
+        """True when the file sets `key` to nothing but blanks (`message_success =`)."""
+        value = self._data.get(section, {}).get(key)
+        return isinstance(value, str) and not value.strip()
 
 
 def load_legacy(
@@ -531,9 +540,14 @@ def _channels(
             (wrapper, "telegram", "bot_token"),
             f"{wrapper}.telegram.bot_token",
         )
-        if telegram.get("bot_token"):
+        own = {k: telegram[k] for k in ("bot_token", "chat_id") if telegram.get(k)}
+        if telegram.get("enabled") is True and len(own) < 2:
+            # snapshots.py: a file that enables Telegram without both takes both from
+            # snapshots.config, or sends nothing; one left unset in the file takes that one.
+            own = {}
+        if own.get("bot_token"):
             token = LiteralSecret(
-                str(telegram["bot_token"]).strip(), f"the telegram.bot_token of {source.file}"
+                str(own["bot_token"]).strip(), f"the telegram.bot_token of {source.file}"
             )
         else:
             value = ini.get("TELEGRAM", "bot_token")
@@ -542,7 +556,7 @@ def _channels(
                 if value
                 else None
             )
-        chat = telegram.get("chat_id") or ini.get("TELEGRAM", "chat_id")
+        chat = own.get("chat_id") or ini.get("TELEGRAM", "chat_id")
         if token and chat:
             channels.append(
                 _settled(
@@ -738,6 +752,10 @@ def _enabled(own: Mapping, ini: IniSettings, section: str) -> bool:
 
 
 def _ini_payload(ini: IniSettings, key: str) -> dict | None:
+    """The INI's payload template; None when left out; `{}` when set empty, for which
+    snapshots.py sent its own body, `total_snapshots` a number (`messages.webhook_payload`)."""
+    if ini.empty("WEBHOOK", key):
+        return {}
     text = ini.get("WEBHOOK", key)
     return json.loads(text) if isinstance(text, str) and text.strip() else None
 

@@ -28,7 +28,7 @@ from snapshot_policy.core.model import (
 from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.core.redaction import redact
 from snapshot_policy.edges import monitor, providers
-from snapshot_policy.edges.notify import Event, deliver
+from snapshot_policy.edges.notify import Event, deliver, messages
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
@@ -314,7 +314,7 @@ def routes(
             hostname,
             report.finished,
         )
-        found.append((event, target.notify))
+        found += messages.as_told(event, target.notify, made=outcome.created is not None)
     for failure in report.failures:
         if failure.notify:
             server = failure.server_name or failure.target

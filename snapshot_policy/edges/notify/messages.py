@@ -16,7 +16,10 @@ they are; if Telegram then refuses the text, the sender falls back to `plain_tex
 A channel in the `snapshots.py` style (every channel of a legacy layout) says what that script
 said, byte for byte: its built-in templates when the channel sets none, `{script}` as
 `snapshots.py`, `{snapshot_name}` as `none` after a failure and `{snapshot_info}` always as
-"N snapshots exist" (docs/promises.md §4.1).
+"N snapshots exist" (docs/promises.md §4.1). A template set empty (`message_success: ""`,
+`payload_success: {}`, what an empty `message_success =` in snapshots.config becomes) sends
+what that script sent for an empty setting: its FINAL_STATUS text, and its own body with
+`total_snapshots` a number.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from snapshot_policy.core.model import Channel
 from snapshot_policy.core.redaction import escape_controls
 
 SUCCESS, FAILURE = "SUCCESS", "FAILURE"
@@ -42,6 +46,12 @@ LEGACY_MESSAGE_SUCCESS = (
 )
 LEGACY_MESSAGE_FAILURE = (
     "*Snapshot Failed*\nServer: `{server_name}`\nError occurred during snapshot creation"
+)
+# What it sent when the setting was empty: its FINAL_STATUS layout, the provider in capitals.
+LEGACY_FINAL_STATUS = (
+    "*FINAL_STATUS*\n*Script:* `{script}`\n*Provider:* `{PROVIDER}`\n*Server:* `{server_name}`\n"
+    "*Status:* `{status}`\n*Hostname:* `{hostname}`\n*Timestamp:* `{timestamp}`\n"
+    "*Snapshot:* `{snapshot_name}`\n*Total Snapshots:* `{snapshot_info}`"
 )
 # Its success and failure bodies were the same: every value a string, in this key order.
 LEGACY_PAYLOAD = {
@@ -107,6 +117,20 @@ class Event:
     timestamp: datetime  # timezone-aware
 
 
+def as_told(
+    event: Event, channels: Sequence[Channel], made: bool
+) -> list[tuple[Event, tuple[Channel, ...]]]:
+    """`event` for each of `channels`, as each one's style tells it: snapshots.py reported a
+    server whose snapshot was `made` as a success, whatever became of its deletions, so its
+    style's channels hear of a success, without the error (issue 21)."""
+    legacy = tuple(c for c in channels if getattr(c, "style", None) == LEGACY_STYLE)
+    others = tuple(c for c in channels if c not in legacy)
+    if not (made and event.status != SUCCESS and legacy):
+        return [(event, tuple(channels))]
+    told = [(replace(event, status=SUCCESS, error=None), legacy)]
+    return told + ([(event, others)] if others else [])
+
+
 def variables(event: Event, style: Style = DEFAULT_STYLE) -> dict[str, str | int]:
     """Return every template variable for `event`, rendered as snapshots.py rendered them:
     `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
@@ -157,7 +181,7 @@ def telegram_text(
     template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=True), PARSE_MODE
-    return _fill(template, variables(event, style), markdown=True), PARSE_MODE
+    return _fill(template, _values(event, style, template), markdown=True), PARSE_MODE
 
 
 def plain_text(event: Event, template: str | None, style: Style = DEFAULT_STYLE) -> str:
@@ -165,13 +189,25 @@ def plain_text(event: Event, template: str | None, style: Style = DEFAULT_STYLE)
     template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=False)
-    return _fill(template, variables(event, style), markdown=False)
+    return _fill(template, _values(event, style, template), markdown=False)
 
 
 def _legacy_template(event: Event, template: str | None, style: Style) -> str | None:
-    if template is not None or not style.legacy:
+    if not style.legacy:
+        return template
+    if template == "":
+        return LEGACY_FINAL_STATUS
+    if template is not None:
         return template
     return LEGACY_MESSAGE_SUCCESS if event.status == SUCCESS else LEGACY_MESSAGE_FAILURE
+
+
+def _values(event: Event, style: Style, template: str) -> dict[str, str | int]:
+    """The variables, and for LEGACY_FINAL_STATUS the provider in capitals, as it showed it."""
+    values = variables(event, style)
+    if template is LEGACY_FINAL_STATUS:
+        values["PROVIDER"] = event.provider.upper()
+    return values
 
 
 def summary_text(events: Sequence[Event]) -> tuple[str, str | None]:
@@ -332,6 +368,8 @@ def webhook_payload(event: Event, template: dict | None, style: Style = DEFAULT_
     style, else the legacy fields with `total_snapshots` a number, plus `target` and `error`.
     """
     values = variables(event, style)
+    if style.legacy and template == {}:  # what snapshots.py sent for an empty payload setting
+        return {**_fill_payload(LEGACY_PAYLOAD, values), "total_snapshots": event.total_snapshots}
     if template is None and style.legacy:
         template = LEGACY_PAYLOAD
     if template is None:
