@@ -99,7 +99,6 @@ def test_the_log_lines_operators_grep_are_snapshots_pys(ours, scenario):
     assert [re.sub(r"\d+", "N", line) for line in summary] == [
         re.sub(r"\d+", "N", line) for line in reference["log"] if "SUMMARY:" in line
     ]
-    assert summary == ["<TIME> | INFO     | SUMMARY: 2 succeeded, 1 failed out of 3 total"]
 
 
 @pytest.mark.skipif(not SNAPSHOTS_PY, reason="set SNAPSHOTS_PY to the path of snapshots.py")
