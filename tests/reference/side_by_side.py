@@ -5,14 +5,16 @@ The folder is what the README's "Coming from snapshots.py" keeps: snapshots.conf
 global Telegram and webhook settings, and three server files — a droplet with no snapshots
 yet, a Hetzner server whose snapshot fails, and one with its own templates (a nested
 payload, `{droplet_name}`). Nothing in it touches a difference the README lists on purpose:
-no server has more snapshots than it keeps (retention differs by one), no snapshot is
-unmanaged or named like another server's (the totals count differently).
+no server has more snapshots than it keeps (retention differs by one) unless its deletions
+fail, no snapshot is unmanaged or named like another server's (the totals count differently).
 
 `SCENARIOS`: "defaults", with no `message_*`/`payload_*` in snapshots.config (the old
-built-in templates), and "empty_templates", with them set empty (its FINAL_STATUS text, its
-own body). The reference, `snapshots_py_reference.json`, holds what snapshots.py produced
-(`record_snapshots_py.py` rewrites it); times, time stamps, the host's name and the PID are
-normalised, and the names' time zone is checked when recorded.
+built-in templates); "empty_templates", with them set empty (its FINAL_STATUS text, its own
+body); "failed_deletions", where app-1 keeps only its new snapshot and the cloud refuses
+every deletion (both ask to delete its old one; snapshots.py reported the server a
+success). The reference, `snapshots_py_reference.json`, holds what
+snapshots.py produced (`record_snapshots_py.py` rewrites it); times, time stamps, the host's
+name and the PID are normalised, and the names' time zone is checked when recorded.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ HERE = Path(__file__).parent
 REFERENCE = HERE / "snapshots_py_reference.json"
 RUNNER = HERE / "run_snapshots_py.py"
 TZ = "Europe/Berlin"
-SCENARIOS = ("defaults", "empty_templates")
+SCENARIOS = ("defaults", "empty_templates", "failed_deletions")
 
 DO_TOKEN = "dop_v1_5a0d3f8b2c4e6a7190b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7"
 HZ_TOKEN = "Zr8MnO3qS5uT7wX9zA1bC2dE4fG6hI8jK0lM2nO4pQ6rS8tU0vW2xY4zA6bC8dE0"
@@ -99,6 +101,7 @@ def write_folder(folder: Path, webhook_url: str, scenario: str) -> Path:
             }
         },
     }
+    keep = 0 if scenario == "failed_deletions" else 3  # app-1's: 0 deletes its old one
     for file, wrapper, provider, server_id, name, token, retain, extra in (
         (
             "a_web.json",
@@ -111,7 +114,7 @@ def write_folder(folder: Path, webhook_url: str, scenario: str) -> Path:
             {},
         ),
         ("b_db.json", "hetzner_cloud_server", "hetzner", FAILING_SERVER, "db-1", HZ_TOKEN, 5, {}),
-        ("c_app.json", "hetzner_cloud_server", "hetzner", 4712, "app-1", HZ_TOKEN, 3, own),
+        ("c_app.json", "hetzner_cloud_server", "hetzner", 4712, "app-1", HZ_TOKEN, keep, own),
     ):
         server = {"provider": provider, "id": server_id, "name": name, "api_token": token}
         server["retain_last_snapshots"] = retain
@@ -119,10 +122,17 @@ def write_folder(folder: Path, webhook_url: str, scenario: str) -> Path:
     return folder
 
 
+def faults(sandbox: Sandbox, scenario: str) -> None:
+    """What goes wrong in `scenario`: db-1's snapshot; in "failed_deletions" every deletion."""
+    sandbox.inject("fail_action", service="hetzner", server_id=FAILING_SERVER)
+    if scenario == "failed_deletions":
+        sandbox.inject("error", service="hetzner", method="DELETE", status=403, count=None)
+
+
 def run_old(script: Path, folder: Path, scenario: str, tz: str = TZ) -> dict:
     """Run snapshots.py (a copy in `folder`) on a fresh sandbox; return its normalised output."""
     with Sandbox(state(datetime.now(timezone.utc)), action_seconds=0.05) as sandbox:
-        sandbox.inject("fail_action", service="hetzner", server_id=FAILING_SERVER)
+        faults(sandbox, scenario)
         write_folder(folder, sandbox.webhook_url("n8n"), scenario)
         shutil.copy(script, folder / "snapshots.py")
         before = _names(sandbox)
@@ -148,7 +158,7 @@ def run_ours(
     tz: str = TZ,
 ) -> dict:
     """Run this tool's `apply` (`main(argv, clock=clock)`) on the folder; same output as run_old."""
-    sandbox.inject("fail_action", service="hetzner", server_id=FAILING_SERVER)
+    faults(sandbox, scenario)
     write_folder(folder, sandbox.webhook_url("n8n"), scenario)
     before = _names(sandbox)
     code = main(["apply", "--config", str(folder / "snapshots.config")], clock=clock)
