@@ -313,8 +313,9 @@ def routes(
             _redacted(outcome.error, secrets),
             hostname,
             report.finished,
+            made=outcome.created is not None,
         )
-        found += messages.as_told(event, target.notify, made=outcome.created is not None)
+        found += messages.as_told(event, target.notify)
     for failure in report.failures:
         if failure.notify:
             server = failure.server_name or failure.target

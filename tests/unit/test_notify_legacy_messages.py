@@ -21,6 +21,7 @@ from snapshot_policy.edges.notify.messages import (
     as_told,
     plain_text,
     telegram_text,
+    variables,
     webhook_body,
     webhook_payload,
 )
@@ -79,12 +80,20 @@ def test_an_empty_payload_is_the_old_body_with_a_number_of_snapshots():
 def test_a_made_snapshot_whose_deletion_failed_is_a_success_to_the_old_styles_channels():
     legacy = TelegramChannel("t", "1:a", "5", style=LEGACY_STYLE)
     ours = WebhookChannel("w", "https://hooks.example.com/x")
-    failed = replace(MADE, status=FAILURE, error="delete failed")
-    told = as_told(failed, (legacy, ours), made=True)
+    failed = replace(MADE, status=FAILURE, error="delete failed", made=True)
+    told = as_told(failed, (legacy, ours))
     assert told == [
-        (replace(MADE, status=SUCCESS, error=None), (legacy,)),
+        (replace(failed, status=SUCCESS, error=None), (legacy,)),
         (failed, (ours,)),
     ]
+    # Its own variables say so too, for a log's FINAL_STATUS line.
+    assert (variables(failed, LEGACY)["status"], variables(failed)["status"]) == (
+        SUCCESS,
+        FAILURE,
+    )
+    assert variables(failed, LEGACY)["snapshot_name"] == "db_main-1-20310115112101"
     # Nothing made, or nothing in the old style: told as it is.
-    assert as_told(failed, (legacy, ours), made=False) == [(failed, (legacy, ours))]
-    assert as_told(failed, (ours,), made=True) == [(failed, (ours,))]
+    unmade = replace(failed, made=False)
+    assert as_told(unmade, (legacy, ours)) == [(unmade, (legacy, ours))]
+    assert variables(unmade, LEGACY)["snapshot_name"] == "none"
+    assert as_told(failed, (ours,)) == [(failed, (ours,))]

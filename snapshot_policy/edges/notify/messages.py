@@ -115,17 +115,23 @@ class Event:
     error: str | None
     hostname: str
     timestamp: datetime  # timezone-aware
+    made: bool = False
+    """This run made the target's snapshot (whatever became of its deletions)."""
 
 
-def as_told(
-    event: Event, channels: Sequence[Channel], made: bool
-) -> list[tuple[Event, tuple[Channel, ...]]]:
-    """`event` for each of `channels`, as each one's style tells it: snapshots.py reported a
-    server whose snapshot was `made` as a success, whatever became of its deletions, so its
-    style's channels hear of a success, without the error (issue 21)."""
+def legacy_status(event: Event) -> str:
+    """The status as snapshots.py told it: a server whose snapshot was made was a success,
+    whatever became of its deletions (issue 21)."""
+    return SUCCESS if event.made else event.status
+
+
+def as_told(event: Event, channels: Sequence[Channel]) -> list[tuple[Event, tuple[Channel, ...]]]:
+    """`event` for each of `channels`, as each one's style tells it: the snapshots.py style's
+    channels hear of a made snapshot whose deletions failed as a success, without the error
+    (`legacy_status`), so its success template is the one filled."""
     legacy = tuple(c for c in channels if getattr(c, "style", None) == LEGACY_STYLE)
     others = tuple(c for c in channels if c not in legacy)
-    if not (made and event.status != SUCCESS and legacy):
+    if not legacy or legacy_status(event) == event.status:
         return [(event, tuple(channels))]
     told = [(replace(event, status=SUCCESS, error=None), legacy)]
     return told + ([(event, others)] if others else [])
@@ -135,14 +141,15 @@ def variables(event: Event, style: Style = DEFAULT_STYLE) -> dict[str, str | int
     """Return every template variable for `event`, rendered as snapshots.py rendered them:
     `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
     written as its digits). Names from an API are shown with their control, invisible and
-    bidi characters escaped, as everywhere else. In the legacy style a failure's
-    `{snapshot_name}` is `none` (snapshots.py's failure meant no snapshot) and
-    `{snapshot_info}` keeps its plural for one snapshot."""
+    bidi characters escaped, as everywhere else. In the legacy style `{status}` is
+    `legacy_status`, a failure's `{snapshot_name}` is `none` (snapshots.py's failure meant no
+    snapshot) and `{snapshot_info}` keeps its plural for one snapshot."""
     server_name, snapshot_name = (
         escape_controls(event.server_name),
         escape_controls(event.snapshot_name),
     )
-    if style.legacy and (event.status != SUCCESS or not snapshot_name):
+    status = legacy_status(event) if style.legacy else event.status
+    if style.legacy and (status != SUCCESS or not snapshot_name):
         snapshot_name = "none"
     return {
         "script": style.script_name,
@@ -152,7 +159,7 @@ def variables(event: Event, style: Style = DEFAULT_STYLE) -> dict[str, str | int
         "snapshot_name": snapshot_name,
         "total_snapshots": event.total_snapshots,
         "snapshot_info": snapshot_info(event.total_snapshots, style),
-        "status": event.status,
+        "status": status,
         "hostname": event.hostname,
         "timestamp": event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
         "droplet_name": server_name,
