@@ -373,6 +373,8 @@ def webhook_payload(event: Event, template: dict | None, style: Style = DEFAULT_
     (keys untouched; a string stays a string, `"{total_snapshots}"` is `"3"`, as snapshots.py
     sent it), or the style's default: snapshots.py's body (LEGACY_PAYLOAD) in the legacy
     style, else the legacy fields with `total_snapshots` a number, plus `target` and `error`.
+    In the legacy style an empty template (`{}`) is the body snapshots.py sent for an empty
+    setting: LEGACY_PAYLOAD's, `total_snapshots` a number.
     """
     values = variables(event, style)
     if style.legacy and template == {}:  # what snapshots.py sent for an empty payload setting
