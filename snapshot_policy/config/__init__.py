@@ -184,7 +184,7 @@ def load(
             raise NoConfiguration(str(error)) from None
         legacy_config, notes, found = beside.config_file, (beside.note,), beside.problems
         home = beside.home
-    loaded = load_legacy(legacy_config, server_files, cwd, home)
+    loaded = load_legacy(legacy_config, server_files, cwd, home, env)
     return LoadedConfig(
         tuple(loaded.files),
         loaded.settings,

@@ -17,6 +17,8 @@ names the legacy file and key; then they become one document of the policy's sha
 - Server files given without `--config` take the snapshots.config of their folder, as
   snapshots.py always read the one beside it (`config_beside`).
 - An unknown INI section is a warning, not an error: snapshots.py's configparser ignored it.
+- Snapshots are named in the host's local time, as snapshots.py named them: the host's zone
+  (`hostzone`, from the environment the caller hands in) is the document's `timezone`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from snapshot_policy.config import policy
+from snapshot_policy.config.hostzone import host_zone
 from snapshot_policy.config.problems import ConfigError, Problem
 from snapshot_policy.config.schemas import closest, coerce_ini, load_schema, validate
 from snapshot_policy.config.secrets import LiteralSecret, SecretError, clean, is_placeholder
@@ -77,28 +80,46 @@ class IniSettings:
         return value
 
     def text(self, section: str, key: str) -> str | None:
-        """A template from the INI: `\\n` written in the file means a line break."""
+        """A template from the INI: `\\n` written in the file means a line break. None when the
+        file leaves it out; "" when it sets it empty, for which snapshots.py sent its own
+        FINAL_STATUS layout (`messages.telegram_text`)."""
+        if self.empty(section, key):
+            return ""
         value = self.get(section, key)
         return value.replace("\\n", "\n") if isinstance(value, str) and value else None
 
+    def empty(self, section: str, key: str) -> bool:
+        """True when the file sets `key` to nothing but blanks (`message_success =`)."""
+        value = self._data.get(section, {}).get(key)
+        return isinstance(value, str) and not value.strip()
+
 
 def load_legacy(
-    config_file: Path | None, server_args: Sequence[str], cwd: Path, home: Path | None = None
+    config_file: Path | None,
+    server_args: Sequence[str],
+    cwd: Path,
+    home: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> LegacyLoad:
     """Load `config_file` (may be None: all defaults) and the server files it leads to.
 
     `server_args` are the positional file arguments: bare names are looked up in
     `configs_dir`; without any, every `*.json` there is read (`._*` files skipped). Without
     `config_file`, relative paths and the owner start at `home` (`Beside.home`), else `cwd`.
+    `env` (default: this process's) gives the host's time zone, `TZ`, that snapshots are
+    named in.
     """
     base = config_file.parent if config_file else (home or cwd)
     ini, problems, files = _read_ini(config_file)
+    zone = host_zone(os.environ if env is None else env)
+    if zone.warning is not None:
+        problems.append(Problem(zone.source, None, "", zone.warning, warning=True))
     configs_dir = base / str(ini.get("DIRECTORIES", "configs_dir"))
     paths, missing = _server_paths(configs_dir, server_args, cwd)
     result = LegacyLoad(policy.settings({}, base), problems=problems + missing, files=files)
     result.failed += [TargetFailure(p.file, p.message) for p in missing]
     result.server_files += [p.file for p in missing]
-    document = _Document(ini, policy.location_owner(base))
+    document = _Document(ini, policy.location_owner(base), zone.name)
     names = target_names(paths)
     seen: dict[tuple[str, int], Path] = {}
     for path in paths:
@@ -519,9 +540,14 @@ def _channels(
             (wrapper, "telegram", "bot_token"),
             f"{wrapper}.telegram.bot_token",
         )
-        if telegram.get("bot_token"):
+        own = {k: telegram[k] for k in ("bot_token", "chat_id") if telegram.get(k)}
+        if telegram.get("enabled") is True and len(own) < 2:
+            # snapshots.py: a file that enables Telegram without both takes both from
+            # snapshots.config, or sends nothing; one left unset in the file takes that one.
+            own = {}
+        if own.get("bot_token"):
             token = LiteralSecret(
-                str(telegram["bot_token"]).strip(), f"the telegram.bot_token of {source.file}"
+                str(own["bot_token"]).strip(), f"the telegram.bot_token of {source.file}"
             )
         else:
             value = ini.get("TELEGRAM", "bot_token")
@@ -530,7 +556,7 @@ def _channels(
                 if value
                 else None
             )
-        chat = telegram.get("chat_id") or ini.get("TELEGRAM", "chat_id")
+        chat = own.get("chat_id") or ini.get("TELEGRAM", "chat_id")
         if token and chat:
             channels.append(
                 _settled(
@@ -644,9 +670,10 @@ class _Document:
     """The policy-shaped document the valid legacy files make, built one server at a time:
     one account per provider and token, one channel per distinct set of settings."""
 
-    def __init__(self, ini: IniSettings, owner: str):
+    def __init__(self, ini: IniSettings, owner: str, zone: str):
         self.ini = ini
         self.owner = owner
+        self.zone = zone
         self.accounts: dict[str, dict] = {}
         self.notifications: dict[str, dict] = {}
         self.targets: list[dict] = []
@@ -690,6 +717,9 @@ class _Document:
         logs_dir = Path(str(ini.get("DIRECTORIES", "logs_dir")))
         return {
             "version": 1,
+            # snapshots.py named snapshots in the host's local time; written out, so the policy
+            # `migrate` prints names them alike on this host and any other.
+            "timezone": self.zone,
             "accounts": self.accounts,
             **({"notifications": self.notifications} if self.notifications else {}),
             "targets": self.targets,
@@ -722,6 +752,10 @@ def _enabled(own: Mapping, ini: IniSettings, section: str) -> bool:
 
 
 def _ini_payload(ini: IniSettings, key: str) -> dict | None:
+    """The INI's payload template; None when left out; `{}` when set empty, for which
+    snapshots.py sent its own body, `total_snapshots` a number (`messages.webhook_payload`)."""
+    if ini.empty("WEBHOOK", key):
+        return {}
     text = ini.get("WEBHOOK", key)
     return json.loads(text) if isinstance(text, str) and text.strip() else None
 

@@ -28,7 +28,7 @@ from snapshot_policy.core.model import (
 from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.core.redaction import redact
 from snapshot_policy.edges import monitor, providers
-from snapshot_policy.edges.notify import Event, deliver
+from snapshot_policy.edges.notify import Event, deliver, messages
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.engine import runlog
 from snapshot_policy.engine.execute import Executor, Stop
@@ -230,7 +230,7 @@ def apply(
     report = executor.apply(plan, failures)
     unwritten = _remember(state, report, observation if whole else None, now)
     every_event = _events(report, hostname, loaded.secrets)
-    events = [(event, channels) for event, channels, due in every_event if due and channels]
+    events = _told(every_event)
     deliveries = deliver(events, context.telegram_base_url, clock, loaded.secrets)
     report = replace(
         report, deliveries=tuple(deliveries), finished=clock(), unwritten=unwritten
@@ -314,10 +314,18 @@ def routes(
     A target with nothing due stays quiet, so an hourly cron line does not chatter. Error
     texts are redacted before they leave for a chat or a webhook.
     """
+    return _told(_events(report, hostname, secrets))
+
+
+def _told(
+    events: list[tuple[Event, tuple[Channel, ...], bool]],
+) -> list[tuple[Event, tuple[Channel, ...]]]:
+    """The events to tell, each to its channels as their style tells it (`messages.as_told`)."""
     return [
-        (event, channels)
-        for event, channels, due in _events(report, hostname, secrets)
+        told
+        for event, channels, due in events
         if due and channels
+        for told in messages.as_told(event, channels)
     ]
 
 
@@ -346,6 +354,7 @@ def _events(
             _redacted(outcome.error, secrets),
             hostname,
             report.finished,
+            made=outcome.created is not None,
         )
         found.append((event, target.notify, due))
     for failure in report.failures:

@@ -16,7 +16,10 @@ they are; if Telegram then refuses the text, the sender falls back to `plain_tex
 A channel in the `snapshots.py` style (every channel of a legacy layout) says what that script
 said, byte for byte: its built-in templates when the channel sets none, `{script}` as
 `snapshots.py`, `{snapshot_name}` as `none` after a failure and `{snapshot_info}` always as
-"N snapshots exist" (docs/promises.md §4.1).
+"N snapshots exist" (docs/promises.md §4.1). A template set empty (`message_success: ""`,
+`payload_success: {}`, what an empty `message_success =` in snapshots.config becomes) sends
+what that script sent for an empty setting: its FINAL_STATUS text, and its own body with
+`total_snapshots` a number.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
+from snapshot_policy.core.model import Channel
 from snapshot_policy.core.redaction import escape_controls
 
 SUCCESS, FAILURE = "SUCCESS", "FAILURE"
@@ -42,6 +46,12 @@ LEGACY_MESSAGE_SUCCESS = (
 )
 LEGACY_MESSAGE_FAILURE = (
     "*Snapshot Failed*\nServer: `{server_name}`\nError occurred during snapshot creation"
+)
+# What it sent when the setting was empty: its FINAL_STATUS layout, the provider in capitals.
+LEGACY_FINAL_STATUS = (
+    "*FINAL_STATUS*\n*Script:* `{script}`\n*Provider:* `{PROVIDER}`\n*Server:* `{server_name}`\n"
+    "*Status:* `{status}`\n*Hostname:* `{hostname}`\n*Timestamp:* `{timestamp}`\n"
+    "*Snapshot:* `{snapshot_name}`\n*Total Snapshots:* `{snapshot_info}`"
 )
 # Its success and failure bodies were the same: every value a string, in this key order.
 LEGACY_PAYLOAD = {
@@ -105,20 +115,41 @@ class Event:
     error: str | None
     hostname: str
     timestamp: datetime  # timezone-aware
+    made: bool = False
+    """This run made the target's snapshot (whatever became of its deletions)."""
+
+
+def legacy_status(event: Event) -> str:
+    """The status as snapshots.py told it: a server whose snapshot was made was a success,
+    whatever became of its deletions (issue 21)."""
+    return SUCCESS if event.made else event.status
+
+
+def as_told(event: Event, channels: Sequence[Channel]) -> list[tuple[Event, tuple[Channel, ...]]]:
+    """`event` for each of `channels`, as each one's style tells it: the snapshots.py style's
+    channels hear of a made snapshot whose deletions failed as a success, without the error
+    (`legacy_status`), so its success template is the one filled."""
+    legacy = tuple(c for c in channels if getattr(c, "style", None) == LEGACY_STYLE)
+    others = tuple(c for c in channels if c not in legacy)
+    if not legacy or legacy_status(event) == event.status:
+        return [(event, tuple(channels))]
+    told = [(replace(event, status=SUCCESS, error=None), legacy)]
+    return told + ([(event, others)] if others else [])
 
 
 def variables(event: Event, style: Style = DEFAULT_STYLE) -> dict[str, str | int]:
     """Return every template variable for `event`, rendered as snapshots.py rendered them:
     `{timestamp}` in this host's local time, `%Y-%m-%d %H:%M:%S` (`total_snapshots` is an int,
     written as its digits). Names from an API are shown with their control, invisible and
-    bidi characters escaped, as everywhere else. In the legacy style a failure's
-    `{snapshot_name}` is `none` (snapshots.py's failure meant no snapshot) and
-    `{snapshot_info}` keeps its plural for one snapshot."""
+    bidi characters escaped, as everywhere else. In the legacy style `{status}` is
+    `legacy_status`, a failure's `{snapshot_name}` is `none` (snapshots.py's failure meant no
+    snapshot) and `{snapshot_info}` keeps its plural for one snapshot."""
     server_name, snapshot_name = (
         escape_controls(event.server_name),
         escape_controls(event.snapshot_name),
     )
-    if style.legacy and (event.status != SUCCESS or not snapshot_name):
+    status = legacy_status(event) if style.legacy else event.status
+    if style.legacy and (status != SUCCESS or not snapshot_name):
         snapshot_name = "none"
     return {
         "script": style.script_name,
@@ -128,7 +159,7 @@ def variables(event: Event, style: Style = DEFAULT_STYLE) -> dict[str, str | int
         "snapshot_name": snapshot_name,
         "total_snapshots": event.total_snapshots,
         "snapshot_info": snapshot_info(event.total_snapshots, style),
-        "status": event.status,
+        "status": status,
         "hostname": event.hostname,
         "timestamp": event.timestamp.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
         "droplet_name": server_name,
@@ -157,7 +188,7 @@ def telegram_text(
     template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=True), PARSE_MODE
-    return _fill(template, variables(event, style), markdown=True), PARSE_MODE
+    return _fill(template, _values(event, style, template), markdown=True), PARSE_MODE
 
 
 def plain_text(event: Event, template: str | None, style: Style = DEFAULT_STYLE) -> str:
@@ -165,13 +196,25 @@ def plain_text(event: Event, template: str | None, style: Style = DEFAULT_STYLE)
     template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=False)
-    return _fill(template, variables(event, style), markdown=False)
+    return _fill(template, _values(event, style, template), markdown=False)
 
 
 def _legacy_template(event: Event, template: str | None, style: Style) -> str | None:
-    if template is not None or not style.legacy:
+    if not style.legacy:
+        return template
+    if template == "":
+        return LEGACY_FINAL_STATUS
+    if template is not None:
         return template
     return LEGACY_MESSAGE_SUCCESS if event.status == SUCCESS else LEGACY_MESSAGE_FAILURE
+
+
+def _values(event: Event, style: Style, template: str) -> dict[str, str | int]:
+    """The variables, and for LEGACY_FINAL_STATUS the provider in capitals, as it showed it."""
+    values = variables(event, style)
+    if template is LEGACY_FINAL_STATUS:
+        values["PROVIDER"] = event.provider.upper()
+    return values
 
 
 def summary_text(events: Sequence[Event]) -> tuple[str, str | None]:
@@ -330,8 +373,12 @@ def webhook_payload(event: Event, template: dict | None, style: Style = DEFAULT_
     (keys untouched; a string stays a string, `"{total_snapshots}"` is `"3"`, as snapshots.py
     sent it), or the style's default: snapshots.py's body (LEGACY_PAYLOAD) in the legacy
     style, else the legacy fields with `total_snapshots` a number, plus `target` and `error`.
+    In the legacy style an empty template (`{}`) is the body snapshots.py sent for an empty
+    setting: LEGACY_PAYLOAD's, `total_snapshots` a number.
     """
     values = variables(event, style)
+    if style.legacy and template == {}:  # what snapshots.py sent for an empty payload setting
+        return {**_fill_payload(LEGACY_PAYLOAD, values), "total_snapshots": event.total_snapshots}
     if template is None and style.legacy:
         template = LEGACY_PAYLOAD
     if template is None:

@@ -263,13 +263,14 @@ def test_a_webhook_that_would_not_be_sent_is_a_warning_and_no_channel(tmp_path):
 
 
 def test_without_snapshots_config_the_legacy_defaults_apply(tmp_path):
+    """delay_between_servers is 5, what snapshots.py's code waited (its manual said 20)."""
     loaded = load(layout(tmp_path, None, web=server()))
     assert [p.warning for p in loaded.problems] == [True]
     assert (
         loaded.settings.lock_file,
         loaded.settings.log_level,
         loaded.settings.delay_between_servers,
-    ) == (str(tmp_path / "logs" / "snapshots.lock"), "DEBUG", 20)
+    ) == (str(tmp_path / "logs" / "snapshots.lock"), "DEBUG", 5)
     assert loaded.targets[0].notify == ()  # Telegram on by default, but no token or chat anywhere
 
 

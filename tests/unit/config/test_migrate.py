@@ -30,7 +30,7 @@ def test_numbers_stay_as_written_and_templates_print_as_blocks(tmp_path):
     assert (
         "    timeout: 10\n" in text
         and "    base_delay_between_retries: 2.5\n" in text
-        and "  delay_between_servers: 20\n" in text
+        and "  delay_between_servers: 5\n" in text  # snapshots.py's code's default
     )
     assert (
         "    message_success: |-\n      *OK* `{server_name}`\n      snapshot `{snapshot_name}`\n"

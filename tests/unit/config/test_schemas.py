@@ -244,7 +244,7 @@ def test_the_legacy_config_schema_carries_the_legacy_defaults():
         ("DIRECTORIES", "logs_dir"): "logs",
         ("FILES", "log_file"): "snapshots.log",
         ("FILES", "lock_file"): "snapshots.lock",
-        ("TIMING", "delay_between_servers"): 20,
+        ("TIMING", "delay_between_servers"): 5,  # its code's, not its manual's 20
         ("TIMING", "snapshot_creation_timeout"): 900,
         ("LOGGING", "max_bytes"): 5242880,
         ("LOGGING", "backup_count"): 5,
