@@ -243,7 +243,7 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
         else:
             variable = TOKEN_VARIABLES[provider]
             token = ""
-            if check.env.get(variable, "").strip():
+            if variable in check.env:  # set but empty is said so (secrets.resolve)
                 token = check.secret(
                     ("accounts", name), ENV_PREFIX + variable, ascii_only=True
                 )  # trimmed and checked like any token

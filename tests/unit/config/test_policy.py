@@ -188,6 +188,19 @@ def test_the_default_token_variable_and_the_telegram_bot_token_must_be_ascii(tmp
     assert "not ASCII" in the_problem(loaded, "notifications.tg.bot_token").message
 
 
+@pytest.mark.parametrize(
+    ("exported", "said"),
+    [(None, "no token: set token"), ("", "is set but empty"), ("\n", "is set but blank")],
+)
+def test_an_account_without_token_says_whether_its_default_variable_is_unset_or_empty(
+    tmp_path, exported, said
+):
+    head = "version: 1\naccounts:\n  do: {provider: digitalocean}\n"
+    env = {} if exported is None else {"DIGITALOCEAN_TOKEN": exported}
+    loaded = load_policy(policy_at(tmp_path / "p.yaml", head=head), env)
+    assert said in the_problem(loaded, "accounts.do").message
+
+
 def test_a_webhook_secret_may_be_any_text_it_only_keys_the_signature(tmp_path):
     head = HEAD + (
         "notifications:\n  hook: {type: webhook, url: 'https://hooks.example.com/x', secret: "
