@@ -114,9 +114,10 @@ def selection(command: Callable) -> Callable:
 def _timed(text: str, timed: bool) -> str:
     """`text` with the run's local time before each line (logs.stamped) when `timed` and
     stderr is not a terminal: what apply prints under cron says when (README "Logs")."""
-    if not timed or sys.stderr.isatty():
+    from snapshot_policy.output.logs import is_terminal, stamped
+
+    if not timed or is_terminal(sys.stderr):
         return text
-    from snapshot_policy.output.logs import stamped
 
     return stamped(text, current_time())
 

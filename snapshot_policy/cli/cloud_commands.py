@@ -31,7 +31,7 @@ from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import Clock, RunReport
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.output import planfile, render
-from snapshot_policy.output.logs import setup_logging, stamped
+from snapshot_policy.output.logs import is_terminal, setup_logging, stamped
 from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
@@ -332,14 +332,7 @@ def _say(clock: Clock, text: str, err: bool = False) -> None:
     stream = sys.stderr if err else sys.stdout
     if text and not text.endswith("\n"):
         text += "\n"
-    click.echo(text if _is_terminal(stream) else stamped(text, clock()), nl=False, err=err)
-
-
-def _is_terminal(stream: object) -> bool:
-    try:
-        return bool(stream.isatty())  # type: ignore[attr-defined]
-    except (AttributeError, ValueError):
-        return False
+    click.echo(text if is_terminal(stream) else stamped(text, clock()), nl=False, err=err)
 
 
 def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bool) -> None:

@@ -60,6 +60,14 @@ def stamped(text: str, moment: datetime) -> str:
     )
 
 
+def is_terminal(stream: object) -> bool:
+    """Whether `stream` is a terminal: a person reads it, so no times before its lines."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 _STAMPED_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ", re.MULTILINE)
 
 

@@ -27,7 +27,7 @@ from rich.text import Text
 
 from snapshot_policy.core.model import Target
 from snapshot_policy.core.redaction import escape_controls
-from snapshot_policy.output.logs import stamp
+from snapshot_policy.output.logs import is_terminal, stamp
 
 FINISHED = ("done", "failed")
 UNEVENTFUL = ("waiting", "done")
@@ -93,7 +93,7 @@ class ApplyProgress:
         self._now = now
         self._held: list[str] | None = [] if hold else None
         """The lines held back (see `hold`); None once they are written, or never held."""
-        self.live = force_terminal if force_terminal is not None else _is_tty(self._stream)
+        self.live = force_terminal if force_terminal is not None else is_terminal(self._stream)
         self._clock = clock
         self._max_rows = max(1, max_rows)
         self._rows: dict[_Key, _Row] = {}
@@ -256,10 +256,3 @@ def describe(target: Target) -> str:
 def _elapsed(seconds: float) -> str:
     minutes, rest = divmod(int(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
-
-
-def _is_tty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
