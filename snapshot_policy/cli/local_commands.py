@@ -340,19 +340,10 @@ def _reads_a_legacy_layout(command: Callable) -> Callable:
 def _refuse_both_formats(cwd: Path, out_file: Path | None, force: bool) -> None:
     """Raise a usage error naming the options to give if `cwd` holds a policy beside a
     snapshots.py layout; the same check as `config.load`'s, with migrate's own way out."""
-    policy, legacy, configs = (
-        cwd / config.POLICY_FILE,
-        cwd / config.LEGACY_CONFIG,
-        cwd / config.LEGACY_CONFIGS_DIR,
-    )
-    if not policy.is_file():
+    both = config.both_formats(cwd)
+    if not both:
         return
-    if legacy.is_file():
-        found, option = legacy, f"--config {legacy}"
-    elif configs.is_dir() and any(not p.name.startswith("._") for p in configs.glob("*.json")):
-        found, option = configs / "*.json", f"the server files as arguments ({configs / '*.json'})"
-    else:
-        return
+    policy, found, option = both
     message = (
         f"both {policy} and {found} are here, and migrate reads only the snapshots.py layout: "
         f"give {option}"

@@ -98,6 +98,24 @@ class NoConfiguration(Exception):
     message says where the tool looked and what to pass."""
 
 
+def both_formats(cwd: Path) -> tuple[Path, Path, str] | None:
+    """(policy, the snapshots.py layout's file or server files, the option that names that
+    layout) when `cwd` holds both formats, else None: the tool will not guess which."""
+    policy, legacy_config, configs = (
+        cwd / POLICY_FILE,
+        cwd / LEGACY_CONFIG,
+        cwd / LEGACY_CONFIGS_DIR,
+    )
+    if not policy.is_file():
+        return None
+    if legacy_config.is_file():
+        return policy, legacy_config, f"--config {legacy_config}"
+    if configs.is_dir() and any(not p.name.startswith("._") for p in configs.glob("*.json")):
+        servers = configs / "*.json"
+        return policy, servers, f"the server files as arguments ({servers})"
+    return None
+
+
 def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
     """Return (policy, legacy config) found in `cwd`; both None for a layout of server files
     only. Raise NoConfiguration if there is neither format, or both."""
@@ -106,16 +124,9 @@ def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
         cwd / LEGACY_CONFIG,
         cwd / LEGACY_CONFIGS_DIR,
     )
-    has_config = legacy_config.is_file()
-    has_servers = configs.is_dir() and any(
-        not p.name.startswith("._") for p in configs.glob("*.json")
-    )
-    if policy.is_file() and (has_config or has_servers):
-        legacy, flag = (
-            (legacy_config, f"--config {legacy_config}")
-            if has_config
-            else (configs / "*.json", f"the server files as arguments ({configs / '*.json'})")
-        )
+    both = both_formats(cwd)
+    if both:
+        _, legacy, flag = both
         message = (
             f"both {policy} and {legacy} are here: give --policy {policy} to use the YAML policy, "
             f"or {flag} to keep the snapshots.py layout; the tool will not guess which"
@@ -128,7 +139,7 @@ def _discover(cwd: Path) -> tuple[Path | None, Path | None]:
         raise NoConfiguration(message)
     if policy.is_file():
         return policy, None
-    if has_config:
+    if legacy_config.is_file():
         return None, legacy_config
     if not configs.is_dir():
         raise NoConfiguration(
