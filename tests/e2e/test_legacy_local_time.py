@@ -8,7 +8,6 @@ The clocks are fixed days, one in summer and one in winter, never today's date.
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timezone
 
 import pytest
@@ -24,23 +23,6 @@ from tests.factories import FakeClock
 
 SUMMER = datetime(2031, 7, 1, 10, 21, 1, tzinfo=timezone.utc)
 WINTER = datetime(2031, 1, 15, 10, 21, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def host_tz(monkeypatch):
-    """Set the process's TZ, for the configuration (which reads it) and the C library (which
-    the messages' timestamps use); put the old one back after."""
-
-    def set_tz(value: str | None) -> None:
-        if value is None:
-            monkeypatch.delenv("TZ", raising=False)
-        else:
-            monkeypatch.setenv("TZ", value)
-        time.tzset()
-
-    yield set_tz
-    monkeypatch.undo()
-    time.tzset()
 
 
 def folder(tmp_path):
@@ -81,21 +63,21 @@ def made_names(tmp_path, monkeypatch, now: datetime) -> set[str]:
     ],
 )
 def test_a_legacy_layout_names_snapshots_in_the_hosts_local_time(
-    tmp_path, monkeypatch, host_tz, capsys, tz, now, stamp
+    tmp_path, monkeypatch, host_zone, capsys, tz, now, stamp
 ):
-    host_tz(tz)
+    host_zone(tz)
     assert made_names(tmp_path, monkeypatch, now) == {f"web-1-{stamp}", f"db-1-{stamp}"}
 
 
 def test_migrate_writes_the_zone_it_named_in_and_the_policy_plans_alike_elsewhere(
-    tmp_path, monkeypatch, host_tz, capsys
+    tmp_path, monkeypatch, host_zone, capsys
 ):
     clock = FakeClock(SUMMER)
     with Sandbox(cloud(SUMMER), action_seconds=0.05, clock=clock) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
         layout = folder(tmp_path)
-        host_tz("Europe/Berlin")
+        host_zone("Europe/Berlin")
         monkeypatch.chdir(layout)
         assert main(["migrate", "--out", "snapshot-policy.yaml"], clock=clock) == 0
         capsys.readouterr()
@@ -104,7 +86,7 @@ def test_migrate_writes_the_zone_it_named_in_and_the_policy_plans_alike_elsewher
         legacy = config.load(legacy_config=layout / "snapshots.config", cwd=layout)
         legacy_plan = plan_document(legacy, clock.now)
 
-        host_tz("America/New_York")  # the policy keeps Berlin wherever it runs
+        host_zone("America/New_York")  # the policy keeps Berlin wherever it runs
         env = {"DIGITALOCEAN_TOKEN_1": DO_TOKEN, "HCLOUD_TOKEN_1": HZ_TOKEN, **sb.env()}
         migrated = config.load(policy=layout / "snapshot-policy.yaml", env=env)
         assert migrated.errors == ()
@@ -116,8 +98,8 @@ def test_migrate_writes_the_zone_it_named_in_and_the_policy_plans_alike_elsewher
     }
 
 
-def test_migrate_prints_the_zone_in_the_policy_it_writes(tmp_path, host_tz):
-    host_tz("Asia/Tokyo")
+def test_migrate_prints_the_zone_in_the_policy_it_writes(tmp_path, host_zone):
+    host_zone("Asia/Tokyo")
     legacy = config.load(cwd=folder(tmp_path))
     text = migrate(legacy.document, legacy.base).text
     assert "\ntimezone: Asia/Tokyo\n" in text

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,9 @@ LOG_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
 
 
 @pytest.fixture(autouse=True)
-def host_in_berlin(monkeypatch):
+def host_in_berlin(host_zone):
     """snapshots.py wrote local times; a host off UTC shows the lines do too."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    host_zone("Europe/Berlin")
 
 
 def local(clock, layout: str = "[%Y-%m-%d %H:%M:%S]") -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,13 +30,9 @@ SNAPSHOTS_PY = os.environ.get("SNAPSHOTS_PY")
 
 
 @pytest.fixture
-def berlin(monkeypatch):
+def berlin(host_zone):
     """TZ=Europe/Berlin for the configuration and the C library, as the reference ran."""
-    monkeypatch.setenv("TZ", TZ)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    host_zone(TZ)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ told as a success (issue 21, review leftovers)."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -42,12 +41,8 @@ MADE = Event(
 
 
 @pytest.fixture(autouse=True)
-def host_in_berlin(monkeypatch):
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+def host_in_berlin(host_zone):
+    host_zone("Europe/Berlin")
 
 
 def test_an_empty_message_is_the_old_final_status_text():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -28,14 +27,10 @@ AT = datetime(2025, 1, 1, 4, 30, tzinfo=timezone(timedelta(hours=1)))  # 03:30 U
 
 
 @pytest.fixture(autouse=True)
-def host_in_new_york(monkeypatch):
+def host_in_new_york(host_zone):
     """Templates' {timestamp} is the host's local time, as snapshots.py wrote it: a host
     whose zone is not UTC shows that it is."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    host_zone("America/New_York")
 
 
 OK = Event(

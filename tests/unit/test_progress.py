@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from datetime import datetime, timezone
 
 from rich.console import Console
@@ -236,12 +235,11 @@ def test_progress_table_shows_a_name_s_line_breaks_and_invisible_characters_as_e
 
 
 def test_lines_start_with_the_local_time_of_their_stage_and_notes_are_held_with_them(
-    monkeypatch,
+    host_zone,
 ):
     """Under cron each line says when (issue 21, item 4): the time the run's clock gave at the
     stage change, in local time; a note waits, as waiting lines do, for something to happen."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
+    host_zone("Europe/Berlin")
     moments = iter(datetime(2025, 1, 1, 2, 0, s, tzinfo=timezone.utc) for s in range(10))
     stream = io.StringIO()
     progress = ApplyProgress(stream, force_terminal=False, hold=True, now=lambda: next(moments))
@@ -254,8 +252,6 @@ def test_lines_start_with_the_local_time_of_their_stage_and_notes_are_held_with_
         "[2025-01-01 03:00:01] web: web-1 (digitalocean server 3164444): waiting\n"
         "[2025-01-01 03:00:02] web: web-1 (digitalocean server 3164444): creating\n"
     )
-    monkeypatch.undo()
-    time.tzset()
 
 
 def test_a_terminal_gets_no_notes_and_lines_without_now_have_no_time():

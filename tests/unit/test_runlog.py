@@ -5,7 +5,6 @@ log, and the local time before every line apply prints under cron. No date here 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from types import SimpleNamespace
@@ -20,13 +19,9 @@ AT = datetime(2025, 1, 1, 2, 30, 5, tzinfo=timezone.utc)  # 03:30:05 in Berlin
 
 
 @pytest.fixture(autouse=True)
-def host_in_berlin(monkeypatch):
+def host_in_berlin(host_zone):
     """snapshots.py wrote its times in the host's local time; a host off UTC shows we do."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+    host_zone("Europe/Berlin")
 
 
 OK = Event(
