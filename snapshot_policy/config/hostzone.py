@@ -15,6 +15,7 @@ warning that says how to name one.
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,7 @@ UTC = "UTC"
 LOCALTIME, TIMEZONE_FILE = Path("/etc/localtime"), Path("/etc/timezone")
 # A POSIX rule without daylight saving time (`<+03>-3`, `EST5`): a fixed offset, which
 # `Etc/GMT±N` names exactly when it is whole hours (its sign is POSIX's: west is positive).
+_LONGEST_SHOWN = 60
 _FIXED_RULE = re.compile(r"(?:[A-Za-z]{3,}|<[+\-A-Za-z0-9]{3,}>)([+-]?)(\d{1,2})")
 
 
@@ -81,9 +83,10 @@ def _from_tz(value: str, dirs: tuple[str, ...]) -> HostZone:
         return HostZone(
             "Etc/GMT" + ("" if not hours else f"{'-' if fixed.group(1) == '-' else '+'}{hours}")
         )
+    shown = value if len(value) <= _LONGEST_SHOWN else value[: _LONGEST_SHOWN - 1] + "…"
     return HostZone(
         UTC,
-        f"TZ={value!r} is not an IANA time zone name, so snapshot names use UTC; set it to a "
+        f"{shown!r} is not an IANA time zone name, so snapshot names use UTC; set it to a "
         "name such as TZ=Europe/Berlin, which also follows daylight saving time",
     )
 
@@ -122,10 +125,11 @@ def _matching_file(localtime: Path, dirs: tuple[str, ...]) -> str | None:
 
 
 def _valid(name: str) -> str | None:
-    if not name or name.startswith("/") or ".." in name.split("/"):
-        return None
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        return None
-    return name
+    """`name` if it is a zone another host knows by that name too: not `localtime` (this
+    host's own link), `posixrules` or `right/…`, which zoneinfo opens but do not travel."""
+    return name if name in _portable_names() else None
+
+
+@functools.cache
+def _portable_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})

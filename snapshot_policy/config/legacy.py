@@ -113,7 +113,8 @@ def load_legacy(
     ini, problems, files = _read_ini(config_file)
     zone = host_zone(os.environ if env is None else env)
     if zone.warning is not None:
-        problems.append(Problem(zone.source, None, "", zone.warning, warning=True))
+        # Loud: names in UTC where snapshots.py named them in local time surprise everyone.
+        problems.append(Problem(zone.source, None, "", zone.warning, warning=True, loud=True))
     configs_dir = base / str(ini.get("DIRECTORIES", "configs_dir"))
     paths, missing = _server_paths(configs_dir, server_args, cwd)
     result = LegacyLoad(policy.settings({}, base), problems=problems + missing, files=files)

@@ -17,7 +17,7 @@ from snapshot_policy import config
 from snapshot_policy.cli import main
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, cloud
+from tests.e2e.cloud import DO_TOKEN, HZ_TOKEN, cloud, unwrapped
 from tests.e2e.test_legacy_layout import plan_document
 from tests.factories import FakeClock
 
@@ -103,3 +103,16 @@ def test_migrate_prints_the_zone_in_the_policy_it_writes(tmp_path, host_zone):
     legacy = config.load(cwd=folder(tmp_path))
     text = migrate(legacy.document, legacy.base).text
     assert "\ntimezone: Asia/Tokyo\n" in text
+
+
+@pytest.mark.parametrize("command", [["validate"], ["migrate"]])
+def test_a_zone_without_a_name_is_said_without_v_as_names_fall_back_to_utc(
+    tmp_path, monkeypatch, host_zone, capsys, command
+):
+    """snapshots.py followed a POSIX rule; names in UTC instead must not come as a surprise,
+    nor a migrated `timezone: UTC`."""
+    host_zone("CET-1CEST,M3.5.0,M10.5.0/3")
+    monkeypatch.chdir(folder(tmp_path))
+    assert main(command) == 0
+    err = unwrapped(capsys.readouterr().err)
+    assert "warning: TZ: 'CET-1CEST,M3.5.0,M10.5.0/3' is not an IANA time zone name" in err

@@ -63,8 +63,20 @@ def test_a_tz_path_into_a_zoneinfo_folder_names_the_zone(etc):
 def test_a_posix_rule_with_daylight_saving_falls_back_to_utc_and_says_how_to_name_it(etc):
     found = host_zone({"TZ": "CET-1CEST,M3.5.0,M10.5.0/3"}, etc / "nothing", etc / "nothing")
     assert found.name == "UTC"
-    assert "TZ='CET-1CEST,M3.5.0,M10.5.0/3' is not an IANA time zone name" in found.warning
+    assert found.source == "TZ"  # the warning reads `TZ: 'CET-1CEST…' is not …`
+    assert found.warning.startswith("'CET-1CEST,M3.5.0,M10.5.0/3' is not an IANA time zone name")
     assert "TZ=Europe/Berlin" in found.warning
+
+
+@pytest.mark.parametrize("tz", ["localtime", "posixrules", "right/UTC", "posix/Europe/Berlin"])
+def test_a_zone_file_no_other_host_knows_by_that_name_is_not_taken_as_the_zone(etc, tz):
+    """zoneinfo opens these, but migrate would write a name that means nothing elsewhere."""
+    assert zone(etc, {"TZ": tz}) == ("UTC", True)
+
+
+def test_a_long_tz_is_shown_cut_short():
+    found = host_zone({"TZ": "X" * 5000}, Path("/nonexistent"), Path("/nonexistent"))
+    assert found.name == "UTC" and len(found.warning) < 250 and "X…'" in found.warning
 
 
 def test_without_tz_the_localtime_link_names_the_zone(etc):
