@@ -64,10 +64,12 @@ def due(
 def snapshot_name(target: Target, now: datetime) -> str:
     """Return the name of the snapshot made for `target` at `now`, from its name pattern."""
     local = now.astimezone(ZoneInfo(target.timezone))
-    return _pattern(target, local.strftime("%Y%m%d%H%M%S"))
+    return filled_pattern(target, local.strftime("%Y%m%d%H%M%S"))
 
 
-def _pattern(target: Target, timestamp: str = "{timestamp}") -> str:
+def filled_pattern(target: Target, timestamp: str = "{timestamp}") -> str:
+    """The target's name pattern with its fields filled, `{timestamp}` left for the time the
+    snapshot is made unless given."""
     return target.name_pattern.format(
         server_name=target.server_name,
         server_id=target.server_id,
@@ -323,7 +325,7 @@ def config_fingerprint(
                 t.schedule,
                 t.safety,
                 t.timezone,
-                _pattern(t),
+                filled_pattern(t),
                 t.adopt_legacy_names,
                 t.orphan,
                 t.owner,

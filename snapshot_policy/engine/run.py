@@ -252,12 +252,6 @@ def apply(
         )
     report = replace(report, unwritten=report.unwritten + tuple(unwritten))
     told = [event for event, _, _ in every_event]
-    read_failures = len(report.failures)  # the last events; the log names their provider too
-    if read_failures:
-        told[-read_failures:] = [
-            replace(event, provider=failure.provider)
-            for event, failure in zip(told[-read_failures:], report.failures, strict=True)
-        ]
     runlog.log_end(loaded.legacy, report, report_summary(report), told)
     return report
 
@@ -361,7 +355,7 @@ def _events(
         server = failure.server_name or failure.target
         event = Event(
             failure.target,
-            "",
+            failure.provider,
             server,
             "",
             "",

@@ -31,10 +31,7 @@ from snapshot_policy.core.model import (
     TargetPlan,
 )
 from snapshot_policy.core.ownership import adopted
-from snapshot_policy.core.reconcile import (
-    CLOCK_TOLERANCE,
-    _pattern,  # the name pattern with its fields filled
-)
+from snapshot_policy.core.reconcile import CLOCK_TOLERANCE, filled_pattern
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
 from snapshot_policy.state.statefiles import write_atomic
@@ -145,7 +142,7 @@ def name_at_apply(target: Target) -> str:
     """The name apply gives the target's new snapshot, `{timestamp}` standing for the time
     apply runs (every name pattern has it): a saved plan's `name` is only what it would be
     had apply run when the plan was made."""
-    return _pattern(target)
+    return filled_pattern(target)
 
 
 def _snapshot_document(action: PlanAction, reason: bool) -> dict:
