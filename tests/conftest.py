@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
+
+from snapshot_policy.output.logs import SDK_LOGGERS
 
 
 @pytest.fixture
@@ -23,3 +26,19 @@ def host_zone(monkeypatch):
     yield set_zone
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was():
+    """A CLI run in-process installs its log handlers for the rest of the process, as one run
+    per process wants; between tests they are taken down again. Left installed, their
+    masking filter would strip the traceback from a record a later test collects."""
+    loggers = [logging.getLogger(name) for name in ("snapshot_policy", *SDK_LOGGERS)]
+    before = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for logger, handlers, level, propagate in before:
+        for handler in set(logger.handlers) - set(handlers):
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(level)
+        logger.propagate = propagate
