@@ -10,8 +10,10 @@ per the plugin's interval.
 
 apprise says why a message failed only in its log. Its logger is taken off every handler for
 the run (its lines can quote a URL, a secret), and what it says at WARNING or above during an
-attempt, in that attempt's thread, becomes the attempt's error; the caller masks it. A failure
-with an HTTP status of 4xx (408 and 429 aside) is final; any other is retried.
+attempt, in that attempt's thread, is read for the HTTP status or the kind of failure: the
+attempt's error is the service's name and that (`ntfy: error=403`), never apprise's own
+words, which name an ntfy topic, a chat or an address as they please. A failure with an HTTP
+status of 4xx (408 and 429 aside) is final; any other is retried.
 """
 
 from __future__ import annotations
@@ -31,10 +33,18 @@ from snapshot_policy.pacing.budget import SlidingWindow
 
 BURST = 3  # messages to one URL at once before the plugin's interval applies, as Telegram's chats
 LOGGER = "apprise"
-_STATUS = re.compile(r"\berror=(\d{3})\b")
+# The HTTP status apprise names, "error=403"; ntfy's own codes add two digits ("error=40301").
+_STATUS = re.compile(r"\berror=(\d{3})(?:\d{2})?\b")
 _FINAL = frozenset(range(400, 500)) - {408, 429}
 
 SUCCESS, FAILURE = "success", "failure"  # apprise's NotifyType values
+# What apprise's log lines say, as the words an attempt's error uses instead of them.
+_KINDS = (
+    (("connection error", "connection refused", "could not connect"), "Connection error"),
+    (("timed out", "timeout"), "no answer in time"),
+    (("authentic", "login", "credential"), "authentication failed"),
+    (("ssl", "certificate", "tls"), "TLS error"),
+)
 
 
 class Apprise:
@@ -174,6 +184,7 @@ def _notify(
     import apprise
 
     capture.start()
+    plugin = None
     try:
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if plugin is None:
@@ -185,11 +196,31 @@ def _notify(
             notify_type=apprise.NotifyType(kind),
             body_format=apprise.NotifyFormat.TEXT,
         )
-    except Exception as error:  # a plugin's bug must not end the run
-        return False, f"{type(error).__name__}: {error}"
+    except Exception as error:  # a plugin's bug must not end the run; its text may hold the URL
+        return False, f"{_service(plugin)}: {type(error).__name__}"
     finally:
         said = capture.stop()
-    return bool(sent), "; ".join(said[-2:]) or "apprise: the service did not take the message"
+    return bool(sent), _reason(_service(plugin), said)
+
+
+def _service(plugin: object) -> str:
+    """The plugin's service name (`ntfy`, `E-Mail`, `JSON`): a class attribute, no secret."""
+    name = getattr(type(plugin), "service_name", None) if plugin is not None else None
+    return name if isinstance(name, str) and name else "apprise"
+
+
+def _reason(service: str, said: list[str]) -> str:
+    """Why apprise did not send, from its log lines, in words of ours: the HTTP status it named,
+    or the kind of failure. Its lines themselves name the topic, chat or address it sent to."""
+    text = " ".join(said)
+    found = _STATUS.findall(text)
+    if found:
+        return f"{service}: error={found[-1]}"
+    lowered = text.lower()
+    for words, what in _KINDS:
+        if any(word in lowered for word in words):
+            return f"{service}: {what}"
+    return f"{service}: the service did not take the message"
 
 
 def _interval(url: str) -> float:
@@ -227,7 +258,7 @@ async def _in_thread(work: Callable[[], tuple[bool, str]], timeout: float) -> tu
         try:
             result = work()
         except BaseException as error:  # noqa: BLE001 -- reported, never raised in a thread
-            result = (False, f"{type(error).__name__}: {error}")
+            result = (False, f"apprise: {type(error).__name__}")  # its text may quote the URL
         try:
             loop.call_soon_threadsafe(settle, result)
         except RuntimeError:  # the run's loop is gone: nobody waits for this any more
