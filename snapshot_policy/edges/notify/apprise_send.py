@@ -122,7 +122,7 @@ class Apprise:
 
     async def _pace(self, url: str) -> None:
         if url not in self._windows:
-            self._windows[url] = SlidingWindow(BURST, BURST * _interval(url))
+            self._windows[url] = SlidingWindow(BURST, BURST * interval(url))
         window = self._windows[url]
         wait = window.wait(self._clock())
         if wait > 0:
@@ -223,7 +223,7 @@ def _reason(service: str, said: list[str]) -> str:
     return f"{service}: the service did not take the message"
 
 
-def _interval(url: str) -> float:
+def interval(url: str) -> float:
     """The plugin's own least interval between two requests (apprise's `request_rate_per_sec`,
     in seconds); 0 when the URL cannot be read."""
     apprise = _load()
