@@ -1,9 +1,9 @@
 """Checking the URLs of an apprise channel (issue 21, item 12) when the policy loads, so a
 wrong one is a configuration error naming its key, not a failed message at 3 a.m.
 
-apprise is imported here, and only when a policy has an apprise channel: a policy without one,
-and every command that loads no configuration, never pays for it. Its logger is kept from
-the console while a URL is read: what it says about a URL may quote the URL, which is a secret.
+apprise is loaded (`core.apprise_loader`) only when a policy has an apprise channel: a policy
+without one, and every command that loads no configuration, never pays for it. Its logger is
+kept from the console while a URL is read: what it says of a URL may quote it, a secret.
 
 The URLs are secrets (docs/promises.md §5, invariant 8): a message here names the key and
 the scheme, never the URL. What of a URL must be masked besides the URL whole: what apprise
@@ -16,16 +16,11 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
-import logging
 import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from snapshot_policy.core import transport
+from snapshot_policy.core import apprise_loader, transport
 
 SERVICES = "https://github.com/caronc/apprise/wiki"
 EXAMPLES = "ntfys://ntfy.sh/TOPIC, slack://TOKEN_A/TOKEN_B/TOKEN_C, mailtos://USER:PASSWORD@HOST"
@@ -56,13 +51,13 @@ def check(url: str) -> Checked:
         )
     scheme = match[1].lower()
     try:
-        apprise, plugins = _load()
+        apprise, plugins = apprise_loader.load()
     except ImportError:
         return Checked(
             "needs apprise, which is not installed here: pip install 'apprise>=2.3,<3' "
             "(a dependency of snapshot-policy; reinstalling the tool brings it)"
         )
-    with quiet():
+    with apprise_loader.quiet():
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     known = scheme in plugins
     if plugin is None:
@@ -188,31 +183,3 @@ def _schemes(value: object) -> set[str]:
 
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _load() -> tuple[Any, Any]:
-    """apprise and its plugins, loaded here, not at the top: only a policy with an apprise
-    channel needs them (a third of a second). Some plugin imports a module Python deprecates;
-    that warning is apprise's to fix, not the user's to read."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import apprise
-        from apprise.manager_plugins import NotificationManager
-
-        plugins = NotificationManager()  # one for the process
-        with quiet():
-            plugins.load_modules()
-    return apprise, plugins
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Keep apprise's logger from every handler for the block: its lines may quote a URL."""
-    logger = logging.getLogger("apprise")
-    saved = (logger.propagate, logger.level, logger.handlers[:], logger.disabled)
-    logger.propagate, logger.handlers, logger.disabled = False, [], True
-    try:
-        yield
-    finally:
-        logger.propagate, level, logger.handlers, logger.disabled = saved
-        logger.setLevel(level)

@@ -23,16 +23,14 @@ import logging
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable
-from typing import Any
 
+from snapshot_policy.core import apprise_loader
 from snapshot_policy.edges.notify.messages import CUT_OFF
 from snapshot_policy.pacing.backoff import Backoff, WaitRefused, pause
 from snapshot_policy.pacing.budget import SlidingWindow
 
 BURST = 3  # messages to one URL at once before the plugin's interval applies, as Telegram's chats
-LOGGER = "apprise"
 # The HTTP status apprise names, "error=403"; ntfy's own codes add two digits ("error=40301").
 _STATUS = re.compile(r"\berror=(\d{3})(?:\d{2})?\b")
 _FINAL = frozenset(range(400, 500)) - {408, 429}
@@ -59,24 +57,18 @@ class Apprise:
         self._clock = clock
         self._windows: dict[str, SlidingWindow] = {}
         self._capture = _Capture()
-        self._saved: tuple | None = None
+        self._held: apprise_loader.Held | None = None
 
     async def __aenter__(self) -> Apprise:
-        _load()  # before any thread: warnings filters are process state
-        logger = logging.getLogger(LOGGER)
-        self._saved = (logger.propagate, logger.level, logger.handlers[:], logger.disabled)
-        logger.propagate, logger.handlers, logger.disabled = False, [self._capture], False
-        logger.setLevel(logging.WARNING)
+        apprise_loader.load()  # before any thread: warnings filters are process state
+        self._held = apprise_loader.hold(self._capture, level=logging.WARNING)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Give apprise's logger its handlers back, but silenced: the thread of an attempt that
         ran out of time may still log (a URL's host, a token in it) after the run is over."""
-        if self._saved is not None:
-            logger = logging.getLogger(LOGGER)
-            _, level, logger.handlers, _ = self._saved
-            logger.setLevel(level)
-            logger.propagate, logger.disabled = False, True
+        if self._held is not None:
+            self._held.release(silenced=True)
 
     async def send(
         self,
@@ -181,8 +173,7 @@ def _notify(
 ) -> tuple[bool, str]:
     """One attempt, in its own thread: (sent, what apprise said if not). apprise is loaded:
     `Apprise.__aenter__` loaded it (warnings filters are not for threads to change)."""
-    import apprise
-
+    apprise, _ = apprise_loader.load()
     capture.start()
     plugin = None
     try:
@@ -226,22 +217,9 @@ def _reason(service: str, said: list[str]) -> str:
 def interval(url: str) -> float:
     """The plugin's own least interval between two requests (apprise's `request_rate_per_sec`,
     in seconds); 0 when the URL cannot be read."""
-    apprise = _load()
-
+    apprise, _ = apprise_loader.load()
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     return max(0.0, float(getattr(plugin, "request_rate_per_sec", 0) or 0))
-
-
-def _load() -> Any:
-    """apprise with its plugins loaded (once; the import system caches it). Some plugin imports
-    a module Python deprecates: apprise's to fix, not the user's to read."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import apprise
-        from apprise.manager_plugins import NotificationManager
-
-        NotificationManager().load_modules()
-    return apprise
 
 
 async def _in_thread(work: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:

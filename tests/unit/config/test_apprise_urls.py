@@ -4,13 +4,19 @@ a wrong one is an error naming the file, the key and the fix, never showing the 
 
 from __future__ import annotations
 
+import inspect
+import logging
+import re
+
 import pytest
 
 from snapshot_policy import config
 from snapshot_policy.config import apprise_urls
 from snapshot_policy.config.policy import load_policy
+from snapshot_policy.core import apprise_loader
 from snapshot_policy.core.model import AppriseChannel
 from snapshot_policy.core.redaction import redact
+from snapshot_policy.edges.notify import apprise_send
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#ops"
 HEAD = "version: 1\naccounts:\n  do: {provider: digitalocean, token: literal-token}\n"
@@ -179,3 +185,20 @@ def test_a_kodi_url_loads_and_its_password_is_masked(tmp_path):
         {"URL": "kodi://user:pw@example.com"},
     )
     assert errors(loaded) == []
+
+
+def test_apprise_is_loaded_and_its_logger_held_in_one_place():
+    """config (reading URLs) and edges (sending) share core.apprise_loader, the one layer both
+    stand on: one loader, one way of keeping apprise's logger from the console."""
+    for module in (apprise_urls, apprise_send):
+        source = inspect.getsource(module)
+        assert not re.search(r"^\s*(import|from) apprise\b", source, re.MULTILINE)
+        for duplicate in ("catch_warnings", "logger.handlers", "def _load"):
+            assert duplicate not in source, (module.__name__, duplicate)
+    apprise, plugins = apprise_loader.load()
+    assert apprise_loader.load() == (apprise, plugins) and "ntfys" in plugins
+    logger = logging.getLogger("apprise")
+    before = (logger.propagate, logger.level, logger.handlers[:], logger.disabled)
+    with apprise_loader.quiet():
+        assert (logger.handlers, logger.propagate, logger.disabled) == ([], False, True)
+    assert (logger.propagate, logger.level, logger.handlers, logger.disabled) == before
