@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from snapshot_policy.core import apprise_loader
 from snapshot_policy.core.model import AppriseChannel, Delivery
 from snapshot_policy.edges.notify import (
     CUT_OFF,
@@ -141,6 +142,19 @@ def test_the_time_allowed_adds_the_longest_queues_pacing():
     assert time_allowed([default]) == 60.0  # 4 tries of 10 s, waits of 2, 4 and 8 s: 54 s
     assert time_allowed([default], [20 * 5.5, 3 * 5.5]) == 54.0 + 110.0
     assert time_allowed([default], [100 * 5.5]) == LONGEST_TIME
+
+
+def test_without_apprise_the_deliveries_fail_and_the_run_goes_on(sandbox, monkeypatch):
+    """The time allowed asks apprise for each URL's pace before anything is sent: its absence
+    (or a plugin's quirk) is a failed delivery, not an exception out of `deliver`."""
+
+    def missing():
+        raise ImportError("No module named 'apprise'")
+
+    monkeypatch.setattr(apprise_loader, "load", missing)
+    [delivery] = send([(EVENT, [channel(sandbox)])])
+    assert (delivery.ok, delivery.attempts) == (False, 0)
+    assert "ImportError" in delivery.error and KEY not in delivery.error
 
 
 def test_retries_follow_the_channels_backoff_and_the_error_is_masked(sandbox):

@@ -216,10 +216,15 @@ def _reason(service: str, said: list[str]) -> str:
 
 def interval(url: str) -> float:
     """The plugin's own least interval between two requests (apprise's `request_rate_per_sec`,
-    in seconds); 0 when the URL cannot be read."""
-    apprise, _ = apprise_loader.load()
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return max(0.0, float(getattr(plugin, "request_rate_per_sec", 0) or 0))
+    in seconds); 0 when the URL cannot be read, or apprise not loaded (then sending says why).
+    Never raises: `deliver` asks it before sending, where nothing may end the run."""
+    try:
+        apprise, _ = apprise_loader.load()
+        with apprise_loader.quiet():
+            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        return max(0.0, float(getattr(plugin, "request_rate_per_sec", 0) or 0))
+    except Exception:  # ImportError, or a plugin's quirk
+        return 0.0
 
 
 async def _in_thread(work: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:
