@@ -1,33 +1,33 @@
 """Checking the URLs of an apprise channel (issue 21, item 12) when the policy loads, so a
 wrong one is a configuration error naming its key, not a failed message at 3 a.m.
 
-apprise is imported here, and only when a policy has an apprise channel: a policy without one,
-and every command that loads no configuration, never pays for it. Its logger is kept from
-the console while a URL is read: what it says about a URL may quote the URL, which is a secret.
+apprise is loaded (`core.apprise_loader`) only when a policy has an apprise channel: a policy
+without one, and every command that loads no configuration, never pays for it. Its logger is
+kept from the console while a URL is read: what it says of a URL may quote it, a secret.
 
 The URLs are secrets (docs/promises.md §5, invariant 8): a message here names the key and
-the scheme, never the URL. What of a URL must be masked besides the URL whole is what apprise
-itself hides when it shows a URL in privacy mode (tokens, passwords, keys): `parts_to_mask`.
+the scheme, never the URL. What of a URL must be masked besides the URL whole: what apprise
+itself hides when it shows a URL in privacy mode (tokens, passwords, keys: `parts_to_mask`),
+and, because privacy mode leaves much out (an ntfy topic is the secret of the topic, and
+apprise shows it), every piece of the URL that may hold one (`pieces`).
 """
 
 from __future__ import annotations
 
 import difflib
-import logging
+import ipaddress
 import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from snapshot_policy.core import transport
+from snapshot_policy.core import apprise_loader, transport
 
 SERVICES = "https://github.com/caronc/apprise/wiki"
 EXAMPLES = "ntfys://ntfy.sh/TOPIC, slack://TOKEN_A/TOKEN_B/TOKEN_C, mailtos://USER:PASSWORD@HOST"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _PIECES = re.compile(r"[/?&=@:#,]")
+MIN_PIECE = 6  # shorter pieces are words of the URL's form, and redaction ignores them anyway
+_NOT_SECRET = frozenset({"bool", "int", "float", "choice:string", "choice:int", "choice:float"})
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,13 @@ def check(url: str) -> Checked:
         )
     scheme = match[1].lower()
     try:
-        apprise, plugins = _load()
+        apprise, plugins = apprise_loader.load()
     except ImportError:
         return Checked(
             "needs apprise, which is not installed here: pip install 'apprise>=2.3,<3' "
             "(a dependency of snapshot-policy; reinstalling the tool brings it)"
         )
-    with quiet():
+    with apprise_loader.quiet():
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     known = scheme in plugins
     if plugin is None:
@@ -71,11 +71,66 @@ def check(url: str) -> Checked:
             f"apprise cannot read this {scheme}:// URL (not shown here: it is a secret): "
             f"a part is missing or malformed; see {help_url} for its form"
         )
+    parts = pieces(url, plugin)
     try:
         full, private = plugin.url(privacy=False), plugin.url(privacy=True)
-    except Exception:  # a plugin that cannot write its URL back: mask the URL whole only
-        return Checked(None)
-    return Checked(None, parts_to_mask(full, private), _plain(plugin, full))
+    except Exception:  # a plugin that cannot write its URL back: its pieces as written
+        return Checked(None, parts, _plain(plugin, url))
+    return Checked(
+        None, tuple(dict.fromkeys((*parts_to_mask(full, private), *parts))), _plain(plugin, full)
+    )
+
+
+def pieces(url: str, plugin: object) -> tuple[str, ...]:
+    """The pieces of `url` as written that may be a secret, decoded, of MIN_PIECE characters or
+    more: the user and password, each path segment (an ntfy topic, a chat, a key), the fragment,
+    each query value that is not a flag, a number or one of a list, and the host where it is a
+    token rather than a host (`slack://TOKEN/…`, `ntfys://TOPIC`)."""
+    _, _, rest = url.partition("://")
+    rest, _, fragment = rest.partition("#")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hostport = netloc.rpartition("@")
+    found = [*userinfo.split(":", 1), *path.split("/"), fragment]
+    host = hostport[1:].partition("]")[0] if hostport.startswith("[") else hostport.split(":")[0]
+    if not _is_host(host, plugin):
+        found += [hostport, host]
+    for key, _, value in (pair.partition("=") for pair in query.split("&")):
+        if _arg_type(plugin, unquote(key)) not in _NOT_SECRET:
+            found.append(value)
+    decoded = [unquote(piece) for piece in found] + found
+    return tuple(dict.fromkeys(p for p in decoded if len(p) >= MIN_PIECE))
+
+
+def _is_host(host: str, plugin: object) -> bool:
+    """True when `host` names a machine (an address, localhost, a name with a dot) for a service
+    whose URL holds one; else it is a token, a topic or a chat, and a secret."""
+    try:
+        templates = " ".join(getattr(type(plugin), "templates", ()) or ())
+    except TypeError:
+        templates = ""
+    if "{host}" not in templates:
+        return False
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host.lower() == "localhost" or "." in host.strip(".")
+    return True
+
+
+def _arg_type(plugin: object, key: str) -> str | None:
+    """The type apprise gives the query argument `key` (`bool`, `int`, `choice:string`, …), its
+    alias followed; None for one it does not list (a header, a custom field: may be a key)."""
+    try:
+        args = getattr(type(plugin), "template_args", {}) or {}
+        tokens = getattr(type(plugin), "template_tokens", {}) or {}
+        spec = args.get(key.lower()) or {}
+        if "alias_of" in spec:
+            spec = tokens.get(spec["alias_of"]) or args.get(spec["alias_of"]) or {}
+        kind = spec.get("type")
+    except (AttributeError, TypeError):
+        return None
+    return kind if isinstance(kind, str) else None
 
 
 def parts_to_mask(full: str, private: str) -> tuple[str, ...]:
@@ -92,14 +147,23 @@ def parts_to_mask(full: str, private: str) -> tuple[str, ...]:
 
 def _plain(plugin: object, full: str) -> bool:
     """True when the plugin has a secure twin (json and jsons, ntfy and ntfys, …) and this URL,
-    as apprise will send it, is the plain one, to a host other than this machine."""
-    insecure, secure = getattr(plugin, "protocol", None), getattr(plugin, "secure_protocol", None)
-    if not insecure or not secure:
+    as apprise will send it, is the plain one, to a host other than this machine. A plugin
+    whose attributes are not what this expects is taken as the service deciding: no error, and
+    never a traceback."""
+    try:
+        return _plain_elsewhere(plugin, full)
+    except Exception:  # a plugin's quirk (kodi:// kept an int in `protocol`) must not end a load
+        return False
+
+
+def _plain_elsewhere(plugin: object, full: str) -> bool:
+    # The class's schemes: an instance may reuse the names (Kodi's `protocol` is a version).
+    insecure = _schemes(getattr(type(plugin), "protocol", None))
+    if not insecure or not _schemes(getattr(type(plugin), "secure_protocol", None)):
         return False  # one scheme only: the service decides (Slack, Telegram, Discord: https)
-    schemes = {insecure} if isinstance(insecure, str) else set(insecure)
     scheme = full.split("://", 1)[0].lower()
     host = getattr(plugin, "host", None) or ""
-    if scheme not in schemes or not host:
+    if scheme not in insecure or not host:
         return False
     try:
         port = urlsplit(full).port
@@ -108,33 +172,14 @@ def _plain(plugin: object, full: str) -> bool:
     return not transport.is_loopback(f"http://{_bracketed(host)}{f':{port}' if port else ''}/")
 
 
+def _schemes(value: object) -> set[str]:
+    """A plugin's scheme attribute as a set: a str or a tuple of them; anything else, none."""
+    if isinstance(value, str):
+        return {value.lower()}
+    if isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value):
+        return {v.lower() for v in value}
+    return set()
+
+
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _load() -> tuple[Any, Any]:
-    """apprise and its plugins, loaded here, not at the top: only a policy with an apprise
-    channel needs them (a third of a second). Some plugin imports a module Python deprecates;
-    that warning is apprise's to fix, not the user's to read."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import apprise
-        from apprise.manager_plugins import NotificationManager
-
-        plugins = NotificationManager()  # one for the process
-        with quiet():
-            plugins.load_modules()
-    return apprise, plugins
-
-
-@contextmanager
-def quiet() -> Iterator[None]:
-    """Keep apprise's logger from every handler for the block: its lines may quote a URL."""
-    logger = logging.getLogger("apprise")
-    saved = (logger.propagate, logger.level, logger.handlers[:], logger.disabled)
-    logger.propagate, logger.handlers, logger.disabled = False, [], True
-    try:
-        yield
-    finally:
-        logger.propagate, level, logger.handlers, logger.disabled = saved
-        logger.setLevel(level)

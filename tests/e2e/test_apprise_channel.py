@@ -3,9 +3,11 @@ service posts to the sandbox's webhook sink on 127.0.0.1, so nothing reaches the
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -108,6 +110,55 @@ def test_a_receiver_answering_500_is_retried_then_reported_and_the_exit_code_sta
     assert "notify: apprise 'ops', target db: failed after 3 request(s)" in output.err
     for text in (output.out, output.err, log, report.read_text()):
         assert TOKEN not in text and apprise_env not in text
+
+
+class _Forbidden(http.server.BaseHTTPRequestHandler):
+    """An ntfy server that refuses every message, as ntfy.sh does a topic it protects."""
+
+    def do_POST(self):  # noqa: N802 -- the name http.server calls
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"code":40301,"http":403,"error":"forbidden"}'
+        self.send_response(403)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def forbidden():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidden)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_an_ntfy_topic_made_of_words_is_never_shown(
+    tmp_path, sandbox, tokens, forbidden, capsys, clock
+):
+    """The topic is the secret of an ntfy channel, and apprise neither hides it in privacy mode
+    nor keeps it out of its failure text ("… to topic 'backups-of-acme': forbidden")."""
+    topic = "backups-of-acme"
+    notifications = {"ops": {"type": "apprise", "urls": [f"ntfy://127.0.0.1:{forbidden}/{topic}"]}}
+    report = tmp_path / "report.json"
+    assert (
+        apply(write_policy(tmp_path, notifications, [DB]), clock, "-v", "--report", str(report))
+        == 0
+    )
+    [delivery] = json.loads(report.read_text())["notifications"]
+    assert (delivery["ok"], delivery["attempts"], delivery["error"]) == (
+        False,
+        1,
+        "ntfy: error=403",
+    )
+    log = (tmp_path / "run" / "snapshot-policy.log").read_text()
+    assert "notify: apprise 'ops', target db: failed after 1 request(s): ntfy: error=403" in log
+    output = capsys.readouterr()
+    for text in (output.out, output.err, log, report.read_text()):
+        assert topic not in text
 
 
 def test_a_4xx_refusal_is_final(tmp_path, sandbox, apprise_env, capsys, clock):

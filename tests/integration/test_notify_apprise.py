@@ -3,6 +3,7 @@ webhook sink (apprise's `json://` service): texts, pacing, retries, time limits 
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
 import threading
@@ -13,8 +14,15 @@ from datetime import datetime, timezone
 
 import pytest
 
+from snapshot_policy.core import apprise_loader
 from snapshot_policy.core.model import AppriseChannel, Delivery
-from snapshot_policy.edges.notify import CUT_OFF, apprise_send, deliver
+from snapshot_policy.edges.notify import (
+    CUT_OFF,
+    LONGEST_TIME,
+    apprise_send,
+    deliver,
+    time_allowed,
+)
 from tests.integration.test_notify_webhook import EVENT, FAILED, SENT_AT
 
 KEY = "Zq7xK2mP9vR4tY8wB3nL6jH1"
@@ -31,7 +39,8 @@ def received(sandbox, name="ops"):
 
 def send(routes, sleeps=None, **options) -> list[Delivery]:
     sleeps = [] if sleeps is None else sleeps
-    return deliver(routes, "http://unused/bot", lambda: SENT_AT, sleep=sleeps.append, **options)
+    options.setdefault("sleep", sleeps.append)
+    return deliver(routes, "http://unused/bot", lambda: SENT_AT, **options)
 
 
 def test_the_telegram_texts_arrive_plain_first_line_as_title(sandbox):
@@ -72,7 +81,7 @@ def test_a_summary_is_one_message_after_the_others_and_a_failure_makes_it_one(sa
 
 
 def test_messages_to_one_url_keep_the_services_pace_after_a_burst(sandbox, monkeypatch):
-    monkeypatch.setattr(apprise_send, "_interval", lambda url: 5.5)
+    monkeypatch.setattr(apprise_send, "interval", lambda url: 5.5)
     sleeps: list[float] = []
     events = [replace(EVENT, target=f"t{i}") for i in range(5)]
     deliveries = send([(e, [channel(sandbox)]) for e in events], sleeps)
@@ -81,6 +90,71 @@ def test_messages_to_one_url_keep_the_services_pace_after_a_burst(sandbox, monke
     # The sleep is a recorder (no time passes): the window sees five messages at once and asks
     # the last two to wait the rest of the 16.5 s window of three.
     assert len(sleeps) == 2 and all(0 < s <= 16.5 for s in sleeps)
+
+
+class _FastForward(asyncio.SelectorEventLoop):
+    """An event loop whose clock a sleep moves forward: pacing waits take no real time, yet the
+    run's deadline sees them pass, as it would in a real run."""
+
+    ahead = 0.0
+
+    def time(self) -> float:
+        return super().time() + self.ahead
+
+
+def test_twenty_messages_to_one_slow_paced_url_all_arrive_in_the_time_allowed(sandbox, monkeypatch):
+    """ntfy and e-mail take one message per 5.5 s after a burst of 3: a fleet of 20 servers'
+    per-target messages need 99 s of pacing, more than the one message's 60 s a run once
+    allowed them (then "cut off: the run's time for notifications ran out", every run)."""
+    monkeypatch.setattr(apprise_send, "interval", lambda url: 5.5)
+    loop = _FastForward()
+    monkeypatch.setattr(asyncio.events, "new_event_loop", lambda: loop)
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        loop.ahead += seconds
+
+    events = [replace(EVENT, target=f"t{i}") for i in range(20)]
+    deliveries = send([(e, [channel(sandbox)]) for e in events], sleep=sleep)
+    assert [d.error for d in deliveries] == [None] * 20
+    assert len(received(sandbox)) == 20
+    assert 90 < sum(waited) < 100  # three per 16.5 s: the pace was kept, on the loop's clock
+
+
+def test_a_fleet_too_large_for_its_pace_is_cut_off_at_the_longest_time(sandbox, monkeypatch):
+    """Past LONGEST_TIME the per-target messages stop (README: use `summary: true`)."""
+    monkeypatch.setattr(apprise_send, "interval", lambda url: 30.0)
+    loop = _FastForward()
+    monkeypatch.setattr(asyncio.events, "new_event_loop", lambda: loop)
+
+    def sleep(seconds: float) -> None:
+        loop.ahead += seconds
+
+    events = [replace(EVENT, target=f"t{i}") for i in range(15)]
+    deliveries = send([(e, [channel(sandbox)]) for e in events], sleep=sleep)
+    assert [d.ok for d in deliveries[:12]] == [True] * 12  # 3 at once, then one per 30 s
+    assert {d.error for d in deliveries[12:]} == {CUT_OFF}
+
+
+def test_the_time_allowed_adds_the_longest_queues_pacing():
+    default = AppriseChannel(name="ops", urls=("json://127.0.0.1/x",))
+    assert time_allowed([default]) == 60.0  # 4 tries of 10 s, waits of 2, 4 and 8 s: 54 s
+    assert time_allowed([default], [20 * 5.5, 3 * 5.5]) == 54.0 + 110.0
+    assert time_allowed([default], [100 * 5.5]) == LONGEST_TIME
+
+
+def test_without_apprise_the_deliveries_fail_and_the_run_goes_on(sandbox, monkeypatch):
+    """The time allowed asks apprise for each URL's pace before anything is sent: its absence
+    (or a plugin's quirk) is a failed delivery, not an exception out of `deliver`."""
+
+    def missing():
+        raise ImportError("No module named 'apprise'")
+
+    monkeypatch.setattr(apprise_loader, "load", missing)
+    [delivery] = send([(EVENT, [channel(sandbox)])])
+    assert (delivery.ok, delivery.attempts) == (False, 0)
+    assert "ImportError" in delivery.error and KEY not in delivery.error
 
 
 def test_retries_follow_the_channels_backoff_and_the_error_is_masked(sandbox):

@@ -69,14 +69,17 @@ def deliver(
     once all is sent.
 
     Each attempt ends at its channel's `timeout`, connect to last byte, and all the messages
-    together end at `total_time` seconds (default `time_allowed(their channels)`): a message
+    together end at `total_time` seconds (default `time_allowed`: their channels' schedules and
+    each apprise URL's pacing): a message
     still under way then, or not begun, fails with the error CUT_OFF.
     """
     secrets = tuple(secrets)
     jobs = _jobs([(mask_fields(event, secrets), channels) for event, channels in routes])
     outcomes: list[RequestsAndError | None] = [None] * len(jobs)
     if jobs:
-        seconds = time_allowed(job.channel for job in jobs) if total_time is None else total_time
+        seconds = total_time
+        if seconds is None:
+            seconds = time_allowed((job.channel for job in jobs), _pacing(jobs))
         sending = _send_all(jobs, outcomes, telegram_base_url, clock, sleep, seconds)
         try:
             with telegram.quiet():
@@ -136,11 +139,13 @@ def _urls(channel: Channel) -> range:
     return range(len(channel.urls)) if isinstance(channel, AppriseChannel) else range(1)
 
 
-def time_allowed(channels: Iterable[Channel]) -> float:
+def time_allowed(channels: Iterable[Channel], paced: Iterable[float] = ()) -> float:
     """How long a run's messages to `channels` may take together: as long as the slowest channel's
     own schedule for one message (every try taking its whole timeout, and the backoff's waits
-    between them; a receiver's advised waits are not foreseen), within SHORTEST_TIME and
-    LONGEST_TIME."""
+    between them; a receiver's advised waits are not foreseen), plus the longest of `paced`
+    (per queue of messages, the waits its service's pace asks: `_pacing`), within SHORTEST_TIME
+    and LONGEST_TIME. A larger fleet's per-target messages to a slow-paced service (ntfy, e-mail:
+    one per 5.5 s) are then cut off at LONGEST_TIME: `summary: true` sends one (README)."""
     longest = max(
         (
             c.timeout * (c.retries + 1) + sum(c.base_delay * 2**n for n in range(c.retries))
@@ -148,7 +153,18 @@ def time_allowed(channels: Iterable[Channel]) -> float:
         ),
         default=0.0,
     )
-    return min(LONGEST_TIME, max(SHORTEST_TIME, longest))
+    return min(LONGEST_TIME, max(SHORTEST_TIME, longest + max(paced, default=0.0)))
+
+
+def _pacing(jobs: Sequence[_Job]) -> list[float]:
+    """Per apprise URL, its messages' count times its service's interval (`apprise_send`): how
+    long its pace may hold them. Telegram's and webhooks' pace is a second or less a message."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        if isinstance(job.channel, AppriseChannel):
+            url = job.channel.urls[job.url]
+            counts[url] = counts.get(url, 0) + 1
+    return [count * apprise_send.interval(url) for url, count in counts.items()]
 
 
 async def _send_all(
@@ -170,7 +186,9 @@ async def _send_all(
         hooks = await stack.enter_async_context(webhook.Webhooks())
         others = None
         if any(isinstance(job.channel, AppriseChannel) for job in jobs):  # loads apprise
-            others = await stack.enter_async_context(apprise_send.Apprise(sleep))
+            # Paced on the loop's clock, the one the deadline is on.
+            loop_clock = asyncio.get_running_loop().time
+            others = await stack.enter_async_context(apprise_send.Apprise(sleep, loop_clock))
 
         async def drain(indices: list[int]) -> None:
             for index in indices:

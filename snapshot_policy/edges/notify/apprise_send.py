@@ -10,8 +10,10 @@ per the plugin's interval.
 
 apprise says why a message failed only in its log. Its logger is taken off every handler for
 the run (its lines can quote a URL, a secret), and what it says at WARNING or above during an
-attempt, in that attempt's thread, becomes the attempt's error; the caller masks it. A failure
-with an HTTP status of 4xx (408 and 429 aside) is final; any other is retried.
+attempt, in that attempt's thread, is read for the HTTP status or the kind of failure: the
+attempt's error is the service's name and that (`ntfy: error=403`), never apprise's own
+words, which name an ntfy topic, a chat or an address as they please. A failure with an HTTP
+status of 4xx (408 and 429 aside) is final; any other is retried.
 """
 
 from __future__ import annotations
@@ -21,20 +23,26 @@ import logging
 import re
 import threading
 import time
-import warnings
 from collections.abc import Callable
-from typing import Any
 
+from snapshot_policy.core import apprise_loader
 from snapshot_policy.edges.notify.messages import CUT_OFF
 from snapshot_policy.pacing.backoff import Backoff, WaitRefused, pause
 from snapshot_policy.pacing.budget import SlidingWindow
 
 BURST = 3  # messages to one URL at once before the plugin's interval applies, as Telegram's chats
-LOGGER = "apprise"
-_STATUS = re.compile(r"\berror=(\d{3})\b")
+# The HTTP status apprise names, "error=403"; ntfy's own codes add two digits ("error=40301").
+_STATUS = re.compile(r"\berror=(\d{3})(?:\d{2})?\b")
 _FINAL = frozenset(range(400, 500)) - {408, 429}
 
 SUCCESS, FAILURE = "success", "failure"  # apprise's NotifyType values
+# What apprise's log lines say, as the words an attempt's error uses instead of them.
+_KINDS = (
+    (("connection error", "connection refused", "could not connect"), "Connection error"),
+    (("timed out", "timeout"), "no answer in time"),
+    (("authentic", "login", "credential"), "authentication failed"),
+    (("ssl", "certificate", "tls"), "TLS error"),
+)
 
 
 class Apprise:
@@ -49,24 +57,18 @@ class Apprise:
         self._clock = clock
         self._windows: dict[str, SlidingWindow] = {}
         self._capture = _Capture()
-        self._saved: tuple | None = None
+        self._held: apprise_loader.Held | None = None
 
     async def __aenter__(self) -> Apprise:
-        _load()  # before any thread: warnings filters are process state
-        logger = logging.getLogger(LOGGER)
-        self._saved = (logger.propagate, logger.level, logger.handlers[:], logger.disabled)
-        logger.propagate, logger.handlers, logger.disabled = False, [self._capture], False
-        logger.setLevel(logging.WARNING)
+        apprise_loader.load()  # before any thread: warnings filters are process state
+        self._held = apprise_loader.hold(self._capture, level=logging.WARNING)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         """Give apprise's logger its handlers back, but silenced: the thread of an attempt that
         ran out of time may still log (a URL's host, a token in it) after the run is over."""
-        if self._saved is not None:
-            logger = logging.getLogger(LOGGER)
-            _, level, logger.handlers, _ = self._saved
-            logger.setLevel(level)
-            logger.propagate, logger.disabled = False, True
+        if self._held is not None:
+            self._held.release(silenced=True)
 
     async def send(
         self,
@@ -112,7 +114,7 @@ class Apprise:
 
     async def _pace(self, url: str) -> None:
         if url not in self._windows:
-            self._windows[url] = SlidingWindow(BURST, BURST * _interval(url))
+            self._windows[url] = SlidingWindow(BURST, BURST * interval(url))
         window = self._windows[url]
         wait = window.wait(self._clock())
         if wait > 0:
@@ -171,9 +173,9 @@ def _notify(
 ) -> tuple[bool, str]:
     """One attempt, in its own thread: (sent, what apprise said if not). apprise is loaded:
     `Apprise.__aenter__` loaded it (warnings filters are not for threads to change)."""
-    import apprise
-
+    apprise, _ = apprise_loader.load()
     capture.start()
+    plugin = None
     try:
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if plugin is None:
@@ -185,32 +187,44 @@ def _notify(
             notify_type=apprise.NotifyType(kind),
             body_format=apprise.NotifyFormat.TEXT,
         )
-    except Exception as error:  # a plugin's bug must not end the run
-        return False, f"{type(error).__name__}: {error}"
+    except Exception as error:  # a plugin's bug must not end the run; its text may hold the URL
+        return False, f"{_service(plugin)}: {type(error).__name__}"
     finally:
         said = capture.stop()
-    return bool(sent), "; ".join(said[-2:]) or "apprise: the service did not take the message"
+    return bool(sent), _reason(_service(plugin), said)
 
 
-def _interval(url: str) -> float:
+def _service(plugin: object) -> str:
+    """The plugin's service name (`ntfy`, `E-Mail`, `JSON`): a class attribute, no secret."""
+    name = getattr(type(plugin), "service_name", None) if plugin is not None else None
+    return name if isinstance(name, str) and name else "apprise"
+
+
+def _reason(service: str, said: list[str]) -> str:
+    """Why apprise did not send, from its log lines, in words of ours: the HTTP status it named,
+    or the kind of failure. Its lines themselves name the topic, chat or address it sent to."""
+    text = " ".join(said)
+    found = _STATUS.findall(text)
+    if found:
+        return f"{service}: error={found[-1]}"
+    lowered = text.lower()
+    for words, what in _KINDS:
+        if any(word in lowered for word in words):
+            return f"{service}: {what}"
+    return f"{service}: the service did not take the message"
+
+
+def interval(url: str) -> float:
     """The plugin's own least interval between two requests (apprise's `request_rate_per_sec`,
-    in seconds); 0 when the URL cannot be read."""
-    apprise = _load()
-
-    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-    return max(0.0, float(getattr(plugin, "request_rate_per_sec", 0) or 0))
-
-
-def _load() -> Any:
-    """apprise with its plugins loaded (once; the import system caches it). Some plugin imports
-    a module Python deprecates: apprise's to fix, not the user's to read."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import apprise
-        from apprise.manager_plugins import NotificationManager
-
-        NotificationManager().load_modules()
-    return apprise
+    in seconds); 0 when the URL cannot be read, or apprise not loaded (then sending says why).
+    Never raises: `deliver` asks it before sending, where nothing may end the run."""
+    try:
+        apprise, _ = apprise_loader.load()
+        with apprise_loader.quiet():
+            plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        return max(0.0, float(getattr(plugin, "request_rate_per_sec", 0) or 0))
+    except Exception:  # ImportError, or a plugin's quirk
+        return 0.0
 
 
 async def _in_thread(work: Callable[[], tuple[bool, str]], timeout: float) -> tuple[bool, str]:
@@ -227,7 +241,7 @@ async def _in_thread(work: Callable[[], tuple[bool, str]], timeout: float) -> tu
         try:
             result = work()
         except BaseException as error:  # noqa: BLE001 -- reported, never raised in a thread
-            result = (False, f"{type(error).__name__}: {error}")
+            result = (False, f"apprise: {type(error).__name__}")  # its text may quote the URL
         try:
             loop.call_soon_threadsafe(settle, result)
         except RuntimeError:  # the run's loop is gone: nobody waits for this any more

@@ -4,13 +4,19 @@ a wrong one is an error naming the file, the key and the fix, never showing the 
 
 from __future__ import annotations
 
+import inspect
+import logging
+import re
+
 import pytest
 
 from snapshot_policy import config
 from snapshot_policy.config import apprise_urls
 from snapshot_policy.config.policy import load_policy
+from snapshot_policy.core import apprise_loader
 from snapshot_policy.core.model import AppriseChannel
 from snapshot_policy.core.redaction import redact
+from snapshot_policy.edges.notify import apprise_send
 
 SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#ops"
 HEAD = "version: 1\naccounts:\n  do: {provider: digitalocean, token: literal-token}\n"
@@ -127,3 +133,72 @@ def test_parts_to_mask_are_what_privacy_mode_hides():
         "tgram://123456789%3Aabcdefg_hijklmnop/-1001234/?image=no",
         "tgram://1...p/-1001234/?image=no",
     ) == ("123456789:abcdefg_hijklmnop",)
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("ntfys://ntfy.sh/my-secret-topic", "my-secret-topic"),  # the README's example
+        ("ntfys://my-secret-topic", "my-secret-topic"),  # ntfy.sh's topic written as the host
+        ("ntfy://127.0.0.1:8080/backups-of-acme", "backups-of-acme"),
+        ("mailtos://user:secretpw@gmail.com/backups-of-acme@example.com", "secretpw"),
+        (
+            "mailtos://user:secretpw@gmail.com/backups-of-acme@example.com",
+            "backups-of-acme@example.com",
+        ),
+        ("ntfys://ntfy.sh/topic?token=tk_mytokenvalue", "tk_mytokenvalue"),
+        ("jsons://example.com/hook?+X-Api-Key=word-like-key", "word-like-key"),
+        ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "T1JJ3T3L2"),
+    ],
+)
+def test_every_piece_that_may_hold_a_secret_is_masked_even_made_of_words(tmp_path, url, secret):
+    """apprise's privacy mode shows an ntfy topic; words are masked only as named secrets."""
+    loaded = config.load(
+        policy(tmp_path, "{type: apprise, urls: [env:URL]}", {"URL": url})[0], env={"URL": url}
+    )
+    assert secret in loaded.secrets
+    said = f"Failed to send ntfy notification to topic '{secret}': forbidden, error=403."
+    assert secret not in redact(said, loaded.secrets)
+
+
+def test_the_hosts_and_the_options_of_a_url_stay_readable():
+    checked = apprise_urls.check("ntfys://ntfy.sh/backups-of-acme?priority=default&format=text")
+    assert checked.parts == ("backups-of-acme",)
+    checked = apprise_urls.check("jsons://hooks.example.com/backups-of-acme")
+    assert "hooks.example.com" not in checked.parts
+
+
+def test_a_kodi_url_loads_and_its_password_is_masked(tmp_path):
+    """Kodi's plugin keeps an int in `protocol`: that once ended every command in a traceback."""
+    for url in ("kodi://user:pw@example.com", "xbmc://user:s3cretPassw0rd@example.com"):
+        path, loaded = policy(tmp_path, "{type: apprise, urls: [env:URL]}", {"URL": url})
+        [problem] = errors(loaded)
+        assert problem[0] == "notifications.ops.urls[0]"
+        assert "goes over plain http to another host" in problem[1]  # Kodi's JSON-RPC: http
+        assert url not in problem[1] and "s3cretPassw0rd" not in problem[1]
+    checked = apprise_urls.check("kodis://user:s3cretPassw0rd@example.com")
+    assert (checked.problem, checked.plain_elsewhere) == (None, False)
+    assert "s3cretPassw0rd" in checked.parts
+    _, loaded = policy(
+        tmp_path,
+        "{type: apprise, allow_plain_http: true, urls: [env:URL]}",
+        {"URL": "kodi://user:pw@example.com"},
+    )
+    assert errors(loaded) == []
+
+
+def test_apprise_is_loaded_and_its_logger_held_in_one_place():
+    """config (reading URLs) and edges (sending) share core.apprise_loader, the one layer both
+    stand on: one loader, one way of keeping apprise's logger from the console."""
+    for module in (apprise_urls, apprise_send):
+        source = inspect.getsource(module)
+        assert not re.search(r"^\s*(import|from) apprise\b", source, re.MULTILINE)
+        for duplicate in ("catch_warnings", "logger.handlers", "def _load"):
+            assert duplicate not in source, (module.__name__, duplicate)
+    apprise, plugins = apprise_loader.load()
+    assert apprise_loader.load() == (apprise, plugins) and "ntfys" in plugins
+    logger = logging.getLogger("apprise")
+    before = (logger.propagate, logger.level, logger.handlers[:], logger.disabled)
+    with apprise_loader.quiet():
+        assert (logger.handlers, logger.propagate, logger.disabled) == ([], False, True)
+    assert (logger.propagate, logger.level, logger.handlers, logger.disabled) == before
