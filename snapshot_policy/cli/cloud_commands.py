@@ -3,7 +3,6 @@ builds one `RunContext` and hands it to its flow in `engine/run`."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -336,21 +335,13 @@ def _say(clock: Clock, text: str, err: bool = False) -> None:
 
 
 def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bool) -> None:
-    """In a legacy layout, the lines snapshots.py ended its cronjob.log with: the summary, its
-    failure line, and (exit 0 only, as it did) its completion."""
+    """In a legacy layout, the lines snapshots.py ended its cronjob.log with
+    (runlog.cron_end_lines)."""
     if not legacy:
         return
     from snapshot_policy.engine import runlog
 
-    succeeded, failed, total = runlog.counts(report)
-    lines = [runlog.summary_line(succeeded, failed, total)]
-    after = runlog.failure_line(succeeded, failed)
-    if after is not None:
-        level, text = after
-        lines.append(f"{logging.getLevelName(level)}: {text}")
-    elif completed:
-        lines.append("Script completed successfully.")
-    _say(clock, "".join(line + "\n" for line in lines), err=True)
+    _say(clock, "".join(line + "\n" for line in runlog.cron_end_lines(report, completed)), err=True)
 
 
 class _NoProgress:

@@ -180,3 +180,50 @@ def test_a_run_with_nothing_to_tell_writes_a_report_where_there_is_none(
     report = tmp_path / "last-run.json"
     assert main(["apply", "--policy", str(policy), "--report", str(report)], clock=clock) == 0
     assert json.loads(report.read_text())  # monitoring that expects the file finds one
+
+
+def test_a_legacy_run_whose_deletions_failed_counts_as_its_final_status_lines_say(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """db-1's snapshot is made but the cloud refuses its deletions: its FINAL_STATUS says
+    SUCCESS, as snapshots.py's did, so the SUMMARY counts it a success too; the run exits 2 and
+    does not say it completed successfully (issue 21, review of item 4)."""
+    monkeypatch.chdir(legacy_layout)
+    server = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    document = json.loads(server.read_text())
+    document["hetzner_cloud_server"]["retain_last_snapshots"] = 1
+    server.write_text(json.dumps(document))
+    private(legacy_layout)
+    sandbox.inject("error", service="hetzner", method="DELETE", status=403, count=None)
+    assert main(["apply"], clock=clock) == 2
+    said = every_line_stamped(capsys.readouterr().err, clock)
+    assert said[-1] == "SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    log = (legacy_layout / "logs" / "snapshots.log").read_text()
+    finals = re.findall(r"\| FINAL_STATUS \| snapshots\.py \| \w+ \| ([\w-]+) \| (\w+) \|", log)
+    assert sorted(finals) == [("db-1", "SUCCESS"), ("web-1", "SUCCESS")]
+    assert log.splitlines()[-2].endswith(
+        "| INFO     | SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    )
+    assert "Partial failure" not in log and "All servers failed" not in log
+
+
+def test_a_legacy_run_that_exits_2_does_not_say_it_completed_successfully(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """Every snapshot is made, but the run state cannot be written (a full or read-only disk):
+    the run exits 2, and snapshots.py's `Script completed successfully.`, which it printed only
+    before exiting 0, is not said (issue 21, review of item 4)."""
+    from snapshot_policy.state.runstate import RunState
+
+    def full_disk(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunState, "save", full_disk)
+    monkeypatch.chdir(legacy_layout)
+    private(legacy_layout)
+    assert main(["apply"], clock=clock) == 2
+    said = every_line_stamped(capsys.readouterr().err, clock)
+    assert "could not write the run state: [Errno 28] No space left on device" in "\n".join(said)
+    assert said[-1] == "SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    assert "Script completed successfully." not in said
+    assert len(sandbox.dump_state()["snapshots"]) > 0
