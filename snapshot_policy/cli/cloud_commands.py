@@ -44,11 +44,14 @@ def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedel
         raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d") from error
 
 
-def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = True) -> bool:
+def _start_logging(
+    loaded: config.LoadedConfig, verbose: bool, to_file: bool = True, clock: Clock | None = None
+) -> bool:
     """Log as every command that talks to a cloud does: the configured file (unless `to_file`
     is false), the console with -v, secrets masked on both; SDK warnings such as retries go
     there too, never to Python's unmasked last-resort handler. Print why and return False if
-    the log cannot be set up."""
+    the log cannot be set up. With apply's `clock`, console lines and this error are timed
+    under cron (`_say`)."""
     settings = loaded.settings
     try:
         setup_logging(
@@ -59,11 +62,20 @@ def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = T
             verbose,
             loaded.secrets,
             legacy=loaded.legacy,
+            now=clock,
         )
     except (OSError, ValueError) as error:
-        click.echo(str(error), err=True)
+        _error(clock, str(error))
         return False
     return True
+
+
+def _error(clock: Clock | None, text: str) -> None:
+    """Print `text` on stderr: as apply prints under cron (`_say`) given its `clock`."""
+    if clock is None:
+        click.echo(text, err=True)
+    else:
+        _say(clock, text, err=True)
 
 
 def _show(text: str, styled: bool) -> None:
@@ -77,14 +89,18 @@ def _show(text: str, styled: bool) -> None:
 
 
 def _files_usable(
-    files: dict[str, Path | str | None], loaded: config.LoadedConfig, written: set[str]
+    files: dict[str, Path | str | None],
+    loaded: config.LoadedConfig,
+    written: set[str],
+    clock: Clock | None = None,
 ) -> bool:
     """Say why, and return False, if the run's files would clash, overwrite a configuration
-    file, or cannot be used (statefiles.check_files); `written` are those this command writes."""
+    file, or cannot be used (statefiles.check_files); `written` are those this command writes.
+    With apply's `clock`, the reason is timed under cron (`_say`)."""
     try:
         check_files(files, loaded.files, read_only=set(files) - written)
     except StateFileError as error:
-        click.echo(str(error), err=True)
+        _error(clock, str(error))
         return False
     return True
 
@@ -247,11 +263,11 @@ def apply_command(
     # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
     files = context.files(**{"--report": report_file, "--metrics-file": metrics_file})
     written = {"log_file"} if dry_run else set(files)
-    if not _files_usable(
-        files, loaded, written
-    ):  # before anything changes, not after the snapshots
+    clock = current_clock()
+    # Before anything changes, not after the snapshots.
+    if not _files_usable(files, loaded, written, clock):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose):
+    if not _start_logging(loaded, verbose, clock=clock):
         return EXIT_ERROR
     if dry_run:
         try:
@@ -271,7 +287,6 @@ def apply_command(
     from snapshot_policy.engine.execute import Stop
 
     stop = Stop()
-    clock = current_clock()
     # Progress lines wait until a target does something: none for a run with nothing due.
     progress = _no_progress if quiet else ApplyProgress(hold=True, now=clock)
     if loaded.legacy:  # what snapshots.py printed to its cronjob.log (README "Logs")

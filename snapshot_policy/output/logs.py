@@ -12,7 +12,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from typing import TextIO
@@ -44,6 +44,18 @@ class _UTCFormatter(logging.Formatter):
     converter = time.gmtime
     default_time_format = "%Y-%m-%dT%H:%M:%S"
     default_msec_format = "%s.%03dZ"
+
+
+class _StampedFormatter(logging.Formatter):
+    """CONSOLE_FORMAT with the run's local time before each line (`stamped`): the time of the
+    run's clock, not of the record, so a run's lines and its tests agree on one clock."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        super().__init__(CONSOLE_FORMAT)
+        self._now = now
+
+    def format(self, record: logging.LogRecord) -> str:
+        return stamped(super().format(record), self._now())
 
 
 def stamp(moment: datetime) -> str:
@@ -120,10 +132,13 @@ def setup_logging(
     verbose: bool,
     secrets: Iterable[str],
     legacy: bool = False,
+    now: Callable[[], datetime] | None = None,
 ) -> None:
     """Send the `snapshot_policy` logger, and the SDK loggers at WARNING, to a rotating `log_file`
     at `level` (its folder created) and, when `verbose`, to stderr at INFO (DEBUG if `level` is).
-    With `legacy` the file's lines take snapshots.py's shape (LEGACY_FILE_FORMAT).
+    With `legacy` the file's lines take snapshots.py's shape (LEGACY_FILE_FORMAT). With `now`
+    (apply's clock) and stderr not a terminal, each console line starts with that clock's local
+    time (`stamped`), as every line apply prints under cron does (README "Logs").
 
     Replaces what an earlier call installed. With neither destination nothing is written, not
     even warnings. Raise OSError naming `log_file` if it cannot be opened, ValueError for an
@@ -152,11 +167,12 @@ def setup_logging(
         )
     if verbose:
         console_level = "DEBUG" if level == "DEBUG" else "INFO"
+        stamps = now is not None and not is_terminal(sys.stderr)
         handlers.append(
             _prepared(
                 logging.StreamHandler(sys.stderr),
                 console_level,
-                logging.Formatter(CONSOLE_FORMAT),
+                _StampedFormatter(now) if stamps else logging.Formatter(CONSOLE_FORMAT),
                 secrets,
             )
         )

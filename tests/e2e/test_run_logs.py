@@ -227,3 +227,27 @@ def test_a_legacy_run_that_exits_2_does_not_say_it_completed_successfully(
     assert said[-1] == "SUMMARY: 2 succeeded, 0 failed out of 2 total"
     assert "Script completed successfully." not in said
     assert len(sandbox.dump_state()["snapshots"]) > 0
+
+
+def test_the_console_log_and_apply_s_errors_are_timed_under_cron(
+    tmp_path, sandbox, tokens, capsys, clock
+):
+    """`-v` puts the log on the console; under cron each of its lines starts with the run's
+    local time like every other line apply prints, and so does a refused file's error (issue
+    21, review of item 4)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_yaml(WEB, DB, defaults=NIGHTLY, settings={"lock_file": "run/lock"}))
+    assert main(["apply", "-v", "--policy", str(policy)], clock=clock) == 0
+    out, err = capsys.readouterr()
+    every_line_stamped(out, clock)
+    said = every_line_stamped(err, clock)
+    assert f"INFO apply started on {socket.gethostname()}: 2 target(s)" in said
+    assert any(line.startswith("INFO apply finished with exit code 0: ") for line in said)
+
+    link = tmp_path / "replink.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    assert main(["apply", "--policy", str(policy), "--report", str(link)], clock=clock) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    (said,) = every_line_stamped(err, clock)
+    assert said.startswith(f"cannot use --report {link}: ")

@@ -3,6 +3,8 @@ import logging.handlers
 import os
 import re
 import stat
+import sys
+from datetime import datetime, timezone
 
 import pytest
 
@@ -187,6 +189,26 @@ def test_setup_logging_writes_to_the_console_only_when_verbose(tmp_path, capsys)
     log.info("loud")
     log.debug("too detailed")
     assert capsys.readouterr().err == "INFO loud\n"
+
+
+def test_setup_logging_times_apply_s_console_lines_by_its_clock_when_not_a_terminal(
+    host_zone, capsys, monkeypatch
+):
+    """Under cron every line apply prints starts with its local time, -v's log lines too, and
+    the time is the run's clock's (issue 21, review of item 4); a terminal gets none."""
+    host_zone("Europe/Berlin")
+    at = datetime(2025, 1, 1, 2, 30, 5, tzinfo=timezone.utc)
+    setup_logging(None, 0, 0, "INFO", True, (SECRET,), now=lambda: at)
+    log.info("apply started on vm: 1 target(s)")
+    log.warning("two\nlines %s", SECRET)
+    assert capsys.readouterr().err == (
+        "[2025-01-01 03:30:05] INFO apply started on vm: 1 target(s)\n"
+        "[2025-01-01 03:30:05] WARNING two\\nlines ***\n"
+    )
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    setup_logging(None, 0, 0, "INFO", True, (), now=lambda: at)
+    log.info("at a terminal")
+    assert capsys.readouterr().err == "INFO at a terminal\n"
 
 
 def test_setup_logging_without_destinations_prints_nothing(capsys):
