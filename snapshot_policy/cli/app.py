@@ -32,6 +32,7 @@ from snapshot_policy import config
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.core.model import Clock
 from snapshot_policy.core.redaction import hide, redacted_output
+from snapshot_policy.output.logs import is_terminal, stamped
 from snapshot_policy.output.render import fit
 
 EXIT_OK = 0
@@ -62,8 +63,12 @@ def current_time() -> datetime:
     return current_clock()()
 
 
-def selection(command: Callable) -> Callable:
-    """The options every command that reads the configuration shares (docs/promises.md §3)."""
+def selection(command: Callable | None = None, *, timed: bool = False) -> Callable:
+    """The options every command that reads the configuration shares (docs/promises.md §3):
+    `@selection`, or `@selection(timed=True)` for apply, whose warnings under cron start with
+    the local time as every line it prints (README "Logs and the cron output")."""
+    if command is None:
+        return functools.partial(selection, timed=timed)
 
     @click.option(
         "--policy", type=click.Path(path_type=Path, dir_okay=False), help="A YAML policy file."
@@ -91,7 +96,6 @@ def selection(command: Callable) -> Callable:
         except config.NoConfiguration as error:
             raise click.UsageError(str(error)) from error
         hide(loaded.secrets)
-        timed = command.__name__ == "apply_command"  # apply's cron lines say when (item 4)
         for problem in loaded.problems:
             if problem.warning and (verbose or problem.loud):  # within 80 columns, as cron mails
                 click.echo(_timed(fit(str(problem)), timed), err=True)
@@ -114,11 +118,8 @@ def selection(command: Callable) -> Callable:
 def _timed(text: str, timed: bool) -> str:
     """`text` with the run's local time before each line (logs.stamped) when `timed` and
     stderr is not a terminal: what apply prints under cron says when (README "Logs")."""
-    from snapshot_policy.output.logs import is_terminal, stamped
-
     if not timed or is_terminal(sys.stderr):
         return text
-
     return stamped(text, current_time())
 
 

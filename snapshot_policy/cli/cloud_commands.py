@@ -175,7 +175,7 @@ def plan_command(
 
 
 @cli.command("apply", short_help="Create the snapshots due, delete what retention no longer keeps.")
-@selection
+@selection(timed=True)
 @click.option(
     "--plan",
     "plan_file",

@@ -12,9 +12,12 @@ import re
 import socket
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
 from snapshot_policy.cli import main
+from snapshot_policy.cli.app import selection
 from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.e2e.test_monitoring import monitored
@@ -251,3 +254,34 @@ def test_the_console_log_and_apply_s_errors_are_timed_under_cron(
     assert out == ""
     (said,) = every_line_stamped(err, clock)
     assert said.startswith(f"cannot use --report {link}: ")
+
+
+def test_a_command_asks_for_timed_warnings_by_a_flag_not_by_its_name(
+    legacy_layout, monkeypatch, clock
+):
+    """`selection(timed=True)` times the configuration's warnings under cron whatever the
+    command's function is called; a plain `@selection` does not (issue 21, review of item 4)."""
+    monkeypatch.chdir(legacy_layout)
+    private(legacy_layout)
+    (legacy_layout / "snapshots.config").chmod(0o644)  # holds a token: one warning line
+
+    @click.group()
+    def group() -> None:
+        pass
+
+    @group.command("timed")
+    @selection(timed=True)
+    def renamed(loaded, verbose: bool, whole: bool) -> None:
+        pass
+
+    @group.command("plain")
+    @selection
+    def plain(loaded, verbose: bool, whole: bool) -> None:
+        pass
+
+    warning = "warning: run chmod 600 snapshots.config (it holds a secret, mode 0644)\n"
+    runner = CliRunner()
+    timed = runner.invoke(group, ["timed"], obj=clock)
+    assert (timed.exit_code, timed.stderr) == (0, f"{local(clock)} {warning}")
+    untimed = runner.invoke(group, ["plain"], obj=clock)
+    assert (untimed.exit_code, untimed.stderr) == (0, warning)
