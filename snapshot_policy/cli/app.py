@@ -32,7 +32,7 @@ from snapshot_policy import config
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.core.model import Clock
 from snapshot_policy.core.redaction import hide, redacted_output
-from snapshot_policy.output.logs import is_terminal, stamped
+from snapshot_policy.output.logs import is_terminal, stamped, write_console
 from snapshot_policy.output.render import fit
 
 EXIT_OK = 0
@@ -98,11 +98,11 @@ def selection(command: Callable | None = None, *, timed: bool = False) -> Callab
         hide(loaded.secrets)
         for problem in loaded.problems:
             if problem.warning and (verbose or problem.loud):  # within 80 columns, as cron mails
-                click.echo(_timed(fit(str(problem)), timed), err=True)
+                _warn(fit(str(problem)), timed)
             elif not problem.warning:
-                click.echo(_timed(str(problem), timed), err=True)
+                _warn(str(problem), timed)
         for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
-            click.echo(_timed(warning, timed), err=True)
+            _warn(warning, timed)
         unknown = sorted(
             set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed}
         )
@@ -115,12 +115,14 @@ def selection(command: Callable | None = None, *, timed: bool = False) -> Callab
     return wrapper
 
 
-def _timed(text: str, timed: bool) -> str:
-    """`text` with the run's local time before each line (logs.stamped) when `timed` and
-    stderr is not a terminal: what apply prints under cron says when (README "Logs")."""
-    if not timed or is_terminal(sys.stderr):
-        return text
-    return stamped(text, current_time())
+def _warn(text: str, timed: bool) -> None:
+    """Print a line about the configuration on stderr, with the run's local time before it
+    when `timed` and stderr is not a terminal: what apply prints under cron says when (README
+    "Logs"). A stderr nobody reads any more is left alone (logs.write_console): apply goes on.
+    """
+    if timed and not is_terminal(sys.stderr):
+        text = stamped(text, current_time())
+    write_console(sys.stderr, text + "\n")
 
 
 def _unknown_targets(loaded: config.LoadedConfig, unknown: list[str]) -> str:

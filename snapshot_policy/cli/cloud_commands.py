@@ -30,7 +30,7 @@ from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import Clock, RunReport
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.output import planfile, render
-from snapshot_policy.output.logs import is_terminal, setup_logging, stamped
+from snapshot_policy.output.logs import is_terminal, setup_logging, stamped, write_console
 from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
@@ -342,11 +342,13 @@ def apply_command(
 
 def _say(clock: Clock, text: str, err: bool = False) -> None:
     """Print `text` (a line, or lines each ending in a newline) as apply prints under cron:
-    each line after the time (logs.stamped) unless the stream is a terminal."""
+    each line after the time (logs.stamped) unless the stream is a terminal; a stream nobody
+    reads any more is skipped (logs.write_console)."""
     stream = sys.stderr if err else sys.stdout
     if text and not text.endswith("\n"):
         text += "\n"
-    click.echo(text if is_terminal(stream) else stamped(text, clock()), nl=False, err=err)
+    # A console nobody reads any more is left alone, and the run goes on (logs.write_console).
+    write_console(stream, text if is_terminal(stream) else stamped(text, clock()))
 
 
 def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bool) -> None:

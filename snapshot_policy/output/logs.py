@@ -9,6 +9,7 @@ an API may hold, are written as escapes, so no name can forge a log line.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from typing import TextIO
+from weakref import WeakSet
 
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.state import statefiles
@@ -78,6 +80,55 @@ def is_terminal(stream: object) -> bool:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+_gone: WeakSet[TextIO] = WeakSet()
+"""Consoles nobody reads any more (`write_console`): nothing more is written to them."""
+
+
+def write_console(stream: TextIO, text: str) -> None:
+    """Write and flush `text` to `stream`, a console. If nobody reads it any more (EPIPE: the
+    contrib cron line's `logger` exited, e.g. without /dev/log) or it is closed, write nothing
+    more to it, and point its descriptor at /dev/null so nothing else that writes there fails
+    (the interpreter's last flush included), and go on: a console is not worth a lost snapshot,
+    and the run's log, report and notifications still tell (README "Logs and the cron output").
+    """
+    if stream in _gone:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (BrokenPipeError, ValueError):  # ValueError: a closed file
+        _silence(stream)
+
+
+def _silence(stream: TextIO) -> None:
+    _gone.add(stream)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, stream.fileno())
+    except (OSError, ValueError):  # no descriptor (a test's stream), or a closed one
+        pass
+    finally:
+        os.close(null)
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """The -v console: its lines written as `write_console` writes them, so a console nobody
+    reads ends them, not the run."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream in _gone:
+            return
+        try:
+            text = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        write_console(self.stream, text)
 
 
 _STAMPED_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ", re.MULTILINE)
@@ -170,7 +221,7 @@ def setup_logging(
         stamps = now is not None and not is_terminal(sys.stderr)
         handlers.append(
             _prepared(
-                logging.StreamHandler(sys.stderr),
+                _ConsoleHandler(sys.stderr),
                 console_level,
                 _StampedFormatter(now) if stamps else logging.Formatter(CONSOLE_FORMAT),
                 secrets,

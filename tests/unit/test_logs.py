@@ -1,3 +1,4 @@
+import io
 import logging
 import logging.handlers
 import os
@@ -8,7 +9,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from snapshot_policy.output.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, setup_logging
+from snapshot_policy.output.logs import (
+    LOGGER_NAME,
+    SDK_LOGGERS,
+    RedactingFilter,
+    setup_logging,
+    write_console,
+)
 
 SECRET = "hunter2-configured-secret"
 DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
@@ -363,3 +370,33 @@ def test_setup_logging_refuses_a_log_file_of_another_user(tmp_path):
         OSError, match=f"^cannot use log file {path}: it belongs to user .*, not to user root"
     ):
         setup_logging(str(path), 1_000_000, 3, "INFO", False, ())
+
+
+class GonePipe(io.StringIO):
+    """A console whose reader has gone: every write fails as a pipe's does (EPIPE)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_the_console_log_to_a_console_nobody_reads_ends_quietly(tmp_path, monkeypatch):
+    """-v's lines to a stderr whose reader has gone: tried once, then not again; the log file
+    still gets every line and nothing is raised (issue 21, review of item 4)."""
+    stream = GonePipe()
+    monkeypatch.setattr(sys, "stderr", stream)
+    path = tmp_path / "apply.log"
+    setup_logging(str(path), 1_000_000, 1, "INFO", True, ())
+    log.info("first")
+    log.info("second")
+    assert stream.writes == 1
+    assert "INFO first" in path.read_text() and "INFO second" in path.read_text()
+
+
+def test_write_console_leaves_a_closed_stream_alone():
+    stream = io.StringIO()
+    stream.close()
+    write_console(stream, "nobody reads this\n")
+    write_console(stream, "nor this\n")
