@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -35,6 +36,9 @@ from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
 from snapshot_policy.state.statefiles import StateFileError, check_files
+
+if TYPE_CHECKING:
+    from snapshot_policy.engine.run import RunContext
 
 
 def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
@@ -270,20 +274,7 @@ def apply_command(
     if not _start_logging(loaded, verbose, clock=clock):
         return EXIT_ERROR
     if dry_run:
-        try:
-            plan, failures = run.dry_run(context, whole, current_time(), plan_file, max_plan_age)
-        except PlanFileError as error:
-            click.echo(redact(str(error), loaded.secrets), err=True)
-            return EXIT_ERROR
-        click.echo(
-            render.fit(
-                f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the "
-                "following; nothing was changed."
-            )
-            + "\n"
-        )
-        _show(render.plan_text(plan, failures, loaded.prices), styled=True)
-        return EXIT_ERROR if failures else EXIT_OK
+        return _dry_run(context, whole, plan_file, max_plan_age)
     from snapshot_policy.engine.execute import Stop
 
     stop = Stop()
@@ -316,28 +307,66 @@ def apply_command(
         progress.release()
         _say(clock, redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
+    stopped = stop.reason if stop.is_set() else None
+    _say_end(clock, report, progress, loaded.legacy, quiet, verbose, stopped)
+    return EXIT_SIGNALLED[stopped] if stopped else report.exit_code
+
+
+def _dry_run(
+    context: RunContext, whole: bool, plan_file: Path | None, max_plan_age: timedelta
+) -> int:
+    """`apply --dry-run`: print the plan apply would carry out; change nothing."""
+    from snapshot_policy.engine import run
+
+    loaded = context.loaded
+    try:
+        plan, failures = run.dry_run(context, whole, current_time(), plan_file, max_plan_age)
+    except PlanFileError as error:
+        click.echo(redact(str(error), loaded.secrets), err=True)
+        return EXIT_ERROR
+    click.echo(
+        render.fit(
+            f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the "
+            "following; nothing was changed."
+        )
+        + "\n"
+    )
+    _show(render.plan_text(plan, failures, loaded.prices), styled=True)
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def _say_end(
+    clock: Clock,
+    report: RunReport,
+    progress: ApplyProgress | _NoProgress,
+    legacy: bool,
+    quiet: bool,
+    verbose: bool,
+    stopped: str | None,
+) -> None:
+    """What apply prints once its run is over (README "Logs and the cron output"): the result
+    lines and summary when the run did something, failed, was `stopped` (by that signal) or is
+    `verbose`; with `quiet` only the failures; nothing for a run with nothing due."""
     if quiet:
-        if render.report_failed(report) or stop.is_set():
+        if render.report_failed(report) or stopped:
             _say(clock, render.report_text(report, failed_only=True), err=True)
             _say(clock, render.fit(render.report_summary(report)), err=True)
-            _say_legacy_end(clock, loaded.legacy, report, completed=False)
-    elif verbose or stop.is_set() or not render.uneventful(report):
+            _say_legacy_end(clock, legacy, report, completed=False)
+    elif verbose or stopped or not render.uneventful(report):
         progress.release()
         _say(clock, render.report_text(report))
         _say(clock, render.fit(render.report_summary(report)), err=True)
-        _say_legacy_end(clock, loaded.legacy, report, completed=not stop.is_set())
-    if stop.is_set():
+        _say_legacy_end(clock, legacy, report, completed=not stopped)
+    if stopped:
         _say(
             clock,
             render.fit(
-                f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
+                f"Stopped by {stopped}: no snapshot or deletion was started after it; "
                 "every after hook owed ran; snapshots still being made are adopted by the next "
                 "run."
             ),
             err=True,
         )
-        return EXIT_SIGNALLED[stop.reason]
-    return report.exit_code
 
 
 def _say(clock: Clock, text: str, err: bool = False) -> None:
