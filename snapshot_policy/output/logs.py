@@ -103,7 +103,10 @@ def write_console(stream: TextIO, text: str) -> None:
 
 
 def _silence(stream: TextIO) -> None:
-    _gone.add(stream)
+    try:
+        _gone.add(stream)
+    except TypeError:  # a stream that cannot be weakly referred to: /dev/null below suffices
+        pass
     try:
         null = os.open(os.devnull, os.O_WRONLY)
     except OSError:
