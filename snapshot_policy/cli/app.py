@@ -32,6 +32,7 @@ from snapshot_policy import config
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.core.model import Clock
 from snapshot_policy.core.redaction import hide, redacted_output
+from snapshot_policy.output.logs import is_terminal, stamped, write_console
 from snapshot_policy.output.render import fit
 
 EXIT_OK = 0
@@ -62,8 +63,12 @@ def current_time() -> datetime:
     return current_clock()()
 
 
-def selection(command: Callable) -> Callable:
-    """The options every command that reads the configuration shares (docs/promises.md §3)."""
+def selection(command: Callable | None = None, *, timed: bool = False) -> Callable:
+    """The options every command that reads the configuration shares (docs/promises.md §3):
+    `@selection`, or `@selection(timed=True)` for apply, whose warnings under cron start with
+    the local time as every line it prints (README "Logs and the cron output")."""
+    if command is None:
+        return functools.partial(selection, timed=timed)
 
     @click.option(
         "--policy", type=click.Path(path_type=Path, dir_okay=False), help="A YAML policy file."
@@ -91,14 +96,13 @@ def selection(command: Callable) -> Callable:
         except config.NoConfiguration as error:
             raise click.UsageError(str(error)) from error
         hide(loaded.secrets)
-        timed = command.__name__ == "apply_command"  # apply's cron lines say when (item 4)
         for problem in loaded.problems:
             if problem.warning and (verbose or problem.loud):  # within 80 columns, as cron mails
-                click.echo(_timed(fit(str(problem)), timed), err=True)
+                _warn(fit(str(problem)), timed)
             elif not problem.warning:
-                click.echo(_timed(str(problem), timed), err=True)
+                _warn(str(problem), timed)
         for warning in unprotected(loaded.files, loaded.secrets):  # always, as ssh does
-            click.echo(_timed(warning, timed), err=True)
+            _warn(warning, timed)
         unknown = sorted(
             set(targets) - {t.name for t in loaded.targets} - {f.target for f in loaded.failed}
         )
@@ -111,15 +115,14 @@ def selection(command: Callable) -> Callable:
     return wrapper
 
 
-def _timed(text: str, timed: bool) -> str:
-    """`text` with the run's local time before each line (logs.stamped) when `timed` and
-    stderr is not a terminal: what apply prints under cron says when (README "Logs")."""
-    from snapshot_policy.output.logs import is_terminal, stamped
-
-    if not timed or is_terminal(sys.stderr):
-        return text
-
-    return stamped(text, current_time())
+def _warn(text: str, timed: bool) -> None:
+    """Print a line about the configuration on stderr, with the run's local time before it
+    when `timed` and stderr is not a terminal: what apply prints under cron says when (README
+    "Logs"). A stderr nobody reads any more is left alone (logs.write_console): apply goes on.
+    """
+    if timed and not is_terminal(sys.stderr):
+        text = stamped(text, current_time())
+    write_console(sys.stderr, text + "\n")
 
 
 def _unknown_targets(loaded: config.LoadedConfig, unknown: list[str]) -> str:

@@ -3,7 +3,6 @@ builds one `RunContext` and hands it to its flow in `engine/run`."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -31,11 +31,14 @@ from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import Clock, RunReport
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.output import planfile, render
-from snapshot_policy.output.logs import is_terminal, setup_logging, stamped
+from snapshot_policy.output.logs import is_terminal, setup_logging, stamped, write_console
 from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
 from snapshot_policy.state.statefiles import StateFileError, check_files
+
+if TYPE_CHECKING:
+    from snapshot_policy.engine.run import RunContext
 
 
 def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
@@ -45,11 +48,14 @@ def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedel
         raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d") from error
 
 
-def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = True) -> bool:
+def _start_logging(
+    loaded: config.LoadedConfig, verbose: bool, to_file: bool = True, clock: Clock | None = None
+) -> bool:
     """Log as every command that talks to a cloud does: the configured file (unless `to_file`
     is false), the console with -v, secrets masked on both; SDK warnings such as retries go
     there too, never to Python's unmasked last-resort handler. Print why and return False if
-    the log cannot be set up."""
+    the log cannot be set up. With apply's `clock`, console lines and this error are timed
+    under cron (`_say`)."""
     settings = loaded.settings
     try:
         setup_logging(
@@ -60,11 +66,20 @@ def _start_logging(loaded: config.LoadedConfig, verbose: bool, to_file: bool = T
             verbose,
             loaded.secrets,
             legacy=loaded.legacy,
+            now=clock,
         )
     except (OSError, ValueError) as error:
-        click.echo(str(error), err=True)
+        _error(clock, str(error))
         return False
     return True
+
+
+def _error(clock: Clock | None, text: str) -> None:
+    """Print `text` on stderr: as apply prints under cron (`_say`) given its `clock`."""
+    if clock is None:
+        click.echo(text, err=True)
+    else:
+        _say(clock, text, err=True)
 
 
 def _show(text: str, styled: bool) -> None:
@@ -78,14 +93,18 @@ def _show(text: str, styled: bool) -> None:
 
 
 def _files_usable(
-    files: dict[str, Path | str | None], loaded: config.LoadedConfig, written: set[str]
+    files: dict[str, Path | str | None],
+    loaded: config.LoadedConfig,
+    written: set[str],
+    clock: Clock | None = None,
 ) -> bool:
     """Say why, and return False, if the run's files would clash, overwrite a configuration
-    file, or cannot be used (statefiles.check_files); `written` are those this command writes."""
+    file, or cannot be used (statefiles.check_files); `written` are those this command writes.
+    With apply's `clock`, the reason is timed under cron (`_say`)."""
     try:
         check_files(files, loaded.files, read_only=set(files) - written)
     except StateFileError as error:
-        click.echo(str(error), err=True)
+        _error(clock, str(error))
         return False
     return True
 
@@ -160,7 +179,7 @@ def plan_command(
 
 
 @cli.command("apply", short_help="Create the snapshots due, delete what retention no longer keeps.")
-@selection
+@selection(timed=True)
 @click.option(
     "--plan",
     "plan_file",
@@ -248,31 +267,17 @@ def apply_command(
     # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
     files = context.files(**{"--report": report_file, "--metrics-file": metrics_file})
     written = {"log_file"} if dry_run else set(files)
-    if not _files_usable(
-        files, loaded, written
-    ):  # before anything changes, not after the snapshots
+    clock = current_clock()
+    # Before anything changes, not after the snapshots.
+    if not _files_usable(files, loaded, written, clock):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose):
+    if not _start_logging(loaded, verbose, clock=clock):
         return EXIT_ERROR
     if dry_run:
-        try:
-            plan, failures = run.dry_run(context, whole, current_time(), plan_file, max_plan_age)
-        except PlanFileError as error:
-            click.echo(redact(str(error), loaded.secrets), err=True)
-            return EXIT_ERROR
-        click.echo(
-            render.fit(
-                f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the "
-                "following; nothing was changed."
-            )
-            + "\n"
-        )
-        _show(render.plan_text(plan, failures, loaded.prices), styled=True)
-        return EXIT_ERROR if failures else EXIT_OK
+        return _dry_run(context, whole, plan_file, max_plan_age)
     from snapshot_policy.engine.execute import Stop
 
     stop = Stop()
-    clock = current_clock()
     # Progress lines wait until a target does something: none for a run with nothing due.
     progress = _no_progress if quiet else ApplyProgress(hold=True, now=clock)
     if loaded.legacy:  # what snapshots.py printed to its cronjob.log (README "Logs")
@@ -302,55 +307,87 @@ def apply_command(
         progress.release()
         _say(clock, redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
+    stopped = stop.reason if stop.is_set() else None
+    _say_end(clock, report, progress, loaded.legacy, quiet, verbose, stopped)
+    return EXIT_SIGNALLED[stopped] if stopped else report.exit_code
+
+
+def _dry_run(
+    context: RunContext, whole: bool, plan_file: Path | None, max_plan_age: timedelta
+) -> int:
+    """`apply --dry-run`: print the plan apply would carry out; change nothing."""
+    from snapshot_policy.engine import run
+
+    loaded = context.loaded
+    try:
+        plan, failures = run.dry_run(context, whole, current_time(), plan_file, max_plan_age)
+    except PlanFileError as error:
+        click.echo(redact(str(error), loaded.secrets), err=True)
+        return EXIT_ERROR
+    click.echo(
+        render.fit(
+            f"Dry run: apply{f' --plan {plan_file}' if plan_file else ''} would do the "
+            "following; nothing was changed."
+        )
+        + "\n"
+    )
+    _show(render.plan_text(plan, failures, loaded.prices), styled=True)
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def _say_end(
+    clock: Clock,
+    report: RunReport,
+    progress: ApplyProgress | _NoProgress,
+    legacy: bool,
+    quiet: bool,
+    verbose: bool,
+    stopped: str | None,
+) -> None:
+    """What apply prints once its run is over (README "Logs and the cron output"): the result
+    lines and summary when the run did something, failed, was `stopped` (by that signal) or is
+    `verbose`; with `quiet` only the failures; nothing for a run with nothing due."""
     if quiet:
-        if render.report_failed(report) or stop.is_set():
+        if render.report_failed(report) or stopped:
             _say(clock, render.report_text(report, failed_only=True), err=True)
             _say(clock, render.fit(render.report_summary(report)), err=True)
-            _say_legacy_end(clock, loaded.legacy, report, completed=False)
-    elif verbose or stop.is_set() or not render.uneventful(report):
+            _say_legacy_end(clock, legacy, report, completed=False)
+    elif verbose or stopped or not render.uneventful(report):
         progress.release()
         _say(clock, render.report_text(report))
         _say(clock, render.fit(render.report_summary(report)), err=True)
-        _say_legacy_end(clock, loaded.legacy, report, completed=not stop.is_set())
-    if stop.is_set():
+        _say_legacy_end(clock, legacy, report, completed=not stopped)
+    if stopped:
         _say(
             clock,
             render.fit(
-                f"Stopped by {stop.reason}: no snapshot or deletion was started after it; "
+                f"Stopped by {stopped}: no snapshot or deletion was started after it; "
                 "every after hook owed ran; snapshots still being made are adopted by the next "
                 "run."
             ),
             err=True,
         )
-        return EXIT_SIGNALLED[stop.reason]
-    return report.exit_code
 
 
 def _say(clock: Clock, text: str, err: bool = False) -> None:
     """Print `text` (a line, or lines each ending in a newline) as apply prints under cron:
-    each line after the time (logs.stamped) unless the stream is a terminal."""
+    each line after the time (logs.stamped) unless the stream is a terminal; a stream nobody
+    reads any more is skipped (logs.write_console)."""
     stream = sys.stderr if err else sys.stdout
     if text and not text.endswith("\n"):
         text += "\n"
-    click.echo(text if is_terminal(stream) else stamped(text, clock()), nl=False, err=err)
+    # A console nobody reads any more is left alone, and the run goes on (logs.write_console).
+    write_console(stream, text if is_terminal(stream) else stamped(text, clock()))
 
 
 def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bool) -> None:
-    """In a legacy layout, the lines snapshots.py ended its cronjob.log with: the summary, its
-    failure line, and (exit 0 only, as it did) its completion."""
+    """In a legacy layout, the lines snapshots.py ended its cronjob.log with
+    (runlog.cron_end_lines)."""
     if not legacy:
         return
     from snapshot_policy.engine import runlog
 
-    succeeded, failed, total = runlog.counts(report)
-    lines = [runlog.summary_line(succeeded, failed, total)]
-    after = runlog.failure_line(succeeded, failed)
-    if after is not None:
-        level, text = after
-        lines.append(f"{logging.getLevelName(level)}: {text}")
-    elif completed:
-        lines.append("Script completed successfully.")
-    _say(clock, "".join(line + "\n" for line in lines), err=True)
+    _say(clock, "".join(line + "\n" for line in runlog.cron_end_lines(report, completed)), err=True)
 
 
 class _NoProgress:

@@ -42,9 +42,12 @@ def final_status_line(event: Event) -> str:
 
 
 def counts(report: RunReport) -> tuple[int, int, int]:
-    """(succeeded, failed, total) targets of a run; a target that could not be read counts
-    as failed."""
-    failed = sum(not o.ok for o in report.outcomes) + len(report.failures)
+    """(succeeded, failed, total) servers of a run as its FINAL_STATUS lines tell them
+    (messages.legacy_status): a server whose snapshot this run made succeeded, whatever became
+    of its deletions; a target that could not be read failed. The exit code is not this: it
+    still fails a run whose deletions failed (README "Logs and the cron output")."""
+    failed = sum(not (o.ok or o.created is not None) for o in report.outcomes)
+    failed += len(report.failures)
     total = len(report.outcomes) + len(report.failures)
     return total - failed, failed, total
 
@@ -78,20 +81,33 @@ def start_lines(legacy: bool, hostname: str, now: datetime, targets: int) -> lis
     ]
 
 
+def summary_lines(report: RunReport) -> list[tuple[int, str]]:
+    """snapshots.py's SUMMARY line and, with failures, its failure line, with their levels:
+    what a legacy layout's log (`end_lines`) and its cron output (`cron_end_lines`) end with."""
+    succeeded, failed, total = counts(report)
+    after = failure_line(succeeded, failed)
+    return [(logging.INFO, summary_line(succeeded, failed, total))] + ([after] if after else [])
+
+
+def cron_end_lines(report: RunReport, completed: bool) -> list[str]:
+    """The lines snapshots.py ended its cronjob.log with: the summary, its failure line as
+    `WARNING: …`, and `Script completed successfully.` only for a run that `completed` with
+    exit code 0, as snapshots.py printed it only when it went on to exit 0."""
+    lines = summary_lines(report)
+    said = [lines[0][1]] + [f"{logging.getLevelName(level)}: {text}" for level, text in lines[1:]]
+    if len(lines) == 1 and completed and report.exit_code == 0:
+        said.append("Script completed successfully.")
+    return said
+
+
 def end_lines(legacy: bool, report: RunReport, summary: str) -> list[tuple[int, str]]:
     """What the log says as a run ends, with levels: snapshots.py's summary block (and its
     failure line) in a legacy layout, else one line with apply's `summary`."""
     if not legacy:
         level = logging.INFO if report.exit_code == 0 else logging.WARNING
         return [(level, f"apply finished with exit code {report.exit_code}: {summary}")]
-    succeeded, failed, total = counts(report)
-    lines = [
-        (logging.INFO, RULE),
-        (logging.INFO, summary_line(succeeded, failed, total)),
-        (logging.INFO, RULE),
-    ]
-    after = failure_line(succeeded, failed)
-    return lines + ([after] if after else [])
+    first, *after = summary_lines(report)
+    return [(logging.INFO, RULE), first, (logging.INFO, RULE), *after]
 
 
 def log_start(legacy: bool, hostname: str, now: datetime, targets: int) -> None:

@@ -9,13 +9,15 @@ an API may hold, are written as escapes, so no name can forge a log line.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from typing import TextIO
+from weakref import WeakSet
 
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.state import statefiles
@@ -46,6 +48,18 @@ class _UTCFormatter(logging.Formatter):
     default_msec_format = "%s.%03dZ"
 
 
+class _StampedFormatter(logging.Formatter):
+    """CONSOLE_FORMAT with the run's local time before each line (`stamped`): the time of the
+    run's clock, not of the record, so a run's lines and its tests agree on one clock."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        super().__init__(CONSOLE_FORMAT)
+        self._now = now
+
+    def format(self, record: logging.LogRecord) -> str:
+        return stamped(super().format(record), self._now())
+
+
 def stamp(moment: datetime) -> str:
     """`[2026-12-07 03:00:12]`: `moment` in this host's local time (STAMP_FORMAT)."""
     return moment.astimezone().strftime(STAMP_FORMAT)
@@ -66,6 +80,58 @@ def is_terminal(stream: object) -> bool:
         return bool(stream.isatty())  # type: ignore[attr-defined]
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+_gone: WeakSet[TextIO] = WeakSet()
+"""Consoles nobody reads any more (`write_console`): nothing more is written to them."""
+
+
+def write_console(stream: TextIO, text: str) -> None:
+    """Write and flush `text` to `stream`, a console. If nobody reads it any more (EPIPE: the
+    contrib cron line's `logger` exited, e.g. without /dev/log) or it is closed, write nothing
+    more to it, and point its descriptor at /dev/null so nothing else that writes there fails
+    (the interpreter's last flush included), and go on: a console is not worth a lost snapshot,
+    and the run's log, report and notifications still tell (README "Logs and the cron output").
+    """
+    if stream in _gone:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (BrokenPipeError, ValueError):  # ValueError: a closed file
+        _silence(stream)
+
+
+def _silence(stream: TextIO) -> None:
+    try:
+        _gone.add(stream)
+    except TypeError:  # a stream that cannot be weakly referred to: /dev/null below suffices
+        pass
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, stream.fileno())
+    except (OSError, ValueError):  # no descriptor (a test's stream), or a closed one
+        pass
+    finally:
+        os.close(null)
+
+
+class _ConsoleHandler(logging.StreamHandler):
+    """The -v console: its lines written as `write_console` writes them, so a console nobody
+    reads ends them, not the run."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream in _gone:
+            return
+        try:
+            text = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        write_console(self.stream, text)
 
 
 _STAMPED_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ", re.MULTILINE)
@@ -120,10 +186,13 @@ def setup_logging(
     verbose: bool,
     secrets: Iterable[str],
     legacy: bool = False,
+    now: Callable[[], datetime] | None = None,
 ) -> None:
     """Send the `snapshot_policy` logger, and the SDK loggers at WARNING, to a rotating `log_file`
     at `level` (its folder created) and, when `verbose`, to stderr at INFO (DEBUG if `level` is).
-    With `legacy` the file's lines take snapshots.py's shape (LEGACY_FILE_FORMAT).
+    With `legacy` the file's lines take snapshots.py's shape (LEGACY_FILE_FORMAT). With `now`
+    (apply's clock) and stderr not a terminal, each console line starts with that clock's local
+    time (`stamped`), as every line apply prints under cron does (README "Logs").
 
     Replaces what an earlier call installed. With neither destination nothing is written, not
     even warnings. Raise OSError naming `log_file` if it cannot be opened, ValueError for an
@@ -152,11 +221,12 @@ def setup_logging(
         )
     if verbose:
         console_level = "DEBUG" if level == "DEBUG" else "INFO"
+        stamps = now is not None and not is_terminal(sys.stderr)
         handlers.append(
             _prepared(
-                logging.StreamHandler(sys.stderr),
+                _ConsoleHandler(sys.stderr),
                 console_level,
-                logging.Formatter(CONSOLE_FORMAT),
+                _StampedFormatter(now) if stamps else logging.Formatter(CONSOLE_FORMAT),
                 secrets,
             )
         )

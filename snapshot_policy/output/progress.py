@@ -27,7 +27,7 @@ from rich.text import Text
 
 from snapshot_policy.core.model import Target
 from snapshot_policy.core.redaction import escape_controls
-from snapshot_policy.output.logs import is_terminal, stamp
+from snapshot_policy.output.logs import is_terminal, stamp, write_console
 
 FINISHED = ("done", "failed")
 UNEVENTFUL = ("waiting", "done")
@@ -185,8 +185,7 @@ class ApplyProgress:
                 return
             line, self._held = "".join(self._held), None
         if line:
-            self._stream.write(line)
-            self._stream.flush()
+            write_console(self._stream, line)  # a console nobody reads does not end the run
 
     def _forget(self, key: _Key, stage: str) -> None:
         self._counts[stage] -= 1

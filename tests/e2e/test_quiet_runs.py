@@ -4,6 +4,7 @@ the real SDKs, as cron runs it: stdout and stderr are not terminals."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -218,3 +219,44 @@ def test_permission_warnings_are_one_line_per_file_within_100_columns(
         (legacy_layout / name).chmod(0o600)
     assert main(["apply", "--config", "snapshots.config", "--quiet"], clock=clock) == 0
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("options", [(), ("-v",)])
+def test_a_console_nobody_reads_costs_no_snapshot(tmp_path, wall_clock_sandbox, options):
+    """The contrib cron line pipes apply into `logger`; where logger cannot write (no
+    /dev/log, as in many containers) it exits, and every write to the pipe fails with EPIPE.
+    The run goes on all the same: snapshots made, its log, report and exit code as ever
+    (issue 21, review of item 4)."""
+    (tmp_path / "snapshot-policy.yaml").write_text(
+        policy_yaml(
+            WEB,
+            DB,
+            defaults=NIGHTLY,
+            settings={"lock_file": "run/lock", "log": {"file": "run/apply.log"}},
+        )
+    )
+
+    def names() -> set[str]:
+        return {s["name"] for s in wall_clock_sandbox.dump_state()["snapshots"]}
+
+    before = names()
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "snapshot_policy", "apply", *options, "--report", "r.json"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            stdout=writer,
+            stderr=writer,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 0
+    made = names() - before
+    assert sorted(name.rsplit("-", 1)[0] for name in made) == ["db-1", "web-1"]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {t["created"]["name"] for t in report["targets"]} == made
+    assert "apply finished with exit code 0: " in (tmp_path / "run" / "apply.log").read_text()

@@ -12,9 +12,12 @@ import re
 import socket
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
 from snapshot_policy.cli import main
+from snapshot_policy.cli.app import selection
 from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.e2e.test_monitoring import monitored
@@ -180,3 +183,105 @@ def test_a_run_with_nothing_to_tell_writes_a_report_where_there_is_none(
     report = tmp_path / "last-run.json"
     assert main(["apply", "--policy", str(policy), "--report", str(report)], clock=clock) == 0
     assert json.loads(report.read_text())  # monitoring that expects the file finds one
+
+
+def test_a_legacy_run_whose_deletions_failed_counts_as_its_final_status_lines_say(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """db-1's snapshot is made but the cloud refuses its deletions: its FINAL_STATUS says
+    SUCCESS, as snapshots.py's did, so the SUMMARY counts it a success too; the run exits 2 and
+    does not say it completed successfully (issue 21, review of item 4)."""
+    monkeypatch.chdir(legacy_layout)
+    server = legacy_layout / "configs" / "hetzner_cloud_server1.json"
+    document = json.loads(server.read_text())
+    document["hetzner_cloud_server"]["retain_last_snapshots"] = 1
+    server.write_text(json.dumps(document))
+    private(legacy_layout)
+    sandbox.inject("error", service="hetzner", method="DELETE", status=403, count=None)
+    assert main(["apply"], clock=clock) == 2
+    said = every_line_stamped(capsys.readouterr().err, clock)
+    assert said[-1] == "SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    log = (legacy_layout / "logs" / "snapshots.log").read_text()
+    finals = re.findall(r"\| FINAL_STATUS \| snapshots\.py \| \w+ \| ([\w-]+) \| (\w+) \|", log)
+    assert sorted(finals) == [("db-1", "SUCCESS"), ("web-1", "SUCCESS")]
+    assert log.splitlines()[-2].endswith(
+        "| INFO     | SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    )
+    assert "Partial failure" not in log and "All servers failed" not in log
+
+
+def test_a_legacy_run_that_exits_2_does_not_say_it_completed_successfully(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """Every snapshot is made, but the run state cannot be written (a full or read-only disk):
+    the run exits 2, and snapshots.py's `Script completed successfully.`, which it printed only
+    before exiting 0, is not said (issue 21, review of item 4)."""
+    from snapshot_policy.state.runstate import RunState
+
+    def full_disk(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(RunState, "save", full_disk)
+    monkeypatch.chdir(legacy_layout)
+    private(legacy_layout)
+    assert main(["apply"], clock=clock) == 2
+    said = every_line_stamped(capsys.readouterr().err, clock)
+    assert "could not write the run state: [Errno 28] No space left on device" in "\n".join(said)
+    assert said[-1] == "SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    assert "Script completed successfully." not in said
+    assert len(sandbox.dump_state()["snapshots"]) > 0
+
+
+def test_the_console_log_and_apply_s_errors_are_timed_under_cron(
+    tmp_path, sandbox, tokens, capsys, clock
+):
+    """`-v` puts the log on the console; under cron each of its lines starts with the run's
+    local time like every other line apply prints, and so does a refused file's error (issue
+    21, review of item 4)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_yaml(WEB, DB, defaults=NIGHTLY, settings={"lock_file": "run/lock"}))
+    assert main(["apply", "-v", "--policy", str(policy)], clock=clock) == 0
+    out, err = capsys.readouterr()
+    every_line_stamped(out, clock)
+    said = every_line_stamped(err, clock)
+    assert f"INFO apply started on {socket.gethostname()}: 2 target(s)" in said
+    assert any(line.startswith("INFO apply finished with exit code 0: ") for line in said)
+
+    link = tmp_path / "replink.json"
+    link.symlink_to(tmp_path / "elsewhere.json")
+    assert main(["apply", "--policy", str(policy), "--report", str(link)], clock=clock) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    (said,) = every_line_stamped(err, clock)
+    assert said.startswith(f"cannot use --report {link}: ")
+
+
+def test_a_command_asks_for_timed_warnings_by_a_flag_not_by_its_name(
+    legacy_layout, monkeypatch, clock
+):
+    """`selection(timed=True)` times the configuration's warnings under cron whatever the
+    command's function is called; a plain `@selection` does not (issue 21, review of item 4)."""
+    monkeypatch.chdir(legacy_layout)
+    private(legacy_layout)
+    (legacy_layout / "snapshots.config").chmod(0o644)  # holds a token: one warning line
+
+    @click.group()
+    def group() -> None:
+        pass
+
+    @group.command("timed")
+    @selection(timed=True)
+    def renamed(loaded, verbose: bool, whole: bool) -> None:
+        pass
+
+    @group.command("plain")
+    @selection
+    def plain(loaded, verbose: bool, whole: bool) -> None:
+        pass
+
+    warning = "warning: run chmod 600 snapshots.config (it holds a secret, mode 0644)\n"
+    runner = CliRunner()
+    timed = runner.invoke(group, ["timed"], obj=clock)
+    assert (timed.exit_code, timed.stderr) == (0, f"{local(clock)} {warning}")
+    untimed = runner.invoke(group, ["plain"], obj=clock)
+    assert (untimed.exit_code, untimed.stderr) == (0, warning)

@@ -84,7 +84,9 @@ def test_the_exit_code_differs_on_purpose(ours):
 def test_the_log_lines_operators_grep_are_snapshots_pys(ours, scenario):
     """The log's FINAL_STATUS line per server, as snapshots.py wrote it, and its SUMMARY line
     in the old shape. Its counts differ on purpose: snapshots.py counted a server whose snapshot
-    failed among those that "succeeded" (3 of 3 here), as its exit code 0 did."""
+    failed among those that "succeeded" (3 of 3 here), as its exit code 0 did. They agree with
+    the FINAL_STATUS lines: a server whose snapshot was made but whose deletions failed is a
+    SUCCESS in both, as in snapshots.py's."""
     reference = load_reference()["scenarios"][scenario]
     log = ours(scenario)["log"]
     final = [line for line in log if "FINAL_STATUS |" in line]
@@ -93,6 +95,11 @@ def test_the_log_lines_operators_grep_are_snapshots_pys(ours, scenario):
     assert [re.sub(r"\d+", "N", line) for line in summary] == [
         re.sub(r"\d+", "N", line) for line in reference["log"] if "SUMMARY:" in line
     ]
+    told = [line.split(" | ")[6] for line in final]
+    succeeded, failed = told.count("SUCCESS"), told.count("FAILURE")
+    assert summary[0].endswith(
+        f"SUMMARY: {succeeded} succeeded, {failed} failed out of {len(final)} total"
+    )
 
 
 @pytest.mark.skipif(not SNAPSHOTS_PY, reason="set SNAPSHOTS_PY to the path of snapshots.py")

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
+from snapshot_policy.output.logs import unstamped
 from tests.e2e.policies import policy_yaml
 
 SETTINGS = {
@@ -86,7 +87,7 @@ def test_apply_refuses_a_link_where_a_state_file_belongs_and_changes_nothing(
     link = folder / FILES[what]
     link.symlink_to(victim)
     assert main(APPLY, clock=clock) == 1
-    err = capsys.readouterr().err
+    err = unstamped(capsys.readouterr().err)
     assert (
         err.startswith("cannot use ") and f" {FILES[what]}: it is a symbolic link" in err
     )  # by its name or its setting's
@@ -130,7 +131,7 @@ def test_the_run_state_beside_the_lock_is_as_safe_as_the_others(
     state.symlink_to(victim)
     capsys.readouterr()
     assert main(APPLY, clock=clock) == 1
-    err = capsys.readouterr().err
+    err = unstamped(capsys.readouterr().err)
     assert (
         err.startswith("cannot use ")
         and f" {Path('run') / state.name}: it is a symbolic link" in err
@@ -186,7 +187,7 @@ def test_a_planted_journal_naming_a_manual_snapshot_is_refused_before_any_change
     plant(journal, json.dumps(pending), how)
     for command in (["plan", "--policy", "policy.yaml"], APPLY):
         assert main(command, clock=clock) == 1
-        err = capsys.readouterr().err
+        err = unstamped(capsys.readouterr().err)
         assert err.startswith("cannot use ") and f" {FILES['journal']}: {PLANTED[how][2]}" in err, (
             err
         )
@@ -207,7 +208,7 @@ def test_apply_refuses_a_state_file_someone_else_may_have_written_and_changes_no
     name = FILES.get(what, "run/snapshot-policy.state.json")
     plant(folder / name, "{}\n", how)
     assert main(APPLY, clock=clock) == 1
-    err = capsys.readouterr().err
+    err = unstamped(capsys.readouterr().err)
     assert err.startswith("cannot use ") and f" {Path(name)}: {PLANTED[how][2]}" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not [r for r in sandbox.requests() if r["method"] not in ("GET", "HEAD")]

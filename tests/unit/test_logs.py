@@ -1,12 +1,21 @@
+import io
 import logging
 import logging.handlers
 import os
 import re
 import stat
+import sys
+from datetime import datetime, timezone
 
 import pytest
 
-from snapshot_policy.output.logs import LOGGER_NAME, SDK_LOGGERS, RedactingFilter, setup_logging
+from snapshot_policy.output.logs import (
+    LOGGER_NAME,
+    SDK_LOGGERS,
+    RedactingFilter,
+    setup_logging,
+    write_console,
+)
 
 SECRET = "hunter2-configured-secret"
 DO_TOKEN = "dop_v1_" + "0123456789abcdef" * 4
@@ -189,6 +198,26 @@ def test_setup_logging_writes_to_the_console_only_when_verbose(tmp_path, capsys)
     assert capsys.readouterr().err == "INFO loud\n"
 
 
+def test_setup_logging_times_apply_s_console_lines_by_its_clock_when_not_a_terminal(
+    host_zone, capsys, monkeypatch
+):
+    """Under cron every line apply prints starts with its local time, -v's log lines too, and
+    the time is the run's clock's (issue 21, review of item 4); a terminal gets none."""
+    host_zone("Europe/Berlin")
+    at = datetime(2025, 1, 1, 2, 30, 5, tzinfo=timezone.utc)
+    setup_logging(None, 0, 0, "INFO", True, (SECRET,), now=lambda: at)
+    log.info("apply started on vm: 1 target(s)")
+    log.warning("two\nlines %s", SECRET)
+    assert capsys.readouterr().err == (
+        "[2025-01-01 03:30:05] INFO apply started on vm: 1 target(s)\n"
+        "[2025-01-01 03:30:05] WARNING two\\nlines ***\n"
+    )
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    setup_logging(None, 0, 0, "INFO", True, (), now=lambda: at)
+    log.info("at a terminal")
+    assert capsys.readouterr().err == "INFO at a terminal\n"
+
+
 def test_setup_logging_without_destinations_prints_nothing(capsys):
     setup_logging(None, 0, 0, "INFO", False, ())
     log.error("nowhere to go %s", HCLOUD_TOKEN)
@@ -341,3 +370,33 @@ def test_setup_logging_refuses_a_log_file_of_another_user(tmp_path):
         OSError, match=f"^cannot use log file {path}: it belongs to user .*, not to user root"
     ):
         setup_logging(str(path), 1_000_000, 3, "INFO", False, ())
+
+
+class GonePipe(io.StringIO):
+    """A console whose reader has gone: every write fails as a pipe's does (EPIPE)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_the_console_log_to_a_console_nobody_reads_ends_quietly(tmp_path, monkeypatch):
+    """-v's lines to a stderr whose reader has gone: tried once, then not again; the log file
+    still gets every line and nothing is raised (issue 21, review of item 4)."""
+    stream = GonePipe()
+    monkeypatch.setattr(sys, "stderr", stream)
+    path = tmp_path / "apply.log"
+    setup_logging(str(path), 1_000_000, 1, "INFO", True, ())
+    log.info("first")
+    log.info("second")
+    assert stream.writes == 1
+    assert "INFO first" in path.read_text() and "INFO second" in path.read_text()
+
+
+def test_write_console_leaves_a_closed_stream_alone():
+    stream = io.StringIO()
+    stream.close()
+    write_console(stream, "nobody reads this\n")
+    write_console(stream, "nor this\n")

@@ -262,3 +262,31 @@ def test_a_terminal_gets_no_notes_and_lines_without_now_have_no_time():
     progress = ApplyProgress(plain, force_terminal=False)
     progress(WEB, "creating")
     assert plain.getvalue() == "web: web-1 (digitalocean server 3164444): creating\n"
+
+
+class GonePipe(io.StringIO):
+    """A console whose reader has gone: every write fails as a pipe's does (EPIPE)."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_progress_to_a_console_nobody_reads_stops_writing_and_does_not_fail():
+    """The run goes on when cron's reader has gone (issue 21, review of item 4)."""
+    stream = GonePipe()
+    with ApplyProgress(stream) as progress:
+        progress(WEB, "creating")
+        progress(WEB, "done")
+        progress.note("Lock acquired successfully (PID: 1)")
+    assert stream.writes == 1  # tried once, then left alone
+
+
+def test_progress_to_a_closed_console_does_not_fail():
+    stream = io.StringIO()
+    stream.close()
+    with ApplyProgress(stream) as progress:
+        progress(WEB, "creating")
+        progress(WEB, "done")

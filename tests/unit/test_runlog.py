@@ -68,8 +68,13 @@ def test_a_server_name_cannot_forge_a_line():
     assert "\n" not in runlog.final_status_line(forged)
 
 
-def report(ok: int, failed: int, unreadable: int = 0, exit_code: int = 0):
-    outcomes = [SimpleNamespace(ok=True)] * ok + [SimpleNamespace(ok=False)] * failed
+def report(ok: int, failed: int, unreadable: int = 0, exit_code: int = 0, made_failed: int = 0):
+    """A run's report: `made_failed` servers got their snapshot but a deletion failed."""
+    outcomes = (
+        [SimpleNamespace(ok=True, created=None)] * ok
+        + [SimpleNamespace(ok=False, created=None)] * failed
+        + [SimpleNamespace(ok=False, created=object())] * made_failed
+    )
     return SimpleNamespace(
         outcomes=tuple(outcomes), failures=(object(),) * unreadable, exit_code=exit_code
     )
@@ -78,6 +83,44 @@ def report(ok: int, failed: int, unreadable: int = 0, exit_code: int = 0):
 def test_summary_counts_an_unreadable_server_as_failed():
     assert runlog.counts(report(3, 1, 1)) == (3, 2, 5)
     assert runlog.summary_line(4, 0, 4) == "SUMMARY: 4 succeeded, 0 failed out of 4 total"
+
+
+def test_a_server_whose_snapshot_was_made_counts_as_its_final_status_says():
+    """Its FINAL_STATUS says SUCCESS (messages.legacy_status), so the SUMMARY counts it so; the
+    run still exits 2 (issue 21, review of item 4)."""
+    run = report(1, 0, made_failed=2, exit_code=2)
+    assert runlog.counts(run) == (3, 0, 3)
+    assert runlog.summary_lines(run) == [
+        (logging.INFO, "SUMMARY: 3 succeeded, 0 failed out of 3 total")
+    ]
+
+
+def test_the_cron_output_completes_only_a_run_that_exits_0():
+    assert runlog.cron_end_lines(report(2, 0), completed=True) == [
+        "SUMMARY: 2 succeeded, 0 failed out of 2 total",
+        "Script completed successfully.",
+    ]
+    assert runlog.cron_end_lines(report(2, 0), completed=False) == [
+        "SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    ]  # stopped by a signal
+    assert runlog.cron_end_lines(report(2, 0, exit_code=2), completed=True) == [
+        "SUMMARY: 2 succeeded, 0 failed out of 2 total"
+    ]  # e.g. the run state could not be written
+    assert runlog.cron_end_lines(report(1, 1, exit_code=2), completed=True) == [
+        "SUMMARY: 1 succeeded, 1 failed out of 2 total",
+        "WARNING: Partial failure: 1 server(s) failed",
+    ]
+    assert runlog.cron_end_lines(report(0, 1, exit_code=1), completed=True) == [
+        "SUMMARY: 0 succeeded, 1 failed out of 1 total",
+        "ERROR: All servers failed",
+    ]
+
+
+def test_the_log_and_the_cron_output_end_with_the_same_summary():
+    run = report(3, 1, exit_code=2)
+    log = [text for _, text in runlog.end_lines(True, run, "ignored") if text != "=" * 80]
+    cron = runlog.cron_end_lines(run, completed=True)
+    assert log[0] == cron[0] and cron[1].endswith(": " + log[1])
 
 
 def test_failure_lines_are_the_old_scripts():
