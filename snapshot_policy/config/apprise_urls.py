@@ -9,7 +9,7 @@ The URLs are secrets (docs/promises.md §5, invariant 8): a message here names t
 the scheme, never the URL. What of a URL must be masked besides the URL whole: what apprise
 itself hides when it shows a URL in privacy mode (tokens, passwords, keys: `parts_to_mask`),
 and, because privacy mode leaves much out (an ntfy topic is the secret of the topic, and
-apprise shows it), every piece of the URL that may hold one (`pieces`).
+apprise shows it), every piece of the URL that looks like one (`pieces`).
 """
 
 from __future__ import annotations
@@ -83,23 +83,36 @@ def check(url: str) -> Checked:
 
 def pieces(url: str, plugin: object) -> tuple[str, ...]:
     """The pieces of `url` as written that may be a secret, decoded, of MIN_PIECE characters or
-    more: the user and password, each path segment (an ntfy topic, a chat, a key), the fragment,
-    each query value that is not a flag, a number or one of a list, and the host where it is a
-    token rather than a host (`slack://TOKEN/…`, `ntfys://TOPIC`)."""
+    more: the password, each query value that is not a flag, a number or one of a list (a
+    token, a header), and — where they look like a token, not words — each path segment (an
+    ntfy topic, a chat, a key), the fragment and the host where it is not a machine's name
+    (`slack://TOKEN/…`, `ntfys://TOPIC`).
+
+    A piece is masked wherever it appears, state files included, where a name must stay as it
+    is to be matched again: words (`backups`, `snapshot-policy`) would hide servers' names and
+    the tool's own; apprise's words, which quote a topic, never leave (`apprise_send`)."""
     _, _, rest = url.partition("://")
     rest, _, fragment = rest.partition("#")
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
     userinfo, _, hostport = netloc.rpartition("@")
-    found = [*userinfo.split(":", 1), *path.split("/"), fragment]
-    host = hostport[1:].partition("]")[0] if hostport.startswith("[") else hostport.split(":")[0]
-    if not _is_host(host, plugin):
-        found += [hostport, host]
+    named = [userinfo.partition(":")[2]]
     for key, _, value in (pair.partition("=") for pair in query.split("&")):
         if _arg_type(plugin, unquote(key)) not in _NOT_SECRET:
-            found.append(value)
+            named.append(value)
+    shaped = [*path.split("/"), fragment]
+    host = hostport[1:].partition("]")[0] if hostport.startswith("[") else hostport.split(":")[0]
+    if not _is_host(host, plugin):
+        shaped += [hostport, host]
+    found = named + [piece for piece in shaped if _token_like(unquote(piece))]
     decoded = [unquote(piece) for piece in found] + found
     return tuple(dict.fromkeys(p for p in decoded if len(p) >= MIN_PIECE))
+
+
+def _token_like(piece: str) -> bool:
+    """A digit among letters, or 20 characters or more: what a token, key or random topic looks
+    like, and a word or a name of words does not."""
+    return len(piece) >= 20 or (any(c.isdigit() for c in piece) and any(c.isalpha() for c in piece))
 
 
 def _is_host(host: str, plugin: object) -> bool:

@@ -138,9 +138,9 @@ def test_parts_to_mask_are_what_privacy_mode_hides():
 @pytest.mark.parametrize(
     ("url", "secret"),
     [
-        ("ntfys://ntfy.sh/my-secret-topic", "my-secret-topic"),  # the README's example
-        ("ntfys://my-secret-topic", "my-secret-topic"),  # ntfy.sh's topic written as the host
-        ("ntfy://127.0.0.1:8080/backups-of-acme", "backups-of-acme"),
+        ("ntfys://ntfy.sh/backups-7f3a9c2e", "backups-7f3a9c2e"),  # a random topic
+        ("ntfys://backups-7f3a9c2e", "backups-7f3a9c2e"),  # ntfy.sh's topic written as the host
+        ("ntfy://127.0.0.1:8080/backups-of-acme-corporation", "backups-of-acme-corporation"),
         ("mailtos://user:secretpw@gmail.com/backups-of-acme@example.com", "secretpw"),
         (
             "mailtos://user:secretpw@gmail.com/backups-of-acme@example.com",
@@ -151,8 +151,8 @@ def test_parts_to_mask_are_what_privacy_mode_hides():
         ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "T1JJ3T3L2"),
     ],
 )
-def test_every_piece_that_may_hold_a_secret_is_masked_even_made_of_words(tmp_path, url, secret):
-    """apprise's privacy mode shows an ntfy topic; words are masked only as named secrets."""
+def test_every_piece_that_may_hold_a_secret_is_masked(tmp_path, url, secret):
+    """apprise's privacy mode shows an ntfy topic; one that looks like a token is masked."""
     loaded = config.load(
         policy(tmp_path, "{type: apprise, urls: [env:URL]}", {"URL": url})[0], env={"URL": url}
     )
@@ -161,11 +161,16 @@ def test_every_piece_that_may_hold_a_secret_is_masked_even_made_of_words(tmp_pat
     assert secret not in redact(said, loaded.secrets)
 
 
-def test_the_hosts_and_the_options_of_a_url_stay_readable():
+def test_the_hosts_the_options_and_words_of_a_url_stay_readable():
+    """A path of words (`backups`, `snapshot-policy`) masked wherever it appears would hide
+    server names, and names in the journal that must match the cloud's again; the tool never
+    passes on apprise's words, which quote a topic (test_apprise_channel)."""
     checked = apprise_urls.check("ntfys://ntfy.sh/backups-of-acme?priority=default&format=text")
-    assert checked.parts == ("backups-of-acme",)
-    checked = apprise_urls.check("jsons://hooks.example.com/backups-of-acme")
-    assert "hooks.example.com" not in checked.parts
+    assert checked.parts == ()
+    checked = apprise_urls.check("jsons://hooks.example.com/snapshot-policy/backups")
+    assert checked.parts == ()
+    checked = apprise_urls.check("ntfys://ntfy.sh/backups-7f3a9c2e")
+    assert checked.parts == ("backups-7f3a9c2e",)
 
 
 def test_a_kodi_url_loads_and_its_password_is_masked(tmp_path):
