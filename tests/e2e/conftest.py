@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from snapshot_policy.cli import system_clock
 from snapshot_policy.sandbox import Sandbox
 from tests.e2e.cloud import BOT_TOKEN, DO_TOKEN, HZ_TOKEN, cloud
 from tests.factories import FakeClock
@@ -26,6 +27,16 @@ def clock() -> FakeClock:
 @pytest.fixture
 def sandbox(monkeypatch, clock):
     with Sandbox(cloud(clock.now), action_seconds=0.05, clock=clock) as sb:
+        for name, value in sb.env().items():
+            monkeypatch.setenv(name, value)
+        yield sb
+
+
+@pytest.fixture
+def wall_clock_sandbox(tokens, monkeypatch):
+    """For a tool run in a process of its own, which reads the wall clock (as cron runs it):
+    the sandbox reads it too."""
+    with Sandbox(cloud(system_clock().replace(microsecond=0)), action_seconds=0.05) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
         yield sb

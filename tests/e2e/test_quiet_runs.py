@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from snapshot_policy.cli import main, system_clock
+from snapshot_policy.cli import main
 from snapshot_policy.output.logs import unstamped
-from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import cloud, unwrapped
+from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import DB, NIGHTLY, WEB, policy_yaml
 from tests.e2e.test_monitoring import monitored
 
@@ -157,15 +156,6 @@ def test_quiet_with_an_option_that_asks_for_more_is_a_usage_error(
 
 
 # --- as cron runs it: a process of its own, the wall clock, no terminal ---
-
-
-@pytest.fixture
-def wall_clock_sandbox(tokens, monkeypatch):
-    """The process reads the wall clock, so the sandbox does too (as in test_signals.py)."""
-    with Sandbox(cloud(system_clock().replace(microsecond=0)), action_seconds=0.05) as sb:
-        for name, value in sb.env().items():
-            monkeypatch.setenv(name, value)
-        yield sb
 
 
 def cron_line(folder: Path, *options: str) -> subprocess.CompletedProcess:

@@ -24,20 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from snapshot_policy.cli import main, system_clock
+from snapshot_policy.cli import main
 from snapshot_policy.sandbox import Sandbox
-from tests.e2e.cloud import cloud
 from tests.e2e.policies import ACCOUNTS, NIGHTLY, policy_yaml
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @pytest.fixture
-def sandbox(tokens, monkeypatch):
-    with Sandbox(cloud(system_clock().replace(microsecond=0)), action_seconds=0.05) as sb:
-        for name, value in sb.env().items():
-            monkeypatch.setenv(name, value)
-        yield sb
+def sandbox(wall_clock_sandbox):
+    return wall_clock_sandbox
 
 
 def write_policy(folder: Path, then: str) -> Path:
