@@ -32,7 +32,7 @@ from snapshot_policy import config
 from snapshot_policy.config.secrets import unprotected
 from snapshot_policy.core.model import Clock
 from snapshot_policy.core.redaction import hide, redacted_output
-from snapshot_policy.output.logs import is_terminal, stamped, write_console
+from snapshot_policy.output.logs import say
 from snapshot_policy.output.render import fit
 
 EXIT_OK = 0
@@ -120,9 +120,7 @@ def _warn(text: str, timed: bool) -> None:
     when `timed` and stderr is not a terminal: what apply prints under cron says when (README
     "Logs"). A stderr nobody reads any more is left alone (logs.write_console): apply goes on.
     """
-    if timed and not is_terminal(sys.stderr):
-        text = stamped(text, current_time())
-    write_console(sys.stderr, text + "\n")
+    say(sys.stderr, text + "\n", current_time() if timed else None)
 
 
 def _unknown_targets(loaded: config.LoadedConfig, unknown: list[str]) -> str:

@@ -31,7 +31,7 @@ from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import Clock, RunReport
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.output import planfile, render
-from snapshot_policy.output.logs import is_terminal, setup_logging, stamped, write_console
+from snapshot_policy.output.logs import say, setup_logging
 from snapshot_policy.output.planfile import PlanFileError
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
@@ -370,14 +370,11 @@ def _say_end(
 
 
 def _say(clock: Clock, text: str, err: bool = False) -> None:
-    """Print `text` (a line, or lines each ending in a newline) as apply prints under cron:
-    each line after the time (logs.stamped) unless the stream is a terminal; a stream nobody
-    reads any more is skipped (logs.write_console)."""
-    stream = sys.stderr if err else sys.stdout
+    """Print `text` (a line, or lines each ending in a newline) as apply prints: each line
+    after the run's time under cron (logs.say)."""
     if text and not text.endswith("\n"):
         text += "\n"
-    # A console nobody reads any more is left alone, and the run goes on (logs.write_console).
-    write_console(stream, text if is_terminal(stream) else stamped(text, clock()))
+    say(sys.stderr if err else sys.stdout, text, clock())
 
 
 def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bool) -> None:

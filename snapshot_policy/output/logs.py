@@ -102,6 +102,13 @@ def write_console(stream: TextIO, text: str) -> None:
         _silence(stream)
 
 
+def say(stream: TextIO, text: str, now: datetime | None) -> None:
+    """Write `text` (lines ending in a newline) to the console `stream` as apply prints under
+    cron: each line after the time `now` (`stamped`) unless `now` is None or `stream` is a
+    terminal; through `write_console`, so a console nobody reads ends nothing."""
+    write_console(stream, text if now is None or is_terminal(stream) else stamped(text, now))
+
+
 def _silence(stream: TextIO) -> None:
     try:
         _gone.add(stream)
