@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 
 from snapshot_policy.core.duration import Duration
@@ -38,6 +38,9 @@ class RetentionPolicy:
     keep_within_weekly: Duration | None = None
     keep_within_monthly: Duration | None = None
     keep_within_yearly: Duration | None = None
+    keep_verified: int = 0
+    """Keep the newest N snapshots that passed a restore drill, whatever the other rules say
+    (issue 22). Not a period rule: it counts drilled snapshots, not periods."""
 
     COUNTED_RULES = (
         "keep_last",
@@ -58,14 +61,16 @@ class RetentionPolicy:
     )
 
     def __post_init__(self) -> None:
-        for rule in self.COUNTED_RULES:
+        for rule in (*self.COUNTED_RULES, "keep_verified"):
             if getattr(self, rule) < 0:
                 raise ValueError(f"{rule} must be 0 or more, not {getattr(self, rule)}")
 
     @property
     def has_rules(self) -> bool:
-        return any(getattr(self, r) for r in self.COUNTED_RULES) or any(
-            getattr(self, r) is not None for r in self.DURATION_RULES
+        return (
+            any(getattr(self, r) for r in self.COUNTED_RULES)
+            or any(getattr(self, r) is not None for r in self.DURATION_RULES)
+            or self.keep_verified > 0
         )
 
     def describe(self) -> str:
@@ -74,6 +79,7 @@ class RetentionPolicy:
         parts += [
             f"{r} {getattr(self, r)}" for r in self.DURATION_RULES if getattr(self, r) is not None
         ]
+        parts += [f"keep_verified {self.keep_verified}"] if self.keep_verified else []
         return ", ".join(parts) or "no rules"
 
 
@@ -110,6 +116,9 @@ class Account:
     provider: str
     token: str = field(repr=False)
     endpoint: str | None = None
+    snapshot_limit: int | None = None
+    """The most snapshots the operator expects the account to hold (`status` compares its
+    count to it); neither cloud says its own limit. None: no limit set."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,9 @@ class Server:
     snapshot_ids: tuple[str, ...] | None = field(default=None, compare=False, hash=False)
     """The snapshots the server itself names (DigitalOcean's `snapshot_ids`); None where the
     API gives no such list (Hetzner). A second view of the snapshot listing."""
+    region: str | None = field(default=None, compare=False, hash=False)
+    """Where it runs (DigitalOcean region slug, Hetzner location name): a drill restores there
+    when it can."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +222,26 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class Drill:
+    """A target's restore drill (issue 22): every `every`, its newest managed snapshot is
+    restored to a throwaway server, which is probed with `probe` (an argv list, run here as
+    hooks are, with `probe_timeout` seconds) and always deleted. `boot_timeout` bounds the
+    wait until the server runs. `public_network` false asks for none where the cloud allows
+    it; `networks` are Hetzner private networks to attach; `machine_type` fixes the size
+    (DigitalOcean slug, Hetzner server type) instead of the smallest whose disk fits."""
+
+    every: Duration
+    probe: tuple[str, ...] | None = None
+    probe_timeout: float = 300.0
+    boot_timeout: float = 900.0
+    public_network: bool = False
+    networks: tuple[str, ...] = ()
+    machine_type: str | None = None
+    env: tuple[str, ...] = ()
+    """Names of the run's environment variables the probe may see besides the minimal set."""
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     """A target as configured, before its servers are looked up: the one shape both config
     formats load into.
@@ -234,6 +266,7 @@ class TargetSpec:
     owner: str = ""
     """The configuration this target belongs to (`settings.owner`): marked on every snapshot
     it makes, so another configuration covering the same server never deletes them."""
+    drill: Drill | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +292,11 @@ class RunSettings:
     """This configuration's identity on the snapshots it makes (TargetSpec.owner)."""
     max_deletions_per_run: int | None = None
     """A ceiling on the deletions of one run across every target; None: no ceiling."""
+    uncovered_ignore: tuple[Selector, ...] = ()
+    """Servers meant to have no target (`settings.uncovered.ignore`): `status` does not
+    count them as uncovered."""
+    drills_per_account: int = 2
+    """At most this many drill servers exist at once per account."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +321,7 @@ class Target:
     hooks: Hooks | None = field(default=None, compare=False)
     owner: str = ""
     """The configuration this target belongs to (TargetSpec.owner)."""
+    drill: Drill | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -321,6 +360,14 @@ class CloudSnapshot:
     size_gb: float | None = field(default=None, compare=False)
     """The size the provider bills, in GB (DigitalOcean `size_gigabytes`, Hetzner
     `image_size`); None when the API does not give it, as Hetzner while an image is made."""
+    min_disk_gb: float | None = field(default=None, compare=False)
+    """The disk a server restored from it needs (DigitalOcean `min_disk_size`, Hetzner
+    `disk_size`); None when not given."""
+    regions: tuple[str, ...] = field(default=(), compare=False)
+    """Where it can be restored (DigitalOcean `regions`); () where any location will do
+    (Hetzner snapshots are global)."""
+    architecture: str | None = field(default=None, compare=False)
+    """x86 or arm (Hetzner `architecture`); None where the cloud has one (DigitalOcean)."""
 
 
 @dataclass(frozen=True)
@@ -350,6 +397,15 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class DrillMark:
+    """The result of the last restore drill of a snapshot, as recorded on it: passed or
+    failed, on a day (UTC)."""
+
+    passed: bool
+    on: date
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """A snapshot as observed in a cloud, already classified for its server (docs/promises.md §5).
 
@@ -372,6 +428,10 @@ class Snapshot:
     note: str = field(default="", compare=False)
     """A hint for the operator that changes no decision, such as a managed snapshot whose
     name this tool would not have made (marked by hand?); empty when there is none."""
+    drilled: DrillMark | None = field(default=None, compare=False)
+    """The last restore drill recorded on it (its label or tag); None: never drilled."""
+    cloud: CloudSnapshot | None = field(default=None, compare=False, repr=False)
+    """The listing it was classified from (regions, disk, architecture), where there is one."""
 
 
 @dataclass(frozen=True)
@@ -448,6 +508,90 @@ class Plan:
         return any(t.has_changes for t in self.targets)
 
 
+@dataclass(frozen=True)
+class MachineType:
+    """A size (DigitalOcean) or server type (Hetzner) a server can be restored to."""
+
+    name: str
+    disk_gb: float
+    regions: tuple[str, ...]
+    """Where it can be created now (DigitalOcean `size.regions`, Hetzner `prices[].location`)."""
+    price_hourly: float
+    currency: str
+    architecture: str = "x86"
+    available: bool = True
+    """False for a DigitalOcean size marked unavailable or a deprecated Hetzner type."""
+
+
+@dataclass(frozen=True)
+class ServerRequest:
+    """A server to make from a snapshot: a drill's throwaway one, or a restore's new one."""
+
+    name: str
+    image_id: str
+    machine_type: str
+    region: str
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Hetzner labels; DigitalOcean tags as labels with empty values (ownership)."""
+    public_network: bool = True
+    networks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MadeServer:
+    """A server made from a snapshot, as the cloud lists it. `status` is one of "starting",
+    "running", "off", "failed" (the cloud's own words mapped); addresses are None where it
+    has none."""
+
+    id: str
+    name: str
+    status: str
+    region: str | None = None
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    private_ip: str | None = None
+    public_ip: str | None = None
+    """Its public IPv4, else its public IPv6 address."""
+    image_id: str | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DrillPlan:
+    """What a target's drill would do this run, and why (core/drills.py): restore `snapshot`
+    to `machine_type` in `region`, at about `cost` in `currency`. `refusal` says why it
+    cannot (no snapshot, no size that fits); `due` false says why not now in `note`."""
+
+    target: Target
+    due: bool
+    note: str
+    snapshot: Snapshot | None = None
+    machine_type: MachineType | None = None
+    region: str | None = None
+    name: str = ""
+    cost: float | None = None
+    currency: str = ""
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    """What one drill did. `stage` is how far it got ("create", "boot", "probe", "done");
+    `restore_seconds` how long from the create until the server ran (None if it never did);
+    `deleted` whether its server is confirmed gone (else the next run deletes it)."""
+
+    target: Target
+    snapshot: Snapshot
+    passed: bool
+    stage: str
+    started: datetime
+    finished: datetime
+    server_id: str | None = None
+    server_name: str = ""
+    restore_seconds: float | None = None
+    error: str | None = None
+    deleted: bool = False
+
+
 EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2
 
 
@@ -489,6 +633,9 @@ class RunReport:
     unwritten: tuple[str, ...] = ()
     """The tool's own files it could not write after acting (run state, report, metrics):
     the changes stand, but the run fails so that someone looks."""
+    drills: tuple[DrillResult, ...] = ()
+    """Restore drills of this run: a failed one, or a drill server left behind, makes the
+    run's exit code 2 at least (someone must look), never changing what snapshots did."""
 
     @property
     def exit_code(self) -> int:
@@ -497,8 +644,9 @@ class RunReport:
         succeeded = sum(o.ok for o in self.outcomes)
         partial = sum(o.partial and not o.ok for o in self.outcomes)
         failed = len(self.outcomes) - succeeded - partial + len(self.failures)
+        drills_failed = any(not (d.passed and d.deleted) for d in self.drills)
         if not failed and not partial:
-            return EXIT_SOME_FAILED if self.unwritten else EXIT_OK
+            return EXIT_SOME_FAILED if self.unwritten or drills_failed else EXIT_OK
         return EXIT_ALL_FAILED if not succeeded and not partial else EXIT_SOME_FAILED
 
 

@@ -6,6 +6,8 @@ odd listing cannot decide alone (docs/promises.md §5).
   period: a listing that comes back empty once proves nothing.
 - When this tool last made a snapshot of each server. A snapshot listing that suddenly
   lacks it must not make the schedule think none was made.
+- Each target's last run on each server (when, and whether it succeeded, with the error),
+  and its last restore drill: what `status` reports, and when the next drill is due.
 
 An unreadable file counts as empty: at worst orphans wait one more grace period and one
 extra snapshot is made. Entries older than KEEP are dropped.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +25,27 @@ from snapshot_policy.state import statefiles
 
 KEEP = timedelta(days=400)
 Server = tuple[str, str]  # (account, server id)
+Subject = tuple[str, str, str]  # (account, server id, target)
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """A target's last apply on one server: when it finished, and its error if it failed."""
+
+    when: datetime
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LastDrill:
+    """A target's last restore drill on one server."""
+
+    when: datetime
+    passed: bool
+    snapshot_id: str
+    restore_seconds: float | None = None
+    error: str | None = None
 
 
 class RunState:
@@ -31,11 +55,21 @@ class RunState:
         oldest = now - KEEP
         self.absent_since: dict[Server, datetime] = _times(document.get("absent_since"), oldest)
         self.last_made: dict[Server, datetime] = _times(document.get("last_made"), oldest)
+        self.last_runs: dict[Subject, LastRun] = _records(document.get("last_runs"), LastRun)
+        self.last_drills: dict[Subject, LastDrill] = _records(
+            document.get("last_drills"), LastDrill
+        )
 
     def record_made(self, account: str, server_id: str, when: datetime) -> None:
         self.last_made[(account, server_id)] = max(
             when, self.last_made.get((account, server_id), when)
         )
+
+    def record_run(self, account: str, server_id: str, target: str, run: LastRun) -> None:
+        self.last_runs[(account, server_id, target)] = run
+
+    def record_drill(self, account: str, server_id: str, target: str, drill: LastDrill) -> None:
+        self.last_drills[(account, server_id, target)] = drill
 
     def record_absent(self, account: str, absent: Iterable[str], now: datetime) -> None:
         """Set the account's missing servers to `absent`: new ones from `now`, known ones
@@ -52,6 +86,11 @@ class RunState:
                 ("last_made", self.last_made),
             )
         }
+        for name, records in (("last_runs", self.last_runs), ("last_drills", self.last_drills)):
+            document[name] = [
+                [*subject, {**asdict(record), "when": record.when.isoformat()}]
+                for subject, record in sorted(records.items())
+            ]
         statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
 
     def _read(self) -> dict:
@@ -75,5 +114,21 @@ def _times(entries: object, oldest: datetime) -> dict[Server, datetime]:
             if when.tzinfo is not None and when > oldest:
                 found[(str(account), str(server_id))] = when
         except (TypeError, ValueError):
+            continue
+    return found
+
+
+def _records(entries: object, kind: type) -> dict[Subject, object]:
+    """Read `[account, server id, target, {fields}]` entries; a malformed one is skipped (at
+    worst a drill comes due early, or status says it knows no last run)."""
+    found = {}
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            account, server_id, target, fields = entry
+            when = datetime.fromisoformat(fields["when"])
+            if when.tzinfo is None:
+                continue
+            found[(str(account), str(server_id), str(target))] = kind(**{**fields, "when": when})
+        except (TypeError, ValueError, KeyError):
             continue
     return found

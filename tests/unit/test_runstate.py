@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.state.runstate import RunState
+from snapshot_policy.state.runstate import LastDrill, LastRun, RunState
 from snapshot_policy.state.statefiles import StateFileError, UnsafeStateFile
 from tests.factories import utc
 
@@ -74,3 +74,28 @@ def test_run_state_others_may_write_is_refused_not_read_as_empty(tmp_path):
     path.chmod(0o666)
     with pytest.raises(UnsafeStateFile, match=r"others may write it \(mode 0666\)"):
         RunState(path, NOW)
+
+
+def test_run_state_keeps_each_targets_last_run_and_drill_across_runs(tmp_path):
+    now = utc(2026, 3, 1, 3)
+    state = RunState(tmp_path / "state.json", now)
+    state.record_run("acct", "1", "web", LastRun(now, ok=False, error="HTTP 500"))
+    state.record_drill("acct", "1", "web", LastDrill(now, True, "77", restore_seconds=41.5))
+    state.save()
+
+    again = RunState(tmp_path / "state.json", now + timedelta(hours=1))
+    assert again.last_runs == {("acct", "1", "web"): LastRun(now, False, "HTTP 500")}
+    assert again.last_drills == {("acct", "1", "web"): LastDrill(now, True, "77", 41.5)}
+
+
+def test_run_state_skips_a_malformed_drill_record_and_keeps_the_rest(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(
+        '{"last_drills": [["a", "1", "web", {"when": "not a time"}],'
+        ' ["a", "2", "db", {"when": "2026-03-01T03:00:00+00:00", "passed": false,'
+        ' "snapshot_id": "9"}], ["a", "3", "x", {"when": "2026-03-01T03:00:00"}]]}'
+    )
+    path.chmod(0o600)
+    state = RunState(path, utc(2026, 3, 2))
+    assert list(state.last_drills) == [("a", "2", "db")]
+    assert state.last_drills[("a", "2", "db")].passed is False
