@@ -499,6 +499,8 @@ class Plan:
     targets: tuple[TargetPlan, ...] = field(default_factory=tuple)
     fingerprint: str = ""
     config_fingerprint: str = ""
+    drills: tuple[DrillPlan, ...] = ()
+    """The restore drill of each target that has one: due or not, and what it would cost."""
 
     def count(self, kind: ActionKind) -> int:
         return sum(len(t.of_kind(kind)) for t in self.targets)
