@@ -10,7 +10,7 @@ What a drill costs, as the clouds documented it when read (2026-12-07):
   hours are rounded up": docs.hetzner.com, Cloud billing FAQ). A drill of 20 minutes costs
   one hour of its server type.
 - DigitalOcean bills Droplets per second since 2026-01-01, with a minimum of 60 seconds or
-  $0.01, whichever is higher (DigitalOcean changelog, "Per-second billing for Droplets").
+  $0.01, whichever is higher (DigitalOcean's changelog; before, by the hour, an hour at least).
   A drill of 20 minutes on a $0.00893/h size costs the minimum, $0.01.
 
 The estimate takes the longest a drill that runs its course keeps its server: the boot
@@ -259,9 +259,7 @@ def _due_plan(
     assert drill is not None
     snapshot = choose_snapshot([s for s in snapshots if s.server_id == target.server_id], now)
     if snapshot is None:
-        return DrillPlan(
-            target, True, note, refusal="no managed snapshot to restore yet: nothing to drill"
-        )
+        return DrillPlan(target, True, note, refusal="no managed snapshot to restore yet")
     if machine_types is None:
         return DrillPlan(
             target,

@@ -300,7 +300,7 @@ def test_forced_drills_are_due_whatever_the_record():
 
 def test_due_drills_are_refused_without_a_snapshot_or_machine_types():
     (none,) = drills.plan_drills([(HZ, [])], {"main": []}, {}, NOW)
-    assert none.refusal == "no managed snapshot to restore yet: nothing to drill"
+    assert none.refusal == "no managed snapshot to restore yet"
     (unread,) = drills.plan_drills([(HZ, [snap(NOW)])], {}, {}, NOW)
     assert unread.refusal == "the machine types of account main could not be read"
     (nofit,) = drills.plan_drills([(HZ, [snap(NOW)])], {"main": []}, {}, NOW)
