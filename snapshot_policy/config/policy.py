@@ -442,7 +442,7 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
 def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Account) -> None:
     """A drill's duration, and the networks each cloud can give its server: DigitalOcean
     attaches no network but its region's default VPC; a Hetzner server without a public
-    network and without networks has no address a probe could reach."""
+    network and without networks has no address at all, which only a probe minds."""
     if raw is None:
         return
     try:
@@ -466,9 +466,9 @@ def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Ac
         check.warn(
             where,
             (
-                "the drill server gets no public network and no private one, so the probe "
-                "cannot reach it: give networks (the ids of your private networks), or set "
-                "public_network: true"
+                "the drill server would get no network at all, neither public nor private: "
+                "no probe can reach it. Give networks (the ids of your private networks), or "
+                "set public_network: true"
             ),
         )
 
