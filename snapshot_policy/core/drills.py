@@ -17,8 +17,9 @@ The estimate takes the longest a drill that runs its course keeps its server: th
 timeout, the probe's timeout when there is a probe, and a minute to delete it
 (`drill_duration`). It is an upper estimate: most drills are over sooner, and on Hetzner any
 drill under an hour costs the same. The price is the machine type's hourly price as the
-cloud's API lists it (DigitalOcean `price_hourly`, Hetzner's gross hourly price in that
-location); a Hetzner primary IPv4, billed apart, is not in it.
+provider adapter reads it from the cloud's API (DigitalOcean `price_hourly`, Hetzner the
+server type's hourly price in that location); a Hetzner primary IPv4, billed apart, is not
+in it.
 """
 
 from __future__ import annotations
@@ -225,7 +226,8 @@ def plan_drills(
         if target.drill is None:
             continue
         key = (target.account, target.server_id, target.name)
-        due, note = drill_due(target, last_drills.get(key), snapshots, now)
+        own = [s for s in snapshots if s.server_id == target.server_id]
+        due, note = drill_due(target, last_drills.get(key), own, now)
         if forced:
             due, note = True, "run now (drill command)"
         if not due:
@@ -235,7 +237,7 @@ def plan_drills(
             _due_plan(
                 target,
                 note,
-                snapshots,
+                own,
                 machine_types_by_account.get(target.account),
                 regions.get((target.account, target.server_id)),
                 now,
@@ -257,7 +259,7 @@ def _due_plan(
 ) -> DrillPlan:
     drill = target.drill
     assert drill is not None
-    snapshot = choose_snapshot([s for s in snapshots if s.server_id == target.server_id], now)
+    snapshot = choose_snapshot(snapshots, now)
     if snapshot is None:
         return DrillPlan(target, True, note, refusal="no managed snapshot to restore yet")
     if machine_types is None:

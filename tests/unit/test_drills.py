@@ -410,3 +410,12 @@ def test_only_journaled_servers_with_our_drill_marks_are_ever_deleted(provider, 
         )
     assert len(found.settle) + len(found.waiting) + len(found.delete) == len(journal)
     assert len(settled) == len(found.settle)
+
+
+def test_a_drill_looks_only_at_its_own_servers_snapshots():
+    other = replace(
+        snap(NOW, server_id="2"), drilled=DrillMark(True, date(2026, 12, 6))
+    )  # another server's, newer and drilled yesterday
+    mine = with_cloud(snap(NOW - timedelta(days=1)), min_disk=20, regions=("nyc3",))
+    (plan,) = drills.plan_drills([(DO, [other, mine])], {"main": DO_SIZES}, {}, NOW)
+    assert (plan.due, plan.note, plan.snapshot) == (True, "never drilled", mine)
