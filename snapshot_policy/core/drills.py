@@ -217,8 +217,8 @@ def plan_drills(
     `last_drills` is the run state's, by (account, server id, target); `forced` (the `drill`
     command) makes every drill due. `machine_types_by_account` need hold only the accounts
     with a due drill: a due drill whose account's types were not read is refused, as is one
-    with no snapshot to restore or no type that fits. `server_regions` maps (account, server
-    id) to where the server runs, the region preferred.
+    with no snapshot to restore or no type that fits. The region preferred is where the server
+    runs: `server_regions` by (account, server id), else `Target.region`.
     """
     regions = server_regions or {}
     plans = []
@@ -239,7 +239,7 @@ def plan_drills(
                 note,
                 own,
                 machine_types_by_account.get(target.account),
-                regions.get((target.account, target.server_id)),
+                regions.get((target.account, target.server_id), target.region),
                 now,
             )
         )

@@ -419,3 +419,11 @@ def test_a_drill_looks_only_at_its_own_servers_snapshots():
     mine = with_cloud(snap(NOW - timedelta(days=1)), min_disk=20, regions=("nyc3",))
     (plan,) = drills.plan_drills([(DO, [other, mine])], {"main": DO_SIZES}, {}, NOW)
     assert (plan.due, plan.note, plan.snapshot) == (True, "never drilled", mine)
+
+
+def test_the_servers_own_region_comes_with_its_target():
+    snapshot = with_cloud(snap(NOW), min_disk=25, regions=("fra1", "ams3", "nyc3"))
+    (plan,) = drills.plan_drills(
+        [(replace(DO, region="ams3"), [snapshot])], {"main": DO_SIZES}, {}, NOW
+    )
+    assert (plan.machine_type.name, plan.region) == ("s-1vcpu-1gb", "ams3")
