@@ -299,7 +299,8 @@ class DigitalOcean:
         found = [
             server
             for server in listing.items
-            if server.name == request.name and set(request.labels) <= set(server.labels)
+            if server.name == request.name
+            and {tag.lower() for tag in request.labels} <= {tag.lower() for tag in server.labels}
         ]
         return max(found, key=lambda server: int(server.id), default=None)
 
