@@ -315,7 +315,9 @@ def test_hetzner_a_snapshot_limit_says_what_to_do(sandbox, adapter):
         adapter(HETZNER).start_snapshot(str(SOURCE[HETZNER]), "app-1-20261207030000", {})
     assert raised.value.code == "resource_limit_exceeded" and raised.value.no_snapshot
     assert raised.value.message == SNAPSHOT_LIMIT
-    assert str(raised.value) == f"hetzner start snapshot failed (HTTP 403): {SNAPSHOT_LIMIT}"
+    assert str(raised.value).startswith(
+        f"hetzner start snapshot failed (HTTP 403): {SNAPSHOT_LIMIT} (request id "
+    )
 
 
 # -- the one server DELETE ---------------------------------------------------------------------

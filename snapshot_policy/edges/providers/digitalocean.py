@@ -96,6 +96,7 @@ class DigitalOcean:
         # droplet id -> the id of its create action, while the droplet has not booted: the
         # droplet itself never says that its create failed, the action does.
         self._creating: dict[str, int] = {}
+        self._failed: set[str] = set()  # servers whose create this adapter saw fail
         self._creating_lock = threading.Lock()
         self.rate_limit = _budget(DEFAULT_LIMIT)
         self.unsettled: list[str] = []
@@ -346,11 +347,13 @@ class DigitalOcean:
         )
         with self._creating_lock:
             self._creating.pop(server.id, None)
+            self._failed.discard(server.id)
 
     def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
         """`servers`, each whose create action this adapter saw ending in error as "failed".
         The actions of droplets not yet running are read in one batch (`_action_statuses`);
-        once a droplet runs, or its action ended, it is not asked about again."""
+        once a droplet runs, or its action ended, it is not asked about again; one whose action
+        failed stays "failed" until it runs."""
         with self._creating_lock:
             for server in servers:
                 if server.status == "running":
@@ -360,19 +363,16 @@ class DigitalOcean:
                 for server in servers
                 if server.id in self._creating
             }
-        if not watched:
-            return servers
-        statuses = self._action_statuses(set(watched.values()))
+        statuses = self._action_statuses(set(watched.values())) if watched else {}
         with self._creating_lock:
             for droplet_id, action_id in watched.items():
-                if statuses.get(action_id, "in-progress") != "in-progress":
+                status = statuses.get(action_id, "in-progress")
+                if status != "in-progress":
                     self._creating.pop(droplet_id, None)
-        return [
-            replace(server, status="failed")
-            if server.id in watched and statuses.get(watched[server.id]) == "errored"
-            else server
-            for server in servers
-        ]
+                if status == "errored":
+                    self._failed.add(droplet_id)
+            failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
+        return [replace(s, status="failed") if s.id in failed else s for s in servers]
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
         return self._pages(

@@ -140,6 +140,7 @@ class Hetzner:
         # server id -> its create and start actions, while it has not run: the server's own
         # status does not say that its create failed, its actions do.
         self._creating: dict[str, list[int]] = {}
+        self._failed: set[str] = set()  # servers whose create this adapter saw fail
         self._creating_lock = threading.Lock()
 
     def _seen(self, response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -191,6 +192,7 @@ class Hetzner:
         operation: str,
         get_list: Callable[..., Any],
         convert: Callable[[Any], T],
+        identity: Callable[[T], Any] = lambda item: item.id,
         **filters: Any,
     ) -> Listing[T]:
         """Every item of a paginated listing once, in id order, each read by `convert`: page
@@ -211,7 +213,7 @@ class Hetzner:
 
             return self._read(operation, call)
 
-        listing = read_all(read, lambda item: item.id)
+        listing = read_all(read, identity)
         return replace(listing, items=listing.items[::-1])
 
     def busy_servers(self, since: datetime) -> dict[str, str]:
@@ -347,7 +349,9 @@ class Hetzner:
             response = self._client.request(method="GET", url="/server_types", params=params)
             return list(response["server_types"]), Meta.parse_meta(response)
 
-        return self._pages("list server types", type_page, _server_type).items
+        return self._pages(
+            "list server types", type_page, _server_type, lambda kind: kind.name
+        ).items
 
     def create_server(self, request: ServerRequest) -> MadeServer:
         """`POST /v1/servers`, never repeated by hcloud; after a lost reply the server is looked
@@ -443,28 +447,27 @@ class Hetzner:
                 raise
         with self._creating_lock:
             self._creating.pop(server.id, None)
+            self._failed.discard(server.id)
 
     def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
         """`servers`, each whose create or start action this adapter saw ending in error as
         "failed". The actions of servers not yet running are read in one batch
-        (`_statuses_of`); once a server runs, or its actions ended, it is not asked about again."""
+        (`_statuses_of`); once a server runs, or its actions ended, it is not asked about again;
+        one whose action failed stays "failed" until it runs."""
         with self._creating_lock:
             for server in servers:
                 if server.status == "running":
                     self._creating.pop(server.id, None)
             watched = {s.id: list(self._creating[s.id]) for s in servers if s.id in self._creating}
-        if not watched:
-            return servers
-        statuses = self._statuses_of(sorted({a for ids in watched.values() for a in ids}))
-        failed = {
-            server_id
-            for server_id, ids in watched.items()
-            if any(statuses.get(a, ("", ""))[0] == "error" for a in ids)
-        }
+        wanted = sorted({a for ids in watched.values() for a in ids})
+        statuses = self._statuses_of(wanted) if wanted else {}
         with self._creating_lock:
             for server_id, ids in watched.items():
+                if any(statuses.get(a, ("", ""))[0] == "error" for a in ids):
+                    self._failed.add(server_id)
                 if all(statuses.get(a, ("", ""))[0] != "running" for a in ids):
                     self._creating.pop(server_id, None)
+            failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
         return [replace(s, status="failed") if s.id in failed else s for s in servers]
 
     def _start_snapshot(
