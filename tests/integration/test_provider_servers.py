@@ -414,3 +414,13 @@ def test_a_delete_that_fails_for_a_while_is_retried_and_a_gone_server_is_deleted
     sandbox.inject("error", service=provider, method="DELETE", status=503, count=1)
     provider_api.delete_drill_server(made, OWNER)
     assert named(sandbox, provider, NAME) == [] and len(deletes(sandbox, provider)) == 2
+
+
+def test_digitalocean_a_snapshot_limit_is_a_refusal_not_a_busy_droplet(sandbox, adapter, sleeps):
+    """DigitalOcean answers 422 both to a busy droplet and at the snapshot limit: only the
+    first is asked again later (retry.ServerBusy)."""
+    sandbox.state.accounts[ACCOUNT[DIGITALOCEAN]].snapshot_limit = 0
+    with pytest.raises(ProviderError) as raised:
+        adapter(DIGITALOCEAN).start_snapshot(str(SOURCE[DIGITALOCEAN]), "web-1-x", {})
+    assert type(raised.value) is ProviderError and raised.value.status == 422
+    assert "snapshot limit" in raised.value.message and raised.value.no_snapshot

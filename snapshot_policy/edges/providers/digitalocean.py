@@ -210,7 +210,7 @@ class DigitalOcean:
         action_id = self._retry.start_once(
             start,
             started_meanwhile,
-            lambda error: error.status == BUSY,
+            _busy,
             self._timing.creation_timeout,
         )
         return StartedSnapshot(server_id, name, action_id, labels=dict(labels))
@@ -643,6 +643,14 @@ class DigitalOcean:
             return unreadable(self.name, operation, status, problem, request_id)
         problem = f"an HTTP {status} without DigitalOcean's error body"
         return unreadable(self.name, operation, status, problem, request_id)
+
+
+def _busy(error: ProviderError) -> bool:
+    """A 422 to a snapshot action means the droplet is busy ("Droplet already has a pending
+    event."), worth asking again later — unless it speaks of a limit (the account's snapshot
+    limit: DigitalOcean answers 422 in its own words), which no later ask can pass."""
+    words = error.message.lower()
+    return error.status == BUSY and not any(w in words for w in ("limit", "maximum", "quota"))
 
 
 def _last_page(body: Any) -> int | None:
