@@ -325,17 +325,21 @@ class DigitalOcean:
         return self._failed_creates(listing.items)
 
     def get_server(self, server_id: str) -> MadeServer | None:
-        made = self._read(
+        made = self._read_droplet(server_id)
+        return None if made is None else self._failed_creates([made])[0]
+
+    def _read_droplet(self, server_id: str) -> MadeServer | None:
+        """`GET /v2/droplets/{id}`: the droplet as it is now, None when there is none."""
+        return self._read(
             "get droplet",
             self._client.droplets.get,
             lambda body: _made(body["droplet"]),
             missing_ok=True,
             droplet_id=int(server_id),
         )
-        return None if made is None else self._failed_creates([made])[0]
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        current = self.get_server(server.id)
+        current = self._read_droplet(server.id)  # its marks and name now; its boot does not matter
         if current is None:
             return  # gone already
         check_drill_server(self.name, server, current, owner)

@@ -420,20 +420,25 @@ class Hetzner:
         return self._failed_creates(listing.items)
 
     def get_server(self, server_id: str) -> MadeServer | None:
+        made = self._read_server(server_id)
+        return None if made is None else self._failed_creates([made])[0]
+
+    def _read_server(self, server_id: str) -> MadeServer | None:
+        """`GET /v1/servers/{id}`: the server as it is now, None when there is none."""
+
         def get() -> MadeServer:
             reply = self._client.request(method="GET", url=f"/servers/{int(server_id)}")
             return _made(self._bound(reply["server"]))
 
         try:
-            made = self._read("get server", get)
+            return self._read("get server", get)
         except ProviderError as error:
             if error.code != NOT_FOUND:
                 raise
             return None
-        return self._failed_creates([made])[0]
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        current = self.get_server(server.id)
+        current = self._read_server(server.id)  # its marks and name now; its boot does not matter
         if current is None:
             return  # gone already
         check_drill_server(self.name, server, current, owner)
