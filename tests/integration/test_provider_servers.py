@@ -425,3 +425,28 @@ def test_digitalocean_a_snapshot_limit_is_a_refusal_not_a_busy_droplet(sandbox, 
         adapter(DIGITALOCEAN).start_snapshot(str(SOURCE[DIGITALOCEAN]), "web-1-x", {})
     assert type(raised.value) is ProviderError and raised.value.status == 422
     assert "snapshot limit" in raised.value.message and raised.value.no_snapshot
+
+
+@BOTH
+def test_a_snapshot_id_that_is_no_number_is_refused_before_any_request(sandbox, adapter, provider):
+    provider_api = adapter(provider)
+    sandbox.clear_requests()
+    with pytest.raises(Refused, match="is not a number"):
+        provider_api.create_server(request(provider, "web-1-20261207030000"))
+    assert sandbox.requests(provider) == []
+
+
+@BOTH
+def test_the_boot_poll_lists_the_servers_even_when_their_actions_cannot_be_read(
+    sandbox, adapter, provider
+):
+    """The listing is the poll; whether a create failed is asked again next round."""
+    snapshot_id = snapshot_of(sandbox, provider)
+    sandbox.inject("boot_fail", service=provider)
+    provider_api = adapter(provider)
+    made = provider_api.create_server(request(provider, snapshot_id))
+    path = "^/v2/actions" if provider == DIGITALOCEAN else "^/v1/actions"
+    sandbox.inject("error", service=provider, method="GET", path=path, status=403, count=None)
+    assert [s.id for s in provider_api.drill_servers()] == [made.id]
+    sandbox.clear_faults()
+    assert until(provider_api, made.id, "failed").status == "failed"
