@@ -85,8 +85,8 @@ LOCKED = "locked"
 NOT_FOUND = "not_found"
 UNIQUENESS_ERROR = "uniqueness_error"
 LIMIT_EXCEEDED = "resource_limit_exceeded"
-# What a 403 resource_limit_exceeded means, by the request it answers (docs/promises.md §7:
-# the message says what to do). Neither limit is in the API: the project's own.
+# What a 403 resource_limit_exceeded means, by the request it answers, and what to do about it.
+# Neither limit is in the API: they are the project's own.
 SNAPSHOT_LIMIT = (
     "the project's snapshot limit is reached (Hetzner resource_limit_exceeded): "
     "delete snapshots, or ask Hetzner support to raise the limit"
