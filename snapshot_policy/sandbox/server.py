@@ -413,7 +413,7 @@ def serve(port: int, state_file: str | None) -> None:
     from .example import example_state
 
     data = read_state(state_file) if state_file else example_state()
-    with Sandbox(data, action_seconds=2.0, port=port) as sandbox:
+    with Sandbox(data, action_seconds=2.0, boot_seconds=5.0, port=port) as sandbox:
         print(f"sandbox listening on {sandbox.url}  (control API: {sandbox.url}/_sandbox/)")
         for key, value in sandbox.env().items():  # for the shell: eval "$(… | grep ^export)"
             print(f"export {key}={shlex.quote(value)}")
