@@ -53,8 +53,13 @@ class Sandbox:
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
-        if not isinstance(state, State):  # the clock first: it dates seeded items given no date
-            state = State.from_dict(state or {}, **({"clock": clock} if clock is not None else {}))
+        if not isinstance(state, State):
+            # The clock and timings first: the clock dates seeded items given no date, and a
+            # seeded server that is `starting` boots from the load.
+            given = {"clock": clock, "action_seconds": action_seconds, "boot_seconds": boot_seconds}
+            state = State.from_dict(
+                state or {}, **{k: v for k, v in given.items() if v is not None}
+            )
         if action_seconds is not None:
             state.action_seconds = action_seconds
         if boot_seconds is not None:
