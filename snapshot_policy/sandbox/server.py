@@ -39,9 +39,9 @@ TELEGRAM_TOKEN = re.compile(r"^/bot[^/]+")
 class Sandbox:
     """A local fake of DigitalOcean, Hetzner Cloud, Telegram and a webhook receiver.
 
-    `state` is a `State`, its JSON form (a dict), or None for an empty cloud. `clock` and
-    `action_seconds` are passed to (or set on) the state. Use as a context manager, or call
-    `start()` and `stop()`.
+    `state` is a `State`, its JSON form (a dict), or None for an empty cloud. `clock`,
+    `action_seconds` and `boot_seconds` are passed to (or set on) the state. Use as a context
+    manager, or call `start()` and `stop()`.
     """
 
     def __init__(
@@ -49,13 +49,21 @@ class Sandbox:
         state: State | dict | None = None,
         *,
         action_seconds: float | None = None,
+        boot_seconds: float | None = None,
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
-        if not isinstance(state, State):  # the clock first: it dates seeded items given no date
-            state = State.from_dict(state or {}, **({"clock": clock} if clock is not None else {}))
+        if not isinstance(state, State):
+            # The clock and timings first: the clock dates seeded items given no date, and a
+            # seeded server that is `starting` boots from the load.
+            given = {"clock": clock, "action_seconds": action_seconds, "boot_seconds": boot_seconds}
+            state = State.from_dict(
+                state or {}, **{k: v for k, v in given.items() if v is not None}
+            )
         if action_seconds is not None:
             state.action_seconds = action_seconds
+        if boot_seconds is not None:
+            state.boot_seconds = boot_seconds
         if clock is not None:
             state.clock = clock
         self.state = state
@@ -63,8 +71,8 @@ class Sandbox:
         self.telegram = TelegramAPI(state)
         self.webhooks = WebhookSink()
         self._apis = {
-            "digitalocean": DigitalOceanAPI(state, self.faults.action_fails),
-            "hetzner": HetznerAPI(state, self.faults.action_fails),
+            "digitalocean": DigitalOceanAPI(state, self.faults.action_fails, self.faults.boot),
+            "hetzner": HetznerAPI(state, self.faults.action_fails, self.faults.boot),
             "telegram": self.telegram,
             "webhook": self.webhooks,
         }
@@ -410,7 +418,7 @@ def serve(port: int, state_file: str | None) -> None:
     from .example import example_state
 
     data = read_state(state_file) if state_file else example_state()
-    with Sandbox(data, action_seconds=2.0, port=port) as sandbox:
+    with Sandbox(data, action_seconds=2.0, boot_seconds=5.0, port=port) as sandbox:
         print(f"sandbox listening on {sandbox.url}  (control API: {sandbox.url}/_sandbox/)")
         for key, value in sandbox.env().items():  # for the shell: eval "$(… | grep ^export)"
             print(f"export {key}={shlex.quote(value)}")
