@@ -8,9 +8,9 @@ target covers and the snapshot count against the limit the operator set.
 
 "Late" follows the schedule apply follows (`reconcile.due`): a snapshot due for longer than
 a grace (the creation timeout, at least an hour) is late — for an interval, counted from the
-interval's end, not from the little earlier a run may already make it. A schedule of every run has no due
-time of its own; it is late once its newest snapshot is older than 25 hours (a daily cron
-line that missed a night). `late_after` sets either.
+interval's end, not from the little earlier a run may already make it. A schedule of every
+run has no due time of its own; it is late once its newest snapshot is older than 25 hours
+(a daily cron line that missed a night). `late_after` sets either.
 """
 
 from __future__ import annotations
