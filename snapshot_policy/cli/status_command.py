@@ -64,8 +64,8 @@ def status_command(
     nothing in the clouds and takes no lock.
 
     \b
-    Exit codes: 0 all is well; 2 something is late, missing, uncovered, failing or over
-    a limit; 1 the configuration or an account cannot be read.
+    Exit codes: 0 all is well; 2 something is late, missing, uncovered,
+    failing or over a limit; 1 the configuration or an account cannot be read.
     \b
     Examples:
       snapshot-policy status --policy snapshot-policy.yaml

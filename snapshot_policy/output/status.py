@@ -41,6 +41,7 @@ def status_text(status: Status) -> str:
 
 
 def _target_text(judged: TargetStatus) -> str:
+    """A target's server; the drill lines only where drills are configured or were run."""
     target = judged.target
     lines = [
         f"{target.name}: {target.server_name} ({target.provider} server {target.server_id}, "
@@ -48,7 +49,8 @@ def _target_text(judged: TargetStatus) -> str:
     ]
     if judged.newest is not None:
         lines.append(f"  newest {_snapshot_text(judged.newest, judged.age)}")
-    lines.append(f"  schedule {target.schedule.describe()}: {judged.note}")
+    schedule = f"  schedule {target.schedule.describe()}"  # what is wrong is said below
+    lines.append(f"{schedule}: {judged.note}" if judged.state == OK else schedule)
     lines.append(f"  snapshots: {judged.managed} managed; billed: {_storage_text(judged.storage)}")
     run = judged.last_run
     lines.append(
@@ -56,12 +58,13 @@ def _target_text(judged: TargetStatus) -> str:
         if run is None
         else f"  last run: {iso_utc(run.when)[:16]}Z, {'ok' if run.ok else 'FAILED'}"
     )
-    lines.append(f"  last drill: {_drill_text(judged.last_drill)}")
-    lines.append(
-        "  newest verified: none"
-        if judged.verified is None
-        else f"  newest verified: {_snapshot_text(judged.verified, judged.verified_age)}"
-    )
+    if target.drill is not None or judged.last_drill is not None or judged.verified is not None:
+        lines.append(f"  last drill: {_drill_text(judged.last_drill)}")
+        lines.append(
+            "  newest verified: none"
+            if judged.verified is None
+            else f"  newest verified: {_snapshot_text(judged.verified, judged.verified_age)}"
+        )
     lines += [f"  ! {problem}" for problem in judged.problems]
     return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)
 

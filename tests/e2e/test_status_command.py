@@ -44,7 +44,7 @@ def test_all_well_exits_0_reads_only_and_writes_nothing(policy, sandbox, capsys,
     assert "web: web-1 (digitalocean server 3164444, account do): ok\n" in out
     assert f"  newest {newest} (id 100000001, " in out and ", 1 d 0 h old)\n" in out
     assert "  snapshots: 5 managed; billed: 6 snapshots, 15 GB, USD 0.90 a month\n" in out
-    assert "  last run: never recorded\n  last drill: never\n  newest verified: none\n" in out
+    assert "  last run: never recorded\n" in out and "drill" not in out  # none configured
     assert "  do (digitalocean): 2 server(s), 0 uncovered, 7 snapshot(s)\n" in out
     assert out.endswith("Status: 3 ok, 0 late, 0 without a snapshot of 3 server(s). Exit 0.\n")
     assert all(len(line) <= 80 for line in out.splitlines())
@@ -218,3 +218,14 @@ def test_legacy_layout_all_covered_exits_0(legacy_layout, sandbox, capsys, clock
     assert capsys.readouterr().out.endswith(
         "Status: 3 ok, 0 late, 0 without a snapshot of 3 server(s). Exit 0.\n"
     )
+
+
+def test_legacy_layout_with_a_broken_file_exits_1(
+    legacy_layout, sandbox, capsys, clock, monkeypatch
+):
+    (legacy_layout / "configs" / "hetzner_cloud_server1.json").write_text("{not json")
+    monkeypatch.chdir(legacy_layout)
+    assert status(clock=clock) == 1
+    captured = capsys.readouterr()
+    assert "hetzner_cloud_server1: FAILED: " in captured.out
+    assert "digitalocean_droplet1: web-1 (digitalocean server 3164444" in captured.out
