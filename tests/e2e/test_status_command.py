@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from snapshot_policy import config
 from snapshot_policy.cli import main
+from snapshot_policy.core.model import Selector
 from snapshot_policy.state.runstate import LastDrill, LastRun, RunState
 from tests.e2e.cloud import legacy_name, made
 from tests.e2e.policies import DB, DEBUG_LOG, WEB, policy_yaml
@@ -229,3 +232,69 @@ def test_legacy_layout_with_a_broken_file_exits_1(
     captured = capsys.readouterr()
     assert "hetzner_cloud_server1: FAILED: " in captured.out
     assert "digitalocean_droplet1: web-1 (digitalocean server 3164444" in captured.out
+
+
+def with_status_settings(monkeypatch, ignore=(), limits=None):
+    """The loaded configuration with `settings.uncovered.ignore` and the accounts'
+    `snapshot_limit` set: the model's fields `status` takes (their keys are parsed by the
+    configuration; this sets them as parsed)."""
+    load = config.load
+
+    def loaded_with(*args, **kwargs):
+        loaded = load(*args, **kwargs)
+        limited = {
+            name: replace(t.account, snapshot_limit=(limits or {}).get(t.account.name))
+            for t in loaded.targets
+            for name in [t.account.name]
+        }
+        return replace(
+            loaded,
+            targets=tuple(replace(t, account=limited[t.account.name]) for t in loaded.targets),
+            settings=replace(loaded.settings, uncovered_ignore=tuple(ignore)),
+        )
+
+    monkeypatch.setattr(config, "load", loaded_with)
+
+
+def test_ignored_servers_are_not_uncovered_a_label_selector_read_by_each_cloud(
+    tmp_path, sandbox, tokens, capsys, clock, monkeypatch
+):
+    sandbox.state.add_server("do", "ci-runner", id=3164446, tags=["ephemeral"])
+    sandbox.state.add_server("hz", "ci-runner-2", id=4712, labels={"role": "ephemeral"})
+    sandbox.state.add_server("hz", "scratch", id=4713)
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(policy_yaml(WEB, DB, settings=DEBUG_LOG))
+    with_status_settings(
+        monkeypatch,
+        ignore=[
+            Selector(names=("web-10",)),
+            Selector(label_selector="ephemeral"),  # a DigitalOcean tag
+            Selector(label_selector="role=ephemeral"),  # a Hetzner label selector
+        ],
+    )
+    sandbox.clear_requests()
+    assert status("--policy", str(policy), clock=clock) == 2
+    out = capsys.readouterr().out
+    assert "  do (digitalocean): 3 server(s), 0 uncovered (2 ignored), 7 snapshot(s)\n" in out
+    assert "  hz (hetzner): 3 server(s), 1 uncovered (1 ignored), 6 snapshot(s)\n" in out
+    assert "    ! 1 server(s) no target covers: scratch (4713)\n" in out
+    requests = sandbox.requests()
+    assert {r["method"] for r in requests} == {"GET"}
+    droplets = [str(r.get("query")) for r in requests if r["path"] == "/v2/droplets"]
+    assert any("ephemeral" in q for q in droplets), droplets  # the tag, listed by the cloud
+
+
+def test_over_the_snapshot_limit_exits_2(policy, sandbox, capsys, clock, monkeypatch):
+    with_status_settings(monkeypatch, limits={"do": 7, "hz": 5})
+    assert status("--policy", str(policy), clock=clock) == 2
+    out = capsys.readouterr().out
+    assert "  do (digitalocean): 2 server(s), 0 uncovered, 7 snapshot(s) of a limit of 7\n" in out
+    assert "  hz (hetzner): 1 server(s), 0 uncovered, 6 snapshot(s) of a limit of 5\n" in out
+    assert "    ! 6 snapshots, over the limit of 5 set in accounts.hz.snapshot_limit\n" in out
+    assert out.endswith("1 account(s) over their snapshot limit. Exit 2.\n")
+    assert status("--policy", str(policy), "--output", "json", clock=clock) == 2
+    accounts = json.loads(capsys.readouterr().out)["accounts"]
+    assert [(a["account"], a["snapshot_limit"], a["problems"] != []) for a in accounts] == [
+        ("do", 7, False),
+        ("hz", 5, True),
+    ]
