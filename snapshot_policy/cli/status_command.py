@@ -1,5 +1,6 @@
 """`status`: is every server's snapshot fresh, covered, drilled, within its limits? Read-only,
-so it runs beside apply (no lock) and from monitoring; its exit code says whether to look."""
+so it runs beside apply (no lock) and from monitoring; its exit code says whether to look
+(docs/promises.md §10)."""
 
 from __future__ import annotations
 

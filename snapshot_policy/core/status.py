@@ -1,4 +1,5 @@
-"""Is every server safe to restore, and from what? The facts `status` reports (issue 22).
+"""Is every server safe to restore, and from what? The facts `status` reports
+(docs/promises.md §10).
 
 Pure: the listings an observation read, the run state's last runs and drills, and `now`
 come in as values. Per target and server: the newest managed snapshot and its age against
