@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import datetime, time, timezone
 from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from snapshot_policy.core import transport
 from snapshot_policy.core.model import Delivery, Outcome, RunReport
+from snapshot_policy.core.status import LATE, NONE, Status
 from snapshot_policy.output.jsondoc import iso_utc, target_identity
 from snapshot_policy.output.render import report_summary
 from snapshot_policy.state import statefiles
@@ -52,8 +54,11 @@ def ping(url: str | None, outcome: str, body: str = "") -> Delivery | None:
     return Delivery("healthcheck", "healthcheck", None, True, 1, None)
 
 
-def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
-    """Write the Prometheus textfile atomically, carrying each target's last success forward.
+def write_metrics(
+    path: Path, report: RunReport, api_requests: int, status: Status | None = None
+) -> None:
+    """Write the Prometheus textfile atomically, carrying each target's last success forward;
+    with `status` (as it stands after the run), its gauges too (`status_gauges`).
     Raise StateFileError (an OSError) if it cannot be written or `path` is a symbolic link.
 
     prometheus_client formats the file (every value exact: a timestamp to the microsecond);
@@ -62,6 +67,8 @@ def write_metrics(path: Path, report: RunReport, api_requests: int) -> None:
     """
     registry = CollectorRegistry()  # one per write: nothing global, nothing left from a run before
     registry.register(_RunMetrics(report, api_requests, _last_successes(path)))
+    if status is not None:
+        registry.register(_Families(status_gauges(status)))
     statefiles.write_atomic(
         path, generate_latest(registry).decode("utf-8"), METRICS_FILE, statefiles.WORLD_READABLE
     )
@@ -122,6 +129,99 @@ class _RunMetrics(Collector):
         for labels, value in sorted(last_success.items()):
             succeeded.add_metric(labels, value)
         yield from (created, deleted, managed, succeeded)
+
+
+def write_status_metrics(path: Path, status: Status) -> None:
+    """Write `status`'s gauges to the textfile, keeping every other metric the file holds
+    (apply's run gauges, when `status --metrics-file` names apply's file): a status run between
+    two applies refreshes the ages and leaves the last run's figures as they were. Raise
+    StateFileError (an OSError) as write_metrics does."""
+    fresh = status_gauges(status)
+    replaced = {family.name for family in fresh}
+    kept = [family for family in _families(path) if family.name not in replaced]
+    registry = CollectorRegistry()
+    registry.register(_Families(kept + fresh))
+    statefiles.write_atomic(
+        path, generate_latest(registry).decode("utf-8"), METRICS_FILE, statefiles.WORLD_READABLE
+    )
+
+
+def status_gauges(status: Status) -> list[GaugeMetricFamily]:
+    """The facts of `status` as gauges (README "Status"): per target and server the newest
+    snapshot's age (no sample without one), whether it is late or missing, the newest
+    verified snapshot's age and the last drill; per account the uncovered servers and the
+    snapshots against the limit; the exit code `status` would give."""
+    newest, late, verified, drilled, passed, restore = (
+        GaugeMetricFamily(f"snapshot_policy_{name}", help_text, labels=TARGET_LABELS)
+        for name, help_text in (
+            ("newest_snapshot_age_seconds", "Age of the newest managed snapshot, per server."),
+            ("snapshot_late", "1 if the server's newest snapshot is late or there is none."),
+            (
+                "newest_verified_snapshot_age_seconds",
+                "Age of the newest snapshot whose restore drill passed, per server.",
+            ),
+            (
+                "last_drill_timestamp_seconds",
+                "When the last restore drill ran (midnight UTC of its day, if only marked).",
+            ),
+            ("last_drill_passed", "1 if the last restore drill passed."),
+            ("last_drill_restore_seconds", "How long the last drill's server took to run."),
+        )
+    )
+    for judged in status.targets:
+        target = judged.target
+        labels = (target.name, target.provider, target.account, target.server_id)
+        if judged.age is not None:
+            newest.add_metric(labels, judged.age.total_seconds())
+        late.add_metric(labels, int(judged.state in (LATE, NONE)))
+        if judged.verified_age is not None:
+            verified.add_metric(labels, judged.verified_age.total_seconds())
+        drill = judged.last_drill
+        if drill is not None:
+            when = drill.when or datetime.combine(drill.on, time(), timezone.utc)
+            drilled.add_metric(labels, when.timestamp())
+            passed.add_metric(labels, int(drill.passed))
+            if drill.restore_seconds is not None:
+                restore.add_metric(labels, drill.restore_seconds)
+    uncovered, snapshots, limit = (
+        GaugeMetricFamily(f"snapshot_policy_{name}", help_text, labels=("account",))
+        for name, help_text in (
+            ("uncovered_servers", "Servers of the account no target covers (ignored ones aside)."),
+            ("account_snapshots", "Snapshots the account holds, whoever made them."),
+            ("account_snapshot_limit", "The snapshot limit set for the account."),
+        )
+    )
+    for account in status.accounts:
+        if account.unreadable:
+            continue
+        if account.uncovered is not None:
+            uncovered.add_metric((account.account.name,), len(account.uncovered))
+        snapshots.add_metric((account.account.name,), account.snapshots)
+        if account.account.snapshot_limit is not None:
+            limit.add_metric((account.account.name,), account.account.snapshot_limit)
+    code = GaugeMetricFamily(
+        "snapshot_policy_status_exit_code", "What `status` would exit with: 0 all well."
+    )
+    code.add_metric((), status.exit_code)
+    return [newest, late, verified, drilled, passed, restore, uncovered, snapshots, limit, code]
+
+
+class _Families(Collector):
+    """Metric families made beforehand, for a registry of one write."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+def _families(path: Path) -> list[Metric]:
+    """The metric families of the file there, none if there is none or it cannot be read."""
+    try:
+        return list(text_string_to_metric_families(statefiles.read_text(path, METRICS_FILE)))
+    except (OSError, ValueError):
+        return []
 
 
 def _target_gauge(name: str, help_text: str) -> GaugeMetricFamily:

@@ -20,6 +20,13 @@ does not depend on which answers first. Within an account the listings stay in s
 servers, one listing per distinct label selector, snapshots (the adapters read the pages of
 each a few at a time, in page order: edges/providers/paging.py). The snapshot listing is grouped
 by server once, so each target classifies its own server's snapshots only.
+
+`status` (issue 22) also needs what the listings already hold: each account's servers and
+snapshots (the uncovered servers, the count against `snapshot_limit`), the servers each
+label selector of `settings.uncovered.ignore` matches (`also_select`: one listing each, as
+a target's selector), and which account could not be read at all. With `drills`, each
+account's machine types and drill servers are read once too; a failure there is noted in
+`drills_unread` and fails no snapshot target.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     Account,
     CloudSnapshot,
+    MachineType,
+    MadeServer,
     ProviderError,
     Server,
     Snapshot,
@@ -67,6 +76,22 @@ class Observation:
     providers: dict[str, Provider] = field(default_factory=dict)
     absent: dict[str, set[str]] = field(default_factory=dict)
     withheld: dict[str, str] = field(default_factory=dict)
+    servers: dict[str, list[Server]] = field(default_factory=dict)
+    """Per account read, its whole server listing."""
+    snapshots: dict[str, list[CloudSnapshot]] = field(default_factory=dict)
+    """Per account read, its whole snapshot listing, whoever made them."""
+    selected: dict[str, dict[str, list[Server]]] = field(default_factory=dict)
+    """Per account read, the servers each label selector listed (the targets' and
+    `also_select`'s)."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Per account that could not be read, why."""
+    machine_types: dict[str, list[MachineType]] = field(default_factory=dict)
+    """With `drills`: per account, the sizes or server types a drill may restore to."""
+    drill_servers: dict[str, list[MadeServer]] = field(default_factory=dict)
+    """With `drills`: per account, every server carrying the drill mark."""
+    drills_unread: dict[str, str] = field(default_factory=dict)
+    """With `drills`: per account whose machine types or drill servers could not be read,
+    why (its snapshot targets go on)."""
 
 
 def observe(
@@ -78,6 +103,8 @@ def observe(
     absent_since: Mapping[tuple[str, str], datetime] | None = None,
     now: datetime | None = None,
     creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
+    also_select: Sequence[str] = (),
+    drills: bool = False,
 ) -> Observation:
     """Resolve every spec to its servers and classify their snapshots, one listing per account.
 
@@ -85,13 +112,15 @@ def observe(
     targets, prunable only once `absent_since` (account, server id → first missed) shows the
     absence is certain at `now`. The `journal` names snapshots this tool started but could
     not mark: found, and made within `creation_timeout` of their start, they are adopted;
-    not listed yet but recent, they count as still being created.
+    not listed yet but recent, they count as still being created. `also_select` names label
+    selectors to list in every account besides the targets'; `drills` asks for each
+    account's machine types and drill servers.
     """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
     for spec in specs:
         by_account[spec.account].append(spec)
-    reads = _read_accounts(by_account, connect)
+    reads = _read_accounts(by_account, connect, tuple(also_select), drills)
     for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
         if not isinstance(read, Exception):
             try:
@@ -110,20 +139,33 @@ def observe(
                 log.debug("reading account %s failed", account.name, exc_info=True)
                 read = error
         if isinstance(read, Exception):
-            reason = (
-                str(read)
-                if isinstance(read, (ProviderError, ValueError))
-                else f"unexpected {type(read).__name__} while reading it"
-            )
+            reason = _reason(read)
             cannot = f"cannot read account {account.name}: {reason}"
             result.failures += [failure(s, cannot) for s in account_specs]
+            result.unreadable[account.name] = reason
             continue
         result.observed += seen.observed
         result.failures += seen.failures
         result.providers.update(seen.providers)
         result.absent.update(seen.absent)
         result.withheld.update(seen.withheld)
+        result.servers[account.name] = read.servers
+        result.snapshots[account.name] = read.listing
+        result.selected[account.name] = read.selected
+        if read.drills is not None:
+            if isinstance(read.drills, Exception):
+                result.drills_unread[account.name] = _reason(read.drills)
+            else:
+                result.machine_types[account.name], result.drill_servers[account.name] = read.drills
     return result
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, for a sentence: a cloud's or a value's own words, else the kind of a
+    surprise (its traceback is in the debug log)."""
+    if isinstance(error, (ProviderError, ValueError)):
+        return str(error)
+    return f"unexpected {type(error).__name__} while reading it"
 
 
 def _account_seen(
@@ -175,43 +217,63 @@ def _account_seen(
 @dataclass
 class _AccountRead:
     """What one account's listings gave: its provider, its servers, the servers each label
-    selector its specs use matched, and its snapshots."""
+    selector its specs use matched, and its snapshots; when asked, its machine types and
+    drill servers (or why they could not be read)."""
 
     provider: Provider
     servers: list[Server]
     selected: dict[str, list[Server]]
     listing: list[CloudSnapshot]
+    drills: tuple[list[MachineType], list[MadeServer]] | Exception | None = None
 
 
 def _read_accounts(
-    by_account: Mapping[Account, Sequence[TargetSpec]], connect: Callable[[Account], Provider]
+    by_account: Mapping[Account, Sequence[TargetSpec]],
+    connect: Callable[[Account], Provider],
+    also_select: tuple[str, ...] = (),
+    drills: bool = False,
 ) -> list[_AccountRead | Exception]:
     """Read every account, several at a time; return each one's read or its exception, in
     the order of `by_account`."""
+
+    def read(item: tuple[Account, Sequence[TargetSpec]]) -> _AccountRead | Exception:
+        return _read_account(item[0], item[1], connect, also_select, drills)
+
     if len(by_account) <= 1:
-        return [_read_account(account, specs, connect) for account, specs in by_account.items()]
+        return [read(item) for item in by_account.items()]
     with ThreadPoolExecutor(
         max_workers=min(ACCOUNT_READERS, len(by_account)), thread_name_prefix="observe"
     ) as pool:
-        return list(
-            pool.map(lambda item: _read_account(item[0], item[1], connect), by_account.items())
-        )
+        return list(pool.map(read, by_account.items()))
 
 
 def _read_account(
-    account: Account, specs: Sequence[TargetSpec], connect: Callable[[Account], Provider]
+    account: Account,
+    specs: Sequence[TargetSpec],
+    connect: Callable[[Account], Provider],
+    also_select: tuple[str, ...] = (),
+    drills: bool = False,
 ) -> _AccountRead | Exception:
-    """Connect, list the servers, each label selector the specs use, then the snapshots; any
-    exception is returned, not raised: it is this account's alone."""
+    """Connect, list the servers, each label selector the specs (and `also_select`) use, then
+    the snapshots, and with `drills` the machine types and drill servers; any exception is
+    returned, not raised: it is this account's alone (a drill listing's, its drills' alone)."""
     try:
         provider = connect(account)
         servers = provider.servers()
-        selected = {s: list(provider.servers(s)) for s in label_selectors(specs)}
+        selectors = dict.fromkeys([*label_selectors(specs), *also_select])
+        selected = {s: list(provider.servers(s)) for s in selectors}
         listing = provider.snapshots()
     except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
         log.debug("reading account %s failed", account.name, exc_info=True)
         return error
-    return _AccountRead(provider, list(servers), selected, list(listing))
+    read = _AccountRead(provider, list(servers), selected, list(listing))
+    if drills:
+        try:
+            read.drills = (list(provider.machine_types()), list(provider.drill_servers()))
+        except Exception as error:  # noqa: BLE001 — a drill listing's failure is the drills'
+            log.debug("reading account %s's drill listings failed", account.name, exc_info=True)
+            read.drills = error
+    return read
 
 
 def _with_pending(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy.config import LoadedConfig
+from snapshot_policy.core import status as statuses
 from snapshot_policy.core.model import (
     Account,
     Channel,
@@ -27,6 +28,7 @@ from snapshot_policy.core.model import (
 )
 from snapshot_policy.core.reconcile import build_plan
 from snapshot_policy.core.redaction import redact
+from snapshot_policy.core.status import Status
 from snapshot_policy.edges import monitor, providers
 from snapshot_policy.edges.notify import Event, deliver, messages
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
@@ -124,16 +126,7 @@ def decide(
     for note in loaded.notes:  # where the configuration came from, when the tool chose
         log.info(note)
     creation_timeout = timedelta(seconds=settings.snapshot_creation_timeout)
-    observation = observe(
-        loaded.targets,
-        connect,
-        orphans=whole,
-        orphans_keep_last=settings.orphans_keep_last,
-        journal=journal,
-        absent_since=state.absent_since,
-        now=now,
-        creation_timeout=creation_timeout,
-    )
+    observation = observed(loaded, now, journal, state, connect, orphans=whole)
     plan = build_plan(
         observation.observed,
         now,
@@ -143,6 +136,31 @@ def decide(
         settings.max_deletions_per_run,
     )
     return plan, list(loaded.failed) + observation.failures, observation
+
+
+def observed(
+    loaded: LoadedConfig,
+    now: datetime,
+    journal: Journal,
+    state: RunState,
+    connect: Callable[[Account], providers.Provider],
+    orphans: bool,
+    **options: object,
+) -> Observation:
+    """Read the clouds at `now` as plan and status both do: with what earlier runs recorded
+    and the journal's starts. `options` are observe's (`also_select`, `drills`)."""
+    settings = loaded.settings
+    return observe(
+        loaded.targets,
+        connect,
+        orphans=orphans,
+        orphans_keep_last=settings.orphans_keep_last,
+        journal=journal,
+        absent_since=state.absent_since,
+        now=now,
+        creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
+        **options,
+    )
 
 
 def plan(context: RunContext, whole: bool, now: datetime) -> tuple[Plan, list[TargetFailure]]:
@@ -244,10 +262,11 @@ def apply(
         # last did something stays for the morning (README "Run report").
         unwritten += _written("run report", lambda: monitor.write_report(report_file, report))
     if metrics_file is not None:
+        after = judged(context, observation, state, clock(), whole, report)  # README "Status"
         unwritten += _written(
             "metrics file",
             lambda: monitor.write_metrics(
-                metrics_file, report, monitor.api_requests(observation.providers.values())
+                metrics_file, report, monitor.api_requests(observation.providers.values()), after
             ),
         )
     report = replace(report, unwritten=report.unwritten + tuple(unwritten))
@@ -265,6 +284,56 @@ def check_online(context: RunContext) -> tuple[dict[str, list[Target]], list[Tar
     for target, _ in observation.observed:
         matched.setdefault(target.name, []).append(target)
     return matched, observation.failures
+
+
+def status(
+    context: RunContext, whole: bool, now: datetime, late_after: timedelta | None = None
+) -> Status:
+    """`status`: how each target's server stands at `now`, and each account; reads the
+    clouds (the label selectors of `settings.uncovered.ignore` too), the journal and the run
+    state, and writes nothing."""
+    journal, state = context.journal(now), context.state(now)
+    ignore = [s.label_selector for s in context.settings.uncovered_ignore if s.label_selector]
+    observation = observed(
+        context.loaded, now, journal, state, context.connect, orphans=False, also_select=ignore
+    )
+    return judged(context, observation, state, now, whole, late_after=late_after)
+
+
+def judged(
+    context: RunContext,
+    observation: Observation,
+    state: RunState,
+    now: datetime,
+    whole: bool,
+    report: RunReport | None = None,
+    late_after: timedelta | None = None,
+) -> Status:
+    """The status an `observation` shows at `now` (core/status), with apply's `report`
+    counted when given: what the metrics file says after a run."""
+    loaded, settings = context.loaded, context.settings
+    seen = observation.observed
+    counts = {account: len(listing) for account, listing in observation.snapshots.items()}
+    if report is not None:
+        seen, counts = statuses.after_apply(seen, counts, report.outcomes)
+    return statuses.build(
+        loaded.targets,
+        seen,
+        observation.failures,
+        now,
+        servers=observation.servers,
+        selected=observation.selected,
+        snapshot_counts=counts,
+        unreadable=observation.unreadable,
+        last_runs=state.last_runs,
+        last_drills=state.last_drills,
+        prices=loaded.prices,
+        creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
+        late_after=late_after,
+        ignore=settings.uncovered_ignore,
+        whole=whole,
+        config_failures=loaded.failed,
+    )
 
 
 def _written(what: str, write: Callable[[], None]) -> list[str]:

@@ -123,7 +123,17 @@ def test_simulate_header_stays_within_80_columns(capsys):
     assert "9600 snapshots made, " in out
 
 
-COMMANDS = ["plan", "apply", "validate", "simulate", "migrate", "sandbox", "demo", "completion"]
+COMMANDS = [
+    "plan",
+    "apply",
+    "status",
+    "validate",
+    "simulate",
+    "migrate",
+    "sandbox",
+    "demo",
+    "completion",
+]
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
@@ -142,7 +152,7 @@ def test_top_level_help_shows_each_command_description_whole():
         assert line.rstrip().endswith("."), line
 
 
-@pytest.mark.parametrize("command", ["plan", "simulate"])
+@pytest.mark.parametrize("command", ["plan", "status", "simulate"])
 def test_output_option_has_help_text(command):
     result = CliRunner().invoke(cli, [command, "--help"], terminal_width=COLUMNS)
     block = result.output[result.output.index("  --output") :]
