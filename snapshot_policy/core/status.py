@@ -35,6 +35,7 @@ from snapshot_policy.core.model import (
     TargetFailure,
     TargetSpec,
 )
+from snapshot_policy.core.ownership import DRILL_LABEL, DRILL_TAG
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE, _age, _short, due
 
 OK, LATE, NONE = "ok", "late", "none"
@@ -43,7 +44,6 @@ EVERY_RUN_LATE = timedelta(hours=25)
 MIN_GRACE = timedelta(hours=1)
 # The drill marks (core/ownership: DRILL_LABEL, DRILL_TAG): a drill server lives minutes and
 # is nobody's to cover, so it is never counted as uncovered.
-DRILL_MARKS = ("snapshot-policy/drill", "snapshot-policy-drill")
 FROM_RUN_STATE, FROM_MARK = "run state", "snapshot mark"
 
 
@@ -276,7 +276,7 @@ def account_status(
             s
             for s in servers
             if not any(names(spec.selector, s, selected) for spec in specs)
-            and not any(mark in s.labels for mark in DRILL_MARKS)
+            and not (DRILL_LABEL in s.labels or DRILL_TAG in s.labels)
         ]
         uncovered = tuple(s for s in loose if not any(names(i, s, selected) for i in ignore))
         ignored = len(loose) - len(uncovered)

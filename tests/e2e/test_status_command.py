@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from snapshot_policy import config
 from snapshot_policy.cli import main
-from snapshot_policy.core.model import Selector
 from snapshot_policy.state.runstate import LastDrill, LastRun, RunState
 from tests.e2e.cloud import legacy_name, made
-from tests.e2e.policies import DB, DEBUG_LOG, WEB, policy_yaml
+from tests.e2e.policies import ACCOUNTS, DB, DEBUG_LOG, WEB, policy_yaml
 
 WEB_10 = {"name": "web10", "account": "do", "ids": [3164445], "retention": {"keep_last": 3}}
 LATE = "! late: a snapshot has been due for more than 1 h 0 min (every 24h)"
@@ -234,28 +231,6 @@ def test_legacy_layout_with_a_broken_file_exits_1(
     assert "digitalocean_droplet1: web-1 (digitalocean server 3164444" in captured.out
 
 
-def with_status_settings(monkeypatch, ignore=(), limits=None):
-    """The loaded configuration with `settings.uncovered.ignore` and the accounts'
-    `snapshot_limit` set: the model's fields `status` takes (their keys are parsed by the
-    configuration; this sets them as parsed)."""
-    load = config.load
-
-    def loaded_with(*args, **kwargs):
-        loaded = load(*args, **kwargs)
-        limited = {
-            name: replace(t.account, snapshot_limit=(limits or {}).get(t.account.name))
-            for t in loaded.targets
-            for name in [t.account.name]
-        }
-        return replace(
-            loaded,
-            targets=tuple(replace(t, account=limited[t.account.name]) for t in loaded.targets),
-            settings=replace(loaded.settings, uncovered_ignore=tuple(ignore)),
-        )
-
-    monkeypatch.setattr(config, "load", loaded_with)
-
-
 def test_ignored_servers_are_not_uncovered_a_label_selector_read_by_each_cloud(
     tmp_path, sandbox, tokens, capsys, clock, monkeypatch
 ):
@@ -263,15 +238,13 @@ def test_ignored_servers_are_not_uncovered_a_label_selector_read_by_each_cloud(
     sandbox.state.add_server("hz", "ci-runner-2", id=4712, labels={"role": "ephemeral"})
     sandbox.state.add_server("hz", "scratch", id=4713)
     policy = tmp_path / "snapshot-policy.yaml"
-    policy.write_text(policy_yaml(WEB, DB, settings=DEBUG_LOG))
-    with_status_settings(
-        monkeypatch,
-        ignore=[
-            Selector(names=("web-10",)),
-            Selector(label_selector="ephemeral"),  # a DigitalOcean tag
-            Selector(label_selector="role=ephemeral"),  # a Hetzner label selector
-        ],
-    )
+    ignore = [
+        {"names": ["web-10"]},
+        {"label_selector": "ephemeral"},  # a DigitalOcean tag
+        {"label_selector": "role=ephemeral"},  # a Hetzner label selector
+    ]
+    settings = {**DEBUG_LOG, "uncovered": {"ignore": ignore}}
+    policy.write_text(policy_yaml(WEB, DB, settings=settings))
     sandbox.clear_requests()
     assert status("--policy", str(policy), clock=clock) == 2
     out = capsys.readouterr().out
@@ -284,8 +257,13 @@ def test_ignored_servers_are_not_uncovered_a_label_selector_read_by_each_cloud(
     assert any("ephemeral" in q for q in droplets), droplets  # the tag, listed by the cloud
 
 
-def test_over_the_snapshot_limit_exits_2(policy, sandbox, capsys, clock, monkeypatch):
-    with_status_settings(monkeypatch, limits={"do": 7, "hz": 5})
+def test_over_the_snapshot_limit_exits_2(tmp_path, sandbox, tokens, capsys, clock):
+    policy = tmp_path / "snapshot-policy.yaml"
+    accounts = {
+        "do": {**ACCOUNTS["do"], "snapshot_limit": 7},
+        "hz": {**ACCOUNTS["hz"], "snapshot_limit": 5},
+    }
+    policy.write_text(policy_yaml(WEB, DB, WEB_10, accounts=accounts, settings=DEBUG_LOG))
     assert status("--policy", str(policy), clock=clock) == 2
     out = capsys.readouterr().out
     assert "  do (digitalocean): 2 server(s), 0 uncovered, 7 snapshot(s) of a limit of 7\n" in out
