@@ -594,6 +594,22 @@ class DrillResult:
     deleted: bool = False
 
 
+@dataclass(frozen=True)
+class OpenDrill:
+    """A drill server the journal holds open (state/journal.py): requested at `requested` for
+    `target`'s server `source_server_id` from `snapshot_id`, named `name`; `server_id` once
+    the create answered (None: requested, reply not seen). Open until its deletion is
+    confirmed, however long that takes (docs/promises.md §5, invariant 14)."""
+
+    account: str
+    target: str
+    source_server_id: str
+    name: str
+    snapshot_id: str
+    requested: datetime
+    server_id: str | None = None
+
+
 EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2
 
 
