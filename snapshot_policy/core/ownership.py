@@ -18,6 +18,15 @@ configuration's: never managed, never adopted, whatever its name or the journal 
 with our marker and no owner mark was made by a version before owners; it is taken as ours,
 as it always was.
 
+Restore drills (issue 22) mark two things. The throwaway server: Hetzner labels
+`snapshot-policy/drill=true`, the owner, the target and the snapshot; DigitalOcean tags
+`snapshot-policy-drill` and the owner's tag. Only a server carrying both the drill mark and
+this configuration's owner mark, and no other owner's, may ever be deleted
+(`is_drill_server`; docs/promises.md §5). And the drilled snapshot: the Hetzner label
+`snapshot-policy/drilled=passed-2026-12-07` (each drill replaces it), the DigitalOcean tag
+`snapshot-policy-drilled-passed-2026-12-07` (tags accumulate: the newest date wins, and a day
+with both a pass and a failure counts as failed, the reading that trusts less).
+
 Pure, and free of any SDK: the plan can be made and tested without loading pydo or hcloud.
 """
 
@@ -27,13 +36,14 @@ import functools
 import re
 import string
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     DIGITALOCEAN,
     CloudSnapshot,
+    DrillMark,
     Snapshot,
     Target,
 )
@@ -45,6 +55,15 @@ TARGET_LABEL = "snapshot-policy/target"
 OWNER_LABEL = "snapshot-policy/owner"
 DIGITALOCEAN_TAG = "snapshot-policy"
 OWNER_TAG_PREFIX = "snapshot-policy-owner-"
+
+DRILL_LABEL = "snapshot-policy/drill"
+DRILL_LABEL_VALUE = "true"
+DRILL_TAG = "snapshot-policy-drill"
+DRILL_SNAPSHOT_LABEL = "snapshot-policy/snapshot"
+DRILLED_LABEL = "snapshot-policy/drilled"
+DRILLED_TAG_PREFIX = "snapshot-policy-drilled-"
+PASSED, FAILED = "passed", "failed"
+HOSTNAME_LIMIT = 63
 
 NOTHING_PENDING: Mapping[str, datetime] = MappingProxyType({})
 ADOPTION_CLOCK_TOLERANCE = timedelta(minutes=1)
@@ -218,6 +237,8 @@ def classify(
         unmarked=unmarked,
         size_gb=cloud.size_gb,
         note=_name_note(target, cloud) if managed else "",
+        drilled=drill_mark(target.provider, cloud.labels),
+        cloud=cloud,
     )
 
 
@@ -280,6 +301,101 @@ def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str
             f"not {target.server_id}",
         )
     return True, f"tagged {DIGITALOCEAN_TAG}, made from droplet {target.server_id}"
+
+
+def drill_server_labels(provider: str, owner: str, target: str, snapshot_id: str) -> dict[str, str]:
+    """Return the marks a drill server is created with: the only servers this tool may
+    ever delete carry them (docs/promises.md §5). DigitalOcean: tags (empty values), the
+    owner's first as on snapshots. Raise ValueError without an owner: a server nobody could
+    prove ours could never be deleted, so it is never made."""
+    if not owner:
+        raise ValueError("a drill server needs this configuration's owner (settings.owner)")
+    if provider == DIGITALOCEAN:
+        return {OWNER_TAG_PREFIX + owner: "", DRILL_TAG: ""}
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        DRILL_LABEL: DRILL_LABEL_VALUE,
+        OWNER_LABEL: owner,
+        TARGET_LABEL: _label_value(target),
+        DRILL_SNAPSHOT_LABEL: _label_value(snapshot_id),
+    }
+
+
+def is_drill_server(provider: str, labels: Mapping[str, str], owner: str) -> bool:
+    """True only for a server with the drill mark, this configuration's owner mark and no
+    other owner's: the first of the three conditions before a server is deleted. Marks are
+    compared exactly (DigitalOcean tags regardless of case, as DigitalOcean does): a tag that
+    merely starts like ours proves nothing."""
+    if not owner:
+        return False
+    if provider == DIGITALOCEAN:
+        tags = {tag.lower() for tag in labels}
+        prefix = OWNER_TAG_PREFIX.lower()
+        owners = {tag[len(prefix) :] for tag in tags if tag.startswith(prefix)}
+        return DRILL_TAG in tags and owners == {owner.lower()}
+    return (
+        labels.get(DRILL_LABEL) == DRILL_LABEL_VALUE
+        and labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+        and labels.get(OWNER_LABEL) == owner
+    )
+
+
+def drill_result_labels(provider: str, passed: bool, on: date) -> dict[str, str]:
+    """Return the mark a drill leaves on its snapshot, merged into the labels it has (Hetzner:
+    replacing the last result) or added to its tags (DigitalOcean)."""
+    result = f"{PASSED if passed else FAILED}-{on.isoformat()}"
+    if provider == DIGITALOCEAN:
+        return {DRILLED_TAG_PREFIX + result: ""}
+    return {DRILLED_LABEL: result}
+
+
+_RESULT = re.compile(r"(passed|failed)-(\d{4}-\d{2}-\d{2})")
+
+
+def drill_mark(provider: str, labels: Mapping[str, str]) -> DrillMark | None:
+    """Return the last drill result marked on a snapshot; None when it carries none (or only
+    malformed ones, which prove nothing). Among DigitalOcean's accumulated tags the newest
+    day wins, and a failure wins a day that also has a pass."""
+    if provider == DIGITALOCEAN:
+        prefix = DRILLED_TAG_PREFIX.lower()
+        texts = [tag.lower()[len(prefix) :] for tag in labels if tag.lower().startswith(prefix)]
+    else:
+        texts = [labels[DRILLED_LABEL]] if DRILLED_LABEL in labels else []
+    marks = [mark for mark in map(_parse_result, texts) if mark is not None]
+    # newest day first; on one day, failed (passed False) before passed
+    return max(marks, key=lambda m: (m.on, not m.passed), default=None)
+
+
+def _parse_result(text: str) -> DrillMark | None:
+    found = _RESULT.fullmatch(text)
+    if found is None:
+        return None
+    try:
+        on = date.fromisoformat(found[2])
+    except ValueError:
+        return None
+    return DrillMark(passed=found[1] == PASSED, on=on)
+
+
+def drill_server_name(target: Target, now: datetime) -> str:
+    """Return the name of `target`'s drill server made at `now`:
+    `drill-<target slug>-<server id>-<YYYYmmddHHMMSS>`, a hostname both clouds accept (at
+    most 63 characters of a-z, 0-9 and dashes): the slug is cut to fit, never the server id
+    or the time, so two drills of one server never share a name unless made in one second.
+    `now` is taken as UTC."""
+    stamp = _utc(now).strftime("%Y%m%d%H%M%S")
+    server = _slug(target.server_id) or "server"
+    room = HOSTNAME_LIMIT - len(f"drill--{server}-{stamp}")
+    slug = _slug(target.name)[: max(room, 0)].strip("-") or "target"
+    return f"drill-{slug}-{server}-{stamp}"[:HOSTNAME_LIMIT].rstrip("-")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment
 
 
 def adopted(snapshot: Snapshot) -> bool:

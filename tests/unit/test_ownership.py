@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 
-from snapshot_policy.core.model import DIGITALOCEAN, CloudSnapshot
+import pytest
+
+from snapshot_policy.core.model import DIGITALOCEAN, CloudSnapshot, DrillMark
 from snapshot_policy.core.ownership import (
     classify,
+    drill_mark,
+    drill_result_labels,
+    drill_server_labels,
+    drill_server_name,
     has_marker,
+    is_drill_server,
     marker_labels,
     name_pattern_regex,
     snapshots_for,
@@ -274,3 +282,190 @@ def test_a_managed_snapshot_named_unlike_the_pattern_carries_a_note():
     assert classify(HETZNER_TARGET, cloud(labels=OURS)).note == ""
     # not managed: nothing to warn of
     assert classify(HETZNER_TARGET, cloud(name="golden-image")).note == ""
+
+
+# -- restore drills (issue 22): the marks on drill servers and on drilled snapshots ----------
+
+
+def test_drill_server_labels_carry_the_drill_mark_the_owner_target_and_snapshot():
+    assert drill_server_labels("hetzner", "prod", "web servers", "42") == {
+        "managed-by": "snapshot-policy",
+        "snapshot-policy/drill": "true",
+        "snapshot-policy/owner": "prod",
+        "snapshot-policy/target": "web_servers",
+        "snapshot-policy/snapshot": "42",
+    }
+    assert drill_server_labels(DIGITALOCEAN, "prod", "web", "42") == {
+        "snapshot-policy-owner-prod": "",
+        "snapshot-policy-drill": "",
+    }
+
+
+def test_no_drill_server_is_made_without_an_owner():
+    with pytest.raises(ValueError, match="settings.owner"):
+        drill_server_labels("hetzner", "", "web", "42")
+
+
+@pytest.mark.parametrize("provider", ["hetzner", DIGITALOCEAN])
+def test_a_drill_server_of_this_configuration_is_recognised(provider):
+    labels = drill_server_labels(provider, "prod", "web", "42")
+    assert is_drill_server(provider, labels, "prod")
+
+
+@pytest.mark.parametrize("provider", ["hetzner", DIGITALOCEAN])
+def test_another_owners_drill_server_is_not_ours(provider):
+    labels = drill_server_labels(provider, "staging", "web", "42")
+    assert not is_drill_server(provider, labels, "prod")
+
+
+def test_a_droplet_with_our_owner_and_another_owners_mark_is_not_ours():
+    labels = {"snapshot-policy-drill": "", "snapshot-policy-owner-prod": ""}
+    assert not is_drill_server(DIGITALOCEAN, {**labels, "snapshot-policy-owner-x": ""}, "prod")
+
+
+@pytest.mark.parametrize(
+    "provider, labels",
+    [
+        ("hetzner", {"managed-by": "snapshot-policy", "snapshot-policy/drill": "true"}),
+        (DIGITALOCEAN, {"snapshot-policy-drill": ""}),
+    ],
+)
+def test_a_drill_server_without_an_owner_mark_is_not_ours(provider, labels):
+    assert not is_drill_server(provider, labels, "prod")
+
+
+@pytest.mark.parametrize(
+    "provider, labels",
+    [
+        # lookalikes: a tag that starts like ours, a label with another value, no managed-by
+        (DIGITALOCEAN, {"snapshot-policy-drill-x": "", "snapshot-policy-owner-prod": ""}),
+        (DIGITALOCEAN, {"snapshot-policy-drilled": "", "snapshot-policy-owner-prod": ""}),
+        (DIGITALOCEAN, {"snapshot-policy": "", "snapshot-policy-owner-prod": ""}),
+        (DIGITALOCEAN, {"snapshot-policy-drill": "", "snapshot-policy-owner-prod-2": ""}),
+        (
+            "hetzner",
+            {
+                "managed-by": "snapshot-policy",
+                "snapshot-policy/drill": "yes",
+                "snapshot-policy/owner": "prod",
+            },
+        ),
+        ("hetzner", {"snapshot-policy/drill": "true", "snapshot-policy/owner": "prod"}),
+        (
+            "hetzner",
+            {
+                "managed-by": "snapshot-policy",
+                "snapshot-policy/server-id": "1",
+                "snapshot-policy/owner": "prod",
+            },
+        ),
+        ("hetzner", {}),
+    ],
+)
+def test_lookalike_marks_are_not_a_drill_server(provider, labels):
+    assert not is_drill_server(provider, labels, "prod")
+
+
+def test_digitalocean_tags_are_compared_regardless_of_case():
+    labels = {"Snapshot-Policy-Drill": "", "snapshot-policy-owner-PROD": ""}
+    assert is_drill_server(DIGITALOCEAN, labels, "prod")
+    assert not is_drill_server("hetzner", {k.lower(): v for k, v in labels.items()}, "prod")
+
+
+def test_an_empty_owner_recognises_nothing():
+    assert not is_drill_server(DIGITALOCEAN, {"snapshot-policy-drill": ""}, "")
+
+
+def test_drill_results_are_marked_with_the_day():
+    day = date(2026, 12, 7)
+    assert drill_result_labels("hetzner", True, day) == {
+        "snapshot-policy/drilled": "passed-2026-12-07"
+    }
+    assert drill_result_labels(DIGITALOCEAN, False, day) == {
+        "snapshot-policy-drilled-failed-2026-12-07": ""
+    }
+
+
+@pytest.mark.parametrize("provider", ["hetzner", DIGITALOCEAN])
+@pytest.mark.parametrize("passed", [True, False])
+def test_a_drill_mark_reads_back_what_was_written(provider, passed):
+    day = date(2026, 12, 7)
+    assert drill_mark(provider, drill_result_labels(provider, passed, day)) == DrillMark(
+        passed, day
+    )
+
+
+def test_the_newest_digitalocean_drill_tag_wins():
+    tags = {
+        "snapshot-policy-drilled-failed-2026-11-30": "",
+        "snapshot-policy-drilled-passed-2026-12-07": "",
+        "snapshot-policy-drilled-passed-2026-12-01": "",
+    }
+    assert drill_mark(DIGITALOCEAN, tags) == DrillMark(True, date(2026, 12, 7))
+
+
+def test_a_day_that_passed_and_failed_counts_as_failed():
+    tags = {
+        "snapshot-policy-drilled-passed-2026-12-07": "",
+        "snapshot-policy-drilled-failed-2026-12-07": "",
+    }
+    assert drill_mark(DIGITALOCEAN, tags) == DrillMark(False, date(2026, 12, 7))
+
+
+def test_digitalocean_drill_tags_are_read_regardless_of_case():
+    tags = {"Snapshot-Policy-Drilled-PASSED-2026-12-07": ""}
+    assert drill_mark(DIGITALOCEAN, tags) == DrillMark(True, date(2026, 12, 7))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["passed", "passed-2026-13-01", "ok-2026-12-07", "passed-2026-12-07x", "passed-20261207", ""],
+)
+def test_a_malformed_drill_mark_proves_nothing(text):
+    assert drill_mark("hetzner", {"snapshot-policy/drilled": text}) is None
+    assert drill_mark(DIGITALOCEAN, {"snapshot-policy-drilled-" + text: ""}) is None
+
+
+def test_no_drill_mark_without_one():
+    assert drill_mark("hetzner", OURS) is None
+    assert drill_mark(DIGITALOCEAN, {"snapshot-policy": ""}) is None
+    # a Hetzner snapshot's tag-shaped label is not a Hetzner mark
+    assert drill_mark("hetzner", {"snapshot-policy-drilled-passed-2026-12-07": ""}) is None
+
+
+def test_classify_reads_the_drill_mark_and_keeps_the_listing():
+    listed = cloud(labels={**OURS, "snapshot-policy/drilled": "failed-2026-12-01"})
+    snapshot = classify(HETZNER_TARGET, listed)
+    assert snapshot.drilled == DrillMark(False, date(2026, 12, 1))
+    assert snapshot.cloud is listed
+    assert classify(HETZNER_TARGET, cloud(labels=OURS)).drilled is None
+    tags = {"snapshot-policy": "", "snapshot-policy-drilled-passed-2026-12-02": ""}
+    assert classify(DO_TARGET, cloud(labels=tags)).drilled == DrillMark(True, date(2026, 12, 2))
+
+
+def test_a_drill_server_name_is_a_hostname_with_the_target_server_and_time():
+    name = drill_server_name(replace(HETZNER_TARGET, name="Web Servers_EU"), utc(2026, 12, 7, 3))
+    assert name == "drill-web-servers-eu-1-20261207030000"
+
+
+def test_a_drill_server_name_cuts_the_target_never_the_server_or_the_time():
+    long = replace(HETZNER_TARGET, name="x" * 80, server_id="123456789012")
+    name = drill_server_name(long, utc(2026, 12, 7, 3, 4, 5))
+    assert len(name) == 63
+    assert name.endswith("-123456789012-20261207030405")
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name)
+
+
+def test_a_drill_server_name_is_in_utc():
+    from datetime import datetime, timezone
+
+    plus_one = timezone(timedelta(hours=1))
+    name = drill_server_name(HETZNER_TARGET, datetime(2026, 12, 7, 4, tzinfo=plus_one))
+    assert name.endswith("-20261207030000")
+
+
+@pytest.mark.parametrize("name", ["---", "日本", "a-" * 40])
+def test_any_target_name_gives_a_hostname(name):
+    made = drill_server_name(replace(HETZNER_TARGET, name=name), utc(2026, 12, 7))
+    assert len(made) <= 63
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", made)

@@ -1,5 +1,6 @@
 """The clouds, behind one small interface: servers, the account's snapshots, start a snapshot
-and follow many at once, delete.
+and follow many at once, delete; and for restore drills, make a server from a snapshot, follow
+the drill servers, and delete one of them (never any other server).
 
 Adapters translate the official SDKs (pydo, hcloud) to our types and every SDK failure to
 ProviderError. They make no decisions: what to create or delete is the reconciler's.
@@ -18,9 +19,12 @@ from snapshot_policy.core.model import (
     HETZNER,
     Account,
     CloudSnapshot,
+    MachineType,
+    MadeServer,
     ProviderError,
     RateLimit,
     Server,
+    ServerRequest,
     StartedSnapshot,
 )
 from snapshot_policy.edges.providers.digitalocean import DigitalOcean
@@ -85,6 +89,32 @@ class Provider(Protocol):
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; one that is already gone counts as deleted."""
+
+    def machine_types(self) -> list[MachineType]:
+        """Return what a server can be made as (DigitalOcean's sizes, Hetzner's server types),
+        from one paginated listing, with where each can be made now and its hourly price."""
+
+    def create_server(self, request: ServerRequest) -> MadeServer:
+        """Make a server from a snapshot and return it as the create's reply describes it
+        (starting), without waiting for it to run. Never makes two: after a reply that may
+        have been lost, a server of exactly this name (and labels) is looked for first
+        (retry.RetryPolicy.create_once). A refusal is raised with the cloud's words."""
+
+    def drill_servers(self) -> list[MadeServer]:
+        """Return every server carrying the drill mark (ownership.DRILL_LABEL / DRILL_TAG),
+        whoever's, from one paginated listing: the one batched boot poll of an account. Raise
+        ProviderError when the listing kept changing while read: an absence from it proves
+        nothing then."""
+
+    def get_server(self, server_id: str) -> MadeServer | None:
+        """Return one server as the cloud describes it now; None when it does not exist."""
+
+    def delete_drill_server(self, server: MadeServer, owner: str) -> None:
+        """Delete a drill server by its id: the last line of defence of docs/promises.md §5.
+        The server is read again first, and the DELETE is sent only when it still carries
+        the drill mark and `owner`'s mark and no other (ownership.is_drill_server) and still
+        has `server.name`; else retry.Refused (code "not_a_drill_server") is raised and
+        nothing is sent. One that is already gone counts as deleted."""
 
 
 def endpoint_for(account: Account) -> str:

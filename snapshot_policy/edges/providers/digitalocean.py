@@ -23,17 +23,27 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline.policies import AzureKeyCredentialPolicy
 
+from snapshot_policy.core import ownership
 from snapshot_policy.core.model import (
     DIGITALOCEAN,
     START_SNAPSHOT,
     CloudSnapshot,
+    MachineType,
+    MadeServer,
     ProviderError,
     RateLimit,
     Server,
+    ServerRequest,
     StartedSnapshot,
 )
+from snapshot_policy.edges.providers.guard import check_drill_server
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
-from snapshot_policy.edges.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
+from snapshot_policy.edges.providers.retry import (
+    RetryPolicy,
+    Timing,
+    advised_wait,
+    unreadable,
+)
 
 T = TypeVar("T")
 PAGE_SIZE = 200
@@ -47,6 +57,11 @@ PER_MINUTE = 240
 # making hundreds of actions a second) would otherwise spend the budget on it.
 BUSY_PAGES = 5
 POLL_PAGES = 3
+CREATE_SERVER = "create droplet"
+# A droplet's status in our words (MadeServer.status): `new` until it has booted.
+STATUSES = {"new": "starting", "active": "running", "off": "off", "archive": "off"}
+# Prices of sizes are in US dollars (DigitalOcean bills in USD).
+CURRENCY = "USD"
 
 
 def _budget(hourly: int, remaining: int | None = None) -> RateLimit:
@@ -78,6 +93,10 @@ class DigitalOcean:
         self._tags_made: set[str] = set()
         self._tag_lock = threading.Lock()
         self._newest_action: int | None = None
+        # droplet id -> the id of its create action, while the droplet has not booted: the
+        # droplet itself never says that its create failed, the action does.
+        self._creating: dict[str, int] = {}
+        self._creating_lock = threading.Lock()
         self.rate_limit = _budget(DEFAULT_LIMIT)
         self.unsettled: list[str] = []
 
@@ -232,6 +251,127 @@ class DigitalOcean:
             missing_ok=True,
             snapshot_id=snapshot_id,
         )
+
+    # -- servers made from snapshots (restore drills, restore) ---------------------------------
+
+    def machine_types(self) -> list[MachineType]:
+        listing = self._pages(
+            "list sizes", "sizes", _size_type, self._client.sizes.list, lambda size: size.name
+        )
+        return listing.items  # a catalogue: a read that shifted is as good as any
+
+    def create_server(self, request: ServerRequest) -> MadeServer:
+        """`POST /v2/droplets` with pydo's retries off (it would repeat the POST on a 5xx); a
+        lost reply is looked for by the droplet's exact name, and never repeated: DigitalOcean
+        takes two droplets of one name."""
+        body = {
+            "name": request.name,
+            "region": request.region,
+            "size": request.machine_type,
+            "image": int(request.image_id),
+            "tags": list(request.labels),  # our marks are tags: label keys, no values
+            "public_networking": request.public_network,
+            "ipv6": request.public_network,  # DigitalOcean refuses IPv6 without public networking
+        }
+
+        def create() -> MadeServer:
+            made, action_id = self._call(
+                CREATE_SERVER, self._client.droplets.create, _created, body=body
+            )
+            if action_id is not None:
+                with self._creating_lock:
+                    self._creating[made.id] = action_id
+            return made
+
+        return self._retry.create_once(
+            create,
+            lambda: self._made_named(request),
+            name_taken=lambda error: False,
+            unique_names=False,
+        )
+
+    def _made_named(self, request: ServerRequest) -> MadeServer | None:
+        """The droplet named exactly `request.name` carrying every tag of the request, if one
+        exists (the newest, should there be several)."""
+        listing = self._pages(
+            "list droplets", "droplets", _made, self._client.droplets.list, name=request.name
+        )
+        found = [
+            server
+            for server in listing.items
+            if server.name == request.name and set(request.labels) <= set(server.labels)
+        ]
+        return max(found, key=lambda server: int(server.id), default=None)
+
+    def drill_servers(self) -> list[MadeServer]:
+        listing = self._pages(
+            "list drill droplets",
+            "droplets",
+            _made,
+            self._client.droplets.list,
+            tag_name=ownership.DRILL_TAG,
+        )
+        if not listing.settled:
+            raise ProviderError(
+                self.name,
+                "list drill droplets",
+                None,
+                f"the listing of droplets tagged {ownership.DRILL_TAG} changed while it was "
+                f"read, each of the {listing.reads} times: which exist is not known",
+                situation="",
+            )
+        return self._failed_creates(listing.items)
+
+    def get_server(self, server_id: str) -> MadeServer | None:
+        made = self._read(
+            "get droplet",
+            self._client.droplets.get,
+            lambda body: _made(body["droplet"]),
+            missing_ok=True,
+            droplet_id=int(server_id),
+        )
+        return None if made is None else self._failed_creates([made])[0]
+
+    def delete_drill_server(self, server: MadeServer, owner: str) -> None:
+        current = self.get_server(server.id)
+        if current is None:
+            return  # gone already
+        check_drill_server(self.name, server, current, owner)
+        self._read(
+            "delete droplet",
+            self._client.droplets.destroy,
+            missing_ok=True,
+            droplet_id=int(server.id),
+        )
+        with self._creating_lock:
+            self._creating.pop(server.id, None)
+
+    def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
+        """`servers`, each whose create action this adapter saw ending in error as "failed".
+        The actions of droplets not yet running are read in one batch (`_action_statuses`);
+        once a droplet runs, or its action ended, it is not asked about again."""
+        with self._creating_lock:
+            for server in servers:
+                if server.status == "running":
+                    self._creating.pop(server.id, None)
+            watched = {
+                server.id: self._creating[server.id]
+                for server in servers
+                if server.id in self._creating
+            }
+        if not watched:
+            return servers
+        statuses = self._action_statuses(set(watched.values()))
+        with self._creating_lock:
+            for droplet_id, action_id in watched.items():
+                if statuses.get(action_id, "in-progress") != "in-progress":
+                    self._creating.pop(droplet_id, None)
+        return [
+            replace(server, status="failed")
+            if server.id in watched and statuses.get(watched[server.id]) == "errored"
+            else server
+            for server in servers
+        ]
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
         return self._pages(
@@ -553,6 +693,72 @@ def _server(droplet: dict[str, Any]) -> Server:
         str(droplet["name"]),
         {str(tag): "" for tag in droplet.get("tags") or []},
         snapshot_ids,
+        region=_region_slug(droplet),
+    )
+
+
+def _region_slug(droplet: dict[str, Any]) -> str | None:
+    region = droplet.get("region")
+    slug = region.get("slug") if isinstance(region, dict) else None
+    return slug if isinstance(slug, str) and slug else None
+
+
+def _made(droplet: dict[str, Any]) -> MadeServer:
+    """A droplet in our words: its status mapped (STATUSES; an unknown one is "starting"), its
+    first private and public IPv4 (else public IPv6) address."""
+    networks = droplet.get("networks") or {}
+
+    def address(version: str, kind: str) -> str | None:
+        return next(
+            (
+                str(net["ip_address"])
+                for net in networks.get(version) or []
+                if net.get("type") == kind and net.get("ip_address")
+            ),
+            None,
+        )
+
+    image = droplet.get("image")
+    image_id = image.get("id") if isinstance(image, dict) else None
+    created = droplet.get("created_at")
+    return MadeServer(
+        id=str(int(droplet["id"])),
+        name=str(droplet["name"]),
+        status=STATUSES.get(str(droplet.get("status")), "starting"),
+        region=_region_slug(droplet),
+        labels={str(tag): "" for tag in droplet.get("tags") or []},
+        private_ip=address("v4", "private"),
+        public_ip=address("v4", "public") or address("v6", "public"),
+        image_id=None if image_id is None else str(image_id),
+        created=_time(created) if isinstance(created, str) and created else None,
+    )
+
+
+def _created(body: dict[str, Any]) -> tuple[MadeServer, int | None]:
+    """The droplet of a `POST /v2/droplets` reply and the id of its create action (in
+    `links.actions`, rel "create"), if the reply names one."""
+    links = body.get("links") or {}
+    action_id = next(
+        (
+            int(link["id"])
+            for link in links.get("actions") or []
+            if link.get("rel") == "create" and link.get("id") is not None
+        ),
+        None,
+    )
+    return _made(body["droplet"]), action_id
+
+
+def _size_type(size: dict[str, Any]) -> MachineType:
+    """A size of `GET /v2/sizes`: its disk, where it can be made, its hourly price."""
+    return MachineType(
+        name=str(size["slug"]),
+        disk_gb=float(size["disk"]),
+        regions=tuple(str(region) for region in size.get("regions") or []),
+        price_hourly=float(size["price_hourly"]),
+        currency=CURRENCY,
+        architecture="x86",
+        available=bool(size.get("available", True)),
     )
 
 
@@ -619,6 +825,8 @@ def _droplet_snapshot(item: dict[str, Any], droplet_id: str) -> CloudSnapshot:
         droplet_id,
         {},
         size_gb=_size(item.get("size_gigabytes")),
+        min_disk_gb=_size(item.get("min_disk_size")),
+        regions=_regions(item),
     )
 
 
@@ -630,7 +838,14 @@ def _snapshot(item: dict[str, Any]) -> CloudSnapshot:
         server_id=str(item["resource_id"]) if item.get("resource_id") is not None else None,
         labels={tag: "" for tag in item.get("tags") or []},
         size_gb=_size(item.get("size_gigabytes")),
+        min_disk_gb=_size(item.get("min_disk_size")),
+        regions=_regions(item),
     )
+
+
+def _regions(item: dict[str, Any]) -> tuple[str, ...]:
+    """The regions a snapshot is in (where a droplet can be made from it)."""
+    return tuple(str(region) for region in item.get("regions") or [])
 
 
 def _size(value: Any) -> float | None:

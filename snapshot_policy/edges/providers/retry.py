@@ -292,6 +292,77 @@ class RetryPolicy:
         backoff = replace(self.backoff, max_advised_wait=math.inf)
         return backoff.run(attempt, retryable=repeatable, advised=_advised)
 
+    def create_once(
+        self,
+        create: Callable[[], T],
+        made_meanwhile: Callable[[], T | None],
+        name_taken: Callable[[ProviderError], bool],
+        unique_names: bool,
+    ) -> T:
+        """Return `create()` for a server POST, which must never make two servers.
+
+        A refusal that is certain to have had no effect and says "later" (a rate limit,
+        Hetzner's `conflict`) is repeated as a read is. After a failure that may have acted (a
+        server error, a lost or garbled reply) `made_meanwhile()` looks for the server by its
+        name first; found, it is the answer. Not found, the create is repeated only where the
+        cloud refuses a second server of one name (`unique_names`, Hetzner): a repeat can then
+        make no second server, and its `name_taken` refusal sends us looking again. Elsewhere
+        (DigitalOcean) the failure is raised: the caller's journal keeps the name, and a later
+        listing finds the server if it was made after all. Any other refusal, and a failure to
+        look, is raised at once.
+        """
+        lost: ProviderError | None = None  # the last failure of create() that may have acted
+        again: ProviderError | None = None  # the last refusal of create() worth repeating
+
+        def attempt() -> T:
+            nonlocal lost, again
+            lost = again = None
+            try:
+                return create()
+            except ProviderError as error:
+                if name_taken(error):
+                    if uncertain_before:
+                        found = made_meanwhile()
+                        if found is not None:
+                            return found
+                    raise
+                if error.refused:
+                    if error.transient:
+                        again = error
+                    raise
+                uncertain_before.append(error)
+                found = made_meanwhile()
+                if found is not None:
+                    return found
+                lost = error
+                raise
+
+        uncertain_before: list[ProviderError] = []
+
+        def repeatable(error: Exception) -> bool:
+            return error is again or (error is lost and unique_names)
+
+        try:
+            return self.backoff.run(attempt, retryable=repeatable, advised=_advised)
+        except WaitRefused as refused:
+            raise refused.error from None
+
+
+class Refused(ProviderError):
+    """A request this tool refused to send: certain to have had no effect, and final.
+    `code` names why (e.g. "not_a_drill_server")."""
+
+    def __init__(self, provider: str, operation: str, message: str, code: str):
+        super().__init__(provider, operation, None, message, code=code, situation="refused")
+
+    @property
+    def transient(self) -> bool:
+        return False
+
+    @property
+    def refused(self) -> bool:
+        return True
+
 
 class ServerBusy(ProviderError):
     """A start refused because the server is busy with an action (DigitalOcean's 422,
