@@ -119,4 +119,5 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         notify=spec.notify,
         hooks=spec.hooks,
         owner=spec.owner,
+        drill=spec.drill,
     )

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from snapshot_policy.core.model import Account, RetentionPolicy, Selector, Server, TargetSpec
+from dataclasses import replace
+
+from snapshot_policy.core.duration import Duration
+from snapshot_policy.core.model import (
+    Account,
+    Drill,
+    RetentionPolicy,
+    Selector,
+    Server,
+    TargetSpec,
+)
 from snapshot_policy.core.resolve import failure, label_selectors, resolve
 
 HZ = Account("hz", "hetzner", "t0ken-hz")
@@ -98,3 +108,13 @@ def test_a_configured_server_name_stands_in_targets_and_failures():
         "hz",
         "hetzner",
     )
+
+
+def test_a_targets_drill_reaches_each_of_its_servers():
+    drill = Drill(every=Duration(days=7), probe=("true",))
+    targets, _ = resolve(
+        [replace(spec("web", ids=("1", "2")), drill=drill)],
+        [Server("1", "a"), Server("2", "b")],
+        {},
+    )
+    assert [t.drill for t in targets] == [drill, drill]
