@@ -596,7 +596,7 @@ class DrillResult:
 
 @dataclass(frozen=True)
 class OpenDrill:
-    """A drill server the journal holds open (state/journal.py): requested at `requested` for
+    """A drill server the journal holds open (state/journal.py): requested at `when` for
     `target`'s server `source_server_id` from `snapshot_id`, named `name`; `server_id` once
     the create answered (None: requested, reply not seen). Open until its deletion is
     confirmed, however long that takes (docs/promises.md §5, invariant 14)."""
@@ -606,7 +606,7 @@ class OpenDrill:
     source_server_id: str
     name: str
     snapshot_id: str
-    requested: datetime
+    when: datetime
     server_id: str | None = None
 
 
