@@ -254,12 +254,12 @@ class Journal:
                     source_server_id=e["server_id"],
                     name=e["name"],
                     snapshot_id=e["snapshot"],
-                    requested=datetime.fromisoformat(e["started"]),
+                    when=datetime.fromisoformat(e["started"]),
                     server_id=e["drill_server"] or None,
                 )
                 for e in found
             ),
-            key=lambda drill: drill.requested,
+            key=lambda drill: drill.when,
         )
 
     def drill_accounts(self) -> list[str]:

@@ -250,7 +250,7 @@ def test_a_drill_server_is_open_from_its_request_until_it_is_gone(tmp_path):
         "1",
         "drill-web-1",
     )
-    assert (requested.snapshot_id, requested.requested, requested.server_id) == (
+    assert (requested.snapshot_id, requested.when, requested.server_id) == (
         "snap-9",
         NOW,
         None,
