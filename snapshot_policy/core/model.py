@@ -592,6 +592,9 @@ class DrillResult:
     restore_seconds: float | None = None
     error: str | None = None
     deleted: bool = False
+    machine_type: str = ""
+    region: str = ""
+    """What it was restored to, and where (the plan's choice)."""
 
 
 @dataclass(frozen=True)
