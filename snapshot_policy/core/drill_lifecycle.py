@@ -622,4 +622,6 @@ class DrillLifecycle:
             restore_seconds=self.restore_seconds,
             error="; ".join(self.errors) or None,
             deleted=self.deleted,
+            machine_type=self.request.machine_type,
+            region=self.request.region,
         )

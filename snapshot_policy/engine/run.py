@@ -1,7 +1,13 @@
 """One run of plan or apply: read the clouds, decide, and (for apply) act and report.
 
 Every flow of the commands that talk to the clouds (plan, apply and its dry run, validate
---online), each from one RunContext, so the command line only parses and reports.
+--online, drill, restore), each from one RunContext, so the command line only parses and
+reports.
+
+Restore drills (issue 22) ride along: `decide` plans each target's drill (`Plan.drills`),
+reading the machine types of the accounts with a drill due; `apply` deletes the drill
+servers earlier runs left before anything else (so none outlives the next run), and runs
+the due drills once its snapshots are done (`engine/drill.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +21,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy.config import LoadedConfig
+from snapshot_policy.core import drills
 from snapshot_policy.core.model import (
     Account,
     Channel,
     Clock,
+    DrillPlan,
+    DrillResult,
+    MachineType,
     Plan,
+    ProviderError,
     RunReport,
     RunSettings,
+    Snapshot,
     Target,
     TargetFailure,
 )
@@ -31,13 +43,14 @@ from snapshot_policy.edges import monitor, providers
 from snapshot_policy.edges.notify import Event, deliver, messages
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.engine import runlog
+from snapshot_policy.engine.drill import Drills, Leftover
 from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
 from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.output.render import report_summary, uneventful
 from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.journal import Journal
-from snapshot_policy.state.runstate import RunState
+from snapshot_policy.state.runstate import LastRun, RunState
 
 log = logging.getLogger(__name__)
 TELEGRAM_API = "https://api.telegram.org/bot"
@@ -116,10 +129,12 @@ def decide(
     journal: Journal,
     state: RunState,
     connect: Callable[[Account], providers.Provider],
+    forced_drills: bool = False,
 ) -> tuple[Plan, list[TargetFailure], Observation]:
     """Read the clouds and plan at `now`, with what earlier runs recorded. Orphans belong to
     no target, so a run limited by --target (`whole` false) leaves them alone. `connect` is
-    the RunContext's, or the chaos suite's (fast retries)."""
+    the RunContext's, or the chaos suite's (fast retries). `forced_drills` (the drill
+    command) makes every configured drill due."""
     settings = loaded.settings
     for note in loaded.notes:  # where the configuration came from, when the tool chose
         log.info(note)
@@ -142,7 +157,44 @@ def decide(
         observation.withheld,
         settings.max_deletions_per_run,
     )
+    plan = replace(plan, drills=plan_drills(observation, state, now, forced_drills))
     return plan, list(loaded.failed) + observation.failures, observation
+
+
+def plan_drills(
+    observation: Observation, state: RunState, now: datetime, forced: bool
+) -> tuple[DrillPlan, ...]:
+    """Each target's drill plan (`drills.plan_drills`), reading the machine types only of the
+    accounts with a drill due, once each."""
+    observed = [(t, s) for t, s in observation.observed if t.drill is not None and not t.orphan]
+    if not observed:
+        return ()
+    due_accounts = {
+        t.account
+        for t, snapshots in observed
+        if forced or drills.drill_due(t, state.last_drills.get(_subject(t)), snapshots, now)[0]
+    }
+    machine_types = _machine_types(observation, due_accounts)
+    return drills.plan_drills(observed, machine_types, state.last_drills, now, forced)
+
+
+def _subject(target: Target) -> tuple[str, str, str]:
+    return (target.account, target.server_id, target.name)
+
+
+def _machine_types(observation: Observation, accounts: set[str]) -> dict[str, list[MachineType]]:
+    """The machine types of `accounts`; one that cannot be read is left out (its drills are
+    refused, saying so)."""
+    found = {}
+    for account in sorted(accounts):
+        provider = observation.providers.get(account)
+        if provider is None:
+            continue
+        try:
+            found[account] = provider.machine_types()
+        except ProviderError as error:
+            log.warning("%s: could not read the machine types for drills: %s", account, error)
+    return found
 
 
 def plan(context: RunContext, whole: bool, now: datetime) -> tuple[Plan, list[TargetFailure]]:
@@ -216,6 +268,12 @@ def apply(
         raise
     plan, failures, observation = proposed
     audit = AuditLog(context.audit_file, plan.fingerprint)
+    stop = stop or Stop()
+    drilling = _drills(context, observation, journal, audit, clock, state, progress, stop)
+    # Before anything else: no drill server outlives the next run (docs/promises.md §5).
+    failures = failures + _leftover_failures(
+        drilling.clear_leftovers(observation.providers), loaded
+    )
     executor = Executor(
         observation.providers,
         journal,
@@ -225,9 +283,11 @@ def apply(
         delay_between_servers=settings.delay_between_servers,
         timing=context.timing,
         progress=progress,
-        stop=stop or Stop(),
+        stop=stop,
     )
     report = executor.apply(plan, failures)
+    results = drilling.run(plan.drills)
+    report = replace(report, drills=tuple(results), finished=clock())
     unwritten = _remember(state, report, observation if whole else None, now)
     every_event = _events(report, hostname, loaded.secrets)
     events = _told(every_event)
@@ -254,6 +314,91 @@ def apply(
     told = [event for event, _, _ in every_event]
     runlog.log_end(loaded.legacy, report, report_summary(report), told)
     return report
+
+
+def _drills(
+    context: RunContext,
+    observation: Observation,
+    journal: Journal,
+    audit: AuditLog,
+    clock: Clock,
+    state: RunState,
+    progress: Callable[[Target, str], None],
+    stop: Stop,
+) -> Drills:
+    settings = context.settings
+    return Drills(
+        observation.providers,
+        journal,
+        audit,
+        clock,
+        settings.owner,
+        per_account=settings.drills_per_account,
+        poll_interval=context.timing.poll_interval,
+        state=state,
+        progress=progress,
+        stop=stop,
+    )
+
+
+def _leftover_failures(found: list[Leftover], loaded: LoadedConfig) -> list[TargetFailure]:
+    """A drill server an earlier run left that this run could not delete fails its target:
+    someone must look (it costs money). A server with our drill marks the journal does not
+    name is only reported (logged): it may not be ours to delete."""
+    specs = {spec.name: spec for spec in loaded.targets}
+    failed = []
+    for leftover in found:
+        if leftover.deleted or not leftover.target:
+            continue
+        spec = specs.get(leftover.target)
+        failed.append(
+            TargetFailure(
+                leftover.target,
+                leftover.error or "",
+                leftover.account,
+                notify=spec.notify if spec else (),
+                provider=spec.account.provider if spec else "",
+            )
+        )
+    return failed
+
+
+def drill(
+    context: RunContext,
+    clock: Clock,
+    progress: Callable[[Target, str], None] = lambda target, stage: None,
+    stop: Stop | None = None,
+    dry_run: bool = False,
+) -> tuple[Plan, list[TargetFailure], RunReport | None]:
+    """`drill`: plan every configured drill of the context's targets as due now, and (unless
+    `dry_run`) delete what earlier runs left, carry the drills out, record and tell. Returns
+    the plan, the failures, and the report (None for a dry run)."""
+    loaded, settings = context.loaded, context.settings
+    now = clock()
+    journal, state = context.journal(now), context.state(now)
+    drilled = replace(loaded, targets=tuple(t for t in loaded.targets if t.drill is not None))
+    observation = observe(
+        drilled.targets,
+        context.connect,
+        orphans=False,
+        journal=journal,
+        now=now,
+        creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
+    )
+    plan = Plan(now, drills=plan_drills(observation, state, now, forced=True))
+    failures = list(drilled.failed) + observation.failures
+    if dry_run:
+        return plan, failures, None
+    audit = AuditLog(context.audit_file, plan.fingerprint)
+    stop = stop or Stop()
+    drilling = _drills(context, observation, journal, audit, clock, state, progress, stop)
+    failures += _leftover_failures(drilling.clear_leftovers(observation.providers), loaded)
+    results = drilling.run(plan.drills)
+    report = RunReport(now, clock(), (), tuple(failures), drills=tuple(results))
+    unwritten = _remember(state, report, None, now)
+    every_event = _events(report, socket.gethostname(), loaded.secrets)
+    deliveries = deliver(_told(every_event), context.telegram_base_url, clock, loaded.secrets)
+    return plan, failures, replace(report, deliveries=tuple(deliveries), unwritten=unwritten)
 
 
 def check_online(context: RunContext) -> tuple[dict[str, list[Target]], list[TargetFailure]]:
@@ -289,6 +434,12 @@ def _remember(
                 outcome.plan.target.account,
                 outcome.plan.target.server_id,
                 min(outcome.created.created, now),
+            )
+    for outcome in report.outcomes:
+        t = outcome.plan.target
+        if not t.orphan:
+            state.record_run(
+                t.account, t.server_id, t.name, LastRun(report.finished, outcome.ok, outcome.error)
             )
     for account, absent in (observation.absent if observation else {}).items():
         state.record_absent(account, absent, now)
@@ -366,7 +517,35 @@ def _events(
             report.finished,
         )
         found.append((event, failure.notify, True))
+    for result in report.drills:
+        found.append((_drill_event(result, hostname, secrets), result.target.notify, True))
     return found
+
+
+def _drill_event(result: DrillResult, hostname: str, secrets: Iterable[str]) -> Event:
+    """A restore drill's result, as notifications tell it (messages.drill_text)."""
+    t = result.target
+    snapshot: Snapshot = result.snapshot
+    return Event(
+        t.name,
+        t.provider,
+        t.server_name,
+        t.server_id,
+        snapshot.name,
+        0,
+        SUCCESS if result.passed and result.deleted else FAILURE,
+        _redacted(result.error, secrets),
+        hostname,
+        result.finished,
+        drill=messages.Drilled(
+            snapshot.id,
+            result.machine_type,
+            result.region,
+            result.restore_seconds,
+            result.deleted,
+            result.stage,
+        ),
+    )
 
 
 def _redacted(text: str | None, secrets: Iterable[str]) -> str | None:
