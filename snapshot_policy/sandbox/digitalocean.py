@@ -11,6 +11,18 @@ the API's description does not say). A droplet with an action in progress answer
 action (the real API's "pending event"); besides snapshots, the actions of `OTHER_ACTIONS` run
 (changing nothing) to make a droplet busy. Protection does not exist on DigitalOcean and is
 ignored.
+
+Droplets made from snapshots (`POST /v2/droplets`, 202 with the droplet, `new`, and its
+`create` action in `links.actions`) boot for the account's `boot_seconds`, then are `active`
+(`off` when a `boot_fail` fault made the create action end `errored`); `DELETE
+/v2/droplets/{id}` removes one at once (204). `GET /v2/sizes` lists the catalogue
+(catalogue.py). A create is refused with 422 as the API refuses it: an unknown or unavailable
+size, an image that is not the account's snapshot (or the one base image slug), a region the
+snapshot is not in or the size is not offered in, a size whose disk is smaller than the
+snapshot's `min_disk_size`, `ipv6` without public networking, `names` (one Droplet a request
+here). Duplicate names are allowed, as on DigitalOcean. Every droplet has a private (VPC)
+address; a public IPv4 unless `public_networking: false`; a public IPv6 with `ipv6: true`. An
+account's `snapshot_limit` makes a snapshot action beyond it answer 422.
 """
 
 from __future__ import annotations
@@ -22,11 +34,30 @@ from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import unquote
 
+from .catalogue import DEFAULT_MACHINE_TYPE, SIZES, Size
 from .faults import Fault
 from .state import Account, Action, Server, Snapshot, State, format_time
 from .wire import BadBody, Request, Response, page_bounds, positive_int
 
-SIZE_SLUG = "s-1vcpu-1gb"
+SIZE_SLUG = DEFAULT_MACHINE_TYPE["digitalocean"]
+STATUSES = {"starting": "new", "running": "active", "off": "off"}
+DROPLET_NAME = re.compile(r"^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$")
+BASE_IMAGE = {
+    "id": 63663980,
+    "name": "24.04 (LTS) x64",
+    "distribution": "Ubuntu",
+    "slug": "ubuntu-24-04-x64",
+    "public": True,
+    "regions": [],  # every region: filled in below
+    "created_at": "2024-04-25T13:13:30Z",
+    "type": "base",
+    "min_disk_size": 7,
+    "size_gigabytes": 2.36,
+    "description": "Ubuntu 24.04 (LTS) x64",
+    "tags": [],
+    "status": "available",
+    "error_message": "",
+}
 REGION_NAMES = {
     "ams3": "Amsterdam 3",
     "blr1": "Bangalore 1",
@@ -70,14 +101,23 @@ def error(status: int, message: str | None = None) -> Response:
 class DigitalOceanAPI:
     """Answers `/v2/...` requests against the shared state."""
 
-    def __init__(self, state: State, action_fails: Callable[[str, int], bool]) -> None:
+    def __init__(
+        self,
+        state: State,
+        action_fails: Callable[[str, int], bool],
+        boot: Callable[[str, str], tuple[bool, float | None]] | None = None,
+    ) -> None:
         self.state = state
         self._action_fails = action_fails
+        self._boot = boot or (lambda service, name: (False, None))
         # Numbered, not random, so a run's failure messages read the same each time.
         self._request_ids = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             ("GET", re.compile(r"/v2/droplets"), self._list_droplets),
+            ("POST", re.compile(r"/v2/droplets"), self._create_droplet),
             ("GET", re.compile(r"/v2/droplets/(\d+)"), self._get_droplet),
+            ("DELETE", re.compile(r"/v2/droplets/(\d+)"), self._delete_droplet),
+            ("GET", re.compile(r"/v2/sizes"), self._list_sizes),
             ("POST", re.compile(r"/v2/droplets/(\d+)/actions"), self._post_action),
             ("GET", re.compile(r"/v2/droplets/(\d+)/actions"), self._droplet_actions),
             ("GET", re.compile(r"/v2/droplets/(\d+)/snapshots"), self._droplet_snapshots),
@@ -166,69 +206,149 @@ class DigitalOceanAPI:
 
     def _droplet(self, server: Server, snapshot_ids: list[int]) -> dict:
         window = self.state.clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        octet = server.id % 250 + 2
+        size = SIZES.get(server.machine_type, SIZES[SIZE_SLUG])
         return {
             "id": server.id,
             "name": server.name,
-            "memory": 1024,
-            "vcpus": 1,
-            "disk": 25,
-            "disk_info": [{"type": "local", "size": {"amount": 25, "unit": "gib"}}],
+            "memory": size.memory,
+            "vcpus": size.vcpus,
+            "disk": size.disk,
+            "disk_info": [{"type": "local", "size": {"amount": size.disk, "unit": "gib"}}],
             "locked": self.state.running_action(server.id) is not None,
-            "status": "active",
+            "status": STATUSES[server.status],
             "created_at": format_time(server.created),
-            "features": ["private_networking", "ipv6"],
+            "features": ["private_networking", *(["ipv6"] if server.ipv6 else [])],
             "backup_ids": [],
             "next_backup_window": {
                 "start": format_time(window + timedelta(days=1)),
                 "end": format_time(window + timedelta(days=1, hours=23)),
             },
             "snapshot_ids": list(snapshot_ids),  # the index is kept by the state: not this reply's
-            "image": {
-                "id": 63663980,
-                "name": "24.04 (LTS) x64",
-                "distribution": "Ubuntu",
-                "slug": "ubuntu-24-04-x64",
-                "public": True,
-                "regions": sorted(REGION_NAMES),
-                "created_at": "2024-04-25T13:13:30Z",
-                "type": "base",
-                "min_disk_size": 7,
-                "size_gigabytes": 2.36,
-                "description": "Ubuntu 24.04 (LTS) x64",
-                "tags": [],
-                "status": "available",
-                "error_message": "",
-            },
+            "image": self._droplet_image(server),
             "volume_ids": [],
-            "size": {
-                "slug": SIZE_SLUG,
-                "memory": 1024,
-                "vcpus": 1,
-                "disk": 25,
-                "transfer": 1,
-                "price_monthly": 6,
-                "price_hourly": 0.00893,
-                "regions": sorted(REGION_NAMES),
-                "available": True,
-                "description": "Basic",
-            },
-            "size_slug": SIZE_SLUG,
-            "networks": {
-                "v4": [
-                    {
-                        "ip_address": f"203.0.113.{octet}",
-                        "netmask": "255.255.255.0",
-                        "gateway": "203.0.113.1",
-                        "type": "public",
-                    }
-                ],
-                "v6": [],
-            },
+            "size": _size(size),
+            "size_slug": size.slug,
+            "networks": _networks(server),
             "region": _region(server.region),
             "tags": list(server.tags),
             "vpc_uuid": "760e09ef-dc84-11e8-981e-3cfdfeaae000",
         }
+
+    def _droplet_image(self, server: Server) -> dict:
+        """The image it was made from: the base image for seeded droplets; a snapshot (marked
+        `deleted` once it is gone, as the droplet still names it)."""
+        if server.image_id is None:
+            return {**BASE_IMAGE, "regions": sorted(REGION_NAMES)}
+        snapshot = self.state.snapshots.get(server.image_id)
+        return {
+            "id": server.image_id,
+            "name": snapshot.name if snapshot else "",
+            "distribution": "Ubuntu",
+            "slug": None,
+            "public": False,
+            "regions": [snapshot.region] if snapshot else [],
+            "created_at": format_time(snapshot.created if snapshot else server.created),
+            "type": "snapshot",
+            "min_disk_size": snapshot.min_disk_gb if snapshot else None,
+            "size_gigabytes": snapshot.size_gigabytes if snapshot else None,
+            "description": "",
+            "tags": list(snapshot.tags) if snapshot else [],
+            "status": "available" if snapshot else "deleted",
+            "error_message": "",
+        }
+
+    def _create_droplet(self, request: Request, account: Account) -> Response:
+        """`POST /v2/droplets`: one droplet from a snapshot (or the base image), refused as
+        DigitalOcean refuses it (the module docstring); 202 with its `create` action."""
+        body = request.json()
+        made = self._droplet_request(body, account)
+        if isinstance(made, Response):
+            return made
+        size, image, region = made
+        name = body["name"]
+        fails, seconds = self._boot("digitalocean", name)
+        server, actions = self.state.create_server(
+            account,
+            name,
+            machine_type=size.slug,
+            region=region,
+            image=image,
+            tags=body.get("tags") or [],
+            public_ipv4=body.get("public_networking", True),
+            ipv6=bool(body.get("ipv6", False)),
+            fails=fails,
+            seconds=seconds,
+        )
+        links = [
+            {"id": a.id, "rel": "create", "href": f"{request.base_url}/v2/actions/{a.id}"}
+            for a in actions
+        ]
+        droplet = self._droplet(server, [])
+        return Response(202, {"droplet": droplet, "links": {"actions": links}})
+
+    def _droplet_request(
+        self, body: dict, account: Account
+    ) -> tuple[Size, Snapshot | None, str] | Response:
+        """The size, image (None: the base image) and region a create asks for, or its 422."""
+        if "names" in body:
+            return error(422, "the sandbox creates one Droplet a request: send name, not names")
+        name = body.get("name")
+        if not isinstance(name, str) or len(name) > 255 or not DROPLET_NAME.match(name):
+            return error(422, "Name is invalid: use letters, digits, dots and dashes.")
+        for key in ("backups", "ipv6", "monitoring", "public_networking", "with_droplet_agent"):
+            if key in body and not isinstance(body[key], bool):
+                return error(422, f"{key} must be true or false")
+        tags = body.get("tags") or []
+        if not isinstance(tags, list) or not all(
+            isinstance(t, str) and TAG_NAME.match(t) for t in tags
+        ):
+            return error(422, "tags must be a list of tag names (letters, digits, : - _)")
+        if body.get("public_networking") is False and body.get("ipv6"):
+            return error(422, "ipv6 must be false when public_networking is false.")
+        size = SIZES.get(body.get("size")) if isinstance(body.get("size"), str) else None
+        if size is None:
+            return error(422, "You specified an invalid size for Droplet creation.")
+        wanted = body.get("image")
+        image: Snapshot | None = None
+        if isinstance(wanted, int) and not isinstance(wanted, bool):
+            image = self.state.snapshot(account, wanted)
+            if image is None or image.status != "available":
+                return error(422, "You specified an invalid image for Droplet creation.")
+        elif wanted != BASE_IMAGE["slug"]:
+            return error(422, "You specified an invalid image for Droplet creation.")
+        region = body.get("region")
+        if region is None:
+            region = image.region if image else (size.regions or ("nyc3",))[0]
+        if not isinstance(region, str) or region not in REGION_NAMES:
+            return error(422, "You specified an invalid region for Droplet creation.")
+        if image is not None and image.region != region:
+            return error(
+                422,
+                f"The image {image.id} is not available in {region}; it is in {image.region}.",
+            )
+        if not size.available or region not in size.regions:
+            return error(422, f"The size {size.slug} is not available in {region}.")
+        needed = image.min_disk_gb if image else BASE_IMAGE["min_disk_size"]
+        if size.disk < needed:
+            return error(
+                422,
+                (
+                    f"The size {size.slug} has a {size.disk} GB disk; the image needs at "
+                    f"least {needed} GB (its min_disk_size)."
+                ),
+            )
+        return size, image, region
+
+    def _delete_droplet(self, request: Request, account: Account, droplet_id: str) -> Response:
+        """`DELETE /v2/droplets/{id}`: gone at once, booting or not; its snapshots stay."""
+        server = self.state.server(account, int(droplet_id))
+        if server is None:
+            return error(404)
+        self.state.delete_server(server)
+        return Response(204)
+
+    def _list_sizes(self, request: Request, account: Account) -> Response:
+        return self._page(request, "sizes", list(SIZES.values()), _size)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -258,6 +378,15 @@ class DigitalOceanAPI:
             return error(422, "name must be a non-empty string")
         if self.state.running_action(server.id) is not None:
             return error(422, "Droplet already has a pending event.")
+        limit = account.snapshot_limit
+        if limit is not None and self.state.snapshot_count(account) >= limit:
+            return error(
+                422,
+                (
+                    f"You have reached the snapshot limit of your account ({limit}). Delete "
+                    "snapshots, or contact support to raise the limit."
+                ),
+            )
         stamp = int(self.state.clock().timestamp() * 1000)
         action = self.state.start_snapshot(
             account,
@@ -407,8 +536,58 @@ def _region(slug: str) -> dict:
         "slug": slug,
         "features": ["backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"],
         "available": True,
-        "sizes": [SIZE_SLUG, "s-1vcpu-2gb", "s-2vcpu-4gb"],
+        "sizes": [s.slug for s in SIZES.values() if s.available and slug in s.regions],
     }
+
+
+def _size(size: Size) -> dict:
+    return {
+        "slug": size.slug,
+        "memory": size.memory,
+        "vcpus": size.vcpus,
+        "disk": size.disk,
+        "transfer": size.transfer,
+        "price_monthly": size.price_monthly,
+        "price_hourly": size.price_hourly,
+        "regions": list(size.regions),
+        "available": size.available,
+        "description": size.description,
+        "disk_info": [{"type": "local", "size": {"amount": size.disk, "unit": "gib"}}],
+    }
+
+
+def _networks(server: Server) -> dict:
+    """A private (VPC) address always; public IPv4 unless turned off; IPv6 when asked."""
+    octet = server.id % 250 + 2
+    v4 = []
+    if server.public_ipv4:
+        v4.append(
+            {
+                "ip_address": f"203.0.113.{octet}",
+                "netmask": "255.255.255.0",
+                "gateway": "203.0.113.1",
+                "type": "public",
+            }
+        )
+    v4.append(
+        {
+            "ip_address": f"10.116.{server.id // 250 % 250}.{octet}",
+            "netmask": "255.255.240.0",
+            "type": "private",
+        }
+    )
+    v6 = []
+    if server.ipv6:
+        address = server.ipv6.partition("/")[0]
+        v6.append(
+            {
+                "ip_address": address,
+                "netmask": 64,
+                "gateway": "2001:db8::1",
+                "type": "public",
+            }
+        )
+    return {"v4": v4, "v6": v6}
 
 
 def _action(action: Action, region: str) -> dict:
@@ -433,7 +612,7 @@ def _droplet_snapshot(snapshot: Snapshot) -> dict:
         "name": snapshot.name,
         "created_at": format_time(snapshot.created),
         "regions": [snapshot.region],
-        "min_disk_size": 25,
+        "min_disk_size": snapshot.min_disk_gb,
         "size_gigabytes": snapshot.size_gigabytes,
         "type": snapshot.type if snapshot.type in ("snapshot", "backup") else "snapshot",
     }
@@ -447,7 +626,7 @@ def _snapshot(snapshot: Snapshot) -> dict:
         "regions": [snapshot.region],
         "resource_id": str(snapshot.server_id) if snapshot.server_id is not None else "",
         "resource_type": "droplet",
-        "min_disk_size": 25,
+        "min_disk_size": snapshot.min_disk_gb,
         "size_gigabytes": snapshot.size_gigabytes,
         "tags": list(snapshot.tags),
     }

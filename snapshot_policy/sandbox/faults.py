@@ -22,6 +22,14 @@ random generator, so a flaky-network test is repeatable. Kinds:
   such as extra ones in Hetzner's `meta.pagination` — or a reply without what it must carry.
 - `fail_action`: not about requests: the next snapshot action started on the matching
   service (and `server_id`, if given) ends in error.
+- `boot_fail`: not about requests: the next server created on the matching service (whose name
+  the regular expression `name` is found in, if given) does not boot: its create action ends
+  in error (DigitalOcean `errored`, Hetzner `error`, and its start_server too) and the server
+  stays `off`. It still exists, and must be deleted.
+- `slow_boot`: not about requests: the next server created on the matching service (and
+  `name`) boots for `seconds` instead of its account's `boot_seconds`.
+- A lost reply to a create (the server is made, the client never hears of it) is `lose_reply`
+  on `POST` `^/v2/droplets$` or `^/v1/servers$`.
 - `shift`: answer normally, then change the account's list between two page reads, as
   other actors do: once page `page` (any page, if None) of a matching request was served,
   `insert` new items and delete the items whose ids are in `delete`. The items are snapshots,
@@ -53,7 +61,11 @@ KINDS = (
     "patch",
     "fail_action",
     "shift",
+    "boot_fail",
+    "slow_boot",
 )
+# Faults about what the cloud does later, not about a request: never answer one.
+NOT_REQUESTS = ("fail_action", "boot_fail", "slow_boot")
 RESOURCES = ("snapshots", "servers")
 # Faults that change nothing of the answer itself: they fire alongside another one.
 ALONGSIDE = ("delay", "shift")
@@ -80,6 +92,7 @@ class Fault:
     delete: list[int] | None = None
     ids: list[int] | None = None
     resource: str = "snapshots"
+    name: str | None = None
     id: int = 0
     fired: int = 0
     _random: random.Random = field(init=False, repr=False, compare=False)
@@ -89,8 +102,9 @@ class Fault:
             raise ValueError(f"fault kind must be one of {KINDS}, not {self.kind!r}")
         if self.service is not None and self.service not in SERVICES:
             raise ValueError(f"fault service must be one of {SERVICES}, not {self.service!r}")
-        if self.path is not None:
-            re.compile(self.path)
+        for pattern in (self.path, self.name):
+            if pattern is not None:
+                re.compile(pattern)
         if self.resource not in RESOURCES:
             raise ValueError(f"a shift changes one of {RESOURCES}, not {self.resource!r}")
         if not isinstance(self.insert, int) or self.insert < 0:
@@ -169,7 +183,7 @@ class Faults:
         fired: list[Fault] = []
         with self._lock:
             for fault in self._faults:
-                if fault.kind == "fail_action" or not fault._matches(service, method, path, page):
+                if fault.kind in NOT_REQUESTS or not fault._matches(service, method, path, page):
                     continue
                 if fault._fire():
                     fired.append(fault)
@@ -189,3 +203,21 @@ class Faults:
                 ):
                     return True
         return False
+
+    def boot(self, service: str, name: str) -> tuple[bool, float | None]:
+        """Consume the matching `boot_fail` and `slow_boot` faults for a new server named
+        `name`: (whether its boot fails, how long it boots; None: as usual)."""
+        fails, seconds = False, None
+        with self._lock:
+            for fault in self._faults:
+                if (
+                    fault.kind not in ("boot_fail", "slow_boot")
+                    or fault.service not in (None, service)
+                    or (fault.name is not None and re.search(fault.name, name) is None)
+                ):
+                    continue
+                if fault.kind == "boot_fail" and not fails and fault._fire():
+                    fails = True
+                elif fault.kind == "slow_boot" and seconds is None and fault._fire():
+                    seconds = fault.seconds
+        return fails, seconds

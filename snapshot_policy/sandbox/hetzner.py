@@ -16,6 +16,22 @@ Debian) are listed for every account, as on the real API, so a client that forge
 `type=snapshot` sees them. Deleting a protected image gives 423 `protected`, an image still
 being created 423 `locked`, and a server with a running action refuses `create_image` with
 423 `locked`. A failed create_image removes its image.
+
+Servers made from images (`POST /servers`, 201 with the server `initializing`, its
+create_server action and, when started (the default), start_server in `next_actions`, and a
+root password unless SSH keys were given) boot for the account's `boot_seconds`, then are
+`running` (`off` when not started, or when a `boot_fail` fault made the actions end in error).
+`DELETE /servers/{id}` removes one at once and answers its finished delete_server action (423
+`protected` with delete protection). `GET /server_types` lists the catalogue (catalogue.py).
+A create is refused as the API refuses it: 409 `uniqueness_error` for a name the project
+already has; 412 `resource_unavailable` for a type that is deprecated or sold out in the
+location; 422 `invalid_input` naming the field for an invalid name, an unknown type, image,
+location or network, an image still being made, an image whose `disk_size` is larger than the
+type's disk or whose architecture differs from the type's, and for a server with neither a
+public IPv4 nor IPv6 nor a network that is to be started (hcloud-go refuses that too). Any
+network id is accepted (the sandbox keeps no networks; a server gets a 10.x address in each).
+An account's `snapshot_limit` makes create_image beyond it answer 403
+`resource_limit_exceeded`.
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from email.utils import formatdate
 
+from .catalogue import DEFAULT_MACHINE_TYPE, SERVER_TYPES, SERVER_TYPES_BY_ID, ServerType
 from .faults import Fault
 from .labels import label_errors, parse_selector
 from .state import Account, Action, Server, Snapshot, State, format_time
@@ -68,6 +85,12 @@ OTHER_ACTIONS = {
     "shutdown": "shutdown_server",
     "change_type": "change_server_type",
 }
+STATUSES = {"starting": "initializing", "running": "running", "off": "off"}
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
+DEPRECATION = {"announced": "2025-10-16T06:00:00Z", "unavailable_after": "2026-01-01T00:00:00Z"}
 ACTIONS_LIST_REMOVED = (
     "https://docs.hetzner.cloud/changelog"
     "#2025-01-30-listing-arbitrary-actions-in-the-actions-list-endpoint-is-removed"
@@ -113,15 +136,25 @@ SYSTEM_NAMES = {
 class HetznerAPI:
     """Answers `/v1/...` requests against the shared state."""
 
-    def __init__(self, state: State, action_fails: Callable[[str, int], bool]) -> None:
+    def __init__(
+        self,
+        state: State,
+        action_fails: Callable[[str, int], bool],
+        boot: Callable[[str, str], tuple[bool, float | None]] | None = None,
+    ) -> None:
         self.state = state
         self._action_fails = action_fails
+        self._boot = boot or (lambda service, name: (False, None))
         # Numbered, not random, so a run's failure messages read the same each time.
         self._correlation_ids = itertools.count(1)
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             ("GET", re.compile(r"/v1/servers"), self._list_servers),
+            ("POST", re.compile(r"/v1/servers"), self._create_server),
             ("GET", re.compile(r"/v1/servers/actions"), self._list_server_actions),
             ("GET", re.compile(r"/v1/servers/(\d+)"), self._get_server),
+            ("DELETE", re.compile(r"/v1/servers/(\d+)"), self._delete_server),
+            ("GET", re.compile(r"/v1/server_types"), self._list_server_types),
+            ("GET", re.compile(r"/v1/server_types/(\d+)"), self._get_server_type),
             ("POST", re.compile(r"/v1/servers/(\d+)/actions/create_image"), self._create_image),
             (
                 "POST",
@@ -208,9 +241,8 @@ class HetznerAPI:
         if selector := request.arg("label_selector"):
             matches = parse_selector(selector)
             servers = [s for s in servers if matches(s.labels)]
-        statuses = request.args("status")
-        if statuses and "running" not in statuses:
-            servers = []
+        if statuses := request.args("status"):
+            servers = [s for s in servers if STATUSES[s.status] in statuses]
         return self._page(request, "servers", _sorted(servers, request.args("sort")), self._server)
 
     def _get_server(self, request: Request, account: Account, server_id: str) -> Response:
@@ -222,19 +254,24 @@ class HetznerAPI:
     def _server(self, server: Server) -> dict:
         location = _location(server.region)
         datacenter = LOCATIONS.get(server.region, LOCATIONS["fsn1"])[5]
+        kind = SERVER_TYPES.get(server.machine_type, SERVER_TYPES[DEFAULT_MACHINE_TYPE["hetzner"]])
         octet = server.id % 250 + 2
         return {
             "id": server.id,
             "name": server.name,
-            "status": "running",
+            "status": STATUSES[server.status],
             "created": format_time(server.created),
             "public_net": {
-                "ipv4": {
-                    "id": server.id,
-                    "ip": f"198.51.100.{octet}",
-                    "blocked": False,
-                    "dns_ptr": f"static.{octet}.100.51.198.clients.your-server.de",
-                },
+                "ipv4": (
+                    {
+                        "id": server.id,
+                        "ip": f"198.51.100.{octet}",
+                        "blocked": False,
+                        "dns_ptr": f"static.{octet}.100.51.198.clients.your-server.de",
+                    }
+                    if server.public_ipv4
+                    else None
+                ),
                 "ipv6": (
                     {"id": server.id, "ip": server.ipv6, "blocked": False, "dns_ptr": []}
                     if server.ipv6 is not None
@@ -243,50 +280,32 @@ class HetznerAPI:
                 "floating_ips": [],
                 "firewalls": [],
             },
-            "private_net": [],
-            "server_type": {
-                "id": 1,
-                "name": "cpx22",
-                "description": "CPX22",
-                "cores": 2,
-                "memory": 4,
-                "disk": 80,
-                "deprecated": False,
-                "prices": [
-                    {
-                        "location": location["name"],
-                        "price_hourly": {"net": "0.0120", "gross": "0.0143"},
-                        "price_monthly": {"net": "7.4900", "gross": "8.9131"},
-                        "included_traffic": 21990232555520,
-                        "price_per_tb_traffic": {"net": "1.0000", "gross": "1.1900"},
-                    }
-                ],
-                "storage_type": "local",
-                "cpu_type": "shared",
-                "architecture": "x86",
-                "locations": [
-                    {
-                        "id": location["id"],
-                        "name": location["name"],
-                        "deprecation": None,
-                        "recommended": True,
-                        "available": True,
-                    }
-                ],
-            },
+            "private_net": [
+                {
+                    "network": network,
+                    "ip": f"10.{number % 250}.{server.id // 250 % 250}.{octet}",
+                    "alias_ips": [],
+                    "mac_address": f"86:00:00:{number % 256:02x}:{server.id // 256 % 256:02x}:"
+                    f"{server.id % 256:02x}",
+                }
+                for number, network in enumerate(server.networks)
+            ],
+            "server_type": _server_type(kind),
             "datacenter": {
                 "id": location["id"],
                 "name": datacenter,
                 "description": f"{location['city']} virtual DC",
                 "location": location,
                 "server_types": {
-                    "supported": [1],
-                    "available": [1],
-                    "available_for_migration": [1],
+                    "supported": sorted(SERVER_TYPES_BY_ID),
+                    "available": sorted(
+                        t.id for t in SERVER_TYPES.values() if t.orderable_in(server.region)
+                    ),
+                    "available_for_migration": sorted(SERVER_TYPES_BY_ID),
                 },
             },
             "location": location,
-            "image": _image(SYSTEM_IMAGES[161547269]),
+            "image": self._server_image(server),
             "iso": None,
             "rescue_enabled": False,
             "locked": self.state.running_action(server.id) is not None,
@@ -294,13 +313,180 @@ class HetznerAPI:
             "outgoing_traffic": 0,
             "ingoing_traffic": 0,
             "included_traffic": 21990232555520,
-            "protection": {"delete": False, "rebuild": False},
+            "protection": {"delete": server.protected, "rebuild": server.protected},
             "labels": dict(server.labels),
             "volumes": [],
             "load_balancers": [],
-            "primary_disk_size": 80,
+            "primary_disk_size": kind.disk,
             "placement_group": None,
         }
+
+    def _server_image(self, server: Server) -> dict | None:
+        """Ubuntu for seeded servers; the image it was made from, null once that is gone."""
+        if server.image_id is None:
+            return _image(SYSTEM_IMAGES[161547269])
+        image = self.state.snapshots.get(server.image_id) or SYSTEM_IMAGES.get(server.image_id)
+        return _image(image) if image is not None else None
+
+    # -- creating and deleting servers -----------------------------------------------------
+
+    def _create_server(self, request: Request, account: Account) -> Response:
+        """`POST /servers`: a server from an image, refused as Hetzner refuses it (the module
+        docstring); 201 with the server, its create_server action and start_server."""
+        body = request.json()
+        made = self._server_request(body, account)
+        if isinstance(made, Response):
+            return made
+        kind, image, location, public_net, networks, start = made
+        name = body["name"]
+        fails, seconds = self._boot("hetzner", name)
+        server, actions = self.state.create_server(
+            account,
+            name,
+            machine_type=kind.name,
+            region=location,
+            image=image if image is None or image.id not in SYSTEM_IMAGES else None,
+            labels=body.get("labels") or {},
+            public_ipv4=public_net.get("enable_ipv4", True),
+            ipv6=public_net.get("enable_ipv6", True),
+            networks=networks,
+            start=start,
+            fails=fails,
+            seconds=seconds,
+        )
+        if image is not None and image.id in SYSTEM_IMAGES:
+            server.image_id = image.id
+        return Response(
+            201,
+            {
+                "server": self._server(server),
+                "action": self._action(actions[0]),
+                "next_actions": [self._action(a) for a in actions[1:]],
+                "root_password": None if body.get("ssh_keys") else f"sandbox-root-{server.id}",
+            },
+        )
+
+    def _server_request(
+        self, body: dict, account: Account
+    ) -> tuple[ServerType, Snapshot, str, dict, list[int], bool] | Response:
+        """What a create asks for (type, image, location, public_net, networks, start), or the
+        answer refusing it."""
+        name = body.get("name")
+        if not isinstance(name, str) or not HOSTNAME.match(name):
+            return _invalid("name", "must be a valid hostname (RFC 1123)")
+        if problems := label_errors(body.get("labels") or {}):
+            return _invalid("labels", *problems)
+        public_net = body.get("public_net") or {}
+        if not isinstance(public_net, dict) or any(
+            not isinstance(public_net.get(key, True), bool)
+            for key in ("enable_ipv4", "enable_ipv6")
+        ):
+            return _invalid("public_net", "enable_ipv4 and enable_ipv6 must be booleans")
+        if public_net.get("ipv4") is not None or public_net.get("ipv6") is not None:
+            return _invalid("public_net", "the sandbox has no Primary IPs to assign")
+        networks = body.get("networks") or []
+        if not isinstance(networks, list) or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in networks
+        ):
+            return _invalid("networks", "must be a list of network IDs")
+        start = body.get("start_after_create", True)
+        if not isinstance(start, bool):
+            return _invalid("start_after_create", "must be a boolean")
+        public = public_net.get("enable_ipv4", True) or public_net.get("enable_ipv6", True)
+        if not public and not networks and start:
+            return _invalid(
+                "public_net",
+                "a server without a public IPv4 or IPv6 needs a network to start with",
+            )
+        kind = _find_type(body.get("server_type"))
+        if kind is None:
+            return _invalid("server_type", f"server type {body.get('server_type')!r} not found")
+        image = self._find_image(account, body.get("image"))
+        if image is None:
+            return _invalid("image", f"image {body.get('image')!r} not found")
+        if image.status != "available":
+            return _invalid("image", f"image {image.id} is not available: it is {image.status}")
+        location = body.get("location")
+        if location is None:
+            datacenter = body.get("datacenter")
+            found = [k for k, v in LOCATIONS.items() if datacenter in (k, v[5])]
+            location = found[0] if found else None
+            if datacenter is not None and location is None:
+                return _invalid("datacenter", f"datacenter {datacenter!r} not found")
+        if location is None:
+            orderable = [n for n in sorted(LOCATIONS) if kind.orderable_in(n)]
+            location = "fsn1" if "fsn1" in orderable else (orderable or ["fsn1"])[0]
+        if not isinstance(location, str) or location not in LOCATIONS:
+            return _invalid("location", f"location {location!r} not found")
+        if not kind.orderable_in(location):
+            why = "deprecated" if kind.deprecated else f"not available in {location}"
+            return error(
+                412,
+                f"server type {kind.name} is {why}",
+                "resource_unavailable",
+            )
+        if image.architecture != kind.architecture:
+            return _invalid(
+                "image",
+                (
+                    f"image architecture {image.architecture} does not match the server "
+                    f"type's ({kind.name}: {kind.architecture})"
+                ),
+            )
+        needed = _disk_size(image)
+        if kind.disk < needed:
+            return _invalid(
+                "server_type",
+                (
+                    f"server type {kind.name} has a {kind.disk} GB disk; image {image.id} "
+                    f"needs {needed:g} GB"
+                ),
+            )
+        if any(s.name == name for s in self.state.servers_of(account)):
+            return error(
+                409,
+                "server name is already used",
+                "uniqueness_error",
+                {"fields": [{"name": "name"}]},
+            )
+        return kind, image, location, public_net, networks, start
+
+    def _find_image(self, account: Account, wanted: object) -> Snapshot | None:
+        """An image by id (the account's snapshot or backup, or a system image) or by name."""
+        if isinstance(wanted, str) and wanted.isdigit():
+            wanted = int(wanted)
+        if isinstance(wanted, int) and not isinstance(wanted, bool):
+            return self.state.snapshot(account, wanted) or SYSTEM_IMAGES.get(wanted)
+        for image_id, (system_name, _, _) in SYSTEM_NAMES.items():
+            if wanted == system_name:
+                return SYSTEM_IMAGES[image_id]
+        return None
+
+    def _delete_server(self, request: Request, account: Account, server_id: str) -> Response:
+        """`DELETE /servers/{id}`: gone at once, booting or not (its images stay); refused
+        with 423 `protected` under delete protection."""
+        server = self.state.server(account, int(server_id))
+        if server is None:
+            return error(404, f"server with ID '{server_id}' not found")
+        if server.protected:
+            return error(423, "server is protected against deletion", "protected")
+        self.state.delete_server(server)
+        action = self.state.instant_action(
+            account, "delete_server", [{"id": server.id, "type": "server"}]
+        )
+        return Response(200, {"action": self._action(action)})
+
+    def _list_server_types(self, request: Request, account: Account) -> Response:
+        kinds = sorted(SERVER_TYPES.values(), key=lambda k: k.id)
+        if (name := request.arg("name")) is not None:
+            kinds = [k for k in kinds if k.name == name]
+        return self._page(request, "server_types", kinds, _server_type)
+
+    def _get_server_type(self, request: Request, account: Account, type_id: str) -> Response:
+        kind = SERVER_TYPES_BY_ID.get(int(type_id))
+        if kind is None:
+            return error(404, f"server type with ID '{type_id}' not found")
+        return Response(200, {"server_type": _server_type(kind)})
 
     # -- create_image and actions ----------------------------------------------------------
 
@@ -319,6 +505,14 @@ class HetznerAPI:
             return _invalid("labels", *problems)
         if self.state.running_action(server.id) is not None:
             return error(423, "server is locked: an action is already running", "locked")
+        limit = account.snapshot_limit
+        if kind == "snapshot" and limit is not None and self.state.snapshot_count(account) >= limit:
+            return error(
+                403,
+                "project limit exceeded",
+                "resource_limit_exceeded",
+                {"limits": [{"name": "snapshot_limit"}]},
+            )
         if description is None:
             description = f"{server.name}-{self.state.clock():%Y-%m-%dT%H%M%S}"
         action = self.state.start_snapshot(
@@ -586,7 +780,7 @@ def _image(snapshot: Snapshot) -> dict:
         "name": system_name,
         "description": snapshot.name,
         "image_size": size,
-        "disk_size": 5 if system_name else 80,
+        "disk_size": _disk_size(snapshot),
         "created": format_time(snapshot.created),
         "created_from": (
             {"id": snapshot.server_id, "name": snapshot.server_name}
@@ -601,5 +795,66 @@ def _image(snapshot: Snapshot) -> dict:
         "deprecated": None,
         "deleted": None,
         "labels": dict(snapshot.labels),
-        "architecture": "x86",
+        "architecture": snapshot.architecture,
+    }
+
+
+def _disk_size(image: Snapshot) -> float:
+    """The disk a server made of the image needs: 5 GB for a system image, else the disk of
+    the server the snapshot was made of."""
+    return 5 if image.id in SYSTEM_IMAGES else image.min_disk_gb
+
+
+def _find_type(wanted: object) -> ServerType | None:
+    if isinstance(wanted, str) and wanted.isdigit():
+        wanted = int(wanted)
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        return SERVER_TYPES_BY_ID.get(wanted)
+    return SERVER_TYPES.get(wanted) if isinstance(wanted, str) else None
+
+
+def _gross(net: str) -> str:
+    return f"{float(net) * 1.19:.4f}"
+
+
+def _server_type(kind: ServerType) -> dict:
+    """A server type as `GET /server_types` lists it: a price in every location it exists in,
+    whether it can be ordered there now in `locations`."""
+    deprecation = dict(DEPRECATION) if kind.deprecated else None
+    return {
+        "id": kind.id,
+        "name": kind.name,
+        "description": kind.name.upper(),
+        "cores": kind.cores,
+        "memory": kind.memory,
+        "disk": kind.disk,
+        "deprecated": kind.deprecated,
+        "prices": [
+            {
+                "location": location,
+                "price_hourly": {"net": kind.price_hourly, "gross": _gross(kind.price_hourly)},
+                "price_monthly": {
+                    "net": kind.price_monthly,
+                    "gross": _gross(kind.price_monthly),
+                },
+                "included_traffic": 21990232555520,
+                "price_per_tb_traffic": {"net": "1.0000", "gross": "1.1900"},
+            }
+            for location, _ in kind.locations
+        ],
+        "storage_type": "local",
+        "cpu_type": kind.cpu_type,
+        "category": kind.category,
+        "architecture": kind.architecture,
+        "deprecation": deprecation,
+        "locations": [
+            {
+                "id": _location(location)["id"],
+                "name": location,
+                "deprecation": deprecation,
+                "recommended": available and not kind.deprecated,
+                "available": available and not kind.deprecated,
+            }
+            for location, available in kind.locations
+        ],
     }

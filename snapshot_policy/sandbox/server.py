@@ -39,9 +39,9 @@ TELEGRAM_TOKEN = re.compile(r"^/bot[^/]+")
 class Sandbox:
     """A local fake of DigitalOcean, Hetzner Cloud, Telegram and a webhook receiver.
 
-    `state` is a `State`, its JSON form (a dict), or None for an empty cloud. `clock` and
-    `action_seconds` are passed to (or set on) the state. Use as a context manager, or call
-    `start()` and `stop()`.
+    `state` is a `State`, its JSON form (a dict), or None for an empty cloud. `clock`,
+    `action_seconds` and `boot_seconds` are passed to (or set on) the state. Use as a context
+    manager, or call `start()` and `stop()`.
     """
 
     def __init__(
@@ -49,6 +49,7 @@ class Sandbox:
         state: State | dict | None = None,
         *,
         action_seconds: float | None = None,
+        boot_seconds: float | None = None,
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
@@ -56,6 +57,8 @@ class Sandbox:
             state = State.from_dict(state or {}, **({"clock": clock} if clock is not None else {}))
         if action_seconds is not None:
             state.action_seconds = action_seconds
+        if boot_seconds is not None:
+            state.boot_seconds = boot_seconds
         if clock is not None:
             state.clock = clock
         self.state = state
@@ -63,8 +66,8 @@ class Sandbox:
         self.telegram = TelegramAPI(state)
         self.webhooks = WebhookSink()
         self._apis = {
-            "digitalocean": DigitalOceanAPI(state, self.faults.action_fails),
-            "hetzner": HetznerAPI(state, self.faults.action_fails),
+            "digitalocean": DigitalOceanAPI(state, self.faults.action_fails, self.faults.boot),
+            "hetzner": HetznerAPI(state, self.faults.action_fails, self.faults.boot),
             "telegram": self.telegram,
             "webhook": self.webhooks,
         }

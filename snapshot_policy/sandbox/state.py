@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
+from .catalogue import DEFAULT_MACHINE_TYPE, architecture_of, disk_of
 from .ratelimit import SlidingWindow, TokenBucket
 
 T = TypeVar("T")
@@ -32,6 +33,11 @@ PROVIDERS = ("digitalocean", "hetzner")
 DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
 DEFAULT_REGION = {"digitalocean": "nyc3", "hetzner": "fsn1"}
 DEFAULT_SIZE_GIGABYTES = 2.5
+SERVER_STATUSES = ("starting", "running", "off")
+"""Provider-neutral: DigitalOcean new/active/off, Hetzner initializing/running/off."""
+BOOT_COMMANDS = {"digitalocean": "create", "hetzner": "create_server"}
+START_COMMAND = "start_server"
+"""Hetzner's next action after create_server when `start_after_create` (its default)."""
 
 
 def utc_now() -> datetime:
@@ -64,6 +70,11 @@ class Account:
     """DigitalOcean's requests per minute on top of the hourly budget; None: no such limit."""
     tags: dict[str, str] = field(default_factory=dict)
     """DigitalOcean tag registry: lower-cased name -> canonical spelling (first one wins)."""
+    snapshot_limit: int | None = None
+    """The most snapshots the account may hold; one more is refused (Hetzner 403
+    `resource_limit_exceeded`, DigitalOcean 422). None: no limit."""
+    boot_seconds: float | None = None
+    """How long a new server takes to boot here; None: the state's `boot_seconds`."""
 
 
 @dataclass
@@ -79,6 +90,18 @@ class Server:
     """Hetzner: the IPv6 `ip` of its public net, as the API gives it (e.g. 2001:db8::/64)."""
     snapshot_size_gigabytes: float = DEFAULT_SIZE_GIGABYTES
     """The billed size of a snapshot made of it."""
+    machine_type: str = ""
+    """DigitalOcean size slug or Hetzner server type name (catalogue.py); its disk and
+    architecture pass to the snapshots made of it."""
+    status: str = "running"
+    """One of SERVER_STATUSES."""
+    image_id: int | None = None
+    """The snapshot it was made from; None: a system image (seeded servers)."""
+    public_ipv4: bool = True
+    networks: list[int] = field(default_factory=list)
+    """Hetzner networks it is attached to (a private address in each)."""
+    protected: bool = False
+    """Hetzner delete protection: DELETE answers 423 `protected`."""
 
 
 @dataclass
@@ -96,6 +119,11 @@ class Snapshot:
     type: str = "snapshot"
     size_gigabytes: float = DEFAULT_SIZE_GIGABYTES
     region: str = ""
+    min_disk_gb: int = 25
+    """The disk a server made of it needs: DigitalOcean `min_disk_size`, Hetzner `disk_size`
+    (the disk of the server it was made of)."""
+    architecture: str = "x86"
+    """Hetzner: the architecture a server made of it must have."""
 
     edits = 0
     """Changes of any snapshot's `type` or `status` (not a field: a class-wide counter), which
@@ -126,6 +154,9 @@ class Action:
     finished: datetime | None = None
     resources: list[dict] = field(default_factory=list)
     """What the action works on, as Hetzner lists it: [{"id": 42, "type": "server"}]."""
+    boots: str | None = None
+    """A server's create action: the status its server gets when it succeeds ("running", or
+    "off" when Hetzner is told not to start it); when it fails the server stays "off"."""
 
     def progress(self, monotonic_now: float) -> int:
         if self.status != "running":
@@ -188,10 +219,14 @@ class State:
         self,
         *,
         action_seconds: float = 1.0,
+        boot_seconds: float | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.action_seconds = action_seconds
+        self.boot_seconds = boot_seconds
+        """How long a new server boots (an account's own `boot_seconds` wins); None: as long
+        as an action (`action_seconds`)."""
         self.clock = clock
         self.monotonic = monotonic
         self.lock = threading.RLock()
@@ -224,6 +259,8 @@ class State:
         *,
         rate_limit: int | None = None,
         burst_limit: int | None = None,
+        snapshot_limit: int | None = None,
+        boot_seconds: float | None = None,
     ) -> Account:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
@@ -232,7 +269,27 @@ class State:
                 "burst_limit is DigitalOcean's per-minute limit; Hetzner documents none"
             )
         with self.lock:
-            account = Account(name, provider, list(tokens), rate_limit, burst_limit)
+            if snapshot_limit is not None and (
+                isinstance(snapshot_limit, bool)
+                or not isinstance(snapshot_limit, int)
+                or snapshot_limit < 0
+            ):
+                raise ValueError("snapshot_limit must be a whole number, 0 or more")
+            if boot_seconds is not None and (
+                isinstance(boot_seconds, bool)
+                or not isinstance(boot_seconds, int | float)
+                or boot_seconds < 0
+            ):
+                raise ValueError("boot_seconds must be a number of seconds, 0 or more")
+            account = Account(
+                name,
+                provider,
+                list(tokens),
+                rate_limit,
+                burst_limit,
+                snapshot_limit=snapshot_limit,
+                boot_seconds=boot_seconds,
+            )
             self.accounts[name] = account
             return account
 
@@ -248,7 +305,16 @@ class State:
         created: str | datetime | None = None,
         ipv6: str | None = None,
         snapshot_size_gigabytes: float = DEFAULT_SIZE_GIGABYTES,
+        machine_type: str | None = None,
+        status: str = "running",
+        image_id: int | None = None,
+        public_ipv4: bool = True,
+        networks: Iterable[int] = (),
+        protected: bool = False,
     ) -> Server:
+        """Seed a server. One seeded `starting` boots from now, as a new one would."""
+        if status not in SERVER_STATUSES:
+            raise ValueError(f"server status must be one of {SERVER_STATUSES}, not {status!r}")
         with self.lock:
             owner = self.accounts[account]
             server = Server(
@@ -261,8 +327,16 @@ class State:
                 created=parse_time(created) if created else self.clock(),
                 ipv6=ipv6,
                 snapshot_size_gigabytes=snapshot_size_gigabytes,
+                machine_type=machine_type or DEFAULT_MACHINE_TYPE[owner.provider],
+                status=status,
+                image_id=image_id,
+                public_ipv4=public_ipv4,
+                networks=[int(n) for n in networks],
+                protected=protected,
             )
             self.servers[server.id] = server
+            if status == "starting":
+                self._boot(owner, server, self.boot_seconds_of(owner), fails=False, start=True)
             return server
 
     def add_snapshot(
@@ -280,10 +354,14 @@ class State:
         status: str = "available",
         type: str = "snapshot",
         size_gigabytes: float = DEFAULT_SIZE_GIGABYTES,
+        min_disk_gb: int | None = None,
+        architecture: str | None = None,
     ) -> Snapshot:
         """Seed a finished snapshot (or a Hetzner image stuck in `creating`).
 
         `server_id` may name a server that no longer exists (an orphan); give `server_name` then.
+        `min_disk_gb` and `architecture` default to its server's type's (else the default
+        type's).
         """
         with self.lock:
             owner = self.accounts[account]
@@ -302,9 +380,21 @@ class State:
                 type=type,
                 size_gigabytes=size_gigabytes,
                 region=server.region if server else DEFAULT_REGION[owner.provider],
+                min_disk_gb=(min_disk_gb if min_disk_gb is not None else self._disk(owner, server)),
+                architecture=architecture or self._architecture(owner, server),
             )
             self.snapshots[snapshot.id] = snapshot
             return snapshot
+
+    @staticmethod
+    def _disk(account: Account, server: Server | None) -> int:
+        kind = server.machine_type if server else DEFAULT_MACHINE_TYPE[account.provider]
+        return disk_of(account.provider, kind)
+
+    @staticmethod
+    def _architecture(account: Account, server: Server | None) -> str:
+        kind = server.machine_type if server else DEFAULT_MACHINE_TYPE[account.provider]
+        return architecture_of(account.provider, kind)
 
     def add_bot(self, token: str, username: str = "sandbox_bot") -> None:
         with self.lock:
@@ -475,6 +565,8 @@ class State:
             type=type,
             size_gigabytes=server.snapshot_size_gigabytes,
             region=server.region,
+            min_disk_gb=self._disk(account, server),
+            architecture=self._architecture(account, server),
         )
         if account.provider == "hetzner":
             self.snapshots[snapshot.id] = snapshot
@@ -492,6 +584,82 @@ class State:
         action = self._new_action(account, command, server.id)
         action.resources = [{"id": server.id, "type": "server"}]
         return action
+
+    def boot_seconds_of(self, account: Account) -> float:
+        """How long a new server of the account boots: its own setting, else the state's,
+        else as long as an action."""
+        for seconds in (account.boot_seconds, self.boot_seconds):
+            if seconds is not None:
+                return seconds
+        return self.action_seconds
+
+    def create_server(
+        self,
+        account: Account,
+        name: str,
+        *,
+        machine_type: str,
+        region: str,
+        image: Snapshot | None,
+        labels: dict[str, str] | None = None,
+        tags: Iterable[str] = (),
+        public_ipv4: bool = True,
+        ipv6: bool = False,
+        networks: Iterable[int] = (),
+        start: bool = True,
+        fails: bool = False,
+        seconds: float | None = None,
+    ) -> tuple[Server, list[Action]]:
+        """Make a server from `image` (None: a system image); it is `starting` until its create
+        action ends after `seconds` (default: `boot_seconds_of`), then `running` (`off` if not
+        started, or if the action failed: `fails`). Return it and its actions (Hetzner: the
+        create_server action, then start_server when started)."""
+        server = Server(
+            id=self._take_id("server", None),
+            account=account.name,
+            name=name,
+            labels=dict(labels or {}),
+            tags=[self.register_tag(account, tag) for tag in tags],
+            region=region,
+            created=self.clock(),
+            snapshot_size_gigabytes=image.size_gigabytes if image else DEFAULT_SIZE_GIGABYTES,
+            machine_type=machine_type,
+            status="starting",
+            image_id=image.id if image else None,
+            public_ipv4=public_ipv4,
+            networks=list(networks),
+        )
+        if ipv6:
+            block = f"2001:db8:{server.id % 65536:x}::"
+            server.ipv6 = f"{block}/64" if account.provider == "hetzner" else f"{block}1"
+        self.servers[server.id] = server
+        duration = self.boot_seconds_of(account) if seconds is None else seconds
+        return server, self._boot(account, server, duration, fails=fails, start=start)
+
+    def _boot(
+        self, account: Account, server: Server, seconds: float, *, fails: bool, start: bool
+    ) -> list[Action]:
+        command = BOOT_COMMANDS[account.provider]
+        create = self._new_action(account, command, server.id, fails=fails, duration=seconds)
+        create.boots = "running" if start else "off"
+        actions = [create]
+        if account.provider == "hetzner" and start:
+            actions.append(
+                self._new_action(account, START_COMMAND, server.id, fails=fails, duration=seconds)
+            )
+        for action in actions:
+            action.resources = [{"id": server.id, "type": "server"}]
+        return actions
+
+    def delete_server(self, server: Server) -> None:
+        """Remove a server at once (its snapshots stay, as orphans); the front-ends say how
+        the cloud answers."""
+        del self.servers[server.id]
+
+    def snapshot_count(self, account: Account) -> int:
+        """The account's snapshots (not backups), those still being made too: what a
+        `snapshot_limit` counts."""
+        return sum(1 for s in self.snapshots_of(account) if s.type == "snapshot")
 
     def instant_action(self, account: Account, command: str, resources: list[dict]) -> Action:
         """An action that is already finished, e.g. Hetzner's change_protection."""
@@ -537,6 +705,10 @@ class State:
     def _finish(self, action: Action) -> None:
         action.status = "error" if action.fails else "success"
         action.finished = action.started + timedelta(seconds=action.duration)
+        if action.boots is not None:
+            server = self.servers.get(action.server_id or 0)
+            if server is not None and server.status == "starting":
+                server.status = "off" if action.fails else action.boots
         snapshot = action.snapshot
         if snapshot is None:
             return
@@ -579,6 +751,12 @@ class State:
                         **({"rate_limit": a.rate_limit} if a.rate_limit else {}),
                         **({"burst_limit": a.burst_limit} if a.burst_limit is not None else {}),
                         **({"tags": sorted(a.tags.values())} if a.tags else {}),
+                        **(
+                            {"snapshot_limit": a.snapshot_limit}
+                            if a.snapshot_limit is not None
+                            else {}
+                        ),
+                        **({"boot_seconds": a.boot_seconds} if a.boot_seconds is not None else {}),
                     }
                     for a in self.accounts.values()
                 ],
@@ -610,6 +788,8 @@ class State:
                     item["tokens"],
                     rate_limit=item.get("rate_limit"),
                     burst_limit=item.get("burst_limit"),
+                    snapshot_limit=item.get("snapshot_limit"),
+                    boot_seconds=item.get("boot_seconds"),
                 )
                 for tag in item.get("tags", []):
                     self.register_tag(account, tag)
@@ -631,14 +811,26 @@ def _server_dict(server: Server, account: Account) -> dict:
     out: dict = {"account": server.account, "id": server.id, "name": server.name}
     if account.provider == "hetzner":
         out["labels"] = dict(server.labels)
-        if server.ipv6 is not None:
-            out["ipv6"] = server.ipv6
     else:
         out["tags"] = list(server.tags)
+    if server.ipv6 is not None:
+        out["ipv6"] = server.ipv6
     out["region"] = server.region
     out["created"] = format_time(server.created)
     if server.snapshot_size_gigabytes != DEFAULT_SIZE_GIGABYTES:
         out["snapshot_size_gigabytes"] = server.snapshot_size_gigabytes
+    if server.machine_type != DEFAULT_MACHINE_TYPE[account.provider]:
+        out["machine_type"] = server.machine_type
+    if server.status != "running":
+        out["status"] = server.status
+    if server.image_id is not None:
+        out["image_id"] = server.image_id
+    if not server.public_ipv4:
+        out["public_ipv4"] = False
+    if server.networks:
+        out["networks"] = list(server.networks)
+    if server.protected:
+        out["protected"] = True
     return out
 
 
@@ -652,6 +844,11 @@ def _snapshot_dict(snapshot: Snapshot, account: Account) -> dict:
         "created": format_time(snapshot.created),
         "size_gigabytes": snapshot.size_gigabytes,
     }
+    default_type = DEFAULT_MACHINE_TYPE[account.provider]
+    if snapshot.min_disk_gb != disk_of(account.provider, default_type):
+        out["min_disk_gb"] = snapshot.min_disk_gb
+    if snapshot.architecture != architecture_of(account.provider, default_type):
+        out["architecture"] = snapshot.architecture
     if account.provider == "hetzner":
         out.update(
             labels=dict(snapshot.labels),

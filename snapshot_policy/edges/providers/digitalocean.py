@@ -96,6 +96,7 @@ class DigitalOcean:
         # droplet id -> the id of its create action, while the droplet has not booted: the
         # droplet itself never says that its create failed, the action does.
         self._creating: dict[str, int] = {}
+        self._failed: set[str] = set()  # servers whose create this adapter saw fail
         self._creating_lock = threading.Lock()
         self.rate_limit = _budget(DEFAULT_LIMIT)
         self.unsettled: list[str] = []
@@ -209,7 +210,7 @@ class DigitalOcean:
         action_id = self._retry.start_once(
             start,
             started_meanwhile,
-            lambda error: error.status == BUSY,
+            _busy,
             self._timing.creation_timeout,
         )
         return StartedSnapshot(server_id, name, action_id, labels=dict(labels))
@@ -299,7 +300,8 @@ class DigitalOcean:
         found = [
             server
             for server in listing.items
-            if server.name == request.name and set(request.labels) <= set(server.labels)
+            if server.name == request.name
+            and {tag.lower() for tag in request.labels} <= {tag.lower() for tag in server.labels}
         ]
         return max(found, key=lambda server: int(server.id), default=None)
 
@@ -345,11 +347,13 @@ class DigitalOcean:
         )
         with self._creating_lock:
             self._creating.pop(server.id, None)
+            self._failed.discard(server.id)
 
     def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
         """`servers`, each whose create action this adapter saw ending in error as "failed".
         The actions of droplets not yet running are read in one batch (`_action_statuses`);
-        once a droplet runs, or its action ended, it is not asked about again."""
+        once a droplet runs, or its action ended, it is not asked about again; one whose action
+        failed stays "failed" until it runs."""
         with self._creating_lock:
             for server in servers:
                 if server.status == "running":
@@ -359,19 +363,16 @@ class DigitalOcean:
                 for server in servers
                 if server.id in self._creating
             }
-        if not watched:
-            return servers
-        statuses = self._action_statuses(set(watched.values()))
+        statuses = self._action_statuses(set(watched.values())) if watched else {}
         with self._creating_lock:
             for droplet_id, action_id in watched.items():
-                if statuses.get(action_id, "in-progress") != "in-progress":
+                status = statuses.get(action_id, "in-progress")
+                if status != "in-progress":
                     self._creating.pop(droplet_id, None)
-        return [
-            replace(server, status="failed")
-            if server.id in watched and statuses.get(watched[server.id]) == "errored"
-            else server
-            for server in servers
-        ]
+                if status == "errored":
+                    self._failed.add(droplet_id)
+            failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
+        return [replace(s, status="failed") if s.id in failed else s for s in servers]
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
         return self._pages(
@@ -642,6 +643,14 @@ class DigitalOcean:
             return unreadable(self.name, operation, status, problem, request_id)
         problem = f"an HTTP {status} without DigitalOcean's error body"
         return unreadable(self.name, operation, status, problem, request_id)
+
+
+def _busy(error: ProviderError) -> bool:
+    """A 422 to a snapshot action means the droplet is busy ("Droplet already has a pending
+    event."), worth asking again later — unless it speaks of a limit (the account's snapshot
+    limit: DigitalOcean answers 422 in its own words), which no later ask can pass."""
+    words = error.message.lower()
+    return error.status == BUSY and not any(w in words for w in ("limit", "maximum", "quota"))
 
 
 def _last_page(body: Any) -> int | None:

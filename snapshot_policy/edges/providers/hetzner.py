@@ -13,6 +13,7 @@ response hook: APIException does not carry the response.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -23,21 +24,35 @@ import hcloud
 import requests
 from hcloud.core import Meta
 from hcloud.images import Image
-from hcloud.servers import BoundServer
+from hcloud.locations import Location
+from hcloud.networks import Network
+from hcloud.server_types import ServerType
+from hcloud.servers import BoundServer, ServerCreatePublicNetwork
 from hcloud.servers import Server as HcloudServer
 
 from snapshot_policy import __version__
+from snapshot_policy.core import ownership
 from snapshot_policy.core.model import (
     HETZNER,
     START_SNAPSHOT,
     CloudSnapshot,
+    MachineType,
+    MadeServer,
     ProviderError,
     RateLimit,
     Server,
+    ServerRequest,
     StartedSnapshot,
 )
+from snapshot_policy.edges.providers.guard import check_drill_server
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
-from snapshot_policy.edges.providers.retry import RetryPolicy, Timing, advised_wait, unreadable
+from snapshot_policy.edges.providers.retry import (
+    Refused,
+    RetryPolicy,
+    Timing,
+    advised_wait,
+    unreadable,
+)
 
 T = TypeVar("T")
 
@@ -66,6 +81,30 @@ _STATUS_OF_CODE = {
 }
 LOCKED = "locked"
 NOT_FOUND = "not_found"
+UNIQUENESS_ERROR = "uniqueness_error"
+LIMIT_EXCEEDED = "resource_limit_exceeded"
+# What a 403 resource_limit_exceeded means, by the request it answers (docs/promises.md §7:
+# the message says what to do). Neither limit is in the API: the project's own.
+SNAPSHOT_LIMIT = (
+    "the project's snapshot limit is reached (Hetzner resource_limit_exceeded): "
+    "delete snapshots, or ask Hetzner support to raise the limit"
+)
+SERVER_LIMIT = (
+    "the project's server limit is reached (Hetzner resource_limit_exceeded): "
+    "delete servers, or ask Hetzner support to raise the limit"
+)
+CREATE_SERVER = "create server"
+# A server's status in our words (MadeServer.status); any other (deleting, migrating,
+# rebuilding, unknown) is "starting": not running yet, not known to have failed.
+STATUSES = {
+    "initializing": "starting",
+    "starting": "starting",
+    "running": "running",
+    "off": "off",
+    "stopping": "off",
+}
+# Hetzner's prices are in euros; the net ones (without VAT), as settings.prices.
+CURRENCY = "EUR"
 # Action ids per `GET /actions?id=…` poll: one page of the answer (50 is the most a page holds;
 # hcloud-python asks for 25, the default page). The answer is paginated all the same: its
 # further pages are followed.
@@ -98,6 +137,11 @@ class Hetzner:
         self.unsettled: list[str] = []
         self._timing = timing
         self._retry = retry
+        # server id -> its create and start actions, while it has not run: the server's own
+        # status does not say that its create failed, its actions do.
+        self._creating: dict[str, list[int]] = {}
+        self._failed: set[str] = set()  # servers whose create this adapter saw fail
+        self._creating_lock = threading.Lock()
 
     def _seen(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         with self._counting:  # pages of a listing are read by several threads at once
@@ -133,18 +177,22 @@ class Hetzner:
             )
         return listing.items
 
-    def _server_page(self, **params: Any) -> tuple[list[BoundServer], Meta | None]:
-        """`servers.get_list`, which in hcloud 2.27 takes no `sort`; the same request and models."""
+    def _server_page(self, **params: Any) -> tuple[list[_Listed], Meta | None]:
+        """`servers.get_list`, which in hcloud 2.27 takes no `sort`; the same request and
+        models, each with its location (the model keeps no `datacenter`)."""
         response = self._client.request(method="GET", url="/servers", params=params)
-        return [
-            BoundServer(self._client.servers, data) for data in response["servers"]
-        ], Meta.parse_meta(response)
+        return [self._bound(data) for data in response["servers"]], Meta.parse_meta(response)
+
+    def _bound(self, data: dict[str, Any]) -> _Listed:
+        region = _location_name(data)  # before the model takes `location` over
+        return BoundServer(self._client.servers, data), region
 
     def _pages(
         self,
         operation: str,
         get_list: Callable[..., Any],
         convert: Callable[[Any], T],
+        identity: Callable[[T], Any] = lambda item: item.id,
         **filters: Any,
     ) -> Listing[T]:
         """Every item of a paginated listing once, in id order, each read by `convert`: page
@@ -165,7 +213,7 @@ class Hetzner:
 
             return self._read(operation, call)
 
-        listing = read_all(read, lambda item: item.id)
+        listing = read_all(read, identity)
         return replace(listing, items=listing.items[::-1])
 
     def busy_servers(self, since: datetime) -> dict[str, str]:
@@ -293,6 +341,135 @@ class Hetzner:
             if error.code != NOT_FOUND:  # gone already is what was asked for
                 raise
 
+    # -- servers made from snapshots (restore drills, restore) ---------------------------------
+
+    def machine_types(self) -> list[MachineType]:
+        def type_page(**params: Any) -> tuple[list[dict[str, Any]], Meta | None]:
+            params.pop("sort", None)  # server types take no order
+            response = self._client.request(method="GET", url="/server_types", params=params)
+            return list(response["server_types"]), Meta.parse_meta(response)
+
+        return self._pages(
+            "list server types", type_page, _server_type, lambda kind: kind.name
+        ).items
+
+    def create_server(self, request: ServerRequest) -> MadeServer:
+        """`POST /v1/servers`, never repeated by hcloud; after a lost reply the server is looked
+        for by its name, and the create repeated only when none has it: Hetzner refuses a
+        second server of one name (409 uniqueness_error), so a repeat cannot make two."""
+
+        def post() -> MadeServer:
+            reply = self._client.servers.create(
+                request.name,
+                server_type=ServerType(name=request.machine_type),
+                image=Image(id=int(request.image_id)),
+                location=Location(name=request.region),
+                labels=dict(request.labels),
+                start_after_create=True,
+                public_net=ServerCreatePublicNetwork(
+                    enable_ipv4=request.public_network, enable_ipv6=request.public_network
+                ),
+                networks=[Network(id=network) for network in networks] or None,
+            )
+            made = _made((reply.server, None))
+            actions = [int(reply.action.id)] + [int(a.id) for a in reply.next_actions or []]
+            with self._creating_lock:
+                self._creating[made.id] = actions
+            return made
+
+        def create() -> MadeServer:
+            try:
+                return self._call(CREATE_SERVER, post)
+            except ProviderError as error:
+                raise _limit_reached(error, SERVER_LIMIT) from None
+
+        networks = _network_ids(request)
+        return self._retry.create_once(
+            create,
+            lambda: self._made_named(request),
+            name_taken=lambda error: error.code == UNIQUENESS_ERROR,
+            unique_names=True,
+        )
+
+    def _made_named(self, request: ServerRequest) -> MadeServer | None:
+        """The server named `request.name`, if it carries every label of the request."""
+        servers = self._pages("list servers", self._server_page, _made, name=request.name).items
+        return next(
+            (
+                server
+                for server in servers
+                if server.name == request.name
+                and all(server.labels.get(k) == v for k, v in request.labels.items())
+            ),
+            None,
+        )
+
+    def drill_servers(self) -> list[MadeServer]:
+        listing = self._pages(
+            "list drill servers", self._server_page, _made, label_selector=ownership.DRILL_LABEL
+        )
+        if not listing.settled:
+            raise ProviderError(
+                self.name,
+                "list drill servers",
+                None,
+                f"the listing of servers labelled {ownership.DRILL_LABEL} changed while it "
+                f"was read, each of the {listing.reads} times: which exist is not known",
+                situation="",
+            )
+        return self._failed_creates(listing.items)
+
+    def get_server(self, server_id: str) -> MadeServer | None:
+        def get() -> MadeServer:
+            reply = self._client.request(method="GET", url=f"/servers/{int(server_id)}")
+            return _made(self._bound(reply["server"]))
+
+        try:
+            made = self._read("get server", get)
+        except ProviderError as error:
+            if error.code != NOT_FOUND:
+                raise
+            return None
+        return self._failed_creates([made])[0]
+
+    def delete_drill_server(self, server: MadeServer, owner: str) -> None:
+        current = self.get_server(server.id)
+        if current is None:
+            return  # gone already
+        check_drill_server(self.name, server, current, owner)
+        try:
+            self._read(
+                "delete server",
+                lambda: self._client.servers.delete(HcloudServer(id=int(server.id))),
+            )
+        except ProviderError as error:
+            if error.code != NOT_FOUND:  # gone already is what was asked for
+                raise
+        with self._creating_lock:
+            self._creating.pop(server.id, None)
+            self._failed.discard(server.id)
+
+    def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
+        """`servers`, each whose create or start action this adapter saw ending in error as
+        "failed". The actions of servers not yet running are read in one batch
+        (`_statuses_of`); once a server runs, or its actions ended, it is not asked about again;
+        one whose action failed stays "failed" until it runs."""
+        with self._creating_lock:
+            for server in servers:
+                if server.status == "running":
+                    self._creating.pop(server.id, None)
+            watched = {s.id: list(self._creating[s.id]) for s in servers if s.id in self._creating}
+        wanted = sorted({a for ids in watched.values() for a in ids})
+        statuses = self._statuses_of(wanted) if wanted else {}
+        with self._creating_lock:
+            for server_id, ids in watched.items():
+                if any(statuses.get(a, ("", ""))[0] == "error" for a in ids):
+                    self._failed.add(server_id)
+                if all(statuses.get(a, ("", ""))[0] != "running" for a in ids):
+                    self._creating.pop(server_id, None)
+            failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
+        return [replace(s, status="failed") if s.id in failed else s for s in servers]
+
     def _start_snapshot(
         self, server_id: str, name: str, labels: Mapping[str, str]
     ) -> tuple[CloudSnapshot | None, str | None]:
@@ -309,7 +486,10 @@ class Hetzner:
                 )
                 return _snapshot(reply.image), str(int(reply.action.id))
 
-            return self._call(START_SNAPSHOT, post)
+            try:
+                return self._call(START_SNAPSHOT, post)
+            except ProviderError as error:
+                raise _limit_reached(error, SNAPSHOT_LIMIT) from None
 
         def started_meanwhile() -> tuple[CloudSnapshot | None, str | None] | None:
             found = self._image_named(labels, name)
@@ -433,8 +613,118 @@ def _statuses(reply: dict) -> tuple[dict[int, tuple[str, str]], int | None]:
     return found, following if type(following) is int else None
 
 
-def _server(server) -> Server:
-    return Server(str(server.id), server.name, dict(server.labels or {}))
+_Listed = tuple[BoundServer, "str | None"]
+"""A listed server's model, with its location's name as its raw data said."""
+
+
+def _location_name(data: dict[str, Any]) -> str | None:
+    """`location.name`, else `datacenter.location.name` (older replies)."""
+    for holder in (data, data.get("datacenter")):
+        location = holder.get("location") if isinstance(holder, dict) else None
+        name = location.get("name") if isinstance(location, dict) else None
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def _server(listed: _Listed) -> Server:
+    server, region = listed
+    return Server(str(server.id), server.name, dict(server.labels or {}), region=region)
+
+
+def _made(listed: _Listed) -> MadeServer:
+    """A server in our words: its status mapped (STATUSES), its first private address, its
+    public IPv4, else the first address of its IPv6 network (Hetzner's convention, ::1)."""
+    server, region = listed
+    if region is None and server.location is not None:
+        region = server.location.name
+    public = server.public_net
+    public_ip = None
+    if public is not None and public.ipv4 is not None and public.ipv4.ip:
+        public_ip = str(public.ipv4.ip)
+    elif public is not None and public.ipv6 is not None and public.ipv6.ip:
+        network = ipaddress.ip_network(str(public.ipv6.ip), strict=False)
+        public_ip = (
+            str(network.network_address + 1)
+            if network.num_addresses > 1
+            else str(network.network_address)
+        )
+    private_ip = next((str(net.ip) for net in server.private_net or [] if net.ip), None)
+    created = server.created
+    if created is not None and created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return MadeServer(
+        id=str(int(server.id)),
+        name=str(server.name),
+        status=STATUSES.get(str(server.status), "starting"),
+        region=region,
+        labels=dict(server.labels or {}),
+        private_ip=private_ip,
+        public_ip=public_ip,
+        image_id=None if server.image is None else str(server.image.id),
+        created=created,
+    )
+
+
+def _server_type(raw: dict[str, Any]) -> MachineType:
+    """A server type of `GET /v1/server_types`: where it can be made now (priced, and neither
+    unavailable nor deprecated there) and the highest net hourly price among those places,
+    an upper estimate of what a drill costs wherever it runs."""
+    prices = {
+        str(price["location"]): float(price["price_hourly"]["net"]) for price in raw["prices"]
+    }
+    locations = raw.get("locations")
+    if isinstance(locations, list):
+        usable = {
+            str(location["name"])
+            for location in locations
+            if location.get("available", True) is not False and not location.get("deprecation")
+        }
+    else:  # an older reply: where it has a price
+        usable = set(prices)
+    regions = tuple(sorted(location for location in prices if location in usable))
+    deprecated = bool(raw.get("deprecated")) or bool(raw.get("deprecation"))
+    return MachineType(
+        name=str(raw["name"]),
+        disk_gb=float(raw["disk"]),
+        regions=regions,
+        price_hourly=max((prices[r] for r in regions), default=max(prices.values(), default=0.0)),
+        currency=CURRENCY,
+        architecture=str(raw.get("architecture") or "x86"),
+        available=not deprecated,
+    )
+
+
+def _network_ids(request: ServerRequest) -> list[int]:
+    """The networks to attach, by id (what Hetzner's create takes). A name is refused before
+    anything is sent: `hcloud network list` shows the ids."""
+    ids = []
+    for network in request.networks:
+        if not str(network).isdigit():
+            raise Refused(
+                HETZNER,
+                CREATE_SERVER,
+                f"network {network!r} is not a network id: give its number "
+                "(`hcloud network list` shows them)",
+                "invalid_network",
+            )
+        ids.append(int(network))
+    return ids
+
+
+def _limit_reached(error: ProviderError, meaning: str) -> ProviderError:
+    """`error`, its message saying what Hetzner's 403 resource_limit_exceeded means here."""
+    if error.code != LIMIT_EXCEEDED:
+        return error
+    return ProviderError(
+        error.provider,
+        error.operation,
+        error.status,
+        meaning,
+        error.retry_after,
+        error.code,
+        error.request_id,
+    )
 
 
 def _snapshot(image) -> CloudSnapshot:
@@ -451,4 +741,6 @@ def _snapshot(image) -> CloudSnapshot:
         creating=image.status == "creating",
         # what is billed; null while the image is made (disk_size is the server's disk)
         size_gb=image.image_size,
+        min_disk_gb=None if image.disk_size is None else float(image.disk_size),
+        architecture=image.architecture,
     )
