@@ -313,7 +313,8 @@ def config_fingerprint(
     """Return a digest of everything in the configuration that decides what a plan does:
     each target's rules, server and snapshot names (the pattern as it renders, so
     `db-1-{timestamp}` and `{server_name}-{timestamp}` agree for db-1), its owner and the
-    hooks it runs, not its notification channels, which hold secrets."""
+    hooks it runs and its restore drill (only when it has one, so configurations without
+    drills keep the digest they had), not its notification channels, which hold secrets."""
     decisive = sorted(
         repr(
             (
@@ -331,6 +332,7 @@ def config_fingerprint(
                 t.owner,
                 t.hooks,
             )
+            + ((t.drill,) if t.drill is not None else ())
         )
         for t in targets
     )

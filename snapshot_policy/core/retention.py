@@ -10,11 +10,16 @@ minus the duration. The duration-bounded rules (`keep_within_daily 7d`, …) wal
 counted ones but stop at that same cutoff instead of after a count; the oldest snapshot,
 if it lies inside the duration, is theirs too ("oldest daily within 7d"), exactly as restic
 has it. The result is the union. Periods are read on the calendar of the policy's time zone.
+
+`keep_verified N` (issue 22) keeps the newest N snapshots whose last restore drill passed
+(`Snapshot.drilled`), as "verified", whatever the other rules say. It only adds: a snapshot
+the other rules keep stays kept, and a policy with no other rule still keeps everything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -56,8 +61,12 @@ def select(
     ordered = newest_first(snapshots)
     if not ordered:
         return {}
-    if not policy.has_rules:
-        return {s: ("no retention rule",) for s in ordered}
+    verified = [s for s in ordered if s.drilled is not None and s.drilled.passed]
+    verified = verified[: policy.keep_verified]
+    if not replace(policy, keep_verified=0).has_rules:
+        return {
+            s: ("no retention rule", *(("verified",) if s in verified else ())) for s in ordered
+        }
 
     reasons: dict[Snapshot, list[str]] = {s: [] for s in ordered}
     newest = ordered[0].created
@@ -79,6 +88,9 @@ def select(
                 ordered, period_of, zone, cutoff=within.before(newest, zone)
             ):
                 reasons[snapshot].append(f"{'oldest ' if oldest else ''}{rule} within {within}")
+
+    for snapshot in verified:
+        reasons[snapshot].append("verified")
 
     if not reasons[ordered[0]]:
         reasons[ordered[0]].append("newest")

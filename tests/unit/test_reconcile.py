@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from snapshot_policy.core.duration import Duration
-from snapshot_policy.core.model import ActionKind, Schedule
+from snapshot_policy.core.model import ActionKind, Drill, DrillMark, Schedule
 from snapshot_policy.core.reconcile import (
     build_plan,
     due,
@@ -349,3 +349,25 @@ def test_config_fingerprint_follows_the_hooks_and_the_owner():
         )
         == 3
     )
+
+
+def test_config_fingerprint_follows_the_drill_and_stays_without_one():
+    observed = [(target(keep_last=1), daily_history(2))]
+    base = build_plan(observed, NOW).config_fingerprint
+    weekly = Drill(every=Duration(days=7))
+    drilled = build_plan([(replace(observed[0][0], drill=weekly), observed[0][1])], NOW)
+    other = replace(weekly, probe=("check",))
+    probed = build_plan([(replace(observed[0][0], drill=other), observed[0][1])], NOW)
+    assert len({base, drilled.config_fingerprint, probed.config_fingerprint}) == 3
+    assert base == build_plan(observed, NOW).config_fingerprint
+
+
+def test_a_snapshot_kept_only_because_it_passed_a_drill_says_so():
+    history = daily_history(5)
+    history[3] = replace(history[3], drilled=DrillMark(True, date(2026, 11, 23)))
+    history[4] = replace(history[4], drilled=DrillMark(False, date(2026, 11, 22)))
+    plan = plan_target(target(keep_last=2, keep_verified=1), history, NOW)
+    reasons = {a.snapshot.id: (a.kind, a.reason) for a in plan.actions}
+    assert reasons["d4"] == (ActionKind.KEEP, "kept by: verified")
+    assert reasons["d5"] == (ActionKind.DELETE, "no retention rule keeps it")
+    assert names(plan, ActionKind.DELETE) == ["d2", "d3", "d5"]

@@ -3,13 +3,14 @@ ends."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from snapshot_policy.core.duration import Duration
-from snapshot_policy.core.model import RetentionPolicy
+from snapshot_policy.core.model import DrillMark, RetentionPolicy
 from snapshot_policy.core.retention import select
 from tests.factories import snap, utc
 
@@ -429,3 +430,29 @@ def test_select_keep_within_monthly_reads_months_in_the_policy_time_zone():
     snapshots = [outside, late, earlier, newest]
     assert set(kept(snapshots, UTC, keep_within_monthly=Duration(months=1))) == {late, newest}
     assert set(kept(snapshots, BERLIN, keep_within_monthly=Duration(months=1))) == {earlier, newest}
+
+
+def test_keep_verified_keeps_the_newest_passed_snapshots_whatever_the_rest_says():
+    passed = [DrillMark(True, date(2026, 1, day)) for day in range(1, 11)]
+    snapshots = [
+        replace(snap(utc(2026, 1, day)), drilled=passed[day - 1] if day in (2, 4, 5) else None)
+        for day in range(1, 11)
+    ]
+    snapshots[5] = replace(snapshots[5], drilled=DrillMark(False, date(2026, 1, 9)))
+    result = kept(snapshots, keep_last=1, keep_verified=2)
+    assert sorted((s.created.day, r) for s, r in result.items()) == [
+        (4, ("verified",)),
+        (5, ("verified",)),
+        (10, ("last",)),
+    ]
+
+
+def test_keep_verified_alone_deletes_nothing():
+    snapshots = [snap(utc(2026, 1, day)) for day in range(1, 4)]
+    snapshots[0] = replace(snapshots[0], drilled=DrillMark(True, date(2026, 1, 2)))
+    result = select(snapshots, RetentionPolicy(keep_verified=1), UTC)
+    assert [r for _, r in sorted(result.items(), key=lambda i: i[0].created)] == [
+        ("no retention rule", "verified"),
+        ("no retention rule",),
+        ("no retention rule",),
+    ]

@@ -9,14 +9,15 @@ duration, plus the oldest snapshot if it is one of those.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_policy.core.duration import Duration
-from snapshot_policy.core.model import RetentionPolicy, Snapshot
+from snapshot_policy.core.model import DrillMark, RetentionPolicy, Snapshot
 from snapshot_policy.core.retention import select
 
 EXAMPLES = settings(max_examples=400, deadline=None)
@@ -267,3 +268,38 @@ def test_a_longer_within_duration_never_keeps_fewer(snapshots, policy, rule, ext
         }
     )
     assert kept(snapshots, shorter, zone) <= kept(snapshots, longer, zone)
+
+
+# -- keep_verified (issue 22): the newest N snapshots that passed a restore drill ------------
+
+drill_marks = st.none() | st.builds(
+    DrillMark, st.booleans(), st.dates(date(2026, 1, 1), date(2026, 12, 31))
+)
+
+
+@st.composite
+def drilled_histories(draw):
+    snapshots = draw(any_history)
+    return [replace(s, drilled=draw(drill_marks)) for s in snapshots]
+
+
+@EXAMPLES
+@given(drilled_histories(), policies, st.integers(1, 12), zones)
+def test_keep_verified_only_adds(snapshots, policy, n, zone):
+    without = kept(snapshots, policy, zone)
+    with_verified = select(snapshots, replace(policy, keep_verified=n), zone)
+    assert without <= {s for s, rules in with_verified.items() if rules}
+    for snapshot, rules in select(snapshots, policy, zone).items():
+        assert set(rules) <= set(with_verified[snapshot])
+
+
+@EXAMPLES
+@given(drilled_histories(), policies, st.integers(0, 12), zones)
+def test_keep_verified_keeps_the_newest_n_passed_snapshots(snapshots, policy, n, zone):
+    result = select(snapshots, replace(policy, keep_verified=n), zone)
+    passed = [
+        s
+        for s in sorted(snapshots, key=lambda s: (s.created, s.id), reverse=True)
+        if s.drilled is not None and s.drilled.passed
+    ]
+    assert {s for s, rules in result.items() if "verified" in rules} == set(passed[:n])
