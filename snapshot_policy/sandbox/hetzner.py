@@ -389,7 +389,8 @@ class HetznerAPI:
             isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in networks
         ):
             return _invalid("networks", "must be a list of network IDs")
-        start = body.get("start_after_create", True)
+        start = body.get("start_after_create")
+        start = True if start is None else start  # hcloud sends null for its default
         if not isinstance(start, bool):
             return _invalid("start_after_create", "must be a boolean")
         public = public_net.get("enable_ipv4", True) or public_net.get("enable_ipv6", True)
