@@ -16,7 +16,7 @@ import os
 import re
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from snapshot_policy.core.model import (
     Account,
     AppriseChannel,
     Channel,
+    Drill,
     Hooks,
     Price,
     RetentionPolicy,
@@ -92,10 +93,19 @@ class _Checker:
         self.read_secrets = read_secrets
         self.base = base
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
 
     def add(self, path: tuple, message: str) -> None:
         self.problems.append(
             Problem(self.source.file, self.source.line_of(path), path_text(path), message)
+        )
+
+    def warn(self, path: tuple, message: str) -> None:
+        """A finding that stops nothing: the policy loads, and validate shows it."""
+        self.warnings.append(
+            Problem(
+                self.source.file, self.source.line_of(path), path_text(path), message, warning=True
+            )
         )
 
     def secret(self, path: tuple, value: str | LiteralSecret, ascii_only: bool = False) -> str:
@@ -213,6 +223,7 @@ def build(
                     "or leave server_name out and each server keeps its own name"
                 ),
             )
+        _check_drill(check, (*where, "drill"), raw.get("drill"), accounts[raw["account"]])
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
         target = _target(
@@ -226,12 +237,13 @@ def build(
                     "e.g. keep_daily: 7"
                 ),
             )
+        _check_verified(check, where, raw, target)
         targets.append(target)
     run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}), owner)
     cost = prices(data.get("settings", {}))
     if check.problems:
-        return PolicyLoad(run_settings, problems=check.problems, prices=cost)
-    return PolicyLoad(run_settings, targets, prices=cost)
+        return PolicyLoad(run_settings, problems=check.problems + check.warnings, prices=cost)
+    return PolicyLoad(run_settings, targets, problems=check.warnings, prices=cost)
 
 
 def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
@@ -254,7 +266,9 @@ def _accounts(check: _Checker, raw: Mapping) -> dict[str, Account]:
                 )
         if "endpoint" in account:
             check.url(("accounts", name, "endpoint"), account["endpoint"], transport.API_TOKEN)
-        accounts[name] = Account(name, provider, token, account.get("endpoint"))
+        accounts[name] = Account(
+            name, provider, token, account.get("endpoint"), account.get("snapshot_limit")
+        )
     return accounts
 
 
@@ -425,6 +439,65 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
             )
 
 
+def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Account) -> None:
+    """A drill's duration, and the networks each cloud can give its server: DigitalOcean
+    attaches no network but its region's default VPC; a Hetzner server without a public
+    network and without networks has no address a probe could reach."""
+    if raw is None:
+        return
+    try:
+        Duration.parse(raw["every"])
+    except ValueError as error:
+        check.add((*where, "every"), str(error))
+    if account.provider == DIGITALOCEAN and raw.get("networks"):
+        check.warn(
+            (*where, "networks"),
+            (
+                "networks are Hetzner private networks: a DigitalOcean drill server is put in "
+                "its region's default VPC, and these are ignored; leave networks out"
+            ),
+        )
+    elif (
+        account.provider == HETZNER
+        and raw.get("probe")
+        and not raw.get("public_network", _default("$defs/drill/public_network"))
+        and not raw.get("networks")
+    ):
+        check.warn(
+            where,
+            (
+                "the drill server gets no public network and no private one, so the probe "
+                "cannot reach it: give networks (the ids of your private networks), or set "
+                "public_network: true"
+            ),
+        )
+
+
+def _check_verified(check: _Checker, where: tuple, raw: Mapping, target: TargetSpec) -> None:
+    """keep_verified only adds to the other rules; it keeps nothing a drill has not passed."""
+    retention = target.retention
+    if not retention.keep_verified:
+        return
+    # a target's retention replaces that of defaults whole
+    path = (*(where if "retention" in raw else ("defaults",)), "retention", "keep_verified")
+    if not replace(retention, keep_verified=0).has_rules:
+        check.add(
+            path,
+            (
+                "keep_verified only adds to the other rules and deletes by none of its own: "
+                "set at least one other rule above 0 too, e.g. keep_daily: 7"
+            ),
+        )
+    elif target.drill is None:
+        check.warn(
+            path,
+            (
+                f"target {target.name!r} has no drill, so only drills recorded on its "
+                "snapshots by another configuration can verify them; add drill: {every: 7d}"
+            ),
+        )
+
+
 def _name_pattern_errors(pattern: str) -> list[str]:
     """Plain fields only: a format spec would make names that their own pattern does not match."""
     errors = template_errors(pattern, NAME_FIELDS, "field")
@@ -441,7 +514,8 @@ def _name_pattern_errors(pattern: str) -> list[str]:
 
 def _retention(raw: Mapping) -> RetentionPolicy:
     counts = {
-        rule: raw.get(rule, _default("$defs/count")) for rule in RetentionPolicy.COUNTED_RULES
+        rule: raw.get(rule, _default("$defs/count"))
+        for rule in (*RetentionPolicy.COUNTED_RULES, "keep_verified")
     }
     durations = {
         rule: Duration.parse(raw[rule])
@@ -488,6 +562,27 @@ def _target(
         source=file,
         hooks=_hooks(merged.get("hooks")),
         owner=owner,
+        drill=_drill(raw.get("drill")),
+    )
+
+
+def _drill(raw: Mapping | None) -> Drill | None:
+    """The target's restore drill (never taken from defaults: each drill costs a server)."""
+    if raw is None:
+        return None
+
+    def setting(key: str) -> Any:
+        return raw.get(key, _default(f"$defs/drill/{key}"))
+
+    return Drill(
+        every=Duration.parse(raw["every"]),
+        probe=tuple(raw["probe"]) if raw.get("probe") else None,
+        probe_timeout=float(setting("probe_timeout")),
+        boot_timeout=float(setting("boot_timeout")),
+        public_network=bool(setting("public_network")),
+        networks=tuple(str(n) for n in raw.get("networks", ())),
+        machine_type=raw.get("machine_type"),
+        env=tuple(raw.get("env", ())),
     )
 
 
@@ -538,6 +633,15 @@ def settings(
         orphans_keep_last=(orphans or {}).get("keep_last"),
         owner=owner,
         max_deletions_per_run=raw.get("max_deletions_per_run"),
+        uncovered_ignore=tuple(
+            Selector(
+                ids=tuple(str(i) for i in entry.get("ids", ())),
+                names=tuple(entry.get("names", ())),
+                label_selector=entry.get("label_selector"),
+            )
+            for entry in raw.get("uncovered", {}).get("ignore", ())
+        ),
+        drills_per_account=raw.get("drills_per_account", _default("settings/drills_per_account")),
     )
 
 

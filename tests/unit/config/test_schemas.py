@@ -76,7 +76,11 @@ POLICY = {
             "endpoint": "https://api.hetzner.cloud/v1",
         },
         "do.prod_2": {"provider": "digitalocean", "token": "file:/etc/snapshot-policy/do-token"},
-        "do-literal": {"provider": "digitalocean", "token": "dop_v1_literal"},
+        "do-literal": {
+            "provider": "digitalocean",
+            "token": "dop_v1_literal",
+            "snapshot_limit": 200,
+        },
         "from-env": {"provider": "hetzner"},
     },
     "notifications": {
@@ -143,6 +147,17 @@ POLICY = {
                 "keep_within_weekly": "2m",
                 "keep_within_monthly": "1y",
                 "keep_within_yearly": "10y",
+                "keep_verified": 2,
+            },
+            "drill": {
+                "every": "2w",
+                "probe": ["/usr/local/bin/check-restore", "--port", "5432"],
+                "probe_timeout": 120,
+                "boot_timeout": 600.5,
+                "public_network": False,
+                "networks": [4711, "4712"],
+                "machine_type": "cx22",
+                "env": ["PGPASSWORD"],
             },
             "safety": {"max_deletions": 0},
             "snapshot_name": "{target}-{server_id}-{timestamp}",
@@ -158,6 +173,10 @@ POLICY = {
         "request_timeout": 30.5,
         "delay_between_servers": 0,
         "parallel": 8,
+        "drills_per_account": 3,
+        "uncovered": {
+            "ignore": [{"ids": [1, "2"]}, {"names": ["bastion"]}, {"label_selector": "backup=none"}]
+        },
         "healthcheck_url": "https://hc-ping.com/abc",
         "prices": {
             "digitalocean": {"per_gb_month": 0.06, "currency": "USD"},
