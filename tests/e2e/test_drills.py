@@ -1,0 +1,234 @@
+"""Restore drills through the command line against the sandbox (issue 22, item 2): a drill
+restores a target's newest snapshot to a throwaway server, waits until it runs, probes it and
+deletes it — always — and records the result on the snapshot, in the run state, the audit
+log, the report and the notifications (docs/promises.md §5, invariant 14)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from snapshot_policy.cli import main
+from tests.e2e.policies import ACCOUNTS, NIGHTLY, WEB, policy_yaml
+
+DRILL_TAG = "snapshot-policy-drill"
+
+
+def write_policy(folder: Path, drill: dict | None = None, targets=None, **extra) -> Path:
+    """web-1 (DigitalOcean) and db-1 (Hetzner), each drilled weekly with a probe that writes
+    its environment to probe-<target>.env."""
+    drill = drill if drill is not None else {}
+
+    def drilled(name, account, server_id):
+        probe = ["sh", "-c", f"env > {folder}/probe-{name}.env"]
+        return {
+            "name": name,
+            "account": account,
+            "ids": [server_id],
+            "retention": {"keep_last": 10},
+            "drill": {"every": "7d", "probe": probe, "boot_timeout": 20, **drill},
+        }
+
+    targets = targets or [drilled("web", "do", 3164444), drilled("db", "hz", 4711)]
+    policy = folder / "policy.yaml"
+    policy.write_text(
+        policy_yaml(
+            *targets,
+            accounts=ACCOUNTS,
+            defaults=NIGHTLY,
+            settings={"lock_file": "run/lock", "audit_log": "run/audit.jsonl", **extra},
+        )
+    )
+    return policy
+
+
+def drill_servers(sandbox) -> list:
+    with sandbox.state.lock:
+        return [
+            s
+            for s in sandbox.state.servers.values()
+            if DRILL_TAG in s.tags or s.labels.get("snapshot-policy/drill") == "true"
+        ]
+
+
+def audit(folder: Path) -> list[dict]:
+    path = folder / "run" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def journal(folder: Path) -> list[dict]:
+    path = folder / "run" / "lock.journal.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def state(folder: Path) -> dict:
+    return json.loads((folder / "run" / "lock.state.json").read_text())
+
+
+@pytest.fixture
+def booting(sandbox):
+    sandbox.state.boot_seconds = 0.2
+    return sandbox
+
+
+def drill(policy: Path, clock, *args: str) -> int:
+    return main(["drill", "--policy", str(policy), *args], clock=clock)
+
+
+def snapshot(sandbox, name_start: str):
+    """The newest sandbox snapshot whose name starts so."""
+    with sandbox.state.lock:
+        found = [s for s in sandbox.state.snapshots.values() if s.name.startswith(name_start)]
+    return max(found, key=lambda s: s.created)
+
+
+PUBLIC = {"public_network": True}
+
+
+def test_a_drill_that_passes_leaves_no_server_and_records_its_result_everywhere(
+    booting, tokens, tmp_path, clock, capsys
+):
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock) == 0
+    out, err = capsys.readouterr()
+    assert "web: web-1 (digitalocean server 3164444): drill of web-1-" in out
+    assert "db: db-1 (hetzner server 4711): drill of db-1-" in out and "passed" in out
+    assert "2 drill(s): 2 passed, 0 failed." in err
+    assert drill_servers(booting) == []  # deleted, both
+    made = [
+        r
+        for r in booting.requests()
+        if r["method"] == "POST" and r["path"] in ("/v2/droplets", "/v1/servers")
+    ]
+    assert len(made) == 2 and all(r["status"] in (201, 202) for r in made)
+    assert journal(tmp_path) == []  # crossed off once the deletion was confirmed
+    day = clock.now.date().isoformat()
+    assert f"snapshot-policy-drilled-passed-{day}" in snapshot(booting, "web-1-").tags
+    assert snapshot(booting, "db-1-").labels["snapshot-policy/drilled"] == f"passed-{day}"
+    drills = {entry[2]: entry[3] for entry in state(tmp_path)["last_drills"]}
+    assert drills["web"]["passed"] and drills["db"]["passed"]
+    assert drills["db"]["snapshot_id"] == str(snapshot(booting, "db-1-").id)
+    events = [(line["event"], line["target"]) for line in audit(tmp_path)]
+    for target in ("web", "db"):
+        assert [e for e, t in events if t == target] == [
+            "drill server created",
+            "drill server deleted",
+            "drill passed",
+        ]
+    lines = (tmp_path / "probe-db.env").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if "=" in line)
+    assert env["SNAPSHOT_POLICY_DRILL_SERVER_NAME"].startswith("drill-db-4711-")
+    assert env["SNAPSHOT_POLICY_DRILL_SNAPSHOT_ID"] == str(snapshot(booting, "db-1-").id)
+    assert env["SNAPSHOT_POLICY_DRILL_PUBLIC_IP"] and env["SNAPSHOT_POLICY_DRILL_TARGET"] == "db"
+    assert "TEST_HZ_TOKEN" not in env  # the probe's environment is minimal, as a hook's
+
+
+def test_a_dry_run_shows_the_drills_and_changes_nothing(booting, tokens, tmp_path, clock, capsys):
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "Dry run: drill would do the following; nothing was changed." in out
+    assert "db: db-1 (hetzner server 4711): restore db-1-" in out and " as drill-db-4711-" in out
+    assert "about " in out
+    assert not [r for r in booting.requests() if r["method"] != "GET"]
+    assert journal(tmp_path) == []
+
+
+def test_a_target_without_a_drill_is_refused_by_name(booting, tokens, tmp_path, clock, capsys):
+    policy = write_policy(tmp_path, targets=[{**WEB, "retention": {"keep_last": 3}}])
+    assert drill(policy, clock, "--target", "web") == 1
+    assert "target web has no drill" in capsys.readouterr().err
+
+
+def test_a_refused_create_fails_the_drill_and_leaves_nothing(
+    booting, tokens, tmp_path, clock, capsys
+):
+    booting.inject("error", service="hetzner", method="POST", path="^/v1/servers$", status=422)
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db") == 2
+    out = capsys.readouterr().out
+    assert "FAILED at create: the cloud refused the drill server" in out
+    assert drill_servers(booting) == [] and journal(tmp_path) == []
+    assert "snapshot-policy/drilled" not in snapshot(booting, "db-1-").labels  # says nothing of it
+    (record,) = [entry[3] for entry in state(tmp_path)["last_drills"]]
+    assert not record["passed"] and "refused" in record["error"]
+
+
+@pytest.mark.parametrize(
+    "fault, words",
+    [
+        ({"kind": "boot_fail"}, "did not boot"),
+        ({"kind": "slow_boot", "seconds": 30}, "was not running 1s after the create"),
+    ],
+    ids=["boot_fail", "slow_boot"],
+)
+def test_a_server_that_does_not_boot_is_deleted_and_its_snapshot_marked_failed(
+    booting, tokens, tmp_path, clock, capsys, fault, words
+):
+    booting.inject(fault.pop("kind"), service="hetzner", **fault)
+    policy = write_policy(tmp_path, {**PUBLIC, "boot_timeout": 1})
+    assert drill(policy, clock, "--target", "db") == 2
+    out = capsys.readouterr().out
+    assert "FAILED at boot" in out and words in out
+    assert drill_servers(booting) == [] and journal(tmp_path) == []
+    day = clock.now.date().isoformat()
+    assert snapshot(booting, "db-1-").labels["snapshot-policy/drilled"] == f"failed-{day}"
+    assert [line["event"] for line in audit(tmp_path)][-1] == "drill failed"
+
+
+def test_a_failing_probe_fails_the_drill_and_the_server_is_deleted(
+    booting, tokens, tmp_path, clock, capsys
+):
+    policy = write_policy(tmp_path, {"probe": ["sh", "-c", "echo no answer on 5432; exit 3"]})
+    assert drill(policy, clock, "--target", "web") == 2
+    out = capsys.readouterr().out
+    assert "FAILED at probe, restored in " in out
+    assert "the probe failed: probe failed (exit status 3)" in out
+    assert drill_servers(booting) == [] and journal(tmp_path) == []
+    day = clock.now.date().isoformat()
+    assert f"snapshot-policy-drilled-failed-{day}" in snapshot(booting, "web-1-").tags
+
+
+def test_a_failed_delete_leaves_the_server_to_the_next_run_which_deletes_and_audits_it(
+    booting, tokens, tmp_path, clock, capsys
+):
+    booting.inject(
+        "error",
+        service="hetzner",
+        method="DELETE",
+        path=r"^/v1/servers/\d+$",
+        status=423,
+        count=1,
+    )
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db") == 2
+    out = capsys.readouterr().out
+    assert "passed" in out and "its server is NOT deleted yet" in out
+    (left,) = drill_servers(booting)
+    (entry,) = journal(tmp_path)
+    assert entry["name"] == left.name and entry["drill_server"] == str(left.id)
+    clock.advance(hours=1)
+    assert main(["apply", "--policy", str(policy), "--target", "db"], clock=clock) == 0
+    assert drill_servers(booting) == [] and journal(tmp_path) == []
+    deleted = [line for line in audit(tmp_path) if line["event"] == "drill server deleted"]
+    assert deleted[-1]["drill_server_id"] == str(left.id)
+    assert deleted[-1]["reason"].startswith("left by an earlier run")
+
+
+def test_a_lost_reply_to_the_create_finds_the_server_and_deletes_it(
+    booting, tokens, tmp_path, clock, capsys
+):
+    booting.inject(
+        "lose_reply", service="digitalocean", method="POST", path="^/v2/droplets$", count=1
+    )
+    policy = write_policy(tmp_path)
+    assert drill(policy, clock, "--target", "web") == 0, capsys.readouterr()
+    assert drill_servers(booting) == [] and journal(tmp_path) == []
+    creates = [
+        r
+        for r in booting.requests("digitalocean")
+        if r["method"] == "POST" and r["path"] == "/v2/droplets"
+    ]
+    assert len(creates) == 1  # never a second server
