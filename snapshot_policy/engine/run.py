@@ -291,7 +291,7 @@ def apply(
         stop=stop,
     )
     report = executor.apply(plan, failures)
-    results = drilling.run(plan.drills)
+    results = drilling.run(_newest(plan.drills, report))
     report = replace(report, drills=tuple(results), finished=clock())
     unwritten = _remember(state, report, observation if whole else None, now)
     every_event = _events(report, hostname, loaded.secrets)
@@ -319,6 +319,37 @@ def apply(
     told = [event for event, _, _ in every_event]
     runlog.log_end(loaded.legacy, report, report_summary(report), told)
     return report
+
+
+def _newest(plans: tuple[DrillPlan, ...], report: RunReport) -> tuple[DrillPlan, ...]:
+    """The drills to run after apply's snapshots: a target that made a snapshot in this run
+    drills that one (the newest, the one whose restore matters most), where the machine type
+    and region the plan chose fit it too; else the snapshot the plan named."""
+    made = {
+        _subject(o.plan.target): o.created
+        for o in report.outcomes
+        if o.created is not None and o.created.id and not o.created.creating
+    }
+    fresh = []
+    for drill_plan in plans:
+        new = made.get(_subject(drill_plan.target))
+        if new is not None and drill_plan.due and drill_plan.refusal is None:
+            fits = drills.choose_machine(
+                replace(drill_plan.target.drill, machine_type=drill_plan.machine_type.name),
+                new,
+                [drill_plan.machine_type],
+                drill_plan.region,
+            )
+            if not isinstance(fits, str) and fits[1] == drill_plan.region:
+                log.info(
+                    "%s: drilling %s, made by this run, instead of %s",
+                    drill_plan.target.name,
+                    new.name,
+                    drill_plan.snapshot.name,
+                )
+                drill_plan = replace(drill_plan, snapshot=new)
+        fresh.append(drill_plan)
+    return tuple(fresh)
 
 
 def _drills(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
-from tests.e2e.policies import ACCOUNTS, NIGHTLY, WEB, policy_yaml
+from tests.e2e.policies import ACCOUNTS, DB, NIGHTLY, WEB, policy_yaml
 
 DRILL_TAG = "snapshot-policy-drill"
 
@@ -232,3 +232,144 @@ def test_a_lost_reply_to_the_create_finds_the_server_and_deletes_it(
         if r["method"] == "POST" and r["path"] == "/v2/droplets"
     ]
     assert len(creates) == 1  # never a second server
+
+
+def test_apply_runs_the_due_drills_after_its_snapshots_and_tells_each_one(
+    booting, tokens, tmp_path, clock, capsys
+):
+    folder = tmp_path
+    policy = folder / "policy.yaml"
+    db = {
+        **DB,
+        "drill": {"every": "7d", "public_network": True, "boot_timeout": 20},
+    }
+    policy.write_text(
+        policy_yaml(
+            db,
+            accounts={"hz": ACCOUNTS["hz"]},
+            notifications={
+                "ops": {
+                    "type": "telegram",
+                    "bot_token": "env:TEST_BOT_TOKEN",
+                    "chat_id": "-100123",
+                    "retries": 0,
+                },
+                "hook": {"type": "webhook", "url": booting.webhook_url("n8n"), "retries": 0},
+            },
+            defaults={**NIGHTLY, "notify": ["ops", "hook"]},
+            settings={"lock_file": "run/lock", "audit_log": "run/audit.jsonl"},
+        )
+    )
+    report = folder / "report.json"
+    assert main(["apply", "--policy", str(policy), "--report", str(report)], clock=clock) == 0
+    requests = [(r["method"], r["path"]) for r in booting.requests("hetzner")]
+    made = requests.index(("POST", "/v1/servers/4711/actions/create_image"))
+    assert requests.index(("POST", "/v1/servers")) > made  # the drill after the snapshot
+    new = snapshot(booting, "db-1-")
+    assert new.labels["snapshot-policy/drilled"].startswith("passed-")  # today's snapshot
+    (drilled,) = json.loads(report.read_text())["drills"]
+    assert drilled["passed"] and drilled["server_deleted"] and drilled["stage"] == "done"
+    assert drilled["snapshot"]["id"] == str(new.id) and drilled["target"] == "db"
+    texts = [m["text"] for m in booting.telegram_messages()]
+    assert len(texts) == 2 and "Restore drill passed" in texts[1] and new.name in texts[1]
+    payloads = [d["json"] for d in booting.webhook_deliveries("n8n")]
+    assert payloads[1]["event"] == "drill" and payloads[1]["passed"] is True
+    assert drill_servers(booting) == []
+    runs = {entry[2]: entry[3] for entry in state(folder)["last_runs"]}
+    assert runs["db"]["ok"]
+    clock.advance(days=1, minutes=1)
+    booting.clear_requests()
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    assert ("POST", "/v1/servers") not in [
+        (r["method"], r["path"]) for r in booting.requests("hetzner")
+    ]
+
+
+def test_a_drill_marked_server_the_journal_does_not_name_is_reported_never_deleted(
+    booting, tokens, tmp_path, clock, capsys
+):
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db", "--dry-run") == 0  # makes no journal entry
+    owner = _owner(policy)
+    with booting.state.lock:
+        stranger = booting.state.add_server(
+            "hz",
+            "drill-db-4711-20200101000000",
+            labels={
+                "managed-by": "snapshot-policy",
+                "snapshot-policy/drill": "true",
+                "snapshot-policy/owner": owner,
+            },
+        )
+    capsys.readouterr()
+    assert drill(policy, clock, "--target", "db", "-v") == 0
+    assert [s.id for s in drill_servers(booting)] == [stranger.id]
+    err = capsys.readouterr().err
+    assert f"server drill-db-4711-20200101000000 ({stranger.id}) carries this configuration's" in (
+        err
+    )
+    assert "delete it yourself if it is yours" in err
+    assert not [
+        r
+        for r in booting.requests("hetzner")
+        if r["method"] == "DELETE" and r["path"] == f"/v1/servers/{stranger.id}"
+    ]
+
+
+def _owner(policy: Path) -> str:
+    from snapshot_policy import config
+
+    return config.load(policy, None, ()).settings.owner
+
+
+# -- restore ---------------------------------------------------------------------------------
+
+
+def restore(policy: Path, clock, *args: str) -> int:
+    return main(["restore", "--policy", str(policy), *args], clock=clock)
+
+
+def test_restore_makes_a_new_server_and_deletes_nothing(booting, tokens, tmp_path, clock, capsys):
+    policy = write_policy(tmp_path, PUBLIC)
+    with booting.state.lock:
+        before = set(booting.state.servers)
+    assert restore(policy, clock, "--target", "db", "--name", "db-1-restored") == 0
+    out = capsys.readouterr().out
+    with booting.state.lock:
+        (new,) = [booting.state.servers[i] for i in set(booting.state.servers) - before]
+    assert new.name == "db-1-restored" and new.status == "running"
+    assert new.image_id == snapshot(booting, "db-1-").id
+    assert "snapshot-policy/drill" not in new.labels  # no drill mark: never deleted by the tool
+    assert f"id:      {new.id}" in out and "Reach it with: ssh root@" in out
+    assert not [r for r in booting.requests() if r["method"] == "DELETE"]
+    assert not [r for r in booting.requests() if "rebuild" in r["path"]]
+    assert [line["event"] for line in audit(tmp_path)] == ["restore server created"]
+    # a drill later leaves it alone
+    assert drill(policy, clock, "--target", "db") == 0
+    with booting.state.lock:
+        assert new.id in booting.state.servers
+
+
+def test_restore_refuses_a_name_the_account_already_has(booting, tokens, tmp_path, clock, capsys):
+    policy = write_policy(tmp_path, PUBLIC)
+    assert restore(policy, clock, "--target", "web", "--name", "web-10") == 1
+    assert "a server named web-10 exists in account do" in capsys.readouterr().err
+    assert not [r for r in booting.requests() if r["method"] in ("POST", "DELETE")]
+
+
+def test_restore_of_a_chosen_snapshot_type_and_region(booting, tokens, tmp_path, clock, capsys):
+    policy = write_policy(tmp_path)
+    chosen = snapshot(booting, "web-1-before-upgrade")
+    args = ["--target", "web", "--snapshot", str(chosen.id), "--name", "web-copy"]
+    assert restore(policy, clock, *args, "--region", "nowhere") == 1
+    assert "offered in nowhere; leave --region out to take nyc" in capsys.readouterr().err
+    assert restore(policy, clock, *args) == 0
+    with booting.state.lock:
+        (copy,) = [s for s in booting.state.servers.values() if s.name == "web-copy"]
+    assert copy.image_id == chosen.id
+
+
+def test_restore_needs_one_target(booting, tokens, tmp_path, clock, capsys):
+    policy = write_policy(tmp_path)
+    assert restore(policy, clock, "--name", "x") == 1
+    assert "restore needs exactly one --target T" in capsys.readouterr().err
