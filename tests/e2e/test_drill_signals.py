@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.policies import ACCOUNTS, NIGHTLY, policy_yaml
-from tests.e2e.test_drills import drill_servers
+from tests.e2e.test_drill_runs import drill_servers
 
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
