@@ -373,3 +373,47 @@ def test_restore_needs_one_target(booting, tokens, tmp_path, clock, capsys):
     policy = write_policy(tmp_path)
     assert restore(policy, clock, "--name", "x") == 1
     assert "restore needs exactly one --target T" in capsys.readouterr().err
+
+
+def test_at_most_drills_per_account_servers_exist_at_once_with_one_listing_a_round(
+    booting, tokens, tmp_path, clock, capsys
+):
+    """Five servers on Hetzner, drills_per_account 2: the sandbox's request log never shows
+    more than two drill servers made and not yet deleted, and the boots are followed by
+    listings of the drill servers (label selector), never by reading each server."""
+    from tests.e2e.cloud import legacy_name
+
+    targets = []
+    with booting.state.lock:
+        for n in range(5):
+            server = booting.state.add_server("hz", f"app-{n}", id=5000 + n)
+            booting.state.add_snapshot(
+                "hz", legacy_name(f"app-{n}", clock.now, 1), server_id=server.id
+            )
+            targets.append(
+                {
+                    "name": f"app-{n}",
+                    "account": "hz",
+                    "ids": [server.id],
+                    "retention": {"keep_last": 3},
+                    "drill": {"every": "7d", "public_network": True},
+                }
+            )
+    policy = write_policy(tmp_path, targets=targets, drills_per_account=2)
+    assert drill(policy, clock) == 0, capsys.readouterr()
+    alive = most = 0
+    for request in booting.requests("hetzner"):
+        if request["method"] == "POST" and request["path"] == "/v1/servers":
+            alive += 1
+            most = max(most, alive)
+        elif request["method"] == "DELETE" and request["path"].startswith("/v1/servers/"):
+            alive -= 1
+    assert most == 2 and alive == 0
+    assert drill_servers(booting) == []
+    reads = [
+        r["path"]
+        for r in booting.requests("hetzner")
+        if r["method"] == "GET" and r["path"].startswith("/v1/servers/")
+    ]
+    deletes = [r for r in booting.requests("hetzner") if r["method"] == "DELETE"]
+    assert len(reads) == len(deletes) == 5  # each read is the re-read right before its DELETE
