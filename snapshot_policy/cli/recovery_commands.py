@@ -41,9 +41,10 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
     on the snapshot, kept in the run state, audited and notified.
 
     \b
-    Exit codes: 0 every drill passed and its server is gone, 1 a configuration error or
-    nothing to drill, 2 a drill failed or a server is left for the next run, 3 another run
-    holds the lock, 130 / 143 stopped by SIGINT / SIGTERM (its servers deleted).
+    Exit codes: 0 every drill passed and its server is gone,
+    1 a configuration error or nothing to drill,
+    2 a drill failed or a server is left for the next run,
+    3 another run holds the lock, 130 / 143 stopped by SIGINT / SIGTERM.
     \b
     Examples:
       snapshot-policy drill --policy snapshot-policy.yaml --dry-run
@@ -165,8 +166,8 @@ def restore_command(
     \b
     Examples:
       snapshot-policy restore --policy p.yaml --target web --name web-1-restored
-      snapshot-policy restore --policy p.yaml --target db --snapshot 123 --name db-copy \\
-        --machine-type cx32 --region nbg1
+      snapshot-policy restore --policy p.yaml --target db --snapshot 123 \\
+        --name db-copy --machine-type cx32 --region nbg1
     """
     from snapshot_policy.engine import run
     from snapshot_policy.engine.execute import Stop

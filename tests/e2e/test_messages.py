@@ -123,7 +123,18 @@ def test_simulate_header_stays_within_80_columns(capsys):
     assert "9600 snapshots made, " in out
 
 
-COMMANDS = ["plan", "apply", "validate", "simulate", "migrate", "sandbox", "demo", "completion"]
+COMMANDS = [
+    "plan",
+    "apply",
+    "validate",
+    "drill",
+    "restore",
+    "simulate",
+    "migrate",
+    "sandbox",
+    "demo",
+    "completion",
+]
 
 
 @pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
