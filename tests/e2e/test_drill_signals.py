@@ -102,3 +102,29 @@ def test_a_signal_while_the_probe_runs_kills_it_and_deletes_the_server(sandbox, 
     )
     state = json.loads((tmp_path / "run" / "lock.state.json").read_text())
     assert state.get("last_drills", []) == []  # stopped before a verdict: still due
+
+
+def test_a_run_killed_while_its_drill_server_boots_leaves_it_to_the_next_run(
+    sandbox, tokens, tmp_path
+):
+    from snapshot_policy.cli import main
+
+    sandbox.inject("slow_boot", service="hetzner", seconds=120)
+    policy = write_policy(tmp_path, ["true"])
+    run = start_drill(policy)
+    try:
+        wait_for(lambda: any(e.get("drill_server") for e in journal(tmp_path)))
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    finally:
+        run.kill()
+    (left,) = drill_servers(sandbox)
+    assert [e["name"] for e in journal(tmp_path)] == [left.name]
+    assert main(["apply", "--policy", str(policy)]) == 0  # the next run, whatever it is
+    assert drill_servers(sandbox) == [] and journal(tmp_path) == []
+    audit = tmp_path / "run" / "snapshot-policy-audit.jsonl"
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    deleted = [line for line in lines if line["event"] == "drill server deleted"]
+    assert deleted[0]["drill_server_id"] == str(left.id)  # first, before anything else
+    assert deleted[0]["reason"].startswith("left by an earlier run")
+    assert [line["event"] for line in lines][-1] == "drill passed"  # then its drill, due still
