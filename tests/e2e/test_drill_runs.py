@@ -417,3 +417,15 @@ def test_at_most_drills_per_account_servers_exist_at_once_with_one_listing_a_rou
     ]
     deletes = [r for r in booting.requests("hetzner") if r["method"] == "DELETE"]
     assert len(reads) == len(deletes) == 5  # each read is the re-read right before its DELETE
+
+
+def test_a_failed_drill_makes_apply_exit_2_and_keeps_its_snapshots(
+    booting, tokens, tmp_path, clock, capsys
+):
+    policy = write_policy(tmp_path, {"probe": ["false"]})
+    assert main(["apply", "--policy", str(policy), "--target", "web"], clock=clock) == 2
+    assert drill_servers(booting) == []
+    runs = {entry[2]: entry[3] for entry in state(tmp_path)["last_runs"]}
+    assert runs["web"]["ok"]  # the snapshots did what they should
+    (record,) = [entry[3] for entry in state(tmp_path)["last_drills"]]
+    assert not record["passed"] and "the probe failed" in record["error"]
