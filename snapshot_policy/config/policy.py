@@ -441,8 +441,9 @@ def _check_target_keys(check: _Checker, where: tuple, raw: Mapping, channels: Ma
 
 def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Account) -> None:
     """A drill's duration, and the networks each cloud can give its server: DigitalOcean
-    attaches no network but its region's default VPC; a Hetzner server without a public
-    network and without networks has no address a probe could reach."""
+    attaches no network but its region's default VPC; Hetzner refuses a server without a
+    public network and without networks. Warnings, not errors: a drill that cannot be made
+    fails on its own, and must not stop the snapshots."""
     if raw is None:
         return
     try:
@@ -459,16 +460,15 @@ def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Ac
         )
     elif (
         account.provider == HETZNER
-        and raw.get("probe")
         and not raw.get("public_network", _default("$defs/drill/public_network"))
         and not raw.get("networks")
     ):
         check.warn(
             where,
             (
-                "the drill server gets no public network and no private one, so the probe "
-                "cannot reach it: give networks (the ids of your private networks), or set "
-                "public_network: true"
+                "the drill server would get no network at all, neither public nor private, "
+                "and Hetzner refuses to create such a server: every drill would fail. Give "
+                "networks (the ids of your private networks), or set public_network: true"
             ),
         )
 

@@ -10,15 +10,16 @@ What a drill costs, as the clouds documented it when read (2026-12-07):
   hours are rounded up": docs.hetzner.com, Cloud billing FAQ). A drill of 20 minutes costs
   one hour of its server type.
 - DigitalOcean bills Droplets per second since 2026-01-01, with a minimum of 60 seconds or
-  $0.01, whichever is higher (DigitalOcean changelog, "Per-second billing for Droplets").
+  $0.01, whichever is higher (DigitalOcean's changelog; before, by the hour, an hour at least).
   A drill of 20 minutes on a $0.00893/h size costs the minimum, $0.01.
 
 The estimate takes the longest a drill that runs its course keeps its server: the boot
 timeout, the probe's timeout when there is a probe, and a minute to delete it
 (`drill_duration`). It is an upper estimate: most drills are over sooner, and on Hetzner any
 drill under an hour costs the same. The price is the machine type's hourly price as the
-cloud's API lists it (DigitalOcean `price_hourly`, Hetzner's gross hourly price in that
-location); a Hetzner primary IPv4, billed apart, is not in it.
+provider adapter reads it from the cloud's API (DigitalOcean `price_hourly`, Hetzner the
+server type's hourly price in that location); a Hetzner primary IPv4, billed apart, is not
+in it.
 """
 
 from __future__ import annotations
@@ -216,8 +217,8 @@ def plan_drills(
     `last_drills` is the run state's, by (account, server id, target); `forced` (the `drill`
     command) makes every drill due. `machine_types_by_account` need hold only the accounts
     with a due drill: a due drill whose account's types were not read is refused, as is one
-    with no snapshot to restore or no type that fits. `server_regions` maps (account, server
-    id) to where the server runs, the region preferred.
+    with no snapshot to restore or no type that fits. The region preferred is where the server
+    runs: `server_regions` by (account, server id), else `Target.region`.
     """
     regions = server_regions or {}
     plans = []
@@ -225,7 +226,8 @@ def plan_drills(
         if target.drill is None:
             continue
         key = (target.account, target.server_id, target.name)
-        due, note = drill_due(target, last_drills.get(key), snapshots, now)
+        own = [s for s in snapshots if s.server_id == target.server_id]
+        due, note = drill_due(target, last_drills.get(key), own, now)
         if forced:
             due, note = True, "run now (drill command)"
         if not due:
@@ -235,9 +237,9 @@ def plan_drills(
             _due_plan(
                 target,
                 note,
-                snapshots,
+                own,
                 machine_types_by_account.get(target.account),
-                regions.get((target.account, target.server_id)),
+                regions.get((target.account, target.server_id), target.region),
                 now,
             )
         )
@@ -257,11 +259,9 @@ def _due_plan(
 ) -> DrillPlan:
     drill = target.drill
     assert drill is not None
-    snapshot = choose_snapshot([s for s in snapshots if s.server_id == target.server_id], now)
+    snapshot = choose_snapshot(snapshots, now)
     if snapshot is None:
-        return DrillPlan(
-            target, True, note, refusal="no managed snapshot to restore yet: nothing to drill"
-        )
+        return DrillPlan(target, True, note, refusal="no managed snapshot to restore yet")
     if machine_types is None:
         return DrillPlan(
             target,

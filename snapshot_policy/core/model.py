@@ -322,6 +322,8 @@ class Target:
     owner: str = ""
     """The configuration this target belongs to (TargetSpec.owner)."""
     drill: Drill | None = field(default=None, compare=False)
+    region: str | None = field(default=None, compare=False)
+    """Where its server runs (Server.region): a drill restores there when it can."""
 
 
 @dataclass(frozen=True)

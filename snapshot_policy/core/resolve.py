@@ -120,4 +120,5 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         hooks=spec.hooks,
         owner=spec.owner,
         drill=spec.drill,
+        region=server.region,
     )

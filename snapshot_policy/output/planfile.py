@@ -23,6 +23,7 @@ from pathlib import Path
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
+    DrillPlan,
     Plan,
     PlanAction,
     Price,
@@ -66,6 +67,7 @@ def plan_document(
         "failed": [
             {"target": f.target, "account": f.account, "reason": f.reason} for f in failures
         ],
+        "drills": [_drill_document(d) for d in plan.drills],
         "summary": {
             "targets": len(targets),
             "create": counts[ActionKind.CREATE],
@@ -165,6 +167,28 @@ def _snapshot_document(action: PlanAction, reason: bool) -> dict:
     return document
 
 
+def _drill_document(drill: DrillPlan) -> dict:
+    """A target's restore drill: due or not and why, and when due, the snapshot it restores,
+    the machine type and region, the drill server's name and the estimated cost; or why it
+    is refused."""
+    snapshot = drill.snapshot
+    return {
+        **target_identity(drill.target),
+        "every": str(drill.target.drill.every) if drill.target.drill else None,
+        "due": drill.due,
+        "note": drill.note,
+        "refused": drill.refusal,
+        "snapshot": None
+        if snapshot is None
+        else {"id": snapshot.id, "name": snapshot.name, "created": iso_utc(snapshot.created)},
+        "machine_type": drill.machine_type.name if drill.machine_type else None,
+        "region": drill.region,
+        "drill_server_name": drill.name or None,
+        "cost": None if drill.cost is None else round(drill.cost, 4),
+        "currency": drill.currency or None,
+    }
+
+
 def _storage_document(storage: Storage) -> dict:
     complete = not storage.unknown
     costs = {c: round(v, 4) for c, v in sorted(storage.costs.items())}
@@ -233,7 +257,27 @@ def agreed(saved: dict, fresh: Plan, path: Path, max_age: timedelta = DEFAULT_MA
             f"{path} asks for what a fresh plan would not do, so the whole plan is refused; "
             f"{again}:{listed}"
         )
-    return Plan(fresh.made_at, targets, fresh.fingerprint, fresh.config_fingerprint)
+    return Plan(
+        fresh.made_at,
+        targets,
+        fresh.fingerprint,
+        fresh.config_fingerprint,
+        _agreed_drills(saved.get("drills"), fresh.drills, path),
+    )
+
+
+def _agreed_drills(saved: object, fresh: Sequence[DrillPlan], path: Path) -> tuple[DrillPlan, ...]:
+    """The fresh plan's drills, each run only if the saved plan has it due too. A drill
+    changes no snapshot but its mark, and costs a server's time: one the saved plan did not
+    show is left for the next run rather than refusing the plan."""
+    entries = saved if isinstance(saved, list) else []
+    due = {_key(e) for e in entries if isinstance(e, dict) and e.get("due") is True}
+    return tuple(
+        d
+        if not d.due or _key_of_target(d.target) in due
+        else DrillPlan(d.target, False, f"not due: {path} does not plan this drill")
+        for d in fresh
+    )
 
 
 def _check_age(made_at: object, now: datetime, max_age: timedelta, path: Path) -> None:
@@ -317,5 +361,8 @@ def _key(entry: dict) -> tuple:
 
 
 def _key_of(plan: TargetPlan) -> tuple:
-    target = plan.target
+    return _key_of_target(plan.target)
+
+
+def _key_of_target(target: Target) -> tuple:
     return (target.name, target.provider, target.account, target.server_id)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
+    DrillPlan,
     Hooks,
     Plan,
     PlanAction,
@@ -78,7 +79,9 @@ def plan_text(
     """Return the plan as the operator reads it: one block per target, the failures, the
     snapshot storage of all targets at `prices` (per provider), then the summary, in lines of
     at most WIDTH columns where the words allow."""
-    blocks = [_target_text(t, prices) for t in plan.targets]
+    drills = {_drill_key(d.target): d for d in plan.drills}
+    blocks = [_target_text(t, prices, drills.pop(_drill_key(t.target), None)) for t in plan.targets]
+    blocks += [drills_text(tuple(drills.values()))] if drills else []
     blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
     blocks += [_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
     blocks += [_total_storage_text(plan, prices)] if plan.targets else []
@@ -105,7 +108,47 @@ def styled(text: str) -> Text:
     return result
 
 
-def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
+def drill_line(drill: DrillPlan) -> str:
+    """A target's restore drill as the plan shows it: what it restores, to what, where and at
+    about what cost (core/drills.py says how that is estimated); why it is not due; or why it
+    cannot be done."""
+    head = f"drill every {drill.target.drill.every if drill.target.drill else '?'}"
+    if not drill.due:
+        return f"{head}: {drill.note}"
+    if drill.refusal is not None:
+        return f"{head}: due, but refused: {drill.refusal}"
+    snapshot = drill.snapshot.name if drill.snapshot else "?"
+    machine = drill.machine_type.name if drill.machine_type else "?"
+    cost = "" if drill.cost is None else f"about {drill.currency} {_cost(drill.cost)} to "
+    # the cost first: a wrapped line breaks the names at its end, never the amount
+    return f"{head}: due \N{EM DASH} {cost}restore {snapshot} to {machine} in {drill.region}"
+
+
+def drills_text(drills: Sequence[DrillPlan]) -> str:
+    """Drills on their own (`drill --dry-run`), one line each under its target and server."""
+    lines = []
+    for drill in drills:
+        target = drill.target
+        lines.append(
+            f"{target.name}: {target.server_name} "
+            f"({target.provider} server {target.server_id}, account {target.account})"
+        )
+        lines.append(f"  {drill_line(drill)}")
+    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)
+
+
+def _cost(value: float) -> str:
+    """`0.01`, `0.0072`: cents, or four decimals for less than a cent, so a cost is never 0.00."""
+    return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.4f}"
+
+
+def _drill_key(target: Target) -> tuple[str, str, str, str]:
+    return (target.name, target.provider, target.account, target.server_id)
+
+
+def _target_text(
+    plan: TargetPlan, prices: Mapping[str, Price], drill: DrillPlan | None = None
+) -> str:
     target = plan.target
     lines = [
         f"{target.name}: {target.server_name} "
@@ -114,6 +157,7 @@ def _target_text(plan: TargetPlan, prices: Mapping[str, Price]) -> str:
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
     lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
+    lines += [f"  {drill_line(drill)}"] if drill is not None else []
     for action in plan.actions:
         lines.append(f"  {_action_text(action)}")
         lines += [f"      note: {action.snapshot.note}"] if action.snapshot.note else []

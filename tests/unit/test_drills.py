@@ -300,7 +300,7 @@ def test_forced_drills_are_due_whatever_the_record():
 
 def test_due_drills_are_refused_without_a_snapshot_or_machine_types():
     (none,) = drills.plan_drills([(HZ, [])], {"main": []}, {}, NOW)
-    assert none.refusal == "no managed snapshot to restore yet: nothing to drill"
+    assert none.refusal == "no managed snapshot to restore yet"
     (unread,) = drills.plan_drills([(HZ, [snap(NOW)])], {}, {}, NOW)
     assert unread.refusal == "the machine types of account main could not be read"
     (nofit,) = drills.plan_drills([(HZ, [snap(NOW)])], {"main": []}, {}, NOW)
@@ -410,3 +410,20 @@ def test_only_journaled_servers_with_our_drill_marks_are_ever_deleted(provider, 
         )
     assert len(found.settle) + len(found.waiting) + len(found.delete) == len(journal)
     assert len(settled) == len(found.settle)
+
+
+def test_a_drill_looks_only_at_its_own_servers_snapshots():
+    other = replace(
+        snap(NOW, server_id="2"), drilled=DrillMark(True, date(2026, 12, 6))
+    )  # another server's, newer and drilled yesterday
+    mine = with_cloud(snap(NOW - timedelta(days=1)), min_disk=20, regions=("nyc3",))
+    (plan,) = drills.plan_drills([(DO, [other, mine])], {"main": DO_SIZES}, {}, NOW)
+    assert (plan.due, plan.note, plan.snapshot) == (True, "never drilled", mine)
+
+
+def test_the_servers_own_region_comes_with_its_target():
+    snapshot = with_cloud(snap(NOW), min_disk=25, regions=("fra1", "ams3", "nyc3"))
+    (plan,) = drills.plan_drills(
+        [(replace(DO, region="ams3"), [snapshot])], {"main": DO_SIZES}, {}, NOW
+    )
+    assert (plan.machine_type.name, plan.region) == ("s-1vcpu-1gb", "ams3")

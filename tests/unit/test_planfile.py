@@ -323,3 +323,25 @@ def test_agreed_refuses_malformed_deletions_with_a_message(tmp_path, deletes):
     document["targets"][0]["delete"] = deletes
     with pytest.raises(PlanFileError, match="the saved plan's deletions for web are malformed"):
         agreed(document, plan(), tmp_path / "plan.json")
+
+
+# -- restore drills (issue 22) -----------------------------------------------------------
+
+
+def test_a_saved_plan_runs_only_the_drills_it_planned_too(tmp_path):
+    from tests.unit.test_render import drill_plan
+
+    fresh = drill_plan()
+    document = json.loads(planfile.plan_json(fresh))
+    replayed = agreed(document, fresh, tmp_path / "plan.json")
+    assert replayed.drills == fresh.drills
+    document["drills"] = [d for d in document["drills"] if d["target"] != "web"]
+    replayed = agreed(document, fresh, tmp_path / "plan.json")
+    by_name = {d.target.name: d for d in replayed.drills}
+    assert (by_name["web"].due, by_name["web"].note) == (
+        False,
+        f"not due: {tmp_path / 'plan.json'} does not plan this drill",
+    )
+    assert by_name["db"] == {d.target.name: d for d in fresh.drills}["db"]
+    del document["drills"]  # a plan saved before drills existed runs none
+    assert not any(d.due for d in agreed(document, fresh, tmp_path / "p.json").drills)

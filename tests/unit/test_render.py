@@ -399,3 +399,92 @@ def test_plan_notes_a_managed_snapshot_the_tool_would_not_have_named():
     assert "      note: its name does not fit '{server_name}-{timestamp}' for this server" in text
     [deleted] = planfile.plan_document(plan)["targets"][0]["delete"]
     assert deleted["note"].startswith("its name does not fit")
+
+
+# -- restore drills (issue 22) -----------------------------------------------------------
+
+
+def drill_plan():
+    """web (Hetzner) due with a machine, db (DigitalOcean) not due, api refused."""
+    from snapshot_policy.core import drills
+    from snapshot_policy.core.duration import Duration
+    from snapshot_policy.core.model import CloudSnapshot, Drill, DrillMark, MachineType
+
+    weekly = Drill(every=Duration(days=7))
+    newest = snap(utc(2026, 11, 25, 3), id="11", size_gb=2.4)
+    newest = replace(
+        newest,
+        cloud=CloudSnapshot("11", newest.name, newest.created, "1", {}, min_disk_gb=20),
+    )
+    web = replace(target(keep_last=2), drill=weekly)
+    db = replace(web, name="db", server_id="2", server_name="db-1", provider="digitalocean")
+    api = replace(web, name="api", server_id="3", server_name="api-1")
+    marked = replace(
+        snap(utc(2026, 11, 25, 3), id="21", server_id="2"),
+        drilled=DrillMark(True, utc(2026, 11, 24).date()),
+    )
+    observed = [(web, [newest]), (db, [marked]), (api, [])]
+    plan = build_plan(observed, utc(2026, 11, 26, 3))
+    cx22 = MachineType("cx22", 40, ("fsn1",), 0.0072, "EUR")
+    made = drills.plan_drills(observed, {"main": [cx22]}, {}, utc(2026, 11, 26, 3))
+    return replace(plan, drills=made)
+
+
+def test_the_plan_shows_one_drill_line_per_target_with_a_drill():
+    text = render.plan_text(drill_plan(), prices=PRICES)
+    assert max(map(len, text.splitlines())) <= render.WIDTH
+    unwrapped = text.replace("\n      ", " ")
+    lines = [line for line in unwrapped.splitlines() if line.startswith("  drill ")]
+    assert lines == [
+        "  drill every 7d: due, but refused: no managed snapshot to restore yet",
+        "  drill every 7d: not due: last drill 2026-11-24 (passed)",
+        "  drill every 7d: due \N{EM DASH} about EUR 0.0072 to restore web-20261125030000 "
+        "to cx22 in fsn1",
+    ]
+    web_block = text.split("\n\n")[2]
+    assert web_block.splitlines()[3].startswith("  drill every 7d: due")
+
+
+def test_a_plan_without_drills_has_no_drill_line():
+    assert "drill" not in render.plan_text(sample_plan(), prices=PRICES)
+
+
+def test_drills_text_stands_alone_for_a_dry_run_of_drills():
+    text = render.drills_text(drill_plan().drills)
+    assert text.splitlines()[:2] == [
+        "api: api-1 (hetzner server 3, account main)",
+        "  drill every 7d: due, but refused: no managed snapshot to restore yet",
+    ]
+
+
+def test_the_plan_json_lists_the_drills():
+    document = json.loads(planfile.plan_json(drill_plan(), prices=PRICES))
+    api, db, web = document["drills"]
+    assert web == {
+        "target": "web",
+        "provider": "hetzner",
+        "account": "main",
+        "server_id": "1",
+        "server_name": "web",
+        "every": "7d",
+        "due": True,
+        "note": "never drilled",
+        "refused": None,
+        "snapshot": {"id": "11", "name": "web-20261125030000", "created": "2026-11-25T03:00:00Z"},
+        "machine_type": "cx22",
+        "region": "fsn1",
+        "drill_server_name": "drill-web-1-20261126030000",
+        "cost": 0.0072,
+        "currency": "EUR",
+    }
+    assert (db["due"], db["note"], db["snapshot"], db["cost"]) == (
+        False,
+        "not due: last drill 2026-11-24 (passed)",
+        None,
+        None,
+    )
+    assert (api["due"], api["refused"]) == (
+        True,
+        "no managed snapshot to restore yet",
+    )
+    assert json.loads(planfile.plan_json(sample_plan()))["drills"] == []

@@ -110,11 +110,8 @@ def test_a_configured_server_name_stands_in_targets_and_failures():
     )
 
 
-def test_a_targets_drill_reaches_each_of_its_servers():
+def test_a_targets_drill_and_each_servers_region_reach_its_targets():
     drill = Drill(every=Duration(days=7), probe=("true",))
-    targets, _ = resolve(
-        [replace(spec("web", ids=("1", "2")), drill=drill)],
-        [Server("1", "a"), Server("2", "b")],
-        {},
-    )
-    assert [t.drill for t in targets] == [drill, drill]
+    servers = [Server("1", "a", region="fsn1"), Server("2", "b")]
+    targets, _ = resolve([replace(spec("web", ids=("1", "2")), drill=drill)], servers, {})
+    assert [(t.drill, t.region) for t in targets] == [(drill, "fsn1"), (drill, None)]

@@ -43,7 +43,7 @@ def warnings(loaded):
 
 
 def test_a_drill_is_read_with_the_schemas_defaults(tmp_path):
-    _, loaded = load(tmp_path, "    drill: {every: 7d}\n")
+    _, loaded = load(tmp_path, "    drill: {every: 7d}\n", account="do")
     assert loaded.problems == []
     assert loaded.targets[0].drill == Drill(every=Duration(days=7))
 
@@ -119,11 +119,13 @@ def test_networks_on_digitalocean_are_a_warning_not_an_error(tmp_path):
     assert "targets[0].drill.networks: networks are Hetzner private networks" in warning
 
 
-def test_a_hetzner_probe_with_no_network_to_reach_the_server_is_warned_of(tmp_path):
-    _, loaded = load(tmp_path, "    drill: {every: 7d, probe: [check]}\n")
-    assert loaded.targets
-    [warning] = warnings(loaded)
-    assert "the probe cannot reach it" in warning and "public_network: true" in warning
+def test_a_hetzner_drill_server_with_no_network_at_all_is_warned_of(tmp_path):
+    for drill in ("{every: 7d, probe: [check]}", "{every: 7d}"):
+        _, loaded = load(tmp_path, f"    drill: {drill}\n")
+        assert loaded.targets
+        [warning] = warnings(loaded)
+        assert "targets[0].drill: the drill server would get no network at all" in warning
+        assert "Hetzner refuses" in warning and "public_network: true" in warning
     for reachable in ("public_network: true", "networks: [5]"):
         _, loaded = load(tmp_path, f"    drill: {{every: 7d, probe: [check], {reachable}}}\n")
         assert loaded.problems == []
@@ -139,7 +141,8 @@ def test_keep_verified_is_read_and_needs_another_rule(tmp_path):
     policy = tmp_path / "q.yaml"
     policy.write_text(
         ACCOUNTS + "targets:\n  - name: web\n    account: hz\n    ids: [1]\n"
-        "    retention: {keep_daily: 7, keep_verified: 2}\n    drill: {every: 7d}\n"
+        "    retention: {keep_daily: 7, keep_verified: 2}\n"
+        "    drill: {every: 7d, public_network: true}\n"
     )
     loaded = load_policy(policy, {})
     assert loaded.problems == []
