@@ -6,7 +6,7 @@ receiver: `apprise_url(name)`), served on 127.0.0.1
 over plain HTTP for the real SDKs, with fault injection and a control API (`/_sandbox/...`).
 Responses follow the official OpenAPI descriptions; `tests/integration` checks them.
 
-    with Sandbox(state, action_seconds=0.1) as sb:
+    with Sandbox(state, action_seconds=0.1, boot_seconds=0.5) as sb:
         pydo.Client(token, endpoint=sb.digitalocean_endpoint, authentication_policy=...)
         hcloud.Client(token, api_endpoint=sb.hetzner_endpoint)
         telegram.Bot(bot_token, base_url=sb.telegram_base_url)
@@ -20,7 +20,13 @@ and every key marked optional may be left out:
          "rate_limit": 5000,                       # optional, requests/hour (default 5000/3600)
          "burst_limit": 250,                       # optional, DigitalOcean only: requests in any
                                                    # 60 s (default: none); 429 with retry-after
-         "tags": ["snapshot-policy"]},             # optional, DigitalOcean tags that exist
+         "tags": ["snapshot-policy"],              # optional, DigitalOcean tags that exist
+         "snapshot_limit": 100,                    # optional: one snapshot more is refused
+                                                   # (Hetzner 403 resource_limit_exceeded,
+                                                   # DigitalOcean 422); backups not counted
+         "boot_seconds": 5},                       # optional: how long a new server boots
+                                                   # (default: the state's `boot_seconds`,
+                                                   # else `action_seconds`)
         {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"]}
       ],
       "servers": [
@@ -29,9 +35,20 @@ and every key marked optional may be left out:
          "region": "nyc3",                         # optional; Hetzner: a location, e.g. fsn1
          "created": "2024-01-01T00:00:00Z"},       # optional, default: now
         {"account": "hz-prod", "id": 42, "name": "db-1", "labels": {"role": "db"},
-         "ipv6": "2001:db8::/64",                  # optional; Hetzner public IPv6 `ip`
-         "snapshot_size_gigabytes": 12.5}          # optional: the size of a snapshot made of
+         "ipv6": "2001:db8::/64",                  # optional; its public IPv6 (Hetzner the
+                                                   # `ip` block, DigitalOcean an address)
+         "snapshot_size_gigabytes": 12.5,          # optional: the size of a snapshot made of
                                                    # it (default 2.5)
+         "machine_type": "cax21",                  # optional: DigitalOcean size slug or
+                                                   # Hetzner server type (catalogue.py;
+                                                   # default s-1vcpu-1gb / cpx22): its disk
+                                                   # and architecture, and its snapshots'
+         "status": "running",                      # optional: running, off, or starting (boots
+                                                   # from the load for `boot_seconds`)
+         "image_id": 4712,                         # optional: the snapshot it was made from
+         "public_ipv4": true,                      # optional (default true)
+         "networks": [7],                          # optional: Hetzner network ids
+         "protected": false}                       # optional: Hetzner delete protection
       ],
       "snapshots": [
         {"account": "do-main", "id": 5001,         # id optional (allocated)
@@ -40,17 +57,32 @@ and every key marked optional may be left out:
          "name": "web-1-20240101000000",           # DO name; Hetzner description
          "created": "2024-01-01T00:00:00Z",        # optional, default: now
          "tags": ["snapshot-policy"],              # DigitalOcean (optional)
-         "size_gigabytes": 2.5},                   # optional, default 2.5: the billed size,
+         "size_gigabytes": 2.5,                    # optional, default 2.5: the billed size,
                                                    # DO `size_gigabytes`, Hetzner `image_size`
                                                    # (null there while the image is creating)
+         "min_disk_gb": 25},                       # optional: DO `min_disk_size`, Hetzner
+                                                   # `disk_size` (default: its server's disk)
         {"account": "hz-prod", "server_id": 42, "name": "nightly",
          "labels": {"managed-by": "snapshot-policy"},   # Hetzner (optional)
          "protected": true,                        # Hetzner delete protection (optional)
          "status": "available",                    # or "creating": stuck mid-creation
-         "type": "snapshot"}                       # or "backup"
+         "type": "snapshot",                       # or "backup"
+         "architecture": "x86"}                    # Hetzner: or "arm" (default: its server's)
       ],
       "telegram": {"bots": [{"token": "123456:ABC", "username": "sandbox_bot"}]}
     }
+
+Servers from snapshots (restore drills): DigitalOcean `POST /v2/droplets` (202, the droplet
+`new` and its `create` action in `links.actions`), `GET /v2/droplets[?tag_name=]`,
+`GET|DELETE /v2/droplets/{id}`, `GET /v2/sizes`; Hetzner `POST /v1/servers` (201, the server
+`initializing`, create_server, start_server in `next_actions`, a root password without SSH
+keys), `GET /v1/servers[?label_selector=&status=]`, `GET|DELETE /v1/servers/{id}`,
+`GET /v1/server_types[/{id}]`. A new server boots for its account's `boot_seconds` on the
+monotonic clock, like an action, then runs (`active`/`running`). What each cloud refuses is
+in `digitalocean.py` and `hetzner.py`; the catalogue of sizes and types in `catalogue.py`.
+Faults for them (`faults.py`): `boot_fail` (the create action ends in error, the server stays
+off), `slow_boot` (`seconds`), both matching a server `name` pattern, and `lose_reply` on the
+create (the server is made, the reply never comes).
 
 Control API (JSON; no auth; not in the request log): `GET /_sandbox/` (url, env),
 `GET|PUT /_sandbox/state`, `GET|DELETE /_sandbox/requests` (`?provider=`),

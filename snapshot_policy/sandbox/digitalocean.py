@@ -15,7 +15,8 @@ ignored.
 Droplets made from snapshots (`POST /v2/droplets`, 202 with the droplet, `new`, and its
 `create` action in `links.actions`) boot for the account's `boot_seconds`, then are `active`
 (`off` when a `boot_fail` fault made the create action end `errored`); `DELETE
-/v2/droplets/{id}` removes one at once (204). `GET /v2/sizes` lists the catalogue
+/v2/droplets/{id}` removes one at once (204); so does `DELETE /v2/droplets?tag_name=` for
+every droplet with the tag, as on DigitalOcean. `GET /v2/sizes` lists the catalogue
 (catalogue.py). A create is refused with 422 as the API refuses it: an unknown or unavailable
 size, an image that is not the account's snapshot (or the one base image slug), a region the
 snapshot is not in or the size is not offered in, a size whose disk is smaller than the
@@ -115,6 +116,7 @@ class DigitalOceanAPI:
         self._routes: list[tuple[str, re.Pattern, Callable]] = [
             ("GET", re.compile(r"/v2/droplets"), self._list_droplets),
             ("POST", re.compile(r"/v2/droplets"), self._create_droplet),
+            ("DELETE", re.compile(r"/v2/droplets"), self._delete_by_tag),
             ("GET", re.compile(r"/v2/droplets/(\d+)"), self._get_droplet),
             ("DELETE", re.compile(r"/v2/droplets/(\d+)"), self._delete_droplet),
             ("GET", re.compile(r"/v2/sizes"), self._list_sizes),
@@ -345,6 +347,18 @@ class DigitalOceanAPI:
         if server is None:
             return error(404)
         self.state.delete_server(server)
+        return Response(204)
+
+    def _delete_by_tag(self, request: Request, account: Account) -> Response:
+        """`DELETE /v2/droplets?tag_name=`: every droplet with the tag, as the real API does,
+        so a tool that ever sends it is seen destroying servers (the tool must not: docs/
+        promises.md). Without `tag_name`: 404, as there is no such route."""
+        tag = request.arg("tag_name")
+        if not tag:
+            return error(404)
+        for server in self.state.servers_of(account):
+            if tag.lower() in (t.lower() for t in server.tags):
+                self.state.delete_server(server)
         return Response(204)
 
     def _list_sizes(self, request: Request, account: Account) -> Response:

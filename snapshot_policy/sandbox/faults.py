@@ -29,7 +29,8 @@ random generator, so a flaky-network test is repeatable. Kinds:
 - `slow_boot`: not about requests: the next server created on the matching service (and
   `name`) boots for `seconds` instead of its account's `boot_seconds`.
 - A lost reply to a create (the server is made, the client never hears of it) is `lose_reply`
-  on `POST` `^/v2/droplets$` or `^/v1/servers$`.
+  on `POST` `^/v2/droplets$` or `^/v1/servers$`; a delete that fails is `error` on `DELETE`
+  `^/v2/droplets/[0-9]+$` or `^/v1/servers/[0-9]+$` (the server stays).
 - `shift`: answer normally, then change the account's list between two page reads, as
   other actors do: once page `page` (any page, if None) of a matching request was served,
   `insert` new items and delete the items whose ids are in `delete`. The items are snapshots,

@@ -53,8 +53,13 @@ class Sandbox:
         clock: Callable[[], datetime] | None = None,
         port: int = 0,
     ) -> None:
-        if not isinstance(state, State):  # the clock first: it dates seeded items given no date
-            state = State.from_dict(state or {}, **({"clock": clock} if clock is not None else {}))
+        if not isinstance(state, State):
+            # The clock and timings first: the clock dates seeded items given no date, and a
+            # seeded server that is `starting` boots from the load.
+            given = {"clock": clock, "action_seconds": action_seconds, "boot_seconds": boot_seconds}
+            state = State.from_dict(
+                state or {}, **{k: v for k, v in given.items() if v is not None}
+            )
         if action_seconds is not None:
             state.action_seconds = action_seconds
         if boot_seconds is not None:
@@ -413,7 +418,7 @@ def serve(port: int, state_file: str | None) -> None:
     from .example import example_state
 
     data = read_state(state_file) if state_file else example_state()
-    with Sandbox(data, action_seconds=2.0, port=port) as sandbox:
+    with Sandbox(data, action_seconds=2.0, boot_seconds=5.0, port=port) as sandbox:
         print(f"sandbox listening on {sandbox.url}  (control API: {sandbox.url}/_sandbox/)")
         for key, value in sandbox.env().items():  # for the shell: eval "$(… | grep ^export)"
             print(f"export {key}={shlex.quote(value)}")

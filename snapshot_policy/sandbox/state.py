@@ -657,9 +657,18 @@ class State:
         del self.servers[server.id]
 
     def snapshot_count(self, account: Account) -> int:
-        """The account's snapshots (not backups), those still being made too: what a
-        `snapshot_limit` counts."""
-        return sum(1 for s in self.snapshots_of(account) if s.type == "snapshot")
+        """The account's snapshots (not backups), those still being made too (a DigitalOcean
+        snapshot is listed only once made): what a `snapshot_limit` counts."""
+        listed = sum(1 for s in self.snapshots_of(account) if s.type == "snapshot")
+        making = sum(
+            1
+            for a in self._running.values()
+            if a.account == account.name
+            and a.snapshot is not None
+            and a.snapshot.type == "snapshot"
+            and a.snapshot.id not in self.snapshots
+        )
+        return listed + making
 
     def instant_action(self, account: Account, command: str, resources: list[dict]) -> Action:
         """An action that is already finished, e.g. Hetzner's change_protection."""

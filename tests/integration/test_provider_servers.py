@@ -89,7 +89,7 @@ def named(sandbox, provider: str, name: str) -> list:
     return [s for s in sandbox.state.servers_of(account) if s.name == name]
 
 
-def until(provider_api, server_id: str, *statuses: str, timeout: float = 5) -> MadeServer:
+def until(provider_api, server_id: str, *statuses: str, timeout: float = 10) -> MadeServer:
     """Poll as the drill engine does (drill_servers, one listing a round) until the server's
     status is one of `statuses`."""
     deadline = time.monotonic() + timeout
@@ -163,6 +163,7 @@ def test_the_boot_poll_is_one_listing_a_round(sandbox, adapter, provider):
     """While servers this adapter made boot, their create actions are read too, in one batch;
     once they run, nothing but the listing."""
     snapshot_id = snapshot_of(sandbox, provider)
+    sandbox.state.boot_seconds = 1.0  # still booting at the first poll, however loaded the host
     provider_api = adapter(provider)
     made = [
         provider_api.create_server(request(provider, snapshot_id, name=f"{NAME}-{n}"))
@@ -173,7 +174,7 @@ def test_the_boot_poll_is_one_listing_a_round(sandbox, adapter, provider):
     assert {s.status for s in booting} == {"starting"}
     assert len(sandbox.requests(provider)) == 2  # the listing and one batch of actions
     for server in made:
-        until(provider_api, server.id, "running")
+        until(provider_api, server.id, "running", timeout=20)
     sandbox.clear_requests()
     assert {s.status for s in provider_api.drill_servers()} == {"running"}
     assert len(sandbox.requests(provider)) == 1
@@ -331,7 +332,8 @@ def test_our_drill_server_is_deleted_by_id_after_reading_it_again(sandbox, adapt
     sandbox.clear_requests()
     provider_api.delete_drill_server(made, OWNER)
     assert named(sandbox, provider, NAME) == []
-    assert [(r["method"], r["path"]) for r in sandbox.requests(provider)][0][0] == "GET"
+    # two requests, booting or not: the re-read by id, then the DELETE by id
+    assert [r["method"] for r in sandbox.requests(provider)] == ["GET", "DELETE"]
     (sent,) = deletes(sandbox, provider)
     assert sent["path"].endswith(f"/{made.id}") and "tag_name" not in sent["query"]
     assert provider_api.drill_servers() == [] and provider_api.get_server(made.id) is None
@@ -424,3 +426,28 @@ def test_digitalocean_a_snapshot_limit_is_a_refusal_not_a_busy_droplet(sandbox, 
         adapter(DIGITALOCEAN).start_snapshot(str(SOURCE[DIGITALOCEAN]), "web-1-x", {})
     assert type(raised.value) is ProviderError and raised.value.status == 422
     assert "snapshot limit" in raised.value.message and raised.value.no_snapshot
+
+
+@BOTH
+def test_a_snapshot_id_that_is_no_number_is_refused_before_any_request(sandbox, adapter, provider):
+    provider_api = adapter(provider)
+    sandbox.clear_requests()
+    with pytest.raises(Refused, match="is not a number"):
+        provider_api.create_server(request(provider, "web-1-20261207030000"))
+    assert sandbox.requests(provider) == []
+
+
+@BOTH
+def test_the_boot_poll_lists_the_servers_even_when_their_actions_cannot_be_read(
+    sandbox, adapter, provider
+):
+    """The listing is the poll; whether a create failed is asked again next round."""
+    snapshot_id = snapshot_of(sandbox, provider)
+    sandbox.inject("boot_fail", service=provider)
+    provider_api = adapter(provider)
+    made = provider_api.create_server(request(provider, snapshot_id))
+    path = "^/v2/actions" if provider == DIGITALOCEAN else "^/v1/actions"
+    sandbox.inject("error", service=provider, method="GET", path=path, status=403, count=None)
+    assert [s.id for s in provider_api.drill_servers()] == [made.id]
+    sandbox.clear_faults()
+    assert until(provider_api, made.id, "failed").status == "failed"

@@ -635,3 +635,40 @@ def test_the_server_validation_is_not_vacuous(sandbox, openapi):
     call.client.close()
     with pytest.raises(Exception, match="primary_disk_size"):
         validate(openapi, provider, request, response)
+
+
+def test_delete_by_tag_destroys_every_droplet_with_the_tag_as_digitalocean_does(sandbox, do):
+    """The tool must never send it (DESIGN: only by id); the sandbox does what the cloud would,
+    so a tool that did would be seen destroying servers."""
+    assert do.droplets.destroy_by_tag(tag_name="web") is None
+    assert sorted(s.name for s in sandbox.state.servers.values() if s.account == "do-a") == ["db-1"]
+    assert sandbox.requests("digitalocean")[-1]["query"] == {"tag_name": "web"}
+
+
+def test_a_failed_delete_leaves_the_server(sandbox, make_do, hz, do_snapshot):
+    do = make_do(retry_total=0)
+    droplet = create_droplet(do, do_snapshot)["droplet"]["id"]
+    sandbox.inject("error", service="digitalocean", method="DELETE", path=r"^/v2/droplets/\d+$")
+    status, _ = refused(lambda: do.droplets.destroy(droplet))
+    assert status == 500 and droplet in sandbox.state.servers
+    assert do.droplets.destroy(droplet) is None and droplet not in sandbox.state.servers
+
+
+def test_snapshots_still_being_made_count_against_the_limit(sandbox, make_do):
+    """A DigitalOcean snapshot is listed only once made; the limit counts it from the start."""
+    sandbox.state.action_seconds = 5
+    sandbox.state.accounts["do-a"].snapshot_limit = 1
+    do = make_do(retry_total=0)
+    do.droplet_actions.post(101, {"type": "snapshot", "name": "one"})
+    status, body = refused(lambda: do.droplet_actions.post(102, {"type": "snapshot"}))
+    assert status == 422 and "snapshot limit of your account (1)" in body["message"]
+
+
+def test_a_seeded_starting_server_boots_for_the_sandboxs_boot_seconds(sandbox):
+    state = sandbox.dump_state()
+    state["servers"].append({"account": "hz-a", "id": 399, "name": "booting", "status": "starting"})
+    started = time.monotonic()
+    with Sandbox(state, action_seconds=5, boot_seconds=0.2) as other:
+        assert status_of(other, 399) == "starting"
+        wait_until(lambda: status_of(other, 399) == "running")
+    assert 0.2 <= time.monotonic() - started < 4

@@ -12,6 +12,7 @@ a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -39,12 +40,14 @@ from snapshot_policy.core.model import (
 from snapshot_policy.edges.providers.guard import check_drill_server
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
 from snapshot_policy.edges.providers.retry import (
+    Refused,
     RetryPolicy,
     Timing,
     advised_wait,
     unreadable,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE_SIZE = 200
 # A droplet busy with another event answers 422 to a new action; it is worth asking again later.
@@ -265,11 +268,12 @@ class DigitalOcean:
         """`POST /v2/droplets` with pydo's retries off (it would repeat the POST on a 5xx); a
         lost reply is looked for by the droplet's exact name, and never repeated: DigitalOcean
         takes two droplets of one name."""
+        image_id = _image_id(self.name, request)
         body = {
             "name": request.name,
             "region": request.region,
             "size": request.machine_type,
-            "image": int(request.image_id),
+            "image": image_id,
             "tags": list(request.labels),  # our marks are tags: label keys, no values
             "public_networking": request.public_network,
             "ipv6": request.public_network,  # DigitalOcean refuses IPv6 without public networking
@@ -325,17 +329,21 @@ class DigitalOcean:
         return self._failed_creates(listing.items)
 
     def get_server(self, server_id: str) -> MadeServer | None:
-        made = self._read(
+        made = self._read_droplet(server_id)
+        return None if made is None else self._failed_creates([made])[0]
+
+    def _read_droplet(self, server_id: str) -> MadeServer | None:
+        """`GET /v2/droplets/{id}`: the droplet as it is now, None when there is none."""
+        return self._read(
             "get droplet",
             self._client.droplets.get,
             lambda body: _made(body["droplet"]),
             missing_ok=True,
             droplet_id=int(server_id),
         )
-        return None if made is None else self._failed_creates([made])[0]
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        current = self.get_server(server.id)
+        current = self._read_droplet(server.id)  # its marks and name now; its boot does not matter
         if current is None:
             return  # gone already
         check_drill_server(self.name, server, current, owner)
@@ -363,7 +371,7 @@ class DigitalOcean:
                 for server in servers
                 if server.id in self._creating
             }
-        statuses = self._action_statuses(set(watched.values())) if watched else {}
+        statuses = self._watched_statuses(set(watched.values()))
         with self._creating_lock:
             for droplet_id, action_id in watched.items():
                 status = statuses.get(action_id, "in-progress")
@@ -373,6 +381,17 @@ class DigitalOcean:
                     self._failed.add(droplet_id)
             failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
         return [replace(s, status="failed") if s.id in failed else s for s in servers]
+
+    def _watched_statuses(self, action_ids: set[int]) -> dict[int, str]:
+        """The statuses of create actions being watched; {} (all still unknown, asked again
+        next time) when they cannot be read: the listing the caller has stays good."""
+        if not action_ids:
+            return {}
+        try:
+            return self._action_statuses(action_ids)
+        except ProviderError as error:
+            log.warning("%s; whether the new droplets' creates failed is asked again", error)
+            return {}
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
         return self._pages(
@@ -643,6 +662,15 @@ class DigitalOcean:
             return unreadable(self.name, operation, status, problem, request_id)
         problem = f"an HTTP {status} without DigitalOcean's error body"
         return unreadable(self.name, operation, status, problem, request_id)
+
+
+def _image_id(provider: str, request: ServerRequest) -> int:
+    """The snapshot to make the server from, by its number; anything else is refused before
+    a request is sent."""
+    if not request.image_id.isdigit():
+        message = f"snapshot id {request.image_id!r} is not a number: no server is made from it"
+        raise Refused(provider, CREATE_SERVER, message, "invalid_image")
+    return int(request.image_id)
 
 
 def _busy(error: ProviderError) -> bool:

@@ -14,6 +14,7 @@ response hook: APIException does not carry the response.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -54,6 +55,7 @@ from snapshot_policy.edges.providers.retry import (
     unreadable,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Hetzner names its errors; these are the HTTP statuses its documentation gives them.
@@ -83,8 +85,8 @@ LOCKED = "locked"
 NOT_FOUND = "not_found"
 UNIQUENESS_ERROR = "uniqueness_error"
 LIMIT_EXCEEDED = "resource_limit_exceeded"
-# What a 403 resource_limit_exceeded means, by the request it answers (docs/promises.md §7:
-# the message says what to do). Neither limit is in the API: the project's own.
+# What a 403 resource_limit_exceeded means, by the request it answers, and what to do about it.
+# Neither limit is in the API: they are the project's own.
 SNAPSHOT_LIMIT = (
     "the project's snapshot limit is reached (Hetzner resource_limit_exceeded): "
     "delete snapshots, or ask Hetzner support to raise the limit"
@@ -362,7 +364,7 @@ class Hetzner:
             reply = self._client.servers.create(
                 request.name,
                 server_type=ServerType(name=request.machine_type),
-                image=Image(id=int(request.image_id)),
+                image=Image(id=image_id),
                 location=Location(name=request.region),
                 labels=dict(request.labels),
                 start_after_create=True,
@@ -384,6 +386,7 @@ class Hetzner:
                 raise _limit_reached(error, SERVER_LIMIT) from None
 
         networks = _network_ids(request)
+        image_id = _image_id(self.name, request)
         return self._retry.create_once(
             create,
             lambda: self._made_named(request),
@@ -420,20 +423,25 @@ class Hetzner:
         return self._failed_creates(listing.items)
 
     def get_server(self, server_id: str) -> MadeServer | None:
+        made = self._read_server(server_id)
+        return None if made is None else self._failed_creates([made])[0]
+
+    def _read_server(self, server_id: str) -> MadeServer | None:
+        """`GET /v1/servers/{id}`: the server as it is now, None when there is none."""
+
         def get() -> MadeServer:
             reply = self._client.request(method="GET", url=f"/servers/{int(server_id)}")
             return _made(self._bound(reply["server"]))
 
         try:
-            made = self._read("get server", get)
+            return self._read("get server", get)
         except ProviderError as error:
             if error.code != NOT_FOUND:
                 raise
             return None
-        return self._failed_creates([made])[0]
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        current = self.get_server(server.id)
+        current = self._read_server(server.id)  # its marks and name now; its boot does not matter
         if current is None:
             return  # gone already
         check_drill_server(self.name, server, current, owner)
@@ -460,15 +468,30 @@ class Hetzner:
                     self._creating.pop(server.id, None)
             watched = {s.id: list(self._creating[s.id]) for s in servers if s.id in self._creating}
         wanted = sorted({a for ids in watched.values() for a in ids})
-        statuses = self._statuses_of(wanted) if wanted else {}
+        statuses = self._watched_statuses(wanted)
         with self._creating_lock:
             for server_id, ids in watched.items():
-                if any(statuses.get(a, ("", ""))[0] == "error" for a in ids):
+                if statuses is None:
+                    break  # unknown: asked again next time
+                ended = [statuses.get(a, ("gone", ""))[0] for a in ids]
+                if "error" in ended:
                     self._failed.add(server_id)
-                if all(statuses.get(a, ("", ""))[0] != "running" for a in ids):
+                if "running" not in ended:
                     self._creating.pop(server_id, None)
             failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
         return [replace(s, status="failed") if s.id in failed else s for s in servers]
+
+    def _watched_statuses(self, action_ids: list[int]) -> dict[int, tuple[str, str]] | None:
+        """The statuses of create and start actions being watched (an action Hetzner no longer
+        has is left out: it ended); None when they cannot be read, so they are asked again
+        next time: the caller's listing stays good."""
+        if not action_ids:
+            return {}
+        try:
+            return self._statuses_of(action_ids)
+        except ProviderError as error:
+            log.warning("%s; whether the new servers' creates failed is asked again", error)
+            return None
 
     def _start_snapshot(
         self, server_id: str, name: str, labels: Mapping[str, str]
@@ -693,6 +716,15 @@ def _server_type(raw: dict[str, Any]) -> MachineType:
         architecture=str(raw.get("architecture") or "x86"),
         available=not deprecated,
     )
+
+
+def _image_id(provider: str, request: ServerRequest) -> int:
+    """The snapshot to make the server from, by its number; anything else is refused before
+    a request is sent."""
+    if not request.image_id.isdigit():
+        message = f"snapshot id {request.image_id!r} is not a number: no server is made from it"
+        raise Refused(provider, CREATE_SERVER, message, "invalid_image")
+    return int(request.image_id)
 
 
 def _network_ids(request: ServerRequest) -> list[int]:
