@@ -672,3 +672,28 @@ def test_a_seeded_starting_server_boots_for_the_sandboxs_boot_seconds(sandbox):
         assert status_of(other, 399) == "starting"
         wait_until(lambda: status_of(other, 399) == "running")
     assert 0.2 <= time.monotonic() - started < 4
+
+
+def test_a_server_outlives_the_snapshot_it_was_made_from(sandbox, do, hz, openapi):
+    """Retention may delete a drill's snapshot while its server runs: the server still reads
+    (DigitalOcean names the image `deleted`, Hetzner's image is null), through both SDKs and
+    as the descriptions allow."""
+    from tests.integration.test_sandbox_conformance import Recorder, validate
+
+    do_snap = sandbox.state.add_snapshot("do-a", "web-1-old", server_id=101)
+    hz_snap = sandbox.state.add_snapshot("hz-a", "app-1 old", server_id=301)
+    droplet = create_droplet(do, do_snap)["droplet"]["id"]
+    server = hz.servers.create(
+        "drill-app-1", server_type=ServerType(name="cpx22"), image=Image(id=hz_snap.id)
+    ).server.id
+    do.snapshots.delete(do_snap.id)
+    hz.images.delete(Image(id=hz_snap.id))
+    image = do.droplets.get(droplet)["droplet"]["image"]
+    assert (image["id"], image["status"]) == (do_snap.id, "deleted")
+    assert hz.servers.get_by_id(server).image is None
+    call = Recorder(sandbox)
+    call("digitalocean", "GET", f"/v2/droplets/{droplet}", 200)
+    call("hetzner", "GET", f"/v1/servers/{server}", 200)
+    for provider, request, response in call.exchanges:
+        validate(openapi, provider, request, response)
+    call.client.close()
