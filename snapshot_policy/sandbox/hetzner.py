@@ -408,6 +408,10 @@ class HetznerAPI:
         if image.status != "available":
             return _invalid("image", f"image {image.id} is not available: it is {image.status}")
         location = body.get("location")
+        if isinstance(location, str) and location.isdigit():
+            location = int(location)
+        if isinstance(location, int) and not isinstance(location, bool):  # by id
+            location = next((n for n in LOCATIONS if _location(n)["id"] == location), "")
         if location is None:
             datacenter = body.get("datacenter")
             found = [k for k, v in LOCATIONS.items() if datacenter in (k, v[5])]

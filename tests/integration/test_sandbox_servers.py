@@ -283,6 +283,13 @@ def test_server_creates_are_refused_as_hetzner_refuses_them(sandbox, hz, hz_snap
             assert refusal.details["fields"][0]["name"] == field, kwargs
     assert create(kind="cax21", image=arm.id).server.server_type.architecture == "arm"
     assert create(name="drill-y", kind="ccx13", location="hel1").server.location.name == "hel1"
+    by_ids = hz.servers.create(
+        "drill-ids",
+        server_type=ServerType(id=2),
+        image=Image(id=hz_snapshot.id),
+        location=Location(id=3),
+    ).server
+    assert (by_ids.server_type.name, by_ids.location.name) == ("cpx32", "nbg1")
     assert create(name="drill-z", kind="cpx22", image="ubuntu-24.04").server.image.name == (
         "ubuntu-24.04"
     )
