@@ -773,7 +773,8 @@ class State:
                     _server_dict(s, self.accounts[s.account]) for s in self.servers.values()
                 ],
                 "snapshots": [
-                    _snapshot_dict(s, self.accounts[s.account]) for s in self.snapshots.values()
+                    _snapshot_dict(s, self.accounts[s.account], self.servers.get(s.server_id or 0))
+                    for s in self.snapshots.values()
                 ],
                 "telegram": {"bots": [{"token": t, "username": u} for t, u in self.bots.items()]},
             }
@@ -843,7 +844,9 @@ def _server_dict(server: Server, account: Account) -> dict:
     return out
 
 
-def _snapshot_dict(snapshot: Snapshot, account: Account) -> dict:
+def _snapshot_dict(snapshot: Snapshot, account: Account, server: Server | None) -> dict:
+    """The JSON form; `min_disk_gb` and `architecture` only where they differ from what
+    `add_snapshot` would give it (its server's, else the default type's)."""
     out: dict = {
         "account": snapshot.account,
         "id": snapshot.id,
@@ -853,10 +856,9 @@ def _snapshot_dict(snapshot: Snapshot, account: Account) -> dict:
         "created": format_time(snapshot.created),
         "size_gigabytes": snapshot.size_gigabytes,
     }
-    default_type = DEFAULT_MACHINE_TYPE[account.provider]
-    if snapshot.min_disk_gb != disk_of(account.provider, default_type):
+    if snapshot.min_disk_gb != State._disk(account, server):
         out["min_disk_gb"] = snapshot.min_disk_gb
-    if snapshot.architecture != architecture_of(account.provider, default_type):
+    if snapshot.architecture != State._architecture(account, server):
         out["architecture"] = snapshot.architecture
     if account.provider == "hetzner":
         out.update(

@@ -704,3 +704,21 @@ def test_a_server_outlives_the_snapshot_it_was_made_from(sandbox, do, hz, openap
     for provider, request, response in call.exchanges:
         validate(openapi, provider, request, response)
     call.client.close()
+
+
+def test_snapshot_disks_and_architectures_round_trip(sandbox):
+    state = sandbox.state
+    state.add_server("hz-a", "arm-3", id=360, machine_type="cax21")
+    state.add_server("do-a", "big-2", id=170, machine_type="s-4vcpu-8gb")
+    arm = state.add_snapshot("hz-a", "arm-3 nightly", server_id=360)
+    small = state.add_snapshot("do-a", "big-2 trimmed", server_id=170, min_disk_gb=25)
+    state.remove_server(360)  # its snapshot is an orphan now: no server to default from
+    dumped = sandbox.dump_state()
+    snapshots = {s["id"]: s for s in dumped["snapshots"]}
+    assert (snapshots[arm.id]["architecture"], snapshots[small.id]["min_disk_gb"]) == ("arm", 25)
+    loaded = State.from_dict(dumped)
+    assert (loaded.snapshots[arm.id].architecture, loaded.snapshots[small.id].min_disk_gb) == (
+        "arm",
+        25,
+    )
+    assert loaded.to_dict() == dumped
