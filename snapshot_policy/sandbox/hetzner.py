@@ -31,7 +31,7 @@ type's disk or whose architecture differs from the type's, and for a server with
 public IPv4 nor IPv6 nor a network that is to be started (hcloud-go refuses that too). Any
 network id is accepted (the sandbox keeps no networks; a server gets a 10.x address in each).
 An account's `snapshot_limit` makes create_image beyond it answer 403
-`resource_limit_exceeded`.
+`resource_limit_exceeded`, and its `server_limit` a create beyond it.
 """
 
 from __future__ import annotations
@@ -338,6 +338,13 @@ class HetznerAPI:
         if isinstance(made, Response):
             return made
         kind, image, location, public_net, networks, start = made
+        if self.state.server_limit_reached(account):
+            return error(
+                403,
+                "server limit exceeded",
+                "resource_limit_exceeded",
+                {"limits": [{"name": "server_limit"}]},
+            )
         name = body["name"]
         fails, seconds = self._boot("hetzner", name)
         server, actions = self.state.create_server(

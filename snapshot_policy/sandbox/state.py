@@ -75,6 +75,9 @@ class Account:
     `resource_limit_exceeded`, DigitalOcean 422). None: no limit."""
     boot_seconds: float | None = None
     """How long a new server takes to boot here; None: the state's `boot_seconds`."""
+    server_limit: int | None = None
+    """The most servers the account may have (DigitalOcean's droplet limit, Hetzner's
+    project limit); one more is refused. None: no limit."""
 
 
 @dataclass
@@ -261,6 +264,7 @@ class State:
         burst_limit: int | None = None,
         snapshot_limit: int | None = None,
         boot_seconds: float | None = None,
+        server_limit: int | None = None,
     ) -> Account:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
@@ -269,12 +273,11 @@ class State:
                 "burst_limit is DigitalOcean's per-minute limit; Hetzner documents none"
             )
         with self.lock:
-            if snapshot_limit is not None and (
-                isinstance(snapshot_limit, bool)
-                or not isinstance(snapshot_limit, int)
-                or snapshot_limit < 0
-            ):
-                raise ValueError("snapshot_limit must be a whole number, 0 or more")
+            for key, limit in (("snapshot_limit", snapshot_limit), ("server_limit", server_limit)):
+                if limit is not None and (
+                    isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+                ):
+                    raise ValueError(f"{key} must be a whole number, 0 or more")
             if boot_seconds is not None and (
                 isinstance(boot_seconds, bool)
                 or not isinstance(boot_seconds, int | float)
@@ -289,6 +292,7 @@ class State:
                 burst_limit,
                 snapshot_limit=snapshot_limit,
                 boot_seconds=boot_seconds,
+                server_limit=server_limit,
             )
             self.accounts[name] = account
             return account
@@ -651,6 +655,10 @@ class State:
             action.resources = [{"id": server.id, "type": "server"}]
         return actions
 
+    def server_limit_reached(self, account: Account) -> bool:
+        limit = account.server_limit
+        return limit is not None and len(self.servers_of(account)) >= limit
+
     def delete_server(self, server: Server) -> None:
         """Remove a server at once (its snapshots stay, as orphans); the front-ends say how
         the cloud answers."""
@@ -766,6 +774,7 @@ class State:
                             else {}
                         ),
                         **({"boot_seconds": a.boot_seconds} if a.boot_seconds is not None else {}),
+                        **({"server_limit": a.server_limit} if a.server_limit is not None else {}),
                     }
                     for a in self.accounts.values()
                 ],
@@ -800,6 +809,7 @@ class State:
                     burst_limit=item.get("burst_limit"),
                     snapshot_limit=item.get("snapshot_limit"),
                     boot_seconds=item.get("boot_seconds"),
+                    server_limit=item.get("server_limit"),
                 )
                 for tag in item.get("tags", []):
                     self.register_tag(account, tag)

@@ -722,3 +722,24 @@ def test_snapshot_disks_and_architectures_round_trip(sandbox):
         25,
     )
     assert loaded.to_dict() == dumped
+
+
+def test_a_server_limit_refuses_one_more_server(sandbox, make_do, hz, do_snapshot, hz_snapshot):
+    sandbox.state.accounts["do-a"].server_limit = 4  # web-1, web-2, db-1 and one more
+    sandbox.state.accounts["hz-a"].server_limit = 3  # app-1, app-2, db-1: full
+    do = make_do(retry_total=0)
+    create_droplet(do, do_snapshot)
+    status, body = refused(lambda: create_droplet(do, do_snapshot, name="drill-2"))
+    assert status == 422 and "droplet limit (4)" in body["message"]
+    refusal = hz_refused(
+        lambda: hz.servers.create(
+            "drill-app-1", server_type=ServerType(name="cpx22"), image=Image(id=hz_snapshot.id)
+        )
+    )
+    assert (refusal.code, refusal.details) == (
+        "resource_limit_exceeded",
+        {"limits": [{"name": "server_limit"}]},
+    )
+    dumped = sandbox.dump_state()
+    assert [a.get("server_limit") for a in dumped["accounts"]] == [4, None, 3, None]
+    assert State.from_dict(dumped).to_dict() == dumped
