@@ -352,7 +352,7 @@ class HetznerAPI:
             name,
             machine_type=kind.name,
             region=location,
-            image=image if image is None or image.id not in SYSTEM_IMAGES else None,
+            image=None if image.id in SYSTEM_IMAGES else image,
             labels=body.get("labels") or {},
             public_ipv4=public_net.get("enable_ipv4", True),
             ipv6=public_net.get("enable_ipv6", True),
@@ -361,8 +361,8 @@ class HetznerAPI:
             fails=fails,
             seconds=seconds,
         )
-        if image is not None and image.id in SYSTEM_IMAGES:
-            server.image_id = image.id
+        if image.id in SYSTEM_IMAGES:
+            server.image_id = image.id  # shown as that system image, not the seeded default
         return Response(
             201,
             {
