@@ -24,8 +24,8 @@ from snapshot_policy.cli.cloud_commands import (
     _start_logging,
     _stopped_by_signals,
 )
-from snapshot_policy.core.model import DrillPlan
 from snapshot_policy.core.redaction import escape_controls, redact
+from snapshot_policy.output import render
 from snapshot_policy.output.progress import ApplyProgress
 from snapshot_policy.state.runlock import LockHeld, run_lock
 from snapshot_policy.state.statefiles import StateFileError
@@ -97,15 +97,15 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
         _say(clock, escape_controls(f"{failure.target}: {failure.reason}"), err=True)
     if report is None:
         _say(clock, "Dry run: drill would do the following; nothing was changed.")
-        _say(clock, "".join(plan_line(p) + "\n" for p in plan.drills))
+        _say(clock, render.drills_text(plan.drills))
         return EXIT_ERROR if failures else EXIT_OK
     from snapshot_policy.engine.drill import result_line
 
     for line in map(result_line, report.drills):
         _say(clock, escape_controls(line))
-    for drill_plan in plan.drills:
-        if drill_plan.refusal:
-            _say(clock, escape_controls(plan_line(drill_plan)), err=True)
+    refusals = [p for p in plan.drills if p.refusal is not None]
+    if refusals:
+        _say(clock, render.drills_text(refusals), err=True)
     passed = sum(d.passed and d.deleted for d in report.drills)
     refused = sum(p.refusal is not None for p in plan.drills)
     _say(
@@ -123,22 +123,6 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
             _say(clock, line, err=True)
     bad = failures or refused or report.unwritten or passed < len(report.drills)
     return EXIT_CHANGES if bad else EXIT_OK
-
-
-def plan_line(plan: DrillPlan) -> str:
-    """One line of what a target's drill would do: `web: web-1 (hetzner server 4711): restore
-    web-1-20261207030000 (123) to cx22 in fsn1 as drill-web-4711-20261207030000, about 0.01 EUR`."""
-    t = plan.target
-    where = f"{t.name}: {t.server_name} ({t.provider} server {t.server_id})"
-    if plan.refusal is not None:
-        return escape_controls(f"{where}: cannot drill: {plan.refusal}")
-    if not plan.due:
-        return escape_controls(f"{where}: {plan.note}")
-    cost = f", about {plan.cost:.2f} {plan.currency}" if plan.cost is not None else ""
-    return escape_controls(
-        f"{where}: restore {plan.snapshot.name} ({plan.snapshot.id}) to "
-        f"{plan.machine_type.name} in {plan.region} as {plan.name}{cost}"
-    )
 
 
 @cli.command("restore", short_help="Make a new server from a snapshot; touch nothing else.")

@@ -130,8 +130,8 @@ def test_a_dry_run_shows_the_drills_and_changes_nothing(booting, tokens, tmp_pat
     assert drill(policy, clock, "--dry-run") == 0
     out = capsys.readouterr().out
     assert "Dry run: drill would do the following; nothing was changed." in out
-    assert "db: db-1 (hetzner server 4711): restore db-1-" in out and " as drill-db-4711-" in out
-    assert "about " in out
+    assert "db: db-1 (hetzner server 4711, account hz)" in out
+    assert "drill every 7d: due — about EUR " in out and "to restore db-1-" in out
     assert not [r for r in booting.requests() if r["method"] != "GET"]
     assert journal(tmp_path) == []
 
