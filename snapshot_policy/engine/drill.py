@@ -514,12 +514,15 @@ class AccountDrills:
         by_id = {s.id: s for s in listed}
         for life, server in list(self.booting.items()):
             seen = by_id.get(server.id)
+            gone = False
+            if seen is None and complete:  # not listed (yet?): the cloud's own word on it
+                seen, gone = self._read(server)
             if seen is not None and seen.status == "running":
                 event = d.Running(seen, now)
             elif seen is not None and seen.status == "failed":
                 event = d.BootFailed("its create action failed")
-            elif complete and seen is None:
-                event = d.BootFailed("it is no longer listed among the drill servers")
+            elif gone:
+                event = d.BootFailed("it no longer exists")
             elif now > life.boot_deadline:
                 event = d.BootTimeout()
             elif self.failed_rounds >= FAILED_ROUNDS:
@@ -539,6 +542,19 @@ class AccountDrills:
             )
             spacing = max(FIRST_POLL, POLL_SPACING * (now - oldest))
             self.next_poll = now + min(self.drills.poll_interval, spacing)
+
+    def _read(self, server: MadeServer) -> tuple[MadeServer | None, bool]:
+        """Read one server the listing left out: (as the cloud describes it, whether it is
+        certainly gone). A listing may lag behind a create; a read by id does not."""
+        before = self.provider.requests
+        try:
+            found = self.provider.get_server(server.id)
+        except ProviderError as error:
+            log.warning("%s: could not read drill server %s: %s", self.account, server.id, error)
+            return None, False
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+        return found, found is None
 
     def _wait(self) -> None:
         now = self.drills.monotonic()

@@ -429,3 +429,26 @@ def test_a_failed_drill_makes_apply_exit_2_and_keeps_its_snapshots(
     assert runs["web"]["ok"]  # the snapshots did what they should
     (record,) = [entry[3] for entry in state(tmp_path)["last_drills"]]
     assert not record["passed"] and "the probe failed" in record["error"]
+
+
+def test_a_drill_server_deleted_by_someone_else_while_it_boots_fails_the_drill_cleanly(
+    booting, tokens, tmp_path, clock, capsys
+):
+    import threading
+
+    booting.inject("slow_boot", service="hetzner", seconds=30)
+    policy = write_policy(tmp_path, {**PUBLIC, "boot_timeout": 60})
+
+    def remove_it():
+        while not drill_servers(booting):
+            threading.Event().wait(0.02)
+        with booting.state.lock:
+            (server,) = drill_servers(booting)
+            del booting.state.servers[server.id]
+
+    remover = threading.Thread(target=remove_it)
+    remover.start()
+    assert drill(policy, clock, "--target", "db") == 2
+    remover.join()
+    assert "did not boot: it no longer exists" in capsys.readouterr().out
+    assert journal(tmp_path) == []  # gone for certain: crossed off
