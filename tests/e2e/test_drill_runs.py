@@ -217,21 +217,23 @@ def test_a_failed_delete_leaves_the_server_to_the_next_run_which_deletes_and_aud
     assert deleted[-1]["reason"].startswith("left by an earlier run")
 
 
+@pytest.mark.parametrize(
+    "service, path, target",
+    [("digitalocean", "/v2/droplets", "web"), ("hetzner", "/v1/servers", "db")],
+)
 def test_a_lost_reply_to_the_create_finds_the_server_and_deletes_it(
-    booting, tokens, tmp_path, clock, capsys
+    booting, tokens, tmp_path, clock, capsys, service, path, target
 ):
-    booting.inject(
-        "lose_reply", service="digitalocean", method="POST", path="^/v2/droplets$", count=1
-    )
-    policy = write_policy(tmp_path)
-    assert drill(policy, clock, "--target", "web") == 0, capsys.readouterr()
+    booting.inject("lose_reply", service=service, method="POST", path=f"^{path}$", count=1)
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", target) == 0, capsys.readouterr()
     assert drill_servers(booting) == [] and journal(tmp_path) == []
-    creates = [
+    made = [
         r
-        for r in booting.requests("digitalocean")
-        if r["method"] == "POST" and r["path"] == "/v2/droplets"
+        for r in booting.requests(service)
+        if r["method"] == "POST" and r["path"] == path and r["status"] in (201, 202)
     ]
-    assert len(creates) == 1  # never a second server
+    assert len(made) == 1  # never a second server
 
 
 def test_apply_runs_the_due_drills_after_its_snapshots_and_tells_each_one(
