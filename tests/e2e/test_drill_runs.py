@@ -454,3 +454,27 @@ def test_a_drill_server_deleted_by_someone_else_while_it_boots_fails_the_drill_c
     remover.join()
     assert "did not boot: it no longer exists" in capsys.readouterr().out
     assert journal(tmp_path) == []  # gone for certain: crossed off
+
+
+def test_a_leftover_renamed_since_is_someone_elses_now_and_never_deleted(
+    booting, tokens, tmp_path, clock, capsys
+):
+    booting.inject(
+        "error", service="hetzner", method="DELETE", path=r"^/v1/servers/\d+$", status=423, count=1
+    )
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db") == 2
+    (left,) = drill_servers(booting)
+    with booting.state.lock:
+        left.name = "db-1-kept-for-debugging"
+    clock.advance(hours=1)
+    capsys.readouterr()
+    assert drill(policy, clock, "--target", "db", "-v") == 0  # its own drill still runs
+    assert "renamed from drill-db-4711-" in capsys.readouterr().err
+    assert [s.id for s in drill_servers(booting)] == [left.id]
+    assert [e["drill_server"] for e in journal(tmp_path)] == [str(left.id)]  # kept, reported
+    assert not [
+        r
+        for r in booting.requests("hetzner")
+        if r["method"] == "DELETE" and r["path"] == f"/v1/servers/{left.id}" and r["status"] < 400
+    ]
