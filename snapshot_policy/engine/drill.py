@@ -531,7 +531,7 @@ class AccountDrills:
                 continue
             del self.booting[life]
             self._carry(life, life.on(event))
-        if complete:
+        if complete or self.failed_rounds >= FAILED_ROUNDS:  # unlisted: the journal keeps it
             finding, self.finding = self.finding, []
             for life in finding:
                 named = [s for s in listed if s.name == life.request.name]
