@@ -4,6 +4,7 @@ command modules registers their commands on it."""
 from snapshot_policy.cli import (  # noqa: F401 (registers them)
     cloud_commands,
     local_commands,
+    recovery_commands,
     status_command,
 )
 from snapshot_policy.cli.app import cli, console, main, system_clock

@@ -594,6 +594,25 @@ class DrillResult:
     restore_seconds: float | None = None
     error: str | None = None
     deleted: bool = False
+    machine_type: str = ""
+    region: str = ""
+    """What it was restored to, and where (the plan's choice)."""
+
+
+@dataclass(frozen=True)
+class OpenDrill:
+    """A drill server the journal holds open (state/journal.py): requested at `when` for
+    `target`'s server `source_server_id` from `snapshot_id`, named `name`; `server_id` once
+    the create answered (None: requested, reply not seen). Open until its deletion is
+    confirmed, however long that takes (docs/promises.md §5, invariant 14)."""
+
+    account: str
+    target: str
+    source_server_id: str
+    name: str
+    snapshot_id: str
+    when: datetime
+    server_id: str | None = None
 
 
 EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2

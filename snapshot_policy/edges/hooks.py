@@ -99,12 +99,20 @@ def stop_all() -> None:
                 _kill_group(hook.process)
 
 
-def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) -> str | None:
+def run(
+    which: str,
+    hooks: Hooks,
+    target: Target,
+    variables: Mapping[str, str],
+    name: str | None = None,
+) -> str | None:
     """Run the `which` ("before" or "after") command of `hooks`; return None when it succeeded,
-    else a sentence saying how it failed."""
+    else a sentence saying how it failed. `name` is what the log and that sentence call it
+    (default "<which> hook"; a restore drill's "probe", run by the same rules)."""
     command = getattr(hooks, which)
     argv = ["sh", "-c", command] if hooks.shell else list(command)
-    label = f"{target.name} ({target.server_name}): {which} hook"
+    what = name or f"{which} hook"
+    label = f"{target.name} ({target.server_name}): {what}"
     deadline = time.monotonic() + hooks.timeout
     try:
         # started and registered at once: stop_all sees every hook that started before it
@@ -120,7 +128,7 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
             hook = _Running(process)
             _running.add(hook)
     except OSError as error:
-        return f"{which} hook could not start ({argv[0]}): {error.strerror or error}"
+        return f"{what} could not start ({argv[0]}): {error.strerror or error}"
     output = _Tail()
     try:
         _read_until_done(hook, output, deadline)
@@ -134,11 +142,11 @@ def run(which: str, hooks: Hooks, target: Target, variables: Mapping[str, str]) 
         process.stdout.close()
     output.log(label)
     if hook.stopped:
-        return f"{which} hook was stopped (killed with its process group): the run is stopping"
+        return f"{what} was stopped (killed with its process group): the run is stopping"
     if timed_out:
-        return f"{which} hook timed out after {hooks.timeout:g}s and was killed"
+        return f"{what} timed out after {hooks.timeout:g}s and was killed"
     if process.returncode != 0:
-        return f"{which} hook failed (exit status {process.returncode})"
+        return f"{what} failed (exit status {process.returncode})"
     log.info("%s: done", label)
     return None
 

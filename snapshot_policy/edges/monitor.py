@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from snapshot_policy.core import transport
-from snapshot_policy.core.model import Delivery, Outcome, RunReport
+from snapshot_policy.core.model import Delivery, DrillResult, Outcome, RunReport
 from snapshot_policy.core.status import LATE, NONE, Status
 from snapshot_policy.output.jsondoc import iso_utc, target_identity
 from snapshot_policy.output.render import report_summary
@@ -260,10 +260,30 @@ def write_report(path: Path, report: RunReport) -> None:
             {"target": f.target, "account": f.account, "reason": f.reason} for f in report.failures
         ],
         "notifications": [d.__dict__ for d in report.deliveries],
+        "drills": [_drill_document(d) for d in report.drills],
     }
     statefiles.write_atomic(
         path, json.dumps(document, indent=2, ensure_ascii=False) + "\n", "run report"
     )
+
+
+def _drill_document(drill: DrillResult) -> dict:
+    """A restore drill in the run report (issue 22): what was restored, to what, how far it
+    got, how long until its server ran, and whether that server is gone."""
+    return {
+        **target_identity(drill.target),
+        "passed": drill.passed,
+        "stage": drill.stage,
+        "snapshot": {"id": drill.snapshot.id, "name": drill.snapshot.name},
+        "machine_type": drill.machine_type,
+        "region": drill.region,
+        "drill_server": {"id": drill.server_id, "name": drill.server_name},
+        "restore_seconds": drill.restore_seconds,
+        "server_deleted": drill.deleted,
+        "started": iso_utc(drill.started),
+        "finished": iso_utc(drill.finished),
+        "error": drill.error,
+    }
 
 
 def _outcome_document(outcome: Outcome) -> dict:

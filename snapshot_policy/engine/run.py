@@ -1,7 +1,13 @@
 """One run of plan or apply: read the clouds, decide, and (for apply) act and report.
 
 Every flow of the commands that talk to the clouds (plan, apply and its dry run, validate
---online), each from one RunContext, so the command line only parses and reports.
+--online, drill, restore), each from one RunContext, so the command line only parses and
+reports.
+
+Restore drills (issue 22) ride along: `decide` plans each target's drill (`Plan.drills`),
+reading the machine types of the accounts with a drill due; `apply` deletes the drill
+servers earlier runs left before anything else (so none outlives the next run), and runs
+the due drills once its snapshots are done (`engine/drill.py`).
 """
 
 from __future__ import annotations
@@ -9,20 +15,31 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from snapshot_policy.config import LoadedConfig
+from snapshot_policy.core import drills
 from snapshot_policy.core import status as statuses
+from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     Account,
     Channel,
     Clock,
+    Drill,
+    DrillPlan,
+    DrillResult,
+    MachineType,
+    MadeServer,
     Plan,
+    ProviderError,
     RunReport,
     RunSettings,
+    ServerRequest,
+    Snapshot,
     Target,
     TargetFailure,
 )
@@ -33,13 +50,14 @@ from snapshot_policy.edges import monitor, providers
 from snapshot_policy.edges.notify import Event, deliver, messages
 from snapshot_policy.edges.notify.messages import FAILURE, SUCCESS
 from snapshot_policy.engine import runlog
+from snapshot_policy.engine.drill import Drills, Leftover
 from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
 from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.output.render import report_summary, uneventful
-from snapshot_policy.state.audit import AuditLog
+from snapshot_policy.state.audit import AuditLog, DrillServer
 from snapshot_policy.state.journal import Journal
-from snapshot_policy.state.runstate import RunState
+from snapshot_policy.state.runstate import LastRun, RunState
 
 log = logging.getLogger(__name__)
 TELEGRAM_API = "https://api.telegram.org/bot"
@@ -118,10 +136,12 @@ def decide(
     journal: Journal,
     state: RunState,
     connect: Callable[[Account], providers.Provider],
+    forced_drills: bool = False,
 ) -> tuple[Plan, list[TargetFailure], Observation]:
     """Read the clouds and plan at `now`, with what earlier runs recorded. Orphans belong to
     no target, so a run limited by --target (`whole` false) leaves them alone. `connect` is
-    the RunContext's, or the chaos suite's (fast retries)."""
+    the RunContext's, or the chaos suite's (fast retries). `forced_drills` (the drill
+    command) makes every configured drill due."""
     settings = loaded.settings
     for note in loaded.notes:  # where the configuration came from, when the tool chose
         log.info(note)
@@ -135,6 +155,7 @@ def decide(
         observation.withheld,
         settings.max_deletions_per_run,
     )
+    plan = replace(plan, drills=plan_drills(observation, state, now, forced_drills))
     return plan, list(loaded.failed) + observation.failures, observation
 
 
@@ -161,6 +182,42 @@ def observed(
         creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
         **options,
     )
+
+
+def plan_drills(
+    observation: Observation, state: RunState, now: datetime, forced: bool
+) -> tuple[DrillPlan, ...]:
+    """Each target's drill plan (`drills.plan_drills`), reading the machine types only of the
+    accounts with a drill due, once each."""
+    observed = [(t, s) for t, s in observation.observed if t.drill is not None and not t.orphan]
+    if not observed:
+        return ()
+    due_accounts = {
+        t.account
+        for t, snapshots in observed
+        if forced or drills.drill_due(t, state.last_drills.get(_subject(t)), snapshots, now)[0]
+    }
+    machine_types = _machine_types(observation, due_accounts)
+    return drills.plan_drills(observed, machine_types, state.last_drills, now, forced)
+
+
+def _subject(target: Target) -> tuple[str, str, str]:
+    return (target.account, target.server_id, target.name)
+
+
+def _machine_types(observation: Observation, accounts: set[str]) -> dict[str, list[MachineType]]:
+    """The machine types of `accounts`; one that cannot be read is left out (its drills are
+    refused, saying so)."""
+    found = {}
+    for account in sorted(accounts):
+        provider = observation.providers.get(account)
+        if provider is None:
+            continue
+        try:
+            found[account] = provider.machine_types()
+        except ProviderError as error:
+            log.warning("%s: could not read the machine types for drills: %s", account, error)
+    return found
 
 
 def plan(context: RunContext, whole: bool, now: datetime) -> tuple[Plan, list[TargetFailure]]:
@@ -234,6 +291,12 @@ def apply(
         raise
     plan, failures, observation = proposed
     audit = AuditLog(context.audit_file, plan.fingerprint)
+    stop = stop or Stop()
+    drilling = _drills(context, observation, journal, audit, clock, state, progress, stop)
+    # Before anything else: no drill server outlives the next run (docs/promises.md §5).
+    failures = failures + _leftover_failures(
+        drilling.clear_leftovers(observation.providers), loaded
+    )
     executor = Executor(
         observation.providers,
         journal,
@@ -243,9 +306,11 @@ def apply(
         delay_between_servers=settings.delay_between_servers,
         timing=context.timing,
         progress=progress,
-        stop=stop or Stop(),
+        stop=stop,
     )
     report = executor.apply(plan, failures)
+    results = drilling.run(_newest(plan.drills, report))
+    report = replace(report, drills=tuple(results), finished=clock())
     unwritten = _remember(state, report, observation if whole else None, now)
     every_event = _events(report, hostname, loaded.secrets)
     events = _told(every_event)
@@ -273,6 +338,324 @@ def apply(
     told = [event for event, _, _ in every_event]
     runlog.log_end(loaded.legacy, report, report_summary(report), told)
     return report
+
+
+def _newest(plans: tuple[DrillPlan, ...], report: RunReport) -> tuple[DrillPlan, ...]:
+    """The drills to run after apply's snapshots: a target that made a snapshot in this run
+    drills that one (the newest, the one whose restore matters most), where the machine type
+    and region the plan chose fit it too; else the snapshot the plan named."""
+    made = {
+        _subject(o.plan.target): o.created
+        for o in report.outcomes
+        if o.created is not None and o.created.id and not o.created.creating
+    }
+    fresh = []
+    for drill_plan in plans:
+        new = made.get(_subject(drill_plan.target))
+        if new is not None and drill_plan.due and drill_plan.refusal is None:
+            fits = drills.choose_machine(
+                replace(drill_plan.target.drill, machine_type=drill_plan.machine_type.name),
+                new,
+                [drill_plan.machine_type],
+                drill_plan.region,
+            )
+            if not isinstance(fits, str) and fits[1] == drill_plan.region:
+                log.info(
+                    "%s: drilling %s, made by this run, instead of %s",
+                    drill_plan.target.name,
+                    new.name,
+                    drill_plan.snapshot.name,
+                )
+                drill_plan = replace(drill_plan, snapshot=new)
+        fresh.append(drill_plan)
+    return tuple(fresh)
+
+
+def _drills(
+    context: RunContext,
+    observation: Observation,
+    journal: Journal,
+    audit: AuditLog,
+    clock: Clock,
+    state: RunState,
+    progress: Callable[[Target, str], None],
+    stop: Stop,
+) -> Drills:
+    settings = context.settings
+    return Drills(
+        observation.providers,
+        journal,
+        audit,
+        clock,
+        settings.owner,
+        per_account=settings.drills_per_account,
+        poll_interval=context.timing.poll_interval,
+        state=state,
+        progress=progress,
+        stop=stop,
+    )
+
+
+def _leftover_failures(found: list[Leftover], loaded: LoadedConfig) -> list[TargetFailure]:
+    """A drill server an earlier run left that this run could not delete fails its target:
+    someone must look (it costs money). A server with our drill marks the journal does not
+    name is only reported (logged): it may not be ours to delete."""
+    specs = {spec.name: spec for spec in loaded.targets}
+    failed = []
+    for leftover in found:
+        if leftover.deleted or not leftover.target:
+            continue
+        spec = specs.get(leftover.target)
+        failed.append(
+            TargetFailure(
+                leftover.target,
+                leftover.error or "",
+                leftover.account,
+                notify=spec.notify if spec else (),
+                provider=spec.account.provider if spec else "",
+            )
+        )
+    return failed
+
+
+def drill(
+    context: RunContext,
+    clock: Clock,
+    progress: Callable[[Target, str], None] = lambda target, stage: None,
+    stop: Stop | None = None,
+    dry_run: bool = False,
+) -> tuple[Plan, list[TargetFailure], RunReport | None]:
+    """`drill`: plan every configured drill of the context's targets as due now, and (unless
+    `dry_run`) delete what earlier runs left, carry the drills out, record and tell. Returns
+    the plan, the failures, and the report (None for a dry run)."""
+    loaded, settings = context.loaded, context.settings
+    now = clock()
+    journal, state = context.journal(now), context.state(now)
+    drilled = replace(loaded, targets=tuple(t for t in loaded.targets if t.drill is not None))
+    observation = observe(
+        drilled.targets,
+        context.connect,
+        orphans=False,
+        journal=journal,
+        now=now,
+        creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
+    )
+    plan = Plan(now, drills=plan_drills(observation, state, now, forced=True))
+    failures = list(drilled.failed) + observation.failures
+    if dry_run:
+        return plan, failures, None
+    audit = AuditLog(context.audit_file, plan.fingerprint)
+    stop = stop or Stop()
+    drilling = _drills(context, observation, journal, audit, clock, state, progress, stop)
+    failures += _leftover_failures(drilling.clear_leftovers(observation.providers), loaded)
+    results = drilling.run(plan.drills)
+    report = RunReport(now, clock(), (), tuple(failures), drills=tuple(results))
+    unwritten = _remember(state, report, None, now)
+    every_event = _events(report, socket.gethostname(), loaded.secrets)
+    deliveries = deliver(_told(every_event), context.telegram_base_url, clock, loaded.secrets)
+    return plan, failures, replace(report, deliveries=tuple(deliveries), unwritten=unwritten)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What `restore` made: the server as last seen (None when none was made), from which
+    snapshot, to what and where; `running` once it ran; `error` what went wrong (the
+    server, if made, is left as it is: restore deletes nothing)."""
+
+    target: Target | None = None
+    snapshot: Snapshot | None = None
+    server: MadeServer | None = None
+    machine_type: str = ""
+    region: str = ""
+    running: bool = False
+    error: str | None = None
+    restore_seconds: float | None = None
+
+
+DEFAULT_BOOT_TIMEOUT = 900.0
+"""How long restore waits for its server to run when the target configures no drill."""
+
+
+def restore(
+    context: RunContext,
+    clock: Clock,
+    name: str,
+    snapshot_id: str | None = None,
+    machine_type: str | None = None,
+    region: str | None = None,
+    stop: Stop | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Restored:
+    """`restore`: make a new server `name` from a snapshot of the context's one target (the
+    newest managed one unless `snapshot_id`), of `machine_type` in `region` (default: the
+    cheapest that fits, preferring the server's region), and wait until it runs. Refuses when
+    a server of that name exists in the account. Never deletes or rebuilds a server (but the
+    drill servers earlier runs left, first, as every run does); the new server carries no
+    drill mark, so this tool never deletes it."""
+    stop = stop or Stop()
+    now = clock()
+    (spec,) = context.loaded.targets
+    journal = context.journal(now)
+    observation = observe(
+        [spec],
+        context.connect,
+        orphans=False,
+        journal=journal,
+        now=now,
+        creation_timeout=timedelta(seconds=context.settings.snapshot_creation_timeout),
+    )
+    if observation.failures:
+        return Restored(error="; ".join(f.reason for f in observation.failures))
+    chosen = _restore_source(spec.name, observation, snapshot_id, now)
+    if isinstance(chosen, str):
+        return Restored(error=chosen)
+    target, snapshot = chosen
+    provider = observation.providers[target.account]
+    try:
+        machines = provider.machine_types()
+        servers = provider.servers()
+    except ProviderError as error:
+        return Restored(target, snapshot, error=str(error))
+    taken = [s for s in servers if s.name == name]
+    home = next((s.region for s in servers if s.id == target.server_id), None)
+    if taken:
+        return Restored(
+            target,
+            snapshot,
+            error=(
+                f"a server named {name} exists in account {target.account} (id {taken[0].id}): "
+                "give another --name; restore never touches an existing server"
+            ),
+        )
+    drill = target.drill or Drill(Duration.parse("7d"), boot_timeout=DEFAULT_BOOT_TIMEOUT)
+    drill = replace(drill, machine_type=machine_type)
+    fit = drills.choose_machine(drill, snapshot, machines, region or home)
+    if isinstance(fit, str):
+        return Restored(target, snapshot, error=f"no machine type will do: {fit}")
+    machine, where = fit
+    if region is not None and where != region:
+        return Restored(
+            target,
+            snapshot,
+            error=(
+                f"no machine type that fits {snapshot.name} is offered in {region}; "
+                f"leave --region out to take {where}"
+            ),
+        )
+    audit = AuditLog(context.audit_file, "")
+    drilling = _drills(
+        context, observation, journal, audit, clock, context.state(now), lambda t, s: None, stop
+    )
+    drilling.clear_leftovers([target.account])
+    request = ServerRequest(name, snapshot.id, machine.name, where, public_network=True)
+    made = Restored(target, snapshot, machine_type=machine.name, region=where)
+    sent = monotonic()
+    try:
+        server = provider.create_server(request)
+    except ProviderError as error:
+        uncertain = (
+            ""
+            if error.refused
+            else (
+                f"; the cloud may have made it: look for a server named {name} in account "
+                f"{target.account}"
+            )
+        )
+        return replace(made, error=f"{error}{uncertain}")
+    record = DrillServer(
+        target.name,
+        target.provider,
+        target.account,
+        target.server_id,
+        snapshot.id,
+        name,
+        server.id,
+    )
+    try:
+        audit.record_server("restore server created", record, f"restored {snapshot.name}", clock())
+    except OSError as error:
+        log.error("could not write the audit log: %s", error)
+    log.info("%s: restore: created %s (%s) from %s", target.name, name, server.id, snapshot.name)
+    return _wait_running(
+        replace(made, server=server),
+        provider,
+        drill.boot_timeout,
+        stop,
+        sleep,
+        monotonic,
+        sent,
+        context.timing.poll_interval,
+    )
+
+
+def _restore_source(
+    name: str, observation: Observation, snapshot_id: str | None, now: datetime
+) -> tuple[Target, Snapshot] | str:
+    """The server and snapshot a restore starts from, or why there is none."""
+    observed = [(t, s) for t, s in observation.observed if t.name == name and not t.orphan]
+    if snapshot_id is not None:
+        for target, snapshots in observed:
+            for snapshot in snapshots:
+                if snapshot.id == snapshot_id and not snapshot.creating:
+                    return target, snapshot
+        return (
+            f"snapshot {snapshot_id} is not a finished snapshot of target {name}'s servers: "
+            f"see `snapshot-policy plan --target {name}` for its snapshots and their ids"
+        )
+    if not observed:
+        return f"target {name} names no server that exists"
+    if len(observed) > 1:
+        servers = ", ".join(t.server_name for t, _ in observed)
+        return f"target {name} covers {len(observed)} servers ({servers}): give --snapshot ID"
+    target, snapshots = observed[0]
+    snapshot = drills.choose_snapshot(snapshots, now)
+    if snapshot is None:
+        return f"target {name} has no finished managed snapshot to restore: give --snapshot ID"
+    return target, snapshot
+
+
+def _wait_running(
+    made: Restored,
+    provider: providers.Provider,
+    timeout: float,
+    stop: Stop,
+    sleep: Callable[[float], None],
+    monotonic: Callable[[], float],
+    sent: float,
+    poll_interval: float,
+) -> Restored:
+    """Ask for the server until it runs, fails, or `timeout` seconds from `sent` passed."""
+    server = made.server
+    wait = 0.5
+    while not stop.is_set():
+        try:
+            seen = provider.get_server(server.id)
+        except ProviderError as error:
+            log.warning("restore: could not read server %s: %s", server.id, error)
+            seen = server
+        if seen is None:
+            return replace(made, error=f"server {server.name} ({server.id}) no longer exists")
+        server = seen
+        if seen.status == "running":
+            return replace(made, server=seen, running=True, restore_seconds=monotonic() - sent)
+        if seen.status == "failed":
+            return replace(made, server=seen, error=f"server {seen.name} ({seen.id}) did not boot")
+        if monotonic() - sent > timeout:
+            return replace(
+                made,
+                server=seen,
+                error=f"server {seen.name} ({seen.id}) was not running after {timeout:g}s",
+            )
+        sleep(wait)
+        wait = min(wait * 2, poll_interval)
+    return replace(
+        made,
+        server=server,
+        error=(
+            f"{stop.reason} stopped the wait; server {server.name} ({server.id}) is left as it is"
+        ),
+    )
 
 
 def check_online(context: RunContext) -> tuple[dict[str, list[Target]], list[TargetFailure]]:
@@ -359,6 +742,12 @@ def _remember(
                 outcome.plan.target.server_id,
                 min(outcome.created.created, now),
             )
+    for outcome in report.outcomes:
+        t = outcome.plan.target
+        if not t.orphan:
+            state.record_run(
+                t.account, t.server_id, t.name, LastRun(report.finished, outcome.ok, outcome.error)
+            )
     for account, absent in (observation.absent if observation else {}).items():
         state.record_absent(account, absent, now)
     try:
@@ -435,7 +824,35 @@ def _events(
             report.finished,
         )
         found.append((event, failure.notify, True))
+    for result in report.drills:
+        found.append((_drill_event(result, hostname, secrets), result.target.notify, True))
     return found
+
+
+def _drill_event(result: DrillResult, hostname: str, secrets: Iterable[str]) -> Event:
+    """A restore drill's result, as notifications tell it (messages.drill_text)."""
+    t = result.target
+    snapshot: Snapshot = result.snapshot
+    return Event(
+        t.name,
+        t.provider,
+        t.server_name,
+        t.server_id,
+        snapshot.name,
+        0,
+        SUCCESS if result.passed and result.deleted else FAILURE,
+        _redacted(result.error, secrets),
+        hostname,
+        result.finished,
+        drill=messages.Drilled(
+            snapshot.id,
+            result.machine_type,
+            result.region,
+            result.restore_seconds,
+            result.deleted,
+            result.stage,
+        ),
+    )
 
 
 def _redacted(text: str | None, secrets: Iterable[str]) -> str | None:

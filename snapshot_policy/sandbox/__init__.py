@@ -24,9 +24,12 @@ and every key marked optional may be left out:
          "snapshot_limit": 100,                    # optional: one snapshot more is refused
                                                    # (Hetzner 403 resource_limit_exceeded,
                                                    # DigitalOcean 422); backups not counted
-         "boot_seconds": 5},                       # optional: how long a new server boots
+         "boot_seconds": 5,                        # optional: how long a new server boots
                                                    # (default: the state's `boot_seconds`,
                                                    # else `action_seconds`)
+         "server_limit": 10},                      # optional: one server more is refused
+                                                   # (DigitalOcean 422, the droplet limit;
+                                                   # Hetzner 403 resource_limit_exceeded)
         {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"]}
       ],
       "servers": [

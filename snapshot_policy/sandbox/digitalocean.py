@@ -23,7 +23,8 @@ snapshot is not in or the size is not offered in, a size whose disk is smaller t
 snapshot's `min_disk_size`, `ipv6` without public networking, `names` (one Droplet a request
 here). Duplicate names are allowed, as on DigitalOcean. Every droplet has a private (VPC)
 address; a public IPv4 unless `public_networking: false`; a public IPv6 with `ipv6: true`. An
-account's `snapshot_limit` makes a snapshot action beyond it answer 422.
+account's `snapshot_limit` makes a snapshot action beyond it answer 422, its `server_limit` (the
+droplet limit) a create beyond it.
 """
 
 from __future__ import annotations
@@ -267,6 +268,14 @@ class DigitalOceanAPI:
         if isinstance(made, Response):
             return made
         size, image, region = made
+        if self.state.server_limit_reached(account):
+            return error(
+                422,
+                (
+                    "creating this/these droplet(s) will exceed your droplet limit "
+                    f"({account.server_limit})"
+                ),
+            )
         name = body["name"]
         fails, seconds = self._boot("digitalocean", name)
         server, actions = self.state.create_server(

@@ -31,7 +31,7 @@ type's disk or whose architecture differs from the type's, and for a server with
 public IPv4 nor IPv6 nor a network that is to be started (hcloud-go refuses that too). Any
 network id is accepted (the sandbox keeps no networks; a server gets a 10.x address in each).
 An account's `snapshot_limit` makes create_image beyond it answer 403
-`resource_limit_exceeded`.
+`resource_limit_exceeded`, and its `server_limit` a create beyond it.
 """
 
 from __future__ import annotations
@@ -338,6 +338,13 @@ class HetznerAPI:
         if isinstance(made, Response):
             return made
         kind, image, location, public_net, networks, start = made
+        if self.state.server_limit_reached(account):
+            return error(
+                403,
+                "server limit exceeded",
+                "resource_limit_exceeded",
+                {"limits": [{"name": "server_limit"}]},
+            )
         name = body["name"]
         fails, seconds = self._boot("hetzner", name)
         server, actions = self.state.create_server(
@@ -345,7 +352,7 @@ class HetznerAPI:
             name,
             machine_type=kind.name,
             region=location,
-            image=image if image is None or image.id not in SYSTEM_IMAGES else None,
+            image=None if image.id in SYSTEM_IMAGES else image,
             labels=body.get("labels") or {},
             public_ipv4=public_net.get("enable_ipv4", True),
             ipv6=public_net.get("enable_ipv6", True),
@@ -354,8 +361,8 @@ class HetznerAPI:
             fails=fails,
             seconds=seconds,
         )
-        if image is not None and image.id in SYSTEM_IMAGES:
-            server.image_id = image.id
+        if image.id in SYSTEM_IMAGES:
+            server.image_id = image.id  # shown as that system image, not the seeded default
         return Response(
             201,
             {
@@ -408,6 +415,10 @@ class HetznerAPI:
         if image.status != "available":
             return _invalid("image", f"image {image.id} is not available: it is {image.status}")
         location = body.get("location")
+        if isinstance(location, str) and location.isdigit():
+            location = int(location)
+        if isinstance(location, int) and not isinstance(location, bool):  # by id
+            location = next((n for n in LOCATIONS if _location(n)["id"] == location), "")
         if location is None:
             datacenter = body.get("datacenter")
             found = [k for k, v in LOCATIONS.items() if datacenter in (k, v[5])]

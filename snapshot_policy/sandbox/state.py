@@ -75,6 +75,9 @@ class Account:
     `resource_limit_exceeded`, DigitalOcean 422). None: no limit."""
     boot_seconds: float | None = None
     """How long a new server takes to boot here; None: the state's `boot_seconds`."""
+    server_limit: int | None = None
+    """The most servers the account may have (DigitalOcean's droplet limit, Hetzner's
+    project limit); one more is refused. None: no limit."""
 
 
 @dataclass
@@ -261,6 +264,7 @@ class State:
         burst_limit: int | None = None,
         snapshot_limit: int | None = None,
         boot_seconds: float | None = None,
+        server_limit: int | None = None,
     ) -> Account:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
@@ -269,12 +273,11 @@ class State:
                 "burst_limit is DigitalOcean's per-minute limit; Hetzner documents none"
             )
         with self.lock:
-            if snapshot_limit is not None and (
-                isinstance(snapshot_limit, bool)
-                or not isinstance(snapshot_limit, int)
-                or snapshot_limit < 0
-            ):
-                raise ValueError("snapshot_limit must be a whole number, 0 or more")
+            for key, limit in (("snapshot_limit", snapshot_limit), ("server_limit", server_limit)):
+                if limit is not None and (
+                    isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+                ):
+                    raise ValueError(f"{key} must be a whole number, 0 or more")
             if boot_seconds is not None and (
                 isinstance(boot_seconds, bool)
                 or not isinstance(boot_seconds, int | float)
@@ -289,6 +292,7 @@ class State:
                 burst_limit,
                 snapshot_limit=snapshot_limit,
                 boot_seconds=boot_seconds,
+                server_limit=server_limit,
             )
             self.accounts[name] = account
             return account
@@ -651,6 +655,10 @@ class State:
             action.resources = [{"id": server.id, "type": "server"}]
         return actions
 
+    def server_limit_reached(self, account: Account) -> bool:
+        limit = account.server_limit
+        return limit is not None and len(self.servers_of(account)) >= limit
+
     def delete_server(self, server: Server) -> None:
         """Remove a server at once (its snapshots stay, as orphans); the front-ends say how
         the cloud answers."""
@@ -766,6 +774,7 @@ class State:
                             else {}
                         ),
                         **({"boot_seconds": a.boot_seconds} if a.boot_seconds is not None else {}),
+                        **({"server_limit": a.server_limit} if a.server_limit is not None else {}),
                     }
                     for a in self.accounts.values()
                 ],
@@ -773,7 +782,8 @@ class State:
                     _server_dict(s, self.accounts[s.account]) for s in self.servers.values()
                 ],
                 "snapshots": [
-                    _snapshot_dict(s, self.accounts[s.account]) for s in self.snapshots.values()
+                    _snapshot_dict(s, self.accounts[s.account], self.servers.get(s.server_id or 0))
+                    for s in self.snapshots.values()
                 ],
                 "telegram": {"bots": [{"token": t, "username": u} for t, u in self.bots.items()]},
             }
@@ -799,6 +809,7 @@ class State:
                     burst_limit=item.get("burst_limit"),
                     snapshot_limit=item.get("snapshot_limit"),
                     boot_seconds=item.get("boot_seconds"),
+                    server_limit=item.get("server_limit"),
                 )
                 for tag in item.get("tags", []):
                     self.register_tag(account, tag)
@@ -843,7 +854,9 @@ def _server_dict(server: Server, account: Account) -> dict:
     return out
 
 
-def _snapshot_dict(snapshot: Snapshot, account: Account) -> dict:
+def _snapshot_dict(snapshot: Snapshot, account: Account, server: Server | None) -> dict:
+    """The JSON form; `min_disk_gb` and `architecture` only where they differ from what
+    `add_snapshot` would give it (its server's, else the default type's)."""
     out: dict = {
         "account": snapshot.account,
         "id": snapshot.id,
@@ -853,10 +866,9 @@ def _snapshot_dict(snapshot: Snapshot, account: Account) -> dict:
         "created": format_time(snapshot.created),
         "size_gigabytes": snapshot.size_gigabytes,
     }
-    default_type = DEFAULT_MACHINE_TYPE[account.provider]
-    if snapshot.min_disk_gb != disk_of(account.provider, default_type):
+    if snapshot.min_disk_gb != State._disk(account, server):
         out["min_disk_gb"] = snapshot.min_disk_gb
-    if snapshot.architecture != architecture_of(account.provider, default_type):
+    if snapshot.architecture != State._architecture(account, server):
         out["architecture"] = snapshot.architecture
     if account.provider == "hetzner":
         out.update(

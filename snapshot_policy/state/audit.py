@@ -1,4 +1,5 @@
-"""The audit log: one JSON line per snapshot created, adopted or deleted, appended as it happens.
+"""The audit log: one JSON line per snapshot created, adopted or deleted, appended as it happens;
+and per restore drill, its server created and deleted and its verdict (issue 22).
 
 So an operator can always answer "who deleted this snapshot, and why": each line names the
 time, target, provider, snapshot, the reason and the fingerprint of the plan that decided
@@ -11,11 +12,26 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from snapshot_policy.core.model import Snapshot, Target
 from snapshot_policy.state import statefiles
+
+
+@dataclass(frozen=True)
+class DrillServer:
+    """A drill server as an audit line names it: the target and server it restores, the
+    snapshot, and the server made (its id None while the create's reply is not known)."""
+
+    target: str
+    provider: str
+    account: str
+    source_server_id: str
+    snapshot_id: str
+    server_name: str
+    server_id: str | None = None
 
 
 class AuditLog:
@@ -43,6 +59,34 @@ class AuditLog:
             "server_name": target.server_name,
             "snapshot_id": snapshot.id,
             "snapshot_name": snapshot.name,
+            "reason": reason,
+            "plan_fingerprint": self._fingerprint,
+        }
+        with self._lock:
+            statefiles.append_text(
+                self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log"
+            )
+
+    def record_server(
+        self,
+        event: str,
+        drill: DrillServer,
+        reason: str,
+        when: datetime,
+    ) -> None:
+        """Append one line about a drill server: `event` is "drill server created" or "drill
+        server deleted" (also one an earlier run left). Raise StateFileError (an OSError) if
+        it cannot be written."""
+        line = {
+            "time": when.isoformat(),
+            "event": event,
+            "target": drill.target,
+            "provider": drill.provider,
+            "account": drill.account,
+            "server_id": drill.source_server_id,
+            "drill_server_id": drill.server_id,
+            "drill_server_name": drill.server_name,
+            "snapshot_id": drill.snapshot_id,
             "reason": reason,
             "plan_fingerprint": self._fingerprint,
         }

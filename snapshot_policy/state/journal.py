@@ -20,6 +20,12 @@ dates can fit its creation window (ownership.classify), so it can adopt nothing.
 A target's `before` hook is written here before it runs, and crossed off once its `after`
 hook has run: a run killed in between (SIGKILL, a power cut) leaves the next run to run the
 `after` hook first, so a database frozen by `before` is thawed.
+
+A restore drill's server is written here before its create is sent (`drill_requested`),
+given its id once the cloud answered (`drill_created`) and crossed off only once its deletion
+is confirmed (`drill_gone`): whatever killed a run, the next one finds every drill server it
+may have left, by id or by its exact name, and deletes it (docs/promises.md §5, invariant 14).
+These entries never expire: a server left running costs money until someone deletes it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from snapshot_policy.core.model import OpenDrill
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
 from snapshot_policy.state import statefiles
 
@@ -188,6 +195,78 @@ class Journal:
             ]
         )
 
+    def drill_requested(
+        self,
+        account: str,
+        target: str,
+        server_id: str,
+        name: str,
+        snapshot_id: str,
+        when: datetime,
+    ) -> None:
+        """Note that a drill server `name` is about to be requested for `target`'s server
+        `server_id`, from `snapshot_id`. Written to disk at once, even inside `batch()`: the
+        create may be sent only once this returns. Raise StateFileError (an OSError) if it
+        cannot be written; the entry is then not kept either."""
+        entry = {
+            "account": account,
+            "server_id": server_id,
+            "name": name,
+            "started": when.isoformat(),
+            "drill": target,
+            "snapshot": snapshot_id,
+            "drill_server": "",
+        }
+        with self._lock:
+            before = self._entries
+            self._entries = before + [entry]
+            try:
+                self._write()
+            except OSError:
+                self._entries = before
+                raise
+
+    def drill_created(self, account: str, name: str, server_id: str) -> None:
+        """Note the id the cloud gave the drill server `name`."""
+
+        def named(entries: list[dict]) -> list[dict]:
+            return [
+                {**e, "drill_server": server_id} if _is_drill(e, account, name) else e
+                for e in entries
+            ]
+
+        self._change(named)
+
+    def drill_gone(self, account: str, name: str) -> None:
+        """Cross off the drill server `name`: its deletion is confirmed (or it was certainly
+        never made)."""
+        self._change(lambda entries: [e for e in entries if not _is_drill(e, account, name)])
+
+    def open_drills(self, account: str) -> list[OpenDrill]:
+        """Return the drill servers of `account` not yet confirmed gone, oldest first."""
+        with self._lock:
+            found = [e for e in self._entries if _kind(e) == "drill" and e["account"] == account]
+        return sorted(
+            (
+                OpenDrill(
+                    account=e["account"],
+                    target=e["drill"],
+                    source_server_id=e["server_id"],
+                    name=e["name"],
+                    snapshot_id=e["snapshot"],
+                    when=datetime.fromisoformat(e["started"]),
+                    server_id=e["drill_server"] or None,
+                )
+                for e in found
+            ),
+            key=lambda drill: drill.when,
+        )
+
+    def drill_accounts(self) -> list[str]:
+        """Return the accounts with an open drill server, each once."""
+        with self._lock:
+            return sorted({e["account"] for e in self._entries if _kind(e) == "drill"})
+
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Write the changes made in this block once, at its end, instead of once each: a
@@ -236,11 +315,16 @@ class Journal:
         fresh = []
         for entry in entries if isinstance(entries, list) else []:
             try:
-                # An owed after hook never expires: a frozen server stays frozen however long ago.
-                if datetime.fromisoformat(entry["started"]) > oldest or _kind(entry) == "after":
-                    extra = {"deleting": ("deleting", "reason"), "after": ("after",), "start": ()}[
-                        _kind(entry)
-                    ]
+                # An owed after hook never expires: a frozen server stays frozen however long ago;
+                # nor does a drill server: it costs money until it is deleted.
+                kind = _kind(entry)
+                if datetime.fromisoformat(entry["started"]) > oldest or kind in NEVER_EXPIRE:
+                    extra = {
+                        "deleting": ("deleting", "reason"),
+                        "after": ("after",),
+                        "drill": ("drill", "snapshot", "drill_server"),
+                        "start": (),
+                    }[kind]
                     fresh.append(
                         {
                             k: str(entry[k])
@@ -252,6 +336,16 @@ class Journal:
         return fresh
 
 
+NEVER_EXPIRE = ("after", "drill")
+
+
 def _kind(entry: dict) -> str:
-    """What an entry records: a snapshot start, a deletion sent, or an after hook owed."""
+    """What an entry records: a snapshot start, a deletion sent, an after hook owed, or a
+    drill server that may exist."""
+    if "drill" in entry:
+        return "drill"
     return "deleting" if "deleting" in entry else "after" if "after" in entry else "start"
+
+
+def _is_drill(entry: dict, account: str, name: str) -> bool:
+    return _kind(entry) == "drill" and (entry["account"], entry["name"]) == (account, name)

@@ -128,6 +128,8 @@ COMMANDS = [
     "apply",
     "status",
     "validate",
+    "drill",
+    "restore",
     "simulate",
     "migrate",
     "sandbox",

@@ -283,6 +283,13 @@ def test_server_creates_are_refused_as_hetzner_refuses_them(sandbox, hz, hz_snap
             assert refusal.details["fields"][0]["name"] == field, kwargs
     assert create(kind="cax21", image=arm.id).server.server_type.architecture == "arm"
     assert create(name="drill-y", kind="ccx13", location="hel1").server.location.name == "hel1"
+    by_ids = hz.servers.create(
+        "drill-ids",
+        server_type=ServerType(id=2),
+        image=Image(id=hz_snapshot.id),
+        location=Location(id=3),
+    ).server
+    assert (by_ids.server_type.name, by_ids.location.name) == ("cpx32", "nbg1")
     assert create(name="drill-z", kind="cpx22", image="ubuntu-24.04").server.image.name == (
         "ubuntu-24.04"
     )
@@ -672,3 +679,67 @@ def test_a_seeded_starting_server_boots_for_the_sandboxs_boot_seconds(sandbox):
         assert status_of(other, 399) == "starting"
         wait_until(lambda: status_of(other, 399) == "running")
     assert 0.2 <= time.monotonic() - started < 4
+
+
+def test_a_server_outlives_the_snapshot_it_was_made_from(sandbox, do, hz, openapi):
+    """Retention may delete a drill's snapshot while its server runs: the server still reads
+    (DigitalOcean names the image `deleted`, Hetzner's image is null), through both SDKs and
+    as the descriptions allow."""
+    from tests.integration.test_sandbox_conformance import Recorder, validate
+
+    do_snap = sandbox.state.add_snapshot("do-a", "web-1-old", server_id=101)
+    hz_snap = sandbox.state.add_snapshot("hz-a", "app-1 old", server_id=301)
+    droplet = create_droplet(do, do_snap)["droplet"]["id"]
+    server = hz.servers.create(
+        "drill-app-1", server_type=ServerType(name="cpx22"), image=Image(id=hz_snap.id)
+    ).server.id
+    do.snapshots.delete(do_snap.id)
+    hz.images.delete(Image(id=hz_snap.id))
+    image = do.droplets.get(droplet)["droplet"]["image"]
+    assert (image["id"], image["status"]) == (do_snap.id, "deleted")
+    assert hz.servers.get_by_id(server).image is None
+    call = Recorder(sandbox)
+    call("digitalocean", "GET", f"/v2/droplets/{droplet}", 200)
+    call("hetzner", "GET", f"/v1/servers/{server}", 200)
+    for provider, request, response in call.exchanges:
+        validate(openapi, provider, request, response)
+    call.client.close()
+
+
+def test_snapshot_disks_and_architectures_round_trip(sandbox):
+    state = sandbox.state
+    state.add_server("hz-a", "arm-3", id=360, machine_type="cax21")
+    state.add_server("do-a", "big-2", id=170, machine_type="s-4vcpu-8gb")
+    arm = state.add_snapshot("hz-a", "arm-3 nightly", server_id=360)
+    small = state.add_snapshot("do-a", "big-2 trimmed", server_id=170, min_disk_gb=25)
+    state.remove_server(360)  # its snapshot is an orphan now: no server to default from
+    dumped = sandbox.dump_state()
+    snapshots = {s["id"]: s for s in dumped["snapshots"]}
+    assert (snapshots[arm.id]["architecture"], snapshots[small.id]["min_disk_gb"]) == ("arm", 25)
+    loaded = State.from_dict(dumped)
+    assert (loaded.snapshots[arm.id].architecture, loaded.snapshots[small.id].min_disk_gb) == (
+        "arm",
+        25,
+    )
+    assert loaded.to_dict() == dumped
+
+
+def test_a_server_limit_refuses_one_more_server(sandbox, make_do, hz, do_snapshot, hz_snapshot):
+    sandbox.state.accounts["do-a"].server_limit = 4  # web-1, web-2, db-1 and one more
+    sandbox.state.accounts["hz-a"].server_limit = 3  # app-1, app-2, db-1: full
+    do = make_do(retry_total=0)
+    create_droplet(do, do_snapshot)
+    status, body = refused(lambda: create_droplet(do, do_snapshot, name="drill-2"))
+    assert status == 422 and "droplet limit (4)" in body["message"]
+    refusal = hz_refused(
+        lambda: hz.servers.create(
+            "drill-app-1", server_type=ServerType(name="cpx22"), image=Image(id=hz_snapshot.id)
+        )
+    )
+    assert (refusal.code, refusal.details) == (
+        "resource_limit_exceeded",
+        {"limits": [{"name": "server_limit"}]},
+    )
+    dumped = sandbox.dump_state()
+    assert [a.get("server_limit") for a in dumped["accounts"]] == [4, None, 3, None]
+    assert State.from_dict(dumped).to_dict() == dumped

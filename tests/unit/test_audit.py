@@ -121,3 +121,25 @@ def test_audit_log_others_may_write_is_refused_before_the_run_and_left_alone(tmp
     ):
         AuditLog(path, FINGERPRINT)
     assert path.read_text() == '{"event": "forged"}\n'
+
+
+def test_audit_log_names_a_drill_server_and_what_it_was_made_from(tmp_path):
+    from snapshot_policy.state.audit import DrillServer
+
+    log = AuditLog(tmp_path / "audit.jsonl", "sha256:abc")
+    server = DrillServer("db", "hetzner", "hz", "4711", "171334", "drill-db-4711-x", "9001")
+    log.record_server("drill server deleted", server, "left by an earlier run", utc(2026, 12, 7))
+    (line,) = [json.loads(t) for t in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert line == {
+        "time": "2026-12-07T00:00:00+00:00",
+        "event": "drill server deleted",
+        "target": "db",
+        "provider": "hetzner",
+        "account": "hz",
+        "server_id": "4711",
+        "drill_server_id": "9001",
+        "drill_server_name": "drill-db-4711-x",
+        "snapshot_id": "171334",
+        "reason": "left by an earlier run",
+        "plan_fingerprint": "sha256:abc",
+    }

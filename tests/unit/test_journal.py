@@ -232,3 +232,90 @@ def test_an_after_hook_owed_survives_in_the_file_until_it_ran(tmp_path):
     assert second.afters_pending("do", "2") == {}
     second.after_ran("do", "1", "db")
     assert Journal(path, IN_FLIGHT, now=much_later).afters_pending("do", "1") == {}
+
+
+# -- drill servers (issue 22) ---------------------------------------------------------------
+
+
+def drill(journal, name="drill-web-1", when=NOW, account="do"):
+    journal.drill_requested(account, "web", "1", name, "snap-9", when)
+
+
+def test_a_drill_server_is_open_from_its_request_until_it_is_gone(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    drill(journal)
+    (requested,) = journal.open_drills("do")
+    assert (requested.target, requested.source_server_id, requested.name) == (
+        "web",
+        "1",
+        "drill-web-1",
+    )
+    assert (requested.snapshot_id, requested.when, requested.server_id) == (
+        "snap-9",
+        NOW,
+        None,
+    )
+    journal.drill_created("do", "drill-web-1", "777")
+    assert [
+        d.server_id for d in Journal(tmp_path / "journal.json", IN_FLIGHT, NOW).open_drills("do")
+    ] == ["777"]
+    assert journal.open_drills("hz") == [] and journal.drill_accounts() == ["do"]
+    journal.drill_gone("do", "drill-web-1")
+    assert journal.open_drills("do") == []
+    assert Journal(tmp_path / "journal.json", IN_FLIGHT, NOW).open_drills("do") == []
+
+
+def test_a_drill_request_is_on_disk_before_it_returns_even_inside_a_batch(tmp_path):
+    path = tmp_path / "journal.json"
+    journal = Journal(path, IN_FLIGHT, now=NOW)
+    with journal.batch():
+        drill(journal)
+        assert [e["name"] for e in json.loads(path.read_text())] == ["drill-web-1"]
+
+
+def test_a_drill_request_that_cannot_be_written_raises_and_is_not_kept(tmp_path, monkeypatch):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(statefiles.os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        drill(journal)
+    assert journal.open_drills("do") == []
+    monkeypatch.undo()
+    journal.started("do", "1", "a", NOW)  # the next write does not bring it back
+    assert Journal(tmp_path / "journal.json", IN_FLIGHT, NOW).open_drills("do") == []
+
+
+def test_open_drill_servers_never_expire(tmp_path):
+    path = tmp_path / "journal.json"
+    journal = Journal(path, IN_FLIGHT, now=NOW - timedelta(days=400))
+    drill(journal, when=NOW - timedelta(days=400))
+    journal.started("do", "1", "web-old", NOW - timedelta(days=400))
+    later = Journal(path, IN_FLIGHT, now=NOW)
+    assert [d.name for d in later.open_drills("do")] == ["drill-web-1"]
+    assert later.pending("do", "1") == {}
+
+
+def test_drill_entries_are_neither_starts_nor_deletions_nor_afters(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    drill(journal)
+    journal.drill_created("do", "drill-web-1", "777")
+    assert journal.pending("do", "1") == {} and journal.in_flight("do", "1") == {}
+    assert journal.deletions("do", "1") == {} and journal.afters_pending("do", "1") == {}
+    assert journal.future_starts() == []
+    journal.marked("do", "1", "drill-web-1")
+    journal.deleted("do", "1", "777")
+    journal.after_ran("do", "1", "web")
+    assert [d.name for d in journal.open_drills("do")] == ["drill-web-1"]
+
+
+def test_crossing_off_one_drill_server_keeps_the_others(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    drill(journal, "drill-a")
+    drill(journal, "drill-b", NOW + timedelta(seconds=1))
+    drill(journal, "drill-a", account="hz")
+    journal.drill_gone("do", "drill-a")
+    assert [d.name for d in journal.open_drills("do")] == ["drill-b"]
+    assert [d.name for d in journal.open_drills("hz")] == ["drill-a"]

@@ -12,6 +12,7 @@ from snapshot_policy.edges.notify.messages import (
     LEGACY_PAYLOAD,
     LEGACY_STYLE,
     SUCCESS,
+    Drilled,
     Event,
     Style,
     plain_text,
@@ -302,3 +303,57 @@ def test_script_renders_the_programs_name_or_the_styles_or_the_setting():
     # The default style keeps its own wording.
     assert variables(replace(OK, total_snapshots=1))["snapshot_info"] == "1 snapshot exists"
     assert variables(FAILED)["snapshot_name"] == ""
+
+
+# -- restore drills (issue 22) ---------------------------------------------------------------
+
+DRILLED = replace(
+    OK,
+    snapshot_name="web-1_20250101033000",
+    total_snapshots=0,
+    drill=Drilled("9001", "s-1vcpu-1gb", "nyc3", 42.4, True, "done"),
+)
+DRILL_FAILED = replace(
+    DRILLED,
+    status=FAILURE,
+    error="the probe failed: probe failed (exit status 3)",
+    drill=Drilled("9001", "s-1vcpu-1gb", "nyc3", 40.0, False, "probe"),
+)
+
+
+def test_a_drill_is_told_in_its_own_words_whatever_the_snapshot_templates():
+    text, mode = telegram_text(DRILLED, "*OK* {server_name} {snapshot_name}")
+    assert mode == "Markdown"
+    assert text.splitlines()[:5] == [
+        "✅ *Restore drill passed*",
+        "Server: web-1 (id 101, digitalocean)",
+        "Snapshot: web-1\\_20250101033000 (9001)",
+        "Restored to: s-1vcpu-1gb in nyc3",
+        "Restore time: 42s",
+    ]
+    assert "snapshots exist" not in text
+
+
+def test_a_failed_drill_says_where_it_failed_and_that_its_server_is_left():
+    text = plain_text(DRILL_FAILED, None)
+    assert "❌ Restore drill failed" in text
+    assert "Failed at: probe" in text and "Error: the probe failed" in text
+    assert "Its server is NOT deleted yet: the next run deletes it" in text
+
+
+def test_a_drill_webhook_payload_says_it_is_a_drill():
+    payload = webhook_payload(DRILL_FAILED, {"text": "{server_name}"})
+    assert payload["event"] == "drill" and payload["passed"] is False
+    assert (payload["snapshot_id"], payload["machine_type"], payload["region"]) == (
+        "9001",
+        "s-1vcpu-1gb",
+        "nyc3",
+    )
+    assert payload["restore_seconds"] == 40.0 and payload["server_deleted"] is False
+    assert payload["stage"] == "probe" and payload["error"].startswith("the probe failed")
+
+
+def test_a_summary_lists_drills_beside_snapshots():
+    text = summary_plain_text([OK, DRILL_FAILED])
+    assert "❌ web-1 (digitalocean): drill of web-1_20250101033000 failed at probe: " in text
+    assert "✅ web-1 (digitalocean): web-1-20250101033000, 3 snapshots exist" in text

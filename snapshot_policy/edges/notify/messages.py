@@ -102,6 +102,20 @@ DEFAULT_STYLE = Style()
 
 
 @dataclass(frozen=True)
+class Drilled:
+    """What a restore drill did (issue 22), for an Event about a drill: the snapshot restored
+    (the Event's `snapshot_name`), to what and where, how long until its server ran, and
+    whether its server is gone."""
+
+    snapshot_id: str
+    machine_type: str
+    region: str
+    restore_seconds: float | None
+    deleted: bool
+    stage: str
+
+
+@dataclass(frozen=True)
 class Event:
     """One target's result, as notifications tell it. `snapshot_name` is "" when none was made."""
 
@@ -117,6 +131,9 @@ class Event:
     timestamp: datetime  # timezone-aware
     made: bool = False
     """This run made the target's snapshot (whatever became of its deletions)."""
+    drill: Drilled | None = None
+    """Set for a restore drill's result: told in its own words (`drill_text`,
+    `drill_payload`), whatever templates the channel has for snapshots."""
 
 
 def legacy_status(event: Event) -> str:
@@ -184,7 +201,10 @@ def telegram_text(
     event: Event, template: str | None, style: Style = DEFAULT_STYLE
 ) -> tuple[str, str | None]:
     """Return (text, parse_mode): `template` filled with escaped values, or the style's default
-    (the legacy style's is snapshots.py's built-in template)."""
+    (the legacy style's is snapshots.py's built-in template). A drill's result is told in
+    its own words (`drill_text`)."""
+    if event.drill is not None:
+        return drill_text(event, markdown=True), PARSE_MODE
     template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=True), PARSE_MODE
@@ -193,6 +213,8 @@ def telegram_text(
 
 def plain_text(event: Event, template: str | None, style: Style = DEFAULT_STYLE) -> str:
     """The same message unescaped, to send without a parse mode when Telegram refuses the markup."""
+    if event.drill is not None:
+        return drill_text(event, markdown=False)
     template = _legacy_template(event, template, style)
     if template is None:
         return _default_layout(event, markdown=False)
@@ -268,6 +290,10 @@ def _summary(events: Sequence[Event], markdown: bool) -> str:
 
 def _summary_line(event: Event, value: Callable[[object], str]) -> str:
     where = _server(event, value, with_id=False)
+    if event.drill is not None:
+        return (
+            f"{'✅' if event.status == SUCCESS else '❌'} {where}: {value(_drill_outcome(event))}"
+        )
     if event.status != SUCCESS:
         return f"❌ {where}: {value(_shorten(event.error or 'unknown error', SUMMARY_ERROR_LIMIT))}"
     made = f"{value(event.snapshot_name)}, " if event.snapshot_name else ""
@@ -280,6 +306,64 @@ def _server(event: Event, value: Callable[[object], str], with_id: bool) -> str:
     details = [f"id {event.server_id}" if with_id and event.server_id else "", event.provider]
     known = ", ".join(value(d) for d in details if d)
     return f"{value(event.server_name)} ({known})" if known else value(event.server_name)
+
+
+def drill_text(event: Event, markdown: bool) -> str:
+    """A restore drill's result: passed or failed, the snapshot, where it was restored, how
+    long it took, and whether its server is gone."""
+    value = _escape_outside if markdown else str
+    drill = event.drill
+    ok = event.status == SUCCESS
+    title = "Restore drill passed" if ok else "Restore drill failed"
+    lines = [
+        f"{'✅' if ok else '❌'} {_bold(title, markdown)}",
+        f"Server: {_server(event, value, with_id=True)}",
+        f"Snapshot: {value(event.snapshot_name)} ({value(drill.snapshot_id)})",
+        f"Restored to: {value(drill.machine_type)} in {value(drill.region)}",
+    ]
+    if drill.restore_seconds is not None:
+        lines.append(f"Restore time: {drill.restore_seconds:.0f}s")
+    if not ok:
+        lines.append(f"Failed at: {drill.stage}")
+        lines.append(f"Error: {value(_shorten(event.error or 'unknown error', ERROR_LIMIT))}")
+    if not drill.deleted:
+        lines.append("Its server is NOT deleted yet: the next run deletes it")
+    lines += [f"Host: {value(event.hostname)}", f"Time: {_utc_text(event.timestamp)}"]
+    return "\n".join(lines)
+
+
+def _drill_outcome(event: Event) -> str:
+    drill = event.drill
+    took = f" in {drill.restore_seconds:.0f}s" if drill.restore_seconds is not None else ""
+    if event.status == SUCCESS:
+        return f"drill of {event.snapshot_name} passed, restored{took}"
+    error = _shorten(event.error or "unknown error", SUMMARY_ERROR_LIMIT)
+    return f"drill of {event.snapshot_name} failed at {drill.stage}: {error}"
+
+
+def drill_payload(event: Event) -> dict:
+    """A restore drill's result as a webhook's JSON body (`"event": "drill"`)."""
+    drill = event.drill
+    return {
+        "script": SCRIPT,
+        "event": "drill",
+        "provider": event.provider,
+        "server": event.server_name,
+        "server_id": event.server_id,
+        "target": event.target,
+        "status": event.status,
+        "passed": event.status == SUCCESS,
+        "snapshot_id": drill.snapshot_id,
+        "snapshot_name": event.snapshot_name,
+        "machine_type": drill.machine_type,
+        "region": drill.region,
+        "restore_seconds": drill.restore_seconds,
+        "stage": drill.stage,
+        "server_deleted": drill.deleted,
+        "hostname": event.hostname,
+        "timestamp": _utc_text(event.timestamp),
+        "error": event.error,
+    }
 
 
 def _bold(text: str, markdown: bool) -> str:
@@ -376,6 +460,8 @@ def webhook_payload(event: Event, template: dict | None, style: Style = DEFAULT_
     In the legacy style an empty template (`{}`) is the body snapshots.py sent for an empty
     setting: LEGACY_PAYLOAD's, `total_snapshots` a number.
     """
+    if event.drill is not None:
+        return drill_payload(event)
     values = variables(event, style)
     if style.legacy and template == {}:  # what snapshots.py sent for an empty payload setting
         return {**_fill_payload(LEGACY_PAYLOAD, values), "total_snapshots": event.total_snapshots}

@@ -1,0 +1,613 @@
+"""Carrying restore drills out (issue 22, item 2; docs/promises.md §5, invariant 14): make a
+server from a snapshot, wait until it runs, probe it, delete it — always.
+
+Each account runs on its own thread, at most `drills_per_account` of its drill servers at a
+time; while any boots, one listing of the account's drill servers per round
+(`provider.drill_servers`) tells all of them apart, rounds spaced as snapshot polls are.
+Creates, deletes and marks go out through a few request threads, paced by the account's
+request budget; probes run as hooks do (`edges/hooks.run`: argv, a minimal environment,
+the timeout, the output to the log, killed with their process group at a stop).
+
+What a drill does next is decided by its `drill_lifecycle.DrillLifecycle`; this module sends,
+waits, and writes the journal, the audit log and the run state. The rules that bind it:
+a drill server is in the journal (on disk) before its create is sent; it is crossed off only
+once its deletion is confirmed; a server is deleted only through
+`provider.delete_drill_server`, which reads it again and refuses one without our drill
+marks; and the leftovers of earlier runs are deleted first (`clear_leftovers`), only when
+`drills.leftovers` says the journal names them and they carry our marks.
+
+Told to stop (`execute.Stop`), no drill begins; running probes are killed; every server that
+exists is deleted, and the replies to requests already sent are taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import timezone
+
+from snapshot_policy.core import drill_lifecycle as d
+from snapshot_policy.core import drills, ownership
+from snapshot_policy.core.drill_lifecycle import DrillLifecycle, DrillStage
+from snapshot_policy.core.model import (
+    Clock,
+    DrillPlan,
+    DrillResult,
+    Hooks,
+    MadeServer,
+    ProviderError,
+    ServerRequest,
+    Target,
+)
+from snapshot_policy.edges import hooks
+from snapshot_policy.edges.providers import Provider
+from snapshot_policy.edges.providers.retry import FIRST_POLL
+from snapshot_policy.engine.execute import Stop
+from snapshot_policy.pacing.budget import RequestBudget
+from snapshot_policy.state.audit import AuditLog, DrillServer
+from snapshot_policy.state.journal import Journal
+from snapshot_policy.state.runstate import LastDrill, RunState
+
+log = logging.getLogger(__name__)
+
+REQUESTS_AT_ONCE = 8
+"""Creates, deletes and marks in flight per account: a drill needs few, one at a time each."""
+POLL_SPACING = 0.25
+"""A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
+MAX_POLL_WAIT = 15.0
+FAILED_ROUNDS = 3
+"""Boot poll rounds in a row that may fail before the booting servers are given up (and
+deleted): their boot timeout ends them too."""
+
+
+def drill_row(target: Target) -> Target:
+    """The target as the progress display shows its drill: a row of its own, so the drill's
+    stages never stand in for the snapshot's result."""
+    return replace(target, name=f"{target.name} (drill)")
+
+
+def probe_environment(server: MadeServer, plan: DrillPlan) -> dict[str, str]:
+    """What a probe is told of the server it checks (README "Restore drills")."""
+    t, snapshot = plan.target, plan.snapshot
+    return {
+        "SNAPSHOT_POLICY_TARGET": t.name,
+        "SNAPSHOT_POLICY_PROVIDER": t.provider,
+        "SNAPSHOT_POLICY_SERVER_ID": t.server_id,
+        "SNAPSHOT_POLICY_SERVER_NAME": t.server_name,
+        "SNAPSHOT_POLICY_DRILL_SERVER_ID": server.id,
+        "SNAPSHOT_POLICY_DRILL_SERVER_NAME": server.name,
+        "SNAPSHOT_POLICY_DRILL_PRIVATE_IP": server.private_ip or "",
+        "SNAPSHOT_POLICY_DRILL_PUBLIC_IP": server.public_ip or "",
+        "SNAPSHOT_POLICY_DRILL_TARGET": t.name,
+        "SNAPSHOT_POLICY_DRILL_SNAPSHOT_ID": snapshot.id,
+        "SNAPSHOT_POLICY_DRILL_SNAPSHOT_NAME": snapshot.name,
+    }
+
+
+def server_request(plan: DrillPlan, owner: str) -> ServerRequest:
+    """The drill server `plan` asks for, carrying our drill marks (ownership)."""
+    t, drill = plan.target, plan.target.drill
+    return ServerRequest(
+        name=plan.name,
+        image_id=plan.snapshot.id,
+        machine_type=plan.machine_type.name,
+        region=plan.region,
+        labels=ownership.drill_server_labels(t.provider, owner, t.name, plan.snapshot.id),
+        public_network=drill.public_network,
+        networks=drill.networks,
+    )
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A drill server an earlier run left, and what this run did about it: `deleted`, or
+    `error` says why not (a failed delete; a server we may not delete, reported only)."""
+
+    account: str
+    target: str
+    name: str
+    server_id: str | None
+    deleted: bool
+    error: str | None = None
+
+
+@dataclass
+class Drills:
+    """Restore drills of one run, per account at once (see the module docstring)."""
+
+    providers: Mapping[str, Provider]
+    """By account name."""
+    journal: Journal
+    audit: AuditLog
+    now: Clock
+    owner: str
+    per_account: int = 2
+    poll_interval: float = MAX_POLL_WAIT
+    state: RunState | None = None
+    progress: Callable[[Target, str], None] = lambda target, stage: None
+    stop: Stop = field(default_factory=Stop)
+    monotonic: Callable[[], float] = time.monotonic
+    _halting: threading.Lock = field(default_factory=threading.Lock)
+    _halted: bool = False
+
+    # -- what earlier runs left -----------------------------------------------------------
+
+    def clear_leftovers(self, accounts: Iterable[str]) -> list[Leftover]:
+        """Delete the drill servers earlier runs left in `accounts` (those with a provider
+        here), and those with open journal entries: journaled, listed, and carrying our
+        marks (`drills.leftovers`). Cross off what is certainly gone; report servers with
+        our drill marks the journal does not name, never deleting them."""
+        names = sorted({*accounts, *self.journal.drill_accounts()})
+        found: list[Leftover] = []
+        for account in names:
+            provider = self.providers.get(account)
+            open_entries = self.journal.open_drills(account)
+            if provider is None:
+                for entry in open_entries:
+                    log.warning(
+                        "drill server %s (account %s) left by an earlier run: the account is "
+                        "not in this run; a run that includes it deletes it",
+                        entry.name,
+                        account,
+                    )
+                continue
+            found += self._clear_account(account, provider, open_entries)
+        return found
+
+    def _clear_account(self, account: str, provider: Provider, open_entries) -> list[Leftover]:
+        try:
+            listed, complete = provider.drill_servers(), True
+        except ProviderError as error:
+            log.warning("%s: could not list the drill servers: %s", account, error)
+            listed, complete = [], False
+        now = self.now()
+        sorted_out = drills.leftovers(
+            open_entries, listed, complete, self.owner, provider.name, now
+        )
+        found = []
+        for entry, server in sorted_out.delete:
+            reason = f"left by an earlier run (requested {entry.when.isoformat()})"
+            try:
+                provider.delete_drill_server(server, self.owner)
+            except ProviderError as error:
+                problem = (
+                    f"could not delete drill server {server.name} ({server.id}) an earlier run "
+                    f"left: {error}; the next run tries again"
+                )
+                log.error("%s: %s", account, problem)
+                found.append(Leftover(account, entry.target, entry.name, server.id, False, problem))
+                continue
+            self.journal.drill_gone(account, entry.name)
+            self._audit_server(provider, entry, server.id, "drill server deleted", reason)
+            log.warning(
+                "%s: deleted drill server %s (%s) %s", account, server.name, server.id, reason
+            )
+            found.append(Leftover(account, entry.target, entry.name, server.id, True))
+        for entry in sorted_out.settle:
+            self.journal.drill_gone(account, entry.name)
+            log.info(
+                "%s: drill server %s of an earlier run is not listed: it is gone",
+                account,
+                entry.name,
+            )
+        for entry in sorted_out.waiting:
+            log.info(
+                "%s: drill server %s of an earlier run is not settled yet; the journal keeps it",
+                account,
+                entry.name,
+            )
+        for server in sorted_out.unknown:
+            problem = (
+                f"server {server.name} ({server.id}) carries this configuration's drill marks "
+                "but no journal entry names it: not deleted; delete it yourself if it is yours"
+            )
+            log.warning("%s: %s", account, problem)
+            found.append(Leftover(account, "", server.name, server.id, False, problem))
+        for server, why in sorted_out.refused:
+            problem = f"drill server {server.name} ({server.id}): {why}"
+            log.warning("%s: %s", account, problem)
+            found.append(Leftover(account, "", server.name, server.id, False, problem))
+        return found
+
+    def _audit_server(self, provider: Provider, entry, server_id, event: str, reason: str) -> None:
+        drill = DrillServer(
+            entry.target,
+            provider.name,
+            entry.account,
+            entry.source_server_id,
+            entry.snapshot_id,
+            entry.name,
+            server_id,
+        )
+        try:
+            self.audit.record_server(event, drill, reason, self.now())
+        except OSError as error:
+            log.error("could not write the audit log: %s", error)
+
+    # -- this run's drills ----------------------------------------------------------------
+
+    def run(self, plans: Sequence[DrillPlan]) -> list[DrillResult]:
+        """Carry out the due, feasible drills of `plans`, accounts at once; return their
+        results in the plans' order."""
+        due = [p for p in plans if p.due and p.refusal is None and p.snapshot is not None]
+        by_account: dict[str, list[DrillPlan]] = defaultdict(list)
+        for plan in due:
+            by_account[plan.target.account].append(plan)
+        results: dict[int, DrillResult] = {}
+        if not by_account:
+            return []
+        with ThreadPoolExecutor(len(by_account), thread_name_prefix="drills") as pool:
+            for found in pool.map(self._run_account, by_account.values()):
+                results.update(found)
+        return [results[id(p)] for p in due if id(p) in results]
+
+    def _run_account(self, plans: list[DrillPlan]) -> dict[int, DrillResult]:
+        account = plans[0].target.account
+        run = AccountDrills(self, self.providers[account], plans)
+        try:
+            run.run()
+        except Exception:  # a bug: what may exist is left to the journal and the next run
+            log.exception("%s: unexpected error in the restore drills", account)
+        now = self.now()
+        # A drill the stop kept from beginning did nothing: it stays due, and is not reported.
+        return {id(life.plan): life.result(now) for life in run.lives if life.began}
+
+    def halt_once_stopped(self) -> None:
+        """Once the run is told to stop, kill the probes running then (once for all accounts)."""
+        with self._halting:
+            if self.stop.is_set() and not self._halted:
+                hooks.stop_all()
+                self._halted = True
+
+    def record(self, life: DrillLifecycle, event: str, reason: str) -> None:
+        """Write an audit line about a drill: one that cannot be written fails it."""
+        try:
+            if event.startswith("drill server"):
+                server = life.server
+                t = life.target
+                drill = DrillServer(
+                    t.name,
+                    t.provider,
+                    t.account,
+                    t.server_id,
+                    life.snapshot.id,
+                    server.name if server else life.request.name,
+                    server.id if server else None,
+                )
+                self.audit.record_server(event, drill, reason, self.now())
+            else:
+                self.audit.record(event, life.target, life.snapshot, reason, self.now())
+        except OSError as error:
+            log.error("%s: could not write the audit log: %s", life.label, error)
+            life.errors.append(f"{event} but could not write the audit log: {error}")
+
+
+class AccountDrills:
+    """The drills of one account: a loop that starts drills while there is room, polls the
+    booting servers, and takes every reply (see the module docstring)."""
+
+    def __init__(self, drills: Drills, provider: Provider, plans: Sequence[DrillPlan]):
+        self.drills = drills
+        self.provider = provider
+        self.account = plans[0].target.account
+        self.lives = [
+            DrillLifecycle(
+                plan,
+                server_request(plan, drills.owner),
+                plan.target.drill.probe is not None,
+                plan.target.drill.boot_timeout,
+            )
+            for plan in plans
+        ]
+        self.queue = list(self.lives)
+        self.budget = RequestBudget(provider.rate_limit, drills.monotonic)
+        self.requests: dict[Future, Callable[[Future], None]] = {}
+        self.probes: dict[Future, Callable[[Future], None]] = {}
+        self.booting: dict[DrillLifecycle, MadeServer] = {}
+        self.finding: list[DrillLifecycle] = []
+        self.next_poll = float("-inf")
+        self.failed_rounds = 0
+        self.halted = False
+
+    def run(self) -> None:
+        with (
+            ThreadPoolExecutor(REQUESTS_AT_ONCE, f"{self.account}-drill") as pool,
+            ThreadPoolExecutor(self.drills.per_account, f"{self.account}-probe") as probe_pool,
+        ):
+            self.pool, self.probe_pool = pool, probe_pool
+            for life in self.lives:
+                self.drills.progress(drill_row(life.target), "waiting")
+            while self._unfinished():
+                self.drills.halt_once_stopped()
+                if self.drills.stop.is_set() and not self.halted:
+                    self._halt()
+                self._start_some()
+                self._poll_if_due()
+                self._wait()
+
+    def _unfinished(self) -> bool:
+        return bool(
+            self.requests
+            or self.probes
+            or any(life.stage is not DrillStage.DONE for life in self.lives)
+        )
+
+    # -- starting ------------------------------------------------------------------------
+
+    def _holding(self) -> int:
+        """Drills whose server may exist now: they take the account's slots."""
+        holding = (DrillStage.CREATING, DrillStage.BOOTING, DrillStage.PROBING, DrillStage.DELETING)
+        return sum(life.stage in holding for life in self.lives)
+
+    def _start_some(self) -> None:
+        while (
+            not self.drills.stop.is_set()
+            and self.queue
+            and self._holding() < self.drills.per_account
+            and self.budget.wait() == 0
+        ):
+            life = self.queue.pop(0)
+            self._carry(life, life.on(d.Turn(self.drills.now(), self.drills.monotonic())))
+
+    # -- carrying out --------------------------------------------------------------------
+
+    def _carry(self, life: DrillLifecycle, orders: Iterable[d.Command]) -> None:
+        """Carry out a drill's commands in order; a journal that cannot be written stops
+        the list there (no create is sent)."""
+        journal, t = self.drills.journal, life.target
+        for command in orders:
+            match command:
+                case d.Log(level, message):
+                    log.log(level, message)
+                case d.Progress(stage):
+                    shown = {"passed": "done"}.get(stage, stage)
+                    self.drills.progress(drill_row(t), shown)
+                case d.Journal(request):
+                    try:
+                        journal.drill_requested(
+                            t.account,
+                            t.name,
+                            t.server_id,
+                            request.name,
+                            request.image_id,
+                            life.started or self.drills.now(),
+                        )
+                    except OSError as error:
+                        self._carry(life, life.on(d.JournalFailed(str(error))))
+                        return
+                case d.Create(request):
+                    self._send(life, self.provider.create_server, (request,), self._created)
+                case d.JournalServer(server):
+                    journal.drill_created(t.account, life.request.name, server.id)
+                case d.Record(event, reason):
+                    self.drills.record(life, event, reason)
+                case d.Boot(server):
+                    self.booting[life] = server
+                    self.next_poll = min(self.next_poll, self.drills.monotonic() + FIRST_POLL)
+                case d.Find():
+                    self.finding.append(life)
+                    self.next_poll = min(self.next_poll, self.drills.monotonic() + FIRST_POLL)
+                case d.Probe(server):
+                    self._probe(life, server)
+                case d.Delete(server):
+                    self.booting.pop(life, None)
+                    self._send(
+                        life,
+                        self.provider.delete_drill_server,
+                        (server, self.drills.owner),
+                        self._deleted,
+                    )
+                case d.Mark(passed):
+                    labels = ownership.drill_result_labels(
+                        t.provider, passed, self.drills.now().astimezone(timezone.utc).date()
+                    )
+                    self._send(
+                        life, self.provider.mark_snapshot, (life.snapshot.id, labels), self._marked
+                    )
+                case d.CrossOff():
+                    journal.drill_gone(t.account, life.request.name)
+                case d.Finished():
+                    self._finished(life)
+                case _:
+                    raise TypeError(f"not carried out here: {command!r}")
+
+    def _send(self, life, call, args, then) -> None:
+        self.budget.spend()
+        future = self.pool.submit(call, *args)
+        self.requests[future] = lambda f: then(life, f)
+
+    def _created(self, life: DrillLifecycle, future: Future) -> None:
+        self._spent()
+        try:
+            server = future.result()
+        except ProviderError as error:
+            event = d.CreateFailed(error) if error.refused else d.CreateLost(str(error))
+        except Exception as error:  # a bug, or an SDK surprise: the create may have acted
+            log.exception("%s: unexpected error in the create", life.label)
+            event = d.CreateLost(f"unexpected error: {type(error).__name__}: {error}")
+        else:
+            event = d.Created(server, self.drills.monotonic())
+        self._carry(life, life.on(event))
+
+    def _deleted(self, life: DrillLifecycle, future: Future) -> None:
+        self._spent()
+        try:
+            future.result()
+        except ProviderError as error:
+            event = d.DeleteFailed(str(error))
+        except Exception as error:  # a bug: the journal keeps it for the next run
+            log.exception("%s: unexpected error in the delete", life.label)
+            event = d.DeleteFailed(f"unexpected error: {type(error).__name__}: {error}")
+        else:
+            event = d.Deleted()
+        self._carry(life, life.on(event))
+
+    def _marked(self, life: DrillLifecycle, future: Future) -> None:
+        self._spent()
+        try:
+            future.result()
+        except Exception as error:  # noqa: BLE001 — a mark that fails changes no verdict
+            event = d.MarkFailed(str(error))
+        else:
+            event = d.Marked()
+        self._carry(life, life.on(event))
+
+    def _probe(self, life: DrillLifecycle, server: MadeServer) -> None:
+        drill = life.target.drill
+        spec = Hooks(before=drill.probe, timeout=drill.probe_timeout, env=drill.env)
+        variables = probe_environment(server, life.plan)
+        future = self.probe_pool.submit(hooks.run, "before", spec, life.target, variables, "probe")
+        self.probes[future] = lambda f: self._probe_ran(life, f)
+
+    def _probe_ran(self, life: DrillLifecycle, future: Future) -> None:
+        try:
+            problem = future.result()
+        except Exception as error:  # a bug in running it: the probe did not pass
+            log.exception("%s: unexpected error in the probe", life.label)
+            problem = f"probe: unexpected error: {type(error).__name__}: {error}"
+        self._carry(life, life.on(d.ProbeRan(problem)))
+
+    def _finished(self, life: DrillLifecycle) -> None:
+        state = self.drills.state
+        if state is None or not life.recorded:
+            return
+        t, result = life.target, life.result(self.drills.now())
+        state.record_drill(
+            t.account,
+            t.server_id,
+            t.name,
+            LastDrill(
+                when=result.finished,
+                passed=result.passed,
+                snapshot_id=life.snapshot.id,
+                restore_seconds=result.restore_seconds,
+                error=result.error,
+            ),
+        )
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def _poll_if_due(self) -> None:
+        """One listing of the account's drill servers tells every booting drill (and every
+        lost create looked for) where it stands."""
+        now = self.drills.monotonic()
+        if not (self.booting or self.finding) or now < self.next_poll or self.budget.wait() > 0:
+            return
+        before = self.provider.requests
+        try:
+            listed = self.provider.drill_servers()
+            complete = True
+            self.failed_rounds = 0
+        except ProviderError as error:
+            log.warning("%s: could not list the drill servers: %s", self.account, error)
+            listed, complete = [], False
+            self.failed_rounds += 1
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+        now = self.drills.monotonic()
+        by_id = {s.id: s for s in listed}
+        for life, server in list(self.booting.items()):
+            seen = by_id.get(server.id)
+            gone = False
+            if seen is None and complete:  # not listed (yet?): the cloud's own word on it
+                seen, gone = self._read(server)
+            if seen is not None and seen.status == "running":
+                event = d.Running(seen, now)
+            elif seen is not None and seen.status == "failed":
+                event = d.BootFailed("its create action failed")
+            elif gone:
+                event = d.BootFailed("it no longer exists")
+            elif now > life.boot_deadline:
+                event = d.BootTimeout()
+            elif self.failed_rounds >= FAILED_ROUNDS:
+                event = d.BootFailed(f"the drill servers could not be listed {FAILED_ROUNDS} times")
+            else:
+                continue
+            del self.booting[life]
+            self._carry(life, life.on(event))
+        if complete or self.failed_rounds >= FAILED_ROUNDS:  # unlisted: the journal keeps it
+            finding, self.finding = self.finding, []
+            for life in finding:
+                named = [s for s in listed if s.name == life.request.name]
+                self._carry(life, life.on(d.Found(named[0]) if len(named) == 1 else d.NotFound()))
+        if self.booting or self.finding:
+            oldest = min(
+                (life.sent_at for life in self.booting if life.sent_at is not None), default=now
+            )
+            spacing = max(FIRST_POLL, POLL_SPACING * (now - oldest))
+            self.next_poll = now + min(self.drills.poll_interval, spacing)
+
+    def _read(self, server: MadeServer) -> tuple[MadeServer | None, bool]:
+        """Read one server the listing left out: (as the cloud describes it, whether it is
+        certainly gone). A listing may lag behind a create; a read by id does not."""
+        before = self.provider.requests
+        try:
+            found = self.provider.get_server(server.id)
+        except ProviderError as error:
+            log.warning("%s: could not read drill server %s: %s", self.account, server.id, error)
+            return None, False
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+        return found, found is None
+
+    def _wait(self) -> None:
+        now = self.drills.monotonic()
+        moments = []
+        if self.booting or self.finding:
+            moments.append(max(self.next_poll - now, self.budget.wait()))
+            deadlines = [life.boot_deadline for life in self.booting]
+            moments += [deadline - now for deadline in deadlines if deadline is not None]
+        if (
+            self.queue
+            and self._holding() < self.drills.per_account
+            and not self.drills.stop.is_set()
+        ):
+            moments.append(self.budget.wait())
+        timeout = max(0.0, min(moments)) if moments else None
+        waiting = [*self.requests, *self.probes]
+        if not self.halted:
+            waiting.append(self.drills.stop.stopped)  # a stop wakes it
+        if not self.requests and not self.probes and timeout is None and self.halted:
+            return
+        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in done:
+            if future is self.drills.stop.stopped:
+                continue
+            (self.requests.pop(future, None) or self.probes.pop(future))(future)
+
+    def _halt(self) -> None:
+        """The run was told to stop: every drill hears it; the booting ones are deleted now."""
+        self.halted = True
+        self.queue.clear()
+        for life in self.lives:
+            self.booting.pop(life, None)
+            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
+
+    def _spent(self) -> None:
+        self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def result_line(result: DrillResult) -> str:
+    """One line about a drill's result, for the console and the log."""
+    t = result.target
+    where = f"{t.name}: {t.server_name} ({t.provider} server {t.server_id})"
+    restored = (
+        f", restored in {seconds(result.restore_seconds)}"
+        if result.restore_seconds is not None
+        else ""
+    )
+    verdict = "passed" if result.passed else f"FAILED at {result.stage}"
+    gone = "" if result.deleted else "; its server is NOT deleted yet (the next run deletes it)"
+    error = f": {result.error}" if result.error and not result.passed else ""
+    return f"{where}: drill of {result.snapshot.name} {verdict}{restored}{error}{gone}"
+
+
+def seconds(value: float) -> str:
+    """`0.4s`, `42s`: a restore time as people read it."""
+    return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"
