@@ -458,19 +458,6 @@ def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Ac
                 "its region's default VPC, and these are ignored; leave networks out"
             ),
         )
-    elif (
-        account.provider == HETZNER
-        and not raw.get("public_network", _default("$defs/drill/public_network"))
-        and not raw.get("networks")
-    ):
-        check.warn(
-            where,
-            (
-                "the drill server would get no network at all, neither public nor private, "
-                "and Hetzner refuses to create such a server: every drill would fail. Give "
-                "networks (the ids of your private networks), or set public_network: true"
-            ),
-        )
 
 
 def _check_verified(check: _Checker, where: tuple, raw: Mapping, target: TargetSpec) -> None:

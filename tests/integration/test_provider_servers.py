@@ -218,6 +218,18 @@ def test_a_hetzner_server_without_public_network_has_only_its_private_address(sa
     assert server.networks == [4711] and not server.public_ipv4
 
 
+def test_a_hetzner_server_without_public_network_or_networks_gets_only_an_ipv6(sandbox, adapter):
+    """Hetzner refuses a server with no network at all; a public IPv6 is the least it allows
+    (and costs nothing, unlike an IPv4)."""
+    snapshot_id = snapshot_of(sandbox, HETZNER)
+    provider_api = adapter(HETZNER)
+    made = provider_api.create_server(request(HETZNER, snapshot_id, public_network=False))
+    running = until(provider_api, made.id, "running")
+    assert running.public_ip and ":" in running.public_ip
+    (server,) = named(sandbox, HETZNER, NAME)
+    assert not server.public_ipv4 and server.ipv6 and server.networks == []
+
+
 def test_a_hetzner_network_named_not_numbered_is_refused_before_any_request(sandbox, adapter):
     snapshot_id = snapshot_of(sandbox, HETZNER)
     provider_api = adapter(HETZNER)

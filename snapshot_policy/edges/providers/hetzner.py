@@ -368,8 +368,11 @@ class Hetzner:
                 location=Location(name=request.region),
                 labels=dict(request.labels),
                 start_after_create=True,
+                # Hetzner refuses a server with no network at all: without a private
+                # network, a public IPv6 (free, unlike an IPv4) is the least it allows.
                 public_net=ServerCreatePublicNetwork(
-                    enable_ipv4=request.public_network, enable_ipv6=request.public_network
+                    enable_ipv4=request.public_network,
+                    enable_ipv6=request.public_network or not networks,
                 ),
                 networks=[Network(id=network) for network in networks] or None,
             )

@@ -119,16 +119,10 @@ def test_networks_on_digitalocean_are_a_warning_not_an_error(tmp_path):
     assert "targets[0].drill.networks: networks are Hetzner private networks" in warning
 
 
-def test_a_hetzner_drill_server_with_no_network_at_all_is_warned_of(tmp_path):
-    for drill in ("{every: 7d, probe: [check]}", "{every: 7d}"):
+def test_a_hetzner_drill_without_networks_is_no_warning_it_gets_a_public_ipv6(tmp_path):
+    for drill in ("{every: 7d, probe: [check]}", "{every: 7d}", "{every: 7d, networks: [5]}"):
         _, loaded = load(tmp_path, f"    drill: {drill}\n")
-        assert loaded.targets
-        [warning] = warnings(loaded)
-        assert "targets[0].drill: the drill server would get no network at all" in warning
-        assert "Hetzner refuses" in warning and "public_network: true" in warning
-    for reachable in ("public_network: true", "networks: [5]"):
-        _, loaded = load(tmp_path, f"    drill: {{every: 7d, probe: [check], {reachable}}}\n")
-        assert loaded.problems == []
+        assert loaded.targets and loaded.problems == []
 
 
 def test_a_drill_is_not_a_key_of_defaults(tmp_path):
