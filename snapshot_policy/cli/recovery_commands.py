@@ -153,6 +153,7 @@ def restore_command(
       snapshot-policy restore --policy p.yaml --target db --snapshot 123 \\
         --name db-copy --machine-type cx32 --region nbg1
     """
+    from snapshot_policy.engine import restore as restoring
     from snapshot_policy.engine import run
     from snapshot_policy.engine.execute import Stop
 
@@ -173,7 +174,9 @@ def restore_command(
     stop = Stop()
     try:
         with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
-            made = run.restore(context, clock, name, snapshot_id, machine_type, region, stop)
+            made = restoring.new_server(
+                context, clock, name, snapshot_id, machine_type, region, stop
+            )
     except LockHeld as error:
         click.echo(str(error), err=True)
         return EXIT_LOCKED

@@ -1,8 +1,8 @@
 """One run of plan or apply: read the clouds, decide, and (for apply) act and report.
 
 Every flow of the commands that talk to the clouds (plan, apply and its dry run, validate
---online, drill, restore), each from one RunContext, so the command line only parses and
-reports.
+--online, status, drill; restore's is engine/restore.py), each from one RunContext, so the
+command line only parses and reports.
 
 Restore drills (issue 22) ride along: `decide` plans each target's drill (`Plan.drills`),
 reading the machine types of the accounts with a drill due; `apply` deletes the drill
@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -24,21 +23,17 @@ from pathlib import Path
 from snapshot_policy.config import LoadedConfig
 from snapshot_policy.core import drills
 from snapshot_policy.core import status as statuses
-from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     Account,
     Channel,
     Clock,
-    Drill,
     DrillPlan,
     DrillResult,
     MachineType,
-    MadeServer,
     Plan,
     ProviderError,
     RunReport,
     RunSettings,
-    ServerRequest,
     Snapshot,
     Target,
     TargetFailure,
@@ -55,7 +50,7 @@ from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
 from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.output.render import report_summary, uneventful
-from snapshot_policy.state.audit import AuditLog, DrillServer
+from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.journal import Journal
 from snapshot_policy.state.runstate import LastRun, RunState
 
@@ -292,7 +287,7 @@ def apply(
     plan, failures, observation = proposed
     audit = AuditLog(context.audit_file, plan.fingerprint)
     stop = stop or Stop()
-    drilling = _drills(context, observation, journal, audit, clock, state, progress, stop)
+    drilling = drill_runner(context, observation, journal, audit, clock, state, progress, stop)
     # Before anything else: no drill server outlives the next run (docs/promises.md §5).
     failures = failures + _leftover_failures(
         drilling.clear_leftovers(observation.providers), loaded
@@ -371,7 +366,7 @@ def _newest(plans: tuple[DrillPlan, ...], report: RunReport) -> tuple[DrillPlan,
     return tuple(fresh)
 
 
-def _drills(
+def drill_runner(
     context: RunContext,
     observation: Observation,
     journal: Journal,
@@ -381,6 +376,7 @@ def _drills(
     progress: Callable[[Target, str], None],
     stop: Stop,
 ) -> Drills:
+    """The drill executor of a run (engine/drill.py), with the context's settings."""
     settings = context.settings
     return Drills(
         observation.providers,
@@ -446,7 +442,7 @@ def drill(
         return plan, failures, None
     audit = AuditLog(context.audit_file, plan.fingerprint)
     stop = stop or Stop()
-    drilling = _drills(context, observation, journal, audit, clock, state, progress, stop)
+    drilling = drill_runner(context, observation, journal, audit, clock, state, progress, stop)
     failures += _leftover_failures(drilling.clear_leftovers(observation.providers), loaded)
     results = drilling.run(plan.drills)
     report = RunReport(now, clock(), (), tuple(failures), drills=tuple(results))
@@ -454,208 +450,6 @@ def drill(
     every_event = _events(report, socket.gethostname(), loaded.secrets)
     deliveries = deliver(_told(every_event), context.telegram_base_url, clock, loaded.secrets)
     return plan, failures, replace(report, deliveries=tuple(deliveries), unwritten=unwritten)
-
-
-@dataclass(frozen=True)
-class Restored:
-    """What `restore` made: the server as last seen (None when none was made), from which
-    snapshot, to what and where; `running` once it ran; `error` what went wrong (the
-    server, if made, is left as it is: restore deletes nothing)."""
-
-    target: Target | None = None
-    snapshot: Snapshot | None = None
-    server: MadeServer | None = None
-    machine_type: str = ""
-    region: str = ""
-    running: bool = False
-    error: str | None = None
-    restore_seconds: float | None = None
-
-
-DEFAULT_BOOT_TIMEOUT = 900.0
-"""How long restore waits for its server to run when the target configures no drill."""
-
-
-def restore(
-    context: RunContext,
-    clock: Clock,
-    name: str,
-    snapshot_id: str | None = None,
-    machine_type: str | None = None,
-    region: str | None = None,
-    stop: Stop | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
-) -> Restored:
-    """`restore`: make a new server `name` from a snapshot of the context's one target (the
-    newest managed one unless `snapshot_id`), of `machine_type` in `region` (default: the
-    cheapest that fits, preferring the server's region), and wait until it runs. Refuses when
-    a server of that name exists in the account. Never deletes or rebuilds a server (but the
-    drill servers earlier runs left, first, as every run does); the new server carries no
-    drill mark, so this tool never deletes it."""
-    stop = stop or Stop()
-    now = clock()
-    (spec,) = context.loaded.targets
-    journal = context.journal(now)
-    observation = observe(
-        [spec],
-        context.connect,
-        orphans=False,
-        journal=journal,
-        now=now,
-        creation_timeout=timedelta(seconds=context.settings.snapshot_creation_timeout),
-    )
-    if observation.failures:
-        return Restored(error="; ".join(f.reason for f in observation.failures))
-    chosen = _restore_source(spec.name, observation, snapshot_id, now)
-    if isinstance(chosen, str):
-        return Restored(error=chosen)
-    target, snapshot = chosen
-    provider = observation.providers[target.account]
-    try:
-        machines = provider.machine_types()
-        servers = provider.servers()
-    except ProviderError as error:
-        return Restored(target, snapshot, error=str(error))
-    taken = [s for s in servers if s.name == name]
-    home = next((s.region for s in servers if s.id == target.server_id), None)
-    if taken:
-        return Restored(
-            target,
-            snapshot,
-            error=(
-                f"a server named {name} exists in account {target.account} (id {taken[0].id}): "
-                "give another --name; restore never touches an existing server"
-            ),
-        )
-    drill = target.drill or Drill(Duration.parse("7d"), boot_timeout=DEFAULT_BOOT_TIMEOUT)
-    drill = replace(drill, machine_type=machine_type)
-    fit = drills.choose_machine(drill, snapshot, machines, region or home)
-    if isinstance(fit, str):
-        return Restored(target, snapshot, error=f"no machine type will do: {fit}")
-    machine, where = fit
-    if region is not None and where != region:
-        return Restored(
-            target,
-            snapshot,
-            error=(
-                f"no machine type that fits {snapshot.name} is offered in {region}; "
-                f"leave --region out to take {where}"
-            ),
-        )
-    audit = AuditLog(context.audit_file, "")
-    drilling = _drills(
-        context, observation, journal, audit, clock, context.state(now), lambda t, s: None, stop
-    )
-    drilling.clear_leftovers([target.account])
-    request = ServerRequest(name, snapshot.id, machine.name, where, public_network=True)
-    made = Restored(target, snapshot, machine_type=machine.name, region=where)
-    sent = monotonic()
-    try:
-        server = provider.create_server(request)
-    except ProviderError as error:
-        uncertain = (
-            ""
-            if error.refused
-            else (
-                f"; the cloud may have made it: look for a server named {name} in account "
-                f"{target.account}"
-            )
-        )
-        return replace(made, error=f"{error}{uncertain}")
-    record = DrillServer(
-        target.name,
-        target.provider,
-        target.account,
-        target.server_id,
-        snapshot.id,
-        name,
-        server.id,
-    )
-    try:
-        audit.record_server("restore server created", record, f"restored {snapshot.name}", clock())
-    except OSError as error:
-        log.error("could not write the audit log: %s", error)
-    log.info("%s: restore: created %s (%s) from %s", target.name, name, server.id, snapshot.name)
-    return _wait_running(
-        replace(made, server=server),
-        provider,
-        drill.boot_timeout,
-        stop,
-        sleep,
-        monotonic,
-        sent,
-        context.timing.poll_interval,
-    )
-
-
-def _restore_source(
-    name: str, observation: Observation, snapshot_id: str | None, now: datetime
-) -> tuple[Target, Snapshot] | str:
-    """The server and snapshot a restore starts from, or why there is none."""
-    observed = [(t, s) for t, s in observation.observed if t.name == name and not t.orphan]
-    if snapshot_id is not None:
-        for target, snapshots in observed:
-            for snapshot in snapshots:
-                if snapshot.id == snapshot_id and not snapshot.creating:
-                    return target, snapshot
-        return (
-            f"snapshot {snapshot_id} is not a finished snapshot of target {name}'s servers: "
-            f"see `snapshot-policy plan --target {name}` for its snapshots and their ids"
-        )
-    if not observed:
-        return f"target {name} names no server that exists"
-    if len(observed) > 1:
-        servers = ", ".join(t.server_name for t, _ in observed)
-        return f"target {name} covers {len(observed)} servers ({servers}): give --snapshot ID"
-    target, snapshots = observed[0]
-    snapshot = drills.choose_snapshot(snapshots, now)
-    if snapshot is None:
-        return f"target {name} has no finished managed snapshot to restore: give --snapshot ID"
-    return target, snapshot
-
-
-def _wait_running(
-    made: Restored,
-    provider: providers.Provider,
-    timeout: float,
-    stop: Stop,
-    sleep: Callable[[float], None],
-    monotonic: Callable[[], float],
-    sent: float,
-    poll_interval: float,
-) -> Restored:
-    """Ask for the server until it runs, fails, or `timeout` seconds from `sent` passed."""
-    server = made.server
-    wait = 0.5
-    while not stop.is_set():
-        try:
-            seen = provider.get_server(server.id)
-        except ProviderError as error:
-            log.warning("restore: could not read server %s: %s", server.id, error)
-            seen = server
-        if seen is None:
-            return replace(made, error=f"server {server.name} ({server.id}) no longer exists")
-        server = seen
-        if seen.status == "running":
-            return replace(made, server=seen, running=True, restore_seconds=monotonic() - sent)
-        if seen.status == "failed":
-            return replace(made, server=seen, error=f"server {seen.name} ({seen.id}) did not boot")
-        if monotonic() - sent > timeout:
-            return replace(
-                made,
-                server=seen,
-                error=f"server {seen.name} ({seen.id}) was not running after {timeout:g}s",
-            )
-        sleep(wait)
-        wait = min(wait * 2, poll_interval)
-    return replace(
-        made,
-        server=server,
-        error=(
-            f"{stop.reason} stopped the wait; server {server.name} ({server.id}) is left as it is"
-        ),
-    )
 
 
 def check_online(context: RunContext) -> tuple[dict[str, list[Target]], list[TargetFailure]]:
