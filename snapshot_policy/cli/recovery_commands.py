@@ -99,10 +99,8 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
         _say(clock, "Dry run: drill would do the following; nothing was changed.")
         _say(clock, render.drills_text(plan.drills))
         return EXIT_ERROR if failures else EXIT_OK
-    from snapshot_policy.engine.drill import result_line
-
-    for line in map(result_line, report.drills):
-        _say(clock, escape_controls(line))
+    for line in map(render.drill_result_line, report.drills):
+        _say(clock, render.fit(escape_controls(line)))
     refusals = [p for p in plan.drills if p.refusal is not None]
     if refusals:
         _say(clock, render.drills_text(refusals), err=True)

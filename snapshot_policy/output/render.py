@@ -17,6 +17,7 @@ from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_
 from snapshot_policy.core.model import (
     ActionKind,
     DrillPlan,
+    DrillResult,
     Hooks,
     Plan,
     PlanAction,
@@ -316,9 +317,10 @@ def matched_text(matched: Mapping[str, Sequence[Target]], failed: set[str] = fro
 
 
 def report_text(report: RunReport, failed_only: bool = False) -> str:
-    """Return what apply did, a line per server of each target (the summary line goes to
-    stderr), a line longer than WIDTH continued on lines indented by four; with
-    `failed_only`, the lines of the targets that failed (`apply --quiet`)."""
+    """Return what apply did, a line per server of each target, then a line per restore drill
+    (the summary line goes to stderr), a line longer than WIDTH continued on lines indented by
+    four; with `failed_only`, the lines of the targets and drills that failed (`apply
+    --quiet`)."""
     lines = []
     for outcome in report.outcomes:
         if failed_only and outcome.ok:
@@ -334,17 +336,68 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
             + (f"; {outcome.error}" if outcome.error else "")
         )
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
+    lines += [drill_result_line(d) for d in report.drills if not (failed_only and drill_passed(d))]
     return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
 
 
+def drill_passed(result: DrillResult) -> bool:
+    """A drill that passed and whose server is gone: one that needs nobody."""
+    return result.passed and result.deleted
+
+
+def drill_result_line(result: DrillResult) -> str:
+    """One line about a drill's result (apply's and drill's end, the log): the verdict, how
+    long the restore took and to which server, the probe, and whether that server is deleted
+    or left for the next run to delete (docs/promises.md §5)."""
+    t = result.target
+    where = f"{t.name}: {t.server_name} ({t.provider} server {t.server_id})"
+    verdict = "passed" if result.passed else f"FAILED at {result.stage}"
+    server = (
+        f"{result.server_name} (id {result.server_id}, {result.machine_type} in {result.region})"
+        if result.server_id is not None
+        else ""
+    )
+    if result.restore_seconds is not None:
+        made = f", restored in {restore_time(result.restore_seconds)} to {server or 'a server'}"
+    elif server:
+        made = f", server {server} never ran"
+    else:
+        made = ""
+    probed = t.drill is not None and t.drill.probe is not None
+    probe = ", probe passed" if result.passed and probed else ""
+    error = f": {result.error}" if result.error and not result.passed else ""
+    if not result.deleted:
+        gone = "; its server is NOT deleted yet (the next run deletes it)"
+    else:
+        gone = "; its server is deleted" if result.server_id is not None else ""
+    return f"{where}: drill of {result.snapshot.name} {verdict}{made}{probe}{error}{gone}"
+
+
+def restore_time(seconds: float) -> str:
+    """`0.4s`, `42s`: a restore time as people read it."""
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+def drills_summary(results: Sequence[DrillResult]) -> str:
+    """`2 drill(s): 1 passed, 1 failed (web)`, and the servers left for the next run to delete;
+    a drill whose server is left counts as failed, as in the exit code."""
+    passed = sum(map(drill_passed, results))
+    failed = sorted({d.target.name for d in results if not drill_passed(d)})
+    text = f"{len(results)} drill(s): {passed} passed, {len(results) - passed} failed"
+    text += f" ({', '.join(failed)})" if failed else ""
+    left = sum(not d.deleted for d in results)
+    return text + (f", {left} server(s) left for the next run to delete" if left else "")
+
+
 def uneventful(report: RunReport) -> bool:
-    """True for a run that created, deleted and failed nothing and whose every notification,
-    ping and file was delivered: apply prints nothing for it, so an hourly cron line mails
-    only when something happened (README "Scheduling")."""
+    """True for a run that created, deleted, drilled and failed nothing and whose every
+    notification, ping and file was delivered: apply prints nothing for it, so an hourly cron
+    line mails only when something happened (README "Scheduling")."""
     return (
         report.exit_code == 0
         and not report.failures
         and not report.unwritten
+        and not report.drills
         and all(d.ok for d in report.deliveries)
         and all(
             o.ok and o.created is None and not o.deleted and not o.error and not o.partial
@@ -376,6 +429,7 @@ def report_summary(report: RunReport) -> str:
         f"{made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
     )
     line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+    line += f"; {drills_summary(report.drills)}" if report.drills else ""
     undelivered = sum(not d.ok for d in report.deliveries)
     line += f"; {undelivered} notification(s) failed" if undelivered else ""
     return line + "".join(f"; {problem}" for problem in report.unwritten)
