@@ -83,10 +83,12 @@ def plan_text(
     drills = {_drill_key(d.target): d for d in plan.drills}
     blocks = [_target_text(t, prices, drills.pop(_drill_key(t.target), None)) for t in plan.targets]
     blocks += [drills_text(tuple(drills.values()))] if drills else []
-    blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
-    blocks += [_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
+    blocks += [
+        wrap_line(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures
+    ]
+    blocks += [wrap_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
     blocks += [_total_storage_text(plan, prices)] if plan.targets else []
-    return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
+    return "\n\n".join(blocks + [wrap_sentences(plan_summary(plan, failures))]) + "\n"
 
 
 def styled(text: str) -> Text:
@@ -135,7 +137,7 @@ def drills_text(drills: Sequence[DrillPlan]) -> str:
             f"({target.provider} server {target.server_id}, account {target.account})"
         )
         lines.append(f"  {drill_line(drill)}")
-    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)
+    return "\n".join(wrap_line(escape_controls(line), "      ") for line in lines)
 
 
 def _cost(value: float) -> str:
@@ -165,19 +167,19 @@ def _target_text(
     if not plan.actions:
         lines.append("  (no snapshots)")
     now, after, estimate = target_storage(plan, prices)
-    lines.append(f"  storage now: {_storage_text(now)}")
+    lines.append(f"  storage now: {storage_text(now)}")
     if not plan.has_changes:
         lines.append("  after apply: unchanged")
     else:
         lines.append(
-            f"  after apply: {_storage_text(after)}"
+            f"  after apply: {storage_text(after)}"
             + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else "")
         )
     lines += [
         f"  ! {problem}" for problem in filter(None, (plan.refusal, plan.withheld, *plan.problems))
     ]
     return "\n".join(
-        _wrap(escape_controls(line), "      ") for line in lines
+        wrap_line(escape_controls(line), "      ") for line in lines
     )  # a name from an API cannot forge a line
 
 
@@ -208,7 +210,7 @@ def _hooks_text(hooks: Hooks) -> str:
     return "; ".join(parts) + f" (timeout {hooks.timeout:g}s{', shell' if hooks.shell else ''})"
 
 
-def _sentences(text: str) -> str:
+def wrap_sentences(text: str) -> str:
     """`text` with a sentence that would pass WIDTH starting a new line."""
     lines = [""]
     for sentence in text.replace(". ", ".\0").split("\0"):
@@ -222,10 +224,10 @@ def _sentences(text: str) -> str:
 def fit(line: str) -> str:
     """`line` in lines of at most WIDTH columns, continued on lines indented by four: for a
     sentence printed to a terminal (apply's summary line, a warning)."""
-    return _wrap(line, "    ")
+    return wrap_line(line, "    ")
 
 
-def _wrap(line: str, indent: str) -> str:
+def wrap_line(line: str, indent: str) -> str:
     """`line` in lines of at most WIDTH columns, broken at spaces (a long name stays whole);
     an action's reason starts its own line when the whole does not fit."""
     if len(line) <= WIDTH:
@@ -255,8 +257,8 @@ def _wrap(line: str, indent: str) -> str:
 
 def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
     now, after = total_storage(plan, prices)
-    lines = ["Snapshot storage of all targets:", f"  now:         {_storage_text(now)}"]
-    lines.append(f"  after apply: {_storage_text(after) if plan.has_changes else 'unchanged'}")
+    lines = ["Snapshot storage of all targets:", f"  now:         {storage_text(now)}"]
+    lines.append(f"  after apply: {storage_text(after) if plan.has_changes else 'unchanged'}")
     if after.estimated and plan.has_changes:
         lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
     providers = sorted({t.target.provider for t in plan.targets} & set(prices))
@@ -267,10 +269,10 @@ def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
             for p in providers
         )
         lines.append(f"  at per GB-month prices of {listed}")
-    return "\n".join(_wrap(line, "    ") for line in lines)
+    return "\n".join(wrap_line(line, "    ") for line in lines)
 
 
-def _storage_text(storage: Storage) -> str:
+def storage_text(storage: Storage) -> str:
     """`3 snapshots, ~12.6 GB, ~USD 0.76 a month` (~: estimated); with sizes unknown, what is
     known as a lower bound (`8.7+ GB`), never a total that merely leaves them out."""
     if not storage.snapshots:
@@ -313,7 +315,7 @@ def matched_text(matched: Mapping[str, Sequence[Target]], failed: set[str] = fro
             continue
         servers = ", ".join(f"{t.server_name} ({t.provider} server {t.server_id})" for t in targets)
         lines.append(f"{name}: matched {len(targets)} server(s): {servers}")
-    return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
+    return "".join(wrap_line(escape_controls(line), "    ") + "\n" for line in lines)
 
 
 def report_text(report: RunReport, failed_only: bool = False) -> str:
@@ -337,7 +339,7 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
         )
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
     lines += [drill_result_line(d) for d in report.drills if not (failed_only and drill_passed(d))]
-    return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
+    return "".join(wrap_line(escape_controls(line), "    ") + "\n" for line in lines)
 
 
 def drill_passed(result: DrillResult) -> bool:
@@ -450,7 +452,7 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
         "Timeline, one column per day",
         "(a digit: the snapshots that survive from that day; a dot: none):",
     ]
-    lines = [_wrap(line, "  ") for line in lines]
+    lines = [wrap_line(line, "  ") for line in lines]
     per_day = Counter(s.created.astimezone(simulation.zone).date() for s, _ in survivors)
     for month_start, days in simulation.months():
         marks = "".join(_day_mark(per_day[day]) for day in days)
@@ -461,7 +463,7 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
         for s, rules in survivors
     ]
     if projection is not None:
-        lines += ["", *(_wrap(line, "    ") for line in _projection_lines(projection))]
+        lines += ["", *(wrap_line(line, "    ") for line in _projection_lines(projection))]
     return "\n".join(lines) + "\n"
 
 
