@@ -3,10 +3,11 @@
 
 A person who never saw the tool should see, in order: the fleet and its old snapshots, the
 policy, the plan with a reason for every decision, apply through the real SDKs, what Telegram
-and a webhook were told, a second plan with nothing left to do, and what remains. Every step
-goes through the command line's `main`, which the caller hands in (so this module need not
-import the CLI that runs it), so the demo shows the commands exactly as a user would run them.
-"""
+and a webhook were told, a second plan with nothing left to do, what remains, then `status`
+and one restore drill with what the fake cloud saw of it (servers made, deleted by id). Every
+step goes through the command line's `main`, which the caller hands in (so this module need
+not import the CLI that runs it), so the demo shows the commands exactly as a user would run
+them."""
 
 from __future__ import annotations
 
@@ -352,8 +353,8 @@ def _walk_through(
         out,
         1,
         f"A fake cloud runs on {sandbox.url}: two DigitalOcean droplets and two Hetzner servers, "
-        f"with older snapshots; the web ones of {DRILLED_DAYS_AGO} days ago passed a restore "
-        "drill then.",
+        f"with older snapshots; a restore drill of the web servers passed {DRILLED_DAYS_AGO} "
+        "days ago.",
     )
     _show_state(out, sandbox, before)
     _heading(out, 2, "The policy says what to snapshot, how often, and what to keep.")
@@ -527,7 +528,7 @@ def _show_drill_traces(out: Out, sandbox: Sandbox, seen: int, tags: dict[int, li
         for r in requests
         if r["method"] == "DELETE" and r["path"].rsplit("/", 1)[0] in SERVERS_PATHS
     ]
-    out(f"The fake cloud saw {len(made)} server(s) made and {len(deleted)} deleted by id:")
+    out(f"\nThe fake cloud saw {len(made)} server(s) made and {len(deleted)} deleted by id:")
     for request in made + deleted:
         out(f"  {request['method']:<6} {request['path']} -> {request['status']}")
     state = sandbox.dump_state()
