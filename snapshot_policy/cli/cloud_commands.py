@@ -48,14 +48,14 @@ def _plan_age(ctx: click.Context, param: click.Parameter, value: str) -> timedel
         raise click.BadParameter(f"{error}; give hours or days, e.g. 24h or 2d") from error
 
 
-def _start_logging(
+def start_logging(
     loaded: config.LoadedConfig, verbose: bool, to_file: bool = True, clock: Clock | None = None
 ) -> bool:
     """Log as every command that talks to a cloud does: the configured file (unless `to_file`
     is false), the console with -v, secrets masked on both; SDK warnings such as retries go
     there too, never to Python's unmasked last-resort handler. Print why and return False if
     the log cannot be set up. With apply's `clock`, console lines and this error are timed
-    under cron (`_say`)."""
+    under cron (`print_timed`)."""
     settings = loaded.settings
     try:
         setup_logging(
@@ -75,14 +75,14 @@ def _start_logging(
 
 
 def _error(clock: Clock | None, text: str) -> None:
-    """Print `text` on stderr: as apply prints under cron (`_say`) given its `clock`."""
+    """Print `text` on stderr: as apply prints under cron (`print_timed`) given its `clock`."""
     if clock is None:
         click.echo(text, err=True)
     else:
-        _say(clock, text, err=True)
+        print_timed(clock, text, err=True)
 
 
-def _show(text: str, styled: bool) -> None:
+def print_text(text: str, styled: bool) -> None:
     """Print `text`; a plan in colour when stdout is a terminal (rich honours NO_COLOR)."""
     if styled and sys.stdout.isatty():
         from rich.console import Console
@@ -92,7 +92,7 @@ def _show(text: str, styled: bool) -> None:
         click.echo(text, nl=False)
 
 
-def _files_usable(
+def run_files_usable(
     files: dict[str, Path | str | None],
     loaded: config.LoadedConfig,
     written: set[str],
@@ -100,7 +100,7 @@ def _files_usable(
 ) -> bool:
     """Say why, and return False, if the run's files would clash, overwrite a configuration
     file, or cannot be used (statefiles.check_files); `written` are those this command writes.
-    With apply's `clock`, the reason is timed under cron (`_say`)."""
+    With apply's `clock`, the reason is timed under cron (`print_timed`)."""
     try:
         check_files(files, loaded.files, read_only=set(files) - written)
     except StateFileError as error:
@@ -153,9 +153,9 @@ def plan_command(
     # Before the log opens (a log_file naming the policy would be appended to) and before
     # reading every cloud: plan writes its log and --out, and only reads the rest.
     files = context.files(**{"plan --out": plan_file})
-    if not _files_usable(files, loaded, written={"log_file", "plan --out"}):
+    if not run_files_usable(files, loaded, written={"log_file", "plan --out"}):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose):
+    if not start_logging(loaded, verbose):
         return EXIT_ERROR
     try:
         plan, failures = run.plan(context, whole, current_time())
@@ -164,9 +164,9 @@ def plan_command(
         return EXIT_ERROR
     cost = loaded.prices
     if output == "json":
-        _show(planfile.plan_json(plan, failures, cost), styled=False)
+        print_text(planfile.plan_json(plan, failures, cost), styled=False)
     else:
-        _show(render.plan_text(plan, failures, cost), styled=True)
+        print_text(render.plan_text(plan, failures, cost), styled=True)
     if plan_file is not None:
         try:
             planfile.save(plan_file, plan, failures, cost)
@@ -261,7 +261,7 @@ def apply_command(
             "asks for more: give one of them"
         )
     if loaded.critical:
-        _say(current_clock(), "Nothing applied: fix the errors above.", err=True)
+        print_timed(current_clock(), "Nothing applied: fix the errors above.", err=True)
         return EXIT_ERROR
     context = run.RunContext.of(loaded)
     # A saved plan is not among them: it is a proposal whoever wrote it (planfile.agreed).
@@ -269,9 +269,9 @@ def apply_command(
     written = {"log_file"} if dry_run else set(files)
     clock = current_clock()
     # Before anything changes, not after the snapshots.
-    if not _files_usable(files, loaded, written, clock):
+    if not run_files_usable(files, loaded, written, clock):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose, clock=clock):
+    if not start_logging(loaded, verbose, clock=clock):
         return EXIT_ERROR
     if dry_run:
         return _dry_run(context, whole, plan_file, max_plan_age)
@@ -283,7 +283,7 @@ def apply_command(
     if loaded.legacy:  # what snapshots.py printed to its cronjob.log (README "Logs")
         progress.note("Starting snapshot management script...")
     try:
-        with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
+        with stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
             if loaded.legacy:
                 progress.note(f"Lock acquired successfully (PID: {os.getpid()})")
                 progress.note(f"Found {len(loaded.isolated_files)} configuration file(s).")
@@ -301,11 +301,11 @@ def apply_command(
                     stop,
                 )
     except LockHeld as error:
-        _say(clock, str(error), err=True)
+        print_timed(clock, str(error), err=True)
         return EXIT_LOCKED
     except (PlanFileError, OSError) as error:
         progress.release()
-        _say(clock, redact(str(error), loaded.secrets), err=True)
+        print_timed(clock, redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
     stopped = stop.reason if stop.is_set() else None
     _say_end(clock, report, progress, loaded.legacy, quiet, verbose, stopped)
@@ -331,7 +331,7 @@ def _dry_run(
         )
         + "\n"
     )
-    _show(render.plan_text(plan, failures, loaded.prices), styled=True)
+    print_text(render.plan_text(plan, failures, loaded.prices), styled=True)
     return EXIT_ERROR if failures else EXIT_OK
 
 
@@ -349,16 +349,16 @@ def _say_end(
     `verbose`; with `quiet` only the failures; nothing for a run with nothing due."""
     if quiet:
         if render.report_failed(report) or stopped:
-            _say(clock, render.report_text(report, failed_only=True), err=True)
-            _say(clock, render.fit(render.report_summary(report)), err=True)
+            print_timed(clock, render.report_text(report, failed_only=True), err=True)
+            print_timed(clock, render.fit(render.report_summary(report)), err=True)
             _say_legacy_end(clock, legacy, report, completed=False)
     elif verbose or stopped or not render.uneventful(report):
         progress.release()
-        _say(clock, render.report_text(report))
-        _say(clock, render.fit(render.report_summary(report)), err=True)
+        print_timed(clock, render.report_text(report))
+        print_timed(clock, render.fit(render.report_summary(report)), err=True)
         _say_legacy_end(clock, legacy, report, completed=not stopped)
     if stopped:
-        _say(
+        print_timed(
             clock,
             render.fit(
                 f"Stopped by {stopped}: no snapshot or deletion was started after it; "
@@ -369,7 +369,7 @@ def _say_end(
         )
 
 
-def _say(clock: Clock, text: str, err: bool = False) -> None:
+def print_timed(clock: Clock, text: str, err: bool = False) -> None:
     """Print `text` (a line, or lines each ending in a newline) as apply prints: each line
     after the run's time under cron (logs.say)."""
     if text and not text.endswith("\n"):
@@ -384,7 +384,9 @@ def _say_legacy_end(clock: Clock, legacy: bool, report: RunReport, completed: bo
         return
     from snapshot_policy.engine import runlog
 
-    _say(clock, "".join(line + "\n" for line in runlog.cron_end_lines(report, completed)), err=True)
+    print_timed(
+        clock, "".join(line + "\n" for line in runlog.cron_end_lines(report, completed)), err=True
+    )
 
 
 class _NoProgress:
@@ -410,7 +412,7 @@ _no_progress = _NoProgress()
 
 
 @contextmanager
-def _stopped_by_signals(stop) -> Iterator[None]:
+def stopped_by_signals(stop) -> Iterator[None]:
     """While applying, SIGTERM (systemd's and a container's stop) and SIGINT (Ctrl-C) ask the
     run to stop cleanly (execute.Stop) instead of killing it mid-way.
 
@@ -463,7 +465,7 @@ def validate_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, on
     failures = list(loaded.failed)
     matched: dict | None = None
     # The log file only when the clouds are asked: a check of the files alone writes nothing.
-    if not _start_logging(loaded, verbose, to_file=online and not loaded.critical):
+    if not start_logging(loaded, verbose, to_file=online and not loaded.critical):
         return EXIT_ERROR
     if online and not loaded.critical:
         from snapshot_policy.engine import run

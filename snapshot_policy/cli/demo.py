@@ -3,10 +3,11 @@
 
 A person who never saw the tool should see, in order: the fleet and its old snapshots, the
 policy, the plan with a reason for every decision, apply through the real SDKs, what Telegram
-and a webhook were told, a second plan with nothing left to do, and what remains. Every step
-goes through the command line's `main`, which the caller hands in (so this module need not
-import the CLI that runs it), so the demo shows the commands exactly as a user would run them.
-"""
+and a webhook were told, a second plan with nothing left to do, what remains, then `status`
+and one restore drill with what the fake cloud saw of it (servers made, deleted by id). Every
+step goes through the command line's `main`, which the caller hands in (so this module need
+not import the CLI that runs it), so the demo shows the commands exactly as a user would run
+them."""
 
 from __future__ import annotations
 
@@ -23,10 +24,13 @@ from pathlib import Path
 
 from snapshot_policy.core.model import Clock
 from snapshot_policy.core.ownership import (
+    DIGITALOCEAN,
     DIGITALOCEAN_TAG,
+    DRILLED_TAG_PREFIX,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     SERVER_ID_LABEL,
+    drill_result_labels,
 )
 from snapshot_policy.output.logs import unstamped
 from snapshot_policy.sandbox import Sandbox
@@ -52,7 +56,7 @@ SNAPSHOT_GB = {3164444: 3.6, 3164445: 2.9, 42: 13.1, 43: 8.4}
 
 POLICY = """\
 # Two accounts, servers chosen by tag (DigitalOcean) and label (Hetzner),
-# one snapshot a day.
+# one snapshot a day; the web servers' snapshots are restore-tested weekly.
 version: 1
 accounts:
   do-demo: {{provider: digitalocean, token: env:DEMO_DIGITALOCEAN_TOKEN}}
@@ -71,6 +75,7 @@ targets:
     account: do-demo
     label_selector: web              # the DigitalOcean tag
     retention: {{keep_last: 3}}
+    drill: {{every: 7d, probe: ["true"]}}   # restore, probe, delete
   - name: databases
     account: hz-demo
     label_selector: "role=db"        # a Hetzner label selector
@@ -78,10 +83,13 @@ targets:
 settings:
   lock_file: snapshot-policy.lock
 """
+DRILLED_DAYS_AGO = 2  # the web snapshots' last restore drill, which passed
 WIDTH = 80  # columns of every line the demo prints, where the words allow
 REPLAY_PORT = 8765  # the sandbox command's default: a kept demo's fake cloud is served there
 STATE_FILE = "sandbox-state.json"
 ENV_FILE = "demo.env"
+SERVERS_PATHS = ("/v2/droplets", "/v1/servers")  # where servers are made, and deleted by id
+DRILLED_TARGET = "web"  # the target the demo's policy gives a restore drill
 
 
 def demo_fleet(now: datetime) -> dict:
@@ -98,6 +106,8 @@ def demo_fleet(now: datetime) -> dict:
     def size(server_id: int, days: float) -> float:
         return round(SNAPSHOT_GB[server_id] - 0.05 * days, 2)
 
+    # The web servers' snapshot of two days ago passed a restore drill then (its mark).
+    drilled = list(drill_result_labels(DIGITALOCEAN, True, ago(DRILLED_DAYS_AGO).date()))
     snapshots: list[dict] = []
     for server_id, name in DROPLETS.items():
         snapshots += [
@@ -106,7 +116,7 @@ def demo_fleet(now: datetime) -> dict:
                 "server_id": server_id,
                 "name": f"{name}-{stamp(ago(d))}",
                 "created": format_time(ago(d)),
-                "tags": [DIGITALOCEAN_TAG],
+                "tags": [DIGITALOCEAN_TAG, *(drilled if d == DRILLED_DAYS_AGO else ())],
                 "size_gigabytes": size(server_id, d),
             }
             for d in (1, 2, 3, 4, 5)
@@ -227,11 +237,9 @@ def run_demo(
         if keep is not None:
             _keep_for_replay(folder, sandbox)
             replay = _replay_text(folder, sandbox_port(sandbox))
-    if codes != (0, 0, 0):
-        out(
-            "\nThe demo did not go as expected "
-            f"(exit codes: plan {codes[0]}, apply {codes[1]}, second plan {codes[2]})."
-        )
+    if any(codes.values()):
+        said = ", ".join(f"{command} {code}" for command, code in codes.items())
+        out("\n" + textwrap.fill(f"The demo did not go as expected (exit codes: {said}).", WIDTH))
         return 1
     out(
         "\nDone. To try it on your own fleet, write a policy (examples in policies/)\n"
@@ -322,29 +330,31 @@ def _replay_text(folder: Path, port: int) -> str:
         break_on_hyphens=False,
     )
     serve = ["sandbox", "--port", str(port), "--state", f"{folder}/{STATE_FILE}"]
-    plan = ["plan", "--policy", f"{folder}/snapshot-policy.yaml"]
+    policy = ["--policy", f"{folder}/snapshot-policy.yaml"]
+    again = [["plan", *policy], ["status", *policy], ["drill", *policy, "--target", DRILLED_TARGET]]
     return "\n".join(
         [
             said,
             command_line(serve, "  snapshot-policy"),
             "and in another:",
             f"  . {quoted}/{ENV_FILE}",
-            command_line(plan, "  snapshot-policy"),
+            *(command_line(argv, "  snapshot-policy") for argv in again),
         ]
     )
 
 
 def _walk_through(
     run: Callable[[list[str]], int], out: Out, sandbox: Sandbox, policy: Path
-) -> tuple[int, int, int]:
-    """Show the fleet, the policy, plan, apply, the notifications, plan again and what is
-    left; return the three commands' exit codes."""
+) -> dict[str, int]:
+    """Show the fleet, the policy, plan, apply, the notifications, plan again, what is left,
+    status and a restore drill; return each command's exit code, in that order."""
     before = {s["id"] for s in sandbox.dump_state()["snapshots"]}
     _heading(
         out,
         1,
         f"A fake cloud runs on {sandbox.url}: two DigitalOcean droplets and two Hetzner servers, "
-        "with older snapshots.",
+        f"with older snapshots; a restore drill of the web servers passed {DRILLED_DAYS_AGO} "
+        "days ago.",
     )
     _show_state(out, sandbox, before)
     _heading(out, 2, "The policy says what to snapshot, how often, and what to keep.")
@@ -384,7 +394,31 @@ def _walk_through(
         "manual and protected snapshots were never touched.",
     )
     _show_state(out, sandbox, before)
-    return planned, applied, settled
+    _heading(
+        out,
+        8,
+        "status: is each server's newest snapshot on time, and did its last restore drill "
+        "pass? Read-only; exit code 2 when something needs a look, so monitoring can run it.",
+    )
+    status = _command(run, out, ["status", "--policy", str(policy)])
+    _heading(
+        out,
+        9,
+        "drill proves the newest snapshots restore: for each web server, a throwaway server is "
+        "made from its newest snapshot, run, probed (`true` here; your own check in a real "
+        "policy) and deleted, always. The result is marked on the snapshot.",
+    )
+    seen = len(sandbox.requests())
+    tags = _drill_marks(sandbox)
+    drilled = _command(run, out, ["drill", "--policy", str(policy), "--target", DRILLED_TARGET])
+    _show_drill_traces(out, sandbox, seen, tags)
+    return {
+        "plan": planned,
+        "apply": applied,
+        "second plan": settled,
+        "status": status,
+        "drill": drilled,
+    }
 
 
 @contextmanager
@@ -474,6 +508,37 @@ def _show_state(out: Out, sandbox: Sandbox, before: set[int]) -> None:
                 f"  {snapshot['created']}  {snapshot['name']:<20} "
                 f"{snapshot['size_gigabytes']:>6.2f} GB  {', '.join(marks)}"
             )
+
+
+def _drill_marks(sandbox: Sandbox) -> dict[int, list[str]]:
+    """Each snapshot's drill result tags (DigitalOcean's marks), by snapshot id."""
+    return {
+        s["id"]: [t for t in s.get("tags", ()) if t.startswith(DRILLED_TAG_PREFIX)]
+        for s in sandbox.dump_state()["snapshots"]
+    }
+
+
+def _show_drill_traces(out: Out, sandbox: Sandbox, seen: int, tags: dict[int, list[str]]) -> None:
+    """What the fake cloud saw of the drill from request `seen` on: the drill servers made and
+    deleted, the servers left (no drill server among them), the results marked on snapshots."""
+    requests = sandbox.requests()[seen:]
+    made = [r for r in requests if r["method"] == "POST" and r["path"] in SERVERS_PATHS]
+    deleted = [
+        r
+        for r in requests
+        if r["method"] == "DELETE" and r["path"].rsplit("/", 1)[0] in SERVERS_PATHS
+    ]
+    out(f"\nThe fake cloud saw {len(made)} server(s) made and {len(deleted)} deleted by id:")
+    for request in made + deleted:
+        out(f"  {request['method']:<6} {request['path']} -> {request['status']}")
+    state = sandbox.dump_state()
+    names = ", ".join(server["name"] for server in state["servers"])
+    out(f"Servers now: {names}: no drill server is left.")
+    out("Marked on the snapshots the drill restored:")
+    for snapshot in state["snapshots"]:
+        new = [t for t in snapshot.get("tags", ()) if t.startswith(DRILLED_TAG_PREFIX)]
+        for tag in (t for t in new if t not in tags.get(snapshot["id"], ())):
+            out(f"  {snapshot['name']}: tag {tag}")
 
 
 def _provider(state: dict, account: str) -> str:

@@ -19,10 +19,10 @@ from snapshot_policy.cli.app import (
     selection,
 )
 from snapshot_policy.cli.cloud_commands import (
-    _files_usable,
-    _say,
-    _start_logging,
-    _stopped_by_signals,
+    print_timed,
+    run_files_usable,
+    start_logging,
+    stopped_by_signals,
 )
 from snapshot_policy.core.redaction import escape_controls, redact
 from snapshot_policy.output import render
@@ -55,7 +55,7 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
 
     clock = current_clock()
     if loaded.critical:
-        _say(clock, "Nothing drilled: fix the errors above.", err=True)
+        print_timed(clock, "Nothing drilled: fix the errors above.", err=True)
         return EXIT_ERROR
     without = sorted(t.name for t in loaded.targets if t.drill is None)
     if not whole and without:
@@ -64,7 +64,7 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
             'in the policy (README "Restore drills")'
         )
     if not any(t.drill is not None for t in loaded.targets):
-        _say(
+        print_timed(
             clock,
             "No target has a drill configured: add `drill: {every: 7d}` to a target "
             '(README "Restore drills").',
@@ -74,9 +74,9 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
     context = run.RunContext.of(loaded)
     files = context.files()
     written = {"log_file"} if dry_run else set(files)
-    if not _files_usable(files, loaded, written, clock):
+    if not run_files_usable(files, loaded, written, clock):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose, clock=clock):
+    if not start_logging(loaded, verbose, clock=clock):
         return EXIT_ERROR
     stop = Stop()
     progress = ApplyProgress(now=clock)
@@ -85,30 +85,28 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
             plan, failures, _ = run.drill(context, clock, dry_run=True)
             report = None
         else:
-            with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file), progress:
+            with stopped_by_signals(stop), run_lock(loaded.settings.lock_file), progress:
                 plan, failures, report = run.drill(context, clock, progress, stop)
     except LockHeld as error:
-        _say(clock, str(error), err=True)
+        print_timed(clock, str(error), err=True)
         return EXIT_LOCKED
     except OSError as error:
-        _say(clock, redact(str(error), loaded.secrets), err=True)
+        print_timed(clock, redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
     for failure in failures:
-        _say(clock, escape_controls(f"{failure.target}: {failure.reason}"), err=True)
+        print_timed(clock, escape_controls(f"{failure.target}: {failure.reason}"), err=True)
     if report is None:
-        _say(clock, "Dry run: drill would do the following; nothing was changed.")
-        _say(clock, render.drills_text(plan.drills))
+        print_timed(clock, "Dry run: drill would do the following; nothing was changed.")
+        print_timed(clock, render.drills_text(plan.drills))
         return EXIT_ERROR if failures else EXIT_OK
-    from snapshot_policy.engine.drill import result_line
-
-    for line in map(result_line, report.drills):
-        _say(clock, escape_controls(line))
+    for line in map(render.drill_result_line, report.drills):
+        print_timed(clock, render.fit(escape_controls(line)))
     refusals = [p for p in plan.drills if p.refusal is not None]
     if refusals:
-        _say(clock, render.drills_text(refusals), err=True)
+        print_timed(clock, render.drills_text(refusals), err=True)
     passed = sum(d.passed and d.deleted for d in report.drills)
     refused = sum(p.refusal is not None for p in plan.drills)
-    _say(
+    print_timed(
         clock,
         f"{len(report.drills)} drill(s): {passed} passed, {len(report.drills) - passed} failed"
         + (f", {refused} could not run" if refused else "")
@@ -116,11 +114,13 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
         err=True,
     )
     if stop.is_set():
-        _say(clock, f"Stopped by {stop.reason}: no drill began after it; its servers were deleted.")
+        print_timed(
+            clock, f"Stopped by {stop.reason}: no drill began after it; its servers were deleted."
+        )
         return EXIT_SIGNALLED[stop.reason]
     if report.unwritten:
         for line in report.unwritten:
-            _say(clock, line, err=True)
+            print_timed(clock, line, err=True)
     bad = failures or refused or report.unwritten or passed < len(report.drills)
     return EXIT_CHANGES if bad else EXIT_OK
 
@@ -167,13 +167,13 @@ def restore_command(
         click.echo("Nothing restored: fix the errors above.", err=True)
         return EXIT_ERROR
     context = run.RunContext.of(loaded)
-    if not _files_usable(context.files(), loaded, set(context.files()), clock):
+    if not run_files_usable(context.files(), loaded, set(context.files()), clock):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose, clock=clock):
+    if not start_logging(loaded, verbose, clock=clock):
         return EXIT_ERROR
     stop = Stop()
     try:
-        with _stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
+        with stopped_by_signals(stop), run_lock(loaded.settings.lock_file):
             made = restoring.new_server(
                 context, clock, name, snapshot_id, machine_type, region, stop
             )

@@ -11,7 +11,7 @@ import click
 
 from snapshot_policy import config
 from snapshot_policy.cli.app import EXIT_ERROR, cli, current_time, selection
-from snapshot_policy.cli.cloud_commands import _files_usable, _show, _start_logging
+from snapshot_policy.cli.cloud_commands import print_text, run_files_usable, start_logging
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.state.statefiles import StateFileError
 
@@ -82,9 +82,9 @@ def status_command(
     # Read-only: the journal and run state are only read; no log file is written, so a
     # monitoring check every minute leaves no trace. Only --metrics-file is written.
     files = context.files(**{"--metrics-file": metrics_file})
-    if not _files_usable(files, loaded, written={"--metrics-file"}):
+    if not run_files_usable(files, loaded, written={"--metrics-file"}):
         return EXIT_ERROR
-    if not _start_logging(loaded, verbose, to_file=False):
+    if not start_logging(loaded, verbose, to_file=False):
         return EXIT_ERROR
     try:
         judged = run.status(context, whole, current_time(), late_after)
@@ -92,9 +92,9 @@ def status_command(
         click.echo(str(error), err=True)
         return EXIT_ERROR
     if output == "json":
-        _show(shown.status_json(judged), styled=False)
+        print_text(shown.status_json(judged), styled=False)
     else:
-        _show(shown.status_text(judged), styled=False)
+        print_text(shown.status_text(judged), styled=False)
     if metrics_file is not None:
         from snapshot_policy.edges import monitor
 

@@ -49,15 +49,21 @@ def due(
             CronSim(schedule.cron, (now + timedelta(seconds=1)).astimezone(zone), reverse=True)
         )
         if fired > last_created:
-            return True, f"{schedule.describe()} fired at {_short(fired)} after the last snapshot"
+            return (
+                True,
+                f"{schedule.describe()} fired at {moment_text(fired)} after the last snapshot",
+            )
         upcoming = next(CronSim(schedule.cron, now.astimezone(zone)))
-        return False, f"not due: {schedule.describe()} fires next at {_short(upcoming)}"
+        return False, f"not due: {schedule.describe()} fires next at {moment_text(upcoming)}"
     if schedule.every:
         interval = schedule.every.as_timedelta()
         slack = min(interval * _EVERY_TOLERANCE, _MAX_TOLERANCE)
         if now - last_created >= interval - slack:
-            return True, f"last snapshot {_short(last_created)} is {schedule.every} old or more"
-        return False, f"not due: last snapshot {_short(last_created)}, {schedule.describe()}"
+            return (
+                True,
+                f"last snapshot {moment_text(last_created)} is {schedule.every} old or more",
+            )
+        return False, f"not due: last snapshot {moment_text(last_created)}, {schedule.describe()}"
     return True, "a snapshot is made on every run"
 
 
@@ -360,7 +366,7 @@ def _unmanaged_reason(snapshot: Snapshot) -> str:
 def _skew_problem(snapshot: Snapshot, now: datetime) -> str:
     return (
         f"clock skew: snapshot {snapshot.name} ({snapshot.id}) is dated "
-        f"{_short(snapshot.created)}, {_ahead(snapshot.created, now)} after this run's clock; "
+        f"{moment_text(snapshot.created)}, {_ahead(snapshot.created, now)} after this run's clock; "
         "it is kept and left out of retention and the schedule. "
         "Check this machine's clock (timedatectl) and the snapshot"
     )
@@ -369,17 +375,19 @@ def _skew_problem(snapshot: Snapshot, now: datetime) -> str:
 def _stuck_problem(snapshot: Snapshot, now: datetime, timeout: timedelta) -> str:
     return (
         f"snapshot {snapshot.name} ({snapshot.id}) has been creating for "
-        f"{_age(now - snapshot.created)}, past snapshot_creation_timeout ({_age(timeout)}); "
+        f"{duration_text(now - snapshot.created)}, "
+        f"past snapshot_creation_timeout ({duration_text(timeout)}); "
         "no new snapshot is made until it finishes or is deleted in the cloud console"
     )
 
 
 def _ahead(moment: datetime, now: datetime) -> str:
-    return _age(moment - now)
+    return duration_text(moment - now)
 
 
-def _age(span: timedelta) -> str:
-    """`13 d 4 h`, `2 h 5 min`, `40 min`: a duration as a person reads it."""
+def duration_text(span: timedelta) -> str:
+    """`13 d 4 h`, `2 h 5 min`, `40 min`: a duration (an age, a timeout) as a person reads
+    it, in the plan and in status."""
     minutes = int(span.total_seconds() // 60)
     days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
@@ -387,5 +395,6 @@ def _age(span: timedelta) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def _short(moment: datetime) -> str:
+def moment_text(moment: datetime) -> str:
+    """`2026-12-07 03:00 UTC`: a moment to the minute, in its own timezone, named."""
     return moment.strftime("%Y-%m-%d %H:%M %Z")

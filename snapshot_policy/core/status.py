@@ -36,7 +36,7 @@ from snapshot_policy.core.model import (
     TargetSpec,
 )
 from snapshot_policy.core.ownership import DRILL_LABEL, DRILL_TAG
-from snapshot_policy.core.reconcile import CLOCK_TOLERANCE, _age, _short, due
+from snapshot_policy.core.reconcile import CLOCK_TOLERANCE, due, duration_text, moment_text
 
 OK, LATE, NONE = "ok", "late", "none"
 EVERY_RUN_LATE = timedelta(hours=25)
@@ -171,7 +171,7 @@ def target_status(
     problems = [note] if state != OK else []
     if last_run is not None and not last_run.ok:
         problems.append(
-            f"last run {_short(last_run.when)} failed"
+            f"last run {moment_text(last_run.when)} failed"
             + (f": {last_run.error}" if last_run.error else "")
         )
     if drilled is not None and not drilled.passed:
@@ -213,7 +213,8 @@ def freshness(
         limit = late_after or EVERY_RUN_LATE
         if age > limit:
             return LATE, (
-                f"late: the newest snapshot is {_age(age)} old, older than {_age(limit)} "
+                f"late: the newest snapshot is {duration_text(age)} old, "
+                f"older than {duration_text(limit)} "
                 "(a snapshot is made every run)"
             )
         return OK, "a snapshot is made every run"
@@ -225,7 +226,8 @@ def freshness(
         overdue = due(schedule, newest, now - grace, zone)[0]
     if overdue:
         return LATE, (
-            f"late: a snapshot has been due for more than {_age(grace)} ({schedule.describe()})"
+            f"late: a snapshot has been due for more than {duration_text(grace)} "
+            f"({schedule.describe()})"
         )
     is_due, why = due(schedule, newest, now, zone)
     if is_due:
@@ -405,8 +407,4 @@ def after_apply(
 
 
 def _drill_day(drill: LastDrill) -> str:
-    return _short(drill.when) if drill.when is not None else drill.on.isoformat()
-
-
-age_text = _age
-"""A duration as the status text shows it (`13 d 4 h`, `2 h 5 min`), as the plan's."""
+    return moment_text(drill.when) if drill.when is not None else drill.on.isoformat()

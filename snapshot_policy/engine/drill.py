@@ -591,23 +591,3 @@ class AccountDrills:
 
     def _spent(self) -> None:
         self.budget.heard(self.provider.rate_limit.remaining)
-
-
-def result_line(result: DrillResult) -> str:
-    """One line about a drill's result, for the console and the log."""
-    t = result.target
-    where = f"{t.name}: {t.server_name} ({t.provider} server {t.server_id})"
-    restored = (
-        f", restored in {seconds(result.restore_seconds)}"
-        if result.restore_seconds is not None
-        else ""
-    )
-    verdict = "passed" if result.passed else f"FAILED at {result.stage}"
-    gone = "" if result.deleted else "; its server is NOT deleted yet (the next run deletes it)"
-    error = f": {result.error}" if result.error and not result.passed else ""
-    return f"{where}: drill of {result.snapshot.name} {verdict}{restored}{error}{gone}"
-
-
-def seconds(value: float) -> str:
-    """`0.4s`, `42s`: a restore time as people read it."""
-    return f"{value:.1f}s" if value < 10 else f"{value:.0f}s"

@@ -83,8 +83,8 @@ def plan_document(
                 p: {"per_gb_month": prices[p].per_gb_month, "currency": prices[p].currency}
                 for p in sorted(prices)
             },
-            "now": _storage_document(now),
-            "after_apply": _storage_document(after),
+            "now": storage_document(now),
+            "after_apply": storage_document(after),
         },
     }
 
@@ -136,7 +136,7 @@ def _target_document(
         "refused": plan.refusal,
         "withheld": plan.withheld,
         "problems": list(plan.problems),
-        "storage": {"now": _storage_document(now), "after_apply": _storage_document(after)},
+        "storage": {"now": storage_document(now), "after_apply": storage_document(after)},
     }
 
 
@@ -189,7 +189,9 @@ def _drill_document(drill: DrillPlan) -> dict:
     }
 
 
-def _storage_document(storage: Storage) -> dict:
+def storage_document(storage: Storage) -> dict:
+    """Snapshot storage as the JSON documents carry it (plan and status): the totals are null
+    when a size is unknown, the `known_` keys what is known."""
     complete = not storage.unknown
     costs = {c: round(v, 4) for c, v in sorted(storage.costs.items())}
     return {

@@ -17,6 +17,7 @@ from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_
 from snapshot_policy.core.model import (
     ActionKind,
     DrillPlan,
+    DrillResult,
     Hooks,
     Plan,
     PlanAction,
@@ -82,10 +83,12 @@ def plan_text(
     drills = {_drill_key(d.target): d for d in plan.drills}
     blocks = [_target_text(t, prices, drills.pop(_drill_key(t.target), None)) for t in plan.targets]
     blocks += [drills_text(tuple(drills.values()))] if drills else []
-    blocks += [_wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures]
-    blocks += [_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
+    blocks += [
+        wrap_line(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in failures
+    ]
+    blocks += [wrap_sentences(NAMED_AT_APPLY)] if plan.count(ActionKind.CREATE) else []
     blocks += [_total_storage_text(plan, prices)] if plan.targets else []
-    return "\n\n".join(blocks + [_sentences(plan_summary(plan, failures))]) + "\n"
+    return "\n\n".join(blocks + [wrap_sentences(plan_summary(plan, failures))]) + "\n"
 
 
 def styled(text: str) -> Text:
@@ -134,7 +137,7 @@ def drills_text(drills: Sequence[DrillPlan]) -> str:
             f"({target.provider} server {target.server_id}, account {target.account})"
         )
         lines.append(f"  {drill_line(drill)}")
-    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)
+    return "\n".join(wrap_line(escape_controls(line), "      ") for line in lines)
 
 
 def _cost(value: float) -> str:
@@ -164,19 +167,19 @@ def _target_text(
     if not plan.actions:
         lines.append("  (no snapshots)")
     now, after, estimate = target_storage(plan, prices)
-    lines.append(f"  storage now: {_storage_text(now)}")
+    lines.append(f"  storage now: {storage_text(now)}")
     if not plan.has_changes:
         lines.append("  after apply: unchanged")
     else:
         lines.append(
-            f"  after apply: {_storage_text(after)}"
+            f"  after apply: {storage_text(after)}"
             + (f" (new one ~{_number(estimate)} GB)" if estimate is not None else "")
         )
     lines += [
         f"  ! {problem}" for problem in filter(None, (plan.refusal, plan.withheld, *plan.problems))
     ]
     return "\n".join(
-        _wrap(escape_controls(line), "      ") for line in lines
+        wrap_line(escape_controls(line), "      ") for line in lines
     )  # a name from an API cannot forge a line
 
 
@@ -207,7 +210,7 @@ def _hooks_text(hooks: Hooks) -> str:
     return "; ".join(parts) + f" (timeout {hooks.timeout:g}s{', shell' if hooks.shell else ''})"
 
 
-def _sentences(text: str) -> str:
+def wrap_sentences(text: str) -> str:
     """`text` with a sentence that would pass WIDTH starting a new line."""
     lines = [""]
     for sentence in text.replace(". ", ".\0").split("\0"):
@@ -221,10 +224,10 @@ def _sentences(text: str) -> str:
 def fit(line: str) -> str:
     """`line` in lines of at most WIDTH columns, continued on lines indented by four: for a
     sentence printed to a terminal (apply's summary line, a warning)."""
-    return _wrap(line, "    ")
+    return wrap_line(line, "    ")
 
 
-def _wrap(line: str, indent: str) -> str:
+def wrap_line(line: str, indent: str) -> str:
     """`line` in lines of at most WIDTH columns, broken at spaces (a long name stays whole);
     an action's reason starts its own line when the whole does not fit."""
     if len(line) <= WIDTH:
@@ -254,8 +257,8 @@ def _wrap(line: str, indent: str) -> str:
 
 def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
     now, after = total_storage(plan, prices)
-    lines = ["Snapshot storage of all targets:", f"  now:         {_storage_text(now)}"]
-    lines.append(f"  after apply: {_storage_text(after) if plan.has_changes else 'unchanged'}")
+    lines = ["Snapshot storage of all targets:", f"  now:         {storage_text(now)}"]
+    lines.append(f"  after apply: {storage_text(after) if plan.has_changes else 'unchanged'}")
     if after.estimated and plan.has_changes:
         lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
     providers = sorted({t.target.provider for t in plan.targets} & set(prices))
@@ -266,10 +269,10 @@ def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
             for p in providers
         )
         lines.append(f"  at per GB-month prices of {listed}")
-    return "\n".join(_wrap(line, "    ") for line in lines)
+    return "\n".join(wrap_line(line, "    ") for line in lines)
 
 
-def _storage_text(storage: Storage) -> str:
+def storage_text(storage: Storage) -> str:
     """`3 snapshots, ~12.6 GB, ~USD 0.76 a month` (~: estimated); with sizes unknown, what is
     known as a lower bound (`8.7+ GB`), never a total that merely leaves them out."""
     if not storage.snapshots:
@@ -312,13 +315,14 @@ def matched_text(matched: Mapping[str, Sequence[Target]], failed: set[str] = fro
             continue
         servers = ", ".join(f"{t.server_name} ({t.provider} server {t.server_id})" for t in targets)
         lines.append(f"{name}: matched {len(targets)} server(s): {servers}")
-    return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
+    return "".join(wrap_line(escape_controls(line), "    ") + "\n" for line in lines)
 
 
 def report_text(report: RunReport, failed_only: bool = False) -> str:
-    """Return what apply did, a line per server of each target (the summary line goes to
-    stderr), a line longer than WIDTH continued on lines indented by four; with
-    `failed_only`, the lines of the targets that failed (`apply --quiet`)."""
+    """Return what apply did, a line per server of each target, then a line per restore drill
+    (the summary line goes to stderr), a line longer than WIDTH continued on lines indented by
+    four; with `failed_only`, the lines of the targets and drills that failed (`apply
+    --quiet`)."""
     lines = []
     for outcome in report.outcomes:
         if failed_only and outcome.ok:
@@ -334,17 +338,68 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
             + (f"; {outcome.error}" if outcome.error else "")
         )
     lines += [f"{f.target}: FAILED: {f.reason}" for f in report.failures]
-    return "".join(_wrap(escape_controls(line), "    ") + "\n" for line in lines)
+    lines += [drill_result_line(d) for d in report.drills if not (failed_only and drill_passed(d))]
+    return "".join(wrap_line(escape_controls(line), "    ") + "\n" for line in lines)
+
+
+def drill_passed(result: DrillResult) -> bool:
+    """A drill that passed and whose server is gone: one that needs nobody."""
+    return result.passed and result.deleted
+
+
+def drill_result_line(result: DrillResult) -> str:
+    """One line about a drill's result (apply's and drill's end, the log): the verdict, how
+    long the restore took and to which server, the probe, and whether that server is deleted
+    or left for the next run to delete (docs/promises.md §5)."""
+    t = result.target
+    where = f"{t.name}: {t.server_name} ({t.provider} server {t.server_id})"
+    verdict = "passed" if result.passed else f"FAILED at {result.stage}"
+    server = (
+        f"{result.server_name} (id {result.server_id}, {result.machine_type} in {result.region})"
+        if result.server_id is not None
+        else ""
+    )
+    if result.restore_seconds is not None:
+        made = f", restored in {restore_time(result.restore_seconds)} to {server or 'a server'}"
+    elif server:
+        made = f", server {server} never ran"
+    else:
+        made = ""
+    probed = t.drill is not None and t.drill.probe is not None
+    probe = ", probe passed" if result.passed and probed else ""
+    error = f": {result.error}" if result.error and not result.passed else ""
+    if not result.deleted:
+        gone = "; its server is NOT deleted yet (the next run deletes it)"
+    else:
+        gone = "; its server is deleted" if result.server_id is not None else ""
+    return f"{where}: drill of {result.snapshot.name} {verdict}{made}{probe}{error}{gone}"
+
+
+def restore_time(seconds: float) -> str:
+    """`0.4s`, `42s`: a restore time as people read it."""
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+def drills_summary(results: Sequence[DrillResult]) -> str:
+    """`2 drill(s): 1 passed, 1 failed (web)`, and the servers left for the next run to delete;
+    a drill whose server is left counts as failed, as in the exit code."""
+    passed = sum(map(drill_passed, results))
+    failed = sorted({d.target.name for d in results if not drill_passed(d)})
+    text = f"{len(results)} drill(s): {passed} passed, {len(results) - passed} failed"
+    text += f" ({', '.join(failed)})" if failed else ""
+    left = sum(not d.deleted for d in results)
+    return text + (f", {left} server(s) left for the next run to delete" if left else "")
 
 
 def uneventful(report: RunReport) -> bool:
-    """True for a run that created, deleted and failed nothing and whose every notification,
-    ping and file was delivered: apply prints nothing for it, so an hourly cron line mails
-    only when something happened (README "Scheduling")."""
+    """True for a run that created, deleted, drilled and failed nothing and whose every
+    notification, ping and file was delivered: apply prints nothing for it, so an hourly cron
+    line mails only when something happened (README "Scheduling")."""
     return (
         report.exit_code == 0
         and not report.failures
         and not report.unwritten
+        and not report.drills
         and all(d.ok for d in report.deliveries)
         and all(
             o.ok and o.created is None and not o.deleted and not o.error and not o.partial
@@ -376,6 +431,7 @@ def report_summary(report: RunReport) -> str:
         f"{made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
     )
     line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+    line += f"; {drills_summary(report.drills)}" if report.drills else ""
     undelivered = sum(not d.ok for d in report.deliveries)
     line += f"; {undelivered} notification(s) failed" if undelivered else ""
     return line + "".join(f"; {problem}" for problem in report.unwritten)
@@ -396,7 +452,7 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
         "Timeline, one column per day",
         "(a digit: the snapshots that survive from that day; a dot: none):",
     ]
-    lines = [_wrap(line, "  ") for line in lines]
+    lines = [wrap_line(line, "  ") for line in lines]
     per_day = Counter(s.created.astimezone(simulation.zone).date() for s, _ in survivors)
     for month_start, days in simulation.months():
         marks = "".join(_day_mark(per_day[day]) for day in days)
@@ -407,7 +463,7 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
         for s, rules in survivors
     ]
     if projection is not None:
-        lines += ["", *(_wrap(line, "    ") for line in _projection_lines(projection))]
+        lines += ["", *(wrap_line(line, "    ") for line in _projection_lines(projection))]
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from snapshot_policy.core.model import Snapshot
+from snapshot_policy.core.reconcile import duration_text
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.status import (
     LATE,
@@ -18,11 +19,10 @@ from snapshot_policy.core.status import (
     LastDrill,
     Status,
     TargetStatus,
-    age_text,
 )
 from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
-from snapshot_policy.output.planfile import _storage_document
-from snapshot_policy.output.render import _sentences, _storage_text, _wrap
+from snapshot_policy.output.planfile import storage_document
+from snapshot_policy.output.render import storage_text, wrap_line, wrap_sentences
 
 FORMAT_VERSION = 1
 _WORDS = {OK: "ok", LATE: "LATE", NONE: "NO SNAPSHOT"}
@@ -33,11 +33,12 @@ def status_text(status: Status) -> str:
     be judged, the accounts, then the summary."""
     blocks = [_target_text(t) for t in status.targets]
     blocks += [
-        _wrap(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ") for f in status.failures
+        wrap_line(escape_controls(f"{f.target}: FAILED: {f.reason}"), "    ")
+        for f in status.failures
     ]
     if status.accounts:
         blocks.append(_accounts_text(status.accounts))
-    return "\n\n".join(blocks + [_sentences(summary(status))]) + "\n"
+    return "\n\n".join(blocks + [wrap_sentences(summary(status))]) + "\n"
 
 
 def _target_text(judged: TargetStatus) -> str:
@@ -51,7 +52,7 @@ def _target_text(judged: TargetStatus) -> str:
         lines.append(f"  newest {_snapshot_text(judged.newest, judged.age)}")
     schedule = f"  schedule {target.schedule.describe()}"  # what is wrong is said below
     lines.append(f"{schedule}: {judged.note}" if judged.state == OK else schedule)
-    lines.append(f"  snapshots: {judged.managed} managed; billed: {_storage_text(judged.storage)}")
+    lines.append(f"  snapshots: {judged.managed} managed; billed: {storage_text(judged.storage)}")
     run = judged.last_run
     lines.append(
         "  last run: never recorded"
@@ -66,11 +67,11 @@ def _target_text(judged: TargetStatus) -> str:
             else f"  newest verified: {_snapshot_text(judged.verified, judged.verified_age)}"
         )
     lines += [f"  ! {problem}" for problem in judged.problems]
-    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)
+    return "\n".join(wrap_line(escape_controls(line), "      ") for line in lines)
 
 
 def _snapshot_text(snapshot: Snapshot, age: timedelta | None) -> str:
-    old = f", {age_text(age)} old" if age is not None else ""
+    old = f", {duration_text(age)} old" if age is not None else ""
     return f"{snapshot.name} (id {snapshot.id}, {iso_utc(snapshot.created)[:16]}Z{old})"
 
 
@@ -106,7 +107,7 @@ def _accounts_text(accounts: Sequence[AccountStatus]) -> str:
         )
         lines.append(f"{name}: {', '.join(parts)}")
         lines += [f"    ! {problem}" for problem in account.problems]
-    return "\n".join(_wrap(escape_controls(line), "      ") for line in lines)
+    return "\n".join(wrap_line(escape_controls(line), "      ") for line in lines)
 
 
 def summary(status: Status) -> str:
@@ -172,7 +173,7 @@ def _target_document(judged: TargetStatus) -> dict:
         "note": judged.note,
         "newest": _snapshot_document(judged.newest, judged.age),
         "managed_snapshots": judged.managed,
-        "storage": _storage_document(judged.storage),
+        "storage": storage_document(judged.storage),
         "last_run": None
         if run is None
         else {"when": iso_utc(run.when), "ok": run.ok, "error": run.error},

@@ -1,4 +1,5 @@
-"""`run_demo`: the offline walk-through of plan, apply, notifications and a settled second plan."""
+"""`run_demo`: the offline walk-through of plan, apply, notifications, a settled second plan,
+status and a restore drill."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,62 @@ def test_demo_second_plan_has_nothing_to_do_and_untouchables_remain(demo):
     assert final.count("  managed, new\n") == 4
 
 
+def test_demo_plan_shows_the_web_drill_not_due_after_the_one_marked_two_days_ago(demo):
+    _, text, _ = demo
+    plan = section(text, 3)
+    assert plan.count("  drill every 7d: not due: last drill 2026-11-27 (passed)\n") == 2
+    assert "web-1-20261127093000" in section(text, 1)
+
+
+def test_demo_status_reads_all_well_with_the_last_drill(demo):
+    """Step 8: `status` after apply: every server ok, the web servers' last drill from the
+    mark on their snapshot, exit code 0."""
+    _, text, _ = demo
+    status = section(text, 8)
+    assert "$ snapshot-policy status --policy " in unwrapped(status)
+    assert "web: web-1 (digitalocean server 3164444, account do-demo): ok\n" in status
+    assert "databases: db-2 (hetzner server 43, account hz-demo): ok\n" in status
+    assert status.count("  last drill: 2026-11-27 (passed, from the snapshot mark)\n") == 2
+    assert "  do-demo (digitalocean): 2 server(s), 0 uncovered, 7 snapshot(s)\n" in status
+    assert "Status: 4 ok, 0 late, 0 without a snapshot of 4 server(s). Exit 0." in status
+    assert "(exit code 0)" in status
+
+
+def test_demo_drill_restores_probes_and_deletes_and_says_how_long_it_took(demo):
+    """Step 9: one `drill --target web`: a throwaway server per web server, made from the
+    snapshot apply just made, probed, deleted by id; the result marked on the snapshot."""
+    _, text, _ = demo
+    drill = section(text, 9)
+    assert "$ snapshot-policy drill --policy " in unwrapped(drill) and "--target web" in drill
+    said = unwrapped(drill)
+    for server_id, name in ((3164444, "web-1"), (3164445, "web-2")):
+        assert re.search(
+            rf"web: {name} \(digitalocean server {server_id}\): drill of {name}-20261129093000 "
+            rf"passed, restored in \d+\.\ds to drill-web-{server_id}-\d{{14}} \(id \d+, "
+            r"s-1vcpu-1gb in nyc3\), probe passed; its server is deleted\n",
+            said,
+        ), said
+    assert "2 drill(s): 2 passed, 0 failed." in drill and "(exit code 0)" in drill
+    assert "The fake cloud saw 2 server(s) made and 2 deleted by id:" in drill
+    assert drill.count("  POST   /v2/droplets -> 202\n") == 2
+    assert len(re.findall(r"  DELETE /v2/droplets/\d+ -> 204\n", drill)) == 2
+    assert "Servers now: web-1, web-2, db-1, db-2: no drill server is left." in drill
+    assert "  web-1-20261129093000: tag snapshot-policy-drilled-passed-2026-11-29\n" in drill
+    assert "  web-2-20261129093000: tag snapshot-policy-drilled-passed-2026-11-29\n" in drill
+
+
+def test_demo_says_which_command_did_not_go_as_expected():
+    def failing_status(argv, clock):
+        return 2 if argv[0] == "status" else main(argv, clock=clock)
+
+    lines: list[str] = []
+    assert run_demo(failing_status, lambda: DEMO_AT, lines.append, action_seconds=0.05) == 1
+    assert lines[-1] == (
+        "\nThe demo did not go as expected (exit codes: plan 0, apply 0, second plan 0,\n"
+        "status 2, drill 0)."
+    )
+
+
 def test_demo_prints_no_token(demo):
     _, text, _ = demo
     assert all(token not in text for token in TOKENS.values())
@@ -193,6 +250,9 @@ def test_demo_keep_leaves_a_folder_whose_commands_run_again(tmp_path, monkeypatc
         " \\\n    ", " "
     )  # a command continued past 80 columns, as a shell reads it
     assert f"$ snapshot-policy plan --policy {folder}/snapshot-policy.yaml" in pasted
+    again = pasted[pasted.index("and in another:") :]
+    assert f"  snapshot-policy status --policy {folder}/snapshot-policy.yaml\n" in again
+    assert f"  snapshot-policy drill --policy {folder}/snapshot-policy.yaml --target web" in again
     port = int(re.search(r"snapshot-policy sandbox --port (\d+) --state ", text)[1])
     assert f"--state {folder}/sandbox-state.json" in text
     assert f"  . {folder}/demo.env" in text
@@ -209,12 +269,17 @@ def test_demo_keep_leaves_a_folder_whose_commands_run_again(tmp_path, monkeypatc
     for name, value in exported.items():
         monkeypatch.setenv(name, value)
     state = read_state(str(folder / "sandbox-state.json"))
-    with Sandbox(state, clock=lambda: DEMO_AT, port=port):
-        code = main(
-            ["plan", "--policy", str(folder / "snapshot-policy.yaml"), "--detailed-exitcode"],
-            clock=lambda: DEMO_AT,
-        )
-    assert code == 0
+    policy = ["--policy", str(folder / "snapshot-policy.yaml")]
+    later = DEMO_AT + timedelta(minutes=5)
+    with Sandbox(state, clock=lambda: later, boot_seconds=0.05, port=port) as sandbox:
+        assert main(["plan", *policy, "--detailed-exitcode"], clock=lambda: later) == 0
+        assert main(["status", *policy], clock=lambda: later) == 0
+        assert main(["drill", *policy, "--target", "web"], clock=lambda: later) == 0
+        made = [
+            r for r in sandbox.requests() if (r["method"], r["path"]) == ("POST", "/v2/droplets")
+        ]
+        assert len(made) == 2  # the kept cloud restores, as in the demo
+        assert all(not s["name"].startswith("drill-") for s in sandbox.dump_state()["servers"])
 
 
 def test_demo_keep_refuses_a_folder_that_holds_something(tmp_path):

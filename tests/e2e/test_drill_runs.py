@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from snapshot_policy.cli import main
+from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import ACCOUNTS, DB, NIGHTLY, WEB, policy_yaml
 
 DRILL_TAG = "snapshot-policy-drill"
@@ -92,7 +93,7 @@ def test_a_drill_that_passes_leaves_no_server_and_records_its_result_everywhere(
 ):
     policy = write_policy(tmp_path, PUBLIC)
     assert drill(policy, clock) == 0
-    out, err = capsys.readouterr()
+    out, err = map(unwrapped, capsys.readouterr())  # drill's lines fit 80 columns
     assert "web: web-1 (digitalocean server 3164444): drill of web-1-" in out
     assert "db: db-1 (hetzner server 4711): drill of db-1-" in out and "passed" in out
     assert "2 drill(s): 2 passed, 0 failed." in err
@@ -148,7 +149,7 @@ def test_a_refused_create_fails_the_drill_and_leaves_nothing(
     booting.inject("error", service="hetzner", method="POST", path="^/v1/servers$", status=422)
     policy = write_policy(tmp_path, PUBLIC)
     assert drill(policy, clock, "--target", "db") == 2
-    out = capsys.readouterr().out
+    out = unwrapped(capsys.readouterr().out)
     assert "FAILED at create: the cloud refused the drill server" in out
     assert drill_servers(booting) == [] and journal(tmp_path) == []
     assert "snapshot-policy/drilled" not in snapshot(booting, "db-1-").labels  # says nothing of it
@@ -170,7 +171,7 @@ def test_a_server_that_does_not_boot_is_deleted_and_its_snapshot_marked_failed(
     booting.inject(fault.pop("kind"), service="hetzner", **fault)
     policy = write_policy(tmp_path, {**PUBLIC, "boot_timeout": 1})
     assert drill(policy, clock, "--target", "db") == 2
-    out = capsys.readouterr().out
+    out = unwrapped(capsys.readouterr().out)
     assert "FAILED at boot" in out and words in out
     assert drill_servers(booting) == [] and journal(tmp_path) == []
     day = clock.now.date().isoformat()
@@ -183,7 +184,7 @@ def test_a_failing_probe_fails_the_drill_and_the_server_is_deleted(
 ):
     policy = write_policy(tmp_path, {"probe": ["sh", "-c", "echo no answer on 5432; exit 3"]})
     assert drill(policy, clock, "--target", "web") == 2
-    out = capsys.readouterr().out
+    out = unwrapped(capsys.readouterr().out)
     assert "FAILED at probe, restored in " in out
     assert "the probe failed: probe failed (exit status 3)" in out
     assert drill_servers(booting) == [] and journal(tmp_path) == []
@@ -204,7 +205,7 @@ def test_a_failed_delete_leaves_the_server_to_the_next_run_which_deletes_and_aud
     )
     policy = write_policy(tmp_path, PUBLIC)
     assert drill(policy, clock, "--target", "db") == 2
-    out = capsys.readouterr().out
+    out = unwrapped(capsys.readouterr().out)
     assert "passed" in out and "its server is NOT deleted yet" in out
     (left,) = drill_servers(booting)
     (entry,) = journal(tmp_path)
@@ -264,6 +265,13 @@ def test_apply_runs_the_due_drills_after_its_snapshots_and_tells_each_one(
     )
     report = folder / "report.json"
     assert main(["apply", "--policy", str(policy), "--report", str(report)], clock=clock) == 0
+    out, err = map(unwrapped, capsys.readouterr())
+    new = snapshot(booting, "db-1-")
+    assert (
+        f"db: db-1 (hetzner server 4711): drill of {new.name} passed, restored in " in out
+    )  # apply's end names the drill, the server it restored to, and that it is gone
+    assert "drill-db-4711-" in out and out.rstrip().endswith("; its server is deleted")
+    assert "; 1 drill(s): 1 passed, 0 failed" in err
     requests = [(r["method"], r["path"]) for r in booting.requests("hetzner")]
     made = requests.index(("POST", "/v1/servers/4711/actions/create_image"))
     assert requests.index(("POST", "/v1/servers")) > made  # the drill after the snapshot
@@ -285,6 +293,24 @@ def test_apply_runs_the_due_drills_after_its_snapshots_and_tells_each_one(
     assert ("POST", "/v1/servers") not in [
         (r["method"], r["path"]) for r in booting.requests("hetzner")
     ]
+
+
+def test_an_apply_whose_only_news_is_a_drill_prints_it(booting, tokens, tmp_path, clock, capsys):
+    """A run with nothing to do prints nothing (README "Scheduling"); a drill is news."""
+    undrilled = {**WEB, "retention": {"keep_last": 10}}
+    policy = write_policy(tmp_path, PUBLIC, targets=[undrilled])
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    clock.advance(minutes=5)
+    capsys.readouterr()
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    assert capsys.readouterr() == ("", "")  # nothing due: silent
+    policy = write_policy(tmp_path, PUBLIC)
+    clock.advance(minutes=5)
+    assert main(["apply", "--policy", str(policy), "--target", "web"], clock=clock) == 0
+    out, err = map(unwrapped, capsys.readouterr())
+    assert "no new snapshot, deleted 0" in out
+    assert "drill of web-1-" in out and "passed, restored in " in out
+    assert "0 created, 0 deleted, 0 failed in " in err and "; 1 drill(s): 1 passed" in err
 
 
 def test_a_drill_marked_server_the_journal_does_not_name_is_reported_never_deleted(
@@ -426,6 +452,9 @@ def test_a_failed_drill_makes_apply_exit_2_and_keeps_its_snapshots(
 ):
     policy = write_policy(tmp_path, {"probe": ["false"]})
     assert main(["apply", "--policy", str(policy), "--target", "web"], clock=clock) == 2
+    out, err = map(unwrapped, capsys.readouterr())
+    assert f"drill of {snapshot(booting, 'web-1-').name} FAILED at probe, restored in " in out
+    assert "1 drill(s): 0 passed, 1 failed (web)" in err
     assert drill_servers(booting) == []
     runs = {entry[2]: entry[3] for entry in state(tmp_path)["last_runs"]}
     assert runs["web"]["ok"]  # the snapshots did what they should
@@ -452,7 +481,7 @@ def test_a_drill_server_deleted_by_someone_else_while_it_boots_fails_the_drill_c
     remover.start()
     assert drill(policy, clock, "--target", "db") == 2
     remover.join()
-    assert "did not boot: it no longer exists" in capsys.readouterr().out
+    assert "did not boot: it no longer exists" in unwrapped(capsys.readouterr().out)
     assert journal(tmp_path) == []  # gone for certain: crossed off
 
 

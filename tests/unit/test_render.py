@@ -488,3 +488,105 @@ def test_the_plan_json_lists_the_drills():
         "no managed snapshot to restore yet",
     )
     assert json.loads(planfile.plan_json(sample_plan()))["drills"] == []
+
+
+# -- restore drills at the end of a run (issue 22, item 2) -------------------------------
+
+
+def drill_result(**change):
+    """web-1's drill that passed: restored in 4.2s to drill server 901, probed, deleted."""
+    from snapshot_policy.core.duration import Duration
+    from snapshot_policy.core.model import Drill, DrillResult
+
+    probed = Drill(every=Duration(days=7), probe=("true",))
+    web = replace(target(keep_last=2), server_id="3164444", server_name="web-1", drill=probed)
+    web = replace(web, provider="digitalocean")
+    result = DrillResult(
+        target=web,
+        snapshot=snap(utc(2026, 11, 25, 3), id="11"),
+        passed=True,
+        stage="done",
+        started=utc(2026, 11, 26, 3),
+        finished=utc(2026, 11, 26, 3, 1),
+        server_id="901",
+        server_name="drill-web-3164444-20261126030000",
+        restore_seconds=4.2,
+        deleted=True,
+        machine_type="s-1vcpu-1gb",
+        region="nyc3",
+    )
+    return replace(result, **change)
+
+
+def run_report(*results, outcomes=()):
+    from snapshot_policy.core.model import RunReport
+
+    return RunReport(utc(2026, 11, 26, 3), utc(2026, 11, 26, 3, 2), outcomes, drills=results)
+
+
+def test_a_drill_result_says_where_it_restored_how_long_it_took_and_that_its_server_is_gone():
+    assert render.drill_result_line(drill_result()) == (
+        "web: web-1 (digitalocean server 3164444): drill of web-20261125030000 passed, "
+        "restored in 4.2s to drill-web-3164444-20261126030000 (id 901, s-1vcpu-1gb in nyc3), "
+        "probe passed; its server is deleted"
+    )
+
+
+def test_a_failed_drill_says_where_it_failed_and_whether_its_server_is_left():
+    probe = drill_result(passed=False, stage="probe", error="the probe failed (exit status 3)")
+    assert render.drill_result_line(probe).endswith(
+        "drill of web-20261125030000 FAILED at probe, restored in 4.2s to "
+        "drill-web-3164444-20261126030000 (id 901, s-1vcpu-1gb in nyc3): the probe failed "
+        "(exit status 3); its server is deleted"
+    )
+    refused = drill_result(
+        passed=False, stage="create", server_id=None, restore_seconds=None, error="no capacity"
+    )
+    assert render.drill_result_line(refused).endswith(
+        "drill of web-20261125030000 FAILED at create: no capacity"
+    )  # no server was made: none to speak of
+    never_ran = drill_result(passed=False, stage="boot", restore_seconds=None, error="timeout")
+    assert (
+        ", server drill-web-3164444-20261126030000 (id 901, s-1vcpu-1gb in nyc3) never ran: "
+        in (render.drill_result_line(never_ran))
+    )
+    left = drill_result(deleted=False)
+    assert render.drill_result_line(left).endswith(
+        "probe passed; its server is NOT deleted yet (the next run deletes it)"
+    )
+    unprobed = replace(
+        drill_result().target, drill=replace(drill_result().target.drill, probe=None)
+    )
+    assert "probe" not in render.drill_result_line(drill_result(target=unprobed))
+
+
+def test_apply_ends_with_a_line_per_drill_and_counts_them_in_its_summary():
+    failed = drill_result(
+        target=replace(drill_result().target, name="db", server_name="db-1", server_id="42"),
+        passed=False,
+        stage="probe",
+        error="the probe failed",
+    )
+    report = run_report(drill_result(), failed)
+    text = render.report_text(report)
+    assert max(map(len, text.splitlines())) <= render.WIDTH
+    lines = text.replace("\n    ", " ").splitlines()
+    assert lines == [render.drill_result_line(drill_result()), render.drill_result_line(failed)]
+    assert render.report_text(report, failed_only=True).replace("\n    ", " ") == lines[1] + "\n"
+    assert render.report_summary(report) == (
+        "snapshot-policy apply: 0 target(s), 0 server(s), 0 created, 0 deleted, 0 failed "
+        "in 120.0s; 2 drill(s): 1 passed, 1 failed (db)"
+    )
+    left = run_report(drill_result(deleted=False))
+    assert render.report_summary(left).endswith(
+        "; 1 drill(s): 0 passed, 1 failed (web), 1 server(s) left for the next run to delete"
+    )  # a server left behind needs someone, as the exit code says
+    assert "drill" not in render.report_summary(run_report())
+
+
+def test_a_run_whose_only_news_is_a_drill_is_not_uneventful():
+    assert render.uneventful(run_report())
+    passed = run_report(drill_result())
+    assert passed.exit_code == 0 and not render.uneventful(passed)
+    assert not render.report_failed(passed)
+    assert render.report_failed(run_report(drill_result(passed=False, stage="boot")))
