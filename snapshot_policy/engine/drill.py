@@ -383,7 +383,7 @@ class AccountDrills:
                 case d.Create(request):
                     self._send(life, self.provider.create_server, (request,), self._created)
                 case d.JournalServer(server):
-                    journal.drill_created(t.account, life.request.name, server.id)
+                    self._journal_later(life, journal.drill_created, server.id)
                 case d.Record(event, reason):
                     self.drills.record(life, event, reason)
                 case d.Boot(server):
@@ -410,11 +410,23 @@ class AccountDrills:
                         life, self.provider.mark_snapshot, (life.snapshot.id, labels), self._marked
                     )
                 case d.CrossOff():
-                    journal.drill_gone(t.account, life.request.name)
+                    self._journal_later(life, journal.drill_gone)
                 case d.Finished():
                     self._finished(life)
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
+
+    def _journal_later(self, life: DrillLifecycle, write, *args: str) -> None:
+        """Note a drill server's id, or cross it off. The entry written before the create
+        already names it, so a write that fails here costs only precision: the next run
+        finds the server by name (or sees it gone). It never stops the drill: its server
+        is still deleted (docs/promises.md §5, invariant 14)."""
+        try:
+            write(life.target.account, life.request.name, *args)
+        except OSError as error:
+            problem = f"could not write the journal ({error}); the next run checks this server"
+            log.error("%s: %s", life.label, problem)
+            life.errors.append(problem)
 
     def _send(self, life, call, args, then) -> None:
         self.budget.spend()
