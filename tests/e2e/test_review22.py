@@ -18,7 +18,11 @@ from tests.e2e.test_drill_runs import (
 
 
 def test_a_locked_server_is_deleted_in_this_run_once_its_lock_is_gone(
-    booting, tokens, tmp_path, clock, capsys  # noqa: F811
+    booting,
+    tokens,
+    tmp_path,
+    clock,
+    capsys,  # noqa: F811
 ):
     """Hetzner answers 423 `locked` to a DELETE while an action runs on the server (its
     create and start, right after a boot timeout or a stop): a lock that lasts seconds,
@@ -34,7 +38,13 @@ def test_a_locked_server_is_deleted_in_this_run_once_its_lock_is_gone(
 
 @pytest.mark.parametrize("method", ["drill_created", "drill_gone"])
 def test_a_journal_write_that_fails_after_the_create_still_deletes_every_drill_server(
-    booting, tokens, tmp_path, clock, capsys, monkeypatch, method  # noqa: F811
+    booting,
+    tokens,
+    tmp_path,
+    clock,
+    capsys,
+    monkeypatch,
+    method,  # noqa: F811
 ):
     """The disk fills after the create was journaled: noting the server's id (or crossing
     it off) fails. Rule 4 of DESIGN22: a drill server is deleted always; the journal entry
@@ -62,12 +72,19 @@ def test_a_journal_write_that_fails_after_the_create_still_deletes_every_drill_s
 @pytest.mark.parametrize("target", ["web", "db"])
 @pytest.mark.parametrize("name", ["bad name!"])
 def test_restore_refuses_a_name_that_is_no_hostname_in_plain_words(
-    booting, tokens, tmp_path, clock, capsys, target, name  # noqa: F811
+    booting,
+    tokens,
+    tmp_path,
+    clock,
+    capsys,
+    target,
+    name,  # noqa: F811
 ):
     policy = write_policy(tmp_path, PUBLIC)
-    code = main(["restore", "--policy", str(policy), "--target", target, "--name", name], clock=clock)
+    code = main(
+        ["restore", "--policy", str(policy), "--target", target, "--name", name], clock=clock
+    )
     out, err = capsys.readouterr()
-    print("OUT", out, "ERR", err)
     assert code == 1
     assert "Traceback" not in out + err
     assert not [r for r in booting.requests() if r["method"] == "POST"], "refused before sending"
@@ -84,7 +101,12 @@ def test_restore_refuses_a_name_that_is_no_hostname_in_plain_words(
     ],
 )
 def test_status_and_drill_with_a_garbled_run_state_say_so_without_a_traceback(
-    booting, tokens, tmp_path, clock, capsys, garbage  # noqa: F811
+    booting,
+    tokens,
+    tmp_path,
+    clock,
+    capsys,
+    garbage,  # noqa: F811
 ):
     policy = write_policy(tmp_path, PUBLIC)
     (tmp_path / "run").mkdir(exist_ok=True)
@@ -105,17 +127,32 @@ def test_status_and_drill_with_a_garbled_run_state_say_so_without_a_traceback(
     [
         {"drill": "db", "name": "drill-db-4711-x", "started": "2030-01-01T00:00:00"},  # no account
         {
-            "account": "hz", "server_id": "4711", "name": "drill-db-4711-x", "drill": "db",
-            "snapshot": "1", "drill_server": "", "started": "2030-01-01T00:00:00",  # naive
+            "account": "hz",
+            "server_id": "4711",
+            "name": "drill-db-4711-x",
+            "drill": "db",
+            "snapshot": "1",
+            "drill_server": "",
+            "started": "2030-01-01T00:00:00",  # naive
         },
         {
-            "account": "hz", "server_id": "4711", "name": "drill-db-4711-x", "drill": "db",
-            "snapshot": "1", "drill_server": "not-a-number", "started": "2030-01-01T00:00:00+00:00",
+            "account": "hz",
+            "server_id": "4711",
+            "name": "drill-db-4711-x",
+            "drill": "db",
+            "snapshot": "1",
+            "drill_server": "not-a-number",
+            "started": "2030-01-01T00:00:00+00:00",
         },
     ],
 )
 def test_a_garbled_journal_drill_entry_breaks_neither_status_nor_apply(
-    booting, tokens, tmp_path, clock, capsys, entry  # noqa: F811
+    booting,
+    tokens,
+    tmp_path,
+    clock,
+    capsys,
+    entry,  # noqa: F811
 ):
     import json
 
