@@ -9,7 +9,6 @@ from snapshot_policy.cli import main
 from snapshot_policy.state.journal import Journal
 from tests.e2e.test_drill_runs import (
     PUBLIC,
-    booting,  # noqa: F401 — a fixture
     drill,
     drill_servers,
     journal,
@@ -17,12 +16,18 @@ from tests.e2e.test_drill_runs import (
 )
 
 
+@pytest.fixture
+def booting(sandbox):
+    sandbox.state.boot_seconds = 0.2
+    return sandbox
+
+
 def test_a_locked_server_is_deleted_in_this_run_once_its_lock_is_gone(
     booting,
     tokens,
     tmp_path,
     clock,
-    capsys,  # noqa: F811
+    capsys,
 ):
     """Hetzner answers 423 `locked` to a DELETE while an action runs on the server (its
     create and start, right after a boot timeout or a stop): a lock that lasts seconds,
@@ -44,7 +49,7 @@ def test_a_journal_write_that_fails_after_the_create_still_deletes_every_drill_s
     clock,
     capsys,
     monkeypatch,
-    method,  # noqa: F811
+    method,
 ):
     """The disk fills after the create was journaled: noting the server's id (or crossing
     it off) fails. Rule 4 of DESIGN22: a drill server is deleted always; the journal entry
@@ -78,7 +83,7 @@ def test_restore_refuses_a_name_that_is_no_hostname_in_plain_words(
     clock,
     capsys,
     target,
-    name,  # noqa: F811
+    name,
 ):
     policy = write_policy(tmp_path, PUBLIC)
     code = main(
@@ -106,7 +111,7 @@ def test_status_and_drill_with_a_garbled_run_state_say_so_without_a_traceback(
     tmp_path,
     clock,
     capsys,
-    garbage,  # noqa: F811
+    garbage,
 ):
     policy = write_policy(tmp_path, PUBLIC)
     (tmp_path / "run").mkdir(exist_ok=True)
@@ -152,7 +157,7 @@ def test_a_garbled_journal_drill_entry_breaks_neither_status_nor_apply(
     tmp_path,
     clock,
     capsys,
-    entry,  # noqa: F811
+    entry,
 ):
     import json
 
