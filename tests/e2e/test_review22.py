@@ -170,3 +170,37 @@ def test_a_garbled_journal_drill_entry_breaks_neither_status_nor_apply(
         code = main([*argv, "--policy", str(policy)], clock=clock)
         out, err = capsys.readouterr()
         assert "Traceback" not in out + err and code in (0, 1, 2), (argv, code, out, err)
+
+
+def test_a_stop_that_comes_while_the_listing_is_read_still_kills_the_probe(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """SIGTERM arrives while the boot poll's listing is being read (a request of seconds on
+    a real cloud). The listing shows the server running, so its probe is started; the
+    stop's one `hooks.stop_all` comes before the probe's process exists, so nothing kills
+    the probe: the run waits its whole probe_timeout before deleting the server (systemd's
+    SIGKILL comes first, after 90 s by default)."""
+    import time
+
+    from snapshot_policy import config
+    from snapshot_policy.edges.providers.hetzner import Hetzner
+    from snapshot_policy.engine import run
+    from snapshot_policy.engine.execute import Stop
+
+    stop = Stop()
+    listed = Hetzner.drill_servers
+
+    def listing_during_which_the_signal_comes(self):
+        servers = listed(self)
+        if any(s.status == "running" for s in servers):
+            stop.set("SIGTERM")
+        return servers
+
+    monkeypatch.setattr(Hetzner, "drill_servers", listing_during_which_the_signal_comes)
+    policy = write_policy(tmp_path, {**PUBLIC, "probe": ["sleep", "20"], "probe_timeout": 20})
+    loaded = config.load(policy, ["db"], ())
+    context = run.RunContext.of(loaded)
+    began = time.monotonic()
+    run.drill(context, clock, stop=stop)
+    assert time.monotonic() - began < 10, "the probe ran its whole timeout after the stop"
+    assert drill_servers(booting) == []
