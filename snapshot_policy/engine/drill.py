@@ -473,7 +473,9 @@ class AccountDrills:
         drill = life.target.drill
         spec = Hooks(before=drill.probe, timeout=drill.probe_timeout, env=drill.env)
         variables = probe_environment(server, life.plan)
-        future = self.probe_pool.submit(hooks.run, "before", spec, life.target, variables, "probe")
+        future = self.probe_pool.submit(
+            hooks.run, "before", spec, life.target, variables, "probe", self.drills.stop.is_set
+        )
         self.probes[future] = lambda f: self._probe_ran(life, f)
 
     def _probe_ran(self, life: DrillLifecycle, future: Future) -> None:
@@ -482,6 +484,8 @@ class AccountDrills:
         except Exception as error:  # a bug in running it: the probe did not pass
             log.exception("%s: unexpected error in the probe", life.label)
             problem = f"probe: unexpected error: {type(error).__name__}: {error}"
+        if self.drills.stop.is_set():  # a probe the stop cut short says nothing of the snapshot
+            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
         self._carry(life, life.on(d.ProbeRan(problem)))
 
     def _finished(self, life: DrillLifecycle) -> None:
