@@ -170,7 +170,16 @@ class Drills:
             open_entries, listed, complete, self.owner, provider.name, now
         )
         found = []
-        for entry, server in sorted_out.delete:
+        delete, settle = list(sorted_out.delete), []
+        for entry in sorted_out.settle:
+            # Absent from the listing: the cloud's word by id first (a listing may lag, or
+            # filter by a tag's other capitalization), as the boot poll asks it.
+            seen = self._read_by_id(account, provider, entry)
+            if seen is None:
+                settle.append(entry)
+            elif seen is not False:
+                delete.append((entry, replace(seen, name=entry.name)))
+        for entry, server in delete:
             reason = f"left by an earlier run (requested {entry.when.isoformat()})"
             try:
                 provider.delete_drill_server(server, self.owner)
@@ -188,7 +197,7 @@ class Drills:
                 "%s: deleted drill server %s (%s) %s", account, server.name, server.id, reason
             )
             found.append(Leftover(account, entry.target, entry.name, server.id, True))
-        for entry in sorted_out.settle:
+        for entry in settle:
             self.journal.drill_gone(account, entry.name)
             log.info(
                 "%s: drill server %s of an earlier run is not listed: it is gone",
@@ -213,6 +222,17 @@ class Drills:
             log.warning("%s: %s", account, problem)
             found.append(Leftover(account, "", server.name, server.id, False, problem))
         return found
+
+    def _read_by_id(self, account: str, provider: Provider, entry) -> MadeServer | None | bool:
+        """The server an entry names by id as the cloud describes it now: None when it is
+        certainly gone (or the entry has no id), False when it cannot be read."""
+        if not entry.server_id:
+            return None
+        try:
+            return provider.get_server(entry.server_id)
+        except ProviderError as error:
+            log.warning("%s: could not read drill server %s: %s", account, entry.server_id, error)
+            return False
 
     def _audit_server(self, provider: Provider, entry, server_id, event: str, reason: str) -> None:
         drill = DrillServer(
