@@ -5,6 +5,8 @@ to its flow in `engine/run`."""
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from snapshot_policy import config
@@ -125,6 +127,9 @@ def drill_command(loaded: config.LoadedConfig, verbose: bool, whole: bool, dry_r
     return EXIT_CHANGES if bad else EXIT_OK
 
 
+HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
 @cli.command("restore", short_help="Make a new server from a snapshot; touch nothing else.")
 @selection
 @click.option("--snapshot", "snapshot_id", metavar="ID", help="The snapshot (default: newest).")
@@ -160,6 +165,12 @@ def restore_command(
     clock = current_clock()
     if whole or len({t.name for t in loaded.targets} | {f.target for f in loaded.failed}) != 1:
         raise click.UsageError("restore needs exactly one --target T")
+    if not HOSTNAME.fullmatch(name):
+        raise click.BadParameter(
+            f"{name!r} is not a hostname both clouds take: 1 to 63 letters, digits and "
+            "dashes, starting and ending with a letter or digit",
+            param_hint="--name",
+        )
     if loaded.critical or not loaded.targets:
         reasons = [f"{f.target}: {f.reason}" for f in loaded.failed]
         for reason in reasons:

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from snapshot_policy.core.model import Hooks, Target
 
@@ -105,6 +105,7 @@ def run(
     target: Target,
     variables: Mapping[str, str],
     name: str | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> str | None:
     """Run the `which` ("before" or "after") command of `hooks`; return None when it succeeded,
     else a sentence saying how it failed. `name` is what the log and that sentence call it
@@ -117,6 +118,8 @@ def run(
     try:
         # started and registered at once: stop_all sees every hook that started before it
         with _registry:
+            if stopping():  # checked under the lock stop_all takes: none starts after it
+                return f"{what} was not started: the run is stopping"
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

@@ -170,7 +170,16 @@ class Drills:
             open_entries, listed, complete, self.owner, provider.name, now
         )
         found = []
-        for entry, server in sorted_out.delete:
+        delete, settle = list(sorted_out.delete), []
+        for entry in sorted_out.settle:
+            # Absent from the listing: the cloud's word by id first (a listing may lag, or
+            # filter by a tag's other capitalization), as the boot poll asks it.
+            seen = self._read_by_id(account, provider, entry)
+            if seen is None:
+                settle.append(entry)
+            elif seen is not False:
+                delete.append((entry, replace(seen, name=entry.name)))
+        for entry, server in delete:
             reason = f"left by an earlier run (requested {entry.when.isoformat()})"
             try:
                 provider.delete_drill_server(server, self.owner)
@@ -188,7 +197,7 @@ class Drills:
                 "%s: deleted drill server %s (%s) %s", account, server.name, server.id, reason
             )
             found.append(Leftover(account, entry.target, entry.name, server.id, True))
-        for entry in sorted_out.settle:
+        for entry in settle:
             self.journal.drill_gone(account, entry.name)
             log.info(
                 "%s: drill server %s of an earlier run is not listed: it is gone",
@@ -213,6 +222,17 @@ class Drills:
             log.warning("%s: %s", account, problem)
             found.append(Leftover(account, "", server.name, server.id, False, problem))
         return found
+
+    def _read_by_id(self, account: str, provider: Provider, entry) -> MadeServer | None | bool:
+        """The server an entry names by id as the cloud describes it now: None when it is
+        certainly gone (or the entry has no id), False when it cannot be read."""
+        if not entry.server_id:
+            return None
+        try:
+            return provider.get_server(entry.server_id)
+        except ProviderError as error:
+            log.warning("%s: could not read drill server %s: %s", account, entry.server_id, error)
+            return False
 
     def _audit_server(self, provider: Provider, entry, server_id, event: str, reason: str) -> None:
         drill = DrillServer(
@@ -383,7 +403,7 @@ class AccountDrills:
                 case d.Create(request):
                     self._send(life, self.provider.create_server, (request,), self._created)
                 case d.JournalServer(server):
-                    journal.drill_created(t.account, life.request.name, server.id)
+                    self._journal_later(life, journal.drill_created, server.id)
                 case d.Record(event, reason):
                     self.drills.record(life, event, reason)
                 case d.Boot(server):
@@ -410,11 +430,23 @@ class AccountDrills:
                         life, self.provider.mark_snapshot, (life.snapshot.id, labels), self._marked
                     )
                 case d.CrossOff():
-                    journal.drill_gone(t.account, life.request.name)
+                    self._journal_later(life, journal.drill_gone)
                 case d.Finished():
                     self._finished(life)
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
+
+    def _journal_later(self, life: DrillLifecycle, write, *args: str) -> None:
+        """Note a drill server's id, or cross it off. The entry written before the create
+        already names it, so a write that fails here costs only precision: the next run
+        finds the server by name (or sees it gone). It never stops the drill: its server
+        is still deleted (docs/promises.md §5, invariant 14)."""
+        try:
+            write(life.target.account, life.request.name, *args)
+        except OSError as error:
+            problem = f"could not write the journal ({error}); the next run checks this server"
+            log.error("%s: %s", life.label, problem)
+            life.errors.append(problem)
 
     def _send(self, life, call, args, then) -> None:
         self.budget.spend()
@@ -461,7 +493,9 @@ class AccountDrills:
         drill = life.target.drill
         spec = Hooks(before=drill.probe, timeout=drill.probe_timeout, env=drill.env)
         variables = probe_environment(server, life.plan)
-        future = self.probe_pool.submit(hooks.run, "before", spec, life.target, variables, "probe")
+        future = self.probe_pool.submit(
+            hooks.run, "before", spec, life.target, variables, "probe", self.drills.stop.is_set
+        )
         self.probes[future] = lambda f: self._probe_ran(life, f)
 
     def _probe_ran(self, life: DrillLifecycle, future: Future) -> None:
@@ -470,6 +504,8 @@ class AccountDrills:
         except Exception as error:  # a bug in running it: the probe did not pass
             log.exception("%s: unexpected error in the probe", life.label)
             problem = f"probe: unexpected error: {type(error).__name__}: {error}"
+        if self.drills.stop.is_set():  # a probe the stop cut short says nothing of the snapshot
+            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
         self._carry(life, life.on(d.ProbeRan(problem)))
 
     def _finished(self, life: DrillLifecycle) -> None:

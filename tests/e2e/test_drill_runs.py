@@ -200,7 +200,7 @@ def test_a_failed_delete_leaves_the_server_to_the_next_run_which_deletes_and_aud
         service="hetzner",
         method="DELETE",
         path=r"^/v1/servers/\d+$",
-        status=423,
+        status=403,
         count=1,
     )
     policy = write_policy(tmp_path, PUBLIC)
@@ -489,7 +489,7 @@ def test_a_leftover_renamed_since_is_someone_elses_now_and_never_deleted(
     booting, tokens, tmp_path, clock, capsys
 ):
     booting.inject(
-        "error", service="hetzner", method="DELETE", path=r"^/v1/servers/\d+$", status=423, count=1
+        "error", service="hetzner", method="DELETE", path=r"^/v1/servers/\d+$", status=403, count=1
     )
     policy = write_policy(tmp_path, PUBLIC)
     assert drill(policy, clock, "--target", "db") == 2

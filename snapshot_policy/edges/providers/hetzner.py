@@ -444,18 +444,27 @@ class Hetzner:
             return None
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        current = self._read_server(server.id)  # its marks and name now; its boot does not matter
-        if current is None:
-            return  # gone already
-        check_drill_server(self.name, server, current, owner)
-        try:
-            self._read(
-                "delete server",
-                lambda: self._client.servers.delete(HcloudServer(id=int(server.id))),
-            )
-        except ProviderError as error:
-            if error.code != NOT_FOUND:  # gone already is what was asked for
-                raise
+        def attempt() -> None:
+            current = self._read_server(server.id)  # its marks and name now, at every try
+            if current is None:
+                return  # gone already
+            check_drill_server(self.name, server, current, owner)
+            try:
+                self._read(
+                    "delete server",
+                    lambda: self._client.servers.delete(HcloudServer(id=int(server.id))),
+                )
+            except ProviderError as error:
+                if error.code != NOT_FOUND:  # gone already is what was asked for
+                    raise
+
+        # 423 `locked`: an action (its create, its start) still runs on the server, which is
+        # the rule right after a boot timeout or a stop: asked again once the lock is gone.
+        self._retry.backoff.run(
+            attempt,
+            retryable=lambda error: isinstance(error, ProviderError) and error.code == LOCKED,
+            advised=lambda error: None,
+        )
         with self._creating_lock:
             self._creating.pop(server.id, None)
             self._failed.discard(server.id)
