@@ -1,5 +1,7 @@
-"""Review of issue 22 (drills): scenarios the drill tests leave out. Each states what an
-operator would expect; a failing one is a finding of the review."""
+"""Restore drills where the cloud or the run misbehaves (issue 22): a server locked by its
+own actions, a journal that cannot be written after the create, a stop while the boot poll
+reads, a listing that leaves a leftover out, garbled state files, a restore name no cloud
+takes."""
 
 from __future__ import annotations
 
