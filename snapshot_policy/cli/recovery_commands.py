@@ -196,6 +196,8 @@ def restore_command(
         return EXIT_ERROR
     for line in restored_lines(made):
         click.echo(escape_controls(line), err=made.error is not None and made.server is None)
+    if stop.is_set() and not made.running:
+        return EXIT_SIGNALLED[stop.reason]  # as every command a signal stops (130 / 143)
     return EXIT_OK if made.running and made.error is None else EXIT_ERROR
 
 

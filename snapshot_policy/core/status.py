@@ -288,9 +288,10 @@ def account_status(
                 + ", ".join(f"{s.name} ({s.id})" for s in uncovered)
             )
     limit = account.snapshot_limit
-    if limit is not None and snapshots > limit:
+    if limit is not None and snapshots >= limit:  # at it, the next snapshot is refused
+        where = "over" if snapshots > limit else "at"
         problems.append(
-            f"{snapshots} snapshots, over the limit of {limit} set in "
+            f"{snapshots} snapshots, {where} the limit of {limit} set in "
             f"accounts.{account.name}.snapshot_limit"
         )
     return AccountStatus(

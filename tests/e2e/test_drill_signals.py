@@ -128,3 +128,29 @@ def test_a_run_killed_while_its_drill_server_boots_leaves_it_to_the_next_run(
     assert deleted[0]["drill_server_id"] == str(left.id)  # first, before anything else
     assert deleted[0]["reason"].startswith("left by an earlier run")
     assert [line["event"] for line in lines][-1] == "drill passed"  # then its drill, due still
+
+
+def test_a_signal_while_a_restored_server_boots_exits_143_and_leaves_that_server(
+    sandbox, tokens, tmp_path
+):
+    """restore deletes nothing, not even the server it made: a stop ends the wait only."""
+    sandbox.inject("slow_boot", service="hetzner", seconds=120)
+    policy = write_policy(tmp_path, ["true"])
+    run = subprocess.Popen(
+        [sys.executable, "-m", "snapshot_policy", "restore", "--policy", str(policy)]
+        + ["--target", "db", "--name", "db-restored"],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: any(s.name == "db-restored" for s in sandbox.state.servers.values()))
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 143, err
+    assert "SIGTERM stopped the wait" in out and "is left as it is" in out
+    assert [s.name for s in sandbox.state.servers.values() if s.name == "db-restored"]
+    assert [r for r in sandbox.requests("hetzner") if r["method"] == "DELETE"] == []

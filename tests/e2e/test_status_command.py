@@ -260,19 +260,19 @@ def test_ignored_servers_are_not_uncovered_a_label_selector_read_by_each_cloud(
 def test_over_the_snapshot_limit_exits_2(tmp_path, sandbox, tokens, capsys, clock):
     policy = tmp_path / "snapshot-policy.yaml"
     accounts = {
-        "do": {**ACCOUNTS["do"], "snapshot_limit": 7},
+        "do": {**ACCOUNTS["do"], "snapshot_limit": 8},
         "hz": {**ACCOUNTS["hz"], "snapshot_limit": 5},
     }
     policy.write_text(policy_yaml(WEB, DB, WEB_10, accounts=accounts, settings=DEBUG_LOG))
     assert status("--policy", str(policy), clock=clock) == 2
     out = capsys.readouterr().out
-    assert "  do (digitalocean): 2 server(s), 0 uncovered, 7 snapshot(s) of a limit of 7\n" in out
+    assert "  do (digitalocean): 2 server(s), 0 uncovered, 7 snapshot(s) of a limit of 8\n" in out
     assert "  hz (hetzner): 1 server(s), 0 uncovered, 6 snapshot(s) of a limit of 5\n" in out
     assert "    ! 6 snapshots, over the limit of 5 set in accounts.hz.snapshot_limit\n" in out
     assert out.endswith("1 account(s) over their snapshot limit. Exit 2.\n")
     assert status("--policy", str(policy), "--output", "json", clock=clock) == 2
     accounts = json.loads(capsys.readouterr().out)["accounts"]
     assert [(a["account"], a["snapshot_limit"], a["problems"] != []) for a in accounts] == [
-        ("do", 7, False),
+        ("do", 8, False),
         ("hz", 5, True),
     ]

@@ -140,10 +140,13 @@ def test_uncovered_servers_leave_out_the_covered_the_ignored_and_drill_servers()
     assert account_status(HZ, [spec], servers, selected, 3, ignore, whole=False).uncovered is None
 
 
-def test_the_snapshot_limit_is_a_problem_only_when_passed():
+def test_the_snapshot_limit_is_a_problem_once_reached_the_next_snapshot_would_be_refused():
     spec = TargetSpec("web", HZ, Selector(ids=("1",)), RetentionPolicy(keep_last=1))
     servers = [Server("1", "web-1")]
-    assert account_status(HZ, [spec], servers, {}, 5).problems == ()
+    assert account_status(HZ, [spec], servers, {}, 4).problems == ()
+    assert account_status(HZ, [spec], servers, {}, 5).problems == (
+        "5 snapshots, at the limit of 5 set in accounts.main.snapshot_limit",
+    )
     assert account_status(HZ, [spec], servers, {}, 6).problems == (
         "6 snapshots, over the limit of 5 set in accounts.main.snapshot_limit",
     )
