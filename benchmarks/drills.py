@@ -55,6 +55,8 @@ ACCOUNTS = {
 DO_PER_MINUTE, DO_PER_HOUR, HZ_PER_HOUR = 250, 5000, 3600
 PAGE = {"do": 200, "hz": 50}
 HZ_NETWORK = 7
+ACTION_SECONDS = 2.0
+"""How long a snapshot takes (`--command apply` makes one of every server)."""
 DRILL_TAG, DRILL_LABEL = "snapshot-policy-drill", "snapshot-policy/drill"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 KINDS = ("list", "types", "drill-list", "action", "create", "reread", "delete", "mark", "snap")
@@ -162,6 +164,9 @@ _ID = r"/\d+"
 
 
 def kind_of(request: dict) -> str:
+    """What a logged request was for: the shared listings, the machine types, the drill
+    servers' listing, an action read, a drill's create, re-read or delete, a snapshot's mark,
+    a snapshot's start (apply)."""
     method, path, query = request["method"], request["path"], request.get("query") or {}
     if method == "POST" and path in ("/v2/droplets", "/v1/servers"):
         return "create"
@@ -226,13 +231,8 @@ class Run:
     def limit(self) -> float:
         floors = {a: floor_requests(self.state, a, self.per_account, self.command) for a in PAGE}
         busiest = max(rounds(self.drills(a), self.per_account) for a in PAGE)
-        return self.boot * busiest + rate_seconds(floors) + (self.action if self.snapshots else 0)
-
-    action = 2.0
-
-    @property
-    def snapshots(self) -> bool:
-        return self.command == "apply"
+        snapshot = ACTION_SECONDS if self.command == "apply" else 0.0
+        return snapshot + self.boot * busiest + rate_seconds(floors)
 
     def floor(self) -> float:
         total = sum(floor_requests(self.state, a, self.per_account, self.command) for a in PAGE)
@@ -263,7 +263,7 @@ def measure(size: int, boot: float, per_account: int, args: argparse.Namespace) 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         (folder / "policy.yaml").write_text(policy_text(state, per_account, not args.no_probe))
-        sandbox = Sandbox(fleet(size), action_seconds=Run.action, boot_seconds=boot).start()
+        sandbox = Sandbox(fleet(size), action_seconds=ACTION_SECONDS, boot_seconds=boot).start()
         try:
             env = {
                 **os.environ,
@@ -421,6 +421,9 @@ def main() -> None:
                         + "; ".join(run.left[:10]),
                         flush=True,
                     )
+                elif run.exit_code != 0:
+                    failed.append(run)
+                    print(f"    FAILED: exit {run.exit_code}: {run.summary}", flush=True)
     if args.breakdown:
         for run in runs:
             print()
