@@ -507,3 +507,37 @@ def test_a_leftover_renamed_since_is_someone_elses_now_and_never_deleted(
         for r in booting.requests("hetzner")
         if r["method"] == "DELETE" and r["path"] == f"/v1/servers/{left.id}" and r["status"] < 400
     ]
+
+
+def test_the_drills_budget_counts_every_request_each_account_makes(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """A delete reads the server first and a Hetzner mark reads the labels first: the
+    account's request budget counts what the sandbox saw, not one per call — counting one
+    per call took 255 requests to DigitalOcean in a minute that allows 250
+    (benchmarks/drills.py, 100 drills)."""
+    from snapshot_policy.engine import drill as drill_engine
+
+    seen: list[tuple[drill_engine.AccountDrills, int]] = []
+    spent: dict[int, int] = {}
+
+    class Counting(drill_engine.RequestBudget):
+        def spend(self, requests: int = 1) -> None:
+            spent[id(self)] = spent.get(id(self), 0) + requests
+            super().spend(requests)
+
+    original = drill_engine.AccountDrills.__init__
+
+    def watched(self, drills, provider, plans):
+        seen.append((self, provider.requests))
+        original(self, drills, provider, plans)
+
+    monkeypatch.setattr(drill_engine, "RequestBudget", Counting)
+    monkeypatch.setattr(drill_engine.AccountDrills, "__init__", watched)
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock) == 0, capsys.readouterr()
+    assert {run.account for run, _ in seen} == {"do", "hz"}
+    for run, before in seen:
+        made = run.provider.requests - before
+        assert made >= 6  # a create, polls, a re-read and a delete, a mark
+        assert spent[id(run.budget)] == made, run.account
