@@ -60,6 +60,8 @@ REQUESTS_AT_ONCE = 8
 POLL_SPACING = 0.25
 """A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
 MAX_POLL_WAIT = 15.0
+KILLED_DELETE = "its DELETE was sent by an interrupted run (deleted by an interrupted run)"
+"""The reason audited for a drill server a killed run sent the DELETE of and did not audit."""
 FAILED_ROUNDS = 3
 """Boot poll rounds in a row that may fail before the booting servers are given up (and
 deleted): their boot timeout ends them too."""
@@ -173,6 +175,7 @@ class Drills:
         for entry, server in sorted_out.delete:
             reason = f"left by an earlier run (requested {entry.when.isoformat()})"
             try:
+                self._deleting(account, entry.name)
                 provider.delete_drill_server(server, self.owner)
             except ProviderError as error:
                 problem = (
@@ -182,13 +185,19 @@ class Drills:
                 log.error("%s: %s", account, problem)
                 found.append(Leftover(account, entry.target, entry.name, server.id, False, problem))
                 continue
-            self.journal.drill_gone(account, entry.name)
             self._audit_server(provider, entry, server.id, "drill server deleted", reason)
+            self.journal.drill_gone(account, entry.name)
             log.warning(
                 "%s: deleted drill server %s (%s) %s", account, server.name, server.id, reason
             )
             found.append(Leftover(account, entry.target, entry.name, server.id, True))
         for entry in sorted_out.settle:
+            if entry.deleting and not self.audit.recorded(
+                "drill server deleted", entry.server_id, key="drill_server_id"
+            ):  # its DELETE was sent by a run that died before it heard the answer
+                self._audit_server(
+                    provider, entry, entry.server_id, "drill server deleted", KILLED_DELETE
+                )
             self.journal.drill_gone(account, entry.name)
             log.info(
                 "%s: drill server %s of an earlier run is not listed: it is gone",
@@ -213,6 +222,16 @@ class Drills:
             log.warning("%s: %s", account, problem)
             found.append(Leftover(account, "", server.name, server.id, False, problem))
         return found
+
+    def _deleting(self, account: str, name: str) -> None:
+        """Journal that a DELETE is about to go out; if that cannot be written, the deletion
+        goes ahead (a drill server is better gone) and only its audit may be lost."""
+        try:
+            self.journal.drill_deleting(account, name)
+        except OSError as error:
+            log.error(
+                "%s: could not write the journal before deleting %s: %s", account, name, error
+            )
 
     def _audit_server(self, provider: Provider, entry, server_id, event: str, reason: str) -> None:
         drill = DrillServer(
@@ -396,6 +415,7 @@ class AccountDrills:
                     self._probe(life, server)
                 case d.Delete(server):
                     self.booting.pop(life, None)
+                    self.drills._deleting(t.account, life.request.name)
                     self._send(
                         life,
                         self.provider.delete_drill_server,

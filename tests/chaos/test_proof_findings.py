@@ -4,10 +4,11 @@ Fast and deterministic: part of the default run."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+from snapshot_policy.engine.execute import Stop
 from tests.chaos.harness import DO_TOKEN, HZ_TOKEN, World
-from tests.chaos.proof import KILLED_AFTER_AUDIT, owners
+from tests.chaos.proof import KILLED_AFTER_AUDIT, SERVER_PATH, TappedSandbox, owners
 
 NOW = datetime(2026, 10, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -138,3 +139,61 @@ def test_an_owed_after_hook_runs_even_when_the_next_run_cannot_read_its_server(t
         assert record.read_text().splitlines() == ["before", "after"] or "after hook" in said, said
     finally:
         world.close()
+
+
+def test_a_drill_server_a_killed_run_sent_the_delete_of_is_audited_once_by_the_next_run(
+    tmp_path,
+):
+    """A run killed after the cloud carried out a drill server's DELETE and before the reply
+    arrived: the journal still names the server, the audit log never said it was deleted.
+    The next run, finding it gone, crossed it off without a word; now it audits it, once."""
+    text = policy("alpha", "do", 101).replace(
+        "    retention: {keep_last: 2}\n",
+        "    retention: {keep_last: 2}\n    drill: {every: 1d, boot_timeout: 5}\n",
+    )
+    clock = [NOW]
+    made = {
+        "account": "do",
+        "server_id": 101,
+        "name": "web-1-20261019090000",
+        "created": "2026-10-19T09:00:00Z",
+        "tags": ["snapshot-policy", "snapshot-policy-owner-alpha"],
+    }
+    sandbox = TappedSandbox(
+        state([made]), action_seconds=0.05, boot_seconds=0.05, clock=lambda: clock[0]
+    )
+    sandbox.start()
+    world = World(tmp_path, {}, text, NOW, shared=sandbox, drills=True)
+    stop = Stop()
+
+    def kill(request) -> bool:  # the reply to the DELETE never arrives, nor anything after it
+        if request.method != "DELETE" or not SERVER_PATH.match(request.path):
+            return False
+        for service in ("digitalocean", "hetzner"):
+            sandbox.inject("drop", service=service, count=None)
+        stop.set("SIGKILL")
+        return True
+
+    try:
+        sandbox.tap, sandbox.running = kill, ("alpha", 1, world.journal_file)
+        world.run(stop=stop)
+        sandbox.tap = None
+        sandbox.clear_faults()
+        assert len(sandbox.deletions) == 1
+        gone = str(sandbox.deletions[0].server.id)
+        assert [e["drill_server"] for e in json.loads(world.journal_file.read_text())] == [gone]
+        for later in (1, 2):
+            world.now = clock[0] = NOW + timedelta(hours=later)
+            world.run()
+            lines = [json.loads(line) for line in world.audit_file.read_text().splitlines()]
+            said = [
+                line
+                for line in lines
+                if line["event"] == "drill server deleted" and line["drill_server_id"] == gone
+            ]
+            assert len(said) == 1, said
+            assert "interrupted run" in said[0]["reason"]
+            assert json.loads(world.journal_file.read_text()) == []
+    finally:
+        world.close()
+        sandbox.stop()
