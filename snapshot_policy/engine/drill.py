@@ -314,10 +314,11 @@ class AccountDrills:
         self.drills = drills
         self.provider = provider
         self.account = plans[0].target.account
+        taken = {entry.name for entry in drills.journal.open_drills(self.account)}
         self.lives = [
             DrillLifecycle(
                 plan,
-                server_request(plan, drills.owner),
+                server_request(replace(plan, name=unique_name(plan.name, taken)), drills.owner),
                 plan.target.drill.probe is not None,
                 plan.target.drill.boot_timeout,
             )
@@ -611,6 +612,19 @@ class AccountDrills:
 
     def _spent(self) -> None:
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or with a suffix (-2, -3, …) if an open journal entry already has it (a run in
+    the same second as an earlier one, or with the clock set back): the journal and the
+    search after a lost reply tell drill servers apart by name. Adds the result to `taken`."""
+    unique, number = name, 1
+    while unique in taken:
+        number += 1
+        suffix = f"-{number}"
+        unique = name[: ownership.HOSTNAME_LIMIT - len(suffix)].rstrip("-") + suffix
+    taken.add(unique)
+    return unique
 
 
 def result_line(result: DrillResult) -> str:

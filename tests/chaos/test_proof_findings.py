@@ -197,3 +197,61 @@ def test_a_drill_server_a_killed_run_sent_the_delete_of_is_audited_once_by_the_n
     finally:
         world.close()
         sandbox.stop()
+
+
+def test_a_drill_in_the_same_second_as_an_undeleted_one_of_an_earlier_run_loses_neither(
+    tmp_path,
+):
+    """Two drills of one server in one second (a second run in it, or a clock set back) gave
+    their servers one name; the journal, which tells drill servers apart by name, gave both
+    entries the second server's id, and the first server was never deleted."""
+    text = policy("alpha", "do", 101).replace(
+        "    retention: {keep_last: 2}\n",
+        "    retention: {keep_last: 2}\n    drill: {every: 1d, boot_timeout: 5}\n",
+    )
+    made = {
+        "account": "do",
+        "server_id": 101,
+        "name": "web-1-20261019090000",
+        "created": "2026-10-19T09:00:00Z",
+        "tags": ["snapshot-policy", "snapshot-policy-owner-alpha"],
+    }
+    clock = [NOW]
+    sandbox = TappedSandbox(
+        state([made]), action_seconds=0.05, boot_seconds=0.05, clock=lambda: clock[0]
+    )
+    sandbox.start()
+    world = World(tmp_path, {}, text, NOW, shared=sandbox, drills=True)
+    stop = Stop()
+
+    def kill(request) -> bool:  # killed once its drill server was made
+        if request.method != "POST" or request.path != "/v2/droplets":
+            return False
+        for service in ("digitalocean", "hetzner"):
+            sandbox.inject("drop", service=service, count=None)
+        stop.set("SIGKILL")
+        return True
+
+    def drill_servers() -> list[str]:
+        with sandbox.state.lock:
+            return sorted(s.name for s in sandbox.state.servers.values() if s.name[:6] == "drill-")
+
+    try:
+        sandbox.tap = kill
+        world.drill(stop=stop)
+        sandbox.tap = None
+        sandbox.clear_faults()
+        assert len(drill_servers()) == 1
+        # The same second: the leftover cannot be deleted now, and the new drill's server
+        # cannot be either.
+        world.inject("error", "delete", service="digitalocean", status=500, count=None)
+        world.drill()
+        sandbox.clear_faults()
+        assert len(drill_servers()) == 2
+        world.now = clock[0] = NOW + timedelta(hours=1)
+        world.run()
+        assert drill_servers() == []
+        assert json.loads(world.journal_file.read_text()) == []
+    finally:
+        world.close()
+        sandbox.stop()
