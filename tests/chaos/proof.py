@@ -29,7 +29,16 @@ their runs hypothesis interleaves:
   a managed Hetzner snapshot protected by hand;
 - hooks (before and after, around the DigitalOcean targets and alpha's Hetzner one) that
   succeed, fail, or hang past their 1-second timeout; each records its invocation in the
-  folder's `hooks.log` (the folder comes in the hook's argv: hooks get a minimal environment).
+  folder's `hooks.log` (the folder comes in the hook's argv: hooks get a minimal environment);
+- restore drills (issue 22): alpha's `web` and `app` and beta's `db-b` drill daily, a short
+  boot in the sandbox and a probe that passes, fails or hangs past its timeout (probe.mode).
+  Runs are apply (leftovers first, due drills after the snapshots, as `run.apply`) and the
+  `drill` command (every drill now); their drills meet lost create replies (the server made),
+  boot failures, boots past the boot timeout and DELETEs answered 500, and stops or kills
+  after a create was carried out and before its reply leaves, during the boot, during the
+  probe, after a DELETE was carried out. Servers made by hand look like drill servers: the
+  drill mark without an owner, with another owner's, with ours but no journal entry, and a
+  drill server a killed run left, renamed by hand.
 
 After every run (`check_deletions`): no deletion of a hand-made unmarked snapshot, a
 protected one or another configuration's; and none that a plan of the deleting
@@ -46,12 +55,19 @@ a view of one moment deletes.
 After every step: no two snapshots started for one server by one configuration in one
 schedule slot (`Slots`); every deletion audited exactly once (`check_audit`); every `after`
 run once for every `before`, by the end of the next completed run (`Hooks`); no snapshot
-marked with two owners (`one_owner_a_snapshot`).
+marked with two owners (`one_owner_a_snapshot`). And of servers (`DrillServers`, from every
+create and DELETE the sandbox carried out, replies lost or not): every server deleted was a
+drill server the deleting configuration made, carrying its marks, named in its journal at
+that moment; none made by hand is ever deleted; after a run neither stopped nor killed, no
+drill server an earlier run of its configuration made still exists (one a killed run left
+is gone after the next completed run); every drill server deletion is audited once.
 
 What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
 configurations snapshotting one droplet in the same second marked each other's images; a
 deletion was audited twice after a kill between its audit line and the journal's write; an
-after hook owed to a target the next run could not read did not run.
+after hook owed to a target the next run could not read did not run; a drill server whose
+DELETE a killed run sent was crossed off by the next run without an audit line; two drills of
+one server in one second shared a name, and the journal lost the first one's server.
 """
 
 from __future__ import annotations
@@ -104,12 +120,12 @@ DO_TAG, OWNER_TAG = "snapshot-policy", "snapshot-policy-owner-"
 KILLED_AFTER_AUDIT = "(deleted by an interrupted run)"
 """The reason the next run gives a deletion a killed run sent and did not audit."""
 
-BOOT_SECONDS = 0.15
+BOOT_SECONDS = 0.05
 """How long a drill server boots in the sandbox; `slow_boot` takes SLOW_BOOT, past the
 drill's BOOT_TIMEOUT."""
-BOOT_TIMEOUT = 1.2
-SLOW_BOOT = 2.0
-PROBE_TIMEOUT = 1
+BOOT_TIMEOUT = 0.6
+SLOW_BOOT = 1.0
+PROBE_TIMEOUT = 0.5
 SERVER_PATH = re.compile(r"^/v2/droplets/(\d+)$|^/v1/servers/(\d+)$")
 CREATE_PATH = re.compile(r"^/v2/droplets$|^/v1/servers$")
 DRILL_TAG, DRILL_LABEL = "snapshot-policy-drill", "snapshot-policy/drill"
@@ -749,6 +765,7 @@ COUNTS: Counter = Counter()
 class RunRecord:
     config: str
     interruption: str | None
+    command: str = "apply"
 
 
 class Proof(RuleBasedStateMachine):
@@ -1108,9 +1125,10 @@ class Proof(RuleBasedStateMachine):
                 _write(path, content)
             (world.folder / "dead").unlink()
         world.settle()
-        record = RunRecord(config, interrupted)
+        record = RunRecord(config, interrupted, command)
         self.runs.append(record)
-        self.killed[config] = interrupted == "kill"
+        if command == "apply":  # the drill command owes and runs no hooks
+            self.killed[config] = interrupted == "kill"
         try:
             self._after_run(world, config, record, start, inputs, requests)
             self._after_drills(world, config, interrupted, "delete fails" in faults)
@@ -1226,13 +1244,15 @@ class Proof(RuleBasedStateMachine):
                 Creation(config, server, snapshot_id, created(snapshot), snapshot["name"]), run
             )
             COUNTS["created"] += 1
-        previous = [r for r in self.runs[:-1] if r.config == config][-1:]
-        after_kill = any(r.interruption == "kill" for r in previous)
-        self.hooks[config].take(
-            bool(record.interruption) or after_kill, after_kill or record.interruption == "kill"
-        )
+        if record.command == "apply":  # the drill command runs no hooks, owed ones neither
+            runs = [r for r in self.runs[:-1] if r.config == config and r.command == "apply"]
+            after_kill = any(r.interruption == "kill" for r in runs[-1:])
+            self.hooks[config].take(
+                bool(record.interruption) or after_kill, after_kill or record.interruption == "kill"
+            )
+            if record.interruption != "kill":
+                self.hooks[config].settled()
         if record.interruption != "kill":
-            self.hooks[config].settled()
             check_audit(world, self.sent[config], self.removed[config])
 
     def _consistent_plan(self, config: str, start: dict, inputs: dict) -> Plan:
