@@ -63,7 +63,8 @@ drill server an earlier run of its configuration made still exists (one a killed
 is gone after the next completed run); every drill server deletion is audited once.
 
 What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
-configurations snapshotting one droplet in the same second marked each other's images; a
+configurations snapshotting one droplet in the same second marked each other's images, and
+did again when the other's image ended page 1 of the listing and ours began page 2; a
 deletion was audited twice after a kill between its audit line and the journal's write; an
 after hook owed to a target the next run could not read did not run; a drill server whose
 DELETE a killed run sent was crossed off by the next run without an audit line; two drills of

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from snapshot_policy.engine.execute import Stop
 from tests.chaos.harness import DO_TOKEN, HZ_TOKEN, World
 from tests.chaos.proof import KILLED_AFTER_AUDIT, SERVER_PATH, TappedSandbox, owners
@@ -55,6 +57,82 @@ def test_two_configurations_snapshotting_one_droplet_in_the_same_second_each_mar
         alpha.run()
         made = {s["id"]: s for s in beta.snapshots().values() if s["server_id"] == 101}
         assert sorted(tuple(owners(s)) for s in made.values()) == [("alpha",), ("beta",)], made
+    finally:
+        alpha.close()
+        beta.close()
+
+
+@pytest.mark.parametrize("theirs", ["beta's", "unmarked"])
+def test_a_same_named_image_on_an_earlier_page_than_ours_is_never_marked(tmp_path, theirs):
+    """Another image of droplet 101 made in the same second, so named as alpha names its own:
+    beta's (marked), or one not marked yet (beta's killed before it could mark it, or made by
+    hand). It ends page 1 of the listing, alpha's new image begins page 2. Alpha, looking for
+    its finished image by (droplet, name), took page 1's match as found, never read page 2,
+    and marked the other image as its own."""
+    hand = [
+        {
+            "account": "do",
+            "server_id": 101,
+            "id": n,
+            "name": f"web-1 by hand {n}",
+            "created": "2026-10-01T00:00:00Z",
+        }
+        for n in range(1, 200)
+    ]  # with the other image, page 1 of 200
+    if theirs == "unmarked":
+        hand.append(
+            {
+                "account": "do",
+                "server_id": 101,
+                "id": 200,
+                "name": f"web-1-{NOW:%Y%m%d%H%M%S}",
+                "created": NOW.isoformat(),
+            }
+        )
+    beta = World(tmp_path / "beta", state(hand), policy("beta", "do", 101), NOW)
+    alpha = World(tmp_path / "alpha", {}, policy("alpha", "do", 101), NOW, shared=beta.sandbox)
+    try:
+        if theirs == "beta's":
+            beta.run()
+        alpha.run()
+        made = {i: s for i, s in beta.snapshots().items() if i not in range(1, 200)}
+        assert len(made) == 2 and len({s["name"] for s in made.values()}) == 1, made
+        expected = [(), ("alpha",)] if theirs == "unmarked" else [("alpha",), ("beta",)]
+        assert sorted(tuple(owners(s)) for s in made.values()) == expected, made
+        assert owners(made[max(made)]) == {"alpha"}, made  # the later image is alpha's
+    finally:
+        alpha.close()
+        beta.close()
+
+
+def test_a_same_named_image_of_another_configuration_is_never_marked_though_ours_is_gone(
+    tmp_path,
+):
+    """Alpha's new image is deleted (by other hands) as soon as its action is seen finished;
+    beta's image of the same name, made in the same second, is all the listing has: alpha
+    says its snapshot is missing and marks nothing (docs/promises.md §5)."""
+    beta = World(tmp_path / "beta", state(), policy("beta", "do", 101), NOW)
+    alpha = World(tmp_path / "alpha", {}, policy("alpha", "do", 101), NOW, shared=beta.sandbox)
+    try:
+        beta.run()
+        (theirs,) = beta.snapshots()
+        ours = theirs + 1  # the sandbox's next id
+        # once alpha's image exists, the next read of the action listing deletes it
+        beta.sandbox.inject(
+            "shift",
+            service="digitalocean",
+            method="GET",
+            path=r"^/v2/actions$",
+            resource="snapshots",
+            delete=[ours],
+            count=None,
+        )
+        result = alpha.run()
+        beta.sandbox.clear_faults()
+        assert ours not in beta.snapshots()
+        assert owners(beta.snapshots()[theirs]) == {"beta"}
+        (outcome,) = result.report.outcomes
+        assert not outcome.ok and "does not list it" in outcome.error, outcome
     finally:
         alpha.close()
         beta.close()
