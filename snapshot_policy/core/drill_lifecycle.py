@@ -524,9 +524,9 @@ class DrillLifecycle:
         self.deleted = True
         server = self.server
         what = f"{server.name} ({server.id})" if server else self.request.name
-        return [
-            CrossOff(),
+        return [  # audited before crossed off: a kill between them loses no audit line
             Record("drill server deleted", self._deleted_reason()),
+            CrossOff(),
             Log(logging.INFO, f"{self.label}: deleted its server {what}"),
             *self._after_delete(),
         ]

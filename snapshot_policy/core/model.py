@@ -603,8 +603,9 @@ class DrillResult:
 class OpenDrill:
     """A drill server the journal holds open (state/journal.py): requested at `when` for
     `target`'s server `source_server_id` from `snapshot_id`, named `name`; `server_id` once
-    the create answered (None: requested, reply not seen). Open until its deletion is
-    confirmed, however long that takes (docs/promises.md §5, invariant 14)."""
+    the create answered (None: requested, reply not seen); `deleting` once its DELETE was
+    about to be sent (a run killed after it must still have the deletion audited). Open until
+    its deletion is confirmed, however long that takes (docs/promises.md §5, invariant 14)."""
 
     account: str
     target: str
@@ -613,6 +614,7 @@ class OpenDrill:
     snapshot_id: str
     when: datetime
     server_id: str | None = None
+    deleting: bool = False
 
 
 EXIT_OK, EXIT_ALL_FAILED, EXIT_SOME_FAILED = 0, 1, 2

@@ -60,6 +60,8 @@ REQUESTS_AT_ONCE = 8
 POLL_SPACING = 0.25
 """A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
 MAX_POLL_WAIT = 15.0
+KILLED_DELETE = "its DELETE was sent by an interrupted run (deleted by an interrupted run)"
+"""The reason audited for a drill server a killed run sent the DELETE of and did not audit."""
 FAILED_ROUNDS = 3
 """Boot poll rounds in a row that may fail before the booting servers are given up (and
 deleted): their boot timeout ends them too."""
@@ -182,6 +184,7 @@ class Drills:
         for entry, server in delete:
             reason = f"left by an earlier run (requested {entry.when.isoformat()})"
             try:
+                self._deleting(account, entry.name)
                 provider.delete_drill_server(server, self.owner)
             except ProviderError as error:
                 problem = (
@@ -191,13 +194,19 @@ class Drills:
                 log.error("%s: %s", account, problem)
                 found.append(Leftover(account, entry.target, entry.name, server.id, False, problem))
                 continue
-            self.journal.drill_gone(account, entry.name)
             self._audit_server(provider, entry, server.id, "drill server deleted", reason)
+            self.journal.drill_gone(account, entry.name)
             log.warning(
                 "%s: deleted drill server %s (%s) %s", account, server.name, server.id, reason
             )
             found.append(Leftover(account, entry.target, entry.name, server.id, True))
         for entry in settle:
+            if entry.deleting and not self.audit.recorded(
+                "drill server deleted", entry.server_id, key="drill_server_id"
+            ):  # its DELETE was sent by a run that died before it heard the answer
+                self._audit_server(
+                    provider, entry, entry.server_id, "drill server deleted", KILLED_DELETE
+                )
             self.journal.drill_gone(account, entry.name)
             log.info(
                 "%s: drill server %s of an earlier run is not listed: it is gone",
@@ -233,6 +242,16 @@ class Drills:
         except ProviderError as error:
             log.warning("%s: could not read drill server %s: %s", account, entry.server_id, error)
             return False
+
+    def _deleting(self, account: str, name: str) -> None:
+        """Journal that a DELETE is about to go out; if that cannot be written, the deletion
+        goes ahead (a drill server is better gone) and only its audit may be lost."""
+        try:
+            self.journal.drill_deleting(account, name)
+        except OSError as error:
+            log.error(
+                "%s: could not write the journal before deleting %s: %s", account, name, error
+            )
 
     def _audit_server(self, provider: Provider, entry, server_id, event: str, reason: str) -> None:
         drill = DrillServer(
@@ -315,10 +334,11 @@ class AccountDrills:
         self.drills = drills
         self.provider = provider
         self.account = plans[0].target.account
+        taken = {entry.name for entry in drills.journal.open_drills(self.account)}
         self.lives = [
             DrillLifecycle(
                 plan,
-                server_request(plan, drills.owner),
+                server_request(replace(plan, name=unique_name(plan.name, taken)), drills.owner),
                 plan.target.drill.probe is not None,
                 plan.target.drill.boot_timeout,
             )
@@ -419,6 +439,7 @@ class AccountDrills:
                     self._probe(life, server)
                 case d.Delete(server):
                     self.booting.pop(life, None)
+                    self.drills._deleting(t.account, life.request.name)
                     self._send(
                         life,
                         self.provider.delete_drill_server,
@@ -643,3 +664,16 @@ class AccountDrills:
             self.budget.spend(made - self.counted)
             self.counted = made
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """`name`, or with a suffix (-2, -3, …) if an open journal entry already has it (a run in
+    the same second as an earlier one, or with the clock set back): the journal and the
+    search after a lost reply tell drill servers apart by name. Adds the result to `taken`."""
+    unique, number = name, 1
+    while unique in taken:
+        number += 1
+        suffix = f"-{number}"
+        unique = name[: ownership.HOSTNAME_LIMIT - len(suffix)].rstrip("-") + suffix
+    taken.add(unique)
+    return unique

@@ -95,10 +95,11 @@ class AuditLog:
                 self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log"
             )
 
-    def recorded(self, event: str, snapshot_id: str) -> bool:
-        """Whether a line already says `event` of the snapshot: a run killed between writing it
-        and crossing off its journal entry must not have the next run write it again. Read
-        only for what a killed run left open, so the whole file is read."""
+    def recorded(self, event: str, snapshot_id: str, key: str = "snapshot_id") -> bool:
+        """Whether a line already says `event` of the snapshot (or, by `key`, of another
+        thing: `drill_server_id`): a run killed between writing it and crossing off its
+        journal entry must not have the next run write it again. Read only for what a killed
+        run left open, so the whole file is read."""
         try:
             text = statefiles.read_text(self._path, "audit log")
         except FileNotFoundError:
@@ -114,7 +115,7 @@ class AuditLog:
             if (
                 isinstance(line, dict)
                 and line.get("event") == event
-                and line.get("snapshot_id") == snapshot_id
+                and line.get(key) == snapshot_id
             ):
                 return True
         return False

@@ -237,6 +237,15 @@ class Journal:
 
         self._change(named)
 
+    def drill_deleting(self, account: str, name: str) -> None:
+        """Note that the DELETE of the drill server `name` is about to be sent: if the run dies
+        before it hears the answer, the next run, finding it gone, audits the deletion."""
+
+        def deleting(entries: list[dict]) -> list[dict]:
+            return [{**e, "deleting": True} if _is_drill(e, account, name) else e for e in entries]
+
+        self._change(deleting)
+
     def drill_gone(self, account: str, name: str) -> None:
         """Cross off the drill server `name`: its deletion is confirmed (or it was certainly
         never made)."""
@@ -256,6 +265,7 @@ class Journal:
                     snapshot_id=e["snapshot"],
                     when=datetime.fromisoformat(e["started"]),
                     server_id=e["drill_server"] or None,
+                    deleting=bool(e.get("deleting")),
                 )
                 for e in found
             ),
@@ -331,6 +341,8 @@ class Journal:
                             for k in ("account", "server_id", "name", "started", *extra)
                         }
                     )
+                    if kind == "drill" and entry.get("deleting") is True:  # drill_deleting
+                        fresh[-1]["deleting"] = True
             except (KeyError, TypeError, ValueError):
                 continue
         return fresh

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from snapshot_policy.core.ownership import has_marker
 from snapshot_policy.edges import providers
 from snapshot_policy.edges.notify import deliver
 from snapshot_policy.edges.providers.retry import RetryPolicy, Timing
+from snapshot_policy.engine import run as runs
+from snapshot_policy.engine.drill import Drills
 from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation
 from snapshot_policy.engine.run import _remember, decide, routes
@@ -110,6 +112,9 @@ class World:
     shared: Sandbox | None = None
     """Another world's sandbox, to run a second configuration on (`state` is then unused);
     its clock stays that world's."""
+    drills: bool = False
+    """Run restore drills as `run.apply` does: leftovers of earlier runs deleted first, the
+    due drills after the snapshots (off by default: every run would list drill servers)."""
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -211,16 +216,30 @@ class World:
         state = RunState(self.state_file, self.now)
         plan, observation = self.decide(journal, state)
         seen = len(self.audit_file.read_text().splitlines()) if self.audit_file.exists() else 0
+        audit = AuditLog(self.audit_file, plan.fingerprint)
+        stop = stop or Stop()
+        drilling = (
+            self._drilling(observation.providers, journal, audit, state, stop)
+            if self.drills
+            else None
+        )
+        failures = list(self.loaded.failed) + observation.failures
+        if drilling is not None:  # before anything else, as run.apply does
+            left = drilling.clear_leftovers(observation.providers)
+            failures += runs._leftover_failures(left, self.loaded)
         executor = Executor(
             observation.providers,
             journal,
-            AuditLog(self.audit_file, plan.fingerprint),
+            audit,
             parallel=self.parallel,
             now=lambda: self.now,
             timing=TIMING,
-            stop=stop or Stop(),
+            stop=stop,
         )
-        report = executor.apply(plan, list(self.loaded.failed) + observation.failures)
+        report = executor.apply(plan, failures)
+        if drilling is not None:
+            results = drilling.run(runs._newest(plan.drills, report))
+            report = replace(report, drills=tuple(results))
         _remember(state, report, observation, self.now)
         deliveries = deliver(
             routes(report, "chaos-host", self.loaded.secrets),
@@ -244,6 +263,32 @@ class World:
             self.snapshots(),
             self.sandbox.requests(),
             audit,
+        )
+
+    def drill(self, stop: Stop | None = None) -> tuple[Plan, RunReport]:
+        """One `drill` command at `self.now`, as `run.drill` carries it out (every configured
+        drill due now), with this world's connections."""
+        context = _Context(
+            self.loaded, TIMING, self.journal_file, self.state_file, self.audit_file,
+            self.sandbox.telegram_base_url, self.connect,
+        )  # fmt: skip
+        self.sandbox.clear_requests()
+        plan, _, report = runs.drill(context, lambda: self.now, stop=stop or Stop())
+        self.settle()
+        return plan, report
+
+    def _drilling(self, providers_, journal, audit, state, stop: Stop) -> Drills:
+        settings = self.loaded.settings
+        return Drills(
+            providers_,
+            journal,
+            audit,
+            lambda: self.now,
+            settings.owner,
+            per_account=settings.drills_per_account,
+            poll_interval=TIMING.poll_interval,
+            state=state,
+            stop=stop,
         )
 
     def converge(self, runs: int = 4) -> list[RunResult]:
@@ -271,6 +316,16 @@ class World:
             (s.get("server_id"), s["name"] if s["name"] in seeded else "NEW", self.marked(s))
             for s in self.snapshots().values()
         )
+
+
+@dataclass(frozen=True)
+class _Context(runs.RunContext):
+    """A RunContext whose connections are a world's (fast retries, recorded sleeps)."""
+
+    connector: object = None
+
+    def connect(self, account):
+        return self.connector(account)
 
 
 def describe(plan: Plan) -> str:

@@ -29,7 +29,16 @@ their runs hypothesis interleaves:
   a managed Hetzner snapshot protected by hand;
 - hooks (before and after, around the DigitalOcean targets and alpha's Hetzner one) that
   succeed, fail, or hang past their 1-second timeout; each records its invocation in the
-  folder's `hooks.log` (the folder comes in the hook's argv: hooks get a minimal environment).
+  folder's `hooks.log` (the folder comes in the hook's argv: hooks get a minimal environment);
+- restore drills (issue 22): alpha's `web` and `app` and beta's `db-b` drill daily, a short
+  boot in the sandbox and a probe that passes, fails or hangs past its timeout (probe.mode).
+  Runs are apply (leftovers first, due drills after the snapshots, as `run.apply`) and the
+  `drill` command (every drill now); their drills meet lost create replies (the server made),
+  boot failures, boots past the boot timeout and DELETEs answered 500, and stops or kills
+  after a create was carried out and before its reply leaves, during the boot, during the
+  probe, after a DELETE was carried out. Servers made by hand look like drill servers: the
+  drill mark without an owner, with another owner's, with ours but no journal entry, and a
+  drill server a killed run left, renamed by hand.
 
 After every run (`check_deletions`): no deletion of a hand-made unmarked snapshot, a
 protected one or another configuration's; and none that a plan of the deleting
@@ -46,12 +55,20 @@ a view of one moment deletes.
 After every step: no two snapshots started for one server by one configuration in one
 schedule slot (`Slots`); every deletion audited exactly once (`check_audit`); every `after`
 run once for every `before`, by the end of the next completed run (`Hooks`); no snapshot
-marked with two owners (`one_owner_a_snapshot`).
+marked with two owners (`one_owner_a_snapshot`). And of servers (`DrillServers`, from every
+create and DELETE the sandbox carried out, replies lost or not): every server deleted was a
+drill server the deleting configuration made, carrying its marks, named in its journal at
+that moment; none made by hand is ever deleted; after a run neither stopped nor killed, no
+drill server an earlier run of its configuration made still exists (one a killed run left
+is gone after the next completed run); every drill server deletion is audited once.
 
 What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
-configurations snapshotting one droplet in the same second marked each other's images; a
+configurations snapshotting one droplet in the same second marked each other's images, and
+did again when the other's image ended page 1 of the listing and ours began page 2; a
 deletion was audited twice after a kill between its audit line and the journal's write; an
-after hook owed to a target the next run could not read did not run.
+after hook owed to a target the next run could not read did not run; a drill server whose
+DELETE a killed run sent was crossed off by the next run without an audit line; two drills of
+one server in one second shared a name, and the journal lost the first one's server.
 """
 
 from __future__ import annotations
@@ -104,6 +121,40 @@ DO_TAG, OWNER_TAG = "snapshot-policy", "snapshot-policy-owner-"
 KILLED_AFTER_AUDIT = "(deleted by an interrupted run)"
 """The reason the next run gives a deletion a killed run sent and did not audit."""
 
+BOOT_SECONDS = 0.05
+"""How long a drill server boots in the sandbox; `slow_boot` takes SLOW_BOOT, past the
+drill's BOOT_TIMEOUT."""
+BOOT_TIMEOUT = 0.6
+SLOW_BOOT = 1.0
+PROBE_TIMEOUT = 0.5
+SERVER_PATH = re.compile(r"^/v2/droplets/(\d+)$|^/v1/servers/(\d+)$")
+CREATE_PATH = re.compile(r"^/v2/droplets$|^/v1/servers$")
+DRILL_TAG, DRILL_LABEL = "snapshot-policy-drill", "snapshot-policy/drill"
+HAND_SERVER_ID = 120
+"""Servers made by hand get ids from here on (below 199): ids no listing shift lands near."""
+
+PROBE = """\
+d=$1
+[ -e "$d/dead" ] && exit 0
+echo "probe $SNAPSHOT_POLICY_DRILL_SERVER_NAME" >> "$d/probes.log"
+case "$(cat "$d/probe.mode" 2>/dev/null)" in
+  fail) exit 4 ;;
+  hang) sleep 30 ;;
+esac
+"""
+
+
+def drill(public: bool) -> dict:
+    """A daily drill with a probe that passes, fails or hangs past its timeout (probe.mode)."""
+    return {
+        "every": "1d",
+        "probe": ["sh", "-c", PROBE, "probe", "@FOLDER@"],
+        "probe_timeout": PROBE_TIMEOUT,
+        "boot_timeout": BOOT_TIMEOUT,
+        "public_network": public,
+    }
+
+
 HOOK = """\
 d=$1; w=$2
 [ -e "$d/dead" ] && exit 0
@@ -153,6 +204,7 @@ POLICIES = {
                 "retention": {"keep_last": 3, "keep_daily": 2},
                 "safety": {"max_deletions": 4},
                 "hooks": hooks(),
+                "drill": drill(False),
             },
             {
                 "name": "db",
@@ -169,6 +221,7 @@ POLICIES = {
                 "ids": [202],
                 "schedule": {"every": "12h"},
                 "retention": {"keep_last": 3},
+                "drill": drill(True),
             },
         ],
     ),
@@ -189,6 +242,7 @@ POLICIES = {
                 "ids": [201, 202],
                 "schedule": {"cron": "0 3 * * *"},
                 "retention": {"keep_last": 1, "keep_weekly": 1},
+                "drill": drill(True),
             },
         ],
     ),
@@ -410,18 +464,58 @@ REQUESTS = {
         request.method == "POST" and re.search(r"/actions$|/actions/create_image$", request.path)
     ),
     "delete": lambda request: request.method == "DELETE" and DELETE.match(request.path),
+    "drill create": lambda request: request.method == "POST" and CREATE_PATH.match(request.path),
+    "drill delete": lambda request: request.method == "DELETE" and SERVER_PATH.match(request.path),
 }
+
+
+@dataclass(frozen=True)
+class ServerSeen:
+    """A server as the sandbox held it: its marks as one dict (DigitalOcean tags as keys)."""
+
+    id: int
+    account: str
+    name: str
+    marks: dict
+
+
+@dataclass(frozen=True)
+class ServerDeletion:
+    """A DELETE the sandbox carried out on a server: during whose run, of what, and whether
+    that configuration's journal (on disk, right then) had an open drill entry naming it."""
+
+    config: str
+    server: ServerSeen
+    journaled: bool
 
 
 class TappedSandbox(Sandbox):
     """The sandbox, showing `tap` each cloud request it carried out before its reply leaves:
     a kill can land after the cloud acted and before the client heard. A tap that returns
-    True has the reply dropped (the client died before it arrived)."""
+    True has the reply dropped (the client died before it arrived).
+
+    It also keeps what the proof checks drill servers by: every server a create made
+    (`made`: id -> the configuration whose run made it, and the run's number) and every
+    DELETE carried out on a server (`deletions`), whatever became of the replies."""
 
     tap = None
+    running: tuple[str, int, Path] | None = None
+    """The configuration whose run is under way, the run's number, its journal file."""
+
+    def __init__(self, *args, **options):
+        super().__init__(*args, **options)
+        self.made: dict[int, tuple[str, int]] = {}
+        self.deletions: list[ServerDeletion] = []
 
     def serve(self, request):
-        response = super().serve(request)
+        running = self.running
+        if running is not None and (
+            (request.method == "POST" and CREATE_PATH.match(request.path))
+            or (request.method == "DELETE" and SERVER_PATH.match(request.path))
+        ):
+            response = self._watched(request, *running)
+        else:
+            response = super().serve(request)
         tap = self.tap
         if (
             tap is not None
@@ -432,12 +526,124 @@ class TappedSandbox(Sandbox):
             return None
         return response
 
+    def _watched(self, request, config: str, run: int, journal: Path):
+        """Serve a server create or delete while no other request changes the servers."""
+        with self.state.lock:
+            before = {i: seen(s) for i, s in self.state.servers.items()}
+            entries = _drill_entries(journal) if request.method == "DELETE" else set()
+            response = super().serve(request)
+            after = set(self.state.servers)
+        for server_id in after - set(before):
+            self.made[server_id] = (config, run)
+        for server_id in set(before) - after:
+            server = before[server_id]
+            self.deletions.append(ServerDeletion(config, server, server.name in entries))
+        return response
+
+
+def seen(server) -> ServerSeen:
+    marks = {t: "" for t in server.tags} if server.account == "do" else dict(server.labels)
+    return ServerSeen(server.id, server.account, server.name, marks)
+
+
+def _drill_entries(journal: Path) -> set[str]:
+    """The names of the open drill entries of a journal file."""
+    content = _read(journal)
+    entries = json.loads(content) if content else []
+    return {e["name"] for e in entries if "drill" in e}
+
+
+def drill_marked(server: ServerSeen, owner: str) -> bool:
+    """The drill mark and `owner`'s, and no other owner's: written out here, not taken from
+    ownership, so that the check does not share the code it checks."""
+    marks = server.marks
+    if server.account == "do":
+        owners = {t for t in marks if t.startswith(OWNER_TAG)}
+        return DRILL_TAG in marks and owners == {OWNER_TAG + owner}
+    return (
+        marks.get(DRILL_LABEL) == "true"
+        and marks.get("managed-by") == "snapshot-policy"
+        and marks.get("snapshot-policy/owner") == owner
+    )
+
+
+class DrillServers:
+    """docs/promises.md §5, invariant 14, checked over the whole history: every server ever
+    deleted was a drill server this configuration made (in one of its runs), marked as its
+    own and named in its journal at that moment; no drill server outlives the next completed
+    run of the configuration that made it; servers made by hand (with drill marks of no
+    owner, another owner's, ours without a journal entry, or a drill server renamed by hand)
+    are never deleted; and each drill server deletion is audited once."""
+
+    def __init__(self, sandbox: TappedSandbox):
+        self.sandbox = sandbox
+        self.hand: set[int] = set()
+        """Servers made or renamed by hand: never to be deleted."""
+        self.checked = 0
+
+    def check_deletions(self) -> None:
+        made = self.sandbox.made
+        for deletion in self.sandbox.deletions[self.checked :]:
+            server, config = deletion.server, deletion.config
+            name = f"server {server.name} ({server.id})"
+            assert server.id not in self.hand, f"{config} deleted {name}, made by hand"
+            maker = made.get(server.id)
+            assert maker is not None, f"{config} deleted {name}, which no drill created"
+            assert maker[0] == config, f"{config} deleted {name}, a drill server of {maker[0]}"
+            assert drill_marked(server, config), (
+                f"{config} deleted {name}, which does not carry its drill marks: {server.marks}"
+            )
+            assert deletion.journaled, f"{config} deleted {name}, which its journal did not name"
+            COUNTS["drill servers deleted"] += 1
+        self.checked = len(self.sandbox.deletions)
+
+    def check_none_left(self, config: str, run: int, own_too: bool) -> None:
+        """After a completed run of `config`: no drill server of an earlier run of it (and,
+        with `own_too`, none of this run) exists, but those renamed by hand."""
+        with self.sandbox.state.lock:
+            existing = {i: s.name for i, s in self.sandbox.state.servers.items()}
+        left = sorted(
+            f"{existing[i]} ({i}, made by run {by})"
+            for i, (maker, by) in self.sandbox.made.items()
+            if maker == config and i in existing and i not in self.hand
+            and (by < run or own_too)
+        )  # fmt: skip
+        assert not left, f"drill servers outlived the next completed run: {left}"
+
+    def check_audit(self, config: str, world: World) -> None:
+        """Each drill server `config` deleted is audited `drill server deleted` once, or its
+        journal entry still waits (a killed run's deletion, seen by a later run); nothing is
+        audited as deleted that was not."""
+        lines = [json.loads(line) for line in _lines(world.audit_file)]
+        said = Counter(
+            (line["account"], str(line["drill_server_id"] or line["drill_server_name"]))
+            for line in lines
+            if line["event"] == "drill server deleted"
+        )
+        twice = sorted(key for key, count in said.items() if count > 1)
+        assert not twice, f"drill server deletions audited more than once: {twice}"
+        deleted = {
+            (d.server.account, str(d.server.id)): d.server.name
+            for d in self.sandbox.deletions
+            if d.config == config
+        }
+        waiting = _drill_entries(world.journal_file)
+        unaudited = sorted(
+            f"{name} ({key[1]})"
+            for key, name in deleted.items()
+            if key not in said and name not in waiting
+        )
+        assert not unaudited, f"drill servers deleted but never audited: {unaudited}"
+        invented = sorted(set(said) - set(deleted))
+        assert not invented, f"audited as deleted, but never deleted: {invented}"
+
 
 class Interrupter(threading.Thread):
     """Interrupts a run (`interrupt`) `delay` seconds after the first `event` of it: its start,
     its first snapshot POST or DELETE carried out by the cloud (with no delay: before the
-    reply leaves), its first before or after hook started, its first deletion audited. Not
-    at all if the run ends first."""
+    reply leaves), its first before or after hook started, its first deletion audited, its
+    first drill server create or DELETE carried out (a delay after the create lands in the
+    boot), its first probe started. Not at all if the run ends first."""
 
     def __init__(
         self, sandbox: TappedSandbox, world: World, event: str, delay: float, interrupt
@@ -448,6 +654,7 @@ class Interrupter(threading.Thread):
             "before hook": world.folder / "hooks.log",
             "after hook": world.folder / "hooks.log",
             "audited": world.audit_file,
+            "drill probe": world.folder / "probes.log",
         }.get(event)
         self.seen = len(_lines(self.file)) if self.file else 0
         self.happened = threading.Event()
@@ -487,6 +694,7 @@ class Interrupter(threading.Thread):
                 "before hook": "before ",
                 "after hook": "after ",
                 "audited": '"event": "deleted"',
+                "drill probe": "probe ",
             }[self.event]
             return any(word in line for line in _lines(self.file)[self.seen :])
         return False
@@ -532,6 +740,22 @@ WHEN = st.tuples(
     st.sampled_from([0.0, 0.0, 0.0, 0.003, 0.02, 0.1, 0.3]),
 )
 """The moment of an interruption: this long after the first such event of the run."""
+DRILL_WHEN = st.tuples(
+    st.sampled_from(["drill create", "drill create", "drill probe", "drill delete", "start"]),
+    st.sampled_from([0.0, 0.0, 0.05, 0.1, 0.3]),
+)
+"""The moment of an interruption tied to a drill: after its create was carried out and before
+the reply leaves (0), while its server boots (0.05, 0.1 after the create), while the probe
+runs, after its DELETE was carried out."""
+DRILL_LATER = st.sampled_from([0, 6, 24, 25])
+"""Hours before a run about drills: a day makes the daily drills due again."""
+DRILL_FAULTS = st.lists(
+    st.sampled_from(["lose create", "boot fail", "slow boot", "delete fails", "delete fails"]),
+    max_size=2,
+    unique=True,
+)
+"""Faults of a run's drills: the reply to a create lost (the server is made), a server that
+does not boot, one that boots past the boot timeout, a DELETE answered 500 (once)."""
 TARGET_SERVER = st.sampled_from([(a, s) for a, servers in SERVERS.items() for s in servers])
 
 COUNTS: Counter = Counter()
@@ -542,6 +766,7 @@ COUNTS: Counter = Counter()
 class RunRecord:
     config: str
     interruption: str | None
+    command: str = "apply"
 
 
 class Proof(RuleBasedStateMachine):
@@ -550,10 +775,14 @@ class Proof(RuleBasedStateMachine):
         self.root = Path(tempfile.mkdtemp(prefix="proof-"))
         self.now = START
         self.sandbox = TappedSandbox(
-            seed_state(), action_seconds=ACTION_SECONDS, clock=lambda: self.now
+            seed_state(),
+            action_seconds=ACTION_SECONDS,
+            boot_seconds=BOOT_SECONDS,
+            clock=lambda: self.now,
         ).start()
         self.worlds = {
-            c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox) for c in POLICIES
+            c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox, drills=True)
+            for c in POLICIES
         }
         self._set_clock(START)
         self.mirror = Sandbox({}, clock=lambda: self.now).start()
@@ -570,6 +799,8 @@ class Proof(RuleBasedStateMachine):
         """Per configuration, the snapshot ids its DELETE removed (the sandbox answered 2xx)."""
         self.runs: list[RunRecord] = []
         self.killed: dict[str, bool] = defaultdict(bool)
+        self.servers = DrillServers(self.sandbox)
+        self.next_hand_id = HAND_SERVER_ID
 
     def teardown(self) -> None:
         for world in [*self.worlds.values(), *self.mirrors.values()]:
@@ -699,6 +930,52 @@ class Proof(RuleBasedStateMachine):
             (self.worlds[config].folder / f"{which}.mode").write_text(mode)
         COUNTS["steps"] += 1
 
+    @rule(config=CONFIG, mode=st.sampled_from(["ok", "ok", "fail", "hang"]))
+    def probe_behaves(self, config: str, mode: str) -> None:
+        (self.worlds[config].folder / "probe.mode").write_text(mode)
+        COUNTS["steps"] += 1
+
+    @rule(
+        account=st.sampled_from(["do", "hz"]),
+        kind=st.sampled_from(["no owner", "other owner", "alpha", "beta", "renamed"]),
+    )
+    def hand_made_server(self, account: str, kind: str) -> None:
+        """A server made by hand that looks like a drill server: the drill mark without an
+        owner, with another owner's, with ours (not journaled); or a drill server a run left
+        renamed by hand. None of them may ever be deleted."""
+        state = self.sandbox.state
+        if kind == "renamed":
+            with state.lock:
+                left = sorted(
+                    i
+                    for i in self.sandbox.made
+                    if i in state.servers and i not in self.servers.hand
+                )
+                if not left:
+                    return
+                server = state.servers[left[0]]
+                server.name = f"{server.name}-kept"
+                self.servers.hand.add(server.id)
+            COUNTS["drill servers renamed by hand"] += 1
+            COUNTS["steps"] += 1
+            return
+        owner = {"no owner": None, "other owner": "gamma"}.get(kind, kind)
+        # named as a drill would name it, at a second no run has
+        stamp = self.now - timedelta(minutes=53, seconds=17)
+        name = f"drill-{'web' if account == 'do' else 'app'}-{min(SERVERS[account])}-"
+        name += f"{stamp:%Y%m%d%H%M%S}"
+        if account == "do":
+            marks = {"tags": [DRILL_TAG] + ([OWNER_TAG + owner] if owner else [])}
+        else:
+            labels = {"managed-by": "snapshot-policy", DRILL_LABEL: "true"}
+            marks = {"labels": labels | ({"snapshot-policy/owner": owner} if owner else {})}
+        with state.lock:
+            made = state.add_server(account, name, id=self.next_hand_id, **marks)
+        self.next_hand_id += 1
+        self.servers.hand.add(made.id)
+        COUNTS["drill look-alike servers made by hand"] += 1
+        COUNTS["steps"] += 1
+
     # -- a run ---------------------------------------------------------------------------
 
     @rule(config=CONFIG, later=LATER)
@@ -723,6 +1000,67 @@ class Proof(RuleBasedStateMachine):
         """SIGKILL at a random moment, as the module docstring says."""
         self._run(config, later, shifts, "kill", when)
 
+    @rule(config=CONFIG, later=DRILL_LATER, faults=DRILL_FAULTS)
+    def run_while_drills_fail(self, config: str, later: int, faults: list[str]) -> None:
+        """apply, its due drills meeting `faults`."""
+        self._run(config, later, [], None, ("start", 0.0), faults=faults)
+
+    @rule(
+        config=CONFIG,
+        later=DRILL_LATER,
+        faults=DRILL_FAULTS,
+        interruption=st.sampled_from(["stop", "kill", "kill"]),
+        when=DRILL_WHEN,
+    )
+    def run_interrupted_in_a_drill(
+        self,
+        config: str,
+        later: int,
+        faults: list[str],
+        interruption: str,
+        when: tuple[str, float],
+    ) -> None:
+        """apply, stopped or killed at a moment of its drills."""
+        self._run(config, later, [], interruption, when, faults=faults)
+
+    @rule(
+        config=CONFIG,
+        later=st.sampled_from([0, 0, 1, 6]),
+        faults=DRILL_FAULTS,
+        interruption=st.sampled_from([None, None, "stop", "kill", "kill"]),
+        when=DRILL_WHEN,
+    )
+    def drill_now(
+        self,
+        config: str,
+        later: int,
+        faults: list[str],
+        interruption: str | None,
+        when: tuple[str, float],
+    ) -> None:
+        """The `drill` command: every configured drill now, stopped or killed or not."""
+        self._run(config, later, [], interruption, when, faults=faults, command="drill")
+
+    def _drill_faults(self, faults: list[str]) -> None:
+        for fault in faults:
+            for service, create, delete in (
+                ("digitalocean", r"^/v2/droplets$", r"^/v2/droplets/\d+$"),
+                ("hetzner", r"^/v1/servers$", r"^/v1/servers/\d+$"),
+            ):
+                if fault == "lose create":
+                    self.sandbox.inject(
+                        "lose_reply", service=service, method="POST", path=create, count=1
+                    )
+                elif fault == "boot fail":
+                    self.sandbox.inject("boot_fail", service=service, count=1)
+                elif fault == "slow boot":
+                    self.sandbox.inject("slow_boot", service=service, seconds=SLOW_BOOT, count=1)
+                else:
+                    self.sandbox.inject(
+                        "error", service=service, method="DELETE", path=delete, count=1
+                    )
+            COUNTS[f"drill fault: {fault}"] += 1
+
     def _run(
         self,
         config: str,
@@ -730,9 +1068,12 @@ class Proof(RuleBasedStateMachine):
         shifts: list[dict],
         interruption: str | None,
         when: tuple[str, float],
+        faults: list[str] = (),
+        command: str = "apply",
     ) -> None:
-        """One run of `config`, `later` hours after the last step, while `shifts` shift its
-        listings, interrupted (`interruption`) `when` something happens."""
+        """One run of `config` (`command`: apply or drill), `later` hours after the last step,
+        while `shifts` shift its listings and `faults` meet its drills, interrupted
+        (`interruption`) `when` something happens."""
         self._set_clock(self.now + timedelta(hours=later))
         world = self.worlds[config]
         start = self.sandbox.dump_state()
@@ -742,6 +1083,8 @@ class Proof(RuleBasedStateMachine):
         start = self.sandbox.dump_state()  # as others left it
         self.sandbox.state.clock = lambda: world.now
         self.sandbox.clear_requests()
+        self._drill_faults(list(faults))
+        self.sandbox.running = (config, len(self.runs) + 1, world.journal_file)
         stop = Stop()
         cut: dict[Path, bytes | None] = {}
 
@@ -760,8 +1103,17 @@ class Proof(RuleBasedStateMachine):
         if interrupter:
             interrupter.start()
         try:
-            result = world.run(stop=stop)
+            if command == "drill":
+                plan, report = world.drill(stop=stop)
+                drilled = report.drills if report else ()
+                requests = self.sandbox.requests()
+                withheld = False
+            else:
+                result = world.run(stop=stop)
+                drilled, requests = result.report.drills, result.requests
+                withheld = bool(result.observation.withheld)
         finally:
+            self.sandbox.running = None
             if interrupter:
                 interrupter.finish()
             COUNTS["shifts that fired"] += sum(
@@ -774,23 +1126,39 @@ class Proof(RuleBasedStateMachine):
                 _write(path, content)
             (world.folder / "dead").unlink()
         world.settle()
-        record = RunRecord(config, interrupted)
+        record = RunRecord(config, interrupted, command)
         self.runs.append(record)
-        self.killed[config] = interrupted == "kill"
+        if command == "apply":  # the drill command owes and runs no hooks
+            self.killed[config] = interrupted == "kill"
         try:
-            self._after_run(world, config, record, start, inputs, result.requests)
+            self._after_run(world, config, record, start, inputs, requests)
+            self._after_drills(world, config, interrupted, "delete fails" in faults)
         except AssertionError as error:
             raise AssertionError(
-                f"run {len(self.runs)} ({config} at {self.now:%Y-%m-%d %H:%M}Z, "
-                f"{interrupted or 'not interrupted'}, shifts {shifts}): {error}"
+                f"run {len(self.runs)} ({command} of {config} at {self.now:%Y-%m-%d %H:%M}Z, "
+                f"{interrupted or 'not interrupted'} {when if interruption else ''}, "
+                f"shifts {shifts}, drill faults {faults}): {error}"
             ) from None
         COUNTS["steps"] += 1
         COUNTS["runs"] += 1
+        COUNTS[f"{command} runs"] += 1
         COUNTS[
             {None: "runs to the end", "stop": "runs stopped", "kill": "runs killed"}[interrupted]
         ] += 1
-        if result.observation.withheld:
+        if withheld:
             COUNTS["runs with deletions withheld"] += 1
+        for result in drilled:
+            COUNTS["drills passed" if result.passed else f"drills failed at {result.stage}"] += 1
+
+    def _after_drills(
+        self, world: World, config: str, interrupted: str | None, delete_fault: bool
+    ) -> None:
+        """The drill server checks after a run (`DrillServers`)."""
+        self.servers.check_deletions()
+        if interrupted is None:
+            self.servers.check_none_left(config, len(self.runs), own_too=not delete_fault)
+        if interrupted != "kill":
+            self.servers.check_audit(config, world)
 
     def _shift(self, shift: dict, start: dict) -> None:
         """Inject one `shift` fault: inserts and deletions near the page boundary of the listing."""
@@ -877,13 +1245,15 @@ class Proof(RuleBasedStateMachine):
                 Creation(config, server, snapshot_id, created(snapshot), snapshot["name"]), run
             )
             COUNTS["created"] += 1
-        previous = [r for r in self.runs[:-1] if r.config == config][-1:]
-        after_kill = any(r.interruption == "kill" for r in previous)
-        self.hooks[config].take(
-            bool(record.interruption) or after_kill, after_kill or record.interruption == "kill"
-        )
+        if record.command == "apply":  # the drill command runs no hooks, owed ones neither
+            runs = [r for r in self.runs[:-1] if r.config == config and r.command == "apply"]
+            after_kill = any(r.interruption == "kill" for r in runs[-1:])
+            self.hooks[config].take(
+                bool(record.interruption) or after_kill, after_kill or record.interruption == "kill"
+            )
+            if record.interruption != "kill":
+                self.hooks[config].settled()
         if record.interruption != "kill":
-            self.hooks[config].settled()
             check_audit(world, self.sent[config], self.removed[config])
 
     def _consistent_plan(self, config: str, start: dict, inputs: dict) -> Plan:

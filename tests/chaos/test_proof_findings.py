@@ -4,10 +4,13 @@ Fast and deterministic: part of the default run."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from snapshot_policy.engine.execute import Stop
 from tests.chaos.harness import DO_TOKEN, HZ_TOKEN, World
-from tests.chaos.proof import KILLED_AFTER_AUDIT, owners
+from tests.chaos.proof import KILLED_AFTER_AUDIT, SERVER_PATH, TappedSandbox, owners
 
 NOW = datetime(2026, 10, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -54,6 +57,82 @@ def test_two_configurations_snapshotting_one_droplet_in_the_same_second_each_mar
         alpha.run()
         made = {s["id"]: s for s in beta.snapshots().values() if s["server_id"] == 101}
         assert sorted(tuple(owners(s)) for s in made.values()) == [("alpha",), ("beta",)], made
+    finally:
+        alpha.close()
+        beta.close()
+
+
+@pytest.mark.parametrize("theirs", ["beta's", "unmarked"])
+def test_a_same_named_image_on_an_earlier_page_than_ours_is_never_marked(tmp_path, theirs):
+    """Another image of droplet 101 made in the same second, so named as alpha names its own:
+    beta's (marked), or one not marked yet (beta's killed before it could mark it, or made by
+    hand). It ends page 1 of the listing, alpha's new image begins page 2. Alpha, looking for
+    its finished image by (droplet, name), took page 1's match as found, never read page 2,
+    and marked the other image as its own."""
+    hand = [
+        {
+            "account": "do",
+            "server_id": 101,
+            "id": n,
+            "name": f"web-1 by hand {n}",
+            "created": "2026-10-01T00:00:00Z",
+        }
+        for n in range(1, 200)
+    ]  # with the other image, page 1 of 200
+    if theirs == "unmarked":
+        hand.append(
+            {
+                "account": "do",
+                "server_id": 101,
+                "id": 200,
+                "name": f"web-1-{NOW:%Y%m%d%H%M%S}",
+                "created": NOW.isoformat(),
+            }
+        )
+    beta = World(tmp_path / "beta", state(hand), policy("beta", "do", 101), NOW)
+    alpha = World(tmp_path / "alpha", {}, policy("alpha", "do", 101), NOW, shared=beta.sandbox)
+    try:
+        if theirs == "beta's":
+            beta.run()
+        alpha.run()
+        made = {i: s for i, s in beta.snapshots().items() if i not in range(1, 200)}
+        assert len(made) == 2 and len({s["name"] for s in made.values()}) == 1, made
+        expected = [(), ("alpha",)] if theirs == "unmarked" else [("alpha",), ("beta",)]
+        assert sorted(tuple(owners(s)) for s in made.values()) == expected, made
+        assert owners(made[max(made)]) == {"alpha"}, made  # the later image is alpha's
+    finally:
+        alpha.close()
+        beta.close()
+
+
+def test_a_same_named_image_of_another_configuration_is_never_marked_though_ours_is_gone(
+    tmp_path,
+):
+    """Alpha's new image is deleted (by other hands) as soon as its action is seen finished;
+    beta's image of the same name, made in the same second, is all the listing has: alpha
+    says its snapshot is missing and marks nothing (docs/promises.md §5)."""
+    beta = World(tmp_path / "beta", state(), policy("beta", "do", 101), NOW)
+    alpha = World(tmp_path / "alpha", {}, policy("alpha", "do", 101), NOW, shared=beta.sandbox)
+    try:
+        beta.run()
+        (theirs,) = beta.snapshots()
+        ours = theirs + 1  # the sandbox's next id
+        # once alpha's image exists, the next read of the action listing deletes it
+        beta.sandbox.inject(
+            "shift",
+            service="digitalocean",
+            method="GET",
+            path=r"^/v2/actions$",
+            resource="snapshots",
+            delete=[ours],
+            count=None,
+        )
+        result = alpha.run()
+        beta.sandbox.clear_faults()
+        assert ours not in beta.snapshots()
+        assert owners(beta.snapshots()[theirs]) == {"beta"}
+        (outcome,) = result.report.outcomes
+        assert not outcome.ok and "does not list it" in outcome.error, outcome
     finally:
         alpha.close()
         beta.close()
@@ -138,3 +217,119 @@ def test_an_owed_after_hook_runs_even_when_the_next_run_cannot_read_its_server(t
         assert record.read_text().splitlines() == ["before", "after"] or "after hook" in said, said
     finally:
         world.close()
+
+
+def test_a_drill_server_a_killed_run_sent_the_delete_of_is_audited_once_by_the_next_run(
+    tmp_path,
+):
+    """A run killed after the cloud carried out a drill server's DELETE and before the reply
+    arrived: the journal still names the server, the audit log never said it was deleted.
+    The next run, finding it gone, crossed it off without a word; now it audits it, once."""
+    text = policy("alpha", "do", 101).replace(
+        "    retention: {keep_last: 2}\n",
+        "    retention: {keep_last: 2}\n    drill: {every: 1d, boot_timeout: 5}\n",
+    )
+    clock = [NOW]
+    made = {
+        "account": "do",
+        "server_id": 101,
+        "name": "web-1-20261019090000",
+        "created": "2026-10-19T09:00:00Z",
+        "tags": ["snapshot-policy", "snapshot-policy-owner-alpha"],
+    }
+    sandbox = TappedSandbox(
+        state([made]), action_seconds=0.05, boot_seconds=0.05, clock=lambda: clock[0]
+    )
+    sandbox.start()
+    world = World(tmp_path, {}, text, NOW, shared=sandbox, drills=True)
+    stop = Stop()
+
+    def kill(request) -> bool:  # the reply to the DELETE never arrives, nor anything after it
+        if request.method != "DELETE" or not SERVER_PATH.match(request.path):
+            return False
+        for service in ("digitalocean", "hetzner"):
+            sandbox.inject("drop", service=service, count=None)
+        stop.set("SIGKILL")
+        return True
+
+    try:
+        sandbox.tap, sandbox.running = kill, ("alpha", 1, world.journal_file)
+        world.run(stop=stop)
+        sandbox.tap = None
+        sandbox.clear_faults()
+        assert len(sandbox.deletions) == 1
+        gone = str(sandbox.deletions[0].server.id)
+        assert [e["drill_server"] for e in json.loads(world.journal_file.read_text())] == [gone]
+        for later in (1, 2):
+            world.now = clock[0] = NOW + timedelta(hours=later)
+            world.run()
+            lines = [json.loads(line) for line in world.audit_file.read_text().splitlines()]
+            said = [
+                line
+                for line in lines
+                if line["event"] == "drill server deleted" and line["drill_server_id"] == gone
+            ]
+            assert len(said) == 1, said
+            assert "interrupted run" in said[0]["reason"]
+            assert json.loads(world.journal_file.read_text()) == []
+    finally:
+        world.close()
+        sandbox.stop()
+
+
+def test_a_drill_in_the_same_second_as_an_undeleted_one_of_an_earlier_run_loses_neither(
+    tmp_path,
+):
+    """Two drills of one server in one second (a second run in it, or a clock set back) gave
+    their servers one name; the journal, which tells drill servers apart by name, gave both
+    entries the second server's id, and the first server was never deleted."""
+    text = policy("alpha", "do", 101).replace(
+        "    retention: {keep_last: 2}\n",
+        "    retention: {keep_last: 2}\n    drill: {every: 1d, boot_timeout: 5}\n",
+    )
+    made = {
+        "account": "do",
+        "server_id": 101,
+        "name": "web-1-20261019090000",
+        "created": "2026-10-19T09:00:00Z",
+        "tags": ["snapshot-policy", "snapshot-policy-owner-alpha"],
+    }
+    clock = [NOW]
+    sandbox = TappedSandbox(
+        state([made]), action_seconds=0.05, boot_seconds=0.05, clock=lambda: clock[0]
+    )
+    sandbox.start()
+    world = World(tmp_path, {}, text, NOW, shared=sandbox, drills=True)
+    stop = Stop()
+
+    def kill(request) -> bool:  # killed once its drill server was made
+        if request.method != "POST" or request.path != "/v2/droplets":
+            return False
+        for service in ("digitalocean", "hetzner"):
+            sandbox.inject("drop", service=service, count=None)
+        stop.set("SIGKILL")
+        return True
+
+    def drill_servers() -> list[str]:
+        with sandbox.state.lock:
+            return sorted(s.name for s in sandbox.state.servers.values() if s.name[:6] == "drill-")
+
+    try:
+        sandbox.tap = kill
+        world.drill(stop=stop)
+        sandbox.tap = None
+        sandbox.clear_faults()
+        assert len(drill_servers()) == 1
+        # The same second: the leftover cannot be deleted now, and the new drill's server
+        # cannot be either.
+        world.inject("error", "delete", service="digitalocean", status=500, count=None)
+        world.drill()
+        sandbox.clear_faults()
+        assert len(drill_servers()) == 2
+        world.now = clock[0] = NOW + timedelta(hours=1)
+        world.run()
+        assert drill_servers() == []
+        assert json.loads(world.journal_file.read_text()) == []
+    finally:
+        world.close()
+        sandbox.stop()

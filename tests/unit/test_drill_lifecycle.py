@@ -84,7 +84,7 @@ def test_a_drill_that_passes_creates_boots_probes_deletes_marks_and_records():
     orders = life.on(d.ProbeRan(None))
     assert kinds(orders) == [d.Delete] and of(orders, d.Delete) == [d.Delete(RUNNING)]
     orders = life.on(d.Deleted())
-    assert kinds(orders) == [d.CrossOff, d.Record, d.Mark]
+    assert kinds(orders) == [d.Record, d.CrossOff, d.Mark]
     assert of(orders, d.Mark) == [d.Mark(True)]
     assert of(orders, d.Record)[0].event == "drill server deleted"
     orders = life.on(d.Marked())
@@ -146,7 +146,7 @@ def test_an_uncertain_create_is_looked_for_by_name_and_deleted(status):
     orders = life.on(d.Found(BOOTING))
     assert kinds(orders) == [d.JournalServer, d.Delete]
     orders = life.on(d.Deleted())
-    assert kinds(orders) == [d.CrossOff, d.Record, d.Finished]  # no verdict: no mark
+    assert kinds(orders) == [d.Record, d.CrossOff, d.Finished]  # no verdict: no mark
     result = life.result(NOW)
     assert not result.passed and result.deleted and result.stage == "create"
 
@@ -245,7 +245,7 @@ def test_a_stop_while_booting_deletes_the_server_at_once_and_marks_nothing():
     orders = life.on(d.Signal("SIGTERM"))
     assert kinds(orders) == [d.Delete]
     assert life.on(d.Running(RUNNING, 30.0)) == []  # too late: it is being deleted
-    assert kinds(life.on(d.Deleted())) == [d.CrossOff, d.Record, d.Finished]
+    assert kinds(life.on(d.Deleted())) == [d.Record, d.CrossOff, d.Finished]
     result = life.result(NOW)
     assert not result.passed and result.deleted and not life.recorded
     assert "SIGTERM stopped the run during the drill (boot)" in result.error
@@ -265,7 +265,7 @@ def test_a_stop_while_probing_deletes_the_server_once_the_killed_probe_answers()
     assert life.on(d.Signal("SIGTERM")) == []  # the executor kills the probe
     orders = life.on(d.ProbeRan("probe was stopped (killed with its process group)"))
     assert kinds(orders) == [d.Delete]
-    assert kinds(life.on(d.Deleted())) == [d.CrossOff, d.Record, d.Finished]  # no mark
+    assert kinds(life.on(d.Deleted())) == [d.Record, d.CrossOff, d.Finished]  # no mark
     assert not life.recorded
 
 

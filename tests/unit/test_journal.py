@@ -265,6 +265,16 @@ def test_a_drill_server_is_open_from_its_request_until_it_is_gone(tmp_path):
     assert Journal(tmp_path / "journal.json", IN_FLIGHT, NOW).open_drills("do") == []
 
 
+def test_a_drill_server_whose_delete_is_being_sent_says_so_to_the_next_run(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    drill(journal)
+    journal.drill_created("do", "drill-web-1", "777")
+    assert [d.deleting for d in journal.open_drills("do")] == [False]
+    journal.drill_deleting("do", "drill-web-1")
+    (open_drill,) = Journal(tmp_path / "journal.json", IN_FLIGHT, NOW).open_drills("do")
+    assert (open_drill.server_id, open_drill.deleting) == ("777", True)
+
+
 def test_a_drill_request_is_on_disk_before_it_returns_even_inside_a_batch(tmp_path):
     path = tmp_path / "journal.json"
     journal = Journal(path, IN_FLIGHT, now=NOW)

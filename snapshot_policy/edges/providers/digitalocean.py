@@ -464,7 +464,7 @@ class DigitalOcean:
     ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError]:
         """The finished actions do not name their images: find them by droplet and exact name
         in the account's snapshot listing, newest pages first, then tag them all at once."""
-        images = self._images_named({(s.server_id, s.name) for s in finished})
+        images = self._images_named({(s.server_id, s.name): s.labels for s in finished})
         result: dict[StartedSnapshot, CloudSnapshot | ProviderError] = {}
         for snapshot in finished:
             image = images.get((snapshot.server_id, snapshot.name))
@@ -493,46 +493,66 @@ class DigitalOcean:
                 result.update((s, error) for s in group)
         return result
 
-    def _images_named(self, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], CloudSnapshot]:
-        """The newest image of each (droplet id, name) in `wanted` that the account lists.
+    def _images_named(
+        self, wanted: Mapping[tuple[str, str], Mapping[str, str]]
+    ) -> dict[tuple[str, str], CloudSnapshot]:
+        """The newest image of each (droplet id, name) in `wanted` that the account lists, never
+        one marked by an owner its start's labels (the values of `wanted`) lack: another
+        configuration's image of the same name is not ours to mark (docs/promises.md §5).
 
         New snapshots are listed at one end: the first page is read (it also gives the total),
-        then the pages from the last one back, until every name is found; any other order is
-        still read in full, never taken for an absence."""
+        then the pages from the last one back, until every name is found on those; a match on
+        the first page alone ends nothing, as ours may be on a later one (another
+        configuration's image of the droplet, made in the same second, has the same name). Any
+        other order is still read in full, never taken for an absence."""
         found: dict[tuple[str, str], CloudSnapshot] = {}
+        foreign: set[str] = set()  # ids of images marked by another configuration
+        from_the_end: set[tuple[str, str]] = set()
 
-        def take(body: Any) -> int:
+        def take(body: Any, seen: set[tuple[str, str]]) -> int:
             for image in (_snapshot(i) for i in body["snapshots"]):
                 key = (image.server_id or "", image.name)
-                if key in wanted and (key not in found or _later(image, found[key])):
+                if key not in wanted:
+                    continue
+                if _foreign(image, wanted[key]):
+                    foreign.add(image.id)
+                    continue
+                seen.add(key)
+                if key not in found or _later(image, found[key]):
                     found[key] = image
             return int(body["meta"]["total"])
 
         total = self._read(
             "list snapshots",
             self._client.snapshots.list,
-            take,
+            lambda body: take(body, set()),
             resource_type="droplet",
             page=1,
             per_page=PAGE_SIZE,
         )
         for page in range(-(-total // PAGE_SIZE), 1, -1):
-            if len(found) == len(wanted):
+            if len(from_the_end) == len(wanted):
                 break
             self._read(
                 "list snapshots",
                 self._client.snapshots.list,
-                take,
+                lambda body: take(body, from_the_end),
                 resource_type="droplet",
                 page=page,
                 per_page=PAGE_SIZE,
             )
-        for droplet_id in sorted({droplet for droplet, _ in wanted - found.keys()}):
+        for droplet_id in sorted({droplet for droplet, _ in wanted.keys() - found.keys()}):
             # The listing shifted between its pages (a snapshot deleted or added before the read
             # position): the droplet's own listing is asked before calling an image missing.
+            # It names no tags: an image the account's listing showed marked by another
+            # configuration stays out.
             for image in self._droplet_snapshots(droplet_id):
                 key = (droplet_id, image.name)
-                if key in wanted and (key not in found or _later(image, found[key])):
+                if (
+                    key in wanted
+                    and image.id not in foreign
+                    and (key not in found or _later(image, found[key]))
+                ):
                     found[key] = image
         return found
 
@@ -911,3 +931,11 @@ def _later(image: CloudSnapshot, other: CloudSnapshot) -> bool:
         return int(snapshot.id) if snapshot.id.isdigit() else -1
 
     return (image.created, number(image)) > (other.created, number(other))
+
+
+def _foreign(image: CloudSnapshot, labels: Mapping[str, str]) -> bool:
+    """Whether `image` carries an owner tag that `labels` (a start's marks) lack: another
+    configuration's image (tags compared regardless of case, as DigitalOcean does)."""
+    prefix = ownership.OWNER_TAG_PREFIX.lower()
+    ours = {tag.lower() for tag in labels}
+    return any(tag.lower().startswith(prefix) and tag.lower() not in ours for tag in image.labels)
