@@ -569,8 +569,13 @@ class AccountDrills:
             self._carry(life, life.on(event))
         if complete or self.failed_rounds >= FAILED_ROUNDS:  # unlisted: the journal keeps it
             finding, self.finding = self.finding, []
-            for life in finding:
-                named = [s for s in listed if s.name == life.request.name]
+            for life in finding:  # by its exact name, and only among our drill servers
+                named = [
+                    s
+                    for s in listed
+                    if s.name == life.request.name
+                    and ownership.is_drill_server(self.provider.name, s.labels, self.drills.owner)
+                ]
                 self._carry(life, life.on(d.Found(named[0]) if len(named) == 1 else d.NotFound()))
         if self.booting or self.finding:
             oldest = min(
@@ -593,6 +598,8 @@ class AccountDrills:
         return found, found is None
 
     def _wait(self) -> None:
+        if not self._unfinished():  # the poll just ended the last drill (a lost create not found)
+            return
         now = self.drills.monotonic()
         moments = []
         if self.booting or self.finding:
