@@ -161,14 +161,11 @@ class Drills:
 
     def _clear_account(self, account: str, provider: Provider, open_entries) -> list[Leftover]:
         try:
-            listed, complete = provider.drill_servers(), True
+            listed = provider.drill_servers()
         except ProviderError as error:
-            log.warning("%s: could not list the drill servers: %s", account, error)
-            listed, complete = [], False
+            return self._unlisted(account, open_entries, error)
         now = self.now()
-        sorted_out = drills.leftovers(
-            open_entries, listed, complete, self.owner, provider.name, now
-        )
+        sorted_out = drills.leftovers(open_entries, listed, True, self.owner, provider.name, now)
         found = []
         delete, settle = list(sorted_out.delete), []
         for entry in sorted_out.settle:
@@ -222,6 +219,32 @@ class Drills:
             log.warning("%s: %s", account, problem)
             found.append(Leftover(account, "", server.name, server.id, False, problem))
         return found
+
+    def _unlisted(self, account: str, open_entries, error: ProviderError) -> list[Leftover]:
+        """The drill servers could not be listed: what earlier runs left stays, each failing
+        its target (like a failed delete: someone should look), and the next run tries again."""
+        if not open_entries:
+            log.warning("%s: could not list the drill servers: %s", account, error)
+            return []
+        log.warning(
+            "%s: could not list the drill servers (%s): %s, left by earlier runs, not deleted; "
+            "the next run tries again",
+            account,
+            error,
+            ", ".join(entry.name for entry in open_entries),
+        )
+        return [
+            Leftover(
+                account,
+                entry.target,
+                entry.name,
+                entry.server_id,
+                False,
+                f"drill server {entry.name} an earlier run left is not deleted: the drill servers "
+                f"could not be listed ({error}); the next run tries again",
+            )
+            for entry in open_entries
+        ]
 
     def _read_by_id(self, account: str, provider: Provider, entry) -> MadeServer | None | bool:
         """The server an entry names by id as the cloud describes it now: None when it is

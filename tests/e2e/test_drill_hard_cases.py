@@ -260,3 +260,40 @@ def test_a_lost_create_never_takes_another_configurations_server_of_that_name(
     assert not [
         r for r in booting.requests("digitalocean") if r["path"] == f"/v2/droplets/{other.id}"
     ]
+
+
+def test_leftovers_the_drill_listing_cannot_show_fail_their_target_until_a_run_deletes_them(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """A drill server an earlier run left (its DELETE refused) cannot be cleared while the
+    listing of drill servers fails: apply says which, as a warning naming the account, and
+    its target fails (exit 2), as when the delete itself fails; the journal keeps the entry
+    and the next run, the listing back, deletes the server."""
+    from snapshot_policy.core.model import ProviderError
+    from snapshot_policy.edges.providers.hetzner import Hetzner
+
+    booting.inject(
+        "error", service="hetzner", method="DELETE", path=r"^/v1/servers/\d+$", status=403, count=1
+    )
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db") == 2
+    (left,) = drill_servers(booting)
+    listed = Hetzner.drill_servers
+
+    def unlisted(self):
+        raise ProviderError("hetzner", "list drill servers", 503, "service unavailable")
+
+    monkeypatch.setattr(Hetzner, "drill_servers", unlisted)
+    clock.advance(hours=1)
+    capsys.readouterr()
+    apply = ["apply", "--policy", str(policy), "--target", "db", "-v"]
+    assert main(apply, clock=clock) == 2
+    out, err = capsys.readouterr()
+    assert "hz: could not list the drill servers" in err and f"{left.name}, left by" in err
+    assert f"drill server {left.name} an earlier run left is not deleted" in unwrapped(out)
+    assert [s.id for s in drill_servers(booting)] == [left.id]
+    assert [e["name"] for e in journal(tmp_path)] == [left.name]
+    monkeypatch.setattr(Hetzner, "drill_servers", listed)
+    clock.advance(hours=1)
+    assert main(apply, clock=clock) == 0
+    assert drill_servers(booting) == [] and journal(tmp_path) == []
