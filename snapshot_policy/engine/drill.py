@@ -72,13 +72,11 @@ def drill_row(target: Target) -> Target:
 
 
 def probe_environment(server: MadeServer, plan: DrillPlan) -> dict[str, str]:
-    """What a probe is told of the server it checks (README "Restore drills")."""
+    """What a probe is told of the server it checks (README "Restore drills"), besides what
+    a hook is told of its target."""
     t, snapshot = plan.target, plan.snapshot
     return {
-        "SNAPSHOT_POLICY_TARGET": t.name,
-        "SNAPSHOT_POLICY_PROVIDER": t.provider,
-        "SNAPSHOT_POLICY_SERVER_ID": t.server_id,
-        "SNAPSHOT_POLICY_SERVER_NAME": t.server_name,
+        **hooks.environment(t),
         "SNAPSHOT_POLICY_DRILL_SERVER_ID": server.id,
         "SNAPSHOT_POLICY_DRILL_SERVER_NAME": server.name,
         "SNAPSHOT_POLICY_DRILL_PRIVATE_IP": server.private_ip or "",
