@@ -31,8 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import timezone
 
-from snapshot_policy.core import drill_lifecycle as d
-from snapshot_policy.core import drills, ownership
+from snapshot_policy.core import commands, drill_commands, drill_events, drills, ownership
 from snapshot_policy.core.drill_lifecycle import DrillLifecycle, DrillStage
 from snapshot_policy.core.model import (
     Clock,
@@ -393,22 +392,24 @@ class AccountDrills:
             and self.budget.wait() == 0
         ):
             life = self.queue.pop(0)
-            self._carry(life, life.on(d.Turn(self.drills.now(), self.drills.monotonic())))
+            self._carry(
+                life, life.on(drill_events.Turn(self.drills.now(), self.drills.monotonic()))
+            )
 
     # -- carrying out --------------------------------------------------------------------
 
-    def _carry(self, life: DrillLifecycle, orders: Iterable[d.Command]) -> None:
+    def _carry(self, life: DrillLifecycle, orders: Iterable[drill_commands.Command]) -> None:
         """Carry out a drill's commands in order; a journal that cannot be written stops
         the list there (no create is sent)."""
         journal, t = self.drills.journal, life.target
         for command in orders:
             match command:
-                case d.Log(level, message):
+                case commands.Log(level, message):
                     log.log(level, message)
-                case d.Progress(stage):
+                case commands.Progress(stage):
                     shown = {"passed": "done"}.get(stage, stage)
                     self.drills.progress(drill_row(t), shown)
-                case d.Journal(request):
+                case drill_commands.Journal(request):
                     try:
                         journal.drill_requested(
                             t.account,
@@ -419,23 +420,23 @@ class AccountDrills:
                             life.started or self.drills.now(),
                         )
                     except OSError as error:
-                        self._carry(life, life.on(d.JournalFailed(str(error))))
+                        self._carry(life, life.on(drill_events.JournalFailed(str(error))))
                         return
-                case d.Create(request):
+                case drill_commands.Create(request):
                     self._send(life, self.provider.create_server, (request,), self._created)
-                case d.JournalServer(server):
+                case drill_commands.JournalServer(server):
                     self._journal_later(life, journal.drill_created, server.id)
-                case d.Record(event, reason):
+                case drill_commands.Record(event, reason):
                     self.drills.record(life, event, reason)
-                case d.Boot(server):
+                case drill_commands.Boot(server):
                     self.booting[life] = server
                     self.next_poll = min(self.next_poll, self.drills.monotonic() + FIRST_POLL)
-                case d.Find():
+                case drill_commands.Find():
                     self.finding.append(life)
                     self.next_poll = min(self.next_poll, self.drills.monotonic() + FIRST_POLL)
-                case d.Probe(server):
+                case drill_commands.Probe(server):
                     self._probe(life, server)
-                case d.Delete(server):
+                case drill_commands.Delete(server):
                     self.booting.pop(life, None)
                     self._send(
                         life,
@@ -443,16 +444,16 @@ class AccountDrills:
                         (server, self.drills.owner),
                         self._deleted,
                     )
-                case d.Mark(passed):
+                case drill_commands.Mark(passed):
                     labels = ownership.drill_result_labels(
                         t.provider, passed, self.drills.now().astimezone(timezone.utc).date()
                     )
                     self._send(
                         life, self.provider.mark_snapshot, (life.snapshot.id, labels), self._marked
                     )
-                case d.CrossOff():
+                case drill_commands.CrossOff():
                     self._journal_later(life, journal.drill_gone)
-                case d.Finished():
+                case commands.Finished():
                     self._finished(life)
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
@@ -479,12 +480,16 @@ class AccountDrills:
         try:
             server = future.result()
         except ProviderError as error:
-            event = d.CreateFailed(error) if error.refused else d.CreateLost(str(error))
+            event = (
+                drill_events.CreateFailed(error)
+                if error.refused
+                else drill_events.CreateLost(str(error))
+            )
         except Exception as error:  # a bug, or an SDK surprise: the create may have acted
             log.exception("%s: unexpected error in the create", life.label)
-            event = d.CreateLost(f"unexpected error: {type(error).__name__}: {error}")
+            event = drill_events.CreateLost(f"unexpected error: {type(error).__name__}: {error}")
         else:
-            event = d.Created(server, self.drills.monotonic())
+            event = drill_events.Created(server, self.drills.monotonic())
         self._carry(life, life.on(event))
 
     def _deleted(self, life: DrillLifecycle, future: Future) -> None:
@@ -492,12 +497,12 @@ class AccountDrills:
         try:
             future.result()
         except ProviderError as error:
-            event = d.DeleteFailed(str(error))
+            event = drill_events.DeleteFailed(str(error))
         except Exception as error:  # a bug: the journal keeps it for the next run
             log.exception("%s: unexpected error in the delete", life.label)
-            event = d.DeleteFailed(f"unexpected error: {type(error).__name__}: {error}")
+            event = drill_events.DeleteFailed(f"unexpected error: {type(error).__name__}: {error}")
         else:
-            event = d.Deleted()
+            event = drill_events.Deleted()
         self._carry(life, life.on(event))
 
     def _marked(self, life: DrillLifecycle, future: Future) -> None:
@@ -505,9 +510,9 @@ class AccountDrills:
         try:
             future.result()
         except Exception as error:  # noqa: BLE001 — a mark that fails changes no verdict
-            event = d.MarkFailed(str(error))
+            event = drill_events.MarkFailed(str(error))
         else:
-            event = d.Marked()
+            event = drill_events.Marked()
         self._carry(life, life.on(event))
 
     def _probe(self, life: DrillLifecycle, server: MadeServer) -> None:
@@ -526,8 +531,8 @@ class AccountDrills:
             log.exception("%s: unexpected error in the probe", life.label)
             problem = f"probe: unexpected error: {type(error).__name__}: {error}"
         if self.drills.stop.is_set():  # a probe the stop cut short says nothing of the snapshot
-            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
-        self._carry(life, life.on(d.ProbeRan(problem)))
+            self._carry(life, life.on(drill_events.Signal(self.drills.stop.reason)))
+        self._carry(life, life.on(drill_events.ProbeRan(problem)))
 
     def _finished(self, life: DrillLifecycle) -> None:
         state = self.drills.state
@@ -575,15 +580,17 @@ class AccountDrills:
             if seen is None and complete:  # not listed (yet?): the cloud's own word on it
                 seen, gone = self._read(server)
             if seen is not None and seen.status == "running":
-                event = d.Running(seen, now)
+                event = drill_events.Running(seen, now)
             elif seen is not None and seen.status == "failed":
-                event = d.BootFailed("its create action failed")
+                event = drill_events.BootFailed("its create action failed")
             elif gone:
-                event = d.BootFailed("it no longer exists")
+                event = drill_events.BootFailed("it no longer exists")
             elif now > life.boot_deadline:
-                event = d.BootTimeout()
+                event = drill_events.BootTimeout()
             elif self.failed_rounds >= FAILED_ROUNDS:
-                event = d.BootFailed(f"the drill servers could not be listed {FAILED_ROUNDS} times")
+                event = drill_events.BootFailed(
+                    f"the drill servers could not be listed {FAILED_ROUNDS} times"
+                )
             else:
                 continue
             del self.booting[life]
@@ -597,7 +604,12 @@ class AccountDrills:
                     if s.name == life.request.name
                     and ownership.is_drill_server(self.provider.name, s.labels, self.drills.owner)
                 ]
-                self._carry(life, life.on(d.Found(named[0]) if len(named) == 1 else d.NotFound()))
+                self._carry(
+                    life,
+                    life.on(
+                        drill_events.Found(named[0]) if len(named) == 1 else drill_events.NotFound()
+                    ),
+                )
         if self.booting or self.finding:
             oldest = min(
                 (life.sent_at for life in self.booting if life.sent_at is not None), default=now
@@ -651,7 +663,7 @@ class AccountDrills:
         self.queue.clear()
         for life in self.lives:
             self.booting.pop(life, None)
-            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
+            self._carry(life, life.on(drill_events.Signal(self.drills.stop.reason)))
 
     def _spent(self) -> None:
         self.budget.heard(self.provider.rate_limit.remaining)
