@@ -1,10 +1,11 @@
 """A restore drill's way from request to deletion, as a state machine (docs/promises.md §5,
 invariant 14; issue 22, item 2).
 
-Pure: `DrillLifecycle.on(event)` takes what happened to one drill (the journal was written,
-the create answered, the server runs, the probe ran, the delete was confirmed, the run was
-told to stop) and returns the commands the executor (`engine/drill.py`) carries out in
-order. Times come in with the events; nothing here reads a clock, sleeps or writes.
+Pure: `DrillLifecycle.on(event)` takes what happened to one drill (`drill_events`: the
+journal was written, the create answered, the server runs, the probe ran, the delete was
+confirmed, the run was told to stop) and returns the commands (`drill_commands`) the executor
+(`engine/drill.py`) carries out in order. Times come in with the events; nothing here reads a
+clock, sleeps or writes.
 
     REQUESTED ─Turn→ CREATING ─Created→ BOOTING ─Running→ PROBING ─ProbeRan→ DELETING
                        │                   │                               ─Deleted→ MARKING
@@ -34,6 +35,39 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from snapshot_policy.core.commands import Finished, Log, Progress
+from snapshot_policy.core.drill_commands import (
+    Boot,
+    Command,
+    Create,
+    CrossOff,
+    Delete,
+    Find,
+    Journal,
+    JournalServer,
+    Mark,
+    Probe,
+    Record,
+)
+from snapshot_policy.core.drill_events import (
+    BootFailed,
+    BootTimeout,
+    Created,
+    CreateFailed,
+    CreateLost,
+    Deleted,
+    DeleteFailed,
+    Event,
+    Found,
+    JournalFailed,
+    Marked,
+    MarkFailed,
+    NotFound,
+    ProbeRan,
+    Running,
+    Signal,
+    Turn,
+)
 from snapshot_policy.core.model import (
     DrillPlan,
     DrillResult,
@@ -59,239 +93,6 @@ class DrillStage(Enum):
     MARKING = "marking"
     """Its server is deleted (or left to the next run): the verdict is written on the snapshot."""
     DONE = "done"
-
-
-# -- events: what happened ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A slot is free and the budget allows a request: begin. `now` dates the drill, `at` is
-    the executor's monotonic time (the restore time runs from it)."""
-
-    now: datetime
-    at: float
-
-
-@dataclass(frozen=True)
-class JournalFailed:
-    """The journal could not be written: no create may be sent."""
-
-    error: str
-
-
-@dataclass(frozen=True)
-class Created:
-    """The create answered with the server (its id)."""
-
-    server: MadeServer
-    at: float
-
-
-@dataclass(frozen=True)
-class CreateFailed:
-    """The cloud refused the create for certain: no server exists."""
-
-    error: ProviderError
-
-
-@dataclass(frozen=True)
-class CreateLost:
-    """The create failed without certainty (no reply, a 5xx) and the provider found no
-    server of that name: one may yet appear."""
-
-    error: str
-
-
-@dataclass(frozen=True)
-class Running:
-    """The listing shows the server running."""
-
-    server: MadeServer
-    at: float
-
-
-@dataclass(frozen=True)
-class BootFailed:
-    """The server will not run: its create action failed, or it vanished from the listing."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class BootTimeout:
-    """It was not running `boot_timeout` seconds after the create was sent."""
-
-
-@dataclass(frozen=True)
-class ProbeRan:
-    """The probe is over: `problem` says how it failed, None when it succeeded."""
-
-    problem: str | None
-
-
-@dataclass(frozen=True)
-class Found:
-    """After a lost create reply, the listing names a server with the drill's exact name."""
-
-    server: MadeServer
-
-
-@dataclass(frozen=True)
-class NotFound:
-    """After a lost create reply, a complete listing names no server with the drill's name."""
-
-
-@dataclass(frozen=True)
-class Deleted:
-    """The server is confirmed gone (deleted, or already absent: 404)."""
-
-
-@dataclass(frozen=True)
-class DeleteFailed:
-    """The delete failed (or was refused): the server may still exist."""
-
-    error: str
-
-
-@dataclass(frozen=True)
-class Marked:
-    """The verdict is on the snapshot."""
-
-
-@dataclass(frozen=True)
-class MarkFailed:
-    error: str
-
-
-@dataclass(frozen=True)
-class Signal:
-    """The run was told to stop (SIGTERM, SIGINT): `reason` names the signal."""
-
-    reason: str
-
-
-Event = (
-    Turn
-    | JournalFailed
-    | Created
-    | CreateFailed
-    | CreateLost
-    | Running
-    | BootFailed
-    | BootTimeout
-    | ProbeRan
-    | Found
-    | NotFound
-    | Deleted
-    | DeleteFailed
-    | Marked
-    | MarkFailed
-    | Signal
-)
-
-
-# -- commands: what to do ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Journal:
-    """Write the drill server to the journal, on disk, before anything else of this list;
-    if it cannot be, take `JournalFailed` and carry out nothing more of the list."""
-
-    request: ServerRequest
-
-
-@dataclass(frozen=True)
-class JournalServer:
-    """Note the id the cloud gave the server."""
-
-    server: MadeServer
-
-
-@dataclass(frozen=True)
-class Create:
-    request: ServerRequest
-
-
-@dataclass(frozen=True)
-class Boot:
-    """Watch the server in the account's boot polls until it runs, fails or times out."""
-
-    server: MadeServer
-
-
-@dataclass(frozen=True)
-class Probe:
-    server: MadeServer
-
-
-@dataclass(frozen=True)
-class Find:
-    """Look for a server named `name` in the next listing of drill servers (`Found` or
-    `NotFound`)."""
-
-    name: str
-
-
-@dataclass(frozen=True)
-class Delete:
-    """Delete the server (provider.delete_drill_server: re-read, checked, by id)."""
-
-    server: MadeServer
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Write the verdict on the drilled snapshot (ownership.drill_result_labels)."""
-
-    passed: bool
-
-
-@dataclass(frozen=True)
-class Record:
-    """Write an audit line: `event` of the drill server, or of the drill's verdict."""
-
-    event: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class CrossOff:
-    """Cross the drill server off the journal: it is gone, or was never made."""
-
-
-@dataclass(frozen=True)
-class Log:
-    level: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Progress:
-    stage: str
-
-
-@dataclass(frozen=True)
-class Finished:
-    """The drill is over: report it (`DrillLifecycle.result`)."""
-
-
-Command = (
-    Journal
-    | JournalServer
-    | Create
-    | Boot
-    | Probe
-    | Find
-    | Delete
-    | Mark
-    | Record
-    | CrossOff
-    | Log
-    | Progress
-    | Finished
-)
 
 
 @dataclass(eq=False)

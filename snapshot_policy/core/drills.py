@@ -38,6 +38,7 @@ from snapshot_policy.core.model import (
     DrillPlan,
     MachineType,
     MadeServer,
+    OpenDrill,
     Snapshot,
     Target,
 )
@@ -62,15 +63,6 @@ class DrillRecord(Protocol):
 
     when: datetime
     passed: bool
-
-
-class OpenDrill(Protocol):
-    """A drill server the journal holds open (state.journal): its name always, its id once
-    the create's reply came back, and when it was requested."""
-
-    name: str
-    server_id: str | None
-    when: datetime
 
 
 def drill_due(

@@ -46,15 +46,18 @@ LOOK_EVERY = 0.05  # seconds between looks at whether the command exited while i
 PASSED_ON = ("PATH", "HOME", "LANG", "TZ")
 
 
-def environment(target: Target, snapshot_name: str, status: str = "") -> dict[str, str]:
-    """The variables that tell a hook what it runs for."""
+def environment(
+    target: Target, snapshot_name: str | None = None, status: str = ""
+) -> dict[str, str]:
+    """The variables that tell a hook what it runs for (a drill's probe: without a snapshot)."""
     variables = {
         "SNAPSHOT_POLICY_TARGET": target.name,
         "SNAPSHOT_POLICY_PROVIDER": target.provider,
         "SNAPSHOT_POLICY_SERVER_ID": target.server_id,
         "SNAPSHOT_POLICY_SERVER_NAME": target.server_name,
-        "SNAPSHOT_POLICY_SNAPSHOT": snapshot_name,
     }
+    if snapshot_name is not None:
+        variables["SNAPSHOT_POLICY_SNAPSHOT"] = snapshot_name
     if status:
         variables["SNAPSHOT_POLICY_STATUS"] = status  # after: "success" or "failure"
     return variables

@@ -13,8 +13,9 @@ waits, and writes the journal, the audit log and the run state. The rules that b
 a drill server is in the journal (on disk) before its create is sent; it is crossed off only
 once its deletion is confirmed; a server is deleted only through
 `provider.delete_drill_server`, which reads it again and refuses one without our drill
-marks; and the leftovers of earlier runs are deleted first (`clear_leftovers`), only when
-`drills.leftovers` says the journal names them and they carry our marks.
+marks; and the leftovers of earlier runs are deleted first (`clear_leftovers`,
+engine/drill_leftovers.py), only when `drills.leftovers` says the journal names them and they
+carry our marks.
 
 Told to stop (`execute.Stop`), no drill begins; running probes are killed; every server that
 exists is deleted, and the replies to requests already sent are taken.
@@ -31,8 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import timezone
 
-from snapshot_policy.core import drill_lifecycle as d
-from snapshot_policy.core import drills, ownership
+from snapshot_policy.core import commands, drill_commands, drill_events, ownership
 from snapshot_policy.core.drill_lifecycle import DrillLifecycle, DrillStage
 from snapshot_policy.core.model import (
     Clock,
@@ -47,6 +47,7 @@ from snapshot_policy.core.model import (
 from snapshot_policy.edges import hooks
 from snapshot_policy.edges.providers import Provider
 from snapshot_policy.edges.providers.retry import FIRST_POLL
+from snapshot_policy.engine.drill_leftovers import Cleanup, Leftover, journal_deleting
 from snapshot_policy.engine.execute import Stop
 from snapshot_policy.pacing.budget import RequestBudget
 from snapshot_policy.state.audit import AuditLog, DrillServer
@@ -60,8 +61,6 @@ REQUESTS_AT_ONCE = 8
 POLL_SPACING = 0.25
 """A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
 MAX_POLL_WAIT = 15.0
-KILLED_DELETE = "its DELETE was sent by an interrupted run (deleted by an interrupted run)"
-"""The reason audited for a drill server a killed run sent the DELETE of and did not audit."""
 FAILED_ROUNDS = 3
 """Boot poll rounds in a row that may fail before the booting servers are given up (and
 deleted): their boot timeout ends them too."""
@@ -74,13 +73,11 @@ def drill_row(target: Target) -> Target:
 
 
 def probe_environment(server: MadeServer, plan: DrillPlan) -> dict[str, str]:
-    """What a probe is told of the server it checks (README "Restore drills")."""
+    """What a probe is told of the server it checks (README "Restore drills"), besides what
+    a hook is told of its target."""
     t, snapshot = plan.target, plan.snapshot
     return {
-        "SNAPSHOT_POLICY_TARGET": t.name,
-        "SNAPSHOT_POLICY_PROVIDER": t.provider,
-        "SNAPSHOT_POLICY_SERVER_ID": t.server_id,
-        "SNAPSHOT_POLICY_SERVER_NAME": t.server_name,
+        **hooks.environment(t),
         "SNAPSHOT_POLICY_DRILL_SERVER_ID": server.id,
         "SNAPSHOT_POLICY_DRILL_SERVER_NAME": server.name,
         "SNAPSHOT_POLICY_DRILL_PRIVATE_IP": server.private_ip or "",
@@ -105,19 +102,6 @@ def server_request(plan: DrillPlan, owner: str) -> ServerRequest:
     )
 
 
-@dataclass(frozen=True)
-class Leftover:
-    """A drill server an earlier run left, and what this run did about it: `deleted`, or
-    `error` says why not (a failed delete; a server we may not delete, reported only)."""
-
-    account: str
-    target: str
-    name: str
-    server_id: str | None
-    deleted: bool
-    error: str | None = None
-
-
 @dataclass
 class Drills:
     """Restore drills of one run, per account at once (see the module docstring)."""
@@ -137,136 +121,10 @@ class Drills:
     _halting: threading.Lock = field(default_factory=threading.Lock)
     _halted: bool = False
 
-    # -- what earlier runs left -----------------------------------------------------------
-
     def clear_leftovers(self, accounts: Iterable[str]) -> list[Leftover]:
-        """Delete the drill servers earlier runs left in `accounts` (those with a provider
-        here), and those with open journal entries: journaled, listed, and carrying our
-        marks (`drills.leftovers`). Cross off what is certainly gone; report servers with
-        our drill marks the journal does not name, never deleting them."""
-        names = sorted({*accounts, *self.journal.drill_accounts()})
-        found: list[Leftover] = []
-        for account in names:
-            provider = self.providers.get(account)
-            open_entries = self.journal.open_drills(account)
-            if provider is None:
-                for entry in open_entries:
-                    log.warning(
-                        "drill server %s (account %s) left by an earlier run: the account is "
-                        "not in this run; a run that includes it deletes it",
-                        entry.name,
-                        account,
-                    )
-                continue
-            found += self._clear_account(account, provider, open_entries)
-        return found
-
-    def _clear_account(self, account: str, provider: Provider, open_entries) -> list[Leftover]:
-        try:
-            listed, complete = provider.drill_servers(), True
-        except ProviderError as error:
-            log.warning("%s: could not list the drill servers: %s", account, error)
-            listed, complete = [], False
-        now = self.now()
-        sorted_out = drills.leftovers(
-            open_entries, listed, complete, self.owner, provider.name, now
-        )
-        found = []
-        delete, settle = list(sorted_out.delete), []
-        for entry in sorted_out.settle:
-            # Absent from the listing: the cloud's word by id first (a listing may lag, or
-            # filter by a tag's other capitalization), as the boot poll asks it.
-            seen = self._read_by_id(account, provider, entry)
-            if seen is None:
-                settle.append(entry)
-            elif seen is not False:
-                delete.append((entry, replace(seen, name=entry.name)))
-        for entry, server in delete:
-            reason = f"left by an earlier run (requested {entry.when.isoformat()})"
-            try:
-                self._deleting(account, entry.name)
-                provider.delete_drill_server(server, self.owner)
-            except ProviderError as error:
-                problem = (
-                    f"could not delete drill server {server.name} ({server.id}) an earlier run "
-                    f"left: {error}; the next run tries again"
-                )
-                log.error("%s: %s", account, problem)
-                found.append(Leftover(account, entry.target, entry.name, server.id, False, problem))
-                continue
-            self._audit_server(provider, entry, server.id, "drill server deleted", reason)
-            self.journal.drill_gone(account, entry.name)
-            log.warning(
-                "%s: deleted drill server %s (%s) %s", account, server.name, server.id, reason
-            )
-            found.append(Leftover(account, entry.target, entry.name, server.id, True))
-        for entry in settle:
-            if entry.deleting and not self.audit.recorded(
-                "drill server deleted", entry.server_id, key="drill_server_id"
-            ):  # its DELETE was sent by a run that died before it heard the answer
-                self._audit_server(
-                    provider, entry, entry.server_id, "drill server deleted", KILLED_DELETE
-                )
-            self.journal.drill_gone(account, entry.name)
-            log.info(
-                "%s: drill server %s of an earlier run is not listed: it is gone",
-                account,
-                entry.name,
-            )
-        for entry in sorted_out.waiting:
-            log.info(
-                "%s: drill server %s of an earlier run is not settled yet; the journal keeps it",
-                account,
-                entry.name,
-            )
-        for server in sorted_out.unknown:
-            problem = (
-                f"server {server.name} ({server.id}) carries this configuration's drill marks "
-                "but no journal entry names it: not deleted; delete it yourself if it is yours"
-            )
-            log.warning("%s: %s", account, problem)
-            found.append(Leftover(account, "", server.name, server.id, False, problem))
-        for server, why in sorted_out.refused:
-            problem = f"drill server {server.name} ({server.id}): {why}"
-            log.warning("%s: %s", account, problem)
-            found.append(Leftover(account, "", server.name, server.id, False, problem))
-        return found
-
-    def _read_by_id(self, account: str, provider: Provider, entry) -> MadeServer | None | bool:
-        """The server an entry names by id as the cloud describes it now: None when it is
-        certainly gone (or the entry has no id), False when it cannot be read."""
-        if not entry.server_id:
-            return None
-        try:
-            return provider.get_server(entry.server_id)
-        except ProviderError as error:
-            log.warning("%s: could not read drill server %s: %s", account, entry.server_id, error)
-            return False
-
-    def _deleting(self, account: str, name: str) -> None:
-        """Journal that a DELETE is about to go out; if that cannot be written, the deletion
-        goes ahead (a drill server is better gone) and only its audit may be lost."""
-        try:
-            self.journal.drill_deleting(account, name)
-        except OSError as error:
-            log.error(
-                "%s: could not write the journal before deleting %s: %s", account, name, error
-            )
-
-    def _audit_server(self, provider: Provider, entry, server_id, event: str, reason: str) -> None:
-        drill = DrillServer(
-            entry.target,
-            provider.name,
-            entry.account,
-            entry.source_server_id,
-            entry.snapshot_id,
-            entry.name,
-            server_id,
-        )
-        try:
-            self.audit.record_server(event, drill, reason, self.now())
-        except OSError as error:
-            log.error("could not write the audit log: %s", error)
+        """Delete what earlier runs left in `accounts` first (engine/drill_leftovers.py)."""
+        cleanup = Cleanup(self.providers, self.journal, self.audit, self.now, self.owner)
+        return cleanup.run(accounts)
 
     # -- this run's drills ----------------------------------------------------------------
 
@@ -395,22 +253,24 @@ class AccountDrills:
             and self.budget.wait() == 0
         ):
             life = self.queue.pop(0)
-            self._carry(life, life.on(d.Turn(self.drills.now(), self.drills.monotonic())))
+            self._carry(
+                life, life.on(drill_events.Turn(self.drills.now(), self.drills.monotonic()))
+            )
 
     # -- carrying out --------------------------------------------------------------------
 
-    def _carry(self, life: DrillLifecycle, orders: Iterable[d.Command]) -> None:
+    def _carry(self, life: DrillLifecycle, orders: Iterable[drill_commands.Command]) -> None:
         """Carry out a drill's commands in order; a journal that cannot be written stops
         the list there (no create is sent)."""
         journal, t = self.drills.journal, life.target
         for command in orders:
             match command:
-                case d.Log(level, message):
+                case commands.Log(level, message):
                     log.log(level, message)
-                case d.Progress(stage):
+                case commands.Progress(stage):
                     shown = {"passed": "done"}.get(stage, stage)
                     self.drills.progress(drill_row(t), shown)
-                case d.Journal(request):
+                case drill_commands.Journal(request):
                     try:
                         journal.drill_requested(
                             t.account,
@@ -421,41 +281,41 @@ class AccountDrills:
                             life.started or self.drills.now(),
                         )
                     except OSError as error:
-                        self._carry(life, life.on(d.JournalFailed(str(error))))
+                        self._carry(life, life.on(drill_events.JournalFailed(str(error))))
                         return
-                case d.Create(request):
+                case drill_commands.Create(request):
                     self._send(life, self.provider.create_server, (request,), self._created)
-                case d.JournalServer(server):
+                case drill_commands.JournalServer(server):
                     self._journal_later(life, journal.drill_created, server.id)
-                case d.Record(event, reason):
+                case drill_commands.Record(event, reason):
                     self.drills.record(life, event, reason)
-                case d.Boot(server):
+                case drill_commands.Boot(server):
                     self.booting[life] = server
                     self.next_poll = min(self.next_poll, self.drills.monotonic() + FIRST_POLL)
-                case d.Find():
+                case drill_commands.Find():
                     self.finding.append(life)
                     self.next_poll = min(self.next_poll, self.drills.monotonic() + FIRST_POLL)
-                case d.Probe(server):
+                case drill_commands.Probe(server):
                     self._probe(life, server)
-                case d.Delete(server):
+                case drill_commands.Delete(server):
                     self.booting.pop(life, None)
-                    self.drills._deleting(t.account, life.request.name)
+                    journal_deleting(self.drills.journal, t.account, life.request.name)
                     self._send(
                         life,
                         self.provider.delete_drill_server,
                         (server, self.drills.owner),
                         self._deleted,
                     )
-                case d.Mark(passed):
+                case drill_commands.Mark(passed):
                     labels = ownership.drill_result_labels(
                         t.provider, passed, self.drills.now().astimezone(timezone.utc).date()
                     )
                     self._send(
                         life, self.provider.mark_snapshot, (life.snapshot.id, labels), self._marked
                     )
-                case d.CrossOff():
+                case drill_commands.CrossOff():
                     self._journal_later(life, journal.drill_gone)
-                case d.Finished():
+                case commands.Finished():
                     self._finished(life)
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
@@ -482,12 +342,16 @@ class AccountDrills:
         try:
             server = future.result()
         except ProviderError as error:
-            event = d.CreateFailed(error) if error.refused else d.CreateLost(str(error))
+            event = (
+                drill_events.CreateFailed(error)
+                if error.refused
+                else drill_events.CreateLost(str(error))
+            )
         except Exception as error:  # a bug, or an SDK surprise: the create may have acted
             log.exception("%s: unexpected error in the create", life.label)
-            event = d.CreateLost(f"unexpected error: {type(error).__name__}: {error}")
+            event = drill_events.CreateLost(f"unexpected error: {type(error).__name__}: {error}")
         else:
-            event = d.Created(server, self.drills.monotonic())
+            event = drill_events.Created(server, self.drills.monotonic())
         self._carry(life, life.on(event))
 
     def _deleted(self, life: DrillLifecycle, future: Future) -> None:
@@ -495,12 +359,12 @@ class AccountDrills:
         try:
             future.result()
         except ProviderError as error:
-            event = d.DeleteFailed(str(error))
+            event = drill_events.DeleteFailed(str(error))
         except Exception as error:  # a bug: the journal keeps it for the next run
             log.exception("%s: unexpected error in the delete", life.label)
-            event = d.DeleteFailed(f"unexpected error: {type(error).__name__}: {error}")
+            event = drill_events.DeleteFailed(f"unexpected error: {type(error).__name__}: {error}")
         else:
-            event = d.Deleted()
+            event = drill_events.Deleted()
         self._carry(life, life.on(event))
 
     def _marked(self, life: DrillLifecycle, future: Future) -> None:
@@ -508,9 +372,9 @@ class AccountDrills:
         try:
             future.result()
         except Exception as error:  # noqa: BLE001 — a mark that fails changes no verdict
-            event = d.MarkFailed(str(error))
+            event = drill_events.MarkFailed(str(error))
         else:
-            event = d.Marked()
+            event = drill_events.Marked()
         self._carry(life, life.on(event))
 
     def _probe(self, life: DrillLifecycle, server: MadeServer) -> None:
@@ -529,8 +393,8 @@ class AccountDrills:
             log.exception("%s: unexpected error in the probe", life.label)
             problem = f"probe: unexpected error: {type(error).__name__}: {error}"
         if self.drills.stop.is_set():  # a probe the stop cut short says nothing of the snapshot
-            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
-        self._carry(life, life.on(d.ProbeRan(problem)))
+            self._carry(life, life.on(drill_events.Signal(self.drills.stop.reason)))
+        self._carry(life, life.on(drill_events.ProbeRan(problem)))
 
     def _finished(self, life: DrillLifecycle) -> None:
         state = self.drills.state
@@ -577,24 +441,36 @@ class AccountDrills:
             if seen is None and complete:  # not listed (yet?): the cloud's own word on it
                 seen, gone = self._read(server)
             if seen is not None and seen.status == "running":
-                event = d.Running(seen, now)
+                event = drill_events.Running(seen, now)
             elif seen is not None and seen.status == "failed":
-                event = d.BootFailed("its create action failed")
+                event = drill_events.BootFailed("its create action failed")
             elif gone:
-                event = d.BootFailed("it no longer exists")
+                event = drill_events.BootFailed("it no longer exists")
             elif now > life.boot_deadline:
-                event = d.BootTimeout()
+                event = drill_events.BootTimeout()
             elif self.failed_rounds >= FAILED_ROUNDS:
-                event = d.BootFailed(f"the drill servers could not be listed {FAILED_ROUNDS} times")
+                event = drill_events.BootFailed(
+                    f"the drill servers could not be listed {FAILED_ROUNDS} times"
+                )
             else:
                 continue
             del self.booting[life]
             self._carry(life, life.on(event))
         if complete or self.failed_rounds >= FAILED_ROUNDS:  # unlisted: the journal keeps it
             finding, self.finding = self.finding, []
-            for life in finding:
-                named = [s for s in listed if s.name == life.request.name]
-                self._carry(life, life.on(d.Found(named[0]) if len(named) == 1 else d.NotFound()))
+            for life in finding:  # by its exact name, and only among our drill servers
+                named = [
+                    s
+                    for s in listed
+                    if s.name == life.request.name
+                    and ownership.is_drill_server(self.provider.name, s.labels, self.drills.owner)
+                ]
+                self._carry(
+                    life,
+                    life.on(
+                        drill_events.Found(named[0]) if len(named) == 1 else drill_events.NotFound()
+                    ),
+                )
         if self.booting or self.finding:
             oldest = min(
                 (life.sent_at for life in self.booting if life.sent_at is not None), default=now
@@ -616,6 +492,8 @@ class AccountDrills:
         return found, found is None
 
     def _wait(self) -> None:
+        if not self._unfinished():  # the poll just ended the last drill (a lost create not found)
+            return
         now = self.drills.monotonic()
         moments = []
         if self.booting or self.finding:
@@ -646,7 +524,7 @@ class AccountDrills:
         self.queue.clear()
         for life in self.lives:
             self.booting.pop(life, None)
-            self._carry(life, life.on(d.Signal(self.drills.stop.reason)))
+            self._carry(life, life.on(drill_events.Signal(self.drills.stop.reason)))
 
     def _spend(self) -> None:
         """Count the request about to be sent."""

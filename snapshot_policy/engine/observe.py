@@ -24,9 +24,7 @@ by server once, so each target classifies its own server's snapshots only.
 `status` (issue 22) also needs what the listings already hold: each account's servers and
 snapshots (the uncovered servers, the count against `snapshot_limit`), the servers each
 label selector of `settings.uncovered.ignore` matches (`also_select`: one listing each, as
-a target's selector), and which account could not be read at all. With `drills`, each
-account's machine types and drill servers are read once too; a failure there is noted in
-`drills_unread` and fails no snapshot target.
+a target's selector), and which account could not be read at all.
 """
 
 from __future__ import annotations
@@ -42,8 +40,6 @@ from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     Account,
     CloudSnapshot,
-    MachineType,
-    MadeServer,
     ProviderError,
     Server,
     Snapshot,
@@ -85,13 +81,6 @@ class Observation:
     `also_select`'s)."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Per account that could not be read, why."""
-    machine_types: dict[str, list[MachineType]] = field(default_factory=dict)
-    """With `drills`: per account, the sizes or server types a drill may restore to."""
-    drill_servers: dict[str, list[MadeServer]] = field(default_factory=dict)
-    """With `drills`: per account, every server carrying the drill mark."""
-    drills_unread: dict[str, str] = field(default_factory=dict)
-    """With `drills`: per account whose machine types or drill servers could not be read,
-    why (its snapshot targets go on)."""
 
 
 def observe(
@@ -104,7 +93,6 @@ def observe(
     now: datetime | None = None,
     creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
     also_select: Sequence[str] = (),
-    drills: bool = False,
 ) -> Observation:
     """Resolve every spec to its servers and classify their snapshots, one listing per account.
 
@@ -113,14 +101,13 @@ def observe(
     absence is certain at `now`. The `journal` names snapshots this tool started but could
     not mark: found, and made within `creation_timeout` of their start, they are adopted;
     not listed yet but recent, they count as still being created. `also_select` names label
-    selectors to list in every account besides the targets'; `drills` asks for each
-    account's machine types and drill servers.
+    selectors to list in every account besides the targets'.
     """
     result = Observation()
     by_account: dict[Account, list[TargetSpec]] = defaultdict(list)
     for spec in specs:
         by_account[spec.account].append(spec)
-    reads = _read_accounts(by_account, connect, tuple(also_select), drills)
+    reads = _read_accounts(by_account, connect, tuple(also_select))
     for (account, account_specs), read in zip(by_account.items(), reads, strict=True):
         if not isinstance(read, Exception):
             try:
@@ -152,11 +139,6 @@ def observe(
         result.servers[account.name] = read.servers
         result.snapshots[account.name] = read.listing
         result.selected[account.name] = read.selected
-        if read.drills is not None:
-            if isinstance(read.drills, Exception):
-                result.drills_unread[account.name] = _reason(read.drills)
-            else:
-                result.machine_types[account.name], result.drill_servers[account.name] = read.drills
     return result
 
 
@@ -217,27 +199,24 @@ def _account_seen(
 @dataclass
 class _AccountRead:
     """What one account's listings gave: its provider, its servers, the servers each label
-    selector its specs use matched, and its snapshots; when asked, its machine types and
-    drill servers (or why they could not be read)."""
+    selector its specs use matched, and its snapshots."""
 
     provider: Provider
     servers: list[Server]
     selected: dict[str, list[Server]]
     listing: list[CloudSnapshot]
-    drills: tuple[list[MachineType], list[MadeServer]] | Exception | None = None
 
 
 def _read_accounts(
     by_account: Mapping[Account, Sequence[TargetSpec]],
     connect: Callable[[Account], Provider],
     also_select: tuple[str, ...] = (),
-    drills: bool = False,
 ) -> list[_AccountRead | Exception]:
     """Read every account, several at a time; return each one's read or its exception, in
     the order of `by_account`."""
 
     def read(item: tuple[Account, Sequence[TargetSpec]]) -> _AccountRead | Exception:
-        return _read_account(item[0], item[1], connect, also_select, drills)
+        return _read_account(item[0], item[1], connect, also_select)
 
     if len(by_account) <= 1:
         return [read(item) for item in by_account.items()]
@@ -252,11 +231,9 @@ def _read_account(
     specs: Sequence[TargetSpec],
     connect: Callable[[Account], Provider],
     also_select: tuple[str, ...] = (),
-    drills: bool = False,
 ) -> _AccountRead | Exception:
     """Connect, list the servers, each label selector the specs (and `also_select`) use, then
-    the snapshots, and with `drills` the machine types and drill servers; any exception is
-    returned, not raised: it is this account's alone (a drill listing's, its drills' alone)."""
+    the snapshots; any exception is returned, not raised: it is this account's alone."""
     try:
         provider = connect(account)
         servers = provider.servers()
@@ -266,14 +243,7 @@ def _read_account(
     except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
         log.debug("reading account %s failed", account.name, exc_info=True)
         return error
-    read = _AccountRead(provider, list(servers), selected, list(listing))
-    if drills:
-        try:
-            read.drills = (list(provider.machine_types()), list(provider.drill_servers()))
-        except Exception as error:  # noqa: BLE001 — a drill listing's failure is the drills'
-            log.debug("reading account %s's drill listings failed", account.name, exc_info=True)
-            read.drills = error
-    return read
+    return _AccountRead(provider, list(servers), selected, list(listing))
 
 
 def _with_pending(

@@ -164,7 +164,7 @@ def observed(
     **options: object,
 ) -> Observation:
     """Read the clouds at `now` as plan and status both do: with what earlier runs recorded
-    and the journal's starts. `options` are observe's (`also_select`, `drills`)."""
+    and the journal's starts. `options` are observe's (`also_select`)."""
     settings = loaded.settings
     return observe(
         loaded.targets,

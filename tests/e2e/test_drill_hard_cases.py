@@ -5,10 +5,13 @@ takes."""
 
 from __future__ import annotations
 
+from datetime import timezone
+
 import pytest
 
 from snapshot_policy.cli import main
 from snapshot_policy.state.journal import Journal
+from tests.e2e.cloud import unwrapped
 from tests.e2e.test_drill_runs import (
     PUBLIC,
     drill,
@@ -232,3 +235,65 @@ def test_a_leftover_the_listing_leaves_out_once_is_not_crossed_off_while_it_exis
     clock.advance(hours=1)
     main(["apply", "--policy", str(policy), "--target", "db"], clock=clock)
     assert left.id not in [s.id for s in drill_servers(booting)], capsys.readouterr().err
+
+
+def test_a_lost_create_never_takes_another_configurations_server_of_that_name(
+    booting, tokens, tmp_path, clock, capsys
+):
+    """The create of a drill droplet fails without certainty (a 500: DigitalOcean made
+    none), and another configuration has a drill droplet of exactly that name (DigitalOcean
+    takes two of one name). The lookup after the lost reply must not take it for ours: our
+    journal entry never names it, and it is not read for deletion, let alone deleted."""
+    name = f"drill-web-3164444-{clock().astimezone(timezone.utc):%Y%m%d%H%M%S}"
+    with booting.state.lock:
+        other = booting.state.add_server(
+            "do", name, tags=["snapshot-policy-drill", "snapshot-policy-owner-someone-else"]
+        )
+    booting.inject(
+        "error", service="digitalocean", method="POST", path=r"^/v2/droplets$", status=500, count=1
+    )
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "web") == 2
+    assert f"no server named {name} is listed" in unwrapped(capsys.readouterr().out)
+    assert [s.id for s in drill_servers(booting)] == [other.id]
+    assert [(e["name"], e["drill_server"]) for e in journal(tmp_path)] == [(name, "")]
+    assert not [
+        r for r in booting.requests("digitalocean") if r["path"] == f"/v2/droplets/{other.id}"
+    ]
+
+
+def test_leftovers_the_drill_listing_cannot_show_fail_their_target_until_a_run_deletes_them(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """A drill server an earlier run left (its DELETE refused) cannot be cleared while the
+    listing of drill servers fails: apply says which, as a warning naming the account, and
+    its target fails (exit 2), as when the delete itself fails; the journal keeps the entry
+    and the next run, the listing back, deletes the server."""
+    from snapshot_policy.core.model import ProviderError
+    from snapshot_policy.edges.providers.hetzner import Hetzner
+
+    booting.inject(
+        "error", service="hetzner", method="DELETE", path=r"^/v1/servers/\d+$", status=403, count=1
+    )
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db") == 2
+    (left,) = drill_servers(booting)
+    listed = Hetzner.drill_servers
+
+    def unlisted(self):
+        raise ProviderError("hetzner", "list drill servers", 503, "service unavailable")
+
+    monkeypatch.setattr(Hetzner, "drill_servers", unlisted)
+    clock.advance(hours=1)
+    capsys.readouterr()
+    apply = ["apply", "--policy", str(policy), "--target", "db", "-v"]
+    assert main(apply, clock=clock) == 2
+    out, err = capsys.readouterr()
+    assert "hz: could not list the drill servers" in err and f"{left.name}, left by" in err
+    assert f"drill server {left.name} an earlier run left is not deleted" in unwrapped(out)
+    assert [s.id for s in drill_servers(booting)] == [left.id]
+    assert [e["name"] for e in journal(tmp_path)] == [left.name]
+    monkeypatch.setattr(Hetzner, "drill_servers", listed)
+    clock.advance(hours=1)
+    assert main(apply, clock=clock) == 0
+    assert drill_servers(booting) == [] and journal(tmp_path) == []

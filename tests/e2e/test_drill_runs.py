@@ -124,6 +124,8 @@ def test_a_drill_that_passes_leaves_no_server_and_records_its_result_everywhere(
     assert env["SNAPSHOT_POLICY_DRILL_SNAPSHOT_ID"] == str(snapshot(booting, "db-1-").id)
     assert env["SNAPSHOT_POLICY_DRILL_PUBLIC_IP"] and env["SNAPSHOT_POLICY_DRILL_TARGET"] == "db"
     assert "TEST_HZ_TOKEN" not in env  # the probe's environment is minimal, as a hook's
+    assert env["SNAPSHOT_POLICY_SERVER_ID"] == "4711" and env["SNAPSHOT_POLICY_TARGET"] == "db"
+    assert "SNAPSHOT_POLICY_SNAPSHOT" not in env  # a hook's; the probe's is _DRILL_SNAPSHOT_ID
 
 
 def test_a_dry_run_shows_the_drills_and_changes_nothing(booting, tokens, tmp_path, clock, capsys):

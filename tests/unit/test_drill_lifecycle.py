@@ -15,7 +15,38 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_policy.core import drill_lifecycle as d
+from snapshot_policy.core.commands import Finished, Log, Progress
+from snapshot_policy.core.drill_commands import (
+    Boot,
+    Create,
+    CrossOff,
+    Delete,
+    Find,
+    Journal,
+    JournalServer,
+    Mark,
+    Probe,
+    Record,
+)
+from snapshot_policy.core.drill_events import (
+    BootFailed,
+    BootTimeout,
+    Created,
+    CreateFailed,
+    CreateLost,
+    Deleted,
+    DeleteFailed,
+    Found,
+    JournalFailed,
+    Marked,
+    MarkFailed,
+    NotFound,
+    ProbeRan,
+    Running,
+    Signal,
+    Turn,
+)
+from snapshot_policy.core.drill_lifecycle import DrillLifecycle, DrillStage
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     Drill,
@@ -34,7 +65,7 @@ BOOTING = MadeServer("77", REQUEST.name, "starting", "fsn1")
 RUNNING = replace(BOOTING, status="running", private_ip="10.0.0.2")
 
 
-def lifecycle(probe: bool = True, boot_timeout: float = 60.0) -> d.DrillLifecycle:
+def lifecycle(probe: bool = True, boot_timeout: float = 60.0) -> DrillLifecycle:
     drilled = replace(
         target(), drill=Drill(Duration.parse("7d"), probe=("true",) if probe else None)
     )
@@ -47,7 +78,7 @@ def lifecycle(probe: bool = True, boot_timeout: float = 60.0) -> d.DrillLifecycl
         "fsn1",
         REQUEST.name,
     )
-    return d.DrillLifecycle(plan, REQUEST, probe, boot_timeout)
+    return DrillLifecycle(plan, REQUEST, probe, boot_timeout)
 
 
 def of(orders, kind):
@@ -56,7 +87,7 @@ def of(orders, kind):
 
 def kinds(orders):
     """The commands but the log and progress lines, by type."""
-    return [type(c) for c in orders if not isinstance(c, (d.Log, d.Progress))]
+    return [type(c) for c in orders if not isinstance(c, (Log, Progress))]
 
 
 def refused(status=422):
@@ -64,12 +95,12 @@ def refused(status=422):
 
 
 def to_booting(life):
-    orders = life.on(d.Turn(NOW, 10.0))
-    assert kinds(orders) == [d.Journal, d.Create]  # written down before it is asked for
-    assert orders.index(d.Journal(REQUEST)) < orders.index(d.Create(REQUEST))
-    orders = life.on(d.Created(BOOTING, 10.5))
-    assert kinds(orders) == [d.JournalServer, d.Record, d.Boot]
-    assert life.stage is d.DrillStage.BOOTING
+    orders = life.on(Turn(NOW, 10.0))
+    assert kinds(orders) == [Journal, Create]  # written down before it is asked for
+    assert orders.index(Journal(REQUEST)) < orders.index(Create(REQUEST))
+    orders = life.on(Created(BOOTING, 10.5))
+    assert kinds(orders) == [JournalServer, Record, Boot]
+    assert life.stage is DrillStage.BOOTING
 
 
 # -- the whole way -------------------------------------------------------------------------
@@ -78,19 +109,19 @@ def to_booting(life):
 def test_a_drill_that_passes_creates_boots_probes_deletes_marks_and_records():
     life = lifecycle()
     to_booting(life)
-    orders = life.on(d.Running(RUNNING, 52.0))
-    assert of(orders, d.Probe) == [d.Probe(RUNNING)] and life.stage is d.DrillStage.PROBING
+    orders = life.on(Running(RUNNING, 52.0))
+    assert of(orders, Probe) == [Probe(RUNNING)] and life.stage is DrillStage.PROBING
     assert life.restore_seconds == 42.0
-    orders = life.on(d.ProbeRan(None))
-    assert kinds(orders) == [d.Delete] and of(orders, d.Delete) == [d.Delete(RUNNING)]
-    orders = life.on(d.Deleted())
-    assert kinds(orders) == [d.Record, d.CrossOff, d.Mark]
-    assert of(orders, d.Mark) == [d.Mark(True)]
-    assert of(orders, d.Record)[0].event == "drill server deleted"
-    orders = life.on(d.Marked())
-    assert kinds(orders) == [d.Record, d.Finished]
-    assert of(orders, d.Record)[0] == d.Record("drill passed", "restored to cx22 in fsn1 in 42s")
-    assert life.stage is d.DrillStage.DONE
+    orders = life.on(ProbeRan(None))
+    assert kinds(orders) == [Delete] and of(orders, Delete) == [Delete(RUNNING)]
+    orders = life.on(Deleted())
+    assert kinds(orders) == [Record, CrossOff, Mark]
+    assert of(orders, Mark) == [Mark(True)]
+    assert of(orders, Record)[0].event == "drill server deleted"
+    orders = life.on(Marked())
+    assert kinds(orders) == [Record, Finished]
+    assert of(orders, Record)[0] == Record("drill passed", "restored to cx22 in fsn1 in 42s")
+    assert life.stage is DrillStage.DONE
     result = life.result(NOW + timedelta(minutes=1))
     assert (result.passed, result.stage, result.deleted, result.error) == (True, "done", True, None)
     assert (result.server_id, result.server_name, result.restore_seconds) == (
@@ -104,14 +135,14 @@ def test_a_drill_that_passes_creates_boots_probes_deletes_marks_and_records():
 def test_a_drill_without_a_probe_passes_once_its_server_runs():
     life = lifecycle(probe=False)
     to_booting(life)
-    assert kinds(life.on(d.Running(RUNNING, 20.0))) == [d.Delete]
+    assert kinds(life.on(Running(RUNNING, 20.0))) == [Delete]
     assert life.verdict is True and life.reached == "done"
 
 
 def test_a_server_running_at_once_goes_straight_to_its_probe():
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
-    assert kinds(life.on(d.Created(RUNNING, 3.0))) == [d.JournalServer, d.Record, d.Probe]
+    life.on(Turn(NOW, 0.0))
+    assert kinds(life.on(Created(RUNNING, 3.0))) == [JournalServer, Record, Probe]
 
 
 # -- failures ------------------------------------------------------------------------------
@@ -119,9 +150,9 @@ def test_a_server_running_at_once_goes_straight_to_its_probe():
 
 def test_a_refused_create_crosses_off_marks_nothing_and_deletes_nothing():
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
-    orders = life.on(d.CreateFailed(refused()))
-    assert kinds(orders) == [d.CrossOff, d.Finished]
+    life.on(Turn(NOW, 0.0))
+    orders = life.on(CreateFailed(refused()))
+    assert kinds(orders) == [CrossOff, Finished]
     result = life.result(NOW)
     assert not result.passed and result.stage == "create" and result.deleted
     assert "the cloud refused the drill server" in result.error
@@ -130,33 +161,33 @@ def test_a_refused_create_crosses_off_marks_nothing_and_deletes_nothing():
 
 def test_a_journal_that_cannot_be_written_sends_no_create():
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
-    orders = life.on(d.JournalFailed("disk full"))
-    assert kinds(orders) == [d.Finished] and life.deleted
+    life.on(Turn(NOW, 0.0))
+    orders = life.on(JournalFailed("disk full"))
+    assert kinds(orders) == [Finished] and life.deleted
     assert "journal could not be written" in life.result(NOW).error
 
 
 @pytest.mark.parametrize("status", [None, 500, 503])
 def test_an_uncertain_create_is_looked_for_by_name_and_deleted(status):
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
+    life.on(Turn(NOW, 0.0))
     error = ProviderError("hetzner", "create server", status, "gone away")
-    orders = life.on(d.CreateFailed(error))
-    assert kinds(orders) == [d.Find] and of(orders, d.Find) == [d.Find(REQUEST.name)]
-    orders = life.on(d.Found(BOOTING))
-    assert kinds(orders) == [d.JournalServer, d.Delete]
-    orders = life.on(d.Deleted())
-    assert kinds(orders) == [d.Record, d.CrossOff, d.Finished]  # no verdict: no mark
+    orders = life.on(CreateFailed(error))
+    assert kinds(orders) == [Find] and of(orders, Find) == [Find(REQUEST.name)]
+    orders = life.on(Found(BOOTING))
+    assert kinds(orders) == [JournalServer, Delete]
+    orders = life.on(Deleted())
+    assert kinds(orders) == [Record, CrossOff, Finished]  # no verdict: no mark
     result = life.result(NOW)
     assert not result.passed and result.deleted and result.stage == "create"
 
 
 def test_a_lost_create_not_listed_stays_in_the_journal_for_the_next_run():
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
-    life.on(d.CreateLost("no response"))
-    orders = life.on(d.NotFound())
-    assert kinds(orders) == [d.Finished]  # no CrossOff
+    life.on(Turn(NOW, 0.0))
+    life.on(CreateLost("no response"))
+    orders = life.on(NotFound())
+    assert kinds(orders) == [Finished]  # no CrossOff
     result = life.result(NOW)
     assert not result.deleted and "the next run looks for it again" in result.error
 
@@ -164,19 +195,19 @@ def test_a_lost_create_not_listed_stays_in_the_journal_for_the_next_run():
 @pytest.mark.parametrize(
     "event, words",
     [
-        (d.BootFailed("the create action failed"), "did not boot: the create action failed"),
-        (d.BootTimeout(), "not running 60s after the create"),
+        (BootFailed("the create action failed"), "did not boot: the create action failed"),
+        (BootTimeout(), "not running 60s after the create"),
     ],
 )
 def test_a_server_that_does_not_boot_is_deleted_and_the_snapshot_marked_failed(event, words):
     life = lifecycle()
     to_booting(life)
     orders = life.on(event)
-    assert kinds(orders) == [d.Delete] and of(orders, d.Delete) == [d.Delete(BOOTING)]
-    assert of(orders, d.Log)[0].level == logging.ERROR
-    assert of(life.on(d.Deleted()), d.Mark) == [d.Mark(False)]
-    orders = life.on(d.Marked())
-    assert of(orders, d.Record)[0].event == "drill failed"
+    assert kinds(orders) == [Delete] and of(orders, Delete) == [Delete(BOOTING)]
+    assert of(orders, Log)[0].level == logging.ERROR
+    assert of(life.on(Deleted()), Mark) == [Mark(False)]
+    orders = life.on(Marked())
+    assert of(orders, Record)[0].event == "drill failed"
     result = life.result(NOW)
     assert (result.passed, result.stage, result.deleted) == (False, "boot", True)
     assert words in result.error and result.restore_seconds is None
@@ -184,19 +215,19 @@ def test_a_server_that_does_not_boot_is_deleted_and_the_snapshot_marked_failed(e
 
 def test_a_server_created_failed_is_deleted_at_once():
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
-    orders = life.on(d.Created(replace(BOOTING, status="failed"), 1.0))
-    assert kinds(orders) == [d.JournalServer, d.Record, d.Delete]
+    life.on(Turn(NOW, 0.0))
+    orders = life.on(Created(replace(BOOTING, status="failed"), 1.0))
+    assert kinds(orders) == [JournalServer, Record, Delete]
     assert life.verdict is False
 
 
 def test_a_failed_probe_deletes_the_server_and_marks_the_snapshot_failed():
     life = lifecycle()
     to_booting(life)
-    life.on(d.Running(RUNNING, 30.0))
-    assert kinds(life.on(d.ProbeRan("probe failed (exit status 3)"))) == [d.Delete]
-    assert of(life.on(d.Deleted()), d.Mark) == [d.Mark(False)]
-    life.on(d.Marked())
+    life.on(Running(RUNNING, 30.0))
+    assert kinds(life.on(ProbeRan("probe failed (exit status 3)"))) == [Delete]
+    assert of(life.on(Deleted()), Mark) == [Mark(False)]
+    life.on(Marked())
     result = life.result(NOW)
     assert (result.passed, result.stage) == (False, "probe")
     assert result.error == "the probe failed: probe failed (exit status 3)"
@@ -206,11 +237,11 @@ def test_a_failed_probe_deletes_the_server_and_marks_the_snapshot_failed():
 def test_a_failed_delete_keeps_the_journal_entry_and_still_marks_the_verdict():
     life = lifecycle(probe=False)
     to_booting(life)
-    life.on(d.Running(RUNNING, 30.0))
-    orders = life.on(d.DeleteFailed("HTTP 500"))
-    assert kinds(orders) == [d.Mark]  # no CrossOff: the next run deletes it
-    orders = life.on(d.Marked())
-    assert of(orders, d.Record) == [d.Record("drill passed", "restored to cx22 in fsn1 in 20s")]
+    life.on(Running(RUNNING, 30.0))
+    orders = life.on(DeleteFailed("HTTP 500"))
+    assert kinds(orders) == [Mark]  # no CrossOff: the next run deletes it
+    orders = life.on(Marked())
+    assert of(orders, Record) == [Record("drill passed", "restored to cx22 in fsn1 in 20s")]
     result = life.result(NOW)
     assert result.passed and not result.deleted
     assert "could not delete its server" in result.error and "the next run deletes it" in (
@@ -221,9 +252,9 @@ def test_a_failed_delete_keeps_the_journal_entry_and_still_marks_the_verdict():
 def test_a_mark_that_fails_is_reported_and_changes_no_verdict():
     life = lifecycle(probe=False)
     to_booting(life)
-    life.on(d.Running(RUNNING, 30.0))
-    life.on(d.Deleted())
-    assert kinds(life.on(d.MarkFailed("HTTP 503"))) == [d.Record, d.Finished]
+    life.on(Running(RUNNING, 30.0))
+    life.on(Deleted())
+    assert kinds(life.on(MarkFailed("HTTP 503"))) == [Record, Finished]
     result = life.result(NOW)
     assert result.passed and "could not record the result" in result.error
 
@@ -233,19 +264,19 @@ def test_a_mark_that_fails_is_reported_and_changes_no_verdict():
 
 def test_a_stop_before_the_drill_began_sends_nothing_and_records_nothing():
     life = lifecycle()
-    orders = life.on(d.Signal("SIGTERM"))
-    assert kinds(orders) == [d.Finished] and life.stage is d.DrillStage.DONE
-    assert life.on(d.Turn(NOW, 0.0)) == []
+    orders = life.on(Signal("SIGTERM"))
+    assert kinds(orders) == [Finished] and life.stage is DrillStage.DONE
+    assert life.on(Turn(NOW, 0.0)) == []
     assert not life.recorded and life.result(NOW).deleted
 
 
 def test_a_stop_while_booting_deletes_the_server_at_once_and_marks_nothing():
     life = lifecycle()
     to_booting(life)
-    orders = life.on(d.Signal("SIGTERM"))
-    assert kinds(orders) == [d.Delete]
-    assert life.on(d.Running(RUNNING, 30.0)) == []  # too late: it is being deleted
-    assert kinds(life.on(d.Deleted())) == [d.Record, d.CrossOff, d.Finished]
+    orders = life.on(Signal("SIGTERM"))
+    assert kinds(orders) == [Delete]
+    assert life.on(Running(RUNNING, 30.0)) == []  # too late: it is being deleted
+    assert kinds(life.on(Deleted())) == [Record, CrossOff, Finished]
     result = life.result(NOW)
     assert not result.passed and result.deleted and not life.recorded
     assert "SIGTERM stopped the run during the drill (boot)" in result.error
@@ -253,65 +284,65 @@ def test_a_stop_while_booting_deletes_the_server_at_once_and_marks_nothing():
 
 def test_a_stop_while_creating_deletes_the_server_once_the_create_answers():
     life = lifecycle()
-    life.on(d.Turn(NOW, 0.0))
-    assert life.on(d.Signal("SIGINT")) == []
-    assert kinds(life.on(d.Created(BOOTING, 1.0))) == [d.JournalServer, d.Record, d.Delete]
+    life.on(Turn(NOW, 0.0))
+    assert life.on(Signal("SIGINT")) == []
+    assert kinds(life.on(Created(BOOTING, 1.0))) == [JournalServer, Record, Delete]
 
 
 def test_a_stop_while_probing_deletes_the_server_once_the_killed_probe_answers():
     life = lifecycle()
     to_booting(life)
-    life.on(d.Running(RUNNING, 30.0))
-    assert life.on(d.Signal("SIGTERM")) == []  # the executor kills the probe
-    orders = life.on(d.ProbeRan("probe was stopped (killed with its process group)"))
-    assert kinds(orders) == [d.Delete]
-    assert kinds(life.on(d.Deleted())) == [d.Record, d.CrossOff, d.Finished]  # no mark
+    life.on(Running(RUNNING, 30.0))
+    assert life.on(Signal("SIGTERM")) == []  # the executor kills the probe
+    orders = life.on(ProbeRan("probe was stopped (killed with its process group)"))
+    assert kinds(orders) == [Delete]
+    assert kinds(life.on(Deleted())) == [Record, CrossOff, Finished]  # no mark
     assert not life.recorded
 
 
 def test_a_probe_that_passed_before_the_stop_keeps_its_verdict():
     life = lifecycle()
     to_booting(life)
-    life.on(d.Running(RUNNING, 30.0))
-    life.on(d.ProbeRan(None))
-    life.on(d.Signal("SIGTERM"))
-    assert of(life.on(d.Deleted()), d.Mark) == [d.Mark(True)]
-    life.on(d.Marked())
+    life.on(Running(RUNNING, 30.0))
+    life.on(ProbeRan(None))
+    life.on(Signal("SIGTERM"))
+    assert of(life.on(Deleted()), Mark) == [Mark(True)]
+    life.on(Marked())
     assert life.result(NOW).passed and life.recorded
 
 
 # -- whatever happens ----------------------------------------------------------------------
 
 EVENTS = [
-    d.Turn(NOW, 0.0),
-    d.JournalFailed("disk full"),
-    d.Created(BOOTING, 1.0),
-    d.Created(RUNNING, 1.0),
-    d.CreateFailed(refused()),
-    d.CreateFailed(ProviderError("hetzner", "create server", None, "timed out")),
-    d.Running(RUNNING, 2.0),
-    d.BootFailed("error"),
-    d.BootTimeout(),
-    d.ProbeRan(None),
-    d.ProbeRan("exit 1"),
-    d.Found(BOOTING),
-    d.NotFound(),
-    d.Deleted(),
-    d.DeleteFailed("HTTP 500"),
-    d.Marked(),
-    d.MarkFailed("HTTP 500"),
-    d.Signal("SIGTERM"),
+    Turn(NOW, 0.0),
+    JournalFailed("disk full"),
+    Created(BOOTING, 1.0),
+    Created(RUNNING, 1.0),
+    CreateFailed(refused()),
+    CreateFailed(ProviderError("hetzner", "create server", None, "timed out")),
+    Running(RUNNING, 2.0),
+    BootFailed("error"),
+    BootTimeout(),
+    ProbeRan(None),
+    ProbeRan("exit 1"),
+    Found(BOOTING),
+    NotFound(),
+    Deleted(),
+    DeleteFailed("HTTP 500"),
+    Marked(),
+    MarkFailed("HTTP 500"),
+    Signal("SIGTERM"),
 ]
 
 # What the executor can send in each stage (it never invents a reply to a request not sent).
 POSSIBLE = {
-    d.DrillStage.REQUESTED: (d.Turn, d.Signal),
-    d.DrillStage.CREATING: (d.Created, d.CreateFailed, d.CreateLost, d.JournalFailed, d.Signal),
-    d.DrillStage.BOOTING: (d.Running, d.BootFailed, d.BootTimeout, d.Signal),
-    d.DrillStage.PROBING: (d.ProbeRan, d.Signal),
-    d.DrillStage.DELETING: (d.Deleted, d.DeleteFailed, d.Found, d.NotFound, d.Signal),
-    d.DrillStage.MARKING: (d.Marked, d.MarkFailed, d.Signal),
-    d.DrillStage.DONE: (d.Signal,),
+    DrillStage.REQUESTED: (Turn, Signal),
+    DrillStage.CREATING: (Created, CreateFailed, CreateLost, JournalFailed, Signal),
+    DrillStage.BOOTING: (Running, BootFailed, BootTimeout, Signal),
+    DrillStage.PROBING: (ProbeRan, Signal),
+    DrillStage.DELETING: (Deleted, DeleteFailed, Found, NotFound, Signal),
+    DrillStage.MARKING: (Marked, MarkFailed, Signal),
+    DrillStage.DONE: (Signal,),
 }
 
 
@@ -323,12 +354,12 @@ def walks(life_of, depth):
         life, orders = life_of(), []
         for event in events:
             orders.append(life.on(event))
-        if life.stage is d.DrillStage.DONE or len(events) >= depth:
+        if life.stage is DrillStage.DONE or len(events) >= depth:
             yield events, orders, life
             continue
         for event in EVENTS:
             if isinstance(event, POSSIBLE[life.stage]) and not (
-                isinstance(event, d.JournalFailed) and len(events) > 1
+                isinstance(event, JournalFailed) and len(events) > 1
             ):
                 stack.append([*events, event])
 
@@ -338,33 +369,33 @@ def test_every_way_that_may_have_made_a_server_ends_in_its_deletion(probe):
     ended = 0
     for events, orders, life in walks(lambda: lifecycle(probe), depth=9):
         flat = list(itertools.chain.from_iterable(orders))
-        if life.stage is not d.DrillStage.DONE:
+        if life.stage is not DrillStage.DONE:
             continue
         ended += 1
-        assert sum(isinstance(c, d.Finished) for c in flat) == 1, events
-        may_exist = any(isinstance(e, (d.Created, d.CreateLost)) for e in events) or any(
-            isinstance(e, d.CreateFailed) and not e.error.refused for e in events
+        assert sum(isinstance(c, Finished) for c in flat) == 1, events
+        may_exist = any(isinstance(e, (Created, CreateLost)) for e in events) or any(
+            isinstance(e, CreateFailed) and not e.error.refused for e in events
         )
-        deletes = [c for c in flat if isinstance(c, (d.Delete, d.Find))]
+        deletes = [c for c in flat if isinstance(c, (Delete, Find))]
         if may_exist:
             assert deletes, events  # a server that may exist is always deleted (or looked for)
-        crossed = [i for i, c in enumerate(flat) if isinstance(c, d.CrossOff)]
+        crossed = [i for i, c in enumerate(flat) if isinstance(c, CrossOff)]
         if crossed:  # crossed off only after a confirmed deletion, or a certain refusal
-            assert any(isinstance(e, (d.Deleted,)) for e in events) or (
-                not may_exist and any(isinstance(e, d.CreateFailed) for e in events)
+            assert any(isinstance(e, (Deleted,)) for e in events) or (
+                not may_exist and any(isinstance(e, CreateFailed) for e in events)
             ), events
-        if any(isinstance(e, d.Deleted) for e in events):
+        if any(isinstance(e, Deleted) for e in events):
             assert crossed and life.deleted
-        if any(isinstance(e, (d.DeleteFailed, d.NotFound)) for e in events):
+        if any(isinstance(e, (DeleteFailed, NotFound)) for e in events):
             assert not crossed and not life.deleted
-        marks = of(flat, d.Mark)
+        marks = of(flat, Mark)
         assert len(marks) <= 1
         if marks:  # only with a verdict: its server ran, or failed to boot or to probe
-            assert any(isinstance(e, (d.Running, d.BootFailed, d.BootTimeout)) for e in events) or (
-                any(isinstance(e, d.Created) and e.server.status == "running" for e in events)
+            assert any(isinstance(e, (Running, BootFailed, BootTimeout)) for e in events) or (
+                any(isinstance(e, Created) and e.server.status == "running" for e in events)
             )
-        if of(flat, d.Create):
-            assert flat.index(of(flat, d.Journal)[0]) < flat.index(of(flat, d.Create)[0])
+        if of(flat, Create):
+            assert flat.index(of(flat, Journal)[0]) < flat.index(of(flat, Create)[0])
         result = life.result(NOW)
         assert result.deleted == life.deleted
         assert not result.passed or result.stage == "done"

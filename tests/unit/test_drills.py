@@ -20,6 +20,7 @@ from snapshot_policy.core.model import (
     DrillMark,
     MachineType,
     MadeServer,
+    OpenDrill,
 )
 from tests.factories import snap, target, utc
 
@@ -36,11 +37,9 @@ class Last:
     snapshot_id: str = "1"
 
 
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    when: datetime
-    server_id: str | None = None
+def open_drill(name, when, server_id=None):
+    """A drill server the journal holds open (state/journal.open_drills)."""
+    return OpenDrill("hz", "web", "101", name, "9001", when, server_id)
 
 
 def machine(name, disk, price, regions=("nyc3",), arch="x86", available=True, currency="USD"):
@@ -317,14 +316,14 @@ def made(id, name, owner="prod", provider=HETZNER, marked=True):
 
 def test_a_journaled_listed_marked_server_is_deleted():
     server = made("5", "drill-web-1-x")
-    entry = Entry("drill-web-1-x", NOW - timedelta(hours=1), "5")
+    entry = open_drill("drill-web-1-x", NOW - timedelta(hours=1), "5")
     found = drills.leftovers([entry], [server], True, "prod", HETZNER, NOW)
     assert found == drills.Leftovers(delete=((entry, server),))
 
 
 def test_a_lost_reply_is_matched_by_exact_name():
     server = made("5", "drill-web-1-x")
-    entry = Entry("drill-web-1-x", NOW - timedelta(hours=1))
+    entry = open_drill("drill-web-1-x", NOW - timedelta(hours=1))
     found = drills.leftovers(
         [entry], [server, made("6", "drill-web-1-xy")], True, "prod", HETZNER, NOW
     )
@@ -344,7 +343,11 @@ def test_journaled_servers_without_our_marks_or_renamed_are_refused():
     unmarked = made("5", "drill-a", marked=False)
     foreign = made("6", "drill-b", owner="other")
     renamed = made("7", "my-db")
-    entries = [Entry("drill-a", NOW, "5"), Entry("drill-b", NOW), Entry("drill-c", NOW, "7")]
+    entries = [
+        open_drill("drill-a", NOW, "5"),
+        open_drill("drill-b", NOW),
+        open_drill("drill-c", NOW, "7"),
+    ]
     found = drills.leftovers(entries, [unmarked, foreign, renamed], True, "prod", HETZNER, NOW)
     assert found.delete == ()
     assert [s.id for s, _ in found.refused] == ["5", "6", "7"]
@@ -353,8 +356,8 @@ def test_journaled_servers_without_our_marks_or_renamed_are_refused():
 
 
 def test_an_absent_server_is_crossed_off_only_from_a_complete_listing_and_once_old():
-    old = Entry("drill-a", NOW - timedelta(hours=1), "5")
-    young = Entry("drill-b", NOW - timedelta(minutes=2))
+    old = open_drill("drill-a", NOW - timedelta(hours=1), "5")
+    young = open_drill("drill-b", NOW - timedelta(minutes=2))
     assert drills.leftovers([old, young], [], True, "prod", HETZNER, NOW) == drills.Leftovers(
         settle=(old,), waiting=(young,)
     )
@@ -365,7 +368,7 @@ def test_an_absent_server_is_crossed_off_only_from_a_complete_listing_and_once_o
 
 def test_two_servers_answering_to_one_lost_reply_are_not_deleted():
     twins = [made(id, "drill-a", provider=DIGITALOCEAN) for id in ("5", "6")]
-    entry = Entry("drill-a", NOW)
+    entry = open_drill("drill-a", NOW)
     found = drills.leftovers([entry], twins, True, "prod", DIGITALOCEAN, NOW)
     assert found.delete == () and len(found.refused) == 2 and found.waiting == (entry,)
 
@@ -381,7 +384,7 @@ def servers(provider):
 
 
 entries = st.builds(
-    Entry,
+    open_drill,
     st.sampled_from(["drill-a", "drill-b", "web-1"]),
     st.sampled_from([NOW, NOW - timedelta(hours=2)]),
     st.sampled_from([None, "1", "2", "3"]),

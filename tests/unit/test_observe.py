@@ -445,31 +445,13 @@ def test_a_listing_the_pure_core_cannot_take_fails_only_its_accounts_targets():
     assert sorted(observation.providers) == ["do"]
 
 
-# -- what status needs, and the drill listings when asked (issue 22) --------------------------
-
-
-class DrillingProvider(FakeProvider):
-    """A provider that also lists machine types and drill servers, or fails to."""
-
-    def __init__(self, *args, drills=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._drills = drills
-
-    def machine_types(self):
-        self.calls.append(("machine_types", None))
-        if isinstance(self._drills, Exception):
-            raise self._drills
-        return ["s-1vcpu-1gb"]
-
-    def drill_servers(self):
-        self.calls.append(("drill_servers", None))
-        return ["drill-1"]
+# -- what status needs (issue 22) --------------------------------------------------------------
 
 
 def test_observe_keeps_each_accounts_listings_and_lists_also_select_once():
     servers = [Server("1", "web-1"), Server("2", "build-1"), Server("3", "tmp-1")]
     listing = [CloudSnapshot("9", "manual", NOW, "2")]
-    provider = DrillingProvider("hetzner", servers, listing, {"role=web": servers[:1]})
+    provider = FakeProvider("hetzner", servers, listing, {"role=web": servers[:1]})
     specs = [
         TargetSpec("web", HZ, Selector(label_selector="role=web"), RetentionPolicy(keep_last=1))
     ]
@@ -479,24 +461,10 @@ def test_observe_keeps_each_accounts_listings_and_lists_also_select_once():
         ("servers", "role=web"),
         ("servers", "temp"),
         ("snapshots", None),
-    ]  # no drill listing unless asked
+    ]
     assert observation.servers == {"hz": servers} and observation.snapshots == {"hz": listing}
     assert observation.selected == {"hz": {"role=web": servers[:1], "temp": []}}
-    assert observation.unreadable == {} and observation.machine_types == {}
-
-
-def test_observe_reads_drill_listings_once_when_asked_and_their_failure_fails_no_target():
-    provider = DrillingProvider("hetzner", [Server("1", "web-1")], [])
-    spec = TargetSpec("web", HZ, Selector(ids=("1",)), RetentionPolicy(keep_last=1))
-    observation = observe([spec], lambda _: provider, drills=True)
-    assert provider.calls[-2:] == [("machine_types", None), ("drill_servers", None)]
-    assert observation.machine_types == {"hz": ["s-1vcpu-1gb"]}
-    assert observation.drill_servers == {"hz": ["drill-1"]}
-    error = ProviderError("hetzner", "list server types", 503, "unavailable")
-    failing = DrillingProvider("hetzner", [Server("1", "web-1")], [], drills=error)
-    observation = observe([spec], lambda _: failing, drills=True)
-    assert [t.name for t, _ in observation.observed] == ["web"] and not observation.failures
-    assert observation.drills_unread == {"hz": str(error)} and observation.drill_servers == {}
+    assert observation.unreadable == {}
 
 
 def test_an_unreadable_account_is_named_with_why():

@@ -37,10 +37,10 @@ from snapshot_policy.core.model import (
     ServerRequest,
     StartedSnapshot,
 )
-from snapshot_policy.edges.providers.guard import check_drill_server
+from snapshot_policy.edges.providers import guard
+from snapshot_policy.edges.providers.guard import ERROR, RUNNING, CreateWatch
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
 from snapshot_policy.edges.providers.retry import (
-    Refused,
     RetryPolicy,
     Timing,
     advised_wait,
@@ -96,11 +96,7 @@ class DigitalOcean:
         self._tags_made: set[str] = set()
         self._tag_lock = threading.Lock()
         self._newest_action: int | None = None
-        # droplet id -> the id of its create action, while the droplet has not booted: the
-        # droplet itself never says that its create failed, the action does.
-        self._creating: dict[str, int] = {}
-        self._failed: set[str] = set()  # servers whose create this adapter saw fail
-        self._creating_lock = threading.Lock()
+        self._watch = CreateWatch(self._create_statuses)
         self.rate_limit = _budget(DEFAULT_LIMIT)
         self.unsettled: list[str] = []
 
@@ -268,7 +264,7 @@ class DigitalOcean:
         """`POST /v2/droplets` with pydo's retries off (it would repeat the POST on a 5xx); a
         lost reply is looked for by the droplet's exact name, and never repeated: DigitalOcean
         takes two droplets of one name."""
-        image_id = _image_id(self.name, request)
+        image_id = guard.image_id(self.name, CREATE_SERVER, request)
         body = {
             "name": request.name,
             "region": request.region,
@@ -284,8 +280,7 @@ class DigitalOcean:
                 CREATE_SERVER, self._client.droplets.create, _created, body=body
             )
             if action_id is not None:
-                with self._creating_lock:
-                    self._creating[made.id] = action_id
+                self._watch.watch(made.id, [action_id])
             return made
 
         return self._retry.create_once(
@@ -317,20 +312,11 @@ class DigitalOcean:
             self._client.droplets.list,
             tag_name=ownership.DRILL_TAG,
         )
-        if not listing.settled:
-            raise ProviderError(
-                self.name,
-                "list drill droplets",
-                None,
-                f"the listing of droplets tagged {ownership.DRILL_TAG} changed while it was "
-                f"read, each of the {listing.reads} times: which exist is not known",
-                situation="",
-            )
-        return self._failed_creates(listing.items)
+        return self._watch.marked(guard.drill_listing(self.name, "list drill droplets", listing))
 
     def get_server(self, server_id: str) -> MadeServer | None:
         made = self._read_droplet(server_id)
-        return None if made is None else self._failed_creates([made])[0]
+        return None if made is None else self._watch.marked([made])[0]
 
     def _read_droplet(self, server_id: str) -> MadeServer | None:
         """`GET /v2/droplets/{id}`: the droplet as it is now, None when there is none."""
@@ -343,55 +329,22 @@ class DigitalOcean:
         )
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        current = self._read_droplet(server.id)  # its marks and name now; its boot does not matter
-        if current is None:
-            return  # gone already
-        check_drill_server(self.name, server, current, owner)
-        self._read(
-            "delete droplet",
-            self._client.droplets.destroy,
-            missing_ok=True,
-            droplet_id=int(server.id),
-        )
-        with self._creating_lock:
-            self._creating.pop(server.id, None)
-            self._failed.discard(server.id)
+        def destroy(server_id: str) -> None:
+            self._read(
+                "delete droplet",
+                self._client.droplets.destroy,
+                missing_ok=True,
+                droplet_id=int(server_id),
+            )
 
-    def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
-        """`servers`, each whose create action this adapter saw ending in error as "failed".
-        The actions of droplets not yet running are read in one batch (`_action_statuses`);
-        once a droplet runs, or its action ended, it is not asked about again; one whose action
-        failed stays "failed" until it runs."""
-        with self._creating_lock:
-            for server in servers:
-                if server.status == "running":
-                    self._creating.pop(server.id, None)
-            watched = {
-                server.id: self._creating[server.id]
-                for server in servers
-                if server.id in self._creating
-            }
-        statuses = self._watched_statuses(set(watched.values()))
-        with self._creating_lock:
-            for droplet_id, action_id in watched.items():
-                status = statuses.get(action_id, "in-progress")
-                if status != "in-progress":
-                    self._creating.pop(droplet_id, None)
-                if status == "errored":
-                    self._failed.add(droplet_id)
-            failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
-        return [replace(s, status="failed") if s.id in failed else s for s in servers]
+        guard.delete_drill_server(self.name, server, owner, self._read_droplet, destroy)
+        self._watch.forget(server.id)
 
-    def _watched_statuses(self, action_ids: set[int]) -> dict[int, str]:
-        """The statuses of create actions being watched; {} (all still unknown, asked again
-        next time) when they cannot be read: the listing the caller has stays good."""
-        if not action_ids:
-            return {}
-        try:
-            return self._action_statuses(action_ids)
-        except ProviderError as error:
-            log.warning("%s; whether the new droplets' creates failed is asked again", error)
-            return {}
+    def _create_statuses(self, action_ids: list[int]) -> dict[int, str]:
+        """The create actions' statuses in CreateWatch's words (`_action_statuses`)."""
+        words = {"in-progress": RUNNING, "errored": ERROR}
+        found = self._action_statuses(set(action_ids))
+        return {action_id: words.get(status, status) for action_id, status in found.items()}
 
     def _droplet_actions(self, droplet_id: int) -> list[tuple[Any, int, str]]:
         return self._pages(
@@ -682,15 +635,6 @@ class DigitalOcean:
             return unreadable(self.name, operation, status, problem, request_id)
         problem = f"an HTTP {status} without DigitalOcean's error body"
         return unreadable(self.name, operation, status, problem, request_id)
-
-
-def _image_id(provider: str, request: ServerRequest) -> int:
-    """The snapshot to make the server from, by its number; anything else is refused before
-    a request is sent."""
-    if not request.image_id.isdigit():
-        message = f"snapshot id {request.image_id!r} is not a number: no server is made from it"
-        raise Refused(provider, CREATE_SERVER, message, "invalid_image")
-    return int(request.image_id)
 
 
 def _busy(error: ProviderError) -> bool:

@@ -45,7 +45,8 @@ from snapshot_policy.core.model import (
     ServerRequest,
     StartedSnapshot,
 )
-from snapshot_policy.edges.providers.guard import check_drill_server
+from snapshot_policy.edges.providers import guard
+from snapshot_policy.edges.providers.guard import CreateWatch
 from snapshot_policy.edges.providers.paging import Listing, Page, read_all
 from snapshot_policy.edges.providers.retry import (
     Refused,
@@ -139,11 +140,9 @@ class Hetzner:
         self.unsettled: list[str] = []
         self._timing = timing
         self._retry = retry
-        # server id -> its create and start actions, while it has not run: the server's own
-        # status does not say that its create failed, its actions do.
-        self._creating: dict[str, list[int]] = {}
-        self._failed: set[str] = set()  # servers whose create this adapter saw fail
-        self._creating_lock = threading.Lock()
+        self._watch = CreateWatch(  # Hetzner's words are CreateWatch's
+            lambda ids: {action: status for action, (status, _) in self._statuses_of(ids).items()}
+        )
 
     def _seen(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         with self._counting:  # pages of a listing are read by several threads at once
@@ -378,8 +377,7 @@ class Hetzner:
             )
             made = _made((reply.server, None))
             actions = [int(reply.action.id)] + [int(a.id) for a in reply.next_actions or []]
-            with self._creating_lock:
-                self._creating[made.id] = actions
+            self._watch.watch(made.id, actions)
             return made
 
         def create() -> MadeServer:
@@ -389,7 +387,7 @@ class Hetzner:
                 raise _limit_reached(error, SERVER_LIMIT) from None
 
         networks = _network_ids(request)
-        image_id = _image_id(self.name, request)
+        image_id = guard.image_id(self.name, CREATE_SERVER, request)
         return self._retry.create_once(
             create,
             lambda: self._made_named(request),
@@ -414,20 +412,11 @@ class Hetzner:
         listing = self._pages(
             "list drill servers", self._server_page, _made, label_selector=ownership.DRILL_LABEL
         )
-        if not listing.settled:
-            raise ProviderError(
-                self.name,
-                "list drill servers",
-                None,
-                f"the listing of servers labelled {ownership.DRILL_LABEL} changed while it "
-                f"was read, each of the {listing.reads} times: which exist is not known",
-                situation="",
-            )
-        return self._failed_creates(listing.items)
+        return self._watch.marked(guard.drill_listing(self.name, "list drill servers", listing))
 
     def get_server(self, server_id: str) -> MadeServer | None:
         made = self._read_server(server_id)
-        return None if made is None else self._failed_creates([made])[0]
+        return None if made is None else self._watch.marked([made])[0]
 
     def _read_server(self, server_id: str) -> MadeServer | None:
         """`GET /v1/servers/{id}`: the server as it is now, None when there is none."""
@@ -444,19 +433,18 @@ class Hetzner:
             return None
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
-        def attempt() -> None:
-            current = self._read_server(server.id)  # its marks and name now, at every try
-            if current is None:
-                return  # gone already
-            check_drill_server(self.name, server, current, owner)
+        def delete(server_id: str) -> None:
             try:
                 self._read(
                     "delete server",
-                    lambda: self._client.servers.delete(HcloudServer(id=int(server.id))),
+                    lambda: self._client.servers.delete(HcloudServer(id=int(server_id))),
                 )
             except ProviderError as error:
                 if error.code != NOT_FOUND:  # gone already is what was asked for
                     raise
+
+        def attempt() -> None:  # read again at every try
+            guard.delete_drill_server(self.name, server, owner, self._read_server, delete)
 
         # 423 `locked`: an action (its create, its start) still runs on the server, which is
         # the rule right after a boot timeout or a stop: asked again once the lock is gone.
@@ -465,45 +453,7 @@ class Hetzner:
             retryable=lambda error: isinstance(error, ProviderError) and error.code == LOCKED,
             advised=lambda error: None,
         )
-        with self._creating_lock:
-            self._creating.pop(server.id, None)
-            self._failed.discard(server.id)
-
-    def _failed_creates(self, servers: list[MadeServer]) -> list[MadeServer]:
-        """`servers`, each whose create or start action this adapter saw ending in error as
-        "failed". The actions of servers not yet running are read in one batch
-        (`_statuses_of`); once a server runs, or its actions ended, it is not asked about again;
-        one whose action failed stays "failed" until it runs."""
-        with self._creating_lock:
-            for server in servers:
-                if server.status == "running":
-                    self._creating.pop(server.id, None)
-            watched = {s.id: list(self._creating[s.id]) for s in servers if s.id in self._creating}
-        wanted = sorted({a for ids in watched.values() for a in ids})
-        statuses = self._watched_statuses(wanted)
-        with self._creating_lock:
-            for server_id, ids in watched.items():
-                if statuses is None:
-                    break  # unknown: asked again next time
-                ended = [statuses.get(a, ("gone", ""))[0] for a in ids]
-                if "error" in ended:
-                    self._failed.add(server_id)
-                if "running" not in ended:
-                    self._creating.pop(server_id, None)
-            failed = {s.id for s in servers if s.id in self._failed and s.status != "running"}
-        return [replace(s, status="failed") if s.id in failed else s for s in servers]
-
-    def _watched_statuses(self, action_ids: list[int]) -> dict[int, tuple[str, str]] | None:
-        """The statuses of create and start actions being watched (an action Hetzner no longer
-        has is left out: it ended); None when they cannot be read, so they are asked again
-        next time: the caller's listing stays good."""
-        if not action_ids:
-            return {}
-        try:
-            return self._statuses_of(action_ids)
-        except ProviderError as error:
-            log.warning("%s; whether the new servers' creates failed is asked again", error)
-            return None
+        self._watch.forget(server.id)
 
     def _start_snapshot(
         self, server_id: str, name: str, labels: Mapping[str, str]
@@ -728,15 +678,6 @@ def _server_type(raw: dict[str, Any]) -> MachineType:
         architecture=str(raw.get("architecture") or "x86"),
         available=not deprecated,
     )
-
-
-def _image_id(provider: str, request: ServerRequest) -> int:
-    """The snapshot to make the server from, by its number; anything else is refused before
-    a request is sent."""
-    if not request.image_id.isdigit():
-        message = f"snapshot id {request.image_id!r} is not a number: no server is made from it"
-        raise Refused(provider, CREATE_SERVER, message, "invalid_image")
-    return int(request.image_id)
 
 
 def _network_ids(request: ServerRequest) -> list[int]:

@@ -1,13 +1,19 @@
-"""The check right before a drill server's DELETE (docs/promises.md §5): only a server that
-still carries the drill mark with this owner's mark alone, and still has its name, passes."""
+"""What both adapters share about drill servers (docs/promises.md §5): the check right before
+a DELETE (only a server that still carries the drill mark with this owner's mark alone, and
+still has its name, passes), and the watch that tells a create that failed."""
 
 from __future__ import annotations
 
 import pytest
 
-from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, MadeServer
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, MadeServer, ProviderError
 from snapshot_policy.core.ownership import drill_server_labels
-from snapshot_policy.edges.providers.guard import NOT_A_DRILL_SERVER, check_drill_server
+from snapshot_policy.edges.providers.guard import (
+    NOT_A_DRILL_SERVER,
+    CreateWatch,
+    check_drill_server,
+    delete_drill_server,
+)
 from snapshot_policy.edges.providers.retry import Refused
 
 BOTH = pytest.mark.parametrize("provider", [DIGITALOCEAN, HETZNER])
@@ -52,3 +58,38 @@ def test_another_server_in_the_reply_is_refused():
     other = MadeServer("8", server(HETZNER).name, "running", labels=server(HETZNER).labels)
     with pytest.raises(Refused, match="answered for server 8"):
         check_drill_server(HETZNER, server(HETZNER), other, "prod")
+
+
+def test_a_refused_check_sends_no_delete_and_a_gone_server_needs_none():
+    deleted = []
+    renamed = server(HETZNER, name="db-1")
+    with pytest.raises(Refused):
+        delete_drill_server(HETZNER, server(HETZNER), "prod", lambda i: renamed, deleted.append)
+    delete_drill_server(HETZNER, server(HETZNER), "prod", lambda i: None, deleted.append)
+    assert deleted == []
+    delete_drill_server(HETZNER, server(HETZNER), "prod", lambda i: server(HETZNER), deleted.append)
+    assert deleted == ["7"]
+
+
+def test_a_create_action_in_error_marks_its_server_failed_until_it_runs():
+    answers = [{1: "running", 2: "running"}, ProviderError("hetzner", "get actions", 503, "no")]
+    answers += [{1: "success", 2: "error"}]
+    asked = []
+
+    def statuses(ids):
+        asked.append(ids)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    watch = CreateWatch(statuses)
+    watch.watch("7", [1, 2])
+    starting = MadeServer("7", "drill-a", "starting")
+    assert watch.marked([starting]) == [starting]
+    assert watch.marked([starting]) == [starting]  # unreadable: asked again next time
+    assert [s.status for s in watch.marked([starting])] == ["failed"]
+    assert [s.status for s in watch.marked([starting])] == ["failed"]  # not asked again
+    running = MadeServer("7", "drill-a", "running")
+    assert watch.marked([running]) == [running]
+    assert asked == [[1, 2]] * 3
