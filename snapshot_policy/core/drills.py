@@ -307,8 +307,9 @@ def leftovers(
     """Sort an account's open drill entries and listed drill servers into what to delete,
     cross off, wait for and report.
 
-    An entry names its server by id once the create answered, else by its exact name (the
-    reply was lost): a server matched by id must still have the entry's name. A server is
+    An entry names its server by id once the create answered, else by its exact name among
+    this configuration's drill servers (the reply was lost; another configuration may have a
+    server of that name): a server matched by id must still have the entry's name. A server is
     deleted only if an entry names it, exactly one listed server answers to that entry, and
     it carries the drill mark and this configuration's owner mark and no other owner's
     (`ownership.is_drill_server`). An entry whose server is absent from a complete listing
@@ -320,8 +321,13 @@ def leftovers(
     for entry in open_entries:
         if entry.server_id:
             found = [s for s in listed if s.id == entry.server_id]
-        else:
-            found = [s for s in listed if s.name == entry.name]
+        else:  # a lost reply: another configuration's server of that name is not its server
+            found = [
+                s
+                for s in listed
+                if s.name == entry.name
+                and not ownership.marks_another_owner(provider, s.labels, owner)
+            ]
         matched.update(s.id for s in found)
         if not found:
             old = now - entry.when >= margin

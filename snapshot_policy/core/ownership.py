@@ -340,6 +340,16 @@ def is_drill_server(provider: str, labels: Mapping[str, str], owner: str) -> boo
     )
 
 
+def marks_another_owner(provider: str, labels: Mapping[str, str], owner: str) -> bool:
+    """True when a server's labels (DigitalOcean: tags) carry an owner mark that is not
+    `owner`'s: another configuration's server, whatever its name."""
+    if provider == DIGITALOCEAN:
+        prefix = OWNER_TAG_PREFIX.lower()
+        owners = {t.lower()[len(prefix) :] for t in labels if t.lower().startswith(prefix)}
+        return bool(owners - {owner.lower()})
+    return labels.get(OWNER_LABEL, owner) != owner
+
+
 def drill_result_labels(provider: str, passed: bool, on: date) -> dict[str, str]:
     """Return the mark a drill leaves on its snapshot, merged into the labels it has (Hetzner:
     replacing the last result) or added to its tags (DigitalOcean)."""

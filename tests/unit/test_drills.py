@@ -350,9 +350,16 @@ def test_journaled_servers_without_our_marks_or_renamed_are_refused():
     ]
     found = drills.leftovers(entries, [unmarked, foreign, renamed], True, "prod", HETZNER, NOW)
     assert found.delete == ()
-    assert [s.id for s, _ in found.refused] == ["5", "6", "7"]
+    assert [s.id for s, _ in found.refused] == ["5", "7"]  # 6 is not ours: no match at all
     assert found.waiting == tuple(entries)
-    assert "renamed from drill-c to my-db" in found.refused[2][1]
+    assert "renamed from drill-c to my-db" in found.refused[1][1]
+
+
+def test_a_lost_reply_never_takes_another_configurations_server_of_that_name():
+    foreign = made("6", "drill-b", owner="other")
+    entry = open_drill("drill-b", NOW - timedelta(hours=1))
+    found = drills.leftovers([entry], [foreign], True, "prod", HETZNER, NOW)
+    assert found == drills.Leftovers(settle=(entry,))  # ours never came: crossed off, once old
 
 
 def test_an_absent_server_is_crossed_off_only_from_a_complete_listing_and_once_old():
@@ -408,7 +415,12 @@ def test_only_journaled_servers_with_our_drill_marks_are_ever_deleted(provider, 
     settled = {id(e) for e in found.settle}
     for entry in found.settle:
         assert whole and not any(
-            s.id == entry.server_id or (not entry.server_id and s.name == entry.name)
+            s.id == entry.server_id
+            or (
+                not entry.server_id
+                and s.name == entry.name
+                and not ownership.marks_another_owner(provider, s.labels, "prod")
+            )
             for s in listed
         )
     assert len(found.settle) + len(found.waiting) + len(found.delete) == len(journal)

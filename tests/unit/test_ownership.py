@@ -18,6 +18,7 @@ from snapshot_policy.core.ownership import (
     has_marker,
     is_drill_server,
     marker_labels,
+    marks_another_owner,
     name_pattern_regex,
     snapshots_for,
 )
@@ -469,3 +470,12 @@ def test_any_target_name_gives_a_hostname(name):
     made = drill_server_name(replace(HETZNER_TARGET, name=name), utc(2026, 12, 7))
     assert len(made) <= 63
     assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", made)
+
+
+def test_another_owners_mark_on_a_server_is_told_apart_from_ours_and_from_none():
+    assert marks_another_owner("hetzner", {"snapshot-policy/owner": "beta"}, "alpha")
+    assert not marks_another_owner("hetzner", {"snapshot-policy/owner": "alpha"}, "alpha")
+    assert not marks_another_owner("hetzner", {}, "alpha")
+    assert marks_another_owner("digitalocean", {"snapshot-policy-owner-Beta": ""}, "alpha")
+    assert not marks_another_owner("digitalocean", {"snapshot-policy-owner-ALPHA": ""}, "alpha")
+    assert not marks_another_owner("digitalocean", {"snapshot-policy-drill": ""}, "alpha")
