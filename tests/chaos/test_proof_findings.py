@@ -219,6 +219,7 @@ def test_an_owed_after_hook_runs_even_when_the_next_run_cannot_read_its_server(t
         world.close()
 
 
+@pytest.mark.timed_waits
 def test_a_drill_server_a_killed_run_sent_the_delete_of_is_audited_once_by_the_next_run(
     tmp_path,
 ):
@@ -277,6 +278,7 @@ def test_a_drill_server_a_killed_run_sent_the_delete_of_is_audited_once_by_the_n
         sandbox.stop()
 
 
+@pytest.mark.timed_waits
 def test_a_drill_in_the_same_second_as_an_undeleted_one_of_an_earlier_run_loses_neither(
     tmp_path,
 ):
