@@ -510,7 +510,13 @@ class AccountDrills:
         waiting = [*self.requests, *self.probes]
         if not self.halted:
             waiting.append(self.drills.stop.stopped)  # a stop wakes it
-        if not self.requests and not self.probes and timeout is None and self.halted:
+        if not self.requests and not self.probes:
+            if timeout is None and self.halted:
+                return
+            # Nothing to hear from: sleep, as the snapshot executor does, a second at most so
+            # a stop is seen soon (a timed wait on the stop alone never ran out under
+            # libfaketime, whose moved monotonic clock CI's moved-clock run uses).
+            time.sleep(min(timeout, 1.0) if timeout is not None else 0.01)
             return
         done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
