@@ -134,6 +134,11 @@ class Server:
     region: str | None = field(default=None, compare=False, hash=False)
     """Where it runs (DigitalOcean region slug, Hetzner location name): a drill restores there
     when it can."""
+    status: str | None = field(default=None, compare=False, hash=False)
+    """The cloud's word for its power state ("active"/"off" on DigitalOcean, "running"/"off"
+    on Hetzner): consistency: shutdown leaves a server that was off, off."""
+    volume_ids: tuple[str, ...] = field(default=(), compare=False, hash=False)
+    """DigitalOcean: the volumes attached to it (`volume_ids`)."""
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,39 @@ class Drill:
 
 
 @dataclass(frozen=True)
+class Consistency:
+    """`consistency: shutdown` of a target: the server is shut down gracefully before its
+    snapshot and powered on after it, always (docs/promises.md §5.15). `force` powers it off
+    when the graceful shutdown does not finish within `timeout` seconds; without it the target
+    fails without a snapshot."""
+
+    mode: str = "shutdown"
+    force: bool = False
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A DigitalOcean block storage volume attached to a droplet (`volumes: true`)."""
+
+    id: str
+    name: str
+    region: str | None = None
+    droplet_ids: tuple[str, ...] = ()
+    size_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class Pin:
+    """`snapshot-policy pin`: retention keeps the snapshot until `until` (a day, inclusive).
+    `protected_by_us` says the tool set Hetzner's delete protection, so only it lifts it."""
+
+    until: date
+    note: str = ""
+    protected_by_us: bool = False
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     """A target as configured, before its servers are looked up: the one shape both config
     formats load into.
@@ -267,6 +305,14 @@ class TargetSpec:
     """The configuration this target belongs to (`settings.owner`): marked on every snapshot
     it makes, so another configuration covering the same server never deletes them."""
     drill: Drill | None = None
+    copies: tuple[str, ...] = ()
+    """DigitalOcean regions every snapshot is copied to (`copies: [{region: ams3}]`)."""
+    consistency: Consistency | None = None
+    server_overrides: str = "labels"
+    """Whose per-server labels/tags may override the rules: "labels" (ours), "autobackup"
+    (hcloud-snapshot-as-backup's AUTOBACKUP.KEEP-LAST too), or "off"."""
+    volumes: bool = False
+    """DigitalOcean: snapshot the droplet's attached volumes too, with the same rules."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +343,9 @@ class RunSettings:
     count them as uncovered."""
     drills_per_account: int = 2
     """At most this many drill servers exist at once per account."""
+    soft_delete: Duration | None = None
+    """`settings.soft_delete`: a snapshot retention lets go is marked pending deletion first
+    and deleted only once this grace has passed; None: deleted at once."""
 
 
 @dataclass(frozen=True)
@@ -324,6 +373,14 @@ class Target:
     drill: Drill | None = field(default=None, compare=False)
     region: str | None = field(default=None, compare=False)
     """Where its server runs (Server.region): a drill restores there when it can."""
+    copies: tuple[str, ...] = field(default=(), compare=False)
+    consistency: Consistency | None = field(default=None, compare=False)
+    rule_sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    """Where each retention key and the schedule came from when not the policy itself:
+    {"keep_last": "label snapshot-policy/keep-last=14"} (core/overrides.py)."""
+    volume_of: str | None = None
+    """For a volume's target: the id of the droplet it is attached to; `server_id` and
+    `server_name` are then the volume's own id and name."""
 
 
 @dataclass(frozen=True)
@@ -369,6 +426,8 @@ class CloudSnapshot:
     """Where it can be restored (DigitalOcean `regions`); () where any location will do
     (Hetzner snapshots are global)."""
     architecture: str | None = field(default=None, compare=False)
+    pending_regions: tuple[str, ...] = field(default=(), compare=False)
+    """DigitalOcean: regions a copy of it is being transferred to (its transfer actions)."""
     """x86 or arm (Hetzner `architecture`); None where the cloud has one (DigitalOcean)."""
 
 
@@ -431,6 +490,9 @@ class Snapshot:
     """A hint for the operator that changes no decision, such as a managed snapshot whose
     name this tool would not have made (marked by hand?); empty when there is none."""
     drilled: DrillMark | None = field(default=None, compare=False)
+    pin: Pin | None = field(default=None, compare=False)
+    pending_delete: date | None = field(default=None, compare=False)
+    """Soft deletion: marked to be deleted once this day has come (settings.soft_delete)."""
     """The last restore drill recorded on it (its label or tag); None: never drilled."""
     cloud: CloudSnapshot | None = field(default=None, compare=False, repr=False)
     """The listing it was classified from (regions, disk, architecture), where there is one."""
@@ -442,6 +504,9 @@ class Price:
 
     per_gb_month: float
     currency: str
+    source: str = field(default="", compare=False)
+    """Where the price came from: "settings", the cloud's pricing API and the day it was read,
+    or the shipped default with the page and date it was read from."""
 
     def monthly(self, size_gb: float) -> float:
         return size_gb * self.per_gb_month
@@ -452,6 +517,10 @@ class ActionKind(str, Enum):
     DELETE = "delete"
     KEEP = "keep"
     SKIP = "skip"
+    MARK_PENDING = "mark-pending"
+    """Soft deletion: mark the snapshot to be deleted after the grace; nothing is deleted."""
+    UNMARK_PENDING = "unmark-pending"
+    """A snapshot marked pending deletion that a rule keeps again: the mark is taken back."""
 
 
 @dataclass(frozen=True)
@@ -632,6 +701,10 @@ class Outcome:
     error: str | None = None
     partial: bool = False
     """It did what it could, but its deletions were withheld (TargetPlan.withheld)."""
+    downtime_seconds: float | None = None
+    """consistency: shutdown — from the shutdown request until the server ran again."""
+    copied_to: tuple[str, ...] = ()
+    """Regions this run copied the new snapshot to (Target.copies)."""
 
 
 @dataclass(frozen=True)
