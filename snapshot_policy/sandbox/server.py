@@ -419,15 +419,16 @@ def serve(port: int, state_file: str | None) -> None:
 
     data = read_state(state_file) if state_file else example_state()
     with Sandbox(data, action_seconds=2.0, boot_seconds=5.0, port=port) as sandbox:
-        print(f"sandbox listening on {sandbox.url}  (control API: {sandbox.url}/_sandbox/)")
-        for key, value in sandbox.env().items():  # for the shell: eval "$(… | grep ^export)"
-            print(f"export {key}={shlex.quote(value)}")
-        for account in sandbox.state.accounts.values():
-            print(f"account {account.name} ({account.provider}): token {account.tokens[0]}")
-        for token, username in sandbox.state.bots.items():
-            print(f"telegram bot @{username}: token {token}")
-        print("Ctrl-C stops it.", flush=True)
+        # Ctrl-C stops it cleanly from the first line on, also while it is still printing.
         try:
+            print(f"sandbox listening on {sandbox.url}  (control API: {sandbox.url}/_sandbox/)")
+            for key, value in sandbox.env().items():  # for the shell: eval "$(… | grep ^export)"
+                print(f"export {key}={shlex.quote(value)}")
+            for account in sandbox.state.accounts.values():
+                print(f"account {account.name} ({account.provider}): token {account.tokens[0]}")
+            for token, username in sandbox.state.bots.items():
+                print(f"telegram bot @{username}: token {token}")
+            print("Ctrl-C stops it.", flush=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
