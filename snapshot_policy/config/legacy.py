@@ -165,7 +165,10 @@ def load_legacy(
     result.settings = built.settings
     result.prices = built.prices
     sources = {name: str(path) for path, name in names.items()}
-    result.targets = [replace(spec, source=sources[spec.name]) for spec in built.targets]
+    # snapshots.py read no label of a server: a legacy layout reads none either (item 4)
+    result.targets = [
+        replace(spec, source=sources[spec.name], server_overrides="off") for spec in built.targets
+    ]
     return result
 
 
