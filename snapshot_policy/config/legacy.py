@@ -165,10 +165,7 @@ def load_legacy(
     result.settings = built.settings
     result.prices = built.prices
     sources = {name: str(path) for path, name in names.items()}
-    # snapshots.py read no label of a server: a legacy layout reads none either (item 4)
-    result.targets = [
-        replace(spec, source=sources[spec.name], server_overrides="off") for spec in built.targets
-    ]
+    result.targets = [replace(spec, source=sources[spec.name]) for spec in built.targets]
     return result
 
 
@@ -694,6 +691,8 @@ class _Document:
                 # It kept N old snapshots and then added one; 0 kept only the new one.
                 "retention": {"keep_last": max(1, server.retain_last_snapshots)},
                 "adopt_legacy_names": True,
+                # snapshots.py read no label of a server, and neither does its layout (item 4)
+                "server_overrides": "off",
                 **({"notify": notify} if notify else {}),
             }
         )

@@ -571,7 +571,9 @@ def _target(
         hooks=_hooks(merged.get("hooks")),
         owner=owner,
         drill=_drill(raw.get("drill")),
-        server_overrides=merged.get("server_overrides", _default("$defs/server_overrides")),
+        # YAML reads an unquoted `off` as false
+        server_overrides=merged.get("server_overrides", _default("$defs/server_overrides"))
+        or "off",
     )
 
 
