@@ -185,7 +185,7 @@ def _autobackup(
     if "keep_last" in found and found["keep_last"][0] != count:
         errors.append(f"{shown}: {found['keep_last'][2]} gives keep_last another value; remove one")
         return
-    source = f"label {AUTOBACKUP_KEEP_LAST} on {target.server_name} ({AUTOBACKUP_SOURCE})"
+    source = f"{AUTOBACKUP_SOURCE}'s label {AUTOBACKUP_KEEP_LAST} on {target.server_name}"
     found.setdefault("keep_last", (count, source, shown))
 
 

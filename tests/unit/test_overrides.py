@@ -152,7 +152,7 @@ def test_autobackup_reads_keep_last_and_ours_too():
     result = overridden(HZ, {"AUTOBACKUP": "true", "AUTOBACKUP.KEEP-LAST": "10"}, "autobackup")
     assert result.retention == RetentionPolicy(keep_last=10, keep_daily=7)
     assert result.rule_sources == {
-        "keep_last": "label AUTOBACKUP.KEEP-LAST on web-1 (hcloud-snapshot-as-backup)"
+        "keep_last": "hcloud-snapshot-as-backup's label AUTOBACKUP.KEEP-LAST on web-1"
     }
     both = overridden(HZ, {"AUTOBACKUP.KEEP-LAST": "10", **label("keep-daily", "3")}, "autobackup")
     assert both.retention == RetentionPolicy(keep_last=10, keep_daily=3)
