@@ -6,6 +6,7 @@ the policy's; a bad label fails that server alone (exit 2); hcloud-snapshot-as-b
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -278,3 +279,22 @@ def test_status_says_where_a_schedule_came_from(tmp_path, cloud_of, clock, capsy
         "db-1": {"keep_last": "hcloud-snapshot-as-backup's label AUTOBACKUP.KEEP-LAST on db-1"},
         "db-2": {"schedule": "label snapshot-policy/schedule-every on db-2"},
     }
+
+
+README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_readmes_migration_policy_plans_what_it_says(tmp_path, cloud_of, clock, capsys):
+    """The policy under "Coming from hcloud-snapshot-as-backup", its token read from the
+    sandbox's variable: it adopts that tool's snapshots and reads AUTOBACKUP.KEEP-LAST."""
+    section = README.split("## Coming from hcloud-snapshot-as-backup", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    cloud_of(autobackup_fleet(clock.now))
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(example.replace("env:HCLOUD_TOKEN", "env:TEST_HZ_TOKEN"))
+
+    assert main(["validate", "--policy", str(policy)], clock=clock) == 0
+    assert main(["plan", "--policy", str(policy)], clock=clock) == 0
+    out = unwrapped(capsys.readouterr().out)
+    assert "keep_last 3 (hcloud-snapshot-as-backup's label AUTOBACKUP.KEEP-LAST on db-1)" in out
+    assert out.count(", adopted)") == 5
