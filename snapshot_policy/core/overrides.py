@@ -159,7 +159,8 @@ def _parse(written: str, value: str, example: str) -> tuple[str, object]:
 def parse_count(value: str, least: int = 0) -> int:
     """A number of snapshots written as text, as the schema's count allows it (`least` to
     100000). Raise ValueError saying what to write."""
-    if not value.isascii() or not value.isdigit() or not least <= int(value) <= MAX_COUNT:
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(MAX_COUNT))
+    if not digits or not least <= int(value) <= MAX_COUNT:
         raise ValueError(
             f"{value[:40]!r} is not a number of snapshots; write a whole number from {least} "
             f"to {MAX_COUNT}{', 0 turning the rule off' if least == 0 else ''}"

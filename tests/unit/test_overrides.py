@@ -97,6 +97,7 @@ def test_zero_turns_a_counted_rule_off_and_the_plan_says_so():
         (label("keep-last", "abc"), "'abc' is not a number of snapshots; write a whole number"),
         (label("keep-last", "-1"), "is not a number of snapshots"),
         (label("keep-last", "100001"), "from 0 to 100000"),
+        (label("keep-last", "9" * 5000), "is not a number of snapshots"),
         (label("keep-last", "١٤"), "is not a number of snapshots"),  # digits, not ASCII
         (label("keep-within", "30"), "is not a duration"),
         (label("keep-within", "0d"), "zero duration"),
