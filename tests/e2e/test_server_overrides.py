@@ -298,3 +298,19 @@ def test_the_readmes_migration_policy_plans_what_it_says(tmp_path, cloud_of, clo
     out = unwrapped(capsys.readouterr().out)
     assert "keep_last 3 (hcloud-snapshot-as-backup's label AUTOBACKUP.KEEP-LAST on db-1)" in out
     assert out.count(", adopted)") == 5
+
+
+def test_validate_online_finds_a_bad_label_before_a_run(tmp_path, cloud_of, clock, capsys):
+    cloud_of(fleet(clock.now, db_2_labels={"snapshot-policy/keep-dayly": "7"}))
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(policy_yaml(WEB, DB, settings=DEBUG_LOG))
+
+    assert main(["validate", "--policy", str(policy)], clock=clock) == 0  # offline: no labels
+    capsys.readouterr()
+    code = main(["validate", "--online", "--policy", str(policy)], clock=clock)
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert (
+        "server db-2 (4712): label snapshot-policy/keep-dayly=7: keep-dayly is not a rule "
+        "that can be overridden; did you mean keep-daily?"
+    ) in unwrapped(out + err)
