@@ -38,6 +38,7 @@ import functools
 import re
 import string
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 
@@ -231,6 +232,11 @@ def classify(
             )
         if not managed and made_by_autobackup(target, cloud):
             managed, ownership = True, AUTOBACKUP_ADOPTED
+        elif not managed and made_by_autobackup(target, _with_autobackup_label(cloud)):
+            ownership += (
+                "; named as hcloud-snapshot-as-backup names them, but without its AUTOBACKUP "
+                "label (removed to keep it for good?): not adopted"
+            )
     return Snapshot(
         id=cloud.id,
         name=cloud.name,
@@ -269,6 +275,10 @@ def made_by_autobackup(target: Target, cloud: CloudSnapshot) -> bool:
         and cloud.server_id == target.server_id
         and _autobackup_name(target.server_name).fullmatch(cloud.name) is not None
     )
+
+
+def _with_autobackup_label(cloud: CloudSnapshot) -> CloudSnapshot:
+    return replace(cloud, labels={**cloud.labels, AUTOBACKUP_LABEL: ""})
 
 
 @functools.lru_cache(maxsize=1024)

@@ -245,6 +245,16 @@ def test_autobackup_adopts_nothing_else(base, cloud):
     assert not classify(base, cloud).managed
 
 
+def test_one_whose_autobackup_label_was_removed_says_why_it_is_not_adopted():
+    kept = classify(AUTO, snapshot(labels={}))
+    assert not kept.managed
+    assert kept.ownership.endswith(
+        "named as hcloud-snapshot-as-backup names them, but without its AUTOBACKUP label "
+        "(removed to keep it for good?): not adopted"
+    )
+    assert "hcloud" not in classify(HZ, snapshot(labels={})).ownership
+
+
 def test_another_configurations_snapshot_is_never_adopted_as_autobackups():
     theirs = snapshot(labels={"AUTOBACKUP": "", "snapshot-policy/owner": "other"})
     assert not classify(replace(AUTO, owner="mine"), theirs).managed
