@@ -314,3 +314,20 @@ def test_validate_online_finds_a_bad_label_before_a_run(tmp_path, cloud_of, cloc
         "server db-2 (4712): label snapshot-policy/keep-dayly=7: keep-dayly is not a rule "
         "that can be overridden; did you mean keep-daily?"
     ) in unwrapped(out + err)
+
+
+def test_a_label_changed_after_plan_makes_apply_plan_refuse(tmp_path, cloud_of, clock, capsys):
+    """A saved plan was decided by the rules the labels gave then: lowered since, apply --plan
+    refuses rather than delete by rules nobody reviewed."""
+    sandbox = cloud_of(fleet(clock.now))
+    policy = tmp_path / "snapshot-policy.yaml"
+    policy.write_text(policy_yaml(DB, settings=DEBUG_LOG))
+    saved = tmp_path / "plan.json"
+    assert main(["plan", "--policy", str(policy), "--out", str(saved)], clock=clock) == 0
+    sandbox.state.servers[4711].labels["snapshot-policy/keep-last"] = "1"
+    before = names(sandbox, 4711)
+    capsys.readouterr()
+
+    assert main(["apply", "--policy", str(policy), "--plan", str(saved)], clock=clock) == 1
+    assert "retention, schedule or safety differ" in unwrapped(capsys.readouterr().err)
+    assert names(sandbox, 4711) == before
