@@ -691,6 +691,8 @@ class _Document:
                 # It kept N old snapshots and then added one; 0 kept only the new one.
                 "retention": {"keep_last": max(1, server.retain_last_snapshots)},
                 "adopt_legacy_names": True,
+                # snapshots.py read no label of a server, and neither does its layout (item 4)
+                "server_overrides": "off",
                 **({"notify": notify} if notify else {}),
             }
         )

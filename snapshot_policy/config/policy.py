@@ -224,6 +224,7 @@ def build(
                 ),
             )
         _check_drill(check, (*where, "drill"), raw.get("drill"), accounts[raw["account"]])
+        _check_overrides(check, where, raw, defaults, accounts[raw["account"]])
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
         target = _target(
@@ -460,6 +461,26 @@ def _check_drill(check: _Checker, where: tuple, raw: Mapping | None, account: Ac
         )
 
 
+def _check_overrides(
+    check: _Checker, where: tuple, raw: Mapping, defaults: Mapping, account: Account
+) -> None:
+    """`autobackup` reads hcloud-snapshot-as-backup's labels, a Hetzner tool's: a DigitalOcean
+    target has none to read (its tags cannot hold a `.`)."""
+    if account.provider != DIGITALOCEAN:
+        return
+    mode = raw.get("server_overrides", defaults.get("server_overrides"))
+    if mode == "autobackup":
+        path = (*(where if "server_overrides" in raw else ("defaults",)), "server_overrides")
+        check.add(
+            path,
+            (
+                f"autobackup reads hcloud-snapshot-as-backup's Hetzner labels, and account "
+                f"{account.name!r} is DigitalOcean's; use labels (the tags "
+                "snapshot-policy:keep-last:14 and the like) or off"
+            ),
+        )
+
+
 def _check_verified(check: _Checker, where: tuple, raw: Mapping, target: TargetSpec) -> None:
     """keep_verified only adds to the other rules; it keeps nothing a drill has not passed."""
     retention = target.retention
@@ -550,6 +571,9 @@ def _target(
         hooks=_hooks(merged.get("hooks")),
         owner=owner,
         drill=_drill(raw.get("drill")),
+        # YAML reads an unquoted `off` as false
+        server_overrides=merged.get("server_overrides", _default("$defs/server_overrides"))
+        or "off",
     )
 
 

@@ -378,6 +378,10 @@ class Target:
     rule_sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     """Where each retention key and the schedule came from when not the policy itself:
     {"keep_last": "label snapshot-policy/keep-last=14"} (core/overrides.py)."""
+    server_overrides: str = "off"
+    """TargetSpec.server_overrides: with "autobackup", hcloud-snapshot-as-backup's snapshots
+    of the server are adopted (core/ownership.py); "off" for every target not built from a
+    policy target (orphans, legacy layouts)."""
     volume_of: str | None = None
     """For a volume's target: the id of the droplet it is attached to; `server_id` and
     `server_name` are then the volume's own id and name."""

@@ -8,7 +8,9 @@ then keep the old name in theirs, and they are still its snapshots. With
 names fit the pattern exactly are adopted too: that is how `snapshots.py` named them,
 `{name}-{YYYYmmddHHMMSS}`. Since there the name is the only proof, it must be the server's
 name now: an unmarked snapshot named after a renamed server's old name stays unmanaged.
-A name that merely contains the server's name proves nothing.
+A name that merely contains the server's name proves nothing. With `server_overrides:
+autobackup`, hcloud-snapshot-as-backup's snapshots of the same server are adopted alike: its
+`AUTOBACKUP` label and its default name, `<server name>-<Unix time>` (`made_by_autobackup`).
 
 Each configuration marks what it makes with its owner (`settings.owner`): the Hetzner label
 `snapshot-policy/owner=<owner>`, the DigitalOcean tag `snapshot-policy-owner-<owner>`
@@ -36,17 +38,20 @@ import functools
 import re
 import string
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     DIGITALOCEAN,
+    HETZNER,
     CloudSnapshot,
     DrillMark,
     Snapshot,
     Target,
 )
+from snapshot_policy.core.overrides import AUTOBACKUP, AUTOBACKUP_LABEL
 
 MANAGED_BY_LABEL = "managed-by"
 MANAGED_BY_VALUE = "snapshot-policy"
@@ -225,6 +230,13 @@ def classify(
                 f"adopted: named exactly as {target.name_pattern!r} names them "
                 "(as snapshots.py did)",
             )
+        if not managed and made_by_autobackup(target, cloud):
+            managed, ownership = True, AUTOBACKUP_ADOPTED
+        elif not managed and made_by_autobackup(target, _with_autobackup_label(cloud)):
+            ownership += (
+                "; named as hcloud-snapshot-as-backup names them, but without its AUTOBACKUP "
+                "label (removed to keep it for good?): not adopted"
+            )
     return Snapshot(
         id=cloud.id,
         name=cloud.name,
@@ -236,10 +248,42 @@ def classify(
         creating=cloud.creating,
         unmarked=unmarked,
         size_gb=cloud.size_gb,
-        note=_name_note(target, cloud) if managed else "",
+        note=_name_note(target, cloud) if managed and ownership != AUTOBACKUP_ADOPTED else "",
         drilled=drill_mark(target.provider, cloud.labels),
         cloud=cloud,
     )
+
+
+AUTOBACKUP_ADOPTED = (
+    "adopted: made by hcloud-snapshot-as-backup (label AUTOBACKUP, "
+    "named as it names them, the server's name and the Unix time)"
+)
+
+
+def made_by_autobackup(target: Target, cloud: CloudSnapshot) -> bool:
+    """True for a snapshot hcloud-snapshot-as-backup made of the target's server, where the
+    target reads that tool's labels (`server_overrides: autobackup`): its `AUTOBACKUP` label,
+    made from this server, and named exactly `<server name>-<Unix time>` (its default
+    `%name%-%timestamp%`, ten digits). Its label alone is not proof enough: one copied by
+    hand, or a description that merely contains the server's name, adopts nothing; a snapshot
+    whose `AUTOBACKUP` label was removed is one its operator chose to keep (that tool's own
+    rule), and stays unmanaged."""
+    return (
+        target.server_overrides == AUTOBACKUP
+        and target.provider == HETZNER
+        and AUTOBACKUP_LABEL in cloud.labels
+        and cloud.server_id == target.server_id
+        and _autobackup_name(target.server_name).fullmatch(cloud.name) is not None
+    )
+
+
+def _with_autobackup_label(cloud: CloudSnapshot) -> CloudSnapshot:
+    return replace(cloud, labels={**cloud.labels, AUTOBACKUP_LABEL: ""})
+
+
+@functools.lru_cache(maxsize=1024)
+def _autobackup_name(server_name: str) -> re.Pattern[str]:
+    return re.compile(re.escape(server_name) + r"-\d{10}")
 
 
 def _another_configuration(target: Target, others: list[str]) -> str:

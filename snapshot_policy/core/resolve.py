@@ -5,7 +5,8 @@ servers that selector matches (`label_selectors`), and passes the listings in. A
 servers by id, by name (every server of that name, in listing order) or by label selector.
 A name or id that is missing fails its target, and the servers it does find are still its
 targets. A server claimed by two targets fails both, since two retention policies over one
-server's snapshots would delete each other's.
+server's snapshots would delete each other's. A server's own labels or tags may override its
+target's rules (`overrides.overridden`); one that cannot be applied fails that server alone.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import difflib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from snapshot_policy.core.model import Server, Target, TargetFailure, TargetSpec
+from snapshot_policy.core.overrides import OverrideError, overridden
 
 
 def label_selectors(specs: Sequence[TargetSpec]) -> list[str]:
@@ -57,7 +60,12 @@ def resolve(
                 )
                 failures.append(failure(spec, reason))
                 continue
-            targets.append(_target(spec, server))
+            try:
+                targets.append(
+                    overridden(_target(spec, server), server.labels, spec.server_overrides)
+                )
+            except OverrideError as error:  # that server fails; the spec's others run
+                failures.append(replace(failure(spec, str(error)), server_name=server.name))
     return targets, failures
 
 
@@ -121,4 +129,5 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         owner=spec.owner,
         drill=spec.drill,
         region=server.region,
+        server_overrides=spec.server_overrides,
     )

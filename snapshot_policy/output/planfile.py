@@ -122,6 +122,8 @@ def _target_document(
         **target_identity(plan.target),
         "schedule": plan.target.schedule.describe(),
         "schedule_note": plan.schedule_note,
+        "retention": plan.target.retention.describe(),
+        "rule_sources": dict(plan.target.rule_sources),
         "create": None
         if create is None
         else {

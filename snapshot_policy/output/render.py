@@ -27,6 +27,7 @@ from snapshot_policy.core.model import (
     TargetFailure,
     TargetPlan,
 )
+from snapshot_policy.core.overrides import describe_rules, describe_schedule
 from snapshot_policy.core.ownership import adopted
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.simulate import Projection, Simulation
@@ -157,8 +158,11 @@ def _target_text(
         f"{target.name}: {target.server_name} "
         f"({target.provider} server {target.server_id}, account {target.account})"
     ]
-    lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
-    lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
+    sources = target.rule_sources  # a server's label or tag that overrides a rule (item 4)
+    lines.append(f"  schedule {describe_schedule(target.schedule, sources)}: {plan.schedule_note}")
+    lines.append(
+        f"  retention {describe_rules(target.retention, sources)} (timezone {target.timezone})"
+    )
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
     lines += [f"  {drill_line(drill)}"] if drill is not None else []
     for action in plan.actions:

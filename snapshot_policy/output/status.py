@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from snapshot_policy.core.model import Snapshot
+from snapshot_policy.core.overrides import describe_schedule
 from snapshot_policy.core.reconcile import duration_text
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.status import (
@@ -50,7 +51,8 @@ def _target_text(judged: TargetStatus) -> str:
     ]
     if judged.newest is not None:
         lines.append(f"  newest {_snapshot_text(judged.newest, judged.age)}")
-    schedule = f"  schedule {target.schedule.describe()}"  # what is wrong is said below
+    # what is wrong is said below
+    schedule = f"  schedule {describe_schedule(target.schedule, target.rule_sources)}"
     lines.append(f"{schedule}: {judged.note}" if judged.state == OK else schedule)
     lines.append(f"  snapshots: {judged.managed} managed; billed: {storage_text(judged.storage)}")
     run = judged.last_run
@@ -169,6 +171,7 @@ def _target_document(judged: TargetStatus) -> dict:
     return {
         **target_identity(judged.target),
         "schedule": judged.target.schedule.describe(),
+        "rule_sources": dict(judged.target.rule_sources),
         "state": judged.state,
         "note": judged.note,
         "newest": _snapshot_document(judged.newest, judged.age),

@@ -180,6 +180,7 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
             "server_name": "db",
             "retention": {"keep_last": 1},
             "adopt_legacy_names": True,
+            "server_overrides": "off",  # snapshots.py read no server's labels (issue 23)
             "notify": ["telegram", "webhook"],
         },
         {
@@ -189,6 +190,7 @@ def test_the_document_is_the_policy_shape_that_migrate_prints(tmp_path):
             "server_name": "web",
             "retention": {"keep_last": 3},
             "adopt_legacy_names": True,
+            "server_overrides": "off",  # snapshots.py read no server's labels (issue 23)
             "notify": ["telegram-2"],
         },
     ]
