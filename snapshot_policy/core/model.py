@@ -521,6 +521,9 @@ class ActionKind(str, Enum):
     """Soft deletion: mark the snapshot to be deleted after the grace; nothing is deleted."""
     UNMARK_PENDING = "unmark-pending"
     """A snapshot marked pending deletion that a rule keeps again: the mark is taken back."""
+    UNPIN = "unpin"
+    """A pin that has expired and whose Hetzner delete protection the tool set: apply takes
+    the pin's marks off and lifts that protection; nothing is deleted in the same run."""
 
 
 @dataclass(frozen=True)
