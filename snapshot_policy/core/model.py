@@ -561,7 +561,7 @@ class TargetPlan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.kind in (ActionKind.CREATE, ActionKind.DELETE) for a in self.actions)
+        return any(a.kind not in (ActionKind.KEEP, ActionKind.SKIP) for a in self.actions)
 
 
 @dataclass(frozen=True)
