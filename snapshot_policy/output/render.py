@@ -40,8 +40,11 @@ _MARKS = {
     ActionKind.DELETE: "-",
     ActionKind.KEEP: "=",
     ActionKind.SKIP: "!",
+    ActionKind.MARK_PENDING: "~",
+    ActionKind.UNMARK_PENDING: "~",
+    ActionKind.UNPIN: "~",
 }
-_STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
+_STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow", "~": "yellow"}
 WIDTH = 80  # columns of a plan line, where the words allow
 # Every name pattern holds {timestamp}, filled with the time apply runs (planfile.name_at_apply).
 NAMED_AT_APPLY = (
@@ -61,11 +64,25 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
         f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped. "
         f"{_targets_with_servers(plan.targets)}."
     )
+    line += _marks_summary(plan)
     line += f" {refused} server(s) refused by safety limits." if refused else ""
     withheld = sum(1 for t in plan.targets if t.withheld)
     line += f" {withheld} server(s) with deletions withheld." if withheld else ""
     failed = len({f.target for f in failures})
     return line + (f" {failed} target(s) failed." if failures else "")
+
+
+def _marks_summary(plan: Plan) -> str:
+    """` 2 to mark pending deletion, 1 to unmark, 1 to unpin.`: the marks apply writes (soft
+    delete and pins, docs/promises.md §5.16); "" when none, so a plan without them reads as
+    it always did."""
+    words = (
+        (ActionKind.MARK_PENDING, "to mark pending deletion"),
+        (ActionKind.UNMARK_PENDING, "to unmark"),
+        (ActionKind.UNPIN, "to unpin"),
+    )
+    parts = [f"{plan.count(kind)} {what}" for kind, what in words if plan.count(kind)]
+    return f" {', '.join(parts)}." if parts else ""
 
 
 def _targets_with_servers(plans: Sequence[TargetPlan]) -> str:
