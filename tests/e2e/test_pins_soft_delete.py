@@ -252,3 +252,31 @@ def test_refusals_say_why_and_change_nothing(sandbox, clock, capsys, write_polic
         )
     assert code == 3
     assert marks(oldest) == before
+
+
+@BOTH
+def test_a_mark_the_cloud_refuses_fails_the_target_and_deletes_nothing(
+    sandbox, clock, capsys, write_policy, target
+):
+    policy = write_policy(soft_delete="7d")
+    account, server = SERVERS[target]
+    before = {s.id for s in sandbox.state.snapshots.values()}
+    if target == "db":
+        sandbox.inject(
+            "error", service="hetzner", method="PUT", path="/images/", status=422, count=None
+        )
+    else:
+        sandbox.inject(
+            "error",
+            service="digitalocean",
+            method="POST",
+            path="/tags/snapshot-policy-pending",
+            status=422,
+            count=None,
+        )
+    code, out, err = run(["apply", "--policy", policy, "--target", target], clock, capsys)
+    assert code == 1, out + err
+    assert "marked pending deletion" in (out + err)
+    # the new snapshot was made; nothing was deleted, nothing marked
+    assert before <= {s.id for s in sandbox.state.snapshots.values()}
+    assert not [m for s in sandbox.state.snapshots.values() for m in marks(s) if "pending" in m]
