@@ -356,3 +356,23 @@ def test_a_pinned_snapshot_is_never_deleted_or_marked(history, keep, grace_days)
 def test_relabel_is_only_for_marks():
     with pytest.raises(ValueError):
         pins.relabel("hetzner", PlanAction(ActionKind.KEEP, listed(20), "kept"))
+
+
+def test_a_saved_plan_carries_out_only_the_marks_it_lists(tmp_path):
+    """apply --plan: a mark pending only the fresh plan asks for waits (planfile.agreed)."""
+    import json
+
+    from snapshot_policy.output import planfile
+
+    observed = [listed(20), listed(19), listed(18)]
+    fresh = build_plan([(target(keep_last=1), observed)], NOW, soft_delete=WEEK)
+    document = json.loads(planfile.plan_json(fresh))
+    [entry] = document["targets"]
+    assert [m["pending_delete"] for m in entry["mark_pending"]] == ["2026-12-14"] * 3
+    entry["mark_pending"] = [m for m in entry["mark_pending"] if m["id"] != "s18"]
+    result = planfile.agreed(document, fresh, tmp_path / "plan.json")
+    assert kinds(result.targets[0]) == {
+        "s20": ActionKind.MARK_PENDING,
+        "s19": ActionKind.MARK_PENDING,
+        "s18": ActionKind.SKIP,
+    }
