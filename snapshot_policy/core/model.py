@@ -708,6 +708,8 @@ class Outcome:
     """consistency: shutdown — from the shutdown request until the server ran again."""
     copied_to: tuple[str, ...] = ()
     """Regions this run copied the new snapshot to (Target.copies)."""
+    relabelled: tuple[PlanAction, ...] = ()
+    """Its MARK_PENDING, UNMARK_PENDING and UNPIN actions this run carried out (§5.16)."""
 
 
 @dataclass(frozen=True)
