@@ -535,6 +535,7 @@ class Lifecycle:
             remaining=remaining,
             error="; ".join(errors) or None,
             partial=partial,
+            relabelled=tuple(a for a in self.plan.actions if a in self.relabelled),
         )
 
 

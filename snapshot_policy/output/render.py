@@ -419,7 +419,12 @@ def uneventful(report: RunReport) -> bool:
         and not report.drills
         and all(d.ok for d in report.deliveries)
         and all(
-            o.ok and o.created is None and not o.deleted and not o.error and not o.partial
+            o.ok
+            and o.created is None
+            and not o.deleted
+            and not o.relabelled  # a mark is news too: a deletion to come, or one taken back
+            and not o.error
+            and not o.partial
             for o in report.outcomes
         )
     )
@@ -448,10 +453,27 @@ def report_summary(report: RunReport) -> str:
         f"{made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
     )
     line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+    line += _relabelled_summary(report)
     line += f"; {drills_summary(report.drills)}" if report.drills else ""
     undelivered = sum(not d.ok for d in report.deliveries)
     line += f"; {undelivered} notification(s) failed" if undelivered else ""
     return line + "".join(f"; {problem}" for problem in report.unwritten)
+
+
+def _relabelled_summary(report: RunReport) -> str:
+    """`; 3 marked pending deletion, 1 unmarked`: the marks apply wrote (docs/promises.md
+    §5.16); "" when none, so a run without them is summed up as it always was."""
+    words = {
+        ActionKind.MARK_PENDING: "marked pending deletion",
+        ActionKind.UNMARK_PENDING: "unmarked",
+        ActionKind.UNPIN: "unpinned",
+    }
+    counts = {kind: 0 for kind in words}
+    for outcome in report.outcomes:
+        for action in outcome.relabelled:
+            counts[action.kind] += 1
+    parts = [f"{n} {words[kind]}" for kind, n in counts.items() if n]
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:

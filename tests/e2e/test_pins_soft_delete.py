@@ -162,7 +162,10 @@ def test_soft_delete_marks_waits_the_grace_and_undelete_takes_a_mark_back(
     assert f"{len(doomed)} to mark pending deletion" in out.replace("\n", " ")
     grace_day = (start + timedelta(days=7)).date().isoformat()
     assert f"marked pending deletion, deleted from {grace_day}" in flat
-    assert run(["apply", "--policy", policy, "--target", target], clock, capsys)[0] == 0
+    code, out, err = run(["apply", "--policy", policy, "--target", target], clock, capsys)
+    assert code == 0
+    assert "0 deleted, 0 failed" in out + err
+    assert f"; {len(doomed)} marked pending deletion" in out + err
     assert all(s.id in sandbox.state.snapshots for s in doomed)  # nothing deleted yet
     if target == "db":
         assert all(f"snapshot-policy/pending-delete={grace_day}" in marks(s) for s in doomed)
