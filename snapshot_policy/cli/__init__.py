@@ -5,6 +5,7 @@ from snapshot_policy.cli import (  # noqa: F401 (registers them)
     cloud_commands,
     local_commands,
     recovery_commands,
+    snapshot_commands,
     status_command,
 )
 from snapshot_policy.cli.app import cli, console, main, system_clock

@@ -240,6 +240,7 @@ def build(
             )
         _check_verified(check, where, raw, target)
         targets.append(target)
+    _check_soft_delete(check, data.get("settings", {}))
     run_settings = settings(data.get("settings", {}), base, data.get("orphans", {}), owner)
     cost = prices(data.get("settings", {}))
     if check.problems:
@@ -653,7 +654,29 @@ def settings(
             for entry in raw.get("uncovered", {}).get("ignore", ())
         ),
         drills_per_account=raw.get("drills_per_account", _default("settings/drills_per_account")),
+        soft_delete=_soft_delete(raw.get("soft_delete")),
     )
+
+
+def _soft_delete(text: str | None) -> Duration | None:
+    """`settings.soft_delete` (issue 23, item 2); None when unset or unreadable (the checker
+    has said why, and such a policy never runs)."""
+    try:
+        return None if text is None else Duration.parse(text)
+    except ValueError:
+        return None
+
+
+def _check_soft_delete(check: _Checker, raw: Mapping) -> None:
+    """A grace of a fixed length (hours, days, weeks): it is added to the run's clock to date
+    the pending-delete mark (docs/promises.md §5.16)."""
+    text = raw.get("soft_delete")
+    if text is None:
+        return
+    try:
+        Duration.parse(text).as_timedelta()
+    except ValueError as error:
+        check.add(("settings", "soft_delete"), f"{error}; e.g. soft_delete: 7d")
 
 
 def prices(section: Mapping) -> dict[str, Price]:

@@ -108,6 +108,15 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Relabel:
+    """Write the marks a MARK_PENDING, UNMARK_PENDING or UNPIN action asks for (and for UNPIN
+    lift the delete protection the pin set); then `Relabelled` or `RelabelFailed`. Sent where
+    deletions are, in the same budget; nothing is deleted (docs/promises.md §5.16)."""
+
+    action: PlanAction
+
+
+@dataclass(frozen=True)
 class Progress:
     stage: str
 
@@ -132,6 +141,7 @@ Command = (
     | Poll
     | RunAfter
     | Delete
+    | Relabel
     | Progress
     | Finished
 )

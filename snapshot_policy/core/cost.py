@@ -56,8 +56,11 @@ def target_storage(
     managed or not."""
     provider = plan.target.provider
     existing = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
-    kept = (ActionKind.KEEP, ActionKind.SKIP)
-    remaining = [a.snapshot.size_gb for a in plan.actions if a.kind in kept]
+    remaining = [
+        a.snapshot.size_gb
+        for a in plan.actions
+        if a.kind not in (ActionKind.CREATE, ActionKind.DELETE)  # a mark deletes nothing
+    ]
     estimate = estimated_size(existing) if plan.create else None
     now = Storage.of(((provider, s.size_gb) for s in existing), prices)
     sizes_after = remaining + ([estimate] if plan.create else [])

@@ -129,6 +129,19 @@ class DeleteCrashed:
 
 
 @dataclass(frozen=True)
+class Relabelled:
+    """The marks of a MARK_PENDING, UNMARK_PENDING or UNPIN action are written."""
+
+    action: PlanAction
+
+
+@dataclass(frozen=True)
+class RelabelFailed:
+    action: PlanAction
+    error: ProviderError
+
+
+@dataclass(frozen=True)
 class Signal:
     """The run was told to stop (`reason` names the signal) and the hooks running then were
     killed. `unsent` is how many of its deletions were queued and not yet sent."""
@@ -161,6 +174,8 @@ Event = (
     | Deleted
     | DeleteFailed
     | DeleteCrashed
+    | Relabelled
+    | RelabelFailed
     | Signal
     | Abandon
 )

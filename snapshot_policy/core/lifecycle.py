@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import Enum
 
 from snapshot_policy.core import commands, events
+from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     ActionKind,
     Outcome,
@@ -39,6 +40,12 @@ from snapshot_policy.core.reconcile import standing_deletions
 
 # A server busy with another action is asked again after this, doubling up to poll_interval.
 BUSY_FIRST_WAIT = 1.0
+# The actions that only write marks (docs/promises.md §5.16), and how the audit log names each.
+RELABELS = {
+    ActionKind.MARK_PENDING: "marked pending deletion",
+    ActionKind.UNMARK_PENDING: "unmarked",
+    ActionKind.UNPIN: "unpinned",
+}
 
 
 class Stage(Enum):
@@ -94,6 +101,10 @@ class Lifecycle:
     """The snapshot it waits for, once started."""
     stopped: str = ""
     """The signal that stopped the run, once it did."""
+    soft_delete: Duration | None = None
+    """`settings.soft_delete`: its MARK_PENDINGs stand as its deletions do (§5.16)."""
+    relabelled: list[PlanAction] = field(default_factory=list)
+    """Its MARK_PENDING, UNMARK_PENDING and UNPIN actions carried out."""
 
     @property
     def target(self) -> Target:
@@ -146,6 +157,10 @@ class Lifecycle:
             case events.DeleteCrashed(reason):
                 self.errors.append(reason)
                 return self._deletions_over()
+            case events.Relabelled(action):
+                return self._relabelled(action)
+            case events.RelabelFailed(action, error):
+                return self._relabel_failed(action, error)
             case events.Signal():
                 return self._signal(event)
             case events.Abandon(error):
@@ -347,7 +362,7 @@ class Lifecycle:
     def _confirmed(self, made: Snapshot | None, now: datetime) -> list[commands.Command]:
         """The create is over and succeeded (or none was due): delete what still stands."""
         orders: list[commands.Command] = []
-        standing = standing_deletions(self.plan, made, now)
+        standing = standing_deletions(self.plan, made, now, self.soft_delete)
         for action in self.plan.of_kind(ActionKind.DELETE):
             if action in standing:
                 orders.append(commands.Delete(action))
@@ -360,6 +375,7 @@ class Lifecycle:
                         "retention with the new snapshot keeps it",
                     )
                 )
+        orders += self._relabels(standing)
         for action in self.plan.of_kind(ActionKind.KEEP):
             orders.append(
                 commands.Log(
@@ -371,6 +387,49 @@ class Lifecycle:
             return orders + [commands.Progress("deleting")]
         self.stage = Stage.OVER
         return orders + self._maybe_finish()
+
+    def _relabels(self, standing: tuple[PlanAction, ...]) -> list[commands.Command]:
+        """The marks to write, where the deletions go (docs/promises.md §5.16): a mark pending
+        only while it stands as a deletion would; an unmark or an unpin always (each only
+        delays a deletion)."""
+        orders: list[commands.Command] = []
+        for action in self.plan.actions:
+            if action.kind not in RELABELS:
+                continue
+            if action.kind is ActionKind.MARK_PENDING and action not in standing:
+                orders.append(
+                    commands.Log(
+                        logging.INFO,
+                        f"{self.label}: not marking {action.snapshot.name} pending deletion "
+                        "after all: retention with the new snapshot keeps it",
+                    )
+                )
+                continue
+            orders.append(commands.Relabel(action))
+            self.deletions_left += 1
+        return orders
+
+    def _relabelled(self, action: PlanAction) -> list[commands.Command]:
+        snapshot = action.snapshot
+        self.relabelled.append(action)
+        event = RELABELS[action.kind]
+        return [
+            commands.Log(
+                logging.INFO,
+                f"{self.label}: {event} {snapshot.name} ({snapshot.id}): {action.reason}",
+            ),
+            commands.Record(event, snapshot, action.reason),
+            *self._deletions_over(),
+        ]
+
+    def _relabel_failed(self, action: PlanAction, error: ProviderError) -> list[commands.Command]:
+        snapshot = action.snapshot
+        what = f"{snapshot.name} ({snapshot.id})"
+        self.errors.append(f"{RELABELS[action.kind]} {snapshot.name}: {error}")
+        failed = commands.Log(
+            logging.ERROR, f"{self.label}: could not write the marks of {what}: {error}"
+        )
+        return [failed, *self._deletions_over()]
 
     def _deleted(self, action: PlanAction) -> list[commands.Command]:
         snapshot = action.snapshot
@@ -476,6 +535,7 @@ class Lifecycle:
             remaining=remaining,
             error="; ".join(errors) or None,
             partial=partial,
+            relabelled=tuple(a for a in self.plan.actions if a in self.relabelled),
         )
 
 

@@ -525,6 +525,9 @@ class ActionKind(str, Enum):
     """Soft deletion: mark the snapshot to be deleted after the grace; nothing is deleted."""
     UNMARK_PENDING = "unmark-pending"
     """A snapshot marked pending deletion that a rule keeps again: the mark is taken back."""
+    UNPIN = "unpin"
+    """A pin that has expired and whose Hetzner delete protection the tool set: apply takes
+    the pin's marks off and lifts that protection; nothing is deleted in the same run."""
 
 
 @dataclass(frozen=True)
@@ -562,7 +565,7 @@ class TargetPlan:
 
     @property
     def has_changes(self) -> bool:
-        return any(a.kind in (ActionKind.CREATE, ActionKind.DELETE) for a in self.actions)
+        return any(a.kind not in (ActionKind.KEEP, ActionKind.SKIP) for a in self.actions)
 
 
 @dataclass(frozen=True)
@@ -709,6 +712,8 @@ class Outcome:
     """consistency: shutdown — from the shutdown request until the server ran again."""
     copied_to: tuple[str, ...] = ()
     """Regions this run copied the new snapshot to (Target.copies)."""
+    relabelled: tuple[PlanAction, ...] = ()
+    """Its MARK_PENDING, UNMARK_PENDING and UNPIN actions this run carried out (§5.16)."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,16 @@ this configuration's owner mark, and no other owner's, may ever be deleted
 `snapshot-policy-drilled-passed-2026-12-07` (tags accumulate: the newest date wins, and a day
 with both a pass and a failure counts as failed, the reading that trusts less).
 
+Pins and soft deletion (issue 23, item 2; docs/promises.md §5.16) are marks too. A pin:
+the Hetzner labels `snapshot-policy/pinned-until=2027-01-31`, `snapshot-policy/pin-note=…`
+and `snapshot-policy/pin-protected=true` (the tool set the delete protection, so only it
+lifts it); the DigitalOcean tags `snapshot-policy-pinned-until-2027-01-31` and
+`snapshot-policy-pin-note-…`. A pending deletion: the Hetzner label
+`snapshot-policy/pending-delete=2026-12-14`, the DigitalOcean tag
+`snapshot-policy-pending-delete-2026-12-14`, the day from which it may be deleted. Among
+DigitalOcean's tags (which accumulate) the latest day wins, the reading that deletes less; a
+mark that does not parse is no mark, and `unreadable_marks` names it for the plan.
+
 Pure, and free of any SDK: the plan can be made and tested without loading pydo or hcloud.
 """
 
@@ -48,6 +58,7 @@ from snapshot_policy.core.model import (
     HETZNER,
     CloudSnapshot,
     DrillMark,
+    Pin,
     Snapshot,
     Target,
 )
@@ -68,6 +79,14 @@ DRILL_SNAPSHOT_LABEL = "snapshot-policy/snapshot"
 DRILLED_LABEL = "snapshot-policy/drilled"
 DRILLED_TAG_PREFIX = "snapshot-policy-drilled-"
 PASSED, FAILED = "passed", "failed"
+PINNED_LABEL = "snapshot-policy/pinned-until"
+PIN_NOTE_LABEL = "snapshot-policy/pin-note"
+PIN_PROTECTED_LABEL = "snapshot-policy/pin-protected"
+PINNED_TAG_PREFIX = "snapshot-policy-pinned-until-"
+PIN_NOTE_TAG_PREFIX = "snapshot-policy-pin-note-"
+PENDING_LABEL = "snapshot-policy/pending-delete"
+PENDING_TAG_PREFIX = "snapshot-policy-pending-delete-"
+NOTE_LIMIT = 63
 HOSTNAME_LIMIT = 63
 
 NOTHING_PENDING: Mapping[str, datetime] = MappingProxyType({})
@@ -250,6 +269,8 @@ def classify(
         size_gb=cloud.size_gb,
         note=_name_note(target, cloud) if managed and ownership != AUTOBACKUP_ADOPTED else "",
         drilled=drill_mark(target.provider, cloud.labels),
+        pin=pin_mark(target.provider, cloud.labels),
+        pending_delete=pending_mark(target.provider, cloud.labels),
         cloud=cloud,
     )
 
@@ -456,3 +477,106 @@ def adopted(snapshot: Snapshot) -> bool:
     """Managed because snapshots.py named it so (or a killed run of ours started it), not by
     our marker: what `classify` words as adopted."""
     return snapshot.managed and snapshot.ownership.startswith("adopted")
+
+
+# -- pins and pending deletions (issue 23, item 2) -------------------------------------------
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+    except ValueError:
+        return None
+
+
+def _tagged(labels: Mapping[str, str], prefix: str) -> list[str]:
+    """The rest of each DigitalOcean tag starting with `prefix` (regardless of case)."""
+    low = prefix.lower()
+    return [tag[len(low) :] for tag in labels if tag.lower().startswith(low)]
+
+
+def pin_mark(provider: str, labels: Mapping[str, str]) -> Pin | None:
+    """Return the pin marked on a snapshot; None without one (or with only marks that do not
+    parse: `unreadable_marks` names them). Among DigitalOcean's tags the latest day wins."""
+    if provider == DIGITALOCEAN:
+        days = [d for d in map(_day, _tagged(labels, PINNED_TAG_PREFIX)) if d is not None]
+        notes = sorted(_tagged(labels, PIN_NOTE_TAG_PREFIX))
+        if not days:
+            return None
+        return Pin(max(days), notes[0] if notes else "")
+    until = _day(labels.get(PINNED_LABEL, ""))
+    if until is None:
+        return None
+    return Pin(
+        until,
+        labels.get(PIN_NOTE_LABEL, ""),
+        protected_by_us=labels.get(PIN_PROTECTED_LABEL) == "true",
+    )
+
+
+def pending_mark(provider: str, labels: Mapping[str, str]) -> date | None:
+    """Return the day from which a snapshot marked pending deletion may be deleted; None
+    without a mark that parses (a garbled one counts as none, never as due)."""
+    if provider == DIGITALOCEAN:
+        days = [d for d in map(_day, _tagged(labels, PENDING_TAG_PREFIX)) if d is not None]
+        return max(days, default=None)
+    return _day(labels.get(PENDING_LABEL, ""))
+
+
+def unreadable_marks(provider: str, labels: Mapping[str, str]) -> tuple[str, ...]:
+    """The pin and pending-delete marks on a snapshot that do not parse, as written."""
+    if provider == DIGITALOCEAN:
+        return tuple(
+            sorted(
+                prefix + rest
+                for prefix in (PINNED_TAG_PREFIX, PENDING_TAG_PREFIX)
+                for rest in _tagged(labels, prefix)
+                if _day(rest) is None
+            )
+        )
+    return tuple(
+        f"{key}={labels[key]}"
+        for key in (PINNED_LABEL, PENDING_LABEL)
+        if key in labels and _day(labels[key]) is None
+    )
+
+
+def safe_note(provider: str, note: str) -> str:
+    """`note` as a label value (Hetzner) or the rest of a tag (DigitalOcean) can carry it: at
+    most 63 characters, others replaced by `_`."""
+    if provider == DIGITALOCEAN:
+        return re.sub(r"[^A-Za-z0-9_:-]", "_", note)[:NOTE_LIMIT].strip("_")
+    return _label_value(note)
+
+
+def pin_keys(provider: str, labels: Mapping[str, str]) -> list[str]:
+    """Every pin mark a snapshot carries, valid or not: what unpin takes off."""
+    if provider == DIGITALOCEAN:
+        prefixes = (PINNED_TAG_PREFIX.lower(), PIN_NOTE_TAG_PREFIX.lower())
+        return sorted(tag for tag in labels if tag.lower().startswith(prefixes))
+    return [k for k in (PINNED_LABEL, PIN_NOTE_LABEL, PIN_PROTECTED_LABEL) if k in labels]
+
+
+def pin_labels(provider: str, until: date, note: str = "", protected: bool = False) -> dict:
+    """The marks `pin` writes (`note` already safe_note'd)."""
+    if provider == DIGITALOCEAN:
+        note_tag = {PIN_NOTE_TAG_PREFIX + note: ""} if note else {}
+        return {PINNED_TAG_PREFIX + until.isoformat(): "", **note_tag}
+    labels = {PINNED_LABEL: until.isoformat()}
+    labels.update({PIN_NOTE_LABEL: note} if note else {})
+    labels.update({PIN_PROTECTED_LABEL: "true"} if protected else {})
+    return labels
+
+
+def pending_keys(provider: str, labels: Mapping[str, str]) -> list[str]:
+    """Every pending-delete mark a snapshot carries, valid or not: what unmarking takes off."""
+    if provider == DIGITALOCEAN:
+        return sorted(t for t in labels if t.lower().startswith(PENDING_TAG_PREFIX.lower()))
+    return [PENDING_LABEL] if PENDING_LABEL in labels else []
+
+
+def pending_labels(provider: str, day: date) -> dict[str, str]:
+    """The mark of a snapshot pending deletion from `day`."""
+    if provider == DIGITALOCEAN:
+        return {PENDING_TAG_PREFIX + day.isoformat(): ""}
+    return {PENDING_LABEL: day.isoformat()}

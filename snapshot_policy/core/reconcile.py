@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
-from snapshot_policy.core import retention
+from snapshot_policy.core import pins, retention
+from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     ActionKind,
@@ -91,6 +92,7 @@ def plan_target(
     created: Snapshot | None = None,
     creation_timeout: timedelta = DEFAULT_CREATION_TIMEOUT,
     last_made: datetime | None = None,
+    soft_delete: Duration | None = None,
 ) -> TargetPlan:
     """Decide for one target, given the snapshots observed for its server.
 
@@ -128,6 +130,7 @@ def plan_target(
     problems = tuple(_skew_problem(s, now) for s in future) + tuple(
         _stuck_problem(s, now, creation_timeout) for s in stuck
     )
+    problems += pins.mark_problems(target, finished)
 
     planned = None
     if created is not None:
@@ -155,19 +158,16 @@ def plan_target(
 
     actions: list[PlanAction] = []
     deletions: list[PlanAction] = []
+    # Pins and soft deletion decide once retention has (docs/promises.md §5.16).
+    day, marked_from = pins.today(now, zone), pins.pending_from(now, zone, soft_delete)
     for snapshot, rules in retention.select(
         finished + ([planned] if planned else []), target.retention, zone
     ).items():
         if snapshot is planned:
             actions.append(PlanAction(ActionKind.CREATE, snapshot, note, rules))
-        elif rules:
-            actions.append(
-                PlanAction(ActionKind.KEEP, snapshot, "kept by: " + ", ".join(rules), rules)
-            )
-        elif snapshot.protected:
-            actions.append(_skip(snapshot, "protected; no retention rule keeps it"))
-        else:
-            deletions.append(PlanAction(ActionKind.DELETE, snapshot, "no retention rule keeps it"))
+            continue
+        action = pins.decide(target, snapshot, rules, day, marked_from)
+        (deletions if action.kind is ActionKind.DELETE else actions).append(action)
 
     ordered = sorted(
         actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True
@@ -183,20 +183,38 @@ def plan_target(
 
 
 def standing_deletions(
-    plan: TargetPlan, created: Snapshot | None, now: datetime
+    plan: TargetPlan,
+    created: Snapshot | None,
+    now: datetime,
+    soft_delete: Duration | None = None,
 ) -> tuple[PlanAction, ...]:
     """Return the deletions of `plan` that still stand once `created`, the snapshot this run
     made for its target, exists. It is dated later than the plan's planned one and may land
     in another bucket (a new day, say), so retention re-run with it counted can keep a
     snapshot the plan would delete; such a deletion is dropped, never one added. Without
-    `created` every deletion of the plan stands."""
+    `created` every deletion of the plan stands. Under `soft_delete` the marks pending
+    (MARK_PENDING) are deletions to come and stand the same way (docs/promises.md §5.16)."""
     deletions = plan.of_kind(ActionKind.DELETE)
+    if soft_delete is not None:
+        deletions += plan.of_kind(ActionKind.MARK_PENDING)
     if created is None:
         return deletions
-    observed = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
-    recheck = plan_target(plan.target, observed, now, created=created)
-    doomed = {a.snapshot.id for a in recheck.of_kind(ActionKind.DELETE)}
+    observed = [_as_seen(a) for a in plan.actions if a.kind is not ActionKind.CREATE]
+    recheck = plan_target(plan.target, observed, now, created=created, soft_delete=soft_delete)
+    doomed = {
+        a.snapshot.id
+        for a in recheck.actions
+        if a.kind in (ActionKind.DELETE, ActionKind.MARK_PENDING)
+    }
     return tuple(a for a in deletions if a.snapshot.id in doomed)
+
+
+def _as_seen(action: PlanAction) -> Snapshot:
+    """The snapshot of `action` as it was listed: a MARK_PENDING carries the day it is to be
+    marked with, which the cloud does not show yet."""
+    if action.kind is ActionKind.MARK_PENDING:
+        return replace(action.snapshot, pending_delete=None)
+    return action.snapshot
 
 
 def build_plan(
@@ -206,6 +224,7 @@ def build_plan(
     last_made: Mapping[tuple[str, str], datetime] | None = None,
     withheld: Mapping[str, str] | None = None,
     max_deletions_per_run: int | None = None,
+    soft_delete: Duration | None = None,
 ) -> Plan:
     """Return the plan for every target, in a stable order, with its fingerprint.
 
@@ -223,6 +242,7 @@ def build_plan(
             now,
             creation_timeout=creation_timeout,
             last_made=last_made.get((target.account, target.server_id)),
+            soft_delete=soft_delete,
         )
         for target, snapshots in observed
     ]

@@ -101,6 +101,10 @@ class TargetStatus:
     """The newest managed snapshot whose last drill passed."""
     verified_age: timedelta | None
     problems: tuple[str, ...]
+    pinned: tuple[Snapshot, ...] = ()
+    """Its managed snapshots whose pin holds today (docs/promises.md §5.16), newest first."""
+    pending: tuple[Snapshot, ...] = ()
+    """Its managed snapshots marked pending deletion, soonest first."""
 
     @property
     def ok(self) -> bool:
@@ -193,7 +197,25 @@ def target_status(
         verified,
         now - verified.created if verified else None,
         tuple(problems),
+        *_marked(target, finished, now),
     )
+
+
+def _marked(
+    target: Target, finished: Sequence[Snapshot], now: datetime
+) -> tuple[tuple[Snapshot, ...], tuple[Snapshot, ...]]:
+    """Its pinned snapshots (the pin holding today in its timezone) and those pending
+    deletion (docs/promises.md §5.16)."""
+    today = now.astimezone(ZoneInfo(target.timezone)).date()
+    newest_first = sorted(finished, key=lambda s: (s.created, s.id), reverse=True)
+    pinned = tuple(s for s in newest_first if s.pin is not None and s.pin.until >= today)
+    pending = tuple(
+        sorted(
+            (s for s in finished if s.pending_delete is not None),
+            key=lambda s: (s.pending_delete, s.id),
+        )
+    )
+    return pinned, pending
 
 
 def freshness(

@@ -295,6 +295,16 @@ def _outcome_document(outcome: Outcome) -> dict:
         if outcome.created
         else None,
         "deleted": [{"id": s.id, "name": s.name} for s in outcome.deleted],
+        **(
+            {  # the marks written (§5.16), only where there are some
+                "relabelled": [
+                    {"action": a.kind.value, "id": a.snapshot.id, "name": a.snapshot.name}
+                    for a in outcome.relabelled
+                ]
+            }
+            if outcome.relabelled
+            else {}
+        ),
         "managed_snapshots": outcome.remaining,
         "decisions": [
             {

@@ -38,12 +38,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from snapshot_policy.core import commands, events
+from snapshot_policy.core import commands, events, pins
+from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.lifecycle import (
     Lifecycle,
     Stage,
 )
 from snapshot_policy.core.model import (
+    ActionKind,
     Clock,
     Outcome,
     Plan,
@@ -82,6 +84,13 @@ POLL_SPACING = 0.25
 FAILED_ROUNDS = 3
 # Hooks running at once per account, apart from the requests: a slow hook holds up no request.
 HOOKS_AT_ONCE = 4
+# What writing a mark costs in requests (docs/promises.md §5.16): Hetzner reads the labels and
+# writes them back; DigitalOcean tags and untags; an unpin may first lift a protection.
+RELABEL_REQUESTS = {
+    ActionKind.MARK_PENDING: 2,
+    ActionKind.UNMARK_PENDING: 2,
+    ActionKind.UNPIN: 3,
+}
 
 
 class Stop:
@@ -122,6 +131,8 @@ class Executor:
     """Set once the hooks running at the stop were killed: only then do the accounts run the
     after hooks owed, so none of those is killed."""
     _halting: threading.Lock = field(default_factory=threading.Lock)
+    soft_delete: Duration | None = None
+    """`settings.soft_delete` (docs/promises.md §5.16): each lifecycle's marks stand by it."""
 
     def apply(self, plan: Plan, failures: Sequence[TargetFailure] = ()) -> RunReport:
         """Apply every target of `plan`, the accounts at the same time; failures stay with their
@@ -219,7 +230,13 @@ class AccountRun:
         self.provider = provider
         timing = executor.timing
         self.targets = [
-            Lifecycle(plan, timing.poll_interval, timing.creation_timeout) for plan in plans
+            Lifecycle(
+                plan,
+                timing.poll_interval,
+                timing.creation_timeout,
+                soft_delete=executor.soft_delete,
+            )
+            for plan in plans
         ]
         self.budget = RequestBudget(provider.rate_limit, executor.monotonic)
         self.budget.spend(provider.requests)  # the listings just read count in this minute too
@@ -313,6 +330,8 @@ class AccountRun:
                     future = self.hook_pool.submit(hooks.run, "after", t.hooks, t, variables)
                     self.hook_runs[future] = lambda f, life=life: self._after_done(life, f)
                 case commands.Delete(action):
+                    self.to_delete.append((life, action))
+                case commands.Relabel(action):  # marks go where deletions go (§5.16)
                     self.to_delete.append((life, action))
                 case commands.Progress(stage):
                     self.executor.progress(t, stage)
@@ -561,8 +580,13 @@ class AccountRun:
             and len(self.requests) + len(batch) < REQUESTS_AT_ONCE
             and self.budget.wait() == 0
         ):
-            self.budget.spend()
+            self.budget.spend(RELABEL_REQUESTS.get(self.to_delete[0][1].kind, 1))
             batch.append(self.to_delete.popleft())
+        relabels = [(life, a) for life, a in batch if a.kind is not ActionKind.DELETE]
+        batch = [(life, a) for life, a in batch if a.kind is ActionKind.DELETE]
+        for life, action in relabels:
+            future = self.pool.submit(self._relabel, life.target, action)
+            self.requests[future] = lambda f, life=life, act=action: self._relabelled(life, act, f)
         with (
             self.executor.journal.batch()
         ):  # written down first: a run killed after sending leaves the next run to audit it
@@ -593,6 +617,29 @@ class AccountRun:
             self._carry(life, life.on(events.DeleteCrashed(_unexpected(error))))
         else:
             self._carry(life, life.on(events.Deleted(action)))
+
+    def _relabel(self, target: Target, action: PlanAction) -> None:
+        """In a request thread: write an action's marks (pins.relabel), the protection first:
+        a pin's marks taken off before it could leave a protection nobody may lift."""
+        add, remove, lift = pins.relabel(target.provider, action)
+        if lift:
+            self.provider.protect_snapshot(action.snapshot.id, False)
+        self.provider.set_snapshot_labels(action.snapshot.id, add, remove)
+
+    def _relabelled(self, life: Lifecycle, action: PlanAction, future: Future) -> None:
+        self._spent()
+        try:
+            future.result()
+        except ProviderError as error:
+            self._carry(life, life.on(events.RelabelFailed(action, error)))
+        except Exception as error:  # a bug fails this target only
+            log.exception("%s: unexpected error", life.label)
+            failure = ProviderError(
+                life.target.provider, "label snapshot", None, _unexpected(error), situation=""
+            )
+            self._carry(life, life.on(events.RelabelFailed(action, failure)))
+        else:
+            self._carry(life, life.on(events.Relabelled(action)))
 
     # -- stopping ------------------------------------------------------------------------
 

@@ -149,6 +149,7 @@ def decide(
         state.last_made,
         observation.withheld,
         settings.max_deletions_per_run,
+        soft_delete=settings.soft_delete,
     )
     plan = replace(plan, drills=plan_drills(observation, state, now, forced_drills))
     return plan, list(loaded.failed) + observation.failures, observation
@@ -302,6 +303,7 @@ def apply(
         timing=context.timing,
         progress=progress,
         stop=stop,
+        soft_delete=settings.soft_delete,
     )
     report = executor.apply(plan, failures)
     results = drilling.run(_newest(plan.drills, report))

@@ -135,6 +135,7 @@ def _target_document(
         "delete": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.DELETE]],
         "keep": [_snapshot_document(a, reason=False) for a in by_kind[ActionKind.KEEP]],
         "skip": [_snapshot_document(a, reason=True) for a in by_kind[ActionKind.SKIP]],
+        **_marks_documents(by_kind),
         "refused": plan.refusal,
         "withheld": plan.withheld,
         "problems": list(plan.problems),
@@ -162,11 +163,34 @@ def _snapshot_document(action: PlanAction, reason: bool) -> dict:
     }
     if snapshot.note:
         document["note"] = snapshot.note
+    if snapshot.pin is not None:  # pins and soft deletion (§5.16): only where they are
+        document["pin"] = {
+            "until": snapshot.pin.until.isoformat(),
+            "note": snapshot.pin.note,
+            "protected_by_us": snapshot.pin.protected_by_us,
+        }
+    if snapshot.pending_delete is not None:
+        document["pending_delete"] = snapshot.pending_delete.isoformat()
     if reason:
         document["reason"] = action.reason
     else:
         document["rules"] = list(action.rules)
     return document
+
+
+def _marks_documents(by_kind: dict[ActionKind, list[PlanAction]]) -> dict:
+    """The marks apply writes (docs/promises.md §5.16), each key only where it has some, so a
+    plan without them reads as it always did."""
+    keys = (
+        ("mark_pending", ActionKind.MARK_PENDING),
+        ("unmark_pending", ActionKind.UNMARK_PENDING),
+        ("unpin", ActionKind.UNPIN),
+    )
+    return {
+        key: [_snapshot_document(a, reason=True) for a in by_kind[kind]]
+        for key, kind in keys
+        if by_kind[kind]
+    }
 
 
 def _drill_document(drill: DrillPlan) -> dict:
@@ -316,6 +340,12 @@ def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> Ta
             f"a fresh plan does not ({fresh.schedule_note})"
         )
     saved_deletes = _deleted_ids(entry, name)
+    marks = entry.get("mark_pending")  # soft deletion (§5.16): a mark only a fresh plan has waits
+    saved_marks = (
+        {str(item.get("id")) for item in (marks or []) if isinstance(item, dict)}
+        if isinstance(marks, list)
+        else set()
+    )
     fresh_actions = {a.snapshot.id: a for a in fresh.actions if a.kind is not ActionKind.CREATE}
     for snapshot_id, snapshot_name in saved_deletes.items():
         action = fresh_actions.get(snapshot_id)
@@ -337,6 +367,10 @@ def _agreed_target(entry: dict, fresh: TargetPlan, differences: list[str]) -> Ta
         if action.kind is ActionKind.DELETE and action.snapshot.id not in saved_deletes:
             action = PlanAction(
                 ActionKind.SKIP, action.snapshot, "not deleted: the saved plan keeps it"
+            )
+        if action.kind is ActionKind.MARK_PENDING and action.snapshot.id not in saved_marks:
+            action = PlanAction(
+                ActionKind.SKIP, action.snapshot, "not marked: the saved plan does not mark it"
             )
         actions.append(action)
     return replace(fresh, actions=tuple(actions))

@@ -41,8 +41,11 @@ _MARKS = {
     ActionKind.DELETE: "-",
     ActionKind.KEEP: "=",
     ActionKind.SKIP: "!",
+    ActionKind.MARK_PENDING: "~",
+    ActionKind.UNMARK_PENDING: "~",
+    ActionKind.UNPIN: "~",
 }
-_STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow"}
+_STYLES = {"+": "green", "-": "red", "=": "dim", "!": "yellow", "~": "yellow"}
 WIDTH = 80  # columns of a plan line, where the words allow
 # Every name pattern holds {timestamp}, filled with the time apply runs (planfile.name_at_apply).
 NAMED_AT_APPLY = (
@@ -62,11 +65,25 @@ def plan_summary(plan: Plan, failures: Sequence[TargetFailure] = ()) -> str:
         f"{plan.count(ActionKind.KEEP)} to keep, {plan.count(ActionKind.SKIP)} skipped. "
         f"{_targets_with_servers(plan.targets)}."
     )
+    line += _marks_summary(plan)
     line += f" {refused} server(s) refused by safety limits." if refused else ""
     withheld = sum(1 for t in plan.targets if t.withheld)
     line += f" {withheld} server(s) with deletions withheld." if withheld else ""
     failed = len({f.target for f in failures})
     return line + (f" {failed} target(s) failed." if failures else "")
+
+
+def _marks_summary(plan: Plan) -> str:
+    """` 2 to mark pending deletion, 1 to unmark, 1 to unpin.`: the marks apply writes (soft
+    delete and pins, docs/promises.md §5.16); "" when none, so a plan without them reads as
+    it always did."""
+    words = (
+        (ActionKind.MARK_PENDING, "to mark pending deletion"),
+        (ActionKind.UNMARK_PENDING, "to unmark"),
+        (ActionKind.UNPIN, "to unpin"),
+    )
+    parts = [f"{plan.count(kind)} {what}" for kind, what in words if plan.count(kind)]
+    return f" {', '.join(parts)}." if parts else ""
 
 
 def _targets_with_servers(plans: Sequence[TargetPlan]) -> str:
@@ -406,7 +423,12 @@ def uneventful(report: RunReport) -> bool:
         and not report.drills
         and all(d.ok for d in report.deliveries)
         and all(
-            o.ok and o.created is None and not o.deleted and not o.error and not o.partial
+            o.ok
+            and o.created is None
+            and not o.deleted
+            and not o.relabelled  # a mark is news too: a deletion to come, or one taken back
+            and not o.error
+            and not o.partial
             for o in report.outcomes
         )
     )
@@ -435,10 +457,27 @@ def report_summary(report: RunReport) -> str:
         f"{made} created, {deleted} deleted, {len(failed)} failed in {seconds:.1f}s"
     )
     line += f" (failed: {', '.join(sorted(set(failed)))})" if failed else ""
+    line += _relabelled_summary(report)
     line += f"; {drills_summary(report.drills)}" if report.drills else ""
     undelivered = sum(not d.ok for d in report.deliveries)
     line += f"; {undelivered} notification(s) failed" if undelivered else ""
     return line + "".join(f"; {problem}" for problem in report.unwritten)
+
+
+def _relabelled_summary(report: RunReport) -> str:
+    """`; 3 marked pending deletion, 1 unmarked`: the marks apply wrote (docs/promises.md
+    §5.16); "" when none, so a run without them is summed up as it always was."""
+    words = {
+        ActionKind.MARK_PENDING: "marked pending deletion",
+        ActionKind.UNMARK_PENDING: "unmarked",
+        ActionKind.UNPIN: "unpinned",
+    }
+    counts = {kind: 0 for kind in words}
+    for outcome in report.outcomes:
+        for action in outcome.relabelled:
+            counts[action.kind] += 1
+    parts = [f"{n} {words[kind]}" for kind, n in counts.items() if n]
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:

@@ -55,6 +55,7 @@ def _target_text(judged: TargetStatus) -> str:
     schedule = f"  schedule {describe_schedule(target.schedule, target.rule_sources)}"
     lines.append(f"{schedule}: {judged.note}" if judged.state == OK else schedule)
     lines.append(f"  snapshots: {judged.managed} managed; billed: {storage_text(judged.storage)}")
+    lines += _marks_lines(judged)
     run = judged.last_run
     lines.append(
         "  last run: never recorded"
@@ -70,6 +71,22 @@ def _target_text(judged: TargetStatus) -> str:
         )
     lines += [f"  ! {problem}" for problem in judged.problems]
     return "\n".join(wrap_line(escape_controls(line), "      ") for line in lines)
+
+
+def _marks_lines(judged: TargetStatus) -> list[str]:
+    """Its pins and pending deletions with their days (docs/promises.md §5.16); none where
+    it has none, so a status without them reads as it always did."""
+    lines = [
+        f"  pinned: {s.name} (id {s.id}) until {s.pin.until.isoformat()}"
+        + (f" ({s.pin.note})" if s.pin.note else "")
+        for s in judged.pinned
+    ]
+    if judged.pending:
+        lines.append(f"  {len(judged.pending)} pending deletion:")
+        lines += [
+            f"    {s.name} (id {s.id}) from {s.pending_delete.isoformat()}" for s in judged.pending
+        ]
+    return lines
 
 
 def _snapshot_text(snapshot: Snapshot, age: timedelta | None) -> str:
@@ -193,7 +210,30 @@ def _target_document(judged: TargetStatus) -> dict:
         },
         "newest_verified": _snapshot_document(judged.verified, judged.verified_age),
         "problems": list(judged.problems),
+        **_marks_document(judged),
     }
+
+
+def _marks_document(judged: TargetStatus) -> dict:
+    """`pinned` and `pending_delete`, each only where it has some (docs/promises.md §5.16)."""
+    document: dict = {}
+    if judged.pinned:
+        document["pinned"] = [
+            {
+                "id": s.id,
+                "name": s.name,
+                "until": s.pin.until.isoformat(),
+                "note": s.pin.note,
+                "protected_by_us": s.pin.protected_by_us,
+            }
+            for s in judged.pinned
+        ]
+    if judged.pending:
+        document["pending_delete"] = [
+            {"id": s.id, "name": s.name, "from": s.pending_delete.isoformat()}
+            for s in judged.pending
+        ]
+    return document
 
 
 def _snapshot_document(snapshot: Snapshot | None, age: timedelta | None) -> dict | None:

@@ -132,6 +132,7 @@ class DigitalOceanAPI:
             ("DELETE", re.compile(r"/v2/images/([^/]+)"), self._delete_image),
             ("POST", re.compile(r"/v2/tags"), self._create_tag),
             ("POST", re.compile(r"/v2/tags/([^/]+)/resources"), self._tag_resources),
+            ("DELETE", re.compile(r"/v2/tags/([^/]+)/resources"), self._untag_resources),
         ]
 
     def handle(self, request: Request) -> Response:
@@ -530,6 +531,31 @@ class DigitalOceanAPI:
         for target in targets:
             if canonical.lower() not in map(str.lower, target.tags):
                 target.tags.append(canonical)
+        return Response(204)
+
+    def _untag_resources(self, request: Request, account: Account, tag: str) -> Response:
+        """`DELETE /v2/tags/{tag}/resources` (tags_unassign_resources): 204; 404 for a tag
+        the account does not have, or a resource it does not hold."""
+        canonical = account.tags.get(unquote(tag).lower())
+        resources = request.json().get("resources")
+        if canonical is None:
+            return error(404, f"tag {tag!r} not found")
+        if not isinstance(resources, list) or not resources:
+            return error(422, "resources must be a non-empty list")
+        targets = []
+        for item in resources:
+            kind, rid = item.get("resource_type"), str(item.get("resource_id", ""))
+            if kind not in ("droplet", "image"):
+                return error(422, f"the sandbox cannot untag resource_type {kind!r}")
+            if kind == "droplet":
+                found = self.state.server(account, int(rid)) if rid.isdigit() else None
+            else:
+                found = self._find(account, rid)
+            if found is None:
+                return error(404, f"{kind} {rid!r} not found")
+            targets.append(found)
+        for target in targets:
+            target.tags[:] = [t for t in target.tags if t.lower() != canonical.lower()]
         return Response(204)
 
     # -- paging ----------------------------------------------------------------------------

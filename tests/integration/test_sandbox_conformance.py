@@ -191,6 +191,20 @@ def digitalocean_traffic(call: Recorder) -> None:
         404,
         json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]},
     )
+    call(  # untag (pin, unpin, undelete; issue 23, item 2)
+        "digitalocean",
+        "DELETE",
+        "/v2/tags/snapshot-policy/resources",
+        204,
+        json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]},
+    )
+    call(
+        "digitalocean",
+        "DELETE",
+        "/v2/tags/missing/resources",
+        404,
+        json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]},
+    )
     call("digitalocean", "DELETE", f"/v2/snapshots/{snapshot_id}", 204)
     call("digitalocean", "DELETE", f"/v2/images/{listed[1]['id']}", 204)
     call("digitalocean", "DELETE", "/v2/images/999", 404)

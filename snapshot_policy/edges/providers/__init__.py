@@ -90,6 +90,20 @@ class Provider(Protocol):
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Delete a snapshot; one that is already gone counts as deleted."""
 
+    def get_snapshot(self, snapshot_id: str) -> CloudSnapshot | None:
+        """Return one snapshot as the cloud describes it now (with its labels or tags); None
+        when the account has no such snapshot (issue 23, item 2: pin, unpin, undelete)."""
+
+    def set_snapshot_labels(
+        self, snapshot_id: str, add: Mapping[str, str], remove: Sequence[str]
+    ) -> None:
+        """Add `add` to a snapshot's labels and take `remove` off (Hetzner: read the labels,
+        write the merged set; DigitalOcean: tag and untag, `add`'s keys being tags)."""
+
+    def protect_snapshot(self, snapshot_id: str, on: bool) -> None:
+        """Set or lift a snapshot's delete protection (Hetzner change_protection). Raise
+        ProviderError where the cloud has none (DigitalOcean)."""
+
     def machine_types(self) -> list[MachineType]:
         """Return what a server can be made as (DigitalOcean's sizes, Hetzner's server types),
         from one paginated listing, with where each can be made now and its hourly price."""

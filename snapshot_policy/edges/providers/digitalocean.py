@@ -243,6 +243,45 @@ class DigitalOcean:
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         self._tag([snapshot_id], labels)
 
+    def get_snapshot(self, snapshot_id: str) -> CloudSnapshot | None:
+        """`GET /v2/snapshots/{id}` (with its tags); None for a 404 (or an id that is no
+        number: droplet snapshots have numeric ids)."""
+        if not snapshot_id.isdigit():
+            return None
+        return self._read(
+            "get snapshot",
+            self._client.snapshots.get,
+            lambda body: _snapshot(body["snapshot"]),
+            missing_ok=True,
+            snapshot_id=snapshot_id,
+        )
+
+    def set_snapshot_labels(
+        self, snapshot_id: str, add: Mapping[str, str], remove: Sequence[str]
+    ) -> None:
+        """Tag (`POST /v2/tags/{tag}/resources`) and untag (`DELETE` on the same path); a tag
+        that no longer exists is not on the snapshot, which is what was asked for."""
+        self._tag([snapshot_id], add)
+        resources = {"resources": [{"resource_id": str(snapshot_id), "resource_type": "image"}]}
+        for tag in remove:
+            self._read(
+                "untag snapshot",
+                self._client.tags.unassign_resources,
+                missing_ok=True,
+                tag_id=tag,
+                body=resources,
+            )
+
+    def protect_snapshot(self, snapshot_id: str, on: bool) -> None:
+        raise ProviderError(
+            self.name,
+            "protect snapshot",
+            None,
+            "DigitalOcean has no delete protection for snapshots",
+            code="unsupported",
+            situation="",
+        )
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         # A 404 means it is gone already, which is what was asked for.
         self._read(

@@ -333,6 +333,53 @@ class Hetzner:
             "label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged)
         )
 
+    def get_snapshot(self, snapshot_id: str) -> CloudSnapshot | None:
+        if not snapshot_id.isdigit():
+            return None
+        try:
+            found = self._read(
+                "get snapshot", lambda: _snapshot(self._client.images.get_by_id(int(snapshot_id)))
+            )
+        except ProviderError as error:
+            if error.code == NOT_FOUND:
+                return None
+            raise
+        return found
+
+    def set_snapshot_labels(
+        self, snapshot_id: str, add: Mapping[str, str], remove: Sequence[str]
+    ) -> None:
+        """Read the labels and write the merged set back (`PUT /images/{id}` replaces them
+        all), as mark_snapshot does."""
+        image_id = int(snapshot_id)
+        merged = self._read(
+            "get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {})
+        )
+        merged = {k: v for k, v in merged.items() if k not in set(remove)}
+        merged.update(add)
+        self._read(
+            "label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged)
+        )
+
+    def protect_snapshot(self, snapshot_id: str, on: bool) -> None:
+        """`POST /images/{id}/actions/change_protection {"delete": on}`; the action is done
+        within the request on Hetzner's side, its reply's status is checked."""
+
+        def change() -> tuple[str, str]:
+            action = self._client.images.change_protection(Image(id=int(snapshot_id)), delete=on)
+            return str(action.status), str((action.error or {}).get("message") or "")
+
+        status, message = self._read("protect snapshot", change)
+        if status == "error":
+            raise ProviderError(
+                self.name,
+                "protect snapshot",
+                None,
+                message or "the action failed",
+                code="action_failed",
+                situation="",
+            )
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         try:
             self._read(
