@@ -154,6 +154,24 @@ def test_status_and_drill_with_a_garbled_run_state_say_so_without_a_traceback(
             "drill_server": "not-a-number",
             "started": "2030-01-01T00:00:00+00:00",
         },
+        {  # DigitalOcean read the id as a number outside its guarded call: a traceback
+            "account": "do",
+            "server_id": "3164444",
+            "name": "drill-web-3164444-x",
+            "drill": "web",
+            "snapshot": "1",
+            "drill_server": "not-a-number",
+            "started": "2020-01-01T00:00:00+00:00",
+        },
+        {  # an id edited to null was read as the id "None"
+            "account": "do",
+            "server_id": "3164444",
+            "name": "drill-web-3164444-x",
+            "drill": "web",
+            "snapshot": "1",
+            "drill_server": None,
+            "started": "2020-01-01T00:00:00+00:00",
+        },
     ],
 )
 def test_a_garbled_journal_drill_entry_breaks_neither_status_nor_apply(
@@ -171,7 +189,8 @@ def test_a_garbled_journal_drill_entry_breaks_neither_status_nor_apply(
     path = tmp_path / "run" / "lock.journal.json"
     path.write_text(json.dumps([entry]))
     path.chmod(0o600)
-    for argv in (["status"], ["apply", "--target", "db"], ["drill", "--target", "db"]):
+    target = "web" if entry.get("account") == "do" else "db"
+    for argv in (["status"], ["apply", "--target", target], ["drill", "--target", target]):
         code = main([*argv, "--policy", str(policy)], clock=clock)
         out, err = capsys.readouterr()
         assert "Traceback" not in out + err and code in (0, 1, 2), (argv, code, out, err)
