@@ -31,7 +31,7 @@ The rules it owns:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
@@ -296,7 +296,13 @@ class DrillLifecycle:
 
     def _delete(self) -> list[Command]:
         self.stage = DrillStage.DELETING
-        return [Progress("deleting"), Delete(self.server)]
+        return [Progress("deleting"), Delete(self._as_made(self.server))]
+
+    def _as_made(self, server: MadeServer) -> MadeServer:
+        """`server` under the name the journal holds: the delete's last read must find it
+        still so named (guard.delete_drill_server), whatever name a listing showed since; a
+        server renamed while it booted is someone's now (docs/promises.md §5)."""
+        return replace(server, name=self.request.name)
 
     def _found(self, server: MadeServer) -> list[Command]:
         if self.stage is not DrillStage.DELETING or self.server is not None:
@@ -305,7 +311,7 @@ class DrillLifecycle:
         return [
             JournalServer(server),
             Log(logging.INFO, f"{self.label}: found {server.name} ({server.id}); deleting it"),
-            Delete(server),
+            Delete(self._as_made(server)),
         ]
 
     def _not_found(self) -> list[Command]:

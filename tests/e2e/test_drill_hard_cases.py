@@ -316,3 +316,35 @@ def test_leftovers_the_drill_listing_cannot_show_fail_their_target_until_a_run_d
     clock.advance(hours=1)
     assert main(apply, clock=clock) == 0
     assert drill_servers(booting) == [] and journal(tmp_path) == []
+
+
+def test_a_drill_server_renamed_while_it_boots_is_never_deleted(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """Someone renames a booting drill server to keep it. The boot poll lists it under its
+    new name; the delete's last read must compare with the name the journal holds, not the
+    one last listed: a renamed server is someone's now, reported and left, as a renamed
+    leftover is (docs/promises.md §5)."""
+    from snapshot_policy.edges.providers.hetzner import Hetzner
+
+    listed = Hetzner.drill_servers
+
+    def renamed_before_listing(self):
+        with booting.state.lock:
+            for server in booting.state.servers.values():
+                if server.labels.get("snapshot-policy/drill") == "true":
+                    server.name = "db-1-kept-for-debugging"
+        return listed(self)
+
+    monkeypatch.setattr(Hetzner, "drill_servers", renamed_before_listing)
+    policy = write_policy(tmp_path, PUBLIC)
+    assert drill(policy, clock, "--target", "db", "-v") == 2
+    (kept,) = drill_servers(booting)
+    assert kept.name == "db-1-kept-for-debugging"
+    out, err = capsys.readouterr()
+    assert "it is now named 'db-1-kept-for-debugging'" in unwrapped(out) + err
+    assert not [
+        r
+        for r in booting.requests("hetzner")
+        if r["method"] == "DELETE" and r["path"] == f"/v1/servers/{kept.id}"
+    ]

@@ -311,6 +311,18 @@ def test_a_probe_that_passed_before_the_stop_keeps_its_verdict():
     assert life.result(NOW).passed and life.recorded
 
 
+def test_a_server_renamed_while_it_booted_is_deleted_only_under_the_name_it_was_made_with():
+    """The delete's last check (guard.delete_drill_server) compares the server's name now with
+    the one it is given: that must be the name the journal holds, not the one the boot poll
+    last listed, or a drill server someone renamed to keep it is deleted all the same."""
+    life = lifecycle()
+    to_booting(life)
+    renamed = replace(RUNNING, name="db-1-kept-for-debugging")
+    life.on(Running(renamed, 30.0))
+    (delete,) = of(life.on(ProbeRan(None)), Delete)
+    assert (delete.server.id, delete.server.name) == ("77", REQUEST.name)
+
+
 # -- whatever happens ----------------------------------------------------------------------
 
 EVENTS = [
