@@ -348,3 +348,27 @@ def test_a_drill_server_renamed_while_it_boots_is_never_deleted(
         for r in booting.requests("hetzner")
         if r["method"] == "DELETE" and r["path"] == f"/v1/servers/{kept.id}"
     ]
+
+
+def test_a_lost_create_whose_repeat_finds_the_name_taken_still_deletes_the_server(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """Hetzner made the drill server but its reply was lost; the look by name misses it (a
+    listing that lags) and the repeat is refused 409 uniqueness_error — by that very
+    server. That refusal is no proof that no server exists: taken as one, the journal entry
+    was crossed off and the server, with our marks and no entry, was never deleted."""
+    from snapshot_policy.edges.providers.hetzner import Hetzner
+
+    booting.inject("lose_reply", service="hetzner", method="POST", path="^/v1/servers$", count=1)
+    looked, looks = Hetzner._made_named, []
+
+    def lagging(self, request):  # the create's looks miss the server the lost POST made
+        looks.append(request.name)
+        return None if len(looks) <= 2 else looked(self, request)
+
+    monkeypatch.setattr(Hetzner, "_made_named", lagging)
+    policy = write_policy(tmp_path, PUBLIC)
+    drill(policy, clock, "--target", "db")
+    assert len(looks) == 2, "the lost POST, then the repeat's taken name"
+    assert drill_servers(booting) == [], capsys.readouterr()
+    assert journal(tmp_path) == []
