@@ -108,6 +108,8 @@ def test_restore_refuses_a_name_that_is_no_hostname_in_plain_words(
         '{"last_drills": [["hz", "4711", "db", {"when": "2030-01-01T00:00:00", "passed": true}]]}',
         '{"last_runs": [["hz", "4711", "db", {"when": "2030-01-01T00:00:00", "ok": true}]]}',
         '{"last_drills": 5, "last_runs": {"a": 1}}',
+        '{"last_drills": [["hz", "4711", "db", {"when": "2030-04-20T00:00:00+00:00", '
+        '"passed": "no", "snapshot_id": "1", "restore_seconds": "fast"}]]}',
     ],
 )
 def test_status_and_drill_with_a_garbled_run_state_say_so_without_a_traceback(
