@@ -61,6 +61,8 @@ REQUESTS_AT_ONCE = 8
 POLL_SPACING = 0.25
 """A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
 MAX_POLL_WAIT = 15.0
+WAIT_SLICE = 0.02
+"""While replies or probes are awaited with a deadline, they are looked at this often."""
 FAILED_ROUNDS = 3
 """Boot poll rounds in a row that may fail before the booting servers are given up (and
 deleted): their boot timeout ends them too."""
@@ -518,7 +520,10 @@ class AccountDrills:
             # libfaketime, whose moved monotonic clock CI's moved-clock run uses).
             time.sleep(min(timeout, 1.0) if timeout is not None else 0.01)
             return
-        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        if timeout is None:
+            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+        else:
+            done = first_done(waiting, timeout)
         for future in done:
             if future is self.drills.stop.stopped:
                 continue
@@ -548,6 +553,21 @@ class AccountDrills:
             self.budget.spend(made - self.counted)
             self.counted = made
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def first_done(waited: Sequence[Future], timeout: float) -> set[Future]:
+    """The futures of `waited` done within `timeout` seconds, as soon as one is. The time is
+    slept in slices and the futures looked at between them: a timed wait on them (`wait` with
+    a timeout) never runs out under libfaketime, whose moved monotonic clock CI's
+    moved-clock run uses, and the next boot poll or boot deadline would then wait for a
+    reply or a probe (minutes) instead."""
+    end = time.monotonic() + timeout
+    while True:
+        done, _ = wait(waited, timeout=0, return_when=FIRST_COMPLETED)  # looks, never waits
+        left = end - time.monotonic()
+        if done or left <= 0:
+            return done
+        time.sleep(min(left, WAIT_SLICE))
 
 
 def unique_name(name: str, taken: set[str]) -> str:

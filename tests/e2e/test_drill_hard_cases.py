@@ -17,6 +17,7 @@ from tests.e2e.test_drill_runs import (
     drill,
     drill_servers,
     journal,
+    state,
     write_policy,
 )
 
@@ -374,3 +375,43 @@ def test_a_lost_create_whose_repeat_finds_the_name_taken_still_deletes_the_serve
     assert len(looks) == 2, "the lost POST, then the repeat's taken name"
     assert drill_servers(booting) == [], capsys.readouterr()
     assert journal(tmp_path) == []
+
+
+def test_a_boot_is_followed_while_another_drills_probe_runs_even_if_timed_waits_never_end(
+    booting, tokens, tmp_path, clock, capsys, monkeypatch
+):
+    """Under libfaketime (CI's moved-clock run) a thread's timed wait never runs out. The
+    drill loop waited for its replies and probes with a timeout that was to wake it for the
+    next boot poll: while one drill's probe ran, another's boot was not followed until that
+    probe ended (its restore time, and its boot timeout, went by unseen). A timed wait with
+    a positive timeout is made to never run out here, as it does there."""
+    from concurrent import futures
+
+    from tests.e2e.cloud import legacy_name
+
+    def never_runs_out(waited, timeout=None, return_when=futures.ALL_COMPLETED):
+        return futures.wait(waited, timeout=0 if timeout == 0 else None, return_when=return_when)
+
+    monkeypatch.setattr("snapshot_policy.engine.drill.wait", never_runs_out)
+    targets = []
+    with booting.state.lock:
+        for n, probe in ((0, ["sleep", "4"]), (1, ["true"])):
+            server = booting.state.add_server("hz", f"app-{n}", id=5000 + n)
+            booting.state.add_snapshot(
+                "hz", legacy_name(f"app-{n}", clock.now, 1), server_id=server.id
+            )
+            targets.append(
+                {
+                    "name": f"app-{n}",
+                    "account": "hz",
+                    "ids": [server.id],
+                    "retention": {"keep_last": 3},
+                    "drill": {"every": "7d", "public_network": True, "probe": probe},
+                }
+            )
+    booting.inject("slow_boot", service="hetzner", name="^drill-app-1-", seconds=1.0, count=1)
+    policy = write_policy(tmp_path, targets=targets, drills_per_account=2)
+    assert drill(policy, clock) == 0, capsys.readouterr()
+    records = {entry[2]: entry[3] for entry in state(tmp_path)["last_drills"]}
+    assert records["app-1"]["restore_seconds"] < 3, records
+    assert drill_servers(booting) == []
