@@ -62,6 +62,7 @@ from snapshot_policy.core.drill_events import (
     JournalFailed,
     Marked,
     MarkFailed,
+    NoRoom,
     NotFound,
     ProbeRan,
     Running,
@@ -150,6 +151,8 @@ class DrillLifecycle:
                 return self._signal(reason)
             case Turn(now, at):
                 return self._turn(now, at)
+            case NoRoom(reason):
+                return self._no_room(reason)
             case JournalFailed(error):
                 return self._journal_failed(error)
             case Created(server, at):
@@ -200,6 +203,15 @@ class DrillLifecycle:
             Journal(r),
             Create(r),
         ]
+
+    def _no_room(self, reason: str) -> list[Command]:
+        """Never begun, nothing sent: it stays due for the next run, which deletes what
+        holds the slots first."""
+        if self.stage is not DrillStage.REQUESTED:
+            return []
+        self.deleted = True
+        problem = f"not started: {reason}"
+        return [Log(logging.ERROR, f"{self.label}: {problem}"), *self._fail(problem)]
 
     def _journal_failed(self, error: str) -> list[Command]:
         """Nothing was sent: no server can exist."""

@@ -243,11 +243,22 @@ class AccountDrills:
     # -- starting ------------------------------------------------------------------------
 
     def _holding(self) -> int:
-        """Drills whose server may exist now: they take the account's slots."""
+        """Drills whose server may exist now: they take the account's slots, a server that
+        could not be deleted (or a lost create not found) for the rest of the run."""
         holding = (DrillStage.CREATING, DrillStage.BOOTING, DrillStage.PROBING, DrillStage.DELETING)
-        return sum(life.stage in holding for life in self.lives)
+        return sum(life.stage in holding or _left(life) for life in self.lives)
 
     def _start_some(self) -> None:
+        left = sum(_left(life) for life in self.lives)
+        if self.queue and left >= self.drills.per_account:  # no slot frees in this run
+            reason = (
+                f"{left} drill servers of account {self.account} could not be deleted, and "
+                f"drills_per_account ({self.drills.per_account}) may exist at once; the next "
+                "run deletes them first"
+            )
+            queued, self.queue = self.queue, []
+            for life in queued:
+                self._carry(life, life.on(drill_events.NoRoom(reason)))
         while (
             not self.drills.stop.is_set()
             and self.queue
@@ -553,6 +564,12 @@ class AccountDrills:
             self.budget.spend(made - self.counted)
             self.counted = made
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def _left(life: DrillLifecycle) -> bool:
+    """Whether a drill is over as far as this run goes, and its server may still exist."""
+    over = (DrillStage.MARKING, DrillStage.DONE)
+    return life.began and life.stage in over and not life.deleted
 
 
 def first_done(waited: Sequence[Future], timeout: float) -> set[Future]:

@@ -438,3 +438,45 @@ def test_a_fresh_leftover_the_listing_leaves_out_is_still_deleted_by_the_next_ru
     main(["apply", "--policy", str(policy), "--target", "db"], clock=clock)
     assert left.id not in [s.id for s in drill_servers(booting)], capsys.readouterr().err
     assert journal(tmp_path) == []
+
+
+def test_drill_servers_that_cannot_be_deleted_hold_their_slots_so_no_more_are_made(
+    booting, tokens, tmp_path, clock, capsys
+):
+    """The token may create servers but not delete them (a scope missing), or the cloud
+    refuses every DELETE. Each drill left its server, freed its slot, and the next drill
+    made another: five servers of five targets left running, not the `drills_per_account`
+    (2) that may exist at once (docs/promises.md §10). A server not deleted keeps its slot;
+    the drills that can then never start are not started, and say why."""
+    from tests.e2e.cloud import legacy_name
+
+    targets = []
+    with booting.state.lock:
+        for n in range(5):
+            server = booting.state.add_server("hz", f"app-{n}", id=5000 + n)
+            booting.state.add_snapshot(
+                "hz", legacy_name(f"app-{n}", clock.now, 1), server_id=server.id
+            )
+            targets.append(
+                {
+                    "name": f"app-{n}",
+                    "account": "hz",
+                    "ids": [server.id],
+                    "retention": {"keep_last": 3},
+                    "drill": {"every": "7d", "public_network": True},
+                }
+            )
+    booting.inject(
+        "error",
+        service="hetzner",
+        method="DELETE",
+        path=r"^/v1/servers/\d+$",
+        status=403,
+        count=None,
+    )
+    policy = write_policy(tmp_path, targets=targets, drills_per_account=2)
+    assert drill(policy, clock, "-v") == 2
+    out, err = capsys.readouterr()
+    assert len(drill_servers(booting)) == 2, out
+    assert "not started: 2 drill servers of account hz could not be deleted" in unwrapped(err)
+    assert len(journal(tmp_path)) == 2  # the next run deletes them

@@ -40,6 +40,7 @@ from snapshot_policy.core.drill_events import (
     JournalFailed,
     Marked,
     MarkFailed,
+    NoRoom,
     NotFound,
     ProbeRan,
     Running,
@@ -323,6 +324,15 @@ def test_a_server_renamed_while_it_booted_is_deleted_only_under_the_name_it_was_
     assert (delete.server.id, delete.server.name) == ("77", REQUEST.name)
 
 
+def test_a_drill_with_no_room_left_sends_nothing_and_stays_due():
+    """Its account's slots are held by servers that could not be deleted."""
+    life = lifecycle()
+    orders = life.on(NoRoom("2 drill servers of account main could not be deleted"))
+    assert kinds(orders) == [Finished] and life.stage is DrillStage.DONE
+    assert not life.began and not life.recorded and life.deleted
+    assert life.on(Turn(NOW, 0.0)) == []
+
+
 # -- whatever happens ----------------------------------------------------------------------
 
 EVENTS = [
@@ -343,12 +353,13 @@ EVENTS = [
     DeleteFailed("HTTP 500"),
     Marked(),
     MarkFailed("HTTP 500"),
+    NoRoom("2 drill servers could not be deleted"),
     Signal("SIGTERM"),
 ]
 
 # What the executor can send in each stage (it never invents a reply to a request not sent).
 POSSIBLE = {
-    DrillStage.REQUESTED: (Turn, Signal),
+    DrillStage.REQUESTED: (Turn, NoRoom, Signal),
     DrillStage.CREATING: (Created, CreateFailed, CreateLost, JournalFailed, Signal),
     DrillStage.BOOTING: (Running, BootFailed, BootTimeout, Signal),
     DrillStage.PROBING: (ProbeRan, Signal),
