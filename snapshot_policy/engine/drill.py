@@ -122,11 +122,18 @@ class Drills:
     monotonic: Callable[[], float] = time.monotonic
     _halting: threading.Lock = field(default_factory=threading.Lock)
     _halted: bool = False
+    left_before: dict[str, int] = field(default_factory=dict)
+    """By account, the drill servers earlier runs left that this run could not delete: they
+    take slots of `per_account` as this run's own do."""
 
     def clear_leftovers(self, accounts: Iterable[str]) -> list[Leftover]:
         """Delete what earlier runs left in `accounts` first (engine/drill_leftovers.py)."""
         cleanup = Cleanup(self.providers, self.journal, self.audit, self.now, self.owner)
-        return cleanup.run(accounts)
+        found = cleanup.run(accounts)
+        for leftover in found:
+            if leftover.target and not leftover.deleted:  # journaled ones: ours
+                self.left_before[leftover.account] = self.left_before.get(leftover.account, 0) + 1
+        return found
 
     # -- this run's drills ----------------------------------------------------------------
 
@@ -246,10 +253,11 @@ class AccountDrills:
         """Drills whose server may exist now: they take the account's slots, a server that
         could not be deleted (or a lost create not found) for the rest of the run."""
         holding = (DrillStage.CREATING, DrillStage.BOOTING, DrillStage.PROBING, DrillStage.DELETING)
-        return sum(life.stage in holding or _left(life) for life in self.lives)
+        before = self.drills.left_before.get(self.account, 0)
+        return before + sum(life.stage in holding or _left(life) for life in self.lives)
 
     def _start_some(self) -> None:
-        left = sum(_left(life) for life in self.lives)
+        left = self.drills.left_before.get(self.account, 0) + sum(map(_left, self.lives))
         if self.queue and left >= self.drills.per_account:  # no slot frees in this run
             reason = (
                 f"{left} drill servers of account {self.account} could not be deleted, and "

@@ -480,3 +480,6 @@ def test_drill_servers_that_cannot_be_deleted_hold_their_slots_so_no_more_are_ma
     assert len(drill_servers(booting)) == 2, out
     assert "not started: 2 drill servers of account hz could not be deleted" in unwrapped(err)
     assert len(journal(tmp_path)) == 2  # the next run deletes them
+    clock.advance(hours=1)  # and while it cannot, it makes none beside them
+    assert drill(policy, clock, "-v") == 2
+    assert len(drill_servers(booting)) == 2, capsys.readouterr().out
