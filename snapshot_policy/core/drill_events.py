@@ -112,6 +112,14 @@ class MarkFailed:
 
 
 @dataclass(frozen=True)
+class NoRoom:
+    """The drill cannot begin: the account's slots are held by drill servers that could not
+    be deleted (`reason` says which), and no slot will free in this run."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Signal:
     """The run was told to stop (SIGTERM, SIGINT): `reason` names the signal."""
 
@@ -134,5 +142,6 @@ Event = (
     | DeleteFailed
     | Marked
     | MarkFailed
+    | NoRoom
     | Signal
 )

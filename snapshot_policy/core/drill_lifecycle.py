@@ -31,7 +31,7 @@ The rules it owns:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
@@ -62,6 +62,7 @@ from snapshot_policy.core.drill_events import (
     JournalFailed,
     Marked,
     MarkFailed,
+    NoRoom,
     NotFound,
     ProbeRan,
     Running,
@@ -150,6 +151,8 @@ class DrillLifecycle:
                 return self._signal(reason)
             case Turn(now, at):
                 return self._turn(now, at)
+            case NoRoom(reason):
+                return self._no_room(reason)
             case JournalFailed(error):
                 return self._journal_failed(error)
             case Created(server, at):
@@ -200,6 +203,15 @@ class DrillLifecycle:
             Journal(r),
             Create(r),
         ]
+
+    def _no_room(self, reason: str) -> list[Command]:
+        """Never begun, nothing sent: it stays due for the next run, which deletes what
+        holds the slots first."""
+        if self.stage is not DrillStage.REQUESTED:
+            return []
+        self.deleted = True
+        problem = f"not started: {reason}"
+        return [Log(logging.ERROR, f"{self.label}: {problem}"), *self._fail(problem)]
 
     def _journal_failed(self, error: str) -> list[Command]:
         """Nothing was sent: no server can exist."""
@@ -296,7 +308,13 @@ class DrillLifecycle:
 
     def _delete(self) -> list[Command]:
         self.stage = DrillStage.DELETING
-        return [Progress("deleting"), Delete(self.server)]
+        return [Progress("deleting"), Delete(self._as_made(self.server))]
+
+    def _as_made(self, server: MadeServer) -> MadeServer:
+        """`server` under the name the journal holds: the delete's last read must find it
+        still so named (guard.delete_drill_server), whatever name a listing showed since; a
+        server renamed while it booted is someone's now (docs/promises.md §5)."""
+        return replace(server, name=self.request.name)
 
     def _found(self, server: MadeServer) -> list[Command]:
         if self.stage is not DrillStage.DELETING or self.server is not None:
@@ -305,7 +323,7 @@ class DrillLifecycle:
         return [
             JournalServer(server),
             Log(logging.INFO, f"{self.label}: found {server.name} ({server.id}); deleting it"),
-            Delete(server),
+            Delete(self._as_made(server)),
         ]
 
     def _not_found(self) -> list[Command]:

@@ -283,8 +283,9 @@ def _due_plan(
 class Leftovers:
     """What the journal's open drills and the account's drill servers ask of a run, before it
     drills (docs/promises.md §5): `delete` the journaled servers that are listed and carry
-    our marks (entry, server); cross off (`settle`) the entries whose server is certainly not
-    there; keep `waiting` those not yet certain; report `unknown` servers with our drill marks
+    our marks (entry, server); cross off (`settle`) the entries whose server is not listed,
+    once the cloud confirms it by id where the entry has one; keep `waiting` those not yet
+    certain; report `unknown` servers with our drill marks
     the journal does not name, and `refused` journaled ones that may not be deleted (and
     why). Only `delete` is ever deleted."""
 
@@ -313,7 +314,9 @@ def leftovers(
     deleted only if an entry names it, exactly one listed server answers to that entry, and
     it carries the drill mark and this configuration's owner mark and no other owner's
     (`ownership.is_drill_server`). An entry whose server is absent from a complete listing
-    is crossed off once older than `margin`; otherwise it waits. A server with our drill
+    goes to `settle`: with its id at once, for the engine to ask the cloud by id (a listing
+    may lag behind a create; the server is deleted if there, crossed off if gone); named
+    only (a lost reply) once older than `margin`, waiting until then. A server with our drill
     marks and no entry is reported, never deleted: someone else may have made it so.
     """
     delete, settle, waiting, refused = [], [], [], []
@@ -329,8 +332,8 @@ def leftovers(
                 and not ownership.marks_another_owner(provider, s.labels, owner)
             ]
         matched.update(s.id for s in found)
-        if not found:
-            old = now - entry.when >= margin
+        if not found:  # with its id, the engine asks the cloud by id before crossing it off
+            old = bool(entry.server_id) or now - entry.when >= margin
             (settle if listed_completely and old else waiting).append(entry)
             continue
         if len(found) > 1:

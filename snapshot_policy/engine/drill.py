@@ -61,6 +61,8 @@ REQUESTS_AT_ONCE = 8
 POLL_SPACING = 0.25
 """A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
 MAX_POLL_WAIT = 15.0
+WAIT_SLICE = 0.02
+"""While replies or probes are awaited with a deadline, they are looked at this often."""
 FAILED_ROUNDS = 3
 """Boot poll rounds in a row that may fail before the booting servers are given up (and
 deleted): their boot timeout ends them too."""
@@ -120,11 +122,18 @@ class Drills:
     monotonic: Callable[[], float] = time.monotonic
     _halting: threading.Lock = field(default_factory=threading.Lock)
     _halted: bool = False
+    left_before: dict[str, int] = field(default_factory=dict)
+    """By account, the drill servers earlier runs left that this run could not delete: they
+    take slots of `per_account` as this run's own do."""
 
     def clear_leftovers(self, accounts: Iterable[str]) -> list[Leftover]:
         """Delete what earlier runs left in `accounts` first (engine/drill_leftovers.py)."""
         cleanup = Cleanup(self.providers, self.journal, self.audit, self.now, self.owner)
-        return cleanup.run(accounts)
+        found = cleanup.run(accounts)
+        for leftover in found:
+            if leftover.target and not leftover.deleted:  # journaled ones: ours
+                self.left_before[leftover.account] = self.left_before.get(leftover.account, 0) + 1
+        return found
 
     # -- this run's drills ----------------------------------------------------------------
 
@@ -241,11 +250,23 @@ class AccountDrills:
     # -- starting ------------------------------------------------------------------------
 
     def _holding(self) -> int:
-        """Drills whose server may exist now: they take the account's slots."""
+        """Drills whose server may exist now: they take the account's slots, a server that
+        could not be deleted (or a lost create not found) for the rest of the run."""
         holding = (DrillStage.CREATING, DrillStage.BOOTING, DrillStage.PROBING, DrillStage.DELETING)
-        return sum(life.stage in holding for life in self.lives)
+        before = self.drills.left_before.get(self.account, 0)
+        return before + sum(life.stage in holding or _left(life) for life in self.lives)
 
     def _start_some(self) -> None:
+        left = self.drills.left_before.get(self.account, 0) + sum(map(_left, self.lives))
+        if self.queue and left >= self.drills.per_account:  # no slot frees in this run
+            reason = (
+                f"{left} drill servers of account {self.account} could not be deleted, and "
+                f"drills_per_account ({self.drills.per_account}) may exist at once; the next "
+                "run deletes them first"
+            )
+            queued, self.queue = self.queue, []
+            for life in queued:
+                self._carry(life, life.on(drill_events.NoRoom(reason)))
         while (
             not self.drills.stop.is_set()
             and self.queue
@@ -518,7 +539,10 @@ class AccountDrills:
             # libfaketime, whose moved monotonic clock CI's moved-clock run uses).
             time.sleep(min(timeout, 1.0) if timeout is not None else 0.01)
             return
-        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        if timeout is None:
+            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+        else:
+            done = first_done(waiting, timeout)
         for future in done:
             if future is self.drills.stop.stopped:
                 continue
@@ -548,6 +572,27 @@ class AccountDrills:
             self.budget.spend(made - self.counted)
             self.counted = made
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def _left(life: DrillLifecycle) -> bool:
+    """Whether a drill is over as far as this run goes, and its server may still exist."""
+    over = (DrillStage.MARKING, DrillStage.DONE)
+    return life.began and life.stage in over and not life.deleted
+
+
+def first_done(waited: Sequence[Future], timeout: float) -> set[Future]:
+    """The futures of `waited` done within `timeout` seconds, as soon as one is. The time is
+    slept in slices and the futures looked at between them: a timed wait on them (`wait` with
+    a timeout) never runs out under libfaketime, whose moved monotonic clock CI's
+    moved-clock run uses, and the next boot poll or boot deadline would then wait for a
+    reply or a probe (minutes) instead."""
+    end = time.monotonic() + timeout
+    while True:
+        done, _ = wait(waited, timeout=0, return_when=FIRST_COMPLETED)  # looks, never waits
+        left = end - time.monotonic()
+        if done or left <= 0:
+            return done
+        time.sleep(min(left, WAIT_SLICE))
 
 
 def unique_name(name: str, taken: set[str]) -> str:

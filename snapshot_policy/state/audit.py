@@ -104,6 +104,8 @@ class AuditLog:
             text = statefiles.read_text(self._path, "audit log")
         except FileNotFoundError:
             return False
+        except UnicodeDecodeError as error:  # a line cut inside a character (a full disk)
+            text = error.object.decode("utf-8", errors="replace")
         quoted = json.dumps(snapshot_id)
         for raw in text.splitlines():
             if quoted not in raw:

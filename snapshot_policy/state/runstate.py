@@ -128,7 +128,31 @@ def _records(entries: object, kind: type) -> dict[Subject, object]:
             when = datetime.fromisoformat(fields["when"])
             if when.tzinfo is None:
                 continue
-            found[(str(account), str(server_id), str(target))] = kind(**{**fields, "when": when})
+            record = kind(**{**fields, "when": when})
+            if not _well_typed(record):
+                continue
+            found[(str(account), str(server_id), str(target))] = record
         except (TypeError, ValueError, KeyError):
             continue
     return found
+
+
+_TYPES = {
+    "ok": (bool,),
+    "passed": (bool,),
+    "snapshot_id": (str,),
+    "error": (str, type(None)),
+    "restore_seconds": (int, float, type(None)),
+}
+
+
+def _well_typed(record: object) -> bool:
+    """Whether each field of a record read back has the type it is written with: an edited
+    one ("passed": "no", a restore time in words) would be believed, or break the status
+    that formats it."""
+    return all(
+        isinstance(value, _TYPES[name])
+        and not (name == "restore_seconds" and isinstance(value, bool))
+        for name, value in asdict(record).items()
+        if name in _TYPES
+    )

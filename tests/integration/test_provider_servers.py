@@ -450,6 +450,24 @@ def test_a_snapshot_id_that_is_no_number_is_refused_before_any_request(sandbox, 
 
 
 @BOTH
+@pytest.mark.parametrize("server_id", ["not-a-number", "None", ""])
+def test_a_server_id_that_is_no_number_is_refused_before_any_request(
+    sandbox, adapter, provider, sleeps, server_id
+):
+    """A journal entry edited or garbled names the server to read and delete: DigitalOcean
+    raised ValueError (a traceback before apply's snapshots), Hetzner asked again and again
+    for what can never be read. Refused at once, certain, and nothing sent."""
+    provider_api = adapter(provider)
+    sandbox.clear_requests()
+    with pytest.raises(Refused, match="is not a number"):
+        provider_api.get_server(server_id)
+    made = MadeServer(server_id, NAME, "running")
+    with pytest.raises(Refused, match="is not a number"):
+        provider_api.delete_drill_server(made, OWNER)
+    assert sandbox.requests(provider) == [] and sleeps == []
+
+
+@BOTH
 def test_the_boot_poll_lists_the_servers_even_when_their_actions_cannot_be_read(
     sandbox, adapter, provider
 ):

@@ -143,3 +143,17 @@ def test_audit_log_names_a_drill_server_and_what_it_was_made_from(tmp_path):
         "reason": "left by an earlier run",
         "plan_fingerprint": "sha256:abc",
     }
+
+
+def test_audit_log_with_a_line_cut_inside_a_character_still_answers_what_it_recorded(tmp_path):
+    """A write cut short (a full disk) may end a line inside a multi-byte character. Asked
+    whether a killed run's deletion was audited, the log raised UnicodeDecodeError, which
+    stopped the next apply before its snapshots (engine/drill_leftovers, engine/execute);
+    a cut line says nothing, the whole lines still do."""
+    path = tmp_path / "audit.jsonl"
+    whole = {"event": "drill server deleted", "drill_server_id": "77"}
+    path.write_bytes((json.dumps(whole) + "\n").encode() + '{"reason": "café'.encode()[:-1])
+    path.chmod(0o600)
+    log = AuditLog(path, FINGERPRINT)
+    assert log.recorded("drill server deleted", "77", key="drill_server_id")
+    assert not log.recorded("drill server deleted", "78", key="drill_server_id")

@@ -40,6 +40,7 @@ from snapshot_policy.core.drill_events import (
     JournalFailed,
     Marked,
     MarkFailed,
+    NoRoom,
     NotFound,
     ProbeRan,
     Running,
@@ -311,6 +312,27 @@ def test_a_probe_that_passed_before_the_stop_keeps_its_verdict():
     assert life.result(NOW).passed and life.recorded
 
 
+def test_a_server_renamed_while_it_booted_is_deleted_only_under_the_name_it_was_made_with():
+    """The delete's last check (guard.delete_drill_server) compares the server's name now with
+    the one it is given: that must be the name the journal holds, not the one the boot poll
+    last listed, or a drill server someone renamed to keep it is deleted all the same."""
+    life = lifecycle()
+    to_booting(life)
+    renamed = replace(RUNNING, name="db-1-kept-for-debugging")
+    life.on(Running(renamed, 30.0))
+    (delete,) = of(life.on(ProbeRan(None)), Delete)
+    assert (delete.server.id, delete.server.name) == ("77", REQUEST.name)
+
+
+def test_a_drill_with_no_room_left_sends_nothing_and_stays_due():
+    """Its account's slots are held by servers that could not be deleted."""
+    life = lifecycle()
+    orders = life.on(NoRoom("2 drill servers of account main could not be deleted"))
+    assert kinds(orders) == [Finished] and life.stage is DrillStage.DONE
+    assert not life.began and not life.recorded and life.deleted
+    assert life.on(Turn(NOW, 0.0)) == []
+
+
 # -- whatever happens ----------------------------------------------------------------------
 
 EVENTS = [
@@ -331,12 +353,13 @@ EVENTS = [
     DeleteFailed("HTTP 500"),
     Marked(),
     MarkFailed("HTTP 500"),
+    NoRoom("2 drill servers could not be deleted"),
     Signal("SIGTERM"),
 ]
 
 # What the executor can send in each stage (it never invents a reply to a request not sent).
 POSSIBLE = {
-    DrillStage.REQUESTED: (Turn, Signal),
+    DrillStage.REQUESTED: (Turn, NoRoom, Signal),
     DrillStage.CREATING: (Created, CreateFailed, CreateLost, JournalFailed, Signal),
     DrillStage.BOOTING: (Running, BootFailed, BootTimeout, Signal),
     DrillStage.PROBING: (ProbeRan, Signal),

@@ -373,6 +373,17 @@ def test_an_absent_server_is_crossed_off_only_from_a_complete_listing_and_once_o
     )
 
 
+def test_a_young_entry_with_its_server_id_absent_from_the_listing_is_asked_for_by_id():
+    """A run killed once its drill server's id was journaled, and the next run minutes later
+    finds it missing from the drill listing (one that lags behind a create). Left waiting
+    for the margin, which is for lost replies known by name alone, the server outlived that
+    run; `settle` has the engine read it by id (deleted if there, crossed off if gone)."""
+    young = open_drill("drill-a", NOW - timedelta(minutes=2), "5")
+    assert drills.leftovers([young], [], True, "prod", HETZNER, NOW) == drills.Leftovers(
+        settle=(young,)
+    )
+
+
 def test_two_servers_answering_to_one_lost_reply_are_not_deleted():
     twins = [made(id, "drill-a", provider=DIGITALOCEAN) for id in ("5", "6")]
     entry = open_drill("drill-a", NOW)

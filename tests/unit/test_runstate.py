@@ -99,3 +99,38 @@ def test_run_state_skips_a_malformed_drill_record_and_keeps_the_rest(tmp_path):
     state = RunState(path, utc(2026, 3, 2))
     assert list(state.last_drills) == [("a", "2", "db")]
     assert state.last_drills[("a", "2", "db")].passed is False
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"passed": "no", "snapshot_id": "9"},  # a truthy string: read as passed
+        {"passed": True, "snapshot_id": "9", "restore_seconds": "fast"},
+        {"passed": True, "snapshot_id": "9", "restore_seconds": [1]},
+        {"passed": True, "snapshot_id": "9", "error": 7},
+        {"passed": 1, "snapshot_id": "9"},
+        {"passed": True, "snapshot_id": None},
+    ],
+)
+def test_run_state_skips_a_drill_record_whose_fields_have_the_wrong_type(tmp_path, fields):
+    """An edited run state: `status` formatted such a record with a traceback, and read
+    "passed": "no" as passed. A record not as written is skipped: the drill comes due, and
+    status says it knows none."""
+    import json
+
+    path = tmp_path / "state.json"
+    record = {"when": "2026-03-01T03:00:00+00:00", **fields}
+    path.write_text(json.dumps({"last_drills": [["a", "1", "web", record]]}))
+    path.chmod(0o600)
+    assert RunState(path, utc(2026, 3, 2)).last_drills == {}
+
+
+@pytest.mark.parametrize("fields", [{"ok": "no"}, {"ok": True, "error": 5}])
+def test_run_state_skips_a_run_record_whose_fields_have_the_wrong_type(tmp_path, fields):
+    import json
+
+    path = tmp_path / "state.json"
+    record = {"when": "2026-03-01T03:00:00+00:00", **fields}
+    path.write_text(json.dumps({"last_runs": [["a", "1", "web", record]]}))
+    path.chmod(0o600)
+    assert RunState(path, utc(2026, 3, 2)).last_runs == {}

@@ -364,7 +364,7 @@ class DigitalOcean:
             self._client.droplets.get,
             lambda body: _made(body["droplet"]),
             missing_ok=True,
-            droplet_id=int(server_id),
+            droplet_id=guard.server_number(self.name, "get droplet", server_id),
         )
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
@@ -373,7 +373,7 @@ class DigitalOcean:
                 "delete droplet",
                 self._client.droplets.destroy,
                 missing_ok=True,
-                droplet_id=int(server_id),
+                droplet_id=guard.server_number(self.name, "delete droplet", server_id),
             )
 
         guard.delete_drill_server(self.name, server, owner, self._read_droplet, destroy)

@@ -11,7 +11,8 @@ only servers this tool deletes are the drill servers it made and marked.
 - `CreateWatch`: neither cloud's server says that its create failed, its create actions do:
   they are watched until the server runs, so a drill deletes a server that will never boot
   rather than wait for its boot timeout.
-- `image_id`: a snapshot id that is no number is refused before a create is sent.
+- `image_id`, `server_number`: a snapshot or server id that is no number is refused before
+  a request is sent.
 """
 
 from __future__ import annotations
@@ -96,6 +97,15 @@ def image_id(provider: str, operation: str, request: ServerRequest) -> int:
         message = f"snapshot id {request.image_id!r} is not a number: no server is made from it"
         raise Refused(provider, operation, message, "invalid_image")
     return int(request.image_id)
+
+
+def server_number(provider: str, operation: str, server_id: str) -> int:
+    """A server's id as the number both clouds give; anything else (a journal entry edited
+    or garbled) is refused before a request is sent, never raised as a traceback."""
+    if not server_id.isdigit():
+        message = f"server id {server_id!r} is not a number: no server is read or deleted by it"
+        raise Refused(provider, operation, message, "invalid_server_id")
+    return int(server_id)
 
 
 class CreateWatch:

@@ -468,8 +468,10 @@ class Hetzner:
     def _read_server(self, server_id: str) -> MadeServer | None:
         """`GET /v1/servers/{id}`: the server as it is now, None when there is none."""
 
+        number = guard.server_number(self.name, "get server", server_id)
+
         def get() -> MadeServer:
-            reply = self._client.request(method="GET", url=f"/servers/{int(server_id)}")
+            reply = self._client.request(method="GET", url=f"/servers/{number}")
             return _made(self._bound(reply["server"]))
 
         try:
@@ -481,10 +483,11 @@ class Hetzner:
 
     def delete_drill_server(self, server: MadeServer, owner: str) -> None:
         def delete(server_id: str) -> None:
+            number = guard.server_number(self.name, "delete server", server_id)
             try:
                 self._read(
                     "delete server",
-                    lambda: self._client.servers.delete(HcloudServer(id=int(server_id))),
+                    lambda: self._client.servers.delete(HcloudServer(id=number)),
                 )
             except ProviderError as error:
                 if error.code != NOT_FOUND:  # gone already is what was asked for

@@ -343,9 +343,27 @@ class RetryPolicy:
             return error is again or (error is lost and unique_names)
 
         try:
-            return self.backoff.run(attempt, retryable=repeatable, advised=_advised)
-        except WaitRefused as refused:
-            raise refused.error from None
+            try:
+                return self.backoff.run(attempt, retryable=repeatable, advised=_advised)
+            except WaitRefused as refused:
+                raise refused.error from None
+        except ProviderError as error:
+            if uncertain_before and error.refused:  # it speaks for the repeat alone
+                raise _still_uncertain(uncertain_before[0], error) from None
+            raise
+
+
+def _still_uncertain(lost: ProviderError, later: ProviderError) -> ProviderError:
+    """A create that may have acted (`lost`), then a repeat or a look refused (`later`): no
+    certainty that no server exists (the refusal may be the first one's doing: its name
+    taken, the server limit reached), so the caller's journal keeps it and looks again."""
+    return ProviderError(
+        lost.provider,
+        lost.operation,
+        None,
+        f"{lost.message}; then {later.operation} was refused: {later.message}",
+        situation="no certain answer",
+    )
 
 
 class Refused(ProviderError):

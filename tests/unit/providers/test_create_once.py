@@ -121,3 +121,24 @@ def test_refused_is_certain_and_final():
     refused = Refused("hetzner", "delete drill server", "not ours", "not_a_drill_server")
     assert refused.refused and not refused.transient and refused.code == "not_a_drill_server"
     assert str(refused) == "hetzner delete drill server failed (refused): not ours"
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        error(409, "uniqueness_error"),  # the name is taken: by the server the first made?
+        error(403, "resource_limit_exceeded"),  # the limit is reached: by that server?
+        error(429, retry_after=3600),  # a wait too long to take
+    ],
+)
+def test_a_refusal_after_a_create_that_may_have_acted_is_no_certainty_that_none_exists(later):
+    """The first POST's reply is lost (the server may exist), the look finds none yet (a
+    listing that lags), and the repeat is refused. The refusal speaks only for the repeat:
+    raised as certain, the drill crosses its journal entry off and the server the first POST
+    made is never deleted (docs/promises.md §5, invariant 14). It stays uncertain."""
+    clock = FakeTime()
+    lost = error(502)
+    create, calls = counted([lost, later])
+    with pytest.raises(ProviderError) as raised:
+        policy(clock).create_once(create, lambda: None, uniqueness, unique_names=True)
+    assert len(calls) == 2 and not raised.value.refused
