@@ -156,6 +156,10 @@ def _target_text(
     lines = [
         f"{target.name}: {target.server_name} "
         f"({target.provider} server {target.server_id}, account {target.account})"
+        if not target.volume_of
+        else f"{target.name}: {target.server_name} "
+        f"({target.provider} volume {target.server_id} of droplet {target.volume_of}, "
+        f"account {target.account})"
     ]
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
     lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
@@ -329,6 +333,11 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
             continue
         target = outcome.plan.target
         head = f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
+        if target.volume_of:  # volumes: true
+            head = (
+                f"{target.name}: {target.server_name} "
+                f"({target.provider} volume {target.server_id} of droplet {target.volume_of})"
+            )
         made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
         done = (
             f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
