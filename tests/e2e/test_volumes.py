@@ -147,7 +147,7 @@ def test_apply_snapshots_droplet_and_volume_and_prunes_only_our_own(
     creates = [r for r in log if r["method"] == "POST" and r["path"].startswith("/v2/volumes/")]
     assert [r["path"] for r in creates] == [f"/v2/volumes/{VOLUME}/snapshots"]
     deletes = [r["path"] for r in log if r["method"] == "DELETE"]
-    assert f"/v2/snapshots/00000000-0000-4000-8000-000000000004" in deletes
+    assert "/v2/snapshots/00000000-0000-4000-8000-000000000004" in deletes
     out = unwrapped(capsys.readouterr().out)
     assert f"web: web-1-pgdata (digitalocean volume {VOLUME} of droplet 3164444): ok" in out
 
@@ -155,6 +155,14 @@ def test_apply_snapshots_droplet_and_volume_and_prunes_only_our_own(
     clock.advance(hours=1)
     assert main(["apply", "--policy", policy], clock=clock) == 0
     assert set(volume_snapshots(volumes_sandbox)) == set(after)
+
+    # status shows the volume under its droplet, on time
+    capsys.readouterr()
+    main(["status", "--policy", policy], clock=clock)
+    status = unwrapped(capsys.readouterr().out)
+    head = f"web: web-1-pgdata (digitalocean volume {VOLUME} of droplet 3164444, account do): ok"
+    assert status.index("web: web-1 (digitalocean server 3164444") < status.index(head)
+    assert "newest web-1-pgdata-" in status and "snapshots: 3 managed" in status
 
 
 def test_a_lost_reply_to_a_volume_snapshot_makes_no_second_one(

@@ -277,7 +277,8 @@ class DigitalOcean:
     def progress(
         self, started: Sequence[StartedSnapshot]
     ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
-        statuses = self._action_statuses({int(s.action_id) for s in started if s.action_id})
+        wanted = {int(s.action_id) for s in started if s.action_id}
+        statuses = self._action_statuses(wanted) if wanted else {}  # volumes' need none
         result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
         finished = []
         for snapshot in started:
