@@ -227,3 +227,27 @@ def test_a_droplet_naming_a_volume_the_listing_lacks_fails_and_deletes_none_of_i
     assert volume_snapshots(volumes_sandbox) == before
     out = unwrapped(capsys.readouterr().out)
     assert f"names volume(s) {VOLUME} that the account's volume listing lacks" in out
+
+
+def test_a_volume_listing_that_keeps_changing_withholds_the_accounts_deletions(
+    tmp_path, volumes_sandbox, tokens, capsys, clock
+):
+    """A listing that does not hold still while read (§5.12): here the volume listing
+    announces more volumes than it ever shows. The snapshots are made; nothing is deleted."""
+    policy = write_policy(tmp_path, WEB_VOLUMES)
+    volumes_sandbox.inject(
+        "patch",
+        service="digitalocean",
+        method="GET",
+        path=r"^/v2/volumes$",
+        patch={"meta": {"total": 5}},
+        count=None,
+    )
+    before = volume_snapshots(volumes_sandbox)
+    droplet_before = len(volumes_sandbox.dump_state()["snapshots"])
+    assert main(["apply", "--policy", policy], clock=clock) == 2
+    after = volume_snapshots(volumes_sandbox)
+    assert set(before) < set(after) and len(after) == len(before) + 1  # made, none deleted
+    assert len(volumes_sandbox.dump_state()["snapshots"]) == droplet_before + 1
+    out = unwrapped(capsys.readouterr().out)
+    assert "DigitalOcean's volume listing changed while it was read" in out
