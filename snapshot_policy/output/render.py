@@ -317,7 +317,10 @@ def matched_text(matched: Mapping[str, Sequence[Target]], failed: set[str] = fro
             if name not in failed:
                 lines.append(f"{name}: matched no server")
             continue
-        servers = ", ".join(f"{t.server_name} ({t.provider} server {t.server_id})" for t in targets)
+        servers = ", ".join(
+            f"{t.server_name} ({t.provider} {'volume' if t.volume_of else 'server'} {t.server_id})"
+            for t in targets
+        )
         lines.append(f"{name}: matched {len(targets)} server(s): {servers}")
     return "".join(wrap_line(escape_controls(line), "    ") + "\n" for line in lines)
 

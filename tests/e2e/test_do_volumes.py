@@ -251,3 +251,13 @@ def test_a_volume_listing_that_keeps_changing_withholds_the_accounts_deletions(
     assert len(volumes_sandbox.dump_state()["snapshots"]) == droplet_before + 1
     out = unwrapped(capsys.readouterr().out)
     assert "DigitalOcean's volume listing changed while it was read" in out
+
+
+def test_validate_online_names_the_volumes_a_target_matched(
+    tmp_path, volumes_sandbox, tokens, capsys
+):
+    policy = write_policy(tmp_path, WEB_VOLUMES)
+    assert main(["validate", "--online", "--policy", policy]) == 0
+    out = unwrapped(capsys.readouterr().out)
+    assert f"web-1-pgdata (digitalocean volume {VOLUME})" in out
+    assert "web-1 (digitalocean server 3164444)" in out
