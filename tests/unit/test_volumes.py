@@ -128,6 +128,8 @@ def test_volume_snapshots_are_ours_only_with_our_tags_on_that_volume():
     ]
     seen = {s.name: s.managed for s in snapshots_for(volume, listing)}
     assert seen == {"web-1-pgdata-20261206030000": True, "manual": False, "theirs": False}
+    (ours,) = [s for s in snapshots_for(volume, listing) if s.managed]
+    assert ours.ownership.startswith("tagged snapshot-policy, made from volume vol-pg")
 
 
 def test_max_deletions_counts_a_targets_droplets_and_volumes_together():
