@@ -261,3 +261,22 @@ def test_validate_online_names_the_volumes_a_target_matched(
     out = unwrapped(capsys.readouterr().out)
     assert f"web-1-pgdata (digitalocean volume {VOLUME})" in out
     assert "web-1 (digitalocean server 3164444)" in out
+
+
+def test_hooks_run_once_around_the_droplets_snapshot_not_per_volume(
+    tmp_path, volumes_sandbox, tokens, clock
+):
+    ran = tmp_path / "hooks.log"
+    hooks = {
+        "before": f"echo before $SNAPSHOT_POLICY_SNAPSHOT >> {ran}",
+        "after": f"echo after $SNAPSHOT_POLICY_SNAPSHOT >> {ran}",
+        "shell": True,
+    }
+    policy = write_policy(tmp_path, {**WEB_VOLUMES, "hooks": hooks})
+    assert main(["apply", "--policy", policy], clock=clock) == 0
+    name = f"web-1-{stamp(clock.now)}"
+    assert ran.read_text().split("\n") == [f"before {name}", f"after {name}", ""]
+    assert any(
+        s["name"] == f"web-1-pgdata-{stamp(clock.now)}"
+        for s in volume_snapshots(volumes_sandbox).values()
+    )
