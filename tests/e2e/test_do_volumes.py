@@ -280,3 +280,52 @@ def test_hooks_run_once_around_the_droplets_snapshot_not_per_volume(
         s["name"] == f"web-1-pgdata-{stamp(clock.now)}"
         for s in volume_snapshots(volumes_sandbox).values()
     )
+
+
+def test_a_lost_reply_that_cannot_be_looked_for_fails_and_the_next_run_adopts_it(
+    tmp_path, volumes_sandbox, tokens, clock
+):
+    """The reply is lost and the volume's listing cannot be read either (refused, so the test
+    waits for no retries): the target fails
+    (nothing deleted for it), the journal keeps the start, and the next run finds the
+    snapshot made with our tags and makes no second one (§5.7)."""
+    policy = write_policy(tmp_path, WEB_VOLUMES)
+    volumes_sandbox.inject(
+        "lose_reply",
+        service="digitalocean",
+        method="POST",
+        path=r"^/v2/volumes/[^/]+/snapshots$",
+        count=1,
+    )
+    volumes_sandbox.inject(
+        "error",
+        service="digitalocean",
+        method="GET",
+        path=r"^/v2/volumes/[^/]+/snapshots$",
+        status=404,
+        count=None,
+    )
+    before = volume_snapshots(volumes_sandbox)
+    assert main(["apply", "--policy", policy], clock=clock) == 2
+    after = volume_snapshots(volumes_sandbox)
+    made_now = set(after) - set(before)
+    assert len(made_now) == 1 and set(before) <= set(after)  # made once, none deleted
+    volumes_sandbox.clear_faults()
+
+    clock.advance(minutes=5)
+    assert main(["apply", "--policy", policy], clock=clock) == 0
+    final = volume_snapshots(volumes_sandbox)
+    assert made_now <= set(final)
+    assert (
+        sum(
+            s["name"].startswith("web-1-pgdata-") and set(OURS) <= set(s["tags"])
+            for s in final.values()
+        )
+        == 3
+    )  # keep_last 3, the one made counted once
+    posts = [
+        r
+        for r in volumes_sandbox.requests("digitalocean")
+        if r["method"] == "POST" and r["path"] == f"/v2/volumes/{VOLUME}/snapshots"
+    ]
+    assert len(posts) == 1
