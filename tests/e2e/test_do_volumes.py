@@ -286,9 +286,9 @@ def test_a_lost_reply_that_cannot_be_looked_for_fails_and_the_next_run_adopts_it
     tmp_path, volumes_sandbox, tokens, clock
 ):
     """The reply is lost and the volume's listing cannot be read either (refused, so the test
-    waits for no retries): the target fails
-    (nothing deleted for it), the journal keeps the start, and the next run finds the
-    snapshot made with our tags and makes no second one (§5.7)."""
+    waits for no retries): the target fails (nothing deleted for it), the journal keeps the
+    start, and the next run finds the snapshot made with our tags and makes no second one
+    (§5.7)."""
     policy = write_policy(tmp_path, WEB_VOLUMES)
     volumes_sandbox.inject(
         "lose_reply",
