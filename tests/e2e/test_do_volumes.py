@@ -97,8 +97,14 @@ def test_plan_shows_each_volume_under_its_droplet_with_what_retention_does(
     tmp_path, volumes_sandbox, tokens, capsys, clock
 ):
     policy = write_policy(tmp_path, WEB_VOLUMES)
+    volumes_sandbox.clear_requests()
     assert main(["plan", "--policy", policy], clock=clock) == 0
     text = unwrapped(capsys.readouterr().out)
+    reads = [(r["path"], r["query"].get("resource_type")) for r in volumes_sandbox.requests()]
+    # one volume listing and one volume snapshot listing for the account (a page each here)
+    assert reads.count(("/v2/volumes", None)) == 1
+    assert reads.count(("/v2/snapshots", "volume")) == 1
+    assert reads.count(("/v2/snapshots", "droplet")) == 1
     droplet = text.index("web: web-1 (digitalocean server 3164444, account do)")
     volume = text.index(f"web: web-1-pgdata (digitalocean volume {VOLUME} of droplet 3164444")
     assert droplet < volume
