@@ -225,6 +225,7 @@ def build(
             )
         _check_drill(check, (*where, "drill"), raw.get("drill"), accounts[raw["account"]])
         _check_overrides(check, where, raw, defaults, accounts[raw["account"]])
+        _check_volumes(check, where, raw, accounts[raw["account"]])
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
         target = _target(
@@ -482,6 +483,19 @@ def _check_overrides(
         )
 
 
+def _check_volumes(check: _Checker, where: tuple, raw: Mapping, account: Account) -> None:
+    """`volumes: true` is DigitalOcean's (docs/promises.md §5.18)."""
+    if raw.get("volumes") and account.provider != DIGITALOCEAN:
+        check.add(
+            (*where, "volumes"),
+            (
+                f"account {account.name!r} is {account.provider}, which has no volume "
+                "snapshots (its API snapshots servers only); remove volumes, or snapshot the "
+                "volume's data from a hook"
+            ),
+        )
+
+
 def _check_verified(check: _Checker, where: tuple, raw: Mapping, target: TargetSpec) -> None:
     """keep_verified only adds to the other rules; it keeps nothing a drill has not passed."""
     retention = target.retention
@@ -575,6 +589,7 @@ def _target(
         # YAML reads an unquoted `off` as false
         server_overrides=merged.get("server_overrides", _default("$defs/server_overrides"))
         or "off",
+        volumes=bool(raw.get("volumes", False)),
     )
 
 

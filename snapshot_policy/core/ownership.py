@@ -357,15 +357,16 @@ def _hetzner_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
 
 
 def _digitalocean_proof(target: Target, cloud: CloudSnapshot) -> tuple[bool, str]:
+    kind = "volume" if target.volume_of else "droplet"  # volumes: true (§5.18)
     if DIGITALOCEAN_TAG not in cloud.labels:
         return False, f"not tagged {DIGITALOCEAN_TAG}"
     if cloud.server_id != target.server_id:
         return (
             False,
-            f"tagged {DIGITALOCEAN_TAG}, but made from droplet {cloud.server_id}, "
+            f"tagged {DIGITALOCEAN_TAG}, but made from {kind} {cloud.server_id}, "
             f"not {target.server_id}",
         )
-    return True, f"tagged {DIGITALOCEAN_TAG}, made from droplet {target.server_id}"
+    return True, f"tagged {DIGITALOCEAN_TAG}, made from {kind} {target.server_id}"
 
 
 def drill_server_labels(provider: str, owner: str, target: str, snapshot_id: str) -> dict[str, str]:

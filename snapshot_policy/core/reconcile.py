@@ -251,14 +251,25 @@ def build_plan(
         for p in plans
     ]
     plans = _within_limits(plans, max_deletions_per_run)
-    plans.sort(
-        key=lambda p: (p.target.name, p.target.provider, p.target.account, p.target.server_id)
-    )
+    plans.sort(key=_plan_order)
     return Plan(
         now,
         tuple(plans),
         fingerprint(plans),
         config_fingerprint([p.target for p in plans], creation_timeout, max_deletions_per_run),
+    )
+
+
+def _plan_order(plan: TargetPlan) -> tuple[str, ...]:
+    """Targets by name, cloud, account and server; a volume's (volumes: true) right after its
+    droplet's, so the plan shows each under it."""
+    t = plan.target
+    return (
+        t.name,
+        t.provider,
+        t.account,
+        t.volume_of or t.server_id,
+        t.server_id * bool(t.volume_of),
     )
 
 

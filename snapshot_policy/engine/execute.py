@@ -471,9 +471,12 @@ class AccountRun:
             t = life.target
             self.executor.progress(t, "creating")
             log.info("%s: creating %s (%s)", life.label, start.name, start.reason)
-            future = self.pool.submit(
-                self.provider.start_snapshot, t.server_id, start.name, marker_labels(t)
+            # A volume's snapshot (volumes: true) has its own call; its reply is the finished
+            # snapshot, which the next poll round takes without a request (§5.18).
+            begin = (
+                self.provider.start_volume_snapshot if t.volume_of else self.provider.start_snapshot
             )
+            future = self.pool.submit(begin, t.server_id, start.name, marker_labels(t))
             sent = self.executor.monotonic()
             self.requests[future] = lambda f, life=life, sent=sent: self._started(life, f, sent)
 

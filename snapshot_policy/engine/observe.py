@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
+    DIGITALOCEAN,
     Account,
     CloudSnapshot,
     ProviderError,
@@ -46,10 +47,12 @@ from snapshot_policy.core.model import (
     Target,
     TargetFailure,
     TargetSpec,
+    Volume,
 )
 from snapshot_policy.core.orphans import absence_certain, find_orphans, listed_completely
 from snapshot_policy.core.ownership import by_server, snapshots_for
 from snapshot_policy.core.resolve import failure, label_selectors, resolve
+from snapshot_policy.core.volumes import as_servers, volume_targets
 from snapshot_policy.edges.providers import Provider
 from snapshot_policy.state.journal import Journal
 
@@ -172,13 +175,15 @@ def _account_seen(
         )
     targets, unresolved = resolve(specs, read.servers, read.selected)
     targets, incomplete = listed_completely(targets, read.servers, read.listing)
-    seen.failures += unresolved + incomplete
+    # volumes: true — each attached volume a target of its own (core/volumes.py)
+    targets, lacking = volume_targets(specs, targets, read.servers, read.volumes)
+    seen.failures += unresolved + incomplete + lacking
     if orphans:
-        certain = absence_certain(bool(unresolved), bool(unsettled), bool(incomplete))
+        certain = absence_certain(bool(unresolved), bool(unsettled), bool(incomplete or lacking))
         found, absent = find_orphans(
             account,
             specs[0].owner,
-            read.servers,
+            read.servers + as_servers(read.volumes),
             read.listing,
             certain,
             absent_since,
@@ -205,6 +210,9 @@ class _AccountRead:
     servers: list[Server]
     selected: dict[str, list[Server]]
     listing: list[CloudSnapshot]
+    volumes: list[Volume] = field(default_factory=list)
+    """The account's volumes, read only when a spec says `volumes: true` (DigitalOcean);
+    its volume snapshots are then in `listing` too."""
 
 
 def _read_accounts(
@@ -239,11 +247,14 @@ def _read_account(
         servers = provider.servers()
         selectors = dict.fromkeys([*label_selectors(specs), *also_select])
         selected = {s: list(provider.servers(s)) for s in selectors}
-        listing = provider.snapshots()
+        with_volumes = account.provider == DIGITALOCEAN and any(s.volumes for s in specs)
+        # One volume listing and one volume-snapshot listing per account (§5.18, §8).
+        volumes = list(provider.volumes()) if with_volumes else []
+        listing = provider.snapshots(volumes=True) if with_volumes else provider.snapshots()
     except Exception as error:  # noqa: BLE001 — one account's surprise stays that account's
         log.debug("reading account %s failed", account.name, exc_info=True)
         return error
-    return _AccountRead(provider, list(servers), selected, list(listing))
+    return _AccountRead(provider, list(servers), selected, list(listing), volumes)
 
 
 def _with_pending(

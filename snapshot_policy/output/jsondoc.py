@@ -30,6 +30,8 @@ def target_identity(target: Target) -> dict:
         "account": target.account,
         "server_id": target.server_id,
         "server_name": target.server_name,
+        # a volume's target (volumes: true) names its droplet; others are as they were
+        **({"volume_of": target.volume_of} if target.volume_of else {}),
     }
 
 

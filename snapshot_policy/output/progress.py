@@ -247,9 +247,10 @@ class ApplyProgress:
 def describe(target: Target) -> str:
     """`web: web-1 (digitalocean server 3164444)`, as the apply report names targets, on one
     line."""
-    return escape_controls(
-        f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
-    )
+    where = f"server {target.server_id}"
+    if target.volume_of:  # volumes: true, as the report names it
+        where = f"volume {target.server_id} of droplet {target.volume_of}"
+    return escape_controls(f"{target.name}: {target.server_name} ({target.provider} {where})")
 
 
 def _elapsed(seconds: float) -> str:

@@ -174,6 +174,10 @@ def _target_text(
     lines = [
         f"{target.name}: {target.server_name} "
         f"({target.provider} server {target.server_id}, account {target.account})"
+        if not target.volume_of
+        else f"{target.name}: {target.server_name} "
+        f"({target.provider} volume {target.server_id} of droplet {target.volume_of}, "
+        f"account {target.account})"
     ]
     sources = target.rule_sources  # a server's label or tag that overrides a rule (item 4)
     lines.append(f"  schedule {describe_schedule(target.schedule, sources)}: {plan.schedule_note}")
@@ -334,7 +338,10 @@ def matched_text(matched: Mapping[str, Sequence[Target]], failed: set[str] = fro
             if name not in failed:
                 lines.append(f"{name}: matched no server")
             continue
-        servers = ", ".join(f"{t.server_name} ({t.provider} server {t.server_id})" for t in targets)
+        servers = ", ".join(
+            f"{t.server_name} ({t.provider} {'volume' if t.volume_of else 'server'} {t.server_id})"
+            for t in targets
+        )
         lines.append(f"{name}: matched {len(targets)} server(s): {servers}")
     return "".join(wrap_line(escape_controls(line), "    ") + "\n" for line in lines)
 
@@ -350,6 +357,11 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
             continue
         target = outcome.plan.target
         head = f"{target.name}: {target.server_name} ({target.provider} server {target.server_id})"
+        if target.volume_of:  # volumes: true
+            head = (
+                f"{target.name}: {target.server_name} "
+                f"({target.provider} volume {target.server_id} of droplet {target.volume_of})"
+            )
         made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
         done = (
             f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"

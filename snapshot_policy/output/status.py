@@ -45,8 +45,10 @@ def status_text(status: Status) -> str:
 def _target_text(judged: TargetStatus) -> str:
     """A target's server; the drill lines only where drills are configured or were run."""
     target = judged.target
+    kind = "server" if not target.volume_of else "volume"  # volumes: true
+    of = f" of droplet {target.volume_of}" if target.volume_of else ""
     lines = [
-        f"{target.name}: {target.server_name} ({target.provider} server {target.server_id}, "
+        f"{target.name}: {target.server_name} ({target.provider} {kind} {target.server_id}{of}, "
         f"account {target.account}): {_WORDS[judged.state]}"
     ]
     if judged.newest is not None:

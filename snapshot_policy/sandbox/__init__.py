@@ -72,8 +72,27 @@ and every key marked optional may be left out:
          "type": "snapshot",                       # or "backup"
          "architecture": "x86"}                    # Hetzner: or "arm" (default: its server's)
       ],
+      "volumes": [                                 # optional, DigitalOcean block storage
+        {"account": "do-main", "id": "5a1c0d3e-…", # id optional (a UUID made from the name)
+         "name": "pgdata", "region": "nyc3",       # region optional: its droplet's
+         "size_gigabytes": 100,                    # optional, default 10
+         "droplet_ids": [1001]}                    # attached to one droplet at most
+      ],
+      "volume_snapshots": [                        # optional; finished when made
+        {"account": "do-main", "volume_id": "5a1c0d3e-…",  # may name a gone volume
+         "id": "8fa70202-…", "name": "web-1-pgdata-20240101000000",
+         "created": "2024-01-01T00:00:00Z", "tags": ["snapshot-policy"],
+         "size_gigabytes": 2.5, "region": "nyc3"}  # optional: a quarter of the volume's
+      ],
       "telegram": {"bots": [{"token": "123456:ABC", "username": "sandbox_bot"}]}
     }
+
+Volumes (DigitalOcean): `GET /v2/volumes[?name=&region=]`, a droplet's `volume_ids`,
+`POST /v2/volumes/{id}/snapshots` {name, tags} (201 with the finished snapshot; tags are made
+as named), `GET /v2/volumes/{id}/snapshots`, volume snapshots in
+`GET /v2/snapshots?resource_type=volume` (and without `resource_type`, after the droplets'),
+`GET|DELETE /v2/snapshots/{uuid}`, tagged with `resource_type: volume_snapshot`. Faults match
+these paths as any other (e.g. `lose_reply` on `POST ^/v2/volumes/[^/]+/snapshots$`).
 
 Servers from snapshots (restore drills): DigitalOcean `POST /v2/droplets` (202, the droplet
 `new` and its `create` action in `links.actions`), `GET /v2/droplets[?tag_name=]`,

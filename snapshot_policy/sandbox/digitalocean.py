@@ -38,7 +38,7 @@ from urllib.parse import unquote
 
 from .catalogue import DEFAULT_MACHINE_TYPE, SIZES, Size
 from .faults import Fault
-from .state import Account, Action, Server, Snapshot, State, format_time
+from .state import Account, Action, Server, Snapshot, State, VolumeSnapshot, format_time
 from .wire import BadBody, Request, Response, page_bounds, positive_int
 
 SIZE_SLUG = DEFAULT_MACHINE_TYPE["digitalocean"]
@@ -133,6 +133,9 @@ class DigitalOceanAPI:
             ("POST", re.compile(r"/v2/tags"), self._create_tag),
             ("POST", re.compile(r"/v2/tags/([^/]+)/resources"), self._tag_resources),
             ("DELETE", re.compile(r"/v2/tags/([^/]+)/resources"), self._untag_resources),
+            ("GET", re.compile(r"/v2/volumes"), self._list_volumes),
+            ("POST", re.compile(r"/v2/volumes/([^/]+)/snapshots"), self._create_volume_snapshot),
+            ("GET", re.compile(r"/v2/volumes/([^/]+)/snapshots"), self._volume_snapshots),
         ]
 
     def handle(self, request: Request) -> Response:
@@ -229,7 +232,7 @@ class DigitalOceanAPI:
             },
             "snapshot_ids": list(snapshot_ids),  # the index is kept by the state: not this reply's
             "image": self._droplet_image(server),
-            "volume_ids": [],
+            "volume_ids": self.state.volume_ids_of(server),
             "size": _size(size),
             "size_slug": size.slug,
             "networks": _networks(server),
@@ -463,21 +466,76 @@ class DigitalOceanAPI:
         resource_type = request.arg("resource_type")
         if resource_type not in (None, "droplet", "volume"):
             return error(400, "resource_type must be droplet or volume")
-        snapshots = [] if resource_type == "volume" else self.state.snapshots_of(account)
-        return self._page(request, "snapshots", snapshots, _snapshot)
+        droplets = [] if resource_type == "volume" else self.state.snapshots_of(account)
+        volumes = [] if resource_type == "droplet" else self.state.volume_snapshots_of(account)
+        if not volumes:
+            return self._page(request, "snapshots", droplets, _snapshot)
+        return self._page(request, "snapshots", [*droplets, *volumes], _any_snapshot)
 
     def _get_snapshot(self, request: Request, account: Account, snapshot_id: str) -> Response:
+        volume_snapshot = self._find_volume_snapshot(account, snapshot_id)
+        if volume_snapshot is not None:
+            return Response(200, {"snapshot": _volume_snapshot(volume_snapshot)})
         snapshot = self._find(account, snapshot_id)
         if snapshot is None:
             return error(404)
         return Response(200, {"snapshot": _snapshot(snapshot)})
 
     def _delete_image(self, request: Request, account: Account, image_id: str) -> Response:
+        if request.path.startswith("/v2/snapshots/"):  # a volume snapshot goes the same way
+            volume_snapshot = self._find_volume_snapshot(account, image_id)
+            if volume_snapshot is not None:
+                del self.state.volume_snapshots[volume_snapshot.id]
+                return Response(204)
         snapshot = self._find(account, image_id)
         if snapshot is None:
             return error(404)
         self.state.delete_snapshot(snapshot)
         return Response(204)
+
+    def _find_volume_snapshot(self, account: Account, snapshot_id: str) -> VolumeSnapshot | None:
+        found = self.state.volume_snapshots.get(unquote(snapshot_id))
+        return found if found is not None and found.account == account.name else None
+
+    # -- volumes -----------------------------------------------------------------------------
+
+    def _list_volumes(self, request: Request, account: Account) -> Response:
+        """`GET /v2/volumes[?name=&region=]`: the account's volumes, oldest first."""
+        volumes = self.state.volumes_of(account)
+        name, region = request.arg("name"), request.arg("region")
+        volumes = [v for v in volumes if (not name or v.name == name)]
+        volumes = [v for v in volumes if (not region or v.region == region)]
+        return self._page(request, "volumes", volumes, _volume)
+
+    def _create_volume_snapshot(
+        self, request: Request, account: Account, volume_id: str
+    ) -> Response:
+        """`POST /v2/volumes/{id}/snapshots` {name, tags}: 201 with the finished snapshot (a
+        volume snapshot needs no action); tags are made as they are named."""
+        volume = self.state.volumes.get(unquote(volume_id))
+        if volume is None or volume.account != account.name:
+            return error(404)
+        body = request.json()
+        name, tags = body.get("name"), body.get("tags") or []
+        if not isinstance(name, str) or not name.strip():
+            return error(400, "name is required")
+        if not isinstance(tags, list) or not all(
+            isinstance(t, str) and TAG_NAME.match(t) for t in tags
+        ):
+            return error(422, "tags must be a list of tag names (letters, digits, : - _)")
+        limit = account.snapshot_limit
+        count = self.state.snapshot_count(account) + len(self.state.volume_snapshots_of(account))
+        if limit is not None and count >= limit:
+            return error(422, f"You have reached the snapshot limit of your account ({limit}).")
+        made = self.state.add_volume_snapshot(account.name, volume.id, name, tags=tags)
+        return Response(201, {"snapshot": _volume_snapshot(made)})
+
+    def _volume_snapshots(self, request: Request, account: Account, volume_id: str) -> Response:
+        volume = self.state.volumes.get(unquote(volume_id))
+        if volume is None or volume.account != account.name:
+            return error(404)
+        found = [s for s in self.state.volume_snapshots_of(account) if s.volume_id == volume.id]
+        return self._page(request, "snapshots", found, _volume_snapshot)
 
     def _find(self, account: Account, snapshot_id: str) -> Snapshot | None:
         return self.state.snapshot(account, int(snapshot_id)) if snapshot_id.isdigit() else None
@@ -497,14 +555,17 @@ class DigitalOceanAPI:
         key = tag.lower()
         droplets = sum(key in map(str.lower, s.tags) for s in self.state.servers_of(account))
         images = sum(key in map(str.lower, s.tags) for s in self.state.snapshots_of(account))
+        volume_snapshots = sum(
+            key in map(str.lower, s.tags) for s in self.state.volume_snapshots_of(account)
+        )
         return {
             "name": tag,
             "resources": {
-                "count": droplets + images,
+                "count": droplets + images + volume_snapshots,
                 "droplets": {"count": droplets},
                 "images": {"count": images},
                 "volumes": {"count": 0},
-                "volume_snapshots": {"count": 0},
+                "volume_snapshots": {"count": volume_snapshots},
                 "databases": {"count": 0},
             },
         }
@@ -519,10 +580,12 @@ class DigitalOceanAPI:
         targets = []
         for item in resources:
             kind, rid = item.get("resource_type"), str(item.get("resource_id", ""))
-            if kind not in ("droplet", "image"):
+            if kind not in ("droplet", "image", "volume_snapshot"):
                 return error(422, f"the sandbox cannot tag resource_type {kind!r}")
             if kind == "droplet":
                 found = self.state.server(account, int(rid)) if rid.isdigit() else None
+            elif kind == "volume_snapshot":
+                found = self._find_volume_snapshot(account, rid)
             else:
                 found = self._find(account, rid)
             if found is None:
@@ -679,3 +742,38 @@ def _snapshot(snapshot: Snapshot) -> dict:
         "size_gigabytes": snapshot.size_gigabytes,
         "tags": list(snapshot.tags),
     }
+
+
+def _volume(volume) -> dict:
+    return {
+        "id": volume.id,
+        "region": _region(volume.region),
+        "droplet_ids": list(volume.droplet_ids),
+        "name": volume.name,
+        "description": "",
+        "size_gigabytes": volume.size_gigabytes,
+        "created_at": format_time(volume.created),
+        "filesystem_type": "ext4",
+        "filesystem_label": volume.name[:16],
+        "tags": [],
+    }
+
+
+def _volume_snapshot(snapshot: VolumeSnapshot) -> dict:
+    return {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "created_at": format_time(snapshot.created),
+        "regions": [snapshot.region],
+        "resource_id": snapshot.volume_id,
+        "resource_type": "volume",
+        "min_disk_size": snapshot.min_disk_gb,
+        "size_gigabytes": snapshot.size_gigabytes,
+        "tags": list(snapshot.tags),
+    }
+
+
+def _any_snapshot(snapshot: Snapshot | VolumeSnapshot) -> dict:
+    return (
+        _volume_snapshot(snapshot) if isinstance(snapshot, VolumeSnapshot) else _snapshot(snapshot)
+    )

@@ -1,8 +1,8 @@
 """A small ready-made cloud for `snapshot-policy sandbox` without `--state`, and for demos.
 
-One DigitalOcean and one Hetzner account, three servers, a few older snapshots (one made by
-hand, one protected) and a Telegram bot. Timestamps are relative to `now`, so the example
-always looks recent.
+One DigitalOcean and one Hetzner account, three servers (web-1 with a volume attached), a
+few older snapshots (one made by hand, one protected) and a Telegram bot. Timestamps are
+relative to `now`, so the example always looks recent.
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ def example_state(now: datetime | None = None) -> dict:
                 "name": "db-1 by hand",
                 "created": ago(3),
             },
+        ],
+        "volumes": [  # for a target with `volumes: true` (DigitalOcean)
+            {
+                "account": "do-demo",
+                "id": "7724db7c-e098-11e5-b522-000f53304e51",
+                "name": "web-1-data",
+                "droplet_ids": [3164444],
+                "created": ago(400),
+            }
         ],
         "telegram": {"bots": [{"token": "123456:SANDBOX-TOKEN", "username": "sandbox_bot"}]},
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -142,6 +143,37 @@ _FILTERED_FIELDS = frozenset({"type", "status"})
 
 
 @dataclass
+class Volume:
+    """A DigitalOcean block storage volume: `id` a UUID string, attached to at most one
+    droplet (`droplet_ids`, as the API says: "a volume can only be attached to a single
+    Droplet")."""
+
+    id: str
+    account: str
+    name: str
+    region: str = ""
+    size_gigabytes: int = 10
+    droplet_ids: list[int] = field(default_factory=list)
+    created: datetime = field(default_factory=utc_now)
+
+
+@dataclass
+class VolumeSnapshot:
+    """A DigitalOcean volume snapshot: finished when the create answers; `id` a UUID string,
+    `volume_id` its `resource_id` (the volume may be gone since)."""
+
+    id: str
+    account: str
+    volume_id: str
+    name: str
+    created: datetime
+    tags: list[str] = field(default_factory=list)
+    region: str = ""
+    size_gigabytes: float = 0.0
+    min_disk_gb: int = 10
+
+
+@dataclass
 class Action:
     id: int
     account: str
@@ -240,6 +272,9 @@ class State:
         """(account name, key) -> (snapshots dict, its generation, Snapshot.edits, value): see
         `kept`."""
         self.actions: dict[int, Action] = {}
+        self.volumes: dict[str, Volume] = {}
+        self.volume_snapshots: dict[str, VolumeSnapshot] = {}
+        """DigitalOcean volume snapshots by id, in the order they were made."""
         self._running: dict[int, Action] = {}
         self._account_actions: dict[str, list[Action]] = {}
         """Account name -> its actions by id (ids only grow, so appending keeps the order)."""
@@ -399,6 +434,84 @@ class State:
     def _architecture(account: Account, server: Server | None) -> str:
         kind = server.machine_type if server else DEFAULT_MACHINE_TYPE[account.provider]
         return architecture_of(account.provider, kind)
+
+    def add_volume(
+        self,
+        account: str,
+        name: str,
+        *,
+        id: str | None = None,
+        region: str | None = None,
+        size_gigabytes: int = 10,
+        droplet_ids: Iterable[int] = (),
+        created: str | datetime | None = None,
+    ) -> Volume:
+        """Seed a DigitalOcean volume, attached to the droplets `droplet_ids` (one at most)."""
+        with self.lock:
+            owner = self.accounts[account]
+            if owner.provider != "digitalocean":
+                raise ValueError("volumes are DigitalOcean's; Hetzner volumes have no snapshots")
+            droplets = [int(d) for d in droplet_ids]
+            if len(droplets) > 1:
+                raise ValueError("a volume is attached to one droplet at most")
+            attached = self.servers.get(droplets[0]) if droplets else None
+            volume = Volume(
+                id=id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"volume/{account}/{name}")),
+                account=account,
+                name=name,
+                region=region or (attached.region if attached else DEFAULT_REGION[owner.provider]),
+                size_gigabytes=size_gigabytes,
+                droplet_ids=droplets,
+                created=parse_time(created) if created else self.clock(),
+            )
+            self.volumes[volume.id] = volume
+            return volume
+
+    def add_volume_snapshot(
+        self,
+        account: str,
+        volume_id: str,
+        name: str,
+        *,
+        id: str | None = None,
+        created: str | datetime | None = None,
+        tags: Iterable[str] = (),
+        size_gigabytes: float | None = None,
+        region: str | None = None,
+    ) -> VolumeSnapshot:
+        """Seed (or make) a finished volume snapshot; `volume_id` may name a volume that is
+        gone (an orphan)."""
+        with self.lock:
+            owner = self.accounts[account]
+            volume = self.volumes.get(volume_id)
+            snapshot = VolumeSnapshot(
+                id=id
+                or str(uuid.uuid5(uuid.NAMESPACE_URL, f"vs/{self._take_id('snapshot', None)}")),
+                account=account,
+                volume_id=volume_id,
+                name=name,
+                created=parse_time(created) if created else self.clock(),
+                tags=[self.register_tag(owner, tag) for tag in tags],
+                region=region or (volume.region if volume else DEFAULT_REGION[owner.provider]),
+                size_gigabytes=(
+                    size_gigabytes
+                    if size_gigabytes is not None
+                    else (volume.size_gigabytes / 4 if volume else DEFAULT_SIZE_GIGABYTES)
+                ),
+                min_disk_gb=volume.size_gigabytes if volume else 10,
+            )
+            self.volume_snapshots[snapshot.id] = snapshot
+            return snapshot
+
+    def volumes_of(self, account: Account) -> list[Volume]:
+        return [v for v in self.volumes.values() if v.account == account.name]
+
+    def volume_snapshots_of(self, account: Account) -> list[VolumeSnapshot]:
+        return [s for s in self.volume_snapshots.values() if s.account == account.name]
+
+    def volume_ids_of(self, server: Server) -> list[str]:
+        """The volumes attached to a droplet (its `volume_ids`)."""
+        return [v.id for v in self.volumes.values() if server.id in v.droplet_ids]
 
     def add_bot(self, token: str, username: str = "sandbox_bot") -> None:
         with self.lock:
@@ -786,6 +899,20 @@ class State:
                     for s in self.snapshots.values()
                 ],
                 "telegram": {"bots": [{"token": t, "username": u} for t, u in self.bots.items()]},
+                **(
+                    {"volumes": [_volume_dict(v) for v in self.volumes.values()]}
+                    if self.volumes
+                    else {}
+                ),
+                **(
+                    {
+                        "volume_snapshots": [
+                            _volume_snapshot_dict(s) for s in self.volume_snapshots.values()
+                        ]
+                    }
+                    if self.volume_snapshots
+                    else {}
+                ),
             }
 
     def load(self, data: dict) -> None:
@@ -798,6 +925,8 @@ class State:
             self._running.clear()
             self._account_actions.clear()
             self.bots.clear()
+            self.volumes.clear()
+            self.volume_snapshots.clear()
             self._buckets.clear()
             self._windows.clear()
             for item in data.get("accounts", []):
@@ -817,6 +946,10 @@ class State:
                 self.add_server(**item)
             for item in data.get("snapshots", []):
                 self.add_snapshot(**item)
+            for item in data.get("volumes", []):
+                self.add_volume(**item)
+            for item in data.get("volume_snapshots", []):
+                self.add_volume_snapshot(**item)
             for bot in data.get("telegram", {}).get("bots", []):
                 self.add_bot(bot["token"], bot.get("username", "sandbox_bot"))
 
@@ -880,3 +1013,28 @@ def _snapshot_dict(snapshot: Snapshot, account: Account, server: Server | None) 
     else:
         out["tags"] = list(snapshot.tags)
     return out
+
+
+def _volume_dict(volume: Volume) -> dict:
+    return {
+        "account": volume.account,
+        "id": volume.id,
+        "name": volume.name,
+        "region": volume.region,
+        "size_gigabytes": volume.size_gigabytes,
+        "droplet_ids": list(volume.droplet_ids),
+        "created": format_time(volume.created),
+    }
+
+
+def _volume_snapshot_dict(snapshot: VolumeSnapshot) -> dict:
+    return {
+        "account": snapshot.account,
+        "id": snapshot.id,
+        "volume_id": snapshot.volume_id,
+        "name": snapshot.name,
+        "created": format_time(snapshot.created),
+        "tags": list(snapshot.tags),
+        "size_gigabytes": snapshot.size_gigabytes,
+        "region": snapshot.region,
+    }

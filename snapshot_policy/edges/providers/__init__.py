@@ -26,6 +26,7 @@ from snapshot_policy.core.model import (
     Server,
     ServerRequest,
     StartedSnapshot,
+    Volume,
 )
 from snapshot_policy.edges.providers.digitalocean import DigitalOcean
 from snapshot_policy.edges.providers.hetzner import Hetzner
@@ -59,9 +60,21 @@ class Provider(Protocol):
         carrying a tag (DigitalOcean), from one paginated listing, each once; a listing that
         changed while it was read is read again, and named in `unsettled` if it kept changing."""
 
-    def snapshots(self) -> list[CloudSnapshot]:
+    def snapshots(self, volumes: bool = False) -> list[CloudSnapshot]:
         """Return every server snapshot of the account, from one paginated listing, each once;
-        read again and named in `unsettled` as `servers` is."""
+        read again and named in `unsettled` as `servers` is. With `volumes` (DigitalOcean),
+        also every volume snapshot, from one more listing, `server_id` its volume's id."""
+
+    def volumes(self) -> list[Volume]:
+        """DigitalOcean: the account's block storage volumes, from one paginated listing, each
+        once; read again and named in `unsettled` as `servers` is."""
+
+    def start_volume_snapshot(
+        self, volume_id: str, name: str, labels: Mapping[str, str]
+    ) -> StartedSnapshot:
+        """DigitalOcean: snapshot a volume, carrying `labels` (tags) from the start; the reply
+        is the finished snapshot (`StartedSnapshot.image`, no action). A lost reply is looked
+        for by name in the volume's snapshots before the request is ever repeated."""
 
     def busy_servers(self, since: datetime) -> dict[str, str]:
         """Return server id -> the kind of its action in progress ("snapshot" for a snapshot,

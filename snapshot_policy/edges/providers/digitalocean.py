@@ -36,6 +36,7 @@ from snapshot_policy.core.model import (
     Server,
     ServerRequest,
     StartedSnapshot,
+    Volume,
 )
 from snapshot_policy.edges.providers import guard
 from snapshot_policy.edges.providers.guard import ERROR, RUNNING, CreateWatch
@@ -120,7 +121,7 @@ class DigitalOcean:
         )
         return self._settled(listing, f"droplet listing{f' (tag {selector})' if selector else ''}")
 
-    def snapshots(self) -> list[CloudSnapshot]:
+    def snapshots(self, volumes: bool = False) -> list[CloudSnapshot]:
         listing = self._pages(
             "list snapshots",
             "snapshots",
@@ -128,7 +129,66 @@ class DigitalOcean:
             self._client.snapshots.list,
             resource_type="droplet",
         )
-        return self._settled(listing, "snapshot listing")
+        found = self._settled(listing, "snapshot listing")
+        if volumes:  # volumes: true (docs/promises.md §5.18): one more listing, read alike
+            listing = self._pages(
+                "list volume snapshots",
+                "snapshots",
+                _snapshot,
+                self._client.snapshots.list,
+                resource_type="volume",
+            )
+            found += self._settled(listing, "volume snapshot listing")
+        return found
+
+    def volumes(self) -> list[Volume]:
+        """The account's block storage volumes (`GET /v2/volumes`, every page, each once)."""
+        listing = self._pages("list volumes", "volumes", _volume, self._client.volumes.list)
+        return self._settled(listing, "volume listing")
+
+    def start_volume_snapshot(
+        self, volume_id: str, name: str, labels: Mapping[str, str]
+    ) -> StartedSnapshot:
+        """`POST /v2/volumes/{id}/snapshots` {name, tags}: the reply is the finished snapshot,
+        carrying our tags from the start, returned as `StartedSnapshot.image` with no action
+        to poll. After a lost reply the volume's own snapshot listing is read for one of
+        exactly this name (not another configuration's) before the POST is ever repeated."""
+        body = {"name": name, "tags": list(labels)}
+
+        def start() -> CloudSnapshot:
+            return self._call(
+                START_SNAPSHOT,
+                self._client.volume_snapshots.create,
+                lambda reply: _snapshot(reply["snapshot"]),
+                volume_id=volume_id,
+                body=body,
+            )
+
+        def started_meanwhile() -> CloudSnapshot | None:
+            listing = self._pages(
+                "list volume snapshots",
+                "snapshots",
+                _snapshot,
+                self._client.volume_snapshots.list,
+                volume_id=volume_id,
+            )
+            found = [
+                image
+                for image in listing.items
+                if image.name == name and not _foreign(image, labels)
+            ]
+            return max(found, key=lambda image: image.created, default=None)
+
+        image = self._retry.start_once(
+            start, started_meanwhile, lambda error: False, self._timing.creation_timeout
+        )
+        image = replace(
+            image,
+            server_id=image.server_id or volume_id,
+            labels={**image.labels, **{tag: "" for tag in labels}},
+            creating=False,
+        )
+        return StartedSnapshot(volume_id, name, None, image, dict(labels))
 
     def _settled(self, listing: Listing[T], what: str) -> list[T]:
         if not listing.settled:
@@ -217,10 +277,14 @@ class DigitalOcean:
     def progress(
         self, started: Sequence[StartedSnapshot]
     ) -> dict[StartedSnapshot, CloudSnapshot | ProviderError | None]:
-        statuses = self._action_statuses({int(s.action_id) for s in started if s.action_id})
+        wanted = {int(s.action_id) for s in started if s.action_id}
+        statuses = self._action_statuses(wanted) if wanted else {}  # volumes' need none
         result: dict[StartedSnapshot, CloudSnapshot | ProviderError | None] = {}
         finished = []
         for snapshot in started:
+            if snapshot.action_id is None and snapshot.image is not None:
+                result[snapshot] = snapshot.image  # a volume's: finished with its reply
+                continue
             status = statuses.get(int(snapshot.action_id or 0), "in-progress")
             if status == "completed":
                 finished.append(snapshot)
@@ -241,7 +305,7 @@ class DigitalOcean:
         return result
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
-        self._tag([snapshot_id], labels)
+        self._tag([snapshot_id], labels, _resource_type(snapshot_id))
 
     def get_snapshot(self, snapshot_id: str) -> CloudSnapshot | None:
         """`GET /v2/snapshots/{id}` (with its tags); None for a 404 (or an id that is no
@@ -562,12 +626,15 @@ class DigitalOcean:
             droplet_id=int(droplet_id),
         ).items
 
-    def _tag(self, image_ids: Sequence[str], tags: Iterable[str]) -> None:
-        """Tag the images with each of `tags` (label keys: DigitalOcean tags carry no value),
-        one request per tag for all of them."""
+    def _tag(
+        self, image_ids: Sequence[str], tags: Iterable[str], resource_type: str = "image"
+    ) -> None:
+        """Tag the images (or volume snapshots) with each of `tags` (label keys: DigitalOcean
+        tags carry no value), one request per tag for all of them."""
         resources = {
             "resources": [
-                {"resource_id": str(image_id), "resource_type": "image"} for image_id in image_ids
+                {"resource_id": str(image_id), "resource_type": resource_type}
+                for image_id in image_ids
             ]
         }
         for tag in tags:
@@ -734,7 +801,25 @@ def _server(droplet: dict[str, Any]) -> Server:
         {str(tag): "" for tag in droplet.get("tags") or []},
         snapshot_ids,
         region=_region_slug(droplet),
+        volume_ids=tuple(str(v) for v in droplet.get("volume_ids") or []),
     )
+
+
+def _volume(item: dict[str, Any]) -> Volume:
+    """A volume of `GET /v2/volumes`: the droplets it is attached to, its region and size."""
+    return Volume(
+        id=str(item["id"]),
+        name=str(item["name"]),
+        region=_region_slug(item),
+        droplet_ids=tuple(str(int(d)) for d in item.get("droplet_ids") or []),
+        size_gb=_size(item.get("size_gigabytes")),
+    )
+
+
+def _resource_type(snapshot_id: str) -> str:
+    """How the tags API names a snapshot: a droplet snapshot's id is a number ("image"), a
+    volume snapshot's a UUID ("volume_snapshot")."""
+    return "image" if snapshot_id.isdigit() else "volume_snapshot"
 
 
 def _region_slug(droplet: dict[str, Any]) -> str | None:
