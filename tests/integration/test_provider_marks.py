@@ -75,3 +75,24 @@ def test_digitalocean_has_no_protection_and_says_so(adapter):
     api = adapter(DIGITALOCEAN)
     with pytest.raises(ProviderError, match="no delete protection"):
         api.protect_snapshot("1", True)
+
+
+def test_a_hetzner_image_read_back_without_labels_is_not_rewritten(sandbox, adapter):
+    """`PUT /images/{id}` replaces every label: merged into a reply that lost them, our marks
+    (managed-by, owner) would be wiped and the snapshot left to whoever claims it."""
+    api = adapter(HETZNER)
+    made = create(api, *create_args(HETZNER))
+    before = dict(api.get_snapshot(made.id).labels)
+    sandbox.faults.add(
+        "patch",
+        service="hetzner",
+        method="GET",
+        path=rf"^/v1/images/{made.id}$",
+        count=2,
+        patch={"image": {"labels": None}},
+    )
+    with pytest.raises(ProviderError, match="without its labels"):
+        api.set_snapshot_labels(made.id, {"snapshot-policy/pending-delete": "2027-01-31"}, [])
+    with pytest.raises(ProviderError, match="without its labels"):
+        api.mark_snapshot(made.id, {"snapshot-policy/owner": "alpha"})
+    assert api.get_snapshot(made.id).labels == before

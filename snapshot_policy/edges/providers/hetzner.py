@@ -325,13 +325,26 @@ class Hetzner:
 
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
-        merged = self._read(
-            "get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {})
-        )
+        merged = self._labels_now(image_id)
         merged.update(labels)  # an update replaces the whole set
         self._read(
             "label snapshot", lambda: self._client.images.update(Image(id=image_id), labels=merged)
         )
+
+    def _labels_now(self, image_id: int) -> dict[str, str]:
+        """Return an image's labels as the cloud has them now, to merge into before a PUT
+        (which replaces them all). A reply without a labels object is garbled, not an image
+        without labels: writing back what it lacks would wipe the marks that make it ours."""
+        labels = self._read("get snapshot", lambda: self._client.images.get_by_id(image_id).labels)
+        if not isinstance(labels, dict):
+            raise ProviderError(
+                self.name,
+                "get snapshot",
+                None,
+                f"image {image_id} came back without its labels; they are left as they are",
+                situation="a reply without labels",
+            )
+        return dict(labels)
 
     def get_snapshot(self, snapshot_id: str) -> CloudSnapshot | None:
         if not snapshot_id.isdigit():
@@ -352,9 +365,7 @@ class Hetzner:
         """Read the labels and write the merged set back (`PUT /images/{id}` replaces them
         all), as mark_snapshot does."""
         image_id = int(snapshot_id)
-        merged = self._read(
-            "get snapshot", lambda: dict(self._client.images.get_by_id(image_id).labels or {})
-        )
+        merged = self._labels_now(image_id)
         merged = {k: v for k, v in merged.items() if k not in set(remove)}
         merged.update(add)
         self._read(
