@@ -108,6 +108,15 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Copy the snapshot to `region` (DigitalOcean's image transfer), then wait for it with
+    the account's batched polls; then `Copied` or `CopyFailed`."""
+
+    snapshot: Snapshot
+    region: str
+
+
+@dataclass(frozen=True)
 class Progress:
     stage: str
 
@@ -132,6 +141,7 @@ Command = (
     | Poll
     | RunAfter
     | Delete
+    | Transfer
     | Progress
     | Finished
 )

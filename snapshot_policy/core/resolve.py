@@ -121,4 +121,5 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         owner=spec.owner,
         drill=spec.drill,
         region=server.region,
+        copies=spec.copies,
     )

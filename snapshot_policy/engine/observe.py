@@ -33,9 +33,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     Account,
@@ -193,7 +194,42 @@ def _account_seen(
         (t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout))
         for t in targets
     ]
+    seen.observed = _with_transfers(read.provider, seen.observed)
     return seen
+
+
+def _with_transfers(
+    provider: Provider, observed: list[tuple[Target, list[Snapshot]]]
+) -> list[tuple[Target, list[Snapshot]]]:
+    """Each target's newest snapshot that lacks a copy (`copies`), with the regions a
+    transfer is running to (`CloudSnapshot.pending_regions`): one look for all of them, and
+    none when every copy exists (docs/promises.md §5.15)."""
+    lacking = {}
+    for target, snapshots in observed:
+        found = copies.newest(target, snapshots) if target.copies else None
+        if found is not None and found.cloud is not None and copies.missing(target, found):
+            lacking[found.id] = found
+    if not lacking:
+        return observed
+    running = provider.transfers(sorted(lacking))
+    updated = {
+        image: replace(
+            snapshot,
+            cloud=replace(
+                snapshot.cloud,
+                pending_regions=tuple(
+                    sorted(
+                        r for r, status in running.get(image, {}).items() if status == "in-progress"
+                    )
+                ),
+            ),
+        )
+        for image, snapshot in lacking.items()
+    }
+    return [
+        (target, [updated.get(s.id, s) if s.id else s for s in snapshots])
+        for target, snapshots in observed
+    ]
 
 
 @dataclass

@@ -96,6 +96,8 @@ class DigitalOcean:
         self._tags_made: set[str] = set()
         self._tag_lock = threading.Lock()
         self._newest_action: int | None = None
+        self._transfers: dict[tuple[str, str], int] = {}
+        """(image id, region) -> the transfer action this run started."""
         self._watch = CreateWatch(self._create_statuses)
         self.rate_limit = _budget(DEFAULT_LIMIT)
         self.unsettled: list[str] = []
@@ -251,6 +253,50 @@ class DigitalOcean:
             missing_ok=True,
             snapshot_id=snapshot_id,
         )
+
+    # -- copies in other regions (docs/promises.md §5.15) ------------------------------------
+
+    def transfer_snapshot(self, snapshot_id: str, region: str) -> str:
+        """`POST /v2/images/{id}/actions` `{"type": "transfer", "region": …}`; the action id.
+        Sent once, never repeated on a lost reply: the next poll (or the next run's look at
+        the image's actions) finds a transfer that did start."""
+        action_id = self._call(
+            "transfer snapshot",
+            self._client.image_actions.post,
+            lambda reply: int(reply["action"]["id"]),
+            image_id=int(snapshot_id),
+            body={"type": "transfer", "region": region},
+        )
+        self._transfers[(snapshot_id, region)] = action_id
+        return str(action_id)
+
+    def transfers(self, snapshot_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Image id -> region -> "in-progress", "completed" or "errored" of its transfers.
+        Those this run started are read with the snapshot polls' batched action lookup (the
+        account's listing, newest first); an image this run started none for (a killed run's)
+        by its own action listing, one request each, the newest transfer per region."""
+        wanted = set(snapshot_ids)
+        found: dict[str, dict[str, str]] = {}
+        started = {key: a for key, a in self._transfers.items() if key[0] in wanted}
+        if started:
+            statuses = self._action_statuses(set(started.values()))
+            for (image_id, region), action_id in started.items():
+                found.setdefault(image_id, {})[region] = statuses.get(action_id, "in-progress")
+        for image_id in sorted(wanted - {image for image, _ in started}):
+            actions = self._pages(
+                "list image actions",
+                "actions",
+                _transfer_action,
+                self._client.image_actions.list,
+                lambda item: item[0],
+                image_id=int(image_id),
+            ).items
+            regions: dict[str, str] = {}
+            for _, kind, region, status in sorted(actions):
+                if kind == "transfer" and region:
+                    regions[region] = status  # ascending ids: the newest wins
+            found[image_id] = regions
+        return found
 
     # -- servers made from snapshots (restore drills, restore) ---------------------------------
 
@@ -767,6 +813,15 @@ def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
     """(type, id, status) of an action; the API's description makes status default to
     in-progress."""
     return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
+
+
+def _transfer_action(item: dict[str, Any]) -> tuple[int, str, str, str]:
+    """(id, type, region slug, status) of an image action: a transfer's region is where the
+    image is copied to."""
+    region = item.get("region_slug")
+    if not isinstance(region, str):
+        region = (item.get("region") or {}).get("slug") or ""
+    return int(item["id"]), str(item.get("type")), region, _action_status(item)
 
 
 class _NotNewestFirst(Exception):
