@@ -283,14 +283,12 @@ class DigitalOcean:
             for (image_id, region), action_id in started.items():
                 found.setdefault(image_id, {})[region] = statuses.get(action_id, "in-progress")
         for image_id in sorted(wanted - {image for image, _ in started}):
-            actions = self._pages(
+            actions = self._read(  # pydo reads one page of it: an image has few actions
                 "list image actions",
-                "actions",
-                _transfer_action,
                 self._client.image_actions.list,
-                lambda item: item[0],
+                lambda body: [_transfer_action(item) for item in body["actions"]],
                 image_id=int(image_id),
-            ).items
+            )
             regions: dict[str, str] = {}
             for _, kind, region, status in sorted(actions):
                 if kind == "transfer" and region:
