@@ -543,7 +543,7 @@ class Lifecycle:
             remaining=remaining,
             error="; ".join(errors) or None,
             partial=partial,
-            copied_to=tuple(self.copied),
+            copied_to=tuple(r for r in self.target.copies if r in self.copied),
         )
 
 

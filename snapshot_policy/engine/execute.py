@@ -63,7 +63,14 @@ from snapshot_policy.core.settlement import (
 )
 from snapshot_policy.edges import hooks
 from snapshot_policy.edges.providers import Provider
-from snapshot_policy.edges.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
+from snapshot_policy.edges.providers.retry import (
+    FIRST_POLL,
+    TIMED_OUT,
+    ServerBusy,
+    Timing,
+    UncertainOutcome,
+    timed_out,
+)
 from snapshot_policy.pacing.budget import RequestBudget
 from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.journal import Journal
@@ -644,7 +651,14 @@ class AccountRun:
                 self._carry(life, life.on(events.Copied(region, self.executor.now())))
                 continue
             error = (
-                timed_out(self.provider.name, f"copy of snapshot {image} to {region}", timeout)
+                UncertainOutcome(
+                    self.provider.name,
+                    "wait for transfer",
+                    None,
+                    f"the copy of snapshot {image} to {region} is still not finished",
+                    code=TIMED_OUT,
+                    situation=f"timed out after {timeout:g}s",
+                )
                 if status == "in-progress"
                 else ProviderError(
                     self.provider.name,
