@@ -9,6 +9,7 @@ transfers running); nothing here asks the cloud.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from snapshot_policy.core.model import ActionKind, Snapshot, Target, TargetPlan
 
@@ -98,3 +99,27 @@ def describe(target: Target, snapshot: Snapshot) -> str:
         parts = [f"{r} (transfer running)" if r in running else r for r in lacking]
         text += "; missing copies: " + ", ".join(parts)
     return text
+
+
+def status_problem(target: Target, snapshot: Snapshot | None) -> str | None:
+    """What `status` reports of the newest snapshot's copies: a region it lacks that no
+    transfer is running to (a transfer failed, or a run was killed before it started one)."""
+    if snapshot is None or not target.copies or snapshot.cloud is None:
+        return None
+    lacking = to_transfer(target, snapshot)
+    if not lacking:
+        return None
+    return (
+        f"the newest snapshot has no copy in {', '.join(lacking)} and no transfer is running; "
+        "the next apply starts it, and deletions wait until it exists"
+    )
+
+
+def with_copies(snapshot: Snapshot, regions: Iterable[str]) -> Snapshot:
+    """`snapshot` as listed once copied to `regions` (a status after apply)."""
+    if snapshot.cloud is None:
+        return snapshot
+    have = snapshot.cloud.regions
+    added = tuple(r for r in regions if r not in have)
+    cloud = replace(snapshot.cloud, regions=have + added)
+    return replace(snapshot, cloud=cloud)

@@ -120,6 +120,10 @@ def test_apply_creates_copies_then_prunes(policy, sandbox, capsys, clock):
     out = flat(capsys.readouterr().out)
     assert re.search(r"in nyc3, (ams3, fra1|fra1, ams3) ", out)
     assert "missing copies" not in out and "held:" not in out
+    main(["status", "--policy", policy], clock=clock)  # web-10 is uncovered: exit 2 anyway
+    out = flat(capsys.readouterr().out)
+    assert re.search(r"copies: in nyc3, (ams3, fra1|fra1, ams3) ", out)
+    assert "no transfer is running" not in out
 
 
 def test_a_failed_transfer_fails_the_target_and_deletes_nothing_then_the_next_run_copies(
@@ -134,6 +138,21 @@ def test_a_failed_transfer_fails_the_target_and_deletes_nothing_then_the_next_ru
     assert not any(m == "DELETE" for m, _ in writes(sandbox))
     new = web_snapshots(sandbox)[0]
     assert new["copies"] == ["fra1"]
+
+    # status says what the newest lacks, and that nothing is copying it.
+    clock.advance(minutes=5)
+    assert main(["status", "--policy", policy], clock=clock) == 2
+    out = flat(capsys.readouterr().out)
+    assert "copies: in nyc3, fra1; missing copies: ams3" in out
+    assert "the newest snapshot has no copy in ams3 and no transfer is running" in out
+    assert main(["status", "--policy", policy, "--output", "json"], clock=clock) == 2
+    (web,) = [t for t in json.loads(capsys.readouterr().out)["targets"] if t["target"] == "web"]
+    assert web["copies"] == {
+        "regions": ["ams3", "fra1"],
+        "newest_regions": ["nyc3", "fra1"],
+        "missing": ["ams3"],
+        "transferring": [],
+    }
 
     # The next run, nothing due: the plan holds the deletions and says which copy it starts.
     clock.advance(hours=1)
@@ -168,6 +187,10 @@ def test_a_timed_out_transfer_deletes_nothing_and_the_next_run_waits_for_it(
     assert main(["plan", "--policy", policy], clock=clock) == 0
     out = flat(capsys.readouterr().out)
     assert "missing copies: ams3 (transfer running), fra1 (transfer running)" in out
+    main(["status", "--policy", policy], clock=clock)
+    shown = flat(capsys.readouterr().out)
+    assert "missing copies: ams3 (transfer running)" in shown
+    assert "no transfer is running" not in shown  # running: nothing to do about it
     assert "(a transfer to ams3, fra1 is running)" in out
     assert "~ copy" not in out
     posts = len([1 for m, p in writes(sandbox) if m == "POST" and "/images/" in p])
