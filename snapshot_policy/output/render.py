@@ -436,7 +436,12 @@ def uneventful(report: RunReport) -> bool:
         and not report.drills
         and all(d.ok for d in report.deliveries)
         and all(
-            o.ok and o.created is None and not o.deleted and not o.error and not o.partial
+            o.ok
+            and o.created is None
+            and not o.deleted
+            and not o.error
+            and not o.partial
+            and not o.copied_to  # a missing copy made (docs/promises.md §5.15) is news
             for o in report.outcomes
         )
     )

@@ -127,7 +127,7 @@ def test_apply_creates_copies_then_prunes(policy, sandbox, capsys, clock):
 
 
 def test_a_failed_transfer_fails_the_target_and_deletes_nothing_then_the_next_run_copies(
-    policy, sandbox, capsys, clock
+    policy, sandbox, capsys, clock, tmp_path
 ):
     sandbox.inject("transfer_fail", service="digitalocean", name="ams3")
     before = {s["id"] for s in web_snapshots(sandbox)}
@@ -160,9 +160,12 @@ def test_a_failed_transfer_fails_the_target_and_deletes_nothing_then_the_next_ru
     out = flat(capsys.readouterr().out)
     assert f"~ copy {new['name']} (id {new['id']}) to ams3" in out
     assert "held: the newest snapshot has no copy in ams3 yet" in out
-    assert main(["apply", "--policy", policy], clock=clock) == 0
-    capsys.readouterr()
+    report = tmp_path / "report.json"
+    assert main(["apply", "--policy", policy, "--report", str(report)], clock=clock) == 0
+    assert "no new snapshot, copied to ams3, deleted 0" in unwrapped(capsys.readouterr().out)
     assert web_snapshots(sandbox)[0]["copies"] == ["fra1", "ams3"]
+    (done,) = [o for o in json.loads(report.read_text())["targets"] if o["target"] == "web"]
+    assert done["copied_to"] == ["ams3"] and done["ok"]
     assert not any(m == "DELETE" for m, _ in writes(sandbox))  # held in this run's plan
     # The run after prunes: the newest has every copy now.
     clock.advance(hours=1)
