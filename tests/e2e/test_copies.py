@@ -6,8 +6,13 @@ is missing."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
+from subprocess import PIPE
 
 import pytest
 
@@ -259,3 +264,48 @@ def test_transfers_of_many_droplets_are_polled_in_batched_rounds(
     # 12 snapshots and 24 transfers: the rounds follow the time waited (spaced by the oldest's
     # age, FIRST_POLL apart at first), never the number of servers or images.
     assert rounds <= 4 + 10 * seconds, (rounds, seconds)
+
+
+def transfer_posts(sandbox) -> list[dict]:
+    return [
+        r
+        for r in sandbox.requests("digitalocean")
+        if r["method"] == "POST" and re.fullmatch(r"/v2/images/\d+/actions", r["path"])
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_run_stopped_while_copying_deletes_nothing_and_the_next_run_starts_no_second_copy(
+    wall_clock_sandbox, tokens, tmp_path, signum
+):
+    sandbox = wall_clock_sandbox
+    sandbox.state.transfer_seconds = 60
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy_yaml(WEB, settings={"lock_file": "run/lock"}))
+    argv = [sys.executable, "-m", "snapshot_policy", "apply", "--policy", str(policy)]
+    run = subprocess.Popen(argv, env=dict(os.environ), stdout=PIPE, stderr=PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while sum(r["status"] == 201 for r in transfer_posts(sandbox)) < 2:
+            assert time.monotonic() < deadline, "the run never copied"
+            time.sleep(0.02)
+        run.send_signal(signum)
+        out, err = run.communicate(timeout=30)
+    finally:
+        run.kill()
+    assert run.returncode == {signal.SIGTERM: 143, signal.SIGKILL: -9}[signum], err
+    if signum == signal.SIGTERM:
+        assert "stopped the run while" in unwrapped(out) and "being copied to ams3, fra1" in (
+            unwrapped(out)
+        )
+    assert not [r for r in sandbox.requests("digitalocean") if r["method"] == "DELETE"]
+
+    # The next run: the transfers still run; it starts none again and deletes nothing.
+    again = subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(transfer_posts(sandbox)) == 2
+    assert not [r for r in sandbox.requests("digitalocean") if r["method"] == "DELETE"]
+    plan = subprocess.run(
+        [*argv[:3], "plan", *argv[4:]], env=dict(os.environ), capture_output=True, text=True
+    )
+    assert "held: the newest snapshot has no copy in ams3, fra1 yet" in flat(plan.stdout)
