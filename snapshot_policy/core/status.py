@@ -405,8 +405,8 @@ def after_apply(
         kept = [s for s in snapshots if s.id not in gone]
         if outcome.created is not None:  # and the start an interrupted run left, if it was that
             kept = [s for s in kept if s.name != outcome.created.name]
-            made = replace(outcome.created, managed=True, creating=False)
-            kept.append(copies.with_copies(made, outcome.copied_to))
+            created = replace(outcome.created, managed=True, creating=False)
+            kept.append(copies.with_copies(created, outcome.copied_to))
         now_seen.append((target, kept))
     return now_seen, counts
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from snapshot_policy.core import commands, copies, events
+from snapshot_policy.core import commands, copies, events, status
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.lifecycle import Lifecycle, Stage
 from snapshot_policy.core.model import (
@@ -237,3 +237,16 @@ def test_standing_deletions_after_the_copies_ignore_the_hold():
         replace(snap(NOW + timedelta(minutes=1), id="new"), name=plan.create.snapshot.name)
     )
     assert [a.snapshot.id for a in standing_deletions(plan, new, NOW)] == ["d2", "d3"]
+
+
+def test_a_status_after_apply_counts_the_copies_made():
+    life = lifecycle()
+    new, _ = made_and_copying(life)
+    life.on(events.Copied("ams3", NOW))
+    for delete in of(life.on(events.Copied("fra1", NOW)), commands.Delete):
+        life.on(events.Deleted(delete.action))
+    seen, _ = status.after_apply([(web(), history())], {"main": 3}, [life.outcome()])
+    ((_, snapshots),) = seen
+    newest = copies.newest(web(), snapshots)
+    assert newest.id == "new" and copies.missing(web(), newest) == ()
+    assert status.target_status(web(), snapshots, NOW + timedelta(minutes=5)).problems == ()
