@@ -226,6 +226,7 @@ def build(
         _check_drill(check, (*where, "drill"), raw.get("drill"), accounts[raw["account"]])
         _check_overrides(check, where, raw, defaults, accounts[raw["account"]])
         _check_volumes(check, where, raw, accounts[raw["account"]])
+        _check_copies(check, (*where, "copies"), raw.get("copies"), accounts[raw["account"]])
         if check.problems:
             continue  # building a target from keys already found wrong would only fail again
         target = _target(
@@ -590,7 +591,33 @@ def _target(
         server_overrides=merged.get("server_overrides", _default("$defs/server_overrides"))
         or "off",
         volumes=bool(raw.get("volumes", False)),
+        copies=tuple(str(item["region"]) for item in raw.get("copies") or ()),
     )
+
+
+def _check_copies(check: _Checker, where: tuple, raw: list | None, account: Account) -> None:
+    """Copies in other regions are DigitalOcean's image transfers: Hetzner has no such API
+    (docs/promises.md §5.15). Each region once."""
+    if raw is None:
+        return
+    if account.provider != DIGITALOCEAN:
+        check.add(
+            where,
+            (
+                "Hetzner has no API to copy a snapshot to another location (its snapshots are "
+                "global already); remove `copies` from this target"
+            ),
+        )
+        return
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        region = str(item["region"])
+        if region in seen:
+            check.add(
+                (*where, index, "region"),
+                f"{region} is listed twice; list each region once",
+            )
+        seen.add(region)
 
 
 def _drill(raw: Mapping | None) -> Drill | None:

@@ -117,6 +117,15 @@ class Relabel:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Copy the snapshot to `region` (DigitalOcean's image transfer), then wait for it with
+    the account's batched polls; then `Copied` or `CopyFailed`."""
+
+    snapshot: Snapshot
+    region: str
+
+
+@dataclass(frozen=True)
 class Progress:
     stage: str
 
@@ -142,6 +151,7 @@ Command = (
     | RunAfter
     | Delete
     | Relabel
+    | Transfer
     | Progress
     | Finished
 )

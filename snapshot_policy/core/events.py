@@ -142,6 +142,23 @@ class RelabelFailed:
 
 
 @dataclass(frozen=True)
+class Copied:
+    """The transfer of its snapshot to `region` finished: the copy exists."""
+
+    region: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class CopyFailed:
+    """The transfer to `region` could not be started, ended errored, or timed out."""
+
+    region: str
+    error: ProviderError
+    now: datetime
+
+
+@dataclass(frozen=True)
 class Signal:
     """The run was told to stop (`reason` names the signal) and the hooks running then were
     killed. `unsent` is how many of its deletions were queued and not yet sent."""
@@ -176,6 +193,8 @@ Event = (
     | DeleteCrashed
     | Relabelled
     | RelabelFailed
+    | Copied
+    | CopyFailed
     | Signal
     | Abandon
 )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from snapshot_policy.core import commands, events
+from snapshot_policy.core import commands, copies, events
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     ActionKind,
@@ -63,6 +63,8 @@ class Stage(Enum):
     """Its start request is sent."""
     MAKING = "making"
     """Its snapshot is being made: polled."""
+    COPYING = "copying"
+    """Its newest snapshot is being copied to other regions (`copies`): deletions wait."""
     DELETING = "deleting"
     """Its snapshot is made (or none was due): the deletions that still stand are under way."""
     OVER = "over"
@@ -105,6 +107,11 @@ class Lifecycle:
     """`settings.soft_delete`: its MARK_PENDINGs stand as its deletions do (§5.16)."""
     relabelled: list[PlanAction] = field(default_factory=list)
     """Its MARK_PENDING, UNMARK_PENDING and UNPIN actions carried out."""
+    copying: set[str] = field(default_factory=set)
+    """Regions its snapshot is being copied to (docs/promises.md §5.15)."""
+    copied: list[str] = field(default_factory=list)
+    copy_of: Snapshot | None = None
+    copy_failed: bool = False
 
     @property
     def target(self) -> Target:
@@ -161,6 +168,10 @@ class Lifecycle:
                 return self._relabelled(action)
             case events.RelabelFailed(action, error):
                 return self._relabel_failed(action, error)
+            case events.Copied(region, now):
+                return self._copy_over(region, now)
+            case events.CopyFailed(region, error, now):
+                return self._copy_failed(region, error, now)
             case events.Signal():
                 return self._signal(event)
             case events.Abandon(error):
@@ -199,9 +210,10 @@ class Lifecycle:
         if self.stage is not Stage.WAITING:
             return []
         if self.plan.create is None:
+            due = copies.transfers_due(self.plan)
             return [
                 commands.Log(logging.INFO, f"{self.label}: no snapshot: {self.plan.schedule_note}"),
-                *self._confirmed(None, event.now),
+                *(self._copy(*due) if due else self._confirmed(None, event.now)),
             ]
         if event.busy == "snapshot":
             return self._fail(self._second_snapshot())
@@ -356,8 +368,55 @@ class Lifecycle:
             commands.Log(logging.INFO, f"{self.label}: created {made.name} ({made.id})"),
             commands.Record("created", made, create.reason),
             *self._create_over("success"),
-            *self._confirmed(made, event.now),
+            *self._copies_first(made, event.now),
         ]
+
+    # -- copies in other regions (docs/promises.md §5.15) ---------------------------------
+
+    def _copies_first(self, made: Snapshot, now: datetime) -> list[commands.Command]:
+        """The new snapshot is copied to each region it lacks before any deletion: the
+        deletions are decided again once every copy exists."""
+        wanted = copies.to_transfer(self.target, made) if self.target.copies else ()
+        if not wanted:
+            return self._confirmed(made, now)
+        return self._copy(made, wanted)
+
+    def _copy(self, snapshot: Snapshot, regions: tuple[str, ...]) -> list[commands.Command]:
+        self.stage, self.copy_of, self.copying = Stage.COPYING, snapshot, set(regions)
+        what = f"{snapshot.name} ({snapshot.id})"
+        return [
+            commands.Log(logging.INFO, f"{self.label}: copying {what} to {', '.join(regions)}"),
+            *(commands.Transfer(snapshot, region) for region in regions),
+            commands.Progress("copying"),
+        ]
+
+    def _copy_over(self, region: str, now: datetime) -> list[commands.Command]:
+        self.copying.discard(region)
+        self.copied.append(region)
+        what = f"{self.copy_of.name} ({self.copy_of.id})" if self.copy_of else "the snapshot"
+        orders: list[commands.Command] = [
+            commands.Log(logging.INFO, f"{self.label}: copied {what} to {region}")
+        ]
+        return orders + self._copies_settled(now)
+
+    def _copy_failed(
+        self, region: str, error: ProviderError, now: datetime
+    ) -> list[commands.Command]:
+        """A failed or timed-out transfer fails the target and deletes nothing."""
+        self.copying.discard(region)
+        self.copy_failed = True
+        problem = f"copy to {region} failed, nothing deleted: {error}"
+        self.errors.append(problem)
+        return [commands.Log(logging.ERROR, f"{self.label}: {problem}"), *self._copies_settled(now)]
+
+    def _copies_settled(self, now: datetime) -> list[commands.Command]:
+        if self.copying or self.stage is not Stage.COPYING:
+            return []
+        if self.copy_failed or self.stopped:
+            self.stage = Stage.OVER
+            return self._maybe_finish()
+        made = self.created  # None: the copies were a killed run's; the plan's deletions stand
+        return self._confirmed(made, now)
 
     def _confirmed(self, made: Snapshot | None, now: datetime) -> list[commands.Command]:
         """The create is over and succeeded (or none was due): delete what still stands."""
@@ -469,6 +528,14 @@ class Lifecycle:
             return [*self._create_over("failure"), *self._fail(self._not_started())]
         if self.stage is Stage.MAKING:
             return self._stopped_while_made(self.making)
+        if self.stage is Stage.COPYING:
+            regions, self.copying = ", ".join(sorted(self.copying)), set()
+            what = self.copy_of.name if self.copy_of else "its snapshot"
+            self.stage = Stage.OVER
+            return self._fail(
+                f"{event.reason} stopped the run while {what} was being copied to {regions}; "
+                "nothing deleted, the next run checks the copies"
+            )
         if self.stage is Stage.DELETING and event.unsent:
             self.errors.append(f"{event.reason} stopped the run before {event.unsent} deletion(s)")
             return self._deletions_over(event.unsent)
@@ -536,6 +603,7 @@ class Lifecycle:
             error="; ".join(errors) or None,
             partial=partial,
             relabelled=tuple(a for a in self.plan.actions if a in self.relabelled),
+            copied_to=tuple(r for r in self.target.copies if r in self.copied),
         )
 
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
 
-from snapshot_policy.core import pins, retention
+from snapshot_policy.core import copies, pins, retention
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
@@ -173,6 +173,9 @@ def plan_target(
         actions + deletions + skips, key=lambda a: (a.snapshot.created, a.snapshot.id), reverse=True
     )
     plan = TargetPlan(target, tuple(ordered), note, None, problems)
+    hold = copies.held(target, finished) if planned is None and created is None else None
+    if hold is not None:  # docs/promises.md §5.15: nothing goes before the copies exist
+        return replace(plan, actions=_holding(plan, hold))
     if len(deletions) > target.safety.max_deletions:
         return _refused(
             plan,
@@ -318,6 +321,12 @@ def _withheld(plan: TargetPlan, reason: str) -> TargetPlan:
     return replace(plan, actions=_skipping_deletions(plan, reason), withheld=reason)
 
 
+def _holding(plan: TargetPlan, reason: str) -> tuple[PlanAction, ...]:
+    """The plan's deletions (and marks for deletion) as skips saying why they wait."""
+    waiting = (ActionKind.DELETE, ActionKind.MARK_PENDING)
+    return tuple(_skip(a.snapshot, reason) if a.kind in waiting else a for a in plan.actions)
+
+
 def _skipping_deletions(plan: TargetPlan, reason: str) -> tuple[PlanAction, ...]:
     return tuple(
         _skip(a.snapshot, reason) if a.kind is ActionKind.DELETE else a for a in plan.actions
@@ -370,6 +379,7 @@ def config_fingerprint(
                 t.hooks,
             )
             + ((t.drill,) if t.drill is not None else ())
+            + ((t.copies,) if t.copies else ())
         )
         for t in targets
     )

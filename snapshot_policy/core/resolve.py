@@ -130,4 +130,5 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         drill=spec.drill,
         region=server.region,
         server_overrides=spec.server_overrides,
+        copies=spec.copies,
     )

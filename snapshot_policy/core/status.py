@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.cost import NO_PRICES, Storage
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
@@ -178,6 +179,8 @@ def target_status(
             f"last run {moment_text(last_run.when)} failed"
             + (f": {last_run.error}" if last_run.error else "")
         )
+    copy_problem = copies.status_problem(target, newest)  # docs/promises.md §5.15
+    problems += [copy_problem] if copy_problem else []
     if drilled is not None and not drilled.passed:
         problems.append(
             f"last restore drill {_drill_day(drilled)} failed"
@@ -424,7 +427,8 @@ def after_apply(
         kept = [s for s in snapshots if s.id not in gone]
         if outcome.created is not None:  # and the start an interrupted run left, if it was that
             kept = [s for s in kept if s.name != outcome.created.name]
-            kept.append(replace(outcome.created, managed=True, creating=False))
+            created = replace(outcome.created, managed=True, creating=False)
+            kept.append(copies.with_copies(created, outcome.copied_to))
         now_seen.append((target, kept))
     return now_seen, counts
 

@@ -316,6 +316,7 @@ def _outcome_document(outcome: Outcome) -> dict:
             }
             for a in outcome.plan.actions
         ],
+        **({"copied_to": list(outcome.copied_to)} if outcome.plan.target.copies else {}),
     }
 
 

@@ -65,7 +65,14 @@ from snapshot_policy.core.settlement import (
 )
 from snapshot_policy.edges import hooks
 from snapshot_policy.edges.providers import Provider
-from snapshot_policy.edges.providers.retry import FIRST_POLL, ServerBusy, Timing, timed_out
+from snapshot_policy.edges.providers.retry import (
+    FIRST_POLL,
+    TIMED_OUT,
+    ServerBusy,
+    Timing,
+    UncertainOutcome,
+    timed_out,
+)
 from snapshot_policy.pacing.budget import RequestBudget
 from snapshot_policy.state.audit import AuditLog
 from snapshot_policy.state.journal import Journal
@@ -254,6 +261,11 @@ class AccountRun:
         self.refused_busy: list[Lifecycle] = []
         """Starts refused as busy since the busy listing was last read."""
         self.halted = False
+        self.to_transfer: deque[tuple[Lifecycle, Snapshot, str]] = deque()
+        self.copying: dict[tuple[str, str], tuple[Lifecycle, float]] = {}
+        """(snapshot id, region) -> the target copying it there, and when it was sent."""
+        self.next_copy_poll = float("-inf")
+        self.failed_copy_rounds = 0
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -283,6 +295,8 @@ class AccountRun:
                 or self.hook_runs
                 or self.busy
                 or self.refused_busy
+                or self.to_transfer
+                or self.copying
             ):
                 self.executor.halt_once_stopped()
                 if self.executor.halted.is_set() and not self.halted:
@@ -290,6 +304,8 @@ class AccountRun:
                 self._sort_busy()
                 self._start_some()
                 self._poll_if_due()
+                self._transfer_some()
+                self._poll_copies_if_due()
                 self._delete_some()
                 self._wait()
 
@@ -333,6 +349,8 @@ class AccountRun:
                     self.to_delete.append((life, action))
                 case commands.Relabel(action):  # marks go where deletions go (§5.16)
                     self.to_delete.append((life, action))
+                case commands.Transfer(snapshot, region):
+                    self.to_transfer.append((life, snapshot, region))
                 case commands.Progress(stage):
                     self.executor.progress(t, stage)
                 case commands.Finished():
@@ -352,6 +370,10 @@ class AccountRun:
             moments.append(min(ready for ready, _ in self.busy) - now)
         if self.to_delete and len(self.requests) < REQUESTS_AT_ONCE:
             moments.append(self.budget.wait())
+        if self.to_transfer and len(self.requests) < REQUESTS_AT_ONCE:
+            moments.append(self.budget.wait())
+        if self.copying:
+            moments.append(max(self.next_copy_poll - now, self.budget.wait()))
         timeout = max(0.0, min(moments)) if moments else None
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
@@ -573,6 +595,109 @@ class AccountRun:
                 self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest))
             )
 
+    # -- copies in other regions (docs/promises.md §5.15) ----------------------------------
+
+    def _transfer_some(self) -> None:
+        """Send the transfers the targets asked for, as the budget allows."""
+        while (
+            not self.executor.stop.is_set()
+            and self.to_transfer
+            and len(self.requests) < REQUESTS_AT_ONCE
+            and self.budget.wait() == 0
+        ):
+            self.budget.spend()
+            life, snapshot, region = self.to_transfer.popleft()
+            future = self.pool.submit(self.provider.transfer_snapshot, snapshot.id, region)
+            sent = self.executor.monotonic()
+            self.requests[future] = lambda f, life=life, s=snapshot, r=region, at=sent: (
+                self._transferred(life, s, r, at, f)
+            )
+
+    def _transferred(
+        self, life: Lifecycle, snapshot: Snapshot, region: str, sent: float, future: Future
+    ) -> None:
+        self._spent()
+        try:
+            future.result()
+        except ProviderError as error:
+            self._carry(life, life.on(events.CopyFailed(region, error, self.executor.now())))
+        except Exception as error:  # a bug fails this target only; nothing is deleted
+            log.exception("%s: unexpected error", life.label)
+            failure = ProviderError(self.provider.name, "transfer snapshot", None, str(error))
+            self._carry(life, life.on(events.CopyFailed(region, failure, self.executor.now())))
+        else:
+            if self.halted:
+                return  # stopped meanwhile: the next run looks at the copy
+            self.copying[(snapshot.id, region)] = (life, sent)
+            if len(self.copying) == 1:
+                self.next_copy_poll = self.executor.monotonic() + FIRST_POLL
+
+    def _poll_copies_if_due(self) -> None:
+        """One batched look at every transfer in flight (`provider.transfers`): the copies
+        finished, failed, or past the creation timeout."""
+        now = self.executor.monotonic()
+        if not self.copying or now < self.next_copy_poll or self.budget.wait() > 0:
+            return
+        waiting = dict(self.copying)
+        before = self.provider.requests
+        try:
+            found = self.provider.transfers(sorted({image for image, _ in waiting}))
+            self.failed_copy_rounds = 0
+        except ProviderError as error:
+            self.failed_copy_rounds += 1
+            log.warning(
+                "%s: could not poll %d transfer(s): %s",
+                self.targets[0].target.account,
+                len(waiting),
+                error,
+            )
+            found = {}
+            if self.failed_copy_rounds >= FAILED_ROUNDS:
+                for key, (life, _) in waiting.items():
+                    del self.copying[key]
+                    self._carry(
+                        life, life.on(events.CopyFailed(key[1], error, self.executor.now()))
+                    )
+                return
+        finally:
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+        now = self.executor.monotonic()
+        timeout = self.executor.timing.creation_timeout
+        for (image, region), (life, sent) in waiting.items():
+            status = found.get(image, {}).get(region, "in-progress")
+            if status == "in-progress" and now - sent <= timeout:
+                continue
+            del self.copying[(image, region)]
+            if status == "completed":
+                self._carry(life, life.on(events.Copied(region, self.executor.now())))
+                continue
+            error = (
+                UncertainOutcome(
+                    self.provider.name,
+                    "wait for transfer",
+                    None,
+                    f"the copy of snapshot {image} to {region} is still not finished",
+                    code=TIMED_OUT,
+                    situation=f"timed out after {timeout:g}s",
+                )
+                if status == "in-progress"
+                else ProviderError(
+                    self.provider.name,
+                    "wait for transfer",
+                    None,
+                    f"transfer of snapshot {image} to {region} ended {status}",
+                    code="action_failed",
+                    situation="",
+                )
+            )
+            self._carry(life, life.on(events.CopyFailed(region, error, self.executor.now())))
+        if self.copying:
+            oldest = min(sent for _, sent in self.copying.values())
+            self.next_copy_poll = now + min(
+                self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest))
+            )
+
     # -- (c) delete ----------------------------------------------------------------------
 
     def _delete_some(self) -> None:
@@ -658,6 +783,8 @@ class AccountRun:
         self.to_delete.clear()
         self.in_flight.clear()
         self.busy, self.refused_busy = [], []
+        self.to_transfer.clear()
+        self.copying.clear()
         with self.executor.journal.batch():
             for life in dict.fromkeys([*queued, *making, *unsent, *self.targets]):
                 self._carry(life, life.on(events.Signal(self.executor.stop.reason, unsent[life])))

@@ -33,9 +33,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.model import (
     DEFAULT_CREATION_TIMEOUT,
     DIGITALOCEAN,
@@ -198,7 +199,43 @@ def _account_seen(
         (t, _with_pending(t, grouped.get(t.server_id, []), journal, creation_timeout))
         for t in targets
     ]
+    seen.observed = _with_transfers(read.provider, seen.observed)
     return seen
+
+
+def _with_transfers(
+    provider: Provider, observed: list[tuple[Target, list[Snapshot]]]
+) -> list[tuple[Target, list[Snapshot]]]:
+    """Each target's newest snapshot that lacks a copy (`copies`), with the regions a
+    transfer is running to (`CloudSnapshot.pending_regions`): one look for all of them, and
+    none when every copy exists (docs/promises.md §5.15). Transfers that cannot be read count
+    as running: nothing is started twice, and the deletions wait as they would anyway."""
+    lacking: dict[str, tuple[Target, Snapshot]] = {}
+    for target, snapshots in observed:
+        found = copies.newest(target, snapshots) if target.copies else None
+        if found is not None and found.cloud is not None and copies.missing(target, found):
+            lacking[found.id] = (target, found)
+    if not lacking:
+        return observed
+    try:
+        running = provider.transfers(sorted(lacking))
+    except ProviderError as error:
+        log.warning("could not read the transfers of %d snapshot(s): %s", len(lacking), error)
+        running = {
+            image: dict.fromkeys(copies.missing(target, snapshot), "in-progress")
+            for image, (target, snapshot) in lacking.items()
+        }
+    updated = {}
+    for image, (_, snapshot) in lacking.items():
+        pending = sorted(
+            r for r, status in running.get(image, {}).items() if status == "in-progress"
+        )
+        cloud = replace(snapshot.cloud, pending_regions=tuple(pending))
+        updated[image] = replace(snapshot, cloud=cloud)
+    return [
+        (target, [updated.get(s.id, s) if s.id else s for s in snapshots])
+        for target, snapshots in observed
+    ]
 
 
 @dataclass

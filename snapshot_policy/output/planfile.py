@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
@@ -140,6 +141,41 @@ def _target_document(
         "withheld": plan.withheld,
         "problems": list(plan.problems),
         "storage": {"now": storage_document(now), "after_apply": storage_document(after)},
+        **_copies_document(plan),
+    }
+
+
+def _copies_document(plan: TargetPlan) -> dict:
+    """A target with copies (docs/promises.md §5.15): the regions it copies to, where the
+    newest snapshot is, what it lacks, what is running, and what apply starts. Nothing for
+    a target without copies, whose document stays as it was."""
+    target = plan.target
+    if not target.copies:
+        return {}
+    newest = copies.plan_newest(plan)
+    due = copies.transfers_due(plan)
+    return {
+        "copies": {
+            "regions": list(target.copies),
+            "newest": None
+            if newest is None
+            else {
+                "id": newest.id,
+                "name": newest.name,
+                "regions": list(copies.regions(newest)),
+                "missing": list(copies.missing(target, newest)),
+                "transferring": list(copies.pending(newest)),
+            },
+            "to_transfer": list(due[1]) if due else [],
+            "snapshot_regions": {
+                a.snapshot.id: list(copies.regions(a.snapshot))
+                for a in plan.actions
+                if a.snapshot.managed and a.snapshot.cloud is not None
+            },
+            "held": copies.held(target, [a.snapshot for a in plan.actions])
+            if plan.create is None
+            else None,
+        }
     }
 
 

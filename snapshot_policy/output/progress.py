@@ -36,6 +36,7 @@ STAGE_STYLES = {
     "listing": "cyan",
     "waiting": "dim",
     "creating": "yellow",
+    "copying": "blue",
     "deleting": "magenta",
     "done": "green",
     "failed": "bold red",

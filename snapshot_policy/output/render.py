@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
@@ -186,9 +187,11 @@ def _target_text(
     )
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
     lines += [f"  {drill_line(drill)}"] if drill is not None else []
+    lines += _copies_head(plan)
     for action in plan.actions:
         lines.append(f"  {_action_text(action)}")
         lines += [f"      note: {action.snapshot.note}"] if action.snapshot.note else []
+        lines += _copies_line(plan, action)
     if not plan.actions:
         lines.append("  (no snapshots)")
     now, after, estimate = target_storage(plan, prices)
@@ -206,6 +209,36 @@ def _target_text(
     return "\n".join(
         wrap_line(escape_controls(line), "      ") for line in lines
     )  # a name from an API cannot forge a line
+
+
+def _copies_head(plan: TargetPlan) -> list[str]:
+    """The regions a target copies to, and the transfers apply starts for the newest snapshot
+    when none is due (docs/promises.md §5.15)."""
+    target = plan.target
+    if not target.copies:
+        return []
+    lines = [
+        f"  copies: {', '.join(target.copies)}; older snapshots go only once the newest has each"
+    ]
+    due = copies.transfers_due(plan)
+    if due is not None:
+        snapshot, regions = due
+        lines.append(f"  ~ copy {snapshot.name} (id {snapshot.id}) to {', '.join(regions)}")
+    return lines
+
+
+def _copies_line(plan: TargetPlan, action: PlanAction) -> list[str]:
+    """Where a managed snapshot of a target with copies is, and what the newest lacks."""
+    target, snapshot = plan.target, action.snapshot
+    if not target.copies or not snapshot.managed:
+        return []
+    if action.kind is ActionKind.CREATE:
+        return [f"      copied to {', '.join(target.copies)} once made, before any deletion"]
+    if snapshot.cloud is None:
+        return []
+    if snapshot is copies.plan_newest(plan):
+        return [f"      {copies.describe(target, snapshot)}"]
+    return [f"      in {', '.join(copies.regions(snapshot)) or 'no region listed'}"]
 
 
 def _action_text(action: PlanAction) -> str:
@@ -363,6 +396,7 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
                 f"({target.provider} volume {target.server_id} of droplet {target.volume_of})"
             )
         made = f"created {outcome.created.name}, " if outcome.created else "no new snapshot, "
+        made += f"copied to {', '.join(outcome.copied_to)}, " if outcome.copied_to else ""
         done = (
             f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
         )
@@ -441,6 +475,7 @@ def uneventful(report: RunReport) -> bool:
             and not o.relabelled  # a mark is news too: a deletion to come, or one taken back
             and not o.error
             and not o.partial
+            and not o.copied_to  # a missing copy made (docs/promises.md §5.15) is news
             for o in report.outcomes
         )
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.model import Snapshot
 from snapshot_policy.core.overrides import describe_schedule
 from snapshot_policy.core.reconcile import duration_text
@@ -53,6 +54,8 @@ def _target_text(judged: TargetStatus) -> str:
     ]
     if judged.newest is not None:
         lines.append(f"  newest {_snapshot_text(judged.newest, judged.age)}")
+    if target.copies and judged.newest is not None and judged.newest.cloud is not None:
+        lines.append(f"  copies: {copies.describe(target, judged.newest)}")
     # what is wrong is said below
     schedule = f"  schedule {describe_schedule(target.schedule, target.rule_sources)}"
     lines.append(f"{schedule}: {judged.note}" if judged.state == OK else schedule)
@@ -213,6 +216,23 @@ def _target_document(judged: TargetStatus) -> dict:
         "newest_verified": _snapshot_document(judged.verified, judged.verified_age),
         "problems": list(judged.problems),
         **_marks_document(judged),
+        **_copies_document(judged),
+    }
+
+
+def _copies_document(judged: TargetStatus) -> dict:
+    """Where the newest snapshot of a target with copies is, and what it lacks; nothing for a
+    target without copies, whose document stays as it was."""
+    target, newest = judged.target, judged.newest
+    if not target.copies:
+        return {}
+    return {
+        "copies": {
+            "regions": list(target.copies),
+            "newest_regions": list(copies.regions(newest)) if newest else [],
+            "missing": list(copies.missing(target, newest)) if newest else [],
+            "transferring": list(copies.pending(newest)) if newest else [],
+        }
     }
 
 

@@ -63,8 +63,9 @@ and every key marked optional may be left out:
          "size_gigabytes": 2.5,                    # optional, default 2.5: the billed size,
                                                    # DO `size_gigabytes`, Hetzner `image_size`
                                                    # (null there while the image is creating)
-         "min_disk_gb": 25},                       # optional: DO `min_disk_size`, Hetzner
+         "min_disk_gb": 25,                        # optional: DO `min_disk_size`, Hetzner
                                                    # `disk_size` (default: its server's disk)
+         "copies": ["ams3"]},                      # DO: regions transferred to (optional)
         {"account": "hz-prod", "server_id": 42, "name": "nightly",
          "labels": {"managed-by": "snapshot-policy"},   # Hetzner (optional)
          "protected": true,                        # Hetzner delete protection (optional)
@@ -105,6 +106,13 @@ in `digitalocean.py` and `hetzner.py`; the catalogue of sizes and types in `cata
 Faults for them (`faults.py`): `boot_fail` (the create action ends in error, the server stays
 off), `slow_boot` (`seconds`), both matching a server `name` pattern, and `lose_reply` on the
 create (the server is made, the reply never comes).
+
+Copies in other regions: DigitalOcean `POST /v2/images/{id}/actions` `{"type": "transfer",
+"region"}` (201; 422 for a region the image is in or one a transfer runs to), `GET
+/v2/images/{id}/actions[/{action_id}]`; a transfer runs `State.transfer_seconds` (default: as
+long as an action), is listed in `GET /v2/actions` (`resource_type` image, `region_slug` the
+destination), and adds the region to the image's `regions`; the fault `transfer_fail` (a
+region `name` pattern) makes it end `errored`.
 
 Control API (JSON; no auth; not in the request log): `GET /_sandbox/` (url, env),
 `GET|PUT /_sandbox/state`, `GET|DELETE /_sandbox/requests` (`?provider=`),

@@ -108,9 +108,11 @@ class DigitalOceanAPI:
         state: State,
         action_fails: Callable[[str, int], bool],
         boot: Callable[[str, str], tuple[bool, float | None]] | None = None,
+        transfer_fails: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.state = state
         self._action_fails = action_fails
+        self._transfer_fails = transfer_fails or (lambda service, region: False)
         self._boot = boot or (lambda service, name: (False, None))
         # Numbered, not random, so a run's failure messages read the same each time.
         self._request_ids = itertools.count(1)
@@ -130,6 +132,9 @@ class DigitalOceanAPI:
             ("GET", re.compile(r"/v2/snapshots/([^/]+)"), self._get_snapshot),
             ("DELETE", re.compile(r"/v2/snapshots/([^/]+)"), self._delete_image),
             ("DELETE", re.compile(r"/v2/images/([^/]+)"), self._delete_image),
+            ("POST", re.compile(r"/v2/images/(\d+)/actions"), self._post_image_action),
+            ("GET", re.compile(r"/v2/images/(\d+)/actions"), self._image_actions),
+            ("GET", re.compile(r"/v2/images/(\d+)/actions/(\d+)"), self._get_image_action),
             ("POST", re.compile(r"/v2/tags"), self._create_tag),
             ("POST", re.compile(r"/v2/tags/([^/]+)/resources"), self._tag_resources),
             ("DELETE", re.compile(r"/v2/tags/([^/]+)/resources"), self._untag_resources),
@@ -253,7 +258,7 @@ class DigitalOceanAPI:
             "distribution": "Ubuntu",
             "slug": None,
             "public": False,
-            "regions": [snapshot.region] if snapshot else [],
+            "regions": [snapshot.region, *snapshot.copies] if snapshot else [],
             "created_at": format_time(snapshot.created if snapshot else server.created),
             "type": "snapshot",
             "min_disk_size": snapshot.min_disk_gb if snapshot else None,
@@ -336,7 +341,7 @@ class DigitalOceanAPI:
             region = image.region if image else (size.regions or ("nyc3",))[0]
         if not isinstance(region, str) or region not in REGION_NAMES:
             return error(422, "You specified an invalid region for Droplet creation.")
-        if image is not None and image.region != region:
+        if image is not None and region not in (image.region, *image.copies):
             return error(
                 422,
                 f"The image {image.id} is not available in {region}; it is in {image.region}.",
@@ -448,7 +453,9 @@ class DigitalOceanAPI:
 
     def _region_of(self, action: Action) -> str:
         """Where the action ran: its droplet's region, or its snapshot's once the droplet is
-        gone."""
+        gone; a transfer's region is where the image is copied to."""
+        if action.transfer is not None:
+            return action.transfer[1]
         server = self.state.servers.get(action.server_id or 0)
         region = server.region if server else (action.snapshot.region if action.snapshot else "")
         return region or "nyc3"
@@ -536,6 +543,56 @@ class DigitalOceanAPI:
             return error(404)
         found = [s for s in self.state.volume_snapshots_of(account) if s.volume_id == volume.id]
         return self._page(request, "snapshots", found, _volume_snapshot)
+
+    def _post_image_action(self, request: Request, account: Account, image_id: str) -> Response:
+        """`POST /v2/images/{id}/actions` `{"type": "transfer", "region": …}`: the image is
+        copied to the region once the action ends (`State.transfer_seconds`); 201 with the
+        action. A region it is in already, or one a transfer is running to, is refused (422),
+        as is any type but transfer (convert does not apply to snapshots)."""
+        snapshot = self._find(account, image_id)
+        if snapshot is None:
+            return error(404)
+        body = request.json()
+        if body.get("type") != "transfer":
+            return error(
+                422, f"the sandbox supports transfer image actions, not {body.get('type')!r}"
+            )
+        region = body.get("region")
+        if not isinstance(region, str) or region not in REGION_NAMES:
+            return error(422, "You specified an invalid region for the transfer.")
+        if region in (snapshot.region, *snapshot.copies):
+            return error(422, f"The image is already available in {region}.")
+        self.state.advance()
+        if any(
+            a.status == "running" and a.transfer == (snapshot, region)
+            for a in self.state.actions_of(account)
+        ):
+            return error(422, f"The image is already being transferred to {region}.")
+        action = self.state.start_transfer(
+            account, snapshot, region, fails=self._transfer_fails("digitalocean", region)
+        )
+        return Response(201, {"action": _action(action, region)})
+
+    def _image_actions(self, request: Request, account: Account, image_id: str) -> Response:
+        """`GET /v2/images/{id}/actions`: the image's transfers, newest first."""
+        snapshot = self._find(account, image_id)
+        if snapshot is None:
+            return error(404)
+        self.state.advance()
+        actions = [
+            a
+            for a in self.state.actions_of(account)
+            if a.transfer is not None and a.transfer[0] is snapshot
+        ][::-1]
+        return self._page(request, "actions", actions, lambda a: _action(a, a.transfer[1]))
+
+    def _get_image_action(
+        self, request: Request, account: Account, image_id: str, action_id: str
+    ) -> Response:
+        action = self.state.action(account, int(action_id))
+        if action is None or action.transfer is None or str(action.transfer[0].id) != image_id:
+            return error(404)
+        return Response(200, {"action": _action(action, action.transfer[1])})
 
     def _find(self, account: Account, snapshot_id: str) -> Snapshot | None:
         return self.state.snapshot(account, int(snapshot_id)) if snapshot_id.isdigit() else None
@@ -711,8 +768,8 @@ def _action(action: Action, region: str) -> dict:
         "type": action.command,
         "started_at": format_time(action.started),
         "completed_at": format_time(action.finished) if action.finished else None,
-        "resource_id": action.server_id,
-        "resource_type": "droplet",
+        "resource_id": action.transfer[0].id if action.transfer else action.server_id,
+        "resource_type": "image" if action.transfer else "droplet",
         "region": _region(region),
         "region_slug": region,
     }
@@ -723,7 +780,7 @@ def _droplet_snapshot(snapshot: Snapshot) -> dict:
         "id": snapshot.id,
         "name": snapshot.name,
         "created_at": format_time(snapshot.created),
-        "regions": [snapshot.region],
+        "regions": [snapshot.region, *snapshot.copies],
         "min_disk_size": snapshot.min_disk_gb,
         "size_gigabytes": snapshot.size_gigabytes,
         "type": snapshot.type if snapshot.type in ("snapshot", "backup") else "snapshot",
@@ -735,7 +792,7 @@ def _snapshot(snapshot: Snapshot) -> dict:
         "id": str(snapshot.id),
         "name": snapshot.name,
         "created_at": format_time(snapshot.created),
-        "regions": [snapshot.region],
+        "regions": [snapshot.region, *snapshot.copies],
         "resource_id": str(snapshot.server_id) if snapshot.server_id is not None else "",
         "resource_type": "droplet",
         "min_disk_size": snapshot.min_disk_gb,

@@ -22,6 +22,8 @@ random generator, so a flaky-network test is repeatable. Kinds:
   such as extra ones in Hetzner's `meta.pagination` — or a reply without what it must carry.
 - `fail_action`: not about requests: the next snapshot action started on the matching
   service (and `server_id`, if given) ends in error.
+- `transfer_fail`: not about requests: the next DigitalOcean image transfer (to a region the
+  regular expression `name` is found in, if given) ends `errored`; the image gains no copy.
 - `boot_fail`: not about requests: the next server created on the matching service (whose name
   the regular expression `name` is found in, if given) does not boot: its create action ends
   in error (DigitalOcean `errored`, Hetzner `error`, and its start_server too) and the server
@@ -64,9 +66,10 @@ KINDS = (
     "shift",
     "boot_fail",
     "slow_boot",
+    "transfer_fail",
 )
 # Faults about what the cloud does later, not about a request: never answer one.
-NOT_REQUESTS = ("fail_action", "boot_fail", "slow_boot")
+NOT_REQUESTS = ("fail_action", "boot_fail", "slow_boot", "transfer_fail")
 RESOURCES = ("snapshots", "servers")
 # Faults that change nothing of the answer itself: they fire alongside another one.
 ALONGSIDE = ("delay", "shift")
@@ -200,6 +203,19 @@ class Faults:
                     fault.kind == "fail_action"
                     and fault.service in (None, service)
                     and fault.server_id in (None, server_id)
+                    and fault._fire()
+                ):
+                    return True
+        return False
+
+    def transfer_fails(self, service: str, region: str) -> bool:
+        """Consume a matching `transfer_fail` fault for a new image transfer, if there is one."""
+        with self._lock:
+            for fault in self._faults:
+                if (
+                    fault.kind == "transfer_fail"
+                    and fault.service in (None, service)
+                    and (fault.name is None or re.search(fault.name, region) is not None)
                     and fault._fire()
                 ):
                     return True

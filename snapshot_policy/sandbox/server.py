@@ -71,7 +71,9 @@ class Sandbox:
         self.telegram = TelegramAPI(state)
         self.webhooks = WebhookSink()
         self._apis = {
-            "digitalocean": DigitalOceanAPI(state, self.faults.action_fails, self.faults.boot),
+            "digitalocean": DigitalOceanAPI(
+                state, self.faults.action_fails, self.faults.boot, self.faults.transfer_fails
+            ),
             "hetzner": HetznerAPI(state, self.faults.action_fails, self.faults.boot),
             "telegram": self.telegram,
             "webhook": self.webhooks,

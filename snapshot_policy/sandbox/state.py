@@ -128,6 +128,8 @@ class Snapshot:
     (the disk of the server it was made of)."""
     architecture: str = "x86"
     """Hetzner: the architecture a server made of it must have."""
+    copies: list[str] = field(default_factory=list)
+    """DigitalOcean: the regions it was transferred to besides `region`."""
 
     edits = 0
     """Changes of any snapshot's `type` or `status` (not a field: a class-wide counter), which
@@ -192,6 +194,8 @@ class Action:
     boots: str | None = None
     """A server's create action: the status its server gets when it succeeds ("running", or
     "off" when Hetzner is told not to start it); when it fails the server stays "off"."""
+    transfer: tuple[Snapshot, str] | None = None
+    """DigitalOcean's image transfer: the image and the region it is copied to."""
 
     def progress(self, monotonic_now: float) -> int:
         if self.status != "running":
@@ -283,6 +287,8 @@ class State:
         self._buckets: dict[str, TokenBucket] = {}
         self._windows: dict[str, SlidingWindow] = {}
         self._next_id = {"snapshot": 100_000_001, "action": 900_000_001, "server": 1_000_001}
+        self.transfer_seconds: float | None = None
+        """How long a DigitalOcean image transfer takes; None: as long as an action."""
         self.actions_oldest_first = False
         """DigitalOcean's account action listing oldest first: its API description promises no
         order."""
@@ -395,6 +401,7 @@ class State:
         size_gigabytes: float = DEFAULT_SIZE_GIGABYTES,
         min_disk_gb: int | None = None,
         architecture: str | None = None,
+        copies: Iterable[str] = (),
     ) -> Snapshot:
         """Seed a finished snapshot (or a Hetzner image stuck in `creating`).
 
@@ -421,6 +428,7 @@ class State:
                 region=server.region if server else DEFAULT_REGION[owner.provider],
                 min_disk_gb=(min_disk_gb if min_disk_gb is not None else self._disk(owner, server)),
                 architecture=architecture or self._architecture(owner, server),
+                copies=list(copies),
             )
             self.snapshots[snapshot.id] = snapshot
             return snapshot
@@ -702,6 +710,17 @@ class State:
         action.resources = [{"id": server.id, "type": "server"}]
         return action
 
+    def start_transfer(
+        self, account: Account, snapshot: Snapshot, region: str, *, fails: bool = False
+    ) -> Action:
+        """Begin copying a DigitalOcean image to `region`: once the action ends (after
+        `transfer_seconds`), the image is in that region too, unless it `fails`."""
+        seconds = self.action_seconds if self.transfer_seconds is None else self.transfer_seconds
+        action = self._new_action(account, "transfer", None, fails=fails, duration=seconds)
+        action.transfer = (snapshot, region)
+        action.resources = [{"id": snapshot.id, "type": "image"}]
+        return action
+
     def boot_seconds_of(self, account: Account) -> float:
         """How long a new server of the account boots: its own setting, else the state's,
         else as long as an action."""
@@ -835,6 +854,12 @@ class State:
     def _finish(self, action: Action) -> None:
         action.status = "error" if action.fails else "success"
         action.finished = action.started + timedelta(seconds=action.duration)
+        if action.transfer is not None:
+            image, region = action.transfer
+            alive = self.snapshots.get(image.id) is image
+            if alive and not action.fails and region not in (image.region, *image.copies):
+                image.copies.append(region)
+            return
         if action.boots is not None:
             server = self.servers.get(action.server_id or 0)
             if server is not None and server.status == "starting":
@@ -1012,6 +1037,8 @@ def _snapshot_dict(snapshot: Snapshot, account: Account, server: Server | None) 
         )
     else:
         out["tags"] = list(snapshot.tags)
+        if snapshot.copies:
+            out["copies"] = list(snapshot.copies)
     return out
 
 

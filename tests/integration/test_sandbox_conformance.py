@@ -205,6 +205,25 @@ def digitalocean_traffic(call: Recorder) -> None:
         404,
         json={"resources": [{"resource_id": snapshot_id, "resource_type": "image"}]},
     )
+    # Copies in other regions: an image transfer, its listing and its own read.
+    transfer = call(
+        "digitalocean",
+        "POST",
+        f"/v2/images/{snapshot_id}/actions",
+        201,
+        json={"type": "transfer", "region": "ams3"},
+    ).json()["action"]
+    call(
+        "digitalocean",
+        "POST",
+        f"/v2/images/{snapshot_id}/actions",
+        422,
+        json={"type": "transfer", "region": "ams3"},
+    )
+    call("digitalocean", "POST", "/v2/images/999/actions", 404, json={"type": "transfer"})
+    call("digitalocean", "GET", f"/v2/images/{snapshot_id}/actions", 200)
+    call("digitalocean", "GET", f"/v2/images/{snapshot_id}/actions/{transfer['id']}", 200)
+    call("digitalocean", "GET", "/v2/actions", 200)  # the account's listing names the image
     call("digitalocean", "DELETE", f"/v2/snapshots/{snapshot_id}", 204)
     call("digitalocean", "DELETE", f"/v2/images/{listed[1]['id']}", 204)
     call("digitalocean", "DELETE", "/v2/images/999", 404)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from snapshot_policy.core import copies
 from snapshot_policy.core.model import (
     Account,
     CloudSnapshot,
@@ -28,8 +30,10 @@ from snapshot_policy.core.ownership import (
     by_server,
     snapshots_for,
 )
-from snapshot_policy.engine.observe import _with_pending, observe
+from snapshot_policy.engine.observe import _with_pending, _with_transfers, observe
 from snapshot_policy.state.journal import Journal
+from tests.factories import snap
+from tests.factories import target as hetzner_target
 
 BROKEN = Account("broken", "hetzner", "t0ken-broken")
 
@@ -475,3 +479,43 @@ def test_an_unreadable_account_is_named_with_why():
     observation = observe([spec], connect)
     assert observation.unreadable == {"hz": "hetzner list servers failed (HTTP 401): unauthorized"}
     assert observation.servers == {}
+
+
+# -- copies in other regions (docs/promises.md §5.15) ------------------------------------------
+
+
+def test_transfers_that_cannot_be_read_count_as_running_so_none_is_started_twice():
+    class Unreadable:
+        asked: list = []
+
+        def transfers(self, ids):
+            self.asked.append(list(ids))
+            raise ProviderError("digitalocean", "list actions", 503, "unavailable")
+
+    web = replace(hetzner_target(keep_last=2), provider="digitalocean", copies=("ams3", "fra1"))
+    newest = snap(NOW, id="n")
+    newest = replace(
+        newest, cloud=CloudSnapshot("n", newest.name, NOW, "1", regions=("nyc3", "ams3"))
+    )
+    older = snap(NOW - timedelta(days=1), id="o")
+    provider = Unreadable()
+    ((_, seen),) = _with_transfers(provider, [(web, [newest, older])])
+    assert provider.asked == [["n"]]
+    (found,) = [s for s in seen if s.id == "n"]
+    assert found.cloud.pending_regions == ("fra1",)
+    assert copies.to_transfer(web, found) == ()  # nothing is started
+    assert copies.held(web, seen).startswith("held: the newest snapshot has no copy in fra1 yet")
+
+
+def test_no_transfer_is_read_when_every_newest_snapshot_has_its_copies():
+    class Silent:
+        def transfers(self, ids):
+            raise AssertionError("not to be asked")
+
+    web = replace(hetzner_target(keep_last=2), provider="digitalocean", copies=("ams3",))
+    newest = snap(NOW, id="n")
+    newest = replace(
+        newest, cloud=CloudSnapshot("n", newest.name, NOW, "1", regions=("nyc3", "ams3"))
+    )
+    observed = [(web, [newest])]
+    assert _with_transfers(Silent(), observed) is observed

@@ -117,6 +117,14 @@ class Provider(Protocol):
         """Set or lift a snapshot's delete protection (Hetzner change_protection). Raise
         ProviderError where the cloud has none (DigitalOcean)."""
 
+    def transfer_snapshot(self, snapshot_id: str, region: str) -> str:
+        """Start copying a snapshot to another region (DigitalOcean's image transfer) and
+        return the action's id without waiting. Hetzner has no such API: ProviderError."""
+
+    def transfers(self, snapshot_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """One batched look at the transfers of `snapshot_ids`: snapshot id -> region ->
+        "in-progress", "completed" or "errored" (docs/promises.md §5.15)."""
+
     def machine_types(self) -> list[MachineType]:
         """Return what a server can be made as (DigitalOcean's sizes, Hetzner's server types),
         from one paginated listing, with where each can be made now and its hourly price."""

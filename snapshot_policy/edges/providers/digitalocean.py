@@ -97,6 +97,11 @@ class DigitalOcean:
         self._tags_made: set[str] = set()
         self._tag_lock = threading.Lock()
         self._newest_action: int | None = None
+        self._transfers: dict[tuple[str, str], int] = {}
+        self._image_created: dict[str, datetime] = {}
+        """When each image of the snapshot listing was made: how far back the account's
+        action listing must reach to show all its transfers."""
+        """(image id, region) -> the transfer action this run started."""
         self._watch = CreateWatch(self._create_statuses)
         self.rate_limit = _budget(DEFAULT_LIMIT)
         self.unsettled: list[str] = []
@@ -130,6 +135,7 @@ class DigitalOcean:
             resource_type="droplet",
         )
         found = self._settled(listing, "snapshot listing")
+        self._image_created = {s.id: s.created for s in found}
         if volumes:  # volumes: true (docs/promises.md §5.18): one more listing, read alike
             listing = self._pages(
                 "list volume snapshots",
@@ -354,6 +360,86 @@ class DigitalOcean:
             missing_ok=True,
             snapshot_id=snapshot_id,
         )
+
+    # -- copies in other regions (docs/promises.md §5.15) ------------------------------------
+
+    def transfer_snapshot(self, snapshot_id: str, region: str) -> str:
+        """`POST /v2/images/{id}/actions` `{"type": "transfer", "region": …}`; the action id.
+        Sent once, never repeated on a lost reply: the next poll (or the next run's look at
+        the image's actions) finds a transfer that did start."""
+        action_id = self._call(
+            "transfer snapshot",
+            self._client.image_actions.post,
+            lambda reply: int(reply["action"]["id"]),
+            image_id=int(snapshot_id),
+            body={"type": "transfer", "region": region},
+        )
+        self._transfers[(snapshot_id, region)] = action_id
+        return str(action_id)
+
+    def transfers(self, snapshot_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Image id -> region -> "in-progress", "completed" or "errored" of its transfers.
+        Those this run started are read with the snapshot polls' batched action lookup (the
+        account's listing, newest first); an image this run started none for (a killed run's)
+        by its own action listing, one request each, the newest transfer per region."""
+        wanted = set(snapshot_ids)
+        found: dict[str, dict[str, str]] = {}
+        started = {key: a for key, a in self._transfers.items() if key[0] in wanted}
+        if started:
+            statuses = self._action_statuses(set(started.values()))
+            for (image_id, region), action_id in started.items():
+                found.setdefault(image_id, {})[region] = statuses.get(action_id, "in-progress")
+        unknown = wanted - {image for image, _ in started}
+        if unknown:
+            seen, unknown = self._listed_transfers(unknown)
+            found.update(seen)
+        for image_id in sorted(unknown):
+            actions = self._read(  # pydo reads one page of it: an image has few actions
+                "list image actions",
+                self._client.image_actions.list,
+                lambda body: [_transfer_action(item) for item in body["actions"]],
+                image_id=int(image_id),
+            )
+            regions: dict[str, str] = {}
+            for _, kind, region, status in sorted(actions):
+                if kind == "transfer" and region:
+                    regions[region] = status  # ascending ids: the newest wins
+            found[image_id] = regions
+        return found
+
+    def _listed_transfers(self, images: set[str]) -> tuple[dict[str, dict[str, str]], set[str]]:
+        """The transfers of `images` the account's action listing shows, newest first, read
+        at most POLL_PAGES pages: an image made after the oldest action read (or the listing
+        read to its end) has all its transfers there. Return those and the images still
+        unknown (older ones, or all when the listing is not newest first)."""
+        found: dict[str, dict[str, str]] = {}
+        reached: datetime | None = None
+        complete = False
+        try:
+            for actions, last in self._action_pages(POLL_PAGES):
+                for action in actions:
+                    if action.on_image and action.kind == "transfer" and action.region:
+                        image = str(action.resource_id)
+                        if image in images:
+                            found.setdefault(image, {}).setdefault(action.region, action.status)
+                if actions:
+                    reached = min(a.started for a in actions)
+                if last:
+                    complete = True
+                    break
+        except _NotNewestFirst:
+            return {}, images
+        settled = {
+            image
+            for image in images
+            if complete
+            or (
+                reached is not None
+                and image in self._image_created
+                and self._image_created[image] > reached
+            )
+        }
+        return {image: found.get(image, {}) for image in settled}, images - settled
 
     # -- servers made from snapshots (restore drills, restore) ---------------------------------
 
@@ -893,6 +979,20 @@ def _action(item: dict[str, Any]) -> tuple[Any, int, str]:
     return item.get("type"), int(item["id"]), str(item.get("status", "in-progress"))
 
 
+def _transfer_action(item: dict[str, Any]) -> tuple[int, str, str, str]:
+    """(id, type, region slug, status) of an image action: a transfer's region is where the
+    image is copied to."""
+    return int(item["id"]), str(item.get("type")), _action_region(item), _action_status(item)
+
+
+def _action_region(item: dict[str, Any]) -> str:
+    region = item.get("region_slug")
+    if not isinstance(region, str):
+        named = item.get("region")
+        region = named.get("slug") if isinstance(named, dict) else None
+    return region if isinstance(region, str) else ""
+
+
 class _NotNewestFirst(Exception):
     """The account's action listing did not list its actions newest first (ids descending)."""
 
@@ -905,6 +1005,8 @@ class _ListedAction:
     resource_id: str | None
     on_droplet: bool
     started: datetime
+    on_image: bool = False
+    region: str = ""
 
 
 def _action_page(body: Any) -> tuple[list[_ListedAction], bool]:
@@ -918,6 +1020,8 @@ def _action_page(body: Any) -> tuple[list[_ListedAction], bool]:
             None if a.get("resource_id") is None else str(a["resource_id"]),
             a.get("resource_type") == "droplet" and a.get("resource_id") is not None,
             _started(a),
+            a.get("resource_type") == "image" and a.get("resource_id") is not None,
+            _action_region(a),
         )
         for a in body["actions"]
     ]

@@ -400,6 +400,22 @@ class Hetzner:
             if error.code != NOT_FOUND:  # gone already is what was asked for
                 raise
 
+    # -- copies in other regions: none on Hetzner (docs/promises.md §5.15) -------------------
+
+    def transfer_snapshot(self, snapshot_id: str, region: str) -> str:
+        """Hetzner's snapshots are global and it has no API to copy one: validate refuses
+        `copies` on a Hetzner target, so this is never asked for."""
+        raise ProviderError(
+            self.name,
+            "transfer snapshot",
+            None,
+            "Hetzner has no API to copy a snapshot to another location",
+            situation="",
+        )
+
+    def transfers(self, snapshot_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        return {}
+
     # -- servers made from snapshots (restore drills, restore) ---------------------------------
 
     def machine_types(self) -> list[MachineType]:
