@@ -36,6 +36,7 @@ from snapshot_policy.core.model import (
     TargetSpec,
 )
 from snapshot_policy.core.ownership import DRILL_LABEL, DRILL_TAG
+from snapshot_policy.core.pricing import price_key
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE, due, duration_text, moment_text
 
 OK, LATE, NONE = "ok", "late", "none"
@@ -187,7 +188,10 @@ def target_status(
         newest,
         now - newest.created if newest else None,
         len(finished),
-        Storage.of(((target.provider, s.size_gb) for s in listed), prices),
+        Storage.of(
+            ((price_key(prices, target.provider, target.account), s.size_gb) for s in listed),
+            prices,
+        ),
         last_run,
         drilled,
         verified,

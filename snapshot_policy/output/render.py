@@ -28,6 +28,7 @@ from snapshot_policy.core.model import (
     TargetPlan,
 )
 from snapshot_policy.core.ownership import adopted
+from snapshot_policy.core.pricing import price_key
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.simulate import Projection, Simulation
 from snapshot_policy.output.jsondoc import iso_utc
@@ -261,15 +262,28 @@ def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
     lines.append(f"  after apply: {storage_text(after) if plan.has_changes else 'unchanged'}")
     if after.estimated and plan.has_changes:
         lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
-    providers = sorted({t.target.provider for t in plan.targets} & set(prices))
+    used = {price_key(prices, t.target.provider, t.target.account) for t in plan.targets}
+    providers = sorted(used & set(prices))
     if providers:
         listed = ", ".join(
-            f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} "
-            f"({PROVIDER_NAMES.get(p, p)})"
+            f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} ({price_label(p)})"
             for p in providers
         )
         lines.append(f"  at per GB-month prices of {listed}")
+        lines += price_sources(prices, providers)
     return "\n".join(wrap_line(line, "    ") for line in lines)
+
+
+def price_label(key: str) -> str:
+    """`Hetzner`, or `Hetzner, account hz` for an account priced on its own (pricing.py)."""
+    provider, _, account = key.partition("/")
+    name = PROVIDER_NAMES.get(provider, provider)
+    return f"{name}, account {account}" if account else name
+
+
+def price_sources(prices: Mapping[str, Price], keys: Sequence[str]) -> list[str]:
+    """One line per price saying where it came from (docs/promises.md §7)."""
+    return [f"  {price_label(k)} price from {prices[k].source}" for k in keys if prices[k].source]
 
 
 def storage_text(storage: Storage) -> str:
