@@ -134,6 +134,8 @@ class Status:
     """Targets that could not be judged: a file that is invalid, an account unreadable, a
     server missing or claimed twice."""
     unreadable_config: bool = False
+    prices: tuple[tuple[str, Price], ...] = ()
+    """The prices the costs are at (pricing.price_key, price), each with its source."""
 
     @property
     def exit_code(self) -> int:
@@ -373,12 +375,14 @@ def build(
         )
         for account, account_specs in sorted(accounts.items(), key=lambda a: a[0].name)
     ]
+    used = {price_key(prices, t.target.provider, t.target.account) for t in targets}
     return Status(
         now,
         tuple(targets),
         tuple(judged),
         tuple(config_failures) + tuple(f for f in failures if f not in config_failures),
         bool(config_failures),
+        prices=tuple((key, prices[key]) for key in sorted(used & set(prices))),
     )
 
 
