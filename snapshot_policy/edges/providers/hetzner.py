@@ -369,7 +369,8 @@ class Hetzner:
                 raise ValueError(f"an image price of {net} {currency!r}")
             return Price(net, currency)
 
-        return self._read("read prices", read)
+        # Once, not retried: a plan falls back to the default rather than wait for a price.
+        return self._call("read prices", read)
 
     def create_server(self, request: ServerRequest) -> MadeServer:
         """`POST /v1/servers`, never repeated by hcloud; after a lost reply the server is looked
