@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from snapshot_policy.core.backups import Comparison, span_text
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
@@ -451,7 +452,11 @@ def report_summary(report: RunReport) -> str:
     return line + "".join(f"; {problem}" for problem in report.unwritten)
 
 
-def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:
+def simulation_text(
+    simulation: Simulation,
+    projection: Projection | None = None,
+    comparison: Comparison | None = None,
+) -> str:
     """Return a month-by-day calendar of survivors, then each survivor with its rules, then
     what the policy stores and costs in its steady state, given a `projection`."""
     survivors = simulation.survivors
@@ -478,7 +483,51 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
     ]
     if projection is not None:
         lines += ["", *(wrap_line(line, "    ") for line in _projection_lines(projection))]
+    if comparison is not None:
+        lines += ["", *(wrap_line(line, "      ") for line in backup_lines(comparison))]
     return "\n".join(lines) + "\n"
+
+
+def backup_lines(comparison: Comparison) -> list[str]:
+    """Snapshots against the provider's backups for the same rules (core/backups.py): each
+    plan's monthly cost, whether it keeps the rules, and which is cheaper."""
+    currency, need = comparison.currency, comparison.needs
+    name = PROVIDER_NAMES.get(comparison.provider, comparison.provider)
+    lines = [
+        f"Backups instead, for the same rules ({name}, a server of "
+        f"{currency} {comparison.server_price:.2f} a month):",
+        f"  the rules keep one every {span_text(need.every)}, "
+        f"reaching back {span_text(need.reach)}",
+        f"  snapshots: {currency} {comparison.snapshots_monthly:.2f} a month",
+    ]
+    for option in comparison.options:
+        plan = option.plan
+        priced = (
+            f"{_number(plan.share * 100)} % of the server"
+            if plan.share is not None
+            else f"USD {_number(plan.per_gb_month or 0, 3)} per GB-month"
+        )
+        verdict = (
+            "keeps these rules"
+            if option.why_not is None
+            else f"cannot keep these rules: {option.why_not}"
+        )
+        lines.append(
+            f"  {plan.name}: {option.currency} {option.monthly:.2f} a month ({priced}, "
+            f"{option.backups} kept): {verdict}"
+        )
+    cheaper = comparison.cheaper()
+    if cheaper is not None:
+        lines.append(
+            f"  Cheaper: {cheaper.plan.name}, {cheaper.currency} {cheaper.monthly:.2f} against "
+            f"{currency} {comparison.snapshots_monthly:.2f} a month for snapshots."
+        )
+    elif any(o.why_not is None for o in comparison.options):
+        lines.append("  Cheaper: snapshots.")
+    else:
+        lines.append("  Cheaper: snapshots; no backup plan keeps these rules.")
+    lines += sorted({f"  ({o.plan.source})" for o in comparison.options})
+    return lines
 
 
 def _projection_lines(projection: Projection) -> list[str]:
@@ -506,7 +555,11 @@ def _day_mark(count: int) -> str:
     return "." if count == 0 else (str(count) if count < 10 else "+")
 
 
-def simulation_json(simulation: Simulation, projection: Projection | None = None) -> str:
+def simulation_json(
+    simulation: Simulation,
+    projection: Projection | None = None,
+    comparison: Comparison | None = None,
+) -> str:
     document = {
         "policy": simulation.policy.describe(),
         "timezone": simulation.zone.key,
@@ -538,5 +591,28 @@ def simulation_json(simulation: Simulation, projection: Projection | None = None
                 }
                 for label, price in projection.prices
             ],
+        }
+    if comparison is not None:
+        cheaper = comparison.cheaper()
+        document["backups"] = {
+            "provider": comparison.provider,
+            "server_price": comparison.server_price,
+            "currency": comparison.currency,
+            "every_hours": comparison.needs.every.total_seconds() / 3600,
+            "reach_days": round(comparison.needs.reach.total_seconds() / 86400, 3),
+            "snapshots_monthly": round(comparison.snapshots_monthly, 4),
+            "plans": [
+                {
+                    "name": o.plan.name,
+                    "monthly": round(o.monthly, 4),
+                    "currency": o.currency,
+                    "kept": o.backups,
+                    "keeps_the_rules": o.why_not is None,
+                    "why_not": o.why_not,
+                    "source": o.plan.source,
+                }
+                for o in comparison.options
+            ],
+            "cheaper": cheaper.plan.name if cheaper else "snapshots",
         }
     return json.dumps(document, indent=2) + "\n"
