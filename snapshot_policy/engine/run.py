@@ -251,11 +251,20 @@ def priced_dry_run(
 
 
 def _prices(
-    context: RunContext, observation: Observation, state: RunState, now: datetime
+    context: RunContext,
+    observation: Observation,
+    state: RunState,
+    now: datetime,
+    keep: bool = True,
 ) -> dict[str, Price]:
-    return current_prices(
-        context.loaded.prices, observation.providers, state, now, context.settings.lock_file
-    )
+    """The prices of the plan's costs (engine/prices.py), kept in the run state if `keep`. A
+    snapshots.py layout reads no price list and shows the defaults as it always did: every
+    new feature is the policy's (README "What behaves differently, on purpose")."""
+    loaded = context.loaded
+    if loaded.legacy:
+        return {key: replace(price, source="") for key, price in loaded.prices.items()}
+    lock_file = context.settings.lock_file if keep else None
+    return current_prices(loaded.prices, observation.providers, state, now, lock_file)
 
 
 def dry_run(
@@ -512,7 +521,7 @@ def status(
         context.loaded, now, journal, state, context.connect, orphans=False, also_select=ignore
     )
     # status writes nothing (README "Status"): a price read now is not kept.
-    cost = current_prices(context.loaded.prices, observation.providers, state, now)
+    cost = _prices(context, observation, state, now, keep=False)
     return judged(context, observation, state, now, whole, late_after=late_after, prices=cost)
 
 

@@ -148,3 +148,20 @@ def test_status_reads_a_stale_price_but_keeps_nothing(policy, sandbox, capsys, c
     assert pricing_reads(sandbox) == 1
     state = tmp_path / "run" / "snapshot-policy.state.json"
     assert not state.exists() or "prices" not in json.loads(state.read_text())
+
+
+def test_a_snapshots_py_layout_reads_no_price_list_and_prints_as_before(
+    legacy_layout, sandbox, monkeypatch, capsys, clock
+):
+    """Every new feature is the policy's: a legacy folder's plan is what it was."""
+    monkeypatch.chdir(legacy_layout)
+    priced(sandbox, image="0.0150")
+    sandbox.clear_requests()
+    assert main(["plan"], clock=clock) == 0
+    text = capsys.readouterr().out
+    assert pricing_reads(sandbox) == 0
+    assert "  at per GB-month prices of USD 0.06 (DigitalOcean), EUR 0.0143 (Hetzner)\n" in text
+    assert " price from " not in text
+    assert main(["plan", "--output", "json"], clock=clock) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["storage"]["prices"]["hetzner"] == {"per_gb_month": 0.0143, "currency": "EUR"}
