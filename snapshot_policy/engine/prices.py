@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 from snapshot_policy.core import pricing
 from snapshot_policy.core.model import HETZNER, Price, ProviderError
@@ -30,9 +31,9 @@ def current_prices(
     """`base` (settings.prices, else the defaults) with Hetzner's price replaced by its
     accounts' price lists, where no setting fixes it: each account's as the run state kept
     it within pricing.CACHE_FOR of `now`, else read now. New reads are saved into the run
-    state when `lock_file` is given (plan), under the run lock taken without waiting: while
-    apply holds it, they are not saved (apply writes the whole file) and are read again next
-    time. status passes none: it writes nothing."""
+    state when `lock_file` is given (plan) and an apply has made both files, under the run
+    lock taken without waiting: while apply holds it, they are not saved (apply writes the
+    whole file) and are read again next time. status passes none: it writes nothing."""
     fallback = base.get(HETZNER)
     if fallback is None or fallback.source == pricing.SETTINGS:
         return dict(base)
@@ -62,6 +63,12 @@ def current_prices(
 
 
 def _save(state: RunState, lock_file: str) -> None:
+    """Keep the prices read, only in a run state and beside a lock file that an apply made:
+    a plan run by another user must not create files that apply (as root, from cron) would
+    then refuse as someone else's (docs/promises.md §5.10)."""
+    if not (state.exists() and Path(lock_file).exists()):
+        log.debug("no run state yet: the prices read are kept once apply has run")
+        return
     try:
         with run_lock(lock_file):
             state.save_prices()

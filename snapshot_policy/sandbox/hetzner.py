@@ -32,6 +32,9 @@ public IPv4 nor IPv6 nor a network that is to be started (hcloud-go refuses that
 network id is accepted (the sandbox keeps no networks; a server gets a 10.x address in each).
 An account's `snapshot_limit` makes create_image beyond it answer 403
 `resource_limit_exceeded`, and its `server_limit` a create beyond it.
+
+`GET /pricing` answers every key the description requires, in the account's `pricing`
+(currency, VAT rate, the net image price per GB-month); faults reach it as any request.
 """
 
 from __future__ import annotations

@@ -87,6 +87,10 @@ class RunState:
     def record_price(self, account: str, price: ReadPrice) -> None:
         self.prices[account] = price
 
+    def exists(self) -> bool:
+        """Whether a run has written the file already."""
+        return self._path.exists()
+
     def save_prices(self) -> None:
         """Write only the prices into the file as it is now: for a plan, which holds the lock
         for no longer than this and must not put back what it read of the rest."""

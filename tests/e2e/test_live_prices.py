@@ -72,10 +72,15 @@ def test_a_second_plan_within_a_day_reads_no_price_and_a_later_one_does(
     policy, sandbox, capsys, clock, tmp_path
 ):
     priced(sandbox, image="0.0150")
+    state_file = tmp_path / "run" / "snapshot-policy.state.json"
+    plan(policy, clock, capsys)
+    assert not state_file.exists()  # a plan makes no run state: apply does
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     sandbox.clear_requests()
     plan(policy, clock, capsys)
     first = clock.now.strftime("%Y-%m-%d %H:%M")
-    state = json.loads((tmp_path / "run" / "snapshot-policy.state.json").read_text())
+    state = json.loads(state_file.read_text())
+    assert state["last_runs"]  # apply's records stay
     assert state["prices"] == [
         ["hz", {"per_gb_month": 0.015, "currency": "EUR", "read": clock.now.isoformat()}]
     ]
@@ -91,6 +96,7 @@ def test_a_second_plan_within_a_day_reads_no_price_and_a_later_one_does(
 
 
 def test_a_kept_price_dated_after_the_clock_is_read_again(policy, sandbox, capsys, clock):
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
     plan(policy, clock, capsys)
     clock.advance(hours=-2)  # the clock went back: the kept price is from the future
     sandbox.clear_requests()
@@ -127,6 +133,8 @@ def test_a_price_list_that_cannot_be_read_falls_back_and_says_so(
 
 def test_apply_dry_run_and_status_show_the_price_list_price(policy, sandbox, capsys, clock):
     priced(sandbox, image="0.0150", currency="USD")
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    capsys.readouterr()
     assert main(["apply", "--policy", str(policy), "--dry-run"], clock=clock) == 0
     text = capsys.readouterr().out
     assert "USD 0.015 (Hetzner)" in text
@@ -139,7 +147,8 @@ def test_apply_dry_run_and_status_show_the_price_list_price(policy, sandbox, cap
     document = json.loads(capsys.readouterr().out)
     assert document["prices"]["hetzner"]["currency"] == "USD"
     db = next(t for t in document["targets"] if t["target"] == "db")
-    assert db["storage"]["monthly_cost"] == {"USD": round(15 * 0.015, 4)}
+    size = db["storage"]["size_gb"]
+    assert size > 0 and db["storage"]["monthly_cost"] == {"USD": round(size * 0.015, 4)}
 
 
 def test_status_reads_a_stale_price_but_keeps_nothing(policy, sandbox, capsys, clock, tmp_path):
