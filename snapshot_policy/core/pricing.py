@@ -24,14 +24,14 @@ from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Price
 
 SETTINGS = "settings.prices"
 CACHE_FOR = timedelta(days=1)
-DEFAULT_SOURCES = {
+DEFAULT_SOURCES = {  # the pages with their addresses: README "Storage and cost"
     DIGITALOCEAN: (
-        "the shipped default: DigitalOcean's Snapshots pricing page "
-        "(docs.digitalocean.com/products/images/snapshots/details/pricing), read 2026-12-07"
+        "the shipped default, net of VAT: DigitalOcean's Snapshots pricing page, "
+        "read 2026-12-07"
     ),
     HETZNER: (
-        "the shipped default: Hetzner's price adjustment of 1 April 2026 as the README "
-        "quotes it, read 2026-11-29"
+        "the shipped default, net of VAT: Hetzner's prices from 1 April 2026, "
+        "read 2026-11-29"
     ),
 }
 LIVE = {HETZNER: "Hetzner's price list (GET /v1/pricing)"}

@@ -57,8 +57,8 @@ def test_plan_shows_the_price_list_price_and_where_it_came_from(policy, sandbox,
         f"net of VAT, read {read} UTC"
     ) in one_line
     assert (
-        "DigitalOcean price from the shipped default: DigitalOcean's Snapshots pricing page "
-        "(docs.digitalocean.com/products/images/snapshots/details/pricing), read 2026-12-07"
+        "DigitalOcean price from the shipped default, net of VAT: DigitalOcean's Snapshots "
+        "pricing page, read 2026-12-07"
     ) in one_line
     # db: 6 snapshots of 2.5 GB at the net price, not the gross one (EUR 0.018).
     assert "  storage now: 6 snapshots, 15 GB, EUR 0.23 a month\n" in text
