@@ -26,12 +26,10 @@ SETTINGS = "settings.prices"
 CACHE_FOR = timedelta(days=1)
 DEFAULT_SOURCES = {  # the pages with their addresses: README "Storage and cost"
     DIGITALOCEAN: (
-        "the shipped default, net of VAT: DigitalOcean's Snapshots pricing page, "
-        "read 2026-12-07"
+        "the shipped default, net of VAT: DigitalOcean's Snapshots pricing page, read 2026-12-07"
     ),
     HETZNER: (
-        "the shipped default, net of VAT: Hetzner's prices from 1 April 2026, "
-        "read 2026-11-29"
+        "the shipped default, net of VAT: Hetzner's prices from 1 April 2026, read 2026-11-29"
     ),
 }
 LIVE = {HETZNER: "Hetzner's price list (GET /v1/pricing)"}
