@@ -352,6 +352,10 @@ def apply(
     report = executor.apply(plan, failures)
     results = drilling.run(_newest(plan.drills, report))
     report = replace(report, drills=tuple(results), finished=clock())
+    if not loaded.legacy and not stop.is_set():
+        # Once a day at most, kept by the save below: status, which writes nothing, and the
+        # next plan find a fresh price instead of reading it each time (engine/prices.py).
+        current_prices(loaded.prices, observation.providers, state, now)
     unwritten = _remember(state, report, observation if whole else None, now)
     every_event = _events(report, hostname, loaded.secrets)
     events = _told(every_event)

@@ -151,6 +151,25 @@ def test_apply_dry_run_and_status_show_the_price_list_price(policy, sandbox, cap
     assert size > 0 and db["storage"]["monthly_cost"] == {"USD": round(size * 0.015, 4)}
 
 
+def test_apply_keeps_the_price_fresh_once_a_day_for_status(policy, sandbox, capsys, clock):
+    priced(sandbox, image="0.0150")
+    sandbox.clear_requests()
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    assert pricing_reads(sandbox) == 1
+    clock.advance(hours=1)
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    capsys.readouterr()
+    main(["status", "--policy", str(policy)], clock=clock)  # 2: web-10 is uncovered
+    assert pricing_reads(sandbox) == 1  # the second apply and status used the kept price
+    assert "  EUR 0.015 (Hetzner)\n" in capsys.readouterr().out
+
+
+def test_a_failing_price_list_changes_nothing_of_apply(policy, sandbox, capsys, clock):
+    sandbox.inject("error", status=503, service="hetzner", path="^/v1/pricing$", count=None)
+    assert main(["apply", "--policy", str(policy)], clock=clock) == 0
+    assert pricing_reads(sandbox) == 1  # once, not retried
+
+
 def test_status_reads_a_stale_price_but_keeps_nothing(policy, sandbox, capsys, clock, tmp_path):
     main(["status", "--policy", str(policy)], clock=clock)
     capsys.readouterr()
