@@ -548,7 +548,7 @@ def _projection_lines(projection: Projection) -> list[str]:
             f"at {price.currency} {_number(price.per_gb_month, 4)} per GB-month "
             f"({PROVIDER_NAMES.get(label, label)})"
         )
-    return lines
+    return lines + price_sources(dict(projection.prices), [label for label, _ in projection.prices])
 
 
 def _day_mark(count: int) -> str:
