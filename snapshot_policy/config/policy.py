@@ -29,7 +29,7 @@ from snapshot_policy.config.problems import ConfigError, Problem, path_text
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret, SecretError, resolve
 from snapshot_policy.config.sources import Source, read_yaml
-from snapshot_policy.core import transport
+from snapshot_policy.core import pricing, transport
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     DIGITALOCEAN,
@@ -734,6 +734,8 @@ def prices(section: Mapping) -> dict[str, Price]:
             currency=raw.get(provider, {}).get(
                 "currency", _default(f"settings/prices/{provider}/currency")
             ),
+            # A price set in the settings wins over the price lists (core/pricing.py).
+            source=pricing.SETTINGS if raw.get(provider) else pricing.DEFAULT_SOURCES[provider],
         )
         for provider in PROVIDERS
     }

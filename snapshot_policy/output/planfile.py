@@ -81,7 +81,11 @@ def plan_document(
         },
         "storage": {
             "prices": {
-                p: {"per_gb_month": prices[p].per_gb_month, "currency": prices[p].currency}
+                p: {
+                    "per_gb_month": prices[p].per_gb_month,
+                    "currency": prices[p].currency,
+                    **({"source": prices[p].source} if prices[p].source else {}),
+                }
                 for p in sorted(prices)
             },
             "now": storage_document(now),

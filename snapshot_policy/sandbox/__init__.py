@@ -30,7 +30,10 @@ and every key marked optional may be left out:
          "server_limit": 10},                      # optional: one server more is refused
                                                    # (DigitalOcean 422, the droplet limit;
                                                    # Hetzner 403 resource_limit_exceeded)
-        {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"]}
+        {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"],
+         "pricing": {"currency": "EUR",            # optional: GET /v1/pricing's currency,
+                     "vat_rate": "19.00",          # VAT and net image price per GB-month
+                     "image": "0.0143"}}           # (each defaults to these)
       ],
       "servers": [
         {"account": "do-main", "id": 1001, "name": "web-1",

@@ -34,6 +34,8 @@ PROVIDERS = ("digitalocean", "hetzner")
 DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
 DEFAULT_REGION = {"digitalocean": "nyc3", "hetzner": "fsn1"}
 DEFAULT_SIZE_GIGABYTES = 2.5
+# What a Hetzner account's `GET /v1/pricing` says unless its `pricing` says otherwise.
+PRICING = {"currency": "EUR", "vat_rate": "19.00", "image": "0.0143"}
 SERVER_STATUSES = ("starting", "running", "off")
 """Provider-neutral: DigitalOcean new/active/off, Hetzner initializing/running/off."""
 BOOT_COMMANDS = {"digitalocean": "create", "hetzner": "create_server"}
@@ -79,6 +81,9 @@ class Account:
     server_limit: int | None = None
     """The most servers the account may have (DigitalOcean's droplet limit, Hetzner's
     project limit); one more is refused. None: no limit."""
+    pricing: dict[str, str] = field(default_factory=dict)
+    """Hetzner `GET /v1/pricing`: `currency`, `vat_rate` and `image` (the net price of a GB
+    of images a month, a decimal string); each left out takes PRICING's."""
 
 
 @dataclass
@@ -306,6 +311,7 @@ class State:
         snapshot_limit: int | None = None,
         boot_seconds: float | None = None,
         server_limit: int | None = None,
+        pricing: dict[str, str] | None = None,
     ) -> Account:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
@@ -325,6 +331,9 @@ class State:
                 or boot_seconds < 0
             ):
                 raise ValueError("boot_seconds must be a number of seconds, 0 or more")
+            unknown = set(pricing or {}) - set(PRICING)
+            if unknown or not all(isinstance(v, str) for v in (pricing or {}).values()):
+                raise ValueError(f"pricing takes strings for {sorted(PRICING)}, not {pricing!r}")
             account = Account(
                 name,
                 provider,
@@ -334,6 +343,7 @@ class State:
                 snapshot_limit=snapshot_limit,
                 boot_seconds=boot_seconds,
                 server_limit=server_limit,
+                pricing=dict(pricing or {}),
             )
             self.accounts[name] = account
             return account
@@ -913,6 +923,7 @@ class State:
                         ),
                         **({"boot_seconds": a.boot_seconds} if a.boot_seconds is not None else {}),
                         **({"server_limit": a.server_limit} if a.server_limit is not None else {}),
+                        **({"pricing": dict(a.pricing)} if a.pricing else {}),
                     }
                     for a in self.accounts.values()
                 ],
@@ -964,6 +975,7 @@ class State:
                     snapshot_limit=item.get("snapshot_limit"),
                     boot_seconds=item.get("boot_seconds"),
                     server_limit=item.get("server_limit"),
+                    pricing=item.get("pricing"),
                 )
                 for tag in item.get("tags", []):
                     self.register_tag(account, tag)

@@ -243,6 +243,7 @@ def hetzner_traffic(call: Recorder) -> None:
     protected = sandbox.state.add_snapshot("hz-a", "golden", server_id=301, protected=True)
     plain = sandbox.state.add_snapshot("hz-a", "plain", server_id=301, labels={"a": "b"})
     call("hetzner", "GET", "/v1/servers/301", 200)
+    call("hetzner", "GET", "/v1/pricing", 200)  # issue 23, item 3
     call("hetzner", "GET", "/v1/servers/999", 404)
     call("hetzner", "GET", "/v1/servers", 401, token="wrong")
     call(

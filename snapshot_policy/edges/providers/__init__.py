@@ -21,6 +21,7 @@ from snapshot_policy.core.model import (
     CloudSnapshot,
     MachineType,
     MadeServer,
+    Price,
     ProviderError,
     RateLimit,
     Server,
@@ -128,6 +129,11 @@ class Provider(Protocol):
     def machine_types(self) -> list[MachineType]:
         """Return what a server can be made as (DigitalOcean's sizes, Hetzner's server types),
         from one paginated listing, with where each can be made now and its hourly price."""
+
+    def prices(self) -> Price | None:
+        """Return what a GB of snapshots costs a month as the cloud's own price list says, net
+        of VAT, in the account's currency (Hetzner `GET /v1/pricing`); None where the cloud
+        has no such endpoint (DigitalOcean). Raise ProviderError when it cannot be read."""
 
     def create_server(self, request: ServerRequest) -> MadeServer:
         """Make a server from a snapshot and return it as the create's reply describes it

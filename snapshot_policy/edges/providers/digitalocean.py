@@ -443,6 +443,10 @@ class DigitalOcean:
 
     # -- servers made from snapshots (restore drills, restore) ---------------------------------
 
+    def prices(self) -> None:
+        """DigitalOcean has no price endpoint: the documented price (settings.prices) stands."""
+        return None
+
     def machine_types(self) -> list[MachineType]:
         listing = self._pages(
             "list sizes", "sizes", _size_type, self._client.sizes.list, lambda size: size.name

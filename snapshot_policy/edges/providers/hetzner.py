@@ -39,6 +39,7 @@ from snapshot_policy.core.model import (
     CloudSnapshot,
     MachineType,
     MadeServer,
+    Price,
     ProviderError,
     RateLimit,
     Server,
@@ -427,6 +428,23 @@ class Hetzner:
         return self._pages(
             "list server types", type_page, _server_type, lambda kind: kind.name
         ).items
+
+    def prices(self) -> Price:
+        """`GET /v1/pricing`: what a GB of snapshot images costs a month, net of VAT (the
+        gross adds the project owner's VAT, which differs by country), in the project's
+        currency. hcloud 2.27 has no pricing client: its generic request, as for server types.
+        Raise ProviderError when the reply cannot be read."""
+
+        def read() -> Price:
+            pricing = self._client.request(method="GET", url="/pricing")["pricing"]
+            net = float(pricing["image"]["price_per_gb_month"]["net"])
+            currency = str(pricing["currency"]).upper()
+            if not (net >= 0 and len(currency) == 3 and currency.isalpha()):
+                raise ValueError(f"an image price of {net} {currency!r}")
+            return Price(net, currency)
+
+        # Once, not retried: a plan falls back to the default rather than wait for a price.
+        return self._call("read prices", read)
 
     def create_server(self, request: ServerRequest) -> MadeServer:
         """`POST /v1/servers`, never repeated by hcloud; after a lost reply the server is looked
