@@ -8,11 +8,27 @@ import time
 
 import pytest
 
-from snapshot_policy.core.model import DIGITALOCEAN, HETZNER
-from tests.integration.test_providers import SERVERS, adapter, sleeps  # noqa: F401
+from snapshot_policy.core.model import DIGITALOCEAN, HETZNER, Account
+from snapshot_policy.edges.providers import connect
+from snapshot_policy.edges.providers.retry import RetryPolicy
+from tests.integration.conftest import DO_TOKEN, HZ_TOKEN
+from tests.integration.test_providers import SERVERS, TIMING
 
 BOTH = pytest.mark.parametrize("provider", [DIGITALOCEAN, HETZNER])
 RUNNING = {DIGITALOCEAN: "active", HETZNER: "running"}
+
+
+@pytest.fixture
+def adapter(sandbox):
+    def make(provider: str):
+        endpoint = (
+            sandbox.digitalocean_endpoint if provider == DIGITALOCEAN else sandbox.hetzner_endpoint
+        )
+        token = DO_TOKEN if provider == DIGITALOCEAN else HZ_TOKEN
+        account = Account("main", provider, token, endpoint)
+        return connect(account, TIMING, RetryPolicy(sleep=lambda s: time.sleep(min(s, 0.02))))
+
+    return make
 
 
 def status_of(provider, server_id: str) -> str | None:
