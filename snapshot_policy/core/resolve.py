@@ -121,4 +121,6 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         owner=spec.owner,
         drill=spec.drill,
         region=server.region,
+        consistency=spec.consistency,
+        server_status=server.status,
     )
