@@ -19,6 +19,10 @@ RUNNING = frozenset({"active", "running"})
 """The clouds' words for a server that runs (DigitalOcean `active`, Hetzner `running`)."""
 OFF = frozenset({"off", "archive"})
 """The clouds' words for a server that is off (DigitalOcean `off`/`archive`, Hetzner `off`)."""
+POWER_ON_AGAIN = 10.0
+"""A server still off this long after its power on was accepted is sent it again: the power
+on failed (its action ended in error) or never arrived. Long enough for a cloud's power on to
+show in its listing, so a second one is rarely refused as a pending event."""
 POWER_ON_TRIES_APART = 1.0
 """A power on refused (the server still locked by its snapshot) is sent again after this,
 doubling up to the poll interval."""
@@ -48,10 +52,17 @@ def wait_ran_out(consistency: Consistency, since: float, at: float) -> bool:
     return at - since > consistency.timeout
 
 
-def power_on_given_up(consistency: Consistency, creation_timeout: float, since: float, at: float):
+def power_on_given_up(
+    consistency: Consistency, creation_timeout: float, since: float, at: float
+) -> bool:
     """A power on is asked again until this long after the first try: a server still locked
     by its snapshot (a run stopped while it was made) accepts it once the snapshot is over."""
     return at - since > max(consistency.timeout, creation_timeout)
+
+
+def power_on_again(sent: float, at: float) -> bool:
+    """Send the power on again: the server was still seen off `POWER_ON_AGAIN` after it."""
+    return at - sent >= POWER_ON_AGAIN
 
 
 def power_on_wait(tries: int, poll_interval: float) -> float:

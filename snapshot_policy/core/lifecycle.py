@@ -588,13 +588,13 @@ class Lifecycle:
     def _power_seen(self, status: str | None, at: float) -> list[commands.Command]:
         if self.stage is Stage.SHUTTING_DOWN and not self.powering_on:
             return self._shutdown_seen(status, at)
-        if not self.power_on_pending or self.power_on_sent == IN_FLIGHT:
-            return []  # a power on is on its way: its reply watches again
+        if not self.power_on_pending or self.power_on_sent in (None, IN_FLIGHT):
+            return []  # a power on is on its way (its reply watches again), or none was asked
         if consistency.is_running(status):
             return self._power_on_over(None, at)
         if self._power_on_given_up(at):
             return self._power_on_over(f"server still {status or 'not listed'}")
-        if consistency.is_off(status) and at - (self.power_on_sent or at) >= self.poll_interval:
+        if consistency.is_off(status) and consistency.power_on_again(self.power_on_sent, at):
             # off still, a while after the power on: it failed, or never arrived; again
             self.power_on_sent = IN_FLIGHT
             return [commands.Power("power_on")]

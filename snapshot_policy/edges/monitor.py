@@ -296,6 +296,11 @@ def _outcome_document(outcome: Outcome) -> dict:
         else None,
         "deleted": [{"id": s.id, "name": s.name} for s in outcome.deleted],
         "managed_snapshots": outcome.remaining,
+        **(
+            {"downtime_seconds": outcome.downtime_seconds}
+            if outcome.downtime_seconds is not None
+            else {}
+        ),
         "decisions": [
             {
                 "action": a.kind.value,

@@ -333,6 +333,8 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
         done = (
             f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
         )
+        if outcome.downtime_seconds is not None:  # consistency: shutdown, docs/promises.md §5.17
+            done += f", server off for {outcome.downtime_seconds:g}s"
         lines.append(
             f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}"
             + (f"; {outcome.error}" if outcome.error else "")
