@@ -9,6 +9,9 @@ import json
 import pytest
 
 from snapshot_policy.cli import main
+from snapshot_policy.core import consistency
+from snapshot_policy.output.logs import unstamped
+from tests.e2e.cloud import unwrapped
 from tests.e2e.policies import DEBUG_LOG, policy_yaml
 
 WEB = {"name": "web", "account": "do", "ids": [3164444], "retention": {"keep_last": 3}}
@@ -16,6 +19,7 @@ DB = {"name": "db", "account": "hz", "ids": [4711], "retention": {"keep_last": 2
 SERVERS = {"do": 3164444, "hz": 4711}
 RUNNING = {"do": "running", "hz": "running"}
 BOTH = pytest.mark.parametrize("account", ["do", "hz"])
+PROVIDERS = {"do": "digitalocean", "hz": "hetzner"}
 
 
 def target(account: str, consistency: object = "shutdown", **extra: object) -> dict:
@@ -61,8 +65,13 @@ def snapshots_made(sandbox, server_id: int, clock) -> list[dict]:
 
 
 def journal(tmp_path) -> list[dict]:
-    path = tmp_path / "run" / "journal.json"
-    return json.loads(path.read_text()) if path.exists() else []
+    found = list((tmp_path / "run").glob("*journal.json"))
+    return json.loads(found[0].read_text()) if found else []
+
+
+def audit(tmp_path) -> list[dict]:
+    path = tmp_path / "run" / "snapshot-policy-audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 @BOTH
@@ -82,3 +91,99 @@ def test_shut_down_snapshot_power_on_with_downtime(
     (result,) = [t for t in data["targets"] if t["target"] == target(account)["name"]]
     assert result["downtime_seconds"] >= 0.3
     assert "server off for" in out
+
+
+@BOTH
+def test_a_server_already_off_is_snapshotted_and_left_off(
+    tmp_path, sandbox, tokens, clock, account
+):
+    server_id = SERVERS[account]
+    sandbox.state.servers[server_id].status = "off"
+    policy = write_policy(tmp_path, target(account))
+    assert main(["apply", "--policy", policy], clock=clock) == 0
+    assert power_requests(sandbox, server_id) == []
+    assert status(sandbox, server_id) == "off"
+    assert len(snapshots_made(sandbox, server_id, clock)) == 1
+    assert journal(tmp_path) == []
+    out = main(["plan", "--policy", policy], clock=clock)
+    assert out in (0, 2)
+
+
+@BOTH
+def test_a_shutdown_that_does_not_finish_fails_the_target_without_a_snapshot_and_powers_on(
+    tmp_path, sandbox, tokens, clock, capsys, account
+):
+    server_id = SERVERS[account]
+    sandbox.faults.add("ignore_shutdown", service=PROVIDERS[account])
+    policy = write_policy(tmp_path, target(account, {"mode": "shutdown", "timeout": 0.5}))
+    assert main(["apply", "--policy", policy], clock=clock) == 1
+    out, _ = capsys.readouterr()
+    assert "did not shut down within 0.5s; no snapshot" in unwrapped(unstamped(out))
+    assert power_requests(sandbox, server_id) == ["shutdown", "power_on"]  # never power_off
+    assert status(sandbox, server_id) == "running"
+    assert snapshots_made(sandbox, server_id, clock) == []
+    assert journal(tmp_path) == []
+
+
+@BOTH
+def test_with_force_a_server_that_ignores_shutdown_is_powered_off_snapshotted_and_powered_on(
+    tmp_path, sandbox, tokens, clock, account
+):
+    server_id = SERVERS[account]
+    sandbox.faults.add("ignore_shutdown", service=PROVIDERS[account])
+    rule = {"mode": "shutdown", "force": True, "timeout": 0.5}
+    policy = write_policy(tmp_path, target(account, rule))
+    assert main(["apply", "--policy", policy], clock=clock) == 0
+    assert power_requests(sandbox, server_id) == ["shutdown", "power_off", "power_on"]
+    assert status(sandbox, server_id) == "running"
+    assert len(snapshots_made(sandbox, server_id, clock)) == 1
+    events = [line["event"] for line in audit(tmp_path) if "snapshot_id" not in line]
+    assert events == ["server shut down", "server powered off", "server powered on"]
+
+
+@BOTH
+def test_a_failed_snapshot_still_powers_the_server_on(tmp_path, sandbox, tokens, clock, account):
+    server_id = SERVERS[account]
+    sandbox.faults.add("fail_action", service=PROVIDERS[account])
+    policy = write_policy(tmp_path, target(account))
+    assert main(["apply", "--policy", policy], clock=clock) == 1
+    assert power_requests(sandbox, server_id) == ["shutdown", "power_on"]
+    assert status(sandbox, server_id) == "running"
+    assert journal(tmp_path) == []
+
+
+@BOTH
+def test_a_failed_power_on_is_sent_again(tmp_path, sandbox, tokens, clock, monkeypatch, account):
+    monkeypatch.setattr(consistency, "POWER_ON_AGAIN", 0.3)
+    server_id = SERVERS[account]
+    sandbox.faults.add("fail_power_on", service=PROVIDERS[account])
+    policy = write_policy(tmp_path, target(account))
+    assert main(["apply", "--policy", policy], clock=clock) == 0
+    assert power_requests(sandbox, server_id) == ["shutdown", "power_on", "power_on"]
+    assert status(sandbox, server_id) == "running"
+    assert journal(tmp_path) == []
+
+
+@BOTH
+def test_the_next_run_powers_on_first_a_server_a_killed_run_left_off(
+    tmp_path, sandbox, tokens, clock, capsys, account
+):
+    """What a run killed while the server was off leaves: the journal's entry, the server off."""
+    server_id = SERVERS[account]
+    policy = write_policy(tmp_path, target(account))
+    assert main(["apply", "--policy", policy], clock=clock) == 0  # makes the journal file
+    (run_dir := tmp_path / "run").mkdir(exist_ok=True)
+    (path,) = run_dir.glob("*journal.json")
+    name = target(account)["name"]
+    left = {"account": account, "server_id": str(server_id), "name": name}
+    entry = {**left, "started": clock.now.isoformat(), "powered_off": name}
+    path.write_text(json.dumps([entry]))
+    sandbox.state.servers[server_id].status = "off"
+    sandbox.clear_requests()
+    capsys.readouterr()
+    assert main(["apply", "--policy", policy], clock=clock) == 0  # nothing due: powers on only
+    log = (tmp_path / "run" / "snapshot-policy.log").read_text()
+    assert "powering on first the server an interrupted run shut down" in log
+    assert status(sandbox, server_id) == "running"
+    assert journal(tmp_path) == []
+    assert audit(tmp_path)[-1]["event"] == "server powered on"
