@@ -69,12 +69,14 @@ def power_on_wait(tries: int, poll_interval: float) -> float:
     return min(poll_interval, POWER_ON_TRIES_APART * 2**tries)
 
 
-def plan_note(target: Target) -> str | None:
+def plan_note(target: Target, due: bool = True) -> str | None:
     """What the plan says of the target's consistency, or None when it has none."""
     if shuts_down(target) is None:
         return None
     if left_off(target):
         return "consistency: shutdown — the server is already off; it is left off"
+    if not due:
+        return "consistency: shutdown — no snapshot due: the server is not shut down"
     force = " (then powered off: force)" if target.consistency.force else ""
     return (
         f"consistency: shutdown — the server will be off for about the snapshot's duration{force}"

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from snapshot_policy.core import consistency
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
@@ -160,6 +161,8 @@ def _target_text(
     lines.append(f"  schedule {target.schedule.describe()}: {plan.schedule_note}")
     lines.append(f"  retention {target.retention.describe()} (timezone {target.timezone})")
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
+    shutdown = consistency.plan_note(target, plan.create is not None)  # docs/promises.md §5.17
+    lines += [f"  {shutdown}"] if shutdown else []
     lines += [f"  {drill_line(drill)}"] if drill is not None else []
     for action in plan.actions:
         lines.append(f"  {_action_text(action)}")

@@ -105,8 +105,33 @@ def test_a_server_already_off_is_snapshotted_and_left_off(
     assert status(sandbox, server_id) == "off"
     assert len(snapshots_made(sandbox, server_id, clock)) == 1
     assert journal(tmp_path) == []
-    out = main(["plan", "--policy", policy], clock=clock)
-    assert out in (0, 2)
+
+
+@BOTH
+def test_the_plan_says_the_server_will_be_off_or_is_left_off(
+    tmp_path, sandbox, tokens, clock, capsys, account
+):
+    server_id = SERVERS[account]
+    policy = write_policy(tmp_path, target(account, {"mode": "shutdown", "force": True}))
+    assert main(["plan", "--policy", policy], clock=clock) == 0
+    out, _ = capsys.readouterr()
+    assert (
+        "consistency: shutdown — the server will be off for about the snapshot's duration "
+        "(then powered off: force)"
+    ) in unwrapped(out)
+    sandbox.state.servers[server_id].status = "off"
+    assert main(["plan", "--policy", policy, "--output", "json"], clock=clock) == 0
+    out, _ = capsys.readouterr()
+    (document,) = json.loads(out)["targets"]
+    assert document["consistency"] == {
+        "mode": "shutdown",
+        "force": True,
+        "timeout": 300.0,
+        "server_status": "off",
+        "left_off": True,
+        "note": "consistency: shutdown — the server is already off; it is left off",
+    }
+    assert power_requests(sandbox, server_id) == []  # a plan touches nothing
 
 
 @BOTH
