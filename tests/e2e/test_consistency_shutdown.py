@@ -82,7 +82,9 @@ def test_shut_down_snapshot_power_on_with_downtime(
     server_id = SERVERS[account]
     report = tmp_path / "report.json"
     policy = write_policy(tmp_path, target(account))
-    assert main(["apply", "--policy", policy, "--report", str(report)], clock=clock) == 0
+    metrics = tmp_path / "metrics.prom"
+    argv = ["apply", "--policy", policy, "--report", str(report), "--metrics-file", str(metrics)]
+    assert main(argv, clock=clock) == 0
     out, err = capsys.readouterr()
     assert power_requests(sandbox, server_id) == ["shutdown", "power_on"]
     assert status(sandbox, server_id) == "running"
@@ -91,6 +93,7 @@ def test_shut_down_snapshot_power_on_with_downtime(
     (result,) = [t for t in data["targets"] if t["target"] == target(account)["name"]]
     assert result["downtime_seconds"] >= 0.3
     assert "server off for" in out
+    assert "snapshot_policy_target_downtime_seconds{" in metrics.read_text()
 
 
 @BOTH
