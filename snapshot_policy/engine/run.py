@@ -601,6 +601,7 @@ def _events(
             hostname,
             report.finished,
             made=outcome.created is not None,
+            downtime_seconds=outcome.downtime_seconds,
         )
         found.append((event, target.notify, due))
     for failure in report.failures:

@@ -12,7 +12,7 @@ from snapshot_policy.cli import main
 from snapshot_policy.core import consistency
 from snapshot_policy.output.logs import unstamped
 from tests.e2e.cloud import unwrapped
-from tests.e2e.policies import DEBUG_LOG, policy_yaml
+from tests.e2e.policies import DEBUG_LOG, NIGHTLY, policy_yaml
 
 WEB = {"name": "web", "account": "do", "ids": [3164444], "retention": {"keep_last": 3}}
 DB = {"name": "db", "account": "hz", "ids": [4711], "retention": {"keep_last": 2}}
@@ -215,3 +215,29 @@ def test_the_next_run_powers_on_first_a_server_a_killed_run_left_off(
     assert status(sandbox, server_id) == "running"
     assert journal(tmp_path) == []
     assert audit(tmp_path)[-1]["event"] == "server powered on"
+
+
+def test_notifications_tell_how_long_the_server_was_off(tmp_path, sandbox, tokens, clock):
+    sandbox.state.shutdown_seconds = 0.2
+    path = tmp_path / "snapshot-policy.yaml"
+    path.write_text(
+        policy_yaml(
+            target("hz"),
+            notifications={
+                "ops": {
+                    "type": "telegram",
+                    "bot_token": "env:TEST_BOT_TOKEN",
+                    "chat_id": "-100123",
+                    "retries": 0,
+                },
+                "hook": {"type": "webhook", "url": sandbox.webhook_url("n8n"), "retries": 0},
+            },
+            defaults={**NIGHTLY, "notify": ["ops", "hook"]},
+            settings=DEBUG_LOG,
+        )
+    )
+    assert main(["apply", "--policy", str(path)], clock=clock) == 0
+    (message,) = sandbox.telegram_messages()
+    assert "Server off for " in message["text"]
+    (delivery,) = sandbox.webhook_deliveries("n8n")
+    assert delivery["json"]["downtime_seconds"] >= 0.2
