@@ -339,6 +339,8 @@ def config_fingerprint(
                 t.hooks,
             )
             + ((t.drill,) if t.drill is not None else ())
+            # consistency: shutdown decides a downtime the plan announced (§5.17)
+            + (("consistency", t.consistency) if t.consistency is not None else ())
         )
         for t in targets
     )

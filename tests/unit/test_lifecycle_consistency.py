@@ -19,7 +19,7 @@ from snapshot_policy.core.model import (
     ProviderError,
     StartedSnapshot,
 )
-from snapshot_policy.core.reconcile import plan_target
+from snapshot_policy.core.reconcile import config_fingerprint, plan_target
 from tests.factories import snap, target, utc
 
 NOW = utc(2026, 11, 26, 3, 0, 5)
@@ -328,3 +328,12 @@ def test_waits_and_give_ups():
     assert not consistency.power_on_given_up(SHUTDOWN, 3600.0, 0.0, 3600.0)
     assert consistency.power_on_given_up(SHUTDOWN, 3600.0, 0.0, 3601.0)
     assert [consistency.power_on_wait(n, 15.0) for n in range(6)] == [1, 2, 4, 8, 15, 15]
+
+
+def test_a_saved_plan_without_consistency_does_not_agree_with_a_configuration_that_has_it():
+    t = target(keep_last=1)
+    window = timedelta(hours=1)
+    assert config_fingerprint([t], window) == config_fingerprint([replace(t)], window)
+    with_it = config_fingerprint([replace(t, consistency=SHUTDOWN)], window)
+    assert with_it != config_fingerprint([t], window)
+    assert with_it != config_fingerprint([replace(t, consistency=FORCE)], window)
