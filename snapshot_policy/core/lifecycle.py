@@ -529,6 +529,7 @@ class Lifecycle:
         if kind == "shutdown":
             self.shut_at, self.power_on_pending = at, True
             orders: list[commands.Command] = [
+                commands.Progress("shutting down"),
                 commands.Log(logging.INFO, f"{self.label}: shutting the server down"),
                 commands.RecordPower("server shut down", "consistency: shutdown"),
             ]
