@@ -23,6 +23,11 @@ POWER_ON_AGAIN = 10.0
 """A server still off this long after its power on was accepted is sent it again: the power
 on failed (its action ended in error) or never arrived. Long enough for a cloud's power on to
 show in its listing, so a second one is rarely refused as a pending event."""
+POWER_ON_SETTLE = 30.0
+"""A server asked to shut down and never seen off (the wait ran out, or the run was stopped)
+may still be shutting down — DigitalOcean lists it `active` meanwhile — and go off after the
+power on: it counts as running only once seen running this long after the power on (at most
+the rule's `timeout`); seen off meanwhile, it is powered on again."""
 POWER_ON_TRIES_APART = 1.0
 """A power on refused (the server still locked by its snapshot) is sent again after this,
 doubling up to the poll interval."""
@@ -63,6 +68,12 @@ def power_on_given_up(
 def power_on_again(sent: float, at: float) -> bool:
     """Send the power on again: the server was still seen off `POWER_ON_AGAIN` after it."""
     return at - sent >= POWER_ON_AGAIN
+
+
+def running_for_sure(consistency: Consistency, seen_off: bool, sent: float, at: float) -> bool:
+    """Seen running after a power on sent at `sent`: for sure once the server was seen off
+    before (its shutdown is over), else only `POWER_ON_SETTLE` (at most `timeout`) after."""
+    return seen_off or at - sent >= min(POWER_ON_SETTLE, consistency.timeout)
 
 
 def power_on_wait(tries: int, poll_interval: float) -> float:

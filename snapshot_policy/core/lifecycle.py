@@ -114,6 +114,8 @@ class Lifecycle:
     """When the shutdown was sent (monotonic); None: this run did not shut the server down."""
     forced_at: float | None = None
     """When it was powered off (`force`) after the shutdown wait ran out."""
+    seen_off: bool = False
+    """Its server was seen off after the shutdown: no shutdown is still under way."""
     power_on_pending: bool = False
     """It owes its server a power on (this run shut it down, or a killed run did) not yet
     seen done: the target is not finished before it is."""
@@ -121,7 +123,10 @@ class Lifecycle:
     """When the first power on was answered (monotonic): the power on is given up after
     `consistency.power_on_given_up`."""
     power_on_sent: float | None = None
+    """When the last power on was answered (monotonic); IN_FLIGHT while one is out."""
     power_on_tries: int = 0
+    power_on_later: bool = False
+    """A refused power on is asked again later (`PowerLater`): no other is sent meanwhile."""
     after_deferred: bool = False
     """Its `after` hook waits for the server to run again."""
     downtime: float | None = None
@@ -539,7 +544,9 @@ class Lifecycle:
         if kind == "power_off":
             self.forced_at = at
             return [commands.WatchPower()]
-        self.power_on_sent = at
+        if not self.power_on_pending:  # seen running meanwhile
+            return []
+        self.power_on_sent, self.power_on_later = at, False
         self.powering_on_since = self.powering_on_since or at
         return [commands.WatchPower()]
 
@@ -566,8 +573,10 @@ class Lifecycle:
                 *self._create_over("failure"),
                 *self._fail(failed),
             ]
+        if not self.power_on_pending:  # seen running meanwhile
+            return []
         self.powering_on_since = self.powering_on_since or event.at
-        self.power_on_sent = IN_FLIGHT  # asked again later (PowerLater)
+        self.power_on_sent, self.power_on_later = event.at, True
         if self._power_on_given_up(event.at):
             return self._power_on_over(f"could not power the server on: {problem}")
         wait_for = consistency.power_on_wait(self.power_on_tries, self.poll_interval)
@@ -579,6 +588,7 @@ class Lifecycle:
                 f"asking again in {wait_for:.1f}s",
             ),
             commands.PowerLater("power_on", event.at + wait_for),
+            commands.WatchPower(),  # refused, perhaps, because an earlier one worked
         ]
 
     def _power_on_given_up(self, at: float) -> bool:
@@ -589,12 +599,20 @@ class Lifecycle:
     def _power_seen(self, status: str | None, at: float) -> list[commands.Command]:
         if self.stage is Stage.SHUTTING_DOWN and not self.powering_on:
             return self._shutdown_seen(status, at)
-        if not self.power_on_pending or self.power_on_sent in (None, IN_FLIGHT):
-            return []  # a power on is on its way (its reply watches again), or none was asked
+        if not self.power_on_pending or self.power_on_sent is None:
+            return []
+        if self.power_on_sent == IN_FLIGHT:
+            return []  # a power on is on its way: its reply watches again
         if consistency.is_running(status):
-            return self._power_on_over(None, at)
+            rule = consistency.shuts_down(self.target) or Consistency()
+            sure = self.shut_at is None or self.seen_off
+            if consistency.running_for_sure(rule, sure, self.power_on_sent, at):
+                return self._power_on_over(None, at)
+            return [commands.WatchPower()]  # its shutdown may still be under way
         if self._power_on_given_up(at):
             return self._power_on_over(f"server still {status or 'not listed'}")
+        if self.power_on_later:
+            return [commands.WatchPower()]
         if consistency.is_off(status) and consistency.power_on_again(self.power_on_sent, at):
             # off still, a while after the power on: it failed, or never arrived; again
             self.power_on_sent = IN_FLIGHT
@@ -604,7 +622,7 @@ class Lifecycle:
     def _shutdown_seen(self, status: str | None, at: float) -> list[commands.Command]:
         rule = consistency.shuts_down(self.target)
         if consistency.is_off(status):
-            self.stage = Stage.QUEUED
+            self.stage, self.seen_off = Stage.QUEUED, True
             off = f"off after {at - self.shut_at:.1f}s"
             return [
                 commands.Log(logging.INFO, f"{self.label}: the server is {off}"),
@@ -645,7 +663,7 @@ class Lifecycle:
     def _power_on_over(self, problem: str | None, at: float = 0.0) -> list[commands.Command]:
         """The power on is over: seen running (`problem` None), or given up (the journal
         keeps the entry; the next run powers it on). The after hook waiting for it runs."""
-        self.power_on_pending = False
+        self.power_on_pending, self.power_on_later = False, False
         self.power_on_sent = self.powering_on_since = None
         orders: list[commands.Command] = []
         if problem is None:

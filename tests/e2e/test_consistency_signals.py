@@ -34,8 +34,8 @@ def sandbox(wall_clock_sandbox):
     return wall_clock_sandbox
 
 
-def write_policy(folder: Path, account: str) -> Path:
-    server = {"ids": [SERVERS[account]], "consistency": "shutdown"}
+def write_policy(folder: Path, account: str, rule: object = "shutdown") -> Path:
+    server = {"ids": [SERVERS[account]], "consistency": rule}
     policy = folder / "policy.yaml"
     policy.write_text(
         policy_yaml(
@@ -106,7 +106,8 @@ def test_sigterm_while_the_snapshot_of_the_off_server_is_made_powers_it_on(
 def test_sigterm_while_the_server_shuts_down_powers_it_on_at_once(sandbox, tmp_path, account):
     server_id = SERVERS[account]
     sandbox.state.shutdown_seconds = 30  # the guest takes its time
-    run = start_apply(write_policy(tmp_path, account))
+    # never seen off, it counts as running only a while after the power on: min(timeout, 30s)
+    run = start_apply(write_policy(tmp_path, account, {"mode": "shutdown", "timeout": 2}))
     try:
         wait_for(lambda: sandbox.state.servers[server_id].status == "stopping")
         run.send_signal(signal.SIGTERM)
@@ -125,7 +126,7 @@ def test_a_run_killed_while_the_server_is_off_leaves_the_next_run_to_power_it_on
     sandbox, tmp_path, account
 ):
     server_id = SERVERS[account]
-    sandbox.state.shutdown_seconds = 1.0
+    sandbox.state.shutdown_seconds = 3.0  # killed well before the guest is off
     policy = write_policy(tmp_path, account)
     run = start_apply(policy)
     try:
@@ -134,7 +135,8 @@ def test_a_run_killed_while_the_server_is_off_leaves_the_next_run_to_power_it_on
         run.wait()
     finally:
         run.kill()
-    (entry,) = journal(tmp_path)  # written before the shutdown was sent
+    (entry,) = [e for e in journal(tmp_path) if "powered_off" in e]  # written before it was sent
+    assert not snapshot_started(sandbox, server_id)
     assert entry["powered_off"] == "t" and entry["server_id"] == str(server_id)
     wait_for(lambda: status(sandbox, server_id) == "off")
     sandbox.state.shutdown_seconds = 0.1

@@ -120,7 +120,9 @@ def test_a_shutdown_that_does_not_finish_without_force_fails_without_a_snapshot_
     assert not of(orders, commands.Start) and not of(orders, commands.Delete)
     assert commands.Power("power_off") not in orders  # never without force
     life.on(events.PowerSent("power_on", 162.0))
-    assert of(life.on(events.PowerSeen("running", 163.0)), commands.Finished)
+    # never seen off: its shutdown may still be under way, so running counts only a while on
+    assert life.on(events.PowerSeen("running", 163.0)) == [commands.WatchPower()]
+    assert of(life.on(events.PowerSeen("running", 192.0)), commands.Finished)
     outcome = life.outcome()
     assert not outcome.ok and outcome.created is None and outcome.deleted == ()
     assert "did not shut down within 60s; no snapshot" in outcome.error
@@ -226,11 +228,12 @@ def test_a_refused_power_on_is_asked_again_doubling_until_given_up_and_stays_jou
     life.on(events.Made(made(life), NOW))
     waits = []
     for at in (200.0, 201.0, 203.0):
-        (_, again) = life.on(events.PowerFailed("power_on", "locked", True, at))
+        (_, again, watch) = life.on(events.PowerFailed("power_on", "locked", True, at))
         waits.append(again.at - at)
         assert again == commands.PowerLater("power_on", again.at)
+        assert watch == commands.WatchPower()  # refused, perhaps, as an earlier one worked
     assert waits == [1.0, 2.0, 4.0]
-    assert life.on(events.PowerSeen("off", 204.0)) == []  # asked again later: its reply watches
+    assert life.on(events.PowerSeen("off", 250.0)) == [commands.WatchPower()]  # no second one
     orders = life.on(events.PowerFailed("power_on", "locked", True, 801.0))  # creation_timeout
     assert not of(orders, commands.PowerLater) and not of(orders, commands.CrossOffPoweredOff)
     assert "the next run powers it on" in life.outcome().error
@@ -337,3 +340,28 @@ def test_a_saved_plan_without_consistency_does_not_agree_with_a_configuration_th
     with_it = config_fingerprint([replace(t, consistency=SHUTDOWN)], window)
     assert with_it != config_fingerprint([t], window)
     assert with_it != config_fingerprint([replace(t, consistency=FORCE)], window)
+
+
+def test_a_server_seen_running_while_a_power_on_is_asked_again_later_is_done():
+    life = lifecycle()
+    to_off(life)
+    life.on(events.Made(made(life), NOW))
+    life.on(events.PowerFailed("power_on", "pending event", True, 200.0))
+    assert commands.CrossOffPoweredOff() in life.on(events.PowerSeen("active", 201.0))
+    assert life.on(events.PowerFailed("power_on", "already on", True, 202.0)) == []
+    assert life.on(events.PowerSent("power_on", 202.0)) == []
+    assert life.outcome().ok
+
+
+def test_a_server_never_seen_off_that_goes_off_after_the_power_on_is_powered_on_again():
+    life = lifecycle(rule=Consistency(timeout=60.0))
+    life.on(events.Begin(NOW, 0.0))
+    life.on(events.Turn())
+    life.on(events.PowerSent("shutdown", 100.0))
+    life.on(events.PowerSeen("active", 161.0))  # DigitalOcean: active while shutting down
+    life.on(events.PowerSent("power_on", 162.0))
+    assert life.on(events.PowerSeen("active", 164.0)) == [commands.WatchPower()]
+    assert life.on(events.PowerSeen("off", 166.0)) == [commands.WatchPower()]
+    assert life.on(events.PowerSeen("off", 162.0 + consistency.POWER_ON_AGAIN)) == [
+        commands.Power("power_on")
+    ]
