@@ -670,10 +670,15 @@ class Lifecycle:
             if self.shut_at is not None:
                 self.downtime = round(at - self.shut_at, 1)
             note = "" if self.downtime is None else f" ({self.downtime:g}s off)"
+            why = (
+                "left off by an interrupted run"
+                if self.shut_at is None
+                else "consistency: shutdown"
+            )
             orders += [
                 commands.CrossOffPoweredOff(),
                 commands.Log(logging.INFO, f"{self.label}: the server runs again{note}"),
-                commands.RecordPower("server powered on", f"consistency: shutdown{note}"),
+                commands.RecordPower("server powered on", f"{why}{note}"),
             ]
         else:
             problem = f"{problem}; the journal keeps it: the next run powers it on"
