@@ -223,7 +223,10 @@ class Journal:
                 raise
 
     def powered_on(self, account: str, server_id: str) -> None:
-        """Cross off the server's `powered_off` entry: it was seen running again."""
+        """Cross off the server's `powered_off` entry: it was seen running again (nothing is
+        written when there is none: a journal that could not take it may not take this)."""
+        if self.powered_off(account, server_id) is None:
+            return
         self._change(
             lambda entries: [e for e in entries if not _is_powered_off(e, account, server_id)]
         )
