@@ -132,6 +132,7 @@ class Executor:
             by_account[target_plan.target.account].append(target_plan)
             self.progress(target_plan.target, "waiting")
         failures = list(failures) + self._run_afters_owed_to_unread(failures)
+        failures += self._left_off_uncovered(plan)
         outcomes: dict[int, Outcome] = {}
         with ThreadPoolExecutor(
             max_workers=max(1, len(by_account)), thread_name_prefix="account"
@@ -175,6 +176,24 @@ class Executor:
                 if problem is not None:
                     log.error("%s (server %s): %s: %s", failure.target, server_id, owed, problem)
                     found.append(replace(failure, reason=f"{owed}: {problem}"))
+        return found
+
+    def _left_off_uncovered(self, plan: Plan) -> list[TargetFailure]:
+        """A server an interrupted run shut down (docs/promises.md §5.17) that no target of
+        this run covers (its listing failed, or no target names it now) is not powered on
+        here: each is a failure, so the run says so (exit 2) until one covers it."""
+        covered = {(p.target.account, p.target.server_id) for p in plan.targets}
+        found = []
+        for account, server_id, target, when in self.journal.left_off():
+            if (account, server_id) in covered:
+                continue
+            reason = (
+                f"server {server_id} was shut down by an interrupted run at {when.isoformat()} "
+                "and not seen running since; this run does not cover it: power it on by hand "
+                "(the next run that covers it does)"
+            )
+            log.error("%s: %s", target, reason)
+            found.append(TargetFailure(target, reason, account))
         return found
 
     def halt_once_stopped(self) -> None:

@@ -238,6 +238,15 @@ class Journal:
                 return e["powered_off"], datetime.fromisoformat(e["started"])
         return None
 
+    def left_off(self) -> list[tuple[str, str, str, datetime]]:
+        """Every `powered_off` entry: (account, server id, target, when it was shut down)."""
+        with self._lock:
+            found = [e for e in self._entries if _kind(e) == "powered_off"]
+        return [
+            (e["account"], e["server_id"], e["powered_off"], datetime.fromisoformat(e["started"]))
+            for e in found
+        ]
+
     def drill_requested(
         self,
         account: str,

@@ -241,3 +241,22 @@ def test_notifications_tell_how_long_the_server_was_off(tmp_path, sandbox, token
     assert "Server off for " in message["text"]
     (delivery,) = sandbox.webhook_deliveries("n8n")
     assert delivery["json"]["downtime_seconds"] >= 0.2
+
+
+def test_a_server_left_off_that_no_target_covers_fails_the_run_until_one_does(
+    tmp_path, sandbox, tokens, clock, capsys
+):
+    policy = write_policy(tmp_path, target("do"))
+    assert main(["apply", "--policy", policy], clock=clock) == 0  # makes the journal file
+    (path,) = (tmp_path / "run").glob("*journal.json")
+    gone = {"account": "hz", "server_id": "4711", "name": "db", "started": clock.now.isoformat()}
+    path.write_text(json.dumps([{**gone, "powered_off": "db"}]))
+    capsys.readouterr()
+    assert main(["apply", "--policy", policy], clock=clock) == 2
+    out, _ = capsys.readouterr()
+    assert "server 4711 was shut down by an interrupted run" in unwrapped(unstamped(out))
+    assert journal(tmp_path) != []  # kept for the run that covers it
+    both = write_policy(tmp_path, target("do"), target("hz"))
+    sandbox.state.servers[4711].status = "off"
+    assert main(["apply", "--policy", both], clock=clock) == 0
+    assert status(sandbox, 4711) == "running" and journal(tmp_path) == []

@@ -75,3 +75,14 @@ def test_if_it_cannot_be_written_it_raises_and_is_not_kept(tmp_path):
     with pytest.raises(OSError):
         journal.powering_off("hz", "4711", "db", NOW)
     assert journal.powered_off("hz", "4711") is None
+
+
+def test_left_off_lists_every_entry(tmp_path):
+    journal = Journal(tmp_path / "journal.json", IN_FLIGHT, now=NOW)
+    journal.powering_off("hz", "4711", "db", NOW)
+    journal.powering_off("do", "3164444", "web", NOW)
+    journal.started("hz", "4711", "db-1-20250301120000", NOW)
+    assert sorted(journal.left_off()) == [
+        ("do", "3164444", "web", NOW),
+        ("hz", "4711", "db", NOW),
+    ]
