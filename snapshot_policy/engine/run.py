@@ -474,7 +474,23 @@ def status(
     observation = observed(
         context.loaded, now, journal, state, context.connect, orphans=False, also_select=ignore
     )
-    return judged(context, observation, state, now, whole, late_after=late_after)
+    judgement = judged(context, observation, state, now, whole, late_after=late_after)
+    return _with_servers_left_off(judgement, journal)
+
+
+def _with_servers_left_off(status: Status, journal: Journal) -> Status:
+    """A server an interrupted run shut down and never saw running again (consistency:
+    shutdown, docs/promises.md §5.17) is something to look at: a failure of its target."""
+    left = [
+        TargetFailure(
+            target,
+            f"server {server_id} was shut down by an interrupted run at {when.isoformat()} and "
+            "not seen running since: the next apply powers it on first",
+            account,
+        )
+        for account, server_id, target, when in journal.left_off()
+    ]
+    return replace(status, failures=status.failures + tuple(left)) if left else status
 
 
 def judged(

@@ -256,6 +256,9 @@ def test_a_server_left_off_that_no_target_covers_fails_the_run_until_one_does(
     out, _ = capsys.readouterr()
     assert "server 4711 was shut down by an interrupted run" in unwrapped(unstamped(out))
     assert journal(tmp_path) != []  # kept for the run that covers it
+    assert main(["status", "--policy", policy], clock=clock) == 2  # status says so too
+    out, _ = capsys.readouterr()
+    assert "db: FAILED: server 4711 was shut down by an interrupted run" in unwrapped(out)
     both = write_policy(tmp_path, target("do"), target("hz"))
     sandbox.state.servers[4711].status = "off"
     assert main(["apply", "--policy", both], clock=clock) == 0
