@@ -38,6 +38,7 @@ from snapshot_policy.core.model import (
     Account,
     AppriseChannel,
     Channel,
+    Consistency,
     Drill,
     Hooks,
     Price,
@@ -592,6 +593,20 @@ def _target(
         or "off",
         volumes=bool(raw.get("volumes", False)),
         copies=tuple(str(item["region"]) for item in raw.get("copies") or ()),
+        consistency=_consistency(raw.get("consistency")),
+    )
+
+
+def _consistency(raw: str | Mapping | None) -> Consistency | None:
+    """`consistency: shutdown` or its mapping form (docs/promises.md §5.17); a target's own."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return Consistency(raw)
+    return Consistency(
+        raw["mode"],
+        bool(raw.get("force", _default("$defs/consistency_settings/force"))),
+        float(raw.get("timeout", _default("$defs/consistency_settings/timeout"))),
     )
 
 

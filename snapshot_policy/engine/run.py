@@ -528,7 +528,23 @@ def status(
     )
     # status writes nothing (README "Status"): a price read now is not kept.
     cost = _prices(context, observation, state, now, keep=False)
-    return judged(context, observation, state, now, whole, late_after=late_after, prices=cost)
+    judgement = judged(context, observation, state, now, whole, late_after=late_after, prices=cost)
+    return _with_servers_left_off(judgement, journal)
+
+
+def _with_servers_left_off(status: Status, journal: Journal) -> Status:
+    """A server an interrupted run shut down and never saw running again (consistency:
+    shutdown, docs/promises.md §5.17) is something to look at: a failure of its target."""
+    left = [
+        TargetFailure(
+            target,
+            f"server {server_id} was shut down by an interrupted run at {when.isoformat()} and "
+            "not seen running since: the next apply powers it on first",
+            account,
+        )
+        for account, server_id, target, when in journal.left_off()
+    ]
+    return replace(status, failures=status.failures + tuple(left)) if left else status
 
 
 def judged(
@@ -657,6 +673,7 @@ def _events(
             hostname,
             report.finished,
             made=outcome.created is not None,
+            downtime_seconds=outcome.downtime_seconds,
         )
         found.append((event, target.notify, due))
     for failure in report.failures:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from snapshot_policy.core import copies
+from snapshot_policy.core import consistency, copies
 from snapshot_policy.core.backups import Comparison, span_text
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
@@ -188,6 +188,8 @@ def _target_text(
         f"  retention {describe_rules(target.retention, sources)} (timezone {target.timezone})"
     )
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
+    shutdown = consistency.plan_note(target, plan.create is not None)  # docs/promises.md §5.17
+    lines += [f"  {shutdown}"] if shutdown else []
     lines += [f"  {drill_line(drill)}"] if drill is not None else []
     lines += _copies_head(plan)
     for action in plan.actions:
@@ -415,6 +417,8 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
         done = (
             f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
         )
+        if outcome.downtime_seconds is not None:  # consistency: shutdown, docs/promises.md §5.17
+            done += f", server off for {outcome.downtime_seconds:g}s"
         lines.append(
             f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}"
             + (f"; {outcome.error}" if outcome.error else "")

@@ -117,6 +117,15 @@ long as an action), is listed in `GET /v2/actions` (`resource_type` image, `regi
 destination), and adds the region to the image's `regions`; the fault `transfer_fail` (a
 region `name` pattern) makes it end `errored`.
 
+Power (consistency: shutdown): DigitalOcean `POST /v2/droplets/{id}/actions` `shutdown`,
+`power_off`, `power_on`; Hetzner `POST /v1/servers/{id}/actions/shutdown|poweroff|poweron`.
+A shutdown's action is over at once (the clouds only send the ACPI request); the guest is
+then `stopping` (DigitalOcean still lists it `active`) and `off` after the state's
+`shutdown_seconds` (default: `action_seconds`). A power off or on takes `action_seconds`
+and, like any action, locks the server meanwhile. Faults: `ignore_shutdown` (the guest keeps
+running; only a power off stops it) and `fail_power_on` (the power on ends in error, the
+server stays off), both for a `server_id` if given.
+
 Control API (JSON; no auth; not in the request log): `GET /_sandbox/` (url, env),
 `GET|PUT /_sandbox/state`, `GET|DELETE /_sandbox/requests` (`?provider=`),
 `GET|POST|DELETE /_sandbox/faults` (POST body: `{"kind": ..., options}` as `Sandbox.inject`),

@@ -88,7 +88,9 @@ OTHER_ACTIONS = {
     "shutdown": "shutdown_server",
     "change_type": "change_server_type",
 }
-STATUSES = {"starting": "initializing", "running": "running", "off": "off"}
+STATUSES = {"starting": "initializing", "running": "running", "off": "off", "stopping": "stopping"}
+# The power actions change the server's status (State.power_action); ours -> Hetzner's path.
+POWER_ACTIONS = {"shutdown": "shutdown", "poweroff": "power_off", "poweron": "power_on"}
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
     r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
@@ -608,6 +610,14 @@ class HetznerAPI:
             return error(404, f"server with ID '{server_id}' not found")
         if self.state.running_action(server.id) is not None:
             return error(423, "server is locked: an action is already running", "locked")
+        if name in POWER_ACTIONS:
+            kind = POWER_ACTIONS[name]
+            fault = {"shutdown": "ignore_shutdown", "power_on": "fail_power_on"}.get(kind)
+            hit = fault is not None and self._action_fails("hetzner", server.id, fault)
+            action = self.state.power_action(
+                account, server, kind, OTHER_ACTIONS[name], ignored=hit, fails=hit
+            )
+            return Response(201, {"action": self._action(action)})
         return Response(
             201,
             {"action": self._action(self.state.start_action(account, server, OTHER_ACTIONS[name]))},

@@ -98,6 +98,16 @@ class Provider(Protocol):
         number: each finished one as listed and marked, a failed one as its error, None
         while it runs."""
 
+    def shutdown_server(self, server_id: str) -> None:
+        """Ask the server's guest to shut down gracefully (ACPI) and return at once: the cloud
+        only sends the request, so whether it went off is read from `servers()` (`status`)."""
+
+    def power_off_server(self, server_id: str) -> None:
+        """Cut the server's power (consistency: shutdown with `force`), returning at once."""
+
+    def power_on_server(self, server_id: str) -> None:
+        """Power the server on, returning at once; `servers()` says when it runs again."""
+
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         """Add `labels` to a snapshot this tool made but could not mark (journal.py)."""
 

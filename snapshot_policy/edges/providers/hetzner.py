@@ -324,6 +324,26 @@ class Hetzner:
             return error
         return None if image.creating else image
 
+    # -- power (consistency: shutdown, docs/promises.md §5.17) ---------------------------------
+
+    def shutdown_server(self, server_id: str) -> None:
+        self._call(
+            "shut down server",
+            lambda: self._client.servers.shutdown(HcloudServer(id=int(server_id))),
+        )
+
+    def power_off_server(self, server_id: str) -> None:
+        self._call(
+            "power off server",
+            lambda: self._client.servers.power_off(HcloudServer(id=int(server_id))),
+        )
+
+    def power_on_server(self, server_id: str) -> None:
+        self._call(
+            "power on server",
+            lambda: self._client.servers.power_on(HcloudServer(id=int(server_id))),
+        )
+
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
         merged = self._labels_now(image_id)
@@ -709,7 +729,10 @@ def _location_name(data: dict[str, Any]) -> str | None:
 
 def _server(listed: _Listed) -> Server:
     server, region = listed
-    return Server(str(server.id), server.name, dict(server.labels or {}), region=region)
+    status = server.status if isinstance(server.status, str) else None
+    return Server(
+        str(server.id), server.name, dict(server.labels or {}), region=region, status=status
+    )
 
 
 def _made(listed: _Listed) -> MadeServer:
