@@ -153,9 +153,9 @@ def _ours(snapshot: Snapshot, zone: ZoneInfo, grace: Duration | None) -> tuple[d
     if due is None or earliest is None or due >= earliest:
         return due, ""
     return None, (
-        f"; its mark of {due.isoformat()} is before {earliest.isoformat()}, the first day a "
-        f"mark of this tool can give a snapshot made {snapshot.created:%Y-%m-%d %H:%M %Z}, "
-        "so it is not counted"
+        f"; its mark of {due.isoformat()} is not counted: it is before {earliest.isoformat()}, "
+        f"the first day this tool marks a snapshot made {snapshot.created:%Y-%m-%d %H:%M %Z} "
+        f"with a grace of {grace}"
     )
 
 
