@@ -76,10 +76,11 @@ def decide(
     rules: tuple[str, ...],
     day: date,
     marked_from: date | None,
+    grace: Duration | None = None,
 ) -> PlanAction:
     """The action for a managed, finished snapshot that retention kept with `rules` (none:
     it let it go), on `day`; `marked_from` is the pending day of a mark made now (None
-    without soft deletion)."""
+    without soft deletion), `grace` the soft deletion's."""
     pin = snapshot.pin
     if pin is not None and pin.until >= day:
         rules = (*rules, pin_words(pin))
@@ -110,7 +111,7 @@ def decide(
                 rules,
             )
         return PlanAction(ActionKind.KEEP, snapshot, kept, rules)
-    if pin is None and any(
+    if any(  # beside an expired pin tag too (DigitalOcean's accumulate)
         mark.startswith((ownership.PINNED_LABEL, ownership.PINNED_TAG_PREFIX))
         for mark in ownership.unreadable_marks(target.provider, labels)
     ):
@@ -121,7 +122,7 @@ def decide(
         return PlanAction(ActionKind.SKIP, snapshot, "protected; no retention rule keeps it")
     if marked_from is None:
         return PlanAction(ActionKind.DELETE, snapshot, "no retention rule keeps it")
-    due = snapshot.pending_delete
+    due, early = _ours(snapshot, ZoneInfo(target.timezone), grace)
     if due is not None and due <= day:
         return PlanAction(
             ActionKind.DELETE,
@@ -138,7 +139,23 @@ def decide(
         ActionKind.MARK_PENDING,
         replace(snapshot, pending_delete=marked_from),
         f"no retention rule keeps it; marked pending deletion, deleted from "
-        f"{marked_from.isoformat()} (settings.soft_delete)",
+        f"{marked_from.isoformat()} (settings.soft_delete){early}",
+    )
+
+
+def _ours(snapshot: Snapshot, zone: ZoneInfo, grace: Duration | None) -> tuple[date | None, str]:
+    """The snapshot's pending day if this tool could have marked it so, and else None with
+    why. A mark is written no sooner than the snapshot exists, for a day `grace` later: one
+    dated before that (set by hand, or by a run whose clock was behind) would skip the grace
+    the policy promises, so it counts as no mark and is written again in full (§5.16)."""
+    due = snapshot.pending_delete
+    earliest = pending_from(snapshot.created, zone, grace)
+    if due is None or earliest is None or due >= earliest:
+        return due, ""
+    return None, (
+        f"; its mark of {due.isoformat()} is not counted: it is before {earliest.isoformat()}, "
+        f"the first day this tool marks a snapshot made {snapshot.created:%Y-%m-%d %H:%M %Z} "
+        f"with a grace of {grace}"
     )
 
 

@@ -166,7 +166,7 @@ def plan_target(
         if snapshot is planned:
             actions.append(PlanAction(ActionKind.CREATE, snapshot, note, rules))
             continue
-        action = pins.decide(target, snapshot, rules, day, marked_from)
+        action = pins.decide(target, snapshot, rules, day, marked_from, soft_delete)
         (deletions if action.kind is ActionKind.DELETE else actions).append(action)
 
     ordered = sorted(

@@ -17,11 +17,14 @@ snapshots).
 
 A droplet that names a volume the volume listing lacks fails its target: the listing is
 incomplete, so neither a snapshot nor a deletion is decided for that volume, and no absence
-is certain for the account's volume snapshots.
+is certain for the account's volume snapshots. So does a volume two droplets claim (moved
+while the listings were read): two targets over one volume's snapshots would delete what the
+other keeps.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -66,15 +69,23 @@ def volume_targets(
     listed = {volume.id: volume for volume in volumes}
     result: list[Target] = []
     failures: list[TargetFailure] = []
+    found_by: dict[str, list[Volume]] = {}
     for target in targets:
-        result.append(target)
         server = by_id.get(target.server_id)
         if target.name not in wanted or target.orphan or target.volume_of or server is None:
             continue
         found, missing = attached(server, listed)
-        result += [volume_target(target, volume) for volume in found]
+        found_by[target.server_id] = found
         if missing:
             failures.append(_missing(target, missing))
+    claims = Counter(volume.id for found in found_by.values() for volume in found)
+    for target in targets:
+        result.append(target)
+        found = found_by.get(target.server_id, []) if not target.volume_of else []
+        result += [volume_target(target, v) for v in found if claims[v.id] == 1]
+        twice = [v.id for v in found if claims[v.id] > 1]
+        if twice:
+            failures.append(_claimed_twice(target, twice))
     return result, failures
 
 
@@ -101,11 +112,28 @@ def as_servers(volumes: Sequence[Volume]) -> list[Server]:
 
 def _missing(target: Target, missing: Sequence[str]) -> TargetFailure:
     ids = ", ".join(missing)
-    reason = (
+    return _failure(
+        target,
         f"droplet {target.server_name} ({target.server_id}) names volume(s) {ids} that the "
         "account's volume listing lacks: the listing is incomplete, so no snapshot is made "
-        "or deleted for them this run"
+        "or deleted for them this run",
     )
+
+
+def _claimed_twice(target: Target, volume_ids: Sequence[str]) -> TargetFailure:
+    """A volume two droplets claim (one moved while the listings were read, or a garbled
+    reply): two targets over its snapshots would delete what the other keeps, as two
+    targets claiming one server would (resolve)."""
+    ids = ", ".join(volume_ids)
+    return _failure(
+        target,
+        f"volume(s) {ids} of droplet {target.server_name} ({target.server_id}) are attached "
+        "to two droplets as the listings read them: no snapshot is made or deleted for them "
+        "this run",
+    )
+
+
+def _failure(target: Target, reason: str) -> TargetFailure:
     return TargetFailure(
         target.name,
         reason,

@@ -48,7 +48,7 @@ from snapshot_policy.edges import hooks
 from snapshot_policy.edges.providers import Provider
 from snapshot_policy.edges.providers.retry import FIRST_POLL
 from snapshot_policy.engine.drill_leftovers import Cleanup, Leftover, journal_deleting
-from snapshot_policy.engine.execute import Stop
+from snapshot_policy.engine.execute import Stop, first_done
 from snapshot_policy.pacing.budget import RequestBudget
 from snapshot_policy.state.audit import AuditLog, DrillServer
 from snapshot_policy.state.journal import Journal
@@ -61,8 +61,6 @@ REQUESTS_AT_ONCE = 8
 POLL_SPACING = 0.25
 """A boot poll round waits this share of the oldest boot's age (as snapshot polls do)."""
 MAX_POLL_WAIT = 15.0
-WAIT_SLICE = 0.02
-"""While replies or probes are awaited with a deadline, they are looked at this often."""
 FAILED_ROUNDS = 3
 """Boot poll rounds in a row that may fail before the booting servers are given up (and
 deleted): their boot timeout ends them too."""
@@ -578,21 +576,6 @@ def _left(life: DrillLifecycle) -> bool:
     """Whether a drill is over as far as this run goes, and its server may still exist."""
     over = (DrillStage.MARKING, DrillStage.DONE)
     return life.began and life.stage in over and not life.deleted
-
-
-def first_done(waited: Sequence[Future], timeout: float) -> set[Future]:
-    """The futures of `waited` done within `timeout` seconds, as soon as one is. The time is
-    slept in slices and the futures looked at between them: a timed wait on them (`wait` with
-    a timeout) never runs out under libfaketime, whose moved monotonic clock CI's
-    moved-clock run uses, and the next boot poll or boot deadline would then wait for a
-    reply or a probe (minutes) instead."""
-    end = time.monotonic() + timeout
-    while True:
-        done, _ = wait(waited, timeout=0, return_when=FIRST_COMPLETED)  # looks, never waits
-        left = end - time.monotonic()
-        if done or left <= 0:
-            return done
-        time.sleep(min(left, WAIT_SLICE))
 
 
 def unique_name(name: str, taken: set[str]) -> str:

@@ -91,6 +91,8 @@ POLL_SPACING = 0.25
 FAILED_ROUNDS = 3
 # Hooks running at once per account, apart from the requests: a slow hook holds up no request.
 HOOKS_AT_ONCE = 4
+WAIT_SLICE = 0.02
+"""While replies or hooks are awaited with a deadline, they are looked at this often."""
 # What writing a mark costs in requests (docs/promises.md §5.16): Hetzner reads the labels and
 # writes them back; DigitalOcean tags and untags; an unpin may first lift a protection.
 RELABEL_REQUESTS = {
@@ -436,7 +438,10 @@ class AccountRun:
         waiting = [*self.requests, *self.hook_runs] + (
             [] if self.halted else [self.executor.stop.stopped]
         )  # a stop wakes it
-        done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+        if timeout is None:
+            done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+        else:  # the next poll (of a snapshot or a copy) is due: slept, never a timed wait
+            done = first_done(waiting, timeout)
         with self.executor.journal.batch():
             for future in done:
                 if future is not self.executor.stop.stopped:
@@ -937,6 +942,21 @@ class AccountRun:
     def _spent(self) -> None:
         """Bring the budget in line with what the account's last reply reported."""
         self.budget.heard(self.provider.rate_limit.remaining)
+
+
+def first_done(waited: Sequence[Future], timeout: float) -> set[Future]:
+    """The futures of `waited` done within `timeout` seconds, as soon as one is. The time is
+    slept in slices and the futures looked at between them: a timed wait on them (`wait` with
+    a timeout) never runs out under libfaketime, whose moved monotonic clock CI's
+    moved-clock run uses, and the next poll (a snapshot's, a copy's, a drill's boot) or boot
+    deadline would then wait for a reply, a hook or a probe (minutes) instead."""
+    end = time.monotonic() + timeout
+    while True:
+        done, _ = wait(waited, timeout=0, return_when=FIRST_COMPLETED)  # looks, never waits
+        left = end - time.monotonic()
+        if done or left <= 0:
+            return done
+        time.sleep(min(left, WAIT_SLICE))
 
 
 def _unexpected(error: Exception) -> str:

@@ -674,10 +674,12 @@ class DigitalOceanAPI:
         targets = []
         for item in resources:
             kind, rid = item.get("resource_type"), str(item.get("resource_id", ""))
-            if kind not in ("droplet", "image"):
+            if kind not in ("droplet", "image", "volume_snapshot"):
                 return error(422, f"the sandbox cannot untag resource_type {kind!r}")
             if kind == "droplet":
                 found = self.state.server(account, int(rid)) if rid.isdigit() else None
+            elif kind == "volume_snapshot":
+                found = self._find_volume_snapshot(account, rid)
             else:
                 found = self._find(account, rid)
             if found is None:

@@ -19,6 +19,7 @@ extra snapshot is made. Entries older than KEEP are dropped.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -200,10 +201,12 @@ def _prices(entries: object) -> dict[str, ReadPrice]:
         try:
             account, fields = entry
             read = datetime.fromisoformat(fields["read"])
-            amount, currency = float(fields["per_gb_month"]), str(fields["currency"])
-            if read.tzinfo is None or not amount >= 0 or len(currency) != 3:
+            amount, currency = fields["per_gb_month"], str(fields["currency"])
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                continue  # as written: a number, never text or true
+            if read.tzinfo is None or not 0 <= amount < math.inf or len(currency) != 3:
                 continue
-            found[str(account)] = ReadPrice(amount, currency, read)
+            found[str(account)] = ReadPrice(float(amount), currency, read)
         except (TypeError, ValueError, KeyError):
             continue
     return found

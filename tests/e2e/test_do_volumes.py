@@ -6,6 +6,7 @@ snapshots only; a lost create reply makes no second snapshot; Hetzner refuses th
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -335,3 +336,33 @@ def test_a_lost_reply_that_cannot_be_looked_for_fails_and_the_next_run_adopts_it
         if r["method"] == "POST" and r["path"] == f"/v2/volumes/{VOLUME}/snapshots"
     ]
     assert len(posts) == 1
+
+
+def test_soft_delete_marks_a_volumes_snapshots_and_pin_finds_them(
+    tmp_path, volumes_sandbox, tokens, capsys, clock
+):
+    """Review (issue 23): a volume snapshot is tagged as DigitalOcean names it
+    (`volume_snapshot`, not `image`) and read by its UUID, so soft delete marks, deletes after
+    the grace and takes marks back on a volume's snapshots as on a droplet's, and pin finds
+    one; before, each mark failed the volume's target every run and pin called it gone."""
+    path = tmp_path / "snapshot-policy.yaml"
+    settings = {"owner": OWNER, "lock_file": str(tmp_path / "lock"), "soft_delete": "1d"}
+    path.write_text(policy_yaml(WEB_VOLUMES, settings=settings))
+    policy = str(path)
+    doomed = ["00000000-0000-4000-8000-000000000003", "00000000-0000-4000-8000-000000000004"]
+    code = main(["apply", "--policy", policy], clock=clock)
+    out = unwrapped(capsys.readouterr().out)
+    assert code == 0, out
+    after = volume_snapshots(volumes_sandbox)
+    day = (clock.now.date() + timedelta(days=1)).isoformat()
+    assert all(f"snapshot-policy-pending-delete-{day}" in after[i]["tags"] for i in doomed)
+    kept = "00000000-0000-4000-8000-000000000002"
+    assert main(["pin", "--policy", policy, kept, "--until", day], clock=clock) == 0
+    assert f"snapshot-policy-pinned-until-{day}" in volume_snapshots(volumes_sandbox)[kept]["tags"]
+    capsys.readouterr()
+    assert main(["undelete", "--policy", policy, doomed[0]], clock=clock) == 0
+    assert not any("pending" in t for t in volume_snapshots(volumes_sandbox)[doomed[0]]["tags"])
+    clock.advance(days=1, hours=1)
+    assert main(["apply", "--policy", policy], clock=clock) == 0
+    left = volume_snapshots(volumes_sandbox)
+    assert doomed[0] in left and doomed[1] not in left and kept in left

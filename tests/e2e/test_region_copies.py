@@ -309,3 +309,35 @@ def test_a_run_stopped_while_copying_deletes_nothing_and_the_next_run_starts_no_
         [*argv[:3], "plan", *argv[4:]], env=dict(os.environ), capture_output=True, text=True
     )
     assert "held: the newest snapshot has no copy in ams3, fra1 yet" in flat(plan.stdout)
+
+
+def test_copies_are_polled_while_an_after_hook_runs_even_if_timed_waits_never_end(
+    tmp_path, sandbox, tokens, capsys, clock, monkeypatch
+):
+    """Review (issue 23): under libfaketime (CI's moved-clock run) a thread's timed wait never
+    runs out. The account loop waited for its replies and hooks with a timeout meant to wake
+    it for the next copy poll, so while the after hook ran (it starts as the snapshot is
+    made, with the copies) no transfer was looked at until the hook ended. A timed wait with
+    a positive timeout is made to never run out here, as it does there."""
+    from concurrent import futures
+
+    from snapshot_policy.edges.providers.digitalocean import DigitalOcean
+
+    def never_runs_out(waited, timeout=None, return_when=futures.ALL_COMPLETED):
+        return futures.wait(waited, timeout=0 if timeout == 0 else None, return_when=return_when)
+
+    monkeypatch.setattr("snapshot_policy.engine.execute.wait", never_runs_out)
+    done = tmp_path / "after-hook-done"
+    seen: list[bool] = []
+    polled = DigitalOcean.transfers
+
+    def watched(self, snapshot_ids):
+        if self._transfers:  # this run's transfers, not the plan's look
+            seen.append(done.exists())
+        return polled(self, snapshot_ids)
+
+    monkeypatch.setattr(DigitalOcean, "transfers", watched)
+    hooked = {**WEB, "hooks": {"after": f"sleep 3; touch {done}", "shell": True}}
+    assert main(["apply", "--policy", write(tmp_path, hooked)], clock=clock) == 0
+    assert sorted(web_snapshots(sandbox)[0]["copies"]) == ["ams3", "fra1"]
+    assert seen and not seen[0], seen  # looked at while the hook still ran

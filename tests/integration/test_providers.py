@@ -756,6 +756,12 @@ def test_prices_come_from_hetzners_price_list_net_in_the_projects_currency(sandb
         {"kind": "error", "status": 503},
         {"kind": "patch", "patch": {"pricing": {"image": None}}},
         {"kind": "patch", "patch": {"pricing": {"currency": "euro"}}},
+        # review (issue 23): a price no plan can show (nor its JSON carry) is unreadable too
+        {"kind": "patch", "patch": {"pricing": {"image": {"price_per_gb_month": {"net": "inf"}}}}},
+        {
+            "kind": "patch",
+            "patch": {"pricing": {"image": {"price_per_gb_month": {"net": "1e400"}}}},
+        },
     ],
 )
 def test_a_price_list_that_cannot_be_read_raises_at_once(sandbox, adapter, sleeps, fault):

@@ -376,3 +376,40 @@ def test_a_saved_plan_carries_out_only_the_marks_it_lists(tmp_path):
         "s19": ActionKind.MARK_PENDING,
         "s18": ActionKind.SKIP,
     }
+
+
+# -- review (issue 23) ---------------------------------------------------------------------
+
+
+def test_a_pending_mark_dated_before_this_tool_could_have_set_it_is_no_mark():
+    """A mark is ours only if this tool could have written it: made on 2026-11-10 under a
+    7-day grace, none of its marks can fall before 2026-11-17. One dated in the past by hand
+    (or by a run whose clock was behind) would skip the grace: it is marked again, in full."""
+    early = listed(10, {"snapshot-policy/pending-delete": "2026-11-12"})
+    plan = plan_target(target(keep_last=1), [listed(20), early], NOW, soft_delete=WEEK)
+    assert kinds(plan)["s10"] is ActionKind.MARK_PENDING
+    marked = next(a for a in plan.of_kind(ActionKind.MARK_PENDING) if a.snapshot.id == "s10")
+    assert marked.snapshot.pending_delete == date(2026, 12, 14)
+    assert "2026-11-12" in marked.reason and "before" in marked.reason
+    # the earliest day this tool could have written still counts
+    ours = listed(10, {"snapshot-policy/pending-delete": "2026-11-17"})
+    plan = plan_target(target(keep_last=1), [listed(20), ours], NOW, soft_delete=WEEK)
+    assert kinds(plan)["s10"] is ActionKind.DELETE
+
+
+def test_an_unreadable_pin_tag_keeps_the_snapshot_beside_an_expired_one():
+    """DigitalOcean's tags accumulate: a pin tag that cannot be read keeps the snapshot (the
+    reading that deletes less, docs/promises.md §5.16) even when another pin tag has expired."""
+    t = replace(target(keep_last=1), provider=DIGITALOCEAN)
+    tags = {
+        "snapshot-policy": "",
+        "snapshot-policy-pinned-until-2026-11-30": "",
+        "snapshot-policy-pinned-until-2027-13-01": "",
+    }
+    old = CloudSnapshot("s10", "web-x", utc(2026, 11, 10), "1", tags)
+    newest = CloudSnapshot("s20", "web-y", utc(2026, 11, 20), "1", {"snapshot-policy": ""})
+    observed = [ownership.classify(t, c) for c in (newest, old)]
+    for grace in (None, WEEK):
+        plan = plan_target(t, observed, NOW, soft_delete=grace)
+        assert kinds(plan)["s10"] is ActionKind.SKIP
+        assert "pin mark cannot be read" in reason(plan, "s10")

@@ -111,6 +111,13 @@ def test_the_run_state_keeps_prices_and_skips_broken_entries(tmp_path):
         ' "read": "2031-01-01T00:00:00+00:00"}]]}'
     )
     assert RunState(path, NOW).prices == {}
+    # review (issue 23): an edited price no plan can show, nor its JSON carry, is read again
+    path.write_text(
+        '{"prices": [["e", {"per_gb_month": "inf", "currency": "EUR",'
+        ' "read": "2031-01-01T00:00:00+00:00"}], ["f", {"per_gb_month": true, "currency": "EUR",'
+        ' "read": "2031-01-01T00:00:00+00:00"}]]}'
+    )
+    assert RunState(path, NOW).prices == {}
 
 
 def test_saving_prices_keeps_what_another_run_wrote_meanwhile(tmp_path):

@@ -166,3 +166,19 @@ def test_a_deleted_volumes_snapshots_are_orphans_only_if_it_is_missing_from_the_
     (orphan,) = orphans
     assert orphan.server_id == "vol-pg" and orphan.retention == RetentionPolicy()  # keeps all
     assert orphan.server_name == "web-1-pgdata" and absent is None
+
+
+def test_a_volume_two_droplets_claim_is_no_target_of_either():
+    """A volume moved between the droplet listing and the volume listing (or a garbled
+    reply) names one droplet while another still names it: two targets over one volume's
+    snapshots, with two sets of rules, would delete what the other keeps and snapshot it
+    twice. As two targets claiming one server (resolve), both fail; nothing is decided."""
+    a = Server("1", "web-1", volume_ids=("vol-pg",))
+    b = Server("2", "db-1")
+    moved = replace(PG, droplet_ids=("2",))
+    db_spec = TargetSpec("db", DO, Selector(ids=("2",)), RetentionPolicy(keep_last=1), volumes=True)
+    db = replace(droplet_target("db", "2", "db-1"), retention=RetentionPolicy(keep_last=1))
+    targets, failures = volume_targets([spec(), db_spec], [droplet_target(), db], [a, b], [moved])
+    assert [t.server_id for t in targets] == ["1", "2"]
+    assert sorted(f.target for f in failures) == ["db", "web"]
+    assert all("vol-pg" in f.reason and "two droplets" in f.reason for f in failures)

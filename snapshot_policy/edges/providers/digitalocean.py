@@ -13,6 +13,7 @@ a refusal. A refusal is certain only when DigitalOcean states it: a 4xx with its
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -314,9 +315,9 @@ class DigitalOcean:
         self._tag([snapshot_id], labels, _resource_type(snapshot_id))
 
     def get_snapshot(self, snapshot_id: str) -> CloudSnapshot | None:
-        """`GET /v2/snapshots/{id}` (with its tags); None for a 404 (or an id that is no
-        number: droplet snapshots have numeric ids)."""
-        if not snapshot_id.isdigit():
+        """`GET /v2/snapshots/{id}` (with its tags); None for a 404 (or an id that is neither
+        a number, as droplet snapshots have, nor a UUID, as volume snapshots have)."""
+        if not (snapshot_id.isdigit() or _UUID.fullmatch(snapshot_id)):
             return None
         return self._read(
             "get snapshot",
@@ -330,9 +331,11 @@ class DigitalOcean:
         self, snapshot_id: str, add: Mapping[str, str], remove: Sequence[str]
     ) -> None:
         """Tag (`POST /v2/tags/{tag}/resources`) and untag (`DELETE` on the same path); a tag
-        that no longer exists is not on the snapshot, which is what was asked for."""
-        self._tag([snapshot_id], add)
-        resources = {"resources": [{"resource_id": str(snapshot_id), "resource_type": "image"}]}
+        that no longer exists is not on the snapshot, which is what was asked for. A volume
+        snapshot's resource type is `volume_snapshot`, a droplet snapshot's `image`."""
+        kind = _resource_type(snapshot_id)
+        self._tag([snapshot_id], add, kind)
+        resources = {"resources": [{"resource_id": str(snapshot_id), "resource_type": kind}]}
         for tag in remove:
             self._read(
                 "untag snapshot",
@@ -928,6 +931,9 @@ def _volume(item: dict[str, Any]) -> Volume:
         droplet_ids=tuple(str(int(d)) for d in item.get("droplet_ids") or []),
         size_gb=_size(item.get("size_gigabytes")),
     )
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _resource_type(snapshot_id: str) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -459,7 +460,7 @@ class Hetzner:
             pricing = self._client.request(method="GET", url="/pricing")["pricing"]
             net = float(pricing["image"]["price_per_gb_month"]["net"])
             currency = str(pricing["currency"]).upper()
-            if not (net >= 0 and len(currency) == 3 and currency.isalpha()):
+            if not (0 <= net < math.inf and len(currency) == 3 and currency.isalpha()):
                 raise ValueError(f"an image price of {net} {currency!r}")
             return Price(net, currency)
 
