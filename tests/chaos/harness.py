@@ -235,6 +235,7 @@ class World:
             now=lambda: self.now,
             timing=TIMING,
             stop=stop,
+            soft_delete=self.loaded.settings.soft_delete,
         )
         report = executor.apply(plan, failures)
         if drilling is not None:
