@@ -235,7 +235,7 @@ POLICIES = {
                 "ids": [101, 102],
                 "schedule": {"cron": "0 */6 * * *"},
                 "retention": {"keep_last": 3, "keep_daily": 2},
-                "safety": {"max_deletions": 4},
+                "safety": {"max_deletions": 6},  # counted across web-1, web-2 and the volume
                 "copies": [{"region": COPY_REGION}],
                 "volumes": True,
                 "hooks": hooks(),
@@ -962,20 +962,15 @@ DRILL_FAULTS = st.lists(
 )
 """Faults of a run's drills: the reply to a create lost (the server is made), a server that
 does not boot, one that boots past the boot timeout, a DELETE answered 500 (once)."""
-SOFT_LATER = st.sampled_from([12, 24, 25, 49])
-"""Hours before a run about marks: a day or two, so beta's marks fall due."""
-MARK_WHEN = st.tuples(
-    st.sampled_from(["mark", "mark", "delete", "audited", "start"]),
-    st.sampled_from([0.0, 0.0, 0.003, 0.02, 0.1]),
+LATER_23 = st.sampled_from([0, 6, 12, 24, 25, 49])
+"""Hours before a run about marks and copies: up to two days, so beta's marks fall due."""
+WHEN_23 = st.tuples(
+    st.sampled_from(["mark", "mark", "transfer", "transfer", "delete", "create", "audited"]),
+    st.sampled_from([0.0, 0.0, 0.003, 0.05, 0.1, 0.3]),
 )
-"""The moment of an interruption about marks: after a label or tag write was carried out
-and before its reply leaves (0), or a little later."""
-COPY_WHEN = st.tuples(
-    st.sampled_from(["transfer", "transfer", "create", "delete", "start"]),
-    st.sampled_from([0.0, 0.0, 0.05, 0.1, 0.3]),
-)
-"""The moment of an interruption about copies: after a transfer was started and before its
-reply leaves (0), while it runs, or later."""
+"""The moment of an interruption about marks and copies: after a label or tag write, or a
+transfer's start, was carried out and before its reply leaves (0), or a little later (while
+a transfer runs, 0.05 and 0.1)."""
 TARGET_SERVER = st.sampled_from([(a, s) for a, servers in SERVERS.items() for s in servers])
 
 COUNTS: Counter = Counter()
@@ -1280,29 +1275,24 @@ class Proof(RuleBasedStateMachine):
 
     @rule(
         config=CONFIG,
-        later=SOFT_LATER,
-        interruption=st.sampled_from([None, "stop", "kill", "kill"]),
-        when=MARK_WHEN,
-    )
-    def run_while_marking(
-        self, config: str, later: int, interruption: str | None, when: tuple[str, float]
-    ) -> None:
-        """apply a day or two later, when marks pending deletion fall due (beta's soft
-        delete), stopped or killed while it marks, deletes or takes marks off."""
-        self._run(config, later, [], interruption, when)
-
-    @rule(
-        later=DUE,
+        later=LATER_23,
         transfer_fails=st.sampled_from([0, 0, 1, 2]),
-        interruption=st.sampled_from([None, None, "stop", "kill"]),
-        when=COPY_WHEN,
+        interruption=st.sampled_from([None, "stop", "kill", "kill"]),
+        when=WHEN_23,
     )
-    def run_while_copying(
-        self, later: int, transfer_fails: int, interruption: str | None, when: tuple[str, float]
+    def run_while_marking_or_copying(
+        self,
+        config: str,
+        later: int,
+        transfer_fails: int,
+        interruption: str | None,
+        when: tuple[str, float],
     ) -> None:
-        """apply of alpha (its `web` copies to COPY_REGION), its transfers failing (the
-        sandbox's `transfer_fail`), stopped or killed while it copies."""
-        self._run("alpha", later, [], interruption, when, transfer_fails=transfer_fails)
+        """apply up to two days later, when beta's marks pending deletion fall due (its soft
+        delete) and alpha's copies decide its deletions; `transfer_fails` of its transfers
+        failing (the sandbox's `transfer_fail`); stopped or killed while it marks, copies,
+        deletes or takes marks off."""
+        self._run(config, later, [], interruption, when, transfer_fails=transfer_fails)
 
     @rule(
         config=CONFIG,
@@ -1321,7 +1311,8 @@ class Proof(RuleBasedStateMachine):
             (s for s in before.values() if self._manages(config, s)), key=lambda s: str(s["id"])
         )
         wanted = {"unpin": pin_of, "undelete": pending_of}.get(command)
-        ours = [s for s in ours if wanted(s) is not None] if wanted else ours
+        if wanted:  # one it applies to, else any: the command refuses it, changing nothing
+            ours = [s for s in ours if wanted(s) is not None] or ours
         COUNTS["steps"] += 1
         if not ours:
             return
@@ -1352,6 +1343,28 @@ class Proof(RuleBasedStateMachine):
                 line["event"] == event and sid(line["snapshot_id"]) == snapshot["id"]
                 for line in map(json.loads, _lines(world.audit_file))
             ), f"{' '.join(argv)}: not audited: {said}"
+
+    @rule(
+        server=st.sampled_from([("do", 101), ("do", 102), ("hz", 201), ("hz", 202)]),
+        value=st.sampled_from(["1", "2", "4", "0", "abc", None]),
+    )
+    def override_changes(self, server: tuple[str, int], value: str | None) -> None:
+        """Someone sets a server's keep_last override (Hetzner label, DigitalOcean tag) to
+        another value, one that does not parse (that server fails, its neighbours run), or
+        takes it off."""
+        account, server_id = server
+        state = self.sandbox.state
+        with state.lock:
+            found = state.servers[server_id]
+            if account == "hz":
+                found.labels.pop("snapshot-policy/keep-last", None)
+                if value is not None:
+                    found.labels["snapshot-policy/keep-last"] = value
+            else:
+                tags = [t for t in found.tags if not t.startswith("snapshot-policy:keep-last:")]
+                found.tags = tags + ([f"snapshot-policy:keep-last:{value}"] if value else [])
+        COUNTS["steps"] += 1
+        COUNTS["override changed by hand"] += 1
 
     def _manages(self, config: str, snapshot: dict) -> bool:
         """A snapshot of a server (or volume) of `config`'s targets, with our marker and no
@@ -1455,6 +1468,9 @@ class Proof(RuleBasedStateMachine):
                 result = world.run(stop=stop)
                 drilled, requests = result.report.drills, result.requests
                 withheld = bool(result.observation.withheld)
+                COUNTS["targets planned with a per-server override"] += sum(
+                    bool(p.target.rule_sources) for p in result.plan.targets
+                )
         finally:
             self.sandbox.running = None
             if interrupter:
