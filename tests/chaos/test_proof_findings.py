@@ -381,3 +381,47 @@ def test_soft_delete_marks_a_volume_snapshot_retention_lets_go(tmp_path):
         assert "snapshot-policy-pending-delete-2026-10-21" in tags[made[2]["id"]], tags
     finally:
         world.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 23): DigitalOcean get_snapshot finds no volume snapshot (a UUID)",
+)
+def test_pin_takes_a_volume_snapshot(tmp_path, monkeypatch, capsys):
+    """Found by the proof once it covered issue 23: `snapshot-policy pin ID --until DATE` on
+    a managed volume snapshot (`volumes: true`) must pin it (docs/promises.md §5.16 names no
+    exception for volumes, §5.18 manages them as droplet snapshots). The DigitalOcean
+    adapter's `get_snapshot` answers None for an id that is not a number, so pin (unpin,
+    undelete alike) refuses with "snapshot … is gone", and the tag write would name it an
+    image (the finding above)."""
+    from snapshot_policy.cli import main
+    from tests.chaos.harness import ENV
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    snapshot = {
+        "account": "do",
+        "id": f"5e1f0000-0000-4000-8000-{1:012d}",
+        "volume_id": VOLUME,
+        "name": f"web-1-data-{NOW - timedelta(days=1):%Y%m%d%H%M%S}",
+        "created": (NOW - timedelta(days=1)).isoformat(),
+        "tags": ["snapshot-policy", "snapshot-policy-owner-alpha"],
+    }
+    cloud = state() | {
+        "volumes": [{"account": "do", "id": VOLUME, "name": "data", "droplet_ids": [101]}],
+        "volume_snapshots": [snapshot],
+    }
+    text = policy("alpha", "do", 101).replace(
+        "retention: {keep_last: 2}", "retention: {keep_last: 2}\n    volumes: true"
+    )
+    world = World(tmp_path / "alpha", cloud, text, NOW)
+    try:
+        until = (NOW + timedelta(days=3)).date().isoformat()
+        argv = ["pin", "--policy", str(world.folder / "policy.yaml"), snapshot["id"]]
+        code = main([*argv, "--until", until], clock=lambda: NOW)
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        (tags,) = [s["tags"] for s in world.sandbox.dump_state()["volume_snapshots"]]
+        assert f"snapshot-policy-pinned-until-{until}" in tags, tags
+    finally:
+        world.close()
