@@ -62,13 +62,42 @@ that moment; none made by hand is ever deleted; after a run neither stopped nor 
 drill server an earlier run of its configuration made still exists (one a killed run left
 is gone after the next completed run); every drill server deletion is audited once.
 
+Issue 23 (docs/promises.md §5.15, 5.16, 5.18, and the per-server overrides of §4.2) adds:
+
+- copies: alpha's `web` copies each snapshot to COPY_REGION (DigitalOcean image transfers),
+  some transfers fail (the sandbox's `transfer_fail`), runs are stopped or killed after a
+  transfer began and while it runs. At every DELETE of an image of such a droplet (in the
+  sandbox, before it is carried out) the newest finished snapshot of that droplet the
+  configuration manages must be in every region (`TappedSandbox._check_copies`);
+- pins and soft delete: beta deletes softly (`settings.soft_delete`, GRACE_DAYS); seeded
+  snapshots carry a pin, a due pending-delete mark, and marks whose day cannot be read;
+  `pin ID --until DATE`, `unpin ID` and `undelete ID` run through the CLI (DATE from the
+  proof's clock, in the target's timezone) on snapshots the configuration manages, and
+  pin and pending marks that cannot be read are put on by hand; runs are stopped or killed
+  after a label or tag write was carried out. After every run (`_check_marks`): no deletion
+  of a snapshot whose pin held at the run's time in its target's timezone (one that cannot
+  be read holds); under soft delete every deletion had a pending-delete mark whose day had
+  come; marks change only on this configuration's snapshots (never a hand-made one or
+  another's), a pending mark only under soft delete and never on a pinned snapshot, each
+  audited unless the run was killed; and every command changes its snapshot's marks only
+  and audits what it did. MARK_PENDING and UNMARK_PENDING are no deletions: the consistent
+  plan of `check_deletions` deletes only what it says DELETE;
+- volumes: a volume attached to web-1, which both configurations snapshot (`volumes:
+  true`), with their own, each other's, no owner's and unmarked volume snapshots: the same
+  deletion checks (ours only, a consistent plan's), and `Slots` per volume;
+- per-server overrides: web-2's tag and app-1's label override keep_last, and change by
+  hand (to another value, one that does not parse, or none); the consistent plan is made
+  with the same overrides, so `check_deletions` covers them.
+
 What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
 configurations snapshotting one droplet in the same second marked each other's images, and
 did again when the other's image ended page 1 of the listing and ours began page 2; a
 deletion was audited twice after a kill between its audit line and the journal's write; an
 after hook owed to a target the next run could not read did not run; a drill server whose
 DELETE a killed run sent was crossed off by the next run without an audit line; two drills of
-one server in one second shared a name, and the journal lost the first one's server.
+one server in one second shared a name, and the journal lost the first one's server. Still
+open (xfail there): under soft delete a DigitalOcean volume snapshot is never marked (its
+tag write names it an image), and pin, unpin and undelete refuse a volume snapshot as gone.
 """
 
 from __future__ import annotations
