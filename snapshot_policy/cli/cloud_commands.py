@@ -158,11 +158,10 @@ def plan_command(
     if not start_logging(loaded, verbose):
         return EXIT_ERROR
     try:
-        plan, failures = run.plan(context, whole, current_time())
+        plan, failures, cost = run.priced_plan(context, whole, current_time())
     except StateFileError as error:
         click.echo(str(error), err=True)
         return EXIT_ERROR
-    cost = loaded.prices
     if output == "json":
         print_text(planfile.plan_json(plan, failures, cost), styled=False)
     else:
@@ -320,7 +319,9 @@ def _dry_run(
 
     loaded = context.loaded
     try:
-        plan, failures = run.dry_run(context, whole, current_time(), plan_file, max_plan_age)
+        plan, failures, cost = run.priced_dry_run(
+            context, whole, current_time(), plan_file, max_plan_age
+        )
     except PlanFileError as error:
         click.echo(redact(str(error), loaded.secrets), err=True)
         return EXIT_ERROR
@@ -331,7 +332,7 @@ def _dry_run(
         )
         + "\n"
     )
-    print_text(render.plan_text(plan, failures, loaded.prices), styled=True)
+    print_text(render.plan_text(plan, failures, cost), styled=True)
     return EXIT_ERROR if failures else EXIT_OK
 
 

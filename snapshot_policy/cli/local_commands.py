@@ -24,6 +24,7 @@ from snapshot_policy.cli.app import (
 )
 from snapshot_policy.config.migrate import migrate
 from snapshot_policy.config.policy import load_policy, prices
+from snapshot_policy.core import backups
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import PROVIDERS, Price, RetentionPolicy
 from snapshot_policy.core.simulate import Projection, simulate, steady_state
@@ -211,6 +212,16 @@ def _start(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     metavar="AMOUNT CURRENCY",
     help="Price the projection at AMOUNT per GB-month in CURRENCY (e.g. 0.05 EUR) instead.",
 )
+@click.option(
+    "--server-price",
+    "server_price",
+    type=click.FloatRange(min=0, min_open=True, max=1_000_000),
+    metavar="AMOUNT",
+    help=(
+        "Also compare with the provider's own backups for the same rules: the server's "
+        "monthly price, in the projection's currency (needs --snapshot-size and a provider)."
+    ),
+)
 def simulate_command(
     zone: ZoneInfo | None,
     policy_file: Path | None,
@@ -223,6 +234,7 @@ def simulate_command(
     snapshot_gb: float | None,
     provider: str | None,
     price: tuple[float, str] | None,
+    server_price: float | None,
     **rules: object,
 ) -> int:
     """Show which snapshots a retention policy keeps over simulated time, and with
@@ -238,9 +250,10 @@ def simulate_command(
       snapshot-policy simulate --keep-daily 7 --keep-weekly 4 \\
           --keep-monthly 6 --snapshot-size 20
     """
-    if (provider or price) and snapshot_gb is None:
+    if (provider or price or server_price) and snapshot_gb is None:
         raise click.UsageError(
-            "--provider and --price price the projection: give --snapshot-size GB too"
+            "--provider, --price and --server-price price the projection: "
+            "give --snapshot-size GB too"
         )
     policy = RetentionPolicy(**rules)
     known = None
@@ -284,10 +297,13 @@ def simulate_command(
         except ValueError as error:
             raise click.ClickException(str(error)) from error
         projection = Projection(steady, snapshot_gb, _prices_for(price, provider, known))
+    comparison = None
+    if server_price is not None and projection is not None:
+        comparison = _backups(policy, zone, start, runs_per_day, provider, server_price, projection)
     click.echo(
-        render.simulation_json(result, projection)
+        render.simulation_json(result, projection, comparison)
         if output == "json"
-        else render.simulation_text(result, projection),
+        else render.simulation_text(result, projection, comparison),
         nl=False,
     )
     if chart_file is not None:
@@ -300,6 +316,30 @@ def simulate_command(
             return EXIT_ERROR
         click.echo(f"Chart written to {chart_file}.", err=True)
     return EXIT_OK
+
+
+def _backups(
+    policy: RetentionPolicy,
+    zone: ZoneInfo,
+    start: datetime,
+    runs_per_day: int,
+    provider: str | None,
+    server_price: float,
+    projection: Projection,
+) -> backups.Comparison:
+    """Snapshots at the projection's price against `provider`'s backups for the same rules,
+    for a server of `server_price` a month in that price's currency."""
+    if provider is None:
+        raise click.UsageError(
+            "--server-price compares with one provider's backups: give --provider "
+            "digitalocean or hetzner (or --policy with --target)"
+        )
+    _, price = projection.prices[0]
+    need = backups.needs(policy, zone, start, runs_per_day)
+    monthly = price.monthly(projection.steady.average * projection.size_gb)
+    return backups.compare(
+        provider, need, server_price, price.currency, projection.size_gb, monthly
+    )
 
 
 def _prices_for(

@@ -29,7 +29,7 @@ from snapshot_policy.config.problems import ConfigError, Problem, path_text
 from snapshot_policy.config.schemas import default, validate
 from snapshot_policy.config.secrets import ENV_PREFIX, LiteralSecret, SecretError, resolve
 from snapshot_policy.config.sources import Source, read_yaml
-from snapshot_policy.core import transport
+from snapshot_policy.core import pricing, transport
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     DIGITALOCEAN,
@@ -38,6 +38,7 @@ from snapshot_policy.core.model import (
     Account,
     AppriseChannel,
     Channel,
+    Consistency,
     Drill,
     Hooks,
     Price,
@@ -592,6 +593,20 @@ def _target(
         or "off",
         volumes=bool(raw.get("volumes", False)),
         copies=tuple(str(item["region"]) for item in raw.get("copies") or ()),
+        consistency=_consistency(raw.get("consistency")),
+    )
+
+
+def _consistency(raw: str | Mapping | None) -> Consistency | None:
+    """`consistency: shutdown` or its mapping form (docs/promises.md §5.17); a target's own."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return Consistency(raw)
+    return Consistency(
+        raw["mode"],
+        bool(raw.get("force", _default("$defs/consistency_settings/force"))),
+        float(raw.get("timeout", _default("$defs/consistency_settings/timeout"))),
     )
 
 
@@ -734,6 +749,8 @@ def prices(section: Mapping) -> dict[str, Price]:
             currency=raw.get(provider, {}).get(
                 "currency", _default(f"settings/prices/{provider}/currency")
             ),
+            # A price set in the settings wins over the price lists (core/pricing.py).
+            source=pricing.SETTINGS if raw.get(provider) else pricing.DEFAULT_SOURCES[provider],
         )
         for provider in PROVIDERS
     }

@@ -135,6 +135,41 @@ class Finished:
     """The target is done: report it done, or failed if its outcome has errors."""
 
 
+@dataclass(frozen=True)
+class Power:
+    """Send a power action (`kind`: shutdown, power_off, power_on); a shutdown is written in
+    the journal first (`powered_off`), and not sent if it cannot be; then `PowerSent` or
+    `PowerFailed`."""
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class PowerLater:
+    """Send the power action `kind` once the monotonic time `at` has come."""
+
+    kind: str
+    at: float
+
+
+@dataclass(frozen=True)
+class WatchPower:
+    """Read the server's power state in the account's next listing round: one `PowerSeen`."""
+
+
+@dataclass(frozen=True)
+class CrossOffPoweredOff:
+    """Cross the server's `powered_off` entry off the journal: it was seen running again."""
+
+
+@dataclass(frozen=True)
+class RecordPower:
+    """Write an audit line about the server's power (`event`: "server shut down", …)."""
+
+    event: str
+    reason: str
+
+
 Command = (
     Log
     | Record
@@ -154,4 +189,9 @@ Command = (
     | Transfer
     | Progress
     | Finished
+    | Power
+    | PowerLater
+    | WatchPower
+    | CrossOffPoweredOff
+    | RecordPower
 )

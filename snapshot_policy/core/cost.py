@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from snapshot_policy.core.model import ActionKind, Plan, Price, Snapshot, TargetPlan
+from snapshot_policy.core.pricing import price_key
 
 NO_PRICES: Mapping[str, Price] = {}
 
@@ -33,7 +34,8 @@ class Storage:
         prices: Mapping[str, Price],
         estimated: bool = False,
     ) -> Storage:
-        """Tally `(provider, size or None)` pairs; a provider without a price adds no cost."""
+        """Tally `(provider, size or None)` pairs (or `(pricing.price_key, size)`); a provider
+        without a price adds no cost."""
         snapshots, known, unknown, costs = 0, 0.0, 0, {}
         for provider, size in sizes:
             snapshots += 1
@@ -54,7 +56,7 @@ def target_storage(
     estimated at: that of the newest snapshot of the server whose size is known (None when
     nothing is to be created or no size is known). Every snapshot of the server is billed,
     managed or not."""
-    provider = plan.target.provider
+    provider = price_key(prices, plan.target.provider, plan.target.account)
     existing = [a.snapshot for a in plan.actions if a.kind is not ActionKind.CREATE]
     remaining = [
         a.snapshot.size_gb
@@ -86,12 +88,13 @@ def total_storage(plan: Plan, prices: Mapping[str, Price]) -> tuple[Storage, Sto
         existing = [a for a in target_plan.actions if a.kind is not ActionKind.CREATE]
         for action in existing:
             key = (target.provider, target.account, action.snapshot.id)
-            now[key] = (target.provider, action.snapshot.size_gb)
+            priced = price_key(prices, target.provider, target.account)
+            now[key] = (priced, action.snapshot.size_gb)
             if action.kind is not ActionKind.DELETE:
                 after[key] = now[key]
         if target_plan.create:
             estimate = estimated_size(a.snapshot for a in existing)
             new = (target.provider, target.account, target.server_id, target.name)
-            after[new] = (target.provider, estimate)
+            after[new] = (price_key(prices, target.provider, target.account), estimate)
             estimated |= estimate is not None
     return Storage.of(now.values(), prices), Storage.of(after.values(), prices, estimated)

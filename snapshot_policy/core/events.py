@@ -174,6 +174,43 @@ class Abandon:
     error: str
 
 
+@dataclass(frozen=True)
+class PoweredOffOwed:
+    """The journal says a killed run shut this server down at `since` (for `target`) and never
+    saw it running again (docs/promises.md §5.17)."""
+
+    target: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class PowerSent:
+    """A power action (`kind`: shutdown, power_off, power_on) was accepted; sent at `at`."""
+
+    kind: str
+    at: float
+
+
+@dataclass(frozen=True)
+class PowerFailed:
+    """A power action failed: `certain` when it surely had no effect (refused, or the journal
+    could not be written before a shutdown, so none was sent)."""
+
+    kind: str
+    problem: str
+    certain: bool
+    at: float
+
+
+@dataclass(frozen=True)
+class PowerSeen:
+    """One round of the account's server listing: the server's power state (None: not listed,
+    or the listing failed). Each answers one `WatchPower`."""
+
+    status: str | None
+    at: float
+
+
 Event = (
     Begin
     | AfterOwed
@@ -197,4 +234,8 @@ Event = (
     | CopyFailed
     | Signal
     | Abandon
+    | PoweredOffOwed
+    | PowerSent
+    | PowerFailed
+    | PowerSeen
 )

@@ -14,7 +14,13 @@ The rules it owns:
   asked again later, until the creation timeout has passed;
 - a failed `before` hook starts nothing; the `after` hook runs once the create is over,
   whenever the `before` hook ran (or there is none), and runs again if the stop killed it;
-- a stop starts nothing more and leaves a snapshot being made to the next run.
+- a stop starts nothing more and leaves a snapshot being made to the next run;
+- `consistency: shutdown` (docs/promises.md §5.17, decisions in `consistency`): the server is
+  shut down after the `before` hook and before the start, and powered on once the create is
+  over however it ended (made, failed, the shutdown wait ran out, stopped); its `after` hook
+  runs once it is seen running again (or the power on was given up). A power on overlaps the
+  deletions, as the `after` hook does (`power_on_pending`, not a stage). A server a killed run
+  left off is powered on first, before this target starts anything.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from snapshot_policy.core import commands, copies, events
+from snapshot_policy.core import commands, consistency, copies, events
 from snapshot_policy.core.duration import Duration
 from snapshot_policy.core.model import (
     ActionKind,
+    Consistency,
     Outcome,
     PlanAction,
     ProviderError,
@@ -46,6 +53,8 @@ RELABELS = {
     ActionKind.UNMARK_PENDING: "unmarked",
     ActionKind.UNPIN: "unpinned",
 }
+# A power on whose request is out (or asked again later): its reply, not a listing, goes on.
+IN_FLIGHT = float("-inf")
 
 
 class Stage(Enum):
@@ -71,6 +80,11 @@ class Stage(Enum):
     """Its create and deletions are over (done, failed or stopped); its after hook may still run."""
     DONE = "done"
     """Over, and no hook runs for it any more: its outcome is final."""
+    SHUTTING_DOWN = "shutting down"
+    """consistency: shutdown — its server was asked to shut down (or powered off, with
+    `force`): waiting, in the account's batched listing, until it is off."""
+    OWED_POWER = "owed power on"
+    """Due, but the server a killed run shut down is powered on first."""
 
 
 @dataclass(eq=False)
@@ -112,6 +126,32 @@ class Lifecycle:
     copied: list[str] = field(default_factory=list)
     copy_of: Snapshot | None = None
     copy_failed: bool = False
+    was_off: bool = False
+    """consistency: shutdown — its server was off when listed: left off, no journal entry."""
+    shut_at: float | None = None
+    """When the shutdown was sent (monotonic); None: this run did not shut the server down."""
+    forced_at: float | None = None
+    """When it was powered off (`force`) after the shutdown wait ran out."""
+    seen_off: bool = False
+    """Its server was seen off after the shutdown: no shutdown is still under way."""
+    power_on_pending: bool = False
+    """It owes its server a power on (this run shut it down, or a killed run did) not yet
+    seen done: the target is not finished before it is."""
+    powering_on_since: float | None = None
+    """When the first power on was answered (monotonic): the power on is given up after
+    `consistency.power_on_given_up`."""
+    power_on_sent: float | None = None
+    """When the last power on was answered (monotonic); IN_FLIGHT while one is out."""
+    power_on_tries: int = 0
+    power_on_later: bool = False
+    """A refused power on is asked again later (`PowerLater`): no other is sent meanwhile."""
+    after_deferred: bool = False
+    """Its `after` hook waits for the server to run again."""
+    downtime: float | None = None
+    """Seconds from the shutdown request until its server was seen running again."""
+
+    def __post_init__(self) -> None:
+        self.was_off = consistency.left_off(self.target)
 
     @property
     def target(self) -> Target:
@@ -176,6 +216,14 @@ class Lifecycle:
                 return self._signal(event)
             case events.Abandon(error):
                 return self._abandon(error)
+            case events.PoweredOffOwed():
+                return self._powered_off_owed(event)
+            case events.PowerSent(kind, at):
+                return self._power_sent(kind, at)
+            case events.PowerFailed():
+                return self._power_failed(event)
+            case events.PowerSeen(status, at):
+                return self._power_seen(status, at)
         raise TypeError(f"not a lifecycle event: {event!r}")
 
     # -- beginning ------------------------------------------------------------------------
@@ -219,10 +267,16 @@ class Lifecycle:
             return self._fail(self._second_snapshot())
         if event.busy is not None:
             return self._wait_while_busy(event.busy, event.at)
+        if self.power_on_pending:  # a killed run left it off: powered on first
+            self.stage = Stage.OWED_POWER
+            return []
         if self.after_pending:
             self.stage = Stage.OWED_AFTER
             return []
         self.stage = Stage.QUEUED
+        if self.was_off:
+            left = "consistency: shutdown — the server is already off: snapshot as it is, left off"
+            return [commands.Log(logging.INFO, f"{self.label}: {left}"), commands.Queue()]
         return [commands.Queue()]
 
     # -- busy servers ---------------------------------------------------------------------
@@ -308,9 +362,14 @@ class Lifecycle:
         """The snapshot is made, failed or will not be made: the `after` hook runs, once the
         `before` hook ran (or there is none)."""
         hooks = self.target.hooks
+        power = self._power_on() if self.power_on_pending and not self.powering_on else []
         if hooks and hooks.after and (self.before_done or not hooks.before):
-            return self._run_after(status)
-        return []
+            if self.power_on_pending:  # the after hook runs once the server runs again
+                self.after_pending, self.after_deferred = True, True
+                self.after_for = (status, self.plan.create.snapshot.name)
+                return power
+            return power + self._run_after(status)
+        return power
 
     def _run_after(self, status: str, snapshot_name: str = "") -> list[commands.Command]:
         self.after_pending = True
@@ -324,6 +383,9 @@ class Lifecycle:
         if self.before_owed:
             self.stage = Stage.BEFORE
             return [commands.RunBefore()]
+        if consistency.shuts_down(self.target) and self.shut_at is None and not self.was_off:
+            self.stage = Stage.SHUTTING_DOWN
+            return [commands.Power("shutdown")]
         self.stage = Stage.STARTING
         return [commands.Start(self.plan.create.snapshot.name, self.plan.create.reason)]
 
@@ -526,6 +588,8 @@ class Lifecycle:
         self.rerun_after = self.after_pending  # it may have been killed with the others
         if self.stage in (Stage.QUEUED, Stage.BUSY):
             return [*self._create_over("failure"), *self._fail(self._not_started())]
+        if self.stage is Stage.SHUTTING_DOWN and self.shut_at is not None:
+            return [*self._create_over("failure"), *self._fail(self._not_started())]
         if self.stage is Stage.MAKING:
             return self._stopped_while_made(self.making)
         if self.stage is Stage.COPYING:
@@ -555,6 +619,212 @@ class Lifecycle:
             ),
         ]
 
+    # -- consistency: shutdown (docs/promises.md §5.17) ----------------------------------
+
+    @property
+    def powering_on(self) -> bool:
+        return self.power_on_sent is not None or self.powering_on_since is not None
+
+    def _power_on(self) -> list[commands.Command]:
+        self.power_on_tries = 0
+        self.power_on_sent = IN_FLIGHT
+        return [commands.Power("power_on")]
+
+    def _powered_off_owed(self, event: events.PoweredOffOwed) -> list[commands.Command]:
+        """A killed run shut this server down and never saw it running again: power it on
+        first (seen running already: crossed off)."""
+        self.was_off = False  # off because of us: the shutdown rule applies again
+        when = event.since.isoformat()
+        if consistency.is_running(self.target.server_status):
+            return [
+                commands.Log(
+                    logging.INFO,
+                    f"{self.label}: the server an interrupted run shut down at {when} runs again",
+                ),
+                commands.CrossOffPoweredOff(),
+                commands.RecordPower(
+                    "server running again", f"shut down at {when} by a killed run"
+                ),
+            ]
+        self.power_on_pending = True
+        return [
+            commands.Log(
+                logging.WARNING,
+                f"{self.label}: powering on first the server an interrupted run shut down at "
+                f"{when}",
+            ),
+            *self._power_on(),
+        ]
+
+    def _power_sent(self, kind: str, at: float) -> list[commands.Command]:
+        if kind == "shutdown":
+            self.shut_at, self.power_on_pending = at, True
+            orders: list[commands.Command] = [
+                commands.Progress("shutting down"),
+                commands.Log(logging.INFO, f"{self.label}: shutting the server down"),
+                commands.RecordPower("server shut down", "consistency: shutdown"),
+            ]
+            if self.stopped:  # stopped while the request was out: no snapshot, power on
+                return orders + self._create_over("failure") + self._fail(self._not_started())
+            return orders + [commands.WatchPower()]
+        if kind == "power_off":
+            self.forced_at = at
+            return [commands.WatchPower()]
+        if not self.power_on_pending:  # seen running meanwhile
+            return []
+        self.power_on_sent, self.power_on_later = at, False
+        self.powering_on_since = self.powering_on_since or at
+        return [commands.WatchPower()]
+
+    def _power_failed(self, event: events.PowerFailed) -> list[commands.Command]:
+        kind, problem = event.kind, event.problem
+        if kind == "shutdown":
+            self.stage = Stage.OVER
+            if event.certain:  # nothing was sent, or it was refused: the server runs as it did
+                crossed: list[commands.Command] = [commands.CrossOffPoweredOff()]
+            else:  # it may have gone out: power on all the same
+                self.shut_at, self.power_on_pending = event.at, True
+                crossed = []
+            failed = f"could not shut the server down: {problem}; no snapshot"
+            return [
+                *crossed,
+                commands.Log(logging.ERROR, f"{self.label}: {failed}"),
+                *self._create_over("failure"),
+                *self._fail(failed),
+            ]
+        if kind == "power_off":
+            failed = f"could not power the server off: {problem}; no snapshot"
+            return [
+                commands.Log(logging.ERROR, f"{self.label}: {failed}"),
+                *self._create_over("failure"),
+                *self._fail(failed),
+            ]
+        if not self.power_on_pending:  # seen running meanwhile
+            return []
+        self.powering_on_since = self.powering_on_since or event.at
+        self.power_on_sent, self.power_on_later = event.at, True
+        if self._power_on_given_up(event.at):
+            return self._power_on_over(f"could not power the server on: {problem}")
+        wait_for = consistency.power_on_wait(self.power_on_tries, self.poll_interval)
+        self.power_on_tries += 1
+        return [
+            commands.Log(
+                logging.WARNING,
+                f"{self.label}: could not power the server on ({problem}); "
+                f"asking again in {wait_for:.1f}s",
+            ),
+            commands.PowerLater("power_on", event.at + wait_for),
+            commands.WatchPower(),  # refused, perhaps, because an earlier one worked
+        ]
+
+    def _power_on_given_up(self, at: float) -> bool:
+        rule = consistency.shuts_down(self.target) or Consistency()
+        since = self.powering_on_since if self.powering_on_since is not None else at
+        return consistency.power_on_given_up(rule, self.creation_timeout, since, at)
+
+    def _power_seen(self, status: str | None, at: float) -> list[commands.Command]:
+        if self.stage is Stage.SHUTTING_DOWN and not self.powering_on:
+            return self._shutdown_seen(status, at)
+        if not self.power_on_pending or self.power_on_sent is None:
+            return []
+        if self.power_on_sent == IN_FLIGHT:
+            return []  # a power on is on its way: its reply watches again
+        if consistency.is_running(status):
+            rule = consistency.shuts_down(self.target) or Consistency()
+            sure = self.shut_at is None or self.seen_off
+            if consistency.running_for_sure(rule, sure, self.power_on_sent, at):
+                return self._power_on_over(None, at)
+            return [commands.WatchPower()]  # its shutdown may still be under way
+        if self._power_on_given_up(at):
+            return self._power_on_over(f"server still {status or 'not listed'}")
+        if self.power_on_later:
+            return [commands.WatchPower()]
+        if consistency.is_off(status) and consistency.power_on_again(self.power_on_sent, at):
+            # off still, a while after the power on: it failed, or never arrived; again
+            self.power_on_sent = IN_FLIGHT
+            return [commands.Power("power_on")]
+        return [commands.WatchPower()]
+
+    def _shutdown_seen(self, status: str | None, at: float) -> list[commands.Command]:
+        rule = consistency.shuts_down(self.target)
+        if consistency.is_off(status):
+            self.stage, self.seen_off = Stage.QUEUED, True
+            off = f"off after {at - self.shut_at:.1f}s"
+            return [
+                commands.Log(logging.INFO, f"{self.label}: the server is {off}"),
+                commands.Queue(front=True),
+            ]
+        if self.forced_at is not None:
+            if consistency.wait_ran_out(rule, self.forced_at, at):
+                failed = (
+                    f"the server was not off {rule.timeout:g}s after its power off; no snapshot"
+                )
+                return self._shutdown_over(failed)
+            return [commands.WatchPower()]
+        if not consistency.wait_ran_out(rule, self.shut_at, at):
+            return [commands.WatchPower()]
+        if rule.force:
+            return [
+                commands.Log(
+                    logging.WARNING,
+                    f"{self.label}: the server did not shut down within {rule.timeout:g}s; "
+                    "powering it off (force)",
+                ),
+                commands.RecordPower("server powered off", "consistency: shutdown, force"),
+                commands.Power("power_off"),
+            ]
+        return self._shutdown_over(
+            f"the server did not shut down within {rule.timeout:g}s; no snapshot "
+            "(consistency: {mode: shutdown, force: true} powers it off then)"
+        )
+
+    def _shutdown_over(self, failed: str) -> list[commands.Command]:
+        self.stage = Stage.OVER
+        return [
+            commands.Log(logging.ERROR, f"{self.label}: {failed}"),
+            *self._create_over("failure"),
+            *self._fail(failed),
+        ]
+
+    def _power_on_over(self, problem: str | None, at: float = 0.0) -> list[commands.Command]:
+        """The power on is over: seen running (`problem` None), or given up (the journal
+        keeps the entry; the next run powers it on). The after hook waiting for it runs."""
+        self.power_on_pending, self.power_on_later = False, False
+        self.power_on_sent = self.powering_on_since = None
+        orders: list[commands.Command] = []
+        if problem is None:
+            if self.shut_at is not None:
+                self.downtime = round(at - self.shut_at, 1)
+            note = "" if self.downtime is None else f" ({self.downtime:g}s off)"
+            why = (
+                "left off by an interrupted run"
+                if self.shut_at is None
+                else "consistency: shutdown"
+            )
+            orders += [
+                commands.CrossOffPoweredOff(),
+                commands.Log(logging.INFO, f"{self.label}: the server runs again{note}"),
+                commands.RecordPower("server powered on", f"{why}{note}"),
+            ]
+        else:
+            problem = f"{problem}; the journal keeps it: the next run powers it on"
+            self.errors.append(problem)
+            orders.append(commands.Log(logging.ERROR, f"{self.label}: {problem}"))
+        if self.after_deferred:
+            self.after_deferred = False
+            orders.append(commands.RunAfter(*self.after_for))
+        if self.stage is Stage.OWED_POWER:
+            if problem is not None:
+                return orders + self._fail("no snapshot while its server is off")
+            if self.stopped:
+                return orders + self._fail(self._not_started())
+            if self.after_pending:
+                self.stage = Stage.OWED_AFTER
+                return orders
+            self.stage = Stage.QUEUED
+            return orders + [commands.Queue()]
+        return orders + self._maybe_finish()
+
     # -- the end --------------------------------------------------------------------------
 
     def _abandon(self, error: str) -> list[commands.Command]:
@@ -562,6 +832,12 @@ class Lifecycle:
             return []
         self.errors.append(error)
         self.stage, self.deletions_left, self.after_pending = Stage.OVER, 0, False
+        if self.power_on_pending:
+            self.power_on_pending = False
+            self.errors.append(
+                f"server {self.target.server_id} may still be off: the journal keeps it and the "
+                "next run powers it on"
+            )
         return self._maybe_finish()
 
     def _fail(self, error: str) -> list[commands.Command]:
@@ -572,7 +848,12 @@ class Lifecycle:
 
     def _maybe_finish(self) -> list[commands.Command]:
         """Finish the target once its create, its deletions and its after hook are all over."""
-        if self.stage is not Stage.OVER or self.deletions_left or self.after_pending:
+        if (
+            self.stage is not Stage.OVER
+            or self.deletions_left
+            or self.after_pending
+            or self.power_on_pending
+        ):
             return []
         self.stage = Stage.DONE
         problems = filter(None, (self.plan.refusal, *self.plan.problems))
@@ -604,6 +885,7 @@ class Lifecycle:
             partial=partial,
             relabelled=tuple(a for a in self.plan.actions if a in self.relabelled),
             copied_to=tuple(r for r in self.target.copies if r in self.copied),
+            downtime_seconds=self.downtime,
         )
 
 

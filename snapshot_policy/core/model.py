@@ -249,7 +249,7 @@ class Drill:
 @dataclass(frozen=True)
 class Consistency:
     """`consistency: shutdown` of a target: the server is shut down gracefully before its
-    snapshot and powered on after it, always (docs/promises.md §5.15). `force` powers it off
+    snapshot and powered on after it, always (docs/promises.md §5.17). `force` powers it off
     when the graceful shutdown does not finish within `timeout` seconds; without it the target
     fails without a snapshot."""
 
@@ -375,6 +375,9 @@ class Target:
     """Where its server runs (Server.region): a drill restores there when it can."""
     copies: tuple[str, ...] = field(default=(), compare=False)
     consistency: Consistency | None = field(default=None, compare=False)
+    server_status: str | None = field(default=None, compare=False)
+    """Its server's power state when listed (Server.status): consistency: shutdown leaves a
+    server that was off, off, and makes no journal entry for it."""
     rule_sources: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     """Where each retention key and the schedule came from when not the policy itself:
     {"keep_last": "label snapshot-policy/keep-last=14"} (core/overrides.py)."""

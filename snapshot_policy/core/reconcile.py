@@ -380,6 +380,8 @@ def config_fingerprint(
             )
             + ((t.drill,) if t.drill is not None else ())
             + ((t.copies,) if t.copies else ())
+            # consistency: shutdown decides a downtime the plan announced (§5.17)
+            + (("consistency", t.consistency) if t.consistency is not None else ())
         )
         for t in targets
     )

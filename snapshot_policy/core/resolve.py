@@ -131,4 +131,6 @@ def _target(spec: TargetSpec, server: Server) -> Target:
         region=server.region,
         server_overrides=spec.server_overrides,
         copies=spec.copies,
+        consistency=spec.consistency,
+        server_status=server.status,
     )

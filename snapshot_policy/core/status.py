@@ -37,6 +37,7 @@ from snapshot_policy.core.model import (
     TargetSpec,
 )
 from snapshot_policy.core.ownership import DRILL_LABEL, DRILL_TAG
+from snapshot_policy.core.pricing import price_key
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE, due, duration_text, moment_text
 
 OK, LATE, NONE = "ok", "late", "none"
@@ -138,6 +139,8 @@ class Status:
     """Targets that could not be judged: a file that is invalid, an account unreadable, a
     server missing or claimed twice."""
     unreadable_config: bool = False
+    prices: tuple[tuple[str, Price], ...] = ()
+    """The prices the costs are at (pricing.price_key, price), each with its source."""
 
     @property
     def exit_code(self) -> int:
@@ -194,7 +197,10 @@ def target_status(
         newest,
         now - newest.created if newest else None,
         len(finished),
-        Storage.of(((target.provider, s.size_gb) for s in listed), prices),
+        Storage.of(
+            ((price_key(prices, target.provider, target.account), s.size_gb) for s in listed),
+            prices,
+        ),
         last_run,
         drilled,
         verified,
@@ -394,12 +400,14 @@ def build(
         )
         for account, account_specs in sorted(accounts.items(), key=lambda a: a[0].name)
     ]
+    used = {price_key(prices, t.target.provider, t.target.account) for t in targets}
     return Status(
         now,
         tuple(targets),
         tuple(judged),
         tuple(config_failures) + tuple(f for f in failures if f not in config_failures),
         bool(config_failures),
+        prices=tuple((key, prices[key]) for key in sorted(used & set(prices))),
     )
 
 

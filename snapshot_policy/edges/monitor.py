@@ -129,6 +129,17 @@ class _RunMetrics(Collector):
         for labels, value in sorted(last_success.items()):
             succeeded.add_metric(labels, value)
         yield from (created, deleted, managed, succeeded)
+        # consistency: shutdown (docs/promises.md §5.17): only when a server was shut down
+        off = [o for o in report.outcomes if o.downtime_seconds is not None]
+        if off:
+            downtime = _target_gauge(
+                "downtime_seconds", "How long the last run kept each target's server off."
+            )
+            for outcome in off:
+                t = outcome.plan.target
+                labels = (t.name, t.provider, t.account, t.server_id)
+                downtime.add_metric(labels, outcome.downtime_seconds)
+            yield downtime
 
 
 def write_status_metrics(path: Path, status: Status) -> None:
@@ -306,6 +317,11 @@ def _outcome_document(outcome: Outcome) -> dict:
             else {}
         ),
         "managed_snapshots": outcome.remaining,
+        **(
+            {"downtime_seconds": outcome.downtime_seconds}
+            if outcome.downtime_seconds is not None
+            else {}
+        ),
         "decisions": [
             {
                 "action": a.kind.value,

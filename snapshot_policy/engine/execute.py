@@ -150,6 +150,7 @@ class Executor:
             by_account[target_plan.target.account].append(target_plan)
             self.progress(target_plan.target, "waiting")
         failures = list(failures) + self._run_afters_owed_to_unread(failures)
+        failures += self._left_off_uncovered(plan)
         outcomes: dict[int, Outcome] = {}
         with ThreadPoolExecutor(
             max_workers=max(1, len(by_account)), thread_name_prefix="account"
@@ -195,6 +196,24 @@ class Executor:
                     found.append(replace(failure, reason=f"{owed}: {problem}"))
         return found
 
+    def _left_off_uncovered(self, plan: Plan) -> list[TargetFailure]:
+        """A server an interrupted run shut down (docs/promises.md §5.17) that no target of
+        this run covers (its listing failed, or no target names it now) is not powered on
+        here: each is a failure, so the run says so (exit 2) until one covers it."""
+        covered = {(p.target.account, p.target.server_id) for p in plan.targets}
+        found = []
+        for account, server_id, target, when in self.journal.left_off():
+            if (account, server_id) in covered:
+                continue
+            reason = (
+                f"server {server_id} was shut down by an interrupted run at {when.isoformat()} "
+                "and not seen running since; this run does not cover it: power it on by hand "
+                "(the next run that covers it does)"
+            )
+            log.error("%s: %s", target, reason)
+            found.append(TargetFailure(target, reason, account))
+        return found
+
     def halt_once_stopped(self) -> None:
         """Once the run is told to stop, kill the hooks running then, once for all accounts
         (an account's after hooks that run later must not be killed by another's halt)."""
@@ -211,6 +230,15 @@ class Executor:
             log.exception("%s: unexpected error", plans[0].target.account)
             run.fail_unfinished(f"unexpected error: {type(error).__name__}: {error}")
         return {id(life.plan): life.outcome() for life in run.targets}
+
+    def record_power(self, event: str, life: Lifecycle, reason: str) -> None:
+        """Audit what consistency: shutdown did to a server's power (docs/promises.md §5.17);
+        one that cannot be written down fails its target, as `record` does."""
+        try:
+            self.audit.record_power(event, life.target, reason, self.now())
+        except OSError as error:
+            log.error("%s: could not write the audit log: %s", life.target.name, error)
+            life.errors.append(f"{event} but could not write the audit log: {error}")
 
     def record(
         self, event: str, life: Lifecycle, snapshot: Snapshot, reason: str, once: bool = False
@@ -266,6 +294,13 @@ class AccountRun:
         """(snapshot id, region) -> the target copying it there, and when it was sent."""
         self.next_copy_poll = float("-inf")
         self.failed_copy_rounds = 0
+        # consistency: shutdown (docs/promises.md §5.17): targets waiting for their server's
+        # power state, read for all of them in one listing a round; power actions asked later.
+        self.watching: dict[Lifecycle, None] = {}
+        self.watch_since = 0.0
+        self.next_power_poll = float("-inf")
+        self.power_later: list[tuple[float, Lifecycle, str]] = []
+        self.power_round = False
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -297,6 +332,8 @@ class AccountRun:
                 or self.refused_busy
                 or self.to_transfer
                 or self.copying
+                or self.watching
+                or self.power_later
             ):
                 self.executor.halt_once_stopped()
                 if self.executor.halted.is_set() and not self.halted:
@@ -306,6 +343,7 @@ class AccountRun:
                 self._poll_if_due()
                 self._transfer_some()
                 self._poll_copies_if_due()
+                self._power_if_due()
                 self._delete_some()
                 self._wait()
 
@@ -355,6 +393,19 @@ class AccountRun:
                     self.executor.progress(t, stage)
                 case commands.Finished():
                     self.executor.progress(t, "done" if life.outcome().ok else "failed")
+                case commands.Power(kind):
+                    self._send_power(life, kind)
+                case commands.PowerLater(kind, at):
+                    self.power_later.append((at, life, kind))
+                case commands.WatchPower():
+                    if not self.watching and not self.power_round:  # the first: look soon
+                        self.watch_since = self.executor.monotonic()
+                        self.next_power_poll = self.watch_since + FIRST_POLL
+                    self.watching[life] = None
+                case commands.CrossOffPoweredOff():
+                    journal.powered_on(t.account, t.server_id)
+                case commands.RecordPower(event, reason):
+                    self.executor.record_power(event, life, reason)
                 case _:
                     raise TypeError(f"not carried out here: {command!r}")
 
@@ -374,6 +425,10 @@ class AccountRun:
             moments.append(self.budget.wait())
         if self.copying:
             moments.append(max(self.next_copy_poll - now, self.budget.wait()))
+        if self.watching:
+            moments.append(max(self.next_power_poll - now, self.budget.wait()))
+        if self.power_later:
+            moments.append(min(at for at, _, _ in self.power_later) - now)
         timeout = max(0.0, min(moments)) if moments else None
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
@@ -395,6 +450,9 @@ class AccountRun:
         nothing is created or deleted for it."""
         t, journal = life.target, self.executor.journal
         server = (t.account, t.server_id)
+        powered_off = journal.powered_off(*server)
+        if powered_off is not None:  # first: a server a killed run left off runs again
+            self._carry(life, life.on(events.PoweredOffOwed(*powered_off)))
         ahead = [(name, when) for *at, name, when in journal.future_starts() if tuple(at) == server]
         pending, deletions = journal.pending(*server), journal.deletions(*server)
         for command in settle(life.plan, pending, ahead, deletions, self.executor.now()):
@@ -696,6 +754,91 @@ class AccountRun:
             oldest = min(sent for _, sent in self.copying.values())
             self.next_copy_poll = now + min(
                 self.executor.timing.poll_interval, max(FIRST_POLL, POLL_SPACING * (now - oldest))
+            )
+
+    # -- consistency: shutdown (docs/promises.md §5.17) ----------------------------------
+
+    def _send_power(self, life: Lifecycle, kind: str) -> None:
+        """Send a power action; a shutdown only once its `powered_off` journal entry is on
+        disk. A shutdown is a target's turn (`_start_some` counted it in `starting`)."""
+        t = life.target
+        if kind == "shutdown":
+            try:
+                self.executor.journal.powering_off(
+                    t.account, t.server_id, t.name, self.executor.now()
+                )
+            except OSError as error:
+                self.starting -= 1
+                problem = f"the journal could not be written ({error}), so none was sent"
+                now = self.executor.monotonic()
+                self._carry(life, life.on(events.PowerFailed(kind, problem, True, now)))
+                return
+        else:
+            self.budget.spend()
+        send = {
+            "shutdown": self.provider.shutdown_server,
+            "power_off": self.provider.power_off_server,
+            "power_on": self.provider.power_on_server,
+        }[kind]
+        future = self.pool.submit(send, t.server_id)
+        sent = self.executor.monotonic()
+        self.requests[future] = lambda f, life=life, sent=sent: self._powered(life, kind, f, sent)
+
+    def _powered(self, life: Lifecycle, kind: str, future: Future, sent: float) -> None:
+        if kind == "shutdown":
+            self.starting -= 1
+        self._spent()
+        now = self.executor.monotonic()
+        try:
+            future.result()
+        except ProviderError as error:
+            event = events.PowerFailed(kind, str(error), error.refused, now)
+        except Exception as error:  # a bug: it may have gone out
+            log.exception("%s: unexpected error", life.label)
+            event = events.PowerFailed(kind, _unexpected(error), False, now)
+        else:
+            event = events.PowerSent(kind, sent)
+        self._carry(life, life.on(event))
+
+    def _power_if_due(self) -> None:
+        """Send the power actions asked for later, and read the power state of every server
+        waited for in one listing of the account's servers (each target's `PowerSeen`)."""
+        now = self.executor.monotonic()
+        if self.power_later:
+            due = [(life, kind) for at, life, kind in self.power_later if at <= now]
+            self.power_later = [entry for entry in self.power_later if entry[0] > now]
+            for life, kind in due:
+                self._carry(life, [commands.Power(kind)])
+        if not self.watching or now < self.next_power_poll or self.budget.wait() > 0:
+            return
+        before, unsettled = self.provider.requests, len(self.provider.unsettled)
+        try:
+            statuses = {s.id: s.status for s in self.provider.servers()}
+        except ProviderError as error:
+            log.warning(
+                "%s: could not read the servers' power state: %s",
+                self.targets[0].target.account,
+                error,
+            )
+            statuses = {}
+        finally:
+            del self.provider.unsettled[unsettled:]  # deletions were decided before: no matter
+            self.budget.spend(max(1, self.provider.requests - before))
+            self._spent()
+        now = self.executor.monotonic()
+        watched, self.watching = list(self.watching), {}
+        self.power_round = True
+        try:
+            with self.executor.journal.batch():
+                for life in watched:
+                    status = statuses.get(life.target.server_id)
+                    self._carry(life, life.on(events.PowerSeen(status, now)))
+        finally:
+            self.power_round = False
+        if self.watching:  # spaced by a quarter of the longest wait, as the snapshot polls
+            self.next_power_poll = now + min(
+                self.executor.timing.poll_interval,
+                max(FIRST_POLL, POLL_SPACING * (now - self.watch_since)),
             )
 
     # -- (c) delete ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +31,7 @@ from snapshot_policy.core.model import (
     DrillResult,
     MachineType,
     Plan,
+    Price,
     ProviderError,
     RunReport,
     RunSettings,
@@ -48,6 +49,7 @@ from snapshot_policy.engine import runlog
 from snapshot_policy.engine.drill import Drills, Leftover
 from snapshot_policy.engine.execute import Executor, Stop
 from snapshot_policy.engine.observe import Observation, observe
+from snapshot_policy.engine.prices import current_prices
 from snapshot_policy.output.planfile import DEFAULT_MAX_AGE, PlanFileError, agreed, read_plan_file
 from snapshot_policy.output.render import report_summary, uneventful
 from snapshot_policy.state.audit import AuditLog
@@ -222,6 +224,50 @@ def plan(context: RunContext, whole: bool, now: datetime) -> tuple[Plan, list[Ta
     return decide(context.loaded, whole, now, journal, state, context.connect)[:2]
 
 
+def priced_plan(
+    context: RunContext, whole: bool, now: datetime
+) -> tuple[Plan, list[TargetFailure], dict[str, Price]]:
+    """`plan`: what apply would do at `now`, and the prices its costs are shown at
+    (engine/prices.py: read once a day per account, kept in the run state)."""
+    journal, state = context.journal(now), context.state(now)
+    plan, failures, observation = decide(
+        context.loaded, whole, now, journal, state, context.connect
+    )
+    return plan, failures, _prices(context, observation, state, now)
+
+
+def priced_dry_run(
+    context: RunContext,
+    whole: bool,
+    now: datetime,
+    plan_file: Path | None,
+    max_plan_age: timedelta = DEFAULT_MAX_AGE,
+) -> tuple[Plan, list[TargetFailure], dict[str, Price]]:
+    """`apply --dry-run`: `dry_run`, and the prices as `priced_plan`'s."""
+    journal, state = context.journal(now), context.state(now)
+    plan, failures, observation = _proposed(
+        context, whole, now, journal, state, plan_file, max_plan_age
+    )
+    return plan, failures, _prices(context, observation, state, now)
+
+
+def _prices(
+    context: RunContext,
+    observation: Observation,
+    state: RunState,
+    now: datetime,
+    keep: bool = True,
+) -> dict[str, Price]:
+    """The prices of the plan's costs (engine/prices.py), kept in the run state if `keep`. A
+    snapshots.py layout reads no price list and shows the defaults as it always did: every
+    new feature is the policy's (README "What behaves differently, on purpose")."""
+    loaded = context.loaded
+    if loaded.legacy:
+        return {key: replace(price, source="") for key, price in loaded.prices.items()}
+    lock_file = context.settings.lock_file if keep else None
+    return current_prices(loaded.prices, observation.providers, state, now, lock_file)
+
+
 def dry_run(
     context: RunContext,
     whole: bool,
@@ -308,6 +354,10 @@ def apply(
     report = executor.apply(plan, failures)
     results = drilling.run(_newest(plan.drills, report))
     report = replace(report, drills=tuple(results), finished=clock())
+    if not loaded.legacy and not stop.is_set():
+        # Once a day at most, kept by the save below: status, which writes nothing, and the
+        # next plan find a fresh price instead of reading it each time (engine/prices.py).
+        current_prices(loaded.prices, observation.providers, state, now)
     unwritten = _remember(state, report, observation if whole else None, now)
     every_event = _events(report, hostname, loaded.secrets)
     events = _told(every_event)
@@ -476,7 +526,25 @@ def status(
     observation = observed(
         context.loaded, now, journal, state, context.connect, orphans=False, also_select=ignore
     )
-    return judged(context, observation, state, now, whole, late_after=late_after)
+    # status writes nothing (README "Status"): a price read now is not kept.
+    cost = _prices(context, observation, state, now, keep=False)
+    judgement = judged(context, observation, state, now, whole, late_after=late_after, prices=cost)
+    return _with_servers_left_off(judgement, journal)
+
+
+def _with_servers_left_off(status: Status, journal: Journal) -> Status:
+    """A server an interrupted run shut down and never saw running again (consistency:
+    shutdown, docs/promises.md §5.17) is something to look at: a failure of its target."""
+    left = [
+        TargetFailure(
+            target,
+            f"server {server_id} was shut down by an interrupted run at {when.isoformat()} and "
+            "not seen running since: the next apply powers it on first",
+            account,
+        )
+        for account, server_id, target, when in journal.left_off()
+    ]
+    return replace(status, failures=status.failures + tuple(left)) if left else status
 
 
 def judged(
@@ -487,9 +555,11 @@ def judged(
     whole: bool,
     report: RunReport | None = None,
     late_after: timedelta | None = None,
+    prices: Mapping[str, Price] | None = None,
 ) -> Status:
     """The status an `observation` shows at `now` (core/status), with apply's `report`
-    counted when given: what the metrics file says after a run."""
+    counted when given: what the metrics file says after a run. Its costs at `prices`
+    (default: the configuration's)."""
     loaded, settings = context.loaded, context.settings
     seen = observation.observed
     counts = {account: len(listing) for account, listing in observation.snapshots.items()}
@@ -506,7 +576,7 @@ def judged(
         unreadable=observation.unreadable,
         last_runs=state.last_runs,
         last_drills=state.last_drills,
-        prices=loaded.prices,
+        prices=loaded.prices if prices is None else prices,
         creation_timeout=timedelta(seconds=settings.snapshot_creation_timeout),
         late_after=late_after,
         ignore=settings.uncovered_ignore,
@@ -603,6 +673,7 @@ def _events(
             hostname,
             report.finished,
             made=outcome.created is not None,
+            downtime_seconds=outcome.downtime_seconds,
         )
         found.append((event, target.notify, due))
     for failure in report.failures:

@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from snapshot_policy.core import copies
+from snapshot_policy.core import consistency, copies
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
@@ -81,7 +81,11 @@ def plan_document(
         },
         "storage": {
             "prices": {
-                p: {"per_gb_month": prices[p].per_gb_month, "currency": prices[p].currency}
+                p: {
+                    "per_gb_month": prices[p].per_gb_month,
+                    "currency": prices[p].currency,
+                    **({"source": prices[p].source} if prices[p].source else {}),
+                }
                 for p in sorted(prices)
             },
             "now": storage_document(now),
@@ -142,6 +146,7 @@ def _target_document(
         "problems": list(plan.problems),
         "storage": {"now": storage_document(now), "after_apply": storage_document(after)},
         **_copies_document(plan),
+        **_consistency_document(plan),
     }
 
 
@@ -175,6 +180,23 @@ def _copies_document(plan: TargetPlan) -> dict:
             "held": copies.held(target, [a.snapshot for a in plan.actions])
             if plan.create is None
             else None,
+        }
+    }
+
+
+def _consistency_document(plan: TargetPlan) -> dict:
+    """consistency: shutdown (docs/promises.md §5.17), with the plan's words; nothing without."""
+    rule = consistency.shuts_down(plan.target)
+    if rule is None:
+        return {}
+    return {
+        "consistency": {
+            "mode": rule.mode,
+            "force": rule.force,
+            "timeout": rule.timeout,
+            "server_status": plan.target.server_status,
+            "left_off": consistency.left_off(plan.target),
+            "note": consistency.plan_note(plan.target, plan.create is not None),
         }
     }
 

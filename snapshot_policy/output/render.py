@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from snapshot_policy.core import copies
+from snapshot_policy.core import consistency, copies
+from snapshot_policy.core.backups import Comparison, span_text
 from snapshot_policy.core.cost import NO_PRICES, Storage, target_storage, total_storage
 from snapshot_policy.core.model import (
     ActionKind,
@@ -30,6 +31,7 @@ from snapshot_policy.core.model import (
 )
 from snapshot_policy.core.overrides import describe_rules, describe_schedule
 from snapshot_policy.core.ownership import adopted
+from snapshot_policy.core.pricing import price_key
 from snapshot_policy.core.redaction import escape_controls
 from snapshot_policy.core.simulate import Projection, Simulation
 from snapshot_policy.output.jsondoc import iso_utc
@@ -186,6 +188,8 @@ def _target_text(
         f"  retention {describe_rules(target.retention, sources)} (timezone {target.timezone})"
     )
     lines += [f"  hooks: {_hooks_text(target.hooks)}"] if target.hooks else []
+    shutdown = consistency.plan_note(target, plan.create is not None)  # docs/promises.md §5.17
+    lines += [f"  {shutdown}"] if shutdown else []
     lines += [f"  {drill_line(drill)}"] if drill is not None else []
     lines += _copies_head(plan)
     for action in plan.actions:
@@ -319,15 +323,28 @@ def _total_storage_text(plan: Plan, prices: Mapping[str, Price]) -> str:
     lines.append(f"  after apply: {storage_text(after) if plan.has_changes else 'unchanged'}")
     if after.estimated and plan.has_changes:
         lines.append("  (~ estimated: a new snapshot is counted as large as its server's newest)")
-    providers = sorted({t.target.provider for t in plan.targets} & set(prices))
+    used = {price_key(prices, t.target.provider, t.target.account) for t in plan.targets}
+    providers = sorted(used & set(prices))
     if providers:
         listed = ", ".join(
-            f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} "
-            f"({PROVIDER_NAMES.get(p, p)})"
+            f"{prices[p].currency} {_number(prices[p].per_gb_month, 4)} ({price_label(p)})"
             for p in providers
         )
         lines.append(f"  at per GB-month prices of {listed}")
+        lines += price_sources(prices, providers)
     return "\n".join(wrap_line(line, "    ") for line in lines)
+
+
+def price_label(key: str) -> str:
+    """`Hetzner`, or `Hetzner, account hz` for an account priced on its own (pricing.py)."""
+    provider, _, account = key.partition("/")
+    name = PROVIDER_NAMES.get(provider, provider)
+    return f"{name}, account {account}" if account else name
+
+
+def price_sources(prices: Mapping[str, Price], keys: Sequence[str]) -> list[str]:
+    """One line per price saying where it came from (docs/promises.md §7)."""
+    return [f"  {price_label(k)} price from {prices[k].source}" for k in keys if prices[k].source]
 
 
 def storage_text(storage: Storage) -> str:
@@ -400,6 +417,8 @@ def report_text(report: RunReport, failed_only: bool = False) -> str:
         done = (
             f"{made}deleted {len(outcome.deleted)}, {outcome.remaining} managed snapshot(s) remain"
         )
+        if outcome.downtime_seconds is not None:  # consistency: shutdown, docs/promises.md §5.17
+            done += f", server off for {outcome.downtime_seconds:g}s"
         lines.append(
             f"{head}: {'ok' if outcome.ok else 'FAILED'}: {done}"
             + (f"; {outcome.error}" if outcome.error else "")
@@ -527,7 +546,11 @@ def _relabelled_summary(report: RunReport) -> str:
     return f"; {', '.join(parts)}" if parts else ""
 
 
-def simulation_text(simulation: Simulation, projection: Projection | None = None) -> str:
+def simulation_text(
+    simulation: Simulation,
+    projection: Projection | None = None,
+    comparison: Comparison | None = None,
+) -> str:
     """Return a month-by-day calendar of survivors, then each survivor with its rules, then
     what the policy stores and costs in its steady state, given a `projection`."""
     survivors = simulation.survivors
@@ -554,7 +577,51 @@ def simulation_text(simulation: Simulation, projection: Projection | None = None
     ]
     if projection is not None:
         lines += ["", *(wrap_line(line, "    ") for line in _projection_lines(projection))]
+    if comparison is not None:
+        lines += ["", *(wrap_line(line, "      ") for line in backup_lines(comparison))]
     return "\n".join(lines) + "\n"
+
+
+def backup_lines(comparison: Comparison) -> list[str]:
+    """Snapshots against the provider's backups for the same rules (core/backups.py): each
+    plan's monthly cost, whether it keeps the rules, and which is cheaper."""
+    currency, need = comparison.currency, comparison.needs
+    name = PROVIDER_NAMES.get(comparison.provider, comparison.provider)
+    lines = [
+        f"Backups instead, for the same rules ({name}, a server of "
+        f"{currency} {comparison.server_price:.2f} a month):",
+        f"  the rules keep one every {span_text(need.every)}, "
+        f"reaching back {span_text(need.reach)}",
+        f"  snapshots: {currency} {comparison.snapshots_monthly:.2f} a month",
+    ]
+    for option in comparison.options:
+        plan = option.plan
+        priced = (
+            f"{_number(plan.share * 100)} % of the server"
+            if plan.share is not None
+            else f"USD {_number(plan.per_gb_month or 0, 3)} per GB-month"
+        )
+        verdict = (
+            "keeps these rules"
+            if option.why_not is None
+            else f"cannot keep these rules: {option.why_not}"
+        )
+        lines.append(
+            f"  {plan.name}: {option.currency} {option.monthly:.2f} a month ({priced}, "
+            f"{option.backups} kept): {verdict}"
+        )
+    cheaper = comparison.cheaper()
+    if cheaper is not None:
+        lines.append(
+            f"  Cheaper: {cheaper.plan.name}, {cheaper.currency} {cheaper.monthly:.2f} against "
+            f"{currency} {comparison.snapshots_monthly:.2f} a month for snapshots."
+        )
+    elif any(o.why_not is None for o in comparison.options):
+        lines.append("  Cheaper: snapshots.")
+    else:
+        lines.append("  Cheaper: snapshots; no backup plan keeps these rules.")
+    lines += sorted({f"  ({o.plan.source})" for o in comparison.options})
+    return lines
 
 
 def _projection_lines(projection: Projection) -> list[str]:
@@ -575,14 +642,18 @@ def _projection_lines(projection: Projection) -> list[str]:
             f"at {price.currency} {_number(price.per_gb_month, 4)} per GB-month "
             f"({PROVIDER_NAMES.get(label, label)})"
         )
-    return lines
+    return lines + price_sources(dict(projection.prices), [label for label, _ in projection.prices])
 
 
 def _day_mark(count: int) -> str:
     return "." if count == 0 else (str(count) if count < 10 else "+")
 
 
-def simulation_json(simulation: Simulation, projection: Projection | None = None) -> str:
+def simulation_json(
+    simulation: Simulation,
+    projection: Projection | None = None,
+    comparison: Comparison | None = None,
+) -> str:
     document = {
         "policy": simulation.policy.describe(),
         "timezone": simulation.zone.key,
@@ -614,5 +685,28 @@ def simulation_json(simulation: Simulation, projection: Projection | None = None
                 }
                 for label, price in projection.prices
             ],
+        }
+    if comparison is not None:
+        cheaper = comparison.cheaper()
+        document["backups"] = {
+            "provider": comparison.provider,
+            "server_price": comparison.server_price,
+            "currency": comparison.currency,
+            "every_hours": comparison.needs.every.total_seconds() / 3600,
+            "reach_days": round(comparison.needs.reach.total_seconds() / 86400, 3),
+            "snapshots_monthly": round(comparison.snapshots_monthly, 4),
+            "plans": [
+                {
+                    "name": o.plan.name,
+                    "monthly": round(o.monthly, 4),
+                    "currency": o.currency,
+                    "kept": o.backups,
+                    "keeps_the_rules": o.why_not is None,
+                    "why_not": o.why_not,
+                    "source": o.plan.source,
+                }
+                for o in comparison.options
+            ],
+            "cheaper": cheaper.plan.name if cheaper else "snapshots",
         }
     return json.dumps(document, indent=2) + "\n"

@@ -24,7 +24,13 @@ from snapshot_policy.core.status import (
 )
 from snapshot_policy.output.jsondoc import indented_json, iso_utc, target_identity
 from snapshot_policy.output.planfile import storage_document
-from snapshot_policy.output.render import storage_text, wrap_line, wrap_sentences
+from snapshot_policy.output.render import (
+    price_label,
+    price_sources,
+    storage_text,
+    wrap_line,
+    wrap_sentences,
+)
 
 FORMAT_VERSION = 1
 _WORDS = {OK: "ok", LATE: "LATE", NONE: "NO SNAPSHOT"}
@@ -40,7 +46,20 @@ def status_text(status: Status) -> str:
     ]
     if status.accounts:
         blocks.append(_accounts_text(status.accounts))
+    if any(price.source for _, price in status.prices):
+        blocks.append(_prices_text(status))
     return "\n\n".join(blocks + [wrap_sentences(summary(status))]) + "\n"
+
+
+def _prices_text(status: Status) -> str:
+    """What a GB of snapshots costs a month, and where each price came from."""
+    prices = dict(status.prices)
+    lines = ["Prices per GB-month:"] + [
+        f"  {price.currency} {price.per_gb_month:g} ({price_label(key)})"
+        for key, price in status.prices
+    ]
+    lines += price_sources(prices, list(prices))
+    return "\n".join(wrap_line(line, "    ") for line in lines)
 
 
 def _target_text(judged: TargetStatus) -> str:
@@ -180,6 +199,10 @@ def status_document(status: Status) -> dict:
             "with_problems": sum(1 for t in status.targets if t.problems),
             "uncovered": sum(len(a.uncovered or ()) for a in status.accounts),
             "failed_targets": len({f.target for f in status.failures}),
+        },
+        "prices": {
+            key: {"per_gb_month": p.per_gb_month, "currency": p.currency, "source": p.source}
+            for key, p in status.prices
         },
     }
 

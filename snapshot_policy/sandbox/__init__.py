@@ -30,7 +30,10 @@ and every key marked optional may be left out:
          "server_limit": 10},                      # optional: one server more is refused
                                                    # (DigitalOcean 422, the droplet limit;
                                                    # Hetzner 403 resource_limit_exceeded)
-        {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"]}
+        {"name": "hz-prod", "provider": "hetzner", "tokens": ["hz-token"],
+         "pricing": {"currency": "EUR",            # optional: GET /v1/pricing's currency,
+                     "vat_rate": "19.00",          # VAT and net image price per GB-month
+                     "image": "0.0143"}}           # (each defaults to these)
       ],
       "servers": [
         {"account": "do-main", "id": 1001, "name": "web-1",
@@ -113,6 +116,15 @@ Copies in other regions: DigitalOcean `POST /v2/images/{id}/actions` `{"type": "
 long as an action), is listed in `GET /v2/actions` (`resource_type` image, `region_slug` the
 destination), and adds the region to the image's `regions`; the fault `transfer_fail` (a
 region `name` pattern) makes it end `errored`.
+
+Power (consistency: shutdown): DigitalOcean `POST /v2/droplets/{id}/actions` `shutdown`,
+`power_off`, `power_on`; Hetzner `POST /v1/servers/{id}/actions/shutdown|poweroff|poweron`.
+A shutdown's action is over at once (the clouds only send the ACPI request); the guest is
+then `stopping` (DigitalOcean still lists it `active`) and `off` after the state's
+`shutdown_seconds` (default: `action_seconds`). A power off or on takes `action_seconds`
+and, like any action, locks the server meanwhile. Faults: `ignore_shutdown` (the guest keeps
+running; only a power off stops it) and `fail_power_on` (the power on ends in error, the
+server stays off), both for a `server_id` if given.
 
 Control API (JSON; no auth; not in the request log): `GET /_sandbox/` (url, env),
 `GET|PUT /_sandbox/state`, `GET|DELETE /_sandbox/requests` (`?provider=`),

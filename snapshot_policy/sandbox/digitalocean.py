@@ -42,7 +42,9 @@ from .state import Account, Action, Server, Snapshot, State, VolumeSnapshot, for
 from .wire import BadBody, Request, Response, page_bounds, positive_int
 
 SIZE_SLUG = DEFAULT_MACHINE_TYPE["digitalocean"]
-STATUSES = {"starting": "new", "running": "active", "off": "off"}
+# DigitalOcean has no word for a guest shutting down: the droplet is active until it is off.
+STATUSES = {"starting": "new", "running": "active", "off": "off", "stopping": "active"}
+POWER_ACTIONS = ("shutdown", "power_off", "power_on")
 DROPLET_NAME = re.compile(r"^[a-zA-Z0-9]?[a-z0-9A-Z.\-]*[a-z0-9A-Z]$")
 BASE_IMAGE = {
     "id": 63663980,
@@ -390,6 +392,13 @@ class DigitalOceanAPI:
             return error(404)
         body = request.json()
         kind = body.get("type")
+        if kind in POWER_ACTIONS:
+            if self.state.running_action(server.id) is not None:
+                return error(422, "Droplet already has a pending event.")
+            fault = {"shutdown": "ignore_shutdown", "power_on": "fail_power_on"}.get(kind)
+            hit = fault is not None and self._action_fails("digitalocean", server.id, fault)
+            action = self.state.power_action(account, server, kind, kind, ignored=hit, fails=hit)
+            return Response(201, {"action": _action(action, server.region)})
         if kind in OTHER_ACTIONS:
             if self.state.running_action(server.id) is not None:
                 return error(422, "Droplet already has a pending event.")

@@ -28,6 +28,11 @@ random generator, so a flaky-network test is repeatable. Kinds:
   the regular expression `name` is found in, if given) does not boot: its create action ends
   in error (DigitalOcean `errored`, Hetzner `error`, and its start_server too) and the server
   stays `off`. It still exists, and must be deleted.
+- `ignore_shutdown`: not about requests: the guest of the next server (`server_id`, if
+  given) asked to shut down gracefully on the matching service ignores it and keeps running;
+  only a power off stops it (consistency: shutdown with `force`).
+- `fail_power_on`: not about requests: the next power on of a server (`server_id`, if given)
+  on the matching service ends in error (DigitalOcean `errored`, Hetzner `error`); it stays off.
 - `slow_boot`: not about requests: the next server created on the matching service (and
   `name`) boots for `seconds` instead of its account's `boot_seconds`.
 - A lost reply to a create (the server is made, the client never hears of it) is `lose_reply`
@@ -67,9 +72,18 @@ KINDS = (
     "boot_fail",
     "slow_boot",
     "transfer_fail",
+    "ignore_shutdown",
+    "fail_power_on",
 )
 # Faults about what the cloud does later, not about a request: never answer one.
-NOT_REQUESTS = ("fail_action", "boot_fail", "slow_boot", "transfer_fail")
+NOT_REQUESTS = (
+    "fail_action",
+    "boot_fail",
+    "slow_boot",
+    "transfer_fail",
+    "ignore_shutdown",
+    "fail_power_on",
+)
 RESOURCES = ("snapshots", "servers")
 # Faults that change nothing of the answer itself: they fire alongside another one.
 ALONGSIDE = ("delay", "shift")
@@ -195,12 +209,13 @@ class Faults:
                         break
         return fired
 
-    def action_fails(self, service: str, server_id: int) -> bool:
-        """Consume a matching `fail_action` fault for a new snapshot action, if there is one."""
+    def action_fails(self, service: str, server_id: int, kind: str = "fail_action") -> bool:
+        """Consume a matching `fail_action` fault for a new snapshot action, if there is one
+        (or, by `kind`, an `ignore_shutdown` or `fail_power_on` for a power action)."""
         with self._lock:
             for fault in self._faults:
                 if (
-                    fault.kind == "fail_action"
+                    fault.kind == kind
                     and fault.service in (None, service)
                     and fault.server_id in (None, server_id)
                     and fault._fire()

@@ -32,6 +32,9 @@ public IPv4 nor IPv6 nor a network that is to be started (hcloud-go refuses that
 network id is accepted (the sandbox keeps no networks; a server gets a 10.x address in each).
 An account's `snapshot_limit` makes create_image beyond it answer 403
 `resource_limit_exceeded`, and its `server_limit` a create beyond it.
+
+`GET /pricing` answers every key the description requires, in the account's `pricing`
+(currency, VAT rate, the net image price per GB-month); faults reach it as any request.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from email.utils import formatdate
 from .catalogue import DEFAULT_MACHINE_TYPE, SERVER_TYPES, SERVER_TYPES_BY_ID, ServerType
 from .faults import Fault
 from .labels import label_errors, parse_selector
-from .state import Account, Action, Server, Snapshot, State, format_time
+from .state import PRICING, Account, Action, Server, Snapshot, State, format_time
 from .wire import BadBody, Request, Response, page_bounds, positive_int
 
 ERROR_CODES = {
@@ -85,7 +88,9 @@ OTHER_ACTIONS = {
     "shutdown": "shutdown_server",
     "change_type": "change_server_type",
 }
-STATUSES = {"starting": "initializing", "running": "running", "off": "off"}
+STATUSES = {"starting": "initializing", "running": "running", "off": "off", "stopping": "stopping"}
+# The power actions change the server's status (State.power_action); ours -> Hetzner's path.
+POWER_ACTIONS = {"shutdown": "shutdown", "poweroff": "power_off", "poweron": "power_on"}
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
     r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
@@ -161,6 +166,7 @@ class HetznerAPI:
                 re.compile(r"/v1/servers/(\d+)/actions/(" + "|".join(OTHER_ACTIONS) + ")"),
                 self._server_action,
             ),
+            ("GET", re.compile(r"/v1/pricing"), self._pricing),
             ("GET", re.compile(r"/v1/actions"), self._get_actions),
             ("GET", re.compile(r"/v1/actions/(\d+)"), self._get_action),
             ("GET", re.compile(r"/v1/images"), self._list_images),
@@ -500,6 +506,64 @@ class HetznerAPI:
             return error(404, f"server type with ID '{type_id}' not found")
         return Response(200, {"server_type": _server_type(kind)})
 
+    # -- pricing ---------------------------------------------------------------------------
+
+    def _pricing(self, request: Request, account: Account) -> Response:
+        """`GET /pricing`: every key the API's description requires, in the account's currency
+        (`Account.pricing`); the image price is the one that matters, the server types' are
+        the catalogue's, with the account's VAT."""
+        given = {**PRICING, **account.pricing}
+        vat = float(given["vat_rate"]) / 100
+
+        def price(net: str) -> dict:
+            return {"net": f"{float(net):.4f}", "gross": f"{float(net) * (1 + vat):.4f}"}
+
+        def located(net: str, hourly: str | None = None) -> list[dict]:
+            return [
+                {
+                    "location": name,
+                    **({"price_hourly": price(hourly)} if hourly is not None else {}),
+                    "price_monthly": price(net),
+                }
+                for name in sorted(LOCATIONS)
+            ]
+
+        pricing = {
+            "currency": given["currency"],
+            "vat_rate": f"{float(given['vat_rate']):.2f}",
+            "primary_ips": [
+                {"type": "ipv4", "prices": located("0.5000", "0.0008")},
+                {"type": "ipv6", "prices": located("0.0000", "0.0000")},
+            ],
+            "floating_ips": [
+                {"type": kind, "prices": located(net)}
+                for kind, net in (("ipv4", "3.0000"), ("ipv6", "3.0000"))
+            ],
+            "image": {"price_per_gb_month": price(given["image"])},
+            "volume": {"price_per_gb_month": price("0.0440")},
+            "server_backup": {"percentage": "20.00"},
+            "server_types": [
+                {
+                    "id": kind.id,
+                    "name": kind.name,
+                    "prices": [
+                        {
+                            "location": location,
+                            "price_hourly": price(kind.price_hourly),
+                            "price_monthly": price(kind.price_monthly),
+                            "included_traffic": 21990232555520,
+                            "price_per_tb_traffic": price("1.0000"),
+                        }
+                        for location, _ in kind.locations
+                    ],
+                }
+                for kind in sorted(SERVER_TYPES.values(), key=lambda k: k.id)
+            ],
+            "load_balancer_types": [],
+            "floating_ip": {"price_monthly": price("3.0000")},
+        }
+        return Response(200, {"pricing": pricing})
+
     # -- create_image and actions ----------------------------------------------------------
 
     def _create_image(self, request: Request, account: Account, server_id: str) -> Response:
@@ -546,6 +610,14 @@ class HetznerAPI:
             return error(404, f"server with ID '{server_id}' not found")
         if self.state.running_action(server.id) is not None:
             return error(423, "server is locked: an action is already running", "locked")
+        if name in POWER_ACTIONS:
+            kind = POWER_ACTIONS[name]
+            fault = {"shutdown": "ignore_shutdown", "power_on": "fail_power_on"}.get(kind)
+            hit = fault is not None and self._action_fails("hetzner", server.id, fault)
+            action = self.state.power_action(
+                account, server, kind, OTHER_ACTIONS[name], ignored=hit, fails=hit
+            )
+            return Response(201, {"action": self._action(action)})
         return Response(
             201,
             {"action": self._action(self.state.start_action(account, server, OTHER_ACTIONS[name]))},

@@ -34,7 +34,9 @@ PROVIDERS = ("digitalocean", "hetzner")
 DEFAULT_RATE_LIMIT = {"digitalocean": 5000, "hetzner": 3600}
 DEFAULT_REGION = {"digitalocean": "nyc3", "hetzner": "fsn1"}
 DEFAULT_SIZE_GIGABYTES = 2.5
-SERVER_STATUSES = ("starting", "running", "off")
+# What a Hetzner account's `GET /v1/pricing` says unless its `pricing` says otherwise.
+PRICING = {"currency": "EUR", "vat_rate": "19.00", "image": "0.0143"}
+SERVER_STATUSES = ("starting", "running", "off", "stopping")
 """Provider-neutral: DigitalOcean new/active/off, Hetzner initializing/running/off."""
 BOOT_COMMANDS = {"digitalocean": "create", "hetzner": "create_server"}
 START_COMMAND = "start_server"
@@ -79,6 +81,9 @@ class Account:
     server_limit: int | None = None
     """The most servers the account may have (DigitalOcean's droplet limit, Hetzner's
     project limit); one more is refused. None: no limit."""
+    pricing: dict[str, str] = field(default_factory=dict)
+    """Hetzner `GET /v1/pricing`: `currency`, `vat_rate` and `image` (the net price of a GB
+    of images a month, a decimal string); each left out takes PRICING's."""
 
 
 @dataclass
@@ -192,6 +197,8 @@ class Action:
     resources: list[dict] = field(default_factory=list)
     """What the action works on, as Hetzner lists it: [{"id": 42, "type": "server"}]."""
     boots: str | None = None
+    powers: str | None = None
+    """A power action (power_off, power_on): the status its server gets when it succeeds."""
     """A server's create action: the status its server gets when it succeeds ("running", or
     "off" when Hetzner is told not to start it); when it fails the server stays "off"."""
     transfer: tuple[Snapshot, str] | None = None
@@ -290,6 +297,12 @@ class State:
         self.transfer_seconds: float | None = None
         """How long a DigitalOcean image transfer takes; None: as long as an action."""
         self.actions_oldest_first = False
+        self.shutdown_seconds: float | None = None
+        """How long a guest takes to shut down after a graceful shutdown request (its action
+        itself is over at once, as the clouds say: it only sends the ACPI request); None: as
+        long as an action (`action_seconds`)."""
+        self._power_changes: dict[int, tuple[float, str]] = {}
+        """Server id -> (monotonic deadline, status): a guest shutting down gets there."""
         """DigitalOcean's account action listing oldest first: its API description promises no
         order."""
 
@@ -306,6 +319,7 @@ class State:
         snapshot_limit: int | None = None,
         boot_seconds: float | None = None,
         server_limit: int | None = None,
+        pricing: dict[str, str] | None = None,
     ) -> Account:
         if provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {provider!r}")
@@ -325,6 +339,9 @@ class State:
                 or boot_seconds < 0
             ):
                 raise ValueError("boot_seconds must be a number of seconds, 0 or more")
+            unknown = set(pricing or {}) - set(PRICING)
+            if unknown or not all(isinstance(v, str) for v in (pricing or {}).values()):
+                raise ValueError(f"pricing takes strings for {sorted(PRICING)}, not {pricing!r}")
             account = Account(
                 name,
                 provider,
@@ -334,6 +351,7 @@ class State:
                 snapshot_limit=snapshot_limit,
                 boot_seconds=boot_seconds,
                 server_limit=server_limit,
+                pricing=dict(pricing or {}),
             )
             self.accounts[name] = account
             return account
@@ -581,6 +599,7 @@ class State:
         return mine[::-1]
 
     def servers_of(self, account: Account) -> list[Server]:
+        self.advance()
         return sorted(
             (s for s in self.servers.values() if s.account == account.name), key=lambda s: s.id
         )
@@ -721,6 +740,43 @@ class State:
         action.resources = [{"id": snapshot.id, "type": "image"}]
         return action
 
+    def power_action(
+        self,
+        account: Account,
+        server: Server,
+        kind: str,
+        command: str,
+        *,
+        ignored: bool = False,
+        fails: bool = False,
+    ) -> Action:
+        """A power action (`kind` shutdown, power_off or power_on; `command` the cloud's word).
+        A shutdown only sends the guest its ACPI request: the action is over at once and the
+        guest is `stopping`, then `off` after `shutdown_seconds` — unless it `ignored` it (it
+        stays running; only a power off helps). power_off/power_on take `action_seconds`; a
+        `fails` power on (a fault) ends in error and leaves the server off. Any power action
+        cancels a shutdown still under way."""
+        self._power_changes.pop(server.id, None)
+        action = self._new_action(
+            account,
+            command,
+            server.id,
+            duration=0.0 if kind == "shutdown" else None,
+            fails=fails and kind == "power_on",
+        )
+        action.resources = [{"id": server.id, "type": "server"}]
+        if kind == "shutdown":
+            if not ignored and server.status == "running":
+                seconds = (
+                    self.action_seconds if self.shutdown_seconds is None else self.shutdown_seconds
+                )
+                server.status = "stopping"
+                self._power_changes[server.id] = (self.monotonic() + seconds, "off")
+        else:
+            action.powers = "off" if kind == "power_off" else "running"
+        self.advance()
+        return action
+
     def boot_seconds_of(self, account: Account) -> float:
         """How long a new server of the account boots: its own setting, else the state's,
         else as long as an action."""
@@ -845,8 +901,13 @@ class State:
         return action
 
     def advance(self) -> None:
-        """Finish every running action whose time is up."""
+        """Finish every running action whose time is up, and every shutdown of a guest."""
         now = self.monotonic()
+        for server_id, (deadline, status) in list(self._power_changes.items()):
+            if deadline <= now:
+                del self._power_changes[server_id]
+                if server_id in self.servers:
+                    self.servers[server_id].status = status
         for action in [a for a in self._running.values() if a.deadline <= now]:
             del self._running[action.id]
             self._finish(action)
@@ -860,6 +921,10 @@ class State:
             if alive and not action.fails and region not in (image.region, *image.copies):
                 image.copies.append(region)
             return
+        if action.powers is not None and not action.fails:
+            server = self.servers.get(action.server_id or 0)
+            if server is not None:
+                server.status = action.powers
         if action.boots is not None:
             server = self.servers.get(action.server_id or 0)
             if server is not None and server.status == "starting":
@@ -913,6 +978,7 @@ class State:
                         ),
                         **({"boot_seconds": a.boot_seconds} if a.boot_seconds is not None else {}),
                         **({"server_limit": a.server_limit} if a.server_limit is not None else {}),
+                        **({"pricing": dict(a.pricing)} if a.pricing else {}),
                     }
                     for a in self.accounts.values()
                 ],
@@ -964,6 +1030,7 @@ class State:
                     snapshot_limit=item.get("snapshot_limit"),
                     boot_seconds=item.get("boot_seconds"),
                     server_limit=item.get("server_limit"),
+                    pricing=item.get("pricing"),
                 )
                 for tag in item.get("tags", []):
                     self.register_tag(account, tag)

@@ -67,6 +67,26 @@ class AuditLog:
                 self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log"
             )
 
+    def record_power(self, event: str, target: Target, reason: str, when: datetime) -> None:
+        """Append one line about a server's power (consistency: shutdown): `event` is "server
+        shut down", "server powered off", "server powered on" or "server running again".
+        Raise StateFileError (an OSError) if it cannot be written."""
+        line = {
+            "time": when.isoformat(),
+            "event": event,
+            "target": target.name,
+            "provider": target.provider,
+            "account": target.account,
+            "server_id": target.server_id,
+            "server_name": target.server_name,
+            "reason": reason,
+            "plan_fingerprint": self._fingerprint,
+        }
+        with self._lock:
+            statefiles.append_text(
+                self._path, json.dumps(line, ensure_ascii=False) + "\n", "audit log"
+            )
+
     def record_server(
         self,
         event: str,

@@ -26,6 +26,12 @@ given its id once the cloud answered (`drill_created`) and crossed off only once
 is confirmed (`drill_gone`): whatever killed a run, the next one finds every drill server it
 may have left, by id or by its exact name, and deletes it (docs/promises.md §5, invariant 14).
 These entries never expire: a server left running costs money until someone deletes it.
+
+A server `consistency: shutdown` shuts down is written here before the shutdown request is
+sent (`powering_off`, at once, even inside `batch()`: no request if it cannot be written) and
+crossed off only once the server is seen running again (`powered_on`): a run killed while it
+was off leaves the next run to power it on first (docs/promises.md §5.17). These never expire
+either: a server left off is an outage until someone powers it on.
 """
 
 from __future__ import annotations
@@ -195,6 +201,52 @@ class Journal:
             ]
         )
 
+    def powering_off(self, account: str, server_id: str, target: str, when: datetime) -> None:
+        """Note that `target` is about to shut its server down. Written to disk at once, even
+        inside `batch()`: the shutdown may be sent only once this returns. Raise
+        StateFileError (an OSError) if it cannot be written; the entry is then not kept."""
+        entry = {
+            "account": account,
+            "server_id": server_id,
+            "name": target,
+            "started": when.isoformat(),
+            "powered_off": target,
+        }
+        with self._lock:
+            before = self._entries
+            self._entries = [e for e in before if not _is_powered_off(e, account, server_id)]
+            self._entries.append(entry)
+            try:
+                self._write()
+            except OSError:
+                self._entries = before
+                raise
+
+    def powered_on(self, account: str, server_id: str) -> None:
+        """Cross off the server's `powered_off` entry: it was seen running again (nothing is
+        written when there is none: a journal that could not take it may not take this)."""
+        if self.powered_off(account, server_id) is None:
+            return
+        self._change(
+            lambda entries: [e for e in entries if not _is_powered_off(e, account, server_id)]
+        )
+
+    def powered_off(self, account: str, server_id: str) -> tuple[str, datetime] | None:
+        """The target that shut this server down and when, if it was not seen running since."""
+        for e in self._mine(account, server_id):
+            if _kind(e) == "powered_off":
+                return e["powered_off"], datetime.fromisoformat(e["started"])
+        return None
+
+    def left_off(self) -> list[tuple[str, str, str, datetime]]:
+        """Every `powered_off` entry: (account, server id, target, when it was shut down)."""
+        with self._lock:
+            found = [e for e in self._entries if _kind(e) == "powered_off"]
+        return [
+            (e["account"], e["server_id"], e["powered_off"], datetime.fromisoformat(e["started"]))
+            for e in found
+        ]
+
     def drill_requested(
         self,
         account: str,
@@ -333,6 +385,7 @@ class Journal:
                         "deleting": ("deleting", "reason"),
                         "after": ("after",),
                         "drill": ("drill", "snapshot", "drill_server"),
+                        "powered_off": ("powered_off",),
                         "start": (),
                     }[kind]
                     fresh.append(
@@ -348,7 +401,7 @@ class Journal:
         return fresh
 
 
-NEVER_EXPIRE = ("after", "drill")
+NEVER_EXPIRE = ("after", "drill", "powered_off")
 
 
 def _kind(entry: dict) -> str:
@@ -356,7 +409,16 @@ def _kind(entry: dict) -> str:
     drill server that may exist."""
     if "drill" in entry:
         return "drill"
+    if "powered_off" in entry:
+        return "powered_off"
     return "deleting" if "deleting" in entry else "after" if "after" in entry else "start"
+
+
+def _is_powered_off(entry: dict, account: str, server_id: str) -> bool:
+    return _kind(entry) == "powered_off" and (entry["account"], entry["server_id"]) == (
+        account,
+        server_id,
+    )
 
 
 def _is_drill(entry: dict, account: str, name: str) -> bool:

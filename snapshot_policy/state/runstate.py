@@ -9,6 +9,9 @@ odd listing cannot decide alone (docs/promises.md §5).
 - Each target's last run on each server (when, and whether it succeeded, with the error),
   and its last restore drill: what `status` reports, and when the next drill is due.
 
+- What each Hetzner account's price list said, and when it was read (issue 23, item 3): a
+  plan within a day of it reads no price again (core/pricing.py).
+
 An unreadable file counts as empty: at worst orphans wait one more grace period and one
 extra snapshot is made. Entries older than KEEP are dropped.
 """
@@ -48,6 +51,15 @@ class LastDrill:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ReadPrice:
+    """What an account's price list said a GB of snapshots costs a month, net, and when."""
+
+    per_gb_month: float
+    currency: str
+    read: datetime
+
+
 class RunState:
     def __init__(self, path: str | Path, now: datetime):
         self._path = Path(path)
@@ -59,6 +71,7 @@ class RunState:
         self.last_drills: dict[Subject, LastDrill] = _records(
             document.get("last_drills"), LastDrill
         )
+        self.prices: dict[str, ReadPrice] = _prices(document.get("prices"))
 
     def record_made(self, account: str, server_id: str, when: datetime) -> None:
         self.last_made[(account, server_id)] = max(
@@ -70,6 +83,26 @@ class RunState:
 
     def record_drill(self, account: str, server_id: str, target: str, drill: LastDrill) -> None:
         self.last_drills[(account, server_id, target)] = drill
+
+    def record_price(self, account: str, price: ReadPrice) -> None:
+        self.prices[account] = price
+
+    def exists(self) -> bool:
+        """Whether a run has written the file already."""
+        return self._path.exists()
+
+    def save_prices(self) -> None:
+        """Write only the prices into the file as it is now: for a plan, which holds the lock
+        for no longer than this and must not put back what it read of the rest."""
+        document = self._read()
+        document["prices"] = self._prices_document()
+        statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
+
+    def _prices_document(self) -> list:
+        return [
+            [account, {**asdict(p), "read": p.read.isoformat()}]
+            for account, p in sorted(self.prices.items())
+        ]
 
     def record_absent(self, account: str, absent: Iterable[str], now: datetime) -> None:
         """Set the account's missing servers to `absent`: new ones from `now`, known ones
@@ -91,6 +124,7 @@ class RunState:
                 [*subject, {**asdict(record), "when": record.when.isoformat()}]
                 for subject, record in sorted(records.items())
             ]
+        document["prices"] = self._prices_document()
         statefiles.write_atomic(self._path, json.dumps(document, indent=1), "run state")
 
     def _read(self) -> dict:
@@ -156,3 +190,20 @@ def _well_typed(record: object) -> bool:
         for name, value in asdict(record).items()
         if name in _TYPES
     )
+
+
+def _prices(entries: object) -> dict[str, ReadPrice]:
+    """Read `[account, {per_gb_month, currency, read}]` entries; a malformed one is skipped
+    (the price is read again)."""
+    found = {}
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            account, fields = entry
+            read = datetime.fromisoformat(fields["read"])
+            amount, currency = float(fields["per_gb_month"]), str(fields["currency"])
+            if read.tzinfo is None or not amount >= 0 or len(currency) != 3:
+                continue
+            found[str(account)] = ReadPrice(amount, currency, read)
+        except (TypeError, ValueError, KeyError):
+            continue
+    return found

@@ -366,7 +366,11 @@ def test_plan_shows_storage_and_monthly_cost_per_target_and_in_total(
     assert db["storage"]["after_apply"]["size_gb"] == 25.0 and db["storage"]["after_apply"][
         "monthly_cost"
     ] == {"EUR": 0.5}
-    assert document["storage"]["prices"]["hetzner"] == {"per_gb_month": 0.02, "currency": "EUR"}
+    assert document["storage"]["prices"]["hetzner"] == {
+        "per_gb_month": 0.02,
+        "currency": "EUR",
+        "source": "settings.prices",
+    }
     assert document["storage"]["now"]["monthly_cost"] == {"EUR": 0.45, "USD": 0.99}
 
 

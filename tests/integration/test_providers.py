@@ -14,6 +14,7 @@ from snapshot_policy.core.model import (
     DIGITALOCEAN,
     HETZNER,
     Account,
+    Price,
     ProviderError,
     RetentionPolicy,
     Target,
@@ -732,3 +733,34 @@ def test_an_action_status_the_api_does_not_document_is_not_a_certain_failure(
     with pytest.raises(ProviderError) as raised:
         provider_api.progress([started])
     assert raised.value.transient and "action status 'paused'" in str(raised.value)
+
+
+def test_prices_come_from_hetzners_price_list_net_in_the_projects_currency(sandbox, adapter):
+    """`GET /v1/pricing` through hcloud (issue 23, item 3): the net image price, read once;
+    DigitalOcean has no price endpoint."""
+    state = sandbox.dump_state()
+    for account in state["accounts"]:
+        if account["name"] == "hz-a":
+            account["pricing"] = {"currency": "USD", "image": "0.0171", "vat_rate": "21.00"}
+    sandbox.load_state(state)
+    sandbox.clear_requests()
+    assert adapter(HETZNER).prices() == Price(0.0171, "USD")
+    assert [r["path"] for r in sandbox.requests()] == ["/v1/pricing"]
+    assert adapter(DIGITALOCEAN).prices() is None
+    assert sandbox.requests("digitalocean") == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "error", "status": 503},
+        {"kind": "patch", "patch": {"pricing": {"image": None}}},
+        {"kind": "patch", "patch": {"pricing": {"currency": "euro"}}},
+    ],
+)
+def test_a_price_list_that_cannot_be_read_raises_at_once(sandbox, adapter, sleeps, fault):
+    sandbox.inject(**fault, service="hetzner", path="^/v1/pricing$")
+    with pytest.raises(ProviderError) as raised:
+        adapter(HETZNER).prices()
+    assert raised.value.operation == "read prices"
+    assert len(sandbox.requests("hetzner")) == 1  # once: a plan falls back, it does not wait

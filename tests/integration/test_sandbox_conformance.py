@@ -159,6 +159,10 @@ def digitalocean_traffic(call: Recorder) -> None:
     wait_until(lambda: not sandbox.state.running_action(101))
     call("digitalocean", "GET", f"/v2/actions/{action['id']}", 200)
     call("digitalocean", "GET", "/v2/actions/999", 404)
+    for kind in ("shutdown", "power_off", "power_on"):  # consistency: shutdown (issue 23)
+        call("digitalocean", "POST", "/v2/droplets/102/actions", 201, json={"type": kind})
+        wait_until(lambda: not sandbox.state.running_action(102))
+    call("digitalocean", "GET", "/v2/droplets", 200)
     call("digitalocean", "GET", "/v2/actions", 200)
     call("digitalocean", "GET", "/v2/actions", 200, params={"per_page": 1, "page": 1})
     call("digitalocean", "GET", "/v2/droplets/101/snapshots", 200, params={"per_page": 2})
@@ -243,6 +247,7 @@ def hetzner_traffic(call: Recorder) -> None:
     protected = sandbox.state.add_snapshot("hz-a", "golden", server_id=301, protected=True)
     plain = sandbox.state.add_snapshot("hz-a", "plain", server_id=301, labels={"a": "b"})
     call("hetzner", "GET", "/v1/servers/301", 200)
+    call("hetzner", "GET", "/v1/pricing", 200)  # issue 23, item 3
     call("hetzner", "GET", "/v1/servers/999", 404)
     call("hetzner", "GET", "/v1/servers", 401, token="wrong")
     call(
@@ -289,6 +294,10 @@ def hetzner_traffic(call: Recorder) -> None:
     )
     call("hetzner", "GET", "/v1/servers/actions", 200, params={"id": failing["action"]["id"]})
     call("hetzner", "GET", "/v1/servers/actions", 422, params={"status": "done"})
+    for kind in ("shutdown", "poweroff", "poweron"):  # consistency: shutdown (issue 23)
+        call("hetzner", "POST", "/v1/servers/303/actions/" + kind, 201)
+        wait_until(lambda: not sandbox.state.running_action(303))
+    call("hetzner", "GET", "/v1/servers", 200)
     call("hetzner", "GET", "/v1/images", 200)
     call(
         "hetzner",

@@ -134,6 +134,9 @@ class Event:
     drill: Drilled | None = None
     """Set for a restore drill's result: told in its own words (`drill_text`,
     `drill_payload`), whatever templates the channel has for snapshots."""
+    downtime_seconds: float | None = None
+    """consistency: shutdown — how long the server was off (docs/promises.md §5.17); told
+    in the default message and webhook body only, never in a snapshots.py-style one."""
 
 
 def legacy_status(event: Event) -> str:
@@ -261,6 +264,8 @@ def _default_layout(event: Event, markdown: bool) -> str:
         lines.append(f"Snapshot: {value(event.snapshot_name)}")
     if not ok:
         lines.append(f"Error: {value(_shorten(event.error or 'unknown error', ERROR_LIMIT))}")
+    if event.downtime_seconds is not None:
+        lines.append(f"Server off for {event.downtime_seconds:g}s")
     lines += [
         snapshot_info(event.total_snapshots),
         f"Host: {value(event.hostname)}",
@@ -481,6 +486,11 @@ def webhook_payload(event: Event, template: dict | None, style: Style = DEFAULT_
             "snapshot_info": values["snapshot_info"],
             "target": event.target,
             "error": event.error,
+            **(
+                {"downtime_seconds": event.downtime_seconds}
+                if event.downtime_seconds is not None
+                else {}
+            ),
         }
     return _fill_payload(template, values)
 

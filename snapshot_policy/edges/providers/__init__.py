@@ -21,6 +21,7 @@ from snapshot_policy.core.model import (
     CloudSnapshot,
     MachineType,
     MadeServer,
+    Price,
     ProviderError,
     RateLimit,
     Server,
@@ -97,6 +98,16 @@ class Provider(Protocol):
         number: each finished one as listed and marked, a failed one as its error, None
         while it runs."""
 
+    def shutdown_server(self, server_id: str) -> None:
+        """Ask the server's guest to shut down gracefully (ACPI) and return at once: the cloud
+        only sends the request, so whether it went off is read from `servers()` (`status`)."""
+
+    def power_off_server(self, server_id: str) -> None:
+        """Cut the server's power (consistency: shutdown with `force`), returning at once."""
+
+    def power_on_server(self, server_id: str) -> None:
+        """Power the server on, returning at once; `servers()` says when it runs again."""
+
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         """Add `labels` to a snapshot this tool made but could not mark (journal.py)."""
 
@@ -128,6 +139,11 @@ class Provider(Protocol):
     def machine_types(self) -> list[MachineType]:
         """Return what a server can be made as (DigitalOcean's sizes, Hetzner's server types),
         from one paginated listing, with where each can be made now and its hourly price."""
+
+    def prices(self) -> Price | None:
+        """Return what a GB of snapshots costs a month as the cloud's own price list says, net
+        of VAT, in the account's currency (Hetzner `GET /v1/pricing`); None where the cloud
+        has no such endpoint (DigitalOcean). Raise ProviderError when it cannot be read."""
 
     def create_server(self, request: ServerRequest) -> MadeServer:
         """Make a server from a snapshot and return it as the create's reply describes it

@@ -352,6 +352,29 @@ class DigitalOcean:
             situation="",
         )
 
+    # -- power (consistency: shutdown, docs/promises.md §5.17) ---------------------------------
+
+    def shutdown_server(self, server_id: str) -> None:
+        self._power(server_id, "shutdown")
+
+    def power_off_server(self, server_id: str) -> None:
+        self._power(server_id, "power_off")
+
+    def power_on_server(self, server_id: str) -> None:
+        self._power(server_id, "power_on")
+
+    def _power(self, server_id: str, kind: str) -> None:
+        """`POST /v2/droplets/{id}/actions {"type": kind}`, sent once: a power action repeated
+        after a lost reply does no harm, but a 5xx is not retried here either (the executor
+        reads the status and decides)."""
+        self._call(
+            f"{kind.replace('_', ' ')} droplet",
+            self._client.droplet_actions.post,
+            lambda reply: int(reply["action"]["id"]),
+            droplet_id=int(server_id),
+            body={"type": kind},
+        )
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         # A 404 means it is gone already, which is what was asked for.
         self._read(
@@ -442,6 +465,10 @@ class DigitalOcean:
         return {image: found.get(image, {}) for image in settled}, images - settled
 
     # -- servers made from snapshots (restore drills, restore) ---------------------------------
+
+    def prices(self) -> None:
+        """DigitalOcean has no price endpoint: the documented price (settings.prices) stands."""
+        return None
 
     def machine_types(self) -> list[MachineType]:
         listing = self._pages(
@@ -888,6 +915,7 @@ def _server(droplet: dict[str, Any]) -> Server:
         snapshot_ids,
         region=_region_slug(droplet),
         volume_ids=tuple(str(v) for v in droplet.get("volume_ids") or []),
+        status=droplet.get("status") if isinstance(droplet.get("status"), str) else None,
     )
 
 

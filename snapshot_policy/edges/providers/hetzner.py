@@ -39,6 +39,7 @@ from snapshot_policy.core.model import (
     CloudSnapshot,
     MachineType,
     MadeServer,
+    Price,
     ProviderError,
     RateLimit,
     Server,
@@ -323,6 +324,26 @@ class Hetzner:
             return error
         return None if image.creating else image
 
+    # -- power (consistency: shutdown, docs/promises.md §5.17) ---------------------------------
+
+    def shutdown_server(self, server_id: str) -> None:
+        self._call(
+            "shut down server",
+            lambda: self._client.servers.shutdown(HcloudServer(id=int(server_id))),
+        )
+
+    def power_off_server(self, server_id: str) -> None:
+        self._call(
+            "power off server",
+            lambda: self._client.servers.power_off(HcloudServer(id=int(server_id))),
+        )
+
+    def power_on_server(self, server_id: str) -> None:
+        self._call(
+            "power on server",
+            lambda: self._client.servers.power_on(HcloudServer(id=int(server_id))),
+        )
+
     def mark_snapshot(self, snapshot_id: str, labels: Mapping[str, str]) -> None:
         image_id = int(snapshot_id)
         merged = self._labels_now(image_id)
@@ -427,6 +448,23 @@ class Hetzner:
         return self._pages(
             "list server types", type_page, _server_type, lambda kind: kind.name
         ).items
+
+    def prices(self) -> Price:
+        """`GET /v1/pricing`: what a GB of snapshot images costs a month, net of VAT (the
+        gross adds the project owner's VAT, which differs by country), in the project's
+        currency. hcloud 2.27 has no pricing client: its generic request, as for server types.
+        Raise ProviderError when the reply cannot be read."""
+
+        def read() -> Price:
+            pricing = self._client.request(method="GET", url="/pricing")["pricing"]
+            net = float(pricing["image"]["price_per_gb_month"]["net"])
+            currency = str(pricing["currency"]).upper()
+            if not (net >= 0 and len(currency) == 3 and currency.isalpha()):
+                raise ValueError(f"an image price of {net} {currency!r}")
+            return Price(net, currency)
+
+        # Once, not retried: a plan falls back to the default rather than wait for a price.
+        return self._call("read prices", read)
 
     def create_server(self, request: ServerRequest) -> MadeServer:
         """`POST /v1/servers`, never repeated by hcloud; after a lost reply the server is looked
@@ -691,7 +729,10 @@ def _location_name(data: dict[str, Any]) -> str | None:
 
 def _server(listed: _Listed) -> Server:
     server, region = listed
-    return Server(str(server.id), server.name, dict(server.labels or {}), region=region)
+    status = server.status if isinstance(server.status, str) else None
+    return Server(
+        str(server.id), server.name, dict(server.labels or {}), region=region, status=status
+    )
 
 
 def _made(listed: _Listed) -> MadeServer:
