@@ -183,6 +183,31 @@ OVERRIDES = {
 }
 """Per-server overrides of keep_last: web-2's tag (alpha's web), app-1's label (alpha's app
 and beta's db-b)."""
+SHUTDOWN_TIMEOUT = 0.5
+"""consistency: shutdown on alpha's `db` (db-1, never powered off) and beta's `web-b` (web-1,
+`force: true`): how long each waits for the server to be off (seconds, real time)."""
+FORCE = {("beta", 101)}
+"""(configuration, server) a power off may be sent for: its target has `force: true`."""
+POWER = re.compile(r"^/v2/droplets/(\d+)/actions$|^/v1/servers/(\d+)/actions/(\w+)$")
+POWER_KINDS = {"shutdown": "shutdown", "power_off": "power_off", "poweroff": "power_off"}
+
+
+def power_request(request) -> tuple[str, int] | None:
+    """(shutdown or power_off, the server's id) of a request that asks for one, else None."""
+    found = POWER.match(request.path) if request.method == "POST" else None
+    if found is None:
+        return None
+    if found.group(1):
+        try:
+            kind = json.loads(request.body or b"{}").get("type")
+        except (ValueError, AttributeError):
+            return None
+        server_id = int(found.group(1))
+    else:
+        kind, server_id = found.group(3), int(found.group(2))
+    return (POWER_KINDS[kind], server_id) if kind in POWER_KINDS else None
+
+
 PIN_LABEL, PENDING_LABEL = "snapshot-policy/pinned-until", "snapshot-policy/pending-delete"
 PIN_TAG, PENDING_TAG = "snapshot-policy-pinned-until-", "snapshot-policy-pending-delete-"
 GARBLED = object()
@@ -277,6 +302,7 @@ POLICIES = {
                 "schedule": {"cron": "0 */8 * * *"},
                 "timezone": "Europe/Berlin",
                 "retention": {"keep_last": 2, "keep_daily": 3},
+                "consistency": {"mode": "shutdown", "timeout": SHUTDOWN_TIMEOUT},
                 "hooks": hooks(),
             },
             {
@@ -300,6 +326,7 @@ POLICIES = {
                 "retention": {"keep_last": 2},
                 "hooks": hooks(),
                 "volumes": True,
+                "consistency": {"mode": "shutdown", "force": True, "timeout": SHUTDOWN_TIMEOUT},
             },
             {
                 "name": "db-b",
@@ -651,6 +678,7 @@ REQUESTS = {
     "delete": lambda request: request.method == "DELETE" and DELETE.match(request.path),
     "drill create": lambda request: request.method == "POST" and CREATE_PATH.match(request.path),
     "drill delete": lambda request: request.method == "DELETE" and SERVER_PATH.match(request.path),
+    "shutdown": lambda request: power_request(request) is not None,
     "transfer": lambda request: (
         request.method == "POST" and re.match(r"^/v2/images/\d+/actions$", request.path)
     ),
@@ -702,11 +730,18 @@ class TappedSandbox(Sandbox):
         """(configuration, droplet id) -> the regions its target copies each snapshot to."""
         self.uncopied: list[str] = []
         """Deletions carried out while the newest snapshot lacked a copy (§5.15)."""
+        self.shut: dict[str, set[int]] = defaultdict(set)
+        """Configuration -> the servers its runs sent a shutdown or power off for, until a
+        completed run of it has seen them running (§5.17)."""
+        self.power_offs: list[str] = []
+        """Power offs sent without `force: true`."""
 
     def serve(self, request):
         running = self.running
         if running is not None and request.method == "DELETE" and DELETE.match(request.path):
             self._check_copies(request, running[0])
+        if running is not None and request.method == "POST" and POWER.match(request.path):
+            self._power(request, running[0])
         if running is not None and (
             (request.method == "POST" and CREATE_PATH.match(request.path))
             or (request.method == "DELETE" and SERVER_PATH.match(request.path))
@@ -723,6 +758,17 @@ class TappedSandbox(Sandbox):
         ):
             return None
         return response
+
+    def _power(self, request, config: str) -> None:
+        """Note a shutdown or power off `config`'s run sent (carried out or not)."""
+        found = power_request(request)
+        if found is None:
+            return
+        kind, server_id = found
+        self.shut[config].add(server_id)
+        COUNTS[f"{kind} sent"] += 1
+        if kind == "power_off" and (config, server_id) not in FORCE:
+            self.power_offs.append(f"{config} powered server {server_id} off without force")
 
     def _check_copies(self, request, config: str) -> None:
         """docs/promises.md §5.15, at the moment of a DELETE of an image of a droplet whose
@@ -994,7 +1040,9 @@ does not boot, one that boots past the boot timeout, a DELETE answered 500 (once
 LATER_23 = st.sampled_from([0, 6, 12, 24, 25, 49])
 """Hours before a run about marks and copies: up to two days, so beta's marks fall due."""
 WHEN_23 = st.tuples(
-    st.sampled_from(["mark", "mark", "transfer", "transfer", "delete", "create", "audited"]),
+    st.sampled_from(
+        ["mark", "mark", "transfer", "transfer", "shutdown", "shutdown", "delete", "create"]
+    ),
     st.sampled_from([0.0, 0.0, 0.003, 0.05, 0.1, 0.3]),
 )
 """The moment of an interruption about marks and copies: after a label or tag write, or a
@@ -1055,6 +1103,8 @@ class Proof(RuleBasedStateMachine):
             for spec in world.loaded.targets:
                 for server_id in spec.selector.ids if spec.copies else ():
                     self.sandbox.copies[(config, int(server_id))] = spec.copies
+        self.hand_off: set[int] = set()
+        """Target servers powered off by hand (and not on again since)."""
         self.environ = {k: os.environ.get(k) for k in ENV}
         os.environ.update(ENV)  # the CLI's pin, unpin and undelete read the tokens there
 
@@ -1308,6 +1358,7 @@ class Proof(RuleBasedStateMachine):
         transfer_fails=st.sampled_from([0, 0, 1, 2]),
         interruption=st.sampled_from([None, "stop", "kill", "kill"]),
         when=WHEN_23,
+        power_fault=st.sampled_from([None, None, "ignore_shutdown", "fail_power_on"]),
     )
     def run_while_marking_or_copying(
         self,
@@ -1316,12 +1367,22 @@ class Proof(RuleBasedStateMachine):
         transfer_fails: int,
         interruption: str | None,
         when: tuple[str, float],
+        power_fault: str | None,
     ) -> None:
         """apply up to two days later, when beta's marks pending deletion fall due (its soft
         delete) and alpha's copies decide its deletions; `transfer_fails` of its transfers
         failing (the sandbox's `transfer_fail`); stopped or killed while it marks, copies,
-        deletes or takes marks off."""
-        self._run(config, later, [], interruption, when, transfer_fails=transfer_fails)
+        deletes or takes marks off, or while a server consistency: shutdown shut down is
+        off; its guest ignoring the shutdown, or a power on failing (`power_fault`)."""
+        self._run(
+            config,
+            later,
+            [],
+            interruption,
+            when,
+            transfer_fails=transfer_fails,
+            power_fault=power_fault,
+        )
 
     @rule(
         config=CONFIG,
@@ -1395,6 +1456,25 @@ class Proof(RuleBasedStateMachine):
         COUNTS["steps"] += 1
         COUNTS["override changed by hand"] += 1
 
+    @rule(server=TARGET_SERVER, off=st.booleans())
+    def power_by_hand(self, server: tuple[str, int], off: bool) -> None:
+        """Someone powers a target's server off (a run must leave it off: it did not shut it
+        down) or on again."""
+        _, server_id = server
+        state = self.sandbox.state
+        with state.lock:
+            state.advance()
+            found = state.servers[server_id]
+            if found.status not in ("running", "off") or state.running_action(server_id):
+                return
+            found.status = "off" if off else "running"
+        if off:
+            self.hand_off.add(server_id)
+        else:
+            self.hand_off.discard(server_id)
+        COUNTS["steps"] += 1
+        COUNTS[f"server powered {'off' if off else 'on'} by hand"] += 1
+
     def _manages(self, config: str, snapshot: dict) -> bool:
         """A snapshot of a server (or volume) of `config`'s targets, with our marker and no
         other owner's: one `pin` may touch."""
@@ -1452,6 +1532,7 @@ class Proof(RuleBasedStateMachine):
         faults: list[str] = (),
         command: str = "apply",
         transfer_fails: int = 0,
+        power_fault: str | None = None,
     ) -> None:
         """One run of `config` (`command`: apply or drill), `later` hours after the last step,
         while `shifts` shift its listings and `faults` meet its drills, interrupted
@@ -1466,6 +1547,9 @@ class Proof(RuleBasedStateMachine):
         self.sandbox.state.clock = lambda: world.now
         self.sandbox.clear_requests()
         self._drill_faults(list(faults))
+        if power_fault:
+            self.sandbox.inject(power_fault, count=1)
+            COUNTS[f"power fault: {power_fault}"] += 1
         if transfer_fails:
             self.sandbox.inject("transfer_fail", service="digitalocean", count=transfer_fails)
             COUNTS["transfer faults"] += transfer_fails
@@ -1516,9 +1600,11 @@ class Proof(RuleBasedStateMachine):
         world.settle()
         record = RunRecord(config, interrupted, command)
         self.runs.append(record)
+        powered = self._check_power(config, interrupted, start, command)
         if command == "apply":  # the drill command owes and runs no hooks
             self.killed[config] = interrupted == "kill"
         try:
+            assert not powered, powered
             self._after_run(world, config, record, start, inputs, requests)
             self._after_drills(world, config, interrupted, "delete fails" in faults)
         except AssertionError as error:
@@ -1647,6 +1733,39 @@ class Proof(RuleBasedStateMachine):
                 self.hooks[config].settled()
         if record.interruption != "kill":
             check_audit(world, self.sent[config], self.removed[config])
+
+    def _check_power(
+        self, config: str, interrupted: str | None, start: dict, command: str
+    ) -> str | None:
+        """docs/promises.md §5.17 after a run of `config`: no power off without `force`; after
+        an apply not killed (stopped too: it powers on before it ends), every server a run of
+        `config` shut down (this one, or a killed one before it) is running again; a
+        server that was off before the run and that `config` owed nothing is left off."""
+        offs, self.sandbox.power_offs[:] = list(self.sandbox.power_offs), []
+        if offs:
+            return "; ".join(offs)
+        owed = self.sandbox.shut[config]
+        with self.sandbox.state.lock:
+            self.sandbox.state.advance()
+            status = {i: s.status for i, s in self.sandbox.state.servers.items()}
+        was_off = {
+            s["id"]
+            for s in start["servers"]
+            if s.get("status") == "off" and s["id"] in self.hand_off
+        }
+        woken = sorted(i for i in was_off if status.get(i) == "running" and i not in owed)
+        if woken:
+            return f"{config} powered on servers that were off before its run: {woken}"
+        if interrupted == "kill" or command != "apply":
+            return None
+        left = sorted(i for i in owed if status.get(i) != "running")
+        if left:
+            return f"servers {config} shut down are not running after its run: {left}"
+        COUNTS["servers shut down, running after a completed run"] += len(owed)
+        if self.killed[config]:  # the last apply of `config` was killed
+            COUNTS["servers shut down, running after the run after a kill"] += len(owed)
+        owed.clear()
+        return None
 
     def _today(self, config: str, snapshot: dict) -> date:
         """The run's day in the timezone of the target `config` covers the snapshot by."""
