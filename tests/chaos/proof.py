@@ -62,7 +62,7 @@ that moment; none made by hand is ever deleted; after a run neither stopped nor 
 drill server an earlier run of its configuration made still exists (one a killed run left
 is gone after the next completed run); every drill server deletion is audited once.
 
-Issue 23 (docs/promises.md §5.15, 5.16, 5.18, and the per-server overrides of §4.2) adds:
+Issue 23 (docs/promises.md §5.15 to 5.18, and the per-server overrides of §4.2) adds:
 
 - copies: alpha's `web` copies each snapshot to COPY_REGION (DigitalOcean image transfers),
   some transfers fail (the sandbox's `transfer_fail`), runs are stopped or killed after a
@@ -87,7 +87,14 @@ Issue 23 (docs/promises.md §5.15, 5.16, 5.18, and the per-server overrides of �
   deletion checks (ours only, a consistent plan's), and `Slots` per volume;
 - per-server overrides: web-2's tag and app-1's label override keep_last, and change by
   hand (to another value, one that does not parse, or none); the consistent plan is made
-  with the same overrides, so `check_deletions` covers them.
+  with the same overrides, so `check_deletions` covers them;
+- consistency: shutdown (§5.17) on alpha's `db` (db-1, no force) and beta's `web-b` (web-1,
+  `force: true`), with guests that ignore a shutdown, power ons that fail, stops and kills
+  after a shutdown was carried out, and servers powered off and on by hand. After every run
+  (`_check_power`): no power off without `force`; no server that was off by hand before the
+  run, and that the configuration owed nothing, powered on; after every apply not killed
+  (stopped ones too), every server a run of the configuration shut down (this one, or a
+  killed one before it) is running.
 
 What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
 configurations snapshotting one droplet in the same second marked each other's images, and
