@@ -119,7 +119,7 @@ import tempfile
 import threading
 from collections import Counter, defaultdict
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -130,12 +130,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from snapshot_policy.cli import main
+from snapshot_policy.core import consistency
 from snapshot_policy.core.model import ActionKind, CloudSnapshot, Plan, Schedule
 from snapshot_policy.core.ownership import has_marker, owners_marked
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
 from snapshot_policy.engine.execute import Stop
 from snapshot_policy.sandbox import Sandbox
-from tests.chaos.harness import DO_TOKEN, ENV, HZ_TOKEN, World
+from tests.chaos.harness import DO_TOKEN, ENV, HZ_TOKEN, TIMING, World
 
 START = datetime(2026, 10, 20, 9, 0, tzinfo=timezone.utc)  # Berlin leaves summer time on the 25th
 ACCOUNT = {"digitalocean": "do", "hetzner": "hz"}
@@ -194,6 +195,13 @@ SHUTDOWN_TIMEOUT = 0.5
 """consistency: shutdown on alpha's `db` (db-1, never powered off) and beta's `web-b` (web-1,
 `force: true`): how long each waits for the server to be off (seconds, real time)."""
 FORCE = {("beta", 101)}
+PROOF_TIMING = replace(TIMING, creation_timeout=2)
+"""The harness's timing with a shorter creation timeout: a power on owed (a killed run winds
+down; its requests are dropped) is asked again until then, and every action here is over in
+0.1 s."""
+POWER_ON_AGAIN = 0.5
+"""consistency.POWER_ON_AGAIN (10 s) scaled down as the proof's actions are: a power on that
+failed is sent again this long after it."""
 """(configuration, server) a power off may be sent for: its target has `force: true`."""
 POWER = re.compile(r"^/v2/droplets/(\d+)/actions$|^/v1/servers/(\d+)/actions/(\w+)$")
 POWER_KINDS = {"shutdown": "shutdown", "power_off": "power_off", "poweroff": "power_off"}
@@ -1080,9 +1088,19 @@ class Proof(RuleBasedStateMachine):
             clock=lambda: self.now,
         ).start()
         self.worlds = {
-            c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox, drills=True)
+            c: World(
+                self.root / c,
+                {},
+                POLICIES[c],
+                START,
+                shared=self.sandbox,
+                drills=True,
+                timing=PROOF_TIMING,
+            )
             for c in POLICIES
         }
+        self.power_on_again = consistency.POWER_ON_AGAIN
+        consistency.POWER_ON_AGAIN = POWER_ON_AGAIN
         self._set_clock(START)
         self.mirror = Sandbox({}, clock=lambda: self.now).start()
         self.mirrors = {
@@ -1116,6 +1134,7 @@ class Proof(RuleBasedStateMachine):
         os.environ.update(ENV)  # the CLI's pin, unpin and undelete read the tokens there
 
     def teardown(self) -> None:
+        consistency.POWER_ON_AGAIN = self.power_on_again
         for key, value in self.environ.items():
             if value is None:
                 os.environ.pop(key, None)
