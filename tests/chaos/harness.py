@@ -112,6 +112,8 @@ class World:
     shared: Sandbox | None = None
     """Another world's sandbox, to run a second configuration on (`state` is then unused);
     its clock stays that world's."""
+    timing: Timing = TIMING
+    """The clients' timeouts and the executor's waits (real seconds)."""
     drills: bool = False
     """Run restore drills as `run.apply` does: leftovers of earlier runs deleted first, the
     due drills after the snapshots (off by default: every run would list drill servers)."""
@@ -191,7 +193,7 @@ class World:
 
     def connect(self, account):
         return providers.connect(
-            account, TIMING, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5)
+            account, self.timing, RetryPolicy(sleep=self.sleeps, jitter=lambda: 0.5)
         )
 
     def decide(
@@ -233,8 +235,9 @@ class World:
             audit,
             parallel=self.parallel,
             now=lambda: self.now,
-            timing=TIMING,
+            timing=self.timing,
             stop=stop,
+            soft_delete=self.loaded.settings.soft_delete,
         )
         report = executor.apply(plan, failures)
         if drilling is not None:

@@ -62,26 +62,65 @@ that moment; none made by hand is ever deleted; after a run neither stopped nor 
 drill server an earlier run of its configuration made still exists (one a killed run left
 is gone after the next completed run); every drill server deletion is audited once.
 
+Issue 23 (docs/promises.md §5.15 to 5.18, and the per-server overrides of §4.2) adds:
+
+- copies: alpha's `web` copies each snapshot to COPY_REGION (DigitalOcean image transfers),
+  some transfers fail (the sandbox's `transfer_fail`), runs are stopped or killed after a
+  transfer began and while it runs. At every DELETE of an image of such a droplet (in the
+  sandbox, before it is carried out) the newest finished snapshot of that droplet the
+  configuration manages must be in every region (`TappedSandbox._check_copies`);
+- pins and soft delete: beta deletes softly (`settings.soft_delete`, GRACE_DAYS); seeded
+  snapshots carry a pin, a due pending-delete mark, and marks whose day cannot be read;
+  `pin ID --until DATE`, `unpin ID` and `undelete ID` run through the CLI (DATE from the
+  proof's clock, in the target's timezone) on snapshots the configuration manages, and
+  pin and pending marks that cannot be read are put on by hand; runs are stopped or killed
+  after a label or tag write was carried out. After every run (`_check_marks`): no deletion
+  of a snapshot whose pin held at the run's time in its target's timezone (one that cannot
+  be read holds); under soft delete every deletion had a pending-delete mark whose day had
+  come; marks change only on this configuration's snapshots (never a hand-made one or
+  another's), a pending mark only under soft delete and never on a pinned snapshot, each
+  audited unless the run was killed; and every command changes its snapshot's marks only
+  and audits what it did. MARK_PENDING and UNMARK_PENDING are no deletions: the consistent
+  plan of `check_deletions` deletes only what it says DELETE;
+- volumes: a volume attached to web-1, which both configurations snapshot (`volumes:
+  true`), with their own, each other's, no owner's and unmarked volume snapshots: the same
+  deletion checks (ours only, a consistent plan's), and `Slots` per volume;
+- per-server overrides: web-2's tag and app-1's label override keep_last, and change by
+  hand (to another value, one that does not parse, or none); the consistent plan is made
+  with the same overrides, so `check_deletions` covers them;
+- consistency: shutdown (§5.17) on alpha's `db` (db-1, no force) and beta's `web-b` (web-1,
+  `force: true`), with guests that ignore a shutdown, power ons that fail, stops and kills
+  after a shutdown was carried out, and servers powered off and on by hand. After every run
+  (`_check_power`): no power off without `force`; no server that was off by hand before the
+  run, and that the configuration owed nothing, powered on; after every apply not killed
+  (stopped ones too), every server a run of the configuration shut down (this one, or a
+  killed one before it) is running.
+
 What it found, now fixed, stands as minimal scenarios in test_proof_findings.py: two
 configurations snapshotting one droplet in the same second marked each other's images, and
 did again when the other's image ended page 1 of the listing and ours began page 2; a
 deletion was audited twice after a kill between its audit line and the journal's write; an
 after hook owed to a target the next run could not read did not run; a drill server whose
 DELETE a killed run sent was crossed off by the next run without an audit line; two drills of
-one server in one second shared a name, and the journal lost the first one's server.
+one server in one second shared a name, and the journal lost the first one's server. Still
+open (xfail there): under soft delete a DigitalOcean volume snapshot is never marked (its
+tag write names it an image), and pin, unpin and undelete refuse a volume snapshot as gone.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import random
 import re
 import shutil
 import tempfile
 import threading
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -90,12 +129,14 @@ from cronsim import CronSim
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from snapshot_policy.cli import main
+from snapshot_policy.core import consistency
 from snapshot_policy.core.model import ActionKind, CloudSnapshot, Plan, Schedule
 from snapshot_policy.core.ownership import has_marker, owners_marked
 from snapshot_policy.core.reconcile import CLOCK_TOLERANCE
 from snapshot_policy.engine.execute import Stop
 from snapshot_policy.sandbox import Sandbox
-from tests.chaos.harness import DO_TOKEN, HZ_TOKEN, World
+from tests.chaos.harness import DO_TOKEN, ENV, HZ_TOKEN, TIMING, World
 
 START = datetime(2026, 10, 20, 9, 0, tzinfo=timezone.utc)  # Berlin leaves summer time on the 25th
 ACCOUNT = {"digitalocean": "do", "hetzner": "hz"}
@@ -111,7 +152,8 @@ LISTINGS = {
     ("hz", "snapshots"): r"^/v1/images$",
     ("hz", "servers"): r"^/v1/servers$",
 }
-DELETE = re.compile(r"^/v2/snapshots/(\d+)$|^/v1/images/(\d+)$")
+DELETE = re.compile(r"^/v2/snapshots/([^/]+)$|^/v1/images/(\d+)$")
+"""A snapshot's DELETE: a droplet's image or a volume snapshot (a UUID) on DigitalOcean."""
 FIRST_ID = 10_000  # of the seeded snapshots
 # DigitalOcean lists by id: a new snapshot given one of these comes first
 FRONT = range(1, FIRST_ID)
@@ -132,6 +174,59 @@ CREATE_PATH = re.compile(r"^/v2/droplets$|^/v1/servers$")
 DRILL_TAG, DRILL_LABEL = "snapshot-policy-drill", "snapshot-policy/drill"
 HAND_SERVER_ID = 120
 """Servers made by hand get ids from here on (below 199): ids no listing shift lands near."""
+
+# -- issue 23: copies, pins and soft delete, per-server overrides, volumes ---------------------
+COPY_REGION = "ams3"
+"""alpha's `web` copies each snapshot there (DigitalOcean image transfers)."""
+GRACE_DAYS = 1
+"""beta deletes softly (`settings.soft_delete`): marked first, deleted a day later at the
+earliest, so the clock's jumps cross the grace."""
+SOFT = {"beta"}
+VOLUME = "5e1f0000-0000-4000-8000-000000000101"
+"""A volume attached to web-1 (101); alpha's `web` and beta's `web-b` snapshot it (`volumes:
+true`): alpha deletes its snapshots, beta marks them first."""
+OVERRIDES = {
+    ("do", 102): {"tags": ["snapshot-policy:keep-last:1"]},
+    ("hz", 202): {"labels": {"snapshot-policy/keep-last": "2"}},
+}
+"""Per-server overrides of keep_last: web-2's tag (alpha's web), app-1's label (alpha's app
+and beta's db-b)."""
+SHUTDOWN_TIMEOUT = 0.5
+"""consistency: shutdown on alpha's `db` (db-1, never powered off) and beta's `web-b` (web-1,
+`force: true`): how long each waits for the server to be off (seconds, real time)."""
+FORCE = {("beta", 101)}
+PROOF_TIMING = replace(TIMING, creation_timeout=2)
+"""The harness's timing with a shorter creation timeout: a power on owed (a killed run winds
+down; its requests are dropped) is asked again until then, and every action here is over in
+0.1 s."""
+POWER_ON_AGAIN = 0.5
+"""consistency.POWER_ON_AGAIN (10 s) scaled down as the proof's actions are: a power on that
+failed is sent again this long after it."""
+"""(configuration, server) a power off may be sent for: its target has `force: true`."""
+POWER = re.compile(r"^/v2/droplets/(\d+)/actions$|^/v1/servers/(\d+)/actions/(\w+)$")
+POWER_KINDS = {"shutdown": "shutdown", "power_off": "power_off", "poweroff": "power_off"}
+
+
+def power_request(request) -> tuple[str, int] | None:
+    """(shutdown or power_off, the server's id) of a request that asks for one, else None."""
+    found = POWER.match(request.path) if request.method == "POST" else None
+    if found is None:
+        return None
+    if found.group(1):
+        try:
+            kind = json.loads(request.body or b"{}").get("type")
+        except (ValueError, AttributeError):
+            return None
+        server_id = int(found.group(1))
+    else:
+        kind, server_id = found.group(3), int(found.group(2))
+    return (POWER_KINDS[kind], server_id) if kind in POWER_KINDS else None
+
+
+PIN_LABEL, PENDING_LABEL = "snapshot-policy/pinned-until", "snapshot-policy/pending-delete"
+PIN_TAG, PENDING_TAG = "snapshot-policy-pinned-until-", "snapshot-policy-pending-delete-"
+GARBLED = object()
+"""A pin or pending-delete mark whose day cannot be read."""
 
 PROBE = """\
 d=$1
@@ -173,7 +268,7 @@ def hooks() -> dict:
     } | {"timeout": HOOK_TIMEOUT}
 
 
-def policy(owner: str, targets: list[dict]) -> str:
+def policy(owner: str, targets: list[dict], **settings) -> str:
     return yaml.safe_dump(
         {
             "version": 1,
@@ -186,7 +281,14 @@ def policy(owner: str, targets: list[dict]) -> str:
                 "hz": {"provider": "hetzner", "token": "env:CHAOS_HZ_TOKEN", "endpoint": "@HZ@"},
             },
             "targets": targets,
-            "settings": {"owner": owner, "lock_file": "@FOLDER@/lock"},
+            # the journal and run state beside the lock are the World's: the CLI's pin,
+            # unpin and undelete read and write the same files as the proof's runs
+            "settings": {
+                "owner": owner,
+                "lock_file": "@FOLDER@/run.lock",
+                "audit_log": "@FOLDER@/audit.jsonl",
+                **settings,
+            },
         },
         sort_keys=False,
     )
@@ -202,7 +304,9 @@ POLICIES = {
                 "ids": [101, 102],
                 "schedule": {"cron": "0 */6 * * *"},
                 "retention": {"keep_last": 3, "keep_daily": 2},
-                "safety": {"max_deletions": 4},
+                "safety": {"max_deletions": 6},  # counted across web-1, web-2 and the volume
+                "copies": [{"region": COPY_REGION}],
+                "volumes": True,
                 "hooks": hooks(),
                 "drill": drill(False),
             },
@@ -213,6 +317,7 @@ POLICIES = {
                 "schedule": {"cron": "0 */8 * * *"},
                 "timezone": "Europe/Berlin",
                 "retention": {"keep_last": 2, "keep_daily": 3},
+                "consistency": {"mode": "shutdown", "timeout": SHUTDOWN_TIMEOUT},
                 "hooks": hooks(),
             },
             {
@@ -235,6 +340,8 @@ POLICIES = {
                 "schedule": {"cron": "30 */12 * * *"},
                 "retention": {"keep_last": 2},
                 "hooks": hooks(),
+                "volumes": True,
+                "consistency": {"mode": "shutdown", "force": True, "timeout": SHUTDOWN_TIMEOUT},
             },
             {
                 "name": "db-b",
@@ -245,6 +352,7 @@ POLICIES = {
                 "drill": drill(True),
             },
         ],
+        soft_delete=f"{GRACE_DAYS}d",
     ),
 }
 
@@ -298,11 +406,14 @@ def seed_state() -> dict:
                     "created": (START - timedelta(days=40)).isoformat(),
                 }
             )
+    _seed_marks(snapshots)
     rng.shuffle(snapshots)
     for number, snapshot in enumerate(snapshots):
         snapshot["id"] = FIRST_ID + number
     servers = [
-        {"account": a, "id": i, "name": n} for a, named in SERVERS.items() for i, n in named.items()
+        {"account": a, "id": i, "name": n, **OVERRIDES.get((a, i), {})}
+        for a, named in SERVERS.items()
+        for i, n in named.items()
     ]
     servers += [
         {"account": a, "id": NOISE_SERVER[a][0], "name": NOISE_SERVER[a][1]} for a in SERVERS
@@ -319,7 +430,64 @@ def seed_state() -> dict:
         ],
         "servers": servers,
         "snapshots": snapshots,
+        "volumes": [
+            {"account": "do", "id": VOLUME, "name": "data", "region": "nyc3", "droplet_ids": [101]}
+        ],
+        "volume_snapshots": _volume_snapshots(),
     }
+
+
+def _seed_marks(snapshots: list[dict]) -> None:
+    """Pins and pending-delete marks on some seeded snapshots: a pin that holds, a due mark,
+    and marks whose day cannot be read (a pin that keeps; a pending mark that is no mark)."""
+    until = (START + timedelta(days=2)).date().isoformat()
+    due = (START - timedelta(days=1)).date().isoformat()
+    pinned = False
+    for snapshot in snapshots:
+        owner = owners({"id": 0, **snapshot})
+        if not owner:
+            continue
+        key = (snapshot["account"], snapshot["server_id"], *owner)
+        if key == ("hz", 202, "alpha") and not pinned:
+            snapshot["labels"][PIN_LABEL] = until
+            pinned = True
+        elif key == ("hz", 201, "beta"):
+            snapshot["labels"][PENDING_LABEL] = due
+        elif key == ("do", 101, "beta"):
+            snapshot["tags"].append(PENDING_TAG + "soon")
+        elif key == ("do", 102, "alpha"):
+            snapshot["tags"].append(PIN_TAG + "someday")
+
+
+def _volume_snapshots() -> list[dict]:
+    """The volume's snapshots: beta's, alpha's (alpha does not snapshot volumes), one of no
+    owner, and unmarked ones (one named as the tool names them)."""
+    made = []
+    for n, (owner, marks) in enumerate(
+        [("beta", True), ("beta", True), ("alpha", True), (None, True), (None, False)] * 2
+    ):
+        created = START - timedelta(days=n // 2 + 1, hours=n)
+        tags = [DO_TAG] + ([OWNER_TAG + owner] if owner else []) if marks else []
+        made.append(
+            {
+                "account": "do",
+                "id": f"5e1f0000-0000-4000-8000-{n:012d}",
+                "volume_id": VOLUME,
+                "name": f"web-1-data-{created:%Y%m%d%H%M%S}",
+                "created": created.isoformat(),
+                "tags": tags,
+            }
+        )
+    made.append(
+        {
+            "account": "do",
+            "id": "5e1f0000-0000-4000-8000-999999999999",
+            "volume_id": VOLUME,
+            "name": "data before upgrade",
+            "created": (START - timedelta(days=3)).isoformat(),
+        }
+    )
+    return made
 
 
 def owners(snapshot: dict) -> frozenset[str]:
@@ -343,6 +511,59 @@ def _cloud(snapshot: dict) -> CloudSnapshot:
 
 def created(snapshot: dict) -> datetime:
     return datetime.fromisoformat(snapshot["created"].replace("Z", "+00:00"))
+
+
+def sid(value: object) -> int | str:
+    """A snapshot's id as the proof keeps it: an image's a number, a volume snapshot's its
+    UUID."""
+    text = str(value)
+    return int(text) if text.isdigit() else text
+
+
+def all_snapshots(dump: dict) -> dict[int | str, dict]:
+    """Every snapshot of a sandbox dump by id: images, and volume snapshots (DigitalOcean;
+    their `server_id` is the volume's)."""
+    found: dict[int | str, dict] = {s["id"]: s for s in dump["snapshots"]}
+    for snapshot in dump.get("volume_snapshots", []):
+        found[snapshot["id"]] = {**snapshot, "server_id": snapshot["volume_id"], "volume": True}
+    return found
+
+
+def _day_mark(snapshot: dict, label: str, tag: str) -> date | object | None:
+    """The day of a pin or pending-delete mark (GARBLED if it cannot be read), or None:
+    read here from the labels and tags, not by ownership, so the check does not share the
+    code it checks."""
+    if snapshot["account"] == "hz":
+        text = (snapshot.get("labels") or {}).get(label)
+    else:
+        found = [t[len(tag) :] for t in snapshot.get("tags") or [] if t.lower().startswith(tag)]
+        text = found[0] if found else None
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return GARBLED
+
+
+def pin_of(snapshot: dict) -> date | object | None:
+    return _day_mark(snapshot, PIN_LABEL, PIN_TAG)
+
+
+def pending_of(snapshot: dict) -> date | object | None:
+    return _day_mark(snapshot, PENDING_LABEL, PENDING_TAG)
+
+
+def pin_holds(snapshot: dict, today: date) -> bool:
+    """A pin keeps the snapshot today: its day is today or later, or cannot be read."""
+    pin = pin_of(snapshot)
+    return pin is GARBLED or (pin is not None and pin >= today)
+
+
+def marks_of(snapshot: dict) -> tuple:
+    return tuple(sorted(snapshot.get("tags") or [])), tuple(
+        sorted((snapshot.get("labels") or {}).items())
+    )
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -374,6 +595,11 @@ class Slots:
                         spec.schedule,
                         ZoneInfo(spec.timezone),
                     )
+                    if spec.volumes and int(server_id) == 101:
+                        self.schedules[(config, (spec.account.name, VOLUME))] = (
+                            spec.schedule,
+                            ZoneInfo(spec.timezone),
+                        )
         self.made: dict[tuple[str, tuple[str, int]], list[Creation]] = defaultdict(list)
         self.gone_by_others: dict[int, int] = {}
         """Snapshot id -> the number of the run during which someone else deleted it."""
@@ -459,6 +685,7 @@ class Hooks:
         assert not owed, f"before hooks whose after hook never ran: {owed}"
 
 
+MARK_TAGS = re.compile(r"^/v2/tags/[^/]+/resources$")
 REQUESTS = {
     "create": lambda request: (
         request.method == "POST" and re.search(r"/actions$|/actions/create_image$", request.path)
@@ -466,6 +693,14 @@ REQUESTS = {
     "delete": lambda request: request.method == "DELETE" and DELETE.match(request.path),
     "drill create": lambda request: request.method == "POST" and CREATE_PATH.match(request.path),
     "drill delete": lambda request: request.method == "DELETE" and SERVER_PATH.match(request.path),
+    "shutdown": lambda request: power_request(request) is not None,
+    "transfer": lambda request: (
+        request.method == "POST" and re.match(r"^/v2/images/\d+/actions$", request.path)
+    ),
+    "mark": lambda request: (
+        (request.method == "PUT" and re.match(r"^/v1/images/\d+$", request.path))
+        or (request.method in ("POST", "DELETE") and MARK_TAGS.match(request.path))
+    ),
 }
 
 
@@ -506,9 +741,22 @@ class TappedSandbox(Sandbox):
         super().__init__(*args, **options)
         self.made: dict[int, tuple[str, int]] = {}
         self.deletions: list[ServerDeletion] = []
+        self.copies: dict[tuple[str, int], tuple[str, ...]] = {}
+        """(configuration, droplet id) -> the regions its target copies each snapshot to."""
+        self.uncopied: list[str] = []
+        """Deletions carried out while the newest snapshot lacked a copy (§5.15)."""
+        self.shut: dict[str, set[int]] = defaultdict(set)
+        """Configuration -> the servers its runs sent a shutdown or power off for, until a
+        completed run of it has seen them running (§5.17)."""
+        self.power_offs: list[str] = []
+        """Power offs sent without `force: true`."""
 
     def serve(self, request):
         running = self.running
+        if running is not None and request.method == "DELETE" and DELETE.match(request.path):
+            self._check_copies(request, running[0])
+        if running is not None and request.method == "POST" and POWER.match(request.path):
+            self._power(request, running[0])
         if running is not None and (
             (request.method == "POST" and CREATE_PATH.match(request.path))
             or (request.method == "DELETE" and SERVER_PATH.match(request.path))
@@ -525,6 +773,54 @@ class TappedSandbox(Sandbox):
         ):
             return None
         return response
+
+    def _power(self, request, config: str) -> None:
+        """Note a shutdown or power off `config`'s run sent (carried out or not)."""
+        found = power_request(request)
+        if found is None:
+            return
+        kind, server_id = found
+        self.shut[config].add(server_id)
+        COUNTS[f"{kind} sent"] += 1
+        if kind == "power_off" and (config, server_id) not in FORCE:
+            self.power_offs.append(f"{config} powered server {server_id} off without force")
+
+    def _check_copies(self, request, config: str) -> None:
+        """docs/promises.md §5.15, at the moment of a DELETE of an image of a droplet whose
+        target has `copies`: the newest finished snapshot of that droplet this configuration
+        manages (our tag, no other owner's, not dated after the clock) is in every region."""
+        image_id = DELETE.match(request.path).group(1)
+        if image_id is None or not image_id.isdigit():
+            return
+        with self.state.lock:
+            self.state.advance()  # transfers whose time is up have their copy
+            image = self.state.snapshots.get(int(image_id))
+            regions = self.copies.get((config, image.server_id)) if image else None
+            if not regions:
+                return
+            now = self.state.clock()
+            ours = [
+                s
+                for s in self.state.snapshots.values()
+                if s.account == image.account
+                and s.server_id == image.server_id
+                and s.status == "available"
+                and DO_TAG in s.tags
+                and {t for t in s.tags if t.startswith(OWNER_TAG)} <= {OWNER_TAG + config}
+                and s.created <= now + CLOCK_TOLERANCE
+            ]
+            newest = max(ours, key=lambda s: (s.created, s.id), default=None)
+            if newest is None:
+                return
+            lacking = sorted(set(regions) - {newest.region, *newest.copies})
+            if lacking:
+                self.uncopied.append(
+                    f"{config} deleted {image.name} ({image.id}) while the newest snapshot of "
+                    f"droplet {image.server_id}, {newest.name} ({newest.id}), had no copy in "
+                    f"{', '.join(lacking)}"
+                )
+            else:
+                COUNTS["deletions with the newest snapshot copied"] += 1
 
     def _watched(self, request, config: str, run: int, journal: Path):
         """Serve a server create or delete while no other request changes the servers."""
@@ -756,6 +1052,17 @@ DRILL_FAULTS = st.lists(
 )
 """Faults of a run's drills: the reply to a create lost (the server is made), a server that
 does not boot, one that boots past the boot timeout, a DELETE answered 500 (once)."""
+LATER_23 = st.sampled_from([0, 6, 12, 24, 25, 49])
+"""Hours before a run about marks and copies: up to two days, so beta's marks fall due."""
+WHEN_23 = st.tuples(
+    st.sampled_from(
+        ["mark", "mark", "transfer", "transfer", "shutdown", "shutdown", "delete", "create"]
+    ),
+    st.sampled_from([0.0, 0.0, 0.003, 0.05, 0.1, 0.3]),
+)
+"""The moment of an interruption about marks and copies: after a label or tag write, or a
+transfer's start, was carried out and before its reply leaves (0), or a little later (while
+a transfer runs, 0.05 and 0.1)."""
 TARGET_SERVER = st.sampled_from([(a, s) for a, servers in SERVERS.items() for s in servers])
 
 COUNTS: Counter = Counter()
@@ -781,16 +1088,28 @@ class Proof(RuleBasedStateMachine):
             clock=lambda: self.now,
         ).start()
         self.worlds = {
-            c: World(self.root / c, {}, POLICIES[c], START, shared=self.sandbox, drills=True)
+            c: World(
+                self.root / c,
+                {},
+                POLICIES[c],
+                START,
+                shared=self.sandbox,
+                drills=True,
+                timing=PROOF_TIMING,
+            )
             for c in POLICIES
         }
+        self.power_on_again = consistency.POWER_ON_AGAIN
+        consistency.POWER_ON_AGAIN = POWER_ON_AGAIN
         self._set_clock(START)
         self.mirror = Sandbox({}, clock=lambda: self.now).start()
         self.mirrors = {
             c: World(self.root / f"mirror-{c}", {}, POLICIES[c], START, shared=self.mirror)
             for c in self.worlds
         }
-        self.manual = {s["id"] for s in self.sandbox.dump_state()["snapshots"] if not is_marked(s)}
+        self.manual = {
+            i for i, s in all_snapshots(self.sandbox.dump_state()).items() if not is_marked(s)
+        }
         self.slots = Slots(self.worlds)
         self.hooks = {c: Hooks(w.folder) for c, w in self.worlds.items()}
         self.sent: dict[str, set[int]] = defaultdict(set)
@@ -801,8 +1120,26 @@ class Proof(RuleBasedStateMachine):
         self.killed: dict[str, bool] = defaultdict(bool)
         self.servers = DrillServers(self.sandbox)
         self.next_hand_id = HAND_SERVER_ID
+        self.zones: dict[tuple[str, str, int | str], ZoneInfo] = {}
+        """(configuration, account, server or volume id) -> its target's timezone."""
+        for (config, server), (_, zone) in self.slots.schedules.items():
+            self.zones[(config, *server)] = zone
+        for config, world in self.worlds.items():
+            for spec in world.loaded.targets:
+                for server_id in spec.selector.ids if spec.copies else ():
+                    self.sandbox.copies[(config, int(server_id))] = spec.copies
+        self.hand_off: set[int] = set()
+        """Target servers powered off by hand (and not on again since)."""
+        self.environ = {k: os.environ.get(k) for k in ENV}
+        os.environ.update(ENV)  # the CLI's pin, unpin and undelete read the tokens there
 
     def teardown(self) -> None:
+        consistency.POWER_ON_AGAIN = self.power_on_again
+        for key, value in self.environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         for world in [*self.worlds.values(), *self.mirrors.values()]:
             world.close()
         self.sandbox.stop()
@@ -1041,6 +1378,156 @@ class Proof(RuleBasedStateMachine):
         """The `drill` command: every configured drill now, stopped or killed or not."""
         self._run(config, later, [], interruption, when, faults=faults, command="drill")
 
+    @rule(
+        config=CONFIG,
+        later=LATER_23,
+        transfer_fails=st.sampled_from([0, 0, 1, 2]),
+        interruption=st.sampled_from([None, "stop", "kill", "kill"]),
+        when=WHEN_23,
+        power_fault=st.sampled_from([None, None, "ignore_shutdown", "fail_power_on"]),
+    )
+    def run_while_marking_or_copying(
+        self,
+        config: str,
+        later: int,
+        transfer_fails: int,
+        interruption: str | None,
+        when: tuple[str, float],
+        power_fault: str | None,
+    ) -> None:
+        """apply up to two days later, when beta's marks pending deletion fall due (its soft
+        delete) and alpha's copies decide its deletions; `transfer_fails` of its transfers
+        failing (the sandbox's `transfer_fail`); stopped or killed while it marks, copies,
+        deletes or takes marks off, or while a server consistency: shutdown shut down is
+        off; its guest ignoring the shutdown, or a power on failing (`power_fault`)."""
+        self._run(
+            config,
+            later,
+            [],
+            interruption,
+            when,
+            transfer_fails=transfer_fails,
+            power_fault=power_fault,
+        )
+
+    @rule(
+        config=CONFIG,
+        command=st.sampled_from(["pin", "pin", "unpin", "undelete", "undelete", "garble"]),
+        pick=st.integers(0, 99),
+        days=st.sampled_from([0, 0, 1, 2, 5]),
+    )
+    def marks_by_hand(self, config: str, command: str, pick: int, days: int) -> None:
+        """`snapshot-policy pin ID --until DATE`, `unpin ID`, `undelete ID` through the CLI
+        on a snapshot `config` manages (DATE from the proof's clock, in the target's
+        timezone); or a pin or pending-delete mark whose day cannot be read, put on by hand.
+        The command changes that snapshot's marks only, and audits what it did."""
+        world = self.worlds[config]
+        before = all_snapshots(self.sandbox.dump_state())
+        ours = sorted(
+            (s for s in before.values() if self._manages(config, s)), key=lambda s: str(s["id"])
+        )
+        wanted = {"unpin": pin_of, "undelete": pending_of}.get(command)
+        if wanted:  # one it applies to, else any: the command refuses it, changing nothing
+            ours = [s for s in ours if wanted(s) is not None] or ours
+        COUNTS["steps"] += 1
+        if not ours:
+            return
+        snapshot = ours[pick % len(ours)]
+        if command == "garble":
+            self._garble(snapshot, pick % 2 == 0)
+            return
+        argv = [command, "--policy", str(world.folder / "policy.yaml"), str(snapshot["id"])]
+        if command == "pin":
+            until = self._today(config, snapshot) + timedelta(days=days)
+            argv += ["--until", until.isoformat(), "--note", "proof"]
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(argv, clock=lambda: self.now)
+        said = (out.getvalue() + err.getvalue()).strip()
+        assert code in (0, 1), f"{' '.join(argv)}: exit {code}: {said}"
+        assert "Traceback" not in said, said
+        COUNTS[f"{command} by hand: {'done' if code == 0 else 'refused'}"] += 1
+        after = all_snapshots(self.sandbox.dump_state())
+        changed = sorted(
+            (i for i in before if i in after and marks_of(before[i]) != marks_of(after[i])),
+            key=str,
+        )
+        assert set(changed) <= {snapshot["id"]}, f"{' '.join(argv)} changed {changed}"
+        if code == 0:
+            event = {"pin": "pinned", "unpin": "unpinned", "undelete": "undeleted"}[command]
+            assert any(
+                line["event"] == event and sid(line["snapshot_id"]) == snapshot["id"]
+                for line in map(json.loads, _lines(world.audit_file))
+            ), f"{' '.join(argv)}: not audited: {said}"
+
+    @rule(
+        server=st.sampled_from([("do", 101), ("do", 102), ("hz", 201), ("hz", 202)]),
+        value=st.sampled_from(["1", "2", "4", "0", "abc", None]),
+    )
+    def override_changes(self, server: tuple[str, int], value: str | None) -> None:
+        """Someone sets a server's keep_last override (Hetzner label, DigitalOcean tag) to
+        another value, one that does not parse (that server fails, its neighbours run), or
+        takes it off."""
+        account, server_id = server
+        state = self.sandbox.state
+        with state.lock:
+            found = state.servers[server_id]
+            if account == "hz":
+                found.labels.pop("snapshot-policy/keep-last", None)
+                if value is not None:
+                    found.labels["snapshot-policy/keep-last"] = value
+            else:
+                tags = [t for t in found.tags if not t.startswith("snapshot-policy:keep-last:")]
+                found.tags = tags + ([f"snapshot-policy:keep-last:{value}"] if value else [])
+        COUNTS["steps"] += 1
+        COUNTS["override changed by hand"] += 1
+
+    @rule(server=TARGET_SERVER, off=st.booleans())
+    def power_by_hand(self, server: tuple[str, int], off: bool) -> None:
+        """Someone powers a target's server off (a run must leave it off: it did not shut it
+        down) or on again."""
+        _, server_id = server
+        state = self.sandbox.state
+        with state.lock:
+            state.advance()
+            found = state.servers[server_id]
+            if found.status not in ("running", "off") or state.running_action(server_id):
+                return
+            found.status = "off" if off else "running"
+        if off:
+            self.hand_off.add(server_id)
+        else:
+            self.hand_off.discard(server_id)
+        COUNTS["steps"] += 1
+        COUNTS[f"server powered {'off' if off else 'on'} by hand"] += 1
+
+    def _manages(self, config: str, snapshot: dict) -> bool:
+        """A snapshot of a server (or volume) of `config`'s targets, with our marker and no
+        other owner's: one `pin` may touch."""
+        return (
+            (config, snapshot["account"], snapshot["server_id"]) in self.zones
+            and is_marked(snapshot)
+            and not owners(snapshot) - {config}
+        )
+
+    def _garble(self, snapshot: dict, pin: bool) -> None:
+        """A pin or pending-delete mark whose day cannot be read: a pin that keeps; a pending
+        mark that is none (§5.16)."""
+        state = self.sandbox.state
+        with state.lock:
+            if snapshot.get("volume"):
+                found = state.volume_snapshots.get(snapshot["id"])
+            else:
+                found = state.snapshots.get(snapshot["id"])
+            if found is None:
+                return
+            if snapshot["account"] == "hz":
+                found.labels[PIN_LABEL if pin else PENDING_LABEL] = "soon"
+            else:
+                tag = (PIN_TAG if pin else PENDING_TAG) + "soon"
+                found.tags = [*found.tags, state.register_tag(state.accounts["do"], tag)]
+        COUNTS[f"unreadable {'pin' if pin else 'pending-delete'} mark by hand"] += 1
+
     def _drill_faults(self, faults: list[str]) -> None:
         for fault in faults:
             for service, create, delete in (
@@ -1070,6 +1557,8 @@ class Proof(RuleBasedStateMachine):
         when: tuple[str, float],
         faults: list[str] = (),
         command: str = "apply",
+        transfer_fails: int = 0,
+        power_fault: str | None = None,
     ) -> None:
         """One run of `config` (`command`: apply or drill), `later` hours after the last step,
         while `shifts` shift its listings and `faults` meet its drills, interrupted
@@ -1084,6 +1573,12 @@ class Proof(RuleBasedStateMachine):
         self.sandbox.state.clock = lambda: world.now
         self.sandbox.clear_requests()
         self._drill_faults(list(faults))
+        if power_fault:
+            self.sandbox.inject(power_fault, count=1)
+            COUNTS[f"power fault: {power_fault}"] += 1
+        if transfer_fails:
+            self.sandbox.inject("transfer_fail", service="digitalocean", count=transfer_fails)
+            COUNTS["transfer faults"] += transfer_fails
         self.sandbox.running = (config, len(self.runs) + 1, world.journal_file)
         stop = Stop()
         cut: dict[Path, bytes | None] = {}
@@ -1112,6 +1607,9 @@ class Proof(RuleBasedStateMachine):
                 result = world.run(stop=stop)
                 drilled, requests = result.report.drills, result.requests
                 withheld = bool(result.observation.withheld)
+                COUNTS["targets planned with a per-server override"] += sum(
+                    bool(p.target.rule_sources) for p in result.plan.targets
+                )
         finally:
             self.sandbox.running = None
             if interrupter:
@@ -1128,16 +1626,19 @@ class Proof(RuleBasedStateMachine):
         world.settle()
         record = RunRecord(config, interrupted, command)
         self.runs.append(record)
+        powered = self._check_power(config, interrupted, start, command)
         if command == "apply":  # the drill command owes and runs no hooks
             self.killed[config] = interrupted == "kill"
         try:
+            assert not powered, powered
             self._after_run(world, config, record, start, inputs, requests)
             self._after_drills(world, config, interrupted, "delete fails" in faults)
         except AssertionError as error:
             raise AssertionError(
                 f"run {len(self.runs)} ({command} of {config} at {self.now:%Y-%m-%d %H:%M}Z, "
                 f"{interrupted or 'not interrupted'} {when if interruption else ''}, "
-                f"shifts {shifts}, drill faults {faults}): {error}"
+                f"shifts {shifts}, drill faults {faults}, transfers failing {transfer_fails}): "
+                f"{error}"
             ) from None
         COUNTS["steps"] += 1
         COUNTS["runs"] += 1
@@ -1213,13 +1714,13 @@ class Proof(RuleBasedStateMachine):
         inputs: dict,
         requests: list[dict],
     ) -> None:
-        before = {s["id"]: s for s in start["snapshots"]}
-        after = {s["id"]: s for s in self.sandbox.dump_state()["snapshots"]}
+        before = all_snapshots(start)
+        after = all_snapshots(self.sandbox.dump_state())
         removed = set()
         for request in requests:
             found = DELETE.match(request["path"]) if request["method"] == "DELETE" else None
             if found:
-                snapshot_id = int(found.group(1) or found.group(2))
+                snapshot_id = sid(found.group(1) or found.group(2))
                 self.sent[config].add(snapshot_id)
                 if request["status"] is not None and 200 <= request["status"] < 300:
                     removed.add(snapshot_id)
@@ -1235,7 +1736,10 @@ class Proof(RuleBasedStateMachine):
             self.manual,
             lambda: self._consistent_plan(config, start, inputs),
         )
-        for snapshot_id in sorted(set(after) - set(before)):
+        uncopied, self.sandbox.uncopied[:] = list(self.sandbox.uncopied), []
+        assert not uncopied, "; ".join(uncopied)
+        self._check_marks(world, config, record, before, after, removed)
+        for snapshot_id in sorted(set(after) - set(before), key=str):
             snapshot = after[snapshot_id]
             if snapshot["name"].startswith("shifted-"):
                 self.manual.add(snapshot_id)
@@ -1255,6 +1759,101 @@ class Proof(RuleBasedStateMachine):
                 self.hooks[config].settled()
         if record.interruption != "kill":
             check_audit(world, self.sent[config], self.removed[config])
+
+    def _check_power(
+        self, config: str, interrupted: str | None, start: dict, command: str
+    ) -> str | None:
+        """docs/promises.md §5.17 after a run of `config`: no power off without `force`; after
+        an apply not killed (stopped too: it powers on before it ends), every server a run of
+        `config` shut down (this one, or a killed one before it) is running again; a
+        server that was off before the run and that `config` owed nothing is left off."""
+        offs, self.sandbox.power_offs[:] = list(self.sandbox.power_offs), []
+        if offs:
+            return "; ".join(offs)
+        owed = self.sandbox.shut[config]
+        with self.sandbox.state.lock:
+            self.sandbox.state.advance()
+            status = {i: s.status for i, s in self.sandbox.state.servers.items()}
+        was_off = {
+            s["id"]
+            for s in start["servers"]
+            if s.get("status") == "off" and s["id"] in self.hand_off
+        }
+        woken = sorted(i for i in was_off if status.get(i) == "running" and i not in owed)
+        if woken:
+            return f"{config} powered on servers that were off before its run: {woken}"
+        if interrupted == "kill" or command != "apply":
+            return None
+        left = sorted(i for i in owed if status.get(i) != "running")
+        if left:
+            return f"servers {config} shut down are not running after its run: {left}"
+        COUNTS["servers shut down, running after a completed run"] += len(owed)
+        if self.killed[config]:  # the last apply of `config` was killed
+            COUNTS["servers shut down, running after the run after a kill"] += len(owed)
+        owed.clear()
+        return None
+
+    def _today(self, config: str, snapshot: dict) -> date:
+        """The run's day in the timezone of the target `config` covers the snapshot by."""
+        zone = self.zones.get((config, snapshot["account"], snapshot["server_id"]), timezone.utc)
+        return self.now.astimezone(zone).date()
+
+    def _check_marks(
+        self,
+        world: World,
+        config: str,
+        record: RunRecord,
+        before: dict,
+        after: dict,
+        removed: set,
+    ) -> None:
+        """docs/promises.md §5.16 after a run of `config`: no snapshot deleted whose pin held
+        at the run's time (in its target's timezone), nor marked pending deletion; under soft
+        delete, every deletion of a snapshot whose pending-delete mark's day had come; marks
+        written only on this configuration's snapshots (never a hand-made one or another's),
+        pending ones only under soft delete, each audited (unless the run was killed)."""
+        for snapshot_id in sorted(removed, key=str):
+            snapshot = before[snapshot_id]
+            today, name = self._today(config, snapshot), f"{snapshot['name']} ({snapshot_id})"
+            assert not pin_holds(snapshot, today), (
+                f"deleted {name}, pinned until {pin_of(snapshot)} (today {today})"
+            )
+            if config in SOFT:
+                pending = pending_of(snapshot)
+                assert pending is not None and pending is not GARBLED and pending <= today, (
+                    f"deleted {name} under soft delete, its pending-delete mark "
+                    f"{'unreadable' if pending is GARBLED else pending} (today {today})"
+                )
+                COUNTS["deleted once the mark was due"] += 1
+        marked = set()
+        for snapshot_id in sorted(set(before) & set(after), key=str):
+            was, now = before[snapshot_id], after[snapshot_id]
+            if marks_of(was) == marks_of(now):
+                continue
+            name = f"{was['name']} ({snapshot_id})"
+            assert snapshot_id not in self.manual, f"{config} changed the marks of hand-made {name}"
+            foreign = owners(was) - {config}
+            assert not foreign, f"{config} changed the marks of {name}, {sorted(foreign)}'s"
+            pending = pending_of(now)
+            if pending is None or pending is GARBLED or pending == pending_of(was):
+                COUNTS["marks taken off"] += pending is None and pending_of(was) is not None
+                continue
+            assert config in SOFT, f"{config} marked {name} pending deletion without soft_delete"
+            today = self._today(config, was)
+            assert not pin_holds(was, today), (
+                f"{config} marked {name} pending deletion, pinned until {pin_of(was)} "
+                f"(today {today})"
+            )
+            marked.add(snapshot_id)
+            COUNTS["marked pending deletion"] += 1
+        if record.interruption != "kill" and marked:
+            audited = {
+                sid(line["snapshot_id"])
+                for line in map(json.loads, _lines(world.audit_file))
+                if line["event"] == "marked pending deletion"
+            }
+            unaudited = sorted(marked - audited, key=str)
+            assert not unaudited, f"marked pending deletion, but not audited: {unaudited}"
 
     def _consistent_plan(self, config: str, start: dict, inputs: dict) -> Plan:
         """The plan `config` makes from the cloud as it was when the run began (no shift yet),
@@ -1309,7 +1908,7 @@ def check_deletions(
         for a in p.actions
         if a.kind is not ActionKind.CREATE
     }
-    for snapshot_id in sorted(removed):
+    for snapshot_id in sorted(removed, key=str):
         snapshot = before.get(snapshot_id)
         assert snapshot is not None, (
             f"deleted {snapshot_id}, which did not exist when the run began"
@@ -1343,14 +1942,14 @@ def check_audit(world: World, sent: set[int], removed: set[int]) -> None:
     reasons: dict[int, list[str]] = defaultdict(list)
     for line in lines:
         if line["event"] == "deleted":
-            reasons[int(line["snapshot_id"])].append(line["reason"])
-    twice = sorted(i for i, said in reasons.items() if len(said) > 1)
+            reasons[sid(line["snapshot_id"])].append(line["reason"])
+    twice = sorted((i for i, said in reasons.items() if len(said) > 1), key=str)
     assert not twice, f"deletions audited more than once: {twice}"
     journal = json.loads(world.journal_file.read_text()) if world.journal_file.exists() else []
-    waiting = {int(e["deleting"]) for e in journal if "deleting" in e}
-    unaudited = sorted(removed - set(reasons) - waiting)
+    waiting = {sid(e["deleting"]) for e in journal if "deleting" in e}
+    unaudited = sorted(removed - set(reasons) - waiting, key=str)
     assert not unaudited, f"deleted but never audited: {unaudited}"
-    invented = sorted(set(reasons) - sent)
+    invented = sorted(set(reasons) - sent, key=str)
     assert not invented, f"audited as deleted, but no DELETE was sent for them: {invented}"
 
 

@@ -3,7 +3,9 @@ interleaved with listings that shift between pages, stops and kills at random mo
 both ways, hand-made and hand-marked snapshots, and hooks that fail or hang; since issue 22 also
 restore drills (apply's due ones and the `drill` command) meeting lost create replies, boot
 failures, slow boots, failed DELETEs, stops and kills at each moment of a drill, and servers made
-by hand that look like drill servers; docs/promises.md §5's checks after every step.
+by hand that look like drill servers; since issue 23 also copies in other regions with failing
+transfers, pins and soft delete through the CLI's pin/unpin/undelete, volume snapshots,
+per-server overrides and consistency: shutdown; docs/promises.md §5's checks after every step.
 
 Marked `chaos`: `python -m pytest -m chaos`. A fixed number of examples and steps, derandomized,
 so every run of the suite plays the same scenarios (thread timing aside): 16 examples of up to
