@@ -102,9 +102,9 @@ did again when the other's image ended page 1 of the listing and ours began page
 deletion was audited twice after a kill between its audit line and the journal's write; an
 after hook owed to a target the next run could not read did not run; a drill server whose
 DELETE a killed run sent was crossed off by the next run without an audit line; two drills of
-one server in one second shared a name, and the journal lost the first one's server. Still
-open (xfail there): under soft delete a DigitalOcean volume snapshot is never marked (its
-tag write names it an image), and pin, unpin and undelete refuse a volume snapshot as gone.
+one server in one second shared a name, and the journal lost the first one's server; under
+soft delete a DigitalOcean volume snapshot was never marked (its tag write named it an
+image), and pin, unpin and undelete refused a volume snapshot as gone.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""What the proof of issue 19 (proof.py) found, each as its minimal scenario, fixed since
-but one still open, marked xfail (strict: once fixed it fails until the mark goes).
+"""What the proof of issue 19 (proof.py) found, each as its minimal scenario, fixed since.
 Fast and deterministic: part of the default run."""
 
 from __future__ import annotations
@@ -341,10 +340,6 @@ def test_a_drill_in_the_same_second_as_an_undeleted_one_of_an_earlier_run_loses_
 VOLUME = "5e1f0000-0000-4000-8000-000000000101"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 23): DigitalOcean set_snapshot_labels tags a volume snapshot as an image",
-)
 def test_soft_delete_marks_a_volume_snapshot_retention_lets_go(tmp_path):
     """Found by the proof once it covered issue 23: under `settings.soft_delete` a volume
     snapshot (`volumes: true`) that retention lets go must be marked pending deletion, as a
@@ -352,7 +347,8 @@ def test_soft_delete_marks_a_volume_snapshot_retention_lets_go(tmp_path):
     `set_snapshot_labels` names every snapshot `resource_type: image` when it tags or untags
     it (`mark_snapshot` already picks `volume_snapshot` for a UUID), so DigitalOcean answers
     404 and the mark is never written: the target fails every run and its volume snapshots
-    are never pruned (pin, unpin and undelete of a volume snapshot fail the same way)."""
+    are never pruned (pin, unpin and undelete of a volume snapshot fail the same way). The
+    review of issue 23 found it at the same time: marks now name a UUID `volume_snapshot`."""
     made = [
         {
             "account": "do",
@@ -383,17 +379,13 @@ def test_soft_delete_marks_a_volume_snapshot_retention_lets_go(tmp_path):
         world.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 23): DigitalOcean get_snapshot finds no volume snapshot (a UUID)",
-)
 def test_pin_takes_a_volume_snapshot(tmp_path, monkeypatch, capsys):
     """Found by the proof once it covered issue 23: `snapshot-policy pin ID --until DATE` on
     a managed volume snapshot (`volumes: true`) must pin it (docs/promises.md §5.16 names no
     exception for volumes, §5.18 manages them as droplet snapshots). The DigitalOcean
     adapter's `get_snapshot` answers None for an id that is not a number, so pin (unpin,
-    undelete alike) refuses with "snapshot … is gone", and the tag write would name it an
-    image (the finding above)."""
+    undelete alike) refused with "snapshot … is gone", and the tag write would name it an
+    image (the finding above). Fixed with it: a UUID is read as a volume snapshot."""
     from snapshot_policy.cli import main
     from tests.chaos.harness import ENV
 
