@@ -235,8 +235,7 @@ def endpoint_of(request: dict) -> str:
 
 
 def is_wait(request: dict) -> bool:
-    """A request made only because something is being waited for: the server listings after
-    the first, action and transfer polls."""
+    """An action or transfer poll (the power waits' server listings: `power_listings`)."""
     method, path = request["method"], request["path"]
     return method == "GET" and bool(
         re.fullmatch(rf"/v2/actions({_ID})?|/v1/actions({_ID})?|/v2/images{_ID}/actions", path)
