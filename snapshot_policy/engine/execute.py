@@ -303,6 +303,8 @@ class AccountRun:
         self.next_power_poll = float("-inf")
         self.power_later: list[tuple[float, Lifecycle, str]] = []
         self.power_round = False
+        self.to_power: deque[tuple[Lifecycle, str]] = deque()
+        """Power ons and offs to send as the budget allows (a shutdown is a turn of its own)."""
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -336,11 +338,13 @@ class AccountRun:
                 or self.copying
                 or self.watching
                 or self.power_later
+                or self.to_power
             ):
                 self.executor.halt_once_stopped()
                 if self.executor.halted.is_set() and not self.halted:
                     self._halt()
                 self._sort_busy()
+                self._power_some()
                 self._start_some()
                 self._poll_if_due()
                 self._transfer_some()
@@ -395,8 +399,10 @@ class AccountRun:
                     self.executor.progress(t, stage)
                 case commands.Finished():
                     self.executor.progress(t, "done" if life.outcome().ok else "failed")
-                case commands.Power(kind):
+                case commands.Power(kind) if kind == "shutdown":  # its turn paid the budget
                     self._send_power(life, kind)
+                case commands.Power(kind):
+                    self.to_power.append((life, kind))
                 case commands.PowerLater(kind, at):
                     self.power_later.append((at, life, kind))
                 case commands.WatchPower():
@@ -431,6 +437,8 @@ class AccountRun:
             moments.append(max(self.next_power_poll - now, self.budget.wait()))
         if self.power_later:
             moments.append(min(at for at, _, _ in self.power_later) - now)
+        if self.to_power and len(self.requests) < REQUESTS_AT_ONCE:
+            moments.append(self.budget.wait())
         timeout = max(0.0, min(moments)) if moments else None
         if not self.requests and not self.hook_runs:
             time.sleep(timeout or 0.01)
@@ -762,6 +770,13 @@ class AccountRun:
             )
 
     # -- consistency: shutdown (docs/promises.md §5.17) ----------------------------------
+
+    def _power_some(self) -> None:
+        """Send the power ons and offs asked for, as the budget allows, before new starts: a
+        server off waits for them. Also once stopped: every server shut down is powered on."""
+        while self.to_power and len(self.requests) < REQUESTS_AT_ONCE and self.budget.wait() == 0:
+            life, kind = self.to_power.popleft()
+            self._send_power(life, kind)
 
     def _send_power(self, life: Lifecycle, kind: str) -> None:
         """Send a power action; a shutdown only once its `powered_off` journal entry is on
