@@ -637,6 +637,31 @@ class DigitalOceanAPI:
         }
 
     def _tag_resources(self, request: Request, account: Account, tag: str) -> Response:
+        found = self._tagging(request, account, tag, "tag")
+        if isinstance(found, Response):
+            return found
+        canonical, targets = found
+        for target in targets:
+            if canonical.lower() not in map(str.lower, target.tags):
+                target.tags.append(canonical)
+        return Response(204)
+
+    def _untag_resources(self, request: Request, account: Account, tag: str) -> Response:
+        """`DELETE /v2/tags/{tag}/resources` (tags_unassign_resources): 204; 404 for a tag
+        the account does not have, or a resource it does not hold."""
+        found = self._tagging(request, account, tag, "untag")
+        if isinstance(found, Response):
+            return found
+        canonical, targets = found
+        for target in targets:
+            target.tags[:] = [t for t in target.tags if t.lower() != canonical.lower()]
+        return Response(204)
+
+    def _tagging(
+        self, request: Request, account: Account, tag: str, verb: str
+    ) -> Response | tuple[str, list]:
+        """The tag's own spelling and the resources a (un)tag request names, or the error
+        reply: 404 for a tag or a resource the account lacks, 422 for a body it cannot take."""
         canonical = account.tags.get(unquote(tag).lower())  # a path segment, as pydo quotes it
         resources = request.json().get("resources")
         if canonical is None:
@@ -647,7 +672,7 @@ class DigitalOceanAPI:
         for item in resources:
             kind, rid = item.get("resource_type"), str(item.get("resource_id", ""))
             if kind not in ("droplet", "image", "volume_snapshot"):
-                return error(422, f"the sandbox cannot tag resource_type {kind!r}")
+                return error(422, f"the sandbox cannot {verb} resource_type {kind!r}")
             if kind == "droplet":
                 found = self.state.server(account, int(rid)) if rid.isdigit() else None
             elif kind == "volume_snapshot":
@@ -657,37 +682,7 @@ class DigitalOceanAPI:
             if found is None:
                 return error(404, f"{kind} {rid!r} not found")
             targets.append(found)
-        for target in targets:
-            if canonical.lower() not in map(str.lower, target.tags):
-                target.tags.append(canonical)
-        return Response(204)
-
-    def _untag_resources(self, request: Request, account: Account, tag: str) -> Response:
-        """`DELETE /v2/tags/{tag}/resources` (tags_unassign_resources): 204; 404 for a tag
-        the account does not have, or a resource it does not hold."""
-        canonical = account.tags.get(unquote(tag).lower())
-        resources = request.json().get("resources")
-        if canonical is None:
-            return error(404, f"tag {tag!r} not found")
-        if not isinstance(resources, list) or not resources:
-            return error(422, "resources must be a non-empty list")
-        targets = []
-        for item in resources:
-            kind, rid = item.get("resource_type"), str(item.get("resource_id", ""))
-            if kind not in ("droplet", "image", "volume_snapshot"):
-                return error(422, f"the sandbox cannot untag resource_type {kind!r}")
-            if kind == "droplet":
-                found = self.state.server(account, int(rid)) if rid.isdigit() else None
-            elif kind == "volume_snapshot":
-                found = self._find_volume_snapshot(account, rid)
-            else:
-                found = self._find(account, rid)
-            if found is None:
-                return error(404, f"{kind} {rid!r} not found")
-            targets.append(found)
-        for target in targets:
-            target.tags[:] = [t for t in target.tags if t.lower() != canonical.lower()]
-        return Response(204)
+        return canonical, targets
 
     # -- paging ----------------------------------------------------------------------------
 
