@@ -52,6 +52,21 @@ def left_off(target: Target) -> bool:
     return shuts_down(target) is not None and is_off(target.server_status)
 
 
+def unknown_power(target: Target) -> str | None:
+    """Why the target's server is not shut down: its listing called it neither running nor
+    off (a reply without a status, a server starting or being migrated). Shutting it down
+    would end in powering on a server that may have been meant off: no shutdown, no snapshot,
+    and the next run looks again. None: its power state is known."""
+    status = target.server_status
+    if shuts_down(target) is None or is_running(status) or is_off(status):
+        return None
+    return (
+        f"consistency: shutdown — the server's power state is {status or 'missing'} in its "
+        "listing, neither running nor off: it is not shut down and no snapshot is made; the "
+        "next run looks again"
+    )
+
+
 def wait_ran_out(consistency: Consistency, since: float, at: float) -> bool:
     """The graceful shutdown (or the power off after it) has not finished within `timeout`."""
     return at - since > consistency.timeout

@@ -273,6 +273,9 @@ class Lifecycle:
         if self.after_pending:
             self.stage = Stage.OWED_AFTER
             return []
+        unknown = consistency.unknown_power(self.target)
+        if unknown is not None:
+            return self._fail(unknown)
         self.stage = Stage.QUEUED
         if self.was_off:
             left = "consistency: shutdown — the server is already off: snapshot as it is, left off"

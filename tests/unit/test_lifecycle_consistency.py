@@ -365,3 +365,16 @@ def test_a_server_never_seen_off_that_goes_off_after_the_power_on_is_powered_on_
     assert life.on(events.PowerSeen("off", 162.0 + consistency.POWER_ON_AGAIN)) == [
         commands.Power("power_on")
     ]
+
+
+@pytest.mark.parametrize("status", [None, "new", "starting", "migrating", "unknown"])
+def test_a_server_neither_running_nor_off_is_not_shut_down_and_gets_no_snapshot(status):
+    """A listing without a status (or one of a server starting, migrating) says nothing of
+    whether it was meant to run: shut down, it would be powered on afterwards."""
+    life = lifecycle(status=status)
+    orders = life.on(events.Begin(NOW, 0.0))
+    assert not of(orders, commands.Power) and not of(orders, commands.Queue)
+    assert life.stage is Stage.DONE or life.stage is Stage.OVER
+    outcome = life.outcome()
+    assert not outcome.ok and "neither running nor off" in outcome.error
+    assert outcome.created is None and outcome.deleted == ()
