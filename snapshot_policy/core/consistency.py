@@ -101,6 +101,8 @@ def plan_note(target: Target, due: bool = True) -> str | None:
         return None
     if left_off(target):
         return "consistency: shutdown — the server is already off; it is left off"
+    if unknown_power(target) is not None:
+        return unknown_power(target)
     if not due:
         return "consistency: shutdown — no snapshot due: the server is not shut down"
     force = " (then powered off: force)" if target.consistency.force else ""

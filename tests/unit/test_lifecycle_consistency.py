@@ -378,3 +378,9 @@ def test_a_server_neither_running_nor_off_is_not_shut_down_and_gets_no_snapshot(
     outcome = life.outcome()
     assert not outcome.ok and "neither running nor off" in outcome.error
     assert outcome.created is None and outcome.deleted == ()
+
+
+def test_the_plan_says_a_server_in_an_unknown_power_state_is_not_shut_down():
+    t = replace(target(keep_last=2), consistency=SHUTDOWN, server_status=None)
+    assert "neither running nor off" in consistency.plan_note(t)
+    assert "will be off" in consistency.plan_note(replace(t, server_status="active"))
